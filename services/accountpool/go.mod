@@ -1,0 +1,3 @@
+module github.com/slotwatch/slotwatch/services/accountpool
+
+go 1.26.8

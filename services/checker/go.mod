@@ -1,0 +1,3 @@
+module github.com/slotwatch/slotwatch/services/checker
+
+go 1.26.8

@@ -1,0 +1,91 @@
+// Package envconfig reads a service's settings from environment variables and
+// collects every malformed value into one error, so an operator sees all of
+// them at once instead of fixing them one restart at a time.
+package envconfig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Loader reads variables through Lookup (os.LookupEnv by default).
+type Loader struct {
+	Lookup func(string) (string, bool)
+	errs   []error
+}
+
+// New returns a Loader over the process environment.
+func New() *Loader { return &Loader{Lookup: os.LookupEnv} }
+
+func (l *Loader) get(name string) (string, bool) {
+	v, ok := l.Lookup(name)
+	if !ok || v == "" {
+		return "", false
+	}
+	return v, true
+}
+
+// String returns the variable, or def when it is unset or empty.
+func (l *Loader) String(name, def string) string {
+	if v, ok := l.get(name); ok {
+		return v
+	}
+	return def
+}
+
+// Duration returns a non-negative Go duration ("90s", "10m").
+func (l *Loader) Duration(name string, def time.Duration) time.Duration {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		l.errs = append(l.errs, fmt.Errorf("%s=%q: want a non-negative duration such as 90s or 10m", name, v))
+		return def
+	}
+	return d
+}
+
+// Int returns an integer of at least min.
+func (l *Loader) Int(name string, def, min int) int {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min {
+		l.errs = append(l.errs, fmt.Errorf("%s=%q: want an integer >= %d", name, v, min))
+		return def
+	}
+	return n
+}
+
+// Float returns a non-negative number.
+func (l *Loader) Float(name string, def float64) float64 {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		l.errs = append(l.errs, fmt.Errorf("%s=%q: want a non-negative number", name, v))
+		return def
+	}
+	return f
+}
+
+// Require records an error when the variable is unset.
+func (l *Loader) Require(name, hint string) string {
+	v, ok := l.get(name)
+	if !ok {
+		l.errs = append(l.errs, fmt.Errorf("%s is not set: %s", name, hint))
+	}
+	return v
+}
+
+// Err joins every problem seen so far, or returns nil.
+func (l *Loader) Err() error { return errors.Join(l.errs...) }

@@ -1,0 +1,175 @@
+// Package grpcserver is the one way a slotwatch service serves gRPC: the
+// shared interceptor chain, health and reflection, a metrics endpoint, and a
+// graceful stop when the context ends.
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Config is what every service sets up the same way.
+type Config struct {
+	// Name labels logs ("accountpool").
+	Name string
+	// ListenAddr is the gRPC address (":50051").
+	ListenAddr string
+	// MetricsAddr serves /metrics; empty turns it off.
+	MetricsAddr string
+	// Logger receives request logs; slog.Default() when nil.
+	Logger *slog.Logger
+	// Registry collects metrics; a new registry when nil.
+	Registry *prometheus.Registry
+	// ShutdownTimeout bounds the graceful stop before in-flight RPCs are cut
+	// (default 20s).
+	ShutdownTimeout time.Duration
+	// Unary and Stream are extra interceptors run after logging and
+	// recovery, right before the handler (auth, rate limits).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+}
+
+// Server is a gRPC server with the shared chain, health and reflection.
+type Server struct {
+	GRPC     *grpc.Server
+	Health   *health.Server
+	Registry *prometheus.Registry
+	cfg      Config
+	metrics  *grpcprom.ServerMetrics
+}
+
+// New builds the server. Register services on s.GRPC, then call Run.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 20 * time.Second
+	}
+	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	cfg.Registry.MustRegister(metrics)
+
+	logger := cfg.Logger
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})}
+	unary := append([]grpc.UnaryServerInterceptor{
+		metrics.UnaryServerInterceptor(),
+		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
+		recovery.UnaryServerInterceptor(recoverOpts...),
+	}, cfg.Unary...)
+	stream := append([]grpc.StreamServerInterceptor{
+		metrics.StreamServerInterceptor(),
+		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
+		recovery.StreamServerInterceptor(recoverOpts...),
+	}, cfg.Stream...)
+
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics}
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// Run listens on cfg.ListenAddr (and cfg.MetricsAddr) until ctx ends, then
+// stops gracefully: health turns NOT_SERVING, in-flight RPCs finish.
+func (s *Server) Run(ctx context.Context) error {
+	lis, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.ListenAddr, err)
+	}
+	return s.Serve(ctx, lis, nil)
+}
+
+// Serve is Run on a given listener; extra HTTP servers (a JSON gateway) are
+// run and shut down alongside.
+func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]http.Handler) error {
+	s.metrics.InitializeMetrics(s.GRPC)
+	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	g, ctx := errgroup.WithContext(ctx)
+
+	https := map[string]http.Handler{}
+	if s.cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
+		https[s.cfg.MetricsAddr] = mux
+	}
+	for addr, h := range extra {
+		https[addr] = h
+	}
+	for addr, h := range https {
+		hl, err := net.Listen("tcp", addr)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := srv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http %s: %w", addr, err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+
+	g.Go(func() error {
+		s.cfg.Logger.Info("serving gRPC", "service", s.cfg.Name, "addr", lis.Addr().String())
+		if err := s.GRPC.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		s.cfg.Logger.Info("stopping: letting in-flight RPCs finish", "service", s.cfg.Name)
+		s.Health.Shutdown()
+		done := make(chan struct{})
+		go func() { s.GRPC.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.cfg.ShutdownTimeout):
+			s.cfg.Logger.Warn("graceful stop timed out; cutting remaining RPCs", "service", s.cfg.Name)
+			s.GRPC.Stop()
+		}
+		return nil
+	})
+	return g.Wait()
+}

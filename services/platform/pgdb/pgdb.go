@@ -1,0 +1,142 @@
+// Package pgdb opens the Postgres pool a service uses and applies the
+// service's own schema migrations.
+package pgdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// Connect opens a pool and checks that the server answers.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	if url == "" {
+		return nil, errors.New("DATABASE_URL is not set")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parse error can echo the URL, password included.
+		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("reach database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}
+
+// Migrations is one schema's migration set: goose SQL files in FS, applied
+// inside Schema, versions recorded in Schema.goose_db_version.
+type Migrations struct {
+	Schema string
+	FS     fs.FS
+}
+
+func (m Migrations) provider(pool *pgxpool.Pool, logger *slog.Logger) (*goose.Provider, func(), error) {
+	db := stdlib.OpenDBFromPool(pool)
+	if _, err := db.Exec("CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{m.Schema}.Sanitize()); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("create schema %s: %w", m.Schema, err)
+	}
+	// One advisory lock per schema, so replicas starting together migrate
+	// one at a time.
+	h := fnv.New64a()
+	_, _ = io.WriteString(h, "slotwatch-migrate-"+m.Schema)
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("migration lock: %w", err)
+	}
+	opts := []goose.ProviderOption{
+		goose.WithTableName(m.Schema + ".goose_db_version"),
+		goose.WithSessionLocker(locker),
+		goose.WithDisableGlobalRegistry(true),
+	}
+	if logger != nil {
+		opts = append(opts, goose.WithSlog(logger))
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, m.FS, opts...)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("load %s migrations: %w", m.Schema, err)
+	}
+	return p, func() { _ = db.Close() }, nil
+}
+
+// Up applies every pending migration.
+func (m Migrations) Up(ctx context.Context, pool *pgxpool.Pool) error {
+	p, done, err := m.provider(pool, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s up: %w", m.Schema, err)
+	}
+	return nil
+}
+
+// Command runs `migrate up|down|status`, as a service's subcommand and the
+// Kubernetes migration Job use it. down reverts the newest migration only.
+func (m Migrations) Command(ctx context.Context, pool *pgxpool.Pool, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: migrate up|down|status")
+	}
+	p, done, err := m.provider(pool, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	switch args[0] {
+	case "up":
+		res, err := p.Up(ctx)
+		for _, r := range res {
+			fmt.Fprintf(out, "applied %s (%s)\n", r.Source.Path, r.Duration.Round(1e6))
+		}
+		if err != nil {
+			return fmt.Errorf("migrate %s up: %w", m.Schema, err)
+		}
+		if len(res) == 0 {
+			fmt.Fprintln(out, "no pending migrations")
+		}
+	case "down":
+		r, err := p.Down(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate %s down: %w", m.Schema, err)
+		}
+		fmt.Fprintf(out, "reverted %s\n", r.Source.Path)
+	case "status":
+		st, err := p.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate %s status: %w", m.Schema, err)
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+		for _, s := range st {
+			at := "-"
+			if !s.AppliedAt.IsZero() {
+				at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown migrate command %q: want up, down or status", args[0])
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+// Package secrets encrypts small secrets (portal passwords, passport numbers)
+// at rest with a Tink AEAD keyset. Every ciphertext is bound to the row it
+// belongs to through associated data, so a ciphertext copied to another row
+// does not decrypt.
+package secrets
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// ErrDecrypt is returned when a ciphertext does not open: a wrong key, a
+// tampered value, or a value bound to another row.
+var ErrDecrypt = errors.New("secret does not decrypt with this keyset and row")
+
+// HowToMake is what to tell an operator who has no keyset.
+const HowToMake = "make one with `accountpool keyset generate > keyset.json` and point ENCRYPTION_KEYSET_FILE at it"
+
+// Keyset encrypts and decrypts with a Tink AEAD keyset. It is safe for
+// concurrent use.
+type Keyset struct {
+	handle *keyset.Handle
+	aead   tink.AEAD
+}
+
+// LoadFile reads a cleartext JSON keyset, as printed by Generate. Keep the
+// file in a secret store (a Kubernetes Secret), never in the database.
+func LoadFile(path string) (*Keyset, error) {
+	if path == "" {
+		return nil, fmt.Errorf("ENCRYPTION_KEYSET_FILE is not set: %s", HowToMake)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read keyset: %w (%s)", err, HowToMake)
+	}
+	return Parse(b)
+}
+
+// Parse reads a cleartext JSON keyset.
+func Parse(jsonKeyset []byte) (*Keyset, error) {
+	h, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(jsonKeyset)))
+	if err != nil {
+		return nil, fmt.Errorf("parse keyset: %w", err)
+	}
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("keyset is not an AEAD keyset: %w", err)
+	}
+	return &Keyset{handle: h, aead: a}, nil
+}
+
+// Generate returns a new JSON keyset with one AES-256-GCM key.
+func Generate() ([]byte, error) {
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("generate keyset: %w", err)
+	}
+	return write(h)
+}
+
+// Rotate returns jsonKeyset with a new AES-256-GCM key added and made
+// primary. Old keys stay, so existing ciphertexts still decrypt until they are
+// re-encrypted.
+func Rotate(jsonKeyset []byte) ([]byte, error) {
+	k, err := Parse(jsonKeyset)
+	if err != nil {
+		return nil, err
+	}
+	m := keyset.NewManagerFromHandle(k.handle)
+	id, err := m.Add(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("add key: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return nil, fmt.Errorf("set primary: %w", err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return nil, fmt.Errorf("rotate keyset: %w", err)
+	}
+	return write(h)
+}
+
+func write(h *keyset.Handle) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := insecurecleartextkeyset.Write(h, keyset.NewJSONWriter(&buf)); err != nil {
+		return nil, fmt.Errorf("write keyset: %w", err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+// Encrypt seals plaintext with the primary key, bound to associatedData.
+func (k *Keyset) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
+	ct, err := k.aead.Encrypt(plaintext, associatedData)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return ct, nil
+}
+
+// Decrypt opens a ciphertext made by Encrypt with the same associatedData.
+func (k *Keyset) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
+	pt, err := k.aead.Decrypt(ciphertext, associatedData)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// PrimaryKeyID is the id of the key Encrypt uses.
+func (k *Keyset) PrimaryKeyID() uint32 {
+	return k.handle.KeysetInfo().GetPrimaryKeyId()
+}
+
+// KeyID reads which key sealed a ciphertext from Tink's output prefix
+// (a version byte, then the key id big-endian).
+func KeyID(ciphertext []byte) (uint32, bool) {
+	if len(ciphertext) < 5 || ciphertext[0] != 0x01 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(ciphertext[1:5]), true
+}

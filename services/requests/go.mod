@@ -1,0 +1,3 @@
+module github.com/slotwatch/slotwatch/services/requests
+
+go 1.26.8
