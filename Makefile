@@ -39,8 +39,12 @@ lint: tools ## buf lint, buf format, go vet, gofmt, and generated-code drift
 	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
 
 .PHONY: test
-test: lint ## Run every test (starts a private Postgres and installs Chromium if needed)
-	$(WITH_PG) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
+	$(WITH_PG) $(GO) test -race -count=1 -timeout 25m $(PKGS)
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium with apt-get when it is missing
+	@./deploy/local/ensure-chromium.sh
 
 .PHONY: run
 run: build ## The main job: AccountPool on a private Postgres, ready for grpcurl
@@ -49,6 +53,14 @@ run: build ## The main job: AccountPool on a private Postgres, ready for grpcurl
 .PHONY: bench-pool
 bench-pool: ## AccountPool: gRPC Acquire+Release vs. the same SQL direct (1k and 100k accounts)
 	$(WITH_PG) $(GO) run ./services/accountpool/cmd/poolbench $(BENCH_ARGS)
+
+.PHONY: bench-requests
+bench-requests: ## Requests: claim+report cycles via gRPC vs. the same SQL direct
+	$(WITH_PG) $(GO) run ./services/requests/cmd/requestsbench $(BENCH_ARGS)
+
+.PHONY: bench-checker
+bench-checker: chromium ## Checker: shared browser with fresh contexts vs. a new browser per check
+	$(GO) run ./services/checker/cmd/checkerbench $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove bin/ (the private cluster in .data/ stays)
