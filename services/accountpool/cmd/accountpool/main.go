@@ -1,0 +1,158 @@
+// Command accountpool serves slotwatch.accountpool.v1.AccountPoolService.
+//
+//	accountpool                       serve (applies pending migrations first)
+//	accountpool migrate up|down|status
+//	accountpool keyset generate       print a new encryption keyset
+//	accountpool keyset rotate FILE    print FILE's keyset with a new primary key
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
+	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+)
+
+func main() { grpcserver.Main(run) }
+
+const usage = `usage:
+  accountpool                        serve AccountPoolService (applies migrations first)
+  accountpool migrate up|down|status manage the accountpool schema
+  accountpool keyset generate        print a new encryption keyset (JSON)
+  accountpool keyset rotate FILE     print FILE's keyset with a new primary key added`
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return serve(ctx)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx)
+	case "migrate":
+		return migrate(ctx, args[1:], stdout)
+	case "keyset":
+		return keysetCommand(args[1:], stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func keysetCommand(args []string, stdout io.Writer) error {
+	var (
+		out []byte
+		err error
+	)
+	switch {
+	case len(args) == 1 && args[0] == "generate":
+		out, err = secrets.Generate()
+	case len(args) == 2 && args[0] == "rotate":
+		var in []byte
+		if in, err = os.ReadFile(args[1]); err != nil {
+			return fmt.Errorf("read keyset: %w", err)
+		}
+		out, err = secrets.Rotate(in)
+	default:
+		return errors.New("usage: accountpool keyset generate | accountpool keyset rotate FILE")
+	}
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func migrate(ctx context.Context, args []string, stdout io.Writer) error {
+	env := envconfig.New()
+	url := env.Require("DATABASE_URL", "set it to the Postgres connection string")
+	if err := env.Err(); err != nil {
+		return err
+	}
+	db, err := pgdb.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return migrations.Set.Command(ctx, db, args, stdout)
+}
+
+type config struct {
+	databaseURL, listenAddr, metricsAddr, logLevel, keysetFile string
+	pool                                                       domain.Config
+}
+
+func loadConfig() (config, error) {
+	env := envconfig.New()
+	def := domain.DefaultConfig()
+	c := config{
+		databaseURL: env.Require("DATABASE_URL", "set it to the Postgres connection string"),
+		listenAddr:  env.String("LISTEN_ADDR", ":50051"),
+		metricsAddr: env.String("METRICS_ADDR", ":9091"),
+		logLevel:    env.String("LOG_LEVEL", "info"),
+		keysetFile:  env.Require("ENCRYPTION_KEYSET_FILE", secrets.HowToMake),
+		pool: domain.Config{
+			Cooldown:      env.Duration("POOL_COOLDOWN", def.Cooldown),
+			Quarantine:    env.Duration("POOL_QUARANTINE", def.Quarantine),
+			BanQuarantine: env.Duration("POOL_BAN_QUARANTINE", def.BanQuarantine),
+			MaxFailures:   env.Int("POOL_MAX_FAILURES", def.MaxFailures, 1),
+			LeaseTTL:      env.Duration("POOL_LEASE_TTL", def.LeaseTTL),
+		},
+	}
+	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > domain.MaxLeaseTTL {
+		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, domain.MaxLeaseTTL)
+	}
+	return c, env.Err()
+}
+
+func serve(ctx context.Context) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	keys, err := secrets.LoadFile(cfg.keysetFile)
+	if err != nil {
+		return err
+	}
+	db, err := pgdb.Connect(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := migrations.Set.Up(ctx, db); err != nil {
+		return err
+	}
+
+	pool := app.New(store.New(db), keys, cfg.pool, app.WithLogger(logger))
+	srv := grpcserver.New(grpcserver.Config{
+		Name: "accountpool", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
+	})
+	server.New(pool, logger).Register(srv.GRPC)
+	logger.Info("account pool settings", "cooldown", cfg.pool.Cooldown, "quarantine", cfg.pool.Quarantine,
+		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error { <-ctx.Done(); pool.Stop(); return nil })
+	g.Go(func() error { return pool.Listen(ctx, db.Config().ConnConfig) })
+	g.Go(func() error { return pool.ExpireLoop(ctx, 5*time.Second) })
+	return g.Wait()
+}

@@ -1,0 +1,319 @@
+// Package app is the account pool's application layer: one method per use
+// case, holding the clock, the keyset and the wake-ups that let a waiting
+// Acquire return the moment an account frees on any replica.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+// Pool is the account pool.
+type Pool struct {
+	store  *store.Store
+	keys   *secrets.Keyset
+	cfg    domain.Config
+	now    func() time.Time
+	free   *broadcast
+	logger *slog.Logger
+
+	stopOnce sync.Once
+	stopping chan struct{}
+}
+
+// Option changes a Pool.
+type Option func(*Pool)
+
+// WithClock replaces time.Now (tests play the seed's sessions with it).
+func WithClock(now func() time.Time) Option { return func(p *Pool) { p.now = now } }
+
+// WithLogger sets the logger (slog.Default otherwise).
+func WithLogger(l *slog.Logger) Option { return func(p *Pool) { p.logger = l } }
+
+// New returns a Pool.
+func New(st *store.Store, keys *secrets.Keyset, cfg domain.Config, opts ...Option) *Pool {
+	p := &Pool{store: st, keys: keys, cfg: cfg, now: time.Now, free: newBroadcast(), logger: slog.Default(), stopping: make(chan struct{})}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Config returns the pool's settings.
+func (p *Pool) Config() domain.Config { return p.cfg }
+
+// Now is the pool's clock.
+func (p *Pool) Now() time.Time { return p.now().UTC() }
+
+func passwordAD(accountID int64) []byte {
+	return []byte("slotwatch.accountpool.accounts.password:" + strconv.FormatInt(accountID, 10))
+}
+
+func (p *Pool) sealer(password string) store.Sealer {
+	return func(id int64) ([]byte, error) {
+		return p.keys.Encrypt([]byte(password), passwordAD(id))
+	}
+}
+
+// NewAccount is an account to create.
+type NewAccount struct {
+	Email, Password, Phone string
+}
+
+// CreateAccount adds an account; a duplicate email is domain.ErrAlreadyExists.
+func (p *Pool) CreateAccount(ctx context.Context, n NewAccount) (domain.Account, error) {
+	return p.store.CreateAccount(ctx, n.Email, n.Phone, p.sealer(n.Password), p.Now())
+}
+
+// ImportAccount adds an account unless its email exists.
+func (p *Pool) ImportAccount(ctx context.Context, n NewAccount) (created bool, err error) {
+	return p.store.CreateAccountIfAbsent(ctx, n.Email, n.Phone, p.sealer(n.Password), p.Now())
+}
+
+// GetAccount returns one account.
+func (p *Pool) GetAccount(ctx context.Context, id int64) (domain.Account, error) {
+	return p.store.GetAccount(ctx, id)
+}
+
+// ListAccounts pages accounts by id.
+func (p *Pool) ListAccounts(ctx context.Context, state domain.State, afterID int64, limit int) ([]domain.Account, error) {
+	return p.store.ListAccounts(ctx, state, afterID, limit, p.Now())
+}
+
+// AccountChange is what UpdateAccount changes; nil fields stay.
+type AccountChange struct {
+	Password *string
+	Phone    *string
+	Active   *bool
+}
+
+// UpdateAccount changes an account.
+func (p *Pool) UpdateAccount(ctx context.Context, id int64, c AccountChange) (domain.Account, error) {
+	u := store.AccountUpdate{Phone: c.Phone, Active: c.Active}
+	if c.Password != nil {
+		u.Password = p.sealer(*c.Password)
+	}
+	return p.store.UpdateAccount(ctx, id, u, p.Now())
+}
+
+// ResetAccount clears quarantine, cooldown and failures.
+func (p *Pool) ResetAccount(ctx context.Context, id int64) (domain.Account, error) {
+	return p.store.ResetAccount(ctx, id, p.Now())
+}
+
+// AcquireRequest asks for a lease.
+type AcquireRequest struct {
+	MissionCode string
+	Holder      string
+	TTL         time.Duration // 0: the configured LeaseTTL
+	Wait        time.Duration // 0: answer at once
+	RequestIDs  []string
+}
+
+// Acquire leases the least recently used eligible account. With Wait, it
+// blocks until an account frees (a release on any replica, or the end of a
+// cooldown) or Wait runs out.
+func (p *Pool) Acquire(ctx context.Context, r AcquireRequest) (domain.Lease, error) {
+	if r.TTL == 0 {
+		r.TTL = p.cfg.LeaseTTL
+	}
+	deadline := time.Now().Add(r.Wait)
+	for {
+		woken := p.free.wait()
+		lease, err := p.tryAcquire(ctx, r)
+		var busy *domain.NoAccountFreeError
+		if !errors.As(err, &busy) {
+			return lease, err
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return lease, err
+		}
+		timer := time.NewTimer(min(busy.RetryAfter(), remaining))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return domain.Lease{}, ctx.Err()
+		case <-p.stopping:
+			// The server is stopping: answer now so that the caller can
+			// retry on another replica instead of holding up the stop.
+			timer.Stop()
+			return lease, err
+		case <-woken:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// Stop makes waiting Acquires answer at once; call it when the server
+// begins its graceful stop.
+func (p *Pool) Stop() { p.stopOnce.Do(func() { close(p.stopping) }) }
+
+func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, error) {
+	for attempt := 0; ; attempt++ {
+		now := p.Now()
+		params := store.AcquireParams{
+			LeaseID: uuid.NewString(), MissionCode: r.MissionCode, Holder: r.Holder,
+			RequestIDs: r.RequestIDs, TTL: r.TTL, Now: now,
+		}
+		a, ct, err := p.store.Acquire(ctx, params)
+		if err == nil {
+			return p.grant(ctx, a, ct, params)
+		}
+		if !errors.Is(err, domain.ErrNotFound) {
+			return domain.Lease{}, err
+		}
+		// Nothing eligible. Leases that ran out but were not expired yet
+		// count as free once expired; then see when the next one frees.
+		if n, err := p.store.ExpireLeases(ctx, p.cfg, now); err != nil {
+			return domain.Lease{}, err
+		} else if n > 0 && attempt < 3 {
+			continue
+		}
+		st, err := p.store.PoolStatus(ctx, now)
+		if err != nil {
+			return domain.Lease{}, err
+		}
+		switch {
+		case st.TotalActive == 0:
+			return domain.Lease{}, domain.ErrNoActiveAccount
+		case st.Available > 0 && attempt < 3:
+			// Every eligible row was locked by a concurrent Acquire: try again.
+			continue
+		case st.NextAvailableAt != nil:
+			return domain.Lease{}, &domain.NoAccountFreeError{FreeAt: *st.NextAvailableAt, Now: now}
+		}
+		return domain.Lease{}, &domain.NoAccountFreeError{FreeAt: now, Now: now}
+	}
+}
+
+// grant decrypts the leased account's password. A password that does not
+// decrypt (a wrong keyset, a tampered row) makes the account useless: the
+// lease ends at once as an error so that the account backs off.
+func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params store.AcquireParams) (domain.Lease, error) {
+	pw, err := p.keys.Decrypt(ct, passwordAD(a.ID))
+	if err != nil {
+		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; releasing it as an error",
+			"account_id", a.ID, "lease_id", params.LeaseID)
+		if _, rerr := p.store.Release(ctx, p.cfg, store.ReleaseParams{
+			LeaseID: params.LeaseID, FencingToken: a.FencingToken, Outcome: domain.OutcomeError,
+			Detail: "stored password does not decrypt with the configured keyset", Now: params.Now,
+		}); rerr != nil {
+			p.logger.ErrorContext(ctx, "release undecryptable account", "account_id", a.ID, "error", rerr)
+		}
+		return domain.Lease{}, fmt.Errorf("account %d: %w", a.ID, ErrUndecryptable)
+	}
+	return domain.Lease{
+		LeaseID: params.LeaseID, FencingToken: a.FencingToken, Account: a, Password: string(pw),
+		MissionCode: params.MissionCode, Holder: params.Holder, ExpiresAt: *a.LeaseExpiresAt,
+	}, nil
+}
+
+// ErrUndecryptable says a stored password does not open with the keyset.
+var ErrUndecryptable = errors.New("stored password does not decrypt with the configured keyset")
+
+// Renew extends a held lease to now+extendBy (the LeaseTTL when 0).
+func (p *Pool) Renew(ctx context.Context, leaseID string, token int64, extendBy time.Duration) (time.Time, error) {
+	if extendBy == 0 {
+		extendBy = p.cfg.LeaseTTL
+	}
+	now := p.Now()
+	until := now.Add(extendBy)
+	return until, p.store.Renew(ctx, leaseID, token, until, now)
+}
+
+// ReleaseRequest ends a lease.
+type ReleaseRequest struct {
+	LeaseID      string
+	FencingToken int64
+	Outcome      domain.Outcome
+	Detail       string
+	RequestIDs   []string
+}
+
+// Release ends a lease with its outcome.
+func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, error) {
+	return p.store.Release(ctx, p.cfg, store.ReleaseParams{
+		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
+		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: p.Now(),
+	})
+}
+
+// ExpireLeases ends every lease whose time ran out.
+func (p *Pool) ExpireLeases(ctx context.Context) (int, error) {
+	return p.store.ExpireLeases(ctx, p.cfg, p.Now())
+}
+
+// PoolStatus counts accounts by state.
+func (p *Pool) PoolStatus(ctx context.Context) (domain.PoolStatus, error) {
+	return p.store.PoolStatus(ctx, p.Now())
+}
+
+// ListUsage pages the usage log.
+func (p *Pool) ListUsage(ctx context.Context, f store.UsageFilter, after *store.UsageCursor, limit int) ([]domain.UsageRecord, error) {
+	return p.store.ListUsage(ctx, f, after, limit)
+}
+
+// UsageStats counts leases per account in [since, until); zero times mean
+// the 24 hours up to now.
+func (p *Pool) UsageStats(ctx context.Context, since, until time.Time) ([]domain.UsageStats, time.Time, time.Time, error) {
+	if until.IsZero() {
+		until = p.Now()
+	}
+	if since.IsZero() {
+		since = until.Add(-24 * time.Hour)
+	}
+	st, err := p.store.UsageStats(ctx, since, until)
+	return st, since, until, err
+}
+
+// ReencryptPasswords moves every stored password to the keyset's primary
+// key. It reads in batches and swaps each ciphertext only if it did not
+// change meanwhile, so it is safe to run while the pool serves.
+func (p *Pool) ReencryptPasswords(ctx context.Context) (int, uint32, error) {
+	primary := p.keys.PrimaryKeyID()
+	var after int64
+	n := 0
+	for {
+		batch, err := p.store.Ciphertexts(ctx, after, 500)
+		if err != nil {
+			return n, primary, err
+		}
+		if len(batch) == 0 {
+			return n, primary, nil
+		}
+		for _, c := range batch {
+			after = c.AccountID
+			if id, ok := secrets.KeyID(c.Value); ok && id == primary {
+				continue
+			}
+			pt, err := p.keys.Decrypt(c.Value, passwordAD(c.AccountID))
+			if err != nil {
+				return n, primary, fmt.Errorf("account %d: %w", c.AccountID, ErrUndecryptable)
+			}
+			ct, err := p.keys.Encrypt(pt, passwordAD(c.AccountID))
+			if err != nil {
+				return n, primary, err
+			}
+			swapped, err := p.store.ReplaceCiphertext(ctx, c.AccountID, c.Value, ct)
+			if err != nil {
+				return n, primary, err
+			}
+			if swapped {
+				n++
+			}
+		}
+	}
+}

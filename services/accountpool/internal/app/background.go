@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+)
+
+// broadcast wakes every waiter at once: wait returns a channel that closes
+// at the next fire.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}
+
+// Listen holds one connection that LISTENs for store.FreeChannel and wakes
+// every waiting Acquire of this replica when any replica frees an account.
+// It reconnects until ctx ends; waiters also have their own timers, so a
+// notification lost while reconnecting only delays them.
+func (p *Pool) Listen(ctx context.Context, connConfig *pgx.ConnConfig) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := p.listenOnce(ctx, connConfig)
+		if ctx.Err() != nil {
+			break
+		}
+		p.logger.WarnContext(ctx, "account-free listener lost its connection; reconnecting", "error", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	return nil
+}
+
+func (p *Pool) listenOnce(ctx context.Context, connConfig *pgx.ConnConfig) error {
+	conn, err := pgx.ConnectConfig(ctx, connConfig)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+store.FreeChannel); err != nil {
+		return err
+	}
+	// Anything freed while this listener was down is picked up now.
+	p.free.fire()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		p.free.fire()
+	}
+}
+
+// ExpireLoop ends leases when their time runs out, whether or not anyone
+// calls Acquire: an expired lease counts a failure and is logged as
+// lease_expired, which is more than a flag turning back. It sleeps until the
+// earliest known lease end, and looks again at least every maxSleep for
+// leases granted by other replicas. Every replica runs it; SKIP LOCKED in
+// the store makes each lease expire once.
+func (p *Pool) ExpireLoop(ctx context.Context, maxSleep time.Duration) error {
+	for {
+		if _, err := p.ExpireLeases(ctx); err != nil && ctx.Err() == nil {
+			p.logger.WarnContext(ctx, "expire leases", "error", err)
+		}
+		sleep := maxSleep
+		if next, err := p.store.NextLeaseExpiry(ctx); err == nil && next != nil {
+			sleep = min(sleep, max(next.Sub(p.Now()), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(sleep):
+		}
+	}
+}

@@ -1,0 +1,227 @@
+// Package domain holds the account pool's rules: what state an account is
+// in at a given moment, and what each lease outcome does to it. It does no
+// I/O; the store applies these rules inside its transactions.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is the pool's tuning (DESIGN §4), read from POOL_* variables.
+type Config struct {
+	// Cooldown after a use that reached the portal (success, no_slot), after
+	// a login_fail or error below MaxFailures, and after an expired lease.
+	Cooldown time.Duration
+	// Quarantine once consecutive failures reach MaxFailures.
+	Quarantine time.Duration
+	// BanQuarantine after the portal showed a block, rate-limit or CAPTCHA page.
+	BanQuarantine time.Duration
+	// MaxFailures consecutive failures put an account in quarantine.
+	MaxFailures int
+	// LeaseTTL is the lease length when Acquire leaves it unset.
+	LeaseTTL time.Duration
+}
+
+// DefaultConfig is the seed's AccountPoolConfig.
+func DefaultConfig() Config {
+	return Config{
+		Cooldown:      10 * time.Minute,
+		Quarantine:    30 * time.Minute,
+		BanQuarantine: 60 * time.Minute,
+		MaxFailures:   3,
+		LeaseTTL:      5 * time.Minute,
+	}
+}
+
+// Limits on what callers may ask for.
+const (
+	MaxLeaseTTL = time.Hour
+	MaxWait     = 10 * time.Minute
+)
+
+// Outcome is how a lease ended.
+type Outcome string
+
+// Outcomes a holder reports, and the one the pool records itself.
+const (
+	OutcomeSuccess      Outcome = "success"
+	OutcomeNoSlot       Outcome = "no_slot"
+	OutcomeLoginFail    Outcome = "login_fail"
+	OutcomeBanned       Outcome = "banned"
+	OutcomeError        Outcome = "error"
+	OutcomeLeaseExpired Outcome = "lease_expired"
+)
+
+// State is an account's state at one moment.
+type State string
+
+// States, in the order they take precedence.
+const (
+	StateDisabled    State = "disabled"
+	StateLeased      State = "leased"
+	StateQuarantined State = "quarantined"
+	StateCooldown    State = "cooldown"
+	StateAvailable   State = "available"
+)
+
+// Account is a pool account without its password.
+type Account struct {
+	ID                  int64      `json:"id"`
+	Email               string     `json:"email"`
+	Phone               string     `json:"phone"`
+	Active              bool       `json:"active"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	CooldownUntil       *time.Time `json:"cooldown_until,omitempty"`
+	QuarantineUntil     *time.Time `json:"quarantine_until,omitempty"`
+	LastUsedAt          *time.Time `json:"last_used_at,omitempty"`
+	UseCount            int64      `json:"use_count"`
+	FencingToken        int64      `json:"fencing_token"`
+	LeaseID             string     `json:"lease_id,omitempty"`
+	LeasedBy            string     `json:"leased_by,omitempty"`
+	LeaseExpiresAt      *time.Time `json:"lease_expires_at,omitempty"`
+	CreatedAt           time.Time  `json:"created_at"`
+	UpdatedAt           time.Time  `json:"updated_at"`
+}
+
+// State derives the account's state at now from its timestamps.
+func (a Account) State(now time.Time) State {
+	switch {
+	case !a.Active:
+		return StateDisabled
+	case a.LeaseID != "":
+		return StateLeased
+	case after(a.QuarantineUntil, now):
+		return StateQuarantined
+	case after(a.CooldownUntil, now):
+		return StateCooldown
+	}
+	return StateAvailable
+}
+
+// FreeAt is when a busy account becomes leasable again, as far as the
+// pool knows now: the end of its lease, quarantine or cooldown, whichever
+// is latest. It is the zero time for an available or disabled account.
+func (a Account) FreeAt(now time.Time) time.Time {
+	switch a.State(now) {
+	case StateLeased:
+		return *a.LeaseExpiresAt
+	case StateQuarantined, StateCooldown:
+		var t time.Time
+		if a.CooldownUntil != nil {
+			t = *a.CooldownUntil
+		}
+		if a.QuarantineUntil != nil && a.QuarantineUntil.After(t) {
+			t = *a.QuarantineUntil
+		}
+		return t
+	}
+	return time.Time{}
+}
+
+func after(t *time.Time, now time.Time) bool { return t != nil && t.After(now) }
+
+// ApplyOutcome returns the account as it is after its lease ended with
+// outcome at time now (DESIGN §4's table). The lease fields are cleared.
+func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account {
+	a.LeaseID, a.LeasedBy, a.LeaseExpiresAt = "", "", nil
+	a.UpdatedAt = now
+	switch outcome {
+	case OutcomeSuccess, OutcomeNoSlot:
+		a.ConsecutiveFailures = 0
+		a.CooldownUntil = ptr(now.Add(c.Cooldown))
+	case OutcomeLoginFail, OutcomeError:
+		a.ConsecutiveFailures++
+		if a.ConsecutiveFailures >= c.MaxFailures {
+			a.QuarantineUntil = ptr(now.Add(c.Quarantine))
+		} else {
+			a.CooldownUntil = ptr(now.Add(c.Cooldown))
+		}
+	case OutcomeBanned:
+		a.ConsecutiveFailures++
+		a.QuarantineUntil = ptr(now.Add(c.BanQuarantine))
+	case OutcomeLeaseExpired:
+		a.ConsecutiveFailures++
+		a.CooldownUntil = ptr(now.Add(c.Cooldown))
+	}
+	return a
+}
+
+func ptr(t time.Time) *time.Time { return &t }
+
+// UsageRecord is one lease in the usage log.
+type UsageRecord struct {
+	LeaseID      string
+	AccountID    int64
+	Email        string
+	FencingToken int64
+	MissionCode  string
+	Holder       string
+	RequestIDs   []string
+	Result       Outcome // empty while held
+	Detail       string
+	AcquiredAt   time.Time
+	ReleasedAt   *time.Time
+}
+
+// Lease is a granted lease, password included.
+type Lease struct {
+	LeaseID      string
+	FencingToken int64
+	Account      Account
+	Password     string
+	MissionCode  string
+	Holder       string
+	ExpiresAt    time.Time
+}
+
+// Errors the store and the application return; the gRPC layer maps each to
+// one status code.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrAlreadyExists   = errors.New("already exists")
+	ErrNoActiveAccount = errors.New("the pool has no active account")
+	ErrLeaseNotHeld    = errors.New("lease is not held")
+)
+
+// NoAccountFreeError says no account can be leased now, and when the
+// earliest busy one frees.
+type NoAccountFreeError struct {
+	FreeAt time.Time
+	Now    time.Time
+}
+
+func (e *NoAccountFreeError) Error() string {
+	return fmt.Sprintf("no account free; the next one frees in %s", e.RetryAfter())
+}
+
+// RetryAfter is the time from Now until FreeAt.
+func (e *NoAccountFreeError) RetryAfter() time.Duration {
+	if d := e.FreeAt.Sub(e.Now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// LeaseNotHeldError says why a Renew or Release was refused.
+type LeaseNotHeldError struct{ Reason string }
+
+func (e *LeaseNotHeldError) Error() string { return "lease is not held: " + e.Reason }
+
+// Is makes errors.Is(err, ErrLeaseNotHeld) true.
+func (e *LeaseNotHeldError) Is(target error) bool { return target == ErrLeaseNotHeld }
+
+// PoolStatus counts accounts by state.
+type PoolStatus struct {
+	TotalActive, Available, Leased, InCooldown, Quarantined, Disabled int
+	// NextAvailableAt is set when no account is available but some are busy.
+	NextAvailableAt *time.Time
+}
+
+// UsageStats counts one account's leases in a window.
+type UsageStats struct {
+	AccountID                                                 int64
+	Email                                                     string
+	Uses, Successes, NoSlots, LoginFails, Bans, Errors, Expired int
+}

@@ -1,0 +1,223 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+// clock is a settable clock shared by a test and its servers.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock {
+	return &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type testBundle struct {
+	db     *pgxpool.Pool
+	dbURL  string
+	pool   *app.Pool
+	clock  *clock // nil when the servers run on the real clock
+	keys   *secrets.Keyset
+	keyset []byte
+	logs   *syncBuffer
+}
+
+type options struct {
+	cfg       domain.Config
+	realClock bool
+	keyset    []byte
+	listen    bool // run the LISTEN/NOTIFY wake-ups
+}
+
+type option func(*options)
+
+func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.cfg) } }
+func withRealClock() option                    { return func(o *options) { o.realClock = true } }
+func withListener() option                     { return func(o *options) { o.listen = true } }
+func withKeyset(k []byte) option               { return func(o *options) { o.keyset = k } }
+
+// setup starts one AccountPool server on a fresh database and returns a
+// client of it.
+func setup(t *testing.T, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
+	t.Helper()
+	dbURL := pgtest.NewURL(t, migrations.Set)
+	return setupOn(t, dbURL, opts...)
+}
+
+// setupOn starts another AccountPool server on an existing database, as a
+// second replica would.
+func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
+	t.Helper()
+	o := options{cfg: domain.DefaultConfig()}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.keyset == nil {
+		var err error
+		if o.keyset, err = secrets.Generate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := secrets.Parse(o.keyset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+
+	b := &testBundle{db: db, dbURL: dbURL, keys: keys, keyset: o.keyset, logs: &syncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	appOpts := []app.Option{app.WithLogger(logger)}
+	if !o.realClock {
+		b.clock = newClock()
+		appOpts = append(appOpts, app.WithClock(b.clock.Now))
+	}
+	b.pool = app.New(store.New(db), keys, o.cfg, appOpts...)
+
+	srv := grpcserver.New(grpcserver.Config{Name: "accountpool-test", Logger: logger})
+	server.New(b.pool, logger).Register(srv.GRPC)
+	lis := bufconn.Listen(1 << 20)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- srv.Serve(ctx, lis, nil) }()
+	if o.listen {
+		go func() { _ = b.pool.Listen(ctx, db.Config().ConnConfig) }()
+	}
+	t.Cleanup(func() {
+		b.pool.Stop()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return apv1.NewAccountPoolServiceClient(conn), b
+}
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// addAccounts creates n accounts acc1..accN and returns their ids in order.
+func addAccounts(t *testing.T, c apv1.AccountPoolServiceClient, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range n {
+		resp, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{
+			Email: accEmail(i + 1), Password: accPassword(i + 1), Phone: "+33123456" + strconv.Itoa(10+i),
+		})
+		if err != nil {
+			t.Fatalf("create account %d: %v", i+1, err)
+		}
+		ids[i] = resp.GetAccount().GetId()
+	}
+	return ids
+}
+
+func accEmail(i int) string    { return "acc" + strconv.Itoa(i) + "@example.com" }
+func accPassword(i int) string { return "s3cret-password-" + strconv.Itoa(i) }
+
+func acquire(t *testing.T, c apv1.AccountPoolServiceClient, mission string) *apv1.Lease {
+	t.Helper()
+	resp, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: mission, Holder: "checker-test"})
+	if err != nil {
+		t.Fatalf("acquire %s: %v", mission, err)
+	}
+	return resp.GetLease()
+}
+
+func release(t *testing.T, c apv1.AccountPoolServiceClient, l *apv1.Lease, o apv1.Outcome) *apv1.Account {
+	t.Helper()
+	resp, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o})
+	if err != nil {
+		t.Fatalf("release %s: %v", l.GetLeaseId(), err)
+	}
+	return resp.GetAccount()
+}
+
+func wantCode(t *testing.T, err error, want codes.Code) *status.Status {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if st.Code() != want {
+		t.Fatalf("got %v (%v), want %v", st.Code(), err, want)
+	}
+	return st
+}
+
+func wantViolation(t *testing.T, err error, field string) {
+	t.Helper()
+	wantCode(t, err, codes.InvalidArgument)
+	if _, ok := apierr.FieldViolations(err)[field]; !ok {
+		t.Fatalf("want a field violation for %q, got %v", field, apierr.FieldViolations(err))
+	}
+}

@@ -1,0 +1,454 @@
+// Package store is the account pool's SQL, all of it. Every method takes
+// the current time from its caller, so the rules can be tested with a fixed
+// clock; pgx.ErrNoRows and unique violations become domain errors here and
+// go no further.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+)
+
+// FreeChannel is notified whenever an account may have become leasable
+// (a release, an expiry, a reset, a new or re-enabled account).
+const FreeChannel = "accountpool_free"
+
+// Store runs the pool's queries on a pgx pool.
+type Store struct {
+	db *pgxpool.Pool
+}
+
+// New returns a Store over db.
+func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+
+const accountCols = `a.id, a.email, a.phone, a.active, a.consecutive_failures, a.cooldown_until,
+	a.quarantine_until, a.last_used_at, a.use_count, a.fencing_token, coalesce(a.lease_id::text, ''),
+	coalesce(a.leased_by, ''), a.lease_expires_at, a.created_at, a.updated_at`
+
+func scanAccount(row pgx.Row, extra ...any) (domain.Account, error) {
+	var a domain.Account
+	dest := append([]any{&a.ID, &a.Email, &a.Phone, &a.Active, &a.ConsecutiveFailures, &a.CooldownUntil,
+		&a.QuarantineUntil, &a.LastUsedAt, &a.UseCount, &a.FencingToken, &a.LeaseID,
+		&a.LeasedBy, &a.LeaseExpiresAt, &a.CreatedAt, &a.UpdatedAt}, extra...)
+	err := row.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, domain.ErrNotFound
+	}
+	return a, err
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// Sealer encrypts a password bound to the account id it will be stored under.
+type Sealer func(accountID int64) ([]byte, error)
+
+// CreateAccount inserts an account. The id is drawn first so that the
+// password's ciphertext can be bound to it; both land in one statement.
+func (s *Store) CreateAccount(ctx context.Context, email, phone string, seal Sealer, now time.Time) (domain.Account, error) {
+	a, created, err := s.insertAccount(ctx, email, phone, seal, now, false)
+	if err == nil && !created {
+		err = domain.ErrAlreadyExists
+	}
+	return a, err
+}
+
+// CreateAccountIfAbsent inserts an account unless its email exists;
+// created says which happened.
+func (s *Store) CreateAccountIfAbsent(ctx context.Context, email, phone string, seal Sealer, now time.Time) (bool, error) {
+	_, created, err := s.insertAccount(ctx, email, phone, seal, now, true)
+	return created, err
+}
+
+func (s *Store) insertAccount(ctx context.Context, email, phone string, seal Sealer, now time.Time, skipExisting bool) (domain.Account, bool, error) {
+	var id int64
+	if err := s.db.QueryRow(ctx, `SELECT nextval(pg_get_serial_sequence('accountpool.accounts', 'id'))`).Scan(&id); err != nil {
+		return domain.Account{}, false, fmt.Errorf("draw account id: %w", err)
+	}
+	ct, err := seal(id)
+	if err != nil {
+		return domain.Account{}, false, err
+	}
+	q := `INSERT INTO accountpool.accounts AS a (id, email, password_ciphertext, phone, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5)`
+	if skipExisting {
+		q += ` ON CONFLICT ((lower(email))) DO NOTHING`
+	}
+	q += ` RETURNING ` + accountCols
+	a, err := scanAccount(s.db.QueryRow(ctx, q, id, email, ct, phone, now))
+	switch {
+	case errors.Is(err, domain.ErrNotFound) && skipExisting:
+		return domain.Account{}, false, nil
+	case isUniqueViolation(err):
+		return domain.Account{}, false, nil
+	case err != nil:
+		return domain.Account{}, false, fmt.Errorf("insert account: %w", err)
+	}
+	if err := notify(ctx, s.db); err != nil {
+		return a, true, err
+	}
+	return a, true, nil
+}
+
+// GetAccount returns one account.
+func (s *Store) GetAccount(ctx context.Context, id int64) (domain.Account, error) {
+	a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+` FROM accountpool.accounts a WHERE a.id = $1`, id))
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return a, fmt.Errorf("get account: %w", err)
+	}
+	return a, err
+}
+
+// statePredicate selects accounts in a state at $1 (now); it matches
+// domain.Account.State, which a test checks.
+var statePredicate = map[domain.State]string{
+	domain.StateDisabled:    `NOT a.active`,
+	domain.StateLeased:      `a.active AND a.lease_id IS NOT NULL`,
+	domain.StateQuarantined: `a.active AND a.lease_id IS NULL AND a.quarantine_until > $1`,
+	domain.StateCooldown: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= $1, true)
+		AND a.cooldown_until > $1`,
+	domain.StateAvailable: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= $1, true)
+		AND coalesce(a.cooldown_until <= $1, true)`,
+}
+
+// ListAccounts returns up to limit accounts with id > afterID, in id order,
+// optionally only those in state.
+func (s *Store) ListAccounts(ctx context.Context, state domain.State, afterID int64, limit int, now time.Time) ([]domain.Account, error) {
+	where := "true"
+	if state != "" {
+		where = statePredicate[state]
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+accountCols+` FROM accountpool.accounts a
+		WHERE `+where+` AND a.id > $2 ORDER BY a.id LIMIT $3`, now, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list accounts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// AccountUpdate holds the fields UpdateAccount changes; nil leaves a field.
+type AccountUpdate struct {
+	Phone    *string
+	Active   *bool
+	Password Sealer
+}
+
+// UpdateAccount changes an account in one statement.
+func (s *Store) UpdateAccount(ctx context.Context, id int64, u AccountUpdate, now time.Time) (domain.Account, error) {
+	var ct []byte
+	if u.Password != nil {
+		var err error
+		if ct, err = u.Password(id); err != nil {
+			return domain.Account{}, err
+		}
+	}
+	a, err := scanAccount(s.db.QueryRow(ctx, `UPDATE accountpool.accounts a SET
+			phone = coalesce($2, a.phone),
+			active = coalesce($3, a.active),
+			password_ciphertext = coalesce($4, a.password_ciphertext),
+			updated_at = $5
+		WHERE a.id = $1 RETURNING `+accountCols, id, u.Phone, u.Active, ct, now))
+	if err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return a, err
+		}
+		return a, fmt.Errorf("update account: %w", err)
+	}
+	return a, notify(ctx, s.db)
+}
+
+// ResetAccount clears quarantine, cooldown and failures.
+func (s *Store) ResetAccount(ctx context.Context, id int64, now time.Time) (domain.Account, error) {
+	a, err := scanAccount(s.db.QueryRow(ctx, `UPDATE accountpool.accounts a SET
+			consecutive_failures = 0, cooldown_until = NULL, quarantine_until = NULL, updated_at = $2
+		WHERE a.id = $1 RETURNING `+accountCols, id, now))
+	if err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return a, err
+		}
+		return a, fmt.Errorf("reset account: %w", err)
+	}
+	return a, notify(ctx, s.db)
+}
+
+func notify(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}) error {
+	if _, err := q.Exec(ctx, `SELECT pg_notify($1, '')`, FreeChannel); err != nil {
+		return fmt.Errorf("notify %s: %w", FreeChannel, err)
+	}
+	return nil
+}
+
+// AcquireParams describe a lease to grant.
+type AcquireParams struct {
+	LeaseID     string
+	MissionCode string
+	Holder      string
+	RequestIDs  []string
+	TTL         time.Duration
+	Now         time.Time
+}
+
+// Acquire leases the least recently used eligible account in one
+// statement: the candidate row is locked with SKIP LOCKED, so concurrent
+// callers on any replica each get a different account or none. It returns
+// the account, its password ciphertext, and domain.ErrNotFound when no
+// account is eligible.
+func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, []byte, error) {
+	var ct []byte
+	a, err := scanAccount(s.db.QueryRow(ctx, `
+		WITH candidate AS (
+			SELECT c.id FROM accountpool.accounts c
+			WHERE c.active AND c.lease_id IS NULL
+				AND coalesce(c.cooldown_until <= $1, true)
+				AND coalesce(c.quarantine_until <= $1, true)
+			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
+			LIMIT 1
+			FOR UPDATE SKIP LOCKED
+		), leased AS (
+			UPDATE accountpool.accounts a SET
+				lease_id = $2, leased_by = $3, lease_expires_at = $1 + $4::interval,
+				fencing_token = a.fencing_token + 1, last_used_at = $1,
+				use_count = a.use_count + 1, updated_at = $1
+			FROM candidate WHERE a.id = candidate.id
+			RETURNING a.*
+		), logged AS (
+			INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
+			SELECT $2, l.id, l.fencing_token, $5, $3, $6, $1 FROM leased l
+		)
+		SELECT `+accountCols+`, a.password_ciphertext FROM leased a`,
+		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs)), &ct)
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return a, nil, fmt.Errorf("acquire: %w", err)
+	}
+	return a, ct, err
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Renew moves a held lease's end to expiresAt.
+func (s *Store) Renew(ctx context.Context, leaseID string, token int64, expiresAt, now time.Time) error {
+	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET lease_expires_at = $3, updated_at = $4
+		WHERE lease_id = $1 AND fencing_token = $2 AND lease_expires_at > $4`, leaseID, token, expiresAt, now)
+	if err != nil {
+		return fmt.Errorf("renew: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	return s.whyNotHeld(ctx, leaseID, token)
+}
+
+// whyNotHeld explains a refused Renew: unknown lease, stale token, or
+// a lease that ended.
+func (s *Store) whyNotHeld(ctx context.Context, leaseID string, token int64) error {
+	var logged int64
+	var result *string
+	err := s.db.QueryRow(ctx, `SELECT fencing_token, result FROM accountpool.usage_log WHERE lease_id = $1`, leaseID).Scan(&logged, &result)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return domain.ErrNotFound
+	case err != nil:
+		return fmt.Errorf("look up lease: %w", err)
+	case logged != token:
+		return &domain.LeaseNotHeldError{Reason: "stale fencing token"}
+	case result != nil:
+		return &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
+	}
+	return &domain.LeaseNotHeldError{Reason: "lease expired"}
+}
+
+// ReleaseParams describe the end of a lease.
+type ReleaseParams struct {
+	LeaseID      string
+	FencingToken int64
+	Outcome      domain.Outcome
+	Detail       string
+	RequestIDs   []string
+	Now          time.Time
+}
+
+// Release ends a held lease and applies the outcome rule, in one
+// transaction holding the account's row lock. A retry of a release that
+// already happened with the same outcome returns the stored answer and
+// writes nothing.
+func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (domain.Account, error) {
+	var out domain.Account
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var (
+			token  int64
+			result *string
+			answer []byte
+		)
+		a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer
+			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
+			WHERE u.lease_id = $1 FOR UPDATE`, p.LeaseID), &token, &result, &answer)
+		if err != nil {
+			if errors.Is(err, domain.ErrNotFound) {
+				return err
+			}
+			return fmt.Errorf("load lease: %w", err)
+		}
+		switch {
+		case token != p.FencingToken:
+			return &domain.LeaseNotHeldError{Reason: "stale fencing token"}
+		case result != nil && *result == string(p.Outcome) && answer != nil:
+			return json.Unmarshal(answer, &out)
+		case result != nil:
+			return &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
+		case a.LeaseID != p.LeaseID || a.LeaseExpiresAt == nil || !a.LeaseExpiresAt.After(p.Now):
+			return &domain.LeaseNotHeldError{Reason: "lease expired"}
+		}
+		out = cfg.ApplyOutcome(a, p.Outcome, p.Now)
+		if answer, err = json.Marshal(out); err != nil {
+			return fmt.Errorf("encode release answer: %w", err)
+		}
+		if err := writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, p.Now, answer); err != nil {
+			return err
+		}
+		return notify(ctx, tx)
+	})
+	return out, err
+}
+
+// writeEnd stores an account after its lease ended, and closes the lease's
+// usage row.
+func writeEnd(ctx context.Context, tx pgx.Tx, a domain.Account, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte) error {
+	if _, err := tx.Exec(ctx, `UPDATE accountpool.accounts SET
+			lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
+			consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5
+		WHERE id = $1`, a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt); err != nil {
+		return fmt.Errorf("update account after lease: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE accountpool.usage_log SET
+			result = $2, detail = $3, released_at = $4, release_answer = $5,
+			request_ids = CASE WHEN cardinality($6::text[]) > 0 THEN $6 ELSE request_ids END
+		WHERE lease_id = $1`, leaseID, string(outcome), detail, at, answer, nonNil(requestIDs)); err != nil {
+		return fmt.Errorf("close usage row: %w", err)
+	}
+	return nil
+}
+
+// ExpireLeases ends every lease whose time ran out by now, as
+// lease_expired. Rows another replica is expiring at the same moment are
+// skipped, so each lease expires exactly once.
+func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, now time.Time) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+accountCols+` FROM accountpool.accounts a
+			WHERE a.lease_id IS NOT NULL AND a.lease_expires_at <= $1
+			ORDER BY a.lease_expires_at LIMIT 500 FOR UPDATE SKIP LOCKED`, now)
+		if err != nil {
+			return fmt.Errorf("find expired leases: %w", err)
+		}
+		expired, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Account, error) { return scanAccount(r) })
+		if err != nil {
+			return fmt.Errorf("find expired leases: %w", err)
+		}
+		for _, a := range expired {
+			at := *a.LeaseExpiresAt
+			after := cfg.ApplyOutcome(a, domain.OutcomeLeaseExpired, at)
+			if err := writeEnd(ctx, tx, after, a.LeaseID, domain.OutcomeLeaseExpired, "no release before the lease ended", nil, at, nil); err != nil {
+				return err
+			}
+		}
+		n = len(expired)
+		if n > 0 {
+			return notify(ctx, tx)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// NextLeaseExpiry is the earliest end of a live lease, if any.
+func (s *Store) NextLeaseExpiry(ctx context.Context) (*time.Time, error) {
+	var t *time.Time
+	err := s.db.QueryRow(ctx, `SELECT min(lease_expires_at) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&t)
+	if err != nil {
+		return nil, fmt.Errorf("next lease expiry: %w", err)
+	}
+	return t, nil
+}
+
+// PoolStatus counts accounts by state at now. NextAvailableAt is the
+// earliest end of a lease, quarantine or cooldown among busy accounts, set
+// only when none is available.
+func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatus, error) {
+	var st domain.PoolStatus
+	var next *time.Time
+	err := s.db.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE a.active),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateAvailable]+`),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateLeased]+`),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateCooldown]+`),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateQuarantined]+`),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateDisabled]+`),
+			min(CASE WHEN a.lease_id IS NOT NULL THEN a.lease_expires_at
+				ELSE greatest(a.cooldown_until, a.quarantine_until) END) FILTER (WHERE a.active)
+		FROM accountpool.accounts a`, now).
+		Scan(&st.TotalActive, &st.Available, &st.Leased, &st.InCooldown, &st.Quarantined, &st.Disabled, &next)
+	if err != nil {
+		return st, fmt.Errorf("pool status: %w", err)
+	}
+	if st.Available == 0 && st.TotalActive > 0 {
+		st.NextAvailableAt = next
+	}
+	return st, nil
+}
+
+// Ciphertext is one stored password, for re-encryption.
+type Ciphertext struct {
+	AccountID int64
+	Value     []byte
+}
+
+// Ciphertexts returns up to limit stored passwords with id > afterID.
+func (s *Store) Ciphertexts(ctx context.Context, afterID int64, limit int) ([]Ciphertext, error) {
+	rows, err := s.db.Query(ctx, `SELECT id, password_ciphertext FROM accountpool.accounts WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read ciphertexts: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Ciphertext, error) {
+		var c Ciphertext
+		err := r.Scan(&c.AccountID, &c.Value)
+		return c, err
+	})
+}
+
+// ReplaceCiphertext swaps old for new unless the password changed in the
+// meantime; it reports whether it swapped.
+func (s *Store) ReplaceCiphertext(ctx context.Context, accountID int64, old, new []byte) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET password_ciphertext = $3
+		WHERE id = $1 AND password_ciphertext = $2`, accountID, old, new)
+	if err != nil {
+		return false, fmt.Errorf("replace ciphertext: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

@@ -1,0 +1,15 @@
+// Package migrations holds the accountpool schema's goose migrations.
+// migrations/accountpool at the repository root links here.
+package migrations
+
+import (
+	"embed"
+
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+)
+
+//go:embed *.sql
+var files embed.FS
+
+// Set is the accountpool migration set.
+var Set = pgdb.Migrations{Schema: "accountpool", FS: files}
