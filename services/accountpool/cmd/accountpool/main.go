@@ -19,12 +19,12 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
-	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 )
 
 func main() { grpcserver.Main(run) }

@@ -221,7 +221,7 @@ type PoolStatus struct {
 
 // UsageStats counts one account's leases in a window.
 type UsageStats struct {
-	AccountID                                                 int64
-	Email                                                     string
+	AccountID                                                   int64
+	Email                                                       string
 	Uses, Successes, NoSlots, LoginFails, Bans, Errors, Expired int
 }
