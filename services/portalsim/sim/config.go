@@ -1,0 +1,168 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is everything the simulator serves: the JSON of PORTALSIM_CONFIG,
+// of PUT /admin/state and of GET /admin/state. Passwords are in clear text on
+// purpose: this is a fake portal with fake accounts, and a dumped state must
+// load back unchanged.
+type Config struct {
+	Accounts []Account `json:"accounts"`
+	Missions []Mission `json:"missions"`
+	// Behaviour applies to every portal request, whoever makes it.
+	Behaviour Behaviour `json:"behaviour"`
+}
+
+// Account is a portal login.
+type Account struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	// Behaviour applies to this account's login and to every request of its
+	// sessions.
+	Behaviour Behaviour `json:"behaviour"`
+}
+
+// Mission is one destination country's appointment calendar.
+type Mission struct {
+	Code           string   `json:"code"`
+	Name           string   `json:"name"`
+	Centres        []string `json:"centres"`
+	VisaCategories []string `json:"visa_categories"`
+	Slots          []Slot   `json:"slots"`
+}
+
+// Slot is one free appointment.
+type Slot struct {
+	Centre       string `json:"centre"`
+	VisaCategory string `json:"visa_category"`
+	// Date is YYYY-MM-DD.
+	Date string `json:"date"`
+	// Time is HH:MM, or empty when the portal shows only the day.
+	Time string `json:"time,omitempty"`
+}
+
+// Kind is what the portal does instead of its normal answer.
+type Kind string
+
+// The kinds of behaviour. The empty kind is the normal portal.
+const (
+	Normal          Kind = ""
+	RejectPassword  Kind = "reject_password"   // the login form says the password is wrong
+	Blocked         Kind = "blocked"           // "this account is blocked" page, 403
+	TooManyRequests Kind = "too_many_requests" // rate-limit page, 429
+	Captcha         Kind = "captcha"           // a CAPTCHA challenge page, 200
+	ServerError     Kind = "error_500"         // a bare 500 page
+	Maintenance     Kind = "maintenance"       // "down for maintenance" page, 503
+	Unknown         Kind = "unknown"           // a page no profile knows, 200
+)
+
+var kinds = []Kind{Normal, RejectPassword, Blocked, TooManyRequests, Captcha, ServerError, Maintenance, Unknown}
+
+// Behaviour makes the portal misbehave. The account's kind wins over the
+// global kind; the delays add up.
+type Behaviour struct {
+	Kind Kind `json:"kind,omitempty"`
+	// DelayMS delays every answer it applies to, before anything else.
+	DelayMS int `json:"delay_ms,omitempty"`
+}
+
+// Delay is DelayMS as a duration.
+func (b Behaviour) Delay() time.Duration { return time.Duration(b.DelayMS) * time.Millisecond }
+
+func (b Behaviour) validate() error {
+	if !slices.Contains(kinds, b.Kind) {
+		names := make([]string, 0, len(kinds))
+		for _, k := range kinds[1:] {
+			names = append(names, string(k))
+		}
+		return fmt.Errorf("behaviour kind %q: want one of %s, or empty for normal", b.Kind, strings.Join(names, ", "))
+	}
+	if b.DelayMS < 0 {
+		return fmt.Errorf("behaviour delay_ms %d: must not be negative", b.DelayMS)
+	}
+	return nil
+}
+
+// Validate reports every problem of the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Behaviour.validate(); err != nil {
+		errs = append(errs, fmt.Errorf("global: %w", err))
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Accounts {
+		if err := a.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("accounts[%d]: %w", i, err))
+		}
+		if seen[normEmail(a.Email)] {
+			errs = append(errs, fmt.Errorf("accounts[%d]: email %q appears twice", i, a.Email))
+		}
+		seen[normEmail(a.Email)] = true
+	}
+	codes := map[string]bool{}
+	for i, m := range c.Missions {
+		if m.Code == "" {
+			errs = append(errs, fmt.Errorf("missions[%d]: code is empty", i))
+		}
+		if codes[m.Code] {
+			errs = append(errs, fmt.Errorf("missions[%d]: code %q appears twice", i, m.Code))
+		}
+		codes[m.Code] = true
+		for j, s := range m.Slots {
+			if err := s.validate(); err != nil {
+				errs = append(errs, fmt.Errorf("missions[%d].slots[%d]: %w", i, j, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (a Account) validate() error {
+	if a.Email == "" {
+		return errors.New("email is empty")
+	}
+	return a.Behaviour.validate()
+}
+
+func (s Slot) validate() error {
+	if s.Centre == "" || s.VisaCategory == "" {
+		return errors.New("centre and visa_category are required")
+	}
+	if _, err := time.Parse(time.DateOnly, s.Date); err != nil {
+		return fmt.Errorf("date %q: want YYYY-MM-DD", s.Date)
+	}
+	if s.Time != "" {
+		if _, err := time.Parse("15:04", s.Time); err != nil {
+			return fmt.Errorf("time %q: want HH:MM", s.Time)
+		}
+	}
+	return nil
+}
+
+// normEmail is the key accounts are found by: portals treat emails as
+// case-insensitive.
+func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// LoadConfigFile reads a Config from a JSON file (PORTALSIM_CONFIG), with
+// the same strictness as the admin API.
+func LoadConfigFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read portalsim config: %w", err)
+	}
+	var cfg Config
+	if err := strictUnmarshal(data, &cfg); err != nil {
+		return Config{}, fmt.Errorf("portalsim config %s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("portalsim config %s: %w", path, err)
+	}
+	return cfg, nil
+}
