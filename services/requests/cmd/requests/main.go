@@ -1,0 +1,182 @@
+// Command requests serves slotwatch.requests.v1.RequestsService: gRPC on
+// LISTEN_ADDR, its JSON gateway on HTTP_ADDR, Prometheus metrics on
+// METRICS_ADDR.
+//
+//	requests                          serve (applies migrations first)
+//	requests migrate up|down|status   manage the requests schema
+//	requests keyset generate          print a new encryption keyset
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/server"
+	"github.com/slotwatch/slotwatch/services/requests/internal/store"
+	"github.com/slotwatch/slotwatch/services/requests/migrations"
+)
+
+func main() { grpcserver.Main(run) }
+
+const usage = "usage: requests [migrate up|down|status | keyset generate]"
+
+// keysetHint tells an operator without a keyset how to make one.
+const keysetHint = "make one with `requests keyset generate > keyset.json` (accountpool's keysets work too) and point ENCRYPTION_KEYSET_FILE at it"
+
+// sweepEvery is how often the server expires requests whose window passed,
+// besides doing it on every ClaimDueMissions.
+const sweepEvery = time.Minute
+
+type config struct {
+	databaseURL   string
+	keysetFile    string
+	listenAddr    string
+	metricsAddr   string
+	httpAddr      string
+	logLevel      string
+	checkInterval time.Duration
+	claimTTL      time.Duration
+}
+
+func loadConfig(env *envconfig.Loader) (config, error) {
+	c := config{
+		databaseURL:   env.Require("DATABASE_URL", "set it to the Postgres URL, e.g. postgres://user@host:5432/slotwatch"),
+		keysetFile:    env.Require("ENCRYPTION_KEYSET_FILE", keysetHint),
+		listenAddr:    env.String("LISTEN_ADDR", ":50052"),
+		metricsAddr:   env.String("METRICS_ADDR", ":9092"),
+		httpAddr:      env.String("HTTP_ADDR", ":8082"),
+		logLevel:      env.String("LOG_LEVEL", "info"),
+		checkInterval: env.Duration("REQUESTS_CHECK_INTERVAL", app.DefaultCheckInterval),
+		claimTTL:      env.Duration("REQUESTS_CLAIM_TTL", app.DefaultClaimTTL),
+	}
+	if c.claimTTL == 0 || c.claimTTL > app.MaxClaimTTL {
+		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want more than 0 and at most %s", c.claimTTL, app.MaxClaimTTL))
+	}
+	return c, env.Err()
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	env := envconfig.New()
+	if len(args) > 0 {
+		switch {
+		case len(args) == 2 && args[0] == "keyset" && args[1] == "generate":
+			ks, err := secrets.Generate()
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(ks)
+			return err
+		case args[0] == "migrate":
+			pool, err := pgdb.Connect(ctx, env.String("DATABASE_URL", ""))
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			return migrations.Set.Command(ctx, pool, args[1:], stdout)
+		default:
+			return errors.New(usage)
+		}
+	}
+
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	keys, err := secrets.LoadFile(cfg.keysetFile)
+	if err != nil {
+		return err
+	}
+	pool, err := pgdb.Connect(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Set.Up(ctx, pool); err != nil {
+		return err
+	}
+
+	st := store.New(pool)
+	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL})
+	hub := store.NewHub(st, logger)
+	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger})
+	server.New(a, hub, logger, ctx.Done()).Register(gs.GRPC)
+
+	lis, err := net.Listen("tcp", cfg.listenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listenAddr, err)
+	}
+	extra := map[string]http.Handler{}
+	if cfg.httpAddr != "" {
+		conn, err := grpc.NewClient(loopback(lis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("gateway client: %w", err)
+		}
+		defer conn.Close()
+		gw, err := server.Gateway(ctx, conn)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		extra[cfg.httpAddr] = gw
+		logger.Info("serving JSON gateway", "addr", cfg.httpAddr)
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hub.Run(ctx) })
+	g.Go(func() error { sweep(ctx, a, logger); return nil })
+	g.Go(func() error { return gs.Serve(ctx, lis, extra) })
+	return g.Wait()
+}
+
+// loopback is the address the gateway dials to reach this process's own
+// gRPC listener.
+func loopback(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		if ok {
+			return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+		}
+		return addr.String()
+	}
+	return tcp.String()
+}
+
+// sweep expires requests whose window passed even when no checker is
+// claiming (ClaimDueMissions does it too, in its own transaction).
+func sweep(ctx context.Context, a *app.App, logger *slog.Logger) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := a.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("expiry sweep failed", "error", err)
+			} else if n > 0 {
+				logger.Info("expired requests", "count", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,227 @@
+// Package app is the Requests service's application layer: one method per
+// use case, each validating through the domain, reading the clock once,
+// sealing and opening passport numbers, and calling the store. The gRPC
+// server translates to and from it; the benchmark's direct path calls the
+// store underneath it.
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+	"github.com/slotwatch/slotwatch/services/requests/internal/store"
+)
+
+// Defaults of the settings an operator can change.
+const (
+	DefaultCheckInterval = 2 * time.Minute
+	DefaultClaimTTL      = 5 * time.Minute
+	// MaxClaimTTL bounds claim_ttl: a checker that needs longer should
+	// report and claim again.
+	MaxClaimTTL = time.Hour
+)
+
+// Config holds the service's settings.
+type Config struct {
+	// CheckInterval: a mission is due again this long after its last check;
+	// 0 means always due.
+	CheckInterval time.Duration
+	// ClaimTTL is the claim length when the caller leaves it 0.
+	ClaimTTL time.Duration
+}
+
+// App runs the use cases.
+type App struct {
+	store *store.Store
+	keys  *secrets.Keyset
+	now   func() time.Time
+	cfg   Config
+}
+
+// New returns an App. now is the clock (time.Now in production).
+func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config) *App {
+	if cfg.ClaimTTL <= 0 {
+		cfg.ClaimTTL = DefaultClaimTTL
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &App{store: st, keys: keys, now: now, cfg: cfg}
+}
+
+// Now reads the clock, in UTC at microsecond precision (what Postgres keeps),
+// so values returned before and after a round trip through the database are
+// equal.
+func (a *App) Now() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
+
+// Today is the current calendar day (UTC).
+func (a *App) Today() time.Time { return domain.Today(a.Now()) }
+
+// Store is the store underneath.
+func (a *App) Store() *store.Store { return a.store }
+
+// passportAD binds a passport ciphertext to its applicant row.
+func passportAD(id uuid.UUID) []byte {
+	return append([]byte("requests.applicants.passport_number:"), id[:]...)
+}
+
+func (a *App) seal(ap *store.ApplicantRecord) error {
+	if ap.PassportNumber == "" {
+		ap.PassportCiphertext = nil
+		return nil
+	}
+	ct, err := a.keys.Encrypt([]byte(ap.PassportNumber), passportAD(ap.ID))
+	if err != nil {
+		return fmt.Errorf("seal passport number: %w", err)
+	}
+	ap.PassportCiphertext = ct
+	ap.PassportNumber = ""
+	return nil
+}
+
+// CreateApplicant stores a validated applicant (its fields set by
+// domain.ApplicantFields.Apply), the passport number sealed.
+func (a *App) CreateApplicant(ctx context.Context, ap domain.Applicant) (domain.Applicant, error) {
+	now := a.Now()
+	ap.ID = uuid.Must(uuid.NewV7())
+	ap.CreatedAt, ap.UpdatedAt = now, now
+	rec := store.ApplicantRecord{Applicant: ap}
+	if err := a.seal(&rec); err != nil {
+		return domain.Applicant{}, err
+	}
+	if err := a.store.CreateApplicant(ctx, rec); err != nil {
+		return domain.Applicant{}, err
+	}
+	return rec.Applicant, nil
+}
+
+// GetApplicant returns the applicant with the passport number opened: the
+// one use case that reveals it.
+func (a *App) GetApplicant(ctx context.Context, id uuid.UUID) (domain.Applicant, error) {
+	rec, err := a.store.GetApplicant(ctx, id)
+	if err != nil {
+		return domain.Applicant{}, err
+	}
+	if rec.PassportCiphertext != nil {
+		pt, err := a.keys.Decrypt(rec.PassportCiphertext, passportAD(rec.ID))
+		if err != nil {
+			return domain.Applicant{}, fmt.Errorf("open passport number of applicant %s: %w", rec.ID, err)
+		}
+		rec.PassportNumber = string(pt)
+	}
+	return rec.Applicant, nil
+}
+
+// ListApplicants pages applicants, without passport numbers.
+func (a *App) ListApplicants(ctx context.Context, pos *store.Position, limit int) ([]domain.Applicant, bool, error) {
+	recs, more, err := a.store.ListApplicants(ctx, pos, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]domain.Applicant, len(recs))
+	for i, r := range recs {
+		out[i] = r.Applicant
+	}
+	return out, more, nil
+}
+
+// UpdateApplicant applies the fields that are set to the stored applicant
+// and returns it without its passport number. Callers validate the fields
+// first (domain.ApplicantFields.Apply on a scratch applicant) to report
+// every violation; a field that still fails here is domain.ErrInvalid and
+// nothing is written.
+func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.ApplicantFields) (domain.Applicant, error) {
+	now := a.Now()
+	rec, err := a.store.UpdateApplicant(ctx, id, func(rec *store.ApplicantRecord) error {
+		var bad fieldList
+		f.Apply(&bad, &rec.Applicant, domain.Today(now))
+		if len(bad) > 0 {
+			return fmt.Errorf("%w: %s", domain.ErrInvalid, strings.Join(bad, ", "))
+		}
+		rec.UpdatedAt = now
+		if f.PassportNumber != nil {
+			return a.seal(rec)
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.Applicant{}, err
+	}
+	rec.PassportNumber = ""
+	return rec.Applicant, nil
+}
+
+// fieldList collects the names of fields with problems.
+type fieldList []string
+
+func (l *fieldList) Add(field, _ string, _ ...any) { *l = append(*l, field) }
+
+// DeleteApplicant removes the applicant and cancels their pending requests.
+func (a *App) DeleteApplicant(ctx context.Context, id uuid.UUID) (int, error) {
+	return a.store.DeleteApplicant(ctx, id, a.Now())
+}
+
+// CreateRequest stores a validated PENDING request (from domain.NewRequest).
+func (a *App) CreateRequest(ctx context.Context, r domain.Request) (domain.Request, error) {
+	now := a.Now()
+	r.ID = uuid.Must(uuid.NewV7())
+	r.Status = domain.StatusPending
+	r.CreatedAt, r.UpdatedAt = now, now
+	if err := a.store.CreateRequest(ctx, r); err != nil {
+		return domain.Request{}, err
+	}
+	return r, nil
+}
+
+// GetRequest returns one request.
+func (a *App) GetRequest(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.GetRequest(ctx, id)
+}
+
+// ListRequests pages requests.
+func (a *App) ListRequests(ctx context.Context, f store.RequestFilter, pos *store.Position, limit int) ([]domain.Request, bool, error) {
+	return a.store.ListRequests(ctx, f, pos, limit)
+}
+
+// CancelRequest cancels a PENDING request.
+func (a *App) CancelRequest(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.CancelRequest(ctx, id, a.Now())
+}
+
+// ClaimDueMissions claims up to max due missions for checkerID; ttl 0 means
+// the configured default.
+func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, ttl time.Duration) ([]domain.Claim, error) {
+	if ttl <= 0 {
+		ttl = a.cfg.ClaimTTL
+	}
+	return a.store.ClaimDueMissions(ctx, store.ClaimParams{
+		CheckerID: checkerID, Max: max, TTL: ttl, CheckInterval: a.cfg.CheckInterval, Now: a.Now(),
+	})
+}
+
+// ReportCheckResult ends a claim with its result (domain.ApplyCheck decides
+// what happens to the claimed requests).
+func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {
+	now := a.Now()
+	return a.store.ReportCheck(ctx, res, now, func(reqs []domain.Request) ([]domain.Request, []domain.Request) {
+		return domain.ApplyCheck(reqs, res, now)
+	})
+}
+
+// ExpireDue expires every request that is due (the periodic sweep).
+func (a *App) ExpireDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := a.store.ExpireDue(ctx, a.Now())
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package domain
+
+import (
+	"strings"
+	"time"
+)
+
+// MatchSlots returns the slots that fit r: same centre and visa category
+// (compared without regard to case or surrounding space, as portals and
+// people spell them differently) and a date inside [EarliestDate,
+// LatestDate], both ends included.
+func MatchSlots(r Request, slots []Slot) []Slot {
+	var out []Slot
+	for _, s := range slots {
+		if !sameName(s.Centre, r.Centre) || !sameName(s.VisaCategory, r.VisaCategory) {
+			continue
+		}
+		if s.Date.Before(r.EarliestDate) || s.Date.After(r.LatestDate) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func sameName(a, b string) bool {
+	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+}
+
+// ApplyCheck is what a reported check does to the requests its claim
+// covered. Each PENDING request counts the check (LastCheckedAt, CheckCount);
+// when the check found slots, a PENDING request with a matching slot becomes
+// SLOT_FOUND and keeps the slots that matched. Requests that are no longer
+// PENDING are left exactly as they are. It returns every request it changed,
+// and separately those that became SLOT_FOUND.
+func ApplyCheck(reqs []Request, res CheckResult, now time.Time) (changed, matched []Request) {
+	for _, r := range reqs {
+		if r.Status != StatusPending {
+			continue
+		}
+		r.LastCheckedAt = now
+		r.CheckCount++
+		r.UpdatedAt = now
+		if res.Outcome == OutcomeSlotsFound {
+			if m := MatchSlots(r, res.Slots); len(m) > 0 {
+				r.Status = StatusSlotFound
+				r.MatchedSlots = m
+				matched = append(matched, r)
+			}
+		}
+		changed = append(changed, r)
+	}
+	return changed, matched
+}
+
+// ExpiredOn says whether r, still PENDING, can no longer match: its last
+// acceptable date is before today. The store applies the same rule in SQL
+// (latest_date < today) when it expires requests in bulk.
+func (r Request) ExpiredOn(today time.Time) bool {
+	return r.Status == StatusPending && r.LatestDate.Before(today)
+}
+
+// Cancel turns a PENDING request CANCELLED. Cancelling a CANCELLED request
+// changes nothing (changed is false); other statuses are ErrNotPending.
+func (r *Request) Cancel(now time.Time) (changed bool, err error) {
+	switch r.Status {
+	case StatusPending:
+		r.Status = StatusCancelled
+		r.UpdatedAt = now
+		return true, nil
+	case StatusCancelled:
+		return false, nil
+	default:
+		return false, ErrNotPending
+	}
+}

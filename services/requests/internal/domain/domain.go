@@ -1,0 +1,140 @@
+// Package domain holds the Requests service's rules in plain Go: what a valid
+// applicant, request and check report are, which slots match a request, what
+// a check does to the requests it covered, and when a request expires. It
+// does no I/O and reads no clock: callers pass the time.
+package domain
+
+import (
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Errors the service's callers act on. The store turns pgx's errors into
+// these at its boundary; the gRPC server maps them to codes in one place.
+var (
+	// ErrNotFound: the named applicant or request does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrApplicantNotFound: a request names an applicant that does not exist.
+	ErrApplicantNotFound = errors.New("applicant does not exist")
+	// ErrNotPending: the request is no longer PENDING.
+	ErrNotPending = errors.New("request is not pending")
+	// ErrClaimNotHeld: the claim is unknown, already reported, or lapsed.
+	ErrClaimNotHeld = errors.New("claim is unknown, already reported or lapsed")
+	// ErrInvalid: input that validation should have stopped earlier.
+	ErrInvalid = errors.New("invalid input")
+)
+
+// Status is where an appointment request stands. The values are the ones
+// stored in the database.
+type Status string
+
+// The request statuses.
+const (
+	StatusPending   Status = "pending"
+	StatusSlotFound Status = "slot_found"
+	StatusCancelled Status = "cancelled"
+	StatusExpired   Status = "expired"
+)
+
+// Outcome is how a mission check ended.
+type Outcome string
+
+// The check outcomes.
+const (
+	OutcomeNoSlot     Outcome = "no_slot"
+	OutcomeSlotsFound Outcome = "slots_found"
+	OutcomeFailed     Outcome = "failed"
+)
+
+// EventType says what happened to a request.
+type EventType string
+
+// The event types.
+const (
+	EventCreated   EventType = "created"
+	EventSlotFound EventType = "slot_found"
+	EventCancelled EventType = "cancelled"
+	EventExpired   EventType = "expired"
+)
+
+// Applicant is a person requests are made for. PassportNumber is plaintext
+// only in memory; it is stored encrypted.
+type Applicant struct {
+	ID             uuid.UUID
+	FullName       string
+	Email          string
+	Phone          string
+	PassportNumber string
+	Nationality    string
+	// DateOfBirth is a date (UTC midnight); zero when not given.
+	DateOfBirth time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Slot is one free appointment seen on a portal.
+type Slot struct {
+	Centre       string
+	VisaCategory string
+	// Date is UTC midnight of the slot's day.
+	Date time.Time
+	// Time is "HH:MM", or empty.
+	Time string
+}
+
+// Request is an applicant's wish for a slot in a date window.
+type Request struct {
+	ID uuid.UUID
+	// ApplicantID is uuid.Nil once the applicant was deleted.
+	ApplicantID  uuid.UUID
+	MissionCode  string
+	Centre       string
+	VisaCategory string
+	// EarliestDate and LatestDate bound the window, both inclusive (UTC
+	// midnight).
+	EarliestDate time.Time
+	LatestDate   time.Time
+	Status       Status
+	MatchedSlots []Slot
+	// LastCheckedAt is zero before the first check.
+	LastCheckedAt time.Time
+	CheckCount    int
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Claim is the right to check one mission until ExpiresAt.
+type Claim struct {
+	ID          uuid.UUID
+	MissionCode string
+	CheckerID   string
+	Requests    []Request
+	ClaimedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// CheckResult is what a checker reports for a claim.
+type CheckResult struct {
+	ClaimID   uuid.UUID
+	Outcome   Outcome
+	Slots     []Slot
+	AccountID int64
+	Detail    string
+}
+
+// Event is one change to a request, at a cursor.
+type Event struct {
+	Cursor     int64
+	Type       EventType
+	Request    Request
+	OccurredAt time.Time
+}
+
+// Today is the calendar day (UTC) that now falls on, as UTC midnight.
+// Request windows are calendar dates; they are compared against this day.
+func Today(now time.Time) time.Time {
+	y, m, d := now.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,217 @@
+package domain_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+)
+
+func day(s string) time.Time {
+	d, err := time.Parse(domain.DateLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// problems records field names, as apierr.Violations would.
+type problems map[string]string
+
+func (p problems) Add(field, format string, args ...any) { p[field] = fmt.Sprintf(format, args...) }
+
+func pendingRequest() domain.Request {
+	return domain.Request{
+		ID: uuid.New(), MissionCode: "fra", Centre: "paris", VisaCategory: "tourism",
+		EarliestDate: day("2030-07-01"), LatestDate: day("2030-07-10"), Status: domain.StatusPending,
+	}
+}
+
+func slot(centre, category, date string) domain.Slot {
+	return domain.Slot{Centre: centre, VisaCategory: category, Date: day(date)}
+}
+
+func TestMatchSlots(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		slots []domain.Slot
+		want  int
+	}{
+		{"EarliestDateIsInside", []domain.Slot{slot("paris", "tourism", "2030-07-01")}, 1},
+		{"LatestDateIsInside", []domain.Slot{slot("paris", "tourism", "2030-07-10")}, 1},
+		{"DayBeforeWindowIsOutside", []domain.Slot{slot("paris", "tourism", "2030-06-30")}, 0},
+		{"DayAfterWindowIsOutside", []domain.Slot{slot("paris", "tourism", "2030-07-11")}, 0},
+		{"OtherCentreDoesNotMatch", []domain.Slot{slot("lyon", "tourism", "2030-07-05")}, 0},
+		{"OtherCategoryDoesNotMatch", []domain.Slot{slot("paris", "business", "2030-07-05")}, 0},
+		{"NamesCompareWithoutCaseOrSpace", []domain.Slot{slot(" Paris", "TOURISM ", "2030-07-05")}, 1},
+		{"SeveralSlotsKeepOnlyTheMatchingOnes", []domain.Slot{
+			slot("paris", "tourism", "2030-06-30"),
+			slot("paris", "tourism", "2030-07-02"),
+			slot("lyon", "tourism", "2030-07-03"),
+			slot("paris", "tourism", "2030-07-09"),
+		}, 2},
+		{"NoSlotsNoMatch", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := domain.MatchSlots(pendingRequest(), tt.slots)
+			if len(got) != tt.want {
+				t.Fatalf("matched %d slots (%v), want %d", len(got), got, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyCheck(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+
+	t.Run("SlotsFoundMarksMatchingPendingRequests", func(t *testing.T) {
+		t.Parallel()
+		in, out := pendingRequest(), pendingRequest()
+		out.Centre = "lyon"
+		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-05")}}
+		changed, matched := domain.ApplyCheck([]domain.Request{in, out}, res, now)
+		if len(changed) != 2 || len(matched) != 1 || matched[0].ID != in.ID {
+			t.Fatalf("changed %d, matched %v", len(changed), matched)
+		}
+		if matched[0].Status != domain.StatusSlotFound || len(matched[0].MatchedSlots) != 1 {
+			t.Fatalf("matched request = %+v", matched[0])
+		}
+		for _, r := range changed {
+			if r.CheckCount != 1 || !r.LastCheckedAt.Equal(now) {
+				t.Fatalf("check not counted on %+v", r)
+			}
+		}
+		if changed[1].Status != domain.StatusPending {
+			t.Fatalf("unmatched request became %s", changed[1].Status)
+		}
+	})
+
+	t.Run("NoSlotOutcomeOnlyCountsTheCheck", func(t *testing.T) {
+		t.Parallel()
+		changed, matched := domain.ApplyCheck([]domain.Request{pendingRequest()}, domain.CheckResult{Outcome: domain.OutcomeNoSlot}, now)
+		if len(matched) != 0 || changed[0].Status != domain.StatusPending || changed[0].CheckCount != 1 {
+			t.Fatalf("changed %+v matched %v", changed, matched)
+		}
+	})
+
+	t.Run("AlreadySlotFoundRequestIsUnchanged", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest()
+		r.Status = domain.StatusSlotFound
+		r.MatchedSlots = []domain.Slot{slot("paris", "tourism", "2030-07-02")}
+		r.CheckCount = 3
+		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-05")}}
+		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, now)
+		if len(changed) != 0 || len(matched) != 0 {
+			t.Fatalf("changed %v matched %v, want nothing", changed, matched)
+		}
+	})
+}
+
+func TestExpiredOn(t *testing.T) {
+	t.Parallel()
+	r := pendingRequest() // latest 2030-07-10
+	for _, tt := range []struct {
+		name   string
+		today  string
+		status domain.Status
+		want   bool
+	}{
+		{"PendingOnLatestDateIsNotExpired", "2030-07-10", domain.StatusPending, false},
+		{"PendingDayAfterLatestDateIsExpired", "2030-07-11", domain.StatusPending, true},
+		{"SlotFoundNeverExpires", "2030-08-01", domain.StatusSlotFound, false},
+		{"CancelledNeverExpires", "2030-08-01", domain.StatusCancelled, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := r
+			r.Status = tt.status
+			if got := r.ExpiredOn(day(tt.today)); got != tt.want {
+				t.Fatalf("ExpiredOn(%s) = %v, want %v", tt.today, got, tt.want)
+			}
+		})
+	}
+	if got := domain.Today(time.Date(2030, 7, 10, 23, 59, 59, 0, time.UTC)); !got.Equal(day("2030-07-10")) {
+		t.Fatalf("Today = %v", got)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	t.Run("PendingBecomesCancelled", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest()
+		if changed, err := r.Cancel(now); !changed || err != nil || r.Status != domain.StatusCancelled {
+			t.Fatalf("changed %v err %v status %s", changed, err, r.Status)
+		}
+	})
+	t.Run("CancelledAgainChangesNothing", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest()
+		r.Status = domain.StatusCancelled
+		if changed, err := r.Cancel(now); changed || err != nil {
+			t.Fatalf("changed %v err %v", changed, err)
+		}
+	})
+	t.Run("SlotFoundIsNotPending", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest()
+		r.Status = domain.StatusSlotFound
+		if _, err := r.Cancel(now); err != domain.ErrNotPending {
+			t.Fatalf("err = %v, want ErrNotPending", err)
+		}
+	})
+}
+
+func TestNewRequest(t *testing.T) {
+	t.Parallel()
+	today := day("2030-06-01")
+	valid := domain.NewRequestInput{
+		ApplicantID: uuid.NewString(), MissionCode: "fra", Centre: "paris", VisaCategory: "tourism",
+		EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(*domain.NewRequestInput)
+		field  string
+	}{
+		{"Valid", func(*domain.NewRequestInput) {}, ""},
+		{"OneDayWindowIsValid", func(in *domain.NewRequestInput) { in.EarliestDate = "2030-07-10" }, ""},
+		{"LatestTodayIsValid", func(in *domain.NewRequestInput) { in.EarliestDate, in.LatestDate = "2030-05-01", "2030-06-01" }, ""},
+		{"EarliestAfterLatest", func(in *domain.NewRequestInput) { in.EarliestDate = "2030-07-11" }, "earliest_date"},
+		{"LatestInThePast", func(in *domain.NewRequestInput) { in.EarliestDate, in.LatestDate = "2030-05-01", "2030-05-31" }, "latest_date"},
+		{"MalformedEarliest", func(in *domain.NewRequestInput) { in.EarliestDate = "2030-7-1" }, "earliest_date"},
+		{"ImpossibleLatest", func(in *domain.NewRequestInput) { in.LatestDate = "2030-02-30" }, "latest_date"},
+		{"UpperCaseMission", func(in *domain.NewRequestInput) { in.MissionCode = "FRA" }, "mission_code"},
+		{"OneLetterMission", func(in *domain.NewRequestInput) { in.MissionCode = "f" }, "mission_code"},
+		{"LongMission", func(in *domain.NewRequestInput) { in.MissionCode = "abcdefghijklmnopq" }, "mission_code"},
+		{"EmptyCentre", func(in *domain.NewRequestInput) { in.Centre = "  " }, "centre"},
+		{"EmptyCategory", func(in *domain.NewRequestInput) { in.VisaCategory = "" }, "visa_category"},
+		{"MalformedApplicant", func(in *domain.NewRequestInput) { in.ApplicantID = "42" }, "applicant_id"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := valid
+			tt.change(&in)
+			p := problems{}
+			domain.NewRequest(p, in, today)
+			if tt.field == "" {
+				if len(p) != 0 {
+					t.Fatalf("problems %v, want none", p)
+				}
+				return
+			}
+			if _, ok := p[tt.field]; !ok || len(p) != 1 {
+				t.Fatalf("problems %v, want exactly %s", p, tt.field)
+			}
+		})
+	}
+}

@@ -1,0 +1,259 @@
+package domain
+
+import (
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Problems collects field violations; field names are the API's (snake_case,
+// "slots[2].date" for an element). The gRPC server passes its
+// apierr.Violations.
+type Problems interface {
+	Add(field, format string, args ...any)
+}
+
+// Limits on free text, so one request cannot store megabytes.
+const (
+	MaxNameLen      = 200
+	MaxTextLen      = 100
+	MaxCheckerIDLen = 128
+	MaxDetailLen    = 4000
+	MaxSlots        = 10000
+	MaxMissions     = 100
+)
+
+var (
+	missionCodeRE = regexp.MustCompile(`^[a-z0-9_-]{2,16}$`)
+	phoneRE       = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{3,31}$`)
+	passportRE    = regexp.MustCompile(`^[A-Za-z0-9]{5,20}$`)
+	nationalityRE = regexp.MustCompile(`^[A-Za-z]{2,3}$`)
+	timeRE        = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+)
+
+// DateLayout is the API's date format.
+const DateLayout = "2006-01-02"
+
+// ParseDate reads a "YYYY-MM-DD" date. An empty s records "must not be empty"
+// when required, else returns the zero time.
+func ParseDate(p Problems, field, s string, required bool) (time.Time, bool) {
+	if s == "" {
+		if required {
+			p.Add(field, "must not be empty")
+			return time.Time{}, false
+		}
+		return time.Time{}, true
+	}
+	d, err := time.Parse(DateLayout, s)
+	if err != nil || len(s) != len(DateLayout) {
+		p.Add(field, "must be a date in the form YYYY-MM-DD")
+		return time.Time{}, false
+	}
+	return d, true
+}
+
+// ParseID reads a UUID.
+func ParseID(p Problems, field, s string) uuid.UUID {
+	if s == "" {
+		p.Add(field, "must not be empty")
+		return uuid.Nil
+	}
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		p.Add(field, "must be a UUID")
+		return uuid.Nil
+	}
+	return id
+}
+
+// CheckMissionCode records a violation unless code matches ^[a-z0-9_-]{2,16}$.
+func CheckMissionCode(p Problems, field, code string) {
+	if !missionCodeRE.MatchString(code) {
+		p.Add(field, "must match ^[a-z0-9_-]{2,16}$ (lower-case letters, digits, _ or -)")
+	}
+}
+
+func text(p Problems, field, s string, required bool, max int) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		if required {
+			p.Add(field, "must not be empty")
+		}
+		return s
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		p.Add(field, "must be at most %d characters, got %d", max, n)
+	} else if !utf8.ValidString(s) {
+		p.Add(field, "must be valid UTF-8")
+	}
+	return s
+}
+
+func email(p Problems, field, s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		p.Add(field, "must not be empty")
+		return s
+	}
+	if len(s) > 254 {
+		p.Add(field, "must be at most 254 characters, got %d", len(s))
+		return s
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		p.Add(field, "must be an email address such as name@example.com")
+	}
+	return s
+}
+
+// ApplicantFields are the fields a caller sets on an applicant: all of them
+// on create, those that are non-nil on update.
+type ApplicantFields struct {
+	FullName       *string
+	Email          *string
+	Phone          *string
+	PassportNumber *string
+	Nationality    *string
+	DateOfBirth    *string
+}
+
+// Apply validates the fields that are set and writes them to a. On create
+// every field is set, and full_name and email are required.
+func (f ApplicantFields) Apply(p Problems, a *Applicant, today time.Time) {
+	if f.FullName != nil {
+		a.FullName = text(p, "full_name", *f.FullName, true, MaxNameLen)
+	}
+	if f.Email != nil {
+		a.Email = email(p, "email", *f.Email)
+	}
+	if f.Phone != nil {
+		a.Phone = strings.TrimSpace(*f.Phone)
+		if a.Phone != "" && !phoneRE.MatchString(a.Phone) {
+			p.Add("phone", "must be a phone number of 4 to 32 digits, optionally starting with +")
+		}
+	}
+	if f.PassportNumber != nil {
+		// The description never echoes the value: it is a secret.
+		a.PassportNumber = strings.ToUpper(strings.TrimSpace(*f.PassportNumber))
+		if a.PassportNumber != "" && !passportRE.MatchString(a.PassportNumber) {
+			p.Add("passport_number", "must be 5 to 20 letters or digits")
+		}
+	}
+	if f.Nationality != nil {
+		a.Nationality = strings.ToUpper(strings.TrimSpace(*f.Nationality))
+		if a.Nationality != "" && !nationalityRE.MatchString(a.Nationality) {
+			p.Add("nationality", "must be an ISO 3166-1 alpha-2 or alpha-3 code such as FR or FRA")
+		}
+	}
+	if f.DateOfBirth != nil {
+		if d, ok := ParseDate(p, "date_of_birth", *f.DateOfBirth, false); ok {
+			if d.After(today) {
+				p.Add("date_of_birth", "must not be in the future")
+			}
+			a.DateOfBirth = d
+		}
+	}
+}
+
+// NewRequestInput is what a caller gives to open a request.
+type NewRequestInput struct {
+	ApplicantID  string
+	MissionCode  string
+	Centre       string
+	VisaCategory string
+	EarliestDate string
+	LatestDate   string
+}
+
+// NewRequest validates in and returns a PENDING request (without id and
+// times). A window that ends before today is rejected: it could never match.
+func NewRequest(p Problems, in NewRequestInput, today time.Time) Request {
+	r := Request{Status: StatusPending}
+	r.ApplicantID = ParseID(p, "applicant_id", in.ApplicantID)
+	r.MissionCode = in.MissionCode
+	CheckMissionCode(p, "mission_code", in.MissionCode)
+	r.Centre = text(p, "centre", in.Centre, true, MaxTextLen)
+	r.VisaCategory = text(p, "visa_category", in.VisaCategory, true, MaxTextLen)
+	earliest, okE := ParseDate(p, "earliest_date", in.EarliestDate, true)
+	latest, okL := ParseDate(p, "latest_date", in.LatestDate, true)
+	if okE && okL {
+		switch {
+		case earliest.After(latest):
+			p.Add("earliest_date", "must not be after latest_date (%s)", in.LatestDate)
+		case latest.Before(today):
+			p.Add("latest_date", "must not be in the past (today is %s)", today.Format(DateLayout))
+		}
+	}
+	r.EarliestDate, r.LatestDate = earliest, latest
+	return r
+}
+
+// SlotInput is a slot as a caller reports it.
+type SlotInput struct {
+	Centre       string
+	VisaCategory string
+	Date         string
+	Time         string
+}
+
+// CheckResultInput is a checker's report as it arrives.
+type CheckResultInput struct {
+	ClaimID   string
+	Outcome   Outcome // empty when the caller sent none or an unknown one
+	Slots     []SlotInput
+	AccountID int64
+	Detail    string
+}
+
+// NewCheckResult validates a report. Slots come only with SLOTS_FOUND, and
+// SLOTS_FOUND comes with at least one.
+func NewCheckResult(p Problems, in CheckResultInput) CheckResult {
+	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID}
+	switch in.Outcome {
+	case OutcomeNoSlot, OutcomeFailed:
+		if len(in.Slots) > 0 {
+			p.Add("slots", "must be empty unless outcome is CHECK_OUTCOME_SLOTS_FOUND")
+		}
+	case OutcomeSlotsFound:
+		if len(in.Slots) == 0 {
+			p.Add("slots", "must list the slots seen when outcome is CHECK_OUTCOME_SLOTS_FOUND")
+		}
+	default:
+		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND or CHECK_OUTCOME_FAILED")
+	}
+	if len(in.Slots) > MaxSlots {
+		p.Add("slots", "must hold at most %d slots, got %d", MaxSlots, len(in.Slots))
+	} else {
+		for i, s := range in.Slots {
+			f := fmt.Sprintf("slots[%d].", i)
+			slot := Slot{
+				Centre:       text(p, f+"centre", s.Centre, true, MaxTextLen),
+				VisaCategory: text(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
+				Time:         s.Time,
+			}
+			slot.Date, _ = ParseDate(p, f+"date", s.Date, true)
+			if s.Time != "" && !timeRE.MatchString(s.Time) {
+				p.Add(f+"time", "must be a time in the form HH:MM, or empty")
+			}
+			c.Slots = append(c.Slots, slot)
+		}
+	}
+	if in.AccountID < 0 {
+		p.Add("account_id", "must not be negative")
+	}
+	c.Detail = text(p, "detail", in.Detail, false, MaxDetailLen)
+	return c
+}
+
+// CheckClaimInput validates the plain fields of a ClaimDueMissions call.
+func CheckClaimInput(p Problems, checkerID string, maxMissions int32) {
+	text(p, "checker_id", checkerID, true, MaxCheckerIDLen)
+	if maxMissions < 1 || maxMissions > MaxMissions {
+		p.Add("max_missions", "must be between 1 and %d, got %d", MaxMissions, maxMissions)
+	}
+}

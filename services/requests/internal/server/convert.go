@@ -1,0 +1,130 @@
+package server
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+)
+
+func formatDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(domain.DateLayout)
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+// uuidString is "" for uuid.Nil (a request whose applicant was deleted).
+func uuidString(id uuid.UUID) string {
+	if id == uuid.Nil {
+		return ""
+	}
+	return id.String()
+}
+
+// applicantToProto leaves the passport number out unless withPassport:
+// only GetApplicant shows it.
+func applicantToProto(a domain.Applicant, withPassport bool) *requestsv1.Applicant {
+	p := &requestsv1.Applicant{
+		Id:          a.ID.String(),
+		FullName:    a.FullName,
+		Email:       a.Email,
+		Phone:       a.Phone,
+		Nationality: a.Nationality,
+		DateOfBirth: formatDate(a.DateOfBirth),
+		CreatedAt:   timestamp(a.CreatedAt),
+		UpdatedAt:   timestamp(a.UpdatedAt),
+	}
+	if withPassport {
+		p.PassportNumber = a.PassportNumber
+	}
+	return p
+}
+
+var statusToProto = map[domain.Status]requestsv1.RequestStatus{
+	domain.StatusPending:   requestsv1.RequestStatus_REQUEST_STATUS_PENDING,
+	domain.StatusSlotFound: requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND,
+	domain.StatusCancelled: requestsv1.RequestStatus_REQUEST_STATUS_CANCELLED,
+	domain.StatusExpired:   requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED,
+}
+
+var statusFromProto = map[requestsv1.RequestStatus]domain.Status{
+	requestsv1.RequestStatus_REQUEST_STATUS_PENDING:    domain.StatusPending,
+	requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND: domain.StatusSlotFound,
+	requestsv1.RequestStatus_REQUEST_STATUS_CANCELLED:  domain.StatusCancelled,
+	requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED:    domain.StatusExpired,
+}
+
+var outcomeFromProto = map[requestsv1.CheckOutcome]domain.Outcome{
+	requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT:     domain.OutcomeNoSlot,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND: domain.OutcomeSlotsFound,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED:      domain.OutcomeFailed,
+}
+
+var eventTypeToProto = map[domain.EventType]requestsv1.EventType{
+	domain.EventCreated:   requestsv1.EventType_EVENT_TYPE_CREATED,
+	domain.EventSlotFound: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND,
+	domain.EventCancelled: requestsv1.EventType_EVENT_TYPE_CANCELLED,
+	domain.EventExpired:   requestsv1.EventType_EVENT_TYPE_EXPIRED,
+}
+
+func slotToProto(s domain.Slot) *requestsv1.Slot {
+	return &requestsv1.Slot{Centre: s.Centre, VisaCategory: s.VisaCategory, Date: formatDate(s.Date), Time: s.Time}
+}
+
+func requestToProto(r domain.Request) *requestsv1.AppointmentRequest {
+	p := &requestsv1.AppointmentRequest{
+		Id:            r.ID.String(),
+		ApplicantId:   uuidString(r.ApplicantID),
+		MissionCode:   r.MissionCode,
+		Centre:        r.Centre,
+		VisaCategory:  r.VisaCategory,
+		EarliestDate:  formatDate(r.EarliestDate),
+		LatestDate:    formatDate(r.LatestDate),
+		Status:        statusToProto[r.Status],
+		LastCheckedAt: timestamp(r.LastCheckedAt),
+		CheckCount:    int32(r.CheckCount),
+		CreatedAt:     timestamp(r.CreatedAt),
+		UpdatedAt:     timestamp(r.UpdatedAt),
+	}
+	for _, s := range r.MatchedSlots {
+		p.MatchedSlots = append(p.MatchedSlots, slotToProto(s))
+	}
+	return p
+}
+
+func requestsToProto(rs []domain.Request) []*requestsv1.AppointmentRequest {
+	out := make([]*requestsv1.AppointmentRequest, len(rs))
+	for i, r := range rs {
+		out[i] = requestToProto(r)
+	}
+	return out
+}
+
+func claimToProto(c domain.Claim) *requestsv1.MissionClaim {
+	return &requestsv1.MissionClaim{
+		ClaimId:     c.ID.String(),
+		MissionCode: c.MissionCode,
+		Requests:    requestsToProto(c.Requests),
+		ExpiresAt:   timestamp(c.ExpiresAt),
+	}
+}
+
+func eventToProto(e domain.Event) *requestsv1.WatchEventsResponse {
+	return &requestsv1.WatchEventsResponse{
+		Cursor:     e.Cursor,
+		Type:       eventTypeToProto[e.Type],
+		Request:    requestToProto(e.Request),
+		OccurredAt: timestamp(e.OccurredAt),
+	}
+}

@@ -1,0 +1,225 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/server"
+	"github.com/slotwatch/slotwatch/services/requests/internal/store"
+	"github.com/slotwatch/slotwatch/services/requests/migrations"
+)
+
+// start is 2030-06-01 10:00 UTC: tests speak of dates relative to it.
+var start = time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+
+// clock is a controllable clock shared by the servers of a test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+var (
+	keysOnce sync.Once
+	keys     *secrets.Keyset
+)
+
+func testKeys(t *testing.T) *secrets.Keyset {
+	t.Helper()
+	keysOnce.Do(func() {
+		b, err := secrets.Generate()
+		if err != nil {
+			panic(err)
+		}
+		if keys, err = secrets.Parse(b); err != nil {
+			panic(err)
+		}
+	})
+	return keys
+}
+
+type serverOpts struct {
+	now    func() time.Time
+	cfg    app.Config
+	logger *slog.Logger
+}
+
+// testServer is one server process: the real grpcserver with the platform
+// interceptor chain, served over bufconn.
+type testServer struct {
+	client requestsv1.RequestsServiceClient
+	conn   *grpc.ClientConn
+	app    *app.App
+	// stop ends the server (as SIGTERM would) and waits for it.
+	stop func()
+}
+
+func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
+	t.Helper()
+	if o.logger == nil {
+		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st := store.New(pool)
+	a := app.New(st, testKeys(t), o.now, o.cfg)
+	hub := store.NewHub(st, o.logger)
+	gs := grpcserver.New(grpcserver.Config{Name: "requests-test", Logger: o.logger, ShutdownTimeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	server.New(a, hub, o.logger, ctx.Done()).Register(gs.GRPC)
+
+	lis := bufconn.Listen(1 << 20)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = hub.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := gs.Serve(ctx, lis, nil); err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
+	t.Cleanup(stop)
+	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, stop: stop}
+}
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	clock  *clock
+	server *testServer
+}
+
+// setup starts one server on a fresh database with the clock at start.
+// cfg.CheckInterval is 0 (always due) unless cfg says otherwise.
+func setup(t *testing.T, cfg ...app.Config) (requestsv1.RequestsServiceClient, *testBundle) {
+	t.Helper()
+	pool := pgtest.NewPool(t, migrations.Set)
+	c := &clock{now: start}
+	var conf app.Config
+	if len(cfg) > 0 {
+		conf = cfg[0]
+	}
+	srv := startServer(t, pool, serverOpts{now: c.Now, cfg: conf})
+	return srv.client, &testBundle{pool: pool, clock: c, server: srv}
+}
+
+func ctxT(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func createApplicant(t *testing.T, c requestsv1.RequestsServiceClient) *requestsv1.Applicant {
+	t.Helper()
+	resp, err := c.CreateApplicant(ctxT(t), &requestsv1.CreateApplicantRequest{
+		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
+		PassportNumber: "X1234567", Nationality: "gb", DateOfBirth: "1990-12-10",
+	})
+	if err != nil {
+		t.Fatalf("CreateApplicant: %v", err)
+	}
+	return resp.GetApplicant()
+}
+
+type reqArgs struct {
+	mission, centre, category, earliest, latest string
+}
+
+func createRequest(t *testing.T, c requestsv1.RequestsServiceClient, applicantID string, a reqArgs) *requestsv1.AppointmentRequest {
+	t.Helper()
+	if a.mission == "" {
+		a.mission = "fra"
+	}
+	if a.centre == "" {
+		a.centre = "paris"
+	}
+	if a.category == "" {
+		a.category = "tourism"
+	}
+	if a.earliest == "" {
+		a.earliest = "2030-07-01"
+	}
+	if a.latest == "" {
+		a.latest = "2030-07-10"
+	}
+	resp, err := c.CreateAppointmentRequest(ctxT(t), &requestsv1.CreateAppointmentRequestRequest{
+		ApplicantId: applicantID, MissionCode: a.mission, Centre: a.centre, VisaCategory: a.category,
+		EarliestDate: a.earliest, LatestDate: a.latest,
+	})
+	if err != nil {
+		t.Fatalf("CreateAppointmentRequest: %v", err)
+	}
+	return resp.GetRequest()
+}
+
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != code {
+		t.Fatalf("code = %s (%v), want %s", got, err, code)
+	}
+}
+
+// wantViolation asserts InvalidArgument naming exactly these fields.
+func wantViolation(t *testing.T, err error, fields ...string) {
+	t.Helper()
+	wantCode(t, err, codes.InvalidArgument)
+	got := apierr.FieldViolations(err)
+	for _, f := range fields {
+		if _, ok := got[f]; !ok {
+			t.Fatalf("violations %v lack %q", got, f)
+		}
+	}
+	if len(got) != len(fields) {
+		t.Fatalf("violations %v, want exactly %v", got, fields)
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}

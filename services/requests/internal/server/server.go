@@ -1,0 +1,336 @@
+// Package server is the gRPC edge of the Requests service: handlers turn
+// protobuf into domain input (collecting field violations), call the app,
+// and turn the answer or the error back. They decide nothing; errors map to
+// codes in one function, errorStatus.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/page"
+	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+	"github.com/slotwatch/slotwatch/services/requests/internal/store"
+)
+
+// eventBatch is how many events a stream reads from the table at a time.
+const eventBatch = 500
+
+// Server implements requestsv1.RequestsServiceServer.
+type Server struct {
+	requestsv1.UnimplementedRequestsServiceServer
+	app      *app.App
+	hub      *store.Hub
+	logger   *slog.Logger
+	stopping <-chan struct{}
+}
+
+// New returns the server. Event streams end (UNAVAILABLE, so clients resume
+// from their cursor elsewhere) when stopping is closed, which lets a graceful
+// stop finish instead of waiting on endless streams.
+func New(a *app.App, hub *store.Hub, logger *slog.Logger, stopping <-chan struct{}) *Server {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Server{app: a, hub: hub, logger: logger, stopping: stopping}
+}
+
+// Register registers s on gs.
+func (s *Server) Register(gs *grpc.Server) {
+	requestsv1.RegisterRequestsServiceServer(gs, s)
+}
+
+// errorStatus is the one place domain errors become gRPC codes. An error
+// nobody expected is logged here and reaches the caller only as "internal
+// error".
+func (s *Server) errorStatus(ctx context.Context, method string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, domain.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, domain.ErrApplicantNotFound):
+		return status.Error(codes.FailedPrecondition, "applicant_id names no applicant")
+	case errors.Is(err, domain.ErrNotPending):
+		return status.Error(codes.FailedPrecondition, "the request is no longer pending")
+	case errors.Is(err, domain.ErrClaimNotHeld):
+		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
+	case errors.Is(err, domain.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	s.logger.ErrorContext(ctx, "request failed", "method", method, "error", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// CreateApplicant adds an applicant.
+func (s *Server) CreateApplicant(ctx context.Context, req *requestsv1.CreateApplicantRequest) (*requestsv1.CreateApplicantResponse, error) {
+	var (
+		v  apierr.Violations
+		ap domain.Applicant
+	)
+	domain.ApplicantFields{
+		FullName: &req.FullName, Email: &req.Email, Phone: &req.Phone,
+		PassportNumber: &req.PassportNumber, Nationality: &req.Nationality, DateOfBirth: &req.DateOfBirth,
+	}.Apply(&v, &ap, s.app.Today())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	ap, err := s.app.CreateApplicant(ctx, ap)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "CreateApplicant", err)
+	}
+	return &requestsv1.CreateApplicantResponse{Applicant: applicantToProto(ap, false)}, nil
+}
+
+// GetApplicant returns an applicant with the passport number.
+func (s *Server) GetApplicant(ctx context.Context, req *requestsv1.GetApplicantRequest) (*requestsv1.GetApplicantResponse, error) {
+	var v apierr.Violations
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	ap, err := s.app.GetApplicant(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "GetApplicant", err)
+	}
+	return &requestsv1.GetApplicantResponse{Applicant: applicantToProto(ap, true)}, nil
+}
+
+func pageArgs(v *apierr.Violations, size int32, token string) (int, *store.Position) {
+	n := page.Size(v, "page_size", size)
+	if token == "" {
+		return n, nil
+	}
+	var pos store.Position
+	page.Decode(v, "page_token", token, &pos)
+	return n, &pos
+}
+
+// ListApplicants pages applicants without passport numbers.
+func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
+	var v apierr.Violations
+	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	aps, more, err := s.app.ListApplicants(ctx, pos, n)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ListApplicants", err)
+	}
+	resp := &requestsv1.ListApplicantsResponse{}
+	for _, a := range aps {
+		resp.Applicants = append(resp.Applicants, applicantToProto(a, false))
+	}
+	if more {
+		last := aps[len(aps)-1]
+		resp.NextPageToken = page.Encode(store.Position{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return resp, nil
+}
+
+// UpdateApplicant changes the fields that are set.
+func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateApplicantRequest) (*requestsv1.UpdateApplicantResponse, error) {
+	var v apierr.Violations
+	id := domain.ParseID(&v, "id", req.GetId())
+	f := domain.ApplicantFields{
+		FullName: req.FullName, Email: req.Email, Phone: req.Phone,
+		PassportNumber: req.PassportNumber, Nationality: req.Nationality, DateOfBirth: req.DateOfBirth,
+	}
+	f.Apply(&v, &domain.Applicant{}, s.app.Today())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	ap, err := s.app.UpdateApplicant(ctx, id, f)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "UpdateApplicant", err)
+	}
+	return &requestsv1.UpdateApplicantResponse{Applicant: applicantToProto(ap, false)}, nil
+}
+
+// DeleteApplicant removes an applicant and cancels their pending requests.
+func (s *Server) DeleteApplicant(ctx context.Context, req *requestsv1.DeleteApplicantRequest) (*requestsv1.DeleteApplicantResponse, error) {
+	var v apierr.Violations
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	n, err := s.app.DeleteApplicant(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "DeleteApplicant", err)
+	}
+	return &requestsv1.DeleteApplicantResponse{CancelledRequests: int32(n)}, nil
+}
+
+// CreateAppointmentRequest opens a PENDING request.
+func (s *Server) CreateAppointmentRequest(ctx context.Context, req *requestsv1.CreateAppointmentRequestRequest) (*requestsv1.CreateAppointmentRequestResponse, error) {
+	var v apierr.Violations
+	r := domain.NewRequest(&v, domain.NewRequestInput{
+		ApplicantID: req.GetApplicantId(), MissionCode: req.GetMissionCode(), Centre: req.GetCentre(),
+		VisaCategory: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
+	}, s.app.Today())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.app.CreateRequest(ctx, r)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "CreateAppointmentRequest", err)
+	}
+	return &requestsv1.CreateAppointmentRequestResponse{Request: requestToProto(r)}, nil
+}
+
+// GetAppointmentRequest returns one request.
+func (s *Server) GetAppointmentRequest(ctx context.Context, req *requestsv1.GetAppointmentRequestRequest) (*requestsv1.GetAppointmentRequestResponse, error) {
+	var v apierr.Violations
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.app.GetRequest(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "GetAppointmentRequest", err)
+	}
+	return &requestsv1.GetAppointmentRequestResponse{Request: requestToProto(r)}, nil
+}
+
+// ListAppointmentRequests filters and pages requests.
+func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.ListAppointmentRequestsRequest) (*requestsv1.ListAppointmentRequestsResponse, error) {
+	var (
+		v apierr.Violations
+		f store.RequestFilter
+	)
+	if st := req.GetStatus(); st != requestsv1.RequestStatus_REQUEST_STATUS_UNSPECIFIED {
+		var ok bool
+		if f.Status, ok = statusFromProto[st]; !ok {
+			v.Add("status", "must be a RequestStatus value, got %d", st)
+		}
+	}
+	if f.MissionCode = req.GetMissionCode(); f.MissionCode != "" {
+		domain.CheckMissionCode(&v, "mission_code", f.MissionCode)
+	}
+	if req.GetApplicantId() != "" {
+		f.ApplicantID = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
+	}
+	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	rs, more, err := s.app.ListRequests(ctx, f, pos, n)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ListAppointmentRequests", err)
+	}
+	resp := &requestsv1.ListAppointmentRequestsResponse{Requests: requestsToProto(rs)}
+	if more {
+		last := rs[len(rs)-1]
+		resp.NextPageToken = page.Encode(store.Position{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return resp, nil
+}
+
+// CancelAppointmentRequest cancels a PENDING request; cancelling a cancelled
+// one again returns it unchanged.
+func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.CancelAppointmentRequestRequest) (*requestsv1.CancelAppointmentRequestResponse, error) {
+	var v apierr.Violations
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	r, err := s.app.CancelRequest(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "CancelAppointmentRequest", err)
+	}
+	return &requestsv1.CancelAppointmentRequestResponse{Request: requestToProto(r)}, nil
+}
+
+// ClaimDueMissions claims missions due for a check.
+func (s *Server) ClaimDueMissions(ctx context.Context, req *requestsv1.ClaimDueMissionsRequest) (*requestsv1.ClaimDueMissionsResponse, error) {
+	var v apierr.Violations
+	domain.CheckClaimInput(&v, req.GetCheckerId(), req.GetMaxMissions())
+	ttl := v.Duration("claim_ttl", req.GetClaimTtl(), app.MaxClaimTTL)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	claims, err := s.app.ClaimDueMissions(ctx, strings.TrimSpace(req.GetCheckerId()), int(req.GetMaxMissions()), ttl)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ClaimDueMissions", err)
+	}
+	resp := &requestsv1.ClaimDueMissionsResponse{Claims: make([]*requestsv1.MissionClaim, len(claims))}
+	for i, c := range claims {
+		resp.Claims[i] = claimToProto(c)
+	}
+	return resp, nil
+}
+
+// ReportCheckResult ends a claim with its result.
+func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCheckResultRequest) (*requestsv1.ReportCheckResultResponse, error) {
+	var v apierr.Violations
+	in := domain.CheckResultInput{
+		ClaimID: req.GetClaimId(), Outcome: outcomeFromProto[req.GetOutcome()],
+		AccountID: req.GetAccountId(), Detail: req.GetDetail(),
+	}
+	for _, sl := range req.GetSlots() {
+		in.Slots = append(in.Slots, domain.SlotInput{Centre: sl.GetCentre(), VisaCategory: sl.GetVisaCategory(), Date: sl.GetDate(), Time: sl.GetTime()})
+	}
+	res := domain.NewCheckResult(&v, in)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	rec, matched, err := s.app.ReportCheckResult(ctx, res)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ReportCheckResult", err)
+	}
+	return &requestsv1.ReportCheckResultResponse{Matched: requestsToProto(matched), CheckId: rec.ID}, nil
+}
+
+// WatchEvents streams events after the cursor, then live. It subscribes to
+// the hub before each read of the events table, so an event committed after
+// a read wakes it; it sends only cursors above the last one sent, so nothing
+// comes twice.
+func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.ServerStreamingServer[requestsv1.WatchEventsResponse]) error {
+	ctx := stream.Context()
+	if req.GetAfterCursor() < 0 {
+		var v apierr.Violations
+		v.Add("after_cursor", "must not be negative")
+		return v.Err()
+	}
+	wake, unsubscribe := s.hub.Subscribe()
+	defer unsubscribe()
+	cursor := req.GetAfterCursor()
+	for {
+		events, err := s.app.Store().EventsAfter(ctx, cursor, eventBatch)
+		if err != nil {
+			return s.errorStatus(ctx, "WatchEvents", err)
+		}
+		for _, e := range events {
+			if e.Cursor <= cursor {
+				continue
+			}
+			if err := stream.Send(eventToProto(e)); err != nil {
+				return err
+			}
+			cursor = e.Cursor
+		}
+		if len(events) == eventBatch {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.stopping:
+			return status.Error(codes.Unavailable, "server is stopping: resume from the last cursor")
+		}
+	}
+}

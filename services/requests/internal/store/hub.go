@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Hub is the one LISTEN connection of a server process. It wakes every
+// subscribed event stream when events are committed; the streams then read
+// the events table from their own cursor. A wake carries no data, so a
+// missed or merged notification costs nothing: whenever the hub
+// (re)connects it wakes everyone, because notifications sent while it was
+// not listening are gone.
+type Hub struct {
+	cfg    *pgx.ConnConfig
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	subs map[chan struct{}]struct{}
+}
+
+// NewHub returns a hub that listens with a copy of the store pool's
+// connection settings, on its own connection outside the pool.
+func NewHub(s *Store, logger *slog.Logger) *Hub {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Hub{cfg: s.pool.Config().ConnConfig.Copy(), logger: logger, subs: map[chan struct{}]struct{}{}}
+}
+
+// Subscribe returns a channel that receives a value after events may have
+// been committed (at most one wake is buffered), and a function to
+// unsubscribe. Subscribe before reading the events table, so nothing
+// committed after that read goes unnoticed.
+func (h *Hub) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs, ch)
+		h.mu.Unlock()
+	}
+}
+
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run listens until ctx ends, reconnecting with backoff when the connection
+// drops.
+func (h *Hub) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		listened, err := h.listen(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if listened {
+			backoff = 100 * time.Millisecond
+		}
+		h.logger.Warn("event listener lost its connection; reconnecting", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// listen returns whether it got as far as listening, and why it stopped.
+func (h *Hub) listen(ctx context.Context) (bool, error) {
+	conn, err := pgx.ConnectConfig(ctx, h.cfg)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{EventChannel}.Sanitize()); err != nil {
+		return false, err
+	}
+	h.wakeAll()
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true, err
+		}
+		h.wakeAll()
+	}
+}

@@ -1,0 +1,360 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+)
+
+// CreateRequest inserts r (PENDING) and its created event. A missing
+// applicant is domain.ErrApplicantNotFound.
+func (s *Store) CreateRequest(ctx context.Context, r domain.Request) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO requests.missions (code) VALUES ($1) ON CONFLICT DO NOTHING`, r.MissionCode); err != nil {
+			return fmt.Errorf("insert mission: %w", err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO requests.appointment_requests (`+requestCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11)`,
+			r.ID, r.ApplicantID, r.MissionCode, r.Centre, r.VisaCategory, r.EarliestDate, r.LatestDate,
+			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt)
+		if isForeignKeyViolation(err) {
+			return domain.ErrApplicantNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("insert request: %w", err)
+		}
+		return writeEvents(ctx, tx, domain.EventCreated, []domain.Request{r}, r.CreatedAt)
+	})
+}
+
+// GetRequest reads one request.
+func (s *Store) GetRequest(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests WHERE id = $1`, id))
+	if err != nil {
+		return r, fmt.Errorf("get request: %w", notFound(err))
+	}
+	return r, nil
+}
+
+// RequestFilter narrows ListRequests; zero fields match everything.
+type RequestFilter struct {
+	Status      domain.Status
+	MissionCode string
+	ApplicantID uuid.UUID
+}
+
+// ListRequests returns up to limit requests after pos matching f, oldest
+// first, and whether more follow.
+func (s *Store) ListRequests(ctx context.Context, f RequestFilter, pos *Position, limit int) ([]domain.Request, bool, error) {
+	var (
+		after   = pos != nil
+		afterT  time.Time
+		afterID uuid.UUID
+		appl    *uuid.UUID
+	)
+	if after {
+		afterT, afterID = pos.CreatedAt, pos.ID
+	}
+	if f.ApplicantID != uuid.Nil {
+		appl = &f.ApplicantID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
+		WHERE ($1 = '' OR status = $1)
+		  AND ($2 = '' OR mission_code = $2)
+		  AND ($3::uuid IS NULL OR applicant_id = $3)
+		  AND (NOT $4 OR (created_at, id) > ($5, $6))
+		ORDER BY created_at, id LIMIT $7`,
+		string(f.Status), f.MissionCode, appl, after, afterT, afterID, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("list requests: %w", err)
+	}
+	out, err := collectRequests(rows)
+	if err != nil {
+		return nil, false, fmt.Errorf("list requests: %w", err)
+	}
+	more := len(out) > limit
+	if more {
+		out = out[:limit]
+	}
+	return out, more, nil
+}
+
+// CancelRequest reads the request under a row lock and applies
+// domain.Request.Cancel; when it changed, it writes the request and a
+// cancelled event in the same transaction.
+func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	var r domain.Request
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		r, err = scanRequest(tx.QueryRow(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return fmt.Errorf("get request: %w", notFound(err))
+		}
+		changed, err := r.Cancel(now)
+		if err != nil || !changed {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests SET status = $2, updated_at = $3 WHERE id = $1`,
+			r.ID, string(r.Status), r.UpdatedAt); err != nil {
+			return fmt.Errorf("cancel request: %w", err)
+		}
+		return writeEvents(ctx, tx, domain.EventCancelled, []domain.Request{r}, now)
+	})
+	return r, err
+}
+
+// expireBatch bounds how many requests one call expires, so a backlog (every
+// request ending on the same day) spreads over several calls.
+const expireBatch = 500
+
+// expire turns PENDING requests whose latest_date is before today EXPIRED
+// (domain.Request.ExpiredOn in SQL) and queues their events on b. Rows
+// another transaction holds are skipped, not waited for: the next call
+// takes them.
+func expire(ctx context.Context, tx pgx.Tx, b *pgx.Batch, now time.Time) (int, error) {
+	rows, err := tx.Query(ctx, `UPDATE requests.appointment_requests SET status = 'expired', updated_at = $2
+		WHERE id IN (SELECT id FROM requests.appointment_requests
+		             WHERE status = 'pending' AND latest_date < $1
+		             ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING `+requestCols, domain.Today(now), now, expireBatch)
+	if err != nil {
+		return 0, fmt.Errorf("expire requests: %w", err)
+	}
+	expired, err := collectRequests(rows)
+	if err != nil {
+		return 0, fmt.Errorf("expire requests: %w", err)
+	}
+	appendEvents(b, domain.EventExpired, expired, now)
+	return len(expired), nil
+}
+
+// ExpireDue expires what is due now, for the periodic sweep; ClaimDueMissions
+// does the same on every call.
+func (s *Store) ExpireDue(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		var err error
+		if n, err = expire(ctx, tx, b, now); err != nil {
+			return err
+		}
+		return sendBatch(ctx, tx, b)
+	})
+	return n, err
+}
+
+// ClaimParams are the inputs of ClaimDueMissions.
+type ClaimParams struct {
+	CheckerID string
+	Max       int
+	TTL       time.Duration
+	// CheckInterval is how long after its last check a mission is due again;
+	// 0 makes every mission with pending requests due.
+	CheckInterval time.Duration
+	Now           time.Time
+}
+
+// ClaimDueMissions expires what is due, then claims up to p.Max missions
+// that have PENDING requests, were last checked at least p.CheckInterval
+// ago, and hold no live claim. Mission rows are taken with FOR UPDATE SKIP
+// LOCKED and re-checked after locking, so concurrent callers on any number
+// of replicas never get the same mission; a claim is live until its
+// claim_expires_at, so one that is never reported lapses by itself.
+func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
+	var claims []domain.Claim
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		claims = nil
+		events := &pgx.Batch{}
+		if _, err := expire(ctx, tx, events, p.Now); err != nil {
+			return err
+		}
+		today := domain.Today(p.Now)
+		expires := p.Now.Add(p.TTL)
+		rows, err := tx.Query(ctx, `
+			WITH picked AS (
+				SELECT m.code FROM requests.missions m
+				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= $1)
+				  AND (m.last_checked_at IS NULL OR m.last_checked_at <= $2)
+				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
+				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= $3)
+				ORDER BY m.last_checked_at NULLS FIRST, m.code
+				LIMIT $4
+				FOR UPDATE OF m SKIP LOCKED
+			), claimed AS (
+				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = $5
+				FROM picked WHERE m.code = picked.code
+				RETURNING m.code, m.claim_id
+			)
+			INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+			SELECT c.claim_id, c.code, $6,
+			       ARRAY(SELECT r.id FROM requests.appointment_requests r
+			             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= $3
+			             ORDER BY r.created_at, r.id),
+			       $1, $5
+			FROM claimed c
+			RETURNING id, mission_code, request_ids`,
+			p.Now, p.Now.Add(-p.CheckInterval), today, p.Max, expires, p.CheckerID)
+		if err != nil {
+			return fmt.Errorf("claim missions: %w", err)
+		}
+		var ids []uuid.UUID
+		byID := map[uuid.UUID]int{}
+		for rows.Next() {
+			var (
+				c      = domain.Claim{CheckerID: p.CheckerID, ClaimedAt: p.Now, ExpiresAt: expires}
+				reqIDs []uuid.UUID
+			)
+			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs); err != nil {
+				rows.Close()
+				return fmt.Errorf("claim missions: %w", err)
+			}
+			for _, id := range reqIDs {
+				byID[id] = len(claims)
+			}
+			ids = append(ids, reqIDs...)
+			claims = append(claims, c)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim missions: %w", err)
+		}
+		if len(ids) > 0 {
+			rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
+				WHERE id = ANY($1) ORDER BY created_at, id`, ids)
+			if err != nil {
+				return fmt.Errorf("load claimed requests: %w", err)
+			}
+			reqs, err := collectRequests(rows)
+			if err != nil {
+				return fmt.Errorf("load claimed requests: %w", err)
+			}
+			for _, r := range reqs {
+				i := byID[r.ID]
+				claims[i].Requests = append(claims[i].Requests, r)
+			}
+		}
+		return sendBatch(ctx, tx, events)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return claims, nil
+}
+
+// CheckRecord is a recorded check.
+type CheckRecord struct {
+	ID          int64
+	MissionCode string
+	CheckerID   string
+}
+
+// ReportCheck ends a live claim and records its check in one transaction:
+// the claim is marked reported and the mission's claim ends and its
+// last_checked_at moves to now; the check row is written; the claim's
+// requests that are still PENDING are read under row locks and passed to
+// apply (domain.ApplyCheck), whose changes are written back with a
+// slot_found event for each match. A claim that is unknown, already
+// reported, lapsed or taken over is domain.ErrClaimNotHeld, and nothing is
+// written.
+func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time,
+	apply func([]domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
+	var (
+		rec     CheckRecord
+		matched []domain.Request
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var reqIDs []uuid.UUID
+		err := tx.QueryRow(ctx, `
+			WITH m AS (
+				UPDATE requests.missions SET claim_expires_at = $2, last_checked_at = $2
+				WHERE claim_id = $1 AND claim_expires_at > $2
+				RETURNING code
+			)
+			UPDATE requests.claims c SET reported_at = $2
+			FROM m WHERE c.id = $1 AND c.mission_code = m.code AND c.reported_at IS NULL
+			RETURNING c.mission_code, c.checker_id, c.request_ids`,
+			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs)
+		if err != nil {
+			if notFound(err) == domain.ErrNotFound {
+				return domain.ErrClaimNotHeld
+			}
+			return fmt.Errorf("end claim: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
+			WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR UPDATE`, reqIDs)
+		if err != nil {
+			return fmt.Errorf("lock claimed requests: %w", err)
+		}
+		pending, err := collectRequests(rows)
+		if err != nil {
+			return fmt.Errorf("lock claimed requests: %w", err)
+		}
+		var changed []domain.Request
+		changed, matched = apply(pending)
+
+		b := &pgx.Batch{}
+		if len(changed) > 0 {
+			ids := make([]uuid.UUID, len(changed))
+			statuses := make([]string, len(changed))
+			slots := make([][]byte, len(changed))
+			counts := make([]int32, len(changed))
+			checked := make([]time.Time, len(changed))
+			updated := make([]time.Time, len(changed))
+			for i, r := range changed {
+				ids[i], statuses[i], slots[i] = r.ID, string(r.Status), slotsToJSON(r.MatchedSlots)
+				counts[i], checked[i], updated[i] = int32(r.CheckCount), r.LastCheckedAt, r.UpdatedAt
+			}
+			b.Queue(`UPDATE requests.appointment_requests r SET status = u.status, matched_slots = u.slots,
+				check_count = u.count, last_checked_at = u.checked, updated_at = u.updated
+				FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::timestamptz[])
+				     AS u(id, status, slots, count, checked, updated)
+				WHERE r.id = u.id`, ids, statuses, slots, counts, checked, updated)
+		}
+		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(res.Slots), res.Detail, now).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&rec.ID) })
+		appendEvents(b, domain.EventSlotFound, matched, now)
+		if err := sendBatch(ctx, tx, b); err != nil {
+			return fmt.Errorf("record check: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return CheckRecord{}, nil, err
+	}
+	return rec, matched, nil
+}
+
+// EventsAfter returns up to limit events with a cursor above after, in
+// cursor order.
+func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]domain.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, type, request, occurred_at FROM requests.events
+		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.Event
+	for rows.Next() {
+		var (
+			e    domain.Event
+			snap []byte
+		)
+		if err := rows.Scan(&e.Cursor, &e.Type, &snap, &e.OccurredAt); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if e.Request, err = requestFromJSON(snap); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
