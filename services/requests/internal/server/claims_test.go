@@ -1,0 +1,495 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/migrations"
+)
+
+func slotP(centre, category, date string) *requestsv1.Slot {
+	return &requestsv1.Slot{Centre: centre, VisaCategory: category, Date: date}
+}
+
+func claim(t *testing.T, c requestsv1.RequestsServiceClient, max int32, ttl time.Duration) []*requestsv1.MissionClaim {
+	t.Helper()
+	req := &requestsv1.ClaimDueMissionsRequest{CheckerId: "checker-1", MaxMissions: max}
+	if ttl > 0 {
+		req.ClaimTtl = durationpb.New(ttl)
+	}
+	resp, err := c.ClaimDueMissions(ctxT(t), req)
+	if err != nil {
+		t.Fatalf("ClaimDueMissions: %v", err)
+	}
+	return resp.GetClaims()
+}
+
+// claimOne claims and expects exactly the one mission.
+func claimOne(t *testing.T, c requestsv1.RequestsServiceClient, mission string) *requestsv1.MissionClaim {
+	t.Helper()
+	claims := claim(t, c, 100, 0)
+	if len(claims) != 1 || claims[0].GetMissionCode() != mission {
+		t.Fatalf("claims = %v, want one for %s", claims, mission)
+	}
+	return claims[0]
+}
+
+func report(t *testing.T, c requestsv1.RequestsServiceClient, claimID string, outcome requestsv1.CheckOutcome, slots ...*requestsv1.Slot) *requestsv1.ReportCheckResultResponse {
+	t.Helper()
+	resp, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+		ClaimId: claimID, Outcome: outcome, Slots: slots, AccountId: 7, Detail: "test",
+	})
+	if err != nil {
+		t.Fatalf("ReportCheckResult: %v", err)
+	}
+	return resp
+}
+
+func getRequest(t *testing.T, c requestsv1.RequestsServiceClient, id string) *requestsv1.AppointmentRequest {
+	t.Helper()
+	resp, err := c.GetAppointmentRequest(ctxT(t), &requestsv1.GetAppointmentRequestRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.GetRequest()
+}
+
+func TestClaimDueMissions(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ClaimsEachDueMissionOnceWithItsPendingRequests", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		f1 := createRequest(t, c, a.GetId(), reqArgs{mission: "fra"})
+		f2 := createRequest(t, c, a.GetId(), reqArgs{mission: "fra"})
+		createRequest(t, c, a.GetId(), reqArgs{mission: "bel"})
+		cancelled := createRequest(t, c, a.GetId(), reqArgs{mission: "deu"})
+		if _, err := c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: cancelled.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		claims := claim(t, c, 100, time.Minute)
+		if len(claims) != 2 {
+			t.Fatalf("claims = %v, want fra and bel", claims)
+		}
+		byMission := map[string]*requestsv1.MissionClaim{}
+		for _, cl := range claims {
+			byMission[cl.GetMissionCode()] = cl
+		}
+		fra := byMission["fra"]
+		if fra == nil || len(fra.GetRequests()) != 2 || fra.GetRequests()[0].GetId() != f1.GetId() || fra.GetRequests()[1].GetId() != f2.GetId() {
+			t.Fatalf("fra claim = %v", fra)
+		}
+		if !fra.GetExpiresAt().AsTime().Equal(bundle.clock.Now().Add(time.Minute)) {
+			t.Fatalf("expires_at = %v", fra.GetExpiresAt().AsTime())
+		}
+		if again := claim(t, c, 100, 0); len(again) != 0 {
+			t.Fatalf("claimed held missions again: %v", again)
+		}
+	})
+
+	t.Run("MaxMissionsBoundsTheClaim", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		a := createApplicant(t, c)
+		for _, m := range []string{"aa", "bb", "cc"} {
+			createRequest(t, c, a.GetId(), reqArgs{mission: m})
+		}
+		if got := claim(t, c, 2, 0); len(got) != 2 {
+			t.Fatalf("%d claims, want 2", len(got))
+		}
+		if got := claim(t, c, 2, 0); len(got) != 1 {
+			t.Fatalf("%d claims, want the 1 left", len(got))
+		}
+	})
+
+	t.Run("MissionIsDueAgainAfterCheckInterval", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t, app.Config{CheckInterval: 2 * time.Minute})
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		cl := claimOne(t, c, "fra")
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+		got := getRequest(t, c, r.GetId())
+		if got.GetCheckCount() != 1 || !got.GetLastCheckedAt().AsTime().Equal(bundle.clock.Now()) {
+			t.Fatalf("after check: %v", got)
+		}
+		bundle.clock.Advance(2*time.Minute - time.Microsecond)
+		if got := claim(t, c, 10, 0); len(got) != 0 {
+			t.Fatalf("claimed before the interval passed: %v", got)
+		}
+		bundle.clock.Advance(time.Microsecond)
+		claimOne(t, c, "fra")
+	})
+
+	t.Run("ClaimLapsesAtExpiresAt", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		first := claim(t, c, 1, time.Minute)[0]
+		bundle.clock.Advance(time.Minute - time.Microsecond)
+		if got := claim(t, c, 1, 0); len(got) != 0 {
+			t.Fatalf("mission claimed while its claim was live: %v", got)
+		}
+		bundle.clock.Advance(time.Microsecond)
+		second := claimOne(t, c, "fra")
+		if second.GetClaimId() == first.GetClaimId() {
+			t.Fatal("same claim id twice")
+		}
+
+		// The lapsed claim's report is refused and writes nothing.
+		_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+			ClaimId: first.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+			Slots: []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-05")},
+		})
+		wantCode(t, err, codes.FailedPrecondition)
+		if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
+			t.Fatalf("lapsed report changed the request: %v", got)
+		}
+		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.checks`); n != 0 {
+			t.Fatalf("%d checks recorded", n)
+		}
+		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.claims WHERE reported_at IS NOT NULL`); n != 0 {
+			t.Fatalf("%d claims marked reported", n)
+		}
+		// The live claim reports normally.
+		report(t, c, second.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+	})
+
+	t.Run("ReportOfUnknownOrReportedClaimIsFailedPrecondition", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		createRequest(t, c, a.GetId(), reqArgs{})
+		cl := claimOne(t, c, "fra")
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+		for _, id := range []string{cl.GetClaimId(), "0190f5a4-0000-7000-8000-000000000000"} {
+			_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{ClaimId: id, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED})
+			wantCode(t, err, codes.FailedPrecondition)
+		}
+		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.checks`); n != 1 {
+			t.Fatalf("%d checks, want 1", n)
+		}
+	})
+
+	t.Run("ReportRecordsTheCheck", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		createRequest(t, c, a.GetId(), reqArgs{})
+		cl := claimOne(t, c, "fra")
+		resp := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("lyon", "tourism", "2030-07-05"))
+		var (
+			mission, checker, outcome, detail string
+			account                           int64
+			checkedAt                         time.Time
+		)
+		err := bundle.pool.QueryRow(ctxT(t), `SELECT mission_code, checker_id, outcome, detail, account_id, checked_at
+			FROM requests.checks WHERE id = $1`, resp.GetCheckId()).Scan(&mission, &checker, &outcome, &detail, &account, &checkedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mission != "fra" || checker != "checker-1" || outcome != "slots_found" || detail != "test" || account != 7 || !checkedAt.Equal(bundle.clock.Now()) {
+			t.Fatalf("check row = %s %s %s %s %d %v", mission, checker, outcome, detail, account, checkedAt)
+		}
+	})
+
+	t.Run("RequestsCreatedAfterTheClaimAreNotTouchedByItsReport", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		a := createApplicant(t, c)
+		createRequest(t, c, a.GetId(), reqArgs{})
+		cl := claimOne(t, c, "fra")
+		late := createRequest(t, c, a.GetId(), reqArgs{})
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-07-05"))
+		if got := getRequest(t, c, late.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
+			t.Fatalf("late request = %v", got)
+		}
+	})
+}
+
+// TestSlotMatching reports slots against one request with the window
+// 2030-07-01..2030-07-10 at centre paris, category tourism.
+func TestSlotMatching(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		slots   []*requestsv1.Slot
+		matched []string // dates of the slots kept; none means still PENDING
+	}{
+		{"EarliestDateMatches", []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-01")}, []string{"2030-07-01"}},
+		{"LatestDateMatches", []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-10")}, []string{"2030-07-10"}},
+		{"DayBeforeWindowDoesNotMatch", []*requestsv1.Slot{slotP("paris", "tourism", "2030-06-30")}, nil},
+		{"DayAfterWindowDoesNotMatch", []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-11")}, nil},
+		{"OtherCentreDoesNotMatch", []*requestsv1.Slot{slotP("lyon", "tourism", "2030-07-05")}, nil},
+		{"OtherCategoryDoesNotMatch", []*requestsv1.Slot{slotP("paris", "business", "2030-07-05")}, nil},
+		{"SeveralSlotsKeepOnlyTheMatchingOnes", []*requestsv1.Slot{
+			slotP("paris", "tourism", "2030-06-30"),
+			{Centre: "paris", VisaCategory: "tourism", Date: "2030-07-02", Time: "09:30"},
+			slotP("lyon", "tourism", "2030-07-03"),
+			slotP("Paris", "Tourism", "2030-07-09"),
+			slotP("paris", "business", "2030-07-04"),
+		}, []string{"2030-07-02", "2030-07-09"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, bundle := setup(t)
+			a := createApplicant(t, c)
+			r := createRequest(t, c, a.GetId(), reqArgs{})
+			cl := claimOne(t, c, "fra")
+			resp := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, tt.slots...)
+			got := getRequest(t, c, r.GetId())
+			if got.GetCheckCount() != 1 {
+				t.Fatalf("check_count = %d", got.GetCheckCount())
+			}
+			if len(tt.matched) == 0 {
+				if got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || len(got.GetMatchedSlots()) != 0 || len(resp.GetMatched()) != 0 {
+					t.Fatalf("request = %v, matched %v; want PENDING", got, resp.GetMatched())
+				}
+				if n := count(t, bundle.pool, `SELECT count(*) FROM requests.events WHERE type = 'slot_found'`); n != 0 {
+					t.Fatalf("%d slot_found events", n)
+				}
+				return
+			}
+			if got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND || len(resp.GetMatched()) != 1 {
+				t.Fatalf("request = %v; want SLOT_FOUND", got)
+			}
+			var dates []string
+			for _, s := range got.GetMatchedSlots() {
+				dates = append(dates, s.GetDate())
+			}
+			if fmt.Sprint(dates) != fmt.Sprint(tt.matched) {
+				t.Fatalf("matched slots %v, want %v", dates, tt.matched)
+			}
+			if n := count(t, bundle.pool, `SELECT count(*) FROM requests.events WHERE type = 'slot_found' AND request_id = $1`, r.GetId()); n != 1 {
+				t.Fatalf("%d slot_found events", n)
+			}
+		})
+	}
+
+	t.Run("AlreadySlotFoundRequestIsUnchanged", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		july := createRequest(t, c, a.GetId(), reqArgs{})
+		august := createRequest(t, c, a.GetId(), reqArgs{earliest: "2030-08-01", latest: "2030-08-10"})
+		cl := claimOne(t, c, "fra")
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-07-05"))
+		before := getRequest(t, c, july.GetId())
+		if before.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND {
+			t.Fatalf("july = %v", before)
+		}
+		bundle.clock.Advance(time.Minute)
+		cl = claimOne(t, c, "fra")
+		if len(cl.GetRequests()) != 1 || cl.GetRequests()[0].GetId() != august.GetId() {
+			t.Fatalf("second claim covers %v, want only the pending august request", cl.GetRequests())
+		}
+		resp := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+			slotP("paris", "tourism", "2030-07-06"), slotP("paris", "tourism", "2030-08-05"))
+		if len(resp.GetMatched()) != 1 || resp.GetMatched()[0].GetId() != august.GetId() {
+			t.Fatalf("matched %v", resp.GetMatched())
+		}
+		after := getRequest(t, c, july.GetId())
+		if after.GetCheckCount() != before.GetCheckCount() || len(after.GetMatchedSlots()) != 1 ||
+			after.GetMatchedSlots()[0].GetDate() != "2030-07-05" || !after.GetUpdatedAt().AsTime().Equal(before.GetUpdatedAt().AsTime()) {
+			t.Fatalf("SLOT_FOUND request changed:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+}
+
+func TestExpiry(t *testing.T) {
+	t.Parallel()
+
+	t.Run("PassedWindowExpiresAndIsNotClaimed", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		endsTomorrow := createRequest(t, c, a.GetId(), reqArgs{mission: "fra", earliest: "2030-06-01", latest: "2030-06-02"})
+		later := createRequest(t, c, a.GetId(), reqArgs{mission: "fra", earliest: "2030-06-01", latest: "2030-06-30"})
+		onlyEndsTomorrow := createRequest(t, c, a.GetId(), reqArgs{mission: "bel", earliest: "2030-06-01", latest: "2030-06-02"})
+
+		// Still pending on its last day.
+		bundle.clock.Set(time.Date(2030, 6, 2, 23, 59, 59, 0, time.UTC))
+		if got := claim(t, c, 10, time.Second); len(got) != 2 {
+			t.Fatalf("on the last day: %d claims, want 2", len(got))
+		}
+		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.appointment_requests WHERE status = 'expired'`); n != 0 {
+			t.Fatalf("%d expired on their last day", n)
+		}
+
+		bundle.clock.Set(time.Date(2030, 6, 3, 0, 0, 0, 0, time.UTC))
+		claims := claim(t, c, 10, 0)
+		if len(claims) != 1 || claims[0].GetMissionCode() != "fra" || len(claims[0].GetRequests()) != 1 || claims[0].GetRequests()[0].GetId() != later.GetId() {
+			t.Fatalf("claims after expiry = %v", claims)
+		}
+		for _, id := range []string{endsTomorrow.GetId(), onlyEndsTomorrow.GetId()} {
+			if got := getRequest(t, c, id); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED {
+				t.Fatalf("request %s = %s, want EXPIRED", id, got.GetStatus())
+			}
+			if n := count(t, bundle.pool, `SELECT count(*) FROM requests.events WHERE type = 'expired' AND request_id = $1`, id); n != 1 {
+				t.Fatalf("%d expired events for %s", n, id)
+			}
+		}
+	})
+
+	t.Run("SweepExpiresWithoutAClaim", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{earliest: "2030-06-01", latest: "2030-06-01"})
+		bundle.clock.Advance(24 * time.Hour)
+		n, err := bundle.server.app.ExpireDue(ctxT(t))
+		if err != nil || n != 1 {
+			t.Fatalf("ExpireDue = %d, %v", n, err)
+		}
+		if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED {
+			t.Fatalf("status %s", got.GetStatus())
+		}
+	})
+}
+
+// TestClaimExclusivity runs two servers on one database, each with several
+// claimers doing claim + report cycles, and then reads the claim rows: for
+// every mission, each claim starts no earlier than the previous one ended
+// (reported, or lapsed at expires_at).
+func TestClaimExclusivity(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewURL(t, migrations.Set)
+	openPool := func() *pgxpool.Pool {
+		p, err := pgxpool.New(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	poolA, poolB := openPool(), openPool()
+	// Both replicas read the real clock; a short claim TTL lets some claims
+	// lapse (a claimer that "crashes" never reports) while others report.
+	servers := []*testServer{
+		startServer(t, poolA, serverOpts{now: time.Now}),
+		startServer(t, poolB, serverOpts{now: time.Now}),
+	}
+	c := servers[0].client
+	a := createApplicant(t, c)
+	const missions = 6
+	for i := range missions {
+		for range 2 {
+			createRequest(t, c, a.GetId(), reqArgs{mission: fmt.Sprintf("m%d", i), earliest: "2099-01-01", latest: "2099-01-31"})
+		}
+	}
+
+	const claimersPerServer, cycles = 4, 15
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failures []string
+		claimed  int
+	)
+	for si, srv := range servers {
+		for ci := range claimersPerServer {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := context.Background()
+				checker := fmt.Sprintf("s%d-c%d", si, ci)
+				for cycle := range cycles {
+					resp, err := srv.client.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{
+						CheckerId: checker, MaxMissions: 2, ClaimTtl: durationpb.New(50 * time.Millisecond),
+					})
+					if err != nil {
+						mu.Lock()
+						failures = append(failures, "claim: "+err.Error())
+						mu.Unlock()
+						return
+					}
+					mu.Lock()
+					claimed += len(resp.GetClaims())
+					mu.Unlock()
+					for _, cl := range resp.GetClaims() {
+						if (cycle+ci)%5 == 0 {
+							continue // abandon it: it lapses
+						}
+						_, err := srv.client.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+							ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT,
+						})
+						// A report after the claim lapsed is refused; that is
+						// the rule, not a failure.
+						if err != nil && !isCode(err, codes.FailedPrecondition) {
+							mu.Lock()
+							failures = append(failures, "report: "+err.Error())
+							mu.Unlock()
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("failures: %v", failures)
+	}
+	if claimed == 0 {
+		t.Fatal("no claims at all")
+	}
+
+	type held struct {
+		id                string
+		from, until       time.Time
+		reported, checked bool
+	}
+	rows, err := poolA.Query(context.Background(), `SELECT c.id::text, c.mission_code, c.claimed_at,
+		coalesce(c.reported_at, c.expires_at), c.reported_at IS NOT NULL, k.id IS NOT NULL
+		FROM requests.claims c LEFT JOIN requests.checks k ON k.claim_id = c.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMission := map[string][]held{}
+	total := 0
+	for rows.Next() {
+		var (
+			h       held
+			mission string
+		)
+		if err := rows.Scan(&h.id, &mission, &h.from, &h.until, &h.reported, &h.checked); err != nil {
+			t.Fatal(err)
+		}
+		if h.reported != h.checked {
+			t.Errorf("claim %s: reported %v but check row %v", h.id, h.reported, h.checked)
+		}
+		byMission[mission] = append(byMission[mission], h)
+		total++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if total != claimed {
+		t.Fatalf("%d claim rows, %d claims handed out", total, claimed)
+	}
+	for mission, hs := range byMission {
+		sort.Slice(hs, func(i, j int) bool { return hs[i].from.Before(hs[j].from) })
+		for i := 1; i < len(hs); i++ {
+			if hs[i].from.Before(hs[i-1].until) {
+				t.Errorf("mission %s held twice: claim %s [%v, %v) overlaps claim %s from %v",
+					mission, hs[i-1].id, hs[i-1].from, hs[i-1].until, hs[i].id, hs[i].from)
+			}
+		}
+	}
+	t.Logf("%d claims over %d missions", total, len(byMission))
+}
+
+func isCode(err error, code codes.Code) bool { return status.Code(err) == code }
