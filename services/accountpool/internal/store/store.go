@@ -110,16 +110,16 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (domain.Account, error
 	return a, err
 }
 
-// statePredicate selects accounts in a state at $1 (now); it matches
+// statePredicate selects accounts in a state at @now; it matches
 // domain.Account.State, which a test checks.
 var statePredicate = map[domain.State]string{
 	domain.StateDisabled:    `NOT a.active`,
 	domain.StateLeased:      `a.active AND a.lease_id IS NOT NULL`,
-	domain.StateQuarantined: `a.active AND a.lease_id IS NULL AND a.quarantine_until > $1`,
-	domain.StateCooldown: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= $1, true)
-		AND a.cooldown_until > $1`,
-	domain.StateAvailable: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= $1, true)
-		AND coalesce(a.cooldown_until <= $1, true)`,
+	domain.StateQuarantined: `a.active AND a.lease_id IS NULL AND a.quarantine_until > @now`,
+	domain.StateCooldown: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= @now, true)
+		AND a.cooldown_until > @now`,
+	domain.StateAvailable: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= @now, true)
+		AND coalesce(a.cooldown_until <= @now, true)`,
 }
 
 // ListAccounts returns up to limit accounts with id > afterID, in id order,
@@ -130,7 +130,8 @@ func (s *Store) ListAccounts(ctx context.Context, state domain.State, afterID in
 		where = statePredicate[state]
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+accountCols+` FROM accountpool.accounts a
-		WHERE `+where+` AND a.id > $2 ORDER BY a.id LIMIT $3`, now, afterID, limit)
+		WHERE `+where+` AND a.id > @after ORDER BY a.id LIMIT @limit`,
+		pgx.NamedArgs{"now": now, "after": afterID, "limit": limit})
 	if err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
@@ -227,15 +228,19 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, [
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED
 		), leased AS (
+			-- A lease starts no earlier than the row's last change, so that
+			-- the usage log stays in order even when replicas' clocks or
+			-- schedulers disagree by a little.
 			UPDATE accountpool.accounts a SET
-				lease_id = $2, leased_by = $3, lease_expires_at = $1 + $4::interval,
-				fencing_token = a.fencing_token + 1, last_used_at = $1,
-				use_count = a.use_count + 1, updated_at = $1
+				lease_id = $2, leased_by = $3,
+				lease_expires_at = greatest($1, a.updated_at) + $4::interval,
+				fencing_token = a.fencing_token + 1, last_used_at = greatest($1, a.updated_at),
+				use_count = a.use_count + 1, updated_at = greatest($1, a.updated_at)
 			FROM candidate WHERE a.id = candidate.id
 			RETURNING a.*
 		), logged AS (
 			INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
-			SELECT $2, l.id, l.fencing_token, $5, $3, $6, $1 FROM leased l
+			SELECT $2, l.id, l.fencing_token, $5, $3, $6, l.last_used_at FROM leased l
 		)
 		SELECT `+accountCols+`, a.password_ciphertext FROM leased a`,
 		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs)), &ct)
@@ -325,11 +330,16 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 		case a.LeaseID != p.LeaseID || a.LeaseExpiresAt == nil || !a.LeaseExpiresAt.After(p.Now):
 			return &domain.LeaseNotHeldError{Reason: "lease expired"}
 		}
-		out = cfg.ApplyOutcome(a, p.Outcome, p.Now)
+		// Likewise a release is no earlier than the row's last change.
+		now := p.Now
+		if a.UpdatedAt.After(now) {
+			now = a.UpdatedAt
+		}
+		out = cfg.ApplyOutcome(a, p.Outcome, now)
 		if answer, err = json.Marshal(out); err != nil {
 			return fmt.Errorf("encode release answer: %w", err)
 		}
-		if err := writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, p.Now, answer); err != nil {
+		if err := writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer); err != nil {
 			return err
 		}
 		return notify(ctx, tx)
@@ -412,7 +422,7 @@ func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatu
 			count(*) FILTER (WHERE `+statePredicate[domain.StateDisabled]+`),
 			min(CASE WHEN a.lease_id IS NOT NULL THEN a.lease_expires_at
 				ELSE greatest(a.cooldown_until, a.quarantine_until) END) FILTER (WHERE a.active)
-		FROM accountpool.accounts a`, now).
+		FROM accountpool.accounts a`, pgx.NamedArgs{"now": now}).
 		Scan(&st.TotalActive, &st.Available, &st.Leased, &st.InCooldown, &st.Quarantined, &st.Disabled, &next)
 	if err != nil {
 		return st, fmt.Errorf("pool status: %w", err)

@@ -1,0 +1,226 @@
+package server_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+)
+
+func TestListAccountsPagesCoverEveryAccountOnce(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	ids := addAccounts(t, c, 7)
+	var got []int64
+	token := ""
+	for pages := 0; ; pages++ {
+		resp, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range resp.GetAccounts() {
+			got = append(got, a.GetId())
+		}
+		token = resp.GetNextPageToken()
+		if token == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		// An account added between pages shows up on a later page,
+		// without shifting what was already served.
+		if pages == 0 {
+			ids = append(ids, addAccountsFrom(t, c, 8, 1)...)
+		}
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("listed %v, want %v", got, ids)
+	}
+	for i := range ids {
+		if got[i] != ids[i] {
+			t.Fatalf("listed %v, want %v", got, ids)
+		}
+	}
+}
+
+func addAccountsFrom(t *testing.T, c apv1.AccountPoolServiceClient, first, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	for i := first; i < first+n; i++ {
+		resp, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: accEmail(i), Password: accPassword(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, resp.GetAccount().GetId())
+	}
+	return ids
+}
+
+// TestStatesAgree puts accounts in every state and checks that the state
+// filter of ListAccounts (SQL), the state in each answer (Go) and
+// GetPoolStatus's counts agree.
+func TestStatesAgree(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	ids := addAccounts(t, c, 6)
+	release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT) // 1: cooldown
+	release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_BANNED)  // 2: quarantined
+	acquire(t, c, "fra")                                              // 3: leased
+	off := false
+	if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: ids[3], Active: &off}); err != nil { // 4: disabled
+		t.Fatal(err)
+	}
+	// 5 and 6 stay available.
+	want := map[apv1.AccountState][]int64{
+		apv1.AccountState_ACCOUNT_STATE_COOLDOWN:    {ids[0]},
+		apv1.AccountState_ACCOUNT_STATE_QUARANTINED: {ids[1]},
+		apv1.AccountState_ACCOUNT_STATE_LEASED:      {ids[2]},
+		apv1.AccountState_ACCOUNT_STATE_DISABLED:    {ids[3]},
+		apv1.AccountState_ACCOUNT_STATE_AVAILABLE:   {ids[4], ids[5]},
+	}
+	for state, wantIDs := range want {
+		resp, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{State: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetAccounts()) != len(wantIDs) {
+			t.Fatalf("%v: listed %v, want ids %v", state, resp.GetAccounts(), wantIDs)
+		}
+		for i, a := range resp.GetAccounts() {
+			if a.GetId() != wantIDs[i] || a.GetState() != state {
+				t.Fatalf("%v: listed %v, want ids %v", state, resp.GetAccounts(), wantIDs)
+			}
+		}
+	}
+	st, err := c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetTotalActive() != 5 || st.GetAvailable() != 2 || st.GetLeased() != 1 || st.GetInCooldown() != 1 ||
+		st.GetQuarantined() != 1 || st.GetDisabled() != 1 || st.GetNextAvailableAt() != nil {
+		t.Fatalf("pool status %v", st)
+	}
+	// Once every cooldown and quarantine is over, all active unleased
+	// accounts are available again, with nothing having run in between.
+	b.clock.Advance(61 * time.Minute)
+	st, err = c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetAvailable() != 4 || st.GetLeased() != 1 {
+		t.Fatalf("pool status after the rests: %v", st)
+	}
+}
+
+func TestUsageLogAndStats(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	ids := addAccounts(t, c, 2)
+	t0 := b.clock.Now()
+	outcomes := []apv1.Outcome{apv1.Outcome_OUTCOME_SUCCESS, apv1.Outcome_OUTCOME_NO_SLOT, apv1.Outcome_OUTCOME_LOGIN_FAIL, apv1.Outcome_OUTCOME_ERROR}
+	for _, o := range outcomes {
+		l := acquire(t, c, "fra")
+		if _, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o,
+			Detail: "seen " + o.String(), RequestIds: []string{"req-1", "req-2"}}); err != nil {
+			t.Fatal(err)
+		}
+		b.clock.Advance(6 * time.Minute)
+	}
+	// Account usage alternates 1, 2, 1, 2 (each cools down for 10 minutes).
+	resp, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{AccountId: ids[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetRecords()) != 2 || resp.GetRecords()[0].GetResult() != apv1.UsageResult_USAGE_RESULT_LOGIN_FAIL ||
+		resp.GetRecords()[1].GetResult() != apv1.UsageResult_USAGE_RESULT_SUCCESS ||
+		resp.GetRecords()[0].GetDetail() != "seen OUTCOME_LOGIN_FAIL" || len(resp.GetRecords()[0].GetRequestIds()) != 2 {
+		t.Fatalf("usage of account 1: %v", resp.GetRecords())
+	}
+	byResult, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{Result: apv1.UsageResult_USAGE_RESULT_ERROR})
+	if err != nil || len(byResult.GetRecords()) != 1 || byResult.GetRecords()[0].GetAccountId() != ids[1] {
+		t.Fatalf("usage with result error: %v, %v", byResult.GetRecords(), err)
+	}
+	window, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{Since: timestamppb.New(t0.Add(time.Minute)), Until: timestamppb.New(t0.Add(13 * time.Minute))})
+	if err != nil || len(window.GetRecords()) != 2 {
+		t.Fatalf("usage in window: %v, %v", window.GetRecords(), err)
+	}
+	// Newest-first pages of one row walk the whole log.
+	var seen int
+	token := ""
+	for {
+		p, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{PageSize: 1, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += len(p.GetRecords())
+		if token = p.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if seen != 4 {
+		t.Fatalf("paged through %d usage rows, want 4", seen)
+	}
+
+	stats, err := c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.GetStats()) != 2 {
+		t.Fatalf("stats %v", stats.GetStats())
+	}
+	for _, s := range stats.GetStats() {
+		switch s.GetAccountId() {
+		case ids[0]:
+			if s.GetUses() != 2 || s.GetSuccesses() != 1 || s.GetLoginFails() != 1 {
+				t.Fatalf("account 1 stats %v", s)
+			}
+		case ids[1]:
+			if s.GetUses() != 2 || s.GetNoSlots() != 1 || s.GetErrors() != 1 {
+				t.Fatalf("account 2 stats %v", s)
+			}
+		}
+	}
+	// A window that ends before any use counts nothing.
+	early, err := c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{Since: timestamppb.New(t0.Add(-time.Hour)), Until: timestamppb.New(t0)})
+	if err != nil || len(early.GetStats()) != 0 {
+		t.Fatalf("early window: %v, %v", early.GetStats(), err)
+	}
+}
+
+func TestImportAccounts(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	addAccounts(t, c, 1) // acc1 exists already
+	stream, err := c.ImportAccounts(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*apv1.ImportAccountsRequest{
+		{Email: "new1@example.com", Password: "p1", Phone: "+33111111111"},
+		{Email: accEmail(1), Password: "other"},
+		{Email: "broken", Password: "p"},
+		{Email: "new2@example.com", Password: ""},
+		{Email: "new3@example.com", Password: "p3"},
+		{Email: "NEW1@example.com", Password: "p1 again"},
+	} {
+		if err := stream.Send(a); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetCreated() != 2 || resp.GetSkippedExisting() != 2 || len(resp.GetFailed()) != 2 ||
+		resp.GetFailed()[0].GetIndex() != 2 || resp.GetFailed()[1].GetIndex() != 3 || resp.GetFailed()[0].GetReason() == "" {
+		t.Fatalf("import summary %v", resp)
+	}
+	list, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{})
+	if err != nil || len(list.GetAccounts()) != 3 {
+		t.Fatalf("accounts after import: %v, %v", list.GetAccounts(), err)
+	}
+}

@@ -1,0 +1,184 @@
+package server_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+func TestPasswordsAtRest(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ColumnHoldsNoPlaintext", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		ids := addAccounts(t, c, 3)
+		for i, id := range ids {
+			var ct []byte
+			if err := b.db.QueryRow(ctxT(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(ct, []byte(accPassword(i+1))) {
+				t.Fatalf("account %d stores its password in clear", id)
+			}
+			if kid, ok := secrets.KeyID(ct); !ok || kid != b.keys.PrimaryKeyID() {
+				t.Fatalf("account %d: ciphertext not made with the primary key", id)
+			}
+		}
+	})
+
+	t.Run("CiphertextMovedToAnotherRowDoesNotDecrypt", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, withConfig(func(c *domain.Config) { c.Cooldown = 0 }))
+		ids := addAccounts(t, c, 2)
+		// Give account 1 account 2's ciphertext, as an attacker with write
+		// access to the table might.
+		if _, err := b.db.Exec(ctxT(t), `UPDATE accountpool.accounts SET password_ciphertext =
+			(SELECT password_ciphertext FROM accountpool.accounts WHERE id = $2) WHERE id = $1`, ids[0], ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		wantCode(t, err, codes.Internal)
+		if strings.Contains(err.Error(), accPassword(2)) {
+			t.Fatal("error leaks the password")
+		}
+		// The account backs off as an error, and the next Acquire gets the
+		// intact account 2 with its own password.
+		if a := getAccount(t, c, ids[0]); a.GetConsecutiveFailures() != 1 || a.GetLeasedBy() != "" {
+			t.Fatalf("undecryptable account after acquire: %v", a)
+		}
+		if l := acquire(t, c, "fra"); l.GetAccountId() != ids[1] || l.GetPassword() != accPassword(2) {
+			t.Fatalf("second acquire: %v", l.GetAccountId())
+		}
+	})
+
+	t.Run("RotationRoundTrip", func(t *testing.T) {
+		t.Parallel()
+		oldKeyset, err := secrets.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, b := setup(t, withKeyset(oldKeyset), withConfig(func(c *domain.Config) { c.Cooldown = 0 }))
+		ids := addAccounts(t, c, 4)
+
+		rotated, err := secrets.Rotate(oldKeyset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A replica restarted with the rotated keyset still reads old rows.
+		c2, b2 := setupOn(t, b.dbURL, withKeyset(rotated), withConfig(func(c *domain.Config) { c.Cooldown = 0 }))
+		if b2.keys.PrimaryKeyID() == b.keys.PrimaryKeyID() {
+			t.Fatal("rotation kept the primary key")
+		}
+		resp, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetReencrypted() != 4 || resp.GetPrimaryKeyId() != b2.keys.PrimaryKeyID() {
+			t.Fatalf("reencrypt: %v", resp)
+		}
+		again, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		if err != nil || again.GetReencrypted() != 0 {
+			t.Fatalf("second reencrypt: %v, %v", again, err)
+		}
+		oldOnly, err := secrets.Parse(oldKeyset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			var ct []byte
+			if err := b.db.QueryRow(ctxT(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
+				t.Fatal(err)
+			}
+			if kid, _ := secrets.KeyID(ct); kid != b2.keys.PrimaryKeyID() {
+				t.Fatalf("account %d still under key %d", id, kid)
+			}
+			if _, err := oldOnly.Decrypt(ct, nil); err == nil {
+				t.Fatal("the old keyset opens a re-encrypted password")
+			}
+		}
+		seen := map[string]bool{}
+		for range ids {
+			l := acquire(t, c2, "fra")
+			seen[l.GetPassword()] = true
+			release(t, c2, l, apv1.Outcome_OUTCOME_NO_SLOT)
+			b2.clock.Advance(time.Second)
+		}
+		for i := range ids {
+			if !seen[accPassword(i+1)] {
+				t.Fatalf("password of account %d lost in rotation; saw %v", i+1, len(seen))
+			}
+		}
+		_ = c
+	})
+
+	t.Run("UpdatedPasswordIsWhatTheNextLeaseGets", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		id := addAccounts(t, c, 1)[0]
+		pw := "a-brand-new-password"
+		if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Password: &pw}); err != nil {
+			t.Fatal(err)
+		}
+		if l := acquire(t, c, "fra"); l.GetPassword() != pw {
+			t.Fatal("lease does not carry the updated password")
+		}
+	})
+}
+
+// TestPasswordOnlyInAcquire drives every RPC that touches an account and
+// checks that the password appears in Acquire's answer and nowhere else:
+// not in another response, not in an error, not in the logs.
+func TestPasswordOnlyInAcquire(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	const pw = "Hunter2-very-secret"
+	var seen []string // every response and error message
+	answer := func(m proto.Message, err error) {
+		t.Helper()
+		if err != nil {
+			seen = append(seen, err.Error())
+			return
+		}
+		seen = append(seen, protojson.Format(m))
+	}
+	created, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw, Phone: "+33123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer(created, nil)
+	id := created.GetAccount().GetId()
+	answer(c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw}))
+	answer(c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "bad", Password: pw}))
+
+	lease := acquire(t, c, "fra")
+	if lease.GetPassword() != pw {
+		t.Fatal("Acquire does not return the password")
+	}
+	answer(c.GetAccount(ctxT(t), &apv1.GetAccountRequest{Id: id}))
+	answer(c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{}))
+	answer(c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: lease.GetLeaseId(), FencingToken: lease.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT}))
+	answer(c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Password: proto.String(pw + "2")}))
+	answer(c.ResetAccount(ctxT(t), &apv1.ResetAccountRequest{Id: id}))
+	answer(c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{}))
+	answer(c.ListUsage(ctxT(t), &apv1.ListUsageRequest{}))
+	answer(c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{}))
+	answer(c.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{}))
+	for _, s := range seen {
+		if strings.Contains(s, "Hunter2") {
+			t.Fatalf("password in an answer: %s", s)
+		}
+	}
+	if logs := b.logs.String(); strings.Contains(logs, "Hunter2") || !strings.Contains(logs, "CreateAccount") {
+		t.Fatalf("password in the logs, or no request logs at all: %q", logs)
+	}
+}
