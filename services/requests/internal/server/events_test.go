@@ -1,0 +1,184 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+)
+
+type seenEvent struct {
+	cursor    int64
+	typ       string
+	requestID string
+}
+
+func (e seenEvent) String() string { return fmt.Sprintf("%d:%s:%s", e.cursor, e.typ, e.requestID) }
+
+var eventTypeNames = map[requestsv1.EventType]string{
+	requestsv1.EventType_EVENT_TYPE_CREATED:    "created",
+	requestsv1.EventType_EVENT_TYPE_SLOT_FOUND: "slot_found",
+	requestsv1.EventType_EVENT_TYPE_CANCELLED:  "cancelled",
+	requestsv1.EventType_EVENT_TYPE_EXPIRED:    "expired",
+}
+
+// receive reads n events from the stream.
+func receive(t *testing.T, s requestsv1.RequestsService_WatchEventsClient, n int) []seenEvent {
+	t.Helper()
+	var out []seenEvent
+	for len(out) < n {
+		ev, err := s.Recv()
+		if err != nil {
+			t.Fatalf("Recv after %d of %d events: %v", len(out), n, err)
+		}
+		out = append(out, seenEvent{ev.GetCursor(), eventTypeNames[ev.GetType()], ev.GetRequest().GetId()})
+	}
+	return out
+}
+
+func eventsTable(t *testing.T, b *testBundle) []seenEvent {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT id, type, request_id::text FROM requests.events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []seenEvent
+	for rows.Next() {
+		var e seenEvent
+		if err := rows.Scan(&e.cursor, &e.typ, &e.requestID); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestWatchEvents(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ReplaysThenDeliversLiveEventsWithSnapshots", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		ctx, cancel := context.WithCancel(ctxT(t))
+		defer cancel()
+		s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.GetType() != requestsv1.EventType_EVENT_TYPE_CREATED || first.GetRequest().GetId() != r.GetId() ||
+			first.GetRequest().GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || first.GetOccurredAt() == nil {
+			t.Fatalf("first event = %v", first)
+		}
+		// Live: a check that finds a slot arrives with the request as it
+		// became.
+		cl := claimOne(t, c, "fra")
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-07-03"))
+		live, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := live.GetRequest()
+		if live.GetType() != requestsv1.EventType_EVENT_TYPE_SLOT_FOUND || live.GetCursor() <= first.GetCursor() ||
+			got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND || len(got.GetMatchedSlots()) != 1 || got.GetCheckCount() != 1 {
+			t.Fatalf("live event = %v", live)
+		}
+	})
+
+	t.Run("ReconnectWithCursorMissesNothingAndRepeatsNothing", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		// Writers keep producing events from several goroutines while the
+		// subscriber is killed and comes back.
+		const writers, perWriter = 4, 10
+		var (
+			wg  sync.WaitGroup
+			ids = make(chan string, writers*perWriter)
+		)
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for range perWriter {
+					r, err := c.CreateAppointmentRequest(context.Background(), &requestsv1.CreateAppointmentRequestRequest{
+						ApplicantId: a.GetId(), MissionCode: fmt.Sprintf("m%d", w), Centre: "paris", VisaCategory: "tourism",
+						EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
+					})
+					if err != nil {
+						t.Errorf("create: %v", err)
+						return
+					}
+					ids <- r.GetRequest().GetId()
+				}
+			}()
+		}
+		// Cancel some requests too, so there is more than one event type.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				id := <-ids
+				if _, err := c.CancelAppointmentRequest(context.Background(), &requestsv1.CancelAppointmentRequestRequest{Id: id}); err != nil {
+					t.Errorf("cancel: %v", err)
+				}
+			}
+		}()
+		const total = writers*perWriter + 5
+
+		ctx1, kill := context.WithCancel(ctxT(t))
+		s1, err := c.WatchEvents(ctx1, &requestsv1.WatchEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		close(start)
+		got := receive(t, s1, 17)
+		kill() // the subscriber dies mid-way
+		if _, err := s1.Recv(); !isCode(err, codes.Canceled) {
+			t.Fatalf("killed stream: %v", err)
+		}
+
+		s2, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{AfterCursor: got[len(got)-1].cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, receive(t, s2, total-len(got))...)
+		wg.Wait()
+		want := eventsTable(t, bundle)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("stream delivered\n%v\nevents table holds\n%v", got, want)
+		}
+		// And the resumed stream is still live.
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		if next := receive(t, s2, 1)[0]; next.requestID != r.GetId() || next.typ != "created" {
+			t.Fatalf("next live event = %v", next)
+		}
+	})
+
+	t.Run("ServerStopEndsStreamsSoClientsResume", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		s, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := s.Recv(); done <- err }()
+		bundle.server.stop()
+		if err := <-done; !isCode(err, codes.Unavailable) {
+			t.Fatalf("stream ended with %v, want UNAVAILABLE", err)
+		}
+	})
+}
