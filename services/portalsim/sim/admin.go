@@ -22,6 +22,11 @@ import (
 //	DELETE /admin/accounts/{email}
 //	PUT    /admin/accounts/{email}/behaviour  Behaviour of one account; DELETE makes it normal
 //	PUT    /admin/behaviour                   global Behaviour; DELETE makes it normal
+//
+// A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
+// kind one of reject_password, blocked, too_many_requests, captcha,
+// error_500, maintenance, unknown (empty: normal); only one of login,
+// dashboard, slots, slots_api (empty: everywhere).
 //	PUT    /admin/missions/{code}             {"name", "centres", "visa_categories"}
 //	PUT    /admin/slots                       {"mission", "centre", "visa_category", "slots": [{"date", "time"}]}
 //	GET    /admin/logins                      every login attempt (?email= to filter)

@@ -86,7 +86,7 @@ func TestAdminAPI(t *testing.T) {
 		_, b := setup(t, baseConfig())
 		call(t, "PUT", b.srv.URL+"/admin/accounts/acc1@example.com/behaviour", `{"kind":"captcha","delay_ms":20}`, nil)
 		call(t, "DELETE", b.srv.URL+"/admin/accounts/acc1@example.com/behaviour", "", nil)
-		if got := b.sim.behaviourFor("acc1@example.com"); got != (Behaviour{}) {
+		if got := b.sim.behaviourFor("acc1@example.com", LoginArea); got != (Behaviour{}) {
 			t.Errorf("behaviour after DELETE: %+v", got)
 		}
 		call(t, "PUT", b.srv.URL+"/admin/behaviour", `{"kind":"maintenance"}`, nil)
@@ -106,6 +106,7 @@ func TestAdminAPI(t *testing.T) {
 			{"PUT", "/admin/behaviour", `{"kind":"sleepy"}`},
 			{"PUT", "/admin/behaviour", `{"delay":"2s"}`}, // unknown field: a typo of delay_ms
 			{"PUT", "/admin/behaviour", `{"delay_ms":-1}`},
+			{"PUT", "/admin/behaviour", `{"kind":"blocked","only":"everywhere"}`},
 			{"PUT", "/admin/slots", `{"mission":"fra","centre":"London","visa_category":"tourism","slots":[{"date":"1/2/2027"}]}`},
 			{"PUT", "/admin/slots", `{"mission":"fra","centre":"London","visa_category":"tourism","slots":[{"date":"2027-01-02","time":"9am"}]}`},
 			{"PUT", "/admin/state", `{"accounts":[{"email":"a@x"},{"email":"A@x"}]}`},

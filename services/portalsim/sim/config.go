@@ -65,12 +65,29 @@ const (
 
 var kinds = []Kind{Normal, RejectPassword, Blocked, TooManyRequests, Captcha, ServerError, Maintenance, Unknown}
 
+// Area is a part of the portal a behaviour can be limited to.
+type Area string
+
+// The areas.
+const (
+	Everywhere Area = ""
+	LoginArea  Area = "login"     // the login page and form
+	Dashboard  Area = "dashboard" // the page after login
+	SlotPage   Area = "slots"     // the slot page of a mission
+	SlotAPI    Area = "slots_api" // the JSON the slot page's script fetches
+)
+
+var areas = []Area{Everywhere, LoginArea, Dashboard, SlotPage, SlotAPI}
+
 // Behaviour makes the portal misbehave. The account's kind wins over the
 // global kind; the delays add up.
 type Behaviour struct {
 	Kind Kind `json:"kind,omitempty"`
 	// DelayMS delays every answer it applies to, before anything else.
 	DelayMS int `json:"delay_ms,omitempty"`
+	// Only limits the behaviour to one area, for example a rate limit on
+	// the slot API after a normal login.
+	Only Area `json:"only,omitempty"`
 }
 
 // Delay is DelayMS as a duration.
@@ -83,6 +100,13 @@ func (b Behaviour) validate() error {
 			names = append(names, string(k))
 		}
 		return fmt.Errorf("behaviour kind %q: want one of %s, or empty for normal", b.Kind, strings.Join(names, ", "))
+	}
+	if !slices.Contains(areas, b.Only) {
+		names := make([]string, 0, len(areas))
+		for _, a := range areas[1:] {
+			names = append(names, string(a))
+		}
+		return fmt.Errorf("behaviour only %q: want one of %s, or empty for everywhere", b.Only, strings.Join(names, ", "))
 	}
 	if b.DelayMS < 0 {
 		return fmt.Errorf("behaviour delay_ms %d: must not be negative", b.DelayMS)

@@ -60,7 +60,7 @@ func (s *Sim) handleRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	if s.misbehave(w, r, "", false) {
+	if s.misbehave(w, r, "", LoginArea) {
 		return
 	}
 	s.renderLogin(w, http.StatusOK, "", r.URL.Query().Has("bye"))
@@ -91,7 +91,7 @@ func (s *Sim) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, http.StatusBadRequest, formExpiredPage)
 		return
 	}
-	b := s.behaviourFor(email)
+	b := s.behaviourFor(email, LoginArea)
 	if !s.wait(r, b.Delay()) {
 		record(LoginAborted)
 		return
@@ -138,7 +138,7 @@ func (s *Sim) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, false) {
+	if s.misbehave(w, r, email, Dashboard) {
 		return
 	}
 	if !ok {
@@ -150,7 +150,7 @@ func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sim) handleSlotPage(w http.ResponseWriter, r *http.Request) {
 	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, false) {
+	if s.misbehave(w, r, email, SlotPage) {
 		return
 	}
 	if !ok {
@@ -180,7 +180,7 @@ type slotTime struct {
 
 func (s *Sim) handleSlotAPI(w http.ResponseWriter, r *http.Request) {
 	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, true) {
+	if s.misbehave(w, r, email, SlotAPI) {
 		return
 	}
 	if !ok {
@@ -214,18 +214,18 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
-// misbehave applies the behaviour for email (empty before login) and
-// reports whether it answered the request. The reject_password kind only
-// affects the login form, so it is ignored here.
-func (s *Sim) misbehave(w http.ResponseWriter, r *http.Request, email string, api bool) bool {
-	b := s.behaviourFor(email)
+// misbehave applies the behaviour for email (empty before login) in area
+// and reports whether it answered the request. The reject_password kind
+// only affects the login form, so it is ignored here.
+func (s *Sim) misbehave(w http.ResponseWriter, r *http.Request, email string, area Area) bool {
+	b := s.behaviourFor(email, area)
 	if !s.wait(r, b.Delay()) {
 		return true
 	}
 	if b.Kind == Normal || b.Kind == RejectPassword {
 		return false
 	}
-	if api {
+	if area == SlotAPI {
 		s.apiBehaviour(w, b.Kind)
 	} else {
 		s.renderBehaviour(w, b.Kind)

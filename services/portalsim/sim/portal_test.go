@@ -375,11 +375,28 @@ func TestBehaviours(t *testing.T) {
 		_, b := setup(t, baseConfig())
 		_ = b.sim.SetBehaviour("", Behaviour{Kind: Captcha, DelayMS: 10})
 		_ = b.sim.SetBehaviour("acc1@example.com", Behaviour{Kind: Blocked, DelayMS: 5})
-		if got := b.sim.behaviourFor("acc1@example.com"); got != (Behaviour{Kind: Blocked, DelayMS: 15}) {
+		if got := b.sim.behaviourFor("acc1@example.com", Dashboard); got != (Behaviour{Kind: Blocked, DelayMS: 15}) {
 			t.Errorf("acc1: %+v", got)
 		}
-		if got := b.sim.behaviourFor("acc2@example.com"); got != (Behaviour{Kind: Captcha, DelayMS: 10}) {
+		if got := b.sim.behaviourFor("acc2@example.com", Dashboard); got != (Behaviour{Kind: Captcha, DelayMS: 10}) {
 			t.Errorf("acc2: %+v", got)
+		}
+	})
+
+	t.Run("OnlyLimitsABehaviourToOneArea", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, baseConfig())
+		if err := b.sim.SetBehaviour("acc1@example.com", Behaviour{Kind: TooManyRequests, Only: SlotAPI}); err != nil {
+			t.Fatal(err)
+		}
+		if p := login(t, c, b.srv.URL, "acc1@example.com", "pw1"); p.location != "/dashboard" {
+			t.Fatalf("login: %d to %q, want the dashboard", p.status, p.location)
+		}
+		if p := get(t, c, b.srv.URL+"/missions/fra/slots"); p.status != http.StatusOK {
+			t.Errorf("slot page: %d, want 200", p.status)
+		}
+		if p := get(t, c, b.srv.URL+"/api/missions/fra/slots?centre=London&visa_category=tourism"); p.status != http.StatusTooManyRequests {
+			t.Errorf("slot API: %d, want 429", p.status)
 		}
 	})
 }

@@ -271,20 +271,25 @@ func (s *Sim) missionIndex(code string) int {
 }
 
 // behaviourFor combines the global behaviour with the account's (email may
-// be empty: no account known yet).
-func (s *Sim) behaviourFor(email string) Behaviour {
+// be empty: no account known yet), keeping only those that apply to area.
+func (s *Sim) behaviourFor(email string, area Area) Behaviour {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b := s.cfg.Behaviour
+	var b Behaviour
+	applies := func(x Behaviour) bool { return x.Only == Everywhere || x.Only == area }
+	if g := s.cfg.Behaviour; applies(g) {
+		b.Kind, b.DelayMS = g.Kind, g.DelayMS
+	}
 	if email == "" {
 		return b
 	}
 	if i := s.accountIndex(email); i >= 0 {
-		ab := s.cfg.Accounts[i].Behaviour
-		if ab.Kind != Normal {
-			b.Kind = ab.Kind
+		if ab := s.cfg.Accounts[i].Behaviour; applies(ab) {
+			if ab.Kind != Normal {
+				b.Kind = ab.Kind
+			}
+			b.DelayMS += ab.DelayMS
 		}
-		b.DelayMS += ab.DelayMS
 	}
 	return b
 }
