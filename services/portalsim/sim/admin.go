@@ -22,16 +22,16 @@ import (
 //	DELETE /admin/accounts/{email}
 //	PUT    /admin/accounts/{email}/behaviour  Behaviour of one account; DELETE makes it normal
 //	PUT    /admin/behaviour                   global Behaviour; DELETE makes it normal
-//
-// A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
-// kind one of reject_password, blocked, too_many_requests, captcha,
-// error_500, maintenance, unknown (empty: normal); only one of login,
-// dashboard, slots, slots_api (empty: everywhere).
 //	PUT    /admin/missions/{code}             {"name", "centres", "visa_categories"}
 //	PUT    /admin/slots                       {"mission", "centre", "visa_category", "slots": [{"date", "time"}]}
 //	GET    /admin/logins                      every login attempt (?email= to filter)
 //	DELETE /admin/logins                      clear the login record
 //	GET    /admin/stats                       portal requests served and time spent
+//
+// A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
+// kind one of reject_password, blocked, too_many_requests, captcha,
+// error_500, maintenance, unknown (empty: normal); only one of login,
+// dashboard, slots, slots_api (empty: everywhere).
 func (s *Sim) adminRoutes() {
 	s.mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.State())
