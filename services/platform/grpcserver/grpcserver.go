@@ -56,6 +56,8 @@ type Server struct {
 	Registry *prometheus.Registry
 	cfg      Config
 	metrics  *grpcprom.ServerMetrics
+	// stopping closes when the graceful stop begins; streams end then.
+	stopping chan struct{}
 }
 
 // New builds the server. Register services on s.GRPC, then call Run.
@@ -84,7 +86,9 @@ func New(cfg Config) *Server {
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 		recovery.UnaryServerInterceptor(recoverOpts...),
 	}, cfg.Unary...)
+	stopping := make(chan struct{})
 	stream := append([]grpc.StreamServerInterceptor{
+		endStreamsOnStop(stopping),
 		metrics.StreamServerInterceptor(),
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 		recovery.StreamServerInterceptor(recoverOpts...),
@@ -94,8 +98,34 @@ func New(cfg Config) *Server {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
-	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics}
+	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, stopping: stopping}
 }
+
+// endStreamsOnStop cancels a stream's context when the server begins to
+// stop. Unary calls run to their end, but a long-lived stream (a watch)
+// would otherwise hold the graceful stop until its timeout; its client
+// reconnects to another replica instead.
+func endStreamsOnStop(stopping <-chan struct{}) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-stopping:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		return handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type streamWithContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *streamWithContext) Context() context.Context { return s.ctx }
 
 func slogAdapter(l *slog.Logger) logging.Logger {
 	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
@@ -161,6 +191,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		<-ctx.Done()
 		s.cfg.Logger.Info("stopping: letting in-flight RPCs finish", "service", s.cfg.Name)
 		s.Health.Shutdown()
+		close(s.stopping)
 		done := make(chan struct{})
 		go func() { s.GRPC.GracefulStop(); close(done) }()
 		select {

@@ -1,0 +1,74 @@
+package migrations_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+)
+
+func tables(t *testing.T, db *pgxpool.Pool) string {
+	t.Helper()
+	var names []string
+	rows, err := db.Query(context.Background(), `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = 'accountpool' AND table_name <> 'goose_db_version' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
+}
+
+// TestUpDownUp checks that down really reverses up, through the same
+// command the binary and the Kubernetes Job run.
+func TestUpDownUp(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewPool(t) // an empty database
+	ctx := context.Background()
+	run := func(cmd string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := migrations.Set.Command(ctx, db, []string{cmd}, &out); err != nil {
+			t.Fatalf("migrate %s: %v", cmd, err)
+		}
+		return out.String()
+	}
+	if out := run("up"); !strings.Contains(out, "00001_accounts.sql") {
+		t.Fatalf("up printed %q", out)
+	}
+	if got := tables(t, db); got != "accounts,usage_log" {
+		t.Fatalf("after up: %q", got)
+	}
+	if out := run("status"); !strings.Contains(out, "applied") {
+		t.Fatalf("status printed %q", out)
+	}
+	run("down")
+	if got := tables(t, db); got != "" {
+		t.Fatalf("after down: %q", got)
+	}
+	if out := run("status"); !strings.Contains(out, "pending") {
+		t.Fatalf("status after down printed %q", out)
+	}
+	run("up")
+	if got := tables(t, db); got != "accounts,usage_log" {
+		t.Fatalf("after up again: %q", got)
+	}
+	if out := run("up"); !strings.Contains(out, "no pending") {
+		t.Fatalf("second up printed %q", out)
+	}
+	if err := migrations.Set.Command(ctx, db, []string{"sideways"}, &bytes.Buffer{}); err == nil {
+		t.Fatal("unknown migrate command accepted")
+	}
+}

@@ -1,0 +1,30 @@
+package envconfig_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+)
+
+func TestLoaderCollectsEveryProblem(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"D": "soon", "N": "-3", "OK": "90s"}
+	l := &envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	if got := l.Duration("OK", time.Second); got != 90*time.Second {
+		t.Fatalf("OK = %s", got)
+	}
+	if got := l.Duration("UNSET", time.Second); got != time.Second {
+		t.Fatalf("default = %s", got)
+	}
+	l.Duration("D", 0)
+	l.Int("N", 1, 0)
+	l.Require("MISSING", "set it")
+	err := l.Err()
+	for _, name := range []string{"D=", "N=", "MISSING"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Fatalf("error %v does not name %s", err, name)
+		}
+	}
+}
