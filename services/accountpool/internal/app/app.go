@@ -56,13 +56,15 @@ func (p *Pool) Config() domain.Config { return p.cfg }
 // Now is the pool's clock.
 func (p *Pool) Now() time.Time { return p.now().UTC() }
 
-func passwordAD(accountID int64) []byte {
+// PasswordAD is the associated data that binds a password ciphertext to its
+// account row.
+func PasswordAD(accountID int64) []byte {
 	return []byte("slotwatch.accountpool.accounts.password:" + strconv.FormatInt(accountID, 10))
 }
 
 func (p *Pool) sealer(password string) store.Sealer {
 	return func(id int64) ([]byte, error) {
-		return p.keys.Encrypt([]byte(password), passwordAD(id))
+		return p.keys.Encrypt([]byte(password), PasswordAD(id))
 	}
 }
 
@@ -203,7 +205,7 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 // decrypt (a wrong keyset, a tampered row) makes the account useless: the
 // lease ends at once as an error so that the account backs off.
 func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params store.AcquireParams) (domain.Lease, error) {
-	pw, err := p.keys.Decrypt(ct, passwordAD(a.ID))
+	pw, err := p.keys.Decrypt(ct, PasswordAD(a.ID))
 	if err != nil {
 		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; releasing it as an error",
 			"account_id", a.ID, "lease_id", params.LeaseID)
@@ -299,11 +301,11 @@ func (p *Pool) ReencryptPasswords(ctx context.Context) (int, uint32, error) {
 			if id, ok := secrets.KeyID(c.Value); ok && id == primary {
 				continue
 			}
-			pt, err := p.keys.Decrypt(c.Value, passwordAD(c.AccountID))
+			pt, err := p.keys.Decrypt(c.Value, PasswordAD(c.AccountID))
 			if err != nil {
 				return n, primary, fmt.Errorf("account %d: %w", c.AccountID, ErrUndecryptable)
 			}
-			ct, err := p.keys.Encrypt(pt, passwordAD(c.AccountID))
+			ct, err := p.keys.Encrypt(pt, PasswordAD(c.AccountID))
 			if err != nil {
 				return n, primary, err
 			}

@@ -339,28 +339,31 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 		if answer, err = json.Marshal(out); err != nil {
 			return fmt.Errorf("encode release answer: %w", err)
 		}
-		if err := writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer); err != nil {
-			return err
-		}
-		return notify(ctx, tx)
+		return writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
 	})
 	return out, err
 }
 
-// writeEnd stores an account after its lease ended, and closes the lease's
-// usage row.
+// writeEnd stores an account after its lease ended, closes the lease's
+// usage row and wakes waiting Acquires (delivered at commit), in one round
+// trip so that the row lock is held as briefly as possible.
 func writeEnd(ctx context.Context, tx pgx.Tx, a domain.Account, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte) error {
-	if _, err := tx.Exec(ctx, `UPDATE accountpool.accounts SET
-			lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
-			consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5
-		WHERE id = $1`, a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt); err != nil {
-		return fmt.Errorf("update account after lease: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE accountpool.usage_log SET
-			result = $2, detail = $3, released_at = $4, release_answer = $5,
-			request_ids = CASE WHEN cardinality($6::text[]) > 0 THEN $6 ELSE request_ids END
-		WHERE lease_id = $1`, leaseID, string(outcome), detail, at, answer, nonNil(requestIDs)); err != nil {
-		return fmt.Errorf("close usage row: %w", err)
+	_, err := tx.Exec(ctx, `WITH account AS (
+			UPDATE accountpool.accounts SET
+				lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
+				consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5
+			WHERE id = $1
+		), usage AS (
+			UPDATE accountpool.usage_log SET
+				result = $7, detail = $8, released_at = $9, release_answer = $10,
+				request_ids = CASE WHEN cardinality($11::text[]) > 0 THEN $11 ELSE request_ids END
+			WHERE lease_id = $6
+		)
+		SELECT pg_notify($12, '')`,
+		a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt,
+		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel)
+	if err != nil {
+		return fmt.Errorf("end lease: %w", err)
 	}
 	return nil
 }
@@ -389,9 +392,6 @@ func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, now time.Ti
 			}
 		}
 		n = len(expired)
-		if n > 0 {
-			return notify(ctx, tx)
-		}
 		return nil
 	})
 	return n, err
