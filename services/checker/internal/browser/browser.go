@@ -1,0 +1,442 @@
+// Package browser keeps one long-lived headless Chromium for the checker and
+// hands out tabs, each in a fresh browser context (an incognito-like
+// profile with its own cookies and storage), so accounts checked one after
+// the other or side by side never share a portal session.
+//
+// Starting Chromium costs about half a second and a fresh context a fraction
+// of that, which is why the browser is shared. It is replaced when it dies
+// (crash, OOM kill) and after a number of checks (CHECKER_BROWSER_RECYCLE),
+// so a slow leak in a long-lived renderer cannot grow without bound. A
+// browser being replaced finishes the checks it has before it stops.
+package browser
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/chromedp"
+)
+
+// DefaultExecPath is where Debian's chromium package puts the browser.
+const DefaultExecPath = "/usr/bin/chromium"
+
+// ErrClosed is returned by NewTab after Close.
+var ErrClosed = errors.New("browser manager closed")
+
+// Config configures a Manager. Zero fields take the defaults.
+type Config struct {
+	// ExecPath is the Chromium binary (CHROME_PATH).
+	ExecPath string
+	// RecycleAfter is how many tabs one browser serves before it is
+	// replaced (CHECKER_BROWSER_RECYCLE, default 100).
+	RecycleAfter int
+	// StartTimeout bounds starting the browser and opening a tab
+	// (default 30s).
+	StartTimeout time.Duration
+	// Logger gets starts, stops and crashes (default: discard).
+	Logger *slog.Logger
+}
+
+func (c *Config) fillDefaults() {
+	if c.ExecPath == "" {
+		c.ExecPath = DefaultExecPath
+	}
+	if c.RecycleAfter <= 0 {
+		c.RecycleAfter = 100
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Status is the browser's state for operators (CheckerService.GetStatus).
+type Status struct {
+	// Running is true while a browser process is up.
+	Running bool
+	// StartedAt is when the current browser started.
+	StartedAt time.Time
+	// PID is the current browser's main process.
+	PID int
+	// ChecksDone counts the tabs the current browser has finished.
+	ChecksDone int64
+	// ActiveTabs is the number of tabs open now.
+	ActiveTabs int
+	// Restarts counts every browser started after the first, recycled or
+	// replacing a dead one.
+	Restarts int64
+	// Crashes counts the browsers that died without being asked to.
+	Crashes int64
+	// LastError is the last start failure or crash, empty if none.
+	LastError string
+}
+
+// Manager owns the shared browser. It is safe for concurrent use.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	// startMu serialises replacing the browser, so that parallel checks
+	// arriving at a dead browser start one new browser, not several. It is
+	// held while Chromium starts; mu is not, so Status stays responsive.
+	startMu sync.Mutex
+
+	mu       sync.Mutex
+	cur      *instance
+	all      map[*instance]struct{} // current and retiring browsers
+	closed   bool
+	started  int64 // browsers ever started
+	crashes  int64
+	lastErr  string
+	teardown sync.WaitGroup
+}
+
+// instance is one Chromium process.
+type instance struct {
+	ctx         context.Context // the browser's root chromedp context
+	cancel      context.CancelFunc
+	allocCancel context.CancelFunc
+	startedAt   time.Time
+	pid         int
+
+	// Guarded by Manager.mu.
+	opened  int   // tabs handed out, for recycling
+	active  int   // tabs not yet torn down
+	done    int64 // tabs torn down
+	retired bool  // takes no new tabs; stops when active reaches 0
+	dead    bool  // the process is gone or unresponsive
+	stopped bool  // stop has been called
+}
+
+// New returns a Manager; the browser starts on the first NewTab or Start.
+func New(cfg Config) *Manager {
+	cfg.fillDefaults()
+	return &Manager{cfg: cfg, log: cfg.Logger, all: map[*instance]struct{}{}}
+}
+
+// Start starts the browser now, so that a server can report itself not
+// ready while Chromium cannot start instead of failing its first check.
+func (m *Manager) Start(ctx context.Context) error {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	_, err := m.usableLocked(ctx, false)
+	return err
+}
+
+// Tab is one page in its own fresh browser context. Run chromedp actions on
+// Context(); Close it when done.
+type Tab struct {
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stopAfter func() bool
+	inst      *instance
+	m         *Manager
+	once      sync.Once
+}
+
+// Context is the chromedp context of the tab. Derive step timeouts from it;
+// it ends when the tab is closed, the caller's context of NewTab ends or
+// the browser dies.
+func (t *Tab) Context() context.Context { return t.ctx }
+
+// Close closes the tab and disposes of its browser context (cookies,
+// storage) in the background, so the caller does not wait for Chromium's
+// teardown. checkErr is the error the check ended with, if any: an error
+// that might mean the browser hangs makes the manager probe it.
+func (t *Tab) Close(checkErr error) {
+	t.once.Do(func() {
+		t.stopAfter()
+		t.m.teardown.Add(1)
+		go func() {
+			defer t.m.teardown.Done()
+			if checkErr != nil && !errors.Is(checkErr, context.Canceled) {
+				t.m.probe(t.inst)
+			}
+			t.cancel() // closes the target and disposes of the browser context
+			t.m.release(t.inst)
+		}()
+	})
+}
+
+// NewTab opens a tab in a fresh browser context on the shared browser,
+// starting or replacing the browser first when needed. The tab ends when
+// ctx does.
+func (m *Manager) NewTab(ctx context.Context) (*Tab, error) {
+	// A browser that died since the last check may not be noticed yet:
+	// then the tab fails to open, and one more try gets a new browser.
+	for try := 1; ; try++ {
+		inst, err := m.acquire(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tab, err := m.openTab(ctx, inst)
+		if err == nil {
+			return tab, nil
+		}
+		if try == 2 || ctx.Err() != nil || !m.gone(inst) {
+			return nil, fmt.Errorf("open tab: %w", err)
+		}
+		m.log.Warn("browser gone while opening a tab; starting a new one", "pid", inst.pid, "err", err)
+	}
+}
+
+func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
+	tctx, tcancel := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext())
+	stopAfter := context.AfterFunc(ctx, tcancel)
+	// The first Run creates the browser context and the target, and binds
+	// the tab to the context it gets, so it must be tctx itself, bounded
+	// by a timer rather than a deadline.
+	timer := time.AfterFunc(m.cfg.StartTimeout, tcancel)
+	err := chromedp.Do(tctx)
+	timedOut := !timer.Stop()
+	tab := &Tab{ctx: tctx, cancel: tcancel, stopAfter: stopAfter, inst: inst, m: m}
+	if err != nil {
+		if timedOut {
+			err = fmt.Errorf("timed out after %v: %w", m.cfg.StartTimeout, err)
+		}
+		tab.Close(nil) // gone is checked by the caller, not by Close
+		return nil, err
+	}
+	return tab, nil
+}
+
+// gone reports whether the browser is dead, probing it if nobody knows yet.
+func (m *Manager) gone(inst *instance) bool {
+	m.probe(inst)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return inst.dead || inst.ctx.Err() != nil
+}
+
+// acquire returns a browser that takes a new tab, counting the tab.
+func (m *Manager) acquire(ctx context.Context) (*instance, error) {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	return m.usableLocked(ctx, true)
+}
+
+// usableLocked returns the current browser, replacing it first if it is
+// dead or due for recycling. The caller holds startMu.
+func (m *Manager) usableLocked(ctx context.Context, takeTab bool) (*instance, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if inst := m.cur; inst != nil {
+		switch {
+		case !inst.dead && (!takeTab || inst.opened < m.cfg.RecycleAfter):
+			if takeTab {
+				inst.opened++
+				inst.active++
+			}
+			m.mu.Unlock()
+			return inst, nil
+		case !inst.dead:
+			m.log.Info("recycling browser", "pid", inst.pid, "tabs", inst.opened)
+			m.retireLocked(inst)
+		}
+		m.cur = nil
+	}
+	m.mu.Unlock()
+
+	inst, err := m.start(ctx)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		m.lastErr = err.Error()
+		return nil, err
+	}
+	if m.closed {
+		go m.stop(inst)
+		return nil, ErrClosed
+	}
+	m.started++
+	m.cur = inst
+	m.all[inst] = struct{}{}
+	if takeTab {
+		inst.opened++
+		inst.active++
+	}
+	go m.watch(inst)
+	return inst, nil
+}
+
+func (m *Manager) start(ctx context.Context) (*instance, error) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(m.cfg.ExecPath),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	// The allocator and browser contexts outlive ctx: the browser is
+	// shared by later checks. ctx only bounds the start.
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(m.cdpLogf), chromedp.WithErrorf(m.cdpErrorf))
+	stopAfter := context.AfterFunc(ctx, bcancel)
+	timer := time.AfterFunc(m.cfg.StartTimeout, bcancel)
+	begin := time.Now()
+	err := chromedp.Do(bctx) // starts Chromium and attaches its first tab
+	timer.Stop()
+	stopAfter()
+	if err == nil && bctx.Err() != nil {
+		err = bctx.Err()
+	}
+	if err != nil {
+		bcancel()
+		acancel()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("start browser: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("start browser %s: %w", m.cfg.ExecPath, err)
+	}
+	inst := &instance{ctx: bctx, cancel: bcancel, allocCancel: acancel, startedAt: time.Now()}
+	if p := chromedp.FromContext(bctx).Browser.Process(); p != nil {
+		inst.pid = p.Pid
+	}
+	m.log.Info("browser started", "pid", inst.pid, "took", time.Since(begin).Round(time.Millisecond))
+	return inst, nil
+}
+
+// watch notices a browser that dies on its own.
+func (m *Manager) watch(inst *instance) {
+	<-inst.ctx.Done()
+	if m.markDead(inst, "exited unexpectedly") {
+		m.log.Warn("browser died; the next check starts a new one", "pid", inst.pid)
+	}
+	m.stop(inst) // reap the process and remove its profile directory
+}
+
+// probe asks the browser for its version; a browser that cannot answer
+// within a few seconds is considered dead and is killed, so the next check
+// gets a new one instead of timing out too.
+func (m *Manager) probe(inst *instance) {
+	if inst.ctx.Err() != nil {
+		m.markDead(inst, "exited unexpectedly")
+		return
+	}
+	ctx, cancel := context.WithTimeout(inst.ctx, 5*time.Second)
+	defer cancel()
+	_, err := cdp.Call(ctx, chromedp.FromContext(inst.ctx).Browser, cdpbrowser.GetVersion, cdp.Empty{})
+	switch {
+	case inst.ctx.Err() != nil:
+		m.markDead(inst, "exited unexpectedly")
+	case err != nil:
+		if m.markDead(inst, fmt.Sprintf("stopped answering: %v", err)) {
+			m.log.Warn("browser unresponsive; killing it", "pid", inst.pid, "err", err)
+			go m.stop(inst)
+		}
+	}
+}
+
+// markDead records a browser that died or hangs, once; it reports whether
+// this call was the one that noticed.
+func (m *Manager) markDead(inst *instance, why string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if inst.dead || inst.stopped {
+		return false
+	}
+	inst.dead = true
+	m.crashes++
+	m.lastErr = fmt.Sprintf("browser pid %d %s at %s", inst.pid, why, time.Now().UTC().Format(time.RFC3339))
+	return true
+}
+
+// release accounts for a torn-down tab and stops a retired browser whose
+// last tab it was.
+func (m *Manager) release(inst *instance) {
+	m.mu.Lock()
+	inst.active--
+	inst.done++
+	last := inst.retired && inst.active == 0
+	m.mu.Unlock()
+	if last {
+		m.stop(inst)
+	}
+}
+
+func (m *Manager) retireLocked(inst *instance) {
+	inst.retired = true
+	if inst.active == 0 {
+		go m.stop(inst)
+	}
+}
+
+// stop kills the browser process and waits until it is reaped and its
+// profile directory is removed (chromedp also kills leftover children).
+func (m *Manager) stop(inst *instance) {
+	m.mu.Lock()
+	if inst.stopped {
+		m.mu.Unlock()
+		return
+	}
+	inst.stopped = true
+	m.mu.Unlock()
+	inst.cancel()
+	inst.allocCancel()
+	m.mu.Lock()
+	delete(m.all, inst)
+	m.mu.Unlock()
+	m.log.Info("browser stopped", "pid", inst.pid)
+}
+
+// Close stops every browser, ending the tabs still open, and waits until
+// no Chromium process of this manager is left.
+func (m *Manager) Close() error {
+	m.startMu.Lock()
+	m.mu.Lock()
+	m.closed = true
+	insts := make([]*instance, 0, len(m.all))
+	for inst := range m.all {
+		insts = append(insts, inst)
+	}
+	m.cur = nil
+	m.mu.Unlock()
+	m.startMu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Go(func() { m.stop(inst) })
+	}
+	wg.Wait()
+	m.teardown.Wait()
+	return nil
+}
+
+// Status reports the current browser.
+func (m *Manager) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Status{Crashes: m.crashes, LastError: m.lastErr}
+	if m.started > 1 {
+		st.Restarts = m.started - 1
+	}
+	for inst := range m.all {
+		st.ActiveTabs += inst.active
+	}
+	if inst := m.cur; inst != nil && !inst.dead {
+		st.Running = true
+		st.StartedAt = inst.startedAt
+		st.PID = inst.pid
+		st.ChecksDone = inst.done
+	}
+	return st
+}
+
+func (m *Manager) cdpLogf(format string, args ...any) {
+	m.log.Debug(fmt.Sprintf(format, args...), "component", "chromedp")
+}
+
+func (m *Manager) cdpErrorf(format string, args ...any) {
+	m.log.Debug(fmt.Sprintf(format, args...), "component", "chromedp", "level", "error")
+}

@@ -1,0 +1,323 @@
+package browser
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+func execPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("CHROME_PATH")
+	if p == "" {
+		p = DefaultExecPath
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Chromium at %s (run deploy/local/ensure-chromium.sh or set CHROME_PATH): %v", p, err)
+	}
+	return p
+}
+
+func newManager(t *testing.T, cfg Config) *Manager {
+	t.Helper()
+	cfg.ExecPath = execPath(t)
+	m := New(cfg)
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// site serves one page on 127.0.0.1 that the tests set cookies on.
+func site(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<!doctype html><title>probe</title><p>probe</p>")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func open(t *testing.T, m *Manager) *Tab {
+	t.Helper()
+	tab, err := m.NewTab(t.Context())
+	if err != nil {
+		t.Fatalf("NewTab: %v", err)
+	}
+	return tab
+}
+
+func cookiesOn(t *testing.T, ctx context.Context, url string) string {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	c, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+	if err != nil {
+		t.Fatalf("read cookies: %v", err)
+	}
+	return c
+}
+
+func TestTabsHaveTheirOwnCookies(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	url := site(t)
+
+	first := open(t, m)
+	defer first.Close(nil)
+	cookiesOn(t, first.Context(), url)
+	if err := chromedp.Do(first.Context(), chromedp.Evaluate[chromedp.Void](`document.cookie = "session=acc1; path=/"`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Control: a second tab in the same browser context sees the cookie,
+	// so the check below would catch contexts that share cookies.
+	sibling, cancel := chromedp.NewContext(first.Context())
+	defer cancel()
+	if got := cookiesOn(t, sibling, url); got != "session=acc1" {
+		t.Fatalf("a tab in the same browser context sees cookies %q, want session=acc1", got)
+	}
+
+	second := open(t, m) // while the first is still open
+	defer second.Close(nil)
+	if got := cookiesOn(t, second.Context(), url); got != "" {
+		t.Errorf("a fresh tab sees cookies %q from another tab", got)
+	}
+	first.Close(nil)
+	third := open(t, m)
+	defer third.Close(nil)
+	if got := cookiesOn(t, third.Context(), url); got != "" {
+		t.Errorf("a tab opened after another closed sees its cookies %q", got)
+	}
+	if st := m.Status(); st.Restarts != 0 {
+		t.Errorf("the browser restarted between tabs: %+v", st)
+	}
+}
+
+func TestParallelTabsShareOneBrowser(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	url := site(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			tab, err := m.NewTab(t.Context())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer tab.Close(nil)
+			set := fmt.Sprintf(`document.cookie = "n=%d"`, i)
+			if err := chromedp.Do(tab.Context(), chromedp.Navigate(url), chromedp.Evaluate[chromedp.Void](set)); err != nil {
+				errs <- err
+				return
+			}
+			got, err := chromedp.Run(tab.Context(), chromedp.Evaluate[string](`document.cookie`))
+			if err == nil && got != fmt.Sprintf("n=%d", i) {
+				err = fmt.Errorf("tab %d sees cookies %q", i, got)
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := m.Status()
+	if !st.Running || st.Restarts != 0 || st.PID == 0 {
+		t.Errorf("status = %+v, want one running browser", st)
+	}
+}
+
+func TestBrowserIsRecycledAfterConfiguredTabs(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{RecycleAfter: 2})
+	var pids []int
+	for range 3 {
+		tab := open(t, m)
+		pids = append(pids, m.Status().PID)
+		tab.Close(nil)
+	}
+	if pids[0] != pids[1] || pids[1] == pids[2] {
+		t.Fatalf("browser pids per tab = %v, want the third tab on a new browser", pids)
+	}
+	st := m.Status()
+	if st.Restarts != 1 || st.Crashes != 0 || !st.Running {
+		t.Errorf("status = %+v, want 1 restart and no crash", st)
+	}
+	waitGone(t, pids[0])
+}
+
+func TestDeadBrowserIsReplacedOnTheNextTab(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	url := site(t)
+	tab := open(t, m)
+	tab.Close(nil)
+	old := m.Status().PID
+	tree := processTree(old)
+
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// No wait for the manager to notice: the next tab must work anyway.
+	tab = open(t, m)
+	defer tab.Close(nil)
+	if err := chromedp.Do(tab.Context(), chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate after the restart: %v", err)
+	}
+	st := m.Status()
+	if st.Restarts != 1 || st.Crashes != 1 || st.PID == old || !strings.Contains(st.LastError, strconv.Itoa(old)) {
+		t.Errorf("status = %+v, want 1 restart and 1 crash of pid %d", st, old)
+	}
+	for _, pid := range tree {
+		waitGone(t, pid)
+	}
+}
+
+func TestCloseLeavesNoChromiumProcess(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	tab := open(t, m)
+	tab2 := open(t, m) // still open at Close: Close must end it
+	tab.Close(nil)
+	pid := m.Status().PID
+	tree := processTree(pid)
+	dir := userDataDir(pid)
+	if len(tree) < 2 || dir == "" {
+		t.Fatalf("browser pid %d: tree %v, user data dir %q", pid, tree, dir)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tree {
+		if alive(p) {
+			t.Errorf("process %d of the browser survived Close", p)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("profile directory %s survived Close: %v", dir, err)
+	}
+	if err := chromedp.Do(tab2.Context(), chromedp.Navigate("about:blank")); err == nil {
+		t.Errorf("a tab still works after Close")
+	}
+	tab2.Close(nil)
+	if _, err := m.NewTab(t.Context()); err != ErrClosed {
+		t.Errorf("NewTab after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestCanceledContextEndsTheTab(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	ctx, cancel := context.WithCancel(t.Context())
+	tab, err := m.NewTab(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close(nil)
+	cancel()
+	select {
+	case <-tab.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tab outlived its caller's context")
+	}
+	if st := m.Status(); !st.Running || st.Crashes != 0 {
+		t.Errorf("ending one tab harmed the browser: %+v", st)
+	}
+}
+
+func TestStartFailureIsReported(t *testing.T) {
+	t.Parallel()
+	m := New(Config{ExecPath: "/nonexistent/chromium"})
+	defer m.Close()
+	err := m.Start(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/chromium") {
+		t.Fatalf("Start: %v", err)
+	}
+	if st := m.Status(); st.Running || st.LastError == "" {
+		t.Errorf("status = %+v, want not running with the error", st)
+	}
+}
+
+// processTree is pid and its descendants, from /proc.
+func processTree(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses: fields start after
+	// the last ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// alive is false for a process that is gone or a zombie nobody reaped yet.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Errorf("process %d still alive", pid)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func userDataDir(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	for arg := range bytes.SplitSeq(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(arg, []byte("--user-data-dir=")); ok {
+			return string(v)
+		}
+	}
+	return ""
+}

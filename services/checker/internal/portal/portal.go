@@ -1,0 +1,245 @@
+// Package portal is the checker's browser driver: it logs a pool account in
+// to the visa portal in a fresh browser context, opens a mission's slot
+// page, chooses centre and visa category, waits for the dates the page's
+// JavaScript loads, reads them, and logs out. What it sees is classified
+// into an Outcome the account pool understands (success, no_slot,
+// login_fail, banned, error).
+//
+// Everything portal-specific (URLs, selectors, page markers, timeouts)
+// comes from a profile.Profile. The driver solves no CAPTCHA and does not
+// disguise the browser: a CAPTCHA, block or rate-limit page is an outcome,
+// and the pool backs off.
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+)
+
+// Account is a portal login. Its password never appears in logs or
+// formatted output: String, Format and LogValue show the email only.
+type Account struct {
+	Email    string
+	Password string
+}
+
+// String shows the email only.
+func (a Account) String() string { return a.Email }
+
+// Format keeps %v, %+v and %#v from printing the password.
+func (a Account) Format(f fmt.State, _ rune) { _, _ = fmt.Fprintf(f, "Account{Email: %q}", a.Email) }
+
+// LogValue keeps slog from printing the password.
+func (a Account) LogValue() slog.Value { return slog.StringValue(a.Email) }
+
+// Target is one mission, centre and visa category to check.
+type Target struct {
+	Mission      string
+	Centre       string
+	VisaCategory string
+}
+
+// Query is one centre and visa category of a mission.
+type Query struct {
+	Centre       string
+	VisaCategory string
+}
+
+// Outcome is how a check ended, in the account pool's terms.
+type Outcome string
+
+// The outcomes; the strings are the ones CheckerService reports.
+const (
+	Success   Outcome = "success"    // logged in and found at least one slot
+	NoSlot    Outcome = "no_slot"    // logged in, read the dates, none free
+	LoginFail Outcome = "login_fail" // the portal refused the credentials
+	Banned    Outcome = "banned"     // blocked, rate limited or CAPTCHA: back off
+	Error     Outcome = "error"      // anything else: portal down, unknown page, timeout, browser
+)
+
+// Reason is the specific cause behind an outcome other than success and
+// no_slot.
+type Reason string
+
+// The reasons.
+const (
+	ReasonBadCredentials  Reason = "bad_credentials"  // LoginFail
+	ReasonBlocked         Reason = "blocked"          // Banned
+	ReasonRateLimited     Reason = "rate_limited"     // Banned
+	ReasonCaptcha         Reason = "captcha"          // Banned
+	ReasonMaintenance     Reason = "maintenance"      // Error
+	ReasonServerError     Reason = "server_error"     // Error: HTTP 5xx with no known page
+	ReasonUnreachable     Reason = "unreachable"      // Error: connection refused, DNS...
+	ReasonTimeout         Reason = "timeout"          // Error: a step took longer than its timeout
+	ReasonUnknownPage     Reason = "unknown_page"     // Error: no marker matched; see Artifacts
+	ReasonLoggedOut       Reason = "logged_out"       // Error: the portal dropped the session
+	ReasonSlotsFailed     Reason = "slots_failed"     // Error: the page said loading dates failed
+	ReasonUnreadableSlots Reason = "unreadable_slots" // Error: slot elements without a valid date
+	ReasonProfile         Reason = "profile"          // Error: the profile does not fit the portal
+	ReasonBrowser         Reason = "browser"          // Error: the browser failed, not the portal
+)
+
+// Slot is one free appointment the portal showed.
+type Slot struct {
+	Mission      string
+	Centre       string
+	VisaCategory string
+	Date         string // YYYY-MM-DD
+	Time         string // HH:MM, or empty when the portal shows days only
+}
+
+// QueryResult is what one centre and category gave.
+type QueryResult struct {
+	Query
+	// Offered is false when the slot page has no such centre or category:
+	// the query was not checked.
+	Offered bool
+	// Checked is true once the dates were read.
+	Checked bool
+	Slots   int
+}
+
+// Artifacts are what the driver saved of a page it could not make sense
+// of, for an operator to look at.
+type Artifacts struct {
+	Dir        string
+	Screenshot string // PNG
+	HTML       string
+}
+
+// Result is a finished check.
+type Result struct {
+	Outcome Outcome
+	Reason  Reason
+	// Detail says what happened in words, for logs and operators. It never
+	// holds the password.
+	Detail string
+	// Step is where the check ended: login_page, login, slot_page, slots
+	// or done.
+	Step string
+	// URL is the page the check ended on.
+	URL string
+	// Slots are every free slot read, across the queries; kept even when a
+	// later query ended the check with another outcome.
+	Slots   []Slot
+	Queries []QueryResult
+	// LoggedIn is true when the login succeeded; LogoutError says why the
+	// logout that followed failed, if it did (it never changes the
+	// outcome: the browser context is thrown away anyway).
+	LoggedIn    bool
+	LogoutError string
+	Artifacts   *Artifacts
+	Duration    time.Duration
+}
+
+// Config configures a Driver.
+type Config struct {
+	Profile *profile.Profile
+	Browser *browser.Manager
+	// ArtifactsDir receives screenshots and HTML of unknown pages
+	// (CHECKER_ARTIFACTS_DIR); default $TMPDIR/slotwatch-artifacts.
+	ArtifactsDir string
+	Logger       *slog.Logger
+}
+
+// Driver checks slots through the shared browser. It is safe for
+// concurrent use: each check runs in its own tab and browser context.
+type Driver struct {
+	prof      *profile.Profile
+	browser   *browser.Manager
+	artifacts string
+	log       *slog.Logger
+}
+
+// New returns a Driver.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Profile == nil {
+		return nil, errors.New("portal driver: no profile")
+	}
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, fmt.Errorf("portal driver: %w", err)
+	}
+	if cfg.Browser == nil {
+		return nil, errors.New("portal driver: no browser")
+	}
+	if cfg.ArtifactsDir == "" {
+		cfg.ArtifactsDir = filepath.Join(os.TempDir(), "slotwatch-artifacts")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{prof: cfg.Profile, browser: cfg.Browser, artifacts: cfg.ArtifactsDir, log: cfg.Logger}, nil
+}
+
+// Profile is the profile the driver follows.
+func (d *Driver) Profile() *profile.Profile { return d.prof }
+
+// Check logs in with acct and reads the free slots of one target.
+func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, error) {
+	return d.CheckMission(ctx, acct, t.Mission, []Query{{Centre: t.Centre, VisaCategory: t.VisaCategory}})
+}
+
+// CheckMission logs in once with acct and reads the free slots of every
+// query of the mission, in order.
+//
+// Everything the portal does is a Result, with a nil error. The error is
+// non-nil only when the check could not be made for reasons that are not
+// the account's or the portal's: invalid arguments, ctx ended, or the
+// browser failed; the Result then has Outcome Error and says why, so a
+// caller that must release the account can still use it.
+func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query) (Result, error) {
+	start := time.Now()
+	if err := validate(acct, mission, queries); err != nil {
+		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error()}, err
+	}
+	tab, err := d.browser.NewTab(ctx)
+	if err != nil {
+		err = fmt.Errorf("check %s: %w", mission, err)
+		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error(), Duration: time.Since(start)}, err
+	}
+	c := &check{d: d, tab: tab, ctx: tab.Context(), acct: acct, mission: mission}
+	c.run(queries)
+	tab.Close(c.infraErr)
+
+	res := c.res
+	res.Duration = time.Since(start)
+	d.log.Debug("check done", "account", acct, "mission", mission, "outcome", res.Outcome,
+		"reason", res.Reason, "slots", len(res.Slots), "took", res.Duration.Round(time.Millisecond))
+	switch {
+	case ctx.Err() != nil:
+		return res, fmt.Errorf("check %s: %w", mission, ctx.Err())
+	case c.infraErr != nil:
+		return res, fmt.Errorf("check %s: %w", mission, c.infraErr)
+	}
+	return res, nil
+}
+
+func validate(acct Account, mission string, queries []Query) error {
+	var errs []error
+	if acct.Email == "" || acct.Password == "" {
+		errs = append(errs, errors.New("account email and password are required"))
+	}
+	if mission == "" {
+		errs = append(errs, errors.New("mission is required"))
+	}
+	if len(queries) == 0 {
+		errs = append(errs, errors.New("at least one centre and visa category is required"))
+	}
+	for i, q := range queries {
+		if q.Centre == "" || q.VisaCategory == "" {
+			errs = append(errs, fmt.Errorf("query %d: centre and visa category are required", i))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid check: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,456 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+// One browser serves every test of the package, in parallel tabs, as it
+// serves the checker: starting Chromium per test would make the suite
+// slow on two cores.
+var (
+	sharedOnce    sync.Once
+	sharedBrowser *browser.Manager
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedBrowser != nil {
+		_ = sharedBrowser.Close()
+	}
+	os.Exit(code)
+}
+
+func execPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("CHROME_PATH")
+	if p == "" {
+		p = browser.DefaultExecPath
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Chromium at %s (run deploy/local/ensure-chromium.sh or set CHROME_PATH): %v", p, err)
+	}
+	return p
+}
+
+func shared(t *testing.T) *browser.Manager {
+	t.Helper()
+	path := execPath(t)
+	sharedOnce.Do(func() { sharedBrowser = browser.New(browser.Config{ExecPath: path}) })
+	return sharedBrowser
+}
+
+const (
+	acc1 = "acc1@example.com"
+	acc2 = "acc2@example.com"
+	pw1  = "secret-pw-1"
+	pw2  = "secret-pw-2"
+)
+
+type testBundle struct {
+	sim       *sim.Sim
+	url       string
+	artifacts string
+	logs      *syncBuffer
+}
+
+// portalConfig: France offers two centres and two categories; London /
+// tourism has three slots, one without a time.
+func portalConfig() sim.Config {
+	return sim.Config{
+		Accounts: []sim.Account{{Email: acc1, Password: pw1}, {Email: acc2, Password: pw2}},
+		Missions: []sim.Mission{{
+			Code: "fra", Name: "France", Centres: []string{"London", "Manchester"}, VisaCategories: []string{"tourism", "business"},
+			Slots: []sim.Slot{
+				{Centre: "London", VisaCategory: "tourism", Date: "2027-03-02", Time: "14:00"},
+				{Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"},
+				{Centre: "London", VisaCategory: "tourism", Date: "2027-03-05"},
+				{Centre: "Manchester", VisaCategory: "business", Date: "2027-06-10", Time: "11:15"},
+			},
+		}},
+	}
+}
+
+// setup starts a portalsim on 127.0.0.1:0 and a driver for it on the
+// shared browser. tune may change the profile (timeouts, selectors).
+func setup(t *testing.T, tune func(*profile.Profile)) (*Driver, *testBundle) {
+	t.Helper()
+	s, err := sim.New(portalConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	prof, err := profile.Default().WithBaseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(prof)
+	}
+	b := &testBundle{sim: s, url: srv.URL, artifacts: t.TempDir(), logs: &syncBuffer{}}
+	d, err := New(Config{
+		Profile: prof, Browser: shared(t), ArtifactsDir: b.artifacts,
+		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, b
+}
+
+func runCheck(t *testing.T, d *Driver, acct Account, mission string, queries ...Query) Result {
+	t.Helper()
+	res, err := d.CheckMission(t.Context(), acct, mission, queries)
+	if err != nil {
+		t.Fatalf("CheckMission: %v (result %+v)", err, res)
+	}
+	return res
+}
+
+var londonTourism = Query{Centre: "London", VisaCategory: "tourism"}
+
+func TestCheckReadsSlots(t *testing.T) {
+	t.Parallel()
+
+	t.Run("FindsTheSlotsTheScriptLoads", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, nil)
+		res, err := d.Check(t.Context(), Account{acc1, pw1}, Target{Mission: "fra", Centre: "London", VisaCategory: "tourism"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Outcome != Success || res.Step != "done" || !res.LoggedIn || res.LogoutError != "" {
+			t.Fatalf("result = %+v", res)
+		}
+		want := []Slot{
+			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"},
+			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-02", Time: "14:00"},
+			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-05"},
+		}
+		if !slices.Equal(res.Slots, want) {
+			t.Errorf("slots = %+v\nwant %+v", res.Slots, want)
+		}
+		logins := b.sim.Logins()
+		if len(logins) != 1 || logins[0].Email != acc1 || logins[0].Result != sim.LoginOK {
+			t.Errorf("portal saw logins %+v, want one ok for %s", logins, acc1)
+		}
+	})
+
+	t.Run("NoSlotWhenTheDatesAreLoadedButEmpty", func(t *testing.T) {
+		t.Parallel()
+		d, _ := setup(t, nil)
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "tourism"})
+		if res.Outcome != NoSlot || len(res.Slots) != 0 || len(res.Queries) != 1 || !res.Queries[0].Checked {
+			t.Errorf("result = %+v", res)
+		}
+	})
+
+	t.Run("SeveralCentresAndCategoriesWithOneLogin", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, nil)
+		res := runCheck(t, d, Account{acc2, pw2}, "fra",
+			londonTourism,
+			Query{Centre: "Manchester", VisaCategory: "tourism"},
+			Query{Centre: "Paris", VisaCategory: "tourism"},
+			Query{Centre: "Manchester", VisaCategory: "business"},
+		)
+		if res.Outcome != Success || len(res.Slots) != 4 {
+			t.Fatalf("result = %+v", res)
+		}
+		last := res.Slots[3]
+		if last != (Slot{Mission: "fra", Centre: "Manchester", VisaCategory: "business", Date: "2027-06-10", Time: "11:15"}) {
+			t.Errorf("Manchester business slot = %+v", last)
+		}
+		got := make([]string, len(res.Queries))
+		for i, q := range res.Queries {
+			got[i] = fmt.Sprintf("%s/%s offered=%v checked=%v slots=%d", q.Centre, q.VisaCategory, q.Offered, q.Checked, q.Slots)
+		}
+		want := []string{
+			"London/tourism offered=true checked=true slots=3",
+			"Manchester/tourism offered=true checked=true slots=0",
+			"Paris/tourism offered=false checked=false slots=0",
+			"Manchester/business offered=true checked=true slots=1",
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("queries:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if n := len(b.sim.Logins()); n != 1 {
+			t.Errorf("%d logins for one mission, want 1", n)
+		}
+	})
+}
+
+func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		behaviour sim.Behaviour
+		global    bool
+		outcome   Outcome
+		reason    Reason
+		step      string
+		artifacts bool
+	}{
+		{"RejectedPasswordIsLoginFail", sim.Behaviour{Kind: sim.RejectPassword}, false, LoginFail, ReasonBadCredentials, "login", false},
+		{"BlockedAccountIsBanned", sim.Behaviour{Kind: sim.Blocked}, false, Banned, ReasonBlocked, "login", false},
+		{"TooManyRequestsIsBanned", sim.Behaviour{Kind: sim.TooManyRequests}, false, Banned, ReasonRateLimited, "login", false},
+		{"CaptchaIsBanned", sim.Behaviour{Kind: sim.Captcha}, false, Banned, ReasonCaptcha, "login", false},
+		{"ServerErrorIsError", sim.Behaviour{Kind: sim.ServerError}, false, Error, ReasonServerError, "login", false},
+		{"MaintenanceIsError", sim.Behaviour{Kind: sim.Maintenance}, false, Error, ReasonMaintenance, "login", false},
+		{"UnknownPageIsErrorWithArtifacts", sim.Behaviour{Kind: sim.Unknown}, false, Error, ReasonUnknownPage, "login", true},
+		{"GlobalMaintenanceStopsAtTheLoginPage", sim.Behaviour{Kind: sim.Maintenance}, true, Error, ReasonMaintenance, "login_page", false},
+		{"RateLimitOnTheSlotAPIIsBanned", sim.Behaviour{Kind: sim.TooManyRequests, Only: sim.SlotAPI}, false, Banned, ReasonRateLimited, "slots", false},
+		{"CaptchaOnTheSlotPageIsBanned", sim.Behaviour{Kind: sim.Captcha, Only: sim.SlotPage}, false, Banned, ReasonCaptcha, "slot_page", false},
+		{"GarbageFromTheSlotAPIIsSlotsFailed", sim.Behaviour{Kind: sim.Unknown, Only: sim.SlotAPI}, false, Error, ReasonSlotsFailed, "slots", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, b := setup(t, nil)
+			email := acc1
+			if tc.global {
+				email = ""
+			}
+			if err := b.sim.SetBehaviour(email, tc.behaviour); err != nil {
+				t.Fatal(err)
+			}
+			res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+			if res.Outcome != tc.outcome || res.Reason != tc.reason || res.Step != tc.step {
+				t.Fatalf("got %s/%s at %s (%s), want %s/%s at %s", res.Outcome, res.Reason, res.Step, res.Detail, tc.outcome, tc.reason, tc.step)
+			}
+			if res.Detail == "" || res.URL == "" {
+				t.Errorf("result lacks detail or URL: %+v", res)
+			}
+			if tc.artifacts != (res.Artifacts != nil) {
+				t.Fatalf("artifacts = %+v, want saved: %v", res.Artifacts, tc.artifacts)
+			}
+			if tc.artifacts {
+				checkArtifacts(t, b, res)
+			}
+		})
+	}
+
+	t.Run("WrongPasswordIsLoginFail", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, nil)
+		res := runCheck(t, d, Account{acc1, "not-the-password"}, "fra", londonTourism)
+		if res.Outcome != LoginFail || res.Reason != ReasonBadCredentials || res.LoggedIn {
+			t.Errorf("result = %+v", res)
+		}
+		if l := b.sim.Logins(); len(l) != 1 || l[0].Result != sim.LoginBadPassword {
+			t.Errorf("portal saw %+v", l)
+		}
+	})
+
+	t.Run("SlowerThanTheStepTimeoutIsError", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, func(p *profile.Profile) { p.Timeouts.Page = profile.Duration(time.Second) })
+		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 4000, Only: sim.Dashboard}); err != nil {
+			t.Fatal(err)
+		}
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
+			t.Errorf("result = %+v", res)
+		}
+		if res.Duration > 10*time.Second {
+			t.Errorf("the check took %v: the step timeout did not stop it", res.Duration)
+		}
+	})
+
+	t.Run("UnreachablePortalIsError", func(t *testing.T) {
+		t.Parallel()
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := lis.Addr().String()
+		lis.Close() // nothing listens there now
+		d, _ := setup(t, func(p *profile.Profile) { p.BaseURL = "http://" + addr })
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Error || res.Reason != ReasonUnreachable || !strings.Contains(res.Detail, "ERR_CONNECTION_REFUSED") {
+			t.Errorf("result = %+v", res)
+		}
+	})
+
+	t.Run("InvalidProfileSelectorIsNamed", func(t *testing.T) {
+		t.Parallel()
+		d, _ := setup(t, func(p *profile.Profile) { p.Markers.LoggedIn = []profile.Marker{{CSS: "div[[oops"}} })
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Error || res.Reason != ReasonProfile || !strings.Contains(res.Detail, "div[[oops") {
+			t.Errorf("result = %+v", res)
+		}
+	})
+}
+
+// checkArtifacts: the screenshot is a PNG, the HTML is the page's, and
+// the password is nowhere.
+func checkArtifacts(t *testing.T, b *testBundle, res Result) {
+	t.Helper()
+	a := res.Artifacts
+	if !strings.HasPrefix(a.Dir, b.artifacts) {
+		t.Errorf("artifacts in %s, want under %s", a.Dir, b.artifacts)
+	}
+	png, err := os.ReadFile(a.Screenshot)
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Errorf("screenshot %s: not a PNG (%v)", a.Screenshot, err)
+	}
+	html, err := os.ReadFile(a.HTML)
+	if err != nil || !bytes.Contains(html, []byte("<html")) {
+		t.Errorf("page HTML %s: %v", a.HTML, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(a.Dir, "*"))
+	for _, f := range files {
+		body, _ := os.ReadFile(f)
+		if bytes.Contains(body, []byte(pw1)) {
+			t.Errorf("%s contains the password", f)
+		}
+	}
+}
+
+func TestAccountsNeverShareASession(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	// acc1's check holds its session for a while (its slot API is slow),
+	// and acc2 logs in meanwhile in the same browser. With shared cookies
+	// the portal would see acc1's session cookie on acc2's login.
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 1500, Only: sim.SlotAPI}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]Result, 2)
+	wg.Go(func() { results[0] = runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism) })
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(b.sim.Logins(), func(l sim.LoginAttempt) bool { return l.Email == acc1 && l.Result == sim.LoginOK }) {
+		if time.Now().After(deadline) {
+			t.Fatal("acc1 never logged in")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	results[1] = runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	wg.Wait()
+	for i, r := range results {
+		if r.Outcome != Success {
+			t.Errorf("check %d: %+v", i, r)
+		}
+	}
+	for _, l := range b.sim.Logins() {
+		if l.PriorSession != "" {
+			t.Errorf("%s logged in carrying the session cookie of %s", l.Email, l.PriorSession)
+		}
+	}
+}
+
+func TestPasswordNeverLeaks(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	_ = b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown})
+	acct := Account{acc1, pw1}
+	res := runCheck(t, d, acct, "fra", londonTourism)
+	if res.Artifacts == nil {
+		t.Fatalf("no artifacts: %+v", res)
+	}
+	formatted := fmt.Sprintf("%v %+v %#v %s %v", acct, acct, acct, acct, res)
+	if strings.Contains(formatted, pw1) {
+		t.Errorf("formatting shows the password: %s", formatted)
+	}
+	slog.New(slog.NewJSONHandler(b.logs, nil)).Info("check", "account", acct)
+	if strings.Contains(b.logs.String(), pw1) {
+		t.Errorf("the logs show the password:\n%s", b.logs.String())
+	}
+	if !strings.Contains(b.logs.String(), acc1) {
+		t.Errorf("the logs do not name the account:\n%s", b.logs.String())
+	}
+	checkArtifacts(t, b, res)
+}
+
+func TestCheckErrors(t *testing.T) {
+	t.Parallel()
+
+	t.Run("InvalidArgumentsAreRefusedBeforeTheBrowser", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, nil)
+		_, err := d.CheckMission(t.Context(), Account{Email: acc1}, "", []Query{{Centre: "London"}})
+		for _, want := range []string{"password", "mission", "query 0"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error %v does not mention %s", err, want)
+			}
+		}
+		if len(b.sim.Logins()) != 0 {
+			t.Errorf("an invalid check reached the portal")
+		}
+	})
+
+	t.Run("CanceledContextEndsTheCheckWithAnError", func(t *testing.T) {
+		t.Parallel()
+		d, b := setup(t, nil)
+		_ = b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 5000, Only: sim.SlotPage})
+		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+		defer cancel()
+		res, err := d.CheckMission(ctx, Account{acc1, pw1}, "fra", []Query{londonTourism})
+		if err == nil || res.Outcome != Error || res.Reason != ReasonBrowser {
+			t.Errorf("got %+v, %v; want an error result", res, err)
+		}
+		// The shared browser is unharmed.
+		if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Success {
+			t.Errorf("next check: %+v", res)
+		}
+	})
+}
+
+func TestCheckAfterTheBrowserWasKilledStillWorks(t *testing.T) {
+	t.Parallel()
+	m := browser.New(browser.Config{ExecPath: execPath(t)})
+	defer m.Close()
+	_, b := setup(t, nil)
+	prof, _ := profile.Default().WithBaseURL(b.url)
+	d, err := New(Config{Profile: prof, Browser: m, ArtifactsDir: b.artifacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism); res.Outcome != Success {
+		t.Fatalf("first check: %+v", res)
+	}
+	if err := syscall.Kill(m.Status().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Success {
+		t.Fatalf("check after the kill: %+v", res)
+	}
+	if st := m.Status(); st.Restarts != 1 || st.Crashes != 1 {
+		t.Errorf("browser status = %+v, want 1 restart after 1 crash", st)
+	}
+}
+
+// syncBuffer is a log sink the parallel checks can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,322 @@
+// Package profile describes a portal to the browser driver: where its pages
+// are, which selectors fill its forms, which page markers mean logged in,
+// bad credentials, blocked, rate limited, CAPTCHA or maintenance, and how to
+// read the slots that its JavaScript loads. A profile is a YAML or JSON file
+// (PORTAL_PROFILE_FILE); the one for portalsim is embedded and is the
+// default, so the driver holds no portal-specific code.
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/slotwatch/slotwatch/services/checker/profiles"
+)
+
+// Profile is one portal.
+type Profile struct {
+	Name string `json:"name"`
+	// BaseURL is prepended to every relative URL below.
+	BaseURL  string   `json:"base_url"`
+	Login    Login    `json:"login"`
+	Logout   Logout   `json:"logout"`
+	Markers  Markers  `json:"markers"`
+	Slots    Slots    `json:"slots"`
+	Timeouts Timeouts `json:"timeouts"`
+}
+
+// Login is the login form. Submitting it must load a new page.
+type Login struct {
+	URL      string `json:"url"`
+	Email    string `json:"email"`    // CSS selector of the email field
+	Password string `json:"password"` // CSS selector of the password field
+	Submit   string `json:"submit"`   // CSS selector of the button to click
+}
+
+// Logout is how to end the portal session: open URL, or click Selector.
+type Logout struct {
+	URL      string `json:"url"`
+	Selector string `json:"selector"`
+}
+
+// Markers say what a page is. A page matches a kind when any of its
+// markers matches.
+type Markers struct {
+	LoggedIn       []Marker `json:"logged_in"`
+	BadCredentials []Marker `json:"bad_credentials"`
+	Blocked        []Marker `json:"blocked"`
+	RateLimited    []Marker `json:"rate_limited"`
+	Captcha        []Marker `json:"captcha"`
+	Maintenance    []Marker `json:"maintenance"`
+	// LoggedOut means the portal dropped the session mid-check.
+	LoggedOut []Marker `json:"logged_out"`
+}
+
+// Marker matches an element (CSS), a text on the page (Text), or an
+// element containing a text (both). In a file, a plain string is a CSS
+// selector.
+type Marker struct {
+	CSS  string `json:"css,omitempty"`
+	Text string `json:"text,omitempty"`
+}
+
+// UnmarshalJSON accepts "selector" as well as {css: ..., text: ...}.
+func (m *Marker) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*m = Marker{CSS: s}
+		return nil
+	}
+	type plain Marker
+	var p plain
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("marker: want a CSS selector or {css, text}: %w", err)
+	}
+	*m = Marker(p)
+	return nil
+}
+
+// IsZero reports whether the marker is unset.
+func (m Marker) IsZero() bool { return m.CSS == "" && m.Text == "" }
+
+// Slots is the slot page of a mission.
+type Slots struct {
+	// URL has the placeholder {mission}, replaced by the mission code.
+	URL          string `json:"url"`
+	Centre       string `json:"centre"`        // CSS selector of the centre <select>
+	VisaCategory string `json:"visa_category"` // CSS selector of the category <select>
+	// Submit is clicked after both are chosen, if the page needs it.
+	Submit string `json:"submit"`
+	// Ready matches once the dates are loaded, with or without slots.
+	Ready Marker `json:"ready"`
+	// Failed matches when the page says loading the dates went wrong.
+	Failed Marker `json:"failed"`
+	// Item selects one element per free slot; DateAttr (YYYY-MM-DD) and
+	// TimeAttr (HH:MM, optional) are its attributes.
+	Item     string `json:"item"`
+	DateAttr string `json:"date_attr"`
+	TimeAttr string `json:"time_attr"`
+}
+
+// Timeouts bound every step of a check.
+type Timeouts struct {
+	// Page bounds one navigation: the login page, the login submit, the
+	// slot page.
+	Page Duration `json:"page"`
+	// Slots bounds the wait for the JavaScript-loaded dates.
+	Slots Duration `json:"slots"`
+	// Logout bounds the logout, which is a courtesy and never changes the
+	// outcome.
+	Logout Duration `json:"logout"`
+	// Settle is how long to look for a marker once a page has loaded,
+	// before calling the page unknown.
+	Settle Duration `json:"settle"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("15s").
+type Duration time.Duration
+
+// UnmarshalJSON parses "15s"-style strings.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string such as \"15s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Defaults for timeouts a profile leaves out.
+var defaultTimeouts = Timeouts{
+	Page:   Duration(15 * time.Second),
+	Slots:  Duration(15 * time.Second),
+	Logout: Duration(5 * time.Second),
+	Settle: Duration(2 * time.Second),
+}
+
+// Default returns the embedded portalsim profile.
+func Default() *Profile {
+	p, err := Parse(profiles.Portalsim)
+	if err != nil {
+		panic(fmt.Sprintf("embedded portalsim profile: %v", err)) // caught by the package tests
+	}
+	return p
+}
+
+// Load reads a profile file, YAML or JSON. An empty path means the
+// embedded portalsim profile.
+func Load(path string) (*Profile, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read portal profile: %w", err)
+	}
+	p, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("portal profile %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// FromEnv loads PORTAL_PROFILE_FILE (default: the embedded portalsim
+// profile) and applies PORTAL_BASE_URL when set.
+func FromEnv(lookup func(string) (string, bool)) (*Profile, error) {
+	path, _ := lookup("PORTAL_PROFILE_FILE")
+	p, err := Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if base, ok := lookup("PORTAL_BASE_URL"); ok && base != "" {
+		if p, err = p.WithBaseURL(base); err != nil {
+			return nil, fmt.Errorf("PORTAL_BASE_URL: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// Parse reads a YAML or JSON profile (JSON is YAML), rejects unknown
+// fields, fills default timeouts and validates it.
+func Parse(data []byte) (*Profile, error) {
+	var p Profile
+	if err := yaml.UnmarshalStrict(data, &p); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	p.Timeouts.fillDefaults()
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// WithBaseURL returns a copy of the profile pointing at another base URL,
+// such as a portalsim started on a random port.
+func (p *Profile) WithBaseURL(base string) (*Profile, error) {
+	if err := checkBaseURL(base); err != nil {
+		return nil, err
+	}
+	cp := *p
+	cp.BaseURL = strings.TrimRight(base, "/")
+	return &cp, nil
+}
+
+// URL resolves a profile URL against the base URL.
+func (p *Profile) URL(ref string) string {
+	base, err := url.Parse(p.BaseURL)
+	if err != nil {
+		return ref // Validate rejected such a base URL already
+	}
+	r, err := url.Parse(ref)
+	if err != nil {
+		return ref
+	}
+	return base.ResolveReference(r).String()
+}
+
+// SlotURL is the slot page of a mission.
+func (p *Profile) SlotURL(mission string) string {
+	return p.URL(strings.ReplaceAll(p.Slots.URL, "{mission}", url.PathEscape(mission)))
+}
+
+func (t *Timeouts) fillDefaults() {
+	for _, f := range []struct{ got, def *Duration }{
+		{&t.Page, &defaultTimeouts.Page},
+		{&t.Slots, &defaultTimeouts.Slots},
+		{&t.Logout, &defaultTimeouts.Logout},
+		{&t.Settle, &defaultTimeouts.Settle},
+	} {
+		if *f.got == 0 {
+			*f.got = *f.def
+		}
+	}
+}
+
+// Validate reports every problem at once, each named by its field path.
+func (p *Profile) Validate() error {
+	var errs []error
+	need := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is required", field))
+		}
+	}
+	if err := checkBaseURL(p.BaseURL); err != nil {
+		errs = append(errs, err)
+	}
+	need("login.url", p.Login.URL)
+	need("login.email", p.Login.Email)
+	need("login.password", p.Login.Password)
+	need("login.submit", p.Login.Submit)
+	if p.Logout.URL == "" && p.Logout.Selector == "" {
+		errs = append(errs, errors.New("logout: set url or selector"))
+	}
+	for _, m := range []struct {
+		field    string
+		markers  []Marker
+		required bool
+	}{
+		{"markers.logged_in", p.Markers.LoggedIn, true},
+		{"markers.bad_credentials", p.Markers.BadCredentials, true},
+		{"markers.blocked", p.Markers.Blocked, false},
+		{"markers.rate_limited", p.Markers.RateLimited, false},
+		{"markers.captcha", p.Markers.Captcha, false},
+		{"markers.maintenance", p.Markers.Maintenance, false},
+		{"markers.logged_out", p.Markers.LoggedOut, false},
+	} {
+		if m.required && len(m.markers) == 0 {
+			errs = append(errs, fmt.Errorf("%s needs at least one marker", m.field))
+		}
+		for i, mk := range m.markers {
+			if mk.IsZero() {
+				errs = append(errs, fmt.Errorf("%s[%d] is empty: set css, text or both", m.field, i))
+			}
+		}
+	}
+	need("slots.url", p.Slots.URL)
+	if p.Slots.URL != "" && !strings.Contains(p.Slots.URL, "{mission}") {
+		errs = append(errs, fmt.Errorf("slots.url %q has no {mission} placeholder", p.Slots.URL))
+	}
+	need("slots.centre", p.Slots.Centre)
+	need("slots.visa_category", p.Slots.VisaCategory)
+	if p.Slots.Ready.IsZero() {
+		errs = append(errs, errors.New("slots.ready is required: the marker of loaded dates"))
+	}
+	need("slots.item", p.Slots.Item)
+	need("slots.date_attr", p.Slots.DateAttr)
+	for _, t := range []struct {
+		field string
+		d     Duration
+	}{{"timeouts.page", p.Timeouts.Page}, {"timeouts.slots", p.Timeouts.Slots}, {"timeouts.logout", p.Timeouts.Logout}, {"timeouts.settle", p.Timeouts.Settle}} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", t.field))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkBaseURL(base string) error {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("base_url %q: want an absolute http(s) URL", base)
+	}
+	return nil
+}
