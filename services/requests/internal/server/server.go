@@ -311,6 +311,9 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 	for {
 		events, err := s.app.Store().EventsAfter(ctx, cursor, eventBatch)
 		if err != nil {
+			if s.isStopping() {
+				return errStopping
+			}
 			return s.errorStatus(ctx, "WatchEvents", err)
 		}
 		for _, e := range events {
@@ -328,9 +331,24 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 		select {
 		case <-wake:
 		case <-ctx.Done():
+			if s.isStopping() {
+				return errStopping
+			}
 			return status.FromContextError(ctx.Err()).Err()
 		case <-s.stopping:
-			return status.Error(codes.Unavailable, "server is stopping: resume from the last cursor")
+			return errStopping
 		}
+	}
+}
+
+// errStopping tells a stream's client to resume elsewhere.
+var errStopping = status.Error(codes.Unavailable, "server is stopping: resume from the last cursor")
+
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
 	}
 }
