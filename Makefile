@@ -47,7 +47,7 @@ chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh
 
 .PHONY: run
-run: build ## The main job: AccountPool on a private Postgres, ready for grpcurl
+run: build tools ## The main job: AccountPool on a private Postgres, ready for grpcurl
 	$(WITH_PG) ./deploy/local/run.sh
 
 .PHONY: bench-pool
