@@ -299,36 +299,43 @@ type ReleaseParams struct {
 	Now          time.Time
 }
 
-// Release ends a held lease and applies the outcome rule, in one
-// transaction holding the account's row lock. A retry of a release that
+// Release ends a held lease and applies the outcome rule. It reads the
+// lease, applies the rule in Go, and writes the result only if the account
+// row is still the version it read (its xmin): two round trips and no row
+// lock held in between. A concurrent change (a renewal, an expiry, a retry
+// of the same release) makes it read again. A retry of a release that
 // already happened with the same outcome returns the stored answer and
 // writes nothing.
 func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (domain.Account, error) {
-	var out domain.Account
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	for attempt := 0; ; attempt++ {
 		var (
-			token  int64
-			result *string
-			answer []byte
+			token   int64
+			result  *string
+			answer  []byte
+			version string
 		)
-		a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer
+		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text
 			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-			WHERE u.lease_id = $1 FOR UPDATE`, p.LeaseID), &token, &result, &answer)
+			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version)
 		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
-				return err
+				return a, err
 			}
-			return fmt.Errorf("load lease: %w", err)
+			return a, fmt.Errorf("load lease: %w", err)
 		}
+		var out domain.Account
 		switch {
 		case token != p.FencingToken:
-			return &domain.LeaseNotHeldError{Reason: "stale fencing token"}
+			return out, &domain.LeaseNotHeldError{Reason: "stale fencing token"}
 		case result != nil && *result == string(p.Outcome) && answer != nil:
-			return json.Unmarshal(answer, &out)
+			if err := json.Unmarshal(answer, &out); err != nil {
+				return out, fmt.Errorf("decode release answer: %w", err)
+			}
+			return out, nil
 		case result != nil:
-			return &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
+			return out, &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
 		case a.LeaseID != p.LeaseID || a.LeaseExpiresAt == nil || !a.LeaseExpiresAt.After(p.Now):
-			return &domain.LeaseNotHeldError{Reason: "lease expired"}
+			return out, &domain.LeaseNotHeldError{Reason: "lease expired"}
 		}
 		// Likewise a release is no earlier than the row's last change.
 		now := p.Now
@@ -337,64 +344,87 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 		}
 		out = cfg.ApplyOutcome(a, p.Outcome, now)
 		if answer, err = json.Marshal(out); err != nil {
-			return fmt.Errorf("encode release answer: %w", err)
+			return out, fmt.Errorf("encode release answer: %w", err)
 		}
-		return writeEnd(ctx, tx, out, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
-	})
-	return out, err
+		ended, err := endLease(ctx, s.db, out, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
+		if err != nil || ended {
+			return out, err
+		}
+		if attempt == 10 {
+			return out, errors.New("release: the account kept changing under it")
+		}
+	}
 }
 
-// writeEnd stores an account after its lease ended, closes the lease's
-// usage row and wakes waiting Acquires (delivered at commit), in one round
-// trip so that the row lock is held as briefly as possible.
-func writeEnd(ctx context.Context, tx pgx.Tx, a domain.Account, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte) error {
-	_, err := tx.Exec(ctx, `WITH account AS (
+// endLease stores an account after its lease ended, closes the lease's
+// usage row and wakes waiting Acquires, in one statement, provided the
+// account row is still at version (its xmin when read). It reports whether
+// it wrote.
+func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte) (bool, error) {
+	rows, err := db.Query(ctx, `WITH account AS (
 			UPDATE accountpool.accounts SET
 				lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
 				consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5
-			WHERE id = $1
+			WHERE id = $1 AND xmin::text = $13 AND lease_id = $6
+			RETURNING id
 		), usage AS (
 			UPDATE accountpool.usage_log SET
 				result = $7, detail = $8, released_at = $9, release_answer = $10,
 				request_ids = CASE WHEN cardinality($11::text[]) > 0 THEN $11 ELSE request_ids END
-			WHERE lease_id = $6
+			WHERE lease_id = $6 AND EXISTS (SELECT 1 FROM account)
 		)
-		SELECT pg_notify($12, '')`,
+		SELECT pg_notify($12, '') FROM account`,
 		a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt,
-		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel)
+		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel, version)
 	if err != nil {
-		return fmt.Errorf("end lease: %w", err)
+		return false, fmt.Errorf("end lease: %w", err)
 	}
-	return nil
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("end lease: %w", err)
+	}
+	return n == 1, nil
 }
 
 // ExpireLeases ends every lease whose time ran out by now, as
-// lease_expired. Rows another replica is expiring at the same moment are
-// skipped, so each lease expires exactly once.
+// lease_expired. Replicas may expire at the same moment: each write is
+// conditional on the row version read, so each lease expires exactly once.
 func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, now time.Time) (int, error) {
-	n := 0
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+accountCols+` FROM accountpool.accounts a
-			WHERE a.lease_id IS NOT NULL AND a.lease_expires_at <= $1
-			ORDER BY a.lease_expires_at LIMIT 500 FOR UPDATE SKIP LOCKED`, now)
-		if err != nil {
-			return fmt.Errorf("find expired leases: %w", err)
-		}
-		expired, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Account, error) { return scanAccount(r) })
-		if err != nil {
-			return fmt.Errorf("find expired leases: %w", err)
-		}
-		for _, a := range expired {
-			at := *a.LeaseExpiresAt
-			after := cfg.ApplyOutcome(a, domain.OutcomeLeaseExpired, at)
-			if err := writeEnd(ctx, tx, after, a.LeaseID, domain.OutcomeLeaseExpired, "no release before the lease ended", nil, at, nil); err != nil {
-				return err
-			}
-		}
-		n = len(expired)
-		return nil
+	rows, err := s.db.Query(ctx, `SELECT `+accountCols+`, a.xmin::text FROM accountpool.accounts a
+		WHERE a.lease_id IS NOT NULL AND a.lease_expires_at <= $1
+		ORDER BY a.lease_expires_at LIMIT 500`, now)
+	if err != nil {
+		return 0, fmt.Errorf("find expired leases: %w", err)
+	}
+	type versioned struct {
+		a       domain.Account
+		version string
+	}
+	expired, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (versioned, error) {
+		var v versioned
+		var err error
+		v.a, err = scanAccount(r, &v.version)
+		return v, err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("find expired leases: %w", err)
+	}
+	n := 0
+	for _, e := range expired {
+		at := *e.a.LeaseExpiresAt
+		after := cfg.ApplyOutcome(e.a, domain.OutcomeLeaseExpired, at)
+		ended, err := endLease(ctx, s.db, after, e.version, e.a.LeaseID, domain.OutcomeLeaseExpired, "no release before the lease ended", nil, at, nil)
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // NextLeaseExpiry is the earliest end of a live lease, if any.
