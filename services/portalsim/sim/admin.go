@@ -26,6 +26,7 @@ import (
 //	PUT    /admin/slots                       {"mission", "centre", "visa_category", "slots": [{"date", "time"}]}
 //	GET    /admin/logins                      every login attempt (?email= to filter)
 //	DELETE /admin/logins                      clear the login record
+//	GET    /admin/sessions                    sessions logged in now
 //	GET    /admin/stats                       portal requests served and time spent
 //
 // A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
@@ -129,6 +130,9 @@ func (s *Sim) adminRoutes() {
 		s.logins = nil
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	})
+	s.mux.HandleFunc("GET /admin/sessions", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Sessions())
 	})
 	s.mux.HandleFunc("GET /admin/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,7 +29,7 @@ func (s *Sim) routes() {
 	s.mux.HandleFunc("GET /dashboard", s.handleDashboard)
 	s.mux.HandleFunc("GET /missions/{code}/slots", s.handleSlotPage)
 	s.mux.HandleFunc("GET /api/missions/{code}/slots", s.handleSlotAPI)
-	s.mux.Handle("GET /static/", http.FileServerFS(webFS))
+	s.mux.Handle("GET /static/", cacheFor(time.Hour, http.FileServerFS(webFS)))
 	s.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	s.adminRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -295,6 +296,17 @@ func (s *Sim) account(email string) (Account, bool) {
 		return Account{}, false
 	}
 	return s.cfg.Accounts[i], true
+}
+
+// cacheFor lets browsers keep static assets, as real portals do: without
+// it (embedded files have no modification time) every page would fetch
+// them again.
+func cacheFor(d time.Duration, h http.Handler) http.Handler {
+	v := fmt.Sprintf("public, max-age=%d", int(d.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", v)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -141,6 +141,9 @@ func TestPortal(t *testing.T) {
 		if session == nil || len(session.Value) < 32 {
 			t.Fatalf("no session cookie after login: %v", c.Jar.Cookies(u))
 		}
+		if s := b.sim.Sessions(); len(s) != 1 || s[0].Email != "acc1@example.com" {
+			t.Errorf("sessions = %+v, want acc1's", s)
+		}
 		d := get(t, c, b.srv.URL+"/dashboard")
 		if d.status != http.StatusOK || !hasMarker(d.body, "dashboard") || !strings.Contains(d.body, "acc1@example.com") {
 			t.Fatalf("dashboard: status %d\n%s", d.status, d.body)
@@ -242,6 +245,9 @@ func TestPortal(t *testing.T) {
 		}
 		if p := get(t, c, b.srv.URL+"/dashboard"); p.status != http.StatusSeeOther {
 			t.Errorf("dashboard after logout: %d, want a redirect to login", p.status)
+		}
+		if s := b.sim.Sessions(); len(s) != 0 {
+			t.Errorf("sessions after logout: %+v", s)
 		}
 		if p := get(t, c, b.srv.URL+"/login?bye=1"); !hasMarker(p.body, "logged-out") {
 			t.Errorf("login page after logout does not say so")

@@ -256,6 +256,25 @@ func (s *Sim) Logins() []LoginAttempt {
 	return slices.Clone(s.logins)
 }
 
+// Session is a portal session that is logged in now.
+type Session struct {
+	Email   string    `json:"email"`
+	Created time.Time `json:"created"`
+}
+
+// Sessions returns the sessions logged in now, oldest first: a checker
+// that logs out leaves none behind.
+func (s *Sim) Sessions() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, Session{Email: sess.email, Created: sess.created})
+	}
+	slices.SortFunc(out, func(a, b Session) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
 // Stats returns the work done serving portal requests since the start or the
 // last Reset.
 func (s *Sim) Stats() Stats {
@@ -326,7 +345,7 @@ func (s *Sim) newSession(email string) string {
 	id := hex.EncodeToString(b[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sessions[id] = session{email: email, created: s.now()}
+	s.sessions[id] = session{email: email, created: s.now().UTC()}
 	return id
 }
 

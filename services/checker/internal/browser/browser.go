@@ -39,6 +39,8 @@ type Config struct {
 	// StartTimeout bounds starting the browser and opening a tab
 	// (default 30s).
 	StartTimeout time.Duration
+	// NoSpare turns off opening the next tab ahead of need (see NewTab).
+	NoSpare bool
 	// Logger gets starts, stops and crashes (default: discard).
 	Logger *slog.Logger
 }
@@ -68,7 +70,7 @@ type Status struct {
 	PID int
 	// ChecksDone counts the tabs the current browser has finished.
 	ChecksDone int64
-	// ActiveTabs is the number of tabs open now.
+	// ActiveTabs is the number of tabs open now, the spare included.
 	ActiveTabs int
 	// Restarts counts every browser started after the first, recycled or
 	// replacing a dead one.
@@ -89,14 +91,17 @@ type Manager struct {
 	// held while Chromium starts; mu is not, so Status stays responsive.
 	startMu sync.Mutex
 
-	mu       sync.Mutex
-	cur      *instance
-	all      map[*instance]struct{} // current and retiring browsers
-	closed   bool
-	started  int64 // browsers ever started
-	crashes  int64
-	lastErr  string
-	teardown sync.WaitGroup
+	mu      sync.Mutex
+	cur     *instance
+	all     map[*instance]struct{} // current and retiring browsers
+	spare   *spareTab
+	closed  bool
+	started int64 // browsers ever started
+	crashes int64
+	lastErr string
+	// background counts tab teardowns and spare openings, so Close can
+	// wait for them.
+	background sync.WaitGroup
 }
 
 // instance is one Chromium process.
@@ -136,7 +141,7 @@ func (m *Manager) Start(ctx context.Context) error {
 type Tab struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
-	stopAfter func() bool
+	stopAfter func() bool // unbinds the tab from the caller's context
 	inst      *instance
 	m         *Manager
 	once      sync.Once
@@ -151,12 +156,20 @@ func (t *Tab) Context() context.Context { return t.ctx }
 // storage) in the background, so the caller does not wait for Chromium's
 // teardown. checkErr is the error the check ended with, if any: an error
 // that might mean the browser hangs makes the manager probe it.
-func (t *Tab) Close(checkErr error) {
+func (t *Tab) Close(checkErr error) { t.CloseAfter(checkErr, nil) }
+
+// CloseAfter is Close, running last on the tab first, in the background:
+// the portal driver logs out there, after it has returned its result.
+// Close of the Manager waits for it.
+func (t *Tab) CloseAfter(checkErr error, last func(ctx context.Context)) {
 	t.once.Do(func() {
 		t.stopAfter()
-		t.m.teardown.Add(1)
+		t.m.background.Add(1)
 		go func() {
-			defer t.m.teardown.Done()
+			defer t.m.background.Done()
+			if last != nil && t.ctx.Err() == nil {
+				last(t.ctx)
+			}
 			if checkErr != nil && !errors.Is(checkErr, context.Canceled) {
 				t.m.probe(t.inst)
 			}
@@ -169,7 +182,16 @@ func (t *Tab) Close(checkErr error) {
 // NewTab opens a tab in a fresh browser context on the shared browser,
 // starting or replacing the browser first when needed. The tab ends when
 // ctx does.
+//
+// Opening a browser context and a tab takes Chromium a few hundred
+// milliseconds on a busy machine, so the manager keeps one opened ahead
+// (unless Config.NoSpare): NewTab hands it out and opens the next in the
+// background. The spare is as fresh as any: nothing has run in it.
 func (m *Manager) NewTab(ctx context.Context) (*Tab, error) {
+	defer m.refillSpare()
+	if tab := m.takeSpare(ctx); tab != nil {
+		return tab, nil
+	}
 	// A browser that died since the last check may not be noticed yet:
 	// then the tab fails to open, and one more try gets a new browser.
 	for try := 1; ; try++ {
@@ -185,6 +207,81 @@ func (m *Manager) NewTab(ctx context.Context) (*Tab, error) {
 			return nil, fmt.Errorf("open tab: %w", err)
 		}
 		m.log.Warn("browser gone while opening a tab; starting a new one", "pid", inst.pid, "err", err)
+	}
+}
+
+// spareTab is a tab being opened ahead of need.
+type spareTab struct {
+	ready chan struct{} // closed when tab or err is set
+	tab   *Tab
+	err   error
+}
+
+// takeSpare returns the spare tab bound to ctx, or nil when there is none
+// that is sure to work: its browser is current, alive and answers.
+func (m *Manager) takeSpare(ctx context.Context) *Tab {
+	m.mu.Lock()
+	sp := m.spare
+	m.spare = nil
+	m.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	select {
+	case <-sp.ready:
+	case <-ctx.Done():
+		go func() { <-sp.ready; closeSpare(sp) }()
+		return nil
+	}
+	if sp.err != nil {
+		return nil
+	}
+	tab := sp.tab
+	m.mu.Lock()
+	usable := tab.inst == m.cur && !tab.inst.dead && !tab.inst.retired
+	m.mu.Unlock()
+	if usable {
+		// One round trip tells a live tab from one whose browser was
+		// killed a moment ago and is not noticed yet.
+		pctx, cancel := context.WithTimeout(tab.ctx, 2*time.Second)
+		_, err := chromedp.Run(pctx, chromedp.Evaluate[int](`1`))
+		cancel()
+		if err != nil {
+			tab.Close(err)
+			return nil
+		}
+		tab.stopAfter = context.AfterFunc(ctx, tab.cancel)
+		return tab
+	}
+	tab.Close(nil)
+	return nil
+}
+
+// refillSpare opens the next spare tab in the background, if there is none.
+func (m *Manager) refillSpare() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.NoSpare || m.closed || m.spare != nil {
+		return
+	}
+	sp := &spareTab{ready: make(chan struct{})}
+	m.spare = sp
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		defer close(sp.ready)
+		inst, err := m.acquire(context.Background())
+		if err != nil {
+			sp.err = err
+			return
+		}
+		sp.tab, sp.err = m.openTab(context.Background(), inst)
+	}()
+}
+
+func closeSpare(sp *spareTab) {
+	if sp.err == nil && sp.tab != nil {
+		sp.tab.Close(nil)
 	}
 }
 
@@ -401,6 +498,8 @@ func (m *Manager) Close() error {
 		insts = append(insts, inst)
 	}
 	m.cur = nil
+	sp := m.spare
+	m.spare = nil
 	m.mu.Unlock()
 	m.startMu.Unlock()
 
@@ -409,7 +508,11 @@ func (m *Manager) Close() error {
 		wg.Go(func() { m.stop(inst) })
 	}
 	wg.Wait()
-	m.teardown.Wait()
+	if sp != nil {
+		<-sp.ready
+		closeSpare(sp)
+	}
+	m.background.Wait()
 	return nil
 }
 

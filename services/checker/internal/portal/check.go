@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -11,14 +12,12 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 )
 
 // check is one CheckMission in progress.
 type check struct {
 	d       *Driver
-	tab     *browser.Tab
 	ctx     context.Context // the tab's
 	acct    Account
 	mission string
@@ -58,7 +57,6 @@ func (c *check) run(queries []Query) {
 	if !c.loginPage() || !c.login() {
 		return
 	}
-	defer c.logout()
 
 	c.res.Step = "slot_page"
 	resp, err := c.navigate(p.SlotURL(c.mission))
@@ -88,6 +86,11 @@ func (c *check) run(queries []Query) {
 		c.res.Outcome = Success
 	}
 	c.res.Detail = fmt.Sprintf("%d free slots", len(c.res.Slots))
+	for _, q := range c.res.Queries {
+		if !q.Offered {
+			c.res.Detail += fmt.Sprintf("; the slot page offers no %q / %q", q.Centre, q.VisaCategory)
+		}
+	}
 }
 
 // loginPage opens the login form.
@@ -147,33 +150,25 @@ func (c *check) readSlots(q Query) bool {
 
 	ctx, cancel := context.WithTimeout(c.ctx, p.Timeouts.Slots.D())
 	defer cancel()
-	chosen, err := chromedp.Run(ctx, chromedp.Evaluate[string](chooseJS(p, q)))
-	switch {
-	case err != nil:
-		c.failNav(fmt.Errorf("choose %s / %s: %w", q.Centre, q.VisaCategory, err))
-		return false
-	case chosen == "not_offered":
-		c.res.Detail = fmt.Sprintf("the slot page offers no %q / %q", q.Centre, q.VisaCategory)
-		return true
-	case chosen != "ok":
-		c.unknownPage(fmt.Sprintf("slot page: %s", chosen))
-		return false
-	}
-	qr.Offered = true
-
-	wait := append(c.trouble(), matcher{pageLoggedOut, p.Markers.LoggedOut})
-	st, err := c.pollSlots(ctx, wait)
+	trouble := append(c.trouble(), matcher{pageLoggedOut, p.Markers.LoggedOut})
+	st, err := c.chooseAndWait(ctx, q, trouble)
 	if err != nil {
-		c.failNav(fmt.Errorf("wait for the dates of %s / %s: %w", q.Centre, q.VisaCategory, err))
+		c.failNav(fmt.Errorf("dates of %s / %s: %w", q.Centre, q.VisaCategory, err))
 		return false
 	}
-	switch st.State {
-	case "ready":
-	case "failed":
+	qr.Offered = st.State != "not_offered" && !strings.HasPrefix(st.State, "no element ")
+	switch {
+	case st.State == "ready":
+	case st.State == "not_offered":
+		return true
+	case st.State == "failed":
 		c.res.Outcome, c.res.Reason = Error, ReasonSlotsFailed
 		c.res.Detail = "the slot page says loading the dates failed"
 		c.res.URL = c.location()
 		c.saveArtifacts()
+		return false
+	case strings.HasPrefix(st.State, "no element "):
+		c.unknownPage(fmt.Sprintf("slot page: %s", st.State))
 		return false
 	default:
 		c.endOn(st.State, nil)
@@ -193,14 +188,13 @@ func (c *check) readSlots(q Query) bool {
 	return true
 }
 
-// logout ends the portal session. It is a courtesy to the portal: the
-// browser context is discarded anyway, so a failure is noted, not fatal.
-func (c *check) logout() {
+// logout ends the portal session, on the tab's context after the result
+// has been returned (see CheckMission). It is a courtesy to the portal:
+// the browser context is discarded anyway, so a failure is logged, not
+// reported.
+func (c *check) logout(tabCtx context.Context) {
 	p := c.d.prof
-	if c.ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, p.Timeouts.Logout.D())
+	ctx, cancel := context.WithTimeout(tabCtx, p.Timeouts.Logout.D())
 	defer cancel()
 	var err error
 	if p.Logout.URL != "" {
@@ -209,7 +203,7 @@ func (c *check) logout() {
 		_, err = chromedp.RunResponse(ctx, click(p.Logout.Selector))
 	}
 	if err != nil {
-		c.res.LogoutError = err.Error()
+		c.d.log.Info("logout failed", "account", c.acct, "mission", c.mission, "err", err)
 	}
 }
 

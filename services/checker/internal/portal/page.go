@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
@@ -35,14 +36,14 @@ func (m matcher) MarshalJSON() ([]byte, error) {
 // errBadSelector means a selector of the profile does not parse.
 var errBadSelector = errors.New("the profile has an invalid CSS selector")
 
-// pollEvery is how often a page is looked at while the driver waits for a
-// marker. Each look is one DevTools round trip of a millisecond or so.
-const pollEvery = 20 * time.Millisecond
-
-// matchJS defines, in the page, the marker test that classification and
-// the slot wait share. A selector that does not parse makes the page
-// answer "!selector:" so that a broken profile is named, not mistaken for
-// an unknown page.
+// matchJS defines, in the page, the marker test and the wait that
+// classification and the slot wait share. A selector that does not parse
+// makes the page answer {error: "!selector:..."} so that a broken profile
+// is named, not mistaken for an unknown page.
+//
+// __wait resolves as soon as check() returns something, looking at every
+// DOM change (and every 50 ms, for what observers miss), or resolves null
+// after timeoutMs: one DevTools round trip per wait, and no polling delay.
 const matchJS = `
 var __text = null;
 function __bodyText() {
@@ -71,48 +72,42 @@ function __kind(kinds) {
   }
   return "";
 }
+function __wait(check, timeoutMs) {
+  return new Promise(function (resolve) {
+    var done = false, obs = null, timer = null, tick = null;
+    function finish(v) {
+      if (done) { return; }
+      done = true;
+      if (obs) { obs.disconnect(); }
+      clearTimeout(timer);
+      clearInterval(tick);
+      resolve(v);
+    }
+    function look() {
+      __text = null;
+      try {
+        var v = check();
+        if (v) { finish(v); }
+      } catch (e) {
+        finish({error: String(e && e.message || e)});
+      }
+    }
+    look();
+    if (done) { return; }
+    obs = new MutationObserver(look);
+    obs.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+    tick = setInterval(look, 50);
+    timer = setTimeout(function () { finish(null); }, timeoutMs);
+  });
+}
 `
 
-// classify looks at the loaded page for up to the settle time and returns
-// the first kind whose markers match, or "" for an unknown page. An error
-// status gets one look only: such pages come from the server as they are,
-// and a bare 500 should not cost the settle time.
-func (c *check) classify(kinds []matcher, resp *network.Response) (string, error) {
-	expr := fmt.Sprintf("(function(kinds){%s\nreturn __kind(kinds);})(%s)", matchJS, mustJSON(kinds))
-	settle := c.d.prof.Timeouts.Settle.D()
-	if resp != nil && resp.Status >= 400 {
-		settle = 0
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, settle)
-	defer cancel()
-	for {
-		// The first look runs even when settle is 0.
-		look, lookCancel := context.WithTimeout(c.ctx, max(settle, time.Second))
-		kind, err := chromedp.Run(look, chromedp.Evaluate[string](expr))
-		lookCancel()
-		if err == nil && kind != "" {
-			return kind, nil
-		}
-		if err != nil && strings.Contains(err.Error(), "!selector:") {
-			return "", fmt.Errorf("%w: %w", errBadSelector, err)
-		}
-		if c.ctx.Err() != nil {
-			return "", c.ctx.Err()
-		}
-		// A page can still be rendering its markers, or be between two
-		// documents (a script redirect): look again until settle ends.
-		select {
-		case <-ctx.Done():
-			return "", nil
-		case <-time.After(pollEvery):
-		}
-	}
-}
-
-// slotState is what the slot wait sees.
-type slotState struct {
-	State string     `json:"state"` // "", "ready", "failed" or a trouble kind
+// lookResult is what an in-page wait resolves with.
+type lookResult struct {
+	Kind  string     `json:"kind"`
+	State string     `json:"state"` // the slot wait: "ready", "failed" or a trouble kind
 	Items []slotItem `json:"items"`
+	Error string     `json:"error"`
 }
 
 type slotItem struct {
@@ -120,54 +115,86 @@ type slotItem struct {
 	Time string `json:"time"`
 }
 
-// pollSlots waits until the dates are loaded, the page says they failed,
-// or a trouble marker shows, until ctx ends.
-func (c *check) pollSlots(ctx context.Context, trouble []matcher) (slotState, error) {
-	s := c.d.prof.Slots
-	args := map[string]any{
-		"kinds": trouble, "ready": s.Ready, "item": s.Item, "dateAttr": s.DateAttr, "timeAttr": s.TimeAttr,
-	}
-	if !s.Failed.IsZero() {
-		args["failed"] = s.Failed
-	}
-	expr := fmt.Sprintf(`(function(a){%s
-var k = __kind(a.kinds);
-if (k) { return {state: k, items: []}; }
-if (a.failed && __matches(a.failed)) { return {state: "failed", items: []}; }
-if (!__matches(a.ready)) { return {state: "", items: []}; }
-var items = Array.prototype.map.call(document.querySelectorAll(a.item), function (e) {
-  return {date: (e.getAttribute(a.dateAttr) || "").trim(), time: a.timeAttr ? (e.getAttribute(a.timeAttr) || "").trim() : ""};
-});
-return {state: "ready", items: items};
-})(%s)`, matchJS, mustJSON(args))
+// await runs body (JavaScript that returns a promise, with matchJS in
+// scope) and returns what it resolves with. A null resolution is a zero
+// lookResult. The page may be between two documents (a script redirect)
+// and lose the evaluation: then it tries again until ctx ends.
+func await(ctx context.Context, body string) (lookResult, error) {
+	expr := "(function(){" + matchJS + "\n" + body + "\n})()"
+	awaitPromise := func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTrue() }
 	for {
-		st, err := chromedp.Run(ctx, chromedp.Evaluate[slotState](expr))
-		if err == nil && st.State != "" {
-			return st, nil
+		res, err := chromedp.Run(ctx, chromedp.Evaluate[*lookResult](expr, awaitPromise))
+		switch {
+		case err == nil && res == nil:
+			return lookResult{}, nil
+		case err == nil && strings.HasPrefix(res.Error, "!selector:"):
+			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, strings.TrimPrefix(res.Error, "!selector:"))
+		case err == nil && res.Error != "":
+			return lookResult{}, fmt.Errorf("page script: %s", res.Error)
+		case err == nil:
+			return *res, nil
 		}
-		if err != nil && strings.Contains(err.Error(), "!selector:") {
-			return slotState{}, fmt.Errorf("%w: %w", errBadSelector, err)
+		if ctx.Err() != nil {
+			return lookResult{}, fmt.Errorf("%w (last try: %v)", ctx.Err(), err)
 		}
 		select {
 		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
-			}
-			return slotState{}, fmt.Errorf("%w (last look: %v)", ctx.Err(), err)
-		case <-time.After(pollEvery):
+			return lookResult{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-// chooseJS selects the centre and the category (by value or by label),
-// fires the events a user's choice fires, and clicks the submit button.
-func chooseJS(p *profile.Profile, q Query) string {
-	args := map[string]string{
+func ptrTrue() *bool { t := true; return &t }
+
+// classify waits up to the settle time for the loaded page to match one of
+// kinds and returns the first that does, or "" for an unknown page. An
+// error status gets one look only: such pages come from the server as they
+// are, and a bare 500 should not cost the settle time.
+func (c *check) classify(kinds []matcher, resp *network.Response) (string, error) {
+	settle := c.d.prof.Timeouts.Settle.D()
+	if resp != nil && resp.Status >= 400 {
+		settle = 0
+	}
+	body := fmt.Sprintf(`var kinds = %s;
+return __wait(function () { var k = __kind(kinds); return k ? {kind: k} : null; }, %d);`,
+		mustJSON(kinds), settle.Milliseconds())
+	// The page's own timer ends the wait; the context is a backstop for a
+	// renderer that does not answer at all.
+	ctx, cancel := context.WithTimeout(c.ctx, settle+c.d.prof.Timeouts.Page.D())
+	defer cancel()
+	res, err := await(ctx, body)
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return "", c.ctx.Err()
+		}
+		return "", err
+	}
+	return res.Kind, nil
+}
+
+// chooseAndWait selects the centre and the category (by value or by
+// label), fires the events a user's choice fires, clicks the submit
+// button, and waits in the page until the dates are loaded, the page says
+// they failed, or a trouble marker shows. State "not_offered" means the
+// page has no such centre or category; "no element ..." that the profile
+// does not fit the page.
+func (c *check) chooseAndWait(ctx context.Context, q Query, trouble []matcher) (lookResult, error) {
+	p := c.d.prof
+	args := map[string]any{
 		"centre": p.Slots.Centre, "centreValue": q.Centre,
 		"category": p.Slots.VisaCategory, "categoryValue": q.VisaCategory,
-		"submit": p.Slots.Submit,
+		"submit": p.Slots.Submit, "kinds": trouble, "ready": p.Slots.Ready,
+		"item": p.Slots.Item, "dateAttr": p.Slots.DateAttr, "timeAttr": p.Slots.TimeAttr,
 	}
-	return fmt.Sprintf(`(function(a){
+	if !p.Slots.Failed.IsZero() {
+		args["failed"] = p.Slots.Failed
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.Timeouts.Slots.D())
+	}
+	body := fmt.Sprintf(`var a = %s;
 function pick(sel, want) {
   var el = document.querySelector(sel);
   if (!el) { return "no element " + sel; }
@@ -181,14 +208,27 @@ function pick(sel, want) {
   return "";
 }
 var r = pick(a.centre, a.centreValue) || pick(a.category, a.categoryValue);
-if (r) { return r; }
+if (r) { return {state: r}; }
 if (a.submit) {
   var b = document.querySelector(a.submit);
-  if (!b) { return "no element " + a.submit; }
+  if (!b) { return {state: "no element " + a.submit}; }
   b.click();
 }
-return "ok";
-})(%s)`, mustJSON(args))
+return __wait(function () {
+  var k = __kind(a.kinds);
+  if (k) { return {state: k}; }
+  if (a.failed && __matches(a.failed)) { return {state: "failed"}; }
+  if (!__matches(a.ready)) { return null; }
+  var items = Array.prototype.map.call(document.querySelectorAll(a.item), function (e) {
+    return {date: (e.getAttribute(a.dateAttr) || "").trim(), time: a.timeAttr ? (e.getAttribute(a.timeAttr) || "").trim() : ""};
+  });
+  return {state: "ready", items: items};
+}, %d);`, mustJSON(args), time.Until(deadline).Milliseconds())
+	res, err := await(ctx, body)
+	if err == nil && res.State == "" {
+		err = fmt.Errorf("the dates did not load: %w", context.DeadlineExceeded)
+	}
+	return res, err
 }
 
 var (

@@ -1,7 +1,7 @@
 // Package portal is the checker's browser driver: it logs a pool account in
 // to the visa portal in a fresh browser context, opens a mission's slot
 // page, chooses centre and visa category, waits for the dates the page's
-// JavaScript loads, reads them, and logs out. What it sees is classified
+// JavaScript loads, reads them, and logs out (after returning the result). What it sees is classified
 // into an Outcome the account pool understands (success, no_slot,
 // login_fail, banned, error).
 //
@@ -131,13 +131,13 @@ type Result struct {
 	// later query ended the check with another outcome.
 	Slots   []Slot
 	Queries []QueryResult
-	// LoggedIn is true when the login succeeded; LogoutError says why the
-	// logout that followed failed, if it did (it never changes the
-	// outcome: the browser context is thrown away anyway).
-	LoggedIn    bool
-	LogoutError string
-	Artifacts   *Artifacts
-	Duration    time.Duration
+	// LoggedIn is true when the login succeeded. The logout then runs
+	// after the result is returned.
+	LoggedIn  bool
+	Artifacts *Artifacts
+	// Duration is from the call to the result; the logout and the tab's
+	// teardown come after it.
+	Duration time.Duration
 }
 
 // Config configures a Driver.
@@ -205,9 +205,17 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		err = fmt.Errorf("check %s: %w", mission, err)
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error(), Duration: time.Since(start)}, err
 	}
-	c := &check{d: d, tab: tab, ctx: tab.Context(), acct: acct, mission: mission}
+	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission}
 	c.run(queries)
-	tab.Close(c.infraErr)
+	// The logout changes nothing in the result, so it runs in the
+	// background with the tab's teardown and the caller gets the result
+	// (and can release the account) now. The pool's cooldown keeps the
+	// account from being used again before the logout is long done.
+	var logout func(context.Context)
+	if c.res.LoggedIn {
+		logout = c.logout
+	}
+	tab.CloseAfter(c.infraErr, logout)
 
 	res := c.res
 	res.Duration = time.Since(start)

@@ -1,0 +1,399 @@
+// Command checkerbench measures what the shared browser buys: the same
+// portal check run against an in-process portalsim with one long-lived
+// Chromium and a fresh browser context per check, and with a new Chromium
+// per check, in one run on one machine.
+//
+// For each mode it reports checks per minute (one at a time, and
+// -parallel at once), the median and p90 check time, the checker's own
+// overhead per check (check time minus the time portalsim spent serving
+// that check's requests), and the peak memory of this process plus every
+// Chromium process under it (RSS summed from /proc).
+//
+//	go run ./services/checker/cmd/checkerbench [-checks 40] [-fresh-checks 12] [-parallel 5]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "checkerbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	checks      int
+	freshChecks int
+	parallel    int
+	execPath    string
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	var o options
+	fs := flag.NewFlagSet("checkerbench", flag.ContinueOnError)
+	fs.IntVar(&o.checks, "checks", 40, "checks per phase with the shared browser")
+	fs.IntVar(&o.freshChecks, "fresh-checks", 12, "checks per phase with a new browser per check")
+	fs.IntVar(&o.parallel, "parallel", 5, "checks at once in the parallel phase (MAX_CONCURRENT_MISSIONS)")
+	fs.StringVar(&o.execPath, "chrome", envOr("CHROME_PATH", browser.DefaultExecPath), "Chromium binary (CHROME_PATH)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.checks < 1 || o.freshChecks < 1 || o.parallel < 1 {
+		return errors.New("-checks, -fresh-checks and -parallel must be at least 1")
+	}
+
+	portalSim, err := sim.New(benchPortal(o.parallel))
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(portalSim)
+	defer srv.Close()
+	prof, err := profile.Default().WithBaseURL(srv.URL)
+	if err != nil {
+		return err
+	}
+	artifacts, err := os.MkdirTemp("", "checkerbench-artifacts")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(artifacts)
+
+	fmt.Fprintf(out, "checkerbench: %s\n", machine(o.execPath))
+	fmt.Fprintf(out, "portal: in-process portalsim at %s; each check logs in, opens the slot page, reads 2 slots loaded by JavaScript, logs out\n\n", srv.URL)
+
+	b := &bench{sim: portalSim, prof: prof, artifacts: artifacts, exec: o.execPath}
+	var rows []row
+	for _, ph := range []struct {
+		mode     mode
+		checks   int
+		parallel int
+	}{
+		{shared, o.checks, 1},
+		{perCheck, o.freshChecks, 1},
+		{shared, o.checks, o.parallel},
+		{perCheck, o.freshChecks, o.parallel},
+		{sharedNoSpare, o.checks, 1},
+	} {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(os.Stderr, "running %s, %d checks, %d at once...\n", ph.mode, ph.checks, ph.parallel)
+		r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ph.mode, err)
+		}
+		rows = append(rows, r)
+	}
+	report(out, rows)
+	return nil
+}
+
+type mode string
+
+const (
+	shared        mode = "shared browser, fresh context per check"
+	perCheck      mode = "new browser per check"
+	sharedNoSpare mode = "shared browser, no tab opened ahead"
+)
+
+// benchPortal has one account per parallel check, so no two checks share
+// an account, and one mission whose London / tourism has two slots.
+func benchPortal(parallel int) sim.Config {
+	cfg := sim.Config{Missions: []sim.Mission{{
+		Code: "fra", Name: "France", Centres: []string{"London"}, VisaCategories: []string{"tourism"},
+		Slots: []sim.Slot{
+			{Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"},
+			{Centre: "London", VisaCategory: "tourism", Date: "2027-03-02", Time: "14:00"},
+		},
+	}}}
+	for i := range parallel {
+		cfg.Accounts = append(cfg.Accounts, sim.Account{Email: fmt.Sprintf("bench%d@example.com", i), Password: fmt.Sprintf("bench-pw-%d", i)})
+	}
+	return cfg
+}
+
+type bench struct {
+	sim       *sim.Sim
+	prof      *profile.Profile
+	artifacts string
+	exec      string
+}
+
+type row struct {
+	mode     mode
+	parallel int
+	checks   int
+	wall     time.Duration
+	total    []time.Duration // per check
+	overhead []time.Duration // per check, one-at-a-time phases only
+	peakRSS  int64
+}
+
+// phase runs checks, parallel at a time, and samples memory meanwhile.
+func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, error) {
+	r := row{mode: m, parallel: parallel, checks: checks}
+	var shm *browser.Manager
+	if m != perCheck {
+		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare})
+		defer shm.Close()
+		// Start it and warm it up outside the measurement: the shared
+		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
+		if _, err := b.check(ctx, shm, 0); err != nil {
+			return r, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+
+	sampler := startSampler()
+	var (
+		mu    sync.Mutex
+		next  atomic.Int64
+		first error
+	)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range parallel {
+		wg.Go(func() {
+			for next.Add(1) <= int64(checks) {
+				before := b.sim.Stats().Busy
+				began := time.Now()
+				var err error
+				if shm != nil {
+					_, err = b.check(ctx, shm, w)
+				} else {
+					err = b.freshBrowserCheck(ctx, w)
+				}
+				took := time.Since(began)
+				portalBusy := b.sim.Stats().Busy - before
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				r.total = append(r.total, took)
+				if parallel == 1 {
+					r.overhead = append(r.overhead, took-portalBusy)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.wall = time.Since(start)
+	r.peakRSS = sampler.stop()
+	return r, first
+}
+
+func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (portal.Result, error) {
+	d, err := portal.New(portal.Config{Profile: b.prof, Browser: m, ArtifactsDir: b.artifacts})
+	if err != nil {
+		return portal.Result{}, err
+	}
+	acct := portal.Account{Email: fmt.Sprintf("bench%d@example.com", account), Password: fmt.Sprintf("bench-pw-%d", account)}
+	res, err := d.Check(ctx, acct, portal.Target{Mission: "fra", Centre: "London", VisaCategory: "tourism"})
+	if err != nil {
+		return res, err
+	}
+	if res.Outcome != portal.Success || len(res.Slots) != 2 {
+		return res, fmt.Errorf("check ended %s/%s: %s", res.Outcome, res.Reason, res.Detail)
+	}
+	return res, nil
+}
+
+// freshBrowserCheck pays for a whole browser: start, check, kill. It opens
+// no spare tab: nothing would use it.
+func (b *bench) freshBrowserCheck(ctx context.Context, account int) error {
+	m := browser.New(browser.Config{ExecPath: b.exec, NoSpare: true})
+	_, err := b.check(ctx, m, account)
+	if cerr := m.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func report(out io.Writer, rows []row) {
+	fmt.Fprintln(out, "| mode | at once | checks | checks/min | check time median | p90 | checker overhead median | p90 | peak RSS (Go + Chromium) |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, r := range rows {
+		ovMed, ovP90 := "n/a", "n/a"
+		if len(r.overhead) > 0 {
+			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
+		}
+		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %d MiB |\n",
+			r.mode, r.parallel, r.checks, float64(r.checks)/r.wall.Minutes(),
+			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, r.peakRSS>>20)
+	}
+	fmt.Fprintln(out)
+	for i := 0; i+1 < len(rows) && rows[i+1].mode == perCheck; i += 2 {
+		s, f := rows[i], rows[i+1]
+		line := fmt.Sprintf("%d at once: a new browser per check is %.1fx slower per check", s.parallel,
+			float64(quantile(f.total, 0.5))/float64(quantile(s.total, 0.5)))
+		if len(s.overhead) > 0 {
+			line += fmt.Sprintf(", %.1fx the overhead", float64(quantile(f.overhead, 0.5))/float64(quantile(s.overhead, 0.5)))
+		}
+		line += fmt.Sprintf(", %.2fx the throughput and %.2fx the peak memory of the shared browser",
+			(float64(f.checks)/f.wall.Minutes())/(float64(s.checks)/s.wall.Minutes()), float64(f.peakRSS)/float64(s.peakRSS))
+		fmt.Fprintln(out, line)
+	}
+	if len(rows) > 0 && len(rows[0].overhead) > 0 {
+		med := quantile(rows[0].overhead, 0.5)
+		verdict := "meets"
+		if med >= 150*time.Millisecond {
+			verdict = "MISSES"
+		}
+		fmt.Fprintf(out, "goal: shared-browser overhead median under 150 ms: %s %s\n", verdict, ms(med))
+	}
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1)+0.5)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+
+// sampler records the peak RSS of this process and its descendants.
+type sampler struct {
+	peak atomic.Int64
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startSampler() *sampler {
+	s := &sampler{done: make(chan struct{})}
+	s.wg.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if rss := treeRSS(os.Getpid()); rss > s.peak.Load() {
+				s.peak.Store(rss)
+			}
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return s
+}
+
+func (s *sampler) stop() int64 {
+	close(s.done)
+	s.wg.Wait()
+	return s.peak.Load()
+}
+
+// treeRSS sums VmRSS over pid and its descendants. Chromium's processes
+// share pages (the zygote forks), so the sum overstates the machine's
+// memory use a little; it is the figure an operator's per-process tools
+// would add up, and it is the same measure for both modes.
+func treeRSS(pid int) int64 {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp := ppid(p); pp > 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var total int64
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = append(queue[1:], children[p]...)
+		total += rss(p)
+	}
+	return total
+}
+
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+func rss(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// machine describes where the figures come from.
+func machine(execPath string) string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	chromium := "chromium ?"
+	if outb, err := exec.Command(execPath, "--version").Output(); err == nil {
+		chromium = strings.TrimSpace(string(outb))
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load " + strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return fmt.Sprintf("%d cores (%s), %s, %s, %s/%s%s", runtime.NumCPU(), cpu, chromium, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
