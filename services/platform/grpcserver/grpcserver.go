@@ -14,18 +14,24 @@ import (
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 )
 
 // Config is what every service sets up the same way.
@@ -43,10 +49,19 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful stop before in-flight RPCs are cut
 	// (default 20s).
 	ShutdownTimeout time.Duration
-	// Unary and Stream are extra interceptors run after logging and
-	// recovery, right before the handler (auth, rate limits).
+	// Unary and Stream are extra interceptors run after the shared chain,
+	// right before the handler.
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
+	// Security is auth, TLS and the rate limit (LoadSecurity reads them
+	// from the environment). Its zero value is no auth, plaintext, no
+	// limit, which Serve allows on loopback and in-process listeners only.
+	Security Security
+	// Policy says which roles may call each method of the services
+	// registered on this server; with auth on, Serve refuses to start while
+	// a registered method is missing from it, and an unlisted method is
+	// denied. Health and reflection are exempt.
+	Policy auth.Policy
 }
 
 // Server is a gRPC server with the shared chain, health and reflection.
@@ -75,26 +90,55 @@ func New(cfg Config) *Server {
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	cfg.Registry.MustRegister(metrics)
 
+	// The chain, outermost first: metrics; a slot for the caller's role;
+	// request logging (method, code, duration, caller role; never payloads
+	// or metadata); panic recovery; auth and the rate limit, both skipped
+	// for health and reflection; then the service's own interceptors.
 	logger := cfg.Logger
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	logOpts := []logging.Option{
+		logging.WithLogOnEvents(logging.FinishCall),
+		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
+			return logging.Fields{"caller.role", callerRole(ctx)}
+		}),
+	}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})}
-	unary := append([]grpc.UnaryServerInterceptor{
+	guarded := selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool { return !Exempt(c.Service) })
+	limiter := auth.NewRateLimiter(cfg.Security.RateLimit, cfg.Security.RateBurst)
+
+	unary := []grpc.UnaryServerInterceptor{
 		metrics.UnaryServerInterceptor(),
+		unaryCallerSlot,
 		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
 		recovery.UnaryServerInterceptor(recoverOpts...),
-	}, cfg.Unary...)
+	}
 	stopping := make(chan struct{})
-	stream := append([]grpc.StreamServerInterceptor{
+	stream := []grpc.StreamServerInterceptor{
 		endStreamsOnStop(stopping),
 		metrics.StreamServerInterceptor(),
+		streamCallerSlot,
 		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
 		recovery.StreamServerInterceptor(recoverOpts...),
-	}, cfg.Stream...)
+	}
+	if tokens := cfg.Security.Tokens; tokens != nil {
+		authFn := authFunc(tokens, cfg.Policy)
+		unary = append(unary, selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authFn), guarded))
+		stream = append(stream, selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authFn), guarded))
+	}
+	if limiter != nil {
+		unary = append(unary, selector.UnaryServerInterceptor(unaryRateLimit(limiter), guarded))
+		stream = append(stream, selector.StreamServerInterceptor(streamRateLimit(limiter), guarded))
+	}
+	unary = append(unary, cfg.Unary...)
+	stream = append(stream, cfg.Stream...)
 
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+	if cfg.Security.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.Security.TLS)))
+	}
+	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
@@ -146,6 +190,10 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve is Run on a given listener; extra HTTP servers (a JSON gateway) are
 // run and shut down alongside.
 func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]http.Handler) error {
+	if err := s.checkSecurity(lis, extra); err != nil {
+		lis.Close()
+		return err
+	}
 	s.metrics.InitializeMetrics(s.GRPC)
 	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	g, ctx := errgroup.WithContext(ctx)
@@ -156,8 +204,12 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
 		https[s.cfg.MetricsAddr] = mux
 	}
+	tlsAddrs := map[string]bool{}
 	for addr, h := range extra {
 		https[addr] = h
+		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC.
+		// Metrics stay plaintext for the scraper.
+		tlsAddrs[addr] = s.cfg.Security.TLS != nil
 	}
 	for addr, h := range https {
 		hl, err := net.Listen("tcp", addr)
@@ -166,8 +218,16 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		useTLS := tlsAddrs[addr]
+		if useTLS {
+			srv.TLSConfig = s.cfg.Security.TLS.Clone()
+		}
 		g.Go(func() error {
-			if err := srv.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
+			serve := func() error { return srv.Serve(hl) }
+			if useTLS {
+				serve = func() error { return srv.ServeTLS(hl, "", "") }
+			}
+			if err := serve(); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("http %s: %w", addr, err)
 			}
 			return nil

@@ -38,5 +38,20 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: redact})), nil
+}
+
+// secretKeys are attribute keys whose values are never written, whoever
+// logs them: a second line of defence behind code that does not log
+// secrets in the first place.
+var secretKeys = map[string]bool{
+	"password": true, "passport_number": true, "passport": true,
+	"authorization": true, "token": true, "bearer": true, "secret": true,
+}
+
+func redact(_ []string, a slog.Attr) slog.Attr {
+	if secretKeys[strings.ToLower(a.Key)] {
+		return slog.String(a.Key, "[REDACTED]")
+	}
+	return a
 }
