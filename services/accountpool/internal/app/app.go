@@ -247,10 +247,11 @@ type ReleaseRequest struct {
 
 // Release ends a lease with its outcome.
 func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, error) {
-	return p.store.Release(ctx, p.cfg, store.ReleaseParams{
+	rel, err := p.store.Release(ctx, p.cfg, store.ReleaseParams{
 		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
 		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: p.Now(),
 	})
+	return rel.Account, err
 }
 
 // ExpireLeases ends every lease whose time ran out.

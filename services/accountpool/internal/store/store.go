@@ -306,54 +306,66 @@ type ReleaseParams struct {
 // of the same release) makes it read again. A retry of a release that
 // already happened with the same outcome returns the stored answer and
 // writes nothing.
-func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (domain.Account, error) {
+func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (Released, error) {
 	for attempt := 0; ; attempt++ {
 		var (
 			token   int64
 			result  *string
 			answer  []byte
 			version string
+			rel     Released
 		)
-		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text
+		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code
 			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version)
+			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode)
 		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
-				return a, err
+				return rel, err
 			}
-			return a, fmt.Errorf("load lease: %w", err)
+			return rel, fmt.Errorf("load lease: %w", err)
 		}
-		var out domain.Account
 		switch {
 		case token != p.FencingToken:
-			return out, &domain.LeaseNotHeldError{Reason: "stale fencing token"}
+			return rel, &domain.LeaseNotHeldError{Reason: "stale fencing token"}
 		case result != nil && *result == string(p.Outcome) && answer != nil:
-			if err := json.Unmarshal(answer, &out); err != nil {
-				return out, fmt.Errorf("decode release answer: %w", err)
+			rel.Replay = true
+			if err := json.Unmarshal(answer, &rel.Account); err != nil {
+				return rel, fmt.Errorf("decode release answer: %w", err)
 			}
-			return out, nil
+			return rel, nil
 		case result != nil:
-			return out, &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
+			return rel, &domain.LeaseNotHeldError{Reason: "lease already ended (" + *result + ")"}
 		case a.LeaseID != p.LeaseID || a.LeaseExpiresAt == nil || !a.LeaseExpiresAt.After(p.Now):
-			return out, &domain.LeaseNotHeldError{Reason: "lease expired"}
+			return rel, &domain.LeaseNotHeldError{Reason: "lease expired"}
 		}
 		// Likewise a release is no earlier than the row's last change.
 		now := p.Now
 		if a.UpdatedAt.After(now) {
 			now = a.UpdatedAt
 		}
-		out = cfg.ApplyOutcome(a, p.Outcome, now)
-		if answer, err = json.Marshal(out); err != nil {
-			return out, fmt.Errorf("encode release answer: %w", err)
+		rel.Account = cfg.ApplyOutcome(a, p.Outcome, now)
+		if answer, err = json.Marshal(rel.Account); err != nil {
+			return rel, fmt.Errorf("encode release answer: %w", err)
 		}
-		ended, err := endLease(ctx, s.db, out, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
+		ended, err := endLease(ctx, s.db, rel.Account, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
 		if err != nil || ended {
-			return out, err
+			return rel, err
 		}
 		if attempt == 10 {
-			return out, errors.New("release: the account kept changing under it")
+			return rel, errors.New("release: the account kept changing under it")
 		}
 	}
+}
+
+// Released is how a lease ended.
+type Released struct {
+	// Account is the account after the outcome rule.
+	Account domain.Account
+	// MissionCode is the mission the lease was for.
+	MissionCode string
+	// Replay is true for a retry of a release that had already happened:
+	// the stored answer was returned and nothing was written.
+	Replay bool
 }
 
 // endLease stores an account after its lease ended, closes the lease's
