@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# checker: the Go binary plus Debian's Chromium, which chromedp drives
+# headless. Not distroless: Chromium needs its shared libraries and fonts.
+# Build from the repository root (the Go workspace spans the modules):
+#
+#   docker build -f deploy/docker/checker.Dockerfile -t ghcr.io/slotwatch/checker:v0.1.0 .
+
+FROM golang:1.26 AS build
+WORKDIR /src
+# Only what the workspace needs: never .data/ (the dev Postgres) or bin/.
+COPY go.work go.work.sum ./
+COPY gen/ gen/
+COPY services/ services/
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+RUN --mount=type=cache,target=/root/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/checker ./services/checker/cmd/checker
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends chromium fonts-liberation ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+# A fixed uid the manifests name in runAsUser. Chromium writes its profile
+# under $HOME and screenshots go to the artifacts directory; with a
+# read-only root filesystem both are emptyDir volumes in Kubernetes.
+RUN groupadd --gid 10001 checker \
+    && useradd --uid 10001 --gid 10001 --home-dir /home/checker --create-home --shell /usr/sbin/nologin checker \
+    && install -d -o 10001 -g 10001 /var/lib/checker/artifacts
+COPY --from=build /out/checker /usr/local/bin/checker
+USER 10001:10001
+ENV HOME=/home/checker \
+    CHROME_PATH=/usr/bin/chromium \
+    CHECKER_ARTIFACTS_DIR=/var/lib/checker/artifacts
+EXPOSE 50053 9093
+ENTRYPOINT ["/usr/local/bin/checker"]

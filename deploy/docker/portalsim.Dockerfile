@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# portalsim: a static binary on distroless, run as the image's nonroot user.
+# Build from the repository root (the Go workspace spans the modules):
+#
+#   docker build -f deploy/docker/portalsim.Dockerfile -t ghcr.io/slotwatch/portalsim:v0.1.0 .
+
+FROM golang:1.26 AS build
+WORKDIR /src
+# Only what the workspace needs: never .data/ (the dev Postgres) or bin/.
+COPY go.work go.work.sum ./
+COPY gen/ gen/
+COPY services/ services/
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+RUN --mount=type=cache,target=/root/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/portalsim ./services/portalsim/cmd/portalsim
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/portalsim /usr/local/bin/portalsim
+# 65532 is distroless's nonroot; the manifests run as the same uid.
+USER 65532:65532
+EXPOSE 8090
+ENTRYPOINT ["/usr/local/bin/portalsim"]

@@ -1,0 +1,23 @@
+# syntax=docker/dockerfile:1
+# requests: a static binary on distroless, run as the image's nonroot user.
+# Build from the repository root (the Go workspace spans the modules):
+#
+#   docker build -f deploy/docker/requests.Dockerfile -t ghcr.io/slotwatch/requests:v0.1.0 .
+
+FROM golang:1.26 AS build
+WORKDIR /src
+# Only what the workspace needs: never .data/ (the dev Postgres) or bin/.
+COPY go.work go.work.sum ./
+COPY gen/ gen/
+COPY services/ services/
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+RUN --mount=type=cache,target=/root/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    go build -trimpath -ldflags="-s -w" -o /out/requests ./services/requests/cmd/requests
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/requests /usr/local/bin/requests
+# 65532 is distroless's nonroot; the manifests run as the same uid.
+USER 65532:65532
+EXPOSE 50052 9092 8082
+ENTRYPOINT ["/usr/local/bin/requests"]

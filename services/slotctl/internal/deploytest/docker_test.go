@@ -1,0 +1,190 @@
+package deploytest
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// instruction is one Dockerfile instruction, continuation lines joined.
+type instruction struct {
+	op   string // upper case: FROM, RUN, ...
+	args string
+}
+
+type stage struct {
+	from, name string
+	body       []instruction
+}
+
+func parseDockerfile(t *testing.T, path string) []stage {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		stages []stage
+		cur    string
+	)
+	flush := func() {
+		line := strings.TrimSpace(cur)
+		cur = ""
+		if line == "" {
+			return
+		}
+		op, args, _ := strings.Cut(line, " ")
+		in := instruction{strings.ToUpper(op), strings.TrimSpace(args)}
+		if in.op == "FROM" {
+			f := strings.Fields(in.args)
+			st := stage{from: f[0]}
+			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
+				st.name = f[2]
+			}
+			stages = append(stages, st)
+			return
+		}
+		if len(stages) == 0 {
+			t.Fatalf("%s: %s before the first FROM", path, in.op)
+		}
+		stages[len(stages)-1].body = append(stages[len(stages)-1].body, in)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if strings.HasSuffix(line, "\\") {
+			cur += strings.TrimSuffix(line, "\\") + " "
+			continue
+		}
+		cur += line
+		flush()
+	}
+	flush()
+	return stages
+}
+
+func (s stage) all(op string) []string {
+	var out []string
+	for _, in := range s.body {
+		if in.op == op {
+			out = append(out, in.args)
+		}
+	}
+	return out
+}
+
+// TestDockerfiles checks each service's image recipe: two stages, a static
+// trimmed build, a non-root runtime user that matches the manifests, and
+// Chromium in the Checker's image.
+func TestDockerfiles(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	cmds, err := filepath.Glob(filepath.Join(root, "services", "*", "cmd", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every binary named after its service is an image; helper commands
+	// (poolbench, checkerbench) are not.
+	var images []string
+	for _, c := range cmds {
+		if filepath.Base(c) == filepath.Base(filepath.Dir(filepath.Dir(c))) {
+			images = append(images, filepath.Base(c))
+		}
+	}
+	for _, want := range []string{"accountpool", "requests", "checker", "portalsim", "slotctl"} {
+		if !slices.Contains(images, want) {
+			images = append(images, want) // not written yet: its Dockerfile is checked all the same
+		}
+	}
+	uids := runAsUsers(t)
+	for _, svc := range images {
+		t.Run(svc, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(root, "deploy", "docker", svc+".Dockerfile")
+			stages := parseDockerfile(t, path)
+			if len(stages) != 2 {
+				t.Fatalf("%d stages, want 2 (build, runtime)", len(stages))
+			}
+			build, runtime := stages[0], stages[1]
+			if !strings.HasPrefix(build.from, "golang:1.26") || build.name == "" {
+				t.Errorf("build stage FROM %s AS %q, want golang:1.26 AS <name>", build.from, build.name)
+			}
+			for _, st := range stages {
+				if _, tag := splitImage(st.from); tag == "" || tag == "latest" {
+					t.Errorf("FROM %s: pin the base image by tag", st.from)
+				}
+			}
+			text := func(s stage) string {
+				var b strings.Builder
+				for _, in := range s.body {
+					b.WriteString(in.op + " " + in.args + "\n")
+				}
+				return b.String()
+			}
+			bt := text(build)
+			if !regexp.MustCompile(`CGO_ENABLED=0`).MatchString(bt) {
+				t.Errorf("build stage does not set CGO_ENABLED=0")
+			}
+			if !regexp.MustCompile(`go build [^\n]*-trimpath[^\n]*\./services/` + svc + `/cmd/` + svc + `\b`).MatchString(bt) {
+				t.Errorf("build stage does not `go build -trimpath ... ./services/%s/cmd/%s`", svc, svc)
+			}
+			if !slices.ContainsFunc(build.all("COPY"), func(a string) bool { return strings.HasPrefix(a, "go.work ") }) {
+				t.Errorf("build stage does not COPY go.work: the build context is the repository root")
+			}
+			if !slices.ContainsFunc(runtime.all("COPY"), func(a string) bool { return strings.Contains(a, "--from="+build.name) }) {
+				t.Errorf("runtime stage does not COPY the binary from the build stage")
+			}
+			users := runtime.all("USER")
+			if len(users) == 0 {
+				t.Fatalf("runtime stage has no USER: it would run as root")
+			}
+			user := users[len(users)-1]
+			uid, _, _ := strings.Cut(user, ":")
+			if uid == "0" || uid == "root" || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(uid) {
+				t.Errorf("USER %s: want a numeric non-root uid (kubelet checks runAsNonRoot against it)", user)
+			}
+			if want, ok := uids[svc]; ok && want != uid {
+				t.Errorf("USER %s, but the manifests run %s as uid %s", user, svc, want)
+			}
+			if ep := runtime.all("ENTRYPOINT"); len(ep) != 1 || !strings.Contains(ep[0], "/"+svc+`"`) {
+				t.Errorf("ENTRYPOINT %v, want the %s binary", ep, svc)
+			}
+			if svc == "checker" {
+				if !strings.HasPrefix(runtime.from, "debian:") {
+					t.Errorf("checker runtime FROM %s, want a Debian image (its chromium package)", runtime.from)
+				}
+				if !regexp.MustCompile(`apt-get install [^\n]*\bchromium\b`).MatchString(text(runtime)) {
+					t.Errorf("checker runtime does not apt-get install chromium")
+				}
+			} else if !strings.HasPrefix(runtime.from, "gcr.io/distroless/static") || !strings.HasSuffix(runtime.from, ":nonroot") {
+				t.Errorf("runtime FROM %s, want gcr.io/distroless/static*:nonroot", runtime.from)
+			}
+		})
+	}
+}
+
+// runAsUsers maps each image to the uid the manifests run it as.
+func runAsUsers(t *testing.T) map[string]string {
+	t.Helper()
+	uids := map[string]string{}
+	for _, dir := range kustomizations {
+		m := build(t, dir)
+		for _, w := range m.workloads() {
+			for _, c := range w.spec.Containers {
+				uid := firstInt(nil, w.spec.SecurityContext.RunAsUser)
+				if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+					uid = c.SecurityContext.RunAsUser
+				}
+				if uid != nil {
+					uids[binaryOf(c.Image)] = strconv.FormatInt(*uid, 10)
+				}
+			}
+		}
+	}
+	return uids
+}
