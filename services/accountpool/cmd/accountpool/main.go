@@ -4,6 +4,7 @@
 //	accountpool migrate up|down|status
 //	accountpool keyset generate       print a new encryption keyset
 //	accountpool keyset rotate FILE    print FILE's keyset with a new primary key
+//	accountpool tokens generate       print a new AUTH_TOKENS_FILE (admin, checker, reader)
 package main
 
 import (
@@ -18,9 +19,11 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
@@ -33,7 +36,8 @@ const usage = `usage:
   accountpool                        serve AccountPoolService (applies migrations first)
   accountpool migrate up|down|status manage the accountpool schema
   accountpool keyset generate        print a new encryption keyset (JSON)
-  accountpool keyset rotate FILE     print FILE's keyset with a new primary key added`
+  accountpool keyset rotate FILE     print FILE's keyset with a new primary key added
+  accountpool tokens generate        print a new auth tokens file: one admin, checker and reader token`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -46,6 +50,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return migrate(ctx, args[1:], stdout)
 	case "keyset":
 		return keysetCommand(args[1:], stdout)
+	case "tokens":
+		if len(args) != 2 || args[1] != "generate" {
+			return errors.New("usage: accountpool tokens generate")
+		}
+		return auth.GenerateTokens(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -96,8 +105,7 @@ type config struct {
 	pool                                                       domain.Config
 }
 
-func loadConfig() (config, error) {
-	env := envconfig.New()
+func loadConfig(env *envconfig.Loader) (config, error) {
 	def := domain.DefaultConfig()
 	c := config{
 		databaseURL: env.Require("DATABASE_URL", "set it to the Postgres connection string"),
@@ -120,7 +128,8 @@ func loadConfig() (config, error) {
 }
 
 func serve(ctx context.Context) error {
-	cfg, err := loadConfig()
+	env := envconfig.New()
+	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
 	}
@@ -129,6 +138,10 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	keys, err := secrets.LoadFile(cfg.keysetFile)
+	if err != nil {
+		return err
+	}
+	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr)
 	if err != nil {
 		return err
 	}
@@ -141,10 +154,15 @@ func serve(ctx context.Context) error {
 		return err
 	}
 
-	pool := app.New(store.New(db), keys, cfg.pool, app.WithLogger(logger))
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "accountpool", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
+		Security: sec, Policy: server.Policy,
 	})
+	st := store.New(db)
+	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) {
+		return st.PoolStatus(ctx, time.Now().UTC())
+	}, logger)
+	pool := app.New(st, keys, cfg.pool, app.WithLogger(logger), app.WithMetrics(m))
 	server.New(pool, logger).Register(srv.GRPC)
 	logger.Info("account pool settings", "cooldown", cfg.pool.Cooldown, "quarantine", cfg.pool.Quarantine,
 		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +13,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
@@ -164,4 +169,131 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func TestTokensGenerate(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"tokens", "generate"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.OpenTokens(path, nil)
+	if err != nil {
+		t.Fatalf("generated tokens do not load: %v", err)
+	}
+	if n := tokens.Count(); n[auth.RoleAdmin] != 1 || n[auth.RoleChecker] != 1 || n[auth.RoleReader] != 1 {
+		t.Fatalf("want one token per role, got %v", n)
+	}
+	if err := run(context.Background(), []string{"tokens"}, &out); err == nil {
+		t.Fatal("tokens without generate accepted")
+	}
+}
+
+func TestServeRefusesToExposeTheAPIWithoutAuth(t *testing.T) {
+	keyset, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "keyset.json")
+	if err := os.WriteFile(keyFile, keyset, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DATABASE_URL", "postgres://nowhere.invalid/db")
+	t.Setenv("ENCRYPTION_KEYSET_FILE", keyFile)
+	t.Setenv("AUTH_TOKENS_FILE", "")
+	t.Setenv("LISTEN_ADDR", ":50051")
+	err = run(context.Background(), nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "AUTH_TOKENS_FILE") || !strings.Contains(err.Error(), "accountpool tokens generate") {
+		t.Fatalf("want a refusal that says how to turn auth on, got %v", err)
+	}
+}
+
+// TestServeWithAuthAndMetrics runs the binary with a tokens file: the API
+// wants the token, and /metrics shows the domain metrics.
+func TestServeWithAuthAndMetrics(t *testing.T) {
+	dbURL := pgtest.NewURL(t)
+	dir := t.TempDir()
+	keyset, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens bytes.Buffer
+	if err := auth.GenerateTokens(&tokens); err != nil {
+		t.Fatal(err)
+	}
+	var adminLine string
+	for _, l := range strings.Split(tokens.String(), "\n") {
+		if strings.HasPrefix(l, "admin ") {
+			adminLine = l
+		}
+	}
+	files := map[string][]byte{"keyset.json": keyset, "tokens": tokens.Bytes(), "admin.token": []byte(adminLine + "\n")}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("ENCRYPTION_KEYSET_FILE", filepath.Join(dir, "keyset.json"))
+	t.Setenv("AUTH_TOKENS_FILE", filepath.Join(dir, "tokens"))
+	t.Setenv("LISTEN_ADDR", addr)
+	t.Setenv("METRICS_ADDR", metricsAddr)
+	t.Setenv("LOG_LEVEL", "warn")
+
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, &bytes.Buffer{}) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+
+	opts, err := auth.DialOptions(filepath.Join(dir, "admin.token"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	anon, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := healthpb.NewHealthClient(anon).Check(hctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("health without a token: %v", err)
+	}
+	_, err = apv1.NewAccountPoolServiceClient(anon).GetPoolStatus(hctx, &apv1.GetPoolStatusRequest{})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v", err)
+	}
+	c := apv1.NewAccountPoolServiceClient(conn)
+	if _, err := c.CreateAccount(hctx, &apv1.CreateAccountRequest{Email: "a@example.com", Password: "pw"}); err != nil {
+		t.Fatalf("admin create: %v", err)
+	}
+	if _, err := c.Acquire(hctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"}); err != nil {
+		t.Fatalf("admin acquire: %v", err)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`slotwatch_pool_accounts{state="leased"} 1`, `slotwatch_pool_acquire_total{result="leased"} 1`,
+		`grpc_server_handled_total{grpc_code="Unauthenticated"`} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
 }

@@ -15,18 +15,20 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
 // Pool is the account pool.
 type Pool struct {
-	store  *store.Store
-	keys   *secrets.Keyset
-	cfg    domain.Config
-	now    func() time.Time
-	free   *broadcast
-	logger *slog.Logger
+	store   *store.Store
+	keys    *secrets.Keyset
+	cfg     domain.Config
+	now     func() time.Time
+	free    *broadcast
+	logger  *slog.Logger
+	metrics *metrics.Pool
 
 	stopOnce sync.Once
 	stopping chan struct{}
@@ -40,6 +42,10 @@ func WithClock(now func() time.Time) Option { return func(p *Pool) { p.now = now
 
 // WithLogger sets the logger (slog.Default otherwise).
 func WithLogger(l *slog.Logger) Option { return func(p *Pool) { p.logger = l } }
+
+// WithMetrics makes the pool count acquires, waits, releases, expiries and
+// fencing rejections (none otherwise).
+func WithMetrics(m *metrics.Pool) Option { return func(p *Pool) { p.metrics = m } }
 
 // New returns a Pool.
 func New(st *store.Store, keys *secrets.Keyset, cfg domain.Config, opts ...Option) *Pool {
@@ -127,6 +133,26 @@ type AcquireRequest struct {
 // blocks until an account frees (a release on any replica, or the end of a
 // cooldown) or Wait runs out.
 func (p *Pool) Acquire(ctx context.Context, r AcquireRequest) (domain.Lease, error) {
+	started := time.Now()
+	lease, err := p.acquire(ctx, r)
+	if r.Wait > 0 {
+		p.metrics.Waited(time.Since(started))
+	}
+	var busy *domain.NoAccountFreeError
+	switch {
+	case err == nil:
+		p.metrics.Acquired(metrics.AcquireLeased)
+	case errors.As(err, &busy):
+		p.metrics.Acquired(metrics.AcquireExhausted)
+	case errors.Is(err, domain.ErrNoActiveAccount):
+		p.metrics.Acquired(metrics.AcquireNoActiveAccount)
+	default:
+		p.metrics.Acquired(metrics.AcquireError)
+	}
+	return lease, err
+}
+
+func (p *Pool) acquire(ctx context.Context, r AcquireRequest) (domain.Lease, error) {
 	if r.TTL == 0 {
 		r.TTL = p.cfg.LeaseTTL
 	}
@@ -179,7 +205,7 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		}
 		// Nothing eligible. Leases that ran out but were not expired yet
 		// count as free once expired; then see when the next one frees.
-		if n, err := p.store.ExpireLeases(ctx, p.cfg, now); err != nil {
+		if n, err := p.expire(ctx, now); err != nil {
 			return domain.Lease{}, err
 		} else if n > 0 && attempt < 3 {
 			continue
@@ -214,6 +240,8 @@ func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params st
 			Detail: "stored password does not decrypt with the configured keyset", Now: params.Now,
 		}); rerr != nil {
 			p.logger.ErrorContext(ctx, "release undecryptable account", "account_id", a.ID, "error", rerr)
+		} else {
+			p.metrics.Released(domain.OutcomeError, params.MissionCode)
 		}
 		return domain.Lease{}, fmt.Errorf("account %d: %w", a.ID, ErrUndecryptable)
 	}
@@ -233,7 +261,15 @@ func (p *Pool) Renew(ctx context.Context, leaseID string, token int64, extendBy 
 	}
 	now := p.Now()
 	until := now.Add(extendBy)
-	return until, p.store.Renew(ctx, leaseID, token, until, now)
+	err := p.store.Renew(ctx, leaseID, token, until, now)
+	p.countFencing(err)
+	return until, err
+}
+
+func (p *Pool) countFencing(err error) {
+	if errors.Is(err, domain.ErrLeaseNotHeld) {
+		p.metrics.FencingRejected()
+	}
 }
 
 // ReleaseRequest ends a lease.
@@ -251,12 +287,22 @@ func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, e
 		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
 		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: p.Now(),
 	})
+	p.countFencing(err)
+	if err == nil && !rel.Replay {
+		p.metrics.Released(r.Outcome, rel.MissionCode)
+	}
 	return rel.Account, err
 }
 
 // ExpireLeases ends every lease whose time ran out.
 func (p *Pool) ExpireLeases(ctx context.Context) (int, error) {
-	return p.store.ExpireLeases(ctx, p.cfg, p.Now())
+	return p.expire(ctx, p.Now())
+}
+
+func (p *Pool) expire(ctx context.Context, now time.Time) (int, error) {
+	n, err := p.store.ExpireLeases(ctx, p.cfg, now)
+	p.metrics.Expired(n)
+	return n, err
 }
 
 // PoolStatus counts accounts by state.

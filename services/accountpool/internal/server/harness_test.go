@@ -3,14 +3,16 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,10 +22,12 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -77,13 +81,51 @@ type testBundle struct {
 	keys   *secrets.Keyset
 	keyset []byte
 	logs   *syncBuffer
+	// registry is the server's metrics registry, domain metrics included.
+	registry *prometheus.Registry
+	// dial returns a client that sends tok (none when empty).
+	dial func(t *testing.T, tok string) apv1.AccountPoolServiceClient
+	// conn is the admin client's connection (health, reflection).
+	conn *grpc.ClientConn
 }
+
+// The tokens every test server accepts. The client setup returns is admin.
+const (
+	adminToken   = "admin-token-for-tests-0123456789abcdef"
+	checkerToken = "checker-token-for-tests-0123456789abcd"
+	readerToken  = "reader-token-for-tests-0123456789abcde"
+)
+
+func testTokens(t *testing.T) *auth.Tokens {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	content := "admin " + adminToken + "\nchecker " + checkerToken + "\nreader " + readerToken + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.OpenTokens(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+// bearer sends a fixed token on every RPC.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
 
 type options struct {
 	cfg       domain.Config
 	realClock bool
 	keyset    []byte
 	listen    bool // run the LISTEN/NOTIFY wake-ups
+	rateLimit float64
+	rateBurst int
 }
 
 type option func(*options)
@@ -92,6 +134,9 @@ func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.
 func withRealClock() option                    { return func(o *options) { o.realClock = true } }
 func withListener() option                     { return func(o *options) { o.listen = true } }
 func withKeyset(k []byte) option               { return func(o *options) { o.keyset = k } }
+func withRateLimit(rps float64, burst int) option {
+	return func(o *options) { o.rateLimit, o.rateBurst = rps, burst }
+}
 
 // setup starts one AccountPool server on a fresh database and returns a
 // client of it.
@@ -126,15 +171,23 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	t.Cleanup(db.Close)
 
 	b := &testBundle{db: db, dbURL: dbURL, keys: keys, keyset: o.keyset, logs: &syncBuffer{}}
-	logger := slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	appOpts := []app.Option{app.WithLogger(logger)}
+	// The production logger (JSON, redacting) at debug level, and the
+	// production chain with auth on.
+	logger, err := grpcserver.NewLogger(b.logs, "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpcserver.New(grpcserver.Config{Name: "accountpool-test", Logger: logger,
+		Security: grpcserver.Security{Tokens: testTokens(t), RateLimit: o.rateLimit, RateBurst: o.rateBurst},
+		Policy:   server.Policy})
+	b.registry = srv.Registry
+	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) { return b.pool.PoolStatus(ctx) }, logger)
+	appOpts := []app.Option{app.WithLogger(logger), app.WithMetrics(m)}
 	if !o.realClock {
 		b.clock = newClock()
 		appOpts = append(appOpts, app.WithClock(b.clock.Now))
 	}
 	b.pool = app.New(store.New(db), keys, o.cfg, appOpts...)
-
-	srv := grpcserver.New(grpcserver.Config{Name: "accountpool-test", Logger: logger})
 	server.New(b.pool, logger).Register(srv.GRPC)
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -151,14 +204,27 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		}
 	})
 
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	dialConn := func(t *testing.T, tok string) *grpc.ClientConn {
+		t.Helper()
+		opts := []grpc.DialOption{
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		}
+		if tok != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer(tok)))
+		}
+		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
 	}
-	t.Cleanup(func() { conn.Close() })
-	return apv1.NewAccountPoolServiceClient(conn), b
+	b.dial = func(t *testing.T, tok string) apv1.AccountPoolServiceClient {
+		return apv1.NewAccountPoolServiceClient(dialConn(t, tok))
+	}
+	b.conn = dialConn(t, adminToken)
+	return apv1.NewAccountPoolServiceClient(b.conn), b
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -1,0 +1,142 @@
+// Package metrics is the account pool's domain metrics: what alert rules
+// and dashboards watch besides the per-RPC ones. The names are pinned by
+// the alert rules in deploy/k8s.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+)
+
+// Acquire results.
+const (
+	AcquireLeased          = "leased"
+	AcquireExhausted       = "exhausted"
+	AcquireNoActiveAccount = "no_active_account"
+	AcquireError           = "error"
+)
+
+// ScrapeTimeout bounds the pool status query made at each scrape.
+const ScrapeTimeout = 3 * time.Second
+
+// Pool holds the counters the application layer moves. A nil *Pool counts
+// nothing, so the app runs without metrics in tools and tests.
+type Pool struct {
+	acquires *prometheus.CounterVec
+	wait     prometheus.Histogram
+	releases *prometheus.CounterVec
+	expired  prometheus.Counter
+	fencing  prometheus.Counter
+}
+
+// StatusFunc counts accounts by state now.
+type StatusFunc func(ctx context.Context) (domain.PoolStatus, error)
+
+// New registers the pool's metrics on reg. status is queried at each
+// scrape for slotwatch_pool_accounts.
+func New(reg prometheus.Registerer, status StatusFunc, logger *slog.Logger) *Pool {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	m := &Pool{
+		acquires: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_pool_acquire_total",
+			Help: "Acquire calls by result: leased, exhausted (RESOURCE_EXHAUSTED: no account free), no_active_account, error.",
+		}, []string{"result"}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slotwatch_pool_acquire_wait_seconds",
+			Help:    "Time an Acquire that was allowed to wait (wait > 0) spent before it answered.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600},
+		}),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_pool_releases_total",
+			Help: "Leases released, by outcome and mission (a replayed retry is not counted again).",
+		}, []string{"outcome", "mission"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_pool_lease_expired_total",
+			Help: "Leases that ended because their holder did not release or renew them in time.",
+		}),
+		fencing: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_pool_fencing_rejections_total",
+			Help: "Renew or Release refused because the caller no longer held the lease (stale fencing token, lease expired or already ended).",
+		}),
+	}
+	for _, r := range []string{AcquireLeased, AcquireExhausted, AcquireNoActiveAccount, AcquireError} {
+		m.acquires.WithLabelValues(r)
+	}
+	reg.MustRegister(m.acquires, m.wait, m.releases, m.expired, m.fencing,
+		&accountsCollector{status: status, logger: logger})
+	return m
+}
+
+// Acquired counts one Acquire by result.
+func (m *Pool) Acquired(result string) {
+	if m != nil {
+		m.acquires.WithLabelValues(result).Inc()
+	}
+}
+
+// Waited records how long an Acquire with wait took.
+func (m *Pool) Waited(d time.Duration) {
+	if m != nil {
+		m.wait.Observe(d.Seconds())
+	}
+}
+
+// Released counts one lease ended by its holder.
+func (m *Pool) Released(outcome domain.Outcome, mission string) {
+	if m != nil {
+		m.releases.WithLabelValues(string(outcome), mission).Inc()
+	}
+}
+
+// Expired counts n leases that ran out.
+func (m *Pool) Expired(n int) {
+	if m != nil && n > 0 {
+		m.expired.Add(float64(n))
+	}
+}
+
+// FencingRejected counts a Renew or Release from a holder that no longer
+// held its lease.
+func (m *Pool) FencingRejected() {
+	if m != nil {
+		m.fencing.Inc()
+	}
+}
+
+// accountsCollector reports slotwatch_pool_accounts from one pool status
+// query per scrape, so the gauge is what the database says, across every
+// replica, not what this process saw.
+type accountsCollector struct {
+	status StatusFunc
+	logger *slog.Logger
+}
+
+var accountsDesc = prometheus.NewDesc("slotwatch_pool_accounts",
+	"Accounts by state now: available, leased, cooldown, quarantined, disabled.", []string{"state"}, nil)
+
+func (c *accountsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- accountsDesc }
+
+func (c *accountsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		// Leave the series out rather than fail the whole scrape: the RPC
+		// and process metrics are still worth having.
+		c.logger.Warn("pool status for metrics", "error", err)
+		return
+	}
+	for state, n := range map[domain.State]int{
+		domain.StateAvailable: st.Available, domain.StateLeased: st.Leased, domain.StateCooldown: st.InCooldown,
+		domain.StateQuarantined: st.Quarantined, domain.StateDisabled: st.Disabled,
+	} {
+		ch <- prometheus.MustNewConstMetric(accountsDesc, prometheus.GaugeValue, float64(n), string(state))
+	}
+}
