@@ -3,15 +3,8 @@ package grpcserver_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +26,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 )
@@ -426,46 +420,10 @@ func TestAuthOffOnlyOnLoopback(t *testing.T) {
 	})
 }
 
-// selfSigned writes a self-signed certificate for localhost and 127.0.0.1
-// and its key, and returns their paths.
-func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true, IsCA: true,
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
 func TestTLSRoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir, "server")
+	certFile, keyFile := authtest.SelfSigned(t, dir, "server")
 	tlsCfg, err := auth.ServerTLS(certFile, keyFile, nil, auth.ReloadEvery(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -515,7 +473,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	if err := invoke(plain, "Read"); status.Code(err) != codes.Unavailable {
 		t.Fatalf("plaintext client: %v", err)
 	}
-	otherCA, _ := selfSigned(t, dir, "other")
+	otherCA, _ := authtest.SelfSigned(t, dir, "other")
 	wrong, err := auth.DialOptions(tokenFile, otherCA)
 	if err != nil {
 		t.Fatal(err)
@@ -530,7 +488,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	}
 
 	// A renewed certificate is served without a restart.
-	newCert, newKey := selfSigned(t, dir, "renewed")
+	newCert, newKey := authtest.SelfSigned(t, dir, "renewed")
 	for _, p := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
 		b, err := os.ReadFile(p[0])
 		if err != nil {

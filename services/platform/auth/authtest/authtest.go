@@ -1,0 +1,86 @@
+// Package authtest makes what auth tests need: tokens files and
+// self-signed TLS certificates, written to a test's temporary directory.
+package authtest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Tokens a test server accepts, one per role.
+const (
+	AdminToken   = "admin-token-for-tests-0123456789abcdef"
+	CheckerToken = "checker-token-for-tests-0123456789abcd"
+	ReaderToken  = "reader-token-for-tests-0123456789abcde"
+)
+
+// TokensFile writes a tokens file holding AdminToken, CheckerToken and
+// ReaderToken and returns its path.
+func TokensFile(t testing.TB) string {
+	t.Helper()
+	return WriteFile(t, "tokens", "admin "+AdminToken+"\nchecker "+CheckerToken+"\nreader "+ReaderToken+"\n")
+}
+
+// WriteFile writes content to a new file in a temporary directory.
+func WriteFile(t testing.TB, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// SelfSigned writes a self-signed certificate (its own CA) valid for
+// localhost and 127.0.0.1, with commonName as subject, and its key, into
+// dir; it returns their paths. The certificate file is also the CA file a
+// client trusts.
+func SelfSigned(t testing.TB, dir, commonName string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, commonName+".crt"), filepath.Join(dir, commonName+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
