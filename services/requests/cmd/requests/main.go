@@ -20,13 +20,13 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
@@ -106,6 +106,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The JSON gateway is the API too: it must be on loopback without auth.
+	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr, cfg.httpAddr)
+	if err != nil {
+		return err
+	}
 	pool, err := pgdb.Connect(ctx, cfg.databaseURL)
 	if err != nil {
 		return err
@@ -116,9 +121,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	st := store.New(pool)
-	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL})
+	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
+		Security: sec, Policy: server.Policy})
+	m := metrics.New(gs.Registry, st.CountByStatus, logger)
+	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))
 	hub := store.NewHub(st, logger)
-	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger})
 	server.New(a, hub, logger, ctx.Done()).Register(gs.GRPC)
 
 	lis, err := net.Listen("tcp", cfg.listenAddr)
@@ -127,7 +134,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	extra := map[string]http.Handler{}
 	if cfg.httpAddr != "" {
-		conn, err := grpc.NewClient(loopback(lis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// The gateway passes each HTTP caller's "Authorization: Bearer"
+		// header on as gRPC metadata, so its calls are authorized as the
+		// caller's, through the same chain.
+		conn, err := grpc.NewClient(loopback(lis.Addr()), grpc.WithTransportCredentials(gs.SelfCredentials()))
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("gateway client: %w", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
@@ -130,6 +134,119 @@ func TestServesGRPCAndGatewayThenStopsGracefully(t *testing.T) {
 		t.Fatalf("GET /v1/applicants = %d", resp.StatusCode)
 	}
 
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run after cancel: %v", err)
+	}
+}
+
+func TestRefusesAnExposedGatewayWithoutAuth(t *testing.T) {
+	ks, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "keyset.json")
+	if err := os.WriteFile(file, ks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+	t.Setenv("ENCRYPTION_KEYSET_FILE", file)
+	t.Setenv("AUTH_TOKENS_FILE", "")
+	t.Setenv("LISTEN_ADDR", "127.0.0.1:0")
+	t.Setenv("HTTP_ADDR", ":8082")
+	err = run(context.Background(), nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), ":8082 is not a loopback address") {
+		t.Fatalf("want a refusal naming HTTP_ADDR, got %v", err)
+	}
+}
+
+// TestServesWithAuthAndTLS runs the binary with a tokens file and a
+// certificate: gRPC and the JSON gateway both speak TLS and want a token,
+// the gateway reaches gRPC through its pinned self-connection, and /metrics
+// shows the domain metrics.
+func TestServesWithAuthAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	ks, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyset := filepath.Join(dir, "keyset.json")
+	if err := os.WriteFile(keyset, ks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := authtest.SelfSigned(t, dir, "requests")
+	grpcAddr, httpAddr, metricsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	t.Setenv("DATABASE_URL", pgtest.NewURL(t, migrations.Set))
+	t.Setenv("ENCRYPTION_KEYSET_FILE", keyset)
+	t.Setenv("AUTH_TOKENS_FILE", authtest.TokensFile(t))
+	t.Setenv("TLS_CERT_FILE", certFile)
+	t.Setenv("TLS_KEY_FILE", keyFile)
+	t.Setenv("LISTEN_ADDR", grpcAddr)
+	t.Setenv("METRICS_ADDR", metricsAddr)
+	t.Setenv("HTTP_ADDR", httpAddr)
+	t.Setenv("LOG_LEVEL", "error")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, &bytes.Buffer{}) }()
+
+	opts, err := auth.DialOptions(authtest.WriteFile(t, "token", authtest.AdminToken), certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(grpcAddr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer hcancel()
+	if _, err := healthpb.NewHealthClient(conn).Check(hctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatalf("health: %v", err)
+	}
+	c := requestsv1.NewRequestsServiceClient(conn)
+	if _, err := c.CreateApplicant(hctx, &requestsv1.CreateApplicantRequest{FullName: "Ada Lovelace", Email: "ada@example.com"}); err != nil {
+		t.Fatalf("create over TLS as admin: %v", err)
+	}
+
+	tlsCfg, err := auth.ClientTLS(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	get := func(tok string) int {
+		req, err := http.NewRequestWithContext(hctx, "GET", "https://"+httpAddr+"/v1/applicants", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := https.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(""); got != http.StatusUnauthorized {
+		t.Fatalf("gateway without a token: %d", got)
+	}
+	if got := get(authtest.ReaderToken); got != http.StatusOK {
+		t.Fatalf("gateway as reader: %d", got)
+	}
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`slotwatch_requests{status="pending"} 0`, "slotwatch_requests_watchers 0", "slotwatch_requests_claims_total 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %s", want)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run after cancel: %v", err)

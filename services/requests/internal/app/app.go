@@ -15,6 +15,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
+	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
 )
 
@@ -38,22 +39,38 @@ type Config struct {
 
 // App runs the use cases.
 type App struct {
-	store *store.Store
-	keys  *secrets.Keyset
-	now   func() time.Time
-	cfg   Config
+	store   *store.Store
+	keys    *secrets.Keyset
+	now     func() time.Time
+	cfg     Config
+	metrics *metrics.Requests
 }
 
+// Option changes an App.
+type Option func(*App)
+
+// WithMetrics makes the app count claims, lapsed claims and checks (none
+// otherwise).
+func WithMetrics(m *metrics.Requests) Option { return func(a *App) { a.metrics = m } }
+
 // New returns an App. now is the clock (time.Now in production).
-func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config) *App {
+func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config, opts ...Option) *App {
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &App{store: st, keys: keys, now: now, cfg: cfg}
+	a := &App{store: st, keys: keys, now: now, cfg: cfg}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
+
+// Metrics is what the app counts with; nil counts nothing (its methods
+// accept a nil receiver).
+func (a *App) Metrics() *metrics.Requests { return a.metrics }
 
 // Now reads the clock, in UTC at microsecond precision (what Postgres keeps),
 // so values returned before and after a round trip through the database are
@@ -200,18 +217,26 @@ func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, t
 	if ttl <= 0 {
 		ttl = a.cfg.ClaimTTL
 	}
-	return a.store.ClaimDueMissions(ctx, store.ClaimParams{
+	claims, err := a.store.ClaimDueMissions(ctx, store.ClaimParams{
 		CheckerID: checkerID, Max: max, TTL: ttl, CheckInterval: a.cfg.CheckInterval, Now: a.Now(),
 	})
+	if err == nil {
+		a.metrics.Claimed(claims)
+	}
+	return claims, err
 }
 
 // ReportCheckResult ends a claim with its result (domain.ApplyCheck decides
 // what happens to the claimed requests).
 func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {
 	now := a.Now()
-	return a.store.ReportCheck(ctx, res, now, func(reqs []domain.Request) ([]domain.Request, []domain.Request) {
+	rec, matched, err := a.store.ReportCheck(ctx, res, now, func(reqs []domain.Request) ([]domain.Request, []domain.Request) {
 		return domain.ApplyCheck(reqs, res, now)
 	})
+	if err == nil {
+		a.metrics.Checked(res.Outcome)
+	}
+	return rec, matched, err
 }
 
 // ExpireDue expires every request that is due (the periodic sweep).

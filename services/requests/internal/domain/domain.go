@@ -113,6 +113,9 @@ type Claim struct {
 	Requests    []Request
 	ClaimedAt   time.Time
 	ExpiresAt   time.Time
+	// TookOverLapsed is true when the mission's previous claim ran out
+	// without a report (its checker died or hung) and this claim replaced it.
+	TookOverLapsed bool
 }
 
 // CheckResult is what a checker reports for a claim.

@@ -5,11 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,10 +21,12 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
@@ -80,14 +85,49 @@ type serverOpts struct {
 }
 
 // testServer is one server process: the real grpcserver with the platform
-// interceptor chain, served over bufconn.
+// interceptor chain (auth on), served over bufconn.
 type testServer struct {
+	// client and conn call as admin.
 	client requestsv1.RequestsServiceClient
 	conn   *grpc.ClientConn
 	app    *app.App
+	// registry is the server's metrics registry, domain metrics included.
+	registry *prometheus.Registry
+	// dial connects with tok as the bearer token (none when empty).
+	dial func(t *testing.T, tok string) *grpc.ClientConn
 	// stop ends the server (as SIGTERM would) and waits for it.
 	stop func()
 }
+
+// The tokens every test server accepts.
+const (
+	adminToken   = "admin-token-for-tests-0123456789abcdef"
+	checkerToken = "checker-token-for-tests-0123456789abcd"
+	readerToken  = "reader-token-for-tests-0123456789abcde"
+)
+
+func testTokens(t *testing.T) *auth.Tokens {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	content := "admin " + adminToken + "\nchecker " + checkerToken + "\nreader " + readerToken + "\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.OpenTokens(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+// bearer sends a fixed token on every RPC.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return false }
 
 func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	t.Helper()
@@ -95,9 +135,11 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	st := store.New(pool)
-	a := app.New(st, testKeys(t), o.now, o.cfg)
+	gs := grpcserver.New(grpcserver.Config{Name: "requests-test", Logger: o.logger, ShutdownTimeout: 5 * time.Second,
+		Security: grpcserver.Security{Tokens: testTokens(t)}, Policy: server.Policy})
+	m := metrics.New(gs.Registry, st.CountByStatus, o.logger)
+	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
 	hub := store.NewHub(st, o.logger)
-	gs := grpcserver.New(grpcserver.Config{Name: "requests-test", Logger: o.logger, ShutdownTimeout: 5 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	server.New(a, hub, o.logger, ctx.Done()).Register(gs.GRPC)
 
@@ -111,16 +153,27 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
+	dial := func(t *testing.T, tok string) *grpc.ClientConn {
+		t.Helper()
+		opts := []grpc.DialOption{
+			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+		}
+		if tok != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(bearer(tok)))
+		}
+		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
 	}
+	conn := dial(t, adminToken)
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
 	t.Cleanup(stop)
-	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, stop: stop}
+	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, registry: gs.Registry, dial: dial, stop: stop}
 }
 
 type testBundle struct {

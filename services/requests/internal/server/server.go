@@ -307,6 +307,7 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 	}
 	wake, unsubscribe := s.hub.Subscribe()
 	defer unsubscribe()
+	defer s.app.Metrics().Watching()()
 	cursor := req.GetAfterCursor()
 	for {
 		events, err := s.app.Store().EventsAfter(ctx, cursor, eventBatch)
@@ -323,6 +324,7 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 			if err := stream.Send(eventToProto(e)); err != nil {
 				return err
 			}
+			s.app.Metrics().Streamed()
 			cursor = e.Cursor
 		}
 		if len(events) == eventBatch {

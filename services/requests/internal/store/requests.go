@@ -177,7 +177,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		expires := p.Now.Add(p.TTL)
 		rows, err := tx.Query(ctx, `
 			WITH picked AS (
-				SELECT m.code FROM requests.missions m
+				SELECT m.code, m.claim_id AS old_claim FROM requests.missions m
 				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= $1)
 				  AND (m.last_checked_at IS NULL OR m.last_checked_at <= $2)
 				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
@@ -188,16 +188,22 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			), claimed AS (
 				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = $5
 				FROM picked WHERE m.code = picked.code
-				RETURNING m.code, m.claim_id
+				RETURNING m.code, m.claim_id, picked.old_claim
+			), inserted AS (
+				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+				SELECT c.claim_id, c.code, $6,
+				       ARRAY(SELECT r.id FROM requests.appointment_requests r
+				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= $3
+				             ORDER BY r.created_at, r.id),
+				       $1, $5
+				FROM claimed c
+				RETURNING id, mission_code, request_ids
 			)
-			INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
-			SELECT c.claim_id, c.code, $6,
-			       ARRAY(SELECT r.id FROM requests.appointment_requests r
-			             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= $3
-			             ORDER BY r.created_at, r.id),
-			       $1, $5
-			FROM claimed c
-			RETURNING id, mission_code, request_ids`,
+			-- A previous claim that was never reported lapsed: it is
+			-- noticed here, under the mission's row lock, so exactly once.
+			SELECT i.id, i.mission_code, i.request_ids,
+			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL)
+			FROM inserted i JOIN claimed c ON c.claim_id = i.id`,
 			p.Now, p.Now.Add(-p.CheckInterval), today, p.Max, expires, p.CheckerID)
 		if err != nil {
 			return fmt.Errorf("claim missions: %w", err)
@@ -209,7 +215,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 				c      = domain.Claim{CheckerID: p.CheckerID, ClaimedAt: p.Now, ExpiresAt: expires}
 				reqIDs []uuid.UUID
 			)
-			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs); err != nil {
+			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim missions: %w", err)
 			}
@@ -355,6 +361,32 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]doma
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// CountByStatus counts requests by status, every status present.
+func (s *Store) CountByStatus(ctx context.Context) (map[domain.Status]int, error) {
+	out := map[domain.Status]int{
+		domain.StatusPending: 0, domain.StatusSlotFound: 0, domain.StatusCancelled: 0, domain.StatusExpired: 0,
+	}
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM requests.appointment_requests GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count requests: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			st string
+			n  int
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count requests: %w", err)
+		}
+		out[domain.Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count requests: %w", err)
 	}
 	return out, nil
 }

@@ -1,0 +1,27 @@
+package server
+
+import (
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+)
+
+// Policy says which roles may call each RPC. Admin may call all of them;
+// an RPC missing here is denied to everyone, and the server refuses to
+// start with auth on while one is missing.
+var Policy = auth.Policy{
+	// The Checker's claim cycle.
+	requestsv1.RequestsService_ClaimDueMissions_FullMethodName:  {auth.RoleChecker},
+	requestsv1.RequestsService_ReportCheckResult_FullMethodName: {auth.RoleChecker},
+	// Reads and the event stream (notifiers, dashboards, web front ends).
+	requestsv1.RequestsService_GetApplicant_FullMethodName:            {auth.RoleReader},
+	requestsv1.RequestsService_ListApplicants_FullMethodName:          {auth.RoleReader},
+	requestsv1.RequestsService_GetAppointmentRequest_FullMethodName:   {auth.RoleReader},
+	requestsv1.RequestsService_ListAppointmentRequests_FullMethodName: {auth.RoleReader},
+	requestsv1.RequestsService_WatchEvents_FullMethodName:             {auth.RoleReader},
+	// Changes.
+	requestsv1.RequestsService_CreateApplicant_FullMethodName:          {auth.RoleAdmin},
+	requestsv1.RequestsService_UpdateApplicant_FullMethodName:          {auth.RoleAdmin},
+	requestsv1.RequestsService_DeleteApplicant_FullMethodName:          {auth.RoleAdmin},
+	requestsv1.RequestsService_CreateAppointmentRequest_FullMethodName: {auth.RoleAdmin},
+	requestsv1.RequestsService_CancelAppointmentRequest_FullMethodName: {auth.RoleAdmin},
+}
