@@ -17,6 +17,21 @@
 // Tokens are compared in constant time against every known token; only their
 // SHA-256 digests are kept in memory.
 //
+// # Serving
+//
+// A service's main wires it through grpcserver, which runs auth (via the
+// go-grpc-middleware auth and selector interceptors, health and reflection
+// exempt), the rate limit and TLS in the shared chain:
+//
+//	env := envconfig.New()
+//	sec, err := grpcserver.LoadSecurity(env, logger, listenAddr) // every API address
+//	srv := grpcserver.New(grpcserver.Config{Name: "checker", ListenAddr: listenAddr,
+//		MetricsAddr: metricsAddr, Logger: logger, Security: sec, Policy: server.Policy})
+//
+// LoadSecurity reads AUTH_TOKENS_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
+// RATE_LIMIT_RPS and RATE_LIMIT_BURST; without AUTH_TOKENS_FILE it accepts
+// loopback addresses only, and Serve checks the real listeners again.
+//
 // # Policy
 //
 // Each service declares which roles may call each of its methods, by full
@@ -25,9 +40,8 @@
 // exempt from auth altogether (the server skips them before the policy).
 //
 //	var Policy = auth.Policy{
-//		apv1.AccountPoolService_Acquire_FullMethodName:       {auth.RoleChecker},
-//		apv1.AccountPoolService_GetPoolStatus_FullMethodName: {auth.RoleReader},
-//		apv1.AccountPoolService_CreateAccount_FullMethodName: {auth.RoleAdmin},
+//		checkerv1.CheckerService_GetStatus_FullMethodName:  {auth.RoleReader},
+//		checkerv1.CheckerService_RunSession_FullMethodName: {auth.RoleAdmin}, // admin only
 //	}
 //
 // Policy.Covers reports methods of a grpc.ServiceDesc the policy forgets (and
@@ -52,6 +66,9 @@
 // CA certificates that sign the servers' certificates; set, the connection
 // uses TLS and the token is only ever sent over it; empty, the connection is
 // plaintext (inside a cluster behind NetworkPolicies, or on loopback).
+//
+// Package authtest has fixed test tokens, a tokens file and self-signed
+// certificates for tests.
 //
 // # TLS on servers
 //
