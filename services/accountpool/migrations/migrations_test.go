@@ -54,7 +54,11 @@ func TestUpDownUp(t *testing.T) {
 	if out := run("status"); !strings.Contains(out, "applied") {
 		t.Fatalf("status printed %q", out)
 	}
-	run("down")
+	run("down") // 00002: the rest-end index
+	if got := tables(t, db); got != "accounts,usage_log" {
+		t.Fatalf("after one down: %q", got)
+	}
+	run("down") // 00001: the tables
 	if got := tables(t, db); got != "" {
 		t.Fatalf("after down: %q", got)
 	}

@@ -46,11 +46,28 @@ func (v *Violations) Err() error {
 	return st.Err()
 }
 
-// MaxLen records a violation when s is longer than max characters.
+// MaxLen records a violation when s is longer than max characters or is not
+// text Postgres can store (invalid UTF-8, a NUL byte): a caller's mistake,
+// not a database error.
 func (v *Violations) MaxLen(field, s string, max int) {
+	if !v.storable(field, s) {
+		return
+	}
 	if n := utf8.RuneCountInString(s); n > max {
 		v.Add(field, "must be at most %d characters, got %d", max, n)
 	}
+}
+
+func (v *Violations) storable(field, s string) bool {
+	if !utf8.ValidString(s) {
+		v.Add(field, "must be valid UTF-8")
+		return false
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		v.Add(field, "must not contain NUL characters")
+		return false
+	}
+	return true
 }
 
 // Required records a violation when s is empty or only white space.
@@ -59,7 +76,7 @@ func (v *Violations) Required(field, s string) bool {
 		v.Add(field, "must not be empty")
 		return false
 	}
-	return true
+	return v.storable(field, s)
 }
 
 // Email records a violation unless s is a bare address of at most 254

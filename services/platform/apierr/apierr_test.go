@@ -47,3 +47,21 @@ func TestViolationsAndRetryInfoTravelInTheStatus(t *testing.T) {
 		t.Fatalf("retry error %v, delay %s", retry, d)
 	}
 }
+
+func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"a\x00b", "\xff\xfe"} {
+		var v apierr.Violations
+		v.MaxLen("detail", s, 100)
+		var w apierr.Violations
+		w.Required("holder", s)
+		if v.Len() != 1 || w.Len() != 1 {
+			t.Errorf("%q accepted (MaxLen %d, Required %d violations)", s, v.Len(), w.Len())
+		}
+	}
+	var v apierr.Violations
+	v.MaxLen("detail", "héllo wörld", 11)
+	if v.Len() != 0 {
+		t.Error("11 characters rejected by a limit of 11")
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"runtime"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +30,11 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		// The parse error can echo the URL, password included.
 		return nil, errors.New("DATABASE_URL is not a valid Postgres connection string")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgx's default (4 on a small node) starves a server handling many
+		// concurrent RPCs; the URL's pool_max_conns still wins.
+		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -2302,10 +2302,14 @@ type ReencryptPasswordsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Passwords re-encrypted.
 	Reencrypted int32 `protobuf:"varint,1,opt,name=reencrypted,proto3" json:"reencrypted,omitempty"`
-	// Id of the keyset's primary key now used by every row.
-	PrimaryKeyId  uint32 `protobuf:"varint,2,opt,name=primary_key_id,json=primaryKeyId,proto3" json:"primary_key_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Id of the keyset's primary key now used by every readable row.
+	PrimaryKeyId uint32 `protobuf:"varint,2,opt,name=primary_key_id,json=primaryKeyId,proto3" json:"primary_key_id,omitempty"`
+	// Accounts whose password does not decrypt with the keyset (a wrong
+	// keyset, a tampered row); they are left as they are and need a new
+	// password (UpdateAccount).
+	UndecryptableAccountIds []int64 `protobuf:"varint,3,rep,packed,name=undecryptable_account_ids,json=undecryptableAccountIds,proto3" json:"undecryptable_account_ids,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ReencryptPasswordsResponse) Reset() {
@@ -2350,6 +2354,13 @@ func (x *ReencryptPasswordsResponse) GetPrimaryKeyId() uint32 {
 		return x.PrimaryKeyId
 	}
 	return 0
+}
+
+func (x *ReencryptPasswordsResponse) GetUndecryptableAccountIds() []int64 {
+	if x != nil {
+		return x.UndecryptableAccountIds
+	}
+	return nil
 }
 
 var File_slotwatch_accountpool_v1_accountpool_proto protoreflect.FileDescriptor
@@ -2516,10 +2527,11 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x1b\n" +
-	"\x19ReencryptPasswordsRequest\"d\n" +
+	"\x19ReencryptPasswordsRequest\"\xa0\x01\n" +
 	"\x1aReencryptPasswordsResponse\x12 \n" +
 	"\vreencrypted\x18\x01 \x01(\x05R\vreencrypted\x12$\n" +
-	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId*\x8b\x01\n" +
+	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId\x12:\n" +
+	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds*\x8b\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +

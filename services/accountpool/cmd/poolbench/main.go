@@ -42,6 +42,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -104,12 +105,13 @@ func run() error {
 	}
 
 	ctx := context.Background()
-	dbURL, cleanup, err := scratchDatabase(ctx, os.Getenv("DATABASE_URL"), *clients)
+	dbURL, cleanup, err := scratchDatabase(ctx, os.Getenv("DATABASE_URL"))
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	db, err := pgxpool.New(ctx, dbURL)
+	// The pool the service itself would open (pgdb's default size).
+	db, err := pgdb.Connect(ctx, dbURL)
 	if err != nil {
 		return err
 	}
@@ -282,8 +284,8 @@ func fill(ctx context.Context, db *pgxpool.Pool, keys *secrets.Keyset, n int) er
 }
 
 // scratchDatabase creates a database for the run next to DATABASE_URL's
-// and returns its URL (with a pool large enough for every client).
-func scratchDatabase(ctx context.Context, serverURL string, clients int) (string, func(), error) {
+// and returns its URL.
+func scratchDatabase(ctx context.Context, serverURL string) (string, func(), error) {
 	if serverURL == "" {
 		return "", nil, errors.New("DATABASE_URL is not set (run it with `make bench-pool`)")
 	}
@@ -309,8 +311,5 @@ func scratchDatabase(ctx context.Context, serverURL string, clients int) (string
 		admin.Close(context.Background())
 	}
 	u.Path = "/" + name
-	q := u.Query()
-	q.Set("pool_max_conns", strconv.Itoa(clients+4))
-	u.RawQuery = q.Encode()
 	return u.String(), cleanup, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -60,7 +61,9 @@ func New(st *store.Store, keys *secrets.Keyset, cfg domain.Config, opts ...Optio
 func (p *Pool) Config() domain.Config { return p.cfg }
 
 // Now is the pool's clock.
-func (p *Pool) Now() time.Time { return p.now().UTC() }
+// Times are kept to the microsecond, as Postgres stores them, so that what
+// an RPC answers equals what a later read returns.
+func (p *Pool) Now() time.Time { return p.now().UTC().Truncate(time.Microsecond) }
 
 // PasswordAD is the associated data that binds a password ciphertext to its
 // account row.
@@ -168,7 +171,11 @@ func (p *Pool) acquire(ctx context.Context, r AcquireRequest) (domain.Lease, err
 		if remaining <= 0 {
 			return lease, err
 		}
-		timer := time.NewTimer(min(busy.RetryAfter(), remaining))
+		// Sleep until the next account frees, but not less than a short
+		// jittered floor: when free rows were only locked by concurrent
+		// Acquires the delay is 0, and the loop must not spin.
+		floor := minRetry + time.Duration(rand.Int64N(int64(minRetry)))
+		timer := time.NewTimer(min(max(busy.RetryAfter(), floor), remaining))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -184,6 +191,9 @@ func (p *Pool) acquire(ctx context.Context, r AcquireRequest) (domain.Lease, err
 		}
 	}
 }
+
+// minRetry is the shortest sleep of a waiting Acquire between attempts.
+const minRetry = 50 * time.Millisecond
 
 // Stop makes waiting Acquires answer at once; call it when the server
 // begins its graceful stop.
@@ -210,30 +220,31 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		} else if n > 0 && attempt < 3 {
 			continue
 		}
-		st, err := p.store.PoolStatus(ctx, now)
-		if err != nil {
-			return domain.Lease{}, err
-		}
+		anyActive, freeAt, err := p.store.NextFree(ctx)
 		switch {
-		case st.TotalActive == 0:
+		case err != nil:
+			return domain.Lease{}, err
+		case !anyActive:
 			return domain.Lease{}, domain.ErrNoActiveAccount
-		case st.Available > 0 && attempt < 3:
-			// Every eligible row was locked by a concurrent Acquire: try again.
+		case freeAt == nil:
+			// Every active account is leased by someone (an instant ago).
+			freeAt = &now
+		case !freeAt.After(now) && attempt < 3:
+			// Free accounts exist, but concurrent Acquires held their rows.
 			continue
-		case st.NextAvailableAt != nil:
-			return domain.Lease{}, &domain.NoAccountFreeError{FreeAt: *st.NextAvailableAt, Now: now}
 		}
-		return domain.Lease{}, &domain.NoAccountFreeError{FreeAt: now, Now: now}
+		return domain.Lease{}, &domain.NoAccountFreeError{FreeAt: *freeAt, Now: now}
 	}
 }
 
 // grant decrypts the leased account's password. A password that does not
-// decrypt (a wrong keyset, a tampered row) makes the account useless: the
-// lease ends at once as an error so that the account backs off.
+// decrypt (a wrong keyset, a tampered row) makes the account useless until
+// an operator sets a new one: the lease ends at once as an error and the
+// account is disabled, so it is not handed out again.
 func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params store.AcquireParams) (domain.Lease, error) {
 	pw, err := p.keys.Decrypt(ct, PasswordAD(a.ID))
 	if err != nil {
-		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; releasing it as an error",
+		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; disabling the account until it gets a new password",
 			"account_id", a.ID, "lease_id", params.LeaseID)
 		if _, rerr := p.store.Release(ctx, p.cfg, store.ReleaseParams{
 			LeaseID: params.LeaseID, FencingToken: a.FencingToken, Outcome: domain.OutcomeError,
@@ -242,6 +253,10 @@ func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params st
 			p.logger.ErrorContext(ctx, "release undecryptable account", "account_id", a.ID, "error", rerr)
 		} else {
 			p.metrics.Released(domain.OutcomeError, params.MissionCode)
+		}
+		off := false
+		if _, derr := p.store.UpdateAccount(ctx, a.ID, store.AccountUpdate{Active: &off}, p.Now()); derr != nil {
+			p.logger.ErrorContext(ctx, "disable undecryptable account", "account_id", a.ID, "error", derr)
 		}
 		return domain.Lease{}, fmt.Errorf("account %d: %w", a.ID, ErrUndecryptable)
 	}
@@ -300,7 +315,7 @@ func (p *Pool) ExpireLeases(ctx context.Context) (int, error) {
 }
 
 func (p *Pool) expire(ctx context.Context, now time.Time) (int, error) {
-	n, err := p.store.ExpireLeases(ctx, p.cfg, now)
+	n, err := p.store.ExpireLeases(ctx, p.cfg, now.Add(-domain.ExpiryGrace))
 	p.metrics.Expired(n)
 	return n, err
 }
@@ -328,40 +343,48 @@ func (p *Pool) UsageStats(ctx context.Context, since, until time.Time) ([]domain
 	return st, since, until, err
 }
 
+// Reencrypted is what ReencryptPasswords did.
+type Reencrypted struct {
+	Count        int
+	PrimaryKeyID uint32
+	// Undecryptable lists accounts whose password does not open with the
+	// keyset; they are left as they are.
+	Undecryptable []int64
+}
+
 // ReencryptPasswords moves every stored password to the keyset's primary
 // key. It reads in batches and swaps each ciphertext only if it did not
-// change meanwhile, so it is safe to run while the pool serves.
-func (p *Pool) ReencryptPasswords(ctx context.Context) (int, uint32, error) {
-	primary := p.keys.PrimaryKeyID()
+// change meanwhile, so it is safe to run while the pool serves. A row that
+// does not decrypt is skipped and reported, so one bad row does not stop a
+// rotation.
+func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
+	r := Reencrypted{PrimaryKeyID: p.keys.PrimaryKeyID()}
 	var after int64
-	n := 0
 	for {
 		batch, err := p.store.Ciphertexts(ctx, after, 500)
-		if err != nil {
-			return n, primary, err
-		}
-		if len(batch) == 0 {
-			return n, primary, nil
+		if err != nil || len(batch) == 0 {
+			return r, err
 		}
 		for _, c := range batch {
 			after = c.AccountID
-			if id, ok := secrets.KeyID(c.Value); ok && id == primary {
+			if id, ok := secrets.KeyID(c.Value); ok && id == r.PrimaryKeyID {
 				continue
 			}
 			pt, err := p.keys.Decrypt(c.Value, PasswordAD(c.AccountID))
 			if err != nil {
-				return n, primary, fmt.Errorf("account %d: %w", c.AccountID, ErrUndecryptable)
+				r.Undecryptable = append(r.Undecryptable, c.AccountID)
+				continue
 			}
 			ct, err := p.keys.Encrypt(pt, PasswordAD(c.AccountID))
 			if err != nil {
-				return n, primary, err
+				return r, err
 			}
 			swapped, err := p.store.ReplaceCiphertext(ctx, c.AccountID, c.Value, ct)
 			if err != nil {
-				return n, primary, err
+				return r, err
 			}
 			if swapped {
-				n++
+				r.Count++
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 )
 
@@ -37,11 +38,16 @@ func (b *broadcast) fire() {
 // It reconnects until ctx ends; waiters also have their own timers, so a
 // notification lost while reconnecting only delays them.
 func (p *Pool) Listen(ctx context.Context, connConfig *pgx.ConnConfig) error {
-	backoff := 100 * time.Millisecond
+	const initialBackoff = 100 * time.Millisecond
+	backoff := initialBackoff
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := p.listenOnce(ctx, connConfig)
 		if ctx.Err() != nil {
 			break
+		}
+		if time.Since(started) > time.Minute {
+			backoff = initialBackoff // it was healthy for a while
 		}
 		p.logger.WarnContext(ctx, "account-free listener lost its connection; reconnecting", "error", err, "in", backoff)
 		select {
@@ -75,9 +81,9 @@ func (p *Pool) listenOnce(ctx context.Context, connConfig *pgx.ConnConfig) error
 // ExpireLoop ends leases when their time runs out, whether or not anyone
 // calls Acquire: an expired lease counts a failure and is logged as
 // lease_expired, which is more than a flag turning back. It sleeps until the
-// earliest known lease end, and looks again at least every maxSleep for
-// leases granted by other replicas. Every replica runs it; SKIP LOCKED in
-// the store makes each lease expire once.
+// earliest known lease end (plus the expiry grace), and looks again at
+// least every maxSleep for leases granted by other replicas. Every replica
+// runs it; the store's conditional write makes each lease expire once.
 func (p *Pool) ExpireLoop(ctx context.Context, maxSleep time.Duration) error {
 	for {
 		if _, err := p.ExpireLeases(ctx); err != nil && ctx.Err() == nil {
@@ -85,7 +91,7 @@ func (p *Pool) ExpireLoop(ctx context.Context, maxSleep time.Duration) error {
 		}
 		sleep := maxSleep
 		if next, err := p.store.NextLeaseExpiry(ctx); err == nil && next != nil {
-			sleep = min(sleep, max(next.Sub(p.Now()), 10*time.Millisecond))
+			sleep = min(sleep, max(next.Add(domain.ExpiryGrace).Sub(p.Now()), 10*time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():

@@ -41,6 +41,14 @@ const (
 	MaxWait     = 10 * time.Minute
 )
 
+// ExpiryGrace is how long after its end a lease is taken back. Replicas
+// decide expiry by their own clocks; the grace absorbs the skew between
+// them (NTP keeps it far below this), so that no replica hands an account
+// to a new holder while the old holder's lease is still running by the
+// clock that granted it. The holder itself may not Renew or Release past
+// the end.
+const ExpiryGrace = 2 * time.Second
+
 // Outcome is how a lease ended.
 type Outcome string
 
@@ -98,26 +106,6 @@ func (a Account) State(now time.Time) State {
 		return StateCooldown
 	}
 	return StateAvailable
-}
-
-// FreeAt is when a busy account becomes leasable again, as far as the
-// pool knows now: the end of its lease, quarantine or cooldown, whichever
-// is latest. It is the zero time for an available or disabled account.
-func (a Account) FreeAt(now time.Time) time.Time {
-	switch a.State(now) {
-	case StateLeased:
-		return *a.LeaseExpiresAt
-	case StateQuarantined, StateCooldown:
-		var t time.Time
-		if a.CooldownUntil != nil {
-			t = *a.CooldownUntil
-		}
-		if a.QuarantineUntil != nil && a.QuarantineUntil.After(t) {
-			t = *a.QuarantineUntil
-		}
-		return t
-	}
-	return time.Time{}
 }
 
 func after(t *time.Time, now time.Time) bool { return t != nil && t.After(now) }

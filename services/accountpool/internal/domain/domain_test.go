@@ -48,8 +48,8 @@ func TestApplyOutcome(t *testing.T) {
 			if s := got.State(t0); s != tt.wantState {
 				t.Errorf("state = %s, want %s", s, tt.wantState)
 			}
-			if f := got.FreeAt(t0); !f.Equal(tt.wantFreeAt) {
-				t.Errorf("free at %s, want %s", f, tt.wantFreeAt)
+			if s := got.State(tt.wantFreeAt.Add(-time.Microsecond)); s != tt.wantState {
+				t.Errorf("state just before %s = %s, want %s", tt.wantFreeAt, s, tt.wantState)
 			}
 			if s := got.State(tt.wantFreeAt); s != domain.StateAvailable {
 				t.Errorf("state when its time has passed = %s, want available", s)
@@ -79,13 +79,5 @@ func TestStatePrecedence(t *testing.T) {
 				t.Fatalf("State = %s, want %s", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestFreeAtTakesTheLaterOfCooldownAndQuarantine(t *testing.T) {
-	t.Parallel()
-	a := domain.Account{Active: true, CooldownUntil: at(time.Hour), QuarantineUntil: at(time.Minute)}
-	if got := a.FreeAt(t0); !got.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("FreeAt = %s, want the cooldown's end", got)
 	}
 }

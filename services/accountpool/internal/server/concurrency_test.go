@@ -21,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
@@ -39,7 +40,9 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 	end := time.Now().Add(3 * time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
-	var leases sync.Map
+	// Which holder each account is leased to, as the clients see it: set
+	// after Acquire answers, cleared before Release is sent.
+	var holders sync.Map
 	for w := range workers {
 		c := c1
 		if w%2 == 1 {
@@ -63,11 +66,12 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 					return
 				}
 				l := resp.GetLease()
-				if prev, loaded := leases.LoadOrStore(l.GetLeaseId(), holder); loaded {
+				if prev, loaded := holders.LoadOrStore(l.GetAccountId(), holder); loaded {
 					cancel()
-					errs <- fmt.Errorf("lease %s handed to %s and %s", l.GetLeaseId(), prev, holder)
+					errs <- fmt.Errorf("account %d handed to %s while %s held it", l.GetAccountId(), holder, prev)
 					return
 				}
+				holders.Delete(l.GetAccountId())
 				_, err = c.Release(ctx, &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT})
 				cancel()
 				if err != nil {
@@ -190,6 +194,10 @@ func TestWaitingAcquire(t *testing.T) {
 		acquire(t, c, "fra")
 		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "waiter", Wait: durationpb.New(200 * time.Millisecond)})
 		wantCode(t, err, codes.ResourceExhausted)
+		// The only account is leased for the default 5 minutes.
+		if d, ok := apierr.RetryDelay(err); !ok || d < 4*time.Minute || d > 5*time.Minute+domain.ExpiryGrace {
+			t.Fatalf("retry delay %s (%v), want the rest of the lease", d, ok)
+		}
 	})
 }
 

@@ -51,13 +51,28 @@ func TestPasswordsAtRest(t *testing.T) {
 		if strings.Contains(err.Error(), accPassword(2)) {
 			t.Fatal("error leaks the password")
 		}
-		// The account backs off as an error, and the next Acquire gets the
-		// intact account 2 with its own password.
-		if a := getAccount(t, c, ids[0]); a.GetConsecutiveFailures() != 1 || a.GetLeasedBy() != "" {
+		// The lease ends as an error and the account is disabled until it
+		// gets a new password; the next Acquire gets the intact account 2.
+		if a := getAccount(t, c, ids[0]); a.GetConsecutiveFailures() != 1 || a.GetLeasedBy() != "" ||
+			a.GetState() != apv1.AccountState_ACCOUNT_STATE_DISABLED {
 			t.Fatalf("undecryptable account after acquire: %v", a)
 		}
 		if l := acquire(t, c, "fra"); l.GetAccountId() != ids[1] || l.GetPassword() != accPassword(2) {
 			t.Fatalf("second acquire: %v", l.GetAccountId())
+		}
+		// After a rotation, re-encryption skips the bad row and names it,
+		// and still moves the good one.
+		rotated, err := secrets.Rotate(b.keyset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, _ := setupOn(t, b.dbURL, withKeyset(rotated))
+		resp, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.GetUndecryptableAccountIds(); len(got) != 1 || got[0] != ids[0] || resp.GetReencrypted() != 1 {
+			t.Fatalf("reencrypt answered %v; want account %d undecryptable and 1 moved", resp, ids[0])
 		}
 	})
 

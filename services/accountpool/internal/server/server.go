@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -179,9 +180,12 @@ func reason(err error) string {
 	return st.Message()
 }
 
+// truncate cuts s to at most n runes of valid UTF-8, so that an echo of bad
+// input still marshals.
 func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "?")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
 	}
 	return s
 }
@@ -383,12 +387,14 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 
 // ReencryptPasswords implements AccountPoolService.
 func (s *Server) ReencryptPasswords(ctx context.Context, _ *apv1.ReencryptPasswordsRequest) (*apv1.ReencryptPasswordsResponse, error) {
-	n, primary, err := s.pool.ReencryptPasswords(ctx)
+	r, err := s.pool.ReencryptPasswords(ctx)
 	if err != nil {
 		return nil, s.toStatus(ctx, "account", err)
 	}
-	s.logger.InfoContext(ctx, "re-encrypted passwords", "count", n, "primary_key_id", primary)
-	return &apv1.ReencryptPasswordsResponse{Reencrypted: int32(n), PrimaryKeyId: primary}, nil
+	s.logger.InfoContext(ctx, "re-encrypted passwords", "count", r.Count, "primary_key_id", r.PrimaryKeyID,
+		"undecryptable_account_ids", r.Undecryptable)
+	return &apv1.ReencryptPasswordsResponse{Reencrypted: int32(r.Count), PrimaryKeyId: r.PrimaryKeyID,
+		UndecryptableAccountIds: r.Undecryptable}, nil
 }
 
 // toStatus is the one place where errors become status codes. what names
@@ -484,6 +490,9 @@ func requestIDs(v *apierr.Violations, field string, ids []string) {
 	for _, id := range ids {
 		if id == "" || len(id) > maxRequestID {
 			v.Add(field, "each id must be 1 to %d characters", maxRequestID)
+			return
+		}
+		if v.MaxLen(field, id, maxRequestID); v.Len() > 0 {
 			return
 		}
 	}

@@ -46,10 +46,14 @@ func scanAccount(row pgx.Row, extra ...any) (domain.Account, error) {
 	return a, err
 }
 
-func isUniqueViolation(err error) bool {
+func isDuplicateEmail(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "accounts_email_key"
 }
+
+// restEnd is when an unleased account's cooldown and quarantine are both
+// over; accounts_rest_end_idx indexes it.
+const restEnd = `greatest(coalesce(%[1]s.cooldown_until, '-infinity'), coalesce(%[1]s.quarantine_until, '-infinity'))`
 
 // Sealer encrypts a password bound to the account id it will be stored under.
 type Sealer func(accountID int64) ([]byte, error)
@@ -86,17 +90,21 @@ func (s *Store) insertAccount(ctx context.Context, email, phone string, seal Sea
 		q += ` ON CONFLICT ((lower(email))) DO NOTHING`
 	}
 	q += ` RETURNING ` + accountCols
-	a, err := scanAccount(s.db.QueryRow(ctx, q, id, email, ct, phone, now))
+	var a domain.Account
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		if a, err = scanAccount(tx.QueryRow(ctx, q, id, email, ct, phone, now)); err != nil {
+			return err
+		}
+		return notify(ctx, tx)
+	})
 	switch {
 	case errors.Is(err, domain.ErrNotFound) && skipExisting:
 		return domain.Account{}, false, nil
-	case isUniqueViolation(err):
+	case isDuplicateEmail(err):
 		return domain.Account{}, false, nil
 	case err != nil:
 		return domain.Account{}, false, fmt.Errorf("insert account: %w", err)
-	}
-	if err := notify(ctx, s.db); err != nil {
-		return a, true, err
 	}
 	return a, true, nil
 }
@@ -163,33 +171,38 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, u AccountUpdate, no
 			return domain.Account{}, err
 		}
 	}
-	a, err := scanAccount(s.db.QueryRow(ctx, `UPDATE accountpool.accounts a SET
+	return s.changeAndNotify(ctx, "update account", `UPDATE accountpool.accounts a SET
 			phone = coalesce($2, a.phone),
 			active = coalesce($3, a.active),
 			password_ciphertext = coalesce($4, a.password_ciphertext),
-			updated_at = $5
-		WHERE a.id = $1 RETURNING `+accountCols, id, u.Phone, u.Active, ct, now))
-	if err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return a, err
-		}
-		return a, fmt.Errorf("update account: %w", err)
-	}
-	return a, notify(ctx, s.db)
+			updated_at = greatest($5, a.updated_at)
+		WHERE a.id = $1 RETURNING `+accountCols, id, u.Phone, u.Active, ct, now)
 }
 
 // ResetAccount clears quarantine, cooldown and failures.
 func (s *Store) ResetAccount(ctx context.Context, id int64, now time.Time) (domain.Account, error) {
-	a, err := scanAccount(s.db.QueryRow(ctx, `UPDATE accountpool.accounts a SET
-			consecutive_failures = 0, cooldown_until = NULL, quarantine_until = NULL, updated_at = $2
-		WHERE a.id = $1 RETURNING `+accountCols, id, now))
-	if err != nil {
-		if errors.Is(err, domain.ErrNotFound) {
-			return a, err
+	return s.changeAndNotify(ctx, "reset account", `UPDATE accountpool.accounts a SET
+			consecutive_failures = 0, cooldown_until = NULL, quarantine_until = NULL,
+			updated_at = greatest($2, a.updated_at)
+		WHERE a.id = $1 RETURNING `+accountCols, id, now)
+}
+
+// changeAndNotify runs an UPDATE ... RETURNING of one account and wakes
+// waiting Acquires, in one transaction: a committed change is never
+// reported as failed because the wake-up failed.
+func (s *Store) changeAndNotify(ctx context.Context, what, q string, args ...any) (domain.Account, error) {
+	var a domain.Account
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var err error
+		if a, err = scanAccount(tx.QueryRow(ctx, q, args...)); err != nil {
+			return err
 		}
-		return a, fmt.Errorf("reset account: %w", err)
+		return notify(ctx, tx)
+	})
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return a, fmt.Errorf("%s: %w", what, err)
 	}
-	return a, notify(ctx, s.db)
+	return a, err
 }
 
 func notify(ctx context.Context, q interface {
@@ -224,6 +237,10 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, [
 			WHERE c.active AND c.lease_id IS NULL
 				AND coalesce(c.cooldown_until <= $1, true)
 				AND coalesce(c.quarantine_until <= $1, true)
+				-- A one-time check on accounts_rest_end_idx: when every
+				-- account rests, skip the walk of the LRU index.
+				AND EXISTS (SELECT 1 FROM accountpool.accounts r
+					WHERE r.active AND r.lease_id IS NULL AND `+fmt.Sprintf(restEnd, "r")+` <= $1)
 			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED
@@ -259,7 +276,7 @@ func nonNil(s []string) []string {
 
 // Renew moves a held lease's end to expiresAt.
 func (s *Store) Renew(ctx context.Context, leaseID string, token int64, expiresAt, now time.Time) error {
-	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET lease_expires_at = $3, updated_at = $4
+	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET lease_expires_at = $3, updated_at = greatest($4, updated_at)
 		WHERE lease_id = $1 AND fencing_token = $2 AND lease_expires_at > $4`, leaseID, token, expiresAt, now)
 	if err != nil {
 		return fmt.Errorf("renew: %w", err)
@@ -401,13 +418,14 @@ func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, 
 	return n == 1, nil
 }
 
-// ExpireLeases ends every lease whose time ran out by now, as
-// lease_expired. Replicas may expire at the same moment: each write is
+// ExpireLeases ends every lease that ended at or before cutoff, as
+// lease_expired (the caller leaves domain.ExpiryGrace between the end and
+// the cutoff). Replicas may expire at the same moment: each write is
 // conditional on the row version read, so each lease expires exactly once.
-func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, now time.Time) (int, error) {
+func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, cutoff time.Time) (int, error) {
 	rows, err := s.db.Query(ctx, `SELECT `+accountCols+`, a.xmin::text FROM accountpool.accounts a
 		WHERE a.lease_id IS NOT NULL AND a.lease_expires_at <= $1
-		ORDER BY a.lease_expires_at LIMIT 500`, now)
+		ORDER BY a.lease_expires_at LIMIT 500`, cutoff)
 	if err != nil {
 		return 0, fmt.Errorf("find expired leases: %w", err)
 	}
@@ -450,8 +468,8 @@ func (s *Store) NextLeaseExpiry(ctx context.Context) (*time.Time, error) {
 }
 
 // PoolStatus counts accounts by state at now. NextAvailableAt is the
-// earliest end of a lease, quarantine or cooldown among busy accounts, set
-// only when none is available.
+// earliest end of a quarantine or cooldown, or of a lease (plus the expiry
+// grace), among busy accounts, set only when none is available.
 func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatus, error) {
 	var st domain.PoolStatus
 	var next *time.Time
@@ -462,9 +480,9 @@ func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatu
 			count(*) FILTER (WHERE `+statePredicate[domain.StateCooldown]+`),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateQuarantined]+`),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateDisabled]+`),
-			min(CASE WHEN a.lease_id IS NOT NULL THEN a.lease_expires_at
+			min(CASE WHEN a.lease_id IS NOT NULL THEN a.lease_expires_at + @grace::interval
 				ELSE greatest(a.cooldown_until, a.quarantine_until) END) FILTER (WHERE a.active)
-		FROM accountpool.accounts a`, pgx.NamedArgs{"now": now}).
+		FROM accountpool.accounts a`, pgx.NamedArgs{"now": now, "grace": domain.ExpiryGrace}).
 		Scan(&st.TotalActive, &st.Available, &st.Leased, &st.InCooldown, &st.Quarantined, &st.Disabled, &next)
 	if err != nil {
 		return st, fmt.Errorf("pool status: %w", err)
@@ -473,6 +491,31 @@ func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatu
 		st.NextAvailableAt = next
 	}
 	return st, nil
+}
+
+// NextFree says whether any account is active and, if so, the earliest
+// time one frees: the end of a rest (which may be past: an account is free
+// but was locked by a concurrent Acquire), or of a lease plus the expiry
+// grace. Every part is an index lookup, however large the pool.
+func (s *Store) NextFree(ctx context.Context) (anyActive bool, at *time.Time, err error) {
+	var rest, lease *time.Time
+	err = s.db.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM accountpool.accounts WHERE active),
+			(SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r WHERE r.active AND r.lease_id IS NULL),
+			(SELECT min(lease_expires_at) + $1::interval FROM accountpool.accounts WHERE lease_id IS NOT NULL AND active)`,
+		domain.ExpiryGrace).Scan(&anyActive, &rest, &lease)
+	if err != nil {
+		return false, nil, fmt.Errorf("next free account: %w", err)
+	}
+	switch {
+	case rest == nil:
+		at = lease
+	case lease == nil || rest.Before(*lease):
+		at = rest
+	default:
+		at = lease
+	}
+	return anyActive, at, nil
 }
 
 // Ciphertext is one stored password, for re-encryption.

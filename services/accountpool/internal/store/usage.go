@@ -12,12 +12,10 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 )
 
-// UsageFilter selects usage rows; zero fields do not filter. Result
-// "held" selects leases not ended yet.
+// UsageFilter selects usage rows; zero fields do not filter.
 type UsageFilter struct {
 	AccountID   int64
 	Result      domain.Outcome
-	Held        bool
 	MissionCode string
 	Since       *time.Time
 	Until       *time.Time
@@ -44,9 +42,6 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 	}
 	if f.Result != "" {
 		conds = append(conds, "u.result = "+arg(string(f.Result)))
-	}
-	if f.Held {
-		conds = append(conds, "u.result IS NULL")
 	}
 	if f.MissionCode != "" {
 		conds = append(conds, "u.mission_code = "+arg(f.MissionCode))
