@@ -7,9 +7,13 @@
 // -parallel at once), the median and p90 check time, the checker's own
 // overhead per check (check time minus the time portalsim spent serving
 // that check's requests), and the peak memory of this process plus every
-// Chromium process under it (RSS summed from /proc).
+// Chromium process under it (RSS and PSS summed from /proc).
 //
-//	go run ./services/checker/cmd/checkerbench [-checks 40] [-fresh-checks 12] [-parallel 5]
+// It measures Debian's chromium (CHROME_PATH, default /usr/bin/chromium)
+// and, when installed, the old headless shell of the chromium-headless-shell
+// package, which drops the full browser's window machinery.
+//
+//	go run ./services/checker/cmd/checkerbench [-checks 40] [-fresh-checks 12] [-parallel 5] [-chrome a,b]
 package main
 
 import (
@@ -53,7 +57,7 @@ type options struct {
 	checks      int
 	freshChecks int
 	parallel    int
-	execPath    string
+	browsers    []string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -62,9 +66,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.checks, "checks", 40, "checks per phase with the shared browser")
 	fs.IntVar(&o.freshChecks, "fresh-checks", 12, "checks per phase with a new browser per check")
 	fs.IntVar(&o.parallel, "parallel", 5, "checks at once in the parallel phase (MAX_CONCURRENT_MISSIONS)")
-	fs.StringVar(&o.execPath, "chrome", envOr("CHROME_PATH", browser.DefaultExecPath), "Chromium binary (CHROME_PATH)")
+	chrome := fs.String("chrome", defaultBrowsers(), "comma-separated Chromium binaries to measure, each in every mode")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for b := range strings.SplitSeq(*chrome, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			o.browsers = append(o.browsers, b)
+		}
+	}
+	if len(o.browsers) == 0 {
+		return errors.New("-chrome names no browser")
 	}
 	if o.checks < 1 || o.freshChecks < 1 || o.parallel < 1 {
 		return errors.New("-checks, -fresh-checks and -parallel must be at least 1")
@@ -86,34 +98,49 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer os.RemoveAll(artifacts)
 
-	fmt.Fprintf(out, "checkerbench: %s\n", machine(o.execPath))
-	fmt.Fprintf(out, "portal: in-process portalsim at %s; each check logs in, opens the slot page, reads 2 slots loaded by JavaScript, logs out\n\n", srv.URL)
+	fmt.Fprintf(out, "checkerbench: %s\n", machine())
+	fmt.Fprintf(out, "portal: in-process portalsim at %s; each check logs in, opens the slot page, reads 2 slots loaded by JavaScript, logs out\n", srv.URL)
 
-	b := &bench{sim: portalSim, prof: prof, artifacts: artifacts, exec: o.execPath}
-	var rows []row
-	for _, ph := range []struct {
-		mode     mode
-		checks   int
-		parallel int
-	}{
-		{shared, o.checks, 1},
-		{perCheck, o.freshChecks, 1},
-		{shared, o.checks, o.parallel},
-		{perCheck, o.freshChecks, o.parallel},
-		{sharedNoSpare, o.checks, 1},
-	} {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	for _, exe := range o.browsers {
+		fmt.Fprintf(out, "\n### %s (%s)\n\n", exe, version(exe))
+		b := &bench{sim: portalSim, prof: prof, artifacts: artifacts, exec: exe}
+		var rows []row
+		for _, ph := range []struct {
+			mode     mode
+			checks   int
+			parallel int
+		}{
+			{shared, o.checks, 1},
+			{perCheck, o.freshChecks, 1},
+			{shared, o.checks, o.parallel},
+			{perCheck, o.freshChecks, o.parallel},
+			{sharedNoSpare, o.checks, 1},
+		} {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(os.Stderr, "%s: %s, %d checks, %d at once...\n", exe, ph.mode, ph.checks, ph.parallel)
+			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel)
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", exe, ph.mode, err)
+			}
+			rows = append(rows, r)
 		}
-		fmt.Fprintf(os.Stderr, "running %s, %d checks, %d at once...\n", ph.mode, ph.checks, ph.parallel)
-		r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel)
-		if err != nil {
-			return fmt.Errorf("%s: %w", ph.mode, err)
-		}
-		rows = append(rows, r)
+		report(out, rows)
 	}
-	report(out, rows)
+	fmt.Fprintf(out, "\nload average at the end: %s\n", loadavg())
 	return nil
+}
+
+// defaultBrowsers is Debian's chromium, plus its old headless shell (the
+// chromium-headless-shell package) when it is installed.
+func defaultBrowsers() string {
+	list := []string{envOr("CHROME_PATH", browser.DefaultExecPath)}
+	const shell = "/usr/lib/chromium/chromium-headless-shell"
+	if _, err := os.Stat(shell); err == nil && list[0] != shell {
+		list = append(list, shell)
+	}
+	return strings.Join(list, ",")
 }
 
 type mode string
@@ -154,7 +181,7 @@ type row struct {
 	wall     time.Duration
 	total    []time.Duration // per check
 	overhead []time.Duration // per check, one-at-a-time phases only
-	peakRSS  int64
+	peak     memory
 }
 
 // phase runs checks, parallel at a time, and samples memory meanwhile.
@@ -206,7 +233,7 @@ func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, e
 	}
 	wg.Wait()
 	r.wall = time.Since(start)
-	r.peakRSS = sampler.stop()
+	r.peak = sampler.stop()
 	return r, first
 }
 
@@ -238,16 +265,16 @@ func (b *bench) freshBrowserCheck(ctx context.Context, account int) error {
 }
 
 func report(out io.Writer, rows []row) {
-	fmt.Fprintln(out, "| mode | at once | checks | checks/min | check time median | p90 | checker overhead median | p90 | peak RSS (Go + Chromium) |")
-	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(out, "| mode | at once | checks | checks/min | check time median | p90 | checker overhead median | p90 | peak RSS sum | peak PSS sum |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		ovMed, ovP90 := "n/a", "n/a"
 		if len(r.overhead) > 0 {
 			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
 		}
-		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %d MiB |\n",
+		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %d MiB | %d MiB |\n",
 			r.mode, r.parallel, r.checks, float64(r.checks)/r.wall.Minutes(),
-			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, r.peakRSS>>20)
+			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, r.peak.rss>>20, r.peak.pss>>20)
 	}
 	fmt.Fprintln(out)
 	for i := 0; i+1 < len(rows) && rows[i+1].mode == perCheck; i += 2 {
@@ -257,8 +284,8 @@ func report(out io.Writer, rows []row) {
 		if len(s.overhead) > 0 {
 			line += fmt.Sprintf(", %.1fx the overhead", float64(quantile(f.overhead, 0.5))/float64(quantile(s.overhead, 0.5)))
 		}
-		line += fmt.Sprintf(", %.2fx the throughput and %.2fx the peak memory of the shared browser",
-			(float64(f.checks)/f.wall.Minutes())/(float64(s.checks)/s.wall.Minutes()), float64(f.peakRSS)/float64(s.peakRSS))
+		line += fmt.Sprintf(", %.2fx the throughput and %.2fx the peak memory (PSS) of the shared browser",
+			(float64(f.checks)/f.wall.Minutes())/(float64(s.checks)/s.wall.Minutes()), float64(f.peak.pss)/float64(s.peak.pss))
 		fmt.Fprintln(out, line)
 	}
 	if len(rows) > 0 && len(rows[0].overhead) > 0 {
@@ -282,9 +309,16 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
-// sampler records the peak RSS of this process and its descendants.
+// memory is what this process and every process under it use: RSS
+// summed (what per-process tools add up; it counts the pages Chromium's
+// processes share once per process) and PSS summed (shared pages split
+// between their users: the better estimate of the machine's memory).
+type memory struct{ rss, pss int64 }
+
+// sampler records the peak memory of this process and its descendants.
 type sampler struct {
-	peak atomic.Int64
+	mu   sync.Mutex
+	peak memory
 	done chan struct{}
 	wg   sync.WaitGroup
 }
@@ -295,9 +329,11 @@ func startSampler() *sampler {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if rss := treeRSS(os.Getpid()); rss > s.peak.Load() {
-				s.peak.Store(rss)
-			}
+			m := treeMemory(os.Getpid())
+			s.mu.Lock()
+			s.peak.rss = max(s.peak.rss, m.rss)
+			s.peak.pss = max(s.peak.pss, m.pss)
+			s.mu.Unlock()
 			select {
 			case <-s.done:
 				return
@@ -308,17 +344,13 @@ func startSampler() *sampler {
 	return s
 }
 
-func (s *sampler) stop() int64 {
+func (s *sampler) stop() memory {
 	close(s.done)
 	s.wg.Wait()
-	return s.peak.Load()
+	return s.peak
 }
 
-// treeRSS sums VmRSS over pid and its descendants. Chromium's processes
-// share pages (the zygote forks), so the sum overstates the machine's
-// memory use a little; it is the figure an operator's per-process tools
-// would add up, and it is the same measure for both modes.
-func treeRSS(pid int) int64 {
+func treeMemory(pid int) memory {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -330,12 +362,13 @@ func treeRSS(pid int) int64 {
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var total int64
+	var total memory
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = append(queue[1:], children[p]...)
-		total += rss(p)
+		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
+		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
 	}
 	return total
 }
@@ -353,15 +386,16 @@ func ppid(pid int) int {
 	return n
 }
 
-func rss(pid int) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// kbField reads a "Name:   123 kB" line of a /proc file, in bytes.
+func kbField(path, name string) int64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -370,7 +404,7 @@ func rss(pid int) int64 {
 }
 
 // machine describes where the figures come from.
-func machine(execPath string) string {
+func machine() string {
 	cpu := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
@@ -380,15 +414,24 @@ func machine(execPath string) string {
 			}
 		}
 	}
-	chromium := "chromium ?"
-	if outb, err := exec.Command(execPath, "--version").Output(); err == nil {
-		chromium = strings.TrimSpace(string(outb))
+	return fmt.Sprintf("%d cores (%s), %s, %s/%s, load average at the start: %s",
+		runtime.NumCPU(), cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH, loadavg())
+}
+
+func version(exe string) string {
+	outb, err := exec.Command(exe, "--version").Output()
+	if err != nil {
+		return "version unknown"
 	}
-	load := ""
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		load = ", load " + strings.Join(strings.Fields(string(b))[:3], " ")
+	return strings.TrimSpace(string(outb))
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
 	}
-	return fmt.Sprintf("%d cores (%s), %s, %s, %s/%s%s", runtime.NumCPU(), cpu, chromium, runtime.Version(), runtime.GOOS, runtime.GOARCH, load)
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func envOr(name, def string) string {

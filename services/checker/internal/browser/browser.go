@@ -39,6 +39,9 @@ type Config struct {
 	// StartTimeout bounds starting the browser and opening a tab
 	// (default 30s).
 	StartTimeout time.Duration
+	// Flags are extra Chromium command-line flags (name without "--",
+	// value true, false or a string), after the defaults.
+	Flags map[string]any
 	// NoSpare turns off opening the next tab ahead of need (see NewTab).
 	NoSpare bool
 	// Logger gets starts, stops and crashes (default: discard).
@@ -375,6 +378,9 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
 	)
+	for name, v := range m.cfg.Flags {
+		opts = append(opts, chromedp.Flag(name, v))
+	}
 	// The allocator and browser contexts outlive ctx: the browser is
 	// shared by later checks. ctx only bounds the start.
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
