@@ -218,6 +218,13 @@ func (c *check) navigate(url string) (*network.Response, error) {
 func (c *check) failNav(err error) {
 	var loadErr *chromedp.LoadError
 	c.res.Outcome = Error
+	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
+		// A page still loading holds back the screenshot and the reads
+		// below until it arrives: stop it first.
+		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
+		_ = chromedp.Do(ctx, chromedp.Stop())
+		cancel()
+	}
 	c.res.URL = c.location()
 	switch {
 	case c.ctx.Err() != nil:

@@ -262,15 +262,17 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 
 	t.Run("SlowerThanTheStepTimeoutIsError", func(t *testing.T) {
 		t.Parallel()
-		d, b := setup(t, func(p *profile.Profile) { p.Timeouts.Page = profile.Duration(time.Second) })
-		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 4000, Only: sim.Dashboard}); err != nil {
+		// The page timeout is short but not so short that a busy machine
+		// misses it on the login page; only the dashboard is slower.
+		d, b := setup(t, func(p *profile.Profile) { p.Timeouts.Page = profile.Duration(2500 * time.Millisecond) })
+		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 8000, Only: sim.Dashboard}); err != nil {
 			t.Fatal(err)
 		}
 		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
 			t.Errorf("result = %+v", res)
 		}
-		if res.Duration > 10*time.Second {
+		if res.Duration > 7*time.Second {
 			t.Errorf("the check took %v: the step timeout did not stop it", res.Duration)
 		}
 	})
@@ -343,7 +345,7 @@ func TestAccountsNeverShareASession(t *testing.T) {
 	// acc1's check holds its session for a while (its slot API is slow),
 	// and acc2 logs in meanwhile in the same browser. With shared cookies
 	// the portal would see acc1's session cookie on acc2's login.
-	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 1500, Only: sim.SlotAPI}); err != nil {
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 3000, Only: sim.SlotAPI}); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -357,7 +359,11 @@ func TestAccountsNeverShareASession(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	results[1] = runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	overlapped := slices.ContainsFunc(b.sim.Sessions(), func(s sim.Session) bool { return s.Email == acc1 })
 	wg.Wait()
+	if !overlapped {
+		t.Errorf("acc1's session ended before acc2's check did: the test proved nothing")
+	}
 	for i, r := range results {
 		if r.Outcome != Success {
 			t.Errorf("check %d: %+v", i, r)
