@@ -167,9 +167,7 @@ func (t *Tab) Close(checkErr error) { t.CloseAfter(checkErr, nil) }
 func (t *Tab) CloseAfter(checkErr error, last func(ctx context.Context)) {
 	t.once.Do(func() {
 		t.stopAfter()
-		t.m.background.Add(1)
-		go func() {
-			defer t.m.background.Done()
+		teardown := func() {
 			if last != nil && t.ctx.Err() == nil {
 				last(t.ctx)
 			}
@@ -178,6 +176,22 @@ func (t *Tab) CloseAfter(checkErr error, last func(ctx context.Context)) {
 			}
 			t.cancel() // closes the target and disposes of the browser context
 			t.m.release(t.inst)
+		}
+		t.m.mu.Lock()
+		closed := t.m.closed
+		if !closed {
+			t.m.background.Add(1)
+		}
+		t.m.mu.Unlock()
+		if closed {
+			// The browser is gone or going: nothing to wait for, and
+			// Close may have finished waiting already.
+			teardown()
+			return
+		}
+		go func() {
+			defer t.m.background.Done()
+			teardown()
 		}()
 	})
 }
