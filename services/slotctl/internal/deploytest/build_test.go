@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -111,16 +113,19 @@ type manifest struct {
 	secrets     []*corev1.Secret
 }
 
+// kustomize's API keeps global state (its OpenAPI schema) and is not safe
+// for concurrent builds, so builds are serialised, and each directory is
+// built once per test binary.
+var (
+	buildMu sync.Mutex
+	built   = map[string][][]byte{}
+)
+
 // build runs kustomize on dir (relative to deploy/k8s) and decodes every
-// object strictly.
+// object strictly, into fresh objects a test may change.
 func build(t *testing.T, dir string) *manifest {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "deploy", "k8s", dir)
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	rm, err := k.Run(filesys.MakeFsOnDisk(), path)
-	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
+	docs := buildYAML(t, dir)
 	m := &manifest{
 		dir:         dir,
 		deployments: map[string]*appsv1.Deployment{},
@@ -132,23 +137,47 @@ func build(t *testing.T, dir string) *manifest {
 		policies:    map[string]*networkingv1.NetworkPolicy{},
 		accounts:    map[string]*corev1.ServiceAccount{},
 	}
+	for _, y := range docs {
+		m.add(decodeStrict(t, dir, y))
+	}
+	return m
+}
+
+func buildYAML(t *testing.T, dir string) [][]byte {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if docs, ok := built[dir]; ok {
+		return docs
+	}
+	path := filepath.Join(repoRoot(t), "deploy", "k8s", dir)
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), path)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var docs [][]byte
 	for _, r := range rm.Resources() {
 		y, err := r.AsYAML()
 		if err != nil {
 			t.Fatalf("%s: %s/%s as YAML: %v", dir, r.GetKind(), r.GetName(), err)
 		}
-		obj := decodeStrict(t, dir+": "+r.GetKind()+"/"+r.GetName(), y)
-		m.add(obj)
+		docs = append(docs, y)
 	}
-	return m
+	built[dir] = docs
+	return docs
 }
 
-func decodeStrict(t *testing.T, what string, y []byte) any {
+func decodeStrict(t *testing.T, where string, y []byte) any {
 	t.Helper()
-	var tm metav1.TypeMeta
-	if err := yaml.Unmarshal(y, &tm); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	var head struct {
+		metav1.TypeMeta   `json:",inline"`
+		metav1.ObjectMeta `json:"metadata"`
 	}
+	if err := yaml.Unmarshal(y, &head); err != nil {
+		t.Fatalf("%s: %v", where, err)
+	}
+	tm := head.TypeMeta
+	what := where + ": " + tm.Kind + "/" + head.Name
 	newObj, ok := decoders[tm.APIVersion+"/"+tm.Kind]
 	if !ok {
 		t.Fatalf("%s: no typed decoder for %s %s; add one to decoders", what, tm.APIVersion, tm.Kind)
@@ -218,7 +247,7 @@ func exampleSecrets(t *testing.T) map[string]map[string]bool {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
 		}
-		obj := decodeStrict(t, "secret.example.yaml document "+string(rune('0'+i)), []byte(doc))
+		obj := decodeStrict(t, "secret.example.yaml document "+strconv.Itoa(i+1), []byte(doc))
 		s, ok := obj.(*corev1.Secret)
 		if !ok {
 			t.Fatalf("secret.example.yaml holds a %T; only Secrets belong there", obj)

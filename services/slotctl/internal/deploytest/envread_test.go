@@ -30,10 +30,10 @@ var envNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // envFuncs are the calls whose first argument names an environment
 // variable: envconfig.Loader's methods, os.Getenv/LookupEnv, and the small
-// envOr helpers some mains have.
+// helpers some mains have (portalsim's envOr, slotctl's env).
 var envFuncs = map[string]bool{
 	"String": true, "Require": true, "Duration": true, "Int": true, "Float": true, "Bool": true,
-	"Getenv": true, "LookupEnv": true, "Lookup": true, "envOr": true, "getenv": true,
+	"Getenv": true, "LookupEnv": true, "Lookup": true, "envOr": true, "getenv": true, "env": true,
 }
 
 // envReads lists the variables the binary built from pkg (an import path

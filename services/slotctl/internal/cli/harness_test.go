@@ -1,0 +1,316 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+// binDir holds the real accountpool and requests binaries, built once by
+// TestMain: slotctl is tested against the services as they ship, not
+// against fakes or another module's internals.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "slotctl-test-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+			"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
+			"github.com/slotwatch/slotwatch/services/requests/cmd/requests")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build the services: %v\n", err)
+			return 1
+		}
+		binDir = dir
+		return m.Run()
+	}())
+}
+
+// testBundle is a running AccountPool and Requests on one fresh database,
+// with auth on, and what a test needs to call them.
+type testBundle struct {
+	apAddr, rqAddr string
+	// adminToken, readerToken: files holding one token each.
+	adminToken, readerToken string
+	dir                     string
+	// apEnv and apKeyset restart AccountPool (restartAccountPool).
+	apEnv    []string
+	apKeyset string
+	stopAP   func()
+	ap       apv1.AccountPoolServiceClient
+	rq       rqv1.RequestsServiceClient
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	dir := t.TempDir()
+	dbURL := pgtest.NewURL(t)
+	b := &testBundle{dir: dir}
+
+	tokens := map[string]string{}
+	var lines strings.Builder
+	for _, role := range []string{"admin", "checker", "reader"} {
+		tokens[role] = newToken(t)
+		fmt.Fprintf(&lines, "%s %s\n", role, tokens[role])
+	}
+	tokensFile := writeFile(t, dir, "tokens", lines.String())
+	b.adminToken = writeFile(t, dir, "admin.token", "admin "+tokens["admin"]+"\n")
+	b.readerToken = writeFile(t, dir, "reader.token", tokens["reader"]+"\n")
+
+	common := []string{
+		"DATABASE_URL=" + dbURL,
+		"LISTEN_ADDR=127.0.0.1:0",
+		"METRICS_ADDR=127.0.0.1:0",
+		"AUTH_TOKENS_FILE=" + tokensFile,
+		"LOG_LEVEL=info",
+	}
+	apKeys := writeKeyset(t, dir, "accountpool-keyset.json")
+	rqKeys := writeKeyset(t, dir, "requests-keyset.json")
+	// Requests and AccountPool migrate their own schemas at start; starting
+	// them one after the other keeps the two migrations off each other's toes.
+	b.apEnv, b.apKeyset = append(common, "ENCRYPTION_KEYSET_FILE="+apKeys), apKeys
+	b.apAddr, b.stopAP = startService(t, "accountpool", b.apEnv)
+	b.rqAddr, _ = startService(t, "requests", append(common, "ENCRYPTION_KEYSET_FILE="+rqKeys, "HTTP_ADDR=127.0.0.1:0"))
+
+	opts, err := auth.DialOptions(b.adminToken, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, set := range map[string]func(*grpc.ClientConn){
+		b.apAddr: func(c *grpc.ClientConn) { b.ap = apv1.NewAccountPoolServiceClient(c) },
+		b.rqAddr: func(c *grpc.ClientConn) { b.rq = rqv1.NewRequestsServiceClient(c) },
+	} {
+		conn, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		set(conn)
+	}
+	return b
+}
+
+func newToken(t *testing.T) string {
+	t.Helper()
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func writeKeyset(t *testing.T, dir, name string) string {
+	t.Helper()
+	ks, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, name, string(ks))
+}
+
+// restartAccountPool stops AccountPool and starts it again on the same
+// database and keyset file (which the test may have rotated meanwhile).
+// Only slotctl runs talk to the new one (b.ap keeps the old address).
+func (b *testBundle) restartAccountPool(t *testing.T) {
+	t.Helper()
+	b.stopAP()
+	b.apAddr, b.stopAP = startService(t, "accountpool", b.apEnv)
+}
+
+// startService runs a service binary and returns its gRPC address, read
+// from its "serving gRPC" log line (it listens on port 0), and a function
+// that stops it with SIGTERM, which also runs when the test ends. Its log
+// is shown if the test failed.
+func startService(t *testing.T, name string, env []string) (string, func()) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd.Env = append(os.Environ(), env...)
+	// The test's own environment must not leak in a setting it did not choose.
+	cmd.Env = append(cmd.Env, "TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		log bytes.Buffer
+	)
+	addrc := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			mu.Lock()
+			log.Write(sc.Bytes())
+			log.WriteByte('\n')
+			mu.Unlock()
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving gRPC" && line.Addr != "" {
+				select {
+				case addrc <- line.Addr:
+				default:
+				}
+			}
+		}
+	}()
+	waitc := make(chan error, 1)
+	go func() { <-done; waitc <- cmd.Wait() }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-waitc:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-waitc
+			}
+		})
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("%s log:\n%s", name, log.String())
+			mu.Unlock()
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr, stop
+	case err := <-waitc:
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%s exited before serving: %v\n%s", name, err, log.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not start serving within a minute", name)
+	}
+	return "", nil
+}
+
+// result is one slotctl run.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// slotctl runs slotctl in-process against the bundle's services with the
+// admin token, stdin as given.
+func (b *testBundle) slotctl(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	return b.slotctlCtx(t, context.Background(), stdin, args...)
+}
+
+func (b *testBundle) slotctlCtx(t *testing.T, ctx context.Context, stdin string, args ...string) result {
+	t.Helper()
+	base := []string{"--accountpool", b.apAddr, "--requests", b.rqAddr, "--token-file", b.adminToken}
+	return runSlotctl(ctx, strings.NewReader(stdin), nil, append(base, args...)...)
+}
+
+func runSlotctl(ctx context.Context, stdin io.Reader, env map[string]string, args ...string) result {
+	var stdout, stderr syncBuffer
+	code := Run(ctx, args, IO{
+		Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
+		Getenv: func(k string) string { return env[k] },
+	})
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// must fails the test unless the run succeeded.
+func (r result) must(t *testing.T) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("slotctl exited %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// fails checks the run failed with code, one line on stderr containing every
+// one of wants.
+func (r result) fails(t *testing.T, code int, wants ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("slotctl exited %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, code, r.stdout, r.stderr)
+	}
+	// The error is the last line, whole (a progress bar may come before it).
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if code == 1 && (!strings.HasPrefix(last, "slotctl: ") || strings.Count(r.stderr, "slotctl: ") != 1) {
+		t.Errorf("error is not one line:\n%s", r.stderr)
+	}
+	for _, w := range wants {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr %q does not contain %q", r.stderr, w)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader
+// (events follow, pool status --watch).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// decodeJSON unmarshals a -o json output.
+func decodeJSON[T any](t *testing.T, out string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("output is not the JSON expected: %v\n%s", err, out)
+	}
+	return v
+}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+func (a *app) keysetCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keyset", Short: "Encryption keysets (ENCRYPTION_KEYSET_FILE) and their rotation"}
+	generate := &cobra.Command{
+		Use:   "generate",
+		Short: "Print a new keyset (JSON) to stdout; works offline",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			ks, err := secrets.Generate()
+			if err != nil {
+				return err
+			}
+			_, err = a.io.Stdout.Write(ks)
+			return err
+		},
+	}
+	rotate := &cobra.Command{
+		Use:   "rotate FILE",
+		Short: "Print FILE's keyset with a new primary key added; old keys stay",
+		Long: `Print FILE's keyset with a new primary key added. The old keys stay, so
+stored secrets still decrypt. Then: store it in the Secret, roll the service
+out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			in, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("read keyset: %w", err)
+			}
+			out, err := secrets.Rotate(in)
+			if err != nil {
+				return err
+			}
+			_, err = a.io.Stdout.Write(out)
+			return err
+		},
+	}
+	reencrypt := &cobra.Command{
+		Use:   "reencrypt",
+		Short: "Re-encrypt every stored password with AccountPool's current primary key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ap, err := a.accountPool()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := ap.ReencryptPasswords(ctx, &apv1.ReencryptPasswordsRequest{})
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.io.Stdout, resp)
+			}
+			_, err = fmt.Fprintf(a.io.Stdout, "re-encrypted %d passwords with primary key %d\n", resp.GetReencrypted(), resp.GetPrimaryKeyId())
+			return err
+		},
+	}
+	cmd.AddCommand(generate, rotate, reencrypt)
+	return cmd
+}

@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+)
+
+func TestPoolStatusWatchRedrawsUntilInterrupted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	r := b.slotctlCtx(t, ctx, "", "pool", "status", "--watch").must(t)
+	if n := strings.Count(r.stdout, "TOTAL ACTIVE"); n < 2 {
+		t.Errorf("%d tables in 2.5s, want one a second:\n%s", n, r.stdout)
+	}
+}
+
+func TestAuthErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	t.Run("NoToken", func(t *testing.T) {
+		runSlotctl(context.Background(), strings.NewReader(""), nil, "--accountpool", b.apAddr, "pool", "status").
+			fails(t, 1, "Unauthenticated", "--token-file")
+	})
+	t.Run("ReaderMayNotAddAccounts", func(t *testing.T) {
+		runSlotctl(context.Background(), strings.NewReader("pw\n"), nil, "--accountpool", b.apAddr, "--token-file", b.readerToken,
+			"accounts", "add", "--email", "x@example.com").fails(t, 1, "PermissionDenied", "admin token")
+	})
+	t.Run("TokenFileFromEnvironment", func(t *testing.T) {
+		env := map[string]string{"AUTH_TOKEN_FILE": b.readerToken, "ACCOUNTPOOL_ADDR": b.apAddr}
+		runSlotctl(context.Background(), strings.NewReader(""), env, "pool", "status").must(t)
+	})
+	t.Run("MissingTokenFile", func(t *testing.T) {
+		runSlotctl(context.Background(), strings.NewReader(""), nil, "--accountpool", b.apAddr, "--token-file", "/nonexistent/token",
+			"pool", "status").fails(t, 1, "/nonexistent/token")
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		runSlotctl(context.Background(), strings.NewReader(""), nil, "--accountpool", "127.0.0.1:1", "--token-file", b.adminToken, "--timeout", "2s",
+			"pool", "status").fails(t, 1, "AccountPool at 127.0.0.1:1")
+	})
+}
+
+func TestKeysets(t *testing.T) {
+	t.Parallel()
+	r := runSlotctl(context.Background(), strings.NewReader(""), nil, "keyset", "generate").must(t)
+	if _, err := secrets.Parse([]byte(r.stdout)); err != nil {
+		t.Fatalf("generated keyset does not parse: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "keyset.json")
+	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rotated := runSlotctl(context.Background(), strings.NewReader(""), nil, "keyset", "rotate", path).must(t)
+	var before, after struct {
+		PrimaryKeyID uint32            `json:"primaryKeyId"`
+		Key          []json.RawMessage `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(rotated.stdout), &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Key) != len(before.Key)+1 || after.PrimaryKeyID == before.PrimaryKeyID {
+		t.Errorf("rotate: %d keys (primary %d) → %d keys (primary %d)", len(before.Key), before.PrimaryKeyID, len(after.Key), after.PrimaryKeyID)
+	}
+	runSlotctl(context.Background(), strings.NewReader(""), nil, "keyset", "rotate", "/nonexistent").fails(t, 1, "read keyset")
+
+	t.Run("ReencryptAfterRotation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.slotctl(t, "pw1\n", "accounts", "add", "--email", "k1@example.com").must(t)
+		b.slotctl(t, "pw2\n", "accounts", "add", "--email", "k2@example.com").must(t)
+		// The runbook: rotate the keyset file, restart, re-encrypt.
+		rotated := b.slotctl(t, "", "keyset", "rotate", b.apKeyset).must(t)
+		if err := os.WriteFile(b.apKeyset, []byte(rotated.stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b.restartAccountPool(t)
+		r := b.slotctl(t, "", "keyset", "reencrypt").must(t)
+		if !strings.Contains(r.stdout, "re-encrypted 2 passwords") {
+			t.Errorf("reencrypt: %s", r.stdout)
+		}
+		if r := b.slotctl(t, "", "keyset", "reencrypt").must(t); !strings.Contains(r.stdout, "re-encrypted 0 passwords") {
+			t.Errorf("second reencrypt: %s", r.stdout)
+		}
+	})
+}

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+type jsonApplicant struct {
+	ID             string `json:"id"`
+	FullName       string `json:"full_name"`
+	Email          string `json:"email"`
+	PassportNumber string `json:"passport_number"`
+}
+
+type jsonRequest struct {
+	ID          string `json:"id"`
+	ApplicantID string `json:"applicant_id"`
+	MissionCode string `json:"mission_code"`
+	Status      string `json:"status"`
+}
+
+type jsonEvent struct {
+	Cursor  string      `json:"cursor"`
+	Type    string      `json:"type"`
+	Request jsonRequest `json:"request"`
+}
+
+func TestApplicantsAndRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	day := func(d int) string { return time.Now().AddDate(0, 0, d).Format("2006-01-02") }
+
+	r := b.slotctl(t, "", "-o", "json", "applicants", "add", "--name", "Ada Lovelace", "--email", "ada@example.com",
+		"--phone", "+44123456789", "--passport", "ab123456", "--nationality", "gb", "--born", "1990-12-10").must(t)
+	ada := decodeJSON[jsonApplicant](t, r.stdout)
+	if ada.ID == "" || ada.FullName != "Ada Lovelace" {
+		t.Fatalf("created %+v", ada)
+	}
+	b.slotctl(t, "", "applicants", "add", "--name", "", "--email", "nope").fails(t, 1, "InvalidArgument", "full_name:", "email:")
+
+	r = b.slotctl(t, "", "applicants", "list").must(t)
+	if !strings.Contains(r.stdout, "ada@example.com") || strings.Contains(r.stdout, "AB123456") {
+		t.Errorf("list shows the applicant without the passport number:\n%s", r.stdout)
+	}
+	r = b.slotctl(t, "", "-o", "json", "applicants", "get", ada.ID).must(t)
+	if got := decodeJSON[jsonApplicant](t, r.stdout); got.PassportNumber != "AB123456" {
+		t.Errorf("get: %+v", got)
+	}
+
+	create := func(mission string) jsonRequest {
+		t.Helper()
+		r := b.slotctl(t, "", "-o", "json", "requests", "create", "--applicant", ada.ID, "--mission", mission,
+			"--centre", "london", "--category", "tourism", "--from", day(10), "--to", day(40)).must(t)
+		return decodeJSON[jsonRequest](t, r.stdout)
+	}
+	fra, bel := create("fra"), create("bel")
+	if fra.Status != "REQUEST_STATUS_PENDING" || fra.ApplicantID != ada.ID {
+		t.Errorf("created %+v", fra)
+	}
+	b.slotctl(t, "", "requests", "create", "--applicant", ada.ID, "--mission", "FR!", "--centre", "x", "--category", "y",
+		"--from", day(5), "--to", day(1)).fails(t, 1, "mission_code:", "earliest_date:")
+
+	r = b.slotctl(t, "", "-o", "json", "requests", "cancel", bel.ID).must(t)
+	if got := decodeJSON[jsonRequest](t, r.stdout); got.Status != "REQUEST_STATUS_CANCELLED" {
+		t.Errorf("cancelled: %+v", got)
+	}
+	r = b.slotctl(t, "", "-o", "json", "requests", "list", "--status", "pending").must(t)
+	if got := decodeJSON[[]jsonRequest](t, r.stdout); len(got) != 1 || got[0].ID != fra.ID {
+		t.Errorf("pending: %+v", got)
+	}
+	r = b.slotctl(t, "", "requests", "list", "--mission", "bel").must(t)
+	if !strings.Contains(r.stdout, bel.ID) || !strings.Contains(r.stdout, "cancelled") || strings.Contains(r.stdout, fra.ID) {
+		t.Errorf("bel requests:\n%s", r.stdout)
+	}
+	r = b.slotctl(t, "", "requests", "get", fra.ID).must(t)
+	if !strings.Contains(r.stdout, "pending") || !strings.Contains(r.stdout, day(10)+".."+day(40)) {
+		t.Errorf("get:\n%s", r.stdout)
+	}
+	b.slotctl(t, "", "requests", "list", "--status", "lost").fails(t, 2, "pending", "slot_found")
+
+	t.Run("EventsFollowTailsAndResumes", func(t *testing.T) {
+		var out syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		go func() {
+			done <- Run(ctx, []string{"--requests", b.rqAddr, "--token-file", b.adminToken, "-o", "json", "events", "follow"},
+				IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }})
+		}()
+		// Past events first (two created, one cancelled), then a live one.
+		waitFor(t, &out, 3)
+		live := create("nld")
+		events := waitFor(t, &out, 4)
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("follow ended with %d, want 0 on interrupt:\n%s", code, out.String())
+		}
+		if events[2].Type != "EVENT_TYPE_CANCELLED" || events[3].Type != "EVENT_TYPE_CREATED" || events[3].Request.ID != live.ID {
+			t.Errorf("events: %+v", events)
+		}
+		// Resuming after the third event gives only the fourth.
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		defer cancel2()
+		var out2 syncBuffer
+		go func() {
+			done <- Run(ctx2, []string{"--requests", b.rqAddr, "--token-file", b.adminToken, "-o", "json", "events", "follow", "--after", events[2].Cursor},
+				IO{Stdin: strings.NewReader(""), Stdout: &out2, Stderr: &out2, Getenv: func(string) string { return "" }})
+		}()
+		resumed := waitFor(t, &out2, 1)
+		time.Sleep(200 * time.Millisecond)
+		cancel2()
+		<-done
+		if resumed[0].Request.ID != live.ID || strings.Count(strings.TrimSpace(out2.String()), "\n") != 0 {
+			t.Errorf("resumed after %s:\n%s", events[2].Cursor, out2.String())
+		}
+	})
+
+	t.Run("DeleteCancelsPendingRequests", func(t *testing.T) {
+		r := b.slotctl(t, "", "applicants", "delete", ada.ID).must(t)
+		if !strings.Contains(r.stdout, "cancelled 2 pending requests") {
+			t.Errorf("delete:\n%s", r.stdout)
+		}
+		b.slotctl(t, "", "applicants", "get", ada.ID).fails(t, 1, "NotFound")
+	})
+}
+
+// waitFor waits until out holds n JSON event lines and returns them.
+func waitFor(t *testing.T, out *syncBuffer, n int) []jsonEvent {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var events []jsonEvent
+		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if strings.HasPrefix(line, "{") {
+				events = append(events, decodeJSON[jsonEvent](t, line))
+			}
+		}
+		if len(events) >= n {
+			return events
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want %d events, got:\n%s", n, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
