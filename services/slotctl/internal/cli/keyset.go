@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -61,9 +63,18 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 				return err
 			}
 			if a.json() {
-				return printJSON(a.io.Stdout, resp)
+				err = printJSON(a.io.Stdout, resp)
+			} else {
+				_, err = fmt.Fprintf(a.io.Stdout, "re-encrypted %d passwords with primary key %d\n", resp.GetReencrypted(), resp.GetPrimaryKeyId())
 			}
-			_, err = fmt.Fprintf(a.io.Stdout, "re-encrypted %d passwords with primary key %d\n", resp.GetReencrypted(), resp.GetPrimaryKeyId())
+			if bad := resp.GetUndecryptableAccountIds(); err == nil && len(bad) > 0 {
+				ids := make([]string, len(bad))
+				for i, id := range bad {
+					ids[i] = strconv.FormatInt(id, 10)
+				}
+				return fmt.Errorf("%d accounts do not decrypt with this keyset (ids %s): is it the keyset they were written with? "+
+					"If it is, give each a new password with 'slotctl accounts set-password ID'", len(bad), strings.Join(ids, ", "))
+			}
 			return err
 		},
 	}
