@@ -60,19 +60,25 @@ type testBundle struct {
 	// adminToken, readerToken: files holding one token each.
 	adminToken, readerToken string
 	dir                     string
+	// owner is the test the services belong to: restarted services are
+	// stopped when it ends, not when the subtest that restarted them does.
+	owner *testing.T
 	// apEnv and apKeyset restart AccountPool (restartAccountPool).
 	apEnv    []string
 	apKeyset string
 	stopAP   func()
-	ap       apv1.AccountPoolServiceClient
-	rq       rqv1.RequestsServiceClient
+	// rqEnv and stopRQ restart Requests (restartRequests).
+	rqEnv  []string
+	stopRQ func()
+	ap     apv1.AccountPoolServiceClient
+	rq     rqv1.RequestsServiceClient
 }
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	dir := t.TempDir()
 	dbURL := pgtest.NewURL(t)
-	b := &testBundle{dir: dir}
+	b := &testBundle{dir: dir, owner: t}
 
 	tokens := map[string]string{}
 	var lines strings.Builder
@@ -96,8 +102,9 @@ func setup(t *testing.T) *testBundle {
 	// Requests and AccountPool migrate their own schemas at start; starting
 	// them one after the other keeps the two migrations off each other's toes.
 	b.apEnv, b.apKeyset = append(common, "ENCRYPTION_KEYSET_FILE="+apKeys), apKeys
-	b.apAddr, b.stopAP = startService(t, "accountpool", b.apEnv)
-	b.rqAddr, _ = startService(t, "requests", append(common, "ENCRYPTION_KEYSET_FILE="+rqKeys, "HTTP_ADDR=127.0.0.1:0"))
+	b.apAddr, b.stopAP = startService(t, t, "accountpool", b.apEnv)
+	b.rqEnv = append(common, "ENCRYPTION_KEYSET_FILE="+rqKeys, "HTTP_ADDR=127.0.0.1:0")
+	b.rqAddr, b.stopRQ = startService(t, t, "requests", b.rqEnv)
 
 	opts, err := auth.DialOptions(b.adminToken, "")
 	if err != nil {
@@ -150,14 +157,22 @@ func writeKeyset(t *testing.T, dir, name string) string {
 func (b *testBundle) restartAccountPool(t *testing.T) {
 	t.Helper()
 	b.stopAP()
-	b.apAddr, b.stopAP = startService(t, "accountpool", b.apEnv)
+	b.apAddr, b.stopAP = startService(t, b.owner, "accountpool", b.apEnv)
+}
+
+// restartRequests stops Requests and starts it again on the same address,
+// as a rollout would replace a replica behind its Service.
+func (b *testBundle) restartRequests(t *testing.T) {
+	t.Helper()
+	b.stopRQ()
+	b.rqAddr, b.stopRQ = startService(t, b.owner, "requests", append(b.rqEnv, "LISTEN_ADDR="+b.rqAddr))
 }
 
 // startService runs a service binary and returns its gRPC address, read
 // from its "serving gRPC" log line (it listens on port 0), and a function
-// that stops it with SIGTERM, which also runs when the test ends. Its log
-// is shown if the test failed.
-func startService(t *testing.T, name string, env []string) (string, func()) {
+// that stops it with SIGTERM, which also runs when owner ends. Its log is
+// shown if owner failed.
+func startService(t, owner *testing.T, name string, env []string) (string, func()) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, name))
 	cmd.Env = append(os.Environ(), env...)
@@ -208,11 +223,11 @@ func startService(t *testing.T, name string, env []string) (string, func()) {
 			}
 		})
 	}
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		stop()
-		if t.Failed() {
+		if owner.Failed() {
 			mu.Lock()
-			t.Logf("%s log:\n%s", name, log.String())
+			owner.Logf("%s log:\n%s", name, log.String())
 			mu.Unlock()
 		}
 	})

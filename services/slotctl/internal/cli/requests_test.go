@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -116,9 +117,33 @@ func TestApplicantsAndRequests(t *testing.T) {
 		}
 	})
 
+	t.Run("EventsFollowResumesAcrossARestart", func(t *testing.T) {
+		var out, errOut syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan int, 1)
+		go func() {
+			done <- Run(ctx, []string{"--requests", b.rqAddr, "--token-file", b.adminToken, "-o", "json", "events", "follow"},
+				IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
+		}()
+		before := len(waitFor(t, &out, 4))
+		b.restartRequests(t)
+		after := create("esp")
+		events := waitFor(t, &out, before+1)
+		cancel()
+		<-done
+		if last := events[len(events)-1]; last.Request.ID != after.ID || len(events) != before+1 {
+			t.Errorf("after the restart: %d events (want %d), last %+v", len(events), before+1, last)
+		}
+		if !strings.Contains(errOut.String(), "resuming after cursor") {
+			t.Errorf("stderr does not say the stream resumed:\n%s", errOut.String())
+		}
+	})
+
 	t.Run("DeleteCancelsPendingRequests", func(t *testing.T) {
+		pending := decodeJSON[[]jsonRequest](t, b.slotctl(t, "", "-o", "json", "requests", "list", "--status", "pending", "--applicant", ada.ID).must(t).stdout)
 		r := b.slotctl(t, "", "applicants", "delete", ada.ID).must(t)
-		if !strings.Contains(r.stdout, "cancelled 2 pending requests") {
+		if !strings.Contains(r.stdout, fmt.Sprintf("cancelled %d pending requests", len(pending))) || len(pending) == 0 {
 			t.Errorf("delete:\n%s", r.stdout)
 		}
 		b.slotctl(t, "", "applicants", "get", ada.ID).fails(t, 1, "NotFound")
