@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,7 @@ func main() {
 type result struct {
 	pairs    int
 	elapsed  time.Duration
+	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
 	pairLat  []time.Duration
 }
@@ -155,7 +157,7 @@ func run() error {
 	fmt.Println("gRPC: in-process AccountPool server on 127.0.0.1 (real interceptor chain, password decryption);")
 	fmt.Println("direct: the store's same Acquire and Release SQL through pgx, no gRPC, no crypto.")
 	fmt.Println()
-	fmt.Printf("%-8s %-6s %-6s %12s %12s %12s %12s\n", "accounts", "round", "mode", "pairs/s", "acquire p50", "acquire p99", "pair p99")
+	fmt.Printf("%-8s %-6s %-6s %12s %12s %12s %12s %14s\n", "accounts", "round", "mode", "pairs/s", "acquire p50", "acquire p99", "pair p99", "Go CPU/pair")
 
 	p50s := map[int]float64{}
 	for _, size := range sizes {
@@ -175,9 +177,9 @@ func run() error {
 				name string
 				r    result
 			}{{"direct", direct}, {"gRPC", viaGRPC}} {
-				fmt.Printf("%-8d %-6d %-6s %12.0f %12s %12s %12s\n", size, r, m.name, m.r.rate(),
+				fmt.Printf("%-8d %-6d %-6s %12.0f %12s %12s %12s %14s\n", size, r, m.name, m.r.rate(),
 					pct(m.r.acquires, 0.50).Round(time.Microsecond), pct(m.r.acquires, 0.99).Round(time.Microsecond),
-					pct(m.r.pairLat, 0.99).Round(time.Microsecond))
+					pct(m.r.pairLat, 0.99).Round(time.Microsecond), (m.r.cpu / time.Duration(max(1, m.r.pairs))).Round(time.Microsecond))
 			}
 			ratios = append(ratios, viaGRPC.rate()/direct.rate())
 			grpcP50 = append(grpcP50, float64(pct(viaGRPC.acquires, 0.5)))
@@ -203,6 +205,7 @@ func measure(clients int, d time.Duration, pair func(context.Context, string) (t
 		wg  sync.WaitGroup
 	)
 	start := time.Now()
+	cpu0 := cpuTime()
 	for i := range clients {
 		wg.Go(func() {
 			holder := fmt.Sprintf("bench-%d", i)
@@ -226,7 +229,16 @@ func measure(clients int, d time.Duration, pair func(context.Context, string) (t
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.cpu = cpuTime() - cpu0
 	return res
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string) (time.Duration, error) {
