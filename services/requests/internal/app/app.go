@@ -8,11 +8,14 @@ package app
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
@@ -156,10 +159,10 @@ func (a *App) ListApplicants(ctx context.Context, pos *store.Position, limit int
 func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.ApplicantFields) (domain.Applicant, error) {
 	now := a.Now()
 	rec, err := a.store.UpdateApplicant(ctx, id, func(rec *store.ApplicantRecord) error {
-		var bad fieldList
+		var bad apierr.Violations
 		f.Apply(&bad, &rec.Applicant, domain.Today(now))
-		if len(bad) > 0 {
-			return fmt.Errorf("%w: %s", domain.ErrInvalid, strings.Join(bad, ", "))
+		if bad.Len() > 0 {
+			return fmt.Errorf("%w: %s", domain.ErrInvalid, strings.Join(slices.Sorted(maps.Keys(apierr.FieldViolations(bad.Err()))), ", "))
 		}
 		rec.UpdatedAt = now
 		if f.PassportNumber != nil {
@@ -173,11 +176,6 @@ func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.Applic
 	rec.PassportNumber = ""
 	return rec.Applicant, nil
 }
-
-// fieldList collects the names of fields with problems.
-type fieldList []string
-
-func (l *fieldList) Add(field, _ string, _ ...any) { *l = append(*l, field) }
 
 // DeleteApplicant removes the applicant and cancels their pending requests.
 func (a *App) DeleteApplicant(ctx context.Context, id uuid.UUID) (int, error) {

@@ -1,12 +1,13 @@
 package domain_test
 
 import (
-	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 )
 
@@ -18,10 +19,13 @@ func day(s string) time.Time {
 	return d
 }
 
-// problems records field names, as apierr.Violations would.
-type problems map[string]string
-
-func (p problems) Add(field, format string, args ...any) { p[field] = fmt.Sprintf(format, args...) }
+// violations runs check with the Problems the server passes and returns
+// the fields named.
+func violations(check func(domain.Problems)) map[string]string {
+	var v apierr.Violations
+	check(&v)
+	return apierr.FieldViolations(v.Err())
+}
 
 func pendingRequest() domain.Request {
 	return domain.Request{
@@ -196,13 +200,15 @@ func TestNewRequest(t *testing.T) {
 		{"EmptyCentre", func(in *domain.NewRequestInput) { in.Centre = "  " }, "centre"},
 		{"EmptyCategory", func(in *domain.NewRequestInput) { in.VisaCategory = "" }, "visa_category"},
 		{"MalformedApplicant", func(in *domain.NewRequestInput) { in.ApplicantID = "42" }, "applicant_id"},
+		{"NULInCentre", func(in *domain.NewRequestInput) { in.Centre = "par\x00is" }, "centre"},
+		{"InvalidUTF8InCategory", func(in *domain.NewRequestInput) { in.VisaCategory = "tour\xffism" }, "visa_category"},
+		{"LongCentre", func(in *domain.NewRequestInput) { in.Centre = strings.Repeat("é", domain.MaxTextLen+1) }, "centre"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := valid
 			tt.change(&in)
-			p := problems{}
-			domain.NewRequest(p, in, today)
+			p := violations(func(p domain.Problems) { domain.NewRequest(p, in, today) })
 			if tt.field == "" {
 				if len(p) != 0 {
 					t.Fatalf("problems %v, want none", p)
@@ -213,5 +219,36 @@ func TestNewRequest(t *testing.T) {
 				t.Fatalf("problems %v, want exactly %s", p, tt.field)
 			}
 		})
+	}
+}
+
+// TestTextPostgresCannotStoreIsAViolation: every free-text field refuses
+// NUL bytes and invalid UTF-8 as a field violation (Postgres would refuse
+// them as an internal error).
+func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"a\x00b", "a\xffb"} {
+		checks := map[string]func(domain.Problems){
+			"full_name": func(p domain.Problems) {
+				domain.ApplicantFields{FullName: &bad}.Apply(p, &domain.Applicant{}, day("2030-06-01"))
+			},
+			"email": func(p domain.Problems) {
+				e := "ada" + bad + "@example.com"
+				domain.ApplicantFields{Email: &e}.Apply(p, &domain.Applicant{}, day("2030-06-01"))
+			},
+			"checker_id": func(p domain.Problems) { domain.CheckClaimInput(p, bad, 1) },
+			"detail": func(p domain.Problems) {
+				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeFailed, Detail: bad})
+			},
+			"slots[0].centre": func(p domain.Problems) {
+				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeSlotsFound,
+					Slots: []domain.SlotInput{{Centre: bad, VisaCategory: "tourism", Date: "2030-07-01"}}})
+			},
+		}
+		for field, check := range checks {
+			if got := violations(check); len(got) != 1 || got[field] == "" {
+				t.Errorf("%q in %s: violations %v, want exactly %s", bad, field, got, field)
+			}
+		}
 	}
 }

@@ -2,20 +2,28 @@ package domain
 
 import (
 	"fmt"
-	"net/mail"
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
 
 // Problems collects field violations; field names are the API's (snake_case,
-// "slots[2].date" for an element). The gRPC server passes its
-// apierr.Violations.
+// "slots[2].date" for an element). It is apierr.Violations, whose text and
+// email checks every service shares: besides emptiness, length and address
+// form, they refuse text Postgres cannot store (NUL bytes, invalid UTF-8),
+// which would otherwise fail the INSERT as an internal error.
 type Problems interface {
 	Add(field, format string, args ...any)
+	// Required records a violation when s is empty, blank or not storable,
+	// and says whether s passed.
+	Required(field, s string) bool
+	// MaxLen records a violation when s is longer than max characters or
+	// not storable.
+	MaxLen(field, s string, max int)
+	// Email records a violation unless s is a bare, storable address.
+	Email(field, s string)
 }
 
 // Limits on free text, so one request cannot store megabytes.
@@ -78,36 +86,14 @@ func CheckMissionCode(p Problems, field, code string) {
 	}
 }
 
+// text trims s and checks it with the shared helpers; it returns the
+// trimmed value, which is what is stored.
 func text(p Problems, field, s string, required bool, max int) string {
 	s = strings.TrimSpace(s)
-	if s == "" {
-		if required {
-			p.Add(field, "must not be empty")
-		}
+	if required && !p.Required(field, s) {
 		return s
 	}
-	if n := utf8.RuneCountInString(s); n > max {
-		p.Add(field, "must be at most %d characters, got %d", max, n)
-	} else if !utf8.ValidString(s) {
-		p.Add(field, "must be valid UTF-8")
-	}
-	return s
-}
-
-func email(p Problems, field, s string) string {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		p.Add(field, "must not be empty")
-		return s
-	}
-	if len(s) > 254 {
-		p.Add(field, "must be at most 254 characters, got %d", len(s))
-		return s
-	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		p.Add(field, "must be an email address such as name@example.com")
-	}
+	p.MaxLen(field, s, max)
 	return s
 }
 
@@ -129,7 +115,8 @@ func (f ApplicantFields) Apply(p Problems, a *Applicant, today time.Time) {
 		a.FullName = text(p, "full_name", *f.FullName, true, MaxNameLen)
 	}
 	if f.Email != nil {
-		a.Email = email(p, "email", *f.Email)
+		a.Email = strings.TrimSpace(*f.Email)
+		p.Email("email", a.Email)
 	}
 	if f.Phone != nil {
 		a.Phone = strings.TrimSpace(*f.Phone)

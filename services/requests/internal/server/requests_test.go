@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -336,6 +337,66 @@ func TestBadInput(t *testing.T) {
 			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{ClaimId: claimID, Outcome: 42})
 			return err
 		}, []string{"outcome"}},
+		// Text Postgres cannot store is the caller's mistake, not an
+		// internal error; so is text over the limits.
+		{"RequestNULInCentreAndCategory", func(ctx context.Context) error {
+			r := good()
+			r.Centre, r.VisaCategory = "par\x00is", "\x00"
+			_, err := c.CreateAppointmentRequest(ctx, r)
+			return err
+		}, []string{"centre", "visa_category"}},
+		{"ApplicantNULInNameAndEmail", func(ctx context.Context) error {
+			r := goodApplicant()
+			r.FullName, r.Email = "Ada\x00", "ada\x00@example.com"
+			_, err := c.CreateApplicant(ctx, r)
+			return err
+		}, []string{"full_name", "email"}},
+		{"ApplicantNameTooLong", func(ctx context.Context) error {
+			r := goodApplicant()
+			r.FullName = strings.Repeat("n", 201)
+			_, err := c.CreateApplicant(ctx, r)
+			return err
+		}, []string{"full_name"}},
+		{"UpdateApplicantNULInName", func(ctx context.Context) error {
+			_, err := c.UpdateApplicant(ctx, &requestsv1.UpdateApplicantRequest{Id: a.GetId(), FullName: proto.String("Ada\x00Byron")})
+			return err
+		}, []string{"full_name"}},
+		{"UpdateApplicantNameTooLong", func(ctx context.Context) error {
+			_, err := c.UpdateApplicant(ctx, &requestsv1.UpdateApplicantRequest{Id: a.GetId(), FullName: proto.String(strings.Repeat("n", 201))})
+			return err
+		}, []string{"full_name"}},
+		{"ClaimNULInCheckerID", func(ctx context.Context) error {
+			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c\x001", MaxMissions: 1})
+			return err
+		}, []string{"checker_id"}},
+		{"ClaimCheckerIDTooLong", func(ctx context.Context) error {
+			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: strings.Repeat("c", 129), MaxMissions: 1})
+			return err
+		}, []string{"checker_id"}},
+		{"ReportNULInDetailAndSlot", func(ctx context.Context) error {
+			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, Detail: "login\x00failed",
+				Slots: slots(slotP("par\x00is", "tourism", "2030-07-05")),
+			})
+			return err
+		}, []string{"detail", "slots[0].centre"}},
+		{"ReportDetailAndSlotFieldsTooLong", func(ctx context.Context) error {
+			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, Detail: strings.Repeat("d", 4001),
+				Slots: slots(slotP(strings.Repeat("p", 101), strings.Repeat("t", 101), "2030-07-05")),
+			})
+			return err
+		}, []string{"detail", "slots[0].centre", "slots[0].visa_category"}},
+		{"ReportMoreThan10000Slots", func(ctx context.Context) error {
+			many := make([]*requestsv1.Slot, 10001)
+			for i := range many {
+				many[i] = slotP("paris", "tourism", "2030-07-05")
+			}
+			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, Slots: many,
+			})
+			return err
+		}, []string{"slots"}},
 		{"WatchNegativeCursor", func(ctx context.Context) error {
 			s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{AfterCursor: -1})
 			if err != nil {
