@@ -169,6 +169,32 @@ func TestClaimDueMissions(t *testing.T) {
 		report(t, c, second.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
 	})
 
+	t.Run("ReportAtOrAfterExpiresAtIsRefusedEvenWhenNobodyReclaimed", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		for _, late := range []time.Duration{0, time.Microsecond, time.Hour} {
+			cl := claimOne(t, c, "fra")
+			bundle.clock.Set(cl.GetExpiresAt().AsTime().Add(late))
+			_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+				ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+				Slots: []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-05")},
+			})
+			wantCode(t, err, codes.FailedPrecondition)
+			if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
+				t.Fatalf("report %s after expiry changed the request: %v", late, got)
+			}
+			if n := count(t, bundle.pool, `SELECT (SELECT count(*) FROM requests.checks)
+				+ (SELECT count(*) FROM requests.claims WHERE reported_at IS NOT NULL)
+				+ (SELECT count(*) FROM requests.events WHERE type <> 'created')
+				+ (SELECT count(*) FROM requests.missions WHERE last_checked_at IS NOT NULL)`); n != 0 {
+				t.Fatalf("report %s after expiry wrote %d rows", late, n)
+			}
+			bundle.clock.Advance(time.Hour) // well past the lapsed claim: claim anew
+		}
+	})
+
 	t.Run("ReportOfUnknownOrReportedClaimIsFailedPrecondition", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
