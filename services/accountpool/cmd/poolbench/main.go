@@ -34,7 +34,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
@@ -185,8 +187,13 @@ func run() error {
 			grpcP50 = append(grpcP50, float64(pct(viaGRPC.acquires, 0.5)))
 		}
 		p50s[size] = median(grpcP50)
-		fmt.Printf("%-8d median ratio gRPC/direct = %.2f (goal >= 0.70); median gRPC acquire p50 = %s\n\n",
+		fmt.Printf("%-8d median ratio gRPC/direct = %.2f (goal >= 0.70); median gRPC acquire p50 = %s\n",
 			size, median(ratios), time.Duration(p50s[size]).Round(time.Microsecond))
+		exhausted, err := exhaustedAcquire(ctx, db, client, 200)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%-8d every account cooling down: RESOURCE_EXHAUSTED answer p50 = %s\n\n", size, exhausted.Round(time.Microsecond))
 	}
 	if len(sizes) >= 2 {
 		small, large := sizes[0], sizes[len(sizes)-1]
@@ -239,6 +246,27 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// exhaustedAcquire puts every account in cooldown and times n Acquires
+// that find none free (the answer with its RetryInfo), one at a time.
+func exhaustedAcquire(ctx context.Context, db *pgxpool.Pool, c apv1.AccountPoolServiceClient, n int) (time.Duration, error) {
+	if _, err := db.Exec(ctx, `UPDATE accountpool.accounts SET cooldown_until = now() + interval '1 hour'`); err != nil {
+		return 0, err
+	}
+	if _, err := db.Exec(ctx, `VACUUM ANALYZE accountpool.accounts`); err != nil {
+		return 0, err
+	}
+	var lat []time.Duration
+	for range n {
+		t0 := time.Now()
+		_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "bench"})
+		if status.Code(err) != codes.ResourceExhausted {
+			return 0, fmt.Errorf("acquire on an exhausted pool: %v", err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return pct(lat, 0.5), nil
 }
 
 func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string) (time.Duration, error) {

@@ -238,9 +238,10 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, [
 				AND coalesce(c.cooldown_until <= $1, true)
 				AND coalesce(c.quarantine_until <= $1, true)
 				-- A one-time check on accounts_rest_end_idx: when every
-				-- account rests, skip the walk of the LRU index.
-				AND EXISTS (SELECT 1 FROM accountpool.accounts r
-					WHERE r.active AND r.lease_id IS NULL AND `+fmt.Sprintf(restEnd, "r")+` <= $1)
+				-- account rests, skip the walk of the LRU index. (min()
+				-- reads one index entry; an EXISTS was planned as a scan.)
+				AND (SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r
+					WHERE r.active AND r.lease_id IS NULL) <= $1
 			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED
