@@ -135,6 +135,16 @@ type Event struct {
 	OccurredAt time.Time
 }
 
+// ClaimGrace is how long after its expires_at an unreported claim is taken
+// over by a new one. Replicas decide by their own clocks; the grace absorbs
+// the skew between them (NTP keeps it far below this), so that a replica
+// whose clock runs ahead does not hand the mission to another checker
+// while the claim is still running by the clock that granted it. Reports
+// are refused from expires_at on, without grace: a replica whose clock is
+// behind by less than the grace may accept one a little late, and that
+// still lands before any takeover.
+const ClaimGrace = 2 * time.Second
+
 // Today is the calendar day (UTC) that now falls on, as UTC midnight.
 // Request windows are calendar dates; they are compared against this day.
 func Today(now time.Time) time.Time {

@@ -16,6 +16,7 @@ import (
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
 
@@ -134,7 +135,7 @@ func TestClaimDueMissions(t *testing.T) {
 		claimOne(t, c, "fra")
 	})
 
-	t.Run("ClaimLapsesAtExpiresAt", func(t *testing.T) {
+	t.Run("LapsedClaimIsTakenOverAfterTheGrace", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
 		a := createApplicant(t, c)
@@ -143,6 +144,11 @@ func TestClaimDueMissions(t *testing.T) {
 		bundle.clock.Advance(time.Minute - time.Microsecond)
 		if got := claim(t, c, 1, 0); len(got) != 0 {
 			t.Fatalf("mission claimed while its claim was live: %v", got)
+		}
+		// Lapsed at expires_at, but taken over only domain.ClaimGrace later.
+		bundle.clock.Advance(domain.ClaimGrace)
+		if got := claim(t, c, 1, 0); len(got) != 0 {
+			t.Fatalf("mission taken over within the grace: %v", got)
 		}
 		bundle.clock.Advance(time.Microsecond)
 		second := claimOne(t, c, "fra")
@@ -193,6 +199,42 @@ func TestClaimDueMissions(t *testing.T) {
 			}
 			bundle.clock.Advance(time.Hour) // well past the lapsed claim: claim anew
 		}
+	})
+
+	// Two replicas on one database whose clocks differ by a second.
+	skewed := func(t *testing.T, cfg app.Config) (behind, ahead requestsv1.RequestsServiceClient, c *clock) {
+		t.Helper()
+		pool := pgtest.NewPool(t, migrations.Set)
+		c = &clock{now: start}
+		behind = startServer(t, pool, serverOpts{now: c.Now, cfg: cfg}).client
+		ahead = startServer(t, pool, serverOpts{now: func() time.Time { return c.Now().Add(time.Second) }, cfg: cfg}).client
+		return behind, ahead, c
+	}
+
+	t.Run("ReplicaWhoseClockIsAheadDoesNotTakeOverALiveClaim", func(t *testing.T) {
+		t.Parallel()
+		behind, ahead, c := skewed(t, app.Config{})
+		a := createApplicant(t, behind)
+		createRequest(t, behind, a.GetId(), reqArgs{})
+		cl := claim(t, behind, 1, time.Minute)[0]
+		// Half a second before expires_at by the granting replica's clock,
+		// past it by the other's.
+		c.Set(cl.GetExpiresAt().AsTime().Add(-500 * time.Millisecond))
+		if got := claim(t, ahead, 1, 0); len(got) != 0 {
+			t.Fatalf("a replica 1s ahead took over a live claim: %v", got)
+		}
+		report(t, behind, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+	})
+
+	t.Run("AlwaysDueOnAReplicaWhoseClockIsBehind", func(t *testing.T) {
+		t.Parallel()
+		behind, ahead, _ := skewed(t, app.Config{CheckInterval: 0})
+		a := createApplicant(t, behind)
+		createRequest(t, behind, a.GetId(), reqArgs{})
+		cl := claimOne(t, ahead, "fra")
+		report(t, ahead, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+		// last_checked_at is a second ahead of this replica's now.
+		claimOne(t, behind, "fra")
 	})
 
 	t.Run("ReportOfUnknownOrReportedClaimIsFailedPrecondition", func(t *testing.T) {
@@ -348,8 +390,9 @@ func TestExpiry(t *testing.T) {
 		later := createRequest(t, c, a.GetId(), reqArgs{mission: "fra", earliest: "2030-06-01", latest: "2030-06-30"})
 		onlyEndsTomorrow := createRequest(t, c, a.GetId(), reqArgs{mission: "bel", earliest: "2030-06-01", latest: "2030-06-02"})
 
-		// Still pending on its last day.
-		bundle.clock.Set(time.Date(2030, 6, 2, 23, 59, 59, 0, time.UTC))
+		// Still pending on its last day. (The 1s claims lapse, and are
+		// taken over after the grace, by midnight.)
+		bundle.clock.Set(time.Date(2030, 6, 2, 23, 59, 57, 0, time.UTC))
 		if got := claim(t, c, 10, time.Second); len(got) != 2 {
 			t.Fatalf("on the last day: %d claims, want 2", len(got))
 		}
@@ -392,6 +435,16 @@ func TestExpiry(t *testing.T) {
 // claimers doing claim + report cycles, and then reads the claim rows: for
 // every mission, each claim starts no earlier than the previous one ended
 // (reported, or lapsed at expires_at).
+//
+// The servers share a clock running ten times faster than real time, so
+// that 1s claims (the shortest allowed) lapse and are taken over within the
+// test. The check interval is not 0: with 0 a mission is claimable the
+// moment its report commits, and the next claim's claimed_at, read from the
+// clock before its transaction ran, may then precede that report's
+// reported_at by the transaction's own latency (the database still orders
+// them; the timestamps cannot show it). With an interval, and with the
+// grace for lapsed claims, the rule itself compares the times, so the rows
+// prove exclusivity.
 func TestClaimExclusivity(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewURL(t, migrations.Set)
@@ -404,28 +457,32 @@ func TestClaimExclusivity(t *testing.T) {
 		return p
 	}
 	poolA, poolB := openPool(), openPool()
-	// Both replicas read the real clock; a short claim TTL lets some claims
-	// lapse (a claimer that "crashes" never reports) while others report.
+	began := time.Now()
+	fast := func() time.Time { return start.Add(10 * time.Since(began)) }
+	cfg := app.Config{CheckInterval: time.Second}
 	servers := []*testServer{
-		startServer(t, poolA, serverOpts{now: time.Now}),
-		startServer(t, poolB, serverOpts{now: time.Now}),
+		startServer(t, poolA, serverOpts{now: fast, cfg: cfg}),
+		startServer(t, poolB, serverOpts{now: fast, cfg: cfg}),
 	}
 	c := servers[0].client
 	a := createApplicant(t, c)
 	const missions = 6
 	for i := range missions {
 		for range 2 {
-			createRequest(t, c, a.GetId(), reqArgs{mission: fmt.Sprintf("m%d", i), earliest: "2099-01-01", latest: "2099-01-31"})
+			createRequest(t, c, a.GetId(), reqArgs{mission: fmt.Sprintf("m%d", i)})
 		}
 	}
 
-	const claimersPerServer, cycles = 4, 15
+	const claimersPerServer = 4
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		failures []string
 		claimed  int
+		reported int
+		refused  int
 	)
+	deadline := time.Now().Add(2 * time.Second)
 	for si, srv := range servers {
 		for ci := range claimersPerServer {
 			wg.Add(1)
@@ -433,9 +490,9 @@ func TestClaimExclusivity(t *testing.T) {
 				defer wg.Done()
 				ctx := context.Background()
 				checker := fmt.Sprintf("s%d-c%d", si, ci)
-				for cycle := range cycles {
+				for n := 0; time.Now().Before(deadline); {
 					resp, err := srv.client.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{
-						CheckerId: checker, MaxMissions: 2, ClaimTtl: durationpb.New(50 * time.Millisecond),
+						CheckerId: checker, MaxMissions: 2, ClaimTtl: durationpb.New(time.Second),
 					})
 					if err != nil {
 						mu.Lock()
@@ -443,23 +500,32 @@ func TestClaimExclusivity(t *testing.T) {
 						mu.Unlock()
 						return
 					}
+					if len(resp.GetClaims()) == 0 {
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
 					mu.Lock()
 					claimed += len(resp.GetClaims())
 					mu.Unlock()
 					for _, cl := range resp.GetClaims() {
-						if (cycle+ci)%5 == 0 {
+						if n++; (n+ci)%5 == 0 {
 							continue // abandon it: it lapses
 						}
 						_, err := srv.client.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
 							ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT,
 						})
-						// A report after the claim lapsed is refused; that is
-						// the rule, not a failure.
-						if err != nil && !isCode(err, codes.FailedPrecondition) {
-							mu.Lock()
+						mu.Lock()
+						switch {
+						case err == nil:
+							reported++
+						case isCode(err, codes.FailedPrecondition):
+							// A report after the claim lapsed is refused;
+							// that is the rule, not a failure.
+							refused++
+						default:
 							failures = append(failures, "report: "+err.Error())
-							mu.Unlock()
 						}
+						mu.Unlock()
 					}
 				}
 			}()
@@ -469,8 +535,13 @@ func TestClaimExclusivity(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("failures: %v", failures)
 	}
-	if claimed == 0 {
-		t.Fatal("no claims at all")
+	if reported == 0 {
+		t.Fatalf("no report succeeded (%d claims, %d reports refused)", claimed, refused)
+	}
+	lapsed := count(t, poolA, `SELECT count(*) FROM requests.claims c WHERE c.reported_at IS NULL
+		AND EXISTS (SELECT 1 FROM requests.claims n WHERE n.mission_code = c.mission_code AND n.claimed_at > c.claimed_at)`)
+	if lapsed == 0 {
+		t.Fatalf("no lapsed claim was taken over (%d claims, %d reported)", claimed, reported)
 	}
 
 	type held struct {
@@ -485,7 +556,7 @@ func TestClaimExclusivity(t *testing.T) {
 		t.Fatal(err)
 	}
 	byMission := map[string][]held{}
-	total := 0
+	total, withReport := 0, 0
 	for rows.Next() {
 		var (
 			h       held
@@ -497,14 +568,17 @@ func TestClaimExclusivity(t *testing.T) {
 		if h.reported != h.checked {
 			t.Errorf("claim %s: reported %v but check row %v", h.id, h.reported, h.checked)
 		}
+		if h.reported {
+			withReport++
+		}
 		byMission[mission] = append(byMission[mission], h)
 		total++
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if total != claimed {
-		t.Fatalf("%d claim rows, %d claims handed out", total, claimed)
+	if total != claimed || withReport != reported {
+		t.Fatalf("%d claim rows (%d reported), %d claims handed out (%d reports succeeded)", total, withReport, claimed, reported)
 	}
 	for mission, hs := range byMission {
 		sort.Slice(hs, func(i, j int) bool { return hs[i].from.Before(hs[j].from) })
@@ -515,7 +589,7 @@ func TestClaimExclusivity(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d claims over %d missions", total, len(byMission))
+	t.Logf("%d claims over %d missions: %d reported, %d reports refused, %d lapsed and taken over", total, len(byMission), reported, refused, lapsed)
 }
 
 func isCode(err error, code codes.Code) bool { return status.Code(err) == code }

@@ -161,11 +161,20 @@ type ClaimParams struct {
 
 // ClaimDueMissions expires what is due, then claims up to p.Max missions
 // that have PENDING requests, were last checked at least p.CheckInterval
-// ago, and hold no live claim. Mission rows are taken with FOR UPDATE SKIP
-// LOCKED and re-checked after locking, so concurrent callers on any number
-// of replicas never get the same mission; a claim is live until its
-// claim_expires_at, so one that is never reported lapses by itself.
+// ago (any time, when it is 0), and hold no claim: never claimed, reported,
+// or lapsed at least domain.ClaimGrace ago. Mission rows are taken with FOR
+// UPDATE SKIP LOCKED and re-checked after locking, so concurrent callers on
+// any number of replicas never get the same mission; a claim is live until
+// its claim_expires_at, so one that is never reported lapses by itself.
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
+	// With no interval a mission is always due. Leaving the condition out,
+	// rather than comparing last_checked_at with now, keeps a replica whose
+	// clock is behind the one that wrote last_checked_at from seeing
+	// nothing due.
+	due := ""
+	if p.CheckInterval > 0 {
+		due = "AND (m.last_checked_at IS NULL OR m.last_checked_at <= @due_before)"
+	}
 	var claims []domain.Claim
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		claims = nil
@@ -173,29 +182,28 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		if _, err := expire(ctx, tx, events, p.Now); err != nil {
 			return err
 		}
-		today := domain.Today(p.Now)
 		expires := p.Now.Add(p.TTL)
 		rows, err := tx.Query(ctx, `
 			WITH picked AS (
 				SELECT m.code, m.claim_id AS old_claim FROM requests.missions m
-				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= $1)
-				  AND (m.last_checked_at IS NULL OR m.last_checked_at <= $2)
+				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= @lapsed_before)
+				  `+due+`
 				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
-				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= $3)
+				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= @today)
 				ORDER BY m.last_checked_at NULLS FIRST, m.code
-				LIMIT $4
+				LIMIT @max
 				FOR UPDATE OF m SKIP LOCKED
 			), claimed AS (
-				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = $5
+				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires
 				FROM picked WHERE m.code = picked.code
 				RETURNING m.code, m.claim_id, picked.old_claim
 			), inserted AS (
 				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
-				SELECT c.claim_id, c.code, $6,
+				SELECT c.claim_id, c.code, @checker,
 				       ARRAY(SELECT r.id FROM requests.appointment_requests r
-				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= $3
+				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= @today
 				             ORDER BY r.created_at, r.id),
-				       $1, $5
+				       @now, @expires
 				FROM claimed c
 				RETURNING id, mission_code, request_ids
 			)
@@ -204,7 +212,10 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			SELECT i.id, i.mission_code, i.request_ids,
 			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL)
 			FROM inserted i JOIN claimed c ON c.claim_id = i.id`,
-			p.Now, p.Now.Add(-p.CheckInterval), today, p.Max, expires, p.CheckerID)
+			pgx.NamedArgs{
+				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
+				"today": domain.Today(p.Now), "max": p.Max, "expires": expires, "checker": p.CheckerID,
+			})
 		if err != nil {
 			return fmt.Errorf("claim missions: %w", err)
 		}
@@ -259,13 +270,15 @@ type CheckRecord struct {
 }
 
 // ReportCheck ends a live claim and records its check in one transaction:
-// the claim is marked reported and the mission's claim ends and its
-// last_checked_at moves to now; the check row is written; the claim's
-// requests that are still PENDING are read under row locks and passed to
-// apply (domain.ApplyCheck), whose changes are written back with a
-// slot_found event for each match. A claim that is unknown, already
-// reported, lapsed or taken over is domain.ErrClaimNotHeld, and nothing is
-// written.
+// the claim is marked reported; the mission's claim ends (claim_expires_at
+// becomes NULL, so the mission is free at once on every replica, whatever
+// its clock) and its last_checked_at moves to now; the check row is
+// written; the claim's requests that are still PENDING are read under row
+// locks and passed to apply (domain.ApplyCheck), whose changes are written
+// back with a slot_found event for each match. A claim is live until its
+// claim_expires_at, exclusive, with no grace (see domain.ClaimGrace); one
+// that is unknown, already reported, lapsed or taken over is
+// domain.ErrClaimNotHeld, and nothing is written.
 func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time,
 	apply func([]domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
 	var (
@@ -276,7 +289,7 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 		var reqIDs []uuid.UUID
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
-				UPDATE requests.missions SET claim_expires_at = $2, last_checked_at = $2
+				UPDATE requests.missions SET claim_expires_at = NULL, last_checked_at = $2
 				WHERE claim_id = $1 AND claim_expires_at > $2
 				RETURNING code
 			)
