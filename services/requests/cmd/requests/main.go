@@ -65,8 +65,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		checkInterval: env.Duration("REQUESTS_CHECK_INTERVAL", app.DefaultCheckInterval),
 		claimTTL:      env.Duration("REQUESTS_CLAIM_TTL", app.DefaultClaimTTL),
 	}
-	if c.claimTTL == 0 || c.claimTTL > app.MaxClaimTTL {
-		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want more than 0 and at most %s", c.claimTTL, app.MaxClaimTTL))
+	if c.claimTTL < app.MinClaimTTL || c.claimTTL > app.MaxClaimTTL {
+		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, app.MinClaimTTL, app.MaxClaimTTL))
 	}
 	return c, env.Err()
 }

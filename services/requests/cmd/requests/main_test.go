@@ -46,6 +46,16 @@ func TestRejectsBadSettingsAllAtOnce(t *testing.T) {
 	}
 }
 
+func TestRejectsAClaimTTLBelowASecond(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+	t.Setenv("ENCRYPTION_KEYSET_FILE", "/nonexistent")
+	t.Setenv("REQUESTS_CLAIM_TTL", "500ms")
+	err := run(context.Background(), nil, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "REQUESTS_CLAIM_TTL=500ms") {
+		t.Fatalf("err = %v, want REQUESTS_CLAIM_TTL refused", err)
+	}
+}
+
 func TestKeysetGeneratePrintsAUsableKeyset(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"keyset", "generate"}, &out); err != nil {

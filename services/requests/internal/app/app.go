@@ -26,6 +26,9 @@ import (
 const (
 	DefaultCheckInterval = 2 * time.Minute
 	DefaultClaimTTL      = 5 * time.Minute
+	// MinClaimTTL bounds claim_ttl from below: a shorter claim could lapse
+	// before its answer reaches the checker.
+	MinClaimTTL = time.Second
 	// MaxClaimTTL bounds claim_ttl: a checker that needs longer should
 	// report and claim again.
 	MaxClaimTTL = time.Hour
@@ -210,11 +213,13 @@ func (a *App) CancelRequest(ctx context.Context, id uuid.UUID) (domain.Request, 
 }
 
 // ClaimDueMissions claims up to max due missions for checkerID; ttl 0 means
-// the configured default.
+// the configured default. The ttl is cut to whole microseconds, as Now is,
+// so the expires_at returned equals the one stored.
 func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, ttl time.Duration) ([]domain.Claim, error) {
 	if ttl <= 0 {
 		ttl = a.cfg.ClaimTTL
 	}
+	ttl = ttl.Truncate(time.Microsecond)
 	claims, err := a.store.ClaimDueMissions(ctx, store.ClaimParams{
 		CheckerID: checkerID, Max: max, TTL: ttl, CheckInterval: a.cfg.CheckInterval, Now: a.Now(),
 	})

@@ -101,6 +101,27 @@ func TestClaimDueMissions(t *testing.T) {
 		}
 	})
 
+	t.Run("ExpiresAtAnsweredEqualsTheStoredOne", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		createRequest(t, c, a.GetId(), reqArgs{})
+		bundle.clock.Set(start.Add(123456789 * time.Nanosecond))
+		cl := claim(t, c, 1, time.Second+1500*time.Nanosecond)[0]
+		var stored, missionStored time.Time
+		if err := bundle.pool.QueryRow(ctxT(t), `SELECT c.expires_at, m.claim_expires_at FROM requests.claims c
+			JOIN requests.missions m ON m.code = c.mission_code WHERE c.id = $1`, cl.GetClaimId()).Scan(&stored, &missionStored); err != nil {
+			t.Fatal(err)
+		}
+		got := cl.GetExpiresAt().AsTime()
+		if !got.Equal(stored) || !got.Equal(missionStored) {
+			t.Fatalf("expires_at answered %v, stored %v and %v", got, stored, missionStored)
+		}
+		if want := start.Add(123456*time.Microsecond + time.Second + time.Microsecond); !got.Equal(want) {
+			t.Fatalf("expires_at = %v, want %v", got, want)
+		}
+	})
+
 	t.Run("MaxMissionsBoundsTheClaim", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -298,6 +299,14 @@ func TestBadInput(t *testing.T) {
 		}, []string{"claim_ttl"}},
 		{"ClaimMalformedTTL", func(ctx context.Context) error {
 			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c1", MaxMissions: 1, ClaimTtl: &durationpb.Duration{Seconds: 1, Nanos: -5}})
+			return err
+		}, []string{"claim_ttl"}},
+		{"ClaimTTLOfANanosecond", func(ctx context.Context) error {
+			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c1", MaxMissions: 1, ClaimTtl: durationpb.New(1)})
+			return err
+		}, []string{"claim_ttl"}},
+		{"ClaimTTLBelowASecond", func(ctx context.Context) error {
+			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c1", MaxMissions: 1, ClaimTtl: durationpb.New(999 * time.Millisecond)})
 			return err
 		}, []string{"claim_ttl"}},
 		{"ClaimTTLAboveAnHour", func(ctx context.Context) error {

@@ -259,6 +259,9 @@ func (s *Server) ClaimDueMissions(ctx context.Context, req *requestsv1.ClaimDueM
 	var v apierr.Violations
 	domain.CheckClaimInput(&v, req.GetCheckerId(), req.GetMaxMissions())
 	ttl := v.Duration("claim_ttl", req.GetClaimTtl(), app.MaxClaimTTL)
+	if ttl > 0 && ttl < app.MinClaimTTL {
+		v.Add("claim_ttl", "must be at least %s (or unset for the server's default)", app.MinClaimTTL)
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
