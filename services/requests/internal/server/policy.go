@@ -13,12 +13,14 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_ClaimDueMissions_FullMethodName:  {auth.RoleChecker},
 	requestsv1.RequestsService_ReportCheckResult_FullMethodName: {auth.RoleChecker},
 	// Reads and the event stream (notifiers, dashboards, web front ends).
-	requestsv1.RequestsService_GetApplicant_FullMethodName:            {auth.RoleReader},
+	// ListApplicants leaves passport numbers out; GetApplicant, which shows
+	// them, is for admins only (below).
 	requestsv1.RequestsService_ListApplicants_FullMethodName:          {auth.RoleReader},
 	requestsv1.RequestsService_GetAppointmentRequest_FullMethodName:   {auth.RoleReader},
 	requestsv1.RequestsService_ListAppointmentRequests_FullMethodName: {auth.RoleReader},
 	requestsv1.RequestsService_WatchEvents_FullMethodName:             {auth.RoleReader},
-	// Changes.
+	// Personal data, and changes.
+	requestsv1.RequestsService_GetApplicant_FullMethodName:             {auth.RoleAdmin},
 	requestsv1.RequestsService_CreateApplicant_FullMethodName:          {auth.RoleAdmin},
 	requestsv1.RequestsService_UpdateApplicant_FullMethodName:          {auth.RoleAdmin},
 	requestsv1.RequestsService_DeleteApplicant_FullMethodName:          {auth.RoleAdmin},
