@@ -46,13 +46,14 @@ import (
 func main() { grpcserver.Main(run) }
 
 type options struct {
-	requests, missions, claimers, cycles, warmup int
+	requests, history, missions, claimers, cycles, warmup int
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var o options
 	fs := flag.NewFlagSet("requestsbench", flag.ContinueOnError)
 	fs.IntVar(&o.requests, "requests", 10000, "pending requests")
+	fs.IntVar(&o.history, "history", 50000, "requests no longer pending (expired, slot_found, cancelled) over the same missions")
 	fs.IntVar(&o.missions, "missions", 200, "missions the requests spread over")
 	fs.IntVar(&o.claimers, "claimers", 8, "concurrent claimers")
 	fs.IntVar(&o.cycles, "cycles", 3000, "measured claim+report cycles per mode (split across claimers)")
@@ -140,8 +141,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 
-	fmt.Fprintf(stdout, "requestsbench: %d pending requests over %d missions, %d concurrent claimers, %d measured cycles per mode (after %d warm-up), GOMAXPROCS=%d, %d CPUs\n",
-		o.requests, o.missions, o.claimers, o.cycles, o.warmup, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(stdout, "requestsbench: %d pending requests and %d of history over %d missions, %d concurrent claimers, %d measured cycles per mode (after %d warm-up), GOMAXPROCS=%d, %d CPUs\n",
+		o.requests, o.history, o.missions, o.claimers, o.cycles, o.warmup, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Fprintln(stdout, "cycle = ClaimDueMissions(max_missions=1) + ReportCheckResult(SLOTS_FOUND, 3 slots that match no request): both write paths, no drain")
 	results := map[string]result{}
 	for _, m := range []struct {
@@ -311,8 +312,12 @@ func scratchDatabase(ctx context.Context, serverURL string) (string, func(), err
 	return u.String(), drop, nil
 }
 
-// seed writes the pending requests straight into the tables (creating
-// 10,000 through the API would time the API's create path, not claims).
+// seed writes the requests straight into the tables (creating 10,000
+// through the API would time the API's create path, not claims): the
+// pending ones, and a history of requests that expired, found a slot or
+// were cancelled, with windows in the past year, as a service that has run
+// for a while holds. Every claim expires what is due first, so the history
+// is what that statement must not scan.
 func seed(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	now := time.Now().UTC()
 	today := domain.Today(now)
@@ -332,6 +337,14 @@ func seed(ctx context.Context, pool *pgxpool.Pool, o options) error {
 		FROM generate_series(0, $2 - 1) AS i`, applicant, o.requests, o.missions, today, now); err != nil {
 		return fmt.Errorf("seed requests: %w", err)
 	}
+	if _, err := pool.Exec(ctx, `INSERT INTO requests.appointment_requests
+		(id, applicant_id, mission_code, centre, visa_category, earliest_date, latest_date, status, created_at, updated_at)
+		SELECT gen_random_uuid(), $1, 'm' || (i % $3), 'paris', 'tourism', $4::date - 365 + i % 355, $4::date - 355 + i % 355,
+		       (ARRAY['expired', 'slot_found', 'cancelled'])[1 + i % 3],
+		       $5::timestamptz - interval '400 days' + i * interval '1 second', $5
+		FROM generate_series(0, $2 - 1) AS i`, applicant, o.history, o.missions, today, now); err != nil {
+		return fmt.Errorf("seed history: %w", err)
+	}
 	_, err := pool.Exec(ctx, `ANALYZE`)
 	return err
 }
@@ -342,7 +355,7 @@ func reset(ctx context.Context, pool *pgxpool.Pool) error {
 	_, err := pool.Exec(ctx, `
 		TRUNCATE requests.checks, requests.claims;
 		UPDATE requests.missions SET last_checked_at = NULL, claim_id = NULL, claim_expires_at = NULL;
-		UPDATE requests.appointment_requests SET last_checked_at = NULL, check_count = 0;`)
+		UPDATE requests.appointment_requests SET last_checked_at = NULL, check_count = 0 WHERE status = 'pending';`)
 	if err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

@@ -112,16 +112,29 @@ func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) 
 // request ending on the same day) spreads over several calls.
 const expireBatch = 500
 
+// expireSQL runs on every claim and sweep, over a table that is mostly
+// history (expired, slot_found, cancelled rows), so both halves must stay on
+// an index however much history there is. The inner query walks the partial
+// index on pending requests' latest_date from the oldest end (ordering by
+// id instead walked the primary key through every row, filtering). The
+// outer one matches ids with = ANY of the array, an index condition on the
+// primary key; joining the subquery instead (UPDATE ... FROM (...) d WHERE
+// r.id = d.id) is planned as a hash join over a sequential scan of the whole
+// table, because the planner guesses thousands of due rows (status and
+// latest_date are estimated as independent, which extended statistics on
+// the pair do not change).
+const expireSQL = `UPDATE requests.appointment_requests SET status = 'expired', updated_at = $2
+	WHERE id = ANY (ARRAY(SELECT id FROM requests.appointment_requests
+	                      WHERE status = 'pending' AND latest_date < $1
+	                      ORDER BY latest_date LIMIT $3 FOR UPDATE SKIP LOCKED))
+	RETURNING ` + requestCols
+
 // expire turns PENDING requests whose latest_date is before today EXPIRED
 // (domain.Request.ExpiredOn in SQL) and queues their events on b. Rows
 // another transaction holds are skipped, not waited for: the next call
 // takes them.
 func expire(ctx context.Context, tx pgx.Tx, b *pgx.Batch, now time.Time) (int, error) {
-	rows, err := tx.Query(ctx, `UPDATE requests.appointment_requests SET status = 'expired', updated_at = $2
-		WHERE id IN (SELECT id FROM requests.appointment_requests
-		             WHERE status = 'pending' AND latest_date < $1
-		             ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-		RETURNING `+requestCols, domain.Today(now), now, expireBatch)
+	rows, err := tx.Query(ctx, expireSQL, domain.Today(now), now, expireBatch)
 	if err != nil {
 		return 0, fmt.Errorf("expire requests: %w", err)
 	}
