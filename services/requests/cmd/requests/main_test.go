@@ -73,9 +73,10 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00001_requests.sql"},
+		{[]string{"migrate", "status"}, "00002_list_indexes.sql"},
+		{[]string{"migrate", "down"}, "reverted 00002_list_indexes.sql"},
 		{[]string{"migrate", "down"}, "reverted 00001_requests.sql"},
-		{[]string{"migrate", "up"}, "applied 00001_requests.sql"},
+		{[]string{"migrate", "up"}, "applied 00002_list_indexes.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,25 +52,8 @@ type RequestFilter struct {
 // ListRequests returns up to limit requests after pos matching f, oldest
 // first, and whether more follow.
 func (s *Store) ListRequests(ctx context.Context, f RequestFilter, pos *Position, limit int) ([]domain.Request, bool, error) {
-	var (
-		after   = pos != nil
-		afterT  time.Time
-		afterID uuid.UUID
-		appl    *uuid.UUID
-	)
-	if after {
-		afterT, afterID = pos.CreatedAt, pos.ID
-	}
-	if f.ApplicantID != uuid.Nil {
-		appl = &f.ApplicantID
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
-		WHERE ($1 = '' OR status = $1)
-		  AND ($2 = '' OR mission_code = $2)
-		  AND ($3::uuid IS NULL OR applicant_id = $3)
-		  AND (NOT $4 OR (created_at, id) > ($5, $6))
-		ORDER BY created_at, id LIMIT $7`,
-		string(f.Status), f.MissionCode, appl, after, afterT, afterID, limit+1)
+	query, args := listRequestsQuery(f, pos, limit+1)
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list requests: %w", err)
 	}
@@ -82,6 +66,40 @@ func (s *Store) ListRequests(ctx context.Context, f RequestFilter, pos *Position
 		out = out[:limit]
 	}
 	return out, more, nil
+}
+
+// listRequestsQuery writes the conditions of the filters that are set, and
+// only those: a catch-all such as ($1 IS NULL OR status = $1) plans, once
+// Postgres switches a prepared statement to its generic plan, as a filter
+// over whichever index gives the order, and the keyset then stops being an
+// index condition. Each filter has an index on (filter, created_at, id).
+// Values travel as parameters.
+func listRequestsQuery(f RequestFilter, pos *Position, limit int) (string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	param := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+param(string(f.Status)))
+	}
+	if f.MissionCode != "" {
+		where = append(where, "mission_code = "+param(f.MissionCode))
+	}
+	if f.ApplicantID != uuid.Nil {
+		where = append(where, "applicant_id = "+param(f.ApplicantID))
+	}
+	if pos != nil {
+		where = append(where, "(created_at, id) > ("+param(pos.CreatedAt)+", "+param(pos.ID)+")")
+	}
+	query := `SELECT ` + requestCols + ` FROM requests.appointment_requests`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return query + ` ORDER BY created_at, id LIMIT ` + param(limit), args
 }
 
 // CancelRequest reads the request under a row lock and applies
