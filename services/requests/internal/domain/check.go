@@ -31,11 +31,15 @@ func sameName(a, b string) bool {
 // covered. Each PENDING request counts the check (LastCheckedAt, CheckCount);
 // when the check found slots, a PENDING request with a matching slot becomes
 // SLOT_FOUND and keeps the slots that matched. Requests that are no longer
-// PENDING are left exactly as they are. It returns every request it changed,
-// and separately those that became SLOT_FOUND.
+// PENDING are left exactly as they are, and so are those whose window ended
+// before today (the claim was taken on their last day, the report came
+// after midnight): they are expired, which the next expiry records, and a
+// slot inside their window is in the past. It returns every request it
+// changed, and separately those that became SLOT_FOUND.
 func ApplyCheck(reqs []Request, res CheckResult, now time.Time) (changed, matched []Request) {
+	today := Today(now)
 	for _, r := range reqs {
-		if r.Status != StatusPending {
+		if r.Status != StatusPending || r.ExpiredOn(today) {
 			continue
 		}
 		r.LastCheckedAt = now
@@ -54,8 +58,9 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time) (changed, matche
 }
 
 // ExpiredOn says whether r, still PENDING, can no longer match: its last
-// acceptable date is before today. The store applies the same rule in SQL
-// (latest_date < today) when it expires requests in bulk.
+// acceptable date is before today. ApplyCheck leaves such a request alone;
+// the store applies the same rule in SQL (latest_date < today) when it
+// expires requests in bulk.
 func (r Request) ExpiredOn(today time.Time) bool {
 	return r.Status == StatusPending && r.LatestDate.Before(today)
 }

@@ -105,6 +105,21 @@ func TestApplyCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("RequestWhoseWindowEndedSinceTheClaimIsUnchanged", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest() // latest 2030-07-10
+		afterMidnight := time.Date(2030, 7, 11, 0, 0, 1, 0, time.UTC)
+		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-10")}}
+		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight)
+		if len(changed) != 0 || len(matched) != 0 {
+			t.Fatalf("changed %+v matched %+v, want nothing", changed, matched)
+		}
+		// On its last day it still matches.
+		if _, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight.Add(-2*time.Second)); len(matched) != 1 {
+			t.Fatalf("on its last day: matched %+v", matched)
+		}
+	})
+
 	t.Run("AlreadySlotFoundRequestIsUnchanged", func(t *testing.T) {
 		t.Parallel()
 		r := pendingRequest()

@@ -296,6 +296,52 @@ func TestClaimDueMissions(t *testing.T) {
 		}
 	})
 
+	t.Run("RequestCancelledBetweenClaimAndReportStaysCancelled", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{})
+		other := createRequest(t, c, a.GetId(), reqArgs{})
+		cl := claimOne(t, c, "fra")
+		if _, err := c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: r.GetId()}); err != nil {
+			t.Fatal(err)
+		}
+		cancelled := getRequest(t, c, r.GetId())
+		bundle.clock.Advance(time.Second)
+		resp := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-07-05"))
+		if len(resp.GetMatched()) != 1 || resp.GetMatched()[0].GetId() != other.GetId() {
+			t.Fatalf("matched %v, want only the request still pending", resp.GetMatched())
+		}
+		got := getRequest(t, c, r.GetId())
+		if got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_CANCELLED || got.GetCheckCount() != 0 ||
+			len(got.GetMatchedSlots()) != 0 || !got.GetUpdatedAt().AsTime().Equal(cancelled.GetUpdatedAt().AsTime()) {
+			t.Fatalf("cancelled request changed by the report: %v", got)
+		}
+		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.events WHERE request_id = $1 AND type = 'slot_found'`, r.GetId()); n != 0 {
+			t.Fatalf("%d slot_found events for the cancelled request", n)
+		}
+	})
+
+	t.Run("RequestWhoseWindowEndedBeforeTheReportIsNotMatched", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		a := createApplicant(t, c)
+		r := createRequest(t, c, a.GetId(), reqArgs{earliest: "2030-06-01", latest: "2030-06-01"})
+		bundle.clock.Set(time.Date(2030, 6, 1, 23, 59, 0, 0, time.UTC))
+		cl := claimOne(t, c, "fra")
+		bundle.clock.Set(time.Date(2030, 6, 2, 0, 0, 30, 0, time.UTC))
+		resp := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-06-01"))
+		if len(resp.GetMatched()) != 0 {
+			t.Fatalf("matched %v after its window ended", resp.GetMatched())
+		}
+		if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
+			t.Fatalf("request = %v, want untouched until expiry", got)
+		}
+		if n, err := bundle.server.app.ExpireDue(ctxT(t)); err != nil || n != 1 {
+			t.Fatalf("ExpireDue = %d, %v", n, err)
+		}
+	})
+
 	t.Run("RequestsCreatedAfterTheClaimAreNotTouchedByItsReport", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
