@@ -6,8 +6,9 @@
 // For each mode it reports checks per minute (one at a time, and
 // -parallel at once), the median and p90 check time, the checker's own
 // overhead per check (check time minus the time portalsim spent serving
-// that check's requests), and the peak memory of this process plus every
-// Chromium process under it (RSS and PSS summed from /proc).
+// that check's requests), Chromium's CPU time per check, and the peak
+// memory of this process plus every Chromium process under it (RSS and PSS
+// summed from /proc).
 //
 // It measures Debian's chromium (CHROME_PATH, default /usr/bin/chromium)
 // and, when installed, the old headless shell of the chromium-headless-shell
@@ -182,17 +183,20 @@ type row struct {
 	total    []time.Duration // per check
 	overhead []time.Duration // per check, one-at-a-time phases only
 	peak     memory
+	cpu      time.Duration // Chromium CPU per check
 }
 
 // phase runs checks, parallel at a time, and samples memory meanwhile.
 func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, error) {
 	r := row{mode: m, parallel: parallel, checks: checks}
 	var shm *browser.Manager
+	cpuBefore := childCPU()
 	if m != perCheck {
 		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare})
 		defer shm.Close()
-		// Start it and warm it up outside the measurement: the shared
+		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
+		// (Its CPU is in the CPU figure, spread over the phase's checks.)
 		if _, err := b.check(ctx, shm, 0); err != nil {
 			return r, fmt.Errorf("warm-up: %w", err)
 		}
@@ -234,7 +238,23 @@ func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, e
 	wg.Wait()
 	r.wall = time.Since(start)
 	r.peak = sampler.stop()
+	if shm != nil {
+		// Chromium's CPU is counted once its processes are reaped.
+		_ = shm.Close()
+	}
+	r.cpu = (childCPU() - cpuBefore) / time.Duration(checks)
 	return r, first
+}
+
+// childCPU is the user and system CPU time of every reaped descendant:
+// Chromium and the processes it started. Unlike the times above it hardly
+// depends on what else the machine runs.
+func childCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (portal.Result, error) {
@@ -265,16 +285,16 @@ func (b *bench) freshBrowserCheck(ctx context.Context, account int) error {
 }
 
 func report(out io.Writer, rows []row) {
-	fmt.Fprintln(out, "| mode | at once | checks | checks/min | check time median | p90 | checker overhead median | p90 | peak RSS sum | peak PSS sum |")
-	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(out, "| mode | at once | checks | checks/min | check time median | p90 | checker overhead median | p90 | Chromium CPU per check | peak RSS sum | peak PSS sum |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		ovMed, ovP90 := "n/a", "n/a"
 		if len(r.overhead) > 0 {
 			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
 		}
-		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %d MiB | %d MiB |\n",
+		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
 			r.mode, r.parallel, r.checks, float64(r.checks)/r.wall.Minutes(),
-			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, r.peak.rss>>20, r.peak.pss>>20)
+			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, ms(r.cpu), r.peak.rss>>20, r.peak.pss>>20)
 	}
 	fmt.Fprintln(out)
 	for i := 0; i+1 < len(rows) && rows[i+1].mode == perCheck; i += 2 {
