@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
 	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))
 	hub := store.NewHub(st, logger)
-	server.New(a, hub, logger, ctx.Done()).Register(gs.GRPC)
+	server.New(a, hub, logger, gs.Stopping()).Register(gs.GRPC)
 
 	lis, err := net.Listen("tcp", cfg.listenAddr)
 	if err != nil {

@@ -86,9 +86,6 @@ func (a *App) Now() time.Time { return a.now().UTC().Truncate(time.Microsecond) 
 // Today is the current calendar day (UTC).
 func (a *App) Today() time.Time { return domain.Today(a.Now()) }
 
-// Store is the store underneath.
-func (a *App) Store() *store.Store { return a.store }
-
 // passportAD binds a passport ciphertext to its applicant row.
 func passportAD(id uuid.UUID) []byte {
 	return append([]byte("requests.applicants.passport_number:"), id[:]...)
@@ -240,6 +237,12 @@ func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (st
 		a.metrics.Checked(res.Outcome)
 	}
 	return rec, matched, err
+}
+
+// EventsAfter returns up to limit events with a cursor above after, in
+// cursor order.
+func (a *App) EventsAfter(ctx context.Context, after int64, limit int) ([]domain.Event, error) {
+	return a.store.EventsAfter(ctx, after, limit)
 }
 
 // ExpireDue expires every request that is due (the periodic sweep).

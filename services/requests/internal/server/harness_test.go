@@ -141,7 +141,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
 	hub := store.NewHub(st, o.logger)
 	ctx, cancel := context.WithCancel(context.Background())
-	server.New(a, hub, o.logger, ctx.Done()).Register(gs.GRPC)
+	server.New(a, hub, o.logger, gs.Stopping()).Register(gs.GRPC)
 
 	lis := bufconn.Listen(1 << 20)
 	var wg sync.WaitGroup

@@ -34,9 +34,10 @@ type Server struct {
 	stopping <-chan struct{}
 }
 
-// New returns the server. Event streams end (UNAVAILABLE, so clients resume
-// from their cursor elsewhere) when stopping is closed, which lets a graceful
-// stop finish instead of waiting on endless streams.
+// New returns the server. stopping is the platform server's
+// (grpcserver.Server.Stopping): the platform ends streams when it stops by
+// cancelling their contexts, and a stream that ends while stopping is closed
+// answers UNAVAILABLE, so its client resumes from its cursor elsewhere.
 func New(a *app.App, hub *store.Hub, logger *slog.Logger, stopping <-chan struct{}) *Server {
 	if logger == nil {
 		logger = slog.Default()
@@ -313,7 +314,7 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 	defer s.app.Metrics().Watching()()
 	cursor := req.GetAfterCursor()
 	for {
-		events, err := s.app.Store().EventsAfter(ctx, cursor, eventBatch)
+		events, err := s.app.EventsAfter(ctx, cursor, eventBatch)
 		if err != nil {
 			if s.isStopping() {
 				return errStopping
@@ -340,8 +341,6 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 				return errStopping
 			}
 			return status.FromContextError(ctx.Err()).Err()
-		case <-s.stopping:
-			return errStopping
 		}
 	}
 }
