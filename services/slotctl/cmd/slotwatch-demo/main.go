@@ -1,0 +1,68 @@
+// Command slotwatch-demo is `make run`: the whole slotwatch system on this
+// machine with demo data, showing the Checker's sessions until a slot is
+// found, then up for poking until Ctrl-C. Run it through
+// deploy/local/with-postgres.sh, which sets DATABASE_URL (make run does).
+//
+//	slotwatch-demo [-root DIR] [-slot-after 1m]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/demo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "slotwatch-demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("slotwatch-demo", flag.ContinueOnError)
+	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin, the demo's files in ROOT/.data")
+	slotAfter := fs.Duration("slot-after", time.Minute, "when the demo's slot appears on the portal, after the Checker starts")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make run does)")
+	}
+
+	// A second Ctrl-C (or SIGTERM) while stopping kills what is left at once.
+	force := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		<-sigs
+		close(force)
+	}()
+
+	return demo.Run(ctx, demo.Config{
+		Root:        abs,
+		DatabaseURL: dbURL,
+		SlotAfter:   *slotAfter,
+		Getenv:      os.Getenv,
+		Out:         os.Stdout,
+		Force:       force,
+	})
+}

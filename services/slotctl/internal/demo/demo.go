@@ -1,0 +1,527 @@
+// Package demo is `make run`: it starts portalsim, AccountPool, Requests and
+// the Checker on this machine (Postgres is already up: with-postgres.sh),
+// loads demo data, adds a free slot to the portal a minute in, and shows
+// the Checker's sessions as they happen until that slot is found. Then it
+// keeps everything up for poking with grpcurl and slotctl until interrupted,
+// and stops what it started.
+//
+// The session view is read from the Checker's JSON log lines (its stderr,
+// piped through the demo into .data/logs/checker.log), AccountPool's
+// GetPoolStatus after each session, and Requests' WatchEvents.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+)
+
+// Addrs are where the services listen.
+type Addrs struct {
+	Portal                                  string // portalsim
+	Pool, PoolMetrics                       string // AccountPool
+	Requests, RequestsMetrics, RequestsHTTP string // Requests, its JSON gateway
+	Checker, CheckerMetrics                 string
+}
+
+// DefaultAddrs are the services' default ports, on loopback.
+func DefaultAddrs() Addrs {
+	return Addrs{
+		Portal:          "127.0.0.1:8090",
+		Pool:            "127.0.0.1:50051",
+		PoolMetrics:     "127.0.0.1:9091",
+		Requests:        "127.0.0.1:50052",
+		RequestsMetrics: "127.0.0.1:9092",
+		RequestsHTTP:    "127.0.0.1:8082",
+		Checker:         "127.0.0.1:50053",
+		CheckerMetrics:  "127.0.0.1:9093",
+	}
+}
+
+func (a Addrs) all() []string {
+	return []string{a.Portal, a.Pool, a.PoolMetrics, a.Requests, a.RequestsMetrics, a.RequestsHTTP, a.Checker, a.CheckerMetrics}
+}
+
+// Config is how the demo runs.
+type Config struct {
+	// Root is the checkout: binaries in Root/bin, the demo's files in
+	// Root/.data.
+	Root string
+	// DatabaseURL is a Postgres server on which the demo may create (and
+	// drop) its own database, Database.
+	DatabaseURL string
+	// Database is the demo's database, made afresh on each run (default
+	// slotwatch_demo).
+	Database string
+	// Addrs are the services' addresses (default DefaultAddrs).
+	Addrs Addrs
+	// SlotAfter is when the demo's slot appears, after the Checker starts.
+	SlotAfter time.Duration
+	// Getenv reads overrides of the demo's timings (POOL_COOLDOWN...).
+	Getenv func(string) string
+	// Out is the terminal.
+	Out io.Writer
+	// Force, once closed, makes stopping skip the grace periods (a second
+	// Ctrl-C).
+	Force <-chan struct{}
+}
+
+// timing is a setting the demo shortens so that something happens within
+// a minute; the demo announces each.
+type timing struct{ env, demo, prod string }
+
+var timings = []timing{
+	{"POOL_COOLDOWN", "20s", "10m"},
+	{"REQUESTS_CHECK_INTERVAL", "0s", "2m"},
+	{"CHECKER_SESSION_INTERVAL", "3s", ""},
+}
+
+// How long each service may take to stop after SIGTERM before it is
+// killed: the Checker finishes or releases its checks first.
+func grace(name string) time.Duration {
+	if name == "checker" {
+		return 30 * time.Second
+	}
+	return 10 * time.Second
+}
+
+// Run runs the demo until ctx ends (Ctrl-C), then stops what it started.
+// It returns an error when something fails to start or a service dies.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
+	if cfg.Database == "" {
+		cfg.Database = "slotwatch_demo"
+	}
+	if cfg.Addrs == (Addrs{}) {
+		cfg.Addrs = DefaultAddrs()
+	}
+	a := cfg.Addrs
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the event watcher
+	out := cfg.Out
+	bin := filepath.Join(cfg.Root, "bin")
+	if err := binaries(bin, "portalsim", "accountpool", "requests", "checker"); err != nil {
+		return err
+	}
+	f, err := prepareFiles(cfg.Root)
+	if err != nil {
+		return err
+	}
+	if err := portsFree(a.all()...); err != nil {
+		return err
+	}
+	dbURL, err := freshDatabase(ctx, cfg.DatabaseURL, cfg.Database)
+	if err != nil {
+		return err
+	}
+	rel := func(p string) string {
+		if r, err := filepath.Rel(cfg.Root, p); err == nil {
+			return r
+		}
+		return p
+	}
+	env := map[string]string{}
+	for _, t := range timings {
+		env[t.env] = t.demo
+		if v := cfg.Getenv(t.env); v != "" {
+			env[t.env] = v
+		}
+	}
+
+	fmt.Fprintf(out, "slotwatch demo: portalsim, AccountPool, Requests and the Checker on this machine\n")
+	fmt.Fprintf(out, "  database     %s, made afresh on the DATABASE_URL server\n", cfg.Database)
+	fmt.Fprintf(out, "  auth         tokens in %s; the admin token alone in %s\n", rel(f.tokens), rel(f.admin))
+	var ts []string
+	for _, t := range timings {
+		s := t.env + "=" + env[t.env]
+		if t.prod != "" {
+			s += " [" + t.prod + "]"
+		}
+		ts = append(ts, s)
+	}
+	fmt.Fprintf(out, "Demo timings, short on purpose (production defaults in brackets):\n  %s\n", strings.Join(ts, "  "))
+
+	sup := newSupervisor(f.logs)
+	// quit tells the Checker's log reader that nobody renders any more:
+	// it must keep draining the pipe, or the Checker blocks on its
+	// stderr while it is being stopped.
+	quit := make(chan struct{})
+	defer func() {
+		close(quit)
+		fmt.Fprintln(out)
+		sup.stopAll(out, grace, cfg.Force)
+	}()
+
+	common := []string{
+		"DATABASE_URL=" + dbURL,
+		"AUTH_TOKENS_FILE=" + f.tokens,
+		"ENCRYPTION_KEYSET_FILE=" + f.keyset,
+		"LOG_LEVEL=info",
+		// Plaintext on loopback: a TLS setting from the shell would make
+		// the servers speak TLS to clients that do not.
+		"TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
+	}
+	type service struct {
+		name, addr, show string
+		env              []string
+	}
+	services := []service{
+		{"portalsim", "", "http://" + a.Portal, []string{"PORTALSIM_ADDR=" + a.Portal, "PORTALSIM_CONFIG="}},
+		{"accountpool", a.Pool, a.Pool, append(slices.Clone(common),
+			"LISTEN_ADDR="+a.Pool, "METRICS_ADDR="+a.PoolMetrics, "POOL_COOLDOWN="+env["POOL_COOLDOWN"])},
+		{"requests", a.Requests, a.Requests + ", JSON on http://" + a.RequestsHTTP, append(slices.Clone(common),
+			"LISTEN_ADDR="+a.Requests, "METRICS_ADDR="+a.RequestsMetrics, "HTTP_ADDR="+a.RequestsHTTP,
+			"REQUESTS_CHECK_INTERVAL="+env["REQUESTS_CHECK_INTERVAL"])},
+	}
+	portal := &Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	children := map[string]*child{}
+	for _, s := range services {
+		c, err := sup.start(s.name, filepath.Join(bin, s.name), s.env, nil)
+		if err != nil {
+			return err
+		}
+		children[s.name] = c
+	}
+	for _, s := range services {
+		c := children[s.name]
+		if s.addr == "" {
+			err = waitReady(ctx, c, 30*time.Second, portal.Ready)
+		} else {
+			err = waitGRPC(ctx, c, s.addr, 90*time.Second)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  %-12s %-48s log %s\n", s.name, s.show, rel(c.logPath))
+	}
+
+	opts, err := auth.DialOptions(f.admin, "")
+	if err != nil {
+		return err
+	}
+	poolConn, err := grpc.NewClient(a.Pool, opts...)
+	if err != nil {
+		return err
+	}
+	defer poolConn.Close()
+	reqConn, err := grpc.NewClient(a.Requests, opts...)
+	if err != nil {
+		return err
+	}
+	defer reqConn.Close()
+	pool := apv1.NewAccountPoolServiceClient(poolConn)
+	rq := rqv1.NewRequestsServiceClient(reqConn)
+
+	ds := DemoDataset(time.Now())
+	loadCtx, loadDone := context.WithTimeout(ctx, 30*time.Second)
+	loaded, err := Load(loadCtx, ds, portal, pool, rq)
+	loadDone()
+	if err != nil {
+		return fmt.Errorf("load the demo data: %w", err)
+	}
+	printDataset(out, ds, cfg.SlotAfter)
+
+	found := make(chan *rqv1.AppointmentRequest, 16)
+	go watchSlotFound(ctx, rq, found)
+
+	events := make(chan Event, 1024)
+	checker, err := sup.start("checker", filepath.Join(bin, "checker"), append(slices.Clone(common),
+		"LISTEN_ADDR="+a.Checker, "METRICS_ADDR="+a.CheckerMetrics,
+		"ACCOUNTPOOL_ADDR="+a.Pool, "REQUESTS_ADDR="+a.Requests,
+		"AUTH_TOKEN_FILE="+f.checker,
+		"PORTAL_BASE_URL=http://"+a.Portal,
+		"CHECKER_ARTIFACTS_DIR="+f.artifacts,
+		"CHECKER_ID=demo",
+		"CHECKER_SESSION_INTERVAL="+env["CHECKER_SESSION_INTERVAL"],
+	), func(line []byte) {
+		if e, ok := ParseCheckerLine(line); ok {
+			select {
+			case events <- e:
+			case <-quit:
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Health is NOT_SERVING until the Checker's browser is up.
+	if err := waitGRPC(ctx, checker, a.Checker, 90*time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %-12s %-48s log %s\n", "checker", a.Checker, rel(checker.logPath))
+
+	l := &loop{
+		view:   NewView(out, time.Now(), time.Now, ds.MissionNames()),
+		out:    out,
+		ds:     ds,
+		loaded: loaded,
+		pool:   pool,
+		portal: portal,
+		files:  f,
+		rel:    rel,
+		addrs:  a,
+	}
+	fmt.Fprintf(out, "\nThe Checker's sessions, as they happen (mm:ss since the Checker started; Ctrl-C stops everything):\n")
+	return l.run(ctx, cfg.SlotAfter, events, found, sup.exited)
+}
+
+func waitGRPC(ctx context.Context, c *child, addr string, timeout time.Duration) error {
+	ready, closeFn, err := grpcServing(addr)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	return waitReady(ctx, c, timeout, ready)
+}
+
+func printDataset(out io.Writer, ds Dataset, slotAfter time.Duration) {
+	v := NewView(io.Discard, time.Time{}, time.Now, ds.MissionNames())
+	fmt.Fprintf(out, "Demo data:\n")
+	fmt.Fprintf(out, "  %d portal accounts, in AccountPool and portalsim: %s ... %s\n",
+		len(ds.Accounts), ds.Accounts[0].Email, ds.Accounts[len(ds.Accounts)-1].Email)
+	var ms []string
+	for _, m := range ds.Missions {
+		ms = append(ms, fmt.Sprintf("%s at %s", v.Mission(m.Code), strings.Join(m.Centres, ", ")))
+	}
+	fmt.Fprintf(out, "  portalsim missions: %s\n", strings.Join(ms, "; "))
+	fmt.Fprintf(out, "  appointment requests:\n")
+	for _, a := range ds.Applicants {
+		for _, r := range a.Requests {
+			fmt.Fprintf(out, "    %-16s %-14s %-11s %-9s %s .. %s\n", a.FullName, v.Mission(r.Mission), r.Centre, r.VisaCategory, r.Earliest, r.Latest)
+		}
+	}
+	s := ds.Slot
+	fmt.Fprintf(out, "  %s after the Checker starts, portalsim gets one free slot: %s, %s, %s, %s %s\n",
+		slotAfter, v.Mission(s.Mission), s.Centre, s.VisaCategory, s.Date, s.Time)
+}
+
+// watchSlotFound sends every slot_found event of Requests to found, from
+// the first event on, resuming after the last one when the stream breaks.
+func watchSlotFound(ctx context.Context, rq RequestsClient, found chan<- *rqv1.AppointmentRequest) {
+	var cursor int64
+	for ctx.Err() == nil {
+		stream, err := rq.WatchEvents(ctx, &rqv1.WatchEventsRequest{AfterCursor: cursor})
+		for err == nil {
+			var ev *rqv1.WatchEventsResponse
+			if ev, err = stream.Recv(); err != nil {
+				break
+			}
+			cursor = ev.GetCursor()
+			if ev.GetType() == rqv1.EventType_EVENT_TYPE_SLOT_FOUND {
+				select {
+				case found <- ev.GetRequest():
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// loop renders the session view until the demo's slot is found, then
+// prints where to poke and stays quiet until ctx ends.
+type loop struct {
+	view   *View
+	out    io.Writer
+	ds     Dataset
+	loaded Loaded
+	pool   PoolClient
+	portal *Portal
+	files  files
+	rel    func(string) string
+	addrs  Addrs
+
+	slotAddedAt time.Time
+	// pending are found requests not printed yet: they are printed when
+	// the session that found them ends, after its check lines.
+	pending []*rqv1.AppointmentRequest
+	done    bool
+}
+
+// summaryWait is how long a found slot waits for its session's end before
+// it is printed anyway.
+const summaryWait = 5 * time.Second
+
+// slowFind is when the demo says that the slot it added was not found yet.
+const slowFind = 3 * time.Minute
+
+func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan Event, found <-chan *rqv1.AppointmentRequest, exited <-chan *child) error {
+	slotTimer := time.NewTimer(slotAfter)
+	defer slotTimer.Stop()
+	var (
+		summary <-chan time.Time // pending's deadline
+		slow    <-chan time.Time
+		waited  = map[string]bool{} // sessions in which the Checker waited
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case c := <-exited:
+			return c.exitedEarly()
+		case <-slotTimer.C:
+			if err := l.portal.AddSlot(ctx, l.ds.Slot); err != nil {
+				return fmt.Errorf("add the demo's slot: %w", err)
+			}
+			l.slotAddedAt = time.Now()
+			s := l.ds.Slot
+			l.view.Note("portalsim: a slot is free now: %s, %s, %s, %s %s", l.view.Mission(s.Mission), s.Centre, s.VisaCategory, s.Date, s.Time)
+			slow = time.After(slowFind)
+		case <-slow:
+			if !l.done {
+				l.view.Note("the slot has not been found %s after it appeared; see %s", slowFind, l.rel(filepath.Join(l.files.logs, "checker.log")))
+			}
+		case r := <-found:
+			l.pending = append(l.pending, r)
+			if summary == nil {
+				summary = time.After(summaryWait)
+			}
+		case <-summary:
+			summary = nil
+			l.flushFound()
+		case e := <-events:
+			if l.done {
+				continue // quiet now; the log has it all
+			}
+			switch e.Kind {
+			case CheckFinished:
+				l.view.Check(e)
+			case NoAccountFree:
+				waited[e.Session] = true
+				l.view.Waiting(e, l.nextFreeing(ctx))
+			case SessionFinished:
+				if e.Checks > 0 || waited[e.Session] {
+					l.poolLine(ctx)
+				}
+				delete(waited, e.Session)
+				if len(l.pending) > 0 {
+					summary = nil
+					l.flushFound()
+				}
+			case CheckerProblem:
+				l.view.Problem(e)
+			}
+		}
+	}
+}
+
+// flushFound prints the found requests; the demo's own slot ends the
+// session view.
+func (l *loop) flushFound() {
+	target := false
+	for _, r := range l.pending {
+		lr, ok := l.loaded.Requests[r.GetId()]
+		who := lr.Applicant
+		if !ok {
+			who = "applicant " + r.GetApplicantId()
+		}
+		f := Found{Applicant: who, Mission: r.GetMissionCode(), Centre: r.GetCentre(), VisaCategory: r.GetVisaCategory()}
+		if ms := r.GetMatchedSlots(); len(ms) > 0 {
+			f.Date, f.Time = ms[0].GetDate(), ms[0].GetTime()
+		}
+		l.view.Found(f)
+		target = target || r.GetId() == l.loaded.Target
+	}
+	l.pending = nil
+	if target && !l.done {
+		l.done = true
+		l.printPoke()
+	}
+}
+
+func (l *loop) poolLine(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := l.pool.GetPoolStatus(ctx, &apv1.GetPoolStatusRequest{})
+	if err != nil {
+		l.view.Note("pool status: %v", err)
+		return
+	}
+	p := PoolCounts{
+		Available: int(st.GetAvailable()), Leased: int(st.GetLeased()), Cooldown: int(st.GetInCooldown()),
+		Quarantined: int(st.GetQuarantined()), Disabled: int(st.GetDisabled()),
+	}
+	if st.GetNextAvailableAt() != nil {
+		p.NextFree = time.Until(st.GetNextAvailableAt().AsTime())
+	}
+	l.view.Pool(p)
+}
+
+// nextFreeing names the account whose cooldown or quarantine ends first.
+func (l *loop) nextFreeing(ctx context.Context) Freeing {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := l.pool.ListAccounts(ctx, &apv1.ListAccountsRequest{PageSize: 1000})
+	if err != nil {
+		return Freeing{}
+	}
+	return NextFreeing(resp.GetAccounts(), time.Now())
+}
+
+// NextFreeing is the account among accounts whose rest (cooldown or
+// quarantine) ends first after now; zero when none rests.
+func NextFreeing(accounts []*apv1.Account, now time.Time) Freeing {
+	var (
+		best Freeing
+		at   time.Time
+	)
+	for _, a := range accounts {
+		var until time.Time
+		rest := ""
+		switch a.GetState() {
+		case apv1.AccountState_ACCOUNT_STATE_COOLDOWN:
+			until, rest = a.GetCooldownUntil().AsTime(), "cooldown"
+		case apv1.AccountState_ACCOUNT_STATE_QUARANTINED:
+			until, rest = a.GetQuarantineUntil().AsTime(), "quarantine"
+		default:
+			continue
+		}
+		if until.After(now) && (at.IsZero() || until.Before(at)) {
+			best, at = Freeing{Email: a.GetEmail(), Rest: rest}, until
+		}
+	}
+	return best
+}
+
+// printPoke ends the session view: what was found, and what to try while
+// everything stays up.
+func (l *loop) printPoke() {
+	if !l.slotAddedAt.IsZero() {
+		fmt.Fprintf(l.out, "\nThe demo's slot was found %s after it appeared on the portal.\n", seconds(time.Since(l.slotAddedAt)))
+	}
+	admin := l.rel(l.files.admin)
+	h := fmt.Sprintf(`-H "authorization: Bearer $(cat %s)"`, admin)
+	fmt.Fprintf(l.out, `Everything stays up until Ctrl-C; the Checker goes on with the requests still pending
+(quietly: %s). Try, from another terminal:
+
+  bin/tools/grpcurl -plaintext %s %s slotwatch.accountpool.v1.AccountPoolService/GetPoolStatus
+  bin/tools/grpcurl -plaintext %s -d '{"status":"REQUEST_STATUS_SLOT_FOUND"}' %s slotwatch.requests.v1.RequestsService/ListAppointmentRequests
+  bin/tools/grpcurl -plaintext %s %s slotwatch.checker.v1.CheckerService/GetStatus
+  AUTH_TOKEN_FILE=%s bin/slotctl pool status --watch
+  AUTH_TOKEN_FILE=%s bin/slotctl usage stats
+  AUTH_TOKEN_FILE=%s bin/slotctl requests list
+  AUTH_TOKEN_FILE=%s bin/slotctl events follow
+  curl -s http://%s/admin/logins          # portalsim's record of every login
+  http://%s/ in a browser: the portal (acc1@demo.test / demo-password-1)
+`,
+		l.rel(filepath.Join(l.files.logs, "checker.log")),
+		h, l.addrs.Pool, h, l.addrs.Requests, h, l.addrs.Checker,
+		admin, admin, admin, admin, l.addrs.Portal, l.addrs.Portal)
+}

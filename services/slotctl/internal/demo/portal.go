@@ -1,0 +1,112 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Portal is a client of portalsim's JSON admin API (/admin/).
+type Portal struct {
+	// BaseURL is portalsim's address, http://127.0.0.1:8090.
+	BaseURL string
+	HTTP    *http.Client
+}
+
+// The admin API's JSON, as services/portalsim/sim reads it (strictly: an
+// unknown field is refused).
+type (
+	portalAccount struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	portalMission struct {
+		Code           string   `json:"code"`
+		Name           string   `json:"name"`
+		Centres        []string `json:"centres"`
+		VisaCategories []string `json:"visa_categories"`
+	}
+	portalState struct {
+		Accounts []portalAccount `json:"accounts"`
+		Missions []portalMission `json:"missions"`
+	}
+	portalSlot struct {
+		Date string `json:"date"`
+		Time string `json:"time,omitempty"`
+	}
+	portalSlots struct {
+		Mission      string       `json:"mission"`
+		Centre       string       `json:"centre"`
+		VisaCategory string       `json:"visa_category"`
+		Slots        []portalSlot `json:"slots"`
+	}
+)
+
+// SetState replaces the portal's configuration: these accounts and
+// missions, no slots, normal behaviour.
+func (p *Portal) SetState(ctx context.Context, accounts []PortalAccount, missions []Mission) error {
+	st := portalState{Accounts: []portalAccount{}, Missions: []portalMission{}}
+	for _, a := range accounts {
+		st.Accounts = append(st.Accounts, portalAccount{Email: a.Email, Password: a.Password})
+	}
+	for _, m := range missions {
+		st.Missions = append(st.Missions, portalMission{Code: m.Code, Name: m.Name, Centres: m.Centres, VisaCategories: m.VisaCategories})
+	}
+	return p.put(ctx, "/admin/state", st)
+}
+
+// AddSlot makes one slot free on the portal (replacing the slots of its
+// mission, centre and category).
+func (p *Portal) AddSlot(ctx context.Context, s Slot) error {
+	return p.put(ctx, "/admin/slots", portalSlots{
+		Mission: s.Mission, Centre: s.Centre, VisaCategory: s.VisaCategory,
+		Slots: []portalSlot{{Date: s.Date, Time: s.Time}},
+	})
+}
+
+// Ready reports whether portalsim answers its admin API.
+func (p *Portal) Ready(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.BaseURL+"/admin/stats", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := p.client().Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (p *Portal) put(ctx context.Context, path string, body any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.BaseURL+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client().Do(req)
+	if err != nil {
+		return fmt.Errorf("portalsim PUT %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("portalsim PUT %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+func (p *Portal) client() *http.Client {
+	if p.HTTP != nil {
+		return p.HTTP
+	}
+	return http.DefaultClient
+}

@@ -1,0 +1,195 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+)
+
+// TestRun plays the demo with the real portalsim, AccountPool and Requests
+// binaries on a real Postgres. The Checker is testdata/fakechecker: it
+// speaks the Checker's log contract and runs the session loop against the
+// real services, but reads the slots from portalsim's admin API instead of
+// driving Chromium, so this test is about the demo, not the browser.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	server := pgtest.ServerURL(t)
+	root := t.TempDir()
+	buildBinaries(t, filepath.Join(root, "bin"))
+	db := "slotwatch_demo_test_" + randomHex(t, 6)
+	t.Cleanup(func() { dropDatabase(t, server, db) })
+	addrs := freeAddrs(t)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out syncBuffer
+	env := map[string]string{"POOL_COOLDOWN": "3s", "CHECKER_SESSION_INTERVAL": "200ms"}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Config{
+			Root: root, DatabaseURL: server, Database: db, Addrs: addrs,
+			SlotAfter: 4 * time.Second, Getenv: func(k string) string { return env[k] }, Out: &out,
+		})
+	}()
+
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(out.String(), "Everything stays up until Ctrl-C") {
+		select {
+		case err := <-errc:
+			t.Fatalf("Run ended early: %v\n%s", err, out.String())
+		case <-deadline:
+			t.Fatalf("the slot was not found in time:\n%s", out.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel() // Ctrl-C
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	slot := DemoDataset(time.Now()).Slot
+
+	t.Run("ShowsTheSessionsTheWaitAndWhatWasFound", func(t *testing.T) {
+		for _, want := range []string{
+			"POOL_COOLDOWN=3s [10m]",
+			"session 1   ",
+			"pool: 0 available, 6 cooling down, next free in",
+			"no account free: the Checker waits",
+			"portalsim: a slot is free now: France (fra), London, tourism, " + slot.Date + " 09:30",
+			"FOUND  Amélie Laurent: France (fra), London, tourism, " + slot.Date + " 09:30",
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("no %q in the output:\n%s", want, got)
+			}
+		}
+		wait, appeared, found := strings.Index(got, "no account free"), strings.Index(got, "a slot is free now"), strings.Index(got, "FOUND")
+		if wait > appeared || appeared > found {
+			t.Errorf("want the wait, then the slot, then FOUND:\n%s", got)
+		}
+	})
+
+	t.Run("StopsEverythingItStarted", func(t *testing.T) {
+		for _, svc := range []string{"checker", "requests", "accountpool", "portalsim"} {
+			if !strings.Contains(got, "stopping "+svc+" ... stopped") {
+				t.Errorf("%s was not stopped by SIGTERM:\n%s", svc, got)
+			}
+		}
+		if err := portsFree(addrs.all()...); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("KeepsItsSecretsPrivate", func(t *testing.T) {
+		for _, name := range []string{"tokens", "admin.token", "checker.token", "keyset.json"} {
+			st, err := os.Stat(filepath.Join(root, ".data", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, want 0600", name, st.Mode().Perm())
+			}
+		}
+		checkerLog, err := os.ReadFile(filepath.Join(root, ".data", "logs", "checker.log"))
+		if err != nil || !strings.Contains(string(checkerLog), `"msg":"check finished"`) {
+			t.Errorf("the Checker's log lines are not in its log file (%v)", err)
+		}
+	})
+}
+
+// buildBinaries builds the services the demo starts into dir, with the
+// fake Checker as bin/checker.
+func buildBinaries(t *testing.T, dir string) {
+	t.Helper()
+	const mod = "github.com/slotwatch/slotwatch/services/"
+	for out, pkg := range map[string]string{
+		dir + string(filepath.Separator): "", // the three services, by their own names
+		filepath.Join(dir, "checker"):    mod + "slotctl/internal/demo/testdata/fakechecker",
+	} {
+		args := []string{"build", "-o", out}
+		if pkg == "" {
+			args = append(args, mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests")
+		} else {
+			args = append(args, pkg)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+		}
+	}
+}
+
+// freeAddrs are loopback addresses nothing listens on now.
+func freeAddrs(t *testing.T) Addrs {
+	t.Helper()
+	var ls []net.Listener
+	next := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		return l.Addr().String()
+	}
+	a := Addrs{
+		Portal: next(), Pool: next(), PoolMetrics: next(), Requests: next(), RequestsMetrics: next(),
+		RequestsHTTP: next(), Checker: next(), CheckerMetrics: next(),
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return a
+}
+
+func dropDatabase(t *testing.T, server, db string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, server)
+	if err != nil {
+		t.Errorf("drop %s: %v", db, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Errorf("drop %s: %v", db, err)
+	}
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// syncBuffer is the demo's terminal, read while the demo writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
