@@ -47,8 +47,8 @@ chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh
 
 .PHONY: run
-run: build tools ## The main job: AccountPool on a private Postgres, ready for grpcurl
-	$(WITH_PG) ./deploy/local/run.sh
+run: build tools chromium ## The main job: the whole system with demo data, sessions shown live (DEMO_ARGS=-slot-after=30s)
+	$(WITH_PG) ./deploy/local/run.sh $(DEMO_ARGS)
 
 .PHONY: bench-pool
 bench-pool: ## AccountPool: gRPC Acquire+Release vs. the same SQL direct (1k and 100k accounts)
