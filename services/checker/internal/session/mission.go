@@ -1,0 +1,281 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+)
+
+// Per-call bounds on the other services' RPCs.
+const (
+	callTimeout = 10 * time.Second
+	// minRetryWait keeps a pool that answers "retry in 0s" (an account
+	// freeing this very moment) from being asked in a tight loop.
+	minRetryWait = 50 * time.Millisecond
+)
+
+// mission is one claim being worked on.
+type mission struct {
+	c       *Checker
+	session int64
+	claim   Claim
+	window  claimWindow
+	started time.Time
+	res     MissionResult
+}
+
+func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
+	m := &mission{
+		c: c, session: num, claim: cl, started: received,
+		window: windowOf(received, c.cfg.ClaimTTL, cl.ExpiresAt),
+		res:    MissionResult{Mission: cl.Mission, ClaimID: cl.ID},
+	}
+	c.mu.Lock()
+	c.inFlight[cl.ID] = &InFlight{Session: num, Mission: cl.Mission, ClaimID: cl.ID, StartedAt: received}
+	c.mu.Unlock()
+	return m
+}
+
+func (m *mission) done() {
+	m.c.mu.Lock()
+	delete(m.c.inFlight, m.claim.ID)
+	m.c.mu.Unlock()
+}
+
+// takeSlot waits for one of the checker's MaxConcurrent slots, until the
+// claim's acquire deadline or the drain.
+func (m *mission) takeSlot() bool {
+	if m.c.isStopping() {
+		m.giveUp(NoAccount, ErrStopping.Error())
+		return false
+	}
+	select {
+	case m.c.slots <- struct{}{}:
+		return true
+	default:
+	}
+	wait := m.window.acquireBy.Sub(m.c.clock.Now())
+	if wait <= 0 {
+		m.giveUp(NoAccount, "the checker was busy with other missions until the claim's deadline for starting a check")
+		return false
+	}
+	// A real timer: the deadline races the other checks, which run in
+	// real time whatever the clock.
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case m.c.slots <- struct{}{}:
+		return true
+	case <-m.c.stopping:
+		m.giveUp(NoAccount, ErrStopping.Error())
+	case <-timer.C:
+		m.giveUp(NoAccount, "the checker was busy with other missions until the claim's deadline for starting a check")
+	}
+	return false
+}
+
+func (m *mission) giveUp(out Outcome, detail string) {
+	m.res.Outcome = out
+	m.res.Detail = detail
+}
+
+// acquire leases an account, waiting as long as the pool says when none
+// is free, within the claim's window. false means no lease; m.res says why.
+func (m *mission) acquire() (Lease, bool) {
+	c := m.c
+	start := c.clock.Now()
+	defer func() { c.metrics.AcquireWaited(c.clock.Now().Sub(start)) }()
+	req := AcquireRequest{Mission: m.claim.Mission, Holder: c.cfg.CheckerID, TTL: c.cfg.LeaseTTL, RequestIDs: requestIDs(m.claim.Requests)}
+	if len(req.RequestIDs) == 0 {
+		m.giveUp(NoAccount, "the claim holds no pending request: nothing to check")
+		return Lease{}, false
+	}
+	backoff := time.Second
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		lease, err := c.leases.Acquire(ctx, req)
+		cancel()
+		if err == nil {
+			c.mu.Lock()
+			if f := c.inFlight[m.claim.ID]; f != nil {
+				f.AccountID, f.AccountEmail = lease.AccountID, lease.Email
+			}
+			c.mu.Unlock()
+			m.res.AccountID, m.res.AccountEmail = lease.AccountID, lease.Email
+			return lease, true
+		}
+
+		var wait time.Duration
+		var busy *NoAccountFreeError
+		switch {
+		case errors.As(err, &busy):
+			m.res.RetryAfter = busy.RetryAfter
+			c.log.Info("no account free", "session", m.session, "mission", m.claim.Mission,
+				"retry_after", busy.RetryAfter.String(), "retry_after_ms", busy.RetryAfter.Milliseconds())
+			wait = max(busy.RetryAfter, minRetryWait)
+			if c.clock.Now().Add(wait).After(m.window.acquireBy) {
+				m.giveUp(NoAccount, fmt.Sprintf("no account free before the claim's deadline for starting a check; the pool says the next frees in %s", busy.RetryAfter))
+				return Lease{}, false
+			}
+		case errors.Is(err, ErrUnavailable):
+			wait, backoff = backoff, min(2*backoff, 10*time.Second)
+			c.log.Warn("account pool unavailable; retrying", "session", m.session, "mission", m.claim.Mission, "in", wait.String(), "err", err)
+			if c.clock.Now().Add(wait).After(m.window.acquireBy) {
+				m.giveUp(NoAccount, fmt.Sprintf("account pool unavailable: %v", err))
+				return Lease{}, false
+			}
+		default:
+			m.giveUp(NoAccount, fmt.Sprintf("acquire: %v", err))
+			return Lease{}, false
+		}
+		select {
+		case <-c.stopping:
+			m.giveUp(NoAccount, ErrStopping.Error()+" (was waiting for an account)")
+			return Lease{}, false
+		case <-c.clock.After(wait):
+		}
+	}
+}
+
+// finishUnleased ends a mission that got no account: nothing was checked,
+// and the claim is reported FAILED so that it does not linger.
+func (m *mission) finishUnleased() MissionResult {
+	defer m.done()
+	c := m.c
+	m.res.Duration = c.clock.Now().Sub(m.started)
+	c.log.Info("mission not checked", "session", m.session, "mission", m.claim.Mission,
+		"outcome", string(m.res.Outcome), "detail", m.res.Detail,
+		"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
+	m.report(reportOf(m.claim.ID, 0, m.res.Outcome, nil, m.res.Detail))
+	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
+	return m.res
+}
+
+// check runs the browser check under the lease, then releases and
+// reports.
+func (m *mission) check(lease Lease) MissionResult {
+	defer m.done()
+	c := m.c
+	// The check ends at the claim's deadline, when the lease is found
+	// lost, or when the drain's grace is over.
+	ctx, cancel := context.WithCancelCause(c.hard)
+	defer cancel(nil)
+	ctx, cancelDeadline := context.WithTimeoutCause(ctx, m.window.checkBy.Sub(c.clock.Now()), errClaimDeadline)
+	defer cancelDeadline()
+	stopRenew := m.renewWhileChecking(lease, cancel)
+
+	queries := queriesOf(m.claim.Requests)
+	res, err := c.driver.CheckMission(ctx, portal.Account{Email: lease.Email, Password: lease.Password}, m.claim.Mission, queries)
+	stopRenew()
+
+	out := outcomeOf(res, m.claim.Requests)
+	detail := detailOf(res)
+	if err != nil {
+		out = Error
+		if cause := context.Cause(ctx); cause != nil {
+			detail = fmt.Sprintf("%v (%s)", cause, detail)
+		}
+	}
+	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration
+
+	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		m.release(lease, Release{Outcome: out, Detail: truncate(detail, maxReleaseDetail), RequestIDs: requestIDs(m.claim.Requests)})
+	}
+	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Slots, detail))
+
+	c.log.Info("check finished", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
+		"account_id", lease.AccountID, "account_email", lease.Email, "outcome", string(out),
+		"slots", m.res.Slots, "matched", m.res.Matched, "duration_ms", res.Duration.Milliseconds(), "detail", detail)
+	c.metrics.CheckFinished(m.claim.Mission, out, res.Duration)
+	return m.res
+}
+
+var errClaimDeadline = errors.New("the claim ran out before the check finished")
+
+// renewWhileChecking renews the lease at half its length until stopped.
+// When the pool says the lease is lost, it ends the check with
+// ErrLeaseLost.
+func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFunc) (stop func()) {
+	c := m.c
+	ttl := c.cfg.LeaseTTL
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		next := ttl / 2
+		for {
+			timer := time.NewTimer(next)
+			select {
+			case <-quit:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), min(callTimeout, ttl/2))
+			until, err := c.leases.Renew(ctx, lease, ttl)
+			cancel()
+			switch {
+			case err == nil:
+				next = ttl / 2
+				c.log.Debug("lease renewed", "mission", m.claim.Mission, "account_id", lease.AccountID, "until", until)
+			case errors.Is(err, ErrLeaseLost):
+				c.log.Warn("lease lost during the check; ending it", "session", m.session, "mission", m.claim.Mission,
+					"account_id", lease.AccountID, "err", err)
+				endCheck(ErrLeaseLost)
+				return
+			default:
+				// Try again soon: the lease still has half its length.
+				next = min(time.Second, ttl/8)
+				c.log.Warn("renewing the lease failed; retrying", "mission", m.claim.Mission, "account_id", lease.AccountID, "err", err)
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// release ends the lease, retrying while AccountPool is unreachable (a
+// retried Release with the same outcome is answered once).
+func (m *mission) release(lease Lease, r Release) {
+	c := m.c
+	err := retry(func(ctx context.Context) error { return c.leases.Release(ctx, lease, r) })
+	if err != nil {
+		c.log.Warn("releasing the account failed; the pool takes it back when the lease expires", "session", m.session,
+			"mission", m.claim.Mission, "account_id", lease.AccountID, "outcome", string(r.Outcome), "err", err)
+	}
+}
+
+// report ends the claim and returns how many requests matched.
+func (m *mission) report(r Report) int {
+	c := m.c
+	var matched int
+	err := retry(func(ctx context.Context) error {
+		var err error
+		matched, err = c.missions.ReportCheckResult(ctx, r)
+		return err
+	})
+	if err != nil {
+		c.log.Warn("reporting the check failed; the claim lapses at its expiry", "session", m.session,
+			"mission", m.claim.Mission, "claim", m.claim.ID, "report_outcome", string(r.Outcome), "err", err)
+	}
+	return matched
+}
+
+// retry runs call up to three times while it fails with ErrUnavailable.
+func retry(call func(ctx context.Context) error) error {
+	var err error
+	for attempt, pause := 0, 500*time.Millisecond; attempt < 3; attempt, pause = attempt+1, 2*pause {
+		if attempt > 0 {
+			time.Sleep(pause)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		err = call(ctx)
+		cancel()
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return err
+		}
+	}
+	return err
+}

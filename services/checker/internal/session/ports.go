@@ -1,0 +1,151 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+)
+
+// LeaseClient is what the checker needs of AccountPool. The real one wraps
+// the generated gRPC client (package client).
+type LeaseClient interface {
+	// Acquire leases an account for a mission. No account free is a
+	// *NoAccountFreeError; no active account at all is ErrNoActiveAccount.
+	Acquire(ctx context.Context, req AcquireRequest) (Lease, error)
+	// Renew extends the lease to ttl from now. A lease that is no longer
+	// held is ErrLeaseLost.
+	Renew(ctx context.Context, l Lease, ttl time.Duration) (time.Time, error)
+	// Release ends the lease with the check's outcome. A lease that is no
+	// longer held is ErrLeaseLost.
+	Release(ctx context.Context, l Lease, r Release) error
+}
+
+// MissionClient is what the checker needs of Requests.
+type MissionClient interface {
+	// ClaimDueMissions claims up to max due missions for ttl.
+	ClaimDueMissions(ctx context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error)
+	// ReportCheckResult ends a claim and says how many requests became
+	// SLOT_FOUND. A claim that is no longer held is ErrClaimLost.
+	ReportCheckResult(ctx context.Context, r Report) (matched int, err error)
+}
+
+// Driver checks the portal; *portal.Driver is the real one.
+type Driver interface {
+	CheckMission(ctx context.Context, acct portal.Account, mission string, queries []portal.Query) (portal.Result, error)
+}
+
+// AcquireRequest asks the pool for an account.
+type AcquireRequest struct {
+	Mission    string
+	Holder     string
+	TTL        time.Duration
+	RequestIDs []string
+}
+
+// Lease is a leased account. Its password never appears in logs or
+// formatted output.
+type Lease struct {
+	ID           string
+	FencingToken int64
+	AccountID    int64
+	Email        string
+	Password     string
+	ExpiresAt    time.Time
+}
+
+// Format keeps %v and friends from printing the password.
+func (l Lease) Format(f fmt.State, _ rune) {
+	_, _ = fmt.Fprintf(f, "Lease{ID: %q, AccountID: %d, Email: %q}", l.ID, l.AccountID, l.Email)
+}
+
+// Release is how a lease ends.
+type Release struct {
+	Outcome    Outcome
+	Detail     string
+	RequestIDs []string
+}
+
+// Claim is the right to check one mission until ExpiresAt.
+type Claim struct {
+	ID        string
+	Mission   string
+	Requests  []Request
+	ExpiresAt time.Time
+}
+
+// Request is one pending appointment request of a claim.
+type Request struct {
+	ID           string
+	Centre       string
+	VisaCategory string
+	// EarliestDate and LatestDate are YYYY-MM-DD.
+	EarliestDate string
+	LatestDate   string
+	CreatedAt    time.Time
+}
+
+// ReportOutcome is how Requests records a check.
+type ReportOutcome string
+
+// The report outcomes (Requests' CheckOutcome).
+const (
+	ReportNoSlot     ReportOutcome = "no_slot"
+	ReportSlotsFound ReportOutcome = "slots_found"
+	ReportFailed     ReportOutcome = "failed"
+)
+
+// Report ends a claim.
+type Report struct {
+	ClaimID   string
+	Outcome   ReportOutcome
+	Slots     []portal.Slot
+	AccountID int64
+	Detail    string
+}
+
+// Outcome is how a mission's check went. All but NoAccount are the
+// outcomes released to the pool.
+type Outcome string
+
+// The outcomes; the strings are the ones logs, metrics and CheckerService
+// show.
+const (
+	Success   Outcome = "success"
+	NoSlot    Outcome = "no_slot"
+	LoginFail Outcome = "login_fail"
+	Banned    Outcome = "banned"
+	Error     Outcome = "error"
+	// NoAccount: no account could be leased in time; nothing was checked.
+	NoAccount Outcome = "no_account"
+)
+
+// NoAccountFreeError is the pool's RESOURCE_EXHAUSTED: no account is free
+// now, and the next one frees after RetryAfter.
+type NoAccountFreeError struct {
+	RetryAfter time.Duration
+	// Message is the server's, for logs.
+	Message string
+}
+
+func (e *NoAccountFreeError) Error() string {
+	return fmt.Sprintf("no account free; retry after %s (%s)", e.RetryAfter, e.Message)
+}
+
+var (
+	// ErrNoActiveAccount: the pool has no active account at all; waiting
+	// does not help.
+	ErrNoActiveAccount = errors.New("the account pool has no active account")
+	// ErrLeaseLost: the lease expired or was taken back; the account must
+	// not be used any more.
+	ErrLeaseLost = errors.New("lease no longer held")
+	// ErrClaimLost: the claim lapsed or was reported already.
+	ErrClaimLost = errors.New("claim no longer held")
+	// ErrUnavailable marks an error worth retrying: the service could not
+	// be reached or answered in time.
+	ErrUnavailable = errors.New("service unavailable")
+	// ErrStopping: the checker is stopping and starts no session.
+	ErrStopping = errors.New("checker is stopping")
+)

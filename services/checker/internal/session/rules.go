@@ -1,0 +1,167 @@
+package session
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+)
+
+// Limits of the services the checker reports to.
+const (
+	maxReleaseDetail = 2000 // AccountPool's Release.detail
+	maxReportDetail  = 4000 // Requests' ReportCheckResult.detail
+	maxClaimBatch    = 100  // Requests' max_missions
+)
+
+// orderClaims puts the claims in the order the session leases accounts
+// for them: the mission whose oldest pending request is oldest first (its
+// applicants have waited longest), then by mission code. Requests returns
+// claims in no promised order; leasing in a fixed order makes which
+// mission gets which account (the pool hands out the least recently used)
+// follow from the data alone.
+func orderClaims(claims []Claim) {
+	oldest := func(c Claim) time.Time {
+		var t time.Time
+		for _, r := range c.Requests {
+			if t.IsZero() || r.CreatedAt.Before(t) {
+				t = r.CreatedAt
+			}
+		}
+		return t
+	}
+	slices.SortStableFunc(claims, func(a, b Claim) int {
+		return cmp.Or(oldest(a).Compare(oldest(b)), cmp.Compare(a.Mission, b.Mission))
+	})
+}
+
+// queriesOf lists the centre and visa category pairs the claim's requests
+// ask for, each once (compared as Requests compares them: trimmed, case
+// folded), in the order of the requests.
+func queriesOf(reqs []Request) []portal.Query {
+	var qs []portal.Query
+	for _, r := range reqs {
+		q := portal.Query{Centre: strings.TrimSpace(r.Centre), VisaCategory: strings.TrimSpace(r.VisaCategory)}
+		if !slices.ContainsFunc(qs, func(o portal.Query) bool {
+			return strings.EqualFold(o.Centre, q.Centre) && strings.EqualFold(o.VisaCategory, q.VisaCategory)
+		}) {
+			qs = append(qs, q)
+		}
+	}
+	return qs
+}
+
+func requestIDs(reqs []Request) []string {
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// slotFits says whether a slot is one a request asks for: same centre and
+// category, date inside the request's window. It is Requests' own rule
+// (MatchSlots), so that "success" to the pool means what SLOT_FOUND means
+// to the applicants.
+func slotFits(s portal.Slot, r Request) bool {
+	return strings.EqualFold(strings.TrimSpace(s.Centre), strings.TrimSpace(r.Centre)) &&
+		strings.EqualFold(strings.TrimSpace(s.VisaCategory), strings.TrimSpace(r.VisaCategory)) &&
+		s.Date >= r.EarliestDate && s.Date <= r.LatestDate // YYYY-MM-DD sorts as dates
+}
+
+// outcomeOf turns the driver's result into the outcome released to the
+// pool. Success means a slot for one of the claimed requests was found;
+// slots outside every request's window leave it no_slot (they are still
+// reported to Requests).
+func outcomeOf(res portal.Result, reqs []Request) Outcome {
+	switch res.Outcome {
+	case portal.Success, portal.NoSlot:
+		for _, s := range res.Slots {
+			for _, r := range reqs {
+				if slotFits(s, r) {
+					return Success
+				}
+			}
+		}
+		return NoSlot
+	case portal.LoginFail:
+		return LoginFail
+	case portal.Banned:
+		return Banned
+	default:
+		return Error
+	}
+}
+
+// detailOf says what happened, for the pool's usage log, the report and
+// the logs. The driver never puts the password in it.
+func detailOf(res portal.Result) string {
+	d := res.Detail
+	if res.Reason != "" {
+		d = string(res.Reason) + ": " + d
+	}
+	if res.Artifacts != nil {
+		d += "; page saved in " + res.Artifacts.Dir
+	}
+	return d
+}
+
+// reportOf is what Requests is told. Slots seen are always reported, even
+// when a later step of the check failed: they are real, and applicants are
+// waiting for them. Otherwise a check that read the calendar is NO_SLOT
+// and any other is FAILED, with the outcome in the detail.
+func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot, detail string) Report {
+	r := Report{ClaimID: claimID, AccountID: accountID, Detail: detail}
+	switch {
+	case len(slots) > 0:
+		r.Outcome, r.Slots = ReportSlotsFound, slots
+		if out != Success && out != NoSlot {
+			r.Detail = fmt.Sprintf("%s after reading slots: %s", out, detail)
+		}
+	case out == Success || out == NoSlot:
+		r.Outcome = ReportNoSlot
+	default:
+		r.Outcome = ReportFailed
+		r.Detail = fmt.Sprintf("%s: %s", out, detail)
+	}
+	r.Detail = truncate(r.Detail, maxReportDetail)
+	return r
+}
+
+// claimWindow is how a claim's time is spent. The claim cannot be renewed,
+// so the check must be reported before it lapses: an account is waited for
+// only while at least half the claim would be left for the check, and the
+// check itself ends a margin before the claim does, leaving time to
+// release and report.
+type claimWindow struct {
+	acquireBy time.Time // give up waiting for a slot or an account
+	checkBy   time.Time // the check's deadline
+}
+
+func windowOf(received time.Time, requestedTTL time.Duration, expiresAt time.Time) claimWindow {
+	// Trust the shorter of the two: our TTL from when we got the claim, and
+	// the server's expiry (its clock may be ahead of ours).
+	end := received.Add(requestedTTL)
+	if !expiresAt.IsZero() && expiresAt.Before(end) {
+		end = expiresAt
+	}
+	ttl := end.Sub(received)
+	margin := min(max(ttl/20, time.Second), 15*time.Second)
+	return claimWindow{acquireBy: received.Add(ttl / 2), checkBy: end.Add(-margin)}
+}
+
+// truncate cuts s to at most n bytes of valid UTF-8.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}

@@ -1,0 +1,115 @@
+package session
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+)
+
+func TestOrderClaimsPutsTheLongestWaitingMissionFirst(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	claims := []Claim{
+		{Mission: "bel", Requests: []Request{{CreatedAt: t0.Add(2 * time.Second)}}},
+		{Mission: "fra", Requests: []Request{{CreatedAt: t0.Add(3 * time.Second)}, {CreatedAt: t0.Add(time.Second)}}},
+		{Mission: "deu", Requests: []Request{{CreatedAt: t0.Add(2 * time.Second)}}},
+	}
+	orderClaims(claims)
+	var got []string
+	for _, c := range claims {
+		got = append(got, c.Mission)
+	}
+	if want := []string{"fra", "bel", "deu"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v (oldest request first, then code)", got, want)
+	}
+}
+
+func TestQueriesOfListsEachCentreAndCategoryOnce(t *testing.T) {
+	t.Parallel()
+	got := queriesOf([]Request{
+		{Centre: "London", VisaCategory: "tourism"},
+		{Centre: " london ", VisaCategory: "TOURISM"},
+		{Centre: "London", VisaCategory: "business"},
+		{Centre: "Manchester", VisaCategory: "tourism"},
+	})
+	want := []portal.Query{{Centre: "London", VisaCategory: "tourism"}, {Centre: "London", VisaCategory: "business"}, {Centre: "Manchester", VisaCategory: "tourism"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("queries = %v, want %v", got, want)
+	}
+}
+
+func TestOutcomeIsSuccessOnlyForASlotARequestAsksFor(t *testing.T) {
+	t.Parallel()
+	reqs := []Request{{Centre: "London", VisaCategory: "tourism", EarliestDate: "2030-03-01", LatestDate: "2030-03-31"}}
+	slot := func(date string) portal.Slot {
+		return portal.Slot{Centre: "london", VisaCategory: "tourism", Date: date}
+	}
+	for _, tc := range []struct {
+		name string
+		res  portal.Result
+		want Outcome
+	}{
+		{"SlotInTheWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-04-02"), slot("2030-03-31")}}, Success},
+		{"SlotsOutsideEveryWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-02-28"), slot("2030-04-01")}}, NoSlot},
+		{"NoSlot", portal.Result{Outcome: portal.NoSlot}, NoSlot},
+		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, LoginFail},
+		{"Banned", portal.Result{Outcome: portal.Banned}, Banned},
+		{"Error", portal.Result{Outcome: portal.Error}, Error},
+		{"Unset", portal.Result{}, Error},
+	} {
+		if got := outcomeOf(tc.res, reqs); got != tc.want {
+			t.Errorf("%s: outcome %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
+	t.Parallel()
+	slots := []portal.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-01"}}
+	for _, tc := range []struct {
+		name      string
+		out       Outcome
+		slots     []portal.Slot
+		want      ReportOutcome
+		wantSlots int
+		detail    string
+	}{
+		{"Success", Success, slots, ReportSlotsFound, 1, "d"},
+		{"SlotsOutsideTheWindows", NoSlot, slots, ReportSlotsFound, 1, "d"},
+		{"NoSlot", NoSlot, nil, ReportNoSlot, 0, "d"},
+		{"BannedAfterReadingSlots", Banned, slots, ReportSlotsFound, 1, "banned after reading slots: d"},
+		{"Banned", Banned, nil, ReportFailed, 0, "banned: d"},
+		{"NoAccount", NoAccount, nil, ReportFailed, 0, "no_account: d"},
+	} {
+		r := reportOf("claim", 7, tc.out, tc.slots, "d")
+		if r.Outcome != tc.want || len(r.Slots) != tc.wantSlots || r.Detail != tc.detail || r.AccountID != 7 {
+			t.Errorf("%s: report %+v, want %s with %d slots and detail %q", tc.name, r, tc.want, tc.wantSlots, tc.detail)
+		}
+	}
+	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > maxReportDetail {
+		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), maxReportDetail)
+	}
+}
+
+func TestWindowLeavesHalfTheClaimForTheCheck(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	w := windowOf(t0, 5*time.Minute, t0.Add(5*time.Minute))
+	if want := t0.Add(150 * time.Second); !w.acquireBy.Equal(want) {
+		t.Errorf("acquireBy %v, want %v", w.acquireBy, want)
+	}
+	if want := t0.Add(5*time.Minute - 15*time.Second); !w.checkBy.Equal(want) {
+		t.Errorf("checkBy %v, want %v", w.checkBy, want)
+	}
+	// A server clock ahead of ours shortens the claim; never lengthens it.
+	w = windowOf(t0, 10*time.Second, t0.Add(8*time.Second))
+	if want := t0.Add(4 * time.Second); !w.acquireBy.Equal(want) {
+		t.Errorf("acquireBy %v, want %v", w.acquireBy, want)
+	}
+	if want := t0.Add(7 * time.Second); !w.checkBy.Equal(want) {
+		t.Errorf("checkBy %v, want %v (one second margin)", w.checkBy, want)
+	}
+}

@@ -1,0 +1,419 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+// The session rules run against the real browser driver and an in-process
+// portalsim; only the two services are fakes (fakePool, fakeRequests),
+// which record every call in one ordered log. One browser serves the
+// package, as it serves the checker.
+var (
+	sharedOnce    sync.Once
+	sharedBrowser *browser.Manager
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedBrowser != nil {
+		_ = sharedBrowser.Close()
+	}
+	os.Exit(code)
+}
+
+func shared(t *testing.T) *browser.Manager {
+	t.Helper()
+	path := os.Getenv("CHROME_PATH")
+	if path == "" {
+		path = browser.DefaultExecPath
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no Chromium at %s (set CHROME_PATH): %v", path, err)
+	}
+	sharedOnce.Do(func() { sharedBrowser = browser.New(browser.Config{ExecPath: path}) })
+	return sharedBrowser
+}
+
+// events is the ordered log of calls the fakes saw.
+type events struct {
+	mu  sync.Mutex
+	log []string
+}
+
+func (e *events) add(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.log = append(e.log, fmt.Sprintf(format, args...))
+}
+
+func (e *events) all() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.log)
+}
+
+func (e *events) count(prefix string) int {
+	n := 0
+	for _, l := range e.all() {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+type account struct {
+	id              int64
+	email, password string
+}
+
+// fakePool hands out its accounts in order; busy errors, if any, come
+// first, one per Acquire.
+type fakePool struct {
+	ev       *events
+	mu       sync.Mutex
+	accounts []account
+	next     int
+	busy     []error
+	renewErr error
+}
+
+func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.busy) > 0 {
+		err := p.busy[0]
+		p.busy = p.busy[1:]
+		p.ev.add("acquire %s: %v", req.Mission, err)
+		return Lease{}, err
+	}
+	if p.next >= len(p.accounts) {
+		p.ev.add("acquire %s: none left", req.Mission)
+		return Lease{}, &NoAccountFreeError{RetryAfter: time.Hour}
+	}
+	a := p.accounts[p.next]
+	p.next++
+	p.ev.add("acquire %s: account %d", req.Mission, a.id)
+	return Lease{ID: fmt.Sprintf("lease-%d", a.id), FencingToken: 1, AccountID: a.id, Email: a.email, Password: a.password,
+		ExpiresAt: time.Now().Add(req.TTL)}, nil
+}
+
+func (p *fakePool) Renew(_ context.Context, l Lease, ttl time.Duration) (time.Time, error) {
+	p.mu.Lock()
+	err := p.renewErr
+	p.mu.Unlock()
+	p.ev.add("renew account %d", l.AccountID)
+	return time.Now().Add(ttl), err
+}
+
+func (p *fakePool) Release(_ context.Context, l Lease, r Release) error {
+	p.ev.add("release account %d %s", l.AccountID, r.Outcome)
+	return nil
+}
+
+type fakeRequests struct {
+	ev      *events
+	mu      sync.Mutex
+	claims  [][]Claim // one batch per ClaimDueMissions
+	reports []Report
+}
+
+func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ev.add("claim max=%d", max)
+	if len(r.claims) == 0 {
+		return nil, nil
+	}
+	batch := r.claims[0]
+	r.claims = r.claims[1:]
+	for i := range batch {
+		batch[i].ExpiresAt = time.Now().Add(ttl)
+	}
+	return batch, nil
+}
+
+func (r *fakeRequests) ReportCheckResult(_ context.Context, rep Report) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ev.add("report %s %s account %d", rep.ClaimID, rep.Outcome, rep.AccountID)
+	r.reports = append(r.reports, rep)
+	return len(rep.Slots), nil
+}
+
+func (r *fakeRequests) report(claimID string) Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rep := range r.reports {
+		if rep.ClaimID == claimID {
+			return rep
+		}
+	}
+	return Report{}
+}
+
+// fakeClock records the waits asked of it. Instant, a wait ends at once
+// (and moves Now on); otherwise it never ends, and waiting is signalled.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	instant bool
+	waits   []time.Duration
+	waiting chan time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waits = append(c.waits, d)
+	ch := make(chan time.Time, 1)
+	if c.instant {
+		c.now = c.now.Add(d)
+		ch <- c.now
+	} else if c.waiting != nil {
+		c.waiting <- d
+	}
+	return ch
+}
+
+func (c *fakeClock) recorded() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.waits)
+}
+
+type testBundle struct {
+	ev       *events
+	pool     *fakePool
+	requests *fakeRequests
+	sim      *sim.Sim
+	clock    *fakeClock
+}
+
+// setup starts a portalsim with accounts 1-3 and missions fra and bel
+// (London / tourism), and a checker on the real driver.
+func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
+	t.Helper()
+	var accts []account
+	var simAccts []sim.Account
+	for i := 1; i <= 3; i++ {
+		a := account{id: int64(i), email: fmt.Sprintf("acc%d@example.com", i), password: fmt.Sprintf("pw-%d-secret", i)}
+		accts = append(accts, a)
+		simAccts = append(simAccts, sim.Account{Email: a.email, Password: a.password})
+	}
+	mission := func(code string) sim.Mission {
+		return sim.Mission{Code: code, Name: code, Centres: []string{"London"}, VisaCategories: []string{"tourism"}}
+	}
+	s, err := sim.New(sim.Config{Accounts: simAccts, Missions: []sim.Mission{mission("fra"), mission("bel")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	prof, err := profile.Default().WithBaseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := portal.New(portal.Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	b := &testBundle{ev: ev, pool: &fakePool{ev: ev, accounts: accts}, requests: &fakeRequests{ev: ev}, sim: s,
+		clock: &fakeClock{now: time.Now(), instant: true}}
+	if cfg.Clock == nil {
+		cfg.Clock = b.clock
+	}
+	cfg.CheckerID = "checker-test"
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return New(cfg, b.pool, b.requests, drv), b
+}
+
+func claim(id, mission string, created time.Time) Claim {
+	return Claim{ID: id, Mission: mission, Requests: []Request{{
+		ID: "req-" + id, Centre: "London", VisaCategory: "tourism",
+		EarliestDate: "2030-03-01", LatestDate: "2030-03-31", CreatedAt: created,
+	}}}
+}
+
+func TestSession(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+
+	t.Run("LeasesChecksReleasesThenReportsInClaimOrder", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{MaxConcurrent: 1})
+		// bel comes first from Requests, but fra's request is older.
+		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0.Add(time.Second)), claim("c-fra", "fra", t0)}}
+		if err := b.sim.SetSlots("fra", "London", "tourism", []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}}); err != nil {
+			t.Fatal(err)
+		}
+		sum, err := c.RunSession(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"claim max=2",
+			"acquire fra: account 1", "release account 1 success", "report c-fra slots_found account 1",
+			"acquire bel: account 2", "release account 2 no_slot", "report c-bel no_slot account 2",
+		}
+		if got := b.ev.all(); !slices.Equal(got, want) {
+			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if sum.Number != 1 || len(sum.Results) != 2 {
+			t.Fatalf("summary = %+v", sum)
+		}
+		fra := sum.Results[0]
+		if fra.Mission != "fra" || fra.Outcome != Success || fra.AccountID != 1 || fra.Slots != 1 || fra.Matched != 1 {
+			t.Errorf("fra result = %+v", fra)
+		}
+		rep := b.requests.report("c-fra")
+		if len(rep.Slots) != 1 || rep.Slots[0] != (portal.Slot{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}) {
+			t.Errorf("fra report slots = %+v", rep.Slots)
+		}
+		if st := c.Status(); len(st.InFlight) != 0 || len(st.Recent) != 1 {
+			t.Errorf("status after the session = %+v", st)
+		}
+	})
+
+	t.Run("WaitsTheDelayThePoolGivesThenAsksAgain", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.pool.busy = []error{&NoAccountFreeError{RetryAfter: 7 * time.Second}}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum, err := c.RunSession(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.clock.recorded(); !slices.Equal(got, []time.Duration{7 * time.Second}) {
+			t.Errorf("waits = %v, want exactly the pool's 7s", got)
+		}
+		r := sum.Results[0]
+		if r.Outcome != NoSlot || r.AccountID != 1 || r.RetryAfter != 7*time.Second {
+			t.Errorf("result = %+v", r)
+		}
+		if n := b.ev.count("acquire fra"); n != 2 {
+			t.Errorf("%d Acquire calls, want 2", n)
+		}
+	})
+
+	t.Run("DoesNotWaitForAnAccountThatFreesAfterTheClaimsHalfLife", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{ClaimTTL: time.Minute})
+		b.pool.busy = []error{&NoAccountFreeError{RetryAfter: 31 * time.Second}}
+		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0)}}
+		pause := c.loopOnce()
+		want := []string{"claim max=10", "acquire bel: " + (&NoAccountFreeError{RetryAfter: 31 * time.Second}).Error(), "report c-bel failed account 0"}
+		if got := b.ev.all(); !slices.Equal(got, want) {
+			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if got := b.clock.recorded(); len(got) != 0 {
+			t.Errorf("waited %v inside the session, want no wait", got)
+		}
+		if pause != 31*time.Second {
+			t.Errorf("the loop pauses %s, want the pool's 31s", pause)
+		}
+		r := c.Status().Recent[0].Results[0]
+		if r.Outcome != NoAccount || r.RetryAfter != 31*time.Second || r.AccountID != 0 {
+			t.Errorf("result = %+v", r)
+		}
+		if rep := b.requests.report("c-bel"); !strings.Contains(rep.Detail, "no account free") {
+			t.Errorf("report detail %q does not say why", rep.Detail)
+		}
+	})
+
+	t.Run("RenewsTheLeaseOfALongCheck", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{LeaseTTL: 400 * time.Millisecond})
+		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 1200, Only: sim.SlotAPI}); err != nil {
+			t.Fatal(err)
+		}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum, err := c.RunSession(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Results[0]; r.Outcome != NoSlot {
+			t.Fatalf("result = %+v", r)
+		}
+		if n := b.ev.count("renew account 1"); n < 2 {
+			t.Errorf("%d renewals during a check three lease lengths long, want at least 2", n)
+		}
+		if n := b.ev.count("release account 1 no_slot"); n != 1 {
+			t.Errorf("released %d times, want once", n)
+		}
+	})
+
+	t.Run("ALostLeaseEndsTheCheckWithoutARelease", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{LeaseTTL: 400 * time.Millisecond})
+		b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
+		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 10000, Only: sim.SlotAPI}); err != nil {
+			t.Fatal(err)
+		}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum, err := c.RunSession(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
+			t.Errorf("result = %+v", r)
+		}
+		if n := b.ev.count("release"); n != 0 {
+			t.Errorf("released a lease the pool says is lost (%d calls)", n)
+		}
+		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
+			t.Errorf("report = %+v", rep)
+		}
+	})
+
+	t.Run("DrainStopsWaitingAndReportsTheClaim", func(t *testing.T) {
+		t.Parallel()
+		clock := &fakeClock{now: time.Now(), waiting: make(chan time.Duration, 1)}
+		c, b := setup(t, Config{Clock: clock})
+		b.pool.busy = []error{&NoAccountFreeError{RetryAfter: 20 * time.Second}}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		done := make(chan Summary)
+		go func() {
+			sum, _ := c.RunSession(context.Background(), 0)
+			done <- sum
+		}()
+		<-clock.waiting // the mission waits for the pool's delay
+		if st := c.Status(); len(st.InFlight) != 1 || st.InFlight[0].AccountID != 0 {
+			t.Errorf("in flight while waiting = %+v", st.InFlight)
+		}
+		c.Drain(time.Minute)
+		sum := <-done
+		if r := sum.Results[0]; r.Outcome != NoAccount || !strings.Contains(r.Detail, "stopping") {
+			t.Errorf("result = %+v", r)
+		}
+		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
+			t.Errorf("the claim was not ended: report %+v", rep)
+		}
+		if _, err := c.RunSession(t.Context(), 0); err != ErrStopping {
+			t.Errorf("RunSession after Drain: %v, want ErrStopping", err)
+		}
+	})
+}
