@@ -1,0 +1,296 @@
+// Command checker serves slotwatch.checker.v1.CheckerService and runs the
+// check loop: claim due missions from Requests, lease accounts from
+// AccountPool, read the portal's free slots with headless Chromium, release
+// and report (DESIGN §1).
+//
+// Settings (environment):
+//
+//	LISTEN_ADDR               gRPC address (:50053)
+//	METRICS_ADDR              Prometheus /metrics (:9093)
+//	ACCOUNTPOOL_ADDR          AccountPool (localhost:50051)
+//	REQUESTS_ADDR             Requests (localhost:50052)
+//	AUTH_TOKEN_FILE           this checker's token (role checker), sent to both services
+//	TLS_CA_FILE               CA certificates of the services' TLS certificates
+//	AUTH_TOKENS_FILE          tokens this server accepts; TLS_CERT_FILE, TLS_KEY_FILE, RATE_LIMIT_RPS, RATE_LIMIT_BURST
+//	LOG_LEVEL                 debug, info, warn, error (info)
+//	CHROME_PATH               Chromium (/usr/bin/chromium)
+//	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
+//	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
+//	PORTAL_PROFILE_FILE       portal profile, YAML or JSON (the embedded portalsim profile)
+//	PORTAL_BASE_URL           overrides the profile's base_url
+//	MAX_CONCURRENT_MISSIONS   checks at once (5)
+//	CHECKER_ID                holder and claimer id (hostname-pid)
+//	CHECKER_SESSION_INTERVAL  pause after a session that found nothing due (10s)
+//	CHECKER_CLAIM_TTL         claim length asked of Requests (5m)
+//	CHECKER_LEASE_TTL         lease length asked of AccountPool, renewed at half (2m)
+//	CHECKER_LOOP              false: no loop, sessions only by RunSession (true)
+//	CHECKER_DRAIN_TIMEOUT     on SIGTERM, how long running checks may finish before they are cut (20s)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/client"
+	"github.com/slotwatch/slotwatch/services/checker/internal/metrics"
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/checker/internal/server"
+	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+)
+
+func main() { grpcserver.Main(run) }
+
+const usage = `usage:
+  checker        serve CheckerService and run the check loop (settings in the environment; see the package doc)`
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+			fmt.Fprintln(stdout, usage)
+			return nil
+		}
+		if args[0] != "serve" {
+			return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+		}
+	}
+	return serve(ctx)
+}
+
+type config struct {
+	listenAddr, metricsAddr, logLevel string
+	accountPoolAddr, requestsAddr     string
+	tokenFile, caFile                 string
+	chromePath, artifactsDir          string
+	recycle                           int
+	loop                              bool
+	drain                             time.Duration
+	session                           session.Config
+	profile                           *profile.Profile
+}
+
+func loadConfig(env *envconfig.Loader) (config, error) {
+	c := config{
+		listenAddr:      env.String("LISTEN_ADDR", ":50053"),
+		metricsAddr:     env.String("METRICS_ADDR", ":9093"),
+		logLevel:        env.String("LOG_LEVEL", "info"),
+		accountPoolAddr: env.String("ACCOUNTPOOL_ADDR", "localhost:50051"),
+		requestsAddr:    env.String("REQUESTS_ADDR", "localhost:50052"),
+		tokenFile:       env.String("AUTH_TOKEN_FILE", ""),
+		caFile:          env.String("TLS_CA_FILE", ""),
+		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
+		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
+		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
+		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", 20*time.Second),
+		session: session.Config{
+			CheckerID:     env.String("CHECKER_ID", defaultID()),
+			MaxConcurrent: env.Int("MAX_CONCURRENT_MISSIONS", session.DefaultMaxConcurrent, 1),
+			Interval:      env.Duration("CHECKER_SESSION_INTERVAL", session.DefaultInterval),
+			ClaimTTL:      env.Duration("CHECKER_CLAIM_TTL", session.DefaultClaimTTL),
+			LeaseTTL:      env.Duration("CHECKER_LEASE_TTL", session.DefaultLeaseTTL),
+		},
+	}
+	var errs []error
+	loop := env.String("CHECKER_LOOP", "true")
+	if b, err := strconv.ParseBool(loop); err != nil {
+		errs = append(errs, fmt.Errorf("CHECKER_LOOP=%q: want true or false", loop))
+	} else {
+		c.loop = b
+	}
+	// Requests takes claims of 1s to 1h, AccountPool leases up to 1h; a
+	// check needs seconds.
+	for _, d := range []struct {
+		name     string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"CHECKER_CLAIM_TTL", c.session.ClaimTTL, 2 * time.Second, time.Hour},
+		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, time.Hour},
+		{"CHECKER_SESSION_INTERVAL", c.session.Interval, time.Millisecond, 24 * time.Hour},
+	} {
+		if d.v < d.min || d.v > d.max {
+			errs = append(errs, fmt.Errorf("%s=%s: want at least %s and at most %s", d.name, d.v, d.min, d.max))
+		}
+	}
+	if n := len(c.session.CheckerID); n > 128 {
+		errs = append(errs, fmt.Errorf("CHECKER_ID is %d characters; at most 128", n))
+	}
+	if c.session.MaxConcurrent > 50 {
+		errs = append(errs, fmt.Errorf("MAX_CONCURRENT_MISSIONS=%d: at most 50 (every check is a browser tab)", c.session.MaxConcurrent))
+	}
+	prof, err := profile.FromEnv(env.Lookup)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.profile = prof
+	return c, errors.Join(append([]error{env.Err()}, errs...)...)
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "checker"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func serve(ctx context.Context) error {
+	env := envconfig.New()
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr)
+	if err != nil {
+		return err
+	}
+	dial, err := auth.DialOptions(cfg.tokenFile, cfg.caFile)
+	if err != nil {
+		return err
+	}
+	apConn, err := grpc.NewClient(cfg.accountPoolAddr, dial...)
+	if err != nil {
+		return fmt.Errorf("ACCOUNTPOOL_ADDR=%s: %w", cfg.accountPoolAddr, err)
+	}
+	defer apConn.Close()
+	rqConn, err := grpc.NewClient(cfg.requestsAddr, dial...)
+	if err != nil {
+		return fmt.Errorf("REQUESTS_ADDR=%s: %w", cfg.requestsAddr, err)
+	}
+	defer rqConn.Close()
+
+	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, RecycleAfter: cfg.recycle, Logger: logger.With("component", "browser")})
+	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir, Logger: logger.With("component", "portal")})
+	if err != nil {
+		return err
+	}
+
+	srv := grpcserver.New(grpcserver.Config{
+		Name: "checker", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
+		Security: sec, Policy: server.Policy,
+	})
+	ready := &readiness{}
+	scfg := cfg.session
+	scfg.Logger, scfg.Ready = logger, ready.err
+	var checker *session.Checker
+	scfg.Metrics = metrics.New(srv.Registry, mgr.Status, func() int { return len(checker.Status().InFlight) })
+	checker = session.New(scfg, client.NewPool(apConn), client.NewRequests(rqConn), driver)
+	server.New(checker, mgr.Status, logger).Register(srv.GRPC)
+	logger.Info("checker settings", "checker_id", scfg.CheckerID, "max_concurrent_missions", scfg.MaxConcurrent,
+		"claim_ttl", scfg.ClaimTTL.String(), "lease_ttl", scfg.LeaseTTL.String(), "session_interval", scfg.Interval.String(),
+		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,
+		"portal", cfg.profile.Name, "portal_url", cfg.profile.BaseURL, "chrome", cfg.chromePath)
+
+	// The browser starts before the server does, so that the first
+	// health answer and the first session know whether it can.
+	if err := startBrowser(ctx, mgr); err != nil {
+		ready.set(err)
+		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		watchBrowser(gctx, mgr, srv, ready, logger)
+		return nil
+	})
+	if cfg.loop {
+		g.Go(func() error {
+			checker.Loop(gctx)
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("stopping: no new claims; finishing the checks in flight", "grace", cfg.drain.String())
+		checker.Drain(cfg.drain)
+		if err := mgr.Close(); err != nil {
+			logger.Warn("closing the browser", "err", err)
+		}
+		logger.Info("checker stopped: every lease released and every claim reported")
+		return nil
+	})
+	return g.Wait()
+}
+
+// readiness is whether the browser starts, for health and the sessions.
+type readiness struct {
+	mu  sync.Mutex
+	why error
+}
+
+func (r *readiness) set(err error) {
+	r.mu.Lock()
+	r.why = err
+	r.mu.Unlock()
+}
+
+func (r *readiness) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.why
+}
+
+// watchBrowser keeps a browser running and health in step with it:
+// NOT_SERVING while Chromium cannot start. It looks every few seconds,
+// more often while the browser is down (Serve itself sets SERVING when it
+// starts, so a failing browser is reasserted soon after).
+func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
+	healthy := ready.err() == nil
+	for {
+		pause := 5 * time.Second
+		if !healthy {
+			pause = time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		err := startBrowser(ctx, mgr)
+		if ctx.Err() != nil {
+			return
+		}
+		ready.set(err)
+		switch {
+		case err != nil && healthy:
+			logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
+		case err == nil && !healthy:
+			logger.Info("the browser starts again; serving")
+		}
+		healthy = err == nil
+		st := healthpb.HealthCheckResponse_SERVING
+		if !healthy {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		srv.Health.SetServingStatus("", st)
+		srv.Health.SetServingStatus(checkerv1.CheckerService_ServiceDesc.ServiceName, st)
+	}
+}
+
+// startBrowser starts the browser unless it runs already.
+func startBrowser(ctx context.Context, mgr *browser.Manager) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,73 @@
+// Package metrics is the checker's domain metrics, registered on the
+// server's registry beside the per-RPC ones. The names are relied on by
+// dashboards and alert rules: keep them.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+)
+
+// Checker holds the checker's metrics; it implements session.Metrics.
+type Checker struct {
+	checks      *prometheus.CounterVec
+	duration    prometheus.Histogram
+	acquireWait prometheus.Histogram
+}
+
+var _ session.Metrics = (*Checker)(nil)
+
+// New registers the metrics on reg. browserStatus and inFlight are read at
+// each scrape.
+func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFlight func() int) *Checker {
+	m := &Checker{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_checker_checks_total",
+			Help: "Missions checked, by outcome (success, no_slot, login_fail, banned, error, or no_account when no account could be leased) and mission.",
+		}, []string{"outcome", "mission"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slotwatch_checker_check_duration_seconds",
+			Help:    "Time of one portal check with a leased account: login, slot pages, reading the dates.",
+			Buckets: []float64{0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89},
+		}),
+		acquireWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slotwatch_checker_acquire_wait_seconds",
+			Help:    "Time from a mission's first Acquire to its lease, or to giving up when no account freed in time.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600},
+		}),
+	}
+	restarts := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "slotwatch_checker_browser_restarts_total",
+		Help: "Browsers started after the first: recycled after CHECKER_BROWSER_RECYCLE checks or replacing one that died.",
+	}, func() float64 { return float64(browserStatus().Restarts) })
+	up := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "slotwatch_checker_browser_up",
+		Help: "1 while a browser process is running.",
+	}, func() float64 {
+		if browserStatus().Running {
+			return 1
+		}
+		return 0
+	})
+	flying := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "slotwatch_checker_missions_in_flight",
+		Help: "Claimed missions not finished yet, waiting for an account or being checked.",
+	}, func() float64 { return float64(inFlight()) })
+	reg.MustRegister(m.checks, m.duration, m.acquireWait, restarts, up, flying)
+	return m
+}
+
+// CheckFinished implements session.Metrics.
+func (m *Checker) CheckFinished(mission string, outcome session.Outcome, d time.Duration) {
+	m.checks.WithLabelValues(string(outcome), mission).Inc()
+	if outcome != session.NoAccount {
+		m.duration.Observe(d.Seconds())
+	}
+}
+
+// AcquireWaited implements session.Metrics.
+func (m *Checker) AcquireWaited(d time.Duration) { m.acquireWait.Observe(d.Seconds()) }

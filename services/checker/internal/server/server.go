@@ -1,0 +1,128 @@
+// Package server is the checker's gRPC edge: CheckerService over the
+// session runner and the browser manager. Handlers translate; the session
+// package decides.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+)
+
+// Runner is what the server needs of the session package.
+type Runner interface {
+	RunSession(ctx context.Context, max int) (session.Summary, error)
+	Status() session.Status
+}
+
+// Server implements CheckerService.
+type Server struct {
+	checkerv1.UnimplementedCheckerServiceServer
+	runner  Runner
+	browser func() browser.Status
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// New returns a Server.
+func New(runner Runner, browserStatus func() browser.Status, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Server{runner: runner, browser: browserStatus, logger: logger, now: time.Now}
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { checkerv1.RegisterCheckerServiceServer(g, s) }
+
+// maxMissions is Requests' limit on one claim call.
+const maxMissions = 100
+
+// RunSession implements CheckerService.
+func (s *Server) RunSession(ctx context.Context, req *checkerv1.RunSessionRequest) (*checkerv1.RunSessionResponse, error) {
+	if n := req.GetMaxMissions(); n < 0 || n > maxMissions {
+		var v apierr.Violations
+		v.Add("max_missions", "must be between 0 (the checker's default) and %d, got %d", maxMissions, n)
+		return nil, v.Err()
+	}
+	sum, err := s.runner.RunSession(ctx, int(req.GetMaxMissions()))
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	return &checkerv1.RunSessionResponse{Session: summaryToProto(sum)}, nil
+}
+
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, session.ErrStopping):
+		return status.Error(codes.Unavailable, "the checker is stopping")
+	case errors.Is(err, session.ErrNotReady):
+		return status.Error(codes.Unavailable, "the checker cannot check now: the browser does not start (see GetStatus)")
+	case errors.Is(err, session.ErrUnavailable):
+		return status.Error(codes.Unavailable, "the Requests service is unreachable; try again")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	s.logger.ErrorContext(ctx, "run session failed", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// GetStatus implements CheckerService.
+func (s *Server) GetStatus(_ context.Context, _ *checkerv1.GetStatusRequest) (*checkerv1.GetStatusResponse, error) {
+	st := s.runner.Status()
+	now := s.now()
+	resp := &checkerv1.GetStatusResponse{CheckerId: st.CheckerID}
+	for _, f := range st.InFlight {
+		resp.InFlight = append(resp.InFlight, &checkerv1.InFlightMission{
+			MissionCode: f.Mission, AccountId: f.AccountID,
+			StartedAt: timestamppb.New(f.StartedAt), Elapsed: durationpb.New(now.Sub(f.StartedAt)),
+		})
+	}
+	for _, sum := range st.Recent {
+		resp.RecentSessions = append(resp.RecentSessions, summaryToProto(sum))
+	}
+	b := s.browser()
+	resp.Browser = &checkerv1.BrowserStatus{
+		Running: b.Running, ChecksDone: b.ChecksDone, Restarts: b.Restarts, LastError: b.LastError,
+	}
+	if !b.StartedAt.IsZero() {
+		resp.Browser.StartedAt = timestamppb.New(b.StartedAt)
+	}
+	return resp, nil
+}
+
+func summaryToProto(sum session.Summary) *checkerv1.SessionSummary {
+	out := &checkerv1.SessionSummary{Number: sum.Number}
+	if !sum.StartedAt.IsZero() {
+		out.StartedAt = timestamppb.New(sum.StartedAt)
+	}
+	if !sum.FinishedAt.IsZero() {
+		out.FinishedAt = timestamppb.New(sum.FinishedAt)
+	}
+	for _, r := range sum.Results {
+		mr := &checkerv1.MissionResult{
+			MissionCode: r.Mission, ClaimId: r.ClaimID, AccountId: r.AccountID, AccountEmail: r.AccountEmail,
+			Outcome: string(r.Outcome), SlotsFound: int32(r.Slots), RequestsMatched: int32(r.Matched),
+			Detail: r.Detail, Duration: durationpb.New(r.Duration),
+		}
+		if r.RetryAfter > 0 {
+			mr.RetryAfter = durationpb.New(r.RetryAfter)
+		}
+		out.Results = append(out.Results, mr)
+	}
+	return out
+}
