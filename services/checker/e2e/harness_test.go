@@ -1,0 +1,555 @@
+// Package e2e plays the whole system: the real AccountPool, Requests and
+// Checker binaries, built once by TestMain, on a fresh Postgres database
+// per test, with auth on; real Chromium; portalsim in this process, so a
+// test can change the portal's accounts, slots and behaviours directly and
+// read its login record.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+// binDir holds the accountpool, requests and checker binaries.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "checker-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+			"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
+			"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
+			"github.com/slotwatch/slotwatch/services/checker/cmd/checker")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "build the services: %v\n", err)
+			return 1
+		}
+		binDir = dir
+		return m.Run()
+	}())
+}
+
+// Step timeouts of the tests' portal profile: short, so that "slower than
+// the step timeout" costs seconds, yet far above a page's time on a busy
+// machine.
+const (
+	pageTimeout = 8 * time.Second
+	slowerThanA = 12 * time.Second // a portal answer slower than pageTimeout
+)
+
+// system is AccountPool, Requests and portalsim, ready for checkers.
+type system struct {
+	t       *testing.T
+	dir     string
+	dbURL   string
+	tokens  string // the services' AUTH_TOKENS_FILE
+	admin   string // token files
+	checker string
+	reader  string
+	ap      apv1.AccountPoolServiceClient
+	rq      rqv1.RequestsServiceClient
+	apAddr  string
+	rqAddr  string
+	sim     *sim.Sim
+	simURL  string
+	profile string // PORTAL_PROFILE_FILE
+	// applicant owns every request.
+	applicant string
+}
+
+type options struct {
+	// poolEnv is added to AccountPool's environment (POOL_COOLDOWN...).
+	poolEnv []string
+}
+
+func newSystem(t *testing.T, o options) *system {
+	t.Helper()
+	dir := t.TempDir()
+	s := &system{t: t, dir: dir, dbURL: pgtest.NewURL(t), tokens: authtest.TokensFile(t)}
+	s.admin = authtest.WriteFile(t, "admin.token", authtest.AdminToken+"\n")
+	s.checker = authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")
+	s.reader = authtest.WriteFile(t, "reader.token", authtest.ReaderToken+"\n")
+
+	common := []string{
+		"DATABASE_URL=" + s.dbURL, "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
+		"AUTH_TOKENS_FILE=" + s.tokens, "LOG_LEVEL=info",
+	}
+	// One after the other: each migrates its own schema at start.
+	ap := start(t, "accountpool", append(append(common, "ENCRYPTION_KEYSET_FILE="+keyset(t, dir, "ap.json")), o.poolEnv...))
+	rq := start(t, "requests", append(common, "ENCRYPTION_KEYSET_FILE="+keyset(t, dir, "rq.json"),
+		"HTTP_ADDR=127.0.0.1:0", "REQUESTS_CHECK_INTERVAL=0s"))
+	s.apAddr, s.rqAddr = ap.addr, rq.addr
+	s.ap = apv1.NewAccountPoolServiceClient(dial(t, s.apAddr, s.admin))
+	s.rq = rqv1.NewRequestsServiceClient(dial(t, s.rqAddr, s.admin))
+
+	var err error
+	if s.sim, err = sim.New(sim.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.sim)
+	t.Cleanup(srv.Close)
+	s.simURL = srv.URL
+
+	prof, err := profile.Default().WithBaseURL(s.simURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof.Timeouts = profile.Timeouts{
+		Page: profile.Duration(pageTimeout), Slots: profile.Duration(pageTimeout),
+		Logout: profile.Duration(3 * time.Second), Settle: profile.Duration(time.Second),
+	}
+	js, err := json.Marshal(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.profile = writeFile(t, dir, "profile.json", string(js))
+
+	a, err := s.rq.CreateApplicant(ctxT(t), &rqv1.CreateApplicantRequest{
+		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
+		PassportNumber: "X1234567", Nationality: "gb", DateOfBirth: "1990-12-10",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.applicant = a.GetApplicant().GetId()
+	return s
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func keyset(t *testing.T, dir, name string) string {
+	t.Helper()
+	ks, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, dir, name, string(ks))
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func dial(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
+	t.Helper()
+	opts, err := auth.DialOptions(tokenFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// account is a pool account that portalsim knows too.
+type account struct {
+	id              int64
+	email, password string
+}
+
+// addAccounts creates n accounts in the pool and in portalsim, in order,
+// so their ids ascend with n.
+func (s *system) addAccounts(n int) []account {
+	s.t.Helper()
+	var out []account
+	for i := 1; i <= n; i++ {
+		a := account{email: fmt.Sprintf("acc%d@example.com", i), password: fmt.Sprintf("portal-pw-%d-%s", i, strings.Repeat("x", 6))}
+		resp, err := s.ap.CreateAccount(ctxT(s.t), &apv1.CreateAccountRequest{Email: a.email, Password: a.password, Phone: fmt.Sprintf("+4420794600%02d", i)})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		a.id = resp.GetAccount().GetId()
+		if err := s.sim.PutAccount(sim.Account{Email: a.email, Password: a.password}); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// The date window of every request, and a date inside it.
+var (
+	today     = time.Now().UTC()
+	earliest  = today.AddDate(0, 1, 0).Format(time.DateOnly)
+	latest    = today.AddDate(0, 2, 0).Format(time.DateOnly)
+	slotDate  = today.AddDate(0, 1, 10).Format(time.DateOnly)
+	centre    = "London"
+	visaCateg = "tourism"
+)
+
+// addMission opens the mission in portalsim (centre London, category
+// tourism, no slot) and creates one pending request for it.
+func (s *system) addMission(code string) *rqv1.AppointmentRequest {
+	s.t.Helper()
+	if err := s.sim.PutMission(sim.Mission{Code: code, Name: code, Centres: []string{centre}, VisaCategories: []string{visaCateg}}); err != nil {
+		s.t.Fatal(err)
+	}
+	r, err := s.rq.CreateAppointmentRequest(ctxT(s.t), &rqv1.CreateAppointmentRequestRequest{
+		ApplicantId: s.applicant, MissionCode: code, Centre: centre, VisaCategory: visaCateg,
+		EarliestDate: earliest, LatestDate: latest,
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return r.GetRequest()
+}
+
+// putSlotThroughAdminAPI adds a free slot the way an operator (or the
+// demo) does: portalsim's JSON admin API.
+func (s *system) putSlotThroughAdminAPI(mission, date string) {
+	s.t.Helper()
+	body, _ := json.Marshal(map[string]any{"mission": mission, "centre": centre, "visa_category": visaCateg,
+		"slots": []sim.Slot{{Centre: centre, VisaCategory: visaCateg, Date: date, Time: "09:30"}}})
+	req, err := http.NewRequest(http.MethodPut, s.simURL+"/admin/slots", bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("PUT /admin/slots: %s", resp.Status)
+	}
+}
+
+// checkerEnv is a checker's environment on this system; extra settings
+// come last and win.
+func (s *system) checkerEnv(id string, extra ...string) []string {
+	return append([]string{
+		"LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:" + freePort(s.t),
+		"ACCOUNTPOOL_ADDR=" + s.apAddr, "REQUESTS_ADDR=" + s.rqAddr,
+		"AUTH_TOKEN_FILE=" + s.checker, "AUTH_TOKENS_FILE=" + s.tokens, "LOG_LEVEL=info",
+		"PORTAL_PROFILE_FILE=" + s.profile, "PORTAL_BASE_URL=" + s.simURL,
+		"CHECKER_ARTIFACTS_DIR=" + filepath.Join(s.dir, "artifacts-"+id), "CHECKER_ID=" + id,
+	}, extra...)
+}
+
+// checkerProc is a running checker binary.
+type checkerProc struct {
+	*proc
+	id     string
+	client checkerv1.CheckerServiceClient
+	reader checkerv1.CheckerServiceClient
+}
+
+func (s *system) startChecker(id string, extra ...string) *checkerProc {
+	s.t.Helper()
+	env := s.checkerEnv(id, extra...)
+	p := start(s.t, "checker", env)
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "METRICS_ADDR="); ok {
+			p.metricsAddr = v
+		}
+	}
+	return &checkerProc{proc: p, id: id,
+		client: checkerv1.NewCheckerServiceClient(dial(s.t, p.addr, s.admin)),
+		reader: checkerv1.NewCheckerServiceClient(dial(s.t, p.addr, s.reader)),
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// runSession runs one session on the checker and fails the test unless
+// it succeeds.
+func (c *checkerProc) runSession(t *testing.T) *checkerv1.SessionSummary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	resp, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{})
+	if err != nil {
+		t.Fatalf("RunSession: %v", err)
+	}
+	return resp.GetSession()
+}
+
+// proc is a service binary running for a test.
+type proc struct {
+	name        string
+	cmd         *exec.Cmd
+	addr        string
+	metricsAddr string
+	logs        *logBook
+	exited      chan struct{}
+	exitErr     error
+}
+
+// start runs a binary and returns once it serves gRPC (its address is read
+// from its "serving gRPC" log line). It is stopped with SIGTERM when the
+// test ends, and its log is shown if the test failed.
+func start(t *testing.T, name string, env []string) *proc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, name))
+	cmd.Env = append(os.Environ(), "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=", "RATE_LIMIT_RPS=0")
+	cmd.Env = append(cmd.Env, env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, logs: &logBook{}, exited: make(chan struct{})}
+	addrc := make(chan string, 1)
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := p.logs.add(sc.Bytes())
+			if line["msg"] == "serving gRPC" {
+				if a, _ := line["addr"].(string); a != "" {
+					select {
+					case addrc <- a:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	go func() {
+		<-scanned
+		p.exitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.stop(t)
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, p.logs.text())
+		}
+	})
+	select {
+	case p.addr = <-addrc:
+		return p
+	case <-p.exited:
+		t.Fatalf("%s exited before serving: %v\n%s", name, p.exitErr, p.logs.text())
+	case <-time.After(90 * time.Second):
+		t.Fatalf("%s did not serve within 90s\n%s", name, p.logs.text())
+	}
+	return nil
+}
+
+// stop sends SIGTERM and waits for the exit (SIGKILL after a minute).
+func (p *proc) stop(t *testing.T) {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(time.Minute):
+		t.Errorf("%s did not stop within a minute of SIGTERM; killing it", p.name)
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// logBook keeps a process's JSON log lines.
+type logBook struct {
+	mu    sync.Mutex
+	raw   bytes.Buffer
+	lines []map[string]any
+}
+
+func (l *logBook) add(b []byte) map[string]any {
+	var line map[string]any
+	_ = json.Unmarshal(b, &line)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.raw.Write(b)
+	l.raw.WriteByte('\n')
+	if line != nil {
+		l.lines = append(l.lines, line)
+	}
+	return line
+}
+
+func (l *logBook) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.raw.String()
+}
+
+// with returns the lines with this msg.
+func (l *logBook) with(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range l.lines {
+		if line["msg"] == msg {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// db opens the test database (both services' schemas), for what no RPC
+// shows: Requests' claims and checks.
+func (s *system) db() *pgx.Conn {
+	s.t.Helper()
+	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+type claimRow struct {
+	id, mission, checker string
+	claimed, expires     time.Time
+	reported             *time.Time
+}
+
+func (s *system) claims() []claimRow {
+	s.t.Helper()
+	rows, err := s.db().Query(ctxT(s.t), `SELECT id::text, mission_code, checker_id, claimed_at, expires_at, reported_at
+		FROM requests.claims ORDER BY claimed_at, id`)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []claimRow
+	for rows.Next() {
+		var c claimRow
+		if err := rows.Scan(&c.id, &c.mission, &c.checker, &c.claimed, &c.expires, &c.reported); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+type checkRow struct {
+	claim, mission, checker, outcome, detail string
+	account                                  int64
+	slots                                    int
+	at                                       time.Time
+}
+
+func (s *system) checks() []checkRow {
+	s.t.Helper()
+	rows, err := s.db().Query(ctxT(s.t), `SELECT claim_id::text, mission_code, checker_id, account_id, outcome,
+		jsonb_array_length(slots), detail, checked_at FROM requests.checks ORDER BY id`)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []checkRow
+	for rows.Next() {
+		var c checkRow
+		if err := rows.Scan(&c.claim, &c.mission, &c.checker, &c.account, &c.outcome, &c.slots, &c.detail, &c.at); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+// usage is the whole usage log, oldest first.
+func (s *system) usage() []*apv1.UsageRecord {
+	s.t.Helper()
+	var out []*apv1.UsageRecord
+	token := ""
+	for {
+		resp, err := s.ap.ListUsage(ctxT(s.t), &apv1.ListUsageRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, resp.GetRecords()...)
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func (s *system) account(id int64) *apv1.Account {
+	s.t.Helper()
+	resp, err := s.ap.GetAccount(ctxT(s.t), &apv1.GetAccountRequest{Id: id})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp.GetAccount()
+}
+
+// eventually polls cond until it holds, failing after timeout.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
