@@ -34,6 +34,12 @@ const (
 	MaxDetailLen    = 4000
 	MaxSlots        = 10000
 	MaxMissions     = 100
+	// MaxRequestsPerClaim bounds the requests one claim carries, so a
+	// ClaimDueMissions answer stays far below gRPC's 4 MB message limit
+	// (a request is a few hundred bytes) even for a mission with a huge
+	// backlog. A claim takes the requests checked least recently first;
+	// the rest wait for the mission's next claim.
+	MaxRequestsPerClaim = 1000
 )
 
 var (

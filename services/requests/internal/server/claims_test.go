@@ -122,6 +122,42 @@ func TestClaimDueMissions(t *testing.T) {
 		}
 	})
 
+	t.Run("ClaimCarriesAtMostMaxRequestsPerClaimAndTheRestComeNext", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		// Written directly: creating a thousand through the API is slow.
+		if _, err := bundle.pool.Exec(ctxT(t), `INSERT INTO requests.missions (code) VALUES ('fra')`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bundle.pool.Exec(ctxT(t), `INSERT INTO requests.appointment_requests
+			(id, mission_code, centre, visa_category, earliest_date, latest_date, status, created_at, updated_at)
+			SELECT gen_random_uuid(), 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-10', 'pending',
+			       $1::timestamptz + i * interval '1 microsecond', $1
+			FROM generate_series(1, $2) AS i`, start, domain.MaxRequestsPerClaim+1); err != nil {
+			t.Fatal(err)
+		}
+		first := claimOne(t, c, "fra")
+		if n := len(first.GetRequests()); n != domain.MaxRequestsPerClaim {
+			t.Fatalf("first claim carries %d requests, want %d", n, domain.MaxRequestsPerClaim)
+		}
+		seen := map[string]bool{}
+		for _, r := range first.GetRequests() {
+			seen[r.GetId()] = true
+		}
+		bundle.clock.Advance(time.Second)
+		report(t, c, first.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+		second := claimOne(t, c, "fra")
+		var left []string
+		for _, r := range second.GetRequests() {
+			if !seen[r.GetId()] {
+				left = append(left, r.GetId())
+			}
+		}
+		if len(second.GetRequests()) != domain.MaxRequestsPerClaim || len(left) != 1 {
+			t.Fatalf("second claim: %d requests, %d not in the first; want the one left out first", len(second.GetRequests()), len(left))
+		}
+	})
+
 	t.Run("MaxMissionsBoundsTheClaim", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)

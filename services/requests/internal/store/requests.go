@@ -197,6 +197,8 @@ type ClaimParams struct {
 // UPDATE SKIP LOCKED and re-checked after locking, so concurrent callers on
 // any number of replicas never get the same mission; a claim is live until
 // its claim_expires_at, so one that is never reported lapses by itself.
+// A claim carries at most domain.MaxRequestsPerClaim of the mission's
+// pending requests, those checked least recently first.
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
 	// With no interval a mission is always due. Leaving the condition out,
 	// rather than comparing last_checked_at with now, keeps a replica whose
@@ -233,7 +235,8 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 				SELECT c.claim_id, c.code, @checker,
 				       ARRAY(SELECT r.id FROM requests.appointment_requests r
 				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= @today
-				             ORDER BY r.created_at, r.id),
+				             ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
+				             LIMIT @per_claim),
 				       @now, @expires
 				FROM claimed c
 				RETURNING id, mission_code, request_ids
@@ -246,6 +249,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			pgx.NamedArgs{
 				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
 				"today": domain.Today(p.Now), "max": p.Max, "expires": expires, "checker": p.CheckerID,
+				"per_claim": domain.MaxRequestsPerClaim,
 			})
 		if err != nil {
 			return fmt.Errorf("claim missions: %w", err)
