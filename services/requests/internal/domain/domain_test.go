@@ -217,6 +217,9 @@ func TestNewRequest(t *testing.T) {
 		{"MalformedApplicant", func(in *domain.NewRequestInput) { in.ApplicantID = "42" }, "applicant_id"},
 		{"NULInCentre", func(in *domain.NewRequestInput) { in.Centre = "par\x00is" }, "centre"},
 		{"InvalidUTF8InCategory", func(in *domain.NewRequestInput) { in.VisaCategory = "tour\xffism" }, "visa_category"},
+		{"LatestTenYearsAheadIsValid", func(in *domain.NewRequestInput) { in.LatestDate = "2040-06-01" }, ""},
+		{"LatestMoreThanTenYearsAhead", func(in *domain.NewRequestInput) { in.LatestDate = "2040-06-02" }, "latest_date"},
+		{"EarliestInYearOne", func(in *domain.NewRequestInput) { in.EarliestDate = "0001-01-01" }, "earliest_date"},
 		{"LongCentre", func(in *domain.NewRequestInput) { in.Centre = strings.Repeat("é", domain.MaxTextLen+1) }, "centre"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,11 +256,11 @@ func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
 			},
 			"checker_id": func(p domain.Problems) { domain.CheckClaimInput(p, bad, 1) },
 			"detail": func(p domain.Problems) {
-				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeFailed, Detail: bad})
+				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeFailed, Detail: bad}, day("2030-06-01"))
 			},
 			"slots[0].centre": func(p domain.Problems) {
 				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeSlotsFound,
-					Slots: []domain.SlotInput{{Centre: bad, VisaCategory: "tourism", Date: "2030-07-01"}}})
+					Slots: []domain.SlotInput{{Centre: bad, VisaCategory: "tourism", Date: "2030-07-01"}}}, day("2030-06-01"))
 			},
 		}
 		for field, check := range checks {

@@ -53,6 +53,28 @@ var (
 // DateLayout is the API's date format.
 const DateLayout = "2006-01-02"
 
+// Bounds on dates, so that a typo (0203 for 2023, 9999) is a field
+// violation rather than a request that never matches or a slot nobody can
+// book.
+const (
+	// DateYears is how far from today a request window or a slot may lie,
+	// either way.
+	DateYears = 10
+	// EarliestBirthYear is the first year a date of birth may name.
+	EarliestBirthYear = 1900
+)
+
+// nearToday records a violation unless d lies within DateYears of today,
+// and says whether it does.
+func nearToday(p Problems, field string, d, today time.Time) bool {
+	from, to := today.AddDate(-DateYears, 0, 0), today.AddDate(DateYears, 0, 0)
+	if d.Before(from) || d.After(to) {
+		p.Add(field, "must be within %d years of today (%s to %s)", DateYears, from.Format(DateLayout), to.Format(DateLayout))
+		return false
+	}
+	return true
+}
+
 // ParseDate reads a "YYYY-MM-DD" date. An empty s records "must not be empty"
 // when required, else returns the zero time.
 func ParseDate(p Problems, field, s string, required bool) (time.Time, bool) {
@@ -145,8 +167,12 @@ func (f ApplicantFields) Apply(p Problems, a *Applicant, today time.Time) {
 	}
 	if f.DateOfBirth != nil {
 		if d, ok := ParseDate(p, "date_of_birth", *f.DateOfBirth, false); ok {
-			if d.After(today) {
+			switch {
+			case d.IsZero(): // not given, or cleared
+			case d.After(today):
 				p.Add("date_of_birth", "must not be in the future")
+			case d.Year() < EarliestBirthYear:
+				p.Add("date_of_birth", "must not be before %d-01-01", EarliestBirthYear)
 			}
 			a.DateOfBirth = d
 		}
@@ -174,6 +200,8 @@ func NewRequest(p Problems, in NewRequestInput, today time.Time) Request {
 	r.VisaCategory = text(p, "visa_category", in.VisaCategory, true, MaxTextLen)
 	earliest, okE := ParseDate(p, "earliest_date", in.EarliestDate, true)
 	latest, okL := ParseDate(p, "latest_date", in.LatestDate, true)
+	okE = okE && nearToday(p, "earliest_date", earliest, today)
+	okL = okL && nearToday(p, "latest_date", latest, today)
 	if okE && okL {
 		switch {
 		case earliest.After(latest):
@@ -204,8 +232,9 @@ type CheckResultInput struct {
 }
 
 // NewCheckResult validates a report. Slots come only with SLOTS_FOUND, and
-// SLOTS_FOUND comes with at least one.
-func NewCheckResult(p Problems, in CheckResultInput) CheckResult {
+// SLOTS_FOUND comes with at least one; slot dates lie within DateYears of
+// today.
+func NewCheckResult(p Problems, in CheckResultInput, today time.Time) CheckResult {
 	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID}
 	switch in.Outcome {
 	case OutcomeNoSlot, OutcomeFailed:
@@ -229,7 +258,9 @@ func NewCheckResult(p Problems, in CheckResultInput) CheckResult {
 				VisaCategory: text(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
 				Time:         s.Time,
 			}
-			slot.Date, _ = ParseDate(p, f+"date", s.Date, true)
+			if d, ok := ParseDate(p, f+"date", s.Date, true); ok && nearToday(p, f+"date", d, today) {
+				slot.Date = d
+			}
 			if s.Time != "" && !timeRE.MatchString(s.Time) {
 				p.Add(f+"time", "must be a time in the form HH:MM, or empty")
 			}

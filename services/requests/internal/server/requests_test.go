@@ -245,6 +245,25 @@ func TestBadInput(t *testing.T) {
 			_, err := c.CreateApplicant(ctx, r)
 			return err
 		}, []string{"phone", "passport_number", "nationality", "date_of_birth"}},
+		{"ApplicantBornBefore1900", func(ctx context.Context) error {
+			r := goodApplicant()
+			r.DateOfBirth = "1899-12-31"
+			_, err := c.CreateApplicant(ctx, r)
+			return err
+		}, []string{"date_of_birth"}},
+		{"RequestDatesFarFromToday", func(ctx context.Context) error {
+			r := good()
+			r.EarliestDate, r.LatestDate = "0203-07-01", "9999-12-31"
+			_, err := c.CreateAppointmentRequest(ctx, r)
+			return err
+		}, []string{"earliest_date", "latest_date"}},
+		{"ReportSlotDatesFarFromToday", func(ctx context.Context) error {
+			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+				Slots: slots(slotP("paris", "tourism", "2019-12-31"), slotP("paris", "tourism", "2041-01-01")),
+			})
+			return err
+		}, []string{"slots[0].date", "slots[1].date"}},
 		{"ApplicantBornInTheFuture", func(ctx context.Context) error {
 			r := goodApplicant()
 			r.DateOfBirth = "2031-01-01"

@@ -287,7 +287,7 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 	for _, sl := range req.GetSlots() {
 		in.Slots = append(in.Slots, domain.SlotInput{Centre: sl.GetCentre(), VisaCategory: sl.GetVisaCategory(), Date: sl.GetDate(), Time: sl.GetTime()})
 	}
-	res := domain.NewCheckResult(&v, in)
+	res := domain.NewCheckResult(&v, in, s.app.Today())
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
