@@ -310,9 +310,14 @@ func freePort(t *testing.T) string {
 // it succeeds.
 func (c *checkerProc) runSession(t *testing.T) *checkerv1.SessionSummary {
 	t.Helper()
+	return c.runSessionMax(t, 0)
+}
+
+func (c *checkerProc) runSessionMax(t *testing.T, max int32) *checkerv1.SessionSummary {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	resp, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{})
+	resp, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{MaxMissions: max})
 	if err != nil {
 		t.Fatalf("RunSession: %v", err)
 	}
