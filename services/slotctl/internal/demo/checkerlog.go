@@ -64,6 +64,9 @@ func ParseCheckerLine(line []byte) (Event, bool) {
 	case "session started":
 		e.Kind = SessionStarted
 		e.Missions = list(m["missions"])
+		if e.Missions == nil {
+			e.Missions = list(m["mission_codes"]) // when missions is a count
+		}
 	case "check finished":
 		e.Kind = CheckFinished
 		e.Mission = text(m["mission"])

@@ -61,6 +61,12 @@ func TestParseCheckerLine(t *testing.T) {
 			ok:   true,
 		},
 		{
+			name: "SessionStartedWithACountAndTheCodes",
+			line: `{"msg":"session started","session":1,"missions":2,"mission_codes":["fra","bel"]}`,
+			want: Event{Kind: SessionStarted, Session: "1", Missions: []string{"fra", "bel"}},
+			ok:   true,
+		},
+		{
 			name: "SessionFinished",
 			line: `{"msg":"session finished","session":4,"checks":2}`,
 			want: Event{Kind: SessionFinished, Session: "4", Checks: 2},

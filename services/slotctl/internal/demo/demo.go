@@ -186,6 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"LISTEN_ADDR="+a.Requests, "METRICS_ADDR="+a.RequestsMetrics, "HTTP_ADDR="+a.RequestsHTTP,
 			"REQUESTS_CHECK_INTERVAL="+env["REQUESTS_CHECK_INTERVAL"])},
 	}
+	fmt.Fprintf(out, "Starting the services:\n")
 	portal := &Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	children := map[string]*child{}
 	for _, s := range services {
@@ -237,6 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 	found := make(chan *rqv1.AppointmentRequest, 16)
 	go watchSlotFound(ctx, rq, found)
 
+	fmt.Fprintf(out, "Starting the Checker (ready when its Chromium is):\n")
 	events := make(chan Event, 1024)
 	checker, err := sup.start("checker", filepath.Join(bin, "checker"), append(slices.Clone(common),
 		"LISTEN_ADDR="+a.Checker, "METRICS_ADDR="+a.CheckerMetrics,
@@ -369,6 +371,9 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 		summary <-chan time.Time // pending's deadline
 		slow    <-chan time.Time
 		waited  = map[string]bool{} // sessions in which the Checker waited
+		// inSession: the Checker has started a session it has not
+		// finished, so a slot found now is printed after its lines.
+		inSession bool
 	)
 	for {
 		select {
@@ -390,7 +395,9 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 			}
 		case r := <-found:
 			l.pending = append(l.pending, r)
-			if summary == nil {
+			if !inSession {
+				l.flushFound()
+			} else if summary == nil {
 				summary = time.After(summaryWait)
 			}
 		case <-summary:
@@ -401,12 +408,17 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 				continue // quiet now; the log has it all
 			}
 			switch e.Kind {
+			case SessionStarted:
+				inSession = true
 			case CheckFinished:
+				inSession = true
 				l.view.Check(e)
 			case NoAccountFree:
+				inSession = true
 				waited[e.Session] = true
 				l.view.Waiting(e, l.nextFreeing(ctx))
 			case SessionFinished:
+				inSession = false
 				if e.Checks > 0 || waited[e.Session] {
 					l.poolLine(ctx)
 				}
@@ -518,10 +530,12 @@ func (l *loop) printPoke() {
   AUTH_TOKEN_FILE=%s bin/slotctl usage stats
   AUTH_TOKEN_FILE=%s bin/slotctl requests list
   AUTH_TOKEN_FILE=%s bin/slotctl events follow
+  curl -s %s http://%s/v1/requests   # Requests' JSON gateway
   curl -s http://%s/admin/logins          # portalsim's record of every login
   http://%s/ in a browser: the portal (acc1@demo.test / demo-password-1)
 `,
 		l.rel(filepath.Join(l.files.logs, "checker.log")),
 		h, l.addrs.Pool, h, l.addrs.Requests, h, l.addrs.Checker,
-		admin, admin, admin, admin, l.addrs.Portal, l.addrs.Portal)
+		admin, admin, admin, admin, strings.Replace(h, "authorization", "Authorization", 1), l.addrs.RequestsHTTP,
+		l.addrs.Portal, l.addrs.Portal)
 }
