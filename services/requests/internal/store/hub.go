@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -18,6 +19,9 @@ import (
 type Hub struct {
 	cfg    *pgx.ConnConfig
 	logger *slog.Logger
+	// idle and pingTimeout: see hubIdleCheck and hubPingTimeout (tests
+	// shorten them).
+	idle, pingTimeout time.Duration
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
@@ -29,8 +33,19 @@ func NewHub(s *Store, logger *slog.Logger) *Hub {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Hub{cfg: s.pool.Config().ConnConfig.Copy(), logger: logger, subs: map[chan struct{}]struct{}{}}
+	return &Hub{cfg: s.pool.Config().ConnConfig.Copy(), logger: logger, subs: map[chan struct{}]struct{}{},
+		idle: hubIdleCheck, pingTimeout: hubPingTimeout}
 }
+
+// A connection can die without a word (a NAT or firewall entry dropped, the
+// server's host gone): reads then block forever and every stream would wait
+// for wakes that never come. So after hubIdleCheck without a notification
+// the hub pings, and reconnects (waking everyone) when no answer comes
+// within hubPingTimeout.
+const (
+	hubIdleCheck   = 30 * time.Second
+	hubPingTimeout = 10 * time.Second
+)
 
 // Subscribe returns a channel that receives a value after events may have
 // been committed (at most one wake is buffered), and a function to
@@ -97,9 +112,24 @@ func (h *Hub) listen(ctx context.Context) (bool, error) {
 	}
 	h.wakeAll()
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, h.idle)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			h.wakeAll()
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case wctx.Err() != nil:
+			// Idle: a read deadline, which leaves the connection usable.
+			pctx, cancel := context.WithTimeout(ctx, h.pingTimeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return true, fmt.Errorf("no answer to a ping after %s without notifications: %w", h.idle, err)
+			}
+		default:
 			return true, err
 		}
-		h.wakeAll()
 	}
 }
