@@ -18,6 +18,11 @@ const (
 	NoAccountFree                        // "no account free"
 	SessionFinished                      // "session finished"
 	CheckerProblem                       // any line at level ERROR
+	// MissionNotChecked ("mission not checked"): the Checker gave a
+	// claimed mission up without checking it (no account before the
+	// claim's deadline, or stopping). Not in the log contract the demo
+	// relies on; shown when the Checker logs it.
+	MissionNotChecked
 )
 
 // Event is one line of the Checker's log that the demo shows. Fields a
@@ -85,6 +90,11 @@ func ParseCheckerLine(line []byte) (Event, bool) {
 			d = time.Duration(number(m["retry_after_ms"]) * float64(time.Millisecond))
 		}
 		e.RetryAfter = d
+	case "mission not checked":
+		e.Kind = MissionNotChecked
+		e.Mission = text(m["mission"])
+		e.Outcome = text(m["outcome"])
+		e.Detail = text(m["detail"])
 	case "session finished":
 		e.Kind = SessionFinished
 		e.Checks = int(number(m["checks"]))

@@ -67,6 +67,12 @@ func TestParseCheckerLine(t *testing.T) {
 			ok:   true,
 		},
 		{
+			name: "MissionNotChecked",
+			line: `{"level":"INFO","msg":"mission not checked","session":12,"mission":"bel","outcome":"no_account","detail":"checker is stopping","retry_after":"310ms","retry_after_ms":310}`,
+			want: Event{Kind: MissionNotChecked, Session: "12", Mission: "bel", Outcome: "no_account", Detail: "checker is stopping"},
+			ok:   true,
+		},
+		{
 			name: "SessionFinished",
 			line: `{"msg":"session finished","session":4,"checks":2}`,
 			want: Event{Kind: SessionFinished, Session: "4", Checks: 2},

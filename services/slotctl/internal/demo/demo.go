@@ -84,7 +84,7 @@ type timing struct{ env, demo, prod string }
 var timings = []timing{
 	{"POOL_COOLDOWN", "20s", "10m"},
 	{"REQUESTS_CHECK_INTERVAL", "0s", "2m"},
-	{"CHECKER_SESSION_INTERVAL", "3s", ""},
+	{"CHECKER_SESSION_INTERVAL", "3s", "10s"},
 }
 
 // How long each service may take to stop after SIGTERM before it is
@@ -417,6 +417,10 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 				inSession = true
 				waited[e.Session] = true
 				l.view.Waiting(e, l.nextFreeing(ctx))
+			case MissionNotChecked:
+				inSession = true
+				waited[e.Session] = true
+				l.view.NotChecked(e)
 			case SessionFinished:
 				inSession = false
 				if e.Checks > 0 || waited[e.Session] {

@@ -64,6 +64,21 @@ func (v *View) Check(e Event) {
 	v.line("%s", l)
 }
 
+// NotChecked is the line of a mission the Checker gave up without a
+// check:
+//
+//	00:40  session 12  bel  not checked (no_account): checker is stopping
+func (v *View) NotChecked(e Event) {
+	l := fmt.Sprintf("session %-3s %-4s not checked", e.Session, e.Mission)
+	if e.Outcome != "" {
+		l += " (" + e.Outcome + ")"
+	}
+	if e.Detail != "" {
+		l += ": " + clip(e.Detail, 120)
+	}
+	v.line("%s", l)
+}
+
 // Freeing is the account whose rest ends first, when none is free.
 type Freeing struct {
 	Email string

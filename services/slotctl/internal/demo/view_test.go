@@ -67,6 +67,14 @@ func TestView(t *testing.T) {
 			want: "00:13  session 4   bel  no account free: the Checker waits 1m30s, until an account is free again\n",
 		},
 		{
+			name:    "NotChecked",
+			elapsed: 40 * time.Second,
+			write: func(v *View) {
+				v.NotChecked(Event{Session: "12", Mission: "bel", Outcome: "no_account", Detail: "no account free before the claim's deadline"})
+			},
+			want: "00:40  session 12  bel  not checked (no_account): no account free before the claim's deadline\n",
+		},
+		{
 			name: "PoolAllCoolingDown",
 			write: func(v *View) {
 				v.Pool(PoolCounts{Cooldown: 6, NextFree: 13400 * time.Millisecond})
