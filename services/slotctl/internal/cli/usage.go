@@ -20,7 +20,7 @@ func (a *app) usageCommand() *cobra.Command {
 		limit           int
 	)
 	list := &cobra.Command{
-		Use:   "list [--since 1h] [--account ID] [--result R] [--missionn M]",
+		Use:   "list [--since 1h] [--account ID] [--result R] [--mission M]",
 		Short: "Leases, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,7 +62,7 @@ func (a *app) usageCommand() *cobra.Command {
 	}
 	list.Flags().Int64Var(&account, "account", 0, "only this account id")
 	list.Flags().StringVar(&result, "result", "", "only this result: success, no_slot, login_fail, banned, error, lease_expired")
-	list.Flags().StringVar(&mission, "missionn", "", "only this missionn code")
+	list.Flags().StringVar(&mission, "mission", "", "only this mission code")
 	list.Flags().DurationVar(&since, "since", 0, "only leases acquired in this last span (24h, 90m)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")
 
