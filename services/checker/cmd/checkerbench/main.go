@@ -55,6 +55,7 @@ func main() {
 }
 
 type options struct {
+	gap         time.Duration
 	checks      int
 	freshChecks int
 	parallel    int
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.checks, "checks", 40, "checks per phase with the shared browser")
 	fs.IntVar(&o.freshChecks, "fresh-checks", 12, "checks per phase with a new browser per check")
 	fs.IntVar(&o.parallel, "parallel", 5, "checks at once in the parallel phase (MAX_CONCURRENT_MISSIONS)")
+	fs.DurationVar(&o.gap, "gap", 500*time.Millisecond, "pause between checks in the spaced phase, as the session loop leaves")
 	chrome := fs.String("chrome", defaultBrowsers(), "comma-separated Chromium binaries to measure, each in every mode")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,12 +118,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			{shared, o.checks, o.parallel},
 			{perCheck, o.freshChecks, o.parallel},
 			{sharedNoSpare, o.checks, 1},
+			{sharedSpaced, o.checks, 1},
 		} {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			fmt.Fprintf(os.Stderr, "%s: %s, %d checks, %d at once...\n", exe, ph.mode, ph.checks, ph.parallel)
-			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel)
+			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel, o.gap)
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", exe, ph.mode, err)
 			}
@@ -150,6 +153,7 @@ const (
 	shared        mode = "shared browser, fresh context per check"
 	perCheck      mode = "new browser per check"
 	sharedNoSpare mode = "shared browser, no tab opened ahead"
+	sharedSpaced  mode = "shared browser, checks spaced by -gap"
 )
 
 // benchPortal has one account per parallel check, so no two checks share
@@ -187,7 +191,7 @@ type row struct {
 }
 
 // phase runs checks, parallel at a time, and samples memory meanwhile.
-func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, error) {
+func (b *bench) phase(ctx context.Context, m mode, checks, parallel int, gap time.Duration) (row, error) {
 	r := row{mode: m, parallel: parallel, checks: checks}
 	var shm *browser.Manager
 	cpuBefore := childCPU()
@@ -213,6 +217,11 @@ func (b *bench) phase(ctx context.Context, m mode, checks, parallel int) (row, e
 	for w := range parallel {
 		wg.Go(func() {
 			for next.Add(1) <= int64(checks) {
+				if m == sharedSpaced {
+					// The session loop leaves time between a mission's
+					// checks; the teardown and the next spare tab use it.
+					time.Sleep(gap)
+				}
 				before := b.sim.Stats().Busy
 				began := time.Now()
 				var err error
@@ -292,8 +301,12 @@ func report(out io.Writer, rows []row) {
 		if len(r.overhead) > 0 {
 			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
 		}
-		fmt.Fprintf(out, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
-			r.mode, r.parallel, r.checks, float64(r.checks)/r.wall.Minutes(),
+		rate := fmt.Sprintf("%.0f", float64(r.checks)/r.wall.Minutes())
+		if r.mode == sharedSpaced {
+			rate = "n/a" // the pauses are not the checker's
+		}
+		fmt.Fprintf(out, "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
+			r.mode, r.parallel, r.checks, rate,
 			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, ms(r.cpu), r.peak.rss>>20, r.peak.pss>>20)
 	}
 	fmt.Fprintln(out)

@@ -303,7 +303,9 @@ func closeSpare(sp *spareTab) {
 }
 
 func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
-	tctx, tcancel := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext())
+	tctx, cancelWait := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext())
+	tcancel := sync.OnceFunc(cancelWait) // called by ctx, the timer and Close
+
 	stopAfter := context.AfterFunc(ctx, tcancel)
 	// The first Run creates the browser context and the target, and binds
 	// the tab to the context it gets, so it must be tctx itself, bounded
@@ -398,7 +400,12 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 	// The allocator and browser contexts outlive ctx: the browser is
 	// shared by later checks. ctx only bounds the start.
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(m.cdpLogf), chromedp.WithErrorf(m.cdpErrorf))
+	bctx, cancelWait := chromedp.NewContext(actx, chromedp.WithLogf(m.cdpLogf), chromedp.WithErrorf(m.cdpErrorf))
+	// chromedp's cancel of a browser context waits for the browser to be
+	// allocated or released, and a second call after a failed start
+	// waits forever; the timer, ctx and the error path below may each
+	// call it, so only the first does.
+	bcancel := sync.OnceFunc(cancelWait)
 	stopAfter := context.AfterFunc(ctx, bcancel)
 	timer := time.AfterFunc(m.cfg.StartTimeout, bcancel)
 	begin := time.Now()

@@ -242,6 +242,28 @@ func TestCanceledContextEndsTheTab(t *testing.T) {
 	}
 }
 
+func TestStartCanceledMidwayReturns(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{})
+	for _, wait := range []time.Duration{0, 30 * time.Millisecond, 150 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(t.Context(), wait)
+		done := make(chan error, 1)
+		go func() { _, err := m.NewTab(ctx); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Logf("a tab opened within %v", wait) // a fast machine: fine
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("NewTab hung after its context ended (%v)", wait)
+		}
+		cancel()
+	}
+	// The manager still works.
+	tab := open(t, m)
+	tab.Close(nil)
+}
+
 func TestStartFailureIsReported(t *testing.T) {
 	t.Parallel()
 	m := New(Config{ExecPath: "/nonexistent/chromium"})

@@ -216,7 +216,10 @@ func (c *check) navigate(url string) (*network.Response, error) {
 
 // failNav turns a failed browser step into a result.
 func (c *check) failNav(err error) {
-	var loadErr *chromedp.LoadError
+	var (
+		loadErr *chromedp.LoadError
+		jsErr   *chromedp.ExceptionError
+	)
 	c.res.Outcome = Error
 	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
 		// A page still loading holds back the screenshot and the reads
@@ -239,6 +242,11 @@ func (c *check) failNav(err error) {
 	case errors.Is(err, errBadSelector):
 		c.res.Reason = ReasonProfile
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
+	case errors.As(err, &jsErr):
+		// A form field or button of the profile is not on the page.
+		c.res.Reason = ReasonProfile
+		c.res.Detail = fmt.Sprintf("%s: the page does not fit the profile: %v", c.res.Step, err)
+		c.saveArtifacts()
 	case errors.As(err, &loadErr):
 		c.res.Reason = ReasonUnreachable
 		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErr.ErrorText)

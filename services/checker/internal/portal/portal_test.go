@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -91,11 +93,21 @@ func portalConfig() sim.Config {
 // shared browser. tune may change the profile (timeouts, selectors).
 func setup(t *testing.T, tune func(*profile.Profile)) (*Driver, *testBundle) {
 	t.Helper()
+	return setupWith(t, tune, nil)
+}
+
+// setupWith is setup with the portal's handler wrapped, to hold requests.
+func setupWith(t *testing.T, tune func(*profile.Profile), wrap func(http.Handler) http.Handler) (*Driver, *testBundle) {
+	t.Helper()
 	s, err := sim.New(portalConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
+	var h http.Handler = s
+	if wrap != nil {
+		h = wrap(s)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	prof, err := profile.Default().WithBaseURL(srv.URL)
 	if err != nil {
@@ -292,6 +304,15 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 		}
 	})
 
+	t.Run("ProfileFieldMissingFromThePageIsNamed", func(t *testing.T) {
+		t.Parallel()
+		d, _ := setup(t, func(p *profile.Profile) { p.Login.Password = "#passphrase" })
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Error || res.Reason != ReasonProfile || !strings.Contains(res.Detail, "#passphrase") || res.Artifacts == nil {
+			t.Errorf("result = %+v", res)
+		}
+	})
+
 	t.Run("InvalidProfileSelectorIsNamed", func(t *testing.T) {
 		t.Parallel()
 		d, _ := setup(t, func(p *profile.Profile) { p.Markers.LoggedIn = []profile.Marker{{CSS: "div[[oops"}} })
@@ -341,30 +362,44 @@ func checkArtifacts(t *testing.T, b *testBundle, res Result) {
 
 func TestAccountsNeverShareASession(t *testing.T) {
 	t.Parallel()
-	d, b := setup(t, nil)
-	// acc1's check holds its session for a while (its slot API is slow),
-	// and acc2 logs in meanwhile in the same browser. With shared cookies
-	// the portal would see acc1's session cookie on acc2's login.
-	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 3000, Only: sim.SlotAPI}); err != nil {
-		t.Fatal(err)
+	// The first slot-API request (acc1's) is held until acc2's whole check
+	// is done, so acc1 is logged in, in the same browser, while acc2 logs
+	// in. With shared cookies the portal would see acc1's session cookie
+	// on acc2's login.
+	var apiCalls atomic.Int32
+	held, release := make(chan struct{}), make(chan struct{})
+	hold := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/api/") && apiCalls.Add(1) == 1 {
+				close(held)
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
+	d, b := setupWith(t, func(p *profile.Profile) { p.Timeouts.Slots = profile.Duration(2 * time.Minute) }, hold)
+	let := sync.OnceFunc(func() { close(release) })
+	defer let() // also when the test fails early
 	var wg sync.WaitGroup
-	results := make([]Result, 2)
-	wg.Go(func() { results[0] = runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism) })
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(b.sim.Logins(), func(l sim.LoginAttempt) bool { return l.Email == acc1 && l.Result == sim.LoginOK }) {
-		if time.Now().After(deadline) {
-			t.Fatal("acc1 never logged in")
-		}
-		time.Sleep(20 * time.Millisecond)
+	var first Result
+	wg.Go(func() { first = runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism) })
+	select {
+	case <-held:
+	case <-time.After(time.Minute):
+		t.Fatal("acc1's check never reached the slot API")
 	}
-	results[1] = runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
-	overlapped := slices.ContainsFunc(b.sim.Sessions(), func(s sim.Session) bool { return s.Email == acc1 })
+	second := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	stillIn := slices.ContainsFunc(b.sim.Sessions(), func(s sim.Session) bool { return s.Email == acc1 })
+	let()
 	wg.Wait()
-	if !overlapped {
-		t.Errorf("acc1's session ended before acc2's check did: the test proved nothing")
+	if !stillIn {
+		t.Fatalf("acc1's session ended before acc2's check did: the test proved nothing")
 	}
-	for i, r := range results {
+	for i, r := range []Result{first, second} {
 		if r.Outcome != Success {
 			t.Errorf("check %d: %+v", i, r)
 		}
