@@ -16,15 +16,15 @@ import (
 func TestKilledCheckerLeavesItsLeaseAndClaimToTheirTTLs(t *testing.T) {
 	t.Parallel()
 	const (
-		claimTTL = 10 * time.Second
-		leaseTTL = 6 * time.Second
+		claimTTL = 30 * time.Second
+		leaseTTL = 10 * time.Second
 	)
 	s := newSystem(t, options{poolEnv: []string{"POOL_COOLDOWN=1m"}})
 	accts := s.addAccounts(2)
 	s.addMission("fra")
 	// Account 1 (leased first) logs in slowly: the check is in progress
 	// for seconds.
-	if err := s.sim.SetBehaviour(accts[0].email, sim.Behaviour{DelayMS: 30000, Only: sim.LoginArea}); err != nil {
+	if err := s.sim.SetBehaviour(accts[0].email, sim.Behaviour{DelayMS: 60000, Only: sim.LoginArea}); err != nil {
 		t.Fatal(err)
 	}
 	settings := []string{"CHECKER_SESSION_INTERVAL=300ms", "CHECKER_CLAIM_TTL=" + claimTTL.String(), "CHECKER_LEASE_TTL=" + leaseTTL.String()}

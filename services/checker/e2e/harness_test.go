@@ -63,12 +63,13 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// Step timeouts of the tests' portal profile: short, so that "slower than
-// the step timeout" costs seconds, yet far above a page's time on a busy
-// machine.
+// Step timeouts of the tests' portal profile: shorter than the shipped
+// profile's, so that "slower than the step timeout" costs less, yet far
+// above a page's time on a busy two-core machine running Chromium for
+// several tests.
 const (
-	pageTimeout = 8 * time.Second
-	slowerThanA = 12 * time.Second // a portal answer slower than pageTimeout
+	pageTimeout = 20 * time.Second
+	slowerThanA = 30 * time.Second // a portal answer slower than pageTimeout
 )
 
 // system is AccountPool, Requests and portalsim, ready for checkers.
@@ -89,6 +90,49 @@ type system struct {
 	profile string // PORTAL_PROFILE_FILE
 	// applicant owns every request.
 	applicant string
+	// hits records the slot pages the portal served.
+	hits *portalHits
+}
+
+// portalHit is one slot page or slot API request, as the portal saw it.
+type portalHit struct {
+	mission, session string // session: the portal's session cookie
+	start, end       time.Time
+}
+
+// portalHits records, in the portal, when each portal session used each
+// mission's slot pages: the ground truth of "checking a mission".
+type portalHits struct {
+	mu   sync.Mutex
+	hits []portalHit
+}
+
+func (p *portalHits) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if len(parts) >= 3 && parts[0] == "api" {
+			parts = parts[1:]
+		}
+		if len(parts) != 3 || parts[0] != "missions" || parts[2] != "slots" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := portalHit{mission: parts[1], start: time.Now()}
+		if c, err := r.Cookie("psim_session"); err == nil {
+			h.session = c.Value
+		}
+		next.ServeHTTP(w, r)
+		h.end = time.Now()
+		p.mu.Lock()
+		p.hits = append(p.hits, h)
+		p.mu.Unlock()
+	})
+}
+
+func (p *portalHits) all() []portalHit {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.hits)
 }
 
 type options struct {
@@ -120,7 +164,8 @@ func newSystem(t *testing.T, o options) *system {
 	if s.sim, err = sim.New(sim.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s.sim)
+	s.hits = &portalHits{}
+	srv := httptest.NewServer(s.hits.record(s.sim))
 	t.Cleanup(srv.Close)
 	s.simURL = srv.URL
 
