@@ -49,10 +49,14 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
+		args := []string{"build", "-o", dir + string(filepath.Separator)}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args,
 			"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
 			"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
-			"github.com/slotwatch/slotwatch/services/checker/cmd/checker")
+			"github.com/slotwatch/slotwatch/services/checker/cmd/checker")...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "build the services: %v\n", err)
@@ -421,6 +425,9 @@ func start(t *testing.T, name string, env []string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.stop(t)
+		if strings.Contains(p.logs.text(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector found a data race", name)
+		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, p.logs.text())
 		}

@@ -24,7 +24,7 @@
 //	CHECKER_CLAIM_TTL         claim length asked of Requests (5m)
 //	CHECKER_LEASE_TTL         lease length asked of AccountPool, renewed at half (2m)
 //	CHECKER_LOOP              false: no loop, sessions only by RunSession (true)
-//	CHECKER_DRAIN_TIMEOUT     on SIGTERM, how long running checks may finish before they are cut (20s)
+//	CHECKER_DRAIN_TIMEOUT     on SIGTERM, how long running checks may finish before they are cut (60s)
 package main
 
 import (
@@ -97,7 +97,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
 		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
-		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", 20*time.Second),
+		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", time.Minute),
 		session: session.Config{
 			CheckerID:     env.String("CHECKER_ID", defaultID()),
 			MaxConcurrent: env.Int("MAX_CONCURRENT_MISSIONS", session.DefaultMaxConcurrent, 1),
