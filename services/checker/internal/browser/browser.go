@@ -410,7 +410,7 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 	timer := time.AfterFunc(m.cfg.StartTimeout, bcancel)
 	begin := time.Now()
 	err := chromedp.Do(bctx) // starts Chromium and attaches its first tab
-	timer.Stop()
+	timedOut := !timer.Stop()
 	stopAfter()
 	if err == nil && bctx.Err() != nil {
 		err = bctx.Err()
@@ -418,8 +418,11 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 	if err != nil {
 		bcancel()
 		acancel()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, fmt.Errorf("start browser: %w", ctx.Err())
+		case timedOut:
+			return nil, fmt.Errorf("start browser %s: not ready within %v: %w", m.cfg.ExecPath, m.cfg.StartTimeout, err)
 		}
 		return nil, fmt.Errorf("start browser %s: %w", m.cfg.ExecPath, err)
 	}
