@@ -29,22 +29,25 @@ import (
 //     mission with the oldest request first; France's request is created
 //     first. MAX_CONCURRENT_MISSIONS=1 makes France's check end (and Acc1
 //     start cooling down) before Belgium leases Acc2, so Acc1's cooldown
-//     ends first, as in the seed.
-//   - The cooldown (90s) outlasts sessions 1-4, so session 5 finds every
-//     account cooling down; what is left of Acc1's cooldown then is longer
-//     than half the claim (CHECKER_CLAIM_TTL=40s), so the checker does not
-//     sit on the claim: session 5 reports it FAILED with the pool's delay,
+//     ends first, as in the seed. Belgium waits for France's check for at
+//     most half the claim (CHECKER_CLAIM_TTL=80s: 40s, far more than a check
+//     takes even on a loaded machine).
+//   - The cooldown (180s) outlasts sessions 1-4, so session 5 finds every
+//     account cooling down; what is left of Acc1's cooldown then (180s less
+//     sessions 1-4's six checks) is longer than half the claim, so the
+//     checker does not sit on the claim: session 5 reports it FAILED with
+//     the pool's delay,
 //     the wait happens between sessions 5 and 6 (as the checker's loop
 //     would pause), and session 6 gets Acc1.
 func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 	t.Parallel()
-	const cooldown = 90 * time.Second
+	const cooldown = 180 * time.Second
 	s := newSystem(t, options{poolEnv: []string{"POOL_COOLDOWN=" + cooldown.String()}})
 	accts := s.addAccounts(6)
 	acc := func(n int) account { return accts[n-1] }
 	fra := s.addMission("fra")
 	bel := s.addMission("bel")
-	c := s.startChecker("checker-seed", "CHECKER_LOOP=false", "MAX_CONCURRENT_MISSIONS=1", "CHECKER_CLAIM_TTL=40s")
+	c := s.startChecker("checker-seed", "CHECKER_LOOP=false", "MAX_CONCURRENT_MISSIONS=1", "CHECKER_CLAIM_TTL=80s")
 
 	type step struct {
 		mission string
