@@ -30,10 +30,11 @@ var envNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // envFuncs are the calls whose first argument names an environment
 // variable: envconfig.Loader's methods, os.Getenv/LookupEnv, and the small
-// helpers some mains have (portalsim's envOr, slotctl's env).
+// helpers some packages have (portalsim's envOr, slotctl's env, the
+// checker profile's lookup).
 var envFuncs = map[string]bool{
 	"String": true, "Require": true, "Duration": true, "Int": true, "Float": true, "Bool": true,
-	"Getenv": true, "LookupEnv": true, "Lookup": true, "envOr": true, "getenv": true, "env": true,
+	"Getenv": true, "LookupEnv": true, "Lookup": true, "lookup": true, "envOr": true, "getenv": true, "env": true,
 }
 
 // envReads lists the variables the binary built from pkg (an import path
