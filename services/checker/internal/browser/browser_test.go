@@ -29,6 +29,29 @@ func execPath(t *testing.T) string {
 	return p
 }
 
+// Tests that neither kill, recycle nor close the browser share one, as
+// the checker's checks do: each browser start costs seconds on a busy
+// two-core machine.
+var (
+	sharedOnce sync.Once
+	shared     *Manager
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		_ = shared.Close()
+	}
+	os.Exit(code)
+}
+
+func sharedManager(t *testing.T) *Manager {
+	t.Helper()
+	path := execPath(t)
+	sharedOnce.Do(func() { shared = New(Config{ExecPath: path}) })
+	return shared
+}
+
 func newManager(t *testing.T, cfg Config) *Manager {
 	t.Helper()
 	cfg.ExecPath = execPath(t)
@@ -71,7 +94,7 @@ func cookiesOn(t *testing.T, ctx context.Context, url string) string {
 
 func TestTabsHaveTheirOwnCookies(t *testing.T) {
 	t.Parallel()
-	m := newManager(t, Config{})
+	m := sharedManager(t)
 	url := site(t)
 
 	first := open(t, m)
@@ -107,7 +130,7 @@ func TestTabsHaveTheirOwnCookies(t *testing.T) {
 
 func TestParallelTabsShareOneBrowser(t *testing.T) {
 	t.Parallel()
-	m := newManager(t, Config{})
+	m := sharedManager(t)
 	url := site(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -224,7 +247,7 @@ func TestCloseLeavesNoChromiumProcess(t *testing.T) {
 
 func TestCanceledContextEndsTheTab(t *testing.T) {
 	t.Parallel()
-	m := newManager(t, Config{})
+	m := sharedManager(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	tab, err := m.NewTab(ctx)
 	if err != nil {
@@ -244,7 +267,7 @@ func TestCanceledContextEndsTheTab(t *testing.T) {
 
 func TestStartCanceledMidwayReturns(t *testing.T) {
 	t.Parallel()
-	m := newManager(t, Config{})
+	m := newManager(t, Config{}) // its own: the cancel must land in a start
 	for _, wait := range []time.Duration{0, 30 * time.Millisecond, 150 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(t.Context(), wait)
 		done := make(chan error, 1)
