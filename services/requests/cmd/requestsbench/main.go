@@ -46,7 +46,7 @@ import (
 func main() { grpcserver.Main(run) }
 
 type options struct {
-	requests, history, missions, claimers, cycles, warmup int
+	requests, history, missions, claimers, cycles, warmup, rounds int
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -58,8 +58,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&o.claimers, "claimers", 8, "concurrent claimers")
 	fs.IntVar(&o.cycles, "cycles", 3000, "measured claim+report cycles per mode (split across claimers)")
 	fs.IntVar(&o.warmup, "warmup", 300, "unmeasured cycles per mode before measuring")
+	fs.IntVar(&o.rounds, "rounds", 6, "rounds the measured cycles are split into, the modes taking turns")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.rounds < 1 || o.rounds > o.cycles {
+		return fmt.Errorf("-rounds %d: want 1 to -cycles (%d)", o.rounds, o.cycles)
 	}
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {
@@ -141,25 +145,38 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	}
 
-	fmt.Fprintf(stdout, "requestsbench: %d pending requests and %d of history over %d missions, %d concurrent claimers, %d measured cycles per mode (after %d warm-up), GOMAXPROCS=%d, %d CPUs\n",
-		o.requests, o.history, o.missions, o.claimers, o.cycles, o.warmup, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(stdout, "requestsbench: %d pending requests and %d of history over %d missions, %d concurrent claimers, %d measured cycles per mode in %d alternating rounds (after %d warm-up), GOMAXPROCS=%d, %d CPUs\n",
+		o.requests, o.history, o.missions, o.claimers, o.cycles, o.rounds, o.warmup, runtime.GOMAXPROCS(0), runtime.NumCPU())
 	fmt.Fprintln(stdout, "cycle = ClaimDueMissions(max_missions=1) + ReportCheckResult(SLOTS_FOUND, 3 slots that match no request): both write paths, no drain")
-	results := map[string]result{}
-	for _, m := range []struct {
+	// The modes take turns in rounds (which goes first alternates), so that
+	// load from other processes on a shared machine, which comes and goes
+	// over minutes, falls on both alike instead of on whichever ran second.
+	modes := []struct {
 		name  string
 		cycle func(context.Context, string) error
-	}{{"direct pgx", direct}, {"gRPC", viaGRPC}} {
-		if err := reset(ctx, pool); err != nil {
-			return err
-		}
+	}{{"direct pgx", direct}, {"gRPC", viaGRPC}}
+	if err := reset(ctx, pool); err != nil {
+		return err
+	}
+	for _, m := range modes {
 		if _, err := measure(ctx, o.claimers, o.warmup, m.cycle); err != nil {
 			return fmt.Errorf("%s warm-up: %w", m.name, err)
 		}
-		r, err := measure(ctx, o.claimers, o.cycles, m.cycle)
-		if err != nil {
-			return fmt.Errorf("%s: %w", m.name, err)
+	}
+	results := map[string]result{}
+	for round := range o.rounds {
+		for i := range modes {
+			m := modes[(i+round)%len(modes)]
+			share := o.cycles / o.rounds
+			if round < o.cycles%o.rounds {
+				share++
+			}
+			r, err := measure(ctx, o.claimers, share, m.cycle)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.name, err)
+			}
+			results[m.name] = results[m.name].add(r)
 		}
-		results[m.name] = r
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -199,6 +216,13 @@ type result struct {
 }
 
 func (r result) perSecond() float64 { return float64(r.cycles) / r.elapsed.Seconds() }
+
+// add sums two measurements of one mode.
+func (r result) add(o result) result {
+	lats := slices.Concat(r.latencies, o.latencies)
+	slices.Sort(lats)
+	return result{cycles: r.cycles + o.cycles, elapsed: r.elapsed + o.elapsed, latencies: lats}
+}
 
 func (r result) pct(p float64) time.Duration {
 	if len(r.latencies) == 0 {
