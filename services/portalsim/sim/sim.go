@@ -13,6 +13,7 @@ package sim
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -169,7 +170,7 @@ func (s *Sim) DeleteAccount(email string) bool {
 
 // ErrNoAccount is returned when a behaviour names an account that does not
 // exist.
-var ErrNoAccount = fmt.Errorf("no such account")
+var ErrNoAccount = errors.New("no such account")
 
 // SetBehaviour sets the behaviour of one account, or the global one when
 // email is empty. The zero Behaviour makes the portal normal again.
