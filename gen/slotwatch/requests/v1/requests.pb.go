@@ -1589,7 +1589,8 @@ type ClaimDueMissionsRequest struct {
 	CheckerId string `protobuf:"bytes,1,opt,name=checker_id,json=checkerId,proto3" json:"checker_id,omitempty"`
 	// At most this many missions, 1 to 100.
 	MaxMissions int32 `protobuf:"varint,2,opt,name=max_missions,json=maxMissions,proto3" json:"max_missions,omitempty"`
-	// Claim length; unset or zero means the server's default.
+	// Claim length, 1s to 1h; unset or zero means the server's default
+	// (REQUESTS_CLAIM_TTL).
 	ClaimTtl      *durationpb.Duration `protobuf:"bytes,3,opt,name=claim_ttl,json=claimTtl,proto3" json:"claim_ttl,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
