@@ -19,6 +19,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 )
 
 func TestPolicyCoversEveryRPC(t *testing.T) {
@@ -74,7 +75,7 @@ func TestRoles(t *testing.T) {
 	t.Run("HealthNeedsNoToken", func(t *testing.T) {
 		_, b2 := setup(t)
 		conn := b2.conn
-		resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}, grpc.PerRPCCredentials(bearer("")))
+		resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}, grpc.PerRPCCredentials(authtest.Bearer("")))
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health: %v %v", resp, err)
 		}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -27,7 +25,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
-	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -89,35 +87,12 @@ type testBundle struct {
 	conn *grpc.ClientConn
 }
 
-// The tokens every test server accepts. The client setup returns is admin.
+// The tokens every test server accepts (the client setup returns is admin).
 const (
-	adminToken   = "admin-token-for-tests-0123456789abcdef"
-	checkerToken = "checker-token-for-tests-0123456789abcd"
-	readerToken  = "reader-token-for-tests-0123456789abcde"
+	adminToken   = authtest.AdminToken
+	checkerToken = authtest.CheckerToken
+	readerToken  = authtest.ReaderToken
 )
-
-func testTokens(t *testing.T) *auth.Tokens {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tokens")
-	content := "admin " + adminToken + "\nchecker " + checkerToken + "\nreader " + readerToken + "\n"
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.OpenTokens(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tokens
-}
-
-// bearer sends a fixed token on every RPC.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }
 
 type options struct {
 	cfg       domain.Config
@@ -178,7 +153,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		t.Fatal(err)
 	}
 	srv := grpcserver.New(grpcserver.Config{Name: "accountpool-test", Logger: logger,
-		Security: grpcserver.Security{Tokens: testTokens(t), RateLimit: o.rateLimit, RateBurst: o.rateBurst},
+		Security: grpcserver.Security{Tokens: authtest.Tokens(t), RateLimit: o.rateLimit, RateBurst: o.rateBurst},
 		Policy:   server.Policy})
 	b.registry = srv.Registry
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) { return b.pool.PoolStatus(ctx) }, logger)
@@ -211,7 +186,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 		}
 		if tok != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(bearer(tok)))
+			opts = append(opts, grpc.WithPerRPCCredentials(authtest.Bearer(tok)))
 		}
 		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
 		if err != nil {

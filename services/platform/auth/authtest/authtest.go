@@ -3,6 +3,7 @@
 package authtest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 )
 
 // Tokens a test server accepts, one per role.
@@ -84,3 +87,25 @@ func SelfSigned(t testing.TB, dir, commonName string) (certFile, keyFile string)
 	}
 	return certFile, keyFile
 }
+
+// Tokens opens a tokens file holding AdminToken, CheckerToken and
+// ReaderToken, as a server's AUTH_TOKENS_FILE would be.
+func Tokens(t testing.TB) *auth.Tokens {
+	t.Helper()
+	tokens, err := auth.OpenTokens(TokensFile(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+// Bearer sends a fixed token on every RPC, over plaintext connections too.
+type Bearer string
+
+// GetRequestMetadata implements credentials.PerRPCCredentials.
+func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity implements credentials.PerRPCCredentials.
+func (Bearer) RequireTransportSecurity() bool { return false }

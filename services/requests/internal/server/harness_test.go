@@ -5,8 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
-	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -99,35 +97,12 @@ type testServer struct {
 	stop func()
 }
 
-// The tokens every test server accepts.
+// The tokens every test server accepts (the client setup returns is admin).
 const (
-	adminToken   = "admin-token-for-tests-0123456789abcdef"
-	checkerToken = "checker-token-for-tests-0123456789abcd"
-	readerToken  = "reader-token-for-tests-0123456789abcde"
+	adminToken   = authtest.AdminToken
+	checkerToken = authtest.CheckerToken
+	readerToken  = authtest.ReaderToken
 )
-
-func testTokens(t *testing.T) *auth.Tokens {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tokens")
-	content := "admin " + adminToken + "\nchecker " + checkerToken + "\nreader " + readerToken + "\n"
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := auth.OpenTokens(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tokens
-}
-
-// bearer sends a fixed token on every RPC.
-type bearer string
-
-func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
-}
-
-func (bearer) RequireTransportSecurity() bool { return false }
 
 func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	t.Helper()
@@ -136,7 +111,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	}
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "requests-test", Logger: o.logger, ShutdownTimeout: 5 * time.Second,
-		Security: grpcserver.Security{Tokens: testTokens(t)}, Policy: server.Policy})
+		Security: grpcserver.Security{Tokens: authtest.Tokens(t)}, Policy: server.Policy})
 	m := metrics.New(gs.Registry, st.CountByStatus, o.logger)
 	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
 	hub := store.NewHub(st, o.logger)
@@ -160,7 +135,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 		}
 		if tok != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(bearer(tok)))
+			opts = append(opts, grpc.WithPerRPCCredentials(authtest.Bearer(tok)))
 		}
 		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
 		if err != nil {
