@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -248,6 +249,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"CHECKER_ARTIFACTS_DIR="+f.artifacts,
 		"CHECKER_ID=demo",
 		"CHECKER_SESSION_INTERVAL="+env["CHECKER_SESSION_INTERVAL"],
+		"CHROME_PATH="+demoChrome(),
 	), func(line []byte) {
 		if e, ok := ParseCheckerLine(line); ok {
 			select {
@@ -542,4 +544,21 @@ func (l *loop) printPoke() {
 		h, l.addrs.Pool, h, l.addrs.Requests, h, l.addrs.Checker,
 		admin, admin, admin, admin, strings.Replace(h, "authorization", "Authorization", 1), l.addrs.RequestsHTTP,
 		l.addrs.Portal, l.addrs.Portal)
+}
+
+// headlessShell is Debian's chromium-headless-shell binary (not the
+// /usr/bin wrapper script, which does not exec it).
+const headlessShell = "/usr/lib/chromium/chromium-headless-shell"
+
+// demoChrome is the browser the demo's Checker drives: CHROME_PATH when
+// set, else the headless shell when installed (a third of full Chromium's
+// CPU per check, see docs/BENCHMARKS.md), else the Checker's default.
+func demoChrome() string {
+	if p := os.Getenv("CHROME_PATH"); p != "" {
+		return p
+	}
+	if _, err := os.Stat(headlessShell); err == nil {
+		return headlessShell
+	}
+	return "/usr/bin/chromium"
 }
