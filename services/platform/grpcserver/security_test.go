@@ -138,14 +138,7 @@ func start(t *testing.T, sec grpcserver.Security) *harness {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &harness{conn: conn, logs: logs}
+	return &harness{conn: authtest.DialBufconn(t, lis, ""), logs: logs}
 }
 
 func withToken(tok string) context.Context {

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -179,26 +177,10 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		}
 	})
 
-	dialConn := func(t *testing.T, tok string) *grpc.ClientConn {
-		t.Helper()
-		opts := []grpc.DialOption{
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-		}
-		if tok != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(authtest.Bearer(tok)))
-		}
-		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
 	b.dial = func(t *testing.T, tok string) apv1.AccountPoolServiceClient {
-		return apv1.NewAccountPoolServiceClient(dialConn(t, tok))
+		return apv1.NewAccountPoolServiceClient(authtest.DialBufconn(t, lis, tok))
 	}
-	b.conn = dialConn(t, adminToken)
+	b.conn = authtest.DialBufconn(t, lis, adminToken)
 	return apv1.NewAccountPoolServiceClient(b.conn), b
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -128,22 +126,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	dial := func(t *testing.T, tok string) *grpc.ClientConn {
-		t.Helper()
-		opts := []grpc.DialOption{
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-		}
-		if tok != "" {
-			opts = append(opts, grpc.WithPerRPCCredentials(authtest.Bearer(tok)))
-		}
-		conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	dial := func(t *testing.T, tok string) *grpc.ClientConn { return authtest.DialBufconn(t, lis, tok) }
 	conn := dial(t, adminToken)
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
