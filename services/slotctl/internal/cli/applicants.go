@@ -35,19 +35,13 @@ func (a *app) applicantsCommand() *cobra.Command {
 		Use:   "get ID",
 		Short: "Show one applicant, passport number included",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
 			resp, err := rq.GetApplicant(ctx, &rqv1.GetApplicantRequest{Id: args[0]})
 			if err != nil {
 				return err
 			}
 			return a.printOneApplicant(resp.GetApplicant())
-		},
+		}),
 	}
 
 	var in rqv1.CreateApplicantRequest
@@ -55,19 +49,13 @@ func (a *app) applicantsCommand() *cobra.Command {
 		Use:   "add --name NAME --email EMAIL [--phone P] [--passport N] [--nationality FR] [--born YYYY-MM-DD]",
 		Short: "Add an applicant",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, _ []string) error {
 			resp, err := rq.CreateApplicant(ctx, &in)
 			if err != nil {
 				return err
 			}
 			return a.printOneApplicant(resp.GetApplicant())
-		},
+		}),
 	}
 	add.Flags().StringVar(&in.FullName, "name", "", "full name as in the passport (required)")
 	add.Flags().StringVar(&in.Email, "email", "", "contact email (required)")
@@ -80,13 +68,7 @@ func (a *app) applicantsCommand() *cobra.Command {
 		Use:   "delete ID",
 		Short: "Delete an applicant; their pending requests are cancelled",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
 			resp, err := rq.DeleteApplicant(ctx, &rqv1.DeleteApplicantRequest{Id: args[0]})
 			if err != nil {
 				return err
@@ -96,7 +78,7 @@ func (a *app) applicantsCommand() *cobra.Command {
 			}
 			_, err = fmt.Fprintf(a.io.Stdout, "deleted applicant %s; cancelled %d pending requests\n", args[0], resp.GetCancelledRequests())
 			return err
-		},
+		}),
 	}
 	cmd.AddCommand(list, get, add, del)
 	return cmd

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -51,38 +52,26 @@ func (a *app) requestsCommand() *cobra.Command {
 		Use:   "get ID",
 		Short: "Show one request",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
 			resp, err := rq.GetAppointmentRequest(ctx, &rqv1.GetAppointmentRequestRequest{Id: args[0]})
 			if err != nil {
 				return err
 			}
 			return a.printOneRequest(resp.GetRequest())
-		},
+		}),
 	}
 
 	cancelCmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a pending request",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
 			resp, err := rq.CancelAppointmentRequest(ctx, &rqv1.CancelAppointmentRequestRequest{Id: args[0]})
 			if err != nil {
 				return err
 			}
 			return a.printOneRequest(resp.GetRequest())
-		},
+		}),
 	}
 
 	var in rqv1.CreateAppointmentRequestRequest
@@ -90,19 +79,13 @@ func (a *app) requestsCommand() *cobra.Command {
 		Use:   "create --applicant ID --mission M --centre C --category V --from YYYY-MM-DD --to YYYY-MM-DD",
 		Short: "Open a request: check mission M for a slot in the date window",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			rq, err := a.requests()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, _ []string) error {
 			resp, err := rq.CreateAppointmentRequest(ctx, &in)
 			if err != nil {
 				return err
 			}
 			return a.printOneRequest(resp.GetRequest())
-		},
+		}),
 	}
 	create.Flags().StringVar(&in.ApplicantId, "applicant", "", "applicant id")
 	create.Flags().StringVar(&in.MissionCode, "mission", "", "mission (destination country) code, e.g. fra")
