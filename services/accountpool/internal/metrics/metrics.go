@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 )
 
 // Acquire results.
@@ -20,9 +21,6 @@ const (
 	AcquireNoActiveAccount = "no_active_account"
 	AcquireError           = "error"
 )
-
-// ScrapeTimeout bounds the pool status query made at each scrape.
-const ScrapeTimeout = 3 * time.Second
 
 // Pool holds the counters the application layer moves. A nil *Pool counts
 // nothing, so the app runs without metrics in tools and tests.
@@ -70,7 +68,7 @@ func New(reg prometheus.Registerer, status StatusFunc, logger *slog.Logger) *Poo
 		m.acquires.WithLabelValues(r)
 	}
 	reg.MustRegister(m.acquires, m.wait, m.releases, m.expired, m.fencing,
-		&accountsCollector{status: status, logger: logger})
+		grpcserver.ScrapeGauge(accountsDesc, accountsByState(status), logger, "pool status for metrics"))
 	return m
 }
 
@@ -110,33 +108,19 @@ func (m *Pool) FencingRejected() {
 	}
 }
 
-// accountsCollector reports slotwatch_pool_accounts from one pool status
-// query per scrape, so the gauge is what the database says, across every
-// replica, not what this process saw.
-type accountsCollector struct {
-	status StatusFunc
-	logger *slog.Logger
-}
-
 var accountsDesc = prometheus.NewDesc("slotwatch_pool_accounts",
 	"Accounts by state now: available, leased, cooldown, quarantined, disabled.", []string{"state"}, nil)
 
-func (c *accountsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- accountsDesc }
-
-func (c *accountsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
-	defer cancel()
-	st, err := c.status(ctx)
-	if err != nil {
-		// Leave the series out rather than fail the whole scrape: the RPC
-		// and process metrics are still worth having.
-		c.logger.Warn("pool status for metrics", "error", err)
-		return
-	}
-	for state, n := range map[domain.State]int{
-		domain.StateAvailable: st.Available, domain.StateLeased: st.Leased, domain.StateCooldown: st.InCooldown,
-		domain.StateQuarantined: st.Quarantined, domain.StateDisabled: st.Disabled,
-	} {
-		ch <- prometheus.MustNewConstMetric(accountsDesc, prometheus.GaugeValue, float64(n), string(state))
+// accountsByState is status as the values of slotwatch_pool_accounts.
+func accountsByState(status StatusFunc) func(context.Context) (map[domain.State]int, error) {
+	return func(ctx context.Context) (map[domain.State]int, error) {
+		st, err := status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[domain.State]int{
+			domain.StateAvailable: st.Available, domain.StateLeased: st.Leased, domain.StateCooldown: st.InCooldown,
+			domain.StateQuarantined: st.Quarantined, domain.StateDisabled: st.Disabled,
+		}, nil
 	}
 }

@@ -5,15 +5,12 @@ package metrics
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 )
-
-// ScrapeTimeout bounds the count query made at each scrape.
-const ScrapeTimeout = 3 * time.Second
 
 // Requests holds the counters the service moves. A nil *Requests counts
 // nothing.
@@ -60,7 +57,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		m.checks.WithLabelValues(string(o))
 	}
 	reg.MustRegister(m.claims, m.lapsed, m.checks, m.streamed, m.watchers,
-		&statusCollector{count: count, logger: logger})
+		grpcserver.ScrapeGauge(requestsDesc, count, logger, "count requests for metrics"))
 	return m
 }
 
@@ -101,26 +98,5 @@ func (m *Requests) Watching() (done func()) {
 	return m.watchers.Dec
 }
 
-type statusCollector struct {
-	count  CountFunc
-	logger *slog.Logger
-}
-
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",
 	"Appointment requests by status now: pending, slot_found, cancelled, expired.", []string{"status"}, nil)
-
-func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) { ch <- requestsDesc }
-
-func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
-	defer cancel()
-	counts, err := c.count(ctx)
-	if err != nil {
-		// Leave the series out rather than fail the whole scrape.
-		c.logger.Warn("count requests for metrics", "error", err)
-		return
-	}
-	for st, n := range counts {
-		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.GaugeValue, float64(n), string(st))
-	}
-}

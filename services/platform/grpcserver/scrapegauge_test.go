@@ -1,0 +1,52 @@
+package grpcserver_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+)
+
+func TestScrapeGauge(t *testing.T) {
+	type color string
+	desc := prometheus.NewDesc("test_things", "Things by color.", []string{"color"}, nil)
+	var fail error
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(grpcserver.ScrapeGauge(desc, func(ctx context.Context) (map[color]int, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the query has no deadline")
+		}
+		return map[color]int{"red": 2, "blue": 0}, fail
+	}, slog.New(slog.NewTextHandler(&logs, nil)), "count things"))
+
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+		}
+	}
+	if len(got) != 2 || got["test_things/red"] != 2 || got["test_things/blue"] != 0 {
+		t.Errorf("gathered %v, want red 2 and blue 0", got)
+	}
+
+	// A failed query leaves the series out and is logged; the scrape succeeds.
+	fail = errors.New("db down")
+	mfs, err = reg.Gather()
+	if err != nil || len(mfs) != 0 {
+		t.Errorf("with the query failing: gathered %d families, err %v; want none and no error", len(mfs), err)
+	}
+	if !strings.Contains(logs.String(), "count things") || !strings.Contains(logs.String(), "db down") {
+		t.Errorf("log %q does not name the failure", logs.String())
+	}
+}
