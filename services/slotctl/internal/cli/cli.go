@@ -209,7 +209,6 @@ func (a *app) close() {
 	}
 }
 
-// call bounds one unary call by --timeout.
 // onRequests makes a command's RunE that calls Requests once: f gets the
 // client and a context bounded by --timeout.
 func (a *app) onRequests(f func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error) func(*cobra.Command, []string) error {
@@ -224,6 +223,20 @@ func (a *app) onRequests(f func(ctx context.Context, rq rqv1.RequestsServiceClie
 	}
 }
 
+// onPool is onRequests for AccountPool.
+func (a *app) onPool(f func(ctx context.Context, ap apv1.AccountPoolServiceClient, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ap, err := a.accountPool()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := a.call(cmd.Context())
+		defer cancel()
+		return f(ctx, ap, args)
+	}
+}
+
+// call bounds one unary call by --timeout.
 func (a *app) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	if a.timeout <= 0 {
 		return context.WithCancel(ctx)

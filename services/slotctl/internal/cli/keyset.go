@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -51,13 +52,7 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 		Use:   "reencrypt",
 		Short: "Re-encrypt every stored password with AccountPool's current primary key",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ap, err := a.accountPool()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+		RunE: a.onPool(func(ctx context.Context, ap apv1.AccountPoolServiceClient, _ []string) error {
 			resp, err := ap.ReencryptPasswords(ctx, &apv1.ReencryptPasswordsRequest{})
 			if err != nil {
 				return err
@@ -76,7 +71,7 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 					"If it is, give each a new password with 'slotctl accounts set-password ID'", len(bad), strings.Join(ids, ", "))
 			}
 			return err
-		},
+		}),
 	}
 	cmd.AddCommand(generate, rotate, reencrypt)
 	return cmd
