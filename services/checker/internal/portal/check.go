@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
@@ -59,8 +59,7 @@ func (c *check) run(queries []Query) {
 	}
 
 	c.res.Step = "slot_page"
-	resp, err := c.navigate(p.SlotURL(c.mission))
-	if err != nil {
+	if err := c.navigate(p.SlotURL(c.mission)); err != nil {
 		c.failNav(err)
 		return
 	}
@@ -69,8 +68,8 @@ func (c *check) run(queries []Query) {
 		matcher{pageLoginForm, []profile.Marker{{CSS: p.Login.Email}}},
 		matcher{pageSlotForm, []profile.Marker{{CSS: p.Slots.Centre}}},
 	)
-	if kind, err := c.classify(kinds, resp); err != nil || kind != pageSlotForm {
-		c.endOrFail(kind, resp, err)
+	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageSlotForm {
+		c.endOrFail(pg, err)
 		return
 	}
 
@@ -97,44 +96,34 @@ func (c *check) run(queries []Query) {
 func (c *check) loginPage() bool {
 	p := c.d.prof
 	c.res.Step = "login_page"
-	resp, err := c.navigate(p.URL(p.Login.URL))
-	if err != nil {
+	if err := c.navigate(p.URL(p.Login.URL)); err != nil {
 		c.failNav(err)
 		return false
 	}
 	kinds := append(c.trouble(), matcher{pageLoginForm, []profile.Marker{{CSS: p.Login.Email}}})
-	if kind, err := c.classify(kinds, resp); err != nil || kind != pageLoginForm {
-		c.endOrFail(kind, resp, err)
+	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageLoginForm {
+		c.endOrFail(pg, err)
 		return false
 	}
 	return true
 }
 
-// login fills the form and submits it. Typing goes through Input.insertText
-// (one call per field, with the input events a user's typing fires) rather
-// than a key event per character.
+// login fills the form and submits it (see fillAndSubmit).
 func (c *check) login() bool {
 	p := c.d.prof
 	c.res.Step = "login"
 	ctx, cancel := context.WithTimeout(c.ctx, p.Timeouts.Page.D())
 	defer cancel()
-	for _, f := range []struct{ sel, text string }{{p.Login.Email, c.acct.Email}, {p.Login.Password, c.acct.Password}} {
-		if err := chromedp.Do(ctx, focus(f.sel), insertText(f.text)); err != nil {
-			c.failNav(fmt.Errorf("fill %s: %w", f.sel, err))
-			return false
-		}
-	}
-	resp, err := chromedp.RunResponse(ctx, click(p.Login.Submit))
-	if err != nil {
-		c.failNav(fmt.Errorf("submit login: %w", err))
+	if err := c.load(ctx, fillAndSubmit(p.Login, c.acct)); err != nil {
+		c.failNav(fmt.Errorf("fill and submit the login form: %w", err))
 		return false
 	}
 	kinds := append(c.trouble(),
 		matcher{pageBadCredentials, p.Markers.BadCredentials},
 		matcher{pageLoggedIn, p.Markers.LoggedIn},
 	)
-	if kind, err := c.classify(kinds, resp); err != nil || kind != pageLoggedIn {
-		c.endOrFail(kind, resp, err)
+	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageLoggedIn {
+		c.endOrFail(pg, err)
 		return false
 	}
 	c.res.LoggedIn = true
@@ -171,7 +160,7 @@ func (c *check) readSlots(q Query) bool {
 		c.unknownPage(fmt.Sprintf("slot page: %s", st.State))
 		return false
 	default:
-		c.endOn(st.State, nil)
+		c.endOn(st.State, 0)
 		return false
 	}
 	for _, it := range st.Items {
@@ -191,27 +180,77 @@ func (c *check) readSlots(q Query) bool {
 // logout ends the portal session, on the tab's context after the result
 // has been returned (see CheckMission). It is a courtesy to the portal:
 // the browser context is discarded anyway, so a failure is logged, not
-// reported.
+// reported. A logout URL is requested from the page, with the session's
+// cookies, rather than opened: the portal ends the session all the same,
+// and Chromium renders no page that nobody reads.
 func (c *check) logout(tabCtx context.Context) {
 	p := c.d.prof
 	ctx, cancel := context.WithTimeout(tabCtx, p.Timeouts.Logout.D())
 	defer cancel()
 	var err error
 	if p.Logout.URL != "" {
-		err = chromedp.Do(ctx, chromedp.Navigate(p.URL(p.Logout.URL)))
+		awaitPromise := func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTrue() }
+		err = chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+			`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () {})`,
+			jsString(p.URL(p.Logout.URL))), awaitPromise))
 	} else {
-		_, err = chromedp.RunResponse(ctx, click(p.Logout.Selector))
+		err = c.load(ctx, click(p.Logout.Selector))
 	}
 	if err != nil {
 		c.d.log.Info("logout failed", "account", c.acct, "mission", c.mission, "err", err)
 	}
 }
 
-// navigate loads url within the page timeout and returns its response.
-func (c *check) navigate(url string) (*network.Response, error) {
+// navigate opens url within the page timeout (see load).
+func (c *check) navigate(url string) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.d.prof.Timeouts.Page.D())
 	defer cancel()
-	return chromedp.Run(ctx, chromedp.NavigateResponse(url))
+	return c.load(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		res, err := cdp.Call(ctx, t, page.Navigate, page.NavigateParams{URL: url})
+		if err == nil && res.ErrorText != "" {
+			err = &chromedp.LoadError{ErrorText: res.ErrorText}
+		}
+		return err
+	}))
+}
+
+// load runs act, which starts a navigation of the tab (opening a URL, or
+// clicking a submit button), and returns as soon as the new document has
+// committed. It does not wait for the page's stylesheets, scripts and load
+// event: classify waits for those in the page, in the same round trip that
+// looks for the markers and reads the response status. A navigation that
+// ends on Chromium's error page instead of the portal's (connection
+// refused, too many redirects) is a *chromedp.LoadError.
+func (c *check) load(ctx context.Context, act chromedp.Action[chromedp.Void]) error {
+	committed := make(chan error, 1)
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	err := chromedp.Listen(lctx, func(ev any) {
+		nav, ok := ev.(*page.EventFrameNavigated)
+		if !ok || nav.Frame.ParentID != "" {
+			return // not a new document in the tab's own frame
+		}
+		var err error
+		if nav.Frame.UnreachableURL != "" {
+			err = &chromedp.LoadError{ErrorText: "the portal could not be reached at " + nav.Frame.UnreachableURL}
+		}
+		select {
+		case committed <- err:
+		default: // only the first commit counts
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := chromedp.Do(ctx, act); err != nil {
+		return err
+	}
+	select {
+	case err := <-committed:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // failNav turns a failed browser step into a result.
@@ -259,16 +298,17 @@ func (c *check) failNav(err error) {
 
 // endOrFail ends the check on a classified page, or on the error that
 // kept the page from being classified.
-func (c *check) endOrFail(kind string, resp *network.Response, err error) {
+func (c *check) endOrFail(pg lookResult, err error) {
 	if err != nil {
 		c.failNav(err)
 		return
 	}
-	c.endOn(kind, resp)
+	c.endOn(pg.Kind, pg.Status)
 }
 
-// endOn turns a recognised (or unrecognised: "") page into a result.
-func (c *check) endOn(kind string, resp *network.Response) {
+// endOn turns a recognised (or unrecognised: "") page into a result;
+// status is the page's HTTP status, 0 when unknown.
+func (c *check) endOn(kind string, status int) {
 	c.res.URL = c.location()
 	switch kind {
 	case pageCaptcha:
@@ -284,16 +324,16 @@ func (c *check) endOn(kind string, resp *network.Response) {
 	case pageLoggedOut, pageLoginForm:
 		c.res.Outcome, c.res.Reason, c.res.Detail = Error, ReasonLoggedOut, "the portal ended the session"
 	default:
-		if resp != nil && resp.Status >= 500 {
+		if status >= 500 {
 			c.res.Outcome, c.res.Reason = Error, ReasonServerError
-			c.res.Detail = fmt.Sprintf("%s: the portal answered HTTP %d", c.res.Step, resp.Status)
+			c.res.Detail = fmt.Sprintf("%s: the portal answered HTTP %d", c.res.Step, status)
 			return
 		}
-		status := ""
-		if resp != nil {
-			status = fmt.Sprintf(" (HTTP %d)", resp.Status)
+		http := ""
+		if status != 0 {
+			http = fmt.Sprintf(" (HTTP %d)", status)
 		}
-		c.unknownPage(fmt.Sprintf("%s: no marker of the profile matches the page%s", c.res.Step, status))
+		c.unknownPage(fmt.Sprintf("%s: no marker of the profile matches the page%s", c.res.Step, http))
 	}
 }
 
@@ -314,22 +354,42 @@ func (c *check) location() string {
 	return u
 }
 
-// focus focuses the first element matching a CSS selector.
-func focus(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-		`(function(s){var e=document.querySelector(s);if(!e)throw new Error("no element "+s);e.focus();})(%s)`, jsString(sel)))
-}
-
 // click clicks the first element matching a CSS selector.
 func click(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 		`(function(s){var e=document.querySelector(s);if(!e)throw new Error("no element "+s);e.click();})(%s)`, jsString(sel)))
 }
 
-// insertText types text into the focused element.
-func insertText(text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, input.InsertText, input.InsertTextParams{Text: text})
-		return err
+// fillAndSubmit types the account's email and password into the login
+// form and clicks its submit button, in one round trip. Each field is
+// focused, its contents selected, and the text inserted with the
+// browser's insertText editing command, so the page's scripts see trusted
+// input events, and a change event when the focus moves on, as they do
+// for typing (unlike typing, the command fires no beforeinput). A field
+// that command cannot type into gets its value set, with input and change
+// events.
+func fillAndSubmit(l profile.Login, acct Account) chromedp.Action[chromedp.Void] {
+	args := mustJSON(map[string]string{
+		"email": l.Email, "emailText": acct.Email, "password": l.Password, "passwordText": acct.Password, "submit": l.Submit,
 	})
+	return chromedp.Evaluate[chromedp.Void](`(function (a) {
+  function el(sel) {
+    var e = document.querySelector(sel);
+    if (!e) { throw new Error("no element " + sel); }
+    return e;
+  }
+  function type(sel, text) {
+    var e = el(sel);
+    e.focus();
+    if (typeof e.select === "function") { e.select(); }
+    if (!document.execCommand("insertText", false, text) || e.value !== text) {
+      e.value = text;
+      e.dispatchEvent(new Event("input", {bubbles: true}));
+      e.dispatchEvent(new Event("change", {bubbles: true}));
+    }
+  }
+  type(a.email, a.emailText);
+  type(a.password, a.passwordText);
+  el(a.submit).click();
+})(` + args + `)`)
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -42,8 +41,10 @@ var errBadSelector = errors.New("the profile has an invalid CSS selector")
 // is named, not mistaken for an unknown page.
 //
 // __wait resolves as soon as check() returns something, looking at every
-// DOM change (and every 50 ms, for what observers miss), or resolves null
-// after timeoutMs: one DevTools round trip per wait, and no polling delay.
+// DOM change and at the document's load (and every 50 ms, for what
+// observers miss), or resolves null after timeoutMs: one DevTools round
+// trip per wait, and no polling delay. A check may call __settled(ms) to
+// learn whether the document has been loaded for ms already.
 const matchJS = `
 var __text = null;
 function __bodyText() {
@@ -72,6 +73,12 @@ function __kind(kinds) {
   }
   return "";
 }
+var __loadedAt = null;
+function __settled(ms) {
+  if (document.readyState !== "complete") { return false; }
+  if (__loadedAt === null) { __loadedAt = Date.now(); }
+  return Date.now() - __loadedAt >= ms;
+}
 function __wait(check, timeoutMs) {
   return new Promise(function (resolve) {
     var done = false, obs = null, timer = null, tick = null;
@@ -81,6 +88,7 @@ function __wait(check, timeoutMs) {
       if (obs) { obs.disconnect(); }
       clearTimeout(timer);
       clearInterval(tick);
+      window.removeEventListener("load", look);
       resolve(v);
     }
     function look() {
@@ -96,6 +104,7 @@ function __wait(check, timeoutMs) {
     if (done) { return; }
     obs = new MutationObserver(look);
     obs.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+    window.addEventListener("load", look);
     tick = setInterval(look, 50);
     timer = setTimeout(function () { finish(null); }, timeoutMs);
   });
@@ -104,10 +113,15 @@ function __wait(check, timeoutMs) {
 
 // lookResult is what an in-page wait resolves with.
 type lookResult struct {
-	Kind  string     `json:"kind"`
-	State string     `json:"state"` // the slot wait: "ready", "failed" or a trouble kind
-	Items []slotItem `json:"items"`
-	Error string     `json:"error"`
+	Kind string `json:"kind"`
+	// Loaded and Status are set by classify once the page has loaded:
+	// with no Kind, the page is unknown; without Loaded, it did not load
+	// in time. Status is the page's HTTP status (0: unknown).
+	Loaded bool       `json:"loaded"`
+	Status int        `json:"status"`
+	State  string     `json:"state"` // the slot wait: "ready", "failed" or a trouble kind
+	Items  []slotItem `json:"items"`
+	Error  string     `json:"error"`
 }
 
 type slotItem struct {
@@ -147,30 +161,40 @@ func await(ctx context.Context, body string) (lookResult, error) {
 
 func ptrTrue() *bool { t := true; return &t }
 
-// classify waits up to the settle time for the loaded page to match one of
-// kinds and returns the first that does, or "" for an unknown page. An
-// error status gets one look only: such pages come from the server as they
-// are, and a bare 500 should not cost the settle time.
-func (c *check) classify(kinds []matcher, resp *network.Response) (string, error) {
-	settle := c.d.prof.Timeouts.Settle.D()
-	if resp != nil && resp.Status >= 400 {
-		settle = 0
-	}
+// classify waits, within the page timeout, for the page that load
+// committed to finish loading (its stylesheets too: a text marker is read
+// from the rendered text, and a stylesheet may hide some), then up to the
+// settle time for it to match one of kinds. It returns the first kind that
+// matches, or "" for an unknown page, with the page's HTTP status. Kinds
+// are tried in their order once the document is complete, never on a
+// half-parsed one, where a marker of a later kind could show before the
+// one that wins. An error status gets one look only: such pages come from
+// the server as they are, and a bare 500 should not cost the settle time.
+func (c *check) classify(kinds []matcher) (lookResult, error) {
+	settle, page := c.d.prof.Timeouts.Settle.D(), c.d.prof.Timeouts.Page.D()
 	body := fmt.Sprintf(`var kinds = %s;
-return __wait(function () { var k = __kind(kinds); return k ? {kind: k} : null; }, %d);`,
-		mustJSON(kinds), settle.Milliseconds())
+return __wait(function () {
+  if (document.readyState !== "complete") { return null; }
+  var nav = performance.getEntriesByType("navigation")[0];
+  var status = (nav && nav.responseStatus) || 0;
+  var k = __kind(kinds);
+  if (k) { return {kind: k, loaded: true, status: status}; }
+  return __settled(status >= 400 ? 0 : %d) ? {kind: "", loaded: true, status: status} : null;
+}, %d);`, mustJSON(kinds), settle.Milliseconds(), (page + settle).Milliseconds())
 	// The page's own timer ends the wait; the context is a backstop for a
 	// renderer that does not answer at all.
-	ctx, cancel := context.WithTimeout(c.ctx, settle+c.d.prof.Timeouts.Page.D())
+	ctx, cancel := context.WithTimeout(c.ctx, settle+page+2*time.Second)
 	defer cancel()
 	res, err := await(ctx, body)
-	if err != nil {
-		if c.ctx.Err() != nil {
-			return "", c.ctx.Err()
-		}
-		return "", err
+	switch {
+	case err != nil && c.ctx.Err() != nil:
+		return lookResult{}, c.ctx.Err()
+	case err != nil:
+		return lookResult{}, err
+	case !res.Loaded:
+		return lookResult{}, fmt.Errorf("the page did not finish loading: %w", context.DeadlineExceeded)
 	}
-	return res.Kind, nil
+	return res, nil
 }
 
 // chooseAndWait selects the centre and the category (by value or by
