@@ -173,7 +173,7 @@ func TestBrowserIsRecycledAfterConfiguredTabs(t *testing.T) {
 	var pids []int
 	for range 3 {
 		tab := open(t, m)
-		pids = append(pids, m.Status().PID)
+		pids = append(pids, tab.inst.pid)
 		tab.Close(nil)
 	}
 	if pids[0] != pids[1] || pids[1] == pids[2] {
