@@ -22,6 +22,9 @@ type check struct {
 	acct    Account
 	mission string
 	res     Result
+	// loadBy is when the page that load committed must have finished
+	// loading: the page timeout, counted from the navigation's start.
+	loadBy time.Time
 	// infraErr is set when the browser, not the portal, failed.
 	infraErr error
 }
@@ -222,6 +225,10 @@ func (c *check) navigate(url string) error {
 // ends on Chromium's error page instead of the portal's (connection
 // refused, too many redirects) is a *chromedp.LoadError.
 func (c *check) load(ctx context.Context, act chromedp.Action[chromedp.Void]) error {
+	c.loadBy = time.Now().Add(c.d.prof.Timeouts.Page.D())
+	if d, ok := ctx.Deadline(); ok && d.Before(c.loadBy) {
+		c.loadBy = d
+	}
 	committed := make(chan error, 1)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -161,8 +161,8 @@ func await(ctx context.Context, body string) (lookResult, error) {
 
 func ptrTrue() *bool { t := true; return &t }
 
-// classify waits, within the page timeout, for the page that load
-// committed to finish loading (its stylesheets too: a text marker is read
+// classify waits until c.loadBy for the page that load committed to
+// finish loading (its stylesheets too: a text marker is read
 // from the rendered text, and a stylesheet may hide some), then up to the
 // settle time for it to match one of kinds. It returns the first kind that
 // matches, or "" for an unknown page, with the page's HTTP status. Kinds
@@ -171,7 +171,7 @@ func ptrTrue() *bool { t := true; return &t }
 // one that wins. An error status gets one look only: such pages come from
 // the server as they are, and a bare 500 should not cost the settle time.
 func (c *check) classify(kinds []matcher) (lookResult, error) {
-	settle, page := c.d.prof.Timeouts.Settle.D(), c.d.prof.Timeouts.Page.D()
+	settle, left := c.d.prof.Timeouts.Settle.D(), max(time.Until(c.loadBy), 0)
 	body := fmt.Sprintf(`var kinds = %s;
 return __wait(function () {
   if (document.readyState !== "complete") { return null; }
@@ -180,10 +180,10 @@ return __wait(function () {
   var k = __kind(kinds);
   if (k) { return {kind: k, loaded: true, status: status}; }
   return __settled(status >= 400 ? 0 : %d) ? {kind: "", loaded: true, status: status} : null;
-}, %d);`, mustJSON(kinds), settle.Milliseconds(), (page + settle).Milliseconds())
+}, %d);`, mustJSON(kinds), settle.Milliseconds(), (left + settle).Milliseconds())
 	// The page's own timer ends the wait; the context is a backstop for a
 	// renderer that does not answer at all.
-	ctx, cancel := context.WithTimeout(c.ctx, settle+page+2*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, left+settle+2*time.Second)
 	defer cancel()
 	res, err := await(ctx, body)
 	switch {

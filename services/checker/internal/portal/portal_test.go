@@ -294,6 +294,35 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 		}
 	})
 
+	t.Run("PageThatNeverFinishesLoadingIsTimeout", func(t *testing.T) {
+		t.Parallel()
+		// The login page arrives, but its stylesheet never does: the
+		// page commits and never finishes loading.
+		d, b := setupWith(t, func(p *profile.Profile) { p.Timeouts.Page = profile.Duration(2500 * time.Millisecond) },
+			func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, ".css") {
+						select {
+						case <-r.Context().Done():
+						case <-time.After(time.Minute):
+						}
+						return
+					}
+					h.ServeHTTP(w, r)
+				})
+			})
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login_page" {
+			t.Errorf("result = %+v", res)
+		}
+		if res.Duration > 40*time.Second {
+			t.Errorf("the check took %v: the page timeout did not stop it", res.Duration)
+		}
+		if l := b.sim.Logins(); len(l) != 0 {
+			t.Errorf("portal saw logins %+v from a page that never loaded", l)
+		}
+	})
+
 	t.Run("UnreachablePortalIsError", func(t *testing.T) {
 		t.Parallel()
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
