@@ -40,7 +40,9 @@ type Login struct {
 	Submit   string `json:"submit"`   // CSS selector of the button to click
 }
 
-// Logout is how to end the portal session: open URL, or click Selector.
+// Logout is how to end the portal session: request URL (a GET from the
+// page, with the session's cookies; no page is rendered for the answer),
+// or click Selector.
 type Logout struct {
 	URL      string `json:"url"`
 	Selector string `json:"selector"`
@@ -109,8 +111,8 @@ type Slots struct {
 
 // Timeouts bound every step of a check.
 type Timeouts struct {
-	// Page bounds one navigation: the login page, the login submit, the
-	// slot page.
+	// Page bounds one navigation, from its start until the page has
+	// loaded: the login page, the login submit, the slot page.
 	Page Duration `json:"page"`
 	// Slots bounds the wait for the JavaScript-loaded dates.
 	Slots Duration `json:"slots"`
