@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
-# checker: the Go binary plus Debian's Chromium, which chromedp drives
-# headless. Not distroless: Chromium needs its shared libraries and fonts.
+# checker: the Go binary plus Debian's Chromium headless shell, which
+# chromedp drives: the same Chromium as the chromium package without the
+# full browser's window machinery, at about a third of its CPU per check
+# (docs/BENCHMARKS.md). Not distroless: Chromium needs its shared
+# libraries and fonts.
 # Build from the repository root (the Go workspace spans the modules):
 #
 #   docker build -f deploy/docker/checker.Dockerfile -t ghcr.io/slotwatch/checker:v0.1.0 .
@@ -18,7 +21,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod \
 
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends chromium fonts-liberation ca-certificates \
+    && apt-get install -y --no-install-recommends chromium-headless-shell fonts-liberation ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # A fixed uid the manifests name in runAsUser. Chromium writes its profile
 # under $HOME and screenshots go to the artifacts directory; with a
@@ -29,7 +32,7 @@ RUN groupadd --gid 10001 checker \
 COPY --from=build /out/checker /usr/local/bin/checker
 USER 10001:10001
 ENV HOME=/home/checker \
-    CHROME_PATH=/usr/bin/chromium \
+    CHROME_PATH=/usr/lib/chromium/chromium-headless-shell \
     CHECKER_ARTIFACTS_DIR=/var/lib/checker/artifacts
 EXPOSE 50053 9093
 ENTRYPOINT ["/usr/local/bin/checker"]

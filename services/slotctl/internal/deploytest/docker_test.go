@@ -1,6 +1,7 @@
 package deploytest
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -158,13 +159,48 @@ func TestDockerfiles(t *testing.T) {
 				if !strings.HasPrefix(runtime.from, "debian:") {
 					t.Errorf("checker runtime FROM %s, want a Debian image (its chromium package)", runtime.from)
 				}
-				if !regexp.MustCompile(`apt-get install [^\n]*\bchromium\b`).MatchString(text(runtime)) {
-					t.Errorf("checker runtime does not apt-get install chromium")
-				}
+				checkChromium(t, root, runtime, text(runtime))
 			} else if !strings.HasPrefix(runtime.from, "gcr.io/distroless/static") || !strings.HasSuffix(runtime.from, ":nonroot") {
 				t.Errorf("runtime FROM %s, want gcr.io/distroless/static*:nonroot", runtime.from)
 			}
 		})
+	}
+}
+
+// chromiumPackages are the Debian packages that provide each browser the
+// Checker can drive.
+var chromiumPackages = map[string]string{
+	"/usr/bin/chromium":                         "chromium",
+	"/usr/lib/chromium/chromium-headless-shell": "chromium-headless-shell",
+}
+
+// checkChromium: the Checker's image sets CHROME_PATH to a browser that a
+// package it installs provides, and the manifest gives the same path.
+func checkChromium(t *testing.T, root string, runtime stage, body string) {
+	t.Helper()
+	var chrome string
+	for _, env := range runtime.all("ENV") {
+		if m := regexp.MustCompile(`(?:^|\s)CHROME_PATH=(\S+)`).FindStringSubmatch(env); m != nil {
+			chrome = m[1]
+		}
+	}
+	pkg, ok := chromiumPackages[chrome]
+	if !ok {
+		t.Fatalf("checker image sets CHROME_PATH=%q, want one of %v", chrome, slices.Sorted(maps.Keys(chromiumPackages)))
+	}
+	if !regexp.MustCompile(`apt-get install [^\n]*\s` + regexp.QuoteMeta(pkg) + `(\s|$)`).MatchString(body) {
+		t.Errorf("checker image sets CHROME_PATH=%s but does not apt-get install %s", chrome, pkg)
+	}
+	manifest, err := os.ReadFile(filepath.Join(root, "deploy", "k8s", "base", "checker.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	if m := regexp.MustCompile(`name: CHROME_PATH\s+value: (\S+)`).FindSubmatch(manifest); m != nil {
+		got = string(m[1])
+	}
+	if got != chrome {
+		t.Errorf("the checker manifest's CHROME_PATH is %q, the image's %q: keep them the same", got, chrome)
 	}
 }
 
