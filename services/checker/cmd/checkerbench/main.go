@@ -352,13 +352,19 @@ func report(out io.Writer, rows []row) {
 			(float64(f.checks-f.failed)/f.wall.Minutes())/(float64(s.checks-s.failed)/s.wall.Minutes()), float64(f.peak.pss)/float64(s.peak.pss))
 		fmt.Fprintln(out, line)
 	}
-	if len(rows) > 0 && len(rows[0].overhead) > 0 {
-		med := quantile(rows[0].overhead, 0.5)
+	// The goal, for the shared browser with a fresh context per check: one
+	// verdict for checks back to back, one for checks spaced as the
+	// session loop spaces them.
+	for _, r := range rows {
+		if (r.mode != shared && r.mode != sharedSpaced) || len(r.overhead) == 0 {
+			continue
+		}
+		med := quantile(r.overhead, 0.5)
 		verdict := "meets"
 		if med >= 150*time.Millisecond {
 			verdict = "MISSES"
 		}
-		fmt.Fprintf(out, "goal: shared-browser overhead median under 150 ms: %s %s\n", verdict, ms(med))
+		fmt.Fprintf(out, "goal: overhead median under 150 ms, %s: %s %s\n", r.mode, verdict, ms(med))
 	}
 }
 
