@@ -445,6 +445,12 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
+		// chromedp's own list, plus the omnibox popup that the full
+		// chromium builds (as a WebUI page in a renderer of its own) for
+		// every window, hence for every browser context: it doubled the
+		// CPU of opening a tab. The headless shell has no omnibox; a
+		// name a Chromium does not know is ignored.
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup"),
 	)
 	for name, v := range m.cfg.Flags {
 		opts = append(opts, chromedp.Flag(name, v))

@@ -128,6 +128,32 @@ func TestTabsHaveTheirOwnCookies(t *testing.T) {
 	}
 }
 
+// The full chromium builds an omnibox popup page (a WebUI renderer) for
+// every window, and a fresh browser context gets a window: the manager
+// turns that off, as it doubled the cost of a tab.
+func TestTabsOpenNoBrowserUIPages(t *testing.T) {
+	t.Parallel()
+	m := sharedManager(t)
+	tab := open(t, m)
+	defer tab.Close(nil)
+	targets, err := chromedp.Targets(tab.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := 0
+	for _, ti := range targets {
+		if ti.Type == "page" {
+			pages++
+		}
+		if strings.Contains(ti.URL, ".top-chrome/") {
+			t.Errorf("the browser runs a browser UI page: %s %s", ti.Type, ti.URL)
+		}
+	}
+	if pages == 0 {
+		t.Errorf("no page among the browser's targets %+v: the check above saw nothing", targets)
+	}
+}
+
 func TestParallelTabsShareOneBrowser(t *testing.T) {
 	t.Parallel()
 	m := sharedManager(t)
