@@ -9,7 +9,6 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
@@ -192,7 +191,6 @@ func (c *check) logout(tabCtx context.Context) {
 	defer cancel()
 	var err error
 	if p.Logout.URL != "" {
-		awaitPromise := func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTrue() }
 		err = chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
 			`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () {})`,
 			jsString(p.URL(p.Logout.URL))), awaitPromise))

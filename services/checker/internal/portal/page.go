@@ -135,7 +135,6 @@ type slotItem struct {
 // and lose the evaluation: then it tries again until ctx ends.
 func await(ctx context.Context, body string) (lookResult, error) {
 	expr := "(function(){" + matchJS + "\n" + body + "\n})()"
-	awaitPromise := func(p *runtime.EvaluateParams) { p.AwaitPromise = ptrTrue() }
 	for {
 		res, err := chromedp.Run(ctx, chromedp.Evaluate[*lookResult](expr, awaitPromise))
 		switch {
@@ -159,7 +158,9 @@ func await(ctx context.Context, body string) (lookResult, error) {
 	}
 }
 
-func ptrTrue() *bool { t := true; return &t }
+// awaitPromise makes an Evaluate wait for the promise the expression
+// returns and give what it resolves with.
+func awaitPromise(p *runtime.EvaluateParams) { t := true; p.AwaitPromise = &t }
 
 // classify waits until c.loadBy for the page that load committed to
 // finish loading (its stylesheets too: a text marker is read
