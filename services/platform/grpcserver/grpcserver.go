@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,7 +41,8 @@ type Config struct {
 	Name string
 	// ListenAddr is the gRPC address (":50051").
 	ListenAddr string
-	// MetricsAddr serves /metrics; empty turns it off.
+	// MetricsAddr serves /metrics and the probes /healthz and /readyz, in
+	// plaintext whatever the gRPC port does; empty turns it off.
 	MetricsAddr string
 	// Logger receives request logs; slog.Default() when nil.
 	Logger *slog.Logger
@@ -202,6 +204,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
+		mux.HandleFunc("GET /healthz", s.healthz)
+		mux.HandleFunc("GET /readyz", s.readyz)
 		https[s.cfg.MetricsAddr] = mux
 	}
 	tlsAddrs := map[string]bool{}
@@ -263,4 +267,27 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		return nil
 	})
 	return g.Wait()
+}
+
+// healthz is the liveness probe: the process answers. Kubernetes probes
+// it over plaintext HTTP on the metrics port, so turning TLS on for gRPC
+// (which kubelet's gRPC probe cannot speak) does not fail the probes.
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// readyz is the readiness probe: 200 while the server's overall gRPC
+// health ("") is SERVING, 503 otherwise (starting, a dependency down such
+// as the Checker's browser, or stopping), with the status in the body.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	st := healthpb.HealthCheckResponse_UNKNOWN
+	if resp, err := s.Health.Check(r.Context(), &healthpb.HealthCheckRequest{}); err == nil {
+		st = resp.GetStatus()
+	}
+	if st != healthpb.HealthCheckResponse_SERVING {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = io.WriteString(w, st.String()+"\n")
 }

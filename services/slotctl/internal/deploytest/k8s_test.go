@@ -143,16 +143,27 @@ func checkProbes(t *testing.T, what string, c corev1.Container) {
 		t.Errorf("%s: needs both a readiness and a liveness probe", what)
 		return
 	}
+	names := map[string]bool{}
 	for _, p := range c.Ports {
-		if p.Name != "grpc" {
-			continue
-		}
-		for name, probe := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
-			if probe.GRPC == nil {
-				t.Errorf("%s: serves gRPC, so its %s probe must be a native gRPC probe (grpc: {port: %d})", what, name, p.ContainerPort)
-			} else if probe.GRPC.Port != p.ContainerPort {
-				t.Errorf("%s: %s probe on port %d, gRPC port is %d", what, name, probe.GRPC.Port, p.ContainerPort)
-			}
+		names[p.Name] = true
+	}
+	if !names["grpc"] {
+		return
+	}
+	// A gRPC server's probes use the plaintext metrics port: kubelet's
+	// native gRPC probe cannot speak TLS, which the gRPC port may.
+	for name, want := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"readiness": {c.ReadinessProbe, "/readyz"}, "liveness": {c.LivenessProbe, "/healthz"}} {
+		g := want.probe.HTTPGet
+		switch {
+		case g == nil:
+			t.Errorf("%s: %s probe must be httpGet %s on the metrics port (a gRPC probe fails once TLS is on)", what, name, want.path)
+		case g.Path != want.path || g.Port.String() != "metrics" || !names["metrics"]:
+			t.Errorf("%s: %s probe is GET %s on port %s, want %s on the container's metrics port", what, name, g.Path, g.Port.String(), want.path)
+		case g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP:
+			t.Errorf("%s: %s probe uses %s; the metrics port is plaintext", what, name, g.Scheme)
 		}
 	}
 }
