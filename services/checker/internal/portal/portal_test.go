@@ -166,6 +166,18 @@ func TestCheckReadsSlots(t *testing.T) {
 		waitLoggedOut(t, b)
 	})
 
+	t.Run("LogsOutWithTheProfilesSelector", func(t *testing.T) {
+		t.Parallel()
+		// A portal whose logout is a link to click rather than a URL to
+		// request: the driver clicks it after returning the result.
+		d, b := setup(t, func(p *profile.Profile) { p.Logout = profile.Logout{Selector: "#logout"} })
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != Success || !res.LoggedIn {
+			t.Fatalf("result = %+v", res)
+		}
+		waitLoggedOut(t, b)
+	})
+
 	t.Run("NoSlotWhenTheDatesAreLoadedButEmpty", func(t *testing.T) {
 		t.Parallel()
 		d, _ := setup(t, nil)
