@@ -216,7 +216,7 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 	var shm *browser.Manager
 	cpuBefore := childCPU()
 	if m != perCheck {
-		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare})
+		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare, Spares: parallel})
 		defer shm.Close()
 		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.

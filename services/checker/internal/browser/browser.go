@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,7 +43,11 @@ type Config struct {
 	// Flags are extra Chromium command-line flags (name without "--",
 	// value true, false or a string), after the defaults.
 	Flags map[string]any
-	// NoSpare turns off opening the next tab ahead of need (see NewTab).
+	// Spares is how many tabs are kept opened ahead of need (see NewTab),
+	// default 1; the Checker keeps one per mission it checks at once, so
+	// that a session's first checks all start on a ready tab.
+	Spares int
+	// NoSpare turns off opening tabs ahead of need.
 	NoSpare bool
 	// Logger gets starts, stops and crashes (default: discard).
 	Logger *slog.Logger
@@ -54,6 +59,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.RecycleAfter <= 0 {
 		c.RecycleAfter = 100
+	}
+	if c.Spares <= 0 {
+		c.Spares = 1
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 30 * time.Second
@@ -73,7 +81,7 @@ type Status struct {
 	PID int
 	// ChecksDone counts the tabs the current browser has finished.
 	ChecksDone int64
-	// ActiveTabs is the number of tabs open now, the spare included.
+	// ActiveTabs is the number of tabs open now, the spares included.
 	ActiveTabs int
 	// Restarts counts every browser started after the first, recycled or
 	// replacing a dead one.
@@ -97,7 +105,7 @@ type Manager struct {
 	mu      sync.Mutex
 	cur     *instance
 	all     map[*instance]struct{} // current and retiring browsers
-	spare   *spareTab
+	spares  []*spareTab            // opened or opening ahead, at most cfg.Spares
 	closed  bool
 	started int64 // browsers ever started
 	crashes int64
@@ -205,13 +213,13 @@ func (t *Tab) CloseAfter(checkErr error, last func(ctx context.Context)) {
 // ctx does.
 //
 // Opening a browser context and a tab takes Chromium a few hundred
-// milliseconds on a busy machine, so the manager keeps one opened ahead
-// (unless Config.NoSpare): NewTab hands it out. The next is opened when a
-// tab has been torn down (and after Start), not when the spare is taken:
-// on a small machine, opening it then would take the CPU from the check
-// that just began. The spare is as fresh as any: no site has been opened
-// in it and its cookies and storage are empty; only its renderer has been
-// warmed up (see warmUpJS).
+// milliseconds on a busy machine, so the manager keeps Config.Spares
+// opened ahead (unless Config.NoSpare): NewTab hands one out, a ready one
+// first. The next is opened when a tab has been torn down (and after
+// Start), not when a spare is taken: on a small machine, opening it then
+// would take the CPU from the check that just began. A spare is as fresh
+// as any: no site has been opened in it and its cookies and storage are
+// empty; only its renderer has been warmed up (see warmUpJS).
 func (m *Manager) NewTab(ctx context.Context) (*Tab, error) {
 	if tab := m.takeSpare(ctx); tab != nil {
 		return tab, nil
@@ -241,22 +249,54 @@ type spareTab struct {
 	err   error
 }
 
-// takeSpare returns the spare tab bound to ctx, or nil when there is none
-// that is sure to work: its browser is current, alive and answers.
+// takeSpare returns a spare tab bound to ctx, or nil when there is none
+// that is sure to work: its browser is current, alive and answers. A
+// ready spare goes first; else it waits for one being opened.
 func (m *Manager) takeSpare(ctx context.Context) *Tab {
+	// A spare found unusable (its browser was recycled or died) is closed,
+	// and the next one tried, a bounded number of times.
+	for range m.cfg.Spares {
+		sp := m.popSpare()
+		if sp == nil {
+			return nil
+		}
+		select {
+		case <-sp.ready:
+		case <-ctx.Done():
+			go func() { <-sp.ready; closeSpare(sp) }()
+			return nil
+		}
+		if tab := m.useSpare(ctx, sp); tab != nil {
+			return tab
+		}
+	}
+	return nil
+}
+
+// popSpare removes a spare from the pool, a ready one if there is one.
+func (m *Manager) popSpare() *spareTab {
 	m.mu.Lock()
-	sp := m.spare
-	m.spare = nil
-	m.mu.Unlock()
-	if sp == nil {
+	defer m.mu.Unlock()
+	if len(m.spares) == 0 {
 		return nil
 	}
-	select {
-	case <-sp.ready:
-	case <-ctx.Done():
-		go func() { <-sp.ready; closeSpare(sp) }()
-		return nil
-	}
+	i := slices.IndexFunc(m.spares, func(sp *spareTab) bool {
+		select {
+		case <-sp.ready:
+			return true
+		default:
+			return false
+		}
+	})
+	i = max(i, 0)
+	sp := m.spares[i]
+	m.spares = slices.Delete(m.spares, i, i+1)
+	return sp
+}
+
+// useSpare binds a spare that finished opening to ctx, or closes it and
+// returns nil when it is not sure to work.
+func (m *Manager) useSpare(ctx context.Context, sp *spareTab) *Tab {
 	if sp.err != nil {
 		return nil
 	}
@@ -281,15 +321,23 @@ func (m *Manager) takeSpare(ctx context.Context) *Tab {
 	return nil
 }
 
-// refillSpare opens the next spare tab in the background, if there is none.
+// refillSpare opens spare tabs in the background until there are
+// Config.Spares, opened or opening.
 func (m *Manager) refillSpare() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cfg.NoSpare || m.closed || m.spare != nil {
+	if m.cfg.NoSpare {
 		return
 	}
+	for !m.closed && len(m.spares) < m.cfg.Spares {
+		m.openSpareLocked()
+	}
+}
+
+// openSpareLocked starts opening one spare tab. The caller holds mu.
+func (m *Manager) openSpareLocked() {
 	sp := &spareTab{ready: make(chan struct{})}
-	m.spare = sp
+	m.spares = append(m.spares, sp)
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
@@ -586,8 +634,8 @@ func (m *Manager) Close() error {
 		insts = append(insts, inst)
 	}
 	m.cur = nil
-	sp := m.spare
-	m.spare = nil
+	spares := m.spares
+	m.spares = nil
 	m.mu.Unlock()
 	m.startMu.Unlock()
 
@@ -596,7 +644,7 @@ func (m *Manager) Close() error {
 		wg.Go(func() { m.stop(inst) })
 	}
 	wg.Wait()
-	if sp != nil {
+	for _, sp := range spares {
 		<-sp.ready
 		closeSpare(sp)
 	}

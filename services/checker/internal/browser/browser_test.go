@@ -193,6 +193,54 @@ func TestParallelTabsShareOneBrowser(t *testing.T) {
 	}
 }
 
+// With Spares: 3, three checks at once all get a tab opened ahead, and
+// the pool is back to three once they are closed.
+func TestSparesServeChecksAtOnce(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{Spares: 3})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitTabs := func(want int) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for m.Status().ActiveTabs != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("status %+v, want %d tabs open", m.Status(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitTabs(3) // the spares, opened after Start
+	opened := func() int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.cur.opened
+	}
+	var tabs []*Tab
+	for range 3 {
+		tabs = append(tabs, open(t, m))
+	}
+	if n := opened(); n != 3 {
+		t.Errorf("%d tabs opened for 3 checks with 3 spares, want 3 (the spares, none of their own)", n)
+	}
+	for _, tab := range tabs {
+		tab.Close(nil)
+	}
+	// The three torn down, three new spares opened, and no more.
+	deadline := time.Now().Add(time.Minute)
+	for opened() != 6 || m.Status().ActiveTabs != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tabs opened and %+v after the refill, want 6 opened and 3 open", opened(), m.Status())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // a refill too many would show now
+	if n := opened(); n != 6 {
+		t.Errorf("%d tabs opened after the refill, want 6", n)
+	}
+}
+
 func TestBrowserIsRecycledAfterConfiguredTabs(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, Config{RecycleAfter: 2})
