@@ -348,3 +348,78 @@ func TestRateLimiterKeepsCallersApart(t *testing.T) {
 		t.Fatal("rps 0 should mean no limiter")
 	}
 }
+
+func TestWatchAuthorization(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(path, []byte("admin "+adminTok+"\nreader "+readerTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := OpenTokens(path, slog.New(slog.DiscardHandler), ReloadEvery(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := Policy{"/svc/Watch": {RoleReader}}
+	id, ok := tokens.Lookup(readerTok)
+	if !ok {
+		t.Fatal("reader token unknown")
+	}
+	watch := func(ctx context.Context) chan error {
+		errc := make(chan error, 1)
+		go func() { errc <- WatchAuthorization(ctx, tokens, policy, id, "/svc/Watch") }()
+		return errc
+	}
+	result := func(errc chan error) error {
+		t.Helper()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("WatchAuthorization did not return")
+			return nil
+		}
+	}
+	holders := func() int {
+		tokens.w.pollMu.Lock()
+		defer tokens.w.pollMu.Unlock()
+		return tokens.w.holders
+	}
+
+	// The context ending is no error, and releases the re-reader.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := watch(ctx)
+	cancel()
+	if err := result(errc); err != nil {
+		t.Fatalf("ended context: %v", err)
+	}
+	if n := holders(); n != 0 {
+		t.Fatalf("%d holders left", n)
+	}
+
+	// A reload that keeps the reader changes nothing; one that drops it ends
+	// the watch with UNAUTHENTICATED, without the token in the message.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	errc = watch(ctx)
+	if err := os.WriteFile(path, []byte("reader "+readerTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for tokens.Count()[RoleAdmin] != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("a reload that keeps the reader ended the watch: %v", err)
+	default:
+	}
+	if err := os.WriteFile(path, []byte("admin "+adminTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = result(errc)
+	if status.Code(err) != codes.Unauthenticated || strings.Contains(err.Error(), readerTok[:12]) {
+		t.Fatalf("revoked: %v", err)
+	}
+	if n := holders(); n != 0 {
+		t.Fatalf("%d holders left", n)
+	}
+}

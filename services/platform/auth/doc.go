@@ -50,7 +50,10 @@
 //
 // A missing or unknown token is UNAUTHENTICATED; a known token whose role may
 // not call the method is PERMISSION_DENIED. Handlers read the caller with
-// CallerFrom(ctx).
+// CallerFrom(ctx). A unary call is checked once; an open stream is checked
+// again on every reload of the tokens file (WatchAuthorization), and ends
+// with UNAUTHENTICATED when its token is removed or PERMISSION_DENIED when
+// its new role may not call the method.
 //
 // # Clients
 //

@@ -137,3 +137,32 @@ func Authorize(ctx context.Context, tokens *Tokens, policy Policy, method string
 	}
 	return id, nil
 }
+
+// WatchAuthorization blocks while id, already authorized for method, stays
+// so: it returns nil when ctx ends, UNAUTHENTICATED as soon as a reload of
+// the tokens file no longer has id's token (revoked), and PERMISSION_DENIED
+// as soon as it gives the token a role that may not call method. A reload
+// that keeps the caller allowed is waited past. While any caller is watched
+// the file is re-read every ReloadEvery in the background (one goroutine
+// per Tokens, gone when the last watch returns), so a long-lived stream
+// learns of the change without waiting for other traffic. Errors never hold
+// the token.
+func WatchAuthorization(ctx context.Context, tokens *Tokens, policy Policy, id Identity, method string) error {
+	release := tokens.w.hold()
+	defer release()
+	for {
+		set, changed := tokens.w.latest()
+		e, ok := set.lookupDigest(id.digest)
+		if !ok {
+			return status.Error(codes.Unauthenticated, "bearer token revoked: it is no longer in the server's tokens file; this stream has ended")
+		}
+		if !policy.Allows(e.role, method) {
+			return status.Errorf(codes.PermissionDenied, "the token's role is now %s, which may not call %s; this stream has ended", e.role, method)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}

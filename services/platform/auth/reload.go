@@ -11,8 +11,10 @@ import (
 )
 
 // DefaultReloadEvery is how often a watched file is looked at again. Files
-// are read only when used (an RPC, a TLS handshake), at most this often, so
-// nothing runs in the background.
+// are read when used (an RPC, a TLS handshake), at most this often; only
+// while something holds the value open (an authenticated stream, see
+// WatchAuthorization) does one goroutine per file also re-read it this often,
+// so that a change is seen without other traffic.
 const DefaultReloadEvery = 2 * time.Second
 
 // watched holds what parse made of one or more files and makes it again
@@ -28,12 +30,23 @@ type watched[T any] struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	cur       atomic.Pointer[T]
+	cur       atomic.Pointer[version[T]]
 	nextCheck atomic.Int64 // unix nanoseconds
 
 	mu      sync.Mutex // held by the one goroutine that re-reads
 	sum     [sha256.Size]byte
 	problem string
+
+	pollMu   sync.Mutex // guards holders and stopPoll
+	holders  int
+	stopPoll chan struct{} // closed when the last holder releases
+}
+
+// version is one value in force and a channel closed when a newer one
+// replaces it.
+type version[T any] struct {
+	v       *T
+	changed chan struct{}
 }
 
 func newWatched[T any](what string, paths []string, every time.Duration, logger *slog.Logger, parse func([][]byte) (T, error)) (*watched[T], error) {
@@ -52,7 +65,7 @@ func newWatched[T any](what string, paths []string, every time.Duration, logger 
 	if err != nil {
 		return nil, err
 	}
-	w.cur.Store(&v)
+	w.cur.Store(&version[T]{v: &v, changed: make(chan struct{})})
 	w.sum = sum
 	w.nextCheck.Store(w.now().Add(every).UnixNano())
 	return w, nil
@@ -78,11 +91,59 @@ func (w *watched[T]) read() ([][]byte, [sha256.Size]byte, error) {
 // get returns the current value, first re-reading the files if it is time.
 // Only one caller re-reads; the others go on with the value in force.
 func (w *watched[T]) get() *T {
+	v, _ := w.latest()
+	return v
+}
+
+// latest is get, with a channel that is closed when a newer value than the
+// one returned comes into force.
+func (w *watched[T]) latest() (*T, <-chan struct{}) {
 	if w.now().UnixNano() >= w.nextCheck.Load() && w.mu.TryLock() {
 		w.reload()
 		w.mu.Unlock()
 	}
-	return w.cur.Load()
+	ver := w.cur.Load()
+	return ver.v, ver.changed
+}
+
+// hold re-reads the files every w.every in the background until release is
+// called, so that whoever waits on latest's channel learns of a change even
+// when nothing else calls get. Holders share one goroutine, which ends when
+// the last of them releases.
+func (w *watched[T]) hold() (release func()) {
+	w.pollMu.Lock()
+	defer w.pollMu.Unlock()
+	if w.holders == 0 {
+		w.stopPoll = make(chan struct{})
+		go w.poll(w.stopPoll)
+	}
+	w.holders++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.pollMu.Lock()
+			defer w.pollMu.Unlock()
+			if w.holders--; w.holders == 0 {
+				close(w.stopPoll)
+				w.stopPoll = nil
+			}
+		})
+	}
+}
+
+func (w *watched[T]) poll(stop <-chan struct{}) {
+	tick := time.NewTicker(w.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			w.mu.Lock()
+			w.reload()
+			w.mu.Unlock()
+		}
+	}
 }
 
 func (w *watched[T]) reload() {
@@ -102,7 +163,7 @@ func (w *watched[T]) reload() {
 		return
 	}
 	w.sum, w.problem = sum, ""
-	w.cur.Store(&v)
+	close(w.cur.Swap(&version[T]{v: &v, changed: make(chan struct{})}).changed)
 	w.logger.Info("reloaded "+w.what, "files", w.paths)
 }
 

@@ -124,7 +124,11 @@ func quoteRole(s string) string {
 // digest with every entry, without stopping at a match, so the time it
 // takes says nothing about which token matched or how much of it did.
 func (s tokenSet) lookup(tok string) (tokenEntry, bool) {
-	d := sha256.Sum256([]byte(tok))
+	return s.lookupDigest(sha256.Sum256([]byte(tok)))
+}
+
+// lookupDigest finds the entry whose token has digest d, the same way.
+func (s tokenSet) lookupDigest(d [sha256.Size]byte) (tokenEntry, bool) {
 	found, idx := 0, 0
 	for i := range s {
 		eq := subtle.ConstantTimeCompare(d[:], s[i].digest[:])

@@ -94,8 +94,10 @@ func New(cfg Config) *Server {
 
 	// The chain, outermost first: metrics; a slot for the caller's role;
 	// request logging (method, code, duration, caller role; never payloads
-	// or metadata); panic recovery; auth and the rate limit, both skipped
-	// for health and reflection; then the service's own interceptors.
+	// or metadata); panic recovery; auth (for a stream, checked again on
+	// every reload of the tokens file, see endStreamsOnRevoke) and the rate
+	// limit, both skipped for health and reflection; then the service's own
+	// interceptors.
 	logger := cfg.Logger
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
@@ -127,7 +129,8 @@ func New(cfg Config) *Server {
 	if tokens := cfg.Security.Tokens; tokens != nil {
 		authFn := authFunc(tokens, cfg.Policy)
 		unary = append(unary, selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authFn), guarded))
-		stream = append(stream, selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authFn), guarded))
+		stream = append(stream, selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authFn), guarded),
+			selector.StreamServerInterceptor(endStreamsOnRevoke(tokens, cfg.Policy), guarded))
 	}
 	if limiter != nil {
 		unary = append(unary, selector.UnaryServerInterceptor(unaryRateLimit(limiter), guarded))

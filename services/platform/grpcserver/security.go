@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -187,6 +188,67 @@ func authFunc(tokens *auth.Tokens, policy auth.Policy) grpcauth.AuthFunc {
 		}
 		return auth.WithCaller(ctx, id), nil
 	}
+}
+
+// endStreamsOnRevoke ends an authenticated stream as soon as a reload of
+// the tokens file revokes its token (UNAUTHENTICATED) or gives it a role
+// the policy no longer allows for the method (PERMISSION_DENIED): the
+// stream's context is cancelled with that status as its cause, which the
+// stream then ends with whatever the handler returns, and nothing more is
+// sent. Unary calls are checked per call and need none of this. The
+// watching goroutine returns when the stream's context ends, which the
+// deferred cancel guarantees once the handler has returned.
+func endStreamsOnRevoke(tokens *auth.Tokens, policy auth.Policy) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		id, ok := auth.CallerFrom(ss.Context())
+		if !ok { // the auth interceptor runs first; nothing to watch without it
+			return handler(srv, ss)
+		}
+		ctx, cancel := context.WithCancelCause(ss.Context())
+		defer cancel(nil)
+		go func() {
+			if err := auth.WatchAuthorization(ctx, tokens, policy, id, info.FullMethod); err != nil {
+				cancel(revokedError{err})
+			}
+		}()
+		err := handler(srv, &revocableStream{ServerStream: ss, ctx: ctx})
+		if rerr := revocation(ctx); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+}
+
+// revokedError marks a stream context's cause as endStreamsOnRevoke's, as
+// opposed to the client going away or the server stopping.
+type revokedError struct{ status error }
+
+func (e revokedError) Error() string { return e.status.Error() }
+
+// revocation returns the status a stream ended by endStreamsOnRevoke ends
+// with, or nil.
+func revocation(ctx context.Context) error {
+	var r revokedError
+	if errors.As(context.Cause(ctx), &r) {
+		return r.status
+	}
+	return nil
+}
+
+type revocableStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *revocableStream) Context() context.Context { return s.ctx }
+
+// SendMsg sends nothing once the caller's authorization is gone, even if
+// the handler has not looked at its context yet.
+func (s *revocableStream) SendMsg(m any) error {
+	if err := revocation(s.ctx); err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
 }
 
 func rateLimited(ctx context.Context, l *auth.RateLimiter) error {
