@@ -56,6 +56,7 @@ func main() {
 
 type options struct {
 	gap         time.Duration
+	burstGap    time.Duration
 	checks      int
 	freshChecks int
 	parallel    int
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.freshChecks, "fresh-checks", 12, "checks per phase with a new browser per check")
 	fs.IntVar(&o.parallel, "parallel", 5, "checks at once in the parallel phase (MAX_CONCURRENT_MISSIONS)")
 	fs.DurationVar(&o.gap, "gap", 500*time.Millisecond, "pause between checks in the spaced phase, as the session loop leaves")
+	fs.DurationVar(&o.burstGap, "burst-gap", 2*time.Second, "pause before each burst of -parallel checks in the burst phases, as between sessions")
 	chrome := fs.String("chrome", defaultBrowsers(), "comma-separated Chromium binaries to measure, each in every mode")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -119,12 +121,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			{perCheck, o.freshChecks, o.parallel},
 			{sharedNoSpare, o.checks, 1},
 			{sharedSpaced, o.checks, 1},
+			{sharedBurst, o.checks, o.parallel},
+			{sharedBurstOneSpare, o.checks, o.parallel},
 		} {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			fmt.Fprintf(os.Stderr, "%s: %s, %d checks, %d at once...\n", exe, ph.mode, ph.checks, ph.parallel)
-			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel, o.gap)
+			gap := o.gap
+			if ph.mode == sharedBurst || ph.mode == sharedBurstOneSpare {
+				gap = o.burstGap
+			}
+			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel, gap)
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", exe, ph.mode, err)
 			}
@@ -154,6 +162,10 @@ const (
 	perCheck      mode = "new browser per check"
 	sharedNoSpare mode = "shared browser, no tab opened ahead"
 	sharedSpaced  mode = "shared browser, checks spaced by -gap"
+	// A session starts up to MAX_CONCURRENT_MISSIONS checks together, then
+	// the accounts cool down: bursts with idle time between them.
+	sharedBurst         mode = "shared browser, bursts, a spare per check at once"
+	sharedBurstOneSpare mode = "shared browser, bursts, one spare"
 )
 
 // benchPortal has one account per parallel check, so no two checks share
@@ -216,7 +228,11 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 	var shm *browser.Manager
 	cpuBefore := childCPU()
 	if m != perCheck {
-		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare, Spares: parallel})
+		spares := parallel // as the Checker: one per mission checked at once
+		if m == sharedBurstOneSpare {
+			spares = 1
+		}
+		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare, Spares: spares})
 		defer shm.Close()
 		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
@@ -234,43 +250,57 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		mu   sync.Mutex
 		next atomic.Int64
 	)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range parallel {
-		wg.Go(func() {
-			for next.Add(1) <= int64(checks) {
-				if m == sharedSpaced {
-					// The session loop leaves time between a mission's
-					// checks; the teardown and the next spare tab use it.
-					time.Sleep(gap)
-				}
-				before := b.sim.Stats().Busy
-				began := time.Now()
-				var err error
-				if shm != nil {
-					_, err = b.check(ctx, shm, w)
-				} else {
-					err = b.freshBrowserCheck(ctx, w)
-				}
-				took := time.Since(began)
-				portalBusy := b.sim.Stats().Busy - before
-				mu.Lock()
-				if err != nil {
-					// A failure (a browser that did not start in time on
-					// a loaded machine) is counted, not timed.
-					r.failed++
-					fmt.Fprintf(os.Stderr, "  check failed: %v\n", err)
-				} else {
-					r.total = append(r.total, took)
-					if parallel == 1 {
-						r.overhead = append(r.overhead, took-portalBusy)
-					}
-				}
-				mu.Unlock()
-			}
-		})
+	one := func(w int) {
+		before := b.sim.Stats().Busy
+		began := time.Now()
+		var err error
+		if shm != nil {
+			_, err = b.check(ctx, shm, w)
+		} else {
+			err = b.freshBrowserCheck(ctx, w)
+		}
+		took := time.Since(began)
+		portalBusy := b.sim.Stats().Busy - before
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			// A failure (a browser that did not start in time on a loaded
+			// machine) is counted, not timed.
+			r.failed++
+			fmt.Fprintf(os.Stderr, "  check failed: %v\n", err)
+			return
+		}
+		r.total = append(r.total, took)
+		if parallel == 1 {
+			r.overhead = append(r.overhead, took-portalBusy)
+		}
 	}
-	wg.Wait()
+	start := time.Now()
+	if m == sharedBurst || m == sharedBurstOneSpare {
+		for done := 0; done < checks; done += parallel {
+			time.Sleep(gap) // the spares are opened meanwhile
+			var wg sync.WaitGroup
+			for w := range min(parallel, checks-done) {
+				wg.Go(func() { one(w) })
+			}
+			wg.Wait()
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := range parallel {
+			wg.Go(func() {
+				for next.Add(1) <= int64(checks) {
+					if m == sharedSpaced {
+						// The session loop leaves time between a mission's
+						// checks; the teardown and the next spare tab use it.
+						time.Sleep(gap)
+					}
+					one(w)
+				}
+			})
+		}
+		wg.Wait()
+	}
 	r.wall = time.Since(start)
 	if sampler != nil {
 		r.peak = sampler.stop()
@@ -333,7 +363,7 @@ func report(out io.Writer, rows []row) {
 			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
 		}
 		rate := fmt.Sprintf("%.0f", float64(r.checks-r.failed)/r.wall.Minutes())
-		if r.mode == sharedSpaced {
+		if r.mode == sharedSpaced || r.mode == sharedBurst || r.mode == sharedBurstOneSpare {
 			rate = "n/a" // the pauses are not the checker's
 		}
 		fmt.Fprintf(out, "| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
@@ -351,6 +381,21 @@ func report(out io.Writer, rows []row) {
 		line += fmt.Sprintf(", %.2fx the throughput and %.2fx the peak memory (PSS) of the shared browser",
 			(float64(f.checks-f.failed)/f.wall.Minutes())/(float64(s.checks-s.failed)/s.wall.Minutes()), float64(f.peak.pss)/float64(s.peak.pss))
 		fmt.Fprintln(out, line)
+	}
+	var burst, burstOne *row
+	for i := range rows {
+		switch rows[i].mode {
+		case sharedBurst:
+			burst = &rows[i]
+		case sharedBurstOneSpare:
+			burstOne = &rows[i]
+		}
+	}
+	if burst != nil && burstOne != nil && len(burst.total) > 0 && len(burstOne.total) > 0 {
+		fmt.Fprintf(out, "bursts of %d: a spare per check at once gives %s median (p90 %s) against %s (p90 %s) with one spare: %.2fx, for %.2fx the peak memory (PSS)\n",
+			burst.parallel, ms(quantile(burst.total, 0.5)), ms(quantile(burst.total, 0.9)),
+			ms(quantile(burstOne.total, 0.5)), ms(quantile(burstOne.total, 0.9)),
+			float64(quantile(burst.total, 0.5))/float64(quantile(burstOne.total, 0.5)), float64(burst.peak.pss)/float64(burstOne.peak.pss))
 	}
 	// The goal, for the shared browser with a fresh context per check: one
 	// verdict for checks back to back, one for checks spaced as the
