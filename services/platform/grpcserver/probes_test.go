@@ -1,7 +1,6 @@
 package grpcserver_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -29,15 +28,7 @@ func TestProbesFollowHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, nil) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	serveUntilCleanup(t, srv, lis)
 
 	get := func(path string) (int, string) {
 		t.Helper()

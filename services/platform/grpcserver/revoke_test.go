@@ -86,15 +86,7 @@ func startFollow(t *testing.T, path string) (*grpc.ClientConn, *follower) {
 	f := &follower{beat: make(chan struct{})}
 	srv.GRPC.RegisterService(&followDesc, f)
 	lis := bufconn.Listen(1 << 20)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	serveUntilCleanup(t, srv, lis)
 	return authtest.DialBufconn(t, lis, ""), f
 }
 

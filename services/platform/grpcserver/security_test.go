@@ -129,6 +129,14 @@ func start(t *testing.T, sec grpcserver.Security) *harness {
 	srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: logger, Security: sec, Policy: policy})
 	srv.GRPC.RegisterService(&desc, struct{}{})
 	lis := bufconn.Listen(1 << 20)
+	serveUntilCleanup(t, srv, lis)
+	return &harness{conn: authtest.DialBufconn(t, lis, ""), logs: logs}
+}
+
+// serveUntilCleanup serves srv on lis until the test ends, then stops it
+// and reports a failed Serve.
+func serveUntilCleanup(t *testing.T, srv *grpcserver.Server, lis net.Listener) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis, nil) }()
@@ -138,7 +146,6 @@ func start(t *testing.T, sec grpcserver.Security) *harness {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &harness{conn: authtest.DialBufconn(t, lis, ""), logs: logs}
 }
 
 func withToken(tok string) context.Context {
@@ -428,15 +435,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, lis, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	serveUntilCleanup(t, srv, lis)
 	addr := lis.Addr().String()
 
 	tokenFile := filepath.Join(dir, "token")
