@@ -19,44 +19,16 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser/browsertest"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
 // One browser serves every test of the package, in parallel tabs, as it
-// serves the checker: starting Chromium per test would make the suite
-// slow on two cores.
-var (
-	sharedOnce    sync.Once
-	sharedBrowser *browser.Manager
-)
+// serves the checker.
+func TestMain(m *testing.M) { browsertest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedBrowser != nil {
-		_ = sharedBrowser.Close()
-	}
-	os.Exit(code)
-}
-
-func execPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("CHROME_PATH")
-	if p == "" {
-		p = browser.DefaultExecPath
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Chromium at %s (run deploy/local/ensure-chromium.sh or set CHROME_PATH): %v", p, err)
-	}
-	return p
-}
-
-func shared(t *testing.T) *browser.Manager {
-	t.Helper()
-	path := execPath(t)
-	sharedOnce.Do(func() { sharedBrowser = browser.New(browser.Config{ExecPath: path}) })
-	return sharedBrowser
-}
+func shared(t *testing.T) *browser.Manager { return browsertest.Shared(t) }
 
 const (
 	acc1 = "acc1@example.com"
@@ -516,7 +488,7 @@ func TestCheckErrors(t *testing.T) {
 
 func TestCheckAfterTheBrowserWasKilledStillWorks(t *testing.T) {
 	t.Parallel()
-	m := browser.New(browser.Config{ExecPath: execPath(t)})
+	m := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t)})
 	defer m.Close()
 	_, b := setup(t, nil)
 	prof, _ := profile.Default().WithBaseURL(b.url)

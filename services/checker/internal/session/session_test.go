@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser/browsertest"
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
@@ -22,31 +23,9 @@ import (
 // portalsim; only the two services are fakes (fakePool, fakeRequests),
 // which record every call in one ordered log. One browser serves the
 // package, as it serves the checker.
-var (
-	sharedOnce    sync.Once
-	sharedBrowser *browser.Manager
-)
+func TestMain(m *testing.M) { browsertest.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedBrowser != nil {
-		_ = sharedBrowser.Close()
-	}
-	os.Exit(code)
-}
-
-func shared(t *testing.T) *browser.Manager {
-	t.Helper()
-	path := os.Getenv("CHROME_PATH")
-	if path == "" {
-		path = browser.DefaultExecPath
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("no Chromium at %s (set CHROME_PATH): %v", path, err)
-	}
-	sharedOnce.Do(func() { sharedBrowser = browser.New(browser.Config{ExecPath: path}) })
-	return sharedBrowser
-}
+func shared(t *testing.T) *browser.Manager { return browsertest.Shared(t) }
 
 // events is the ordered log of calls the fakes saw.
 type events struct {

@@ -1,0 +1,50 @@
+// Package browsertest gives a test binary one shared browser.Manager, as
+// the Checker has one browser: starting Chromium per test would make the
+// suites slow on two cores.
+package browsertest
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+)
+
+var (
+	once    sync.Once
+	manager *browser.Manager
+)
+
+// ExecPath is $CHROME_PATH, or the Checker's default; it fails the test
+// when no Chromium is there.
+func ExecPath(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("CHROME_PATH")
+	if p == "" {
+		p = browser.DefaultExecPath
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Chromium at %s (run deploy/local/ensure-chromium.sh or set CHROME_PATH): %v", p, err)
+	}
+	return p
+}
+
+// Shared returns the test binary's one Manager; its browser starts on
+// first use.
+func Shared(t testing.TB) *browser.Manager {
+	t.Helper()
+	path := ExecPath(t)
+	once.Do(func() { manager = browser.New(browser.Config{ExecPath: path}) })
+	return manager
+}
+
+// Main runs the tests, then closes the shared browser. Call it from
+// TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if manager != nil {
+		_ = manager.Close()
+	}
+	os.Exit(code)
+}
