@@ -131,19 +131,26 @@ func (w *watched[T]) hold() (release func()) {
 	}
 }
 
+// poll re-reads through latest when the next check is due, so that with
+// calls re-reading too the files are still read at most once per w.every.
 func (w *watched[T]) poll(stop <-chan struct{}) {
-	tick := time.NewTicker(w.every)
-	defer tick.Stop()
+	timer := time.NewTimer(w.untilNextCheck())
+	defer timer.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-tick.C:
-			w.mu.Lock()
-			w.reload()
-			w.mu.Unlock()
+		case <-timer.C:
+			w.latest()
+			timer.Reset(w.untilNextCheck())
 		}
 	}
+}
+
+// untilNextCheck is the time until a re-read is due, at least a
+// millisecond (a re-read in progress elsewhere moves it on).
+func (w *watched[T]) untilNextCheck() time.Duration {
+	return max(time.Duration(w.nextCheck.Load()-w.now().UnixNano()), time.Millisecond)
 }
 
 func (w *watched[T]) reload() {

@@ -245,8 +245,10 @@ func (s *revocableStream) Context() context.Context { return s.ctx }
 // SendMsg sends nothing once the caller's authorization is gone, even if
 // the handler has not looked at its context yet.
 func (s *revocableStream) SendMsg(m any) error {
-	if err := revocation(s.ctx); err != nil {
-		return err
+	if s.ctx.Err() != nil {
+		if err := revocation(s.ctx); err != nil {
+			return err
+		}
 	}
 	return s.ServerStream.SendMsg(m)
 }
