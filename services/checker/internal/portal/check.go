@@ -21,9 +21,6 @@ type check struct {
 	acct    Account
 	mission string
 	res     Result
-	// loadBy is when the page that load committed must have finished
-	// loading: the page timeout, counted from the navigation's start.
-	loadBy time.Time
 	// infraErr is set when the browser, not the portal, failed.
 	infraErr error
 }
@@ -61,7 +58,8 @@ func (c *check) run(queries []Query) {
 	}
 
 	c.res.Step = "slot_page"
-	if err := c.navigate(p.SlotURL(c.mission)); err != nil {
+	loadBy, err := c.navigate(p.SlotURL(c.mission))
+	if err != nil {
 		c.failNav(err)
 		return
 	}
@@ -70,7 +68,7 @@ func (c *check) run(queries []Query) {
 		matcher{pageLoginForm, []profile.Marker{{CSS: p.Login.Email}}},
 		matcher{pageSlotForm, []profile.Marker{{CSS: p.Slots.Centre}}},
 	)
-	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageSlotForm {
+	if pg, err := c.classify(kinds, loadBy); err != nil || pg.Kind != pageSlotForm {
 		c.endOrFail(pg, err)
 		return
 	}
@@ -98,12 +96,13 @@ func (c *check) run(queries []Query) {
 func (c *check) loginPage() bool {
 	p := c.d.prof
 	c.res.Step = "login_page"
-	if err := c.navigate(p.URL(p.Login.URL)); err != nil {
+	loadBy, err := c.navigate(p.URL(p.Login.URL))
+	if err != nil {
 		c.failNav(err)
 		return false
 	}
 	kinds := append(c.trouble(), matcher{pageLoginForm, []profile.Marker{{CSS: p.Login.Email}}})
-	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageLoginForm {
+	if pg, err := c.classify(kinds, loadBy); err != nil || pg.Kind != pageLoginForm {
 		c.endOrFail(pg, err)
 		return false
 	}
@@ -124,7 +123,8 @@ func (c *check) login() bool {
 		matcher{pageBadCredentials, p.Markers.BadCredentials},
 		matcher{pageLoggedIn, p.Markers.LoggedIn},
 	)
-	if pg, err := c.classify(kinds); err != nil || pg.Kind != pageLoggedIn {
+	loadBy, _ := ctx.Deadline()
+	if pg, err := c.classify(kinds, loadBy); err != nil || pg.Kind != pageLoggedIn {
 		c.endOrFail(pg, err)
 		return false
 	}
@@ -202,11 +202,13 @@ func (c *check) logout(tabCtx context.Context) {
 	}
 }
 
-// navigate opens url within the page timeout (see load).
-func (c *check) navigate(url string) error {
+// navigate opens url (see load) and returns when the page must have
+// finished loading: the page timeout, counted from the navigation's start.
+func (c *check) navigate(url string) (loadBy time.Time, err error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.d.prof.Timeouts.Page.D())
 	defer cancel()
-	return c.load(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	loadBy, _ = ctx.Deadline()
+	return loadBy, c.load(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		res, err := cdp.Call(ctx, t, page.Navigate, page.NavigateParams{URL: url})
 		if err == nil && res.ErrorText != "" {
 			err = &chromedp.LoadError{ErrorText: res.ErrorText}
@@ -223,10 +225,6 @@ func (c *check) navigate(url string) error {
 // ends on Chromium's error page instead of the portal's (connection
 // refused, too many redirects) is a *chromedp.LoadError.
 func (c *check) load(ctx context.Context, act chromedp.Action[chromedp.Void]) error {
-	c.loadBy = time.Now().Add(c.d.prof.Timeouts.Page.D())
-	if d, ok := ctx.Deadline(); ok && d.Before(c.loadBy) {
-		c.loadBy = d
-	}
 	committed := make(chan error, 1)
 	lctx, stop := context.WithCancel(ctx)
 	defer stop()

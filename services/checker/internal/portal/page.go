@@ -162,7 +162,7 @@ func await(ctx context.Context, body string) (lookResult, error) {
 // returns and give what it resolves with.
 func awaitPromise(p *runtime.EvaluateParams) { t := true; p.AwaitPromise = &t }
 
-// classify waits until c.loadBy for the page that load committed to
+// classify waits until loadBy for the page that load committed to
 // finish loading (its stylesheets too: a text marker is read
 // from the rendered text, and a stylesheet may hide some), then up to the
 // settle time for it to match one of kinds. It returns the first kind that
@@ -171,8 +171,8 @@ func awaitPromise(p *runtime.EvaluateParams) { t := true; p.AwaitPromise = &t }
 // half-parsed one, where a marker of a later kind could show before the
 // one that wins. An error status gets one look only: such pages come from
 // the server as they are, and a bare 500 should not cost the settle time.
-func (c *check) classify(kinds []matcher) (lookResult, error) {
-	settle, left := c.d.prof.Timeouts.Settle.D(), max(time.Until(c.loadBy), 0)
+func (c *check) classify(kinds []matcher, loadBy time.Time) (lookResult, error) {
+	settle, left := c.d.prof.Timeouts.Settle.D(), max(time.Until(loadBy), 0)
 	body := fmt.Sprintf(`var kinds = %s;
 return __wait(function () {
   if (document.readyState !== "complete") { return null; }
