@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,11 +124,11 @@ func setup(t *testing.T) *testBundle {
 
 func newToken(t *testing.T) string {
 	t.Helper()
-	buf := make([]byte, 32)
-	if _, err := rand.Read(buf); err != nil {
+	tok, err := auth.NewToken()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return tok
 }
 
 func writeFile(t *testing.T, dir, name, content string) string {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -159,7 +160,7 @@ func parseEnum(flag, word, prefix string, values map[string]int32) (int32, error
 			names = append(names, enumWord(n, prefix))
 		}
 	}
-	sortStrings(names)
+	slices.Sort(names)
 	return 0, usagef("--%s %q: want one of %s", flag, word, strings.Join(names, ", "))
 }
 

@@ -1,7 +1,5 @@
 package cli
 
-import "sort"
-
 // maxPage is the largest page the services serve.
 const maxPage = 1000
 
@@ -31,5 +29,3 @@ func collect[T any](limit int, list func(token string, size int32) ([]T, string,
 		token = next
 	}
 }
-
-func sortStrings(s []string) { sort.Strings(s) }
