@@ -47,14 +47,11 @@ func New(runner Runner, browserStatus func() browser.Status, logger *slog.Logger
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { checkerv1.RegisterCheckerServiceServer(g, s) }
 
-// maxMissions is Requests' limit on one claim call.
-const maxMissions = 100
-
 // RunSession implements CheckerService.
 func (s *Server) RunSession(ctx context.Context, req *checkerv1.RunSessionRequest) (*checkerv1.RunSessionResponse, error) {
-	if n := req.GetMaxMissions(); n < 0 || n > maxMissions {
+	if n := req.GetMaxMissions(); n < 0 || n > session.MaxClaimBatch {
 		var v apierr.Violations
-		v.Add("max_missions", "must be between 0 (the checker's default) and %d, got %d", maxMissions, n)
+		v.Add("max_missions", "must be between 0 (the checker's default) and %d, got %d", session.MaxClaimBatch, n)
 		return nil, v.Err()
 	}
 	sum, err := s.runner.RunSession(ctx, int(req.GetMaxMissions()))

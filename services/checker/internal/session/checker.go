@@ -181,7 +181,7 @@ func New(cfg Config, leases LeaseClient, missions MissionClient, driver Driver) 
 	if cfg.ClaimBatch <= 0 {
 		cfg.ClaimBatch = 2 * cfg.MaxConcurrent
 	}
-	cfg.ClaimBatch = min(cfg.ClaimBatch, maxClaimBatch)
+	cfg.ClaimBatch = min(cfg.ClaimBatch, MaxClaimBatch)
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
@@ -213,9 +213,6 @@ func New(cfg Config, leases LeaseClient, missions MissionClient, driver Driver) 
 		inFlight: map[string]*InFlight{},
 	}
 }
-
-// ID is the checker's id.
-func (c *Checker) ID() string { return c.cfg.CheckerID }
 
 // begin registers a session unless the checker is stopping.
 func (c *Checker) begin() error {
@@ -340,7 +337,7 @@ func (c *Checker) session(max int, always bool) (Summary, int, error) {
 	// The claim is not tied to the caller: a claim the server made but the
 	// caller never saw would only lapse.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, maxClaimBatch), c.cfg.ClaimTTL)
+	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, MaxClaimBatch), c.cfg.ClaimTTL)
 	cancel()
 	received := c.clock.Now()
 	if err != nil {
@@ -419,6 +416,13 @@ func (c *Checker) Status() Status {
 	}
 	slices.SortFunc(st.InFlight, func(a, b InFlight) int { return a.StartedAt.Compare(b.StartedAt) })
 	return st
+}
+
+// InFlightCount is the number of missions in flight (Status, counted only).
+func (c *Checker) InFlightCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inFlight)
 }
 
 // Drain stops the checker: no new session is started and missions waiting

@@ -15,7 +15,8 @@ import (
 const (
 	maxReleaseDetail = 2000 // AccountPool's Release.detail
 	maxReportDetail  = 4000 // Requests' ReportCheckResult.detail
-	maxClaimBatch    = 100  // Requests' max_missions
+	// MaxClaimBatch is Requests' limit on max_missions in one claim call.
+	MaxClaimBatch = 100
 )
 
 // orderClaims puts the claims in the order the session leases accounts
