@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -75,6 +76,25 @@ type Server struct {
 	metrics  *grpcprom.ServerMetrics
 	// stopping closes when the graceful stop begins; streams end then.
 	stopping chan struct{}
+	// notServing is what SetServing last said, applied by Serve too.
+	notServing atomic.Bool
+}
+
+// SetServing sets the server's overall health (service ""): SERVING when
+// ok, NOT_SERVING otherwise, for a dependency the server cannot work
+// without. Serve starts with the last value set (SERVING if never set), so
+// a server that is not ready when it starts never briefly says it is.
+func (s *Server) SetServing(ok bool) {
+	s.notServing.Store(!ok)
+	s.applyServing()
+}
+
+func (s *Server) applyServing() {
+	st := healthpb.HealthCheckResponse_SERVING
+	if s.notServing.Load() {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.Health.SetServingStatus("", st)
 }
 
 // New builds the server. Register services on s.GRPC, then call Run.
@@ -200,7 +220,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		return err
 	}
 	s.metrics.InitializeMetrics(s.GRPC)
-	s.Health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)
 
 	https := map[string]http.Handler{}

@@ -206,10 +206,12 @@ func serve(ctx context.Context) error {
 
 	// The browser starts before the server does, so that the first
 	// health answer and the first session know whether it can.
-	if err := startBrowser(ctx, mgr); err != nil {
+	err = startBrowser(ctx, mgr)
+	if err != nil {
 		ready.set(err)
 		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
 	}
+	setServing(srv, err == nil)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
@@ -256,8 +258,7 @@ func (r *readiness) err() error {
 
 // watchBrowser keeps a browser running and health in step with it:
 // NOT_SERVING while Chromium cannot start. It looks every few seconds,
-// more often while the browser is down (Serve itself sets SERVING when it
-// starts, so a failing browser is reasserted soon after).
+// every second while the browser is down.
 func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
 	healthy := ready.err() == nil
 	for {
@@ -280,15 +281,22 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Ser
 			logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
 		case err == nil && !healthy:
 			logger.Info("the browser starts again; serving")
+		default:
+			continue
 		}
 		healthy = err == nil
-		st := healthpb.HealthCheckResponse_SERVING
-		if !healthy {
-			st = healthpb.HealthCheckResponse_NOT_SERVING
-		}
-		srv.Health.SetServingStatus("", st)
-		srv.Health.SetServingStatus(checkerv1.CheckerService_ServiceDesc.ServiceName, st)
+		setServing(srv, healthy)
 	}
+}
+
+// setServing sets the health of the server and of CheckerService.
+func setServing(srv *grpcserver.Server, ok bool) {
+	srv.SetServing(ok)
+	st := healthpb.HealthCheckResponse_SERVING
+	if !ok {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	srv.Health.SetServingStatus(checkerv1.CheckerService_ServiceDesc.ServiceName, st)
 }
 
 // startBrowser starts the browser unless it runs already.
