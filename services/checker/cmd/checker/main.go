@@ -196,7 +196,7 @@ func serve(ctx context.Context) error {
 	scfg := cfg.session
 	scfg.Logger, scfg.Ready = logger, ready.err
 	var checker *session.Checker
-	scfg.Metrics = metrics.New(srv.Registry, mgr.Status, checker.InFlightCount)
+	scfg.Metrics = metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
 	checker = session.New(scfg, client.NewPool(apConn), client.NewRequests(rqConn), driver)
 	server.New(checker, mgr.Status, logger).Register(srv.GRPC)
 	logger.Info("checker settings", "checker_id", scfg.CheckerID, "max_concurrent_missions", scfg.MaxConcurrent,
