@@ -291,8 +291,6 @@ func jsString(s string) string { return mustJSON(s) }
 // knew under the artifacts directory, for the operator, and links them
 // from the result. The password is redacted from the HTML.
 func (c *check) saveArtifacts() {
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
 	name := fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"),
@@ -303,19 +301,22 @@ func (c *check) saveArtifacts() {
 		return
 	}
 	a := &Artifacts{Dir: dir}
-	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
-		a.Screenshot = filepath.Join(dir, "screenshot.png")
-		if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
-			a.Screenshot = ""
-		}
-	}
-	if html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`)); err == nil {
+	// The HTML first, each with a timeout of its own: a screenshot waits
+	// for the page to render a frame, and a page that cannot must not
+	// cost the operator its HTML too.
+	if html, err := runFor(c.ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`)); err == nil {
 		if len(c.acct.Password) >= 4 {
 			html = strings.ReplaceAll(html, c.acct.Password, "[password redacted]")
 		}
 		a.HTML = filepath.Join(dir, "page.html")
 		if err := os.WriteFile(a.HTML, []byte(html), 0o640); err != nil {
 			a.HTML = ""
+		}
+	}
+	if png, err := runFor(c.ctx, chromedp.CaptureScreenshot()); err == nil {
+		a.Screenshot = filepath.Join(dir, "screenshot.png")
+		if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
+			a.Screenshot = ""
 		}
 	}
 	info, _ := json.MarshalIndent(map[string]any{
@@ -325,6 +326,13 @@ func (c *check) saveArtifacts() {
 	_ = os.WriteFile(filepath.Join(dir, "check.json"), info, 0o640)
 	c.res.Artifacts = a
 	c.d.log.Warn("saved the page the checker could not recognise", "dir", dir, "mission", c.mission, "step", c.res.Step, "reason", c.res.Reason)
+}
+
+// runFor runs an artifact's action with a timeout of its own.
+func runFor[T any](ctx context.Context, act chromedp.Action[T]) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return chromedp.Run(ctx, act)
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)

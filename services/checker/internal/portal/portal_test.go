@@ -341,6 +341,31 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 	})
 }
 
+// A page that renders no frame holds a screenshot back until its timeout:
+// the HTML, taken first, is saved all the same. (Chromium's headless modes
+// render no frame with the compositor on the main thread.)
+func TestArtifactsKeepTheHTMLWhenNoScreenshotCanBeTaken(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	frameless := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), Flags: map[string]any{"disable-threaded-compositing": true}})
+	t.Cleanup(func() { _ = frameless.Close() })
+	d, err := New(Config{Profile: d.Profile(), Browser: frameless, ArtifactsDir: b.artifacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	if res.Reason != ReasonUnknownPage || res.Artifacts == nil {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	html, err := os.ReadFile(res.Artifacts.HTML)
+	if err != nil || !bytes.Contains(html, []byte("<html")) {
+		t.Errorf("page HTML %q: %v", res.Artifacts.HTML, err)
+	}
+}
+
 // waitLoggedOut waits for the logout that follows a check's result.
 func waitLoggedOut(t *testing.T, b *testBundle) {
 	t.Helper()
