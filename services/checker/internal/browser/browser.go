@@ -493,12 +493,16 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
-		// chromedp's own list, plus the omnibox popup that the full
-		// chromium builds (as a WebUI page in a renderer of its own) for
-		// every window, hence for every browser context: it doubled the
-		// CPU of opening a tab. The headless shell has no omnibox; a
-		// name a Chromium does not know is ignored.
-		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup"),
+		// chromedp's own list, plus:
+		//  - the omnibox popup that the full chromium builds (as a WebUI
+		//    page in a renderer of its own) for every window, hence for
+		//    every browser context: it doubled the CPU of opening a tab.
+		//    The headless shell has no omnibox.
+		//  - RenderDocument, which gives every cross-document navigation
+		//    a new frame (in the browser and in the renderer) instead of
+		//    reusing the tab's: a check navigates three times.
+		// A name a Chromium does not know is ignored.
+		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebUIOmniboxPopup,WebUIOmniboxAimPopup,RenderDocument"),
 	)
 	for name, v := range m.cfg.Flags {
 		opts = append(opts, chromedp.Flag(name, v))
