@@ -6,9 +6,10 @@
 // For each mode it reports checks per minute (one at a time, and
 // -parallel at once), the median and p90 check time, the checker's own
 // overhead per check (check time minus the time portalsim spent serving
-// that check's requests), Chromium's CPU time per check, and the peak
-// memory of this process plus every Chromium process under it (RSS and PSS
-// summed from /proc).
+// that check's requests), the CPU time per check of Chromium (every one of
+// its processes) and of this process (driver, chromedp and portalsim), and
+// the peak memory of this process plus every Chromium process under it
+// (RSS and PSS summed from /proc).
 //
 // It measures Debian's chromium (CHROME_PATH, default /usr/bin/chromium)
 // and, when installed, the old headless shell of the chromium-headless-shell
@@ -200,6 +201,7 @@ type row struct {
 	overhead []time.Duration // per check, one-at-a-time phases only
 	peak     memory
 	cpu      time.Duration // Chromium CPU per check
+	selfCPU  time.Duration // this process's CPU per check: driver, chromedp, portalsim
 	failed   int
 }
 
@@ -225,8 +227,11 @@ func (b *bench) phase(ctx context.Context, m mode, checks, parallel int, gap tim
 // meanwhile when sample is set.
 func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time.Duration, sample bool) (row, error) {
 	r := row{mode: m, parallel: parallel, checks: checks}
-	var shm *browser.Manager
-	cpuBefore := childCPU()
+	var (
+		shm       *browser.Manager
+		chromeCPU atomic.Int64 // of the browsers closed so far
+	)
+	selfBefore := selfCPU()
 	if m != perCheck {
 		spares := parallel // as the Checker: one per mission checked at once
 		if m == sharedBurstOneSpare {
@@ -253,13 +258,20 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 	one := func(w int) {
 		before := b.sim.Stats().Busy
 		began := time.Now()
-		var err error
+		var (
+			err     error
+			took    time.Duration
+			cpuRead time.Duration
+		)
 		if shm != nil {
 			_, err = b.check(ctx, shm, w)
+			took = time.Since(began)
 		} else {
-			err = b.freshBrowserCheck(ctx, w)
+			var cpu time.Duration
+			cpu, cpuRead, err = b.freshBrowserCheck(ctx, w)
+			chromeCPU.Add(int64(cpu))
+			took = time.Since(began) - cpuRead
 		}
-		took := time.Since(began)
 		portalBusy := b.sim.Stats().Busy - before
 		mu.Lock()
 		defer mu.Unlock()
@@ -306,25 +318,40 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		r.peak = sampler.stop()
 	}
 	if shm != nil {
-		// Chromium's CPU is counted once its processes are reaped.
+		chromeCPU.Add(int64(browserCPU(shm)))
 		_ = shm.Close()
 	}
-	r.cpu = (childCPU() - cpuBefore) / time.Duration(checks)
+	r.cpu = time.Duration(chromeCPU.Load()) / time.Duration(checks)
+	r.selfCPU = (selfCPU() - selfBefore) / time.Duration(checks)
 	if r.failed == checks {
 		return r, errors.New("every check failed")
 	}
 	return r, nil
 }
 
-// childCPU is the user and system CPU time of every reaped descendant:
-// Chromium and the processes it started. Unlike the times above it hardly
-// depends on what else the machine runs.
-func childCPU() time.Duration {
+// selfCPU is this process's user and system CPU time.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// browserCPU is the CPU time a manager's browser has used since it
+// started, read from its process tree just before it is closed (see
+// treeCPU). The tree of a browser that was replaced (recycled, crashed) is
+// gone: the phases are shorter than CHECKER_BROWSER_RECYCLE, and a crash
+// is reported.
+func browserCPU(m *browser.Manager) time.Duration {
+	st := m.Status()
+	if st.Restarts > 0 {
+		fmt.Fprintf(os.Stderr, "  the browser was replaced %d times: its CPU figure misses the earlier ones\n", st.Restarts)
+	}
+	if st.PID == 0 {
+		return 0
+	}
+	return treeCPU(st.PID)
 }
 
 func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (portal.Result, error) {
@@ -344,19 +371,23 @@ func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (por
 }
 
 // freshBrowserCheck pays for a whole browser: start, check, kill. It opens
-// no spare tab: nothing would use it.
-func (b *bench) freshBrowserCheck(ctx context.Context, account int) error {
+// no spare tab: nothing would use it. It returns the browser's CPU and the
+// time reading it took, which is not the check's.
+func (b *bench) freshBrowserCheck(ctx context.Context, account int) (cpu, reading time.Duration, err error) {
 	m := browser.New(browser.Config{ExecPath: b.exec, NoSpare: true})
-	_, err := b.check(ctx, m, account)
+	_, err = b.check(ctx, m, account)
+	began := time.Now()
+	cpu = browserCPU(m)
+	reading = time.Since(began)
 	if cerr := m.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return cpu, reading, err
 }
 
 func report(out io.Writer, rows []row) {
-	fmt.Fprintln(out, "| mode | at once | checks (failed) | checks/min | check time median | p90 | checker overhead median | p90 | Chromium CPU per check | peak RSS sum | peak PSS sum |")
-	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(out, "| mode | at once | checks (failed) | checks/min | check time median | p90 | checker overhead median | p90 | Chromium CPU per check | bench process CPU per check | peak RSS sum | peak PSS sum |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		ovMed, ovP90 := "n/a", "n/a"
 		if len(r.overhead) > 0 {
@@ -366,9 +397,9 @@ func report(out io.Writer, rows []row) {
 		if r.mode == sharedSpaced || r.mode == sharedBurst || r.mode == sharedBurstOneSpare {
 			rate = "n/a" // the pauses are not the checker's
 		}
-		fmt.Fprintf(out, "| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
+		fmt.Fprintf(out, "| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
 			r.mode, r.parallel, r.checks, r.failed, rate,
-			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, ms(r.cpu), r.peak.rss>>20, r.peak.pss>>20)
+			ms(quantile(r.total, 0.5)), ms(quantile(r.total, 0.9)), ovMed, ovP90, ms(r.cpu), ms(r.selfCPU), r.peak.rss>>20, r.peak.pss>>20)
 	}
 	fmt.Fprintln(out)
 	for i := 0; i+1 < len(rows) && rows[i+1].mode == perCheck; i += 2 {
@@ -466,6 +497,40 @@ func (s *sampler) stop() memory {
 }
 
 func treeMemory(pid int) memory {
+	var total memory
+	for _, p := range descendants(pid) {
+		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
+		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+	}
+	return total
+}
+
+// treeCPU is the user and system CPU time of pid and every process under
+// it, those that have exited included: a process's stat counts the CPU of
+// the children it has reaped (cutime, cstime), and Chromium's zygote reaps
+// the renderers. Read it before the browser is killed: its zygotes are
+// then orphans that this process does not reap, which is why the
+// rusage of reaped children misses the renderers and the GPU process.
+func treeCPU(pid int) time.Duration {
+	var ticks int64
+	for _, p := range descendants(pid) {
+		f := statFields(p)
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
+const clockTicks = 100
+
+// descendants is pid and every process under it.
+func descendants(pid int) []int {
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -473,32 +538,28 @@ func treeMemory(pid int) memory {
 		if err != nil {
 			continue
 		}
-		if pp := ppid(p); pp > 0 {
+		if f := statFields(p); len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var total memory
+	var all []int
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = append(queue[1:], children[p]...)
-		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
-		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+		all = append(all, p)
 	}
-	return total
+	return all
 }
 
-func ppid(pid int) int {
+// statFields is /proc/PID/stat after the command name: state, ppid, ...
+func statFields(pid int) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return nil
 	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 }
 
 // kbField reads a "Name:   123 kB" line of a /proc file, in bytes.
