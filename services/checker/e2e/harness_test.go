@@ -504,16 +504,27 @@ func (l *logBook) with(msg string) []map[string]any {
 	return out
 }
 
-// db opens the test database (both services' schemas), for what no RPC
-// shows: Requests' claims and checks.
-func (s *system) db() *pgx.Conn {
+// query reads the test database (both services' schemas), for what no RPC
+// shows: Requests' claims and checks. It uses a connection of its own,
+// closed before it returns: tests poll these every 100 ms for minutes.
+func query[T any](s *system, sql string, scan func(pgx.CollectableRow) (T, error)) []T {
 	s.t.Helper()
-	conn, err := pgx.Connect(context.Background(), s.dbURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dbURL)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, sql)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
 }
 
 type claimRow struct {
@@ -524,23 +535,11 @@ type claimRow struct {
 
 func (s *system) claims() []claimRow {
 	s.t.Helper()
-	rows, err := s.db().Query(ctxT(s.t), `SELECT id::text, mission_code, checker_id, claimed_at, expires_at, reported_at
-		FROM requests.claims ORDER BY claimed_at, id`)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var out []claimRow
-	for rows.Next() {
+	return query(s, `SELECT id::text, mission_code, checker_id, claimed_at, expires_at, reported_at
+		FROM requests.claims ORDER BY claimed_at, id`, func(r pgx.CollectableRow) (claimRow, error) {
 		var c claimRow
-		if err := rows.Scan(&c.id, &c.mission, &c.checker, &c.claimed, &c.expires, &c.reported); err != nil {
-			s.t.Fatal(err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		s.t.Fatal(err)
-	}
-	return out
+		return c, r.Scan(&c.id, &c.mission, &c.checker, &c.claimed, &c.expires, &c.reported)
+	})
 }
 
 type checkRow struct {
@@ -552,23 +551,11 @@ type checkRow struct {
 
 func (s *system) checks() []checkRow {
 	s.t.Helper()
-	rows, err := s.db().Query(ctxT(s.t), `SELECT claim_id::text, mission_code, checker_id, account_id, outcome,
-		jsonb_array_length(slots), detail, checked_at FROM requests.checks ORDER BY id`)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var out []checkRow
-	for rows.Next() {
+	return query(s, `SELECT claim_id::text, mission_code, checker_id, account_id, outcome,
+		jsonb_array_length(slots), detail, checked_at FROM requests.checks ORDER BY id`, func(r pgx.CollectableRow) (checkRow, error) {
 		var c checkRow
-		if err := rows.Scan(&c.claim, &c.mission, &c.checker, &c.account, &c.outcome, &c.slots, &c.detail, &c.at); err != nil {
-			s.t.Fatal(err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		s.t.Fatal(err)
-	}
-	return out
+		return c, r.Scan(&c.claim, &c.mission, &c.checker, &c.account, &c.outcome, &c.slots, &c.detail, &c.at)
+	})
 }
 
 // usage is the whole usage log, oldest first.
