@@ -30,15 +30,24 @@ func TestKilledCheckerLeavesItsLeaseAndClaimToTheirTTLs(t *testing.T) {
 	settings := []string{"CHECKER_SESSION_INTERVAL=300ms", "CHECKER_CLAIM_TTL=" + claimTTL.String(), "CHECKER_LEASE_TTL=" + leaseTTL.String()}
 	first := s.startChecker("checker-1", settings...)
 
+	var inFlight *checkerv1.InFlightMission
 	eventually(t, time.Minute, "checker-1 checks fra with account 1", func() bool {
 		st, err := first.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
-		return err == nil && len(st.GetInFlight()) == 1 && st.GetInFlight()[0].GetAccountId() == accts[0].id
+		if err != nil || len(st.GetInFlight()) != 1 || st.GetInFlight()[0].GetAccountId() != accts[0].id {
+			return false
+		}
+		inFlight = st.GetInFlight()[0]
+		return true
 	})
 	first.kill()
 
 	claims := s.claims()
 	if len(claims) != 1 || claims[0].checker != "checker-1" || claims[0].reported != nil {
 		t.Fatalf("claims right after the kill: %+v, want checker-1's, unreported", claims)
+	}
+	if inFlight.GetMissionCode() != "fra" || inFlight.GetAccountEmail() != accts[0].email ||
+		inFlight.GetClaimId() != claims[0].id || inFlight.GetSessionNumber() < 1 {
+		t.Errorf("in flight = %v, want fra with %s under claim %s in a session", inFlight, accts[0].email, claims[0].id)
 	}
 	usage := s.usage()
 	if len(usage) != 1 || usage[0].GetAccountId() != accts[0].id || usage[0].GetResult() != apv1.UsageResult_USAGE_RESULT_UNSPECIFIED {

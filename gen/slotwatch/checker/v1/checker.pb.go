@@ -363,7 +363,13 @@ type InFlightMission struct {
 	// When the check started.
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// Time since it started.
-	Elapsed       *durationpb.Duration `protobuf:"bytes,4,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	Elapsed *durationpb.Duration `protobuf:"bytes,4,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// Account email, for operators; empty while waiting for an account.
+	AccountEmail string `protobuf:"bytes,5,opt,name=account_email,json=accountEmail,proto3" json:"account_email,omitempty"`
+	// Claim the check runs under.
+	ClaimId string `protobuf:"bytes,6,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// Session it belongs to (SessionSummary.number once it ends).
+	SessionNumber int64 `protobuf:"varint,7,opt,name=session_number,json=sessionNumber,proto3" json:"session_number,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -424,6 +430,27 @@ func (x *InFlightMission) GetElapsed() *durationpb.Duration {
 		return x.Elapsed
 	}
 	return nil
+}
+
+func (x *InFlightMission) GetAccountEmail() string {
+	if x != nil {
+		return x.AccountEmail
+	}
+	return ""
+}
+
+func (x *InFlightMission) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+func (x *InFlightMission) GetSessionNumber() int64 {
+	if x != nil {
+		return x.SessionNumber
+	}
+	return 0
 }
 
 // BrowserStatus describes the shared browser.
@@ -612,14 +639,17 @@ const file_slotwatch_checker_v1_checker_proto_rawDesc = "" +
 	"\fmax_missions\x18\x01 \x01(\x05R\vmaxMissions\"T\n" +
 	"\x12RunSessionResponse\x12>\n" +
 	"\asession\x18\x01 \x01(\v2$.slotwatch.checker.v1.SessionSummaryR\asession\"\x12\n" +
-	"\x10GetStatusRequest\"\xc3\x01\n" +
+	"\x10GetStatusRequest\"\xaa\x02\n" +
 	"\x0fInFlightMission\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x02 \x01(\x03R\taccountId\x129\n" +
 	"\n" +
 	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x123\n" +
-	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"\xc0\x01\n" +
+	"\aelapsed\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12#\n" +
+	"\raccount_email\x18\x05 \x01(\tR\faccountEmail\x12\x19\n" +
+	"\bclaim_id\x18\x06 \x01(\tR\aclaimId\x12%\n" +
+	"\x0esession_number\x18\a \x01(\x03R\rsessionNumber\"\xc0\x01\n" +
 	"\rBrowserStatus\x12\x18\n" +
 	"\arunning\x18\x01 \x01(\bR\arunning\x129\n" +
 	"\n" +

@@ -85,7 +85,8 @@ func (s *Server) GetStatus(_ context.Context, _ *checkerv1.GetStatusRequest) (*c
 	resp := &checkerv1.GetStatusResponse{CheckerId: st.CheckerID}
 	for _, f := range st.InFlight {
 		resp.InFlight = append(resp.InFlight, &checkerv1.InFlightMission{
-			MissionCode: f.Mission, AccountId: f.AccountID,
+			MissionCode: f.Mission, AccountId: f.AccountID, AccountEmail: f.AccountEmail,
+			ClaimId: f.ClaimID, SessionNumber: f.Session,
 			StartedAt: timestamppb.New(f.StartedAt), Elapsed: durationpb.New(now.Sub(f.StartedAt)),
 		})
 	}
