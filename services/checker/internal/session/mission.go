@@ -57,9 +57,10 @@ func (m *mission) takeSlot() bool {
 		return true
 	default:
 	}
+	const busy = "the checker was busy with other missions until the claim's deadline for starting a check"
 	wait := m.window.acquireBy.Sub(m.c.clock.Now())
 	if wait <= 0 {
-		m.giveUp(NoAccount, "the checker was busy with other missions until the claim's deadline for starting a check")
+		m.giveUp(NoAccount, busy)
 		return false
 	}
 	// A real timer: the deadline races the other checks, which run in
@@ -72,7 +73,7 @@ func (m *mission) takeSlot() bool {
 	case <-m.c.stopping:
 		m.giveUp(NoAccount, ErrStopping.Error())
 	case <-timer.C:
-		m.giveUp(NoAccount, "the checker was busy with other missions until the claim's deadline for starting a check")
+		m.giveUp(NoAccount, busy)
 	}
 	return false
 }
