@@ -69,7 +69,8 @@ type Config struct {
 	Addrs Addrs
 	// SlotAfter is when the demo's slot appears, after the Checker starts.
 	SlotAfter time.Duration
-	// Getenv reads overrides of the demo's timings (POOL_COOLDOWN...).
+	// Getenv reads overrides of the demo's timings (POOL_COOLDOWN...) and
+	// CHROME_PATH.
 	Getenv func(string) string
 	// Out is the terminal.
 	Out io.Writer
@@ -249,7 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"CHECKER_ARTIFACTS_DIR="+f.artifacts,
 		"CHECKER_ID=demo",
 		"CHECKER_SESSION_INTERVAL="+env["CHECKER_SESSION_INTERVAL"],
-		"CHROME_PATH="+demoChrome(),
+		"CHROME_PATH="+demoChrome(cfg.Getenv),
 	), func(line []byte) {
 		if e, ok := ParseCheckerLine(line); ok {
 			select {
@@ -553,8 +554,8 @@ const headlessShell = "/usr/lib/chromium/chromium-headless-shell"
 // demoChrome is the browser the demo's Checker drives: CHROME_PATH when
 // set, else the headless shell when installed (a third of full Chromium's
 // CPU per check, see docs/BENCHMARKS.md), else the Checker's default.
-func demoChrome() string {
-	if p := os.Getenv("CHROME_PATH"); p != "" {
+func demoChrome(getenv func(string) string) string {
+	if p := getenv("CHROME_PATH"); p != "" {
 		return p
 	}
 	if _, err := os.Stat(headlessShell); err == nil {

@@ -35,7 +35,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var out syncBuffer
-	env := map[string]string{"POOL_COOLDOWN": "3s", "CHECKER_SESSION_INTERVAL": "200ms"}
+	env := map[string]string{"POOL_COOLDOWN": "3s", "CHECKER_SESSION_INTERVAL": "200ms", "CHROME_PATH": os.Getenv("CHROME_PATH")}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- Run(ctx, Config{
