@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 			fmt.Fprintf(os.Stderr, "%s: %s, %d checks, %d at once...\n", exe, ph.mode, ph.checks, ph.parallel)
 			gap := o.gap
-			if ph.mode == sharedBurst || ph.mode == sharedBurstOneSpare {
+			if ph.mode.bursts() {
 				gap = o.burstGap
 			}
 			r, err := b.phase(ctx, ph.mode, ph.checks, ph.parallel, gap)
@@ -168,6 +168,13 @@ const (
 	sharedBurst         mode = "shared browser, bursts, a spare per check at once"
 	sharedBurstOneSpare mode = "shared browser, bursts, one spare"
 )
+
+// bursts: the mode pauses before each group of -parallel checks.
+func (m mode) bursts() bool { return m == sharedBurst || m == sharedBurstOneSpare }
+
+// paused: the mode's pauses are not the checker's, so it has no
+// throughput figure.
+func (m mode) paused() bool { return m == sharedSpaced || m.bursts() }
 
 // benchPortal has one account per parallel check, so no two checks share
 // an account, and one mission whose London / tourism has two slots.
@@ -288,7 +295,7 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		}
 	}
 	start := time.Now()
-	if m == sharedBurst || m == sharedBurstOneSpare {
+	if m.bursts() {
 		for done := 0; done < checks; done += parallel {
 			time.Sleep(gap) // the spares are opened meanwhile
 			var wg sync.WaitGroup
@@ -394,7 +401,7 @@ func report(out io.Writer, rows []row) {
 			ovMed, ovP90 = ms(quantile(r.overhead, 0.5)), ms(quantile(r.overhead, 0.9))
 		}
 		rate := fmt.Sprintf("%.0f", float64(r.checks-r.failed)/r.wall.Minutes())
-		if r.mode == sharedSpaced || r.mode == sharedBurst || r.mode == sharedBurstOneSpare {
+		if r.mode.paused() {
 			rate = "n/a" // the pauses are not the checker's
 		}
 		fmt.Fprintf(out, "| %s | %d | %d (%d) | %s | %s | %s | %s | %s | %s | %s | %d MiB | %d MiB |\n",
