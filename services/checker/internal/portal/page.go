@@ -287,7 +287,7 @@ func mustJSON(v any) string {
 
 func jsString(s string) string { return mustJSON(s) }
 
-// saveArtifacts writes a screenshot, the page's HTML and what the check
+// saveArtifacts writes the page's HTML, a screenshot and what the check
 // knew under the artifacts directory, for the operator, and links them
 // from the result. The password is redacted from the HTML.
 func (c *check) saveArtifacts() {
@@ -303,8 +303,10 @@ func (c *check) saveArtifacts() {
 	a := &Artifacts{Dir: dir}
 	// The HTML first, each with a timeout of its own: a screenshot waits
 	// for the page to render a frame, and a page that cannot must not
-	// cost the operator its HTML too.
-	if html, err := runFor(c.ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`)); err == nil {
+	// cost the operator its HTML too. A renderer that cannot even give
+	// the HTML in time will not render a frame: no screenshot is tried.
+	html, htmlErr := runFor(c.ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
+	if htmlErr == nil {
 		if len(c.acct.Password) >= 4 {
 			html = strings.ReplaceAll(html, c.acct.Password, "[password redacted]")
 		}
@@ -313,10 +315,12 @@ func (c *check) saveArtifacts() {
 			a.HTML = ""
 		}
 	}
-	if png, err := runFor(c.ctx, chromedp.CaptureScreenshot()); err == nil {
-		a.Screenshot = filepath.Join(dir, "screenshot.png")
-		if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
-			a.Screenshot = ""
+	if !errors.Is(htmlErr, context.DeadlineExceeded) {
+		if png, err := runFor(c.ctx, chromedp.CaptureScreenshot()); err == nil {
+			a.Screenshot = filepath.Join(dir, "screenshot.png")
+			if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
+				a.Screenshot = ""
+			}
 		}
 	}
 	info, _ := json.MarshalIndent(map[string]any{
