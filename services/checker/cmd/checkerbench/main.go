@@ -239,16 +239,22 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		chromeCPU atomic.Int64 // of the browsers closed so far
 	)
 	selfBefore := selfCPU()
+	cpuChecks := checks // the checks the CPU figures are divided by
+	spares := parallel  // as the Checker: one per mission checked at once
 	if m != perCheck {
-		spares := parallel // as the Checker: one per mission checked at once
 		if m == sharedBurstOneSpare {
 			spares = 1
 		}
-		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: m == sharedNoSpare, Spares: spares})
+		if m == sharedNoSpare {
+			spares = 0
+		}
+		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: spares == 0, Spares: spares})
 		defer shm.Close()
 		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
-		// (Its CPU is in the CPU figure, spread over the phase's checks.)
+		// Its CPU and the warm-up check's are in the CPU figures, which
+		// count the warm-up as one more check.
+		cpuChecks++
 		if _, err := b.check(ctx, shm, 0); err != nil {
 			return r, fmt.Errorf("warm-up: %w", err)
 		}
@@ -325,11 +331,11 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		r.peak = sampler.stop()
 	}
 	if shm != nil {
-		chromeCPU.Add(int64(browserCPU(shm)))
+		chromeCPU.Add(int64(browserCPU(shm, spares)))
 		_ = shm.Close()
 	}
-	r.cpu = time.Duration(chromeCPU.Load()) / time.Duration(checks)
-	r.selfCPU = (selfCPU() - selfBefore) / time.Duration(checks)
+	r.cpu = time.Duration(chromeCPU.Load()) / time.Duration(cpuChecks)
+	r.selfCPU = (selfCPU() - selfBefore) / time.Duration(cpuChecks)
 	if r.failed == checks {
 		return r, errors.New("every check failed")
 	}
@@ -347,10 +353,14 @@ func selfCPU() time.Duration {
 
 // browserCPU is the CPU time a manager's browser has used since it
 // started, read from its process tree just before it is closed (see
-// treeCPU). The tree of a browser that was replaced (recycled, crashed) is
-// gone: the phases are shorter than CHECKER_BROWSER_RECYCLE, and a crash
-// is reported.
-func browserCPU(m *browser.Manager) time.Duration {
+// treeCPU), once the last checks' logouts and teardowns are done: when no
+// more than spares tabs are open. The tree of a browser that was replaced
+// (recycled, crashed) is gone: the phases are shorter than
+// CHECKER_BROWSER_RECYCLE, and a crash is reported.
+func browserCPU(m *browser.Manager, spares int) time.Duration {
+	for deadline := time.Now().Add(10 * time.Second); m.Status().ActiveTabs > spares && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	st := m.Status()
 	if st.Restarts > 0 {
 		fmt.Fprintf(os.Stderr, "  the browser was replaced %d times: its CPU figure misses the earlier ones\n", st.Restarts)
@@ -379,12 +389,13 @@ func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (por
 
 // freshBrowserCheck pays for a whole browser: start, check, kill. It opens
 // no spare tab: nothing would use it. It returns the browser's CPU and the
-// time reading it took, which is not the check's.
+// time reading it took (waiting for the logout included), which is not
+// the check's: the shared browser's checks do not wait for it either.
 func (b *bench) freshBrowserCheck(ctx context.Context, account int) (cpu, reading time.Duration, err error) {
 	m := browser.New(browser.Config{ExecPath: b.exec, NoSpare: true})
 	_, err = b.check(ctx, m, account)
 	began := time.Now()
-	cpu = browserCPU(m)
+	cpu = browserCPU(m, 0)
 	reading = time.Since(began)
 	if cerr := m.Close(); err == nil {
 		err = cerr
@@ -505,7 +516,7 @@ func (s *sampler) stop() memory {
 
 func treeMemory(pid int) memory {
 	var total memory
-	for _, p := range descendants(pid) {
+	for p := range descendants(pid) {
 		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
 		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
 	}
@@ -514,14 +525,14 @@ func treeMemory(pid int) memory {
 
 // treeCPU is the user and system CPU time of pid and every process under
 // it, those that have exited included: a process's stat counts the CPU of
-// the children it has reaped (cutime, cstime), and Chromium's zygote reaps
-// the renderers. Read it before the browser is killed: its zygotes are
-// then orphans that this process does not reap, which is why the
-// rusage of reaped children misses the renderers and the GPU process.
+// the children it has reaped (cutime, cstime), and Chromium's zygotes
+// start and reap the renderers and the GPU process. Read it before the
+// browser is killed: its zygotes are then orphans that this process does
+// not reap, which is why the rusage of reaped children misses the
+// renderers and the GPU process.
 func treeCPU(pid int) time.Duration {
 	var ticks int64
-	for _, p := range descendants(pid) {
-		f := statFields(p)
+	for _, f := range descendants(pid) {
 		if len(f) < 15 {
 			continue
 		}
@@ -536,8 +547,10 @@ func treeCPU(pid int) time.Duration {
 // clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
 const clockTicks = 100
 
-// descendants is pid and every process under it.
-func descendants(pid int) []int {
+// descendants is pid and every process under it, each with its
+// /proc/PID/stat fields as one scan of /proc read them (see statFields).
+func descendants(pid int) map[int][]string {
+	stats := map[int][]string{}
 	children := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -546,16 +559,19 @@ func descendants(pid int) []int {
 			continue
 		}
 		if f := statFields(p); len(f) > 1 {
+			stats[p] = f
 			pp, _ := strconv.Atoi(f[1])
 			children[pp] = append(children[pp], p)
 		}
 	}
-	var all []int
+	all := map[int][]string{}
 	queue := []int{pid}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = append(queue[1:], children[p]...)
-		all = append(all, p)
+		if f, ok := stats[p]; ok {
+			all[p] = f
+		}
 	}
 	return all
 }
