@@ -105,12 +105,7 @@ can be run again. "-" reads the CSV from stdin.`,
 			if err != nil {
 				return err
 			}
-			accounts, err := collect(limit, func(token string, size int32) ([]*apv1.Account, string, error) {
-				ctx, cancel := a.call(cmd.Context())
-				defer cancel()
-				resp, err := ap.ListAccounts(ctx, &apv1.ListAccountsRequest{State: apv1.AccountState(st), PageSize: size, PageToken: token})
-				return resp.GetAccounts(), resp.GetNextPageToken(), err
-			})
+			accounts, err := a.listAccounts(cmd.Context(), ap, apv1.AccountState(st), limit)
 			if err != nil {
 				return err
 			}
@@ -354,4 +349,15 @@ func (a *app) tableAccounts(accounts []*apv1.Account) error {
 			acc.GetConsecutiveFailures(), until_, when(acc.GetLastUsedAt()), acc.GetUseCount(), acc.GetLeasedBy())
 	}
 	return t.flush()
+}
+
+// listAccounts pages through the accounts in state (all when unspecified),
+// at most limit of them (0: all), each page on a call timeout of its own.
+func (a *app) listAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, state apv1.AccountState, limit int) ([]*apv1.Account, error) {
+	return collect(limit, func(token string, size int32) ([]*apv1.Account, string, error) {
+		cctx, cancel := a.call(ctx)
+		defer cancel()
+		resp, err := ap.ListAccounts(cctx, &apv1.ListAccountsRequest{State: state, PageSize: size, PageToken: token})
+		return resp.GetAccounts(), resp.GetNextPageToken(), err
+	})
 }

@@ -209,12 +209,7 @@ func (a *app) importLegacy(ctx context.Context, users []legacy.User, ap apv1.Acc
 
 // accountEmails lists every account's email (lower case), for --dry-run.
 func (a *app) accountEmails(ctx context.Context, ap apv1.AccountPoolServiceClient) (map[string]bool, error) {
-	accounts, err := collect(0, func(token string, size int32) ([]*apv1.Account, string, error) {
-		cctx, cancel := a.call(ctx)
-		defer cancel()
-		resp, err := ap.ListAccounts(cctx, &apv1.ListAccountsRequest{PageSize: size, PageToken: token})
-		return resp.GetAccounts(), resp.GetNextPageToken(), err
-	})
+	accounts, err := a.listAccounts(ctx, ap, apv1.AccountState_ACCOUNT_STATE_UNSPECIFIED, 0)
 	if err != nil {
 		return nil, err
 	}
