@@ -3,24 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
@@ -62,65 +57,36 @@ func TestKeysetGenerateThenRotate(t *testing.T) {
 }
 
 func TestServeRefusesToStartWithoutKeyset(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://nowhere.invalid/db")
-	t.Setenv("ENCRYPTION_KEYSET_FILE", "")
-	err := run(context.Background(), nil, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "accountpool keyset generate") {
-		t.Fatalf("want an error that says how to make a keyset, got %v", err)
-	}
-	t.Setenv("ENCRYPTION_KEYSET_FILE", filepath.Join(t.TempDir(), "missing.json"))
-	err = run(context.Background(), nil, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "accountpool keyset generate") {
-		t.Fatalf("want an error that says how to make a keyset, got %v", err)
-	}
+	const why = "want an error that says how to make a keyset"
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": ""},
+		why, "accountpool keyset generate")
+	grpcservertest.WantRefusal(t, run, map[string]string{"ENCRYPTION_KEYSET_FILE": filepath.Join(t.TempDir(), "missing.json")},
+		why, "accountpool keyset generate")
 }
 
 func TestServeRejectsMalformedSettings(t *testing.T) {
-	t.Setenv("DATABASE_URL", "postgres://nowhere.invalid/db")
-	t.Setenv("ENCRYPTION_KEYSET_FILE", "/dev/null")
-	t.Setenv("POOL_COOLDOWN", "ten minutes")
-	t.Setenv("POOL_MAX_FAILURES", "0")
-	err := run(context.Background(), nil, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "POOL_COOLDOWN") || !strings.Contains(err.Error(), "POOL_MAX_FAILURES") {
-		t.Fatalf("want both bad settings named, got %v", err)
-	}
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_COOLDOWN": "ten minutes", "POOL_MAX_FAILURES": "0"},
+		"want both bad settings named", "POOL_COOLDOWN", "POOL_MAX_FAILURES")
 }
 
 // TestServeHealthReflectionAndStop runs the binary's serve path on real
 // ports: it migrates, serves health and reflection and the API, and stops
 // cleanly when its context ends.
 func TestServeHealthReflectionAndStop(t *testing.T) {
-	dbURL := pgtest.NewURL(t) // empty: serve applies the migrations itself
-	keyset, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "keyset.json")
-	if err := os.WriteFile(keyFile, keyset, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr, metrics := freeAddr(t), freeAddr(t)
-	t.Setenv("DATABASE_URL", dbURL)
-	t.Setenv("ENCRYPTION_KEYSET_FILE", keyFile)
-	t.Setenv("LISTEN_ADDR", addr)
-	t.Setenv("METRICS_ADDR", metrics)
-	t.Setenv("LOG_LEVEL", "warn")
+	addr := grpcservertest.FreeAddr(t)
+	grpcservertest.Setenv(t, map[string]string{
+		"DATABASE_URL":           pgtest.NewURL(t), // empty: serve applies the migrations itself
+		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t),
+		"LISTEN_ADDR":            addr,
+		"METRICS_ADDR":           grpcservertest.FreeAddr(t),
+		"LOG_LEVEL":              "warn",
+	})
+	srv := grpcservertest.Serve(t, run)
 
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, &bytes.Buffer{}) }()
-
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := grpcservertest.DialServing(t, addr)
 	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	health, err := healthpb.NewHealthClient(conn).Check(hctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	if err != nil || health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Fatalf("health: %v, %v", health, err)
-	}
 	refl, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(hctx)
 	if err != nil {
 		t.Fatal(err)
@@ -150,25 +116,9 @@ func TestServeHealthReflectionAndStop(t *testing.T) {
 	if _, err := refl.Recv(); err == nil {
 		t.Fatal("reflection stream still open")
 	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v after its context ended", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
+	if err := srv.Stop(t); err != nil {
+		t.Fatalf("serve returned %v after its context ended", err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func TestTokensGenerate(t *testing.T) {
@@ -193,33 +143,15 @@ func TestTokensGenerate(t *testing.T) {
 }
 
 func TestServeRefusesToExposeTheAPIWithoutAuth(t *testing.T) {
-	keyset, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "keyset.json")
-	if err := os.WriteFile(keyFile, keyset, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("DATABASE_URL", "postgres://nowhere.invalid/db")
-	t.Setenv("ENCRYPTION_KEYSET_FILE", keyFile)
-	t.Setenv("AUTH_TOKENS_FILE", "")
-	t.Setenv("LISTEN_ADDR", ":50051")
-	err = run(context.Background(), nil, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "AUTH_TOKENS_FILE") || !strings.Contains(err.Error(), "accountpool tokens generate") {
-		t.Fatalf("want a refusal that says how to turn auth on, got %v", err)
-	}
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db",
+		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t), "AUTH_TOKENS_FILE": "", "LISTEN_ADDR": ":50051"},
+		"want a refusal that says how to turn auth on", "AUTH_TOKENS_FILE", "accountpool tokens generate")
 }
 
 // TestServeWithAuthAndMetrics runs the binary with a tokens file: the API
 // wants the token, and /metrics shows the domain metrics.
 func TestServeWithAuthAndMetrics(t *testing.T) {
-	dbURL := pgtest.NewURL(t)
 	dir := t.TempDir()
-	keyset, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var tokens bytes.Buffer
 	if err := auth.GenerateTokens(&tokens); err != nil {
 		t.Fatal(err)
@@ -230,26 +162,24 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 			adminLine = l
 		}
 	}
-	files := map[string][]byte{"keyset.json": keyset, "tokens": tokens.Bytes(), "admin.token": []byte(adminLine + "\n")}
+	files := map[string][]byte{"tokens": tokens.Bytes(), "admin.token": []byte(adminLine + "\n")}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
-	t.Setenv("DATABASE_URL", dbURL)
-	t.Setenv("ENCRYPTION_KEYSET_FILE", filepath.Join(dir, "keyset.json"))
-	t.Setenv("AUTH_TOKENS_FILE", filepath.Join(dir, "tokens"))
-	t.Setenv("LISTEN_ADDR", addr)
-	t.Setenv("METRICS_ADDR", metricsAddr)
-	t.Setenv("LOG_LEVEL", "warn")
-
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, &bytes.Buffer{}) }()
+	addr, metricsAddr := grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t)
+	grpcservertest.Setenv(t, map[string]string{
+		"DATABASE_URL":           pgtest.NewURL(t),
+		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t),
+		"AUTH_TOKENS_FILE":       filepath.Join(dir, "tokens"),
+		"LISTEN_ADDR":            addr,
+		"METRICS_ADDR":           metricsAddr,
+		"LOG_LEVEL":              "warn",
+	})
+	srv := grpcservertest.Serve(t, run)
 	defer func() {
-		stop()
-		if err := <-done; err != nil {
+		if err := srv.Stop(t); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}()
@@ -258,21 +188,11 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	anon, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer anon.Close()
+	conn := grpcservertest.Dial(t, addr, opts...)
+	// Health wants no token.
+	anon := grpcservertest.DialServing(t, addr)
 	hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := healthpb.NewHealthClient(anon).Check(hctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true)); err != nil {
-		t.Fatalf("health without a token: %v", err)
-	}
 	_, err = apv1.NewAccountPoolServiceClient(anon).GetPoolStatus(hctx, &apv1.GetPoolStatusRequest{})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("no token: %v", err)
@@ -284,16 +204,6 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 	if _, err := c.Acquire(hctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"}); err != nil {
 		t.Fatalf("admin acquire: %v", err)
 	}
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{`slotwatch_pool_accounts{state="leased"} 1`, `slotwatch_pool_acquire_total{result="leased"} 1`,
-		`grpc_server_handled_total{grpc_code="Unauthenticated"`} {
-		if !strings.Contains(string(body), want) {
-			t.Fatalf("/metrics lacks %s", want)
-		}
-	}
+	grpcservertest.WantMetrics(t, metricsAddr, `slotwatch_pool_accounts{state="leased"} 1`, `slotwatch_pool_acquire_total{result="leased"} 1`,
+		`grpc_server_handled_total{grpc_code="Unauthenticated"`)
 }

@@ -2,12 +2,9 @@ package server_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -20,6 +17,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 func TestPolicyCoversEveryRPC(t *testing.T) {
@@ -164,75 +162,10 @@ func TestNoSecretInLogs(t *testing.T) {
 	ignore(b.dial(t, unknownTk+" "+pw1).GetPoolStatus(ctx, &apv1.GetPoolStatusRequest{}))
 
 	logs := b.logs.String()
-	for _, rpc := range []string{"CreateAccount", "ImportAccounts", "UpdateAccount", "Acquire", "Renew", "Release", "GetAccount",
-		"ListAccounts", "GetPoolStatus", "ListUsage", "GetUsageStats", "ResetAccount", "ReencryptPasswords"} {
-		if !strings.Contains(logs, `"grpc.method":"`+rpc+`"`) {
-			t.Fatalf("no request log line for %s", rpc)
-		}
-	}
-	if !strings.Contains(logs, `"caller.role":"checker"`) || !strings.Contains(logs, `"caller.role":"unauthenticated"`) {
-		t.Fatal("the caller's role is not logged")
-	}
-	var scrape strings.Builder
-	mfs, err := b.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&scrape, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range secrets {
-		for where, text := range map[string]string{"logs": logs, "metrics": scrape.String()} {
-			if strings.Contains(text, s) || strings.Contains(text, s[:min(len(s), 10)]) {
-				t.Fatalf("%s hold a secret (%d characters, starting %.3s…)", where, len(s), s)
-			}
-		}
-	}
-}
-
-// metric reads one sample from the registry: a counter's or gauge's value,
-// or a histogram's count.
-func metric(t *testing.T, b *testBundle, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := b.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return value(m)
-		}
-		return 0
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	case m.GetHistogram() != nil:
-		return float64(m.GetHistogram().GetSampleCount())
-	}
-	return 0
+	grpcservertest.WantRequestLogs(t, logs, "CreateAccount", "ImportAccounts", "UpdateAccount", "Acquire", "Renew", "Release", "GetAccount",
+		"ListAccounts", "GetPoolStatus", "ListUsage", "GetUsageStats", "ResetAccount", "ReencryptPasswords")
+	grpcservertest.WantCallerRoles(t, logs, "checker", "unauthenticated")
+	grpcservertest.WantNoSecrets(t, logs, b.registry, secrets...)
 }
 
 func TestDomainMetricsMove(t *testing.T) {
@@ -240,9 +173,7 @@ func TestDomainMetricsMove(t *testing.T) {
 	c, b := setup(t)
 	want := func(v float64, name string, labels ...string) {
 		t.Helper()
-		if got := metric(t, b, name, labels...); got != v {
-			t.Fatalf("%s%v = %v, want %v", name, labels, got, v)
-		}
+		grpcservertest.WantMetric(t, b.registry, v, name, labels...)
 	}
 
 	_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})

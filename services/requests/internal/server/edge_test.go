@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
@@ -188,72 +187,11 @@ func TestNoSecretInLogs(t *testing.T) {
 	srv.stop() // the stream's finish line is written
 
 	out := logs.String()
-	for _, rpc := range []string{"CreateApplicant", "GetApplicant", "ListApplicants", "UpdateApplicant", "DeleteApplicant",
+	grpcservertest.WantRequestLogs(t, out, "CreateApplicant", "GetApplicant", "ListApplicants", "UpdateApplicant", "DeleteApplicant",
 		"CreateAppointmentRequest", "GetAppointmentRequest", "ListAppointmentRequests", "CancelAppointmentRequest",
-		"ClaimDueMissions", "ReportCheckResult", "WatchEvents"} {
-		if !strings.Contains(out, `"grpc.method":"`+rpc+`"`) {
-			t.Fatalf("no request log line for %s", rpc)
-		}
-	}
-	if !strings.Contains(out, `"caller.role":"reader"`) || !strings.Contains(out, `"caller.role":"unauthenticated"`) {
-		t.Fatal("the caller's role is not logged")
-	}
-	var scrape strings.Builder
-	mfs, err := srv.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if _, err := expfmt.MetricFamilyToText(&scrape, mf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, s := range secrets {
-		for where, text := range map[string]string{"logs": out, "metrics": scrape.String()} {
-			if strings.Contains(text, s) || strings.Contains(text, s[:min(len(s), 10)]) {
-				t.Fatalf("%s hold a secret (%d characters, starting %.3s…)", where, len(s), s)
-			}
-		}
-	}
-}
-
-func metric(t *testing.T, srv *testServer, name string, labels ...string) float64 {
-	t.Helper()
-	mfs, err := srv.registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(labels); i += 2 {
-				if got[labels[i]] != labels[i+1] {
-					continue next
-				}
-			}
-			return value(m)
-		}
-		return 0
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.GetCounter() != nil:
-		return m.GetCounter().GetValue()
-	case m.GetGauge() != nil:
-		return m.GetGauge().GetValue()
-	}
-	return 0
+		"ClaimDueMissions", "ReportCheckResult", "WatchEvents")
+	grpcservertest.WantCallerRoles(t, out, "reader", "unauthenticated")
+	grpcservertest.WantNoSecrets(t, out, srv.registry, secrets...)
 }
 
 func TestDomainMetricsMove(t *testing.T) {
@@ -262,9 +200,7 @@ func TestDomainMetricsMove(t *testing.T) {
 	srv := b.server
 	want := func(v float64, name string, labels ...string) {
 		t.Helper()
-		if got := metric(t, srv, name, labels...); got != v {
-			t.Fatalf("%s%v = %v, want %v", name, labels, got, v)
-		}
+		grpcservertest.WantMetric(t, srv.registry, v, name, labels...)
 	}
 	ap := createApplicant(t, c)
 	r1 := createRequest(t, c, ap.GetId(), reqArgs{mission: "fra"})
@@ -317,7 +253,7 @@ func TestDomainMetricsMove(t *testing.T) {
 
 	cancel()
 	deadline := time.Now().Add(10 * time.Second)
-	for metric(t, srv, "slotwatch_requests_watchers") != 0 {
+	for grpcservertest.Metric(t, srv.registry, "slotwatch_requests_watchers") != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the watcher gauge did not go back to 0")
 		}
