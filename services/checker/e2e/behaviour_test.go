@@ -153,7 +153,7 @@ func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 		t.Errorf("RunSession as a reader: %v, want PermissionDenied", err)
 	}
 	for _, a := range accts {
-		if strings.Contains(ch.logs.text(), a.password) {
+		if strings.Contains(ch.Log.Text(), a.password) {
 			t.Fatalf("the checker logged the password of %s", a.email)
 		}
 	}

@@ -39,7 +39,7 @@ func TestKilledCheckerLeavesItsLeaseAndClaimToTheirTTLs(t *testing.T) {
 		inFlight = st.GetInFlight()[0]
 		return true
 	})
-	first.kill()
+	first.Kill()
 
 	claims := s.claims()
 	if len(claims) != 1 || claims[0].checker != "checker-1" || claims[0].reported != nil {
@@ -100,5 +100,5 @@ func TestKilledCheckerLeavesItsLeaseAndClaimToTheirTTLs(t *testing.T) {
 			t.Errorf("lease %v not by checker-2", u)
 		}
 	}
-	second.stop(t)
+	second.Stop()
 }

@@ -6,7 +6,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,12 +14,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,8 +30,9 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
-	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/proctest"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -42,29 +40,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "checker-e2e-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		args := []string{"build", "-o", dir + string(filepath.Separator)}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args,
-			"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
-			"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
-			"github.com/slotwatch/slotwatch/services/checker/cmd/checker")...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build the services: %v\n", err)
-			return 1
-		}
-		binDir = dir
-		return m.Run()
-	}())
+	os.Exit(proctest.RunWithBinaries(m, &binDir, "checker-e2e-bin", raceEnabled,
+		"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
+		"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
+		"github.com/slotwatch/slotwatch/services/checker/cmd/checker"))
 }
 
 // Step timeouts of the tests' portal profile: shorter than the shipped
@@ -157,10 +136,10 @@ func newSystem(t *testing.T, o options) *system {
 		"AUTH_TOKENS_FILE=" + s.tokens, "LOG_LEVEL=info",
 	}
 	// One after the other: each migrates its own schema at start.
-	ap := start(t, "accountpool", append(append(common, "ENCRYPTION_KEYSET_FILE="+keyset(t, dir, "ap.json")), o.poolEnv...))
-	rq := start(t, "requests", append(common, "ENCRYPTION_KEYSET_FILE="+keyset(t, dir, "rq.json"),
+	ap := start(t, "accountpool", append(append(common, "ENCRYPTION_KEYSET_FILE="+grpcservertest.KeysetFile(t)), o.poolEnv...))
+	rq := start(t, "requests", append(common, "ENCRYPTION_KEYSET_FILE="+grpcservertest.KeysetFile(t),
 		"HTTP_ADDR=127.0.0.1:0", "REQUESTS_CHECK_INTERVAL=0s"))
-	s.apAddr, s.rqAddr = ap.addr, rq.addr
+	s.apAddr, s.rqAddr = ap.Addr, rq.Addr
 	s.ap = apv1.NewAccountPoolServiceClient(dial(t, s.apAddr, s.admin))
 	s.rq = rqv1.NewRequestsServiceClient(dial(t, s.rqAddr, s.admin))
 
@@ -185,7 +164,7 @@ func newSystem(t *testing.T, o options) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.profile = writeFile(t, dir, "profile.json", string(js))
+	s.profile = authtest.WriteFile(t, "profile.json", string(js))
 
 	a, err := s.rq.CreateApplicant(ctxT(t), &rqv1.CreateApplicantRequest{
 		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
@@ -202,24 +181,6 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func keyset(t *testing.T, dir, name string) string {
-	t.Helper()
-	ks, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, dir, name, string(ks))
-}
-
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func dial(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
@@ -324,25 +285,25 @@ func (s *system) checkerEnv(id string, extra ...string) []string {
 
 // checkerProc is a running checker binary.
 type checkerProc struct {
-	*proc
-	id     string
-	client checkerv1.CheckerServiceClient
-	reader checkerv1.CheckerServiceClient
+	*proctest.Proc
+	id          string
+	metricsAddr string
+	client      checkerv1.CheckerServiceClient
+	reader      checkerv1.CheckerServiceClient
 }
 
 func (s *system) startChecker(id string, extra ...string) *checkerProc {
 	s.t.Helper()
 	env := s.checkerEnv(id, extra...)
-	p := start(s.t, "checker", env)
+	c := &checkerProc{Proc: start(s.t, "checker", env), id: id}
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "METRICS_ADDR="); ok {
-			p.metricsAddr = v
+			c.metricsAddr = v
 		}
 	}
-	return &checkerProc{proc: p, id: id,
-		client: checkerv1.NewCheckerServiceClient(dial(s.t, p.addr, s.admin)),
-		reader: checkerv1.NewCheckerServiceClient(dial(s.t, p.addr, s.reader)),
-	}
+	c.client = checkerv1.NewCheckerServiceClient(dial(s.t, c.Addr, s.admin))
+	c.reader = checkerv1.NewCheckerServiceClient(dial(s.t, c.Addr, s.reader))
+	return c
 }
 
 func freePort(t *testing.T) string {
@@ -373,135 +334,18 @@ func (c *checkerProc) runSessionMax(t *testing.T, max int32) *checkerv1.SessionS
 	return resp.GetSession()
 }
 
-// proc is a service binary running for a test.
-type proc struct {
-	name        string
-	cmd         *exec.Cmd
-	addr        string
-	metricsAddr string
-	logs        *logBook
-	exited      chan struct{}
-	exitErr     error
-}
-
-// start runs a binary and returns once it serves gRPC (its address is read
-// from its "serving gRPC" log line). It is stopped with SIGTERM when the
-// test ends, and its log is shown if the test failed.
-func start(t *testing.T, name string, env []string) *proc {
+// start runs a service binary for the test (proctest.Start), without
+// TLS or rate limiting unless env sets them. The timeouts allow for
+// Chromium and several services on a busy two-core machine; a service
+// that needs SIGKILL to stop fails the test, since clean stops are tested.
+func start(t *testing.T, name string, env []string) *proctest.Proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name))
-	cmd.Env = append(os.Environ(), "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=", "RATE_LIMIT_RPS=0")
-	cmd.Env = append(cmd.Env, env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{name: name, cmd: cmd, logs: &logBook{}, exited: make(chan struct{})}
-	addrc := make(chan string, 1)
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := p.logs.add(sc.Bytes())
-			if line["msg"] == "serving gRPC" {
-				if a, _ := line["addr"].(string); a != "" {
-					select {
-					case addrc <- a:
-					default:
-					}
-				}
-			}
-		}
-	}()
-	go func() {
-		<-scanned
-		p.exitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if strings.Contains(p.logs.text(), "WARNING: DATA RACE") {
-			t.Errorf("%s: the race detector found a data race", name)
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.logs.text())
-		}
+	return proctest.Start(t, filepath.Join(binDir, name), proctest.Config{
+		Env:          append([]string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=", "RATE_LIMIT_RPS=0"}, env...),
+		ServeTimeout: 90 * time.Second,
+		StopTimeout:  time.Minute,
+		FailIfKilled: true,
 	})
-	select {
-	case p.addr = <-addrc:
-		return p
-	case <-p.exited:
-		t.Fatalf("%s exited before serving: %v\n%s", name, p.exitErr, p.logs.text())
-	case <-time.After(90 * time.Second):
-		t.Fatalf("%s did not serve within 90s\n%s", name, p.logs.text())
-	}
-	return nil
-}
-
-// stop sends SIGTERM and waits for the exit (SIGKILL after a minute).
-func (p *proc) stop(t *testing.T) {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(time.Minute):
-		t.Errorf("%s did not stop within a minute of SIGTERM; killing it", p.name)
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// logBook keeps a process's JSON log lines.
-type logBook struct {
-	mu    sync.Mutex
-	raw   bytes.Buffer
-	lines []map[string]any
-}
-
-func (l *logBook) add(b []byte) map[string]any {
-	var line map[string]any
-	_ = json.Unmarshal(b, &line)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.raw.Write(b)
-	l.raw.WriteByte('\n')
-	if line != nil {
-		l.lines = append(l.lines, line)
-	}
-	return line
-}
-
-func (l *logBook) text() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.raw.String()
-}
-
-// with returns the lines with this msg.
-func (l *logBook) with(msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range l.lines {
-		if line["msg"] == msg {
-			out = append(out, line)
-		}
-	}
-	return out
 }
 
 // query reads the test database (both services' schemas), for what no RPC

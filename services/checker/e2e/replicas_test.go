@@ -35,8 +35,8 @@ func TestTwoCheckersNeverCheckAMissionOrUseAnAccountTwiceAtOnce(t *testing.T) {
 	})
 	// A clean stop ends every claim and lease, so every interval below is
 	// closed.
-	one.stop(t)
-	two.stop(t)
+	one.Stop()
+	two.Stop()
 
 	type span struct {
 		owner      string

@@ -139,7 +139,7 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 		t.Fatalf("session 5: retry after %s; want account 1's remaining cooldown, between %s and %s",
 			delay, acc1FreeAt.Sub(after), acc1FreeAt.Sub(before))
 	}
-	waits := c.logs.with("no account free")
+	waits := c.Log.With("no account free")
 	if len(waits) != 1 || waits[0]["session"] != float64(5) || waits[0]["mission"] != "bel" ||
 		waits[0]["retry_after"] != delay.String() || waits[0]["retry_after_ms"] != float64(delay.Milliseconds()) {
 		t.Errorf(`"no account free" log lines = %v, want one for session 5, bel, retry after %s`, waits, delay)
@@ -188,14 +188,14 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 		}
 	}
 	// The demo reads these lines.
-	if n := len(c.logs.with("session started")); n != 6 {
+	if n := len(c.Log.With("session started")); n != 6 {
 		t.Errorf("%d \"session started\" lines, want 6", n)
 	}
-	if n := len(c.logs.with("check finished")); n != 7 {
+	if n := len(c.Log.With("check finished")); n != 7 {
 		t.Errorf("%d \"check finished\" lines, want 7", n)
 	}
 	for _, a := range accts {
-		if strings.Contains(c.logs.text(), a.password) {
+		if strings.Contains(c.Log.Text(), a.password) {
 			t.Fatalf("the checker logged the password of %s", a.email)
 		}
 	}

@@ -45,9 +45,9 @@ func TestSIGTERMLeavesNoLeaseOrClaim(t *testing.T) {
 		}
 		return false
 	})
-	c.stop(t)
-	if c.exitErr != nil {
-		t.Fatalf("the checker exited with %v after SIGTERM, want a clean exit", c.exitErr)
+	c.Stop()
+	if err := c.ExitErr(); err != nil {
+		t.Fatalf("the checker exited with %v after SIGTERM, want a clean exit", err)
 	}
 
 	if st := s.account(accts[0].id).GetState(); st != apv1.AccountState_ACCOUNT_STATE_COOLDOWN {
@@ -76,10 +76,10 @@ func TestSIGTERMLeavesNoLeaseOrClaim(t *testing.T) {
 	if ch := checks["m-wait"]; ch.outcome != "failed" || ch.account != 0 || !strings.Contains(ch.detail, "stopping") {
 		t.Errorf("m-wait's check = %+v, want failed, no account, because the checker stopped", ch)
 	}
-	if len(c.logs.with("no account free")) == 0 {
+	if len(c.Log.With("no account free")) == 0 {
 		t.Errorf("m-wait never waited for an account")
 	}
-	if len(c.logs.with("checker stopped: every lease released and every claim reported")) != 1 {
+	if len(c.Log.With("checker stopped: every lease released and every claim reported")) != 1 {
 		t.Errorf("no clean stop line in the log")
 	}
 }
@@ -96,7 +96,7 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 		apAddr:  "127.0.0.1:1", rqAddr: "127.0.0.1:1", simURL: "http://127.0.0.1:1", profile: ""}
 	c := s.startChecker("checker-nobrowser", "CHROME_PATH="+dir+"/no-chromium")
 
-	health := healthpb.NewHealthClient(dial(t, c.addr, s.reader))
+	health := healthpb.NewHealthClient(dial(t, c.Addr, s.reader))
 	eventually(t, 30*time.Second, "health NOT_SERVING", func() bool {
 		resp, err := health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING

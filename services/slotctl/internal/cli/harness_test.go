@@ -1,18 +1,16 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,8 +19,10 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
-	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/proctest"
 )
 
 // binDir holds the real accountpool and requests binaries, built once by
@@ -31,24 +31,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "slotctl-test-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-			"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
-			"github.com/slotwatch/slotwatch/services/requests/cmd/requests")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "build the services: %v\n", err)
-			return 1
-		}
-		binDir = dir
-		return m.Run()
-	}())
+	const race = false // the services are built without -race
+	os.Exit(proctest.RunWithBinaries(m, &binDir, "slotctl-test-bin", race,
+		"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
+		"github.com/slotwatch/slotwatch/services/requests/cmd/requests"))
 }
 
 // testBundle is a running AccountPool and Requests on one fresh database,
@@ -84,9 +70,9 @@ func setup(t *testing.T) *testBundle {
 		tokens[role] = newToken(t)
 		fmt.Fprintf(&lines, "%s %s\n", role, tokens[role])
 	}
-	tokensFile := writeFile(t, dir, "tokens", lines.String())
-	b.adminToken = writeFile(t, dir, "admin.token", "admin "+tokens["admin"]+"\n")
-	b.readerToken = writeFile(t, dir, "reader.token", tokens["reader"]+"\n")
+	tokensFile := authtest.WriteFile(t, "tokens", lines.String())
+	b.adminToken = authtest.WriteFile(t, "admin.token", "admin "+tokens["admin"]+"\n")
+	b.readerToken = authtest.WriteFile(t, "reader.token", tokens["reader"]+"\n")
 
 	common := []string{
 		"DATABASE_URL=" + dbURL,
@@ -95,8 +81,8 @@ func setup(t *testing.T) *testBundle {
 		"AUTH_TOKENS_FILE=" + tokensFile,
 		"LOG_LEVEL=info",
 	}
-	apKeys := writeKeyset(t, dir, "accountpool-keyset.json")
-	rqKeys := writeKeyset(t, dir, "requests-keyset.json")
+	apKeys := grpcservertest.KeysetFile(t)
+	rqKeys := grpcservertest.KeysetFile(t)
 	// Requests and AccountPool migrate their own schemas at start; starting
 	// them one after the other keeps the two migrations off each other's toes.
 	b.apEnv, b.apKeyset = append(common, "ENCRYPTION_KEYSET_FILE="+apKeys), apKeys
@@ -131,24 +117,6 @@ func newToken(t *testing.T) string {
 	return tok
 }
 
-func writeFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func writeKeyset(t *testing.T, dir, name string) string {
-	t.Helper()
-	ks, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return writeFile(t, dir, name, string(ks))
-}
-
 // restartAccountPool stops AccountPool and starts it again on the same
 // database and keyset file (which the test may have rotated meanwhile).
 // Only slotctl runs talk to the new one (b.ap keeps the old address).
@@ -166,80 +134,19 @@ func (b *testBundle) restartRequests(t *testing.T) {
 	b.rqAddr, b.stopRQ = startService(t, b.owner, "requests", append(b.rqEnv, "LISTEN_ADDR="+b.rqAddr))
 }
 
-// startService runs a service binary and returns its gRPC address, read
-// from its "serving gRPC" log line (it listens on port 0), and a function
-// that stops it with SIGTERM, which also runs when owner ends. Its log is
-// shown if owner failed.
+// startService runs a service binary (proctest.Start) and returns its
+// gRPC address and a function that stops it with SIGTERM, which also runs
+// when owner ends. Its log is shown if owner failed.
 func startService(t, owner *testing.T, name string, env []string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, name))
-	cmd.Env = append(os.Environ(), env...)
-	// The test's own environment must not leak in a setting it did not choose.
-	cmd.Env = append(cmd.Env, "TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu  sync.Mutex
-		log bytes.Buffer
-	)
-	addrc := make(chan string, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			mu.Lock()
-			log.Write(sc.Bytes())
-			log.WriteByte('\n')
-			mu.Unlock()
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving gRPC" && line.Addr != "" {
-				select {
-				case addrc <- line.Addr:
-				default:
-				}
-			}
-		}
-	}()
-	waitc := make(chan error, 1)
-	go func() { <-done; waitc <- cmd.Wait() }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-waitc:
-			case <-time.After(30 * time.Second):
-				_ = cmd.Process.Kill()
-				<-waitc
-			}
-		})
-	}
-	owner.Cleanup(func() {
-		stop()
-		if owner.Failed() {
-			mu.Lock()
-			owner.Logf("%s log:\n%s", name, log.String())
-			mu.Unlock()
-		}
+	p := proctest.Start(t, filepath.Join(binDir, name), proctest.Config{
+		// The test's own environment must not leak in a setting it did not choose.
+		Env:          slices.Concat(env, []string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0"}),
+		Owner:        owner,
+		ServeTimeout: time.Minute,
+		StopTimeout:  30 * time.Second,
 	})
-	select {
-	case addr := <-addrc:
-		return addr, stop
-	case err := <-waitc:
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("%s exited before serving: %v\n%s", name, err, log.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not start serving within a minute", name)
-	}
-	return "", nil
+	return p.Addr, p.Stop
 }
 
 // result is one slotctl run.
