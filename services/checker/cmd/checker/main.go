@@ -182,7 +182,7 @@ func serve(ctx context.Context) error {
 	// One tab opened ahead per mission checked at once: a session's first
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
-		Logger: logger.With("component", "browser")})
+		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
 	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir, Logger: logger.With("component", "portal")})
 	if err != nil {
 		return err

@@ -248,7 +248,7 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		if m == sharedNoSpare {
 			spares = 0
 		}
-		shm = browser.New(browser.Config{ExecPath: b.exec, NoSpare: spares == 0, Spares: spares})
+		shm = browser.New(browser.Config{ExecPath: b.exec, Background: b.prof.BackgroundTabs, NoSpare: spares == 0, Spares: spares})
 		defer shm.Close()
 		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
@@ -392,7 +392,7 @@ func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (por
 // time reading it took (waiting for the logout included), which is not
 // the check's: the shared browser's checks do not wait for it either.
 func (b *bench) freshBrowserCheck(ctx context.Context, account int) (cpu, reading time.Duration, err error) {
-	m := browser.New(browser.Config{ExecPath: b.exec, NoSpare: true})
+	m := browser.New(browser.Config{ExecPath: b.exec, Background: b.prof.BackgroundTabs, NoSpare: true})
 	_, err = b.check(ctx, m, account)
 	began := time.Now()
 	cpu = browserCPU(m, 0)

@@ -21,6 +21,7 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -49,6 +50,13 @@ type Config struct {
 	Spares int
 	// NoSpare turns off opening tabs ahead of need.
 	NoSpare bool
+	// Background opens every tab as a background tab, in a minimized
+	// window: its page knows it is hidden (document.visibilityState), gets
+	// no animation frames, and Chromium renders it only for a screenshot.
+	// That is about a fifth of a check's CPU; a portal whose pages wait for
+	// animation frames, or stop working while hidden, needs it off (the
+	// profile's background_tabs).
+	Background bool
 	// Logger gets starts, stops and crashes (default: discard).
 	Logger *slog.Logger
 }
@@ -383,16 +391,56 @@ func closeSpare(sp *spareTab) {
 	}
 }
 
+// openTab creates a browser context and a tab in it, in a window of its own
+// (minimized for Config.Background), and attaches to the tab. Closing the
+// tab disposes of the context, with its cookies and storage.
 func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
-	tctx, cancelWait := chromedp.NewContext(inst.ctx, chromedp.WithNewBrowserContext())
-	tcancel := sync.OnceFunc(cancelWait) // called by ctx, the timer and Close
+	b := chromedp.FromContext(inst.ctx).Browser
+	cctx, ccancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
+	defer ccancel()
+	// Chromium disposes of the context itself should this process die.
+	dispose := true
+	bc, err := cdp.Call(cctx, b, target.CreateBrowserContext, target.CreateBrowserContextParams{DisposeOnDetach: &dispose})
+	if err != nil {
+		return nil, fmt.Errorf("create a browser context: %w", err)
+	}
+	disposeContext := func() {
+		dctx, dcancel := context.WithTimeout(inst.ctx, 5*time.Second)
+		defer dcancel()
+		_, _ = cdp.Call(dctx, b, target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc.BrowserContextID})
+	}
+	// A new browser context has no window; the headless shell has none
+	// at all and takes the window state as the page's.
+	state, newWindow := target.WindowStateNormal, true
+	if m.cfg.Background {
+		state = target.WindowStateMinimized
+	}
+	created, err := cdp.Call(cctx, b, target.CreateTarget, target.CreateTargetParams{
+		URL: "about:blank", BrowserContextID: bc.BrowserContextID, NewWindow: &newWindow, WindowState: state,
+	})
+	if err != nil {
+		disposeContext()
+		return nil, fmt.Errorf("create a tab: %w", err)
+	}
+
+	tctx, cancelWait := chromedp.NewContext(inst.ctx, chromedp.WithTargetID(created.TargetID))
+	// chromedp's options cannot name both the tab and its browser context;
+	// a context derived from the tab's opens its tabs in the same browser
+	// context only if the tab's context knows it.
+	chromedp.FromContext(tctx).BrowserContextID = bc.BrowserContextID
+	// Called by ctx, the timer and Close: closes the tab, then disposes of
+	// its context.
+	tcancel := sync.OnceFunc(func() {
+		cancelWait()
+		disposeContext()
+	})
 
 	stopAfter := context.AfterFunc(ctx, tcancel)
-	// The first Run creates the browser context and the target, and binds
-	// the tab to the context it gets, so it must be tctx itself, bounded
-	// by a timer rather than a deadline.
+	// The first Run attaches to the tab and binds it to the context it
+	// gets, so it must be tctx itself, bounded by a timer rather than a
+	// deadline.
 	timer := time.AfterFunc(m.cfg.StartTimeout, tcancel)
-	err := chromedp.Do(tctx)
+	err = chromedp.Do(tctx)
 	if err == nil {
 		err = chromedp.Do(tctx, quietTab)
 	}
@@ -406,6 +454,28 @@ func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 		return nil, err
 	}
 	return tab, nil
+}
+
+// Reveal shows the page of the tab whose context ctx is, for a screenshot:
+// a background tab's window is minimized (see Config.Background), and the
+// full chromium renders nothing for it, so a screenshot would wait
+// forever. The page is then visible, as a tab the user switched to.
+func Reveal(ctx context.Context) error {
+	c := chromedp.FromContext(ctx)
+	if c == nil || c.Target == nil || c.Browser == nil {
+		return errors.New("reveal: not a tab's context")
+	}
+	w, err := cdp.Call(ctx, c.Browser, cdpbrowser.GetWindowForTarget, cdpbrowser.GetWindowForTargetParams{TargetID: c.Target.TargetID})
+	if err != nil {
+		return fmt.Errorf("reveal: find the tab's window: %w", err)
+	}
+	_, err = cdp.Call(ctx, c.Browser, cdpbrowser.SetWindowBounds, cdpbrowser.SetWindowBoundsParams{
+		WindowID: w.WindowID, Bounds: &cdpbrowser.Bounds{WindowState: cdpbrowser.WindowStateNormal},
+	})
+	if err != nil {
+		return fmt.Errorf("reveal: restore the tab's window: %w", err)
+	}
+	return nil
 }
 
 // quietTab turns off the DevTools domains chromedp enables on every tab

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -126,6 +129,93 @@ func TestTabsHaveTheirOwnCookies(t *testing.T) {
 	if st := m.Status(); st.Restarts != 0 {
 		t.Errorf("the browser restarted between tabs: %+v", st)
 	}
+}
+
+// A background tab's page is hidden, as in a tab the user is not looking
+// at; Reveal shows it, for a screenshot of the page. A tab of the default
+// manager is visible.
+func TestBackgroundTabsAreHiddenAndStillTakeScreenshots(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `<!doctype html><html><body style="margin:0;background:#ff0000"><h1>hidden</h1></body></html>`)
+	}))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		name       string
+		m          *Manager
+		visibility string
+	}{
+		{"Background", newManager(t, Config{Background: true, NoSpare: true}), "hidden"},
+		{"Default", sharedManager(t), "visible"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tab := open(t, tc.m)
+			defer tab.Close(nil)
+			ctx, cancel := context.WithTimeout(tab.Context(), 30*time.Second)
+			defer cancel()
+			if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+				t.Fatal(err)
+			}
+			vis, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.visibilityState`))
+			if err != nil || vis != tc.visibility {
+				t.Fatalf("visibilityState = %q (%v), want %q", vis, err, tc.visibility)
+			}
+			if err := Reveal(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if vis, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.visibilityState`)); err != nil || vis != "visible" {
+				t.Fatalf("visibilityState after Reveal = %q (%v), want visible", vis, err)
+			}
+			shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := png.Decode(bytes.NewReader(shot))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := img.Bounds()
+			if r, g, bl, _ := img.At(b.Dx()/2, b.Dy()-5).RGBA(); r>>8 < 200 || g>>8 > 50 || bl>>8 > 50 {
+				t.Errorf("the screenshot does not show the page's red background: pixel %d,%d,%d", r>>8, g>>8, bl>>8)
+			}
+		})
+	}
+}
+
+// Closing a tab disposes of its browser context: a long-lived browser
+// keeps none of the contexts of the checks it served.
+func TestClosedTabsLeaveNoBrowserContext(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{NoSpare: true})
+	tabs := []*Tab{open(t, m), open(t, m)}
+	if n := browserContexts(t, m); n != 2 {
+		t.Fatalf("%d browser contexts with 2 tabs open, want 2", n)
+	}
+	for _, tab := range tabs {
+		tab.Close(nil)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for browserContexts(t, m) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d browser contexts left after the tabs closed", browserContexts(t, m))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// browserContexts counts the browser's contexts, the default one aside.
+func browserContexts(t *testing.T, m *Manager) int {
+	t.Helper()
+	m.mu.Lock()
+	inst := m.cur
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(inst.ctx, 10*time.Second)
+	defer cancel()
+	res, err := cdp.Call(ctx, chromedp.FromContext(inst.ctx).Browser, target.GetBrowserContexts, cdp.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(res.BrowserContextIDs)
 }
 
 // The full chromium builds an omnibox popup page (a WebUI renderer) for

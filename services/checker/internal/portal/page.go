@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 )
 
@@ -316,7 +317,7 @@ func (c *check) saveArtifacts() {
 		}
 	}
 	if !errors.Is(htmlErr, context.DeadlineExceeded) {
-		if png, err := runFor(c.ctx, chromedp.CaptureScreenshot()); err == nil {
+		if png, err := runFor(c.ctx, screenshot); err == nil {
 			a.Screenshot = filepath.Join(dir, "screenshot.png")
 			if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
 				a.Screenshot = ""
@@ -330,6 +331,15 @@ func (c *check) saveArtifacts() {
 	_ = os.WriteFile(filepath.Join(dir, "check.json"), info, 0o640)
 	c.res.Artifacts = a
 	c.d.log.Warn("saved the page the checker could not recognise", "dir", dir, "mission", c.mission, "step", c.res.Step, "reason", c.res.Reason)
+}
+
+// screenshot shows the tab's page, then captures it: the page of a
+// background tab is not rendered (see browser.Config.Background).
+func screenshot(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+	if err := browser.Reveal(ctx); err != nil {
+		return nil, err
+	}
+	return chromedp.CaptureScreenshot()(ctx, t)
 }
 
 // runFor runs an artifact's action with a timeout of its own.

@@ -31,11 +31,12 @@ func ExecPath(t testing.TB) string {
 }
 
 // Shared returns the test binary's one Manager; its browser starts on
-// first use.
+// first use. Its tabs are background tabs, as the Checker opens them for
+// the shipped portalsim profile (background_tabs).
 func Shared(t testing.TB) *browser.Manager {
 	t.Helper()
 	path := ExecPath(t)
-	once.Do(func() { manager = browser.New(browser.Config{ExecPath: path}) })
+	once.Do(func() { manager = browser.New(browser.Config{ExecPath: path, Background: true}) })
 	return manager
 }
 
