@@ -396,12 +396,16 @@ func closeSpare(sp *spareTab) {
 // tab disposes of the context, with its cookies and storage.
 func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 	b := chromedp.FromContext(inst.ctx).Browser
-	cctx, ccancel := context.WithTimeout(ctx, m.cfg.StartTimeout)
+	// The creations are bounded by the browser and the start timeout, not
+	// by ctx: a context that Chromium creates while ctx ends would be
+	// created all the same, and nobody would know its ID to dispose of it.
+	cctx, ccancel := context.WithTimeout(inst.ctx, m.cfg.StartTimeout)
 	defer ccancel()
 	// Chromium disposes of the context itself should this process die.
 	dispose := true
 	bc, err := cdp.Call(cctx, b, target.CreateBrowserContext, target.CreateBrowserContextParams{DisposeOnDetach: &dispose})
 	if err != nil {
+		m.release(inst) // acquire counted the tab
 		return nil, fmt.Errorf("create a browser context: %w", err)
 	}
 	disposeContext := func() {
@@ -418,8 +422,12 @@ func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 	created, err := cdp.Call(cctx, b, target.CreateTarget, target.CreateTargetParams{
 		URL: "about:blank", BrowserContextID: bc.BrowserContextID, NewWindow: &newWindow, WindowState: state,
 	})
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // the tab is closed with its context, below
+	}
 	if err != nil {
 		disposeContext()
+		m.release(inst)
 		return nil, fmt.Errorf("create a tab: %w", err)
 	}
 

@@ -203,6 +203,28 @@ func TestClosedTabsLeaveNoBrowserContext(t *testing.T) {
 	}
 }
 
+// A tab asked for with a context that has ended is not opened, and leaves
+// neither a counted tab nor a browser context behind.
+func TestNewTabOnAnEndedContextLeavesNothing(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{NoSpare: true})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if tab, err := m.NewTab(ctx); err == nil {
+		tab.Close(nil)
+		t.Fatal("NewTab on an ended context opened a tab")
+	}
+	if st := m.Status(); st.ActiveTabs != 0 {
+		t.Errorf("%d tabs counted after a tab that was not opened", st.ActiveTabs)
+	}
+	if n := browserContexts(t, m); n != 0 {
+		t.Errorf("%d browser contexts left by a tab that was not opened", n)
+	}
+}
+
 // browserContexts counts the browser's contexts, the default one aside.
 func browserContexts(t *testing.T, m *Manager) int {
 	t.Helper()

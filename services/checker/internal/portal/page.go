@@ -317,11 +317,13 @@ func (c *check) saveArtifacts() {
 		}
 	}
 	if !errors.Is(htmlErr, context.DeadlineExceeded) {
-		if png, err := runFor(c.ctx, screenshot); err == nil {
+		if png, err := runFor(c.ctx, c.screenshot); err == nil {
 			a.Screenshot = filepath.Join(dir, "screenshot.png")
 			if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
 				a.Screenshot = ""
 			}
+		} else {
+			c.d.log.Info("no screenshot of the page", "err", err)
 		}
 	}
 	info, _ := json.MarshalIndent(map[string]any{
@@ -334,10 +336,11 @@ func (c *check) saveArtifacts() {
 }
 
 // screenshot shows the tab's page, then captures it: the page of a
-// background tab is not rendered (see browser.Config.Background).
-func screenshot(ctx context.Context, t *chromedp.Target) ([]byte, error) {
+// background tab is not rendered (see browser.Config.Background). A tab
+// that cannot be shown is captured as it is.
+func (c *check) screenshot(ctx context.Context, t *chromedp.Target) ([]byte, error) {
 	if err := browser.Reveal(ctx); err != nil {
-		return nil, err
+		c.d.log.Info("cannot show the tab for its screenshot", "err", err)
 	}
 	return chromedp.CaptureScreenshot()(ctx, t)
 }
