@@ -80,10 +80,11 @@ type Server struct {
 	notServing atomic.Bool
 }
 
-// SetServing sets the server's overall health (service ""): SERVING when
-// ok, NOT_SERVING otherwise, for a dependency the server cannot work
-// without. Serve starts with the last value set (SERVING if never set), so
-// a server that is not ready when it starts never briefly says it is.
+// SetServing sets the server's health, overall (service "") and for each
+// service registered on s.GRPC: SERVING when ok, NOT_SERVING otherwise,
+// for a dependency the server cannot work without. Serve starts with the
+// last value set (SERVING if never set), so a server that is not ready
+// when it starts never briefly says it is.
 func (s *Server) SetServing(ok bool) {
 	s.notServing.Store(!ok)
 	s.applyServing()
@@ -95,6 +96,9 @@ func (s *Server) applyServing() {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.Health.SetServingStatus("", st)
+	for name := range s.GRPC.GetServiceInfo() {
+		s.Health.SetServingStatus(name, st)
+	}
 }
 
 // New builds the server. Register services on s.GRPC, then call Run.

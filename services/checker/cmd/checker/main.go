@@ -40,9 +40,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/client"
 	"github.com/slotwatch/slotwatch/services/checker/internal/metrics"
@@ -211,7 +209,7 @@ func serve(ctx context.Context) error {
 		ready.set(err)
 		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
 	}
-	setServing(srv, err == nil)
+	srv.SetServing(err == nil)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
@@ -285,18 +283,8 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Ser
 			continue
 		}
 		healthy = err == nil
-		setServing(srv, healthy)
+		srv.SetServing(healthy)
 	}
-}
-
-// setServing sets the health of the server and of CheckerService.
-func setServing(srv *grpcserver.Server, ok bool) {
-	srv.SetServing(ok)
-	st := healthpb.HealthCheckResponse_SERVING
-	if !ok {
-		st = healthpb.HealthCheckResponse_NOT_SERVING
-	}
-	srv.Health.SetServingStatus(checkerv1.CheckerService_ServiceDesc.ServiceName, st)
 }
 
 // startBrowser starts the browser unless it runs already.

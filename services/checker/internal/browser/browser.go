@@ -396,10 +396,12 @@ func closeSpare(sp *spareTab) {
 // tab disposes of the context, with its cookies and storage.
 func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 	b := chromedp.FromContext(inst.ctx).Browser
-	// The creations are bounded by the browser and the start timeout, not
-	// by ctx: a context that Chromium creates while ctx ends would be
-	// created all the same, and nobody would know its ID to dispose of it.
-	cctx, ccancel := context.WithTimeout(inst.ctx, m.cfg.StartTimeout)
+	// One start timeout bounds creating and attaching. The creations are
+	// bounded by it and the browser, not by ctx: a context that Chromium
+	// creates while ctx ends would be created all the same, and nobody
+	// would know its ID to dispose of it.
+	deadline := time.Now().Add(m.cfg.StartTimeout)
+	cctx, ccancel := context.WithDeadline(inst.ctx, deadline)
 	defer ccancel()
 	// Chromium disposes of the context itself should this process die.
 	dispose := true
@@ -447,7 +449,7 @@ func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 	// The first Run attaches to the tab and binds it to the context it
 	// gets, so it must be tctx itself, bounded by a timer rather than a
 	// deadline.
-	timer := time.AfterFunc(m.cfg.StartTimeout, tcancel)
+	timer := time.AfterFunc(time.Until(deadline), tcancel)
 	err = chromedp.Do(tctx)
 	if err == nil {
 		err = chromedp.Do(tctx, quietTab)

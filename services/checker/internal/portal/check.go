@@ -266,9 +266,7 @@ func (c *check) failNav(err error) {
 	if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
 		// A page still loading holds back the screenshot and the reads
 		// below until it arrives: stop it first.
-		ctx, cancel := context.WithTimeout(c.ctx, time.Second)
-		_ = chromedp.Do(ctx, chromedp.Stop())
-		cancel()
+		_, _ = within(c, time.Second, chromedp.Stop())
 	}
 	c.res.URL = c.location()
 	switch {
@@ -348,9 +346,7 @@ func (c *check) unknownPage(detail string) {
 
 // location is the tab's current URL, or "" if it cannot be read quickly.
 func (c *check) location() string {
-	ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
-	defer cancel()
-	u, err := chromedp.Run(ctx, chromedp.Location())
+	u, err := within(c, 2*time.Second, chromedp.Location())
 	if err != nil {
 		return ""
 	}

@@ -306,7 +306,7 @@ func (c *check) saveArtifacts() {
 	// for the page to render a frame, and a page that cannot must not
 	// cost the operator its HTML too. A renderer that cannot even give
 	// the HTML in time will not render a frame: no screenshot is tried.
-	html, htmlErr := runFor(c.ctx, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
+	html, htmlErr := within(c, 5*time.Second, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
 	if htmlErr == nil {
 		if len(c.acct.Password) >= 4 {
 			html = strings.ReplaceAll(html, c.acct.Password, "[password redacted]")
@@ -317,7 +317,7 @@ func (c *check) saveArtifacts() {
 		}
 	}
 	if !errors.Is(htmlErr, context.DeadlineExceeded) {
-		if png, err := runFor(c.ctx, c.screenshot); err == nil {
+		if png, err := within(c, 5*time.Second, c.screenshot); err == nil {
 			a.Screenshot = filepath.Join(dir, "screenshot.png")
 			if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
 				a.Screenshot = ""
@@ -345,9 +345,10 @@ func (c *check) screenshot(ctx context.Context, t *chromedp.Target) ([]byte, err
 	return chromedp.CaptureScreenshot()(ctx, t)
 }
 
-// runFor runs an artifact's action with a timeout of its own.
-func runFor[T any](ctx context.Context, act chromedp.Action[T]) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// within runs act on the tab, bounded by d of its own: for what the check
+// does after a step has failed or ended (artifacts, the URL reached).
+func within[T any](c *check, d time.Duration, act chromedp.Action[T]) (T, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
 	return chromedp.Run(ctx, act)
 }

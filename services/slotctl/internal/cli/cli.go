@@ -209,31 +209,23 @@ func (a *app) close() {
 	}
 }
 
-// onRequests makes a command's RunE that calls Requests once: f gets the
-// client and a context bounded by --timeout.
-func (a *app) onRequests(f func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error) func(*cobra.Command, []string) error {
+// onService makes a command's RunE that calls one service once: client
+// dials it, and f gets the client and a context bounded by --timeout.
+func onService[C any](a *app, client func() (C, error), f func(ctx context.Context, c C, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		rq, err := a.requests()
+		c, err := client()
 		if err != nil {
 			return err
 		}
 		ctx, cancel := a.call(cmd.Context())
 		defer cancel()
-		return f(ctx, rq, args)
+		return f(ctx, c, args)
 	}
 }
 
-// onPool is onRequests for AccountPool.
-func (a *app) onPool(f func(ctx context.Context, ap apv1.AccountPoolServiceClient, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		ap, err := a.accountPool()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := a.call(cmd.Context())
-		defer cancel()
-		return f(ctx, ap, args)
-	}
+// onRequests is onService for Requests.
+func (a *app) onRequests(f func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error) func(*cobra.Command, []string) error {
+	return onService(a, a.requests, f)
 }
 
 // call bounds one unary call by --timeout.

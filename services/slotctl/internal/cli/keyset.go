@@ -52,7 +52,7 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 		Use:   "reencrypt",
 		Short: "Re-encrypt every stored password with AccountPool's current primary key",
 		Args:  cobra.NoArgs,
-		RunE: a.onPool(func(ctx context.Context, ap apv1.AccountPoolServiceClient, _ []string) error {
+		RunE: onService(a, a.accountPool, func(ctx context.Context, ap apv1.AccountPoolServiceClient, _ []string) error {
 			resp, err := ap.ReencryptPasswords(ctx, &apv1.ReencryptPasswordsRequest{})
 			if err != nil {
 				return err
