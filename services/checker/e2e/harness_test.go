@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -275,7 +274,7 @@ func (s *system) putSlotThroughAdminAPI(mission, date string) {
 // come last and win.
 func (s *system) checkerEnv(id string, extra ...string) []string {
 	return append([]string{
-		"LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:" + freePort(s.t),
+		"LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=" + grpcservertest.FreeAddr(s.t),
 		"ACCOUNTPOOL_ADDR=" + s.apAddr, "REQUESTS_ADDR=" + s.rqAddr,
 		"AUTH_TOKEN_FILE=" + s.checker, "AUTH_TOKENS_FILE=" + s.tokens, "LOG_LEVEL=info",
 		"PORTAL_PROFILE_FILE=" + s.profile, "PORTAL_BASE_URL=" + s.simURL,
@@ -304,16 +303,6 @@ func (s *system) startChecker(id string, extra ...string) *checkerProc {
 	c.client = checkerv1.NewCheckerServiceClient(dial(s.t, c.Addr, s.admin))
 	c.reader = checkerv1.NewCheckerServiceClient(dial(s.t, c.Addr, s.reader))
 	return c
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
 }
 
 // runSession runs one session on the checker and fails the test unless

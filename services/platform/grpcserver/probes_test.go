@@ -11,18 +11,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 // The probes on the metrics port follow the gRPC health: /healthz while the
 // process answers, /readyz only while the overall status is SERVING.
 func TestProbesFollowHealth(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsAddr := l.Addr().String()
-	l.Close()
+	metricsAddr := grpcservertest.FreeAddr(t)
 	srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: discard(t), MetricsAddr: metricsAddr, ShutdownTimeout: 5 * time.Second})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -104,24 +103,7 @@ func tryFollow(t *testing.T, ctx context.Context, conn *grpc.ClientConn, tok str
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	s, err := conn.NewStream(withTokenCtx(ctx, tok), &followDesc.Streams[0], "/"+followSvc+"/Follow")
-	if err != nil {
-		return nil, err
-	}
-	if err := s.SendMsg(&emptypb.Empty{}); err != nil {
-		return nil, err
-	}
-	if err := s.CloseSend(); err != nil {
-		return nil, err
-	}
-	if err := s.RecvMsg(new(emptypb.Empty)); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func withTokenCtx(ctx context.Context, tok string) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+	return openStream(withTokenCtx(ctx, tok), conn, &followDesc.Streams[0], "/"+followSvc+"/Follow")
 }
 
 // ended waits (generously: this is not a timing test) for s to end and

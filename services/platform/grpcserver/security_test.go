@@ -151,6 +151,11 @@ func serveUntilCleanup(t *testing.T, srv *grpcserver.Server, lis net.Listener) {
 func withToken(tok string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	_ = cancel // the test's lifetime bounds it
+	return withTokenCtx(ctx, tok)
+}
+
+// withTokenCtx is ctx carrying tok as a bearer token; "" sends none.
+func withTokenCtx(ctx context.Context, tok string) context.Context {
 	if tok == "" {
 		return ctx
 	}
@@ -162,17 +167,27 @@ func (h *harness) call(tok, method string) error {
 }
 
 func (h *harness) watch(tok string) error {
-	s, err := h.conn.NewStream(withToken(tok), &desc.Streams[0], "/"+svc+"/Watch")
+	_, err := openStream(withToken(tok), h.conn, &desc.Streams[0], "/"+svc+"/Watch")
+	return err
+}
+
+// openStream opens a server stream, sends its one request and waits for
+// the first message.
+func openStream(ctx context.Context, conn *grpc.ClientConn, sd *grpc.StreamDesc, method string) (grpc.ClientStream, error) {
+	s, err := conn.NewStream(ctx, sd, method)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.SendMsg(&emptypb.Empty{}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.CloseSend(); err != nil {
-		return err
+		return nil, err
 	}
-	return s.RecvMsg(&emptypb.Empty{})
+	if err := s.RecvMsg(&emptypb.Empty{}); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func wantCode(t *testing.T, err error, want codes.Code) {

@@ -23,6 +23,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -289,22 +290,5 @@ func TestGracefulStopLetsInFlightRPCsFinish(t *testing.T) {
 // own gRPC metrics.
 func started(t *testing.T, srv *grpcserver.Server, method string) float64 {
 	t.Helper()
-	families, err := srv.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range families {
-		if f.GetName() != "grpc_server_started_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "grpc_method" && l.GetValue() == method {
-					n += m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return n
+	return grpcservertest.Metric(t, srv.Registry, "grpc_server_started_total", "grpc_method", method)
 }
