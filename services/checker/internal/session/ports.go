@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
@@ -59,6 +60,13 @@ type Lease struct {
 // Format keeps %v and friends from printing the password.
 func (l Lease) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "Lease{ID: %q, AccountID: %d, Email: %q}", l.ID, l.AccountID, l.Email)
+}
+
+// LogValue keeps slog from printing the password (nor the fencing token,
+// which is a credential of the lease too).
+func (l Lease) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", l.ID), slog.Int64("account_id", l.AccountID),
+		slog.String("email", l.Email), slog.Time("expires_at", l.ExpiresAt))
 }
 
 // Release is how a lease ends.
