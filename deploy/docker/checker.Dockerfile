@@ -30,9 +30,16 @@ RUN groupadd --gid 10001 checker \
     && useradd --uid 10001 --gid 10001 --home-dir /home/checker --create-home --shell /usr/sbin/nologin checker \
     && install -d -o 10001 -g 10001 /var/lib/checker/artifacts
 COPY --from=build /out/checker /usr/local/bin/checker
+# Not root, so Chromium runs sandboxed: its namespace sandbox needs nothing
+# from the image (Debian ships no setuid chrome-sandbox), only unprivileged
+# user namespaces from the kernel and a seccomp profile that allows them
+# (docs/OPERATIONS.md, "Chromium sandbox"; `docker run --security-opt
+# seccomp=deploy/k8s/seccomp/chromium.json`). CHROME_NO_SANDBOX=true is for
+# root-run local development only.
 USER 10001:10001
 ENV HOME=/home/checker \
     CHROME_PATH=/usr/lib/chromium/chromium-headless-shell \
+    CHROME_NO_SANDBOX=false \
     CHECKER_ARTIFACTS_DIR=/var/lib/checker/artifacts
 EXPOSE 50053 9093
 ENTRYPOINT ["/usr/local/bin/checker"]

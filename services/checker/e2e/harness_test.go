@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -279,6 +280,9 @@ func (s *system) checkerEnv(id string, extra ...string) []string {
 		"AUTH_TOKEN_FILE=" + s.checker, "AUTH_TOKENS_FILE=" + s.tokens, "LOG_LEVEL=info",
 		"PORTAL_PROFILE_FILE=" + s.profile, "PORTAL_BASE_URL=" + s.simURL,
 		"CHECKER_ARTIFACTS_DIR=" + filepath.Join(s.dir, "artifacts-"+id), "CHECKER_ID=" + id,
+		// The opt-in a checker run as root needs (Chromium cannot be
+		// sandboxed as root); as any other user it runs sandboxed.
+		"CHROME_NO_SANDBOX=" + strconv.FormatBool(os.Geteuid() == 0),
 	}, extra...)
 }
 

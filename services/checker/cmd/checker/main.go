@@ -14,6 +14,8 @@
 //	AUTH_TOKENS_FILE          tokens this server accepts; TLS_CERT_FILE, TLS_KEY_FILE, RATE_LIMIT_RPS, RATE_LIMIT_BURST
 //	LOG_LEVEL                 debug, info, warn, error (info)
 //	CHROME_PATH               Chromium (/usr/bin/chromium)
+//	CHROME_NO_SANDBOX         true: Chromium without its sandbox, for root-run local development only;
+//	                          as root the checker refuses to start without it (false)
 //	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
 //	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
 //	PORTAL_PROFILE_FILE       portal profile, YAML or JSON (the embedded portalsim profile)
@@ -76,6 +78,7 @@ type config struct {
 	accountPoolAddr, requestsAddr     string
 	tokenFile, caFile                 string
 	chromePath, artifactsDir          string
+	noSandbox                         bool
 	recycle                           int
 	loop                              bool
 	drain                             time.Duration
@@ -105,11 +108,22 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		},
 	}
 	var errs []error
-	loop := env.String("CHECKER_LOOP", "true")
-	if b, err := strconv.ParseBool(loop); err != nil {
-		errs = append(errs, fmt.Errorf("CHECKER_LOOP=%q: want true or false", loop))
-	} else {
-		c.loop = b
+	for _, b := range []struct {
+		name, s string
+		v       *bool
+	}{
+		{"CHECKER_LOOP", env.String("CHECKER_LOOP", "true"), &c.loop},
+		{"CHROME_NO_SANDBOX", env.String("CHROME_NO_SANDBOX", "false"), &c.noSandbox},
+	} {
+		v, err := strconv.ParseBool(b.s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", b.name, b.s))
+			continue
+		}
+		*b.v = v
+	}
+	if err := browser.CheckSandbox(c.noSandbox); err != nil {
+		errs = append(errs, err)
 	}
 	// Requests takes claims of 1s to 1h, AccountPool leases up to 1h; a
 	// check needs seconds.
@@ -179,7 +193,7 @@ func serve(ctx context.Context) error {
 
 	// One tab opened ahead per mission checked at once: a session's first
 	// checks all start on a ready tab.
-	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
+	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
 		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
 	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir, Logger: logger.With("component", "portal")})
 	if err != nil {
@@ -200,7 +214,7 @@ func serve(ctx context.Context) error {
 	logger.Info("checker settings", "checker_id", scfg.CheckerID, "max_concurrent_missions", scfg.MaxConcurrent,
 		"claim_ttl", scfg.ClaimTTL.String(), "lease_ttl", scfg.LeaseTTL.String(), "session_interval", scfg.Interval.String(),
 		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,
-		"portal", cfg.profile.Name, "portal_url", cfg.profile.BaseURL, "chrome", cfg.chromePath)
+		"portal", cfg.profile.Name, "portal_url", cfg.profile.BaseURL, "chrome", cfg.chromePath, "chrome_sandbox", !cfg.noSandbox)
 
 	// The browser starts before the server does, so that the first
 	// health answer and the first session know whether it can.

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 )
@@ -13,10 +16,20 @@ func loader(env map[string]string) *envconfig.Loader {
 	return &envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 }
 
+// rootOptIn is the environment a test running as root needs: Chromium
+// cannot be sandboxed as root, and the checker refuses root without the
+// opt-in (TestRootWithoutNoSandboxIsRefused).
+func rootOptIn() map[string]string {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return map[string]string{"CHROME_NO_SANDBOX": "true"}
+}
+
 // The defaults are the binary contract the demo and the manifests rely on.
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := loadConfig(loader(nil))
+	c, err := loadConfig(loader(rootOptIn()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +50,7 @@ func TestDefaults(t *testing.T) {
 		{"CHECKER_CLAIM_TTL", s.ClaimTTL, 5 * time.Minute},
 		{"CHECKER_LEASE_TTL", s.LeaseTTL, 2 * time.Minute},
 		{"CHECKER_LOOP", c.loop, true},
+		{"CHROME_NO_SANDBOX", c.noSandbox, os.Geteuid() == 0}, // false but for the root opt-in
 		{"CHECKER_DRAIN_TIMEOUT", c.drain, time.Minute},
 		{"PORTAL_PROFILE_FILE", c.profile.Name, "portalsim"},
 	} {
@@ -65,5 +79,27 @@ func TestBadSettingsAreNamedAllAtOnce(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
+	}
+}
+
+func TestRootWithoutNoSandboxIsRefused(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: needs root; the rule itself is tested in package browser (TestSandboxRule)")
+	}
+	_, err := loadConfig(loader(nil))
+	if !errors.Is(err, browser.ErrRootWithoutNoSandbox) {
+		t.Fatalf("loadConfig as root without CHROME_NO_SANDBOX: %v, want %v", err, browser.ErrRootWithoutNoSandbox)
+	}
+	for _, want := range []string{"non-root", "CHROME_NO_SANDBOX=true"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say what to do (%q): %v", want, err)
+		}
+	}
+	if _, err := loadConfig(loader(map[string]string{"CHROME_NO_SANDBOX": "true"})); err != nil {
+		t.Errorf("with CHROME_NO_SANDBOX=true: %v", err)
+	}
+	if _, err := loadConfig(loader(map[string]string{"CHROME_NO_SANDBOX": "yes please"})); err == nil || !strings.Contains(err.Error(), "CHROME_NO_SANDBOX") {
+		t.Errorf("CHROME_NO_SANDBOX=\"yes please\": %v, want an error naming it", err)
 	}
 }

@@ -13,7 +13,8 @@
 //
 // It measures Debian's chromium (CHROME_PATH, default /usr/bin/chromium)
 // and, when installed, the old headless shell of the chromium-headless-shell
-// package, which drops the full browser's window machinery.
+// package, which drops the full browser's window machinery. Run as root,
+// it needs CHROME_NO_SANDBOX=true, as the checker does.
 //
 //	go run ./services/checker/cmd/checkerbench [-checks 40] [-fresh-checks 12] [-parallel 5] [-chrome a,b]
 package main
@@ -248,7 +249,7 @@ func (b *bench) pass(ctx context.Context, m mode, checks, parallel int, gap time
 		if m == sharedNoSpare {
 			spares = 0
 		}
-		shm = browser.New(browser.Config{ExecPath: b.exec, Background: b.prof.BackgroundTabs, NoSpare: spares == 0, Spares: spares})
+		shm = browser.New(browser.Config{ExecPath: b.exec, NoSandbox: noSandbox(), Background: b.prof.BackgroundTabs, NoSpare: spares == 0, Spares: spares})
 		defer shm.Close()
 		// Start it and warm it up outside the time measurement: the shared
 		// browser's start is paid once per CHECKER_BROWSER_RECYCLE checks.
@@ -392,7 +393,7 @@ func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (por
 // time reading it took (waiting for the logout included), which is not
 // the check's: the shared browser's checks do not wait for it either.
 func (b *bench) freshBrowserCheck(ctx context.Context, account int) (cpu, reading time.Duration, err error) {
-	m := browser.New(browser.Config{ExecPath: b.exec, Background: b.prof.BackgroundTabs, NoSpare: true})
+	m := browser.New(browser.Config{ExecPath: b.exec, NoSandbox: noSandbox(), Background: b.prof.BackgroundTabs, NoSpare: true})
 	_, err = b.check(ctx, m, account)
 	began := time.Now()
 	cpu = browserCPU(m, 0)
@@ -639,6 +640,12 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// noSandbox is CHROME_NO_SANDBOX, as the checker reads it.
+func noSandbox() bool {
+	v, _ := strconv.ParseBool(os.Getenv("CHROME_NO_SANDBOX"))
+	return v
 }
 
 func envOr(name, def string) string {

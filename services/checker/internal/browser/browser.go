@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -31,6 +32,23 @@ const DefaultExecPath = "/usr/bin/chromium"
 // ErrClosed is returned by NewTab after Close.
 var ErrClosed = errors.New("browser manager closed")
 
+// ErrRootWithoutNoSandbox is returned when the process runs as root and
+// Config.NoSandbox is not set: Chromium refuses to start sandboxed as root,
+// and running it unsandboxed must be asked for.
+var ErrRootWithoutNoSandbox = errors.New("the checker runs as root, where Chromium cannot use its sandbox: " +
+	"run it as a non-root user (the image's uid 10001), or, for root-run local development only, set CHROME_NO_SANDBOX=true")
+
+// CheckSandbox says whether Chromium can start with the sandbox setting
+// noSandbox in this process: as root only with noSandbox.
+func CheckSandbox(noSandbox bool) error { return checkSandbox(os.Geteuid(), noSandbox) }
+
+func checkSandbox(euid int, noSandbox bool) error {
+	if euid == 0 && !noSandbox {
+		return ErrRootWithoutNoSandbox
+	}
+	return nil
+}
+
 // Config configures a Manager. Zero fields take the defaults.
 type Config struct {
 	// ExecPath is the Chromium binary (CHROME_PATH).
@@ -41,6 +59,13 @@ type Config struct {
 	// StartTimeout bounds starting the browser and opening a tab
 	// (default 30s).
 	StartTimeout time.Duration
+	// NoSandbox starts Chromium with --no-sandbox (CHROME_NO_SANDBOX), for
+	// root-run local development only: Chromium's sandbox (user and PID
+	// namespaces and seccomp-bpf around every renderer) is what stands
+	// between a page that exploits the renderer and this process's
+	// secrets. Unset, a Manager in a root process refuses to start
+	// (ErrRootWithoutNoSandbox).
+	NoSandbox bool
 	// Flags are extra Chromium command-line flags (name without "--",
 	// value true, false or a string), after the defaults.
 	Flags map[string]any
@@ -568,9 +593,12 @@ func (m *Manager) usableLocked(ctx context.Context, takeTab bool) (*instance, er
 }
 
 func (m *Manager) start(ctx context.Context) (*instance, error) {
+	if err := CheckSandbox(m.cfg.NoSandbox); err != nil {
+		return nil, fmt.Errorf("start browser: %w", err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(m.cfg.ExecPath),
-		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("no-sandbox", m.cfg.NoSandbox),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-component-update", true),
 		// chromedp's own list, plus:
@@ -620,7 +648,10 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 	if p := chromedp.FromContext(bctx).Browser.Process(); p != nil {
 		inst.pid = p.Pid
 	}
-	m.log.Info("browser started", "pid", inst.pid, "took", time.Since(begin).Round(time.Millisecond))
+	m.log.Info("browser started", "pid", inst.pid, "took", time.Since(begin).Round(time.Millisecond), "sandbox", !m.cfg.NoSandbox)
+	if m.cfg.NoSandbox {
+		m.log.Warn("Chromium runs without its sandbox (CHROME_NO_SANDBOX=true): for root-run local development only")
+	}
 	return inst, nil
 }
 

@@ -40,6 +40,11 @@ var (
 	shared     *Manager
 )
 
+// asRoot is the opt-in out of Chromium's sandbox (CHROME_NO_SANDBOX) that
+// the tests need when they run as root, where Chromium cannot be
+// sandboxed; sandbox_test.go runs the browser sandboxed as another user.
+var asRoot = os.Geteuid() == 0
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
@@ -51,13 +56,14 @@ func TestMain(m *testing.M) {
 func sharedManager(t *testing.T) *Manager {
 	t.Helper()
 	path := execPath(t)
-	sharedOnce.Do(func() { shared = New(Config{ExecPath: path}) })
+	sharedOnce.Do(func() { shared = New(Config{ExecPath: path, NoSandbox: asRoot}) })
 	return shared
 }
 
 func newManager(t *testing.T, cfg Config) *Manager {
 	t.Helper()
 	cfg.ExecPath = execPath(t)
+	cfg.NoSandbox = asRoot
 	m := New(cfg)
 	t.Cleanup(func() { _ = m.Close() })
 	return m
@@ -475,7 +481,7 @@ func TestStartCanceledMidwayReturns(t *testing.T) {
 
 func TestStartFailureIsReported(t *testing.T) {
 	t.Parallel()
-	m := New(Config{ExecPath: "/nonexistent/chromium"})
+	m := New(Config{ExecPath: "/nonexistent/chromium", NoSandbox: asRoot})
 	defer m.Close()
 	err := m.Start(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/chromium") {

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -251,6 +252,9 @@ func Run(ctx context.Context, cfg Config) error {
 		"CHECKER_ID=demo",
 		"CHECKER_SESSION_INTERVAL="+env["CHECKER_SESSION_INTERVAL"],
 		"CHROME_PATH="+demoChrome(cfg.Getenv),
+		// Chromium cannot be sandboxed as root, and the Checker refuses
+		// root without this opt-in; as any other user it is sandboxed.
+		"CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0),
 	), func(line []byte) {
 		if e, ok := ParseCheckerLine(line); ok {
 			select {

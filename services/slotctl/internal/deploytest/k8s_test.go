@@ -1,6 +1,7 @@
 package deploytest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -213,8 +214,60 @@ func checkSecurity(t *testing.T, what string, c corev1.Container, psc *corev1.Po
 	if seccomp == nil {
 		seccomp = psc.SeccompProfile
 	}
-	if seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault {
+	switch {
+	case seccomp != nil && seccomp.Type == corev1.SeccompProfileTypeLocalhost && c.Name == "checker":
+		// The checker's Chromium sandbox needs clone(CLONE_NEWUSER), which
+		// the runtime's default profile denies (docs/OPERATIONS.md,
+		// "Chromium sandbox").
+		if seccomp.LocalhostProfile == nil || *seccomp.LocalhostProfile != checkerSeccompProfile {
+			t.Errorf("%s: localhostProfile must be %s (deploy/k8s/seccomp/chromium.json on the nodes)", what, checkerSeccompProfile)
+		}
+	case seccomp == nil || seccomp.Type != corev1.SeccompProfileTypeRuntimeDefault:
 		t.Errorf("%s: seccompProfile must be RuntimeDefault", what)
+	}
+}
+
+// checkerSeccompProfile is where the nodes hold deploy/k8s/seccomp/chromium.json,
+// relative to the kubelet's seccomp directory.
+const checkerSeccompProfile = "slotwatch/chromium.json"
+
+// The checker's seccomp profile lets Chromium create its sandbox's
+// namespaces and denies what lets a process out of a container.
+func TestCheckerSeccompProfileAllowsTheSandboxOnly(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "k8s", "seccomp", "chromium.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prof struct {
+		DefaultAction string
+		Syscalls      []struct {
+			Names  []string
+			Action string
+		}
+	}
+	if err := json.Unmarshal(b, &prof); err != nil {
+		t.Fatalf("chromium.json: %v", err)
+	}
+	denied := map[string]bool{}
+	for _, sc := range prof.Syscalls {
+		for _, n := range sc.Names {
+			denied[n] = sc.Action == "SCMP_ACT_ERRNO" || sc.Action == "SCMP_ACT_KILL_PROCESS"
+		}
+	}
+	if prof.DefaultAction != "SCMP_ACT_ALLOW" {
+		t.Fatalf("defaultAction %q: the profile is a deny list (see docs/OPERATIONS.md)", prof.DefaultAction)
+	}
+	for _, n := range []string{"clone", "unshare", "chroot"} {
+		if denied[n] {
+			t.Errorf("%s is denied: Chromium's namespace sandbox needs it", n)
+		}
+	}
+	for _, n := range []string{"mount", "umount2", "pivot_root", "setns", "ptrace", "bpf", "keyctl", "add_key",
+		"kexec_load", "init_module", "finit_module", "open_by_handle_at", "perf_event_open", "userfaultfd", "io_uring_setup"} {
+		if !denied[n] {
+			t.Errorf("%s is allowed; the runtime's default profile denies it", n)
+		}
 	}
 }
 

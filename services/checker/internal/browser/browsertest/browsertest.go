@@ -30,13 +30,21 @@ func ExecPath(t testing.TB) string {
 	return p
 }
 
+// NoSandbox is the opt-in out of Chromium's sandbox (CHROME_NO_SANDBOX)
+// that a test running as root needs: Chromium cannot be sandboxed as root.
+// As any other user the tests run the browser sandboxed, as the Checker's
+// image does.
+func NoSandbox() bool { return os.Geteuid() == 0 }
+
 // Shared returns the test binary's one Manager; its browser starts on
 // first use. Its tabs are background tabs, as the Checker opens them for
 // the shipped portalsim profile (background_tabs).
 func Shared(t testing.TB) *browser.Manager {
 	t.Helper()
 	path := ExecPath(t)
-	once.Do(func() { manager = browser.New(browser.Config{ExecPath: path, Background: true}) })
+	once.Do(func() {
+		manager = browser.New(browser.Config{ExecPath: path, Background: true, NoSandbox: NoSandbox()})
+	})
 	return manager
 }
 
