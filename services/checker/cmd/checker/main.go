@@ -18,6 +18,8 @@
 //	                          as root the checker refuses to start without it (false)
 //	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
 //	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
+//	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
+//	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
 //	PORTAL_PROFILE_FILE       portal profile, YAML or JSON (the embedded portalsim profile)
 //	PORTAL_BASE_URL           overrides the profile's base_url
 //	MAX_CONCURRENT_MISSIONS   checks at once (5)
@@ -80,6 +82,7 @@ type config struct {
 	chromePath, artifactsDir          string
 	noSandbox                         bool
 	recycle                           int
+	artifactsMax, artifactsTotal      int64
 	loop                              bool
 	drain                             time.Duration
 	session                           session.Config
@@ -98,6 +101,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
 		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
+		artifactsMax:    int64(env.Int("CHECKER_ARTIFACTS_MAX_BYTES", portal.DefaultArtifactsMaxBytes, 64<<10)),
+		artifactsTotal:  int64(env.Int("CHECKER_ARTIFACTS_TOTAL_BYTES", portal.DefaultArtifactsTotalBytes, 64<<10)),
 		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", time.Minute),
 		session: session.Config{
 			CheckerID:     env.String("CHECKER_ID", defaultID()),
@@ -142,6 +147,9 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	}
 	if n := len(c.session.CheckerID); n > 128 {
 		errs = append(errs, fmt.Errorf("CHECKER_ID is %d characters; at most 128", n))
+	}
+	if c.artifactsTotal < c.artifactsMax {
+		errs = append(errs, fmt.Errorf("CHECKER_ARTIFACTS_TOTAL_BYTES=%d is below CHECKER_ARTIFACTS_MAX_BYTES=%d: one check would not fit", c.artifactsTotal, c.artifactsMax))
 	}
 	if c.session.MaxConcurrent > 50 {
 		errs = append(errs, fmt.Errorf("MAX_CONCURRENT_MISSIONS=%d: at most 50 (every check is a browser tab)", c.session.MaxConcurrent))
@@ -195,7 +203,8 @@ func serve(ctx context.Context) error {
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
 		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
-	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir, Logger: logger.With("component", "portal")})
+	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
+		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal")})
 	if err != nil {
 		return err
 	}

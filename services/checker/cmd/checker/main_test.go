@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		{"CHECKER_LOOP", c.loop, true},
 		{"CHROME_NO_SANDBOX", c.noSandbox, os.Geteuid() == 0}, // false but for the root opt-in
 		{"CHECKER_DRAIN_TIMEOUT", c.drain, time.Minute},
+		{"CHECKER_ARTIFACTS_MAX_BYTES", c.artifactsMax, int64(8 << 20)},
+		{"CHECKER_ARTIFACTS_TOTAL_BYTES", c.artifactsTotal, int64(512 << 20)},
 		{"PORTAL_PROFILE_FILE", c.profile.Name, "portalsim"},
 	} {
 		if tc.got != tc.want {
@@ -71,11 +73,12 @@ func TestBadSettingsAreNamedAllAtOnce(t *testing.T) {
 	_, err := loadConfig(loader(map[string]string{
 		"CHECKER_CLAIM_TTL": "1s", "CHECKER_LEASE_TTL": "2h", "CHECKER_LOOP": "sometimes",
 		"MAX_CONCURRENT_MISSIONS": "0", "PORTAL_BASE_URL": "ftp://x",
+		"CHECKER_ARTIFACTS_MAX_BYTES": "1048576", "CHECKER_ARTIFACTS_TOTAL_BYTES": "524288",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL"} {
+	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL", "CHECKER_ARTIFACTS_TOTAL_BYTES"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

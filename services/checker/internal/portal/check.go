@@ -344,13 +344,14 @@ func (c *check) unknownPage(detail string) {
 	c.saveArtifacts()
 }
 
-// location is the tab's current URL, or "" if it cannot be read quickly.
+// location is the tab's current URL without what may carry a secret
+// (redactURL), or "" if it cannot be read quickly.
 func (c *check) location() string {
 	u, err := within(c, 2*time.Second, chromedp.Location())
 	if err != nil {
 		return ""
 	}
-	return u
+	return redactURL(u)
 }
 
 // click clicks the first element matching a CSS selector.

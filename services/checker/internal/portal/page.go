@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -289,50 +288,65 @@ func mustJSON(v any) string {
 func jsString(s string) string { return mustJSON(s) }
 
 // saveArtifacts writes the page's HTML, a screenshot and what the check
-// knew under the artifacts directory, for the operator, and links them
-// from the result. The password is redacted from the HTML.
+// knew into a folder of the artifacts directory, for the operator, and
+// links them from the result. The password is redacted, in every form a
+// page may hold it, from the HTML and check.json; the URL has no query
+// string or fragment. A check's folder stays within its byte budget (the
+// HTML cut, the screenshot left out) and the oldest folders make room.
 func (c *check) saveArtifacts() {
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
 	name := fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"),
 		safeName(c.mission), c.res.Step, hex.EncodeToString(suffix[:]))
-	dir := filepath.Join(c.d.artifacts, name)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		c.d.log.Warn("cannot save artifacts", "dir", dir, "err", err)
-		return
-	}
-	a := &Artifacts{Dir: dir}
 	// The HTML first, each with a timeout of its own: a screenshot waits
 	// for the page to render a frame, and a page that cannot must not
 	// cost the operator its HTML too. A renderer that cannot even give
 	// the HTML in time will not render a frame: no screenshot is tried.
 	html, htmlErr := within(c, 5*time.Second, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
-	if htmlErr == nil {
-		if len(c.acct.Password) >= 4 {
-			html = strings.ReplaceAll(html, c.acct.Password, "[password redacted]")
-		}
-		a.HTML = filepath.Join(dir, "page.html")
-		if err := os.WriteFile(a.HTML, []byte(html), 0o640); err != nil {
-			a.HTML = ""
-		}
-	}
+	var png []byte
 	if !errors.Is(htmlErr, context.DeadlineExceeded) {
-		if png, err := within(c, 5*time.Second, c.screenshot); err == nil {
-			a.Screenshot = filepath.Join(dir, "screenshot.png")
-			if err := os.WriteFile(a.Screenshot, png, 0o640); err != nil {
-				a.Screenshot = ""
-			}
-		} else {
+		var err error
+		if png, err = within(c, 5*time.Second, c.screenshot); err != nil {
 			c.d.log.Info("no screenshot of the page", "err", err)
 		}
 	}
-	info, _ := json.MarshalIndent(map[string]any{
+	pw := c.acct.Password
+	info := map[string]any{
 		"mission": c.mission, "account": c.acct.Email, "step": c.res.Step, "outcome": c.res.Outcome,
-		"reason": c.res.Reason, "detail": c.res.Detail, "url": c.res.URL, "at": time.Now().UTC(),
-	}, "", "  ")
-	_ = os.WriteFile(filepath.Join(dir, "check.json"), info, 0o640)
+		"reason": c.res.Reason, "detail": redactDetail(c.res.Detail, pw), "url": redactURL(c.res.URL), "at": time.Now().UTC(),
+	}
+	// check.json is small; the HTML gets what is left of the check's
+	// budget, and the screenshot is kept only if it fits whole.
+	const infoRoom = 4 << 10
+	budget := c.d.artifacts.perCheck - infoRoom
+	page := []byte(redactSecret(html, pw))
+	if int64(len(page)) > budget {
+		info["html_truncated_from_bytes"] = len(page)
+		page = page[:max(budget, 0)]
+	}
+	if len(png) > 0 && int64(len(page)+len(png)) > budget {
+		info["screenshot_left_out_bytes"] = len(png)
+		png = nil
+	}
+	body, _ := json.MarshalIndent(info, "", "  ")
+	files := []artifactFile{{name: "check.json", body: body}}
+	if htmlErr == nil {
+		files = append(files, artifactFile{name: "page.html", body: page})
+	}
+	if len(png) > 0 {
+		files = append(files, artifactFile{name: "screenshot.png", body: png, optional: true})
+	}
+	paths, err := c.d.artifacts.save(name, files)
+	if paths == nil {
+		c.d.log.Warn("cannot save artifacts", "dir", c.d.artifacts.dir, "err", err)
+		return
+	}
+	if err != nil {
+		c.d.log.Warn("some artifacts not saved", "err", err)
+	}
+	a := &Artifacts{Dir: filepath.Join(c.d.artifacts.dir, name), HTML: paths["page.html"], Screenshot: paths["screenshot.png"]}
 	c.res.Artifacts = a
-	c.d.log.Warn("saved the page the checker could not recognise", "dir", dir, "mission", c.mission, "step", c.res.Step, "reason", c.res.Reason)
+	c.d.log.Warn("saved the page the checker could not recognise", "dir", a.Dir, "mission", c.mission, "step", c.res.Step, "reason", c.res.Reason)
 }
 
 // screenshot shows the tab's page, then captures it: the page of a

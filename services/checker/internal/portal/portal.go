@@ -125,7 +125,8 @@ type Result struct {
 	// Step is where the check ended: login_page, login, slot_page, slots
 	// or done.
 	Step string
-	// URL is the page the check ended on.
+	// URL is the page the check ended on, without user info, query string
+	// or fragment, which may carry tokens.
 	URL string
 	// Slots are every free slot read, across the queries; kept even when a
 	// later query ended the check with another outcome.
@@ -147,7 +148,15 @@ type Config struct {
 	// ArtifactsDir receives screenshots and HTML of unknown pages
 	// (CHECKER_ARTIFACTS_DIR); default $TMPDIR/slotwatch-artifacts.
 	ArtifactsDir string
-	Logger       *slog.Logger
+	// ArtifactsMaxBytes caps what one check saves
+	// (CHECKER_ARTIFACTS_MAX_BYTES, default DefaultArtifactsMaxBytes): the
+	// HTML is cut to fit, the screenshot left out when it does not.
+	ArtifactsMaxBytes int64
+	// ArtifactsTotalBytes caps the artifacts directory
+	// (CHECKER_ARTIFACTS_TOTAL_BYTES, default DefaultArtifactsTotalBytes):
+	// the oldest checks' folders are deleted first to make room.
+	ArtifactsTotalBytes int64
+	Logger              *slog.Logger
 }
 
 // Driver checks slots through the shared browser. It is safe for
@@ -155,7 +164,7 @@ type Config struct {
 type Driver struct {
 	prof      *profile.Profile
 	browser   *browser.Manager
-	artifacts string
+	artifacts *artifactStore
 	log       *slog.Logger
 }
 
@@ -173,10 +182,21 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ArtifactsDir == "" {
 		cfg.ArtifactsDir = filepath.Join(os.TempDir(), "slotwatch-artifacts")
 	}
+	if cfg.ArtifactsMaxBytes <= 0 {
+		cfg.ArtifactsMaxBytes = DefaultArtifactsMaxBytes
+	}
+	if cfg.ArtifactsTotalBytes <= 0 {
+		cfg.ArtifactsTotalBytes = DefaultArtifactsTotalBytes
+	}
+	if cfg.ArtifactsTotalBytes < cfg.ArtifactsMaxBytes {
+		return nil, fmt.Errorf("portal driver: the artifacts' total budget (%d bytes) is below one check's (%d bytes)",
+			cfg.ArtifactsTotalBytes, cfg.ArtifactsMaxBytes)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Driver{prof: cfg.Profile, browser: cfg.Browser, artifacts: cfg.ArtifactsDir, log: cfg.Logger}, nil
+	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
+	return &Driver{prof: cfg.Profile, browser: cfg.Browser, artifacts: store, log: cfg.Logger}, nil
 }
 
 // Profile is the profile the driver follows.
@@ -218,6 +238,9 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 	tab.CloseAfter(c.infraErr, logout)
 
 	res := c.res
+	// Readers of the detail (the pool's usage log, Requests' checks) see
+	// no query string and no password, whatever a page or error said.
+	res.Detail = redactDetail(res.Detail, acct.Password)
 	res.Duration = time.Since(start)
 	d.log.Debug("check done", "account", acct, "mission", mission, "outcome", res.Outcome,
 		"reason", res.Reason, "slots", len(res.Slots), "took", res.Duration.Round(time.Millisecond))

@@ -1,0 +1,226 @@
+package portal
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Default artifact limits (CHECKER_ARTIFACTS_MAX_BYTES,
+// CHECKER_ARTIFACTS_TOTAL_BYTES): a page's HTML and screenshot are rarely
+// above a few MiB, and the manifests give the artifacts volume 1 GiB.
+const (
+	DefaultArtifactsMaxBytes   = 8 << 20
+	DefaultArtifactsTotalBytes = 512 << 20
+)
+
+// artifactStore writes the artifacts of checks under one directory, within
+// a byte budget per check and in total: before a check's folder is
+// written, the oldest folders are deleted until the new one fits, so the
+// volume cannot fill.
+type artifactStore struct {
+	dir      string
+	perCheck int64
+	total    int64
+	mu       sync.Mutex // one writer at a time, so the total holds
+}
+
+// artifactFile is one file of a check's folder.
+type artifactFile struct {
+	name string
+	body []byte
+	// optional files are left out, whole, when they do not fit the
+	// check's budget; the others are cut to fit.
+	optional bool
+}
+
+// folderRE matches the folders saveArtifacts names (a UTC time first, so
+// that names sort oldest first); nothing else in the directory is deleted.
+var folderRE = regexp.MustCompile(`^\d{8}T\d{6}\.\d{3}Z-`)
+
+// save writes files into the folder name, within the budgets, and returns
+// the paths written by file name. A file that did not fit is missing.
+func (s *artifactStore) save(name string, files []artifactFile) (map[string]string, error) {
+	// The check's budget: the required files first, cut if need be, then
+	// the optional ones that fit whole.
+	left := s.perCheck
+	var keep []artifactFile
+	for _, f := range files {
+		if !f.optional {
+			if int64(len(f.body)) > left {
+				f.body = f.body[:max(left, 0)]
+			}
+			left -= int64(len(f.body))
+			keep = append(keep, f)
+		}
+	}
+	for _, f := range files {
+		if f.optional && int64(len(f.body)) <= left {
+			left -= int64(len(f.body))
+			keep = append(keep, f)
+		}
+	}
+	size := s.perCheck - left
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.makeRoom(size); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	paths := map[string]string{}
+	var errs []error
+	for _, f := range keep {
+		p := filepath.Join(dir, f.name)
+		if err := os.WriteFile(p, f.body, 0o640); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		paths[f.name] = p
+	}
+	return paths, errors.Join(errs...)
+}
+
+// makeRoom deletes the oldest check folders until size more bytes fit in
+// the total budget. The caller holds mu.
+func (s *artifactStore) makeRoom(size int64) error {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list artifacts: %w", err)
+	}
+	type folder struct {
+		name string
+		size int64
+	}
+	var folders []folder
+	var used int64
+	for _, e := range entries {
+		if !e.IsDir() || !folderRE.MatchString(e.Name()) {
+			continue
+		}
+		n := dirSize(filepath.Join(s.dir, e.Name()))
+		folders = append(folders, folder{e.Name(), n})
+		used += n
+	}
+	slices.SortFunc(folders, func(a, b folder) int { return strings.Compare(a.name, b.name) })
+	for _, f := range folders {
+		if used+size <= s.total {
+			break
+		}
+		if err := os.RemoveAll(filepath.Join(s.dir, f.name)); err != nil {
+			return fmt.Errorf("delete old artifacts: %w", err)
+		}
+		used -= f.size
+	}
+	return nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// redactSecret replaces secret in s, in the forms a page or a URL may hold
+// it: as typed, HTML-escaped (as Go and as a browser's serializer escape
+// text and attributes), URL-encoded (query and path escaping, and
+// JavaScript's encodeURIComponent) and JSON-escaped. A secret shorter than
+// 4 bytes is left alone: replacing it would mangle the page without
+// protecting anything.
+func redactSecret(s, secret string) string {
+	if len(secret) < 4 {
+		return s
+	}
+	forms := []string{
+		secret,
+		html.EscapeString(secret),
+		strings.NewReplacer("&", "&amp;", "\u00a0", "&nbsp;", `"`, "&quot;").Replace(secret),            // attribute
+		strings.NewReplacer("&", "&amp;", "\u00a0", "&nbsp;", "<", "&lt;", ">", "&gt;").Replace(secret), // text
+		url.QueryEscape(secret),
+		url.PathEscape(secret),
+		encodeURIComponent(secret),
+		jsonEscape(secret, true),
+		jsonEscape(secret, false),
+	}
+	// Longest first, so that no form is left half replaced by a shorter one
+	// it contains.
+	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	for _, f := range slices.Compact(forms) {
+		s = strings.ReplaceAll(s, f, "[password redacted]")
+		if lower := strings.ToLower(f); lower != f && strings.Contains(f, "%") {
+			s = strings.ReplaceAll(s, lower, "[password redacted]") // %2f as well as %2F
+		}
+	}
+	return s
+}
+
+// encodeURIComponent is JavaScript's: it keeps A-Z a-z 0-9 - _ . ! ~ * ' ( ).
+func encodeURIComponent(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("-_.!~*'()", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
+}
+
+// jsonEscape is s as a JSON string without its quotes, with or without
+// the escaping of <, > and & that Go (and some servers) add.
+func jsonEscape(s string, escapeHTML bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(escapeHTML)
+	_ = enc.Encode(s)
+	out := strings.TrimSuffix(b.String(), "\n")
+	return out[1 : len(out)-1]
+}
+
+// redactURL is u without what may carry a secret: user info, query string
+// and fragment.
+func redactURL(u string) string {
+	if u == "" {
+		return ""
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "[unparseable URL]"
+	}
+	p.User, p.RawQuery, p.ForceQuery, p.Fragment, p.RawFragment = nil, "", false, "", ""
+	return p.String()
+}
+
+// urlInTextRE finds URLs in free text, such as an error message.
+var urlInTextRE = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>]+`)
+
+// redactDetail is a result's detail as readers may see it: no URL in it
+// keeps its query string or fragment, and the password is in no form.
+func redactDetail(detail, password string) string {
+	detail = urlInTextRE.ReplaceAllStringFunc(detail, redactURL)
+	return redactSecret(detail, password)
+}

@@ -1,0 +1,208 @@
+package portal
+
+import (
+	"bytes"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+// trickyPassword has every character some encoding changes.
+const trickyPassword = `p&ss<w"o'rd> +/é?#=%`
+
+// passwordForms are the ways a page or URL may carry trickyPassword.
+func passwordForms() map[string]string {
+	return map[string]string{
+		"raw":                trickyPassword,
+		"html":               html.EscapeString(trickyPassword),
+		"attribute":          strings.NewReplacer("&", "&amp;", `"`, "&quot;").Replace(trickyPassword),
+		"text":               strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(trickyPassword),
+		"query":              url.QueryEscape(trickyPassword),
+		"query, lower hex":   strings.ToLower(url.QueryEscape(trickyPassword)),
+		"path":               url.PathEscape(trickyPassword),
+		"encodeURIComponent": encodeURIComponent(trickyPassword),
+		"json":               jsonEscape(trickyPassword, false),
+		"json, html-safe":    jsonEscape(trickyPassword, true),
+	}
+}
+
+func TestRedactSecretCoversEveryEncoding(t *testing.T) {
+	t.Parallel()
+	for name, form := range passwordForms() {
+		got := redactSecret("before "+form+" after", trickyPassword)
+		if got != "before [password redacted] after" {
+			t.Errorf("%s form %q: redacted to %q", name, form, got)
+		}
+	}
+	if got := redactSecret("abc", "abc"); got != "abc" {
+		t.Errorf("a 3-byte secret is replaced: %q", got)
+	}
+}
+
+func TestRedactURLDropsQueryFragmentAndUserInfo(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://user:pw@portal.example/login?token=abc&x=1#frag": "https://portal.example/login",
+		"http://127.0.0.1:8090/missions/fra/slots?":               "http://127.0.0.1:8090/missions/fra/slots",
+		"":                  "",
+		"http://[::1:bad/x": "[unparseable URL]",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	detail := `login: page load error at https://portal.example/auth?code=s3cr3t#x, then http://a.example/?q=1 failed`
+	got := redactDetail(detail, "")
+	if strings.ContainsAny(got, "?#") || strings.Contains(got, "s3cr3t") {
+		t.Errorf("redactDetail = %q: a query string or fragment is left", got)
+	}
+	if !strings.Contains(got, "https://portal.example/auth") {
+		t.Errorf("redactDetail = %q: the URL itself is gone", got)
+	}
+}
+
+func TestArtifactStoreKeepsEachCheckWithinItsBudget(t *testing.T) {
+	t.Parallel()
+	s := &artifactStore{dir: t.TempDir(), perCheck: 100, total: 1000}
+	paths, err := s.save("20300101T000000.000Z-fra-login-000001", []artifactFile{
+		{name: "check.json", body: bytes.Repeat([]byte("j"), 30)},
+		{name: "page.html", body: bytes.Repeat([]byte("h"), 200)},
+		{name: "screenshot.png", body: bytes.Repeat([]byte("s"), 10), optional: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dirSize(filepath.Dir(paths["check.json"])); got > 100 {
+		t.Errorf("the check's folder holds %d bytes, want at most 100", got)
+	}
+	if b, _ := os.ReadFile(paths["page.html"]); len(b) != 70 {
+		t.Errorf("page.html has %d bytes, want the 70 left after check.json", len(b))
+	}
+	if _, ok := paths["screenshot.png"]; ok {
+		t.Errorf("the screenshot was saved past the budget")
+	}
+}
+
+func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &artifactStore{dir: dir, perCheck: 100, total: 250}
+	// Not ours: never deleted, nor counted.
+	if err := os.WriteFile(filepath.Join(dir, "README"), bytes.Repeat([]byte("x"), 500), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var names []string
+	for i := range 5 {
+		name := fmt.Sprintf("%s-fra-login-%06d", t0.Add(time.Duration(i)*time.Second).Format("20060102T150405.000Z"), i)
+		names = append(names, name)
+		if _, err := s.save(name, []artifactFile{{name: "page.html", body: bytes.Repeat([]byte("h"), 100)}}); err != nil {
+			t.Fatal(err)
+		}
+		if used := dirSize(dir) - 500; used > s.total {
+			t.Fatalf("after check %d the folders hold %d bytes, above the total of %d", i, used, s.total)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{names[3], names[4], "README"}; !slices.Equal(left, want) {
+		t.Errorf("left %v, want the two newest checks and the README: %v", left, want)
+	}
+}
+
+// A page that holds the password in every form, reached through a URL
+// whose query string and fragment hold it too, is saved with the password
+// in none of its files and no query string in check.json or the detail.
+func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
+	t.Parallel()
+	forms := passwordForms()
+	page := func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html><body><h1>Something else</h1>
+<input name="a" value="%s"><p>%s</p><a href="/x?pw=%s">q</a><a href="/y/%s">p</a>
+<script>var cfg = {"pw": "%s", "safe": "%s"};</script></body></html>`,
+			forms["attribute"], forms["text"], forms["query"], forms["path"], forms["json"], forms["json, html-safe"])
+	}
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/login" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.RawQuery == "" {
+				http.Redirect(w, r, "/login?session="+forms["query"]+"&next=%2Fhome#"+forms["encodeURIComponent"], http.StatusFound)
+				return
+			}
+			page(w)
+		})
+	}
+	d, b := setupWith(t, nil, wrap)
+	res := runCheck(t, d, Account{acc1, trickyPassword}, "fra", londonTourism)
+	if res.Reason != ReasonUnknownPage || res.Artifacts == nil || res.Artifacts.HTML == "" {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with its HTML saved", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	files, _ := filepath.Glob(filepath.Join(res.Artifacts.Dir, "*"))
+	for _, f := range files {
+		body, _ := os.ReadFile(f)
+		for name, form := range forms {
+			if bytes.Contains(body, []byte(form)) {
+				t.Errorf("%s holds the password in its %s form %q", filepath.Base(f), name, form)
+			}
+		}
+	}
+	html, _ := os.ReadFile(res.Artifacts.HTML)
+	if !bytes.Contains(html, []byte("Something else")) || !bytes.Contains(html, []byte("[password redacted]")) {
+		t.Errorf("page.html is not the page, redacted:\n%s", html)
+	}
+	info, _ := os.ReadFile(filepath.Join(res.Artifacts.Dir, "check.json"))
+	if !bytes.Contains(info, []byte(`"url": "`+b.url+`/login"`)) {
+		t.Errorf("check.json's url is not the page's without its query string:\n%s", info)
+	}
+	if strings.ContainsAny(res.URL, "?#") || strings.ContainsAny(res.Detail, "?#") {
+		t.Errorf("the result's URL %q or detail %q keeps a query string or fragment", res.URL, res.Detail)
+	}
+}
+
+// A check that saves its page when the store is full (one old folder
+// fills it) deletes the oldest
+// check's folder, and its own folder stays within the check's budget.
+func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d.artifacts.perCheck, d.artifacts.total = 64<<10, 100<<10
+	old := filepath.Join(b.artifacts, "20000101T000000.000Z-fra-login-aaaaaa")
+	if err := os.MkdirAll(old, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "page.html"), bytes.Repeat([]byte("h"), 100<<10), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	if res.Artifacts == nil {
+		t.Fatalf("no artifacts: %+v", res)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("the oldest check's folder is still there (%v)", err)
+	}
+	if got := dirSize(res.Artifacts.Dir); got > 64<<10 {
+		t.Errorf("the check saved %d bytes, above its budget of %d", got, 64<<10)
+	}
+	if got := dirSize(b.artifacts); got > 100<<10 {
+		t.Errorf("the artifacts hold %d bytes, above the total of %d", got, 100<<10)
+	}
+}
