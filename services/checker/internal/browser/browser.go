@@ -416,8 +416,9 @@ func closeSpare(sp *spareTab) {
 	}
 }
 
-// openTab creates a browser context and a tab in it, in a window of its own
-// (minimized for Config.Background), and attaches to the tab. Closing the
+// openTab creates a browser context that refuses downloads and a tab in it,
+// in a window of its own (minimized for Config.Background), and attaches to
+// the tab. Closing the
 // tab disposes of the context, with its cookies and storage.
 func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 	b := chromedp.FromContext(inst.ctx).Browser
@@ -439,6 +440,16 @@ func (m *Manager) openTab(ctx context.Context, inst *instance) (*Tab, error) {
 		dctx, dcancel := context.WithTimeout(inst.ctx, 5*time.Second)
 		defer dcancel()
 		_, _ = cdp.Call(dctx, b, target.DisposeBrowserContext, target.DisposeBrowserContextParams{BrowserContextID: bc.BrowserContextID})
+	}
+	// A portal page (or a page that took it over) must not write files
+	// into the checker's pod: every download is refused.
+	_, err = cdp.Call(cctx, b, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: cdpbrowser.SetDownloadBehaviorBehaviorDeny, BrowserContextID: bc.BrowserContextID,
+	})
+	if err != nil {
+		disposeContext()
+		m.release(inst)
+		return nil, fmt.Errorf("deny downloads: %w", err)
 	}
 	// A new browser context has no window; the headless shell has none
 	// at all and takes the window state as the page's.

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -557,4 +559,66 @@ func userDataDir(pid int) string {
 		}
 	}
 	return ""
+}
+
+// A page that makes the browser download a file leaves none behind: the
+// tab's browser context refuses downloads. Chromium saves downloads under
+// $HOME/Downloads, so the test gives its own browser a HOME of its own
+// (and runs alone: it sets the process's environment). Chromium 156's
+// headless mode already refuses downloads in a new browser context; the
+// explicit deny keeps it so across versions and flags. With the context's
+// behaviour set to allow, this test fails.
+func TestDownloadsAreRefused(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DOWNLOAD_DIR", filepath.Join(home, "Downloads"))
+	var fetched atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><a id="get" href="/file" download="payload.sh">get</a>`)
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, _ *http.Request) {
+		fetched.Add(1)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="payload.sh"`)
+		fmt.Fprint(w, "#!/bin/sh\necho pwned\n")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	m := newManager(t, Config{NoSpare: true})
+	tab := open(t, m)
+	defer tab.Close(nil)
+	ctx := tab.Context()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	// Both ways a page starts a download: a download link, and a
+	// navigation to an attachment.
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("get").click()`)); err != nil {
+		t.Fatalf("click: %v", err)
+	}
+	_ = chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`setTimeout(() => { location.href = "/file" }, 0)`))
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if files := filesUnder(home); len(files) > 0 {
+			t.Fatalf("the page downloaded %v (%d requests for the file)", files, fetched.Load())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d requests for the file, nothing saved", fetched.Load())
+}
+
+// filesUnder lists the downloaded files under dir: Chromium's partial
+// downloads (.crdownload) too.
+func filesUnder(dir string) []string {
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(d.Name(), "payload") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }

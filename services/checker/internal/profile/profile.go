@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -37,6 +38,11 @@ type Profile struct {
 	// false for a portal whose pages wait for animation frames or stop
 	// loading while hidden.
 	BackgroundTabs bool `json:"background_tabs"`
+	// AllowedOrigins are origins ("https://login.portal.example") other
+	// than base_url's that the profile's URLs may point at. Every URL of
+	// the profile must be http(s) and on base_url's origin or one of these,
+	// so that a profile cannot send the account's session anywhere else.
+	AllowedOrigins []string `json:"allowed_origins"`
 }
 
 // Login is the login form. Submitting it must load a new page.
@@ -226,6 +232,9 @@ func (p *Profile) WithBaseURL(base string) (*Profile, error) {
 	}
 	cp := *p
 	cp.BaseURL = strings.TrimRight(base, "/")
+	if err := errors.Join(cp.checkURLs()...); err != nil {
+		return nil, fmt.Errorf("with base_url %s: %w", cp.BaseURL, err)
+	}
 	return &cp, nil
 }
 
@@ -309,6 +318,7 @@ func (p *Profile) Validate() error {
 	if p.Slots.Ready.IsZero() {
 		errs = append(errs, errors.New("slots.ready is required: the marker of loaded dates"))
 	}
+	errs = append(errs, p.checkURLs()...)
 	need("slots.item", p.Slots.Item)
 	need("slots.date_attr", p.Slots.DateAttr)
 	for _, t := range []struct {
@@ -320,6 +330,65 @@ func (p *Profile) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// missionSentinel stands for {mission} while a slot URL is checked.
+const missionSentinel = "slotwatch-mission-placeholder"
+
+// checkURLs checks that every URL of the profile, resolved against the base
+// URL, is http(s) on the base URL's origin or an allowed one, and that the
+// allowed origins are origins.
+func (p *Profile) checkURLs() []error {
+	var errs []error
+	base, err := url.Parse(p.BaseURL)
+	if err != nil || checkBaseURL(p.BaseURL) != nil {
+		return nil // reported by Validate
+	}
+	allowed := map[string]bool{origin(base): true}
+	for i, o := range p.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("allowed_origins[%d] %q: want an origin such as https://portal.example (scheme, host, port; no path)", i, o))
+			continue
+		}
+		allowed[origin(u)] = true
+	}
+	for _, f := range []struct{ field, ref string }{
+		{"login.url", p.Login.URL},
+		{"logout.url", p.Logout.URL},
+		{"slots.url", strings.ReplaceAll(p.Slots.URL, "{mission}", missionSentinel)},
+	} {
+		if f.ref == "" {
+			continue // required ones are reported by Validate
+		}
+		r, err := url.Parse(f.ref)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", f.field, f.ref, err))
+			continue
+		}
+		u := base.ResolveReference(r)
+		switch {
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, fmt.Errorf("%s %q: want an http(s) URL", f.field, f.ref))
+		case strings.Contains(u.Host, missionSentinel) || u.User != nil:
+			errs = append(errs, fmt.Errorf("%s %q: the mission may only be in the path or query", f.field, f.ref))
+		case !allowed[origin(u)]:
+			errs = append(errs, fmt.Errorf("%s %q: origin %s is not base_url's (%s); list it in allowed_origins if the portal really lives there",
+				f.field, f.ref, origin(u), origin(base)))
+		}
+	}
+	return errs
+}
+
+// origin is scheme://host:port, lower case, with the scheme's default port
+// explicit, so that equal origins compare equal.
+func origin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 func checkBaseURL(base string) error {

@@ -134,3 +134,87 @@ func TestFromEnv(t *testing.T) {
 		t.Errorf("a missing profile file: %v", err)
 	}
 }
+
+func TestEveryURLMustBeOnTheProfilesOrigin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		tune    func(*Profile)
+		wantErr string // "" for accepted
+	}{
+		{"RelativeURLsAreAccepted", func(*Profile) {}, ""},
+		{"AbsoluteURLOnTheSameOriginIsAccepted", func(p *Profile) { p.Login.URL = "HTTP://Portal.Example:80/login" }, ""},
+		{"OffOriginLoginIsRefused", func(p *Profile) { p.Login.URL = "https://evil.example/login" }, "login.url"},
+		{"OffOriginLogoutIsRefused", func(p *Profile) { p.Logout.URL = "//evil.example/logout" }, "logout.url"},
+		{"OtherPortIsAnotherOrigin", func(p *Profile) { p.Slots.URL = "http://portal.example:8080/m/{mission}" }, "slots.url"},
+		{"OtherSchemeIsAnotherOrigin", func(p *Profile) { p.Slots.URL = "https://portal.example/m/{mission}" }, "slots.url"},
+		{"NonHTTPIsRefused", func(p *Profile) { p.Logout.URL = "javascript:alert(1)" }, "want an http(s) URL"},
+		{"FileIsRefused", func(p *Profile) { p.Login.URL = "file:///etc/passwd" }, "want an http(s) URL"},
+		{"MissionInTheHostIsRefused", func(p *Profile) {
+			p.AllowedOrigins = []string{"https://fra.portal.example"}
+			p.Slots.URL = "https://{mission}.portal.example/slots"
+		}, "slots.url"},
+		{"AllowedOriginIsAccepted", func(p *Profile) {
+			p.AllowedOrigins = []string{"https://login.portal.example"}
+			p.Login.URL = "https://login.portal.example/sso?next=/"
+		}, ""},
+		{"AllowedOriginMustBeAnOrigin", func(p *Profile) { p.AllowedOrigins = []string{"https://login.portal.example/path"} }, "allowed_origins[0]"},
+		{"AllowedOriginMustBeHTTP", func(p *Profile) { p.AllowedOrigins = []string{"ftp://login.portal.example"} }, "allowed_origins[0]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := Default().WithBaseURL("http://portal.example")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.tune(p)
+			err = p.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want one naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesAnOffOriginURL(t *testing.T) {
+	t.Parallel()
+	base, err := os.ReadFile(filepath.Join("..", "..", "profiles", "portalsim.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := strings.Replace(string(base), "url: /logout", "url: https://collector.example/logout", 1)
+	if off == string(base) {
+		t.Fatal("the shipped profile has no logout url to change")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "off.yaml")
+	if err := os.WriteFile(path, []byte(off), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "logout.url") || !strings.Contains(err.Error(), "allowed_origins") {
+		t.Fatalf("Load: %v, want the off-origin logout.url refused", err)
+	}
+	allowed := off + "\nallowed_origins: [\"https://collector.example\"]\n"
+	if err := os.WriteFile(path, []byte(allowed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("Load with the origin in allowed_origins: %v", err)
+	}
+	// Moving the base URL (PORTAL_BASE_URL) elsewhere leaves an absolute
+	// URL of the old origin behind: it is checked again.
+	p, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WithBaseURL("http://127.0.0.1:1"); err != nil {
+		t.Errorf("WithBaseURL with relative login and slot URLs: %v", err)
+	}
+	p.Login.URL = p.BaseURL + "/login"
+	if _, err := p.WithBaseURL("http://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "login.url") {
+		t.Errorf("WithBaseURL leaving login.url on the old origin: %v, want it refused", err)
+	}
+}
