@@ -10,11 +10,18 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/metriclabel"
 )
+
+// MaxMissionLabels is how many distinct missions get a series of their
+// own; the mission codes come from Requests' claims, so the rest share
+// the mission label "other" rather than grow the series without bound.
+const MaxMissionLabels = 100
 
 // Checker holds the checker's metrics; it implements session.Metrics.
 type Checker struct {
 	checks      *prometheus.CounterVec
+	missions    *metriclabel.Bounded
 	duration    prometheus.Histogram
 	acquireWait prometheus.Histogram
 }
@@ -25,9 +32,10 @@ var _ session.Metrics = (*Checker)(nil)
 // each scrape.
 func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFlight func() int) *Checker {
 	m := &Checker{
+		missions: metriclabel.NewBounded(MaxMissionLabels),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_checker_checks_total",
-			Help: "Missions checked, by outcome (success, no_slot, login_fail, banned, error, or no_account when no account could be leased) and mission.",
+			Help: "Missions checked, by outcome (success, no_slot, login_fail, banned, error, or no_account when no account could be leased) and mission (the first 100 distinct, then other).",
 		}, []string{"outcome", "mission"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slotwatch_checker_check_duration_seconds",
@@ -63,7 +71,7 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 
 // CheckFinished implements session.Metrics.
 func (m *Checker) CheckFinished(mission string, outcome session.Outcome, d time.Duration) {
-	m.checks.WithLabelValues(string(outcome), mission).Inc()
+	m.checks.WithLabelValues(string(outcome), m.missions.Value(mission)).Inc()
 	if outcome != session.NoAccount {
 		m.duration.Observe(d.Seconds())
 	}
