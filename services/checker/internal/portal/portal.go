@@ -223,7 +223,7 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 	tab, err := d.browser.NewTab(ctx)
 	if err != nil {
 		err = fmt.Errorf("check %s: %w", mission, err)
-		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error(), Duration: time.Since(start)}, err
+		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: redactDetail(err.Error(), acct.Password), Duration: time.Since(start)}, err
 	}
 	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission}
 	c.run(queries)
