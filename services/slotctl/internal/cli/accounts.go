@@ -265,12 +265,19 @@ type importFailure struct {
 	Reason string `json:"reason"`
 }
 
+// maxImportBatch is AccountPool's limit on the failures one ImportAccounts
+// answer lists: a stream no longer than that has every failure listed.
+const maxImportBatch = 1000
+
 // importAccounts sends rows to ImportAccounts in streams of batch accounts,
 // so that progress is real (each stream is committed when it closes) and a
 // failure loses at most one batch. progress, if set, gets the count done.
 func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows []accountRow, batch int, progress func(done int)) (importResult, error) {
 	if batch <= 0 {
 		batch = 500
+	}
+	if batch > maxImportBatch {
+		return importResult{}, usagef("--batch %d: at most %d accounts per stream, so that AccountPool lists every failure (it lists %d per stream)", batch, maxImportBatch, maxImportBatch)
 	}
 	res := importResult{Failed: []importFailure{}}
 	for start := 0; start < len(rows); start += batch {
