@@ -20,7 +20,7 @@ const (
 	DefaultWatchTotal     = 256
 	// DefaultWatchBuffer is how many batches of live events a stream may
 	// have waiting before it falls behind.
-	DefaultWatchBuffer = 64
+	DefaultWatchBuffer = 16
 	// WatchRetryDelay is the RetryInfo of a stream refused by a limit: no
 	// time is known at which a stream will end, so this is a pace, not a
 	// promise.
