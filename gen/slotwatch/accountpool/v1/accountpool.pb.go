@@ -1115,8 +1115,10 @@ type ImportAccountsResponse struct {
 	Created int32 `protobuf:"varint,1,opt,name=created,proto3" json:"created,omitempty"`
 	// Accounts whose email was already in the pool.
 	SkippedExisting int32 `protobuf:"varint,2,opt,name=skipped_existing,json=skippedExisting,proto3" json:"skipped_existing,omitempty"`
-	// Accounts that were invalid.
-	Failed        []*ImportFailure `protobuf:"bytes,3,rep,name=failed,proto3" json:"failed,omitempty"`
+	// Accounts that were invalid: the first 1,000 of them.
+	Failed []*ImportFailure `protobuf:"bytes,3,rep,name=failed,proto3" json:"failed,omitempty"`
+	// Invalid accounts past the first 1,000, counted but not listed.
+	FailedOmitted int32 `protobuf:"varint,4,opt,name=failed_omitted,json=failedOmitted,proto3" json:"failed_omitted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1170,6 +1172,13 @@ func (x *ImportAccountsResponse) GetFailed() []*ImportFailure {
 		return x.Failed
 	}
 	return nil
+}
+
+func (x *ImportAccountsResponse) GetFailedOmitted() int32 {
+	if x != nil {
+		return x.FailedOmitted
+	}
+	return 0
 }
 
 // GetAccountRequest names an account.
@@ -2437,11 +2446,12 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\rImportFailure\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x9e\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xc5\x01\n" +
 	"\x16ImportAccountsResponse\x12\x18\n" +
 	"\acreated\x18\x01 \x01(\x05R\acreated\x12)\n" +
 	"\x10skipped_existing\x18\x02 \x01(\x05R\x0fskippedExisting\x12?\n" +
-	"\x06failed\x18\x03 \x03(\v2'.slotwatch.accountpool.v1.ImportFailureR\x06failed\"#\n" +
+	"\x06failed\x18\x03 \x03(\v2'.slotwatch.accountpool.v1.ImportFailureR\x06failed\x12%\n" +
+	"\x0efailed_omitted\x18\x04 \x01(\x05R\rfailedOmitted\"#\n" +
 	"\x11GetAccountRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"Q\n" +
 	"\x12GetAccountResponse\x12;\n" +

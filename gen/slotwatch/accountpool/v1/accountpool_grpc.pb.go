@@ -55,7 +55,10 @@ type AccountPoolServiceClient interface {
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(ctx context.Context, in *CreateAccountRequest, opts ...grpc.CallOption) (*CreateAccountResponse, error)
-	// ImportAccounts adds many accounts; existing emails are skipped.
+	// ImportAccounts adds many accounts; existing emails are skipped. Each
+	// account stands alone (a bad one fails, the others are created). A stream
+	// holds at most 100,000 accounts: the next one ends it with
+	// INVALID_ARGUMENT, the accounts before it staying imported.
 	ImportAccounts(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportAccountsRequest, ImportAccountsResponse], error)
 	// GetAccount returns one account (never its password).
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
@@ -238,7 +241,10 @@ type AccountPoolServiceServer interface {
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(context.Context, *CreateAccountRequest) (*CreateAccountResponse, error)
-	// ImportAccounts adds many accounts; existing emails are skipped.
+	// ImportAccounts adds many accounts; existing emails are skipped. Each
+	// account stands alone (a bad one fails, the others are created). A stream
+	// holds at most 100,000 accounts: the next one ends it with
+	// INVALID_ARGUMENT, the accounts before it staying imported.
 	ImportAccounts(grpc.ClientStreamingServer[ImportAccountsRequest, ImportAccountsResponse]) error
 	// GetAccount returns one account (never its password).
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)

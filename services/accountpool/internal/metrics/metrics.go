@@ -5,7 +5,9 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,8 +30,43 @@ type Pool struct {
 	acquires *prometheus.CounterVec
 	wait     prometheus.Histogram
 	releases *prometheus.CounterVec
+	missions *labelSet
 	expired  prometheus.Counter
 	fencing  prometheus.Counter
+}
+
+// MaxMissionLabels is how many distinct missions get a series of their own
+// in slotwatch_pool_releases_total: the first ones this process releases a
+// lease for. Releases for any other mission count under OtherMission. The
+// mission comes from Acquire's request, which any checker token writes, so
+// without the bound a caller could create series without end.
+const MaxMissionLabels = 100
+
+// OtherMission is the mission label of releases past MaxMissionLabels (a
+// mission actually called "other" shares it).
+const OtherMission = "other"
+
+// labelSet hands out a label's values: the first max distinct ones as
+// they are, every later one as OtherMission.
+type labelSet struct {
+	max  int
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func newLabelSet(max int) *labelSet { return &labelSet{max: max, seen: map[string]struct{}{}} }
+
+func (l *labelSet) value(v string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[v]; ok {
+		return v
+	}
+	if len(l.seen) >= l.max {
+		return OtherMission
+	}
+	l.seen[v] = struct{}{}
+	return v
 }
 
 // StatusFunc counts accounts by state now.
@@ -53,8 +90,9 @@ func New(reg prometheus.Registerer, status StatusFunc, logger *slog.Logger) *Poo
 		}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_pool_releases_total",
-			Help: "Leases released, by outcome and mission (a replayed retry is not counted again).",
+			Help: fmt.Sprintf("Leases released, by outcome and mission (a replayed retry is not counted again); past the first %d missions a process sees, mission is %q.", MaxMissionLabels, OtherMission),
 		}, []string{"outcome", "mission"}),
+		missions: newLabelSet(MaxMissionLabels),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotwatch_pool_lease_expired_total",
 			Help: "Leases that ended because their holder did not release or renew them in time.",
@@ -89,7 +127,7 @@ func (m *Pool) Waited(d time.Duration) {
 // Released counts one lease ended by its holder.
 func (m *Pool) Released(outcome domain.Outcome, mission string) {
 	if m != nil {
-		m.releases.WithLabelValues(string(outcome), mission).Inc()
+		m.releases.WithLabelValues(string(outcome), m.missions.value(mission)).Inc()
 	}
 }
 

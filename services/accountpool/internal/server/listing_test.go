@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"io"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
 )
 
 func TestListAccountsPagesCoverEveryAccountOnce(t *testing.T) {
@@ -223,4 +226,59 @@ func TestImportAccounts(t *testing.T) {
 	if err != nil || len(list.GetAccounts()) != 3 {
 		t.Fatalf("accounts after import: %v, %v", list.GetAccounts(), err)
 	}
+}
+
+// TestImportAccountsCaps: one stream imports at most 100,000 accounts and
+// lists at most 1,000 failures; past the list the failures are counted.
+func TestImportAccountsCaps(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	send := func(t *testing.T, n int, first *apv1.ImportAccountsRequest) (*apv1.ImportAccountsResponse, error) {
+		t.Helper()
+		stream, err := c.ImportAccounts(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != nil {
+			if err := stream.Send(first); err != nil {
+				t.Fatal(err)
+			}
+			n--
+		}
+		// Invalid rows cost the server no database work.
+		bad := &apv1.ImportAccountsRequest{Email: "broken", Password: "p"}
+		for range n {
+			if err := stream.Send(bad); err != nil {
+				break // the server ended the stream: CloseAndRecv says why
+			}
+		}
+		return stream.CloseAndRecv()
+	}
+
+	t.Run("FailuresPastTheFirstThousandAreCountedNotListed", func(t *testing.T) {
+		t.Parallel()
+		resp, err := send(t, 1500, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetFailed()) != 1000 || resp.GetFailedOmitted() != 500 || resp.GetFailed()[999].GetIndex() != 999 {
+			t.Fatalf("failed listed %d (last index %d), omitted %d; want 1000 and 500",
+				len(resp.GetFailed()), resp.GetFailed()[len(resp.GetFailed())-1].GetIndex(), resp.GetFailedOmitted())
+		}
+	})
+
+	t.Run("StreamPastTheCapIsInvalidAndKeepsWhatCameBefore", func(t *testing.T) {
+		t.Parallel()
+		_, err := send(t, 100_001, &apv1.ImportAccountsRequest{Email: "first@example.com", Password: "p1"})
+		wantCode(t, err, codes.InvalidArgument)
+		v := apierr.FieldViolations(err)["stream"]
+		if !strings.Contains(v, "at most 100000 accounts") || !strings.Contains(v, "created 1") || !strings.Contains(v, "failed 99999") {
+			t.Fatalf("violation %q", v)
+		}
+		// Each account stands alone: the one before the cap stays.
+		list, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{})
+		if err != nil || len(list.GetAccounts()) != 1 || list.GetAccounts()[0].GetEmail() != "first@example.com" {
+			t.Fatalf("accounts after a refused import: %v, %v", list.GetAccounts(), err)
+		}
+	})
 }

@@ -144,6 +144,16 @@ func (s *Server) CreateAccount(ctx context.Context, req *apv1.CreateAccountReque
 	return &apv1.CreateAccountResponse{Account: s.account(a)}, nil
 }
 
+// Import limits. A stream past maxImportAccounts ends with INVALID_ARGUMENT:
+// the accounts before it are imported already (each stands alone), and
+// since existing emails are skipped the rest can be sent in another call.
+// The failures listed are bounded too, the others only counted, so the
+// answer stays small whatever the caller sends.
+const (
+	maxImportAccounts = 100_000
+	maxImportFailures = 1_000
+)
+
 // ImportAccounts implements AccountPoolService. Each account stands alone:
 // a bad one is reported in failed and the others are still created.
 func (s *Server) ImportAccounts(stream grpc.ClientStreamingServer[apv1.ImportAccountsRequest, apv1.ImportAccountsResponse]) error {
@@ -157,10 +167,20 @@ func (s *Server) ImportAccounts(stream grpc.ClientStreamingServer[apv1.ImportAcc
 		if err != nil {
 			return err
 		}
+		if i == maxImportAccounts {
+			var v apierr.Violations
+			v.Add("stream", "at most %d accounts per ImportAccounts call; the first %d were imported (created %d, skipped %d, failed %d): send the rest in another call (emails already in the pool are skipped)",
+				maxImportAccounts, maxImportAccounts, resp.GetCreated(), resp.GetSkippedExisting(), int32(len(resp.GetFailed()))+resp.GetFailedOmitted())
+			return v.Err()
+		}
 		var v apierr.Violations
 		newAccount(&v, req.GetEmail(), req.GetPassword(), req.GetPhone())
 		if v.Len() > 0 {
-			resp.Failed = append(resp.Failed, &apv1.ImportFailure{Index: i, Email: truncate(req.GetEmail(), 254), Reason: reason(v.Err())})
+			if len(resp.Failed) < maxImportFailures {
+				resp.Failed = append(resp.Failed, &apv1.ImportFailure{Index: i, Email: truncate(req.GetEmail(), 254), Reason: reason(v.Err())})
+			} else {
+				resp.FailedOmitted++
+			}
 			continue
 		}
 		created, err := s.pool.ImportAccount(ctx, app.NewAccount{Email: req.GetEmail(), Password: req.GetPassword(), Phone: req.GetPhone()})

@@ -52,6 +52,7 @@ type config struct {
 	logLevel      string
 	checkInterval time.Duration
 	claimTTL      time.Duration
+	watch         app.WatchConfig
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -64,6 +65,10 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		logLevel:      env.String("LOG_LEVEL", "info"),
 		checkInterval: env.Duration("REQUESTS_CHECK_INTERVAL", app.DefaultCheckInterval),
 		claimTTL:      env.Duration("REQUESTS_CLAIM_TTL", app.DefaultClaimTTL),
+		watch: app.WatchConfig{
+			PerCaller: env.Int("REQUESTS_WATCH_PER_CALLER", app.DefaultWatchPerCaller, 1),
+			Total:     env.Int("REQUESTS_WATCH_MAX", app.DefaultWatchTotal, 1),
+		},
 	}
 	if c.claimTTL < app.MinClaimTTL || c.claimTTL > app.MaxClaimTTL {
 		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, app.MinClaimTTL, app.MaxClaimTTL))
@@ -126,7 +131,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
 	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))
 	hub := store.NewHub(st, logger)
-	server.New(a, hub, logger, gs.Stopping()).Register(gs.GRPC)
+	feed := app.NewFeed(st, hub, cfg.watch, m, logger)
+	server.New(a, feed, logger, gs.Stopping()).Register(gs.GRPC)
 
 	lis, err := net.Listen("tcp", cfg.listenAddr)
 	if err != nil {
@@ -154,6 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hub.Run(ctx) })
+	g.Go(func() error { return feed.Run(ctx) })
 	g.Go(func() error { sweep(ctx, a, logger); return nil })
 	g.Go(func() error { return gs.Serve(ctx, lis, extra) })
 	return g.Wait()

@@ -26,8 +26,8 @@ func TestRefusesToStartWithoutKeyset(t *testing.T) {
 
 func TestRejectsBadSettingsAllAtOnce(t *testing.T) {
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "ENCRYPTION_KEYSET_FILE": "/nonexistent",
-		"REQUESTS_CHECK_INTERVAL": "soon", "REQUESTS_CLAIM_TTL": "-1m"},
-		"want both settings named", "REQUESTS_CHECK_INTERVAL", "REQUESTS_CLAIM_TTL")
+		"REQUESTS_CHECK_INTERVAL": "soon", "REQUESTS_CLAIM_TTL": "-1m", "REQUESTS_WATCH_PER_CALLER": "0", "REQUESTS_WATCH_MAX": "many"},
+		"want every setting named", "REQUESTS_CHECK_INTERVAL", "REQUESTS_CLAIM_TTL", "REQUESTS_WATCH_PER_CALLER", "REQUESTS_WATCH_MAX")
 }
 
 func TestRejectsAClaimTTLBelowASecond(t *testing.T) {

@@ -280,7 +280,9 @@ func startServer(ctx context.Context, a *app.App, st *store.Store) (requestsv1.R
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gs := grpcserver.New(grpcserver.Config{Name: "requests-bench", Logger: logger})
 	ctx, cancel := context.WithCancel(ctx)
-	server.New(a, store.NewHub(st, logger), logger, gs.Stopping()).Register(gs.GRPC)
+	// The bench does not watch events: the feed is not run.
+	feed := app.NewFeed(st, store.NewHub(st, logger), app.WatchConfig{}, nil, logger)
+	server.New(a, feed, logger, gs.Stopping()).Register(gs.GRPC)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()

@@ -239,12 +239,6 @@ func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (st
 	return rec, matched, err
 }
 
-// EventsAfter returns up to limit events with a cursor above after, in
-// cursor order.
-func (a *App) EventsAfter(ctx context.Context, after int64, limit int) ([]domain.Event, error) {
-	return a.store.EventsAfter(ctx, after, limit)
-}
-
 // ExpireDue expires every request that is due (the periodic sweep).
 func (a *App) ExpireDue(ctx context.Context) (int, error) {
 	total := 0

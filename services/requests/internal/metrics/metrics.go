@@ -20,7 +20,27 @@ type Requests struct {
 	checks   *prometheus.CounterVec
 	streamed prometheus.Counter
 	watchers prometheus.Gauge
+	reads    *prometheus.CounterVec
+	fellBack prometheus.Counter
+	refused  *prometheus.CounterVec
 }
+
+// Readers of the events table (the reader label of
+// slotwatch_requests_event_reads_total).
+const (
+	// ReadFeed: the process's one live feed, reading new events once for
+	// every stream.
+	ReadFeed = "feed"
+	// ReadReplay: a stream catching up from its own cursor.
+	ReadReplay = "replay"
+)
+
+// Limits a WatchEvents stream can be refused by (the limit label of
+// slotwatch_requests_watch_refused_total).
+const (
+	LimitPerCaller = "per_caller"
+	LimitTotal     = "total"
+)
 
 // CountFunc counts requests by status now.
 type CountFunc func(ctx context.Context) (map[domain.Status]int, error)
@@ -52,11 +72,29 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 			Name: "slotwatch_requests_watchers",
 			Help: "WatchEvents streams open on this replica.",
 		}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_requests_event_reads_total",
+			Help: "Queries of the events table by reader: feed (the one live reader per replica), replay (a stream catching up from its cursor).",
+		}, []string{"reader"}),
+		fellBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_requests_watch_fell_behind_total",
+			Help: "Times a WatchEvents stream fell behind the live feed (its buffer full) and went back to replaying from its cursor.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_requests_watch_refused_total",
+			Help: "WatchEvents streams refused with RESOURCE_EXHAUSTED, by limit: per_caller, total.",
+		}, []string{"limit"}),
+	}
+	for _, r := range []string{ReadFeed, ReadReplay} {
+		m.reads.WithLabelValues(r)
+	}
+	for _, l := range []string{LimitPerCaller, LimitTotal} {
+		m.refused.WithLabelValues(l)
 	}
 	for _, o := range []domain.Outcome{domain.OutcomeNoSlot, domain.OutcomeSlotsFound, domain.OutcomeFailed} {
 		m.checks.WithLabelValues(string(o))
 	}
-	reg.MustRegister(m.claims, m.lapsed, m.checks, m.streamed, m.watchers,
+	reg.MustRegister(m.claims, m.lapsed, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused,
 		grpcserver.ScrapeGauge(requestsDesc, count, logger, "count requests for metrics"))
 	return m
 }
@@ -96,6 +134,29 @@ func (m *Requests) Watching() (done func()) {
 	}
 	m.watchers.Inc()
 	return m.watchers.Dec
+}
+
+// EventsRead counts one query of the events table by reader (ReadFeed,
+// ReadReplay).
+func (m *Requests) EventsRead(reader string) {
+	if m != nil {
+		m.reads.WithLabelValues(reader).Inc()
+	}
+}
+
+// FellBehind counts a stream that went back to replaying.
+func (m *Requests) FellBehind() {
+	if m != nil {
+		m.fellBack.Inc()
+	}
+}
+
+// WatchRefused counts a stream refused by limit (LimitPerCaller,
+// LimitTotal).
+func (m *Requests) WatchRefused(limit string) {
+	if m != nil {
+		m.refused.WithLabelValues(limit).Inc()
+	}
 }
 
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",

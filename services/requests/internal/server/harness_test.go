@@ -77,6 +77,7 @@ func testKeys(t *testing.T) *secrets.Keyset {
 type serverOpts struct {
 	now    func() time.Time
 	cfg    app.Config
+	watch  app.WatchConfig
 	logger *slog.Logger
 }
 
@@ -91,6 +92,9 @@ type testServer struct {
 	registry *prometheus.Registry
 	// dial connects with tok as the bearer token (none when empty).
 	dial func(t *testing.T, tok string) *grpc.ClientConn
+	// lis is the server's listener, for a client that needs dial options
+	// of its own.
+	lis *bufconn.Listener
 	// stop ends the server (as SIGTERM would) and waits for it.
 	stop func()
 }
@@ -113,13 +117,15 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	m := metrics.New(gs.Registry, st.CountByStatus, o.logger)
 	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
 	hub := store.NewHub(st, o.logger)
+	feed := app.NewFeed(st, hub, o.watch, m, o.logger)
 	ctx, cancel := context.WithCancel(context.Background())
-	server.New(a, hub, o.logger, gs.Stopping()).Register(gs.GRPC)
+	server.New(a, feed, o.logger, gs.Stopping()).Register(gs.GRPC)
 
 	lis := bufconn.Listen(1 << 20)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); _ = hub.Run(ctx) }()
+	go func() { defer wg.Done(); _ = feed.Run(ctx) }()
 	go func() {
 		defer wg.Done()
 		if err := gs.Serve(ctx, lis, nil); err != nil {
@@ -131,7 +137,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
 	t.Cleanup(stop)
-	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, registry: gs.Registry, dial: dial, stop: stop}
+	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, registry: gs.Registry, dial: dial, lis: lis, stop: stop}
 }
 
 type testBundle struct {
@@ -144,13 +150,20 @@ type testBundle struct {
 // cfg.CheckInterval is 0 (always due) unless cfg says otherwise.
 func setup(t *testing.T, cfg ...app.Config) (requestsv1.RequestsServiceClient, *testBundle) {
 	t.Helper()
+	var o serverOpts
+	if len(cfg) > 0 {
+		o.cfg = cfg[0]
+	}
+	return setupWith(t, o)
+}
+
+// setupWith is setup with server options (o.now is the bundle's clock).
+func setupWith(t *testing.T, o serverOpts) (requestsv1.RequestsServiceClient, *testBundle) {
+	t.Helper()
 	pool := pgtest.NewPool(t, migrations.Set)
 	c := &clock{now: start}
-	var conf app.Config
-	if len(cfg) > 0 {
-		conf = cfg[0]
-	}
-	srv := startServer(t, pool, serverOpts{now: c.Now, cfg: conf})
+	o.now = c.Now
+	srv := startServer(t, pool, o)
 	return srv.client, &testBundle{pool: pool, clock: c, server: srv}
 }
 

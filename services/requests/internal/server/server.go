@@ -16,20 +16,18 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/page"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
 )
 
-// eventBatch is how many events a stream reads from the table at a time.
-const eventBatch = 500
-
 // Server implements requestsv1.RequestsServiceServer.
 type Server struct {
 	requestsv1.UnimplementedRequestsServiceServer
 	app      *app.App
-	hub      *store.Hub
+	feed     *app.Feed
 	logger   *slog.Logger
 	stopping <-chan struct{}
 }
@@ -38,11 +36,11 @@ type Server struct {
 // (grpcserver.Server.Stopping): the platform ends streams when it stops by
 // cancelling their contexts, and a stream that ends while stopping is closed
 // answers UNAVAILABLE, so its client resumes from its cursor elsewhere.
-func New(a *app.App, hub *store.Hub, logger *slog.Logger, stopping <-chan struct{}) *Server {
+func New(a *app.App, feed *app.Feed, logger *slog.Logger, stopping <-chan struct{}) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{app: a, hub: hub, logger: logger, stopping: stopping}
+	return &Server{app: a, feed: feed, logger: logger, stopping: stopping}
 }
 
 // Register registers s on gs.
@@ -67,6 +65,8 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
 	case errors.Is(err, domain.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, domain.ErrTooManyWatchers):
+		return apierr.RetryAfter(err.Error()+": close one, or retry later", app.WatchRetryDelay)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -298,10 +298,9 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 	return &requestsv1.ReportCheckResultResponse{Matched: requestsToProto(matched), CheckId: rec.ID}, nil
 }
 
-// WatchEvents streams events after the cursor, then live. It subscribes to
-// the hub before each read of the events table, so an event committed after
-// a read wakes it; it sends only cursors above the last one sent, so nothing
-// comes twice.
+// WatchEvents streams events after the cursor, then live (app.Feed). The
+// caller's identity counts its streams against the per-caller limit; with
+// auth off every caller is the same one.
 func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.ServerStreamingServer[requestsv1.WatchEventsResponse]) error {
 	ctx := stream.Context()
 	if req.GetAfterCursor() < 0 {
@@ -309,40 +308,23 @@ func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.Ser
 		v.Add("after_cursor", "must not be negative")
 		return v.Err()
 	}
-	wake, unsubscribe := s.hub.Subscribe()
-	defer unsubscribe()
-	defer s.app.Metrics().Watching()()
-	cursor := req.GetAfterCursor()
-	for {
-		events, err := s.app.EventsAfter(ctx, cursor, eventBatch)
-		if err != nil {
-			if s.isStopping() {
-				return errStopping
-			}
-			return s.errorStatus(ctx, "WatchEvents", err)
+	caller, _ := auth.CallerFrom(ctx)
+	err := s.feed.Watch(ctx, caller, req.GetAfterCursor(), func(e domain.Event) error {
+		if err := stream.Send(eventToProto(e)); err != nil {
+			return err
 		}
-		for _, e := range events {
-			if e.Cursor <= cursor {
-				continue
-			}
-			if err := stream.Send(eventToProto(e)); err != nil {
-				return err
-			}
-			s.app.Metrics().Streamed()
-			cursor = e.Cursor
-		}
-		if len(events) == eventBatch {
-			continue
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			if s.isStopping() {
-				return errStopping
-			}
-			return status.FromContextError(ctx.Err()).Err()
-		}
+		s.app.Metrics().Streamed()
+		return nil
+	})
+	switch {
+	case s.isStopping():
+		return errStopping
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case status.Code(err) != codes.Unknown:
+		return err // a failed Send carries its status already
 	}
+	return s.errorStatus(ctx, "WatchEvents", err)
 }
 
 // errStopping tells a stream's client to resume elsewhere.

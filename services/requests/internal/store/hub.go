@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Hub is the one LISTEN connection of a server process. It wakes every
-// subscribed event stream when events are committed; the streams then read
-// the events table from their own cursor. A wake carries no data, so a
+// Hub is the one LISTEN connection of a server process. It wakes its
+// subscribers (the event feed, app.Feed, which reads new events once for
+// every stream) when events are committed. A wake carries no data, so a
 // missed or merged notification costs nothing: whenever the hub
 // (re)connects it wakes everyone, because notifications sent while it was
 // not listening are gone.

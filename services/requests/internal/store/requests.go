@@ -384,11 +384,20 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 	return rec, matched, nil
 }
 
-// EventsAfter returns up to limit events with a cursor above after, in
-// cursor order.
-func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]domain.Event, error) {
+// LastEventID is the largest event cursor committed so far (0 for none).
+func (s *Store) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM requests.events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("read last event id: %w", err)
+	}
+	return id, nil
+}
+
+// EventsAfter returns up to limit events with a cursor above after and at
+// most through, in cursor order.
+func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, type, request, occurred_at FROM requests.events
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+		WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`, after, through, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}

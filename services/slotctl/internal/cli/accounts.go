@@ -35,7 +35,7 @@ the first line of stdin is the password:
 			if email == "" {
 				return usagef("accounts add: --email is required")
 			}
-			pw, err := a.readSecret("Password for " + email + ": ")
+			pw, err := a.readSecret("password", "Password for "+email+": ")
 			if err != nil {
 				return err
 			}
@@ -157,7 +157,7 @@ can be run again. "-" reads the CSV from stdin.`,
 		byID("deactivate", "Switch an account off: it is never leased again until activated", setActive(false)),
 		byID("activate", "Switch a deactivated account back on", setActive(true)),
 		byID("set-password", "Change an account's password (prompted for, or read from stdin)", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
-			pw, err := a.readSecret(fmt.Sprintf("New password for account %d: ", id))
+			pw, err := a.readSecret("password", fmt.Sprintf("New password for account %d: ", id))
 			if err != nil {
 				return nil, err
 			}
@@ -168,27 +168,29 @@ can be run again. "-" reads the CSV from stdin.`,
 	return cmd
 }
 
-// readSecret prompts on a terminal (no echo), else reads stdin's first line.
-func (a *app) readSecret(prompt string) (string, error) {
+// readSecret reads what (a password, a passport number) the one way secrets
+// are read: prompted for on a terminal without echo, else stdin's first
+// line. Never a flag: argv shows in ps and stays in the shell's history.
+func (a *app) readSecret(what, prompt string) (string, error) {
 	if f, ok := a.io.Stdin.(interface{ Fd() uintptr }); ok && a.io.IsTerminal(a.io.Stdin) {
 		fmt.Fprint(a.io.Stderr, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(a.io.Stderr)
 		if err != nil {
-			return "", fmt.Errorf("read password: %w", err)
+			return "", fmt.Errorf("read %s: %w", what, err)
 		}
 		if len(b) == 0 {
-			return "", usagef("empty password")
+			return "", usagef("empty %s", what)
 		}
 		return string(b), nil
 	}
 	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read password from stdin: %w", err)
+		return "", fmt.Errorf("read %s from stdin: %w", what, err)
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", usagef("no password: type it at the prompt, or give it on stdin's first line")
+		return "", usagef("no %s: type it at the prompt, or give it on stdin's first line", what)
 	}
 	return line, nil
 }
@@ -263,12 +265,19 @@ type importFailure struct {
 	Reason string `json:"reason"`
 }
 
+// maxImportBatch is AccountPool's limit on the failures one ImportAccounts
+// answer lists: a stream no longer than that has every failure listed.
+const maxImportBatch = 1000
+
 // importAccounts sends rows to ImportAccounts in streams of batch accounts,
 // so that progress is real (each stream is committed when it closes) and a
 // failure loses at most one batch. progress, if set, gets the count done.
 func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows []accountRow, batch int, progress func(done int)) (importResult, error) {
 	if batch <= 0 {
 		batch = 500
+	}
+	if batch > maxImportBatch {
+		return importResult{}, usagef("--batch %d: at most %d accounts per stream, so that AccountPool lists every failure (it lists %d per stream)", batch, maxImportBatch, maxImportBatch)
 	}
 	res := importResult{Failed: []importFailure{}}
 	for start := 0; start < len(rows); start += batch {

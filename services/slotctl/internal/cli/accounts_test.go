@@ -128,6 +128,9 @@ func TestAccounts(t *testing.T) {
 		if res.Created != 0 || res.Skipped != 3 || len(res.Failed) != 1 {
 			t.Errorf("second import: %+v", res)
 		}
+		// AccountPool lists 1,000 failures per stream: a longer batch
+		// could leave some without their line.
+		b.slotctl(t, csv, "accounts", "import", "--batch", "1001", "-").fails(t, 2, "--batch 1001", "at most 1000")
 	})
 
 	t.Run("PoolStatusAndUsage", func(t *testing.T) {

@@ -44,11 +44,32 @@ func (a *app) applicantsCommand() *cobra.Command {
 		}),
 	}
 
-	var in rqv1.CreateApplicantRequest
+	var (
+		in           rqv1.CreateApplicantRequest
+		passportArg  string
+		readPassport bool
+	)
 	add := &cobra.Command{
-		Use:   "add --name NAME --email EMAIL [--phone P] [--passport N] [--nationality FR] [--born YYYY-MM-DD]",
-		Short: "Add an applicant",
-		Args:  cobra.NoArgs,
+		Use:   "add --name NAME --email EMAIL [--phone P] [--read-passport] [--nationality FR] [--born YYYY-MM-DD]",
+		Short: "Add an applicant; with --read-passport the passport number is prompted for, or read from stdin",
+		Long: `Add an applicant. The passport number is never a flag (it would show in ps
+and stay in the shell's history): with --read-passport it is prompted for
+without echo on a terminal; otherwise the first line of stdin is the number:
+
+  printf '%s\n' "$PASSPORT" | slotctl applicants add --name 'Ada Lovelace' --email ada@example.com --read-passport`,
+		Args: cobra.NoArgs,
+		// The number is read before the call's --timeout starts.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("passport") {
+				return usagef("applicants add: --passport is refused: a passport number in argv shows in ps and stays in the shell's history; use --read-passport (prompted for without echo, or read from stdin's first line)")
+			}
+			if !readPassport {
+				return nil
+			}
+			n, err := a.readSecret("passport number", "Passport number for "+in.GetFullName()+": ")
+			in.PassportNumber = n
+			return err
+		},
 		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, _ []string) error {
 			resp, err := rq.CreateApplicant(ctx, &in)
 			if err != nil {
@@ -60,7 +81,9 @@ func (a *app) applicantsCommand() *cobra.Command {
 	add.Flags().StringVar(&in.FullName, "name", "", "full name as in the passport (required)")
 	add.Flags().StringVar(&in.Email, "email", "", "contact email (required)")
 	add.Flags().StringVar(&in.Phone, "phone", "", "contact phone")
-	add.Flags().StringVar(&in.PassportNumber, "passport", "", "passport number (stored encrypted)")
+	add.Flags().BoolVar(&readPassport, "read-passport", false, "read the passport number (stored encrypted): prompted for without echo, or stdin's first line")
+	add.Flags().StringVar(&passportArg, "passport", "", "refused: use --read-passport")
+	_ = add.Flags().MarkHidden("passport")
 	add.Flags().StringVar(&in.Nationality, "nationality", "", "ISO 3166-1 code, e.g. FR or FRA")
 	add.Flags().StringVar(&in.DateOfBirth, "born", "", "date of birth, YYYY-MM-DD")
 

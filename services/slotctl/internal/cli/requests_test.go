@@ -33,11 +33,26 @@ func TestApplicantsAndRequests(t *testing.T) {
 	b := setup(t)
 	day := func(d int) string { return time.Now().AddDate(0, 0, d).Format("2006-01-02") }
 
-	r := b.slotctl(t, "", "-o", "json", "applicants", "add", "--name", "Ada Lovelace", "--email", "ada@example.com",
-		"--phone", "+44123456789", "--passport", "ab123456", "--nationality", "gb", "--born", "1990-12-10").must(t)
+	// The passport number comes from stdin, never from argv.
+	r := b.slotctl(t, "ab123456\n", "-o", "json", "applicants", "add", "--name", "Ada Lovelace", "--email", "ada@example.com",
+		"--phone", "+44123456789", "--read-passport", "--nationality", "gb", "--born", "1990-12-10").must(t)
 	ada := decodeJSON[jsonApplicant](t, r.stdout)
 	if ada.ID == "" || ada.FullName != "Ada Lovelace" {
 		t.Fatalf("created %+v", ada)
+	}
+	if strings.Contains(strings.ToUpper(r.stdout+r.stderr), "AB123456") {
+		t.Errorf("add printed the passport number:\n%s%s", r.stdout, r.stderr)
+	}
+	// --passport is refused, saying why and what to use, without echoing
+	// the number and without creating anyone.
+	refused := b.slotctl(t, "", "applicants", "add", "--name", "Bob", "--email", "bob@example.com", "--passport", "zz987654")
+	refused.fails(t, 2, "--passport is refused", "shell's history", "--read-passport")
+	if strings.Contains(strings.ToUpper(refused.stdout+refused.stderr), "ZZ987654") {
+		t.Errorf("the refusal echoed the passport number: %s", refused.stderr)
+	}
+	b.slotctl(t, "", "applicants", "add", "--name", "Bob", "--email", "bob@example.com", "--read-passport").fails(t, 2, "no passport number")
+	if r := b.slotctl(t, "", "applicants", "list").must(t); strings.Contains(r.stdout, "bob@example.com") {
+		t.Errorf("a refused add created the applicant:\n%s", r.stdout)
 	}
 	b.slotctl(t, "", "applicants", "add", "--name", "", "--email", "nope").fails(t, 1, "InvalidArgument", "full_name:", "email:")
 
