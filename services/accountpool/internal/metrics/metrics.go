@@ -7,13 +7,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/metriclabel"
 )
 
 // Acquire results.
@@ -30,7 +30,7 @@ type Pool struct {
 	acquires *prometheus.CounterVec
 	wait     prometheus.Histogram
 	releases *prometheus.CounterVec
-	missions *labelSet
+	missions *metriclabel.Bounded
 	expired  prometheus.Counter
 	fencing  prometheus.Counter
 }
@@ -44,30 +44,7 @@ const MaxMissionLabels = 100
 
 // OtherMission is the mission label of releases past MaxMissionLabels (a
 // mission actually called "other" shares it).
-const OtherMission = "other"
-
-// labelSet hands out a label's values: the first max distinct ones as
-// they are, every later one as OtherMission.
-type labelSet struct {
-	max  int
-	mu   sync.Mutex
-	seen map[string]struct{}
-}
-
-func newLabelSet(max int) *labelSet { return &labelSet{max: max, seen: map[string]struct{}{}} }
-
-func (l *labelSet) value(v string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.seen[v]; ok {
-		return v
-	}
-	if len(l.seen) >= l.max {
-		return OtherMission
-	}
-	l.seen[v] = struct{}{}
-	return v
-}
+const OtherMission = metriclabel.Other
 
 // StatusFunc counts accounts by state now.
 type StatusFunc func(ctx context.Context) (domain.PoolStatus, error)
@@ -92,7 +69,7 @@ func New(reg prometheus.Registerer, status StatusFunc, logger *slog.Logger) *Poo
 			Name: "slotwatch_pool_releases_total",
 			Help: fmt.Sprintf("Leases released, by outcome and mission (a replayed retry is not counted again); past the first %d missions a process sees, mission is %q.", MaxMissionLabels, OtherMission),
 		}, []string{"outcome", "mission"}),
-		missions: newLabelSet(MaxMissionLabels),
+		missions: metriclabel.NewBounded(MaxMissionLabels),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotwatch_pool_lease_expired_total",
 			Help: "Leases that ended because their holder did not release or renew them in time.",
@@ -127,7 +104,7 @@ func (m *Pool) Waited(d time.Duration) {
 // Released counts one lease ended by its holder.
 func (m *Pool) Released(outcome domain.Outcome, mission string) {
 	if m != nil {
-		m.releases.WithLabelValues(string(outcome), m.missions.value(mission)).Inc()
+		m.releases.WithLabelValues(string(outcome), m.missions.Value(mission)).Inc()
 	}
 }
 
