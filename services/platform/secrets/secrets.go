@@ -24,7 +24,7 @@ import (
 var ErrDecrypt = errors.New("secret does not decrypt with this keyset and row")
 
 // HowToMake is what to tell an operator who has no keyset.
-const HowToMake = "make one with `accountpool keyset generate > keyset.json` and point ENCRYPTION_KEYSET_FILE at it"
+const HowToMake = "make one with `accountpool keyset generate > keyset.json && chmod 600 keyset.json` and point ENCRYPTION_KEYSET_FILE at it"
 
 // Keyset encrypts and decrypts with a Tink AEAD keyset. It is safe for
 // concurrent use.
