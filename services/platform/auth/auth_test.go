@@ -110,6 +110,7 @@ func TestTokensFile(t *testing.T) {
 			"BadName":         strings.TrimSuffix(DigestLine(RoleAdmin, "x", adminTok), "x") + "a/b\n",
 			"DigestBadRole":   strings.Replace(DigestLine(RoleAdmin, "x", adminTok), " admin ", " root ", 1) + "\n",
 			"GenerateOutput":  "token admin admin " + adminTok + "\n",
+			"TokenAsName":     DigestLine(RoleAdmin, adminTok, adminTok) + "\n",
 		} {
 			path := filepath.Join(t.TempDir(), "tokens")
 			writeFile(t, path, content)

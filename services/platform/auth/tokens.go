@@ -182,6 +182,9 @@ func parseTokens(b []byte) (set tokenSet, plaintext []int, err error) {
 			if !validName(e.name) {
 				return nil, nil, fmt.Errorf("line %d: the caller's name must be 1 to %d letters, digits, '.', '_' or '-'", n, maxNameLen)
 			}
+			if sha256.Sum256([]byte(e.name)) == e.digest { // names are logged
+				return nil, nil, fmt.Errorf("line %d: the caller's name is the token itself: put a label there (checker-prod), never the token", n)
+			}
 		case len(f) == 2 && strings.HasPrefix(f[0], digestPrefix):
 			return nil, nil, fmt.Errorf("line %d: want \"sha256:<hex> role name\": the caller's name is missing", n)
 		case len(f) == 2:
