@@ -146,7 +146,8 @@ type TokenCredentials struct {
 }
 
 // NewTokenCredentials reads tokenFile now and again whenever it changes.
-// requireTLS is whether the token may only travel over TLS.
+// A file other users may read, or holding a placeholder or weak token, is
+// refused. requireTLS is whether the token may only travel over TLS.
 func NewTokenCredentials(tokenFile string, requireTLS bool, opts ...TokensOption) (*TokenCredentials, error) {
 	var o tokensOptions
 	for _, f := range opts {
