@@ -185,7 +185,7 @@ func ctxT(t *testing.T) context.Context {
 
 func dial(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 	t.Helper()
-	opts, err := auth.DialOptions(tokenFile, "")
+	opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile})
 	if err != nil {
 		t.Fatal(err)
 	}

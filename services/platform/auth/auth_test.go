@@ -3,7 +3,15 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +57,8 @@ func writeFile(t *testing.T, path, content string) {
 func tokensFile(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tokens")
-	writeFile(t, path, "# dev tokens\n\nadmin "+adminTok+"\n  checker\t"+checkerTok+"  \nreader "+readerTok+"\n")
+	writeFile(t, path, "# dev tokens\n\n"+DigestLine(RoleAdmin, "ops", adminTok)+"\n  "+
+		strings.ReplaceAll(DigestLine(RoleChecker, "checker-prod", checkerTok), " ", "\t")+"  \n"+DigestLine(RoleReader, "grafana", readerTok)+"\n")
 	return path
 }
 
@@ -62,9 +71,10 @@ func TestTokensFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for tok, want := range map[string]Role{adminTok: RoleAdmin, checkerTok: RoleChecker, readerTok: RoleReader} {
-			if id, ok := tokens.Lookup(tok); !ok || id.Role != want {
-				t.Fatalf("lookup: %v %v, want %s", id.Role, ok, want)
+		for tok, want := range map[string]Identity{adminTok: {Role: RoleAdmin, Name: "ops"},
+			checkerTok: {Role: RoleChecker, Name: "checker-prod"}, readerTok: {Role: RoleReader, Name: "grafana"}} {
+			if id, ok := tokens.Lookup(tok); !ok || id.Role != want.Role || id.Name != want.Name {
+				t.Fatalf("lookup: %s %s %v, want %s %s", id.Role, id.Name, ok, want.Role, want.Name)
 			}
 		}
 		for _, bad := range []string{"", adminTok[:len(adminTok)-1], adminTok + "x", strings.ToUpper(adminTok), strings.Repeat("a", 5000)} {
@@ -87,12 +97,20 @@ func TestTokensFile(t *testing.T) {
 	t.Run("MalformedFilesRefusedWithoutEchoingTokens", func(t *testing.T) {
 		t.Parallel()
 		for name, content := range map[string]string{
-			"UnknownRole":   "root " + adminTok + "\n",
-			"TokenFirst":    adminTok + " admin\n",
-			"ThreeFields":   "admin " + adminTok + " extra\n",
-			"OneField":      adminTok + "\n",
-			"DuplicateLine": "admin " + adminTok + "\nreader " + adminTok + "\n",
-			"Empty":         "# nothing\n\n",
+			"UnknownRole":     "root " + adminTok + "\n",
+			"TokenFirst":      adminTok + " admin\n",
+			"ThreeFields":     "admin " + adminTok + " extra\n",
+			"OneField":        adminTok + "\n",
+			"DuplicateLine":   "admin " + adminTok + "\nreader " + adminTok + "\n",
+			"Empty":           "# nothing\n\n",
+			"DuplicateDigest": DigestLine(RoleAdmin, "a", adminTok) + "\n" + DigestLine(RoleReader, "b", adminTok) + "\n",
+			"ShortHex":        "sha256:abcdef admin ops\n",
+			"NotHex":          "sha256:" + strings.Repeat("zz", 32) + " admin ops\n",
+			"NoName":          strings.TrimSuffix(DigestLine(RoleAdmin, "x", adminTok), " x") + "\n",
+			"BadName":         strings.TrimSuffix(DigestLine(RoleAdmin, "x", adminTok), "x") + "a/b\n",
+			"DigestBadRole":   strings.Replace(DigestLine(RoleAdmin, "x", adminTok), " admin ", " root ", 1) + "\n",
+			"GenerateOutput":  "token admin admin " + adminTok + "\n",
+			"TokenAsName":     DigestLine(RoleAdmin, adminTok, adminTok) + "\n",
 		} {
 			path := filepath.Join(t.TempDir(), "tokens")
 			writeFile(t, path, content)
@@ -108,42 +126,62 @@ func TestTokensFile(t *testing.T) {
 
 	t.Run("ReloadsWhenTheFileChanges", func(t *testing.T) {
 		t.Parallel()
-		var logs logBuffer
 		path := tokensFile(t)
-		tokens, err := OpenTokens(path, slog.New(slog.NewTextHandler(&logs, nil)), ReloadEvery(time.Millisecond))
+		tokens, err := OpenTokens(path, nil, ReloadEvery(time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
 		newTok := "rotated-reader-token-0123456789abc"
-		writeFile(t, path, "admin "+adminTok+"\nreader "+newTok+"\n")
+		writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\n"+DigestLine(RoleReader, "grafana", newTok)+"\n")
 		waitFor(t, func() bool { _, ok := tokens.Lookup(newTok); return ok })
 		if _, ok := tokens.Lookup(readerTok); ok {
 			t.Fatal("a removed token still works")
 		}
+	})
 
-		// A broken file keeps the tokens in force, says why once, and never
-		// shows a token.
-		writeFile(t, path, "admin "+adminTok+"\nreader too-short-token\n")
-		time.Sleep(5 * time.Millisecond)
-		for range 3 {
-			if _, ok := tokens.Lookup(newTok); !ok {
-				t.Fatal("a bad reload dropped the tokens in force")
+	t.Run("ReloadFailsClosed", func(t *testing.T) {
+		t.Parallel()
+		var logs logBuffer
+		path := tokensFile(t)
+		tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		none := func() bool { return len(tokens.Count()) == 0 }
+		good := func() bool { _, ok := tokens.Lookup(adminTok); return ok }
+		for _, c := range []struct {
+			name    string
+			break_  func()
+			wantLog string
+		}{
+			// A file that no longer parses: no token is valid, not the old set.
+			{"NoLongerParses", func() { writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\nreader too-short-token\n") }, "line 2"},
+			{"Emptied", func() { writeFile(t, path, "# all gone\n") }, "no tokens"},
+			{"Deleted", func() { os.Remove(path) }, "no such file"},
+		} {
+			c.break_()
+			waitFor(t, none)
+			for _, tok := range []string{adminTok, checkerTok, readerTok} {
+				if _, ok := tokens.Lookup(tok); ok {
+					t.Fatalf("%s: a token still works", c.name)
+				}
 			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		out := logs.String()
-		if strings.Count(out, "cannot reload") != 1 || !strings.Contains(out, "line 2") {
-			t.Fatalf("want one warning naming line 2, got %q", out)
-		}
-		for _, tok := range []string{adminTok, newTok, "too-short-token", readerTok} {
-			if strings.Contains(out, tok) {
-				t.Fatalf("a token is in the log: %q", out)
+			time.Sleep(5 * time.Millisecond) // more re-reads of the same problem
+			out := logs.String()
+			if n := strings.Count(out, `"level":"ERROR"`); n != 1 || !strings.Contains(out, "NO TOKEN IS VALID") || !strings.Contains(out, c.wantLog) {
+				t.Fatalf("%s: want one ERROR naming %q, got %d in %s", c.name, c.wantLog, n, out)
 			}
-		}
-		os.Remove(path)
-		time.Sleep(5 * time.Millisecond)
-		if _, ok := tokens.Lookup(adminTok); !ok {
-			t.Fatal("a deleted file dropped the tokens in force")
+			for _, tok := range []string{adminTok, checkerTok, readerTok, "too-short-token"} {
+				if strings.Contains(out, tok) {
+					t.Fatalf("%s: a token is in the log: %s", c.name, out)
+				}
+			}
+			// A good file, even the very one before, restores service.
+			writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\n")
+			waitFor(t, good)
+			logs.mu.Lock()
+			logs.buf.Reset()
+			logs.mu.Unlock()
 		}
 	})
 
@@ -159,9 +197,9 @@ func TestTokensFile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		writeFile(t, filepath.Join(v1, "tokens"), "admin "+adminTok+"\n")
+		writeFile(t, filepath.Join(v1, "tokens"), DigestLine(RoleAdmin, "ops", adminTok)+"\n")
 		newTok := "swapped-admin-token-0123456789abc"
-		writeFile(t, filepath.Join(v2, "tokens"), "admin "+newTok+"\n")
+		writeFile(t, filepath.Join(v2, "tokens"), DigestLine(RoleAdmin, "ops", newTok)+"\n")
 		if err := os.Symlink("..v1", filepath.Join(dir, "..data")); err != nil {
 			t.Fatal(err)
 		}
@@ -279,10 +317,10 @@ func TestClientTokenFile(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if _, err := DialOptions(filepath.Join(dir, "missing"), ""); err == nil {
+	if _, err := DialOptions("127.0.0.1:1", ClientConfig{TokenFile: filepath.Join(dir, "missing")}); err == nil {
 		t.Fatal("a missing token file was accepted")
 	}
-	if opts, err := DialOptions("", ""); err != nil || len(opts) != 1 {
+	if opts, err := DialOptions("127.0.0.1:1", ClientConfig{}); err != nil || len(opts) != 1 {
 		t.Fatalf("no token, no CA: %d options, %v", len(opts), err)
 	}
 }
@@ -293,21 +331,228 @@ func TestGenerateTokens(t *testing.T) {
 	if err := GenerateTokens(&a); err != nil {
 		t.Fatal(err)
 	}
-	if err := GenerateTokens(&b); err != nil {
+	if err := GenerateTokens(&b, "checker:checker-prod"); err != nil {
 		t.Fatal(err)
 	}
-	if a.String() == b.String() {
-		t.Fatal("two runs printed the same tokens")
-	}
-	set, err := parseTokens(a.Bytes())
-	if err != nil || len(set) != 3 {
-		t.Fatalf("generated file: %d tokens, %v", len(set), err)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(a.String()), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) != 2 || len(f[1]) < 32 || strings.ContainsAny(f[1], "+/=") {
-			t.Fatalf("line %q: want role and a base64url token of 32+ characters", line)
+	// The servers' part: digest lines only, one per role, named after it.
+	var server, client []string
+	for _, line := range strings.Split(a.String(), "\n") {
+		switch {
+		case strings.HasPrefix(line, "sha256:"):
+			server = append(server, line)
+		case strings.HasPrefix(line, "token "):
+			client = append(client, line)
 		}
+	}
+	set, plaintext, err := parseTokens([]byte(strings.Join(server, "\n")))
+	if err != nil || len(set) != 3 || len(plaintext) != 0 {
+		t.Fatalf("server lines: %d tokens, plaintext lines %v, %v", len(set), plaintext, err)
+	}
+	if len(client) != 3 {
+		t.Fatalf("want 3 client lines, got %q", client)
+	}
+	// Each client token is base64url, strong, and matches its digest line
+	// by role and name; it appears once in the output.
+	path := filepath.Join(t.TempDir(), "tokens")
+	writeFile(t, path, strings.Join(server, "\n")+"\n")
+	tokens, err := OpenTokens(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range client {
+		f := strings.Fields(line)
+		if len(f) != 4 || len(f[3]) < 32 || strings.ContainsAny(f[3], "+/=") || checkToken(f[3]) != nil {
+			t.Fatalf("client line %q: want token role name and a strong base64url token", line)
+		}
+		if id, ok := tokens.Lookup(f[3]); !ok || string(id.Role) != f[1] || id.Name != f[2] {
+			t.Fatalf("client line %s: server says %v %v", f[1], id, ok)
+		}
+		if strings.Count(a.String(), f[3]) != 1 {
+			t.Fatal("a token is printed more than once")
+		}
+	}
+	// The whole output is not a tokens file: a server refuses it.
+	if _, _, err := parseTokens(a.Bytes()); err == nil {
+		t.Fatal("the whole output parses as a tokens file")
+	}
+	if !strings.Contains(b.String(), " checker checker-prod\n") || strings.Count(b.String(), "sha256:") != 1 {
+		t.Fatalf("a named caller: %s", b.String())
+	}
+	for _, bad := range []string{"root", "admin:", "admin:a b", "admin:" + strings.Repeat("x", 65)} {
+		if err := GenerateTokens(io.Discard, bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestPlaintextTokensLinesStillWorkWithAWarningNamingTheLines(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	path := filepath.Join(t.TempDir(), "tokens")
+	writeFile(t, path, "# old format\nadmin "+adminTok+"\n"+DigestLine(RoleReader, "grafana", readerTok)+"\nchecker "+checkerTok+"\n")
+	tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{adminTok, readerTok, checkerTok} {
+		if _, ok := tokens.Lookup(tok); !ok {
+			t.Fatal("a token was not loaded")
+		}
+	}
+	if id, _ := tokens.Lookup(checkerTok); id.Name != "checker-line4" {
+		t.Fatalf("plaintext line name: %q", id.Name)
+	}
+	out := logs.String()
+	if strings.Count(out, "DEPRECATED") != 1 || !strings.Contains(out, `"lines":[2,4]`) || !strings.Contains(out, `"level":"WARN"`) {
+		t.Fatalf("want one warning naming lines 2 and 4, got %s", out)
+	}
+	for _, tok := range []string{adminTok, readerTok, checkerTok} {
+		if strings.Contains(out, tok) {
+			t.Fatalf("a token is in the log: %s", out)
+		}
+	}
+	// One warning per load: a reload warns again; a digest-only file does not.
+	writeFile(t, path, "admin "+adminTok+"\n")
+	waitFor(t, func() bool { tokens.Lookup(adminTok); return strings.Count(logs.String(), "DEPRECATED") == 2 })
+	writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\n")
+	waitFor(t, func() bool { id, _ := tokens.Lookup(adminTok); return id.Name == "ops" })
+	if n := strings.Count(logs.String(), "DEPRECATED"); n != 2 {
+		t.Fatalf("%d warnings after a digest-only load", n)
+	}
+}
+
+func TestExampleAndWeakTokensRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, tok := range map[string]string{
+		"Placeholder":          "CHANGE-ME-checker-token-0123456789abcdef", // secret.example.yaml's
+		"PlaceholderLowercase": "xyz-change_me-0123456789ABCDEFGHIJ",
+		"Short":                "Ab3-short-token",
+		"OneCharacter":         strings.Repeat("a", 40),
+		"WordRepeated":         strings.Repeat("secret", 6),
+		"DigitsOnly":           "012345678901234567890123456789",
+		"LettersOnly":          "abcdefghijklmnopqrstuvwxyz",
+	} {
+		// In a server's tokens file (plaintext line).
+		path := filepath.Join(dir, name+".tokens")
+		writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\nchecker "+tok+"\n")
+		_, err := OpenTokens(path, nil)
+		if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "accountpool tokens generate") || strings.Contains(err.Error(), tok) {
+			t.Errorf("%s in AUTH_TOKENS_FILE: want a refusal naming line 2 and how to make a token, not the token; got %v", name, err)
+		}
+		// In a client's AUTH_TOKEN_FILE, bare or after its role.
+		for i, content := range []string{tok + "\n", "checker " + tok + "\n"} {
+			path := filepath.Join(dir, name+".token"+string(rune('0'+i)))
+			writeFile(t, path, content)
+			_, err := DialOptions("127.0.0.1:1", ClientConfig{TokenFile: path})
+			if err == nil || !strings.Contains(err.Error(), "AUTH_TOKEN_FILE") || !strings.Contains(err.Error(), "accountpool tokens generate") || strings.Contains(err.Error(), tok) {
+				t.Errorf("%s in AUTH_TOKEN_FILE: got %v", name, err)
+			}
+		}
+	}
+	for _, tok := range []string{adminTok, "0123456789abcdef0123456789abcdef", "3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"} {
+		if err := checkToken(tok); err != nil {
+			t.Errorf("a good token (hex, UUID) refused: %v", err)
+		}
+	}
+}
+
+func TestSecretFilesOthersCanReadRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	writeFile(t, tokens, DigestLine(RoleAdmin, "ops", adminTok)+"\n")
+	token := filepath.Join(dir, "token")
+	writeFile(t, token, adminTok+"\n")
+	open := map[string]func() error{
+		"AUTH_TOKENS_FILE": func() error { _, err := OpenTokens(tokens, nil); return err },
+		"AUTH_TOKEN_FILE":  func() error { _, err := DialOptions("127.0.0.1:1", ClientConfig{TokenFile: token}); return err },
+	}
+	for _, mode := range []os.FileMode{0o644, 0o660, 0o604} {
+		for _, p := range []string{tokens, token} {
+			if err := os.Chmod(p, mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for what, f := range open {
+			if err := f(); err == nil || !strings.Contains(err.Error(), what) || !strings.Contains(err.Error(), "chmod 600") {
+				t.Errorf("%s mode %04o: want a refusal saying chmod 600, got %v", what, mode, err)
+			}
+		}
+	}
+	// A Kubernetes Secret volume: defaultMode 0440 behind ..data symlinks.
+	data := filepath.Join(dir, "..2026_12_06")
+	if err := os.Mkdir(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tokens, token} {
+		if err := os.Chmod(p, 0o440); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p, filepath.Join(data, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("..2026_12_06", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tokens, token} {
+		if err := os.Symlink(filepath.Join("..data", filepath.Base(p)), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for what, f := range open {
+		if err := f(); err != nil {
+			t.Errorf("%s through a 0440 Secret mount: %v", what, err)
+		}
+	}
+}
+
+func TestPlaintextDialToARemoteTargetRefused(t *testing.T) {
+	t.Parallel()
+	for target, local := range map[string]bool{
+		"127.0.0.1:50051": true, "127.9.9.9:1": true, "localhost:50051": true, "[::1]:50051": true,
+		"dns:///localhost:50051": true, "dns://8.8.8.8/127.0.0.1:1": true, "passthrough:///bufnet": true,
+		"passthrough:///127.0.0.1:5": true, "unix:///run/x.sock": true, "unix:x.sock": true, "unix-abstract:x": true,
+		"ipv4:127.0.0.1:1,127.0.0.2:1": true, "ipv6:[::1]:1": true,
+		"accountpool:50051": false, "accountpool.slotwatch.svc:50051": false, "10.0.0.5:50051": false, "[2001:db8::1]:1": false,
+		"dns:///requests:50052": false, "passthrough:///10.0.0.5:50051": false, "ipv4:127.0.0.1:1,10.0.0.1:1": false,
+		"xds:///accountpool": false, "": false, ":50051": false,
+	} {
+		if got := LocalTarget(target); got != local {
+			t.Errorf("LocalTarget(%q) = %v, want %v", target, got, local)
+		}
+	}
+	_, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{})
+	if err == nil || !strings.Contains(err.Error(), "TLS_CA_FILE") || !strings.Contains(err.Error(), "TLS_INSECURE=true") {
+		t.Fatalf("plaintext to a remote target: want a refusal naming TLS_CA_FILE and TLS_INSECURE, got %v", err)
+	}
+	if _, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{Insecure: true}); err != nil {
+		t.Fatalf("TLS_INSECURE=true: %v", err)
+	}
+	// With TLS every target is fine.
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	writeFile(t, ca, caPEM(t))
+	if _, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{CAFile: ca}); err != nil {
+		t.Fatalf("TLS: %v", err)
+	}
+
+	env := func(kv ...string) func(string) (string, bool) {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	c, err := ClientConfigFromEnv(env("AUTH_TOKEN_FILE", "/t", "TLS_CA_FILE", "/ca", "TLS_INSECURE", "true"))
+	if err != nil || c != (ClientConfig{TokenFile: "/t", CAFile: "/ca", Insecure: true}) {
+		t.Fatalf("from env: %+v %v", c, err)
+	}
+	if c, err := ClientConfigFromEnv(env()); err != nil || c.Insecure {
+		t.Fatalf("unset: %+v %v", c, err)
+	}
+	if _, err := ClientConfigFromEnv(env("TLS_INSECURE", "yes please")); err == nil || !strings.Contains(err.Error(), "TLS_INSECURE") {
+		t.Fatalf("a bad TLS_INSECURE: %v", err)
 	}
 }
 
@@ -421,5 +666,72 @@ func TestWatchAuthorization(t *testing.T) {
 	}
 	if n := holders(); n != 0 {
 		t.Fatalf("%d holders left", n)
+	}
+
+	// A deleted tokens file fails closed: an admin's open watch ends too.
+	var admin Identity
+	waitFor(t, func() bool { admin, ok = tokens.Lookup(adminTok); return ok })
+	errc = make(chan error, 1)
+	go func() { errc <- WatchAuthorization(ctx, tokens, policy, admin, "/svc/Watch") }()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := result(errc); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("tokens file deleted: %v", err)
+	}
+}
+
+// caPEM is a self-signed CA certificate, PEM.
+func caPEM(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now(),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func TestReloadLooksTwiceBeforeFailingClosed(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	path := tokensFile(t)
+	tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	tokens.w.now = func() time.Time { return clock } // nothing runs concurrently yet
+	good := func() bool { _, ok := tokens.Lookup(adminTok); return ok }
+	content, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Read half-written once (an in-place rewrite), whole on the next look:
+	// nothing changes.
+	writeFile(t, path, "")
+	clock = clock.Add(time.Hour)
+	if !good() {
+		t.Fatal("one bad look failed closed")
+	}
+	writeFile(t, path, string(content))
+	clock = clock.Add(settleDelay)
+	if !good() || strings.Contains(logs.String(), "ERROR") {
+		t.Fatalf("a file rewritten in place failed closed: %s", logs.String())
+	}
+
+	// Still empty on the second look, soon after: no token is valid.
+	writeFile(t, path, "")
+	clock = clock.Add(time.Hour)
+	good()
+	clock = clock.Add(settleDelay)
+	if good() || !strings.Contains(logs.String(), "NO TOKEN IS VALID") {
+		t.Fatalf("an emptied file did not fail closed: %s", logs.String())
 	}
 }

@@ -8,45 +8,120 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/slotwatch/slotwatch/services/platform/secretfile"
 )
 
-// DialOptionsFromEnv is DialOptions(AUTH_TOKEN_FILE, TLS_CA_FILE).
-func DialOptionsFromEnv() ([]grpc.DialOption, error) {
-	return DialOptions(os.Getenv("AUTH_TOKEN_FILE"), os.Getenv("TLS_CA_FILE"))
+// ClientConfig is how a slotwatch client dials: its token, the CA it
+// trusts, and whether it may speak plaintext to a remote server.
+type ClientConfig struct {
+	// TokenFile (AUTH_TOKEN_FILE) holds the caller's bearer token; empty
+	// sends no token.
+	TokenFile string
+	// CAFile (TLS_CA_FILE) holds PEM CA certificates; set, the connection
+	// uses TLS verified against them.
+	CAFile string
+	// Insecure (TLS_INSECURE=true) allows plaintext to a target that is not
+	// on loopback.
+	Insecure bool
 }
 
-// DialOptions are the transport and per-RPC credentials of a slotwatch
-// client. tokenFile holds the client's bearer token (see the package doc);
-// it is read now (an error if it is missing or holds no token) and re-read
-// when it changes. An empty tokenFile sends no token. caFile holds PEM CA
-// certificates: set, the connection uses TLS verified against them; empty,
-// it is plaintext.
-func DialOptions(tokenFile, caFile string) ([]grpc.DialOption, error) {
+// ClientConfigFromEnv reads AUTH_TOKEN_FILE, TLS_CA_FILE and TLS_INSECURE
+// through lookup (os.LookupEnv, or an envconfig.Loader's Lookup).
+func ClientConfigFromEnv(lookup func(string) (string, bool)) (ClientConfig, error) {
+	var c ClientConfig
+	c.TokenFile, _ = lookup("AUTH_TOKEN_FILE")
+	c.CAFile, _ = lookup("TLS_CA_FILE")
+	if v, ok := lookup("TLS_INSECURE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("TLS_INSECURE=%q: want true or false", v)
+		}
+		c.Insecure = b
+	}
+	return c, nil
+}
+
+// DialOptions are the transport and per-RPC credentials with which a
+// slotwatch client dials target (as given to grpc.NewClient). The token
+// file is read now (an error if it is missing, open to other users, or
+// holds no token or a weak one) and re-read when it changes. Without a CA
+// file the connection is plaintext, which is refused unless target is on
+// loopback (127.0.0.0/8, ::1, localhost), a unix socket or an in-process
+// passthrough name (bufconn), or c.Insecure is set: the token, and the
+// passwords and passport numbers in replies, would cross the network in
+// the clear.
+func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
 	var opts []grpc.DialOption
-	secure := caFile != ""
+	secure := c.CAFile != ""
 	if secure {
-		tc, err := ClientTLS(caFile)
+		tc, err := ClientTLS(c.CAFile)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	} else {
+		if !c.Insecure && !LocalTarget(target) {
+			return nil, fmt.Errorf("refusing to dial %s in plaintext: it is not a loopback address, so the bearer token and the secrets in replies "+
+				"would cross the network in the clear; set TLS_CA_FILE to the CA that signed the server's certificate (TLS), "+
+				"or TLS_INSECURE=true to accept plaintext on a network you trust", target)
+		}
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	if tokenFile != "" {
-		creds, err := NewTokenCredentials(tokenFile, secure)
+	if c.TokenFile != "" {
+		creds, err := NewTokenCredentials(c.TokenFile, secure)
 		if err != nil {
 			return nil, err
 		}
 		opts = append(opts, grpc.WithPerRPCCredentials(creds))
 	}
 	return opts, nil
+}
+
+// LocalTarget says whether a grpc.NewClient target stays on this machine:
+// a loopback host (127.0.0.0/8, ::1, localhost) with the dns, passthrough,
+// ipv4 or ipv6 scheme or none, a unix socket, or a passthrough name with no
+// port, which only an in-process dialer (bufconn) can reach.
+func LocalTarget(target string) bool {
+	scheme, rest, ok := strings.Cut(target, ":")
+	if !ok {
+		return IsLoopback(target)
+	}
+	endpoint := func() string {
+		if r, found := strings.CutPrefix(rest, "//"); found {
+			_, ep, _ := strings.Cut(r, "/") // drop the authority
+			return ep
+		}
+		return rest
+	}
+	switch scheme {
+	case "unix", "unix-abstract":
+		return true
+	case "passthrough":
+		ep := endpoint()
+		if _, _, err := net.SplitHostPort(ep); err != nil {
+			return ep != ""
+		}
+		return IsLoopback(ep)
+	case "dns":
+		return IsLoopback(endpoint())
+	case "ipv4", "ipv6":
+		for _, a := range strings.Split(rest, ",") {
+			if !IsLoopback(a) {
+				return false
+			}
+		}
+		return true
+	}
+	return IsLoopback(target) // "127.0.0.1:50051", "localhost:50051", "[::1]:50051"
 }
 
 // ClientTLS is a TLS client configuration that trusts the CA certificates
@@ -71,13 +146,17 @@ type TokenCredentials struct {
 }
 
 // NewTokenCredentials reads tokenFile now and again whenever it changes.
-// requireTLS is whether the token may only travel over TLS.
+// A file other users may read, or holding a placeholder or weak token, is
+// refused. requireTLS is whether the token may only travel over TLS.
 func NewTokenCredentials(tokenFile string, requireTLS bool, opts ...TokensOption) (*TokenCredentials, error) {
 	var o tokensOptions
 	for _, f := range opts {
 		f(&o)
 	}
-	w, err := newWatched("auth token file", []string{tokenFile}, o.every, nil, func(c [][]byte) (string, error) {
+	if err := secretfile.CheckMode(tokenFile, "AUTH_TOKEN_FILE"); err != nil {
+		return nil, err
+	}
+	w, err := newWatched("auth token file", []string{tokenFile}, o.every, nil, nil, func(c [][]byte) (string, error) {
 		tok, err := parseToken(c[0])
 		if err != nil {
 			return "", fmt.Errorf("AUTH_TOKEN_FILE %s: %w", tokenFile, err)
@@ -113,8 +192,8 @@ func parseToken(b []byte) (string, error) {
 		default:
 			return "", fmt.Errorf("line %d: want \"token\" or \"role token\"", n)
 		}
-		if len(tok) < MinTokenLen {
-			return "", fmt.Errorf("line %d: the token is %d characters; servers refuse tokens shorter than %d", n, len(tok), MinTokenLen)
+		if err := checkToken(tok); err != nil {
+			return "", fmt.Errorf("line %d: %w", n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {

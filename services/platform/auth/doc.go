@@ -4,18 +4,40 @@
 //
 // # Tokens and roles
 //
-// A server reads AUTH_TOKENS_FILE: one "role token" per line, '#' starts a
-// comment line, blank lines are skipped. Roles are checker, reader and
-// admin. A token is at least 24 characters (`accountpool tokens generate`
-// prints good ones). The file is re-read when its content changes (a
-// Kubernetes Secret remounted by a symlink swap included); a file that no
-// longer parses keeps the previous tokens in force and logs why, naming the
-// line but never a token.
+// A server reads AUTH_TOKENS_FILE: one "sha256:<64 hex> role name" line
+// per token, '#' starts a comment line, blank lines are skipped. The hex is
+// the SHA-256 of the token, so the file holds nothing a caller could
+// present; role is checker, reader or admin; name labels the caller in
+// request logs (caller.name, e.g. checker-prod). `accountpool tokens
+// generate` makes tokens and prints each one once, with its line
+// (GenerateTokens, DigestLine).
+//
+// Plaintext "role token" lines are still read, for a deprecation period:
+// each load that finds any logs one warning naming their line numbers
+// (never a token). Their caller's name is role-lineN.
+//
+// A token is at least 24 characters with at least 12 distinct characters
+// from at least two of lowercase, uppercase, digits and symbols, and does
+// not contain CHANGE-ME (any case, with or without '-' or '_'): the
+// placeholders of secret.example.yaml are refused at start, in a server's
+// plaintext lines and in a client's AUTH_TOKEN_FILE alike.
+//
+// Token and tokens files, like the keyset (package secrets), are refused
+// at start when other users may read or write them or their group may
+// write them (package secretfile; 0600, or a Secret volume's 0440 with an
+// fsGroup, are fine; symlinks are followed).
+//
+// The file is re-read when its content changes (a Kubernetes Secret
+// remounted by a symlink swap included). It fails closed: a file that is
+// deleted, emptied or no longer parses, on two looks in a row (the second
+// 100 ms after the first, so that a file rewritten in place is not caught
+// half-written), leaves no token valid: every call is UNAUTHENTICATED and
+// open streams end, logged at ERROR (naming the line, never a token),
+// until a good file comes back.
 //
 //	tokens, err := auth.OpenTokens(path, logger)
 //
-// Tokens are compared in constant time against every known token; only their
-// SHA-256 digests are kept in memory.
+// Tokens are compared in constant time against every known digest.
 //
 // # Serving
 //
@@ -59,16 +81,20 @@
 //
 // Services that call others (the Checker) and slotctl dial with
 //
-//	opts, err := auth.DialOptions(tokenFile, caFile) // or auth.DialOptionsFromEnv()
+//	cc, err := auth.ClientConfigFromEnv(os.LookupEnv) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
+//	opts, err := auth.DialOptions(target, cc)
 //	conn, err := grpc.NewClient(target, opts...)
 //
-// tokenFile (AUTH_TOKEN_FILE) holds the caller's one token, alone on its line
-// or as a "role token" line; it is sent as "authorization: Bearer <token>"
-// on every RPC and re-read when the file changes. An empty tokenFile sends
-// no token (for a server with auth off). caFile (TLS_CA_FILE) holds the PEM
-// CA certificates that sign the servers' certificates; set, the connection
-// uses TLS and the token is only ever sent over it; empty, the connection is
-// plaintext (inside a cluster behind NetworkPolicies, or on loopback).
+// TokenFile (AUTH_TOKEN_FILE) holds the caller's one token, alone on its
+// line or as a "role token" line; it is sent as "authorization: Bearer
+// <token>" on every RPC and re-read when the file changes. An empty
+// TokenFile sends no token (for a server with auth off). CAFile
+// (TLS_CA_FILE) holds the PEM CA certificates that sign the servers'
+// certificates; set, the connection uses TLS and the token is only ever
+// sent over it. Without it the connection is plaintext, which DialOptions
+// refuses for a target that is not on loopback (127.0.0.0/8, ::1,
+// localhost), a unix socket or an in-process passthrough name (bufconn),
+// unless Insecure (TLS_INSECURE=true) says the network is trusted.
 //
 // Package authtest has fixed test tokens, a tokens file and self-signed
 // certificates for tests.

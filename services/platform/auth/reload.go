@@ -17,15 +17,21 @@ import (
 // so that a change is seen without other traffic.
 const DefaultReloadEvery = 2 * time.Second
 
+// settleDelay is how soon a watched that fails closed looks again at a
+// file that failed once, before putting its closed value in force.
+const settleDelay = 100 * time.Millisecond
+
 // watched holds what parse made of one or more files and makes it again
 // when their content changes. Reading the content, rather than watching
 // modification times, also sees a Kubernetes Secret's atomic symlink swap
 // and copies that keep the old mtime. A read or parse that fails keeps the
-// previous value and is logged once per distinct problem.
+// previous value and is logged once per distinct problem, unless the
+// watched fails closed (see failClosed).
 type watched[T any] struct {
 	paths  []string
 	what   string
 	parse  func(contents [][]byte) (T, error)
+	closed *failClosed[T]
 	every  time.Duration
 	logger *slog.Logger
 	now    func() time.Time
@@ -36,6 +42,8 @@ type watched[T any] struct {
 	mu      sync.Mutex // held by the one goroutine that re-reads
 	sum     [sha256.Size]byte
 	problem string
+	failed  bool // closed.value is in force
+	suspect bool // the last look failed once; the next one decides
 
 	pollMu   sync.Mutex // guards holders and stopPoll
 	holders  int
@@ -49,14 +57,25 @@ type version[T any] struct {
 	changed chan struct{}
 }
 
-func newWatched[T any](what string, paths []string, every time.Duration, logger *slog.Logger, parse func([][]byte) (T, error)) (*watched[T], error) {
+// failClosed is what a watched puts in force when a re-read fails (a file
+// deleted, unreadable, or no longer parsing), instead of keeping the
+// previous value: for a tokens file, no tokens. The failure is logged at
+// ERROR with message.
+type failClosed[T any] struct {
+	value   T
+	message string
+}
+
+// newWatched reads and parses paths now (an error if that fails). closed,
+// if not nil, is what a later failed re-read puts in force.
+func newWatched[T any](what string, paths []string, every time.Duration, logger *slog.Logger, closed *failClosed[T], parse func([][]byte) (T, error)) (*watched[T], error) {
 	if every <= 0 {
 		every = DefaultReloadEvery
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	w := &watched[T]{paths: paths, what: what, parse: parse, every: every, logger: logger, now: time.Now}
+	w := &watched[T]{paths: paths, what: what, parse: parse, closed: closed, every: every, logger: logger, now: time.Now}
 	contents, sum, err := w.read()
 	if err != nil {
 		return nil, err
@@ -156,22 +175,57 @@ func (w *watched[T]) untilNextCheck() time.Duration {
 func (w *watched[T]) reload() {
 	w.nextCheck.Store(w.now().Add(w.every).UnixNano())
 	contents, sum, err := w.read()
+	if err == nil && sum == w.sum {
+		w.suspect = false
+		return
+	}
+	var v T
+	if err == nil {
+		v, err = w.parse(contents)
+	} else {
+		sum = [sha256.Size]byte{} // nothing was read: whatever comes back is parsed anew
+	}
 	if err != nil {
-		w.report(err)
+		w.fail(err, sum)
 		return
 	}
-	if sum == w.sum {
-		return
-	}
-	v, err := w.parse(contents)
-	if err != nil {
-		w.sum = sum // this content is bad: say so once, not on every look
-		w.report(err)
-		return
-	}
-	w.sum, w.problem = sum, ""
-	close(w.cur.Swap(&version[T]{v: &v, changed: make(chan struct{})}).changed)
+	w.sum, w.problem, w.failed, w.suspect = sum, "", false, false
+	w.put(v)
 	w.logger.Info("reloaded "+w.what, "files", w.paths)
+}
+
+func (w *watched[T]) put(v T) {
+	close(w.cur.Swap(&version[T]{v: &v, changed: make(chan struct{})}).changed)
+}
+
+// fail handles a re-read that failed: the previous value stays in force,
+// or, failing closed, closed.value replaces it once a second look, soon
+// after, fails too. sum is the content that failed (zero when there was
+// none to read).
+func (w *watched[T]) fail(err error, sum [sha256.Size]byte) {
+	if w.closed == nil {
+		if sum != ([sha256.Size]byte{}) {
+			w.sum = sum // this content is bad: say so once, not on every look
+		}
+		w.report(err)
+		return
+	}
+	if !w.failed && !w.suspect {
+		// A file rewritten in place (truncated, then written) can be read
+		// half-written: look again shortly before failing closed.
+		w.suspect = true
+		w.nextCheck.Store(w.now().Add(min(settleDelay, w.every)).UnixNano())
+		return
+	}
+	w.sum, w.suspect = sum, false
+	if !w.failed {
+		w.failed = true
+		w.put(w.closed.value)
+	}
+	if msg := err.Error(); msg != w.problem {
+		w.problem = msg
+		w.logger.Error(w.closed.message, "error", msg)
+	}
 }
 
 func (w *watched[T]) report(err error) {

@@ -22,7 +22,7 @@ func ServerTLS(certFile, keyFile string, logger *slog.Logger, opts ...TokensOpti
 	for _, f := range opts {
 		f(&o)
 	}
-	w, err := newWatched("TLS certificate", []string{certFile, keyFile}, o.every, logger, func(c [][]byte) (tls.Certificate, error) {
+	w, err := newWatched("TLS certificate", []string{certFile, keyFile}, o.every, logger, nil, func(c [][]byte) (tls.Certificate, error) {
 		cert, err := tls.X509KeyPair(c[0], c[1])
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("TLS_CERT_FILE %s / TLS_KEY_FILE %s: %w", certFile, keyFile, err)

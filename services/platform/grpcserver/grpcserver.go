@@ -117,7 +117,7 @@ func New(cfg Config) *Server {
 	cfg.Registry.MustRegister(metrics)
 
 	// The chain, outermost first: metrics; a slot for the caller's role;
-	// request logging (method, code, duration, caller role; never payloads
+	// request logging (method, code, duration, caller role and name; never payloads
 	// or metadata); panic recovery; auth (for a stream, checked again on
 	// every reload of the tokens file, see endStreamsOnRevoke) and the rate
 	// limit, both skipped for health and reflection; then the service's own
@@ -126,7 +126,7 @@ func New(cfg Config) *Server {
 	logOpts := []logging.Option{
 		logging.WithLogOnEvents(logging.FinishCall),
 		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			return logging.Fields{"caller.role", callerRole(ctx)}
+			return callerFields(ctx)
 		}),
 	}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {

@@ -199,6 +199,28 @@ func TestStreamEndsWhenItsAuthorizationChanges(t *testing.T) {
 		stillFollows(t, f, admin)
 		stillFollows(t, f, reader)
 	})
+
+	t.Run("DeletedFileEndsEveryStreamAndAGoodOneRestores", func(t *testing.T) {
+		// Fail closed: no file, no valid token, not the last set kept.
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		wantEnded(t, admin, codes.Unauthenticated)
+		_, err := tryFollow(t, ctx, conn, adminTok)
+		wantCode(t, err, codes.Unauthenticated)
+
+		rewrite(t, path, auth.DigestLine(auth.RoleAdmin, "ops", adminTok)+"\n")
+		deadline := time.Now().Add(30 * time.Second)
+		again, err := tryFollow(t, ctx, conn, adminTok)
+		for ; err != nil; again, err = tryFollow(t, ctx, conn, adminTok) {
+			wantCode(t, err, codes.Unauthenticated)
+			if time.Now().After(deadline) {
+				t.Fatal("a good file did not restore service")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		stillFollows(t, f, again)
+	})
 }
 
 // TestNoGoroutineLeftPerStream opens and closes many streams and wants the

@@ -14,6 +14,7 @@ import (
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -46,7 +47,7 @@ const (
 )
 
 // HowToMakeTokens is what to tell an operator who needs a tokens file.
-const HowToMakeTokens = "make one with `accountpool tokens generate > tokens` and point AUTH_TOKENS_FILE at it"
+const HowToMakeTokens = "make tokens with `accountpool tokens generate`, put the sha256: lines it prints in a file (chmod 600) and point AUTH_TOKENS_FILE at it"
 
 // LoadSecurity reads AUTH_TOKENS_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
 // RATE_LIMIT_RPS and RATE_LIMIT_BURST, and opens the files. apiAddrs are
@@ -142,24 +143,32 @@ func (s *Server) SelfCredentials() credentials.TransportCredentials {
 	return credentials.NewTLS(auth.PinnedTLS(s.cfg.Security.TLS))
 }
 
-// callerSlot carries the caller's role from the auth interceptor, which
-// runs inside the logging one, back out to the log line.
-type callerSlot struct{ role atomic.Value }
+// callerSlot carries the caller's role and name from the auth interceptor,
+// which runs inside the logging one, back out to the log line.
+type callerSlot struct{ caller atomic.Value } // loggedCaller
+
+type loggedCaller struct{ role, name string }
 
 type callerSlotKey struct{}
 
-func callerRole(ctx context.Context) string {
+// callerFields are the request log's fields for the caller: caller.role
+// (anonymous with auth off, unauthenticated for an unknown token) and, for
+// a known token, caller.name from the tokens file.
+func callerFields(ctx context.Context) logging.Fields {
 	if slot, ok := ctx.Value(callerSlotKey{}).(*callerSlot); ok {
-		if r, ok := slot.role.Load().(string); ok {
-			return r
+		if c, ok := slot.caller.Load().(loggedCaller); ok {
+			if c.name != "" {
+				return logging.Fields{"caller.role", c.role, "caller.name", c.name}
+			}
+			return logging.Fields{"caller.role", c.role}
 		}
 	}
-	return "anonymous"
+	return logging.Fields{"caller.role", "anonymous"}
 }
 
-func setCallerRole(ctx context.Context, role string) {
+func setCaller(ctx context.Context, role, name string) {
 	if slot, ok := ctx.Value(callerSlotKey{}).(*callerSlot); ok {
-		slot.role.Store(role)
+		slot.caller.Store(loggedCaller{role: role, name: name})
 	}
 }
 
@@ -179,9 +188,9 @@ func authFunc(tokens *auth.Tokens, policy auth.Policy) grpcauth.AuthFunc {
 		id, err := auth.Authorize(ctx, tokens, policy, method)
 		switch {
 		case id.Role != "":
-			setCallerRole(ctx, string(id.Role))
+			setCaller(ctx, string(id.Role), id.Name)
 		case err != nil:
-			setCallerRole(ctx, "unauthenticated")
+			setCaller(ctx, "unauthenticated", "")
 		}
 		if err != nil {
 			return nil, err

@@ -111,7 +111,8 @@ func writeTokens(t *testing.T, content string) string {
 	return path
 }
 
-const allTokens = "admin " + adminTok + "\nchecker " + checkerTok + "\nreader " + readerTok + "\n"
+var allTokens = auth.DigestLine(auth.RoleAdmin, "ops", adminTok) + "\n" + auth.DigestLine(auth.RoleChecker, "checker-prod", checkerTok) + "\n" +
+	auth.DigestLine(auth.RoleReader, "grafana", readerTok) + "\n"
 
 type harness struct {
 	conn *grpc.ClientConn
@@ -230,7 +231,8 @@ func TestAuth(t *testing.T) {
 				t.Fatalf("a token is in the logs: %s", logs)
 			}
 		}
-		for _, want := range []string{`"caller.role":"checker"`, `"caller.role":"reader"`, `"caller.role":"admin"`,
+		for _, want := range []string{`"caller.role":"checker","caller.name":"checker-prod"`, `"caller.role":"reader","caller.name":"grafana"`,
+			`"caller.role":"admin","caller.name":"ops"`,
 			`"caller.role":"unauthenticated"`, `"grpc.code":"PermissionDenied"`, `"grpc.method":"Lease"`, `"grpc.time_ms"`} {
 			if !strings.Contains(logs, want) {
 				t.Fatalf("logs lack %s: %s", want, logs)
@@ -465,7 +467,7 @@ func TestTLSRoundTrip(t *testing.T) {
 		defer conn.Close()
 		return conn.Invoke(withToken(""), "/"+svc+"/"+method, &emptypb.Empty{}, &emptypb.Empty{})
 	}
-	opts, err := auth.DialOptions(tokenFile, certFile)
+	opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile, CAFile: certFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,12 +478,12 @@ func TestTLSRoundTrip(t *testing.T) {
 
 	// A plaintext client cannot talk to it, and a client trusting another
 	// CA refuses it.
-	plain, _ := auth.DialOptions(tokenFile, "")
+	plain, _ := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile})
 	if err := invoke(plain, "Read"); status.Code(err) != codes.Unavailable {
 		t.Fatalf("plaintext client: %v", err)
 	}
 	otherCA, _ := authtest.SelfSigned(t, dir, "other")
-	wrong, err := auth.DialOptions(tokenFile, otherCA)
+	wrong, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile, CAFile: otherCA})
 	if err != nil {
 		t.Fatal(err)
 	}

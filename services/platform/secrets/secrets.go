@@ -15,6 +15,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
+
+	"github.com/slotwatch/slotwatch/services/platform/secretfile"
 )
 
 // ErrDecrypt is returned when a ciphertext does not open: a wrong key, a
@@ -22,7 +24,7 @@ import (
 var ErrDecrypt = errors.New("secret does not decrypt with this keyset and row")
 
 // HowToMake is what to tell an operator who has no keyset.
-const HowToMake = "make one with `accountpool keyset generate > keyset.json` and point ENCRYPTION_KEYSET_FILE at it"
+const HowToMake = "make one with `accountpool keyset generate > keyset.json && chmod 600 keyset.json` and point ENCRYPTION_KEYSET_FILE at it"
 
 // Keyset encrypts and decrypts with a Tink AEAD keyset. It is safe for
 // concurrent use.
@@ -32,10 +34,17 @@ type Keyset struct {
 }
 
 // LoadFile reads a cleartext JSON keyset, as printed by Generate. Keep the
-// file in a secret store (a Kubernetes Secret), never in the database.
+// file in a secret store (a Kubernetes Secret), never in the database. A
+// file that other users may read, or its group may write, is refused
+// (secretfile.CheckMode).
 func LoadFile(path string) (*Keyset, error) {
 	if path == "" {
 		return nil, fmt.Errorf("ENCRYPTION_KEYSET_FILE is not set: %s", HowToMake)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if err := secretfile.CheckMode(path, "ENCRYPTION_KEYSET_FILE"); err != nil {
+			return nil, err
+		}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -2,6 +2,9 @@ package secrets_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -44,5 +47,27 @@ func TestParseRejectsGarbage(t *testing.T) {
 	}
 	if _, err := secrets.LoadFile(""); err == nil {
 		t.Fatal("empty path accepted")
+	}
+}
+
+func TestLoadFileRefusesAKeysetOthersCanRead(t *testing.T) {
+	t.Parallel()
+	raw, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "keyset.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := secrets.LoadFile(path); err != nil {
+		t.Fatalf("mode 600: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = secrets.LoadFile(path)
+	if err == nil || !strings.Contains(err.Error(), "ENCRYPTION_KEYSET_FILE") || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("mode 644: want a refusal saying chmod 600, got %v", err)
 	}
 }

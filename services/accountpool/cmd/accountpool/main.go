@@ -4,7 +4,7 @@
 //	accountpool migrate up|down|status
 //	accountpool keyset generate       print a new encryption keyset
 //	accountpool keyset rotate FILE    print FILE's keyset with a new primary key
-//	accountpool tokens generate       print a new AUTH_TOKENS_FILE (admin, checker, reader)
+//	accountpool tokens generate [ROLE[:NAME]...]  new tokens: digest lines for servers, tokens for clients
 package main
 
 import (
@@ -37,7 +37,10 @@ const usage = `usage:
   accountpool migrate up|down|status manage the accountpool schema
   accountpool keyset generate        print a new encryption keyset (JSON)
   accountpool keyset rotate FILE     print FILE's keyset with a new primary key added
-  accountpool tokens generate        print a new auth tokens file: one admin, checker and reader token`
+  accountpool tokens generate [ROLE[:NAME]...]
+                                     new tokens (default: admin, checker, reader): the digest
+                                     lines for servers' AUTH_TOKENS_FILE, and each token, shown
+                                     once, for its client's AUTH_TOKEN_FILE`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -51,10 +54,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "keyset":
 		return keysetCommand(args[1:], stdout)
 	case "tokens":
-		if len(args) != 2 || args[1] != "generate" {
-			return errors.New("usage: accountpool tokens generate")
+		if len(args) < 2 || args[1] != "generate" {
+			return errors.New("usage: accountpool tokens generate [ROLE[:NAME]...] (ROLE: admin, checker or reader)")
 		}
-		return auth.GenerateTokens(stdout)
+		return auth.GenerateTokens(stdout, args[2:]...)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

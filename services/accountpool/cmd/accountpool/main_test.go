@@ -123,23 +123,49 @@ func TestServeHealthReflectionAndStop(t *testing.T) {
 
 func TestTokensGenerate(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"tokens", "generate"}, &out); err != nil {
+	if err := run(context.Background(), []string{"tokens", "generate", "checker:checker-prod", "reader"}, &out); err != nil {
 		t.Fatal(err)
 	}
+	// The digest lines are the servers' file; the tokens are not in it.
+	var server []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "sha256:") {
+			server = append(server, l)
+		}
+	}
 	path := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(strings.Join(server, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := auth.OpenTokens(path, nil)
 	if err != nil {
-		t.Fatalf("generated tokens do not load: %v", err)
+		t.Fatalf("generated lines do not load: %v", err)
 	}
-	if n := tokens.Count(); n[auth.RoleAdmin] != 1 || n[auth.RoleChecker] != 1 || n[auth.RoleReader] != 1 {
-		t.Fatalf("want one token per role, got %v", n)
+	if n := tokens.Count(); n[auth.RoleAdmin] != 0 || n[auth.RoleChecker] != 1 || n[auth.RoleReader] != 1 {
+		t.Fatalf("want a checker and a reader, got %v", n)
 	}
-	if err := run(context.Background(), []string{"tokens"}, &out); err == nil {
-		t.Fatal("tokens without generate accepted")
+	checker := clientToken(t, out.String(), "checker-prod")
+	if id, ok := tokens.Lookup(checker); !ok || id.Name != "checker-prod" {
+		t.Fatalf("the printed checker token: %v %v", id, ok)
 	}
+	for _, bad := range [][]string{{"tokens"}, {"tokens", "generate", "root"}} {
+		if err := run(context.Background(), bad, &out); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
+	}
+}
+
+// clientToken finds the token of the caller name in `tokens generate`'s
+// output ("token role name TOKEN").
+func clientToken(t *testing.T, out, name string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 4 && f[0] == "token" && f[2] == name {
+			return f[3]
+		}
+	}
+	t.Fatalf("no token for %s in %s", name, out)
+	return ""
 }
 
 func TestServeRefusesToExposeTheAPIWithoutAuth(t *testing.T) {
@@ -156,13 +182,13 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 	if err := auth.GenerateTokens(&tokens); err != nil {
 		t.Fatal(err)
 	}
-	var adminLine string
+	var server []string
 	for _, l := range strings.Split(tokens.String(), "\n") {
-		if strings.HasPrefix(l, "admin ") {
-			adminLine = l
+		if strings.HasPrefix(l, "sha256:") {
+			server = append(server, l)
 		}
 	}
-	files := map[string][]byte{"tokens": tokens.Bytes(), "admin.token": []byte(adminLine + "\n")}
+	files := map[string][]byte{"tokens": []byte(strings.Join(server, "\n")), "admin.token": []byte(clientToken(t, tokens.String(), "admin") + "\n")}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -184,7 +210,7 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 		}
 	}()
 
-	opts, err := auth.DialOptions(filepath.Join(dir, "admin.token"), "")
+	opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: filepath.Join(dir, "admin.token")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 type config struct {
 	listenAddr, metricsAddr, logLevel string
 	accountPoolAddr, requestsAddr     string
-	tokenFile, caFile                 string
+	client                            auth.ClientConfig
 	chromePath, artifactsDir          string
 	noSandbox                         bool
 	recycle                           int
@@ -96,8 +96,6 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		logLevel:        env.String("LOG_LEVEL", "info"),
 		accountPoolAddr: env.String("ACCOUNTPOOL_ADDR", "localhost:50051"),
 		requestsAddr:    env.String("REQUESTS_ADDR", "localhost:50052"),
-		tokenFile:       env.String("AUTH_TOKEN_FILE", ""),
-		caFile:          env.String("TLS_CA_FILE", ""),
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
 		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
@@ -113,6 +111,11 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		},
 	}
 	var errs []error
+	client, err := auth.ClientConfigFromEnv(env.Lookup) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.client = client
 	for _, b := range []struct {
 		name, s string
 		v       *bool
@@ -170,6 +173,14 @@ func defaultID() string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
+func dial(target string, c auth.ClientConfig) (*grpc.ClientConn, error) {
+	opts, err := auth.DialOptions(target, c)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, opts...)
+}
+
 func serve(ctx context.Context) error {
 	env := envconfig.New()
 	cfg, err := loadConfig(env)
@@ -184,16 +195,12 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dial, err := auth.DialOptions(cfg.tokenFile, cfg.caFile)
-	if err != nil {
-		return err
-	}
-	apConn, err := grpc.NewClient(cfg.accountPoolAddr, dial...)
+	apConn, err := dial(cfg.accountPoolAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("ACCOUNTPOOL_ADDR=%s: %w", cfg.accountPoolAddr, err)
 	}
 	defer apConn.Close()
-	rqConn, err := grpc.NewClient(cfg.requestsAddr, dial...)
+	rqConn, err := dial(cfg.requestsAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("REQUESTS_ADDR=%s: %w", cfg.requestsAddr, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 func loader(env map[string]string) *envconfig.Loader {
@@ -72,13 +73,13 @@ func TestBadSettingsAreNamedAllAtOnce(t *testing.T) {
 	t.Parallel()
 	_, err := loadConfig(loader(map[string]string{
 		"CHECKER_CLAIM_TTL": "1s", "CHECKER_LEASE_TTL": "2h", "CHECKER_LOOP": "sometimes",
-		"MAX_CONCURRENT_MISSIONS": "0", "PORTAL_BASE_URL": "ftp://x",
+		"MAX_CONCURRENT_MISSIONS": "0", "PORTAL_BASE_URL": "ftp://x", "TLS_INSECURE": "perhaps",
 		"CHECKER_ARTIFACTS_MAX_BYTES": "1048576", "CHECKER_ARTIFACTS_TOTAL_BYTES": "524288",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL", "CHECKER_ARTIFACTS_TOTAL_BYTES"} {
+	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL", "CHECKER_ARTIFACTS_TOTAL_BYTES", "TLS_INSECURE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}
@@ -105,4 +106,13 @@ func TestRootWithoutNoSandboxIsRefused(t *testing.T) {
 	if _, err := loadConfig(loader(map[string]string{"CHROME_NO_SANDBOX": "yes please"})); err == nil || !strings.Contains(err.Error(), "CHROME_NO_SANDBOX") {
 		t.Errorf("CHROME_NO_SANDBOX=\"yes please\": %v, want an error naming it", err)
 	}
+}
+
+// TestRefusesPlaintextToARemoteService: the Checker sends its token, and
+// receives portal passwords, over these connections.
+func TestRefusesPlaintextToARemoteService(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{
+		"LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "AUTH_TOKENS_FILE": "", "AUTH_TOKEN_FILE": "", "TLS_CA_FILE": "", "TLS_INSECURE": "", "CHROME_NO_SANDBOX": "true",
+		"ACCOUNTPOOL_ADDR": "accountpool.slotwatch.svc:50051", "REQUESTS_ADDR": "localhost:50052",
+	}, "want a refusal naming the address, TLS_CA_FILE and TLS_INSECURE", "ACCOUNTPOOL_ADDR=accountpool.slotwatch.svc:50051", "TLS_CA_FILE", "TLS_INSECURE=true")
 }

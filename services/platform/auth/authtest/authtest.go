@@ -31,14 +31,17 @@ const (
 	ReaderToken  = "reader-token-for-tests-0123456789abcde"
 )
 
-// TokensFile writes a tokens file holding AdminToken, CheckerToken and
-// ReaderToken and returns its path.
+// TokensFile writes a servers' tokens file holding the digests of
+// AdminToken, CheckerToken and ReaderToken, each caller named after its
+// role, and returns its path.
 func TokensFile(t testing.TB) string {
 	t.Helper()
-	return WriteFile(t, "tokens", "admin "+AdminToken+"\nchecker "+CheckerToken+"\nreader "+ReaderToken+"\n")
+	return WriteFile(t, "tokens", auth.DigestLine(auth.RoleAdmin, "admin", AdminToken)+"\n"+
+		auth.DigestLine(auth.RoleChecker, "checker", CheckerToken)+"\n"+auth.DigestLine(auth.RoleReader, "reader", ReaderToken)+"\n")
 }
 
-// WriteFile writes content to a new file in a temporary directory.
+// WriteFile writes content to a new file, mode 600 (as token and keyset
+// files must be), in a temporary directory.
 func WriteFile(t testing.TB, name, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)

@@ -37,7 +37,7 @@ func main() { grpcserver.Main(run) }
 const usage = "usage: requests [migrate up|down|status | keyset generate]"
 
 // keysetHint tells an operator without a keyset how to make one.
-const keysetHint = "make one with `requests keyset generate > keyset.json` (accountpool's keysets work too) and point ENCRYPTION_KEYSET_FILE at it"
+const keysetHint = "make one with `requests keyset generate > keyset.json && chmod 600 keyset.json` (accountpool's keysets work too) and point ENCRYPTION_KEYSET_FILE at it"
 
 // sweepEvery is how often the server expires requests whose window passed,
 // besides doing it on every ClaimDueMissions.

@@ -125,7 +125,7 @@ func TestServesWithAuthAndTLS(t *testing.T) {
 	})
 	srv := grpcservertest.Serve(t, run)
 
-	opts, err := auth.DialOptions(authtest.WriteFile(t, "token", authtest.AdminToken), certFile)
+	opts, err := auth.DialOptions(grpcAddr, auth.ClientConfig{TokenFile: authtest.WriteFile(t, "token", authtest.AdminToken), CAFile: certFile})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,8 @@ type app struct {
 	io IO
 
 	accountpoolAddr, requestsAddr string
-	tokenFile, tlsCA              string
+	client                        auth.ClientConfig
+	envErr                        error // a malformed TLS_INSECURE
 	output                        string
 	timeout                       time.Duration
 
@@ -108,11 +109,15 @@ func (a *app) rootCommand() *cobra.Command {
 		Long: `slotctl talks gRPC to AccountPool and Requests.
 
 Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR,
-AUTH_TOKEN_FILE (a file holding an admin token) and TLS_CA_FILE.`,
+AUTH_TOKEN_FILE (a file holding an admin token), TLS_CA_FILE and TLS_INSECURE.
+Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if a.envErr != nil {
+				return usageError{a.envErr}
+			}
 			if a.output != "table" && a.output != "json" {
 				return usagef("-o %q: want table or json", a.output)
 			}
@@ -123,8 +128,11 @@ AUTH_TOKEN_FILE (a file holding an admin token) and TLS_CA_FILE.`,
 	f := root.PersistentFlags()
 	f.StringVar(&a.accountpoolAddr, "accountpool", a.env("ACCOUNTPOOL_ADDR", "localhost:50051"), "AccountPool gRPC address (ACCOUNTPOOL_ADDR)")
 	f.StringVar(&a.requestsAddr, "requests", a.env("REQUESTS_ADDR", "localhost:50052"), "Requests gRPC address (REQUESTS_ADDR)")
-	f.StringVar(&a.tokenFile, "token-file", a.env("AUTH_TOKEN_FILE", ""), "file holding the bearer token (AUTH_TOKEN_FILE)")
-	f.StringVar(&a.tlsCA, "tls-ca", a.env("TLS_CA_FILE", ""), "PEM CA certificates: use TLS verified against them (TLS_CA_FILE)")
+	fromEnv, err := auth.ClientConfigFromEnv(func(k string) (string, bool) { v := a.io.Getenv(k); return v, v != "" })
+	a.envErr = err
+	f.StringVar(&a.client.TokenFile, "token-file", fromEnv.TokenFile, "file holding the bearer token (AUTH_TOKEN_FILE)")
+	f.StringVar(&a.client.CAFile, "tls-ca", fromEnv.CAFile, "PEM CA certificates: use TLS verified against them (TLS_CA_FILE)")
+	f.BoolVar(&a.client.Insecure, "tls-insecure", fromEnv.Insecure, "allow plaintext to an address that is not loopback (TLS_INSECURE)")
 	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	f.DurationVar(&a.timeout, "timeout", 30*time.Second, "time limit of each call (not of streams or --watch)")
 
@@ -161,9 +169,10 @@ func wrapArgs(c *cobra.Command) {
 }
 
 // dial opens a client connection with the one set of dial options every
-// slotwatch client uses (auth.DialOptions: bearer token, optional TLS).
+// slotwatch client uses (auth.DialOptions: bearer token, TLS or plaintext
+// to loopback only unless --tls-insecure).
 func (a *app) dial(addr string) (*grpc.ClientConn, error) {
-	opts, err := auth.DialOptions(a.tokenFile, a.tlsCA)
+	opts, err := auth.DialOptions(addr, a.client)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func setup(t *testing.T) *testBundle {
 	var lines strings.Builder
 	for _, role := range []string{"admin", "checker", "reader"} {
 		tokens[role] = newToken(t)
-		fmt.Fprintf(&lines, "%s %s\n", role, tokens[role])
+		fmt.Fprintln(&lines, auth.DigestLine(auth.Role(role), role, tokens[role]))
 	}
 	tokensFile := authtest.WriteFile(t, "tokens", lines.String())
 	b.adminToken = authtest.WriteFile(t, "admin.token", "admin "+tokens["admin"]+"\n")
@@ -90,14 +90,14 @@ func setup(t *testing.T) *testBundle {
 	b.rqEnv = append(common, "ENCRYPTION_KEYSET_FILE="+rqKeys, "HTTP_ADDR=127.0.0.1:0")
 	b.rqAddr, b.stopRQ = startService(t, t, "requests", b.rqEnv)
 
-	opts, err := auth.DialOptions(b.adminToken, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for addr, set := range map[string]func(*grpc.ClientConn){
 		b.apAddr: func(c *grpc.ClientConn) { b.ap = apv1.NewAccountPoolServiceClient(c) },
 		b.rqAddr: func(c *grpc.ClientConn) { b.rq = rqv1.NewRequestsServiceClient(c) },
 	} {
+		opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: b.adminToken})
+		if err != nil {
+			t.Fatal(err)
+		}
 		conn, err := grpc.NewClient(addr, opts...)
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -46,6 +47,34 @@ func TestAuthErrorsAreOneLine(t *testing.T) {
 		runSlotctl(context.Background(), strings.NewReader(""), nil, "--accountpool", "127.0.0.1:1", "--token-file", b.adminToken, "--timeout", "2s",
 			"pool", "status").fails(t, 1, "AccountPool at 127.0.0.1:1")
 	})
+}
+
+// TestPlaintextOnlyToLoopback: without TLS, slotctl sends its token to a
+// remote address only when told the network is trusted.
+func TestPlaintextOnlyToLoopback(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	tok, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// 192.0.2.1 (TEST-NET-1) answers nothing: a dial that is allowed times out.
+	remote := []string{"--accountpool", "192.0.2.1:50051", "--token-file", token, "--timeout", "1s", "pool", "status"}
+	runSlotctl(context.Background(), strings.NewReader(""), nil, remote...).fails(t, 1, "refusing to dial 192.0.2.1:50051 in plaintext", "TLS_INSECURE=true")
+	for name, r := range map[string]result{
+		"--tls-insecure":    runSlotctl(context.Background(), strings.NewReader(""), nil, append([]string{"--tls-insecure"}, remote...)...),
+		"TLS_INSECURE=true": runSlotctl(context.Background(), strings.NewReader(""), map[string]string{"TLS_INSECURE": "true"}, remote...),
+	} {
+		r.fails(t, 1, "AccountPool at 192.0.2.1:50051") // dialed, and timed out
+		if strings.Contains(r.stderr, "refusing to dial") {
+			t.Errorf("%s: still refused: %s", name, r.stderr)
+		}
+	}
+	runSlotctl(context.Background(), strings.NewReader(""), map[string]string{"TLS_INSECURE": "maybe"}, remote...).fails(t, 2, "TLS_INSECURE")
 }
 
 func TestKeysets(t *testing.T) {

@@ -146,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	fmt.Fprintf(out, "slotwatch demo: portalsim, AccountPool, Requests and the Checker on this machine\n")
 	fmt.Fprintf(out, "  database     %s, made afresh on the DATABASE_URL server\n", cfg.Database)
-	fmt.Fprintf(out, "  auth         tokens in %s; the admin token alone in %s\n", rel(f.tokens), rel(f.admin))
+	fmt.Fprintf(out, "  auth         token digests in %s; the admin token in %s\n", rel(f.tokens), rel(f.admin))
 	var ts []string
 	for _, t := range timings {
 		s := t.env + "=" + env[t.env]
@@ -212,16 +212,12 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(out, "  %-12s %-48s log %s\n", s.name, s.show, rel(c.logPath))
 	}
 
-	opts, err := auth.DialOptions(f.admin, "")
-	if err != nil {
-		return err
-	}
-	poolConn, err := grpc.NewClient(a.Pool, opts...)
+	poolConn, err := dialAdmin(a.Pool, f.admin)
 	if err != nil {
 		return err
 	}
 	defer poolConn.Close()
-	reqConn, err := grpc.NewClient(a.Requests, opts...)
+	reqConn, err := dialAdmin(a.Requests, f.admin)
 	if err != nil {
 		return err
 	}
@@ -566,4 +562,14 @@ func demoChrome(getenv func(string) string) string {
 		return headlessShell
 	}
 	return "/usr/bin/chromium"
+}
+
+// dialAdmin connects to the demo's service at target (on loopback) with the
+// admin token in tokenFile.
+func dialAdmin(target, tokenFile string) (*grpc.ClientConn, error) {
+	opts, err := auth.DialOptions(target, auth.ClientConfig{TokenFile: tokenFile})
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, opts...)
 }

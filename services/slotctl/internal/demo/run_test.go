@@ -101,6 +101,20 @@ func TestRun(t *testing.T) {
 				t.Errorf("%s: mode %v, want 0600", name, st.Mode().Perm())
 			}
 		}
+		// The services' tokens file holds digests, not the tokens.
+		tokens, err := os.ReadFile(filepath.Join(root, ".data", "tokens"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"admin.token", "checker.token"} {
+			tok, err := os.ReadFile(filepath.Join(root, ".data", name))
+			if err != nil || len(strings.TrimSpace(string(tok))) < 24 {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if strings.Contains(string(tokens), strings.TrimSpace(string(tok))) {
+				t.Errorf("the tokens file holds the token of %s", name)
+			}
+		}
 		checkerLog, err := os.ReadFile(filepath.Join(root, ".data", "logs", "checker.log"))
 		if err != nil || !strings.Contains(string(checkerLog), `"msg":"check finished"`) {
 			t.Errorf("the Checker's log lines are not in its log file (%v)", err)

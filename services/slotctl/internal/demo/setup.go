@@ -25,9 +25,9 @@ type files struct {
 	dir       string // .data
 	logs      string // .data/logs: one log per service, replaced each run
 	keyset    string // ENCRYPTION_KEYSET_FILE of AccountPool and Requests
-	tokens    string // AUTH_TOKENS_FILE of every service
+	tokens    string // AUTH_TOKENS_FILE of every service: digests only
 	admin     string // the admin token alone: data loading, grpcurl, slotctl
-	checker   string // "checker <token>": the Checker's AUTH_TOKEN_FILE
+	checker   string // the checker token alone: the Checker's AUTH_TOKEN_FILE
 	artifacts string // CHECKER_ARTIFACTS_DIR
 }
 
@@ -46,30 +46,64 @@ func prepareFiles(root string) (files, error) {
 	if err := makeOnce(f.keyset, secrets.Generate); err != nil {
 		return f, fmt.Errorf("keyset: %w", err)
 	}
-	if err := makeOnce(f.tokens, func() ([]byte, error) {
-		var b bytes.Buffer
-		err := auth.GenerateTokens(&b)
-		return b.Bytes(), err
-	}); err != nil {
+	if err := makeTokens(f); err != nil {
 		return f, fmt.Errorf("tokens: %w", err)
 	}
-	raw, err := os.ReadFile(f.tokens)
-	if err != nil {
-		return f, err
-	}
-	toks := roleTokens(raw)
-	for _, role := range []string{"admin", "checker"} {
-		if toks[role] == "" {
-			return f, fmt.Errorf("%s has no %s token: delete it and the demo makes a new one", f.tokens, role)
-		}
-	}
-	if err := os.WriteFile(f.admin, []byte(toks["admin"]+"\n"), 0o600); err != nil {
-		return f, err
-	}
-	if err := os.WriteFile(f.checker, []byte("checker "+toks["checker"]+"\n"), 0o600); err != nil {
-		return f, err
-	}
 	return f, nil
+}
+
+// makeTokens makes an admin and a checker token: their digests in the
+// services' tokens file, each token alone in its own file, all mode 600.
+// Tokens made by an earlier run are kept, unless a file is missing or the
+// tokens file is in the old plaintext format.
+func makeTokens(f files) error {
+	if b, err := os.ReadFile(f.tokens); err == nil && digestsOnly(b) && nonEmpty(f.admin) && nonEmpty(f.checker) {
+		return nil
+	}
+	var lines strings.Builder
+	lines.WriteString("# the demo's AUTH_TOKENS_FILE: digests of the tokens in admin.token and checker.token\n")
+	for role, path := range map[auth.Role]string{auth.RoleAdmin: f.admin, auth.RoleChecker: f.checker} {
+		c, err := auth.GenerateCaller(role, "demo-"+string(role))
+		if err != nil {
+			return err
+		}
+		if err := writeSecret(path, []byte(c.Token+"\n")); err != nil {
+			return err
+		}
+		lines.WriteString(c.Line() + "\n")
+	}
+	return writeSecret(f.tokens, []byte(lines.String()))
+}
+
+// writeSecret writes b to path with mode 600, even over a file that had
+// another mode: the services refuse secrets others could read.
+func writeSecret(path string, b []byte) error {
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
+}
+
+func nonEmpty(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Size() > 0
+}
+
+// digestsOnly says whether a tokens file holds digest lines only.
+func digestsOnly(b []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	n := 0
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.HasPrefix(line, "sha256:") {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // makeOnce writes gen's output to path, mode 600, unless path already has
@@ -82,21 +116,7 @@ func makeOnce(path string, gen func() ([]byte, error)) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
-}
-
-// roleTokens reads the first token of each role from a tokens file
-// ("role token" lines, # comments).
-func roleTokens(b []byte) map[string]string {
-	out := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && !strings.HasPrefix(f[0], "#") && out[f[0]] == "" {
-			out[f[0]] = f[1]
-		}
-	}
-	return out
+	return writeSecret(path, b)
 }
 
 // freshDatabase drops and creates the database db on the server of

@@ -52,16 +52,23 @@ func run(ctx context.Context) error {
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 
-	opts, err := auth.DialOptions(os.Getenv("AUTH_TOKEN_FILE"), "")
+	cc, err := auth.ClientConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		return err
 	}
-	apConn, err := grpc.NewClient(os.Getenv("ACCOUNTPOOL_ADDR"), opts...)
+	dial := func(target string) (*grpc.ClientConn, error) {
+		opts, err := auth.DialOptions(target, cc)
+		if err != nil {
+			return nil, err
+		}
+		return grpc.NewClient(target, opts...)
+	}
+	apConn, err := dial(os.Getenv("ACCOUNTPOOL_ADDR"))
 	if err != nil {
 		return err
 	}
 	defer apConn.Close()
-	rqConn, err := grpc.NewClient(os.Getenv("REQUESTS_ADDR"), opts...)
+	rqConn, err := dial(os.Getenv("REQUESTS_ADDR"))
 	if err != nil {
 		return err
 	}
