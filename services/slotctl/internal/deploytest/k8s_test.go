@@ -25,6 +25,9 @@ var kustomizations = []string{
 	"ops/slotctl",
 }
 
+// components are the kustomize Components overlays include.
+var components = []string{"components/tls"}
+
 // servers are the gRPC services every full deployment runs.
 var servers = []string{"accountpool", "requests", "checker"}
 
@@ -43,7 +46,7 @@ func TestEveryKustomizationIsListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(found)
-	want := slices.Clone(kustomizations)
+	want := slices.Concat(kustomizations, components)
 	sort.Strings(want)
 	if !slices.Equal(found, want) {
 		t.Errorf("kustomizations under deploy/k8s = %v, the tests check %v: add the new one to kustomizations", found, want)
@@ -55,20 +58,18 @@ func TestEveryKustomizationIsListed(t *testing.T) {
 func TestKustomizationsFollowTheRules(t *testing.T) {
 	t.Parallel()
 	secrets := exampleSecrets(t)
-	// ops/ kustomizations run Jobs beside a deployed base, under its
-	// ServiceAccounts.
-	baseAccounts := build(t, "base").accounts
+	// cert-manager writes the Secrets of the prod overlay's Certificates.
+	for _, c := range build(t, "overlays/prod").certs {
+		if !c.Spec.IsCA {
+			secrets[c.Spec.SecretName] = map[string]bool{"tls.crt": true, "tls.key": true, "ca.crt": true}
+		}
+	}
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
 			t.Parallel()
-			m := build(t, dir)
+			m := buildBeside(t, dir)
 			if len(m.secrets) > 0 {
 				t.Errorf("the build holds Secret %s: secrets are referenced, never committed (secret.example.yaml is an example, not a resource)", m.secrets[0].Name)
-			}
-			for name, sa := range baseAccounts {
-				if m.accounts[name] == nil && strings.HasPrefix(dir, "ops/") {
-					m.accounts[name] = sa
-				}
 			}
 			for _, w := range m.workloads() {
 				checkPodSpec(t, m, w, secrets)
@@ -395,7 +396,7 @@ func TestEnvMatchesTheCode(t *testing.T) {
 	}
 	byBinary := map[string][]container{}
 	for _, dir := range kustomizations {
-		m := build(t, dir)
+		m := buildBeside(t, dir)
 		for _, w := range m.workloads() {
 			for _, c := range w.spec.Containers {
 				b := binaryOf(c.Image)
