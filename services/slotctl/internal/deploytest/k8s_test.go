@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,6 +79,7 @@ func TestKustomizationsFollowTheRules(t *testing.T) {
 				checkServicePorts(t, s, m)
 			}
 			checkImages(t, m)
+			checkVersionLabels(t, m)
 		})
 	}
 }
@@ -357,6 +359,40 @@ func checkImages(t *testing.T, m *manifest) {
 			if name == "" {
 				t.Errorf("%s/%s: image %q has no name", w.kind, w.name, img)
 			}
+		}
+	}
+}
+
+// checkVersionLabels: every object says which release it belongs to
+// (app.kubernetes.io/version), and that is the tag of slotwatch's images.
+func checkVersionLabels(t *testing.T, m *manifest) {
+	t.Helper()
+	const key = "app.kubernetes.io/version"
+	tags := map[string]bool{}
+	for _, w := range m.workloads() {
+		for _, c := range w.spec.Containers {
+			if repo, tag := splitImage(c.Image); strings.HasPrefix(repo, "ghcr.io/slotwatch/") {
+				tags[tag] = true
+			}
+		}
+	}
+	if len(tags) > 1 {
+		t.Errorf("slotwatch images of several tags in one build: %v", slices.Sorted(maps.Keys(tags)))
+	}
+	type labelled interface {
+		GetLabels() map[string]string
+		GetName() string
+	}
+	for _, o := range m.objects {
+		l, ok := o.(labelled)
+		if !ok {
+			continue
+		}
+		v := l.GetLabels()[key]
+		if v == "" {
+			t.Errorf("%T %s: no %s label", o, l.GetName(), key)
+		} else if len(tags) == 1 && !tags[v] {
+			t.Errorf("%T %s: %s=%s, but the images are %v", o, l.GetName(), key, v, slices.Sorted(maps.Keys(tags)))
 		}
 	}
 }
@@ -689,6 +725,9 @@ func checkPrometheusRule(t *testing.T, m *manifest) {
 			if file != "docs/OPERATIONS.md" || !anchors[anchor] {
 				t.Errorf("%s: runbook %q is not a heading of docs/OPERATIONS.md", what, rb)
 			}
+			if want := runbookBase + "docs/OPERATIONS.md#" + anchor; r.Annotations["runbook_url"] != want {
+				t.Errorf("%s: runbook_url %q, want %q (Alertmanager and Grafana link it)", what, r.Annotations["runbook_url"], want)
+			}
 		}
 	}
 	// The alerts the operators asked for, by what they watch.
@@ -701,6 +740,9 @@ func checkPrometheusRule(t *testing.T, m *manifest) {
 		}
 	}
 }
+
+// runbookBase is where the repository's files are read in a browser.
+const runbookBase = "https://github.com/slotwatch/slotwatch/blob/main/"
 
 // markdownAnchors are GitHub's anchors for the headings of a Markdown page.
 func markdownAnchors(md string) map[string]bool {
