@@ -304,6 +304,11 @@ func checkServicePorts(t *testing.T, s *corev1.Service, m *manifest) {
 			t.Errorf("Service %s: no port named %q", s.Name, n)
 		}
 	}
+	// gRPC backends that run several replicas are headless, so clients
+	// balance over the pods instead of pinning one connection to one.
+	if (s.Name == "accountpool" || s.Name == "requests") && s.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("Service %s: clusterIP %q, want None (headless: clients balance over its pods)", s.Name, s.Spec.ClusterIP)
+	}
 	// The selector must pick pods of a Deployment in the same build, and the
 	// target ports must be ports those pods name.
 	var target *corev1.PodTemplateSpec

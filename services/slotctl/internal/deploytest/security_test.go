@@ -192,3 +192,21 @@ func TestNetworkPoliciesTrustNoForeignLabel(t *testing.T) {
 		}
 	}
 }
+
+// TestClientsBalanceOverReplicas: every client of a headless gRPC Service
+// dials it through gRPC's DNS resolver, which sees every pod.
+func TestClientsBalanceOverReplicas(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []string{"overlays/dev", "overlays/prod", "ops/slotctl"} {
+		m := buildBeside(t, dir)
+		for _, w := range m.workloads() {
+			for _, c := range w.spec.Containers {
+				for _, name := range []string{"ACCOUNTPOOL_ADDR", "REQUESTS_ADDR"} {
+					if v := envValue(t, m, c, name); v != "" && !strings.HasPrefix(v, "dns:///") {
+						t.Errorf("%s: %s/%s sets %s=%q, want dns:///name:port", dir, w.kind, w.name, name, v)
+					}
+				}
+			}
+		}
+	}
+}
