@@ -8,6 +8,11 @@ TOOLS     := $(BIN)/tools
 WITH_PG   := ./deploy/local/with-postgres.sh
 PKGS      := github.com/slotwatch/slotwatch/...
 BINARIES  := $(shell ls -d services/*/cmd/* 2>/dev/null)
+# What `--version` and slotwatch_build_info report (buildinfo package).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=$(VERSION) \
+             -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=$(COMMIT)
 export PATH := $(TOOLS):$(PATH)
 
 .PHONY: help
@@ -26,7 +31,7 @@ generate: tools ## Regenerate gen/ from proto/
 .PHONY: build
 build: ## Build every binary into bin/
 	@mkdir -p $(BIN)
-	@for d in $(BINARIES); do echo "go build $$d"; CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$d || exit 1; done
+	@for d in $(BINARIES); do echo "go build $$d"; CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./$$d || exit 1; done
 
 .PHONY: lint
 lint: tools ## buf lint, buf format, go vet, gofmt, and generated-code drift

@@ -11,9 +11,13 @@ COPY go.work go.work.sum ./
 COPY gen/ gen/
 COPY services/ services/
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+# The release and commit the binary reports (--version, slotwatch_build_info):
+#   --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD)
+ARG VERSION=dev
+ARG COMMIT=unknown
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w" -o /out/slotctl ./services/slotctl/cmd/slotctl
+    go build -trimpath -ldflags="-s -w -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=${VERSION} -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=${COMMIT}" -o /out/slotctl ./services/slotctl/cmd/slotctl
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/slotctl /usr/local/bin/slotctl

@@ -76,3 +76,11 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatal("unknown migrate command accepted")
 	}
 }
+
+// TestLint: indexes of later migrations are built without blocking writes.
+func TestLint(t *testing.T) {
+	t.Parallel()
+	if err := migrations.Set.Lint(); err != nil {
+		t.Error(err)
+	}
+}

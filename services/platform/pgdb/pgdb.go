@@ -10,19 +10,25 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/IBM/pgxpoolprometheus"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Connect opens a pool and checks that the server answers.
-func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// Connect opens a pool and checks that the server answers. name is the
+// connections' application_name (the service: "accountpool"), which
+// pg_stat_activity and the server's logs show, unless the URL sets one.
+func Connect(ctx context.Context, url, name string) (*pgxpool.Pool, error) {
 	if url == "" {
 		return nil, errors.New("DATABASE_URL is not set")
 	}
@@ -36,6 +42,9 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		// concurrent RPCs; the URL's pool_max_conns still wins.
 		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
+	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set && name != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = name
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", err)
@@ -45,6 +54,13 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("reach database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	return pool, nil
+}
+
+// NewCollector exports the pool's statistics (connections acquired, idle,
+// total and max; waits for a connection and their time; connections made
+// and destroyed) as pgxpool_* metrics, read from pool.Stat at each scrape.
+func NewCollector(pool *pgxpool.Pool) prometheus.Collector {
+	return pgxpoolprometheus.NewCollector(pool, nil)
 }
 
 // Migrations is one schema's migration set: goose SQL files in FS, applied
@@ -146,4 +162,42 @@ func (m Migrations) Command(ctx context.Context, pool *pgxpool.Pool, args []stri
 		return fmt.Errorf("unknown migrate command %q: want up, down or status", args[0])
 	}
 	return nil
+}
+
+var (
+	createIndexRE   = regexp.MustCompile(`(?i)\bCREATE\s+(UNIQUE\s+)?INDEX\b(\s+CONCURRENTLY\b)?`)
+	noTransactionRE = regexp.MustCompile(`(?m)^--\s*\+goose\s+NO\s+TRANSACTION\s*$`)
+)
+
+// Lint checks the rule for migrations after the first, which run against
+// tables that already hold data while the previous version serves them: an
+// index is built CONCURRENTLY (a plain CREATE INDEX blocks every write to
+// the table until it is built), which Postgres allows only outside a
+// transaction, so the file says -- +goose NO TRANSACTION.
+func (m Migrations) Lint() error {
+	files, err := fs.Glob(m.FS, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	var errs []error
+	for i, name := range files {
+		if i == 0 {
+			continue // the first migration creates the tables: nothing to block
+		}
+		b, err := fs.ReadFile(m.FS, name)
+		if err != nil {
+			return err
+		}
+		up, _, _ := strings.Cut(string(b), "+goose Down")
+		for _, c := range createIndexRE.FindAllStringSubmatch(up, -1) {
+			switch {
+			case c[2] == "":
+				errs = append(errs, fmt.Errorf("%s: CREATE INDEX without CONCURRENTLY blocks writes to a live table", name))
+			case !noTransactionRE.MatchString(string(b)):
+				errs = append(errs, fmt.Errorf("%s: CREATE INDEX CONCURRENTLY needs -- +goose NO TRANSACTION", name))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

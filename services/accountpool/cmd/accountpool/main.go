@@ -95,7 +95,7 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := env.Err(); err != nil {
 		return err
 	}
-	db, err := pgdb.Connect(ctx, url)
+	db, err := pgdb.Connect(ctx, url, "accountpool-migrate")
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := pgdb.Connect(ctx, cfg.databaseURL)
+	db, err := pgdb.Connect(ctx, cfg.databaseURL, "accountpool")
 	if err != nil {
 		return err
 	}
@@ -161,6 +161,7 @@ func serve(ctx context.Context) error {
 		Name: "accountpool", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy,
 	})
+	srv.Registry.MustRegister(pgdb.NewCollector(db))
 	st := store.New(db)
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) {
 		return st.PoolStatus(ctx, time.Now().UTC())

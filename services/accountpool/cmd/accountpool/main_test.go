@@ -231,5 +231,5 @@ func TestServeWithAuthAndMetrics(t *testing.T) {
 		t.Fatalf("admin acquire: %v", err)
 	}
 	grpcservertest.WantMetrics(t, metricsAddr, `slotwatch_pool_accounts{state="leased"} 1`, `slotwatch_pool_acquire_total{result="leased"} 1`,
-		`grpc_server_handled_total{grpc_code="Unauthenticated"`)
+		`grpc_server_handled_total{grpc_code="Unauthenticated"`, "pgxpool_max_conns ", "pgxpool_acquire_count ")
 }

@@ -115,7 +115,7 @@ func run() error {
 	}
 	defer cleanup()
 	// The pool the service itself would open (pgdb's default size).
-	db, err := pgdb.Connect(ctx, dbURL)
+	db, err := pgdb.Connect(ctx, dbURL, "poolbench")
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			_, err = stdout.Write(ks)
 			return err
 		case args[0] == "migrate":
-			pool, err := pgdb.Connect(ctx, env.String("DATABASE_URL", ""))
+			pool, err := pgdb.Connect(ctx, env.String("DATABASE_URL", ""), "requests-migrate")
 			if err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pgdb.Connect(ctx, cfg.databaseURL)
+	pool, err := pgdb.Connect(ctx, cfg.databaseURL, "requests")
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy})
+	gs.Registry.MustRegister(pgdb.NewCollector(pool))
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
 	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))
 	hub := store.NewHub(st, logger)

@@ -164,7 +164,7 @@ func TestServesWithAuthAndTLS(t *testing.T) {
 		t.Fatalf("gateway as reader: %d", got)
 	}
 
-	grpcservertest.WantMetrics(t, metricsAddr, `slotwatch_requests{status="pending"} 0`, "slotwatch_requests_watchers 0", "slotwatch_requests_claims_total 0")
+	grpcservertest.WantMetrics(t, metricsAddr, `slotwatch_requests{status="pending"} 0`, "slotwatch_requests_watchers 0", "slotwatch_requests_claims_total 0", "pgxpool_max_conns ")
 	if err := srv.Stop(t); err != nil {
 		t.Fatalf("run after cancel: %v", err)
 	}

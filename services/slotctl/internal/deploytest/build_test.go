@@ -79,6 +79,41 @@ type rule struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// Custom resources of cert-manager, likewise: the fields the manifests use.
+type issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca,omitempty"`
+	} `json:"spec"`
+}
+
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		IsCA        bool     `json:"isCA,omitempty"`
+		CommonName  string   `json:"commonName,omitempty"`
+		SecretName  string   `json:"secretName"`
+		Duration    string   `json:"duration,omitempty"`
+		RenewBefore string   `json:"renewBefore,omitempty"`
+		DNSNames    []string `json:"dnsNames,omitempty"`
+		Usages      []string `json:"usages,omitempty"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey"`
+		IssuerRef struct {
+			Name string `json:"name"`
+			Kind string `json:"kind"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
 // decoders maps apiVersion/kind to the typed object it decodes into. A kind
 // not listed here fails the test: add it deliberately.
 var decoders = map[string]func() any{
@@ -94,6 +129,8 @@ var decoders = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &serviceMonitor{} },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &prometheusRule{} },
+	"cert-manager.io/v1/Issuer":               func() any { return &issuer{} },
+	"cert-manager.io/v1/Certificate":          func() any { return &certificate{} },
 }
 
 // manifest is the decoded output of one kustomization.
@@ -109,6 +146,8 @@ type manifest struct {
 	policies    map[string]*networkingv1.NetworkPolicy
 	accounts    map[string]*corev1.ServiceAccount
 	rules       []*prometheusRule
+	issuers     map[string]*issuer
+	certs       map[string]*certificate
 	namespaces  []*corev1.Namespace
 	secrets     []*corev1.Secret
 }
@@ -136,9 +175,34 @@ func build(t *testing.T, dir string) *manifest {
 		hpas:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		policies:    map[string]*networkingv1.NetworkPolicy{},
 		accounts:    map[string]*corev1.ServiceAccount{},
+		issuers:     map[string]*issuer{},
+		certs:       map[string]*certificate{},
 	}
 	for _, y := range docs {
 		m.add(decodeStrict(t, dir, y))
+	}
+	return m
+}
+
+// buildBeside is build, where an ops/ kustomization also sees what the
+// deployed base gives its Jobs: the ServiceAccounts and the ConfigMaps
+// whose names carry no hash (client-transport).
+func buildBeside(t *testing.T, dir string) *manifest {
+	t.Helper()
+	m := build(t, dir)
+	if !strings.HasPrefix(dir, "ops/") {
+		return m
+	}
+	base := build(t, "base")
+	for name, sa := range base.accounts {
+		if m.accounts[name] == nil {
+			m.accounts[name] = sa
+		}
+	}
+	for name, cm := range base.configMaps {
+		if m.configMaps[name] == nil {
+			m.configMaps[name] = cm
+		}
 	}
 	return m
 }
@@ -208,6 +272,10 @@ func (m *manifest) add(obj any) {
 		m.policies[o.Name] = o
 	case *corev1.ServiceAccount:
 		m.accounts[o.Name] = o
+	case *issuer:
+		m.issuers[o.Name] = o
+	case *certificate:
+		m.certs[o.Name] = o
 	case *prometheusRule:
 		m.rules = append(m.rules, o)
 	case *corev1.Namespace:
@@ -235,14 +303,14 @@ func (m *manifest) workloads() []workload {
 	return ws
 }
 
-// exampleSecrets reads base/secret.example.yaml: secret name → keys.
-func exampleSecrets(t *testing.T) map[string]map[string]bool {
+// exampleSecretObjects decodes base/secret.example.yaml.
+func exampleSecretObjects(t *testing.T) []*corev1.Secret {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "k8s", "base", "secret.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := map[string]map[string]bool{}
+	var out []*corev1.Secret
 	for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
@@ -252,6 +320,16 @@ func exampleSecrets(t *testing.T) map[string]map[string]bool {
 		if !ok {
 			t.Fatalf("secret.example.yaml holds a %T; only Secrets belong there", obj)
 		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// exampleSecrets reads base/secret.example.yaml: secret name → keys.
+func exampleSecrets(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	keys := map[string]map[string]bool{}
+	for _, s := range exampleSecretObjects(t) {
 		keys[s.Name] = map[string]bool{}
 		for k := range s.StringData {
 			keys[s.Name][k] = true
@@ -261,6 +339,26 @@ func exampleSecrets(t *testing.T) map[string]map[string]bool {
 		}
 	}
 	return keys
+}
+
+// exampleSecretLines are the lines of every value of one example Secret,
+// less blank and '#' comment lines.
+func exampleSecretLines(t *testing.T, name string) []string {
+	t.Helper()
+	var lines []string
+	for _, s := range exampleSecretObjects(t) {
+		if s.Name != name {
+			continue
+		}
+		for _, v := range s.StringData {
+			for _, line := range strings.Split(v, "\n") {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					lines = append(lines, line)
+				}
+			}
+		}
+	}
+	return lines
 }
 
 func stripComments(s string) string {

@@ -224,3 +224,34 @@ func runAsUsers(t *testing.T) map[string]string {
 	}
 	return uids
 }
+
+// TestDockerignoreKeepsLocalStateOut: the build context is the repository
+// root, where the dev Postgres cluster, its tokens and keyset (.data/) and
+// built binaries live; none of it may enter an image's build context.
+func TestDockerignoreKeepsLocalStateOut(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), ".dockerignore"))
+	if err != nil {
+		t.Fatalf("no .dockerignore at the build context's root: %v", err)
+	}
+	var patterns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			patterns = append(patterns, strings.TrimSuffix(line, "/"))
+		}
+	}
+	for _, want := range []string{".data", "bin", ".git"} {
+		if !slices.Contains(patterns, want) {
+			t.Errorf(".dockerignore does not exclude %s/", want)
+		}
+	}
+	// What the Dockerfiles COPY must stay in: a pattern that matches a Go
+	// source file would break every image build.
+	for _, p := range patterns {
+		for _, src := range []string{"services/platform/auth/tokens.go", "services/slotctl/internal/cli/keyset.go", "go.work", "gen/go.mod"} {
+			if ok, _ := filepath.Match(strings.TrimPrefix(p, "**/"), filepath.Base(src)); ok || p == src {
+				t.Errorf(".dockerignore pattern %q excludes %s, which the images build from", p, src)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,30 +21,38 @@ func TestExampleTokensAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var data map[string]string
+	data := map[string]string{} // "secret/key" → value
 	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
 		if strings.TrimSpace(stripComments(doc)) == "" {
 			continue
 		}
-		if s, ok := decodeStrict(t, "secret.example.yaml", []byte(doc)).(*corev1.Secret); ok && s.Name == "slotwatch-auth" {
-			data = s.StringData
+		if s, ok := decodeStrict(t, "secret.example.yaml", []byte(doc)).(*corev1.Secret); ok {
+			for k, v := range s.StringData {
+				data[s.Name+"/"+k] = v
+			}
 		}
 	}
-	if data["tokens"] == "" || data["checker-token"] == "" || data["admin-token"] == "" {
-		t.Fatalf("slotwatch-auth lacks tokens, checker-token or admin-token: %v", data)
+	servers := []string{"slotwatch-auth/accountpool-tokens", "slotwatch-auth/requests-tokens", "slotwatch-auth/checker-tokens"}
+	clients := []string{"slotwatch-checker-token/token", "slotwatch-admin-token/token"}
+	for _, k := range slices.Concat(servers, clients) {
+		if data[k] == "" {
+			t.Fatalf("secret.example.yaml has no %s", k)
+		}
 	}
 	dir := t.TempDir()
 	write := func(name string) string {
-		path := filepath.Join(dir, name)
+		path := filepath.Join(dir, strings.ReplaceAll(name, "/", "-"))
 		if err := os.WriteFile(path, []byte(data[name]), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
-	if _, err := auth.OpenTokens(write("tokens"), nil); err == nil {
-		t.Error("the example tokens file loads")
+	for _, key := range servers {
+		if _, err := auth.OpenTokens(write(key), nil); err == nil {
+			t.Errorf("the example tokens file %s loads", key)
+		}
 	}
-	for _, key := range []string{"checker-token", "admin-token"} {
+	for _, key := range clients {
 		_, err := auth.DialOptions("127.0.0.1:50051", auth.ClientConfig{TokenFile: write(key)})
 		if err == nil || !strings.Contains(err.Error(), "CHANGE-ME") || !strings.Contains(err.Error(), "accountpool tokens generate") {
 			t.Errorf("%s: want a refusal naming the placeholder and how to make a token, got %v", key, err)

@@ -3,6 +3,7 @@ package deploytest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +27,9 @@ var kustomizations = []string{
 	"ops/slotctl",
 }
 
+// components are the kustomize Components overlays include.
+var components = []string{"components/tls"}
+
 // servers are the gRPC services every full deployment runs.
 var servers = []string{"accountpool", "requests", "checker"}
 
@@ -44,7 +48,7 @@ func TestEveryKustomizationIsListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sort.Strings(found)
-	want := slices.Clone(kustomizations)
+	want := slices.Concat(kustomizations, components)
 	sort.Strings(want)
 	if !slices.Equal(found, want) {
 		t.Errorf("kustomizations under deploy/k8s = %v, the tests check %v: add the new one to kustomizations", found, want)
@@ -56,20 +60,18 @@ func TestEveryKustomizationIsListed(t *testing.T) {
 func TestKustomizationsFollowTheRules(t *testing.T) {
 	t.Parallel()
 	secrets := exampleSecrets(t)
-	// ops/ kustomizations run Jobs beside a deployed base, under its
-	// ServiceAccounts.
-	baseAccounts := build(t, "base").accounts
+	// cert-manager writes the Secrets of the prod overlay's Certificates.
+	for _, c := range build(t, "overlays/prod").certs {
+		if !c.Spec.IsCA {
+			secrets[c.Spec.SecretName] = map[string]bool{"tls.crt": true, "tls.key": true, "ca.crt": true}
+		}
+	}
 	for _, dir := range kustomizations {
 		t.Run(dir, func(t *testing.T) {
 			t.Parallel()
-			m := build(t, dir)
+			m := buildBeside(t, dir)
 			if len(m.secrets) > 0 {
 				t.Errorf("the build holds Secret %s: secrets are referenced, never committed (secret.example.yaml is an example, not a resource)", m.secrets[0].Name)
-			}
-			for name, sa := range baseAccounts {
-				if m.accounts[name] == nil && strings.HasPrefix(dir, "ops/") {
-					m.accounts[name] = sa
-				}
 			}
 			for _, w := range m.workloads() {
 				checkPodSpec(t, m, w, secrets)
@@ -78,6 +80,7 @@ func TestKustomizationsFollowTheRules(t *testing.T) {
 				checkServicePorts(t, s, m)
 			}
 			checkImages(t, m)
+			checkVersionLabels(t, m)
 		})
 	}
 }
@@ -354,6 +357,11 @@ func checkServicePorts(t *testing.T, s *corev1.Service, m *manifest) {
 			t.Errorf("Service %s: no port named %q", s.Name, n)
 		}
 	}
+	// gRPC backends that run several replicas are headless, so clients
+	// balance over the pods instead of pinning one connection to one.
+	if (s.Name == "accountpool" || s.Name == "requests") && s.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("Service %s: clusterIP %q, want None (headless: clients balance over its pods)", s.Name, s.Spec.ClusterIP)
+	}
 	// The selector must pick pods of a Deployment in the same build, and the
 	// target ports must be ports those pods name.
 	var target *corev1.PodTemplateSpec
@@ -413,6 +421,40 @@ func checkImages(t *testing.T, m *manifest) {
 	}
 }
 
+// checkVersionLabels: every object says which release it belongs to
+// (app.kubernetes.io/version), and that is the tag of slotwatch's images.
+func checkVersionLabels(t *testing.T, m *manifest) {
+	t.Helper()
+	const key = "app.kubernetes.io/version"
+	tags := map[string]bool{}
+	for _, w := range m.workloads() {
+		for _, c := range w.spec.Containers {
+			if repo, tag := splitImage(c.Image); strings.HasPrefix(repo, "ghcr.io/slotwatch/") {
+				tags[tag] = true
+			}
+		}
+	}
+	if len(tags) > 1 {
+		t.Errorf("slotwatch images of several tags in one build: %v", slices.Sorted(maps.Keys(tags)))
+	}
+	type labelled interface {
+		GetLabels() map[string]string
+		GetName() string
+	}
+	for _, o := range m.objects {
+		l, ok := o.(labelled)
+		if !ok {
+			continue
+		}
+		v := l.GetLabels()[key]
+		if v == "" {
+			t.Errorf("%T %s: no %s label", o, l.GetName(), key)
+		} else if len(tags) == 1 && !tags[v] {
+			t.Errorf("%T %s: %s=%s, but the images are %v", o, l.GetName(), key, v, slices.Sorted(maps.Keys(tags)))
+		}
+	}
+}
+
 // splitImage returns an image's repository and tag.
 func splitImage(img string) (repo, tag string) {
 	img, _, _ = strings.Cut(img, "@")
@@ -448,7 +490,7 @@ func TestEnvMatchesTheCode(t *testing.T) {
 	}
 	byBinary := map[string][]container{}
 	for _, dir := range kustomizations {
-		m := build(t, dir)
+		m := buildBeside(t, dir)
 		for _, w := range m.workloads() {
 			for _, c := range w.spec.Containers {
 				b := binaryOf(c.Image)
@@ -741,6 +783,9 @@ func checkPrometheusRule(t *testing.T, m *manifest) {
 			if file != "docs/OPERATIONS.md" || !anchors[anchor] {
 				t.Errorf("%s: runbook %q is not a heading of docs/OPERATIONS.md", what, rb)
 			}
+			if want := runbookBase + "docs/OPERATIONS.md#" + anchor; r.Annotations["runbook_url"] != want {
+				t.Errorf("%s: runbook_url %q, want %q (Alertmanager and Grafana link it)", what, r.Annotations["runbook_url"], want)
+			}
 		}
 	}
 	// The alerts the operators asked for, by what they watch.
@@ -753,6 +798,9 @@ func checkPrometheusRule(t *testing.T, m *manifest) {
 		}
 	}
 }
+
+// runbookBase is where the repository's files are read in a browser.
+const runbookBase = "https://github.com/slotwatch/slotwatch/blob/main/"
 
 // markdownAnchors are GitHub's anchors for the headings of a Markdown page.
 func markdownAnchors(md string) map[string]bool {
