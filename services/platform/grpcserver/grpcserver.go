@@ -1,6 +1,7 @@
 // Package grpcserver is the one way a slotwatch service serves gRPC: the
-// shared interceptor chain, health and reflection, a metrics endpoint, and a
-// graceful stop when the context ends.
+// shared interceptor chain, health (and reflection when asked for), limits
+// on what one caller can hold, a metrics endpoint, and a graceful stop when
+// the context ends.
 package grpcserver
 
 import (
@@ -56,9 +57,16 @@ type Config struct {
 	// right before the handler.
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
-	// Security is auth, TLS and the rate limit (LoadSecurity reads them
-	// from the environment). Its zero value is no auth, plaintext, no
-	// limit, which Serve allows on loopback and in-process listeners only.
+	// LargestRequestBytes is the largest request message a method of this
+	// service legitimately receives, when that is more than the default
+	// limit (Requests' ReportCheckResult with its most slots). The server
+	// reads messages up to the larger of it and Security.Limits.MaxRecvMsgBytes.
+	LargestRequestBytes int
+	// Security is auth, TLS, the rate limit, the connection limits and
+	// reflection (LoadSecurity reads them from the environment). Its zero
+	// value is no auth, plaintext, no rate limit, the default Limits and
+	// no reflection; Serve allows no auth on loopback and in-process
+	// listeners only.
 	Security Security
 	// Policy says which roles may call each method of the services
 	// registered on this server; with auth on, Serve refuses to start while
@@ -67,13 +75,16 @@ type Config struct {
 	Policy auth.Policy
 }
 
-// Server is a gRPC server with the shared chain, health and reflection.
+// Server is a gRPC server with the shared chain, health and, when asked
+// for, reflection.
 type Server struct {
 	GRPC     *grpc.Server
 	Health   *health.Server
 	Registry *prometheus.Registry
 	cfg      Config
 	metrics  *grpcprom.ServerMetrics
+	// refused counts connections closed by the per-peer limit.
+	refused prometheus.Counter
 	// stopping closes when the graceful stop begins; streams end then.
 	stopping chan struct{}
 	// notServing is what SetServing last said, applied by Serve too.
@@ -113,8 +124,14 @@ func New(cfg Config) *Server {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	cfg.Security.Limits = cfg.Security.Limits.withDefaults()
+	cfg.Security.Limits.MaxRecvMsgBytes = max(cfg.Security.Limits.MaxRecvMsgBytes, cfg.LargestRequestBytes)
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-	cfg.Registry.MustRegister(metrics)
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "slotwatch_grpc_connections_refused_total",
+		Help: "gRPC connections closed on accept because their peer already held GRPC_MAX_CONNS_PER_PEER.",
+	})
+	cfg.Registry.MustRegister(metrics, refused)
 
 	// The chain, outermost first: metrics; a slot for the caller's role;
 	// request logging (method, code, duration, caller role; never payloads
@@ -163,15 +180,18 @@ func New(cfg Config) *Server {
 	unary = append(unary, cfg.Unary...)
 	stream = append(stream, cfg.Stream...)
 
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+	opts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)},
+		cfg.Security.Limits.serverOptions()...)
 	if cfg.Security.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.Security.TLS)))
 	}
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, stopping: stopping}
+	if cfg.Security.Reflection {
+		reflection.Register(gs)
+	}
+	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, refused: refused, stopping: stopping}
 }
 
 // endStreamsOnStop cancels a stream's context when the server begins to
@@ -223,6 +243,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		lis.Close()
 		return err
 	}
+	lis = limitPeers(lis, s.cfg.Security.Limits.MaxConnsPerPeer, s.refused)
 	s.metrics.InitializeMetrics(s.GRPC)
 	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)

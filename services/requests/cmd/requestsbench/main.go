@@ -278,7 +278,7 @@ func startServer(ctx context.Context, a *app.App, st *store.Store) (requestsv1.R
 	// Request logs at info are dropped, as a production LOG_LEVEL=warn
 	// would; the interceptor chain still runs.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gs := grpcserver.New(grpcserver.Config{Name: "requests-bench", Logger: logger})
+	gs := grpcserver.New(grpcserver.Config{Name: "requests-bench", Logger: logger, LargestRequestBytes: server.LargestRequestBytes})
 	ctx, cancel := context.WithCancel(ctx)
 	server.New(a, store.NewHub(st, logger), logger, gs.Stopping()).Register(gs.GRPC)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
