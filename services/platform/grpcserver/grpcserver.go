@@ -89,6 +89,8 @@ type Server struct {
 	stopping chan struct{}
 	// notServing is what SetServing last said, applied by Serve too.
 	notServing atomic.Bool
+	// httpTimeouts apply to every HTTP server Serve starts.
+	httpTimeouts httpTimeouts
 }
 
 // SetServing sets the server's health, overall (service "") and for each
@@ -191,7 +193,8 @@ func New(cfg Config) *Server {
 	if cfg.Security.Reflection {
 		reflection.Register(gs)
 	}
-	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, refused: refused, stopping: stopping}
+	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, refused: refused, stopping: stopping,
+		httpTimeouts: defaultHTTPTimeouts}
 }
 
 // endStreamsOnStop cancels a stream's context when the server begins to
@@ -248,20 +251,23 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)
 
-	https := map[string]http.Handler{}
+	type httpServer struct {
+		handler http.Handler
+		api     bool
+	}
+	https := map[string]httpServer{}
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
 		mux.HandleFunc("GET /healthz", s.healthz)
 		mux.HandleFunc("GET /readyz", s.readyz)
-		https[s.cfg.MetricsAddr] = mux
+		https[s.cfg.MetricsAddr] = httpServer{handler: mux}
 	}
-	tlsAddrs := map[string]bool{}
 	for addr, h := range extra {
-		https[addr] = h
-		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC.
-		// Metrics stay plaintext for the scraper.
-		tlsAddrs[addr] = s.cfg.Security.TLS != nil
+		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC,
+		// and a caller without a token is turned away before its body is
+		// read. Metrics stay plaintext for the scraper.
+		https[addr] = httpServer{handler: h, api: true}
 	}
 	for addr, h := range https {
 		hl, err := net.Listen("tcp", addr)
@@ -269,8 +275,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 			lis.Close()
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		useTLS := tlsAddrs[addr]
+		srv := s.httpServer(h.handler, h.api)
+		useTLS := h.api && s.cfg.Security.TLS != nil
 		if useTLS {
 			srv.TLSConfig = s.cfg.Security.TLS.Clone()
 		}
