@@ -285,3 +285,26 @@ func TestLoadSecurityReadsLimitsAndReflection(t *testing.T) {
 		}
 	}
 }
+
+// A connection past MaxConnectionAge is asked to reconnect (so clients
+// reach replicas added since); a stream still open after the grace ends
+// UNAVAILABLE, which a watcher resumes from, and the client's next call
+// goes over a new connection.
+func TestOldConnectionsAreRecycled(t *testing.T) {
+	t.Parallel()
+	tokens := openTokens(t, writeTokens(t, allTokens))
+	srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: discard(t), Policy: followPolicy,
+		Security: grpcserver.Security{Tokens: tokens, Limits: grpcserver.Limits{MaxConnectionAge: 200 * time.Millisecond, MaxConnectionAgeGrace: 200 * time.Millisecond}}})
+	srv.GRPC.RegisterService(&followDesc, &follower{beat: make(chan struct{})})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveUntilCleanup(t, srv, lis)
+	conn := grpcservertest.Dial(t, lis.Addr().String())
+
+	s := follow(t, context.Background(), conn, readerTok)
+	wantCode(t, ended(t, s), codes.Unavailable)
+	s = follow(t, context.Background(), conn, readerTok)
+	wantCode(t, ended(t, s), codes.Unavailable)
+}
