@@ -124,6 +124,10 @@ type cappedWriter struct {
 }
 
 func (w *cappedWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && !w.replaced { // informational: the real answer follows
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
 	if w.wrote {
 		return
 	}
