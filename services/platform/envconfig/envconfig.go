@@ -78,6 +78,23 @@ func (l *Loader) Float(name string, def float64) float64 {
 	return f
 }
 
+// Bool returns true or false; it accepts only those two words, so a typo
+// such as "ture" is an error rather than a silent false.
+func (l *Loader) Bool(name string, def bool) bool {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	switch v {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	l.errs = append(l.errs, fmt.Errorf("%s=%q: want true or false", name, v))
+	return def
+}
+
 // Require records an error when the variable is unset.
 func (l *Loader) Require(name, hint string) string {
 	v, ok := l.get(name)

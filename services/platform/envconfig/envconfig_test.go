@@ -10,7 +10,7 @@ import (
 
 func TestLoaderCollectsEveryProblem(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"D": "soon", "N": "-3", "OK": "90s"}
+	env := map[string]string{"D": "soon", "N": "-3", "OK": "90s", "B": "yes", "T": "true"}
 	l := &envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	if got := l.Duration("OK", time.Second); got != 90*time.Second {
 		t.Fatalf("OK = %s", got)
@@ -18,11 +18,15 @@ func TestLoaderCollectsEveryProblem(t *testing.T) {
 	if got := l.Duration("UNSET", time.Second); got != time.Second {
 		t.Fatalf("default = %s", got)
 	}
+	if !l.Bool("T", false) || !l.Bool("UNSET", true) {
+		t.Fatal("Bool")
+	}
 	l.Duration("D", 0)
+	l.Bool("B", false)
 	l.Int("N", 1, 0)
 	l.Require("MISSING", "set it")
 	err := l.Err()
-	for _, name := range []string{"D=", "N=", "MISSING"} {
+	for _, name := range []string{"D=", "N=", "B=", "MISSING"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Fatalf("error %v does not name %s", err, name)
 		}

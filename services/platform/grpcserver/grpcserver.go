@@ -1,6 +1,7 @@
 // Package grpcserver is the one way a slotwatch service serves gRPC: the
-// shared interceptor chain, health and reflection, a metrics endpoint, and a
-// graceful stop when the context ends.
+// shared interceptor chain, health (and reflection when asked for), limits
+// on what one caller can hold, a metrics endpoint, and a graceful stop when
+// the context ends.
 package grpcserver
 
 import (
@@ -56,9 +57,16 @@ type Config struct {
 	// right before the handler.
 	Unary  []grpc.UnaryServerInterceptor
 	Stream []grpc.StreamServerInterceptor
-	// Security is auth, TLS and the rate limit (LoadSecurity reads them
-	// from the environment). Its zero value is no auth, plaintext, no
-	// limit, which Serve allows on loopback and in-process listeners only.
+	// LargestRequestBytes is the largest request message a method of this
+	// service legitimately receives, when that is more than the default
+	// limit (Requests' ReportCheckResult with its most slots). The server
+	// reads messages up to the larger of it and Security.Limits.MaxRecvMsgBytes.
+	LargestRequestBytes int
+	// Security is auth, TLS, the rate limit, the connection limits and
+	// reflection (LoadSecurity reads them from the environment). Its zero
+	// value is no auth, plaintext, no rate limit, the default Limits and
+	// no reflection; Serve allows no auth on loopback and in-process
+	// listeners only.
 	Security Security
 	// Policy says which roles may call each method of the services
 	// registered on this server; with auth on, Serve refuses to start while
@@ -67,17 +75,22 @@ type Config struct {
 	Policy auth.Policy
 }
 
-// Server is a gRPC server with the shared chain, health and reflection.
+// Server is a gRPC server with the shared chain, health and, when asked
+// for, reflection.
 type Server struct {
 	GRPC     *grpc.Server
 	Health   *health.Server
 	Registry *prometheus.Registry
 	cfg      Config
 	metrics  *grpcprom.ServerMetrics
+	// refused counts connections closed by the per-peer limit.
+	refused prometheus.Counter
 	// stopping closes when the graceful stop begins; streams end then.
 	stopping chan struct{}
 	// notServing is what SetServing last said, applied by Serve too.
 	notServing atomic.Bool
+	// httpTimeouts apply to every HTTP server Serve starts.
+	httpTimeouts httpTimeouts
 }
 
 // SetServing sets the server's health, overall (service "") and for each
@@ -113,8 +126,14 @@ func New(cfg Config) *Server {
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 20 * time.Second
 	}
+	cfg.Security.Limits = cfg.Security.Limits.withDefaults()
+	cfg.Security.Limits.MaxRecvMsgBytes = max(cfg.Security.Limits.MaxRecvMsgBytes, cfg.LargestRequestBytes)
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
-	cfg.Registry.MustRegister(metrics)
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "slotwatch_grpc_connections_refused_total",
+		Help: "gRPC connections closed on accept because their peer already held GRPC_MAX_CONNS_PER_PEER.",
+	})
+	cfg.Registry.MustRegister(metrics, refused)
 
 	// The chain, outermost first: metrics; a slot for the caller's role;
 	// request logging (method, code, duration, caller role and name; never payloads
@@ -163,15 +182,19 @@ func New(cfg Config) *Server {
 	unary = append(unary, cfg.Unary...)
 	stream = append(stream, cfg.Stream...)
 
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)}
+	opts := append([]grpc.ServerOption{grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...)},
+		cfg.Security.Limits.serverOptions()...)
 	if cfg.Security.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.Security.TLS)))
 	}
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
-	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, stopping: stopping}
+	if cfg.Security.Reflection {
+		reflection.Register(gs)
+	}
+	return &Server{GRPC: gs, Health: hs, Registry: cfg.Registry, cfg: cfg, metrics: metrics, refused: refused, stopping: stopping,
+		httpTimeouts: defaultHTTPTimeouts}
 }
 
 // endStreamsOnStop cancels a stream's context when the server begins to
@@ -223,24 +246,28 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 		lis.Close()
 		return err
 	}
+	lis = limitPeers(lis, s.cfg.Security.Limits.MaxConnsPerPeer, s.refused)
 	s.metrics.InitializeMetrics(s.GRPC)
 	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)
 
-	https := map[string]http.Handler{}
+	type httpServer struct {
+		handler http.Handler
+		api     bool
+	}
+	https := map[string]httpServer{}
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
 		mux.HandleFunc("GET /healthz", s.healthz)
 		mux.HandleFunc("GET /readyz", s.readyz)
-		https[s.cfg.MetricsAddr] = mux
+		https[s.cfg.MetricsAddr] = httpServer{handler: mux}
 	}
-	tlsAddrs := map[string]bool{}
 	for addr, h := range extra {
-		https[addr] = h
-		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC.
-		// Metrics stay plaintext for the scraper.
-		tlsAddrs[addr] = s.cfg.Security.TLS != nil
+		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC,
+		// and a caller without a token is turned away before its body is
+		// read. Metrics stay plaintext for the scraper.
+		https[addr] = httpServer{handler: h, api: true}
 	}
 	for addr, h := range https {
 		hl, err := net.Listen("tcp", addr)
@@ -248,8 +275,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 			lis.Close()
 			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		useTLS := tlsAddrs[addr]
+		srv := s.httpServer(h.handler, h.api)
+		useTLS := h.api && s.cfg.Security.TLS != nil
 		if useTLS {
 			srv.TLSConfig = s.cfg.Security.TLS.Clone()
 		}

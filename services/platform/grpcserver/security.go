@@ -38,6 +38,12 @@ type Security struct {
 	// (RATE_LIMIT_BURST). A stream counts once, when it opens.
 	RateLimit float64
 	RateBurst int
+	// Limits bound connections, streams and message sizes (GRPC_*).
+	Limits Limits
+	// Reflection registers gRPC server reflection (GRPC_REFLECTION=true),
+	// which grpcurl needs without proto files. Off unless asked for: it
+	// tells anyone who can connect every method and message.
+	Reflection bool
 }
 
 // Default rate limit per caller.
@@ -50,7 +56,8 @@ const (
 const HowToMakeTokens = "make tokens with `accountpool tokens generate`, put the sha256: lines it prints in a file (chmod 600) and point AUTH_TOKENS_FILE at it"
 
 // LoadSecurity reads AUTH_TOKENS_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
-// RATE_LIMIT_RPS and RATE_LIMIT_BURST, and opens the files. apiAddrs are
+// RATE_LIMIT_RPS, RATE_LIMIT_BURST, GRPC_REFLECTION and the GRPC_* limits,
+// and opens the files. apiAddrs are
 // the addresses that serve the API (LISTEN_ADDR, a gateway's HTTP_ADDR):
 // without AUTH_TOKENS_FILE each must be a loopback address, and auth being
 // off is logged as a warning; otherwise it is an error.
@@ -58,8 +65,10 @@ func LoadSecurity(env *envconfig.Loader, logger *slog.Logger, apiAddrs ...string
 	tokensFile := env.String("AUTH_TOKENS_FILE", "")
 	certFile, keyFile := env.String("TLS_CERT_FILE", ""), env.String("TLS_KEY_FILE", "")
 	sec := Security{
-		RateLimit: env.Float("RATE_LIMIT_RPS", DefaultRateLimit),
-		RateBurst: env.Int("RATE_LIMIT_BURST", DefaultRateBurst, 1),
+		RateLimit:  env.Float("RATE_LIMIT_RPS", DefaultRateLimit),
+		RateBurst:  env.Int("RATE_LIMIT_BURST", DefaultRateBurst, 1),
+		Limits:     loadLimits(env),
+		Reflection: env.Bool("GRPC_REFLECTION", false),
 	}
 	if err := env.Err(); err != nil {
 		return sec, err

@@ -242,7 +242,7 @@ func TestAuth(t *testing.T) {
 
 	t.Run("HealthAndReflectionNeedNoToken", func(t *testing.T) {
 		t.Parallel()
-		h := start(t, grpcserver.Security{Tokens: openTokens(t, writeTokens(t, allTokens)), RateLimit: 0.001, RateBurst: 1})
+		h := start(t, grpcserver.Security{Tokens: openTokens(t, writeTokens(t, allTokens)), RateLimit: 0.001, RateBurst: 1, Reflection: true})
 		for range 3 { // the rate limit does not apply either
 			resp, err := healthpb.NewHealthClient(h.conn).Check(withToken(""), &healthpb.HealthCheckRequest{})
 			if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {

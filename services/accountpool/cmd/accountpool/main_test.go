@@ -81,6 +81,7 @@ func TestServeHealthReflectionAndStop(t *testing.T) {
 		"LISTEN_ADDR":            addr,
 		"METRICS_ADDR":           grpcservertest.FreeAddr(t),
 		"LOG_LEVEL":              "warn",
+		"GRPC_REFLECTION":        "true",
 	})
 	srv := grpcservertest.Serve(t, run)
 

@@ -5,12 +5,15 @@ package grpcservertest
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,4 +260,87 @@ func value(m *dto.Metric) float64 {
 		return float64(m.GetHistogram().GetSampleCount())
 	}
 	return 0
+}
+
+// Body is a request body of a given size that is generated as it is read,
+// so a test can send a huge body without holding it: prefix, then 'a's.
+type Body struct {
+	prefix []byte
+	size   int64
+	read   atomic.Int64
+}
+
+// NewBody returns a body of size bytes that starts with prefix.
+func NewBody(prefix string, size int64) *Body {
+	return &Body{prefix: []byte(prefix), size: size}
+}
+
+func (b *Body) Read(p []byte) (int, error) {
+	off := b.read.Load()
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), b.size-off))
+	for i := range n {
+		if at := off + int64(i); at < int64(len(b.prefix)) {
+			p[i] = b.prefix[at]
+		} else {
+			p[i] = 'a'
+		}
+	}
+	b.read.Add(int64(n))
+	return n, nil
+}
+
+// Sent is how much of the body has been read (handed to the connection).
+func (b *Body) Sent() int64 { return b.read.Load() }
+
+// Allocated runs f and returns the bytes the process allocated meanwhile
+// (whatever later became of them) and how much the live heap grew, after
+// a collection on both sides. Other goroutines count too: run it in a
+// test that is not parallel.
+func Allocated(f func()) (total uint64, heapGrowth int64) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc, int64(after.HeapAlloc) - int64(before.HeapAlloc) //nolint:gosec // heap sizes fit
+}
+
+// Answer is an HTTP response with its JSON body decoded.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+}
+
+// Post sends body to url as JSON, chunked unless contentLength >= 0, with
+// the header Authorization: Bearer tok ("" sends none), and fails the test
+// unless the answer is a JSON object.
+func Post(t testing.TB, url, tok string, body io.Reader, contentLength int64) Answer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = contentLength
+	req.Header.Set("Content-Type", "application/json")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	a := Answer{Status: resp.StatusCode, Header: resp.Header, Body: map[string]any{}}
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &a.Body); err != nil {
+		t.Fatalf("POST %s: answer %d is not a JSON object: %q", url, resp.StatusCode, raw)
+	}
+	return a
 }

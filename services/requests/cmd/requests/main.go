@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
-		Security: sec, Policy: server.Policy})
+		Security: sec, Policy: server.Policy, LargestRequestBytes: server.LargestRequestBytes})
 	gs.Registry.MustRegister(pgdb.NewCollector(pool))
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
 	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))

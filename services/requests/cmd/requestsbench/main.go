@@ -278,7 +278,7 @@ func startServer(ctx context.Context, a *app.App, st *store.Store) (requestsv1.R
 	// Request logs at info are dropped, as a production LOG_LEVEL=warn
 	// would; the interceptor chain still runs.
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gs := grpcserver.New(grpcserver.Config{Name: "requests-bench", Logger: logger})
+	gs := grpcserver.New(grpcserver.Config{Name: "requests-bench", Logger: logger, LargestRequestBytes: server.LargestRequestBytes})
 	ctx, cancel := context.WithCancel(ctx)
 	// The bench does not watch events: the feed is not run.
 	feed := app.NewFeed(st, store.NewHub(st, logger), app.WatchConfig{}, nil, logger)

@@ -113,7 +113,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 	}
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "requests-test", Logger: o.logger, ShutdownTimeout: 5 * time.Second,
-		Security: grpcserver.Security{Tokens: authtest.Tokens(t)}, Policy: server.Policy})
+		Security: grpcserver.Security{Tokens: authtest.Tokens(t)}, Policy: server.Policy, LargestRequestBytes: server.LargestRequestBytes})
 	m := metrics.New(gs.Registry, st.CountByStatus, o.logger)
 	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
 	hub := store.NewHub(st, o.logger)

@@ -176,6 +176,8 @@ func Run(ctx context.Context, cfg Config) error {
 		// Plaintext on loopback: a TLS setting from the shell would make
 		// the servers speak TLS to clients that do not.
 		"TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
+		// grpcurl without proto files, as the README shows.
+		"GRPC_REFLECTION=true",
 	}
 	type service struct {
 		name, addr, show string

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 )
@@ -52,6 +55,13 @@ func TestRun(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("the slot was not found in time:\n%s", out.String())
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	// grpcurl works without proto files, as the README shows: reflection
+	// is on for every service the demo starts.
+	for _, addr := range []string{addrs.Pool, addrs.Requests} {
+		if names := listServices(t, addr); !strings.Contains(names, "slotwatch.") {
+			t.Errorf("reflection on %s lists %q", addr, names)
 		}
 	}
 	cancel() // Ctrl-C
@@ -206,4 +216,33 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// listServices asks addr's reflection service, with no token, which
+// services it serves.
+func listServices(t *testing.T, addr string) string {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	refl, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := refl.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatalf("reflection on %s: %v", addr, err)
+	}
+	resp, err := refl.Recv()
+	if err != nil {
+		t.Fatalf("reflection on %s: %v", addr, err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	return strings.Join(names, ",")
 }
