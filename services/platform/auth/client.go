@@ -59,8 +59,13 @@ func ClientConfigFromEnv(lookup func(string) (string, bool)) (ClientConfig, erro
 // passthrough name (bufconn), or c.Insecure is set: the token, and the
 // passwords and passport numbers in replies, would cross the network in
 // the clear.
+//
+// Calls are spread over every address the target resolves to (round_robin):
+// dialled as dns:///accountpool:50051, a headless Service's name gives one
+// address per pod, and every replica gets its share. The servers'
+// MaxConnectionAge makes clients resolve again, so new replicas do too.
 func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
-	var opts []grpc.DialOption
+	opts := []grpc.DialOption{grpc.WithDefaultServiceConfig(roundRobin)}
 	secure := c.CAFile != ""
 	if secure {
 		tc, err := ClientTLS(c.CAFile)
@@ -85,6 +90,10 @@ func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
 	}
 	return opts, nil
 }
+
+// roundRobin is the client's default service config: one sub-connection
+// per resolved address, calls taken in turn.
+const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`
 
 // LocalTarget says whether a grpc.NewClient target stays on this machine:
 // a loopback host (127.0.0.0/8, ::1, localhost) with the dns, passthrough,
