@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Set with -ldflags -X; the package path is
@@ -66,17 +64,4 @@ func vcsRevision() string {
 // String is the line `--version` prints: "accountpool v0.2.0 (commit abc123, go1.26.8)".
 func (i Info) String(binary string) string {
 	return fmt.Sprintf("%s %s (commit %s, %s)", binary, i.Version, i.Commit, i.Go)
-}
-
-// Collector is the slotwatch_build_info gauge: always 1, the build in its
-// labels, so dashboards can show which version each pod runs.
-func Collector() prometheus.Collector {
-	i := Get()
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "slotwatch_build_info",
-		Help:        "The binary's build: 1, with its version, commit and Go version as labels.",
-		ConstLabels: prometheus.Labels{"version": i.Version, "commit": i.Commit, "go": i.Go},
-	})
-	g.Set(1)
-	return g
 }

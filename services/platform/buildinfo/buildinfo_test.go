@@ -7,9 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestDefaultsWithoutLinkerFlags(t *testing.T) {
@@ -19,19 +16,6 @@ func TestDefaultsWithoutLinkerFlags(t *testing.T) {
 	}
 	if got := i.String("accountpool"); !strings.HasPrefix(got, "accountpool dev (commit ") {
 		t.Errorf("String = %q", got)
-	}
-}
-
-func TestCollectorHasTheBuildInItsLabels(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(Collector())
-	i := Get()
-	want := `# HELP slotwatch_build_info The binary's build: 1, with its version, commit and Go version as labels.
-# TYPE slotwatch_build_info gauge
-slotwatch_build_info{commit="` + i.Commit + `",go="` + i.Go + `",version="dev"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "slotwatch_build_info"); err != nil {
-		t.Error(err)
 	}
 }
 

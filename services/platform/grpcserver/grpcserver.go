@@ -133,7 +133,7 @@ func New(cfg Config) *Server {
 		Name: "slotwatch_grpc_connections_refused_total",
 		Help: "gRPC connections closed on accept because their peer already held GRPC_MAX_CONNS_PER_PEER.",
 	})
-	cfg.Registry.MustRegister(metrics, refused)
+	cfg.Registry.MustRegister(metrics, refused, buildInfo())
 
 	// The chain, outermost first: metrics; a slot for the caller's role;
 	// request logging (method, code, duration, caller role and name; never payloads

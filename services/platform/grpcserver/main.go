@@ -9,11 +9,19 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
 )
 
 // Main runs a service's run function with a context that ends on SIGINT or
 // SIGTERM, prints its error and sets the exit code.
+//
+// `--version` (or `version`) as the only argument prints the build and
+// exits, before run is called.
 func Main(run func(ctx context.Context, args []string, stdout io.Writer) error) {
+	if PrintVersion(os.Stdout, os.Args[1:]) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout)
 	stop()
@@ -54,4 +62,14 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 		return slog.String(a.Key, "[REDACTED]")
 	}
 	return a
+}
+
+// PrintVersion prints "NAME VERSION (commit C, goX)" when args asks for the
+// version (`--version`, `-version` or `version`, alone) and says whether it did.
+func PrintVersion(w io.Writer, args []string) bool {
+	if len(args) != 1 || (args[0] != "--version" && args[0] != "-version" && args[0] != "version") {
+		return false
+	}
+	fmt.Fprintln(w, buildinfo.Get().String(progName()))
+	return true
 }

@@ -20,6 +20,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
 )
 
 // IO is what the program reads and writes besides the network.
@@ -113,6 +114,7 @@ AUTH_TOKEN_FILE (a file holding an admin token), TLS_CA_FILE and TLS_INSECURE.
 Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
+		Version:           buildinfo.Get().String("slotctl"),
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.envErr != nil {
@@ -149,6 +151,7 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 	for _, c := range root.Commands() {
 		wrapArgs(c)
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
 

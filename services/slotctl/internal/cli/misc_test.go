@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -122,4 +123,12 @@ func TestKeysets(t *testing.T) {
 			t.Errorf("second reencrypt: %s", r.stdout)
 		}
 	})
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runSlotctl(context.Background(), strings.NewReader(""), nil, "--version")
+	if want := buildinfo.Get().String("slotctl") + "\n"; r.code != 0 || r.stdout != want {
+		t.Errorf("slotctl --version: exit %d, printed %q, want %q", r.code, r.stdout, want)
+	}
 }
