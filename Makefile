@@ -19,8 +19,8 @@ tools: ## Build buf and the protoc plugins pinned in tools/go.mod into bin/tools
 	@GOWORK=off GOBIN=$(TOOLS) $(GO) -C tools install tool
 
 .PHONY: generate
-generate: tools ## Regenerate gen/ from proto/
-	rm -rf gen/slotwatch
+generate: tools ## Regenerate gen/ (Go code and the gateway's OpenAPI document) from proto/
+	rm -rf gen/slotwatch gen/openapi/slotwatch
 	buf generate
 
 .PHONY: build
@@ -36,7 +36,8 @@ lint: tools ## buf lint, buf format, go vet, gofmt, and generated-code drift
 	@out=$$(gofmt -l gen services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  buf generate -o $$tmp && \
-	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null && \
+	  diff -r $$tmp/gen/openapi/slotwatch gen/openapi/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
 
 .PHONY: test
 test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
