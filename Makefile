@@ -29,8 +29,9 @@ build: ## Build every binary into bin/
 	@for d in $(BINARIES); do echo "go build $$d"; CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$d || exit 1; done
 
 .PHONY: lint
-lint: tools ## buf lint, buf format, go vet, gofmt, and generated-code drift
+lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt, and generated-code drift
 	buf lint
+	@./tools/buf-breaking.sh
 	@buf format -d --exit-code || { echo "buf format: run 'buf format -w'"; exit 1; }
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l gen services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
