@@ -29,7 +29,7 @@ build: ## Build every binary into bin/
 	@for d in $(BINARIES); do echo "go build $$d"; CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$d || exit 1; done
 
 .PHONY: lint
-lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt, and generated-code drift
+lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt, generated-code drift, modules that stand alone
 	buf lint
 	@./tools/buf-breaking.sh
 	@buf format -d --exit-code || { echo "buf format: run 'buf format -w'"; exit 1; }
@@ -39,6 +39,7 @@ lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt,
 	  buf generate -o $$tmp && \
 	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null && \
 	  diff -r $$tmp/gen/openapi/slotwatch gen/openapi/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	@./tools/check-modules.sh
 
 .PHONY: test
 test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
