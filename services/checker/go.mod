@@ -7,6 +7,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/prometheus/client_golang v1.25.0
+	github.com/sethvargo/go-retry v0.5.0
 	github.com/slotwatch/slotwatch/gen v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/platform v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/portalsim v0.0.0-00010101000000-000000000000
@@ -32,7 +33,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
-	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/tink-crypto/tink-go/v2 v2.9.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect

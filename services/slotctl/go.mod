@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/sethvargo/go-retry v0.5.0
 	github.com/slotwatch/slotwatch/gen v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/platform v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/portalsim v0.0.0-00010101000000-000000000000
@@ -57,7 +58,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.23.0 // indirect
-	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	github.com/tink-crypto/tink-go/v2 v2.9.0 // indirect
 	github.com/x448/float16 v0.8.4 // indirect
