@@ -24,8 +24,8 @@ tools: ## Build buf and the protoc plugins pinned in tools/go.mod into bin/tools
 	@GOWORK=off GOBIN=$(TOOLS) $(GO) -C tools install tool
 
 .PHONY: generate
-generate: tools ## Regenerate gen/ from proto/
-	rm -rf gen/slotwatch
+generate: tools ## Regenerate gen/ (Go code and the gateway's OpenAPI document) from proto/
+	rm -rf gen/slotwatch gen/openapi/slotwatch
 	buf generate
 
 .PHONY: build
@@ -34,14 +34,17 @@ build: ## Build every binary into bin/
 	@for d in $(BINARIES); do echo "go build $$d"; CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./$$d || exit 1; done
 
 .PHONY: lint
-lint: tools ## buf lint, buf format, go vet, gofmt, and generated-code drift
+lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt, generated-code drift, modules that stand alone
 	buf lint
+	@./tools/buf-breaking.sh
 	@buf format -d --exit-code || { echo "buf format: run 'buf format -w'"; exit 1; }
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l gen services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  buf generate -o $$tmp && \
-	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null && \
+	  diff -r $$tmp/gen/openapi/slotwatch gen/openapi/slotwatch >/dev/null || { echo "gen/ is stale: run 'make generate' and commit"; exit 1; }
+	@./tools/check-modules.sh
 
 .PHONY: test
 test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)

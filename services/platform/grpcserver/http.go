@@ -52,13 +52,18 @@ func (s *Server) httpServer(h http.Handler, api bool) *http.Server {
 	}
 }
 
+// OpenAPIPath is where an API handler serves its OpenAPI document, the
+// one route anyone may read without a token (it calls no RPC).
+const OpenAPIPath = "/openapi.json"
+
 // requireAuthorization answers 401 to a request without an Authorization
 // header, before anything reads its body: an anonymous caller costs the
 // server its headers only. A header that is there is judged by the gRPC
 // auth interceptor, as for any other caller.
 func requireAuthorization(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
+		public := r.Method == http.MethodGet && r.URL.Path == OpenAPIPath
+		if r.Header.Get("Authorization") == "" && !public {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeHTTPError(w, http.StatusUnauthorized, codes.Unauthenticated, "missing token: send the header Authorization: Bearer <token>")
 			return

@@ -782,7 +782,10 @@ type ListApplicantsRequest struct {
 	// At most this many (default 50, at most 1000).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the applicants with these ids (at most 1000); an id that names no
+	// applicant is left out of the answer. Empty: all applicants.
+	Ids           []string `protobuf:"bytes,3,rep,name=ids,proto3" json:"ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -829,6 +832,13 @@ func (x *ListApplicantsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListApplicantsRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
 }
 
 // ListApplicantsResponse is one page of applicants, oldest first.
@@ -2075,11 +2085,12 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x13GetApplicantRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"V\n" +
 	"\x14GetApplicantResponse\x12>\n" +
-	"\tapplicant\x18\x01 \x01(\v2 .slotwatch.requests.v1.ApplicantR\tapplicant\"S\n" +
+	"\tapplicant\x18\x01 \x01(\v2 .slotwatch.requests.v1.ApplicantR\tapplicant\"e\n" +
 	"\x15ListApplicantsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"\x82\x01\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x10\n" +
+	"\x03ids\x18\x03 \x03(\tR\x03ids\"\x82\x01\n" +
 	"\x16ListApplicantsResponse\x12@\n" +
 	"\n" +
 	"applicants\x18\x01 \x03(\v2 .slotwatch.requests.v1.ApplicantR\n" +

@@ -9,6 +9,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 )
 
 // broadcast wakes every waiter at once: wait returns a channel that closes
@@ -35,27 +36,17 @@ func (b *broadcast) fire() {
 
 // Listen holds one connection that LISTENs for store.FreeChannel and wakes
 // every waiting Acquire of this replica when any replica frees an account.
-// It reconnects until ctx ends; waiters also have their own timers, so a
-// notification lost while reconnecting only delays them.
+// It reconnects until ctx ends (reconnect.Run: the waits start over after a
+// connection that stayed up a minute); waiters also have their own timers,
+// so a notification lost while reconnecting only delays them.
 func (p *Pool) Listen(ctx context.Context, connConfig *pgx.ConnConfig) error {
-	const initialBackoff = 100 * time.Millisecond
-	backoff := initialBackoff
-	for ctx.Err() == nil {
+	reconnect.Run(ctx, func(ctx context.Context) (bool, error) {
 		started := time.Now()
 		err := p.listenOnce(ctx, connConfig)
-		if ctx.Err() != nil {
-			break
-		}
-		if time.Since(started) > time.Minute {
-			backoff = initialBackoff // it was healthy for a while
-		}
-		p.logger.WarnContext(ctx, "account-free listener lost its connection; reconnecting", "error", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
+		return time.Since(started) > time.Minute, err
+	}, func(err error, wait time.Duration) {
+		p.logger.WarnContext(ctx, "account-free listener lost its connection; reconnecting", "error", err, "in", wait)
+	})
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sethvargo/go-retry"
+
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 )
 
@@ -16,6 +18,18 @@ const (
 	// freeing this very moment) from being asked in a tight loop.
 	minRetryWait = 50 * time.Millisecond
 )
+
+// unavailableWaits are the waits of acquire while AccountPool is
+// unreachable: 1s doubling to 10s, for as long as the claim allows.
+func unavailableWaits() retry.Backoff {
+	return retry.WithCappedDuration(10*time.Second, retry.NewExponential(time.Second))
+}
+
+// callRetries are the waits of release and report while the other service
+// is unreachable: three tries in all, 0.5s and 1s apart.
+func callRetries() retry.Backoff {
+	return retry.WithMaxRetries(2, retry.NewExponential(500*time.Millisecond))
+}
 
 // mission is one claim being worked on.
 type mission struct {
@@ -94,7 +108,10 @@ func (m *mission) acquire() (Lease, bool) {
 		m.giveUp(NoAccount, "the claim holds no pending request: nothing to check")
 		return Lease{}, false
 	}
-	backoff := time.Second
+	// The wait for a free account follows the pool's RetryInfo (and the
+	// test clock), so this loop is not retry.Do; only the waits while the
+	// pool is unreachable come from a backoff.
+	unavailable := unavailableWaits()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		lease, err := c.leases.Acquire(ctx, req)
@@ -122,7 +139,7 @@ func (m *mission) acquire() (Lease, bool) {
 				return Lease{}, false
 			}
 		case errors.Is(err, ErrUnavailable):
-			wait, backoff = backoff, min(2*backoff, 10*time.Second)
+			wait, _ = unavailable.Next()
 			c.log.Warn("account pool unavailable; retrying", "session", m.session, "mission", m.claim.Mission, "in", wait.String(), "err", err)
 			if c.clock.Now().Add(wait).After(m.window.acquireBy) {
 				m.giveUp(NoAccount, fmt.Sprintf("account pool unavailable: %v", err))
@@ -241,7 +258,7 @@ func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFu
 // retried Release with the same outcome is answered once).
 func (m *mission) release(lease Lease, r Release) {
 	c := m.c
-	err := retry(func(ctx context.Context) error { return c.leases.Release(ctx, lease, r) })
+	err := retryUnavailable(c.hard, callRetries(), func(ctx context.Context) error { return c.leases.Release(ctx, lease, r) })
 	if err != nil {
 		c.log.Warn("releasing the account failed; the pool takes it back when the lease expires", "session", m.session,
 			"mission", m.claim.Mission, "account_id", lease.AccountID, "outcome", string(r.Outcome), "err", err)
@@ -252,7 +269,7 @@ func (m *mission) release(lease Lease, r Release) {
 func (m *mission) report(r Report) int {
 	c := m.c
 	var matched int
-	err := retry(func(ctx context.Context) error {
+	err := retryUnavailable(c.hard, callRetries(), func(ctx context.Context) error {
 		var err error
 		matched, err = c.missions.ReportCheckResult(ctx, r)
 		return err
@@ -264,19 +281,25 @@ func (m *mission) report(r Report) int {
 	return matched
 }
 
-// retry runs call up to three times while it fails with ErrUnavailable.
-func retry(call func(ctx context.Context) error) error {
-	var err error
-	for attempt, pause := 0, 500*time.Millisecond; attempt < 3; attempt, pause = attempt+1, 2*pause {
-		if attempt > 0 {
-			time.Sleep(pause)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		err = call(ctx)
-		cancel()
-		if err == nil || !errors.Is(err, ErrUnavailable) {
-			return err
-		}
+// retryUnavailable runs call, again while it fails with ErrUnavailable as
+// long as b allows, each try bounded by callTimeout. The first try runs
+// even when ctx has ended: a check the drain cut (c.hard) still releases
+// and reports, once. Further tries stop the moment ctx ends, with its
+// cause; a try under way is not cut.
+func retryUnavailable(ctx context.Context, b retry.Backoff, call func(ctx context.Context) error) error {
+	try := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+		defer cancel()
+		return call(ctx)
 	}
-	return err
+	if ctx.Err() != nil {
+		return try(ctx)
+	}
+	return retry.Do(ctx, b, func(ctx context.Context) error {
+		err := try(ctx)
+		if errors.Is(err, ErrUnavailable) {
+			return retry.RetryableError(err)
+		}
+		return err
+	})
 }

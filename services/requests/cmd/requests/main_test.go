@@ -107,8 +107,8 @@ func TestRefusesAnExposedGatewayWithoutAuth(t *testing.T) {
 
 // TestServesWithAuthAndTLS runs the binary with a tokens file and a
 // certificate: gRPC and the JSON gateway both speak TLS and want a token,
-// the gateway reaches gRPC through its pinned self-connection, and /metrics
-// shows the domain metrics.
+// the gateway reaches gRPC through its pinned self-connection (only its
+// OpenAPI document is public), and /metrics shows the domain metrics.
 func TestServesWithAuthAndTLS(t *testing.T) {
 	certFile, keyFile := authtest.SelfSigned(t, t.TempDir(), "requests")
 	grpcAddr, httpAddr, metricsAddr := grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t)
@@ -142,8 +142,8 @@ func TestServesWithAuthAndTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	https := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
-	get := func(tok string) int {
-		req, err := http.NewRequestWithContext(hctx, "GET", "https://"+httpAddr+"/v1/applicants", nil)
+	get := func(path, tok string) int {
+		req, err := http.NewRequestWithContext(hctx, "GET", "https://"+httpAddr+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,11 +157,14 @@ func TestServesWithAuthAndTLS(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if got := get(""); got != http.StatusUnauthorized {
+	if got := get("/v1/applicants", ""); got != http.StatusUnauthorized {
 		t.Fatalf("gateway without a token: %d", got)
 	}
-	if got := get(authtest.ReaderToken); got != http.StatusOK {
+	if got := get("/v1/applicants", authtest.ReaderToken); got != http.StatusOK {
 		t.Fatalf("gateway as reader: %d", got)
+	}
+	if got := get("/openapi.json", ""); got != http.StatusOK {
+		t.Fatalf("GET /openapi.json without a token: %d, want 200", got)
 	}
 
 	grpcservertest.WantMetrics(t, metricsAddr, `slotwatch_requests{status="pending"} 0`, "slotwatch_requests_watchers 0", "slotwatch_requests_claims_total 0", "pgxpool_max_conns ")

@@ -138,9 +138,10 @@ func (a *App) GetApplicant(ctx context.Context, id uuid.UUID) (domain.Applicant,
 	return rec.Applicant, nil
 }
 
-// ListApplicants pages applicants, without passport numbers.
-func (a *App) ListApplicants(ctx context.Context, pos *store.Position, limit int) ([]domain.Applicant, bool, error) {
-	recs, more, err := a.store.ListApplicants(ctx, pos, limit)
+// ListApplicants pages applicants, without passport numbers: all of them,
+// or only those in ids when it is not empty.
+func (a *App) ListApplicants(ctx context.Context, ids []uuid.UUID, pos *store.Position, limit int) ([]domain.Applicant, bool, error) {
+	recs, more, err := a.store.ListApplicants(ctx, ids, pos, limit)
 	if err != nil {
 		return nil, false, err
 	}

@@ -183,6 +183,31 @@ func TestApplicants(t *testing.T) {
 		}
 	})
 
+	t.Run("ListByIDsReturnsOnlyThoseAndSkipsUnknownOnes", func(t *testing.T) {
+		t.Parallel()
+		c, bundle := setup(t)
+		var ids []string
+		for range 4 {
+			ids = append(ids, createApplicant(t, c).GetId())
+			bundle.clock.Advance(1e6)
+		}
+		unknown := "00000000-0000-4000-8000-000000000000"
+		resp, err := c.ListApplicants(ctxT(t), &requestsv1.ListApplicantsRequest{Ids: []string{ids[3], unknown, ids[1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range resp.GetApplicants() {
+			got = append(got, a.GetId())
+			if a.GetPassportNumber() != "" {
+				t.Errorf("applicant %s listed with its passport number", a.GetId())
+			}
+		}
+		if want := []string{ids[1], ids[3]}; strings.Join(got, ",") != strings.Join(want, ",") || resp.GetNextPageToken() != "" {
+			t.Fatalf("ListApplicants(ids) = %v (next %q), want %v", got, resp.GetNextPageToken(), want)
+		}
+	})
+
 	t.Run("DeleteCancelsPendingRequestsAndKeepsTheirHistory", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)

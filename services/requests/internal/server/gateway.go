@@ -9,7 +9,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/slotwatch/slotwatch/gen/openapi"
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 )
 
 // Gateway is the JSON/HTTP API for web clients (the routes are the HTTP
@@ -19,6 +21,9 @@ import (
 // 400 with the google.rpc.BadRequest field violations in "details". JSON
 // uses the proto field names (full_name), as the field violations do, and
 // an unknown field is rejected rather than silently ignored.
+//
+// GET /openapi.json is the OpenAPI document of these routes, generated from
+// the same rules file; it is public, as it calls no RPC.
 func Gateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
 		Marshaler: &runtime.JSONPb{
@@ -28,6 +33,13 @@ func Gateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	}))
 	if err := requestsv1.RegisterRequestsServiceHandlerClient(ctx, mux, requestsv1.NewRequestsServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+	err := mux.HandlePath(http.MethodGet, grpcserver.OpenAPIPath, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi.Requests)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve openapi.json: %w", err)
 	}
 	return mux, nil
 }

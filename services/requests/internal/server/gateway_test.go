@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,4 +111,53 @@ func TestGateway(t *testing.T) {
 		}
 	}
 	do(t, "POST", "/v1/applicants", `{"fullname":"typo"}`, 400)
+}
+
+// TestGatewayServesOpenAPIForEveryRoute reads the HTTP rules file the gateway
+// is generated from and checks that GET /openapi.json, asked without a
+// token, documents each of its routes with its method.
+func TestGatewayServesOpenAPIForEveryRoute(t *testing.T) {
+	t.Parallel()
+	_, bundle := setup(t)
+	gw, err := server.Gateway(context.Background(), bundle.server.conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+
+	rules, err := os.ReadFile("../../../../proto/slotwatch/requests/v1/requests_gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := regexp.MustCompile(`(?m)^\s+(get|post|put|patch|delete):\s*(\S+)\s*$`).FindAllStringSubmatch(string(rules), -1)
+	if len(routes) < 9 {
+		t.Fatalf("found %d routes in the rules file, want at least 9: %q", len(routes), routes)
+	}
+
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, hs.URL+"/openapi.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("GET /openapi.json = %d %q %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	for _, r := range routes {
+		method, path := r[1], r[2]
+		if _, ok := doc.Paths[path][method]; !ok {
+			t.Errorf("openapi.json has no %s %s", strings.ToUpper(method), path)
+		}
+	}
 }

@@ -298,6 +298,10 @@ func TestBadInput(t *testing.T) {
 			_, err := c.ListApplicants(ctx, &requestsv1.ListApplicantsRequest{PageToken: "bm90IGEgdG9rZW4"})
 			return err
 		}, []string{"page_token"}},
+		{"ListApplicantsMalformedIDs", func(ctx context.Context) error {
+			_, err := c.ListApplicants(ctx, &requestsv1.ListApplicantsRequest{Ids: []string{"00000000-0000-0000-0000-000000000001", "x"}})
+			return err
+		}, []string{"ids[1]"}},
 		{"ListRequestsBadFilters", func(ctx context.Context) error {
 			_, err := c.ListAppointmentRequests(ctx, &requestsv1.ListAppointmentRequestsRequest{
 				Status: 99, MissionCode: "F", ApplicantId: "nope", PageSize: -5, PageToken: "!!",

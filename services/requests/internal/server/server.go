@@ -7,9 +7,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -120,14 +122,23 @@ func pageArgs(v *apierr.Violations, size int32, token string) (int, *store.Posit
 	return n, &pos
 }
 
-// ListApplicants pages applicants without passport numbers.
+// ListApplicants pages applicants without passport numbers, all of them or
+// those with the given ids.
 func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
 	var v apierr.Violations
 	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
+	var ids []uuid.UUID
+	if len(req.GetIds()) > page.MaxSize {
+		v.Add("ids", "at most %d ids, got %d", page.MaxSize, len(req.GetIds()))
+	} else {
+		for i, id := range req.GetIds() {
+			ids = append(ids, domain.ParseID(&v, fmt.Sprintf("ids[%d]", i), id))
+		}
+	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	aps, more, err := s.app.ListApplicants(ctx, pos, n)
+	aps, more, err := s.app.ListApplicants(ctx, ids, pos, n)
 	if err != nil {
 		return nil, s.errorStatus(ctx, "ListApplicants", err)
 	}

@@ -64,19 +64,17 @@ type Position struct {
 }
 
 // ListApplicants returns up to limit applicants after pos, oldest first,
-// and whether more follow.
-func (s *Store) ListApplicants(ctx context.Context, pos *Position, limit int) ([]ApplicantRecord, bool, error) {
-	var (
-		rows pgx.Rows
-		err  error
-	)
-	if pos == nil {
-		rows, err = s.pool.Query(ctx, `SELECT `+applicantCols+` FROM requests.applicants
-			ORDER BY created_at, id LIMIT $1`, limit+1)
-	} else {
-		rows, err = s.pool.Query(ctx, `SELECT `+applicantCols+` FROM requests.applicants
-			WHERE (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3`, pos.CreatedAt, pos.ID, limit+1)
+// and whether more follow; with ids, only those applicants.
+func (s *Store) ListApplicants(ctx context.Context, ids []uuid.UUID, pos *Position, limit int) ([]ApplicantRecord, bool, error) {
+	var after Position
+	if pos != nil {
+		after = *pos
 	}
+	// A NULL array (no ids) matches every applicant; a zero position is
+	// before every row.
+	rows, err := s.pool.Query(ctx, `SELECT `+applicantCols+` FROM requests.applicants
+		WHERE ($1::uuid[] IS NULL OR id = ANY($1)) AND (created_at, id) > ($2, $3)
+		ORDER BY created_at, id LIMIT $4`, ids, after.CreatedAt, after.ID, limit+1)
 	if err != nil {
 		return nil, false, fmt.Errorf("list applicants: %w", err)
 	}

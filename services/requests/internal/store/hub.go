@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 )
 
 // Hub is the one LISTEN connection of a server process. It wakes its
@@ -75,25 +77,13 @@ func (h *Hub) wakeAll() {
 }
 
 // Run listens until ctx ends, reconnecting with backoff when the connection
-// drops.
+// drops (reconnect.Run: the waits start over after a connection that got
+// as far as listening).
 func (h *Hub) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		listened, err := h.listen(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if listened {
-			backoff = 100 * time.Millisecond
-		}
-		h.logger.Warn("event listener lost its connection; reconnecting", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 10*time.Second)
-	}
+	reconnect.Run(ctx, h.listen, func(err error, wait time.Duration) {
+		h.logger.Warn("event listener lost its connection; reconnecting", "error", err, "retry_in", wait)
+	})
+	return nil
 }
 
 // listen returns whether it got as far as listening, and why it stopped.

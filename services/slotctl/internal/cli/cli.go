@@ -57,9 +57,6 @@ func Run(ctx context.Context, args []string, io IO) int {
 	defer a.close()
 	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetIn(io.Stdin)
-	root.SetOut(io.Stdout)
-	root.SetErr(io.Stderr)
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
@@ -112,10 +109,9 @@ func (a *app) rootCommand() *cobra.Command {
 Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR,
 AUTH_TOKEN_FILE (a file holding an admin token), TLS_CA_FILE and TLS_INSECURE.
 Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		Version:           buildinfo.Get().String("slotctl"),
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       buildinfo.Get().String("slotctl"),
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			if a.envErr != nil {
 				return usageError{a.envErr}
@@ -126,6 +122,9 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 			return nil
 		},
 	}
+	root.SetIn(a.io.Stdin)
+	root.SetOut(a.io.Stdout)
+	root.SetErr(a.io.Stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	f := root.PersistentFlags()
 	f.StringVar(&a.accountpoolAddr, "accountpool", a.env("ACCOUNTPOOL_ADDR", "localhost:50051"), "AccountPool gRPC address (ACCOUNTPOOL_ADDR)")
@@ -148,16 +147,34 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		a.keysetCommand(),
 		a.importLegacyCommand(),
 	)
-	for _, c := range root.Commands() {
-		wrapArgs(c)
-	}
+	// cobra's own `completion bash|zsh|fish|powershell`, added now rather
+	// than when it runs, so that wrapArgs covers it too (it writes to the
+	// streams set above).
+	root.InitDefaultCompletionCmd()
+	wrapArgs(root)
 	root.SetVersionTemplate("{{.Version}}\n")
 	return root
 }
 
-// wrapArgs turns cobra's argument-count errors into usage errors.
+// wrapArgs turns cobra's argument-count errors into usage errors, and makes
+// a word that names no subcommand one too: by itself cobra calls that an
+// error (exit 1) at the root and prints the help (exit 0) below it.
 func wrapArgs(c *cobra.Command) {
-	if c.Args != nil {
+	switch {
+	case c.HasSubCommands() && !c.Runnable():
+		c.SuggestionsMinimumDistance = 2 // cobra's own default when it suggests
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			hint := ""
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				hint = fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return usagef("unknown command %q for %q%s", args[0], cmd.CommandPath(), hint)
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	case c.Args != nil:
 		check := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/sethvargo/go-retry"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -38,7 +40,9 @@ event is one JSON object per line.`,
 			if !a.json() {
 				fmt.Fprintf(a.io.Stdout, "%-8s  %-19s  %-10s  %-36s  %-8s  %s\n", "CURSOR", "TIME", "EVENT", "REQUEST", "MISSION", "STATUS")
 			}
-			for {
+			// A stream the server ended is resumed after the last event
+			// printed, reconnectDelay later; an interrupt ends the wait too.
+			err = retry.Do(ctx, retry.NewConstant(reconnectDelay), func(ctx context.Context) error {
 				stream, err := rq.WatchEvents(ctx, &rqv1.WatchEventsRequest{AfterCursor: cursor})
 				if err == nil {
 					for {
@@ -54,18 +58,18 @@ event is one JSON object per line.`,
 				}
 				switch {
 				case ctx.Err() != nil:
-					return nil // interrupted: that is how follow ends
+					return ctx.Err()
 				case errors.Is(err, io.EOF), status.Code(err) == codes.Unavailable:
 					fmt.Fprintf(a.io.Stderr, "slotctl: event stream ended (%s); resuming after cursor %d\n", oneLine(status.Convert(err).Message()), cursor)
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-time.After(reconnectDelay):
-					}
+					return retry.RetryableError(err)
 				default:
 					return err
 				}
+			})
+			if ctx.Err() != nil {
+				return nil // interrupted: that is how follow ends
 			}
+			return err
 		},
 	}
 	follow.Flags().Int64Var(&after, "after", 0, "resume after this cursor (0: from the first event)")

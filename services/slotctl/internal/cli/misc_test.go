@@ -132,3 +132,47 @@ func TestVersion(t *testing.T) {
 		t.Errorf("slotctl --version: exit %d, printed %q, want %q", r.code, r.stdout, want)
 	}
 }
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"UnknownCommand", []string{"bogus"}, []string{`unknown command "bogus" for "slotctl"`}},
+		{"MisspelledCommandGetsASuggestion", []string{"reqests"}, []string{`did you mean "requests"`}},
+		{"UnknownSubcommand", []string{"accounts", "bogus"}, []string{`unknown command "bogus" for "slotctl accounts"`}},
+		{"UnknownShell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh" for "slotctl completion"`}},
+		{"ExtraArgument", []string{"completion", "bash", "extra"}, []string{"extra"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			runSlotctl(context.Background(), strings.NewReader(""), nil, tc.args...).fails(t, 2, tc.wants...)
+		})
+	}
+	t.Run("NoCommandPrintsHelp", func(t *testing.T) {
+		t.Parallel()
+		r := runSlotctl(context.Background(), strings.NewReader(""), nil).must(t)
+		if !strings.Contains(r.stdout, "Available Commands") {
+			t.Errorf("slotctl alone:\n%s", r.stdout)
+		}
+	})
+}
+
+func TestCompletionScripts(t *testing.T) {
+	t.Parallel()
+	for shell, want := range map[string]string{
+		"bash": "__start_slotctl",
+		"zsh":  "#compdef slotctl",
+		"fish": "complete -c slotctl",
+	} {
+		t.Run(shell, func(t *testing.T) {
+			t.Parallel()
+			r := runSlotctl(context.Background(), strings.NewReader(""), nil, "completion", shell).must(t)
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("completion %s lacks %q:\n%.300s", shell, want, r.stdout)
+			}
+		})
+	}
+}

@@ -29,18 +29,25 @@ func (a *app) requestsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			names := map[string]string{}
 			reqs, err := collect(limit, func(token string, size int32) ([]*rqv1.AppointmentRequest, string, error) {
 				ctx, cancel := a.call(cmd.Context())
 				defer cancel()
 				resp, err := rq.ListAppointmentRequests(ctx, &rqv1.ListAppointmentRequestsRequest{
 					Status: rqv1.RequestStatus(st), MissionCode: mission, ApplicantId: applicant, PageSize: size, PageToken: token,
 				})
+				if err == nil && !a.json() {
+					err = applicantNames(ctx, rq, resp.GetRequests(), names)
+				}
 				return resp.GetRequests(), resp.GetNextPageToken(), err
 			})
 			if err != nil {
 				return err
 			}
-			return a.printRequests(reqs)
+			if a.json() {
+				return printJSONList(a.io.Stdout, reqs)
+			}
+			return a.tableRequests(reqs, names)
 		},
 	}
 	list.Flags().StringVar(&status, "status", "", "only requests with this status")
@@ -57,7 +64,7 @@ func (a *app) requestsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printOneRequest(resp.GetRequest())
+			return a.printOneRequest(ctx, rq, resp.GetRequest())
 		}),
 	}
 
@@ -70,7 +77,7 @@ func (a *app) requestsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printOneRequest(resp.GetRequest())
+			return a.printOneRequest(ctx, rq, resp.GetRequest())
 		}),
 	}
 
@@ -84,7 +91,7 @@ func (a *app) requestsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printOneRequest(resp.GetRequest())
+			return a.printOneRequest(ctx, rq, resp.GetRequest())
 		}),
 	}
 	create.Flags().StringVar(&in.ApplicantId, "applicant", "", "applicant id")
@@ -98,30 +105,61 @@ func (a *app) requestsCommand() *cobra.Command {
 	return cmd
 }
 
-// printRequests prints a list: a table, or a JSON array (even of one).
-func (a *app) printRequests(reqs []*rqv1.AppointmentRequest) error {
-	if a.json() {
-		return printJSONList(a.io.Stdout, reqs)
-	}
-	return a.tableRequests(reqs)
-}
-
-// printOneRequest prints one: a one-row table, or a JSON object.
-func (a *app) printOneRequest(v *rqv1.AppointmentRequest) error {
+// printOneRequest prints one: a one-row table (with the applicant's
+// name), or a JSON object.
+func (a *app) printOneRequest(ctx context.Context, rq rqv1.RequestsServiceClient, v *rqv1.AppointmentRequest) error {
 	if a.json() {
 		return printJSON(a.io.Stdout, v)
 	}
-	return a.tableRequests([]*rqv1.AppointmentRequest{v})
+	reqs := []*rqv1.AppointmentRequest{v}
+	names := map[string]string{}
+	if err := applicantNames(ctx, rq, reqs, names); err != nil {
+		return err
+	}
+	return a.tableRequests(reqs, names)
 }
 
-func (a *app) tableRequests(reqs []*rqv1.AppointmentRequest) error {
+// applicantNames adds to names the full names of the applicants of reqs
+// it does not hold yet, in one ListApplicants call: reqs is at most a page
+// (1,000), which is as many ids as the call takes. An applicant that is
+// gone stays out of names.
+func applicantNames(ctx context.Context, rq rqv1.RequestsServiceClient, reqs []*rqv1.AppointmentRequest, names map[string]string) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		id := r.GetApplicantId()
+		if _, known := names[id]; !known && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	resp, err := rq.ListApplicants(ctx, &rqv1.ListApplicantsRequest{Ids: ids, PageSize: int32(len(ids))})
+	if err != nil {
+		return err
+	}
+	for _, ap := range resp.GetApplicants() {
+		names[ap.GetId()] = ap.GetFullName()
+	}
+	return nil
+}
+
+// tableRequests prints requests as a table, each applicant by its name in
+// names (by its id when names lacks it).
+func (a *app) tableRequests(reqs []*rqv1.AppointmentRequest, names map[string]string) error {
 	t := newTable(a.io.Stdout, "ID", "APPLICANT", "MISSION", "CENTRE", "CATEGORY", "WINDOW", "STATUS", "CHECKS", "LAST CHECKED", "SLOTS")
 	for _, r := range reqs {
 		var slots []string
 		for _, s := range r.GetMatchedSlots() {
 			slots = append(slots, strings.TrimSpace(s.GetDate()+" "+s.GetTime()))
 		}
-		t.row(r.GetId(), r.GetApplicantId(), r.GetMissionCode(), r.GetCentre(), r.GetVisaCategory(),
+		applicant, ok := names[r.GetApplicantId()]
+		if !ok {
+			applicant = r.GetApplicantId()
+		}
+		t.row(r.GetId(), applicant, r.GetMissionCode(), r.GetCentre(), r.GetVisaCategory(),
 			r.GetEarliestDate()+".."+r.GetLatestDate(), enumWord(r.GetStatus().String(), "REQUEST_STATUS_"),
 			r.GetCheckCount(), when(r.GetLastCheckedAt()), strings.Join(slots, ", "))
 	}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 type jsonApplicant struct {
@@ -183,5 +186,56 @@ func waitFor(t *testing.T, out *syncBuffer, n int) []jsonEvent {
 			t.Fatalf("want %d events, got:\n%s", n, out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRequestsListShowsApplicantNames: the table names each request's
+// applicant, looked up once for the page rather than once per row (counted
+// by Requests' own metrics).
+func TestRequestsListShowsApplicantNames(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	metricsAddr := grpcservertest.FreeAddr(t)
+	b.rqEnv = append(b.rqEnv, "METRICS_ADDR="+metricsAddr)
+	b.restartRequests(t)
+	ctx := context.Background()
+	day := func(d int) string { return time.Now().AddDate(0, 0, d).Format("2006-01-02") }
+
+	var ids []string
+	for _, name := range []string{"Ada Lovelace", "Grace Hopper"} {
+		ap, err := b.rq.CreateApplicant(ctx, &rqv1.CreateApplicantRequest{
+			FullName: name, Email: strings.ToLower(strings.Fields(name)[0]) + "@example.com", Nationality: "GB",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ap.GetApplicant().GetId())
+	}
+	for _, c := range []struct{ applicant, mission string }{{ids[0], "fra"}, {ids[0], "bel"}, {ids[1], "fra"}} {
+		_, err := b.rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
+			ApplicantId: c.applicant, MissionCode: c.mission, Centre: "london", VisaCategory: "tourism",
+			EarliestDate: day(10), LatestDate: day(40),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := b.slotctl(t, "", "requests", "list").must(t)
+	if strings.Count(r.stdout, "Ada Lovelace") != 2 || strings.Count(r.stdout, "Grace Hopper") != 1 {
+		t.Errorf("requests list does not name the applicants:\n%s", r.stdout)
+	}
+	for _, id := range ids {
+		if strings.Contains(r.stdout, id) {
+			t.Errorf("requests list shows applicant id %s:\n%s", id, r.stdout)
+		}
+	}
+	grpcservertest.WantMetrics(t, metricsAddr, `grpc_server_handled_total{grpc_code="OK",grpc_method="ListApplicants",`+
+		`grpc_service="slotwatch.requests.v1.RequestsService",grpc_type="unary"} 1`+"\n")
+
+	// JSON stays the API's own shape, for scripts.
+	r = b.slotctl(t, "", "-o", "json", "requests", "list").must(t)
+	if got := decodeJSON[[]jsonRequest](t, r.stdout); len(got) != 3 || got[0].ApplicantID != ids[0] {
+		t.Errorf("json list: %+v", got)
 	}
 }
