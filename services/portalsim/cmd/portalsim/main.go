@@ -17,12 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "portalsim: %v\n", err)
@@ -30,12 +31,17 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("portalsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("PORTALSIM_ADDR", ":8090"), "listen address (PORTALSIM_ADDR)")
 	config := fs.String("config", os.Getenv("PORTALSIM_CONFIG"), "JSON config file loaded at start (PORTALSIM_CONFIG)")
+	version := fs.Bool("version", false, "print the build and exit")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *version {
+		_, err := fmt.Fprintln(stdout, buildinfo.Get().String("portalsim"))
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
