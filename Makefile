@@ -39,7 +39,7 @@ lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt,
 	@./tools/buf-breaking.sh
 	@buf format -d --exit-code || { echo "buf format: run 'buf format -w'"; exit 1; }
 	$(GO) vet $(PKGS)
-	@out=$$(gofmt -l gen services); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l gen services deploy); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  buf generate -o $$tmp && \
 	  diff -r $$tmp/gen/slotwatch gen/slotwatch >/dev/null && \

@@ -1,23 +1,25 @@
 # syntax=docker/dockerfile:1
 # portalsim: a static binary on distroless, run as the image's nonroot user.
-# Build from the repository root (the Go workspace spans the modules):
+# Build from the repository root: the module of services/portalsim reaches its
+# siblings (gen/, services/platform...) through the replace lines of its go.mod.
 #
 #   docker build -f deploy/docker/portalsim.Dockerfile -t ghcr.io/slotwatch/portalsim:v0.1.0 .
 
 FROM golang:1.26 AS build
 WORKDIR /src
-# Only what the workspace needs: never .data/ (the dev Postgres) or bin/.
-COPY go.work go.work.sum ./
+# Only the Go modules: never .data/ (the dev Postgres) or bin/. The build is
+# the module's own (GOWORK=off): its go.mod and go.sum say what goes in,
+# not go.work, which also spans test-only modules (deploy/).
 COPY gen/ gen/
 COPY services/ services/
-ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off
 # The release and commit the binary reports (--version, slotwatch_build_info):
 #   --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD)
 ARG VERSION=dev
 ARG COMMIT=unknown
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    go build -trimpath -ldflags="-s -w -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=${VERSION} -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=${COMMIT}" -o /out/portalsim ./services/portalsim/cmd/portalsim
+    go -C services/portalsim build -trimpath -ldflags="-s -w -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=${VERSION} -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=${COMMIT}" -o /out/portalsim ./cmd/portalsim
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/portalsim /usr/local/bin/portalsim

@@ -116,6 +116,12 @@ type Claim struct {
 	Requests    []Request
 	ClaimedAt   time.Time
 	ExpiresAt   time.Time
+	// DueAt is when the mission became claimable for this check: the
+	// latest of its last check plus the check interval, the end of a
+	// lapsed claim's grace, and the moment its oldest pending request last
+	// changed (was created, or returned to pending). ClaimedAt − DueAt is
+	// the claim lag.
+	DueAt time.Time
 	// TookOverLapsed is true when the mission's previous claim ran out
 	// without a report (its checker died or hung) and this claim replaced it.
 	TookOverLapsed bool

@@ -17,6 +17,7 @@ import (
 type Requests struct {
 	claims   prometheus.Counter
 	lapsed   prometheus.Counter
+	lag      prometheus.Histogram
 	checks   *prometheus.CounterVec
 	streamed prometheus.Counter
 	watchers prometheus.Gauge
@@ -60,6 +61,11 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 			Name: "slotwatch_requests_claims_lapsed_total",
 			Help: "Claims that ran out without a report (counted when the mission is claimed again).",
 		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slotwatch_requests_claim_lag_seconds",
+			Help:    "Time from a mission becoming due for a check (last check plus REQUESTS_CHECK_INTERVAL, a lapsed claim's end, or a new pending request) to a checker claiming it.",
+			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600},
+		}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_requests_checks_total",
 			Help: "Checks reported by ReportCheckResult, by outcome: no_slot, slots_found, failed.",
@@ -94,18 +100,22 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 	for _, o := range []domain.Outcome{domain.OutcomeNoSlot, domain.OutcomeSlotsFound, domain.OutcomeFailed} {
 		m.checks.WithLabelValues(string(o))
 	}
-	reg.MustRegister(m.claims, m.lapsed, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused,
+	reg.MustRegister(m.claims, m.lapsed, m.lag, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused,
 		grpcserver.ScrapeGauge(requestsDesc, count, logger, "count requests for metrics"))
 	return m
 }
 
-// Claimed counts the claims of one ClaimDueMissions.
+// Claimed counts the claims of one ClaimDueMissions and observes each
+// one's claim lag.
 func (m *Requests) Claimed(claims []domain.Claim) {
 	if m == nil {
 		return
 	}
 	m.claims.Add(float64(len(claims)))
 	for _, c := range claims {
+		// A replica whose clock is behind the one that wrote
+		// last_checked_at may see a mission claimed before it was due.
+		m.lag.Observe(max(c.ClaimedAt.Sub(c.DueAt), 0).Seconds())
 		if c.TookOverLapsed {
 			m.lapsed.Inc()
 		}

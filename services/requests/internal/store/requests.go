@@ -218,7 +218,15 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		expires := p.Now.Add(p.TTL)
 		rows, err := tx.Query(ctx, `
 			WITH picked AS (
-				SELECT m.code, m.claim_id AS old_claim FROM requests.missions m
+				-- due_at is when each condition below last became true
+				-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
+				-- checked or with no lapsed claim.
+				SELECT m.code, m.claim_id AS old_claim,
+				       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
+				                m.claim_expires_at + @grace_us * interval '1 microsecond',
+				                (SELECT min(r.updated_at) FROM requests.appointment_requests r
+				                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= @today)) AS due_at
+				FROM requests.missions m
 				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= @lapsed_before)
 				  `+due+`
 				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
@@ -229,7 +237,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			), claimed AS (
 				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires
 				FROM picked WHERE m.code = picked.code
-				RETURNING m.code, m.claim_id, picked.old_claim
+				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at
 			), inserted AS (
 				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
 				SELECT c.claim_id, c.code, @checker,
@@ -244,12 +252,14 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			-- A previous claim that was never reported lapsed: it is
 			-- noticed here, under the mission's row lock, so exactly once.
 			SELECT i.id, i.mission_code, i.request_ids,
-			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL)
+			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL),
+			       c.due_at
 			FROM inserted i JOIN claimed c ON c.claim_id = i.id`,
 			pgx.NamedArgs{
 				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
 				"today": domain.Today(p.Now), "max": p.Max, "expires": expires, "checker": p.CheckerID,
-				"per_claim": domain.MaxRequestsPerClaim,
+				"per_claim": domain.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
+				"grace_us": domain.ClaimGrace.Microseconds(),
 			})
 		if err != nil {
 			return fmt.Errorf("claim missions: %w", err)
@@ -261,7 +271,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 				c      = domain.Claim{CheckerID: p.CheckerID, ClaimedAt: p.Now, ExpiresAt: expires}
 				reqIDs []uuid.UUID
 			)
-			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed); err != nil {
+			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed, &c.DueAt); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim missions: %w", err)
 			}
