@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 )
 
@@ -28,7 +29,7 @@ func TestGateway(t *testing.T) {
 
 	do := func(t *testing.T, method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctxT(t), method, hs.URL+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(testkit.Context(t), method, hs.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +136,7 @@ func TestGatewayServesOpenAPIForEveryRoute(t *testing.T) {
 		t.Fatalf("found %d routes in the rules file, want at least 9: %q", len(routes), routes)
 	}
 
-	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, hs.URL+"/openapi.json", nil)
+	req, err := http.NewRequestWithContext(testkit.Context(t), http.MethodGet, hs.URL+"/openapi.json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/proctest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // binDir holds the real accountpool and requests binaries, built once by
@@ -169,7 +168,7 @@ func (b *testBundle) slotctlCtx(t *testing.T, ctx context.Context, stdin string,
 }
 
 func runSlotctl(ctx context.Context, stdin io.Reader, env map[string]string, args ...string) result {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	code := Run(ctx, args, IO{
 		Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
 		Getenv: func(k string) string { return env[k] },
@@ -204,25 +203,6 @@ func (r result) fails(t *testing.T, code int, wants ...string) {
 			t.Errorf("stderr %q does not contain %q", r.stderr, w)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader
-// (events follow, pool status --watch).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // decodeJSON unmarshals a -o json output.
