@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -82,12 +81,7 @@ func TestRoles(t *testing.T) {
 func TestGatewayPassesTheCallersToken(t *testing.T) {
 	t.Parallel()
 	_, b := setup(t)
-	gw, err := server.Gateway(context.Background(), b.server.dial(t, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(gw)
-	t.Cleanup(hs.Close)
+	hs := serveGateway(t, b.server.dial(t, ""))
 	do := func(method, path, body, tok string) int {
 		req, err := http.NewRequestWithContext(testkit.Context(t), method, hs.URL+path, strings.NewReader(body))
 		if err != nil {
