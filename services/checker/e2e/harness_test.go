@@ -180,16 +180,7 @@ func newSystem(t *testing.T, o options) *system {
 
 func dial(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 	t.Helper()
-	opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return authtest.Dial(t, addr, auth.ClientConfig{TokenFile: tokenFile})
 }
 
 // account is a pool account that portalsim knows too.

@@ -508,6 +508,9 @@ func TestPlaintextDialToARemoteTargetRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "TLS_CA_FILE") || !strings.Contains(err.Error(), "TLS_INSECURE=true") {
 		t.Fatalf("plaintext to a remote target: want a refusal naming TLS_CA_FILE and TLS_INSECURE, got %v", err)
 	}
+	if _, err := Dial("accountpool.slotwatch.svc:50051", ClientConfig{}); err == nil || !strings.Contains(err.Error(), "TLS_CA_FILE") {
+		t.Fatalf("Dial, plaintext to a remote target: want DialOptions' refusal, got %v", err)
+	}
 	if _, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{Insecure: true}); err != nil {
 		t.Fatalf("TLS_INSECURE=true: %v", err)
 	}

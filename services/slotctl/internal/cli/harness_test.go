@@ -93,16 +93,7 @@ func setup(t *testing.T) *testBundle {
 		b.apAddr: func(c *grpc.ClientConn) { b.ap = apv1.NewAccountPoolServiceClient(c) },
 		b.rqAddr: func(c *grpc.ClientConn) { b.rq = rqv1.NewRequestsServiceClient(c) },
 	} {
-		opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: b.adminToken})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := grpc.NewClient(addr, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		set(conn)
+		set(authtest.Dial(t, addr, auth.ClientConfig{TokenFile: b.adminToken}))
 	}
 	return b
 }
