@@ -511,3 +511,29 @@ func mustCreds(t *testing.T, tokenFile string) *auth.TokenCredentials {
 	}
 	return c
 }
+
+func TestLoadEdgeGivesTheLoggerAtLogLevelAndTheSecurity(t *testing.T) {
+	t.Parallel()
+	load := func(env map[string]string, apiAddrs ...string) (*slog.Logger, grpcserver.Security, error) {
+		return grpcserver.LoadEdge(&envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, apiAddrs...)
+	}
+	ctx := t.Context()
+	logger, _, err := load(nil, "127.0.0.1:50051")
+	if err != nil || !logger.Enabled(ctx, slog.LevelInfo) || logger.Enabled(ctx, slog.LevelDebug) {
+		t.Fatalf("no LOG_LEVEL: want info, got %v", err)
+	}
+	logger, _, err = load(map[string]string{"LOG_LEVEL": "warn"}, "127.0.0.1:50051")
+	if err != nil || logger.Enabled(ctx, slog.LevelInfo) || !logger.Enabled(ctx, slog.LevelWarn) {
+		t.Fatalf("LOG_LEVEL=warn: want warn, got %v", err)
+	}
+	if _, _, err := load(map[string]string{"LOG_LEVEL": "loud"}, "127.0.0.1:50051"); err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Fatalf("LOG_LEVEL=loud: want an error naming LOG_LEVEL, got %v", err)
+	}
+	if _, _, err := load(nil, ":50051"); err == nil {
+		t.Fatal("no AUTH_TOKENS_FILE on every interface: want LoadSecurity's refusal")
+	}
+	_, sec, err := load(map[string]string{"AUTH_TOKENS_FILE": authtest.TokensFile(t)}, ":50051")
+	if err != nil || sec.Tokens == nil {
+		t.Fatalf("AUTH_TOKENS_FILE: want the tokens loaded, got %v", err)
+	}
+}
