@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 )
@@ -59,26 +60,9 @@ func TestCollectorExportsPoolStatistics(t *testing.T) {
 	defer pool.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pgdb.NewCollector(pool))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if g := m.GetGauge(); g != nil {
-				got[mf.GetName()] = g.GetValue()
-			}
-			if c := m.GetCounter(); c != nil {
-				got[mf.GetName()] = c.GetValue()
-			}
-		}
-	}
-	if got["pgxpool_max_conns"] != float64(pool.Config().MaxConns) {
-		t.Errorf("pgxpool_max_conns = %v, want the pool's %d (all: %v)", got["pgxpool_max_conns"], pool.Config().MaxConns, got)
-	}
-	if got["pgxpool_total_conns"] < 1 {
-		t.Errorf("pgxpool_total_conns = %v after Connect's ping, want at least 1", got["pgxpool_total_conns"])
+	grpcservertest.WantMetric(t, reg, float64(pool.Config().MaxConns), "pgxpool_max_conns")
+	if got := grpcservertest.Metric(t, reg, "pgxpool_total_conns"); got < 1 {
+		t.Errorf("pgxpool_total_conns = %v after Connect's ping, want at least 1", got)
 	}
 }
 
