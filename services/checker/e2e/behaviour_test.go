@@ -15,6 +15,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -136,7 +137,7 @@ func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 	}
 
 	// Status, as a reader sees it; RunSession is for admins.
-	st, err := ch.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
+	st, err := ch.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,10 +147,10 @@ func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 	}
 	// Tabs are torn down (and counted) after their results are in.
 	eventually(t, 30*time.Second, "the browser counts every check", func() bool {
-		st, err := ch.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
+		st, err := ch.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
 		return err == nil && st.GetBrowser().GetChecksDone() >= int64(len(cases))
 	})
-	if _, err := ch.reader.RunSession(ctxT(t), &checkerv1.RunSessionRequest{}); status.Code(err) != codes.PermissionDenied {
+	if _, err := ch.reader.RunSession(testkit.Context(t), &checkerv1.RunSessionRequest{}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("RunSession as a reader: %v, want PermissionDenied", err)
 	}
 	for _, a := range accts {

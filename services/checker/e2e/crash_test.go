@@ -6,6 +6,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -32,7 +33,7 @@ func TestKilledCheckerLeavesItsLeaseAndClaimToTheirTTLs(t *testing.T) {
 
 	var inFlight *checkerv1.InFlightMission
 	eventually(t, time.Minute, "checker-1 checks fra with account 1", func() bool {
-		st, err := first.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
+		st, err := first.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
 		if err != nil || len(st.GetInFlight()) != 1 || st.GetInFlight()[0].GetAccountId() != accts[0].id {
 			return false
 		}

@@ -33,6 +33,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/proctest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -166,7 +167,7 @@ func newSystem(t *testing.T, o options) *system {
 	}
 	s.profile = authtest.WriteFile(t, "profile.json", string(js))
 
-	a, err := s.rq.CreateApplicant(ctxT(t), &rqv1.CreateApplicantRequest{
+	a, err := s.rq.CreateApplicant(testkit.Context(t), &rqv1.CreateApplicantRequest{
 		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
 		PassportNumber: "X1234567", Nationality: "gb", DateOfBirth: "1990-12-10",
 	})
@@ -177,24 +178,9 @@ func newSystem(t *testing.T, o options) *system {
 	return s
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func dial(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 	t.Helper()
-	opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: tokenFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
+	return authtest.Dial(t, addr, auth.ClientConfig{TokenFile: tokenFile})
 }
 
 // account is a pool account that portalsim knows too.
@@ -210,7 +196,7 @@ func (s *system) addAccounts(n int) []account {
 	var out []account
 	for i := 1; i <= n; i++ {
 		a := account{email: fmt.Sprintf("acc%d@example.com", i), password: fmt.Sprintf("portal-pw-%d-%s", i, strings.Repeat("x", 6))}
-		resp, err := s.ap.CreateAccount(ctxT(s.t), &apv1.CreateAccountRequest{Email: a.email, Password: a.password, Phone: fmt.Sprintf("+4420794600%02d", i)})
+		resp, err := s.ap.CreateAccount(testkit.Context(s.t), &apv1.CreateAccountRequest{Email: a.email, Password: a.password, Phone: fmt.Sprintf("+4420794600%02d", i)})
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -240,7 +226,7 @@ func (s *system) addMission(code string) *rqv1.AppointmentRequest {
 	if err := s.sim.PutMission(sim.Mission{Code: code, Name: code, Centres: []string{centre}, VisaCategories: []string{visaCateg}}); err != nil {
 		s.t.Fatal(err)
 	}
-	r, err := s.rq.CreateAppointmentRequest(ctxT(s.t), &rqv1.CreateAppointmentRequestRequest{
+	r, err := s.rq.CreateAppointmentRequest(testkit.Context(s.t), &rqv1.CreateAppointmentRequestRequest{
 		ApplicantId: s.applicant, MissionCode: code, Centre: centre, VisaCategory: visaCateg,
 		EarliestDate: earliest, LatestDate: latest,
 	})
@@ -401,7 +387,7 @@ func (s *system) usage() []*apv1.UsageRecord {
 	var out []*apv1.UsageRecord
 	token := ""
 	for {
-		resp, err := s.ap.ListUsage(ctxT(s.t), &apv1.ListUsageRequest{PageSize: 1000, PageToken: token})
+		resp, err := s.ap.ListUsage(testkit.Context(s.t), &apv1.ListUsageRequest{PageSize: 1000, PageToken: token})
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -416,7 +402,7 @@ func (s *system) usage() []*apv1.UsageRecord {
 
 func (s *system) account(id int64) *apv1.Account {
 	s.t.Helper()
-	resp, err := s.ap.GetAccount(ctxT(s.t), &apv1.GetAccountRequest{Id: id})
+	resp, err := s.ap.GetAccount(testkit.Context(s.t), &apv1.GetAccountRequest{Id: id})
 	if err != nil {
 		s.t.Fatal(err)
 	}

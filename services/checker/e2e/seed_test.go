@@ -10,6 +10,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -154,7 +155,7 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 	session(6, step{"bel", acc(1).id, "no_slot"})
 
 	// What Requests recorded.
-	got, err := s.rq.GetAppointmentRequest(ctxT(t), &rqv1.GetAppointmentRequestRequest{Id: fra.GetId()})
+	got, err := s.rq.GetAppointmentRequest(testkit.Context(t), &rqv1.GetAppointmentRequestRequest{Id: fra.GetId()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 		len(r.GetMatchedSlots()) != 1 || r.GetMatchedSlots()[0].GetDate() != slotDate {
 		t.Errorf("France's request = %v, want SLOT_FOUND with the slot of %s", r, slotDate)
 	}
-	got, err = s.rq.GetAppointmentRequest(ctxT(t), &rqv1.GetAppointmentRequestRequest{Id: bel.GetId()})
+	got, err = s.rq.GetAppointmentRequest(testkit.Context(t), &rqv1.GetAppointmentRequestRequest{Id: bel.GetId()})
 	if err != nil {
 		t.Fatal(err)
 	}

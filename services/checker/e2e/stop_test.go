@@ -13,6 +13,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -34,7 +35,7 @@ func TestSIGTERMLeavesNoLeaseOrClaim(t *testing.T) {
 	c := s.startChecker("checker-stop", "MAX_CONCURRENT_MISSIONS=2")
 
 	eventually(t, time.Minute, "m-slow checked with the account", func() bool {
-		st, err := c.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
+		st, err := c.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
 		if err != nil {
 			return false
 		}
@@ -98,7 +99,7 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 
 	health := healthpb.NewHealthClient(dial(t, c.Addr, s.reader))
 	eventually(t, 30*time.Second, "health NOT_SERVING", func() bool {
-		resp, err := health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
+		resp, err := health.Check(testkit.Context(t), &healthpb.HealthCheckRequest{})
 		return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -106,7 +107,7 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 	if _, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("RunSession without a browser: %v, want Unavailable", err)
 	}
-	st, err := c.reader.GetStatus(ctxT(t), &checkerv1.GetStatusRequest{})
+	st, err := c.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

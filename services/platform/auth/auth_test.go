@@ -15,10 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -29,23 +29,6 @@ const (
 	checkerTok = "checker-token-0123456789abcdefgh"
 	readerTok  = "reader-token-0123456789abcdefghi"
 )
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -141,7 +124,7 @@ func TestTokensFile(t *testing.T) {
 
 	t.Run("ReloadFailsClosed", func(t *testing.T) {
 		t.Parallel()
-		var logs logBuffer
+		var logs testkit.SyncBuffer
 		path := tokensFile(t)
 		tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Millisecond))
 		if err != nil {
@@ -179,9 +162,7 @@ func TestTokensFile(t *testing.T) {
 			// A good file, even the very one before, restores service.
 			writeFile(t, path, DigestLine(RoleAdmin, "ops", adminTok)+"\n")
 			waitFor(t, good)
-			logs.mu.Lock()
-			logs.buf.Reset()
-			logs.mu.Unlock()
+			logs.Reset()
 		}
 	})
 
@@ -387,7 +368,7 @@ func TestGenerateTokens(t *testing.T) {
 
 func TestPlaintextTokensLinesStillWorkWithAWarningNamingTheLines(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
+	var logs testkit.SyncBuffer
 	path := filepath.Join(t.TempDir(), "tokens")
 	writeFile(t, path, "# old format\nadmin "+adminTok+"\n"+DigestLine(RoleReader, "grafana", readerTok)+"\nchecker "+checkerTok+"\n")
 	tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Millisecond))
@@ -526,6 +507,9 @@ func TestPlaintextDialToARemoteTargetRefused(t *testing.T) {
 	_, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{})
 	if err == nil || !strings.Contains(err.Error(), "TLS_CA_FILE") || !strings.Contains(err.Error(), "TLS_INSECURE=true") {
 		t.Fatalf("plaintext to a remote target: want a refusal naming TLS_CA_FILE and TLS_INSECURE, got %v", err)
+	}
+	if _, err := Dial("accountpool.slotwatch.svc:50051", ClientConfig{}); err == nil || !strings.Contains(err.Error(), "TLS_CA_FILE") {
+		t.Fatalf("Dial, plaintext to a remote target: want DialOptions' refusal, got %v", err)
 	}
 	if _, err := DialOptions("accountpool.slotwatch.svc:50051", ClientConfig{Insecure: true}); err != nil {
 		t.Fatalf("TLS_INSECURE=true: %v", err)
@@ -699,7 +683,7 @@ func caPEM(t *testing.T) string {
 
 func TestReloadLooksTwiceBeforeFailingClosed(t *testing.T) {
 	t.Parallel()
-	var logs logBuffer
+	var logs testkit.SyncBuffer
 	path := tokensFile(t)
 	tokens, err := OpenTokens(path, slog.New(slog.NewJSONHandler(&logs, nil)), ReloadEvery(time.Hour))
 	if err != nil {

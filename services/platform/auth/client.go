@@ -91,6 +91,17 @@ func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
 	return opts, nil
 }
 
+// Dial is grpc.NewClient(target) with DialOptions(target, c): how every
+// slotwatch client connects. Like grpc.NewClient it does not connect yet;
+// the first call does.
+func Dial(target string, c ClientConfig) (*grpc.ClientConn, error) {
+	opts, err := DialOptions(target, c)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, opts...)
+}
+
 // roundRobin is the client's default service config: one sub-connection
 // per resolved address, calls taken in turn.
 const roundRobin = `{"loadBalancingConfig": [{"round_robin": {}}]}`

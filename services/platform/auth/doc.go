@@ -82,8 +82,7 @@
 // Services that call others (the Checker) and slotctl dial with
 //
 //	cc, err := auth.ClientConfigFromEnv(os.LookupEnv) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
-//	opts, err := auth.DialOptions(target, cc)
-//	conn, err := grpc.NewClient(target, opts...)
+//	conn, err := auth.Dial(target, cc) // grpc.NewClient with auth.DialOptions(target, cc)
 //
 // TokenFile (AUTH_TOKEN_FILE) holds the caller's one token, alone on its
 // line or as a "role token" line; it is sent as "authorization: Bearer

@@ -22,6 +22,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // inFlight counts the streams the server is running, and the most it ever
@@ -164,7 +165,7 @@ func TestConnectionsPerPeerAreCapped(t *testing.T) {
 		}
 		for range 5 {
 			_, err := checkHealth(t, addr)
-			wantCode(t, err, codes.Unavailable)
+			testkit.WantCode(t, err, codes.Unavailable)
 		}
 		if n := grpcservertest.Metric(t, srv.Registry, "slotwatch_grpc_connections_refused_total"); n < 5 {
 			t.Fatalf("refused connections counted: %v, want at least 5", n)
@@ -211,24 +212,24 @@ func TestMessagesOverTheLimitAreRefused(t *testing.T) {
 	}
 
 	h := start(t, *tokens())
-	wantCode(t, read(h, grpcserver.DefaultMaxRecvMsgBytes-64), codes.OK)
+	testkit.WantCode(t, read(h, grpcserver.DefaultMaxRecvMsgBytes-64), codes.OK)
 	err := read(h, grpcserver.DefaultMaxRecvMsgBytes+1)
-	wantCode(t, err, codes.ResourceExhausted)
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	// No token either: the size is checked before anything else.
-	wantCode(t, h.conn.Invoke(withToken(""), "/"+svc+"/Read", wrapperspb.Bytes(make([]byte, 2<<20)), &wrapperspb.BytesValue{}), codes.ResourceExhausted)
+	testkit.WantCode(t, h.conn.Invoke(withToken(""), "/"+svc+"/Read", wrapperspb.Bytes(make([]byte, 2<<20)), &wrapperspb.BytesValue{}), codes.ResourceExhausted)
 
 	// The operator raises the limit, or the service declares a method
 	// that needs more.
 	bigger := tokens()
 	bigger.Limits.MaxRecvMsgBytes = 1 << 20
-	wantCode(t, read(start(t, *bigger), grpcserver.DefaultMaxRecvMsgBytes+1), codes.OK)
+	testkit.WantCode(t, read(start(t, *bigger), grpcserver.DefaultMaxRecvMsgBytes+1), codes.OK)
 	srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: discard(t), Security: *tokens(), Policy: policy, LargestRequestBytes: 1 << 20})
 	srv.GRPC.RegisterService(&desc, struct{}{})
 	lis := bufconn.Listen(1 << 20)
 	serveUntilCleanup(t, srv, lis)
 	declared := &harness{conn: authtest.DialBufconn(t, lis, "")}
-	wantCode(t, read(declared, grpcserver.DefaultMaxRecvMsgBytes+1), codes.OK)
-	wantCode(t, read(declared, 1<<20+1), codes.ResourceExhausted)
+	testkit.WantCode(t, read(declared, grpcserver.DefaultMaxRecvMsgBytes+1), codes.OK)
+	testkit.WantCode(t, read(declared, 1<<20+1), codes.ResourceExhausted)
 }
 
 func TestReflectionOnlyWhenAskedFor(t *testing.T) {
@@ -253,8 +254,8 @@ func TestReflectionOnlyWhenAskedFor(t *testing.T) {
 		}
 		return nil
 	}
-	wantCode(t, listServices(start(t, grpcserver.Security{})), codes.Unimplemented)
-	wantCode(t, listServices(start(t, grpcserver.Security{Reflection: true})), codes.OK)
+	testkit.WantCode(t, listServices(start(t, grpcserver.Security{})), codes.Unimplemented)
+	testkit.WantCode(t, listServices(start(t, grpcserver.Security{Reflection: true})), codes.OK)
 }
 
 func TestLoadSecurityReadsLimitsAndReflection(t *testing.T) {
@@ -304,7 +305,7 @@ func TestOldConnectionsAreRecycled(t *testing.T) {
 	conn := grpcservertest.Dial(t, lis.Addr().String())
 
 	s := follow(t, context.Background(), conn, readerTok)
-	wantCode(t, ended(t, s), codes.Unavailable)
+	testkit.WantCode(t, ended(t, s), codes.Unavailable)
 	s = follow(t, context.Background(), conn, readerTok)
-	wantCode(t, ended(t, s), codes.Unavailable)
+	testkit.WantCode(t, ended(t, s), codes.Unavailable)
 }

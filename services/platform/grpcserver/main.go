@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
+	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 )
 
 // Main runs a service's run function with a context that ends on SIGINT or
@@ -47,6 +48,21 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l, ReplaceAttr: redact})), nil
+}
+
+// LoadEdge is what every service loads before its own wiring: its logger
+// (NewLogger on stderr at LOG_LEVEL, info by default) and its Security
+// (LoadSecurity with apiAddrs, the addresses that serve the API).
+func LoadEdge(env *envconfig.Loader, apiAddrs ...string) (*slog.Logger, Security, error) {
+	logger, err := NewLogger(os.Stderr, env.String("LOG_LEVEL", "info"))
+	if err != nil {
+		return nil, Security{}, err
+	}
+	sec, err := LoadSecurity(env, logger, apiAddrs...)
+	if err != nil {
+		return nil, Security{}, err
+	}
+	return logger, sec, nil
 }
 
 // secretKeys are attribute keys whose values are never written, whoever

@@ -18,6 +18,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // The follow service: Follow is a long-lived server stream (like Requests'
@@ -131,7 +132,7 @@ func ended(t *testing.T, s grpc.ClientStream) error {
 func wantEnded(t *testing.T, s grpc.ClientStream, want codes.Code) {
 	t.Helper()
 	err := ended(t, s)
-	wantCode(t, err, want)
+	testkit.WantCode(t, err, want)
 	for _, tok := range []string{adminTok, readerTok, otherReaderTok} {
 		if strings.Contains(err.Error(), tok) || strings.Contains(err.Error(), tok[:12]) {
 			t.Fatalf("the status holds a token: %v", err)
@@ -190,7 +191,7 @@ func TestStreamEndsWhenItsAuthorizationChanges(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		reader, err := tryFollow(t, ctx, conn, readerTok)
 		for ; err != nil; reader, err = tryFollow(t, ctx, conn, readerTok) { // until the new file is in force
-			wantCode(t, err, codes.Unauthenticated)
+			testkit.WantCode(t, err, codes.Unauthenticated)
 			if time.Now().After(deadline) {
 				t.Fatal("the re-added token never worked")
 			}
@@ -207,13 +208,13 @@ func TestStreamEndsWhenItsAuthorizationChanges(t *testing.T) {
 		}
 		wantEnded(t, admin, codes.Unauthenticated)
 		_, err := tryFollow(t, ctx, conn, adminTok)
-		wantCode(t, err, codes.Unauthenticated)
+		testkit.WantCode(t, err, codes.Unauthenticated)
 
 		rewrite(t, path, auth.DigestLine(auth.RoleAdmin, "ops", adminTok)+"\n")
 		deadline := time.Now().Add(30 * time.Second)
 		again, err := tryFollow(t, ctx, conn, adminTok)
 		for ; err != nil; again, err = tryFollow(t, ctx, conn, adminTok) {
-			wantCode(t, err, codes.Unauthenticated)
+			testkit.WantCode(t, err, codes.Unauthenticated)
 			if time.Now().After(deadline) {
 				t.Fatal("a good file did not restore service")
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 func TestScrapeGauge(t *testing.T) {
@@ -30,15 +31,11 @@ func TestScrapeGauge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			got[mf.GetName()+"/"+m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
-		}
+	if len(mfs) != 1 || len(mfs[0].GetMetric()) != 2 {
+		t.Fatalf("gathered %v, want one family of two series", mfs)
 	}
-	if len(got) != 2 || got["test_things/red"] != 2 || got["test_things/blue"] != 0 {
-		t.Errorf("gathered %v, want red 2 and blue 0", got)
-	}
+	grpcservertest.WantMetric(t, reg, 2, "test_things", "color", "red")
+	grpcservertest.WantMetric(t, reg, 0, "test_things", "color", "blue")
 
 	// A failed query leaves the series out and is logged; the scrape succeeds.
 	fail = errors.New("db down")

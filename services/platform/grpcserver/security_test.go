@@ -1,7 +1,6 @@
 package grpcserver_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 const (
@@ -85,23 +84,6 @@ var desc = grpc.ServiceDesc{
 	}}},
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func writeTokens(t *testing.T, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tokens")
@@ -116,13 +98,13 @@ var allTokens = auth.DigestLine(auth.RoleAdmin, "ops", adminTok) + "\n" + auth.D
 
 type harness struct {
 	conn *grpc.ClientConn
-	logs *syncBuffer
+	logs *testkit.SyncBuffer
 }
 
 // start serves the test service with the real chain over bufconn.
 func start(t *testing.T, sec grpcserver.Security) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	logger, err := grpcserver.NewLogger(logs, "debug")
 	if err != nil {
 		t.Fatal(err)
@@ -191,13 +173,6 @@ func openStream(ctx context.Context, conn *grpc.ClientConn, sd *grpc.StreamDesc,
 	return s, nil
 }
 
-func wantCode(t *testing.T, err error, want codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("got %s (%v), want %s", got, err, want)
-	}
-}
-
 func openTokens(t *testing.T, path string, opts ...auth.TokensOption) *auth.Tokens {
 	t.Helper()
 	tokens, err := auth.OpenTokens(path, nil, opts...)
@@ -213,17 +188,17 @@ func TestAuth(t *testing.T) {
 	t.Run("CodesByCaller", func(t *testing.T) {
 		t.Parallel()
 		h := start(t, grpcserver.Security{Tokens: openTokens(t, writeTokens(t, allTokens))})
-		wantCode(t, h.call("", "Read"), codes.Unauthenticated)
-		wantCode(t, h.call("an-unknown-token-0123456789abcdef", "Read"), codes.Unauthenticated)
-		wantCode(t, h.call(checkerTok, "Read"), codes.PermissionDenied)
-		wantCode(t, h.call(readerTok, "Lease"), codes.PermissionDenied)
-		wantCode(t, h.call(checkerTok, "Lease"), codes.OK)
-		wantCode(t, h.call(readerTok, "Read"), codes.OK)
-		wantCode(t, h.call(adminTok, "Lease"), codes.OK)
-		wantCode(t, h.call(adminTok, "Read"), codes.OK)
-		wantCode(t, h.watch(""), codes.Unauthenticated)
-		wantCode(t, h.watch(checkerTok), codes.PermissionDenied)
-		wantCode(t, h.watch(readerTok), codes.OK)
+		testkit.WantCode(t, h.call("", "Read"), codes.Unauthenticated)
+		testkit.WantCode(t, h.call("an-unknown-token-0123456789abcdef", "Read"), codes.Unauthenticated)
+		testkit.WantCode(t, h.call(checkerTok, "Read"), codes.PermissionDenied)
+		testkit.WantCode(t, h.call(readerTok, "Lease"), codes.PermissionDenied)
+		testkit.WantCode(t, h.call(checkerTok, "Lease"), codes.OK)
+		testkit.WantCode(t, h.call(readerTok, "Read"), codes.OK)
+		testkit.WantCode(t, h.call(adminTok, "Lease"), codes.OK)
+		testkit.WantCode(t, h.call(adminTok, "Read"), codes.OK)
+		testkit.WantCode(t, h.watch(""), codes.Unauthenticated)
+		testkit.WantCode(t, h.watch(checkerTok), codes.PermissionDenied)
+		testkit.WantCode(t, h.watch(readerTok), codes.OK)
 
 		logs := h.logs.String()
 		for _, tok := range []string{adminTok, checkerTok, readerTok, "an-unknown-token"} {
@@ -266,7 +241,7 @@ func TestAuth(t *testing.T) {
 		t.Parallel()
 		path := writeTokens(t, allTokens)
 		h := start(t, grpcserver.Security{Tokens: openTokens(t, path, auth.ReloadEvery(time.Millisecond))})
-		wantCode(t, h.call(readerTok, "Read"), codes.OK)
+		testkit.WantCode(t, h.call(readerTok, "Read"), codes.OK)
 		rotated := "rotated-reader-token-0123456789abc"
 		if err := os.WriteFile(path, []byte("admin "+adminTok+"\nreader "+rotated+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -278,7 +253,7 @@ func TestAuth(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		wantCode(t, h.call(readerTok, "Read"), codes.Unauthenticated)
+		testkit.WantCode(t, h.call(readerTok, "Read"), codes.Unauthenticated)
 	})
 
 	t.Run("ServeRefusesAMethodMissingFromThePolicy", func(t *testing.T) {
@@ -299,7 +274,7 @@ func TestAuth(t *testing.T) {
 
 func discard(t *testing.T) *slog.Logger {
 	t.Helper()
-	l, err := grpcserver.NewLogger(&syncBuffer{}, "error")
+	l, err := grpcserver.NewLogger(&testkit.SyncBuffer{}, "error")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,13 +290,13 @@ func TestRateLimitPerCaller(t *testing.T) {
 		}
 	}
 	err := h.call(readerTok, "Read")
-	wantCode(t, err, codes.ResourceExhausted)
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	if d, ok := apierr.RetryDelay(err); !ok || d <= 0 || d > 2*time.Second {
 		t.Fatalf("RetryInfo: %s %v", d, ok)
 	}
-	wantCode(t, h.watch(readerTok), codes.ResourceExhausted)
+	testkit.WantCode(t, h.watch(readerTok), codes.ResourceExhausted)
 	// Another caller has its own bucket.
-	wantCode(t, h.call(checkerTok, "Lease"), codes.OK)
+	testkit.WantCode(t, h.call(checkerTok, "Lease"), codes.OK)
 	if strings.Contains(h.logs.String(), readerTok) {
 		t.Fatal("the token is in the logs")
 	}
@@ -331,7 +306,7 @@ func TestPanicBecomesInternalAndTheServerGoesOn(t *testing.T) {
 	t.Parallel()
 	h := start(t, grpcserver.Security{Tokens: openTokens(t, writeTokens(t, allTokens))})
 	err := h.call(readerTok, "Panic")
-	wantCode(t, err, codes.Internal)
+	testkit.WantCode(t, err, codes.Internal)
 	if strings.Contains(err.Error(), "boom") {
 		t.Fatalf("the panic value reached the caller: %v", err)
 	}
@@ -340,7 +315,7 @@ func TestPanicBecomesInternalAndTheServerGoesOn(t *testing.T) {
 		t.Fatalf("want a log line with the panic and its stack, got %s", logs)
 	}
 	for range 3 {
-		wantCode(t, h.call(readerTok, "Read"), codes.OK)
+		testkit.WantCode(t, h.call(readerTok, "Read"), codes.OK)
 	}
 }
 
@@ -375,7 +350,7 @@ func TestAuthOffOnlyOnLoopback(t *testing.T) {
 
 	t.Run("LoopbackServesAndWarns", func(t *testing.T) {
 		t.Parallel()
-		logs := &syncBuffer{}
+		logs := &testkit.SyncBuffer{}
 		logger, _ := grpcserver.NewLogger(logs, "info")
 		srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: logger})
 		srv.GRPC.RegisterService(&desc, struct{}{})
@@ -474,7 +449,7 @@ func TestTLSRoundTrip(t *testing.T) {
 	if err := invoke(opts, "Read"); err != nil {
 		t.Fatalf("TLS round trip: %v", err)
 	}
-	wantCode(t, invoke(opts, "Lease"), codes.PermissionDenied)
+	testkit.WantCode(t, invoke(opts, "Lease"), codes.PermissionDenied)
 
 	// A plaintext client cannot talk to it, and a client trusting another
 	// CA refuses it.
@@ -535,4 +510,30 @@ func mustCreds(t *testing.T, tokenFile string) *auth.TokenCredentials {
 		t.Fatal(err)
 	}
 	return c
+}
+
+func TestLoadEdgeGivesTheLoggerAtLogLevelAndTheSecurity(t *testing.T) {
+	t.Parallel()
+	load := func(env map[string]string, apiAddrs ...string) (*slog.Logger, grpcserver.Security, error) {
+		return grpcserver.LoadEdge(&envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}, apiAddrs...)
+	}
+	ctx := t.Context()
+	logger, _, err := load(nil, "127.0.0.1:50051")
+	if err != nil || !logger.Enabled(ctx, slog.LevelInfo) || logger.Enabled(ctx, slog.LevelDebug) {
+		t.Fatalf("no LOG_LEVEL: want info, got %v", err)
+	}
+	logger, _, err = load(map[string]string{"LOG_LEVEL": "warn"}, "127.0.0.1:50051")
+	if err != nil || logger.Enabled(ctx, slog.LevelInfo) || !logger.Enabled(ctx, slog.LevelWarn) {
+		t.Fatalf("LOG_LEVEL=warn: want warn, got %v", err)
+	}
+	if _, _, err := load(map[string]string{"LOG_LEVEL": "loud"}, "127.0.0.1:50051"); err == nil || !strings.Contains(err.Error(), "LOG_LEVEL") {
+		t.Fatalf("LOG_LEVEL=loud: want an error naming LOG_LEVEL, got %v", err)
+	}
+	if _, _, err := load(nil, ":50051"); err == nil {
+		t.Fatal("no AUTH_TOKENS_FILE on every interface: want LoadSecurity's refusal")
+	}
+	_, sec, err := load(map[string]string{"AUTH_TOKENS_FILE": authtest.TokensFile(t)}, ":50051")
+	if err != nil || sec.Tokens == nil {
+		t.Fatalf("AUTH_TOKENS_FILE: want the tokens loaded, got %v", err)
+	}
 }

@@ -61,8 +61,8 @@ func TestCollectorExportsPoolStatistics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(pgdb.NewCollector(pool))
 	grpcservertest.WantMetric(t, reg, float64(pool.Config().MaxConns), "pgxpool_max_conns")
-	if n := grpcservertest.Metric(t, reg, "pgxpool_total_conns"); n < 1 {
-		t.Errorf("pgxpool_total_conns = %v after Connect's ping, want at least 1", n)
+	if got := grpcservertest.Metric(t, reg, "pgxpool_total_conns"); got < 1 {
+		t.Errorf("pgxpool_total_conns = %v after Connect's ping, want at least 1", got)
 	}
 }
 

@@ -104,8 +104,8 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 type config struct {
-	databaseURL, listenAddr, metricsAddr, logLevel, keysetFile string
-	pool                                                       domain.Config
+	databaseURL, listenAddr, metricsAddr, keysetFile string
+	pool                                             domain.Config
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -114,7 +114,6 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		databaseURL: env.Require("DATABASE_URL", "set it to the Postgres connection string"),
 		listenAddr:  env.String("LISTEN_ADDR", ":50051"),
 		metricsAddr: env.String("METRICS_ADDR", ":9091"),
-		logLevel:    env.String("LOG_LEVEL", "info"),
 		keysetFile:  env.Require("ENCRYPTION_KEYSET_FILE", secrets.HowToMake),
 		pool: domain.Config{
 			Cooldown:      env.Duration("POOL_COOLDOWN", def.Cooldown),
@@ -136,15 +135,11 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
-	if err != nil {
-		return err
-	}
 	keys, err := secrets.LoadFile(cfg.keysetFile)
 	if err != nil {
 		return err
 	}
-	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr)
+	logger, sec, err := grpcserver.LoadEdge(env, cfg.listenAddr)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // TestTwoReplicasNeverLeaseOneAccountTwice runs two servers on one database
@@ -88,7 +89,7 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 		t.Error(err)
 	}
 
-	rows, err := b.db.Query(ctxT(t), `SELECT account_id, acquired_at, released_at, result, fencing_token
+	rows, err := b.db.Query(testkit.Context(t), `SELECT account_id, acquired_at, released_at, result, fencing_token
 		FROM accountpool.usage_log ORDER BY account_id, acquired_at, fencing_token`)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +131,7 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 		t.Fatalf("only %d leases in the run: the test exercised too little", n)
 	}
 	var held int
-	if err := b.db.QueryRow(ctxT(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&held); err != nil || held != 0 {
+	if err := b.db.QueryRow(testkit.Context(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&held); err != nil || held != 0 {
 		t.Fatalf("%d accounts still leased (%v)", held, err)
 	}
 	t.Logf("%d leases over 5 accounts, no overlap", n)
@@ -179,7 +180,7 @@ func TestWaitingAcquire(t *testing.T) {
 		c, _ := setup(t, withRealClock(), withConfig(func(c *domain.Config) { c.Cooldown = 500 * time.Millisecond }))
 		addAccounts(t, c, 1)
 		release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT)
-		resp, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "waiter", Wait: durationpb.New(time.Minute)})
+		resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "waiter", Wait: durationpb.New(time.Minute)})
 		if err != nil {
 			t.Fatalf("waiting acquire: %v", err)
 		}
@@ -193,8 +194,8 @@ func TestWaitingAcquire(t *testing.T) {
 		c, _ := setup(t, withRealClock())
 		addAccounts(t, c, 1)
 		acquire(t, c, "fra")
-		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "waiter", Wait: durationpb.New(200 * time.Millisecond)})
-		wantCode(t, err, codes.ResourceExhausted)
+		_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "waiter", Wait: durationpb.New(200 * time.Millisecond)})
+		testkit.WantCode(t, err, codes.ResourceExhausted)
 		// The only account is leased for the default 5 minutes.
 		if d, ok := apierr.RetryDelay(err); !ok || d < 4*time.Minute || d > 5*time.Minute+domain.ExpiryGrace {
 			t.Fatalf("retry delay %s (%v), want the rest of the lease", d, ok)
@@ -208,7 +209,7 @@ func TestLeaseExpiresWithoutAnyAcquire(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t, withRealClock())
 	id := addAccounts(t, c, 1)[0]
-	resp, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(300 * time.Millisecond)})
+	resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(300 * time.Millisecond)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func TestGracefulStopLetsInFlightRPCsFinish(t *testing.T) {
 	stop()
 	select {
 	case err := <-answered:
-		wantCode(t, err, codes.ResourceExhausted)
+		testkit.WantCode(t, err, codes.ResourceExhausted)
 	case <-time.After(30 * time.Second):
 		t.Fatal("in-flight Acquire not answered during the stop")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestPolicyCoversEveryRPC(t *testing.T) {
@@ -35,45 +36,45 @@ func TestRoles(t *testing.T) {
 
 	t.Run("CheckerLeasesButCannotReadOrAdminister", func(t *testing.T) {
 		l := acquire(t, checker, "fra")
-		if _, err := checker.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()}); err != nil {
+		if _, err := checker.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()}); err != nil {
 			t.Fatal(err)
 		}
 		release(t, checker, l, apv1.Outcome_OUTCOME_NO_SLOT)
-		_, err := checker.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
-		wantCode(t, err, codes.PermissionDenied)
-		_, err = checker.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "x@example.com", Password: "pw"})
-		wantCode(t, err, codes.PermissionDenied)
+		_, err := checker.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
+		testkit.WantCode(t, err, codes.PermissionDenied)
+		_, err = checker.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: "x@example.com", Password: "pw"})
+		testkit.WantCode(t, err, codes.PermissionDenied)
 	})
 
 	t.Run("ReaderReadsButCannotLeaseOrAdminister", func(t *testing.T) {
-		if _, err := reader.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{}); err != nil {
+		if _, err := reader.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := reader.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{}); err != nil {
+		if _, err := reader.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := reader.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.PermissionDenied)
-		_, err = reader.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
-		wantCode(t, err, codes.PermissionDenied)
-		stream, err := reader.ImportAccounts(ctxT(t))
+		_, err := reader.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.PermissionDenied)
+		_, err = reader.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
+		testkit.WantCode(t, err, codes.PermissionDenied)
+		stream, err := reader.ImportAccounts(testkit.Context(t))
 		if err == nil {
 			_, err = stream.CloseAndRecv()
 		}
-		wantCode(t, err, codes.PermissionDenied)
+		testkit.WantCode(t, err, codes.PermissionDenied)
 	})
 
 	t.Run("NoOrUnknownTokenIsUnauthenticated", func(t *testing.T) {
-		_, err := b.dial(t, "").GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
-		wantCode(t, err, codes.Unauthenticated)
-		_, err = b.dial(t, "not-a-known-token-0123456789abcdef").Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.Unauthenticated)
+		_, err := b.dial(t, "").GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
+		testkit.WantCode(t, err, codes.Unauthenticated)
+		_, err = b.dial(t, "not-a-known-token-0123456789abcdef").Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.Unauthenticated)
 	})
 
 	t.Run("HealthNeedsNoToken", func(t *testing.T) {
 		_, b2 := setup(t)
 		conn := b2.conn
-		resp, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}, grpc.PerRPCCredentials(authtest.Bearer("")))
+		resp, err := healthpb.NewHealthClient(conn).Check(testkit.Context(t), &healthpb.HealthCheckRequest{}, grpc.PerRPCCredentials(authtest.Bearer("")))
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health: %v %v", resp, err)
 		}
@@ -85,17 +86,17 @@ func TestRateLimitPerCaller(t *testing.T) {
 	admin, b := setup(t, withRateLimit(0.5, 2))
 	reader := b.dial(t, readerToken)
 	for range 2 {
-		if _, err := reader.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{}); err != nil {
+		if _, err := reader.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := reader.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
-	wantCode(t, err, codes.ResourceExhausted)
+	_, err := reader.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	if d, ok := apierr.RetryDelay(err); !ok || d <= 0 {
 		t.Fatalf("no RetryInfo: %v", err)
 	}
 	// The admin has a bucket of its own.
-	if _, err := admin.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{}); err != nil {
+	if _, err := admin.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{}); err != nil {
 		t.Fatalf("another caller was limited: %v", err)
 	}
 }
@@ -115,7 +116,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		unknownTk = "unknown-token-never-valid-0123456789"
 	)
 	secrets := []string{pw1, pw2, pw3, passport, adminToken, checkerToken, readerToken, unknownTk}
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	ignore := func(_ any, _ error) {}
 
 	created, err := admin.CreateAccount(ctx, &apv1.CreateAccountRequest{Email: "s1@example.com", Password: pw1, Phone: "+33123456789"})
@@ -176,12 +177,12 @@ func TestDomainMetricsMove(t *testing.T) {
 		grpcservertest.WantMetric(t, b.registry, v, name, labels...)
 	}
 
-	_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-	wantCode(t, err, codes.FailedPrecondition)
+	_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
 	want(1, "slotwatch_pool_acquire_total", "result", "no_active_account")
 
 	ids := addAccounts(t, c, 3)
-	if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: ids[2], Active: proto.Bool(false)}); err != nil {
+	if _, err := c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: ids[2], Active: proto.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
 	want(2, "slotwatch_pool_accounts", "state", "available")
@@ -193,8 +194,8 @@ func TestDomainMetricsMove(t *testing.T) {
 	want(2, "slotwatch_pool_accounts", "state", "leased")
 	want(0, "slotwatch_pool_accounts", "state", "available")
 
-	_, err = c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", Wait: durationpb.New(20 * time.Millisecond)})
-	wantCode(t, err, codes.ResourceExhausted)
+	_, err = c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", Wait: durationpb.New(20 * time.Millisecond)})
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	want(1, "slotwatch_pool_acquire_total", "result", "exhausted")
 	want(1, "slotwatch_pool_acquire_wait_seconds")
 
@@ -204,10 +205,10 @@ func TestDomainMetricsMove(t *testing.T) {
 	want(1, "slotwatch_pool_releases_total", "outcome", "no_slot", "mission", "fra")
 	want(1, "slotwatch_pool_accounts", "state", "cooldown")
 
-	_, err = c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l2.GetLeaseId(), FencingToken: l2.GetFencingToken() + 1, Outcome: apv1.Outcome_OUTCOME_SUCCESS})
-	wantCode(t, err, codes.FailedPrecondition)
-	_, err = c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l1.GetLeaseId(), FencingToken: l1.GetFencingToken()})
-	wantCode(t, err, codes.FailedPrecondition)
+	_, err = c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l2.GetLeaseId(), FencingToken: l2.GetFencingToken() + 1, Outcome: apv1.Outcome_OUTCOME_SUCCESS})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
+	_, err = c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l1.GetLeaseId(), FencingToken: l1.GetFencingToken()})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
 	want(2, "slotwatch_pool_fencing_rejections_total")
 
 	b.clock.Advance(6 * time.Minute) // past l2's lease

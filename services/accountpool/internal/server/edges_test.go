@@ -13,6 +13,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // TestTextPostgresCannotStoreIsInvalidArgument sends NUL characters, which
@@ -25,13 +26,13 @@ func TestTextPostgresCannotStoreIsInvalidArgument(t *testing.T) {
 	addAccounts(t, c, 1)
 	l := acquire(t, c, "fra")
 	for _, bad := range []string{"nul\x00byte", "\x00"} {
-		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: bad})
+		_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: bad})
 		wantViolation(t, err, "holder")
-		_, err = c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", RequestIds: []string{bad}})
+		_, err = c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", RequestIds: []string{bad}})
 		wantViolation(t, err, "request_ids")
-		_, err = c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, Detail: bad})
+		_, err = c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, Detail: bad})
 		wantViolation(t, err, "detail")
-		_, err = c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "x@example.com", Password: bad})
+		_, err = c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: "x@example.com", Password: bad})
 		wantViolation(t, err, "password")
 	}
 }
@@ -41,13 +42,13 @@ func TestMoreBadInput(t *testing.T) {
 	c, _ := setup(t)
 	id := addAccounts(t, c, 1)[0]
 	bad := "12"
-	_, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Phone: &bad})
+	_, err := c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: id, Phone: &bad})
 	wantViolation(t, err, "phone")
-	_, err = c.ListUsage(ctxT(t), &apv1.ListUsageRequest{AccountId: -1})
+	_, err = c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{AccountId: -1})
 	wantViolation(t, err, "account_id")
-	_, err = c.ListUsage(ctxT(t), &apv1.ListUsageRequest{Result: apv1.UsageResult(77)})
+	_, err = c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{Result: apv1.UsageResult(77)})
 	wantViolation(t, err, "result")
-	_, err = c.ListUsage(ctxT(t), &apv1.ListUsageRequest{MissionCode: "FRA!"})
+	_, err = c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{MissionCode: "FRA!"})
 	wantViolation(t, err, "mission_code")
 }
 
@@ -57,7 +58,7 @@ func TestMoreBadInput(t *testing.T) {
 func TestImportReportsBadRowsAndKeepsGoing(t *testing.T) {
 	t.Parallel()
 	c, _ := setup(t)
-	stream, err := c.ImportAccounts(ctxT(t))
+	stream, err := c.ImportAccounts(testkit.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,14 +93,14 @@ func TestLeaseIsTakenBackOnlyAfterTheGrace(t *testing.T) {
 	if n, _ := b.pool.ExpireLeases(context.Background()); n != 0 {
 		t.Fatal("lease taken back inside the grace")
 	}
-	_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "bel", Holder: "other"})
-	wantCode(t, err, codes.ResourceExhausted)
+	_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "bel", Holder: "other"})
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	if d, _ := apierr.RetryDelay(err); d != domain.ExpiryGrace/2 {
 		t.Fatalf("retry delay %s, want the rest of the grace (%s)", d, domain.ExpiryGrace/2)
 	}
 	// The holder, though, may no longer use it.
-	_, err = c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()})
-	wantCode(t, err, codes.FailedPrecondition)
+	_, err = c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
 	b.clock.Advance(domain.ExpiryGrace / 2)
 	if got := acquire(t, c, "bel"); got.GetFencingToken() <= l.GetFencingToken() {
 		t.Fatalf("re-lease token %d after %d", got.GetFencingToken(), l.GetFencingToken())
@@ -114,7 +115,7 @@ func TestAnswersMatchWhatIsStored(t *testing.T) {
 	b.clock.Advance(123456789 * time.Nanosecond)
 	id := addAccounts(t, c, 1)[0]
 	l := acquire(t, c, "fra")
-	renewed, err := c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(time.Minute)})
+	renewed, err := c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}

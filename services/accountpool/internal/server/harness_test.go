@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
@@ -27,56 +24,17 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
-
-// clock is a settable clock shared by a test and its servers.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock {
-	return &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type testBundle struct {
 	db     *pgxpool.Pool
 	dbURL  string
 	pool   *app.Pool
-	clock  *clock // nil when the servers run on the real clock
+	clock  *testkit.Clock // nil when the servers run on the real clock
 	keys   *secrets.Keyset
 	keyset []byte
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	// registry is the server's metrics registry, domain metrics included.
 	registry *prometheus.Registry
 	// dial returns a client that sends tok (none when empty).
@@ -143,7 +101,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	}
 	t.Cleanup(db.Close)
 
-	b := &testBundle{db: db, dbURL: dbURL, keys: keys, keyset: o.keyset, logs: &syncBuffer{}}
+	b := &testBundle{db: db, dbURL: dbURL, keys: keys, keyset: o.keyset, logs: &testkit.SyncBuffer{}}
 	// The production logger (JSON, redacting) at debug level, and the
 	// production chain with auth on.
 	logger, err := grpcserver.NewLogger(b.logs, "debug")
@@ -157,7 +115,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) { return b.pool.PoolStatus(ctx) }, logger)
 	appOpts := []app.Option{app.WithLogger(logger), app.WithMetrics(m)}
 	if !o.realClock {
-		b.clock = newClock()
+		b.clock = testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 		appOpts = append(appOpts, app.WithClock(b.clock.Now))
 	}
 	b.pool = app.New(store.New(db), keys, o.cfg, appOpts...)
@@ -184,19 +142,12 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	return apv1.NewAccountPoolServiceClient(b.conn), b
 }
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // addAccounts creates n accounts acc1..accN and returns their ids in order.
 func addAccounts(t *testing.T, c apv1.AccountPoolServiceClient, n int) []int64 {
 	t.Helper()
 	ids := make([]int64, n)
 	for i := range n {
-		resp, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{
+		resp, err := c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{
 			Email: accEmail(i + 1), Password: accPassword(i + 1), Phone: "+33123456" + strconv.Itoa(10+i),
 		})
 		if err != nil {
@@ -212,7 +163,7 @@ func accPassword(i int) string { return "s3cret-password-" + strconv.Itoa(i) }
 
 func acquire(t *testing.T, c apv1.AccountPoolServiceClient, mission string) *apv1.Lease {
 	t.Helper()
-	resp, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: mission, Holder: "checker-test"})
+	resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: mission, Holder: "checker-test"})
 	if err != nil {
 		t.Fatalf("acquire %s: %v", mission, err)
 	}
@@ -221,25 +172,16 @@ func acquire(t *testing.T, c apv1.AccountPoolServiceClient, mission string) *apv
 
 func release(t *testing.T, c apv1.AccountPoolServiceClient, l *apv1.Lease, o apv1.Outcome) *apv1.Account {
 	t.Helper()
-	resp, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o})
+	resp, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o})
 	if err != nil {
 		t.Fatalf("release %s: %v", l.GetLeaseId(), err)
 	}
 	return resp.GetAccount()
 }
 
-func wantCode(t *testing.T, err error, want codes.Code) *status.Status {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != want {
-		t.Fatalf("got %v (%v), want %v", st.Code(), err, want)
-	}
-	return st
-}
-
 func wantViolation(t *testing.T, err error, field string) {
 	t.Helper()
-	wantCode(t, err, codes.InvalidArgument)
+	testkit.WantCode(t, err, codes.InvalidArgument)
 	if _, ok := apierr.FieldViolations(err)[field]; !ok {
 		t.Fatalf("want a field violation for %q, got %v", field, apierr.FieldViolations(err))
 	}

@@ -12,11 +12,12 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func getAccount(t *testing.T, c apv1.AccountPoolServiceClient, id int64) *apv1.Account {
 	t.Helper()
-	resp, err := c.GetAccount(ctxT(t), &apv1.GetAccountRequest{Id: id})
+	resp, err := c.GetAccount(testkit.Context(t), &apv1.GetAccountRequest{Id: id})
 	if err != nil {
 		t.Fatalf("get account %d: %v", id, err)
 	}
@@ -25,7 +26,7 @@ func getAccount(t *testing.T, c apv1.AccountPoolServiceClient, id int64) *apv1.A
 
 func usage(t *testing.T, c apv1.AccountPoolServiceClient, accountID int64) []*apv1.UsageRecord {
 	t.Helper()
-	resp, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{AccountId: accountID, PageSize: 1000})
+	resp, err := c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{AccountId: accountID, PageSize: 1000})
 	if err != nil {
 		t.Fatalf("list usage: %v", err)
 	}
@@ -83,8 +84,8 @@ func TestReleaseOutcomes(t *testing.T) {
 			t.Fatalf("after ban: %v", a)
 		}
 		b.clock.Advance(59 * time.Minute)
-		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.ResourceExhausted)
+		_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.ResourceExhausted)
 		if d, _ := apierr.RetryDelay(err); d != time.Minute {
 			t.Fatalf("retry delay %s, want 1m", d)
 		}
@@ -135,13 +136,13 @@ func TestLeases(t *testing.T) {
 		before := getAccount(t, c, id)
 		usageBefore := usage(t, c, id)
 
-		_, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: first.GetLeaseId(), FencingToken: first.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_SUCCESS})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: first.GetLeaseId(), FencingToken: first.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_SUCCESS})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 		// The old token against the new lease is refused too.
-		_, err = c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: second.GetLeaseId(), FencingToken: first.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_SUCCESS})
-		wantCode(t, err, codes.FailedPrecondition)
-		_, err = c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: second.GetLeaseId(), FencingToken: first.GetFencingToken()})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err = c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: second.GetLeaseId(), FencingToken: first.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_SUCCESS})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
+		_, err = c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: second.GetLeaseId(), FencingToken: first.GetFencingToken()})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 
 		if after := getAccount(t, c, id); !proto.Equal(before, after) {
 			t.Fatalf("late release changed the account:\nbefore %v\nafter  %v", before, after)
@@ -159,7 +160,7 @@ func TestLeases(t *testing.T) {
 		addAccounts(t, c, 1)
 		l := acquire(t, c, "fra")
 		b.clock.Advance(4 * time.Minute)
-		resp, err := c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(3 * time.Minute)})
+		resp, err := c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(3 * time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,8 +180,8 @@ func TestLeases(t *testing.T) {
 		addAccounts(t, c, 1)
 		l := acquire(t, c, "fra")
 		b.clock.Advance(5 * time.Minute)
-		_, err := c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err := c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken()})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 	})
 
 	t.Run("RetriedReleaseWithSameOutcomeAnswersTheSameAndLogsOnce", func(t *testing.T) {
@@ -197,8 +198,8 @@ func TestLeases(t *testing.T) {
 		if u := usage(t, c, id); len(u) != 1 || u[0].GetResult() != apv1.UsageResult_USAGE_RESULT_NO_SLOT {
 			t.Fatalf("usage log after retried release: %v", u)
 		}
-		_, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_BANNED})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_BANNED})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 		if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_COOLDOWN || a.GetConsecutiveFailures() != 0 {
 			t.Fatalf("release with another outcome changed the account: %v", a)
 		}
@@ -207,24 +208,24 @@ func TestLeases(t *testing.T) {
 	t.Run("UnknownLeaseIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
-		_, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: "6f1c1a4e-8a38-4f55-9d51-8e1c6c7a0a11", FencingToken: 1, Outcome: apv1.Outcome_OUTCOME_SUCCESS})
-		wantCode(t, err, codes.NotFound)
-		_, err = c.Renew(ctxT(t), &apv1.RenewRequest{LeaseId: "6f1c1a4e-8a38-4f55-9d51-8e1c6c7a0a11", FencingToken: 1})
-		wantCode(t, err, codes.NotFound)
+		_, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: "6f1c1a4e-8a38-4f55-9d51-8e1c6c7a0a11", FencingToken: 1, Outcome: apv1.Outcome_OUTCOME_SUCCESS})
+		testkit.WantCode(t, err, codes.NotFound)
+		_, err = c.Renew(testkit.Context(t), &apv1.RenewRequest{LeaseId: "6f1c1a4e-8a38-4f55-9d51-8e1c6c7a0a11", FencingToken: 1})
+		testkit.WantCode(t, err, codes.NotFound)
 	})
 
 	t.Run("NoActiveAccountIsFailedPrecondition", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
-		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 		id := addAccounts(t, c, 1)[0]
 		off := false
-		if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Active: &off}); err != nil {
+		if _, err := c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: id, Active: &off}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.FailedPrecondition)
+		_, err = c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 	})
 
 	t.Run("LeastRecentlyUsedNeverUsedFirstTiesById", func(t *testing.T) {
@@ -257,7 +258,7 @@ func TestLeases(t *testing.T) {
 		c, _ := setup(t)
 		id := addAccounts(t, c, 1)[0]
 		release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_BANNED)
-		resp, err := c.ResetAccount(ctxT(t), &apv1.ResetAccountRequest{Id: id})
+		resp, err := c.ResetAccount(testkit.Context(t), &apv1.ResetAccountRequest{Id: id})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestListAccountsPagesCoverEveryAccountOnce(t *testing.T) {
@@ -20,7 +21,7 @@ func TestListAccountsPagesCoverEveryAccountOnce(t *testing.T) {
 	var got []int64
 	token := ""
 	for pages := 0; ; pages++ {
-		resp, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{PageSize: 3, PageToken: token})
+		resp, err := c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{PageSize: 3, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +55,7 @@ func addAccountsFrom(t *testing.T, c apv1.AccountPoolServiceClient, first, n int
 	t.Helper()
 	var ids []int64
 	for i := first; i < first+n; i++ {
-		resp, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: accEmail(i), Password: accPassword(i)})
+		resp, err := c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: accEmail(i), Password: accPassword(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +75,7 @@ func TestStatesAgree(t *testing.T) {
 	release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_BANNED)  // 2: quarantined
 	acquire(t, c, "fra")                                              // 3: leased
 	off := false
-	if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: ids[3], Active: &off}); err != nil { // 4: disabled
+	if _, err := c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: ids[3], Active: &off}); err != nil { // 4: disabled
 		t.Fatal(err)
 	}
 	// 5 and 6 stay available.
@@ -86,7 +87,7 @@ func TestStatesAgree(t *testing.T) {
 		apv1.AccountState_ACCOUNT_STATE_AVAILABLE:   {ids[4], ids[5]},
 	}
 	for state, wantIDs := range want {
-		resp, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{State: state})
+		resp, err := c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{State: state})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +100,7 @@ func TestStatesAgree(t *testing.T) {
 			}
 		}
 	}
-	st, err := c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
+	st, err := c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestStatesAgree(t *testing.T) {
 	// Once every cooldown and quarantine is over, all active unleased
 	// accounts are available again, with nothing having run in between.
 	b.clock.Advance(61 * time.Minute)
-	st, err = c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
+	st, err = c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,14 +128,14 @@ func TestUsageLogAndStats(t *testing.T) {
 	outcomes := []apv1.Outcome{apv1.Outcome_OUTCOME_SUCCESS, apv1.Outcome_OUTCOME_NO_SLOT, apv1.Outcome_OUTCOME_LOGIN_FAIL, apv1.Outcome_OUTCOME_ERROR}
 	for _, o := range outcomes {
 		l := acquire(t, c, "fra")
-		if _, err := c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o,
+		if _, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: o,
 			Detail: "seen " + o.String(), RequestIds: []string{"req-1", "req-2"}}); err != nil {
 			t.Fatal(err)
 		}
 		b.clock.Advance(6 * time.Minute)
 	}
 	// Account usage alternates 1, 2, 1, 2 (each cools down for 10 minutes).
-	resp, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{AccountId: ids[0]})
+	resp, err := c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{AccountId: ids[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +144,11 @@ func TestUsageLogAndStats(t *testing.T) {
 		resp.GetRecords()[0].GetDetail() != "seen OUTCOME_LOGIN_FAIL" || len(resp.GetRecords()[0].GetRequestIds()) != 2 {
 		t.Fatalf("usage of account 1: %v", resp.GetRecords())
 	}
-	byResult, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{Result: apv1.UsageResult_USAGE_RESULT_ERROR})
+	byResult, err := c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{Result: apv1.UsageResult_USAGE_RESULT_ERROR})
 	if err != nil || len(byResult.GetRecords()) != 1 || byResult.GetRecords()[0].GetAccountId() != ids[1] {
 		t.Fatalf("usage with result error: %v, %v", byResult.GetRecords(), err)
 	}
-	window, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{Since: timestamppb.New(t0.Add(time.Minute)), Until: timestamppb.New(t0.Add(13 * time.Minute))})
+	window, err := c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{Since: timestamppb.New(t0.Add(time.Minute)), Until: timestamppb.New(t0.Add(13 * time.Minute))})
 	if err != nil || len(window.GetRecords()) != 2 {
 		t.Fatalf("usage in window: %v, %v", window.GetRecords(), err)
 	}
@@ -155,7 +156,7 @@ func TestUsageLogAndStats(t *testing.T) {
 	var seen int
 	token := ""
 	for {
-		p, err := c.ListUsage(ctxT(t), &apv1.ListUsageRequest{PageSize: 1, PageToken: token})
+		p, err := c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{PageSize: 1, PageToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func TestUsageLogAndStats(t *testing.T) {
 		t.Fatalf("paged through %d usage rows, want 4", seen)
 	}
 
-	stats, err := c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{})
+	stats, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestUsageLogAndStats(t *testing.T) {
 		}
 	}
 	// A window that ends before any use counts nothing.
-	early, err := c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{Since: timestamppb.New(t0.Add(-time.Hour)), Until: timestamppb.New(t0)})
+	early, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{Since: timestamppb.New(t0.Add(-time.Hour)), Until: timestamppb.New(t0)})
 	if err != nil || len(early.GetStats()) != 0 {
 		t.Fatalf("early window: %v, %v", early.GetStats(), err)
 	}
@@ -198,7 +199,7 @@ func TestImportAccounts(t *testing.T) {
 	t.Parallel()
 	c, _ := setup(t)
 	addAccounts(t, c, 1) // acc1 exists already
-	stream, err := c.ImportAccounts(ctxT(t))
+	stream, err := c.ImportAccounts(testkit.Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestImportAccounts(t *testing.T) {
 		resp.GetFailed()[0].GetIndex() != 2 || resp.GetFailed()[1].GetIndex() != 3 || resp.GetFailed()[0].GetReason() == "" {
 		t.Fatalf("import summary %v", resp)
 	}
-	list, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{})
+	list, err := c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{})
 	if err != nil || len(list.GetAccounts()) != 3 {
 		t.Fatalf("accounts after import: %v, %v", list.GetAccounts(), err)
 	}
@@ -235,7 +236,7 @@ func TestImportAccountsCaps(t *testing.T) {
 	c, _ := setup(t)
 	send := func(t *testing.T, n int, first *apv1.ImportAccountsRequest) (*apv1.ImportAccountsResponse, error) {
 		t.Helper()
-		stream, err := c.ImportAccounts(ctxT(t))
+		stream, err := c.ImportAccounts(testkit.Context(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,13 +271,13 @@ func TestImportAccountsCaps(t *testing.T) {
 	t.Run("StreamPastTheCapIsInvalidAndKeepsWhatCameBefore", func(t *testing.T) {
 		t.Parallel()
 		_, err := send(t, 100_001, &apv1.ImportAccountsRequest{Email: "first@example.com", Password: "p1"})
-		wantCode(t, err, codes.InvalidArgument)
+		testkit.WantCode(t, err, codes.InvalidArgument)
 		v := apierr.FieldViolations(err)["stream"]
 		if !strings.Contains(v, "at most 100000 accounts") || !strings.Contains(v, "created 1") || !strings.Contains(v, "failed 99999") {
 			t.Fatalf("violation %q", v)
 		}
 		// Each account stands alone: the one before the cap stays.
-		list, err := c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{})
+		list, err := c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{})
 		if err != nil || len(list.GetAccounts()) != 1 || list.GetAccounts()[0].GetEmail() != "first@example.com" {
 			t.Fatalf("accounts after a refused import: %v, %v", list.GetAccounts(), err)
 		}

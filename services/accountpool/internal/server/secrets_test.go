@@ -13,6 +13,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestPasswordsAtRest(t *testing.T) {
@@ -24,7 +25,7 @@ func TestPasswordsAtRest(t *testing.T) {
 		ids := addAccounts(t, c, 3)
 		for i, id := range ids {
 			var ct []byte
-			if err := b.db.QueryRow(ctxT(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
+			if err := b.db.QueryRow(testkit.Context(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
 				t.Fatal(err)
 			}
 			if bytes.Contains(ct, []byte(accPassword(i+1))) {
@@ -42,12 +43,12 @@ func TestPasswordsAtRest(t *testing.T) {
 		ids := addAccounts(t, c, 2)
 		// Give account 1 account 2's ciphertext, as an attacker with write
 		// access to the table might.
-		if _, err := b.db.Exec(ctxT(t), `UPDATE accountpool.accounts SET password_ciphertext =
+		if _, err := b.db.Exec(testkit.Context(t), `UPDATE accountpool.accounts SET password_ciphertext =
 			(SELECT password_ciphertext FROM accountpool.accounts WHERE id = $2) WHERE id = $1`, ids[0], ids[1]); err != nil {
 			t.Fatal(err)
 		}
-		_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		wantCode(t, err, codes.Internal)
+		_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.Internal)
 		if strings.Contains(err.Error(), accPassword(2)) {
 			t.Fatal("error leaks the password")
 		}
@@ -67,7 +68,7 @@ func TestPasswordsAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 		c2, _ := setupOn(t, b.dbURL, withKeyset(rotated))
-		resp, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		resp, err := c2.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,14 +95,14 @@ func TestPasswordsAtRest(t *testing.T) {
 		if b2.keys.PrimaryKeyID() == b.keys.PrimaryKeyID() {
 			t.Fatal("rotation kept the primary key")
 		}
-		resp, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		resp, err := c2.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if resp.GetReencrypted() != 4 || resp.GetPrimaryKeyId() != b2.keys.PrimaryKeyID() {
 			t.Fatalf("reencrypt: %v", resp)
 		}
-		again, err := c2.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{})
+		again, err := c2.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
 		if err != nil || again.GetReencrypted() != 0 {
 			t.Fatalf("second reencrypt: %v, %v", again, err)
 		}
@@ -111,7 +112,7 @@ func TestPasswordsAtRest(t *testing.T) {
 		}
 		for _, id := range ids {
 			var ct []byte
-			if err := b.db.QueryRow(ctxT(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
+			if err := b.db.QueryRow(testkit.Context(t), `SELECT password_ciphertext FROM accountpool.accounts WHERE id = $1`, id).Scan(&ct); err != nil {
 				t.Fatal(err)
 			}
 			if kid, _ := secrets.KeyID(ct); kid != b2.keys.PrimaryKeyID() {
@@ -141,7 +142,7 @@ func TestPasswordsAtRest(t *testing.T) {
 		c, _ := setup(t)
 		id := addAccounts(t, c, 1)[0]
 		pw := "a-brand-new-password"
-		if _, err := c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Password: &pw}); err != nil {
+		if _, err := c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: id, Password: &pw}); err != nil {
 			t.Fatal(err)
 		}
 		if l := acquire(t, c, "fra"); l.GetPassword() != pw {
@@ -166,28 +167,28 @@ func TestPasswordOnlyInAcquire(t *testing.T) {
 		}
 		seen = append(seen, protojson.Format(m))
 	}
-	created, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw, Phone: "+33123456789"})
+	created, err := c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw, Phone: "+33123456789"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	answer(created, nil)
 	id := created.GetAccount().GetId()
-	answer(c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw}))
-	answer(c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: "bad", Password: pw}))
+	answer(c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: "secret@example.com", Password: pw}))
+	answer(c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: "bad", Password: pw}))
 
 	lease := acquire(t, c, "fra")
 	if lease.GetPassword() != pw {
 		t.Fatal("Acquire does not return the password")
 	}
-	answer(c.GetAccount(ctxT(t), &apv1.GetAccountRequest{Id: id}))
-	answer(c.ListAccounts(ctxT(t), &apv1.ListAccountsRequest{}))
-	answer(c.Release(ctxT(t), &apv1.ReleaseRequest{LeaseId: lease.GetLeaseId(), FencingToken: lease.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT}))
-	answer(c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: id, Password: proto.String(pw + "2")}))
-	answer(c.ResetAccount(ctxT(t), &apv1.ResetAccountRequest{Id: id}))
-	answer(c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{}))
-	answer(c.ListUsage(ctxT(t), &apv1.ListUsageRequest{}))
-	answer(c.GetUsageStats(ctxT(t), &apv1.GetUsageStatsRequest{}))
-	answer(c.ReencryptPasswords(ctxT(t), &apv1.ReencryptPasswordsRequest{}))
+	answer(c.GetAccount(testkit.Context(t), &apv1.GetAccountRequest{Id: id}))
+	answer(c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{}))
+	answer(c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: lease.GetLeaseId(), FencingToken: lease.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT}))
+	answer(c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: id, Password: proto.String(pw + "2")}))
+	answer(c.ResetAccount(testkit.Context(t), &apv1.ResetAccountRequest{Id: id}))
+	answer(c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{}))
+	answer(c.ListUsage(testkit.Context(t), &apv1.ListUsageRequest{}))
+	answer(c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{}))
+	answer(c.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{}))
 	for _, s := range seen {
 		if strings.Contains(s, "Hunter2") {
 			t.Fatalf("password in an answer: %s", s)

@@ -8,6 +8,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // TestSeedExampleSixAccountsTwoMissions plays the seed's "Example: 6
@@ -54,8 +55,8 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 	// Session 5: every account cools down; the pool says to wait exactly
 	// until account 1's cooldown ends (it was used first, at the start).
 	b.clock.Advance(2 * time.Minute)
-	_, err := c.Acquire(ctxT(t), &apv1.AcquireRequest{MissionCode: "bel", Holder: "checker-test"})
-	wantCode(t, err, codes.ResourceExhausted)
+	_, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "bel", Holder: "checker-test"})
+	testkit.WantCode(t, err, codes.ResourceExhausted)
 	delay, ok := apierr.RetryDelay(err)
 	if !ok {
 		t.Fatal("RESOURCE_EXHAUSTED without RetryInfo")
@@ -64,7 +65,7 @@ func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 	if want := acc1FreeAt.Sub(b.clock.Now()); delay != want {
 		t.Fatalf("session 5: retry delay %s, want %s (account 1's remaining cooldown)", delay, want)
 	}
-	st, err := c.GetPoolStatus(ctxT(t), &apv1.GetPoolStatusRequest{})
+	st, err := c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

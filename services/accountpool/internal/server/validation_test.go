@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
@@ -164,13 +165,13 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantViolation(t, tt.call(ctxT(t)), tt.field)
+			wantViolation(t, tt.call(testkit.Context(t)), tt.field)
 		})
 	}
 
 	// None of the refused calls wrote anything: one account, one lease.
 	var accounts, leases int
-	if err := b.db.QueryRow(ctxT(t), `SELECT (SELECT count(*) FROM accountpool.accounts), (SELECT count(*) FROM accountpool.usage_log)`).Scan(&accounts, &leases); err != nil {
+	if err := b.db.QueryRow(testkit.Context(t), `SELECT (SELECT count(*) FROM accountpool.accounts), (SELECT count(*) FROM accountpool.usage_log)`).Scan(&accounts, &leases); err != nil {
 		t.Fatal(err)
 	}
 	if accounts != 1 || leases != 1 {
@@ -184,16 +185,16 @@ func TestMissingAndDuplicate(t *testing.T) {
 	addAccounts(t, c, 1)
 
 	t.Run("DuplicateEmailIsAlreadyExistsWhateverTheCase", func(t *testing.T) {
-		_, err := c.CreateAccount(ctxT(t), &apv1.CreateAccountRequest{Email: strings.ToUpper(accEmail(1)), Password: "pw"})
-		wantCode(t, err, codes.AlreadyExists)
+		_, err := c.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{Email: strings.ToUpper(accEmail(1)), Password: "pw"})
+		testkit.WantCode(t, err, codes.AlreadyExists)
 	})
 	t.Run("MissingAccountIsNotFound", func(t *testing.T) {
-		_, err := c.GetAccount(ctxT(t), &apv1.GetAccountRequest{Id: 999999})
-		wantCode(t, err, codes.NotFound)
-		_, err = c.ResetAccount(ctxT(t), &apv1.ResetAccountRequest{Id: 999999})
-		wantCode(t, err, codes.NotFound)
+		_, err := c.GetAccount(testkit.Context(t), &apv1.GetAccountRequest{Id: 999999})
+		testkit.WantCode(t, err, codes.NotFound)
+		_, err = c.ResetAccount(testkit.Context(t), &apv1.ResetAccountRequest{Id: 999999})
+		testkit.WantCode(t, err, codes.NotFound)
 		on := true
-		_, err = c.UpdateAccount(ctxT(t), &apv1.UpdateAccountRequest{Id: 999999, Active: &on})
-		wantCode(t, err, codes.NotFound)
+		_, err = c.UpdateAccount(testkit.Context(t), &apv1.UpdateAccountRequest{Id: 999999, Active: &on})
+		testkit.WantCode(t, err, codes.NotFound)
 	})
 }

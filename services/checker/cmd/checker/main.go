@@ -43,7 +43,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/client"
@@ -76,24 +75,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 type config struct {
-	listenAddr, metricsAddr, logLevel string
-	accountPoolAddr, requestsAddr     string
-	client                            auth.ClientConfig
-	chromePath, artifactsDir          string
-	noSandbox                         bool
-	recycle                           int
-	artifactsMax, artifactsTotal      int64
-	loop                              bool
-	drain                             time.Duration
-	session                           session.Config
-	profile                           *profile.Profile
+	listenAddr, metricsAddr       string
+	accountPoolAddr, requestsAddr string
+	client                        auth.ClientConfig
+	chromePath, artifactsDir      string
+	noSandbox                     bool
+	recycle                       int
+	artifactsMax, artifactsTotal  int64
+	loop                          bool
+	drain                         time.Duration
+	session                       session.Config
+	profile                       *profile.Profile
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
 	c := config{
 		listenAddr:      env.String("LISTEN_ADDR", ":50053"),
 		metricsAddr:     env.String("METRICS_ADDR", ":9093"),
-		logLevel:        env.String("LOG_LEVEL", "info"),
 		accountPoolAddr: env.String("ACCOUNTPOOL_ADDR", "localhost:50051"),
 		requestsAddr:    env.String("REQUESTS_ADDR", "localhost:50052"),
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
@@ -173,34 +171,22 @@ func defaultID() string {
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
-func dial(target string, c auth.ClientConfig) (*grpc.ClientConn, error) {
-	opts, err := auth.DialOptions(target, c)
-	if err != nil {
-		return nil, err
-	}
-	return grpc.NewClient(target, opts...)
-}
-
 func serve(ctx context.Context) error {
 	env := envconfig.New()
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
 	}
-	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
+	logger, sec, err := grpcserver.LoadEdge(env, cfg.listenAddr)
 	if err != nil {
 		return err
 	}
-	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr)
-	if err != nil {
-		return err
-	}
-	apConn, err := dial(cfg.accountPoolAddr, cfg.client)
+	apConn, err := auth.Dial(cfg.accountPoolAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("ACCOUNTPOOL_ADDR=%s: %w", cfg.accountPoolAddr, err)
 	}
 	defer apConn.Close()
-	rqConn, err := dial(cfg.requestsAddr, cfg.client)
+	rqConn, err := auth.Dial(cfg.requestsAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("REQUESTS_ADDR=%s: %w", cfg.requestsAddr, err)
 	}

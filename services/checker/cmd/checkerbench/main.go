@@ -21,7 +21,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/checker/internal/proctree"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
@@ -525,9 +525,9 @@ func (s *sampler) stop() memory {
 
 func treeMemory(pid int) memory {
 	var total memory
-	for p := range descendants(pid) {
-		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
-		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+	for _, p := range proctree.Tree(pid) {
+		total.rss += kbField(fmt.Sprintf("/proc/%d/status", p.PID), "VmRSS:")
+		total.pss += kbField(fmt.Sprintf("/proc/%d/smaps_rollup", p.PID), "Pss:")
 	}
 	return total
 }
@@ -541,7 +541,8 @@ func treeMemory(pid int) memory {
 // renderers and the GPU process.
 func treeCPU(pid int) time.Duration {
 	var ticks int64
-	for _, f := range descendants(pid) {
+	for _, p := range proctree.Tree(pid) {
+		f := p.Stat
 		if len(f) < 15 {
 			continue
 		}
@@ -555,44 +556,6 @@ func treeCPU(pid int) time.Duration {
 
 // clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
 const clockTicks = 100
-
-// descendants is pid and every process under it, each with its
-// /proc/PID/stat fields as one scan of /proc read them (see statFields).
-func descendants(pid int) map[int][]string {
-	stats := map[int][]string{}
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := statFields(p); len(f) > 1 {
-			stats[p] = f
-			pp, _ := strconv.Atoi(f[1])
-			children[pp] = append(children[pp], p)
-		}
-	}
-	all := map[int][]string{}
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = append(queue[1:], children[p]...)
-		if f, ok := stats[p]; ok {
-			all[p] = f
-		}
-	}
-	return all
-}
-
-// statFields is /proc/PID/stat after the command name: state, ppid, ...
-func statFields(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-}
 
 // kbField reads a "Name:   123 kB" line of a /proc file, in bytes.
 func kbField(path, name string) int64 {

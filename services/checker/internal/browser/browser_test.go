@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+	"github.com/slotwatch/slotwatch/services/checker/internal/proctree"
 )
 
 func execPath(t *testing.T) string {
@@ -494,48 +495,18 @@ func TestStartFailureIsReported(t *testing.T) {
 	}
 }
 
-// processTree is pid and its descendants, from /proc.
+// processTree is pid and its descendants.
 func processTree(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp := ppid(p); pp > 0 {
-			children[pp] = append(children[pp], p)
-		}
+	var pids []int
+	for _, p := range proctree.Tree(pid) {
+		pids = append(pids, p.PID)
 	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
-}
-
-func ppid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	return pids
 }
 
 // alive is false for a process that is gone or a zombie nobody reaped yet.
 func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	f := proctree.Stat(pid)
 	return len(f) > 0 && f[0] != "Z"
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser/browsertest"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -41,7 +42,7 @@ type testBundle struct {
 	sim       *sim.Sim
 	url       string
 	artifacts string
-	logs      *syncBuffer
+	logs      *testkit.SyncBuffer
 }
 
 // portalConfig: France offers two centres and two categories; London /
@@ -88,7 +89,7 @@ func setupWith(t *testing.T, tune func(*profile.Profile), wrap func(http.Handler
 	if tune != nil {
 		tune(prof)
 	}
-	b := &testBundle{sim: s, url: srv.URL, artifacts: t.TempDir(), logs: &syncBuffer{}}
+	b := &testBundle{sim: s, url: srv.URL, artifacts: t.TempDir(), logs: &testkit.SyncBuffer{}}
 	d, err := New(Config{
 		Profile: prof, Browser: shared(t), ArtifactsDir: b.artifacts,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -539,22 +540,4 @@ func TestCheckAfterTheBrowserWasKilledStillWorks(t *testing.T) {
 	if st := m.Status(); st.Restarts != 1 || st.Crashes != 1 {
 		t.Errorf("browser status = %+v, want 1 restart after 1 crash", st)
 	}
-}
-
-// syncBuffer is a log sink the parallel checks can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

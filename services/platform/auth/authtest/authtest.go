@@ -117,6 +117,18 @@ func (b Bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
 func (Bearer) RequireTransportSecurity() bool { return false }
 
+// Dial connects to target as every slotwatch client does (auth.Dial); the
+// connection closes when the test ends.
+func Dial(t testing.TB, target string, c auth.ClientConfig) *grpc.ClientConn {
+	t.Helper()
+	conn, err := auth.Dial(target, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // DialBufconn connects a client to a server serving on lis, sending token
 // as the bearer token on every RPC (none when empty). The connection closes
 // when the test ends.

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -49,7 +48,6 @@ type config struct {
 	listenAddr    string
 	metricsAddr   string
 	httpAddr      string
-	logLevel      string
 	checkInterval time.Duration
 	claimTTL      time.Duration
 	watch         app.WatchConfig
@@ -62,7 +60,6 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		listenAddr:    env.String("LISTEN_ADDR", ":50052"),
 		metricsAddr:   env.String("METRICS_ADDR", ":9092"),
 		httpAddr:      env.String("HTTP_ADDR", ":8082"),
-		logLevel:      env.String("LOG_LEVEL", "info"),
 		checkInterval: env.Duration("REQUESTS_CHECK_INTERVAL", app.DefaultCheckInterval),
 		claimTTL:      env.Duration("REQUESTS_CLAIM_TTL", app.DefaultClaimTTL),
 		watch: app.WatchConfig{
@@ -103,16 +100,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := grpcserver.NewLogger(os.Stderr, cfg.logLevel)
-	if err != nil {
-		return err
-	}
 	keys, err := secrets.LoadFile(cfg.keysetFile)
 	if err != nil {
 		return err
 	}
 	// The JSON gateway is the API too: it must be on loopback without auth.
-	sec, err := grpcserver.LoadSecurity(env, logger, cfg.listenAddr, cfg.httpAddr)
+	logger, sec, err := grpcserver.LoadEdge(env, cfg.listenAddr, cfg.httpAddr)
 	if err != nil {
 		return err
 	}

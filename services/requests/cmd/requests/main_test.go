@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -72,20 +73,35 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 	}
 }
 
-func TestServesGRPCAndGatewayThenStopsGracefully(t *testing.T) {
-	grpcAddr, httpAddr := grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t)
-	grpcservertest.Setenv(t, map[string]string{
+// served is the serve path of the binary, running for a test.
+type served struct {
+	*grpcservertest.Serving
+	grpcAddr, httpAddr, metricsAddr string
+}
+
+// serve runs the serve path with a new database and keyset on free
+// loopback ports, extra added to its environment (TLS, tokens).
+func serve(t *testing.T, extra map[string]string) served {
+	t.Helper()
+	s := served{grpcAddr: grpcservertest.FreeAddr(t), httpAddr: grpcservertest.FreeAddr(t), metricsAddr: grpcservertest.FreeAddr(t)}
+	env := map[string]string{
 		"DATABASE_URL":           pgtest.NewURL(t, migrations.Set),
 		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t),
-		"LISTEN_ADDR":            grpcAddr,
-		"METRICS_ADDR":           grpcservertest.FreeAddr(t),
-		"HTTP_ADDR":              httpAddr,
+		"LISTEN_ADDR":            s.grpcAddr,
+		"METRICS_ADDR":           s.metricsAddr,
+		"HTTP_ADDR":              s.httpAddr,
 		"LOG_LEVEL":              "error",
-	})
-	srv := grpcservertest.Serve(t, run)
+	}
+	maps.Copy(env, extra)
+	grpcservertest.Setenv(t, env)
+	s.Serving = grpcservertest.Serve(t, run)
+	return s
+}
 
-	grpcservertest.DialServing(t, grpcAddr)
-	resp, err := http.Get("http://" + httpAddr + "/v1/applicants")
+func TestServesGRPCAndGatewayThenStopsGracefully(t *testing.T) {
+	srv := serve(t, nil)
+	grpcservertest.DialServing(t, srv.grpcAddr)
+	resp, err := http.Get("http://" + srv.httpAddr + "/v1/applicants")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,19 +127,8 @@ func TestRefusesAnExposedGatewayWithoutAuth(t *testing.T) {
 // OpenAPI document is public), and /metrics shows the domain metrics.
 func TestServesWithAuthAndTLS(t *testing.T) {
 	certFile, keyFile := authtest.SelfSigned(t, t.TempDir(), "requests")
-	grpcAddr, httpAddr, metricsAddr := grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t)
-	grpcservertest.Setenv(t, map[string]string{
-		"DATABASE_URL":           pgtest.NewURL(t, migrations.Set),
-		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t),
-		"AUTH_TOKENS_FILE":       authtest.TokensFile(t),
-		"TLS_CERT_FILE":          certFile,
-		"TLS_KEY_FILE":           keyFile,
-		"LISTEN_ADDR":            grpcAddr,
-		"METRICS_ADDR":           metricsAddr,
-		"HTTP_ADDR":              httpAddr,
-		"LOG_LEVEL":              "error",
-	})
-	srv := grpcservertest.Serve(t, run)
+	srv := serve(t, map[string]string{"AUTH_TOKENS_FILE": authtest.TokensFile(t), "TLS_CERT_FILE": certFile, "TLS_KEY_FILE": keyFile})
+	grpcAddr, httpAddr, metricsAddr := srv.grpcAddr, srv.httpAddr, srv.metricsAddr
 
 	opts, err := auth.DialOptions(grpcAddr, auth.ClientConfig{TokenFile: authtest.WriteFile(t, "token", authtest.AdminToken), CAFile: certFile})
 	if err != nil {

@@ -9,8 +9,6 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
-	"github.com/slotwatch/slotwatch/services/platform/pgtest"
-	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
 
 // TestGatewayRefusesHugeBodiesWithoutReadingThem is issue 10's experiment
@@ -21,19 +19,9 @@ import (
 // MiB, not the body. Not parallel: it measures the whole process's
 // allocations.
 func TestGatewayRefusesHugeBodiesWithoutReadingThem(t *testing.T) {
-	grpcAddr, httpAddr := grpcservertest.FreeAddr(t), grpcservertest.FreeAddr(t)
-	grpcservertest.Setenv(t, map[string]string{
-		"DATABASE_URL":           pgtest.NewURL(t, migrations.Set),
-		"ENCRYPTION_KEYSET_FILE": grpcservertest.KeysetFile(t),
-		"AUTH_TOKENS_FILE":       authtest.TokensFile(t),
-		"LISTEN_ADDR":            grpcAddr,
-		"METRICS_ADDR":           grpcservertest.FreeAddr(t),
-		"HTTP_ADDR":              httpAddr,
-		"LOG_LEVEL":              "error",
-	})
-	srv := grpcservertest.Serve(t, run)
-	grpcservertest.DialServing(t, grpcAddr)
-	url := "http://" + httpAddr + "/v1/applicants"
+	srv := serve(t, map[string]string{"AUTH_TOKENS_FILE": authtest.TokensFile(t)})
+	grpcservertest.DialServing(t, srv.grpcAddr)
+	url := "http://" + srv.httpAddr + "/v1/applicants"
 	// A string field that never ends: the JSON decoder has to read it all.
 	body := func() *grpcservertest.Body { return grpcservertest.NewBody(`{"full_name":"`, 150<<20) }
 

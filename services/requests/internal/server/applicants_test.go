@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -13,26 +12,9 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
-
-// syncBuffer is a log sink the server goroutines can write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestApplicants(t *testing.T) {
 	t.Parallel()
@@ -40,7 +22,7 @@ func TestApplicants(t *testing.T) {
 	t.Run("PassportNumberShownOnlyByGetApplicant", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		created := createApplicant(t, c)
 		if created.GetPassportNumber() != "" {
 			t.Fatalf("CreateApplicant returned the passport number")
@@ -72,7 +54,7 @@ func TestApplicants(t *testing.T) {
 	t.Run("PassportNumberIsEncryptedAndBoundToItsRow", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a := createApplicant(t, c)
 		b := createApplicant(t, c)
 		var ct []byte
@@ -87,7 +69,7 @@ func TestApplicants(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := c.GetApplicant(ctx, &requestsv1.GetApplicantRequest{Id: b.GetId()})
-		wantCode(t, err, codes.Internal)
+		testkit.WantCode(t, err, codes.Internal)
 		if strings.Contains(err.Error(), "X1234567") {
 			t.Fatalf("error leaks the passport number: %v", err)
 		}
@@ -95,11 +77,11 @@ func TestApplicants(t *testing.T) {
 
 	t.Run("PassportNumberNeverLogged", func(t *testing.T) {
 		t.Parallel()
-		logs := &syncBuffer{}
+		logs := &testkit.SyncBuffer{}
 		pool := pgtest.NewPool(t, migrations.Set)
-		srv := startServer(t, pool, serverOpts{now: (&clock{now: start}).Now, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		srv := startServer(t, pool, serverOpts{now: (testkit.NewClock(start)).Now, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		c := srv.client
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a := createApplicant(t, c)
 		if _, err := c.GetApplicant(ctx, &requestsv1.GetApplicantRequest{Id: a.GetId()}); err != nil {
 			t.Fatal(err)
@@ -127,7 +109,7 @@ func TestApplicants(t *testing.T) {
 	t.Run("UpdateChangesOnlyTheFieldsSet", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a := createApplicant(t, c)
 		bundle.clock.Advance(1e9)
 		up, err := c.UpdateApplicant(ctx, &requestsv1.UpdateApplicantRequest{Id: a.GetId(), Email: proto.String("ada@example.org"), PassportNumber: proto.String("z9999999")})
@@ -153,7 +135,7 @@ func TestApplicants(t *testing.T) {
 	t.Run("ListPagesStayStableUnderConcurrentInserts", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		var want []string
 		for range 5 {
 			want = append(want, createApplicant(t, c).GetId())
@@ -192,7 +174,7 @@ func TestApplicants(t *testing.T) {
 			bundle.clock.Advance(1e6)
 		}
 		unknown := "00000000-0000-4000-8000-000000000000"
-		resp, err := c.ListApplicants(ctxT(t), &requestsv1.ListApplicantsRequest{Ids: []string{ids[3], unknown, ids[1]}})
+		resp, err := c.ListApplicants(testkit.Context(t), &requestsv1.ListApplicantsRequest{Ids: []string{ids[3], unknown, ids[1]}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +193,7 @@ func TestApplicants(t *testing.T) {
 	t.Run("DeleteCancelsPendingRequestsAndKeepsTheirHistory", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a := createApplicant(t, c)
 		other := createApplicant(t, c)
 		r1 := createRequest(t, c, a.GetId(), reqArgs{})
@@ -225,7 +207,7 @@ func TestApplicants(t *testing.T) {
 			t.Fatalf("cancelled %d, want 2", resp.GetCancelledRequests())
 		}
 		_, err = c.GetApplicant(ctx, &requestsv1.GetApplicantRequest{Id: a.GetId()})
-		wantCode(t, err, codes.NotFound)
+		testkit.WantCode(t, err, codes.NotFound)
 		for _, id := range []string{r1.GetId(), r2.GetId()} {
 			r, err := c.GetAppointmentRequest(ctx, &requestsv1.GetAppointmentRequestRequest{Id: id})
 			if err != nil {
@@ -250,10 +232,10 @@ func TestApplicants(t *testing.T) {
 		ctx := context.Background()
 		id := "0190f5a4-0000-7000-8000-000000000000"
 		_, err := c.GetApplicant(ctx, &requestsv1.GetApplicantRequest{Id: id})
-		wantCode(t, err, codes.NotFound)
+		testkit.WantCode(t, err, codes.NotFound)
 		_, err = c.UpdateApplicant(ctx, &requestsv1.UpdateApplicantRequest{Id: id, FullName: proto.String("x")})
-		wantCode(t, err, codes.NotFound)
+		testkit.WantCode(t, err, codes.NotFound)
 		_, err = c.DeleteApplicant(ctx, &requestsv1.DeleteApplicantRequest{Id: id})
-		wantCode(t, err, codes.NotFound)
+		testkit.WantCode(t, err, codes.NotFound)
 	})
 }

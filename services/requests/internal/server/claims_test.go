@@ -15,6 +15,7 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
@@ -30,7 +31,7 @@ func claim(t *testing.T, c requestsv1.RequestsServiceClient, max int32, ttl time
 	if ttl > 0 {
 		req.ClaimTtl = durationpb.New(ttl)
 	}
-	resp, err := c.ClaimDueMissions(ctxT(t), req)
+	resp, err := c.ClaimDueMissions(testkit.Context(t), req)
 	if err != nil {
 		t.Fatalf("ClaimDueMissions: %v", err)
 	}
@@ -49,7 +50,7 @@ func claimOne(t *testing.T, c requestsv1.RequestsServiceClient, mission string) 
 
 func report(t *testing.T, c requestsv1.RequestsServiceClient, claimID string, outcome requestsv1.CheckOutcome, slots ...*requestsv1.Slot) *requestsv1.ReportCheckResultResponse {
 	t.Helper()
-	resp, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+	resp, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
 		ClaimId: claimID, Outcome: outcome, Slots: slots, AccountId: 7, Detail: "test",
 	})
 	if err != nil {
@@ -60,7 +61,7 @@ func report(t *testing.T, c requestsv1.RequestsServiceClient, claimID string, ou
 
 func getRequest(t *testing.T, c requestsv1.RequestsServiceClient, id string) *requestsv1.AppointmentRequest {
 	t.Helper()
-	resp, err := c.GetAppointmentRequest(ctxT(t), &requestsv1.GetAppointmentRequestRequest{Id: id})
+	resp, err := c.GetAppointmentRequest(testkit.Context(t), &requestsv1.GetAppointmentRequestRequest{Id: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestClaimDueMissions(t *testing.T) {
 		f2 := createRequest(t, c, a.GetId(), reqArgs{mission: "fra"})
 		createRequest(t, c, a.GetId(), reqArgs{mission: "bel"})
 		cancelled := createRequest(t, c, a.GetId(), reqArgs{mission: "deu"})
-		if _, err := c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: cancelled.GetId()}); err != nil {
+		if _, err := c.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: cancelled.GetId()}); err != nil {
 			t.Fatal(err)
 		}
 		claims := claim(t, c, 100, time.Minute)
@@ -109,7 +110,7 @@ func TestClaimDueMissions(t *testing.T) {
 		bundle.clock.Set(start.Add(123456789 * time.Nanosecond))
 		cl := claim(t, c, 1, time.Second+1500*time.Nanosecond)[0]
 		var stored, missionStored time.Time
-		if err := bundle.pool.QueryRow(ctxT(t), `SELECT c.expires_at, m.claim_expires_at FROM requests.claims c
+		if err := bundle.pool.QueryRow(testkit.Context(t), `SELECT c.expires_at, m.claim_expires_at FROM requests.claims c
 			JOIN requests.missions m ON m.code = c.mission_code WHERE c.id = $1`, cl.GetClaimId()).Scan(&stored, &missionStored); err != nil {
 			t.Fatal(err)
 		}
@@ -126,10 +127,10 @@ func TestClaimDueMissions(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
 		// Written directly: creating a thousand through the API is slow.
-		if _, err := bundle.pool.Exec(ctxT(t), `INSERT INTO requests.missions (code) VALUES ('fra')`); err != nil {
+		if _, err := bundle.pool.Exec(testkit.Context(t), `INSERT INTO requests.missions (code) VALUES ('fra')`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := bundle.pool.Exec(ctxT(t), `INSERT INTO requests.appointment_requests
+		if _, err := bundle.pool.Exec(testkit.Context(t), `INSERT INTO requests.appointment_requests
 			(id, mission_code, centre, visa_category, earliest_date, latest_date, status, created_at, updated_at)
 			SELECT gen_random_uuid(), 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-10', 'pending',
 			       $1::timestamptz + i * interval '1 microsecond', $1
@@ -214,11 +215,11 @@ func TestClaimDueMissions(t *testing.T) {
 		}
 
 		// The lapsed claim's report is refused and writes nothing.
-		_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+		_, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
 			ClaimId: first.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
 			Slots: []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-05")},
 		})
-		wantCode(t, err, codes.FailedPrecondition)
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 		if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
 			t.Fatalf("lapsed report changed the request: %v", got)
 		}
@@ -240,11 +241,11 @@ func TestClaimDueMissions(t *testing.T) {
 		for _, late := range []time.Duration{0, time.Microsecond, time.Hour} {
 			cl := claimOne(t, c, "fra")
 			bundle.clock.Set(cl.GetExpiresAt().AsTime().Add(late))
-			_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{
+			_, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
 				ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
 				Slots: []*requestsv1.Slot{slotP("paris", "tourism", "2030-07-05")},
 			})
-			wantCode(t, err, codes.FailedPrecondition)
+			testkit.WantCode(t, err, codes.FailedPrecondition)
 			if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
 				t.Fatalf("report %s after expiry changed the request: %v", late, got)
 			}
@@ -259,10 +260,10 @@ func TestClaimDueMissions(t *testing.T) {
 	})
 
 	// Two replicas on one database whose clocks differ by a second.
-	skewed := func(t *testing.T, cfg app.Config) (behind, ahead requestsv1.RequestsServiceClient, c *clock) {
+	skewed := func(t *testing.T, cfg app.Config) (behind, ahead requestsv1.RequestsServiceClient, c *testkit.Clock) {
 		t.Helper()
 		pool := pgtest.NewPool(t, migrations.Set)
-		c = &clock{now: start}
+		c = testkit.NewClock(start)
 		behind = startServer(t, pool, serverOpts{now: c.Now, cfg: cfg}).client
 		ahead = startServer(t, pool, serverOpts{now: func() time.Time { return c.Now().Add(time.Second) }, cfg: cfg}).client
 		return behind, ahead, c
@@ -302,8 +303,8 @@ func TestClaimDueMissions(t *testing.T) {
 		cl := claimOne(t, c, "fra")
 		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
 		for _, id := range []string{cl.GetClaimId(), "0190f5a4-0000-7000-8000-000000000000"} {
-			_, err := c.ReportCheckResult(ctxT(t), &requestsv1.ReportCheckResultRequest{ClaimId: id, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED})
-			wantCode(t, err, codes.FailedPrecondition)
+			_, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{ClaimId: id, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED})
+			testkit.WantCode(t, err, codes.FailedPrecondition)
 		}
 		if n := count(t, bundle.pool, `SELECT count(*) FROM requests.checks`); n != 1 {
 			t.Fatalf("%d checks, want 1", n)
@@ -322,7 +323,7 @@ func TestClaimDueMissions(t *testing.T) {
 			account                           int64
 			checkedAt                         time.Time
 		)
-		err := bundle.pool.QueryRow(ctxT(t), `SELECT mission_code, checker_id, outcome, detail, account_id, checked_at
+		err := bundle.pool.QueryRow(testkit.Context(t), `SELECT mission_code, checker_id, outcome, detail, account_id, checked_at
 			FROM requests.checks WHERE id = $1`, resp.GetCheckId()).Scan(&mission, &checker, &outcome, &detail, &account, &checkedAt)
 		if err != nil {
 			t.Fatal(err)
@@ -339,7 +340,7 @@ func TestClaimDueMissions(t *testing.T) {
 		r := createRequest(t, c, a.GetId(), reqArgs{})
 		other := createRequest(t, c, a.GetId(), reqArgs{})
 		cl := claimOne(t, c, "fra")
-		if _, err := c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: r.GetId()}); err != nil {
+		if _, err := c.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: r.GetId()}); err != nil {
 			t.Fatal(err)
 		}
 		cancelled := getRequest(t, c, r.GetId())
@@ -373,7 +374,7 @@ func TestClaimDueMissions(t *testing.T) {
 		if got := getRequest(t, c, r.GetId()); got.GetStatus() != requestsv1.RequestStatus_REQUEST_STATUS_PENDING || got.GetCheckCount() != 0 {
 			t.Fatalf("request = %v, want untouched until expiry", got)
 		}
-		if n, err := bundle.server.app.ExpireDue(ctxT(t)); err != nil || n != 1 {
+		if n, err := bundle.server.app.ExpireDue(testkit.Context(t)); err != nil || n != 1 {
 			t.Fatalf("ExpireDue = %d, %v", n, err)
 		}
 	})
@@ -524,7 +525,7 @@ func TestExpiry(t *testing.T) {
 		a := createApplicant(t, c)
 		r := createRequest(t, c, a.GetId(), reqArgs{earliest: "2030-06-01", latest: "2030-06-01"})
 		bundle.clock.Advance(24 * time.Hour)
-		n, err := bundle.server.app.ExpireDue(ctxT(t))
+		n, err := bundle.server.app.ExpireDue(testkit.Context(t))
 		if err != nil || n != 1 {
 			t.Fatalf("ExpireDue = %d, %v", n, err)
 		}

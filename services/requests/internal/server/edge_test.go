@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
@@ -37,22 +37,22 @@ func TestRoles(t *testing.T) {
 
 	cl := claimOne(t, checker, "fra")
 	report(t, checker, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
-	_, err := checker.ListAppointmentRequests(ctxT(t), &requestsv1.ListAppointmentRequestsRequest{})
-	wantCode(t, err, codes.PermissionDenied)
-	_, err = checker.CreateApplicant(ctxT(t), &requestsv1.CreateApplicantRequest{FullName: "X"})
-	wantCode(t, err, codes.PermissionDenied)
+	_, err := checker.ListAppointmentRequests(testkit.Context(t), &requestsv1.ListAppointmentRequestsRequest{})
+	testkit.WantCode(t, err, codes.PermissionDenied)
+	_, err = checker.CreateApplicant(testkit.Context(t), &requestsv1.CreateApplicantRequest{FullName: "X"})
+	testkit.WantCode(t, err, codes.PermissionDenied)
 
 	// A reader lists applicants, without passport numbers, but may not
 	// read one with its passport number.
-	list, err := reader.ListApplicants(ctxT(t), &requestsv1.ListApplicantsRequest{})
+	list, err := reader.ListApplicants(testkit.Context(t), &requestsv1.ListApplicantsRequest{})
 	if err != nil || len(list.GetApplicants()) != 1 || list.GetApplicants()[0].GetPassportNumber() != "" {
 		t.Fatalf("reader ListApplicants: %v, %v", list, err)
 	}
-	_, err = reader.GetApplicant(ctxT(t), &requestsv1.GetApplicantRequest{Id: ap.GetId()})
-	wantCode(t, err, codes.PermissionDenied)
-	_, err = checker.GetApplicant(ctxT(t), &requestsv1.GetApplicantRequest{Id: ap.GetId()})
-	wantCode(t, err, codes.PermissionDenied)
-	ctx, cancel := context.WithCancel(ctxT(t))
+	_, err = reader.GetApplicant(testkit.Context(t), &requestsv1.GetApplicantRequest{Id: ap.GetId()})
+	testkit.WantCode(t, err, codes.PermissionDenied)
+	_, err = checker.GetApplicant(testkit.Context(t), &requestsv1.GetApplicantRequest{Id: ap.GetId()})
+	testkit.WantCode(t, err, codes.PermissionDenied)
+	ctx, cancel := context.WithCancel(testkit.Context(t))
 	s, err := reader.WatchEvents(ctx, &requestsv1.WatchEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -61,19 +61,19 @@ func TestRoles(t *testing.T) {
 		t.Fatalf("reader watching: %v", err)
 	}
 	cancel()
-	_, err = reader.ClaimDueMissions(ctxT(t), &requestsv1.ClaimDueMissionsRequest{CheckerId: "c", MaxMissions: 1})
-	wantCode(t, err, codes.PermissionDenied)
-	_, err = reader.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: ap.GetId()})
-	wantCode(t, err, codes.PermissionDenied)
+	_, err = reader.ClaimDueMissions(testkit.Context(t), &requestsv1.ClaimDueMissionsRequest{CheckerId: "c", MaxMissions: 1})
+	testkit.WantCode(t, err, codes.PermissionDenied)
+	_, err = reader.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: ap.GetId()})
+	testkit.WantCode(t, err, codes.PermissionDenied)
 
 	anon := requestsv1.NewRequestsServiceClient(b.server.dial(t, ""))
-	_, err = anon.ListApplicants(ctxT(t), &requestsv1.ListApplicantsRequest{})
-	wantCode(t, err, codes.Unauthenticated)
-	s2, err := anon.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+	_, err = anon.ListApplicants(testkit.Context(t), &requestsv1.ListApplicantsRequest{})
+	testkit.WantCode(t, err, codes.Unauthenticated)
+	s2, err := anon.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 	if err == nil {
 		_, err = s2.Recv()
 	}
-	wantCode(t, err, codes.Unauthenticated)
+	testkit.WantCode(t, err, codes.Unauthenticated)
 }
 
 // TestGatewayPassesTheCallersToken: the JSON gateway forwards the HTTP
@@ -81,14 +81,9 @@ func TestRoles(t *testing.T) {
 func TestGatewayPassesTheCallersToken(t *testing.T) {
 	t.Parallel()
 	_, b := setup(t)
-	gw, err := server.Gateway(context.Background(), b.server.dial(t, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(gw)
-	t.Cleanup(hs.Close)
+	hs := serveGateway(t, b.server.dial(t, ""))
 	do := func(method, path, body, tok string) int {
-		req, err := http.NewRequestWithContext(ctxT(t), method, hs.URL+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(testkit.Context(t), method, hs.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,12 +119,12 @@ func TestGatewayPassesTheCallersToken(t *testing.T) {
 // debug level, and greps everything logged and everything /metrics shows.
 func TestNoSecretInLogs(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	logger, err := grpcserver.NewLogger(logs, "debug")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: start}
+	c := testkit.NewClock(start)
 	srv := startServer(t, pgtest.NewPool(t, migrations.Set), serverOpts{now: c.Now, logger: logger})
 	admin := srv.client
 	checker := requestsv1.NewRequestsServiceClient(srv.dial(t, checkerToken))
@@ -142,7 +137,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		unknownTk = "unknown-token-never-valid-0123456789"
 	)
 	secrets := []string{passport1, passport2, badPass, password, adminToken, checkerToken, readerToken, unknownTk}
-	ctx := ctxT(t)
+	ctx := testkit.Context(t)
 	ignore := func(_ any, _ error) {}
 
 	created, err := admin.CreateApplicant(ctx, &requestsv1.CreateApplicantRequest{FullName: "Ada Lovelace", Email: "ada@example.com",
@@ -206,14 +201,14 @@ func TestDomainMetricsMove(t *testing.T) {
 	r1 := createRequest(t, c, ap.GetId(), reqArgs{mission: "fra"})
 	createRequest(t, c, ap.GetId(), reqArgs{mission: "deu"})
 	r3 := createRequest(t, c, ap.GetId(), reqArgs{mission: "ita"})
-	if _, err := c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: r3.GetId()}); err != nil {
+	if _, err := c.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: r3.GetId()}); err != nil {
 		t.Fatal(err)
 	}
 	want(2, "slotwatch_requests", "status", "pending")
 	want(1, "slotwatch_requests", "status", "cancelled")
 	want(0, "slotwatch_requests", "status", "slot_found")
 
-	ctx, cancel := context.WithCancel(ctxT(t))
+	ctx, cancel := context.WithCancel(testkit.Context(t))
 	s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 type seenEvent struct {
@@ -66,7 +67,7 @@ func TestWatchEvents(t *testing.T) {
 		c, _ := setup(t)
 		a := createApplicant(t, c)
 		r := createRequest(t, c, a.GetId(), reqArgs{})
-		ctx, cancel := context.WithCancel(ctxT(t))
+		ctx, cancel := context.WithCancel(testkit.Context(t))
 		defer cancel()
 		s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{})
 		if err != nil {
@@ -138,7 +139,7 @@ func TestWatchEvents(t *testing.T) {
 		}()
 		const total = writers*perWriter + 5
 
-		ctx1, kill := context.WithCancel(ctxT(t))
+		ctx1, kill := context.WithCancel(testkit.Context(t))
 		s1, err := c.WatchEvents(ctx1, &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +158,7 @@ func TestWatchEvents(t *testing.T) {
 			}
 		}
 
-		s2, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{AfterCursor: got[len(got)-1].cursor})
+		s2, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{AfterCursor: got[len(got)-1].cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +178,7 @@ func TestWatchEvents(t *testing.T) {
 	t.Run("ServerStopEndsStreamsSoClientsResume", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		s, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+		s, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
 )
@@ -65,7 +66,7 @@ func TestWatchEventsFeed(t *testing.T) {
 		createRequest(t, c, a.GetId(), reqArgs{})
 		var open []requestsv1.RequestsService_WatchEventsClient
 		for range streams {
-			s, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+			s, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +115,7 @@ func TestWatchEventsFeed(t *testing.T) {
 				}
 			}()
 		}
-		first, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+		first, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +134,7 @@ func TestWatchEventsFeed(t *testing.T) {
 		for len(seen) < total {
 			seen = append(seen, receive(t, first, 1)...)
 			if n := len(seen); n%20 == 0 && n < total {
-				s, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{AfterCursor: seen[n-1].cursor})
+				s, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{AfterCursor: seen[n-1].cursor})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -162,7 +163,7 @@ func TestWatchEventsFeed(t *testing.T) {
 		// open starts a stream; an admitted one proves it by replaying the
 		// one event, a refused one fails on its first Recv.
 		open := func(c requestsv1.RequestsServiceClient) (context.CancelFunc, error) {
-			ctx, cancel := context.WithCancel(ctxT(t))
+			ctx, cancel := context.WithCancel(testkit.Context(t))
 			s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{})
 			if err == nil {
 				_, err = s.Recv()
@@ -174,7 +175,7 @@ func TestWatchEventsFeed(t *testing.T) {
 		}
 		wantRefused := func(err error, limit string) {
 			t.Helper()
-			wantCode(t, err, codes.ResourceExhausted)
+			testkit.WantCode(t, err, codes.ResourceExhausted)
 			if d, ok := apierr.RetryDelay(err); !ok || d != app.WatchRetryDelay {
 				t.Errorf("RetryInfo %v (%v), want %v", d, ok, app.WatchRetryDelay)
 			}
@@ -209,7 +210,7 @@ func TestWatchEventsFeed(t *testing.T) {
 			if err == nil {
 				break
 			}
-			wantCode(t, err, codes.ResourceExhausted)
+			testkit.WantCode(t, err, codes.ResourceExhausted)
 			if time.Now().After(deadline) {
 				t.Fatal("a closed stream's place was never given back")
 			}
@@ -232,11 +233,11 @@ func TestWatchEventsFeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		slow, err := requestsv1.NewRequestsServiceClient(conn).WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+		slow, err := requestsv1.NewRequestsServiceClient(conn).WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		fast, err := c.WatchEvents(ctxT(t), &requestsv1.WatchEventsRequest{})
+		fast, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,24 +11,34 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
+	"google.golang.org/grpc"
 )
+
+// serveGateway serves the JSON gateway on 127.0.0.1 until the test ends,
+// calling the gRPC server over conn.
+func serveGateway(t *testing.T, conn *grpc.ClientConn) *httptest.Server {
+	t.Helper()
+	gw, err := server.Gateway(context.Background(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	return hs
+}
 
 // TestGateway drives the JSON API over real HTTP on 127.0.0.1, through the
 // gateway, into the gRPC server over bufconn with its interceptor chain.
 func TestGateway(t *testing.T) {
 	t.Parallel()
 	_, bundle := setup(t)
-	gw, err := server.Gateway(context.Background(), bundle.server.conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(gw)
-	t.Cleanup(hs.Close)
+	hs := serveGateway(t, bundle.server.conn)
 
 	do := func(t *testing.T, method, path, body string, wantStatus int) map[string]any {
 		t.Helper()
-		req, err := http.NewRequestWithContext(ctxT(t), method, hs.URL+path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(testkit.Context(t), method, hs.URL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,12 +129,7 @@ func TestGateway(t *testing.T) {
 func TestGatewayServesOpenAPIForEveryRoute(t *testing.T) {
 	t.Parallel()
 	_, bundle := setup(t)
-	gw, err := server.Gateway(context.Background(), bundle.server.conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(gw)
-	t.Cleanup(hs.Close)
+	hs := serveGateway(t, bundle.server.conn)
 
 	rules, err := os.ReadFile("../../../../proto/slotwatch/requests/v1/requests_gateway.yaml")
 	if err != nil {
@@ -135,7 +140,7 @@ func TestGatewayServesOpenAPIForEveryRoute(t *testing.T) {
 		t.Fatalf("found %d routes in the rules file, want at least 9: %q", len(routes), routes)
 	}
 
-	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, hs.URL+"/openapi.json", nil)
+	req, err := http.NewRequestWithContext(testkit.Context(t), http.MethodGet, hs.URL+"/openapi.json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

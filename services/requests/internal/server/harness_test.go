@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
@@ -21,6 +20,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
 	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
@@ -30,30 +30,6 @@ import (
 
 // start is 2030-06-01 10:00 UTC: tests speak of dates relative to it.
 var start = time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
-
-// clock is a controllable clock shared by the servers of a test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
 
 var (
 	keysOnce sync.Once
@@ -142,7 +118,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 
 type testBundle struct {
 	pool   *pgxpool.Pool
-	clock  *clock
+	clock  *testkit.Clock
 	server *testServer
 }
 
@@ -161,22 +137,15 @@ func setup(t *testing.T, cfg ...app.Config) (requestsv1.RequestsServiceClient, *
 func setupWith(t *testing.T, o serverOpts) (requestsv1.RequestsServiceClient, *testBundle) {
 	t.Helper()
 	pool := pgtest.NewPool(t, migrations.Set)
-	c := &clock{now: start}
+	c := testkit.NewClock(start)
 	o.now = c.Now
 	srv := startServer(t, pool, o)
 	return srv.client, &testBundle{pool: pool, clock: c, server: srv}
 }
 
-func ctxT(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func createApplicant(t *testing.T, c requestsv1.RequestsServiceClient) *requestsv1.Applicant {
 	t.Helper()
-	resp, err := c.CreateApplicant(ctxT(t), &requestsv1.CreateApplicantRequest{
+	resp, err := c.CreateApplicant(testkit.Context(t), &requestsv1.CreateApplicantRequest{
 		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
 		PassportNumber: "X1234567", Nationality: "gb", DateOfBirth: "1990-12-10",
 	})
@@ -207,7 +176,7 @@ func createRequest(t *testing.T, c requestsv1.RequestsServiceClient, applicantID
 	if a.latest == "" {
 		a.latest = "2030-07-10"
 	}
-	resp, err := c.CreateAppointmentRequest(ctxT(t), &requestsv1.CreateAppointmentRequestRequest{
+	resp, err := c.CreateAppointmentRequest(testkit.Context(t), &requestsv1.CreateAppointmentRequestRequest{
 		ApplicantId: applicantID, MissionCode: a.mission, Centre: a.centre, VisaCategory: a.category,
 		EarliestDate: a.earliest, LatestDate: a.latest,
 	})
@@ -217,17 +186,10 @@ func createRequest(t *testing.T, c requestsv1.RequestsServiceClient, applicantID
 	return resp.GetRequest()
 }
 
-func wantCode(t *testing.T, err error, code codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != code {
-		t.Fatalf("code = %s (%v), want %s", got, err, code)
-	}
-}
-
 // wantViolation asserts InvalidArgument naming exactly these fields.
 func wantViolation(t *testing.T, err error, fields ...string) {
 	t.Helper()
-	wantCode(t, err, codes.InvalidArgument)
+	testkit.WantCode(t, err, codes.InvalidArgument)
 	got := apierr.FieldViolations(err)
 	for _, f := range fields {
 		if _, ok := got[f]; !ok {

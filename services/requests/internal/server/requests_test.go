@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestAppointmentRequests(t *testing.T) {
@@ -25,7 +26,7 @@ func TestAppointmentRequests(t *testing.T) {
 			r.GetEarliestDate() != "2030-07-01" || r.GetLatestDate() != "2030-07-10" || r.GetCheckCount() != 0 || r.GetLastCheckedAt() != nil {
 			t.Fatalf("created = %v", r)
 		}
-		got, err := c.GetAppointmentRequest(ctxT(t), &requestsv1.GetAppointmentRequestRequest{Id: r.GetId()})
+		got, err := c.GetAppointmentRequest(testkit.Context(t), &requestsv1.GetAppointmentRequestRequest{Id: r.GetId()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,11 +41,11 @@ func TestAppointmentRequests(t *testing.T) {
 	t.Run("UnknownApplicantIsFailedPrecondition", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		_, err := c.CreateAppointmentRequest(ctxT(t), &requestsv1.CreateAppointmentRequestRequest{
+		_, err := c.CreateAppointmentRequest(testkit.Context(t), &requestsv1.CreateAppointmentRequestRequest{
 			ApplicantId: "0190f5a4-0000-7000-8000-000000000000", MissionCode: "fra", Centre: "paris",
 			VisaCategory: "tourism", EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
 		})
-		wantCode(t, err, codes.FailedPrecondition)
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 		if n := count(t, bundle.pool, `SELECT (SELECT count(*) FROM requests.appointment_requests) + (SELECT count(*) FROM requests.events) + (SELECT count(*) FROM requests.missions)`); n != 0 {
 			t.Fatalf("%d rows written by a failed create", n)
 		}
@@ -54,16 +55,16 @@ func TestAppointmentRequests(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
 		id := "0190f5a4-0000-7000-8000-000000000000"
-		_, err := c.GetAppointmentRequest(ctxT(t), &requestsv1.GetAppointmentRequestRequest{Id: id})
-		wantCode(t, err, codes.NotFound)
-		_, err = c.CancelAppointmentRequest(ctxT(t), &requestsv1.CancelAppointmentRequestRequest{Id: id})
-		wantCode(t, err, codes.NotFound)
+		_, err := c.GetAppointmentRequest(testkit.Context(t), &requestsv1.GetAppointmentRequestRequest{Id: id})
+		testkit.WantCode(t, err, codes.NotFound)
+		_, err = c.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: id})
+		testkit.WantCode(t, err, codes.NotFound)
 	})
 
 	t.Run("ListFiltersByStatusMissionAndApplicant", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a, b := createApplicant(t, c), createApplicant(t, c)
 		r1 := createRequest(t, c, a.GetId(), reqArgs{mission: "fra"})
 		bundle.clock.Advance(1e6)
@@ -122,7 +123,7 @@ func TestAppointmentRequests(t *testing.T) {
 	t.Run("CancelIsIdempotentAndOnlyForPending", func(t *testing.T) {
 		t.Parallel()
 		c, bundle := setup(t)
-		ctx := ctxT(t)
+		ctx := testkit.Context(t)
 		a := createApplicant(t, c)
 		r := createRequest(t, c, a.GetId(), reqArgs{})
 		for range 2 {
@@ -142,7 +143,7 @@ func TestAppointmentRequests(t *testing.T) {
 		claim := claimOne(t, c, "bel")
 		report(t, c, claim.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slotP("paris", "tourism", "2030-07-05"))
 		_, err := c.CancelAppointmentRequest(ctx, &requestsv1.CancelAppointmentRequestRequest{Id: found.GetId()})
-		wantCode(t, err, codes.FailedPrecondition)
+		testkit.WantCode(t, err, codes.FailedPrecondition)
 	})
 }
 
@@ -441,7 +442,7 @@ func TestBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			wantViolation(t, tt.call(ctxT(t)), tt.fields...)
+			wantViolation(t, tt.call(testkit.Context(t)), tt.fields...)
 		})
 	}
 	t.Cleanup(func() {

@@ -192,13 +192,9 @@ func wrapArgs(c *cobra.Command) {
 // slotwatch client uses (auth.DialOptions: bearer token, TLS or plaintext
 // to loopback only unless --tls-insecure).
 func (a *app) dial(addr string) (*grpc.ClientConn, error) {
-	opts, err := auth.DialOptions(addr, a.client)
+	conn, err := auth.Dial(addr, a.client)
 	if err != nil {
 		return nil, err
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	a.conns = append(a.conns, conn)
 	return conn, nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/proctest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // binDir holds the real accountpool and requests binaries, built once by
@@ -94,16 +93,7 @@ func setup(t *testing.T) *testBundle {
 		b.apAddr: func(c *grpc.ClientConn) { b.ap = apv1.NewAccountPoolServiceClient(c) },
 		b.rqAddr: func(c *grpc.ClientConn) { b.rq = rqv1.NewRequestsServiceClient(c) },
 	} {
-		opts, err := auth.DialOptions(addr, auth.ClientConfig{TokenFile: b.adminToken})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := grpc.NewClient(addr, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		set(conn)
+		set(authtest.Dial(t, addr, auth.ClientConfig{TokenFile: b.adminToken}))
 	}
 	return b
 }
@@ -169,7 +159,7 @@ func (b *testBundle) slotctlCtx(t *testing.T, ctx context.Context, stdin string,
 }
 
 func runSlotctl(ctx context.Context, stdin io.Reader, env map[string]string, args ...string) result {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testkit.SyncBuffer
 	code := Run(ctx, args, IO{
 		Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
 		Getenv: func(k string) string { return env[k] },
@@ -204,25 +194,6 @@ func (r result) fails(t *testing.T, code int, wants ...string) {
 			t.Errorf("stderr %q does not contain %q", r.stderr, w)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader
-// (events follow, pool status --watch).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }
 
 // decodeJSON unmarshals a -o json output.

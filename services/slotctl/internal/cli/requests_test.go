@@ -9,6 +9,7 @@ import (
 
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 type jsonApplicant struct {
@@ -100,7 +101,7 @@ func TestApplicantsAndRequests(t *testing.T) {
 	b.slotctl(t, "", "requests", "list", "--status", "lost").fails(t, 2, "pending", "slot_found")
 
 	t.Run("EventsFollowTailsAndResumes", func(t *testing.T) {
-		var out syncBuffer
+		var out testkit.SyncBuffer
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan int, 1)
 		go func() {
@@ -121,7 +122,7 @@ func TestApplicantsAndRequests(t *testing.T) {
 		// Resuming after the third event gives only the fourth.
 		ctx2, cancel2 := context.WithCancel(context.Background())
 		defer cancel2()
-		var out2 syncBuffer
+		var out2 testkit.SyncBuffer
 		go func() {
 			done <- Run(ctx2, []string{"--requests", b.rqAddr, "--token-file", b.adminToken, "-o", "json", "events", "follow", "--after", events[2].Cursor},
 				IO{Stdin: strings.NewReader(""), Stdout: &out2, Stderr: &out2, Getenv: func(string) string { return "" }})
@@ -136,7 +137,7 @@ func TestApplicantsAndRequests(t *testing.T) {
 	})
 
 	t.Run("EventsFollowResumesAcrossARestart", func(t *testing.T) {
-		var out, errOut syncBuffer
+		var out, errOut testkit.SyncBuffer
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		done := make(chan int, 1)
@@ -169,7 +170,7 @@ func TestApplicantsAndRequests(t *testing.T) {
 }
 
 // waitFor waits until out holds n JSON event lines and returns them.
-func waitFor(t *testing.T, out *syncBuffer, n int) []jsonEvent {
+func waitFor(t *testing.T, out *testkit.SyncBuffer, n int) []jsonEvent {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

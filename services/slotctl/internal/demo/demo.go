@@ -569,9 +569,5 @@ func demoChrome(getenv func(string) string) string {
 // dialAdmin connects to the demo's service at target (on loopback) with the
 // admin token in tokenFile.
 func dialAdmin(target, tokenFile string) (*grpc.ClientConn, error) {
-	opts, err := auth.DialOptions(target, auth.ClientConfig{TokenFile: tokenFile})
-	if err != nil {
-		return nil, err
-	}
-	return grpc.NewClient(target, opts...)
+	return auth.Dial(target, auth.ClientConfig{TokenFile: tokenFile})
 }

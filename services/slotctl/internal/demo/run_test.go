@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // TestRun plays the demo with the real portalsim, AccountPool and Requests
@@ -37,7 +37,7 @@ func TestRun(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.SyncBuffer
 	env := map[string]string{"POOL_COOLDOWN": "3s", "CHECKER_SESSION_INTERVAL": "200ms", "CHROME_PATH": os.Getenv("CHROME_PATH")}
 	errc := make(chan error, 1)
 	go func() {
@@ -198,24 +198,6 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer is the demo's terminal, read while the demo writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // listServices asks addr's reflection service, with no token, which

@@ -56,19 +56,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dial := func(target string) (*grpc.ClientConn, error) {
-		opts, err := auth.DialOptions(target, cc)
-		if err != nil {
-			return nil, err
-		}
-		return grpc.NewClient(target, opts...)
-	}
-	apConn, err := dial(os.Getenv("ACCOUNTPOOL_ADDR"))
+	apConn, err := auth.Dial(os.Getenv("ACCOUNTPOOL_ADDR"), cc)
 	if err != nil {
 		return err
 	}
 	defer apConn.Close()
-	rqConn, err := dial(os.Getenv("REQUESTS_ADDR"))
+	rqConn, err := auth.Dial(os.Getenv("REQUESTS_ADDR"), cc)
 	if err != nil {
 		return err
 	}
