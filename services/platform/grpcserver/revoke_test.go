@@ -150,9 +150,16 @@ func stillFollows(t *testing.T, f *follower, s grpc.ClientStream) {
 	}
 }
 
+// rewrite replaces the file whole, as the kubelet does a Secret's (a
+// write to a new file, then a rename): a reload never sees it half-written.
+// (An edit in place is covered by auth's TestReloadLooksTwiceBeforeFailingClosed.)
 func rewrite(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
