@@ -32,6 +32,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Defaults of Config.
@@ -181,7 +183,7 @@ func New(cfg Config, leases LeaseClient, missions MissionClient, driver Driver) 
 	if cfg.ClaimBatch <= 0 {
 		cfg.ClaimBatch = 2 * cfg.MaxConcurrent
 	}
-	cfg.ClaimBatch = min(cfg.ClaimBatch, MaxClaimBatch)
+	cfg.ClaimBatch = min(cfg.ClaimBatch, apirule.MaxMissionsPerClaim)
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
@@ -337,7 +339,7 @@ func (c *Checker) session(max int, always bool) (Summary, int, error) {
 	// The claim is not tied to the caller: a claim the server made but the
 	// caller never saw would only lapse.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, MaxClaimBatch), c.cfg.ClaimTTL)
+	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, apirule.MaxMissionsPerClaim), c.cfg.ClaimTTL)
 	cancel()
 	received := c.clock.Now()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Per-call bounds on the other services' RPCs.
@@ -200,7 +201,7 @@ func (m *mission) check(lease Lease) MissionResult {
 	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration
 
 	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
-		m.release(lease, Release{Outcome: out, Detail: truncate(detail, maxReleaseDetail), RequestIDs: requestIDs(m.claim.Requests)})
+		m.release(lease, Release{Outcome: out, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
 	}
 	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Slots, detail))
 

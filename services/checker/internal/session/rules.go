@@ -9,14 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
-)
-
-// Limits of the services the checker reports to.
-const (
-	maxReleaseDetail = 2000 // AccountPool's Release.detail
-	maxReportDetail  = 4000 // Requests' ReportCheckResult.detail
-	// MaxClaimBatch is Requests' limit on max_missions in one claim call.
-	MaxClaimBatch = 100
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // orderClaims puts the claims in the order the session leases accounts
@@ -129,7 +122,7 @@ func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot,
 		r.Outcome = ReportFailed
 		r.Detail = fmt.Sprintf("%s: %s", out, detail)
 	}
-	r.Detail = truncate(r.Detail, maxReportDetail)
+	r.Detail = truncate(r.Detail, apirule.MaxReportDetailLen)
 	return r
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 func TestOrderClaimsPutsTheLongestWaitingMissionFirst(t *testing.T) {
@@ -89,8 +90,8 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 			t.Errorf("%s: report %+v, want %s with %d slots and detail %q", tc.name, r, tc.want, tc.wantSlots, tc.detail)
 		}
 	}
-	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > maxReportDetail {
-		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), maxReportDetail)
+	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
+		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), apirule.MaxReportDetailLen)
 	}
 }
 
