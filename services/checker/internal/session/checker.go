@@ -1,8 +1,8 @@
 // Package session runs the checker's sessions (DESIGN §1). A session
 // claims the missions that are due from Requests, then for each claim, at
 // most MaxConcurrent at once: leases an account from AccountPool, logs in
-// and reads the slots with the browser driver, releases the account with
-// the outcome, and reports the result to Requests.
+// and reads the slots with the browser driver, reports the result to
+// Requests, and releases the account with the outcome.
 //
 // The rules a reader may look for:
 //
@@ -17,10 +17,14 @@
 //     reports FAILED ("no account free") right away, so the claim ends
 //     cleanly and the mission is due again for any checker, and the loop
 //     pauses until the pool said an account frees.
+//   - Which slots a request asks for is Requests' rule, not the
+//     checker's: a check that read the calendar is released as success
+//     only when Requests answers the report with at least one request
+//     made SLOT_FOUND, and as no_slot otherwise.
 //   - Long checks renew their lease at half its length. A lease found lost
 //     ends the check at once: the account may be someone else's by now.
 //   - Drain (SIGTERM) stops claiming and waiting; checks that are running
-//     finish (or are cut after a grace time), release and report, so a
+//     finish (or are cut after a grace time), report and release, so a
 //     clean stop leaves no lease and no claim behind.
 package session
 

@@ -42,26 +42,24 @@ func TestQueriesOfListsEachCentreAndCategoryOnce(t *testing.T) {
 	}
 }
 
-func TestOutcomeIsSuccessOnlyForASlotARequestAsksFor(t *testing.T) {
+func TestOutcomeIsSuccessOnlyWhenRequestsSaysTheReportMatched(t *testing.T) {
 	t.Parallel()
-	reqs := []Request{{Centre: "London", VisaCategory: "tourism", EarliestDate: "2030-03-01", LatestDate: "2030-03-31"}}
-	slot := func(date string) portal.Slot {
-		return portal.Slot{Centre: "london", VisaCategory: "tourism", Date: date}
-	}
+	slots := []portal.Slot{{Centre: "london", VisaCategory: "tourism", Date: "2030-03-02"}}
 	for _, tc := range []struct {
-		name string
-		res  portal.Result
-		want Outcome
+		name    string
+		res     portal.Result
+		matched int
+		want    Outcome
 	}{
-		{"SlotInTheWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-04-02"), slot("2030-03-31")}}, Success},
-		{"SlotsOutsideEveryWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-02-28"), slot("2030-04-01")}}, NoSlot},
-		{"NoSlot", portal.Result{Outcome: portal.NoSlot}, NoSlot},
-		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, LoginFail},
-		{"Banned", portal.Result{Outcome: portal.Banned}, Banned},
-		{"Error", portal.Result{Outcome: portal.Error}, Error},
-		{"Unset", portal.Result{}, Error},
+		{"SlotsARequestAsksFor", portal.Result{Outcome: portal.Success, Slots: slots}, 1, Success},
+		{"SlotsOutsideEveryWindow", portal.Result{Outcome: portal.Success, Slots: slots}, 0, NoSlot},
+		{"NoSlot", portal.Result{Outcome: portal.NoSlot}, 0, NoSlot},
+		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, 0, LoginFail},
+		{"BannedAfterReadingMatchingSlots", portal.Result{Outcome: portal.Banned, Slots: slots}, 1, Banned},
+		{"Error", portal.Result{Outcome: portal.Error}, 0, Error},
+		{"Unset", portal.Result{}, 0, Error},
 	} {
-		if got := outcomeOf(tc.res, reqs); got != tc.want {
+		if got := withMatches(outcomeOf(tc.res), tc.matched); got != tc.want {
 			t.Errorf("%s: outcome %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -109,6 +109,9 @@ type fakeRequests struct {
 	mu      sync.Mutex
 	claims  [][]Claim // one batch per ClaimDueMissions
 	reports []Report
+	// matched answers how many requests a report made SLOT_FOUND; nil
+	// answers one per slot.
+	matched func(Report) int
 }
 
 func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error) {
@@ -131,6 +134,9 @@ func (r *fakeRequests) ReportCheckResult(_ context.Context, rep Report) (int, er
 	defer r.mu.Unlock()
 	r.ev.add("report %s %s account %d", rep.ClaimID, rep.Outcome, rep.AccountID)
 	r.reports = append(r.reports, rep)
+	if r.matched != nil {
+		return r.matched(rep), nil
+	}
 	return len(rep.Slots), nil
 }
 
@@ -241,7 +247,7 @@ func TestSession(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
 
-	t.Run("LeasesChecksReleasesThenReportsInClaimOrder", func(t *testing.T) {
+	t.Run("LeasesChecksReportsThenReleasesInClaimOrder", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{MaxConcurrent: 1})
 		// bel comes first from Requests, but fra's request is older.
@@ -255,8 +261,8 @@ func TestSession(t *testing.T) {
 		}
 		want := []string{
 			"claim max=2",
-			"acquire fra: account 1", "release account 1 success", "report c-fra slots_found account 1",
-			"acquire bel: account 2", "release account 2 no_slot", "report c-bel no_slot account 2",
+			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 success",
+			"acquire bel: account 2", "report c-bel no_slot account 2", "release account 2 no_slot",
 		}
 		if got := b.ev.all(); !slices.Equal(got, want) {
 			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -274,6 +280,43 @@ func TestSession(t *testing.T) {
 		}
 		if st := c.Status(); len(st.InFlight) != 0 || len(st.Recent) != 1 {
 			t.Errorf("status after the session = %+v", st)
+		}
+	})
+
+	t.Run("SuccessIsWhatRequestsMatchedNotWhatTheCheckerThinks", func(t *testing.T) {
+		t.Parallel()
+		// The slot lies in fra's request window, none lies in bel's; Requests
+		// (the fake) answers the opposite, and the pool hears its answer.
+		c, b := setup(t, Config{MaxConcurrent: 1})
+		b.requests.matched = func(rep Report) int {
+			if rep.ClaimID == "c-bel" {
+				return 1
+			}
+			return 0
+		}
+		bel := claim("c-bel", "bel", t0.Add(time.Second))
+		bel.Requests[0].EarliestDate, bel.Requests[0].LatestDate = "2031-01-01", "2031-01-31"
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), bel}}
+		for _, m := range []string{"fra", "bel"} {
+			if err := b.sim.SetSlots(m, "London", "tourism", []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sum, err := c.RunSession(t.Context(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			"claim max=2",
+			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 no_slot",
+			"acquire bel: account 2", "report c-bel slots_found account 2", "release account 2 success",
+		}
+		if got := b.ev.all(); !slices.Equal(got, want) {
+			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if fra, bel := sum.Results[0], sum.Results[1]; fra.Outcome != NoSlot || fra.Matched != 0 || fra.Slots != 1 ||
+			bel.Outcome != Success || bel.Matched != 1 {
+			t.Errorf("results = %+v", sum.Results)
 		}
 	})
 
