@@ -45,6 +45,14 @@ func (e *events) all() []string {
 	return slices.Clone(e.log)
 }
 
+// want fails t unless the calls were exactly want, in order.
+func (e *events) want(t *testing.T, want ...string) {
+	t.Helper()
+	if got := e.all(); !slices.Equal(got, want) {
+		t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func (e *events) count(prefix string) int {
 	n := 0
 	for _, l := range e.all() {
@@ -236,6 +244,19 @@ func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 	return New(cfg, b.pool, b.requests, drv), b
 }
 
+// runSession runs a session of c and fails t if it cannot.
+func runSession(t *testing.T, c *Checker) Summary {
+	t.Helper()
+	sum, err := c.RunSession(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// march4 is a free slot inside the window of claim's request.
+var march4 = sim.Slot{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}
+
 func claim(id, mission string, created time.Time) Claim {
 	return Claim{ID: id, Mission: mission, Requests: []Request{{
 		ID: "req-" + id, Centre: "London", VisaCategory: "tourism",
@@ -252,21 +273,15 @@ func TestSession(t *testing.T) {
 		c, b := setup(t, Config{MaxConcurrent: 1})
 		// bel comes first from Requests, but fra's request is older.
 		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0.Add(time.Second)), claim("c-fra", "fra", t0)}}
-		if err := b.sim.SetSlots("fra", "London", "tourism", []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}}); err != nil {
+		if err := b.sim.SetSlots("fra", "London", "tourism", []sim.Slot{march4}); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{
+		sum := runSession(t, c)
+		b.ev.want(t,
 			"claim max=2",
 			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 success",
 			"acquire bel: account 2", "report c-bel no_slot account 2", "release account 2 no_slot",
-		}
-		if got := b.ev.all(); !slices.Equal(got, want) {
-			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
+		)
 		if sum.Number != 1 || len(sum.Results) != 2 {
 			t.Fatalf("summary = %+v", sum)
 		}
@@ -298,22 +313,16 @@ func TestSession(t *testing.T) {
 		bel.Requests[0].EarliestDate, bel.Requests[0].LatestDate = "2031-01-01", "2031-01-31"
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), bel}}
 		for _, m := range []string{"fra", "bel"} {
-			if err := b.sim.SetSlots(m, "London", "tourism", []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}}); err != nil {
+			if err := b.sim.SetSlots(m, "London", "tourism", []sim.Slot{march4}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{
+		sum := runSession(t, c)
+		b.ev.want(t,
 			"claim max=2",
 			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 no_slot",
 			"acquire bel: account 2", "report c-bel slots_found account 2", "release account 2 success",
-		}
-		if got := b.ev.all(); !slices.Equal(got, want) {
-			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
+		)
 		if fra, bel := sum.Results[0], sum.Results[1]; fra.Outcome != NoSlot || fra.Matched != 0 || fra.Slots != 1 ||
 			bel.Outcome != Success || bel.Matched != 1 {
 			t.Errorf("results = %+v", sum.Results)
@@ -325,10 +334,7 @@ func TestSession(t *testing.T) {
 		c, b := setup(t, Config{})
 		b.pool.busy = []error{&NoAccountFreeError{RetryAfter: 7 * time.Second}}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if got := b.clock.recorded(); !slices.Equal(got, []time.Duration{7 * time.Second}) {
 			t.Errorf("waits = %v, want exactly the pool's 7s", got)
 		}
@@ -348,9 +354,7 @@ func TestSession(t *testing.T) {
 		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0)}}
 		pause := c.loopOnce()
 		want := []string{"claim max=10", "acquire bel: " + (&NoAccountFreeError{RetryAfter: 31 * time.Second}).Error(), "report c-bel failed account 0"}
-		if got := b.ev.all(); !slices.Equal(got, want) {
-			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
+		b.ev.want(t, want...)
 		if got := b.clock.recorded(); len(got) != 0 {
 			t.Errorf("waited %v inside the session, want no wait", got)
 		}
@@ -373,10 +377,7 @@ func TestSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != NoSlot {
 			t.Fatalf("result = %+v", r)
 		}
@@ -396,10 +397,7 @@ func TestSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
 			t.Errorf("result = %+v", r)
 		}
