@@ -16,7 +16,7 @@ import (
 
 // MissionCodePattern is the form of a mission code (a country's visa
 // mission): AccountPool's Acquire and usage filter, Requests' requests and
-// claims, the Checker's metric labels.
+// their filter. The Checker passes on the codes Requests gives it.
 const MissionCodePattern = `^[a-z0-9_-]{2,16}$`
 
 // PhonePattern is the form of a phone number: an optional +, then 4 to 32

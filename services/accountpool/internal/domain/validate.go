@@ -26,6 +26,20 @@ func CheckPassword(p *apirule.FieldErrors, pw string) {
 	p.MaxLen("password", pw, MaxPasswordLen)
 }
 
+// CheckAccountChange records what is wrong with a change to an account:
+// the fields that are set (non-nil), and a change that sets none.
+func CheckAccountChange(p *apirule.FieldErrors, password, phone *string, active *bool) {
+	if password != nil {
+		CheckPassword(p, *password)
+	}
+	if phone != nil {
+		p.Phone("phone", *phone)
+	}
+	if password == nil && phone == nil && active == nil {
+		p.Add("password", "set at least one of password, phone, active")
+	}
+}
+
 // CheckAcquire records what is wrong with a lease request.
 func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs []string) {
 	p.MissionCode("mission_code", missionCode)

@@ -188,8 +188,9 @@ func truncate(s string, n int) string {
 
 // GetAccount implements AccountPoolService.
 func (s *Server) GetAccount(ctx context.Context, req *apv1.GetAccountRequest) (*apv1.GetAccountResponse, error) {
-	if err := accountID(req.GetId()); err != nil {
-		return nil, s.toStatus(ctx, "account", err)
+	var v apirule.FieldErrors
+	if accountID(&v, req.GetId()); v.Len() > 0 {
+		return nil, s.toStatus(ctx, "account", v.Err())
 	}
 	a, err := s.pool.GetAccount(ctx, req.GetId())
 	if err != nil {
@@ -242,18 +243,8 @@ func (s *Server) ListAccounts(ctx context.Context, req *apv1.ListAccountsRequest
 // UpdateAccount implements AccountPoolService.
 func (s *Server) UpdateAccount(ctx context.Context, req *apv1.UpdateAccountRequest) (*apv1.UpdateAccountResponse, error) {
 	var v apirule.FieldErrors
-	if req.GetId() <= 0 {
-		v.Add("id", "must be a positive account id")
-	}
-	if req.Password != nil {
-		domain.CheckPassword(&v, req.GetPassword())
-	}
-	if req.Phone != nil {
-		v.Phone("phone", req.GetPhone())
-	}
-	if req.Password == nil && req.Phone == nil && req.Active == nil {
-		v.Add("password", "set at least one of password, phone, active")
-	}
+	accountID(&v, req.GetId())
+	domain.CheckAccountChange(&v, req.Password, req.Phone, req.Active)
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
 	}
@@ -266,8 +257,9 @@ func (s *Server) UpdateAccount(ctx context.Context, req *apv1.UpdateAccountReque
 
 // ResetAccount implements AccountPoolService.
 func (s *Server) ResetAccount(ctx context.Context, req *apv1.ResetAccountRequest) (*apv1.ResetAccountResponse, error) {
-	if err := accountID(req.GetId()); err != nil {
-		return nil, s.toStatus(ctx, "account", err)
+	var v apirule.FieldErrors
+	if accountID(&v, req.GetId()); v.Len() > 0 {
+		return nil, s.toStatus(ctx, "account", v.Err())
 	}
 	a, err := s.pool.ResetAccount(ctx, req.GetId())
 	if err != nil {
@@ -459,11 +451,10 @@ func invalid(field, desc string) error {
 	return v.Err()
 }
 
-func accountID(id int64) error {
+func accountID(v *apirule.FieldErrors, id int64) {
 	if id <= 0 {
-		return invalid("id", "must be a positive account id")
+		v.Add("id", "must be a positive account id")
 	}
-	return nil
 }
 
 func leaseRef(v *apirule.FieldErrors, leaseID string, token int64) {
