@@ -254,13 +254,12 @@ func runSession(t *testing.T, c *Checker) Summary {
 	return sum
 }
 
-// march4 is a free slot inside the window of claim's request.
+// march4 is a free slot of the centre and category claim's request asks for.
 var march4 = sim.Slot{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}
 
 func claim(id, mission string, created time.Time) Claim {
 	return Claim{ID: id, Mission: mission, Requests: []Request{{
-		ID: "req-" + id, Centre: "London", VisaCategory: "tourism",
-		EarliestDate: "2030-03-01", LatestDate: "2030-03-31", CreatedAt: created,
+		ID: "req-" + id, Centre: "London", VisaCategory: "tourism", CreatedAt: created,
 	}}}
 }
 
@@ -300,8 +299,9 @@ func TestSession(t *testing.T) {
 
 	t.Run("SuccessIsWhatRequestsMatchedNotWhatTheCheckerThinks", func(t *testing.T) {
 		t.Parallel()
-		// The slot lies in fra's request window, none lies in bel's; Requests
-		// (the fake) answers the opposite, and the pool hears its answer.
+		// Both missions show the same slot; Requests (the fake) says it
+		// matched a request of bel's and none of fra's, and the pool hears
+		// exactly that.
 		c, b := setup(t, Config{MaxConcurrent: 1})
 		b.requests.matched = func(rep Report) int {
 			if rep.ClaimID == "c-bel" {
@@ -309,9 +309,7 @@ func TestSession(t *testing.T) {
 			}
 			return 0
 		}
-		bel := claim("c-bel", "bel", t0.Add(time.Second))
-		bel.Requests[0].EarliestDate, bel.Requests[0].LatestDate = "2031-01-01", "2031-01-31"
-		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), bel}}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), claim("c-bel", "bel", t0.Add(time.Second))}}
 		for _, m := range []string{"fra", "bel"} {
 			if err := b.sim.SetSlots(m, "London", "tourism", []sim.Slot{march4}); err != nil {
 				t.Fatal(err)
