@@ -1,6 +1,8 @@
-// Package server is AccountPoolService's gRPC edge: it validates requests,
-// translates between protobuf and domain types, and maps domain errors to
-// status codes in one place. It decides nothing itself.
+// Package server is AccountPoolService's gRPC edge: it reads requests
+// (ids, enums, durations, timestamps, page tokens), leaves the rules of
+// their fields to the domain, translates between protobuf and domain
+// types, and maps errors to status codes in one place (toStatus; field
+// errors become INVALID_ARGUMENT there). It decides nothing itself.
 package server
 
 import (
