@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 
-	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Page size bounds shared by every List RPC.
@@ -19,7 +19,7 @@ const (
 
 // Size validates a requested page size: 0 means DefaultSize, larger than
 // MaxSize is capped, negative is a violation.
-func Size(v *apierr.Violations, field string, n int32) int {
+func Size(v *apirule.FieldErrors, field string, n int32) int {
 	switch {
 	case n < 0:
 		v.Add(field, "must not be negative")
@@ -43,7 +43,7 @@ func Encode(pos any) string {
 
 // Decode reads a token into pos; an empty token leaves pos as it is. A token
 // that was not made by Encode is a violation of field.
-func Decode(v *apierr.Violations, field, token string, pos any) {
+func Decode(v *apirule.FieldErrors, field, token string, pos any) {
 	if token == "" {
 		return
 	}

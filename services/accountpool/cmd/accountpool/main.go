@@ -23,6 +23,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
@@ -123,8 +124,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			LeaseTTL:      env.Duration("POOL_LEASE_TTL", def.LeaseTTL),
 		},
 	}
-	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > domain.MaxLeaseTTL {
-		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, domain.MaxLeaseTTL)
+	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
+		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, apirule.MaxLeaseTTL)
 	}
 	return c, env.Err()
 }

@@ -35,12 +35,6 @@ func DefaultConfig() Config {
 	}
 }
 
-// Limits on what callers may ask for.
-const (
-	MaxLeaseTTL = time.Hour
-	MaxWait     = 10 * time.Minute
-)
-
 // ExpiryGrace is how long after its end a lease is taken back. Replicas
 // decide expiry by their own clocks; the grace absorbs the skew between
 // them (NTP keeps it far below this), so that no replica hands an account

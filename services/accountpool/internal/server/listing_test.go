@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -118,6 +119,115 @@ func TestStatesAgree(t *testing.T) {
 	if st.GetAvailable() != 4 || st.GetLeased() != 1 {
 		t.Fatalf("pool status after the rests: %v", st)
 	}
+
+	t.Run("OnATableOfRowsAcquireTakesExactlyTheAvailableOnes", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		// Rows written straight to the table, each rest ending before, at
+		// or after now: the Go state (each answer's state), the SQL state
+		// filter, GetPoolStatus and Acquire's candidates must agree.
+		const (
+			before = -time.Minute
+			at     = time.Duration(0)
+			later  = time.Minute
+			none   = time.Duration(1 << 62) // NULL
+		)
+		rows := []struct {
+			name                 string
+			active, leased       bool
+			cooldown, quarantine time.Duration
+			want                 apv1.AccountState
+		}{
+			{"Fresh", true, false, none, none, apv1.AccountState_ACCOUNT_STATE_AVAILABLE},
+			{"CooldownEndsNow", true, false, at, none, apv1.AccountState_ACCOUNT_STATE_AVAILABLE},
+			{"QuarantineEndsNow", true, false, before, at, apv1.AccountState_ACCOUNT_STATE_AVAILABLE},
+			{"BothRestsOver", true, false, before, before, apv1.AccountState_ACCOUNT_STATE_AVAILABLE},
+			{"InCooldown", true, false, later, none, apv1.AccountState_ACCOUNT_STATE_COOLDOWN},
+			{"InCooldownAfterAQuarantine", true, false, later, before, apv1.AccountState_ACCOUNT_STATE_COOLDOWN},
+			{"Quarantined", true, false, none, later, apv1.AccountState_ACCOUNT_STATE_QUARANTINED},
+			{"QuarantinedAndCoolingDown", true, false, later, later, apv1.AccountState_ACCOUNT_STATE_QUARANTINED},
+			{"QuarantinedWhileCooldownIsOver", true, false, before, later, apv1.AccountState_ACCOUNT_STATE_QUARANTINED},
+			{"Leased", true, true, none, none, apv1.AccountState_ACCOUNT_STATE_LEASED},
+			{"LeasedInCooldown", true, true, later, later, apv1.AccountState_ACCOUNT_STATE_LEASED},
+			{"Disabled", false, false, none, none, apv1.AccountState_ACCOUNT_STATE_DISABLED},
+			{"DisabledAndLeased", false, true, before, before, apv1.AccountState_ACCOUNT_STATE_DISABLED},
+		}
+		now := b.clock.Now()
+		ts := func(d time.Duration) *time.Time {
+			if d == none {
+				return nil
+			}
+			t := now.Add(d)
+			return &t
+		}
+		ids := addAccounts(t, c, len(rows))
+		want := map[apv1.AccountState]map[int64]bool{}
+		name := map[int64]string{}
+		for i, r := range rows {
+			var leaseID, holder *string
+			var leaseEnd *time.Time
+			if r.leased {
+				id, h := uuid.NewString(), "someone"
+				leaseID, holder, leaseEnd = &id, &h, ts(time.Hour)
+			}
+			if _, err := b.db.Exec(testkit.Context(t), `UPDATE accountpool.accounts SET active = $2, cooldown_until = $3, quarantine_until = $4,
+				lease_id = $5, leased_by = $6, lease_expires_at = $7 WHERE id = $1`,
+				ids[i], r.active, ts(r.cooldown), ts(r.quarantine), leaseID, holder, leaseEnd); err != nil {
+				t.Fatal(err)
+			}
+			if want[r.want] == nil {
+				want[r.want] = map[int64]bool{}
+			}
+			want[r.want][ids[i]] = true
+			name[ids[i]] = r.name
+		}
+		for i, id := range ids {
+			a, err := c.GetAccount(testkit.Context(t), &apv1.GetAccountRequest{Id: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.GetAccount().GetState() != rows[i].want {
+				t.Errorf("%s: Go state %v, want %v", rows[i].name, a.GetAccount().GetState(), rows[i].want)
+			}
+		}
+		for state, wantIDs := range want {
+			resp, err := c.ListAccounts(testkit.Context(t), &apv1.ListAccountsRequest{State: state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range resp.GetAccounts() {
+				if !wantIDs[a.GetId()] {
+					t.Errorf("the SQL filter for %v lists %s", state, name[a.GetId()])
+				}
+			}
+			if len(resp.GetAccounts()) != len(wantIDs) {
+				t.Errorf("the SQL filter for %v lists %d accounts, want %d", state, len(resp.GetAccounts()), len(wantIDs))
+			}
+		}
+		st, err := c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[apv1.AccountState]int32{
+			apv1.AccountState_ACCOUNT_STATE_AVAILABLE: st.GetAvailable(), apv1.AccountState_ACCOUNT_STATE_LEASED: st.GetLeased(),
+			apv1.AccountState_ACCOUNT_STATE_COOLDOWN: st.GetInCooldown(), apv1.AccountState_ACCOUNT_STATE_QUARANTINED: st.GetQuarantined(),
+			apv1.AccountState_ACCOUNT_STATE_DISABLED: st.GetDisabled(),
+		}
+		for state, n := range counts {
+			if int(n) != len(want[state]) {
+				t.Errorf("GetPoolStatus counts %d %v, want %d", n, state, len(want[state]))
+			}
+		}
+		// Acquire hands out every available account, then none.
+		for range want[apv1.AccountState_ACCOUNT_STATE_AVAILABLE] {
+			l := acquire(t, c, "fra")
+			if !want[apv1.AccountState_ACCOUNT_STATE_AVAILABLE][l.GetAccountId()] {
+				t.Errorf("Acquire took %s", name[l.GetAccountId()])
+			}
+		}
+		_, err = c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-test"})
+		testkit.WantCode(t, err, codes.ResourceExhausted)
+	})
 }
 
 func TestUsageLogAndStats(t *testing.T) {

@@ -1,6 +1,8 @@
-// Package server is AccountPoolService's gRPC edge: it validates requests,
-// translates between protobuf and domain types, and maps domain errors to
-// status codes in one place. It decides nothing itself.
+// Package server is AccountPoolService's gRPC edge: it reads requests
+// (ids, enums, durations, timestamps, page tokens), leaves the rules of
+// their fields to the domain, translates between protobuf and domain
+// types, and maps errors to status codes in one place (toStatus; field
+// errors become INVALID_ARGUMENT there). It decides nothing itself.
 package server
 
 import (
@@ -8,7 +10,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/page"
 )
 
@@ -44,32 +46,14 @@ func New(pool *app.Pool, logger *slog.Logger) *Server {
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { apv1.RegisterAccountPoolServiceServer(g, s) }
 
-// Input limits.
-const (
-	maxPasswordLen = 256
-	maxHolderLen   = 128
-	maxDetailLen   = 2000
-	maxRequestIDs  = 1000
-	maxRequestID   = 64
-)
-
-var (
-	missionCodeRE = regexp.MustCompile(`^[a-z0-9_-]{2,16}$`)
-	phoneRE       = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{2,30}$`)
-)
-
 // Acquire implements AccountPoolService.
 func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.AcquireResponse, error) {
-	var v apierr.Violations
-	missionCode(&v, "mission_code", req.GetMissionCode())
-	if v.Required("holder", req.GetHolder()) {
-		v.MaxLen("holder", req.GetHolder(), maxHolderLen)
-	}
-	ttl := v.Duration("lease_ttl", req.GetLeaseTtl(), domain.MaxLeaseTTL)
-	wait := v.Duration("wait", req.GetWait(), domain.MaxWait)
-	requestIDs(&v, "request_ids", req.GetRequestIds())
+	var v apirule.FieldErrors
+	domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds())
+	ttl := apierr.Duration(&v, "lease_ttl", req.GetLeaseTtl(), apirule.MaxLeaseTTL)
+	wait := apierr.Duration(&v, "wait", req.GetWait(), apirule.MaxAcquireWait)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	lease, err := s.pool.Acquire(ctx, app.AcquireRequest{
 		MissionCode: req.GetMissionCode(), Holder: req.GetHolder(), TTL: ttl, Wait: wait, RequestIDs: req.GetRequestIds(),
@@ -86,11 +70,11 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 
 // Renew implements AccountPoolService.
 func (s *Server) Renew(ctx context.Context, req *apv1.RenewRequest) (*apv1.RenewResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
-	extend := v.Duration("extend_by", req.GetExtendBy(), domain.MaxLeaseTTL)
+	extend := apierr.Duration(&v, "extend_by", req.GetExtendBy(), apirule.MaxLeaseTTL)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	until, err := s.pool.Renew(ctx, req.GetLeaseId(), req.GetFencingToken(), extend)
 	if err != nil {
@@ -109,16 +93,15 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 
 // Release implements AccountPoolService.
 func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.ReleaseResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
 	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
 		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR")
 	}
-	v.MaxLen("detail", req.GetDetail(), maxDetailLen)
-	requestIDs(&v, "request_ids", req.GetRequestIds())
+	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	a, err := s.pool.Release(ctx, app.ReleaseRequest{
 		LeaseID: req.GetLeaseId(), FencingToken: req.GetFencingToken(), Outcome: outcome,
@@ -132,10 +115,10 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 
 // CreateAccount implements AccountPoolService.
 func (s *Server) CreateAccount(ctx context.Context, req *apv1.CreateAccountRequest) (*apv1.CreateAccountResponse, error) {
-	var v apierr.Violations
-	newAccount(&v, req.GetEmail(), req.GetPassword(), req.GetPhone())
+	var v apirule.FieldErrors
+	domain.CheckNewAccount(&v, req.GetEmail(), req.GetPassword(), req.GetPhone())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	a, err := s.pool.CreateAccount(ctx, app.NewAccount{Email: req.GetEmail(), Password: req.GetPassword(), Phone: req.GetPhone()})
 	if err != nil {
@@ -168,16 +151,16 @@ func (s *Server) ImportAccounts(stream grpc.ClientStreamingServer[apv1.ImportAcc
 			return err
 		}
 		if i == maxImportAccounts {
-			var v apierr.Violations
+			var v apirule.FieldErrors
 			v.Add("stream", "at most %d accounts per ImportAccounts call; the first %d were imported (created %d, skipped %d, failed %d): send the rest in another call (emails already in the pool are skipped)",
 				maxImportAccounts, maxImportAccounts, resp.GetCreated(), resp.GetSkippedExisting(), int32(len(resp.GetFailed()))+resp.GetFailedOmitted())
-			return v.Err()
+			return s.toStatus(ctx, "account", v.Err())
 		}
-		var v apierr.Violations
-		newAccount(&v, req.GetEmail(), req.GetPassword(), req.GetPhone())
+		var v apirule.FieldErrors
+		domain.CheckNewAccount(&v, req.GetEmail(), req.GetPassword(), req.GetPhone())
 		if v.Len() > 0 {
 			if len(resp.Failed) < maxImportFailures {
-				resp.Failed = append(resp.Failed, &apv1.ImportFailure{Index: i, Email: truncate(req.GetEmail(), 254), Reason: reason(v.Err())})
+				resp.Failed = append(resp.Failed, &apv1.ImportFailure{Index: i, Email: truncate(req.GetEmail(), apirule.MaxEmailLen), Reason: v.Error()})
 			} else {
 				resp.FailedOmitted++
 			}
@@ -195,11 +178,6 @@ func (s *Server) ImportAccounts(stream grpc.ClientStreamingServer[apv1.ImportAcc
 	}
 }
 
-func reason(err error) string {
-	st, _ := status.FromError(err)
-	return st.Message()
-}
-
 // truncate cuts s to at most n runes of valid UTF-8, so that an echo of bad
 // input still marshals.
 func truncate(s string, n int) string {
@@ -212,8 +190,9 @@ func truncate(s string, n int) string {
 
 // GetAccount implements AccountPoolService.
 func (s *Server) GetAccount(ctx context.Context, req *apv1.GetAccountRequest) (*apv1.GetAccountResponse, error) {
-	if err := accountID(req.GetId()); err != nil {
-		return nil, err
+	var v apirule.FieldErrors
+	if accountID(&v, req.GetId()); v.Len() > 0 {
+		return nil, s.toStatus(ctx, "account", v.Err())
 	}
 	a, err := s.pool.GetAccount(ctx, req.GetId())
 	if err != nil {
@@ -237,7 +216,7 @@ type accountsCursor struct {
 
 // ListAccounts implements AccountPoolService.
 func (s *Server) ListAccounts(ctx context.Context, req *apv1.ListAccountsRequest) (*apv1.ListAccountsResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	state, ok := states[req.GetState()]
 	if !ok {
 		v.Add("state", "unknown account state %d", req.GetState())
@@ -246,7 +225,7 @@ func (s *Server) ListAccounts(ctx context.Context, req *apv1.ListAccountsRequest
 	var cur accountsCursor
 	page.Decode(&v, "page_token", req.GetPageToken(), &cur)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	list, err := s.pool.ListAccounts(ctx, state, cur.AfterID, size+1)
 	if err != nil {
@@ -265,21 +244,11 @@ func (s *Server) ListAccounts(ctx context.Context, req *apv1.ListAccountsRequest
 
 // UpdateAccount implements AccountPoolService.
 func (s *Server) UpdateAccount(ctx context.Context, req *apv1.UpdateAccountRequest) (*apv1.UpdateAccountResponse, error) {
-	var v apierr.Violations
-	if req.GetId() <= 0 {
-		v.Add("id", "must be a positive account id")
-	}
-	if req.Password != nil {
-		password(&v, req.GetPassword())
-	}
-	if req.Phone != nil {
-		phone(&v, req.GetPhone())
-	}
-	if req.Password == nil && req.Phone == nil && req.Active == nil {
-		v.Add("password", "set at least one of password, phone, active")
-	}
+	var v apirule.FieldErrors
+	accountID(&v, req.GetId())
+	domain.CheckAccountChange(&v, req.Password, req.Phone, req.Active)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	a, err := s.pool.UpdateAccount(ctx, req.GetId(), app.AccountChange{Password: req.Password, Phone: req.Phone, Active: req.Active})
 	if err != nil {
@@ -290,8 +259,9 @@ func (s *Server) UpdateAccount(ctx context.Context, req *apv1.UpdateAccountReque
 
 // ResetAccount implements AccountPoolService.
 func (s *Server) ResetAccount(ctx context.Context, req *apv1.ResetAccountRequest) (*apv1.ResetAccountResponse, error) {
-	if err := accountID(req.GetId()); err != nil {
-		return nil, err
+	var v apirule.FieldErrors
+	if accountID(&v, req.GetId()); v.Len() > 0 {
+		return nil, s.toStatus(ctx, "account", v.Err())
 	}
 	a, err := s.pool.ResetAccount(ctx, req.GetId())
 	if err != nil {
@@ -325,7 +295,7 @@ var usageResults = map[apv1.UsageResult]domain.Outcome{
 
 // ListUsage implements AccountPoolService.
 func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*apv1.ListUsageResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	f := store.UsageFilter{AccountID: req.GetAccountId(), MissionCode: req.GetMissionCode()}
 	if req.GetAccountId() < 0 {
 		v.Add("account_id", "must not be negative")
@@ -335,7 +305,7 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 		v.Add("result", "unknown usage result %d", req.GetResult())
 	}
 	if req.GetMissionCode() != "" {
-		missionCode(&v, "mission_code", req.GetMissionCode())
+		v.MissionCode("mission_code", req.GetMissionCode())
 	}
 	f.Since, f.Until = window(&v, req.GetSince(), req.GetUntil())
 	size := page.Size(&v, "page_size", req.GetPageSize())
@@ -347,7 +317,7 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 		}
 	}
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	var after *store.UsageCursor
 	if req.GetPageToken() != "" {
@@ -375,10 +345,10 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 
 // GetUsageStats implements AccountPoolService.
 func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsRequest) (*apv1.GetUsageStatsResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	since, until := window(&v, req.GetSince(), req.GetUntil())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.toStatus(ctx, "request", err)
 	}
 	var sinceT, untilT time.Time
 	if since != nil {
@@ -388,7 +358,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 		untilT = *until
 	}
 	if !sinceT.IsZero() && untilT.IsZero() && !sinceT.Before(s.pool.Now()) {
-		return nil, invalid("since", "must be in the past when until is unset")
+		return nil, s.toStatus(ctx, "usage", invalid("since", "must be in the past when until is unset"))
 	}
 	stats, sinceT, untilT, err := s.pool.UsageStats(ctx, sinceT, untilT)
 	if err != nil {
@@ -420,9 +390,12 @@ func (s *Server) ReencryptPasswords(ctx context.Context, _ *apv1.ReencryptPasswo
 // toStatus is the one place where errors become status codes. what names
 // the thing a NotFound is about.
 func (s *Server) toStatus(ctx context.Context, what string, err error) error {
+	var fieldErrs apirule.FieldErrors
 	var busy *domain.NoAccountFreeError
 	var notHeld *domain.LeaseNotHeldError
 	switch {
+	case errors.As(err, &fieldErrs):
+		return apierr.Invalid(fieldErrs)
 	case errors.As(err, &busy):
 		return apierr.RetryAfter(busy.Error(), busy.RetryAfter())
 	case errors.As(err, &notHeld):
@@ -475,25 +448,18 @@ func ts(t *time.Time) *timestamppb.Timestamp {
 }
 
 func invalid(field, desc string) error {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	v.Add(field, "%s", desc)
 	return v.Err()
 }
 
-func accountID(id int64) error {
+func accountID(v *apirule.FieldErrors, id int64) {
 	if id <= 0 {
-		return invalid("id", "must be a positive account id")
-	}
-	return nil
-}
-
-func missionCode(v *apierr.Violations, field, code string) {
-	if !missionCodeRE.MatchString(code) {
-		v.Add(field, "must match ^[a-z0-9_-]{2,16}$, e.g. \"fra\"")
+		v.Add("id", "must be a positive account id")
 	}
 }
 
-func leaseRef(v *apierr.Violations, leaseID string, token int64) {
+func leaseRef(v *apirule.FieldErrors, leaseID string, token int64) {
 	if _, err := uuid.Parse(leaseID); err != nil || len(leaseID) != 36 {
 		v.Add("lease_id", "must be a lease id returned by Acquire")
 	}
@@ -502,43 +468,7 @@ func leaseRef(v *apierr.Violations, leaseID string, token int64) {
 	}
 }
 
-func requestIDs(v *apierr.Violations, field string, ids []string) {
-	if len(ids) > maxRequestIDs {
-		v.Add(field, "must list at most %d ids", maxRequestIDs)
-		return
-	}
-	for _, id := range ids {
-		if id == "" || len(id) > maxRequestID {
-			v.Add(field, "each id must be 1 to %d characters", maxRequestID)
-			return
-		}
-		if v.MaxLen(field, id, maxRequestID); v.Len() > 0 {
-			return
-		}
-	}
-}
-
-func password(v *apierr.Violations, pw string) {
-	if pw == "" {
-		v.Add("password", "must not be empty")
-		return
-	}
-	v.MaxLen("password", pw, maxPasswordLen)
-}
-
-func phone(v *apierr.Violations, p string) {
-	if p != "" && !phoneRE.MatchString(p) {
-		v.Add("phone", "must be a phone number such as +33123456789 (at most 32 characters)")
-	}
-}
-
-func newAccount(v *apierr.Violations, email, pw, ph string) {
-	v.Email("email", email)
-	password(v, pw)
-	phone(v, ph)
-}
-
-func window(v *apierr.Violations, since, until *timestamppb.Timestamp) (*time.Time, *time.Time) {
+func window(v *apirule.FieldErrors, since, until *timestamppb.Timestamp) (*time.Time, *time.Time) {
 	var s, u *time.Time
 	if since != nil {
 		if err := since.CheckValid(); err != nil {

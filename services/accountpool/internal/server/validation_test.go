@@ -51,6 +51,10 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 			_, err := c.CreateAccount(ctx, &apv1.CreateAccountRequest{Email: "a@example.com", Password: "pw", Phone: "+33" + strings.Repeat("1", 40)})
 			return err
 		}, "phone"},
+		{"CreateShortCodePhone", func(ctx context.Context) error {
+			_, err := c.CreateAccount(ctx, &apv1.CreateAccountRequest{Email: "a@example.com", Password: "pw", Phone: "112"})
+			return err
+		}, "phone"},
 		{"AcquireMissingMission", func(ctx context.Context) error {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{Holder: "h"})
 			return err

@@ -118,6 +118,20 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (domain.Account, error
 	return a, err
 }
 
+// availableSQL is the one SQL form of domain.StateAvailable: active, not
+// leased, past its quarantine and its cooldown. %[1]s is the accounts
+// table's alias and %[2]s the time judged at. Acquire's candidates and the
+// state filter both use it (through available); a test compares it with
+// domain.Account.State on a table of accounts. It names `active AND
+// lease_id IS NULL` as written, so that Postgres can use the partial
+// indexes built on that predicate.
+const availableSQL = `%[1]s.active AND %[1]s.lease_id IS NULL
+	AND coalesce(%[1]s.quarantine_until <= %[2]s, true) AND coalesce(%[1]s.cooldown_until <= %[2]s, true)`
+
+// available is availableSQL for the table aliased alias, at the time now
+// (a placeholder such as $1 or @now).
+func available(alias, now string) string { return fmt.Sprintf(availableSQL, alias, now) }
+
 // statePredicate selects accounts in a state at @now; it matches
 // domain.Account.State, which a test checks.
 var statePredicate = map[domain.State]string{
@@ -126,8 +140,7 @@ var statePredicate = map[domain.State]string{
 	domain.StateQuarantined: `a.active AND a.lease_id IS NULL AND a.quarantine_until > @now`,
 	domain.StateCooldown: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= @now, true)
 		AND a.cooldown_until > @now`,
-	domain.StateAvailable: `a.active AND a.lease_id IS NULL AND coalesce(a.quarantine_until <= @now, true)
-		AND coalesce(a.cooldown_until <= @now, true)`,
+	domain.StateAvailable: available("a", "@now"),
 }
 
 // ListAccounts returns up to limit accounts with id > afterID, in id order,
@@ -234,9 +247,7 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, [
 	a, err := scanAccount(s.db.QueryRow(ctx, `
 		WITH candidate AS (
 			SELECT c.id FROM accountpool.accounts c
-			WHERE c.active AND c.lease_id IS NULL
-				AND coalesce(c.cooldown_until <= $1, true)
-				AND coalesce(c.quarantine_until <= $1, true)
+			WHERE `+available("c", "$1")+`
 				-- A one-time check on accounts_rest_end_idx: when every
 				-- account rests, skip the walk of the LRU index. (min()
 				-- reads one index entry; an EXISTS was planned as a scan.)

@@ -41,6 +41,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
 
@@ -51,6 +52,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/checker/internal/server"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
@@ -131,23 +133,23 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	if err := browser.CheckSandbox(c.noSandbox); err != nil {
 		errs = append(errs, err)
 	}
-	// Requests takes claims of 1s to 1h, AccountPool leases up to 1h; a
-	// check needs seconds.
+	// Requests and AccountPool bound claims and leases (apirule); a check
+	// needs seconds.
 	for _, d := range []struct {
 		name     string
 		v        time.Duration
 		min, max time.Duration
 	}{
-		{"CHECKER_CLAIM_TTL", c.session.ClaimTTL, 2 * time.Second, time.Hour},
-		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, time.Hour},
+		{"CHECKER_CLAIM_TTL", c.session.ClaimTTL, 2 * time.Second, apirule.MaxClaimTTL},
+		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, apirule.MaxLeaseTTL},
 		{"CHECKER_SESSION_INTERVAL", c.session.Interval, time.Millisecond, 24 * time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {
 			errs = append(errs, fmt.Errorf("%s=%s: want at least %s and at most %s", d.name, d.v, d.min, d.max))
 		}
 	}
-	if n := len(c.session.CheckerID); n > 128 {
-		errs = append(errs, fmt.Errorf("CHECKER_ID is %d characters; at most 128", n))
+	if n := utf8.RuneCountInString(c.session.CheckerID); n > apirule.MaxCheckerIDLen {
+		errs = append(errs, fmt.Errorf("CHECKER_ID is %d characters; at most %d", n, apirule.MaxCheckerIDLen))
 	}
 	if c.artifactsTotal < c.artifactsMax {
 		errs = append(errs, fmt.Errorf("CHECKER_ARTIFACTS_TOTAL_BYTES=%d is below CHECKER_ARTIFACTS_MAX_BYTES=%d: one check would not fit", c.artifactsTotal, c.artifactsMax))

@@ -19,6 +19,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Runner is what the server needs of the session package.
@@ -49,10 +50,10 @@ func (s *Server) Register(g *grpc.Server) { checkerv1.RegisterCheckerServiceServ
 
 // RunSession implements CheckerService.
 func (s *Server) RunSession(ctx context.Context, req *checkerv1.RunSessionRequest) (*checkerv1.RunSessionResponse, error) {
-	if n := req.GetMaxMissions(); n < 0 || n > session.MaxClaimBatch {
-		var v apierr.Violations
-		v.Add("max_missions", "must be between 0 (the checker's default) and %d, got %d", session.MaxClaimBatch, n)
-		return nil, v.Err()
+	if n := req.GetMaxMissions(); n < 0 || n > apirule.MaxMissionsPerClaim {
+		var v apirule.FieldErrors
+		v.Add("max_missions", "must be between 0 (the checker's default) and %d, got %d", apirule.MaxMissionsPerClaim, n)
+		return nil, apierr.Invalid(v)
 	}
 	sum, err := s.runner.RunSession(ctx, int(req.GetMaxMissions()))
 	if err != nil {

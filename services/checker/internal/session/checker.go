@@ -1,8 +1,8 @@
 // Package session runs the checker's sessions (DESIGN §1). A session
 // claims the missions that are due from Requests, then for each claim, at
 // most MaxConcurrent at once: leases an account from AccountPool, logs in
-// and reads the slots with the browser driver, releases the account with
-// the outcome, and reports the result to Requests.
+// and reads the slots with the browser driver, reports the result to
+// Requests, and releases the account with the outcome.
 //
 // The rules a reader may look for:
 //
@@ -17,10 +17,14 @@
 //     reports FAILED ("no account free") right away, so the claim ends
 //     cleanly and the mission is due again for any checker, and the loop
 //     pauses until the pool said an account frees.
+//   - Which slots a request asks for is Requests' rule, not the
+//     checker's: a check that read the calendar is released as success
+//     only when Requests answers the report with at least one request
+//     made SLOT_FOUND, and as no_slot otherwise.
 //   - Long checks renew their lease at half its length. A lease found lost
 //     ends the check at once: the account may be someone else's by now.
 //   - Drain (SIGTERM) stops claiming and waiting; checks that are running
-//     finish (or are cut after a grace time), release and report, so a
+//     finish (or are cut after a grace time), report and release, so a
 //     clean stop leaves no lease and no claim behind.
 package session
 
@@ -32,6 +36,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Defaults of Config.
@@ -181,7 +187,7 @@ func New(cfg Config, leases LeaseClient, missions MissionClient, driver Driver) 
 	if cfg.ClaimBatch <= 0 {
 		cfg.ClaimBatch = 2 * cfg.MaxConcurrent
 	}
-	cfg.ClaimBatch = min(cfg.ClaimBatch, MaxClaimBatch)
+	cfg.ClaimBatch = min(cfg.ClaimBatch, apirule.MaxMissionsPerClaim)
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
@@ -337,7 +343,7 @@ func (c *Checker) session(max int, always bool) (Summary, int, error) {
 	// The claim is not tied to the caller: a claim the server made but the
 	// caller never saw would only lapse.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, MaxClaimBatch), c.cfg.ClaimTTL)
+	claims, err := c.missions.ClaimDueMissions(ctx, c.cfg.CheckerID, min(max, apirule.MaxMissionsPerClaim), c.cfg.ClaimTTL)
 	cancel()
 	received := c.clock.Now()
 	if err != nil {

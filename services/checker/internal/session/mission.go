@@ -9,6 +9,7 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // Per-call bounds on the other services' RPCs.
@@ -172,8 +173,8 @@ func (m *mission) finishUnleased() MissionResult {
 	return m.res
 }
 
-// check runs the browser check under the lease, then releases and
-// reports.
+// check runs the browser check under the lease, then reports and
+// releases.
 func (m *mission) check(lease Lease) MissionResult {
 	defer m.done()
 	c := m.c
@@ -187,9 +188,8 @@ func (m *mission) check(lease Lease) MissionResult {
 
 	queries := queriesOf(m.claim.Requests)
 	res, err := c.driver.CheckMission(ctx, portal.Account{Email: lease.Email, Password: lease.Password}, m.claim.Mission, queries)
-	stopRenew()
 
-	out := outcomeOf(res, m.claim.Requests)
+	out := outcomeOf(res)
 	detail := detailOf(res)
 	if err != nil {
 		out = Error
@@ -197,12 +197,18 @@ func (m *mission) check(lease Lease) MissionResult {
 			detail = fmt.Sprintf("%v (%s)", cause, detail)
 		}
 	}
+	// Report first: Requests' answer (how many requests the slots made
+	// SLOT_FOUND) decides whether the pool hears success or no_slot. A
+	// report that fails counts as no match; both outcomes rest the account
+	// alike. The lease is renewed until the report is in.
+	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Slots, detail))
+	stopRenew()
+	out = withMatches(out, m.res.Matched)
 	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration
 
 	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
-		m.release(lease, Release{Outcome: out, Detail: truncate(detail, maxReleaseDetail), RequestIDs: requestIDs(m.claim.Requests)})
+		m.release(lease, Release{Outcome: out, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
 	}
-	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Slots, detail))
 
 	c.log.Info("check finished", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
 		"account_id", lease.AccountID, "account_email", lease.Email, "outcome", string(out),

@@ -89,9 +89,6 @@ type Request struct {
 	ID           string
 	Centre       string
 	VisaCategory string
-	// EarliestDate and LatestDate are YYYY-MM-DD.
-	EarliestDate string
-	LatestDate   string
 	CreatedAt    time.Time
 }
 

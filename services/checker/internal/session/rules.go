@@ -9,14 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
-)
-
-// Limits of the services the checker reports to.
-const (
-	maxReleaseDetail = 2000 // AccountPool's Release.detail
-	maxReportDetail  = 4000 // Requests' ReportCheckResult.detail
-	// MaxClaimBatch is Requests' limit on max_missions in one claim call.
-	MaxClaimBatch = 100
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // orderClaims puts the claims in the order the session leases accounts
@@ -64,30 +57,13 @@ func requestIDs(reqs []Request) []string {
 	return ids
 }
 
-// slotFits says whether a slot is one a request asks for: same centre and
-// category, date inside the request's window. It is Requests' own rule
-// (MatchSlots), so that "success" to the pool means what SLOT_FOUND means
-// to the applicants.
-func slotFits(s portal.Slot, r Request) bool {
-	return strings.EqualFold(strings.TrimSpace(s.Centre), strings.TrimSpace(r.Centre)) &&
-		strings.EqualFold(strings.TrimSpace(s.VisaCategory), strings.TrimSpace(r.VisaCategory)) &&
-		s.Date >= r.EarliestDate && s.Date <= r.LatestDate // YYYY-MM-DD sorts as dates
-}
-
-// outcomeOf turns the driver's result into the outcome released to the
-// pool. Success means a slot for one of the claimed requests was found;
-// slots outside every request's window leave it no_slot (they are still
-// reported to Requests).
-func outcomeOf(res portal.Result, reqs []Request) Outcome {
+// outcomeOf turns the driver's result into the check's outcome. A check
+// that read the calendar is NoSlot here, whatever slots it saw: which
+// slots a request asks for is Requests' rule (MatchSlots), so only its
+// answer to the report makes the check a Success (withMatches).
+func outcomeOf(res portal.Result) Outcome {
 	switch res.Outcome {
 	case portal.Success, portal.NoSlot:
-		for _, s := range res.Slots {
-			for _, r := range reqs {
-				if slotFits(s, r) {
-					return Success
-				}
-			}
-		}
 		return NoSlot
 	case portal.LoginFail:
 		return LoginFail
@@ -96,6 +72,18 @@ func outcomeOf(res portal.Result, reqs []Request) Outcome {
 	default:
 		return Error
 	}
+}
+
+// withMatches is the outcome released to the pool once Requests has
+// answered the report: a check that read the calendar is a Success when
+// the report made at least one request SLOT_FOUND, so that "success" to
+// the pool means what SLOT_FOUND means to the applicants. Slots outside
+// every request's window leave it NoSlot (they are still reported).
+func withMatches(out Outcome, matched int) Outcome {
+	if out == NoSlot && matched > 0 {
+		return Success
+	}
+	return out
 }
 
 // detailOf says what happened, for the pool's usage log, the report and
@@ -113,8 +101,9 @@ func detailOf(res portal.Result) string {
 
 // reportOf is what Requests is told. Slots seen are always reported, even
 // when a later step of the check failed: they are real, and applicants are
-// waiting for them. Otherwise a check that read the calendar is NO_SLOT
-// and any other is FAILED, with the outcome in the detail.
+// waiting for them. Otherwise a check that read the calendar (out is
+// NoSlot or Success) is NO_SLOT and any other is FAILED, with the outcome
+// in the detail.
 func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot, detail string) Report {
 	r := Report{ClaimID: claimID, AccountID: accountID, Detail: detail}
 	switch {
@@ -129,7 +118,7 @@ func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot,
 		r.Outcome = ReportFailed
 		r.Detail = fmt.Sprintf("%s: %s", out, detail)
 	}
-	r.Detail = truncate(r.Detail, maxReportDetail)
+	r.Detail = truncate(r.Detail, apirule.MaxReportDetailLen)
 	return r
 }
 

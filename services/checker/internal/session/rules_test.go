@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 func TestOrderClaimsPutsTheLongestWaitingMissionFirst(t *testing.T) {
@@ -41,26 +42,24 @@ func TestQueriesOfListsEachCentreAndCategoryOnce(t *testing.T) {
 	}
 }
 
-func TestOutcomeIsSuccessOnlyForASlotARequestAsksFor(t *testing.T) {
+func TestOutcomeIsSuccessOnlyWhenRequestsSaysTheReportMatched(t *testing.T) {
 	t.Parallel()
-	reqs := []Request{{Centre: "London", VisaCategory: "tourism", EarliestDate: "2030-03-01", LatestDate: "2030-03-31"}}
-	slot := func(date string) portal.Slot {
-		return portal.Slot{Centre: "london", VisaCategory: "tourism", Date: date}
-	}
+	slots := []portal.Slot{{Centre: "london", VisaCategory: "tourism", Date: "2030-03-02"}}
 	for _, tc := range []struct {
-		name string
-		res  portal.Result
-		want Outcome
+		name    string
+		res     portal.Result
+		matched int
+		want    Outcome
 	}{
-		{"SlotInTheWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-04-02"), slot("2030-03-31")}}, Success},
-		{"SlotsOutsideEveryWindow", portal.Result{Outcome: portal.Success, Slots: []portal.Slot{slot("2030-02-28"), slot("2030-04-01")}}, NoSlot},
-		{"NoSlot", portal.Result{Outcome: portal.NoSlot}, NoSlot},
-		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, LoginFail},
-		{"Banned", portal.Result{Outcome: portal.Banned}, Banned},
-		{"Error", portal.Result{Outcome: portal.Error}, Error},
-		{"Unset", portal.Result{}, Error},
+		{"SlotsARequestAsksFor", portal.Result{Outcome: portal.Success, Slots: slots}, 1, Success},
+		{"SlotsOutsideEveryWindow", portal.Result{Outcome: portal.Success, Slots: slots}, 0, NoSlot},
+		{"NoSlot", portal.Result{Outcome: portal.NoSlot}, 0, NoSlot},
+		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, 0, LoginFail},
+		{"BannedAfterReadingMatchingSlots", portal.Result{Outcome: portal.Banned, Slots: slots}, 1, Banned},
+		{"Error", portal.Result{Outcome: portal.Error}, 0, Error},
+		{"Unset", portal.Result{}, 0, Error},
 	} {
-		if got := outcomeOf(tc.res, reqs); got != tc.want {
+		if got := withMatches(outcomeOf(tc.res), tc.matched); got != tc.want {
 			t.Errorf("%s: outcome %s, want %s", tc.name, got, tc.want)
 		}
 	}
@@ -89,8 +88,8 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 			t.Errorf("%s: report %+v, want %s with %d slots and detail %q", tc.name, r, tc.want, tc.wantSlots, tc.detail)
 		}
 	}
-	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > maxReportDetail {
-		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), maxReportDetail)
+	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
+		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), apirule.MaxReportDetailLen)
 	}
 }
 

@@ -45,6 +45,14 @@ func (e *events) all() []string {
 	return slices.Clone(e.log)
 }
 
+// want fails t unless the calls were exactly want, in order.
+func (e *events) want(t *testing.T, want ...string) {
+	t.Helper()
+	if got := e.all(); !slices.Equal(got, want) {
+		t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func (e *events) count(prefix string) int {
 	n := 0
 	for _, l := range e.all() {
@@ -109,6 +117,9 @@ type fakeRequests struct {
 	mu      sync.Mutex
 	claims  [][]Claim // one batch per ClaimDueMissions
 	reports []Report
+	// matched answers how many requests a report made SLOT_FOUND; nil
+	// answers one per slot.
+	matched func(Report) int
 }
 
 func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error) {
@@ -131,6 +142,9 @@ func (r *fakeRequests) ReportCheckResult(_ context.Context, rep Report) (int, er
 	defer r.mu.Unlock()
 	r.ev.add("report %s %s account %d", rep.ClaimID, rep.Outcome, rep.AccountID)
 	r.reports = append(r.reports, rep)
+	if r.matched != nil {
+		return r.matched(rep), nil
+	}
 	return len(rep.Slots), nil
 }
 
@@ -230,10 +244,22 @@ func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 	return New(cfg, b.pool, b.requests, drv), b
 }
 
+// runSession runs a session of c and fails t if it cannot.
+func runSession(t *testing.T, c *Checker) Summary {
+	t.Helper()
+	sum, err := c.RunSession(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// march4 is a free slot of the centre and category claim's request asks for.
+var march4 = sim.Slot{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}
+
 func claim(id, mission string, created time.Time) Claim {
 	return Claim{ID: id, Mission: mission, Requests: []Request{{
-		ID: "req-" + id, Centre: "London", VisaCategory: "tourism",
-		EarliestDate: "2030-03-01", LatestDate: "2030-03-31", CreatedAt: created,
+		ID: "req-" + id, Centre: "London", VisaCategory: "tourism", CreatedAt: created,
 	}}}
 }
 
@@ -241,26 +267,20 @@ func TestSession(t *testing.T) {
 	t.Parallel()
 	t0 := time.Now()
 
-	t.Run("LeasesChecksReleasesThenReportsInClaimOrder", func(t *testing.T) {
+	t.Run("LeasesChecksReportsThenReleasesInClaimOrder", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{MaxConcurrent: 1})
 		// bel comes first from Requests, but fra's request is older.
 		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0.Add(time.Second)), claim("c-fra", "fra", t0)}}
-		if err := b.sim.SetSlots("fra", "London", "tourism", []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2030-03-04", Time: "10:00"}}); err != nil {
+		if err := b.sim.SetSlots("fra", "London", "tourism", []sim.Slot{march4}); err != nil {
 			t.Fatal(err)
 		}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := []string{
+		sum := runSession(t, c)
+		b.ev.want(t,
 			"claim max=2",
-			"acquire fra: account 1", "release account 1 success", "report c-fra slots_found account 1",
-			"acquire bel: account 2", "release account 2 no_slot", "report c-bel no_slot account 2",
-		}
-		if got := b.ev.all(); !slices.Equal(got, want) {
-			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
+			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 success",
+			"acquire bel: account 2", "report c-bel no_slot account 2", "release account 2 no_slot",
+		)
 		if sum.Number != 1 || len(sum.Results) != 2 {
 			t.Fatalf("summary = %+v", sum)
 		}
@@ -277,15 +297,42 @@ func TestSession(t *testing.T) {
 		}
 	})
 
+	t.Run("SuccessIsWhatRequestsMatchedNotWhatTheCheckerThinks", func(t *testing.T) {
+		t.Parallel()
+		// Both missions show the same slot; Requests (the fake) says it
+		// matched a request of bel's and none of fra's, and the pool hears
+		// exactly that.
+		c, b := setup(t, Config{MaxConcurrent: 1})
+		b.requests.matched = func(rep Report) int {
+			if rep.ClaimID == "c-bel" {
+				return 1
+			}
+			return 0
+		}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), claim("c-bel", "bel", t0.Add(time.Second))}}
+		for _, m := range []string{"fra", "bel"} {
+			if err := b.sim.SetSlots(m, "London", "tourism", []sim.Slot{march4}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sum := runSession(t, c)
+		b.ev.want(t,
+			"claim max=2",
+			"acquire fra: account 1", "report c-fra slots_found account 1", "release account 1 no_slot",
+			"acquire bel: account 2", "report c-bel slots_found account 2", "release account 2 success",
+		)
+		if fra, bel := sum.Results[0], sum.Results[1]; fra.Outcome != NoSlot || fra.Matched != 0 || fra.Slots != 1 ||
+			bel.Outcome != Success || bel.Matched != 1 {
+			t.Errorf("results = %+v", sum.Results)
+		}
+	})
+
 	t.Run("WaitsTheDelayThePoolGivesThenAsksAgain", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{})
 		b.pool.busy = []error{&NoAccountFreeError{RetryAfter: 7 * time.Second}}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if got := b.clock.recorded(); !slices.Equal(got, []time.Duration{7 * time.Second}) {
 			t.Errorf("waits = %v, want exactly the pool's 7s", got)
 		}
@@ -305,9 +352,7 @@ func TestSession(t *testing.T) {
 		b.requests.claims = [][]Claim{{claim("c-bel", "bel", t0)}}
 		pause := c.loopOnce()
 		want := []string{"claim max=10", "acquire bel: " + (&NoAccountFreeError{RetryAfter: 31 * time.Second}).Error(), "report c-bel failed account 0"}
-		if got := b.ev.all(); !slices.Equal(got, want) {
-			t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-		}
+		b.ev.want(t, want...)
 		if got := b.clock.recorded(); len(got) != 0 {
 			t.Errorf("waited %v inside the session, want no wait", got)
 		}
@@ -330,10 +375,7 @@ func TestSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != NoSlot {
 			t.Fatalf("result = %+v", r)
 		}
@@ -353,10 +395,7 @@ func TestSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum, err := c.RunSession(t.Context(), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
 			t.Errorf("result = %+v", r)
 		}

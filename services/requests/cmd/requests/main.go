@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
@@ -67,8 +68,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			Total:     env.Int("REQUESTS_WATCH_MAX", app.DefaultWatchTotal, 1),
 		},
 	}
-	if c.claimTTL < app.MinClaimTTL || c.claimTTL > app.MaxClaimTTL {
-		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, app.MinClaimTTL, app.MaxClaimTTL))
+	if c.claimTTL < apirule.MinClaimTTL || c.claimTTL > apirule.MaxClaimTTL {
+		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, apirule.MinClaimTTL, apirule.MaxClaimTTL))
 	}
 	return c, env.Err()
 }

@@ -8,14 +8,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
@@ -26,12 +23,6 @@ import (
 const (
 	DefaultCheckInterval = 2 * time.Minute
 	DefaultClaimTTL      = 5 * time.Minute
-	// MinClaimTTL bounds claim_ttl from below: a shorter claim could lapse
-	// before its answer reaches the checker.
-	MinClaimTTL = time.Second
-	// MaxClaimTTL bounds claim_ttl: a checker that needs longer should
-	// report and claim again.
-	MaxClaimTTL = time.Hour
 )
 
 // Config holds the service's settings.
@@ -160,10 +151,10 @@ func (a *App) ListApplicants(ctx context.Context, ids []uuid.UUID, pos *store.Po
 func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.ApplicantFields) (domain.Applicant, error) {
 	now := a.Now()
 	rec, err := a.store.UpdateApplicant(ctx, id, func(rec *store.ApplicantRecord) error {
-		var bad apierr.Violations
+		var bad apirule.FieldErrors
 		f.Apply(&bad, &rec.Applicant, domain.Today(now))
 		if bad.Len() > 0 {
-			return fmt.Errorf("%w: %s", domain.ErrInvalid, strings.Join(slices.Sorted(maps.Keys(apierr.FieldViolations(bad.Err()))), ", "))
+			return fmt.Errorf("%w: %w", domain.ErrInvalid, bad)
 		}
 		rec.UpdatedAt = now
 		if f.PassportNumber != nil {

@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 )
 
@@ -19,12 +19,15 @@ func day(s string) time.Time {
 	return d
 }
 
-// violations runs check with the Problems the server passes and returns
-// the fields named.
-func violations(check func(domain.Problems)) map[string]string {
-	var v apierr.Violations
+// violations runs check and returns the fields it named.
+func violations(check func(*apirule.FieldErrors)) map[string]string {
+	var v apirule.FieldErrors
 	check(&v)
-	return apierr.FieldViolations(v.Err())
+	out := map[string]string{}
+	for _, f := range v {
+		out[f.Field] = f.Description
+	}
+	return out
 }
 
 func pendingRequest() domain.Request {
@@ -226,7 +229,7 @@ func TestNewRequest(t *testing.T) {
 			t.Parallel()
 			in := valid
 			tt.change(&in)
-			p := violations(func(p domain.Problems) { domain.NewRequest(p, in, today) })
+			p := violations(func(p *apirule.FieldErrors) { domain.NewRequest(p, in, today) })
 			if tt.field == "" {
 				if len(p) != 0 {
 					t.Fatalf("problems %v, want none", p)
@@ -246,19 +249,19 @@ func TestNewRequest(t *testing.T) {
 func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{"a\x00b", "a\xffb"} {
-		checks := map[string]func(domain.Problems){
-			"full_name": func(p domain.Problems) {
+		checks := map[string]func(*apirule.FieldErrors){
+			"full_name": func(p *apirule.FieldErrors) {
 				domain.ApplicantFields{FullName: &bad}.Apply(p, &domain.Applicant{}, day("2030-06-01"))
 			},
-			"email": func(p domain.Problems) {
+			"email": func(p *apirule.FieldErrors) {
 				e := "ada" + bad + "@example.com"
 				domain.ApplicantFields{Email: &e}.Apply(p, &domain.Applicant{}, day("2030-06-01"))
 			},
-			"checker_id": func(p domain.Problems) { domain.CheckClaimInput(p, bad, 1) },
-			"detail": func(p domain.Problems) {
+			"checker_id": func(p *apirule.FieldErrors) { domain.CheckClaimInput(p, bad, 1, 0) },
+			"detail": func(p *apirule.FieldErrors) {
 				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeFailed, Detail: bad}, day("2030-06-01"))
 			},
-			"slots[0].centre": func(p domain.Problems) {
+			"slots[0].centre": func(p *apirule.FieldErrors) {
 				domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeSlotsFound,
 					Slots: []domain.SlotInput{{Centre: bad, VisaCategory: "tourism", Date: "2030-07-01"}}}, day("2030-06-01"))
 			},

@@ -7,44 +7,18 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
-// Problems collects field violations; field names are the API's (snake_case,
-// "slots[2].date" for an element). It is apierr.Violations, whose text and
-// email checks every service shares: besides emptiness, length and address
-// form, they refuse text Postgres cannot store (NUL bytes, invalid UTF-8),
-// which would otherwise fail the INSERT as an internal error.
-type Problems interface {
-	Add(field, format string, args ...any)
-	// Required records a violation when s is empty, blank or not storable,
-	// and says whether s passed.
-	Required(field, s string) bool
-	// MaxLen records a violation when s is longer than max characters or
-	// not storable.
-	MaxLen(field, s string, max int)
-	// Email records a violation unless s is a bare, storable address.
-	Email(field, s string)
-}
-
-// Limits on free text, so one request cannot store megabytes.
+// Limits on free text, so one request cannot store megabytes. The limits
+// the Checker must stay within too are apirule's.
 const (
-	MaxNameLen      = 200
-	MaxTextLen      = 100
-	MaxCheckerIDLen = 128
-	MaxDetailLen    = 4000
-	MaxSlots        = 10000
-	MaxMissions     = 100
-	// MaxRequestsPerClaim bounds the requests one claim carries, so a
-	// ClaimDueMissions answer stays far below gRPC's 4 MB message limit
-	// (a request is a few hundred bytes) even for a mission with a huge
-	// backlog. A claim takes the requests checked least recently first;
-	// the rest wait for the mission's next claim.
-	MaxRequestsPerClaim = 1000
+	MaxNameLen = 200
+	MaxTextLen = 100
 )
 
 var (
-	missionCodeRE = regexp.MustCompile(`^[a-z0-9_-]{2,16}$`)
-	phoneRE       = regexp.MustCompile(`^\+?[0-9][0-9 ()-]{3,31}$`)
 	passportRE    = regexp.MustCompile(`^[A-Za-z0-9]{5,20}$`)
 	nationalityRE = regexp.MustCompile(`^[A-Za-z]{2,3}$`)
 	timeRE        = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
@@ -66,7 +40,7 @@ const (
 
 // nearToday records a violation unless d lies within DateYears of today,
 // and says whether it does.
-func nearToday(p Problems, field string, d, today time.Time) bool {
+func nearToday(p *apirule.FieldErrors, field string, d, today time.Time) bool {
 	from, to := today.AddDate(-DateYears, 0, 0), today.AddDate(DateYears, 0, 0)
 	if d.Before(from) || d.After(to) {
 		p.Add(field, "must be within %d years of today (%s to %s)", DateYears, from.Format(DateLayout), to.Format(DateLayout))
@@ -77,7 +51,7 @@ func nearToday(p Problems, field string, d, today time.Time) bool {
 
 // ParseDate reads a "YYYY-MM-DD" date. An empty s records "must not be empty"
 // when required, else returns the zero time.
-func ParseDate(p Problems, field, s string, required bool) (time.Time, bool) {
+func ParseDate(p *apirule.FieldErrors, field, s string, required bool) (time.Time, bool) {
 	if s == "" {
 		if required {
 			p.Add(field, "must not be empty")
@@ -94,7 +68,7 @@ func ParseDate(p Problems, field, s string, required bool) (time.Time, bool) {
 }
 
 // ParseID reads a UUID.
-func ParseID(p Problems, field, s string) uuid.UUID {
+func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
 	if s == "" {
 		p.Add(field, "must not be empty")
 		return uuid.Nil
@@ -107,16 +81,9 @@ func ParseID(p Problems, field, s string) uuid.UUID {
 	return id
 }
 
-// CheckMissionCode records a violation unless code matches ^[a-z0-9_-]{2,16}$.
-func CheckMissionCode(p Problems, field, code string) {
-	if !missionCodeRE.MatchString(code) {
-		p.Add(field, "must match ^[a-z0-9_-]{2,16}$ (lower-case letters, digits, _ or -)")
-	}
-}
-
 // text trims s and checks it with the shared helpers; it returns the
 // trimmed value, which is what is stored.
-func text(p Problems, field, s string, required bool, max int) string {
+func text(p *apirule.FieldErrors, field, s string, required bool, max int) string {
 	s = strings.TrimSpace(s)
 	if required && !p.Required(field, s) {
 		return s
@@ -138,7 +105,7 @@ type ApplicantFields struct {
 
 // Apply validates the fields that are set and writes them to a. On create
 // every field is set, and full_name and email are required.
-func (f ApplicantFields) Apply(p Problems, a *Applicant, today time.Time) {
+func (f ApplicantFields) Apply(p *apirule.FieldErrors, a *Applicant, today time.Time) {
 	if f.FullName != nil {
 		a.FullName = text(p, "full_name", *f.FullName, true, MaxNameLen)
 	}
@@ -148,9 +115,7 @@ func (f ApplicantFields) Apply(p Problems, a *Applicant, today time.Time) {
 	}
 	if f.Phone != nil {
 		a.Phone = strings.TrimSpace(*f.Phone)
-		if a.Phone != "" && !phoneRE.MatchString(a.Phone) {
-			p.Add("phone", "must be a phone number of 4 to 32 digits, optionally starting with +")
-		}
+		p.Phone("phone", a.Phone)
 	}
 	if f.PassportNumber != nil {
 		// The description never echoes the value: it is a secret.
@@ -191,11 +156,11 @@ type NewRequestInput struct {
 
 // NewRequest validates in and returns a PENDING request (without id and
 // times). A window that ends before today is rejected: it could never match.
-func NewRequest(p Problems, in NewRequestInput, today time.Time) Request {
+func NewRequest(p *apirule.FieldErrors, in NewRequestInput, today time.Time) Request {
 	r := Request{Status: StatusPending}
 	r.ApplicantID = ParseID(p, "applicant_id", in.ApplicantID)
 	r.MissionCode = in.MissionCode
-	CheckMissionCode(p, "mission_code", in.MissionCode)
+	p.MissionCode("mission_code", in.MissionCode)
 	r.Centre = text(p, "centre", in.Centre, true, MaxTextLen)
 	r.VisaCategory = text(p, "visa_category", in.VisaCategory, true, MaxTextLen)
 	earliest, okE := ParseDate(p, "earliest_date", in.EarliestDate, true)
@@ -234,7 +199,7 @@ type CheckResultInput struct {
 // NewCheckResult validates a report. Slots come only with SLOTS_FOUND, and
 // SLOTS_FOUND comes with at least one; slot dates lie within DateYears of
 // today.
-func NewCheckResult(p Problems, in CheckResultInput, today time.Time) CheckResult {
+func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time) CheckResult {
 	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID}
 	switch in.Outcome {
 	case OutcomeNoSlot, OutcomeFailed:
@@ -248,8 +213,8 @@ func NewCheckResult(p Problems, in CheckResultInput, today time.Time) CheckResul
 	default:
 		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND or CHECK_OUTCOME_FAILED")
 	}
-	if len(in.Slots) > MaxSlots {
-		p.Add("slots", "must hold at most %d slots, got %d", MaxSlots, len(in.Slots))
+	if len(in.Slots) > apirule.MaxSlotsPerReport {
+		p.Add("slots", "must hold at most %d slots, got %d", apirule.MaxSlotsPerReport, len(in.Slots))
 	} else {
 		for i, s := range in.Slots {
 			f := fmt.Sprintf("slots[%d].", i)
@@ -270,14 +235,21 @@ func NewCheckResult(p Problems, in CheckResultInput, today time.Time) CheckResul
 	if in.AccountID < 0 {
 		p.Add("account_id", "must not be negative")
 	}
-	c.Detail = text(p, "detail", in.Detail, false, MaxDetailLen)
+	c.Detail = text(p, "detail", in.Detail, false, apirule.MaxReportDetailLen)
 	return c
 }
 
-// CheckClaimInput validates the plain fields of a ClaimDueMissions call.
-func CheckClaimInput(p Problems, checkerID string, maxMissions int32) {
-	text(p, "checker_id", checkerID, true, MaxCheckerIDLen)
-	if maxMissions < 1 || maxMissions > MaxMissions {
-		p.Add("max_missions", "must be between 1 and %d, got %d", MaxMissions, maxMissions)
+// CheckClaimInput validates the plain fields of a ClaimDueMissions call;
+// a ttl of 0 asks for the server's default.
+func CheckClaimInput(p *apirule.FieldErrors, checkerID string, maxMissions int32, ttl time.Duration) {
+	text(p, "checker_id", checkerID, true, apirule.MaxCheckerIDLen)
+	if maxMissions < 1 || maxMissions > apirule.MaxMissionsPerClaim {
+		p.Add("max_missions", "must be between 1 and %d, got %d", apirule.MaxMissionsPerClaim, maxMissions)
+	}
+	switch {
+	case ttl > apirule.MaxClaimTTL:
+		p.Add("claim_ttl", "must be at most %s", apirule.MaxClaimTTL)
+	case ttl > 0 && ttl < apirule.MinClaimTTL:
+		p.Add("claim_ttl", "must be at least %s (or unset for the server's default)", apirule.MinClaimTTL)
 	}
 }

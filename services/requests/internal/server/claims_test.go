@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
@@ -134,12 +135,12 @@ func TestClaimDueMissions(t *testing.T) {
 			(id, mission_code, centre, visa_category, earliest_date, latest_date, status, created_at, updated_at)
 			SELECT gen_random_uuid(), 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-10', 'pending',
 			       $1::timestamptz + i * interval '1 microsecond', $1
-			FROM generate_series(1, $2) AS i`, start, domain.MaxRequestsPerClaim+1); err != nil {
+			FROM generate_series(1, $2) AS i`, start, apirule.MaxRequestsPerClaim+1); err != nil {
 			t.Fatal(err)
 		}
 		first := claimOne(t, c, "fra")
-		if n := len(first.GetRequests()); n != domain.MaxRequestsPerClaim {
-			t.Fatalf("first claim carries %d requests, want %d", n, domain.MaxRequestsPerClaim)
+		if n := len(first.GetRequests()); n != apirule.MaxRequestsPerClaim {
+			t.Fatalf("first claim carries %d requests, want %d", n, apirule.MaxRequestsPerClaim)
 		}
 		seen := map[string]bool{}
 		for _, r := range first.GetRequests() {
@@ -154,7 +155,7 @@ func TestClaimDueMissions(t *testing.T) {
 				left = append(left, r.GetId())
 			}
 		}
-		if len(second.GetRequests()) != domain.MaxRequestsPerClaim || len(left) != 1 {
+		if len(second.GetRequests()) != apirule.MaxRequestsPerClaim || len(left) != 1 {
 			t.Fatalf("second claim: %d requests, %d not in the first; want the one left out first", len(second.GetRequests()), len(left))
 		}
 	})

@@ -2,16 +2,16 @@ package server
 
 import (
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
-	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 )
 
 // LargestRequestBytes is the largest request the server reads
 // (grpcserver.Config.LargestRequestBytes): a ReportCheckResult with
-// domain.MaxSlots slots of up to 100 bytes each, more than the platform's
+// apirule.MaxSlotsPerReport slots of up to 100 bytes each, more than the platform's
 // default limit. A bigger message is RESOURCE_EXHAUSTED before it is
 // decoded.
-const LargestRequestBytes = domain.MaxSlots*100 + 64<<10
+const LargestRequestBytes = apirule.MaxSlotsPerReport*100 + 64<<10
 
 // Policy says which roles may call each RPC. Admin may call all of them;
 // an RPC missing here is denied to everyone, and the server refuses to

@@ -18,6 +18,7 @@ import (
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/page"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
@@ -54,9 +55,12 @@ func (s *Server) Register(gs *grpc.Server) {
 // nobody expected is logged here and reaches the caller only as "internal
 // error".
 func (s *Server) errorStatus(ctx context.Context, method string, err error) error {
+	var fieldErrs apirule.FieldErrors
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &fieldErrs):
+		return apierr.Invalid(fieldErrs)
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, domain.ErrApplicantNotFound):
@@ -81,7 +85,7 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 // CreateApplicant adds an applicant.
 func (s *Server) CreateApplicant(ctx context.Context, req *requestsv1.CreateApplicantRequest) (*requestsv1.CreateApplicantResponse, error) {
 	var (
-		v  apierr.Violations
+		v  apirule.FieldErrors
 		ap domain.Applicant
 	)
 	domain.ApplicantFields{
@@ -89,7 +93,7 @@ func (s *Server) CreateApplicant(ctx context.Context, req *requestsv1.CreateAppl
 		PassportNumber: &req.PassportNumber, Nationality: &req.Nationality, DateOfBirth: &req.DateOfBirth,
 	}.Apply(&v, &ap, s.app.Today())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "CreateApplicant", err)
 	}
 	ap, err := s.app.CreateApplicant(ctx, ap)
 	if err != nil {
@@ -100,10 +104,10 @@ func (s *Server) CreateApplicant(ctx context.Context, req *requestsv1.CreateAppl
 
 // GetApplicant returns an applicant with the passport number.
 func (s *Server) GetApplicant(ctx context.Context, req *requestsv1.GetApplicantRequest) (*requestsv1.GetApplicantResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	id := domain.ParseID(&v, "id", req.GetId())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "GetApplicant", err)
 	}
 	ap, err := s.app.GetApplicant(ctx, id)
 	if err != nil {
@@ -112,7 +116,7 @@ func (s *Server) GetApplicant(ctx context.Context, req *requestsv1.GetApplicantR
 	return &requestsv1.GetApplicantResponse{Applicant: applicantToProto(ap, true)}, nil
 }
 
-func pageArgs(v *apierr.Violations, size int32, token string) (int, *store.Position) {
+func pageArgs(v *apirule.FieldErrors, size int32, token string) (int, *store.Position) {
 	n := page.Size(v, "page_size", size)
 	if token == "" {
 		return n, nil
@@ -125,7 +129,7 @@ func pageArgs(v *apierr.Violations, size int32, token string) (int, *store.Posit
 // ListApplicants pages applicants without passport numbers, all of them or
 // those with the given ids.
 func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
 	var ids []uuid.UUID
 	if len(req.GetIds()) > page.MaxSize {
@@ -136,7 +140,7 @@ func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplica
 		}
 	}
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "ListApplicants", err)
 	}
 	aps, more, err := s.app.ListApplicants(ctx, ids, pos, n)
 	if err != nil {
@@ -155,7 +159,7 @@ func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplica
 
 // UpdateApplicant changes the fields that are set.
 func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateApplicantRequest) (*requestsv1.UpdateApplicantResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	id := domain.ParseID(&v, "id", req.GetId())
 	f := domain.ApplicantFields{
 		FullName: req.FullName, Email: req.Email, Phone: req.Phone,
@@ -163,7 +167,7 @@ func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateAppl
 	}
 	f.Apply(&v, &domain.Applicant{}, s.app.Today())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "UpdateApplicant", err)
 	}
 	ap, err := s.app.UpdateApplicant(ctx, id, f)
 	if err != nil {
@@ -174,10 +178,10 @@ func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateAppl
 
 // DeleteApplicant removes an applicant and cancels their pending requests.
 func (s *Server) DeleteApplicant(ctx context.Context, req *requestsv1.DeleteApplicantRequest) (*requestsv1.DeleteApplicantResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	id := domain.ParseID(&v, "id", req.GetId())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "DeleteApplicant", err)
 	}
 	n, err := s.app.DeleteApplicant(ctx, id)
 	if err != nil {
@@ -188,13 +192,13 @@ func (s *Server) DeleteApplicant(ctx context.Context, req *requestsv1.DeleteAppl
 
 // CreateAppointmentRequest opens a PENDING request.
 func (s *Server) CreateAppointmentRequest(ctx context.Context, req *requestsv1.CreateAppointmentRequestRequest) (*requestsv1.CreateAppointmentRequestResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	r := domain.NewRequest(&v, domain.NewRequestInput{
 		ApplicantID: req.GetApplicantId(), MissionCode: req.GetMissionCode(), Centre: req.GetCentre(),
 		VisaCategory: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
 	}, s.app.Today())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "CreateAppointmentRequest", err)
 	}
 	r, err := s.app.CreateRequest(ctx, r)
 	if err != nil {
@@ -205,10 +209,10 @@ func (s *Server) CreateAppointmentRequest(ctx context.Context, req *requestsv1.C
 
 // GetAppointmentRequest returns one request.
 func (s *Server) GetAppointmentRequest(ctx context.Context, req *requestsv1.GetAppointmentRequestRequest) (*requestsv1.GetAppointmentRequestResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	id := domain.ParseID(&v, "id", req.GetId())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "GetAppointmentRequest", err)
 	}
 	r, err := s.app.GetRequest(ctx, id)
 	if err != nil {
@@ -220,7 +224,7 @@ func (s *Server) GetAppointmentRequest(ctx context.Context, req *requestsv1.GetA
 // ListAppointmentRequests filters and pages requests.
 func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.ListAppointmentRequestsRequest) (*requestsv1.ListAppointmentRequestsResponse, error) {
 	var (
-		v apierr.Violations
+		v apirule.FieldErrors
 		f store.RequestFilter
 	)
 	if st := req.GetStatus(); st != requestsv1.RequestStatus_REQUEST_STATUS_UNSPECIFIED {
@@ -230,14 +234,14 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 		}
 	}
 	if f.MissionCode = req.GetMissionCode(); f.MissionCode != "" {
-		domain.CheckMissionCode(&v, "mission_code", f.MissionCode)
+		v.MissionCode("mission_code", f.MissionCode)
 	}
 	if req.GetApplicantId() != "" {
 		f.ApplicantID = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
 	}
 	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "ListAppointmentRequests", err)
 	}
 	rs, more, err := s.app.ListRequests(ctx, f, pos, n)
 	if err != nil {
@@ -254,10 +258,10 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 // CancelAppointmentRequest cancels a PENDING request; cancelling a cancelled
 // one again returns it unchanged.
 func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.CancelAppointmentRequestRequest) (*requestsv1.CancelAppointmentRequestResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	id := domain.ParseID(&v, "id", req.GetId())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "CancelAppointmentRequest", err)
 	}
 	r, err := s.app.CancelRequest(ctx, id)
 	if err != nil {
@@ -268,14 +272,11 @@ func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.C
 
 // ClaimDueMissions claims missions due for a check.
 func (s *Server) ClaimDueMissions(ctx context.Context, req *requestsv1.ClaimDueMissionsRequest) (*requestsv1.ClaimDueMissionsResponse, error) {
-	var v apierr.Violations
-	domain.CheckClaimInput(&v, req.GetCheckerId(), req.GetMaxMissions())
-	ttl := v.Duration("claim_ttl", req.GetClaimTtl(), app.MaxClaimTTL)
-	if ttl > 0 && ttl < app.MinClaimTTL {
-		v.Add("claim_ttl", "must be at least %s (or unset for the server's default)", app.MinClaimTTL)
-	}
+	var v apirule.FieldErrors
+	ttl := apierr.Duration(&v, "claim_ttl", req.GetClaimTtl(), 0)
+	domain.CheckClaimInput(&v, req.GetCheckerId(), req.GetMaxMissions(), ttl)
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "ClaimDueMissions", err)
 	}
 	claims, err := s.app.ClaimDueMissions(ctx, strings.TrimSpace(req.GetCheckerId()), int(req.GetMaxMissions()), ttl)
 	if err != nil {
@@ -290,7 +291,7 @@ func (s *Server) ClaimDueMissions(ctx context.Context, req *requestsv1.ClaimDueM
 
 // ReportCheckResult ends a claim with its result.
 func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCheckResultRequest) (*requestsv1.ReportCheckResultResponse, error) {
-	var v apierr.Violations
+	var v apirule.FieldErrors
 	in := domain.CheckResultInput{
 		ClaimID: req.GetClaimId(), Outcome: outcomeFromProto[req.GetOutcome()],
 		AccountID: req.GetAccountId(), Detail: req.GetDetail(),
@@ -300,7 +301,7 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 	}
 	res := domain.NewCheckResult(&v, in, s.app.Today())
 	if err := v.Err(); err != nil {
-		return nil, err
+		return nil, s.errorStatus(ctx, "ReportCheckResult", err)
 	}
 	rec, matched, err := s.app.ReportCheckResult(ctx, res)
 	if err != nil {
@@ -315,9 +316,9 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 func (s *Server) WatchEvents(req *requestsv1.WatchEventsRequest, stream grpc.ServerStreamingServer[requestsv1.WatchEventsResponse]) error {
 	ctx := stream.Context()
 	if req.GetAfterCursor() < 0 {
-		var v apierr.Violations
+		var v apirule.FieldErrors
 		v.Add("after_cursor", "must not be negative")
-		return v.Err()
+		return s.errorStatus(ctx, "WatchEvents", v.Err())
 	}
 	caller, _ := auth.CallerFrom(ctx)
 	err := s.feed.Watch(ctx, caller, req.GetAfterCursor(), func(e domain.Event) error {

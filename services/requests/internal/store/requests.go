@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 )
 
@@ -197,7 +198,7 @@ type ClaimParams struct {
 // UPDATE SKIP LOCKED and re-checked after locking, so concurrent callers on
 // any number of replicas never get the same mission; a claim is live until
 // its claim_expires_at, so one that is never reported lapses by itself.
-// A claim carries at most domain.MaxRequestsPerClaim of the mission's
+// A claim carries at most apirule.MaxRequestsPerClaim of the mission's
 // pending requests, those checked least recently first.
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
 	// With no interval a mission is always due. Leaving the condition out,
@@ -258,7 +259,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			pgx.NamedArgs{
 				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
 				"today": domain.Today(p.Now), "max": p.Max, "expires": expires, "checker": p.CheckerID,
-				"per_claim": domain.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
+				"per_claim": apirule.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
 				"grace_us": domain.ClaimGrace.Microseconds(),
 			})
 		if err != nil {

@@ -1,0 +1,96 @@
+// Package apirule holds the rules of the API that more than one service
+// checks or relies on: the formats of shared fields (mission code, phone,
+// email), the limits one service sets and another must stay within (detail
+// lengths, slots per report, claim and lease lengths), and FieldErrors, the
+// plain error a domain returns for bad input. It does no I/O and knows
+// nothing of gRPC: each service's gRPC edge turns FieldErrors into
+// InvalidArgument with field violations (apierr.Invalid).
+package apirule
+
+import (
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// MissionCodePattern is the form of a mission code (a country's visa
+// mission): AccountPool's Acquire and usage filter, Requests' requests and
+// their filter. The Checker passes on the codes Requests gives it.
+const MissionCodePattern = `^[a-z0-9_-]{2,16}$`
+
+// PhonePattern is the form of a phone number: an optional +, then 4 to 32
+// digits, spaces, dashes or parentheses, starting with a digit. Requests'
+// applicants and AccountPool's accounts share it, since the legacy import
+// copies an applicant's phone to a pool account.
+const PhonePattern = `^\+?[0-9][0-9 ()-]{3,31}$`
+
+var (
+	missionCodeRE = regexp.MustCompile(MissionCodePattern)
+	phoneRE       = regexp.MustCompile(PhonePattern)
+)
+
+// ValidMissionCode says whether s is a mission code.
+func ValidMissionCode(s string) bool { return missionCodeRE.MatchString(s) }
+
+// ValidPhone says whether s is a phone number. The empty phone (none
+// given) is for the caller to allow.
+func ValidPhone(s string) bool { return phoneRE.MatchString(s) }
+
+// MaxEmailLen is RFC 5321's limit on an address.
+const MaxEmailLen = 254
+
+// ValidEmail says whether s is a bare address (no display name) of at most
+// MaxEmailLen bytes whose domain has a dot.
+func ValidEmail(s string) bool {
+	if s == "" || len(s) > MaxEmailLen {
+		return false
+	}
+	addr, err := mail.ParseAddress(s)
+	return err == nil && addr.Address == s && strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".")
+}
+
+// Limits on what the Checker sends to the other services; the services
+// refuse more.
+const (
+	// MaxHolderLen bounds AccountPool's Acquire.holder.
+	MaxHolderLen = 128
+	// MaxCheckerIDLen bounds Requests' ClaimDueMissions.checker_id. A
+	// checker's id is both, so the two limits are one.
+	MaxCheckerIDLen = MaxHolderLen
+	// MaxReleaseDetailLen bounds AccountPool's Release.detail, in
+	// characters.
+	MaxReleaseDetailLen = 2000
+	// MaxReportDetailLen bounds Requests' ReportCheckResult.detail, in
+	// characters.
+	MaxReportDetailLen = 4000
+	// MaxSlotsPerReport bounds ReportCheckResult.slots.
+	MaxSlotsPerReport = 10000
+	// MaxMissionsPerClaim bounds ClaimDueMissions.max_missions (and the
+	// Checker's RunSession.max_missions, which it passes on).
+	MaxMissionsPerClaim = 100
+	// MaxRequestsPerClaim bounds the requests one claim carries, so a
+	// ClaimDueMissions answer stays far below gRPC's 4 MB message limit
+	// (a request is a few hundred bytes) even for a mission with a huge
+	// backlog.
+	MaxRequestsPerClaim = 1000
+	// MaxLeaseRequestIDs bounds the request_ids of Acquire and Release: a
+	// claim's requests always fit.
+	MaxLeaseRequestIDs = MaxRequestsPerClaim
+	// MaxLeaseRequestIDLen bounds each of those ids.
+	MaxLeaseRequestIDLen = 64
+)
+
+// Bounds on lengths of time callers ask for.
+const (
+	// MaxLeaseTTL bounds Acquire.lease_ttl and Renew.extend_by.
+	MaxLeaseTTL = time.Hour
+	// MaxAcquireWait bounds Acquire.wait.
+	MaxAcquireWait = 10 * time.Minute
+	// MinClaimTTL bounds ClaimDueMissions.claim_ttl from below: a shorter
+	// claim could lapse before its answer reaches the checker.
+	MinClaimTTL = time.Second
+	// MaxClaimTTL bounds claim_ttl: a checker that needs longer should
+	// report and claim again.
+	MaxClaimTTL = time.Hour
+)
