@@ -101,6 +101,21 @@ func (m Migrations) provider(pool *pgxpool.Pool, logger *slog.Logger) (*goose.Pr
 	return p, func() { _ = db.Close() }, nil
 }
 
+// Open is how a service starts on its schema: Connect (name is the
+// connections' application_name), then every pending migration of m. The
+// pool is closed again if migrating fails.
+func (m Migrations) Open(ctx context.Context, url, name string) (*pgxpool.Pool, error) {
+	pool, err := Connect(ctx, url, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Up(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
 // Up applies every pending migration.
 func (m Migrations) Up(ctx context.Context, pool *pgxpool.Pool) error {
 	p, done, err := m.provider(pool, nil)

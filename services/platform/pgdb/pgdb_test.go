@@ -94,3 +94,26 @@ func TestLintMigrations(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenConnectsAndMigrates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	good := pgdb.Migrations{Schema: "opentest", FS: fstest.MapFS{
+		"00001_t.sql": {Data: []byte("-- +goose Up\nCREATE TABLE opentest.t (id int);\n-- +goose Down\nDROP TABLE opentest.t;\n")},
+	}}
+	pool, err := good.Open(ctx, pgtest.NewURL(t), "opentest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO opentest.t VALUES (1)`); err != nil {
+		t.Errorf("the migrated table: %v", err)
+	}
+	bad := pgdb.Migrations{Schema: "opentest", FS: fstest.MapFS{
+		"00001_t.sql": {Data: []byte("-- +goose Up\nCREATE TABLE nowhere.t (id int);\n")},
+	}}
+	if pool, err := bad.Open(ctx, pgtest.NewURL(t), "opentest"); err == nil {
+		pool.Close()
+		t.Error("a migration that fails: Open returned a pool")
+	}
+}

@@ -144,14 +144,11 @@ func serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := pgdb.Connect(ctx, cfg.databaseURL, "accountpool")
+	db, err := migrations.Set.Open(ctx, cfg.databaseURL, "accountpool")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := migrations.Set.Up(ctx, db); err != nil {
-		return err
-	}
 
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "accountpool", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,

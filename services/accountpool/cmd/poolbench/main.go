@@ -45,7 +45,6 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
-	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -115,14 +114,11 @@ func run() error {
 	}
 	defer cleanup()
 	// The pool the service itself would open (pgdb's default size).
-	db, err := pgdb.Connect(ctx, dbURL, "poolbench")
+	db, err := migrations.Set.Open(ctx, dbURL, "poolbench")
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := migrations.Set.Up(ctx, db); err != nil {
-		return err
-	}
 	raw, err := secrets.Generate()
 	if err != nil {
 		return err

@@ -110,14 +110,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := pgdb.Connect(ctx, cfg.databaseURL, "requests")
+	pool, err := migrations.Set.Open(ctx, cfg.databaseURL, "requests")
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Set.Up(ctx, pool); err != nil {
-		return err
-	}
 
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "requests", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
