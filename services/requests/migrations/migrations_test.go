@@ -1,8 +1,13 @@
 package migrations_test
 
 import (
+	"context"
+	"io"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
 
@@ -11,5 +16,53 @@ func TestLint(t *testing.T) {
 	t.Parallel()
 	if err := migrations.Set.Lint(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestMissionSettingsBackfill: missions that exist when 00003 runs get the
+// defaults (UTC, no portal) and were first seen with their oldest request.
+func TestMissionSettingsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	if err := migrations.Set.Command(ctx, pool, []string{"down"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra'), ('bel')`,
+		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, created_at, updated_at)
+		 SELECT gen_random_uuid(), 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-10', $1::timestamptz + i * interval '1 day', $1
+		 FROM generate_series(0, 2) AS i`,
+	} {
+		var args []any
+		if strings.Contains(stmt, "$1") {
+			args = []any{first}
+		}
+		if _, err := pool.Exec(ctx, stmt, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		portal, zone       string
+		created, updated   time.Time
+		belZone, belPortal string
+	)
+	if err := pool.QueryRow(ctx, `SELECT portal, timezone, created_at, updated_at FROM requests.missions WHERE code = 'fra'`).
+		Scan(&portal, &zone, &created, &updated); err != nil {
+		t.Fatal(err)
+	}
+	if portal != "" || zone != "UTC" || !created.Equal(first) || !updated.Equal(first) {
+		t.Fatalf("fra: portal %q, timezone %q, created %v, updated %v", portal, zone, created, updated)
+	}
+	// bel has no request: it keeps the migration's time, and the defaults.
+	if err := pool.QueryRow(ctx, `SELECT portal, timezone FROM requests.missions WHERE code = 'bel'`).Scan(&belPortal, &belZone); err != nil {
+		t.Fatal(err)
+	}
+	if belPortal != "" || belZone != "UTC" {
+		t.Fatalf("bel: portal %q, timezone %q", belPortal, belZone)
 	}
 }

@@ -1667,7 +1667,11 @@ type MissionClaim struct {
 	// Pending requests of the mission at claim time.
 	Requests []*AppointmentRequest `protobuf:"bytes,3,rep,name=requests,proto3" json:"requests,omitempty"`
 	// When the claim lapses unless reported.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The mission's time zone (IANA name, e.g. "Europe/Paris"; "UTC" for a
+	// mission without settings): the portal's dates are calendar days there,
+	// and Requests judged the requests' windows against that zone's today.
+	Timezone      string `protobuf:"bytes,5,opt,name=timezone,proto3" json:"timezone,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1728,6 +1732,13 @@ func (x *MissionClaim) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *MissionClaim) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
 }
 
 // ClaimDueMissionsResponse lists the claims taken.
@@ -2032,6 +2043,404 @@ func (x *WatchEventsResponse) GetOccurredAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// Mission is a mission's settings. Every mission code that a request names
+// has one (with the defaults until an operator sets them).
+type Mission struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mission code, matching ^[a-z0-9_-]{2,16}$.
+	MissionCode string `protobuf:"bytes,1,opt,name=mission_code,json=missionCode,proto3" json:"mission_code,omitempty"`
+	// Name of the portal (checker profile) the mission is checked on, e.g.
+	// "vfs"; empty when not set.
+	Portal string `protobuf:"bytes,2,opt,name=portal,proto3" json:"portal,omitempty"`
+	// IANA time zone name of the portal's dates, e.g. "Europe/Paris";
+	// "UTC" unless set.
+	Timezone string `protobuf:"bytes,3,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// When the mission was first seen (set, or named by a request).
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When its settings last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mission) Reset() {
+	*x = Mission{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mission) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mission) ProtoMessage() {}
+
+func (x *Mission) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mission.ProtoReflect.Descriptor instead.
+func (*Mission) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Mission) GetMissionCode() string {
+	if x != nil {
+		return x.MissionCode
+	}
+	return ""
+}
+
+func (x *Mission) GetPortal() string {
+	if x != nil {
+		return x.Portal
+	}
+	return ""
+}
+
+func (x *Mission) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *Mission) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Mission) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// UpsertMissionRequest sets a mission's settings; unset fields keep their
+// value (or the default, for a new mission).
+type UpsertMissionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mission code, matching ^[a-z0-9_-]{2,16}$.
+	MissionCode string `protobuf:"bytes,1,opt,name=mission_code,json=missionCode,proto3" json:"mission_code,omitempty"`
+	// Portal name, matching ^[a-z0-9_-]{1,32}$; empty clears it.
+	Portal *string `protobuf:"bytes,2,opt,name=portal,proto3,oneof" json:"portal,omitempty"`
+	// IANA time zone name, e.g. "Europe/Paris" or "UTC".
+	Timezone      *string `protobuf:"bytes,3,opt,name=timezone,proto3,oneof" json:"timezone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertMissionRequest) Reset() {
+	*x = UpsertMissionRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertMissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertMissionRequest) ProtoMessage() {}
+
+func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertMissionRequest.ProtoReflect.Descriptor instead.
+func (*UpsertMissionRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpsertMissionRequest) GetMissionCode() string {
+	if x != nil {
+		return x.MissionCode
+	}
+	return ""
+}
+
+func (x *UpsertMissionRequest) GetPortal() string {
+	if x != nil && x.Portal != nil {
+		return *x.Portal
+	}
+	return ""
+}
+
+func (x *UpsertMissionRequest) GetTimezone() string {
+	if x != nil && x.Timezone != nil {
+		return *x.Timezone
+	}
+	return ""
+}
+
+// UpsertMissionResponse returns the mission's settings.
+type UpsertMissionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mission, as stored.
+	Mission       *Mission `protobuf:"bytes,1,opt,name=mission,proto3" json:"mission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertMissionResponse) Reset() {
+	*x = UpsertMissionResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertMissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertMissionResponse) ProtoMessage() {}
+
+func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertMissionResponse.ProtoReflect.Descriptor instead.
+func (*UpsertMissionResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpsertMissionResponse) GetMission() *Mission {
+	if x != nil {
+		return x.Mission
+	}
+	return nil
+}
+
+// GetMissionRequest names a mission.
+type GetMissionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mission code.
+	MissionCode   string `protobuf:"bytes,1,opt,name=mission_code,json=missionCode,proto3" json:"mission_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMissionRequest) Reset() {
+	*x = GetMissionRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMissionRequest) ProtoMessage() {}
+
+func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMissionRequest.ProtoReflect.Descriptor instead.
+func (*GetMissionRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetMissionRequest) GetMissionCode() string {
+	if x != nil {
+		return x.MissionCode
+	}
+	return ""
+}
+
+// GetMissionResponse returns a mission's settings.
+type GetMissionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The mission.
+	Mission       *Mission `protobuf:"bytes,1,opt,name=mission,proto3" json:"mission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMissionResponse) Reset() {
+	*x = GetMissionResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMissionResponse) ProtoMessage() {}
+
+func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMissionResponse.ProtoReflect.Descriptor instead.
+func (*GetMissionResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetMissionResponse) GetMission() *Mission {
+	if x != nil {
+		return x.Mission
+	}
+	return nil
+}
+
+// ListMissionsRequest pages missions.
+type ListMissionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMissionsRequest) Reset() {
+	*x = ListMissionsRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMissionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMissionsRequest) ProtoMessage() {}
+
+func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMissionsRequest.ProtoReflect.Descriptor instead.
+func (*ListMissionsRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListMissionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListMissionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListMissionsResponse is one page of missions, by code.
+type ListMissionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The missions.
+	Missions []*Mission `protobuf:"bytes,1,rep,name=missions,proto3" json:"missions,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMissionsResponse) Reset() {
+	*x = ListMissionsResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMissionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMissionsResponse) ProtoMessage() {}
+
+func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMissionsResponse.ProtoReflect.Descriptor instead.
+func (*ListMissionsResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListMissionsResponse) GetMissions() []*Mission {
+	if x != nil {
+		return x.Missions
+	}
+	return nil
+}
+
+func (x *ListMissionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_slotwatch_requests_v1_requests_proto protoreflect.FileDescriptor
 
 const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
@@ -2149,13 +2558,14 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\n" +
 	"checker_id\x18\x01 \x01(\tR\tcheckerId\x12!\n" +
 	"\fmax_missions\x18\x02 \x01(\x05R\vmaxMissions\x126\n" +
-	"\tclaim_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bclaimTtl\"\xce\x01\n" +
+	"\tclaim_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bclaimTtl\"\xea\x01\n" +
 	"\fMissionClaim\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12!\n" +
 	"\fmission_code\x18\x02 \x01(\tR\vmissionCode\x12E\n" +
 	"\brequests\x18\x03 \x03(\v2).slotwatch.requests.v1.AppointmentRequestR\brequests\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"W\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
+	"\btimezone\x18\x05 \x01(\tR\btimezone\"W\n" +
 	"\x18ClaimDueMissionsResponse\x12;\n" +
 	"\x06claims\x18\x01 \x03(\v2#.slotwatch.requests.v1.MissionClaimR\x06claims\"\xde\x01\n" +
 	"\x18ReportCheckResultRequest\x12\x19\n" +
@@ -2175,7 +2585,34 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\x0e2 .slotwatch.requests.v1.EventTypeR\x04type\x12C\n" +
 	"\arequest\x18\x03 \x01(\v2).slotwatch.requests.v1.AppointmentRequestR\arequest\x12;\n" +
 	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt*\xa4\x01\n" +
+	"occurredAt\"\xd6\x01\n" +
+	"\aMission\x12!\n" +
+	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
+	"\x06portal\x18\x02 \x01(\tR\x06portal\x12\x1a\n" +
+	"\btimezone\x18\x03 \x01(\tR\btimezone\x129\n" +
+	"\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8f\x01\n" +
+	"\x14UpsertMissionRequest\x12!\n" +
+	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x1b\n" +
+	"\x06portal\x18\x02 \x01(\tH\x00R\x06portal\x88\x01\x01\x12\x1f\n" +
+	"\btimezone\x18\x03 \x01(\tH\x01R\btimezone\x88\x01\x01B\t\n" +
+	"\a_portalB\v\n" +
+	"\t_timezone\"Q\n" +
+	"\x15UpsertMissionResponse\x128\n" +
+	"\amission\x18\x01 \x01(\v2\x1e.slotwatch.requests.v1.MissionR\amission\"6\n" +
+	"\x11GetMissionRequest\x12!\n" +
+	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\"N\n" +
+	"\x12GetMissionResponse\x128\n" +
+	"\amission\x18\x01 \x01(\v2\x1e.slotwatch.requests.v1.MissionR\amission\"Q\n" +
+	"\x13ListMissionsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"z\n" +
+	"\x14ListMissionsResponse\x12:\n" +
+	"\bmissions\x18\x01 \x03(\v2\x1e.slotwatch.requests.v1.MissionR\bmissions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa4\x01\n" +
 	"\rRequestStatus\x12\x1e\n" +
 	"\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16REQUEST_STATUS_PENDING\x10\x01\x12\x1d\n" +
@@ -2192,7 +2629,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x19\n" +
 	"\x15EVENT_TYPE_SLOT_FOUND\x10\x02\x12\x18\n" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x03\x12\x16\n" +
-	"\x12EVENT_TYPE_EXPIRED\x10\x042\xc0\v\n" +
+	"\x12EVENT_TYPE_EXPIRED\x10\x042\xf8\r\n" +
 	"\x0fRequestsService\x12p\n" +
 	"\x0fCreateApplicant\x12-.slotwatch.requests.v1.CreateApplicantRequest\x1a..slotwatch.requests.v1.CreateApplicantResponse\x12g\n" +
 	"\fGetApplicant\x12*.slotwatch.requests.v1.GetApplicantRequest\x1a+.slotwatch.requests.v1.GetApplicantResponse\x12m\n" +
@@ -2205,7 +2642,11 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x18CancelAppointmentRequest\x126.slotwatch.requests.v1.CancelAppointmentRequestRequest\x1a7.slotwatch.requests.v1.CancelAppointmentRequestResponse\x12s\n" +
 	"\x10ClaimDueMissions\x12..slotwatch.requests.v1.ClaimDueMissionsRequest\x1a/.slotwatch.requests.v1.ClaimDueMissionsResponse\x12v\n" +
 	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12f\n" +
-	"\vWatchEvents\x12).slotwatch.requests.v1.WatchEventsRequest\x1a*.slotwatch.requests.v1.WatchEventsResponse0\x01B\xe5\x01\n" +
+	"\vWatchEvents\x12).slotwatch.requests.v1.WatchEventsRequest\x1a*.slotwatch.requests.v1.WatchEventsResponse0\x01\x12j\n" +
+	"\rUpsertMission\x12+.slotwatch.requests.v1.UpsertMissionRequest\x1a,.slotwatch.requests.v1.UpsertMissionResponse\x12a\n" +
+	"\n" +
+	"GetMission\x12(.slotwatch.requests.v1.GetMissionRequest\x1a).slotwatch.requests.v1.GetMissionResponse\x12g\n" +
+	"\fListMissions\x12*.slotwatch.requests.v1.ListMissionsRequest\x1a+.slotwatch.requests.v1.ListMissionsResponseB\xe5\x01\n" +
 	"\x19com.slotwatch.requests.v1B\rRequestsProtoP\x01ZCgithub.com/slotwatch/slotwatch/gen/slotwatch/requests/v1;requestsv1\xa2\x02\x03SRX\xaa\x02\x15Slotwatch.Requests.V1\xca\x02\x15Slotwatch\\Requests\\V1\xe2\x02!Slotwatch\\Requests\\V1\\GPBMetadata\xea\x02\x17Slotwatch::Requests::V1b\x06proto3"
 
 var (
@@ -2221,7 +2662,7 @@ func file_slotwatch_requests_v1_requests_proto_rawDescGZIP() []byte {
 }
 
 var file_slotwatch_requests_v1_requests_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(RequestStatus)(0),                       // 0: slotwatch.requests.v1.RequestStatus
 	(CheckOutcome)(0),                        // 1: slotwatch.requests.v1.CheckOutcome
@@ -2254,17 +2695,24 @@ var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(*ReportCheckResultResponse)(nil),        // 28: slotwatch.requests.v1.ReportCheckResultResponse
 	(*WatchEventsRequest)(nil),               // 29: slotwatch.requests.v1.WatchEventsRequest
 	(*WatchEventsResponse)(nil),              // 30: slotwatch.requests.v1.WatchEventsResponse
-	(*timestamppb.Timestamp)(nil),            // 31: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 32: google.protobuf.Duration
+	(*Mission)(nil),                          // 31: slotwatch.requests.v1.Mission
+	(*UpsertMissionRequest)(nil),             // 32: slotwatch.requests.v1.UpsertMissionRequest
+	(*UpsertMissionResponse)(nil),            // 33: slotwatch.requests.v1.UpsertMissionResponse
+	(*GetMissionRequest)(nil),                // 34: slotwatch.requests.v1.GetMissionRequest
+	(*GetMissionResponse)(nil),               // 35: slotwatch.requests.v1.GetMissionResponse
+	(*ListMissionsRequest)(nil),              // 36: slotwatch.requests.v1.ListMissionsRequest
+	(*ListMissionsResponse)(nil),             // 37: slotwatch.requests.v1.ListMissionsResponse
+	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 39: google.protobuf.Duration
 }
 var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
-	31, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
-	31, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
+	38, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: slotwatch.requests.v1.AppointmentRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	4,  // 3: slotwatch.requests.v1.AppointmentRequest.matched_slots:type_name -> slotwatch.requests.v1.Slot
-	31, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
-	31, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
-	31, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
+	38, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
+	38, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
+	38, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 7: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 8: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 9: slotwatch.requests.v1.ListApplicantsResponse.applicants:type_name -> slotwatch.requests.v1.Applicant
@@ -2274,45 +2722,56 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	0,  // 13: slotwatch.requests.v1.ListAppointmentRequestsRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	5,  // 14: slotwatch.requests.v1.ListAppointmentRequestsResponse.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
 	5,  // 15: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	32, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
+	39, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
 	5,  // 17: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	31, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
 	25, // 19: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
 	1,  // 20: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
 	4,  // 21: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
 	5,  // 22: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
 	2,  // 23: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
 	5,  // 24: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	31, // 25: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	6,  // 26: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
-	8,  // 27: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
-	10, // 28: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
-	12, // 29: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
-	14, // 30: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
-	16, // 31: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
-	18, // 32: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
-	20, // 33: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
-	22, // 34: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
-	24, // 35: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
-	27, // 36: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
-	29, // 37: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
-	7,  // 38: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
-	9,  // 39: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
-	11, // 40: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
-	13, // 41: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
-	15, // 42: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
-	17, // 43: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
-	19, // 44: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
-	21, // 45: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
-	23, // 46: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
-	26, // 47: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
-	28, // 48: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
-	30, // 49: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	38, // 25: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	38, // 26: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
+	38, // 27: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 28: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	31, // 29: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	31, // 30: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
+	6,  // 31: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
+	8,  // 32: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
+	10, // 33: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
+	12, // 34: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
+	14, // 35: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
+	16, // 36: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
+	18, // 37: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
+	20, // 38: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
+	22, // 39: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
+	24, // 40: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
+	27, // 41: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
+	29, // 42: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
+	32, // 43: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
+	34, // 44: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
+	36, // 45: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
+	7,  // 46: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
+	9,  // 47: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
+	11, // 48: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
+	13, // 49: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
+	15, // 50: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
+	17, // 51: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
+	19, // 52: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
+	21, // 53: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
+	23, // 54: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
+	26, // 55: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
+	28, // 56: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
+	30, // 57: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
+	33, // 58: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
+	35, // 59: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
+	37, // 60: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
+	46, // [46:61] is the sub-list for method output_type
+	31, // [31:46] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_requests_v1_requests_proto_init() }
@@ -2321,13 +2780,14 @@ func file_slotwatch_requests_v1_requests_proto_init() {
 		return
 	}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[9].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_requests_v1_requests_proto_rawDesc), len(file_slotwatch_requests_v1_requests_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

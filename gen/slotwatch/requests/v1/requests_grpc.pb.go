@@ -31,6 +31,9 @@ const (
 	RequestsService_ClaimDueMissions_FullMethodName         = "/slotwatch.requests.v1.RequestsService/ClaimDueMissions"
 	RequestsService_ReportCheckResult_FullMethodName        = "/slotwatch.requests.v1.RequestsService/ReportCheckResult"
 	RequestsService_WatchEvents_FullMethodName              = "/slotwatch.requests.v1.RequestsService/WatchEvents"
+	RequestsService_UpsertMission_FullMethodName            = "/slotwatch.requests.v1.RequestsService/UpsertMission"
+	RequestsService_GetMission_FullMethodName               = "/slotwatch.requests.v1.RequestsService/GetMission"
+	RequestsService_ListMissions_FullMethodName             = "/slotwatch.requests.v1.RequestsService/ListMissions"
 )
 
 // RequestsServiceClient is the client API for RequestsService service.
@@ -66,6 +69,13 @@ type RequestsServiceClient interface {
 	ReportCheckResult(ctx context.Context, in *ReportCheckResultRequest, opts ...grpc.CallOption) (*ReportCheckResultResponse, error)
 	// WatchEvents streams request events after a cursor, then live.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
+	// UpsertMission creates a mission's settings or changes the ones that are
+	// set.
+	UpsertMission(ctx context.Context, in *UpsertMissionRequest, opts ...grpc.CallOption) (*UpsertMissionResponse, error)
+	// GetMission returns one mission's settings.
+	GetMission(ctx context.Context, in *GetMissionRequest, opts ...grpc.CallOption) (*GetMissionResponse, error)
+	// ListMissions pages through missions by code.
+	ListMissions(ctx context.Context, in *ListMissionsRequest, opts ...grpc.CallOption) (*ListMissionsResponse, error)
 }
 
 type requestsServiceClient struct {
@@ -205,6 +215,36 @@ func (c *requestsServiceClient) WatchEvents(ctx context.Context, in *WatchEvents
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RequestsService_WatchEventsClient = grpc.ServerStreamingClient[WatchEventsResponse]
 
+func (c *requestsServiceClient) UpsertMission(ctx context.Context, in *UpsertMissionRequest, opts ...grpc.CallOption) (*UpsertMissionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertMissionResponse)
+	err := c.cc.Invoke(ctx, RequestsService_UpsertMission_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) GetMission(ctx context.Context, in *GetMissionRequest, opts ...grpc.CallOption) (*GetMissionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMissionResponse)
+	err := c.cc.Invoke(ctx, RequestsService_GetMission_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) ListMissions(ctx context.Context, in *ListMissionsRequest, opts ...grpc.CallOption) (*ListMissionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMissionsResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ListMissions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RequestsServiceServer is the server API for RequestsService service.
 // All implementations must embed UnimplementedRequestsServiceServer
 // for forward compatibility.
@@ -238,6 +278,13 @@ type RequestsServiceServer interface {
 	ReportCheckResult(context.Context, *ReportCheckResultRequest) (*ReportCheckResultResponse, error)
 	// WatchEvents streams request events after a cursor, then live.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
+	// UpsertMission creates a mission's settings or changes the ones that are
+	// set.
+	UpsertMission(context.Context, *UpsertMissionRequest) (*UpsertMissionResponse, error)
+	// GetMission returns one mission's settings.
+	GetMission(context.Context, *GetMissionRequest) (*GetMissionResponse, error)
+	// ListMissions pages through missions by code.
+	ListMissions(context.Context, *ListMissionsRequest) (*ListMissionsResponse, error)
 	mustEmbedUnimplementedRequestsServiceServer()
 }
 
@@ -283,6 +330,15 @@ func (UnimplementedRequestsServiceServer) ReportCheckResult(context.Context, *Re
 }
 func (UnimplementedRequestsServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
+}
+func (UnimplementedRequestsServiceServer) UpsertMission(context.Context, *UpsertMissionRequest) (*UpsertMissionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertMission not implemented")
+}
+func (UnimplementedRequestsServiceServer) GetMission(context.Context, *GetMissionRequest) (*GetMissionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMission not implemented")
+}
+func (UnimplementedRequestsServiceServer) ListMissions(context.Context, *ListMissionsRequest) (*ListMissionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMissions not implemented")
 }
 func (UnimplementedRequestsServiceServer) mustEmbedUnimplementedRequestsServiceServer() {}
 func (UnimplementedRequestsServiceServer) testEmbeddedByValue()                         {}
@@ -514,6 +570,60 @@ func _RequestsService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RequestsService_WatchEventsServer = grpc.ServerStreamingServer[WatchEventsResponse]
 
+func _RequestsService_UpsertMission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertMissionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).UpsertMission(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_UpsertMission_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).UpsertMission(ctx, req.(*UpsertMissionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_GetMission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMissionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).GetMission(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_GetMission_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).GetMission(ctx, req.(*GetMissionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_ListMissions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMissionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ListMissions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ListMissions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ListMissions(ctx, req.(*ListMissionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RequestsService_ServiceDesc is the grpc.ServiceDesc for RequestsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -564,6 +674,18 @@ var RequestsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportCheckResult",
 			Handler:    _RequestsService_ReportCheckResult_Handler,
+		},
+		{
+			MethodName: "UpsertMission",
+			Handler:    _RequestsService_UpsertMission_Handler,
+		},
+		{
+			MethodName: "GetMission",
+			Handler:    _RequestsService_GetMission_Handler,
+		},
+		{
+			MethodName: "ListMissions",
+			Handler:    _RequestsService_ListMissions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

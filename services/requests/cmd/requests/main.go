@@ -16,6 +16,10 @@ import (
 	"net"
 	"net/http"
 	"time"
+	// Missions' time zones are IANA names; the binary carries the zone
+	// database, so validating and using them does not depend on the
+	// image having /usr/share/zoneinfo.
+	_ "time/tzdata"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"

@@ -54,10 +54,10 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00002_list_indexes.sql"},
+		{[]string{"migrate", "status"}, "00003_mission_settings.sql"},
+		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
 		{[]string{"migrate", "down"}, "reverted 00002_list_indexes.sql"},
-		{[]string{"migrate", "down"}, "reverted 00001_requests.sql"},
-		{[]string{"migrate", "up"}, "applied 00002_list_indexes.sql"},
+		{[]string{"migrate", "up"}, "applied 00003_mission_settings.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

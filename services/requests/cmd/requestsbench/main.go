@@ -118,8 +118,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		for _, c := range claims {
 			res := domain.CheckResult{ClaimID: c.ID, Outcome: domain.OutcomeSlotsFound, Slots: benchSlots(now), AccountID: 1}
 			now := a.Now()
-			if _, _, err := st.ReportCheck(ctx, res, now, func(reqs []domain.Request) ([]domain.Request, []domain.Request) {
-				return domain.ApplyCheck(reqs, res, now)
+			if _, _, err := st.ReportCheck(ctx, res, now, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
+				return domain.ApplyCheck(reqs, res, now, domain.Zone(timezone))
 			}); err != nil {
 				return err
 			}
@@ -201,7 +201,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // them asked for: ReportCheckResult does all its matching work and every
 // request stays PENDING, so the load is the same from first cycle to last.
 func benchSlots(now time.Time) []domain.Slot {
-	d := domain.Today(now).AddDate(0, 0, 40)
+	d := domain.Today(now, time.UTC).AddDate(0, 0, 40)
 	return []domain.Slot{
 		{Centre: "paris", VisaCategory: "business", Date: d, Time: "09:00"},
 		{Centre: "paris", VisaCategory: "business", Date: d, Time: "09:30"},
@@ -346,14 +346,17 @@ func scratchDatabase(ctx context.Context, serverURL string) (string, func(), err
 // is what that statement must not scan.
 func seed(ctx context.Context, pool *pgxpool.Pool, o options) error {
 	now := time.Now().UTC()
-	today := domain.Today(now)
+	today := domain.Today(now, time.UTC)
 	applicant := uuid.Must(uuid.NewV7())
 	if _, err := pool.Exec(ctx, `INSERT INTO requests.applicants (id, full_name, email, created_at, updated_at)
 		VALUES ($1, 'Bench Applicant', 'bench@example.com', $2, $2)`, applicant, now); err != nil {
 		return fmt.Errorf("seed applicant: %w", err)
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO requests.missions (code)
-		SELECT 'm' || i FROM generate_series(0, $1 - 1) AS i`, o.missions); err != nil {
+	// Missions in three zones, so claims and expiry join each mission's
+	// today as they do in production.
+	if _, err := pool.Exec(ctx, `INSERT INTO requests.missions (code, timezone, created_at, updated_at)
+		SELECT 'm' || i, (ARRAY['UTC', 'Asia/Tokyo', 'America/Los_Angeles'])[1 + i % 3], $2, $2
+		FROM generate_series(0, $1 - 1) AS i`, o.missions, now); err != nil {
 		return fmt.Errorf("seed missions: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `INSERT INTO requests.appointment_requests

@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,8 +75,24 @@ func (a *App) Metrics() *metrics.Requests { return a.metrics }
 // equal.
 func (a *App) Now() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
 
-// Today is the current calendar day (UTC).
-func (a *App) Today() time.Time { return domain.Today(a.Now()) }
+// Today is the current calendar day in UTC: the day of rules that belong
+// to no mission (a date of birth, the ten-year bound on a reported slot's
+// date). A mission's dates are judged by MissionToday.
+func (a *App) Today() time.Time { return domain.Today(a.Now(), time.UTC) }
+
+// MissionToday is the current calendar day in the zone of the mission
+// code names (UTC for a mission without settings, or not yet seen).
+func (a *App) MissionToday(ctx context.Context, code string) (time.Time, error) {
+	now := a.Now()
+	m, err := a.store.GetMission(ctx, code)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		m = domain.NewMission(code, now)
+	case err != nil:
+		return time.Time{}, err
+	}
+	return m.Today(now), nil
+}
 
 // passportAD binds a passport ciphertext to its applicant row.
 func passportAD(id uuid.UUID) []byte {
@@ -152,7 +169,7 @@ func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.Applic
 	now := a.Now()
 	rec, err := a.store.UpdateApplicant(ctx, id, func(rec *store.ApplicantRecord) error {
 		var bad apirule.FieldErrors
-		f.Apply(&bad, &rec.Applicant, domain.Today(now))
+		f.Apply(&bad, &rec.Applicant, domain.Today(now, time.UTC))
 		if bad.Len() > 0 {
 			return fmt.Errorf("%w: %w", domain.ErrInvalid, bad)
 		}
@@ -222,13 +239,40 @@ func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, t
 // what happens to the claimed requests).
 func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {
 	now := a.Now()
-	rec, matched, err := a.store.ReportCheck(ctx, res, now, func(reqs []domain.Request) ([]domain.Request, []domain.Request) {
-		return domain.ApplyCheck(reqs, res, now)
+	rec, matched, err := a.store.ReportCheck(ctx, res, now, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
+		return domain.ApplyCheck(reqs, res, now, domain.Zone(timezone))
 	})
 	if err == nil {
 		a.metrics.Checked(res.Outcome)
 	}
 	return rec, matched, err
+}
+
+// UpsertMission creates the mission's settings or changes the fields that
+// are set. Callers validate the fields first (domain.MissionFields.Apply
+// on a scratch mission) to report every violation; a field that still
+// fails here is domain.ErrInvalid and nothing is written.
+func (a *App) UpsertMission(ctx context.Context, code string, f domain.MissionFields) (domain.Mission, error) {
+	now := a.Now()
+	return a.store.UpsertMission(ctx, code, now, func(m *domain.Mission) error {
+		var bad apirule.FieldErrors
+		f.Apply(&bad, m)
+		if bad.Len() > 0 {
+			return fmt.Errorf("%w: %w", domain.ErrInvalid, bad)
+		}
+		m.UpdatedAt = now
+		return nil
+	})
+}
+
+// GetMission returns one mission's settings.
+func (a *App) GetMission(ctx context.Context, code string) (domain.Mission, error) {
+	return a.store.GetMission(ctx, code)
+}
+
+// ListMissions pages missions by code, after the code after.
+func (a *App) ListMissions(ctx context.Context, after string, limit int) ([]domain.Mission, bool, error) {
+	return a.store.ListMissions(ctx, after, limit)
 }
 
 // ExpireDue expires every request that is due (the periodic sweep).

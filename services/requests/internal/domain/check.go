@@ -34,10 +34,11 @@ func sameName(a, b string) bool {
 // PENDING are left exactly as they are, and so are those whose window ended
 // before today (the claim was taken on their last day, the report came
 // after midnight): they are expired, which the next expiry records, and a
-// slot inside their window is in the past. It returns every request it
-// changed, and separately those that became SLOT_FOUND.
-func ApplyCheck(reqs []Request, res CheckResult, now time.Time) (changed, matched []Request) {
-	today := Today(now)
+// slot inside their window is in the past. Today is the day it is in loc,
+// the zone of the mission the requests belong to. It returns every request
+// it changed, and separately those that became SLOT_FOUND.
+func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Location) (changed, matched []Request) {
+	today := Today(now, loc)
 	for _, r := range reqs {
 		if r.Status != StatusPending || r.ExpiredOn(today) {
 			continue
@@ -58,9 +59,9 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time) (changed, matche
 }
 
 // ExpiredOn says whether r, still PENDING, can no longer match: its last
-// acceptable date is before today. ApplyCheck leaves such a request alone;
-// the store applies the same rule in SQL (latest_date < today) when it
-// expires requests in bulk.
+// acceptable date is before today (its mission's today). ApplyCheck leaves
+// such a request alone; the store applies the same rule in SQL
+// (latest_date < the mission's today) when it expires requests in bulk.
 func (r Request) ExpiredOn(today time.Time) bool {
 	return r.Status == StatusPending && r.LatestDate.Before(today)
 }

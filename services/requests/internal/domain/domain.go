@@ -125,6 +125,9 @@ type Claim struct {
 	// TookOverLapsed is true when the mission's previous claim ran out
 	// without a report (its checker died or hung) and this claim replaced it.
 	TookOverLapsed bool
+	// Timezone is the mission's zone (Mission.Timezone): the portal's
+	// dates are days there.
+	Timezone string
 }
 
 // CheckResult is what a checker reports for a claim.
@@ -154,9 +157,11 @@ type Event struct {
 // still lands before any takeover.
 const ClaimGrace = 2 * time.Second
 
-// Today is the calendar day (UTC) that now falls on, as UTC midnight.
-// Request windows are calendar dates; they are compared against this day.
-func Today(now time.Time) time.Time {
-	y, m, d := now.UTC().Date()
+// Today is the calendar day that now falls on in loc, as UTC midnight of
+// that date (how dates are held). Request windows and slot dates are
+// calendar days on the portal's calendar: for a mission they are compared
+// with Today in the mission's zone (Mission.Today), never with the UTC day.
+func Today(now time.Time, loc *time.Location) time.Time {
+	y, m, d := now.In(loc).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }

@@ -83,7 +83,7 @@ func TestApplyCheck(t *testing.T) {
 		in, out := pendingRequest(), pendingRequest()
 		out.Centre = "lyon"
 		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-05")}}
-		changed, matched := domain.ApplyCheck([]domain.Request{in, out}, res, now)
+		changed, matched := domain.ApplyCheck([]domain.Request{in, out}, res, now, time.UTC)
 		if len(changed) != 2 || len(matched) != 1 || matched[0].ID != in.ID {
 			t.Fatalf("changed %d, matched %v", len(changed), matched)
 		}
@@ -102,7 +102,7 @@ func TestApplyCheck(t *testing.T) {
 
 	t.Run("NoSlotOutcomeOnlyCountsTheCheck", func(t *testing.T) {
 		t.Parallel()
-		changed, matched := domain.ApplyCheck([]domain.Request{pendingRequest()}, domain.CheckResult{Outcome: domain.OutcomeNoSlot}, now)
+		changed, matched := domain.ApplyCheck([]domain.Request{pendingRequest()}, domain.CheckResult{Outcome: domain.OutcomeNoSlot}, now, time.UTC)
 		if len(matched) != 0 || changed[0].Status != domain.StatusPending || changed[0].CheckCount != 1 {
 			t.Fatalf("changed %+v matched %v", changed, matched)
 		}
@@ -113,12 +113,12 @@ func TestApplyCheck(t *testing.T) {
 		r := pendingRequest() // latest 2030-07-10
 		afterMidnight := time.Date(2030, 7, 11, 0, 0, 1, 0, time.UTC)
 		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-10")}}
-		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight)
+		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight, time.UTC)
 		if len(changed) != 0 || len(matched) != 0 {
 			t.Fatalf("changed %+v matched %+v, want nothing", changed, matched)
 		}
 		// On its last day it still matches.
-		if _, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight.Add(-2*time.Second)); len(matched) != 1 {
+		if _, matched := domain.ApplyCheck([]domain.Request{r}, res, afterMidnight.Add(-2*time.Second), time.UTC); len(matched) != 1 {
 			t.Fatalf("on its last day: matched %+v", matched)
 		}
 	})
@@ -130,7 +130,7 @@ func TestApplyCheck(t *testing.T) {
 		r.MatchedSlots = []domain.Slot{slot("paris", "tourism", "2030-07-02")}
 		r.CheckCount = 3
 		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: []domain.Slot{slot("paris", "tourism", "2030-07-05")}}
-		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, now)
+		changed, matched := domain.ApplyCheck([]domain.Request{r}, res, now, time.UTC)
 		if len(changed) != 0 || len(matched) != 0 {
 			t.Fatalf("changed %v matched %v, want nothing", changed, matched)
 		}
@@ -160,7 +160,7 @@ func TestExpiredOn(t *testing.T) {
 			}
 		})
 	}
-	if got := domain.Today(time.Date(2030, 7, 10, 23, 59, 59, 0, time.UTC)); !got.Equal(day("2030-07-10")) {
+	if got := domain.Today(time.Date(2030, 7, 10, 23, 59, 59, 0, time.UTC), time.UTC); !got.Equal(day("2030-07-10")) {
 		t.Fatalf("Today = %v", got)
 	}
 }

@@ -117,6 +117,7 @@ func claimToProto(c domain.Claim) *requestsv1.MissionClaim {
 		MissionCode: c.MissionCode,
 		Requests:    requestsToProto(c.Requests),
 		ExpiresAt:   timestamp(c.ExpiresAt),
+		Timezone:    c.Timezone,
 	}
 }
 

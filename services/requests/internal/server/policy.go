@@ -27,6 +27,8 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_GetAppointmentRequest_FullMethodName:   {auth.RoleReader},
 	requestsv1.RequestsService_ListAppointmentRequests_FullMethodName: {auth.RoleReader},
 	requestsv1.RequestsService_WatchEvents_FullMethodName:             {auth.RoleReader},
+	requestsv1.RequestsService_GetMission_FullMethodName:              {auth.RoleReader},
+	requestsv1.RequestsService_ListMissions_FullMethodName:            {auth.RoleReader},
 	// Personal data, and changes.
 	requestsv1.RequestsService_GetApplicant_FullMethodName:             {auth.RoleAdmin},
 	requestsv1.RequestsService_CreateApplicant_FullMethodName:          {auth.RoleAdmin},
@@ -34,4 +36,5 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_DeleteApplicant_FullMethodName:          {auth.RoleAdmin},
 	requestsv1.RequestsService_CreateAppointmentRequest_FullMethodName: {auth.RoleAdmin},
 	requestsv1.RequestsService_CancelAppointmentRequest_FullMethodName: {auth.RoleAdmin},
+	requestsv1.RequestsService_UpsertMission_FullMethodName:            {auth.RoleAdmin},
 }

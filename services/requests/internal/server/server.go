@@ -190,13 +190,22 @@ func (s *Server) DeleteApplicant(ctx context.Context, req *requestsv1.DeleteAppl
 	return &requestsv1.DeleteApplicantResponse{CancelledRequests: int32(n)}, nil
 }
 
-// CreateAppointmentRequest opens a PENDING request.
+// CreateAppointmentRequest opens a PENDING request. Its window is judged
+// against today in the mission's zone (read only for a well-formed code;
+// NewRequest reports a bad one).
 func (s *Server) CreateAppointmentRequest(ctx context.Context, req *requestsv1.CreateAppointmentRequestRequest) (*requestsv1.CreateAppointmentRequestResponse, error) {
+	today := s.app.Today()
+	if apirule.ValidMissionCode(req.GetMissionCode()) {
+		var err error
+		if today, err = s.app.MissionToday(ctx, req.GetMissionCode()); err != nil {
+			return nil, s.errorStatus(ctx, "CreateAppointmentRequest", err)
+		}
+	}
 	var v apirule.FieldErrors
 	r := domain.NewRequest(&v, domain.NewRequestInput{
 		ApplicantID: req.GetApplicantId(), MissionCode: req.GetMissionCode(), Centre: req.GetCentre(),
 		VisaCategory: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
-	}, s.app.Today())
+	}, today)
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "CreateAppointmentRequest", err)
 	}

@@ -34,7 +34,9 @@ func historyPool(t *testing.T) *pgxpool.Pool {
 		`INSERT INTO requests.applicants (id, full_name, email, created_at, updated_at)
 		SELECT ('00000000-0000-7000-8000-' || lpad(i::text, 12, '0'))::uuid, 'A', 'a@example.com', $1, $1
 		FROM generate_series(0, 99) AS i`,
-		`INSERT INTO requests.missions (code) SELECT 'm' || i FROM generate_series(0, 199) AS i`,
+		`INSERT INTO requests.missions (code, timezone, created_at, updated_at)
+		SELECT 'm' || i, (ARRAY['UTC', 'Asia/Tokyo', 'America/Los_Angeles'])[1 + i % 3], $1, $1
+		FROM generate_series(0, 199) AS i`,
 		`INSERT INTO requests.appointment_requests
 		    (id, applicant_id, mission_code, centre, visa_category, earliest_date, latest_date, status, created_at, updated_at)
 		SELECT gen_random_uuid(), ('00000000-0000-7000-8000-' || lpad((i % 100)::text, 12, '0'))::uuid,
@@ -117,6 +119,18 @@ func literal(t *testing.T, a any) string {
 		return fmt.Sprint(v)
 	case bool:
 		return fmt.Sprint(v)
+	case []string:
+		lits := make([]string, len(v))
+		for i, s := range v {
+			lits[i] = literal(t, s)
+		}
+		return "ARRAY[" + strings.Join(lits, ", ") + "]"
+	case []time.Time:
+		lits := make([]string, len(v))
+		for i, d := range v {
+			lits[i] = "date '" + d.Format(domain.DateLayout) + "'"
+		}
+		return "ARRAY[" + strings.Join(lits, ", ") + "]"
 	}
 	t.Fatalf("no literal for %T", a)
 	return ""
@@ -141,7 +155,12 @@ func TestPlansStayOnIndexesOverHistory(t *testing.T) {
 	pool := historyPool(t)
 	for _, generic := range []bool{false, true} {
 		t.Run(fmt.Sprintf("Expiry/generic=%v", generic), func(t *testing.T) {
-			plan := explain(t, pool, generic, expireSQL, domain.Today(planNow), planNow, expireBatch)
+			md := missionDays{zones: []string{"America/Los_Angeles", "Asia/Tokyo", "UTC"}}
+			for _, z := range md.zones {
+				md.days = append(md.days, domain.Today(planNow, domain.Zone(z)))
+			}
+			md.latest = md.days[1]
+			plan := explain(t, pool, generic, expireSQL, md.latest, planNow, expireBatch, md.zones, md.days)
 			wantPlan(t, plan, "appointment_requests_pending_latest_idx", "appointment_requests_pkey")
 		})
 		// A page after the first, under each filter: the filter and the

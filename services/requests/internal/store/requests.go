@@ -17,8 +17,8 @@ import (
 // applicant is domain.ErrApplicantNotFound.
 func (s *Store) CreateRequest(ctx context.Context, r domain.Request) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO requests.missions (code) VALUES ($1) ON CONFLICT DO NOTHING`, r.MissionCode); err != nil {
-			return fmt.Errorf("insert mission: %w", err)
+		if err := insertMission(ctx, tx, r.MissionCode, r.CreatedAt); err != nil {
+			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO requests.appointment_requests (`+requestCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11)`,
@@ -135,7 +135,11 @@ const expireBatch = 500
 // history (expired, slot_found, cancelled rows), so both halves must stay on
 // an index however much history there is. The inner query walks the partial
 // index on pending requests' latest_date from the oldest end (ordering by
-// id instead walked the primary key through every row, filtering). The
+// id instead walked the primary key through every row, filtering), up to
+// the latest of the missions' todays ($1); each row's own limit is its
+// mission's today, from the zones passed in $4 and $5 (missionDays), so
+// the rows it reads and skips are at most those ending on the day or two
+// between the earliest and the latest zone's today. The
 // outer one matches ids with = ANY of the array, an index condition on the
 // primary key; joining the subquery instead (UPDATE ... FROM (...) d WHERE
 // r.id = d.id) is planned as a hash join over a sequential scan of the whole
@@ -143,17 +147,22 @@ const expireBatch = 500
 // latest_date are estimated as independent, which extended statistics on
 // the pair do not change).
 const expireSQL = `UPDATE requests.appointment_requests SET status = 'expired', updated_at = $2
-	WHERE id = ANY (ARRAY(SELECT id FROM requests.appointment_requests
-	                      WHERE status = 'pending' AND latest_date < $1
-	                      ORDER BY latest_date LIMIT $3 FOR UPDATE SKIP LOCKED))
+	WHERE id = ANY (ARRAY(SELECT r.id FROM requests.appointment_requests r
+	                      JOIN requests.missions m ON m.code = r.mission_code
+	                      JOIN unnest($4::text[], $5::date[]) AS z(name, today) ON z.name = m.timezone
+	                      WHERE r.status = 'pending' AND r.latest_date < $1 AND r.latest_date < z.today
+	                      ORDER BY r.latest_date LIMIT $3 FOR UPDATE OF r SKIP LOCKED))
 	RETURNING ` + requestCols
 
-// expire turns PENDING requests whose latest_date is before today EXPIRED
-// (domain.Request.ExpiredOn in SQL) and queues their events on b. Rows
-// another transaction holds are skipped, not waited for: the next call
-// takes them.
-func expire(ctx context.Context, tx pgx.Tx, b *pgx.Batch, now time.Time) (int, error) {
-	rows, err := tx.Query(ctx, expireSQL, domain.Today(now), now, expireBatch)
+// expire turns PENDING requests whose latest_date is before their
+// mission's today EXPIRED (domain.Request.ExpiredOn in SQL) and queues
+// their events on b. Rows another transaction holds are skipped, not
+// waited for: the next call takes them.
+func expire(ctx context.Context, tx pgx.Tx, b *pgx.Batch, md missionDays, now time.Time) (int, error) {
+	if len(md.zones) == 0 {
+		return 0, nil // no mission, so no request
+	}
+	rows, err := tx.Query(ctx, expireSQL, md.latest, now, expireBatch, md.zones, md.days)
 	if err != nil {
 		return 0, fmt.Errorf("expire requests: %w", err)
 	}
@@ -171,8 +180,11 @@ func (s *Store) ExpireDue(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		var err error
-		if n, err = expire(ctx, tx, b, now); err != nil {
+		md, err := readMissionDays(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		if n, err = expire(ctx, tx, b, md, now); err != nil {
 			return err
 		}
 		return sendBatch(ctx, tx, b)
@@ -192,7 +204,8 @@ type ClaimParams struct {
 }
 
 // ClaimDueMissions expires what is due, then claims up to p.Max missions
-// that have PENDING requests, were last checked at least p.CheckInterval
+// that have PENDING requests whose window has not ended by the mission's
+// today (in its zone; each claim carries the zone's name), were last checked at least p.CheckInterval
 // ago (any time, when it is 0), and hold no claim: never claimed, reported,
 // or lapsed at least domain.ClaimGrace ago. Mission rows are taken with FOR
 // UPDATE SKIP LOCKED and re-checked after locking, so concurrent callers on
@@ -213,7 +226,11 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		claims = nil
 		events := &pgx.Batch{}
-		if _, err := expire(ctx, tx, events, p.Now); err != nil {
+		md, err := readMissionDays(ctx, tx, p.Now)
+		if err != nil {
+			return err
+		}
+		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
 			return err
 		}
 		expires := p.Now.Add(p.TTL)
@@ -221,29 +238,31 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			WITH picked AS (
 				-- due_at is when each condition below last became true
 				-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
-				-- checked or with no lapsed claim.
-				SELECT m.code, m.claim_id AS old_claim,
+				-- checked or with no lapsed claim. z.today is the day it
+				-- is in the mission's zone (missionDays).
+				SELECT m.code, m.claim_id AS old_claim, m.timezone, z.today,
 				       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
 				                m.claim_expires_at + @grace_us * interval '1 microsecond',
 				                (SELECT min(r.updated_at) FROM requests.appointment_requests r
-				                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= @today)) AS due_at
+				                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at
 				FROM requests.missions m
+				JOIN unnest(@zones::text[], @days::date[]) AS z(name, today) ON z.name = m.timezone
 				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= @lapsed_before)
 				  `+due+`
 				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
-				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= @today)
+				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)
 				ORDER BY m.last_checked_at NULLS FIRST, m.code
 				LIMIT @max
 				FOR UPDATE OF m SKIP LOCKED
 			), claimed AS (
 				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires
 				FROM picked WHERE m.code = picked.code
-				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at
+				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at, picked.timezone, picked.today
 			), inserted AS (
 				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
 				SELECT c.claim_id, c.code, @checker,
 				       ARRAY(SELECT r.id FROM requests.appointment_requests r
-				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= @today
+				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= c.today
 				             ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
 				             LIMIT @per_claim),
 				       @now, @expires
@@ -254,11 +273,11 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			-- noticed here, under the mission's row lock, so exactly once.
 			SELECT i.id, i.mission_code, i.request_ids,
 			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL),
-			       c.due_at
+			       c.due_at, c.timezone
 			FROM inserted i JOIN claimed c ON c.claim_id = i.id`,
 			pgx.NamedArgs{
 				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
-				"today": domain.Today(p.Now), "max": p.Max, "expires": expires, "checker": p.CheckerID,
+				"zones": md.zones, "days": md.days, "max": p.Max, "expires": expires, "checker": p.CheckerID,
 				"per_claim": apirule.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
 				"grace_us": domain.ClaimGrace.Microseconds(),
 			})
@@ -272,7 +291,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 				c      = domain.Claim{CheckerID: p.CheckerID, ClaimedAt: p.Now, ExpiresAt: expires}
 				reqIDs []uuid.UUID
 			)
-			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed, &c.DueAt); err != nil {
+			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed, &c.DueAt, &c.Timezone); err != nil {
 				rows.Close()
 				return fmt.Errorf("claim missions: %w", err)
 			}
@@ -321,28 +340,32 @@ type CheckRecord struct {
 // its clock) and its last_checked_at moves to now; the check row is
 // written; the claim's requests that are still PENDING are read under row
 // locks and passed to apply (domain.ApplyCheck), whose changes are written
-// back with a slot_found event for each match. A claim is live until its
+// back with a slot_found event for each match. apply gets the mission's
+// time zone, whose today decides which windows are still open. A claim is live until its
 // claim_expires_at, exclusive, with no grace (see domain.ClaimGrace); one
 // that is unknown, already reported, lapsed or taken over is
 // domain.ErrClaimNotHeld, and nothing is written.
 func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time,
-	apply func([]domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
+	apply func(timezone string, pending []domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
 	var (
 		rec     CheckRecord
 		matched []domain.Request
 	)
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var reqIDs []uuid.UUID
+		var (
+			reqIDs   []uuid.UUID
+			timezone string
+		)
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
 				UPDATE requests.missions SET claim_expires_at = NULL, last_checked_at = $2
 				WHERE claim_id = $1 AND claim_expires_at > $2
-				RETURNING code
+				RETURNING code, timezone
 			)
 			UPDATE requests.claims c SET reported_at = $2
 			FROM m WHERE c.id = $1 AND c.mission_code = m.code AND c.reported_at IS NULL
-			RETURNING c.mission_code, c.checker_id, c.request_ids`,
-			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs)
+			RETURNING c.mission_code, c.checker_id, c.request_ids, m.timezone`,
+			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone)
 		if err != nil {
 			if notFound(err) == domain.ErrNotFound {
 				return domain.ErrClaimNotHeld
@@ -359,7 +382,7 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			return fmt.Errorf("lock claimed requests: %w", err)
 		}
 		var changed []domain.Request
-		changed, matched = apply(pending)
+		changed, matched = apply(timezone, pending)
 
 		b := &pgx.Batch{}
 		if len(changed) > 0 {
