@@ -1,7 +1,7 @@
 // Command slotctl is the slotwatch operator's CLI: accounts, pool status,
-// usage, applicants, requests, events, keysets and the import from the old
-// 1:1 schema, over gRPC to AccountPool and Requests. `slotctl --help` lists
-// the commands.
+// usage, applicants, requests, missions, events, keysets and the import
+// from the old 1:1 schema, over gRPC to AccountPool and Requests.
+// `slotctl --help` lists the commands.
 package main
 
 import (
