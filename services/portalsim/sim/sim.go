@@ -67,7 +67,8 @@ type session struct {
 
 // Sim is the simulated portal. It is safe for concurrent use.
 type Sim struct {
-	mux     *http.ServeMux
+	admin   *http.ServeMux
+	portals map[Family]*http.ServeMux // each family's pages
 	handler http.Handler
 	pages   pages
 	now     func() time.Time
@@ -91,14 +92,22 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{
-		mux:      http.NewServeMux(),
+		admin:    http.NewServeMux(),
+		portals:  map[Family]*http.ServeMux{},
 		pages:    p,
 		now:      time.Now,
 		cfg:      cloneConfig(cfg),
 		sessions: map[string]session{},
 	}
-	s.routes()
-	s.handler = s.measure(s.mux)
+	s.adminRoutes()
+	for f, register := range map[Family]func(*http.ServeMux){
+		Classic: s.classicRoutes, VFS: s.vfsRoutes, TLS: s.tlsRoutes, AIS: s.aisRoutes,
+	} {
+		mux := http.NewServeMux()
+		register(mux)
+		s.portals[f] = mux
+	}
+	s.handler = s.measure(s.dispatch())
 	return s, nil
 }
 
@@ -377,7 +386,7 @@ func (s *Sim) endSession(r *http.Request) {
 }
 
 func cloneConfig(c Config) Config {
-	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts)}
+	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts), Family: c.Family, Timezone: c.Timezone}
 	if out.Accounts == nil {
 		out.Accounts = []Account{}
 	}
