@@ -1,8 +1,13 @@
-// Package sim is a fake VFS-style visa-appointment portal: a login form that
-// sets a session cookie, a dashboard, a slot page per mission whose dates are
+// Package sim is a fake visa-appointment portal: a login form that sets a
+// session cookie, a dashboard, a slot page per mission whose dates are
 // fetched by JavaScript after the page loads, and a JSON admin API under
 // /admin/ that sets accounts, slots and misbehaviours (blocked, rate limited,
-// CAPTCHA, slow, 500...) and records every login attempt.
+// CAPTCHA, slow, 500, logged out...) and records every login attempt.
+//
+// That is the classic family. The same Sim can look like three other kinds
+// of portal (Family: vfs, tls, ais; FAMILIES.md), each with its own pages,
+// URLs and JSON, over the same accounts, slots and behaviours. Dates are in
+// the portal's timezone (Config.Timezone).
 //
 // It exists so the Checker's browser driver can be tested end to end against
 // something only a real browser can use, and so the demo has a portal. A Sim
