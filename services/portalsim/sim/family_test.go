@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,15 +29,22 @@ type driver struct {
 	// slots, once signed in, reads London's (or centre's) slots of
 	// category the way the family shows them, as "date time" or "date".
 	slots func(t *testing.T, c *http.Client, base, centre, category string) []string
-	// pageStyle is how a login answers a misbehaviour: as a page or JSON.
+	// dashboard, once signed in, asks for the page (or the script's call)
+	// of the dashboard area.
+	dashboard func(t *testing.T, c *http.Client, base string) page
+	// loginStyle and jsonAreas say how the login and the requests of each
+	// area answer a misbehaviour: as a page, or as JSON to a script.
 	loginStyle answerStyle
+	jsonAreas  map[Area]answerStyle
 }
 
 var drivers = map[Family]driver{
 	Classic: {
-		login:    login,
-		signedIn: func(p page) bool { return p.location == "/dashboard" },
-		slotPage: func(t *testing.T, c *http.Client, base string) page { return get(t, c, base+"/missions/fra/slots") },
+		login:     login,
+		signedIn:  func(p page) bool { return p.location == "/dashboard" },
+		dashboard: func(t *testing.T, c *http.Client, base string) page { return get(t, c, base+"/dashboard") },
+		jsonAreas: map[Area]answerStyle{SlotAPI: asJSON},
+		slotPage:  func(t *testing.T, c *http.Client, base string) page { return get(t, c, base+"/missions/fra/slots") },
 		slotAPI: func(t *testing.T, c *http.Client, base string) page {
 			return get(t, c, base+"/api/missions/fra/slots?centre=London&visa_category=tourism")
 		},
@@ -56,7 +64,8 @@ var drivers = map[Family]driver{
 			token := find(t, get(t, c, base+"/login"), `name="csrf_token" value="([0-9a-f]+)"`)
 			return post(t, c, base+"/login", url.Values{"username": {email}, "password": {password}, "csrf_token": {token}})
 		},
-		signedIn: func(p page) bool { return p.location == "/groups" },
+		signedIn:  func(p page) bool { return p.location == "/groups" },
+		dashboard: func(t *testing.T, c *http.Client, base string) page { return get(t, c, base+"/groups") },
 		slotPage: func(t *testing.T, c *http.Client, base string) page {
 			return get(t, c, base+"/appointment/fra?location=FRALON&visa_type=tourism")
 		},
@@ -90,6 +99,10 @@ var drivers = map[Family]driver{
 				"policy_confirmed": {"1"}, "authenticity_token": {token}})
 		},
 		signedIn: func(p page) bool { return regexp.MustCompile(`^/fra/niv/groups/\d+$`).MatchString(p.location) },
+		dashboard: func(t *testing.T, c *http.Client, base string) page {
+			return get(t, c, base+"/fra/niv/groups/"+aisGroupID(t, c, base))
+		},
+		jsonAreas: map[Area]answerStyle{SlotAPI: asJSON},
 		slotPage: func(t *testing.T, c *http.Client, base string) page {
 			return get(t, c, base+aisSchedulePath(t, c, base, "tourism"))
 		},
@@ -128,7 +141,11 @@ var drivers = map[Family]driver{
 		slotAPI: func(t *testing.T, c *http.Client, base string) page {
 			return vfsCall(t, c, base, "GET", "/api/fra/categories?centre=FRALON", "")
 		},
+		dashboard: func(t *testing.T, c *http.Client, base string) page {
+			return vfsCall(t, c, base, "GET", "/api/fra/dashboard", "")
+		},
 		loginStyle: asJSON,
+		jsonAreas:  map[Area]answerStyle{Dashboard: asJSON, SlotPage: asJSON, SlotAPI: asJSON},
 		slots: func(t *testing.T, c *http.Client, base, centre, category string) []string {
 			var centres, categories, subs []vfsOption
 			decodeJSON(t, vfsCall(t, c, base, "GET", "/api/fra/centres", ""), &centres)
@@ -339,31 +356,30 @@ func TestFamilies(t *testing.T) {
 	}
 }
 
-// wantAtLogin is each family's answer to an account's behaviour at login:
-// the status and a text of the page (or the JSON error's code).
-func wantAtLogin(f Family, k Kind) (int, string) {
+// wantWall is each family's answer to a misbehaviour, as a page or as
+// JSON: the status and a text of the page (or of the JSON).
+func wantWall(f Family, k Kind, style answerStyle) (int, string) {
 	status := map[Kind]int{Blocked: 403, TooManyRequests: 429, Captcha: 200, ServerError: 500, Maintenance: 503, Unknown: 200}[k]
-	if f == VFS && k == Captcha {
+	if k == Captcha && (f == VFS || style == asJSON) {
 		status = 403
 	}
-	if k == RejectPassword {
+	switch {
+	case k == RejectPassword:
 		return map[Family]int{Classic: 200, VFS: 401, TLS: 200, AIS: 200}[f],
 			map[Family]string{Classic: "Invalid email or password.", VFS: "invalid_credentials", TLS: "Invalid username or password.", AIS: "Invalid email or password."}[f]
-	}
-	if k == ServerError {
+	case k == ServerError:
 		return status, "500 Internal Server Error"
-	}
-	if f == Classic {
+	case k == Unknown && style == asJSON:
+		return status, "<html><body>Moved</body></html>"
+	case f == Classic && style == asJSON:
+		return status, map[Kind]string{Blocked: "account_blocked", TooManyRequests: "too_many_requests", Captcha: "captcha_required", Maintenance: "maintenance"}[k]
+	case f == Classic:
 		return status, map[Kind]string{Blocked: blockedPage.Heading, TooManyRequests: rateLimitedPage.Heading, Captcha: captchaPage.Heading,
 			Maintenance: maintenancePage.Heading, Unknown: "Our new look is coming soon"}[k]
-	}
-	if f == VFS {
-		if k == Unknown {
-			return status, "Moved"
-		}
+	case style == asJSON:
 		return status, `"code":"` + familyWalls[f][k].Code + `"`
 	}
-	return status, html.EscapeString(familyWalls[f][k].Heading)
+	return status, ">" + html.EscapeString(familyWalls[f][k].Heading) + "</h"
 }
 
 func TestFamilyBehaviours(t *testing.T) {
@@ -381,7 +397,7 @@ func TestFamilyBehaviours(t *testing.T) {
 				rec := &headerRecorder{}
 				c.Transport = rec
 				p := d.login(t, c, b.srv.URL, "acc1@example.com", "pw1")
-				status, text := wantAtLogin(f, k)
+				status, text := wantWall(f, k, d.loginStyle)
 				if p.status != status || !strings.Contains(p.body, text) {
 					t.Errorf("got %d, want %d with %q:\n%s", p.status, status, text, p.body)
 				}
@@ -407,19 +423,22 @@ func TestFamilyBehaviours(t *testing.T) {
 				if p := d.login(t, c, b.srv.URL, "acc1@example.com", "pw1"); !d.signedIn(p) {
 					t.Fatalf("login: %d", p.status)
 				}
-				for _, area := range []Area{SlotPage, SlotAPI} {
+				for _, area := range []Area{Dashboard, SlotPage, SlotAPI} {
 					if err := b.sim.SetBehaviour("", Behaviour{Kind: k, Only: area}); err != nil {
 						t.Fatal(err)
 					}
-					ask := map[Area]func(*testing.T, *http.Client, string) page{SlotPage: d.slotPage, SlotAPI: d.slotAPI}[area]
+					ask := map[Area]func(*testing.T, *http.Client, string) page{Dashboard: d.dashboard, SlotPage: d.slotPage, SlotAPI: d.slotAPI}[area]
 					p := ask(t, c, b.srv.URL)
-					status, _ := wantAtLogin(f, k)
-					if k == Captcha && (area == SlotAPI && f != TLS || f == VFS) {
-						status = http.StatusForbidden // a script's call: JSON
+					status, text := wantWall(f, k, cmp.Or(d.jsonAreas[area], asPage))
+					if p.status != status || !strings.Contains(p.body, text) {
+						t.Errorf("%s: got %d, want %d with %q:\n%s", area, p.status, status, text, p.body)
 					}
-					if p.status != status {
-						t.Errorf("%s: got %d, want %d:\n%s", area, p.status, status, p.body)
-					}
+				}
+				if err := b.sim.SetBehaviour("", Behaviour{}); err != nil {
+					t.Fatal(err)
+				}
+				if p := d.slotAPI(t, c, b.srv.URL); p.status != http.StatusOK {
+					t.Errorf("the session did not survive %s: %d", k, p.status)
 				}
 			})
 		}
