@@ -48,7 +48,7 @@ func parsePages() (pages, error) {
 			if name == "layout" {
 				continue
 			}
-			t, err := template.New(name).Funcs(templateFuncs).ParseFS(embedded, dir+"layout.html", file)
+			t, err := template.New(name).ParseFS(embedded, dir+"layout.html", file)
 			if err != nil {
 				return nil, fmt.Errorf("parse page %s: %w", file, err)
 			}
@@ -57,8 +57,6 @@ func parsePages() (pages, error) {
 	}
 	return p, nil
 }
-
-var templateFuncs = template.FuncMap{"lower": strings.ToLower}
 
 // familyPage is what the vfs, tls and ais templates get.
 type familyPage struct {
