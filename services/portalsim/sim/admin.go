@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,16 +29,26 @@ import (
 //	DELETE /admin/logins                      clear the login record
 //	GET    /admin/sessions                    sessions logged in now
 //	GET    /admin/stats                       portal requests served and time spent
+//	GET    /admin/portal                      {"family", "timezone"}
+//	PUT    /admin/portal                      {"family": "vfs", "timezone"?: "Europe/London"} (FAMILIES.md)
 //
 // A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
 // kind one of reject_password, blocked, too_many_requests, captcha,
-// error_500, maintenance, unknown (empty: normal); only one of login,
+// error_500, maintenance, unknown, logged_out (empty: normal); only one of login,
 // dashboard, slots, slots_api (empty: everywhere).
 func (s *Sim) adminRoutes() {
-	s.mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("GET /admin/portal", func(w http.ResponseWriter, _ *http.Request) {
+		st := s.State()
+		writeJSON(w, http.StatusOK, portalLook{Family: st.Family.String(), Timezone: cmp.Or(st.Timezone, "UTC")})
+	})
+	s.admin.HandleFunc("PUT /admin/portal", s.adminPutPortal)
+	s.admin.HandleFunc("/admin/", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{"no such admin endpoint"})
+	})
+	s.admin.HandleFunc("GET /admin/state", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.State())
 	})
-	s.mux.HandleFunc("PUT /admin/state", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("PUT /admin/state", func(w http.ResponseWriter, r *http.Request) {
 		var cfg Config
 		if !decode(w, r, &cfg) {
 			return
@@ -48,35 +59,35 @@ func (s *Sim) adminRoutes() {
 		}
 		writeJSON(w, http.StatusOK, s.State())
 	})
-	s.mux.HandleFunc("POST /admin/reset", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("POST /admin/reset", func(w http.ResponseWriter, _ *http.Request) {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("GET /admin/accounts", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("GET /admin/accounts", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.State().Accounts)
 	})
-	s.mux.HandleFunc("POST /admin/accounts", s.adminPostAccounts)
-	s.mux.HandleFunc("PUT /admin/accounts/{email}", s.adminPutAccount)
-	s.mux.HandleFunc("DELETE /admin/accounts/{email}", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("POST /admin/accounts", s.adminPostAccounts)
+	s.admin.HandleFunc("PUT /admin/accounts/{email}", s.adminPutAccount)
+	s.admin.HandleFunc("DELETE /admin/accounts/{email}", func(w http.ResponseWriter, r *http.Request) {
 		if !s.DeleteAccount(r.PathValue("email")) {
 			writeJSON(w, http.StatusNotFound, apiError{"no such account"})
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("PUT /admin/accounts/{email}/behaviour", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("PUT /admin/accounts/{email}/behaviour", func(w http.ResponseWriter, r *http.Request) {
 		s.adminSetBehaviour(w, r, r.PathValue("email"), true)
 	})
-	s.mux.HandleFunc("DELETE /admin/accounts/{email}/behaviour", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("DELETE /admin/accounts/{email}/behaviour", func(w http.ResponseWriter, r *http.Request) {
 		s.adminSetBehaviour(w, r, r.PathValue("email"), false)
 	})
-	s.mux.HandleFunc("PUT /admin/behaviour", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("PUT /admin/behaviour", func(w http.ResponseWriter, r *http.Request) {
 		s.adminSetBehaviour(w, r, "", true)
 	})
-	s.mux.HandleFunc("DELETE /admin/behaviour", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("DELETE /admin/behaviour", func(w http.ResponseWriter, r *http.Request) {
 		s.adminSetBehaviour(w, r, "", false)
 	})
-	s.mux.HandleFunc("PUT /admin/missions/{code}", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("PUT /admin/missions/{code}", func(w http.ResponseWriter, r *http.Request) {
 		var m Mission
 		if !decode(w, r, &m) {
 			return
@@ -92,7 +103,7 @@ func (s *Sim) adminRoutes() {
 		got, _ := s.mission(m.Code)
 		writeJSON(w, http.StatusOK, got)
 	})
-	s.mux.HandleFunc("PUT /admin/slots", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("PUT /admin/slots", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Mission      string `json:"mission"`
 			Centre       string `json:"centre"`
@@ -109,7 +120,7 @@ func (s *Sim) adminRoutes() {
 		got, _ := s.mission(req.Mission)
 		writeJSON(w, http.StatusOK, got)
 	})
-	s.mux.HandleFunc("GET /admin/logins", func(w http.ResponseWriter, r *http.Request) {
+	s.admin.HandleFunc("GET /admin/logins", func(w http.ResponseWriter, r *http.Request) {
 		logins := s.Logins()
 		if email := r.URL.Query().Get("email"); email != "" {
 			kept := logins[:0]
@@ -125,18 +136,42 @@ func (s *Sim) adminRoutes() {
 		}
 		writeJSON(w, http.StatusOK, logins)
 	})
-	s.mux.HandleFunc("DELETE /admin/logins", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("DELETE /admin/logins", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
 		s.logins = nil
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s.mux.HandleFunc("GET /admin/sessions", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("GET /admin/sessions", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Sessions())
 	})
-	s.mux.HandleFunc("GET /admin/stats", func(w http.ResponseWriter, _ *http.Request) {
+	s.admin.HandleFunc("GET /admin/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Stats())
 	})
+}
+
+// portalLook is the body of /admin/portal: the family and timezone.
+type portalLook struct {
+	Family   string `json:"family"`
+	Timezone string `json:"timezone,omitempty"`
+}
+
+func (s *Sim) adminPutPortal(w http.ResponseWriter, r *http.Request) {
+	var req portalLook
+	if !decode(w, r, &req) {
+		return
+	}
+	f, err := ParseFamily(req.Family)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
+	if err := s.SetPortal(f, req.Timezone); err != nil {
+		badRequest(w, err)
+		return
+	}
+	st := s.State()
+	writeJSON(w, http.StatusOK, portalLook{Family: st.Family.String(), Timezone: cmp.Or(st.Timezone, "UTC")})
 }
 
 func (s *Sim) adminPostAccounts(w http.ResponseWriter, r *http.Request) {
@@ -207,15 +242,18 @@ func (s *Sim) adminSetBehaviour(w http.ResponseWriter, r *http.Request, email st
 // decode reads a JSON body strictly: an unknown field is a typo the caller
 // wants to hear about (delay instead of delay_ms), not something to ignore.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err == nil {
-		err = strictUnmarshal(body, v)
-	}
-	if err != nil {
+	if err := strictUnmarshal(readBody(r), v); err != nil {
 		badRequest(w, err)
 		return false
 	}
 	return true
+}
+
+// readBody reads at most 1 MiB of the request's body; a body cut short
+// fails to decode, which is the answer it deserves.
+func readBody(r *http.Request) []byte {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	return body
 }
 
 func strictUnmarshal(data []byte, v any) error {

@@ -18,6 +18,14 @@ type Config struct {
 	Missions []Mission `json:"missions"`
 	// Behaviour applies to every portal request, whoever makes it.
 	Behaviour Behaviour `json:"behaviour"`
+	// Family is the portal the simulator looks like (FAMILIES.md): classic
+	// (the default, when empty), vfs, tls or ais. The accounts, slots and
+	// behaviours are the same whatever the family.
+	Family Family `json:"family,omitempty"`
+	// Timezone is the IANA name of the portal's zone (empty: UTC). The
+	// portal's "today" is in it: it offers no slot dated before today, and
+	// the tls calendar opens on today's month.
+	Timezone string `json:"timezone,omitempty"`
 }
 
 // Account is a portal login.
@@ -61,9 +69,13 @@ const (
 	ServerError     Kind = "error_500"         // a bare 500 page
 	Maintenance     Kind = "maintenance"       // "down for maintenance" page, 503
 	Unknown         Kind = "unknown"           // a page no profile knows, 200
+	// LoggedOut ends the session when a page or API of its area is asked
+	// for, which then answers as to a visitor who is not signed in: the
+	// portal logged the account out mid-check. It does not affect the login.
+	LoggedOut Kind = "logged_out"
 )
 
-var kinds = []Kind{Normal, RejectPassword, Blocked, TooManyRequests, Captcha, ServerError, Maintenance, Unknown}
+var kinds = []Kind{Normal, RejectPassword, Blocked, TooManyRequests, Captcha, ServerError, Maintenance, Unknown, LoggedOut}
 
 // Area is a part of the portal a behaviour can be limited to.
 type Area string
@@ -129,6 +141,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("accounts[%d]: email %q appears twice", i, a.Email))
 		}
 		seen[normEmail(a.Email)] = true
+	}
+	if !slices.Contains(families, c.Family) {
+		errs = append(errs, fmt.Errorf("family %q: want one of %s, or empty for classic", c.Family, familyNames()))
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone name such as Europe/London", c.Timezone))
 	}
 	codes := map[string]bool{}
 	for i, m := range c.Missions {

@@ -7,9 +7,11 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"path"
+	"strings"
 )
 
-//go:embed web/templates/*.html web/static/*
+//go:embed web/templates/*.html web/static/* web/vfs/*.html web/tls/*.html web/ais/*.html
 var embedded embed.FS
 
 // webFS serves /static/... from web/static.
@@ -35,7 +37,37 @@ func parsePages() (pages, error) {
 		}
 		p[name] = t
 	}
+	for _, f := range families[1:] {
+		dir := "web/" + f.String() + "/"
+		names, err := fs.Glob(embedded, dir+"*.html")
+		if err != nil {
+			return nil, err
+		}
+		for _, file := range names {
+			name := strings.TrimSuffix(path.Base(file), ".html")
+			if name == "layout" {
+				continue
+			}
+			t, err := template.New(name).ParseFS(embedded, dir+"layout.html", file)
+			if err != nil {
+				return nil, fmt.Errorf("parse page %s: %w", file, err)
+			}
+			p[f.String()+"/"+name] = t
+		}
+	}
 	return p, nil
+}
+
+// familyPage is what the vfs, tls and ais templates get.
+type familyPage struct {
+	Title     string
+	Email     string // signed in as
+	Mission   Mission
+	FormToken string
+	Error     string
+	Notice    string
+	Wall      wallPage
+	Data      any // the page's own data
 }
 
 // pageData is what every template gets; each page uses a few fields.
@@ -81,7 +113,7 @@ func (s *Sim) renderMessage(w http.ResponseWriter, status int, m message) {
 
 // render executes into a buffer first so a template error becomes a clean
 // 500 instead of half a page.
-func (s *Sim) render(w http.ResponseWriter, status int, name string, d pageData) {
+func (s *Sim) render(w http.ResponseWriter, status int, name string, d any) {
 	var buf bytes.Buffer
 	if err := s.pages[name].ExecuteTemplate(&buf, "layout", d); err != nil {
 		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,20 +19,36 @@ const (
 	formCookie = "psim_form"
 )
 
-func (s *Sim) routes() {
-	s.mux.HandleFunc("GET /{$}", s.handleRoot)
-	s.mux.HandleFunc("GET /login", s.handleLoginPage)
-	s.mux.HandleFunc("POST /login", s.handleLogin)
-	s.mux.HandleFunc("GET /logout", s.handleLogout)
-	s.mux.HandleFunc("POST /logout", s.handleLogout)
-	s.mux.HandleFunc("GET /dashboard", s.handleDashboard)
-	s.mux.HandleFunc("GET /missions/{code}/slots", s.handleSlotPage)
-	s.mux.HandleFunc("GET /api/missions/{code}/slots", s.handleSlotAPI)
-	s.mux.Handle("GET /static/", cacheFor(time.Hour, http.FileServerFS(webFS)))
-	s.mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	s.adminRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+// routes registers the classic family's pages on mux.
+func (s *Sim) classicRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", s.handleRoot)
+	mux.HandleFunc("GET /login", s.handleLoginPage)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("GET /logout", s.handleLogout)
+	mux.HandleFunc("POST /logout", s.handleLogout)
+	mux.HandleFunc("GET /dashboard", s.handleDashboard)
+	mux.HandleFunc("GET /missions/{code}/slots", s.handleSlotPage)
+	mux.HandleFunc("GET /api/missions/{code}/slots", s.handleSlotAPI)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, http.StatusNotFound, notFoundPage)
+	})
+}
+
+// dispatch sends /admin/ to the admin API, /static/ to the files every
+// family's pages use, and everything else to the current family's pages.
+func (s *Sim) dispatch() http.Handler {
+	static := cacheFor(time.Hour, http.FileServerFS(webFS))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/admin/"):
+			s.admin.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/static/") && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+			static.ServeHTTP(w, r)
+		case r.URL.Path == "/favicon.ico":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			s.portals[s.family()].ServeHTTP(w, r)
+		}
 	})
 }
 
@@ -61,7 +76,7 @@ func (s *Sim) handleRoot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	if s.misbehave(w, r, "", LoginArea) {
+	if _, _, done := s.enter(w, r, LoginArea, asPage); done {
 		return
 	}
 	s.renderLogin(w, http.StatusOK, "", r.URL.Query().Has("bye"))
@@ -76,8 +91,28 @@ func (s *Sim) renderLogin(w http.ResponseWriter, status int, loginError string, 
 }
 
 func (s *Sim) handleLogin(w http.ResponseWriter, r *http.Request) {
-	email := strings.TrimSpace(r.PostFormValue("email"))
-	password := r.PostFormValue("password")
+	c, err := r.Cookie(formCookie)
+	formOK := err == nil && c.Value != "" && c.Value == r.PostFormValue("form_token")
+	acct, res, done := s.checkLogin(w, r, r.PostFormValue("email"), r.PostFormValue("password"), formOK, asPage)
+	switch {
+	case done:
+	case res == LoginBadForm:
+		s.renderMessage(w, http.StatusBadRequest, formExpiredPage)
+	case res != LoginOK:
+		s.renderLogin(w, http.StatusOK, "Invalid email or password.", false)
+	default:
+		s.startSession(w, acct.Email)
+		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	}
+}
+
+// checkLogin judges one login attempt of any family and records it.
+// formOK says whether the request carried the family's form token (or
+// whatever else its form requires). done means it answered the request
+// (a misbehaviour, or the client left during a delay); otherwise the
+// caller shows res: LoginOK, LoginBadForm, or a wrong password.
+func (s *Sim) checkLogin(w http.ResponseWriter, r *http.Request, email, password string, formOK bool, style answerStyle) (acct Account, res LoginResult, done bool) {
+	email = strings.TrimSpace(email)
 	attempt := LoginAttempt{Email: email, At: s.now().UTC()}
 	if prior, ok := s.sessionEmail(r); ok {
 		attempt.PriorSession = prior
@@ -86,40 +121,45 @@ func (s *Sim) handleLogin(w http.ResponseWriter, r *http.Request) {
 		attempt.Result = res
 		s.recordLogin(attempt)
 	}
-
-	if c, err := r.Cookie(formCookie); err != nil || c.Value == "" || c.Value != r.PostFormValue("form_token") {
+	if !formOK {
 		record(LoginBadForm)
-		s.renderMessage(w, http.StatusBadRequest, formExpiredPage)
-		return
+		return Account{}, LoginBadForm, false
 	}
 	b := s.behaviourFor(email, LoginArea)
 	if !s.wait(r, b.Delay()) {
 		record(LoginAborted)
-		return
+		return Account{}, LoginAborted, true
 	}
-	if b.Kind != Normal && b.Kind != RejectPassword {
-		record(loginResultOf[b.Kind])
-		s.renderBehaviour(w, b.Kind)
-		return
+	if res, ok := loginResultOf[b.Kind]; ok {
+		record(res)
+		s.wall(w, b.Kind, style)
+		return Account{}, res, true
 	}
-
 	acct, known := s.account(email)
 	switch {
 	case !known:
-		record(LoginUnknownAccount)
-		s.renderLogin(w, http.StatusOK, "Invalid email or password.", false)
+		res = LoginUnknownAccount
 	case b.Kind == RejectPassword:
-		record(LoginRejected)
-		s.renderLogin(w, http.StatusOK, "Invalid email or password.", false)
+		res = LoginRejected
 	case acct.Password != password:
-		record(LoginBadPassword)
-		s.renderLogin(w, http.StatusOK, "Invalid email or password.", false)
+		res = LoginBadPassword
 	default:
-		record(LoginOK)
-		id := s.newSession(acct.Email)
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
-		http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+		res = LoginOK
 	}
+	record(res)
+	return acct, res, false
+}
+
+// startSession signs the browser in as email.
+func (s *Sim) startSession(w http.ResponseWriter, email string) {
+	id := s.newSession(email)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// endSessionCookie signs the browser out.
+func (s *Sim) endSessionCookie(w http.ResponseWriter, r *http.Request) {
+	s.endSession(r)
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 var loginResultOf = map[Kind]LoginResult{
@@ -132,14 +172,13 @@ var loginResultOf = map[Kind]LoginResult{
 }
 
 func (s *Sim) handleLogout(w http.ResponseWriter, r *http.Request) {
-	s.endSession(r)
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	s.endSessionCookie(w, r)
 	http.Redirect(w, r, "/login?bye=1", http.StatusSeeOther)
 }
 
 func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, Dashboard) {
+	email, ok, done := s.enter(w, r, Dashboard, asPage)
+	if done {
 		return
 	}
 	if !ok {
@@ -150,8 +189,8 @@ func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) handleSlotPage(w http.ResponseWriter, r *http.Request) {
-	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, SlotPage) {
+	email, ok, done := s.enter(w, r, SlotPage, asPage)
+	if done {
 		return
 	}
 	if !ok {
@@ -180,8 +219,8 @@ type slotTime struct {
 }
 
 func (s *Sim) handleSlotAPI(w http.ResponseWriter, r *http.Request) {
-	email, ok := s.sessionEmail(r)
-	if s.misbehave(w, r, email, SlotAPI) {
+	_, ok, done := s.enter(w, r, SlotAPI, asJSON)
+	if done {
 		return
 	}
 	if !ok {
@@ -200,38 +239,14 @@ func (s *Sim) handleSlotAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := slotsResponse{Mission: m.Code, Centre: centre, VisaCategory: category, Slots: []slotTime{}}
-	for _, sl := range m.Slots {
-		if sl.Centre == centre && sl.VisaCategory == category {
-			resp.Slots = append(resp.Slots, slotTime{Date: sl.Date, Time: sl.Time})
-		}
+	for _, sl := range s.offered(m, centre, category) {
+		resp.Slots = append(resp.Slots, slotTime{Date: sl.Date, Time: sl.Time})
 	}
-	slices.SortFunc(resp.Slots, func(a, b slotTime) int {
-		return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.Time, b.Time))
-	})
 	writeJSON(w, http.StatusOK, resp)
 }
 
 type apiError struct {
 	Error string `json:"error"`
-}
-
-// misbehave applies the behaviour for email (empty before login) in area
-// and reports whether it answered the request. The reject_password kind
-// only affects the login form, so it is ignored here.
-func (s *Sim) misbehave(w http.ResponseWriter, r *http.Request, email string, area Area) bool {
-	b := s.behaviourFor(email, area)
-	if !s.wait(r, b.Delay()) {
-		return true
-	}
-	if b.Kind == Normal || b.Kind == RejectPassword {
-		return false
-	}
-	if area == SlotAPI {
-		s.apiBehaviour(w, b.Kind)
-	} else {
-		s.renderBehaviour(w, b.Kind)
-	}
-	return true
 }
 
 // wait sleeps for d unless the client goes away first; false means it went.

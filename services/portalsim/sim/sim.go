@@ -1,8 +1,13 @@
-// Package sim is a fake VFS-style visa-appointment portal: a login form that
-// sets a session cookie, a dashboard, a slot page per mission whose dates are
+// Package sim is a fake visa-appointment portal: a login form that sets a
+// session cookie, a dashboard, a slot page per mission whose dates are
 // fetched by JavaScript after the page loads, and a JSON admin API under
 // /admin/ that sets accounts, slots and misbehaviours (blocked, rate limited,
-// CAPTCHA, slow, 500...) and records every login attempt.
+// CAPTCHA, slow, 500, logged out...) and records every login attempt.
+//
+// That is the classic family. The same Sim can look like three other kinds
+// of portal (Family: vfs, tls, ais; FAMILIES.md), each with its own pages,
+// URLs and JSON, over the same accounts, slots and behaviours. Dates are in
+// the portal's timezone (Config.Timezone).
 //
 // It exists so the Checker's browser driver can be tested end to end against
 // something only a real browser can use, and so the demo has a portal. A Sim
@@ -67,7 +72,8 @@ type session struct {
 
 // Sim is the simulated portal. It is safe for concurrent use.
 type Sim struct {
-	mux     *http.ServeMux
+	admin   *http.ServeMux
+	portals map[Family]*http.ServeMux // each family's pages
 	handler http.Handler
 	pages   pages
 	now     func() time.Time
@@ -91,14 +97,22 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	s := &Sim{
-		mux:      http.NewServeMux(),
+		admin:    http.NewServeMux(),
+		portals:  map[Family]*http.ServeMux{},
 		pages:    p,
 		now:      time.Now,
 		cfg:      cloneConfig(cfg),
 		sessions: map[string]session{},
 	}
-	s.routes()
-	s.handler = s.measure(s.mux)
+	s.adminRoutes()
+	for f, register := range map[Family]func(*http.ServeMux){
+		Classic: s.classicRoutes, VFS: s.vfsRoutes, TLS: s.tlsRoutes, AIS: s.aisRoutes,
+	} {
+		mux := http.NewServeMux()
+		register(mux)
+		s.portals[f] = mux
+	}
+	s.handler = s.measure(s.dispatch())
 	return s, nil
 }
 
@@ -377,7 +391,7 @@ func (s *Sim) endSession(r *http.Request) {
 }
 
 func cloneConfig(c Config) Config {
-	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts)}
+	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts), Family: c.Family, Timezone: c.Timezone}
 	if out.Accounts == nil {
 		out.Accounts = []Account{}
 	}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+	_ "time/tzdata" // the portal's timezone, in an image without zoneinfo
 
 	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
@@ -36,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", envOr("PORTALSIM_ADDR", ":8090"), "listen address (PORTALSIM_ADDR)")
 	config := fs.String("config", os.Getenv("PORTALSIM_CONFIG"), "JSON config file loaded at start (PORTALSIM_CONFIG)")
+	familyName := fs.String("family", os.Getenv("PORTALSIM_FAMILY"), "portal family: classic, vfs, tls or ais; overrides the config file's (PORTALSIM_FAMILY)")
 	version := fs.Bool("version", false, "print the build and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,6 +55,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if *familyName != "" {
+		f, err := sim.ParseFamily(*familyName)
+		if err != nil {
+			return err
+		}
+		cfg.Family = f
+	}
 	portal, err := sim.New(cfg)
 	if err != nil {
 		return err
@@ -68,7 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Requests held by a delay behaviour end when we are asked to stop.
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
-	log.Info("portalsim listening", "addr", lis.Addr().String(), "accounts", len(cfg.Accounts), "missions", len(cfg.Missions))
+	log.Info("portalsim listening", "addr", lis.Addr().String(), "accounts", len(cfg.Accounts), "missions", len(cfg.Missions),
+		"family", cfg.Family.String())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

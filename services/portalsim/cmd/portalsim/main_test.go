@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
@@ -16,5 +17,17 @@ func TestVersion(t *testing.T) {
 	}
 	if want := buildinfo.Get().String("portalsim") + "\n"; out.String() != want {
 		t.Errorf("portalsim --version printed %q, want %q", out.String(), want)
+	}
+}
+
+func TestUnknownFamilyIsRefusedBeforeListening(t *testing.T) {
+	t.Setenv("PORTALSIM_FAMILY", "bls")
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `family "bls"`) {
+		t.Errorf("run with PORTALSIM_FAMILY=bls: %v, want the family refused", err)
+	}
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-family", "nope"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `family "nope"`) {
+		t.Errorf("run -family nope: %v, want the family refused", err)
 	}
 }
