@@ -171,6 +171,7 @@ func TestSessionState(t *testing.T) {
 			if err := ev.do(); err != nil {
 				t.Fatalf("%s: %v", ev.name, err)
 			}
+			b.clock.Advance(time.Second)
 			if ct, exp := storedSession(t, b, id); ct != nil || exp != nil {
 				t.Fatalf("%s left the session stored", ev.name)
 			}
@@ -190,18 +191,32 @@ func TestSessionState(t *testing.T) {
 				t.Fatalf("release with %s left the session stored", o)
 			}
 		}
-		// A lease held while its account is switched off stores nothing.
-		if _, err := c.ResetAccount(ctx, &apv1.ResetAccountRequest{Id: id}); err != nil {
-			t.Fatal(err)
-		}
-		l := acquire(t, c, "fra")
+		// A lease held while its account gets a new password stores
+		// nothing, nor one held while it is switched off.
+		pw := "a-new-password"
 		off := false
-		if _, err := c.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Active: &off}); err != nil {
-			t.Fatal(err)
-		}
-		releaseSession(t, c, l, apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{SessionState: []byte(cookie)})
-		if ct, _ := storedSession(t, b, id); ct != nil {
-			t.Fatal("a disabled account kept the session its last lease released")
+		for _, change := range []*apv1.UpdateAccountRequest{{Id: id, Password: &pw}, {Id: id, Active: &off}} {
+			if _, err := c.ResetAccount(ctx, &apv1.ResetAccountRequest{Id: id}); err != nil {
+				t.Fatal(err)
+			}
+			l := acquire(t, c, "fra")
+			b.clock.Advance(time.Second)
+			if _, err := c.UpdateAccount(ctx, change); err != nil {
+				t.Fatal(err)
+			}
+			releaseSession(t, c, l, apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{SessionState: []byte(cookie)})
+			if ct, _ := storedSession(t, b, id); ct != nil {
+				t.Fatalf("after %v during the lease, its release stored a session", change)
+			}
+			// The next lease, begun after the change, stores one again.
+			if _, err := c.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Active: &on}); err != nil {
+				t.Fatal(err)
+			}
+			b.clock.Advance(time.Second)
+			releaseSession(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{SessionState: []byte(cookie)})
+			if ct, _ := storedSession(t, b, id); ct == nil {
+				t.Fatalf("after %v, a later lease could not store a session", change)
+			}
 		}
 	})
 

@@ -189,9 +189,13 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, u AccountUpdate, no
 			phone = coalesce($2, a.phone),
 			active = coalesce($3, a.active),
 			password_ciphertext = coalesce($4, a.password_ciphertext),
+			-- Strictly after the row's last change (a lease's start, say),
+			-- so that endLease can tell a lease begun before it.
+			password_changed_at = CASE WHEN $4::bytea IS NOT NULL THEN greatest($5, a.updated_at + interval '1 microsecond')
+				ELSE a.password_changed_at END,
 			session_ciphertext = CASE WHEN $4::bytea IS NOT NULL OR NOT coalesce($3, true) THEN NULL ELSE a.session_ciphertext END,
 			session_expires_at = CASE WHEN $4::bytea IS NOT NULL OR NOT coalesce($3, true) THEN NULL ELSE a.session_expires_at END,
-			updated_at = greatest($5, a.updated_at)
+			updated_at = greatest($5, a.updated_at + CASE WHEN $4::bytea IS NOT NULL THEN interval '1 microsecond' ELSE '0' END)
 		WHERE a.id = $1 RETURNING `+accountCols, id, u.Phone, u.Active, ct, now)
 }
 
@@ -383,15 +387,16 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 	var sess *sessionWrite
 	for attempt := 0; ; attempt++ {
 		var (
-			token   int64
-			result  *string
-			answer  []byte
-			version string
-			rel     Released
+			token    int64
+			acquired time.Time
+			result   *string
+			answer   []byte
+			version  string
+			rel      Released
 		)
-		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code
+		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code, u.acquired_at
 			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode)
+			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode, &acquired)
 		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
 				return rel, err
@@ -418,7 +423,7 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 			now = a.UpdatedAt
 		}
 		if p.Session != nil && sess == nil {
-			sess = &sessionWrite{}
+			sess = &sessionWrite{leasedAt: acquired}
 			if p.Session.Seal != nil {
 				if sess.ct, err = p.Session.Seal(a.ID); err != nil {
 					return rel, fmt.Errorf("seal session state: %w", err)
@@ -452,28 +457,36 @@ type Released struct {
 }
 
 // sessionWrite is a sealed SessionWrite: ct nil clears the state.
+// leasedAt is the lease's start: a session logged in with a password that
+// changed since is not stored.
 type sessionWrite struct {
 	ct        []byte
 	expiresAt *time.Time
+	leasedAt  time.Time
 }
 
 // endLease stores an account after its lease ended, closes the lease's
 // usage row and wakes waiting Acquires, in one statement, provided the
 // account row is still at version (its xmin when read). sess, when set,
-// replaces the session state (a switched-off account keeps none). It
-// reports whether it wrote.
+// replaces the session state, unless the account was switched off (it
+// keeps none) or got a new password during the lease (the session may be
+// the old password's). It reports whether it wrote.
 func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte, loggedIn bool, sess *sessionWrite) (bool, error) {
 	var ct []byte
-	var exp *time.Time
+	var exp, leasedAt *time.Time
 	if sess != nil {
-		ct, exp = sess.ct, sess.expiresAt
+		ct, exp, leasedAt = sess.ct, sess.expiresAt, &sess.leasedAt
 	}
 	rows, err := db.Query(ctx, `WITH account AS (
 			UPDATE accountpool.accounts SET
 				lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
 				consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5,
-				session_ciphertext = CASE WHEN NOT active THEN NULL WHEN $15 THEN $16 ELSE session_ciphertext END,
-				session_expires_at = CASE WHEN NOT active THEN NULL WHEN $15 THEN $17 ELSE session_expires_at END
+				session_ciphertext = CASE WHEN NOT active THEN NULL
+					WHEN $15 AND ($16::bytea IS NULL OR coalesce(password_changed_at <= $18, true)) THEN $16
+					ELSE session_ciphertext END,
+				session_expires_at = CASE WHEN NOT active THEN NULL
+					WHEN $15 AND ($16::bytea IS NULL OR coalesce(password_changed_at <= $18, true)) THEN $17
+					ELSE session_expires_at END
 			WHERE id = $1 AND xmin::text = $13 AND lease_id = $6
 			RETURNING id
 		), usage AS (
@@ -485,7 +498,7 @@ func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, 
 		SELECT pg_notify($12, '') FROM account`,
 		a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt,
 		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel, version,
-		loggedIn, sess != nil, ct, exp)
+		loggedIn, sess != nil, ct, exp, leasedAt)
 	if err != nil {
 		return false, fmt.Errorf("end lease: %w", err)
 	}
