@@ -415,8 +415,14 @@ type Lease struct {
 	SessionState []byte `protobuf:"bytes,10,opt,name=session_state,json=sessionState,proto3" json:"session_state,omitempty"`
 	// When the session state stops being handed out; unset without one.
 	SessionExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=session_expires_at,json=sessionExpiresAt,proto3" json:"session_expires_at,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Logins the account's budget (POOL_MAX_LOGINS_PER_DAY in a rolling 24
+	// hours) still allows. 0 means the lease was granted for its session
+	// state alone: if the portal turns out to have logged the session out,
+	// the check must not log in, but release (clear_session set) and let the
+	// account wait for its budget.
+	LoginBudgetLeft int32 `protobuf:"varint,12,opt,name=login_budget_left,json=loginBudgetLeft,proto3" json:"login_budget_left,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Lease) Reset() {
@@ -524,6 +530,13 @@ func (x *Lease) GetSessionExpiresAt() *timestamppb.Timestamp {
 		return x.SessionExpiresAt
 	}
 	return nil
+}
+
+func (x *Lease) GetLoginBudgetLeft() int32 {
+	if x != nil {
+		return x.LoginBudgetLeft
+	}
+	return 0
 }
 
 // AcquireRequest asks for a lease.
@@ -2480,7 +2493,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
 	"\tleased_by\x18\f \x01(\tR\bleasedBy\x12D\n" +
 	"\x10lease_expires_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x12\x1b\n" +
-	"\tuse_count\x18\x0e \x01(\x03R\buseCount\"\x93\x03\n" +
+	"\tuse_count\x18\x0e \x01(\x03R\buseCount\"\xbf\x03\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12\x1d\n" +
@@ -2495,7 +2508,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12#\n" +
 	"\rsession_state\x18\n" +
 	" \x01(\fR\fsessionState\x12H\n" +
-	"\x12session_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\"\xd3\x01\n" +
+	"\x12session_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12*\n" +
+	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xd3\x01\n" +
 	"\x0eAcquireRequest\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +

@@ -280,6 +280,7 @@ func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.Acqu
 	lease := domain.Lease{
 		LeaseID: params.LeaseID, FencingToken: a.FencingToken, Account: a, Password: string(pw),
 		MissionCode: params.MissionCode, Holder: params.Holder, ExpiresAt: *a.LeaseExpiresAt,
+		LoginsLeft: max(p.cfg.MaxLoginsPerDay-leased.Logins, 0),
 	}
 	if leased.SessionCiphertext != nil {
 		state, err := p.keys.Decrypt(leased.SessionCiphertext, SessionAD(a.ID))

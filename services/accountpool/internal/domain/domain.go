@@ -192,6 +192,8 @@ type Lease struct {
 	// one; SessionExpiresAt is set with it.
 	SessionState     []byte
 	SessionExpiresAt *time.Time
+	// LoginsLeft is how many more logins the budget allows now.
+	LoginsLeft int
 }
 
 // Errors the store and the application return; the gRPC layer maps each to

@@ -44,9 +44,13 @@ func TestLoginBudget(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, budget(2))
 		ids := addAccounts(t, c, 1)
-		login(t, c, &apv1.ReleaseRequest{})
+		if l := login(t, c, &apv1.ReleaseRequest{}); l.GetLoginBudgetLeft() != 2 {
+			t.Fatalf("first lease: %d logins left, want 2", l.GetLoginBudgetLeft())
+		}
 		b.clock.Advance(time.Hour)
-		login(t, c, &apv1.ReleaseRequest{})
+		if l := login(t, c, &apv1.ReleaseRequest{}); l.GetLoginBudgetLeft() != 1 {
+			t.Fatalf("second lease: %d logins left, want 1", l.GetLoginBudgetLeft())
+		}
 		b.clock.Advance(time.Hour)
 		wantExhausted(t, c, 22*time.Hour)
 		b.clock.Advance(22*time.Hour - time.Second)
@@ -73,8 +77,8 @@ func TestLoginBudget(t *testing.T) {
 		login(t, c, &apv1.ReleaseRequest{SessionState: []byte(cookie), SessionMaxAge: durationpb.New(2 * time.Hour)})
 		b.clock.Advance(time.Minute)
 		l := acquire(t, c, "fra")
-		if string(l.GetSessionState()) != cookie {
-			t.Fatal("lease of an account over budget without its session")
+		if string(l.GetSessionState()) != cookie || l.GetLoginBudgetLeft() != 0 {
+			t.Fatalf("lease of an account over budget: session %q, %d logins left; want its session and none", l.GetSessionState(), l.GetLoginBudgetLeft())
 		}
 		// The check reused the session; the next one still may.
 		releaseSession(t, c, l, apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{})

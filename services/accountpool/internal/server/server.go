@@ -66,6 +66,7 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 		Email: lease.Account.Email, Password: lease.Password, Phone: lease.Account.Phone,
 		MissionCode: lease.MissionCode, Holder: lease.Holder, ExpiresAt: timestamppb.New(lease.ExpiresAt),
 		SessionState: lease.SessionState, SessionExpiresAt: ts(lease.SessionExpiresAt),
+		LoginBudgetLeft: int32(lease.LoginsLeft),
 	}}, nil
 }
 

@@ -255,6 +255,9 @@ type Leased struct {
 	// stored and valid at the lease's start; SessionExpiresAt is set with it.
 	SessionCiphertext []byte
 	SessionExpiresAt  *time.Time
+	// Logins counts the account's logins in the login window, up to the
+	// budget.
+	Logins int
 }
 
 // validSessionSQL says that account %[1]s has a session state still
@@ -305,10 +308,11 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
 		)
 		SELECT `+accountCols+`, a.password_ciphertext,
 			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_ciphertext END,
-			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_expires_at END
+			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_expires_at END,
+			(SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "$1", "$7")+` LIMIT $8) b)
 		FROM leased a`,
 		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs), domain.LoginWindow, p.MaxLogins),
-		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt)
+		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins)
 	l.Account = a
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
 		return l, fmt.Errorf("acquire: %w", err)
