@@ -54,6 +54,12 @@ func TestUpDownUp(t *testing.T) {
 	if out := run("status"); !strings.Contains(out, "applied") {
 		t.Fatalf("status printed %q", out)
 	}
+	run("down") // 00003: the session state and the login flag
+	var cols int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'accountpool'
+		AND column_name IN ('session_ciphertext', 'session_expires_at', 'logged_in')`).Scan(&cols); err != nil || cols != 0 {
+		t.Fatalf("after the session migration's down: %d of its columns left (%v)", cols, err)
+	}
 	run("down") // 00002: the rest-end index
 	if got := tables(t, db); got != "accounts,usage_log" {
 		t.Fatalf("after one down: %q", got)

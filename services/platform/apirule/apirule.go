@@ -79,6 +79,10 @@ const (
 	MaxLeaseRequestIDs = MaxRequestsPerClaim
 	// MaxLeaseRequestIDLen bounds each of those ids.
 	MaxLeaseRequestIDLen = 64
+	// MaxSessionStateBytes bounds AccountPool's Release.session_state (a
+	// portal's cookies and local storage, serialized by the Checker), so
+	// that a Release stays below the servers' 256 KiB message limit.
+	MaxSessionStateBytes = 128 << 10
 )
 
 // Bounds on lengths of time callers ask for.
@@ -93,4 +97,7 @@ const (
 	// MaxClaimTTL bounds claim_ttl: a checker that needs longer should
 	// report and claim again.
 	MaxClaimTTL = time.Hour
+	// MaxSessionMaxAge bounds Release.session_max_age and
+	// POOL_SESSION_MAX_AGE: no portal keeps a session for longer.
+	MaxSessionMaxAge = 30 * 24 * time.Hour
 )

@@ -406,9 +406,23 @@ type Lease struct {
 	// Holder the lease was taken by.
 	Holder string `protobuf:"bytes,8,opt,name=holder,proto3" json:"holder,omitempty"`
 	// When the lease lapses unless renewed.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The portal session state (cookies, local storage) stored by the last
+	// Release that carried one, decrypted for this lease only; empty when the
+	// account has none, it expired, or it does not decrypt. Its format is the
+	// Checker's: the pool stores it as opaque bytes. With it the check may
+	// skip the login; without it the check must log in.
+	SessionState []byte `protobuf:"bytes,10,opt,name=session_state,json=sessionState,proto3" json:"session_state,omitempty"`
+	// When the session state stops being handed out; unset without one.
+	SessionExpiresAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=session_expires_at,json=sessionExpiresAt,proto3" json:"session_expires_at,omitempty"`
+	// Logins the account's budget (POOL_MAX_LOGINS_PER_DAY in a rolling 24
+	// hours) still allows. 0 means the lease was granted for its session
+	// state alone: if the portal turns out to have logged the session out,
+	// the check must not log in, but release (clear_session set) and let the
+	// account wait for its budget.
+	LoginBudgetLeft int32 `protobuf:"varint,12,opt,name=login_budget_left,json=loginBudgetLeft,proto3" json:"login_budget_left,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Lease) Reset() {
@@ -502,6 +516,27 @@ func (x *Lease) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *Lease) GetSessionState() []byte {
+	if x != nil {
+		return x.SessionState
+	}
+	return nil
+}
+
+func (x *Lease) GetSessionExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SessionExpiresAt
+	}
+	return nil
+}
+
+func (x *Lease) GetLoginBudgetLeft() int32 {
+	if x != nil {
+		return x.LoginBudgetLeft
+	}
+	return 0
 }
 
 // AcquireRequest asks for a lease.
@@ -754,7 +789,22 @@ type ReleaseRequest struct {
 	// Free text for the usage log (an error message, a page name).
 	Detail string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
 	// Appointment requests the check served, recorded in the usage log.
-	RequestIds    []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	RequestIds []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	// True when the check logged in to the portal (it had no session state,
+	// or the portal had logged the session out). Recorded in the usage log;
+	// these logins count against the account's login budget.
+	LoggedIn bool `protobuf:"varint,6,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	// The portal session state to keep for the account's next lease, at most
+	// 128 KiB; empty keeps the stored one (unless clear_session is set or the
+	// outcome clears it). Not allowed with OUTCOME_LOGIN_FAIL or
+	// OUTCOME_BANNED, which clear the session state, nor with clear_session.
+	SessionState []byte `protobuf:"bytes,7,opt,name=session_state,json=sessionState,proto3" json:"session_state,omitempty"`
+	// How long session_state may be reused; unset means the server's
+	// POOL_SESSION_MAX_AGE, and a longer one is cut to it. Only with
+	// session_state; at most 30 days.
+	SessionMaxAge *durationpb.Duration `protobuf:"bytes,8,opt,name=session_max_age,json=sessionMaxAge,proto3" json:"session_max_age,omitempty"`
+	// Forget the stored session state (the portal logged the account out).
+	ClearSession  bool `protobuf:"varint,9,opt,name=clear_session,json=clearSession,proto3" json:"clear_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -822,6 +872,34 @@ func (x *ReleaseRequest) GetRequestIds() []string {
 		return x.RequestIds
 	}
 	return nil
+}
+
+func (x *ReleaseRequest) GetLoggedIn() bool {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return false
+}
+
+func (x *ReleaseRequest) GetSessionState() []byte {
+	if x != nil {
+		return x.SessionState
+	}
+	return nil
+}
+
+func (x *ReleaseRequest) GetSessionMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.SessionMaxAge
+	}
+	return nil
+}
+
+func (x *ReleaseRequest) GetClearSession() bool {
+	if x != nil {
+		return x.ClearSession
+	}
+	return false
 }
 
 // ReleaseResponse shows the account after the release.
@@ -1765,7 +1843,10 @@ type UsageRecord struct {
 	// When it was released or expired; unset while held.
 	ReleasedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
 	// Fencing token of the lease.
-	FencingToken  int64 `protobuf:"varint,11,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	FencingToken int64 `protobuf:"varint,11,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	// True when the check logged in to the portal; false when it reused a
+	// stored session state (or did not say, or the lease is held).
+	LoggedIn      bool `protobuf:"varint,12,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1875,6 +1956,13 @@ func (x *UsageRecord) GetFencingToken() int64 {
 		return x.FencingToken
 	}
 	return 0
+}
+
+func (x *UsageRecord) GetLoggedIn() bool {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return false
 }
 
 // ListUsageRequest filters and pages the usage log.
@@ -2107,7 +2195,10 @@ type AccountUsageStats struct {
 	// Released with error.
 	Errors int32 `protobuf:"varint,8,opt,name=errors,proto3" json:"errors,omitempty"`
 	// Expired without release.
-	LeaseExpired  int32 `protobuf:"varint,9,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
+	LeaseExpired int32 `protobuf:"varint,9,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
+	// Leases whose check logged in to the portal; the others reused a
+	// session state.
+	Logins        int32 `protobuf:"varint,10,opt,name=logins,proto3" json:"logins,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2201,6 +2292,13 @@ func (x *AccountUsageStats) GetErrors() int32 {
 func (x *AccountUsageStats) GetLeaseExpired() int32 {
 	if x != nil {
 		return x.LeaseExpired
+	}
+	return 0
+}
+
+func (x *AccountUsageStats) GetLogins() int32 {
+	if x != nil {
+		return x.Logins
 	}
 	return 0
 }
@@ -2395,7 +2493,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"updated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
 	"\tleased_by\x18\f \x01(\tR\bleasedBy\x12D\n" +
 	"\x10lease_expires_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\x12\x1b\n" +
-	"\tuse_count\x18\x0e \x01(\x03R\buseCount\"\xa4\x02\n" +
+	"\tuse_count\x18\x0e \x01(\x03R\buseCount\"\xbf\x03\n" +
 	"\x05Lease\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12\x1d\n" +
@@ -2407,7 +2505,11 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\fmission_code\x18\a \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06holder\x18\b \x01(\tR\x06holder\x129\n" +
 	"\n" +
-	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xd3\x01\n" +
+	"expires_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12#\n" +
+	"\rsession_state\x18\n" +
+	" \x01(\fR\fsessionState\x12H\n" +
+	"\x12session_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12*\n" +
+	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xd3\x01\n" +
 	"\x0eAcquireRequest\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
@@ -2423,14 +2525,18 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\textend_by\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bextendBy\"J\n" +
 	"\rRenewResponse\x129\n" +
 	"\n" +
-	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xc6\x01\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf0\x02\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12;\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2!.slotwatch.accountpool.v1.OutcomeR\aoutcome\x12\x16\n" +
 	"\x06detail\x18\x04 \x01(\tR\x06detail\x12\x1f\n" +
 	"\vrequest_ids\x18\x05 \x03(\tR\n" +
-	"requestIds\"N\n" +
+	"requestIds\x12\x1b\n" +
+	"\tlogged_in\x18\x06 \x01(\bR\bloggedIn\x12#\n" +
+	"\rsession_state\x18\a \x01(\fR\fsessionState\x12A\n" +
+	"\x0fsession_max_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\rsessionMaxAge\x12#\n" +
+	"\rclear_session\x18\t \x01(\bR\fclearSession\"N\n" +
 	"\x0fReleaseResponse\x12;\n" +
 	"\aaccount\x18\x01 \x01(\v2!.slotwatch.accountpool.v1.AccountR\aaccount\"^\n" +
 	"\x14CreateAccountRequest\x12\x14\n" +
@@ -2487,7 +2593,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"inCooldown\x12 \n" +
 	"\vquarantined\x18\x05 \x01(\x05R\vquarantined\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\x05R\bdisabled\x12F\n" +
-	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\"\xaf\x03\n" +
+	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\"\xcc\x03\n" +
 	"\vUsageRecord\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +
@@ -2504,7 +2610,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\vreleased_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"releasedAt\x12#\n" +
-	"\rfencing_token\x18\v \x01(\x03R\ffencingToken\"\xb3\x02\n" +
+	"\rfencing_token\x18\v \x01(\x03R\ffencingToken\x12\x1b\n" +
+	"\tlogged_in\x18\f \x01(\bR\bloggedIn\"\xb3\x02\n" +
 	"\x10ListUsageRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12=\n" +
@@ -2520,7 +2627,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"z\n" +
 	"\x14GetUsageStatsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x87\x02\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x9f\x02\n" +
 	"\x11AccountUsageStats\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12\x14\n" +
@@ -2532,7 +2639,9 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"loginFails\x12\x12\n" +
 	"\x04bans\x18\a \x01(\x05R\x04bans\x12\x16\n" +
 	"\x06errors\x18\b \x01(\x05R\x06errors\x12#\n" +
-	"\rlease_expired\x18\t \x01(\x05R\fleaseExpired\"\xbe\x01\n" +
+	"\rlease_expired\x18\t \x01(\x05R\fleaseExpired\x12\x16\n" +
+	"\x06logins\x18\n" +
+	" \x01(\x05R\x06logins\"\xbe\x01\n" +
 	"\x15GetUsageStatsResponse\x12A\n" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
@@ -2642,64 +2751,66 @@ var file_slotwatch_accountpool_v1_accountpool_proto_depIdxs = []int32{
 	34, // 5: slotwatch.accountpool.v1.Account.updated_at:type_name -> google.protobuf.Timestamp
 	34, // 6: slotwatch.accountpool.v1.Account.lease_expires_at:type_name -> google.protobuf.Timestamp
 	34, // 7: slotwatch.accountpool.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 8: slotwatch.accountpool.v1.AcquireRequest.lease_ttl:type_name -> google.protobuf.Duration
-	35, // 9: slotwatch.accountpool.v1.AcquireRequest.wait:type_name -> google.protobuf.Duration
-	4,  // 10: slotwatch.accountpool.v1.AcquireResponse.lease:type_name -> slotwatch.accountpool.v1.Lease
-	35, // 11: slotwatch.accountpool.v1.RenewRequest.extend_by:type_name -> google.protobuf.Duration
-	34, // 12: slotwatch.accountpool.v1.RenewResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0,  // 13: slotwatch.accountpool.v1.ReleaseRequest.outcome:type_name -> slotwatch.accountpool.v1.Outcome
-	3,  // 14: slotwatch.accountpool.v1.ReleaseResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 15: slotwatch.accountpool.v1.CreateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	14, // 16: slotwatch.accountpool.v1.ImportAccountsResponse.failed:type_name -> slotwatch.accountpool.v1.ImportFailure
-	3,  // 17: slotwatch.accountpool.v1.GetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	1,  // 18: slotwatch.accountpool.v1.ListAccountsRequest.state:type_name -> slotwatch.accountpool.v1.AccountState
-	3,  // 19: slotwatch.accountpool.v1.ListAccountsResponse.accounts:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 20: slotwatch.accountpool.v1.UpdateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 21: slotwatch.accountpool.v1.ResetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	34, // 22: slotwatch.accountpool.v1.GetPoolStatusResponse.next_available_at:type_name -> google.protobuf.Timestamp
-	2,  // 23: slotwatch.accountpool.v1.UsageRecord.result:type_name -> slotwatch.accountpool.v1.UsageResult
-	34, // 24: slotwatch.accountpool.v1.UsageRecord.acquired_at:type_name -> google.protobuf.Timestamp
-	34, // 25: slotwatch.accountpool.v1.UsageRecord.released_at:type_name -> google.protobuf.Timestamp
-	2,  // 26: slotwatch.accountpool.v1.ListUsageRequest.result:type_name -> slotwatch.accountpool.v1.UsageResult
-	34, // 27: slotwatch.accountpool.v1.ListUsageRequest.since:type_name -> google.protobuf.Timestamp
-	34, // 28: slotwatch.accountpool.v1.ListUsageRequest.until:type_name -> google.protobuf.Timestamp
-	26, // 29: slotwatch.accountpool.v1.ListUsageResponse.records:type_name -> slotwatch.accountpool.v1.UsageRecord
-	34, // 30: slotwatch.accountpool.v1.GetUsageStatsRequest.since:type_name -> google.protobuf.Timestamp
-	34, // 31: slotwatch.accountpool.v1.GetUsageStatsRequest.until:type_name -> google.protobuf.Timestamp
-	30, // 32: slotwatch.accountpool.v1.GetUsageStatsResponse.stats:type_name -> slotwatch.accountpool.v1.AccountUsageStats
-	34, // 33: slotwatch.accountpool.v1.GetUsageStatsResponse.since:type_name -> google.protobuf.Timestamp
-	34, // 34: slotwatch.accountpool.v1.GetUsageStatsResponse.until:type_name -> google.protobuf.Timestamp
-	5,  // 35: slotwatch.accountpool.v1.AccountPoolService.Acquire:input_type -> slotwatch.accountpool.v1.AcquireRequest
-	7,  // 36: slotwatch.accountpool.v1.AccountPoolService.Renew:input_type -> slotwatch.accountpool.v1.RenewRequest
-	9,  // 37: slotwatch.accountpool.v1.AccountPoolService.Release:input_type -> slotwatch.accountpool.v1.ReleaseRequest
-	11, // 38: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:input_type -> slotwatch.accountpool.v1.CreateAccountRequest
-	13, // 39: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:input_type -> slotwatch.accountpool.v1.ImportAccountsRequest
-	16, // 40: slotwatch.accountpool.v1.AccountPoolService.GetAccount:input_type -> slotwatch.accountpool.v1.GetAccountRequest
-	18, // 41: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:input_type -> slotwatch.accountpool.v1.ListAccountsRequest
-	20, // 42: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:input_type -> slotwatch.accountpool.v1.UpdateAccountRequest
-	22, // 43: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:input_type -> slotwatch.accountpool.v1.ResetAccountRequest
-	24, // 44: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:input_type -> slotwatch.accountpool.v1.GetPoolStatusRequest
-	27, // 45: slotwatch.accountpool.v1.AccountPoolService.ListUsage:input_type -> slotwatch.accountpool.v1.ListUsageRequest
-	29, // 46: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:input_type -> slotwatch.accountpool.v1.GetUsageStatsRequest
-	32, // 47: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:input_type -> slotwatch.accountpool.v1.ReencryptPasswordsRequest
-	6,  // 48: slotwatch.accountpool.v1.AccountPoolService.Acquire:output_type -> slotwatch.accountpool.v1.AcquireResponse
-	8,  // 49: slotwatch.accountpool.v1.AccountPoolService.Renew:output_type -> slotwatch.accountpool.v1.RenewResponse
-	10, // 50: slotwatch.accountpool.v1.AccountPoolService.Release:output_type -> slotwatch.accountpool.v1.ReleaseResponse
-	12, // 51: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:output_type -> slotwatch.accountpool.v1.CreateAccountResponse
-	15, // 52: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:output_type -> slotwatch.accountpool.v1.ImportAccountsResponse
-	17, // 53: slotwatch.accountpool.v1.AccountPoolService.GetAccount:output_type -> slotwatch.accountpool.v1.GetAccountResponse
-	19, // 54: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:output_type -> slotwatch.accountpool.v1.ListAccountsResponse
-	21, // 55: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:output_type -> slotwatch.accountpool.v1.UpdateAccountResponse
-	23, // 56: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:output_type -> slotwatch.accountpool.v1.ResetAccountResponse
-	25, // 57: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:output_type -> slotwatch.accountpool.v1.GetPoolStatusResponse
-	28, // 58: slotwatch.accountpool.v1.AccountPoolService.ListUsage:output_type -> slotwatch.accountpool.v1.ListUsageResponse
-	31, // 59: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:output_type -> slotwatch.accountpool.v1.GetUsageStatsResponse
-	33, // 60: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:output_type -> slotwatch.accountpool.v1.ReencryptPasswordsResponse
-	48, // [48:61] is the sub-list for method output_type
-	35, // [35:48] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	34, // 8: slotwatch.accountpool.v1.Lease.session_expires_at:type_name -> google.protobuf.Timestamp
+	35, // 9: slotwatch.accountpool.v1.AcquireRequest.lease_ttl:type_name -> google.protobuf.Duration
+	35, // 10: slotwatch.accountpool.v1.AcquireRequest.wait:type_name -> google.protobuf.Duration
+	4,  // 11: slotwatch.accountpool.v1.AcquireResponse.lease:type_name -> slotwatch.accountpool.v1.Lease
+	35, // 12: slotwatch.accountpool.v1.RenewRequest.extend_by:type_name -> google.protobuf.Duration
+	34, // 13: slotwatch.accountpool.v1.RenewResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 14: slotwatch.accountpool.v1.ReleaseRequest.outcome:type_name -> slotwatch.accountpool.v1.Outcome
+	35, // 15: slotwatch.accountpool.v1.ReleaseRequest.session_max_age:type_name -> google.protobuf.Duration
+	3,  // 16: slotwatch.accountpool.v1.ReleaseResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 17: slotwatch.accountpool.v1.CreateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	14, // 18: slotwatch.accountpool.v1.ImportAccountsResponse.failed:type_name -> slotwatch.accountpool.v1.ImportFailure
+	3,  // 19: slotwatch.accountpool.v1.GetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	1,  // 20: slotwatch.accountpool.v1.ListAccountsRequest.state:type_name -> slotwatch.accountpool.v1.AccountState
+	3,  // 21: slotwatch.accountpool.v1.ListAccountsResponse.accounts:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 22: slotwatch.accountpool.v1.UpdateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 23: slotwatch.accountpool.v1.ResetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	34, // 24: slotwatch.accountpool.v1.GetPoolStatusResponse.next_available_at:type_name -> google.protobuf.Timestamp
+	2,  // 25: slotwatch.accountpool.v1.UsageRecord.result:type_name -> slotwatch.accountpool.v1.UsageResult
+	34, // 26: slotwatch.accountpool.v1.UsageRecord.acquired_at:type_name -> google.protobuf.Timestamp
+	34, // 27: slotwatch.accountpool.v1.UsageRecord.released_at:type_name -> google.protobuf.Timestamp
+	2,  // 28: slotwatch.accountpool.v1.ListUsageRequest.result:type_name -> slotwatch.accountpool.v1.UsageResult
+	34, // 29: slotwatch.accountpool.v1.ListUsageRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 30: slotwatch.accountpool.v1.ListUsageRequest.until:type_name -> google.protobuf.Timestamp
+	26, // 31: slotwatch.accountpool.v1.ListUsageResponse.records:type_name -> slotwatch.accountpool.v1.UsageRecord
+	34, // 32: slotwatch.accountpool.v1.GetUsageStatsRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 33: slotwatch.accountpool.v1.GetUsageStatsRequest.until:type_name -> google.protobuf.Timestamp
+	30, // 34: slotwatch.accountpool.v1.GetUsageStatsResponse.stats:type_name -> slotwatch.accountpool.v1.AccountUsageStats
+	34, // 35: slotwatch.accountpool.v1.GetUsageStatsResponse.since:type_name -> google.protobuf.Timestamp
+	34, // 36: slotwatch.accountpool.v1.GetUsageStatsResponse.until:type_name -> google.protobuf.Timestamp
+	5,  // 37: slotwatch.accountpool.v1.AccountPoolService.Acquire:input_type -> slotwatch.accountpool.v1.AcquireRequest
+	7,  // 38: slotwatch.accountpool.v1.AccountPoolService.Renew:input_type -> slotwatch.accountpool.v1.RenewRequest
+	9,  // 39: slotwatch.accountpool.v1.AccountPoolService.Release:input_type -> slotwatch.accountpool.v1.ReleaseRequest
+	11, // 40: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:input_type -> slotwatch.accountpool.v1.CreateAccountRequest
+	13, // 41: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:input_type -> slotwatch.accountpool.v1.ImportAccountsRequest
+	16, // 42: slotwatch.accountpool.v1.AccountPoolService.GetAccount:input_type -> slotwatch.accountpool.v1.GetAccountRequest
+	18, // 43: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:input_type -> slotwatch.accountpool.v1.ListAccountsRequest
+	20, // 44: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:input_type -> slotwatch.accountpool.v1.UpdateAccountRequest
+	22, // 45: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:input_type -> slotwatch.accountpool.v1.ResetAccountRequest
+	24, // 46: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:input_type -> slotwatch.accountpool.v1.GetPoolStatusRequest
+	27, // 47: slotwatch.accountpool.v1.AccountPoolService.ListUsage:input_type -> slotwatch.accountpool.v1.ListUsageRequest
+	29, // 48: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:input_type -> slotwatch.accountpool.v1.GetUsageStatsRequest
+	32, // 49: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:input_type -> slotwatch.accountpool.v1.ReencryptPasswordsRequest
+	6,  // 50: slotwatch.accountpool.v1.AccountPoolService.Acquire:output_type -> slotwatch.accountpool.v1.AcquireResponse
+	8,  // 51: slotwatch.accountpool.v1.AccountPoolService.Renew:output_type -> slotwatch.accountpool.v1.RenewResponse
+	10, // 52: slotwatch.accountpool.v1.AccountPoolService.Release:output_type -> slotwatch.accountpool.v1.ReleaseResponse
+	12, // 53: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:output_type -> slotwatch.accountpool.v1.CreateAccountResponse
+	15, // 54: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:output_type -> slotwatch.accountpool.v1.ImportAccountsResponse
+	17, // 55: slotwatch.accountpool.v1.AccountPoolService.GetAccount:output_type -> slotwatch.accountpool.v1.GetAccountResponse
+	19, // 56: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:output_type -> slotwatch.accountpool.v1.ListAccountsResponse
+	21, // 57: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:output_type -> slotwatch.accountpool.v1.UpdateAccountResponse
+	23, // 58: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:output_type -> slotwatch.accountpool.v1.ResetAccountResponse
+	25, // 59: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:output_type -> slotwatch.accountpool.v1.GetPoolStatusResponse
+	28, // 60: slotwatch.accountpool.v1.AccountPoolService.ListUsage:output_type -> slotwatch.accountpool.v1.ListUsageResponse
+	31, // 61: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:output_type -> slotwatch.accountpool.v1.GetUsageStatsResponse
+	33, // 62: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:output_type -> slotwatch.accountpool.v1.ReencryptPasswordsResponse
+	50, // [50:63] is the sub-list for method output_type
+	37, // [37:50] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_accountpool_v1_accountpool_proto_init() }

@@ -46,12 +46,16 @@ type AccountPoolServiceClient interface {
 	// Acquire leases the least recently used eligible account for a mission.
 	// No account free: RESOURCE_EXHAUSTED with google.rpc.RetryInfo set to the
 	// time until the earliest one frees. No active account at all:
-	// FAILED_PRECONDITION.
+	// FAILED_PRECONDITION. An account without a valid session state would
+	// need a login, so it is eligible only while its login budget
+	// (POOL_MAX_LOGINS_PER_DAY in any rolling 24 hours) is not spent; an
+	// account with a valid session state is eligible whatever its budget.
 	Acquire(ctx context.Context, in *AcquireRequest, opts ...grpc.CallOption) (*AcquireResponse, error)
 	// Renew extends a lease that the caller still holds.
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 	// Release ends a lease with the outcome of the check, which decides the
-	// account's next state (cooldown or quarantine).
+	// account's next state (cooldown or quarantine), and stores or clears the
+	// account's session state.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(ctx context.Context, in *CreateAccountRequest, opts ...grpc.CallOption) (*CreateAccountResponse, error)
@@ -66,7 +70,8 @@ type AccountPoolServiceClient interface {
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// UpdateAccount changes an account's password, phone or active flag.
 	UpdateAccount(ctx context.Context, in *UpdateAccountRequest, opts ...grpc.CallOption) (*UpdateAccountResponse, error)
-	// ResetAccount clears quarantine, cooldown and the failure count.
+	// ResetAccount clears quarantine, cooldown, the failure count and the
+	// stored session state.
 	ResetAccount(ctx context.Context, in *ResetAccountRequest, opts ...grpc.CallOption) (*ResetAccountResponse, error)
 	// GetPoolStatus counts accounts by state.
 	GetPoolStatus(ctx context.Context, in *GetPoolStatusRequest, opts ...grpc.CallOption) (*GetPoolStatusResponse, error)
@@ -232,12 +237,16 @@ type AccountPoolServiceServer interface {
 	// Acquire leases the least recently used eligible account for a mission.
 	// No account free: RESOURCE_EXHAUSTED with google.rpc.RetryInfo set to the
 	// time until the earliest one frees. No active account at all:
-	// FAILED_PRECONDITION.
+	// FAILED_PRECONDITION. An account without a valid session state would
+	// need a login, so it is eligible only while its login budget
+	// (POOL_MAX_LOGINS_PER_DAY in any rolling 24 hours) is not spent; an
+	// account with a valid session state is eligible whatever its budget.
 	Acquire(context.Context, *AcquireRequest) (*AcquireResponse, error)
 	// Renew extends a lease that the caller still holds.
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	// Release ends a lease with the outcome of the check, which decides the
-	// account's next state (cooldown or quarantine).
+	// account's next state (cooldown or quarantine), and stores or clears the
+	// account's session state.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(context.Context, *CreateAccountRequest) (*CreateAccountResponse, error)
@@ -252,7 +261,8 @@ type AccountPoolServiceServer interface {
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// UpdateAccount changes an account's password, phone or active flag.
 	UpdateAccount(context.Context, *UpdateAccountRequest) (*UpdateAccountResponse, error)
-	// ResetAccount clears quarantine, cooldown and the failure count.
+	// ResetAccount clears quarantine, cooldown, the failure count and the
+	// stored session state.
 	ResetAccount(context.Context, *ResetAccountRequest) (*ResetAccountResponse, error)
 	// GetPoolStatus counts accounts by state.
 	GetPoolStatus(context.Context, *GetPoolStatusRequest) (*GetPoolStatusResponse, error)

@@ -117,15 +117,20 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		metricsAddr: env.String("METRICS_ADDR", ":9091"),
 		keysetFile:  env.Require("ENCRYPTION_KEYSET_FILE", secrets.HowToMake),
 		pool: domain.Config{
-			Cooldown:      env.Duration("POOL_COOLDOWN", def.Cooldown),
-			Quarantine:    env.Duration("POOL_QUARANTINE", def.Quarantine),
-			BanQuarantine: env.Duration("POOL_BAN_QUARANTINE", def.BanQuarantine),
-			MaxFailures:   env.Int("POOL_MAX_FAILURES", def.MaxFailures, 1),
-			LeaseTTL:      env.Duration("POOL_LEASE_TTL", def.LeaseTTL),
+			Cooldown:        env.Duration("POOL_COOLDOWN", def.Cooldown),
+			Quarantine:      env.Duration("POOL_QUARANTINE", def.Quarantine),
+			BanQuarantine:   env.Duration("POOL_BAN_QUARANTINE", def.BanQuarantine),
+			MaxFailures:     env.Int("POOL_MAX_FAILURES", def.MaxFailures, 1),
+			LeaseTTL:        env.Duration("POOL_LEASE_TTL", def.LeaseTTL),
+			SessionMaxAge:   env.Duration("POOL_SESSION_MAX_AGE", def.SessionMaxAge),
+			MaxLoginsPerDay: env.Int("POOL_MAX_LOGINS_PER_DAY", def.MaxLoginsPerDay, 1),
 		},
 	}
 	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
 		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, apirule.MaxLeaseTTL)
+	}
+	if c.pool.SessionMaxAge <= 0 || c.pool.SessionMaxAge > apirule.MaxSessionMaxAge {
+		return c, fmt.Errorf("POOL_SESSION_MAX_AGE=%s: want more than 0 and at most %s", c.pool.SessionMaxAge, apirule.MaxSessionMaxAge)
 	}
 	return c, env.Err()
 }

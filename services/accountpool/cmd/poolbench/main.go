@@ -280,12 +280,12 @@ func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder strin
 func directPair(ctx context.Context, st *store.Store, cfg domain.Config, holder string) (time.Duration, error) {
 	t0 := time.Now()
 	leaseID := uuid.NewString()
-	a, _, err := st.Acquire(ctx, store.AcquireParams{LeaseID: leaseID, MissionCode: "fra", Holder: holder, TTL: cfg.LeaseTTL, Now: time.Now()})
+	l, err := st.Acquire(ctx, store.AcquireParams{LeaseID: leaseID, MissionCode: "fra", Holder: holder, TTL: cfg.LeaseTTL, Now: time.Now(), MaxLogins: cfg.MaxLoginsPerDay})
 	if err != nil {
 		return 0, err
 	}
 	acq := time.Since(t0)
-	_, err = st.Release(ctx, cfg, store.ReleaseParams{LeaseID: leaseID, FencingToken: a.FencingToken, Outcome: domain.OutcomeNoSlot, Now: time.Now()})
+	_, err = st.Release(ctx, cfg, store.ReleaseParams{LeaseID: leaseID, FencingToken: l.Account.FencingToken, Outcome: domain.OutcomeNoSlot, Now: time.Now()})
 	return acq, err
 }
 

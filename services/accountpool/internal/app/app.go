@@ -71,9 +71,23 @@ func PasswordAD(accountID int64) []byte {
 	return []byte("slotwatch.accountpool.accounts.password:" + strconv.FormatInt(accountID, 10))
 }
 
+// SessionAD is the associated data that binds a session state ciphertext
+// to its account row. Its purpose prefix differs from PasswordAD's, so a
+// password never opens as a session state, nor a session state as a
+// password.
+func SessionAD(accountID int64) []byte {
+	return []byte("slotwatch.accountpool.accounts.session:" + strconv.FormatInt(accountID, 10))
+}
+
 func (p *Pool) sealer(password string) store.Sealer {
 	return func(id int64) ([]byte, error) {
 		return p.keys.Encrypt([]byte(password), PasswordAD(id))
+	}
+}
+
+func (p *Pool) sessionSealer(state []byte) store.Sealer {
+	return func(id int64) ([]byte, error) {
+		return p.keys.Encrypt(state, SessionAD(id))
 	}
 }
 
@@ -118,7 +132,7 @@ func (p *Pool) UpdateAccount(ctx context.Context, id int64, c AccountChange) (do
 	return p.store.UpdateAccount(ctx, id, u, p.Now())
 }
 
-// ResetAccount clears quarantine, cooldown and failures.
+// ResetAccount clears quarantine, cooldown, failures and the session state.
 func (p *Pool) ResetAccount(ctx context.Context, id int64) (domain.Account, error) {
 	return p.store.ResetAccount(ctx, id, p.Now())
 }
@@ -204,11 +218,11 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		now := p.Now()
 		params := store.AcquireParams{
 			LeaseID: uuid.NewString(), MissionCode: r.MissionCode, Holder: r.Holder,
-			RequestIDs: r.RequestIDs, TTL: r.TTL, Now: now,
+			RequestIDs: r.RequestIDs, TTL: r.TTL, Now: now, MaxLogins: p.cfg.MaxLoginsPerDay,
 		}
-		a, ct, err := p.store.Acquire(ctx, params)
+		leased, err := p.store.Acquire(ctx, params)
 		if err == nil {
-			return p.grant(ctx, a, ct, params)
+			return p.grant(ctx, leased, params)
 		}
 		if !errors.Is(err, domain.ErrNotFound) {
 			return domain.Lease{}, err
@@ -220,7 +234,7 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		} else if n > 0 && attempt < 3 {
 			continue
 		}
-		anyActive, freeAt, err := p.store.NextFree(ctx)
+		anyActive, freeAt, err := p.store.NextFree(ctx, now, p.cfg.MaxLoginsPerDay)
 		switch {
 		case err != nil:
 			return domain.Lease{}, err
@@ -237,12 +251,15 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 	}
 }
 
-// grant decrypts the leased account's password. A password that does not
-// decrypt (a wrong keyset, a tampered row) makes the account useless until
-// an operator sets a new one: the lease ends at once as an error and the
-// account is disabled, so it is not handed out again.
-func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params store.AcquireParams) (domain.Lease, error) {
-	pw, err := p.keys.Decrypt(ct, PasswordAD(a.ID))
+// grant decrypts the leased account's password and session state. A
+// password that does not decrypt (a wrong keyset, a tampered row) makes the
+// account useless until an operator sets a new one: the lease ends at once
+// as an error and the account is disabled, so it is not handed out again.
+// A session state that does not decrypt is only treated as none: the check
+// logs in, and its Release stores a new one.
+func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.AcquireParams) (domain.Lease, error) {
+	a := leased.Account
+	pw, err := p.keys.Decrypt(leased.PasswordCiphertext, PasswordAD(a.ID))
 	if err != nil {
 		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; disabling the account until it gets a new password",
 			"account_id", a.ID, "lease_id", params.LeaseID)
@@ -260,10 +277,21 @@ func (p *Pool) grant(ctx context.Context, a domain.Account, ct []byte, params st
 		}
 		return domain.Lease{}, fmt.Errorf("account %d: %w", a.ID, ErrUndecryptable)
 	}
-	return domain.Lease{
+	lease := domain.Lease{
 		LeaseID: params.LeaseID, FencingToken: a.FencingToken, Account: a, Password: string(pw),
 		MissionCode: params.MissionCode, Holder: params.Holder, ExpiresAt: *a.LeaseExpiresAt,
-	}, nil
+		LoginsLeft: max(p.cfg.MaxLoginsPerDay-leased.Logins, 0),
+	}
+	if leased.SessionCiphertext != nil {
+		state, err := p.keys.Decrypt(leased.SessionCiphertext, SessionAD(a.ID))
+		if err != nil {
+			p.logger.WarnContext(ctx, "leased account's session state does not decrypt; the check will log in",
+				"account_id", a.ID, "lease_id", params.LeaseID)
+		} else {
+			lease.SessionState, lease.SessionExpiresAt = state, leased.SessionExpiresAt
+		}
+	}
+	return lease, nil
 }
 
 // ErrUndecryptable says a stored password does not open with the keyset.
@@ -294,14 +322,27 @@ type ReleaseRequest struct {
 	Outcome      domain.Outcome
 	Detail       string
 	RequestIDs   []string
+	Session      domain.SessionRelease
 }
 
-// Release ends a lease with its outcome.
+// Release ends a lease with its outcome, and stores the session state it
+// carries, or clears the stored one when asked or when the outcome says
+// the session is not one to return to (domain.ClearsSession).
 func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, error) {
-	rel, err := p.store.Release(ctx, p.cfg, store.ReleaseParams{
+	now := p.Now()
+	params := store.ReleaseParams{
 		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
-		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: p.Now(),
-	})
+		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: now, LoggedIn: r.Session.LoggedIn,
+	}
+	switch {
+	case r.Session.Clear || domain.ClearsSession(r.Outcome):
+		params.Session = &store.SessionWrite{}
+	case len(r.Session.State) > 0:
+		params.Session = &store.SessionWrite{
+			Seal: p.sessionSealer(r.Session.State), ExpiresAt: p.cfg.SessionExpiry(now, r.Session.MaxAge),
+		}
+	}
+	rel, err := p.store.Release(ctx, p.cfg, params)
 	p.countFencing(err)
 	if err == nil && !rel.Replay {
 		p.metrics.Released(r.Outcome, rel.MissionCode)

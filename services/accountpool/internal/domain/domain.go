@@ -22,7 +22,17 @@ type Config struct {
 	MaxFailures int
 	// LeaseTTL is the lease length when Acquire leaves it unset.
 	LeaseTTL time.Duration
+	// SessionMaxAge caps how long a stored session state is handed out
+	// (Release's session_max_age, which defaults to it).
+	SessionMaxAge time.Duration
+	// MaxLoginsPerDay is the login budget: an account that logged in this
+	// many times in the last LoginWindow is not leased for a check that
+	// must log in (one without a valid session state).
+	MaxLoginsPerDay int
 }
+
+// LoginWindow is the rolling window of the login budget.
+const LoginWindow = 24 * time.Hour
 
 // DefaultConfig is the seed's AccountPoolConfig.
 func DefaultConfig() Config {
@@ -32,6 +42,10 @@ func DefaultConfig() Config {
 		BanQuarantine: 60 * time.Minute,
 		MaxFailures:   3,
 		LeaseTTL:      5 * time.Minute,
+		// Issue 13: a working day of checks on one session; a portal
+		// that ends it sooner makes the check log in again.
+		SessionMaxAge:   12 * time.Hour,
+		MaxLoginsPerDay: 20,
 	}
 }
 
@@ -132,6 +146,23 @@ func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account 
 
 func ptr(t time.Time) *time.Time { return &t }
 
+// ClearsSession says whether a lease that ended with outcome forgets the
+// account's session state: a rejected login or a wall means the portal's
+// session is not one to return to.
+func ClearsSession(outcome Outcome) bool {
+	return outcome == OutcomeLoginFail || outcome == OutcomeBanned
+}
+
+// SessionExpiry is when a session state stored at now stops being handed
+// out: after maxAge (0: the configured SessionMaxAge), never later than
+// SessionMaxAge.
+func (c Config) SessionExpiry(now time.Time, maxAge time.Duration) time.Time {
+	if maxAge <= 0 || maxAge > c.SessionMaxAge {
+		maxAge = c.SessionMaxAge
+	}
+	return now.Add(maxAge)
+}
+
 // UsageRecord is one lease in the usage log.
 type UsageRecord struct {
 	LeaseID      string
@@ -145,6 +176,7 @@ type UsageRecord struct {
 	Detail       string
 	AcquiredAt   time.Time
 	ReleasedAt   *time.Time
+	LoggedIn     bool
 }
 
 // Lease is a granted lease, password included.
@@ -156,6 +188,12 @@ type Lease struct {
 	MissionCode  string
 	Holder       string
 	ExpiresAt    time.Time
+	// SessionState is the decrypted portal session, nil without a valid
+	// one; SessionExpiresAt is set with it.
+	SessionState     []byte
+	SessionExpiresAt *time.Time
+	// LoginsLeft is how many more logins the budget allows now.
+	LoginsLeft int
 }
 
 // Errors the store and the application return; the gRPC layer maps each to
@@ -206,4 +244,6 @@ type UsageStats struct {
 	AccountID                                                   int64
 	Email                                                       string
 	Uses, Successes, NoSlots, LoginFails, Bans, Errors, Expired int
+	// Logins counts the leases whose check logged in.
+	Logins int
 }

@@ -81,3 +81,29 @@ func TestStatePrecedence(t *testing.T) {
 		})
 	}
 }
+
+func TestSessionRules(t *testing.T) {
+	t.Parallel()
+	cfg := domain.Config{SessionMaxAge: 12 * time.Hour}
+	for _, tc := range []struct {
+		maxAge time.Duration
+		want   time.Time
+	}{
+		{0, t0.Add(12 * time.Hour)},
+		{time.Hour, t0.Add(time.Hour)},
+		{12 * time.Hour, t0.Add(12 * time.Hour)},
+		{48 * time.Hour, t0.Add(12 * time.Hour)},
+	} {
+		if got := cfg.SessionExpiry(t0, tc.maxAge); !got.Equal(tc.want) {
+			t.Errorf("SessionExpiry(max age %s) = %v, want %v", tc.maxAge, got, tc.want)
+		}
+	}
+	for o, want := range map[domain.Outcome]bool{
+		domain.OutcomeSuccess: false, domain.OutcomeNoSlot: false, domain.OutcomeError: false,
+		domain.OutcomeLeaseExpired: false, domain.OutcomeLoginFail: true, domain.OutcomeBanned: true,
+	} {
+		if got := domain.ClearsSession(o); got != want {
+			t.Errorf("ClearsSession(%s) = %v, want %v", o, got, want)
+		}
+	}
+}

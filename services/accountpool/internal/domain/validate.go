@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"time"
+
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
@@ -53,6 +55,35 @@ func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs
 func CheckRelease(p *apirule.FieldErrors, detail string, requestIDs []string) {
 	p.MaxLen("detail", detail, apirule.MaxReleaseDetailLen)
 	CheckRequestIDs(p, "request_ids", requestIDs)
+}
+
+// SessionRelease is what a release says about the account's session
+// state.
+type SessionRelease struct {
+	State    []byte        // the state to store; empty keeps the stored one
+	MaxAge   time.Duration // how long it may be reused; 0: the configured cap
+	HasAge   bool          // whether the caller sent a max age
+	Clear    bool          // forget the stored state
+	LoggedIn bool          // the check logged in
+}
+
+// CheckSessionRelease records what is wrong with a release's session
+// fields given its outcome: a state too large, sent with a clear, or with
+// an outcome that clears the session; a max age without a state.
+func CheckSessionRelease(p *apirule.FieldErrors, outcome Outcome, s SessionRelease) {
+	switch {
+	case len(s.State) > apirule.MaxSessionStateBytes:
+		p.Add("session_state", "must be at most %d bytes, got %d", apirule.MaxSessionStateBytes, len(s.State))
+	case len(s.State) > 0 && s.Clear:
+		p.Add("session_state", "must be empty when clear_session is set")
+	case len(s.State) > 0 && ClearsSession(outcome):
+		p.Add("session_state", "must be empty with OUTCOME_LOGIN_FAIL or OUTCOME_BANNED, which clear the session")
+	}
+	if s.HasAge && len(s.State) == 0 {
+		p.Add("session_max_age", "is allowed only with session_state")
+	} else if s.HasAge && s.MaxAge <= 0 {
+		p.Add("session_max_age", "must be positive")
+	}
 }
 
 // CheckRequestIDs records a violation, once, when ids are too many or one

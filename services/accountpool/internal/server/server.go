@@ -65,6 +65,8 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 		LeaseId: lease.LeaseID, FencingToken: lease.FencingToken, AccountId: lease.Account.ID,
 		Email: lease.Account.Email, Password: lease.Password, Phone: lease.Account.Phone,
 		MissionCode: lease.MissionCode, Holder: lease.Holder, ExpiresAt: timestamppb.New(lease.ExpiresAt),
+		SessionState: lease.SessionState, SessionExpiresAt: ts(lease.SessionExpiresAt),
+		LoginBudgetLeft: int32(lease.LoginsLeft),
 	}}, nil
 }
 
@@ -100,12 +102,18 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR")
 	}
 	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds())
+	sess := domain.SessionRelease{
+		State: req.GetSessionState(), Clear: req.GetClearSession(), LoggedIn: req.GetLoggedIn(),
+		HasAge: req.GetSessionMaxAge() != nil,
+		MaxAge: apierr.Duration(&v, "session_max_age", req.GetSessionMaxAge(), apirule.MaxSessionMaxAge),
+	}
+	domain.CheckSessionRelease(&v, outcome, sess)
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
 	}
 	a, err := s.pool.Release(ctx, app.ReleaseRequest{
 		LeaseID: req.GetLeaseId(), FencingToken: req.GetFencingToken(), Outcome: outcome,
-		Detail: req.GetDetail(), RequestIDs: req.GetRequestIds(),
+		Detail: req.GetDetail(), RequestIDs: req.GetRequestIds(), Session: sess,
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, "lease", err)
@@ -338,6 +346,7 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 			LeaseId: u.LeaseID, AccountId: u.AccountID, Email: u.Email, MissionCode: u.MissionCode,
 			Holder: u.Holder, RequestIds: u.RequestIDs, Result: usageResultProtos[u.Result], Detail: u.Detail,
 			AcquiredAt: timestamppb.New(u.AcquiredAt), ReleasedAt: ts(u.ReleasedAt), FencingToken: u.FencingToken,
+			LoggedIn: u.LoggedIn,
 		})
 	}
 	return resp, nil
@@ -369,7 +378,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 		resp.Stats = append(resp.Stats, &apv1.AccountUsageStats{
 			AccountId: st.AccountID, Email: st.Email, Uses: int32(st.Uses), Successes: int32(st.Successes),
 			NoSlots: int32(st.NoSlots), LoginFails: int32(st.LoginFails), Bans: int32(st.Bans),
-			Errors: int32(st.Errors), LeaseExpired: int32(st.Expired),
+			Errors: int32(st.Errors), LeaseExpired: int32(st.Expired), Logins: int32(st.Logins),
 		})
 	}
 	return resp, nil

@@ -175,7 +175,8 @@ type AccountUpdate struct {
 	Password Sealer
 }
 
-// UpdateAccount changes an account in one statement.
+// UpdateAccount changes an account in one statement. A new password or a
+// switch-off also forgets the account's session state.
 func (s *Store) UpdateAccount(ctx context.Context, id int64, u AccountUpdate, now time.Time) (domain.Account, error) {
 	var ct []byte
 	if u.Password != nil {
@@ -188,14 +189,21 @@ func (s *Store) UpdateAccount(ctx context.Context, id int64, u AccountUpdate, no
 			phone = coalesce($2, a.phone),
 			active = coalesce($3, a.active),
 			password_ciphertext = coalesce($4, a.password_ciphertext),
-			updated_at = greatest($5, a.updated_at)
+			-- Strictly after the row's last change (a lease's start, say),
+			-- so that endLease can tell a lease begun before it.
+			password_changed_at = CASE WHEN $4::bytea IS NOT NULL THEN greatest($5, a.updated_at + interval '1 microsecond')
+				ELSE a.password_changed_at END,
+			session_ciphertext = CASE WHEN $4::bytea IS NOT NULL OR NOT coalesce($3, true) THEN NULL ELSE a.session_ciphertext END,
+			session_expires_at = CASE WHEN $4::bytea IS NOT NULL OR NOT coalesce($3, true) THEN NULL ELSE a.session_expires_at END,
+			updated_at = greatest($5, a.updated_at + CASE WHEN $4::bytea IS NOT NULL THEN interval '1 microsecond' ELSE '0' END)
 		WHERE a.id = $1 RETURNING `+accountCols, id, u.Phone, u.Active, ct, now)
 }
 
-// ResetAccount clears quarantine, cooldown and failures.
+// ResetAccount clears quarantine, cooldown, failures and the session state.
 func (s *Store) ResetAccount(ctx context.Context, id int64, now time.Time) (domain.Account, error) {
 	return s.changeAndNotify(ctx, "reset account", `UPDATE accountpool.accounts a SET
 			consecutive_failures = 0, cooldown_until = NULL, quarantine_until = NULL,
+			session_ciphertext = NULL, session_expires_at = NULL,
 			updated_at = greatest($2, a.updated_at)
 		WHERE a.id = $1 RETURNING `+accountCols, id, now)
 }
@@ -235,19 +243,46 @@ type AcquireParams struct {
 	RequestIDs  []string
 	TTL         time.Duration
 	Now         time.Time
+	// MaxLogins is the login budget (domain.Config.MaxLoginsPerDay).
+	MaxLogins int
 }
+
+// Leased is an account just leased, with its secrets still sealed.
+type Leased struct {
+	Account            domain.Account
+	PasswordCiphertext []byte
+	// SessionCiphertext is the stored session state, nil unless one is
+	// stored and valid at the lease's start; SessionExpiresAt is set with it.
+	SessionCiphertext []byte
+	SessionExpiresAt  *time.Time
+	// Logins counts the account's logins in the login window, up to the
+	// budget.
+	Logins int
+}
+
+// validSessionSQL says that account %[1]s has a session state still
+// valid at %[2]s.
+const validSessionSQL = `(%[1]s.session_ciphertext IS NOT NULL AND %[1]s.session_expires_at > %[2]s)`
+
+// loginsSQL selects account %[1]s's logins in the login window before
+// %[2]s (usage_log_logins_idx); %[3]s is the window.
+const loginsSQL = `SELECT u.acquired_at FROM accountpool.usage_log u
+	WHERE u.account_id = %[1]s.id AND u.logged_in AND u.acquired_at > %[2]s - %[3]s::interval`
 
 // Acquire leases the least recently used eligible account in one
 // statement: the candidate row is locked with SKIP LOCKED, so concurrent
-// callers on any replica each get a different account or none. It returns
-// the account, its password ciphertext, and domain.ErrNotFound when no
+// callers on any replica each get a different account or none. An account
+// without a valid session state would have to log in, so it is eligible
+// only below its login budget. It returns domain.ErrNotFound when no
 // account is eligible.
-func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, []byte, error) {
-	var ct []byte
+func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
+	var l Leased
 	a, err := scanAccount(s.db.QueryRow(ctx, `
 		WITH candidate AS (
 			SELECT c.id FROM accountpool.accounts c
 			WHERE `+available("c", "$1")+`
+				AND (`+fmt.Sprintf(validSessionSQL, "c", "$1")+`
+					OR (SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "c", "$1", "$7")+` LIMIT $8) b) < $8)
 				-- A one-time check on accounts_rest_end_idx: when every
 				-- account rests, skip the walk of the LRU index. (min()
 				-- reads one index entry; an EXISTS was planned as a scan.)
@@ -271,12 +306,18 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (domain.Account, [
 			INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
 			SELECT $2, l.id, l.fencing_token, $5, $3, $6, l.last_used_at FROM leased l
 		)
-		SELECT `+accountCols+`, a.password_ciphertext FROM leased a`,
-		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs)), &ct)
+		SELECT `+accountCols+`, a.password_ciphertext,
+			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_ciphertext END,
+			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_expires_at END,
+			(SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "$1", "$7")+` LIMIT $8) b)
+		FROM leased a`,
+		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs), domain.LoginWindow, p.MaxLogins),
+		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins)
+	l.Account = a
 	if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return a, nil, fmt.Errorf("acquire: %w", err)
+		return l, fmt.Errorf("acquire: %w", err)
 	}
-	return a, ct, err
+	return l, err
 }
 
 func nonNil(s []string) []string {
@@ -326,6 +367,17 @@ type ReleaseParams struct {
 	Detail       string
 	RequestIDs   []string
 	Now          time.Time
+	// LoggedIn says the check logged in, for the usage log and the budget.
+	LoggedIn bool
+	// Session is what happens to the stored session state; nil leaves it.
+	Session *SessionWrite
+}
+
+// SessionWrite replaces an account's session state: Seal encrypts the new
+// state bound to the account id, and a nil Seal clears it.
+type SessionWrite struct {
+	Seal      Sealer
+	ExpiresAt time.Time
 }
 
 // Release ends a held lease and applies the outcome rule. It reads the
@@ -334,19 +386,21 @@ type ReleaseParams struct {
 // lock held in between. A concurrent change (a renewal, an expiry, a retry
 // of the same release) makes it read again. A retry of a release that
 // already happened with the same outcome returns the stored answer and
-// writes nothing.
+// writes nothing, the session state included.
 func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (Released, error) {
+	var sess *sessionWrite
 	for attempt := 0; ; attempt++ {
 		var (
-			token   int64
-			result  *string
-			answer  []byte
-			version string
-			rel     Released
+			token    int64
+			acquired time.Time
+			result   *string
+			answer   []byte
+			version  string
+			rel      Released
 		)
-		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code
+		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code, u.acquired_at
 			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode)
+			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode, &acquired)
 		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
 				return rel, err
@@ -372,11 +426,20 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 		if a.UpdatedAt.After(now) {
 			now = a.UpdatedAt
 		}
+		if p.Session != nil && sess == nil {
+			sess = &sessionWrite{leasedAt: acquired}
+			if p.Session.Seal != nil {
+				if sess.ct, err = p.Session.Seal(a.ID); err != nil {
+					return rel, fmt.Errorf("seal session state: %w", err)
+				}
+				sess.expiresAt = &p.Session.ExpiresAt
+			}
+		}
 		rel.Account = cfg.ApplyOutcome(a, p.Outcome, now)
 		if answer, err = json.Marshal(rel.Account); err != nil {
 			return rel, fmt.Errorf("encode release answer: %w", err)
 		}
-		ended, err := endLease(ctx, s.db, rel.Account, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer)
+		ended, err := endLease(ctx, s.db, rel.Account, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer, p.LoggedIn, sess)
 		if err != nil || ended {
 			return rel, err
 		}
@@ -397,26 +460,49 @@ type Released struct {
 	Replay bool
 }
 
+// sessionWrite is a sealed SessionWrite: ct nil clears the state.
+// leasedAt is the lease's start: a session logged in with a password that
+// changed since is not stored.
+type sessionWrite struct {
+	ct        []byte
+	expiresAt *time.Time
+	leasedAt  time.Time
+}
+
 // endLease stores an account after its lease ended, closes the lease's
 // usage row and wakes waiting Acquires, in one statement, provided the
-// account row is still at version (its xmin when read). It reports whether
-// it wrote.
-func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte) (bool, error) {
+// account row is still at version (its xmin when read). sess, when set,
+// replaces the session state, unless the account was switched off (it
+// keeps none) or got a new password during the lease (the session may be
+// the old password's). It reports whether it wrote.
+func endLease(ctx context.Context, db *pgxpool.Pool, a domain.Account, version, leaseID string, outcome domain.Outcome, detail string, requestIDs []string, at time.Time, answer []byte, loggedIn bool, sess *sessionWrite) (bool, error) {
+	var ct []byte
+	var exp, leasedAt *time.Time
+	if sess != nil {
+		ct, exp, leasedAt = sess.ct, sess.expiresAt, &sess.leasedAt
+	}
 	rows, err := db.Query(ctx, `WITH account AS (
 			UPDATE accountpool.accounts SET
 				lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
-				consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5
+				consecutive_failures = $2, cooldown_until = $3, quarantine_until = $4, updated_at = $5,
+				session_ciphertext = CASE WHEN NOT active THEN NULL
+					WHEN $15 AND ($16::bytea IS NULL OR coalesce(password_changed_at <= $18, true)) THEN $16
+					ELSE session_ciphertext END,
+				session_expires_at = CASE WHEN NOT active THEN NULL
+					WHEN $15 AND ($16::bytea IS NULL OR coalesce(password_changed_at <= $18, true)) THEN $17
+					ELSE session_expires_at END
 			WHERE id = $1 AND xmin::text = $13 AND lease_id = $6
 			RETURNING id
 		), usage AS (
 			UPDATE accountpool.usage_log SET
-				result = $7, detail = $8, released_at = $9, release_answer = $10,
+				result = $7, detail = $8, released_at = $9, release_answer = $10, logged_in = $14,
 				request_ids = CASE WHEN cardinality($11::text[]) > 0 THEN $11 ELSE request_ids END
 			WHERE lease_id = $6 AND EXISTS (SELECT 1 FROM account)
 		)
 		SELECT pg_notify($12, '') FROM account`,
 		a.ID, a.ConsecutiveFailures, a.CooldownUntil, a.QuarantineUntil, a.UpdatedAt,
-		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel, version)
+		leaseID, string(outcome), detail, at, answer, nonNil(requestIDs), FreeChannel, version,
+		loggedIn, sess != nil, ct, exp, leasedAt)
 	if err != nil {
 		return false, fmt.Errorf("end lease: %w", err)
 	}
@@ -458,7 +544,7 @@ func (s *Store) ExpireLeases(ctx context.Context, cfg domain.Config, cutoff time
 	for _, e := range expired {
 		at := *e.a.LeaseExpiresAt
 		after := cfg.ApplyOutcome(e.a, domain.OutcomeLeaseExpired, at)
-		ended, err := endLease(ctx, s.db, after, e.version, e.a.LeaseID, domain.OutcomeLeaseExpired, "no release before the lease ended", nil, at, nil)
+		ended, err := endLease(ctx, s.db, after, e.version, e.a.LeaseID, domain.OutcomeLeaseExpired, "no release before the lease ended", nil, at, nil, false, nil)
 		if err != nil {
 			return n, err
 		}
@@ -506,26 +592,35 @@ func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatu
 }
 
 // NextFree says whether any account is active and, if so, the earliest
-// time one frees: the end of a rest (which may be past: an account is free
-// but was locked by a concurrent Acquire), or of a lease plus the expiry
-// grace. Every part is an index lookup, however large the pool.
-func (s *Store) NextFree(ctx context.Context) (anyActive bool, at *time.Time, err error) {
-	var rest, lease *time.Time
+// time one frees: the end of a rest, the moment an account that rests no
+// more gets back under its login budget (now, if it is under it or has a
+// valid session state: then the account is free but was locked by a
+// concurrent Acquire), or the end of a lease plus the expiry grace. The
+// rests and leases are index lookups; the budgets are looked up for the
+// accounts that rest no more, one index lookup each, and only when Acquire
+// found none of them leasable.
+func (s *Store) NextFree(ctx context.Context, now time.Time, maxLogins int) (anyActive bool, at *time.Time, err error) {
+	var rest, budget, lease *time.Time
 	err = s.db.QueryRow(ctx, `SELECT
 			EXISTS (SELECT 1 FROM accountpool.accounts WHERE active),
-			(SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r WHERE r.active AND r.lease_id IS NULL),
+			(SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r
+				WHERE r.active AND r.lease_id IS NULL AND `+fmt.Sprintf(restEnd, "r")+` > $2),
+			(SELECT min(CASE WHEN `+fmt.Sprintf(validSessionSQL, "r", "$2")+` THEN $2
+					-- The budget frees when the login maxLogins back from the
+					-- latest leaves the window.
+					ELSE coalesce((`+fmt.Sprintf(loginsSQL, "r", "$2", "$3")+`
+						ORDER BY u.acquired_at DESC OFFSET $4 - 1 LIMIT 1) + $3::interval, $2) END)
+				FROM accountpool.accounts r
+				WHERE r.active AND r.lease_id IS NULL AND `+fmt.Sprintf(restEnd, "r")+` <= $2),
 			(SELECT min(lease_expires_at) + $1::interval FROM accountpool.accounts WHERE lease_id IS NOT NULL AND active)`,
-		domain.ExpiryGrace).Scan(&anyActive, &rest, &lease)
+		domain.ExpiryGrace, now, domain.LoginWindow, maxLogins).Scan(&anyActive, &rest, &budget, &lease)
 	if err != nil {
 		return false, nil, fmt.Errorf("next free account: %w", err)
 	}
-	switch {
-	case rest == nil:
-		at = lease
-	case lease == nil || rest.Before(*lease):
-		at = rest
-	default:
-		at = lease
+	for _, t := range []*time.Time{rest, budget, lease} {
+		if t != nil && (at == nil || t.Before(*at)) {
+			at = t
+		}
 	}
 	return anyActive, at, nil
 }

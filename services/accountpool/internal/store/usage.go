@@ -56,7 +56,7 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 		conds = append(conds, "(u.acquired_at, u.lease_id) < ("+arg(after.AcquiredAt)+", "+arg(after.LeaseID)+"::uuid)")
 	}
 	q := `SELECT u.lease_id::text, u.account_id, a.email, u.fencing_token, u.mission_code, u.holder,
-			u.request_ids, coalesce(u.result, ''), u.detail, u.acquired_at, u.released_at
+			u.request_ids, coalesce(u.result, ''), u.detail, u.acquired_at, u.released_at, u.logged_in
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
 		WHERE ` + strings.Join(conds, " AND ") + `
 		ORDER BY u.acquired_at DESC, u.lease_id DESC LIMIT ` + arg(limit)
@@ -68,7 +68,7 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 		var u domain.UsageRecord
 		var result string
 		err := r.Scan(&u.LeaseID, &u.AccountID, &u.Email, &u.FencingToken, &u.MissionCode, &u.Holder,
-			&u.RequestIDs, &result, &u.Detail, &u.AcquiredAt, &u.ReleasedAt)
+			&u.RequestIDs, &result, &u.Detail, &u.AcquiredAt, &u.ReleasedAt, &u.LoggedIn)
 		u.Result = domain.Outcome(result)
 		return u, err
 	})
@@ -84,7 +84,8 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time) ([]domai
 			count(*) FILTER (WHERE u.result = 'login_fail'),
 			count(*) FILTER (WHERE u.result = 'banned'),
 			count(*) FILTER (WHERE u.result = 'error'),
-			count(*) FILTER (WHERE u.result = 'lease_expired')
+			count(*) FILTER (WHERE u.result = 'lease_expired'),
+			count(*) FILTER (WHERE u.logged_in)
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
 		WHERE u.acquired_at >= $1 AND u.acquired_at < $2
 		GROUP BY a.id, a.email
@@ -94,7 +95,7 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time) ([]domai
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.UsageStats, error) {
 		var st domain.UsageStats
-		err := r.Scan(&st.AccountID, &st.Email, &st.Uses, &st.Successes, &st.NoSlots, &st.LoginFails, &st.Bans, &st.Errors, &st.Expired)
+		err := r.Scan(&st.AccountID, &st.Email, &st.Uses, &st.Successes, &st.NoSlots, &st.LoginFails, &st.Bans, &st.Errors, &st.Expired, &st.Logins)
 		return st, err
 	})
 }

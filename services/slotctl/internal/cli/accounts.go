@@ -150,7 +150,7 @@ can be run again. "-" reads the CSV from stdin.`,
 			resp, err := ap.GetAccount(ctx, &apv1.GetAccountRequest{Id: id})
 			return resp.GetAccount(), err
 		}),
-		byID("reset", "Clear an account's quarantine, cooldown and failure count", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
+		byID("reset", "Clear an account's quarantine, cooldown, failure count and stored portal session", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
 			resp, err := ap.ResetAccount(ctx, &apv1.ResetAccountRequest{Id: id})
 			return resp.GetAccount(), err
 		}),

@@ -49,13 +49,17 @@ func (a *app) usageCommand() *cobra.Command {
 			if a.json() {
 				return printJSONList(a.io.Stdout, records)
 			}
-			t := newTable(a.io.Stdout, "ACQUIRED", "ACCOUNT", "EMAIL", "MISSION", "HOLDER", "RESULT", "RELEASED", "DETAIL")
+			t := newTable(a.io.Stdout, "ACQUIRED", "ACCOUNT", "EMAIL", "MISSION", "HOLDER", "RESULT", "LOGGED IN", "RELEASED", "DETAIL")
 			for _, r := range records {
 				res := enumWord(r.GetResult().String(), "USAGE_RESULT_")
 				if r.GetResult() == apv1.UsageResult_USAGE_RESULT_UNSPECIFIED {
 					res = "(held)"
 				}
-				t.row(when(r.GetAcquiredAt()), r.GetAccountId(), r.GetEmail(), r.GetMissionCode(), r.GetHolder(), res, when(r.GetReleasedAt()), r.GetDetail())
+				loggedIn := "no"
+				if r.GetLoggedIn() {
+					loggedIn = "yes"
+				}
+				t.row(when(r.GetAcquiredAt()), r.GetAccountId(), r.GetEmail(), r.GetMissionCode(), r.GetHolder(), res, loggedIn, when(r.GetReleasedAt()), r.GetDetail())
 			}
 			return t.flush()
 		},
@@ -69,7 +73,7 @@ func (a *app) usageCommand() *cobra.Command {
 	var statsSince time.Duration
 	stats := &cobra.Command{
 		Use:   "stats [--since 24h]",
-		Short: "Per account over a window: uses, successes, no slots, login failures, bans, errors",
+		Short: "Per account over a window: uses, successes, no slots, login failures, bans, errors, logins",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if statsSince <= 0 {
@@ -89,9 +93,9 @@ func (a *app) usageCommand() *cobra.Command {
 			if a.json() {
 				return printJSON(a.io.Stdout, resp)
 			}
-			t := newTable(a.io.Stdout, "ACCOUNT", "EMAIL", "USES", "SUCCESSES", "NO SLOTS", "LOGIN FAILS", "BANS", "ERRORS", "EXPIRED")
+			t := newTable(a.io.Stdout, "ACCOUNT", "EMAIL", "USES", "SUCCESSES", "NO SLOTS", "LOGIN FAILS", "BANS", "ERRORS", "EXPIRED", "LOGINS")
 			for _, s := range resp.GetStats() {
-				t.row(strconv.FormatInt(s.GetAccountId(), 10), s.GetEmail(), s.GetUses(), s.GetSuccesses(), s.GetNoSlots(), s.GetLoginFails(), s.GetBans(), s.GetErrors(), s.GetLeaseExpired())
+				t.row(strconv.FormatInt(s.GetAccountId(), 10), s.GetEmail(), s.GetUses(), s.GetSuccesses(), s.GetNoSlots(), s.GetLoginFails(), s.GetBans(), s.GetErrors(), s.GetLeaseExpired(), s.GetLogins())
 			}
 			return t.flush()
 		},
