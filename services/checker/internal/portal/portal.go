@@ -1,12 +1,13 @@
-// Package portal is the checker's browser driver: it logs a pool account in
-// to the visa portal in a fresh browser context, opens a mission's slot
-// page, chooses centre and visa category, waits for the dates the page's
-// JavaScript loads, reads them, and logs out (after returning the result). What it sees is classified
-// into an Outcome the account pool understands (success, no_slot,
-// login_fail, banned, error).
+// Package portal is the checker's browser driver: in a fresh browser
+// context it runs the profile's flows (engine.go): the login flow with a
+// pool account, the check flow once per centre and visa category of the
+// mission, reading the slots, and the logout flow (after returning the
+// result). Every page a step loads is classified by the profile's markers,
+// and what the driver sees ends in an Outcome the account pool understands
+// (success, no_slot, login_fail, banned, error).
 //
-// Everything portal-specific (URLs, selectors, page markers, timeouts)
-// comes from a profile.Profile. The driver solves no CAPTCHA and does not
+// Everything portal-specific (flows, URLs, selectors, page markers,
+// timeouts, timezone) comes from a profile.Profile. The driver solves no CAPTCHA and does not
 // disguise the browser: a CAPTCHA, block or rate-limit page is an outcome,
 // and the pool backs off.
 package portal
@@ -139,6 +140,9 @@ type Result struct {
 	// Duration is from the call to the result; the logout and the tab's
 	// teardown come after it.
 	Duration time.Duration
+	// RetryAfter is the longest Retry-After of a 429 or 503 answer the
+	// portal's endpoints gave a json extract; 0 when none.
+	RetryAfter time.Duration
 }
 
 // Config configures a Driver.
@@ -163,6 +167,7 @@ type Config struct {
 // concurrent use: each check runs in its own tab and browser context.
 type Driver struct {
 	prof      *profile.Profile
+	prog      *profile.Program
 	browser   *browser.Manager
 	artifacts *artifactStore
 	log       *slog.Logger
@@ -196,7 +201,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
-	return &Driver{prof: cfg.Profile, browser: cfg.Browser, artifacts: store, log: cfg.Logger}, nil
+	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger}, nil
 }
 
 // Profile is the profile the driver follows.
