@@ -61,13 +61,17 @@ import (
 func main() { grpcserver.Main(run) }
 
 const usage = `usage:
-  checker        serve CheckerService and run the check loop (settings in the environment; see the package doc)`
+  checker                      serve CheckerService and run the check loop (settings in the environment; see the package doc)
+  checker profile lint FILE    check a portal profile: every problem with its line (docs/PROFILES.md)`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 			fmt.Fprintln(stdout, usage)
 			return nil
+		}
+		if args[0] == "profile" {
+			return profileCommand(args[1:], stdout)
 		}
 		if args[0] != "serve" {
 			return fmt.Errorf("unknown command %q\n%s", args[0], usage)

@@ -116,3 +116,21 @@ func TestRefusesPlaintextToARemoteService(t *testing.T) {
 		"ACCOUNTPOOL_ADDR": "accountpool.slotwatch.svc:50051", "REQUESTS_ADDR": "localhost:50052",
 	}, "want a refusal naming the address, TLS_CA_FILE and TLS_INSECURE", "ACCOUNTPOOL_ADDR=accountpool.slotwatch.svc:50051", "TLS_CA_FILE", "TLS_INSECURE=true")
 }
+
+func TestProfileLint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("name: x\nbase_url: https://p.example\nflows:\n  login:\n    - {hover: \"#m\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := run(t.Context(), []string{"profile", "lint", bad}, &out)
+	if err == nil || !strings.Contains(out.String(), bad+":5: flows.login[0]: unknown step kind") {
+		t.Errorf("lint of a bad profile: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"profile", "lint", "../../profiles/portalsim.yaml"}, &out); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Errorf("lint of the shipped profile: %v\n%s", err, out.String())
+	}
+}

@@ -175,8 +175,9 @@ func (p *Profile) Location() (*time.Location, error) {
 	return loc, nil
 }
 
-// placeholderRE finds {name} placeholders.
-var placeholderRE = regexp.MustCompile(`\{[^{}\s]*\}`)
+// PlaceholderRE finds {name} placeholders; a name starts with a letter,
+// so that a regexp's {2} or {2,4} is no placeholder.
+var PlaceholderRE = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_.]*\}`)
 
 // Placeholders a flow may use; {mission.KEY} is checked against Missions.
 const (
@@ -200,7 +201,7 @@ type where struct {
 // not be used where s is.
 func (p *Profile) checkPlaceholders(field, s string, w where) []error {
 	var errs []error
-	for _, ph := range placeholderRE.FindAllString(s, -1) {
+	for _, ph := range PlaceholderRE.FindAllString(s, -1) {
 		switch {
 		case ph == PhPassword && !w.fill:
 			errs = append(errs, fmt.Errorf("%s: %s may only be the value of a fill, never in a URL, selector or text", field, ph))

@@ -392,7 +392,7 @@ func (p *Profile) checkURLs() []error {
 		if f.ref == "" {
 			continue // required ones are reported by Validate
 		}
-		r, err := url.Parse(placeholderRE.ReplaceAllString(f.ref, missionSentinel))
+		r, err := url.Parse(PlaceholderRE.ReplaceAllString(f.ref, missionSentinel))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %v", f.field, f.ref, err))
 			continue
