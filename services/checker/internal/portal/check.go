@@ -27,6 +27,7 @@ type check struct {
 	// courtesy is set while logging out: what goes wrong is logged, and
 	// no artifacts are saved.
 	courtesy bool
+	retry    retryWatch
 }
 
 // The kinds of page the driver recognises. Markers are tried in the order

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -509,7 +508,7 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 		c.failNav(fmt.Errorf("%s: fetch %s: %w", s.Name, redactURL(u), err))
 		return flowStop
 	}
-	c.res.RetryAfter = max(c.res.RetryAfter, retryAfter(res.Retry, time.Now()))
+	c.retry.note(retryAfter(res.Retry, time.Now()))
 	switch {
 	case res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden:
 		c.endOn(pageLoggedOut, 0)
@@ -600,21 +599,6 @@ func (c *check) unreadable(detail string) {
 	c.res.Outcome, c.res.Reason, c.res.Detail = Error, ReasonUnreadableSlots, detail
 	c.res.URL = c.location()
 	c.saveArtifacts()
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(h); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // fill types a value into a field: focused, its contents selected, the

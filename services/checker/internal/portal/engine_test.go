@@ -243,3 +243,36 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A page answered 429 or 503 with Retry-After gives the delay to the
+// result, the portal's own cooldown hint.
+func TestPagesRetryAfterReachesTheResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		b      sim.Behaviour
+		global bool
+		reason Reason
+		want   time.Duration
+	}{
+		{"TooManyRequests", sim.Behaviour{Kind: sim.TooManyRequests}, false, ReasonRateLimited, 10 * time.Minute},
+		{"Maintenance", sim.Behaviour{Kind: sim.Maintenance}, true, ReasonMaintenance, 30 * time.Minute},
+		{"NoneOnASlotFound", sim.Behaviour{}, false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, b := setup(t, nil)
+			email := acc1
+			if tc.global {
+				email = ""
+			}
+			if err := b.sim.SetBehaviour(email, tc.b); err != nil {
+				t.Fatal(err)
+			}
+			res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+			if res.Reason != tc.reason || res.RetryAfter != tc.want {
+				t.Errorf("%s/%s retry after %v, want %s and %v", res.Outcome, res.Reason, res.RetryAfter, tc.reason, tc.want)
+			}
+		})
+	}
+}

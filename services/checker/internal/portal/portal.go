@@ -140,8 +140,9 @@ type Result struct {
 	// Duration is from the call to the result; the logout and the tab's
 	// teardown come after it.
 	Duration time.Duration
-	// RetryAfter is the longest Retry-After of a 429 or 503 answer the
-	// portal's endpoints gave a json extract; 0 when none.
+	// RetryAfter is the longest Retry-After of a 429 or 503 answer of the
+	// portal during the check (a page, or a json extract's endpoint); 0
+	// when none. It is the portal's own cooldown hint.
 	RetryAfter time.Duration
 }
 
@@ -231,7 +232,12 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: redactDetail(err.Error(), acct.Password), Duration: time.Since(start)}, err
 	}
 	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission}
-	c.run(queries)
+	if err := c.retry.start(c.ctx); err != nil {
+		c.failNav(fmt.Errorf("watch the answers' Retry-After: %w", err))
+	} else {
+		c.run(queries)
+	}
+	c.res.RetryAfter = c.retry.longest()
 	// The logout changes nothing in the result, so it runs in the
 	// background with the tab's teardown and the caller gets the result
 	// (and can release the account) now. The pool's cooldown keeps the
