@@ -202,12 +202,6 @@ func serve(ctx context.Context) error {
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
 		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
-	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
-		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal")})
-	if err != nil {
-		return err
-	}
-
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "checker", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy,
@@ -216,9 +210,15 @@ func serve(ctx context.Context) error {
 	scfg := cfg.session
 	scfg.Logger, scfg.Ready = logger, ready.err
 	var checker *session.Checker
-	scfg.Metrics = metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
+	m := metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
+	scfg.Metrics = m
+	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
+		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal"), Pages: m})
+	if err != nil {
+		return err
+	}
 	checker = session.New(scfg, client.NewPool(apConn), client.NewRequests(rqConn), driver)
-	server.New(checker, mgr.Status, logger).Register(srv.GRPC)
+	server.New(checker, mgr.Status, func() []portal.ProfileStatus { return []portal.ProfileStatus{driver.Status()} }, logger).Register(srv.GRPC)
 	logger.Info("checker settings", "checker_id", scfg.CheckerID, "max_concurrent_missions", scfg.MaxConcurrent,
 		"claim_ttl", scfg.ClaimTTL.String(), "lease_ttl", scfg.LeaseTTL.String(), "session_interval", scfg.Interval.String(),
 		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,

@@ -183,6 +183,9 @@ func (c *check) unknownPage(detail string) {
 	c.res.Outcome, c.res.Reason, c.res.Detail = Error, ReasonUnknownPage, detail
 	c.res.URL = c.location()
 	c.saveArtifacts()
+	if !c.courtesy {
+		c.d.unknownSeen(c.res.Step, c.res.Artifacts)
+	}
 }
 
 // location is the tab's current URL without what may carry a secret

@@ -263,6 +263,7 @@ func (c *check) expectPage(s *profile.Step, loadBy time.Time) flowEnd {
 		c.failNav(err)
 		return flowStop
 	}
+	c.d.pageSeen(s.Name, pageKind(pg))
 	if pg.Kind != s.Expect {
 		c.endOn(pg.Kind, pg.Status)
 		return flowStop
@@ -312,6 +313,7 @@ return __wait(function () { var r = pick(); return r ? {state: r} : null; }, %d)
 	case res.State == "" || res.State == "not_offered":
 		return flowNotOffered
 	default: // no element: the profile does not fit the page
+		c.d.pageSeen(s.Name, "unknown")
 		c.unknownPage(fmt.Sprintf("%s: %s", s.Name, res.State))
 		return flowStop
 	}
@@ -376,9 +378,21 @@ return __wait(function () {
 		c.saveArtifacts()
 		return res, flowStop
 	default:
+		c.d.pageSeen(s.Name, res.State)
 		c.endOn(res.State, 0)
 		return res, flowStop
 	}
+}
+
+// pageKind is the drift metric's kind of a classified page.
+func pageKind(pg lookResult) string {
+	switch {
+	case pg.Kind != "":
+		return pg.Kind
+	case pg.Status >= 500:
+		return "server_error"
+	}
+	return "unknown"
 }
 
 // branch runs Then when its marker matches the page now, else Else.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,5 +275,52 @@ func TestPagesRetryAfterReachesTheResult(t *testing.T) {
 				t.Errorf("%s/%s retry after %v, want %s and %v", res.Outcome, res.Reason, res.RetryAfter, tc.reason, tc.want)
 			}
 		})
+	}
+}
+
+// pageCounts records the drift metric's calls.
+type pageCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (p *pageCounts) PageClassified(profile, step, kind string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n[profile+"/"+step+"/"+kind]++
+}
+
+func (p *pageCounts) get(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[key]
+}
+
+func TestPagesAreCountedAndTheLastUnknownKept(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	counts := &pageCounts{n: map[string]int{}}
+	d, err := New(Config{Profile: d.prof, Browser: d.browser, ArtifactsDir: b.artifacts, Pages: counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.Profile != "portalsim" || st.LastUnknown != "" {
+		t.Fatalf("status before any check = %+v", st)
+	}
+	runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	for _, k := range []string{"portalsim/login_page/login_form", "portalsim/login/logged_in", "portalsim/slot_page/slot_form"} {
+		if counts.get(k) != 1 {
+			t.Errorf("%s counted %d times, want 1 (all: %v)", k, counts.get(k), counts.n)
+		}
+	}
+	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.Unknown}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	if counts.get("portalsim/login/unknown") != 1 || res.Artifacts == nil {
+		t.Fatalf("unknown page not counted: %v (result %+v)", counts.n, res)
+	}
+	if st := d.Status(); st.LastUnknown != res.Artifacts.Dir || st.LastUnknownStep != "login" || st.LastUnknownAt.IsZero() {
+		t.Errorf("status = %+v, want the unknown page's artifacts %s", st, res.Artifacts.Dir)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
@@ -162,6 +163,28 @@ type Config struct {
 	// the oldest checks' folders are deleted first to make room.
 	ArtifactsTotalBytes int64
 	Logger              *slog.Logger
+	// Pages counts the pages the checks classified (the drift metric);
+	// nil counts nothing.
+	Pages PageCounter
+}
+
+// PageCounter counts classified pages by profile, step and kind: a kind
+// of page (captcha, blocked, rate_limited, maintenance, bad_credentials,
+// logged_out, logged_in), a marker the step expected, "server_error" or
+// "unknown". Every label value comes from the profile, none from a page.
+type PageCounter interface {
+	PageClassified(profile, step, kind string)
+}
+
+// ProfileStatus is what the checks of a profile saw lately.
+type ProfileStatus struct {
+	Profile string
+	// LastUnknown is the artifacts folder of the last page no marker
+	// recognised ("" when none yet), seen at LastUnknownAt on step
+	// LastUnknownStep.
+	LastUnknown     string
+	LastUnknownAt   time.Time
+	LastUnknownStep string
 }
 
 // Driver checks slots through the shared browser. It is safe for
@@ -172,6 +195,35 @@ type Driver struct {
 	browser   *browser.Manager
 	artifacts *artifactStore
 	log       *slog.Logger
+	pages     PageCounter
+
+	mu          sync.Mutex
+	lastUnknown ProfileStatus
+}
+
+// Status is what the driver's checks saw lately.
+func (d *Driver) Status() ProfileStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.lastUnknown
+	st.Profile = d.prof.Name
+	return st
+}
+
+// pageSeen counts a classified page.
+func (d *Driver) pageSeen(step, kind string) {
+	if d.pages != nil {
+		d.pages.PageClassified(d.prof.Name, step, kind)
+	}
+}
+
+func (d *Driver) unknownSeen(step string, a *Artifacts) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastUnknown = ProfileStatus{LastUnknownAt: time.Now(), LastUnknownStep: step}
+	if a != nil {
+		d.lastUnknown.LastUnknown = a.Dir
+	}
 }
 
 // New returns a Driver.
@@ -202,7 +254,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
-	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger}, nil
+	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger, pages: cfg.Pages}, nil
 }
 
 // Profile is the profile the driver follows.
