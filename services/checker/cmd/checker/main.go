@@ -62,7 +62,9 @@ func main() { grpcserver.Main(run) }
 
 const usage = `usage:
   checker                      serve CheckerService and run the check loop (settings in the environment; see the package doc)
-  checker profile lint FILE    check a portal profile: every problem with its line (docs/PROFILES.md)`
+  checker profile lint FILE    check a portal profile: every problem with its line (docs/PROFILES.md)
+  checker profile try --profile FILE --mission M --centre C --category V --email E [--password-file F] [--out DIR] [--base-url URL]
+                               run the profile's flows once, printing every step and saving the page after it`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
@@ -71,7 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		}
 		if args[0] == "profile" {
-			return profileCommand(args[1:], stdout)
+			return profileCommand(ctx, args[1:], stdout)
 		}
 		if args[0] != "serve" {
 			return fmt.Errorf("unknown command %q\n%s", args[0], usage)

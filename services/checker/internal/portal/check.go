@@ -28,6 +28,8 @@ type check struct {
 	// no artifacts are saved.
 	courtesy bool
 	retry    retryWatch
+	// seen is what the running step saw (StepTrace.Page).
+	seen string
 }
 
 // The kinds of page the driver recognises. Markers are tried in the order

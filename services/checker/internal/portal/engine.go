@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -80,11 +83,42 @@ func (c *check) logout(tabCtx context.Context) {
 
 func (c *check) steps(steps []profile.Step) flowEnd {
 	for i := range steps {
-		if end := c.step(&steps[i]); end != flowDone {
+		s := &steps[i]
+		start, before := time.Now(), len(c.res.Slots)
+		c.seen = ""
+		end := c.step(s)
+		if c.d.trace != nil {
+			c.traceStep(s, time.Since(start), c.res.Slots[before:], end)
+		}
+		if end != flowDone {
 			return end
 		}
 	}
 	return flowDone
+}
+
+// traceStep tells Config.Trace of a step, with the page as it is after
+// it saved in the trace folder.
+func (c *check) traceStep(s *profile.Step, took time.Duration, slots []Slot, end flowEnd) {
+	tr := StepTrace{Flow: c.flow, Step: s.Name, Kind: s.Kind(), Took: took, Page: c.seen, Slots: slices.Clone(slots)}
+	switch end {
+	case flowNotOffered:
+		tr.End = "not offered"
+	case flowStop:
+		tr.End = fmt.Sprintf("%s/%s: %s", c.res.Outcome, c.res.Reason, redactDetail(c.res.Detail, c.acct.Password))
+	}
+	base := filepath.Join(c.d.traceDir, fmt.Sprintf("%02d-%s-%s", c.d.traced.Add(1), c.flow, safeName(s.Name)))
+	if html, err := within(c, 5*time.Second, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`)); err == nil {
+		if os.WriteFile(base+".html", []byte(redactSecret(html, c.acct.Password)), 0o600) == nil {
+			tr.HTML = base + ".html"
+		}
+	}
+	if png, err := within(c, 5*time.Second, c.screenshot); err == nil {
+		if os.WriteFile(base+".png", png, 0o600) == nil {
+			tr.Screenshot = base + ".png"
+		}
+	}
+	c.d.trace(tr)
 }
 
 // timeout is a step's own, or def.
@@ -263,7 +297,8 @@ func (c *check) expectPage(s *profile.Step, loadBy time.Time) flowEnd {
 		c.failNav(err)
 		return flowStop
 	}
-	c.d.pageSeen(s.Name, pageKind(pg))
+	c.seen = pageKind(pg)
+	c.d.pageSeen(s.Name, c.seen)
 	if pg.Kind != s.Expect {
 		c.endOn(pg.Kind, pg.Status)
 		return flowStop
@@ -365,6 +400,7 @@ return __wait(function () {
 	if err == nil && res.State == "" {
 		err = fmt.Errorf("%s: waited %s: %w", s.Name, d, context.DeadlineExceeded)
 	}
+	c.seen = res.State
 	switch {
 	case err != nil:
 		c.failNav(err)
@@ -407,10 +443,13 @@ return {state: "else"};`, mustJSON(c.named(s.Branch.If, s.Name)))
 		c.failNav(fmt.Errorf("branch on %s: %w", s.Branch.If, err))
 		return flowStop
 	}
+	branch := s.Branch.Else
 	if res.State == "then" {
-		return c.steps(s.Branch.Then)
+		branch = s.Branch.Then
 	}
-	return c.steps(s.Branch.Else)
+	end := c.steps(branch)
+	c.seen = res.State // what the branch saw, not its last step
+	return end
 }
 
 // extract reads the slots of the query one of the three ways.

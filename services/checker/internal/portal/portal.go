@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
@@ -166,6 +167,27 @@ type Config struct {
 	// Pages counts the pages the checks classified (the drift metric);
 	// nil counts nothing.
 	Pages PageCounter
+	// Trace, when set, is told of every step, and a screenshot and the
+	// HTML of the page after each step (the password redacted) are saved
+	// in TraceDir: checker profile try.
+	Trace    func(StepTrace)
+	TraceDir string
+}
+
+// StepTrace is one step a check ran, for Config.Trace.
+type StepTrace struct {
+	Flow, Step, Kind string
+	Took             time.Duration
+	// Page is what the step saw: the kind of the page it loaded, "ready"
+	// when its wait was met, a trouble kind, or "then"/"else" for a
+	// branch; "" when it looked at nothing.
+	Page string
+	// Slots are what the step extracted.
+	Slots []Slot
+	// End is "" when the flow went on, else how it ended ("not offered",
+	// or outcome/reason: detail).
+	End              string
+	HTML, Screenshot string
 }
 
 // PageCounter counts classified pages by profile, step and kind: a kind
@@ -196,6 +218,9 @@ type Driver struct {
 	artifacts *artifactStore
 	log       *slog.Logger
 	pages     PageCounter
+	trace     func(StepTrace)
+	traceDir  string
+	traced    atomic.Int32
 
 	mu          sync.Mutex
 	lastUnknown ProfileStatus
@@ -254,8 +279,12 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
-	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger, pages: cfg.Pages}, nil
+	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger, pages: cfg.Pages,
+		trace: cfg.Trace, traceDir: cfg.TraceDir}, nil
 }
+
+// Program is the flows the driver runs.
+func (d *Driver) Program() *profile.Program { return d.prog }
 
 // Profile is the profile the driver follows.
 func (d *Driver) Profile() *profile.Profile { return d.prof }
