@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -318,24 +319,26 @@ func (c *check) selectOption(s *profile.Step) flowEnd {
 		return flowNotOffered
 	}
 	wait := s.Timeout.D() // waits for the option only when the profile says how long
-	body := fmt.Sprintf(`var sel = %s, want = %s;
+	body := fmt.Sprintf(`var sel = %s, want = %s, kinds = %s, ms = %d;
 function norm(s) { return String(s || "").replace(/\s+/g, " ").trim().toLowerCase(); }
 function pick() {
+  var k = __kind(kinds);
+  if (k) { return {state: k}; }
   var el = document.querySelector(sel);
-  if (!el) { return "no element " + sel; }
+  if (!el) { return {state: "no element " + sel, more: true}; }
   var opts = Array.prototype.slice.call(el.options || []);
   var opt = opts.filter(function (o) { return o.value === want; })[0] ||
             opts.filter(function (o) { return norm(o.text) === norm(want); })[0];
-  if (!opt) { return ""; }
+  if (!opt) { return {state: "not_offered", more: true}; }
   el.value = opt.value;
   el.dispatchEvent(new Event("input", {bubbles: true}));
   el.dispatchEvent(new Event("change", {bubbles: true}));
-  return "ready";
+  return {state: "ready"};
 }
-var r = pick();
-if (r || %d <= 0) { return {state: r || "not_offered"}; }
-return __wait(function () { var r = pick(); return r ? {state: r} : null; }, %d);`,
-		jsString(sel), jsString(want), wait.Milliseconds(), wait.Milliseconds())
+var last = pick();
+if (!last.more || ms <= 0) { return last; }
+return __wait(function () { var r = pick(); if (!r.more) { return r; } last = r; return null; }, ms).then(function (v) { return v || last; });`,
+		jsString(sel), jsString(want), mustJSON(c.kinds(s.Name)), wait.Milliseconds())
 	ctx, cancel := context.WithTimeout(c.ctx, wait+c.d.prof.Timeouts.Page.D())
 	defer cancel()
 	res, err := await(ctx, body)
@@ -347,9 +350,14 @@ return __wait(function () { var r = pick(); return r ? {state: r} : null; }, %d)
 		return flowDone
 	case res.State == "" || res.State == "not_offered":
 		return flowNotOffered
-	default: // no element: the profile does not fit the page
+	case strings.HasPrefix(res.State, "no element "): // the profile does not fit the page
 		c.d.pageSeen(s.Name, "unknown")
 		c.unknownPage(fmt.Sprintf("%s: %s", s.Name, res.State))
+		return flowStop
+	default:
+		c.seen = res.State
+		c.d.pageSeen(s.Name, res.State)
+		c.endOn(res.State, 0)
 		return flowStop
 	}
 }
@@ -381,11 +389,14 @@ func (c *check) wait(s *profile.Step) flowEnd {
 // the check (JavaScript with args as a, returning a lookResult or null)
 // does. It ends the check on trouble, a timeout or a failed wait.
 func (c *check) waitFor(s *profile.Step, args map[string]any, check string) flowEnd {
-	_, end := c.waitResult(s, args, check)
+	_, end := c.waitResult(s, args, true, check)
 	return end
 }
 
-func (c *check) waitResult(s *profile.Step, args map[string]any, check string) (lookResult, flowEnd) {
+// waitResult is waitFor, giving what the check resolved with. A wait
+// step's timeout (unknownOnTimeout) means the page never became what the
+// profile expects: an unknown page; an extract's is a timeout.
+func (c *check) waitResult(s *profile.Step, args map[string]any, unknownOnTimeout bool, check string) (lookResult, flowEnd) {
 	d := timeout(s, c.d.prof.Timeouts.Slots)
 	body := fmt.Sprintf(`var a = %s, idleCount = -1, idleSince = 0;
 return __wait(function () {
@@ -402,6 +413,11 @@ return __wait(function () {
 	}
 	c.seen = res.State
 	switch {
+	case err != nil && unknownOnTimeout && errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
+		c.seen = "unknown"
+		c.d.pageSeen(s.Name, c.seen)
+		c.unknownPage(fmt.Sprintf("%s: the page did not show what the step waits for within %s", s.Name, d))
+		return res, flowStop
 	case err != nil:
 		c.failNav(err)
 		return res, flowStop
@@ -466,7 +482,7 @@ func (c *check) extract(s *profile.Step) flowEnd {
 		if l.Time != nil {
 			args["time"] = *l.Time
 		}
-		res, end := c.waitResult(s, args, `
+		res, end := c.waitResult(s, args, false, `
   if (!__matches(a.ready)) { return null; }
   function field(e, f) {
     var el = f.css ? e.querySelector(f.css) : e;
@@ -513,7 +529,7 @@ func (c *check) extractMessage(s *profile.Step, kinds []matcher) flowEnd {
 	if !m.Failed.IsZero() {
 		args["failed"] = m.Failed
 	}
-	res, end := c.waitResult(s, args, `
+	res, end := c.waitResult(s, args, false, `
   var el = a.css ? document.querySelector(a.css) : document.body;
   if (!el) { return null; }
   var t = el.innerText || el.textContent || "";

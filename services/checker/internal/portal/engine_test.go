@@ -258,6 +258,7 @@ func TestPagesRetryAfterReachesTheResult(t *testing.T) {
 	}{
 		{"TooManyRequests", sim.Behaviour{Kind: sim.TooManyRequests}, false, ReasonRateLimited, 10 * time.Minute},
 		{"Maintenance", sim.Behaviour{Kind: sim.Maintenance}, true, ReasonMaintenance, 30 * time.Minute},
+		{"TooManyRequestsFromTheSlotAPI", sim.Behaviour{Kind: sim.TooManyRequests, Only: sim.SlotAPI}, false, ReasonRateLimited, 10 * time.Minute},
 		{"NoneOnASlotFound", sim.Behaviour{}, false, "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,5 +323,20 @@ func TestPagesAreCountedAndTheLastUnknownKept(t *testing.T) {
 	}
 	if st := d.Status(); st.LastUnknown != res.Artifacts.Dir || st.LastUnknownStep != "login" || st.LastUnknownAt.IsZero() {
 		t.Errorf("status = %+v, want the unknown page's artifacts %s", st, res.Artifacts.Dir)
+	}
+}
+
+func TestWaitThatTimesOutIsAnUnknownPage(t *testing.T) {
+	t.Parallel()
+	d := miniDriver(t, `    - {name: home, goto: /home, expect: logged_in}
+    - {name: never, wait: {selector: "#never"}, timeout: 1s}
+    - {name: days, extract: {json: {url: "/days/{centre.id}.json", path: date}}}
+`)
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	if res.Outcome != Error || res.Reason != ReasonUnknownPage || res.Step != "never" || res.Artifacts == nil {
+		t.Fatalf("result = %+v", res)
+	}
+	if st := d.Status(); st.LastUnknownStep != "never" {
+		t.Errorf("status = %+v", st)
 	}
 }

@@ -14,11 +14,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// retryWatch keeps the longest Retry-After of the 429 and 503 pages a tab
-// loaded. A page's headers are not visible from the page, and the Network
-// domain, which reports them, is off (browser.quietTab): the tab pauses
-// each document response instead (Fetch, response stage, documents only),
-// reads its status and headers, and lets it go on at once.
+// retryWatch keeps the longest Retry-After of the 429 and 503 answers a
+// tab got, to its pages and to their scripts' requests. The headers are
+// not visible from the page, and the Network domain, which reports them,
+// is off (browser.quietTab): the tab pauses each such response instead
+// (Fetch, response stage, documents, XHR and fetch only), reads its status
+// and headers, and lets it go on at once.
 type retryWatch struct {
 	mu  sync.Mutex
 	max time.Duration
@@ -66,9 +67,11 @@ func (w *retryWatch) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = cdp.Call(ctx, target, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{
-		URLPattern: "*", ResourceType: network.ResourceTypeDocument, RequestStage: fetch.RequestStageResponse,
-	}}})
+	var patterns []*fetch.RequestPattern
+	for _, t := range []network.ResourceType{network.ResourceTypeDocument, network.ResourceTypeXHR, network.ResourceTypeFetch} {
+		patterns = append(patterns, &fetch.RequestPattern{URLPattern: "*", ResourceType: t, RequestStage: fetch.RequestStageResponse})
+	}
+	_, err = cdp.Call(ctx, target, fetch.Enable, fetch.EnableParams{Patterns: patterns})
 	return err
 }
 
