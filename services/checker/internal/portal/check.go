@@ -30,6 +30,8 @@ type check struct {
 	retry    retryWatch
 	// seen is what the running step saw (StepTrace.Page).
 	seen string
+	// saved are the values selects kept ({page.AS}), per flow run.
+	saved map[string]string
 }
 
 // The kinds of page the driver recognises. Markers are tried in the order

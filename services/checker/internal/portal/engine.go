@@ -33,7 +33,7 @@ const (
 
 func (c *check) run(queries []Query) {
 	prog := c.d.prog
-	c.flow = "login"
+	c.flow, c.saved = "login", map[string]string{}
 	if c.steps(prog.Flows.Login) != flowDone {
 		return
 	}
@@ -150,12 +150,20 @@ func (c *check) step(s *profile.Step) flowEnd {
 		if !ok {
 			return flowNotOffered
 		}
+		act := click(sel)
+		if s.Within != nil {
+			w := *s.Within
+			if w.Text, ok = c.expand(w.Text, nil); !ok {
+				return flowNotOffered
+			}
+			act = clickWithin(sel, w)
+		}
 		if s.Expect == "" {
-			return c.act(s, click(sel))
+			return c.act(s, act)
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, timeout(s, p.Timeouts.Page))
 		defer cancel()
-		if err := c.load(ctx, click(sel)); err != nil {
+		if err := c.load(ctx, act); err != nil {
 			c.failNav(fmt.Errorf("click %s: %w", sel, err))
 			return flowStop
 		}
@@ -225,6 +233,11 @@ func (c *check) expand(v string, esc func(string) string) (string, bool) {
 			val, ok = lookup(m.Centres, c.query.Centre, ok)
 		case profile.PhCategoryID:
 			val, ok = lookup(m.VisaCategories, c.query.VisaCategory, ok)
+		case "{page." + strings.TrimPrefix(ph, "{page."):
+			// The portal's own value, as it gave it: not escaped again.
+			v, found := c.saved[strings.TrimSuffix(strings.TrimPrefix(ph, "{page."), "}")]
+			ok = ok && found
+			return v
 		default:
 			key := strings.TrimSuffix(strings.TrimPrefix(ph, "{mission."), "}")
 			val, ok = lookup(m.Values, key, ok)
@@ -307,6 +320,15 @@ func (c *check) expectPage(s *profile.Step, loadBy time.Time) flowEnd {
 	if s.Expect == pageLoggedIn {
 		c.res.LoggedIn = true
 	}
+	if s.As != "" {
+		u, err := within(c, 2*time.Second, chromedp.Location())
+		p, perr := url.Parse(u)
+		if err != nil || perr != nil {
+			c.failNav(fmt.Errorf("%s: read the page's URL: %w", s.Name, errors.Join(err, perr)))
+			return flowStop
+		}
+		c.saved[s.As] = p.RequestURI() // resolved against base_url when used
+	}
 	return flowDone
 }
 
@@ -333,7 +355,7 @@ function pick() {
   el.value = opt.value;
   el.dispatchEvent(new Event("input", {bubbles: true}));
   el.dispatchEvent(new Event("change", {bubbles: true}));
-  return {state: "ready"};
+  return {state: "ready", text: opt.value};
 }
 var last = pick();
 if (!last.more || ms <= 0) { return last; }
@@ -347,6 +369,9 @@ return __wait(function () { var r = pick(); if (!r.more) { return r; } last = r;
 		c.failNav(fmt.Errorf("select %s: %w", sel, err))
 		return flowStop
 	case res.State == "ready":
+		if s.As != "" {
+			c.saved[s.As] = res.Text
+		}
 		return flowDone
 	case res.State == "" || res.State == "not_offered":
 		return flowNotOffered
@@ -563,14 +588,17 @@ func (c *check) extractMessage(s *profile.Step, kinds []matcher) flowEnd {
 // the dates at the path.
 func (c *check) extractJSON(s *profile.Step) flowEnd {
 	j := s.Extract.JSON
-	u, ok := c.expandURL(j.URL)
+	u, ok := c.expand(j.URL, url.PathEscape)
 	if !ok {
 		return flowNotOffered
 	}
+	if ref, err := url.Parse(u); err != nil || ref.IsAbs() || strings.HasPrefix(u, "/") {
+		u = c.d.prof.URL(u)
+	} // else relative to the page the check is on, as the portal's own scripts ask it
 	d := timeout(s, c.d.prof.Timeouts.Slots)
 	ctx, cancel := context.WithTimeout(c.ctx, d)
 	defer cancel()
-	res, err := await(ctx, fmt.Sprintf(`return fetch(%s, {credentials: "include", cache: "no-store", headers: {Accept: "application/json"}}).then(function (r) {
+	res, err := await(ctx, fmt.Sprintf(`return fetch(%s, {credentials: "include", cache: "no-store", headers: {Accept: "application/json", "X-Requested-With": "XMLHttpRequest"}}).then(function (r) {
   return r.text().then(function (t) { return {state: "fetched", status: r.status, retry: r.headers.get("Retry-After") || "", text: t}; });
 });`, jsString(u)))
 	if err != nil {
@@ -687,4 +715,20 @@ func fill(sel, text string) chromedp.Action[chromedp.Void] {
     e.dispatchEvent(new Event("change", {bubbles: true}));
   }
 })(` + jsString(sel) + `, ` + jsString(text) + `)`)
+}
+
+// clickWithin clicks the first element matching sel inside the first
+// element matching w (css, and text or regexp).
+func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](`(function (s, w) {
+  var els = document.querySelectorAll(w.css), scope = null;
+  for (var i = 0; i < els.length && !scope; i++) {
+    var t = els[i].textContent || "";
+    if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf(w.text.toLowerCase()) >= 0) { scope = els[i]; }
+  }
+  if (!scope) { throw new Error("no element " + w.css + " with " + JSON.stringify(w.text || w.regexp)); }
+  var e = scope.querySelector(s);
+  if (!e) { throw new Error("no element " + s + " within " + w.css); }
+  e.click();
+})(` + jsString(sel) + `, ` + mustJSON(w) + `)`)
 }

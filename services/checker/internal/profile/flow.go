@@ -45,6 +45,14 @@ type Step struct {
 	Request string `json:"request,omitempty"`
 	// Branch runs Then when a marker matches the page now, else Else.
 	Branch *Branch `json:"branch,omitempty"`
+	// As keeps, for the steps after it, as {page.AS}: the chosen option's
+	// value of a select (an id the portal gives on the page), or the path
+	// and query of the page a goto or click loaded (a page to come back to).
+	As string `json:"as,omitempty"`
+	// Within limits a click to the first element matching this marker
+	// (css with text or regexp): "the Continue link of the card that
+	// says tourism".
+	Within *Marker `json:"within,omitempty"`
 	// Expect names the marker (a kind such as logged_in, or a custom one)
 	// that the page a goto or click loads must show: any other page ends
 	// the check with what that page is.
@@ -189,6 +197,7 @@ const (
 	PhCentreID     = "{centre.id}"
 	PhCategoryID   = "{visa_category.id}"
 	missionValueOf = "{mission."
+	pageValueOf    = "{page."
 )
 
 // where says what a placeholder appears in, for the rules of placeholders.
@@ -210,6 +219,11 @@ func (p *Profile) checkPlaceholders(field, s string, w where) []error {
 			if w.flow != "check" {
 				errs = append(errs, fmt.Errorf("%s: %s exists in the check flow only", field, ph))
 			}
+		case strings.HasPrefix(ph, pageValueOf):
+			key := strings.TrimSuffix(strings.TrimPrefix(ph, pageValueOf), "}")
+			if !p.savesPageValue(key) {
+				errs = append(errs, fmt.Errorf("%s: %s: no select keeps a value as %s", field, ph, key))
+			}
 		case strings.HasPrefix(ph, missionValueOf):
 			key := strings.TrimSuffix(strings.TrimPrefix(ph, missionValueOf), "}")
 			if !p.hasMissionValue(key) {
@@ -217,10 +231,20 @@ func (p *Profile) checkPlaceholders(field, s string, w where) []error {
 			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: unknown placeholder %s (want %s)", field, ph, strings.Join(
-				[]string{PhEmail, PhPassword, PhMission, PhCentre, PhCategory, PhCentreID, PhCategoryID, "{mission.KEY}"}, ", ")))
+				[]string{PhEmail, PhPassword, PhMission, PhCentre, PhCategory, PhCentreID, PhCategoryID, "{mission.KEY}", "{page.AS}"}, ", ")))
 		}
 	}
 	return errs
+}
+
+func (p *Profile) savesPageValue(key string) bool {
+	if p.Flows == nil {
+		return false
+	}
+	found := false
+	f := Flows{Login: p.Flows.Login, Check: p.Flows.Check, Logout: p.Flows.Logout}
+	f.walk(func(s *Step) { found = found || s.As == key })
+	return found
 }
 
 func (p *Profile) hasMissionValue(key string) bool {
@@ -434,6 +458,12 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 		ph := func(sub, v string, fill bool) {
 			errs = append(errs, p.checkPlaceholders(f+"."+sub, v, where{flow: flow, fill: fill})...)
 		}
+		if s.As != "" && (kind != "select" && !s.Loads() || !stepNameRE.MatchString(s.As)) {
+			add(fmt.Errorf("%s.as %q: a select, or a goto or click with expect, keeps a value under a lower case name", f, s.As))
+		}
+		if s.Within != nil && kind != "click" {
+			add(fmt.Errorf("%s.within: only a click looks within an element", f))
+		}
 		if s.Expect != "" {
 			if kind != "goto" && kind != "click" {
 				add(fmt.Errorf("%s.expect: only a goto or a click loads a page to expect", f))
@@ -449,6 +479,12 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 			ph("request", s.Request, false)
 		case "click":
 			ph("click", s.Click, false)
+			if s.Within != nil {
+				if s.Within.CSS == "" || (s.Within.Text == "" && s.Within.Regexp == "") {
+					add(fmt.Errorf("%s.within: set css and text (or regexp)", f))
+				}
+				ph("within.text", s.Within.Text, false)
+			}
 		case "fill":
 			if s.Fill.Selector == "" {
 				add(fmt.Errorf("%s.fill.selector is required", f))
@@ -461,6 +497,7 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 			}
 			ph("select.selector", s.Select.Selector, false)
 			ph("select.option", s.Select.Option, false)
+
 		case "wait":
 			w := s.Wait
 			n := 0
