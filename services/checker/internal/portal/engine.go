@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -499,14 +500,42 @@ func (c *check) extract(s *profile.Step) flowEnd {
 	kinds := c.kinds(s.Name)
 	switch {
 	case e.List != nil:
-		l := e.List
-		args := map[string]any{"kinds": kinds, "ready": l.Ready, "item": l.Item, "date": l.Date}
-		if !l.Failed.IsZero() {
-			args["failed"] = l.Failed
+		return c.extractList(s, kinds)
+	case e.Message != nil:
+		return c.extractMessage(s, kinds)
+	default:
+		return c.extractJSON(s)
+	}
+}
+
+// extractList reads one element per slot, page after page while the
+// list has a next link.
+func (c *check) extractList(s *profile.Step, kinds []matcher) flowEnd {
+	l := s.Extract.List
+	args := map[string]any{"kinds": kinds, "ready": l.Ready, "item": l.Item, "date": l.Date}
+	if !l.Failed.IsZero() {
+		args["failed"] = l.Failed
+	}
+	if l.Time != nil {
+		args["time"] = *l.Time
+	}
+	pages := 1
+	if l.Next != nil {
+		args["next"] = *l.Next
+		pages = cmp.Or(l.Pages, 12)
+	}
+	dateLayout, timeLayout := orDefault(l.Date.Layout, time.DateOnly), "15:04"
+	var dateRE, timeRE *regexp.Regexp
+	if l.Date.Regexp != "" {
+		dateRE = regexp.MustCompile(l.Date.Regexp) // Validate compiled it
+	}
+	if l.Time != nil {
+		timeLayout = orDefault(l.Time.Layout, timeLayout)
+		if l.Time.Regexp != "" {
+			timeRE = regexp.MustCompile(l.Time.Regexp)
 		}
-		if l.Time != nil {
-			args["time"] = *l.Time
-		}
+	}
+	for page := 1; ; page++ {
 		res, end := c.waitResult(s, args, false, `
   if (!__matches(a.ready)) { return null; }
   function field(e, f) {
@@ -517,25 +546,58 @@ func (c *check) extract(s *profile.Step) flowEnd {
   var items = Array.prototype.map.call(document.querySelectorAll(a.item), function (e) {
     return {date: field(e, a.date), time: a.time ? field(e, a.time) : ""};
   });
-  return {state: "ready", items: items};`)
+  return {state: "ready", items: items, more: !!a.next && __matches(a.next)};`)
 		if end != flowDone {
 			return end
 		}
-		dateLayout, timeLayout := orDefault(l.Date.Layout, time.DateOnly), "15:04"
-		if l.Time != nil {
-			timeLayout = orDefault(l.Time.Layout, timeLayout)
-		}
 		for _, it := range res.Items {
-			if !c.addSlot(it.Date, dateLayout, it.Time, timeLayout) {
+			if !c.addSlot(group(dateRE, it.Date), dateLayout, group(timeRE, it.Time), timeLayout) {
 				return flowStop
 			}
 		}
-		return flowDone
-	case e.Message != nil:
-		return c.extractMessage(s, kinds)
-	default:
-		return c.extractJSON(s)
+		if !res.More || page >= pages {
+			return flowDone
+		}
+		if c.nextPage(s, kinds, *l.Next, l.Ready) != flowDone {
+			return flowStop
+		}
 	}
+}
+
+// nextPage clicks a list's next link and classifies the page it loads,
+// which must show the list (ready).
+func (c *check) nextPage(s *profile.Step, kinds []matcher, next, ready profile.Marker) flowEnd {
+	ctx, cancel := context.WithTimeout(c.ctx, c.d.prof.Timeouts.Page.D())
+	defer cancel()
+	if err := c.load(ctx, clickWithin("", next)); err != nil {
+		c.failNav(fmt.Errorf("%s: next page: %w", s.Name, err))
+		return flowStop
+	}
+	loadBy, _ := ctx.Deadline()
+	pg, err := c.classify(append(slices.Clone(kinds), matcher{"ready", []profile.Marker{ready}}), loadBy)
+	if err != nil {
+		c.failNav(fmt.Errorf("%s: next page: %w", s.Name, err))
+		return flowStop
+	}
+	c.seen = pageKind(pg)
+	c.d.pageSeen(s.Name, c.seen)
+	if pg.Kind != "ready" {
+		c.endOn(pg.Kind, pg.Status)
+		return flowStop
+	}
+	return flowDone
+}
+
+// group is the first group of re's match in v, "" when none; v itself
+// when re is nil.
+func group(re *regexp.Regexp, v string) string {
+	if re == nil {
+		return v
+	}
+	if m := re.FindStringSubmatch(v); m != nil {
+		return strings.TrimSpace(m[1])
+	}
+	return ""
 }
 
 func orDefault(v, def string) string {
@@ -718,16 +780,16 @@ func fill(sel, text string) chromedp.Action[chromedp.Void] {
 }
 
 // clickWithin clicks the first element matching sel inside the first
-// element matching w (css, and text or regexp).
+// element matching w (css, and text or regexp); with sel "", that element.
 func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](`(function (s, w) {
   var els = document.querySelectorAll(w.css), scope = null;
   for (var i = 0; i < els.length && !scope; i++) {
     var t = els[i].textContent || "";
-    if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf(w.text.toLowerCase()) >= 0) { scope = els[i]; }
+    if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
   }
   if (!scope) { throw new Error("no element " + w.css + " with " + JSON.stringify(w.text || w.regexp)); }
-  var e = scope.querySelector(s);
+  var e = s ? scope.querySelector(s) : scope;
   if (!e) { throw new Error("no element " + s + " within " + w.css); }
   e.click();
 })(` + jsString(sel) + `, ` + mustJSON(w) + `)`)

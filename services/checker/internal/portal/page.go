@@ -133,6 +133,7 @@ type lookResult struct {
 	Items  []slotItem `json:"items"`
 	Text   string     `json:"text"`  // a message to read, or a JSON answer
 	Retry  string     `json:"retry"` // the Retry-After of a fetched answer
+	More   bool       `json:"more"`  // a list's next page link shows
 	Error  string     `json:"error"`
 }
 

@@ -104,6 +104,11 @@ type ListExtract struct {
 	Item   string `json:"item"`
 	Date   Field  `json:"date"`
 	Time   *Field `json:"time,omitempty"`
+	// Next is the link to the next page of slots (a calendar's next
+	// month): while it shows, it is clicked and that page read too, up to
+	// Pages pages (default 12).
+	Next  *Marker `json:"next,omitempty"`
+	Pages int     `json:"pages,omitempty"`
 }
 
 // Field is a value of a slot element: an attribute of it (Attr), or its
@@ -113,6 +118,9 @@ type Field struct {
 	CSS    string `json:"css,omitempty"`
 	Attr   string `json:"attr,omitempty"`
 	Layout string `json:"layout,omitempty"`
+	// Regexp, when set, takes the value from its first group; no match
+	// is no value (a time: none; a date: unreadable).
+	Regexp string `json:"regexp,omitempty"`
 }
 
 // MessageExtract reads the slots from a text: every match of Regexp
@@ -531,6 +539,21 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 	return errs
 }
 
+// checkGroupRegexp checks an optional regexp whose first group is a value.
+func checkGroupRegexp(field, expr string) []error {
+	if expr == "" {
+		return nil
+	}
+	re, err := regexp.Compile(expr)
+	switch {
+	case err != nil:
+		return []error{fmt.Errorf("%s %q: %v", field, expr, err)}
+	case re.NumSubexp() < 1:
+		return []error{fmt.Errorf("%s %q: its first group must capture the value", field, expr)}
+	}
+	return nil
+}
+
 func (p *Profile) checkMarkerName(field, name string) error {
 	if _, ok := p.Markers.MarkersNamed(name); !ok {
 		return fmt.Errorf("%s: no marker named %q (a kind such as logged_in, or one of markers.custom)", field, name)
@@ -565,10 +588,18 @@ func (p *Profile) validateExtract(f string, e *Extract) []error {
 		if err := checkLayout(f+".list.date.layout", l.Date.Layout, true); err != nil {
 			errs = append(errs, err)
 		}
+		errs = append(errs, checkGroupRegexp(f+".list.date.regexp", l.Date.Regexp)...)
 		if l.Time != nil {
 			if err := checkLayout(f+".list.time.layout", l.Time.Layout, false); err != nil {
 				errs = append(errs, err)
 			}
+			errs = append(errs, checkGroupRegexp(f+".list.time.regexp", l.Time.Regexp)...)
+		}
+		if l.Next != nil && (l.Next.IsZero() || l.Next.CSS == "") {
+			errs = append(errs, fmt.Errorf("%s.list.next: set css (and text or regexp)", f))
+		}
+		if l.Pages < 0 || l.Pages > 60 {
+			errs = append(errs, fmt.Errorf("%s.list.pages: want 1 to 60", f))
 		}
 	case e.Message != nil:
 		m := e.Message
