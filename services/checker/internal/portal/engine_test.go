@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,16 @@ document.getElementById("where").addEventListener("change", function (e) {
 		// 23:30 UTC on the 5th is already the 6th in Paris.
 		fmt.Fprint(w, `[{"date": "2027-01-05T23:30:00Z", "business_day": true}, {"date": "2027-01-07T08:00:00Z", "business_day": true}]`)
 	})
+	mux.HandleFunc("GET /cards", func(w http.ResponseWriter, r *http.Request) {
+		page(w, `<div class="card"><p>Visa class: business</p><a href="/cal?m=5">Continue</a></div>
+<div class="card"><p>Visa class: tourism</p><a href="/cal?m=1">Continue</a></div>`)
+	})
+	mux.HandleFunc("GET /cal", func(w http.ResponseWriter, r *http.Request) {
+		m, _ := strconv.Atoi(r.FormValue("m"))
+		page(w, fmt.Sprintf(`<a class="nav" href="/cal?m=%[1]d">‹ Previous month</a><a class="nav" href="/cal?m=%[2]d">Next month ›</a>
+<table class="cal"><tr><td><button class="appt" value="2027-%02[3]d-01 09:30">09:30</button><button class="appt" value="2027-%02[3]d-02">Book</button></td></tr></table>`,
+			m-1, m+1, m))
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -134,6 +145,8 @@ markers:
     login_form: ["#user"]
     consent_banner: ["#consent"]
     booking: ["#where"]
+    cards: [div.card]
+    calendar: [table.cal]
 flows:
   login:
     - {name: open, goto: /login, expect: login_form}
@@ -338,5 +351,34 @@ func TestWaitThatTimesOutIsAnUnknownPage(t *testing.T) {
 	}
 	if st := d.Status(); st.LastUnknownStep != "never" {
 		t.Errorf("status = %+v", st)
+	}
+}
+
+// A click within the card that names the category, a page kept and
+// opened again, a calendar read month after month, values cut out of an
+// attribute by a regexp.
+func TestListAcrossPagesAfterAClickWithin(t *testing.T) {
+	t.Parallel()
+	d := miniDriver(t, `    - {name: cards, goto: /cards, expect: cards}
+    - {name: card, click: a, within: {css: div.card, text: "Visa class: {visa_category}"}, expect: calendar, as: cal}
+    - {name: again, goto: "{page.cal}", expect: calendar}
+    - name: slots
+      extract:
+        list:
+          ready: {css: table.cal}
+          item: button.appt
+          date: {attr: value, regexp: '^(\d{4}-\d{2}-\d{2})'}
+          time: {attr: value, regexp: ' (\d{2}:\d{2})$'}
+          next: {css: a.nav, text: "Next month"}
+          pages: 2
+`)
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	var got []string
+	for _, s := range res.Slots {
+		got = append(got, strings.TrimSpace(s.Date+" "+s.Time))
+	}
+	want := []string{"2027-01-01 09:30", "2027-01-02", "2027-02-01 09:30", "2027-02-02"}
+	if res.Outcome != Success || !slices.Equal(got, want) {
+		t.Fatalf("slots %v, want %v (result %+v)", got, want, res)
 	}
 }

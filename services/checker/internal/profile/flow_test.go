@@ -74,6 +74,9 @@ func TestFlowsValidationNamesEveryProblem(t *testing.T) {
 		{"WaitWithTwoConditions", `{wait: {selector: "#a", text: b}}`, "set one of selector, text, marker"},
 		{"BranchOnNoMarker", `{branch: {if: banner, then: [{click: "#ok"}]}}`, `no marker named "banner"`},
 		{"StepNameWithSpaces", `{name: "Log In", click: "#a"}`, "want lower case"},
+		{"KeepFromAWait", `{wait: {selector: "#a"}, as: x}`, "a select, or a goto or click with expect, keeps a value"},
+		{"PageValueNothingKeeps", `{goto: "/g/{page.groups}", expect: logged_in}`, "no select keeps a value as groups"},
+		{"WithinOnAFill", `{fill: {selector: "#a", value: b}, within: {css: div, text: x}}`, "only a click looks within"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -91,6 +94,8 @@ func TestFlowsValidationNamesEveryProblem(t *testing.T) {
 		{"BadRegexp", `{message: {regexp: "slot (\\d+", layout: "02-01-2006", none: "No slots"}}`, "message.regexp"},
 		{"RegexpWithoutGroup", `{message: {regexp: "slot \\d+", layout: "02-01-2006", none: "No slots"}}`, "first group"},
 		{"MessageWithoutNone", `{message: {regexp: "slot (.+)", layout: "02-01-2006"}}`, "message.none is required"},
+		{"FieldRegexpWithoutGroup", `{list: {ready: "#r", item: ".s", date: {attr: v, regexp: "\\d+"}}}`, "first group must capture"},
+		{"NextWithoutCSS", `{list: {ready: "#r", item: ".s", date: {attr: v}, next: {text: "Next"}}}`, "list.next: set css"},
 		{"ListWithoutReady", `{list: {item: ".s", date: {attr: d}}}`, "list.ready is required"},
 		{"TwoWaysAtOnce", `{list: {ready: "#r", item: ".s", date: {attr: d}}, json: {url: /d.json, path: date}}`, "set one of list, message, json"},
 	} {
