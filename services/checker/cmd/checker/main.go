@@ -20,7 +20,8 @@
 //	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
 //	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
 //	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
-//	PORTAL_PROFILE_FILE       portal profile, YAML or JSON (the embedded portalsim profile)
+//	PORTAL_PROFILE            a shipped portal profile: portalsim, vfs, tls or ais (portalsim)
+//	PORTAL_PROFILE_FILE       a portal profile file, YAML or JSON, instead (docs/PROFILES.md)
 //	PORTAL_BASE_URL           overrides the profile's base_url
 //	MAX_CONCURRENT_MISSIONS   checks at once (5)
 //	CHECKER_ID                holder and claimer id (hostname-pid)

@@ -72,7 +72,10 @@ func TestLintAcceptsWhatParseAccepts(t *testing.T) {
 // FuzzParse: no input makes the parser or the linter panic, and a profile
 // Parse accepts survives writing out and reading back.
 func FuzzParse(f *testing.F) {
-	f.Add(profiles.Portalsim)
+	for _, name := range profiles.Names() {
+		b, _ := profiles.Get(name)
+		f.Add(b)
+	}
 	if b, err := os.ReadFile(filepath.Join("testdata", "portalsim-flows.yaml")); err == nil {
 		f.Add(b)
 	}

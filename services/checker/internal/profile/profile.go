@@ -229,13 +229,31 @@ func Load(path string) (*Profile, error) {
 	return p, nil
 }
 
-// FromEnv loads PORTAL_PROFILE_FILE (default: the embedded portalsim
-// profile) and applies PORTAL_BASE_URL when set.
+// FromEnv loads the shipped profile PORTAL_PROFILE names, or the file
+// PORTAL_PROFILE_FILE (default: the embedded portalsim profile), and
+// applies PORTAL_BASE_URL when set.
 func FromEnv(lookup func(string) (string, bool)) (*Profile, error) {
 	path, _ := lookup("PORTAL_PROFILE_FILE")
-	p, err := Load(path)
-	if err != nil {
-		return nil, err
+	name, _ := lookup("PORTAL_PROFILE")
+	var (
+		p   *Profile
+		err error
+	)
+	switch {
+	case name != "" && path != "":
+		return nil, errors.New("PORTAL_PROFILE and PORTAL_PROFILE_FILE are both set: choose a shipped profile or a file")
+	case name != "":
+		data, ok := profiles.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("PORTAL_PROFILE=%q: no such shipped profile (want one of %s)", name, strings.Join(profiles.Names(), ", "))
+		}
+		if p, err = Parse(data); err != nil {
+			return nil, fmt.Errorf("shipped profile %s: %w", name, err)
+		}
+	default:
+		if p, err = Load(path); err != nil {
+			return nil, err
+		}
 	}
 	if base, ok := lookup("PORTAL_BASE_URL"); ok && base != "" {
 		if p, err = p.WithBaseURL(base); err != nil {
