@@ -545,7 +545,9 @@ type GetStatusResponse struct {
 	// Most recent sessions, newest first.
 	RecentSessions []*SessionSummary `protobuf:"bytes,3,rep,name=recent_sessions,json=recentSessions,proto3" json:"recent_sessions,omitempty"`
 	// The browser.
-	Browser       *BrowserStatus `protobuf:"bytes,4,opt,name=browser,proto3" json:"browser,omitempty"`
+	Browser *BrowserStatus `protobuf:"bytes,4,opt,name=browser,proto3" json:"browser,omitempty"`
+	// The portal profiles this checker follows (one today).
+	Profiles      []*ProfileStatus `protobuf:"bytes,5,rep,name=profiles,proto3" json:"profiles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +610,88 @@ func (x *GetStatusResponse) GetBrowser() *BrowserStatus {
 	return nil
 }
 
+func (x *GetStatusResponse) GetProfiles() []*ProfileStatus {
+	if x != nil {
+		return x.Profiles
+	}
+	return nil
+}
+
+// ProfileStatus is what a profile's checks saw lately, to spot a portal
+// whose pages changed (profile drift).
+type ProfileStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The profile's name.
+	Profile string `protobuf:"bytes,1,opt,name=profile,proto3" json:"profile,omitempty"`
+	// Folder of the artifacts (screenshot, HTML) of the last page no marker
+	// of the profile recognised; empty when none since the checker started.
+	LastUnknownArtifacts string `protobuf:"bytes,2,opt,name=last_unknown_artifacts,json=lastUnknownArtifacts,proto3" json:"last_unknown_artifacts,omitempty"`
+	// When that page was seen.
+	LastUnknownAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_unknown_at,json=lastUnknownAt,proto3" json:"last_unknown_at,omitempty"`
+	// The step of the profile that page was on.
+	LastUnknownStep string `protobuf:"bytes,4,opt,name=last_unknown_step,json=lastUnknownStep,proto3" json:"last_unknown_step,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ProfileStatus) Reset() {
+	*x = ProfileStatus{}
+	mi := &file_slotwatch_checker_v1_checker_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProfileStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProfileStatus) ProtoMessage() {}
+
+func (x *ProfileStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_checker_v1_checker_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProfileStatus.ProtoReflect.Descriptor instead.
+func (*ProfileStatus) Descriptor() ([]byte, []int) {
+	return file_slotwatch_checker_v1_checker_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProfileStatus) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ProfileStatus) GetLastUnknownArtifacts() string {
+	if x != nil {
+		return x.LastUnknownArtifacts
+	}
+	return ""
+}
+
+func (x *ProfileStatus) GetLastUnknownAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastUnknownAt
+	}
+	return nil
+}
+
+func (x *ProfileStatus) GetLastUnknownStep() string {
+	if x != nil {
+		return x.LastUnknownStep
+	}
+	return ""
+}
+
 var File_slotwatch_checker_v1_checker_proto protoreflect.FileDescriptor
 
 const file_slotwatch_checker_v1_checker_proto_rawDesc = "" +
@@ -658,13 +742,19 @@ const file_slotwatch_checker_v1_checker_proto_rawDesc = "" +
 	"checksDone\x12\x1a\n" +
 	"\brestarts\x18\x04 \x01(\x03R\brestarts\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\x05 \x01(\tR\tlastError\"\x84\x02\n" +
+	"last_error\x18\x05 \x01(\tR\tlastError\"\xc5\x02\n" +
 	"\x11GetStatusResponse\x12\x1d\n" +
 	"\n" +
 	"checker_id\x18\x01 \x01(\tR\tcheckerId\x12B\n" +
 	"\tin_flight\x18\x02 \x03(\v2%.slotwatch.checker.v1.InFlightMissionR\binFlight\x12M\n" +
 	"\x0frecent_sessions\x18\x03 \x03(\v2$.slotwatch.checker.v1.SessionSummaryR\x0erecentSessions\x12=\n" +
-	"\abrowser\x18\x04 \x01(\v2#.slotwatch.checker.v1.BrowserStatusR\abrowser2\xcf\x01\n" +
+	"\abrowser\x18\x04 \x01(\v2#.slotwatch.checker.v1.BrowserStatusR\abrowser\x12?\n" +
+	"\bprofiles\x18\x05 \x03(\v2#.slotwatch.checker.v1.ProfileStatusR\bprofiles\"\xcf\x01\n" +
+	"\rProfileStatus\x12\x18\n" +
+	"\aprofile\x18\x01 \x01(\tR\aprofile\x124\n" +
+	"\x16last_unknown_artifacts\x18\x02 \x01(\tR\x14lastUnknownArtifacts\x12B\n" +
+	"\x0flast_unknown_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rlastUnknownAt\x12*\n" +
+	"\x11last_unknown_step\x18\x04 \x01(\tR\x0flastUnknownStep2\xcf\x01\n" +
 	"\x0eCheckerService\x12_\n" +
 	"\n" +
 	"RunSession\x12'.slotwatch.checker.v1.RunSessionRequest\x1a(.slotwatch.checker.v1.RunSessionResponse\x12\\\n" +
@@ -683,7 +773,7 @@ func file_slotwatch_checker_v1_checker_proto_rawDescGZIP() []byte {
 	return file_slotwatch_checker_v1_checker_proto_rawDescData
 }
 
-var file_slotwatch_checker_v1_checker_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_slotwatch_checker_v1_checker_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_slotwatch_checker_v1_checker_proto_goTypes = []any{
 	(*MissionResult)(nil),         // 0: slotwatch.checker.v1.MissionResult
 	(*SessionSummary)(nil),        // 1: slotwatch.checker.v1.SessionSummary
@@ -693,31 +783,34 @@ var file_slotwatch_checker_v1_checker_proto_goTypes = []any{
 	(*InFlightMission)(nil),       // 5: slotwatch.checker.v1.InFlightMission
 	(*BrowserStatus)(nil),         // 6: slotwatch.checker.v1.BrowserStatus
 	(*GetStatusResponse)(nil),     // 7: slotwatch.checker.v1.GetStatusResponse
-	(*durationpb.Duration)(nil),   // 8: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*ProfileStatus)(nil),         // 8: slotwatch.checker.v1.ProfileStatus
+	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_slotwatch_checker_v1_checker_proto_depIdxs = []int32{
-	8,  // 0: slotwatch.checker.v1.MissionResult.duration:type_name -> google.protobuf.Duration
-	8,  // 1: slotwatch.checker.v1.MissionResult.retry_after:type_name -> google.protobuf.Duration
-	9,  // 2: slotwatch.checker.v1.SessionSummary.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 3: slotwatch.checker.v1.SessionSummary.finished_at:type_name -> google.protobuf.Timestamp
+	9,  // 0: slotwatch.checker.v1.MissionResult.duration:type_name -> google.protobuf.Duration
+	9,  // 1: slotwatch.checker.v1.MissionResult.retry_after:type_name -> google.protobuf.Duration
+	10, // 2: slotwatch.checker.v1.SessionSummary.started_at:type_name -> google.protobuf.Timestamp
+	10, // 3: slotwatch.checker.v1.SessionSummary.finished_at:type_name -> google.protobuf.Timestamp
 	0,  // 4: slotwatch.checker.v1.SessionSummary.results:type_name -> slotwatch.checker.v1.MissionResult
 	1,  // 5: slotwatch.checker.v1.RunSessionResponse.session:type_name -> slotwatch.checker.v1.SessionSummary
-	9,  // 6: slotwatch.checker.v1.InFlightMission.started_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: slotwatch.checker.v1.InFlightMission.elapsed:type_name -> google.protobuf.Duration
-	9,  // 8: slotwatch.checker.v1.BrowserStatus.started_at:type_name -> google.protobuf.Timestamp
+	10, // 6: slotwatch.checker.v1.InFlightMission.started_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: slotwatch.checker.v1.InFlightMission.elapsed:type_name -> google.protobuf.Duration
+	10, // 8: slotwatch.checker.v1.BrowserStatus.started_at:type_name -> google.protobuf.Timestamp
 	5,  // 9: slotwatch.checker.v1.GetStatusResponse.in_flight:type_name -> slotwatch.checker.v1.InFlightMission
 	1,  // 10: slotwatch.checker.v1.GetStatusResponse.recent_sessions:type_name -> slotwatch.checker.v1.SessionSummary
 	6,  // 11: slotwatch.checker.v1.GetStatusResponse.browser:type_name -> slotwatch.checker.v1.BrowserStatus
-	2,  // 12: slotwatch.checker.v1.CheckerService.RunSession:input_type -> slotwatch.checker.v1.RunSessionRequest
-	4,  // 13: slotwatch.checker.v1.CheckerService.GetStatus:input_type -> slotwatch.checker.v1.GetStatusRequest
-	3,  // 14: slotwatch.checker.v1.CheckerService.RunSession:output_type -> slotwatch.checker.v1.RunSessionResponse
-	7,  // 15: slotwatch.checker.v1.CheckerService.GetStatus:output_type -> slotwatch.checker.v1.GetStatusResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	8,  // 12: slotwatch.checker.v1.GetStatusResponse.profiles:type_name -> slotwatch.checker.v1.ProfileStatus
+	10, // 13: slotwatch.checker.v1.ProfileStatus.last_unknown_at:type_name -> google.protobuf.Timestamp
+	2,  // 14: slotwatch.checker.v1.CheckerService.RunSession:input_type -> slotwatch.checker.v1.RunSessionRequest
+	4,  // 15: slotwatch.checker.v1.CheckerService.GetStatus:input_type -> slotwatch.checker.v1.GetStatusRequest
+	3,  // 16: slotwatch.checker.v1.CheckerService.RunSession:output_type -> slotwatch.checker.v1.RunSessionResponse
+	7,  // 17: slotwatch.checker.v1.CheckerService.GetStatus:output_type -> slotwatch.checker.v1.GetStatusResponse
+	16, // [16:18] is the sub-list for method output_type
+	14, // [14:16] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_checker_v1_checker_proto_init() }
@@ -731,7 +824,7 @@ func file_slotwatch_checker_v1_checker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_checker_v1_checker_proto_rawDesc), len(file_slotwatch_checker_v1_checker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

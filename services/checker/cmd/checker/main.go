@@ -20,7 +20,8 @@
 //	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
 //	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
 //	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
-//	PORTAL_PROFILE_FILE       portal profile, YAML or JSON (the embedded portalsim profile)
+//	PORTAL_PROFILE            a shipped portal profile: portalsim, vfs, tls or ais (portalsim)
+//	PORTAL_PROFILE_FILE       a portal profile file, YAML or JSON, instead (docs/PROFILES.md)
 //	PORTAL_BASE_URL           overrides the profile's base_url
 //	MAX_CONCURRENT_MISSIONS   checks at once (5)
 //	CHECKER_ID                holder and claimer id (hostname-pid)
@@ -61,13 +62,19 @@ import (
 func main() { grpcserver.Main(run) }
 
 const usage = `usage:
-  checker        serve CheckerService and run the check loop (settings in the environment; see the package doc)`
+  checker                      serve CheckerService and run the check loop (settings in the environment; see the package doc)
+  checker profile lint FILE    check a portal profile: every problem with its line (docs/PROFILES.md)
+  checker profile try --profile FILE --mission M --centre C --category V --email E [--password-file F] [--out DIR] [--base-url URL]
+                               run the profile's flows once, printing every step and saving the page after it`
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 {
 		if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 			fmt.Fprintln(stdout, usage)
 			return nil
+		}
+		if args[0] == "profile" {
+			return profileCommand(ctx, args[1:], stdout)
 		}
 		if args[0] != "serve" {
 			return fmt.Errorf("unknown command %q\n%s", args[0], usage)
@@ -198,12 +205,6 @@ func serve(ctx context.Context) error {
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
 		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
-	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
-		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal")})
-	if err != nil {
-		return err
-	}
-
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "checker", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy,
@@ -212,9 +213,15 @@ func serve(ctx context.Context) error {
 	scfg := cfg.session
 	scfg.Logger, scfg.Ready = logger, ready.err
 	var checker *session.Checker
-	scfg.Metrics = metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
+	m := metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
+	scfg.Metrics = m
+	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
+		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal"), Pages: m})
+	if err != nil {
+		return err
+	}
 	checker = session.New(scfg, client.NewPool(apConn), client.NewRequests(rqConn), driver)
-	server.New(checker, mgr.Status, logger).Register(srv.GRPC)
+	server.New(checker, mgr.Status, func() []portal.ProfileStatus { return []portal.ProfileStatus{driver.Status()} }, logger).Register(srv.GRPC)
 	logger.Info("checker settings", "checker_id", scfg.CheckerID, "max_concurrent_missions", scfg.MaxConcurrent,
 		"claim_ttl", scfg.ClaimTTL.String(), "lease_ttl", scfg.LeaseTTL.String(), "session_interval", scfg.Interval.String(),
 		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,

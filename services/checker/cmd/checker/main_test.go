@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
 func loader(env map[string]string) *envconfig.Loader {
@@ -115,4 +118,72 @@ func TestRefusesPlaintextToARemoteService(t *testing.T) {
 		"LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "AUTH_TOKENS_FILE": "", "AUTH_TOKEN_FILE": "", "TLS_CA_FILE": "", "TLS_INSECURE": "", "CHROME_NO_SANDBOX": "true",
 		"ACCOUNTPOOL_ADDR": "accountpool.slotwatch.svc:50051", "REQUESTS_ADDR": "localhost:50052",
 	}, "want a refusal naming the address, TLS_CA_FILE and TLS_INSECURE", "ACCOUNTPOOL_ADDR=accountpool.slotwatch.svc:50051", "TLS_CA_FILE", "TLS_INSECURE=true")
+}
+
+func TestProfileLint(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(bad, []byte("name: x\nbase_url: https://p.example\nflows:\n  login:\n    - {hover: \"#m\"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err := run(t.Context(), []string{"profile", "lint", bad}, &out)
+	if err == nil || !strings.Contains(out.String(), bad+":5: flows.login[0]: unknown step kind") {
+		t.Errorf("lint of a bad profile: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(t.Context(), []string{"profile", "lint", "../../profiles/portalsim.yaml"}, &out); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Errorf("lint of the shipped profile: %v\n%s", err, out.String())
+	}
+}
+
+// checker profile try against a portalsim, with a real Chromium: every
+// step printed, the page after each saved, the password in none of them.
+func TestProfileTryPrintsEveryStepAndSavesThePages(t *testing.T) {
+	const email, password = "try@example.com", "try-secret-pw-1"
+	s, err := sim.New(sim.Config{
+		Accounts: []sim.Account{{Email: email, Password: password}},
+		Missions: []sim.Mission{{Code: "fra", Name: "France", Centres: []string{"London"}, VisaCategories: []string{"tourism"},
+			Slots: []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	dir := t.TempDir()
+	pwFile, out := filepath.Join(dir, "pw"), filepath.Join(dir, "out")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		t.Setenv("CHROME_NO_SANDBOX", "true")
+	}
+	var stdout strings.Builder
+	err = run(t.Context(), []string{"profile", "try", "--profile", "../../profiles/portalsim.yaml", "--base-url", srv.URL,
+		"--mission", "fra", "--centre", "London", "--category", "tourism", "--email", email, "--password-file", pwFile, "--out", out}, &stdout)
+	got := stdout.String()
+	t.Log(got)
+	if err != nil {
+		t.Fatalf("try: %v\n%s", err, got)
+	}
+	for _, want := range []string{"login_page", "login_form", "logged_in", "slot_form", "2027-03-01 09:30", "result: success: 1 free slots", "request"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	pages, _ := filepath.Glob(filepath.Join(out, "*.html"))
+	shots, _ := filepath.Glob(filepath.Join(out, "*.png"))
+	if len(pages) != 10 || len(shots) != 10 {
+		t.Errorf("%d pages and %d screenshots saved, want one of each per step (10)", len(pages), len(shots))
+	}
+	for _, f := range append(pages, shots...) {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), password) {
+			t.Errorf("%s holds the password", f)
+		}
+	}
+	if strings.Contains(got, password) {
+		t.Error("the output holds the password")
+	}
 }

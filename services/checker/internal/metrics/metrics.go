@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/metriclabel"
 )
@@ -24,9 +25,13 @@ type Checker struct {
 	missions    *metriclabel.Bounded
 	duration    prometheus.Histogram
 	acquireWait prometheus.Histogram
+	pages       *prometheus.CounterVec
 }
 
-var _ session.Metrics = (*Checker)(nil)
+var (
+	_ session.Metrics    = (*Checker)(nil)
+	_ portal.PageCounter = (*Checker)(nil)
+)
 
 // New registers the metrics on reg. browserStatus and inFlight are read at
 // each scrape.
@@ -42,6 +47,10 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 			Help:    "Time of one portal check with a leased account: login, slot pages, reading the dates.",
 			Buckets: []float64{0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89},
 		}),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_checker_pages_total",
+			Help: "Pages the checks classified, by profile, step of the profile and kind (captcha, blocked, rate_limited, maintenance, bad_credentials, logged_out, logged_in, a marker the step expected, server_error, unknown). A rising unknown share means the portal's pages changed (profile drift).",
+		}, []string{"profile", "step", "kind"}),
 		acquireWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slotwatch_checker_acquire_wait_seconds",
 			Help:    "Time from a mission's first Acquire to its lease, or to giving up when no account freed in time.",
@@ -65,7 +74,7 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 		Name: "slotwatch_checker_missions_in_flight",
 		Help: "Claimed missions not finished yet, waiting for an account or being checked.",
 	}, func() float64 { return float64(inFlight()) })
-	reg.MustRegister(m.checks, m.duration, m.acquireWait, restarts, up, flying)
+	reg.MustRegister(m.checks, m.duration, m.acquireWait, m.pages, restarts, up, flying)
 	return m
 }
 
@@ -75,6 +84,13 @@ func (m *Checker) CheckFinished(mission string, outcome session.Outcome, d time.
 	if outcome != session.NoAccount {
 		m.duration.Observe(d.Seconds())
 	}
+}
+
+// PageClassified implements portal.PageCounter. Its labels come from the
+// profile (one per checker), its steps and the fixed kinds, never from a
+// page, so the series stay bounded.
+func (m *Checker) PageClassified(profile, step, kind string) {
+	m.pages.WithLabelValues(profile, step, kind).Inc()
 }
 
 // AcquireWaited implements session.Metrics.

@@ -43,3 +43,32 @@ func TestMissionLabelsAreBounded(t *testing.T) {
 		t.Errorf("other = %v, mission-0 = %v; want %d and 2", counts["other"], counts["mission-0"], 2*MaxMissionLabels)
 	}
 }
+
+func TestPagesAreCountedByProfileStepAndKind(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := New(reg, func() browser.Status { return browser.Status{} }, func() int { return 0 })
+	m.PageClassified("vfs", "login", "logged_in")
+	m.PageClassified("vfs", "login", "unknown")
+	m.PageClassified("vfs", "login", "unknown")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "slotwatch_checker_pages_total" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			key := ""
+			for _, l := range s.GetLabel() {
+				key += l.GetName() + "=" + l.GetValue() + " "
+			}
+			got[key] = s.GetCounter().GetValue()
+		}
+	}
+	if got["kind=unknown profile=vfs step=login "] != 2 || got["kind=logged_in profile=vfs step=login "] != 1 {
+		t.Errorf("series = %v", got)
+	}
+}

@@ -35,6 +35,10 @@ func (m matcher) MarshalJSON() ([]byte, error) {
 // errBadSelector means a selector of the profile does not parse.
 var errBadSelector = errors.New("the profile has an invalid CSS selector")
 
+// errBadProfile means the page cannot use something else of the profile
+// (a regular expression JavaScript does not read).
+var errBadProfile = errors.New("the page cannot use the profile")
+
 // matchJS defines, in the page, the marker test and the wait that
 // classification and the slot wait share. A selector that does not parse
 // makes the page answer {error: "!selector:..."} so that a broken profile
@@ -51,19 +55,25 @@ function __bodyText() {
   if (__text === null) { __text = (document.body ? document.body.innerText : "").toLowerCase(); }
   return __text;
 }
+function __re(src) {
+  try { return new RegExp(src, "i"); } catch (e) { throw new Error("!profile:regexp " + src + ": " + e.message); }
+}
+function __has(text, m) {
+  if (m.regexp) { return __re(m.regexp).test(text); }
+  return text.toLowerCase().indexOf(m.text.toLowerCase()) >= 0;
+}
 function __matches(m) {
-  if (!m || (!m.css && !m.text)) { return false; }
+  if (!m || (!m.css && !m.text && !m.regexp)) { return false; }
   if (m.css) {
     var els;
     try { els = document.querySelectorAll(m.css); } catch (e) { throw new Error("!selector:" + m.css); }
-    if (!m.text) { return els.length > 0; }
-    var t = m.text.toLowerCase();
+    if (!m.text && !m.regexp) { return els.length > 0; }
     for (var i = 0; i < els.length; i++) {
-      if ((els[i].textContent || "").toLowerCase().indexOf(t) >= 0) { return true; }
+      if (__has(els[i].textContent || "", m)) { return true; }
     }
     return false;
   }
-  return __bodyText().indexOf(m.text.toLowerCase()) >= 0;
+  return __has(__bodyText(), m);
 }
 function __kind(kinds) {
   for (var i = 0; i < kinds.length; i++) {
@@ -119,8 +129,11 @@ type lookResult struct {
 	// in time. Status is the page's HTTP status (0: unknown).
 	Loaded bool       `json:"loaded"`
 	Status int        `json:"status"`
-	State  string     `json:"state"` // the slot wait: "ready", "failed" or a trouble kind
+	State  string     `json:"state"` // a step's wait: "ready", "failed" or a trouble kind
 	Items  []slotItem `json:"items"`
+	Text   string     `json:"text"`  // a message to read, or a JSON answer
+	Retry  string     `json:"retry"` // the Retry-After of a fetched answer
+	More   bool       `json:"more"`  // a list's next page link shows
 	Error  string     `json:"error"`
 }
 
@@ -142,6 +155,8 @@ func await(ctx context.Context, body string) (lookResult, error) {
 			return lookResult{}, nil
 		case err == nil && strings.HasPrefix(res.Error, "!selector:"):
 			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, strings.TrimPrefix(res.Error, "!selector:"))
+		case err == nil && strings.HasPrefix(res.Error, "!profile:"):
+			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, strings.TrimPrefix(res.Error, "!profile:"))
 		case err == nil && res.Error != "":
 			return lookResult{}, fmt.Errorf("page script: %s", res.Error)
 		case err == nil:
@@ -198,85 +213,6 @@ return __wait(function () {
 	return res, nil
 }
 
-// chooseAndWait selects the centre and the category (by value or by
-// label), fires the events a user's choice fires, clicks the submit
-// button, and waits in the page until the dates are loaded, the page says
-// they failed, or a trouble marker shows. State "not_offered" means the
-// page has no such centre or category; "no element ..." that the profile
-// does not fit the page.
-func (c *check) chooseAndWait(ctx context.Context, q Query, trouble []matcher) (lookResult, error) {
-	p := c.d.prof
-	args := map[string]any{
-		"centre": p.Slots.Centre, "centreValue": q.Centre,
-		"category": p.Slots.VisaCategory, "categoryValue": q.VisaCategory,
-		"submit": p.Slots.Submit, "kinds": trouble, "ready": p.Slots.Ready,
-		"item": p.Slots.Item, "dateAttr": p.Slots.DateAttr, "timeAttr": p.Slots.TimeAttr,
-	}
-	if !p.Slots.Failed.IsZero() {
-		args["failed"] = p.Slots.Failed
-	}
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(p.Timeouts.Slots.D())
-	}
-	body := fmt.Sprintf(`var a = %s;
-function pick(sel, want) {
-  var el = document.querySelector(sel);
-  if (!el) { return "no element " + sel; }
-  var opts = Array.prototype.slice.call(el.options || []);
-  var opt = opts.filter(function (o) { return o.value === want; })[0] ||
-            opts.filter(function (o) { return o.text.trim() === want; })[0];
-  if (!opt) { return "not_offered"; }
-  el.value = opt.value;
-  el.dispatchEvent(new Event("input", {bubbles: true}));
-  el.dispatchEvent(new Event("change", {bubbles: true}));
-  return "";
-}
-var r = pick(a.centre, a.centreValue) || pick(a.category, a.categoryValue);
-if (r) { return {state: r}; }
-if (a.submit) {
-  var b = document.querySelector(a.submit);
-  if (!b) { return {state: "no element " + a.submit}; }
-  b.click();
-}
-return __wait(function () {
-  var k = __kind(a.kinds);
-  if (k) { return {state: k}; }
-  if (a.failed && __matches(a.failed)) { return {state: "failed"}; }
-  if (!__matches(a.ready)) { return null; }
-  var items = Array.prototype.map.call(document.querySelectorAll(a.item), function (e) {
-    return {date: (e.getAttribute(a.dateAttr) || "").trim(), time: a.timeAttr ? (e.getAttribute(a.timeAttr) || "").trim() : ""};
-  });
-  return {state: "ready", items: items};
-}, %d);`, mustJSON(args), time.Until(deadline).Milliseconds())
-	res, err := await(ctx, body)
-	if err == nil && res.State == "" {
-		err = fmt.Errorf("the dates did not load: %w", context.DeadlineExceeded)
-	}
-	return res, err
-}
-
-var (
-	dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-	timeRE = regexp.MustCompile(`^\d{2}:\d{2}$`)
-)
-
-func validDate(s string) bool {
-	if !dateRE.MatchString(s) {
-		return false
-	}
-	_, err := time.Parse(time.DateOnly, s)
-	return err == nil
-}
-
-func validTime(s string) bool {
-	if !timeRE.MatchString(s) {
-		return false
-	}
-	_, err := time.Parse("15:04", s)
-	return err == nil
-}
-
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -294,6 +230,9 @@ func jsString(s string) string { return mustJSON(s) }
 // string or fragment. A check's folder stays within its byte budget (the
 // HTML cut, the screenshot left out) and the oldest folders make room.
 func (c *check) saveArtifacts() {
+	if c.courtesy {
+		return
+	}
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
 	name := fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"),

@@ -1,12 +1,13 @@
-// Package portal is the checker's browser driver: it logs a pool account in
-// to the visa portal in a fresh browser context, opens a mission's slot
-// page, chooses centre and visa category, waits for the dates the page's
-// JavaScript loads, reads them, and logs out (after returning the result). What it sees is classified
-// into an Outcome the account pool understands (success, no_slot,
-// login_fail, banned, error).
+// Package portal is the checker's browser driver: in a fresh browser
+// context it runs the profile's flows (engine.go): the login flow with a
+// pool account, the check flow once per centre and visa category of the
+// mission, reading the slots, and the logout flow (after returning the
+// result). Every page a step loads is classified by the profile's markers,
+// and what the driver sees ends in an Outcome the account pool understands
+// (success, no_slot, login_fail, banned, error).
 //
-// Everything portal-specific (URLs, selectors, page markers, timeouts)
-// comes from a profile.Profile. The driver solves no CAPTCHA and does not
+// Everything portal-specific (flows, URLs, selectors, page markers,
+// timeouts, timezone) comes from a profile.Profile. The driver solves no CAPTCHA and does not
 // disguise the browser: a CAPTCHA, block or rate-limit page is an outcome,
 // and the pool backs off.
 package portal
@@ -18,6 +19,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
@@ -139,6 +142,10 @@ type Result struct {
 	// Duration is from the call to the result; the logout and the tab's
 	// teardown come after it.
 	Duration time.Duration
+	// RetryAfter is the longest Retry-After of a 429 or 503 answer of the
+	// portal during the check (a page, or a json extract's endpoint); 0
+	// when none. It is the portal's own cooldown hint.
+	RetryAfter time.Duration
 }
 
 // Config configures a Driver.
@@ -157,15 +164,91 @@ type Config struct {
 	// the oldest checks' folders are deleted first to make room.
 	ArtifactsTotalBytes int64
 	Logger              *slog.Logger
+	// Pages counts the pages the checks classified (the drift metric);
+	// nil counts nothing.
+	Pages PageCounter
+	// Trace, when set, is told of every step, and a screenshot and the
+	// HTML of the page after each step (the password redacted) are saved
+	// in TraceDir: checker profile try.
+	Trace    func(StepTrace)
+	TraceDir string
+}
+
+// StepTrace is one step a check ran, for Config.Trace.
+type StepTrace struct {
+	Flow, Step, Kind string
+	Took             time.Duration
+	// Page is what the step saw: the kind of the page it loaded, "ready"
+	// when its wait was met, a trouble kind, or "then"/"else" for a
+	// branch; "" when it looked at nothing.
+	Page string
+	// Slots are what the step extracted.
+	Slots []Slot
+	// End is "" when the flow went on, else how it ended ("not offered",
+	// or outcome/reason: detail).
+	End              string
+	HTML, Screenshot string
+}
+
+// PageCounter counts classified pages by profile, step and kind: a kind
+// of page (captcha, blocked, rate_limited, maintenance, bad_credentials,
+// logged_out, logged_in), a marker the step expected, "server_error" or
+// "unknown". Every label value comes from the profile, none from a page.
+type PageCounter interface {
+	PageClassified(profile, step, kind string)
+}
+
+// ProfileStatus is what the checks of a profile saw lately.
+type ProfileStatus struct {
+	Profile string
+	// LastUnknown is the artifacts folder of the last page no marker
+	// recognised ("" when none yet), seen at LastUnknownAt on step
+	// LastUnknownStep.
+	LastUnknown     string
+	LastUnknownAt   time.Time
+	LastUnknownStep string
 }
 
 // Driver checks slots through the shared browser. It is safe for
 // concurrent use: each check runs in its own tab and browser context.
 type Driver struct {
 	prof      *profile.Profile
+	prog      *profile.Program
 	browser   *browser.Manager
 	artifacts *artifactStore
 	log       *slog.Logger
+	pages     PageCounter
+	trace     func(StepTrace)
+	traceDir  string
+	traced    atomic.Int32
+
+	mu          sync.Mutex
+	lastUnknown ProfileStatus
+}
+
+// Status is what the driver's checks saw lately.
+func (d *Driver) Status() ProfileStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.lastUnknown
+	st.Profile = d.prof.Name
+	return st
+}
+
+// pageSeen counts a classified page.
+func (d *Driver) pageSeen(step, kind string) {
+	if d.pages != nil {
+		d.pages.PageClassified(d.prof.Name, step, kind)
+	}
+}
+
+func (d *Driver) unknownSeen(step string, a *Artifacts) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastUnknown = ProfileStatus{LastUnknownAt: time.Now(), LastUnknownStep: step}
+	if a != nil {
+		d.lastUnknown.LastUnknown = a.Dir
+	}
 }
 
 // New returns a Driver.
@@ -196,8 +279,12 @@ func New(cfg Config) (*Driver, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
-	return &Driver{prof: cfg.Profile, browser: cfg.Browser, artifacts: store, log: cfg.Logger}, nil
+	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger, pages: cfg.Pages,
+		trace: cfg.Trace, traceDir: cfg.TraceDir}, nil
 }
+
+// Program is the flows the driver runs.
+func (d *Driver) Program() *profile.Program { return d.prog }
 
 // Profile is the profile the driver follows.
 func (d *Driver) Profile() *profile.Profile { return d.prof }
@@ -226,7 +313,12 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: redactDetail(err.Error(), acct.Password), Duration: time.Since(start)}, err
 	}
 	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission}
-	c.run(queries)
+	if err := c.retry.start(c.ctx); err != nil {
+		c.failNav(fmt.Errorf("watch the answers' Retry-After: %w", err))
+	} else {
+		c.run(queries)
+	}
+	c.res.RetryAfter = c.retry.longest()
 	// The logout changes nothing in the result, so it runs in the
 	// background with the tab's teardown and the caller gets the result
 	// (and can release the account) now. The pool's cooldown keeps the

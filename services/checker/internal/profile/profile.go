@@ -1,9 +1,14 @@
-// Package profile describes a portal to the browser driver: where its pages
-// are, which selectors fill its forms, which page markers mean logged in,
-// bad credentials, blocked, rate limited, CAPTCHA or maintenance, and how to
-// read the slots that its JavaScript loads. A profile is a YAML or JSON file
-// (PORTAL_PROFILE_FILE); the one for portalsim is embedded and is the
-// default, so the driver holds no portal-specific code.
+// Package profile describes a portal to the browser driver: its flows (the
+// steps that log in, read the slots of one centre and visa category, and
+// log out), which page markers mean logged in, bad credentials, blocked,
+// rate limited, CAPTCHA or maintenance, and the portal's timezone. A
+// profile is a YAML or JSON file (PORTAL_PROFILE_FILE); the one for
+// portalsim is embedded and is the default, so the driver holds no
+// portal-specific code.
+//
+// A profile without flows is read in the first shape profiles had (login
+// form, slot page with two selects, a list of dated elements): Program
+// turns it into the flows that shape stands for.
 package profile
 
 import (
@@ -25,11 +30,21 @@ import (
 type Profile struct {
 	Name string `json:"name"`
 	// BaseURL is prepended to every relative URL below.
-	BaseURL  string   `json:"base_url"`
-	Login    Login    `json:"login"`
-	Logout   Logout   `json:"logout"`
+	BaseURL string `json:"base_url"`
+	// Timezone is the IANA name of the portal's timezone: the dates it
+	// shows are read in it. Default UTC.
+	Timezone string `json:"timezone,omitempty"`
+	// Missions holds per-mission values: the portal's own ids of centres
+	// and visa categories ({centre.id}, {visa_category.id}) and any other
+	// value ({mission.KEY}).
+	Missions map[string]Mission `json:"missions,omitempty"`
+	// Flows are the steps of a check. Without them, the first shape's
+	// Login, Logout and Slots say what to do.
+	Flows    *Flows   `json:"flows,omitempty"`
+	Login    Login    `json:"login,omitzero"`
+	Logout   Logout   `json:"logout,omitzero"`
 	Markers  Markers  `json:"markers"`
-	Slots    Slots    `json:"slots"`
+	Slots    Slots    `json:"slots,omitzero"`
 	Timeouts Timeouts `json:"timeouts"`
 	// BackgroundTabs says the portal works in a background tab: a page
 	// that knows it is hidden (document.visibilityState) and gets no
@@ -72,14 +87,22 @@ type Markers struct {
 	Maintenance    []Marker `json:"maintenance"`
 	// LoggedOut means the portal dropped the session mid-check.
 	LoggedOut []Marker `json:"logged_out"`
+	// Custom markers are named by the profile, for a step's expect, a
+	// wait or a branch ("slot_form", "cookie_banner").
+	Custom map[string][]Marker `json:"custom,omitempty"`
 }
 
-// Marker matches an element (CSS), a text on the page (Text), or an
-// element containing a text (both). In a file, a plain string is a CSS
-// selector.
+// Marker matches an element (CSS), a text on the page (Text), a
+// case-insensitive regular expression over the visible text (Regexp), or
+// an element whose text contains the text or matches the expression (CSS
+// with one of them). In a file, a plain string is a CSS selector.
 type Marker struct {
-	CSS  string `json:"css,omitempty"`
-	Text string `json:"text,omitempty"`
+	CSS    string `json:"css,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Regexp string `json:"regexp,omitempty"`
+	// On limits the marker to a flow ("login") or a step of one
+	// ("check.slot_page"); empty means everywhere its kind applies.
+	On string `json:"on,omitempty"`
 }
 
 // UnmarshalJSON accepts "selector" as well as {css: ..., text: ...}.
@@ -89,19 +112,31 @@ func (m *Marker) UnmarshalJSON(b []byte) error {
 		*m = Marker{CSS: s}
 		return nil
 	}
+	// YAML 1.1, which the file is read with, takes the key on for the
+	// boolean true: a marker's "true" key is its on.
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err == nil {
+		if v, ok := raw["true"]; ok {
+			if _, dup := raw["on"]; !dup {
+				delete(raw, "true")
+				raw["on"] = v
+				b, _ = json.Marshal(raw)
+			}
+		}
+	}
 	type plain Marker
 	var p plain
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return fmt.Errorf("marker: want a CSS selector or {css, text}: %w", err)
+		return fmt.Errorf("marker: want a CSS selector or {css, text, regexp, on}: %w", err)
 	}
 	*m = Marker(p)
 	return nil
 }
 
 // IsZero reports whether the marker is unset.
-func (m Marker) IsZero() bool { return m.CSS == "" && m.Text == "" }
+func (m Marker) IsZero() bool { return m.CSS == "" && m.Text == "" && m.Regexp == "" }
 
 // Slots is the slot page of a mission.
 type Slots struct {
@@ -194,13 +229,31 @@ func Load(path string) (*Profile, error) {
 	return p, nil
 }
 
-// FromEnv loads PORTAL_PROFILE_FILE (default: the embedded portalsim
-// profile) and applies PORTAL_BASE_URL when set.
+// FromEnv loads the shipped profile PORTAL_PROFILE names, or the file
+// PORTAL_PROFILE_FILE (default: the embedded portalsim profile), and
+// applies PORTAL_BASE_URL when set.
 func FromEnv(lookup func(string) (string, bool)) (*Profile, error) {
 	path, _ := lookup("PORTAL_PROFILE_FILE")
-	p, err := Load(path)
-	if err != nil {
-		return nil, err
+	name, _ := lookup("PORTAL_PROFILE")
+	var (
+		p   *Profile
+		err error
+	)
+	switch {
+	case name != "" && path != "":
+		return nil, errors.New("PORTAL_PROFILE and PORTAL_PROFILE_FILE are both set: choose a shipped profile or a file")
+	case name != "":
+		data, ok := profiles.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("PORTAL_PROFILE=%q: no such shipped profile (want one of %s)", name, strings.Join(profiles.Names(), ", "))
+		}
+		if p, err = Parse(data); err != nil {
+			return nil, fmt.Errorf("shipped profile %s: %w", name, err)
+		}
+	default:
+		if p, err = Load(path); err != nil {
+			return nil, err
+		}
 	}
 	if base, ok := lookup("PORTAL_BASE_URL"); ok && base != "" {
 		if p, err = p.WithBaseURL(base); err != nil {
@@ -272,55 +325,18 @@ func (t *Timeouts) fillDefaults() {
 // Validate reports every problem at once, each named by its field path.
 func (p *Profile) Validate() error {
 	var errs []error
-	need := func(field, v string) {
-		if strings.TrimSpace(v) == "" {
-			errs = append(errs, fmt.Errorf("%s is required", field))
-		}
-	}
 	if err := checkBaseURL(p.BaseURL); err != nil {
 		errs = append(errs, err)
 	}
-	need("login.url", p.Login.URL)
-	need("login.email", p.Login.Email)
-	need("login.password", p.Login.Password)
-	need("login.submit", p.Login.Submit)
-	if p.Logout.URL == "" && p.Logout.Selector == "" {
-		errs = append(errs, errors.New("logout: set url or selector"))
+	if _, err := p.Location(); err != nil {
+		errs = append(errs, err)
 	}
-	for _, m := range []struct {
-		field    string
-		markers  []Marker
-		required bool
-	}{
-		{"markers.logged_in", p.Markers.LoggedIn, true},
-		{"markers.bad_credentials", p.Markers.BadCredentials, true},
-		{"markers.blocked", p.Markers.Blocked, false},
-		{"markers.rate_limited", p.Markers.RateLimited, false},
-		{"markers.captcha", p.Markers.Captcha, false},
-		{"markers.maintenance", p.Markers.Maintenance, false},
-		{"markers.logged_out", p.Markers.LoggedOut, false},
-	} {
-		if m.required && len(m.markers) == 0 {
-			errs = append(errs, fmt.Errorf("%s needs at least one marker", m.field))
-		}
-		for i, mk := range m.markers {
-			if mk.IsZero() {
-				errs = append(errs, fmt.Errorf("%s[%d] is empty: set css, text or both", m.field, i))
-			}
-		}
-	}
-	need("slots.url", p.Slots.URL)
-	if p.Slots.URL != "" && !strings.Contains(p.Slots.URL, "{mission}") {
-		errs = append(errs, fmt.Errorf("slots.url %q has no {mission} placeholder", p.Slots.URL))
-	}
-	need("slots.centre", p.Slots.Centre)
-	need("slots.visa_category", p.Slots.VisaCategory)
-	if p.Slots.Ready.IsZero() {
-		errs = append(errs, errors.New("slots.ready is required: the marker of loaded dates"))
+	if p.Flows != nil {
+		errs = append(errs, p.validateFlows()...)
+	} else {
+		errs = append(errs, p.validateFirstShape()...)
 	}
 	errs = append(errs, p.checkURLs()...)
-	need("slots.item", p.Slots.Item)
-	need("slots.date_attr", p.Slots.DateAttr)
 	for _, t := range []struct {
 		field string
 		d     Duration
@@ -332,7 +348,43 @@ func (p *Profile) Validate() error {
 	return errors.Join(errs...)
 }
 
-// missionSentinel stands for {mission} while a slot URL is checked.
+// validateFirstShape checks a profile without flows.
+func (p *Profile) validateFirstShape() []error {
+	var errs []error
+	need := func(field, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is required", field))
+		}
+	}
+	need("login.url", p.Login.URL)
+	need("login.email", p.Login.Email)
+	need("login.password", p.Login.Password)
+	need("login.submit", p.Login.Submit)
+	if p.Logout.URL == "" && p.Logout.Selector == "" {
+		errs = append(errs, errors.New("logout: set url or selector"))
+	}
+	if len(p.Markers.LoggedIn) == 0 {
+		errs = append(errs, errors.New("markers.logged_in needs at least one marker"))
+	}
+	if len(p.Markers.BadCredentials) == 0 {
+		errs = append(errs, errors.New("markers.bad_credentials needs at least one marker"))
+	}
+	errs = append(errs, p.validateMarkers()...)
+	need("slots.url", p.Slots.URL)
+	if p.Slots.URL != "" && !strings.Contains(p.Slots.URL, "{mission}") {
+		errs = append(errs, fmt.Errorf("slots.url %q has no {mission} placeholder", p.Slots.URL))
+	}
+	need("slots.centre", p.Slots.Centre)
+	need("slots.visa_category", p.Slots.VisaCategory)
+	if p.Slots.Ready.IsZero() {
+		errs = append(errs, errors.New("slots.ready is required: the marker of loaded dates"))
+	}
+	need("slots.item", p.Slots.Item)
+	need("slots.date_attr", p.Slots.DateAttr)
+	return errs
+}
+
+// missionSentinel stands for a placeholder while a URL is checked.
 const missionSentinel = "slotwatch-mission-placeholder"
 
 // checkURLs checks that every URL of the profile, resolved against the base
@@ -354,15 +406,11 @@ func (p *Profile) checkURLs() []error {
 		}
 		allowed[origin(u)] = true
 	}
-	for _, f := range []struct{ field, ref string }{
-		{"login.url", p.Login.URL},
-		{"logout.url", p.Logout.URL},
-		{"slots.url", strings.ReplaceAll(p.Slots.URL, "{mission}", missionSentinel)},
-	} {
+	for _, f := range p.urlFields() {
 		if f.ref == "" {
 			continue // required ones are reported by Validate
 		}
-		r, err := url.Parse(f.ref)
+		r, err := url.Parse(PlaceholderRE.ReplaceAllString(f.ref, missionSentinel))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: %v", f.field, f.ref, err))
 			continue
@@ -372,7 +420,7 @@ func (p *Profile) checkURLs() []error {
 		case u.Scheme != "http" && u.Scheme != "https":
 			errs = append(errs, fmt.Errorf("%s %q: want an http(s) URL", f.field, f.ref))
 		case strings.Contains(u.Host, missionSentinel) || u.User != nil:
-			errs = append(errs, fmt.Errorf("%s %q: the mission may only be in the path or query", f.field, f.ref))
+			errs = append(errs, fmt.Errorf("%s %q: placeholders such as {mission} may only be in the path or query", f.field, f.ref))
 		case !allowed[origin(u)]:
 			errs = append(errs, fmt.Errorf("%s %q: origin %s is not base_url's (%s); list it in allowed_origins if the portal really lives there",
 				f.field, f.ref, origin(u), origin(base)))

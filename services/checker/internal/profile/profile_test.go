@@ -129,7 +129,20 @@ func TestFromEnv(t *testing.T) {
 	if err != nil || p.Name != "portalsim" || p.BaseURL != "http://10.0.0.1:9000" {
 		t.Fatalf("profile %+v, err %v", p, err)
 	}
+	env["PORTAL_PROFILE"] = "tls"
+	if p, err := FromEnv(lookup); err != nil || p.Name != "tls" || p.BaseURL != "http://10.0.0.1:9000" {
+		t.Fatalf("PORTAL_PROFILE=tls: profile %+v, err %v", p, err)
+	}
+	env["PORTAL_PROFILE"] = "../portalsim"
+	if _, err := FromEnv(lookup); err == nil || !strings.Contains(err.Error(), "ais, portalsim, tls, vfs") {
+		t.Errorf("an unknown shipped profile: %v", err)
+	}
+	env["PORTAL_PROFILE"] = "vfs"
 	env["PORTAL_PROFILE_FILE"] = filepath.Join(t.TempDir(), "missing.yaml")
+	if _, err := FromEnv(lookup); err == nil || !strings.Contains(err.Error(), "both set") {
+		t.Errorf("both set: %v", err)
+	}
+	delete(env, "PORTAL_PROFILE")
 	if _, err := FromEnv(lookup); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("a missing profile file: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
@@ -31,18 +32,23 @@ type Runner interface {
 // Server implements CheckerService.
 type Server struct {
 	checkerv1.UnimplementedCheckerServiceServer
-	runner  Runner
-	browser func() browser.Status
-	logger  *slog.Logger
-	now     func() time.Time
+	runner   Runner
+	browser  func() browser.Status
+	profiles func() []portal.ProfileStatus
+	logger   *slog.Logger
+	now      func() time.Time
 }
 
-// New returns a Server.
-func New(runner Runner, browserStatus func() browser.Status, logger *slog.Logger) *Server {
+// New returns a Server. profiles gives what each profile's checks saw
+// lately (nil: none).
+func New(runner Runner, browserStatus func() browser.Status, profiles func() []portal.ProfileStatus, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{runner: runner, browser: browserStatus, logger: logger, now: time.Now}
+	if profiles == nil {
+		profiles = func() []portal.ProfileStatus { return nil }
+	}
+	return &Server{runner: runner, browser: browserStatus, profiles: profiles, logger: logger, now: time.Now}
 }
 
 // Register adds the service to a gRPC server.
@@ -100,6 +106,13 @@ func (s *Server) GetStatus(_ context.Context, _ *checkerv1.GetStatusRequest) (*c
 	}
 	if !b.StartedAt.IsZero() {
 		resp.Browser.StartedAt = timestamppb.New(b.StartedAt)
+	}
+	for _, p := range s.profiles() {
+		ps := &checkerv1.ProfileStatus{Profile: p.Profile, LastUnknownArtifacts: p.LastUnknown, LastUnknownStep: p.LastUnknownStep}
+		if !p.LastUnknownAt.IsZero() {
+			ps.LastUnknownAt = timestamppb.New(p.LastUnknownAt)
+		}
+		resp.Profiles = append(resp.Profiles, ps)
 	}
 	return resp, nil
 }

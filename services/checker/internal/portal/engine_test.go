@@ -1,0 +1,384 @@
+package portal
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/portalsim/sim"
+)
+
+// The portalsim check written as flows reads what the first shape reads.
+func TestFlowsProfileChecksPortalsim(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	prof, err := profile.Load(filepath.Join("..", "profile", "testdata", "portalsim-flows.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(b.url); err != nil {
+		t.Fatal(err)
+	}
+	d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism, Query{Centre: "Paris", VisaCategory: "tourism"})
+	want := []Slot{
+		{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"},
+		{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-02", Time: "14:00"},
+		{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-05"},
+	}
+	if res.Outcome != Success || res.Step != "done" || !slices.Equal(res.Slots, want) {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(res.Queries) != 2 || res.Queries[1].Offered {
+		t.Errorf("queries = %+v, want Paris not offered", res.Queries)
+	}
+	waitLoggedOut(t, b)
+
+	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.RejectPassword}); err != nil {
+		t.Fatal(err)
+	}
+	res = runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	if res.Outcome != LoginFail || res.Step != "login-submit" {
+		t.Errorf("rejected password: %s at %s (%s)", res.Outcome, res.Step, res.Detail)
+	}
+}
+
+// miniPortal is a small portal of its own shape: a consent banner after
+// login, a centre chosen by its label, the earliest date in a sentence,
+// and a JSON endpoint of days (429 with Retry-After for centre BUSY).
+func miniPortal(t *testing.T) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	page := func(w http.ResponseWriter, body string) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><html><body>%s</body></html>", body)
+	}
+	loggedIn := func(r *http.Request) bool { c, err := r.Cookie("sid"); return err == nil && c.Value == "ok" }
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		page(w, `<form method="post" action="/login"><input id="user" name="user"><input id="pass" name="pass" type="password"><button id="go">Sign in</button></form>`)
+	})
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		if r.FormValue("user") != acc1 || r.FormValue("pass") != pw1 {
+			page(w, `<p class="err">Those details are not right.</p>`)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "ok", Path: "/"})
+		http.Redirect(w, r, "/home", http.StatusSeeOther)
+	})
+	mux.HandleFunc("GET /home", func(w http.ResponseWriter, r *http.Request) {
+		if !loggedIn(r) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		banner := `<div id="consent">We use cookies <button id="accept" onclick="document.cookie='consent=1; path=/'; this.parentNode.remove()">Accept</button></div>`
+		if c, err := r.Cookie("consent"); err == nil && c.Value == "1" {
+			banner = ""
+		}
+		page(w, banner+`<h1>Welcome back</h1><a id="signout" href="/logout">Sign out</a>`)
+	})
+	mux.HandleFunc("GET /book", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie("consent"); !loggedIn(r) || err != nil || c.Value != "1" {
+			page(w, `<p>Please accept cookies first.</p>`)
+			return
+		}
+		page(w, `<select id="where"><option value="">Choose</option><option value="c1">  London   Centre </option><option value="c2">Manchester Centre</option></select>
+<p id="msg"></p><a id="signout" href="/logout">Sign out</a>
+<script>
+document.getElementById("where").addEventListener("change", function (e) {
+  setTimeout(function () {
+    document.getElementById("msg").textContent = e.target.value === "c1" ?
+      "Earliest available slot for London is 21-12-2026" : "No appointment slots are currently available";
+  }, 150);
+});
+</script>`)
+	})
+	mux.HandleFunc("GET /days/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !loggedIn(r) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.PathValue("id") == "BUSY.json" {
+			w.Header().Set("Retry-After", "120")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		// 23:30 UTC on the 5th is already the 6th in Paris.
+		fmt.Fprint(w, `[{"date": "2027-01-05T23:30:00Z", "business_day": true}, {"date": "2027-01-07T08:00:00Z", "business_day": true}]`)
+	})
+	mux.HandleFunc("GET /cards", func(w http.ResponseWriter, r *http.Request) {
+		page(w, `<div class="card"><p>Visa class: business</p><a href="/cal?m=5">Continue</a></div>
+<div class="card"><p>Visa class: tourism</p><a href="/cal?m=1">Continue</a></div>`)
+	})
+	mux.HandleFunc("GET /cal", func(w http.ResponseWriter, r *http.Request) {
+		m, _ := strconv.Atoi(r.FormValue("m"))
+		page(w, fmt.Sprintf(`<a class="nav" href="/cal?m=%[1]d">‹ Previous month</a><a class="nav" href="/cal?m=%[2]d">Next month ›</a>
+<table class="cal"><tr><td><button class="appt" value="2027-%02[3]d-01 09:30">09:30</button><button class="appt" value="2027-%02[3]d-02">Book</button></td></tr></table>`,
+			m-1, m+1, m))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+const miniProfile = `
+name: mini
+base_url: http://127.0.0.1:1
+timezone: Europe/Paris
+missions:
+  fra: {centres: {London: GBLON, Busy: BUSY}}
+markers:
+  logged_in: ["#signout"]
+  bad_credentials: [{regexp: "details (are|were) not right"}]
+  custom:
+    login_form: ["#user"]
+    consent_banner: ["#consent"]
+    booking: ["#where"]
+    cards: [div.card]
+    calendar: [table.cal]
+flows:
+  login:
+    - {name: open, goto: /login, expect: login_form}
+    - {fill: {selector: "#user", value: "{account.email}"}}
+    - {fill: {selector: "#pass", value: "{account.password}"}}
+    - {name: submit, click: "#go", expect: logged_in}
+    - {name: consent, branch: {if: consent_banner, then: [{click: "#accept"}]}}
+  check:
+%s
+  logout:
+    - {click: "#signout", expect: login_form}
+`
+
+const miniMessageCheck = `    - {name: book, goto: /book, expect: booking}
+    - {select: {selector: "#where", option: "london centre"}}
+    - {name: earliest, extract: {message: {css: "#msg", regexp: "earliest available slot for \\w+ is (\\d{2}-\\d{2}-\\d{4})", layout: "02-01-2006", none: "No appointment slots are currently available"}}}
+`
+
+func miniDriver(t *testing.T, check string) *Driver {
+	t.Helper()
+	srv := miniPortal(t)
+	prof, err := profile.Parse(fmt.Appendf(nil, miniProfile, check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestEngineReadsOtherPortalShapes(t *testing.T) {
+	t.Parallel()
+
+	t.Run("MessageAfterABranchAndASelectByLabel", func(t *testing.T) {
+		t.Parallel()
+		// The booking page refuses a session that did not accept the
+		// banner: the branch clicked it. The option is chosen by its
+		// label, whatever its case and spaces.
+		d := miniDriver(t, miniMessageCheck)
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		want := []Slot{{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2026-12-21"}}
+		if res.Outcome != Success || !slices.Equal(res.Slots, want) {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+
+	t.Run("MessageSayingNoneIsNoSlot", func(t *testing.T) {
+		t.Parallel()
+		d := miniDriver(t, strings.Replace(miniMessageCheck, "london centre", "MANCHESTER  centre", 1))
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		if res.Outcome != NoSlot || len(res.Queries) != 1 || !res.Queries[0].Checked {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+
+	t.Run("RegexpMarkerSaysBadCredentials", func(t *testing.T) {
+		t.Parallel()
+		d := miniDriver(t, miniMessageCheck)
+		res := runCheck(t, d, Account{acc1, "wrong"}, "fra", londonTourism)
+		if res.Outcome != LoginFail || res.Reason != ReasonBadCredentials || res.Step != "submit" {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+
+	jsonCheck := `    - {name: home, goto: /home, expect: logged_in}
+    - {name: days, extract: {json: {url: "/days/{centre.id}.json", path: date, layout: "2006-01-02T15:04:05Z07:00"}}}
+`
+	t.Run("JSONDatesInTheProfilesTimezone", func(t *testing.T) {
+		t.Parallel()
+		d := miniDriver(t, jsonCheck)
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism, Query{Centre: "Leeds", VisaCategory: "tourism"})
+		want := []Slot{
+			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-01-06", Time: "00:30"},
+			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-01-07", Time: "09:00"},
+		}
+		if res.Outcome != Success || !slices.Equal(res.Slots, want) {
+			t.Fatalf("result = %+v", res)
+		}
+		if len(res.Queries) != 2 || res.Queries[1].Offered {
+			t.Errorf("queries = %+v, want Leeds (no centre id) not offered", res.Queries)
+		}
+	})
+
+	t.Run("TooManyRequestsCarriesRetryAfter", func(t *testing.T) {
+		t.Parallel()
+		d := miniDriver(t, jsonCheck)
+		res := runCheck(t, d, Account{acc1, pw1}, "fra", Query{Centre: "Busy", VisaCategory: "tourism"})
+		if res.Outcome != Banned || res.Reason != ReasonRateLimited || res.Step != "days" || res.RetryAfter != 2*time.Minute {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
+	for h, want := range map[string]time.Duration{
+		"": 0, "120": 2 * time.Minute, "-5": 0, "soon": 0,
+		"Fri, 01 Jan 2027 12:10:00 GMT": 10 * time.Minute, "Fri, 01 Jan 2027 11:00:00 GMT": 0,
+	} {
+		if got := retryAfter(h, now); got != want {
+			t.Errorf("retryAfter(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+// A page answered 429 or 503 with Retry-After gives the delay to the
+// result, the portal's own cooldown hint.
+func TestPagesRetryAfterReachesTheResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		b      sim.Behaviour
+		global bool
+		reason Reason
+		want   time.Duration
+	}{
+		{"TooManyRequests", sim.Behaviour{Kind: sim.TooManyRequests}, false, ReasonRateLimited, 10 * time.Minute},
+		{"Maintenance", sim.Behaviour{Kind: sim.Maintenance}, true, ReasonMaintenance, 30 * time.Minute},
+		{"TooManyRequestsFromTheSlotAPI", sim.Behaviour{Kind: sim.TooManyRequests, Only: sim.SlotAPI}, false, ReasonRateLimited, 10 * time.Minute},
+		{"NoneOnASlotFound", sim.Behaviour{}, false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			d, b := setup(t, nil)
+			email := acc1
+			if tc.global {
+				email = ""
+			}
+			if err := b.sim.SetBehaviour(email, tc.b); err != nil {
+				t.Fatal(err)
+			}
+			res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+			if res.Reason != tc.reason || res.RetryAfter != tc.want {
+				t.Errorf("%s/%s retry after %v, want %s and %v", res.Outcome, res.Reason, res.RetryAfter, tc.reason, tc.want)
+			}
+		})
+	}
+}
+
+// pageCounts records the drift metric's calls.
+type pageCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (p *pageCounts) PageClassified(profile, step, kind string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n[profile+"/"+step+"/"+kind]++
+}
+
+func (p *pageCounts) get(key string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n[key]
+}
+
+func TestPagesAreCountedAndTheLastUnknownKept(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	counts := &pageCounts{n: map[string]int{}}
+	d, err := New(Config{Profile: d.prof, Browser: d.browser, ArtifactsDir: b.artifacts, Pages: counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := d.Status(); st.Profile != "portalsim" || st.LastUnknown != "" {
+		t.Fatalf("status before any check = %+v", st)
+	}
+	runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	for _, k := range []string{"portalsim/login_page/login_form", "portalsim/login/logged_in", "portalsim/slot_page/slot_form"} {
+		if counts.get(k) != 1 {
+			t.Errorf("%s counted %d times, want 1 (all: %v)", k, counts.get(k), counts.n)
+		}
+	}
+	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.Unknown}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	if counts.get("portalsim/login/unknown") != 1 || res.Artifacts == nil {
+		t.Fatalf("unknown page not counted: %v (result %+v)", counts.n, res)
+	}
+	if st := d.Status(); st.LastUnknown != res.Artifacts.Dir || st.LastUnknownStep != "login" || st.LastUnknownAt.IsZero() {
+		t.Errorf("status = %+v, want the unknown page's artifacts %s", st, res.Artifacts.Dir)
+	}
+}
+
+func TestWaitThatTimesOutIsAnUnknownPage(t *testing.T) {
+	t.Parallel()
+	d := miniDriver(t, `    - {name: home, goto: /home, expect: logged_in}
+    - {name: never, wait: {selector: "#never"}, timeout: 1s}
+    - {name: days, extract: {json: {url: "/days/{centre.id}.json", path: date}}}
+`)
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	if res.Outcome != Error || res.Reason != ReasonUnknownPage || res.Step != "never" || res.Artifacts == nil {
+		t.Fatalf("result = %+v", res)
+	}
+	if st := d.Status(); st.LastUnknownStep != "never" {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// A click within the card that names the category, a page kept and
+// opened again, a calendar read month after month, values cut out of an
+// attribute by a regexp.
+func TestListAcrossPagesAfterAClickWithin(t *testing.T) {
+	t.Parallel()
+	d := miniDriver(t, `    - {name: cards, goto: /cards, expect: cards}
+    - {name: card, click: a, within: {css: div.card, text: "Visa class: {visa_category}"}, expect: calendar, as: cal}
+    - {name: again, goto: "{page.cal}", expect: calendar}
+    - name: slots
+      extract:
+        list:
+          ready: {css: table.cal}
+          item: button.appt
+          date: {attr: value, regexp: '^(\d{4}-\d{2}-\d{2})'}
+          time: {attr: value, regexp: ' (\d{2}:\d{2})$'}
+          next: {css: a.nav, text: "Next month"}
+          pages: 2
+`)
+	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	var got []string
+	for _, s := range res.Slots {
+		got = append(got, strings.TrimSpace(s.Date+" "+s.Time))
+	}
+	want := []string{"2027-01-01 09:30", "2027-01-02", "2027-02-01 09:30", "2027-02-02"}
+	if res.Outcome != Success || !slices.Equal(got, want) {
+		t.Fatalf("slots %v, want %v (result %+v)", got, want, res)
+	}
+}
