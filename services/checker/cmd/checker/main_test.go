@@ -187,3 +187,69 @@ func TestProfileTryPrintsEveryStepAndSavesThePages(t *testing.T) {
 		t.Error("the output holds the password")
 	}
 }
+
+// docs/examples/tls-newcomer.yaml is the profile a newcomer wrote for the
+// tls family from docs/PROFILES.md alone (issue 12). It must keep linting,
+// and keep reading portalsim's tls calendar: the slots (one a month link
+// away), none, and the walls as what they are.
+func TestNewcomerExampleProfileReadsTheTLSFamily(t *testing.T) {
+	const example = "../../../../docs/examples/tls-newcomer.yaml"
+	var lint strings.Builder
+	if err := run(t.Context(), []string{"profile", "lint", example}, &lint); err != nil || !strings.Contains(lint.String(), "ok") {
+		t.Fatalf("lint of the example: %v\n%s", err, lint.String())
+	}
+	const email, password = "newcomer@example.com", "newcomer-secret-pw-1"
+	day := time.Now().UTC().AddDate(0, 0, 40).Format("2006-01-02") // past the calendar's first month
+	s, err := sim.New(sim.Config{
+		Family:   sim.TLS,
+		Accounts: []sim.Account{{Email: email, Password: password}},
+		Missions: []sim.Mission{{Code: "fra", Name: "France", Centres: []string{"London", "Manchester"}, VisaCategories: []string{"tourism"},
+			Slots: []sim.Slot{
+				{Centre: "London", VisaCategory: "tourism", Date: day, Time: "09:30"},
+				{Centre: "London", VisaCategory: "tourism", Date: day, Time: "10:00"},
+			}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		t.Setenv("CHROME_NO_SANDBOX", "true")
+	}
+	for i, tc := range []struct {
+		centre    string
+		behaviour sim.Behaviour
+		want      []string
+	}{
+		{"London", sim.Behaviour{}, []string{"result: success: 2 free slots", day + " 09:30, " + day + " 10:00"}},
+		{"Manchester", sim.Behaviour{}, []string{"result: no_slot: 0 free slots"}},
+		{"London", sim.Behaviour{Kind: sim.RejectPassword}, []string{"result: login_fail/bad_credentials"}},
+		{"London", sim.Behaviour{Kind: sim.Captcha, Only: sim.SlotAPI}, []string{"result: banned/captcha"}},
+	} {
+		if err := s.SetBehaviour(email, tc.behaviour); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "out", string(rune('a'+i)))
+		var stdout strings.Builder
+		err := run(t.Context(), []string{"profile", "try", "--profile", example, "--base-url", srv.URL,
+			"--mission", "fra", "--centre", tc.centre, "--category", "tourism", "--email", email, "--password-file", pwFile, "--out", out}, &stdout)
+		got := stdout.String()
+		for _, want := range tc.want {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s, behaviour %+v: output lacks %q (err %v):\n%s", tc.centre, tc.behaviour, want, err, got)
+			}
+		}
+		pages, _ := filepath.Glob(filepath.Join(out, "*.html"))
+		for _, f := range pages {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), password) {
+				t.Errorf("%s holds the password", f)
+			}
+		}
+	}
+}
