@@ -4,6 +4,7 @@
 package grpcservertest
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -318,12 +319,13 @@ type Answer struct {
 
 // Post sends body to url as JSON, chunked unless contentLength >= 0, with
 // the header Authorization: Bearer tok ("" sends none), and fails the test
-// unless the answer is a JSON object.
+// unless the answer is a JSON object. It reads the answer while it is
+// still sending, as a browser does: a server that answers early (401, 413)
+// and closes the connection on the rest of a large body is heard, where
+// http.Client may report only its own broken pipe.
 func Post(t testing.TB, url, tok string, body io.Reader, contentLength int64) Answer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, body)
+	req, err := http.NewRequest("POST", url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,9 +334,16 @@ func Post(t testing.TB, url, tok string, body io.Reader, contentLength int64) An
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	conn, err := net.DialTimeout("tcp", req.URL.Host, wait)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer conn.Close() // also ends the sending goroutine, if it is still writing
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	go func() { _ = req.Write(conn) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	a := Answer{Status: resp.StatusCode, Header: resp.Header, Body: map[string]any{}}
