@@ -147,6 +147,17 @@ func liveMetrics(t *testing.T) exported {
 		t.Fatal(err)
 	}
 
+	// A portal with a cap, so slotwatch_requests_portal_paused has its
+	// series (one per portal in requests.portals); 60 a minute leaves the
+	// one check alone.
+	perMinute, portalName := int32(60), "sim"
+	if _, err := requests.SetPortal(ctx, &rqv1.SetPortalRequest{Name: portalName, MaxChecksPerMinute: &perMinute}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := requests.UpsertMission(ctx, &rqv1.UpsertMissionRequest{MissionCode: mission, Portal: &portalName}); err != nil {
+		t.Fatal(err)
+	}
+
 	ck := start("checker",
 		"ACCOUNTPOOL_ADDR="+ap.Addr, "REQUESTS_ADDR="+rq.Addr, "AUTH_TOKEN_FILE=",
 		"PORTAL_BASE_URL="+portalSrv.URL, "CHECKER_LOOP=false", "CHECKER_ID=deploytest",

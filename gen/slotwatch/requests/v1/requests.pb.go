@@ -96,6 +96,13 @@ const (
 	CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND CheckOutcome = 2
 	// The check could not read the calendar.
 	CheckOutcome_CHECK_OUTCOME_FAILED CheckOutcome = 3
+	// The portal asked for a CAPTCHA (a wall: counts toward pausing the
+	// portal).
+	CheckOutcome_CHECK_OUTCOME_CAPTCHA CheckOutcome = 4
+	// The portal said the account or client is blocked (a wall).
+	CheckOutcome_CHECK_OUTCOME_BLOCKED CheckOutcome = 5
+	// The portal said too many requests (HTTP 429/503 or its page; a wall).
+	CheckOutcome_CHECK_OUTCOME_RATE_LIMITED CheckOutcome = 6
 )
 
 // Enum value maps for CheckOutcome.
@@ -105,12 +112,18 @@ var (
 		1: "CHECK_OUTCOME_NO_SLOT",
 		2: "CHECK_OUTCOME_SLOTS_FOUND",
 		3: "CHECK_OUTCOME_FAILED",
+		4: "CHECK_OUTCOME_CAPTCHA",
+		5: "CHECK_OUTCOME_BLOCKED",
+		6: "CHECK_OUTCOME_RATE_LIMITED",
 	}
 	CheckOutcome_value = map[string]int32{
-		"CHECK_OUTCOME_UNSPECIFIED": 0,
-		"CHECK_OUTCOME_NO_SLOT":     1,
-		"CHECK_OUTCOME_SLOTS_FOUND": 2,
-		"CHECK_OUTCOME_FAILED":      3,
+		"CHECK_OUTCOME_UNSPECIFIED":  0,
+		"CHECK_OUTCOME_NO_SLOT":      1,
+		"CHECK_OUTCOME_SLOTS_FOUND":  2,
+		"CHECK_OUTCOME_FAILED":       3,
+		"CHECK_OUTCOME_CAPTCHA":      4,
+		"CHECK_OUTCOME_BLOCKED":      5,
+		"CHECK_OUTCOME_RATE_LIMITED": 6,
 	}
 )
 
@@ -155,6 +168,12 @@ const (
 	EventType_EVENT_TYPE_CANCELLED EventType = 3
 	// The request's window passed.
 	EventType_EVENT_TYPE_EXPIRED EventType = 4
+	// A portal was paused after showing walls (the event carries portal, not
+	// request).
+	EventType_EVENT_TYPE_PORTAL_PAUSED EventType = 5
+	// A portal's pause ended, by time or by ResumePortal (the event carries
+	// portal, not request).
+	EventType_EVENT_TYPE_PORTAL_RESUMED EventType = 6
 )
 
 // Enum value maps for EventType.
@@ -165,13 +184,17 @@ var (
 		2: "EVENT_TYPE_SLOT_FOUND",
 		3: "EVENT_TYPE_CANCELLED",
 		4: "EVENT_TYPE_EXPIRED",
+		5: "EVENT_TYPE_PORTAL_PAUSED",
+		6: "EVENT_TYPE_PORTAL_RESUMED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED": 0,
-		"EVENT_TYPE_CREATED":     1,
-		"EVENT_TYPE_SLOT_FOUND":  2,
-		"EVENT_TYPE_CANCELLED":   3,
-		"EVENT_TYPE_EXPIRED":     4,
+		"EVENT_TYPE_UNSPECIFIED":    0,
+		"EVENT_TYPE_CREATED":        1,
+		"EVENT_TYPE_SLOT_FOUND":     2,
+		"EVENT_TYPE_CANCELLED":      3,
+		"EVENT_TYPE_EXPIRED":        4,
+		"EVENT_TYPE_PORTAL_PAUSED":  5,
+		"EVENT_TYPE_PORTAL_RESUMED": 6,
 	}
 )
 
@@ -1799,7 +1822,11 @@ type ReportCheckResultRequest struct {
 	// Pool account used for the check.
 	AccountId int64 `protobuf:"varint,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// Free text (an error message).
-	Detail        string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// How long the portal asked to be left alone (its Retry-After), with a
+	// CAPTCHA, BLOCKED or RATE_LIMITED outcome: the portal is paused at least
+	// this long. 1s to 24h; unset when the portal named none.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,6,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1867,6 +1894,13 @@ func (x *ReportCheckResultRequest) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *ReportCheckResultRequest) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
 }
 
 // ReportCheckResultResponse lists what changed.
@@ -1977,10 +2011,13 @@ type WatchEventsResponse struct {
 	Cursor int64 `protobuf:"varint,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// What happened.
 	Type EventType `protobuf:"varint,2,opt,name=type,proto3,enum=slotwatch.requests.v1.EventType" json:"type,omitempty"`
-	// The request as it was right after the event.
+	// The request as it was right after the event; unset for portal events.
 	Request *AppointmentRequest `protobuf:"bytes,3,opt,name=request,proto3" json:"request,omitempty"`
 	// When it happened.
-	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// The portal as it was right after a PORTAL_PAUSED or PORTAL_RESUMED
+	// event; unset for request events.
+	Portal        *PortalStatus `protobuf:"bytes,5,opt,name=portal,proto3" json:"portal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2039,6 +2076,13 @@ func (x *WatchEventsResponse) GetRequest() *AppointmentRequest {
 func (x *WatchEventsResponse) GetOccurredAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *WatchEventsResponse) GetPortal() *PortalStatus {
+	if x != nil {
+		return x.Portal
 	}
 	return nil
 }
@@ -2441,6 +2485,773 @@ func (x *ListMissionsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Portal is a portal's settings: its total check rate across every Checker
+// replica, and the minimum interval between two claims of one mission.
+type Portal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name, matching ^[a-z0-9_-]{1,32}$ (the name in Mission.portal).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Claims of the portal's missions allowed in any 60 seconds, every
+	// Checker together (one claim counts as one check); 0 means no cap.
+	MaxChecksPerMinute int32 `protobuf:"varint,2,opt,name=max_checks_per_minute,json=maxChecksPerMinute,proto3" json:"max_checks_per_minute,omitempty"`
+	// IANA time zone the quiet hours are in; "UTC" unless set.
+	Timezone string `protobuf:"bytes,3,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// Start of the quiet hours, "HH:MM" in timezone; empty for none.
+	QuietStart string `protobuf:"bytes,4,opt,name=quiet_start,json=quietStart,proto3" json:"quiet_start,omitempty"`
+	// End of the quiet hours, "HH:MM" in timezone (exclusive; before
+	// quiet_start means they run past midnight).
+	QuietEnd string `protobuf:"bytes,5,opt,name=quiet_end,json=quietEnd,proto3" json:"quiet_end,omitempty"`
+	// The cap during the quiet hours (0 to max_checks_per_minute; 0 stops
+	// checks then).
+	QuietMaxChecksPerMinute int32 `protobuf:"varint,6,opt,name=quiet_max_checks_per_minute,json=quietMaxChecksPerMinute,proto3" json:"quiet_max_checks_per_minute,omitempty"`
+	// Least time between two claims of one mission of this portal; 0 for
+	// none (REQUESTS_CHECK_INTERVAL still applies).
+	MinMissionInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=min_mission_interval,json=minMissionInterval,proto3" json:"min_mission_interval,omitempty"`
+	// When the settings were created.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When they last changed.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Portal) Reset() {
+	*x = Portal{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Portal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Portal) ProtoMessage() {}
+
+func (x *Portal) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Portal.ProtoReflect.Descriptor instead.
+func (*Portal) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *Portal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Portal) GetMaxChecksPerMinute() int32 {
+	if x != nil {
+		return x.MaxChecksPerMinute
+	}
+	return 0
+}
+
+func (x *Portal) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *Portal) GetQuietStart() string {
+	if x != nil {
+		return x.QuietStart
+	}
+	return ""
+}
+
+func (x *Portal) GetQuietEnd() string {
+	if x != nil {
+		return x.QuietEnd
+	}
+	return ""
+}
+
+func (x *Portal) GetQuietMaxChecksPerMinute() int32 {
+	if x != nil {
+		return x.QuietMaxChecksPerMinute
+	}
+	return 0
+}
+
+func (x *Portal) GetMinMissionInterval() *durationpb.Duration {
+	if x != nil {
+		return x.MinMissionInterval
+	}
+	return nil
+}
+
+func (x *Portal) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Portal) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// SetPortalRequest sets a portal's settings; unset fields keep their value
+// (or the default, for a new portal: no cap, UTC, no quiet hours, no
+// minimum interval).
+type SetPortalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name, matching ^[a-z0-9_-]{1,32}$.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Checks per minute, 0 (no cap) to 10000.
+	MaxChecksPerMinute *int32 `protobuf:"varint,2,opt,name=max_checks_per_minute,json=maxChecksPerMinute,proto3,oneof" json:"max_checks_per_minute,omitempty"`
+	// IANA time zone name of the quiet hours.
+	Timezone *string `protobuf:"bytes,3,opt,name=timezone,proto3,oneof" json:"timezone,omitempty"`
+	// Quiet hours' start, "HH:MM"; with quiet_end, both empty to remove them.
+	QuietStart *string `protobuf:"bytes,4,opt,name=quiet_start,json=quietStart,proto3,oneof" json:"quiet_start,omitempty"`
+	// Quiet hours' end, "HH:MM", different from quiet_start.
+	QuietEnd *string `protobuf:"bytes,5,opt,name=quiet_end,json=quietEnd,proto3,oneof" json:"quiet_end,omitempty"`
+	// Checks per minute during the quiet hours, 0 to max_checks_per_minute.
+	QuietMaxChecksPerMinute *int32 `protobuf:"varint,6,opt,name=quiet_max_checks_per_minute,json=quietMaxChecksPerMinute,proto3,oneof" json:"quiet_max_checks_per_minute,omitempty"`
+	// Least time between two claims of one mission, 0 to 24h.
+	MinMissionInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=min_mission_interval,json=minMissionInterval,proto3" json:"min_mission_interval,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SetPortalRequest) Reset() {
+	*x = SetPortalRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPortalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPortalRequest) ProtoMessage() {}
+
+func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPortalRequest.ProtoReflect.Descriptor instead.
+func (*SetPortalRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetPortalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetPortalRequest) GetMaxChecksPerMinute() int32 {
+	if x != nil && x.MaxChecksPerMinute != nil {
+		return *x.MaxChecksPerMinute
+	}
+	return 0
+}
+
+func (x *SetPortalRequest) GetTimezone() string {
+	if x != nil && x.Timezone != nil {
+		return *x.Timezone
+	}
+	return ""
+}
+
+func (x *SetPortalRequest) GetQuietStart() string {
+	if x != nil && x.QuietStart != nil {
+		return *x.QuietStart
+	}
+	return ""
+}
+
+func (x *SetPortalRequest) GetQuietEnd() string {
+	if x != nil && x.QuietEnd != nil {
+		return *x.QuietEnd
+	}
+	return ""
+}
+
+func (x *SetPortalRequest) GetQuietMaxChecksPerMinute() int32 {
+	if x != nil && x.QuietMaxChecksPerMinute != nil {
+		return *x.QuietMaxChecksPerMinute
+	}
+	return 0
+}
+
+func (x *SetPortalRequest) GetMinMissionInterval() *durationpb.Duration {
+	if x != nil {
+		return x.MinMissionInterval
+	}
+	return nil
+}
+
+// SetPortalResponse returns the portal's settings.
+type SetPortalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portal, as stored.
+	Portal        *Portal `protobuf:"bytes,1,opt,name=portal,proto3" json:"portal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPortalResponse) Reset() {
+	*x = SetPortalResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPortalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPortalResponse) ProtoMessage() {}
+
+func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPortalResponse.ProtoReflect.Descriptor instead.
+func (*SetPortalResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SetPortalResponse) GetPortal() *Portal {
+	if x != nil {
+		return x.Portal
+	}
+	return nil
+}
+
+// GetPortalRequest names a portal.
+type GetPortalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortalRequest) Reset() {
+	*x = GetPortalRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortalRequest) ProtoMessage() {}
+
+func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortalRequest.ProtoReflect.Descriptor instead.
+func (*GetPortalRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *GetPortalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetPortalResponse returns a portal's settings.
+type GetPortalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portal.
+	Portal        *Portal `protobuf:"bytes,1,opt,name=portal,proto3" json:"portal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortalResponse) Reset() {
+	*x = GetPortalResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortalResponse) ProtoMessage() {}
+
+func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortalResponse.ProtoReflect.Descriptor instead.
+func (*GetPortalResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetPortalResponse) GetPortal() *Portal {
+	if x != nil {
+		return x.Portal
+	}
+	return nil
+}
+
+// ListPortalsRequest pages portals.
+type ListPortalsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortalsRequest) Reset() {
+	*x = ListPortalsRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortalsRequest) ProtoMessage() {}
+
+func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortalsRequest.ProtoReflect.Descriptor instead.
+func (*ListPortalsRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ListPortalsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPortalsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPortalsResponse is one page of portals, by name.
+type ListPortalsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The portals.
+	Portals []*Portal `protobuf:"bytes,1,rep,name=portals,proto3" json:"portals,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPortalsResponse) Reset() {
+	*x = ListPortalsResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPortalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPortalsResponse) ProtoMessage() {}
+
+func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPortalsResponse.ProtoReflect.Descriptor instead.
+func (*ListPortalsResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ListPortalsResponse) GetPortals() []*Portal {
+	if x != nil {
+		return x.Portals
+	}
+	return nil
+}
+
+func (x *ListPortalsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// PortalStatus is where a portal stands now.
+type PortalStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Whether no mission of the portal is claimed now because of a pause.
+	Paused bool `protobuf:"varint,2,opt,name=paused,proto3" json:"paused,omitempty"`
+	// End of the current (or last) pause; unset if never paused.
+	PausedUntil *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=paused_until,json=pausedUntil,proto3" json:"paused_until,omitempty"`
+	// Why it was paused, e.g. "3 walls in 10m0s (captcha)"; "resumed by an
+	// operator" after ResumePortal.
+	PauseReason string `protobuf:"bytes,4,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
+	// Walls (CAPTCHA, BLOCKED, RATE_LIMITED) reported in the wall window.
+	RecentWalls int32 `protobuf:"varint,5,opt,name=recent_walls,json=recentWalls,proto3" json:"recent_walls,omitempty"`
+	// Claims of the portal's missions in the last 60 seconds.
+	ChecksLastMinute int32 `protobuf:"varint,6,opt,name=checks_last_minute,json=checksLastMinute,proto3" json:"checks_last_minute,omitempty"`
+	// The cap in force now (quiet hours' one during them); 0 means no cap.
+	MaxChecksPerMinute int32 `protobuf:"varint,7,opt,name=max_checks_per_minute,json=maxChecksPerMinute,proto3" json:"max_checks_per_minute,omitempty"`
+	// How many pauses in a row (the next one lasts twice as long).
+	PauseLevel    int32 `protobuf:"varint,8,opt,name=pause_level,json=pauseLevel,proto3" json:"pause_level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortalStatus) Reset() {
+	*x = PortalStatus{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortalStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortalStatus) ProtoMessage() {}
+
+func (x *PortalStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortalStatus.ProtoReflect.Descriptor instead.
+func (*PortalStatus) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PortalStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PortalStatus) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *PortalStatus) GetPausedUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PausedUntil
+	}
+	return nil
+}
+
+func (x *PortalStatus) GetPauseReason() string {
+	if x != nil {
+		return x.PauseReason
+	}
+	return ""
+}
+
+func (x *PortalStatus) GetRecentWalls() int32 {
+	if x != nil {
+		return x.RecentWalls
+	}
+	return 0
+}
+
+func (x *PortalStatus) GetChecksLastMinute() int32 {
+	if x != nil {
+		return x.ChecksLastMinute
+	}
+	return 0
+}
+
+func (x *PortalStatus) GetMaxChecksPerMinute() int32 {
+	if x != nil {
+		return x.MaxChecksPerMinute
+	}
+	return 0
+}
+
+func (x *PortalStatus) GetPauseLevel() int32 {
+	if x != nil {
+		return x.PauseLevel
+	}
+	return 0
+}
+
+// GetPortalStatusRequest names a portal.
+type GetPortalStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortalStatusRequest) Reset() {
+	*x = GetPortalStatusRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortalStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortalStatusRequest) ProtoMessage() {}
+
+func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortalStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetPortalStatusRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *GetPortalStatusRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetPortalStatusResponse returns a portal's status.
+type GetPortalStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The status.
+	Status        *PortalStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPortalStatusResponse) Reset() {
+	*x = GetPortalStatusResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPortalStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPortalStatusResponse) ProtoMessage() {}
+
+func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPortalStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetPortalStatusResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *GetPortalStatusResponse) GetStatus() *PortalStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// ResumePortalRequest lifts a pause.
+type ResumePortalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Portal name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumePortalRequest) Reset() {
+	*x = ResumePortalRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumePortalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumePortalRequest) ProtoMessage() {}
+
+func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumePortalRequest.ProtoReflect.Descriptor instead.
+func (*ResumePortalRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ResumePortalRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ResumePortalResponse returns the status after the resume.
+type ResumePortalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The status, not paused.
+	Status        *PortalStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumePortalResponse) Reset() {
+	*x = ResumePortalResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumePortalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumePortalResponse) ProtoMessage() {}
+
+func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumePortalResponse.ProtoReflect.Descriptor instead.
+func (*ResumePortalResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ResumePortalResponse) GetStatus() *PortalStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 var File_slotwatch_requests_v1_requests_proto protoreflect.FileDescriptor
 
 const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
@@ -2567,25 +3378,28 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
 	"\btimezone\x18\x05 \x01(\tR\btimezone\"W\n" +
 	"\x18ClaimDueMissionsResponse\x12;\n" +
-	"\x06claims\x18\x01 \x03(\v2#.slotwatch.requests.v1.MissionClaimR\x06claims\"\xde\x01\n" +
+	"\x06claims\x18\x01 \x03(\v2#.slotwatch.requests.v1.MissionClaimR\x06claims\"\x9a\x02\n" +
 	"\x18ReportCheckResultRequest\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\x12=\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2#.slotwatch.requests.v1.CheckOutcomeR\aoutcome\x121\n" +
 	"\x05slots\x18\x03 \x03(\v2\x1b.slotwatch.requests.v1.SlotR\x05slots\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x04 \x01(\x03R\taccountId\x12\x16\n" +
-	"\x06detail\x18\x05 \x01(\tR\x06detail\"{\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x12:\n" +
+	"\vretry_after\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"{\n" +
 	"\x19ReportCheckResultResponse\x12C\n" +
 	"\amatched\x18\x01 \x03(\v2).slotwatch.requests.v1.AppointmentRequestR\amatched\x12\x19\n" +
 	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"7\n" +
 	"\x12WatchEventsRequest\x12!\n" +
-	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"\xe5\x01\n" +
+	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"\xa2\x02\n" +
 	"\x13WatchEventsResponse\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\x03R\x06cursor\x124\n" +
 	"\x04type\x18\x02 \x01(\x0e2 .slotwatch.requests.v1.EventTypeR\x04type\x12C\n" +
 	"\arequest\x18\x03 \x01(\v2).slotwatch.requests.v1.AppointmentRequestR\arequest\x12;\n" +
 	"\voccurred_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"occurredAt\"\xd6\x01\n" +
+	"occurredAt\x12;\n" +
+	"\x06portal\x18\x05 \x01(\v2#.slotwatch.requests.v1.PortalStatusR\x06portal\"\xd6\x01\n" +
 	"\aMission\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06portal\x18\x02 \x01(\tR\x06portal\x12\x1a\n" +
@@ -2612,24 +3426,88 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"z\n" +
 	"\x14ListMissionsResponse\x12:\n" +
 	"\bmissions\x18\x01 \x03(\v2\x1e.slotwatch.requests.v1.MissionR\bmissions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa4\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x03\n" +
+	"\x06Portal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
+	"\x15max_checks_per_minute\x18\x02 \x01(\x05R\x12maxChecksPerMinute\x12\x1a\n" +
+	"\btimezone\x18\x03 \x01(\tR\btimezone\x12\x1f\n" +
+	"\vquiet_start\x18\x04 \x01(\tR\n" +
+	"quietStart\x12\x1b\n" +
+	"\tquiet_end\x18\x05 \x01(\tR\bquietEnd\x12<\n" +
+	"\x1bquiet_max_checks_per_minute\x18\x06 \x01(\x05R\x17quietMaxChecksPerMinute\x12K\n" +
+	"\x14min_mission_interval\x18\a \x01(\v2\x19.google.protobuf.DurationR\x12minMissionInterval\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xbc\x03\n" +
+	"\x10SetPortalRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
+	"\x15max_checks_per_minute\x18\x02 \x01(\x05H\x00R\x12maxChecksPerMinute\x88\x01\x01\x12\x1f\n" +
+	"\btimezone\x18\x03 \x01(\tH\x01R\btimezone\x88\x01\x01\x12$\n" +
+	"\vquiet_start\x18\x04 \x01(\tH\x02R\n" +
+	"quietStart\x88\x01\x01\x12 \n" +
+	"\tquiet_end\x18\x05 \x01(\tH\x03R\bquietEnd\x88\x01\x01\x12A\n" +
+	"\x1bquiet_max_checks_per_minute\x18\x06 \x01(\x05H\x04R\x17quietMaxChecksPerMinute\x88\x01\x01\x12K\n" +
+	"\x14min_mission_interval\x18\a \x01(\v2\x19.google.protobuf.DurationR\x12minMissionIntervalB\x18\n" +
+	"\x16_max_checks_per_minuteB\v\n" +
+	"\t_timezoneB\x0e\n" +
+	"\f_quiet_startB\f\n" +
+	"\n" +
+	"_quiet_endB\x1e\n" +
+	"\x1c_quiet_max_checks_per_minute\"J\n" +
+	"\x11SetPortalResponse\x125\n" +
+	"\x06portal\x18\x01 \x01(\v2\x1d.slotwatch.requests.v1.PortalR\x06portal\"&\n" +
+	"\x10GetPortalRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
+	"\x11GetPortalResponse\x125\n" +
+	"\x06portal\x18\x01 \x01(\v2\x1d.slotwatch.requests.v1.PortalR\x06portal\"P\n" +
+	"\x12ListPortalsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"v\n" +
+	"\x13ListPortalsResponse\x127\n" +
+	"\aportals\x18\x01 \x03(\v2\x1d.slotwatch.requests.v1.PortalR\aportals\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc1\x02\n" +
+	"\fPortalStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06paused\x18\x02 \x01(\bR\x06paused\x12=\n" +
+	"\fpaused_until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vpausedUntil\x12!\n" +
+	"\fpause_reason\x18\x04 \x01(\tR\vpauseReason\x12!\n" +
+	"\frecent_walls\x18\x05 \x01(\x05R\vrecentWalls\x12,\n" +
+	"\x12checks_last_minute\x18\x06 \x01(\x05R\x10checksLastMinute\x121\n" +
+	"\x15max_checks_per_minute\x18\a \x01(\x05R\x12maxChecksPerMinute\x12\x1f\n" +
+	"\vpause_level\x18\b \x01(\x05R\n" +
+	"pauseLevel\",\n" +
+	"\x16GetPortalStatusRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
+	"\x17GetPortalStatusResponse\x12;\n" +
+	"\x06status\x18\x01 \x01(\v2#.slotwatch.requests.v1.PortalStatusR\x06status\")\n" +
+	"\x13ResumePortalRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
+	"\x14ResumePortalResponse\x12;\n" +
+	"\x06status\x18\x01 \x01(\v2#.slotwatch.requests.v1.PortalStatusR\x06status*\xa4\x01\n" +
 	"\rRequestStatus\x12\x1e\n" +
 	"\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16REQUEST_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19REQUEST_STATUS_SLOT_FOUND\x10\x02\x12\x1c\n" +
 	"\x18REQUEST_STATUS_CANCELLED\x10\x03\x12\x1a\n" +
-	"\x16REQUEST_STATUS_EXPIRED\x10\x04*\x81\x01\n" +
+	"\x16REQUEST_STATUS_EXPIRED\x10\x04*\xd7\x01\n" +
 	"\fCheckOutcome\x12\x1d\n" +
 	"\x19CHECK_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CHECK_OUTCOME_NO_SLOT\x10\x01\x12\x1d\n" +
 	"\x19CHECK_OUTCOME_SLOTS_FOUND\x10\x02\x12\x18\n" +
-	"\x14CHECK_OUTCOME_FAILED\x10\x03*\x8c\x01\n" +
+	"\x14CHECK_OUTCOME_FAILED\x10\x03\x12\x19\n" +
+	"\x15CHECK_OUTCOME_CAPTCHA\x10\x04\x12\x19\n" +
+	"\x15CHECK_OUTCOME_BLOCKED\x10\x05\x12\x1e\n" +
+	"\x1aCHECK_OUTCOME_RATE_LIMITED\x10\x06*\xc9\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x19\n" +
 	"\x15EVENT_TYPE_SLOT_FOUND\x10\x02\x12\x18\n" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x03\x12\x16\n" +
-	"\x12EVENT_TYPE_EXPIRED\x10\x042\xf8\r\n" +
+	"\x12EVENT_TYPE_EXPIRED\x10\x04\x12\x1c\n" +
+	"\x18EVENT_TYPE_PORTAL_PAUSED\x10\x05\x12\x1d\n" +
+	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x062\xf9\x11\n" +
 	"\x0fRequestsService\x12p\n" +
 	"\x0fCreateApplicant\x12-.slotwatch.requests.v1.CreateApplicantRequest\x1a..slotwatch.requests.v1.CreateApplicantResponse\x12g\n" +
 	"\fGetApplicant\x12*.slotwatch.requests.v1.GetApplicantRequest\x1a+.slotwatch.requests.v1.GetApplicantResponse\x12m\n" +
@@ -2646,7 +3524,12 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\rUpsertMission\x12+.slotwatch.requests.v1.UpsertMissionRequest\x1a,.slotwatch.requests.v1.UpsertMissionResponse\x12a\n" +
 	"\n" +
 	"GetMission\x12(.slotwatch.requests.v1.GetMissionRequest\x1a).slotwatch.requests.v1.GetMissionResponse\x12g\n" +
-	"\fListMissions\x12*.slotwatch.requests.v1.ListMissionsRequest\x1a+.slotwatch.requests.v1.ListMissionsResponseB\xe5\x01\n" +
+	"\fListMissions\x12*.slotwatch.requests.v1.ListMissionsRequest\x1a+.slotwatch.requests.v1.ListMissionsResponse\x12^\n" +
+	"\tSetPortal\x12'.slotwatch.requests.v1.SetPortalRequest\x1a(.slotwatch.requests.v1.SetPortalResponse\x12^\n" +
+	"\tGetPortal\x12'.slotwatch.requests.v1.GetPortalRequest\x1a(.slotwatch.requests.v1.GetPortalResponse\x12d\n" +
+	"\vListPortals\x12).slotwatch.requests.v1.ListPortalsRequest\x1a*.slotwatch.requests.v1.ListPortalsResponse\x12p\n" +
+	"\x0fGetPortalStatus\x12-.slotwatch.requests.v1.GetPortalStatusRequest\x1a..slotwatch.requests.v1.GetPortalStatusResponse\x12g\n" +
+	"\fResumePortal\x12*.slotwatch.requests.v1.ResumePortalRequest\x1a+.slotwatch.requests.v1.ResumePortalResponseB\xe5\x01\n" +
 	"\x19com.slotwatch.requests.v1B\rRequestsProtoP\x01ZCgithub.com/slotwatch/slotwatch/gen/slotwatch/requests/v1;requestsv1\xa2\x02\x03SRX\xaa\x02\x15Slotwatch.Requests.V1\xca\x02\x15Slotwatch\\Requests\\V1\xe2\x02!Slotwatch\\Requests\\V1\\GPBMetadata\xea\x02\x17Slotwatch::Requests::V1b\x06proto3"
 
 var (
@@ -2662,7 +3545,7 @@ func file_slotwatch_requests_v1_requests_proto_rawDescGZIP() []byte {
 }
 
 var file_slotwatch_requests_v1_requests_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(RequestStatus)(0),                       // 0: slotwatch.requests.v1.RequestStatus
 	(CheckOutcome)(0),                        // 1: slotwatch.requests.v1.CheckOutcome
@@ -2702,17 +3585,29 @@ var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(*GetMissionResponse)(nil),               // 35: slotwatch.requests.v1.GetMissionResponse
 	(*ListMissionsRequest)(nil),              // 36: slotwatch.requests.v1.ListMissionsRequest
 	(*ListMissionsResponse)(nil),             // 37: slotwatch.requests.v1.ListMissionsResponse
-	(*timestamppb.Timestamp)(nil),            // 38: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 39: google.protobuf.Duration
+	(*Portal)(nil),                           // 38: slotwatch.requests.v1.Portal
+	(*SetPortalRequest)(nil),                 // 39: slotwatch.requests.v1.SetPortalRequest
+	(*SetPortalResponse)(nil),                // 40: slotwatch.requests.v1.SetPortalResponse
+	(*GetPortalRequest)(nil),                 // 41: slotwatch.requests.v1.GetPortalRequest
+	(*GetPortalResponse)(nil),                // 42: slotwatch.requests.v1.GetPortalResponse
+	(*ListPortalsRequest)(nil),               // 43: slotwatch.requests.v1.ListPortalsRequest
+	(*ListPortalsResponse)(nil),              // 44: slotwatch.requests.v1.ListPortalsResponse
+	(*PortalStatus)(nil),                     // 45: slotwatch.requests.v1.PortalStatus
+	(*GetPortalStatusRequest)(nil),           // 46: slotwatch.requests.v1.GetPortalStatusRequest
+	(*GetPortalStatusResponse)(nil),          // 47: slotwatch.requests.v1.GetPortalStatusResponse
+	(*ResumePortalRequest)(nil),              // 48: slotwatch.requests.v1.ResumePortalRequest
+	(*ResumePortalResponse)(nil),             // 49: slotwatch.requests.v1.ResumePortalResponse
+	(*timestamppb.Timestamp)(nil),            // 50: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 51: google.protobuf.Duration
 }
 var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
-	38, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
-	38, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
+	50, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
+	50, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: slotwatch.requests.v1.AppointmentRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	4,  // 3: slotwatch.requests.v1.AppointmentRequest.matched_slots:type_name -> slotwatch.requests.v1.Slot
-	38, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
-	38, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
-	38, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
+	50, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
+	50, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
+	50, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 7: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 8: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 9: slotwatch.requests.v1.ListApplicantsResponse.applicants:type_name -> slotwatch.requests.v1.Applicant
@@ -2722,56 +3617,78 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	0,  // 13: slotwatch.requests.v1.ListAppointmentRequestsRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	5,  // 14: slotwatch.requests.v1.ListAppointmentRequestsResponse.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
 	5,  // 15: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	39, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
+	51, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
 	5,  // 17: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	38, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
 	25, // 19: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
 	1,  // 20: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
 	4,  // 21: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
-	5,  // 22: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
-	2,  // 23: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
-	5,  // 24: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	38, // 25: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	38, // 26: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
-	38, // 27: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
-	31, // 28: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 29: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 30: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
-	6,  // 31: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
-	8,  // 32: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
-	10, // 33: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
-	12, // 34: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
-	14, // 35: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
-	16, // 36: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
-	18, // 37: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
-	20, // 38: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
-	22, // 39: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
-	24, // 40: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
-	27, // 41: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
-	29, // 42: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
-	32, // 43: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
-	34, // 44: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
-	36, // 45: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
-	7,  // 46: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
-	9,  // 47: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
-	11, // 48: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
-	13, // 49: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
-	15, // 50: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
-	17, // 51: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
-	19, // 52: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
-	21, // 53: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
-	23, // 54: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
-	26, // 55: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
-	28, // 56: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
-	30, // 57: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
-	33, // 58: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
-	35, // 59: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
-	37, // 60: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
-	46, // [46:61] is the sub-list for method output_type
-	31, // [31:46] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	51, // 22: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
+	5,  // 23: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
+	2,  // 24: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
+	5,  // 25: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	50, // 26: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	45, // 27: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
+	50, // 28: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
+	50, // 29: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
+	31, // 30: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	31, // 31: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	31, // 32: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
+	51, // 33: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
+	50, // 34: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
+	50, // 35: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
+	51, // 36: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
+	38, // 37: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	38, // 38: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	38, // 39: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
+	50, // 40: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
+	45, // 41: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	45, // 42: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	6,  // 43: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
+	8,  // 44: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
+	10, // 45: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
+	12, // 46: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
+	14, // 47: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
+	16, // 48: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
+	18, // 49: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
+	20, // 50: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
+	22, // 51: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
+	24, // 52: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
+	27, // 53: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
+	29, // 54: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
+	32, // 55: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
+	34, // 56: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
+	36, // 57: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
+	39, // 58: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
+	41, // 59: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
+	43, // 60: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
+	46, // 61: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
+	48, // 62: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
+	7,  // 63: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
+	9,  // 64: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
+	11, // 65: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
+	13, // 66: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
+	15, // 67: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
+	17, // 68: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
+	19, // 69: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
+	21, // 70: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
+	23, // 71: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
+	26, // 72: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
+	28, // 73: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
+	30, // 74: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
+	33, // 75: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
+	35, // 76: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
+	37, // 77: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
+	40, // 78: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
+	42, // 79: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
+	44, // 80: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
+	47, // 81: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
+	49, // 82: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
+	63, // [63:83] is the sub-list for method output_type
+	43, // [43:63] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_requests_v1_requests_proto_init() }
@@ -2781,13 +3698,14 @@ func file_slotwatch_requests_v1_requests_proto_init() {
 	}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[9].OneofWrappers = []any{}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[29].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[36].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_requests_v1_requests_proto_rawDesc), len(file_slotwatch_requests_v1_requests_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,11 @@ const (
 	RequestsService_UpsertMission_FullMethodName            = "/slotwatch.requests.v1.RequestsService/UpsertMission"
 	RequestsService_GetMission_FullMethodName               = "/slotwatch.requests.v1.RequestsService/GetMission"
 	RequestsService_ListMissions_FullMethodName             = "/slotwatch.requests.v1.RequestsService/ListMissions"
+	RequestsService_SetPortal_FullMethodName                = "/slotwatch.requests.v1.RequestsService/SetPortal"
+	RequestsService_GetPortal_FullMethodName                = "/slotwatch.requests.v1.RequestsService/GetPortal"
+	RequestsService_ListPortals_FullMethodName              = "/slotwatch.requests.v1.RequestsService/ListPortals"
+	RequestsService_GetPortalStatus_FullMethodName          = "/slotwatch.requests.v1.RequestsService/GetPortalStatus"
+	RequestsService_ResumePortal_FullMethodName             = "/slotwatch.requests.v1.RequestsService/ResumePortal"
 )
 
 // RequestsServiceClient is the client API for RequestsService service.
@@ -76,6 +81,18 @@ type RequestsServiceClient interface {
 	GetMission(ctx context.Context, in *GetMissionRequest, opts ...grpc.CallOption) (*GetMissionResponse, error)
 	// ListMissions pages through missions by code.
 	ListMissions(ctx context.Context, in *ListMissionsRequest, opts ...grpc.CallOption) (*ListMissionsResponse, error)
+	// SetPortal creates a portal's settings (its check rate cap, quiet hours,
+	// minimum interval per mission) or changes the ones that are set.
+	SetPortal(ctx context.Context, in *SetPortalRequest, opts ...grpc.CallOption) (*SetPortalResponse, error)
+	// GetPortal returns one portal's settings.
+	GetPortal(ctx context.Context, in *GetPortalRequest, opts ...grpc.CallOption) (*GetPortalResponse, error)
+	// ListPortals pages through portals by name.
+	ListPortals(ctx context.Context, in *ListPortalsRequest, opts ...grpc.CallOption) (*ListPortalsResponse, error)
+	// GetPortalStatus says whether a portal is paused, why and until when, and
+	// how many checks it had in the last minute against its cap.
+	GetPortalStatus(ctx context.Context, in *GetPortalStatusRequest, opts ...grpc.CallOption) (*GetPortalStatusResponse, error)
+	// ResumePortal lifts a portal's pause now.
+	ResumePortal(ctx context.Context, in *ResumePortalRequest, opts ...grpc.CallOption) (*ResumePortalResponse, error)
 }
 
 type requestsServiceClient struct {
@@ -245,6 +262,56 @@ func (c *requestsServiceClient) ListMissions(ctx context.Context, in *ListMissio
 	return out, nil
 }
 
+func (c *requestsServiceClient) SetPortal(ctx context.Context, in *SetPortalRequest, opts ...grpc.CallOption) (*SetPortalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPortalResponse)
+	err := c.cc.Invoke(ctx, RequestsService_SetPortal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) GetPortal(ctx context.Context, in *GetPortalRequest, opts ...grpc.CallOption) (*GetPortalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPortalResponse)
+	err := c.cc.Invoke(ctx, RequestsService_GetPortal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) ListPortals(ctx context.Context, in *ListPortalsRequest, opts ...grpc.CallOption) (*ListPortalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPortalsResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ListPortals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) GetPortalStatus(ctx context.Context, in *GetPortalStatusRequest, opts ...grpc.CallOption) (*GetPortalStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPortalStatusResponse)
+	err := c.cc.Invoke(ctx, RequestsService_GetPortalStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) ResumePortal(ctx context.Context, in *ResumePortalRequest, opts ...grpc.CallOption) (*ResumePortalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumePortalResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ResumePortal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RequestsServiceServer is the server API for RequestsService service.
 // All implementations must embed UnimplementedRequestsServiceServer
 // for forward compatibility.
@@ -285,6 +352,18 @@ type RequestsServiceServer interface {
 	GetMission(context.Context, *GetMissionRequest) (*GetMissionResponse, error)
 	// ListMissions pages through missions by code.
 	ListMissions(context.Context, *ListMissionsRequest) (*ListMissionsResponse, error)
+	// SetPortal creates a portal's settings (its check rate cap, quiet hours,
+	// minimum interval per mission) or changes the ones that are set.
+	SetPortal(context.Context, *SetPortalRequest) (*SetPortalResponse, error)
+	// GetPortal returns one portal's settings.
+	GetPortal(context.Context, *GetPortalRequest) (*GetPortalResponse, error)
+	// ListPortals pages through portals by name.
+	ListPortals(context.Context, *ListPortalsRequest) (*ListPortalsResponse, error)
+	// GetPortalStatus says whether a portal is paused, why and until when, and
+	// how many checks it had in the last minute against its cap.
+	GetPortalStatus(context.Context, *GetPortalStatusRequest) (*GetPortalStatusResponse, error)
+	// ResumePortal lifts a portal's pause now.
+	ResumePortal(context.Context, *ResumePortalRequest) (*ResumePortalResponse, error)
 	mustEmbedUnimplementedRequestsServiceServer()
 }
 
@@ -339,6 +418,21 @@ func (UnimplementedRequestsServiceServer) GetMission(context.Context, *GetMissio
 }
 func (UnimplementedRequestsServiceServer) ListMissions(context.Context, *ListMissionsRequest) (*ListMissionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMissions not implemented")
+}
+func (UnimplementedRequestsServiceServer) SetPortal(context.Context, *SetPortalRequest) (*SetPortalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPortal not implemented")
+}
+func (UnimplementedRequestsServiceServer) GetPortal(context.Context, *GetPortalRequest) (*GetPortalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPortal not implemented")
+}
+func (UnimplementedRequestsServiceServer) ListPortals(context.Context, *ListPortalsRequest) (*ListPortalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPortals not implemented")
+}
+func (UnimplementedRequestsServiceServer) GetPortalStatus(context.Context, *GetPortalStatusRequest) (*GetPortalStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPortalStatus not implemented")
+}
+func (UnimplementedRequestsServiceServer) ResumePortal(context.Context, *ResumePortalRequest) (*ResumePortalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumePortal not implemented")
 }
 func (UnimplementedRequestsServiceServer) mustEmbedUnimplementedRequestsServiceServer() {}
 func (UnimplementedRequestsServiceServer) testEmbeddedByValue()                         {}
@@ -624,6 +718,96 @@ func _RequestsService_ListMissions_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RequestsService_SetPortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPortalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).SetPortal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_SetPortal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).SetPortal(ctx, req.(*SetPortalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_GetPortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPortalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).GetPortal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_GetPortal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).GetPortal(ctx, req.(*GetPortalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_ListPortals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPortalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ListPortals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ListPortals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ListPortals(ctx, req.(*ListPortalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_GetPortalStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPortalStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).GetPortalStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_GetPortalStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).GetPortalStatus(ctx, req.(*GetPortalStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_ResumePortal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumePortalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ResumePortal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ResumePortal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ResumePortal(ctx, req.(*ResumePortalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RequestsService_ServiceDesc is the grpc.ServiceDesc for RequestsService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -686,6 +870,26 @@ var RequestsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMissions",
 			Handler:    _RequestsService_ListMissions_Handler,
+		},
+		{
+			MethodName: "SetPortal",
+			Handler:    _RequestsService_SetPortal_Handler,
+		},
+		{
+			MethodName: "GetPortal",
+			Handler:    _RequestsService_GetPortal_Handler,
+		},
+		{
+			MethodName: "ListPortals",
+			Handler:    _RequestsService_ListPortals_Handler,
+		},
+		{
+			MethodName: "GetPortalStatus",
+			Handler:    _RequestsService_GetPortalStatus_Handler,
+		},
+		{
+			MethodName: "ResumePortal",
+			Handler:    _RequestsService_ResumePortal_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

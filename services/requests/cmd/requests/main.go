@@ -30,6 +30,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
+	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
@@ -56,6 +57,7 @@ type config struct {
 	checkInterval time.Duration
 	claimTTL      time.Duration
 	watch         app.WatchConfig
+	walls         domain.WallRules
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -71,6 +73,16 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			PerCaller: env.Int("REQUESTS_WATCH_PER_CALLER", app.DefaultWatchPerCaller, 1),
 			Total:     env.Int("REQUESTS_WATCH_MAX", app.DefaultWatchTotal, 1),
 		},
+		walls: domain.WallRules{
+			Threshold:  env.Int("REQUESTS_WALL_THRESHOLD", domain.DefaultWallRules.Threshold, 1),
+			Window:     env.Duration("REQUESTS_WALL_WINDOW", domain.DefaultWallRules.Window),
+			PauseMin:   domain.DefaultWallRules.PauseMin,
+			PauseMax:   domain.DefaultWallRules.PauseMax,
+			ResetAfter: domain.DefaultWallRules.ResetAfter,
+		},
+	}
+	if c.walls.Window < time.Minute || c.walls.Window > 24*time.Hour {
+		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_WALL_WINDOW=%s: want at least 1m and at most 24h", c.walls.Window))
 	}
 	if c.claimTTL < apirule.MinClaimTTL || c.claimTTL > apirule.MaxClaimTTL {
 		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, apirule.MinClaimTTL, apirule.MaxClaimTTL))
@@ -125,7 +137,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Security: sec, Policy: server.Policy, LargestRequestBytes: server.LargestRequestBytes})
 	gs.Registry.MustRegister(pgdb.NewCollector(pool))
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
-	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL}, app.WithMetrics(m))
+	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL, Walls: cfg.walls}, app.WithMetrics(m))
+	gs.Registry.MustRegister(metrics.PortalsPaused(a.PausedPortals, logger))
 	hub := store.NewHub(st, logger)
 	feed := app.NewFeed(st, hub, cfg.watch, m, logger)
 	server.New(a, feed, logger, gs.Stopping()).Register(gs.GRPC)

@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		for _, c := range claims {
 			res := domain.CheckResult{ClaimID: c.ID, Outcome: domain.OutcomeSlotsFound, Slots: benchSlots(now), AccountID: 1}
 			now := a.Now()
-			if _, _, err := st.ReportCheck(ctx, res, now, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
+			if _, _, err := st.ReportCheck(ctx, res, now, domain.DefaultWallRules, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
 				return domain.ApplyCheck(reqs, res, now, domain.Zone(timezone))
 			}); err != nil {
 				return err

@@ -33,6 +33,9 @@ type Config struct {
 	CheckInterval time.Duration
 	// ClaimTTL is the claim length when the caller leaves it 0.
 	ClaimTTL time.Duration
+	// Walls say when walls pause a portal; zero fields take
+	// domain.DefaultWallRules'.
+	Walls domain.WallRules
 }
 
 // App runs the use cases.
@@ -55,6 +58,18 @@ func WithMetrics(m *metrics.Requests) Option { return func(a *App) { a.metrics =
 func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config, opts ...Option) *App {
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
+	}
+	d := domain.DefaultWallRules
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.Walls.Window, d.Window}, {&cfg.Walls.PauseMin, d.PauseMin}, {&cfg.Walls.PauseMax, d.PauseMax}, {&cfg.Walls.ResetAfter, d.ResetAfter}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	if cfg.Walls.Threshold <= 0 {
+		cfg.Walls.Threshold = d.Threshold
 	}
 	if now == nil {
 		now = time.Now
@@ -227,7 +242,7 @@ func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, t
 	}
 	ttl = ttl.Truncate(time.Microsecond)
 	claims, err := a.store.ClaimDueMissions(ctx, store.ClaimParams{
-		CheckerID: checkerID, Max: max, TTL: ttl, CheckInterval: a.cfg.CheckInterval, Now: a.Now(),
+		CheckerID: checkerID, Max: max, TTL: ttl, CheckInterval: a.cfg.CheckInterval, Walls: a.cfg.Walls, Now: a.Now(),
 	})
 	if err == nil {
 		a.metrics.Claimed(claims)
@@ -239,7 +254,7 @@ func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, t
 // what happens to the claimed requests).
 func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {
 	now := a.Now()
-	rec, matched, err := a.store.ReportCheck(ctx, res, now, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
+	rec, matched, err := a.store.ReportCheck(ctx, res, now, a.cfg.Walls, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
 		return domain.ApplyCheck(reqs, res, now, domain.Zone(timezone))
 	})
 	if err == nil {
@@ -275,8 +290,13 @@ func (a *App) ListMissions(ctx context.Context, after string, limit int) ([]doma
 	return a.store.ListMissions(ctx, after, limit)
 }
 
-// ExpireDue expires every request that is due (the periodic sweep).
+// ExpireDue expires every request that is due, and writes the
+// PORTAL_RESUMED events of pauses that ended (the periodic sweep; claims
+// do both too).
 func (a *App) ExpireDue(ctx context.Context) (int, error) {
+	if err := a.store.ResumeLapsed(ctx, a.Now(), a.cfg.Walls); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		n, err := a.store.ExpireDue(ctx, a.Now())

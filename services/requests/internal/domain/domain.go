@@ -49,7 +49,18 @@ const (
 	OutcomeNoSlot     Outcome = "no_slot"
 	OutcomeSlotsFound Outcome = "slots_found"
 	OutcomeFailed     Outcome = "failed"
+	// Walls: the portal pushed back. They count toward pausing the portal
+	// (Portal.Wall).
+	OutcomeCaptcha     Outcome = "captcha"
+	OutcomeBlocked     Outcome = "blocked"
+	OutcomeRateLimited Outcome = "rate_limited"
 )
+
+// Wall says whether o is the portal pushing back (CAPTCHA, blocked, rate
+// limited).
+func (o Outcome) Wall() bool {
+	return o == OutcomeCaptcha || o == OutcomeBlocked || o == OutcomeRateLimited
+}
 
 // EventType says what happened to a request.
 type EventType string
@@ -60,6 +71,9 @@ const (
 	EventSlotFound EventType = "slot_found"
 	EventCancelled EventType = "cancelled"
 	EventExpired   EventType = "expired"
+	// Portal events carry Event.Portal instead of a request.
+	EventPortalPaused  EventType = "portal_paused"
+	EventPortalResumed EventType = "portal_resumed"
 )
 
 // Applicant is a person requests are made for. PassportNumber is plaintext
@@ -137,13 +151,18 @@ type CheckResult struct {
 	Slots     []Slot
 	AccountID int64
 	Detail    string
+	// RetryAfter is how long the portal asked to be left alone; 0 for none.
+	RetryAfter time.Duration
 }
 
-// Event is one change to a request, at a cursor.
+// Event is one change to a request, or to a portal's pause, at a cursor.
 type Event struct {
-	Cursor     int64
-	Type       EventType
-	Request    Request
+	Cursor  int64
+	Type    EventType
+	Request Request
+	// Portal is set for EventPortalPaused and EventPortalResumed (and
+	// Request is then zero).
+	Portal     *PortalStatus
 	OccurredAt time.Time
 }
 

@@ -194,15 +194,25 @@ type CheckResultInput struct {
 	Slots     []SlotInput
 	AccountID int64
 	Detail    string
+	// RetryAfter is the portal's Retry-After (0 when none was sent).
+	RetryAfter time.Duration
 }
 
 // NewCheckResult validates a report. Slots come only with SLOTS_FOUND, and
 // SLOTS_FOUND comes with at least one; slot dates lie within DateYears of
 // today.
 func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time) CheckResult {
-	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID}
+	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID, RetryAfter: in.RetryAfter}
+	if in.RetryAfter != 0 {
+		switch {
+		case !in.Outcome.Wall():
+			p.Add("retry_after", "must be unset unless outcome is CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
+		case in.RetryAfter < time.Second || in.RetryAfter > MaxRetryAfter:
+			p.Add("retry_after", "must be at least 1s and at most %s, got %s", MaxRetryAfter, in.RetryAfter)
+		}
+	}
 	switch in.Outcome {
-	case OutcomeNoSlot, OutcomeFailed:
+	case OutcomeNoSlot, OutcomeFailed, OutcomeCaptcha, OutcomeBlocked, OutcomeRateLimited:
 		if len(in.Slots) > 0 {
 			p.Add("slots", "must be empty unless outcome is CHECK_OUTCOME_SLOTS_FOUND")
 		}
@@ -211,7 +221,7 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 			p.Add("slots", "must list the slots seen when outcome is CHECK_OUTCOME_SLOTS_FOUND")
 		}
 	default:
-		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND or CHECK_OUTCOME_FAILED")
+		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND, CHECK_OUTCOME_FAILED, CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
 	}
 	if len(in.Slots) > apirule.MaxSlotsPerReport {
 		p.Add("slots", "must hold at most %d slots, got %d", apirule.MaxSlotsPerReport, len(in.Slots))

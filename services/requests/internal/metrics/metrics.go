@@ -68,7 +68,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_requests_checks_total",
-			Help: "Checks reported by ReportCheckResult, by outcome: no_slot, slots_found, failed.",
+			Help: "Checks reported by ReportCheckResult, by outcome: no_slot, slots_found, failed, and the walls captcha, blocked, rate_limited.",
 		}, []string{"outcome"}),
 		streamed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotwatch_requests_events_streamed_total",
@@ -97,7 +97,8 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 	for _, l := range []string{LimitPerCaller, LimitTotal} {
 		m.refused.WithLabelValues(l)
 	}
-	for _, o := range []domain.Outcome{domain.OutcomeNoSlot, domain.OutcomeSlotsFound, domain.OutcomeFailed} {
+	for _, o := range []domain.Outcome{domain.OutcomeNoSlot, domain.OutcomeSlotsFound, domain.OutcomeFailed,
+		domain.OutcomeCaptcha, domain.OutcomeBlocked, domain.OutcomeRateLimited} {
 		m.checks.WithLabelValues(string(o))
 	}
 	reg.MustRegister(m.claims, m.lapsed, m.lag, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused,
@@ -168,6 +169,25 @@ func (m *Requests) WatchRefused(limit string) {
 		m.refused.WithLabelValues(limit).Inc()
 	}
 }
+
+// PausedFunc says, for every portal, whether it is paused now (1) or not
+// (0).
+type PausedFunc func(ctx context.Context) (map[string]int, error)
+
+// PortalsPaused is the slotwatch_requests_portal_paused gauge, read from
+// the database at each scrape; its portal label takes the names in
+// requests.portals, so it stays bounded by what operators configured and
+// walls of configured missions created.
+func PortalsPaused(query PausedFunc, logger *slog.Logger) prometheus.Collector {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return grpcserver.ScrapeGauge(portalPausedDesc, query, logger, "read paused portals for metrics")
+}
+
+var portalPausedDesc = prometheus.NewDesc("slotwatch_requests_portal_paused",
+	"1 while a portal is paused after walls (no mission of it is claimed), 0 otherwise; one series per portal in requests.portals.",
+	[]string{"portal"}, nil)
 
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",
 	"Appointment requests by status now: pending, slot_found, cancelled, expired.", []string{"status"}, nil)

@@ -66,16 +66,21 @@ var statusFromProto = map[requestsv1.RequestStatus]domain.Status{
 }
 
 var outcomeFromProto = map[requestsv1.CheckOutcome]domain.Outcome{
-	requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT:     domain.OutcomeNoSlot,
-	requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND: domain.OutcomeSlotsFound,
-	requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED:      domain.OutcomeFailed,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT:      domain.OutcomeNoSlot,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND:  domain.OutcomeSlotsFound,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_FAILED:       domain.OutcomeFailed,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_CAPTCHA:      domain.OutcomeCaptcha,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_BLOCKED:      domain.OutcomeBlocked,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_RATE_LIMITED: domain.OutcomeRateLimited,
 }
 
 var eventTypeToProto = map[domain.EventType]requestsv1.EventType{
-	domain.EventCreated:   requestsv1.EventType_EVENT_TYPE_CREATED,
-	domain.EventSlotFound: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND,
-	domain.EventCancelled: requestsv1.EventType_EVENT_TYPE_CANCELLED,
-	domain.EventExpired:   requestsv1.EventType_EVENT_TYPE_EXPIRED,
+	domain.EventCreated:       requestsv1.EventType_EVENT_TYPE_CREATED,
+	domain.EventSlotFound:     requestsv1.EventType_EVENT_TYPE_SLOT_FOUND,
+	domain.EventCancelled:     requestsv1.EventType_EVENT_TYPE_CANCELLED,
+	domain.EventExpired:       requestsv1.EventType_EVENT_TYPE_EXPIRED,
+	domain.EventPortalPaused:  requestsv1.EventType_EVENT_TYPE_PORTAL_PAUSED,
+	domain.EventPortalResumed: requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED,
 }
 
 func slotToProto(s domain.Slot) *requestsv1.Slot {
@@ -122,10 +127,15 @@ func claimToProto(c domain.Claim) *requestsv1.MissionClaim {
 }
 
 func eventToProto(e domain.Event) *requestsv1.WatchEventsResponse {
-	return &requestsv1.WatchEventsResponse{
+	out := &requestsv1.WatchEventsResponse{
 		Cursor:     e.Cursor,
 		Type:       eventTypeToProto[e.Type],
-		Request:    requestToProto(e.Request),
 		OccurredAt: timestamp(e.OccurredAt),
 	}
+	if e.Portal != nil {
+		out.Portal = portalStatusToProto(*e.Portal)
+	} else {
+		out.Request = requestToProto(e.Request)
+	}
+	return out
 }

@@ -92,6 +92,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 		Security: grpcserver.Security{Tokens: authtest.Tokens(t)}, Policy: server.Policy, LargestRequestBytes: server.LargestRequestBytes})
 	m := metrics.New(gs.Registry, st.CountByStatus, o.logger)
 	a := app.New(st, testKeys(t), o.now, o.cfg, app.WithMetrics(m))
+	gs.Registry.MustRegister(metrics.PortalsPaused(a.PausedPortals, o.logger))
 	hub := store.NewHub(st, o.logger)
 	feed := app.NewFeed(st, hub, o.watch, m, o.logger)
 	ctx, cancel := context.WithCancel(context.Background())

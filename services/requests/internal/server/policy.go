@@ -29,6 +29,9 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_WatchEvents_FullMethodName:             {auth.RoleReader},
 	requestsv1.RequestsService_GetMission_FullMethodName:              {auth.RoleReader},
 	requestsv1.RequestsService_ListMissions_FullMethodName:            {auth.RoleReader},
+	requestsv1.RequestsService_GetPortal_FullMethodName:               {auth.RoleReader},
+	requestsv1.RequestsService_ListPortals_FullMethodName:             {auth.RoleReader},
+	requestsv1.RequestsService_GetPortalStatus_FullMethodName:         {auth.RoleReader},
 	// Personal data, and changes.
 	requestsv1.RequestsService_GetApplicant_FullMethodName:             {auth.RoleAdmin},
 	requestsv1.RequestsService_CreateApplicant_FullMethodName:          {auth.RoleAdmin},
@@ -37,4 +40,6 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_CreateAppointmentRequest_FullMethodName: {auth.RoleAdmin},
 	requestsv1.RequestsService_CancelAppointmentRequest_FullMethodName: {auth.RoleAdmin},
 	requestsv1.RequestsService_UpsertMission_FullMethodName:            {auth.RoleAdmin},
+	requestsv1.RequestsService_SetPortal_FullMethodName:                {auth.RoleAdmin},
+	requestsv1.RequestsService_ResumePortal_FullMethodName:             {auth.RoleAdmin},
 }

@@ -303,7 +303,7 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 	var v apirule.FieldErrors
 	in := domain.CheckResultInput{
 		ClaimID: req.GetClaimId(), Outcome: outcomeFromProto[req.GetOutcome()],
-		AccountID: req.GetAccountId(), Detail: req.GetDetail(),
+		AccountID: req.GetAccountId(), Detail: req.GetDetail(), RetryAfter: retryAfter(&v, req.GetRetryAfter()),
 	}
 	for _, sl := range req.GetSlots() {
 		in.Slots = append(in.Slots, domain.SlotInput{Centre: sl.GetCentre(), VisaCategory: sl.GetVisaCategory(), Date: sl.GetDate(), Time: sl.GetTime()})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -200,7 +201,64 @@ type ClaimParams struct {
 	// CheckInterval is how long after its last check a mission is due again;
 	// 0 makes every mission with pending requests due.
 	CheckInterval time.Duration
-	Now           time.Time
+	// Walls are the rules of portal pauses (for the status PORTAL_RESUMED
+	// events carry).
+	Walls domain.WallRules
+	Now   time.Time
+}
+
+// claimableSQL is the FROM and WHERE of the missions that may be claimed
+// now, but for their portal's cap and pause: due (the due condition
+// ClaimDueMissions writes, or none), with no live claim, not claimed
+// within their portal's minimum interval, with a pending request whose
+// window has not ended by the mission's today (z.today, from missionDays).
+func claimableSQL(due string) string {
+	return `FROM requests.missions m
+				JOIN unnest(@zones::text[], @days::date[]) AS z(name, today) ON z.name = m.timezone
+				LEFT JOIN requests.portals p ON p.name = m.portal
+				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= @lapsed_before)
+				  ` + due + `
+				  AND (p.min_mission_interval_us IS NULL OR p.min_mission_interval_us = 0 OR m.last_claimed_at IS NULL
+				       OR m.last_claimed_at <= @now::timestamptz - p.min_mission_interval_us * interval '1 microsecond')
+				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
+				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)`
+}
+
+// withinBudget picks, among the claimable missions of the portals with a
+// budget left (budgets, from lockPortalsForClaim), as many of each portal
+// as its budget allows, in claim order. The portal rows are locked, so no
+// other transaction claims these missions meanwhile.
+func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due string, args pgx.NamedArgs) ([]string, error) {
+	var open []string
+	for name, n := range budgets {
+		if n > 0 {
+			open = append(open, name)
+		}
+	}
+	if len(open) == 0 {
+		return nil, nil
+	}
+	args["open"] = open
+	rows, err := tx.Query(ctx, `SELECT m.code, m.portal `+claimableSQL(due)+`
+				  AND m.portal = ANY(@open::text[])
+				ORDER BY m.last_checked_at NULLS FIRST, m.code`, args)
+	if err != nil {
+		return nil, fmt.Errorf("read missions of capped portals: %w", err)
+	}
+	defer rows.Close()
+	taken := map[string]int{}
+	var codes []string
+	for rows.Next() {
+		var code, portal string
+		if err := rows.Scan(&code, &portal); err != nil {
+			return nil, fmt.Errorf("read missions of capped portals: %w", err)
+		}
+		if taken[portal] < budgets[portal] {
+			taken[portal]++
+			codes = append(codes, code)
+		}
+	}
+	return codes, rows.Err()
 }
 
 // ClaimDueMissions expires what is due, then claims up to p.Max missions
@@ -214,6 +272,13 @@ type ClaimParams struct {
 // that is never reported lapses by itself.
 // A claim carries at most apirule.MaxRequestsPerClaim of the mission's
 // pending requests, those checked least recently first.
+//
+// Portals (requests.portals): every portal row is locked FOR UPDATE first,
+// so claimers on every replica take turns on them; a portal's missions are
+// claimed only up to its budget (domain.Portal.Budget: its cap less its
+// claims in the last minute, none while paused), and a mission of a portal
+// with a minimum interval only that long after its last claim. The claim
+// is logged with its portal, which is what the next count reads.
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
 	// With no interval a mission is always due. Leaving the condition out,
 	// rather than comparing last_checked_at with now, keeps a replica whose
@@ -234,39 +299,56 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
 			return err
 		}
+		budgets, err := lockPortalsForClaim(ctx, tx, events, p.Now, p.Walls)
+		if err != nil {
+			return err
+		}
 		expires := p.Now.Add(p.TTL)
+		args := pgx.NamedArgs{
+			"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
+			"zones": md.zones, "days": md.days, "max": p.Max, "expires": expires, "checker": p.CheckerID,
+			"per_claim": apirule.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
+			"grace_us": domain.ClaimGrace.Microseconds(),
+		}
+		allowed, err := withinBudget(ctx, tx, budgets, due, args)
+		if err != nil {
+			return err
+		}
+		limited := make([]string, 0, len(budgets))
+		for name := range budgets {
+			limited = append(limited, name)
+		}
+		args["limited"], args["allowed"] = limited, allowed
 		rows, err := tx.Query(ctx, `
 			WITH picked AS (
 				-- due_at is when each condition below last became true
 				-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
 				-- checked or with no lapsed claim. z.today is the day it
-				-- is in the mission's zone (missionDays).
-				SELECT m.code, m.claim_id AS old_claim, m.timezone, z.today,
+				-- is in the mission's zone (missionDays). A mission of a
+				-- portal with a cap or a pause is taken only if withinBudget
+				-- allowed it.
+				SELECT m.code, m.claim_id AS old_claim, m.timezone, m.portal, z.today,
 				       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
 				                m.claim_expires_at + @grace_us * interval '1 microsecond',
 				                (SELECT min(r.updated_at) FROM requests.appointment_requests r
 				                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at
-				FROM requests.missions m
-				JOIN unnest(@zones::text[], @days::date[]) AS z(name, today) ON z.name = m.timezone
-				WHERE (m.claim_expires_at IS NULL OR m.claim_expires_at <= @lapsed_before)
-				  `+due+`
-				  AND EXISTS (SELECT 1 FROM requests.appointment_requests r
-				              WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)
+				`+claimableSQL(due)+`
+				  AND (m.portal <> ALL(@limited::text[]) OR m.code = ANY(@allowed::text[]))
 				ORDER BY m.last_checked_at NULLS FIRST, m.code
 				LIMIT @max
 				FOR UPDATE OF m SKIP LOCKED
 			), claimed AS (
-				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires
+				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires, last_claimed_at = @now
 				FROM picked WHERE m.code = picked.code
-				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at, picked.timezone, picked.today
+				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at, picked.timezone, picked.today, picked.portal
 			), inserted AS (
-				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at, portal)
 				SELECT c.claim_id, c.code, @checker,
 				       ARRAY(SELECT r.id FROM requests.appointment_requests r
 				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= c.today
 				             ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
 				             LIMIT @per_claim),
-				       @now, @expires
+				       @now, @expires, c.portal
 				FROM claimed c
 				RETURNING id, mission_code, request_ids
 			)
@@ -275,13 +357,7 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			SELECT i.id, i.mission_code, i.request_ids,
 			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL),
 			       c.due_at, c.timezone
-			FROM inserted i JOIN claimed c ON c.claim_id = i.id`,
-			pgx.NamedArgs{
-				"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
-				"zones": md.zones, "days": md.days, "max": p.Max, "expires": expires, "checker": p.CheckerID,
-				"per_claim": apirule.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
-				"grace_us": domain.ClaimGrace.Microseconds(),
-			})
+			FROM inserted i JOIN claimed c ON c.claim_id = i.id`, args)
 		if err != nil {
 			return fmt.Errorf("claim missions: %w", err)
 		}
@@ -341,12 +417,14 @@ type CheckRecord struct {
 // its clock) and its last_checked_at moves to now; the check row is
 // written; the claim's requests that are still PENDING are read under row
 // locks and passed to apply (domain.ApplyCheck), whose changes are written
-// back with a slot_found event for each match. apply gets the mission's
+// back with a slot_found event for each match. A wall (CAPTCHA, blocked,
+// rate limited) of a mission with a portal is recorded against the portal,
+// which it may pause (recordWall). apply gets the mission's
 // time zone, whose today decides which windows are still open. A claim is live until its
 // claim_expires_at, exclusive, with no grace (see domain.ClaimGrace); one
 // that is unknown, already reported, lapsed or taken over is
 // domain.ErrClaimNotHeld, and nothing is written.
-func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time,
+func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time, walls domain.WallRules,
 	apply func(timezone string, pending []domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
 	var (
 		rec     CheckRecord
@@ -356,17 +434,18 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 		var (
 			reqIDs   []uuid.UUID
 			timezone string
+			portal   string
 		)
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
 				UPDATE requests.missions SET claim_expires_at = NULL, last_checked_at = $2
 				WHERE claim_id = $1 AND claim_expires_at > $2
-				RETURNING code, timezone
+				RETURNING code, timezone, portal
 			)
 			UPDATE requests.claims c SET reported_at = $2
 			FROM m WHERE c.id = $1 AND c.mission_code = m.code AND c.reported_at IS NULL
-			RETURNING c.mission_code, c.checker_id, c.request_ids, m.timezone`,
-			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone)
+			RETURNING c.mission_code, c.checker_id, c.request_ids, m.timezone, m.portal`,
+			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone, &portal)
 		if err != nil {
 			if notFound(err) == domain.ErrNotFound {
 				return domain.ErrClaimNotHeld
@@ -408,6 +487,11 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(res.Slots), res.Detail, now).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&rec.ID) })
 		appendEvents(b, domain.EventSlotFound, matched, now)
+		if res.Outcome.Wall() && portal != "" {
+			if err := recordWall(ctx, tx, b, portal, res.Outcome, res.RetryAfter, now, walls); err != nil {
+				return err
+			}
+		}
 		if err := sendBatch(ctx, tx, b); err != nil {
 			return fmt.Errorf("record check: %w", err)
 		}
@@ -431,7 +515,7 @@ func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 // EventsAfter returns up to limit events with a cursor above after and at
 // most through, in cursor order.
 func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, type, request, occurred_at FROM requests.events
+	rows, err := s.pool.Query(ctx, `SELECT id, type, request, portal, occurred_at FROM requests.events
 		WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`, after, through, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
@@ -440,13 +524,18 @@ func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int
 	var out []domain.Event
 	for rows.Next() {
 		var (
-			e    domain.Event
-			snap []byte
+			e            domain.Event
+			snap, portal []byte
 		)
-		if err := rows.Scan(&e.Cursor, &e.Type, &snap, &e.OccurredAt); err != nil {
+		if err := rows.Scan(&e.Cursor, &e.Type, &snap, &portal, &e.OccurredAt); err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		if e.Request, err = requestFromJSON(snap); err != nil {
+		if portal != nil {
+			e.Portal = &domain.PortalStatus{}
+			if err := json.Unmarshal(portal, e.Portal); err != nil {
+				return nil, fmt.Errorf("read events: decode portal snapshot: %w", err)
+			}
+		} else if e.Request, err = requestFromJSON(snap); err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
 		out = append(out, e)

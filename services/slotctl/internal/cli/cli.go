@@ -103,7 +103,7 @@ func (a *app) env(name, def string) string {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "slotctl",
-		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, events, keysets",
+		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, portals, events, keysets",
 		Long: `slotctl talks gRPC to AccountPool and Requests.
 
 Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR,
@@ -144,6 +144,7 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		a.applicantsCommand(),
 		a.requestsCommand(),
 		a.missionsCommand(),
+		a.portalsCommand(),
 		a.eventsCommand(),
 		a.keysetCommand(),
 		a.importLegacyCommand(),

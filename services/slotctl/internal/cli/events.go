@@ -86,6 +86,11 @@ func (a *app) printEvent(ev *rqv1.WatchEventsResponse) error {
 		_, err = fmt.Fprintf(a.io.Stdout, "%s\n", b)
 		return err
 	}
+	if p := ev.GetPortal(); p != nil {
+		_, err := fmt.Fprintf(a.io.Stdout, "%-8d  %-19s  %-10s  portal %s  paused=%v until %s  %s\n", ev.GetCursor(), when(ev.GetOccurredAt()),
+			enumWord(ev.GetType().String(), "EVENT_TYPE_"), p.GetName(), p.GetPaused(), when(p.GetPausedUntil()), oneLine(p.GetPauseReason()))
+		return err
+	}
 	r := ev.GetRequest()
 	_, err := fmt.Fprintf(a.io.Stdout, "%-8d  %-19s  %-10s  %-36s  %-8s  %s\n", ev.GetCursor(), when(ev.GetOccurredAt()),
 		enumWord(ev.GetType().String(), "EVENT_TYPE_"), r.GetId(), r.GetMissionCode(), enumWord(r.GetStatus().String(), "REQUEST_STATUS_"))

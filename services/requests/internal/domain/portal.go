@@ -1,0 +1,281 @@
+package domain
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
+)
+
+// Portal is a portal's settings and its pause. Missions name it
+// (Mission.Portal); a mission whose portal has no settings is claimed with
+// no cap and is never paused.
+type Portal struct {
+	Name string
+	// MaxPerMinute caps the claims of the portal's missions in any 60
+	// seconds, every replica together; 0 means no cap. One claim counts as
+	// one check, whatever number of centres and categories its requests
+	// name: the Checker opens the portal once per claim.
+	MaxPerMinute int
+	// Timezone is the IANA zone the quiet hours are in.
+	Timezone string
+	// Quiet hours, [QuietStart, QuietEnd) in minutes after midnight in
+	// Timezone (running past midnight when QuietEnd < QuietStart); HasQuiet
+	// is false when there are none.
+	HasQuiet          bool
+	QuietStart        int
+	QuietEnd          int
+	QuietMaxPerMinute int
+	// MinMissionInterval is the least time between two claims of one
+	// mission of the portal.
+	MinMissionInterval time.Duration
+	Pause              Pause
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Pause is a portal's pause: a time, not a flag. The portal is paused
+// while now is before Until.
+type Pause struct {
+	At     time.Time // when the current or last pause began
+	Until  time.Time // zero: never paused
+	Reason string
+	// Level counts pauses in a row: the next one lasts PauseMin·2^Level
+	// (at most PauseMax). It goes back to 0 once the portal has gone
+	// WallRules.ResetAfter past its last pause without another.
+	Level int
+	// Open: a PORTAL_RESUMED event is owed once Until passes.
+	Open bool
+}
+
+// Limits of portal settings.
+const (
+	MaxChecksPerMinute    = 10000
+	MaxMinMissionInterval = 24 * time.Hour
+	// MaxRetryAfter bounds a reported Retry-After.
+	MaxRetryAfter = 24 * time.Hour
+	// RateWindow is the window the cap counts claims in.
+	RateWindow = time.Minute
+)
+
+// WallRules say when walls pause a portal, and for how long.
+type WallRules struct {
+	Threshold int           // walls in Window that pause the portal
+	Window    time.Duration // e.g. 10m
+	PauseMin  time.Duration // first pause
+	PauseMax  time.Duration // longest pause
+	// ResetAfter: a portal that has gone this long past its last pause's
+	// end without a new one starts again at PauseMin.
+	ResetAfter time.Duration
+}
+
+// DefaultWallRules are issue 13's: 3 walls in 10 minutes, across accounts,
+// pause 15 minutes, doubling to 6 hours, reset after 6 quiet hours.
+var DefaultWallRules = WallRules{Threshold: 3, Window: 10 * time.Minute, PauseMin: 15 * time.Minute,
+	PauseMax: 6 * time.Hour, ResetAfter: 6 * time.Hour}
+
+// NewPortal is a portal with the defaults (no cap, UTC, no quiet hours).
+func NewPortal(name string, now time.Time) Portal {
+	return Portal{Name: name, Timezone: DefaultTimezone, CreatedAt: now, UpdatedAt: now}
+}
+
+// Paused says whether no mission of p may be claimed at now.
+func (p Portal) Paused(now time.Time) bool { return now.Before(p.Pause.Until) }
+
+// CapAt is the cap in force at now (the quiet hours' one during them) and
+// whether there is one at all.
+func (p Portal) CapAt(now time.Time) (limit int, capped bool) {
+	if p.MaxPerMinute == 0 {
+		return 0, false
+	}
+	if p.HasQuiet {
+		t := now.In(Zone(p.Timezone))
+		m := t.Hour()*60 + t.Minute()
+		in := p.QuietStart <= m && m < p.QuietEnd
+		if p.QuietEnd < p.QuietStart {
+			in = m >= p.QuietStart || m < p.QuietEnd
+		}
+		if in {
+			return p.QuietMaxPerMinute, true
+		}
+	}
+	return p.MaxPerMinute, true
+}
+
+// Budget is how many more missions of p may be claimed at now, given the
+// claims of the last RateWindow; limited is false when there is no cap
+// and no pause.
+func (p Portal) Budget(now time.Time, recent int) (n int, limited bool) {
+	if p.Paused(now) {
+		return 0, true
+	}
+	limit, capped := p.CapAt(now)
+	if !capped {
+		return 0, false
+	}
+	return max(limit-recent, 0), true
+}
+
+// Backoff is the length of a pause at level (0 for the first).
+func (r WallRules) Backoff(level int) time.Duration {
+	d := r.PauseMin
+	for range level {
+		if d >= r.PauseMax {
+			break
+		}
+		d *= 2
+	}
+	return min(d, r.PauseMax)
+}
+
+// WallsSince is when the walls that count toward the next pause start:
+// the window's start, or the current pause's start if later, so walls that
+// caused a pause do not cause another.
+func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
+	since := now.Add(-r.Window)
+	if p.Pause.At.After(since) {
+		return p.Pause.At
+	}
+	return since
+}
+
+// Wall applies a reported wall: walls is the number of walls since
+// WallsSince, this one included; retryAfter is the portal's Retry-After (0
+// for none). It pauses p when walls reach the threshold or the portal
+// named a Retry-After, for Backoff(level) or retryAfter, whichever is
+// longer, and returns true when that began a pause (a PORTAL_PAUSED event
+// is due). A wall while paused (a check claimed before the pause) only
+// lengthens the pause to its Retry-After.
+func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (paused bool) {
+	if p.Paused(now) {
+		if until := now.Add(retryAfter); until.After(p.Pause.Until) {
+			p.Pause.Until = until
+		}
+		return false
+	}
+	if walls < r.Threshold && retryAfter == 0 {
+		return false
+	}
+	if !p.Pause.Until.IsZero() && now.Sub(p.Pause.Until) >= r.ResetAfter {
+		p.Pause.Level = 0
+	}
+	d := max(r.Backoff(p.Pause.Level), retryAfter)
+	reason := fmt.Sprintf("%d walls in %s (last: %s)", walls, r.Window, o)
+	if walls < r.Threshold {
+		reason = fmt.Sprintf("%s with Retry-After %s", o, retryAfter)
+	}
+	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: p.Pause.Level + 1, Open: true}
+	return true
+}
+
+// Resume lifts a pause at now, for an operator; it returns false (and
+// changes nothing) when p is not paused.
+func (p *Portal) Resume(now time.Time) bool {
+	if !p.Paused(now) {
+		return false
+	}
+	p.Pause.Until, p.Pause.Reason, p.Pause.Open = now, "resumed by an operator", false
+	return true
+}
+
+// PortalStatus is a portal's state at one moment (GetPortalStatus, and the
+// snapshot portal events carry).
+type PortalStatus struct {
+	Name             string    `json:"name"`
+	Paused           bool      `json:"paused"`
+	PausedUntil      time.Time `json:"paused_until"`
+	Reason           string    `json:"reason"`
+	Level            int       `json:"level"`
+	RecentWalls      int       `json:"recent_walls"`
+	ChecksLastMinute int       `json:"checks_last_minute"`
+	Cap              int       `json:"cap"`
+}
+
+// Status is p's status at now, given its recent walls and claims.
+func (p Portal) Status(now time.Time, walls, claims int) PortalStatus {
+	limit, _ := p.CapAt(now)
+	return PortalStatus{Name: p.Name, Paused: p.Paused(now), PausedUntil: p.Pause.Until, Reason: p.Pause.Reason,
+		Level: p.Pause.Level, RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
+}
+
+// PortalFields are the settings a caller changes: those that are non-nil.
+type PortalFields struct {
+	MaxPerMinute       *int32
+	Timezone           *string
+	QuietStart         *string
+	QuietEnd           *string
+	QuietMaxPerMinute  *int32
+	MinMissionInterval *time.Duration
+}
+
+// ValidPortalName checks a portal name (PortalPattern).
+func ValidPortalName(p *apirule.FieldErrors, field, name string) {
+	if !portalRE.MatchString(name) {
+		p.Add(field, "must match %s (lower-case letters, digits, _ or -), e.g. \"vfs\"", PortalPattern)
+	}
+}
+
+// Apply validates the fields that are set and writes them to pt, then
+// checks the result as a whole (quiet hours' rate within the cap).
+func (f PortalFields) Apply(p *apirule.FieldErrors, pt *Portal) {
+	if f.MaxPerMinute != nil {
+		if n := *f.MaxPerMinute; n < 0 || n > MaxChecksPerMinute {
+			p.Add("max_checks_per_minute", "must be 0 (no cap) to %d, got %d", MaxChecksPerMinute, n)
+		} else {
+			pt.MaxPerMinute = int(n)
+		}
+	}
+	if f.Timezone != nil {
+		MissionFields{Timezone: f.Timezone}.Apply(p, &Mission{})
+		pt.Timezone = strings.TrimSpace(*f.Timezone)
+	}
+	if (f.QuietStart == nil) != (f.QuietEnd == nil) {
+		p.Add("quiet_start", "quiet_start and quiet_end are set together")
+	} else if f.QuietStart != nil {
+		s, e := strings.TrimSpace(*f.QuietStart), strings.TrimSpace(*f.QuietEnd)
+		switch {
+		case s == "" && e == "":
+			pt.HasQuiet, pt.QuietStart, pt.QuietEnd = false, 0, 0
+		default:
+			start, okS := clockMinute(p, "quiet_start", s)
+			end, okE := clockMinute(p, "quiet_end", e)
+			if okS && okE {
+				if start == end {
+					p.Add("quiet_end", "must differ from quiet_start")
+				}
+				pt.HasQuiet, pt.QuietStart, pt.QuietEnd = true, start, end
+			}
+		}
+	}
+	if f.QuietMaxPerMinute != nil {
+		if n := *f.QuietMaxPerMinute; n < 0 || n > MaxChecksPerMinute {
+			p.Add("quiet_max_checks_per_minute", "must be 0 to %d, got %d", MaxChecksPerMinute, n)
+		} else {
+			pt.QuietMaxPerMinute = int(n)
+		}
+	}
+	if f.MinMissionInterval != nil {
+		if d := *f.MinMissionInterval; d < 0 || d > MaxMinMissionInterval {
+			p.Add("min_mission_interval", "must be 0 to %s, got %s", MaxMinMissionInterval, d)
+		} else {
+			pt.MinMissionInterval = d.Truncate(time.Microsecond)
+		}
+	}
+	if p.Len() == 0 && pt.HasQuiet && pt.MaxPerMinute > 0 && pt.QuietMaxPerMinute > pt.MaxPerMinute {
+		p.Add("quiet_max_checks_per_minute", "must not exceed max_checks_per_minute (%d), got %d", pt.MaxPerMinute, pt.QuietMaxPerMinute)
+	}
+}
+
+// clockMinute parses "HH:MM" into minutes after midnight.
+func clockMinute(p *apirule.FieldErrors, field, s string) (int, bool) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		p.Add(field, "must be a time of day HH:MM (00:00 to 23:59), got %q", s)
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+// ClockString formats minutes after midnight as HH:MM.
+func ClockString(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
