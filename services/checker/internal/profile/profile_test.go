@@ -253,6 +253,24 @@ func TestLogoutKeepSession(t *testing.T) {
 		}
 	})
 
+	t.Run("FlowsShapeTakesKeepSessionButNoFirstShapeLogout", func(t *testing.T) {
+		t.Parallel()
+		b, err := os.ReadFile(filepath.Join("testdata", "portalsim-flows.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(append(b, "\nlogout: keep_session\n"...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Program().KeepSession {
+			t.Error("a flows profile with logout: keep_session does not keep the session")
+		}
+		if _, err := Parse(append(b, "\nlogout: {url: /logout}\n"...)); err == nil {
+			t.Error("a flows profile took the first shape's logout section")
+		}
+	})
+
 	t.Run("RejectsOtherWordsAndAgesOutOfRange", func(t *testing.T) {
 		t.Parallel()
 		for _, tc := range []struct{ yaml, want string }{
