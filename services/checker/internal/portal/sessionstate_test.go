@@ -88,3 +88,21 @@ func TestSessionReuse(t *testing.T) {
 		waitLoggedOut(t, b)
 	})
 }
+
+func TestSessionLocalStorage(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, func(p *profile.Profile) {
+		keepSession(p)
+		p.SessionLocalStorage = true
+	})
+	// A state with local storage and no cookies: the check logs in, and the
+	// page it ends on still has the restored item, which it keeps.
+	state := `{"v":1,"cookies":[],"local_storage":{"` + b.url + `":{"theme":"dark"}}}`
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1, Session: []byte(state)}, "fra", londonTourism)
+	if res.Outcome != Success || !res.Login {
+		t.Fatalf("check = %+v", res)
+	}
+	if !strings.Contains(string(res.Session), `"local_storage":{"`+b.url+`":{"theme":"dark"}}`) {
+		t.Errorf("kept session %s; want the restored local storage of %s", res.Session, b.url)
+	}
+}

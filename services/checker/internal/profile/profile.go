@@ -62,6 +62,9 @@ type Profile struct {
 	// check kept (logout: keep_session) to the next check of the account;
 	// 0 leaves it to the pool (POOL_SESSION_MAX_AGE, which also caps it).
 	SessionMaxAge Duration `json:"session_max_age,omitempty"`
+	// SessionLocalStorage: the kept session holds the local storage of
+	// the portal's origin as well as its cookies (with keep_session).
+	SessionLocalStorage bool `json:"session_local_storage,omitempty"`
 }
 
 // KeepSession is what logout says when the check keeps the portal session
@@ -391,6 +394,9 @@ func (p *Profile) Validate() error {
 		if t.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", t.field))
 		}
+	}
+	if p.SessionLocalStorage && !p.Logout.Keep {
+		errs = append(errs, errors.New("session_local_storage: only with logout: keep_session"))
 	}
 	if p.SessionMaxAge < 0 || p.SessionMaxAge.D() > MaxSessionMaxAge {
 		errs = append(errs, fmt.Errorf("session_max_age %s: want between 0 (the pool's default) and %s", p.SessionMaxAge.D(), MaxSessionMaxAge))

@@ -248,6 +248,9 @@ func TestLogoutKeepSession(t *testing.T) {
 		if !prog.KeepSession || prog.SessionMaxAge != 6*time.Hour || len(prog.Flows.Logout) != 0 {
 			t.Fatalf("program keeps %v for %s with logout %+v; want kept for 6h, no logout", prog.KeepSession, prog.SessionMaxAge, prog.Flows.Logout)
 		}
+		if prog.KeepLocalStorage {
+			t.Error("local storage kept without session_local_storage")
+		}
 		if Default().Program().KeepSession {
 			t.Error("the default profile keeps sessions; it logs out")
 		}
@@ -275,6 +278,7 @@ func TestLogoutKeepSession(t *testing.T) {
 		t.Parallel()
 		for _, tc := range []struct{ yaml, want string }{
 			{"logout: keep\n", `logout: want "keep_session"`},
+			{"session_local_storage: true\n", "session_local_storage: only with logout: keep_session"},
 			{"logout: keep_session\nsession_max_age: 800h\n", "session_max_age 800h0m0s"},
 			{"logout: keep_session\nsession_max_age: -1h\n", "session_max_age -1h0m0s"},
 		} {

@@ -16,6 +16,9 @@ type Program struct {
 	// SessionMaxAge (0: the pool's default).
 	KeepSession   bool
 	SessionMaxAge time.Duration
+	// KeepLocalStorage: the kept session has the local storage of the
+	// page the check ended on too (session_local_storage).
+	KeepLocalStorage bool
 }
 
 // The custom markers of a first-shape profile's flows.
@@ -35,7 +38,8 @@ func (p *Profile) Program() *Program {
 	if err != nil {
 		loc = time.UTC // Validate reported it
 	}
-	prog := &Program{Markers: p.Markers, Location: loc, KeepSession: p.Logout.Keep, SessionMaxAge: p.SessionMaxAge.D()}
+	prog := &Program{Markers: p.Markers, Location: loc, KeepSession: p.Logout.Keep, SessionMaxAge: p.SessionMaxAge.D(),
+		KeepLocalStorage: p.Logout.Keep && p.SessionLocalStorage}
 	prog.Markers.Custom = make(map[string][]Marker, len(p.Markers.Custom)+2)
 	for k, v := range p.Markers.Custom {
 		prog.Markers.Custom[k] = v
