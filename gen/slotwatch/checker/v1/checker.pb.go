@@ -46,7 +46,12 @@ type MissionResult struct {
 	// How long the check took.
 	Duration *durationpb.Duration `protobuf:"bytes,9,opt,name=duration,proto3" json:"duration,omitempty"`
 	// When no account was free: how long the pool said to wait.
-	RetryAfter    *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	RetryAfter *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// True when the check logged in to the portal.
+	LoggedIn bool `protobuf:"varint,11,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	// True when the check ran on the account's kept portal session, without
+	// a login (profiles with logout: keep_session).
+	SessionReused bool `protobuf:"varint,12,opt,name=session_reused,json=sessionReused,proto3" json:"session_reused,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -149,6 +154,20 @@ func (x *MissionResult) GetRetryAfter() *durationpb.Duration {
 		return x.RetryAfter
 	}
 	return nil
+}
+
+func (x *MissionResult) GetLoggedIn() bool {
+	if x != nil {
+		return x.LoggedIn
+	}
+	return false
+}
+
+func (x *MissionResult) GetSessionReused() bool {
+	if x != nil {
+		return x.SessionReused
+	}
+	return false
 }
 
 // SessionSummary is one past session.
@@ -696,7 +715,7 @@ var File_slotwatch_checker_v1_checker_proto protoreflect.FileDescriptor
 
 const file_slotwatch_checker_v1_checker_proto_rawDesc = "" +
 	"\n" +
-	"\"slotwatch/checker/v1/checker.proto\x12\x14slotwatch.checker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n" +
+	"\"slotwatch/checker/v1/checker.proto\x12\x14slotwatch.checker.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x03\n" +
 	"\rMissionResult\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x19\n" +
 	"\bclaim_id\x18\x02 \x01(\tR\aclaimId\x12\x1d\n" +
@@ -711,7 +730,9 @@ const file_slotwatch_checker_v1_checker_proto_rawDesc = "" +
 	"\bduration\x18\t \x01(\v2\x19.google.protobuf.DurationR\bduration\x12:\n" +
 	"\vretry_after\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"\xdf\x01\n" +
+	"retryAfter\x12\x1b\n" +
+	"\tlogged_in\x18\v \x01(\bR\bloggedIn\x12%\n" +
+	"\x0esession_reused\x18\f \x01(\bR\rsessionReused\"\xdf\x01\n" +
 	"\x0eSessionSummary\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x03R\x06number\x129\n" +
 	"\n" +

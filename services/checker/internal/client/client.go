@@ -56,6 +56,7 @@ func (p *Pool) Acquire(ctx context.Context, req session.AcquireRequest) (session
 	return session.Lease{
 		ID: l.GetLeaseId(), FencingToken: l.GetFencingToken(), AccountID: l.GetAccountId(),
 		Email: l.GetEmail(), Password: l.GetPassword(), ExpiresAt: l.GetExpiresAt().AsTime(),
+		SessionState: l.GetSessionState(), NoLogin: l.GetLoginBudgetLeft() <= 0,
 	}, nil
 }
 
@@ -82,9 +83,14 @@ func (p *Pool) Release(ctx context.Context, l session.Lease, r session.Release) 
 	if !ok {
 		return fmt.Errorf("release: outcome %q is not one the pool takes", r.Outcome)
 	}
-	_, err := p.c.Release(ctx, &apv1.ReleaseRequest{
+	req := &apv1.ReleaseRequest{
 		LeaseId: l.ID, FencingToken: l.FencingToken, Outcome: out, Detail: r.Detail, RequestIds: r.RequestIDs,
-	})
+		LoggedIn: r.LoggedIn, SessionState: r.SessionState, ClearSession: r.ClearSession,
+	}
+	if len(r.SessionState) > 0 && r.SessionMaxAge > 0 {
+		req.SessionMaxAge = durationpb.New(r.SessionMaxAge)
+	}
+	_, err := p.c.Release(ctx, req)
 	if err != nil {
 		return leaseErr("release", err)
 	}

@@ -26,6 +26,7 @@ type Checker struct {
 	duration    prometheus.Histogram
 	acquireWait prometheus.Histogram
 	pages       *prometheus.CounterVec
+	logins      *prometheus.CounterVec
 }
 
 var (
@@ -51,6 +52,10 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 			Name: "slotwatch_checker_pages_total",
 			Help: "Pages the checks classified, by profile, step of the profile and kind (captcha, blocked, rate_limited, maintenance, bad_credentials, logged_out, logged_in, a marker the step expected, server_error, unknown). A rising unknown share means the portal's pages changed (profile drift).",
 		}, []string{"profile", "step", "kind"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_checker_logins_total",
+			Help: "Checks that logged in to the portal, by mission (as slotwatch_checker_checks_total); the other checks reused the account's kept portal session. Logins per check is this over the checks counter.",
+		}, []string{"mission"}),
 		acquireWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slotwatch_checker_acquire_wait_seconds",
 			Help:    "Time from a mission's first Acquire to its lease, or to giving up when no account freed in time.",
@@ -74,7 +79,7 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 		Name: "slotwatch_checker_missions_in_flight",
 		Help: "Claimed missions not finished yet, waiting for an account or being checked.",
 	}, func() float64 { return float64(inFlight()) })
-	reg.MustRegister(m.checks, m.duration, m.acquireWait, m.pages, restarts, up, flying)
+	reg.MustRegister(m.checks, m.duration, m.acquireWait, m.pages, m.logins, restarts, up, flying)
 	return m
 }
 
@@ -95,3 +100,6 @@ func (m *Checker) PageClassified(profile, step, kind string) {
 
 // AcquireWaited implements session.Metrics.
 func (m *Checker) AcquireWaited(d time.Duration) { m.acquireWait.Observe(d.Seconds()) }
+
+// LoggedIn implements session.Metrics.
+func (m *Checker) LoggedIn(mission string) { m.logins.WithLabelValues(m.missions.Value(mission)).Inc() }

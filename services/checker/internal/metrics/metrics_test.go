@@ -72,3 +72,25 @@ func TestPagesAreCountedByProfileStepAndKind(t *testing.T) {
 		t.Errorf("series = %v", got)
 	}
 }
+
+func TestLoginsAreCountedApartFromChecks(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := New(reg, func() browser.Status { return browser.Status{} }, func() int { return 0 })
+	m.CheckFinished("fra", session.NoSlot, time.Second)
+	m.CheckFinished("fra", session.NoSlot, time.Second)
+	m.LoggedIn("fra")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			got[f.GetName()] += s.GetCounter().GetValue()
+		}
+	}
+	if got["slotwatch_checker_logins_total"] != 1 || got["slotwatch_checker_checks_total"] != 2 {
+		t.Errorf("logins %v, checks %v; want 1 and 2", got["slotwatch_checker_logins_total"], got["slotwatch_checker_checks_total"])
+	}
+}

@@ -149,7 +149,7 @@ func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
 		})
 	}
 	d, b := setupWith(t, nil, wrap)
-	res := runCheck(t, d, Account{acc1, trickyPassword}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc1, Password: trickyPassword}, "fra", londonTourism)
 	if res.Reason != ReasonUnknownPage || res.Artifacts == nil || res.Artifacts.HTML == "" {
 		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with its HTML saved", res.Outcome, res.Reason, res.Detail, res.Artifacts)
 	}
@@ -192,7 +192,7 @@ func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown}); err != nil {
 		t.Fatal(err)
 	}
-	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	if res.Artifacts == nil {
 		t.Fatalf("no artifacts: %+v", res)
 	}

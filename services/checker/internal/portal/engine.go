@@ -32,13 +32,50 @@ const (
 	flowStop                      // the check ended (c.res says how)
 )
 
+// run restores the account's session state, if it has one, and runs the
+// check flow straight away; only when a page of it says the portal logged
+// the session out (logged_out markers) does it log in, and runs the check
+// flow again, in the same check. Without a session state it logs in first.
+// When the account may not log in (its login budget is spent), a dead
+// session ends the check with ReasonLoginBudget instead.
 func (c *check) run(queries []Query) {
 	prog := c.d.prog
-	c.flow, c.saved = "login", map[string]string{}
+	c.saved = map[string]string{}
+	if len(c.acct.Session) > 0 {
+		if err := c.restoreSession(c.acct.Session); err != nil {
+			// A state that does not restore is no session: log in.
+			c.d.log.Info("session state not restored; logging in", "account", c.acct, "mission", c.mission, "err", err)
+		} else if c.checkFlow(queries); c.res.Reason != ReasonLoggedOut {
+			c.res.SessionReused, c.res.LoggedIn = true, true
+			return
+		}
+		c.res.SessionEnded = true
+		if c.acct.NoLogin {
+			c.res.Outcome, c.res.Reason = Error, ReasonLoginBudget
+			c.res.Detail = "the portal had logged the session out, and the account's login budget is spent: not logging in"
+			return
+		}
+		// Log in and check again; the slots read so far are read again,
+		// and the new session replaces the dead one.
+		c.res = Result{}
+		c.saved = map[string]string{}
+	} else if c.acct.NoLogin {
+		c.res.Outcome, c.res.Reason = Error, ReasonLoginBudget
+		c.res.Detail = "the account has no session, and its login budget is spent: not logging in"
+		return
+	}
+	c.flow = "login"
+	c.res.Login = true
 	if c.steps(prog.Flows.Login) != flowDone {
 		return
 	}
 	c.res.LoggedIn = true
+	c.checkFlow(queries)
+}
+
+// checkFlow runs the check flow for every query, then says what was found.
+func (c *check) checkFlow(queries []Query) {
+	prog := c.d.prog
 	c.flow = "check"
 	for _, q := range queries {
 		c.query = q

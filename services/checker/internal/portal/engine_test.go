@@ -31,7 +31,7 @@ func TestFlowsProfileChecksPortalsim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism, Query{Centre: "Paris", VisaCategory: "tourism"})
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism, Query{Centre: "Paris", VisaCategory: "tourism"})
 	want := []Slot{
 		{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-01", Time: "09:30"},
 		{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-03-02", Time: "14:00"},
@@ -48,7 +48,7 @@ func TestFlowsProfileChecksPortalsim(t *testing.T) {
 	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.RejectPassword}); err != nil {
 		t.Fatal(err)
 	}
-	res = runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	res = runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism)
 	if res.Outcome != LoginFail || res.Step != "login-submit" {
 		t.Errorf("rejected password: %s at %s (%s)", res.Outcome, res.Step, res.Detail)
 	}
@@ -191,7 +191,7 @@ func TestEngineReadsOtherPortalShapes(t *testing.T) {
 		// banner: the branch clicked it. The option is chosen by its
 		// label, whatever its case and spaces.
 		d := miniDriver(t, miniMessageCheck)
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		want := []Slot{{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2026-12-21"}}
 		if res.Outcome != Success || !slices.Equal(res.Slots, want) {
 			t.Fatalf("result = %+v", res)
@@ -201,7 +201,7 @@ func TestEngineReadsOtherPortalShapes(t *testing.T) {
 	t.Run("MessageSayingNoneIsNoSlot", func(t *testing.T) {
 		t.Parallel()
 		d := miniDriver(t, strings.Replace(miniMessageCheck, "london centre", "MANCHESTER  centre", 1))
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != NoSlot || len(res.Queries) != 1 || !res.Queries[0].Checked {
 			t.Fatalf("result = %+v", res)
 		}
@@ -210,7 +210,7 @@ func TestEngineReadsOtherPortalShapes(t *testing.T) {
 	t.Run("RegexpMarkerSaysBadCredentials", func(t *testing.T) {
 		t.Parallel()
 		d := miniDriver(t, miniMessageCheck)
-		res := runCheck(t, d, Account{acc1, "wrong"}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: "wrong"}, "fra", londonTourism)
 		if res.Outcome != LoginFail || res.Reason != ReasonBadCredentials || res.Step != "submit" {
 			t.Fatalf("result = %+v", res)
 		}
@@ -222,7 +222,7 @@ func TestEngineReadsOtherPortalShapes(t *testing.T) {
 	t.Run("JSONDatesInTheProfilesTimezone", func(t *testing.T) {
 		t.Parallel()
 		d := miniDriver(t, jsonCheck)
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism, Query{Centre: "Leeds", VisaCategory: "tourism"})
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism, Query{Centre: "Leeds", VisaCategory: "tourism"})
 		want := []Slot{
 			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-01-06", Time: "00:30"},
 			{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2027-01-07", Time: "09:00"},
@@ -238,7 +238,7 @@ func TestEngineReadsOtherPortalShapes(t *testing.T) {
 	t.Run("TooManyRequestsCarriesRetryAfter", func(t *testing.T) {
 		t.Parallel()
 		d := miniDriver(t, jsonCheck)
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", Query{Centre: "Busy", VisaCategory: "tourism"})
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Busy", VisaCategory: "tourism"})
 		if res.Outcome != Banned || res.Reason != ReasonRateLimited || res.Step != "days" || res.RetryAfter != 2*time.Minute {
 			t.Fatalf("result = %+v", res)
 		}
@@ -284,7 +284,7 @@ func TestPagesRetryAfterReachesTheResult(t *testing.T) {
 			if err := b.sim.SetBehaviour(email, tc.b); err != nil {
 				t.Fatal(err)
 			}
-			res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+			res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 			if res.Reason != tc.reason || res.RetryAfter != tc.want {
 				t.Errorf("%s/%s retry after %v, want %s and %v", res.Outcome, res.Reason, res.RetryAfter, tc.reason, tc.want)
 			}
@@ -321,7 +321,7 @@ func TestPagesAreCountedAndTheLastUnknownKept(t *testing.T) {
 	if st := d.Status(); st.Profile != "portalsim" || st.LastUnknown != "" {
 		t.Fatalf("status before any check = %+v", st)
 	}
-	runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	for _, k := range []string{"portalsim/login_page/login_form", "portalsim/login/logged_in", "portalsim/slot_page/slot_form"} {
 		if counts.get(k) != 1 {
 			t.Errorf("%s counted %d times, want 1 (all: %v)", k, counts.get(k), counts.n)
@@ -330,7 +330,7 @@ func TestPagesAreCountedAndTheLastUnknownKept(t *testing.T) {
 	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.Unknown}); err != nil {
 		t.Fatal(err)
 	}
-	res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism)
 	if counts.get("portalsim/login/unknown") != 1 || res.Artifacts == nil {
 		t.Fatalf("unknown page not counted: %v (result %+v)", counts.n, res)
 	}
@@ -345,7 +345,7 @@ func TestWaitThatTimesOutIsAnUnknownPage(t *testing.T) {
     - {name: never, wait: {selector: "#never"}, timeout: 1s}
     - {name: days, extract: {json: {url: "/days/{centre.id}.json", path: date}}}
 `)
-	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	if res.Outcome != Error || res.Reason != ReasonUnknownPage || res.Step != "never" || res.Artifacts == nil {
 		t.Fatalf("result = %+v", res)
 	}
@@ -372,7 +372,7 @@ func TestListAcrossPagesAfterAClickWithin(t *testing.T) {
           next: {css: a.nav, text: "Next month"}
           pages: 2
 `)
-	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	var got []string
 	for _, s := range res.Slots {
 		got = append(got, strings.TrimSpace(s.Date+" "+s.Time))

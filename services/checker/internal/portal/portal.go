@@ -32,6 +32,13 @@ import (
 type Account struct {
 	Email    string
 	Password string
+	// Session is the portal session state a check of the account kept
+	// (see sessionstate.go); with it the check goes straight to the check
+	// flow and logs in only when the portal logged the session out.
+	Session []byte
+	// NoLogin says the account must not log in (its login budget is
+	// spent): a check with no live session ends with ReasonLoginBudget.
+	NoLogin bool
 }
 
 // String shows the email only.
@@ -88,6 +95,7 @@ const (
 	ReasonUnreadableSlots Reason = "unreadable_slots" // Error: slot elements without a valid date
 	ReasonProfile         Reason = "profile"          // Error: the profile does not fit the portal
 	ReasonBrowser         Reason = "browser"          // Error: the browser failed, not the portal
+	ReasonLoginBudget     Reason = "login_budget"     // Error: the session was dead and the account may not log in
 )
 
 // Slot is one free appointment the portal showed.
@@ -137,8 +145,24 @@ type Result struct {
 	Queries []QueryResult
 	// LoggedIn is true when the login succeeded. The logout then runs
 	// after the result is returned.
-	LoggedIn  bool
-	Artifacts *Artifacts
+	LoggedIn bool
+	// Login is true when the check ran the login flow (an attempt counts,
+	// as the portal counts it); false when it reused the session state.
+	Login bool
+	// SessionReused is true when the check ran on the restored session
+	// state without logging in.
+	SessionReused bool
+	// Session is the portal session state after the check, when the
+	// profile keeps it (logout: keep_session) and the check ended logged
+	// in; nil otherwise.
+	Session []byte
+	// SessionMaxAge is how long Session may be reused: the profile's
+	// session_max_age, 0 for the pool's default.
+	SessionMaxAge time.Duration
+	// SessionEnded is true when the portal session is over: the portal
+	// logged it out, or the check logs out (the profile does not keep it).
+	SessionEnded bool
+	Artifacts    *Artifacts
 	// Duration is from the call to the result; the logout and the tab's
 	// teardown come after it.
 	Duration time.Duration
@@ -319,12 +343,13 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		c.run(queries)
 	}
 	c.res.RetryAfter = c.retry.longest()
+	c.keepOrEndSession()
 	// The logout changes nothing in the result, so it runs in the
 	// background with the tab's teardown and the caller gets the result
 	// (and can release the account) now. The pool's cooldown keeps the
 	// account from being used again before the logout is long done.
 	var logout func(context.Context)
-	if c.res.LoggedIn {
+	if c.res.LoggedIn && !d.prog.KeepSession {
 		logout = c.logout
 	}
 	tab.CloseAfter(c.infraErr, logout)
@@ -343,6 +368,29 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		return res, fmt.Errorf("check %s: %w", mission, c.infraErr)
 	}
 	return res, nil
+}
+
+// keepOrEndSession reads the session state to keep after a check that
+// ended logged in, when the profile keeps sessions; otherwise the session
+// ends with the check (the logout flow runs).
+func (c *check) keepOrEndSession() {
+	if !c.d.prog.KeepSession {
+		c.res.SessionEnded = true
+		return
+	}
+	switch {
+	case c.res.SessionEnded, !c.res.LoggedIn, c.infraErr != nil, c.ctx.Err() != nil:
+		return
+	case c.res.Outcome == LoginFail, c.res.Outcome == Banned, c.res.Reason == ReasonLoggedOut:
+		c.res.SessionEnded = true
+		return
+	}
+	st, err := c.saveSession()
+	if err != nil {
+		c.d.log.Warn("session state not kept", "account", c.acct, "mission", c.mission, "err", err)
+		return
+	}
+	c.res.Session, c.res.SessionMaxAge = st, c.d.prog.SessionMaxAge
 }
 
 func validate(acct Account, mission string, queries []Query) error {

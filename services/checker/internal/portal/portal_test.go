@@ -117,7 +117,7 @@ func TestCheckReadsSlots(t *testing.T) {
 	t.Run("FindsTheSlotsTheScriptLoads", func(t *testing.T) {
 		t.Parallel()
 		d, b := setup(t, nil)
-		res, err := d.Check(t.Context(), Account{acc1, pw1}, Target{Mission: "fra", Centre: "London", VisaCategory: "tourism"})
+		res, err := d.Check(t.Context(), Account{Email: acc1, Password: pw1}, Target{Mission: "fra", Centre: "London", VisaCategory: "tourism"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestCheckReadsSlots(t *testing.T) {
 		// A portal whose logout is a link to click rather than a URL to
 		// request: the driver clicks it after returning the result.
 		d, b := setup(t, func(p *profile.Profile) { p.Logout = profile.Logout{Selector: "#logout"} })
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Success || !res.LoggedIn {
 			t.Fatalf("result = %+v", res)
 		}
@@ -154,7 +154,7 @@ func TestCheckReadsSlots(t *testing.T) {
 	t.Run("NoSlotWhenTheDatesAreLoadedButEmpty", func(t *testing.T) {
 		t.Parallel()
 		d, _ := setup(t, nil)
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "tourism"})
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "tourism"})
 		if res.Outcome != NoSlot || len(res.Slots) != 0 || len(res.Queries) != 1 || !res.Queries[0].Checked {
 			t.Errorf("result = %+v", res)
 		}
@@ -163,7 +163,7 @@ func TestCheckReadsSlots(t *testing.T) {
 	t.Run("SeveralCentresAndCategoriesWithOneLogin", func(t *testing.T) {
 		t.Parallel()
 		d, b := setup(t, nil)
-		res := runCheck(t, d, Account{acc2, pw2}, "fra",
+		res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra",
 			londonTourism,
 			Query{Centre: "Manchester", VisaCategory: "tourism"},
 			Query{Centre: "Paris", VisaCategory: "tourism"},
@@ -228,7 +228,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 			if err := b.sim.SetBehaviour(email, tc.behaviour); err != nil {
 				t.Fatal(err)
 			}
-			res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+			res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 			if res.Outcome != tc.outcome || res.Reason != tc.reason || res.Step != tc.step {
 				t.Fatalf("got %s/%s at %s (%s), want %s/%s at %s", res.Outcome, res.Reason, res.Step, res.Detail, tc.outcome, tc.reason, tc.step)
 			}
@@ -248,7 +248,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 	t.Run("WrongPasswordIsLoginFail", func(t *testing.T) {
 		t.Parallel()
 		d, b := setup(t, nil)
-		res := runCheck(t, d, Account{acc1, "not-the-password"}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: "not-the-password"}, "fra", londonTourism)
 		if res.Outcome != LoginFail || res.Reason != ReasonBadCredentials || res.LoggedIn {
 			t.Errorf("result = %+v", res)
 		}
@@ -267,7 +267,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 60000, Only: sim.Dashboard}); err != nil {
 			t.Fatal(err)
 		}
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
 			t.Errorf("result = %+v", res)
 		}
@@ -296,7 +296,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 					h.ServeHTTP(w, r)
 				})
 			})
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login_page" {
 			t.Errorf("result = %+v", res)
 		}
@@ -317,7 +317,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 		addr := lis.Addr().String()
 		lis.Close() // nothing listens there now
 		d, _ := setup(t, func(p *profile.Profile) { p.BaseURL = "http://" + addr })
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonUnreachable || !strings.Contains(res.Detail, "ERR_CONNECTION_REFUSED") {
 			t.Errorf("result = %+v", res)
 		}
@@ -326,7 +326,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 	t.Run("ProfileFieldMissingFromThePageIsNamed", func(t *testing.T) {
 		t.Parallel()
 		d, _ := setup(t, func(p *profile.Profile) { p.Login.Password = "#passphrase" })
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonProfile || !strings.Contains(res.Detail, "#passphrase") || res.Artifacts == nil {
 			t.Errorf("result = %+v", res)
 		}
@@ -335,7 +335,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 	t.Run("InvalidProfileSelectorIsNamed", func(t *testing.T) {
 		t.Parallel()
 		d, _ := setup(t, func(p *profile.Profile) { p.Markers.LoggedIn = []profile.Marker{{CSS: "div[[oops"}} })
-		res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 		if res.Outcome != Error || res.Reason != ReasonProfile || !strings.Contains(res.Detail, "div[[oops") {
 			t.Errorf("result = %+v", res)
 		}
@@ -360,7 +360,7 @@ func TestArtifactsKeepTheHTMLWhenNoScreenshotCanBeTaken(t *testing.T) {
 	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown}); err != nil {
 		t.Fatal(err)
 	}
-	res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	if res.Reason != ReasonUnknownPage || res.Artifacts == nil {
 		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
 	}
@@ -436,13 +436,13 @@ func TestAccountsNeverShareASession(t *testing.T) {
 	defer let() // also when the test fails early
 	var wg sync.WaitGroup
 	var first Result
-	wg.Go(func() { first = runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism) })
+	wg.Go(func() { first = runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism) })
 	select {
 	case <-held:
 	case <-time.After(time.Minute):
 		t.Fatal("acc1's check never reached the slot API")
 	}
-	second := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism)
+	second := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism)
 	stillIn := slices.ContainsFunc(b.sim.Sessions(), func(s sim.Session) bool { return s.Email == acc1 })
 	let()
 	wg.Wait()
@@ -465,7 +465,7 @@ func TestPasswordNeverLeaks(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, nil)
 	_ = b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown})
-	acct := Account{acc1, pw1}
+	acct := Account{Email: acc1, Password: pw1}
 	res := runCheck(t, d, acct, "fra", londonTourism)
 	if res.Artifacts == nil {
 		t.Fatalf("no artifacts: %+v", res)
@@ -507,12 +507,12 @@ func TestCheckErrors(t *testing.T) {
 		_ = b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 5000, Only: sim.SlotPage})
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
-		res, err := d.CheckMission(ctx, Account{acc1, pw1}, "fra", []Query{londonTourism})
+		res, err := d.CheckMission(ctx, Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism})
 		if err == nil || res.Outcome != Error || res.Reason != ReasonBrowser {
 			t.Errorf("got %+v, %v; want an error result", res, err)
 		}
 		// The shared browser is unharmed.
-		if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Success {
+		if res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism); res.Outcome != Success {
 			t.Errorf("next check: %+v", res)
 		}
 	})
@@ -528,13 +528,13 @@ func TestCheckAfterTheBrowserWasKilledStillWorks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism); res.Outcome != Success {
+	if res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism); res.Outcome != Success {
 		t.Fatalf("first check: %+v", res)
 	}
 	if err := syscall.Kill(m.Status().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Success {
+	if res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism); res.Outcome != Success {
 		t.Fatalf("check after the kill: %+v", res)
 	}
 	if st := m.Status(); st.Restarts != 1 || st.Crashes != 1 {

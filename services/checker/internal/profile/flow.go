@@ -348,8 +348,8 @@ func sortedKeys[V any](m map[string]V) []string {
 // validateFlows checks a profile with flows.
 func (p *Profile) validateFlows() []error {
 	var errs []error
-	if p.Login.URL != "" || p.Login.Email != "" || p.Logout != (Logout{}) || p.Slots.URL != "" || p.Slots.Item != "" {
-		errs = append(errs, errors.New("flows: a profile with flows has no login, logout or slots sections (those are the first shape's)"))
+	if p.Login.URL != "" || p.Login.Email != "" || p.Logout.URL != "" || p.Logout.Selector != "" || p.Slots.URL != "" || p.Slots.Item != "" {
+		errs = append(errs, errors.New("flows: a profile with flows has no login, logout or slots sections (those are the first shape's; logout: keep_session is the one logout it takes)"))
 	}
 	errs = append(errs, p.validateMarkers()...)
 	if len(p.Flows.Login) == 0 {

@@ -58,7 +58,18 @@ type Profile struct {
 	// the profile must be http(s) and on base_url's origin or one of these,
 	// so that a profile cannot send the account's session anywhere else.
 	AllowedOrigins []string `json:"allowed_origins"`
+	// SessionMaxAge is how long the pool may hand the portal session a
+	// check kept (logout: keep_session) to the next check of the account;
+	// 0 leaves it to the pool (POOL_SESSION_MAX_AGE, which also caps it).
+	SessionMaxAge Duration `json:"session_max_age,omitempty"`
+	// SessionLocalStorage: the kept session holds the local storage of
+	// the portal's origin as well as its cookies (with keep_session).
+	SessionLocalStorage bool `json:"session_local_storage,omitempty"`
 }
+
+// KeepSession is what logout says when the check keeps the portal session
+// for the account's next check instead of logging out.
+const KeepSession = "keep_session"
 
 // Login is the login form. Submitting it must load a new page.
 type Login struct {
@@ -71,9 +82,44 @@ type Login struct {
 // Logout is how to end the portal session: request URL (a GET from the
 // page, with the session's cookies; no page is rendered for the answer),
 // or click Selector.
+//
+// The string "keep_session" (KeepSession) instead says that a check does
+// not log out: the portal session is kept for the account's next check.
 type Logout struct {
 	URL      string `json:"url"`
 	Selector string `json:"selector"`
+	// Keep is set by logout: keep_session.
+	Keep bool `json:"-"`
+}
+
+// UnmarshalJSON accepts "keep_session" as well as {url, selector}.
+func (l *Logout) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		if s != KeepSession {
+			return fmt.Errorf("logout: want %q or {url, selector}, not %q", KeepSession, s)
+		}
+		*l = Logout{Keep: true}
+		return nil
+	}
+	type plain Logout
+	var p plain
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("logout: want %q or {url, selector}: %w", KeepSession, err)
+	}
+	*l = Logout(p)
+	return nil
+}
+
+// MarshalJSON writes keep_session back as the string.
+func (l Logout) MarshalJSON() ([]byte, error) {
+	if l.Keep {
+		return json.Marshal(KeepSession)
+	}
+	type plain Logout
+	return json.Marshal(plain(l))
 }
 
 // Markers say what a page is. A page matches a kind when any of its
@@ -171,6 +217,10 @@ type Timeouts struct {
 	// before calling the page unknown.
 	Settle Duration `json:"settle"`
 }
+
+// MaxSessionMaxAge is the longest session_max_age: the pool takes no
+// longer one.
+const MaxSessionMaxAge = 30 * 24 * time.Hour
 
 // Duration is a time.Duration written as a Go duration string ("15s").
 type Duration time.Duration
@@ -345,6 +395,12 @@ func (p *Profile) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", t.field))
 		}
 	}
+	if p.SessionLocalStorage && !p.Logout.Keep {
+		errs = append(errs, errors.New("session_local_storage: only with logout: keep_session"))
+	}
+	if p.SessionMaxAge < 0 || p.SessionMaxAge.D() > MaxSessionMaxAge {
+		errs = append(errs, fmt.Errorf("session_max_age %s: want between 0 (the pool's default) and %s", p.SessionMaxAge.D(), MaxSessionMaxAge))
+	}
 	return errors.Join(errs...)
 }
 
@@ -360,8 +416,8 @@ func (p *Profile) validateFirstShape() []error {
 	need("login.email", p.Login.Email)
 	need("login.password", p.Login.Password)
 	need("login.submit", p.Login.Submit)
-	if p.Logout.URL == "" && p.Logout.Selector == "" {
-		errs = append(errs, errors.New("logout: set url or selector"))
+	if p.Logout.URL == "" && p.Logout.Selector == "" && !p.Logout.Keep {
+		errs = append(errs, errors.New("logout: set url or selector, or keep_session"))
 	}
 	if len(p.Markers.LoggedIn) == 0 {
 		errs = append(errs, errors.New("markers.logged_in needs at least one marker"))

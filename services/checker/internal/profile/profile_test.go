@@ -231,3 +231,73 @@ func TestLoadRefusesAnOffOriginURL(t *testing.T) {
 		t.Errorf("WithBaseURL leaving login.url on the old origin: %v, want it refused", err)
 	}
 }
+
+func TestLogoutKeepSession(t *testing.T) {
+	t.Parallel()
+	withLogout := func(logout string) string {
+		return strings.Replace(string(mustRead(t)), "logout:\n  url: /logout\n", logout, 1)
+	}
+
+	t.Run("KeepsTheSessionAndRunsNoLogout", func(t *testing.T) {
+		t.Parallel()
+		p, err := Parse([]byte(withLogout("logout: keep_session\nsession_max_age: 6h\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog := p.Program()
+		if !prog.KeepSession || prog.SessionMaxAge != 6*time.Hour || len(prog.Flows.Logout) != 0 {
+			t.Fatalf("program keeps %v for %s with logout %+v; want kept for 6h, no logout", prog.KeepSession, prog.SessionMaxAge, prog.Flows.Logout)
+		}
+		if prog.KeepLocalStorage {
+			t.Error("local storage kept without session_local_storage")
+		}
+		if Default().Program().KeepSession {
+			t.Error("the default profile keeps sessions; it logs out")
+		}
+	})
+
+	t.Run("FlowsShapeTakesKeepSessionButNoFirstShapeLogout", func(t *testing.T) {
+		t.Parallel()
+		b, err := os.ReadFile(filepath.Join("testdata", "portalsim-flows.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(append(b, "\nlogout: keep_session\n"...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Program().KeepSession {
+			t.Error("a flows profile with logout: keep_session does not keep the session")
+		}
+		if _, err := Parse(append(b, "\nlogout: {url: /logout}\n"...)); err == nil {
+			t.Error("a flows profile took the first shape's logout section")
+		}
+	})
+
+	t.Run("RejectsOtherWordsAndAgesOutOfRange", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct{ yaml, want string }{
+			{"logout: keep\n", `logout: want "keep_session"`},
+			{"session_local_storage: true\n", "session_local_storage: only with logout: keep_session"},
+			{"logout: keep_session\nsession_max_age: 800h\n", "session_max_age 800h0m0s"},
+			{"logout: keep_session\nsession_max_age: -1h\n", "session_max_age -1h0m0s"},
+		} {
+			_, err := Parse([]byte(withLogout(tc.yaml)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q: err = %v, want one saying %q", tc.yaml, err, tc.want)
+			}
+		}
+	})
+}
+
+func mustRead(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "profiles", "portalsim.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "logout:\n  url: /logout\n") {
+		t.Fatal("portalsim.yaml's logout section moved")
+	}
+	return b
+}

@@ -11,6 +11,14 @@ type Program struct {
 	Flows    Flows
 	Markers  Markers
 	Location *time.Location
+	// KeepSession: a check does not log out; the portal session is kept
+	// for the account's next check (logout: keep_session), for at most
+	// SessionMaxAge (0: the pool's default).
+	KeepSession   bool
+	SessionMaxAge time.Duration
+	// KeepLocalStorage: the kept session has the local storage of the
+	// page the check ended on too (session_local_storage).
+	KeepLocalStorage bool
 }
 
 // The custom markers of a first-shape profile's flows.
@@ -30,7 +38,8 @@ func (p *Profile) Program() *Program {
 	if err != nil {
 		loc = time.UTC // Validate reported it
 	}
-	prog := &Program{Markers: p.Markers, Location: loc}
+	prog := &Program{Markers: p.Markers, Location: loc, KeepSession: p.Logout.Keep, SessionMaxAge: p.SessionMaxAge.D(),
+		KeepLocalStorage: p.Logout.Keep && p.SessionLocalStorage}
 	prog.Markers.Custom = make(map[string][]Marker, len(p.Markers.Custom)+2)
 	for k, v := range p.Markers.Custom {
 		prog.Markers.Custom[k] = v
@@ -65,9 +74,11 @@ func (p *Profile) Program() *Program {
 		list.Time = &Field{Attr: s.TimeAttr}
 	}
 	prog.Flows.Check = append(check, Step{Name: "slots", Extract: &Extract{List: list}})
-	if p.Logout.URL != "" {
+	switch {
+	case p.Logout.Keep:
+	case p.Logout.URL != "":
 		prog.Flows.Logout = []Step{{Name: "logout", Request: p.Logout.URL}}
-	} else {
+	default:
 		prog.Flows.Logout = []Step{{Name: "logout", Click: p.Logout.Selector, Expect: LoginFormMarker}}
 	}
 	return prog

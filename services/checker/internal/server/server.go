@@ -130,6 +130,7 @@ func summaryToProto(sum session.Summary) *checkerv1.SessionSummary {
 			MissionCode: r.Mission, ClaimId: r.ClaimID, AccountId: r.AccountID, AccountEmail: r.AccountEmail,
 			Outcome: string(r.Outcome), SlotsFound: int32(r.Slots), RequestsMatched: int32(r.Matched),
 			Detail: r.Detail, Duration: durationpb.New(r.Duration),
+			LoggedIn: r.LoggedIn, SessionReused: r.SessionReused,
 		}
 		if r.RetryAfter > 0 {
 			mr.RetryAfter = durationpb.New(r.RetryAfter)

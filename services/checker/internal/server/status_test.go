@@ -40,3 +40,29 @@ func TestStatusShowsEachProfilesLastUnknownPage(t *testing.T) {
 		t.Errorf("a profile without unknown pages = %v", ps[1])
 	}
 }
+
+// recentRunner has one past session: a login, then a reused session.
+type recentRunner struct{ idleRunner }
+
+func (recentRunner) Status() session.Status {
+	return session.Status{CheckerID: "c1", Recent: []session.Summary{{Number: 1, Results: []session.MissionResult{
+		{Mission: "fra", Outcome: session.NoSlot, LoggedIn: true},
+		{Mission: "bel", Outcome: session.NoSlot, SessionReused: true},
+	}}}}
+}
+
+func TestStatusSaysWhichChecksReusedTheirSession(t *testing.T) {
+	t.Parallel()
+	s := New(recentRunner{}, func() browser.Status { return browser.Status{} }, func() []portal.ProfileStatus { return nil }, nil)
+	resp, err := s.GetStatus(t.Context(), &checkerv1.GetStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.GetRecentSessions()) != 1 || len(resp.GetRecentSessions()[0].GetResults()) != 2 {
+		t.Fatalf("recent = %v", resp.GetRecentSessions())
+	}
+	fra, bel := resp.GetRecentSessions()[0].GetResults()[0], resp.GetRecentSessions()[0].GetResults()[1]
+	if !fra.GetLoggedIn() || fra.GetSessionReused() || bel.GetLoggedIn() || !bel.GetSessionReused() {
+		t.Errorf("results = %v, %v; want fra logged in, bel on its reused session", fra, bel)
+	}
+}

@@ -91,6 +91,9 @@ type Metrics interface {
 	// AcquireWaited observes the time from the first Acquire to the lease
 	// or to giving up.
 	AcquireWaited(d time.Duration)
+	// LoggedIn counts a check that logged in to the portal (the others
+	// reused a kept session).
+	LoggedIn(mission string)
 }
 
 // Clock is the time the session waits by. Tests pass one that does not
@@ -109,6 +112,7 @@ type noMetrics struct{}
 
 func (noMetrics) CheckFinished(string, Outcome, time.Duration) {}
 func (noMetrics) AcquireWaited(time.Duration)                  {}
+func (noMetrics) LoggedIn(string)                              {}
 
 // MissionResult is how one claimed mission went.
 type MissionResult struct {
@@ -124,6 +128,10 @@ type MissionResult struct {
 	Duration time.Duration
 	// RetryAfter is the last delay the pool gave when no account was free.
 	RetryAfter time.Duration
+	// LoggedIn: the check logged in to the portal. SessionReused: it ran
+	// on the account's kept portal session, without a login.
+	LoggedIn      bool
+	SessionReused bool
 }
 
 // Summary is a finished session.

@@ -187,7 +187,8 @@ func (m *mission) check(lease Lease) MissionResult {
 	stopRenew := m.renewWhileChecking(lease, cancel)
 
 	queries := queriesOf(m.claim.Requests)
-	res, err := c.driver.CheckMission(ctx, portal.Account{Email: lease.Email, Password: lease.Password}, m.claim.Mission, queries)
+	acct := portal.Account{Email: lease.Email, Password: lease.Password, Session: lease.SessionState, NoLogin: lease.NoLogin}
+	res, err := c.driver.CheckMission(ctx, acct, m.claim.Mission, queries)
 
 	out := outcomeOf(res)
 	detail := detailOf(res)
@@ -205,16 +206,40 @@ func (m *mission) check(lease Lease) MissionResult {
 	stopRenew()
 	out = withMatches(out, m.res.Matched)
 	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration
+	m.res.LoggedIn, m.res.SessionReused = res.Login, res.SessionReused
 
 	if !errors.Is(context.Cause(ctx), ErrLeaseLost) {
-		m.release(lease, Release{Outcome: out, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+		r := Release{Outcome: out, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)}
+		m.release(lease, withSession(r, res))
 	}
 
 	c.log.Info("check finished", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
 		"account_id", lease.AccountID, "account_email", lease.Email, "outcome", string(out),
-		"slots", m.res.Slots, "matched", m.res.Matched, "duration_ms", res.Duration.Milliseconds(), "detail", detail)
+		"slots", m.res.Slots, "matched", m.res.Matched, "duration_ms", res.Duration.Milliseconds(),
+		"logged_in", res.Login, "session_reused", res.SessionReused, "detail", detail)
 	c.metrics.CheckFinished(m.claim.Mission, out, res.Duration)
+	if res.Login {
+		c.metrics.LoggedIn(m.claim.Mission)
+	}
 	return m.res
+}
+
+// withSession adds to a release what the check did with the portal
+// session: whether it logged in, and the session to keep, or that the
+// session is over. LOGIN_FAIL and BANNED clear it in the pool anyway and
+// take neither.
+func withSession(r Release, res portal.Result) Release {
+	r.LoggedIn = res.Login
+	if r.Outcome == LoginFail || r.Outcome == Banned {
+		return r
+	}
+	switch {
+	case len(res.Session) > 0:
+		r.SessionState, r.SessionMaxAge = res.Session, res.SessionMaxAge
+	case res.SessionEnded:
+		r.ClearSession = true
+	}
+	return r
 }
 
 var errClaimDeadline = errors.New("the claim ran out before the check finished")

@@ -55,15 +55,22 @@ type Lease struct {
 	Email        string
 	Password     string
 	ExpiresAt    time.Time
+	// SessionState is the portal session a check of the account kept
+	// (opaque to the pool; portal's format); nil when there is none.
+	SessionState []byte
+	// NoLogin says the account's login budget is spent: the lease was
+	// granted for its session state alone, and the check must not log in.
+	NoLogin bool
 }
 
-// Format keeps %v and friends from printing the password.
+// Format keeps %v and friends from printing the password (or the session
+// state, a credential too).
 func (l Lease) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "Lease{ID: %q, AccountID: %d, Email: %q}", l.ID, l.AccountID, l.Email)
 }
 
-// LogValue keeps slog from printing the password (nor the fencing token,
-// which is a credential of the lease too).
+// LogValue keeps slog from printing the password (nor the fencing token
+// and the session state, which are credentials too).
 func (l Lease) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", l.ID), slog.Int64("account_id", l.AccountID),
 		slog.String("email", l.Email), slog.Time("expires_at", l.ExpiresAt))
@@ -74,6 +81,22 @@ type Release struct {
 	Outcome    Outcome
 	Detail     string
 	RequestIDs []string
+	// LoggedIn: the check logged in to the portal (it counts against the
+	// account's login budget).
+	LoggedIn bool
+	// SessionState is the portal session to keep for the account's next
+	// lease, for at most SessionMaxAge (0: the pool's default); nil keeps
+	// the stored one unless ClearSession.
+	SessionState  []byte
+	SessionMaxAge time.Duration
+	// ClearSession: the portal session is over; the pool forgets it.
+	ClearSession bool
+}
+
+// Format keeps %v from printing the session state.
+func (r Release) Format(f fmt.State, _ rune) {
+	_, _ = fmt.Fprintf(f, "Release{Outcome: %s, LoggedIn: %t, SessionState: %d bytes, ClearSession: %t}",
+		r.Outcome, r.LoggedIn, len(r.SessionState), r.ClearSession)
 }
 
 // Claim is the right to check one mission until ExpiresAt.

@@ -77,6 +77,12 @@ type fakePool struct {
 	next     int
 	busy     []error
 	renewErr error
+	// sessions are the accounts' kept session states, stored and cleared
+	// by Release as the pool does; noLogin marks accounts whose login
+	// budget is spent. releases are every Release.
+	sessions map[int64][]byte
+	noLogin  map[int64]bool
+	releases []Release
 }
 
 func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error) {
@@ -96,7 +102,7 @@ func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error)
 	p.next++
 	p.ev.add("acquire %s: account %d", req.Mission, a.id)
 	return Lease{ID: fmt.Sprintf("lease-%d", a.id), FencingToken: 1, AccountID: a.id, Email: a.email, Password: a.password,
-		ExpiresAt: time.Now().Add(req.TTL)}, nil
+		ExpiresAt: time.Now().Add(req.TTL), SessionState: p.sessions[a.id], NoLogin: p.noLogin[a.id]}, nil
 }
 
 func (p *fakePool) Renew(_ context.Context, l Lease, ttl time.Duration) (time.Time, error) {
@@ -109,6 +115,18 @@ func (p *fakePool) Renew(_ context.Context, l Lease, ttl time.Duration) (time.Ti
 
 func (p *fakePool) Release(_ context.Context, l Lease, r Release) error {
 	p.ev.add("release account %d %s", l.AccountID, r.Outcome)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.releases = append(p.releases, r)
+	switch {
+	case r.ClearSession || r.Outcome == LoginFail || r.Outcome == Banned:
+		delete(p.sessions, l.AccountID)
+	case len(r.SessionState) > 0:
+		if p.sessions == nil {
+			p.sessions = map[int64][]byte{}
+		}
+		p.sessions[l.AccountID] = r.SessionState
+	}
 	return nil
 }
 
@@ -207,6 +225,12 @@ type testBundle struct {
 // (London / tourism), and a checker on the real driver.
 func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 	t.Helper()
+	return setupWith(t, cfg, nil)
+}
+
+// setupWith is setup with the profile tuned.
+func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
+	t.Helper()
 	var accts []account
 	var simAccts []sim.Account
 	for i := 1; i <= 3; i++ {
@@ -226,6 +250,9 @@ func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 	prof, err := profile.Default().WithBaseURL(srv.URL)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(prof)
 	}
 	drv, err := portal.New(portal.Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
 	if err != nil {

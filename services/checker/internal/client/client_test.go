@@ -1,0 +1,91 @@
+package client
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/proctest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
+)
+
+// binDir holds the accountpool binary the tests run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(proctest.RunWithBinaries(m, &binDir, "checker-client-bin", false,
+		"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool"))
+}
+
+// setup runs a real AccountPool (no cooldown, a login budget of one a
+// day) with one account, and returns a Pool on it as the checker.
+func setup(t *testing.T) *Pool {
+	t.Helper()
+	tokens := authtest.TokensFile(t)
+	ap := proctest.Start(t, filepath.Join(binDir, "accountpool"), proctest.Config{
+		Env: []string{"DATABASE_URL=" + pgtest.NewURL(t), "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
+			"AUTH_TOKENS_FILE=" + tokens, "ENCRYPTION_KEYSET_FILE=" + grpcservertest.KeysetFile(t),
+			"TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=", "RATE_LIMIT_RPS=0",
+			"POOL_COOLDOWN=0s", "POOL_MAX_LOGINS_PER_DAY=1"},
+		ServeTimeout: 90 * time.Second,
+		StopTimeout:  time.Minute,
+	})
+	admin := apv1.NewAccountPoolServiceClient(authtest.Dial(t, ap.Addr, auth.ClientConfig{
+		TokenFile: authtest.WriteFile(t, "admin.token", authtest.AdminToken+"\n")}))
+	if _, err := admin.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{
+		Email: "acc1@example.com", Password: "portal-pw-1", Phone: "+442079460001"}); err != nil {
+		t.Fatal(err)
+	}
+	return NewPool(authtest.Dial(t, ap.Addr, auth.ClientConfig{
+		TokenFile: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")}))
+}
+
+func TestPoolCarriesTheSessionAndTheLoginBudget(t *testing.T) {
+	t.Parallel()
+	p := setup(t)
+	ctx := testkit.Context(t)
+	acquire := func() (session.Lease, error) {
+		return p.Acquire(ctx, session.AcquireRequest{Mission: "fra", Holder: "checker-test", TTL: time.Minute, RequestIDs: []string{"r1"}})
+	}
+
+	first, err := acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.SessionState != nil || first.NoLogin {
+		t.Fatalf("first lease has a session (%d bytes) or no login left (%v); want neither", len(first.SessionState), first.NoLogin)
+	}
+	state := []byte(`{"v":1,"cookies":[{"name":"psim_session","value":"s1"}]}`)
+	if err := p.Release(ctx, first, session.Release{Outcome: session.NoSlot, RequestIDs: []string{"r1"},
+		LoggedIn: true, SessionState: state, SessionMaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The budget (one login) is spent; the kept session still leases the
+	// account, and the lease says it must not log in.
+	second, err := acquire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(second.SessionState) != string(state) || !second.NoLogin {
+		t.Fatalf("second lease: session %q, no login %v; want the kept session and no login left", second.SessionState, second.NoLogin)
+	}
+	if err := p.Release(ctx, second, session.Release{Outcome: session.Error, ClearSession: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without a session and without budget, the account is not leased.
+	_, err = acquire()
+	var busy *session.NoAccountFreeError
+	if !errors.As(err, &busy) || busy.RetryAfter <= 0 {
+		t.Fatalf("third acquire: %v; want no account free until the budget returns", err)
+	}
+}
