@@ -67,7 +67,7 @@ bench-requests: ## Requests: claim+report cycles via gRPC vs. the same SQL direc
 	$(WITH_PG) $(GO) run ./services/requests/cmd/requestsbench $(BENCH_ARGS)
 
 .PHONY: bench-checker
-bench-checker: chromium ## Checker: shared browser with fresh contexts vs. a new browser per check
+bench-checker: chromium ## Checker: the four portal families side by side; shared browser with fresh contexts vs. a new browser per check
 	$(GO) run ./services/checker/cmd/checkerbench $(BENCH_ARGS)
 
 .PHONY: clean

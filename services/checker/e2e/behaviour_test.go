@@ -19,14 +19,25 @@ import (
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
-// TestEachPortalBehaviourEndsInTheRightOutcome checks, in one session, one
-// mission per portalsim behaviour: each mission's request is created in
-// turn and so is each account, so mission i is leased account i (the
-// checker leases in claim order, the pool hands out never-used accounts by
-// id), and account i carries behaviour i. Each ends in the Release
-// outcome, account state and Requests check row that behaviour calls for.
+// TestEachPortalBehaviourEndsInTheRightOutcome checks, on each portal
+// family with its shipped profile, one mission per portalsim behaviour, in
+// one session of one checker (one browser) per family: each mission's
+// request is created in turn and so is each account, so mission i is
+// leased account i (the checker leases in claim order, the pool hands out
+// never-used accounts by id), and account i carries behaviour i. Each ends
+// in the Release outcome, account state and Requests check row that
+// behaviour calls for.
 func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 	t.Parallel()
+	for _, f := range families {
+		t.Run(f.String(), func(t *testing.T) {
+			t.Parallel()
+			testBehaviours(t, f)
+		})
+	}
+}
+
+func testBehaviours(t *testing.T, family sim.Family) {
 	type tc struct {
 		mission   string
 		behaviour sim.Behaviour
@@ -49,8 +60,11 @@ func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 		{"b-slow", sim.Behaviour{DelayMS: int(slowerThanA.Milliseconds()), Only: sim.LoginArea}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "timeout"},
 		{"b-unknown", sim.Behaviour{Kind: sim.Unknown}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "unknown_page"},
 		{"b-maint", sim.Behaviour{Kind: sim.Maintenance}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "maintenance"},
+		// Logged out mid-check: the session ends when the slots' script
+		// (classic, vfs, ais) or a later calendar month (tls) is asked for.
+		{"b-loggedout", sim.Behaviour{Kind: sim.LoggedOut, Only: sim.SlotAPI}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "logged_out"},
 	}
-	s := newSystem(t, options{})
+	s := newSystem(t, options{family: family})
 	accts := s.addAccounts(len(cases))
 	for i, c := range cases {
 		s.addMission(c.mission)
@@ -128,7 +142,8 @@ func TestEachPortalBehaviourEndsInTheRightOutcome(t *testing.T) {
 		}
 	}
 	for _, name := range []string{
-		"slotwatch_checker_check_duration_seconds_count 10", "slotwatch_checker_acquire_wait_seconds_count 10",
+		fmt.Sprintf("slotwatch_checker_check_duration_seconds_count %d", len(cases)),
+		fmt.Sprintf("slotwatch_checker_acquire_wait_seconds_count %d", len(cases)),
 		"slotwatch_checker_browser_restarts_total 0", "slotwatch_checker_browser_up 1",
 	} {
 		if !strings.Contains(string(body), name) {

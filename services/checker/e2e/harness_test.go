@@ -28,6 +28,7 @@ import (
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/checker/profiles"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
@@ -122,6 +123,20 @@ func (p *portalHits) all() []portalHit {
 type options struct {
 	// poolEnv is added to AccountPool's environment (POOL_COOLDOWN...).
 	poolEnv []string
+	// family is the portal portalsim looks like; the checker reads it with
+	// the family's shipped profile (classic: portalsim's).
+	family sim.Family
+}
+
+// families are portalsim's portal families, for tests run on each.
+var families = []sim.Family{sim.Classic, sim.VFS, sim.TLS, sim.AIS}
+
+// shippedProfile is the name of the shipped profile of a family.
+func shippedProfile(f sim.Family) string {
+	if f == sim.Classic {
+		return "portalsim"
+	}
+	return string(f)
 }
 
 func newSystem(t *testing.T, o options) *system {
@@ -145,7 +160,7 @@ func newSystem(t *testing.T, o options) *system {
 	s.rq = rqv1.NewRequestsServiceClient(dial(t, s.rqAddr, s.admin))
 
 	var err error
-	if s.sim, err = sim.New(sim.Config{}); err != nil {
+	if s.sim, err = sim.New(sim.Config{Family: o.family}); err != nil {
 		t.Fatal(err)
 	}
 	s.hits = &portalHits{}
@@ -153,8 +168,15 @@ func newSystem(t *testing.T, o options) *system {
 	t.Cleanup(srv.Close)
 	s.simURL = srv.URL
 
-	prof, err := profile.Default().WithBaseURL(s.simURL)
+	data, ok := profiles.Get(shippedProfile(o.family))
+	if !ok {
+		t.Fatalf("no shipped profile for family %s", o.family)
+	}
+	prof, err := profile.Parse(data)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(s.simURL); err != nil {
 		t.Fatal(err)
 	}
 	prof.Timeouts = profile.Timeouts{

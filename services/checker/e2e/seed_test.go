@@ -40,10 +40,22 @@ import (
 //     the pool's delay,
 //     the wait happens between sessions 5 and 6 (as the checker's loop
 //     would pause), and session 6 gets Acc1.
+//
+// It runs on the classic portal and on the vfs family (a single-page app
+// whose slots are a sentence), each with its shipped profile.
 func TestSeedExampleSixAccountsTwoMissions(t *testing.T) {
 	t.Parallel()
+	for _, f := range []sim.Family{sim.Classic, sim.VFS} {
+		t.Run(f.String(), func(t *testing.T) {
+			t.Parallel()
+			testSeedExample(t, f)
+		})
+	}
+}
+
+func testSeedExample(t *testing.T, family sim.Family) {
 	const cooldown = 180 * time.Second
-	s := newSystem(t, options{poolEnv: []string{"POOL_COOLDOWN=" + cooldown.String()}})
+	s := newSystem(t, options{family: family, poolEnv: []string{"POOL_COOLDOWN=" + cooldown.String()}})
 	accts := s.addAccounts(6)
 	acc := func(n int) account { return accts[n-1] }
 	fra := s.addMission("fra")

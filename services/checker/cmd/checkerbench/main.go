@@ -11,12 +11,18 @@
 // the peak memory of this process plus every Chromium process under it
 // (RSS and PSS summed from /proc).
 //
+// First, for each portalsim family (-families), it runs the same check with
+// the family's shipped profile, one at a time with the shared browser, and
+// prints the families side by side with the classic one: the step engine's
+// cost per portal shape. -families-only stops there (a short run).
+//
 // It measures Debian's chromium (CHROME_PATH, default /usr/bin/chromium)
 // and, when installed, the old headless shell of the chromium-headless-shell
 // package, which drops the full browser's window machinery. Run as root,
 // it needs CHROME_NO_SANDBOX=true, as the checker does.
 //
 //	go run ./services/checker/cmd/checkerbench [-checks 40] [-fresh-checks 12] [-parallel 5] [-chrome a,b]
+//		[-families classic,vfs,tls,ais] [-families-only]
 package main
 
 import (
@@ -63,6 +69,9 @@ type options struct {
 	freshChecks int
 	parallel    int
 	browsers    []string
+	families    []sim.Family
+	// familiesOnly skips the browser modes: the families' table alone.
+	familiesOnly bool
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -74,8 +83,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.gap, "gap", 500*time.Millisecond, "pause between checks in the spaced phase, as the session loop leaves")
 	fs.DurationVar(&o.burstGap, "burst-gap", 2*time.Second, "pause before each burst of -parallel checks in the burst phases, as between sessions")
 	chrome := fs.String("chrome", defaultBrowsers(), "comma-separated Chromium binaries to measure, each in every mode")
+	fams := fs.String("families", "classic,vfs,tls,ais", "comma-separated portalsim families to measure with their shipped profiles, side by side (empty: none)")
+	fs.BoolVar(&o.familiesOnly, "families-only", false, "measure the families alone, not the browser modes (a short run)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for name := range strings.SplitSeq(*fams, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		f, err := sim.ParseFamily(name)
+		if err != nil {
+			return fmt.Errorf("-families: %w", err)
+		}
+		o.families = append(o.families, f)
+	}
+	if o.familiesOnly && len(o.families) == 0 {
+		return errors.New("-families-only with no -families")
 	}
 	for b := range strings.SplitSeq(*chrome, ",") {
 		if b = strings.TrimSpace(b); b != "" {
@@ -110,7 +134,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	for _, exe := range o.browsers {
 		fmt.Fprintf(out, "\n### %s (%s)\n\n", exe, version(exe))
-		b := &bench{sim: portalSim, prof: prof, artifacts: artifacts, exec: exe}
+		if len(o.families) > 0 {
+			if err := benchFamilies(ctx, out, portalSim, srv.URL, artifacts, exe, o.families, o.checks); err != nil {
+				return fmt.Errorf("%s: %w", exe, err)
+			}
+		}
+		if o.familiesOnly {
+			continue
+		}
+		b := &bench{sim: portalSim, prof: prof, artifacts: artifacts, exec: exe, wantSlots: 2}
 		var rows []row
 		for _, ph := range []struct {
 			mode     mode
@@ -198,19 +230,24 @@ type bench struct {
 	prof      *profile.Profile
 	artifacts string
 	exec      string
+	// wantSlots is what a check must find: the portal's two slots, or the
+	// earliest alone where the portal shows only that (vfs).
+	wantSlots int
 }
 
 type row struct {
-	mode     mode
-	parallel int
-	checks   int
-	wall     time.Duration
-	total    []time.Duration // per check
-	overhead []time.Duration // per check, one-at-a-time phases only
-	peak     memory
-	cpu      time.Duration // Chromium CPU per check
-	selfCPU  time.Duration // this process's CPU per check: driver, chromedp, portalsim
-	failed   int
+	mode       mode
+	family     string // the portal family, in the families' table
+	background bool   // its profile's background_tabs
+	parallel   int
+	checks     int
+	wall       time.Duration
+	total      []time.Duration // per check
+	overhead   []time.Duration // per check, one-at-a-time phases only
+	peak       memory
+	cpu        time.Duration // Chromium CPU per check
+	selfCPU    time.Duration // this process's CPU per check: driver, chromedp, portalsim
+	failed     int
 }
 
 // phase measures one mode: checks, parallel at a time, timed, then a
@@ -382,7 +419,7 @@ func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (por
 	if err != nil {
 		return res, err
 	}
-	if res.Outcome != portal.Success || len(res.Slots) != 2 {
+	if res.Outcome != portal.Success || len(res.Slots) != b.wantSlots {
 		return res, fmt.Errorf("check ended %s/%s: %s", res.Outcome, res.Reason, res.Detail)
 	}
 	return res, nil

@@ -477,9 +477,21 @@ return __wait(function () {
 	c.seen = res.State
 	switch {
 	case err != nil && unknownOnTimeout && errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
-		c.seen = "unknown"
-		c.d.pageSeen(s.Name, c.seen)
-		c.unknownPage(fmt.Sprintf("%s: the page did not show what the step waits for within %s", s.Name, d))
+		// What the page's script waits for, which the page does not say:
+		// a slow answer is a timeout, a 5xx it drew as its own error a
+		// server error; else the page is not what the profile expects.
+		switch inFlight, status := c.retry.scripts(); {
+		case inFlight > 0:
+			c.failNav(fmt.Errorf("%s: %d script requests of the page still unanswered after %s: %w", s.Name, inFlight, d, context.DeadlineExceeded))
+		case status >= 500:
+			c.seen = "server_error"
+			c.d.pageSeen(s.Name, c.seen)
+			c.endOn("", status)
+		default:
+			c.seen = "unknown"
+			c.d.pageSeen(s.Name, c.seen)
+			c.unknownPage(fmt.Sprintf("%s: the page did not show what the step waits for within %s", s.Name, d))
+		}
 		return res, flowStop
 	case err != nil:
 		c.failNav(err)

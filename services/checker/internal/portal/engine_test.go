@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/checker/profiles"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -380,5 +381,44 @@ func TestListAcrossPagesAfterAClickWithin(t *testing.T) {
 	want := []string{"2027-01-01 09:30", "2027-01-02", "2027-02-01 09:30", "2027-02-02"}
 	if res.Outcome != Success || !slices.Equal(got, want) {
 		t.Fatalf("slots %v, want %v (result %+v)", got, want, res)
+	}
+}
+
+// A single-page app's login that never draws the dashboard: waiting for a
+// slow answer is a timeout, a 5xx answer the app drew as its own error
+// view is a server error, neither an unknown page.
+func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	if err := b.sim.SetPortal(sim.VFS, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := profiles.Get("vfs")
+	prof, err := profile.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(b.url); err != nil {
+		t.Fatal(err)
+	}
+	for i := range prof.Flows.Login {
+		if prof.Flows.Login[i].Name == "login" {
+			prof.Flows.Login[i].Timeout = profile.Duration(2 * time.Second)
+		}
+	}
+	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 6000, Only: sim.LoginArea}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.ServerError}); err != nil {
+		t.Fatal(err)
+	}
+	if res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
+		t.Errorf("slow login answer: %s/%s at %s (%s), want error/timeout at login", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+	if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonServerError || res.Step != "login" {
+		t.Errorf("login answered 500: %s/%s at %s (%s), want error/server_error at login", res.Outcome, res.Reason, res.Step, res.Detail)
 	}
 }

@@ -20,9 +20,20 @@ import (
 // is off (browser.quietTab): the tab pauses each such response instead
 // (Fetch, response stage, documents, XHR and fetch only), reads its status
 // and headers, and lets it go on at once.
+//
+// It also keeps what a page's script is waiting for, which the page cannot
+// tell: a single-page app that never shows what a wait step waits for
+// may be waiting for a slow answer (a timeout, not an unknown page), or
+// have had a 5xx answer it drew as its own error view (a server error).
+// Scripts' requests are paused when sent as well, to count those in
+// flight.
 type retryWatch struct {
 	mu  sync.Mutex
 	max time.Duration
+	// pending are the scripts' requests sent and not answered yet.
+	pending map[fetch.RequestID]bool
+	// scriptStatus is the HTTP status of the latest answer to a script.
+	scriptStatus int64
 }
 
 func (w *retryWatch) note(d time.Duration) {
@@ -35,6 +46,40 @@ func (w *retryWatch) longest() time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.max
+}
+
+// scripts reports how many script requests await their answer, and the
+// status of the latest one answered (0: none yet, or a network error).
+func (w *retryWatch) scripts() (inFlight int, lastStatus int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending), int(w.scriptStatus)
+}
+
+// paused records a paused request or response of the tab.
+func (w *retryWatch) paused(e *fetch.EventRequestPaused) {
+	script := e.ResourceType == network.ResourceTypeXHR || e.ResourceType == network.ResourceTypeFetch
+	atRequest := e.ResponseStatusCode == 0 && e.ResponseErrorReason == ""
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if script {
+		if w.pending == nil {
+			w.pending = map[fetch.RequestID]bool{}
+		}
+		if atRequest {
+			w.pending[e.RequestID] = true
+			return
+		}
+		delete(w.pending, e.RequestID)
+		w.scriptStatus = e.ResponseStatusCode
+	}
+	if e.ResponseStatusCode == http.StatusTooManyRequests || e.ResponseStatusCode == http.StatusServiceUnavailable {
+		for _, h := range e.ResponseHeaders {
+			if strings.EqualFold(h.Name, "Retry-After") {
+				w.max = max(w.max, retryAfter(h.Value, time.Now()))
+			}
+		}
+	}
 }
 
 // start begins watching the tab of ctx, until the tab ends.
@@ -52,15 +97,14 @@ func (w *retryWatch) start(ctx context.Context) error {
 		if !ok {
 			return
 		}
-		if e.ResponseStatusCode == http.StatusTooManyRequests || e.ResponseStatusCode == http.StatusServiceUnavailable {
-			for _, h := range e.ResponseHeaders {
-				if strings.EqualFold(h.Name, "Retry-After") {
-					w.note(retryAfter(h.Value, time.Now()))
-				}
-			}
-		}
+		w.paused(e)
+		atRequest := e.ResponseStatusCode == 0 && e.ResponseErrorReason == ""
 		// A listener must not call the browser: it would wait for itself.
 		go func() {
+			if atRequest {
+				_, _ = cdp.Call(ctx, target, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+				return
+			}
 			_, _ = cdp.Call(ctx, target, fetch.ContinueResponse, fetch.ContinueResponseParams{RequestID: e.RequestID})
 		}()
 	})
@@ -70,6 +114,9 @@ func (w *retryWatch) start(ctx context.Context) error {
 	var patterns []*fetch.RequestPattern
 	for _, t := range []network.ResourceType{network.ResourceTypeDocument, network.ResourceTypeXHR, network.ResourceTypeFetch} {
 		patterns = append(patterns, &fetch.RequestPattern{URLPattern: "*", ResourceType: t, RequestStage: fetch.RequestStageResponse})
+	}
+	for _, t := range []network.ResourceType{network.ResourceTypeXHR, network.ResourceTypeFetch} {
+		patterns = append(patterns, &fetch.RequestPattern{URLPattern: "*", ResourceType: t, RequestStage: fetch.RequestStageRequest})
 	}
 	_, err = cdp.Call(ctx, target, fetch.Enable, fetch.EnableParams{Patterns: patterns})
 	return err
