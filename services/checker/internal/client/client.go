@@ -140,12 +140,19 @@ var reportOutcomes = map[session.ReportOutcome]rqv1.CheckOutcome{
 	session.ReportNoSlot:     rqv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT,
 	session.ReportSlotsFound: rqv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
 	session.ReportFailed:     rqv1.CheckOutcome_CHECK_OUTCOME_FAILED,
+	// Walls, which Requests counts towards pausing the portal.
+	session.ReportCaptcha:     rqv1.CheckOutcome_CHECK_OUTCOME_CAPTCHA,
+	session.ReportBlocked:     rqv1.CheckOutcome_CHECK_OUTCOME_BLOCKED,
+	session.ReportRateLimited: rqv1.CheckOutcome_CHECK_OUTCOME_RATE_LIMITED,
 }
 
 // ReportCheckResult implements session.MissionClient.
 func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (int, error) {
 	req := &rqv1.ReportCheckResultRequest{
 		ClaimId: rep.ClaimID, Outcome: reportOutcomes[rep.Outcome], AccountId: rep.AccountID, Detail: rep.Detail,
+	}
+	if rep.RetryAfter > 0 {
+		req.RetryAfter = durationpb.New(rep.RetryAfter)
 	}
 	for _, s := range rep.Slots {
 		req.Slots = append(req.Slots, slotToProto(s))

@@ -415,10 +415,10 @@ func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
 	if err := b.sim.SetBehaviour(acc2, sim.Behaviour{Kind: sim.ServerError}); err != nil {
 		t.Fatal(err)
 	}
-	if res := runCheck(t, d, Account{acc1, pw1}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
+	if res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonTimeout || res.Step != "login" {
 		t.Errorf("slow login answer: %s/%s at %s (%s), want error/timeout at login", res.Outcome, res.Reason, res.Step, res.Detail)
 	}
-	if res := runCheck(t, d, Account{acc2, pw2}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonServerError || res.Step != "login" {
+	if res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonServerError || res.Step != "login" {
 		t.Errorf("login answered 500: %s/%s at %s (%s), want error/server_error at login", res.Outcome, res.Reason, res.Step, res.Detail)
 	}
 }

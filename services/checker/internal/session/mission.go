@@ -168,7 +168,7 @@ func (m *mission) finishUnleased() MissionResult {
 	c.log.Info("mission not checked", "session", m.session, "mission", m.claim.Mission,
 		"outcome", string(m.res.Outcome), "detail", m.res.Detail,
 		"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
-	m.report(reportOf(m.claim.ID, 0, m.res.Outcome, nil, m.res.Detail))
+	m.report(reportOf(m.claim.ID, 0, m.res.Outcome, "", 0, nil, m.res.Detail))
 	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
 	return m.res
 }
@@ -202,7 +202,7 @@ func (m *mission) check(lease Lease) MissionResult {
 	// SLOT_FOUND) decides whether the pool hears success or no_slot. A
 	// report that fails counts as no match; both outcomes rest the account
 	// alike. The lease is renewed until the report is in.
-	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Slots, detail))
+	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail))
 	stopRenew()
 	out = withMatches(out, m.res.Matched)
 	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration

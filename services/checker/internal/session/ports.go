@@ -123,6 +123,12 @@ const (
 	ReportNoSlot     ReportOutcome = "no_slot"
 	ReportSlotsFound ReportOutcome = "slots_found"
 	ReportFailed     ReportOutcome = "failed"
+	// Walls: the portal showed a CAPTCHA, blocked the account or limited
+	// the rate. Requests counts them per portal and pauses it past a
+	// threshold.
+	ReportCaptcha     ReportOutcome = "captcha"
+	ReportBlocked     ReportOutcome = "blocked"
+	ReportRateLimited ReportOutcome = "rate_limited"
 )
 
 // Report ends a claim.
@@ -132,6 +138,9 @@ type Report struct {
 	Slots     []portal.Slot
 	AccountID int64
 	Detail    string
+	// RetryAfter is the portal's own Retry-After on a wall (0: none):
+	// Requests pauses the portal at least that long.
+	RetryAfter time.Duration
 }
 
 // Outcome is how a mission's check went. All but NoAccount are the

@@ -99,12 +99,20 @@ func detailOf(res portal.Result) string {
 	return d
 }
 
+// walls are the failures Requests counts towards pausing a portal.
+var walls = map[portal.Reason]ReportOutcome{
+	portal.ReasonCaptcha:     ReportCaptcha,
+	portal.ReasonBlocked:     ReportBlocked,
+	portal.ReasonRateLimited: ReportRateLimited,
+}
+
 // reportOf is what Requests is told. Slots seen are always reported, even
 // when a later step of the check failed: they are real, and applicants are
 // waiting for them. Otherwise a check that read the calendar (out is
-// NoSlot or Success) is NO_SLOT and any other is FAILED, with the outcome
-// in the detail.
-func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot, detail string) Report {
+// NoSlot or Success) is NO_SLOT; a wall (CAPTCHA, blocked, rate limited:
+// reason) is that wall, with the portal's Retry-After bounded to what
+// Requests takes; any other is FAILED, with the outcome in the detail.
+func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason, retryAfter time.Duration, slots []portal.Slot, detail string) Report {
 	r := Report{ClaimID: claimID, AccountID: accountID, Detail: detail}
 	switch {
 	case len(slots) > 0:
@@ -117,6 +125,12 @@ func reportOf(claimID string, accountID int64, out Outcome, slots []portal.Slot,
 	default:
 		r.Outcome = ReportFailed
 		r.Detail = fmt.Sprintf("%s: %s", out, detail)
+		if wall, ok := walls[reason]; ok {
+			r.Outcome = wall
+			if retryAfter > 0 {
+				r.RetryAfter = min(max(retryAfter, apirule.MinWallRetryAfter), apirule.MaxWallRetryAfter)
+			}
+		}
 	}
 	r.Detail = truncate(r.Detail, apirule.MaxReportDetailLen)
 	return r

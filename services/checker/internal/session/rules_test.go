@@ -83,12 +83,36 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 		{"Banned", Banned, nil, ReportFailed, 0, "banned: d"},
 		{"NoAccount", NoAccount, nil, ReportFailed, 0, "no_account: d"},
 	} {
-		r := reportOf("claim", 7, tc.out, tc.slots, "d")
+		r := reportOf("claim", 7, tc.out, "", 0, tc.slots, "d")
 		if r.Outcome != tc.want || len(r.Slots) != tc.wantSlots || r.Detail != tc.detail || r.AccountID != 7 {
 			t.Errorf("%s: report %+v, want %s with %d slots and detail %q", tc.name, r, tc.want, tc.wantSlots, tc.detail)
 		}
 	}
-	if r := reportOf("c", 0, Error, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
+	// Walls are reported as walls, with the portal's Retry-After within
+	// what Requests takes; other failures carry none.
+	for _, tc := range []struct {
+		reason     portal.Reason
+		retryAfter time.Duration
+		want       ReportOutcome
+		wantRetry  time.Duration
+	}{
+		{portal.ReasonCaptcha, 0, ReportCaptcha, 0},
+		{portal.ReasonBlocked, 10 * time.Minute, ReportBlocked, 10 * time.Minute},
+		{portal.ReasonRateLimited, 48 * time.Hour, ReportRateLimited, apirule.MaxWallRetryAfter},
+		{portal.ReasonRateLimited, time.Millisecond, ReportRateLimited, apirule.MinWallRetryAfter},
+		{portal.ReasonMaintenance, time.Hour, ReportFailed, 0},
+		{portal.ReasonBadCredentials, 0, ReportFailed, 0},
+	} {
+		r := reportOf("c", 7, Banned, tc.reason, tc.retryAfter, nil, "d")
+		if r.Outcome != tc.want || r.RetryAfter != tc.wantRetry {
+			t.Errorf("%s with Retry-After %s: report %s retry %s, want %s retry %s", tc.reason, tc.retryAfter, r.Outcome, r.RetryAfter, tc.want, tc.wantRetry)
+		}
+	}
+	// Slots seen beat a wall met later: they are reported.
+	if r := reportOf("c", 7, Banned, portal.ReasonCaptcha, time.Minute, slots, "d"); r.Outcome != ReportSlotsFound || r.RetryAfter != 0 {
+		t.Errorf("slots then a CAPTCHA: %s retry %s, want slots_found", r.Outcome, r.RetryAfter)
+	}
+	if r := reportOf("c", 0, Error, "", 0, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
 		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), apirule.MaxReportDetailLen)
 	}
 }

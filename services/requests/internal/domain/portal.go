@@ -53,8 +53,6 @@ type Pause struct {
 const (
 	MaxChecksPerMinute    = 10000
 	MaxMinMissionInterval = 24 * time.Hour
-	// MaxRetryAfter bounds a reported Retry-After.
-	MaxRetryAfter = 24 * time.Hour
 	// RateWindow is the window the cap counts claims in.
 	RateWindow = time.Minute
 )
