@@ -100,8 +100,9 @@ const (
 	// MaxSessionMaxAge bounds Release.session_max_age and
 	// POOL_SESSION_MAX_AGE: no portal keeps a session for longer.
 	MaxSessionMaxAge = 30 * 24 * time.Hour
-	// MinWallRetryAfter and MaxWallRetryAfter bound
-	// ReportCheckResult.retry_after, the portal's Retry-After on a wall.
-	MinWallRetryAfter = time.Second
-	MaxWallRetryAfter = 24 * time.Hour
+	// MinPortalRetryAfter and MaxPortalRetryAfter bound a portal's
+	// Retry-After as a checker passes it on: ReportCheckResult.retry_after
+	// (on a wall) and Release.retry_after.
+	MinPortalRetryAfter = time.Second
+	MaxPortalRetryAfter = 24 * time.Hour
 )

@@ -804,7 +804,11 @@ type ReleaseRequest struct {
 	// session_state; at most 30 days.
 	SessionMaxAge *durationpb.Duration `protobuf:"bytes,8,opt,name=session_max_age,json=sessionMaxAge,proto3" json:"session_max_age,omitempty"`
 	// Forget the stored session state (the portal logged the account out).
-	ClearSession  bool `protobuf:"varint,9,opt,name=clear_session,json=clearSession,proto3" json:"clear_session,omitempty"`
+	ClearSession bool `protobuf:"varint,9,opt,name=clear_session,json=clearSession,proto3" json:"clear_session,omitempty"`
+	// How long the portal asked to be left alone (its Retry-After on a 429 or
+	// 503 answer): the account rests at least this long, whatever the
+	// outcome's cooldown. Unset for none; 1s to 24h.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -900,6 +904,13 @@ func (x *ReleaseRequest) GetClearSession() bool {
 		return x.ClearSession
 	}
 	return false
+}
+
+func (x *ReleaseRequest) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
 }
 
 // ReleaseResponse shows the account after the release.
@@ -2525,7 +2536,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\textend_by\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bextendBy\"J\n" +
 	"\rRenewResponse\x129\n" +
 	"\n" +
-	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xf0\x02\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xac\x03\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12;\n" +
@@ -2536,7 +2547,10 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\tlogged_in\x18\x06 \x01(\bR\bloggedIn\x12#\n" +
 	"\rsession_state\x18\a \x01(\fR\fsessionState\x12A\n" +
 	"\x0fsession_max_age\x18\b \x01(\v2\x19.google.protobuf.DurationR\rsessionMaxAge\x12#\n" +
-	"\rclear_session\x18\t \x01(\bR\fclearSession\"N\n" +
+	"\rclear_session\x18\t \x01(\bR\fclearSession\x12:\n" +
+	"\vretry_after\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"N\n" +
 	"\x0fReleaseResponse\x12;\n" +
 	"\aaccount\x18\x01 \x01(\v2!.slotwatch.accountpool.v1.AccountR\aaccount\"^\n" +
 	"\x14CreateAccountRequest\x12\x14\n" +
@@ -2759,58 +2773,59 @@ var file_slotwatch_accountpool_v1_accountpool_proto_depIdxs = []int32{
 	34, // 13: slotwatch.accountpool.v1.RenewResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 14: slotwatch.accountpool.v1.ReleaseRequest.outcome:type_name -> slotwatch.accountpool.v1.Outcome
 	35, // 15: slotwatch.accountpool.v1.ReleaseRequest.session_max_age:type_name -> google.protobuf.Duration
-	3,  // 16: slotwatch.accountpool.v1.ReleaseResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 17: slotwatch.accountpool.v1.CreateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	14, // 18: slotwatch.accountpool.v1.ImportAccountsResponse.failed:type_name -> slotwatch.accountpool.v1.ImportFailure
-	3,  // 19: slotwatch.accountpool.v1.GetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	1,  // 20: slotwatch.accountpool.v1.ListAccountsRequest.state:type_name -> slotwatch.accountpool.v1.AccountState
-	3,  // 21: slotwatch.accountpool.v1.ListAccountsResponse.accounts:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 22: slotwatch.accountpool.v1.UpdateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	3,  // 23: slotwatch.accountpool.v1.ResetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
-	34, // 24: slotwatch.accountpool.v1.GetPoolStatusResponse.next_available_at:type_name -> google.protobuf.Timestamp
-	2,  // 25: slotwatch.accountpool.v1.UsageRecord.result:type_name -> slotwatch.accountpool.v1.UsageResult
-	34, // 26: slotwatch.accountpool.v1.UsageRecord.acquired_at:type_name -> google.protobuf.Timestamp
-	34, // 27: slotwatch.accountpool.v1.UsageRecord.released_at:type_name -> google.protobuf.Timestamp
-	2,  // 28: slotwatch.accountpool.v1.ListUsageRequest.result:type_name -> slotwatch.accountpool.v1.UsageResult
-	34, // 29: slotwatch.accountpool.v1.ListUsageRequest.since:type_name -> google.protobuf.Timestamp
-	34, // 30: slotwatch.accountpool.v1.ListUsageRequest.until:type_name -> google.protobuf.Timestamp
-	26, // 31: slotwatch.accountpool.v1.ListUsageResponse.records:type_name -> slotwatch.accountpool.v1.UsageRecord
-	34, // 32: slotwatch.accountpool.v1.GetUsageStatsRequest.since:type_name -> google.protobuf.Timestamp
-	34, // 33: slotwatch.accountpool.v1.GetUsageStatsRequest.until:type_name -> google.protobuf.Timestamp
-	30, // 34: slotwatch.accountpool.v1.GetUsageStatsResponse.stats:type_name -> slotwatch.accountpool.v1.AccountUsageStats
-	34, // 35: slotwatch.accountpool.v1.GetUsageStatsResponse.since:type_name -> google.protobuf.Timestamp
-	34, // 36: slotwatch.accountpool.v1.GetUsageStatsResponse.until:type_name -> google.protobuf.Timestamp
-	5,  // 37: slotwatch.accountpool.v1.AccountPoolService.Acquire:input_type -> slotwatch.accountpool.v1.AcquireRequest
-	7,  // 38: slotwatch.accountpool.v1.AccountPoolService.Renew:input_type -> slotwatch.accountpool.v1.RenewRequest
-	9,  // 39: slotwatch.accountpool.v1.AccountPoolService.Release:input_type -> slotwatch.accountpool.v1.ReleaseRequest
-	11, // 40: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:input_type -> slotwatch.accountpool.v1.CreateAccountRequest
-	13, // 41: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:input_type -> slotwatch.accountpool.v1.ImportAccountsRequest
-	16, // 42: slotwatch.accountpool.v1.AccountPoolService.GetAccount:input_type -> slotwatch.accountpool.v1.GetAccountRequest
-	18, // 43: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:input_type -> slotwatch.accountpool.v1.ListAccountsRequest
-	20, // 44: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:input_type -> slotwatch.accountpool.v1.UpdateAccountRequest
-	22, // 45: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:input_type -> slotwatch.accountpool.v1.ResetAccountRequest
-	24, // 46: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:input_type -> slotwatch.accountpool.v1.GetPoolStatusRequest
-	27, // 47: slotwatch.accountpool.v1.AccountPoolService.ListUsage:input_type -> slotwatch.accountpool.v1.ListUsageRequest
-	29, // 48: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:input_type -> slotwatch.accountpool.v1.GetUsageStatsRequest
-	32, // 49: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:input_type -> slotwatch.accountpool.v1.ReencryptPasswordsRequest
-	6,  // 50: slotwatch.accountpool.v1.AccountPoolService.Acquire:output_type -> slotwatch.accountpool.v1.AcquireResponse
-	8,  // 51: slotwatch.accountpool.v1.AccountPoolService.Renew:output_type -> slotwatch.accountpool.v1.RenewResponse
-	10, // 52: slotwatch.accountpool.v1.AccountPoolService.Release:output_type -> slotwatch.accountpool.v1.ReleaseResponse
-	12, // 53: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:output_type -> slotwatch.accountpool.v1.CreateAccountResponse
-	15, // 54: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:output_type -> slotwatch.accountpool.v1.ImportAccountsResponse
-	17, // 55: slotwatch.accountpool.v1.AccountPoolService.GetAccount:output_type -> slotwatch.accountpool.v1.GetAccountResponse
-	19, // 56: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:output_type -> slotwatch.accountpool.v1.ListAccountsResponse
-	21, // 57: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:output_type -> slotwatch.accountpool.v1.UpdateAccountResponse
-	23, // 58: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:output_type -> slotwatch.accountpool.v1.ResetAccountResponse
-	25, // 59: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:output_type -> slotwatch.accountpool.v1.GetPoolStatusResponse
-	28, // 60: slotwatch.accountpool.v1.AccountPoolService.ListUsage:output_type -> slotwatch.accountpool.v1.ListUsageResponse
-	31, // 61: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:output_type -> slotwatch.accountpool.v1.GetUsageStatsResponse
-	33, // 62: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:output_type -> slotwatch.accountpool.v1.ReencryptPasswordsResponse
-	50, // [50:63] is the sub-list for method output_type
-	37, // [37:50] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	35, // 16: slotwatch.accountpool.v1.ReleaseRequest.retry_after:type_name -> google.protobuf.Duration
+	3,  // 17: slotwatch.accountpool.v1.ReleaseResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 18: slotwatch.accountpool.v1.CreateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	14, // 19: slotwatch.accountpool.v1.ImportAccountsResponse.failed:type_name -> slotwatch.accountpool.v1.ImportFailure
+	3,  // 20: slotwatch.accountpool.v1.GetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	1,  // 21: slotwatch.accountpool.v1.ListAccountsRequest.state:type_name -> slotwatch.accountpool.v1.AccountState
+	3,  // 22: slotwatch.accountpool.v1.ListAccountsResponse.accounts:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 23: slotwatch.accountpool.v1.UpdateAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	3,  // 24: slotwatch.accountpool.v1.ResetAccountResponse.account:type_name -> slotwatch.accountpool.v1.Account
+	34, // 25: slotwatch.accountpool.v1.GetPoolStatusResponse.next_available_at:type_name -> google.protobuf.Timestamp
+	2,  // 26: slotwatch.accountpool.v1.UsageRecord.result:type_name -> slotwatch.accountpool.v1.UsageResult
+	34, // 27: slotwatch.accountpool.v1.UsageRecord.acquired_at:type_name -> google.protobuf.Timestamp
+	34, // 28: slotwatch.accountpool.v1.UsageRecord.released_at:type_name -> google.protobuf.Timestamp
+	2,  // 29: slotwatch.accountpool.v1.ListUsageRequest.result:type_name -> slotwatch.accountpool.v1.UsageResult
+	34, // 30: slotwatch.accountpool.v1.ListUsageRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 31: slotwatch.accountpool.v1.ListUsageRequest.until:type_name -> google.protobuf.Timestamp
+	26, // 32: slotwatch.accountpool.v1.ListUsageResponse.records:type_name -> slotwatch.accountpool.v1.UsageRecord
+	34, // 33: slotwatch.accountpool.v1.GetUsageStatsRequest.since:type_name -> google.protobuf.Timestamp
+	34, // 34: slotwatch.accountpool.v1.GetUsageStatsRequest.until:type_name -> google.protobuf.Timestamp
+	30, // 35: slotwatch.accountpool.v1.GetUsageStatsResponse.stats:type_name -> slotwatch.accountpool.v1.AccountUsageStats
+	34, // 36: slotwatch.accountpool.v1.GetUsageStatsResponse.since:type_name -> google.protobuf.Timestamp
+	34, // 37: slotwatch.accountpool.v1.GetUsageStatsResponse.until:type_name -> google.protobuf.Timestamp
+	5,  // 38: slotwatch.accountpool.v1.AccountPoolService.Acquire:input_type -> slotwatch.accountpool.v1.AcquireRequest
+	7,  // 39: slotwatch.accountpool.v1.AccountPoolService.Renew:input_type -> slotwatch.accountpool.v1.RenewRequest
+	9,  // 40: slotwatch.accountpool.v1.AccountPoolService.Release:input_type -> slotwatch.accountpool.v1.ReleaseRequest
+	11, // 41: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:input_type -> slotwatch.accountpool.v1.CreateAccountRequest
+	13, // 42: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:input_type -> slotwatch.accountpool.v1.ImportAccountsRequest
+	16, // 43: slotwatch.accountpool.v1.AccountPoolService.GetAccount:input_type -> slotwatch.accountpool.v1.GetAccountRequest
+	18, // 44: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:input_type -> slotwatch.accountpool.v1.ListAccountsRequest
+	20, // 45: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:input_type -> slotwatch.accountpool.v1.UpdateAccountRequest
+	22, // 46: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:input_type -> slotwatch.accountpool.v1.ResetAccountRequest
+	24, // 47: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:input_type -> slotwatch.accountpool.v1.GetPoolStatusRequest
+	27, // 48: slotwatch.accountpool.v1.AccountPoolService.ListUsage:input_type -> slotwatch.accountpool.v1.ListUsageRequest
+	29, // 49: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:input_type -> slotwatch.accountpool.v1.GetUsageStatsRequest
+	32, // 50: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:input_type -> slotwatch.accountpool.v1.ReencryptPasswordsRequest
+	6,  // 51: slotwatch.accountpool.v1.AccountPoolService.Acquire:output_type -> slotwatch.accountpool.v1.AcquireResponse
+	8,  // 52: slotwatch.accountpool.v1.AccountPoolService.Renew:output_type -> slotwatch.accountpool.v1.RenewResponse
+	10, // 53: slotwatch.accountpool.v1.AccountPoolService.Release:output_type -> slotwatch.accountpool.v1.ReleaseResponse
+	12, // 54: slotwatch.accountpool.v1.AccountPoolService.CreateAccount:output_type -> slotwatch.accountpool.v1.CreateAccountResponse
+	15, // 55: slotwatch.accountpool.v1.AccountPoolService.ImportAccounts:output_type -> slotwatch.accountpool.v1.ImportAccountsResponse
+	17, // 56: slotwatch.accountpool.v1.AccountPoolService.GetAccount:output_type -> slotwatch.accountpool.v1.GetAccountResponse
+	19, // 57: slotwatch.accountpool.v1.AccountPoolService.ListAccounts:output_type -> slotwatch.accountpool.v1.ListAccountsResponse
+	21, // 58: slotwatch.accountpool.v1.AccountPoolService.UpdateAccount:output_type -> slotwatch.accountpool.v1.UpdateAccountResponse
+	23, // 59: slotwatch.accountpool.v1.AccountPoolService.ResetAccount:output_type -> slotwatch.accountpool.v1.ResetAccountResponse
+	25, // 60: slotwatch.accountpool.v1.AccountPoolService.GetPoolStatus:output_type -> slotwatch.accountpool.v1.GetPoolStatusResponse
+	28, // 61: slotwatch.accountpool.v1.AccountPoolService.ListUsage:output_type -> slotwatch.accountpool.v1.ListUsageResponse
+	31, // 62: slotwatch.accountpool.v1.AccountPoolService.GetUsageStats:output_type -> slotwatch.accountpool.v1.GetUsageStatsResponse
+	33, // 63: slotwatch.accountpool.v1.AccountPoolService.ReencryptPasswords:output_type -> slotwatch.accountpool.v1.ReencryptPasswordsResponse
+	51, // [51:64] is the sub-list for method output_type
+	38, // [38:51] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_accountpool_v1_accountpool_proto_init() }

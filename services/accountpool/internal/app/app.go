@@ -323,6 +323,9 @@ type ReleaseRequest struct {
 	Detail       string
 	RequestIDs   []string
 	Session      domain.SessionRelease
+	// RetryAfter is the portal's Retry-After: the account rests at least
+	// that long (domain.RestAtLeast).
+	RetryAfter time.Duration
 }
 
 // Release ends a lease with its outcome, and stores the session state it
@@ -332,7 +335,7 @@ func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, e
 	now := p.Now()
 	params := store.ReleaseParams{
 		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
-		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: now, LoggedIn: r.Session.LoggedIn,
+		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: now, LoggedIn: r.Session.LoggedIn, RetryAfter: r.RetryAfter,
 	}
 	switch {
 	case r.Session.Clear || domain.ClearsSession(r.Outcome):

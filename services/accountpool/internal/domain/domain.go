@@ -146,6 +146,20 @@ func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account 
 
 func ptr(t time.Time) *time.Time { return &t }
 
+// RestAtLeast makes an account whose lease just ended rest at least d from
+// now: the portal's own Retry-After, which outranks a shorter cooldown. A
+// quarantine that ends later stays as it is.
+func RestAtLeast(a Account, d time.Duration, now time.Time) Account {
+	until := now.Add(d)
+	if d <= 0 || (a.QuarantineUntil != nil && !a.QuarantineUntil.Before(until)) {
+		return a
+	}
+	if a.CooldownUntil == nil || a.CooldownUntil.Before(until) {
+		a.CooldownUntil = ptr(until)
+	}
+	return a
+}
+
 // ClearsSession says whether a lease that ended with outcome forgets the
 // account's session state: a rejected login or a wall means the portal's
 // session is not one to return to.

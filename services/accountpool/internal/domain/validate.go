@@ -52,9 +52,12 @@ func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs
 }
 
 // CheckRelease records what is wrong with the free text of a release.
-func CheckRelease(p *apirule.FieldErrors, detail string, requestIDs []string) {
+func CheckRelease(p *apirule.FieldErrors, detail string, requestIDs []string, retryAfter time.Duration) {
 	p.MaxLen("detail", detail, apirule.MaxReleaseDetailLen)
 	CheckRequestIDs(p, "request_ids", requestIDs)
+	if retryAfter != 0 && (retryAfter < apirule.MinPortalRetryAfter || retryAfter > apirule.MaxPortalRetryAfter) {
+		p.Add("retry_after", "must be at least %s and at most %s, got %s", apirule.MinPortalRetryAfter, apirule.MaxPortalRetryAfter, retryAfter)
+	}
 }
 
 // SessionRelease is what a release says about the account's session

@@ -54,6 +54,41 @@ func TestReleaseOutcomes(t *testing.T) {
 		}
 	})
 
+	// The portal's Retry-After outranks a shorter cooldown, never a longer
+	// rest: the account is not used again before the portal said.
+	t.Run("RetryAfterRestsTheAccountAtLeastThatLong", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		addAccounts(t, c, 1)
+		for _, tc := range []struct {
+			outcome    apv1.Outcome
+			retryAfter time.Duration
+			wantRest   time.Duration
+		}{
+			{apv1.Outcome_OUTCOME_NO_SLOT, 45 * time.Minute, 45 * time.Minute}, // longer than the 10m cooldown
+			{apv1.Outcome_OUTCOME_NO_SLOT, time.Minute, 10 * time.Minute},      // shorter: the cooldown stands
+			{apv1.Outcome_OUTCOME_BANNED, 5 * time.Minute, 60 * time.Minute},   // the ban's quarantine is longer
+		} {
+			l := acquire(t, c, "fra")
+			a, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(),
+				Outcome: tc.outcome, RetryAfter: durationpb.New(tc.retryAfter)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			until := a.GetAccount().GetCooldownUntil()
+			if q := a.GetAccount().GetQuarantineUntil(); q != nil && (until == nil || q.AsTime().After(until.AsTime())) {
+				until = q
+			}
+			if want := b.clock.Now().Add(tc.wantRest); !until.AsTime().Equal(want) {
+				t.Errorf("%v with Retry-After %s: rests until %s, want %s", tc.outcome, tc.retryAfter, until.AsTime(), want)
+			}
+			b.clock.Advance(2 * time.Hour)
+			if _, err := c.ResetAccount(testkit.Context(t), &apv1.ResetAccountRequest{Id: a.GetAccount().GetId()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("QuarantinesAfterThirdLoginFailure", func(t *testing.T) {
 		t.Parallel()
 		for _, o := range []apv1.Outcome{apv1.Outcome_OUTCOME_LOGIN_FAIL, apv1.Outcome_OUTCOME_ERROR} {

@@ -101,7 +101,8 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 	if !ok {
 		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR")
 	}
-	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds())
+	retryAfter := apierr.Duration(&v, "retry_after", req.GetRetryAfter(), 0)
+	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds(), retryAfter)
 	sess := domain.SessionRelease{
 		State: req.GetSessionState(), Clear: req.GetClearSession(), LoggedIn: req.GetLoggedIn(),
 		HasAge: req.GetSessionMaxAge() != nil,
@@ -113,7 +114,7 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 	}
 	a, err := s.pool.Release(ctx, app.ReleaseRequest{
 		LeaseID: req.GetLeaseId(), FencingToken: req.GetFencingToken(), Outcome: outcome,
-		Detail: req.GetDetail(), RequestIDs: req.GetRequestIds(), Session: sess,
+		Detail: req.GetDetail(), RequestIDs: req.GetRequestIds(), Session: sess, RetryAfter: retryAfter,
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, "lease", err)

@@ -111,6 +111,18 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 			_, err := c.Release(ctx, &apv1.ReleaseRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, Detail: strings.Repeat(long, 10)})
 			return err
 		}, "detail"},
+		{"ReleaseRetryAfterUnderASecond", func(ctx context.Context) error {
+			_, err := c.Release(ctx, &apv1.ReleaseRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, RetryAfter: durationpb.New(time.Millisecond)})
+			return err
+		}, "retry_after"},
+		{"ReleaseRetryAfterOverADay", func(ctx context.Context) error {
+			_, err := c.Release(ctx, &apv1.ReleaseRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, RetryAfter: durationpb.New(25 * time.Hour)})
+			return err
+		}, "retry_after"},
+		{"ReleaseNegativeRetryAfter", func(ctx context.Context) error {
+			_, err := c.Release(ctx, &apv1.ReleaseRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR, RetryAfter: durationpb.New(-time.Minute)})
+			return err
+		}, "retry_after"},
 		{"RenewNegativeExtension", func(ctx context.Context) error {
 			_, err := c.Renew(ctx, &apv1.RenewRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(-time.Minute)})
 			return err

@@ -371,6 +371,8 @@ type ReleaseParams struct {
 	LoggedIn bool
 	// Session is what happens to the stored session state; nil leaves it.
 	Session *SessionWrite
+	// RetryAfter: the account rests at least this long (the portal asked).
+	RetryAfter time.Duration
 }
 
 // SessionWrite replaces an account's session state: Seal encrypts the new
@@ -435,7 +437,7 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 				sess.expiresAt = &p.Session.ExpiresAt
 			}
 		}
-		rel.Account = cfg.ApplyOutcome(a, p.Outcome, now)
+		rel.Account = domain.RestAtLeast(cfg.ApplyOutcome(a, p.Outcome, now), p.RetryAfter, now)
 		if answer, err = json.Marshal(rel.Account); err != nil {
 			return rel, fmt.Errorf("encode release answer: %w", err)
 		}

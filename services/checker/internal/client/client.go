@@ -90,6 +90,9 @@ func (p *Pool) Release(ctx context.Context, l session.Lease, r session.Release) 
 	if len(r.SessionState) > 0 && r.SessionMaxAge > 0 {
 		req.SessionMaxAge = durationpb.New(r.SessionMaxAge)
 	}
+	if r.RetryAfter > 0 {
+		req.RetryAfter = durationpb.New(r.RetryAfter)
+	}
 	_, err := p.c.Release(ctx, req)
 	if err != nil {
 		return leaseErr("release", err)

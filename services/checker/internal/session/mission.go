@@ -230,6 +230,9 @@ func (m *mission) check(lease Lease) MissionResult {
 // take neither.
 func withSession(r Release, res portal.Result) Release {
 	r.LoggedIn = res.Login
+	if res.RetryAfter > 0 {
+		r.RetryAfter = min(max(res.RetryAfter, apirule.MinPortalRetryAfter), apirule.MaxPortalRetryAfter)
+	}
 	if r.Outcome == LoginFail || r.Outcome == Banned {
 		return r
 	}

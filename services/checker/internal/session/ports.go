@@ -91,6 +91,9 @@ type Release struct {
 	SessionMaxAge time.Duration
 	// ClearSession: the portal session is over; the pool forgets it.
 	ClearSession bool
+	// RetryAfter is the portal's Retry-After during the check (0: none):
+	// the pool rests the account at least that long.
+	RetryAfter time.Duration
 }
 
 // Format keeps %v from printing the session state.

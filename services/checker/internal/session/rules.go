@@ -128,7 +128,7 @@ func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason
 		if wall, ok := walls[reason]; ok {
 			r.Outcome = wall
 			if retryAfter > 0 {
-				r.RetryAfter = min(max(retryAfter, apirule.MinWallRetryAfter), apirule.MaxWallRetryAfter)
+				r.RetryAfter = min(max(retryAfter, apirule.MinPortalRetryAfter), apirule.MaxPortalRetryAfter)
 			}
 		}
 	}

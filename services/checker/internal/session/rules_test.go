@@ -98,8 +98,8 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 	}{
 		{portal.ReasonCaptcha, 0, ReportCaptcha, 0},
 		{portal.ReasonBlocked, 10 * time.Minute, ReportBlocked, 10 * time.Minute},
-		{portal.ReasonRateLimited, 48 * time.Hour, ReportRateLimited, apirule.MaxWallRetryAfter},
-		{portal.ReasonRateLimited, time.Millisecond, ReportRateLimited, apirule.MinWallRetryAfter},
+		{portal.ReasonRateLimited, 48 * time.Hour, ReportRateLimited, apirule.MaxPortalRetryAfter},
+		{portal.ReasonRateLimited, time.Millisecond, ReportRateLimited, apirule.MinPortalRetryAfter},
 		{portal.ReasonMaintenance, time.Hour, ReportFailed, 0},
 		{portal.ReasonBadCredentials, 0, ReportFailed, 0},
 	} {
@@ -134,5 +134,27 @@ func TestWindowLeavesHalfTheClaimForTheCheck(t *testing.T) {
 	}
 	if want := t0.Add(7 * time.Second); !w.checkBy.Equal(want) {
 		t.Errorf("checkBy %v, want %v (one second margin)", w.checkBy, want)
+	}
+}
+
+// TestReleasePassesThePortalsRetryAfter: the pool hears the portal's
+// Retry-After (within what it takes) whatever the outcome, and rests the
+// account at least that long.
+func TestReleasePassesThePortalsRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		out  Outcome
+		got  time.Duration
+		want time.Duration
+	}{
+		{NoSlot, 0, 0},
+		{NoSlot, 30 * time.Minute, 30 * time.Minute},
+		{Banned, 48 * time.Hour, apirule.MaxPortalRetryAfter},
+		{Error, time.Millisecond, apirule.MinPortalRetryAfter},
+	} {
+		r := withSession(Release{Outcome: tc.out}, portal.Result{RetryAfter: tc.got})
+		if r.RetryAfter != tc.want {
+			t.Errorf("%s with Retry-After %s: release says %s, want %s", tc.out, tc.got, r.RetryAfter, tc.want)
+		}
 	}
 }

@@ -207,8 +207,8 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 		switch {
 		case !in.Outcome.Wall():
 			p.Add("retry_after", "must be unset unless outcome is CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
-		case in.RetryAfter < apirule.MinWallRetryAfter || in.RetryAfter > apirule.MaxWallRetryAfter:
-			p.Add("retry_after", "must be at least %s and at most %s, got %s", apirule.MinWallRetryAfter, apirule.MaxWallRetryAfter, in.RetryAfter)
+		case in.RetryAfter < apirule.MinPortalRetryAfter || in.RetryAfter > apirule.MaxPortalRetryAfter:
+			p.Add("retry_after", "must be at least %s and at most %s, got %s", apirule.MinPortalRetryAfter, apirule.MaxPortalRetryAfter, in.RetryAfter)
 		}
 	}
 	switch in.Outcome {
