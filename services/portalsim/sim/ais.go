@@ -96,15 +96,11 @@ func aisSchedules(email string, m Mission) []aisSchedule {
 }
 
 func (s *Sim) aisGroup(w http.ResponseWriter, r *http.Request) {
-	email, ok, done := s.enter(w, r, Dashboard, asPage)
-	if done {
+	email, ok := s.enterPage(w, r, Dashboard, "/"+r.PathValue("mission")+"/niv/users/sign_in")
+	if !ok {
 		return
 	}
 	m, found := s.mission(r.PathValue("mission"))
-	if !ok {
-		http.Redirect(w, r, "/"+r.PathValue("mission")+"/niv/users/sign_in", http.StatusSeeOther)
-		return
-	}
 	if !found || r.PathValue("group") != strconv.Itoa(stableID(email)) {
 		s.render(w, http.StatusNotFound, "ais/wall", familyPage{Title: "Page not found", Email: email, Wall: notFoundWall})
 		return
@@ -123,12 +119,8 @@ func aisScheduleOf(r *http.Request, email string, m Mission) (aisSchedule, bool)
 }
 
 func (s *Sim) aisAppointment(w http.ResponseWriter, r *http.Request) {
-	email, ok, done := s.enter(w, r, SlotPage, asPage)
-	if done {
-		return
-	}
+	email, ok := s.enterPage(w, r, SlotPage, "/"+r.PathValue("mission")+"/niv/users/sign_in")
 	if !ok {
-		http.Redirect(w, r, "/"+r.PathValue("mission")+"/niv/users/sign_in", http.StatusSeeOther)
 		return
 	}
 	m, found := s.mission(r.PathValue("mission"))

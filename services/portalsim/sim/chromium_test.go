@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -242,13 +241,9 @@ func TestChromiumSmoke(t *testing.T) {
 	run := func(t *testing.T, f Family, walk func(tb *tab, base string) []string, want []string) {
 		cfg := baseConfig()
 		cfg.Family = f
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.now = func() time.Time { return feb15 }
-		srv := httptest.NewServer(s)
-		t.Cleanup(srv.Close)
+		_, sb := setup(t, cfg)
+		sb.sim.now = func() time.Time { return feb15 }
+		srv := sb.srv
 		tb := b.newTab(t)
 		if got := walk(tb, srv.URL); !slices.Equal(got, want) {
 			t.Errorf("%s shows %q, want %q", f, got, want)
@@ -366,13 +361,9 @@ func TestChromiumSmoke(t *testing.T) {
 			cfg := baseConfig()
 			cfg.Family = tc.f
 			cfg.Accounts[0].Behaviour = Behaviour{Kind: tc.kind, Only: SlotAPI}
-			s, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.now = func() time.Time { return feb15 }
-			srv := httptest.NewServer(s)
-			t.Cleanup(srv.Close)
+			_, sb := setup(t, cfg)
+			sb.sim.now = func() time.Time { return feb15 }
+			srv := sb.srv
 			tb := b.newTab(t)
 			var shown string
 			if tc.f == VFS {

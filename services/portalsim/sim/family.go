@@ -189,6 +189,21 @@ func (s *Sim) enter(w http.ResponseWriter, r *http.Request, area Area, style ans
 	return email, ok, true
 }
 
+// enterPage is enter for a page that only a signed-in account may see: a
+// visitor who is not signed in is sent to signIn. ok means the handler goes
+// on to answer as the returned account.
+func (s *Sim) enterPage(w http.ResponseWriter, r *http.Request, area Area, signIn string) (email string, ok bool) {
+	email, signedIn, done := s.enter(w, r, area, asPage)
+	if done {
+		return "", false
+	}
+	if !signedIn {
+		http.Redirect(w, r, signIn, http.StatusSeeOther)
+		return "", false
+	}
+	return email, true
+}
+
 // answerStyle is how a family answers a request: with a page, or with JSON
 // to a script.
 type answerStyle int

@@ -177,24 +177,16 @@ func (s *Sim) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	email, ok, done := s.enter(w, r, Dashboard, asPage)
-	if done {
-		return
-	}
+	email, ok := s.enterPage(w, r, Dashboard, "/login")
 	if !ok {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
 	s.render(w, http.StatusOK, "dashboard", pageData{Title: "Dashboard", Page: "dashboard", Email: email, Missions: s.missions()})
 }
 
 func (s *Sim) handleSlotPage(w http.ResponseWriter, r *http.Request) {
-	email, ok, done := s.enter(w, r, SlotPage, asPage)
-	if done {
-		return
-	}
+	email, ok := s.enterPage(w, r, SlotPage, "/login")
 	if !ok {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
 	m, found := s.mission(r.PathValue("code"))

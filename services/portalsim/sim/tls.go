@@ -79,12 +79,8 @@ type tlsGroup struct {
 type option struct{ Value, Label string }
 
 func (s *Sim) tlsGroups(w http.ResponseWriter, r *http.Request) {
-	email, ok, done := s.enter(w, r, Dashboard, asPage)
-	if done {
-		return
-	}
+	email, ok := s.enterPage(w, r, Dashboard, "/login")
 	if !ok {
-		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
 	var groups []tlsGroup
@@ -125,12 +121,8 @@ func (s *Sim) tlsCalendar(w http.ResponseWriter, r *http.Request) {
 	if q.Has("month") {
 		area = SlotAPI
 	}
-	email, ok, done := s.enter(w, r, area, asPage)
-	if done {
-		return
-	}
+	email, ok := s.enterPage(w, r, area, "/login?error=session_expired")
 	if !ok {
-		http.Redirect(w, r, "/login?error=session_expired", http.StatusSeeOther)
 		return
 	}
 	m, found := s.mission(r.PathValue("mission"))

@@ -277,15 +277,7 @@ func TestPagesRetryAfterReachesTheResult(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d, b := setup(t, nil)
-			email := acc1
-			if tc.global {
-				email = ""
-			}
-			if err := b.sim.SetBehaviour(email, tc.b); err != nil {
-				t.Fatal(err)
-			}
-			res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+			res, _ := checkUnder(t, tc.b, tc.global)
 			if res.Reason != tc.reason || res.RetryAfter != tc.want {
 				t.Errorf("%s/%s retry after %v, want %s and %v", res.Outcome, res.Reason, res.RetryAfter, tc.reason, tc.want)
 			}

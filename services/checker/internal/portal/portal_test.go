@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,16 +79,8 @@ func setupWith(t *testing.T, tune func(*profile.Profile), wrap func(http.Handler
 	if wrap != nil {
 		h = wrap(s)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	prof, err := profile.Default().WithBaseURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tune != nil {
-		tune(prof)
-	}
-	b := &testBundle{sim: s, url: srv.URL, artifacts: t.TempDir(), logs: &testkit.SyncBuffer{}}
+	url, prof := browsertest.ServePortal(t, h, tune)
+	b := &testBundle{sim: s, url: url, artifacts: t.TempDir(), logs: &testkit.SyncBuffer{}}
 	d, err := New(Config{
 		Profile: prof, Browser: shared(t), ArtifactsDir: b.artifacts,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -110,6 +101,22 @@ func runCheck(t *testing.T, d *Driver, acct Account, mission string, queries ...
 }
 
 var londonTourism = Query{Centre: "London", VisaCategory: "tourism"}
+
+// checkUnder runs one check of acc1 for London tourism at fra while the
+// portal shows behaviour b: to acc1 alone, or to every visitor when global.
+// It returns the result and the portal it ran against.
+func checkUnder(t *testing.T, b sim.Behaviour, global bool) (Result, *testBundle) {
+	t.Helper()
+	d, tb := setup(t, nil)
+	email := acc1
+	if global {
+		email = ""
+	}
+	if err := tb.sim.SetBehaviour(email, b); err != nil {
+		t.Fatal(err)
+	}
+	return runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism), tb
+}
 
 func TestCheckReadsSlots(t *testing.T) {
 	t.Parallel()
@@ -220,15 +227,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			d, b := setup(t, nil)
-			email := acc1
-			if tc.global {
-				email = ""
-			}
-			if err := b.sim.SetBehaviour(email, tc.behaviour); err != nil {
-				t.Fatal(err)
-			}
-			res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+			res, b := checkUnder(t, tc.behaviour, tc.global)
 			if res.Outcome != tc.outcome || res.Reason != tc.reason || res.Step != tc.step {
 				t.Fatalf("got %s/%s at %s (%s), want %s/%s at %s", res.Outcome, res.Reason, res.Step, res.Detail, tc.outcome, tc.reason, tc.step)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -245,15 +244,7 @@ func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker,
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	prof, err := profile.Default().WithBaseURL(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tune != nil {
-		tune(prof)
-	}
+	_, prof := browsertest.ServePortal(t, s, tune)
 	drv, err := portal.New(portal.Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -59,6 +59,35 @@ func eventsTable(t *testing.T, b *testBundle) []seenEvent {
 	return out
 }
 
+// writeRequests starts writers goroutines, counted in wg, that wait for
+// start to close and then each create perWriter requests of applicant
+// (writer w at mission m<w>), handing each new request's id to created
+// when it is not nil.
+func writeRequests(t *testing.T, c requestsv1.RequestsServiceClient, wg *sync.WaitGroup, start <-chan struct{},
+	applicant string, writers, perWriter int, created func(id string)) {
+	t.Helper()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for range perWriter {
+				r, err := c.CreateAppointmentRequest(context.Background(), &requestsv1.CreateAppointmentRequestRequest{
+					ApplicantId: applicant, MissionCode: fmt.Sprintf("m%d", w), Centre: "paris", VisaCategory: "tourism",
+					EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
+				})
+				if err != nil {
+					t.Errorf("create: %v", err)
+					return
+				}
+				if created != nil {
+					created(r.GetRequest().GetId())
+				}
+			}
+		}()
+	}
+}
+
 func TestWatchEvents(t *testing.T) {
 	t.Parallel()
 
@@ -108,24 +137,7 @@ func TestWatchEvents(t *testing.T) {
 			ids = make(chan string, writers*perWriter)
 		)
 		start := make(chan struct{})
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				for range perWriter {
-					r, err := c.CreateAppointmentRequest(context.Background(), &requestsv1.CreateAppointmentRequestRequest{
-						ApplicantId: a.GetId(), MissionCode: fmt.Sprintf("m%d", w), Centre: "paris", VisaCategory: "tourism",
-						EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
-					})
-					if err != nil {
-						t.Errorf("create: %v", err)
-						return
-					}
-					ids <- r.GetRequest().GetId()
-				}
-			}()
-		}
+		writeRequests(t, c, &wg, start, a.GetId(), writers, perWriter, func(id string) { ids <- id })
 		// Cancel some requests too, so there is more than one event type.
 		wg.Add(1)
 		go func() {

@@ -99,22 +99,7 @@ func TestWatchEventsFeed(t *testing.T) {
 		const total = writers * perWriter
 		var wg sync.WaitGroup
 		start := make(chan struct{})
-		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				for range perWriter {
-					if _, err := c.CreateAppointmentRequest(context.Background(), &requestsv1.CreateAppointmentRequestRequest{
-						ApplicantId: a.GetId(), MissionCode: fmt.Sprintf("m%d", w), Centre: "paris", VisaCategory: "tourism",
-						EarliestDate: "2030-07-01", LatestDate: "2030-07-10",
-					}); err != nil {
-						t.Errorf("create: %v", err)
-						return
-					}
-				}
-			}()
-		}
+		writeRequests(t, c, &wg, start, a.GetId(), writers, perWriter, nil)
 		first, err := c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{})
 		if err != nil {
 			t.Fatal(err)

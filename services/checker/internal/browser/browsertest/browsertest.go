@@ -1,14 +1,17 @@
 // Package browsertest gives a test binary one shared browser.Manager, as
 // the Checker has one browser: starting Chromium per test would make the
-// suites slow on two cores.
+// suites slow on two cores. ServePortal puts a portal in front of it.
 package browsertest
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sync"
 	"testing"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 )
 
 var (
@@ -56,4 +59,21 @@ func Main(m *testing.M) {
 		_ = manager.Close()
 	}
 	os.Exit(code)
+}
+
+// ServePortal serves portal (a portalsim, or one wrapped) on 127.0.0.1:0
+// until the test ends and returns its URL with the shipped profile aimed
+// at it; tune, if not nil, may change the profile (timeouts, selectors).
+func ServePortal(t testing.TB, portal http.Handler, tune func(*profile.Profile)) (string, *profile.Profile) {
+	t.Helper()
+	srv := httptest.NewServer(portal)
+	t.Cleanup(srv.Close)
+	prof, err := profile.Default().WithBaseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tune != nil {
+		tune(prof)
+	}
+	return srv.URL, prof
 }
