@@ -70,6 +70,10 @@ bench-requests: ## Requests: claim+report cycles via gRPC vs. the same SQL direc
 bench-checker: chromium ## Checker: the four portal families side by side; shared browser with fresh contexts vs. a new browser per check
 	$(GO) run ./services/checker/cmd/checkerbench $(BENCH_ARGS)
 
+.PHONY: bench-discipline
+bench-discipline: build chromium ## Portal load discipline: logins per check with session reuse on/off, checks/min vs. the portal cap, a CAPTCHA storm's pause (2 Checkers)
+	$(WITH_PG) ./bin/disciplinebench $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove bin/ (the private cluster in .data/ stays)
 	rm -rf $(BIN)

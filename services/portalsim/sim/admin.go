@@ -16,7 +16,7 @@ import (
 //
 //	GET    /admin/state                       the whole Config
 //	PUT    /admin/state                       replace the Config
-//	POST   /admin/reset                       forget config, sessions, logins, stats
+//	POST   /admin/reset                       forget config, sessions, logins, request log, stats
 //	GET    /admin/accounts                    accounts
 //	POST   /admin/accounts                    add or replace one account or a JSON array of them
 //	PUT    /admin/accounts/{email}            {"password": ..., "behaviour"?: ...} add or replace
@@ -28,6 +28,8 @@ import (
 //	GET    /admin/logins                      every login attempt (?email= to filter)
 //	DELETE /admin/logins                      clear the login record
 //	GET    /admin/sessions                    sessions logged in now
+//	GET    /admin/requests                    the request log: portal requests served, [{"at", "method", "path"}]
+//	DELETE /admin/requests                    clear the request log
 //	GET    /admin/stats                       portal requests served and time spent
 //	GET    /admin/portal                      {"family", "timezone"}
 //	PUT    /admin/portal                      {"family": "vfs", "timezone"?: "Europe/London"} (FAMILIES.md)
@@ -140,6 +142,17 @@ func (s *Sim) adminRoutes() {
 		s.mu.Lock()
 		s.logins = nil
 		s.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s.admin.HandleFunc("GET /admin/requests", func(w http.ResponseWriter, _ *http.Request) {
+		reqs := s.Requests()
+		if reqs == nil {
+			reqs = []PortalRequest{}
+		}
+		writeJSON(w, http.StatusOK, reqs)
+	})
+	s.admin.HandleFunc("DELETE /admin/requests", func(w http.ResponseWriter, _ *http.Request) {
+		s.ClearRequests()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s.admin.HandleFunc("GET /admin/sessions", func(w http.ResponseWriter, _ *http.Request) {

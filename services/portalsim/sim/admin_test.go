@@ -54,6 +54,32 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("RequestLogHasPortalRequestsNotAdminOnesAndClears", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, baseConfig())
+		for _, path := range []string{"/login", "/missions/fra/slots"} {
+			resp, err := c.Get(b.srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		var reqs []PortalRequest
+		call(t, "GET", b.srv.URL+"/admin/requests", "", &reqs)
+		if len(reqs) != 2 || reqs[0].Method != "GET" || reqs[0].Path != "/login" || reqs[1].Path != "/missions/fra/slots" ||
+			reqs[0].At.IsZero() || reqs[1].At.Before(reqs[0].At) {
+			t.Errorf("request log = %+v, want the two portal requests in order, no admin ones", reqs)
+		}
+		if st := call(t, "DELETE", b.srv.URL+"/admin/requests", "", nil); st != http.StatusNoContent {
+			t.Fatalf("DELETE /admin/requests: %d", st)
+		}
+		reqs = nil
+		call(t, "GET", b.srv.URL+"/admin/requests", "", &reqs)
+		if reqs == nil || len(reqs) != 0 {
+			t.Errorf("after DELETE the request log = %+v, want []", reqs)
+		}
+	})
+
 	t.Run("PostAccountsTakesOneOrAnArrayAndReplacesByEmail", func(t *testing.T) {
 		t.Parallel()
 		_, b := setup(t, Config{})

@@ -53,7 +53,7 @@ func (s *Sim) dispatch() http.Handler {
 }
 
 // measure counts the time spent on portal requests, so the benchmark can
-// tell the portal's own time from the checker's.
+// tell the portal's own time from the checker's, and keeps the request log.
 func (s *Sim) measure(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/admin/") {
@@ -64,6 +64,7 @@ func (s *Sim) measure(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 		s.busyNS.Add(int64(time.Since(start)))
 		s.requests.Add(1)
+		s.logRequest(PortalRequest{At: start.UTC(), Method: r.Method, Path: r.URL.Path})
 	})
 }
 

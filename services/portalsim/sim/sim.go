@@ -83,9 +83,25 @@ type Sim struct {
 	sessions map[string]session
 	logins   []LoginAttempt
 
+	// reqLog is the request log: the portal requests served, oldest
+	// first, at most maxRequestLog (the oldest go first).
+	reqLog []PortalRequest
+
 	requests atomic.Int64
 	busyNS   atomic.Int64
 }
+
+// PortalRequest is one portal request served (not /admin/): the load a
+// checker puts on the portal, read from the portal's side.
+type PortalRequest struct {
+	// At is when the request arrived.
+	At     time.Time `json:"at"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+}
+
+// maxRequestLog bounds the request log; a benchmark clears it per phase.
+const maxRequestLog = 100_000
 
 // New returns a simulator serving cfg.
 func New(cfg Config) (*Sim, error) {
@@ -138,13 +154,15 @@ func (s *Sim) SetState(cfg Config) error {
 	return nil
 }
 
-// Reset forgets everything: configuration, sessions, login record and stats.
+// Reset forgets everything: configuration, sessions, login record, request
+// log and stats.
 func (s *Sim) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cfg = Config{}
 	s.sessions = map[string]session{}
 	s.logins = nil
+	s.reqLog = nil
 	s.requests.Store(0)
 	s.busyNS.Store(0)
 }
@@ -269,6 +287,29 @@ func (s *Sim) Logins() []LoginAttempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.logins)
+}
+
+// Requests returns the request log, oldest first.
+func (s *Sim) Requests() []PortalRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqLog)
+}
+
+// ClearRequests empties the request log.
+func (s *Sim) ClearRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqLog = nil
+}
+
+func (s *Sim) logRequest(r PortalRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.reqLog) >= maxRequestLog {
+		s.reqLog = slices.Delete(s.reqLog, 0, len(s.reqLog)-maxRequestLog+1)
+	}
+	s.reqLog = append(s.reqLog, r)
 }
 
 // Session is a portal session that is logged in now.

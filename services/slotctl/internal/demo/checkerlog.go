@@ -44,6 +44,9 @@ type Event struct {
 	Matched  int
 	Duration time.Duration
 	Detail   string
+	// LoggedIn: the check logged in; SessionReused: it went on with a
+	// portal session the pool kept (CheckFinished).
+	LoggedIn, SessionReused bool
 	// RetryAfter is how long the Checker waits for an account (NoAccountFree).
 	RetryAfter time.Duration
 	// Checks is how many checks a session did (SessionFinished).
@@ -82,6 +85,8 @@ func ParseCheckerLine(line []byte) (Event, bool) {
 		e.Matched = int(number(m["matched"]))
 		e.Duration = time.Duration(number(m["duration_ms"]) * float64(time.Millisecond))
 		e.Detail = text(m["detail"])
+		e.LoggedIn, _ = m["logged_in"].(bool)
+		e.SessionReused, _ = m["session_reused"].(bool)
 	case "no account free":
 		e.Kind = NoAccountFree
 		e.Mission = text(m["mission"])

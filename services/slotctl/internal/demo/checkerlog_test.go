@@ -18,16 +18,16 @@ func TestParseCheckerLine(t *testing.T) {
 	}{
 		{
 			name: "CheckFinished",
-			line: `{"time":"2026-03-01T10:00:05.25Z","level":"INFO","msg":"check finished","session":3,"mission":"fra","account_id":3,"account_email":"acc3@demo.test","outcome":"no_slot","slots":0,"matched":0,"duration_ms":1234,"detail":"0 free slots"}`,
+			line: `{"time":"2026-03-01T10:00:05.25Z","level":"INFO","msg":"check finished","session":3,"mission":"fra","account_id":3,"account_email":"acc3@demo.test","outcome":"no_slot","slots":0,"matched":0,"duration_ms":1234,"detail":"0 free slots","logged_in":true,"session_reused":false}`,
 			want: Event{Kind: CheckFinished, Time: at, Session: "3", Mission: "fra", AccountID: 3, AccountEmail: "acc3@demo.test",
-				Outcome: "no_slot", Duration: 1234 * time.Millisecond, Detail: "0 free slots"},
+				Outcome: "no_slot", Duration: 1234 * time.Millisecond, Detail: "0 free slots", LoggedIn: true},
 			ok: true,
 		},
 		{
 			name: "CheckFinishedWithSlotsAndAStringSession",
-			line: `{"msg":"check finished","session":"s-7","mission":"fra","account_id":"2","outcome":"success","slots":2,"matched":1,"duration_ms":987.5}`,
+			line: `{"msg":"check finished","session":"s-7","mission":"fra","account_id":"2","outcome":"success","slots":2,"matched":1,"duration_ms":987.5,"logged_in":false,"session_reused":true}`,
 			want: Event{Kind: CheckFinished, Session: "s-7", Mission: "fra", AccountID: 2, Outcome: "success", Slots: 2, Matched: 1,
-				Duration: 987500 * time.Microsecond},
+				Duration: 987500 * time.Microsecond, SessionReused: true},
 			ok: true,
 		},
 		{

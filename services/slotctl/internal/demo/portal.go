@@ -83,25 +83,52 @@ func (p *Portal) Ready(ctx context.Context) bool {
 }
 
 func (p *Portal) put(ctx context.Context, path string, body any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
+	return p.do(ctx, http.MethodPut, path, body)
+}
+
+// do sends body (none when nil) as JSON and wants a 2xx answer.
+func (p *Portal) do(ctx context.Context, method, path string, body any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, p.BaseURL+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, p.BaseURL+path, rd)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.client().Do(req)
 	if err != nil {
-		return fmt.Errorf("portalsim PUT %s: %w", path, err)
+		return fmt.Errorf("portalsim %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("portalsim %s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// get reads the JSON answer of GET path into out.
+func (p *Portal) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.BaseURL+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client().Do(req)
+	if err != nil {
+		return fmt.Errorf("portalsim GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("portalsim PUT %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("portalsim GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	return nil
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func (p *Portal) client() *http.Client {

@@ -1,0 +1,69 @@
+// Command disciplinebench is `make bench-discipline` (issue 13): logins
+// per check with portal session reuse on and off, the most checks per
+// minute at the portal against its cap, time and CPU per check, and how
+// fast a CAPTCHA storm pauses the portal, all read from portalsim's own
+// record, with portalsim, AccountPool, Requests and two Checker replicas
+// running as built in bin/ (make build). Run it through
+// deploy/local/with-postgres.sh, which sets DATABASE_URL (make
+// bench-discipline does); it makes its database, slotwatch_discipline_bench,
+// afresh on each run.
+//
+//	disciplinebench [-root DIR] [-checks 200] [-cap 20] [-cap-for 90s] [-hold 15s]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/demo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "disciplinebench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("disciplinebench", flag.ContinueOnError)
+	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin, the portalsim profile in ROOT/services/checker/profiles")
+	checks := fs.Int("checks", 200, "checks with session reuse off, and as many with it on")
+	capN := fs.Int("cap", 20, "the portal's max_checks_per_minute in the cap phase")
+	capFor := fs.Duration("cap-for", 90*time.Second, "how long the cap phase runs (0 skips it)")
+	hold := fs.Duration("hold", 15*time.Second, "how long the paused portal is watched after the CAPTCHA storm")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make bench-discipline does)")
+	}
+	work, err := os.MkdirTemp("", "disciplinebench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	chrome := os.Getenv("CHROME_PATH")
+	if chrome == "" {
+		chrome = "/usr/bin/chromium"
+	}
+	return demo.Discipline(ctx, demo.DisciplineConfig{
+		BinDir: filepath.Join(abs, "bin"), ProfileFile: filepath.Join(abs, "services", "checker", "profiles", "portalsim.yaml"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_discipline_bench",
+		Checks: *checks, Cap: *capN, CapFor: *capFor, Hold: *hold, ChromePath: chrome, Out: os.Stdout,
+	})
+}
