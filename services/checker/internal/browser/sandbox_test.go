@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func TestSandboxRule(t *testing.T) {
@@ -110,7 +112,7 @@ func runAsNonRoot(t *testing.T, name string) {
 	t.Helper()
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skipf("SKIPPED, NOT TESTED: running as root and there is no user nobody to run Chromium sandboxed as: %v", err)
+		testkit.SkipOutsideCI(t, "running as root and there is no user nobody to run Chromium sandboxed as: %v", err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
