@@ -10,24 +10,21 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/demo"
 )
 
+// main is the platform's: SIGINT/SIGTERM end ctx, an error is printed and
+// exits 1.
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "slotwatch-demo: %v\n", err)
-		os.Exit(1)
-	}
+	grpcserver.Main(func(ctx context.Context, args []string, _ io.Writer) error { return run(ctx, args) })
 }
 
 func run(ctx context.Context, args []string) error {
