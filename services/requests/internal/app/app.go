@@ -178,15 +178,15 @@ func (a *App) ListApplicants(ctx context.Context, ids []uuid.UUID, pos *store.Po
 // UpdateApplicant applies the fields that are set to the stored applicant
 // and returns it without its passport number. Callers validate the fields
 // first (domain.ApplicantFields.Apply on a scratch applicant) to report
-// every violation; a field that still fails here is domain.ErrInvalid and
-// nothing is written.
+// every violation; a field that still fails here is returned as field errors
+// and nothing is written.
 func (a *App) UpdateApplicant(ctx context.Context, id uuid.UUID, f domain.ApplicantFields) (domain.Applicant, error) {
 	now := a.Now()
 	rec, err := a.store.UpdateApplicant(ctx, id, func(rec *store.ApplicantRecord) error {
 		var bad apirule.FieldErrors
 		f.Apply(&bad, &rec.Applicant, domain.Today(now, time.UTC))
-		if bad.Len() > 0 {
-			return fmt.Errorf("%w: %w", domain.ErrInvalid, bad)
+		if err := bad.Err(); err != nil {
+			return err
 		}
 		rec.UpdatedAt = now
 		if f.PassportNumber != nil {
@@ -266,14 +266,14 @@ func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (st
 // UpsertMission creates the mission's settings or changes the fields that
 // are set. Callers validate the fields first (domain.MissionFields.Apply
 // on a scratch mission) to report every violation; a field that still
-// fails here is domain.ErrInvalid and nothing is written.
+// fails here is returned as field errors and nothing is written.
 func (a *App) UpsertMission(ctx context.Context, code string, f domain.MissionFields) (domain.Mission, error) {
 	now := a.Now()
 	return a.store.UpsertMission(ctx, code, now, func(m *domain.Mission) error {
 		var bad apirule.FieldErrors
 		f.Apply(&bad, m)
-		if bad.Len() > 0 {
-			return fmt.Errorf("%w: %w", domain.ErrInvalid, bad)
+		if err := bad.Err(); err != nil {
+			return err
 		}
 		m.UpdatedAt = now
 		return nil

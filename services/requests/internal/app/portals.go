@@ -18,8 +18,8 @@ func (a *App) SetPortal(ctx context.Context, name string, f domain.PortalFields)
 	return a.store.SetPortal(ctx, name, now, func(p *domain.Portal) error {
 		var bad apirule.FieldErrors
 		f.Apply(&bad, p)
-		if bad.Len() > 0 {
-			return bad
+		if err := bad.Err(); err != nil {
+			return err
 		}
 		p.UpdatedAt = now
 		return nil

@@ -22,8 +22,6 @@ var (
 	ErrNotPending = errors.New("request is not pending")
 	// ErrClaimNotHeld: the claim is unknown, already reported, or lapsed.
 	ErrClaimNotHeld = errors.New("claim is unknown, already reported or lapsed")
-	// ErrInvalid: input that validation should have stopped earlier.
-	ErrInvalid = errors.New("invalid input")
 	// ErrTooManyWatchers: the caller, or the server as a whole, has as many
 	// WatchEvents streams open as it may.
 	ErrTooManyWatchers = errors.New("too many event streams open")

@@ -69,8 +69,6 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 		return status.Error(codes.FailedPrecondition, "the request is no longer pending")
 	case errors.Is(err, domain.ErrClaimNotHeld):
 		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
-	case errors.Is(err, domain.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, domain.ErrTooManyWatchers):
 		return apierr.RetryAfter(err.Error()+": close one, or retry later", app.WatchRetryDelay)
 	case errors.Is(err, context.Canceled):
