@@ -3,12 +3,9 @@ package deploytest
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 )
@@ -17,19 +14,10 @@ import (
 // applied unchanged, stop the services at start instead of working as
 // tokens anyone can read in this repository.
 func TestExampleTokensAreRefused(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "deploy", "k8s", "base", "secret.example.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := map[string]string{} // "secret/key" → value
-	for _, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
-		if strings.TrimSpace(stripComments(doc)) == "" {
-			continue
-		}
-		if s, ok := decodeStrict(t, "secret.example.yaml", []byte(doc)).(*corev1.Secret); ok {
-			for k, v := range s.StringData {
-				data[s.Name+"/"+k] = v
-			}
+	for _, s := range exampleSecretObjects(t) {
+		for k, v := range s.StringData {
+			data[s.Name+"/"+k] = v
 		}
 	}
 	servers := []string{"slotwatch-auth/accountpool-tokens", "slotwatch-auth/requests-tokens", "slotwatch-auth/checker-tokens"}
