@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -59,6 +60,10 @@ func startBrowser(t *testing.T) *browser {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.ExtraFiles = []*os.File{toChrome, fromChrome} // fds 3 and 4
+	// Its own process group, so the cleanup can reach the zygote and
+	// renderers too: one left alive still writes to the profile directory
+	// while t.TempDir removes it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
@@ -66,12 +71,30 @@ func startBrowser(t *testing.T) *browser {
 	fromChrome.Close()
 	b := &browser{cmd: cmd, out: ours, waiting: map[int]chan cdpAnswer{}}
 	go b.read(theirs)
-	t.Cleanup(func() {
-		ours.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	t.Cleanup(func() { b.close() })
 	return b
+}
+
+// close asks Chromium to quit, as a person closing the window would, so
+// it flushes and stops writing its profile; then it kills whatever of the
+// process group is left and waits until none of it runs.
+func (b *browser) close() {
+	exited := make(chan struct{})
+	go func() { _ = b.cmd.Wait(); close(exited) }()
+	_ = b.call("", "Browser.close", map[string]any{}, nil)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+	}
+	pgid := b.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	<-exited
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+			break
+		}
+	}
+	b.out.Close()
 }
 
 func (b *browser) read(in *os.File) {
