@@ -1,0 +1,3 @@
+module github.com/slotwatch/slotwatch/services/notifier
+
+go 1.26.8

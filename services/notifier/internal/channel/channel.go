@@ -1,0 +1,84 @@
+// Package channel is the one interface every delivery channel of the
+// Notifier implements (email, Telegram, webhook), and the errors by which a
+// channel tells the delivery loop what to do next.
+//
+// A channel sends one Message to one address and reports only whether it
+// was accepted. Retries, backoff, the delivery log and idempotency are the
+// delivery loop's job, not the channel's: a channel never retries on its
+// own, and it passes Message.IdempotencyKey to the receiver in the form the
+// receiver understands (webhook header, email Message-ID, ...).
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind names a channel as it is stored in contacts and deliveries.
+type Kind string
+
+// The channels of the Notifier.
+const (
+	Email    Kind = "email"
+	Telegram Kind = "telegram"
+	Webhook  Kind = "webhook"
+)
+
+// Message is one rendered notification for one address.
+type Message struct {
+	// IdempotencyKey is stable across retries of the same delivery (one
+	// per event and contact); receivers use it to drop duplicates.
+	IdempotencyKey string
+	// To is the address in the channel's own form: an email address, a
+	// Telegram chat id, or a webhook URL.
+	To string
+	// Subject is a one-line summary (email subject; first line elsewhere).
+	Subject string
+	// Text is the plain-text body; HTML is the same content as HTML (email
+	// only; empty elsewhere).
+	Text string
+	HTML string
+	// JSON is the machine-readable body a webhook posts; other channels
+	// ignore it.
+	JSON []byte
+}
+
+// Sender delivers messages over one channel.
+type Sender interface {
+	Kind() Kind
+	// Send delivers msg once. A nil error means the receiver accepted it.
+	// Errors wrap RetryAfter or Permanent when the receiver said so; any
+	// other error is temporary and retried with backoff.
+	Send(ctx context.Context, msg Message) error
+}
+
+// RetryAfterError is a temporary refusal with the receiver's own wait
+// (HTTP 429/503 Retry-After, Telegram's retry_after, SMTP 4xx with a hint).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("retry after %s: %v", e.After, e.Err)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err with the receiver's requested wait.
+func RetryAfter(after time.Duration, err error) error {
+	return &RetryAfterError{After: after, Err: err}
+}
+
+// ErrPermanent marks a refusal that no retry will change (a 4xx other than
+// 408/429, an SMTP 5xx, a chat that blocked the bot): the delivery is dead
+// at once.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err as a permanent failure.
+func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// IsPermanent reports whether err is a permanent failure.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
