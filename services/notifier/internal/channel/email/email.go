@@ -78,7 +78,7 @@ func New(cfg Config) (*Sender, error) {
 		if cfg.TLS != TLSStartTLS && !auth.IsLoopback(cfg.Host) {
 			errs = append(errs, fmt.Errorf("NOTIFIER_SMTP_TLS=%s with a password for %s: the password would cross the network unencrypted; use starttls", cfg.TLS, cfg.Host))
 		}
-		if s.password, err = readPassword(cfg.PasswordFile); err != nil {
+		if s.password, err = secretfile.ReadLine(cfg.PasswordFile, "NOTIFIER_SMTP_PASSWORD_FILE"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -89,24 +89,6 @@ func New(cfg Config) (*Sender, error) {
 		return nil, fmt.Errorf("email channel: %w", errors.Join(errs...))
 	}
 	return s, nil
-}
-
-// readPassword reads the first line of a secret file; a password may hold
-// spaces, so only the line ending is cut.
-func readPassword(path string) (string, error) {
-	if err := secretfile.CheckMode(path, "NOTIFIER_SMTP_PASSWORD_FILE"); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("NOTIFIER_SMTP_PASSWORD_FILE: %w", err)
-	}
-	pw, _, _ := strings.Cut(string(b), "\n")
-	pw = strings.TrimSuffix(pw, "\r")
-	if pw == "" {
-		return "", fmt.Errorf("NOTIFIER_SMTP_PASSWORD_FILE %s: the first line is empty: write the password there", path)
-	}
-	return pw, nil
 }
 
 func clientTLS(host, caFile string) (*tls.Config, error) {
