@@ -68,7 +68,10 @@ func startSMTP(t *testing.T, o serverOpts) *smtpServer {
 	}
 	s.Addr = lis.Addr().String()
 	go srv.Serve(lis)
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() {
+		srv.Close()
+		lis.Close() // in case Serve had not registered it yet
+	})
 	return s
 }
 
