@@ -180,7 +180,10 @@ func (s *Sender) message(msg channel.Message) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	m.FromMailAddress(s.from)
 	m.ToMailAddress(to)
-	m.Subject(msg.Subject)
+	// One line: a line break from a template (or from a name in it) would
+	// show as a broken subject; go-mail encodes it, so it cannot add a
+	// header, but it is still not what the reader should see.
+	m.Subject(strings.Join(strings.Fields(msg.Subject), " "))
 	m.SetMessageIDWithValue(MessageID(msg.IdempotencyKey, s.domain))
 	m.SetDate()
 	// RFC 3834: an automatic message; vacation responders stay quiet.

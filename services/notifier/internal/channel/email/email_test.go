@@ -195,6 +195,22 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("SubjectIsOneLineAndAddsNoHeader", func(t *testing.T) {
+		t.Parallel()
+		srv := secureServer(t)
+		m := testMessage
+		m.Subject = "Slot found\r\nBcc: eve@example.com\nX-Evil: 1"
+		if err := newSender(t, config(t, srv)).Send(testkit.Context(t), m); err != nil {
+			t.Fatal(err)
+		}
+		r := srv.Received()[0]
+		p := parse(t, r.Data)
+		subject, _ := new(mime.WordDecoder).DecodeHeader(p.header.Get("Subject"))
+		if subject != "Slot found Bcc: eve@example.com X-Evil: 1" || p.header.Get("Bcc") != "" || p.header.Get("X-Evil") != "" || len(r.To) != 1 {
+			t.Fatalf("subject %q, Bcc %q, X-Evil %q, envelope to %q", subject, p.header.Get("Bcc"), p.header.Get("X-Evil"), r.To)
+		}
+	})
+
 	t.Run("WithoutHTMLSendsTextAlone", func(t *testing.T) {
 		t.Parallel()
 		srv := secureServer(t)
