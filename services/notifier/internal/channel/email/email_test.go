@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +45,7 @@ var testMessage = channel.Message{
 
 // config is a Config for srv: STARTTLS trusting the test certificate and
 // AUTH as testUser.
-func config(t *testing.T, srv *smtpServer) email.Config {
+func config(t testing.TB, srv *smtpServer) email.Config {
 	t.Helper()
 	host, port, err := net.SplitHostPort(srv.Addr)
 	if err != nil {
@@ -61,7 +63,7 @@ func config(t *testing.T, srv *smtpServer) email.Config {
 	}
 }
 
-func newSender(t *testing.T, cfg email.Config) *email.Sender {
+func newSender(t testing.TB, cfg email.Config) *email.Sender {
 	t.Helper()
 	s, err := email.New(cfg)
 	if err != nil {
@@ -70,7 +72,7 @@ func newSender(t *testing.T, cfg email.Config) *email.Sender {
 	return s
 }
 
-func secureServer(t *testing.T) *smtpServer {
+func secureServer(t testing.TB) *smtpServer {
 	return startSMTP(t, serverOpts{startTLS: true, user: testUser, password: testPassword})
 }
 
@@ -192,6 +194,32 @@ func TestSend(t *testing.T) {
 		}
 		if _, err := netmail.ParseAddress(strings.Trim(ids[2], "<>")); err != nil {
 			t.Errorf("Message-ID %s of a key with ':' and '/' is not addr-spec: %v", ids[2], err)
+		}
+	})
+
+	t.Run("ConcurrentSendsEachHaveTheirConnection", func(t *testing.T) {
+		t.Parallel()
+		srv := secureServer(t)
+		s := newSender(t, config(t, srv))
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				m := testMessage
+				m.IdempotencyKey = fmt.Sprint("key-", i)
+				errs[i] = s.Send(testkit.Context(t), m)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, r := range srv.Received() {
+			ids[parse(t, r.Data).header.Get("Message-ID")] = true
+		}
+		if len(ids) != len(errs) {
+			t.Fatalf("server has %d distinct messages, want %d", len(ids), len(errs))
 		}
 	})
 
@@ -490,5 +518,20 @@ func TestLoadConfigReadsTheEnvironment(t *testing.T) {
 	none := email.LoadConfig(&envconfig.Loader{Lookup: func(string) (string, bool) { return "", false }})
 	if none.Host != "" || none.Port != email.DefaultPort || none.TLS != email.TLSStartTLS || none.Timeout != email.DefaultTimeout {
 		t.Fatalf("defaults: %+v", none)
+	}
+}
+
+// BenchmarkSend is one email per iteration as the Notifier sends it: a new
+// connection, STARTTLS, AUTH PLAIN, the message and QUIT, to a go-smtp
+// server on loopback.
+func BenchmarkSend(b *testing.B) {
+	srv := secureServer(b)
+	s := newSender(b, config(b, srv))
+	ctx := testkit.Context(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Send(ctx, testMessage); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -45,7 +45,7 @@ type serverOpts struct {
 	user, password string // AUTH PLAIN when user is set
 }
 
-func startSMTP(t *testing.T, o serverOpts) *smtpServer {
+func startSMTP(t testing.TB, o serverOpts) *smtpServer {
 	t.Helper()
 	s := &smtpServer{user: o.user, password: o.password, failAt: map[string]*smtp.SMTPError{}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {

@@ -70,7 +70,7 @@ func New(cfg Config) (*Sender, error) {
 	case base.Scheme == "http" && !auth.IsLoopback(base.Host):
 		errs = append(errs, fmt.Errorf("NOTIFIER_TELEGRAM_API_URL=%q: http only to a loopback address; the bot token travels in the path", cfg.BaseURL))
 	}
-	if cfg.ChatRate < 0 || cfg.GlobalRate < 0 {
+	if !(cfg.ChatRate > 0) || !(cfg.GlobalRate > 0) { // NaN too
 		errs = append(errs, errors.New("NOTIFIER_TELEGRAM_CHAT_RATE and NOTIFIER_TELEGRAM_RATE: want messages per second, above 0"))
 	}
 	var token string

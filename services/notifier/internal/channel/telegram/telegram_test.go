@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -459,6 +460,7 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"PlainHTTPAcrossTheNetwork": {func(c *telegram.Config) { c.BaseURL = "http://api.telegram.org" }, "loopback"},
 		"NotAURL":                   {func(c *telegram.Config) { c.BaseURL = "api.telegram.org" }, "NOTIFIER_TELEGRAM_API_URL"},
 		"NegativeRate":              {func(c *telegram.Config) { c.ChatRate = -1 }, "NOTIFIER_TELEGRAM_CHAT_RATE"},
+		"NaNRate":                   {func(c *telegram.Config) { c.GlobalRate = math.NaN() }, "NOTIFIER_TELEGRAM_RATE"},
 	} {
 		cfg := good
 		tc.change(&cfg)
