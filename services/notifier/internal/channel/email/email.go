@@ -18,6 +18,7 @@ import (
 	"net/textproto"
 	"os"
 	"strings"
+	"sync"
 
 	mail "github.com/wneessen/go-mail"
 
@@ -120,16 +121,18 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 	}
 	// go-mail bounds a delivery by its own timeout and uses ctx only to
 	// dial; closing the connection when ctx ends makes the whole
-	// conversation follow ctx.
-	var stop func() bool
+	// conversation follow ctx. And go-mail leaves the connection open
+	// when EHLO or STARTTLS fails: it is closed here, whatever happened.
+	var conn sendConn
+	defer conn.close()
+	defer context.AfterFunc(ctx, conn.close)()
 	dial := func(dctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
-		conn, err := d.DialContext(dctx, network, addr)
+		c, err := d.DialContext(dctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		stop = context.AfterFunc(ctx, func() { conn.Close() })
-		return conn, nil
+		return conn.set(c)
 	}
 	c, err := mail.NewClient(s.cfg.Host,
 		mail.WithPort(s.cfg.Port),
@@ -151,9 +154,6 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 		c.SetDebugLog(true)
 	}
 	err = c.DialAndSendWithContext(ctx, m)
-	if stop != nil {
-		stop()
-	}
 	if err == nil {
 		return nil
 	}
@@ -161,6 +161,34 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 		return fmt.Errorf("email to %s: %w", msg.To, context.Cause(ctx))
 	}
 	return s.classify(msg.To, err)
+}
+
+// sendConn is the connection of one Send, closed from two goroutines:
+// Send's when it returns, ctx's when it ends.
+type sendConn struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+}
+
+func (c *sendConn) set(conn net.Conn) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return nil, net.ErrClosed
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+func (c *sendConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn != nil {
+		c.conn.Close()
+	}
 }
 
 var goMailPolicy = map[TLSPolicy]mail.TLSPolicy{

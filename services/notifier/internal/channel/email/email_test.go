@@ -333,6 +333,7 @@ func TestSend(t *testing.T) {
 		if srv.AuthAttempts() != 0 || len(srv.Received()) != 0 {
 			t.Error("the password or the message went to a server without TLS")
 		}
+		srv.waitClosed(t, testkit.Context(t))
 	})
 
 	t.Run("UntrustedCertificateRefused", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package email_test
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -30,6 +31,9 @@ type smtpServer struct {
 	failAt map[string]*smtp.SMTPError
 	// atData, when set, runs inside DATA before the message is read.
 	atData func()
+	// closed receives one value per connection the server has seen end
+	// (after EHLO).
+	closed chan struct{}
 }
 
 type received struct {
@@ -47,7 +51,7 @@ type serverOpts struct {
 
 func startSMTP(t testing.TB, o serverOpts) *smtpServer {
 	t.Helper()
-	s := &smtpServer{user: o.user, password: o.password, failAt: map[string]*smtp.SMTPError{}}
+	s := &smtpServer{user: o.user, password: o.password, failAt: map[string]*smtp.SMTPError{}, closed: make(chan struct{}, 100)}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{srv: s, conn: c}, nil
 	}))
@@ -175,7 +179,24 @@ func (x *session) Reset() {
 	x.cur = received{AuthAs: authAs}
 }
 
-func (x *session) Logout() error { return nil }
+func (x *session) Logout() error {
+	select {
+	case x.srv.closed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// waitClosed waits until the server has seen a connection end: a client
+// that leaves it open fails the test when ctx ends.
+func (s *smtpServer) waitClosed(t testing.TB, ctx context.Context) {
+	t.Helper()
+	select {
+	case <-s.closed:
+	case <-ctx.Done():
+		t.Fatal("the client left its connection open")
+	}
+}
 
 type discardLog struct{}
 
