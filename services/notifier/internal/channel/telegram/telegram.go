@@ -37,7 +37,7 @@ type Sender struct {
 	chatRate rate.Limit
 
 	mu    sync.Mutex
-	chats map[string]*rate.Limiter
+	chats map[string]*chatState
 }
 
 var _ channel.Sender = (*Sender)(nil)
@@ -97,7 +97,7 @@ func New(cfg Config) (*Sender, error) {
 		timeout:  cfg.Timeout,
 		global:   rate.NewLimiter(rate.Limit(cfg.GlobalRate), 1),
 		chatRate: rate.Limit(cfg.ChatRate),
-		chats:    map[string]*rate.Limiter{},
+		chats:    map[string]*chatState{},
 	}, nil
 }
 
@@ -129,9 +129,10 @@ var channelNameRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
 // instead of the text with parse_mode HTML, and must keep to the tags
 // Telegram accepts (b, i, u, s, a, code, pre, blockquote).
 //
-// Send first waits its turn under the per-chat and global limits, within
-// ctx: when ctx's deadline comes before the turn, it returns a
-// RetryAfter error with the wait, having sent nothing.
+// Send first waits its turn under the per-chat and global limits, and to
+// the end of a flood wait (429) Telegram set on the chat, within ctx: when
+// ctx's deadline comes before the turn, it returns a RetryAfter error with
+// the wait, having sent nothing.
 func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 	body, err := s.body(msg)
 	if err != nil {
@@ -152,7 +153,12 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 		return fmt.Errorf("telegram: sendMessage to chat %s: %w", msg.To, redact(err))
 	}
 	defer resp.Body.Close()
-	return classify(msg.To, resp)
+	err = classify(msg.To, resp)
+	var ra *channel.RetryAfterError
+	if errors.As(err, &ra) {
+		s.pause(msg.To, ra.After)
+	}
+	return err
 }
 
 func (s *Sender) body(msg channel.Message) ([]byte, error) {
@@ -230,11 +236,23 @@ func redact(err error) error {
 	return err
 }
 
-// wait takes a turn under the chat's limit, then under the global one. A
-// turn further off than ctx's deadline is given back and reported as a
-// RetryAfter of its wait.
+// wait honours a flood wait Telegram set on the chat, then takes a turn
+// under the chat's limit, then under the global one. A wait that ends
+// after ctx's deadline is not waited: it comes back as a RetryAfter.
 func (s *Sender) wait(ctx context.Context, chat string) error {
-	if err := waitTurn(ctx, s.chat(chat), "chat "+chat); err != nil {
+	st := s.chat(chat)
+	s.mu.Lock()
+	until := st.until
+	s.mu.Unlock()
+	if d := time.Until(until); d > 0 {
+		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(d).After(deadline) {
+			return channel.RetryAfter(d, fmt.Errorf("telegram: chat %s: Telegram asked for a pause until %s", chat, until.UTC().Format(time.RFC3339)))
+		}
+		if err := sleep(ctx, d); err != nil {
+			return fmt.Errorf("telegram: waiting for the pause Telegram asked of chat %s: %w", chat, err)
+		}
+	}
+	if err := waitTurn(ctx, st.lim, "chat "+chat); err != nil {
 		return err
 	}
 	return waitTurn(ctx, s.global, "all chats")
@@ -251,33 +269,58 @@ func waitTurn(ctx context.Context, lim *rate.Limiter, what string) error {
 		r.CancelAt(now)
 		return channel.RetryAfter(d, fmt.Errorf("telegram: rate limit for %s: the next turn is in %s, after the deadline", what, d.Round(time.Millisecond)))
 	}
+	if err := sleep(ctx, d); err != nil {
+		r.Cancel()
+		return fmt.Errorf("telegram: waiting for the rate limit of %s: %w", what, err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		r.Cancel()
-		return fmt.Errorf("telegram: waiting for the rate limit of %s: %w", what, context.Cause(ctx))
+		return context.Cause(ctx)
 	}
 }
 
-// chat is the limiter of one chat.
-func (s *Sender) chat(id string) *rate.Limiter {
+// chatState is what the sender remembers of one chat.
+type chatState struct {
+	lim *rate.Limiter
+	// until is the end of the last flood wait (429) Telegram set on it.
+	until time.Time
+}
+
+// chat is the state of one chat.
+func (s *Sender) chat(id string) *chatState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lim, ok := s.chats[id]; ok {
-		return lim
+	if st, ok := s.chats[id]; ok {
+		return st
 	}
 	if len(s.chats) >= maxIdleChats {
 		now := time.Now()
-		for k, lim := range s.chats {
-			if lim.TokensAt(now) >= float64(lim.Burst()) {
+		for k, st := range s.chats {
+			if st.lim.TokensAt(now) >= float64(st.lim.Burst()) && !st.until.After(now) {
 				delete(s.chats, k)
 			}
 		}
 	}
-	lim := rate.NewLimiter(s.chatRate, 1)
-	s.chats[id] = lim
-	return lim
+	st := &chatState{lim: rate.NewLimiter(s.chatRate, 1)}
+	s.chats[id] = st
+	return st
+}
+
+// pause records Telegram's flood wait on a chat: the chat's next messages
+// wait for it here instead of earning another 429.
+func (s *Sender) pause(chat string, d time.Duration) {
+	st := s.chat(chat)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until := time.Now().Add(d); until.After(st.until) {
+		st.until = until
+	}
 }

@@ -233,6 +233,32 @@ func TestSend(t *testing.T) {
 		}
 	})
 
+	t.Run("FloodWaitHoldsTheChatWithoutCalls", func(t *testing.T) {
+		t.Parallel()
+		api := startBotAPI(t)
+		api.answer("5", http.StatusTooManyRequests,
+			`{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3600","parameters":{"retry_after":3600}}`)
+		s := newSender(t, config(t, api))
+		m := testMessage
+		m.To = "5"
+		if err := s.Send(testkit.Context(t), m); err == nil {
+			t.Fatal("429 taken for success")
+		}
+		api.answer("5", http.StatusOK, "") // would accept now: the sender must not ask
+		calls := api.calls()
+		err := s.Send(testkit.Context(t), m)
+		var ra *channel.RetryAfterError
+		if !errors.As(err, &ra) || ra.After <= time.Minute || ra.After > time.Hour {
+			t.Fatalf("error %v: want RetryAfter the rest of the hour", err)
+		}
+		if api.calls() != calls {
+			t.Fatal("the sender called the API during the chat's flood wait")
+		}
+		if err := s.Send(testkit.Context(t), testMessage); err != nil {
+			t.Fatalf("another chat: %v", err)
+		}
+	})
+
 	t.Run("RefusalsOfTheChatArePermanent", func(t *testing.T) {
 		t.Parallel()
 		api := startBotAPI(t)
