@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -104,11 +103,12 @@ func New(cfg Config) (*Sender, error) {
 // Kind implements channel.Sender.
 func (s *Sender) Kind() channel.Kind { return channel.Telegram }
 
-// sendMessage is the body of the Bot API call.
+// sendMessage is the body of the Bot API call. It has no parse_mode: the
+// text goes as it is, so that nothing in it (a "<" in a centre's name) can
+// make Telegram refuse the message.
 type sendMessage struct {
-	ChatID    any    `json:"chat_id"` // an integer id, or "@channelname"
-	Text      string `json:"text"`
-	ParseMode string `json:"parse_mode,omitempty"`
+	ChatID any    `json:"chat_id"` // an integer id, or "@channelname"
+	Text   string `json:"text"`
 }
 
 // apiResponse is every Bot API answer.
@@ -125,9 +125,9 @@ type apiResponse struct {
 var channelNameRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
 
 // Send sends msg to the chat msg.To (a chat id, or "@channelname"): the
-// subject, a blank line, then the text. When msg.HTML is set it is sent
-// instead of the text with parse_mode HTML, and must keep to the tags
-// Telegram accepts (b, i, u, s, a, code, pre, blockquote).
+// subject, a blank line, then the text, as plain text. msg.HTML is
+// ignored: it is an email's HTML, and Telegram's parse_mode HTML refuses
+// most of its tags (p, ul, table...).
 //
 // Send first waits its turn under the per-chat and global limits, and to
 // the end of a flood wait (429) Telegram set on the chat, within ctx: when
@@ -173,12 +173,7 @@ func (s *Sender) body(msg channel.Message) ([]byte, error) {
 		}
 		m.ChatID = id
 	}
-	if msg.HTML != "" {
-		m.Text, m.ParseMode = msg.HTML, "HTML"
-		if msg.Subject != "" {
-			m.Text = "<b>" + html.EscapeString(msg.Subject) + "</b>\n\n" + msg.HTML
-		}
-	} else if msg.Subject != "" {
+	if msg.Subject != "" {
 		m.Text = msg.Subject + "\n\n" + msg.Text
 	}
 	if strings.TrimSpace(m.Text) == "" {

@@ -184,19 +184,19 @@ func TestSend(t *testing.T) {
 		}
 	})
 
-	t.Run("SendsHTMLWithParseModeAndTheSubjectEscaped", func(t *testing.T) {
+	t.Run("SendsPlainTextToAChannelEvenWithEmailHTML", func(t *testing.T) {
 		t.Parallel()
 		api := startBotAPI(t)
 		m := testMessage
-		m.HTML = "A slot is free on <b>12 January 2027</b>."
+		m.HTML = "<html><body><p>A slot is free on <b>12 January 2027</b>.</p></body></html>"
 		m.To = "@slotwatch_alerts"
 		if err := newSender(t, config(t, api)).Send(testkit.Context(t), m); err != nil {
 			t.Fatal(err)
 		}
 		got := api.received()[0]
-		want := "<b>Slot found: Lisbon &lt;Consulate&gt;, 12 January 2027</b>\n\n" + m.HTML
-		if string(got.ChatID) != `"@slotwatch_alerts"` || got.Text != want || got.ParseMode != "HTML" {
-			t.Fatalf("got chat_id %s text %q parse_mode %q", got.ChatID, got.Text, got.ParseMode)
+		want := testMessage.Subject + "\n\n" + testMessage.Text
+		if string(got.ChatID) != `"@slotwatch_alerts"` || got.Text != want || got.ParseMode != "" {
+			t.Fatalf("got chat_id %s text %q parse_mode %q; want the channel's name, %q, none", got.ChatID, got.Text, got.ParseMode, want)
 		}
 	})
 
