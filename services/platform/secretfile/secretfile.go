@@ -6,6 +6,7 @@ package secretfile
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 // loose are the permission bits a secret file must not have: any access by
@@ -32,4 +33,24 @@ func CheckMode(path, what string) error {
 			"run `chmod 600 %s` (in Kubernetes: defaultMode 0440 or 0400 on the Secret volume, with the pod's fsGroup)", what, path, perm, path)
 	}
 	return nil
+}
+
+// ReadLine checks the file at path as CheckMode does and returns its first
+// line without the line ending (a password may hold spaces: nothing else
+// is cut). what names the setting that points at the file. An empty first
+// line is an error: a secret is never empty.
+func ReadLine(path, what string) (string, error) {
+	if err := CheckMode(path, what); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s %s: the first line is empty: write the secret there", what, path)
+	}
+	return line, nil
 }

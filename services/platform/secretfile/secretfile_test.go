@@ -75,4 +75,36 @@ func TestCheckMode(t *testing.T) {
 			t.Error("a directory passed")
 		}
 	})
+
+	t.Run("ReadLineKeepsSpacesAndCutsTheLineEnding", func(t *testing.T) {
+		t.Parallel()
+		for content, want := range map[string]string{
+			"pass word\n":       "pass word",
+			"pass word\r\nnext": "pass word",
+			"  spaced  ":        "  spaced  ",
+		} {
+			path := write(t, 0o600)
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadLine(path, "X_FILE")
+			if err != nil || got != want {
+				t.Errorf("%q: got %q, %v; want %q", content, got, err, want)
+			}
+		}
+	})
+
+	t.Run("ReadLineRefusesEmptyAndLooseFiles", func(t *testing.T) {
+		t.Parallel()
+		empty := write(t, 0o600)
+		if err := os.WriteFile(empty, []byte("\nsecond"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadLine(empty, "X_FILE"); err == nil || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("empty first line: %v", err)
+		}
+		if _, err := ReadLine(write(t, 0o644), "X_FILE"); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode 644: %v", err)
+		}
+	})
 }
