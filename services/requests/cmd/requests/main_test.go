@@ -54,11 +54,12 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00005_claims_portal_index.sql"},
+		{[]string{"migrate", "status"}, "00006_slot_lifecycle.sql"},
+		{[]string{"migrate", "down"}, "reverted 00006_slot_lifecycle.sql"},
 		{[]string{"migrate", "down"}, "reverted 00005_claims_portal_index.sql"},
 		{[]string{"migrate", "down"}, "reverted 00004_portals.sql"},
 		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
-		{[]string{"migrate", "up"}, "applied 00005_claims_portal_index.sql"},
+		{[]string{"migrate", "up"}, "applied 00006_slot_lifecycle.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

@@ -233,6 +233,18 @@ func (a *App) CancelRequest(ctx context.Context, id uuid.UUID) (domain.Request, 
 	return a.store.CancelRequest(ctx, id, a.Now())
 }
 
+// ConfirmBooked turns a SLOT_FOUND request BOOKED (a BOOKED one is
+// returned unchanged).
+func (a *App) ConfirmBooked(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.ConfirmBooked(ctx, id, a.Now())
+}
+
+// ResumeWatching turns a SLOT_FOUND request PENDING again, remembering the
+// slots it matched as missed (a PENDING one is returned unchanged).
+func (a *App) ResumeWatching(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.ResumeWatching(ctx, id, a.Now())
+}
+
 // ClaimDueMissions claims up to max due missions for checkerID; ttl 0 means
 // the configured default. The ttl is cut to whole microseconds, as Now is,
 // so the expires_at returned equals the one stored.

@@ -190,4 +190,4 @@ var portalPausedDesc = prometheus.NewDesc("slotwatch_requests_portal_paused",
 	[]string{"portal"}, nil)
 
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",
-	"Appointment requests by status now: pending, slot_found, cancelled, expired.", []string{"status"}, nil)
+	"Appointment requests by status now: pending, slot_found, booked, cancelled, expired.", []string{"status"}, nil)

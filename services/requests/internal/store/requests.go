@@ -22,9 +22,9 @@ func (s *Store) CreateRequest(ctx context.Context, r domain.Request) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO requests.appointment_requests (`+requestCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11, $12)`,
 			r.ID, r.ApplicantID, r.MissionCode, r.Centre, r.VisaCategory, r.EarliestDate, r.LatestDate,
-			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt)
+			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt, slotsToJSON(r.MissedSlots))
 		if isForeignKeyViolation(err) {
 			return domain.ErrApplicantNotFound
 		}
@@ -104,10 +104,25 @@ func listRequestsQuery(f RequestFilter, pos *Position, limit int) (string, []any
 	return query + ` ORDER BY created_at, id LIMIT ` + param(limit), args
 }
 
-// CancelRequest reads the request under a row lock and applies
-// domain.Request.Cancel; when it changed, it writes the request and a
-// cancelled event in the same transaction.
+// CancelRequest cancels a request (domain.Request.Cancel).
 func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventCancelled, func(r *domain.Request) (bool, error) { return r.Cancel(now) }, now)
+}
+
+// ConfirmBooked books a request (domain.Request.ConfirmBooked).
+func (s *Store) ConfirmBooked(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventBooked, func(r *domain.Request) (bool, error) { return r.ConfirmBooked(now) }, now)
+}
+
+// ResumeWatching makes a request pending again (domain.Request.ResumeWatching).
+func (s *Store) ResumeWatching(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventWatchingResumed, func(r *domain.Request) (bool, error) { return r.ResumeWatching(now) }, now)
+}
+
+// changeStatus reads the request under a row lock and applies change (a
+// domain.Request method); when it changed the request, it writes the
+// status and slots back with an event of type typ in the same transaction.
+func (s *Store) changeStatus(ctx context.Context, id uuid.UUID, typ domain.EventType, change func(*domain.Request) (bool, error), now time.Time) (domain.Request, error) {
 	var r domain.Request
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -115,15 +130,16 @@ func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) 
 		if err != nil {
 			return fmt.Errorf("get request: %w", notFound(err))
 		}
-		changed, err := r.Cancel(now)
+		changed, err := change(&r)
 		if err != nil || !changed {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests SET status = $2, updated_at = $3 WHERE id = $1`,
-			r.ID, string(r.Status), r.UpdatedAt); err != nil {
-			return fmt.Errorf("cancel request: %w", err)
+		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests
+			SET status = $2, matched_slots = $3, missed_slots = $4, updated_at = $5 WHERE id = $1`,
+			r.ID, string(r.Status), slotsToJSON(r.MatchedSlots), slotsToJSON(r.MissedSlots), r.UpdatedAt); err != nil {
+			return fmt.Errorf("%s request: %w", typ, err)
 		}
-		return writeEvents(ctx, tx, domain.EventCancelled, []domain.Request{r}, now)
+		return writeEvents(ctx, tx, typ, []domain.Request{r}, now)
 	})
 	return r, err
 }
@@ -550,6 +566,7 @@ func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int
 func (s *Store) CountByStatus(ctx context.Context) (map[domain.Status]int, error) {
 	out := map[domain.Status]int{
 		domain.StatusPending: 0, domain.StatusSlotFound: 0, domain.StatusCancelled: 0, domain.StatusExpired: 0,
+		domain.StatusBooked: 0,
 	}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM requests.appointment_requests GROUP BY status`)
 	if err != nil {
