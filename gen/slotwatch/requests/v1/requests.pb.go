@@ -2168,7 +2168,10 @@ func (x *ReportCheckResultResponse) GetCheckId() int64 {
 // WatchEventsRequest starts a stream.
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stream events after this cursor; 0 means from the beginning.
+	// Stream events after this cursor; 0 means from the oldest event kept.
+	// Events older than the server's retention (REQUESTS_RETENTION) are
+	// pruned: a cursor before the oldest one kept is OUT_OF_RANGE, with a
+	// message naming the oldest cursor available.
 	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

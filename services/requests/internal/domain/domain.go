@@ -26,6 +26,9 @@ var (
 	ErrWrongStatus = errors.New("request status does not allow this")
 	// ErrClaimNotHeld: the claim is unknown, already reported, or lapsed.
 	ErrClaimNotHeld = errors.New("claim is unknown, already reported or lapsed")
+	// ErrCursorPruned: events after a WatchEvents cursor were pruned by
+	// retention (a *CursorPrunedError says through which cursor).
+	ErrCursorPruned = errors.New("events after the cursor were pruned")
 	// ErrTooManyWatchers: the caller, or the server as a whole, has as many
 	// WatchEvents streams open as it may.
 	ErrTooManyWatchers = errors.New("too many event streams open")
@@ -211,3 +214,18 @@ func (e *StatusError) Error() string {
 
 // Is makes a *StatusError match ErrWrongStatus.
 func (e *StatusError) Is(target error) bool { return target == ErrWrongStatus }
+
+// CursorPrunedError is ErrCursorPruned: the events after Cursor up to
+// PrunedThrough are gone; PrunedThrough is the oldest cursor a stream can
+// resume from without a gap.
+type CursorPrunedError struct {
+	Cursor        int64
+	PrunedThrough int64
+}
+
+func (e *CursorPrunedError) Error() string {
+	return fmt.Sprintf("cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention", e.Cursor, e.PrunedThrough)
+}
+
+// Is makes a *CursorPrunedError match ErrCursorPruned.
+func (e *CursorPrunedError) Is(target error) bool { return target == ErrCursorPruned }

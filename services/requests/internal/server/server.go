@@ -58,6 +58,7 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 	var (
 		fieldErrs   apirule.FieldErrors
 		wrongStatus *domain.StatusError
+		pruned      *domain.CursorPrunedError
 	)
 	switch {
 	case err == nil:
@@ -71,6 +72,9 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 	case errors.As(err, &wrongStatus):
 		return apierr.Precondition(err.Error(), "STATUS", "request/"+wrongStatus.ID.String(),
 			fmt.Sprintf("%s needs a %s request; this one is %s", wrongStatus.Action, statusWord(wrongStatus.Need), statusWord(wrongStatus.Status)))
+	case errors.As(err, &pruned):
+		return status.Errorf(codes.OutOfRange, "%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+			err, pruned.PrunedThrough, pruned.PrunedThrough)
 	case errors.Is(err, domain.ErrNotPending):
 		return status.Error(codes.FailedPrecondition, "the request is no longer pending")
 	case errors.Is(err, domain.ErrClaimNotHeld):

@@ -519,47 +519,64 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 	return rec, matched, nil
 }
 
-// LastEventID is the largest event cursor committed so far (0 for none).
+// LastEventID is the largest event cursor committed so far (0 for none),
+// or the last one pruned when retention pruned every event.
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var id int64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM requests.events`).Scan(&id); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT coalesce(max(id), 0) FROM requests.events),
+		(SELECT events_pruned_through FROM requests.retention))`).Scan(&id); err != nil {
 		return 0, fmt.Errorf("read last event id: %w", err)
 	}
 	return id, nil
 }
 
 // EventsAfter returns up to limit events with a cursor above after and at
-// most through, in cursor order.
-func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, type, request, portal, occurred_at FROM requests.events
-		WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`, after, through, limit)
+// most through, in cursor order, and the cursor retention has pruned
+// through (every event at or below it is gone; see PruneEvents), read in
+// the same snapshot: when after is below it, events after after are
+// missing from the answer.
+func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.events_pruned_through, e.id, e.type, e.request, e.portal, e.occurred_at
+		FROM requests.retention r
+		LEFT JOIN LATERAL (SELECT id, type, request, portal, occurred_at FROM requests.events
+		                   WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3) e ON true
+		ORDER BY e.id`, after, through, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, 0, fmt.Errorf("read events: %w", err)
 	}
 	defer rows.Close()
-	var out []domain.Event
+	var (
+		out    []domain.Event
+		pruned int64
+	)
 	for rows.Next() {
 		var (
-			e            domain.Event
+			cursor       *int64
+			typ          *string
+			occurred     *time.Time
 			snap, portal []byte
 		)
-		if err := rows.Scan(&e.Cursor, &e.Type, &snap, &portal, &e.OccurredAt); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+		if err := rows.Scan(&pruned, &cursor, &typ, &snap, &portal, &occurred); err != nil {
+			return nil, 0, fmt.Errorf("read events: %w", err)
 		}
+		if cursor == nil {
+			continue // no event: the one row carries the pruned cursor
+		}
+		e := domain.Event{Cursor: *cursor, Type: domain.EventType(*typ), OccurredAt: *occurred}
 		if portal != nil {
 			e.Portal = &domain.PortalStatus{}
 			if err := json.Unmarshal(portal, e.Portal); err != nil {
-				return nil, fmt.Errorf("read events: decode portal snapshot: %w", err)
+				return nil, 0, fmt.Errorf("read events: decode portal snapshot: %w", err)
 			}
 		} else if e.Request, err = requestFromJSON(snap); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+			return nil, 0, fmt.Errorf("read events: %w", err)
 		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, 0, fmt.Errorf("read events: %w", err)
 	}
-	return out, nil
+	return out, pruned, nil
 }
 
 // CountByStatus counts requests by status, every status present.
