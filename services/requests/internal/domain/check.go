@@ -87,7 +87,7 @@ func (r Request) ExpiredOn(today time.Time) bool {
 }
 
 // Cancel turns a PENDING request CANCELLED. Cancelling a CANCELLED request
-// changes nothing (changed is false); other statuses are ErrNotPending.
+// changes nothing (changed is false); other statuses are a *StatusError.
 func (r *Request) Cancel(now time.Time) (changed bool, err error) {
 	switch r.Status {
 	case StatusPending:
@@ -97,7 +97,7 @@ func (r *Request) Cancel(now time.Time) (changed bool, err error) {
 	case StatusCancelled:
 		return false, nil
 	default:
-		return false, ErrNotPending
+		return false, &StatusError{ID: r.ID, Status: r.Status, Need: StatusPending, Action: "CancelAppointmentRequest"}
 	}
 }
 

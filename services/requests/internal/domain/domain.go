@@ -19,8 +19,6 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrApplicantNotFound: a request names an applicant that does not exist.
 	ErrApplicantNotFound = errors.New("applicant does not exist")
-	// ErrNotPending: the request is no longer PENDING.
-	ErrNotPending = errors.New("request is not pending")
 	// ErrWrongStatus: the request's status does not allow the change
 	// (a *StatusError says which status it has and which it needs).
 	ErrWrongStatus = errors.New("request status does not allow this")

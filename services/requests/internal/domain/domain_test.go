@@ -188,8 +188,9 @@ func TestCancel(t *testing.T) {
 		t.Parallel()
 		r := pendingRequest()
 		r.Status = domain.StatusSlotFound
-		if _, err := r.Cancel(now); err != domain.ErrNotPending {
-			t.Fatalf("err = %v, want ErrNotPending", err)
+		var se *domain.StatusError
+		if _, err := r.Cancel(now); !errors.As(err, &se) || se.Status != domain.StatusSlotFound || se.Need != domain.StatusPending {
+			t.Fatalf("err = %v, want a StatusError (slot_found, needs pending)", err)
 		}
 	})
 }

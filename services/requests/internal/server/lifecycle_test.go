@@ -91,7 +91,7 @@ func TestSlotLifecycle(t *testing.T) {
 		_, err = resumeWatching(c, t, r.GetId())
 		wantPrecondition(t, err, r.GetId())
 		_, err = c.CancelAppointmentRequest(testkit.Context(t), &requestsv1.CancelAppointmentRequestRequest{Id: r.GetId()})
-		testkit.WantCode(t, err, codes.FailedPrecondition)
+		wantPrecondition(t, err, r.GetId())
 		if got := claim(t, c, 100, 0); len(got) != 0 {
 			t.Fatalf("a booked request's mission was claimed: %v", got)
 		}

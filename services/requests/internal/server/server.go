@@ -75,8 +75,6 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 	case errors.As(err, &pruned):
 		return status.Errorf(codes.OutOfRange, "%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
 			err, pruned.PrunedThrough, pruned.PrunedThrough)
-	case errors.Is(err, domain.ErrNotPending):
-		return status.Error(codes.FailedPrecondition, "the request is no longer pending")
 	case errors.Is(err, domain.ErrClaimNotHeld):
 		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
 	case errors.Is(err, domain.ErrTooManyWatchers):
