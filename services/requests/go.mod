@@ -10,6 +10,7 @@ require (
 	github.com/slotwatch/slotwatch/gen v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/platform v0.0.0-00010101000000-000000000000
 	golang.org/x/sync v0.25.0
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )
@@ -38,7 +39,6 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 )
 
 // Siblings in this repository: each module builds on its own (GOWORK=off).

@@ -92,3 +92,16 @@ func FieldViolations(err error) map[string]string {
 	}
 	return out
 }
+
+// Precondition is FailedPrecondition carrying a google.rpc.PreconditionFailure
+// with one violation: typ names the kind of precondition (e.g. "STATUS"),
+// subject what failed it (e.g. "request/<id>"), description how.
+func Precondition(msg, typ, subject, description string) error {
+	st := status.New(codes.FailedPrecondition, msg)
+	if withDetail, err := st.WithDetails(&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{
+		{Type: typ, Subject: subject, Description: description},
+	}}); err == nil {
+		st = withDetail
+	}
+	return st.Err()
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -49,6 +50,28 @@ func (l *Loader) Duration(name string, def time.Duration) time.Duration {
 	}
 	return d
 }
+
+// Age returns a non-negative duration given as a Go duration ("36h",
+// "90m") or as whole days ("90d"): how long to keep something, which is
+// usually said in days.
+func (l *Loader) Age(name string, def time.Duration) time.Duration {
+	v, ok := l.get(name)
+	if !ok {
+		return def
+	}
+	if days, found := strings.CutSuffix(v, "d"); found {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 && n <= maxAgeDays {
+			return time.Duration(n) * 24 * time.Hour
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d
+	}
+	l.errs = append(l.errs, fmt.Errorf("%s=%q: want a number of days such as 90d (at most %dd) or a non-negative duration such as 36h", name, v, maxAgeDays))
+	return def
+}
+
+// maxAgeDays keeps Age's days within a time.Duration (about 292 years).
+const maxAgeDays = 100 * 365
 
 // Int returns an integer of at least min.
 func (l *Loader) Int(name string, def, min int) int {

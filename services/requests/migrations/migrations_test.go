@@ -25,9 +25,13 @@ func TestMissionSettingsBackfill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t, migrations.Set)
-	for range 3 { // back to before 00003
-		if err := migrations.Set.Command(ctx, pool, []string{"down"}, io.Discard); err != nil {
+	for { // back to before 00003
+		var out strings.Builder
+		if err := migrations.Set.Command(ctx, pool, []string{"down"}, &out); err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "00003_") {
+			break
 		}
 	}
 	first := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -66,5 +70,45 @@ func TestMissionSettingsBackfill(t *testing.T) {
 	}
 	if belPortal != "" || belZone != "UTC" {
 		t.Fatalf("bel: portal %q, timezone %q", belPortal, belZone)
+	}
+}
+
+// TestSlotLifecycleDown: reverting 00006 leaves a booked request found,
+// drops the events of the new types, and applies again.
+func TestSlotLifecycleDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, status, missed_slots, created_at, updated_at)
+		 VALUES ('0190f5a4-0000-7000-8000-000000000001', 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-10', 'booked',
+		         '[{"centre":"paris","visa_category":"tourism","date":"2030-07-02"}]', now(), now())`,
+		`INSERT INTO requests.events (type, request_id, request, occurred_at)
+		 VALUES ('booked', '0190f5a4-0000-7000-8000-000000000001', '{}', now()), ('created', '0190f5a4-0000-7000-8000-000000000001', '{}', now())`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		var out strings.Builder
+		if err := migrations.Set.Command(ctx, pool, []string{"down"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "00006_") {
+			break
+		}
+	}
+	var status string
+	var events int
+	if err := pool.QueryRow(ctx, `SELECT status, (SELECT count(*) FROM requests.events) FROM requests.appointment_requests`).Scan(&status, &events); err != nil {
+		t.Fatal(err)
+	}
+	if status != "slot_found" || events != 1 {
+		t.Fatalf("after down: status %q, %d events, want slot_found and the created one", status, events)
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
 	}
 }

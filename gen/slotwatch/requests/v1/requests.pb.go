@@ -37,6 +37,8 @@ const (
 	RequestStatus_REQUEST_STATUS_CANCELLED RequestStatus = 3
 	// The window's last date passed with no slot found.
 	RequestStatus_REQUEST_STATUS_EXPIRED RequestStatus = 4
+	// The applicant booked a slot (ConfirmBooked); final.
+	RequestStatus_REQUEST_STATUS_BOOKED RequestStatus = 5
 )
 
 // Enum value maps for RequestStatus.
@@ -47,6 +49,7 @@ var (
 		2: "REQUEST_STATUS_SLOT_FOUND",
 		3: "REQUEST_STATUS_CANCELLED",
 		4: "REQUEST_STATUS_EXPIRED",
+		5: "REQUEST_STATUS_BOOKED",
 	}
 	RequestStatus_value = map[string]int32{
 		"REQUEST_STATUS_UNSPECIFIED": 0,
@@ -54,6 +57,7 @@ var (
 		"REQUEST_STATUS_SLOT_FOUND":  2,
 		"REQUEST_STATUS_CANCELLED":   3,
 		"REQUEST_STATUS_EXPIRED":     4,
+		"REQUEST_STATUS_BOOKED":      5,
 	}
 )
 
@@ -174,6 +178,11 @@ const (
 	// A portal's pause ended, by time or by ResumePortal (the event carries
 	// portal, not request).
 	EventType_EVENT_TYPE_PORTAL_RESUMED EventType = 6
+	// The applicant booked the slot found (ConfirmBooked).
+	EventType_EVENT_TYPE_BOOKED EventType = 7
+	// A SLOT_FOUND request went back to PENDING (ResumeWatching); its
+	// missed_slots will not be announced again.
+	EventType_EVENT_TYPE_WATCHING_RESUMED EventType = 8
 )
 
 // Enum value maps for EventType.
@@ -186,15 +195,19 @@ var (
 		4: "EVENT_TYPE_EXPIRED",
 		5: "EVENT_TYPE_PORTAL_PAUSED",
 		6: "EVENT_TYPE_PORTAL_RESUMED",
+		7: "EVENT_TYPE_BOOKED",
+		8: "EVENT_TYPE_WATCHING_RESUMED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":    0,
-		"EVENT_TYPE_CREATED":        1,
-		"EVENT_TYPE_SLOT_FOUND":     2,
-		"EVENT_TYPE_CANCELLED":      3,
-		"EVENT_TYPE_EXPIRED":        4,
-		"EVENT_TYPE_PORTAL_PAUSED":  5,
-		"EVENT_TYPE_PORTAL_RESUMED": 6,
+		"EVENT_TYPE_UNSPECIFIED":      0,
+		"EVENT_TYPE_CREATED":          1,
+		"EVENT_TYPE_SLOT_FOUND":       2,
+		"EVENT_TYPE_CANCELLED":        3,
+		"EVENT_TYPE_EXPIRED":          4,
+		"EVENT_TYPE_PORTAL_PAUSED":    5,
+		"EVENT_TYPE_PORTAL_RESUMED":   6,
+		"EVENT_TYPE_BOOKED":           7,
+		"EVENT_TYPE_WATCHING_RESUMED": 8,
 	}
 )
 
@@ -444,7 +457,10 @@ type AppointmentRequest struct {
 	// When the request was created.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// When the request was last changed.
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Slots announced earlier and passed up with ResumeWatching: a check that
+	// sees one of them again does not make the request SLOT_FOUND.
+	MissedSlots   []*Slot `protobuf:"bytes,14,rep,name=missed_slots,json=missedSlots,proto3" json:"missed_slots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,6 +582,13 @@ func (x *AppointmentRequest) GetCreatedAt() *timestamppb.Timestamp {
 func (x *AppointmentRequest) GetUpdatedAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.UpdatedAt
+	}
+	return nil
+}
+
+func (x *AppointmentRequest) GetMissedSlots() []*Slot {
+	if x != nil {
+		return x.MissedSlots
 	}
 	return nil
 }
@@ -1615,6 +1638,190 @@ func (x *CancelAppointmentRequestResponse) GetRequest() *AppointmentRequest {
 	return nil
 }
 
+// ConfirmBookedRequest names the request the applicant booked.
+type ConfirmBookedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Request id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmBookedRequest) Reset() {
+	*x = ConfirmBookedRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmBookedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmBookedRequest) ProtoMessage() {}
+
+func (x *ConfirmBookedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmBookedRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmBookedRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ConfirmBookedRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ConfirmBookedResponse returns the booked request.
+type ConfirmBookedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request, BOOKED.
+	Request       *AppointmentRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmBookedResponse) Reset() {
+	*x = ConfirmBookedResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmBookedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmBookedResponse) ProtoMessage() {}
+
+func (x *ConfirmBookedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmBookedResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmBookedResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ConfirmBookedResponse) GetRequest() *AppointmentRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// ResumeWatchingRequest names the request to watch again.
+type ResumeWatchingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Request id.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeWatchingRequest) Reset() {
+	*x = ResumeWatchingRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeWatchingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeWatchingRequest) ProtoMessage() {}
+
+func (x *ResumeWatchingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeWatchingRequest.ProtoReflect.Descriptor instead.
+func (*ResumeWatchingRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ResumeWatchingRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ResumeWatchingResponse returns the request watched again.
+type ResumeWatchingResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request, PENDING, its matched slots moved to missed_slots.
+	Request       *AppointmentRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeWatchingResponse) Reset() {
+	*x = ResumeWatchingResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeWatchingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeWatchingResponse) ProtoMessage() {}
+
+func (x *ResumeWatchingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeWatchingResponse.ProtoReflect.Descriptor instead.
+func (*ResumeWatchingResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ResumeWatchingResponse) GetRequest() *AppointmentRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 // ClaimDueMissionsRequest asks for missions to check.
 type ClaimDueMissionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1631,7 +1838,7 @@ type ClaimDueMissionsRequest struct {
 
 func (x *ClaimDueMissionsRequest) Reset() {
 	*x = ClaimDueMissionsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[21]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1850,7 @@ func (x *ClaimDueMissionsRequest) String() string {
 func (*ClaimDueMissionsRequest) ProtoMessage() {}
 
 func (x *ClaimDueMissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[21]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1863,7 @@ func (x *ClaimDueMissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimDueMissionsRequest.ProtoReflect.Descriptor instead.
 func (*ClaimDueMissionsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{21}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ClaimDueMissionsRequest) GetCheckerId() string {
@@ -1701,7 +1908,7 @@ type MissionClaim struct {
 
 func (x *MissionClaim) Reset() {
 	*x = MissionClaim{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[22]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1920,7 @@ func (x *MissionClaim) String() string {
 func (*MissionClaim) ProtoMessage() {}
 
 func (x *MissionClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[22]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1933,7 @@ func (x *MissionClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MissionClaim.ProtoReflect.Descriptor instead.
 func (*MissionClaim) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{22}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MissionClaim) GetClaimId() string {
@@ -1775,7 +1982,7 @@ type ClaimDueMissionsResponse struct {
 
 func (x *ClaimDueMissionsResponse) Reset() {
 	*x = ClaimDueMissionsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[23]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +1994,7 @@ func (x *ClaimDueMissionsResponse) String() string {
 func (*ClaimDueMissionsResponse) ProtoMessage() {}
 
 func (x *ClaimDueMissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[23]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2007,7 @@ func (x *ClaimDueMissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimDueMissionsResponse.ProtoReflect.Descriptor instead.
 func (*ClaimDueMissionsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{23}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClaimDueMissionsResponse) GetClaims() []*MissionClaim {
@@ -1833,7 +2040,7 @@ type ReportCheckResultRequest struct {
 
 func (x *ReportCheckResultRequest) Reset() {
 	*x = ReportCheckResultRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[24]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1845,7 +2052,7 @@ func (x *ReportCheckResultRequest) String() string {
 func (*ReportCheckResultRequest) ProtoMessage() {}
 
 func (x *ReportCheckResultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[24]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1858,7 +2065,7 @@ func (x *ReportCheckResultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckResultRequest.ProtoReflect.Descriptor instead.
 func (*ReportCheckResultRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{24}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportCheckResultRequest) GetClaimId() string {
@@ -1916,7 +2123,7 @@ type ReportCheckResultResponse struct {
 
 func (x *ReportCheckResultResponse) Reset() {
 	*x = ReportCheckResultResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[25]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1928,7 +2135,7 @@ func (x *ReportCheckResultResponse) String() string {
 func (*ReportCheckResultResponse) ProtoMessage() {}
 
 func (x *ReportCheckResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[25]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1941,7 +2148,7 @@ func (x *ReportCheckResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportCheckResultResponse.ProtoReflect.Descriptor instead.
 func (*ReportCheckResultResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{25}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReportCheckResultResponse) GetMatched() []*AppointmentRequest {
@@ -1961,7 +2168,10 @@ func (x *ReportCheckResultResponse) GetCheckId() int64 {
 // WatchEventsRequest starts a stream.
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Stream events after this cursor; 0 means from the beginning.
+	// Stream events after this cursor; 0 means from the oldest event kept.
+	// Events older than the server's retention (REQUESTS_RETENTION) are
+	// pruned: a cursor before the oldest one kept is OUT_OF_RANGE, with a
+	// message naming the oldest cursor available.
 	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1969,7 +2179,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2191,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2204,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{26}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchEventsRequest) GetAfterCursor() int64 {
@@ -2024,7 +2234,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2246,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2259,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{27}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchEventsResponse) GetCursor() int64 {
@@ -2109,7 +2319,7 @@ type Mission struct {
 
 func (x *Mission) Reset() {
 	*x = Mission{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2331,7 @@ func (x *Mission) String() string {
 func (*Mission) ProtoMessage() {}
 
 func (x *Mission) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2344,7 @@ func (x *Mission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mission.ProtoReflect.Descriptor instead.
 func (*Mission) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{28}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Mission) GetMissionCode() string {
@@ -2188,7 +2398,7 @@ type UpsertMissionRequest struct {
 
 func (x *UpsertMissionRequest) Reset() {
 	*x = UpsertMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2410,7 @@ func (x *UpsertMissionRequest) String() string {
 func (*UpsertMissionRequest) ProtoMessage() {}
 
 func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2423,7 @@ func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionRequest.ProtoReflect.Descriptor instead.
 func (*UpsertMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{29}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpsertMissionRequest) GetMissionCode() string {
@@ -2248,7 +2458,7 @@ type UpsertMissionResponse struct {
 
 func (x *UpsertMissionResponse) Reset() {
 	*x = UpsertMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2470,7 @@ func (x *UpsertMissionResponse) String() string {
 func (*UpsertMissionResponse) ProtoMessage() {}
 
 func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2483,7 @@ func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionResponse.ProtoReflect.Descriptor instead.
 func (*UpsertMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpsertMissionResponse) GetMission() *Mission {
@@ -2294,7 +2504,7 @@ type GetMissionRequest struct {
 
 func (x *GetMissionRequest) Reset() {
 	*x = GetMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2516,7 @@ func (x *GetMissionRequest) String() string {
 func (*GetMissionRequest) ProtoMessage() {}
 
 func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2529,7 @@ func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionRequest.ProtoReflect.Descriptor instead.
 func (*GetMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetMissionRequest) GetMissionCode() string {
@@ -2340,7 +2550,7 @@ type GetMissionResponse struct {
 
 func (x *GetMissionResponse) Reset() {
 	*x = GetMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2562,7 @@ func (x *GetMissionResponse) String() string {
 func (*GetMissionResponse) ProtoMessage() {}
 
 func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2575,7 @@ func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionResponse.ProtoReflect.Descriptor instead.
 func (*GetMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetMissionResponse) GetMission() *Mission {
@@ -2388,7 +2598,7 @@ type ListMissionsRequest struct {
 
 func (x *ListMissionsRequest) Reset() {
 	*x = ListMissionsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2610,7 @@ func (x *ListMissionsRequest) String() string {
 func (*ListMissionsRequest) ProtoMessage() {}
 
 func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2623,7 @@ func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListMissionsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListMissionsRequest) GetPageSize() int32 {
@@ -2443,7 +2653,7 @@ type ListMissionsResponse struct {
 
 func (x *ListMissionsResponse) Reset() {
 	*x = ListMissionsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2665,7 @@ func (x *ListMissionsResponse) String() string {
 func (*ListMissionsResponse) ProtoMessage() {}
 
 func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2678,7 @@ func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListMissionsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListMissionsResponse) GetMissions() []*Mission {
@@ -2517,7 +2727,7 @@ type Portal struct {
 
 func (x *Portal) Reset() {
 	*x = Portal{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +2739,7 @@ func (x *Portal) String() string {
 func (*Portal) ProtoMessage() {}
 
 func (x *Portal) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +2752,7 @@ func (x *Portal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Portal.ProtoReflect.Descriptor instead.
 func (*Portal) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Portal) GetName() string {
@@ -2633,7 +2843,7 @@ type SetPortalRequest struct {
 
 func (x *SetPortalRequest) Reset() {
 	*x = SetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2855,7 @@ func (x *SetPortalRequest) String() string {
 func (*SetPortalRequest) ProtoMessage() {}
 
 func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2868,7 @@ func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalRequest.ProtoReflect.Descriptor instead.
 func (*SetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetPortalRequest) GetName() string {
@@ -2721,7 +2931,7 @@ type SetPortalResponse struct {
 
 func (x *SetPortalResponse) Reset() {
 	*x = SetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2943,7 @@ func (x *SetPortalResponse) String() string {
 func (*SetPortalResponse) ProtoMessage() {}
 
 func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2956,7 @@ func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalResponse.ProtoReflect.Descriptor instead.
 func (*SetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetPortalResponse) GetPortal() *Portal {
@@ -2767,7 +2977,7 @@ type GetPortalRequest struct {
 
 func (x *GetPortalRequest) Reset() {
 	*x = GetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2989,7 @@ func (x *GetPortalRequest) String() string {
 func (*GetPortalRequest) ProtoMessage() {}
 
 func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +3002,7 @@ func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetPortalRequest) GetName() string {
@@ -2813,7 +3023,7 @@ type GetPortalResponse struct {
 
 func (x *GetPortalResponse) Reset() {
 	*x = GetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +3035,7 @@ func (x *GetPortalResponse) String() string {
 func (*GetPortalResponse) ProtoMessage() {}
 
 func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +3048,7 @@ func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetPortalResponse) GetPortal() *Portal {
@@ -2861,7 +3071,7 @@ type ListPortalsRequest struct {
 
 func (x *ListPortalsRequest) Reset() {
 	*x = ListPortalsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +3083,7 @@ func (x *ListPortalsRequest) String() string {
 func (*ListPortalsRequest) ProtoMessage() {}
 
 func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +3096,7 @@ func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortalsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListPortalsRequest) GetPageSize() int32 {
@@ -2916,7 +3126,7 @@ type ListPortalsResponse struct {
 
 func (x *ListPortalsResponse) Reset() {
 	*x = ListPortalsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3138,7 @@ func (x *ListPortalsResponse) String() string {
 func (*ListPortalsResponse) ProtoMessage() {}
 
 func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3151,7 @@ func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortalsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListPortalsResponse) GetPortals() []*Portal {
@@ -2984,7 +3194,7 @@ type PortalStatus struct {
 
 func (x *PortalStatus) Reset() {
 	*x = PortalStatus{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3206,7 @@ func (x *PortalStatus) String() string {
 func (*PortalStatus) ProtoMessage() {}
 
 func (x *PortalStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3219,7 @@ func (x *PortalStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalStatus.ProtoReflect.Descriptor instead.
 func (*PortalStatus) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PortalStatus) GetName() string {
@@ -3079,7 +3289,7 @@ type GetPortalStatusRequest struct {
 
 func (x *GetPortalStatusRequest) Reset() {
 	*x = GetPortalStatusRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3091,7 +3301,7 @@ func (x *GetPortalStatusRequest) String() string {
 func (*GetPortalStatusRequest) ProtoMessage() {}
 
 func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3104,7 +3314,7 @@ func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *GetPortalStatusRequest) GetName() string {
@@ -3125,7 +3335,7 @@ type GetPortalStatusResponse struct {
 
 func (x *GetPortalStatusResponse) Reset() {
 	*x = GetPortalStatusResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3137,7 +3347,7 @@ func (x *GetPortalStatusResponse) String() string {
 func (*GetPortalStatusResponse) ProtoMessage() {}
 
 func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3150,7 +3360,7 @@ func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetPortalStatusResponse) GetStatus() *PortalStatus {
@@ -3171,7 +3381,7 @@ type ResumePortalRequest struct {
 
 func (x *ResumePortalRequest) Reset() {
 	*x = ResumePortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3393,7 @@ func (x *ResumePortalRequest) String() string {
 func (*ResumePortalRequest) ProtoMessage() {}
 
 func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3406,7 @@ func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalRequest.ProtoReflect.Descriptor instead.
 func (*ResumePortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResumePortalRequest) GetName() string {
@@ -3217,7 +3427,7 @@ type ResumePortalResponse struct {
 
 func (x *ResumePortalResponse) Reset() {
 	*x = ResumePortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3439,7 @@ func (x *ResumePortalResponse) String() string {
 func (*ResumePortalResponse) ProtoMessage() {}
 
 func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3452,7 @@ func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalResponse.ProtoReflect.Descriptor instead.
 func (*ResumePortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResumePortalResponse) GetStatus() *PortalStatus {
@@ -3273,7 +3483,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x06centre\x18\x01 \x01(\tR\x06centre\x12#\n" +
 	"\rvisa_category\x18\x02 \x01(\tR\fvisaCategory\x12\x12\n" +
 	"\x04date\x18\x03 \x01(\tR\x04date\x12\x12\n" +
-	"\x04time\x18\x04 \x01(\tR\x04time\"\xc8\x04\n" +
+	"\x04time\x18\x04 \x01(\tR\x04time\"\x88\x05\n" +
 	"\x12AppointmentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fapplicant_id\x18\x02 \x01(\tR\vapplicantId\x12!\n" +
@@ -3292,7 +3502,8 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xd0\x01\n" +
+	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12>\n" +
+	"\fmissed_slots\x18\x0e \x03(\v2\x1b.slotwatch.requests.v1.SlotR\vmissedSlots\"\xd0\x01\n" +
 	"\x16CreateApplicantRequest\x12\x1b\n" +
 	"\tfull_name\x18\x01 \x01(\tR\bfullName\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
@@ -3364,6 +3575,14 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x1fCancelAppointmentRequestRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"g\n" +
 	" CancelAppointmentRequestResponse\x12C\n" +
+	"\arequest\x18\x01 \x01(\v2).slotwatch.requests.v1.AppointmentRequestR\arequest\"&\n" +
+	"\x14ConfirmBookedRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\\\n" +
+	"\x15ConfirmBookedResponse\x12C\n" +
+	"\arequest\x18\x01 \x01(\v2).slotwatch.requests.v1.AppointmentRequestR\arequest\"'\n" +
+	"\x15ResumeWatchingRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"]\n" +
+	"\x16ResumeWatchingResponse\x12C\n" +
 	"\arequest\x18\x01 \x01(\v2).slotwatch.requests.v1.AppointmentRequestR\arequest\"\x93\x01\n" +
 	"\x17ClaimDueMissionsRequest\x12\x1d\n" +
 	"\n" +
@@ -3485,13 +3704,14 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x13ResumePortalRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
 	"\x14ResumePortalResponse\x12;\n" +
-	"\x06status\x18\x01 \x01(\v2#.slotwatch.requests.v1.PortalStatusR\x06status*\xa4\x01\n" +
+	"\x06status\x18\x01 \x01(\v2#.slotwatch.requests.v1.PortalStatusR\x06status*\xbf\x01\n" +
 	"\rRequestStatus\x12\x1e\n" +
 	"\x1aREQUEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16REQUEST_STATUS_PENDING\x10\x01\x12\x1d\n" +
 	"\x19REQUEST_STATUS_SLOT_FOUND\x10\x02\x12\x1c\n" +
 	"\x18REQUEST_STATUS_CANCELLED\x10\x03\x12\x1a\n" +
-	"\x16REQUEST_STATUS_EXPIRED\x10\x04*\xd7\x01\n" +
+	"\x16REQUEST_STATUS_EXPIRED\x10\x04\x12\x19\n" +
+	"\x15REQUEST_STATUS_BOOKED\x10\x05*\xd7\x01\n" +
 	"\fCheckOutcome\x12\x1d\n" +
 	"\x19CHECK_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CHECK_OUTCOME_NO_SLOT\x10\x01\x12\x1d\n" +
@@ -3499,7 +3719,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x14CHECK_OUTCOME_FAILED\x10\x03\x12\x19\n" +
 	"\x15CHECK_OUTCOME_CAPTCHA\x10\x04\x12\x19\n" +
 	"\x15CHECK_OUTCOME_BLOCKED\x10\x05\x12\x1e\n" +
-	"\x1aCHECK_OUTCOME_RATE_LIMITED\x10\x06*\xc9\x01\n" +
+	"\x1aCHECK_OUTCOME_RATE_LIMITED\x10\x06*\x81\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x19\n" +
@@ -3507,7 +3727,9 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x03\x12\x16\n" +
 	"\x12EVENT_TYPE_EXPIRED\x10\x04\x12\x1c\n" +
 	"\x18EVENT_TYPE_PORTAL_PAUSED\x10\x05\x12\x1d\n" +
-	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x062\xf9\x11\n" +
+	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x06\x12\x15\n" +
+	"\x11EVENT_TYPE_BOOKED\x10\a\x12\x1f\n" +
+	"\x1bEVENT_TYPE_WATCHING_RESUMED\x10\b2\xd4\x13\n" +
 	"\x0fRequestsService\x12p\n" +
 	"\x0fCreateApplicant\x12-.slotwatch.requests.v1.CreateApplicantRequest\x1a..slotwatch.requests.v1.CreateApplicantResponse\x12g\n" +
 	"\fGetApplicant\x12*.slotwatch.requests.v1.GetApplicantRequest\x1a+.slotwatch.requests.v1.GetApplicantResponse\x12m\n" +
@@ -3517,7 +3739,9 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x18CreateAppointmentRequest\x126.slotwatch.requests.v1.CreateAppointmentRequestRequest\x1a7.slotwatch.requests.v1.CreateAppointmentRequestResponse\x12\x82\x01\n" +
 	"\x15GetAppointmentRequest\x123.slotwatch.requests.v1.GetAppointmentRequestRequest\x1a4.slotwatch.requests.v1.GetAppointmentRequestResponse\x12\x88\x01\n" +
 	"\x17ListAppointmentRequests\x125.slotwatch.requests.v1.ListAppointmentRequestsRequest\x1a6.slotwatch.requests.v1.ListAppointmentRequestsResponse\x12\x8b\x01\n" +
-	"\x18CancelAppointmentRequest\x126.slotwatch.requests.v1.CancelAppointmentRequestRequest\x1a7.slotwatch.requests.v1.CancelAppointmentRequestResponse\x12s\n" +
+	"\x18CancelAppointmentRequest\x126.slotwatch.requests.v1.CancelAppointmentRequestRequest\x1a7.slotwatch.requests.v1.CancelAppointmentRequestResponse\x12j\n" +
+	"\rConfirmBooked\x12+.slotwatch.requests.v1.ConfirmBookedRequest\x1a,.slotwatch.requests.v1.ConfirmBookedResponse\x12m\n" +
+	"\x0eResumeWatching\x12,.slotwatch.requests.v1.ResumeWatchingRequest\x1a-.slotwatch.requests.v1.ResumeWatchingResponse\x12s\n" +
 	"\x10ClaimDueMissions\x12..slotwatch.requests.v1.ClaimDueMissionsRequest\x1a/.slotwatch.requests.v1.ClaimDueMissionsResponse\x12v\n" +
 	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12f\n" +
 	"\vWatchEvents\x12).slotwatch.requests.v1.WatchEventsRequest\x1a*.slotwatch.requests.v1.WatchEventsResponse0\x01\x12j\n" +
@@ -3545,7 +3769,7 @@ func file_slotwatch_requests_v1_requests_proto_rawDescGZIP() []byte {
 }
 
 var file_slotwatch_requests_v1_requests_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(RequestStatus)(0),                       // 0: slotwatch.requests.v1.RequestStatus
 	(CheckOutcome)(0),                        // 1: slotwatch.requests.v1.CheckOutcome
@@ -3571,124 +3795,135 @@ var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(*ListAppointmentRequestsResponse)(nil),  // 21: slotwatch.requests.v1.ListAppointmentRequestsResponse
 	(*CancelAppointmentRequestRequest)(nil),  // 22: slotwatch.requests.v1.CancelAppointmentRequestRequest
 	(*CancelAppointmentRequestResponse)(nil), // 23: slotwatch.requests.v1.CancelAppointmentRequestResponse
-	(*ClaimDueMissionsRequest)(nil),          // 24: slotwatch.requests.v1.ClaimDueMissionsRequest
-	(*MissionClaim)(nil),                     // 25: slotwatch.requests.v1.MissionClaim
-	(*ClaimDueMissionsResponse)(nil),         // 26: slotwatch.requests.v1.ClaimDueMissionsResponse
-	(*ReportCheckResultRequest)(nil),         // 27: slotwatch.requests.v1.ReportCheckResultRequest
-	(*ReportCheckResultResponse)(nil),        // 28: slotwatch.requests.v1.ReportCheckResultResponse
-	(*WatchEventsRequest)(nil),               // 29: slotwatch.requests.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),              // 30: slotwatch.requests.v1.WatchEventsResponse
-	(*Mission)(nil),                          // 31: slotwatch.requests.v1.Mission
-	(*UpsertMissionRequest)(nil),             // 32: slotwatch.requests.v1.UpsertMissionRequest
-	(*UpsertMissionResponse)(nil),            // 33: slotwatch.requests.v1.UpsertMissionResponse
-	(*GetMissionRequest)(nil),                // 34: slotwatch.requests.v1.GetMissionRequest
-	(*GetMissionResponse)(nil),               // 35: slotwatch.requests.v1.GetMissionResponse
-	(*ListMissionsRequest)(nil),              // 36: slotwatch.requests.v1.ListMissionsRequest
-	(*ListMissionsResponse)(nil),             // 37: slotwatch.requests.v1.ListMissionsResponse
-	(*Portal)(nil),                           // 38: slotwatch.requests.v1.Portal
-	(*SetPortalRequest)(nil),                 // 39: slotwatch.requests.v1.SetPortalRequest
-	(*SetPortalResponse)(nil),                // 40: slotwatch.requests.v1.SetPortalResponse
-	(*GetPortalRequest)(nil),                 // 41: slotwatch.requests.v1.GetPortalRequest
-	(*GetPortalResponse)(nil),                // 42: slotwatch.requests.v1.GetPortalResponse
-	(*ListPortalsRequest)(nil),               // 43: slotwatch.requests.v1.ListPortalsRequest
-	(*ListPortalsResponse)(nil),              // 44: slotwatch.requests.v1.ListPortalsResponse
-	(*PortalStatus)(nil),                     // 45: slotwatch.requests.v1.PortalStatus
-	(*GetPortalStatusRequest)(nil),           // 46: slotwatch.requests.v1.GetPortalStatusRequest
-	(*GetPortalStatusResponse)(nil),          // 47: slotwatch.requests.v1.GetPortalStatusResponse
-	(*ResumePortalRequest)(nil),              // 48: slotwatch.requests.v1.ResumePortalRequest
-	(*ResumePortalResponse)(nil),             // 49: slotwatch.requests.v1.ResumePortalResponse
-	(*timestamppb.Timestamp)(nil),            // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 51: google.protobuf.Duration
+	(*ConfirmBookedRequest)(nil),             // 24: slotwatch.requests.v1.ConfirmBookedRequest
+	(*ConfirmBookedResponse)(nil),            // 25: slotwatch.requests.v1.ConfirmBookedResponse
+	(*ResumeWatchingRequest)(nil),            // 26: slotwatch.requests.v1.ResumeWatchingRequest
+	(*ResumeWatchingResponse)(nil),           // 27: slotwatch.requests.v1.ResumeWatchingResponse
+	(*ClaimDueMissionsRequest)(nil),          // 28: slotwatch.requests.v1.ClaimDueMissionsRequest
+	(*MissionClaim)(nil),                     // 29: slotwatch.requests.v1.MissionClaim
+	(*ClaimDueMissionsResponse)(nil),         // 30: slotwatch.requests.v1.ClaimDueMissionsResponse
+	(*ReportCheckResultRequest)(nil),         // 31: slotwatch.requests.v1.ReportCheckResultRequest
+	(*ReportCheckResultResponse)(nil),        // 32: slotwatch.requests.v1.ReportCheckResultResponse
+	(*WatchEventsRequest)(nil),               // 33: slotwatch.requests.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),              // 34: slotwatch.requests.v1.WatchEventsResponse
+	(*Mission)(nil),                          // 35: slotwatch.requests.v1.Mission
+	(*UpsertMissionRequest)(nil),             // 36: slotwatch.requests.v1.UpsertMissionRequest
+	(*UpsertMissionResponse)(nil),            // 37: slotwatch.requests.v1.UpsertMissionResponse
+	(*GetMissionRequest)(nil),                // 38: slotwatch.requests.v1.GetMissionRequest
+	(*GetMissionResponse)(nil),               // 39: slotwatch.requests.v1.GetMissionResponse
+	(*ListMissionsRequest)(nil),              // 40: slotwatch.requests.v1.ListMissionsRequest
+	(*ListMissionsResponse)(nil),             // 41: slotwatch.requests.v1.ListMissionsResponse
+	(*Portal)(nil),                           // 42: slotwatch.requests.v1.Portal
+	(*SetPortalRequest)(nil),                 // 43: slotwatch.requests.v1.SetPortalRequest
+	(*SetPortalResponse)(nil),                // 44: slotwatch.requests.v1.SetPortalResponse
+	(*GetPortalRequest)(nil),                 // 45: slotwatch.requests.v1.GetPortalRequest
+	(*GetPortalResponse)(nil),                // 46: slotwatch.requests.v1.GetPortalResponse
+	(*ListPortalsRequest)(nil),               // 47: slotwatch.requests.v1.ListPortalsRequest
+	(*ListPortalsResponse)(nil),              // 48: slotwatch.requests.v1.ListPortalsResponse
+	(*PortalStatus)(nil),                     // 49: slotwatch.requests.v1.PortalStatus
+	(*GetPortalStatusRequest)(nil),           // 50: slotwatch.requests.v1.GetPortalStatusRequest
+	(*GetPortalStatusResponse)(nil),          // 51: slotwatch.requests.v1.GetPortalStatusResponse
+	(*ResumePortalRequest)(nil),              // 52: slotwatch.requests.v1.ResumePortalRequest
+	(*ResumePortalResponse)(nil),             // 53: slotwatch.requests.v1.ResumePortalResponse
+	(*timestamppb.Timestamp)(nil),            // 54: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 55: google.protobuf.Duration
 }
 var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
-	50, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
-	50, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
+	54, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
+	54, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: slotwatch.requests.v1.AppointmentRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	4,  // 3: slotwatch.requests.v1.AppointmentRequest.matched_slots:type_name -> slotwatch.requests.v1.Slot
-	50, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
-	50, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
-	50, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
-	3,  // 7: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
-	3,  // 8: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
-	3,  // 9: slotwatch.requests.v1.ListApplicantsResponse.applicants:type_name -> slotwatch.requests.v1.Applicant
-	3,  // 10: slotwatch.requests.v1.UpdateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
-	5,  // 11: slotwatch.requests.v1.CreateAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	5,  // 12: slotwatch.requests.v1.GetAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	0,  // 13: slotwatch.requests.v1.ListAppointmentRequestsRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
-	5,  // 14: slotwatch.requests.v1.ListAppointmentRequestsResponse.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	5,  // 15: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	51, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
-	5,  // 17: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	50, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 19: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
-	1,  // 20: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
-	4,  // 21: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
-	51, // 22: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
-	5,  // 23: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
-	2,  // 24: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
-	5,  // 25: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	50, // 26: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	45, // 27: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
-	50, // 28: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
-	50, // 29: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
-	31, // 30: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 31: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 32: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
-	51, // 33: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
-	50, // 34: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
-	50, // 35: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
-	51, // 36: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
-	38, // 37: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	38, // 38: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	38, // 39: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
-	50, // 40: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
-	45, // 41: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
-	45, // 42: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
-	6,  // 43: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
-	8,  // 44: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
-	10, // 45: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
-	12, // 46: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
-	14, // 47: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
-	16, // 48: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
-	18, // 49: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
-	20, // 50: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
-	22, // 51: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
-	24, // 52: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
-	27, // 53: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
-	29, // 54: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
-	32, // 55: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
-	34, // 56: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
-	36, // 57: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
-	39, // 58: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
-	41, // 59: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
-	43, // 60: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
-	46, // 61: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
-	48, // 62: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
-	7,  // 63: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
-	9,  // 64: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
-	11, // 65: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
-	13, // 66: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
-	15, // 67: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
-	17, // 68: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
-	19, // 69: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
-	21, // 70: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
-	23, // 71: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
-	26, // 72: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
-	28, // 73: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
-	30, // 74: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
-	33, // 75: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
-	35, // 76: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
-	37, // 77: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
-	40, // 78: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
-	42, // 79: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
-	44, // 80: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
-	47, // 81: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
-	49, // 82: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
-	63, // [63:83] is the sub-list for method output_type
-	43, // [43:63] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	54, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
+	54, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
+	54, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 7: slotwatch.requests.v1.AppointmentRequest.missed_slots:type_name -> slotwatch.requests.v1.Slot
+	3,  // 8: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
+	3,  // 9: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
+	3,  // 10: slotwatch.requests.v1.ListApplicantsResponse.applicants:type_name -> slotwatch.requests.v1.Applicant
+	3,  // 11: slotwatch.requests.v1.UpdateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
+	5,  // 12: slotwatch.requests.v1.CreateAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	5,  // 13: slotwatch.requests.v1.GetAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	0,  // 14: slotwatch.requests.v1.ListAppointmentRequestsRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
+	5,  // 15: slotwatch.requests.v1.ListAppointmentRequestsResponse.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
+	5,  // 16: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	5,  // 17: slotwatch.requests.v1.ConfirmBookedResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	5,  // 18: slotwatch.requests.v1.ResumeWatchingResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	55, // 19: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
+	5,  // 20: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
+	54, // 21: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 22: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
+	1,  // 23: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
+	4,  // 24: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
+	55, // 25: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
+	5,  // 26: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
+	2,  // 27: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
+	5,  // 28: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
+	54, // 29: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	49, // 30: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
+	54, // 31: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
+	54, // 32: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 33: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	35, // 34: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	35, // 35: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
+	55, // 36: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
+	54, // 37: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
+	54, // 38: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
+	55, // 39: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
+	42, // 40: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	42, // 41: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	42, // 42: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
+	54, // 43: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
+	49, // 44: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	49, // 45: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	6,  // 46: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
+	8,  // 47: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
+	10, // 48: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
+	12, // 49: slotwatch.requests.v1.RequestsService.UpdateApplicant:input_type -> slotwatch.requests.v1.UpdateApplicantRequest
+	14, // 50: slotwatch.requests.v1.RequestsService.DeleteApplicant:input_type -> slotwatch.requests.v1.DeleteApplicantRequest
+	16, // 51: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:input_type -> slotwatch.requests.v1.CreateAppointmentRequestRequest
+	18, // 52: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:input_type -> slotwatch.requests.v1.GetAppointmentRequestRequest
+	20, // 53: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:input_type -> slotwatch.requests.v1.ListAppointmentRequestsRequest
+	22, // 54: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
+	24, // 55: slotwatch.requests.v1.RequestsService.ConfirmBooked:input_type -> slotwatch.requests.v1.ConfirmBookedRequest
+	26, // 56: slotwatch.requests.v1.RequestsService.ResumeWatching:input_type -> slotwatch.requests.v1.ResumeWatchingRequest
+	28, // 57: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
+	31, // 58: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
+	33, // 59: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
+	36, // 60: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
+	38, // 61: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
+	40, // 62: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
+	43, // 63: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
+	45, // 64: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
+	47, // 65: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
+	50, // 66: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
+	52, // 67: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
+	7,  // 68: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
+	9,  // 69: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
+	11, // 70: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
+	13, // 71: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
+	15, // 72: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
+	17, // 73: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
+	19, // 74: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
+	21, // 75: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
+	23, // 76: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
+	25, // 77: slotwatch.requests.v1.RequestsService.ConfirmBooked:output_type -> slotwatch.requests.v1.ConfirmBookedResponse
+	27, // 78: slotwatch.requests.v1.RequestsService.ResumeWatching:output_type -> slotwatch.requests.v1.ResumeWatchingResponse
+	30, // 79: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
+	32, // 80: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
+	34, // 81: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
+	37, // 82: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
+	39, // 83: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
+	41, // 84: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
+	44, // 85: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
+	46, // 86: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
+	48, // 87: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
+	51, // 88: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
+	53, // 89: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
+	68, // [68:90] is the sub-list for method output_type
+	46, // [46:68] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_slotwatch_requests_v1_requests_proto_init() }
@@ -3697,15 +3932,15 @@ func file_slotwatch_requests_v1_requests_proto_init() {
 		return
 	}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[9].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[29].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[36].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[33].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[40].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_requests_v1_requests_proto_rawDesc), len(file_slotwatch_requests_v1_requests_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   47,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

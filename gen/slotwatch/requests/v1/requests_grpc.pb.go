@@ -28,6 +28,8 @@ const (
 	RequestsService_GetAppointmentRequest_FullMethodName    = "/slotwatch.requests.v1.RequestsService/GetAppointmentRequest"
 	RequestsService_ListAppointmentRequests_FullMethodName  = "/slotwatch.requests.v1.RequestsService/ListAppointmentRequests"
 	RequestsService_CancelAppointmentRequest_FullMethodName = "/slotwatch.requests.v1.RequestsService/CancelAppointmentRequest"
+	RequestsService_ConfirmBooked_FullMethodName            = "/slotwatch.requests.v1.RequestsService/ConfirmBooked"
+	RequestsService_ResumeWatching_FullMethodName           = "/slotwatch.requests.v1.RequestsService/ResumeWatching"
 	RequestsService_ClaimDueMissions_FullMethodName         = "/slotwatch.requests.v1.RequestsService/ClaimDueMissions"
 	RequestsService_ReportCheckResult_FullMethodName        = "/slotwatch.requests.v1.RequestsService/ReportCheckResult"
 	RequestsService_WatchEvents_FullMethodName              = "/slotwatch.requests.v1.RequestsService/WatchEvents"
@@ -67,6 +69,13 @@ type RequestsServiceClient interface {
 	ListAppointmentRequests(ctx context.Context, in *ListAppointmentRequestsRequest, opts ...grpc.CallOption) (*ListAppointmentRequestsResponse, error)
 	// CancelAppointmentRequest cancels a PENDING request.
 	CancelAppointmentRequest(ctx context.Context, in *CancelAppointmentRequestRequest, opts ...grpc.CallOption) (*CancelAppointmentRequestResponse, error)
+	// ConfirmBooked records that the applicant booked the slot a SLOT_FOUND
+	// request announced: the request becomes BOOKED, which is final.
+	ConfirmBooked(ctx context.Context, in *ConfirmBookedRequest, opts ...grpc.CallOption) (*ConfirmBookedResponse, error)
+	// ResumeWatching returns a SLOT_FOUND request whose slot was missed (taken
+	// by someone else before the applicant booked) to PENDING; the slots it
+	// announced are remembered and not announced again for it.
+	ResumeWatching(ctx context.Context, in *ResumeWatchingRequest, opts ...grpc.CallOption) (*ResumeWatchingResponse, error)
 	// ClaimDueMissions hands the caller missions due for a check, each under a
 	// claim no other caller can hold at the same time.
 	ClaimDueMissions(ctx context.Context, in *ClaimDueMissionsRequest, opts ...grpc.CallOption) (*ClaimDueMissionsResponse, error)
@@ -187,6 +196,26 @@ func (c *requestsServiceClient) CancelAppointmentRequest(ctx context.Context, in
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelAppointmentRequestResponse)
 	err := c.cc.Invoke(ctx, RequestsService_CancelAppointmentRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) ConfirmBooked(ctx context.Context, in *ConfirmBookedRequest, opts ...grpc.CallOption) (*ConfirmBookedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmBookedResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ConfirmBooked_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *requestsServiceClient) ResumeWatching(ctx context.Context, in *ResumeWatchingRequest, opts ...grpc.CallOption) (*ResumeWatchingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeWatchingResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ResumeWatching_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -338,6 +367,13 @@ type RequestsServiceServer interface {
 	ListAppointmentRequests(context.Context, *ListAppointmentRequestsRequest) (*ListAppointmentRequestsResponse, error)
 	// CancelAppointmentRequest cancels a PENDING request.
 	CancelAppointmentRequest(context.Context, *CancelAppointmentRequestRequest) (*CancelAppointmentRequestResponse, error)
+	// ConfirmBooked records that the applicant booked the slot a SLOT_FOUND
+	// request announced: the request becomes BOOKED, which is final.
+	ConfirmBooked(context.Context, *ConfirmBookedRequest) (*ConfirmBookedResponse, error)
+	// ResumeWatching returns a SLOT_FOUND request whose slot was missed (taken
+	// by someone else before the applicant booked) to PENDING; the slots it
+	// announced are remembered and not announced again for it.
+	ResumeWatching(context.Context, *ResumeWatchingRequest) (*ResumeWatchingResponse, error)
 	// ClaimDueMissions hands the caller missions due for a check, each under a
 	// claim no other caller can hold at the same time.
 	ClaimDueMissions(context.Context, *ClaimDueMissionsRequest) (*ClaimDueMissionsResponse, error)
@@ -400,6 +436,12 @@ func (UnimplementedRequestsServiceServer) ListAppointmentRequests(context.Contex
 }
 func (UnimplementedRequestsServiceServer) CancelAppointmentRequest(context.Context, *CancelAppointmentRequestRequest) (*CancelAppointmentRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelAppointmentRequest not implemented")
+}
+func (UnimplementedRequestsServiceServer) ConfirmBooked(context.Context, *ConfirmBookedRequest) (*ConfirmBookedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmBooked not implemented")
+}
+func (UnimplementedRequestsServiceServer) ResumeWatching(context.Context, *ResumeWatchingRequest) (*ResumeWatchingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeWatching not implemented")
 }
 func (UnimplementedRequestsServiceServer) ClaimDueMissions(context.Context, *ClaimDueMissionsRequest) (*ClaimDueMissionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClaimDueMissions not implemented")
@@ -613,6 +655,42 @@ func _RequestsService_CancelAppointmentRequest_Handler(srv interface{}, ctx cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(RequestsServiceServer).CancelAppointmentRequest(ctx, req.(*CancelAppointmentRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_ConfirmBooked_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmBookedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ConfirmBooked(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ConfirmBooked_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ConfirmBooked(ctx, req.(*ConfirmBookedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RequestsService_ResumeWatching_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeWatchingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ResumeWatching(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ResumeWatching_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ResumeWatching(ctx, req.(*ResumeWatchingRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -850,6 +928,14 @@ var RequestsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelAppointmentRequest",
 			Handler:    _RequestsService_CancelAppointmentRequest_Handler,
+		},
+		{
+			MethodName: "ConfirmBooked",
+			Handler:    _RequestsService_ConfirmBooked_Handler,
+		},
+		{
+			MethodName: "ResumeWatching",
+			Handler:    _RequestsService_ResumeWatching_Handler,
 		},
 		{
 			MethodName: "ClaimDueMissions",

@@ -107,7 +107,11 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 type config struct {
 	databaseURL, listenAddr, metricsAddr, keysetFile string
 	pool                                             domain.Config
+	usageRetention                                   time.Duration
 }
+
+// pruneEvery is how often the usage log is pruned (POOL_USAGE_RETENTION).
+const pruneEvery = 10 * time.Minute
 
 func loadConfig(env *envconfig.Loader) (config, error) {
 	def := domain.DefaultConfig()
@@ -125,6 +129,10 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			SessionMaxAge:   env.Duration("POOL_SESSION_MAX_AGE", def.SessionMaxAge),
 			MaxLoginsPerDay: env.Int("POOL_MAX_LOGINS_PER_DAY", def.MaxLoginsPerDay, 1),
 		},
+		usageRetention: env.Age("POOL_USAGE_RETENTION", app.DefaultUsageRetention),
+	}
+	if c.usageRetention != 0 && c.usageRetention < app.MinUsageRetention {
+		return c, errors.Join(env.Err(), fmt.Errorf("POOL_USAGE_RETENTION=%s: want 0 (keep everything) or at least %s, the login budget's window", c.usageRetention, app.MinUsageRetention))
 	}
 	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
 		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, apirule.MaxLeaseTTL)
@@ -174,5 +182,6 @@ func serve(ctx context.Context) error {
 	g.Go(func() error { <-ctx.Done(); pool.Stop(); return nil })
 	g.Go(func() error { return pool.Listen(ctx, db.Config().ConnConfig) })
 	g.Go(func() error { return pool.ExpireLoop(ctx, 5*time.Second) })
+	g.Go(func() error { return pool.PruneLoop(ctx, app.Retention{Keep: cfg.usageRetention}, pruneEvery) })
 	return g.Wait()
 }

@@ -76,6 +76,13 @@ func TestServeRejectsMalformedSettings(t *testing.T) {
 		"POOL_SESSION_MAX_AGE": "800h"}, "want a session max age over 30 days refused", "POOL_SESSION_MAX_AGE")
 }
 
+func TestServeRejectsAUsageRetentionItCannotKeep(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_USAGE_RETENTION": "ninety days"}, "want a malformed retention refused", "POOL_USAGE_RETENTION", "90d")
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_USAGE_RETENTION": "12h"}, "want a retention shorter than the login budget's window refused", "POOL_USAGE_RETENTION=12h", "at least 24h")
+}
+
 // TestServeHealthReflectionAndStop runs the binary's serve path on real
 // ports: it migrates, serves health and reflection and the API, and stops
 // cleanly when its context ends.

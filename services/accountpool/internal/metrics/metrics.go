@@ -33,6 +33,7 @@ type Pool struct {
 	missions *metriclabel.Bounded
 	expired  prometheus.Counter
 	fencing  prometheus.Counter
+	pruned   prometheus.Counter
 }
 
 // MaxMissionLabels is how many distinct missions get a series of their own
@@ -78,11 +79,15 @@ func New(reg prometheus.Registerer, status StatusFunc, logger *slog.Logger) *Poo
 			Name: "slotwatch_pool_fencing_rejections_total",
 			Help: "Renew or Release refused because the caller no longer held the lease (stale fencing token, lease expired or already ended).",
 		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_pool_usage_pruned_total",
+			Help: "Usage log rows deleted by retention (POOL_USAGE_RETENTION).",
+		}),
 	}
 	for _, r := range []string{AcquireLeased, AcquireExhausted, AcquireNoActiveAccount, AcquireError} {
 		m.acquires.WithLabelValues(r)
 	}
-	reg.MustRegister(m.acquires, m.wait, m.releases, m.expired, m.fencing,
+	reg.MustRegister(m.acquires, m.wait, m.releases, m.expired, m.fencing, m.pruned,
 		grpcserver.ScrapeGauge(accountsDesc, accountsByState(status), logger, "pool status for metrics"))
 	return m
 }
@@ -112,6 +117,13 @@ func (m *Pool) Released(outcome domain.Outcome, mission string) {
 func (m *Pool) Expired(n int) {
 	if m != nil && n > 0 {
 		m.expired.Add(float64(n))
+	}
+}
+
+// UsagePruned counts n usage log rows deleted by retention.
+func (m *Pool) UsagePruned(n int) {
+	if m != nil && n > 0 {
+		m.pruned.Add(float64(n))
 	}
 }
 

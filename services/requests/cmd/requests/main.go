@@ -48,6 +48,16 @@ const keysetHint = "make one with `requests keyset generate > keyset.json && chm
 // besides doing it on every ClaimDueMissions.
 const sweepEvery = time.Minute
 
+// pruneEvery is how often the server prunes what is older than
+// REQUESTS_RETENTION (a shorter retention prunes that often).
+const pruneEvery = 10 * time.Minute
+
+// minRetention keeps REQUESTS_RETENTION at least a claim's longest life
+// (apirule.MaxClaimTTL), so a claim and its check are pruned only once
+// both are history (PruneClaims also never takes a mission's current
+// claim).
+const minRetention = apirule.MaxClaimTTL
+
 type config struct {
 	databaseURL   string
 	keysetFile    string
@@ -56,6 +66,7 @@ type config struct {
 	httpAddr      string
 	checkInterval time.Duration
 	claimTTL      time.Duration
+	retention     time.Duration
 	watch         app.WatchConfig
 	walls         domain.WallRules
 }
@@ -69,6 +80,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		httpAddr:      env.String("HTTP_ADDR", ":8082"),
 		checkInterval: env.Duration("REQUESTS_CHECK_INTERVAL", app.DefaultCheckInterval),
 		claimTTL:      env.Duration("REQUESTS_CLAIM_TTL", app.DefaultClaimTTL),
+		retention:     env.Age("REQUESTS_RETENTION", app.DefaultRetention),
 		watch: app.WatchConfig{
 			PerCaller: env.Int("REQUESTS_WATCH_PER_CALLER", app.DefaultWatchPerCaller, 1),
 			Total:     env.Int("REQUESTS_WATCH_MAX", app.DefaultWatchTotal, 1),
@@ -83,6 +95,9 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	}
 	if c.walls.Window < time.Minute || c.walls.Window > 24*time.Hour {
 		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_WALL_WINDOW=%s: want at least 1m and at most 24h", c.walls.Window))
+	}
+	if c.retention != 0 && c.retention < minRetention {
+		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_RETENTION=%s: want 0 (keep everything) or at least %s", c.retention, minRetention))
 	}
 	if c.claimTTL < apirule.MinClaimTTL || c.claimTTL > apirule.MaxClaimTTL {
 		return c, errors.Join(env.Err(), fmt.Errorf("REQUESTS_CLAIM_TTL=%s: want at least %s and at most %s", c.claimTTL, apirule.MinClaimTTL, apirule.MaxClaimTTL))
@@ -137,7 +152,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Security: sec, Policy: server.Policy, LargestRequestBytes: server.LargestRequestBytes})
 	gs.Registry.MustRegister(pgdb.NewCollector(pool))
 	m := metrics.New(gs.Registry, st.CountByStatus, logger)
-	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL, Walls: cfg.walls}, app.WithMetrics(m))
+	a := app.New(st, keys, time.Now, app.Config{CheckInterval: cfg.checkInterval, ClaimTTL: cfg.claimTTL, Walls: cfg.walls, Retention: cfg.retention}, app.WithMetrics(m))
 	gs.Registry.MustRegister(metrics.PortalsPaused(a.PausedPortals, logger))
 	hub := store.NewHub(st, logger)
 	feed := app.NewFeed(st, hub, cfg.watch, m, logger)
@@ -171,6 +186,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	g.Go(func() error { return hub.Run(ctx) })
 	g.Go(func() error { return feed.Run(ctx) })
 	g.Go(func() error { sweep(ctx, a, logger); return nil })
+	g.Go(func() error { prune(ctx, a, logger); return nil })
 	g.Go(func() error { return gs.Serve(ctx, lis, extra) })
 	return g.Wait()
 }
@@ -203,6 +219,29 @@ func sweep(ctx context.Context, a *app.App, logger *slog.Logger) {
 			} else if n > 0 {
 				logger.Info("expired requests", "count", n)
 			}
+		}
+	}
+}
+
+// prune deletes what is older than REQUESTS_RETENTION, at start and then
+// every pruneEvery (nothing when the retention is 0).
+func prune(ctx context.Context, a *app.App, logger *slog.Logger) {
+	if a.Retention() <= 0 {
+		logger.Info("retention off: claims, checks and events are kept forever (REQUESTS_RETENTION=0)")
+		return
+	}
+	t := time.NewTicker(min(pruneEvery, a.Retention()))
+	defer t.Stop()
+	for {
+		if n, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("retention: pruning failed; next try at the next tick", "error", err, "pruned", n)
+		} else if n[store.TableChecks]+n[store.TableClaims]+n[store.TableEvents] > 0 {
+			logger.Info("retention: pruned rows older than REQUESTS_RETENTION", "retention", a.Retention(), "pruned", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

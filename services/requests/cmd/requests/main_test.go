@@ -27,8 +27,15 @@ func TestRefusesToStartWithoutKeyset(t *testing.T) {
 
 func TestRejectsBadSettingsAllAtOnce(t *testing.T) {
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "ENCRYPTION_KEYSET_FILE": "/nonexistent",
-		"REQUESTS_CHECK_INTERVAL": "soon", "REQUESTS_CLAIM_TTL": "-1m", "REQUESTS_WATCH_PER_CALLER": "0", "REQUESTS_WATCH_MAX": "many"},
-		"want every setting named", "REQUESTS_CHECK_INTERVAL", "REQUESTS_CLAIM_TTL", "REQUESTS_WATCH_PER_CALLER", "REQUESTS_WATCH_MAX")
+		"REQUESTS_CHECK_INTERVAL": "soon", "REQUESTS_CLAIM_TTL": "-1m", "REQUESTS_WATCH_PER_CALLER": "0", "REQUESTS_WATCH_MAX": "many",
+		"REQUESTS_RETENTION": "3 months"},
+		"want every setting named", "REQUESTS_CHECK_INTERVAL", "REQUESTS_CLAIM_TTL", "REQUESTS_WATCH_PER_CALLER", "REQUESTS_WATCH_MAX", "REQUESTS_RETENTION")
+}
+
+func TestRejectsARetentionShorterThanAClaim(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "ENCRYPTION_KEYSET_FILE": "/nonexistent",
+		"REQUESTS_RETENTION": "30m"},
+		"want REQUESTS_RETENTION refused", "REQUESTS_RETENTION=30m", "0 (keep everything) or at least 1h")
 }
 
 func TestRejectsAClaimTTLBelowASecond(t *testing.T) {
@@ -54,11 +61,14 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00005_claims_portal_index.sql"},
+		{[]string{"migrate", "status"}, "00008_retention_indexes.sql"},
+		{[]string{"migrate", "down"}, "reverted 00008_retention_indexes.sql"},
+		{[]string{"migrate", "down"}, "reverted 00007_retention.sql"},
+		{[]string{"migrate", "down"}, "reverted 00006_slot_lifecycle.sql"},
 		{[]string{"migrate", "down"}, "reverted 00005_claims_portal_index.sql"},
 		{[]string{"migrate", "down"}, "reverted 00004_portals.sql"},
 		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
-		{[]string{"migrate", "up"}, "applied 00005_claims_portal_index.sql"},
+		{[]string{"migrate", "up"}, "applied 00008_retention_indexes.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

@@ -24,6 +24,9 @@ import (
 const (
 	DefaultCheckInterval = 2 * time.Minute
 	DefaultClaimTTL      = 5 * time.Minute
+	DefaultRetention     = 90 * 24 * time.Hour
+	DefaultPruneBatch    = 1000
+	DefaultPrunePause    = 100 * time.Millisecond
 )
 
 // Config holds the service's settings.
@@ -36,6 +39,15 @@ type Config struct {
 	// Walls say when walls pause a portal; zero fields take
 	// domain.DefaultWallRules'.
 	Walls domain.WallRules
+	// Retention: Prune deletes claims, checks and events older than this;
+	// 0 keeps everything.
+	Retention time.Duration
+	// PruneBatch is how many rows one delete statement takes (default
+	// DefaultPruneBatch), and PrunePause the pause between two of them
+	// (default DefaultPrunePause), so pruning a backlog never holds many
+	// row locks or the disk for long.
+	PruneBatch int
+	PrunePause time.Duration
 }
 
 // App runs the use cases.
@@ -67,6 +79,12 @@ func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config
 		if *f.v <= 0 {
 			*f.v = f.def
 		}
+	}
+	if cfg.PruneBatch <= 0 {
+		cfg.PruneBatch = DefaultPruneBatch
+	}
+	if cfg.PrunePause <= 0 {
+		cfg.PrunePause = DefaultPrunePause
 	}
 	if cfg.Walls.Threshold <= 0 {
 		cfg.Walls.Threshold = d.Threshold
@@ -231,6 +249,18 @@ func (a *App) ListRequests(ctx context.Context, f store.RequestFilter, pos *stor
 // CancelRequest cancels a PENDING request.
 func (a *App) CancelRequest(ctx context.Context, id uuid.UUID) (domain.Request, error) {
 	return a.store.CancelRequest(ctx, id, a.Now())
+}
+
+// ConfirmBooked turns a SLOT_FOUND request BOOKED (a BOOKED one is
+// returned unchanged).
+func (a *App) ConfirmBooked(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.ConfirmBooked(ctx, id, a.Now())
+}
+
+// ResumeWatching turns a SLOT_FOUND request PENDING again, remembering the
+// slots it matched as missed (a PENDING one is returned unchanged).
+func (a *App) ResumeWatching(ctx context.Context, id uuid.UUID) (domain.Request, error) {
+	return a.store.ResumeWatching(ctx, id, a.Now())
 }
 
 // ClaimDueMissions claims up to max due missions for checkerID; ttl 0 means

@@ -157,7 +157,9 @@ func (f *Feed) readNew(ctx context.Context) error {
 		f.mu.Lock()
 		after := f.last
 		f.mu.Unlock()
-		events, err := f.store.EventsAfter(ctx, after, math.MaxInt64, eventPage)
+		// The feed reads what was committed moments ago: retention, which
+		// prunes what is older than REQUESTS_RETENTION, is never ahead of it.
+		events, _, err := f.store.EventsAfter(ctx, after, math.MaxInt64, eventPage)
 		f.metrics.EventsRead(metrics.ReadFeed)
 		if err != nil {
 			return err
@@ -231,7 +233,9 @@ func (f *Feed) drop(s *subscription) {
 var errFellBehind = errors.New("stream fell behind the live feed")
 
 // Watch sends caller every event after the cursor after, in cursor order,
-// then every new one, until ctx ends or send fails. caller tells callers
+// then every new one, until ctx ends or send fails. After 0 means from the
+// oldest event kept; a cursor (or a stream that falls) behind the events
+// retention pruned ends with a *domain.CursorPrunedError. caller tells callers
 // apart for the per-caller limit (any comparable value); a stream past a
 // limit is refused with domain.ErrTooManyWatchers before anything is read.
 func (f *Feed) Watch(ctx context.Context, caller any, after int64, send func(domain.Event) error) error {
@@ -262,10 +266,16 @@ func (f *Feed) Watch(ctx context.Context, caller any, after int64, send func(dom
 // *cursor is the last event sent.
 func (f *Feed) follow(ctx context.Context, s *subscription, cursor *int64, send func(domain.Event) error) error {
 	for *cursor < s.from {
-		events, err := f.store.EventsAfter(ctx, *cursor, s.from, eventPage)
+		events, pruned, err := f.store.EventsAfter(ctx, *cursor, s.from, eventPage)
 		f.metrics.EventsRead(metrics.ReadReplay)
 		if err != nil {
 			return err
+		}
+		// Retention pruned events this stream has not seen: say so rather
+		// than skip them. A stream from 0 (nothing seen yet) starts at the
+		// oldest event kept.
+		if *cursor != 0 && *cursor < pruned {
+			return &domain.CursorPrunedError{Cursor: *cursor, PrunedThrough: pruned}
 		}
 		for _, e := range events {
 			if err := send(e); err != nil {

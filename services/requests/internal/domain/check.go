@@ -8,7 +8,8 @@ import (
 // MatchSlots returns the slots that fit r: same centre and visa category
 // (compared without regard to case or surrounding space, as portals and
 // people spell them differently) and a date inside [EarliestDate,
-// LatestDate], both ends included.
+// LatestDate], both ends included; a slot among r.MissedSlots (SameSlot)
+// is left out, since the request was told of it once already.
 func MatchSlots(r Request, slots []Slot) []Slot {
 	var out []Slot
 	for _, s := range slots {
@@ -18,9 +19,28 @@ func MatchSlots(r Request, slots []Slot) []Slot {
 		if s.Date.Before(r.EarliestDate) || s.Date.After(r.LatestDate) {
 			continue
 		}
+		if containsSlot(r.MissedSlots, s) {
+			continue
+		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// SameSlot says whether a and b are one appointment: same centre and visa
+// category (spelt alike, as MatchSlots compares them), date and time.
+func SameSlot(a, b Slot) bool {
+	return sameName(a.Centre, b.Centre) && sameName(a.VisaCategory, b.VisaCategory) &&
+		a.Date.Equal(b.Date) && strings.TrimSpace(a.Time) == strings.TrimSpace(b.Time)
+}
+
+func containsSlot(slots []Slot, s Slot) bool {
+	for _, o := range slots {
+		if SameSlot(o, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameName(a, b string) bool {
@@ -67,7 +87,7 @@ func (r Request) ExpiredOn(today time.Time) bool {
 }
 
 // Cancel turns a PENDING request CANCELLED. Cancelling a CANCELLED request
-// changes nothing (changed is false); other statuses are ErrNotPending.
+// changes nothing (changed is false); other statuses are a *StatusError.
 func (r *Request) Cancel(now time.Time) (changed bool, err error) {
 	switch r.Status {
 	case StatusPending:
@@ -77,6 +97,46 @@ func (r *Request) Cancel(now time.Time) (changed bool, err error) {
 	case StatusCancelled:
 		return false, nil
 	default:
-		return false, ErrNotPending
+		return false, &StatusError{ID: r.ID, Status: r.Status, Need: StatusPending, Action: "CancelAppointmentRequest"}
+	}
+}
+
+// ConfirmBooked turns a SLOT_FOUND request BOOKED, which is final.
+// Confirming a BOOKED request again changes nothing (changed is false), so
+// a retried call gets the same answer; any other status is a *StatusError.
+func (r *Request) ConfirmBooked(now time.Time) (changed bool, err error) {
+	switch r.Status {
+	case StatusSlotFound:
+		r.Status = StatusBooked
+		r.UpdatedAt = now
+		return true, nil
+	case StatusBooked:
+		return false, nil
+	default:
+		return false, &StatusError{ID: r.ID, Status: r.Status, Need: StatusSlotFound, Action: "ConfirmBooked"}
+	}
+}
+
+// ResumeWatching turns a SLOT_FOUND request PENDING again: the slots it
+// matched move to MissedSlots, so the same slots are not announced again,
+// and a different slot later is. Resuming a PENDING request changes
+// nothing (changed is false: it is watched already, and a retried call
+// gets the same answer); any other status is a *StatusError.
+func (r *Request) ResumeWatching(now time.Time) (changed bool, err error) {
+	switch r.Status {
+	case StatusSlotFound:
+		for _, s := range r.MatchedSlots {
+			if !containsSlot(r.MissedSlots, s) {
+				r.MissedSlots = append(r.MissedSlots, s)
+			}
+		}
+		r.MatchedSlots = nil
+		r.Status = StatusPending
+		r.UpdatedAt = now
+		return true, nil
+	case StatusPending:
+		return false, nil
+	default:
+		return false, &StatusError{ID: r.ID, Status: r.Status, Need: StatusSlotFound, Action: "ResumeWatching"}
 	}
 }

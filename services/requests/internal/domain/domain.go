@@ -6,6 +6,7 @@ package domain
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,10 +19,14 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrApplicantNotFound: a request names an applicant that does not exist.
 	ErrApplicantNotFound = errors.New("applicant does not exist")
-	// ErrNotPending: the request is no longer PENDING.
-	ErrNotPending = errors.New("request is not pending")
+	// ErrWrongStatus: the request's status does not allow the change
+	// (a *StatusError says which status it has and which it needs).
+	ErrWrongStatus = errors.New("request status does not allow this")
 	// ErrClaimNotHeld: the claim is unknown, already reported, or lapsed.
 	ErrClaimNotHeld = errors.New("claim is unknown, already reported or lapsed")
+	// ErrCursorPruned: events after a WatchEvents cursor were pruned by
+	// retention (a *CursorPrunedError says through which cursor).
+	ErrCursorPruned = errors.New("events after the cursor were pruned")
 	// ErrTooManyWatchers: the caller, or the server as a whole, has as many
 	// WatchEvents streams open as it may.
 	ErrTooManyWatchers = errors.New("too many event streams open")
@@ -37,6 +42,8 @@ const (
 	StatusSlotFound Status = "slot_found"
 	StatusCancelled Status = "cancelled"
 	StatusExpired   Status = "expired"
+	// StatusBooked is final: the applicant booked the slot found.
+	StatusBooked Status = "booked"
 )
 
 // Outcome is how a mission check ended.
@@ -69,6 +76,9 @@ const (
 	EventSlotFound EventType = "slot_found"
 	EventCancelled EventType = "cancelled"
 	EventExpired   EventType = "expired"
+	// EventBooked: ConfirmBooked; EventWatchingResumed: ResumeWatching.
+	EventBooked          EventType = "booked"
+	EventWatchingResumed EventType = "watching_resumed"
 	// Portal events carry Event.Portal instead of a request.
 	EventPortalPaused  EventType = "portal_paused"
 	EventPortalResumed EventType = "portal_resumed"
@@ -113,6 +123,10 @@ type Request struct {
 	LatestDate   time.Time
 	Status       Status
 	MatchedSlots []Slot
+	// MissedSlots are slots announced before and passed up with
+	// ResumeWatching: MatchSlots leaves them out, so they do not make the
+	// request SLOT_FOUND again.
+	MissedSlots []Slot
 	// LastCheckedAt is zero before the first check.
 	LastCheckedAt time.Time
 	CheckCount    int
@@ -182,3 +196,34 @@ func Today(now time.Time, loc *time.Location) time.Time {
 	y, m, d := now.In(loc).Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
+
+// StatusError is ErrWrongStatus with the detail: request ID is in Status,
+// and Action needs it to be in Need.
+type StatusError struct {
+	ID     uuid.UUID
+	Status Status
+	Need   Status
+	Action string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("request %s is %s; %s needs it %s", e.ID, e.Status, e.Action, e.Need)
+}
+
+// Is makes a *StatusError match ErrWrongStatus.
+func (e *StatusError) Is(target error) bool { return target == ErrWrongStatus }
+
+// CursorPrunedError is ErrCursorPruned: the events after Cursor up to
+// PrunedThrough are gone; PrunedThrough is the oldest cursor a stream can
+// resume from without a gap.
+type CursorPrunedError struct {
+	Cursor        int64
+	PrunedThrough int64
+}
+
+func (e *CursorPrunedError) Error() string {
+	return fmt.Sprintf("cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention", e.Cursor, e.PrunedThrough)
+}
+
+// Is makes a *CursorPrunedError match ErrCursorPruned.
+func (e *CursorPrunedError) Is(target error) bool { return target == ErrCursorPruned }

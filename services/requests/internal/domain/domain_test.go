@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -187,8 +188,9 @@ func TestCancel(t *testing.T) {
 		t.Parallel()
 		r := pendingRequest()
 		r.Status = domain.StatusSlotFound
-		if _, err := r.Cancel(now); err != domain.ErrNotPending {
-			t.Fatalf("err = %v, want ErrNotPending", err)
+		var se *domain.StatusError
+		if _, err := r.Cancel(now); !errors.As(err, &se) || se.Status != domain.StatusSlotFound || se.Need != domain.StatusPending {
+			t.Fatalf("err = %v, want a StatusError (slot_found, needs pending)", err)
 		}
 	})
 }
@@ -271,5 +273,74 @@ func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
 				t.Errorf("%q in %s: violations %v, want exactly %s", bad, field, got, field)
 			}
 		}
+	}
+}
+
+// TestSlotLifecycleTransitions: which status each lifecycle change takes,
+// and what it leaves.
+func TestSlotLifecycleTransitions(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	all := []domain.Status{domain.StatusPending, domain.StatusSlotFound, domain.StatusBooked, domain.StatusCancelled, domain.StatusExpired}
+	for _, tc := range []struct {
+		name   string
+		change func(*domain.Request, time.Time) (bool, error)
+		from   domain.Status // the one status it changes
+		to     domain.Status
+		same   domain.Status // the one status it leaves alone without error
+	}{
+		{"ConfirmBooked", (*domain.Request).ConfirmBooked, domain.StatusSlotFound, domain.StatusBooked, domain.StatusBooked},
+		{"ResumeWatching", (*domain.Request).ResumeWatching, domain.StatusSlotFound, domain.StatusPending, domain.StatusPending},
+	} {
+		for _, st := range all {
+			r := pendingRequest()
+			r.Status = st
+			changed, err := tc.change(&r, now)
+			switch st {
+			case tc.from:
+				if !changed || err != nil || r.Status != tc.to || !r.UpdatedAt.Equal(now) {
+					t.Errorf("%s from %s: changed %v, err %v, status %s", tc.name, st, changed, err, r.Status)
+				}
+			case tc.same:
+				if changed || err != nil || r.Status != st {
+					t.Errorf("%s from %s: changed %v, err %v, status %s; want nothing changed", tc.name, st, changed, err, r.Status)
+				}
+			default:
+				var se *domain.StatusError
+				if changed || !errors.As(err, &se) || !errors.Is(err, domain.ErrWrongStatus) || se.Status != st || se.Need != domain.StatusSlotFound || r.Status != st {
+					t.Errorf("%s from %s: changed %v, err %v; want a StatusError", tc.name, st, changed, err)
+				}
+			}
+		}
+	}
+}
+
+// TestResumeWatchingRemembersTheMissedSlots: the matched slots become
+// missed ones, each once however often it is missed, and MatchSlots
+// leaves them out while another slot still matches.
+func TestResumeWatchingRemembersTheMissedSlots(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	nine := domain.Slot{Centre: "paris", VisaCategory: "tourism", Date: day("2030-07-03"), Time: "09:00"}
+	eleven := nine
+	eleven.Time = "11:00"
+	r := pendingRequest()
+	r.Status, r.MatchedSlots = domain.StatusSlotFound, []domain.Slot{nine}
+	if _, err := r.ResumeWatching(now); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.MatchedSlots) != 0 || len(r.MissedSlots) != 1 {
+		t.Fatalf("after resume: matched %v, missed %v", r.MatchedSlots, r.MissedSlots)
+	}
+	spelt := domain.Slot{Centre: " PARIS ", VisaCategory: "Tourism", Date: nine.Date, Time: "09:00"}
+	if got := domain.MatchSlots(r, []domain.Slot{spelt, eleven}); len(got) != 1 || got[0].Time != "11:00" {
+		t.Fatalf("MatchSlots = %v, want the 11:00 slot only", got)
+	}
+	r.Status, r.MatchedSlots = domain.StatusSlotFound, []domain.Slot{spelt, eleven}
+	if _, err := r.ResumeWatching(now); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.MissedSlots) != 2 {
+		t.Fatalf("missed %v, want 09:00 and 11:00 once each", r.MissedSlots)
 	}
 }

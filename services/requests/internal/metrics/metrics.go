@@ -24,6 +24,7 @@ type Requests struct {
 	reads    *prometheus.CounterVec
 	fellBack prometheus.Counter
 	refused  *prometheus.CounterVec
+	pruned   *prometheus.CounterVec
 }
 
 // Readers of the events table (the reader label of
@@ -90,6 +91,13 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 			Name: "slotwatch_requests_watch_refused_total",
 			Help: "WatchEvents streams refused with RESOURCE_EXHAUSTED, by limit: per_caller, total.",
 		}, []string{"limit"}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_requests_pruned_rows_total",
+			Help: "Rows deleted by retention (REQUESTS_RETENTION), by table: checks, claims, events.",
+		}, []string{"table"}),
+	}
+	for _, t := range []string{"checks", "claims", "events"} {
+		m.pruned.WithLabelValues(t)
 	}
 	for _, r := range []string{ReadFeed, ReadReplay} {
 		m.reads.WithLabelValues(r)
@@ -101,7 +109,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		domain.OutcomeCaptcha, domain.OutcomeBlocked, domain.OutcomeRateLimited} {
 		m.checks.WithLabelValues(string(o))
 	}
-	reg.MustRegister(m.claims, m.lapsed, m.lag, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused,
+	reg.MustRegister(m.claims, m.lapsed, m.lag, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused, m.pruned,
 		grpcserver.ScrapeGauge(requestsDesc, count, logger, "count requests for metrics"))
 	return m
 }
@@ -170,6 +178,13 @@ func (m *Requests) WatchRefused(limit string) {
 	}
 }
 
+// Pruned counts n rows of table deleted by retention.
+func (m *Requests) Pruned(table string, n int) {
+	if m != nil && n > 0 {
+		m.pruned.WithLabelValues(table).Add(float64(n))
+	}
+}
+
 // PausedFunc says, for every portal, whether it is paused now (1) or not
 // (0).
 type PausedFunc func(ctx context.Context) (map[string]int, error)
@@ -190,4 +205,4 @@ var portalPausedDesc = prometheus.NewDesc("slotwatch_requests_portal_paused",
 	[]string{"portal"}, nil)
 
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",
-	"Appointment requests by status now: pending, slot_found, cancelled, expired.", []string{"status"}, nil)
+	"Appointment requests by status now: pending, slot_found, booked, cancelled, expired.", []string{"status"}, nil)

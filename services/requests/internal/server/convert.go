@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -56,6 +57,7 @@ var statusToProto = map[domain.Status]requestsv1.RequestStatus{
 	domain.StatusSlotFound: requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND,
 	domain.StatusCancelled: requestsv1.RequestStatus_REQUEST_STATUS_CANCELLED,
 	domain.StatusExpired:   requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED,
+	domain.StatusBooked:    requestsv1.RequestStatus_REQUEST_STATUS_BOOKED,
 }
 
 var statusFromProto = map[requestsv1.RequestStatus]domain.Status{
@@ -63,6 +65,7 @@ var statusFromProto = map[requestsv1.RequestStatus]domain.Status{
 	requestsv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND: domain.StatusSlotFound,
 	requestsv1.RequestStatus_REQUEST_STATUS_CANCELLED:  domain.StatusCancelled,
 	requestsv1.RequestStatus_REQUEST_STATUS_EXPIRED:    domain.StatusExpired,
+	requestsv1.RequestStatus_REQUEST_STATUS_BOOKED:     domain.StatusBooked,
 }
 
 var outcomeFromProto = map[requestsv1.CheckOutcome]domain.Outcome{
@@ -75,12 +78,14 @@ var outcomeFromProto = map[requestsv1.CheckOutcome]domain.Outcome{
 }
 
 var eventTypeToProto = map[domain.EventType]requestsv1.EventType{
-	domain.EventCreated:       requestsv1.EventType_EVENT_TYPE_CREATED,
-	domain.EventSlotFound:     requestsv1.EventType_EVENT_TYPE_SLOT_FOUND,
-	domain.EventCancelled:     requestsv1.EventType_EVENT_TYPE_CANCELLED,
-	domain.EventExpired:       requestsv1.EventType_EVENT_TYPE_EXPIRED,
-	domain.EventPortalPaused:  requestsv1.EventType_EVENT_TYPE_PORTAL_PAUSED,
-	domain.EventPortalResumed: requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED,
+	domain.EventCreated:         requestsv1.EventType_EVENT_TYPE_CREATED,
+	domain.EventSlotFound:       requestsv1.EventType_EVENT_TYPE_SLOT_FOUND,
+	domain.EventCancelled:       requestsv1.EventType_EVENT_TYPE_CANCELLED,
+	domain.EventExpired:         requestsv1.EventType_EVENT_TYPE_EXPIRED,
+	domain.EventPortalPaused:    requestsv1.EventType_EVENT_TYPE_PORTAL_PAUSED,
+	domain.EventPortalResumed:   requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED,
+	domain.EventBooked:          requestsv1.EventType_EVENT_TYPE_BOOKED,
+	domain.EventWatchingResumed: requestsv1.EventType_EVENT_TYPE_WATCHING_RESUMED,
 }
 
 func slotToProto(s domain.Slot) *requestsv1.Slot {
@@ -104,6 +109,9 @@ func requestToProto(r domain.Request) *requestsv1.AppointmentRequest {
 	}
 	for _, s := range r.MatchedSlots {
 		p.MatchedSlots = append(p.MatchedSlots, slotToProto(s))
+	}
+	for _, s := range r.MissedSlots {
+		p.MissedSlots = append(p.MissedSlots, slotToProto(s))
 	}
 	return p
 }
@@ -138,4 +146,9 @@ func eventToProto(e domain.Event) *requestsv1.WatchEventsResponse {
 		out.Request = requestToProto(e.Request)
 	}
 	return out
+}
+
+// statusWord is a status as the API spells it (SLOT_FOUND), for messages.
+func statusWord(st domain.Status) string {
+	return strings.TrimPrefix(statusToProto[st].String(), "REQUEST_STATUS_")
 }

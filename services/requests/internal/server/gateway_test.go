@@ -14,6 +14,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/server"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 )
 
 // serveGateway serves the JSON gateway on 127.0.0.1 until the test ends,
@@ -98,6 +99,12 @@ func TestGateway(t *testing.T) {
 	cancelled := do(t, "POST", "/v1/requests/"+rid+":cancel", "", 200)
 	if field(cancelled, "request", "status") != "REQUEST_STATUS_CANCELLED" {
 		t.Fatalf("cancel = %v", cancelled)
+	}
+	// Book and resume need a SLOT_FOUND request: FAILED_PRECONDITION is 400.
+	for _, verb := range []string{":book", ":resume"} {
+		if refused := do(t, "POST", "/v1/requests/"+rid+verb, "", 400); refused["code"] != float64(codes.FailedPrecondition) {
+			t.Fatalf("POST %s on a cancelled request = %v", verb, refused)
+		}
 	}
 	if del := do(t, "DELETE", "/v1/applicants/"+id, "", 200); del["cancelled_requests"] != float64(0) {
 		t.Fatalf("DELETE = %v", del)

@@ -39,6 +39,8 @@ var Policy = auth.Policy{
 	requestsv1.RequestsService_DeleteApplicant_FullMethodName:          {auth.RoleAdmin},
 	requestsv1.RequestsService_CreateAppointmentRequest_FullMethodName: {auth.RoleAdmin},
 	requestsv1.RequestsService_CancelAppointmentRequest_FullMethodName: {auth.RoleAdmin},
+	requestsv1.RequestsService_ConfirmBooked_FullMethodName:            {auth.RoleAdmin},
+	requestsv1.RequestsService_ResumeWatching_FullMethodName:           {auth.RoleAdmin},
 	requestsv1.RequestsService_UpsertMission_FullMethodName:            {auth.RoleAdmin},
 	requestsv1.RequestsService_SetPortal_FullMethodName:                {auth.RoleAdmin},
 	requestsv1.RequestsService_ResumePortal_FullMethodName:             {auth.RoleAdmin},

@@ -55,7 +55,11 @@ func (s *Server) Register(gs *grpc.Server) {
 // nobody expected is logged here and reaches the caller only as "internal
 // error".
 func (s *Server) errorStatus(ctx context.Context, method string, err error) error {
-	var fieldErrs apirule.FieldErrors
+	var (
+		fieldErrs   apirule.FieldErrors
+		wrongStatus *domain.StatusError
+		pruned      *domain.CursorPrunedError
+	)
 	switch {
 	case err == nil:
 		return nil
@@ -65,8 +69,12 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, domain.ErrApplicantNotFound):
 		return status.Error(codes.FailedPrecondition, "applicant_id names no applicant")
-	case errors.Is(err, domain.ErrNotPending):
-		return status.Error(codes.FailedPrecondition, "the request is no longer pending")
+	case errors.As(err, &wrongStatus):
+		return apierr.Precondition(err.Error(), "STATUS", "request/"+wrongStatus.ID.String(),
+			fmt.Sprintf("%s needs a %s request; this one is %s", wrongStatus.Action, statusWord(wrongStatus.Need), statusWord(wrongStatus.Status)))
+	case errors.As(err, &pruned):
+		return status.Errorf(codes.OutOfRange, "%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+			err, pruned.PrunedThrough, pruned.PrunedThrough)
 	case errors.Is(err, domain.ErrClaimNotHeld):
 		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
 	case errors.Is(err, domain.ErrTooManyWatchers):
@@ -275,6 +283,36 @@ func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.C
 		return nil, s.errorStatus(ctx, "CancelAppointmentRequest", err)
 	}
 	return &requestsv1.CancelAppointmentRequestResponse{Request: requestToProto(r)}, nil
+}
+
+// ConfirmBooked books a SLOT_FOUND request; confirming a BOOKED one again
+// returns it unchanged.
+func (s *Server) ConfirmBooked(ctx context.Context, req *requestsv1.ConfirmBookedRequest) (*requestsv1.ConfirmBookedResponse, error) {
+	var v apirule.FieldErrors
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, s.errorStatus(ctx, "ConfirmBooked", err)
+	}
+	r, err := s.app.ConfirmBooked(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ConfirmBooked", err)
+	}
+	return &requestsv1.ConfirmBookedResponse{Request: requestToProto(r)}, nil
+}
+
+// ResumeWatching makes a SLOT_FOUND request PENDING again, its slots
+// remembered as missed; resuming a PENDING one returns it unchanged.
+func (s *Server) ResumeWatching(ctx context.Context, req *requestsv1.ResumeWatchingRequest) (*requestsv1.ResumeWatchingResponse, error) {
+	var v apirule.FieldErrors
+	id := domain.ParseID(&v, "id", req.GetId())
+	if err := v.Err(); err != nil {
+		return nil, s.errorStatus(ctx, "ResumeWatching", err)
+	}
+	r, err := s.app.ResumeWatching(ctx, id)
+	if err != nil {
+		return nil, s.errorStatus(ctx, "ResumeWatching", err)
+	}
+	return &requestsv1.ResumeWatchingResponse{Request: requestToProto(r)}, nil
 }
 
 // ClaimDueMissions claims missions due for a check.

@@ -22,9 +22,9 @@ func (s *Store) CreateRequest(ctx context.Context, r domain.Request) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO requests.appointment_requests (`+requestCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11, $12)`,
 			r.ID, r.ApplicantID, r.MissionCode, r.Centre, r.VisaCategory, r.EarliestDate, r.LatestDate,
-			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt)
+			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt, slotsToJSON(r.MissedSlots))
 		if isForeignKeyViolation(err) {
 			return domain.ErrApplicantNotFound
 		}
@@ -104,10 +104,25 @@ func listRequestsQuery(f RequestFilter, pos *Position, limit int) (string, []any
 	return query + ` ORDER BY created_at, id LIMIT ` + param(limit), args
 }
 
-// CancelRequest reads the request under a row lock and applies
-// domain.Request.Cancel; when it changed, it writes the request and a
-// cancelled event in the same transaction.
+// CancelRequest cancels a request (domain.Request.Cancel).
 func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventCancelled, func(r *domain.Request) (bool, error) { return r.Cancel(now) }, now)
+}
+
+// ConfirmBooked books a request (domain.Request.ConfirmBooked).
+func (s *Store) ConfirmBooked(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventBooked, func(r *domain.Request) (bool, error) { return r.ConfirmBooked(now) }, now)
+}
+
+// ResumeWatching makes a request pending again (domain.Request.ResumeWatching).
+func (s *Store) ResumeWatching(ctx context.Context, id uuid.UUID, now time.Time) (domain.Request, error) {
+	return s.changeStatus(ctx, id, domain.EventWatchingResumed, func(r *domain.Request) (bool, error) { return r.ResumeWatching(now) }, now)
+}
+
+// changeStatus reads the request under a row lock and applies change (a
+// domain.Request method); when it changed the request, it writes the
+// status and slots back with an event of type typ in the same transaction.
+func (s *Store) changeStatus(ctx context.Context, id uuid.UUID, typ domain.EventType, change func(*domain.Request) (bool, error), now time.Time) (domain.Request, error) {
 	var r domain.Request
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -115,15 +130,16 @@ func (s *Store) CancelRequest(ctx context.Context, id uuid.UUID, now time.Time) 
 		if err != nil {
 			return fmt.Errorf("get request: %w", notFound(err))
 		}
-		changed, err := r.Cancel(now)
+		changed, err := change(&r)
 		if err != nil || !changed {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests SET status = $2, updated_at = $3 WHERE id = $1`,
-			r.ID, string(r.Status), r.UpdatedAt); err != nil {
-			return fmt.Errorf("cancel request: %w", err)
+		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests
+			SET status = $2, matched_slots = $3, missed_slots = $4, updated_at = $5 WHERE id = $1`,
+			r.ID, string(r.Status), slotsToJSON(r.MatchedSlots), slotsToJSON(r.MissedSlots), r.UpdatedAt); err != nil {
+			return fmt.Errorf("%s request: %w", typ, err)
 		}
-		return writeEvents(ctx, tx, domain.EventCancelled, []domain.Request{r}, now)
+		return writeEvents(ctx, tx, typ, []domain.Request{r}, now)
 	})
 	return r, err
 }
@@ -503,53 +519,71 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 	return rec, matched, nil
 }
 
-// LastEventID is the largest event cursor committed so far (0 for none).
+// LastEventID is the largest event cursor committed so far (0 for none),
+// or the last one pruned when retention pruned every event.
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var id int64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM requests.events`).Scan(&id); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT coalesce(max(id), 0) FROM requests.events),
+		(SELECT events_pruned_through FROM requests.retention))`).Scan(&id); err != nil {
 		return 0, fmt.Errorf("read last event id: %w", err)
 	}
 	return id, nil
 }
 
 // EventsAfter returns up to limit events with a cursor above after and at
-// most through, in cursor order.
-func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, type, request, portal, occurred_at FROM requests.events
-		WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`, after, through, limit)
+// most through, in cursor order, and the cursor retention has pruned
+// through (every event at or below it is gone; see PruneEvents), read in
+// the same snapshot: when after is below it, events after after are
+// missing from the answer.
+func (s *Store) EventsAfter(ctx context.Context, after, through int64, limit int) ([]domain.Event, int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT r.events_pruned_through, e.id, e.type, e.request, e.portal, e.occurred_at
+		FROM requests.retention r
+		LEFT JOIN LATERAL (SELECT id, type, request, portal, occurred_at FROM requests.events
+		                   WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3) e ON true
+		ORDER BY e.id`, after, through, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, 0, fmt.Errorf("read events: %w", err)
 	}
 	defer rows.Close()
-	var out []domain.Event
+	var (
+		out    []domain.Event
+		pruned int64
+	)
 	for rows.Next() {
 		var (
-			e            domain.Event
+			cursor       *int64
+			typ          *string
+			occurred     *time.Time
 			snap, portal []byte
 		)
-		if err := rows.Scan(&e.Cursor, &e.Type, &snap, &portal, &e.OccurredAt); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+		if err := rows.Scan(&pruned, &cursor, &typ, &snap, &portal, &occurred); err != nil {
+			return nil, 0, fmt.Errorf("read events: %w", err)
 		}
+		if cursor == nil {
+			continue // no event: the one row carries the pruned cursor
+		}
+		e := domain.Event{Cursor: *cursor, Type: domain.EventType(*typ), OccurredAt: *occurred}
 		if portal != nil {
 			e.Portal = &domain.PortalStatus{}
 			if err := json.Unmarshal(portal, e.Portal); err != nil {
-				return nil, fmt.Errorf("read events: decode portal snapshot: %w", err)
+				return nil, 0, fmt.Errorf("read events: decode portal snapshot: %w", err)
 			}
 		} else if e.Request, err = requestFromJSON(snap); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+			return nil, 0, fmt.Errorf("read events: %w", err)
 		}
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, 0, fmt.Errorf("read events: %w", err)
 	}
-	return out, nil
+	return out, pruned, nil
 }
 
 // CountByStatus counts requests by status, every status present.
 func (s *Store) CountByStatus(ctx context.Context) (map[domain.Status]int, error) {
 	out := map[domain.Status]int{
 		domain.StatusPending: 0, domain.StatusSlotFound: 0, domain.StatusCancelled: 0, domain.StatusExpired: 0,
+		domain.StatusBooked: 0,
 	}
 	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM requests.appointment_requests GROUP BY status`)
 	if err != nil {

@@ -88,6 +88,7 @@ type requestJSON struct {
 	LatestDate    string          `json:"latest_date"`
 	Status        domain.Status   `json:"status"`
 	MatchedSlots  json.RawMessage `json:"matched_slots"`
+	MissedSlots   json.RawMessage `json:"missed_slots,omitempty"`
 	LastCheckedAt *time.Time      `json:"last_checked_at,omitempty"`
 	CheckCount    int             `json:"check_count"`
 	CreatedAt     time.Time       `json:"created_at"`
@@ -101,6 +102,9 @@ func requestToJSON(r domain.Request) []byte {
 		LatestDate: r.LatestDate.Format(domain.DateLayout), Status: r.Status,
 		MatchedSlots: slotsToJSON(r.MatchedSlots), CheckCount: r.CheckCount,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if len(r.MissedSlots) > 0 {
+		j.MissedSlots = slotsToJSON(r.MissedSlots)
 	}
 	if !r.LastCheckedAt.IsZero() {
 		t := r.LastCheckedAt
@@ -133,6 +137,11 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 	if r.MatchedSlots, err = slotsFromJSON(j.MatchedSlots); err != nil {
 		return r, err
 	}
+	if j.MissedSlots != nil {
+		if r.MissedSlots, err = slotsFromJSON(j.MissedSlots); err != nil {
+			return r, err
+		}
+	}
 	if j.LastCheckedAt != nil {
 		r.LastCheckedAt = *j.LastCheckedAt
 	}
@@ -140,17 +149,18 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 }
 
 const requestCols = `id, applicant_id, mission_code, centre, visa_category, earliest_date,
-	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at`
+	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots`
 
 func scanRequest(row pgx.Row) (domain.Request, error) {
 	var (
 		r         domain.Request
 		applicant pgtype.UUID
 		slots     []byte
+		missed    []byte
 		checked   pgtype.Timestamptz
 	)
 	err := row.Scan(&r.ID, &applicant, &r.MissionCode, &r.Centre, &r.VisaCategory, &r.EarliestDate,
-		&r.LatestDate, &r.Status, &slots, &checked, &r.CheckCount, &r.CreatedAt, &r.UpdatedAt)
+		&r.LatestDate, &r.Status, &slots, &checked, &r.CheckCount, &r.CreatedAt, &r.UpdatedAt, &missed)
 	if err != nil {
 		return r, err
 	}
@@ -160,8 +170,14 @@ func scanRequest(row pgx.Row) (domain.Request, error) {
 	if checked.Valid {
 		r.LastCheckedAt = checked.Time
 	}
-	r.MatchedSlots, err = slotsFromJSON(slots)
-	return r, err
+	if r.MatchedSlots, err = slotsFromJSON(slots); err != nil {
+		return r, err
+	}
+	if r.MissedSlots, err = slotsFromJSON(missed); err != nil || len(r.MissedSlots) > 0 {
+		return r, err
+	}
+	r.MissedSlots = nil // none: as a request that never had any
+	return r, nil
 }
 
 func collectRequests(rows pgx.Rows) ([]domain.Request, error) {

@@ -20,7 +20,7 @@ import (
 var reconnectDelay = time.Second
 
 func (a *app) eventsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "events", Short: "Request events (created, slot_found, cancelled, expired)"}
+	cmd := &cobra.Command{Use: "events", Short: "Request events (created, slot_found, booked, watching_resumed, cancelled, expired, portal_paused, portal_resumed)"}
 	var after int64
 	follow := &cobra.Command{
 		Use:   "follow [--after CURSOR]",

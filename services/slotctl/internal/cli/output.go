@@ -40,6 +40,12 @@ func describe(err error, a *app) string {
 					msg += "; " + v.GetField() + ": " + v.GetDescription()
 				}
 			}
+		case *errdetails.PreconditionFailure:
+			for _, v := range d.GetViolations() {
+				if !strings.Contains(msg, v.GetDescription()) {
+					msg += "; " + v.GetDescription()
+				}
+			}
 		case *errdetails.RetryInfo:
 			msg += fmt.Sprintf("; retry in %s", d.GetRetryDelay().AsDuration().Round(time.Second))
 		}

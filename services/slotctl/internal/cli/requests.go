@@ -17,7 +17,7 @@ func (a *app) requestsCommand() *cobra.Command {
 		limit                      int
 	)
 	list := &cobra.Command{
-		Use:   "list [--status pending|slot_found|cancelled|expired] [--mission M] [--applicant ID]",
+		Use:   "list [--status pending|slot_found|booked|cancelled|expired] [--mission M] [--applicant ID]",
 		Short: "List requests, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -81,6 +81,32 @@ func (a *app) requestsCommand() *cobra.Command {
 		}),
 	}
 
+	book := &cobra.Command{
+		Use:   "book ID",
+		Short: "Record that the applicant booked the slot found: SLOT_FOUND becomes BOOKED (final)",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
+			resp, err := rq.ConfirmBooked(ctx, &rqv1.ConfirmBookedRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			return a.printOneRequest(ctx, rq, resp.GetRequest())
+		}),
+	}
+
+	resume := &cobra.Command{
+		Use:   "resume ID",
+		Short: "Watch a SLOT_FOUND request again (the slot was missed); its slots are not announced again",
+		Args:  cobra.ExactArgs(1),
+		RunE: a.onRequests(func(ctx context.Context, rq rqv1.RequestsServiceClient, args []string) error {
+			resp, err := rq.ResumeWatching(ctx, &rqv1.ResumeWatchingRequest{Id: args[0]})
+			if err != nil {
+				return err
+			}
+			return a.printOneRequest(ctx, rq, resp.GetRequest())
+		}),
+	}
+
 	var in rqv1.CreateAppointmentRequestRequest
 	create := &cobra.Command{
 		Use:   "create --applicant ID --mission M --centre C --category V --from YYYY-MM-DD --to YYYY-MM-DD",
@@ -101,7 +127,7 @@ func (a *app) requestsCommand() *cobra.Command {
 	create.Flags().StringVar(&in.EarliestDate, "from", "", "first acceptable date")
 	create.Flags().StringVar(&in.LatestDate, "to", "", "last acceptable date")
 
-	cmd.AddCommand(list, get, cancelCmd, create)
+	cmd.AddCommand(list, get, cancelCmd, book, resume, create)
 	return cmd
 }
 

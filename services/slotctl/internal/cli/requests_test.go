@@ -240,3 +240,65 @@ func TestRequestsListShowsApplicantNames(t *testing.T) {
 		t.Errorf("json list: %+v", got)
 	}
 }
+
+// TestRequestsBookAndResume: `requests resume` watches a SLOT_FOUND request
+// again without announcing the slot it missed, `requests book` ends it,
+// and each refuses a request in the wrong state with the reason.
+func TestRequestsBookAndResume(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// Every check below claims the mission again at once.
+	b.rqEnv = append(b.rqEnv, "REQUESTS_CHECK_INTERVAL=0s")
+	b.restartRequests(t)
+	ctx := testkit.Context(t)
+	day := func(d int) string { return time.Now().UTC().AddDate(0, 0, d).Format("2006-01-02") }
+	ap, err := b.rq.CreateApplicant(ctx, &rqv1.CreateApplicantRequest{FullName: "Ada Lovelace", Email: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := b.rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
+		ApplicantId: ap.GetApplicant().GetId(), MissionCode: "fra", Centre: "paris", VisaCategory: "tourism",
+		EarliestDate: day(10), LatestDate: day(40),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := req.GetRequest().GetId()
+	check := func(date string) int {
+		t.Helper()
+		claims, err := b.rq.ClaimDueMissions(ctx, &rqv1.ClaimDueMissionsRequest{CheckerId: "c1", MaxMissions: 1})
+		if err != nil || len(claims.GetClaims()) != 1 {
+			t.Fatalf("claim: %v, %v", claims, err)
+		}
+		resp, err := b.rq.ReportCheckResult(ctx, &rqv1.ReportCheckResultRequest{
+			ClaimId: claims.GetClaims()[0].GetClaimId(), Outcome: rqv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, AccountId: 1,
+			Slots: []*rqv1.Slot{{Centre: "paris", VisaCategory: "tourism", Date: date, Time: "09:00"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.GetMatched())
+	}
+
+	b.slotctl(t, "", "requests", "book", id).fails(t, 1, "SLOT_FOUND", "PENDING", "FailedPrecondition")
+	if check(day(12)) != 1 {
+		t.Fatal("the first slot did not match")
+	}
+	r := b.slotctl(t, "", "-o", "json", "requests", "resume", id).must(t)
+	if got := decodeJSON[jsonRequest](t, r.stdout); got.Status != "REQUEST_STATUS_PENDING" {
+		t.Fatalf("resumed: %+v", got)
+	}
+	if check(day(12)) != 0 {
+		t.Fatal("the missed slot was announced again")
+	}
+	if check(day(13)) != 1 {
+		t.Fatal("a new slot did not match")
+	}
+	r = b.slotctl(t, "", "requests", "book", id).must(t)
+	if !strings.Contains(r.stdout, "booked") || !strings.Contains(r.stdout, "Ada Lovelace") {
+		t.Errorf("book printed:\n%s", r.stdout)
+	}
+	b.slotctl(t, "", "requests", "book", id).must(t) // a retry is fine
+	b.slotctl(t, "", "requests", "resume", id).fails(t, 1, "ResumeWatching needs a SLOT_FOUND request; this one is BOOKED")
+	b.slotctl(t, "", "requests", "resume", "nope").fails(t, 1, "id: must be a UUID")
+}
