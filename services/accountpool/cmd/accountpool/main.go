@@ -107,6 +107,8 @@ func migrate(ctx context.Context, args []string, stdout io.Writer) error {
 type config struct {
 	databaseURL, listenAddr, metricsAddr, keysetFile string
 	pool                                             domain.Config
+	// batching coalesces concurrent Acquires and Releases (POOL_BATCHING).
+	batching bool
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -116,6 +118,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		listenAddr:  env.String("LISTEN_ADDR", ":50051"),
 		metricsAddr: env.String("METRICS_ADDR", ":9091"),
 		keysetFile:  env.Require("ENCRYPTION_KEYSET_FILE", secrets.HowToMake),
+		batching:    env.Bool("POOL_BATCHING", true),
 		pool: domain.Config{
 			Cooldown:        env.Duration("POOL_COOLDOWN", def.Cooldown),
 			Quarantine:      env.Duration("POOL_QUARANTINE", def.Quarantine),
@@ -160,14 +163,19 @@ func serve(ctx context.Context) error {
 		Security: sec, Policy: server.Policy,
 	})
 	srv.Registry.MustRegister(pgdb.NewCollector(db))
-	st := store.New(db)
+	var storeOpts []store.Option
+	if cfg.batching {
+		storeOpts = append(storeOpts, store.WithBatching())
+	}
+	st := store.New(db, storeOpts...)
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) {
 		return st.PoolStatus(ctx, time.Now().UTC())
 	}, logger)
 	pool := app.New(st, keys, cfg.pool, app.WithLogger(logger), app.WithMetrics(m))
 	server.New(pool, logger).Register(srv.GRPC)
 	logger.Info("account pool settings", "cooldown", cfg.pool.Cooldown, "quarantine", cfg.pool.Quarantine,
-		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL)
+		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL,
+		"batching", cfg.batching)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })

@@ -76,6 +76,8 @@ type result struct {
 	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
 	releases []time.Duration
+	// batch is the mean calls per Acquire and per Release statement.
+	batch string
 	// River's figures (riverbench's JSON): its rate, and the time from a
 	// worker's return to the completion committed as "release".
 	river *riverResult
@@ -122,6 +124,7 @@ func run() error {
 	sizesFlag := flag.String("sizes", "1000,100000", "pool sizes")
 	riverBin := flag.String("river", "", "the riverbench binary (make bench-pool builds it); empty: no River rounds")
 	wakes := flag.Int("wakes", 50, "cross-replica wake-ups to time")
+	batching := flag.Bool("batching", true, "coalesce Acquires and Releases in the store (POOL_BATCHING, the service's default)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -174,7 +177,11 @@ func run() error {
 	}
 	cfg := domain.DefaultConfig()
 	cfg.Cooldown = 0
-	st := store.New(db)
+	var storeOpts []store.Option
+	if *batching {
+		storeOpts = append(storeOpts, store.WithBatching())
+	}
+	st := store.New(db, storeOpts...)
 	quiet := slog.New(slog.DiscardHandler)
 	pool := app.New(st, keys, cfg, app.WithLogger(quiet))
 
@@ -188,32 +195,39 @@ func run() error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(sctx, lis, nil) }()
 	defer func() { stop(); <-served }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
+	// One connection per 64 clients: the server lets one connection have
+	// 100 RPCs open (GRPC_MAX_CONCURRENT_STREAMS), as a fleet of Checkers
+	// would each have their own.
+	var grpcClients []apv1.AccountPoolServiceClient
+	for range (slices.Max(clientCounts) + 63) / 64 {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		grpcClients = append(grpcClients, apv1.NewAccountPoolServiceClient(conn))
 	}
-	defer conn.Close()
-	client := apv1.NewAccountPoolServiceClient(conn)
+	client := grpcClients[0]
 
-	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d, %d connections\n",
-		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
+	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, batching %t, %s, %d CPUs, GOMAXPROCS %d, %d connections\n",
+		clientCounts, sizes, *duration, *rounds, *batching, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-7s %-5s %-6s %9s %10s %10s %10s %10s %9s\n",
-		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair")
+	fmt.Printf("%-8s %-7s %-5s %-6s %9s %10s %10s %10s %10s %9s %10s\n",
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "batch a/r")
 
 	modes := []struct {
 		name string
 		pair pairFunc
 	}{
-		{"gRPC", func(ctx context.Context, holder string) (time.Duration, time.Duration, error) {
-			return grpcPair(ctx, client, holder)
+		{"gRPC", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return grpcPair(ctx, grpcClients[i/64], holder(i))
 		}},
-		{"direct", func(ctx context.Context, holder string) (time.Duration, time.Duration, error) {
-			return directPair(ctx, st, cfg, holder)
+		{"direct", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return directPair(ctx, st, cfg, holder(i))
 		}},
-		{"bare", func(ctx context.Context, holder string) (time.Duration, time.Duration, error) {
-			return barePair(ctx, db, holder)
+		{"bare", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return barePair(ctx, db, holder(i))
 		}},
 	}
 	var summary []string
@@ -227,8 +241,11 @@ func run() error {
 			for r := 1; r <= *rounds; r++ {
 				got := map[string]result{}
 				for _, m := range modes {
-					got[m.name] = measure(clients, *duration, m.pair)
-					row(size, clients, r, m.name, got[m.name])
+					before := st.BatchStats()
+					res := measure(clients, *duration, m.pair)
+					res.batch = meanBatches(before, st.BatchStats())
+					got[m.name] = res
+					row(size, clients, r, m.name, res)
 				}
 				if *riverBin != "" {
 					rr, err := riverRound(ctx, *riverBin, riverURL, clients, *duration, size)
@@ -289,7 +306,17 @@ func row(size, clients, round int, mode string, r result) {
 		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
 		cpu = us(r.cpu / time.Duration(max(1, r.pairs)))
 	}
-	fmt.Printf("%-8d %-7d %-5d %-6s %9.0f %10s %10s %10s %10s %9s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu)
+	fmt.Printf("%-8d %-7d %-5d %-6s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
+}
+
+// meanBatches is the mean calls per Acquire and per Release batch between
+// two BatchStats, "-" for none.
+func meanBatches(a, b store.BatchStats) string {
+	if b.AcquireBatches == a.AcquireBatches || b.ReleaseBatches == a.ReleaseBatches {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(b.AcquireBatches-a.AcquireBatches),
+		float64(b.ReleaseCalls-a.ReleaseCalls)/float64(b.ReleaseBatches-a.ReleaseBatches))
 }
 
 // printServer prints the Postgres settings that decide commit cost.
@@ -304,7 +331,10 @@ func printServer(ctx context.Context, db *pgxpool.Pool) {
 	}
 }
 
-type pairFunc func(ctx context.Context, holder string) (acquire, release time.Duration, err error)
+// pairFunc does one Acquire+Release pair as client i.
+type pairFunc func(ctx context.Context, i int) (acquire, release time.Duration, err error)
+
+func holder(i int) string { return fmt.Sprintf("bench-%d", i) }
 
 // measure runs clients goroutines doing pairs for d and collects latencies.
 func measure(clients int, d time.Duration, pair pairFunc) result {
@@ -319,12 +349,11 @@ func measure(clients int, d time.Duration, pair pairFunc) result {
 	cpu0 := cpuTime()
 	for i := range clients {
 		wg.Go(func() {
-			holder := fmt.Sprintf("bench-%d", i)
 			var acq, rel []time.Duration
 			for ctx.Err() == nil {
-				a, r, err := pair(context.Background(), holder)
+				a, r, err := pair(context.Background(), i)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "poolbench:", holder, err)
+					fmt.Fprintln(os.Stderr, "poolbench:", holder(i), err)
 					continue
 				}
 				acq = append(acq, a)

@@ -25,10 +25,21 @@ const FreeChannel = "accountpool_free"
 // Store runs the pool's queries on a pgx pool.
 type Store struct {
 	db *pgxpool.Pool
+	// With WithBatching: the coalescers of Acquire and Release, and the
+	// leases granted here, for Release's one-round-trip path.
+	acquires *batcher[AcquireParams, acquired]
+	releases *batcher[fastRelease, releaseAnswer]
+	leases   *leaseCache
 }
 
 // New returns a Store over db.
-func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+func New(db *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{db: db}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 const accountCols = `a.id, a.email, a.phone, a.active, a.consecutive_failures, a.cooldown_until,
 	a.quarantine_until, a.last_used_at, a.use_count, a.fencing_token, coalesce(a.lease_id::text, ''),
@@ -276,6 +287,9 @@ const loginsSQL = `SELECT u.acquired_at FROM accountpool.usage_log u
 // only below its login budget. It returns domain.ErrNotFound when no
 // account is eligible.
 func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
+	if s.acquires != nil {
+		return s.acquireBatched(ctx, p)
+	}
 	var l Leased
 	a, err := scanAccount(s.db.QueryRow(ctx, `
 		WITH candidate AS (
@@ -388,9 +402,21 @@ type SessionWrite struct {
 // lock held in between. A concurrent change (a renewal, an expiry, a retry
 // of the same release) makes it read again. A retry of a release that
 // already happened with the same outcome returns the stored answer and
-// writes nothing, the session state included.
+// writes nothing, the session state included. With WithBatching, a lease
+// this Store granted whose row has not changed since ends in one round
+// trip, in a batch (releaseFast).
 func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (Released, error) {
 	var sess *sessionWrite
+	if s.leases != nil {
+		if g, ok := s.leases.take(p.LeaseID); ok && g.account.FencingToken == p.FencingToken &&
+			g.account.LeaseExpiresAt != nil && g.account.LeaseExpiresAt.After(p.Now) {
+			rel, sealed, ended, err := s.releaseFast(ctx, cfg, p, g)
+			if err != nil || ended {
+				return rel, err
+			}
+			sess = sealed
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		var (
 			token    int64
