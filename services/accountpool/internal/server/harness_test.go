@@ -31,6 +31,7 @@ type testBundle struct {
 	db     *pgxpool.Pool
 	dbURL  string
 	pool   *app.Pool
+	store  *store.Store
 	clock  *testkit.Clock // nil when the servers run on the real clock
 	keys   *secrets.Keyset
 	keyset []byte
@@ -124,7 +125,8 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	if !o.unbatched {
 		storeOpts = append(storeOpts, store.WithBatching())
 	}
-	b.pool = app.New(store.New(db, storeOpts...), keys, o.cfg, appOpts...)
+	b.store = store.New(db, storeOpts...)
+	b.pool = app.New(b.store, keys, o.cfg, appOpts...)
 	server.New(b.pool, logger).Register(srv.GRPC)
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())
