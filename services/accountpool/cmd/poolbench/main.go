@@ -3,8 +3,11 @@
 // each number of concurrent clients:
 //
 //   - gRPC: the real AccountPool server in-process on 127.0.0.1 (interceptor
-//     chain, password decryption), the clients sharing one connection;
+//     chain, password decryption, batching on: the service's default), one
+//     connection per 64 clients;
 //   - direct: the store's same Acquire and Release through pgx, no gRPC;
+//   - gRPC-off, direct-off: the same two with POOL_BATCHING=false
+//     (-unbatched, on by default), the figures before issue 16;
 //   - bare: the pgbench-style pair, two plain statements (lease the LRU row
 //     with SKIP LOCKED; clear it), no usage log, no wake-ups;
 //   - River: River fetching and completing no-op jobs on a scratch database
@@ -12,11 +15,12 @@
 //     its own, bench/river, so no service depends on River).
 //
 // It prints pairs/s and acquire and release latency per round, the medians
-// and the ratios gRPC/River, gRPC/bare and gRPC/direct per cell, then the
+// and the ratios gRPC/River, gRPC/bare, gRPC/direct and gRPC/gRPC-off per
+// cell, with the mean calls per Acquire and Release statement, then the
 // latency of a wake-up across replicas (a release on one replica to the
 // waiting Acquire of another) and of an Acquire answered RESOURCE_EXHAUSTED.
 //
-//	DATABASE_URL=postgres://... go run ./services/accountpool/cmd/poolbench [-clients 16,256] [-sizes 1000,100000] [-duration 3s] [-rounds 2] [-river bin/riverbench]
+//	DATABASE_URL=postgres://... go run ./services/accountpool/cmd/poolbench [-clients 16,256] [-sizes 1000,100000] [-duration 3s] [-rounds 2] [-river bin/riverbench] [-unbatched=false]
 //
 // It works in scratch databases of its own and drops them at the end.
 package main
@@ -102,6 +106,9 @@ func pct(d []time.Duration, p float64) time.Duration {
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return s[len(s)/2]
 }
 
@@ -124,7 +131,7 @@ func run() error {
 	sizesFlag := flag.String("sizes", "1000,100000", "pool sizes")
 	riverBin := flag.String("river", "", "the riverbench binary (make bench-pool builds it); empty: no River rounds")
 	wakes := flag.Int("wakes", 50, "cross-replica wake-ups to time")
-	batching := flag.Bool("batching", true, "coalesce Acquires and Releases in the store (POOL_BATCHING, the service's default)")
+	unbatched := flag.Bool("unbatched", true, "also run gRPC and direct with POOL_BATCHING=false (modes gRPC-off, direct-off)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -177,43 +184,29 @@ func run() error {
 	}
 	cfg := domain.DefaultConfig()
 	cfg.Cooldown = 0
-	var storeOpts []store.Option
-	if *batching {
-		storeOpts = append(storeOpts, store.WithBatching())
-	}
-	st := store.New(db, storeOpts...)
-	quiet := slog.New(slog.DiscardHandler)
-	pool := app.New(st, keys, cfg, app.WithLogger(quiet))
-
-	srv := grpcserver.New(grpcserver.Config{Name: "accountpool", Logger: quiet})
-	server.New(pool, quiet).Register(srv.GRPC)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	st := store.New(db, store.WithBatching())
+	grpcClients, stopServer, err := serve(ctx, st, keys, cfg, slices.Max(clientCounts))
 	if err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, lis, nil) }()
-	defer func() { stop(); <-served }()
-	// One connection per 64 clients: the server lets one connection have
-	// 100 RPCs open (GRPC_MAX_CONCURRENT_STREAMS), as a fleet of Checkers
-	// would each have their own.
-	var grpcClients []apv1.AccountPoolServiceClient
-	for range (slices.Max(clientCounts) + 63) / 64 {
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
+	defer stopServer()
+	client := grpcClients[0]
+	// The same without batching (POOL_BATCHING=false), for comparison.
+	stOff := store.New(db)
+	var offClients []apv1.AccountPoolServiceClient
+	if *unbatched {
+		var stopOff func()
+		if offClients, stopOff, err = serve(ctx, stOff, keys, cfg, slices.Max(clientCounts)); err != nil {
 			return err
 		}
-		defer conn.Close()
-		grpcClients = append(grpcClients, apv1.NewAccountPoolServiceClient(conn))
+		defer stopOff()
 	}
-	client := grpcClients[0]
 
-	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, batching %t, %s, %d CPUs, GOMAXPROCS %d, %d connections\n",
-		clientCounts, sizes, *duration, *rounds, *batching, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
+	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d, %d connections\n",
+		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-7s %-5s %-6s %9s %10s %10s %10s %10s %9s %10s\n",
+	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %10s\n",
 		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "batch a/r")
 
 	modes := []struct {
@@ -229,6 +222,19 @@ func run() error {
 		{"bare", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
 			return barePair(ctx, db, holder(i))
 		}},
+	}
+	if *unbatched {
+		modes = append(modes, []struct {
+			name string
+			pair pairFunc
+		}{
+			{"gRPC-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+				return grpcPair(ctx, offClients[i/64], holder(i))
+			}},
+			{"direct-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+				return directPair(ctx, stOff, cfg, holder(i))
+			}},
+		}...)
 	}
 	var summary []string
 	for _, size := range sizes {
@@ -258,7 +264,7 @@ func run() error {
 				for name, res := range got {
 					rates[name] = append(rates[name], res.rate())
 				}
-				for _, other := range []string{"River", "bare", "direct"} {
+				for _, other := range []string{"River", "bare", "direct", "gRPC-off"} {
 					if o, ok := got[other]; ok {
 						ratios[other] = append(ratios[other], got["gRPC"].rate()/o.rate())
 					}
@@ -266,10 +272,17 @@ func run() error {
 			}
 			line := fmt.Sprintf("%-8d %-7d median pairs/s: gRPC %.0f, direct %.0f, bare %.0f", size, clients,
 				median(rates["gRPC"]), median(rates["direct"]), median(rates["bare"]))
+			if *unbatched {
+				line += fmt.Sprintf(", gRPC-off %.0f, direct-off %.0f", median(rates["gRPC-off"]), median(rates["direct-off"]))
+			}
 			if *riverBin != "" {
 				line += fmt.Sprintf(", River %.0f; gRPC/River %.2f", median(rates["River"]), median(ratios["River"]))
 			}
-			line += fmt.Sprintf(", gRPC/bare %.2f, gRPC/direct %.2f (medians of the rounds' ratios)", median(ratios["bare"]), median(ratios["direct"]))
+			line += fmt.Sprintf(", gRPC/bare %.2f, gRPC/direct %.2f", median(ratios["bare"]), median(ratios["direct"]))
+			if *unbatched {
+				line += fmt.Sprintf(", gRPC/gRPC-off %.2f", median(ratios["gRPC-off"]))
+			}
+			line += " (medians of the rounds' ratios)"
 			fmt.Println(line)
 			summary = append(summary, line)
 		}
@@ -295,6 +308,45 @@ func run() error {
 	return nil
 }
 
+// serve starts an in-process AccountPool server over st on 127.0.0.1 and
+// returns clients of it: one connection per 64 clients, since the server
+// lets one connection have 100 RPCs open (GRPC_MAX_CONCURRENT_STREAMS), as
+// a fleet of Checkers would each have their own.
+func serve(ctx context.Context, st *store.Store, keys *secrets.Keyset, cfg domain.Config, clients int) ([]apv1.AccountPoolServiceClient, func(), error) {
+	quiet := slog.New(slog.DiscardHandler)
+	pool := app.New(st, keys, cfg, app.WithLogger(quiet))
+	srv := grpcserver.New(grpcserver.Config{Name: "accountpool", Logger: quiet})
+	server.New(pool, quiet).Register(srv.GRPC)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, lis, nil) }()
+	var (
+		out   []apv1.AccountPoolServiceClient
+		conns []*grpc.ClientConn
+	)
+	cleanup := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		stop()
+		<-served
+	}
+	for range (clients + 63) / 64 {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		conns = append(conns, conn)
+		out = append(out, apv1.NewAccountPoolServiceClient(conn))
+	}
+	return out, cleanup, nil
+}
+
 func row(size, clients, round int, mode string, r result) {
 	acq50, acq99, rel50, rel99, cpu := "", "", "", "", ""
 	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
@@ -306,7 +358,7 @@ func row(size, clients, round int, mode string, r result) {
 		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
 		cpu = us(r.cpu / time.Duration(max(1, r.pairs)))
 	}
-	fmt.Printf("%-8d %-7d %-5d %-6s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
+	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
 }
 
 // meanBatches is the mean calls per Acquire and per Release batch between
@@ -411,8 +463,8 @@ func wakeAcrossReplicas(ctx context.Context, db *pgxpool.Pool, keys *secrets.Key
 		return nil, err
 	}
 	quiet := app.WithLogger(slog.New(slog.DiscardHandler))
-	a := app.New(store.New(db), keys, cfg, quiet)
-	b := app.New(store.New(db), keys, cfg, quiet)
+	a := app.New(store.New(db, store.WithBatching()), keys, cfg, quiet)
+	b := app.New(store.New(db, store.WithBatching()), keys, cfg, quiet)
 	lctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
