@@ -77,9 +77,10 @@ func (s *Store) acquireBatch(ctx context.Context, reqs []AcquireParams) []acquir
 	return out
 }
 
-// acquireSQL is Acquire's statement for N requests given as arrays. $6 is
-// the latest of the requests' times, at which eligibility is judged; each
-// lease starts at its own request's time (or the row's last change).
+// acquireSQL is Acquire's one statement, for N requests given as arrays
+// (N is 1 without batching). $6 is the latest of the requests' times, at
+// which eligibility is judged; each lease starts at its own request's time
+// (or the row's last change).
 var acquireSQL = `
 	WITH req AS (
 		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::interval[], $10::timestamptz[])
@@ -92,6 +93,9 @@ var acquireSQL = `
 			WHERE ` + available("c", "$6") + `
 				AND (` + fmt.Sprintf(validSessionSQL, "c", "$6") + `
 					OR (SELECT count(*) FROM (` + fmt.Sprintf(loginsSQL, "c", "$6", "$7") + ` LIMIT $8) b) < $8)
+				-- A one-time check on accounts_rest_end_idx: when every
+				-- account rests, skip the walk of the LRU index. (min()
+				-- reads one index entry; an EXISTS was planned as a scan.)
 				AND (SELECT min(` + fmt.Sprintf(restEnd, "r") + `) FROM accountpool.accounts r
 					WHERE r.active AND r.lease_id IS NULL) <= $6
 			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
@@ -99,6 +103,9 @@ var acquireSQL = `
 			FOR UPDATE SKIP LOCKED
 		) c
 	), leased AS (
+		-- A lease starts no earlier than the row's last change, so that
+		-- the usage log stays in order even when replicas' clocks or
+		-- schedulers disagree by a little.
 		UPDATE accountpool.accounts a SET
 			lease_id = r.lease_id, leased_by = r.holder,
 			lease_expires_at = greatest(r.at, a.updated_at) + r.ttl,

@@ -285,53 +285,14 @@ const loginsSQL = `SELECT u.acquired_at FROM accountpool.usage_log u
 // callers on any replica each get a different account or none. An account
 // without a valid session state would have to log in, so it is eligible
 // only below its login budget. It returns domain.ErrNotFound when no
-// account is eligible.
+// account is eligible. With WithBatching, the statement serves the
+// Acquires that queued meanwhile too (acquireBatch).
 func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
 	if s.acquires != nil {
 		return s.acquireBatched(ctx, p)
 	}
-	var l Leased
-	a, err := scanAccount(s.db.QueryRow(ctx, `
-		WITH candidate AS (
-			SELECT c.id FROM accountpool.accounts c
-			WHERE `+available("c", "$1")+`
-				AND (`+fmt.Sprintf(validSessionSQL, "c", "$1")+`
-					OR (SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "c", "$1", "$7")+` LIMIT $8) b) < $8)
-				-- A one-time check on accounts_rest_end_idx: when every
-				-- account rests, skip the walk of the LRU index. (min()
-				-- reads one index entry; an EXISTS was planned as a scan.)
-				AND (SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r
-					WHERE r.active AND r.lease_id IS NULL) <= $1
-			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
-			LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		), leased AS (
-			-- A lease starts no earlier than the row's last change, so that
-			-- the usage log stays in order even when replicas' clocks or
-			-- schedulers disagree by a little.
-			UPDATE accountpool.accounts a SET
-				lease_id = $2, leased_by = $3,
-				lease_expires_at = greatest($1, a.updated_at) + $4::interval,
-				fencing_token = a.fencing_token + 1, last_used_at = greatest($1, a.updated_at),
-				use_count = a.use_count + 1, updated_at = greatest($1, a.updated_at)
-			FROM candidate WHERE a.id = candidate.id
-			RETURNING a.*
-		), logged AS (
-			INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
-			SELECT $2, l.id, l.fencing_token, $5, $3, $6, l.last_used_at FROM leased l
-		)
-		SELECT `+accountCols+`, a.password_ciphertext,
-			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_ciphertext END,
-			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_expires_at END,
-			(SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "$1", "$7")+` LIMIT $8) b)
-		FROM leased a`,
-		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs), domain.LoginWindow, p.MaxLogins),
-		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins)
-	l.Account = a
-	if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return l, fmt.Errorf("acquire: %w", err)
-	}
-	return l, err
+	res := s.acquireBatch(ctx, []AcquireParams{p})[0]
+	return res.leased, res.err
 }
 
 func nonNil(s []string) []string {
