@@ -59,8 +59,10 @@ run: build tools chromium ## The main job: the whole system with demo data, sess
 	$(WITH_PG) ./deploy/local/run.sh $(DEMO_ARGS)
 
 .PHONY: bench-pool
-bench-pool: ## AccountPool: gRPC Acquire+Release vs. the same SQL direct (1k and 100k accounts)
-	$(WITH_PG) $(GO) run ./services/accountpool/cmd/poolbench $(BENCH_ARGS)
+bench-pool: ## AccountPool: gRPC Acquire+Release vs. its SQL direct, a bare two-statement pair and River (16/256 clients, 1k/100k accounts)
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/riverbench ./bench/river
+	$(WITH_PG) $(GO) run ./services/accountpool/cmd/poolbench -river $(BIN)/riverbench $(BENCH_ARGS)
 
 .PHONY: bench-requests
 bench-requests: ## Requests: claim+report cycles via gRPC vs. the same SQL direct

@@ -108,6 +108,8 @@ type config struct {
 	databaseURL, listenAddr, metricsAddr, keysetFile string
 	pool                                             domain.Config
 	usageRetention                                   time.Duration
+	// batching coalesces concurrent Acquires and Releases (POOL_BATCHING).
+	batching bool
 }
 
 // pruneEvery is how often the usage log is pruned (POOL_USAGE_RETENTION).
@@ -120,6 +122,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		listenAddr:  env.String("LISTEN_ADDR", ":50051"),
 		metricsAddr: env.String("METRICS_ADDR", ":9091"),
 		keysetFile:  env.Require("ENCRYPTION_KEYSET_FILE", secrets.HowToMake),
+		batching:    env.Bool("POOL_BATCHING", true),
 		pool: domain.Config{
 			Cooldown:        env.Duration("POOL_COOLDOWN", def.Cooldown),
 			Quarantine:      env.Duration("POOL_QUARANTINE", def.Quarantine),
@@ -168,14 +171,19 @@ func serve(ctx context.Context) error {
 		Security: sec, Policy: server.Policy,
 	})
 	srv.Registry.MustRegister(pgdb.NewCollector(db))
-	st := store.New(db)
+	var storeOpts []store.Option
+	if cfg.batching {
+		storeOpts = append(storeOpts, store.WithBatching())
+	}
+	st := store.New(db, storeOpts...)
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) {
 		return st.PoolStatus(ctx, time.Now().UTC())
 	}, logger)
 	pool := app.New(st, keys, cfg.pool, app.WithLogger(logger), app.WithMetrics(m))
 	server.New(pool, logger).Register(srv.GRPC)
 	logger.Info("account pool settings", "cooldown", cfg.pool.Cooldown, "quarantine", cfg.pool.Quarantine,
-		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL)
+		"ban_quarantine", cfg.pool.BanQuarantine, "max_failures", cfg.pool.MaxFailures, "lease_ttl", cfg.pool.LeaseTTL,
+		"batching", cfg.batching)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })

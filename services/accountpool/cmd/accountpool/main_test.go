@@ -71,6 +71,8 @@ func TestServeRejectsMalformedSettings(t *testing.T) {
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
 		"POOL_MAX_LOGINS_PER_DAY": "0"}, "want a login budget of none refused", "POOL_MAX_LOGINS_PER_DAY")
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_BATCHING": "yes"}, "want a batching switch other than true/false refused", "POOL_BATCHING")
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
 		"POOL_SESSION_MAX_AGE": "0s"}, "want a session max age of 0 refused", "POOL_SESSION_MAX_AGE")
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
 		"POOL_SESSION_MAX_AGE": "800h"}, "want a session max age over 30 days refused", "POOL_SESSION_MAX_AGE")

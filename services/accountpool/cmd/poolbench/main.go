@@ -1,18 +1,36 @@
-// Command poolbench measures Acquire+Release pairs per second through the
-// real gRPC server against the same SQL issued directly through pgx by the
-// same number of goroutines, on a pool of 1,000 and then 100,000 accounts
-// (cooldown 0, so every account is always eligible). It prints both side by
-// side with their ratio, and acquire latency per pool size.
+// Command poolbench measures AccountPool's Acquire+Release pairs per second
+// (issue 16), in one run with alternating rounds, at each pool size and
+// each number of concurrent clients:
 //
-//	DATABASE_URL=postgres://... go run ./services/accountpool/cmd/poolbench [-clients 16] [-duration 5s] [-rounds 3]
+//   - gRPC: the real AccountPool server in-process on 127.0.0.1 (interceptor
+//     chain, password decryption, batching on: the service's default), one
+//     connection per 64 clients;
+//   - direct: the store's same Acquire and Release through pgx, no gRPC;
+//   - gRPC-off, direct-off: the same two with POOL_BATCHING=false
+//     (-unbatched, on by default), the figures before issue 16;
+//   - bare: the pgbench-style pair, two plain statements (lease the LRU row
+//     with SKIP LOCKED; clear it), no usage log, no wake-ups;
+//   - River: River fetching and completing no-op jobs on a scratch database
+//     of the same server, run by the riverbench binary (-river; a module of
+//     its own, bench/river, so no service depends on River).
 //
-// It works in a scratch database of its own and drops it at the end.
+// It prints pairs/s and acquire and release latency per round, the medians
+// and the ratios gRPC/River, gRPC/bare, gRPC/direct and gRPC/gRPC-off per
+// cell, with the mean calls per Acquire and Release statement, then the
+// latency of a wake-up across replicas (a release on one replica to the
+// waiting Acquire of another) and of an Acquire answered RESOURCE_EXHAUSTED.
+//
+//	DATABASE_URL=postgres://... go run ./services/accountpool/cmd/poolbench [-clients 16,256] [-sizes 1000,100000] [-duration 3s] [-rounds 2] [-river bin/riverbench] [-unbatched=false]
+//
+// It works in scratch databases of its own and drops them at the end.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +39,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -60,10 +79,20 @@ type result struct {
 	elapsed  time.Duration
 	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
-	pairLat  []time.Duration
+	releases []time.Duration
+	// batch is the mean calls per Acquire and per Release statement.
+	batch string
+	// River's figures (riverbench's JSON): its rate, and the time from a
+	// worker's return to the completion committed as "release".
+	river *riverResult
 }
 
-func (r result) rate() float64 { return float64(r.pairs) / r.elapsed.Seconds() }
+func (r result) rate() float64 {
+	if r.river != nil {
+		return r.river.JobsPerS
+	}
+	return float64(r.pairs) / r.elapsed.Seconds()
+}
 
 func pct(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
@@ -77,14 +106,32 @@ func pct(d []time.Duration, p float64) time.Duration {
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
 	return s[len(s)/2]
 }
 
+func ints(flagName, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-%s: %q is not a positive number", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 func run() error {
-	clients := flag.Int("clients", 16, "concurrent clients")
-	duration := flag.Duration("duration", 5*time.Second, "length of each measured run")
-	rounds := flag.Int("rounds", 3, "alternating gRPC/direct rounds per pool size")
+	clientsFlag := flag.String("clients", "16,256", "numbers of concurrent clients")
+	duration := flag.Duration("duration", 3*time.Second, "length of each measured run")
+	rounds := flag.Int("rounds", 2, "alternating rounds of every mode per cell (pool size x clients)")
 	sizesFlag := flag.String("sizes", "1000,100000", "pool sizes")
+	riverBin := flag.String("river", "", "the riverbench binary (make bench-pool builds it); empty: no River rounds")
+	wakes := flag.Int("wakes", 50, "cross-replica wake-ups to time")
+	unbatched := flag.Bool("unbatched", true, "also run gRPC and direct with POOL_BATCHING=false (modes gRPC-off, direct-off)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -98,13 +145,13 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var sizes []int
-	for _, s := range strings.Split(*sizesFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-sizes: %q is not a pool size", s)
-		}
-		sizes = append(sizes, n)
+	sizes, err := ints("sizes", *sizesFlag)
+	if err != nil {
+		return err
+	}
+	clientCounts, err := ints("clients", *clientsFlag)
+	if err != nil {
+		return err
 	}
 
 	ctx := context.Background()
@@ -113,6 +160,14 @@ func run() error {
 		return err
 	}
 	defer cleanup()
+	var riverURL string
+	if *riverBin != "" {
+		var cleanupRiver func()
+		if riverURL, cleanupRiver, err = scratchDatabase(ctx, os.Getenv("DATABASE_URL")); err != nil {
+			return err
+		}
+		defer cleanupRiver()
+	}
 	// The pool the service itself would open (pgdb's default size).
 	db, err := migrations.Set.Open(ctx, dbURL, "poolbench")
 	if err != nil {
@@ -129,77 +184,217 @@ func run() error {
 	}
 	cfg := domain.DefaultConfig()
 	cfg.Cooldown = 0
-	st := store.New(db)
-	quiet := slog.New(slog.DiscardHandler)
-	pool := app.New(st, keys, cfg, app.WithLogger(quiet))
-
-	srv := grpcserver.New(grpcserver.Config{Name: "accountpool", Logger: quiet})
-	server.New(pool, quiet).Register(srv.GRPC)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	st := store.New(db, store.WithBatching())
+	grpcClients, stopServer, err := serve(ctx, st, keys, cfg, slices.Max(clientCounts))
 	if err != nil {
 		return err
 	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sctx, lis, nil) }()
-	defer func() { stop(); <-served }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
+	defer stopServer()
+	client := grpcClients[0]
+	// The same without batching (POOL_BATCHING=false), for comparison.
+	stOff := store.New(db)
+	var offClients []apv1.AccountPoolServiceClient
+	if *unbatched {
+		var stopOff func()
+		if offClients, stopOff, err = serve(ctx, stOff, keys, cfg, slices.Max(clientCounts)); err != nil {
+			return err
+		}
+		defer stopOff()
 	}
-	defer conn.Close()
-	client := apv1.NewAccountPoolServiceClient(conn)
 
-	fmt.Printf("poolbench: %d clients, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d\n",
-		*clients, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0))
-	fmt.Println("gRPC: in-process AccountPool server on 127.0.0.1 (real interceptor chain, password decryption);")
-	fmt.Println("direct: the store's same Acquire and Release SQL through pgx, no gRPC, no crypto.")
+	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d, %d connections\n",
+		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
+	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-6s %-6s %12s %12s %12s %12s %14s\n", "accounts", "round", "mode", "pairs/s", "acquire p50", "acquire p99", "pair p99", "Go CPU/pair")
+	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %10s\n",
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "batch a/r")
 
-	p50s := map[int]float64{}
+	modes := []struct {
+		name string
+		pair pairFunc
+	}{
+		{"gRPC", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return grpcPair(ctx, grpcClients[i/64], holder(i))
+		}},
+		{"direct", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return directPair(ctx, st, cfg, holder(i))
+		}},
+		{"bare", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return barePair(ctx, db, holder(i))
+		}},
+	}
+	if *unbatched {
+		modes = append(modes, []struct {
+			name string
+			pair pairFunc
+		}{
+			{"gRPC-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+				return grpcPair(ctx, offClients[i/64], holder(i))
+			}},
+			{"direct-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+				return directPair(ctx, stOff, cfg, holder(i))
+			}},
+		}...)
+	}
+	var summary []string
 	for _, size := range sizes {
 		if err := fill(ctx, db, keys, size); err != nil {
 			return err
 		}
-		var ratios []float64
-		var grpcP50 []float64
-		for r := 1; r <= *rounds; r++ {
-			direct := measure(*clients, *duration, func(ctx context.Context, holder string) (time.Duration, error) {
-				return directPair(ctx, st, cfg, holder)
-			})
-			viaGRPC := measure(*clients, *duration, func(ctx context.Context, holder string) (time.Duration, error) {
-				return grpcPair(ctx, client, holder)
-			})
-			for _, m := range []struct {
-				name string
-				r    result
-			}{{"direct", direct}, {"gRPC", viaGRPC}} {
-				fmt.Printf("%-8d %-6d %-6s %12.0f %12s %12s %12s %14s\n", size, r, m.name, m.r.rate(),
-					pct(m.r.acquires, 0.50).Round(time.Microsecond), pct(m.r.acquires, 0.99).Round(time.Microsecond),
-					pct(m.r.pairLat, 0.99).Round(time.Microsecond), (m.r.cpu / time.Duration(max(1, m.r.pairs))).Round(time.Microsecond))
+		for _, clients := range clientCounts {
+			rates := map[string][]float64{}
+			ratios := map[string][]float64{}
+			for r := 1; r <= *rounds; r++ {
+				got := map[string]result{}
+				for _, m := range modes {
+					before := st.BatchStats()
+					res := measure(clients, *duration, m.pair)
+					res.batch = meanBatches(before, st.BatchStats())
+					got[m.name] = res
+					row(size, clients, r, m.name, res)
+				}
+				if *riverBin != "" {
+					rr, err := riverRound(ctx, *riverBin, riverURL, clients, *duration, size)
+					if err != nil {
+						return err
+					}
+					got["River"] = result{river: &rr}
+					row(size, clients, r, "River", got["River"])
+				}
+				for name, res := range got {
+					rates[name] = append(rates[name], res.rate())
+				}
+				for _, other := range []string{"River", "bare", "direct", "gRPC-off"} {
+					if o, ok := got[other]; ok {
+						ratios[other] = append(ratios[other], got["gRPC"].rate()/o.rate())
+					}
+				}
 			}
-			ratios = append(ratios, viaGRPC.rate()/direct.rate())
-			grpcP50 = append(grpcP50, float64(pct(viaGRPC.acquires, 0.5)))
+			line := fmt.Sprintf("%-8d %-7d median pairs/s: gRPC %.0f, direct %.0f, bare %.0f", size, clients,
+				median(rates["gRPC"]), median(rates["direct"]), median(rates["bare"]))
+			if *unbatched {
+				line += fmt.Sprintf(", gRPC-off %.0f, direct-off %.0f", median(rates["gRPC-off"]), median(rates["direct-off"]))
+			}
+			if *riverBin != "" {
+				line += fmt.Sprintf(", River %.0f; gRPC/River %.2f", median(rates["River"]), median(ratios["River"]))
+			}
+			line += fmt.Sprintf(", gRPC/bare %.2f, gRPC/direct %.2f", median(ratios["bare"]), median(ratios["direct"]))
+			if *unbatched {
+				line += fmt.Sprintf(", gRPC/gRPC-off %.2f", median(ratios["gRPC-off"]))
+			}
+			line += " (medians of the rounds' ratios)"
+			fmt.Println(line)
+			summary = append(summary, line)
 		}
-		p50s[size] = median(grpcP50)
-		fmt.Printf("%-8d median ratio gRPC/direct = %.2f (goal >= 0.70); median gRPC acquire p50 = %s\n",
-			size, median(ratios), time.Duration(p50s[size]).Round(time.Microsecond))
-		exhausted, err := exhaustedAcquire(ctx, db, client, 200)
+	}
+	fmt.Println()
+	for _, l := range summary {
+		fmt.Println(l)
+	}
+	for _, batched := range []bool{true, false} {
+		if !batched && !*unbatched {
+			continue
+		}
+		wake, err := wakeAcrossReplicas(ctx, db, keys, cfg, *wakes, batched)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%-8d every account cooling down: RESOURCE_EXHAUSTED answer p50 = %s\n\n", size, exhausted.Round(time.Microsecond))
+		fmt.Printf("cross-replica wake-up, batching %t (release on A to the waiting Acquire on B returning), %d samples: p50 %s, p99 %s (goal p99 < 50ms)\n",
+			batched, len(wake), pct(wake, 0.5).Round(10*time.Microsecond), pct(wake, 0.99).Round(10*time.Microsecond))
 	}
-	if len(sizes) >= 2 {
-		small, large := sizes[0], sizes[len(sizes)-1]
-		fmt.Printf("acquire p50 at %d accounts / at %d accounts = %.2f (goal <= 1.50)\n", large, small, p50s[large]/p50s[small])
+	if err := fill(ctx, db, keys, sizes[0]); err != nil {
+		return err
 	}
+	exhausted, err := exhaustedAcquire(ctx, db, client, 200)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("every account cooling down (%d accounts): RESOURCE_EXHAUSTED answer p50 = %s\n", sizes[0], exhausted.Round(time.Microsecond))
 	return nil
 }
 
+// serve starts an in-process AccountPool server over st on 127.0.0.1 and
+// returns clients of it: one connection per 64 clients, since the server
+// lets one connection have 100 RPCs open (GRPC_MAX_CONCURRENT_STREAMS), as
+// a fleet of Checkers would each have their own.
+func serve(ctx context.Context, st *store.Store, keys *secrets.Keyset, cfg domain.Config, clients int) ([]apv1.AccountPoolServiceClient, func(), error) {
+	quiet := slog.New(slog.DiscardHandler)
+	pool := app.New(st, keys, cfg, app.WithLogger(quiet))
+	srv := grpcserver.New(grpcserver.Config{Name: "accountpool", Logger: quiet})
+	server.New(pool, quiet).Register(srv.GRPC)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, lis, nil) }()
+	var (
+		out   []apv1.AccountPoolServiceClient
+		conns []*grpc.ClientConn
+	)
+	cleanup := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		stop()
+		<-served
+	}
+	for range (clients + 63) / 64 {
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		conns = append(conns, conn)
+		out = append(out, apv1.NewAccountPoolServiceClient(conn))
+	}
+	return out, cleanup, nil
+}
+
+func row(size, clients, round int, mode string, r result) {
+	acq50, acq99, rel50, rel99, cpu := "", "", "", "", ""
+	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+	if r.river != nil {
+		acq50, acq99, cpu = "-", "-", "-"
+		rel50, rel99 = us(time.Duration(r.river.CompleteP50)*time.Microsecond), us(time.Duration(r.river.CompleteP99)*time.Microsecond)
+	} else {
+		acq50, acq99 = us(pct(r.acquires, 0.5)), us(pct(r.acquires, 0.99))
+		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
+		cpu = us(r.cpu / time.Duration(max(1, r.pairs)))
+	}
+	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
+}
+
+// meanBatches is the mean calls per Acquire and per Release batch between
+// two BatchStats, "-" for none.
+func meanBatches(a, b store.BatchStats) string {
+	if b.AcquireBatches == a.AcquireBatches || b.ReleaseBatches == a.ReleaseBatches {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(b.AcquireBatches-a.AcquireBatches),
+		float64(b.ReleaseCalls-a.ReleaseCalls)/float64(b.ReleaseBatches-a.ReleaseBatches))
+}
+
+// printServer prints the Postgres settings that decide commit cost.
+func printServer(ctx context.Context, db *pgxpool.Pool) {
+	var version, fsync, syncCommit string
+	if err := db.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('fsync'), current_setting('synchronous_commit')`).
+		Scan(&version, &fsync, &syncCommit); err == nil {
+		fmt.Printf("Postgres %s, fsync %s, synchronous_commit %s\n", version, fsync, syncCommit)
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Printf("load average at the start: %s", b)
+	}
+}
+
+// pairFunc does one Acquire+Release pair as client i.
+type pairFunc func(ctx context.Context, i int) (acquire, release time.Duration, err error)
+
+func holder(i int) string { return fmt.Sprintf("bench-%d", i) }
+
 // measure runs clients goroutines doing pairs for d and collects latencies.
-func measure(clients int, d time.Duration, pair func(context.Context, string) (time.Duration, error)) result {
+func measure(clients int, d time.Duration, pair pairFunc) result {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var (
@@ -211,22 +406,20 @@ func measure(clients int, d time.Duration, pair func(context.Context, string) (t
 	cpu0 := cpuTime()
 	for i := range clients {
 		wg.Go(func() {
-			holder := fmt.Sprintf("bench-%d", i)
-			var acq, pairs []time.Duration
+			var acq, rel []time.Duration
 			for ctx.Err() == nil {
-				t0 := time.Now()
-				a, err := pair(context.Background(), holder)
+				a, r, err := pair(context.Background(), i)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "poolbench:", holder, err)
+					fmt.Fprintln(os.Stderr, "poolbench:", holder(i), err)
 					continue
 				}
 				acq = append(acq, a)
-				pairs = append(pairs, time.Since(t0))
+				rel = append(rel, r)
 			}
 			mu.Lock()
 			res.acquires = append(res.acquires, acq...)
-			res.pairLat = append(res.pairLat, pairs...)
-			res.pairs += len(pairs)
+			res.releases = append(res.releases, rel...)
+			res.pairs += len(acq)
 			mu.Unlock()
 		})
 	}
@@ -236,12 +429,85 @@ func measure(clients int, d time.Duration, pair func(context.Context, string) (t
 	return res
 }
 
+type riverResult struct {
+	JobsPerS    float64 `json:"jobs_per_s"`
+	CompleteP50 int64   `json:"complete_p50_us"`
+	CompleteP99 int64   `json:"complete_p99_us"`
+}
+
+// riverRound runs riverbench once and reads its JSON line.
+func riverRound(ctx context.Context, bin, dbURL string, clients int, d time.Duration, size int) (riverResult, error) {
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "-database-url", dbURL, "-clients", strconv.Itoa(clients),
+		"-duration", d.String(), "-size", strconv.Itoa(size))
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return riverResult{}, fmt.Errorf("riverbench: %w: %s", err, strings.TrimSpace(errOut.String()))
+	}
+	var r riverResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("riverbench printed %q: %w", out.String(), err)
+	}
+	return r, nil
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// wakeAcrossReplicas times n wake-ups across two replicas (two Pools on
+// the database, each with its own listener) over a pool of one account:
+// A leases it, B waits for one, A releases, and the time from A's release
+// returning to B's Acquire returning is one sample.
+func wakeAcrossReplicas(ctx context.Context, db *pgxpool.Pool, keys *secrets.Keyset, cfg domain.Config, n int, batched bool) ([]time.Duration, error) {
+	if err := fill(ctx, db, keys, 1); err != nil {
+		return nil, err
+	}
+	quiet := app.WithLogger(slog.New(slog.DiscardHandler))
+	var opts []store.Option
+	if batched {
+		opts = append(opts, store.WithBatching())
+	}
+	a := app.New(store.New(db, opts...), keys, cfg, quiet)
+	b := app.New(store.New(db, opts...), keys, cfg, quiet)
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }()
+	for _, p := range []*app.Pool{a, b} {
+		wg.Go(func() { _ = p.Listen(lctx, db.Config().ConnConfig) })
+	}
+	time.Sleep(200 * time.Millisecond) // both listeners connected
+	var out []time.Duration
+	for range n {
+		held, err := a.Acquire(ctx, app.AcquireRequest{MissionCode: "fra", Holder: "a"})
+		if err != nil {
+			return nil, err
+		}
+		got := make(chan error, 1)
+		var returned time.Time
+		go func() {
+			l, err := b.Acquire(ctx, app.AcquireRequest{MissionCode: "fra", Holder: "b", Wait: 10 * time.Second})
+			returned = time.Now()
+			if err == nil {
+				_, err = b.Release(ctx, app.ReleaseRequest{LeaseID: l.LeaseID, FencingToken: l.FencingToken, Outcome: domain.OutcomeNoSlot})
+			}
+			got <- err
+		}()
+		time.Sleep(30 * time.Millisecond) // B found none free and waits
+		if _, err := a.Release(ctx, app.ReleaseRequest{LeaseID: held.LeaseID, FencingToken: held.FencingToken, Outcome: domain.OutcomeNoSlot}); err != nil {
+			return nil, err
+		}
+		released := time.Now()
+		if err := <-got; err != nil {
+			return nil, fmt.Errorf("waiting acquire: %w", err)
+		}
+		out = append(out, max(0, returned.Sub(released)))
+	}
+	return out, nil
 }
 
 // exhaustedAcquire puts every account in cooldown and times n Acquires
@@ -265,28 +531,48 @@ func exhaustedAcquire(ctx context.Context, db *pgxpool.Pool, c apv1.AccountPoolS
 	return pct(lat, 0.5), nil
 }
 
-func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string) (time.Duration, error) {
+func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string) (time.Duration, time.Duration, error) {
 	t0 := time.Now()
 	resp, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: holder})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	acq := time.Since(t0)
+	t1 := time.Now()
 	l := resp.GetLease()
 	_, err = c.Release(ctx, &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT})
-	return acq, err
+	return t1.Sub(t0), time.Since(t1), err
 }
 
-func directPair(ctx context.Context, st *store.Store, cfg domain.Config, holder string) (time.Duration, error) {
+func directPair(ctx context.Context, st *store.Store, cfg domain.Config, holder string) (time.Duration, time.Duration, error) {
 	t0 := time.Now()
 	leaseID := uuid.NewString()
 	l, err := st.Acquire(ctx, store.AcquireParams{LeaseID: leaseID, MissionCode: "fra", Holder: holder, TTL: cfg.LeaseTTL, Now: time.Now(), MaxLogins: cfg.MaxLoginsPerDay})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	acq := time.Since(t0)
+	t1 := time.Now()
 	_, err = st.Release(ctx, cfg, store.ReleaseParams{LeaseID: leaseID, FencingToken: l.Account.FencingToken, Outcome: domain.OutcomeNoSlot, Now: time.Now()})
-	return acq, err
+	return t1.Sub(t0), time.Since(t1), err
+}
+
+// barePair is the pgbench-style pair: lease the least recently used free
+// row with SKIP LOCKED, then clear the lease, two plain statements on the
+// same table, without the usage log, the outcome rule or wake-ups.
+func barePair(ctx context.Context, db *pgxpool.Pool, holder string) (time.Duration, time.Duration, error) {
+	t0 := time.Now()
+	var id, token int64
+	err := db.QueryRow(ctx, `UPDATE accountpool.accounts SET lease_id = gen_random_uuid(), leased_by = $1,
+			lease_expires_at = now() + interval '10 minutes', fencing_token = fencing_token + 1, last_used_at = now()
+		WHERE id = (SELECT id FROM accountpool.accounts WHERE active AND lease_id IS NULL
+			ORDER BY last_used_at ASC NULLS FIRST, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, fencing_token`, holder).Scan(&id, &token)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bare acquire: %w", err)
+	}
+	t1 := time.Now()
+	_, err = db.Exec(ctx, `UPDATE accountpool.accounts SET lease_id = NULL, leased_by = NULL, lease_expires_at = NULL
+		WHERE id = $1 AND fencing_token = $2`, id, token)
+	return t1.Sub(t0), time.Since(t1), err
 }
 
 // fill replaces the pool with n accounts, written with COPY.

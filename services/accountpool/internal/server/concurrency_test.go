@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,15 +31,41 @@ import (
 
 // TestTwoReplicasNeverLeaseOneAccountTwice runs two servers on one database
 // and many clients leasing and releasing for a few seconds, then checks the
-// usage log: the leases of each account never overlap in time.
+// usage log: the leases of each account never overlap in time, and each
+// lease a client got has its row. It runs without batching, and with it
+// (the default) at 64 clients, where each replica's statements serve
+// several callers at once.
 func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 	t.Parallel()
-	noCooldown := withConfig(func(c *domain.Config) { c.Cooldown = 0 })
-	c1, b := setup(t, withRealClock(), noCooldown)
-	c2, _ := setupOn(t, b.dbURL, withRealClock(), noCooldown, withKeyset(b.keyset))
-	addAccounts(t, c1, 5)
+	t.Run("Unbatched", func(t *testing.T) {
+		t.Parallel()
+		b1, _ := twoReplicasLeasing(t, 12, 5, withoutBatching())
+		if st := b1.store.BatchStats(); st.AcquireBatches != 0 {
+			t.Fatalf("batches without batching: %+v", st)
+		}
+	})
+	t.Run("Batched64Clients", func(t *testing.T) {
+		t.Parallel()
+		b1, b2 := twoReplicasLeasing(t, 64, 24)
+		for i, b := range []*testBundle{b1, b2} {
+			st := b.store.BatchStats()
+			if st.AcquireCalls <= st.AcquireBatches || st.ReleaseCalls <= st.ReleaseBatches {
+				t.Fatalf("replica %d: %+v: no statement served more than one call", i+1, st)
+			}
+			t.Logf("replica %d: %.1f acquires and %.1f releases per statement", i+1,
+				float64(st.AcquireCalls)/float64(st.AcquireBatches), float64(st.ReleaseCalls)/float64(st.ReleaseBatches))
+		}
+	})
+}
 
-	const workers = 12
+// twoReplicasLeasing runs the clients of TestTwoReplicasNeverLeaseOneAccountTwice.
+func twoReplicasLeasing(t *testing.T, workers, accounts int, opts ...option) (*testBundle, *testBundle) {
+	noCooldown := withConfig(func(c *domain.Config) { c.Cooldown = 0 })
+	c1, b := setup(t, append([]option{withRealClock(), noCooldown}, opts...)...)
+	c2, b2 := setupOn(t, b.dbURL, append([]option{withRealClock(), noCooldown, withKeyset(b.keyset)}, opts...)...)
+	addAccounts(t, c1, accounts)
+
+	var granted atomic.Int64
 	end := time.Now().Add(3 * time.Second)
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -67,6 +94,7 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 					errs <- fmt.Errorf("%s acquire: %w", holder, err)
 					return
 				}
+				granted.Add(1)
 				l := resp.GetLease()
 				if prev, loaded := holders.LoadOrStore(l.GetAccountId(), holder); loaded {
 					cancel()
@@ -130,11 +158,15 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 	if n < 20 {
 		t.Fatalf("only %d leases in the run: the test exercised too little", n)
 	}
+	if int64(n) != granted.Load() {
+		t.Fatalf("%d usage rows for %d leases granted", n, granted.Load())
+	}
 	var held int
 	if err := b.db.QueryRow(testkit.Context(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&held); err != nil || held != 0 {
 		t.Fatalf("%d accounts still leased (%v)", held, err)
 	}
-	t.Logf("%d leases over 5 accounts, no overlap", n)
+	t.Logf("%d leases over %d accounts, no overlap", n, accounts)
+	return b, b2
 }
 
 func TestWaitingAcquire(t *testing.T) {

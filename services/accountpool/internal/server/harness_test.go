@@ -31,6 +31,7 @@ type testBundle struct {
 	db     *pgxpool.Pool
 	dbURL  string
 	pool   *app.Pool
+	store  *store.Store
 	clock  *testkit.Clock // nil when the servers run on the real clock
 	keys   *secrets.Keyset
 	keyset []byte
@@ -57,6 +58,7 @@ type options struct {
 	listen    bool // run the LISTEN/NOTIFY wake-ups
 	rateLimit float64
 	rateBurst int
+	unbatched bool // the store without WithBatching (the service's default has it)
 }
 
 type option func(*options)
@@ -65,6 +67,7 @@ func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.
 func withRealClock() option                    { return func(o *options) { o.realClock = true } }
 func withListener() option                     { return func(o *options) { o.listen = true } }
 func withKeyset(k []byte) option               { return func(o *options) { o.keyset = k } }
+func withoutBatching() option                  { return func(o *options) { o.unbatched = true } }
 func withRateLimit(rps float64, burst int) option {
 	return func(o *options) { o.rateLimit, o.rateBurst = rps, burst }
 }
@@ -118,7 +121,12 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		b.clock = testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 		appOpts = append(appOpts, app.WithClock(b.clock.Now))
 	}
-	b.pool = app.New(store.New(db), keys, o.cfg, appOpts...)
+	var storeOpts []store.Option
+	if !o.unbatched {
+		storeOpts = append(storeOpts, store.WithBatching())
+	}
+	b.store = store.New(db, storeOpts...)
+	b.pool = app.New(b.store, keys, o.cfg, appOpts...)
 	server.New(b.pool, logger).Register(srv.GRPC)
 	lis := bufconn.Listen(1 << 20)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,10 +25,21 @@ const FreeChannel = "accountpool_free"
 // Store runs the pool's queries on a pgx pool.
 type Store struct {
 	db *pgxpool.Pool
+	// With WithBatching: the coalescers of Acquire and Release, and the
+	// leases granted here, for Release's one-round-trip path.
+	acquires *batcher[AcquireParams, acquired]
+	releases *batcher[fastRelease, releaseAnswer]
+	leases   *leaseCache
 }
 
 // New returns a Store over db.
-func New(db *pgxpool.Pool) *Store { return &Store{db: db} }
+func New(db *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{db: db}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 const accountCols = `a.id, a.email, a.phone, a.active, a.consecutive_failures, a.cooldown_until,
 	a.quarantine_until, a.last_used_at, a.use_count, a.fencing_token, coalesce(a.lease_id::text, ''),
@@ -274,50 +285,14 @@ const loginsSQL = `SELECT u.acquired_at FROM accountpool.usage_log u
 // callers on any replica each get a different account or none. An account
 // without a valid session state would have to log in, so it is eligible
 // only below its login budget. It returns domain.ErrNotFound when no
-// account is eligible.
+// account is eligible. With WithBatching, the statement serves the
+// Acquires that queued meanwhile too (acquireBatch).
 func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
-	var l Leased
-	a, err := scanAccount(s.db.QueryRow(ctx, `
-		WITH candidate AS (
-			SELECT c.id FROM accountpool.accounts c
-			WHERE `+available("c", "$1")+`
-				AND (`+fmt.Sprintf(validSessionSQL, "c", "$1")+`
-					OR (SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "c", "$1", "$7")+` LIMIT $8) b) < $8)
-				-- A one-time check on accounts_rest_end_idx: when every
-				-- account rests, skip the walk of the LRU index. (min()
-				-- reads one index entry; an EXISTS was planned as a scan.)
-				AND (SELECT min(`+fmt.Sprintf(restEnd, "r")+`) FROM accountpool.accounts r
-					WHERE r.active AND r.lease_id IS NULL) <= $1
-			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
-			LIMIT 1
-			FOR UPDATE SKIP LOCKED
-		), leased AS (
-			-- A lease starts no earlier than the row's last change, so that
-			-- the usage log stays in order even when replicas' clocks or
-			-- schedulers disagree by a little.
-			UPDATE accountpool.accounts a SET
-				lease_id = $2, leased_by = $3,
-				lease_expires_at = greatest($1, a.updated_at) + $4::interval,
-				fencing_token = a.fencing_token + 1, last_used_at = greatest($1, a.updated_at),
-				use_count = a.use_count + 1, updated_at = greatest($1, a.updated_at)
-			FROM candidate WHERE a.id = candidate.id
-			RETURNING a.*
-		), logged AS (
-			INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
-			SELECT $2, l.id, l.fencing_token, $5, $3, $6, l.last_used_at FROM leased l
-		)
-		SELECT `+accountCols+`, a.password_ciphertext,
-			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_ciphertext END,
-			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$1")+` THEN a.session_expires_at END,
-			(SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "$1", "$7")+` LIMIT $8) b)
-		FROM leased a`,
-		p.Now, p.LeaseID, p.Holder, p.TTL, p.MissionCode, nonNil(p.RequestIDs), domain.LoginWindow, p.MaxLogins),
-		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins)
-	l.Account = a
-	if err != nil && !errors.Is(err, domain.ErrNotFound) {
-		return l, fmt.Errorf("acquire: %w", err)
+	if s.acquires != nil {
+		return s.acquireBatched(ctx, p)
 	}
-	return l, err
+	res := s.acquireBatch(ctx, []AcquireParams{p})[0]
+	return res.leased, res.err
 }
 
 func nonNil(s []string) []string {
@@ -388,9 +363,21 @@ type SessionWrite struct {
 // lock held in between. A concurrent change (a renewal, an expiry, a retry
 // of the same release) makes it read again. A retry of a release that
 // already happened with the same outcome returns the stored answer and
-// writes nothing, the session state included.
+// writes nothing, the session state included. With WithBatching, a lease
+// this Store granted whose row has not changed since ends in one round
+// trip, in a batch (releaseFast).
 func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (Released, error) {
 	var sess *sessionWrite
+	if s.leases != nil {
+		if g, ok := s.leases.take(p.LeaseID); ok && g.account.FencingToken == p.FencingToken &&
+			g.account.LeaseExpiresAt != nil && g.account.LeaseExpiresAt.After(p.Now) {
+			rel, sealed, ended, err := s.releaseFast(ctx, cfg, p, g)
+			if err != nil || ended {
+				return rel, err
+			}
+			sess = sealed
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		var (
 			token    int64

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// batcher coalesces calls group-commit style (issue 16): a call that
+// arrives while no batch of its kind is in flight starts one at once, with
+// itself alone; calls that arrive while one runs queue up and go together
+// in the next, which starts as soon as the running one ends. No call waits
+// for company, and under load each statement serves many callers.
+type batcher[Req, Res any] struct {
+	// run serves the requests of one batch, answering each (in order).
+	run func(ctx context.Context, reqs []Req) []Res
+	// abandoned gets the answer of a call whose caller gave up while its
+	// batch ran (a lease to hand back).
+	abandoned func(ctx context.Context, res Res)
+	// max is the most calls in one batch.
+	max int
+
+	mu      sync.Mutex
+	pending []*call[Req, Res]
+	running bool
+
+	// batches and calls count the statements run and the calls they
+	// served.
+	batches, calls atomic.Int64
+}
+
+// call is one caller's place in a batch.
+type call[Req, Res any] struct {
+	req  Req
+	done chan Res
+	// state: callWaiting, then callAnswered (the batch answered) or
+	// callAbandoned (the caller left first); whoever moves it first wins.
+	state atomic.Int32
+}
+
+const (
+	callWaiting int32 = iota
+	callAnswered
+	callAbandoned
+)
+
+// batchTimeout bounds one batch's statement: it runs for many callers, so
+// it does not end with the context of any one of them.
+const batchTimeout = 30 * time.Second
+
+// do queues req and returns its answer, or ctx's error if the caller gives
+// up first. A caller who gives up before its batch starts is left out of
+// it; one who gives up while it runs has its answer passed to abandoned.
+func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
+	c := &call[Req, Res]{req: req, done: make(chan Res, 1)}
+	b.mu.Lock()
+	b.pending = append(b.pending, c)
+	lead := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if lead {
+		b.lead(context.WithoutCancel(ctx))
+	}
+	select {
+	case res := <-c.done:
+		return res, nil
+	case <-ctx.Done():
+		if c.state.CompareAndSwap(callWaiting, callAbandoned) {
+			var zero Res
+			return zero, ctx.Err()
+		}
+		// The answer was given before the caller left: it is the caller's.
+		return <-c.done, nil
+	}
+}
+
+// lead runs one batch of what is pending, then hands the lead to a new
+// goroutine if more calls queued meanwhile, so that the caller who led
+// gets its own answer without waiting for later batches.
+func (b *batcher[Req, Res]) lead(ctx context.Context) {
+	b.mu.Lock()
+	var calls []*call[Req, Res]
+	for len(b.pending) > 0 && len(calls) < b.max {
+		c := b.pending[0]
+		b.pending = b.pending[1:]
+		if c.state.Load() == callWaiting {
+			calls = append(calls, c)
+		}
+	}
+	if len(b.pending) == 0 {
+		b.pending = nil
+	}
+	b.mu.Unlock()
+
+	if len(calls) > 0 {
+		reqs := make([]Req, len(calls))
+		for i, c := range calls {
+			reqs[i] = c.req
+		}
+		b.batches.Add(1)
+		b.calls.Add(int64(len(calls)))
+		runCtx, cancel := context.WithTimeout(ctx, batchTimeout)
+		answers := b.run(runCtx, reqs)
+		cancel()
+		for i, c := range calls {
+			if c.state.CompareAndSwap(callWaiting, callAnswered) {
+				c.done <- answers[i]
+			} else if b.abandoned != nil {
+				b.abandoned(ctx, answers[i])
+			}
+		}
+	}
+
+	b.mu.Lock()
+	more := len(b.pending) > 0
+	b.running = more
+	b.mu.Unlock()
+	if more {
+		go b.lead(ctx)
+	}
+}
+
+// BatchStats counts the batches a Store ran and the calls they served.
+type BatchStats struct {
+	AcquireBatches, AcquireCalls, ReleaseBatches, ReleaseCalls int64
+}
+
+// BatchStats returns the counts so far; zero without WithBatching.
+func (s *Store) BatchStats() BatchStats {
+	if s.acquires == nil {
+		return BatchStats{}
+	}
+	return BatchStats{
+		AcquireBatches: s.acquires.batches.Load(), AcquireCalls: s.acquires.calls.Load(),
+		ReleaseBatches: s.releases.batches.Load(), ReleaseCalls: s.releases.calls.Load(),
+	}
+}

@@ -1,0 +1,409 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
+)
+
+// Option changes a Store.
+type Option func(*Store)
+
+// WithBatching coalesces the Acquires and the Releases that arrive while a
+// statement of their kind is in flight (issue 16): one statement leases
+// an account to each of N callers, one ends N leases. A Release of a lease
+// this Store granted, whose account row has not changed since, is one
+// round trip; any other goes the unbatched way (read, then write).
+func WithBatching() Option {
+	return func(s *Store) {
+		s.acquires = &batcher[AcquireParams, acquired]{run: s.acquireBatch, abandoned: s.unlease, max: maxBatch}
+		s.releases = &batcher[fastRelease, releaseAnswer]{run: s.releaseBatch, max: maxBatch}
+		s.leases = &leaseCache{m: map[string]grantedLease{}}
+	}
+}
+
+// maxBatch is the most callers one statement serves.
+const maxBatch = 128
+
+// acquired is one caller's answer from an Acquire batch.
+type acquired struct {
+	leased Leased
+	// version is the account row's xmin after the lease began.
+	version string
+	// prevUsed is the account's last_used_at before this lease, for
+	// unlease.
+	prevUsed *time.Time
+	leaseID  string
+	err      error
+}
+
+func (s *Store) acquireBatched(ctx context.Context, p AcquireParams) (Leased, error) {
+	res, err := s.acquires.do(ctx, p)
+	if err != nil {
+		return Leased{}, err
+	}
+	if res.err != nil {
+		return res.leased, res.err
+	}
+	s.leases.put(p.LeaseID, grantedLease{account: res.leased.Account, version: res.version, mission: p.MissionCode})
+	return res.leased, nil
+}
+
+// acquireBatch leases one account to each request that an eligible one is
+// left for, in one statement per login budget: the requests in their
+// order of arrival get the eligible accounts in LRU order (the first
+// caller the least recently used account), each with its usage row. The
+// rest get domain.ErrNotFound.
+func (s *Store) acquireBatch(ctx context.Context, reqs []AcquireParams) []acquired {
+	out := make([]acquired, len(reqs))
+	done := make([]bool, len(reqs))
+	for first := range reqs {
+		if done[first] {
+			continue
+		}
+		var idx []int
+		for i := first; i < len(reqs); i++ {
+			if !done[i] && reqs[i].MaxLogins == reqs[first].MaxLogins {
+				idx = append(idx, i)
+				done[i] = true
+			}
+		}
+		s.acquireGroup(ctx, reqs, idx, out)
+	}
+	return out
+}
+
+// acquireSQL is Acquire's one statement, for N requests given as arrays
+// (N is 1 without batching). $6 is the latest of the requests' times, at
+// which eligibility is judged; each lease starts at its own request's time
+// (or the row's last change).
+var acquireSQL = `
+	WITH req AS (
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::interval[], $10::timestamptz[])
+			WITH ORDINALITY AS r(lease_id, holder, mission_code, request_ids, ttl, at, ord)
+	), candidate AS (
+		SELECT c.id, c.last_used_at AS prev_used,
+			row_number() OVER (ORDER BY c.last_used_at ASC NULLS FIRST, c.id) AS ord
+		FROM (
+			SELECT c.id, c.last_used_at FROM accountpool.accounts c
+			WHERE ` + available("c", "$6") + `
+				AND (` + fmt.Sprintf(validSessionSQL, "c", "$6") + `
+					OR (SELECT count(*) FROM (` + fmt.Sprintf(loginsSQL, "c", "$6", "$7") + ` LIMIT $8) b) < $8)
+				-- A one-time check on accounts_rest_end_idx: when every
+				-- account rests, skip the walk of the LRU index. (min()
+				-- reads one index entry; an EXISTS was planned as a scan.)
+				AND (SELECT min(` + fmt.Sprintf(restEnd, "r") + `) FROM accountpool.accounts r
+					WHERE r.active AND r.lease_id IS NULL) <= $6
+			ORDER BY c.last_used_at ASC NULLS FIRST, c.id
+			LIMIT $9
+			FOR UPDATE SKIP LOCKED
+		) c
+	), leased AS (
+		-- A lease starts no earlier than the row's last change, so that
+		-- the usage log stays in order even when replicas' clocks or
+		-- schedulers disagree by a little.
+		UPDATE accountpool.accounts a SET
+			lease_id = r.lease_id, leased_by = r.holder,
+			lease_expires_at = greatest(r.at, a.updated_at) + r.ttl,
+			fencing_token = a.fencing_token + 1, last_used_at = greatest(r.at, a.updated_at),
+			use_count = a.use_count + 1, updated_at = greatest(r.at, a.updated_at)
+		FROM candidate c JOIN req r ON r.ord = c.ord
+		WHERE a.id = c.id
+		RETURNING a.*, a.xmin::text AS version, r.ord AS req_ord, r.mission_code AS req_mission,
+			r.request_ids AS req_request_ids, c.prev_used
+	), logged AS (
+		INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
+		SELECT l.lease_id, l.id, l.fencing_token, l.req_mission, l.leased_by,
+			ARRAY(SELECT jsonb_array_elements_text(l.req_request_ids::jsonb)), l.last_used_at
+		FROM leased l
+	)
+	SELECT ` + accountCols + `, a.password_ciphertext,
+		CASE WHEN ` + fmt.Sprintf(validSessionSQL, "a", "$6") + ` THEN a.session_ciphertext END,
+		CASE WHEN ` + fmt.Sprintf(validSessionSQL, "a", "$6") + ` THEN a.session_expires_at END,
+		(SELECT count(*) FROM (` + fmt.Sprintf(loginsSQL, "a", "$6", "$7") + ` LIMIT $8) b),
+		a.version, a.prev_used, a.req_ord
+	FROM leased a`
+
+func (s *Store) acquireGroup(ctx context.Context, reqs []AcquireParams, idx []int, out []acquired) {
+	n := len(idx)
+	var (
+		leaseIDs, holders, missions, requestIDs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ttls                                    = make([]time.Duration, n)
+		ats                                     = make([]time.Time, n)
+		latest                                  time.Time
+	)
+	for k, i := range idx {
+		p := reqs[i]
+		ids, _ := json.Marshal(nonNil(p.RequestIDs)) // a []string always encodes
+		leaseIDs[k], holders[k], missions[k], requestIDs[k] = p.LeaseID, p.Holder, p.MissionCode, string(ids)
+		ttls[k], ats[k] = p.TTL, p.Now
+		if p.Now.After(latest) {
+			latest = p.Now
+		}
+		out[i] = acquired{leaseID: p.LeaseID, err: domain.ErrNotFound}
+	}
+	rows, err := s.db.Query(ctx, acquireSQL, leaseIDs, holders, missions, requestIDs, ttls, latest,
+		domain.LoginWindow, reqs[idx[0]].MaxLogins, n, ats)
+	if err != nil {
+		for _, i := range idx {
+			out[i].err = fmt.Errorf("acquire: %w", err)
+		}
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			l   Leased
+			res acquired
+			ord int
+		)
+		a, err := scanAccount(rows, &l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins,
+			&res.version, &res.prevUsed, &ord)
+		if err != nil {
+			for _, i := range idx {
+				out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
+			}
+			return
+		}
+		l.Account = a
+		i := idx[ord-1]
+		res.leased, res.leaseID = l, reqs[i].LeaseID
+		out[i] = res
+	}
+	if err := rows.Err(); err != nil {
+		// The statement failed as a whole: no lease was granted.
+		for _, i := range idx {
+			out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
+		}
+	}
+}
+
+// unlease hands back a lease whose caller gave up while its batch ran: the
+// account is as if it had not been leased (the fencing token stays
+// spent), and the lease, which no one received, leaves no usage row.
+func (s *Store) unlease(ctx context.Context, res acquired) {
+	if res.err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	// Best effort: if this fails, the lease ends at its expiry instead.
+	_, _ = s.db.Exec(ctx, `WITH account AS (
+			UPDATE accountpool.accounts SET lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
+				last_used_at = $3, use_count = use_count - 1
+			WHERE id = $1 AND lease_id = $2
+			RETURNING id
+		), gone AS (
+			DELETE FROM accountpool.usage_log WHERE lease_id = $2 AND EXISTS (SELECT 1 FROM account)
+		)
+		SELECT pg_notify($4, '') FROM account`,
+		res.leased.Account.ID, res.leaseID, res.prevUsed, FreeChannel)
+}
+
+// grantedLease is what a Store remembers of a lease it granted, so that
+// its Release can skip reading the row back: the account as leased and
+// the row's version then.
+type grantedLease struct {
+	account domain.Account
+	version string
+	mission string
+}
+
+// leaseCache holds the leases this Store granted and has not seen end. An
+// entry is only a hint: the release's write checks the row's version.
+type leaseCache struct {
+	mu sync.Mutex
+	m  map[string]grantedLease
+}
+
+// maxCachedLeases bounds the cache; leases released on other replicas or
+// expired are dropped when it fills.
+const maxCachedLeases = 100_000
+
+func (c *leaseCache) put(leaseID string, g grantedLease) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedLeases {
+		now := time.Now()
+		for id, e := range c.m {
+			if e.account.LeaseExpiresAt == nil || e.account.LeaseExpiresAt.Before(now) {
+				delete(c.m, id)
+			}
+		}
+		if len(c.m) >= maxCachedLeases {
+			clear(c.m)
+		}
+	}
+	c.m[leaseID] = g
+}
+
+func (c *leaseCache) take(leaseID string) (grantedLease, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, ok := c.m[leaseID]
+	delete(c.m, leaseID)
+	return g, ok
+}
+
+// fastRelease is one lease to end in a release batch: the account as the
+// outcome rule left it, written if the row is still at version.
+type fastRelease struct {
+	account  domain.Account
+	version  string
+	leaseID  string
+	outcome  domain.Outcome
+	detail   string
+	reqIDs   []string
+	at       time.Time
+	answer   []byte
+	loggedIn bool
+	sess     *sessionWrite
+}
+
+type releaseAnswer struct {
+	ended bool
+	err   error
+}
+
+// releaseFast ends a lease this Store granted in a release batch, without
+// reading it first. ended false means the row changed since the lease
+// began (a renewal, an expiry, an update): the caller reads it and tries
+// the unbatched way. sess is the sealed session state, for that retry.
+func (s *Store) releaseFast(ctx context.Context, cfg domain.Config, p ReleaseParams, g grantedLease) (Released, *sessionWrite, bool, error) {
+	rel := Released{MissionCode: g.mission}
+	a := g.account
+	now := p.Now
+	if a.UpdatedAt.After(now) {
+		now = a.UpdatedAt
+	}
+	var sess *sessionWrite
+	if p.Session != nil {
+		sess = &sessionWrite{leasedAt: *a.LastUsedAt}
+		if p.Session.Seal != nil {
+			ct, err := p.Session.Seal(a.ID)
+			if err != nil {
+				return rel, nil, false, fmt.Errorf("seal session state: %w", err)
+			}
+			sess.ct, sess.expiresAt = ct, &p.Session.ExpiresAt
+		}
+	}
+	rel.Account = domain.RestAtLeast(cfg.ApplyOutcome(a, p.Outcome, now), p.RetryAfter, now)
+	answer, err := json.Marshal(rel.Account)
+	if err != nil {
+		return rel, sess, false, fmt.Errorf("encode release answer: %w", err)
+	}
+	res, err := s.releases.do(ctx, fastRelease{
+		account: rel.Account, version: g.version, leaseID: p.LeaseID, outcome: p.Outcome, detail: p.Detail,
+		reqIDs: p.RequestIDs, at: now, answer: answer, loggedIn: p.LoggedIn, sess: sess,
+	})
+	if err == nil {
+		err = res.err
+	}
+	return rel, sess, res.ended, err
+}
+
+// releaseSQL is endLease for N leases given as arrays; it wakes waiting
+// Acquires once (Postgres folds a transaction's identical notifications
+// into one) and returns the leases it ended.
+const releaseSQL = `
+	WITH r AS (
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::uuid[], $4::int[], $5::timestamptz[], $6::timestamptz[],
+			$7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bool[], $13::bool[],
+			$14::bytea[], $15::timestamptz[], $16::timestamptz[])
+			AS r(id, version, lease_id, failures, cooldown_until, quarantine_until, at, result, detail, answer,
+				request_ids, logged_in, sess, sess_ct, sess_expires_at, leased_at)
+	), account AS (
+		UPDATE accountpool.accounts a SET
+			lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
+			consecutive_failures = r.failures, cooldown_until = r.cooldown_until,
+			quarantine_until = r.quarantine_until, updated_at = r.at,
+			session_ciphertext = CASE WHEN NOT a.active THEN NULL
+				WHEN r.sess AND (r.sess_ct IS NULL OR coalesce(a.password_changed_at <= r.leased_at, true)) THEN r.sess_ct
+				ELSE a.session_ciphertext END,
+			session_expires_at = CASE WHEN NOT a.active THEN NULL
+				WHEN r.sess AND (r.sess_ct IS NULL OR coalesce(a.password_changed_at <= r.leased_at, true)) THEN r.sess_expires_at
+				ELSE a.session_expires_at END
+		FROM r
+		WHERE a.id = r.id AND a.xmin::text = r.version AND a.lease_id = r.lease_id
+		RETURNING r.lease_id
+	), usage AS (
+		UPDATE accountpool.usage_log u SET
+			result = r.result, detail = r.detail, released_at = r.at, release_answer = r.answer::jsonb, logged_in = r.logged_in,
+			request_ids = CASE WHEN r.request_ids <> '[]' THEN ARRAY(SELECT jsonb_array_elements_text(r.request_ids::jsonb))
+				ELSE u.request_ids END
+		FROM r JOIN account USING (lease_id)
+		WHERE u.lease_id = r.lease_id
+	)
+	SELECT lease_id::text, pg_notify($17, '') FROM account`
+
+// releaseBatch ends the leases of one release batch in one statement.
+func (s *Store) releaseBatch(ctx context.Context, items []fastRelease) []releaseAnswer {
+	out := make([]releaseAnswer, len(items))
+	n := len(items)
+	var (
+		ids                      = make([]int64, n)
+		versions, leaseIDs       = make([]string, n), make([]string, n)
+		failures                 = make([]int, n)
+		cooldowns, quarantines   = make([]*time.Time, n), make([]*time.Time, n)
+		ats                      = make([]time.Time, n)
+		results, details, reqIDs = make([]string, n), make([]string, n), make([]string, n)
+		answers                  = make([]string, n)
+		loggedIn, sess           = make([]bool, n), make([]bool, n)
+		sessCT                   = make([][]byte, n)
+		sessExpires, leasedAts   = make([]*time.Time, n), make([]*time.Time, n)
+		seen                     = map[string]bool{}
+		batchIdx                 []int
+	)
+	k := 0
+	for i, it := range items {
+		if seen[it.leaseID] {
+			// The same lease twice in one batch: the second goes the
+			// unbatched way, which sees how the first ended.
+			continue
+		}
+		seen[it.leaseID] = true
+		ids[k], versions[k], leaseIDs[k] = it.account.ID, it.version, it.leaseID
+		failures[k], cooldowns[k], quarantines[k] = it.account.ConsecutiveFailures, it.account.CooldownUntil, it.account.QuarantineUntil
+		ats[k], results[k], details[k] = it.at, string(it.outcome), it.detail
+		ids2, _ := json.Marshal(nonNil(it.reqIDs)) // a []string always encodes
+		reqIDs[k], answers[k], loggedIn[k] = string(ids2), string(it.answer), it.loggedIn
+		if it.sess != nil {
+			sess[k], sessCT[k], sessExpires[k], leasedAts[k] = true, it.sess.ct, it.sess.expiresAt, &it.sess.leasedAt
+		}
+		batchIdx = append(batchIdx, i)
+		k++
+	}
+	rows, err := s.db.Query(ctx, releaseSQL, ids[:k], versions[:k], leaseIDs[:k], failures[:k], cooldowns[:k], quarantines[:k],
+		ats[:k], results[:k], details[:k], answers[:k], reqIDs[:k], loggedIn[:k], sess[:k], sessCT[:k], sessExpires[:k], leasedAts[:k],
+		FreeChannel)
+	if err != nil {
+		for _, i := range batchIdx {
+			out[i].err = fmt.Errorf("end lease: %w", err)
+		}
+		return out
+	}
+	ended := map[string]bool{}
+	for rows.Next() {
+		var id string
+		var notified any
+		if err := rows.Scan(&id, &notified); err != nil {
+			rows.Close()
+			break
+		}
+		ended[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		for _, i := range batchIdx {
+			out[i].err = fmt.Errorf("end lease: %w", err)
+		}
+		return out
+	}
+	for _, i := range batchIdx {
+		out[i].ended = ended[items[i].leaseID]
+	}
+	return out
+}
