@@ -203,7 +203,6 @@ func (t *Templates) Render(lang string, operator bool, e Event, idemKey string) 
 	return m, err
 }
 
-
 // payload is a webhook's JSON body (docs/NOTIFIER.md).
 type payload struct {
 	Type           string        `json:"type"`

@@ -155,14 +155,15 @@ func scanDelivery(row pgx.Row, withBody bool) (domain.Delivery, error) {
 // changes (MarkDelivered and MarkFailed must present it). Rows another
 // replica is claiming are skipped, not waited for; a delivery whose lease
 // lapsed (its replica died mid-attempt) is due again.
-func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, limit int) ([]domain.Delivery, error) {
+// Only deliveries of kinds are claimed: the channels this replica can send.
+func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, kinds []string, limit int) ([]domain.Delivery, error) {
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			SELECT id FROM notifier.deliveries
-			WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
+			WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND kind = ANY($4)
 			ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
 		UPDATE notifier.deliveries d SET lease_until = $2, lease_token = d.lease_token + 1, attempts = d.attempts + 1
 		FROM due WHERE d.id = due.id
-		RETURNING `+prefixed("d.", deliveryCols)+`, d.body_text, d.body_html, d.body_json`, now, leaseUntil, limit)
+		RETURNING `+prefixed("d.", deliveryCols)+`, d.body_text, d.body_html, d.body_json`, now, leaseUntil, limit, kinds)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
