@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
@@ -30,7 +32,9 @@ func TestSlotFoundReachesContactAndSubscription(t *testing.T) {
 	if n := s.findSlot(); n != 1 {
 		t.Fatalf("matched %d", n)
 	}
-	eventually(t, "two deliveries", func() bool { return len(deliveries(t, s.reader, notifierv1.DeliveryState_DELIVERY_STATE_DELIVERED)) == 2 })
+	eventually(t, "two deliveries", func() bool {
+		return len(deliveries(t, s.reader, notifierv1.DeliveryState_DELIVERY_STATE_DELIVERED)) == 2
+	})
 
 	byPath := map[string]hit{}
 	for _, h := range s.recv.all() {
@@ -186,5 +190,45 @@ func TestDeadDeliveryAndRetry(t *testing.T) {
 	})
 	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 1 {
 		t.Errorf("log rows: %d, want 1", n)
+	}
+	_, err = s.nt.RetryDelivery(testkit.Context(t), &notifierv1.RetryDeliveryRequest{Id: d.GetId()})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
+}
+
+// TestSecretRotation: after UpdateContact gives a webhook a new secret,
+// deliveries carry a signature by each secret, so a receiver holding
+// either verifies; once the rotation ends, only the new secret signs.
+func TestSecretRotation(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	c := s.webhookContact("en")
+	r, err := s.nt.UpdateContact(testkit.Context(t), &notifierv1.UpdateContactRequest{Id: c.GetId(), WebhookSecret: ptr(rotatedSecret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.GetContact().GetWebhookSecretRotating() {
+		t.Errorf("contact: %v", r.GetContact())
+	}
+	s.createRequests(1)
+	s.findSlot()
+	eventually(t, "first delivery", func() bool { return len(s.recv.all()) == 1 })
+	h := s.recv.all()[0]
+	for _, secret := range []string{hookSecret, rotatedSecret} {
+		if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(secret)); err != nil {
+			t.Errorf("during the rotation, secret %.8s…: %v", secret, err)
+		}
+	}
+	if _, err := s.nt.UpdateContact(testkit.Context(t), &notifierv1.UpdateContactRequest{Id: c.GetId(), EndWebhookSecretRotation: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.createRequests(1)
+	s.findSlot()
+	eventually(t, "second delivery", func() bool { return len(s.recv.all()) == 2 })
+	h = s.recv.all()[1]
+	if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(rotatedSecret)); err != nil {
+		t.Errorf("new secret after the rotation: %v", err)
+	}
+	if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(hookSecret)); err == nil {
+		t.Error("the old secret still verifies after the rotation ended")
 	}
 }

@@ -67,6 +67,8 @@ type system struct {
 	reader    notifierv1.NotifierServiceClient
 	applicant string
 	recv      *receiver
+	// adminToken is the admin's token file.
+	adminToken string
 }
 
 type options struct {
@@ -83,6 +85,7 @@ func newSystem(t *testing.T, o options) *system {
 	s := &system{t: t, dbURL: pgtest.NewURL(t), recv: newReceiver(t)}
 	tokens := authtest.TokensFile(t)
 	admin := authtest.WriteFile(t, "admin.token", authtest.AdminToken+"\n")
+	s.adminToken = admin
 	reader := authtest.WriteFile(t, "reader.token", authtest.ReaderToken+"\n")
 	s.common = []string{"DATABASE_URL=" + s.dbURL, "METRICS_ADDR=127.0.0.1:0", "AUTH_TOKENS_FILE=" + tokens, "LOG_LEVEL=info"}
 	// A fixed port, so a restarted Requests is where the Notifier looks.
@@ -170,7 +173,7 @@ func (s *system) createRequests(n int) []string {
 		r, err := s.rq.CreateAppointmentRequest(testkit.Context(s.t), &rqv1.CreateAppointmentRequestRequest{
 			ApplicantId: s.applicant, MissionCode: "fra", Centre: "paris", VisaCategory: "tourism",
 			EarliestDate: "2027-03-01", LatestDate: "2027-03-31",
-		})
+		}, grpc.WaitForReady(true)) // Requests may be restarting
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -185,7 +188,7 @@ func (s *system) createRequests(n int) []string {
 func (s *system) findSlot() int {
 	s.t.Helper()
 	ctx := testkit.Context(s.t)
-	cl, err := s.rq.ClaimDueMissions(ctx, &rqv1.ClaimDueMissionsRequest{CheckerId: "e2e", MaxMissions: 1})
+	cl, err := s.rq.ClaimDueMissions(ctx, &rqv1.ClaimDueMissionsRequest{CheckerId: "e2e", MaxMissions: 1}, grpc.WaitForReady(true))
 	if err != nil {
 		s.t.Fatal(err)
 	}
