@@ -70,6 +70,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 		}),
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
+		m.latency.WithLabelValues(string(k))
 		for _, r := range []string{ResultDelivered, ResultRetry, ResultDead} {
 			m.attempts.WithLabelValues(string(k), r)
 		}

@@ -256,7 +256,8 @@ func (s *Store) CountByState(ctx context.Context) (map[domain.DeliveryState]int,
 		return nil, fmt.Errorf("count deliveries: %w", err)
 	}
 	defer rows.Close()
-	out := map[domain.DeliveryState]int{}
+	// Every state has its series, at 0 while no delivery is in it.
+	out := map[domain.DeliveryState]int{domain.Pending: 0, domain.Delivered: 0, domain.Dead: 0}
 	for rows.Next() {
 		var st string
 		var n int
