@@ -50,19 +50,12 @@ func (a *App) seal(t store.Table, id uuid.UUID, secret string) ([]byte, error) {
 	return a.keys.Encrypt([]byte(secret), store.SecretAD(t, id))
 }
 
-// Secrets opens a recipient's webhook secrets: the current one, then the
-// previous one during a rotation.
-func (a *App) Secrets(ctx context.Context, t store.Table, id uuid.UUID) ([][]byte, error) {
-	sec, err := a.store.Secrets(ctx, t, id)
-	if err != nil {
-		return nil, err
-	}
+// OpenSecrets opens the sealed webhook secrets a claimed delivery carries:
+// the current one, then the previous one during a rotation.
+func (a *App) OpenSecrets(d domain.Delivery) ([][]byte, error) {
 	var out [][]byte
-	for _, ct := range [][]byte{sec.Current, sec.Prev} {
-		if ct == nil {
-			continue
-		}
-		pt, err := a.keys.Decrypt(ct, store.SecretAD(t, id))
+	for _, ct := range d.Secrets {
+		pt, err := a.keys.Decrypt(ct, store.SecretAD(TableOf(d), d.RecipientID()))
 		if err != nil {
 			return nil, fmt.Errorf("open webhook secret: %w", err)
 		}

@@ -125,6 +125,11 @@ type lockError struct{ err error }
 func (e *lockError) Error() string { return e.err.Error() }
 func (e *lockError) Unwrap() error { return e.err }
 
+// MaxBatch is the most events recorded in one transaction: the events that
+// arrived while the previous batch was being recorded, so a burst costs a
+// few transactions and a lone event is recorded at once.
+const MaxBatch = 500
+
 // follow streams from the stored cursor; it returns when the stream ends,
 // saying whether it received anything.
 func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, error) {
@@ -133,37 +138,76 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 		return false, &lockError{err}
 	}
 	c.metrics.Cursor(cursor)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stream, err := c.events.WatchEvents(ctx, &requestsv1.WatchEventsRequest{AfterCursor: cursor})
 	if err != nil {
 		return false, fmt.Errorf("watch events: %w", err)
 	}
+	// One goroutine receives; the loop below takes what has arrived.
+	events, recvErr := make(chan *requestsv1.WatchEventsResponse, MaxBatch), make(chan error, 1)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	healthy, skipped := false, 0
 	for {
-		ev, err := stream.Recv()
-		if err != nil {
+		var batch []*requestsv1.WatchEventsResponse
+		select {
+		case ev := <-events:
+			batch = append(batch, ev)
+		case err := <-recvErr:
 			return healthy, fmt.Errorf("receive event: %w", err)
 		}
+	take:
+		for len(batch) < MaxBatch {
+			select {
+			case ev := <-events:
+				batch = append(batch, ev)
+			default:
+				break take
+			}
+		}
 		healthy = true
-		ds, typ, err := c.deliveries(ctx, ev)
+		ds, types, err := c.deliveries(ctx, batch)
 		if err != nil {
 			return healthy, err
 		}
+		last := batch[len(batch)-1].GetCursor()
 		if len(ds) == 0 {
-			c.metrics.Consumed(typ, 0)
-			if skipped++; skipped < skipFlush {
+			for _, t := range types {
+				c.metrics.Consumed(t, 0)
+			}
+			if skipped += len(batch); skipped < skipFlush {
 				continue
 			}
 		}
 		skipped = 0
-		n, err := lock.Record(ctx, ev.GetCursor(), ds, c.now())
+		n, err := lock.Record(ctx, last, ds, c.now())
 		if err != nil {
 			return healthy, &lockError{err}
 		}
+		for i, t := range types {
+			if i == 0 {
+				c.metrics.Consumed(t, n)
+			} else {
+				c.metrics.Consumed(t, 0)
+			}
+		}
 		if len(ds) > 0 {
-			c.metrics.Consumed(typ, n)
 			c.wake()
 		}
-		c.metrics.Cursor(ev.GetCursor())
+		c.metrics.Cursor(last)
 	}
 }
 
@@ -173,66 +217,111 @@ var eventTypes = map[requestsv1.EventType]domain.EventType{
 	requestsv1.EventType_EVENT_TYPE_CANCELLED:  domain.Cancelled,
 }
 
-// deliveries renders the deliveries one event causes: one per contact of
-// the request's applicant (for the events contacts hear of) and one per
-// subscription hearing of the event on the request's mission.
-func (c *Consumer) deliveries(ctx context.Context, ev *requestsv1.WatchEventsResponse) ([]domain.Delivery, string, error) {
-	typ, ok := eventTypes[ev.GetType()]
-	req := ev.GetRequest()
-	if !ok || req == nil {
-		return nil, "other", nil
+// deliveries renders the deliveries a batch of events causes: per event,
+// one per contact of the request's applicant (for the events contacts
+// hear of) and one per subscription hearing of the event on the request's
+// mission. It returns each event's type too, for the metrics.
+func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEventsResponse) ([]domain.Delivery, []string, error) {
+	type subKey struct {
+		mission string
+		typ     domain.EventType
 	}
-	var contacts []domain.Contact
-	applicant, _ := uuid.Parse(req.GetApplicantId())
-	if applicant != uuid.Nil && (typ == domain.SlotFound || typ == domain.Expired) {
-		var err error
-		if contacts, err = c.store.ContactsOf(ctx, applicant); err != nil {
-			return nil, "", &lockError{err}
+	var (
+		out      []domain.Delivery
+		types    = make([]string, 0, len(batch))
+		contacts = map[uuid.UUID][]domain.Contact{}
+		subs     = map[subKey][]domain.Subscription{}
+		pending  []*requestsv1.WatchEventsResponse
+		ids      []string
+		seen     = map[string]bool{}
+	)
+	// First what each event reaches, from this database, once per
+	// applicant and per mission in the batch.
+	for _, ev := range batch {
+		typ, ok := eventTypes[ev.GetType()]
+		req := ev.GetRequest()
+		if !ok || req == nil {
+			types = append(types, "other")
+			continue
+		}
+		types = append(types, string(typ))
+		applicant, _ := uuid.Parse(req.GetApplicantId())
+		reach := 0
+		if applicant != uuid.Nil && (typ == domain.SlotFound || typ == domain.Expired) {
+			cs, ok := contacts[applicant]
+			if !ok {
+				var err error
+				if cs, err = c.store.ContactsOf(ctx, applicant); err != nil {
+					return nil, nil, &lockError{err}
+				}
+				contacts[applicant] = cs
+			}
+			reach += len(cs)
+		}
+		k := subKey{req.GetMissionCode(), typ}
+		ss, ok := subs[k]
+		if !ok {
+			var err error
+			if ss, err = c.store.SubscriptionsFor(ctx, k.mission, typ); err != nil {
+				return nil, nil, &lockError{err}
+			}
+			subs[k] = ss
+		}
+		if reach += len(ss); reach == 0 {
+			continue
+		}
+		pending = append(pending, ev)
+		if id := req.GetApplicantId(); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
 	}
-	subs, err := c.store.SubscriptionsFor(ctx, req.GetMissionCode(), typ)
+	if len(pending) == 0 {
+		return nil, types, nil
+	}
+	// Then what the messages name, from Requests: one call for the names.
+	names, err := c.lookup.ApplicantNames(ctx, ids)
 	if err != nil {
-		return nil, "", &lockError{err}
+		return nil, nil, err
 	}
-	if len(contacts) == 0 && len(subs) == 0 {
-		return nil, string(typ), nil
-	}
-	e := content.Event{
-		Cursor: ev.GetCursor(), Type: typ, OccurredAt: ev.GetOccurredAt().AsTime(), RequestID: req.GetId(),
-		ApplicantID: req.GetApplicantId(), MissionCode: req.GetMissionCode(), Centre: req.GetCentre(), Category: req.GetVisaCategory(),
-		EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
-	}
-	for _, s := range req.GetMatchedSlots() {
-		e.Slots = append(e.Slots, content.Slot{Date: s.GetDate(), Time: s.GetTime()})
-	}
-	if e.ApplicantName, err = c.lookup.ApplicantName(ctx, req.GetApplicantId()); err != nil {
-		return nil, "", err
-	}
-	if e.Timezone, err = c.lookup.MissionTimezone(ctx, req.GetMissionCode(), c.now()); err != nil {
-		return nil, "", err
-	}
-	requestID, _ := uuid.Parse(req.GetId())
-	var out []domain.Delivery
-	add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
-		d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
-			ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
-		m, err := c.templates.Render(t.Language, operator, e, d.IdempotencyKey())
-		if err != nil {
-			return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
+	for _, ev := range pending {
+		typ, req := eventTypes[ev.GetType()], ev.GetRequest()
+		e := content.Event{
+			Cursor: ev.GetCursor(), Type: typ, OccurredAt: ev.GetOccurredAt().AsTime(), RequestID: req.GetId(),
+			ApplicantID: req.GetApplicantId(), ApplicantName: names[req.GetApplicantId()], MissionCode: req.GetMissionCode(),
+			Centre: req.GetCentre(), Category: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
 		}
-		d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
-		out = append(out, d)
-		return nil
-	}
-	for _, ct := range contacts {
-		if err := add(ct.Target, ct.ID, uuid.Nil, false); err != nil {
-			return nil, "", err
+		for _, s := range req.GetMatchedSlots() {
+			e.Slots = append(e.Slots, content.Slot{Date: s.GetDate(), Time: s.GetTime()})
+		}
+		if e.Timezone, err = c.lookup.MissionTimezone(ctx, req.GetMissionCode(), c.now()); err != nil {
+			return nil, nil, err
+		}
+		requestID, _ := uuid.Parse(req.GetId())
+		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
+			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
+				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
+			m, err := c.templates.Render(t.Language, operator, e, d.IdempotencyKey())
+			if err != nil {
+				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
+			}
+			d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
+			out = append(out, d)
+			return nil
+		}
+		applicant, _ := uuid.Parse(req.GetApplicantId())
+		if typ == domain.SlotFound || typ == domain.Expired {
+			for _, ct := range contacts[applicant] {
+				if err := add(ct.Target, ct.ID, uuid.Nil, false); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		for _, s := range subs[subKey{req.GetMissionCode(), typ}] {
+			if err := add(s.Target, uuid.Nil, s.ID, true); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
-	for _, s := range subs {
-		if err := add(s.Target, uuid.Nil, s.ID, true); err != nil {
-			return nil, "", err
-		}
-	}
-	return out, string(typ), nil
+	return out, types, nil
 }

@@ -59,15 +59,22 @@ func (l *Lookup) applicant(ctx context.Context, id uuid.UUID) (string, bool, err
 	return resp.GetApplicants()[0].GetFullName(), true, nil
 }
 
-// ApplicantName is the applicant's full name; empty when Requests no
-// longer has them.
-func (l *Lookup) ApplicantName(ctx context.Context, id string) (string, error) {
-	uid, err := uuid.Parse(id)
-	if err != nil {
-		return "", nil // a request whose applicant was deleted carries none
+// ApplicantNames are the full names of the applicants with these ids, in
+// one ListApplicants call (at most MaxBatch ids); an applicant Requests no
+// longer has is left out.
+func (l *Lookup) ApplicantNames(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
 	}
-	name, _, err := l.applicant(ctx, uid)
-	return name, err
+	resp, err := l.client.ListApplicants(ctx, &requestsv1.ListApplicantsRequest{Ids: ids, PageSize: int32(len(ids))})
+	if err != nil {
+		return nil, unavailable("look up applicants", err)
+	}
+	for _, a := range resp.GetApplicants() {
+		out[a.GetId()] = a.GetFullName()
+	}
+	return out, nil
 }
 
 // MissionTimezone is the mission's IANA time zone ("UTC" for a mission

@@ -92,10 +92,35 @@ func (l *Loop) Wake() {
 
 // Run sends until ctx ends. Sends in flight finish (within their timeout)
 // before it returns.
+//
+// Concurrency workers send; this loop claims for them, a batch of up to
+// twice their number whenever at least half of the queue is free, so a
+// burst is claimed in a few statements rather than one per delivery.
 func (l *Loop) Run(ctx context.Context) error {
-	sem := make(chan struct{}, l.cfg.Concurrency)
+	n := l.cfg.Concurrency
+	work, freed := make(chan domain.Delivery, 2*n), make(chan struct{}, 1)
+	delivered := make(chan domain.Delivery, 4*n)
+	// Sends are recorded even while the service stops.
+	record := context.WithoutCancel(ctx)
+	recorded := make(chan struct{})
+	go func() { l.recordDelivered(record, delivered); close(recorded) }()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				if l.attempt(record, d) {
+					delivered <- d
+				}
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(work); wg.Wait(); close(delivered); <-recorded }()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -106,16 +131,16 @@ func (l *Loop) Run(ctx context.Context) error {
 		case <-l.bell:
 		}
 		for ctx.Err() == nil {
-			free := l.cfg.Concurrency - len(sem)
-			if free == 0 {
-				// Wait for a slot rather than claim what cannot start
-				// (its lease would run while it waits).
-				sem <- struct{}{}
-				<-sem
+			room := cap(work) - len(work)
+			if room < n {
+				select {
+				case <-ctx.Done():
+				case <-freed:
+				}
 				continue
 			}
 			now := l.now()
-			ds, err := l.store.Claim(ctx, now, now.Add(l.cfg.Lease), l.kinds, free)
+			ds, err := l.store.Claim(ctx, now, now.Add(l.cfg.Lease), l.kinds, room)
 			if err != nil {
 				if ctx.Err() == nil {
 					l.logger.Warn("claim deliveries failed", "error", err)
@@ -123,14 +148,9 @@ func (l *Loop) Run(ctx context.Context) error {
 				break
 			}
 			for _, d := range ds {
-				sem <- struct{}{}
-				wg.Add(1)
-				go func() {
-					defer func() { <-sem; wg.Done() }()
-					l.attempt(context.WithoutCancel(ctx), d)
-				}()
+				work <- d // room was free, and only this loop sends
 			}
-			if len(ds) < free {
+			if len(ds) < room {
 				break
 			}
 		}
@@ -138,26 +158,73 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
-// attempt sends d once and records how it went. It runs to its end even
-// when the service is stopping, so a send is never left unrecorded by a
-// graceful stop.
-func (l *Loop) attempt(ctx context.Context, d domain.Delivery) {
+// recordBatch bounds the deliveries one statement marks delivered;
+// recordEvery bounds how long a delivered one waits for its batch.
+const (
+	recordBatch = 128
+	recordEvery = 5 * time.Millisecond
+)
+
+// recordDelivered marks the accepted deliveries delivered, many per
+// statement: what arrives while one statement runs goes in the next.
+func (l *Loop) recordDelivered(ctx context.Context, in <-chan domain.Delivery) {
+	var batch []domain.Delivery
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		now := l.now()
+		held, err := l.store.MarkDeliveredBatch(ctx, batch, now)
+		switch {
+		case err != nil:
+			l.logger.Warn("could not record delivered attempts; they will be attempted again when their leases lapse", "count", len(batch), "error", err)
+		case held < len(batch):
+			l.logger.Warn("delivery attempts outlived their lease; other attempts own those deliveries", "count", len(batch)-held)
+		}
+		for _, d := range batch {
+			l.metrics.Attempted(d.Kind, metrics.ResultDelivered, now.Sub(d.EventOccurredAt))
+		}
+		batch = batch[:0]
+	}
+	for {
+		d, ok := <-in
+		if !ok {
+			return
+		}
+		batch = append(batch, d)
+		deadline := time.After(recordEvery)
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case d, ok := <-in:
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, d)
+			case <-deadline:
+				break fill
+			}
+		}
+		flush()
+	}
+}
+
+// attempt sends d once; it records a failure itself and says whether the
+// receiver accepted d (for recordDelivered to record).
+func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 	msg := channel.Message{IdempotencyKey: d.IdempotencyKey(), To: d.Address, Subject: d.Subject, Text: d.Text, HTML: d.HTML, JSON: d.JSON}
-	err := l.prepare(ctx, d, &msg)
+	err := l.prepare(d, &msg)
 	if err == nil {
 		sendCtx, cancel := context.WithTimeout(ctx, l.cfg.Lease*3/4)
 		err = l.senders[d.Kind].Send(sendCtx, msg)
 		cancel()
 	}
-	now := l.now()
 	if err == nil {
-		held, err := l.store.MarkDelivered(ctx, d, now)
-		l.recorded(d, held, err)
-		l.metrics.Attempted(d.Kind, metrics.ResultDelivered, now.Sub(d.EventOccurredAt))
-		return
+		return true
 	}
 	dead, wait := l.cfg.Retry.Outcome(d.Attempts, err)
-	held, recErr := l.store.MarkFailed(ctx, d, dead, now.Add(wait), truncate(err.Error()))
+	held, recErr := l.store.MarkFailed(ctx, d, dead, l.now().Add(wait), truncate(err.Error()))
 	l.recorded(d, held, recErr)
 	result := metrics.ResultRetry
 	if dead {
@@ -168,18 +235,19 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) {
 			"retry_in", wait.String(), "error", err)
 	}
 	l.metrics.Attempted(d.Kind, result, 0)
+	return false
 }
 
 // prepare adds what the stored message lacks: a webhook's signing secrets,
-// read now so a rotation applies to retries too.
-func (l *Loop) prepare(ctx context.Context, d domain.Delivery, msg *channel.Message) error {
+// as claimed with it.
+func (l *Loop) prepare(d domain.Delivery, msg *channel.Message) error {
+	if d.RecipientGone {
+		return channel.Permanent(errors.New("the recipient was deleted"))
+	}
 	if d.Kind != channel.Webhook {
 		return nil
 	}
-	secrets, err := l.app.Secrets(ctx, app.TableOf(d), d.RecipientID())
-	if errors.Is(err, domain.ErrNotFound) {
-		return channel.Permanent(errors.New("the recipient was deleted"))
-	}
+	secrets, err := l.app.OpenSecrets(d)
 	if err != nil {
 		return err
 	}

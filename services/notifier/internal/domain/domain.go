@@ -110,6 +110,12 @@ type Delivery struct {
 	DeliveredAt    time.Time
 	// LeaseToken is the attempt's fencing token (store side).
 	LeaseToken int64
+	// Secrets are the recipient's sealed webhook secrets as claimed (the
+	// current one, then the previous one during a rotation); empty for
+	// other kinds, or when the recipient is gone.
+	Secrets [][]byte
+	// RecipientGone: the contact or subscription was deleted.
+	RecipientGone bool
 }
 
 // RecipientID is the contact's or the subscription's id.

@@ -122,7 +122,7 @@ func (c *Consumer) Record(ctx context.Context, cursor int64, ds []domain.Deliver
 const deliveryCols = `id, event_cursor, event_type, event_occurred_at, request_id, contact_id, subscription_id, kind, address, subject,
 	state, attempts, last_error, next_attempt_at, created_at, delivered_at, lease_token`
 
-func scanDelivery(row pgx.Row, withBody bool) (domain.Delivery, error) {
+func scanDelivery(row pgx.Row, withBody bool, extra ...any) (domain.Delivery, error) {
 	var (
 		d                domain.Delivery
 		typ, kind, state string
@@ -134,6 +134,7 @@ func scanDelivery(row pgx.Row, withBody bool) (domain.Delivery, error) {
 	if withBody {
 		dest = append(dest, &d.Text, &d.HTML, &d.JSON)
 	}
+	dest = append(dest, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return d, err
 	}
@@ -157,17 +158,39 @@ func scanDelivery(row pgx.Row, withBody bool) (domain.Delivery, error) {
 // lapsed (its replica died mid-attempt) is due again.
 // Only deliveries of kinds are claimed: the channels this replica can send.
 func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, kinds []string, limit int) ([]domain.Delivery, error) {
+	// The recipient's sealed secrets come with each delivery, read as they
+	// are now, so a rotation applies to retries too.
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			SELECT id FROM notifier.deliveries
 			WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND kind = ANY($4)
-			ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
-		UPDATE notifier.deliveries d SET lease_until = $2, lease_token = d.lease_token + 1, attempts = d.attempts + 1
-		FROM due WHERE d.id = due.id
-		RETURNING `+prefixed("d.", deliveryCols)+`, d.body_text, d.body_html, d.body_json`, now, leaseUntil, limit, kinds)
+			ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
+		claimed AS (
+			UPDATE notifier.deliveries d SET lease_until = $2, lease_token = d.lease_token + 1, attempts = d.attempts + 1
+			FROM due WHERE d.id = due.id
+			RETURNING `+prefixed("d.", deliveryCols)+`, d.body_text, d.body_html, d.body_json)
+		SELECT claimed.*, COALESCE(c.id, s.id) IS NULL,
+			COALESCE(c.secret_ciphertext, s.secret_ciphertext), COALESCE(c.prev_secret_ciphertext, s.prev_secret_ciphertext)
+		FROM claimed
+		LEFT JOIN notifier.contacts c ON c.id = claimed.contact_id
+		LEFT JOIN notifier.subscriptions s ON s.id = claimed.subscription_id
+		ORDER BY claimed.next_attempt_at, claimed.id`, now, leaseUntil, limit, kinds)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Delivery, error) { return scanDelivery(r, true) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Delivery, error) {
+		var (
+			cur, prev []byte
+			gone      bool
+		)
+		d, err := scanDelivery(r, true, &gone, &cur, &prev)
+		d.RecipientGone = gone
+		for _, ct := range [][]byte{cur, prev} {
+			if ct != nil {
+				d.Secrets = append(d.Secrets, ct)
+			}
+		}
+		return d, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}
@@ -183,6 +206,22 @@ func (s *Store) MarkDelivered(ctx context.Context, d domain.Delivery, now time.T
 		return false, fmt.Errorf("mark delivered: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// MarkDeliveredBatch is MarkDelivered for many attempts in one statement;
+// it returns how many still held their delivery.
+func (s *Store) MarkDeliveredBatch(ctx context.Context, ds []domain.Delivery, now time.Time) (int, error) {
+	ids, tokens := make([]int64, len(ds)), make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i], tokens[i] = d.ID, d.LeaseToken
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE notifier.deliveries d SET state = 'delivered', delivered_at = $3, lease_until = NULL, last_error = ''
+		FROM unnest($1::bigint[], $2::bigint[]) AS a(id, token)
+		WHERE d.id = a.id AND d.lease_token = a.token AND d.state = 'pending'`, ids, tokens, now)
+	if err != nil {
+		return 0, fmt.Errorf("mark delivered: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // MarkFailed records a failed attempt: DEAD, or PENDING again from next.

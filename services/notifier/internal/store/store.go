@@ -4,7 +4,6 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -48,17 +47,6 @@ const (
 // a ciphertext copied to another row, or the other table, does not open.
 func SecretAD(t Table, id uuid.UUID) []byte {
 	return []byte("notifier." + string(t) + "/" + id.String() + "/webhook_secret")
-}
-
-// Secrets returns the webhook secrets of a contact or subscription.
-func (s *Store) Secrets(ctx context.Context, t Table, id uuid.UUID) (Secrets, error) {
-	var sec Secrets
-	q := `SELECT secret_ciphertext, prev_secret_ciphertext FROM notifier.contacts WHERE id = $1`
-	if t == Subscriptions {
-		q = `SELECT secret_ciphertext, prev_secret_ciphertext FROM notifier.subscriptions WHERE id = $1`
-	}
-	err := s.pool.QueryRow(ctx, q, id).Scan(&sec.Current, &sec.Prev)
-	return sec, notFound(err)
 }
 
 func notFound(err error) error {
