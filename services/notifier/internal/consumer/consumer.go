@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/metrics"
@@ -306,6 +307,11 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
 			}
 			d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
+			if t.Kind == channel.Webhook {
+				// A webhook posts the JSON alone (which holds the text):
+				// the log keeps what is sent, not every rendering.
+				d.Text, d.HTML = "", ""
+			}
 			out = append(out, d)
 			return nil
 		}

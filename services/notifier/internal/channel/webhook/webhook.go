@@ -63,7 +63,11 @@ func New(cfg Config) *Sender {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// The delivery loop's workers often post to one receiver at once:
+		// keep a connection for each rather than net/http's default two.
+		t.MaxIdleConnsPerHost = 32
+		cfg.Transport = t
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
