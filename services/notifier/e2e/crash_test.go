@@ -111,3 +111,41 @@ func (s *system) clientOf(i int) notifierv1.NotifierServiceClient {
 	s.t.Helper()
 	return notifierv1.NewNotifierServiceClient(dial(s.t, s.notifiers[i].Addr, s.adminToken))
 }
+
+// TestStandbyTakesOver: of two Notifiers one consumes; when it is killed,
+// the other takes the consumer lock and the events that follow reach the
+// receiver, each once in the log.
+func TestStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifiers: 2})
+	s.webhookContact("en")
+	const consuming = "consuming Requests events: this replica holds the consumer lock"
+	active := -1
+	eventually(t, "one replica consuming", func() bool {
+		for i, p := range s.notifiers {
+			if len(p.Log.With(consuming)) > 0 {
+				active = i
+				return true
+			}
+		}
+		return false
+	})
+	standby := 1 - active
+	if len(s.notifiers[standby].Log.With(consuming)) != 0 {
+		t.Fatal("both replicas consume")
+	}
+	s.createRequests(5)
+	s.findSlot()
+	eventually(t, "5 delivered", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 5 })
+	s.notifiers[active].Kill()
+	eventually(t, "the standby consuming", func() bool { return len(s.notifiers[standby].Log.With(consuming)) > 0 })
+	s.createRequests(5)
+	s.findSlot()
+	eventually(t, "10 delivered", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 10 })
+	if k := s.recv.keys(); k != 10 {
+		t.Errorf("receiver saw %d distinct deliveries, want 10", k)
+	}
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 10 {
+		t.Errorf("log rows: %d, want 10", n)
+	}
+}
