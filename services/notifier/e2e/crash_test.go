@@ -141,7 +141,9 @@ func TestStandbyTakesOver(t *testing.T) {
 	eventually(t, "the standby consuming", func() bool { return len(s.notifiers[standby].Log.With(consuming)) > 0 })
 	s.createRequests(5)
 	s.findSlot()
-	eventually(t, "10 delivered", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 10 })
+	eventually(t, "10 delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 10
+	})
 	if k := s.recv.keys(); k != 10 {
 		t.Errorf("receiver saw %d distinct deliveries, want 10", k)
 	}
