@@ -76,6 +76,10 @@ bench-checker: chromium ## Checker: the four portal families side by side; share
 bench-discipline: build chromium ## Portal load discipline: logins per check with session reuse on/off, checks/min vs. the portal cap, a CAPTCHA storm's pause (2 Checkers)
 	$(WITH_PG) ./bin/disciplinebench $(BENCH_ARGS)
 
+.PHONY: bench-notifier
+bench-notifier: build ## Notifier: events/s into delivered webhooks vs. a bare WatchEvents loop; latency from SLOT_FOUND commit to webhook arrival at 100/s
+	$(WITH_PG) ./bin/notifierbench $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove bin/ (the private cluster in .data/ stays)
 	rm -rf $(BIN)

@@ -97,7 +97,7 @@ func TestDockerfiles(t *testing.T) {
 			images = append(images, filepath.Base(c))
 		}
 	}
-	for _, want := range []string{"accountpool", "requests", "checker", "portalsim", "slotctl"} {
+	for _, want := range []string{"accountpool", "requests", "checker", "notifier", "portalsim", "slotctl"} {
 		if !slices.Contains(images, want) {
 			images = append(images, want) // not written yet: its Dockerfile is checked all the same
 		}

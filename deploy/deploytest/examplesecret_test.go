@@ -20,8 +20,8 @@ func TestExampleTokensAreRefused(t *testing.T) {
 			data[s.Name+"/"+k] = v
 		}
 	}
-	servers := []string{"slotwatch-auth/accountpool-tokens", "slotwatch-auth/requests-tokens", "slotwatch-auth/checker-tokens"}
-	clients := []string{"slotwatch-checker-token/token", "slotwatch-admin-token/token"}
+	servers := []string{"slotwatch-auth/accountpool-tokens", "slotwatch-auth/requests-tokens", "slotwatch-auth/checker-tokens", "slotwatch-auth/notifier-tokens"}
+	clients := []string{"slotwatch-checker-token/token", "slotwatch-notifier-token/token", "slotwatch-admin-token/token"}
 	for _, k := range slices.Concat(servers, clients) {
 		if data[k] == "" {
 			t.Fatalf("secret.example.yaml has no %s", k)

@@ -31,7 +31,7 @@ var kustomizations = []string{
 var components = []string{"components/tls"}
 
 // servers are the gRPC services every full deployment runs.
-var servers = []string{"accountpool", "requests", "checker"}
+var servers = []string{"accountpool", "requests", "checker", "notifier"}
 
 func TestEveryKustomizationIsListed(t *testing.T) {
 	t.Parallel()
@@ -350,6 +350,7 @@ func checkServicePorts(t *testing.T, s *corev1.Service, m *manifest) {
 		"accountpool": {"grpc", "metrics"},
 		"requests":    {"grpc", "metrics", "http"},
 		"checker":     {"grpc", "metrics"},
+		"notifier":    {"grpc", "metrics"},
 		"portalsim":   {"http"},
 	}[s.Name]
 	for _, n := range want {
@@ -359,7 +360,7 @@ func checkServicePorts(t *testing.T, s *corev1.Service, m *manifest) {
 	}
 	// gRPC backends that run several replicas are headless, so clients
 	// balance over the pods instead of pinning one connection to one.
-	if (s.Name == "accountpool" || s.Name == "requests") && s.Spec.ClusterIP != corev1.ClusterIPNone {
+	if (s.Name == "accountpool" || s.Name == "requests" || s.Name == "notifier") && s.Spec.ClusterIP != corev1.ClusterIPNone {
 		t.Errorf("Service %s: clusterIP %q, want None (headless: clients balance over its pods)", s.Name, s.Spec.ClusterIP)
 	}
 	// The selector must pick pods of a Deployment in the same build, and the
@@ -557,7 +558,7 @@ func TestFullDeploymentsHaveEveryPiece(t *testing.T) {
 					t.Errorf("%s: needs a Deployment, Service, ServiceAccount and PodDisruptionBudget", s)
 				}
 			}
-			for _, schema := range []string{"accountpool", "requests"} {
+			for _, schema := range []string{"accountpool", "requests", "notifier"} {
 				j := m.jobs[schema+"-migrate"]
 				if j == nil {
 					t.Errorf("no migration Job %s-migrate", schema)
@@ -610,7 +611,7 @@ func TestDevRunsOneOfEachWithPortalsim(t *testing.T) {
 func TestProdIsRedundant(t *testing.T) {
 	t.Parallel()
 	m := build(t, "overlays/prod")
-	for _, s := range []string{"accountpool", "requests"} {
+	for _, s := range []string{"accountpool", "requests", "notifier"} {
 		if d := m.deployments[s]; d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
 			t.Errorf("Deployment %s: prod runs at least 2 replicas", s)
 		}
@@ -721,7 +722,7 @@ func checkNetworkPolicies(t *testing.T, m *manifest) {
 		t.Fatalf("want one NetworkPolicy allowing Postgres egress, got %d", len(pgPolicies))
 	}
 	for _, w := range m.workloads() {
-		wantPG := w.name == "accountpool" || w.name == "requests" || strings.HasSuffix(w.name, "-migrate")
+		wantPG := w.name == "accountpool" || w.name == "requests" || w.name == "notifier" || strings.HasSuffix(w.name, "-migrate")
 		gotPG := selects(pgPolicies[0].Spec.PodSelector.MatchLabels, w.labels)
 		if wantPG != gotPG {
 			t.Errorf("%s/%s: Postgres egress allowed = %v, want %v", w.kind, w.name, gotPG, wantPG)
@@ -770,6 +771,7 @@ func checkPrometheusRule(t *testing.T, m *manifest) {
 	for _, want := range []string{
 		"SlotwatchPoolExhausted", "SlotwatchPoolAllQuarantined", "SlotwatchHighLoginFailureRate", "SlotwatchHighBanRate",
 		"SlotwatchLeasesExpiring", "SlotwatchClaimsLapsing", "SlotwatchCheckerDown", "SlotwatchHighErrorRate",
+		"SlotwatchNotifierDeliveriesDead",
 	} {
 		if !alerts[want] {
 			t.Errorf("PrometheusRule has no alert %s", want)

@@ -27,7 +27,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
-// binDir holds the accountpool, requests and checker binaries, built once
+// binDir holds the accountpool, requests, checker and notifier binaries, built once
 // by TestMain: the metric names are read from the services as they ship.
 var binDir string
 
@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 	os.Exit(proctest.RunWithBinaries(m, &binDir, "deploytest-bin", race,
 		"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
 		"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
-		"github.com/slotwatch/slotwatch/services/checker/cmd/checker"))
+		"github.com/slotwatch/slotwatch/services/checker/cmd/checker",
+		"github.com/slotwatch/slotwatch/services/notifier/cmd/notifier"))
 }
 
 // exported is what the services' /metrics pages hold: every series name a
@@ -110,6 +111,7 @@ func liveMetrics(t *testing.T) exported {
 	ap := start("accountpool", "ENCRYPTION_KEYSET_FILE="+grpcservertest.KeysetFile(t))
 	rq := start("requests", "ENCRYPTION_KEYSET_FILE="+grpcservertest.KeysetFile(t),
 		"HTTP_ADDR=127.0.0.1:0", "REQUESTS_CHECK_INTERVAL=0s")
+	start("notifier", "ENCRYPTION_KEYSET_FILE="+grpcservertest.KeysetFile(t), "REQUESTS_ADDR="+rq.Addr, "AUTH_TOKEN_FILE=")
 
 	const (
 		mission, centre, category = "fra", "London", "tourism"

@@ -140,6 +140,8 @@ func TestEachPodMountsOnlyItsTokens(t *testing.T) {
 					t.Errorf("%s mounts the admin token", what)
 				case secret == "slotwatch-checker-token" && w.name != "checker":
 					t.Errorf("%s mounts the Checker's token", what)
+				case secret == "slotwatch-notifier-token" && w.name != "notifier":
+					t.Errorf("%s mounts the Notifier's token", what)
 				}
 			}
 			if w.kind == "Deployment" && slices.Contains(servers, w.name) {

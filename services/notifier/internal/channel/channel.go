@@ -43,6 +43,10 @@ type Message struct {
 	// JSON is the machine-readable body a webhook posts; other channels
 	// ignore it.
 	JSON []byte
+	// SigningSecrets are a webhook's HMAC keys: the current secret, then
+	// the previous one while a rotation is under way (one signature
+	// each). Other channels ignore them; they are never logged.
+	SigningSecrets [][]byte
 }
 
 // Sender delivers messages over one channel.

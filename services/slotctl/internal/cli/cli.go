@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	ntv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/buildinfo"
@@ -79,16 +80,17 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 type app struct {
 	io IO
 
-	accountpoolAddr, requestsAddr string
-	client                        auth.ClientConfig
-	envErr                        error // a malformed TLS_INSECURE
-	output                        string
-	timeout                       time.Duration
+	accountpoolAddr, requestsAddr, notifierAddr string
+	client                                      auth.ClientConfig
+	envErr                                      error // a malformed TLS_INSECURE
+	output                                      string
+	timeout                                     time.Duration
 
 	mu    sync.Mutex
 	conns []*grpc.ClientConn
 	ap    apv1.AccountPoolServiceClient
 	rq    rqv1.RequestsServiceClient
+	nt    ntv1.NotifierServiceClient
 	// lastTarget names the service of the last dial, for error hints.
 	lastTarget string
 }
@@ -103,10 +105,10 @@ func (a *app) env(name, def string) string {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "slotctl",
-		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, portals, events, keysets",
-		Long: `slotctl talks gRPC to AccountPool and Requests.
+		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, portals, events, contacts, subscriptions, deliveries, keysets",
+		Long: `slotctl talks gRPC to AccountPool, Requests and the Notifier.
 
-Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR,
+Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR, NOTIFIER_ADDR,
 AUTH_TOKEN_FILE (a file holding an admin token), TLS_CA_FILE and TLS_INSECURE.
 Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		SilenceUsage:  true,
@@ -129,6 +131,7 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 	f := root.PersistentFlags()
 	f.StringVar(&a.accountpoolAddr, "accountpool", a.env("ACCOUNTPOOL_ADDR", "localhost:50051"), "AccountPool gRPC address (ACCOUNTPOOL_ADDR)")
 	f.StringVar(&a.requestsAddr, "requests", a.env("REQUESTS_ADDR", "localhost:50052"), "Requests gRPC address (REQUESTS_ADDR)")
+	f.StringVar(&a.notifierAddr, "notifier", a.env("NOTIFIER_ADDR", "localhost:50054"), "Notifier gRPC address (NOTIFIER_ADDR)")
 	fromEnv, err := auth.ClientConfigFromEnv(func(k string) (string, bool) { v := a.io.Getenv(k); return v, v != "" })
 	a.envErr = err
 	f.StringVar(&a.client.TokenFile, "token-file", fromEnv.TokenFile, "file holding the bearer token (AUTH_TOKEN_FILE)")
@@ -146,6 +149,9 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		a.missionsCommand(),
 		a.portalsCommand(),
 		a.eventsCommand(),
+		a.contactsCommand(),
+		a.subscriptionsCommand(),
+		a.deliveriesCommand(),
 		a.keysetCommand(),
 		a.importLegacyCommand(),
 	)

@@ -24,7 +24,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
-// binDir holds the real accountpool and requests binaries, built once by
+// binDir holds the real accountpool, requests and notifier binaries, built once by
 // TestMain: slotctl is tested against the services as they ship, not
 // against fakes or another module's internals.
 var binDir string
@@ -33,7 +33,8 @@ func TestMain(m *testing.M) {
 	const race = false // the services are built without -race
 	os.Exit(proctest.RunWithBinaries(m, &binDir, "slotctl-test-bin", race,
 		"github.com/slotwatch/slotwatch/services/accountpool/cmd/accountpool",
-		"github.com/slotwatch/slotwatch/services/requests/cmd/requests"))
+		"github.com/slotwatch/slotwatch/services/requests/cmd/requests",
+		"github.com/slotwatch/slotwatch/services/notifier/cmd/notifier"))
 }
 
 // testBundle is a running AccountPool and Requests on one fresh database,

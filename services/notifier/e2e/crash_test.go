@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
+)
+
+// TestKilledBetweenSendAndRecord: the Notifier is killed (SIGKILL) while
+// the receiver holds its first POST, so the send happened and its outcome
+// was never recorded. A new Notifier sends it again once the lease lapses:
+// the receiver sees it twice under one idempotency key, the log shows one
+// delivery, delivered, after two attempts.
+func TestKilledBetweenSendAndRecord(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	s.webhookContact("en")
+	arrived, release := make(chan struct{}), make(chan struct{})
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, before int) {
+		if before == 0 {
+			close(arrived)
+			<-release
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	s.createRequests(1)
+	s.findSlot()
+	<-arrived
+	s.notifiers[0].Kill()
+	close(release)
+
+	s.startNotifier()
+	eventually(t, "delivered by the second notifier", func() bool {
+		return len(deliveries(t, s.clientOf(1), notifierv1.DeliveryState_DELIVERY_STATE_DELIVERED)) == 1
+	})
+	hits := s.recv.all()
+	if len(hits) != 2 || hits[0].key != hits[1].key {
+		t.Fatalf("receiver: %d hits %v", len(hits), hits)
+	}
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 1 {
+		t.Errorf("log rows: %d, want 1", n)
+	}
+	if n := s.count(`SELECT attempts FROM notifier.deliveries`); n != 2 {
+		t.Errorf("attempts: %d, want 2", n)
+	}
+}
+
+// TestKilledMidStreamLosesNothing: the Notifier is killed while it
+// records a stream of events, and Requests restarts mid-stream too; every
+// SLOT_FOUND reaches the receiver, and the log holds each one once.
+func TestKilledMidStreamLosesNothing(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	s.webhookContact("en")
+	s.createRequests(60)
+	s.findSlot()
+	eventually(t, "some deliveries recorded", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries`) > 0 })
+	s.notifiers[0].Kill()
+	// Requests restarts (on the same address) while no notifier runs and
+	// again while one does: the stream resumes from the stored cursor.
+	s.rqProc.Stop()
+	s.startRequests()
+	s.startNotifier()
+	more := s.createRequests(40)
+	s.rqProc.Stop()
+	s.startRequests()
+	s.findSlot()
+	eventually(t, "100 delivered", func() bool {
+		return len(deliveries(t, s.clientOf(1), notifierv1.DeliveryState_DELIVERY_STATE_DELIVERED)) == 100
+	})
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 100 {
+		t.Errorf("log rows: %d, want 100", n)
+	}
+	if k := s.recv.keys(); k != 100 {
+		t.Errorf("receiver saw %d distinct deliveries, want 100", k)
+	}
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries WHERE request_id = $1`, more[0]); n != 1 {
+		t.Errorf("deliveries of %s: %d", more[0], n)
+	}
+}
+
+// TestTwoReplicasThousandEvents: two Notifiers share the log; 1000
+// SLOT_FOUND events, one webhook contact: each (event, contact) reaches
+// the receiver, and the log holds each exactly once.
+func TestTwoReplicasThousandEvents(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifiers: 2})
+	s.webhookContact("en")
+	s.createRequests(1000)
+	if n := s.findSlot(); n != 1000 {
+		t.Fatalf("matched %d", n)
+	}
+	eventually(t, "1000 delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 1000
+	})
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 1000 {
+		t.Errorf("log rows: %d, want 1000", n)
+	}
+	if n := s.count(`SELECT count(DISTINCT (event_cursor, recipient_id)) FROM notifier.deliveries`); n != 1000 {
+		t.Errorf("distinct (event, contact): %d", n)
+	}
+	if k := s.recv.keys(); k != 1000 {
+		t.Errorf("receiver saw %d distinct deliveries, want 1000", k)
+	}
+	t.Logf("receiver hits: %d for 1000 deliveries", len(s.recv.all()))
+}
+
+// clientOf is an admin client of the i-th notifier started.
+func (s *system) clientOf(i int) notifierv1.NotifierServiceClient {
+	s.t.Helper()
+	return notifierv1.NewNotifierServiceClient(dial(s.t, s.notifiers[i].Addr, s.adminToken))
+}
+
+// TestStandbyTakesOver: of two Notifiers one consumes; when it is killed,
+// the other takes the consumer lock and the events that follow reach the
+// receiver, each once in the log.
+func TestStandbyTakesOver(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifiers: 2})
+	s.webhookContact("en")
+	const consuming = "consuming Requests events: this replica holds the consumer lock"
+	active := -1
+	eventually(t, "one replica consuming", func() bool {
+		for i, p := range s.notifiers {
+			if len(p.Log.With(consuming)) > 0 {
+				active = i
+				return true
+			}
+		}
+		return false
+	})
+	standby := 1 - active
+	if len(s.notifiers[standby].Log.With(consuming)) != 0 {
+		t.Fatal("both replicas consume")
+	}
+	s.createRequests(5)
+	s.findSlot()
+	eventually(t, "5 delivered", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 5 })
+	s.notifiers[active].Kill()
+	eventually(t, "the standby consuming", func() bool { return len(s.notifiers[standby].Log.With(consuming)) > 0 })
+	s.createRequests(5)
+	s.findSlot()
+	eventually(t, "10 delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 10
+	})
+	if k := s.recv.keys(); k != 10 {
+		t.Errorf("receiver saw %d distinct deliveries, want 10", k)
+	}
+	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 10 {
+		t.Errorf("log rows: %d, want 10", n)
+	}
+}

@@ -1,0 +1,333 @@
+// Package consumer follows Requests' WatchEvents and turns each event into
+// the deliveries it causes, recorded with the event's cursor in one
+// transaction (the outbox): after a restart, a SIGKILL or a Requests
+// restart it resumes from the stored cursor, so no event is lost and none
+// is recorded twice. One replica at a time consumes (store.Consumer's
+// lock); the others wait on standby to take over.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/metrics"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/store"
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
+)
+
+// Stream is the name of Requests' event stream in notifier.cursors.
+const Stream = "requests"
+
+// Defaults of Config.
+const (
+	DefaultStandbyWait = 2 * time.Second
+	// skipFlush: events that cause no delivery move the stored cursor only
+	// every this many (or with the next event that does): replaying a few
+	// hundred such events after a restart costs nothing.
+	skipFlush = 500
+)
+
+// Events is what the consumer needs of Requests.
+type Events interface {
+	WatchEvents(ctx context.Context, in *requestsv1.WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[requestsv1.WatchEventsResponse], error)
+}
+
+// Config configures the consumer.
+type Config struct {
+	// StandbyWait is how often a standby replica tries to take over.
+	StandbyWait time.Duration
+}
+
+// Consumer follows the event stream.
+type Consumer struct {
+	store     *store.Store
+	events    Events
+	lookup    *Lookup
+	templates *content.Templates
+	now       func() time.Time
+	cfg       Config
+	wake      func()
+	metrics   *metrics.Notifier
+	logger    *slog.Logger
+}
+
+// New returns a consumer; wake is called after deliveries are recorded
+// (the delivery loop's doorbell).
+func New(st *store.Store, events Events, lookup *Lookup, t *content.Templates, now func() time.Time, cfg Config,
+	wake func(), m *metrics.Notifier, logger *slog.Logger) *Consumer {
+	if cfg.StandbyWait <= 0 {
+		cfg.StandbyWait = DefaultStandbyWait
+	}
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Consumer{store: st, events: events, lookup: lookup, templates: t, now: now, cfg: cfg, wake: wake, metrics: m, logger: logger}
+}
+
+// Run consumes until ctx ends: it takes the consumer lock when it is free,
+// and follows the stream while it holds it.
+func (c *Consumer) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		lock, err := c.store.AcquireConsumer(ctx, Stream, c.now())
+		switch {
+		case errors.Is(err, store.ErrLocked):
+			c.metrics.Active(false)
+		case err != nil:
+			c.logger.Warn("cannot take the consumer lock", "error", err)
+		default:
+			c.logger.Info("consuming Requests events: this replica holds the consumer lock")
+			c.metrics.Active(true)
+			c.hold(ctx, lock)
+			lock.Close()
+			c.metrics.Active(false)
+			c.metrics.Cursor(0)
+			if ctx.Err() == nil {
+				c.logger.Warn("gave up the consumer lock after a database error; taking it again")
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(c.cfg.StandbyWait):
+		}
+	}
+	return nil
+}
+
+// hold follows the stream, reconnecting to Requests as needed, until ctx
+// ends or the lock's connection fails.
+func (c *Consumer) hold(ctx context.Context, lock *store.Consumer) {
+	ctx, lost := context.WithCancel(ctx)
+	defer lost()
+	reconnect.Run(ctx, func(ctx context.Context) (bool, error) {
+		healthy, err := c.follow(ctx, lock)
+		var dbErr *lockError
+		if errors.As(err, &dbErr) {
+			lost()
+		}
+		return healthy, err
+	}, func(err error, wait time.Duration) {
+		c.logger.Warn("Requests event stream dropped; resuming from the stored cursor", "error", err, "retry_in", wait.String())
+	})
+}
+
+// lockError is a failure of the lock's connection: the lock may be gone.
+type lockError struct{ err error }
+
+func (e *lockError) Error() string { return e.err.Error() }
+func (e *lockError) Unwrap() error { return e.err }
+
+// MaxBatch is the most events recorded in one transaction: the events that
+// arrived while the previous batch was being recorded, so a burst costs a
+// few transactions and a lone event is recorded at once.
+const MaxBatch = 500
+
+// follow streams from the stored cursor; it returns when the stream ends,
+// saying whether it received anything.
+func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, error) {
+	cursor, err := lock.Cursor(ctx)
+	if err != nil {
+		return false, &lockError{err}
+	}
+	c.metrics.Cursor(cursor)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.events.WatchEvents(ctx, &requestsv1.WatchEventsRequest{AfterCursor: cursor})
+	if err != nil {
+		return false, fmt.Errorf("watch events: %w", err)
+	}
+	// One goroutine receives; the loop below takes what has arrived.
+	events, recvErr := make(chan *requestsv1.WatchEventsResponse, MaxBatch), make(chan error, 1)
+	go func() {
+		for {
+			ev, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case events <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	healthy, skipped := false, 0
+	for {
+		var batch []*requestsv1.WatchEventsResponse
+		select {
+		case ev := <-events:
+			batch = append(batch, ev)
+		case err := <-recvErr:
+			return healthy, fmt.Errorf("receive event: %w", err)
+		}
+	take:
+		for len(batch) < MaxBatch {
+			select {
+			case ev := <-events:
+				batch = append(batch, ev)
+			default:
+				break take
+			}
+		}
+		healthy = true
+		ds, types, err := c.deliveries(ctx, batch)
+		if err != nil {
+			return healthy, err
+		}
+		last := batch[len(batch)-1].GetCursor()
+		if len(ds) == 0 {
+			for _, t := range types {
+				c.metrics.Consumed(t, 0)
+			}
+			if skipped += len(batch); skipped < skipFlush {
+				continue
+			}
+		}
+		skipped = 0
+		n, err := lock.Record(ctx, last, ds, c.now())
+		if err != nil {
+			return healthy, &lockError{err}
+		}
+		for i, t := range types {
+			if i == 0 {
+				c.metrics.Consumed(t, n)
+			} else {
+				c.metrics.Consumed(t, 0)
+			}
+		}
+		if len(ds) > 0 {
+			c.wake()
+		}
+		c.metrics.Cursor(last)
+	}
+}
+
+var eventTypes = map[requestsv1.EventType]domain.EventType{
+	requestsv1.EventType_EVENT_TYPE_SLOT_FOUND: domain.SlotFound,
+	requestsv1.EventType_EVENT_TYPE_EXPIRED:    domain.Expired,
+	requestsv1.EventType_EVENT_TYPE_CANCELLED:  domain.Cancelled,
+}
+
+// deliveries renders the deliveries a batch of events causes: per event,
+// one per contact of the request's applicant (for the events contacts
+// hear of) and one per subscription hearing of the event on the request's
+// mission. It returns each event's type too, for the metrics.
+func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEventsResponse) ([]domain.Delivery, []string, error) {
+	type subKey struct {
+		mission string
+		typ     domain.EventType
+	}
+	var (
+		out      []domain.Delivery
+		types    = make([]string, 0, len(batch))
+		contacts = map[uuid.UUID][]domain.Contact{}
+		subs     = map[subKey][]domain.Subscription{}
+		pending  []*requestsv1.WatchEventsResponse
+		ids      []string
+		seen     = map[string]bool{}
+	)
+	// First what each event reaches, from this database, once per
+	// applicant and per mission in the batch.
+	for _, ev := range batch {
+		typ, ok := eventTypes[ev.GetType()]
+		req := ev.GetRequest()
+		if !ok || req == nil {
+			types = append(types, "other")
+			continue
+		}
+		types = append(types, string(typ))
+		applicant, _ := uuid.Parse(req.GetApplicantId())
+		reach := 0
+		if applicant != uuid.Nil && (typ == domain.SlotFound || typ == domain.Expired) {
+			cs, ok := contacts[applicant]
+			if !ok {
+				var err error
+				if cs, err = c.store.ContactsOf(ctx, applicant); err != nil {
+					return nil, nil, &lockError{err}
+				}
+				contacts[applicant] = cs
+			}
+			reach += len(cs)
+		}
+		k := subKey{req.GetMissionCode(), typ}
+		ss, ok := subs[k]
+		if !ok {
+			var err error
+			if ss, err = c.store.SubscriptionsFor(ctx, k.mission, typ); err != nil {
+				return nil, nil, &lockError{err}
+			}
+			subs[k] = ss
+		}
+		if reach += len(ss); reach == 0 {
+			continue
+		}
+		pending = append(pending, ev)
+		if id := req.GetApplicantId(); id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(pending) == 0 {
+		return nil, types, nil
+	}
+	// Then what the messages name, from Requests: one call for the names.
+	names, err := c.lookup.ApplicantNames(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, ev := range pending {
+		typ, req := eventTypes[ev.GetType()], ev.GetRequest()
+		e := content.Event{
+			Cursor: ev.GetCursor(), Type: typ, OccurredAt: ev.GetOccurredAt().AsTime(), RequestID: req.GetId(),
+			ApplicantID: req.GetApplicantId(), ApplicantName: names[req.GetApplicantId()], MissionCode: req.GetMissionCode(),
+			Centre: req.GetCentre(), Category: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
+		}
+		for _, s := range req.GetMatchedSlots() {
+			e.Slots = append(e.Slots, content.Slot{Date: s.GetDate(), Time: s.GetTime()})
+		}
+		if e.Timezone, err = c.lookup.MissionTimezone(ctx, req.GetMissionCode(), c.now()); err != nil {
+			return nil, nil, err
+		}
+		requestID, _ := uuid.Parse(req.GetId())
+		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
+			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
+				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
+			m, err := c.templates.Render(t.Language, operator, e, d.IdempotencyKey())
+			if err != nil {
+				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
+			}
+			d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
+			if t.Kind == channel.Webhook {
+				// A webhook posts the JSON alone (which holds the text):
+				// the log keeps what is sent, not every rendering.
+				d.Text, d.HTML = "", ""
+			}
+			out = append(out, d)
+			return nil
+		}
+		applicant, _ := uuid.Parse(req.GetApplicantId())
+		if typ == domain.SlotFound || typ == domain.Expired {
+			for _, ct := range contacts[applicant] {
+				if err := add(ct.Target, ct.ID, uuid.Nil, false); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+		for _, s := range subs[subKey{req.GetMissionCode(), typ}] {
+			if err := add(s.Target, uuid.Nil, s.ID, true); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return out, types, nil
+}

@@ -1,0 +1,87 @@
+package content_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
+)
+
+func TestShippedTemplatesLoad(t *testing.T) {
+	t.Parallel()
+	tmpl, err := content.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("SlotFoundNamesEverythingInThePortalsZone", func(t *testing.T) {
+		t.Parallel()
+		e := content.Sample(domain.SlotFound)
+		for _, lang := range domain.Languages {
+			m, err := tmpl.Render(lang, false, e, "k-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"Ada Lovelace", "fra", "paris", "tourism", "2030-07-03 09:30", "Europe/Paris",
+				"2030-06-01 10:30 CEST", "requests book " + e.RequestID, ":resume", "ResumeWatching", "ConfirmBooked"} {
+				if !strings.Contains(m.Text, want) {
+					t.Errorf("%s text lacks %q:\n%s", lang, want, m.Text)
+				}
+			}
+			if !strings.Contains(m.HTML, "Ada Lovelace") || !strings.Contains(m.Subject, "2030-07-03 09:30") {
+				t.Errorf("%s: html or subject incomplete: %q", lang, m.Subject)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(m.JSON, &body); err != nil || body["idempotency_key"] != "k-1" || body["type"] != "slot_found" {
+				t.Errorf("%s json: %s (%v)", lang, m.JSON, err)
+			}
+		}
+	})
+	t.Run("HTMLEscapesWhatRequestsStores", func(t *testing.T) {
+		t.Parallel()
+		e := content.Sample(domain.SlotFound)
+		e.ApplicantName = `<script>alert(1)</script>`
+		m, err := tmpl.Render("en", false, e, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(m.HTML, "<script>") {
+			t.Errorf("html not escaped: %s", m.HTML)
+		}
+	})
+	t.Run("UnknownZoneFallsBackToUTC", func(t *testing.T) {
+		t.Parallel()
+		e := content.Sample(domain.Expired)
+		e.Timezone = ""
+		m, err := tmpl.Render("fr", true, e, "k")
+		if err != nil || !strings.Contains(m.Text, "UTC") {
+			t.Fatalf("%v\n%s", err, m.Text)
+		}
+	})
+}
+
+func TestBrokenTemplateStopsLoad(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{}
+	for _, lang := range domain.Languages {
+		for _, ev := range content.Events {
+			base := "templates/" + lang + "/" + string(ev)
+			fsys[base+".txt"] = &fstest.MapFile{Data: []byte(`{{define "subject"}}s{{end}}{{define "text"}}t{{end}}`)}
+			fsys[base+".html"] = &fstest.MapFile{Data: []byte(`{{define "html"}}h{{end}}`)}
+		}
+	}
+	if _, err := content.LoadFS(fsys); err != nil {
+		t.Fatalf("a complete set: %v", err)
+	}
+	// A field the view does not have fails at start, not at the first slot.
+	fsys["templates/fr/expired.txt"] = &fstest.MapFile{Data: []byte(`{{define "subject"}}{{.PassportNumber}}{{end}}{{define "text"}}t{{end}}`)}
+	if _, err := content.LoadFS(fsys); err == nil || !strings.Contains(err.Error(), "fr/expired") {
+		t.Fatalf("err = %v, want one naming fr/expired", err)
+	}
+	delete(fsys, "templates/en/cancelled.html")
+	if _, err := content.LoadFS(fsys); err == nil || !strings.Contains(err.Error(), "en/cancelled.html") {
+		t.Fatalf("err = %v, want one naming the missing file", err)
+	}
+}

@@ -1,0 +1,273 @@
+// Package delivery is the Notifier's delivery loop: it claims due
+// deliveries from the log (FOR UPDATE SKIP LOCKED, under a lease that
+// lapses if this replica dies), sends each through its channel, and
+// records the outcome. A delivery is sent at least once; the log holds it
+// once, and every attempt carries its idempotency key, so a receiver can
+// drop the repeat that a crash between send and record causes.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/metrics"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultLease       = time.Minute
+	DefaultPoll        = time.Second
+	DefaultConcurrency = 8
+	// maxErrorLen bounds last_error, in characters.
+	maxErrorLen = 500
+)
+
+// Config configures the loop.
+type Config struct {
+	// Retry is the backoff and the attempts before DEAD.
+	Retry domain.Retry
+	// Lease is how long one attempt holds a delivery; a send is cut at
+	// three quarters of it, so the outcome is recorded before it lapses.
+	Lease time.Duration
+	// Poll is how often the log is read when nothing rang the doorbell
+	// (deliveries recorded by another replica, retries coming due).
+	Poll time.Duration
+	// Concurrency is how many sends run at once.
+	Concurrency int
+}
+
+// Loop sends deliveries.
+type Loop struct {
+	store   *store.Store
+	app     *app.App
+	senders map[channel.Kind]channel.Sender
+	kinds   []string
+	cfg     Config
+	now     func() time.Time
+	bell    chan struct{}
+	metrics *metrics.Notifier
+	logger  *slog.Logger
+}
+
+// New returns a loop sending through senders (one per kind); deliveries of
+// a kind with no sender here stay queued for a replica that has one.
+func New(st *store.Store, a *app.App, senders map[channel.Kind]channel.Sender, cfg Config, now func() time.Time,
+	m *metrics.Notifier, logger *slog.Logger) *Loop {
+	if cfg.Retry.MaxAttempts == 0 {
+		cfg.Retry = domain.DefaultRetry
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	var kinds []string
+	for _, k := range slices.Sorted(maps.Keys(senders)) {
+		kinds = append(kinds, string(k))
+	}
+	return &Loop{store: st, app: a, senders: senders, kinds: kinds, cfg: cfg, now: now, bell: make(chan struct{}, 1), metrics: m, logger: logger}
+}
+
+// Wake rings the doorbell: deliveries were recorded.
+func (l *Loop) Wake() {
+	select {
+	case l.bell <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends until ctx ends. Sends in flight finish (within their timeout)
+// before it returns.
+//
+// Concurrency workers send; this loop claims for them, a batch of up to
+// twice their number whenever at least half of the queue is free, so a
+// burst is claimed in a few statements rather than one per delivery.
+func (l *Loop) Run(ctx context.Context) error {
+	n := l.cfg.Concurrency
+	work, freed := make(chan domain.Delivery, 2*n), make(chan struct{}, 1)
+	delivered := make(chan domain.Delivery, 4*n)
+	// Sends are recorded even while the service stops.
+	record := context.WithoutCancel(ctx)
+	recorded := make(chan struct{})
+	go func() { l.recordDelivered(record, delivered); close(recorded) }()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				if l.attempt(record, d) {
+					delivered <- d
+				}
+				select {
+				case freed <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(work); wg.Wait(); close(delivered); <-recorded }()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case <-l.bell:
+		}
+		for ctx.Err() == nil {
+			room := cap(work) - len(work)
+			if room < n {
+				select {
+				case <-ctx.Done():
+				case <-freed:
+				}
+				continue
+			}
+			now := l.now()
+			ds, err := l.store.Claim(ctx, now, now.Add(l.cfg.Lease), l.kinds, room)
+			if err != nil {
+				if ctx.Err() == nil {
+					l.logger.Warn("claim deliveries failed", "error", err)
+				}
+				break
+			}
+			for _, d := range ds {
+				work <- d // room was free, and only this loop sends
+			}
+			if len(ds) < room {
+				break
+			}
+		}
+		timer.Reset(l.cfg.Poll)
+	}
+}
+
+// recordBatch bounds the deliveries one statement marks delivered;
+// recordEvery bounds how long a delivered one waits for its batch.
+const (
+	recordBatch = 128
+	recordEvery = 5 * time.Millisecond
+)
+
+// recordDelivered marks the accepted deliveries delivered, many per
+// statement: what arrives while one statement runs goes in the next.
+func (l *Loop) recordDelivered(ctx context.Context, in <-chan domain.Delivery) {
+	var batch []domain.Delivery
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		now := l.now()
+		held, err := l.store.MarkDeliveredBatch(ctx, batch, now)
+		switch {
+		case err != nil:
+			l.logger.Warn("could not record delivered attempts; they will be attempted again when their leases lapse", "count", len(batch), "error", err)
+		case held < len(batch):
+			l.logger.Warn("delivery attempts outlived their lease; other attempts own those deliveries", "count", len(batch)-held)
+		}
+		for _, d := range batch {
+			l.metrics.Attempted(d.Kind, metrics.ResultDelivered, now.Sub(d.EventOccurredAt))
+		}
+		batch = batch[:0]
+	}
+	for {
+		d, ok := <-in
+		if !ok {
+			return
+		}
+		batch = append(batch, d)
+		deadline := time.After(recordEvery)
+	fill:
+		for len(batch) < recordBatch {
+			select {
+			case d, ok := <-in:
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, d)
+			case <-deadline:
+				break fill
+			}
+		}
+		flush()
+	}
+}
+
+// attempt sends d once; it records a failure itself and says whether the
+// receiver accepted d (for recordDelivered to record).
+func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
+	msg := channel.Message{IdempotencyKey: d.IdempotencyKey(), To: d.Address, Subject: d.Subject, Text: d.Text, HTML: d.HTML, JSON: d.JSON}
+	err := l.prepare(d, &msg)
+	if err == nil {
+		sendCtx, cancel := context.WithTimeout(ctx, l.cfg.Lease*3/4)
+		err = l.senders[d.Kind].Send(sendCtx, msg)
+		cancel()
+	}
+	if err == nil {
+		return true
+	}
+	dead, wait := l.cfg.Retry.Outcome(d.Attempts, err)
+	held, recErr := l.store.MarkFailed(ctx, d, dead, l.now().Add(wait), truncate(err.Error()))
+	l.recorded(d, held, recErr)
+	result := metrics.ResultRetry
+	if dead {
+		result = metrics.ResultDead
+		l.logger.Warn("delivery is dead", "delivery", d.ID, "kind", string(d.Kind), "attempts", d.Attempts, "error", err)
+	} else {
+		l.logger.Info("delivery failed; retrying later", "delivery", d.ID, "kind", string(d.Kind), "attempts", d.Attempts,
+			"retry_in", wait.String(), "error", err)
+	}
+	l.metrics.Attempted(d.Kind, result, 0)
+	return false
+}
+
+// prepare adds what the stored message lacks: a webhook's signing secrets,
+// as claimed with it.
+func (l *Loop) prepare(d domain.Delivery, msg *channel.Message) error {
+	if d.RecipientGone {
+		return channel.Permanent(errors.New("the recipient was deleted"))
+	}
+	if d.Kind != channel.Webhook {
+		return nil
+	}
+	secrets, err := l.app.OpenSecrets(d)
+	if err != nil {
+		return err
+	}
+	msg.SigningSecrets = secrets
+	return nil
+}
+
+func (l *Loop) recorded(d domain.Delivery, held bool, err error) {
+	switch {
+	case err != nil:
+		l.logger.Warn("could not record a delivery attempt; it will be attempted again when its lease lapses", "delivery", d.ID, "error", err)
+	case !held:
+		l.logger.Warn("a delivery attempt outlived its lease; another attempt owns the delivery", "delivery", d.ID)
+	}
+}
+
+func truncate(s string) string {
+	if utf8.RuneCountInString(s) <= maxErrorLen {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:maxErrorLen]) + "…"
+}

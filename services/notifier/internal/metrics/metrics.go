@@ -1,0 +1,124 @@
+// Package metrics is the Notifier's domain metrics, besides the per-RPC
+// ones. The names are pinned by the alert rules in deploy/k8s.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+)
+
+// Results of one delivery attempt (the result label of
+// slotwatch_notifier_delivery_attempts_total).
+const (
+	ResultDelivered = "delivered"
+	ResultRetry     = "retry"
+	ResultDead      = "dead"
+)
+
+// Notifier holds the metrics the service moves. A nil *Notifier counts
+// nothing.
+type Notifier struct {
+	attempts *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+	recorded prometheus.Counter
+	cursor   prometheus.Gauge
+	leader   prometheus.Gauge
+}
+
+// CountFunc counts deliveries by state now.
+type CountFunc func(ctx context.Context) (map[domain.DeliveryState]int, error)
+
+// New registers the metrics on reg; count is queried at each scrape for
+// slotwatch_notifier_deliveries.
+func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notifier {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	m := &Notifier{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_delivery_attempts_total",
+			Help: "Delivery attempts by channel and result: delivered, retry (failed, tried again later), dead (given up: refused for good or out of attempts).",
+		}, []string{"kind", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "slotwatch_notifier_delivery_latency_seconds",
+			Help:    "Time from the event in Requests to the receiver accepting its delivery, by channel.",
+			Buckets: []float64{0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800},
+		}, []string{"kind"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_events_total",
+			Help: "Requests events consumed by this replica, by type (slot_found, expired, cancelled, other).",
+		}, []string{"type"}),
+		recorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_deliveries_recorded_total",
+			Help: "Deliveries written to the delivery log by this replica's consumer.",
+		}),
+		cursor: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "slotwatch_notifier_consumer_cursor",
+			Help: "The Requests event cursor this replica's consumer last recorded (0 while it does not consume).",
+		}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "slotwatch_notifier_consumer_active",
+			Help: "1 while this replica holds the consumer lock and follows Requests' events, 0 on standby.",
+		}),
+	}
+	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
+		m.latency.WithLabelValues(string(k))
+		for _, r := range []string{ResultDelivered, ResultRetry, ResultDead} {
+			m.attempts.WithLabelValues(string(k), r)
+		}
+	}
+	reg.MustRegister(m.attempts, m.latency, m.events, m.recorded, m.cursor, m.leader,
+		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
+	return m
+}
+
+var deliveriesDesc = prometheus.NewDesc("slotwatch_notifier_deliveries",
+	"Deliveries in the log by state now: pending, delivered, dead (every replica together).", []string{"state"}, nil)
+
+// Attempted counts one delivery attempt; a delivered one observes its
+// latency from the event.
+func (m *Notifier) Attempted(kind channel.Kind, result string, sinceEvent time.Duration) {
+	if m == nil {
+		return
+	}
+	m.attempts.WithLabelValues(string(kind), result).Inc()
+	if result == ResultDelivered {
+		m.latency.WithLabelValues(string(kind)).Observe(max(sinceEvent, 0).Seconds())
+	}
+}
+
+// Consumed counts one event and the deliveries it caused.
+func (m *Notifier) Consumed(eventType string, deliveries int) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(eventType).Inc()
+	m.recorded.Add(float64(deliveries))
+}
+
+// Cursor sets the consumer's last recorded cursor.
+func (m *Notifier) Cursor(c int64) {
+	if m != nil {
+		m.cursor.Set(float64(c))
+	}
+}
+
+// Active says whether this replica consumes.
+func (m *Notifier) Active(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
+}
