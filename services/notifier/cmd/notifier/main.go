@@ -43,6 +43,8 @@ import (
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/email"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/telegram"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/consumer"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
@@ -74,6 +76,10 @@ type config struct {
 	client       auth.ClientConfig
 	delivery     delivery.Config
 	webhook      webhook.Config
+	// email and telegram are on when NOTIFIER_SMTP_HOST and
+	// NOTIFIER_TELEGRAM_TOKEN_FILE are set.
+	email    email.Config
+	telegram telegram.Config
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -94,7 +100,9 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			Poll:        env.Duration("NOTIFIER_POLL_INTERVAL", delivery.DefaultPoll),
 			Concurrency: env.Int("NOTIFIER_CONCURRENCY", delivery.DefaultConcurrency, 1),
 		},
-		webhook: webhook.Config{Timeout: env.Duration("NOTIFIER_WEBHOOK_TIMEOUT", webhook.DefaultTimeout)},
+		webhook:  webhook.Config{Timeout: env.Duration("NOTIFIER_WEBHOOK_TIMEOUT", webhook.DefaultTimeout)},
+		email:    email.LoadConfig(env),
+		telegram: telegram.LoadConfig(env),
 	}
 	errs := []error{env.Err()}
 	client, err := auth.ClientConfigFromEnv(env.Lookup) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
@@ -174,6 +182,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	senders := map[channel.Kind]channel.Sender{
 		channel.Webhook: webhook.New(cfg.webhook),
 	}
+	if cfg.email.Host != "" {
+		cfg.email.Logger = logger
+		s, err := email.New(cfg.email)
+		if err != nil {
+			return err
+		}
+		senders[channel.Email] = s
+	}
+	if cfg.telegram.TokenFile != "" {
+		s, err := telegram.New(cfg.telegram)
+		if err != nil {
+			return err
+		}
+		senders[channel.Telegram] = s
+	}
+	logger.Info("notifier channels", "email", senders[channel.Email] != nil, "telegram", senders[channel.Telegram] != nil, "webhook", true)
 
 	st := store.New(pool)
 	gs := grpcserver.New(grpcserver.Config{Name: "notifier", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
