@@ -21,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -55,6 +56,9 @@ type options struct {
 	realClock bool
 	keyset    []byte
 	listen    bool // run the LISTEN/NOTIFY wake-ups
+	// listenVia, when set, is the fault proxy the listener's connection
+	// goes through, with a short idle check.
+	listenVia *faultproxy.Proxy
 	rateLimit float64
 	rateBurst int
 }
@@ -64,7 +68,13 @@ type option func(*options)
 func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.cfg) } }
 func withRealClock() option                    { return func(o *options) { o.realClock = true } }
 func withListener() option                     { return func(o *options) { o.listen = true } }
-func withKeyset(k []byte) option               { return func(o *options) { o.keyset = k } }
+
+// withListenerVia runs the listener through a fault proxy to the database,
+// pinging after 200ms without a notification.
+func withListenerVia(p *faultproxy.Proxy) option {
+	return func(o *options) { o.listen, o.listenVia = true, p }
+}
+func withKeyset(k []byte) option { return func(o *options) { o.keyset = k } }
 func withRateLimit(rps float64, burst int) option {
 	return func(o *options) { o.rateLimit, o.rateBurst = rps, burst }
 }
@@ -118,6 +128,11 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		b.clock = testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 		appOpts = append(appOpts, app.WithClock(b.clock.Now))
 	}
+	listenConfig := db.Config().ConnConfig.Copy()
+	if o.listenVia != nil {
+		listenConfig.DialFunc = o.listenVia.DialContext
+		appOpts = append(appOpts, app.WithListenIdleCheck(200*time.Millisecond))
+	}
 	b.pool = app.New(store.New(db), keys, o.cfg, appOpts...)
 	server.New(b.pool, logger).Register(srv.GRPC)
 	lis := bufconn.Listen(1 << 20)
@@ -125,7 +140,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	done := make(chan error, 2)
 	go func() { done <- srv.Serve(ctx, lis, nil) }()
 	if o.listen {
-		go func() { _ = b.pool.Listen(ctx, db.Config().ConnConfig) }()
+		go func() { _ = b.pool.Listen(ctx, listenConfig) }()
 	}
 	t.Cleanup(func() {
 		b.pool.Stop()
