@@ -59,6 +59,9 @@ type options struct {
 	// listenVia, when set, is the fault proxy the listener's connection
 	// goes through, with a short idle check.
 	listenVia *faultproxy.Proxy
+	// dbVia, when set, is the fault proxy every pool connection goes
+	// through.
+	dbVia     *faultproxy.Proxy
 	rateLimit float64
 	rateBurst int
 }
@@ -68,6 +71,9 @@ type option func(*options)
 func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.cfg) } }
 func withRealClock() option                    { return func(o *options) { o.realClock = true } }
 func withListener() option                     { return func(o *options) { o.listen = true } }
+
+// withDatabaseVia makes the server's pool connect through a fault proxy.
+func withDatabaseVia(p *faultproxy.Proxy) option { return func(o *options) { o.dbVia = p } }
 
 // withListenerVia runs the listener through a fault proxy to the database,
 // pinging after 200ms without a notification.
@@ -105,7 +111,14 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(context.Background(), dbURL)
+	dbConfig, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.dbVia != nil {
+		dbConfig.ConnConfig.DialFunc = o.dbVia.DialContext
+	}
+	db, err := pgxpool.NewWithConfig(context.Background(), dbConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
