@@ -74,6 +74,10 @@ bench-checker: chromium ## Checker: the four portal families side by side; share
 bench-discipline: build chromium ## Portal load discipline: logins per check with session reuse on/off, checks/min vs. the portal cap, a CAPTCHA storm's pause (2 Checkers)
 	$(WITH_PG) ./bin/disciplinebench $(BENCH_ARGS)
 
+.PHONY: chaos
+chaos: build chromium ## Chaos suite (issue 15): every fault against the real binaries on a private Postgres, one line per scenario (CHAOS_ARGS=-scenarios=pg-restart-fast -kills=20)
+	./bin/chaos $(CHAOS_ARGS)
+
 .PHONY: clean
 clean: ## Remove bin/ (the private cluster in .data/ stays)
 	rm -rf $(BIN)
