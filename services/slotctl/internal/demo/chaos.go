@@ -638,7 +638,7 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 		clockSlack.String()))
 	out = append(out, count("leases", "leases past TTL+grace", `
 		SELECT count(*) FROM accountpool.accounts WHERE lease_expires_at < now() - $1::interval`,
-		(leaseGrace + leaseSlack).String()))
+		(leaseGrace+leaseSlack).String()))
 	// Missions: no two claims of one mission held at once; no claim
 	// answered OK twice.
 	claims := invariant{name: "claims"}
