@@ -588,6 +588,14 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 		}
 		return fmt.Sprintf("%s, %s", what, hold), err
 	case name == "pg-max-connections":
+		// Another client takes every connection slot just after the
+		// services lost theirs (as in a failover), so that their pools
+		// must reconnect into a full server.
+		var n int
+		if err := s.admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND application_name <> 'chaos'`).Scan(&n); err != nil {
+			return "", err
+		}
 		var conns []*pgx.Conn
 		for {
 			c, err := pgx.Connect(ctx, pgURL(s.pg.addr(), chaosDB)+"&application_name=chaos")
@@ -600,7 +608,7 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 		for _, c := range conns {
 			_ = c.Close(context.Background())
 		}
-		return fmt.Sprintf("%d more connections fill max_connections, %s", len(conns), hold), err
+		return fmt.Sprintf("%d services' connections ended, %d others fill max_connections, %s", n, len(conns), hold), err
 	}
 	return "", fmt.Errorf("no fault for %s", name)
 }
@@ -644,22 +652,23 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 	claims := invariant{name: "claims"}
 	var n int
 	var example string
+	// Pairs of claims of one mission whose lives intersect for longer
+	// than clockSlack; a claim ends when reported, or at its expiry.
 	err := s.admin.QueryRow(ctx, `
-		SELECT count(*), coalesce(min(mission_code || ': ' || prev_claim || ' by ' || prev_checker || ' until ' || to_char(prev_end, 'HH24:MI:SS.US') ||
-		       ', then ' || id || ' by ' || checker_id || ' from ' || to_char(claimed_at, 'HH24:MI:SS.US') ||
-		       ' (reported ' || coalesce(to_char(reported_at, 'HH24:MI:SS.US'), 'never') || ')'), '')
-		FROM (
-			SELECT id, mission_code, checker_id, claimed_at, reported_at,
-			       lag(id) OVER w AS prev_claim,
-			       lag(checker_id) OVER w AS prev_checker,
-			       lag(least(coalesce(reported_at, expires_at), expires_at)) OVER w AS prev_end
-			FROM requests.claims WINDOW w AS (PARTITION BY mission_code ORDER BY claimed_at)) c
-		WHERE claimed_at < prev_end - $1::interval`, clockSlack.String()).Scan(&n, &example)
+		SELECT count(*), coalesce(min(a.mission_code || ': ' || a.id || ' by ' || a.checker_id || ' ' || to_char(a.claimed_at, 'HH24:MI:SS.US') ||
+		       '-' || to_char(ae.ended, 'HH24:MI:SS.US') || ' and ' || b.id || ' by ' || b.checker_id || ' ' || to_char(b.claimed_at, 'HH24:MI:SS.US') ||
+		       '-' || to_char(be.ended, 'HH24:MI:SS.US')), '')
+		FROM requests.claims a
+		CROSS JOIN LATERAL (SELECT least(coalesce(a.reported_at, a.expires_at), a.expires_at) AS ended) ae
+		JOIN requests.claims b ON b.mission_code = a.mission_code AND a.id < b.id
+		     AND b.claimed_at BETWEEN a.claimed_at - interval '2 minutes' AND ae.ended
+		CROSS JOIN LATERAL (SELECT least(coalesce(b.reported_at, b.expires_at), b.expires_at) AS ended) be
+		WHERE least(ae.ended, be.ended) - greatest(a.claimed_at, b.claimed_at) > $1::interval`, clockSlack.String()).Scan(&n, &example)
 	switch {
 	case err != nil:
 		claims.problem = "query: " + err.Error()
 	case n > 0:
-		claims.problem = fmt.Sprintf("%d claims overlap another of their mission, e.g. %s", n, example)
+		claims.problem = fmt.Sprintf("%d pairs of claims of one mission overlap, e.g. %s", n, example)
 	}
 	if n := s.load.doubleReports(); n > 0 && claims.problem == "" {
 		claims.problem = fmt.Sprintf("%d claims reported OK twice", n)
