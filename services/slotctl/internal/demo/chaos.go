@@ -2,11 +2,13 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -52,6 +54,7 @@ var ChaosScenarios = []string{
 	"pg-restart-fast", "pg-restart-immediate", "pg-terminate",
 	"kill-accountpool-1", "kill-accountpool-2", "kill-requests-1", "kill-requests-2", "kill-checker-1", "kill-checker-2", "kill-portalsim",
 	"stop-checker-1", "pg-latency-2s", "partition-accountpool-1", "requests-down", "portal-500", "portal-hang", "pg-max-connections",
+	"artifacts-full",
 }
 
 // The suite's shortened settings.
@@ -99,6 +102,11 @@ type chaosSystem struct {
 	// applicant owns each scenario's slot request.
 	applicant string
 	day       int
+	// artifacts is the Checkers' CHECKER_ARTIFACTS_DIR; mounted says it
+	// is a small tmpfs of the suite's (as root only), which
+	// artifacts-full fills.
+	artifacts string
+	mounted   bool
 	// ds and slot are the portal's state, put back when portalsim
 	// restarts (it keeps none).
 	ds   Dataset
@@ -228,6 +236,14 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 			"AUTH_TOKEN_FILE="+f.checker, "PORTAL_BASE_URL=http://"+addr["portalsim"], "CHECKER_ARTIFACTS_DIR="+f.artifacts,
 			"CHECKER_ID=chaos-"+i, "CHROME_PATH="+s.cfg.ChromePath, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))})
 	}
+	s.artifacts = f.artifacts
+	if os.Geteuid() == 0 {
+		if out, err := exec.CommandContext(ctx, "mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", f.artifacts).CombinedOutput(); err == nil {
+			s.mounted = true
+		} else {
+			fmt.Fprintf(s.out, "(no tmpfs for the artifacts, artifacts-full cannot run: %v %s)\n", err, out)
+		}
+	}
 	s.portal = &Portal{BaseURL: "http://" + addr["portalsim"], HTTP: &http.Client{Timeout: 10 * time.Second}}
 	// AccountPool and Requests migrate at start: one replica first.
 	for _, name := range []string{"portalsim", "accountpool-1", "requests-1", "accountpool-2", "requests-2"} {
@@ -326,6 +342,9 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 func (s *chaosSystem) close() {
 	if s.sup != nil {
 		s.sup.stopAll(io.Discard, func(string) time.Duration { return 5 * time.Second }, nil)
+	}
+	if s.mounted {
+		_ = exec.Command("umount", s.artifacts).Run()
 	}
 	if s.proxies != nil {
 		s.proxies.Close()
@@ -587,6 +606,33 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 			return "", err2
 		}
 		return fmt.Sprintf("%s, %s", what, hold), err
+	case name == "artifacts-full":
+		// The Checkers' artifacts disk full while every check fails (and
+		// so saves artifacts): checks must go on being reported.
+		if !s.mounted {
+			return "", errors.New("needs root, to mount a small tmpfs as the artifacts directory")
+		}
+		filler := filepath.Join(s.artifacts, "filler")
+		f, err := os.Create(filler)
+		if err != nil {
+			return "", err
+		}
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := f.Write(chunk); err != nil {
+				break
+			}
+		}
+		f.Close()
+		defer os.Remove(filler)
+		if err := s.portal.do(ctx, http.MethodPut, "/admin/behaviour", map[string]any{"kind": "error_500"}); err != nil {
+			return "", err
+		}
+		err = sleep(ctx, hold)
+		if err2 := s.portal.do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil); err2 != nil {
+			return "", err2
+		}
+		return fmt.Sprintf("artifacts disk full (16 MiB tmpfs) while portalsim answers 500, %s", hold), err
 	case name == "pg-max-connections":
 		// Another client takes every connection slot just after the
 		// services lost theirs (as in a failover), so that their pools
