@@ -80,6 +80,10 @@ bench-discipline: build chromium ## Portal load discipline: logins per check wit
 bench-notifier: build ## Notifier: events/s into delivered webhooks vs. a bare WatchEvents loop; latency from SLOT_FOUND commit to webhook arrival at 100/s
 	$(WITH_PG) ./bin/notifierbench $(BENCH_ARGS)
 
+.PHONY: chaos
+chaos: build chromium ## Chaos suite (issue 15): every fault against the real binaries on a private Postgres, one line per scenario (CHAOS_ARGS=-scenarios=pg-restart-fast -kills=20)
+	./bin/chaos $(CHAOS_ARGS)
+
 .PHONY: clean
 clean: ## Remove bin/ (the private cluster in .data/ stays)
 	rm -rf $(BIN)

@@ -30,6 +30,9 @@ type Pool struct {
 	free    *broadcast
 	logger  *slog.Logger
 	metrics *metrics.Pool
+	// listenIdle is the account-free listener's quiet spell before a ping
+	// (0: pgdb.DefaultIdleCheck).
+	listenIdle time.Duration
 
 	stopOnce sync.Once
 	stopping chan struct{}
@@ -47,6 +50,11 @@ func WithLogger(l *slog.Logger) Option { return func(p *Pool) { p.logger = l } }
 // WithMetrics makes the pool count acquires, waits, releases, expiries and
 // fencing rejections (none otherwise).
 func WithMetrics(m *metrics.Pool) Option { return func(p *Pool) { p.metrics = m } }
+
+// WithListenIdleCheck sets how long the account-free listener waits for a
+// notification before it pings its connection, and how long it then waits
+// for the answer (tests shorten both).
+func WithListenIdleCheck(d time.Duration) Option { return func(p *Pool) { p.listenIdle = d } }
 
 // New returns a Pool.
 func New(st *store.Store, keys *secrets.Keyset, cfg domain.Config, opts ...Option) *Pool {

@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
-	"github.com/slotwatch/slotwatch/services/platform/reconnect"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 )
 
 // broadcast wakes every waiter at once: wait returns a channel that closes
@@ -36,37 +37,18 @@ func (b *broadcast) fire() {
 
 // Listen holds one connection that LISTENs for store.FreeChannel and wakes
 // every waiting Acquire of this replica when any replica frees an account.
-// It reconnects until ctx ends (reconnect.Run: the waits start over after a
-// connection that stayed up a minute); waiters also have their own timers,
-// so a notification lost while reconnecting only delays them.
+// It reconnects until ctx ends, and pings a quiet connection to find one
+// that died silently (pgdb.Listener); on each (re)connect it wakes every
+// waiter, since anything freed while it was not listening went unheard.
 func (p *Pool) Listen(ctx context.Context, connConfig *pgx.ConnConfig) error {
-	reconnect.Run(ctx, func(ctx context.Context) (bool, error) {
-		started := time.Now()
-		err := p.listenOnce(ctx, connConfig)
-		return time.Since(started) > time.Minute, err
-	}, func(err error, wait time.Duration) {
-		p.logger.WarnContext(ctx, "account-free listener lost its connection; reconnecting", "error", err, "in", wait)
-	})
+	l := &pgdb.Listener{
+		Config: connConfig, Channels: []string{store.FreeChannel}, Logger: p.logger,
+		Notify:    func(*pgconn.Notification) { p.free.fire() },
+		Missed:    p.free.fire,
+		IdleCheck: p.listenIdle, PingTimeout: p.listenIdle,
+	}
+	l.Run(ctx)
 	return nil
-}
-
-func (p *Pool) listenOnce(ctx context.Context, connConfig *pgx.ConnConfig) error {
-	conn, err := pgx.ConnectConfig(ctx, connConfig)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+store.FreeChannel); err != nil {
-		return err
-	}
-	// Anything freed while this listener was down is picked up now.
-	p.free.fire()
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
-		}
-		p.free.fire()
-	}
 }
 
 // ExpireLoop ends leases when their time runs out, whether or not anyone

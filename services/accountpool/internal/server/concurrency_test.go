@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -22,9 +24,12 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/server"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
+	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
@@ -196,6 +201,53 @@ func TestWaitingAcquire(t *testing.T) {
 		}
 		// ...and is woken by the release on the other replica, long before
 		// the lease would have ended.
+		release(t, c2, held, apv1.Outcome_OUTCOME_NO_SLOT)
+		select {
+		case l := <-got:
+			if l.GetHolder() != "waiter" {
+				t.Fatalf("waiter got %v", l)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("waiter not woken by the release")
+		}
+	})
+
+	t.Run("ReleaseWakesTheWaiterAfterItsListenerDiedSilently", func(t *testing.T) {
+		t.Parallel()
+		dbURL := pgtest.NewURL(t, migrations.Set)
+		cfg, err := pgx.ParseConfig(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := faultproxy.NewServer()
+		t.Cleanup(srv.Close)
+		proxy, err := srv.Start("postgres", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		noCooldown := withConfig(func(c *domain.Config) { c.Cooldown = 0 })
+		c1, b := setupOn(t, dbURL, withRealClock(), noCooldown, withListenerVia(proxy))
+		c2, _ := setupOn(t, dbURL, withRealClock(), noCooldown, withKeyset(b.keyset))
+		addAccounts(t, c1, 1)
+		held := acquire(t, c2, "fra") // leased for the default 5 minutes
+
+		got := make(chan *apv1.Lease, 1)
+		go func() {
+			resp, err := c1.Acquire(context.Background(), &apv1.AcquireRequest{MissionCode: "bel", Holder: "waiter", Wait: durationpb.New(2 * time.Minute)})
+			if err != nil {
+				t.Errorf("waiting acquire: %v", err)
+			}
+			got <- resp.GetLease()
+		}()
+		time.Sleep(300 * time.Millisecond)
+		// The listener's connection goes dead without a word (new ones
+		// work), so the release's notification is lost on it. A listener
+		// that does not ping never learns that it missed anything, and the
+		// waiter would sleep until the lease's end, minutes away.
+		if err := proxy.Timeout(); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Bypass()
 		release(t, c2, held, apv1.Outcome_OUTCOME_NO_SLOT)
 		select {
 		case l := <-got:

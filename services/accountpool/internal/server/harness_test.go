@@ -21,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
+	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -56,6 +57,12 @@ type options struct {
 	realClock bool
 	keyset    []byte
 	listen    bool // run the LISTEN/NOTIFY wake-ups
+	// listenVia, when set, is the fault proxy the listener's connection
+	// goes through, with a short idle check.
+	listenVia *faultproxy.Proxy
+	// dbVia, when set, is the fault proxy every pool connection goes
+	// through.
+	dbVia     *faultproxy.Proxy
 	rateLimit float64
 	rateBurst int
 	unbatched bool // the store without WithBatching (the service's default has it)
@@ -66,8 +73,17 @@ type option func(*options)
 func withConfig(f func(*domain.Config)) option { return func(o *options) { f(&o.cfg) } }
 func withRealClock() option                    { return func(o *options) { o.realClock = true } }
 func withListener() option                     { return func(o *options) { o.listen = true } }
-func withKeyset(k []byte) option               { return func(o *options) { o.keyset = k } }
 func withoutBatching() option                  { return func(o *options) { o.unbatched = true } }
+
+// withDatabaseVia makes the server's pool connect through a fault proxy.
+func withDatabaseVia(p *faultproxy.Proxy) option { return func(o *options) { o.dbVia = p } }
+
+// withListenerVia runs the listener through a fault proxy to the database,
+// pinging after 200ms without a notification.
+func withListenerVia(p *faultproxy.Proxy) option {
+	return func(o *options) { o.listen, o.listenVia = true, p }
+}
+func withKeyset(k []byte) option { return func(o *options) { o.keyset = k } }
 func withRateLimit(rps float64, burst int) option {
 	return func(o *options) { o.rateLimit, o.rateBurst = rps, burst }
 }
@@ -98,7 +114,14 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(context.Background(), dbURL)
+	dbConfig, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.dbVia != nil {
+		dbConfig.ConnConfig.DialFunc = o.dbVia.DialContext
+	}
+	db, err := pgxpool.NewWithConfig(context.Background(), dbConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +144,11 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 		b.clock = testkit.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 		appOpts = append(appOpts, app.WithClock(b.clock.Now))
 	}
+	listenConfig := db.Config().ConnConfig.Copy()
+	if o.listenVia != nil {
+		listenConfig.DialFunc = o.listenVia.DialContext
+		appOpts = append(appOpts, app.WithListenIdleCheck(200*time.Millisecond))
+	}
 	var storeOpts []store.Option
 	if !o.unbatched {
 		storeOpts = append(storeOpts, store.WithBatching())
@@ -133,7 +161,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 	done := make(chan error, 2)
 	go func() { done <- srv.Serve(ctx, lis, nil) }()
 	if o.listen {
-		go func() { _ = b.pool.Listen(ctx, db.Config().ConnConfig) }()
+		go func() { _ = b.pool.Listen(ctx, listenConfig) }()
 	}
 	t.Cleanup(func() {
 		b.pool.Stop()

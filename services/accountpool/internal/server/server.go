@@ -26,6 +26,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/page"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 )
 
 // Server implements slotwatch.accountpool.v1.AccountPoolService.
@@ -420,6 +421,9 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case pgdb.Unavailable(err):
+		s.logger.WarnContext(ctx, "database unavailable", "op", what, "error", err)
+		return status.Error(codes.Unavailable, "database unavailable: retry")
 	case errors.Is(err, app.ErrUndecryptable):
 		s.logger.ErrorContext(ctx, "keyset does not match stored passwords", "error", err)
 		return status.Error(codes.Internal, "a stored password does not decrypt with the configured keyset; see the server log")

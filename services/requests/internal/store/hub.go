@@ -2,28 +2,24 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/slotwatch/slotwatch/services/platform/reconnect"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 )
 
-// Hub is the one LISTEN connection of a server process. It wakes its
-// subscribers (the event feed, app.Feed, which reads new events once for
-// every stream) when events are committed. A wake carries no data, so a
-// missed or merged notification costs nothing: whenever the hub
-// (re)connects it wakes everyone, because notifications sent while it was
-// not listening are gone.
+// Hub is the one LISTEN connection of a server process (a pgdb.Listener).
+// It wakes its subscribers (the event feed, app.Feed, which reads new
+// events once for every stream) when events are committed. A wake carries
+// no data, so a missed or merged notification costs nothing: whenever the
+// listener (re)connects it wakes everyone, because notifications sent while
+// it was not listening are gone.
 type Hub struct {
 	cfg    *pgx.ConnConfig
 	logger *slog.Logger
-	// idle and pingTimeout: see hubIdleCheck and hubPingTimeout (tests
-	// shorten them).
-	idle, pingTimeout time.Duration
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
@@ -35,19 +31,8 @@ func NewHub(s *Store, logger *slog.Logger) *Hub {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Hub{cfg: s.pool.Config().ConnConfig.Copy(), logger: logger, subs: map[chan struct{}]struct{}{},
-		idle: hubIdleCheck, pingTimeout: hubPingTimeout}
+	return &Hub{cfg: s.pool.Config().ConnConfig.Copy(), logger: logger, subs: map[chan struct{}]struct{}{}}
 }
-
-// A connection can die without a word (a NAT or firewall entry dropped, the
-// server's host gone): reads then block forever and every stream would wait
-// for wakes that never come. So after hubIdleCheck without a notification
-// the hub pings, and reconnects (waking everyone) when no answer comes
-// within hubPingTimeout.
-const (
-	hubIdleCheck   = 30 * time.Second
-	hubPingTimeout = 10 * time.Second
-)
 
 // Subscribe returns a channel that receives a value after events may have
 // been committed (at most one wake is buffered), and a function to
@@ -77,49 +62,13 @@ func (h *Hub) wakeAll() {
 }
 
 // Run listens until ctx ends, reconnecting with backoff when the connection
-// drops (reconnect.Run: the waits start over after a connection that got
-// as far as listening).
+// drops or goes silent (pgdb.Listener).
 func (h *Hub) Run(ctx context.Context) error {
-	reconnect.Run(ctx, h.listen, func(err error, wait time.Duration) {
-		h.logger.Warn("event listener lost its connection; reconnecting", "error", err, "retry_in", wait)
-	})
+	l := &pgdb.Listener{
+		Config: h.cfg, Channels: []string{EventChannel}, Logger: h.logger,
+		Notify: func(*pgconn.Notification) { h.wakeAll() },
+		Missed: h.wakeAll,
+	}
+	l.Run(ctx)
 	return nil
-}
-
-// listen returns whether it got as far as listening, and why it stopped.
-func (h *Hub) listen(ctx context.Context) (bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, h.cfg)
-	if err != nil {
-		return false, err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{EventChannel}.Sanitize()); err != nil {
-		return false, err
-	}
-	h.wakeAll()
-	for {
-		wctx, cancel := context.WithTimeout(ctx, h.idle)
-		_, err := conn.WaitForNotification(wctx)
-		cancel()
-		switch {
-		case err == nil:
-			h.wakeAll()
-		case ctx.Err() != nil:
-			return true, ctx.Err()
-		case wctx.Err() != nil:
-			// Idle: a read deadline, which leaves the connection usable.
-			pctx, cancel := context.WithTimeout(ctx, h.pingTimeout)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				return true, fmt.Errorf("no answer to a ping after %s without notifications: %w", h.idle, err)
-			}
-		default:
-			return true, err
-		}
-	}
 }

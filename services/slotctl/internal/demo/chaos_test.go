@@ -1,0 +1,50 @@
+package demo
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
+)
+
+// TestChaos is `make chaos`'s sibling in `make test`: the real binaries
+// and Chromium on a Postgres cluster of its own, through toxiproxy, under
+// load; Postgres restarted (fast, then immediate) and each service
+// SIGKILLed once. Every invariant must hold.
+func TestChaos(t *testing.T) {
+	t.Parallel()
+	chrome := os.Getenv("CHROME_PATH")
+	if chrome == "" {
+		chrome = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chrome); err != nil {
+		t.Skipf("no Chromium at %s (make chromium installs it)", chrome)
+	}
+	if _, err := pgBindir(); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bin")
+	const mod = "github.com/slotwatch/slotwatch/services/"
+	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
+		mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the services: %v\n%s", err, b)
+	}
+	var out testkit.SyncBuffer
+	err := Chaos(t.Context(), ChaosConfig{
+		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out,
+		Scenarios: []string{"pg-restart-fast", "pg-restart-immediate",
+			"kill-accountpool-1", "kill-requests-1", "kill-checker-1"},
+	})
+	t.Logf("output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Chaos: %v", err)
+	}
+	if n := strings.Count(out.String(), "recovered"); n != 5 {
+		t.Errorf("%d scenario lines say recovered, want 5", n)
+	}
+}
