@@ -31,6 +31,7 @@ func parseDockerfile(t *testing.T, path string) []stage {
 	var (
 		stages []stage
 		cur    string
+		global = map[string]string{}
 	)
 	flush := func() {
 		line := strings.TrimSpace(cur)
@@ -40,9 +41,16 @@ func parseDockerfile(t *testing.T, path string) []stage {
 		}
 		op, args, _ := strings.Cut(line, " ")
 		in := instruction{strings.ToUpper(op), strings.TrimSpace(args)}
+		if in.op == "ARG" && len(stages) == 0 {
+			// A global ARG: the base images are build args, and the
+			// checks below read their defaults, the production bases.
+			name, def, _ := strings.Cut(in.args, "=")
+			global[name] = def
+			return
+		}
 		if in.op == "FROM" {
 			f := strings.Fields(in.args)
-			st := stage{from: f[0]}
+			st := stage{from: os.Expand(f[0], func(name string) string { return global[name] })}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
