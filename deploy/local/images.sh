@@ -25,7 +25,10 @@ fi
 
 local_args=()
 local_bases() {
-  [[ ${#local_args[@]} -gt 0 ]] || read -r -a local_args < <("$root/deploy/local/base-images.sh")
+  [[ ${#local_args[@]} -eq 0 ]] || return 0
+  local out
+  out=$("$root/deploy/local/base-images.sh") # fails the build when it fails
+  read -r -a local_args <<<"$out"
 }
 
 for svc in "${services[@]}"; do
