@@ -54,6 +54,15 @@ test: lint chromium ## Run every test (starts a private Postgres and installs Ch
 chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh
 
+.PHONY: images
+images: ## Build the images of deploy/docker/*.Dockerfile with podman (local stand-ins for bases no registry serves)
+	@VERSION=$(VERSION) COMMIT=$(COMMIT) ./deploy/local/with-podman.sh ./deploy/local/images.sh
+
+.PHONY: test-images
+test-images: images ## Run each built image as its manifest says: non-root, read-only root, probes, SIGTERM, a Checker check inside its container
+	$(WITH_PG) ./deploy/local/with-podman.sh env SLOTWATCH_IMAGE_TESTS=1 VERSION=$(VERSION) \
+	  $(GO) test -count=1 -timeout 30m -run '^(TestImagesRunAsTheirManifestsSay|TestStaticImagesAreSmallAndShellless)$$' -v github.com/slotwatch/slotwatch/deploy/deploytest
+
 .PHONY: run
 run: build tools chromium ## The main job: the whole system with demo data, sessions shown live (DEMO_ARGS=-slot-after=30s)
 	$(WITH_PG) ./deploy/local/run.sh $(DEMO_ARGS)

@@ -19,7 +19,10 @@ type instruction struct {
 
 type stage struct {
 	from, name string
-	body       []instruction
+	// arg is the build arg FROM names (FROM ${STATIC_IMAGE}), whose
+	// default from is; "" when FROM names an image itself.
+	arg  string
+	body []instruction
 }
 
 func parseDockerfile(t *testing.T, path string) []stage {
@@ -31,6 +34,7 @@ func parseDockerfile(t *testing.T, path string) []stage {
 	var (
 		stages []stage
 		cur    string
+		global = map[string]string{}
 	)
 	flush := func() {
 		line := strings.TrimSpace(cur)
@@ -40,9 +44,19 @@ func parseDockerfile(t *testing.T, path string) []stage {
 		}
 		op, args, _ := strings.Cut(line, " ")
 		in := instruction{strings.ToUpper(op), strings.TrimSpace(args)}
+		if in.op == "ARG" && len(stages) == 0 {
+			// A global ARG: the base images are build args, and the
+			// checks below read their defaults, the production bases.
+			name, def, _ := strings.Cut(in.args, "=")
+			global[name] = def
+			return
+		}
 		if in.op == "FROM" {
 			f := strings.Fields(in.args)
-			st := stage{from: f[0]}
+			st := stage{from: os.Expand(f[0], func(name string) string { return global[name] })}
+			if m := regexp.MustCompile(`^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$`).FindStringSubmatch(f[0]); m != nil {
+				st.arg = m[1]
+			}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				st.name = f[2]
 			}
@@ -112,6 +126,16 @@ func TestDockerfiles(t *testing.T) {
 				t.Fatalf("%d stages, want 2 (build, runtime)", len(stages))
 			}
 			build, runtime := stages[0], stages[1]
+			// make images swaps the bases for local stand-ins where no
+			// registry answers (deploy/local/base-images.sh): by these args.
+			wantRuntimeArg := "STATIC_IMAGE"
+			if svc == "checker" {
+				wantRuntimeArg = "DEBIAN_IMAGE"
+			}
+			if build.arg != "BUILD_IMAGE" || runtime.arg != wantRuntimeArg {
+				t.Errorf("FROM %s, FROM %s: want FROM ${BUILD_IMAGE} and FROM ${%s}, global ARGs defaulting to the production bases, which make images replaces here",
+					cmpOr(build.arg, build.from), cmpOr(runtime.arg, runtime.from), wantRuntimeArg)
+			}
 			if !strings.HasPrefix(build.from, "golang:1.26") || build.name == "" {
 				t.Errorf("build stage FROM %s AS %q, want golang:1.26 AS <name>", build.from, build.name)
 			}

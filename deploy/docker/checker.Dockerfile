@@ -9,7 +9,13 @@
 #
 #   docker build -f deploy/docker/checker.Dockerfile -t ghcr.io/slotwatch/checker:v0.1.0 .
 
-FROM golang:1.26 AS build
+# The bases are build args: their defaults are the production images;
+# `make images` passes local stand-ins of the same shape where no registry
+# is reachable (deploy/local/base-images.sh).
+ARG BUILD_IMAGE=golang:1.26
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # Only the Go modules: never .data/ (the dev Postgres) or bin/. The build is
 # the module's own (GOWORK=off): its go.mod and go.sum say what goes in,
@@ -21,11 +27,11 @@ ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off
 #   --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD)
 ARG VERSION=dev
 ARG COMMIT=unknown
-RUN --mount=type=cache,target=/root/go/pkg/mod \
+RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go -C services/checker build -trimpath -ldflags="-s -w -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=${VERSION} -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=${COMMIT}" -o /out/checker ./cmd/checker
 
-FROM debian:bookworm-slim
+FROM ${DEBIAN_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends chromium-headless-shell fonts-liberation ca-certificates \
     && rm -rf /var/lib/apt/lists/*

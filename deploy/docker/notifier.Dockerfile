@@ -5,7 +5,13 @@
 #
 #   docker build -f deploy/docker/notifier.Dockerfile -t ghcr.io/slotwatch/notifier:v0.1.0 .
 
-FROM golang:1.26 AS build
+# The bases are build args: their defaults are the production images;
+# `make images` passes local stand-ins of the same shape where no registry
+# is reachable (deploy/local/base-images.sh).
+ARG BUILD_IMAGE=golang:1.26
+ARG STATIC_IMAGE=gcr.io/distroless/static-debian12:nonroot
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 # Only the Go modules: never .data/ (the dev Postgres) or bin/. The build is
 # the module's own (GOWORK=off): its go.mod and go.sum say what goes in,
@@ -17,11 +23,11 @@ ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOWORK=off
 #   --build-arg VERSION=$(git describe --tags --always) --build-arg COMMIT=$(git rev-parse HEAD)
 ARG VERSION=dev
 ARG COMMIT=unknown
-RUN --mount=type=cache,target=/root/go/pkg/mod \
+RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     go -C services/notifier build -trimpath -ldflags="-s -w -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=${VERSION} -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=${COMMIT}" -o /out/notifier ./cmd/notifier
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${STATIC_IMAGE}
 COPY --from=build /out/notifier /usr/local/bin/notifier
 # 65532 is distroless's nonroot; the manifests run as the same uid.
 USER 65532:65532
