@@ -40,8 +40,14 @@ type RPCFuzz struct {
 	// compared before and after a refused request.
 	DB     *pgxpool.Pool
 	Schema string
-	// Timeout bounds one call; a server stream, or a request that asks to
-	// wait (a field named wait), may run into it.
+	// Names are placeholders for ids the server made in this process
+	// (each fuzz worker sets up its own server): a string field of a
+	// request equal to a key is sent as its value, so that corpus entries
+	// reach rows that exist.
+	Names map[string]string
+	// Timeout bounds one call. A server stream, or a request that asks to
+	// wait (a field named wait), gets blockingTimeout instead and may run
+	// into it.
 	Timeout time.Duration
 }
 
@@ -95,14 +101,16 @@ func (r RPCFuzz) Check(t *testing.T, method uint8, data []byte) {
 	if err := proto.Unmarshal(data, req); err != nil {
 		t.Skip("not a request message")
 	}
+	r.rename(req.ProtoReflect())
 	before := TableDigests(t, r.DB, r.Schema)
-	err = r.call(md, req)
+	blocks := md.IsStreamingServer() || asksToWait(req)
+	err = r.call(md, req, blocks)
 	code := status.Code(err)
 	switch {
 	case serverFault(code) || code == codes.Unimplemented:
 		t.Fatalf("%s(%v) answered %s: %v", md.Name(), req, code, err)
 	case code == codes.DeadlineExceeded:
-		if !md.IsStreamingServer() && !asksToWait(req) {
+		if !blocks {
 			t.Fatalf("%s(%v) did not answer within %s", md.Name(), req, r.Timeout)
 		}
 	}
@@ -114,6 +122,38 @@ func (r RPCFuzz) Check(t *testing.T, method uint8, data []byte) {
 	}
 }
 
+// rename replaces placeholders with Names' values in m's string fields,
+// nested messages included.
+func (r RPCFuzz) rename(m protoreflect.Message) {
+	if len(r.Names) == 0 {
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Kind() == protoreflect.StringKind:
+			l := v.List()
+			for i := range l.Len() {
+				if n, ok := r.Names[l.Get(i).String()]; ok {
+					l.Set(i, protoreflect.ValueOfString(n))
+				}
+			}
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := range l.Len() {
+				r.rename(l.Get(i).Message())
+			}
+		case fd.IsMap():
+		case fd.Kind() == protoreflect.StringKind:
+			if n, ok := r.Names[v.String()]; ok {
+				m.Set(fd, protoreflect.ValueOfString(n))
+			}
+		case fd.Message() != nil:
+			r.rename(v.Message())
+		}
+		return true
+	})
+}
+
 // asksToWait says whether req has a field wait set: such a request may
 // block until the call's deadline by design.
 func asksToWait(req proto.Message) bool {
@@ -122,8 +162,17 @@ func asksToWait(req proto.Message) bool {
 	return f != nil && m.Has(f)
 }
 
-func (r RPCFuzz) call(md protoreflect.MethodDescriptor, req proto.Message) error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout)
+// blockingTimeout is how long a call that may block by design runs: long
+// enough to see the answers a server stream has at once, short enough for
+// fuzzing (and the fuzzer's minimising, which reruns inputs) to go on.
+const blockingTimeout = 250 * time.Millisecond
+
+func (r RPCFuzz) call(md protoreflect.MethodDescriptor, req proto.Message, blocks bool) error {
+	timeout := r.Timeout
+	if blocks {
+		timeout = min(timeout, blockingTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	name := fmt.Sprintf("/%s/%s", r.Service.FullName(), md.Name())
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
