@@ -50,6 +50,10 @@ lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt,
 test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
 	$(WITH_PG) $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m; FUZZ=regexp picks targets); seeds run in `make test`
+	$(WITH_PG) ./tools/fuzz.sh '$(FUZZ)'
+
 .PHONY: chromium
 chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh
