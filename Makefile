@@ -50,6 +50,14 @@ lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt,
 test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
 	$(WITH_PG) $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
+.PHONY: soak
+soak: build chromium ## The make-run system for DURATION (default 30m), sampled every SOAK_EVERY (1m); fails on RSS/goroutine/fd/connection growth
+	$(WITH_PG) ./bin/soak -duration $(or $(DURATION),30m) -every $(or $(SOAK_EVERY),1m) $(SOAK_ARGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 1m; FUZZ=regexp picks targets); seeds run in `make test`
+	$(WITH_PG) ./tools/fuzz.sh '$(FUZZ)'
+
 .PHONY: chromium
 chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh

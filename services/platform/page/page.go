@@ -7,6 +7,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
 
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
@@ -42,7 +45,10 @@ func Encode(pos any) string {
 }
 
 // Decode reads a token into pos; an empty token leaves pos as it is. A token
-// that was not made by Encode is a violation of field.
+// that was not made by Encode is a violation of field: one that does not
+// decode into pos, or holds a string with a NUL character, which no
+// position read from Postgres has (a text value cannot hold one, and a
+// query given one fails).
 func Decode(v *apirule.FieldErrors, field, token string, pos any) {
 	if token == "" {
 		return
@@ -53,7 +59,33 @@ func Decode(v *apirule.FieldErrors, field, token string, pos any) {
 		dec.DisallowUnknownFields()
 		err = dec.Decode(pos)
 	}
+	if err == nil {
+		var doc any
+		if json.Unmarshal(b, &doc) != nil || holdsNUL(doc) {
+			err = errNUL
+		}
+	}
 	if err != nil {
 		v.Add(field, "is not a token returned by a previous call")
 	}
+}
+
+var errNUL = errors.New("a string holds NUL")
+
+// holdsNUL says whether a decoded JSON document has a key or string with a
+// NUL character.
+func holdsNUL(doc any) bool {
+	switch d := doc.(type) {
+	case string:
+		return strings.ContainsRune(d, 0)
+	case []any:
+		return slices.ContainsFunc(d, holdsNUL)
+	case map[string]any:
+		for k, e := range d {
+			if strings.ContainsRune(k, 0) || holdsNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }

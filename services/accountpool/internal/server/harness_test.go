@@ -90,7 +90,7 @@ func withRateLimit(rps float64, burst int) option {
 
 // setup starts one AccountPool server on a fresh database and returns a
 // client of it.
-func setup(t *testing.T, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
+func setup(t testing.TB, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
 	t.Helper()
 	dbURL := pgtest.NewURL(t, migrations.Set)
 	return setupOn(t, dbURL, opts...)
@@ -98,7 +98,7 @@ func setup(t *testing.T, opts ...option) (apv1.AccountPoolServiceClient, *testBu
 
 // setupOn starts another AccountPool server on an existing database, as a
 // second replica would.
-func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
+func setupOn(t testing.TB, dbURL string, opts ...option) (apv1.AccountPoolServiceClient, *testBundle) {
 	t.Helper()
 	o := options{cfg: domain.DefaultConfig()}
 	for _, f := range opts {
@@ -179,7 +179,7 @@ func setupOn(t *testing.T, dbURL string, opts ...option) (apv1.AccountPoolServic
 }
 
 // addAccounts creates n accounts acc1..accN and returns their ids in order.
-func addAccounts(t *testing.T, c apv1.AccountPoolServiceClient, n int) []int64 {
+func addAccounts(t testing.TB, c apv1.AccountPoolServiceClient, n int) []int64 {
 	t.Helper()
 	ids := make([]int64, n)
 	for i := range n {
@@ -197,7 +197,7 @@ func addAccounts(t *testing.T, c apv1.AccountPoolServiceClient, n int) []int64 {
 func accEmail(i int) string    { return "acc" + strconv.Itoa(i) + "@example.com" }
 func accPassword(i int) string { return "s3cret-password-" + strconv.Itoa(i) }
 
-func acquire(t *testing.T, c apv1.AccountPoolServiceClient, mission string) *apv1.Lease {
+func acquire(t testing.TB, c apv1.AccountPoolServiceClient, mission string) *apv1.Lease {
 	t.Helper()
 	resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: mission, Holder: "checker-test"})
 	if err != nil {

@@ -780,27 +780,40 @@ func jsonPath(doc any, path []string) []any {
 // addSlot parses a slot's date (and time, if any) in the profile's
 // timezone and adds it; a value that does not parse ends the check.
 func (c *check) addSlot(date, dateLayout, clock, timeLayout string) bool {
-	loc := c.d.prog.Location
-	t, err := time.ParseInLocation(dateLayout, date, loc)
-	var hm string
-	switch {
-	case err != nil:
-	case clock != "":
-		var tt time.Time
-		if tt, err = time.ParseInLocation(timeLayout, clock, loc); err == nil {
-			hm = tt.Format("15:04")
-		}
-	case strings.Contains(dateLayout, "04"):
-		hm = t.In(loc).Format("15:04") // the layout holds the time too
-	}
+	day, hm, err := parseSlot(date, dateLayout, clock, timeLayout, c.d.prog.Location)
 	if err != nil {
 		c.unreadable(fmt.Sprintf("a slot has date %q time %q; want layouts %q and %q (check the extract's date and time)",
 			date, clock, dateLayout, timeLayout))
 		return false
 	}
 	c.res.Slots = append(c.res.Slots, Slot{Mission: c.mission, Centre: c.query.Centre, VisaCategory: c.query.VisaCategory,
-		Date: t.In(loc).Format(time.DateOnly), Time: hm})
+		Date: day, Time: hm})
 	return true
+}
+
+// parseSlot reads a slot's date with dateLayout and its time, if any,
+// with timeLayout, in loc. It returns the day as YYYY-MM-DD and the time
+// as HH:MM (empty when the page shows none), as Requests takes them.
+func parseSlot(date, dateLayout, clock, timeLayout string, loc *time.Location) (day, hm string, err error) {
+	t, err := time.ParseInLocation(dateLayout, date, loc)
+	if err != nil {
+		return "", "", err
+	}
+	t = t.In(loc)
+	if t.Year() < 0 || t.Year() > 9999 { // an offset carried it past what YYYY can write
+		return "", "", fmt.Errorf("date %q is in the year %d", date, t.Year())
+	}
+	switch {
+	case clock != "":
+		tt, err := time.ParseInLocation(timeLayout, clock, loc)
+		if err != nil {
+			return "", "", err
+		}
+		hm = tt.Format("15:04")
+	case strings.Contains(dateLayout, "04"):
+		hm = t.Format("15:04") // the layout holds the time too
+	}
+	return t.Format(time.DateOnly), hm, nil
 }
 
 func (c *check) unreadable(detail string) {

@@ -36,7 +36,7 @@ var (
 	keys     *secrets.Keyset
 )
 
-func testKeys(t *testing.T) *secrets.Keyset {
+func testKeys(t testing.TB) *secrets.Keyset {
 	t.Helper()
 	keysOnce.Do(func() {
 		b, err := secrets.Generate()
@@ -82,7 +82,7 @@ const (
 	readerToken  = authtest.ReaderToken
 )
 
-func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
+func startServer(t testing.TB, pool *pgxpool.Pool, o serverOpts) *testServer {
 	t.Helper()
 	if o.logger == nil {
 		o.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -110,7 +110,7 @@ func startServer(t *testing.T, pool *pgxpool.Pool, o serverOpts) *testServer {
 		}
 	}()
 	dial := func(t *testing.T, tok string) *grpc.ClientConn { return authtest.DialBufconn(t, lis, tok) }
-	conn := dial(t, adminToken)
+	conn := authtest.DialBufconn(t, lis, adminToken)
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
 	t.Cleanup(stop)
@@ -125,7 +125,7 @@ type testBundle struct {
 
 // setup starts one server on a fresh database with the clock at start.
 // cfg.CheckInterval is 0 (always due) unless cfg says otherwise.
-func setup(t *testing.T, cfg ...app.Config) (requestsv1.RequestsServiceClient, *testBundle) {
+func setup(t testing.TB, cfg ...app.Config) (requestsv1.RequestsServiceClient, *testBundle) {
 	t.Helper()
 	var o serverOpts
 	if len(cfg) > 0 {
@@ -135,7 +135,7 @@ func setup(t *testing.T, cfg ...app.Config) (requestsv1.RequestsServiceClient, *
 }
 
 // setupWith is setup with server options (o.now is the bundle's clock).
-func setupWith(t *testing.T, o serverOpts) (requestsv1.RequestsServiceClient, *testBundle) {
+func setupWith(t testing.TB, o serverOpts) (requestsv1.RequestsServiceClient, *testBundle) {
 	t.Helper()
 	pool := pgtest.NewPool(t, migrations.Set)
 	c := testkit.NewClock(start)
@@ -144,7 +144,7 @@ func setupWith(t *testing.T, o serverOpts) (requestsv1.RequestsServiceClient, *t
 	return srv.client, &testBundle{pool: pool, clock: c, server: srv}
 }
 
-func createApplicant(t *testing.T, c requestsv1.RequestsServiceClient) *requestsv1.Applicant {
+func createApplicant(t testing.TB, c requestsv1.RequestsServiceClient) *requestsv1.Applicant {
 	t.Helper()
 	resp, err := c.CreateApplicant(testkit.Context(t), &requestsv1.CreateApplicantRequest{
 		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
@@ -160,7 +160,7 @@ type reqArgs struct {
 	mission, centre, category, earliest, latest string
 }
 
-func createRequest(t *testing.T, c requestsv1.RequestsServiceClient, applicantID string, a reqArgs) *requestsv1.AppointmentRequest {
+func createRequest(t testing.TB, c requestsv1.RequestsServiceClient, applicantID string, a reqArgs) *requestsv1.AppointmentRequest {
 	t.Helper()
 	if a.mission == "" {
 		a.mission = "fra"

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -101,16 +102,26 @@ func Read(ctx context.Context, conn *pgx.Conn) ([]User, error) {
 		u.Phone = strings.TrimSpace(u.Phone)
 		u.PassportNumber = strings.TrimSpace(u.PassportNumber)
 		u.Nationality = strings.TrimSpace(u.Nationality)
-		if len(dob) >= 10 {
-			dob = dob[:10] // a timestamp column reads as "YYYY-MM-DD hh:mm:ss"
-		}
-		u.DateOfBirth = dob
+		u.DateOfBirth = dateOnly(dob)
 		users = append(users, u)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
 	return users, nil
+}
+
+// dateOnly is the date of a timestamp column, which reads as "YYYY-MM-DD
+// hh:mm:ss"; any other text is kept (trimmed) for the import to judge,
+// never cut in the middle of a character.
+func dateOnly(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > len(time.DateOnly) {
+		if _, err := time.Parse(time.DateOnly, s[:len(time.DateOnly)]); err == nil {
+			return s[:len(time.DateOnly)]
+		}
+	}
+	return s
 }
 
 // columns returns the columns of a table on the search path (none if it

@@ -10,7 +10,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 )
 
-func connect(t *testing.T, schema string) *pgx.Conn {
+func connect(t testing.TB, schema string) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgtest.NewURL(t))

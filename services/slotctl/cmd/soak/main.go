@@ -1,0 +1,62 @@
+// Command soak is `make soak` (issue 15): the `make run` system
+// (portalsim, AccountPool, Requests, a Checker with Chromium, the demo's
+// data) with short cooldowns and portalsim's slots changing at random, for
+// -duration; every -every it samples each process's RSS, goroutines and
+// open descriptors, the Postgres connections and the table sizes, then
+// fits a line to each after -warm-up, prints the slopes and exits 1 on
+// growth. Run it through deploy/local/with-postgres.sh, which sets
+// DATABASE_URL (make soak does); it makes its database, slotwatch_soak,
+// afresh on each run.
+//
+//	soak [-root DIR] [-duration 30m] [-warm-up 5m] [-every 1m]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/demo"
+)
+
+// main is the platform's: SIGINT/SIGTERM end ctx, an error is printed and
+// exits 1.
+func main() {
+	grpcserver.Main(func(ctx context.Context, args []string, _ io.Writer) error { return run(ctx, args) })
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin")
+	duration := fs.Duration("duration", 30*time.Minute, "how long the system runs")
+	warmUp := fs.Duration("warm-up", 0, "the start of the run the fit leaves out (default: a sixth of -duration)")
+	every := fs.Duration("every", time.Minute, "time between samples")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *warmUp == 0 {
+		*warmUp = *duration / 6
+	}
+	abs, err := filepath.Abs(*root)
+	if err != nil {
+		return err
+	}
+	dbURL := os.Getenv("DATABASE_URL")
+	if dbURL == "" {
+		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make soak does)")
+	}
+	work, err := os.MkdirTemp("", "soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	return demo.Soak(ctx, demo.SoakConfig{
+		BinDir: filepath.Join(abs, "bin"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_soak",
+		Duration: *duration, WarmUp: *warmUp, Every: *every, ChromePath: os.Getenv("CHROME_PATH"), Out: os.Stdout,
+	})
+}

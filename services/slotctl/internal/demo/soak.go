@@ -1,0 +1,518 @@
+package demo
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+)
+
+// SoakConfig is `make soak` (issue 15): the `make run` system (portalsim,
+// AccountPool, Requests, one Checker with Chromium, the demo's data) for
+// Duration with short cooldowns, portalsim's slots added and removed at
+// random, and every Every a sample of each process's RSS, goroutines and
+// open descriptors, the Postgres connections and the table sizes. At the
+// end a line is fitted to each series after WarmUp and its slope printed;
+// growth beyond a series' tolerance fails the run.
+type SoakConfig struct {
+	// BinDir holds portalsim, accountpool, requests and checker.
+	BinDir string
+	// WorkDir holds the run's files: tokens, keyset, logs, artifacts.
+	WorkDir string
+	// DatabaseURL is a server on which the run makes (and drops) Database.
+	DatabaseURL string
+	Database    string
+	// Duration is how long the system runs; WarmUp, the start of it that
+	// the fit leaves out; Every, the time between samples.
+	Duration, WarmUp, Every time.Duration
+	// ChromePath is the Chromium the Checker runs (default: the headless
+	// shell when installed, as for make run).
+	ChromePath string
+	Out        io.Writer
+}
+
+// The run's shortened settings, shown with the results.
+var soakTimings = []timing{
+	{"POOL_COOLDOWN", "2s", "10m"},
+	{"POOL_MAX_LOGINS_PER_DAY", "100000", "20"},
+	{"REQUESTS_CHECK_INTERVAL", "0s", "2m"},
+	{"CHECKER_SESSION_INTERVAL", "1s", "10s"},
+}
+
+// churnEvery is how often portalsim's slots change.
+const churnEvery = 3 * time.Second
+
+// Soak runs the system, samples it and prints the fit; it returns an error
+// when a series grew beyond its tolerance, or the system did no work.
+func Soak(ctx context.Context, cfg SoakConfig) error {
+	if cfg.Every <= 0 || cfg.Duration < cfg.WarmUp+3*cfg.Every {
+		return fmt.Errorf("a soak of %s with warm-up %s and a sample every %s leaves fewer than 3 samples to fit", cfg.Duration, cfg.WarmUp, cfg.Every)
+	}
+	bin := cfg.BinDir
+	if err := binaries(bin, "portalsim", "accountpool", "requests", "checker"); err != nil {
+		return err
+	}
+	f, err := prepareFiles(cfg.WorkDir)
+	if err != nil {
+		return err
+	}
+	ports, err := freeLoopbackAddrs(8)
+	if err != nil {
+		return err
+	}
+	portalAddr, poolAddr, reqAddr, checkerAddr := ports[0], ports[1], ports[2], ports[3]
+	metricsAddr := map[string]string{"accountpool": ports[4], "requests": ports[5], "checker": ports[6]}
+	dbURL, err := freshDatabase(ctx, cfg.DatabaseURL, cfg.Database)
+	if err != nil {
+		return err
+	}
+	out := cfg.Out
+	sup := newSupervisor(f.logs)
+	defer sup.stopAll(io.Discard, grace, nil)
+
+	common := []string{
+		"DATABASE_URL=" + dbURL, "AUTH_TOKENS_FILE=" + f.tokens, "ENCRYPTION_KEYSET_FILE=" + f.keyset,
+		"LOG_LEVEL=info", "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
+	}
+	for _, t := range soakTimings {
+		common = append(common, t.env+"="+t.demo)
+	}
+	portal := &Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG="}, nil)
+	if err != nil {
+		return err
+	}
+	if err := waitReady(ctx, c, 30*time.Second, portal.Ready); err != nil {
+		return err
+	}
+	for _, s := range []struct{ name, addr string }{{"accountpool", poolAddr}, {"requests", reqAddr}} {
+		env := append(slices.Clone(common), "LISTEN_ADDR="+s.addr, "METRICS_ADDR="+metricsAddr[s.name], "HTTP_ADDR="+ports[7])
+		c, err := sup.start(s.name, filepath.Join(bin, s.name), env, nil)
+		if err != nil {
+			return err
+		}
+		if err := waitGRPC(ctx, c, s.addr, 90*time.Second); err != nil {
+			return err
+		}
+	}
+	poolConn, err := dialAdmin(poolAddr, f.admin)
+	if err != nil {
+		return err
+	}
+	defer poolConn.Close()
+	reqConn, err := dialAdmin(reqAddr, f.admin)
+	if err != nil {
+		return err
+	}
+	defer reqConn.Close()
+	rq := rqv1.NewRequestsServiceClient(reqConn)
+	ds := DemoDataset(time.Now())
+	if _, err := Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
+		return fmt.Errorf("load the data: %w", err)
+	}
+	checker, err := sup.start("checker", filepath.Join(bin, "checker"), append(slices.Clone(common),
+		"LISTEN_ADDR="+checkerAddr, "METRICS_ADDR="+metricsAddr["checker"],
+		"ACCOUNTPOOL_ADDR="+poolAddr, "REQUESTS_ADDR="+reqAddr, "AUTH_TOKEN_FILE="+f.checker,
+		"PORTAL_BASE_URL=http://"+portalAddr, "CHECKER_ARTIFACTS_DIR="+f.artifacts, "CHECKER_ID=soak",
+		"CHROME_PATH="+demoChrome(func(string) string { return cfg.ChromePath }), "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0)), nil)
+	if err != nil {
+		return err
+	}
+	if err := waitGRPC(ctx, checker, checkerAddr, 90*time.Second); err != nil {
+		return err
+	}
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+
+	var ts []string
+	for _, t := range soakTimings {
+		ts = append(ts, t.env+"="+t.demo+" ["+t.prod+"]")
+	}
+	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
+		cfg.Duration, cfg.Every, cfg.WarmUp)
+	fmt.Fprintf(out, "Shortened settings (production defaults in brackets): %s\n", strings.Join(ts, "  "))
+	fmt.Fprintf(out, "Load: %d accounts, %d requests in %d missions; portalsim's slots change every %s, a found request is replaced by a new one\n",
+		len(ds.Accounts), len(ds.Applicants), len(ds.Missions), churnEvery)
+
+	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
+	defer stop()
+	churnDone := make(chan error, 1)
+	go func() { churnDone <- churn(runCtx, ds, portal, rq) }()
+
+	procs := map[string]*child{}
+	for _, c := range sup.children {
+		procs[c.name] = c
+	}
+	s := &sampler{db: db, database: cfg.Database, procs: procs, metrics: metricsAddr, http: &http.Client{Timeout: 5 * time.Second}}
+	start := time.Now()
+	tick := time.NewTicker(cfg.Every)
+	defer tick.Stop()
+	var samples []sample
+	for {
+		sm, err := s.sample(ctx, time.Since(start))
+		if err != nil {
+			return err
+		}
+		samples = append(samples, sm)
+		fmt.Fprintf(out, "  %s\n", sm.line())
+		select {
+		case <-runCtx.Done():
+		case c := <-sup.exited:
+			return c.exitedEarly()
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := <-churnDone; err != nil {
+		return err
+	}
+	return soakVerdict(out, samples, cfg.WarmUp)
+}
+
+// churn adds and removes portalsim's slots at random: each change sets
+// the slots of one of the dataset's requests' mission, centre and
+// category to none, one or two dates, some inside the request's window.
+// A request that is found is replaced by a new one with the same wish, so
+// the load stays the same.
+func churn(ctx context.Context, ds Dataset, portal *Portal, rq RequestsClient) error {
+	found := make(chan *rqv1.AppointmentRequest, 16)
+	go watchSlotFound(ctx, rq, found)
+	tick := time.NewTicker(churnEvery)
+	defer tick.Stop()
+	today := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-found:
+			_, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
+				ApplicantId: r.GetApplicantId(), MissionCode: r.GetMissionCode(), Centre: r.GetCentre(),
+				VisaCategory: r.GetVisaCategory(), EarliestDate: r.GetEarliestDate(), LatestDate: r.GetLatestDate(),
+			})
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("replace a found request: %w", err)
+			}
+		case <-tick.C:
+			a := ds.Applicants[rand.IntN(len(ds.Applicants))]
+			r := a.Requests[0]
+			slots := []portalSlot{}
+			for range rand.IntN(3) {
+				slots = append(slots, portalSlot{Date: today.AddDate(0, 0, 1+rand.IntN(365)).Format(time.DateOnly), Time: "09:30"})
+			}
+			err := portal.put(ctx, "/admin/slots", portalSlots{Mission: r.Mission, Centre: r.Centre, VisaCategory: r.VisaCategory, Slots: slots})
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("change portalsim's slots: %w", err)
+			}
+		}
+	}
+}
+
+// A series is one measured quantity over the run.
+type series struct {
+	name string
+	unit string
+	// tolerance is the growth over the fitted window that still passes,
+	// given the series' mean; nil means the series is shown, not judged.
+	tolerance func(mean float64) float64
+}
+
+// sample is one reading of every series, at a time since the start.
+type sample struct {
+	at     time.Duration
+	values map[string]float64
+	order  []string
+	checks float64
+}
+
+func (s sample) line() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%6s", s.at.Round(time.Second))
+	for _, k := range s.order {
+		fmt.Fprintf(&b, "  %s=%s", k, strconv.FormatFloat(s.values[k], 'f', -1, 64))
+	}
+	return b.String()
+}
+
+const mib = 1 << 20
+
+// kinds are the judged series by the suffix of their names, with their
+// tolerances: growth over the fitted window of at most 10% of the mean
+// and an absolute floor that noise on an idle process stays under.
+var kinds = map[string]series{
+	"rss_mib":    {unit: "MiB", tolerance: func(m float64) float64 { return math.Max(0.10*m, 8) }},
+	"goroutines": {unit: "", tolerance: func(m float64) float64 { return math.Max(0.10*m, 5) }},
+	"fds":        {unit: "", tolerance: func(m float64) float64 { return math.Max(0.10*m, 5) }},
+	"pg_conns":   {unit: "", tolerance: func(float64) float64 { return 2 }},
+}
+
+type sampler struct {
+	db       *pgx.Conn
+	database string
+	procs    map[string]*child
+	metrics  map[string]string
+	http     *http.Client
+}
+
+func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) {
+	sm := sample{at: at, values: map[string]float64{}}
+	set := func(k string, v float64) {
+		sm.values[k] = v
+		sm.order = append(sm.order, k)
+	}
+	for _, name := range []string{"portalsim", "accountpool", "requests", "checker"} {
+		c := s.procs[name]
+		if c == nil || c.cmd.Process == nil {
+			continue
+		}
+		pid := c.cmd.Process.Pid
+		pids := []int{pid}
+		label := name
+		if name == "checker" {
+			pids = append(pids, descendants(pid)...)
+			label = "checker+chromium"
+		}
+		var rss, fds float64
+		for _, p := range pids {
+			rss += float64(rssBytes(p)) / mib
+			fds += float64(openFDs(p))
+		}
+		set(label+".rss_mib", math.Round(rss*10)/10)
+		set(label+".fds", fds)
+		if addr := s.metrics[name]; addr != "" {
+			if g, ok := s.gauge(ctx, addr, "go_goroutines"); ok {
+				set(name+".goroutines", g)
+			}
+		}
+	}
+	var conns int64
+	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, s.database).Scan(&conns); err != nil {
+		return sm, fmt.Errorf("count Postgres connections: %w", err)
+	}
+	set("postgres.pg_conns", float64(conns))
+	rows, err := s.db.Query(ctx, `SELECT schemaname || '.' || relname FROM pg_stat_user_tables
+		WHERE schemaname IN ('accountpool', 'requests') AND relname NOT LIKE 'goose%' ORDER BY 1`)
+	if err != nil {
+		return sm, fmt.Errorf("list tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return sm, fmt.Errorf("list tables: %w", err)
+	}
+	for _, t := range tables {
+		var n int64
+		if err := s.db.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return sm, fmt.Errorf("count %s: %w", t, err)
+		}
+		set(t+".rows", float64(n))
+		if t == "requests.checks" {
+			sm.checks = float64(n)
+		}
+	}
+	return sm, nil
+}
+
+// gauge reads one unlabelled metric from a Prometheus /metrics page.
+func (s *sampler) gauge(ctx context.Context, addr, name string) (float64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// rssBytes is a process's resident set (0 when it is gone).
+func rssBytes(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// openFDs counts a process's open file descriptors.
+func openFDs(pid int) int {
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0
+	}
+	return len(es)
+}
+
+// descendants are the processes below pid (Chromium's, for the Checker).
+func descendants(pid int) []int {
+	es, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parent := map[int]int{}
+	for _, e := range es {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		pp, _ := strconv.Atoi(f[1])
+		parent[p] = pp
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// soakVerdict fits a line to each series after warmUp, prints the slopes
+// and fails on growth beyond a judged series' tolerance, or on a run in
+// which no check was made.
+func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
+	var fit []sample
+	for _, s := range samples {
+		if s.at >= warmUp {
+			fit = append(fit, s)
+		}
+	}
+	if len(fit) < 3 {
+		return fmt.Errorf("only %d samples after the warm-up: too few to fit", len(fit))
+	}
+	span := (fit[len(fit)-1].at - fit[0].at).Minutes()
+	checks := fit[len(fit)-1].checks - fit[0].checks
+	fmt.Fprintf(out, "\nFit over %d samples from %s to %s (%.1f min); %.0f checks in that window (%.1f/min)\n",
+		len(fit), fit[0].at.Round(time.Second), fit[len(fit)-1].at.Round(time.Second), span, checks, checks/span)
+	w := newTable(out)
+	w.row("series", "first", "last", "mean", "slope/min", "±2 s.e.", "growth fitted", "tolerance", "verdict")
+	var failed []string
+	for _, k := range samples[len(samples)-1].order {
+		xs, ys := make([]float64, 0, len(fit)), make([]float64, 0, len(fit))
+		for _, s := range fit {
+			if v, ok := s.values[k]; ok {
+				xs = append(xs, s.at.Minutes())
+				ys = append(ys, v)
+			}
+		}
+		if len(xs) < 3 {
+			continue
+		}
+		slope, se, mean := fitLine(xs, ys)
+		growth := slope * span
+		verdict, tol := "shown", "-"
+		if sr, ok := kinds[k[strings.LastIndexByte(k, '.')+1:]]; ok {
+			limit := sr.tolerance(mean)
+			tol = num(limit)
+			switch {
+			case growth <= limit:
+				verdict = "pass"
+			case slope <= 2*se:
+				verdict = "pass (noise)" // the samples scatter more than they climb
+			default:
+				verdict = "FAIL"
+				failed = append(failed, k)
+			}
+		}
+		w.row(k, num(ys[0]), num(ys[len(ys)-1]), num(mean), num(slope), num(2*se), num(growth), tol, verdict)
+	}
+	w.flush()
+	fmt.Fprintln(out, "Judged: rss_mib, goroutines, fds (fitted growth over the window at most max(10% of the mean, 8 MiB / 5)), pg_conns (at most 2);")
+	fmt.Fprintln(out, "growth beyond that fails only when the slope is above twice its standard error (a climb, not scatter).")
+	fmt.Fprintln(out, "table rows are shown: nothing prunes checks, events or the usage log yet, so they grow with the checks.")
+	if checks <= 0 {
+		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s grew beyond tolerance", strings.Join(failed, ", "))
+	}
+	fmt.Fprintln(out, "soak: PASS")
+	return nil
+}
+
+// fitLine is the least-squares slope of ys over xs, its standard error
+// (0 with fewer than 3 points), and the mean of ys.
+func fitLine(xs, ys []float64) (slope, se, mean float64) {
+	n := float64(len(xs))
+	var mx float64
+	for i := range xs {
+		mx += xs[i]
+		mean += ys[i]
+	}
+	mx /= n
+	mean /= n
+	var sxx, sxy float64
+	for i := range xs {
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+		sxy += (xs[i] - mx) * (ys[i] - mean)
+	}
+	if sxx == 0 {
+		return 0, 0, mean
+	}
+	slope = sxy / sxx
+	if len(xs) < 3 {
+		return slope, 0, mean
+	}
+	var ssr float64
+	for i := range xs {
+		r := ys[i] - mean - slope*(xs[i]-mx)
+		ssr += r * r
+	}
+	return slope, math.Sqrt(ssr / (n - 2) / sxx), mean
+}
+
+func num(f float64) string {
+	return strconv.FormatFloat(math.Round(f*100)/100, 'f', -1, 64)
+}

@@ -1,0 +1,98 @@
+package demo
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
+)
+
+// TestSoak is `make soak`'s short sibling: the real binaries (the real
+// Checker, with Chromium) for 90 seconds, a sample every 5 seconds, the
+// fit after a warm-up of 30. It asserts that the run carried load, that
+// every series was sampled, and the verdict; the 30-minute run's figures
+// are in docs/RELIABILITY.md.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 90-second run of the whole system")
+	}
+	t.Parallel()
+	server := pgtest.ServerURL(t)
+	bin := filepath.Join(t.TempDir(), "bin")
+	const mod = "github.com/slotwatch/slotwatch/services/"
+	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), mod+"portalsim/cmd/portalsim",
+		mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	db := "slotwatch_soak_test_" + randomHex(t, 6)
+	t.Cleanup(func() { dropDatabase(t, server, db) })
+	var out testkit.SyncBuffer
+	err := Soak(t.Context(), SoakConfig{
+		BinDir: bin, WorkDir: t.TempDir(), DatabaseURL: server, Database: db,
+		Duration: 90 * time.Second, WarmUp: 30 * time.Second, Every: 5 * time.Second,
+		ChromePath: os.Getenv("CHROME_PATH"), Out: &out,
+	})
+	t.Logf("soak output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("Soak: %v", err)
+	}
+	for _, series := range []string{"portalsim.rss_mib", "accountpool.goroutines", "requests.fds", "checker+chromium.rss_mib",
+		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows"} {
+		if !strings.Contains(out.String(), "\n"+series+" ") {
+			t.Errorf("no fit of %s", series)
+		}
+	}
+}
+
+// A series that climbs fails; one that scatters as much without climbing
+// passes; a run without checks fails.
+func TestSoakVerdict(t *testing.T) {
+	t.Parallel()
+	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
+		var samples []sample
+		for i := range 20 {
+			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"x.rss_mib"},
+				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i)})
+		}
+		var out bytes.Buffer
+		err := soakVerdict(&out, samples, 5*time.Minute)
+		return out.String(), err
+	}
+	working := func(i int) float64 { return float64(100 * i) }
+
+	t.Run("LeakFails", func(t *testing.T) {
+		t.Parallel()
+		out, err := run(func(i int) float64 { return 100 + 2*float64(i) }, working) // 2 MiB a minute
+		if err == nil || !strings.Contains(err.Error(), "x.rss_mib") || !strings.Contains(out, "FAIL") {
+			t.Fatalf("a leak of 2 MiB/min passed: %v\n%s", err, out)
+		}
+	})
+	t.Run("ScatterPasses", func(t *testing.T) {
+		t.Parallel()
+		out, err := run(func(i int) float64 { return 100 + float64(40*(i%2)) }, working)
+		if err != nil {
+			t.Fatalf("scatter failed: %v\n%s", err, out)
+		}
+	})
+	t.Run("FlatPasses", func(t *testing.T) {
+		t.Parallel()
+		out, err := run(func(int) float64 { return 100 }, working)
+		if err != nil || !strings.Contains(out, "soak: PASS") {
+			t.Fatalf("flat failed: %v\n%s", err, out)
+		}
+	})
+	t.Run("NoLoadFails", func(t *testing.T) {
+		t.Parallel()
+		if _, err := run(func(int) float64 { return 100 }, func(int) float64 { return 7 }); err == nil {
+			t.Fatal("a run without checks passed")
+		}
+	})
+}
