@@ -39,6 +39,11 @@ const (
 	Outcome_OUTCOME_BANNED Outcome = 4
 	// Anything else went wrong.
 	Outcome_OUTCOME_ERROR Outcome = 5
+	// The check was called off before its first request to the portal (its
+	// portal was paused meanwhile): the account goes back as it was, with no
+	// cooldown and its failure count unchanged. Not allowed with logged_in or
+	// session_state.
+	Outcome_OUTCOME_UNUSED Outcome = 6
 )
 
 // Enum value maps for Outcome.
@@ -50,6 +55,7 @@ var (
 		3: "OUTCOME_LOGIN_FAIL",
 		4: "OUTCOME_BANNED",
 		5: "OUTCOME_ERROR",
+		6: "OUTCOME_UNUSED",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -58,6 +64,7 @@ var (
 		"OUTCOME_LOGIN_FAIL":  3,
 		"OUTCOME_BANNED":      4,
 		"OUTCOME_ERROR":       5,
+		"OUTCOME_UNUSED":      6,
 	}
 )
 
@@ -171,6 +178,8 @@ const (
 	UsageResult_USAGE_RESULT_ERROR UsageResult = 5
 	// Not released before it expired.
 	UsageResult_USAGE_RESULT_LEASE_EXPIRED UsageResult = 6
+	// Released with OUTCOME_UNUSED.
+	UsageResult_USAGE_RESULT_UNUSED UsageResult = 7
 )
 
 // Enum value maps for UsageResult.
@@ -183,6 +192,7 @@ var (
 		4: "USAGE_RESULT_BANNED",
 		5: "USAGE_RESULT_ERROR",
 		6: "USAGE_RESULT_LEASE_EXPIRED",
+		7: "USAGE_RESULT_UNUSED",
 	}
 	UsageResult_value = map[string]int32{
 		"USAGE_RESULT_UNSPECIFIED":   0,
@@ -192,6 +202,7 @@ var (
 		"USAGE_RESULT_BANNED":        4,
 		"USAGE_RESULT_ERROR":         5,
 		"USAGE_RESULT_LEASE_EXPIRED": 6,
+		"USAGE_RESULT_UNUSED":        7,
 	}
 )
 
@@ -2664,21 +2675,22 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x1aReencryptPasswordsResponse\x12 \n" +
 	"\vreencrypted\x18\x01 \x01(\x05R\vreencrypted\x12$\n" +
 	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId\x12:\n" +
-	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds*\x8b\x01\n" +
+	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds*\x9f\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_NO_SLOT\x10\x02\x12\x16\n" +
 	"\x12OUTCOME_LOGIN_FAIL\x10\x03\x12\x12\n" +
 	"\x0eOUTCOME_BANNED\x10\x04\x12\x11\n" +
-	"\rOUTCOME_ERROR\x10\x05*\xbb\x01\n" +
+	"\rOUTCOME_ERROR\x10\x05\x12\x12\n" +
+	"\x0eOUTCOME_UNUSED\x10\x06*\xbb\x01\n" +
 	"\fAccountState\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ACCOUNT_STATE_AVAILABLE\x10\x01\x12\x18\n" +
 	"\x14ACCOUNT_STATE_LEASED\x10\x02\x12\x1a\n" +
 	"\x16ACCOUNT_STATE_COOLDOWN\x10\x03\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_QUARANTINED\x10\x04\x12\x1a\n" +
-	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\xcd\x01\n" +
+	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\xe6\x01\n" +
 	"\vUsageResult\x12\x1c\n" +
 	"\x18USAGE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14USAGE_RESULT_SUCCESS\x10\x01\x12\x18\n" +
@@ -2686,7 +2698,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x17USAGE_RESULT_LOGIN_FAIL\x10\x03\x12\x17\n" +
 	"\x13USAGE_RESULT_BANNED\x10\x04\x12\x16\n" +
 	"\x12USAGE_RESULT_ERROR\x10\x05\x12\x1e\n" +
-	"\x1aUSAGE_RESULT_LEASE_EXPIRED\x10\x062\x9b\v\n" +
+	"\x1aUSAGE_RESULT_LEASE_EXPIRED\x10\x06\x12\x17\n" +
+	"\x13USAGE_RESULT_UNUSED\x10\a2\x9b\v\n" +
 	"\x12AccountPoolService\x12^\n" +
 	"\aAcquire\x12(.slotwatch.accountpool.v1.AcquireRequest\x1a).slotwatch.accountpool.v1.AcquireResponse\x12X\n" +
 	"\x05Renew\x12&.slotwatch.accountpool.v1.RenewRequest\x1a'.slotwatch.accountpool.v1.RenewResponse\x12^\n" +

@@ -68,6 +68,10 @@ const (
 	OutcomeBanned       Outcome = "banned"
 	OutcomeError        Outcome = "error"
 	OutcomeLeaseExpired Outcome = "lease_expired"
+	// OutcomeUnused: the check was called off before its first request to
+	// the portal (Requests found the portal paused). The account did
+	// nothing, so nothing changes but the lease's end.
+	OutcomeUnused Outcome = "unused"
 )
 
 // State is an account's state at one moment.
@@ -140,6 +144,7 @@ func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account 
 	case OutcomeLeaseExpired:
 		a.ConsecutiveFailures++
 		a.CooldownUntil = ptr(now.Add(c.Cooldown))
+	case OutcomeUnused:
 	}
 	return a
 }
