@@ -1958,6 +1958,90 @@ func (x *ReportCheckResultResponse) GetCheckId() int64 {
 	return 0
 }
 
+// ConfirmClaimRequest names the claim whose check is about to open the
+// portal.
+type ConfirmClaimRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Claim from ClaimDueMissions.
+	ClaimId       string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmClaimRequest) Reset() {
+	*x = ConfirmClaimRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmClaimRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmClaimRequest) ProtoMessage() {}
+
+func (x *ConfirmClaimRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmClaimRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmClaimRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ConfirmClaimRequest) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+// ConfirmClaimResponse: the check may open the portal.
+type ConfirmClaimResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmClaimResponse) Reset() {
+	*x = ConfirmClaimResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmClaimResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmClaimResponse) ProtoMessage() {}
+
+func (x *ConfirmClaimResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmClaimResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmClaimResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{27}
+}
+
 // WatchEventsRequest starts a stream.
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1969,7 +2053,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2065,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[26]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2078,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{26}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchEventsRequest) GetAfterCursor() int64 {
@@ -2024,7 +2108,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2036,7 +2120,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[27]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2049,7 +2133,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{27}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchEventsResponse) GetCursor() int64 {
@@ -2109,7 +2193,7 @@ type Mission struct {
 
 func (x *Mission) Reset() {
 	*x = Mission{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2205,7 @@ func (x *Mission) String() string {
 func (*Mission) ProtoMessage() {}
 
 func (x *Mission) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[28]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2218,7 @@ func (x *Mission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mission.ProtoReflect.Descriptor instead.
 func (*Mission) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{28}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Mission) GetMissionCode() string {
@@ -2188,7 +2272,7 @@ type UpsertMissionRequest struct {
 
 func (x *UpsertMissionRequest) Reset() {
 	*x = UpsertMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2284,7 @@ func (x *UpsertMissionRequest) String() string {
 func (*UpsertMissionRequest) ProtoMessage() {}
 
 func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[29]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2297,7 @@ func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionRequest.ProtoReflect.Descriptor instead.
 func (*UpsertMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{29}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpsertMissionRequest) GetMissionCode() string {
@@ -2248,7 +2332,7 @@ type UpsertMissionResponse struct {
 
 func (x *UpsertMissionResponse) Reset() {
 	*x = UpsertMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2260,7 +2344,7 @@ func (x *UpsertMissionResponse) String() string {
 func (*UpsertMissionResponse) ProtoMessage() {}
 
 func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2273,7 +2357,7 @@ func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionResponse.ProtoReflect.Descriptor instead.
 func (*UpsertMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpsertMissionResponse) GetMission() *Mission {
@@ -2294,7 +2378,7 @@ type GetMissionRequest struct {
 
 func (x *GetMissionRequest) Reset() {
 	*x = GetMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2390,7 @@ func (x *GetMissionRequest) String() string {
 func (*GetMissionRequest) ProtoMessage() {}
 
 func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2403,7 @@ func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionRequest.ProtoReflect.Descriptor instead.
 func (*GetMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetMissionRequest) GetMissionCode() string {
@@ -2340,7 +2424,7 @@ type GetMissionResponse struct {
 
 func (x *GetMissionResponse) Reset() {
 	*x = GetMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2352,7 +2436,7 @@ func (x *GetMissionResponse) String() string {
 func (*GetMissionResponse) ProtoMessage() {}
 
 func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2365,7 +2449,7 @@ func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionResponse.ProtoReflect.Descriptor instead.
 func (*GetMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetMissionResponse) GetMission() *Mission {
@@ -2388,7 +2472,7 @@ type ListMissionsRequest struct {
 
 func (x *ListMissionsRequest) Reset() {
 	*x = ListMissionsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2400,7 +2484,7 @@ func (x *ListMissionsRequest) String() string {
 func (*ListMissionsRequest) ProtoMessage() {}
 
 func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2413,7 +2497,7 @@ func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListMissionsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListMissionsRequest) GetPageSize() int32 {
@@ -2443,7 +2527,7 @@ type ListMissionsResponse struct {
 
 func (x *ListMissionsResponse) Reset() {
 	*x = ListMissionsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2455,7 +2539,7 @@ func (x *ListMissionsResponse) String() string {
 func (*ListMissionsResponse) ProtoMessage() {}
 
 func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2468,7 +2552,7 @@ func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListMissionsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListMissionsResponse) GetMissions() []*Mission {
@@ -2517,7 +2601,7 @@ type Portal struct {
 
 func (x *Portal) Reset() {
 	*x = Portal{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +2613,7 @@ func (x *Portal) String() string {
 func (*Portal) ProtoMessage() {}
 
 func (x *Portal) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +2626,7 @@ func (x *Portal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Portal.ProtoReflect.Descriptor instead.
 func (*Portal) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Portal) GetName() string {
@@ -2633,7 +2717,7 @@ type SetPortalRequest struct {
 
 func (x *SetPortalRequest) Reset() {
 	*x = SetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2645,7 +2729,7 @@ func (x *SetPortalRequest) String() string {
 func (*SetPortalRequest) ProtoMessage() {}
 
 func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2658,7 +2742,7 @@ func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalRequest.ProtoReflect.Descriptor instead.
 func (*SetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetPortalRequest) GetName() string {
@@ -2721,7 +2805,7 @@ type SetPortalResponse struct {
 
 func (x *SetPortalResponse) Reset() {
 	*x = SetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2733,7 +2817,7 @@ func (x *SetPortalResponse) String() string {
 func (*SetPortalResponse) ProtoMessage() {}
 
 func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2746,7 +2830,7 @@ func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalResponse.ProtoReflect.Descriptor instead.
 func (*SetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetPortalResponse) GetPortal() *Portal {
@@ -2767,7 +2851,7 @@ type GetPortalRequest struct {
 
 func (x *GetPortalRequest) Reset() {
 	*x = GetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2779,7 +2863,7 @@ func (x *GetPortalRequest) String() string {
 func (*GetPortalRequest) ProtoMessage() {}
 
 func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2792,7 +2876,7 @@ func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetPortalRequest) GetName() string {
@@ -2813,7 +2897,7 @@ type GetPortalResponse struct {
 
 func (x *GetPortalResponse) Reset() {
 	*x = GetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +2909,7 @@ func (x *GetPortalResponse) String() string {
 func (*GetPortalResponse) ProtoMessage() {}
 
 func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +2922,7 @@ func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetPortalResponse) GetPortal() *Portal {
@@ -2861,7 +2945,7 @@ type ListPortalsRequest struct {
 
 func (x *ListPortalsRequest) Reset() {
 	*x = ListPortalsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2873,7 +2957,7 @@ func (x *ListPortalsRequest) String() string {
 func (*ListPortalsRequest) ProtoMessage() {}
 
 func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2886,7 +2970,7 @@ func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortalsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListPortalsRequest) GetPageSize() int32 {
@@ -2916,7 +3000,7 @@ type ListPortalsResponse struct {
 
 func (x *ListPortalsResponse) Reset() {
 	*x = ListPortalsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2928,7 +3012,7 @@ func (x *ListPortalsResponse) String() string {
 func (*ListPortalsResponse) ProtoMessage() {}
 
 func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2941,7 +3025,7 @@ func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortalsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListPortalsResponse) GetPortals() []*Portal {
@@ -2984,7 +3068,7 @@ type PortalStatus struct {
 
 func (x *PortalStatus) Reset() {
 	*x = PortalStatus{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2996,7 +3080,7 @@ func (x *PortalStatus) String() string {
 func (*PortalStatus) ProtoMessage() {}
 
 func (x *PortalStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3009,7 +3093,7 @@ func (x *PortalStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalStatus.ProtoReflect.Descriptor instead.
 func (*PortalStatus) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PortalStatus) GetName() string {
@@ -3079,7 +3163,7 @@ type GetPortalStatusRequest struct {
 
 func (x *GetPortalStatusRequest) Reset() {
 	*x = GetPortalStatusRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3091,7 +3175,7 @@ func (x *GetPortalStatusRequest) String() string {
 func (*GetPortalStatusRequest) ProtoMessage() {}
 
 func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3104,7 +3188,7 @@ func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetPortalStatusRequest) GetName() string {
@@ -3125,7 +3209,7 @@ type GetPortalStatusResponse struct {
 
 func (x *GetPortalStatusResponse) Reset() {
 	*x = GetPortalStatusResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3137,7 +3221,7 @@ func (x *GetPortalStatusResponse) String() string {
 func (*GetPortalStatusResponse) ProtoMessage() {}
 
 func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3150,7 +3234,7 @@ func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetPortalStatusResponse) GetStatus() *PortalStatus {
@@ -3171,7 +3255,7 @@ type ResumePortalRequest struct {
 
 func (x *ResumePortalRequest) Reset() {
 	*x = ResumePortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3183,7 +3267,7 @@ func (x *ResumePortalRequest) String() string {
 func (*ResumePortalRequest) ProtoMessage() {}
 
 func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3196,7 +3280,7 @@ func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalRequest.ProtoReflect.Descriptor instead.
 func (*ResumePortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResumePortalRequest) GetName() string {
@@ -3217,7 +3301,7 @@ type ResumePortalResponse struct {
 
 func (x *ResumePortalResponse) Reset() {
 	*x = ResumePortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3313,7 @@ func (x *ResumePortalResponse) String() string {
 func (*ResumePortalResponse) ProtoMessage() {}
 
 func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3326,7 @@ func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalResponse.ProtoReflect.Descriptor instead.
 func (*ResumePortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResumePortalResponse) GetStatus() *PortalStatus {
@@ -3390,7 +3474,10 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"retryAfter\"{\n" +
 	"\x19ReportCheckResultResponse\x12C\n" +
 	"\amatched\x18\x01 \x03(\v2).slotwatch.requests.v1.AppointmentRequestR\amatched\x12\x19\n" +
-	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"7\n" +
+	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"0\n" +
+	"\x13ConfirmClaimRequest\x12\x19\n" +
+	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\"\x16\n" +
+	"\x14ConfirmClaimResponse\"7\n" +
 	"\x12WatchEventsRequest\x12!\n" +
 	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"\xa2\x02\n" +
 	"\x13WatchEventsResponse\x12\x16\n" +
@@ -3507,7 +3594,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x14EVENT_TYPE_CANCELLED\x10\x03\x12\x16\n" +
 	"\x12EVENT_TYPE_EXPIRED\x10\x04\x12\x1c\n" +
 	"\x18EVENT_TYPE_PORTAL_PAUSED\x10\x05\x12\x1d\n" +
-	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x062\xf9\x11\n" +
+	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x062\xe2\x12\n" +
 	"\x0fRequestsService\x12p\n" +
 	"\x0fCreateApplicant\x12-.slotwatch.requests.v1.CreateApplicantRequest\x1a..slotwatch.requests.v1.CreateApplicantResponse\x12g\n" +
 	"\fGetApplicant\x12*.slotwatch.requests.v1.GetApplicantRequest\x1a+.slotwatch.requests.v1.GetApplicantResponse\x12m\n" +
@@ -3519,7 +3606,8 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x17ListAppointmentRequests\x125.slotwatch.requests.v1.ListAppointmentRequestsRequest\x1a6.slotwatch.requests.v1.ListAppointmentRequestsResponse\x12\x8b\x01\n" +
 	"\x18CancelAppointmentRequest\x126.slotwatch.requests.v1.CancelAppointmentRequestRequest\x1a7.slotwatch.requests.v1.CancelAppointmentRequestResponse\x12s\n" +
 	"\x10ClaimDueMissions\x12..slotwatch.requests.v1.ClaimDueMissionsRequest\x1a/.slotwatch.requests.v1.ClaimDueMissionsResponse\x12v\n" +
-	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12f\n" +
+	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12g\n" +
+	"\fConfirmClaim\x12*.slotwatch.requests.v1.ConfirmClaimRequest\x1a+.slotwatch.requests.v1.ConfirmClaimResponse\x12f\n" +
 	"\vWatchEvents\x12).slotwatch.requests.v1.WatchEventsRequest\x1a*.slotwatch.requests.v1.WatchEventsResponse0\x01\x12j\n" +
 	"\rUpsertMission\x12+.slotwatch.requests.v1.UpsertMissionRequest\x1a,.slotwatch.requests.v1.UpsertMissionResponse\x12a\n" +
 	"\n" +
@@ -3545,7 +3633,7 @@ func file_slotwatch_requests_v1_requests_proto_rawDescGZIP() []byte {
 }
 
 var file_slotwatch_requests_v1_requests_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(RequestStatus)(0),                       // 0: slotwatch.requests.v1.RequestStatus
 	(CheckOutcome)(0),                        // 1: slotwatch.requests.v1.CheckOutcome
@@ -3576,38 +3664,40 @@ var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(*ClaimDueMissionsResponse)(nil),         // 26: slotwatch.requests.v1.ClaimDueMissionsResponse
 	(*ReportCheckResultRequest)(nil),         // 27: slotwatch.requests.v1.ReportCheckResultRequest
 	(*ReportCheckResultResponse)(nil),        // 28: slotwatch.requests.v1.ReportCheckResultResponse
-	(*WatchEventsRequest)(nil),               // 29: slotwatch.requests.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),              // 30: slotwatch.requests.v1.WatchEventsResponse
-	(*Mission)(nil),                          // 31: slotwatch.requests.v1.Mission
-	(*UpsertMissionRequest)(nil),             // 32: slotwatch.requests.v1.UpsertMissionRequest
-	(*UpsertMissionResponse)(nil),            // 33: slotwatch.requests.v1.UpsertMissionResponse
-	(*GetMissionRequest)(nil),                // 34: slotwatch.requests.v1.GetMissionRequest
-	(*GetMissionResponse)(nil),               // 35: slotwatch.requests.v1.GetMissionResponse
-	(*ListMissionsRequest)(nil),              // 36: slotwatch.requests.v1.ListMissionsRequest
-	(*ListMissionsResponse)(nil),             // 37: slotwatch.requests.v1.ListMissionsResponse
-	(*Portal)(nil),                           // 38: slotwatch.requests.v1.Portal
-	(*SetPortalRequest)(nil),                 // 39: slotwatch.requests.v1.SetPortalRequest
-	(*SetPortalResponse)(nil),                // 40: slotwatch.requests.v1.SetPortalResponse
-	(*GetPortalRequest)(nil),                 // 41: slotwatch.requests.v1.GetPortalRequest
-	(*GetPortalResponse)(nil),                // 42: slotwatch.requests.v1.GetPortalResponse
-	(*ListPortalsRequest)(nil),               // 43: slotwatch.requests.v1.ListPortalsRequest
-	(*ListPortalsResponse)(nil),              // 44: slotwatch.requests.v1.ListPortalsResponse
-	(*PortalStatus)(nil),                     // 45: slotwatch.requests.v1.PortalStatus
-	(*GetPortalStatusRequest)(nil),           // 46: slotwatch.requests.v1.GetPortalStatusRequest
-	(*GetPortalStatusResponse)(nil),          // 47: slotwatch.requests.v1.GetPortalStatusResponse
-	(*ResumePortalRequest)(nil),              // 48: slotwatch.requests.v1.ResumePortalRequest
-	(*ResumePortalResponse)(nil),             // 49: slotwatch.requests.v1.ResumePortalResponse
-	(*timestamppb.Timestamp)(nil),            // 50: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 51: google.protobuf.Duration
+	(*ConfirmClaimRequest)(nil),              // 29: slotwatch.requests.v1.ConfirmClaimRequest
+	(*ConfirmClaimResponse)(nil),             // 30: slotwatch.requests.v1.ConfirmClaimResponse
+	(*WatchEventsRequest)(nil),               // 31: slotwatch.requests.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),              // 32: slotwatch.requests.v1.WatchEventsResponse
+	(*Mission)(nil),                          // 33: slotwatch.requests.v1.Mission
+	(*UpsertMissionRequest)(nil),             // 34: slotwatch.requests.v1.UpsertMissionRequest
+	(*UpsertMissionResponse)(nil),            // 35: slotwatch.requests.v1.UpsertMissionResponse
+	(*GetMissionRequest)(nil),                // 36: slotwatch.requests.v1.GetMissionRequest
+	(*GetMissionResponse)(nil),               // 37: slotwatch.requests.v1.GetMissionResponse
+	(*ListMissionsRequest)(nil),              // 38: slotwatch.requests.v1.ListMissionsRequest
+	(*ListMissionsResponse)(nil),             // 39: slotwatch.requests.v1.ListMissionsResponse
+	(*Portal)(nil),                           // 40: slotwatch.requests.v1.Portal
+	(*SetPortalRequest)(nil),                 // 41: slotwatch.requests.v1.SetPortalRequest
+	(*SetPortalResponse)(nil),                // 42: slotwatch.requests.v1.SetPortalResponse
+	(*GetPortalRequest)(nil),                 // 43: slotwatch.requests.v1.GetPortalRequest
+	(*GetPortalResponse)(nil),                // 44: slotwatch.requests.v1.GetPortalResponse
+	(*ListPortalsRequest)(nil),               // 45: slotwatch.requests.v1.ListPortalsRequest
+	(*ListPortalsResponse)(nil),              // 46: slotwatch.requests.v1.ListPortalsResponse
+	(*PortalStatus)(nil),                     // 47: slotwatch.requests.v1.PortalStatus
+	(*GetPortalStatusRequest)(nil),           // 48: slotwatch.requests.v1.GetPortalStatusRequest
+	(*GetPortalStatusResponse)(nil),          // 49: slotwatch.requests.v1.GetPortalStatusResponse
+	(*ResumePortalRequest)(nil),              // 50: slotwatch.requests.v1.ResumePortalRequest
+	(*ResumePortalResponse)(nil),             // 51: slotwatch.requests.v1.ResumePortalResponse
+	(*timestamppb.Timestamp)(nil),            // 52: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 53: google.protobuf.Duration
 }
 var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
-	50, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
-	50, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
+	52, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
+	52, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: slotwatch.requests.v1.AppointmentRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	4,  // 3: slotwatch.requests.v1.AppointmentRequest.matched_slots:type_name -> slotwatch.requests.v1.Slot
-	50, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
-	50, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
-	50, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
+	52, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
+	52, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
+	52, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
 	3,  // 7: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 8: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 9: slotwatch.requests.v1.ListApplicantsResponse.applicants:type_name -> slotwatch.requests.v1.Applicant
@@ -3617,33 +3707,33 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	0,  // 13: slotwatch.requests.v1.ListAppointmentRequestsRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	5,  // 14: slotwatch.requests.v1.ListAppointmentRequestsResponse.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
 	5,  // 15: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	51, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
+	53, // 16: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
 	5,  // 17: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	50, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
+	52, // 18: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
 	25, // 19: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
 	1,  // 20: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
 	4,  // 21: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
-	51, // 22: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
+	53, // 22: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
 	5,  // 23: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
 	2,  // 24: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
 	5,  // 25: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	50, // 26: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	45, // 27: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
-	50, // 28: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
-	50, // 29: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
-	31, // 30: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 31: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	31, // 32: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
-	51, // 33: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
-	50, // 34: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
-	50, // 35: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
-	51, // 36: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
-	38, // 37: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	38, // 38: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	38, // 39: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
-	50, // 40: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
-	45, // 41: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
-	45, // 42: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	52, // 26: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	47, // 27: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
+	52, // 28: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
+	52, // 29: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 30: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	33, // 31: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	33, // 32: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
+	53, // 33: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
+	52, // 34: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
+	52, // 35: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
+	53, // 36: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
+	40, // 37: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	40, // 38: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	40, // 39: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
+	52, // 40: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
+	47, // 41: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	47, // 42: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
 	6,  // 43: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
 	8,  // 44: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
 	10, // 45: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
@@ -3655,37 +3745,39 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	22, // 51: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:input_type -> slotwatch.requests.v1.CancelAppointmentRequestRequest
 	24, // 52: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
 	27, // 53: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
-	29, // 54: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
-	32, // 55: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
-	34, // 56: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
-	36, // 57: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
-	39, // 58: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
-	41, // 59: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
-	43, // 60: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
-	46, // 61: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
-	48, // 62: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
-	7,  // 63: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
-	9,  // 64: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
-	11, // 65: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
-	13, // 66: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
-	15, // 67: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
-	17, // 68: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
-	19, // 69: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
-	21, // 70: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
-	23, // 71: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
-	26, // 72: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
-	28, // 73: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
-	30, // 74: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
-	33, // 75: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
-	35, // 76: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
-	37, // 77: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
-	40, // 78: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
-	42, // 79: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
-	44, // 80: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
-	47, // 81: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
-	49, // 82: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
-	63, // [63:83] is the sub-list for method output_type
-	43, // [43:63] is the sub-list for method input_type
+	29, // 54: slotwatch.requests.v1.RequestsService.ConfirmClaim:input_type -> slotwatch.requests.v1.ConfirmClaimRequest
+	31, // 55: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
+	34, // 56: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
+	36, // 57: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
+	38, // 58: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
+	41, // 59: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
+	43, // 60: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
+	45, // 61: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
+	48, // 62: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
+	50, // 63: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
+	7,  // 64: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
+	9,  // 65: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
+	11, // 66: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
+	13, // 67: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
+	15, // 68: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
+	17, // 69: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
+	19, // 70: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
+	21, // 71: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
+	23, // 72: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
+	26, // 73: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
+	28, // 74: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
+	30, // 75: slotwatch.requests.v1.RequestsService.ConfirmClaim:output_type -> slotwatch.requests.v1.ConfirmClaimResponse
+	32, // 76: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
+	35, // 77: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
+	37, // 78: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
+	39, // 79: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
+	42, // 80: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
+	44, // 81: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
+	46, // 82: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
+	49, // 83: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
+	51, // 84: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
+	64, // [64:85] is the sub-list for method output_type
+	43, // [43:64] is the sub-list for method input_type
 	43, // [43:43] is the sub-list for extension type_name
 	43, // [43:43] is the sub-list for extension extendee
 	0,  // [0:43] is the sub-list for field type_name
@@ -3697,15 +3789,15 @@ func file_slotwatch_requests_v1_requests_proto_init() {
 		return
 	}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[9].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[29].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[36].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[31].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[38].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_requests_v1_requests_proto_rawDesc), len(file_slotwatch_requests_v1_requests_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

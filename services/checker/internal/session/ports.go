@@ -31,11 +31,15 @@ type MissionClient interface {
 	// ReportCheckResult ends a claim and says how many requests became
 	// SLOT_FOUND. A claim that is no longer held is ErrClaimLost.
 	ReportCheckResult(ctx context.Context, r Report) (matched int, err error)
+	// ConfirmClaim says whether the claim's check may open the portal now.
+	// A claim whose portal was paused since the claim (Requests then ends
+	// it) or that is no longer held is ErrClaimLost.
+	ConfirmClaim(ctx context.Context, claimID string) error
 }
 
 // Driver checks the portal; *portal.Driver is the real one.
 type Driver interface {
-	CheckMission(ctx context.Context, acct portal.Account, mission string, queries []portal.Query) (portal.Result, error)
+	CheckMission(ctx context.Context, acct portal.Account, mission string, queries []portal.Query, gate portal.Gate) (portal.Result, error)
 }
 
 // AcquireRequest asks the pool for an account.
@@ -158,6 +162,10 @@ const (
 	LoginFail Outcome = "login_fail"
 	Banned    Outcome = "banned"
 	Error     Outcome = "error"
+	// Unused: the check was called off before its first request to the
+	// portal (Requests found the portal paused since the claim); the
+	// account is released unused.
+	Unused Outcome = "unused"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"
 )

@@ -69,9 +69,11 @@ func outcomeOf(res portal.Result) Outcome {
 		return LoginFail
 	case portal.Banned:
 		return Banned
-	default:
-		return Error
 	}
+	if res.Reason == portal.ReasonCalledOff {
+		return Unused
+	}
+	return Error
 }
 
 // withMatches is the outcome released to the pool once Requests has

@@ -137,6 +137,22 @@ type fakeRequests struct {
 	// matched answers how many requests a report made SLOT_FOUND; nil
 	// answers one per slot.
 	matched func(Report) int
+	// paused are the claims whose portal Requests paused after the claim:
+	// ConfirmClaim refuses them (and they are over). confirmed counts the
+	// ConfirmClaim calls.
+	paused    map[string]bool
+	confirmed int
+}
+
+func (r *fakeRequests) ConfirmClaim(_ context.Context, claimID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.confirmed++
+	if r.paused[claimID] {
+		r.ev.add("confirm %s: refused", claimID)
+		return fmt.Errorf("confirm: %w (portal paused)", ErrClaimLost)
+	}
+	return nil
 }
 
 func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error) {
@@ -312,6 +328,37 @@ func TestSession(t *testing.T) {
 		}
 		if st := c.Status(); len(st.InFlight) != 0 || len(st.Recent) != 1 {
 			t.Errorf("status after the session = %+v", st)
+		}
+	})
+
+	// The pause stops claims; a mission claimed just before it must not
+	// reach the portal either: the check asks Requests right before its
+	// first request, and the account goes back unused.
+	t.Run("ACheckWhosePortalWasPausedSinceTheClaimSendsThePortalNothing", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		b.requests.paused = map[string]bool{"c-fra": true}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: account 1", "confirm c-fra: refused", "release account 1 unused")
+		if r := sum.Results[0]; r.Outcome != Unused || r.LoggedIn {
+			t.Fatalf("result of the refused check: %+v", r)
+		}
+		if rel := b.pool.releases[0]; rel.LoggedIn || rel.ClearSession || len(rel.SessionState) > 0 {
+			t.Fatalf("release of the refused check: %v", rel)
+		}
+		if got := b.sim.Requests(); len(got) != 0 {
+			t.Fatalf("the portal saw %d requests of the refused check, the first %v", len(got), got[0])
+		}
+	})
+
+	t.Run("EveryCheckAsksRequestsBeforeItOpensThePortal", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), claim("c-bel", "bel", t0)}}
+		runSession(t, c)
+		if b.requests.confirmed != 2 || len(b.sim.Logins()) != 2 {
+			t.Fatalf("%d confirmations, %d logins; want 2 of each", b.requests.confirmed, len(b.sim.Logins()))
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
@@ -501,6 +502,44 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 		return CheckRecord{}, nil, err
 	}
 	return rec, matched, nil
+}
+
+// ConfirmClaim is ConfirmClaim's check: the claim is live (as in
+// ReportCheck) and its mission's portal is not paused at now. A claim whose
+// portal is paused is ended there, with no check recorded and the
+// mission's last check unchanged (so it is due again once the pause is
+// over): a *domain.PausedError, which is domain.ErrPortalPaused. A claim not held
+// is domain.ErrClaimNotHeld.
+func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Time) error {
+	var paused error // returned once the claim's end is committed
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var (
+			portal string
+			until  pgtype.Timestamptz
+		)
+		err := tx.QueryRow(ctx, `SELECT m.portal, p.paused_until FROM requests.missions m
+			LEFT JOIN requests.portals p ON p.name = m.portal
+			WHERE m.claim_id = $1 AND m.claim_expires_at > $2
+			FOR UPDATE OF m`, claimID, now).Scan(&portal, &until)
+		if err != nil {
+			if notFound(err) == domain.ErrNotFound {
+				return domain.ErrClaimNotHeld
+			}
+			return fmt.Errorf("read claim: %w", err)
+		}
+		if !until.Valid || !until.Time.After(now) {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests.missions SET claim_expires_at = NULL WHERE claim_id = $1`, claimID); err != nil {
+			return fmt.Errorf("end claim: %w", err)
+		}
+		paused = &domain.PausedError{Portal: portal, Until: until.Time}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return paused
 }
 
 // LastEventID is the largest event cursor committed so far (0 for none).
