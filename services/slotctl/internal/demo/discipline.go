@@ -71,6 +71,10 @@ const (
 	highCap = 10000
 	// stormChecks is how many checks run before the storm starts.
 	stormChecks = 4
+	// portalSessionLifetime is portalsim's session lifetime: issue 13's
+	// 30 minutes, after which a kept session is logged out and the check
+	// logs in again.
+	portalSessionLifetime = "30m"
 )
 
 // The run's shortened settings, shown with the table.
@@ -132,7 +136,8 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 		common = append(common, t.env+"="+t.demo)
 	}
 	portal := &Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG="}, nil)
+	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG=",
+		"PORTALSIM_SESSION_LIFETIME=" + portalSessionLifetime}, nil)
 	if err != nil {
 		return err
 	}
@@ -190,6 +195,7 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 		ts = append(ts, t.env+"="+t.demo+" ["+t.prod+"]")
 	}
 	fmt.Fprintf(out, "Shortened settings (production defaults in brackets): %s\n", strings.Join(ts, "  "))
+	fmt.Fprintf(out, "portalsim's session lifetime: %s\n", portalSessionLifetime)
 	fmt.Fprintf(out, "Load: %s; %d CPUs\n\n", loadAvg(), runtime.NumCPU())
 
 	if err := setCap(highCap); err != nil {
