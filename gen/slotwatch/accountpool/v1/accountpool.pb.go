@@ -39,10 +39,12 @@ const (
 	Outcome_OUTCOME_BANNED Outcome = 4
 	// Anything else went wrong.
 	Outcome_OUTCOME_ERROR Outcome = 5
-	// The check was called off before its first request to the portal (its
-	// portal was paused meanwhile): the account goes back as it was, with no
-	// cooldown and its failure count unchanged. Not allowed with logged_in or
-	// session_state.
+	// The account was not used at the portal: the check was called off
+	// before its first request (its portal was paused meanwhile), or found
+	// its kept session logged out and could not log in (the lease's
+	// login_budget_left was 0; set clear_session). The account goes back as
+	// it was, with no cooldown and its failure count unchanged. Not allowed
+	// with logged_in or session_state.
 	Outcome_OUTCOME_UNUSED Outcome = 6
 )
 
@@ -1745,7 +1747,8 @@ type GetPoolStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Active accounts, whatever their state.
 	TotalActive int32 `protobuf:"varint,1,opt,name=total_active,json=totalActive,proto3" json:"total_active,omitempty"`
-	// Accounts that Acquire could hand out now.
+	// Accounts that Acquire could hand out now: resting from nothing, and
+	// holding a valid session state or below their login budget.
 	Available int32 `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
 	// Accounts leased.
 	Leased int32 `protobuf:"varint,3,opt,name=leased,proto3" json:"leased,omitempty"`
@@ -1755,9 +1758,15 @@ type GetPoolStatusResponse struct {
 	Quarantined int32 `protobuf:"varint,5,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
 	// Accounts switched off.
 	Disabled int32 `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	// When the next busy account frees; unset if one is available now or none
-	// is active.
+	// When the next busy account frees (its rest or lease ends, or a login of
+	// an account over its budget leaves the 24 hours); unset if one is
+	// available now or none is active.
 	NextAvailableAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_available_at,json=nextAvailableAt,proto3" json:"next_available_at,omitempty"`
+	// Accounts resting from nothing but their login budget: not leased, not
+	// cooling down or in quarantine, without a valid session state, and with
+	// POOL_MAX_LOGINS_PER_DAY logins in the last 24 hours. Not counted in
+	// available; Acquire hands them out again once a login leaves the window.
+	OverLoginBudget int32 `protobuf:"varint,8,opt,name=over_login_budget,json=overLoginBudget,proto3" json:"over_login_budget,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1839,6 +1848,13 @@ func (x *GetPoolStatusResponse) GetNextAvailableAt() *timestamppb.Timestamp {
 		return x.NextAvailableAt
 	}
 	return nil
+}
+
+func (x *GetPoolStatusResponse) GetOverLoginBudget() int32 {
+	if x != nil {
+		return x.OverLoginBudget
+	}
+	return 0
 }
 
 // UsageRecord is one lease in the usage log.
@@ -2609,7 +2625,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"S\n" +
 	"\x14ResetAccountResponse\x12;\n" +
 	"\aaccount\x18\x01 \x01(\v2!.slotwatch.accountpool.v1.AccountR\aaccount\"\x16\n" +
-	"\x14GetPoolStatusRequest\"\x97\x02\n" +
+	"\x14GetPoolStatusRequest\"\xc3\x02\n" +
 	"\x15GetPoolStatusResponse\x12!\n" +
 	"\ftotal_active\x18\x01 \x01(\x05R\vtotalActive\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x05R\tavailable\x12\x16\n" +
@@ -2618,7 +2634,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"inCooldown\x12 \n" +
 	"\vquarantined\x18\x05 \x01(\x05R\vquarantined\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\x05R\bdisabled\x12F\n" +
-	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\"\xcc\x03\n" +
+	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\x12*\n" +
+	"\x11over_login_budget\x18\b \x01(\x05R\x0foverLoginBudget\"\xcc\x03\n" +
 	"\vUsageRecord\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +

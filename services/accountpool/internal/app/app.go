@@ -366,7 +366,7 @@ func (p *Pool) expire(ctx context.Context, now time.Time) (int, error) {
 
 // PoolStatus counts accounts by state.
 func (p *Pool) PoolStatus(ctx context.Context) (domain.PoolStatus, error) {
-	return p.store.PoolStatus(ctx, p.Now())
+	return p.store.PoolStatus(ctx, p.Now(), p.cfg.MaxLoginsPerDay)
 }
 
 // ListUsage pages the usage log.

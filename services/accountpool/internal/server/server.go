@@ -289,7 +289,7 @@ func (s *Server) GetPoolStatus(ctx context.Context, _ *apv1.GetPoolStatusRequest
 	return &apv1.GetPoolStatusResponse{
 		TotalActive: int32(st.TotalActive), Available: int32(st.Available), Leased: int32(st.Leased),
 		InCooldown: int32(st.InCooldown), Quarantined: int32(st.Quarantined), Disabled: int32(st.Disabled),
-		NextAvailableAt: ts(st.NextAvailableAt),
+		NextAvailableAt: ts(st.NextAvailableAt), OverLoginBudget: int32(st.OverLoginBudget),
 	}, nil
 }
 

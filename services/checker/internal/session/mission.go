@@ -241,7 +241,10 @@ func (m *mission) check(lease Lease) MissionResult {
 // take neither.
 func withSession(r Release, res portal.Result) Release {
 	if r.Outcome == Unused {
-		return r // the portal saw nothing: the kept session stands
+		// No login, nothing to keep; a session found dead is forgotten
+		// (a called-off check found none dead: the kept one stands).
+		r.ClearSession = res.SessionEnded
+		return r
 	}
 	r.LoggedIn = res.Login
 	if res.RetryAfter > 0 {

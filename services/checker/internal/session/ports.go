@@ -162,9 +162,10 @@ const (
 	LoginFail Outcome = "login_fail"
 	Banned    Outcome = "banned"
 	Error     Outcome = "error"
-	// Unused: the check was called off before its first request to the
-	// portal (Requests found the portal paused since the claim); the
-	// account is released unused.
+	// Unused: the account was not used at the portal: the check was called
+	// off before its first request (Requests found the portal paused since
+	// the claim), or found its kept session dead and may not log in (login
+	// budget spent). Released as such, it is no failure of the account.
 	Unused Outcome = "unused"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"

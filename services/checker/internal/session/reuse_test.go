@@ -139,11 +139,11 @@ func TestSessionReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := runSession(t, c).Results[0]
-		if second.Outcome != Error || second.LoggedIn {
-			t.Fatalf("second result = %+v; want an error without a login", second)
+		if second.Outcome != Unused || second.LoggedIn {
+			t.Fatalf("second result = %+v; want unused (no failure of the account) without a login", second)
 		}
-		if r := b.pool.releases[1]; r.Outcome != Error || r.LoggedIn || !r.ClearSession || r.SessionState != nil {
-			t.Errorf("second release = %v; want error, not logged in, session cleared", r)
+		if r := b.pool.releases[1]; r.Outcome != Unused || r.LoggedIn || !r.ClearSession || r.SessionState != nil {
+			t.Errorf("second release = %v; want unused, not logged in, session cleared", r)
 		}
 		if n := len(b.sim.Logins()); n != 1 {
 			t.Errorf("portal saw %d logins, want only the first check's", n)

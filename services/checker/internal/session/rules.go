@@ -70,7 +70,10 @@ func outcomeOf(res portal.Result) Outcome {
 	case portal.Banned:
 		return Banned
 	}
-	if res.Reason == portal.ReasonCalledOff {
+	switch res.Reason {
+	case portal.ReasonCalledOff, portal.ReasonLoginBudget:
+		// The account did nothing at the portal (the check was called off,
+		// or found its session dead and may not log in): not its failure.
 		return Unused
 	}
 	return Error
