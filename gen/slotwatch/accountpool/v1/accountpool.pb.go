@@ -2453,8 +2453,14 @@ type ReencryptPasswordsResponse struct {
 	// keyset, a tampered row); they are left as they are and need a new
 	// password (UpdateAccount).
 	UndecryptableAccountIds []int64 `protobuf:"varint,3,rep,packed,name=undecryptable_account_ids,json=undecryptableAccountIds,proto3" json:"undecryptable_account_ids,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Session states re-encrypted.
+	SessionsReencrypted int32 `protobuf:"varint,4,opt,name=sessions_reencrypted,json=sessionsReencrypted,proto3" json:"sessions_reencrypted,omitempty"`
+	// Session states that did not decrypt with the keyset: they are cleared
+	// (a session that does not open is none), and the account logs in at its
+	// next check.
+	SessionsCleared int32 `protobuf:"varint,5,opt,name=sessions_cleared,json=sessionsCleared,proto3" json:"sessions_cleared,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReencryptPasswordsResponse) Reset() {
@@ -2506,6 +2512,20 @@ func (x *ReencryptPasswordsResponse) GetUndecryptableAccountIds() []int64 {
 		return x.UndecryptableAccountIds
 	}
 	return nil
+}
+
+func (x *ReencryptPasswordsResponse) GetSessionsReencrypted() int32 {
+	if x != nil {
+		return x.SessionsReencrypted
+	}
+	return 0
+}
+
+func (x *ReencryptPasswordsResponse) GetSessionsCleared() int32 {
+	if x != nil {
+		return x.SessionsCleared
+	}
+	return 0
 }
 
 var File_slotwatch_accountpool_v1_accountpool_proto protoreflect.FileDescriptor
@@ -2688,11 +2708,13 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x1b\n" +
-	"\x19ReencryptPasswordsRequest\"\xa0\x01\n" +
+	"\x19ReencryptPasswordsRequest\"\xfe\x01\n" +
 	"\x1aReencryptPasswordsResponse\x12 \n" +
 	"\vreencrypted\x18\x01 \x01(\x05R\vreencrypted\x12$\n" +
 	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId\x12:\n" +
-	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds*\x9f\x01\n" +
+	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds\x121\n" +
+	"\x14sessions_reencrypted\x18\x04 \x01(\x05R\x13sessionsReencrypted\x12)\n" +
+	"\x10sessions_cleared\x18\x05 \x01(\x05R\x0fsessionsCleared*\x9f\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +

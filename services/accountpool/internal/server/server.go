@@ -396,7 +396,7 @@ func (s *Server) ReencryptPasswords(ctx context.Context, _ *apv1.ReencryptPasswo
 	s.logger.InfoContext(ctx, "re-encrypted passwords", "count", r.Count, "primary_key_id", r.PrimaryKeyID,
 		"undecryptable_account_ids", r.Undecryptable)
 	return &apv1.ReencryptPasswordsResponse{Reencrypted: int32(r.Count), PrimaryKeyId: r.PrimaryKeyID,
-		UndecryptableAccountIds: r.Undecryptable}, nil
+		UndecryptableAccountIds: r.Undecryptable, SessionsReencrypted: int32(r.Sessions), SessionsCleared: int32(r.SessionsCleared)}, nil
 }
 
 // toStatus is the one place where errors become status codes. what names

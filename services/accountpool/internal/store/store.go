@@ -632,23 +632,39 @@ func (s *Store) NextFree(ctx context.Context, now time.Time, maxLogins int) (any
 	return anyActive, at, nil
 }
 
-// Ciphertext is one stored password, for re-encryption.
+// Ciphertext is one account's stored password and session state (nil
+// when it has none), for re-encryption.
 type Ciphertext struct {
 	AccountID int64
 	Value     []byte
+	Session   []byte
 }
 
-// Ciphertexts returns up to limit stored passwords with id > afterID.
+// Ciphertexts returns up to limit accounts' ciphertexts with id > afterID.
 func (s *Store) Ciphertexts(ctx context.Context, afterID int64, limit int) ([]Ciphertext, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, password_ciphertext FROM accountpool.accounts WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	rows, err := s.db.Query(ctx, `SELECT id, password_ciphertext, session_ciphertext FROM accountpool.accounts
+		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read ciphertexts: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Ciphertext, error) {
 		var c Ciphertext
-		err := r.Scan(&c.AccountID, &c.Value)
+		err := r.Scan(&c.AccountID, &c.Value, &c.Session)
 		return c, err
 	})
+}
+
+// ReplaceSessionCiphertext swaps the session state's ciphertext old for
+// new (nil clears the session state) unless a release changed it in the
+// meantime; it reports whether it swapped.
+func (s *Store) ReplaceSessionCiphertext(ctx context.Context, accountID int64, old, new []byte) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET session_ciphertext = $3,
+			session_expires_at = CASE WHEN $3::bytea IS NULL THEN NULL ELSE session_expires_at END
+		WHERE id = $1 AND session_ciphertext = $2`, accountID, old, new)
+	if err != nil {
+		return false, fmt.Errorf("replace session ciphertext: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // ReplaceCiphertext swaps old for new unless the password changed in the
