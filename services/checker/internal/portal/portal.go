@@ -383,15 +383,14 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 // ended logged in, when the profile keeps sessions; otherwise the session
 // ends with the check (the logout flow runs).
 func (c *check) keepOrEndSession() {
+	if c.res.Reason == ReasonCalledOff {
+		return // the portal was not asked: the kept session is as it was
+	}
 	if !c.d.prog.KeepSession {
 		c.res.SessionEnded = true
 		return
 	}
 	switch {
-	case c.res.Reason == ReasonCalledOff:
-		// The portal was not asked: the kept session is as it was.
-		c.res.SessionEnded = false
-		return
 	case c.res.SessionEnded, !c.res.LoggedIn, c.infraErr != nil, c.ctx.Err() != nil:
 		return
 	case c.res.Outcome == LoginFail, c.res.Outcome == Banned, c.res.Reason == ReasonLoggedOut:

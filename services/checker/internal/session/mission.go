@@ -192,6 +192,9 @@ func (m *mission) check(lease Lease) MissionResult {
 	// before its first request to the portal, whether it may go.
 	var claimLost bool
 	gate := func(ctx context.Context) error {
+		if err := c.wallsReported(ctx); err != nil {
+			return err
+		}
 		err := retryUnavailable(ctx, callRetries(), func(ctx context.Context) error { return c.missions.ConfirmClaim(ctx, m.claim.ID) })
 		claimLost = errors.Is(err, ErrClaimLost)
 		return err
@@ -212,7 +215,15 @@ func (m *mission) check(lease Lease) MissionResult {
 	// alike. The lease is renewed until the report is in. A claim Requests
 	// refused at the gate is over already: nothing to report.
 	if !claimLost {
-		m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail))
+		rep := reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
+		var reported func()
+		if rep.Outcome.Wall() {
+			reported = c.reportingWall()
+		}
+		m.res.Matched = m.report(rep)
+		if reported != nil {
+			reported()
+		}
 	}
 	stopRenew()
 	out = withMatches(out, m.res.Matched)

@@ -138,6 +138,12 @@ const (
 	ReportRateLimited ReportOutcome = "rate_limited"
 )
 
+// Wall says whether the outcome is one Requests counts towards pausing the
+// portal.
+func (o ReportOutcome) Wall() bool {
+	return o == ReportCaptcha || o == ReportBlocked || o == ReportRateLimited
+}
+
 // Report ends a claim.
 type Report struct {
 	ClaimID   string

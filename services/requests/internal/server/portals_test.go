@@ -653,6 +653,39 @@ func TestConfirmClaim(t *testing.T) {
 		}
 	})
 
+	// A report of a wall holds the portal's row while it decides on a
+	// pause; a ConfirmClaim meanwhile waits for it and sees the pause.
+	t.Run("WaitsForAWallBeingRecorded", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 1)
+		setPortal(t, c, &requestsv1.SetPortalRequest{Name: "vfs"})
+		held := claim(t, c, 1, 0)[0]
+		ctx := testkit.Context(t)
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM requests.portals WHERE name = 'vfs' FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		answer := make(chan error, 1)
+		go func() { answer <- confirm(c, held.GetClaimId()) }()
+		select {
+		case err := <-answer:
+			t.Fatalf("ConfirmClaim answered (%v) while the portal's row was held", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests.portals SET paused_until = $1 WHERE name = 'vfs'`, b.clock.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WantCode(t, <-answer, codes.FailedPrecondition)
+	})
+
 	t.Run("AClaimAfterTheResumeGoes", func(t *testing.T) {
 		t.Parallel()
 		c, _ := setup(t)
