@@ -54,6 +54,17 @@ func TestUpDownUp(t *testing.T) {
 	if out := run("status"); !strings.Contains(out, "applied") {
 		t.Fatalf("status printed %q", out)
 	}
+	run("down") // 00004: the unused outcome
+	if _, err := db.Exec(ctx, `INSERT INTO accountpool.accounts (email, password_ciphertext, created_at, updated_at) VALUES ('a@example.com', '', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, result, acquired_at)
+		SELECT gen_random_uuid(), id, 1, 'fra', 'c', 'unused', now() FROM accountpool.accounts`); err == nil {
+		t.Fatal("after the unused outcome's down, the usage log still takes 'unused'")
+	}
+	if _, err := db.Exec(ctx, `DELETE FROM accountpool.accounts`); err != nil {
+		t.Fatal(err)
+	}
 	run("down") // 00003: the session state and the login flag
 	var cols int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'accountpool'

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The admin API needs no browser: tests and the demo drive the portal with
@@ -40,8 +41,7 @@ import (
 // dashboard, slots, slots_api (empty: everywhere).
 func (s *Sim) adminRoutes() {
 	s.admin.HandleFunc("GET /admin/portal", func(w http.ResponseWriter, _ *http.Request) {
-		st := s.State()
-		writeJSON(w, http.StatusOK, portalLook{Family: st.Family.String(), Timezone: cmp.Or(st.Timezone, "UTC")})
+		writeJSON(w, http.StatusOK, s.look())
 	})
 	s.admin.HandleFunc("PUT /admin/portal", s.adminPutPortal)
 	s.admin.HandleFunc("/admin/", func(w http.ResponseWriter, _ *http.Request) {
@@ -163,10 +163,19 @@ func (s *Sim) adminRoutes() {
 	})
 }
 
-// portalLook is the body of /admin/portal: the family and timezone.
+// portalLook is the body of /admin/portal: the family, the timezone and
+// the session lifetime (a Go duration; "0s" for none). A PUT without
+// session_lifetime keeps it.
 type portalLook struct {
-	Family   string `json:"family"`
-	Timezone string `json:"timezone,omitempty"`
+	Family          string  `json:"family"`
+	Timezone        string  `json:"timezone,omitempty"`
+	SessionLifetime *string `json:"session_lifetime,omitempty"`
+}
+
+func (s *Sim) look() portalLook {
+	st := s.State()
+	life := cmp.Or(st.SessionLifetime, "0s")
+	return portalLook{Family: st.Family.String(), Timezone: cmp.Or(st.Timezone, "UTC"), SessionLifetime: &life}
 }
 
 func (s *Sim) adminPutPortal(w http.ResponseWriter, r *http.Request) {
@@ -179,12 +188,22 @@ func (s *Sim) adminPutPortal(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	var life time.Duration
+	if req.SessionLifetime != nil {
+		if err := validLifetime(*req.SessionLifetime); err != nil {
+			badRequest(w, err)
+			return
+		}
+		life, _ = time.ParseDuration(*req.SessionLifetime)
+	}
 	if err := s.SetPortal(f, req.Timezone); err != nil {
 		badRequest(w, err)
 		return
 	}
-	st := s.State()
-	writeJSON(w, http.StatusOK, portalLook{Family: st.Family.String(), Timezone: cmp.Or(st.Timezone, "UTC")})
+	if req.SessionLifetime != nil {
+		_ = s.SetSessionLifetime(life) // validated above
+	}
+	writeJSON(w, http.StatusOK, s.look())
 }
 
 func (s *Sim) adminPostAccounts(w http.ResponseWriter, r *http.Request) {

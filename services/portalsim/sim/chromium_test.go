@@ -265,7 +265,7 @@ func TestChromiumSmoke(t *testing.T) {
 		cfg := baseConfig()
 		cfg.Family = f
 		_, sb := setup(t, cfg)
-		sb.sim.now = func() time.Time { return feb15 }
+		sb.sim.SetClock(func() time.Time { return feb15 })
 		srv := sb.srv
 		tb := b.newTab(t)
 		if got := walk(tb, srv.URL); !slices.Equal(got, want) {
@@ -385,7 +385,7 @@ func TestChromiumSmoke(t *testing.T) {
 			cfg.Family = tc.f
 			cfg.Accounts[0].Behaviour = Behaviour{Kind: tc.kind, Only: SlotAPI}
 			_, sb := setup(t, cfg)
-			sb.sim.now = func() time.Time { return feb15 }
+			sb.sim.SetClock(func() time.Time { return feb15 })
 			srv := sb.srv
 			tb := b.newTab(t)
 			var shown string

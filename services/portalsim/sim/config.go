@@ -26,6 +26,28 @@ type Config struct {
 	// portal's "today" is in it: it offers no slot dated before today, and
 	// the tls calendar opens on today's month.
 	Timezone string `json:"timezone,omitempty"`
+	// SessionLifetime is how long a login lasts, a Go duration such as
+	// "30m": a session older than it is logged out, and its next page
+	// answers as to a visitor who is not signed in (as LoggedOut does).
+	// Empty or "0s": sessions last until logout or restart.
+	SessionLifetime string `json:"session_lifetime,omitempty"`
+}
+
+// sessionLifetime is SessionLifetime parsed (0 when empty; Validate has
+// checked it).
+func (c Config) sessionLifetime() time.Duration {
+	d, _ := time.ParseDuration(c.SessionLifetime)
+	return d
+}
+
+func validLifetime(s string) error {
+	if s == "" {
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err != nil || d < 0 {
+		return fmt.Errorf("session_lifetime %q: want a duration such as 30m, 0s for none", s)
+	}
+	return nil
 }
 
 // Account is a portal login.
@@ -147,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
 		errs = append(errs, fmt.Errorf("timezone %q: want an IANA zone name such as Europe/London", c.Timezone))
+	}
+	if err := validLifetime(c.SessionLifetime); err != nil {
+		errs = append(errs, err)
 	}
 	codes := map[string]bool{}
 	for i, m := range c.Missions {

@@ -268,7 +268,7 @@ func setupFamily(t *testing.T, f Family, now time.Time) (*http.Client, *testBund
 	cfg.Family = f
 	cfg.Missions[0].Slots = append(cfg.Missions[0].Slots, Slot{Centre: "London", VisaCategory: "tourism", Date: "2027-02-10", Time: "10:00"})
 	c, b := setup(t, cfg)
-	b.sim.now = func() time.Time { return now }
+	b.sim.SetClock(func() time.Time { return now })
 	return c, b
 }
 
@@ -516,15 +516,39 @@ func TestPortalAdminAPI(t *testing.T) {
 		if st := call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"TLS","timezone":"Asia/Kolkata"}`, &got); st != http.StatusOK {
 			t.Fatalf("PUT /admin/portal: %d", st)
 		}
-		if got != (portalLook{Family: "tls", Timezone: "Asia/Kolkata"}) {
+		if got.Family != "tls" || got.Timezone != "Asia/Kolkata" || got.SessionLifetime == nil || *got.SessionLifetime != "0s" {
 			t.Errorf("answer %+v", got)
 		}
 		if p := get(t, c, b.srv.URL+"/login"); !strings.Contains(p.body, `name="csrf_token"`) {
 			t.Errorf("the login page is not the tls one:\n%s", p.body)
 		}
 		call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"classic"}`, &got)
-		if got != (portalLook{Family: "classic", Timezone: "UTC"}) || b.sim.State().Family != Classic {
+		if got.Family != "classic" || got.Timezone != "UTC" || b.sim.State().Family != Classic {
 			t.Errorf("back to classic: %+v", got)
+		}
+	})
+
+	t.Run("PutPortalSetsTheSessionLifetimeAndKeepsItWhenLeftOut", func(t *testing.T) {
+		t.Parallel()
+		_, b := setupFamily(t, Classic, feb15)
+		var got portalLook
+		if st := call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"classic","session_lifetime":"30m"}`, &got); st != http.StatusOK {
+			t.Fatalf("PUT /admin/portal: %d", st)
+		}
+		if *got.SessionLifetime != "30m0s" || b.sim.State().SessionLifetime != "30m0s" {
+			t.Errorf("answer %+v, state %q", got, b.sim.State().SessionLifetime)
+		}
+		call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"vfs"}`, &got)
+		if *got.SessionLifetime != "30m0s" {
+			t.Errorf("a PUT without session_lifetime changed it to %q", *got.SessionLifetime)
+		}
+		for _, body := range []string{`{"family":"vfs","session_lifetime":"-1s"}`, `{"family":"vfs","session_lifetime":"soon"}`} {
+			if st := call(t, "PUT", b.srv.URL+"/admin/portal", body, nil); st != http.StatusBadRequest {
+				t.Errorf("%s: %d, want 400", body, st)
+			}
+		}
+		if st := call(t, "PUT", b.srv.URL+"/admin/state", `{"accounts":[],"missions":[],"behaviour":{},"session_lifetime":"1 hour"}`, nil); st != http.StatusBadRequest {
+			t.Errorf("state with session_lifetime \"1 hour\": %d, want 400", st)
 		}
 	})
 

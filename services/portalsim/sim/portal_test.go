@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -112,6 +113,33 @@ func TestPortal(t *testing.T) {
 			if p.status != http.StatusSeeOther || p.location != "/login" {
 				t.Errorf("GET %s: got %d to %q, want 303 to /login", path, p.status, p.location)
 			}
+		}
+	})
+
+	t.Run("SessionOlderThanTheLifetimeIsLoggedOut", func(t *testing.T) {
+		t.Parallel()
+		cfg := baseConfig()
+		cfg.SessionLifetime = "30m"
+		c, b := setup(t, cfg)
+		var mu sync.Mutex
+		now := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
+		b.sim.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		login(t, c, b.srv.URL, "acc1@example.com", "pw1")
+		advance(30*time.Minute - time.Second)
+		if p := get(t, c, b.srv.URL+"/dashboard"); p.status != http.StatusOK {
+			t.Fatalf("dashboard within the lifetime: %d", p.status)
+		}
+		advance(time.Second)
+		if p := get(t, c, b.srv.URL+"/dashboard"); p.status != http.StatusSeeOther || p.location != "/login" {
+			t.Fatalf("dashboard at the lifetime: got %d to %q, want 303 to /login", p.status, p.location)
+		}
+		if n := len(b.sim.Sessions()); n != 0 {
+			t.Errorf("%d sessions left", n)
+		}
+		login(t, c, b.srv.URL, "acc1@example.com", "pw1")
+		if p := get(t, c, b.srv.URL+"/dashboard"); p.status != http.StatusOK {
+			t.Fatalf("dashboard after a new login: %d", p.status)
 		}
 	})
 

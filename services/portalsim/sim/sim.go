@@ -76,7 +76,8 @@ type Sim struct {
 	portals map[Family]*http.ServeMux // each family's pages
 	handler http.Handler
 	pages   pages
-	now     func() time.Time
+	// clock is time.Now unless a test set another (SetClock).
+	clock atomic.Pointer[func() time.Time]
 
 	mu       sync.Mutex
 	cfg      Config
@@ -116,10 +117,10 @@ func New(cfg Config) (*Sim, error) {
 		admin:    http.NewServeMux(),
 		portals:  map[Family]*http.ServeMux{},
 		pages:    p,
-		now:      time.Now,
 		cfg:      cloneConfig(cfg),
 		sessions: map[string]session{},
 	}
+	s.SetClock(time.Now)
 	s.adminRoutes()
 	for f, register := range map[Family]func(*http.ServeMux){
 		Classic: s.classicRoutes, VFS: s.vfsRoutes, TLS: s.tlsRoutes, AIS: s.aisRoutes,
@@ -318,13 +319,16 @@ type Session struct {
 	Created time.Time `json:"created"`
 }
 
-// Sessions returns the sessions logged in now, oldest first: a checker
-// that logs out leaves none behind.
+// Sessions returns the sessions logged in now (not past the session
+// lifetime), oldest first: a checker that logs out leaves none behind.
 func (s *Sim) Sessions() []Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
+		if s.expired(sess) {
+			continue
+		}
 		out = append(out, Session{Email: sess.email, Created: sess.created})
 	}
 	slices.SortFunc(out, func(a, b Session) int { return a.Created.Compare(b.Created) })
@@ -418,8 +422,40 @@ func (s *Sim) sessionEmail(r *http.Request) (string, bool) {
 	if !ok || s.accountIndex(sess.email) < 0 {
 		return "", false
 	}
+	if s.expired(sess) {
+		delete(s.sessions, c.Value)
+		return "", false
+	}
 	return sess.email, true
 }
+
+// expired says whether a session is older than the session lifetime
+// (s.mu held).
+func (s *Sim) expired(sess session) bool {
+	life := s.cfg.sessionLifetime()
+	return life > 0 && s.now().Sub(sess.created) >= life
+}
+
+// SetSessionLifetime sets how long a login lasts (Config.SessionLifetime;
+// 0: until logout). It applies to the sessions open now too.
+func (s *Sim) SetSessionLifetime(d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("session lifetime %s: must not be negative", d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.SessionLifetime = ""
+	if d > 0 {
+		s.cfg.SessionLifetime = d.String()
+	}
+	return nil
+}
+
+// SetClock replaces the simulator's clock (time.Now): tests move it to
+// age sessions.
+func (s *Sim) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+func (s *Sim) now() time.Time { return (*s.clock.Load())() }
 
 func (s *Sim) endSession(r *http.Request) {
 	c, err := r.Cookie(sessionCookie)
@@ -432,7 +468,8 @@ func (s *Sim) endSession(r *http.Request) {
 }
 
 func cloneConfig(c Config) Config {
-	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts), Family: c.Family, Timezone: c.Timezone}
+	out := Config{Behaviour: c.Behaviour, Accounts: slices.Clone(c.Accounts), Family: c.Family, Timezone: c.Timezone,
+		SessionLifetime: c.SessionLifetime}
 	if out.Accounts == nil {
 		out.Accounts = []Account{}
 	}

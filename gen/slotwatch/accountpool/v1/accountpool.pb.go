@@ -39,6 +39,13 @@ const (
 	Outcome_OUTCOME_BANNED Outcome = 4
 	// Anything else went wrong.
 	Outcome_OUTCOME_ERROR Outcome = 5
+	// The account was not used at the portal: the check was called off
+	// before its first request (its portal was paused meanwhile), or found
+	// its kept session logged out and could not log in (the lease's
+	// login_budget_left was 0; set clear_session). The account goes back as
+	// it was, with no cooldown and its failure count unchanged. Not allowed
+	// with logged_in or session_state.
+	Outcome_OUTCOME_UNUSED Outcome = 6
 )
 
 // Enum value maps for Outcome.
@@ -50,6 +57,7 @@ var (
 		3: "OUTCOME_LOGIN_FAIL",
 		4: "OUTCOME_BANNED",
 		5: "OUTCOME_ERROR",
+		6: "OUTCOME_UNUSED",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -58,6 +66,7 @@ var (
 		"OUTCOME_LOGIN_FAIL":  3,
 		"OUTCOME_BANNED":      4,
 		"OUTCOME_ERROR":       5,
+		"OUTCOME_UNUSED":      6,
 	}
 )
 
@@ -171,6 +180,8 @@ const (
 	UsageResult_USAGE_RESULT_ERROR UsageResult = 5
 	// Not released before it expired.
 	UsageResult_USAGE_RESULT_LEASE_EXPIRED UsageResult = 6
+	// Released with OUTCOME_UNUSED.
+	UsageResult_USAGE_RESULT_UNUSED UsageResult = 7
 )
 
 // Enum value maps for UsageResult.
@@ -183,6 +194,7 @@ var (
 		4: "USAGE_RESULT_BANNED",
 		5: "USAGE_RESULT_ERROR",
 		6: "USAGE_RESULT_LEASE_EXPIRED",
+		7: "USAGE_RESULT_UNUSED",
 	}
 	UsageResult_value = map[string]int32{
 		"USAGE_RESULT_UNSPECIFIED":   0,
@@ -192,6 +204,7 @@ var (
 		"USAGE_RESULT_BANNED":        4,
 		"USAGE_RESULT_ERROR":         5,
 		"USAGE_RESULT_LEASE_EXPIRED": 6,
+		"USAGE_RESULT_UNUSED":        7,
 	}
 )
 
@@ -1734,7 +1747,8 @@ type GetPoolStatusResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Active accounts, whatever their state.
 	TotalActive int32 `protobuf:"varint,1,opt,name=total_active,json=totalActive,proto3" json:"total_active,omitempty"`
-	// Accounts that Acquire could hand out now.
+	// Accounts that Acquire could hand out now: resting from nothing, and
+	// holding a valid session state or below their login budget.
 	Available int32 `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
 	// Accounts leased.
 	Leased int32 `protobuf:"varint,3,opt,name=leased,proto3" json:"leased,omitempty"`
@@ -1744,9 +1758,15 @@ type GetPoolStatusResponse struct {
 	Quarantined int32 `protobuf:"varint,5,opt,name=quarantined,proto3" json:"quarantined,omitempty"`
 	// Accounts switched off.
 	Disabled int32 `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	// When the next busy account frees; unset if one is available now or none
-	// is active.
+	// When the next busy account frees (its rest or lease ends, or a login of
+	// an account over its budget leaves the 24 hours); unset if one is
+	// available now or none is active.
 	NextAvailableAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=next_available_at,json=nextAvailableAt,proto3" json:"next_available_at,omitempty"`
+	// Accounts resting from nothing but their login budget: not leased, not
+	// cooling down or in quarantine, without a valid session state, and with
+	// POOL_MAX_LOGINS_PER_DAY logins in the last 24 hours. Not counted in
+	// available; Acquire hands them out again once a login leaves the window.
+	OverLoginBudget int32 `protobuf:"varint,8,opt,name=over_login_budget,json=overLoginBudget,proto3" json:"over_login_budget,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1828,6 +1848,13 @@ func (x *GetPoolStatusResponse) GetNextAvailableAt() *timestamppb.Timestamp {
 		return x.NextAvailableAt
 	}
 	return nil
+}
+
+func (x *GetPoolStatusResponse) GetOverLoginBudget() int32 {
+	if x != nil {
+		return x.OverLoginBudget
+	}
+	return 0
 }
 
 // UsageRecord is one lease in the usage log.
@@ -2426,8 +2453,14 @@ type ReencryptPasswordsResponse struct {
 	// keyset, a tampered row); they are left as they are and need a new
 	// password (UpdateAccount).
 	UndecryptableAccountIds []int64 `protobuf:"varint,3,rep,packed,name=undecryptable_account_ids,json=undecryptableAccountIds,proto3" json:"undecryptable_account_ids,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Session states re-encrypted.
+	SessionsReencrypted int32 `protobuf:"varint,4,opt,name=sessions_reencrypted,json=sessionsReencrypted,proto3" json:"sessions_reencrypted,omitempty"`
+	// Session states that did not decrypt with the keyset: they are cleared
+	// (a session that does not open is none), and the account logs in at its
+	// next check.
+	SessionsCleared int32 `protobuf:"varint,5,opt,name=sessions_cleared,json=sessionsCleared,proto3" json:"sessions_cleared,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ReencryptPasswordsResponse) Reset() {
@@ -2479,6 +2512,20 @@ func (x *ReencryptPasswordsResponse) GetUndecryptableAccountIds() []int64 {
 		return x.UndecryptableAccountIds
 	}
 	return nil
+}
+
+func (x *ReencryptPasswordsResponse) GetSessionsReencrypted() int32 {
+	if x != nil {
+		return x.SessionsReencrypted
+	}
+	return 0
+}
+
+func (x *ReencryptPasswordsResponse) GetSessionsCleared() int32 {
+	if x != nil {
+		return x.SessionsCleared
+	}
+	return 0
 }
 
 var File_slotwatch_accountpool_v1_accountpool_proto protoreflect.FileDescriptor
@@ -2598,7 +2645,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"S\n" +
 	"\x14ResetAccountResponse\x12;\n" +
 	"\aaccount\x18\x01 \x01(\v2!.slotwatch.accountpool.v1.AccountR\aaccount\"\x16\n" +
-	"\x14GetPoolStatusRequest\"\x97\x02\n" +
+	"\x14GetPoolStatusRequest\"\xc3\x02\n" +
 	"\x15GetPoolStatusResponse\x12!\n" +
 	"\ftotal_active\x18\x01 \x01(\x05R\vtotalActive\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x05R\tavailable\x12\x16\n" +
@@ -2607,7 +2654,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"inCooldown\x12 \n" +
 	"\vquarantined\x18\x05 \x01(\x05R\vquarantined\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\x05R\bdisabled\x12F\n" +
-	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\"\xcc\x03\n" +
+	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\x12*\n" +
+	"\x11over_login_budget\x18\b \x01(\x05R\x0foverLoginBudget\"\xcc\x03\n" +
 	"\vUsageRecord\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +
@@ -2660,25 +2708,28 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x1b\n" +
-	"\x19ReencryptPasswordsRequest\"\xa0\x01\n" +
+	"\x19ReencryptPasswordsRequest\"\xfe\x01\n" +
 	"\x1aReencryptPasswordsResponse\x12 \n" +
 	"\vreencrypted\x18\x01 \x01(\x05R\vreencrypted\x12$\n" +
 	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId\x12:\n" +
-	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds*\x8b\x01\n" +
+	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds\x121\n" +
+	"\x14sessions_reencrypted\x18\x04 \x01(\x05R\x13sessionsReencrypted\x12)\n" +
+	"\x10sessions_cleared\x18\x05 \x01(\x05R\x0fsessionsCleared*\x9f\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
 	"\x0fOUTCOME_NO_SLOT\x10\x02\x12\x16\n" +
 	"\x12OUTCOME_LOGIN_FAIL\x10\x03\x12\x12\n" +
 	"\x0eOUTCOME_BANNED\x10\x04\x12\x11\n" +
-	"\rOUTCOME_ERROR\x10\x05*\xbb\x01\n" +
+	"\rOUTCOME_ERROR\x10\x05\x12\x12\n" +
+	"\x0eOUTCOME_UNUSED\x10\x06*\xbb\x01\n" +
 	"\fAccountState\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ACCOUNT_STATE_AVAILABLE\x10\x01\x12\x18\n" +
 	"\x14ACCOUNT_STATE_LEASED\x10\x02\x12\x1a\n" +
 	"\x16ACCOUNT_STATE_COOLDOWN\x10\x03\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_QUARANTINED\x10\x04\x12\x1a\n" +
-	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\xcd\x01\n" +
+	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\xe6\x01\n" +
 	"\vUsageResult\x12\x1c\n" +
 	"\x18USAGE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14USAGE_RESULT_SUCCESS\x10\x01\x12\x18\n" +
@@ -2686,7 +2737,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x17USAGE_RESULT_LOGIN_FAIL\x10\x03\x12\x17\n" +
 	"\x13USAGE_RESULT_BANNED\x10\x04\x12\x16\n" +
 	"\x12USAGE_RESULT_ERROR\x10\x05\x12\x1e\n" +
-	"\x1aUSAGE_RESULT_LEASE_EXPIRED\x10\x062\x9b\v\n" +
+	"\x1aUSAGE_RESULT_LEASE_EXPIRED\x10\x06\x12\x17\n" +
+	"\x13USAGE_RESULT_UNUSED\x10\a2\x9b\v\n" +
 	"\x12AccountPoolService\x12^\n" +
 	"\aAcquire\x12(.slotwatch.accountpool.v1.AcquireRequest\x1a).slotwatch.accountpool.v1.AcquireResponse\x12X\n" +
 	"\x05Renew\x12&.slotwatch.accountpool.v1.RenewRequest\x1a'.slotwatch.accountpool.v1.RenewResponse\x12^\n" +

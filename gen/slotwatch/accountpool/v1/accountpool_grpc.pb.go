@@ -79,8 +79,8 @@ type AccountPoolServiceClient interface {
 	ListUsage(ctx context.Context, in *ListUsageRequest, opts ...grpc.CallOption) (*ListUsageResponse, error)
 	// GetUsageStats aggregates the usage log per account over a time window.
 	GetUsageStats(ctx context.Context, in *GetUsageStatsRequest, opts ...grpc.CallOption) (*GetUsageStatsResponse, error)
-	// ReencryptPasswords re-encrypts every stored password with the keyset's
-	// current primary key.
+	// ReencryptPasswords re-encrypts every stored password, and every stored
+	// session state, with the keyset's current primary key.
 	ReencryptPasswords(ctx context.Context, in *ReencryptPasswordsRequest, opts ...grpc.CallOption) (*ReencryptPasswordsResponse, error)
 }
 
@@ -270,8 +270,8 @@ type AccountPoolServiceServer interface {
 	ListUsage(context.Context, *ListUsageRequest) (*ListUsageResponse, error)
 	// GetUsageStats aggregates the usage log per account over a time window.
 	GetUsageStats(context.Context, *GetUsageStatsRequest) (*GetUsageStatsResponse, error)
-	// ReencryptPasswords re-encrypts every stored password with the keyset's
-	// current primary key.
+	// ReencryptPasswords re-encrypts every stored password, and every stored
+	// session state, with the keyset's current primary key.
 	ReencryptPasswords(context.Context, *ReencryptPasswordsRequest) (*ReencryptPasswordsResponse, error)
 	mustEmbedUnimplementedAccountPoolServiceServer()
 }

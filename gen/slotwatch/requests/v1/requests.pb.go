@@ -2165,6 +2165,90 @@ func (x *ReportCheckResultResponse) GetCheckId() int64 {
 	return 0
 }
 
+// ConfirmClaimRequest names the claim whose check is about to open the
+// portal.
+type ConfirmClaimRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Claim from ClaimDueMissions.
+	ClaimId       string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmClaimRequest) Reset() {
+	*x = ConfirmClaimRequest{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmClaimRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmClaimRequest) ProtoMessage() {}
+
+func (x *ConfirmClaimRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmClaimRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmClaimRequest) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ConfirmClaimRequest) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+// ConfirmClaimResponse: the check may open the portal.
+type ConfirmClaimResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmClaimResponse) Reset() {
+	*x = ConfirmClaimResponse{}
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmClaimResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmClaimResponse) ProtoMessage() {}
+
+func (x *ConfirmClaimResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmClaimResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmClaimResponse) Descriptor() ([]byte, []int) {
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
+}
+
 // WatchEventsRequest starts a stream.
 type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2179,7 +2263,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2275,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[30]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2288,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{30}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchEventsRequest) GetAfterCursor() int64 {
@@ -2234,7 +2318,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2330,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[31]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2343,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{31}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *WatchEventsResponse) GetCursor() int64 {
@@ -2319,7 +2403,7 @@ type Mission struct {
 
 func (x *Mission) Reset() {
 	*x = Mission{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2415,7 @@ func (x *Mission) String() string {
 func (*Mission) ProtoMessage() {}
 
 func (x *Mission) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[32]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2428,7 @@ func (x *Mission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mission.ProtoReflect.Descriptor instead.
 func (*Mission) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{32}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Mission) GetMissionCode() string {
@@ -2398,7 +2482,7 @@ type UpsertMissionRequest struct {
 
 func (x *UpsertMissionRequest) Reset() {
 	*x = UpsertMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2494,7 @@ func (x *UpsertMissionRequest) String() string {
 func (*UpsertMissionRequest) ProtoMessage() {}
 
 func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[33]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2507,7 @@ func (x *UpsertMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionRequest.ProtoReflect.Descriptor instead.
 func (*UpsertMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{33}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpsertMissionRequest) GetMissionCode() string {
@@ -2458,7 +2542,7 @@ type UpsertMissionResponse struct {
 
 func (x *UpsertMissionResponse) Reset() {
 	*x = UpsertMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2554,7 @@ func (x *UpsertMissionResponse) String() string {
 func (*UpsertMissionResponse) ProtoMessage() {}
 
 func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[34]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2567,7 @@ func (x *UpsertMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertMissionResponse.ProtoReflect.Descriptor instead.
 func (*UpsertMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{34}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpsertMissionResponse) GetMission() *Mission {
@@ -2504,7 +2588,7 @@ type GetMissionRequest struct {
 
 func (x *GetMissionRequest) Reset() {
 	*x = GetMissionRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2600,7 @@ func (x *GetMissionRequest) String() string {
 func (*GetMissionRequest) ProtoMessage() {}
 
 func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[35]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2613,7 @@ func (x *GetMissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionRequest.ProtoReflect.Descriptor instead.
 func (*GetMissionRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{35}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetMissionRequest) GetMissionCode() string {
@@ -2550,7 +2634,7 @@ type GetMissionResponse struct {
 
 func (x *GetMissionResponse) Reset() {
 	*x = GetMissionResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2562,7 +2646,7 @@ func (x *GetMissionResponse) String() string {
 func (*GetMissionResponse) ProtoMessage() {}
 
 func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[36]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2575,7 +2659,7 @@ func (x *GetMissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMissionResponse.ProtoReflect.Descriptor instead.
 func (*GetMissionResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{36}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetMissionResponse) GetMission() *Mission {
@@ -2598,7 +2682,7 @@ type ListMissionsRequest struct {
 
 func (x *ListMissionsRequest) Reset() {
 	*x = ListMissionsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2694,7 @@ func (x *ListMissionsRequest) String() string {
 func (*ListMissionsRequest) ProtoMessage() {}
 
 func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[37]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2707,7 @@ func (x *ListMissionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsRequest.ProtoReflect.Descriptor instead.
 func (*ListMissionsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{37}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListMissionsRequest) GetPageSize() int32 {
@@ -2653,7 +2737,7 @@ type ListMissionsResponse struct {
 
 func (x *ListMissionsResponse) Reset() {
 	*x = ListMissionsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2665,7 +2749,7 @@ func (x *ListMissionsResponse) String() string {
 func (*ListMissionsResponse) ProtoMessage() {}
 
 func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[38]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2678,7 +2762,7 @@ func (x *ListMissionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMissionsResponse.ProtoReflect.Descriptor instead.
 func (*ListMissionsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{38}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListMissionsResponse) GetMissions() []*Mission {
@@ -2727,7 +2811,7 @@ type Portal struct {
 
 func (x *Portal) Reset() {
 	*x = Portal{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2739,7 +2823,7 @@ func (x *Portal) String() string {
 func (*Portal) ProtoMessage() {}
 
 func (x *Portal) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[39]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2752,7 +2836,7 @@ func (x *Portal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Portal.ProtoReflect.Descriptor instead.
 func (*Portal) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{39}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Portal) GetName() string {
@@ -2843,7 +2927,7 @@ type SetPortalRequest struct {
 
 func (x *SetPortalRequest) Reset() {
 	*x = SetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2939,7 @@ func (x *SetPortalRequest) String() string {
 func (*SetPortalRequest) ProtoMessage() {}
 
 func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[40]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2952,7 @@ func (x *SetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalRequest.ProtoReflect.Descriptor instead.
 func (*SetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{40}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetPortalRequest) GetName() string {
@@ -2931,7 +3015,7 @@ type SetPortalResponse struct {
 
 func (x *SetPortalResponse) Reset() {
 	*x = SetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2943,7 +3027,7 @@ func (x *SetPortalResponse) String() string {
 func (*SetPortalResponse) ProtoMessage() {}
 
 func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[41]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3040,7 @@ func (x *SetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPortalResponse.ProtoReflect.Descriptor instead.
 func (*SetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{41}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetPortalResponse) GetPortal() *Portal {
@@ -2977,7 +3061,7 @@ type GetPortalRequest struct {
 
 func (x *GetPortalRequest) Reset() {
 	*x = GetPortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3073,7 @@ func (x *GetPortalRequest) String() string {
 func (*GetPortalRequest) ProtoMessage() {}
 
 func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[42]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3086,7 @@ func (x *GetPortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{42}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetPortalRequest) GetName() string {
@@ -3023,7 +3107,7 @@ type GetPortalResponse struct {
 
 func (x *GetPortalResponse) Reset() {
 	*x = GetPortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3119,7 @@ func (x *GetPortalResponse) String() string {
 func (*GetPortalResponse) ProtoMessage() {}
 
 func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[43]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3132,7 @@ func (x *GetPortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{43}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetPortalResponse) GetPortal() *Portal {
@@ -3071,7 +3155,7 @@ type ListPortalsRequest struct {
 
 func (x *ListPortalsRequest) Reset() {
 	*x = ListPortalsRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3167,7 @@ func (x *ListPortalsRequest) String() string {
 func (*ListPortalsRequest) ProtoMessage() {}
 
 func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[44]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3180,7 @@ func (x *ListPortalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPortalsRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{44}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListPortalsRequest) GetPageSize() int32 {
@@ -3126,7 +3210,7 @@ type ListPortalsResponse struct {
 
 func (x *ListPortalsResponse) Reset() {
 	*x = ListPortalsResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3222,7 @@ func (x *ListPortalsResponse) String() string {
 func (*ListPortalsResponse) ProtoMessage() {}
 
 func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[45]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3235,7 @@ func (x *ListPortalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPortalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPortalsResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{45}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListPortalsResponse) GetPortals() []*Portal {
@@ -3194,7 +3278,7 @@ type PortalStatus struct {
 
 func (x *PortalStatus) Reset() {
 	*x = PortalStatus{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3206,7 +3290,7 @@ func (x *PortalStatus) String() string {
 func (*PortalStatus) ProtoMessage() {}
 
 func (x *PortalStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[46]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3219,7 +3303,7 @@ func (x *PortalStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortalStatus.ProtoReflect.Descriptor instead.
 func (*PortalStatus) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{46}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PortalStatus) GetName() string {
@@ -3289,7 +3373,7 @@ type GetPortalStatusRequest struct {
 
 func (x *GetPortalStatusRequest) Reset() {
 	*x = GetPortalStatusRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3385,7 @@ func (x *GetPortalStatusRequest) String() string {
 func (*GetPortalStatusRequest) ProtoMessage() {}
 
 func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[47]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3398,7 @@ func (x *GetPortalStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{47}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetPortalStatusRequest) GetName() string {
@@ -3335,7 +3419,7 @@ type GetPortalStatusResponse struct {
 
 func (x *GetPortalStatusResponse) Reset() {
 	*x = GetPortalStatusResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3431,7 @@ func (x *GetPortalStatusResponse) String() string {
 func (*GetPortalStatusResponse) ProtoMessage() {}
 
 func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[48]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3444,7 @@ func (x *GetPortalStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPortalStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPortalStatusResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{48}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *GetPortalStatusResponse) GetStatus() *PortalStatus {
@@ -3381,7 +3465,7 @@ type ResumePortalRequest struct {
 
 func (x *ResumePortalRequest) Reset() {
 	*x = ResumePortalRequest{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3477,7 @@ func (x *ResumePortalRequest) String() string {
 func (*ResumePortalRequest) ProtoMessage() {}
 
 func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[49]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3490,7 @@ func (x *ResumePortalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalRequest.ProtoReflect.Descriptor instead.
 func (*ResumePortalRequest) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{49}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResumePortalRequest) GetName() string {
@@ -3427,7 +3511,7 @@ type ResumePortalResponse struct {
 
 func (x *ResumePortalResponse) Reset() {
 	*x = ResumePortalResponse{}
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3523,7 @@ func (x *ResumePortalResponse) String() string {
 func (*ResumePortalResponse) ProtoMessage() {}
 
 func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[50]
+	mi := &file_slotwatch_requests_v1_requests_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3536,7 @@ func (x *ResumePortalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumePortalResponse.ProtoReflect.Descriptor instead.
 func (*ResumePortalResponse) Descriptor() ([]byte, []int) {
-	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{50}
+	return file_slotwatch_requests_v1_requests_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResumePortalResponse) GetStatus() *PortalStatus {
@@ -3609,7 +3693,10 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"retryAfter\"{\n" +
 	"\x19ReportCheckResultResponse\x12C\n" +
 	"\amatched\x18\x01 \x03(\v2).slotwatch.requests.v1.AppointmentRequestR\amatched\x12\x19\n" +
-	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"7\n" +
+	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"0\n" +
+	"\x13ConfirmClaimRequest\x12\x19\n" +
+	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\"\x16\n" +
+	"\x14ConfirmClaimResponse\"7\n" +
 	"\x12WatchEventsRequest\x12!\n" +
 	"\fafter_cursor\x18\x01 \x01(\x03R\vafterCursor\"\xa2\x02\n" +
 	"\x13WatchEventsResponse\x12\x16\n" +
@@ -3729,7 +3816,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x18EVENT_TYPE_PORTAL_PAUSED\x10\x05\x12\x1d\n" +
 	"\x19EVENT_TYPE_PORTAL_RESUMED\x10\x06\x12\x15\n" +
 	"\x11EVENT_TYPE_BOOKED\x10\a\x12\x1f\n" +
-	"\x1bEVENT_TYPE_WATCHING_RESUMED\x10\b2\xd4\x13\n" +
+	"\x1bEVENT_TYPE_WATCHING_RESUMED\x10\b2\xbd\x14\n" +
 	"\x0fRequestsService\x12p\n" +
 	"\x0fCreateApplicant\x12-.slotwatch.requests.v1.CreateApplicantRequest\x1a..slotwatch.requests.v1.CreateApplicantResponse\x12g\n" +
 	"\fGetApplicant\x12*.slotwatch.requests.v1.GetApplicantRequest\x1a+.slotwatch.requests.v1.GetApplicantResponse\x12m\n" +
@@ -3743,7 +3830,8 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\rConfirmBooked\x12+.slotwatch.requests.v1.ConfirmBookedRequest\x1a,.slotwatch.requests.v1.ConfirmBookedResponse\x12m\n" +
 	"\x0eResumeWatching\x12,.slotwatch.requests.v1.ResumeWatchingRequest\x1a-.slotwatch.requests.v1.ResumeWatchingResponse\x12s\n" +
 	"\x10ClaimDueMissions\x12..slotwatch.requests.v1.ClaimDueMissionsRequest\x1a/.slotwatch.requests.v1.ClaimDueMissionsResponse\x12v\n" +
-	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12f\n" +
+	"\x11ReportCheckResult\x12/.slotwatch.requests.v1.ReportCheckResultRequest\x1a0.slotwatch.requests.v1.ReportCheckResultResponse\x12g\n" +
+	"\fConfirmClaim\x12*.slotwatch.requests.v1.ConfirmClaimRequest\x1a+.slotwatch.requests.v1.ConfirmClaimResponse\x12f\n" +
 	"\vWatchEvents\x12).slotwatch.requests.v1.WatchEventsRequest\x1a*.slotwatch.requests.v1.WatchEventsResponse0\x01\x12j\n" +
 	"\rUpsertMission\x12+.slotwatch.requests.v1.UpsertMissionRequest\x1a,.slotwatch.requests.v1.UpsertMissionResponse\x12a\n" +
 	"\n" +
@@ -3769,7 +3857,7 @@ func file_slotwatch_requests_v1_requests_proto_rawDescGZIP() []byte {
 }
 
 var file_slotwatch_requests_v1_requests_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_slotwatch_requests_v1_requests_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(RequestStatus)(0),                       // 0: slotwatch.requests.v1.RequestStatus
 	(CheckOutcome)(0),                        // 1: slotwatch.requests.v1.CheckOutcome
@@ -3804,38 +3892,40 @@ var file_slotwatch_requests_v1_requests_proto_goTypes = []any{
 	(*ClaimDueMissionsResponse)(nil),         // 30: slotwatch.requests.v1.ClaimDueMissionsResponse
 	(*ReportCheckResultRequest)(nil),         // 31: slotwatch.requests.v1.ReportCheckResultRequest
 	(*ReportCheckResultResponse)(nil),        // 32: slotwatch.requests.v1.ReportCheckResultResponse
-	(*WatchEventsRequest)(nil),               // 33: slotwatch.requests.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),              // 34: slotwatch.requests.v1.WatchEventsResponse
-	(*Mission)(nil),                          // 35: slotwatch.requests.v1.Mission
-	(*UpsertMissionRequest)(nil),             // 36: slotwatch.requests.v1.UpsertMissionRequest
-	(*UpsertMissionResponse)(nil),            // 37: slotwatch.requests.v1.UpsertMissionResponse
-	(*GetMissionRequest)(nil),                // 38: slotwatch.requests.v1.GetMissionRequest
-	(*GetMissionResponse)(nil),               // 39: slotwatch.requests.v1.GetMissionResponse
-	(*ListMissionsRequest)(nil),              // 40: slotwatch.requests.v1.ListMissionsRequest
-	(*ListMissionsResponse)(nil),             // 41: slotwatch.requests.v1.ListMissionsResponse
-	(*Portal)(nil),                           // 42: slotwatch.requests.v1.Portal
-	(*SetPortalRequest)(nil),                 // 43: slotwatch.requests.v1.SetPortalRequest
-	(*SetPortalResponse)(nil),                // 44: slotwatch.requests.v1.SetPortalResponse
-	(*GetPortalRequest)(nil),                 // 45: slotwatch.requests.v1.GetPortalRequest
-	(*GetPortalResponse)(nil),                // 46: slotwatch.requests.v1.GetPortalResponse
-	(*ListPortalsRequest)(nil),               // 47: slotwatch.requests.v1.ListPortalsRequest
-	(*ListPortalsResponse)(nil),              // 48: slotwatch.requests.v1.ListPortalsResponse
-	(*PortalStatus)(nil),                     // 49: slotwatch.requests.v1.PortalStatus
-	(*GetPortalStatusRequest)(nil),           // 50: slotwatch.requests.v1.GetPortalStatusRequest
-	(*GetPortalStatusResponse)(nil),          // 51: slotwatch.requests.v1.GetPortalStatusResponse
-	(*ResumePortalRequest)(nil),              // 52: slotwatch.requests.v1.ResumePortalRequest
-	(*ResumePortalResponse)(nil),             // 53: slotwatch.requests.v1.ResumePortalResponse
-	(*timestamppb.Timestamp)(nil),            // 54: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),              // 55: google.protobuf.Duration
+	(*ConfirmClaimRequest)(nil),              // 33: slotwatch.requests.v1.ConfirmClaimRequest
+	(*ConfirmClaimResponse)(nil),             // 34: slotwatch.requests.v1.ConfirmClaimResponse
+	(*WatchEventsRequest)(nil),               // 35: slotwatch.requests.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),              // 36: slotwatch.requests.v1.WatchEventsResponse
+	(*Mission)(nil),                          // 37: slotwatch.requests.v1.Mission
+	(*UpsertMissionRequest)(nil),             // 38: slotwatch.requests.v1.UpsertMissionRequest
+	(*UpsertMissionResponse)(nil),            // 39: slotwatch.requests.v1.UpsertMissionResponse
+	(*GetMissionRequest)(nil),                // 40: slotwatch.requests.v1.GetMissionRequest
+	(*GetMissionResponse)(nil),               // 41: slotwatch.requests.v1.GetMissionResponse
+	(*ListMissionsRequest)(nil),              // 42: slotwatch.requests.v1.ListMissionsRequest
+	(*ListMissionsResponse)(nil),             // 43: slotwatch.requests.v1.ListMissionsResponse
+	(*Portal)(nil),                           // 44: slotwatch.requests.v1.Portal
+	(*SetPortalRequest)(nil),                 // 45: slotwatch.requests.v1.SetPortalRequest
+	(*SetPortalResponse)(nil),                // 46: slotwatch.requests.v1.SetPortalResponse
+	(*GetPortalRequest)(nil),                 // 47: slotwatch.requests.v1.GetPortalRequest
+	(*GetPortalResponse)(nil),                // 48: slotwatch.requests.v1.GetPortalResponse
+	(*ListPortalsRequest)(nil),               // 49: slotwatch.requests.v1.ListPortalsRequest
+	(*ListPortalsResponse)(nil),              // 50: slotwatch.requests.v1.ListPortalsResponse
+	(*PortalStatus)(nil),                     // 51: slotwatch.requests.v1.PortalStatus
+	(*GetPortalStatusRequest)(nil),           // 52: slotwatch.requests.v1.GetPortalStatusRequest
+	(*GetPortalStatusResponse)(nil),          // 53: slotwatch.requests.v1.GetPortalStatusResponse
+	(*ResumePortalRequest)(nil),              // 54: slotwatch.requests.v1.ResumePortalRequest
+	(*ResumePortalResponse)(nil),             // 55: slotwatch.requests.v1.ResumePortalResponse
+	(*timestamppb.Timestamp)(nil),            // 56: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),              // 57: google.protobuf.Duration
 }
 var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
-	54, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
-	54, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 0: slotwatch.requests.v1.Applicant.created_at:type_name -> google.protobuf.Timestamp
+	56, // 1: slotwatch.requests.v1.Applicant.updated_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: slotwatch.requests.v1.AppointmentRequest.status:type_name -> slotwatch.requests.v1.RequestStatus
 	4,  // 3: slotwatch.requests.v1.AppointmentRequest.matched_slots:type_name -> slotwatch.requests.v1.Slot
-	54, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
-	54, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
-	54, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
+	56, // 4: slotwatch.requests.v1.AppointmentRequest.last_checked_at:type_name -> google.protobuf.Timestamp
+	56, // 5: slotwatch.requests.v1.AppointmentRequest.created_at:type_name -> google.protobuf.Timestamp
+	56, // 6: slotwatch.requests.v1.AppointmentRequest.updated_at:type_name -> google.protobuf.Timestamp
 	4,  // 7: slotwatch.requests.v1.AppointmentRequest.missed_slots:type_name -> slotwatch.requests.v1.Slot
 	3,  // 8: slotwatch.requests.v1.CreateApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
 	3,  // 9: slotwatch.requests.v1.GetApplicantResponse.applicant:type_name -> slotwatch.requests.v1.Applicant
@@ -3848,33 +3938,33 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	5,  // 16: slotwatch.requests.v1.CancelAppointmentRequestResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
 	5,  // 17: slotwatch.requests.v1.ConfirmBookedResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
 	5,  // 18: slotwatch.requests.v1.ResumeWatchingResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	55, // 19: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
+	57, // 19: slotwatch.requests.v1.ClaimDueMissionsRequest.claim_ttl:type_name -> google.protobuf.Duration
 	5,  // 20: slotwatch.requests.v1.MissionClaim.requests:type_name -> slotwatch.requests.v1.AppointmentRequest
-	54, // 21: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
+	56, // 21: slotwatch.requests.v1.MissionClaim.expires_at:type_name -> google.protobuf.Timestamp
 	29, // 22: slotwatch.requests.v1.ClaimDueMissionsResponse.claims:type_name -> slotwatch.requests.v1.MissionClaim
 	1,  // 23: slotwatch.requests.v1.ReportCheckResultRequest.outcome:type_name -> slotwatch.requests.v1.CheckOutcome
 	4,  // 24: slotwatch.requests.v1.ReportCheckResultRequest.slots:type_name -> slotwatch.requests.v1.Slot
-	55, // 25: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
+	57, // 25: slotwatch.requests.v1.ReportCheckResultRequest.retry_after:type_name -> google.protobuf.Duration
 	5,  // 26: slotwatch.requests.v1.ReportCheckResultResponse.matched:type_name -> slotwatch.requests.v1.AppointmentRequest
 	2,  // 27: slotwatch.requests.v1.WatchEventsResponse.type:type_name -> slotwatch.requests.v1.EventType
 	5,  // 28: slotwatch.requests.v1.WatchEventsResponse.request:type_name -> slotwatch.requests.v1.AppointmentRequest
-	54, // 29: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
-	49, // 30: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
-	54, // 31: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
-	54, // 32: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 33: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	35, // 34: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
-	35, // 35: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
-	55, // 36: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
-	54, // 37: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
-	54, // 38: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
-	55, // 39: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
-	42, // 40: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	42, // 41: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
-	42, // 42: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
-	54, // 43: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
-	49, // 44: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
-	49, // 45: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	56, // 29: slotwatch.requests.v1.WatchEventsResponse.occurred_at:type_name -> google.protobuf.Timestamp
+	51, // 30: slotwatch.requests.v1.WatchEventsResponse.portal:type_name -> slotwatch.requests.v1.PortalStatus
+	56, // 31: slotwatch.requests.v1.Mission.created_at:type_name -> google.protobuf.Timestamp
+	56, // 32: slotwatch.requests.v1.Mission.updated_at:type_name -> google.protobuf.Timestamp
+	37, // 33: slotwatch.requests.v1.UpsertMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	37, // 34: slotwatch.requests.v1.GetMissionResponse.mission:type_name -> slotwatch.requests.v1.Mission
+	37, // 35: slotwatch.requests.v1.ListMissionsResponse.missions:type_name -> slotwatch.requests.v1.Mission
+	57, // 36: slotwatch.requests.v1.Portal.min_mission_interval:type_name -> google.protobuf.Duration
+	56, // 37: slotwatch.requests.v1.Portal.created_at:type_name -> google.protobuf.Timestamp
+	56, // 38: slotwatch.requests.v1.Portal.updated_at:type_name -> google.protobuf.Timestamp
+	57, // 39: slotwatch.requests.v1.SetPortalRequest.min_mission_interval:type_name -> google.protobuf.Duration
+	44, // 40: slotwatch.requests.v1.SetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	44, // 41: slotwatch.requests.v1.GetPortalResponse.portal:type_name -> slotwatch.requests.v1.Portal
+	44, // 42: slotwatch.requests.v1.ListPortalsResponse.portals:type_name -> slotwatch.requests.v1.Portal
+	56, // 43: slotwatch.requests.v1.PortalStatus.paused_until:type_name -> google.protobuf.Timestamp
+	51, // 44: slotwatch.requests.v1.GetPortalStatusResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
+	51, // 45: slotwatch.requests.v1.ResumePortalResponse.status:type_name -> slotwatch.requests.v1.PortalStatus
 	6,  // 46: slotwatch.requests.v1.RequestsService.CreateApplicant:input_type -> slotwatch.requests.v1.CreateApplicantRequest
 	8,  // 47: slotwatch.requests.v1.RequestsService.GetApplicant:input_type -> slotwatch.requests.v1.GetApplicantRequest
 	10, // 48: slotwatch.requests.v1.RequestsService.ListApplicants:input_type -> slotwatch.requests.v1.ListApplicantsRequest
@@ -3888,39 +3978,41 @@ var file_slotwatch_requests_v1_requests_proto_depIdxs = []int32{
 	26, // 56: slotwatch.requests.v1.RequestsService.ResumeWatching:input_type -> slotwatch.requests.v1.ResumeWatchingRequest
 	28, // 57: slotwatch.requests.v1.RequestsService.ClaimDueMissions:input_type -> slotwatch.requests.v1.ClaimDueMissionsRequest
 	31, // 58: slotwatch.requests.v1.RequestsService.ReportCheckResult:input_type -> slotwatch.requests.v1.ReportCheckResultRequest
-	33, // 59: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
-	36, // 60: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
-	38, // 61: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
-	40, // 62: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
-	43, // 63: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
-	45, // 64: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
-	47, // 65: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
-	50, // 66: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
-	52, // 67: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
-	7,  // 68: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
-	9,  // 69: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
-	11, // 70: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
-	13, // 71: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
-	15, // 72: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
-	17, // 73: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
-	19, // 74: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
-	21, // 75: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
-	23, // 76: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
-	25, // 77: slotwatch.requests.v1.RequestsService.ConfirmBooked:output_type -> slotwatch.requests.v1.ConfirmBookedResponse
-	27, // 78: slotwatch.requests.v1.RequestsService.ResumeWatching:output_type -> slotwatch.requests.v1.ResumeWatchingResponse
-	30, // 79: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
-	32, // 80: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
-	34, // 81: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
-	37, // 82: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
-	39, // 83: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
-	41, // 84: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
-	44, // 85: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
-	46, // 86: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
-	48, // 87: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
-	51, // 88: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
-	53, // 89: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
-	68, // [68:90] is the sub-list for method output_type
-	46, // [46:68] is the sub-list for method input_type
+	33, // 59: slotwatch.requests.v1.RequestsService.ConfirmClaim:input_type -> slotwatch.requests.v1.ConfirmClaimRequest
+	35, // 60: slotwatch.requests.v1.RequestsService.WatchEvents:input_type -> slotwatch.requests.v1.WatchEventsRequest
+	38, // 61: slotwatch.requests.v1.RequestsService.UpsertMission:input_type -> slotwatch.requests.v1.UpsertMissionRequest
+	40, // 62: slotwatch.requests.v1.RequestsService.GetMission:input_type -> slotwatch.requests.v1.GetMissionRequest
+	42, // 63: slotwatch.requests.v1.RequestsService.ListMissions:input_type -> slotwatch.requests.v1.ListMissionsRequest
+	45, // 64: slotwatch.requests.v1.RequestsService.SetPortal:input_type -> slotwatch.requests.v1.SetPortalRequest
+	47, // 65: slotwatch.requests.v1.RequestsService.GetPortal:input_type -> slotwatch.requests.v1.GetPortalRequest
+	49, // 66: slotwatch.requests.v1.RequestsService.ListPortals:input_type -> slotwatch.requests.v1.ListPortalsRequest
+	52, // 67: slotwatch.requests.v1.RequestsService.GetPortalStatus:input_type -> slotwatch.requests.v1.GetPortalStatusRequest
+	54, // 68: slotwatch.requests.v1.RequestsService.ResumePortal:input_type -> slotwatch.requests.v1.ResumePortalRequest
+	7,  // 69: slotwatch.requests.v1.RequestsService.CreateApplicant:output_type -> slotwatch.requests.v1.CreateApplicantResponse
+	9,  // 70: slotwatch.requests.v1.RequestsService.GetApplicant:output_type -> slotwatch.requests.v1.GetApplicantResponse
+	11, // 71: slotwatch.requests.v1.RequestsService.ListApplicants:output_type -> slotwatch.requests.v1.ListApplicantsResponse
+	13, // 72: slotwatch.requests.v1.RequestsService.UpdateApplicant:output_type -> slotwatch.requests.v1.UpdateApplicantResponse
+	15, // 73: slotwatch.requests.v1.RequestsService.DeleteApplicant:output_type -> slotwatch.requests.v1.DeleteApplicantResponse
+	17, // 74: slotwatch.requests.v1.RequestsService.CreateAppointmentRequest:output_type -> slotwatch.requests.v1.CreateAppointmentRequestResponse
+	19, // 75: slotwatch.requests.v1.RequestsService.GetAppointmentRequest:output_type -> slotwatch.requests.v1.GetAppointmentRequestResponse
+	21, // 76: slotwatch.requests.v1.RequestsService.ListAppointmentRequests:output_type -> slotwatch.requests.v1.ListAppointmentRequestsResponse
+	23, // 77: slotwatch.requests.v1.RequestsService.CancelAppointmentRequest:output_type -> slotwatch.requests.v1.CancelAppointmentRequestResponse
+	25, // 78: slotwatch.requests.v1.RequestsService.ConfirmBooked:output_type -> slotwatch.requests.v1.ConfirmBookedResponse
+	27, // 79: slotwatch.requests.v1.RequestsService.ResumeWatching:output_type -> slotwatch.requests.v1.ResumeWatchingResponse
+	30, // 80: slotwatch.requests.v1.RequestsService.ClaimDueMissions:output_type -> slotwatch.requests.v1.ClaimDueMissionsResponse
+	32, // 81: slotwatch.requests.v1.RequestsService.ReportCheckResult:output_type -> slotwatch.requests.v1.ReportCheckResultResponse
+	34, // 82: slotwatch.requests.v1.RequestsService.ConfirmClaim:output_type -> slotwatch.requests.v1.ConfirmClaimResponse
+	36, // 83: slotwatch.requests.v1.RequestsService.WatchEvents:output_type -> slotwatch.requests.v1.WatchEventsResponse
+	39, // 84: slotwatch.requests.v1.RequestsService.UpsertMission:output_type -> slotwatch.requests.v1.UpsertMissionResponse
+	41, // 85: slotwatch.requests.v1.RequestsService.GetMission:output_type -> slotwatch.requests.v1.GetMissionResponse
+	43, // 86: slotwatch.requests.v1.RequestsService.ListMissions:output_type -> slotwatch.requests.v1.ListMissionsResponse
+	46, // 87: slotwatch.requests.v1.RequestsService.SetPortal:output_type -> slotwatch.requests.v1.SetPortalResponse
+	48, // 88: slotwatch.requests.v1.RequestsService.GetPortal:output_type -> slotwatch.requests.v1.GetPortalResponse
+	50, // 89: slotwatch.requests.v1.RequestsService.ListPortals:output_type -> slotwatch.requests.v1.ListPortalsResponse
+	53, // 90: slotwatch.requests.v1.RequestsService.GetPortalStatus:output_type -> slotwatch.requests.v1.GetPortalStatusResponse
+	55, // 91: slotwatch.requests.v1.RequestsService.ResumePortal:output_type -> slotwatch.requests.v1.ResumePortalResponse
+	69, // [69:92] is the sub-list for method output_type
+	46, // [46:69] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -3932,15 +4024,15 @@ func file_slotwatch_requests_v1_requests_proto_init() {
 		return
 	}
 	file_slotwatch_requests_v1_requests_proto_msgTypes[9].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[33].OneofWrappers = []any{}
-	file_slotwatch_requests_v1_requests_proto_msgTypes[40].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[35].OneofWrappers = []any{}
+	file_slotwatch_requests_v1_requests_proto_msgTypes[42].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_slotwatch_requests_v1_requests_proto_rawDesc), len(file_slotwatch_requests_v1_requests_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

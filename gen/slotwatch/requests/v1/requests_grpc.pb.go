@@ -32,6 +32,7 @@ const (
 	RequestsService_ResumeWatching_FullMethodName           = "/slotwatch.requests.v1.RequestsService/ResumeWatching"
 	RequestsService_ClaimDueMissions_FullMethodName         = "/slotwatch.requests.v1.RequestsService/ClaimDueMissions"
 	RequestsService_ReportCheckResult_FullMethodName        = "/slotwatch.requests.v1.RequestsService/ReportCheckResult"
+	RequestsService_ConfirmClaim_FullMethodName             = "/slotwatch.requests.v1.RequestsService/ConfirmClaim"
 	RequestsService_WatchEvents_FullMethodName              = "/slotwatch.requests.v1.RequestsService/WatchEvents"
 	RequestsService_UpsertMission_FullMethodName            = "/slotwatch.requests.v1.RequestsService/UpsertMission"
 	RequestsService_GetMission_FullMethodName               = "/slotwatch.requests.v1.RequestsService/GetMission"
@@ -81,6 +82,12 @@ type RequestsServiceClient interface {
 	ClaimDueMissions(ctx context.Context, in *ClaimDueMissionsRequest, opts ...grpc.CallOption) (*ClaimDueMissionsResponse, error)
 	// ReportCheckResult ends a claim with the result of the check.
 	ReportCheckResult(ctx context.Context, in *ReportCheckResultRequest, opts ...grpc.CallOption) (*ReportCheckResultResponse, error)
+	// ConfirmClaim is the Checker's last call before a claimed check opens the
+	// portal: it answers OK only while the claim is held and its portal is not
+	// paused. A portal paused since the claim ends the claim, with no check
+	// recorded (the mission is due again once the pause is over), and answers
+	// FAILED_PRECONDITION, as does a claim no longer held.
+	ConfirmClaim(ctx context.Context, in *ConfirmClaimRequest, opts ...grpc.CallOption) (*ConfirmClaimResponse, error)
 	// WatchEvents streams request events after a cursor, then live.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 	// UpsertMission creates a mission's settings or changes the ones that are
@@ -242,6 +249,16 @@ func (c *requestsServiceClient) ReportCheckResult(ctx context.Context, in *Repor
 	return out, nil
 }
 
+func (c *requestsServiceClient) ConfirmClaim(ctx context.Context, in *ConfirmClaimRequest, opts ...grpc.CallOption) (*ConfirmClaimResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmClaimResponse)
+	err := c.cc.Invoke(ctx, RequestsService_ConfirmClaim_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *requestsServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &RequestsService_ServiceDesc.Streams[0], RequestsService_WatchEvents_FullMethodName, cOpts...)
@@ -379,6 +396,12 @@ type RequestsServiceServer interface {
 	ClaimDueMissions(context.Context, *ClaimDueMissionsRequest) (*ClaimDueMissionsResponse, error)
 	// ReportCheckResult ends a claim with the result of the check.
 	ReportCheckResult(context.Context, *ReportCheckResultRequest) (*ReportCheckResultResponse, error)
+	// ConfirmClaim is the Checker's last call before a claimed check opens the
+	// portal: it answers OK only while the claim is held and its portal is not
+	// paused. A portal paused since the claim ends the claim, with no check
+	// recorded (the mission is due again once the pause is over), and answers
+	// FAILED_PRECONDITION, as does a claim no longer held.
+	ConfirmClaim(context.Context, *ConfirmClaimRequest) (*ConfirmClaimResponse, error)
 	// WatchEvents streams request events after a cursor, then live.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	// UpsertMission creates a mission's settings or changes the ones that are
@@ -448,6 +471,9 @@ func (UnimplementedRequestsServiceServer) ClaimDueMissions(context.Context, *Cla
 }
 func (UnimplementedRequestsServiceServer) ReportCheckResult(context.Context, *ReportCheckResultRequest) (*ReportCheckResultResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportCheckResult not implemented")
+}
+func (UnimplementedRequestsServiceServer) ConfirmClaim(context.Context, *ConfirmClaimRequest) (*ConfirmClaimResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmClaim not implemented")
 }
 func (UnimplementedRequestsServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
@@ -731,6 +757,24 @@ func _RequestsService_ReportCheckResult_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RequestsService_ConfirmClaim_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmClaimRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RequestsServiceServer).ConfirmClaim(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RequestsService_ConfirmClaim_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RequestsServiceServer).ConfirmClaim(ctx, req.(*ConfirmClaimRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RequestsService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchEventsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -944,6 +988,10 @@ var RequestsService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportCheckResult",
 			Handler:    _RequestsService_ReportCheckResult_Handler,
+		},
+		{
+			MethodName: "ConfirmClaim",
+			Handler:    _RequestsService_ConfirmClaim_Handler,
 		},
 		{
 			MethodName: "UpsertMission",

@@ -177,7 +177,7 @@ func serve(ctx context.Context) error {
 	}
 	st := store.New(db, storeOpts...)
 	m := metrics.New(srv.Registry, func(ctx context.Context) (domain.PoolStatus, error) {
-		return st.PoolStatus(ctx, time.Now().UTC())
+		return st.PoolStatus(ctx, time.Now().UTC(), cfg.pool.MaxLoginsPerDay)
 	}, logger)
 	pool := app.New(st, keys, cfg.pool, app.WithLogger(logger), app.WithMetrics(m))
 	server.New(pool, logger).Register(srv.GRPC)

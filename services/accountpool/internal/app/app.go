@@ -374,7 +374,7 @@ func (p *Pool) expire(ctx context.Context, now time.Time) (int, error) {
 
 // PoolStatus counts accounts by state.
 func (p *Pool) PoolStatus(ctx context.Context) (domain.PoolStatus, error) {
-	return p.store.PoolStatus(ctx, p.Now())
+	return p.store.PoolStatus(ctx, p.Now(), p.cfg.MaxLoginsPerDay)
 }
 
 // ListUsage pages the usage log.
@@ -402,13 +402,17 @@ type Reencrypted struct {
 	// Undecryptable lists accounts whose password does not open with the
 	// keyset; they are left as they are.
 	Undecryptable []int64
+	// Sessions counts the session states re-encrypted; SessionsCleared
+	// those that did not open with the keyset and were cleared.
+	Sessions, SessionsCleared int
 }
 
-// ReencryptPasswords moves every stored password to the keyset's primary
-// key. It reads in batches and swaps each ciphertext only if it did not
-// change meanwhile, so it is safe to run while the pool serves. A row that
-// does not decrypt is skipped and reported, so one bad row does not stop a
-// rotation.
+// ReencryptPasswords moves every stored password and session state to the
+// keyset's primary key. It reads in batches and swaps each ciphertext only
+// if it did not change meanwhile, so it is safe to run while the pool
+// serves. A password that does not decrypt is skipped and reported, so one
+// bad row does not stop a rotation; a session state that does not decrypt
+// is cleared (it would be handed out as none anyway).
 func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 	r := Reencrypted{PrimaryKeyID: p.keys.PrimaryKeyID()}
 	var after int64
@@ -419,6 +423,9 @@ func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 		}
 		for _, c := range batch {
 			after = c.AccountID
+			if err := p.reencryptSession(ctx, c, &r); err != nil {
+				return r, err
+			}
 			if id, ok := secrets.KeyID(c.Value); ok && id == r.PrimaryKeyID {
 				continue
 			}
@@ -440,4 +447,31 @@ func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 			}
 		}
 	}
+}
+
+// reencryptSession moves c's session state, if it has one, to the primary
+// key, or clears it when it does not decrypt.
+func (p *Pool) reencryptSession(ctx context.Context, c store.Ciphertext, r *Reencrypted) error {
+	if c.Session == nil {
+		return nil
+	}
+	if id, ok := secrets.KeyID(c.Session); ok && id == r.PrimaryKeyID {
+		return nil
+	}
+	var ct []byte // nil clears
+	if pt, err := p.keys.Decrypt(c.Session, SessionAD(c.AccountID)); err == nil {
+		if ct, err = p.keys.Encrypt(pt, SessionAD(c.AccountID)); err != nil {
+			return err
+		}
+	}
+	swapped, err := p.store.ReplaceSessionCiphertext(ctx, c.AccountID, c.Session, ct)
+	switch {
+	case err != nil:
+		return err
+	case swapped && ct == nil:
+		r.SessionsCleared++
+	case swapped:
+		r.Sessions++
+	}
+	return nil
 }

@@ -68,6 +68,13 @@ const (
 	OutcomeBanned       Outcome = "banned"
 	OutcomeError        Outcome = "error"
 	OutcomeLeaseExpired Outcome = "lease_expired"
+	// OutcomeUnused: the account was not used at the portal: the check was
+	// called off before its first request (Requests found the portal
+	// paused), or found its kept session dead and could not log in (its
+	// login budget is spent; that is the budget's doing, not a failure of
+	// the account). Nothing changes but the lease's end (and the session
+	// state, if the release clears it).
+	OutcomeUnused Outcome = "unused"
 )
 
 // State is an account's state at one moment.
@@ -140,6 +147,7 @@ func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account 
 	case OutcomeLeaseExpired:
 		a.ConsecutiveFailures++
 		a.CooldownUntil = ptr(now.Add(c.Cooldown))
+	case OutcomeUnused:
 	}
 	return a
 }
@@ -249,6 +257,9 @@ func (e *LeaseNotHeldError) Is(target error) bool { return target == ErrLeaseNot
 // PoolStatus counts accounts by state.
 type PoolStatus struct {
 	TotalActive, Available, Leased, InCooldown, Quarantined, Disabled int
+	// OverLoginBudget counts the accounts that rest from nothing but their
+	// login budget (not in Available).
+	OverLoginBudget int
 	// NextAvailableAt is set when no account is available but some are busy.
 	NextAvailableAt *time.Time
 }

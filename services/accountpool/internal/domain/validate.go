@@ -82,6 +82,16 @@ func CheckSessionRelease(p *apirule.FieldErrors, outcome Outcome, s SessionRelea
 	case len(s.State) > 0 && ClearsSession(outcome):
 		p.Add("session_state", "must be empty with OUTCOME_LOGIN_FAIL or OUTCOME_BANNED, which clear the session")
 	}
+	if outcome == OutcomeUnused {
+		// An unused account did not reach the portal: nothing to log in
+		// with or to keep.
+		if s.LoggedIn {
+			p.Add("logged_in", "must be false with OUTCOME_UNUSED")
+		}
+		if len(s.State) > 0 {
+			p.Add("session_state", "must be empty with OUTCOME_UNUSED")
+		}
+	}
 	if s.HasAge && len(s.State) == 0 {
 		p.Add("session_max_age", "is allowed only with session_state")
 	} else if s.HasAge && s.MaxAge <= 0 {

@@ -136,7 +136,12 @@ func (m *Pool) FencingRejected() {
 }
 
 var accountsDesc = prometheus.NewDesc("slotwatch_pool_accounts",
-	"Accounts by state now: available, leased, cooldown, quarantined, disabled.", []string{"state"}, nil)
+	"Accounts by state now: available, leased, cooldown, quarantined, disabled, over_login_budget (resting from nothing but the login budget).", []string{"state"}, nil)
+
+// stateOverLoginBudget is the slotwatch_pool_accounts series of the
+// accounts GetPoolStatus counts as over_login_budget (not a domain.State:
+// the budget is not in an account's timestamps).
+const stateOverLoginBudget domain.State = "over_login_budget"
 
 // accountsByState is status as the values of slotwatch_pool_accounts.
 func accountsByState(status StatusFunc) func(context.Context) (map[domain.State]int, error) {
@@ -148,6 +153,7 @@ func accountsByState(status StatusFunc) func(context.Context) (map[domain.State]
 		return map[domain.State]int{
 			domain.StateAvailable: st.Available, domain.StateLeased: st.Leased, domain.StateCooldown: st.InCooldown,
 			domain.StateQuarantined: st.Quarantined, domain.StateDisabled: st.Disabled,
+			stateOverLoginBudget: st.OverLoginBudget,
 		}, nil
 	}
 }

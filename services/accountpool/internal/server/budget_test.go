@@ -70,6 +70,64 @@ func TestLoginBudget(t *testing.T) {
 		}
 	})
 
+	t.Run("PoolStatusCountsAccountsOverBudgetApart", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, budget(1))
+		addAccounts(t, c, 3)
+		status := func() *apv1.GetPoolStatusResponse {
+			t.Helper()
+			st, err := c.GetPoolStatus(testkit.Context(t), &apv1.GetPoolStatusRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		login(t, c, &apv1.ReleaseRequest{})                             // no session kept: over its budget
+		login(t, c, &apv1.ReleaseRequest{SessionState: []byte(cookie)}) // over it too, but its session lets it check
+		if st := status(); st.GetAvailable() != 2 || st.GetOverLoginBudget() != 1 || st.GetTotalActive() != 3 || st.GetNextAvailableAt() != nil {
+			t.Fatalf("status with one account over budget: %v", st)
+		}
+		b.clock.Advance(time.Hour)
+		login(t, c, &apv1.ReleaseRequest{}) // the third, never logged in before
+		releaseSession(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{ClearSession: true})
+		st := status()
+		if st.GetAvailable() != 0 || st.GetOverLoginBudget() != 3 {
+			t.Fatalf("status with every account over budget: %v", st)
+		}
+		// The first login (at 0) leaves the window at 24h.
+		if got, want := st.GetNextAvailableAt().AsTime(), b.clock.Now().Add(23*time.Hour); !got.Equal(want) {
+			t.Errorf("next_available_at = %v, want %v", got, want)
+		}
+		wantExhausted(t, c, 23*time.Hour)
+	})
+
+	// A lease granted for its session alone (no login left) whose check
+	// finds the session logged out cannot log in: the Checker releases it
+	// unused, clearing the session. That is the budget's doing, not a
+	// failure of the account.
+	t.Run("DeadSessionOverBudgetIsReleasedUnusedWithoutAFailure", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, budget(1))
+		id := addAccounts(t, c, 1)[0]
+		login(t, c, &apv1.ReleaseRequest{SessionState: []byte(cookie)})
+		b.clock.Advance(time.Minute)
+		l := acquire(t, c, "fra")
+		if l.GetLoginBudgetLeft() != 0 {
+			t.Fatalf("lease: %d logins left, want 0", l.GetLoginBudgetLeft())
+		}
+		a := releaseSession(t, c, l, apv1.Outcome_OUTCOME_UNUSED, &apv1.ReleaseRequest{ClearSession: true,
+			Detail: "login_budget: the portal had logged the session out"})
+		if n := a.GetAccount().GetConsecutiveFailures(); n != 0 {
+			t.Errorf("failures after the release: %d, want 0", n)
+		}
+		// No session and no login left: it waits for its budget (the login
+		// at 0 leaves the window at 24h).
+		wantExhausted(t, c, 24*time.Hour-time.Minute)
+		if u := usage(t, c, id); u[0].GetResult() != apv1.UsageResult_USAGE_RESULT_UNUSED || u[0].GetLoggedIn() {
+			t.Errorf("usage log: %v", u[0])
+		}
+	})
+
 	t.Run("ValidSessionKeepsAnAccountOverBudgetEligible", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, budget(1))

@@ -54,6 +54,37 @@ func TestReleaseOutcomes(t *testing.T) {
 		}
 	})
 
+	// A check called off before its first request to the portal (Requests
+	// found the portal paused) leaves the account as it was: available at
+	// once, its failures and session state untouched, the lease logged as
+	// unused.
+	t.Run("UnusedLeavesTheAccountAsItWas", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		id := addAccounts(t, c, 1)[0]
+		release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_ERROR) // one failure, a cooldown
+		b.clock.Advance(11 * time.Minute)
+		a := release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_UNUSED)
+		if a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 1 {
+			t.Fatalf("account after an unused lease: %v", a)
+		}
+		if u := usage(t, c, id); u[0].GetResult() != apv1.UsageResult_USAGE_RESULT_UNUSED {
+			t.Fatalf("usage log's newest result: %v", u[0].GetResult())
+		}
+		acquire(t, c, "fra") // available again at once
+	})
+
+	t.Run("UnusedTakesNoLoginNorSessionState", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		addAccounts(t, c, 1)
+		l := acquire(t, c, "fra")
+		_, err := c.Release(testkit.Context(t), &apv1.ReleaseRequest{LeaseId: l.GetLeaseId(), FencingToken: l.GetFencingToken(),
+			Outcome: apv1.Outcome_OUTCOME_UNUSED, LoggedIn: true, SessionState: []byte("cookies")})
+		wantViolation(t, err, "logged_in")
+		wantViolation(t, err, "session_state")
+	})
+
 	// The portal's Retry-After outranks a shorter cooldown, never a longer
 	// rest: the account is not used again before the portal said.
 	t.Run("RetryAfterRestsTheAccountAtLeastThatLong", func(t *testing.T) {

@@ -77,6 +77,46 @@ func TestPasswordsAtRest(t *testing.T) {
 		}
 	})
 
+	// Session states are credentials under the same keyset: a rotation
+	// moves them too, and one that does not open is cleared.
+	t.Run("RotationMovesSessionStatesToo", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, withConfig(noCooldown))
+		ids := addAccounts(t, c, 2)
+		for range ids {
+			releaseSession(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{LoggedIn: true, SessionState: []byte(cookie)})
+		}
+		// Account 2's session state is damaged.
+		if _, err := b.db.Exec(testkit.Context(t), `UPDATE accountpool.accounts SET session_ciphertext = password_ciphertext WHERE id = $1`, ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		rotated, err := secrets.Rotate(b.keyset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, b2 := setupOn(t, b.dbURL, withKeyset(rotated), withConfig(noCooldown))
+		resp, err := c2.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetSessionsReencrypted() != 1 || resp.GetSessionsCleared() != 1 || resp.GetReencrypted() != 2 {
+			t.Fatalf("reencrypt: %v; want 2 passwords and 1 session moved, 1 session cleared", resp)
+		}
+		ct, exp := storedSession(t, b, ids[0])
+		if kid, _ := secrets.KeyID(ct); kid != b2.keys.PrimaryKeyID() || exp == nil {
+			t.Fatalf("account %d's session state is under key %d (expiry %v), want the new primary %d", ids[0], kid, exp, b2.keys.PrimaryKeyID())
+		}
+		if ct, exp := storedSession(t, b, ids[1]); ct != nil || exp != nil {
+			t.Fatalf("account %d's damaged session state was not cleared", ids[1])
+		}
+		if l := acquire(t, c2, "fra"); l.GetAccountId() != ids[0] || string(l.GetSessionState()) != cookie {
+			t.Fatalf("lease after the rotation: account %d, session %q", l.GetAccountId(), l.GetSessionState())
+		}
+		if again, err := c2.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{}); err != nil || again.GetSessionsReencrypted() != 0 {
+			t.Fatalf("second reencrypt: %v, %v", again, err)
+		}
+	})
+
 	t.Run("RotationRoundTrip", func(t *testing.T) {
 		t.Parallel()
 		oldKeyset, err := secrets.Generate()

@@ -92,6 +92,7 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 	apv1.Outcome_OUTCOME_LOGIN_FAIL: domain.OutcomeLoginFail,
 	apv1.Outcome_OUTCOME_BANNED:     domain.OutcomeBanned,
 	apv1.Outcome_OUTCOME_ERROR:      domain.OutcomeError,
+	apv1.Outcome_OUTCOME_UNUSED:     domain.OutcomeUnused,
 }
 
 // Release implements AccountPoolService.
@@ -100,7 +101,7 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
 	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
-		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR")
+		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED")
 	}
 	retryAfter := apierr.Duration(&v, "retry_after", req.GetRetryAfter(), 0)
 	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds(), retryAfter)
@@ -289,7 +290,7 @@ func (s *Server) GetPoolStatus(ctx context.Context, _ *apv1.GetPoolStatusRequest
 	return &apv1.GetPoolStatusResponse{
 		TotalActive: int32(st.TotalActive), Available: int32(st.Available), Leased: int32(st.Leased),
 		InCooldown: int32(st.InCooldown), Quarantined: int32(st.Quarantined), Disabled: int32(st.Disabled),
-		NextAvailableAt: ts(st.NextAvailableAt),
+		NextAvailableAt: ts(st.NextAvailableAt), OverLoginBudget: int32(st.OverLoginBudget),
 	}, nil
 }
 
@@ -301,6 +302,7 @@ var usageResults = map[apv1.UsageResult]domain.Outcome{
 	apv1.UsageResult_USAGE_RESULT_BANNED:        domain.OutcomeBanned,
 	apv1.UsageResult_USAGE_RESULT_ERROR:         domain.OutcomeError,
 	apv1.UsageResult_USAGE_RESULT_LEASE_EXPIRED: domain.OutcomeLeaseExpired,
+	apv1.UsageResult_USAGE_RESULT_UNUSED:        domain.OutcomeUnused,
 }
 
 // ListUsage implements AccountPoolService.
@@ -395,7 +397,7 @@ func (s *Server) ReencryptPasswords(ctx context.Context, _ *apv1.ReencryptPasswo
 	s.logger.InfoContext(ctx, "re-encrypted passwords", "count", r.Count, "primary_key_id", r.PrimaryKeyID,
 		"undecryptable_account_ids", r.Undecryptable)
 	return &apv1.ReencryptPasswordsResponse{Reencrypted: int32(r.Count), PrimaryKeyId: r.PrimaryKeyID,
-		UndecryptableAccountIds: r.Undecryptable}, nil
+		UndecryptableAccountIds: r.Undecryptable, SessionsReencrypted: int32(r.Sessions), SessionsCleared: int32(r.SessionsCleared)}, nil
 }
 
 // toStatus is the one place where errors become status codes. what names

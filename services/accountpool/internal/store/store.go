@@ -554,28 +554,33 @@ func (s *Store) NextLeaseExpiry(ctx context.Context) (*time.Time, error) {
 	return t, nil
 }
 
-// PoolStatus counts accounts by state at now. NextAvailableAt is the
-// earliest end of a quarantine or cooldown, or of a lease (plus the expiry
-// grace), among busy accounts, set only when none is available.
-func (s *Store) PoolStatus(ctx context.Context, now time.Time) (domain.PoolStatus, error) {
+// PoolStatus counts accounts by state at now. An account that rests from
+// nothing (by its timestamps) but has no valid session state and maxLogins
+// logins in the login window is OverLoginBudget, not Available: Acquire
+// would not hand it out. NextAvailableAt (NextFree's answer) is set only
+// when none is available.
+func (s *Store) PoolStatus(ctx context.Context, now time.Time, maxLogins int) (domain.PoolStatus, error) {
 	var st domain.PoolStatus
-	var next *time.Time
+	var rested int
 	err := s.db.QueryRow(ctx, `SELECT
 			count(*) FILTER (WHERE a.active),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateAvailable]+`),
+			count(*) FILTER (WHERE `+statePredicate[domain.StateAvailable]+` AND NOT `+fmt.Sprintf(validSessionSQL, "a", "@now")+`
+				AND (SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "@now", "@window")+` LIMIT @max) b) >= @max),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateLeased]+`),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateCooldown]+`),
 			count(*) FILTER (WHERE `+statePredicate[domain.StateQuarantined]+`),
-			count(*) FILTER (WHERE `+statePredicate[domain.StateDisabled]+`),
-			min(CASE WHEN a.lease_id IS NOT NULL THEN a.lease_expires_at + @grace::interval
-				ELSE greatest(a.cooldown_until, a.quarantine_until) END) FILTER (WHERE a.active)
-		FROM accountpool.accounts a`, pgx.NamedArgs{"now": now, "grace": domain.ExpiryGrace}).
-		Scan(&st.TotalActive, &st.Available, &st.Leased, &st.InCooldown, &st.Quarantined, &st.Disabled, &next)
+			count(*) FILTER (WHERE `+statePredicate[domain.StateDisabled]+`)
+		FROM accountpool.accounts a`, pgx.NamedArgs{"now": now, "window": domain.LoginWindow, "max": maxLogins}).
+		Scan(&st.TotalActive, &rested, &st.OverLoginBudget, &st.Leased, &st.InCooldown, &st.Quarantined, &st.Disabled)
 	if err != nil {
 		return st, fmt.Errorf("pool status: %w", err)
 	}
+	st.Available = rested - st.OverLoginBudget
 	if st.Available == 0 && st.TotalActive > 0 {
-		st.NextAvailableAt = next
+		if _, st.NextAvailableAt, err = s.NextFree(ctx, now, maxLogins); err != nil {
+			return st, err
+		}
 	}
 	return st, nil
 }
@@ -614,23 +619,39 @@ func (s *Store) NextFree(ctx context.Context, now time.Time, maxLogins int) (any
 	return anyActive, at, nil
 }
 
-// Ciphertext is one stored password, for re-encryption.
+// Ciphertext is one account's stored password and session state (nil
+// when it has none), for re-encryption.
 type Ciphertext struct {
 	AccountID int64
 	Value     []byte
+	Session   []byte
 }
 
-// Ciphertexts returns up to limit stored passwords with id > afterID.
+// Ciphertexts returns up to limit accounts' ciphertexts with id > afterID.
 func (s *Store) Ciphertexts(ctx context.Context, afterID int64, limit int) ([]Ciphertext, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, password_ciphertext FROM accountpool.accounts WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	rows, err := s.db.Query(ctx, `SELECT id, password_ciphertext, session_ciphertext FROM accountpool.accounts
+		WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read ciphertexts: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Ciphertext, error) {
 		var c Ciphertext
-		err := r.Scan(&c.AccountID, &c.Value)
+		err := r.Scan(&c.AccountID, &c.Value, &c.Session)
 		return c, err
 	})
+}
+
+// ReplaceSessionCiphertext swaps the session state's ciphertext old for
+// new (nil clears the session state) unless a release changed it in the
+// meantime; it reports whether it swapped.
+func (s *Store) ReplaceSessionCiphertext(ctx context.Context, accountID int64, old, new []byte) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE accountpool.accounts SET session_ciphertext = $3,
+			session_expires_at = CASE WHEN $3::bytea IS NULL THEN NULL ELSE session_expires_at END
+		WHERE id = $1 AND session_ciphertext = $2`, accountID, old, new)
+	if err != nil {
+		return false, fmt.Errorf("replace session ciphertext: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // ReplaceCiphertext swaps old for new unless the password changed in the

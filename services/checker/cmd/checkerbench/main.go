@@ -47,8 +47,8 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
-	"github.com/slotwatch/slotwatch/services/checker/internal/proctree"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/platform/proctree"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -391,7 +391,7 @@ func selfCPU() time.Duration {
 
 // browserCPU is the CPU time a manager's browser has used since it
 // started, read from its process tree just before it is closed (see
-// treeCPU), once the last checks' logouts and teardowns are done: when no
+// proctree.CPU), once the last checks' logouts and teardowns are done: when no
 // more than spares tabs are open. The tree of a browser that was replaced
 // (recycled, crashed) is gone: the phases are shorter than
 // CHECKER_BROWSER_RECYCLE, and a crash is reported.
@@ -406,7 +406,7 @@ func browserCPU(m *browser.Manager, spares int) time.Duration {
 	if st.PID == 0 {
 		return 0
 	}
-	return treeCPU(st.PID)
+	return proctree.CPU(st.PID)
 }
 
 func (b *bench) check(ctx context.Context, m *browser.Manager, account int) (portal.Result, error) {
@@ -568,31 +568,6 @@ func treeMemory(pid int) memory {
 	}
 	return total
 }
-
-// treeCPU is the user and system CPU time of pid and every process under
-// it, those that have exited included: a process's stat counts the CPU of
-// the children it has reaped (cutime, cstime), and Chromium's zygotes
-// start and reap the renderers and the GPU process. Read it before the
-// browser is killed: its zygotes are then orphans that this process does
-// not reap, which is why the rusage of reaped children misses the
-// renderers and the GPU process.
-func treeCPU(pid int) time.Duration {
-	var ticks int64
-	for _, p := range proctree.Tree(pid) {
-		f := p.Stat
-		if len(f) < 15 {
-			continue
-		}
-		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-			n, _ := strconv.ParseInt(f[i], 10, 64)
-			ticks += n
-		}
-	}
-	return time.Duration(ticks) * time.Second / clockTicks
-}
-
-// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
-const clockTicks = 100
 
 // kbField reads a "Name:   123 kB" line of a /proc file, in bytes.
 func kbField(path, name string) int64 {

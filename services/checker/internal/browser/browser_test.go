@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
-	"github.com/slotwatch/slotwatch/services/checker/internal/proctree"
+	"github.com/slotwatch/slotwatch/services/platform/proctree"
 )
 
 func execPath(t *testing.T) string {

@@ -75,6 +75,7 @@ var outcomes = map[session.Outcome]apv1.Outcome{
 	session.LoginFail: apv1.Outcome_OUTCOME_LOGIN_FAIL,
 	session.Banned:    apv1.Outcome_OUTCOME_BANNED,
 	session.Error:     apv1.Outcome_OUTCOME_ERROR,
+	session.Unused:    apv1.Outcome_OUTCOME_UNUSED,
 }
 
 // Release implements session.LeaseClient.
@@ -168,6 +169,17 @@ func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (i
 		return 0, wrap("report", err)
 	}
 	return len(resp.GetMatched()), nil
+}
+
+// ConfirmClaim implements session.MissionClient.
+func (r *Requests) ConfirmClaim(ctx context.Context, claimID string) error {
+	if _, err := r.c.ConfirmClaim(ctx, &rqv1.ConfirmClaimRequest{ClaimId: claimID}); err != nil {
+		if status.Code(err) == codes.FailedPrecondition {
+			return fmt.Errorf("confirm claim: %w (%s)", session.ErrClaimLost, status.Convert(err).Message())
+		}
+		return wrap("confirm claim", err)
+	}
+	return nil
 }
 
 func slotToProto(s portal.Slot) *rqv1.Slot {

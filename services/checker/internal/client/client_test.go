@@ -78,7 +78,7 @@ func TestPoolCarriesTheSessionAndTheLoginBudget(t *testing.T) {
 	if string(second.SessionState) != string(state) || !second.NoLogin {
 		t.Fatalf("second lease: session %q, no login %v; want the kept session and no login left", second.SessionState, second.NoLogin)
 	}
-	if err := p.Release(ctx, second, session.Release{Outcome: session.Error, ClearSession: true}); err != nil {
+	if err := p.Release(ctx, second, session.Release{Outcome: session.Unused, ClearSession: true}); err != nil { // the session was dead: login_budget
 		t.Fatal(err)
 	}
 

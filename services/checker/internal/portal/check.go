@@ -17,6 +17,7 @@ type check struct {
 	ctx     context.Context // the tab's
 	acct    Account
 	mission string
+	gate    Gate
 	res     Result
 	// infraErr is set when the browser, not the portal, failed.
 	infraErr error

@@ -41,11 +41,28 @@ const (
 func (c *check) run(queries []Query) {
 	prog := c.d.prog
 	c.saved = map[string]string{}
+	restored := false
 	if len(c.acct.Session) > 0 {
 		if err := c.restoreSession(c.acct.Session); err != nil {
 			// A state that does not restore is no session: log in.
 			c.d.log.Info("session state not restored; logging in", "account", c.acct, "mission", c.mission, "err", err)
-		} else if c.checkFlow(queries); c.res.Reason != ReasonLoggedOut {
+		} else {
+			restored = true
+		}
+	}
+	if !restored && c.acct.NoLogin {
+		c.res.SessionEnded = len(c.acct.Session) > 0 // a state that does not restore is dead
+		c.res.Outcome, c.res.Reason = Error, ReasonLoginBudget
+		c.res.Detail = "the account has no usable session, and its login budget is spent: not logging in"
+		return
+	}
+	// Nothing was sent to the portal so far (restoring a session is the
+	// browser's business); the first step of a flow sends something.
+	if !c.confirm() {
+		return
+	}
+	if restored {
+		if c.checkFlow(queries); c.res.Reason != ReasonLoggedOut {
 			c.res.SessionReused, c.res.LoggedIn = true, true
 			return
 		}
@@ -59,10 +76,6 @@ func (c *check) run(queries []Query) {
 		// and the new session replaces the dead one.
 		c.res = Result{}
 		c.saved = map[string]string{}
-	} else if c.acct.NoLogin {
-		c.res.Outcome, c.res.Reason = Error, ReasonLoginBudget
-		c.res.Detail = "the account has no session, and its login budget is spent: not logging in"
-		return
 	}
 	c.flow = "login"
 	c.res.Login = true
@@ -71,6 +84,21 @@ func (c *check) run(queries []Query) {
 	}
 	c.res.LoggedIn = true
 	c.checkFlow(queries)
+}
+
+// confirm asks the check's gate whether it may go to the portal; false
+// ends the check called off.
+func (c *check) confirm() bool {
+	if c.gate == nil {
+		return true
+	}
+	err := c.gate(c.ctx)
+	if err == nil {
+		return true
+	}
+	c.res.Outcome, c.res.Reason = Error, ReasonCalledOff
+	c.res.Detail = fmt.Sprintf("called off before opening the portal: %v", err)
+	return false
 }
 
 // checkFlow runs the check flow for every query, then says what was found.

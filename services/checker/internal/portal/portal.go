@@ -96,7 +96,15 @@ const (
 	ReasonProfile         Reason = "profile"          // Error: the profile does not fit the portal
 	ReasonBrowser         Reason = "browser"          // Error: the browser failed, not the portal
 	ReasonLoginBudget     Reason = "login_budget"     // Error: the session was dead and the account may not log in
+	ReasonCalledOff       Reason = "called_off"       // Error: the Gate said no; nothing was sent to the portal
 )
+
+// Gate is asked right before a check's first request to the portal (after
+// the browser context is ready and a kept session restored into it). An
+// error calls the check off: it ends with ReasonCalledOff, having sent the
+// portal nothing. The Checker's gate asks Requests whether the claim's
+// portal is still not paused (ConfirmClaim).
+type Gate func(ctx context.Context) error
 
 // Slot is one free appointment the portal showed.
 type Slot struct {
@@ -315,18 +323,19 @@ func (d *Driver) Profile() *profile.Profile { return d.prof }
 
 // Check logs in with acct and reads the free slots of one target.
 func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, error) {
-	return d.CheckMission(ctx, acct, t.Mission, []Query{{Centre: t.Centre, VisaCategory: t.VisaCategory}})
+	return d.CheckMission(ctx, acct, t.Mission, []Query{{Centre: t.Centre, VisaCategory: t.VisaCategory}}, nil)
 }
 
 // CheckMission logs in once with acct and reads the free slots of every
-// query of the mission, in order.
+// query of the mission, in order. gate, unless nil, is asked right before
+// the first request to the portal (see Gate).
 //
 // Everything the portal does is a Result, with a nil error. The error is
 // non-nil only when the check could not be made for reasons that are not
 // the account's or the portal's: invalid arguments, ctx ended, or the
 // browser failed; the Result then has Outcome Error and says why, so a
 // caller that must release the account can still use it.
-func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query) (Result, error) {
+func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query, gate Gate) (Result, error) {
 	start := time.Now()
 	if err := validate(acct, mission, queries); err != nil {
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error()}, err
@@ -336,7 +345,7 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		err = fmt.Errorf("check %s: %w", mission, err)
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: redactDetail(err.Error(), acct.Password), Duration: time.Since(start)}, err
 	}
-	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission}
+	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission, gate: gate}
 	if err := c.retry.start(c.ctx); err != nil {
 		c.failNav(fmt.Errorf("watch the answers' Retry-After: %w", err))
 	} else {
@@ -374,6 +383,9 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 // ended logged in, when the profile keeps sessions; otherwise the session
 // ends with the check (the logout flow runs).
 func (c *check) keepOrEndSession() {
+	if c.res.Reason == ReasonCalledOff {
+		return // the portal was not asked: the kept session is as it was
+	}
 	if !c.d.prog.KeepSession {
 		c.res.SessionEnded = true
 		return

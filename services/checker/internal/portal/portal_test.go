@@ -93,7 +93,7 @@ func setupWith(t *testing.T, tune func(*profile.Profile), wrap func(http.Handler
 
 func runCheck(t *testing.T, d *Driver, acct Account, mission string, queries ...Query) Result {
 	t.Helper()
-	res, err := d.CheckMission(t.Context(), acct, mission, queries)
+	res, err := d.CheckMission(t.Context(), acct, mission, queries, nil)
 	if err != nil {
 		t.Fatalf("CheckMission: %v (result %+v)", err, res)
 	}
@@ -489,7 +489,7 @@ func TestCheckErrors(t *testing.T) {
 	t.Run("InvalidArgumentsAreRefusedBeforeTheBrowser", func(t *testing.T) {
 		t.Parallel()
 		d, b := setup(t, nil)
-		_, err := d.CheckMission(t.Context(), Account{Email: acc1}, "", []Query{{Centre: "London"}})
+		_, err := d.CheckMission(t.Context(), Account{Email: acc1}, "", []Query{{Centre: "London"}}, nil)
 		for _, want := range []string{"password", "mission", "query 0"} {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("error %v does not mention %s", err, want)
@@ -506,7 +506,7 @@ func TestCheckErrors(t *testing.T) {
 		_ = b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 5000, Only: sim.SlotPage})
 		ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 		defer cancel()
-		res, err := d.CheckMission(ctx, Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism})
+		res, err := d.CheckMission(ctx, Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
 		if err == nil || res.Outcome != Error || res.Reason != ReasonBrowser {
 			t.Errorf("got %+v, %v; want an error result", res, err)
 		}

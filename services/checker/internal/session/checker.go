@@ -23,6 +23,13 @@
 //     made SLOT_FOUND, and as no_slot otherwise.
 //   - Long checks renew their lease at half its length. A lease found lost
 //     ends the check at once: the account may be someone else's by now.
+//   - Right before its first request to the portal, a check asks Requests
+//     whether its claim may still go (ConfirmClaim): a portal paused since
+//     the claim calls it off, and the account is released unused. While a
+//     wall (CAPTCHA, block, rate limit) one of this checker's checks met
+//     is being reported, the other checks wait at that point for the
+//     report to be in, so that they ask after the pause it may make (the
+//     checker runs one profile: one portal).
 //   - Drain (SIGTERM) stops claiming and waiting; checks that are running
 //     finish (or are cut after a grace time), report and release, so a
 //     clean stop leaves no lease and no claim behind.
@@ -180,6 +187,12 @@ type Checker struct {
 	hardCancel context.CancelCauseFunc
 	sessions   sync.WaitGroup
 
+	// wallsPending counts this checker's reports of walls not answered
+	// yet; wallsQuiet is closed while there are none.
+	wallsMu      sync.Mutex
+	wallsPending int
+	wallsQuiet   chan struct{}
+
 	mu       sync.Mutex
 	stopped  bool
 	number   int64
@@ -218,13 +231,16 @@ func New(cfg Config, leases LeaseClient, missions MissionClient, driver Driver) 
 		cfg.Clock = realClock{}
 	}
 	hard, cancel := context.WithCancelCause(context.Background())
+	quiet := make(chan struct{})
+	close(quiet)
 	return &Checker{
 		cfg: cfg, leases: leases, missions: missions, driver: driver,
 		log: cfg.Logger, metrics: cfg.Metrics, clock: cfg.Clock,
 		slots:    make(chan struct{}, cfg.MaxConcurrent),
 		stopping: make(chan struct{}),
 		hard:     hard, hardCancel: cancel,
-		inFlight: map[string]*InFlight{},
+		inFlight:   map[string]*InFlight{},
+		wallsQuiet: quiet,
 	}
 }
 
@@ -466,3 +482,34 @@ func (c *Checker) Drain(grace time.Duration) {
 }
 
 var errCut = errors.New("the checker stopped before the check finished")
+
+// reportingWall marks a wall being reported until the returned func runs.
+func (c *Checker) reportingWall() (done func()) {
+	c.wallsMu.Lock()
+	if c.wallsPending == 0 {
+		c.wallsQuiet = make(chan struct{})
+	}
+	c.wallsPending++
+	c.wallsMu.Unlock()
+	return func() {
+		c.wallsMu.Lock()
+		defer c.wallsMu.Unlock()
+		if c.wallsPending--; c.wallsPending == 0 {
+			close(c.wallsQuiet)
+		}
+	}
+}
+
+// wallsReported returns once no wall of this checker is being reported,
+// or with ctx's error.
+func (c *Checker) wallsReported(ctx context.Context) error {
+	c.wallsMu.Lock()
+	quiet := c.wallsQuiet
+	c.wallsMu.Unlock()
+	select {
+	case <-quiet:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

@@ -188,7 +188,18 @@ func (m *mission) check(lease Lease) MissionResult {
 
 	queries := queriesOf(m.claim.Requests)
 	acct := portal.Account{Email: lease.Email, Password: lease.Password, Session: lease.SessionState, NoLogin: lease.NoLogin}
-	res, err := c.driver.CheckMission(ctx, acct, m.claim.Mission, queries)
+	// The pause stops claims; a check claimed before it still asks, right
+	// before its first request to the portal, whether it may go.
+	var claimLost bool
+	gate := func(ctx context.Context) error {
+		if err := c.wallsReported(ctx); err != nil {
+			return err
+		}
+		err := retryUnavailable(ctx, callRetries(), func(ctx context.Context) error { return c.missions.ConfirmClaim(ctx, m.claim.ID) })
+		claimLost = errors.Is(err, ErrClaimLost)
+		return err
+	}
+	res, err := c.driver.CheckMission(ctx, acct, m.claim.Mission, queries, gate)
 
 	out := outcomeOf(res)
 	detail := detailOf(res)
@@ -201,8 +212,19 @@ func (m *mission) check(lease Lease) MissionResult {
 	// Report first: Requests' answer (how many requests the slots made
 	// SLOT_FOUND) decides whether the pool hears success or no_slot. A
 	// report that fails counts as no match; both outcomes rest the account
-	// alike. The lease is renewed until the report is in.
-	m.res.Matched = m.report(reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail))
+	// alike. The lease is renewed until the report is in. A claim Requests
+	// refused at the gate is over already: nothing to report.
+	if !claimLost {
+		rep := reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
+		var reported func()
+		if rep.Outcome.Wall() {
+			reported = c.reportingWall()
+		}
+		m.res.Matched = m.report(rep)
+		if reported != nil {
+			reported()
+		}
+	}
 	stopRenew()
 	out = withMatches(out, m.res.Matched)
 	m.res.Outcome, m.res.Detail, m.res.Slots, m.res.Duration = out, detail, len(res.Slots), res.Duration
@@ -229,6 +251,12 @@ func (m *mission) check(lease Lease) MissionResult {
 // session is over. LOGIN_FAIL and BANNED clear it in the pool anyway and
 // take neither.
 func withSession(r Release, res portal.Result) Release {
+	if r.Outcome == Unused {
+		// No login, nothing to keep; a session found dead is forgotten
+		// (a called-off check found none dead: the kept one stands).
+		r.ClearSession = res.SessionEnded
+		return r
+	}
 	r.LoggedIn = res.Login
 	if res.RetryAfter > 0 {
 		r.RetryAfter = min(max(res.RetryAfter, apirule.MinPortalRetryAfter), apirule.MaxPortalRetryAfter)

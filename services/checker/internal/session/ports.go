@@ -31,11 +31,15 @@ type MissionClient interface {
 	// ReportCheckResult ends a claim and says how many requests became
 	// SLOT_FOUND. A claim that is no longer held is ErrClaimLost.
 	ReportCheckResult(ctx context.Context, r Report) (matched int, err error)
+	// ConfirmClaim says whether the claim's check may open the portal now.
+	// A claim whose portal was paused since the claim (Requests then ends
+	// it) or that is no longer held is ErrClaimLost.
+	ConfirmClaim(ctx context.Context, claimID string) error
 }
 
 // Driver checks the portal; *portal.Driver is the real one.
 type Driver interface {
-	CheckMission(ctx context.Context, acct portal.Account, mission string, queries []portal.Query) (portal.Result, error)
+	CheckMission(ctx context.Context, acct portal.Account, mission string, queries []portal.Query, gate portal.Gate) (portal.Result, error)
 }
 
 // AcquireRequest asks the pool for an account.
@@ -134,6 +138,12 @@ const (
 	ReportRateLimited ReportOutcome = "rate_limited"
 )
 
+// Wall says whether the outcome is one Requests counts towards pausing the
+// portal.
+func (o ReportOutcome) Wall() bool {
+	return o == ReportCaptcha || o == ReportBlocked || o == ReportRateLimited
+}
+
 // Report ends a claim.
 type Report struct {
 	ClaimID   string
@@ -158,6 +168,11 @@ const (
 	LoginFail Outcome = "login_fail"
 	Banned    Outcome = "banned"
 	Error     Outcome = "error"
+	// Unused: the account was not used at the portal: the check was called
+	// off before its first request (Requests found the portal paused since
+	// the claim), or found its kept session dead and may not log in (login
+	// budget spent). Released as such, it is no failure of the account.
+	Unused Outcome = "unused"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"
 )

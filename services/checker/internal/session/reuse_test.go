@@ -98,6 +98,36 @@ func TestSessionReuse(t *testing.T) {
 		}
 	})
 
+	// Issue 13's benchmark runs portalsim with a session lifetime of 30
+	// minutes: a kept session older than that is logged out by the portal,
+	// and the check logs in again within itself.
+	t.Run("SessionPastThePortalsLifetimeLogsInWithinTheCheck", func(t *testing.T) {
+		t.Parallel()
+		c, b := setupWith(t, Config{}, keepFor(0))
+		sameAccount(b, 2)
+		b.requests.claims = [][]Claim{{claim("c1", "fra", t0)}, {claim("c2", "fra", t0)}}
+		var mu sync.Mutex
+		now := time.Now()
+		b.sim.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+		if err := b.sim.SetSessionLifetime(30 * time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		first := runSession(t, c).Results[0]
+		mu.Lock()
+		now = now.Add(30 * time.Minute)
+		mu.Unlock()
+		second := runSession(t, c).Results[0]
+		if !first.LoggedIn || second.Outcome != NoSlot || !second.LoggedIn || second.SessionReused {
+			t.Fatalf("results = %+v, %+v; want a login, then no_slot after a new login in the same check", first, second)
+		}
+		if n := len(b.sim.Logins()); n != 2 {
+			t.Errorf("portal saw %d logins, want 2", n)
+		}
+		if r := b.pool.releases[1]; !r.LoggedIn || len(r.SessionState) == 0 {
+			t.Errorf("second release = %v; want logged in, with the new session", r)
+		}
+	})
+
 	t.Run("DeadSessionWithSpentBudgetReleasesWithoutLogin", func(t *testing.T) {
 		t.Parallel()
 		c, b := setupWith(t, Config{}, keepFor(0))
@@ -109,11 +139,11 @@ func TestSessionReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := runSession(t, c).Results[0]
-		if second.Outcome != Error || second.LoggedIn {
-			t.Fatalf("second result = %+v; want an error without a login", second)
+		if second.Outcome != Unused || second.LoggedIn {
+			t.Fatalf("second result = %+v; want unused (no failure of the account) without a login", second)
 		}
-		if r := b.pool.releases[1]; r.Outcome != Error || r.LoggedIn || !r.ClearSession || r.SessionState != nil {
-			t.Errorf("second release = %v; want error, not logged in, session cleared", r)
+		if r := b.pool.releases[1]; r.Outcome != Unused || r.LoggedIn || !r.ClearSession || r.SessionState != nil {
+			t.Errorf("second release = %v; want unused, not logged in, session cleared", r)
 		}
 		if n := len(b.sim.Logins()); n != 1 {
 			t.Errorf("portal saw %d logins, want only the first check's", n)

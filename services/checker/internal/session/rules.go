@@ -69,9 +69,14 @@ func outcomeOf(res portal.Result) Outcome {
 		return LoginFail
 	case portal.Banned:
 		return Banned
-	default:
-		return Error
 	}
+	switch res.Reason {
+	case portal.ReasonCalledOff, portal.ReasonLoginBudget:
+		// The account did nothing at the portal (the check was called off,
+		// or found its session dead and may not log in): not its failure.
+		return Unused
+	}
+	return Error
 }
 
 // withMatches is the outcome released to the pool once Requests has

@@ -76,6 +76,9 @@ type fakePool struct {
 	next     int
 	busy     []error
 	renewErr error
+	// holdAcquire makes an Acquire for the mission wait until its channel
+	// is closed.
+	holdAcquire map[string]chan struct{}
 	// sessions are the accounts' kept session states, stored and cleared
 	// by Release as the pool does; noLogin marks accounts whose login
 	// budget is spent. releases are every Release.
@@ -85,6 +88,12 @@ type fakePool struct {
 }
 
 func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error) {
+	p.mu.Lock()
+	hold := p.holdAcquire[req.Mission]
+	p.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.busy) > 0 {
@@ -137,6 +146,29 @@ type fakeRequests struct {
 	// matched answers how many requests a report made SLOT_FOUND; nil
 	// answers one per slot.
 	matched func(Report) int
+	// paused are the claims whose portal Requests paused after the claim:
+	// ConfirmClaim refuses them (and they are over). confirmed counts the
+	// ConfirmClaim calls.
+	paused    map[string]bool
+	confirmed int
+	// logConfirms adds every ConfirmClaim to the event log; holdReport
+	// makes the report of a claim wait until its channel is closed.
+	logConfirms bool
+	holdReport  map[string]chan struct{}
+}
+
+func (r *fakeRequests) ConfirmClaim(_ context.Context, claimID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.confirmed++
+	if r.logConfirms {
+		r.ev.add("confirm %s", claimID)
+	}
+	if r.paused[claimID] {
+		r.ev.add("confirm %s: refused", claimID)
+		return fmt.Errorf("confirm: %w (portal paused)", ErrClaimLost)
+	}
+	return nil
 }
 
 func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max int, ttl time.Duration) ([]Claim, error) {
@@ -155,6 +187,13 @@ func (r *fakeRequests) ClaimDueMissions(_ context.Context, checkerID string, max
 }
 
 func (r *fakeRequests) ReportCheckResult(_ context.Context, rep Report) (int, error) {
+	r.mu.Lock()
+	hold := r.holdReport[rep.ClaimID]
+	r.mu.Unlock()
+	if hold != nil {
+		r.ev.add("reporting %s %s", rep.ClaimID, rep.Outcome)
+		<-hold
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ev.add("report %s %s account %d", rep.ClaimID, rep.Outcome, rep.AccountID)
@@ -312,6 +351,81 @@ func TestSession(t *testing.T) {
 		}
 		if st := c.Status(); len(st.InFlight) != 0 || len(st.Recent) != 1 {
 			t.Errorf("status after the session = %+v", st)
+		}
+	})
+
+	// The pause stops claims; a mission claimed just before it must not
+	// reach the portal either: the check asks Requests right before its
+	// first request, and the account goes back unused.
+	t.Run("ACheckWhosePortalWasPausedSinceTheClaimSendsThePortalNothing", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		b.requests.paused = map[string]bool{"c-fra": true}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: account 1", "confirm c-fra: refused", "release account 1 unused")
+		if r := sum.Results[0]; r.Outcome != Unused || r.LoggedIn {
+			t.Fatalf("result of the refused check: %+v", r)
+		}
+		if rel := b.pool.releases[0]; rel.LoggedIn || rel.ClearSession || len(rel.SessionState) > 0 {
+			t.Fatalf("release of the refused check: %v", rel)
+		}
+		if got := b.sim.Requests(); len(got) != 0 {
+			t.Fatalf("the portal saw %d requests of the refused check, the first %v", len(got), got[0])
+		}
+	})
+
+	// A wall one check met may pause the portal: the checker's other checks
+	// ask Requests only once its report is in, so that they see the pause.
+	t.Run("OtherChecksAskOnlyOnceAWallIsReported", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{MaxConcurrent: 2})
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), claim("c-bel", "bel", t0.Add(time.Second))}}
+		b.requests.logConfirms = true
+		report, acquireBel := make(chan struct{}), make(chan struct{})
+		b.requests.holdReport = map[string]chan struct{}{"c-fra": report}
+		b.pool.holdAcquire = map[string]chan struct{}{"bel": acquireBel}
+		if err := b.sim.SetBehaviour(b.pool.accounts[0].email, sim.Behaviour{Kind: sim.Captcha}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan Summary, 1)
+		go func() { done <- runSession(t, c) }()
+		waitFor := func(what string) {
+			t.Helper()
+			deadline := time.Now().Add(time.Minute)
+			for !slices.Contains(b.ev.all(), what) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no %q in %v", what, b.ev.all())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		waitFor("reporting c-fra captcha")
+		close(acquireBel)
+		// bel's check gets ready to open the portal, and waits there for
+		// the report (given 3s to show that it does not).
+		for range 150 {
+			if slices.Contains(b.ev.all(), "confirm c-bel") {
+				close(report)
+				t.Fatalf("bel's check asked Requests while fra's wall was being reported: %v", b.ev.all())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		close(report)
+		<-done
+		log := b.ev.all()
+		if i, j := slices.Index(log, "report c-fra captcha account 1"), slices.Index(log, "confirm c-bel"); i < 0 || j < i {
+			t.Fatalf("bel's check asked Requests before fra's wall was reported:\n%s", strings.Join(log, "\n"))
+		}
+	})
+
+	t.Run("EveryCheckAsksRequestsBeforeItOpensThePortal", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0), claim("c-bel", "bel", t0)}}
+		runSession(t, c)
+		if b.requests.confirmed != 2 || len(b.sim.Logins()) != 2 {
+			t.Fatalf("%d confirmations, %d logins; want 2 of each", b.requests.confirmed, len(b.sim.Logins()))
 		}
 	})
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", envOr("PORTALSIM_ADDR", ":8090"), "listen address (PORTALSIM_ADDR)")
 	config := fs.String("config", os.Getenv("PORTALSIM_CONFIG"), "JSON config file loaded at start (PORTALSIM_CONFIG)")
 	familyName := fs.String("family", os.Getenv("PORTALSIM_FAMILY"), "portal family: classic, vfs, tls or ais; overrides the config file's (PORTALSIM_FAMILY)")
+	lifetime := fs.String("session-lifetime", os.Getenv("PORTALSIM_SESSION_LIFETIME"),
+		"how long a login lasts, e.g. 30m (0s: until logout); overrides the config file's session_lifetime (PORTALSIM_SESSION_LIFETIME)")
 	version := fs.Bool("version", false, "print the build and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Family = f
 	}
+	if *lifetime != "" {
+		cfg.SessionLifetime = *lifetime // sim.New validates it
+	}
 	portal, err := sim.New(cfg)
 	if err != nil {
 		return err
@@ -78,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	log.Info("portalsim listening", "addr", lis.Addr().String(), "accounts", len(cfg.Accounts), "missions", len(cfg.Missions),
-		"family", cfg.Family.String())
+		"family", cfg.Family.String(), "session_lifetime", cmp.Or(cfg.SessionLifetime, "none"))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()

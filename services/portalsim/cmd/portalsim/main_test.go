@@ -31,3 +31,15 @@ func TestUnknownFamilyIsRefusedBeforeListening(t *testing.T) {
 		t.Errorf("run -family nope: %v, want the family refused", err)
 	}
 }
+
+func TestBadSessionLifetimeIsRefusedBeforeListening(t *testing.T) {
+	t.Setenv("PORTALSIM_SESSION_LIFETIME", "half an hour")
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `session_lifetime "half an hour"`) {
+		t.Errorf("run with PORTALSIM_SESSION_LIFETIME=%q: %v, want it refused", "half an hour", err)
+	}
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-session-lifetime", "-5m"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `session_lifetime "-5m"`) {
+		t.Errorf("run -session-lifetime -5m: %v, want it refused", err)
+	}
+}

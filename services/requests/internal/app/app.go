@@ -280,6 +280,12 @@ func (a *App) ClaimDueMissions(ctx context.Context, checkerID string, max int, t
 	return claims, err
 }
 
+// ConfirmClaim answers whether a claimed check may open the portal now
+// (store.ConfirmClaim).
+func (a *App) ConfirmClaim(ctx context.Context, claimID uuid.UUID) error {
+	return a.store.ConfirmClaim(ctx, claimID, a.Now())
+}
+
 // ReportCheckResult ends a claim with its result (domain.ApplyCheck decides
 // what happens to the claimed requests).
 func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {

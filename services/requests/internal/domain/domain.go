@@ -27,10 +27,26 @@ var (
 	// ErrCursorPruned: events after a WatchEvents cursor were pruned by
 	// retention (a *CursorPrunedError says through which cursor).
 	ErrCursorPruned = errors.New("events after the cursor were pruned")
+	// ErrPortalPaused: the claim's portal was paused after the claim; the
+	// claim is ended (ConfirmClaim).
+	ErrPortalPaused = errors.New("the claim's portal is paused")
 	// ErrTooManyWatchers: the caller, or the server as a whole, has as many
 	// WatchEvents streams open as it may.
 	ErrTooManyWatchers = errors.New("too many event streams open")
 )
+
+// PausedError says which portal is paused, and until when.
+type PausedError struct {
+	Portal string
+	Until  time.Time
+}
+
+func (e *PausedError) Error() string {
+	return fmt.Sprintf("portal %s is paused until %s", e.Portal, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Is makes a *PausedError an ErrPortalPaused.
+func (e *PausedError) Is(target error) bool { return target == ErrPortalPaused }
 
 // Status is where an appointment request stands. The values are the ones
 // stored in the database.

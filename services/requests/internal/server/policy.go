@@ -20,6 +20,7 @@ var Policy = auth.Policy{
 	// The Checker's claim cycle.
 	requestsv1.RequestsService_ClaimDueMissions_FullMethodName:  {auth.RoleChecker},
 	requestsv1.RequestsService_ReportCheckResult_FullMethodName: {auth.RoleChecker},
+	requestsv1.RequestsService_ConfirmClaim_FullMethodName:      {auth.RoleChecker},
 	// Reads and the event stream (notifiers, dashboards, web front ends).
 	// ListApplicants leaves passport numbers out; GetApplicant, which shows
 	// them, is for admins only (below).

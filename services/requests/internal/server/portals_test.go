@@ -611,3 +611,104 @@ func TestPortalPause(t *testing.T) {
 		}
 	})
 }
+
+// ConfirmClaim is the Checker's last call before a claimed check opens the
+// portal: a claim made before its portal was paused may not go.
+func TestConfirmClaim(t *testing.T) {
+	t.Parallel()
+
+	confirm := func(c requestsv1.RequestsServiceClient, id string) error {
+		_, err := c.ConfirmClaim(testkit.Context(t), &requestsv1.ConfirmClaimRequest{ClaimId: id})
+		return err
+	}
+
+	t.Run("AClaimOfAPortalPausedSinceIsRefusedAndEnded", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 2)
+		held := claim(t, c, 1, 0)[0]
+		if err := confirm(c, held.GetClaimId()); err != nil {
+			t.Fatalf("ConfirmClaim before the pause: %v", err)
+		}
+		reportWall(t, c, wallRateLimited, time.Hour) // the other mission's check pauses the portal
+		testkit.WantCode(t, confirm(c, held.GetClaimId()), codes.FailedPrecondition)
+		// The claim is over: no report, no check recorded, and the mission
+		// is claimed again once the pause is over, not before.
+		_, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{ClaimId: held.GetClaimId(),
+			Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT})
+		testkit.WantCode(t, err, codes.FailedPrecondition)
+		if n := count(t, b.pool, `SELECT count(*) FROM requests.checks WHERE claim_id = $1`, held.GetClaimId()); n != 0 {
+			t.Fatalf("%d checks recorded for the refused claim", n)
+		}
+		if got := claim(t, c, 100, 0); len(got) != 0 {
+			t.Fatalf("claimed %d missions of the paused portal", len(got))
+		}
+		b.clock.Advance(time.Hour)
+		var again bool
+		for _, cl := range claim(t, c, 100, 0) {
+			again = again || cl.GetMissionCode() == held.GetMissionCode() && cl.GetClaimId() != held.GetClaimId()
+		}
+		if !again {
+			t.Fatalf("mission %s not claimed again after the pause", held.GetMissionCode())
+		}
+	})
+
+	// A report of a wall holds the portal's row while it decides on a
+	// pause; a ConfirmClaim meanwhile waits for it and sees the pause.
+	t.Run("WaitsForAWallBeingRecorded", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 1)
+		setPortal(t, c, &requestsv1.SetPortalRequest{Name: "vfs"})
+		held := claim(t, c, 1, 0)[0]
+		ctx := testkit.Context(t)
+		tx, err := b.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM requests.portals WHERE name = 'vfs' FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		answer := make(chan error, 1)
+		go func() { answer <- confirm(c, held.GetClaimId()) }()
+		select {
+		case err := <-answer:
+			t.Fatalf("ConfirmClaim answered (%v) while the portal's row was held", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if _, err := tx.Exec(ctx, `UPDATE requests.portals SET paused_until = $1 WHERE name = 'vfs'`, b.clock.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		testkit.WantCode(t, <-answer, codes.FailedPrecondition)
+	})
+
+	t.Run("AClaimAfterTheResumeGoes", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		portalMissions(t, c, "vfs", 2)
+		held := claim(t, c, 1, 0)[0]
+		reportWall(t, c, wallRateLimited, time.Hour)
+		if _, err := c.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := confirm(c, held.GetClaimId()); err != nil {
+			t.Fatalf("ConfirmClaim after the resume: %v", err)
+		}
+	})
+
+	t.Run("AClaimNotHeldIsAFailedPreconditionAndBadIDsAreInvalid", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		portalMissions(t, c, "vfs", 1)
+		cl := claim(t, c, 1, 0)[0]
+		report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT)
+		testkit.WantCode(t, confirm(c, cl.GetClaimId()), codes.FailedPrecondition)
+		testkit.WantCode(t, confirm(c, "00000000-0000-4000-8000-000000000000"), codes.FailedPrecondition)
+		wantViolation(t, confirm(c, "not-a-uuid"), "claim_id")
+		wantViolation(t, confirm(c, ""), "claim_id")
+	})
+}

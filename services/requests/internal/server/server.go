@@ -76,6 +76,8 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 	case errors.As(err, &pruned):
 		return status.Errorf(codes.OutOfRange, "%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
 			err, pruned.PrunedThrough, pruned.PrunedThrough)
+	case errors.Is(err, domain.ErrPortalPaused):
+		return status.Error(codes.FailedPrecondition, err.Error()+": the claim is ended; the mission is due again after the pause")
 	case errors.Is(err, domain.ErrClaimNotHeld):
 		return status.Error(codes.FailedPrecondition, "the claim is unknown, already reported or lapsed: claim again")
 	case errors.Is(err, domain.ErrTooManyWatchers):
@@ -357,6 +359,20 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 		return nil, s.errorStatus(ctx, "ReportCheckResult", err)
 	}
 	return &requestsv1.ReportCheckResultResponse{Matched: requestsToProto(matched), CheckId: rec.ID}, nil
+}
+
+// ConfirmClaim lets a claimed check open the portal, unless the claim is
+// no longer held or its portal was paused since.
+func (s *Server) ConfirmClaim(ctx context.Context, req *requestsv1.ConfirmClaimRequest) (*requestsv1.ConfirmClaimResponse, error) {
+	var v apirule.FieldErrors
+	id := domain.ParseID(&v, "claim_id", req.GetClaimId())
+	if err := v.Err(); err != nil {
+		return nil, s.errorStatus(ctx, "ConfirmClaim", err)
+	}
+	if err := s.app.ConfirmClaim(ctx, id); err != nil {
+		return nil, s.errorStatus(ctx, "ConfirmClaim", err)
+	}
+	return &requestsv1.ConfirmClaimResponse{}, nil
 }
 
 // WatchEvents streams events after the cursor, then live (app.Feed). The

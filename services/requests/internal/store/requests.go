@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
@@ -452,6 +453,15 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			timezone string
 			portal   string
 		)
+		if res.Outcome.Wall() {
+			// A wall may pause the portal: take the portal's row lock
+			// first (the order ClaimDueMissions takes them in), so that a
+			// ConfirmClaim from now on waits for this report and sees the
+			// pause it may make.
+			if err := lockClaimPortal(ctx, tx, res.ClaimID, now); err != nil {
+				return err
+			}
+		}
 		err := tx.QueryRow(ctx, `
 			WITH m AS (
 				UPDATE requests.missions SET claim_expires_at = NULL, last_checked_at = $2
@@ -517,6 +527,69 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 		return CheckRecord{}, nil, err
 	}
 	return rec, matched, nil
+}
+
+// ConfirmClaim is ConfirmClaim's check: the claim is live (as in
+// ReportCheck) and its mission's portal is not paused at now. A claim whose
+// portal is paused is ended there, with no check recorded and the
+// mission's last check unchanged (so it is due again once the pause is
+// over): a *domain.PausedError, which is domain.ErrPortalPaused. A claim not held
+// is domain.ErrClaimNotHeld.
+func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Time) error {
+	var paused error // returned once the claim's end is committed
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The portal's row is read under a share lock, which waits for a
+		// report of a wall that holds it (ReportCheck) and then reads the
+		// pause it made.
+		var portal string
+		err := tx.QueryRow(ctx, `SELECT portal FROM requests.missions WHERE claim_id = $1 AND claim_expires_at > $2`,
+			claimID, now).Scan(&portal)
+		if err != nil {
+			if notFound(err) == domain.ErrNotFound {
+				return domain.ErrClaimNotHeld
+			}
+			return fmt.Errorf("read claim: %w", err)
+		}
+		var until pgtype.Timestamptz
+		if portal != "" {
+			err := tx.QueryRow(ctx, `SELECT paused_until FROM requests.portals WHERE name = $1 FOR SHARE`, portal).Scan(&until)
+			if err != nil && notFound(err) != domain.ErrNotFound {
+				return fmt.Errorf("read portal: %w", err)
+			}
+		}
+		if !until.Valid || !until.Time.After(now) {
+			return nil
+		}
+		tag, err := tx.Exec(ctx, `UPDATE requests.missions SET claim_expires_at = NULL WHERE claim_id = $1 AND claim_expires_at > $2`, claimID, now)
+		if err != nil {
+			return fmt.Errorf("end claim: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return domain.ErrClaimNotHeld // reported or lapsed meanwhile
+		}
+		paused = &domain.PausedError{Portal: portal, Until: until.Time}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return paused
+}
+
+// lockClaimPortal locks the row of the claim's mission's portal, if the
+// mission has a portal (creating the row with the defaults, as recordWall
+// would).
+func lockClaimPortal(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, now time.Time) error {
+	var portal string
+	err := tx.QueryRow(ctx, `SELECT portal FROM requests.missions WHERE claim_id = $1`, claimID).Scan(&portal)
+	switch {
+	case err != nil && notFound(err) == domain.ErrNotFound, err == nil && portal == "":
+		return nil // no claim (the report then says so), or no portal
+	case err != nil:
+		return fmt.Errorf("read the claim's portal: %w", err)
+	}
+	_, err = lockPortal(ctx, tx, portal, now)
+	return err
 }
 
 // LastEventID is the largest event cursor committed so far (0 for none),

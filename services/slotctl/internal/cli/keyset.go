@@ -50,7 +50,7 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 	}
 	reencrypt := &cobra.Command{
 		Use:   "reencrypt",
-		Short: "Re-encrypt every stored password with AccountPool's current primary key",
+		Short: "Re-encrypt every stored password and session state with AccountPool's current primary key",
 		Args:  cobra.NoArgs,
 		RunE: onService(a, a.accountPool, func(ctx context.Context, ap apv1.AccountPoolServiceClient, _ []string) error {
 			resp, err := ap.ReencryptPasswords(ctx, &apv1.ReencryptPasswordsRequest{})
@@ -60,7 +60,8 @@ out, and run 'slotctl keyset reencrypt' (docs/OPERATIONS.md, "Keyset rotation").
 			if a.json() {
 				err = printJSON(a.io.Stdout, resp)
 			} else {
-				_, err = fmt.Fprintf(a.io.Stdout, "re-encrypted %d passwords with primary key %d\n", resp.GetReencrypted(), resp.GetPrimaryKeyId())
+				_, err = fmt.Fprintf(a.io.Stdout, "re-encrypted %d passwords and %d session states with primary key %d; %d session states that did not decrypt cleared\n",
+					resp.GetReencrypted(), resp.GetSessionsReencrypted(), resp.GetPrimaryKeyId(), resp.GetSessionsCleared())
 			}
 			if bad := resp.GetUndecryptableAccountIds(); err == nil && len(bad) > 0 {
 				ids := make([]string, len(bad))

@@ -82,12 +82,12 @@ func (a *app) printPoolStatus(ctx context.Context, ap apv1.AccountPoolServiceCli
 		}
 		fmt.Fprintf(&buf, "%s (every %s, Ctrl-C to stop)\n", now.Format("15:04:05"), every)
 	}
-	t := newTable(&buf, "TOTAL ACTIVE", "AVAILABLE", "LEASED", "COOLDOWN", "QUARANTINED", "DISABLED", "NEXT AVAILABLE")
+	t := newTable(&buf, "TOTAL ACTIVE", "AVAILABLE", "LEASED", "COOLDOWN", "QUARANTINED", "DISABLED", "OVER LOGIN BUDGET", "NEXT AVAILABLE")
 	next := until(st.GetNextAvailableAt(), now)
 	if st.GetAvailable() > 0 {
 		next = "now"
 	}
-	t.row(st.GetTotalActive(), st.GetAvailable(), st.GetLeased(), st.GetInCooldown(), st.GetQuarantined(), st.GetDisabled(), next)
+	t.row(st.GetTotalActive(), st.GetAvailable(), st.GetLeased(), st.GetInCooldown(), st.GetQuarantined(), st.GetDisabled(), st.GetOverLoginBudget(), next)
 	if err := t.flush(); err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ func (a *app) usageCommand() *cobra.Command {
 		},
 	}
 	list.Flags().Int64Var(&account, "account", 0, "only this account id")
-	list.Flags().StringVar(&result, "result", "", "only this result: success, no_slot, login_fail, banned, error, lease_expired")
+	list.Flags().StringVar(&result, "result", "", "only this result: success, no_slot, login_fail, banned, error, lease_expired, unused")
 	list.Flags().StringVar(&mission, "mission", "", "only this mission code")
 	list.Flags().DurationVar(&since, "since", 0, "only leases acquired in this last span (24h, 90m)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slotwatch/slotwatch/services/checker/internal/proctree"
+	"github.com/slotwatch/slotwatch/services/platform/proctree"
 )
 
 func TestTreeHoldsTheChildrenOfAProcess(t *testing.T) {
@@ -52,5 +52,40 @@ func TestGoneProcessHasNoTree(t *testing.T) {
 	}
 	if st := proctree.Stat(cmd.Process.Pid); st != nil {
 		t.Errorf("stat of a reaped process: %v", st)
+	}
+}
+
+// CPU counts the children a process has reaped: the busy child below has
+// exited and been waited for when its parent execs sleep, and its CPU is
+// still the tree's.
+func TestCPUCountsReapedChildren(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; exec sleep 60`)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(time.Minute)
+	for {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the busy child did not finish within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := proctree.Stat(pid)
+	if len(st) < 15 || st[13] == "0" && st[14] == "0" {
+		t.Fatalf("stat of the parent: %v, want the reaped child's CPU in cutime, cstime", st)
+	}
+	if got := proctree.CPU(pid); got <= 0 {
+		t.Errorf("CPU of the tree = %s, want the busy child's", got)
 	}
 }

@@ -1,6 +1,7 @@
 // Package proctree reads a process and the processes under it from Linux's
-// /proc: how the Checker's benchmark measures Chromium's CPU and memory,
-// and how the browser tests find the processes a browser left behind.
+// /proc: how the benchmarks measure the CPU and memory of a Checker with
+// its Chromium, and how the browser tests find the processes a browser
+// left behind.
 package proctree
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Process is one process as a scan of /proc saw it.
@@ -58,3 +60,30 @@ func Tree(pid int) []Process {
 	}
 	return tree
 }
+
+// CPU is the user and system CPU time of pid and every process under it,
+// those that have exited included: a process's stat counts the CPU of the
+// children it has reaped (cutime, cstime), and Chromium's zygotes start and
+// reap the renderers and the GPU process. Read it before the browser is
+// killed: its zygotes are then orphans that nobody in the tree reaps, which
+// is why the rusage of a Checker's reaped children misses the renderers
+// and the GPU process. A difference of two reads is the tree's CPU in
+// between (a process that exited and was reaped meanwhile moved from its
+// own fields to its parent's).
+func CPU(pid int) time.Duration {
+	var ticks int64
+	for _, p := range Tree(pid) {
+		f := p.Stat
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
+const clockTicks = 100
