@@ -12,6 +12,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
+	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
 )
 
 var (
@@ -31,26 +32,26 @@ func TestVerify(t *testing.T) {
 		secrets [][]byte
 		want    error
 	}{
-		{"Valid", webhook.Sign(now, body, newSecret), body, now, [][]byte{newSecret}, nil},
-		{"TamperedBody", webhook.Sign(now, body, newSecret), []byte(`{"type":"expired"}`), now, [][]byte{newSecret}, webhook.ErrMismatch},
-		{"WrongSecret", webhook.Sign(now, body, newSecret), body, now, [][]byte{oldSecret}, webhook.ErrMismatch},
-		{"ReplayedAfterTheWindow", webhook.Sign(now, body, newSecret), body, now.Add(webhook.ReplayWindow + time.Second), [][]byte{newSecret}, webhook.ErrTimestamp},
-		{"FromTheFuture", webhook.Sign(now.Add(webhook.ReplayWindow+time.Second), body, newSecret), body, now, [][]byte{newSecret}, webhook.ErrTimestamp},
-		{"JustInsideTheWindow", webhook.Sign(now, body, newSecret), body, now.Add(webhook.ReplayWindow), [][]byte{newSecret}, nil},
-		{"TimestampChanged", strings.Replace(webhook.Sign(now, body, newSecret), "t=1900000000", "t=1900000001", 1), body, now, [][]byte{newSecret}, webhook.ErrMismatch},
+		{"Valid", webhooksig.Sign(now, body, newSecret), body, now, [][]byte{newSecret}, nil},
+		{"TamperedBody", webhooksig.Sign(now, body, newSecret), []byte(`{"type":"expired"}`), now, [][]byte{newSecret}, webhooksig.ErrMismatch},
+		{"WrongSecret", webhooksig.Sign(now, body, newSecret), body, now, [][]byte{oldSecret}, webhooksig.ErrMismatch},
+		{"ReplayedAfterTheWindow", webhooksig.Sign(now, body, newSecret), body, now.Add(webhooksig.ReplayWindow + time.Second), [][]byte{newSecret}, webhooksig.ErrTimestamp},
+		{"FromTheFuture", webhooksig.Sign(now.Add(webhooksig.ReplayWindow+time.Second), body, newSecret), body, now, [][]byte{newSecret}, webhooksig.ErrTimestamp},
+		{"JustInsideTheWindow", webhooksig.Sign(now, body, newSecret), body, now.Add(webhooksig.ReplayWindow), [][]byte{newSecret}, nil},
+		{"TimestampChanged", strings.Replace(webhooksig.Sign(now, body, newSecret), "t=1900000000", "t=1900000001", 1), body, now, [][]byte{newSecret}, webhooksig.ErrMismatch},
 		// During a rotation the sender signs with both; a receiver knowing
 		// either verifies.
-		{"RotationReceiverHasOld", webhook.Sign(now, body, newSecret, oldSecret), body, now, [][]byte{oldSecret}, nil},
-		{"RotationReceiverHasNew", webhook.Sign(now, body, newSecret, oldSecret), body, now, [][]byte{newSecret}, nil},
-		{"ReceiverRotatingSenderDone", webhook.Sign(now, body, newSecret), body, now, [][]byte{oldSecret, newSecret}, nil},
-		{"NoHeader", "", body, now, [][]byte{newSecret}, webhook.ErrNoSignature},
-		{"NoV1", "t=1900000000", body, now, [][]byte{newSecret}, webhook.ErrNoSignature},
-		{"Garbage", "t=abc,v1=zz", body, now, [][]byte{newSecret}, webhook.ErrNoSignature},
+		{"RotationReceiverHasOld", webhooksig.Sign(now, body, newSecret, oldSecret), body, now, [][]byte{oldSecret}, nil},
+		{"RotationReceiverHasNew", webhooksig.Sign(now, body, newSecret, oldSecret), body, now, [][]byte{newSecret}, nil},
+		{"ReceiverRotatingSenderDone", webhooksig.Sign(now, body, newSecret), body, now, [][]byte{oldSecret, newSecret}, nil},
+		{"NoHeader", "", body, now, [][]byte{newSecret}, webhooksig.ErrNoSignature},
+		{"NoV1", "t=1900000000", body, now, [][]byte{newSecret}, webhooksig.ErrNoSignature},
+		{"Garbage", "t=abc,v1=zz", body, now, [][]byte{newSecret}, webhooksig.ErrNoSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if err := webhook.Verify(tt.header, tt.body, tt.at, tt.secrets...); !errors.Is(err, tt.want) {
+			if err := webhooksig.Verify(tt.header, tt.body, tt.at, tt.secrets...); !errors.Is(err, tt.want) {
 				t.Errorf("Verify = %v, want %v", err, tt.want)
 			}
 		})
@@ -104,7 +105,7 @@ func TestSend(t *testing.T) {
 		if strings.Count(sig, "v1=") != 2 {
 			t.Errorf("want a signature per secret during a rotation: %s", sig)
 		}
-		if err := webhook.Verify(sig, body, time.Now(), oldSecret); err != nil {
+		if err := webhooksig.Verify(sig, body, time.Now(), oldSecret); err != nil {
 			t.Errorf("verify with the old secret: %v", err)
 		}
 		if strings.Contains(sig, string(newSecret)) {
