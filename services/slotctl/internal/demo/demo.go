@@ -504,8 +504,7 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 				l.mails[c] = append(l.mails[c], m)
 			}
 		case h := <-hooks.Arrivals:
-			l.view.Note("webhook  %s to the operator, signature verified, %s after the check (Idempotency-Key %s)",
-				h.Type, seconds(h.Received.Sub(h.OccurredAt)), h.Key)
+			l.view.Hook(h)
 		case err := <-hooks.Refused:
 			l.view.Note("webhook refused by the demo's receiver: %v", err)
 		case <-summary:

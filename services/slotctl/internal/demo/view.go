@@ -168,6 +168,14 @@ func (v *View) Found(f Found) {
 	}
 }
 
+// Hook is the operator's webhook's line:
+//
+//	01:15  webhook  slot_found to the operator, signature verified, 38ms after the check (Idempotency-Key slotwatch-5-0190...)
+func (v *View) Hook(h Hook) {
+	v.line("webhook  %s to the operator, signature verified, %s after the check (Idempotency-Key %s)",
+		h.Type, h.Received.Sub(h.OccurredAt).Round(time.Millisecond), h.Key)
+}
+
 // Mission is "France (fra)", or the bare code of a mission without a name.
 func (v *View) Mission(code string) string {
 	if n := v.names[code]; n != "" && n != code {
