@@ -444,6 +444,10 @@ const summaryWait = 5 * time.Second
 // slowFind is when the demo says that the slot it added was not found yet.
 const slowFind = 3 * time.Minute
 
+// slowMail is when the demo says that the email announcing its slot has
+// not arrived, after Requests recorded the find.
+const slowMail = 30 * time.Second
+
 func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan Event, found <-chan foundEvent, mails <-chan savedMail, hooks *HookReceiver, exited <-chan *child) error {
 	l.events, l.mails = map[int64]foundEvent{}, map[int64][]savedMail{}
 	slotTimer := time.NewTimer(slotAfter)
@@ -451,6 +455,7 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 	var (
 		summary <-chan time.Time // pending's deadline
 		slow    <-chan time.Time
+		late    <-chan time.Time    // the target's email's deadline
 		waited  = map[string]bool{} // sessions in which the Checker waited
 		// inSession: the Checker has started a session it has not
 		// finished, so a slot found now is printed after its lines.
@@ -486,8 +491,16 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 			if !l.done {
 				l.view.Note("the slot has not been found %s after it appeared; see %s", slowFind, l.rel(filepath.Join(l.files.logs, "checker.log")))
 			}
+		case <-late:
+			if !l.done {
+				l.view.Note("Requests recorded the slot %s ago, but no email has arrived; see %s and `bin/slotctl deliveries list`",
+					slowMail, l.rel(filepath.Join(l.files.logs, "notifier.log")))
+			}
 		case ev := <-found:
 			l.events[ev.Cursor] = ev
+			if ev.Request.GetId() == l.loaded.Target && late == nil {
+				late = time.After(slowMail)
+			}
 			for _, m := range l.mails[ev.Cursor] {
 				l.pending = append(l.pending, announced{ev, m})
 			}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
@@ -129,9 +131,17 @@ func Subscribe(ctx context.Context, nt NotifierClient, ds Dataset, loaded Loaded
 		if i >= len(loaded.ApplicantIDs) {
 			break
 		}
-		if _, err := nt.CreateContact(ctx, &notifierv1.CreateContactRequest{
+		req := &notifierv1.CreateContactRequest{
 			ApplicantId: loaded.ApplicantIDs[i], Kind: notifierv1.ContactKind_CONTACT_KIND_EMAIL, Address: a.Email, Language: "en",
-		}); err != nil {
+		}
+		// The Notifier asks Requests whether the applicant exists; right
+		// after the start it may not have reached it yet (UNAVAILABLE,
+		// "retry later").
+		err := retryUnavailable(ctx, func() error {
+			_, err := nt.CreateContact(ctx, req)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("email contact of %s: %w", a.FullName, err)
 		}
 	}
@@ -191,4 +201,20 @@ func clearDir(dir string) error {
 		return err
 	}
 	return os.MkdirAll(dir, 0o700)
+}
+
+// retryUnavailable calls f again, every 200ms, while it fails with
+// UNAVAILABLE, until ctx ends.
+func retryUnavailable(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if status.Code(err) != codes.Unavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
