@@ -460,16 +460,14 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 		// inSession: the Checker has started a session it has not
 		// finished, so a slot found now is printed after its lines.
 		inSession bool
-		// flushing is how many pending were there when the last
-		// decision to print them was made.
-		flushing int
 	)
 	for {
-		if n := len(l.pending); n > 0 && n != flushing {
-			flushing = n
+		// Announced finds are printed now, or when the session that
+		// found them ends (summaryWait at most).
+		if len(l.pending) > 0 {
 			if !inSession {
+				summary = nil
 				l.flushFound()
-				flushing = 0
 			} else if summary == nil {
 				summary = time.After(summaryWait)
 			}
@@ -523,7 +521,6 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 		case <-summary:
 			summary = nil
 			l.flushFound()
-			flushing = 0
 		case e := <-events:
 			if l.done {
 				continue // quiet now; the log has it all
@@ -551,7 +548,6 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 				if len(l.pending) > 0 {
 					summary = nil
 					l.flushFound()
-					flushing = 0
 				}
 			case CheckerProblem:
 				l.view.Problem(e)
