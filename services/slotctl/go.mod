@@ -7,6 +7,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/sethvargo/go-retry v0.5.0
 	github.com/slotwatch/slotwatch/gen v0.0.0-00010101000000-000000000000
+	github.com/slotwatch/slotwatch/services/notifier v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/platform v0.0.0-00010101000000-000000000000
 	github.com/slotwatch/slotwatch/services/portalsim v0.0.0-00010101000000-000000000000
 	github.com/spf13/cobra v1.10.2
@@ -58,6 +59,7 @@ require (
 // Siblings in this repository: each module builds on its own (GOWORK=off).
 replace (
 	github.com/slotwatch/slotwatch/gen => ../../gen
+	github.com/slotwatch/slotwatch/services/notifier => ../notifier
 	github.com/slotwatch/slotwatch/services/platform => ../platform
 	github.com/slotwatch/slotwatch/services/portalsim => ../portalsim
 )

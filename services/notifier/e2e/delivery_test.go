@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
-	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
+	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -45,7 +45,7 @@ func TestSlotFoundReachesContactAndSubscription(t *testing.T) {
 		if !ok {
 			t.Fatalf("nothing reached %s", path)
 		}
-		if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(secret)); err != nil {
+		if err := webhooksig.Verify(h.signature, h.body, time.Now(), []byte(secret)); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
 		if strings.Contains(string(h.body), passport) {
@@ -214,7 +214,7 @@ func TestSecretRotation(t *testing.T) {
 	eventually(t, "first delivery", func() bool { return len(s.recv.all()) == 1 })
 	h := s.recv.all()[0]
 	for _, secret := range []string{hookSecret, rotatedSecret} {
-		if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(secret)); err != nil {
+		if err := webhooksig.Verify(h.signature, h.body, time.Now(), []byte(secret)); err != nil {
 			t.Errorf("during the rotation, secret %.8s…: %v", secret, err)
 		}
 	}
@@ -225,10 +225,10 @@ func TestSecretRotation(t *testing.T) {
 	s.findSlot()
 	eventually(t, "second delivery", func() bool { return len(s.recv.all()) == 2 })
 	h = s.recv.all()[1]
-	if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(rotatedSecret)); err != nil {
+	if err := webhooksig.Verify(h.signature, h.body, time.Now(), []byte(rotatedSecret)); err != nil {
 		t.Errorf("new secret after the rotation: %v", err)
 	}
-	if err := webhook.Verify(h.signature, h.body, time.Now(), []byte(hookSecret)); err == nil {
+	if err := webhooksig.Verify(h.signature, h.body, time.Now(), []byte(hookSecret)); err == nil {
 		t.Error("the old secret still verifies after the rotation ended")
 	}
 }

@@ -39,6 +39,7 @@ import (
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
+	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
@@ -401,7 +402,7 @@ func (r *receiver) reset() {
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	now := time.Now()
 	body, _ := io.ReadAll(req.Body)
-	if webhook.Verify(req.Header.Get(webhook.SignatureHeader), body, now, []byte(secret)) != nil {
+	if webhooksig.Verify(req.Header.Get(webhook.SignatureHeader), body, now, []byte(secret)) != nil {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}

@@ -122,6 +122,8 @@ type Loaded struct {
 	Requests map[string]LoadedRequest
 	// Target is the id of the request whose window holds the demo's slot.
 	Target string
+	// ApplicantIDs are the applicants' ids, in the dataset's order.
+	ApplicantIDs []string
 }
 
 // Load puts ds into portalsim (the accounts and missions, no slots yet),
@@ -143,6 +145,7 @@ func Load(ctx context.Context, ds Dataset, portal *Portal, pool PoolClient, rq R
 		if err != nil {
 			return Loaded{}, fmt.Errorf("create applicant %s: %w", a.FullName, err)
 		}
+		out.ApplicantIDs = append(out.ApplicantIDs, resp.GetApplicant().GetId())
 		for _, r := range a.Requests {
 			got, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
 				ApplicantId: resp.GetApplicant().GetId(), MissionCode: r.Mission, Centre: r.Centre,

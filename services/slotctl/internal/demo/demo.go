@@ -1,13 +1,18 @@
-// Package demo is `make run`: it starts portalsim, AccountPool, Requests and
-// the Checker on this machine (Postgres is already up: with-postgres.sh),
-// loads demo data, adds a free slot to the portal a minute in, and shows
-// the Checker's sessions as they happen until that slot is found. Then it
+// Package demo is `make run`: it starts portalsim, AccountPool, Requests,
+// the Notifier and the Checker on this machine (Postgres is already up:
+// with-postgres.sh), loads demo data, subscribes the applicants (email, to
+// the demo's mail sink) and the operator (a webhook, to the demo's
+// receiver), adds a free slot to the portal a minute in, and shows the
+// Checker's sessions as they happen until the email announcing that slot
+// arrives. Then it
 // keeps everything up for poking with grpcurl and slotctl until interrupted,
 // and stops what it started.
 //
 // The session view is read from the Checker's JSON log lines (its stderr,
 // piped through the demo into .data/logs/checker.log), AccountPool's
-// GetPoolStatus after each session, and Requests' WatchEvents.
+// GetPoolStatus after each session, Requests' WatchEvents (when the
+// SLOT_FOUND event happened), and what the mail sink and the webhook
+// receiver get.
 package demo
 
 import (
@@ -25,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 )
@@ -35,6 +41,9 @@ type Addrs struct {
 	Pool, PoolMetrics                       string // AccountPool
 	Requests, RequestsMetrics, RequestsHTTP string // Requests, its JSON gateway
 	Checker, CheckerMetrics                 string
+	Notifier, NotifierMetrics               string
+	// Mail is the demo's SMTP sink, Webhook its webhook receiver.
+	Mail, Webhook string
 }
 
 // DefaultAddrs are the services' default ports, on loopback.
@@ -48,11 +57,16 @@ func DefaultAddrs() Addrs {
 		RequestsHTTP:    "127.0.0.1:8082",
 		Checker:         "127.0.0.1:50053",
 		CheckerMetrics:  "127.0.0.1:9093",
+		Notifier:        "127.0.0.1:50054",
+		NotifierMetrics: "127.0.0.1:9094",
+		Mail:            "127.0.0.1:2525",
+		Webhook:         "127.0.0.1:8094",
 	}
 }
 
 func (a Addrs) all() []string {
-	return []string{a.Portal, a.Pool, a.PoolMetrics, a.Requests, a.RequestsMetrics, a.RequestsHTTP, a.Checker, a.CheckerMetrics}
+	return []string{a.Portal, a.Pool, a.PoolMetrics, a.Requests, a.RequestsMetrics, a.RequestsHTTP, a.Checker, a.CheckerMetrics,
+		a.Notifier, a.NotifierMetrics, a.Mail, a.Webhook}
 }
 
 // Config is how the demo runs.
@@ -116,7 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel() // the event watcher
 	out := cfg.Out
 	bin := filepath.Join(cfg.Root, "bin")
-	if err := binaries(bin, "portalsim", "accountpool", "requests", "checker"); err != nil {
+	if err := binaries(bin, "portalsim", "accountpool", "requests", "notifier", "checker"); err != nil {
 		return err
 	}
 	f, err := prepareFiles(cfg.Root)
@@ -144,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	fmt.Fprintf(out, "slotwatch demo: portalsim, AccountPool, Requests and the Checker on this machine\n")
+	fmt.Fprintf(out, "slotwatch demo: portalsim, AccountPool, Requests, the Notifier and the Checker on this machine\n")
 	fmt.Fprintf(out, "  database     %s, made afresh on the DATABASE_URL server\n", cfg.Database)
 	fmt.Fprintf(out, "  auth         token digests in %s; the admin token in %s\n", rel(f.tokens), rel(f.admin))
 	var ts []string
@@ -156,6 +170,29 @@ func Run(ctx context.Context, cfg Config) error {
 		ts = append(ts, s)
 	}
 	fmt.Fprintf(out, "Demo timings, short on purpose (production defaults in brackets):\n  %s\n", strings.Join(ts, "  "))
+
+	// The Notifier's receivers: the mail sink (as the applicants'
+	// mailboxes) and the operator's webhook receiver. They close after the
+	// services have stopped.
+	if err := clearDir(f.mail); err != nil {
+		return err
+	}
+	sink, err := StartMailSink(a.Mail)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	hookSecret, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	hooks, err := StartHookReceiver(a.Webhook, []byte(hookSecret))
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
+	fmt.Fprintf(out, "  email        to the demo's SMTP sink on %s; each message saved in %s\n", a.Mail, rel(f.mail))
+	fmt.Fprintf(out, "  webhook      the operator's, to %s (signature checked)\n", hooks.URL())
 
 	sup := newSupervisor(f.logs)
 	// quit tells the Checker's log reader that nobody renders any more:
@@ -190,6 +227,14 @@ func Run(ctx context.Context, cfg Config) error {
 		{"requests", a.Requests, a.Requests + ", JSON on http://" + a.RequestsHTTP, append(slices.Clone(common),
 			"LISTEN_ADDR="+a.Requests, "METRICS_ADDR="+a.RequestsMetrics, "HTTP_ADDR="+a.RequestsHTTP,
 			"REQUESTS_CHECK_INTERVAL="+env["REQUESTS_CHECK_INTERVAL"])},
+		{"notifier", a.Notifier, a.Notifier, append(slices.Clone(common),
+			"LISTEN_ADDR="+a.Notifier, "METRICS_ADDR="+a.NotifierMetrics,
+			"REQUESTS_ADDR="+a.Requests, "AUTH_TOKEN_FILE="+f.notifier,
+			"NOTIFIER_SMTP_HOST="+host(a.Mail), "NOTIFIER_SMTP_PORT="+port(a.Mail),
+			"NOTIFIER_SMTP_TLS=none", "NOTIFIER_SMTP_FROM="+demoFrom,
+			// No AUTH and no Telegram, whatever the shell has.
+			"NOTIFIER_SMTP_USERNAME=", "NOTIFIER_SMTP_PASSWORD_FILE=", "NOTIFIER_SMTP_CA_FILE=",
+			"NOTIFIER_TELEGRAM_TOKEN_FILE=")},
 	}
 	fmt.Fprintf(out, "Starting the services:\n")
 	portal := &Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
@@ -224,20 +269,31 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer reqConn.Close()
+	ntConn, err := dialAdmin(a.Notifier, f.admin)
+	if err != nil {
+		return err
+	}
+	defer ntConn.Close()
 	pool := apv1.NewAccountPoolServiceClient(poolConn)
 	rq := rqv1.NewRequestsServiceClient(reqConn)
+	nt := notifierv1.NewNotifierServiceClient(ntConn)
 
 	ds := DemoDataset(time.Now())
 	loadCtx, loadDone := context.WithTimeout(ctx, 30*time.Second)
 	loaded, err := Load(loadCtx, ds, portal, pool, rq)
+	if err == nil {
+		err = Subscribe(loadCtx, nt, ds, loaded, hooks.URL(), hookSecret)
+	}
 	loadDone()
 	if err != nil {
 		return fmt.Errorf("load the demo data: %w", err)
 	}
 	printDataset(out, ds, cfg.SlotAfter)
 
-	found := make(chan *rqv1.AppointmentRequest, 16)
+	found := make(chan foundEvent, 16)
 	go watchSlotFound(ctx, rq, found)
+	mails := make(chan savedMail, 16)
+	go receiveMails(ctx, sink, f.mail, mails)
 
 	fmt.Fprintf(out, "Starting the Checker (ready when its Chromium is):\n")
 	events := make(chan Event, 1024)
@@ -282,7 +338,7 @@ func Run(ctx context.Context, cfg Config) error {
 		addrs:  a,
 	}
 	fmt.Fprintf(out, "\nThe Checker's sessions, as they happen (mm:ss since the Checker started; Ctrl-C stops everything):\n")
-	return l.run(ctx, cfg.SlotAfter, events, found, sup.exited)
+	return l.run(ctx, cfg.SlotAfter, events, found, mails, hooks, sup.exited)
 }
 
 func waitGRPC(ctx context.Context, c *child, addr string, timeout time.Duration) error {
@@ -310,14 +366,22 @@ func printDataset(out io.Writer, ds Dataset, slotAfter time.Duration) {
 			fmt.Fprintf(out, "    %-16s %-14s %-11s %-9s %s .. %s\n", a.FullName, v.Mission(r.Mission), r.Centre, r.VisaCategory, r.Earliest, r.Latest)
 		}
 	}
+	fmt.Fprintf(out, "  the Notifier: each applicant has an email contact; the operator a webhook subscription for every mission\n")
 	s := ds.Slot
 	fmt.Fprintf(out, "  %s after the Checker starts, portalsim gets one free slot: %s, %s, %s, %s %s\n",
 		slotAfter, v.Mission(s.Mission), s.Centre, s.VisaCategory, s.Date, s.Time)
 }
 
+// foundEvent is a SLOT_FOUND event of Requests.
+type foundEvent struct {
+	Cursor     int64
+	OccurredAt time.Time
+	Request    *rqv1.AppointmentRequest
+}
+
 // watchSlotFound sends every slot_found event of Requests to found, from
 // the first event on, resuming after the last one when the stream breaks.
-func watchSlotFound(ctx context.Context, rq RequestsClient, found chan<- *rqv1.AppointmentRequest) {
+func watchSlotFound(ctx context.Context, rq RequestsClient, found chan<- foundEvent) {
 	var cursor int64
 	for ctx.Err() == nil {
 		stream, err := rq.WatchEvents(ctx, &rqv1.WatchEventsRequest{AfterCursor: cursor})
@@ -329,7 +393,7 @@ func watchSlotFound(ctx context.Context, rq RequestsClient, found chan<- *rqv1.A
 			cursor = ev.GetCursor()
 			if ev.GetType() == rqv1.EventType_EVENT_TYPE_SLOT_FOUND {
 				select {
-				case found <- ev.GetRequest():
+				case found <- foundEvent{Cursor: ev.GetCursor(), OccurredAt: ev.GetOccurredAt().AsTime(), Request: ev.GetRequest()}:
 				case <-ctx.Done():
 					return
 				}
@@ -356,10 +420,21 @@ type loop struct {
 	addrs  Addrs
 
 	slotAddedAt time.Time
-	// pending are found requests not printed yet: they are printed when
-	// the session that found them ends, after its check lines.
-	pending []*rqv1.AppointmentRequest
+	// events are the SLOT_FOUND events seen, by cursor, and mails the
+	// messages that arrived before their event did.
+	events map[int64]foundEvent
+	mails  map[int64][]savedMail
+	// pending are found requests, with the email that announced them, not
+	// printed yet: they are printed when the session that found them
+	// ends, after its check lines.
+	pending []announced
 	done    bool
+}
+
+// announced is a SLOT_FOUND event and an email the Notifier sent for it.
+type announced struct {
+	event foundEvent
+	mail  savedMail
 }
 
 // summaryWait is how long a found slot waits for its session's end before
@@ -369,18 +444,34 @@ const summaryWait = 5 * time.Second
 // slowFind is when the demo says that the slot it added was not found yet.
 const slowFind = 3 * time.Minute
 
-func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan Event, found <-chan *rqv1.AppointmentRequest, exited <-chan *child) error {
+// slowMail is when the demo says that the email announcing its slot has
+// not arrived, after Requests recorded the find.
+const slowMail = 30 * time.Second
+
+func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan Event, found <-chan foundEvent, mails <-chan savedMail, hooks *HookReceiver, exited <-chan *child) error {
+	l.events, l.mails = map[int64]foundEvent{}, map[int64][]savedMail{}
 	slotTimer := time.NewTimer(slotAfter)
 	defer slotTimer.Stop()
 	var (
 		summary <-chan time.Time // pending's deadline
 		slow    <-chan time.Time
+		late    <-chan time.Time    // the target's email's deadline
 		waited  = map[string]bool{} // sessions in which the Checker waited
 		// inSession: the Checker has started a session it has not
 		// finished, so a slot found now is printed after its lines.
 		inSession bool
 	)
 	for {
+		// Announced finds are printed now, or when the session that
+		// found them ends (summaryWait at most).
+		if len(l.pending) > 0 {
+			if !inSession {
+				summary = nil
+				l.flushFound()
+			} else if summary == nil {
+				summary = time.After(summaryWait)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -398,13 +489,35 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 			if !l.done {
 				l.view.Note("the slot has not been found %s after it appeared; see %s", slowFind, l.rel(filepath.Join(l.files.logs, "checker.log")))
 			}
-		case r := <-found:
-			l.pending = append(l.pending, r)
-			if !inSession {
-				l.flushFound()
-			} else if summary == nil {
-				summary = time.After(summaryWait)
+		case <-late:
+			if !l.done {
+				l.view.Note("Requests recorded the slot %s ago, but no email has arrived; see %s and `bin/slotctl deliveries list`",
+					slowMail, l.rel(filepath.Join(l.files.logs, "notifier.log")))
 			}
+		case ev := <-found:
+			l.events[ev.Cursor] = ev
+			if ev.Request.GetId() == l.loaded.Target && late == nil {
+				late = time.After(slowMail)
+			}
+			for _, m := range l.mails[ev.Cursor] {
+				l.pending = append(l.pending, announced{ev, m})
+			}
+			delete(l.mails, ev.Cursor)
+		case m := <-mails:
+			c, ok := eventCursor(m.MessageID)
+			if !ok {
+				l.view.Note("email to %s that the demo cannot place: %q (%s)", strings.Join(m.To, ", "), m.Subject, l.rel(m.Path))
+				continue
+			}
+			if ev, ok := l.events[c]; ok {
+				l.pending = append(l.pending, announced{ev, m})
+			} else {
+				l.mails[c] = append(l.mails[c], m)
+			}
+		case h := <-hooks.Arrivals:
+			l.view.Hook(h)
+		case err := <-hooks.Refused:
+			l.view.Note("webhook refused by the demo's receiver: %v", err)
 		case <-summary:
 			summary = nil
 			l.flushFound()
@@ -443,17 +556,19 @@ func (l *loop) run(ctx context.Context, slotAfter time.Duration, events <-chan E
 	}
 }
 
-// flushFound prints the found requests; the demo's own slot ends the
-// session view.
+// flushFound prints the found requests, as the emails that announced them
+// say; the demo's own slot ends the session view.
 func (l *loop) flushFound() {
 	target := false
-	for _, r := range l.pending {
+	for _, a := range l.pending {
+		r := a.event.Request
 		lr, ok := l.loaded.Requests[r.GetId()]
 		who := lr.Applicant
 		if !ok {
 			who = "applicant " + r.GetApplicantId()
 		}
-		f := Found{Applicant: who, Mission: r.GetMissionCode(), Centre: r.GetCentre(), VisaCategory: r.GetVisaCategory()}
+		f := Found{Applicant: who, Mission: r.GetMissionCode(), Centre: r.GetCentre(), VisaCategory: r.GetVisaCategory(),
+			To: strings.Join(a.mail.To, ", "), Subject: a.mail.Subject, Latency: a.mail.Received.Sub(a.event.OccurredAt), File: l.rel(a.mail.Path)}
 		if ms := r.GetMatchedSlots(); len(ms) > 0 {
 			f.Date, f.Time = ms[0].GetDate(), ms[0].GetTime()
 		}
@@ -525,7 +640,7 @@ func NextFreeing(accounts []*apv1.Account, now time.Time) Freeing {
 // everything stays up.
 func (l *loop) printPoke() {
 	if !l.slotAddedAt.IsZero() {
-		fmt.Fprintf(l.out, "\nThe demo's slot was found %s after it appeared on the portal.\n", seconds(time.Since(l.slotAddedAt)))
+		fmt.Fprintf(l.out, "\nThe email announcing the demo's slot arrived %s after the slot appeared on the portal.\n", seconds(time.Since(l.slotAddedAt)))
 	}
 	admin := l.rel(l.files.admin)
 	h := fmt.Sprintf(`-H "authorization: Bearer $(cat %s)"`, admin)
@@ -539,13 +654,15 @@ func (l *loop) printPoke() {
   AUTH_TOKEN_FILE=%s bin/slotctl usage stats
   AUTH_TOKEN_FILE=%s bin/slotctl requests list
   AUTH_TOKEN_FILE=%s bin/slotctl events follow
+  AUTH_TOKEN_FILE=%s bin/slotctl deliveries list      # the Notifier's log: each email and webhook
+  ls %s    # the emails the Notifier sent, as received
   curl -s %s http://%s/v1/requests   # Requests' JSON gateway
   curl -s http://%s/admin/logins          # portalsim's record of every login
   http://%s/ in a browser: the portal (acc1@demo.test / demo-password-1)
 `,
 		l.rel(filepath.Join(l.files.logs, "checker.log")),
 		h, l.addrs.Pool, h, l.addrs.Requests, h, l.addrs.Checker,
-		admin, admin, admin, admin, strings.Replace(h, "authorization", "Authorization", 1), l.addrs.RequestsHTTP,
+		admin, admin, admin, admin, admin, l.rel(l.files.mail), strings.Replace(h, "authorization", "Authorization", 1), l.addrs.RequestsHTTP,
 		l.addrs.Portal, l.addrs.Portal)
 }
 

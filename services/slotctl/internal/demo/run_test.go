@@ -1,10 +1,13 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"mime"
 	"net"
+	netmail "net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +24,8 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
-// TestRun plays the demo with the real portalsim, AccountPool and Requests
-// binaries on a real Postgres. The Checker is testdata/fakechecker: it
+// TestRun plays the demo with the real portalsim, AccountPool, Requests and
+// Notifier binaries on a real Postgres. The Checker is testdata/fakechecker: it
 // speaks the Checker's log contract and runs the session loop against the
 // real services, but reads the slots from portalsim's admin API instead of
 // driving Chromium, so this test is about the demo, not the browser.
@@ -79,6 +82,10 @@ func TestRun(t *testing.T) {
 			"no account free: the Checker waits",
 			"portalsim: a slot is free now: France (fra), London, tourism, " + slot.Date + " 09:30",
 			"FOUND  Amélie Laurent: France (fra), London, tourism, " + slot.Date + " 09:30",
+			// The FOUND block is the email's: to Amélie, with its subject.
+			"email to amelie.laurent@example.com ",
+			`after the check: "Slot found: fra London`,
+			"webhook  slot_found to the operator, signature verified",
 		} {
 			if !strings.Contains(got, want) {
 				t.Errorf("no %q in the output:\n%s", want, got)
@@ -90,8 +97,39 @@ func TestRun(t *testing.T) {
 		}
 	})
 
+	t.Run("TheEmailIsAmeliesAndHoldsNoPassport", func(t *testing.T) {
+		files, err := filepath.Glob(filepath.Join(root, ".data", "mail", "*.eml"))
+		if err != nil || len(files) != 1 {
+			t.Fatalf("saved emails: %v (%v); want Amélie's alone", files, err)
+		}
+		data, err := os.ReadFile(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := netmail.ReadMessage(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		subject, _ := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		if to := msg.Header.Get("To"); !strings.Contains(to, "amelie.laurent@example.com") {
+			t.Errorf("To: %q", to)
+		}
+		if !strings.HasPrefix(subject, "Slot found: fra London") || !strings.Contains(got, subject) {
+			t.Errorf("subject %q: want it about fra London, and in the output", subject)
+		}
+		// The Message-ID is the delivery's idempotency key.
+		if id := msg.Header.Get("Message-ID"); !strings.HasPrefix(id, "<slotwatch-") || !strings.HasSuffix(id, "@demo.test>") {
+			t.Errorf("Message-ID %q", id)
+		}
+		for _, a := range DemoDataset(time.Now()).Applicants {
+			if bytes.Contains(data, []byte(a.Passport)) {
+				t.Errorf("the email holds %s's passport number", a.FullName)
+			}
+		}
+	})
+
 	t.Run("StopsEverythingItStarted", func(t *testing.T) {
-		for _, svc := range []string{"checker", "requests", "accountpool", "portalsim"} {
+		for _, svc := range []string{"checker", "notifier", "requests", "accountpool", "portalsim"} {
 			if !strings.Contains(got, "stopping "+svc+" ... stopped") {
 				t.Errorf("%s was not stopped by SIGTERM:\n%s", svc, got)
 			}
@@ -102,7 +140,7 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("KeepsItsSecretsPrivate", func(t *testing.T) {
-		for _, name := range []string{"tokens", "admin.token", "checker.token", "keyset.json"} {
+		for _, name := range []string{"tokens", "admin.token", "checker.token", "notifier.token", "keyset.json"} {
 			st, err := os.Stat(filepath.Join(root, ".data", name))
 			if err != nil {
 				t.Fatal(err)
@@ -116,7 +154,7 @@ func TestRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"admin.token", "checker.token"} {
+		for _, name := range []string{"admin.token", "checker.token", "notifier.token"} {
 			tok, err := os.ReadFile(filepath.Join(root, ".data", name))
 			if err != nil || len(strings.TrimSpace(string(tok))) < 24 {
 				t.Fatalf("%s: %v", name, err)
@@ -138,12 +176,12 @@ func buildBinaries(t *testing.T, dir string) {
 	t.Helper()
 	const mod = "github.com/slotwatch/slotwatch/services/"
 	for out, pkg := range map[string]string{
-		dir + string(filepath.Separator): "", // the three services, by their own names
+		dir + string(filepath.Separator): "", // the four services, by their own names
 		filepath.Join(dir, "checker"):    mod + "slotctl/internal/demo/testdata/fakechecker",
 	} {
 		args := []string{"build", "-o", out}
 		if pkg == "" {
-			args = append(args, mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests")
+			args = append(args, mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"notifier/cmd/notifier")
 		} else {
 			args = append(args, pkg)
 		}
@@ -170,6 +208,7 @@ func freeAddrs(t *testing.T) Addrs {
 	a := Addrs{
 		Portal: next(), Pool: next(), PoolMetrics: next(), Requests: next(), RequestsMetrics: next(),
 		RequestsHTTP: next(), Checker: next(), CheckerMetrics: next(),
+		Notifier: next(), NotifierMetrics: next(), Mail: next(), Webhook: next(),
 	}
 	for _, l := range ls {
 		l.Close()

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -28,7 +30,9 @@ type files struct {
 	tokens    string // AUTH_TOKENS_FILE of every service: digests only
 	admin     string // the admin token alone: data loading, grpcurl, slotctl
 	checker   string // the checker token alone: the Checker's AUTH_TOKEN_FILE
+	notifier  string // a reader token alone: the Notifier's AUTH_TOKEN_FILE (for Requests)
 	artifacts string // CHECKER_ARTIFACTS_DIR
+	mail      string // .data/mail: the emails the sink received, one file each, emptied each run
 }
 
 func prepareFiles(root string) (files, error) {
@@ -36,7 +40,8 @@ func prepareFiles(root string) (files, error) {
 	f := files{
 		dir: d, logs: filepath.Join(d, "logs"), keyset: filepath.Join(d, "keyset.json"),
 		tokens: filepath.Join(d, "tokens"), admin: filepath.Join(d, "admin.token"),
-		checker: filepath.Join(d, "checker.token"), artifacts: filepath.Join(d, "checker-artifacts"),
+		checker: filepath.Join(d, "checker.token"), notifier: filepath.Join(d, "notifier.token"),
+		artifacts: filepath.Join(d, "checker-artifacts"), mail: filepath.Join(d, "mail"),
 	}
 	for _, dir := range []string{f.dir, f.logs, f.artifacts} {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -52,18 +57,23 @@ func prepareFiles(root string) (files, error) {
 	return f, nil
 }
 
-// makeTokens makes an admin and a checker token: their digests in the
+// makeTokens makes an admin, a checker and a reader token (the
+// Notifier's): their digests in the
 // services' tokens file, each token alone in its own file, all mode 600.
 // Tokens made by an earlier run are kept, unless a file is missing or the
 // tokens file is in the old plaintext format.
 func makeTokens(f files) error {
-	if b, err := os.ReadFile(f.tokens); err == nil && digestsOnly(b) && nonEmpty(f.admin) && nonEmpty(f.checker) {
+	if b, err := os.ReadFile(f.tokens); err == nil && digestsOnly(b) && nonEmpty(f.admin) && nonEmpty(f.checker) && nonEmpty(f.notifier) {
 		return nil
 	}
 	var lines strings.Builder
-	lines.WriteString("# the demo's AUTH_TOKENS_FILE: digests of the tokens in admin.token and checker.token\n")
-	for role, path := range map[auth.Role]string{auth.RoleAdmin: f.admin, auth.RoleChecker: f.checker} {
-		c, err := auth.GenerateCaller(role, "demo-"+string(role))
+	lines.WriteString("# the demo's AUTH_TOKENS_FILE: digests of the tokens in admin.token, checker.token and notifier.token\n")
+	for role, path := range map[auth.Role]string{auth.RoleAdmin: f.admin, auth.RoleChecker: f.checker, auth.RoleReader: f.notifier} {
+		name := "demo-" + string(role)
+		if role == auth.RoleReader {
+			name = "demo-notifier"
+		}
+		c, err := auth.GenerateCaller(role, name)
 		if err != nil {
 			return err
 		}
@@ -189,3 +199,17 @@ func binaries(binDir string, names ...string) error {
 	}
 	return nil
 }
+
+// randomSecret is a webhook secret for this run: 64 hex characters.
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// host and port are addr's parts ("127.0.0.1:2525").
+func host(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+
+func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }

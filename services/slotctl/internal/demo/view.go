@@ -134,24 +134,46 @@ func (v *View) Note(format string, args ...any) {
 	v.line(format, args...)
 }
 
-// Found is a request that got a slot.
+// Found is a request that got a slot, and the email that announced it.
 type Found struct {
 	Applicant    string
 	Mission      string
 	Centre       string
 	VisaCategory string
 	Date, Time   string
+	// To, Subject: the email's recipient and subject; Latency from the
+	// check that found the slot (its SLOT_FOUND event) to the email's
+	// arrival; File where the demo saved it. No email line without To.
+	To, Subject string
+	Latency     time.Duration
+	File        string
 }
 
-// Found writes what was found for whom:
+// Found writes what was found for whom, and the email that said so:
 //
 //	FOUND  Amélie Laurent: France (fra), London, tourism, 2026-03-12 09:30
+//	       email to amelie.laurent@example.com 412ms after the check: "Slot found: fra London, ..." (.data/mail/001.eml)
 func (v *View) Found(f Found) {
 	when := f.Date
 	if f.Time != "" {
 		when += " " + f.Time
 	}
 	v.line("FOUND  %s: %s, %s, %s, %s", f.Applicant, v.Mission(f.Mission), f.Centre, f.VisaCategory, when)
+	if f.To != "" {
+		file := ""
+		if f.File != "" {
+			file = " (" + f.File + ")"
+		}
+		v.indented("       email to %s %s after the check: %q%s", f.To, f.Latency.Round(time.Millisecond), f.Subject, file)
+	}
+}
+
+// Hook is the operator's webhook's line:
+//
+//	01:15  webhook  slot_found to the operator, signature verified, 38ms after the check (Idempotency-Key slotwatch-5-0190...)
+func (v *View) Hook(h Hook) {
+	v.line("webhook  %s to the operator, signature verified, %s after the check (Idempotency-Key %s)",
+		h.Type, h.Received.Sub(h.OccurredAt).Round(time.Millisecond), h.Key)
 }
 
 // Mission is "France (fra)", or the bare code of a mission without a name.

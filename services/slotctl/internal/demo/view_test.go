@@ -97,6 +97,25 @@ func TestView(t *testing.T) {
 			want: "01:15  FOUND  Amélie Laurent: France (fra), London, tourism, 2026-03-22 09:30\n",
 		},
 		{
+			name:    "FoundByEmail",
+			elapsed: 75 * time.Second,
+			write: func(v *View) {
+				v.Found(Found{Applicant: "Amélie Laurent", Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: "2026-03-22", Time: "09:30",
+					To: "amelie.laurent@example.com", Subject: "Slot found: fra London, 2026-03-22 09:30", Latency: 412345 * time.Microsecond, File: ".data/mail/001.eml"})
+			},
+			want: "01:15  FOUND  Amélie Laurent: France (fra), London, tourism, 2026-03-22 09:30\n" +
+				`              email to amelie.laurent@example.com 412ms after the check: "Slot found: fra London, 2026-03-22 09:30" (.data/mail/001.eml)` + "\n",
+		},
+		{
+			name:    "Webhook",
+			elapsed: 75 * time.Second,
+			write: func(v *View) {
+				at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+				v.Hook(Hook{Received: at.Add(38 * time.Millisecond), OccurredAt: at, Type: "slot_found", Key: "slotwatch-5-0190"})
+			},
+			want: "01:15  webhook  slot_found to the operator, signature verified, 38ms after the check (Idempotency-Key slotwatch-5-0190)\n",
+		},
+		{
 			name: "FoundInAMissionWithoutAName",
 			write: func(v *View) {
 				v.Found(Found{Applicant: "X", Mission: "nld", Centre: "Leeds", VisaCategory: "study", Date: "2026-03-22"})

@@ -10,15 +10,13 @@
 //
 // There is one v1 per active secret: two during a rotation, so a receiver
 // that still holds only the old secret, or already only the new one,
-// verifies either way. Verify is the receiver's side (docs/NOTIFIER.md).
+// verifies either way. Signing and verifying are package webhooksig's
+// (public: a receiver in Go verifies with webhooksig.Verify, docs/NOTIFIER.md).
 package webhook
 
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +27,13 @@ import (
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
 )
 
-// Header names.
+// Header names (package webhooksig's, the receiver's side).
 const (
-	SignatureHeader   = "Slotwatch-Signature"
-	IdempotencyHeader = "Idempotency-Key"
+	SignatureHeader   = webhooksig.SignatureHeader
+	IdempotencyHeader = webhooksig.IdempotencyHeader
 )
 
 // DefaultTimeout bounds one POST when Config.Timeout is 0.
@@ -87,26 +86,6 @@ func New(cfg Config) *Sender {
 // Kind implements channel.Sender.
 func (s *Sender) Kind() channel.Kind { return channel.Webhook }
 
-// Sign is the Slotwatch-Signature header value of body at t, one v1 per
-// secret.
-func Sign(t time.Time, body []byte, secrets ...[]byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	var b strings.Builder
-	b.WriteString("t=" + ts)
-	for _, sec := range secrets {
-		b.WriteString(",v1=" + hex.EncodeToString(mac(sec, ts, body)))
-	}
-	return b.String()
-}
-
-func mac(secret []byte, ts string, body []byte) []byte {
-	h := hmac.New(sha256.New, secret)
-	h.Write([]byte(ts))
-	h.Write([]byte{'.'})
-	h.Write(body)
-	return h.Sum(nil)
-}
-
 // Send posts msg.JSON to msg.To. A 2xx is delivered; 429 (or 503) with
 // Retry-After is a RetryAfterError; 408, 429 and 5xx are temporary; any
 // other answer (4xx, a redirect) is permanent.
@@ -121,7 +100,7 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "slotwatch-notifier")
 	req.Header.Set(IdempotencyHeader, msg.IdempotencyKey)
-	req.Header.Set(SignatureHeader, Sign(s.now(), msg.JSON, msg.SigningSecrets...))
+	req.Header.Set(SignatureHeader, webhooksig.Sign(s.now(), msg.JSON, msg.SigningSecrets...))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("post webhook: %w", unwrapURL(err))
@@ -170,55 +149,4 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
-}
-
-// Verification errors.
-var (
-	ErrNoSignature = errors.New("no valid Slotwatch-Signature header")
-	ErrTimestamp   = errors.New("signature timestamp outside the replay window")
-	ErrMismatch    = errors.New("no signature matches a known secret")
-)
-
-// ReplayWindow is how far a signature's timestamp may lie from the
-// receiver's clock.
-const ReplayWindow = 5 * time.Minute
-
-// Verify checks a Slotwatch-Signature header against the raw body: its
-// timestamp within ReplayWindow of now, and one of its v1 signatures made
-// with one of secrets (pass the old and the new secret during a rotation).
-// Duplicates within the window are the receiver's to drop, by the
-// Idempotency-Key header.
-func Verify(header string, body []byte, now time.Time, secrets ...[]byte) error {
-	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			if b, err := hex.DecodeString(v); err == nil {
-				sigs = append(sigs, b)
-			}
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 {
-		return ErrNoSignature
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > ReplayWindow || d < -ReplayWindow {
-		return ErrTimestamp
-	}
-	for _, secret := range secrets {
-		want := mac(secret, ts, body)
-		for _, got := range sigs {
-			if hmac.Equal(got, want) {
-				return nil
-			}
-		}
-	}
-	return ErrMismatch
 }
