@@ -196,7 +196,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 // A request that is found is replaced by a new one with the same wish, so
 // the load stays the same.
 func churn(ctx context.Context, ds Dataset, portal *Portal, rq RequestsClient) error {
-	found := make(chan *rqv1.AppointmentRequest, 16)
+	found := make(chan foundEvent, 16)
 	go watchSlotFound(ctx, rq, found)
 	tick := time.NewTicker(churnEvery)
 	defer tick.Stop()
@@ -205,7 +205,8 @@ func churn(ctx context.Context, ds Dataset, portal *Portal, rq RequestsClient) e
 		select {
 		case <-ctx.Done():
 			return nil
-		case r := <-found:
+		case ev := <-found:
+			r := ev.Request
 			_, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
 				ApplicantId: r.GetApplicantId(), MissionCode: r.GetMissionCode(), Centre: r.GetCentre(),
 				VisaCategory: r.GetVisaCategory(), EarliestDate: r.GetEarliestDate(), LatestDate: r.GetLatestDate(),
