@@ -29,7 +29,7 @@ func TestChaos(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bin")
 	const mod = "github.com/slotwatch/slotwatch/services/"
 	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
-		mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+		mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"notifier/cmd/notifier", mod+"checker/cmd/checker")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the services: %v\n%s", err, b)

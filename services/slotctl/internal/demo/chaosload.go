@@ -11,17 +11,21 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 )
 
 // chaosLoad is the suite's steady load: at a fixed rate, Acquire+Release
-// on AccountPool and ClaimDueMissions+ReportCheckResult on Requests, each
+// on AccountPool and ClaimDueMissions+ReportCheckResult on Requests (the
+// pairs counted in ops/s), and ListDeliveries on the Notifier (its errors
+// recorded, for no-internal), each
 // call to a replica in turn, an UNAVAILABLE answer retried on the other
 // replica, as a client with both addresses would. It records each
 // completed pair, each error code, and each claim answered OK.
 type chaosLoad struct {
 	pools []apv1.AccountPoolServiceClient
 	rqs   []rqv1.RequestsServiceClient
+	nts   []notifierv1.NotifierServiceClient
 	// every is the pause between two pairs of each kind.
 	every time.Duration
 
@@ -51,9 +55,10 @@ const (
 
 func (l *chaosLoad) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); l.loop(ctx, l.poolPair) }()
 	go func() { defer wg.Done(); l.loop(ctx, l.claimPair) }()
+	go func() { defer wg.Done(); l.loop(ctx, l.listDeliveries) }()
 	wg.Wait()
 }
 
@@ -137,6 +142,19 @@ func (l *chaosLoad) claimPair(ctx context.Context, i int) bool {
 	}
 	l.completed(&l.lastClaim)
 	return true
+}
+
+// listDeliveries reads the Notifier's log, as an operator's dashboard
+// does; it is not a pair and does not count in ops/s.
+func (l *chaosLoad) listDeliveries(ctx context.Context, i int) bool {
+	if len(l.nts) == 0 {
+		return true
+	}
+	err := l.call(ctx, "ListDeliveries", i, len(l.nts), func(ctx context.Context, r int) error {
+		_, err := l.nts[r].ListDeliveries(ctx, &notifierv1.ListDeliveriesRequest{PageSize: 5})
+		return err
+	})
+	return err == nil
 }
 
 func (l *chaosLoad) completed(last *time.Time) {
