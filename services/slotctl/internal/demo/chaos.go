@@ -123,10 +123,12 @@ type chaosSystem struct {
 	// artifacts-full fills.
 	artifacts string
 	mounted   bool
-	// ds and slot are the portal's state, put back when portalsim
-	// restarts (it keeps none).
-	ds   Dataset
-	slot Slot
+	// ds, slot and findSlot are the portal's state, put back when
+	// portalsim restarts (it keeps none). findSlot is always free: the
+	// load's find requests are for it.
+	ds       Dataset
+	slot     Slot
+	findSlot Slot
 }
 
 type chaosService struct {
@@ -339,7 +341,16 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		Kind: notifierv1.ContactKind_CONTACT_KIND_WEBHOOK, Address: s.hooks.URL(), Language: "en", WebhookSecret: secret}); err != nil {
 		return fmt.Errorf("the receiver's webhook subscription: %w", err)
 	}
-	s.load = &chaosLoad{pools: pools, rqs: rqs, nts: nts, every: 200 * time.Millisecond, reported: map[string]int{}}
+	// A slot on mission deu that never goes, and a request for its day
+	// every second: the Checkers find them as they check deu.
+	s.findSlot = Slot{Mission: "deu", Centre: "London", VisaCategory: "tourism", Date: time.Now().AddDate(0, 0, 90).Format(time.DateOnly), Time: "09:00"}
+	if err := s.portal.AddSlot(lctx, s.findSlot); err != nil {
+		return err
+	}
+	s.load = &chaosLoad{pools: pools, rqs: rqs, nts: nts, every: 200 * time.Millisecond, reported: map[string]int{},
+		find: &rqv1.CreateAppointmentRequestRequest{ApplicantId: s.applicant, MissionCode: s.findSlot.Mission, Centre: s.findSlot.Centre,
+			VisaCategory: s.findSlot.VisaCategory, EarliestDate: s.findSlot.Date, LatestDate: s.findSlot.Date},
+		findEvery: time.Second}
 	s.watcher = &eventWatcher{rqs: rqs, seen: map[int64]int{}}
 	for _, name := range []string{"checker-1", "checker-2"} {
 		if err := s.start(ctx, name); err != nil {
@@ -391,10 +402,15 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 		if err := s.portal.SetState(ctx, s.ds.Accounts, s.ds.Missions); err != nil {
 			return err
 		}
-		if s.slot.Date == "" {
-			return nil
+		for _, sl := range []Slot{s.findSlot, s.slot} {
+			if sl.Date == "" {
+				continue
+			}
+			if err := s.portal.AddSlot(ctx, sl); err != nil {
+				return err
+			}
 		}
-		return s.portal.AddSlot(ctx, s.slot)
+		return nil
 	}
 	return waitGRPC(ctx, c, svc.addr, 90*time.Second)
 }
