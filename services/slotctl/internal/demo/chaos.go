@@ -33,8 +33,8 @@ import (
 // Postgres and between each Checker and Notifier and the replicas it
 // calls, a steady load (chaosLoad), a WatchEvents consumer and a webhook
 // receiver to which the Notifier posts every SLOT_FOUND; then one fault
-// after another. After each fault the suite waits for the system to recover and
-// checks the invariants; it prints one line per scenario.
+// after another. After each fault the suite waits for the system to
+// recover and checks the invariants; it prints one line per scenario.
 type ChaosConfig struct {
 	// BinDir holds portalsim, accountpool, requests, notifier and checker.
 	BinDir string
@@ -167,7 +167,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) error {
 	defer func() { cancel(); wg.Wait() }()
 
 	fmt.Fprintf(s.out, "Chaos: portalsim, AccountPool x2, Requests x2, Notifier x2, Checker x2 (Chromium), Postgres %s (own cluster), toxiproxy in front of Postgres and of the Checkers' and Notifiers' services\n", filepath.Base(filepath.Dir(s.pg.bindir)))
-	fmt.Fprintf(s.out, "Load: Acquire+Release and ClaimDueMissions+ReportCheckResult, each every %s, plus ListDeliveries on the Notifiers, a WatchEvents consumer and a webhook receiver (every SLOT_FOUND); %d accounts; %s\n", s.load.every, chaosAccounts, strings.Join(chaosTimings, " "))
+	fmt.Fprintf(s.out, "Load: Acquire+Release and ClaimDueMissions+ReportCheckResult, each every %s, plus ListDeliveries on the Notifiers every %s, a request every %s for a slot the Checkers find (a SLOT_FOUND, so a webhook, each), a WatchEvents consumer; %d accounts; %s\n", s.load.every, s.load.every, s.load.findEvery, chaosAccounts, strings.Join(chaosTimings, " "))
 	fmt.Fprintf(s.out, "Machine: %d CPUs, %s\n\n", runtime.NumCPU(), loadAvg())
 	// Warm up: the load runs, the Checkers have their browsers.
 	if err := sleep(ctx, s.phase(10*time.Second)); err != nil {
