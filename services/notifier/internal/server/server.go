@@ -21,6 +21,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/page"
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 )
 
 // Server implements notifierv1.NotifierServiceServer.
@@ -63,6 +64,9 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case pgdb.Unavailable(err):
+		s.logger.WarnContext(ctx, "database unavailable", "method", method, "error", err)
+		return status.Error(codes.Unavailable, "database unavailable: retry")
 	}
 	s.logger.ErrorContext(ctx, "request failed", "method", method, "error", err)
 	return status.Error(codes.Internal, "internal error")

@@ -1,8 +1,9 @@
 // Command chaos is `make chaos` (issue 15): portalsim, AccountPool ×2,
-// Requests ×2 and Checker ×2 as built in bin/ (make build), on a Postgres
-// cluster of its own (initdb'd in a temporary directory, removed at the
-// end), toxiproxy between each service and Postgres and between each
-// Checker and its AccountPool and Requests, under a steady load; then each
+// Requests ×2, Notifier ×2 and Checker ×2 as built in bin/ (make build), on
+// a Postgres cluster of its own (initdb'd in a temporary directory, removed
+// at the end), toxiproxy between each service and Postgres, between each
+// Checker and its AccountPool and Requests and between each Notifier and
+// its Requests, a webhook receiver, under a steady load; then each
 // scenario's fault, and one line per scenario: the fault, the load before,
 // during and after it, the time to recover, and each invariant held or
 // broken. It exits 1 when an invariant broke.

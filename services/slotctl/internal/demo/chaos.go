@@ -22,19 +22,21 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
 )
 
 // Chaos is `make chaos` (issue 15): the real binaries (portalsim,
-// AccountPool ×2, Requests ×2, Checker ×2 with Chromium) on a Postgres
-// cluster of the suite's own, a toxiproxy between each service and
-// Postgres and between each Checker and the replicas it calls, a steady
-// load (chaosLoad) and a WatchEvents consumer; then one fault after
-// another. After each fault the suite waits for the system to recover and
-// checks the invariants; it prints one line per scenario.
+// AccountPool ×2, Requests ×2, Notifier ×2, Checker ×2 with Chromium) on a
+// Postgres cluster of the suite's own, a toxiproxy between each service and
+// Postgres and between each Checker and Notifier and the replicas it
+// calls, a steady load (chaosLoad), a WatchEvents consumer and a webhook
+// receiver to which the Notifier posts every SLOT_FOUND; then one fault
+// after another. After each fault the suite waits for the system to
+// recover and checks the invariants; it prints one line per scenario.
 type ChaosConfig struct {
-	// BinDir holds portalsim, accountpool, requests and checker.
+	// BinDir holds portalsim, accountpool, requests, notifier and checker.
 	BinDir string
 	// WorkDir holds the run's files: tokens, keyset, logs.
 	WorkDir    string
@@ -52,9 +54,10 @@ type ChaosConfig struct {
 // ChaosScenarios are the scenarios, best first.
 var ChaosScenarios = []string{
 	"pg-restart-fast", "pg-restart-immediate", "pg-terminate",
-	"kill-accountpool-1", "kill-accountpool-2", "kill-requests-1", "kill-requests-2", "kill-checker-1", "kill-checker-2", "kill-portalsim",
-	"stop-checker-1", "pg-latency-2s", "partition-accountpool-1", "requests-down", "portal-500", "portal-hang", "pg-max-connections",
-	"artifacts-full",
+	"kill-accountpool-1", "kill-accountpool-2", "kill-requests-1", "kill-requests-2", "kill-notifier-1", "kill-notifier-2",
+	"kill-checker-1", "kill-checker-2", "kill-portalsim",
+	"stop-checker-1", "pg-latency-2s", "partition-accountpool-1", "partition-notifier-1", "requests-down", "portal-500", "portal-hang",
+	"webhook-500", "pg-max-connections", "artifacts-full",
 }
 
 // The suite's shortened settings.
@@ -62,6 +65,10 @@ var chaosTimings = []string{
 	"POOL_COOLDOWN=1s", "POOL_QUARANTINE=5s", "POOL_BAN_QUARANTINE=5s", "POOL_MAX_LOGINS_PER_DAY=100000",
 	"REQUESTS_CHECK_INTERVAL=0s", "CHECKER_SESSION_INTERVAL=500ms", "CHECKER_LEASE_TTL=8s", "CHECKER_CLAIM_TTL=20s",
 	"MAX_CONCURRENT_MISSIONS=1",
+	// Attempts enough to outlast webhook-500 (backoff capped at 5s): a
+	// delivery of the run must end delivered, not dead.
+	"NOTIFIER_POLL_INTERVAL=250ms", "NOTIFIER_BACKOFF_BASE=500ms", "NOTIFIER_BACKOFF_MAX=5s", "NOTIFIER_MAX_ATTEMPTS=100",
+	"NOTIFIER_LEASE=8s", "NOTIFIER_WEBHOOK_TIMEOUT=5s",
 }
 
 const (
@@ -77,6 +84,12 @@ const (
 	leaseSlack = 5 * time.Second
 	// leaseGrace is AccountPool's domain.ExpiryGrace.
 	leaseGrace = 2 * time.Second
+	// notifierGrace is how long the notifier invariant waits, after the
+	// other invariants, for every SLOT_FOUND's delivery to be recorded,
+	// delivered and seen by the receiver: a delivery failed during the
+	// fault waits its backoff (at most 5s) and a delivery held by a killed
+	// replica its lease (8s).
+	notifierGrace = 30 * time.Second
 	// clockSlack is how far a service's timestamps may run ahead of the
 	// order in which its transactions commit: an RPC reads the clock as it
 	// starts, then may wait its turn on a row lock (claimers take turns on
@@ -98,7 +111,10 @@ type chaosSystem struct {
 	admin    *pgxpool.Pool // straight to the cluster
 	load     *chaosLoad
 	watcher  *eventWatcher
-	rq       rqv1.RequestsServiceClient
+	// hooks is the webhook receiver the Notifier posts every SLOT_FOUND
+	// to (one subscription for every mission).
+	hooks *HookReceiver
+	rq    rqv1.RequestsServiceClient
 	// applicant owns each scenario's slot request.
 	applicant string
 	day       int
@@ -107,10 +123,12 @@ type chaosSystem struct {
 	// artifacts-full fills.
 	artifacts string
 	mounted   bool
-	// ds and slot are the portal's state, put back when portalsim
-	// restarts (it keeps none).
-	ds   Dataset
-	slot Slot
+	// ds, slot and findSlot are the portal's state, put back when
+	// portalsim restarts (it keeps none). findSlot is always free: the
+	// load's find requests are for it.
+	ds       Dataset
+	slot     Slot
+	findSlot Slot
 }
 
 type chaosService struct {
@@ -133,7 +151,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) error {
 	if cfg.Kills <= 0 {
 		cfg.Kills = 1
 	}
-	if err := binaries(cfg.BinDir, "portalsim", "accountpool", "requests", "checker"); err != nil {
+	if err := binaries(cfg.BinDir, "portalsim", "accountpool", "requests", "notifier", "checker"); err != nil {
 		return err
 	}
 	s := &chaosSystem{cfg: cfg, out: cfg.Out, pgProxy: map[string]*faultproxy.Proxy{}, services: map[string]*chaosService{}}
@@ -148,8 +166,8 @@ func Chaos(ctx context.Context, cfg ChaosConfig) error {
 	go func() { defer wg.Done(); s.watcher.run(ctx) }()
 	defer func() { cancel(); wg.Wait() }()
 
-	fmt.Fprintf(s.out, "Chaos: portalsim, AccountPool x2, Requests x2, Checker x2 (Chromium), Postgres %s (own cluster), toxiproxy in front of Postgres and of the Checkers' services\n", filepath.Base(filepath.Dir(s.pg.bindir)))
-	fmt.Fprintf(s.out, "Load: Acquire+Release and ClaimDueMissions+ReportCheckResult, each every %s, plus a WatchEvents consumer; %d accounts; %s\n", s.load.every, chaosAccounts, strings.Join(chaosTimings, " "))
+	fmt.Fprintf(s.out, "Chaos: portalsim, AccountPool x2, Requests x2, Notifier x2, Checker x2 (Chromium), Postgres %s (own cluster), toxiproxy in front of Postgres and of the Checkers' and Notifiers' services\n", filepath.Base(filepath.Dir(s.pg.bindir)))
+	fmt.Fprintf(s.out, "Load: Acquire+Release and ClaimDueMissions+ReportCheckResult, each every %s, plus ListDeliveries on the Notifiers every %s, a request every %s for a slot the Checkers find (a SLOT_FOUND, so a webhook, each), a WatchEvents consumer; %d accounts; %s\n", s.load.every, s.load.every, s.load.findEvery, chaosAccounts, strings.Join(chaosTimings, " "))
 	fmt.Fprintf(s.out, "Machine: %d CPUs, %s\n\n", runtime.NumCPU(), loadAvg())
 	// Warm up: the load runs, the Checkers have their browsers.
 	if err := sleep(ctx, s.phase(10*time.Second)); err != nil {
@@ -166,6 +184,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) error {
 			broken = append(broken, name)
 		}
 	}
+	fmt.Fprintln(s.out, s.notifierSummary(ctx))
 	if len(broken) > 0 {
 		return fmt.Errorf("invariants broken in %s (logs in %s)", strings.Join(broken, ", "), s.sup.logDir)
 	}
@@ -200,13 +219,14 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		return err
 	}
 	s.proxies = faultproxy.NewServer()
-	ports, err := freeLoopbackAddrs(8)
+	ports, err := freeLoopbackAddrs(9)
 	if err != nil {
 		return err
 	}
 	addr := map[string]string{
 		"portalsim": ports[0], "accountpool-1": ports[1], "accountpool-2": ports[2],
 		"requests-1": ports[3], "requests-2": ports[4], "checker-1": ports[5], "checker-2": ports[6],
+		"notifier-1": ports[7], "notifier-2": ports[8],
 	}
 	common := []string{"AUTH_TOKENS_FILE=" + f.tokens, "ENCRYPTION_KEYSET_FILE=" + f.keyset, "LOG_LEVEL=info",
 		"TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=", "METRICS_ADDR=127.0.0.1:0"}
@@ -220,6 +240,24 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		s.pgProxy[name] = p
 		env := append(slices.Clone(common), "DATABASE_URL="+pgURL(p.Addr(), chaosDB), "LISTEN_ADDR="+addr[name], "HTTP_ADDR=127.0.0.1:0")
 		s.add(&chaosService{name: name, bin: strings.TrimSuffix(strings.TrimSuffix(name, "-1"), "-2"), addr: addr[name], env: env})
+	}
+	// Each Notifier reaches Postgres and "its" Requests replica through
+	// toxiproxies; it sends webhooks only (no SMTP, no Telegram, whatever
+	// the shell has).
+	for _, i := range []string{"1", "2"} {
+		name := "notifier-" + i
+		p, err := s.proxies.Start(name+"-postgres", s.pg.addr())
+		if err != nil {
+			return err
+		}
+		s.pgProxy[name] = p
+		toRequests, err := s.proxies.Start(name+"-requests", addr["requests-"+i])
+		if err != nil {
+			return err
+		}
+		s.add(&chaosService{name: name, bin: "notifier", addr: addr[name], env: append(slices.Clone(common),
+			"DATABASE_URL="+pgURL(p.Addr(), chaosDB), "LISTEN_ADDR="+addr[name], "REQUESTS_ADDR="+toRequests.Addr(),
+			"AUTH_TOKEN_FILE="+f.notifier, "NOTIFIER_SMTP_HOST=", "NOTIFIER_TELEGRAM_TOKEN_FILE=")})
 	}
 	for _, i := range []string{"1", "2"} {
 		name := "checker-" + i
@@ -245,8 +283,9 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		}
 	}
 	s.portal = &Portal{BaseURL: "http://" + addr["portalsim"], HTTP: &http.Client{Timeout: 10 * time.Second}}
-	// AccountPool and Requests migrate at start: one replica first.
-	for _, name := range []string{"portalsim", "accountpool-1", "requests-1", "accountpool-2", "requests-2"} {
+	// AccountPool, Requests and the Notifier migrate at start: one replica
+	// first.
+	for _, name := range []string{"portalsim", "accountpool-1", "requests-1", "accountpool-2", "requests-2", "notifier-1", "notifier-2"} {
 		if err := s.start(ctx, name); err != nil {
 			return err
 		}
@@ -254,7 +293,13 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 
 	var pools []apv1.AccountPoolServiceClient
 	var rqs []rqv1.RequestsServiceClient
+	var nts []notifierv1.NotifierServiceClient
 	for _, i := range []string{"1", "2"} {
+		nc, err := dialAdmin(addr["notifier-"+i], f.admin)
+		if err != nil {
+			return err
+		}
+		nts = append(nts, notifierv1.NewNotifierServiceClient(nc))
 		pc, err := dialAdmin(addr["accountpool-"+i], f.admin)
 		if err != nil {
 			return err
@@ -279,7 +324,33 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		return fmt.Errorf("an applicant for the scenarios' requests: %v", err)
 	}
 	s.applicant = resp.GetApplicants()[0].GetId()
-	s.load = &chaosLoad{pools: pools, rqs: rqs, every: 200 * time.Millisecond, reported: map[string]int{}}
+	// Every SLOT_FOUND of the run yields one webhook: one subscription for
+	// every mission, made before the Checkers start finding.
+	secret, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	if s.hooks, err = StartHookReceiver("", []byte(secret)); err != nil {
+		return err
+	}
+	var missions []string
+	for _, m := range ds.Missions {
+		missions = append(missions, m.Code)
+	}
+	if _, err := nts[0].CreateSubscription(lctx, &notifierv1.CreateSubscriptionRequest{MissionCodes: missions,
+		Kind: notifierv1.ContactKind_CONTACT_KIND_WEBHOOK, Address: s.hooks.URL(), Language: "en", WebhookSecret: secret}); err != nil {
+		return fmt.Errorf("the receiver's webhook subscription: %w", err)
+	}
+	// A slot on mission deu that never goes, and a request for its day
+	// every second: the Checkers find them as they check deu.
+	s.findSlot = Slot{Mission: "deu", Centre: "London", VisaCategory: "tourism", Date: time.Now().AddDate(0, 0, 90).Format(time.DateOnly), Time: "09:00"}
+	if err := s.portal.AddSlot(lctx, s.findSlot); err != nil {
+		return err
+	}
+	s.load = &chaosLoad{pools: pools, rqs: rqs, nts: nts, every: 200 * time.Millisecond, reported: map[string]int{},
+		find: &rqv1.CreateAppointmentRequestRequest{ApplicantId: s.applicant, MissionCode: s.findSlot.Mission, Centre: s.findSlot.Centre,
+			VisaCategory: s.findSlot.VisaCategory, EarliestDate: s.findSlot.Date, LatestDate: s.findSlot.Date},
+		findEvery: time.Second}
 	s.watcher = &eventWatcher{rqs: rqs, seen: map[int64]int{}}
 	for _, name := range []string{"checker-1", "checker-2"} {
 		if err := s.start(ctx, name); err != nil {
@@ -331,10 +402,15 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 		if err := s.portal.SetState(ctx, s.ds.Accounts, s.ds.Missions); err != nil {
 			return err
 		}
-		if s.slot.Date == "" {
-			return nil
+		for _, sl := range []Slot{s.findSlot, s.slot} {
+			if sl.Date == "" {
+				continue
+			}
+			if err := s.portal.AddSlot(ctx, sl); err != nil {
+				return err
+			}
 		}
-		return s.portal.AddSlot(ctx, s.slot)
+		return nil
 	}
 	return waitGRPC(ctx, c, svc.addr, 90*time.Second)
 }
@@ -345,6 +421,9 @@ func (s *chaosSystem) close() {
 	}
 	if s.mounted {
 		_ = exec.Command("umount", s.artifacts).Run()
+	}
+	if s.hooks != nil {
+		_ = s.hooks.Close()
 	}
 	if s.proxies != nil {
 		s.proxies.Close()
@@ -568,14 +647,21 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 			p.Heal()
 		}
 		return fmt.Sprintf("2s latency each way on every Postgres connection, %s", hold), err
-	case name == "partition-accountpool-1":
-		p := s.pgProxy["accountpool-1"]
+	case strings.HasPrefix(name, "partition-"):
+		svc := strings.TrimPrefix(name, "partition-")
+		p := s.pgProxy[svc]
 		p.Cut()
 		err := sleep(ctx, hold)
 		if err2 := p.Restore(); err2 != nil {
 			return "", err2
 		}
-		return fmt.Sprintf("accountpool-1 cut from Postgres %s", hold), err
+		return fmt.Sprintf("%s cut from Postgres %s", svc, hold), err
+	case name == "webhook-500":
+		s.hooks.SetFailing(true)
+		err := sleep(ctx, hold)
+		s.hooks.SetFailing(false)
+		_, failed := s.hooks.Accepted()
+		return fmt.Sprintf("the webhook receiver answers 500, %s (%d so far)", hold, failed), err
 	case name == "requests-down":
 		down := s.phase(time.Minute)
 		for _, n := range []string{"requests-1", "requests-2"} {
@@ -765,6 +851,7 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 		_ = sleep(ctx, 500*time.Millisecond)
 	}
 	out = append(out, slot)
+	out = append(out, s.notifierInvariant(ctx))
 	internal := invariant{name: "no-internal"}
 	if n := s.load.internals(r.faultStart); n > 0 {
 		internal.problem = fmt.Sprintf("%d INTERNAL answers", n)

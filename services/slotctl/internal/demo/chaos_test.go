@@ -12,8 +12,10 @@ import (
 
 // TestChaos is `make chaos`'s sibling in `make test`: the real binaries
 // and Chromium on a Postgres cluster of its own, through toxiproxy, under
-// load; Postgres restarted (fast, then immediate) and each service
-// SIGKILLed once. Every invariant must hold.
+// load; Postgres restarted (fast, then immediate) and AccountPool,
+// Requests, the Notifier (replica 1, which started first and so usually
+// holds the consumer lock) and the Checker SIGKILLed once. Every invariant must hold,
+// the Notifier's included: every SLOT_FOUND one webhook, delivered.
 func TestChaos(t *testing.T) {
 	t.Parallel()
 	chrome := os.Getenv("CHROME_PATH")
@@ -29,7 +31,7 @@ func TestChaos(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bin")
 	const mod = "github.com/slotwatch/slotwatch/services/"
 	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator),
-		mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+		mod+"portalsim/cmd/portalsim", mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"notifier/cmd/notifier", mod+"checker/cmd/checker")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build the services: %v\n%s", err, b)
@@ -38,13 +40,16 @@ func TestChaos(t *testing.T) {
 	err := Chaos(t.Context(), ChaosConfig{
 		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out,
 		Scenarios: []string{"pg-restart-fast", "pg-restart-immediate",
-			"kill-accountpool-1", "kill-requests-1", "kill-checker-1"},
+			"kill-accountpool-1", "kill-requests-1", "kill-notifier-1", "kill-checker-1"},
 	})
 	t.Logf("output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("Chaos: %v", err)
 	}
-	if n := strings.Count(out.String(), "recovered"); n != 5 {
-		t.Errorf("%d scenario lines say recovered, want 5", n)
+	if n := strings.Count(out.String(), "recovered"); n != 6 {
+		t.Errorf("%d scenario lines say recovered, want 6", n)
+	}
+	if n := strings.Count(out.String(), "notifier:held"); n != 6 {
+		t.Errorf("%d scenario lines say notifier:held, want 6", n)
 	}
 }

@@ -11,17 +11,27 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 )
 
 // chaosLoad is the suite's steady load: at a fixed rate, Acquire+Release
-// on AccountPool and ClaimDueMissions+ReportCheckResult on Requests, each
+// on AccountPool and ClaimDueMissions+ReportCheckResult on Requests (the
+// pairs counted in ops/s), ListDeliveries on the Notifier, and a new
+// request every findEvery for the slot the portal always has (find), which
+// the Checkers find: a steady stream of SLOT_FOUND events, each a webhook
+// (these two record their errors, for no-internal, and are not counted in
+// ops/s), each
 // call to a replica in turn, an UNAVAILABLE answer retried on the other
 // replica, as a client with both addresses would. It records each
 // completed pair, each error code, and each claim answered OK.
 type chaosLoad struct {
 	pools []apv1.AccountPoolServiceClient
 	rqs   []rqv1.RequestsServiceClient
+	nts   []notifierv1.NotifierServiceClient
+	// find is the request made every findEvery (nil: none).
+	find      *rqv1.CreateAppointmentRequestRequest
+	findEvery time.Duration
 	// every is the pause between two pairs of each kind.
 	every time.Duration
 
@@ -51,14 +61,19 @@ const (
 
 func (l *chaosLoad) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); l.loop(ctx, l.poolPair) }()
-	go func() { defer wg.Done(); l.loop(ctx, l.claimPair) }()
+	wg.Add(4)
+	go func() { defer wg.Done(); l.loop(ctx, l.every, l.poolPair) }()
+	go func() { defer wg.Done(); l.loop(ctx, l.every, l.claimPair) }()
+	go func() { defer wg.Done(); l.loop(ctx, l.every, l.listDeliveries) }()
+	go func() { defer wg.Done(); l.loop(ctx, l.findEvery, l.createFind) }()
 	wg.Wait()
 }
 
-func (l *chaosLoad) loop(ctx context.Context, pair func(ctx context.Context, i int) bool) {
-	t := time.NewTicker(l.every)
+func (l *chaosLoad) loop(ctx context.Context, every time.Duration, pair func(ctx context.Context, i int) bool) {
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for i := 0; ; i++ {
 		select {
@@ -137,6 +152,31 @@ func (l *chaosLoad) claimPair(ctx context.Context, i int) bool {
 	}
 	l.completed(&l.lastClaim)
 	return true
+}
+
+// listDeliveries reads the Notifier's log, as an operator's dashboard
+// does; it is not a pair and does not count in ops/s.
+func (l *chaosLoad) listDeliveries(ctx context.Context, i int) bool {
+	if len(l.nts) == 0 {
+		return true
+	}
+	err := l.call(ctx, "ListDeliveries", i, len(l.nts), func(ctx context.Context, r int) error {
+		_, err := l.nts[r].ListDeliveries(ctx, &notifierv1.ListDeliveriesRequest{PageSize: 5})
+		return err
+	})
+	return err == nil
+}
+
+// createFind opens the request the Checkers will find.
+func (l *chaosLoad) createFind(ctx context.Context, i int) bool {
+	if l.find == nil {
+		return true
+	}
+	err := l.call(ctx, "CreateAppointmentRequest", i, len(l.rqs), func(ctx context.Context, r int) error {
+		_, err := l.rqs[r].CreateAppointmentRequest(ctx, l.find)
+		return err
+	})
+	return err == nil
 }
 
 func (l *chaosLoad) completed(last *time.Time) {

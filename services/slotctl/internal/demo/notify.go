@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -43,7 +45,9 @@ type Hook struct {
 // HookReceiver is an HTTP server on loopback that takes the Notifier's
 // webhooks, as an operator's system would: it verifies each signature with
 // webhooksig.Verify (401 when it does not hold) and hands accepted ones to
-// Arrivals.
+// Arrivals. It counts the accepted ones per Idempotency-Key (the chaos
+// suite's record), and answers 500 to every webhook while SetFailing is
+// on (a receiver having a bad time).
 type HookReceiver struct {
 	// Arrivals has each accepted webhook; one that finds it full is dropped
 	// (the demo shows, it does not keep).
@@ -54,6 +58,27 @@ type HookReceiver struct {
 	srv    *http.Server
 	lis    net.Listener
 	secret []byte
+
+	mu       sync.Mutex
+	failing  bool
+	accepted map[string]int
+	failed   int
+}
+
+// SetFailing makes the receiver answer 500 to every webhook (on), or
+// accept them again (off).
+func (h *HookReceiver) SetFailing(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failing = on
+}
+
+// Accepted is how many times each Idempotency-Key was accepted, and how
+// many webhooks were answered 500 while failing.
+func (h *HookReceiver) Accepted() (keys map[string]int, failed int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.accepted), h.failed
 }
 
 // StartHookReceiver listens on addr ("" picks a free port on 127.0.0.1)
@@ -66,7 +91,7 @@ func StartHookReceiver(addr string, secret []byte) (*HookReceiver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook receiver: %w", err)
 	}
-	h := &HookReceiver{Arrivals: make(chan Hook, 64), Refused: make(chan error, 16), lis: lis, secret: secret}
+	h := &HookReceiver{Arrivals: make(chan Hook, 64), Refused: make(chan error, 16), lis: lis, secret: secret, accepted: map[string]int{}}
 	h.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go h.srv.Serve(lis)
 	return h, nil
@@ -101,6 +126,19 @@ func (h *HookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
+	key := req.Header.Get(webhooksig.IdempotencyHeader)
+	h.mu.Lock()
+	failing := h.failing
+	if failing {
+		h.failed++
+	} else {
+		h.accepted[key]++
+	}
+	h.mu.Unlock()
+	if failing {
+		http.Error(w, "the receiver is failing (chaos)", http.StatusInternalServerError)
+		return
+	}
 	var b struct {
 		Type       string    `json:"type"`
 		Cursor     int64     `json:"event_cursor"`
@@ -111,7 +149,7 @@ func (h *HookReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.Unmarshal(body, &b) // a body it cannot read is still accepted: the signature holds
 	select {
-	case h.Arrivals <- Hook{Received: now, Key: req.Header.Get(webhooksig.IdempotencyHeader), Type: b.Type, Cursor: b.Cursor, OccurredAt: b.OccurredAt, RequestID: b.Request.ID}:
+	case h.Arrivals <- Hook{Received: now, Key: key, Type: b.Type, Cursor: b.Cursor, OccurredAt: b.OccurredAt, RequestID: b.Request.ID}:
 	default:
 	}
 	w.WriteHeader(http.StatusNoContent)
