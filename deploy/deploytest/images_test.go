@@ -403,7 +403,7 @@ func (ct container) stop(t *testing.T) {
 
 // TestImagesRunAsTheirManifestsSay runs every image of the dev overlay the
 // way its manifest runs it: the migration Jobs to completion, then
-// portalsim, AccountPool, Requests and the Checker, each as its non-root
+// portalsim, AccountPool, Requests, the Notifier and the Checker, each as its non-root
 // user with a read-only root filesystem, only the manifest's environment
 // and writable mounts, until its readiness probe answers. The Checker then
 // finds a slot that portalsim offers, with Chromium inside its container,

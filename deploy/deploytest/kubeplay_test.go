@@ -137,7 +137,7 @@ func kubePlayYAML(t *testing.T, m *manifest, sec podSecrets, dir string) []byte 
 	return bytes.Join(docs, []byte("---\n"))
 }
 
-// TestKubePlay plays overlays/podman (overlays/dev plus hostAliases) with
+// TestKubePlay plays overlays/podman (overlays/dev on the host network) with
 // `podman kube play --network host`: the migration Jobs' containers first,
 // then every Deployment of the overlay from its rendered YAML, until each
 // answers its readiness probe; the Checker in its pod then finds a slot
