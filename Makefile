@@ -71,6 +71,15 @@ test-images: images ## Run each built image as its manifest says: non-root, read
 	$(WITH_PG) ./deploy/local/with-podman.sh env SLOTWATCH_IMAGE_TESTS=1 VERSION=$(VERSION) \
 	  $(GO) test -count=1 -timeout 30m -run '^(TestImagesRunAsTheirManifestsSay|TestStaticImagesAreSmallAndShellless)$$' -v github.com/slotwatch/slotwatch/deploy/deploytest
 
+.PHONY: kube-play
+kube-play: ## Play overlays/podman (overlays/dev + hostAliases) with podman kube play --network host; the Checker finds a portalsim slot; then kube down (build the images first: make images)
+	$(WITH_PG) ./deploy/local/with-podman.sh env SLOTWATCH_KUBE_PLAY=1 \
+	  $(GO) test -count=1 -timeout 20m -run '^TestKubePlay$$' -v github.com/slotwatch/slotwatch/deploy/deploytest
+
+.PHONY: kube-play-down
+kube-play-down: ## Remove the pods of an interrupted make kube-play (TestKubePlay removes its own)
+	@./deploy/local/with-podman.sh bash -c 'for p in portalsim accountpool requests notifier checker; do podman pod rm --force --ignore $$p-pod-0; done'
+
 .PHONY: run
 run: build tools chromium ## The main job: the whole system with demo data, sessions shown live (DEMO_ARGS=-slot-after=30s)
 	$(WITH_PG) ./deploy/local/run.sh $(DEMO_ARGS)

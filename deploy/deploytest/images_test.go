@@ -85,6 +85,11 @@ func makeSecrets(t *testing.T) podSecrets {
 		}
 		callers[r] = c
 	}
+	// The Notifier calls Requests with a reader token of its own.
+	notifier, err := auth.GenerateCaller(auth.RoleReader, "notifier")
+	if err != nil {
+		t.Fatal(err)
+	}
 	lines := func(roles ...auth.Role) string {
 		var b strings.Builder
 		for _, r := range roles {
@@ -102,15 +107,17 @@ func makeSecrets(t *testing.T) podSecrets {
 	// One database per service, as with one role per service in
 	// production: each migrates its own schema.
 	s := podSecrets{values: map[string]map[string]string{
-		"slotwatch-postgres": {"accountpool-url": pgtest.NewURL(t), "requests-url": pgtest.NewURL(t)},
-		"slotwatch-keysets":  {"accountpool-keyset.json": keyset(), "requests-keyset.json": keyset()},
+		"slotwatch-postgres": {"accountpool-url": pgtest.NewURL(t), "requests-url": pgtest.NewURL(t), "notifier-url": pgtest.NewURL(t)},
+		"slotwatch-keysets":  {"accountpool-keyset.json": keyset(), "requests-keyset.json": keyset(), "notifier-keyset.json": keyset()},
 		"slotwatch-auth": {
 			"accountpool-tokens": lines(auth.RoleChecker, auth.RoleAdmin, auth.RoleReader),
-			"requests-tokens":    lines(auth.RoleChecker, auth.RoleAdmin, auth.RoleReader),
+			"requests-tokens":    lines(auth.RoleChecker, auth.RoleAdmin, auth.RoleReader) + notifier.Line() + "\n",
+			"notifier-tokens":    lines(auth.RoleAdmin, auth.RoleReader),
 			"checker-tokens":     lines(auth.RoleAdmin, auth.RoleReader),
 		},
-		"slotwatch-checker-token": {"token": callers[auth.RoleChecker].Token},
-		"slotwatch-admin-token":   {"token": callers[auth.RoleAdmin].Token},
+		"slotwatch-checker-token":  {"token": callers[auth.RoleChecker].Token},
+		"slotwatch-notifier-token": {"token": notifier.Token},
+		"slotwatch-admin-token":    {"token": callers[auth.RoleAdmin].Token},
 	}}
 	s.adminToken = filepath.Join(t.TempDir(), "admin-token")
 	if err := os.WriteFile(s.adminToken, []byte(callers[auth.RoleAdmin].Token+"\n"), 0o600); err != nil {
@@ -133,7 +140,7 @@ func makeSecrets(t *testing.T) podSecrets {
 
 // hostAliases are the names a pod reaches the others by (the Services),
 // all on this host: the containers share its network.
-var hostAliases = []string{"accountpool", "requests", "checker", "portalsim"}
+var hostAliases = []string{"accountpool", "requests", "checker", "notifier", "portalsim"}
 
 // runArgs are the arguments of `podman run` that give container c of pod
 // spec ps what a kubelet would: its user, a read-only root filesystem
@@ -396,7 +403,7 @@ func (ct container) stop(t *testing.T) {
 
 // TestImagesRunAsTheirManifestsSay runs every image of the dev overlay the
 // way its manifest runs it: the migration Jobs to completion, then
-// portalsim, AccountPool, Requests and the Checker, each as its non-root
+// portalsim, AccountPool, Requests, the Notifier and the Checker, each as its non-root
 // user with a read-only root filesystem, only the manifest's environment
 // and writable mounts, until its readiness probe answers. The Checker then
 // finds a slot that portalsim offers, with Chromium inside its container,
@@ -405,21 +412,9 @@ func TestImagesRunAsTheirManifestsSay(t *testing.T) {
 	needImages(t)
 	m := build(t, "overlays/dev")
 	sec := makeSecrets(t)
-	for _, name := range []string{"accountpool-migrate", "requests-migrate"} {
-		j := m.jobs[name]
-		if j == nil {
-			t.Fatalf("no Job %s in overlays/dev", name)
-		}
-		ps := &j.Spec.Template.Spec
-		ct := start(t, m, ps, ps.Containers[0], sec, "deploytest-"+name)
-		code := mustPodman(t, "wait", ct.name)
-		if code != "0" {
-			logs, _ := podman(context.Background(), "logs", ct.name)
-			t.Fatalf("Job %s exited %s\n%s", name, code, logs)
-		}
-	}
+	runMigrations(t, m, sec)
 
-	order := []string{"portalsim", "accountpool", "requests", "checker"}
+	order := []string{"portalsim", "accountpool", "requests", "notifier", "checker"}
 	if names := slices.Sorted(func(yield func(string) bool) {
 		for n := range m.deployments {
 			if !yield(n) {
@@ -449,6 +444,25 @@ func TestImagesRunAsTheirManifestsSay(t *testing.T) {
 
 	for _, name := range slices.Backward(order) {
 		running[name].stop(t)
+	}
+}
+
+// runMigrations runs the migration Jobs' containers to completion, as
+// the images' own commands, in the order a deploy needs them.
+func runMigrations(t *testing.T, m *manifest, sec podSecrets) {
+	t.Helper()
+	for _, name := range []string{"accountpool-migrate", "requests-migrate", "notifier-migrate"} {
+		j := m.jobs[name]
+		if j == nil {
+			t.Fatalf("no Job %s in %s", name, m.dir)
+		}
+		ps := &j.Spec.Template.Spec
+		ct := start(t, m, ps, ps.Containers[0], sec, "deploytest-"+name)
+		code := mustPodman(t, "wait", ct.name)
+		if code != "0" {
+			logs, _ := podman(context.Background(), "logs", ct.name)
+			t.Fatalf("Job %s exited %s\n%s", name, code, logs)
+		}
 	}
 }
 

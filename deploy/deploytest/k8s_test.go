@@ -22,6 +22,7 @@ var kustomizations = []string{
 	"base",
 	"overlays/dev",
 	"overlays/prod",
+	"overlays/podman", // make kube-play only: overlays/dev for podman on one machine
 	"ops/migrate-down/accountpool",
 	"ops/migrate-down/requests",
 	"ops/slotctl",
