@@ -89,3 +89,15 @@ func holdsNUL(doc any) bool {
 	}
 	return false
 }
+
+// Args reads a List request's page_size and page_token: the size (as Size)
+// and the position the token holds, nil for the first page (no token).
+func Args[P any](v *apirule.FieldErrors, size int32, token string) (int, *P) {
+	n := Size(v, "page_size", size)
+	if token == "" {
+		return n, nil
+	}
+	var pos P
+	Decode(v, "page_token", token, &pos)
+	return n, &pos
+}

@@ -76,16 +76,6 @@ func targetInput(kind notifierv1.ContactKind, address, language, secret string) 
 	return domain.TargetInput{Kind: kinds[kind], Address: address, Language: language, WebhookSecret: secret}
 }
 
-func listArgs(v *apirule.FieldErrors, size int32, token string) (int, *store.Position) {
-	n := page.Size(v, "page_size", size)
-	if token == "" {
-		return n, nil
-	}
-	var pos store.Position
-	page.Decode(v, "page_token", token, &pos)
-	return n, &pos
-}
-
 // CreateContact adds a contact.
 func (s *Server) CreateContact(ctx context.Context, req *notifierv1.CreateContactRequest) (*notifierv1.CreateContactResponse, error) {
 	var v apirule.FieldErrors
@@ -118,7 +108,7 @@ func (s *Server) GetContact(ctx context.Context, req *notifierv1.GetContactReque
 // ListContacts pages contacts.
 func (s *Server) ListContacts(ctx context.Context, req *notifierv1.ListContactsRequest) (*notifierv1.ListContactsResponse, error) {
 	var v apirule.FieldErrors
-	n, pos := listArgs(&v, req.GetPageSize(), req.GetPageToken())
+	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	var applicant uuid.UUID
 	if req.GetApplicantId() != "" {
 		applicant = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
@@ -205,7 +195,7 @@ func (s *Server) GetSubscription(ctx context.Context, req *notifierv1.GetSubscri
 // ListSubscriptions pages subscriptions.
 func (s *Server) ListSubscriptions(ctx context.Context, req *notifierv1.ListSubscriptionsRequest) (*notifierv1.ListSubscriptionsResponse, error) {
 	var v apirule.FieldErrors
-	n, pos := listArgs(&v, req.GetPageSize(), req.GetPageToken())
+	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	if req.GetMissionCode() != "" {
 		v.MissionCode("mission_code", req.GetMissionCode())
 	}

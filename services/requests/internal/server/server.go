@@ -128,21 +128,11 @@ func (s *Server) GetApplicant(ctx context.Context, req *requestsv1.GetApplicantR
 	return &requestsv1.GetApplicantResponse{Applicant: applicantToProto(ap, true)}, nil
 }
 
-func pageArgs(v *apirule.FieldErrors, size int32, token string) (int, *store.Position) {
-	n := page.Size(v, "page_size", size)
-	if token == "" {
-		return n, nil
-	}
-	var pos store.Position
-	page.Decode(v, "page_token", token, &pos)
-	return n, &pos
-}
-
 // ListApplicants pages applicants without passport numbers, all of them or
 // those with the given ids.
 func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
 	var v apirule.FieldErrors
-	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
+	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	var ids []uuid.UUID
 	if len(req.GetIds()) > page.MaxSize {
 		v.Add("ids", "at most %d ids, got %d", page.MaxSize, len(req.GetIds()))
@@ -260,7 +250,7 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 	if req.GetApplicantId() != "" {
 		f.ApplicantID = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
 	}
-	n, pos := pageArgs(&v, req.GetPageSize(), req.GetPageToken())
+	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ListAppointmentRequests", err)
 	}
