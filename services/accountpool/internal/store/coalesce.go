@@ -276,25 +276,15 @@ type releaseAnswer struct {
 func (s *Store) releaseFast(ctx context.Context, cfg domain.Config, p ReleaseParams, g grantedLease) (Released, *sessionWrite, bool, error) {
 	rel := Released{MissionCode: g.mission}
 	a := g.account
-	now := p.Now
-	if a.UpdatedAt.After(now) {
-		now = a.UpdatedAt
-	}
-	var sess *sessionWrite
-	if p.Session != nil {
-		sess = &sessionWrite{leasedAt: *a.LastUsedAt}
-		if p.Session.Seal != nil {
-			ct, err := p.Session.Seal(a.ID)
-			if err != nil {
-				return rel, nil, false, fmt.Errorf("seal session state: %w", err)
-			}
-			sess.ct, sess.expiresAt = ct, &p.Session.ExpiresAt
-		}
-	}
-	rel.Account = domain.RestAtLeast(cfg.ApplyOutcome(a, p.Outcome, now), p.RetryAfter, now)
-	answer, err := json.Marshal(rel.Account)
+	sess, err := sealReleasedSession(p, a.ID, *a.LastUsedAt)
 	if err != nil {
-		return rel, sess, false, fmt.Errorf("encode release answer: %w", err)
+		return rel, nil, false, err
+	}
+	var now time.Time
+	var answer []byte
+	rel.Account, now, answer, err = releasedAccount(cfg, a, p)
+	if err != nil {
+		return rel, sess, false, err
 	}
 	res, err := s.releases.do(ctx, fastRelease{
 		account: rel.Account, version: g.version, leaseID: p.LeaseID, outcome: p.Outcome, detail: p.Detail,
@@ -304,6 +294,40 @@ func (s *Store) releaseFast(ctx context.Context, cfg domain.Config, p ReleasePar
 		err = res.err
 	}
 	return rel, sess, res.ended, err
+}
+
+// releasedAccount is what a Release makes of the leased row a: the time it
+// takes effect (no earlier than the row's last change), the account after
+// the outcome rule and the portal's Retry-After, and that account as the
+// stored answer a retried Release gets.
+func releasedAccount(cfg domain.Config, a domain.Account, p ReleaseParams) (domain.Account, time.Time, []byte, error) {
+	now := p.Now
+	if a.UpdatedAt.After(now) {
+		now = a.UpdatedAt
+	}
+	after := domain.RestAtLeast(cfg.ApplyOutcome(a, p.Outcome, now), p.RetryAfter, now)
+	answer, err := json.Marshal(after)
+	if err != nil {
+		return after, now, nil, fmt.Errorf("encode release answer: %w", err)
+	}
+	return after, now, answer, nil
+}
+
+// sealReleasedSession is the session write a Release asks for (nil: none),
+// its state sealed for account id.
+func sealReleasedSession(p ReleaseParams, id int64, leasedAt time.Time) (*sessionWrite, error) {
+	if p.Session == nil {
+		return nil, nil
+	}
+	sess := &sessionWrite{leasedAt: leasedAt}
+	if p.Session.Seal != nil {
+		ct, err := p.Session.Seal(id)
+		if err != nil {
+			return nil, fmt.Errorf("seal session state: %w", err)
+		}
+		sess.ct, sess.expiresAt = ct, &p.Session.ExpiresAt
+	}
+	return sess, nil
 }
 
 // releaseSQL is endLease for N leases given as arrays; it wakes waiting

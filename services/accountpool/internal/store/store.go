@@ -410,23 +410,14 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 		case a.LeaseID != p.LeaseID || a.LeaseExpiresAt == nil || !a.LeaseExpiresAt.After(p.Now):
 			return rel, &domain.LeaseNotHeldError{Reason: "lease expired"}
 		}
-		// Likewise a release is no earlier than the row's last change.
-		now := p.Now
-		if a.UpdatedAt.After(now) {
-			now = a.UpdatedAt
-		}
-		if p.Session != nil && sess == nil {
-			sess = &sessionWrite{leasedAt: acquired}
-			if p.Session.Seal != nil {
-				if sess.ct, err = p.Session.Seal(a.ID); err != nil {
-					return rel, fmt.Errorf("seal session state: %w", err)
-				}
-				sess.expiresAt = &p.Session.ExpiresAt
+		if sess == nil {
+			if sess, err = sealReleasedSession(p, a.ID, acquired); err != nil {
+				return rel, err
 			}
 		}
-		rel.Account = domain.RestAtLeast(cfg.ApplyOutcome(a, p.Outcome, now), p.RetryAfter, now)
-		if answer, err = json.Marshal(rel.Account); err != nil {
-			return rel, fmt.Errorf("encode release answer: %w", err)
+		var now time.Time
+		if rel.Account, now, answer, err = releasedAccount(cfg, a, p); err != nil {
+			return rel, err
 		}
 		ended, err := endLease(ctx, s.db, rel.Account, version, p.LeaseID, p.Outcome, p.Detail, p.RequestIDs, now, answer, p.LoggedIn, sess)
 		if err != nil || ended {
