@@ -58,21 +58,30 @@ func TestStreamsPerConnectionAreCapped(t *testing.T) {
 	const streams = 5000
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// giveUp is closed once the cap's worth of streams are open: the
+	// streams still waiting then give up. Waiting for the count, not for a
+	// clock, keeps a loaded machine from failing the test: a stream
+	// within the cap opens however late it is scheduled.
+	giveUp := make(chan struct{})
 	var opened, blocked atomic.Int64
 	var decided sync.WaitGroup
 	decided.Add(streams)
 	for range streams {
 		go func() {
-			// A stream that has not opened after a while gives up; one
-			// that opened stays open until the test ends.
+			// A stream that has not opened by giveUp gives up; one that
+			// opened stays open until the test ends.
 			sctx, scancel := context.WithCancel(ctx)
+			defer scancel()
 			var open atomic.Bool
-			giveUp := time.AfterFunc(3*time.Second, func() {
-				if !open.Load() {
-					scancel()
+			go func() {
+				select {
+				case <-giveUp:
+					if !open.Load() {
+						scancel()
+					}
+				case <-sctx.Done():
 				}
-			})
-			defer giveUp.Stop()
+			}()
 			w, err := healthpb.NewHealthClient(conn).Watch(sctx, &healthpb.HealthCheckRequest{})
 			if err == nil {
 				_, err = w.Recv()
@@ -80,16 +89,26 @@ func TestStreamsPerConnectionAreCapped(t *testing.T) {
 			if err != nil {
 				blocked.Add(1)
 				decided.Done()
-				scancel()
 				return
 			}
 			open.Store(true)
 			opened.Add(1)
 			decided.Done()
 			<-sctx.Done()
-			scancel()
 		}()
 	}
+	// A server with a lower cap never gets there: give up after a
+	// minute, and the count below says what opened.
+	patience := time.After(time.Minute)
+wait:
+	for opened.Load() < grpcserver.DefaultMaxConcurrentStreams && blocked.Load() < streams {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-patience:
+			break wait
+		}
+	}
+	close(giveUp)
 	decided.Wait()
 	if got := opened.Load(); got != grpcserver.DefaultMaxConcurrentStreams {
 		t.Errorf("%d streams opened on one connection, want %d (the cap)", got, grpcserver.DefaultMaxConcurrentStreams)
