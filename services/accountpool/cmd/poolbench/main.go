@@ -80,8 +80,11 @@ type result struct {
 	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
 	releases []time.Duration
-	// batch is the mean calls per Acquire and per Release statement.
-	batch string
+	// batch is the mean calls per Acquire and per Release statement, and
+	// stmt their mean time.
+	batch, stmt string
+	// pgCPU is the CPU time of the Postgres server's processes.
+	pgCPU time.Duration
 	// River's figures (riverbench's JSON): its rate, and the time from a
 	// worker's return to the completion committed as "release".
 	river *riverResult
@@ -206,8 +209,8 @@ func run() error {
 		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %10s\n",
-		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "batch a/r")
+	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %9s %10s %13s\n",
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "batch a/r", "stmt ms a/r")
 
 	modes := []struct {
 		name string
@@ -247,9 +250,10 @@ func run() error {
 			for r := 1; r <= *rounds; r++ {
 				got := map[string]result{}
 				for _, m := range modes {
-					before := st.BatchStats()
+					before, pg0 := st.BatchStats(), postgresCPU(ctx, db)
 					res := measure(clients, *duration, m.pair)
-					res.batch = meanBatches(before, st.BatchStats())
+					res.batch, res.stmt = meanBatches(before, st.BatchStats())
+					res.pgCPU = cpuSince(pg0, postgresCPU(ctx, db))
 					got[m.name] = res
 					row(size, clients, r, m.name, res)
 				}
@@ -353,7 +357,7 @@ func serve(ctx context.Context, st *store.Store, keys *secrets.Keyset, cfg domai
 }
 
 func row(size, clients, round int, mode string, r result) {
-	acq50, acq99, rel50, rel99, cpu := "", "", "", "", ""
+	acq50, acq99, rel50, rel99, cpu, pgCPU := "", "", "", "", "", "-"
 	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 	if r.river != nil {
 		acq50, acq99, cpu = "-", "-", "-"
@@ -362,18 +366,69 @@ func row(size, clients, round int, mode string, r result) {
 		acq50, acq99 = us(pct(r.acquires, 0.5)), us(pct(r.acquires, 0.99))
 		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
 		cpu = us(r.cpu / time.Duration(max(1, r.pairs)))
+		if r.pgCPU > 0 {
+			pgCPU = us(r.pgCPU / time.Duration(max(1, r.pairs)))
+		}
 	}
-	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
+	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %9s %10s %13s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, pgCPU, r.batch, r.stmt)
 }
 
 // meanBatches is the mean calls per Acquire and per Release batch between
-// two BatchStats, "-" for none.
-func meanBatches(a, b store.BatchStats) string {
-	if b.AcquireBatches == a.AcquireBatches || b.ReleaseBatches == a.ReleaseBatches {
-		return "-"
+// two BatchStats, and the mean time of their statements; "-" for none.
+func meanBatches(a, b store.BatchStats) (calls, stmt string) {
+	na, nr := b.AcquireBatches-a.AcquireBatches, b.ReleaseBatches-a.ReleaseBatches
+	if na == 0 || nr == 0 {
+		return "-", "-"
 	}
-	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(b.AcquireBatches-a.AcquireBatches),
-		float64(b.ReleaseCalls-a.ReleaseCalls)/float64(b.ReleaseBatches-a.ReleaseBatches))
+	ms := func(d time.Duration, n int64) float64 { return float64(d) / float64(n) / float64(time.Millisecond) }
+	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(na), float64(b.ReleaseCalls-a.ReleaseCalls)/float64(nr)),
+		fmt.Sprintf("%.2f/%.2f", ms(b.AcquireBusy-a.AcquireBusy, na), ms(b.ReleaseBusy-a.ReleaseBusy, nr))
+}
+
+// postgresCPU is the CPU time used so far by each server process that
+// pg_stat_activity lists (the backends, the WAL writer, the checkpointer
+// and the like), read from /proc; nil unless the server runs on this
+// machine (each pid a process named postgres).
+func postgresCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration {
+	rows, err := db.Query(ctx, `SELECT pid FROM pg_stat_activity`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int32]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
+			return nil
+		}
+		// utime and stime, in clock ticks (1/100 s on Linux), are the
+		// 12th and 13th fields after the command name.
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return nil
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// cpuSince is the CPU the processes of now used since then (all of it for
+// a process started since; a process that ended in between is left out).
+func cpuSince(then, now map[int32]time.Duration) time.Duration {
+	if then == nil || now == nil {
+		return 0
+	}
+	var d time.Duration
+	for pid, t := range now {
+		d += t - then[pid]
+	}
+	return d
 }
 
 // printServer prints the Postgres settings that decide commit cost.

@@ -26,8 +26,8 @@ type batcher[Req, Res any] struct {
 	running bool
 
 	// batches and calls count the statements run and the calls they
-	// served.
-	batches, calls atomic.Int64
+	// served; busy is the time the batches took, in nanoseconds.
+	batches, calls, busy atomic.Int64
 }
 
 // call is one caller's place in a batch.
@@ -101,7 +101,9 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 		b.batches.Add(1)
 		b.calls.Add(int64(len(calls)))
 		runCtx, cancel := context.WithTimeout(ctx, batchTimeout)
+		started := time.Now()
 		answers := b.run(runCtx, reqs)
+		b.busy.Add(int64(time.Since(started)))
 		cancel()
 		for i, c := range calls {
 			if c.state.CompareAndSwap(callWaiting, callAnswered) {
@@ -121,9 +123,12 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 	}
 }
 
-// BatchStats counts the batches a Store ran and the calls they served.
+// BatchStats counts the batches a Store ran and the calls they served,
+// and the time their statements took (from the first byte sent to the
+// last answer read, in this process).
 type BatchStats struct {
 	AcquireBatches, AcquireCalls, ReleaseBatches, ReleaseCalls int64
+	AcquireBusy, ReleaseBusy                                   time.Duration
 }
 
 // BatchStats returns the counts so far; zero without WithBatching.
@@ -134,5 +139,6 @@ func (s *Store) BatchStats() BatchStats {
 	return BatchStats{
 		AcquireBatches: s.acquires.batches.Load(), AcquireCalls: s.acquires.calls.Load(),
 		ReleaseBatches: s.releases.batches.Load(), ReleaseCalls: s.releases.calls.Load(),
+		AcquireBusy: time.Duration(s.acquires.busy.Load()), ReleaseBusy: time.Duration(s.releases.busy.Load()),
 	}
 }
