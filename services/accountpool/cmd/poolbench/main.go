@@ -80,8 +80,8 @@ type result struct {
 	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
 	releases []time.Duration
-	// batch is the mean calls per Acquire and per Release statement, and
-	// stmt their mean time.
+	// batch is the mean Acquires and Releases per batch, and stmt a
+	// batch's mean time.
 	batch, stmt string
 	// pgCPU is the CPU time of the Postgres server's processes.
 	pgCPU time.Duration
@@ -210,7 +210,7 @@ func run() error {
 	printServer(ctx, db)
 	fmt.Println()
 	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %9s %10s %13s\n",
-		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "batch a/r", "stmt ms a/r")
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "batch a/r", "ms/batch")
 
 	modes := []struct {
 		name string
@@ -373,16 +373,16 @@ func row(size, clients, round int, mode string, r result) {
 	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %9s %10s %13s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, pgCPU, r.batch, r.stmt)
 }
 
-// meanBatches is the mean calls per Acquire and per Release batch between
-// two BatchStats, and the mean time of their statements; "-" for none.
-func meanBatches(a, b store.BatchStats) (calls, stmt string) {
-	na, nr := b.AcquireBatches-a.AcquireBatches, b.ReleaseBatches-a.ReleaseBatches
-	if na == 0 || nr == 0 {
+// meanBatches is the mean Acquires and Releases per batch that had
+// Acquires and Releases in it between two BatchStats, and the mean time of
+// a batch (its transaction); "-" for none.
+func meanBatches(a, b store.BatchStats) (calls, took string) {
+	na, nr, n := b.AcquireBatches-a.AcquireBatches, b.ReleaseBatches-a.ReleaseBatches, b.Batches-a.Batches
+	if na == 0 || nr == 0 || n == 0 {
 		return "-", "-"
 	}
-	ms := func(d time.Duration, n int64) float64 { return float64(d) / float64(n) / float64(time.Millisecond) }
 	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(na), float64(b.ReleaseCalls-a.ReleaseCalls)/float64(nr)),
-		fmt.Sprintf("%.2f/%.2f", ms(b.AcquireBusy-a.AcquireBusy, na), ms(b.ReleaseBusy-a.ReleaseBusy, nr))
+		fmt.Sprintf("%.2f", float64(b.Busy-a.Busy)/float64(n)/float64(time.Millisecond))
 }
 
 // postgresCPU is the CPU time used so far by each server process that

@@ -123,22 +123,24 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 	}
 }
 
-// BatchStats counts the batches a Store ran and the calls they served,
-// and the time their statements took (from the first byte sent to the
-// last answer read, in this process).
+// BatchStats counts the batches a Store ran: those with Acquires and
+// with Releases in them (a batch may have both) and the calls of each kind
+// they served; Batches and Busy are all the batches and the time they took
+// (from the first byte sent to the commit's answer, in this process).
 type BatchStats struct {
 	AcquireBatches, AcquireCalls, ReleaseBatches, ReleaseCalls int64
-	AcquireBusy, ReleaseBusy                                   time.Duration
+	Batches                                                    int64
+	Busy                                                       time.Duration
 }
 
 // BatchStats returns the counts so far; zero without WithBatching.
 func (s *Store) BatchStats() BatchStats {
-	if s.acquires == nil {
+	if s.batch == nil {
 		return BatchStats{}
 	}
 	return BatchStats{
-		AcquireBatches: s.acquires.batches.Load(), AcquireCalls: s.acquires.calls.Load(),
-		ReleaseBatches: s.releases.batches.Load(), ReleaseCalls: s.releases.calls.Load(),
-		AcquireBusy: time.Duration(s.acquires.busy.Load()), ReleaseBusy: time.Duration(s.releases.busy.Load()),
+		AcquireBatches: s.counts.acquireBatches.Load(), AcquireCalls: s.counts.acquireCalls.Load(),
+		ReleaseBatches: s.counts.releaseBatches.Load(), ReleaseCalls: s.counts.releaseCalls.Load(),
+		Batches: s.batch.batches.Load(), Busy: time.Duration(s.batch.busy.Load()),
 	}
 }
