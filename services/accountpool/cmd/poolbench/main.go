@@ -109,6 +109,9 @@ func pct(d []time.Duration, p float64) time.Duration {
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
 	if len(s)%2 == 0 {
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
@@ -136,6 +139,8 @@ func run() error {
 	wakes := flag.Int("wakes", 50, "cross-replica wake-ups to time")
 	unbatched := flag.Bool("unbatched", true, "also run gRPC and direct with POOL_BATCHING=false (modes gRPC-off, direct-off)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write the allocations of the whole run (pprof allocs) to this file")
+	only := flag.String("only", "", "run only this mode (gRPC, direct, bare, gRPC-off, direct-off, River), to profile it")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -147,6 +152,14 @@ func run() error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	sizes, err := ints("sizes", *sizesFlag)
 	if err != nil {
@@ -250,6 +263,9 @@ func run() error {
 			for r := 1; r <= *rounds; r++ {
 				got := map[string]result{}
 				for _, m := range modes {
+					if *only != "" && m.name != *only {
+						continue
+					}
 					before, pg0 := st.BatchStats(), postgresCPU(ctx, db)
 					res := measure(clients, *duration, m.pair)
 					res.batch, res.stmt = meanBatches(before, st.BatchStats())
@@ -257,7 +273,7 @@ func run() error {
 					got[m.name] = res
 					row(size, clients, r, m.name, res)
 				}
-				if *riverBin != "" {
+				if *riverBin != "" && (*only == "" || *only == "River") {
 					rr, err := riverRound(ctx, *riverBin, riverURL, clients, *duration, size)
 					if err != nil {
 						return err
@@ -295,6 +311,7 @@ func run() error {
 	for _, l := range summary {
 		fmt.Println(l)
 	}
+	printHOT(ctx, db)
 	for _, batched := range []bool{true, false} {
 		if !batched && !*unbatched {
 			continue
@@ -429,6 +446,25 @@ func cpuSince(then, now map[int32]time.Duration) time.Duration {
 		d += t - then[pid]
 	}
 	return d
+}
+
+// printHOT prints how many of the row updates of the rounds so far were
+// HOT (heap-only: no new index entries), per table.
+func printHOT(ctx context.Context, db *pgxpool.Pool) {
+	time.Sleep(time.Second) // the backends report their counts within a second
+	rows, err := db.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+		WHERE schemaname = 'accountpool' AND relname IN ('accounts', 'usage_log') ORDER BY relname`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var upd, hot int64
+		if rows.Scan(&name, &upd, &hot) == nil {
+			fmt.Printf("%s: %d row updates, %d HOT (%.0f%%)\n", name, upd, hot, 100*float64(hot)/float64(max(upd, 1)))
+		}
+	}
 }
 
 // printServer prints the Postgres settings that decide commit cost.
