@@ -377,8 +377,12 @@ func row(size, clients, round int, mode string, r result) {
 	acq50, acq99, rel50, rel99, cpu, pgCPU := "", "", "", "", "", "-"
 	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 	if r.river != nil {
-		acq50, acq99, cpu = "-", "-", "-"
+		acq50, acq99 = "-", "-"
 		rel50, rel99 = us(time.Duration(r.river.CompleteP50)*time.Microsecond), us(time.Duration(r.river.CompleteP99)*time.Microsecond)
+		cpu = us(time.Duration(r.river.CPUPerJob) * time.Microsecond)
+		if r.river.PGCPUPerJob > 0 {
+			pgCPU = us(time.Duration(r.river.PGCPUPerJob) * time.Microsecond)
+		}
 	} else {
 		acq50, acq99 = us(pct(r.acquires, 0.5)), us(pct(r.acquires, 0.99))
 		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
@@ -524,6 +528,8 @@ type riverResult struct {
 	JobsPerS    float64 `json:"jobs_per_s"`
 	CompleteP50 int64   `json:"complete_p50_us"`
 	CompleteP99 int64   `json:"complete_p99_us"`
+	CPUPerJob   int64   `json:"cpu_per_job_us"`
+	PGCPUPerJob int64   `json:"pg_cpu_per_job_us"`
 }
 
 // riverRound runs riverbench once and reads its JSON line.
