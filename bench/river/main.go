@@ -10,10 +10,14 @@
 // compared with) and enough available jobs for the run; -clients workers
 // (River's MaxWorkers) work them with a no-op worker, FetchCooldown at its
 // minimum (1 ms). The rate is the jobs whose completion committed during
-// the measured window (two counts in river_job). It prints one JSON line.
+// the measured window (two counts in river_job), and the CPU per job is
+// this process's and, for a server on this machine, that of the Postgres
+// processes serving this database, over the window. It prints one JSON
+// line.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,8 +27,12 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -45,6 +53,11 @@ type Result struct {
 	JobsPerS    float64 `json:"jobs_per_s"`
 	CompleteP50 int64   `json:"complete_p50_us"`
 	CompleteP99 int64   `json:"complete_p99_us"`
+	// CPUPerJob is this process's CPU time per job in the window,
+	// PGCPUPerJob the Postgres backends' (0 unless the server runs on
+	// this machine), in microseconds.
+	CPUPerJob   int64 `json:"cpu_per_job_us"`
+	PGCPUPerJob int64 `json:"pg_cpu_per_job_us"`
 }
 
 type noopArgs struct{}
@@ -143,13 +156,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
+	t0, cpu0, pg0 := time.Now(), processCPU(), backendCPU(ctx, db)
 	time.Sleep(*duration)
 	n1, err := completed()
 	if err != nil {
 		return err
 	}
-	elapsed := time.Since(t0)
+	elapsed, cpu, pg := time.Since(t0), processCPU()-cpu0, cpuSince(pg0, backendCPU(ctx, db))
 	var left int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'available'`).Scan(&left); err != nil {
 		return err
@@ -169,6 +182,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		Jobs: n1 - n0, Seconds: elapsed.Seconds(), JobsPerS: float64(n1-n0) / elapsed.Seconds(),
 		CompleteP50: pct(complete, 0.5).Microseconds(), CompleteP99: pct(complete, 0.99).Microseconds(),
 	}
+	jobs := int64(max(1, n1-n0))
+	r.CPUPerJob, r.PGCPUPerJob = cpu.Microseconds()/jobs, pg.Microseconds()/jobs
 	return json.NewEncoder(out).Encode(r)
 }
 
@@ -178,4 +193,57 @@ func pct(d []time.Duration, p float64) time.Duration {
 	}
 	slices.Sort(d)
 	return d[min(len(d)-1, int(p*float64(len(d))))]
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU is the CPU time used so far by each Postgres process serving
+// this database, read from /proc (as poolbench reads its own); nil unless
+// the server runs on this machine.
+func backendCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration {
+	rows, err := db.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int32]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
+			return nil
+		}
+		// utime and stime, in clock ticks (1/100 s on Linux), are the
+		// 12th and 13th fields after the command name.
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return nil
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// cpuSince is the CPU the processes of now used since then (a process that
+// ended in between is left out).
+func cpuSince(then, now map[int32]time.Duration) time.Duration {
+	if then == nil || now == nil {
+		return 0
+	}
+	var d time.Duration
+	for pid, t := range now {
+		d += t - then[pid]
+	}
+	return d
 }

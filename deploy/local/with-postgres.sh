@@ -7,6 +7,12 @@
 # apt-get if no server binaries are found), started on 127.0.0.1:$SLOTWATCH_PG_PORT
 # (default 55432) if it is not running, and stopped again when CMD ends, but
 # only if this script started it.
+#
+# SLOTWATCH_PG_DURABLE=1 uses another cluster, .data/pg-durable, with
+# Postgres's durable defaults (fsync, synchronous_commit and
+# full_page_writes on), for benchmarks that must pay for commits as
+# production does (docs/BENCHMARKS.md); give it its own SLOTWATCH_PG_PORT
+# when the usual cluster runs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,7 +45,10 @@ bindir=$(find_bindir) || {
 # initdb and postgres refuse to run as root: run them as the postgres user,
 # with a data directory that user can reach.
 as_pg=()
-datadir=$root/.data/pg
+durable=${SLOTWATCH_PG_DURABLE:-}
+name=pg
+[[ -z $durable || $durable == 0 ]] || name=pg-durable
+datadir=$root/.data/$name
 if [[ $(id -u) -eq 0 ]]; then
   as_pg=(runuser -u postgres --)
   mkdir -p "$root/.data"
@@ -49,8 +58,8 @@ if [[ $(id -u) -eq 0 ]]; then
     outside=/var/tmp/slotwatch-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)
     mkdir -p "$outside"
     chown postgres:postgres "$outside"
-    [[ -L $datadir ]] || { rm -rf "$datadir"; ln -s "$outside/pg" "$datadir"; }
-    datadir=$outside/pg
+    [[ -L $datadir ]] || { rm -rf "$datadir"; ln -s "$outside/$name" "$datadir"; }
+    datadir=$outside/$name
   fi
 fi
 
@@ -62,17 +71,17 @@ if [[ ! -f $datadir/PG_VERSION ]]; then
   [[ $(id -u) -ne 0 ]] || chown postgres:postgres "$datadir"
   chmod 700 "$datadir"
   pgrun "$bindir/initdb" -D "$datadir" -U postgres -A trust -E UTF8 --no-sync >/dev/null
-  # A throwaway cluster for development and tests: durability is traded for
-  # speed, and only loopback TCP is used.
+  # A throwaway cluster for development and tests: only loopback TCP is
+  # used, and durability is traded for speed unless SLOTWATCH_PG_DURABLE.
   cat <<CONF | pgrun tee -a "$datadir/postgresql.conf" >/dev/null
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
+  if [[ $name == pg ]]; then
+    printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' | pgrun tee -a "$datadir/postgresql.conf" >/dev/null
+  fi
 fi
 
 url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"

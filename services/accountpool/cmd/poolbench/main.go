@@ -80,8 +80,11 @@ type result struct {
 	cpu      time.Duration // this process's CPU time (client and server)
 	acquires []time.Duration
 	releases []time.Duration
-	// batch is the mean calls per Acquire and per Release statement.
-	batch string
+	// batch is the mean Acquires and Releases per batch, and stmt a
+	// batch's mean time.
+	batch, stmt string
+	// pgCPU is the CPU time of the Postgres server's processes.
+	pgCPU time.Duration
 	// River's figures (riverbench's JSON): its rate, and the time from a
 	// worker's return to the completion committed as "release".
 	river *riverResult
@@ -106,6 +109,9 @@ func pct(d []time.Duration, p float64) time.Duration {
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
 	if len(s)%2 == 0 {
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
@@ -133,6 +139,8 @@ func run() error {
 	wakes := flag.Int("wakes", 50, "cross-replica wake-ups to time")
 	unbatched := flag.Bool("unbatched", true, "also run gRPC and direct with POOL_BATCHING=false (modes gRPC-off, direct-off)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memProfile := flag.String("memprofile", "", "write the allocations of the whole run (pprof allocs) to this file")
+	only := flag.String("only", "", "run only this mode (gRPC, direct, bare, gRPC-off, direct-off, River), to profile it")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -144,6 +152,14 @@ func run() error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	sizes, err := ints("sizes", *sizesFlag)
 	if err != nil {
@@ -206,8 +222,8 @@ func run() error {
 		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %10s\n",
-		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "batch a/r")
+	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %9s %10s %13s\n",
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "batch a/r", "ms/batch")
 
 	modes := []struct {
 		name string
@@ -247,13 +263,17 @@ func run() error {
 			for r := 1; r <= *rounds; r++ {
 				got := map[string]result{}
 				for _, m := range modes {
-					before := st.BatchStats()
+					if *only != "" && m.name != *only {
+						continue
+					}
+					before, pg0 := st.BatchStats(), postgresCPU(ctx, db)
 					res := measure(clients, *duration, m.pair)
-					res.batch = meanBatches(before, st.BatchStats())
+					res.batch, res.stmt = meanBatches(before, st.BatchStats())
+					res.pgCPU = cpuSince(pg0, postgresCPU(ctx, db))
 					got[m.name] = res
 					row(size, clients, r, m.name, res)
 				}
-				if *riverBin != "" {
+				if *riverBin != "" && (*only == "" || *only == "River") {
 					rr, err := riverRound(ctx, *riverBin, riverURL, clients, *duration, size)
 					if err != nil {
 						return err
@@ -291,6 +311,7 @@ func run() error {
 	for _, l := range summary {
 		fmt.Println(l)
 	}
+	printHOT(ctx, db)
 	for _, batched := range []bool{true, false} {
 		if !batched && !*unbatched {
 			continue
@@ -353,27 +374,101 @@ func serve(ctx context.Context, st *store.Store, keys *secrets.Keyset, cfg domai
 }
 
 func row(size, clients, round int, mode string, r result) {
-	acq50, acq99, rel50, rel99, cpu := "", "", "", "", ""
+	acq50, acq99, rel50, rel99, cpu, pgCPU := "", "", "", "", "", "-"
 	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 	if r.river != nil {
-		acq50, acq99, cpu = "-", "-", "-"
+		acq50, acq99 = "-", "-"
 		rel50, rel99 = us(time.Duration(r.river.CompleteP50)*time.Microsecond), us(time.Duration(r.river.CompleteP99)*time.Microsecond)
+		cpu = us(time.Duration(r.river.CPUPerJob) * time.Microsecond)
+		if r.river.PGCPUPerJob > 0 {
+			pgCPU = us(time.Duration(r.river.PGCPUPerJob) * time.Microsecond)
+		}
 	} else {
 		acq50, acq99 = us(pct(r.acquires, 0.5)), us(pct(r.acquires, 0.99))
 		rel50, rel99 = us(pct(r.releases, 0.5)), us(pct(r.releases, 0.99))
 		cpu = us(r.cpu / time.Duration(max(1, r.pairs)))
+		if r.pgCPU > 0 {
+			pgCPU = us(r.pgCPU / time.Duration(max(1, r.pairs)))
+		}
 	}
-	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %10s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, r.batch)
+	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %9s %10s %13s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, pgCPU, r.batch, r.stmt)
 }
 
-// meanBatches is the mean calls per Acquire and per Release batch between
-// two BatchStats, "-" for none.
-func meanBatches(a, b store.BatchStats) string {
-	if b.AcquireBatches == a.AcquireBatches || b.ReleaseBatches == a.ReleaseBatches {
-		return "-"
+// meanBatches is the mean Acquires and Releases per batch that had
+// Acquires and Releases in it between two BatchStats, and the mean time of
+// a batch (its transaction); "-" for none.
+func meanBatches(a, b store.BatchStats) (calls, took string) {
+	na, nr, n := b.AcquireBatches-a.AcquireBatches, b.ReleaseBatches-a.ReleaseBatches, b.Batches-a.Batches
+	if na == 0 || nr == 0 || n == 0 {
+		return "-", "-"
 	}
-	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(b.AcquireBatches-a.AcquireBatches),
-		float64(b.ReleaseCalls-a.ReleaseCalls)/float64(b.ReleaseBatches-a.ReleaseBatches))
+	return fmt.Sprintf("%.1f/%.1f", float64(b.AcquireCalls-a.AcquireCalls)/float64(na), float64(b.ReleaseCalls-a.ReleaseCalls)/float64(nr)),
+		fmt.Sprintf("%.2f", float64(b.Busy-a.Busy)/float64(n)/float64(time.Millisecond))
+}
+
+// postgresCPU is the CPU time used so far by each server process that
+// pg_stat_activity lists (the backends, the WAL writer, the checkpointer
+// and the like), read from /proc; nil unless the server runs on this
+// machine (each pid a process named postgres).
+func postgresCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration {
+	rows, err := db.Query(ctx, `SELECT pid FROM pg_stat_activity`)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := map[int32]time.Duration{}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
+			return nil
+		}
+		// utime and stime, in clock ticks (1/100 s on Linux), are the
+		// 12th and 13th fields after the command name.
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return nil
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		out[pid] = time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return out
+}
+
+// cpuSince is the CPU the processes of now used since then (all of it for
+// a process started since; a process that ended in between is left out).
+func cpuSince(then, now map[int32]time.Duration) time.Duration {
+	if then == nil || now == nil {
+		return 0
+	}
+	var d time.Duration
+	for pid, t := range now {
+		d += t - then[pid]
+	}
+	return d
+}
+
+// printHOT prints how many of the row updates of the rounds so far were
+// HOT (heap-only: no new index entries), per table.
+func printHOT(ctx context.Context, db *pgxpool.Pool) {
+	time.Sleep(time.Second) // the backends report their counts within a second
+	rows, err := db.Query(ctx, `SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+		WHERE schemaname = 'accountpool' AND relname IN ('accounts', 'usage_log') ORDER BY relname`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var upd, hot int64
+		if rows.Scan(&name, &upd, &hot) == nil {
+			fmt.Printf("%s: %d row updates, %d HOT (%.0f%%)\n", name, upd, hot, 100*float64(hot)/float64(max(upd, 1)))
+		}
+	}
 }
 
 // printServer prints the Postgres settings that decide commit cost.
@@ -433,6 +528,8 @@ type riverResult struct {
 	JobsPerS    float64 `json:"jobs_per_s"`
 	CompleteP50 int64   `json:"complete_p50_us"`
 	CompleteP99 int64   `json:"complete_p99_us"`
+	CPUPerJob   int64   `json:"cpu_per_job_us"`
+	PGCPUPerJob int64   `json:"pg_cpu_per_job_us"`
 }
 
 // riverRound runs riverbench once and reads its JSON line.

@@ -26,8 +26,8 @@ type batcher[Req, Res any] struct {
 	running bool
 
 	// batches and calls count the statements run and the calls they
-	// served.
-	batches, calls atomic.Int64
+	// served; busy is the time the batches took, in nanoseconds.
+	batches, calls, busy atomic.Int64
 }
 
 // call is one caller's place in a batch.
@@ -101,7 +101,9 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 		b.batches.Add(1)
 		b.calls.Add(int64(len(calls)))
 		runCtx, cancel := context.WithTimeout(ctx, batchTimeout)
+		started := time.Now()
 		answers := b.run(runCtx, reqs)
+		b.busy.Add(int64(time.Since(started)))
 		cancel()
 		for i, c := range calls {
 			if c.state.CompareAndSwap(callWaiting, callAnswered) {
@@ -121,18 +123,24 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 	}
 }
 
-// BatchStats counts the batches a Store ran and the calls they served.
+// BatchStats counts the batches a Store ran: those with Acquires and
+// with Releases in them (a batch may have both) and the calls of each kind
+// they served; Batches and Busy are all the batches and the time they took
+// (from the first byte sent to the commit's answer, in this process).
 type BatchStats struct {
 	AcquireBatches, AcquireCalls, ReleaseBatches, ReleaseCalls int64
+	Batches                                                    int64
+	Busy                                                       time.Duration
 }
 
 // BatchStats returns the counts so far; zero without WithBatching.
 func (s *Store) BatchStats() BatchStats {
-	if s.acquires == nil {
+	if s.batch == nil {
 		return BatchStats{}
 	}
 	return BatchStats{
-		AcquireBatches: s.acquires.batches.Load(), AcquireCalls: s.acquires.calls.Load(),
-		ReleaseBatches: s.releases.batches.Load(), ReleaseCalls: s.releases.calls.Load(),
+		AcquireBatches: s.counts.acquireBatches.Load(), AcquireCalls: s.counts.acquireCalls.Load(),
+		ReleaseBatches: s.counts.releaseBatches.Load(), ReleaseCalls: s.counts.releaseCalls.Load(),
+		Batches: s.batch.batches.Load(), Busy: time.Duration(s.batch.busy.Load()),
 	}
 }

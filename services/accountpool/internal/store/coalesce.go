@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 )
@@ -14,20 +17,112 @@ import (
 type Option func(*Store)
 
 // WithBatching coalesces the Acquires and the Releases that arrive while a
-// statement of their kind is in flight (issue 16): one statement leases
-// an account to each of N callers, one ends N leases. A Release of a lease
-// this Store granted, whose account row has not changed since, is one
-// round trip; any other goes the unbatched way (read, then write).
+// batch is in flight (issue 16) into the next batch: one transaction, sent
+// in one round trip, of at most two statements, one that ends N leases
+// and one that leases an account to each of M callers, committed once. A
+// Release of a lease this Store granted, whose account row has not
+// changed since, is one round trip; any other goes the unbatched way
+// (read, then write).
 func WithBatching() Option {
 	return func(s *Store) {
-		s.acquires = &batcher[AcquireParams, acquired]{run: s.acquireBatch, abandoned: s.unlease, max: maxBatch}
-		s.releases = &batcher[fastRelease, releaseAnswer]{run: s.releaseBatch, max: maxBatch}
+		s.batch = &batcher[op, opResult]{run: s.runBatch, abandoned: s.abandoned, max: maxBatch}
 		s.leases = &leaseCache{m: map[string]grantedLease{}}
 	}
 }
 
-// maxBatch is the most callers one statement serves.
+// maxBatch is the most callers one batch serves.
 const maxBatch = 128
+
+// op is one call in a batch: an Acquire or a Release (one of the two).
+type op struct {
+	acquire *AcquireParams
+	release *fastRelease
+}
+
+// opResult answers an op: acquired for an Acquire, released for a
+// Release.
+type opResult struct {
+	acquired acquired
+	released releaseAnswer
+}
+
+// batchCounts counts the batches that had Acquires and Releases in them
+// and the calls of each kind they served.
+type batchCounts struct {
+	acquireBatches, acquireCalls, releaseBatches, releaseCalls atomic.Int64
+}
+
+// runBatch serves one batch in one transaction, sent in one round trip:
+// first the Releases' statement, then the Acquires' (one per login
+// budget; one in practice), each seeing what the ones before it wrote, so
+// that an account released in the batch may go to one of its Acquires if
+// the outcome rule left it leasable. A failure of any statement or of the
+// commit fails every call of the batch: nothing of it was written.
+func (s *Store) runBatch(ctx context.Context, ops []op) []opResult {
+	var (
+		acqs   []AcquireParams
+		rels   []fastRelease
+		acqAt  []int
+		relAt  []int
+		reads  []func(pgx.Rows, error)
+		queued pgx.Batch
+	)
+	for i, o := range ops {
+		if o.acquire != nil {
+			acqs, acqAt = append(acqs, *o.acquire), append(acqAt, i)
+		} else {
+			rels, relAt = append(rels, *o.release), append(relAt, i)
+		}
+	}
+	acqOut, relOut := make([]acquired, len(acqs)), make([]releaseAnswer, len(rels))
+	if len(rels) > 0 {
+		args, read := releaseStatement(rels, relOut)
+		queued.Queue(releaseSQL, args...)
+		reads = append(reads, read)
+		s.counts.releaseBatches.Add(1)
+		s.counts.releaseCalls.Add(int64(len(rels)))
+	}
+	if len(acqs) > 0 {
+		for _, idx := range byLoginBudget(acqs) {
+			queued.Queue(acquireSQL, acquireArgs(acqs, idx, acqOut)...)
+			reads = append(reads, func(rows pgx.Rows, err error) { readAcquired(rows, err, acqs, idx, acqOut) })
+		}
+		s.counts.acquireBatches.Add(1)
+		s.counts.acquireCalls.Add(int64(len(acqs)))
+	}
+	br := s.db.SendBatch(ctx, &queued)
+	for _, read := range reads {
+		rows, err := br.Query()
+		read(rows, err)
+		if rows != nil {
+			rows.Close()
+		}
+	}
+	if err := br.Close(); err != nil {
+		for i := range acqOut {
+			acqOut[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
+		}
+		for i := range relOut {
+			relOut[i] = releaseAnswer{err: fmt.Errorf("end lease: %w", err)}
+		}
+	}
+	out := make([]opResult, len(ops))
+	for k, i := range acqAt {
+		out[i].acquired = acqOut[k]
+	}
+	for k, i := range relAt {
+		out[i].released = relOut[k]
+	}
+	return out
+}
+
+// abandoned hands back the lease of an Acquire whose caller gave up while
+// its batch ran.
+func (s *Store) abandoned(ctx context.Context, r opResult) {
+	if r.acquired.leaseID != "" {
+		s.unlease(ctx, r.acquired)
+	}
+}
 
 // acquired is one caller's answer from an Acquire batch.
 type acquired struct {
@@ -42,10 +137,11 @@ type acquired struct {
 }
 
 func (s *Store) acquireBatched(ctx context.Context, p AcquireParams) (Leased, error) {
-	res, err := s.acquires.do(ctx, p)
+	r, err := s.batch.do(ctx, op{acquire: &p})
 	if err != nil {
 		return Leased{}, err
 	}
+	res := r.acquired
 	if res.err != nil {
 		return res.leased, res.err
 	}
@@ -57,9 +153,21 @@ func (s *Store) acquireBatched(ctx context.Context, p AcquireParams) (Leased, er
 // left for, in one statement per login budget: the requests in their
 // order of arrival get the eligible accounts in LRU order (the first
 // caller the least recently used account), each with its usage row. The
-// rest get domain.ErrNotFound.
+// rest get domain.ErrNotFound. It serves the unbatched Store; runBatch
+// runs the same statements in its transaction.
 func (s *Store) acquireBatch(ctx context.Context, reqs []AcquireParams) []acquired {
 	out := make([]acquired, len(reqs))
+	for _, idx := range byLoginBudget(reqs) {
+		rows, err := s.db.Query(ctx, acquireSQL, acquireArgs(reqs, idx, out)...)
+		readAcquired(rows, err, reqs, idx, out)
+	}
+	return out
+}
+
+// byLoginBudget groups the requests' indexes by login budget, in order of
+// arrival: one acquireSQL each.
+func byLoginBudget(reqs []AcquireParams) [][]int {
+	var groups [][]int
 	done := make([]bool, len(reqs))
 	for first := range reqs {
 		if done[first] {
@@ -72,9 +180,9 @@ func (s *Store) acquireBatch(ctx context.Context, reqs []AcquireParams) []acquir
 				done[i] = true
 			}
 		}
-		s.acquireGroup(ctx, reqs, idx, out)
+		groups = append(groups, idx)
 	}
-	return out
+	return groups
 }
 
 // acquireSQL is Acquire's one statement, for N requests given as arrays
@@ -128,7 +236,9 @@ var acquireSQL = `
 		a.version, a.prev_used, a.req_ord
 	FROM leased a`
 
-func (s *Store) acquireGroup(ctx context.Context, reqs []AcquireParams, idx []int, out []acquired) {
+// acquireArgs is acquireSQL's arguments for the requests reqs[idx]; each
+// of their answers in out starts as domain.ErrNotFound.
+func acquireArgs(reqs []AcquireParams, idx []int, out []acquired) []any {
 	n := len(idx)
 	var (
 		leaseIDs, holders, missions, requestIDs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -146,8 +256,13 @@ func (s *Store) acquireGroup(ctx context.Context, reqs []AcquireParams, idx []in
 		}
 		out[i] = acquired{leaseID: p.LeaseID, err: domain.ErrNotFound}
 	}
-	rows, err := s.db.Query(ctx, acquireSQL, leaseIDs, holders, missions, requestIDs, ttls, latest,
-		domain.LoginWindow, reqs[idx[0]].MaxLogins, n, ats)
+	return []any{leaseIDs, holders, missions, requestIDs, ttls, latest,
+		domain.LoginWindow, reqs[idx[0]].MaxLogins, n, ats}
+}
+
+// readAcquired reads acquireSQL's answer (rows, or err) for the requests
+// reqs[idx] into out.
+func readAcquired(rows pgx.Rows, err error, reqs []AcquireParams, idx []int, out []acquired) {
 	if err != nil {
 		for _, i := range idx {
 			out[i].err = fmt.Errorf("acquire: %w", err)
@@ -286,10 +401,11 @@ func (s *Store) releaseFast(ctx context.Context, cfg domain.Config, p ReleasePar
 	if err != nil {
 		return rel, sess, false, err
 	}
-	res, err := s.releases.do(ctx, fastRelease{
+	r, err := s.batch.do(ctx, op{release: &fastRelease{
 		account: rel.Account, version: g.version, leaseID: p.LeaseID, outcome: p.Outcome, detail: p.Detail,
 		reqIDs: p.RequestIDs, at: now, answer: answer, loggedIn: p.LoggedIn, sess: sess,
-	})
+	}})
+	res := r.released
 	if err == nil {
 		err = res.err
 	}
@@ -364,9 +480,9 @@ const releaseSQL = `
 	)
 	SELECT lease_id::text, pg_notify($17, '') FROM account`
 
-// releaseBatch ends the leases of one release batch in one statement.
-func (s *Store) releaseBatch(ctx context.Context, items []fastRelease) []releaseAnswer {
-	out := make([]releaseAnswer, len(items))
+// releaseStatement is releaseSQL's arguments for the leases of one batch,
+// and the function that reads its answer (rows, or err) into out.
+func releaseStatement(items []fastRelease, out []releaseAnswer) ([]any, func(pgx.Rows, error)) {
 	n := len(items)
 	var (
 		ids                      = make([]int64, n)
@@ -401,33 +517,37 @@ func (s *Store) releaseBatch(ctx context.Context, items []fastRelease) []release
 		batchIdx = append(batchIdx, i)
 		k++
 	}
-	rows, err := s.db.Query(ctx, releaseSQL, ids[:k], versions[:k], leaseIDs[:k], failures[:k], cooldowns[:k], quarantines[:k],
+	args := []any{ids[:k], versions[:k], leaseIDs[:k], failures[:k], cooldowns[:k], quarantines[:k],
 		ats[:k], results[:k], details[:k], answers[:k], reqIDs[:k], loggedIn[:k], sess[:k], sessCT[:k], sessExpires[:k], leasedAts[:k],
-		FreeChannel)
-	if err != nil {
+		FreeChannel}
+	read := func(rows pgx.Rows, err error) {
+		fail := func(err error) {
+			for _, i := range batchIdx {
+				out[i].err = fmt.Errorf("end lease: %w", err)
+			}
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer rows.Close()
+		ended := map[string]bool{}
+		for rows.Next() {
+			var id string
+			var notified any
+			if err := rows.Scan(&id, &notified); err != nil {
+				fail(err)
+				return
+			}
+			ended[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			fail(err)
+			return
+		}
 		for _, i := range batchIdx {
-			out[i].err = fmt.Errorf("end lease: %w", err)
+			out[i].ended = ended[items[i].leaseID]
 		}
-		return out
 	}
-	ended := map[string]bool{}
-	for rows.Next() {
-		var id string
-		var notified any
-		if err := rows.Scan(&id, &notified); err != nil {
-			rows.Close()
-			break
-		}
-		ended[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		for _, i := range batchIdx {
-			out[i].err = fmt.Errorf("end lease: %w", err)
-		}
-		return out
-	}
-	for _, i := range batchIdx {
-		out[i].ended = ended[items[i].leaseID]
-	}
-	return out
+	return args, read
 }

@@ -470,3 +470,69 @@ func TestBatchedReleasesWakeWaitersOnAnotherReplica(t *testing.T) {
 		t.Fatalf("%d notifications for 3 releases in 2 batches, want one per batch", notifications)
 	}
 }
+
+// TestBatchEndsAndGrantsLeasesInOneTransaction: the Releases and the
+// Acquires that queue behind a batch go together in the next one, one
+// transaction, releases first: an account released there is leased to an
+// Acquire of the same batch when the outcome rule leaves it leasable (no
+// cooldown here), and the lease's end and the new lease commit together.
+func TestBatchEndsAndGrantsLeasesInOneTransaction(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t, 2)
+	b.cfg.Cooldown = 0
+	ctx := testkit.Context(t)
+	held := mustAcquire(t, s, b, "holder", 5*time.Minute) // the least recently used, ids[0]
+
+	// The first batch leases ids[1], the only free account, and waits for
+	// its usage row (claimed for the leased account, which the first batch
+	// does not pick and the release does not wait for).
+	firstID := uuid.NewString()
+	unblock := holdRow(t, b, `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, acquired_at)
+		VALUES ($1, $2, 0, 'test', 'test', now())`, firstID, b.ids[0])
+	first := acquireAsyncAs(ctx, s, b, firstID, "first", 5*time.Minute)
+	waitFor(t, "the first batch to wait", func() bool { return waitingForLocks(t, b) == 1 })
+	before := s.BatchStats()
+
+	released := make(chan releaseResult, 1)
+	go func() {
+		rel, err := s.Release(ctx, b.cfg, store.ReleaseParams{LeaseID: held.params.LeaseID,
+			FencingToken: held.leased.Account.FencingToken, Outcome: domain.OutcomeNoSlot, Now: b.now})
+		released <- releaseResult{rel, err}
+	}()
+	waitFor(t, "the release to queue", func() bool { return s.PendingReleases() == 1 })
+	next := acquireAsync(ctx, s, b, "next", 5*time.Minute)
+	waitFor(t, "the acquire to queue", func() bool { return s.PendingAcquires() == 1 })
+	unblock()
+
+	if r := <-first; r.err != nil || r.leased.Account.ID != b.ids[1] {
+		t.Fatalf("first: account %d, %v; want %d", r.leased.Account.ID, r.err, b.ids[1])
+	}
+	if r := <-released; r.err != nil || r.rel.Replay {
+		t.Fatalf("release: %+v, %v", r.rel, r.err)
+	}
+	r := <-next
+	if r.err != nil || r.leased.Account.ID != b.ids[0] {
+		t.Fatalf("next: account %d, %v; want the account released in its batch (%d)", r.leased.Account.ID, r.err, b.ids[0])
+	}
+	if r.leased.Account.FencingToken != held.leased.Account.FencingToken+1 {
+		t.Errorf("next's fencing token %d, want %d", r.leased.Account.FencingToken, held.leased.Account.FencingToken+1)
+	}
+	after := s.BatchStats()
+	if after.Batches-before.Batches != 1 || after.ReleaseCalls-before.ReleaseCalls != 1 || after.AcquireCalls-before.AcquireCalls != 1 {
+		t.Errorf("batches %+v -> %+v, want the release and the acquire in one", before, after)
+	}
+	// One transaction wrote the end of the old lease and the new one.
+	var ended, begun string
+	var result *string
+	if err := b.db.QueryRow(ctx, `SELECT xmin::text, result FROM accountpool.usage_log WHERE lease_id = $1`,
+		held.params.LeaseID).Scan(&ended, &result); err != nil || result == nil || *result != "no_slot" {
+		t.Fatalf("old lease's usage row: %v, %v", result, err)
+	}
+	if err := b.db.QueryRow(ctx, `SELECT xmin::text FROM accountpool.usage_log WHERE lease_id = $1`,
+		r.params.LeaseID).Scan(&begun); err != nil {
+		t.Fatal(err)
+	}
+	if ended != begun {
+		t.Errorf("the old lease ended in transaction %s and the new one began in %s, want one", ended, begun)
+	}
+}

@@ -25,11 +25,12 @@ const FreeChannel = "accountpool_free"
 // Store runs the pool's queries on a pgx pool.
 type Store struct {
 	db *pgxpool.Pool
-	// With WithBatching: the coalescers of Acquire and Release, and the
-	// leases granted here, for Release's one-round-trip path.
-	acquires *batcher[AcquireParams, acquired]
-	releases *batcher[fastRelease, releaseAnswer]
-	leases   *leaseCache
+	// With WithBatching: the coalescer of Acquires and Releases, what it
+	// served, and the leases granted here, for Release's one-round-trip
+	// path.
+	batch  *batcher[op, opResult]
+	counts batchCounts
+	leases *leaseCache
 }
 
 // New returns a Store over db.
@@ -288,7 +289,7 @@ const loginsSQL = `SELECT u.acquired_at FROM accountpool.usage_log u
 // account is eligible. With WithBatching, the statement serves the
 // Acquires that queued meanwhile too (acquireBatch).
 func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
-	if s.acquires != nil {
+	if s.batch != nil {
 		return s.acquireBatched(ctx, p)
 	}
 	res := s.acquireBatch(ctx, []AcquireParams{p})[0]
