@@ -42,6 +42,22 @@ type Events interface {
 	WatchEvents(ctx context.Context, in *requestsv1.WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[requestsv1.WatchEventsResponse], error)
 }
 
+// Loop is this replica's delivery loop, as the consumer uses it
+// (delivery.Loop): the deliveries it can take are recorded leased to it
+// and handed over after the commit, so it sends them without a claim; the
+// others are recorded unleased, and the doorbell rings for a claim.
+type Loop interface {
+	// Offer says until when deliveries recorded now are leased, and how
+	// many Hand takes.
+	Offer(now time.Time) (leaseUntil time.Time, room int)
+	// Sends says whether the loop sends deliveries of kind.
+	Sends(kind channel.Kind) bool
+	// Hand gives the loop the deliveries recorded leased to it.
+	Hand(ds []domain.Delivery)
+	// Wake rings the doorbell: deliveries were recorded for a claim.
+	Wake()
+}
+
 // Config configures the consumer.
 type Config struct {
 	// StandbyWait is how often a standby replica tries to take over.
@@ -56,22 +72,18 @@ type Consumer struct {
 	templates *content.Templates
 	now       func() time.Time
 	cfg       Config
-	wake      func()
+	loop      Loop
 	metrics   *metrics.Notifier
 	logger    *slog.Logger
 }
 
-// New returns a consumer; wake is called after deliveries are recorded
-// (the delivery loop's doorbell).
+// New returns a consumer recording deliveries for loop to send.
 func New(st *store.Store, events Events, lookup *Lookup, t *content.Templates, now func() time.Time, cfg Config,
-	wake func(), m *metrics.Notifier, logger *slog.Logger) *Consumer {
+	loop Loop, m *metrics.Notifier, logger *slog.Logger) *Consumer {
 	if cfg.StandbyWait <= 0 {
 		cfg.StandbyWait = DefaultStandbyWait
 	}
-	if wake == nil {
-		wake = func() {}
-	}
-	return &Consumer{store: st, events: events, lookup: lookup, templates: t, now: now, cfg: cfg, wake: wake, metrics: m, logger: logger}
+	return &Consumer{store: st, events: events, lookup: lookup, templates: t, now: now, cfg: cfg, loop: loop, metrics: m, logger: logger}
 }
 
 // Run consumes until ctx ends: it takes the consumer lock when it is free,
@@ -194,21 +206,51 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			}
 		}
 		skipped = 0
-		n, err := lock.Record(ctx, last, ds, c.now())
+		c.lease(ds)
+		recorded, err := lock.Record(ctx, last, ds, c.now())
 		if err != nil {
 			return healthy, &lockError{err}
 		}
 		for i, t := range types {
 			if i == 0 {
-				c.metrics.Consumed(t, n)
+				c.metrics.Consumed(t, len(recorded))
 			} else {
 				c.metrics.Consumed(t, 0)
 			}
 		}
-		if len(ds) > 0 {
-			c.wake()
-		}
+		c.handOver(recorded)
 		c.metrics.Cursor(last)
+	}
+}
+
+// lease marks the deliveries this replica's loop takes as leased to it.
+func (c *Consumer) lease(ds []domain.Delivery) {
+	until, room := c.loop.Offer(c.now())
+	for i := range ds {
+		if room > 0 && c.loop.Sends(ds[i].Kind) {
+			ds[i].LeaseUntil = until
+			room--
+		}
+	}
+}
+
+// handOver gives the loop the recorded deliveries leased to it, and rings
+// for a claim of the others.
+func (c *Consumer) handOver(recorded []domain.Delivery) {
+	var (
+		own      []domain.Delivery
+		unleased bool
+	)
+	for _, d := range recorded {
+		if d.LeaseUntil.IsZero() {
+			unleased = true
+		} else {
+			own = append(own, d)
+		}
+	}
+	c.loop.Hand(own)
+	if unleased {
+		c.loop.Wake()
 	}
 }
 
