@@ -344,7 +344,11 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
 			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
 				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
-			m, err := c.templates.Render(t.Language, operator, e, d.IdempotencyKey())
+			render := c.templates.Render
+			if t.Kind == channel.Webhook {
+				render = c.templates.RenderJSON
+			}
+			m, err := render(t.Language, operator, e, d.IdempotencyKey())
 			if err != nil {
 				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
 			}
@@ -352,7 +356,7 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			if t.Kind == channel.Webhook {
 				// A webhook posts the JSON alone (which holds the text):
 				// the log keeps what is sent, not every rendering.
-				d.Text, d.HTML = "", ""
+				d.Text = ""
 			}
 			out = append(out, d)
 			return nil
