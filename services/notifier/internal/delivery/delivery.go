@@ -33,8 +33,10 @@ const (
 	maxErrorLen = 500
 	// handedPerWorker bounds the deliveries handed over by the consumer
 	// and not yet sent, per worker: a queue that drains well within a
-	// lease when the receivers answer in time.
-	handedPerWorker = 64
+	// lease when the receivers answer in time (2,048 at the default
+	// concurrency: four of the consumer's largest batches), and takes a
+	// burst without sending part of it the claim's way.
+	handedPerWorker = 256
 )
 
 // Config configures the loop.
