@@ -65,6 +65,7 @@ func TestStopReleasesHandedDeliveries(t *testing.T) {
 	s.createRequests(n)
 	s.findSlot()
 	<-arrived
+	eventually(t, "all recorded", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries`) == n })
 	stopped := make(chan struct{})
 	go func() { s.notifiers[0].Stop(); close(stopped) }()
 	eventually(t, "the notifier stopping", func() bool {

@@ -173,6 +173,37 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			}
 		}
 	}()
+	// The next batch is read, looked up and rendered while the one before
+	// is recorded: record takes them in order, one at a time.
+	ready, recorded := make(chan prepared, 1), make(chan error, 1)
+	go func() {
+		err := c.record(ctx, lock, ready)
+		if err != nil {
+			cancel()
+		}
+		recorded <- err
+	}()
+	healthy, err := c.prepare(ctx, events, recvErr, ready)
+	close(ready)
+	if rerr := <-recorded; rerr != nil {
+		return healthy, rerr
+	}
+	return healthy, err
+}
+
+// prepared is a batch of events made ready for Record: the deliveries
+// they cause, up to the cursor of the last.
+type prepared struct {
+	last  int64
+	ds    []domain.Delivery
+	types []string
+}
+
+// prepare takes the events that have arrived, a batch at a time, and
+// hands each batch's deliveries to record; it returns when the stream
+// ends, saying whether it received anything.
+func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchEventsResponse, recvErr <-chan error,
+	ready chan<- prepared) (bool, error) {
 	healthy, skipped := false, 0
 	for {
 		var batch []*requestsv1.WatchEventsResponse
@@ -181,6 +212,8 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			batch = append(batch, ev)
 		case err := <-recvErr:
 			return healthy, fmt.Errorf("receive event: %w", err)
+		case <-ctx.Done():
+			return healthy, ctx.Err()
 		}
 	take:
 		for len(batch) < MaxBatch {
@@ -196,7 +229,7 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 		if err != nil {
 			return healthy, err
 		}
-		last := batch[len(batch)-1].GetCursor()
+		p := prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
 		if len(ds) == 0 {
 			for _, t := range types {
 				c.metrics.Consumed(t, 0)
@@ -204,14 +237,28 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			if skipped += len(batch); skipped < skipFlush {
 				continue
 			}
+			p.types = nil // counted
 		}
 		skipped = 0
-		c.lease(ds)
-		recorded, err := lock.Record(ctx, last, ds, c.now())
-		if err != nil {
-			return healthy, &lockError{err}
+		select {
+		case ready <- p:
+		case <-ctx.Done():
+			return healthy, ctx.Err()
 		}
-		for i, t := range types {
+	}
+}
+
+// record records the prepared batches in order, moving the cursor, and
+// hands the loop its deliveries; it returns when ready closes or a write
+// fails (a lockError).
+func (c *Consumer) record(ctx context.Context, lock *store.Consumer, ready <-chan prepared) error {
+	for p := range ready {
+		c.lease(p.ds)
+		recorded, err := lock.Record(ctx, p.last, p.ds, c.now())
+		if err != nil {
+			return &lockError{err}
+		}
+		for i, t := range p.types {
 			if i == 0 {
 				c.metrics.Consumed(t, len(recorded))
 			} else {
@@ -219,8 +266,9 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			}
 		}
 		c.handOver(recorded)
-		c.metrics.Cursor(last)
+		c.metrics.Cursor(p.last)
 	}
+	return nil
 }
 
 // lease marks the deliveries this replica's loop takes as leased to it.
