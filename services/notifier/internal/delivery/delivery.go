@@ -311,20 +311,20 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 
 // release gives back the handed deliveries no worker started (the loop is
 // stopping), so another replica claims them without waiting for their
-// leases to lapse.
+// leases to lapse. One the consumer hands over after this lapses, as a
+// crashed replica's would.
 func (l *Loop) release(ctx context.Context) {
 	var ds []domain.Delivery
 	for {
 		select {
 		case d := <-l.handed:
 			ds = append(ds, d)
-			continue
 		default:
+			if len(ds) > 0 {
+				l.giveBack(ctx, ds)
+			}
+			return
 		}
-		break
-	}
-	if len(ds) > 0 {
-		l.giveBack(ctx, ds)
 	}
 }
 
