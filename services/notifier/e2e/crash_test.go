@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 )
@@ -88,6 +89,37 @@ func TestStopReleasesHandedDeliveries(t *testing.T) {
 	}
 	if k := s.recv.keys(); k != n {
 		t.Errorf("receiver saw %d distinct deliveries, want %d", k, n)
+	}
+}
+
+// TestHandedDeliveryWaitingHalfItsLeaseIsGivenBack: with one worker held
+// by a slow receiver for over half a lease, the deliveries handed to the
+// same loop behind it are given back (unleased, the attempt not counted)
+// rather than sent with too little of their lease left; the claim then
+// sends each once.
+func TestHandedDeliveryWaitingHalfItsLeaseIsGivenBack(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1", "NOTIFIER_LEASE=8s", "NOTIFIER_WEBHOOK_TIMEOUT=6s"}})
+	s.webhookContact("en")
+	var once sync.Once
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, _ int) {
+		once.Do(func() { time.Sleep(4500 * time.Millisecond) }) // the lease is 8 s: the others wait past 4 s
+		w.WriteHeader(http.StatusOK)
+	})
+	const n = 5
+	s.createRequests(n)
+	s.findSlot()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	if got := len(s.notifiers[0].Log.With("a delivery waited too long for a worker; released for the next claim")); got == 0 {
+		t.Error("no delivery was given back")
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1`); got != n {
+		t.Errorf("%d of %d delivered on one counted attempt", got, n)
+	}
+	if hits, k := len(s.recv.all()), s.recv.keys(); hits != n || k != n {
+		t.Errorf("receiver: %d hits, %d distinct, want %d", hits, k, n)
 	}
 }
 
