@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"net/http"
+	"sync"
 	"testing"
+	"time"
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 )
@@ -43,6 +45,81 @@ func TestKilledBetweenSendAndRecord(t *testing.T) {
 	}
 	if n := s.count(`SELECT attempts FROM notifier.deliveries`); n != 2 {
 		t.Errorf("attempts: %d, want 2", n)
+	}
+}
+
+// TestStopReleasesHandedDeliveries: a Notifier stopped (SIGTERM) with
+// deliveries recorded for its own workers and not yet started gives them
+// back (unleased, the attempt not counted) instead of leaving them leased
+// to a replica that is gone; the next Notifier sends them all.
+func TestStopReleasesHandedDeliveries(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1"}})
+	s.webhookContact("en")
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, _ int) {
+		once.Do(func() { close(arrived); <-release })
+		w.WriteHeader(http.StatusOK)
+	})
+	const n = 20
+	s.createRequests(n)
+	s.findSlot()
+	<-arrived
+	eventually(t, "all recorded", func() bool { return s.count(`SELECT count(*) FROM notifier.deliveries`) == n })
+	stopped := make(chan struct{})
+	go func() { s.notifiers[0].Stop(); close(stopped) }()
+	eventually(t, "the notifier stopping", func() bool {
+		return len(s.notifiers[0].Log.With("stopping: letting in-flight RPCs finish")) > 0
+	})
+	close(release)
+	<-stopped
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`); got != 1 {
+		t.Fatalf("%d delivered before the stop, want the one in flight", got)
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'pending' AND lease_until IS NULL AND attempts = 0`); got != n-1 {
+		t.Errorf("%d of %d unsent deliveries released (unleased, no attempt counted)", got, n-1)
+	}
+	s.startNotifier()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	if got := s.count(`SELECT max(attempts) FROM notifier.deliveries`); got != 1 {
+		t.Errorf("max attempts %d, want 1", got)
+	}
+	if k := s.recv.keys(); k != n {
+		t.Errorf("receiver saw %d distinct deliveries, want %d", k, n)
+	}
+}
+
+// TestHandedDeliveryWaitingHalfItsLeaseIsGivenBack: with one worker held
+// by a slow receiver for over half a lease, the deliveries handed to the
+// same loop behind it are given back (unleased, the attempt not counted)
+// rather than sent with too little of their lease left; the claim then
+// sends each once.
+func TestHandedDeliveryWaitingHalfItsLeaseIsGivenBack(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1", "NOTIFIER_LEASE=8s", "NOTIFIER_WEBHOOK_TIMEOUT=6s"}})
+	s.webhookContact("en")
+	var once sync.Once
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, _ int) {
+		once.Do(func() { time.Sleep(4500 * time.Millisecond) }) // the lease is 8 s: the others wait past 4 s
+		w.WriteHeader(http.StatusOK)
+	})
+	const n = 5
+	s.createRequests(n)
+	s.findSlot()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	if got := len(s.notifiers[0].Log.With("a delivery waited too long for a worker; released for the next claim")); got == 0 {
+		t.Error("no delivery was given back")
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1`); got != n {
+		t.Errorf("%d of %d delivered on one counted attempt", got, n)
+	}
+	if hits, k := len(s.recv.all()), s.recv.keys(); hits != n || k != n {
+		t.Errorf("receiver: %d hits, %d distinct, want %d", hits, k, n)
 	}
 }
 

@@ -92,6 +92,36 @@ func TestSlotFoundReachesContactAndSubscription(t *testing.T) {
 	}
 }
 
+// TestConsumingReplicaSendsWithoutClaim: the replica that records an
+// event's deliveries records them leased to itself and sends them from
+// memory, so each delivered row is written twice (the insert and the
+// delivered mark), not three times (no claim in between). A trigger the
+// test adds counts the updates of each row.
+func TestConsumingReplicaSendsWithoutClaim(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	s.webhookContact("en")
+	s.exec(`CREATE TABLE public.delivery_updates (id bigint NOT NULL);
+		CREATE FUNCTION public.count_delivery_update() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN INSERT INTO public.delivery_updates VALUES (NEW.id); RETURN NEW; END $$;
+		CREATE TRIGGER count_updates AFTER UPDATE ON notifier.deliveries FOR EACH ROW EXECUTE FUNCTION public.count_delivery_update();`)
+	const n = 50
+	s.createRequests(n)
+	s.findSlot()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	if got := s.count(`SELECT count(*) FROM public.delivery_updates`); got != n {
+		t.Errorf("%d updates of %d delivered rows, want one each (the delivered mark)", got, n)
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1 AND lease_token = 1 AND lease_until IS NULL`); got != n {
+		t.Errorf("%d of %d rows delivered on their first attempt, lease cleared", got, n)
+	}
+	if k := s.recv.keys(); k != n || len(s.recv.all()) != n {
+		t.Errorf("receiver: %d hits, %d distinct, want %d", len(s.recv.all()), k, n)
+	}
+}
+
 // TestReceiverErrorThenSuccess: a receiver answering 500 gets the same
 // delivery again (same idempotency key) after a backoff, and the log
 // shows it delivered on the second attempt.

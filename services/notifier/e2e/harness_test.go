@@ -220,6 +220,22 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // count reads one number from the test database.
 func (s *system) count(sql string, args ...any) int {
 	s.t.Helper()
+	var n int
+	s.query(func(ctx context.Context, conn *pgx.Conn) error { return conn.QueryRow(ctx, sql, args...).Scan(&n) }, sql)
+	return n
+}
+
+// exec runs statements on the test database.
+func (s *system) exec(sql string) {
+	s.t.Helper()
+	s.query(func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql)
+		return err
+	}, sql)
+}
+
+func (s *system) query(f func(context.Context, *pgx.Conn) error, sql string) {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.dbURL)
@@ -227,11 +243,9 @@ func (s *system) count(sql string, args ...any) int {
 		s.t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+	if err := f(ctx, conn); err != nil {
 		s.t.Fatalf("%s: %v", sql, err)
 	}
-	return n
 }
 
 // hit is one POST the receiver got.

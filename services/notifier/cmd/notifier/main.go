@@ -207,7 +207,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	lookup := consumer.NewLookup(requests)
 	a := app.New(st, keys, time.Now, lookup)
 	loop := delivery.New(st, a, senders, cfg.delivery, time.Now, m, logger)
-	cons := consumer.New(st, requests, lookup, templates, time.Now, consumer.Config{}, loop.Wake, m, logger)
+	cons := consumer.New(st, requests, lookup, templates, time.Now, consumer.Config{}, loop, m, logger)
 	server.New(a, logger).Register(gs.GRPC)
 
 	lis, err := net.Listen("tcp", cfg.listenAddr)

@@ -42,6 +42,22 @@ type Events interface {
 	WatchEvents(ctx context.Context, in *requestsv1.WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[requestsv1.WatchEventsResponse], error)
 }
 
+// Loop is this replica's delivery loop, as the consumer uses it
+// (delivery.Loop): the deliveries it can take are recorded leased to it
+// and handed over after the commit, so it sends them without a claim; the
+// others are recorded unleased, and the doorbell rings for a claim.
+type Loop interface {
+	// Offer says until when deliveries recorded now are leased, and how
+	// many Hand takes.
+	Offer(now time.Time) (leaseUntil time.Time, room int)
+	// Sends says whether the loop sends deliveries of kind.
+	Sends(kind channel.Kind) bool
+	// Hand gives the loop the deliveries recorded leased to it.
+	Hand(ds []domain.Delivery)
+	// Wake rings the doorbell: deliveries were recorded for a claim.
+	Wake()
+}
+
 // Config configures the consumer.
 type Config struct {
 	// StandbyWait is how often a standby replica tries to take over.
@@ -56,22 +72,18 @@ type Consumer struct {
 	templates *content.Templates
 	now       func() time.Time
 	cfg       Config
-	wake      func()
+	loop      Loop
 	metrics   *metrics.Notifier
 	logger    *slog.Logger
 }
 
-// New returns a consumer; wake is called after deliveries are recorded
-// (the delivery loop's doorbell).
+// New returns a consumer recording deliveries for loop to send.
 func New(st *store.Store, events Events, lookup *Lookup, t *content.Templates, now func() time.Time, cfg Config,
-	wake func(), m *metrics.Notifier, logger *slog.Logger) *Consumer {
+	loop Loop, m *metrics.Notifier, logger *slog.Logger) *Consumer {
 	if cfg.StandbyWait <= 0 {
 		cfg.StandbyWait = DefaultStandbyWait
 	}
-	if wake == nil {
-		wake = func() {}
-	}
-	return &Consumer{store: st, events: events, lookup: lookup, templates: t, now: now, cfg: cfg, wake: wake, metrics: m, logger: logger}
+	return &Consumer{store: st, events: events, lookup: lookup, templates: t, now: now, cfg: cfg, loop: loop, metrics: m, logger: logger}
 }
 
 // Run consumes until ctx ends: it takes the consumer lock when it is free,
@@ -161,6 +173,37 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			}
 		}
 	}()
+	// The next batch is read, looked up and rendered while the one before
+	// is recorded: record takes them in order, one at a time.
+	ready, recorded := make(chan prepared, 1), make(chan error, 1)
+	go func() {
+		err := c.record(ctx, lock, ready)
+		if err != nil {
+			cancel()
+		}
+		recorded <- err
+	}()
+	healthy, err := c.prepare(ctx, events, recvErr, ready)
+	close(ready)
+	if rerr := <-recorded; rerr != nil {
+		return healthy, rerr
+	}
+	return healthy, err
+}
+
+// prepared is a batch of events made ready for Record: the deliveries
+// they cause, up to the cursor of the last.
+type prepared struct {
+	last  int64
+	ds    []domain.Delivery
+	types []string
+}
+
+// prepare takes the events that have arrived, a batch at a time, and
+// hands each batch's deliveries to record; it returns when the stream
+// ends, saying whether it received anything.
+func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchEventsResponse, recvErr <-chan error,
+	ready chan<- prepared) (bool, error) {
 	healthy, skipped := false, 0
 	for {
 		var batch []*requestsv1.WatchEventsResponse
@@ -169,6 +212,8 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			batch = append(batch, ev)
 		case err := <-recvErr:
 			return healthy, fmt.Errorf("receive event: %w", err)
+		case <-ctx.Done():
+			return healthy, ctx.Err()
 		}
 	take:
 		for len(batch) < MaxBatch {
@@ -184,7 +229,7 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 		if err != nil {
 			return healthy, err
 		}
-		last := batch[len(batch)-1].GetCursor()
+		p := prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
 		if len(ds) == 0 {
 			for _, t := range types {
 				c.metrics.Consumed(t, 0)
@@ -192,23 +237,68 @@ func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, erro
 			if skipped += len(batch); skipped < skipFlush {
 				continue
 			}
+			p.types = nil // counted
 		}
 		skipped = 0
-		n, err := lock.Record(ctx, last, ds, c.now())
-		if err != nil {
-			return healthy, &lockError{err}
+		select {
+		case ready <- p:
+		case <-ctx.Done():
+			return healthy, ctx.Err()
 		}
-		for i, t := range types {
+	}
+}
+
+// record records the prepared batches in order, moving the cursor, and
+// hands the loop its deliveries; it returns when ready closes or a write
+// fails (a lockError).
+func (c *Consumer) record(ctx context.Context, lock *store.Consumer, ready <-chan prepared) error {
+	for p := range ready {
+		c.lease(p.ds)
+		recorded, err := lock.Record(ctx, p.last, p.ds, c.now())
+		if err != nil {
+			return &lockError{err}
+		}
+		for i, t := range p.types {
 			if i == 0 {
-				c.metrics.Consumed(t, n)
+				c.metrics.Consumed(t, len(recorded))
 			} else {
 				c.metrics.Consumed(t, 0)
 			}
 		}
-		if len(ds) > 0 {
-			c.wake()
+		c.handOver(recorded)
+		c.metrics.Cursor(p.last)
+	}
+	return nil
+}
+
+// lease marks the deliveries this replica's loop takes as leased to it.
+func (c *Consumer) lease(ds []domain.Delivery) {
+	until, room := c.loop.Offer(c.now())
+	for i := range ds {
+		if room > 0 && c.loop.Sends(ds[i].Kind) {
+			ds[i].LeaseUntil = until
+			room--
 		}
-		c.metrics.Cursor(last)
+	}
+}
+
+// handOver gives the loop the recorded deliveries leased to it, and rings
+// for a claim of the others.
+func (c *Consumer) handOver(recorded []domain.Delivery) {
+	var (
+		own      []domain.Delivery
+		unleased bool
+	)
+	for _, d := range recorded {
+		if d.LeaseUntil.IsZero() {
+			unleased = true
+		} else {
+			own = append(own, d)
+		}
+	}
+	c.loop.Hand(own)
+	if unleased {
+		c.loop.Wake()
 	}
 }
 
@@ -302,7 +392,11 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
 			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
 				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
-			m, err := c.templates.Render(t.Language, operator, e, d.IdempotencyKey())
+			render := c.templates.Render
+			if t.Kind == channel.Webhook {
+				render = c.templates.RenderJSON
+			}
+			m, err := render(t.Language, operator, e, d.IdempotencyKey())
 			if err != nil {
 				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
 			}
@@ -310,7 +404,7 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			if t.Kind == channel.Webhook {
 				// A webhook posts the JSON alone (which holds the text):
 				// the log keeps what is sent, not every rendering.
-				d.Text, d.HTML = "", ""
+				d.Text = ""
 			}
 			out = append(out, d)
 			return nil

@@ -18,6 +18,7 @@ import (
 	htmltemplate "html/template"
 	"io/fs"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -92,6 +93,9 @@ type view struct {
 type Templates struct {
 	text map[string]*texttemplate.Template
 	html map[string]*htmltemplate.Template
+	// zones caches the missions' time zones by name (time.LoadLocation
+	// reads and parses the zone file at each call).
+	zones sync.Map
 }
 
 func key(lang string, t domain.EventType) string { return lang + "/" + string(t) }
@@ -161,13 +165,23 @@ func Sample(t domain.EventType) Event {
 // applicant's contact, or an operator's subscription. key is the
 // delivery's idempotency key, which the JSON body carries too (idemKey).
 func (t *Templates) Render(lang string, operator bool, e Event, idemKey string) (Message, error) {
+	return t.render(lang, operator, e, idemKey, true)
+}
+
+// RenderJSON is Render without the HTML body: what a webhook posts (the
+// JSON, which holds the subject and the text).
+func (t *Templates) RenderJSON(lang string, operator bool, e Event, idemKey string) (Message, error) {
+	return t.render(lang, operator, e, idemKey, false)
+}
+
+func (t *Templates) render(lang string, operator bool, e Event, idemKey string, withHTML bool) (Message, error) {
 	tt, ok := t.text[key(lang, e.Type)]
 	if !ok {
 		return Message{}, fmt.Errorf("no template for %s in %q", e.Type, lang)
 	}
 	ht := t.html[key(lang, e.Type)]
-	loc, err := time.LoadLocation(e.Timezone)
-	if err != nil || e.Timezone == "" {
+	loc, ok := t.location(e.Timezone)
+	if !ok {
 		loc, e.Timezone = time.UTC, "UTC"
 	}
 	v := view{
@@ -179,20 +193,25 @@ func (t *Templates) Render(lang string, operator bool, e Event, idemKey string) 
 		v.FirstSlot = e.Slots[0].String()
 	}
 	var subject, text, html bytes.Buffer
+	text.Grow(1024)
 	if err := tt.ExecuteTemplate(&subject, "subject", v); err != nil {
 		return Message{}, err
 	}
 	if err := tt.ExecuteTemplate(&text, "text", v); err != nil {
 		return Message{}, err
 	}
-	if err := ht.ExecuteTemplate(&html, "html", v); err != nil {
-		return Message{}, err
+	if withHTML {
+		html.Grow(2048)
+		if err := ht.ExecuteTemplate(&html, "html", v); err != nil {
+			return Message{}, err
+		}
 	}
 	s := strings.TrimSpace(subject.String())
 	if s == "" || strings.ContainsAny(s, "\r\n") {
 		return Message{}, errors.New("subject must be one non-empty line")
 	}
 	m := Message{Subject: s, Text: strings.TrimLeft(text.String(), "\n"), HTML: strings.TrimLeft(html.String(), "\n")}
+	var err error
 	m.JSON, err = json.Marshal(payload{
 		Type: string(e.Type), EventCursor: e.Cursor, OccurredAt: e.OccurredAt.UTC().Format(time.RFC3339Nano), IdempotencyKey: idemKey,
 		Language: lang, Subject: m.Subject, Text: m.Text,
@@ -201,6 +220,22 @@ func (t *Templates) Render(lang string, operator bool, e Event, idemKey string) 
 		Applicant: applicantJSON{ID: e.ApplicantID, FullName: e.ApplicantName},
 	})
 	return m, err
+}
+
+// location is the zone named tz; false for "" or an unknown name.
+func (t *Templates) location(tz string) (*time.Location, bool) {
+	if tz == "" {
+		return nil, false
+	}
+	if loc, ok := t.zones.Load(tz); ok {
+		return loc.(*time.Location), true
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, false
+	}
+	t.zones.Store(tz, loc)
+	return loc, true
 }
 
 // payload is a webhook's JSON body (docs/NOTIFIER.md).

@@ -51,13 +51,32 @@ func TestShippedTemplatesLoad(t *testing.T) {
 			t.Errorf("html not escaped: %s", m.HTML)
 		}
 	})
+	t.Run("RenderJSONIsRenderWithoutHTML", func(t *testing.T) {
+		t.Parallel()
+		for _, operator := range []bool{false, true} {
+			e := content.Sample(domain.SlotFound)
+			full, err := tmpl.Render("fr", operator, e, "k-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hook, err := tmpl.RenderJSON("fr", operator, e, "k-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hook.HTML != "" || hook.Subject != full.Subject || hook.Text != full.Text || string(hook.JSON) != string(full.JSON) {
+				t.Errorf("operator %v: RenderJSON %+v\nRender %+v", operator, hook, full)
+			}
+		}
+	})
 	t.Run("UnknownZoneFallsBackToUTC", func(t *testing.T) {
 		t.Parallel()
 		e := content.Sample(domain.Expired)
-		e.Timezone = ""
-		m, err := tmpl.Render("fr", true, e, "k")
-		if err != nil || !strings.Contains(m.Text, "UTC") {
-			t.Fatalf("%v\n%s", err, m.Text)
+		for _, tz := range []string{"", "Mars/Olympus_Mons"} {
+			e.Timezone = tz
+			m, err := tmpl.Render("fr", true, e, "k")
+			if err != nil || !strings.Contains(m.Text, "UTC") {
+				t.Fatalf("zone %q: %v\n%s", tz, err, m.Text)
+			}
 		}
 	})
 }
@@ -83,5 +102,28 @@ func TestBrokenTemplateStopsLoad(t *testing.T) {
 	delete(fsys, "templates/en/cancelled.html")
 	if _, err := content.LoadFS(fsys); err == nil || !strings.Contains(err.Error(), "en/cancelled.html") {
 		t.Fatalf("err = %v, want one naming the missing file", err)
+	}
+}
+
+// BenchmarkRender is the consumer's rendering of one delivery: all parts
+// (email, Telegram) and the webhook's (no HTML).
+func BenchmarkRender(b *testing.B) {
+	tmpl, err := content.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := content.Sample(domain.SlotFound)
+	for _, bm := range []struct {
+		name   string
+		render func(string, bool, content.Event, string) (content.Message, error)
+	}{{"All", tmpl.Render}, {"Webhook", tmpl.RenderJSON}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.render("en", false, e, "k"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

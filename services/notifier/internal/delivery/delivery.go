@@ -1,7 +1,8 @@
 // Package delivery is the Notifier's delivery loop: it claims due
 // deliveries from the log (FOR UPDATE SKIP LOCKED, under a lease that
-// lapses if this replica dies), sends each through its channel, and
-// records the outcome. A delivery is sent at least once; the log holds it
+// lapses if this replica dies), or takes those its replica's consumer
+// recorded already leased to it (Hand), sends each through its channel,
+// and records the outcome. A delivery is sent at least once; the log holds it
 // once, and every attempt carries its idempotency key, so a receiver can
 // drop the repeat that a crash between send and record causes.
 package delivery
@@ -30,6 +31,12 @@ const (
 	DefaultConcurrency = 8
 	// maxErrorLen bounds last_error, in characters.
 	maxErrorLen = 500
+	// handedPerWorker bounds the deliveries handed over by the consumer
+	// and not yet sent, per worker: a queue that drains well within a
+	// lease when the receivers answer in time (2,048 at the default
+	// concurrency: four of the consumer's largest batches), and takes a
+	// burst without sending part of it the claim's way.
+	handedPerWorker = 256
 )
 
 // Config configures the loop.
@@ -37,7 +44,8 @@ type Config struct {
 	// Retry is the backoff and the attempts before DEAD.
 	Retry domain.Retry
 	// Lease is how long one attempt holds a delivery; a send is cut at
-	// three quarters of it, so the outcome is recorded before it lapses.
+	// three quarters of it (from the claim, or from the record for a
+	// handed delivery), so the outcome is recorded before it lapses.
 	Lease time.Duration
 	// Poll is how often the log is read when nothing rang the doorbell
 	// (deliveries recorded by another replica, retries coming due).
@@ -55,6 +63,9 @@ type Loop struct {
 	cfg     Config
 	now     func() time.Time
 	bell    chan struct{}
+	// handed are deliveries this replica's consumer recorded leased to
+	// this loop (only the consumer sends on it; Offer says how many fit).
+	handed  chan domain.Delivery
 	metrics *metrics.Notifier
 	logger  *slog.Logger
 }
@@ -79,7 +90,32 @@ func New(st *store.Store, a *app.App, senders map[channel.Kind]channel.Sender, c
 	for _, k := range slices.Sorted(maps.Keys(senders)) {
 		kinds = append(kinds, string(k))
 	}
-	return &Loop{store: st, app: a, senders: senders, kinds: kinds, cfg: cfg, now: now, bell: make(chan struct{}, 1), metrics: m, logger: logger}
+	return &Loop{store: st, app: a, senders: senders, kinds: kinds, cfg: cfg, now: now, bell: make(chan struct{}, 1),
+		handed: make(chan domain.Delivery, handedPerWorker*cfg.Concurrency), metrics: m, logger: logger}
+}
+
+// Offer says until when deliveries recorded now for this loop to send are
+// leased, and how many it takes (Hand) at most.
+func (l *Loop) Offer(now time.Time) (leaseUntil time.Time, room int) {
+	return now.Add(l.cfg.Lease), cap(l.handed) - len(l.handed)
+}
+
+// Sends says whether this loop sends deliveries of kind.
+func (l *Loop) Sends(kind channel.Kind) bool {
+	_, ok := l.senders[kind]
+	return ok
+}
+
+// Hand gives the loop deliveries recorded leased to it (as Offer said):
+// they are sent without a claim. One that finds no room is left to its
+// lease, which lapses for a Claim to take it.
+func (l *Loop) Hand(ds []domain.Delivery) {
+	for _, d := range ds {
+		select {
+		case l.handed <- d:
+		default:
+		}
+	}
 }
 
 // Wake rings the doorbell: deliveries were recorded.
@@ -91,11 +127,12 @@ func (l *Loop) Wake() {
 }
 
 // Run sends until ctx ends. Sends in flight finish (within their timeout)
-// before it returns.
+// before it returns; handed deliveries not yet started are released.
 //
-// Concurrency workers send; this loop claims for them, a batch of up to
-// twice their number whenever at least half of the queue is free, so a
-// burst is claimed in a few statements rather than one per delivery.
+// Concurrency workers send what was handed over and what this loop claims
+// for them: a batch of up to twice their number whenever at least half of
+// the queue is free, so a burst is claimed in a few statements rather than
+// one per delivery.
 func (l *Loop) Run(ctx context.Context) error {
 	n := l.cfg.Concurrency
 	work, freed := make(chan domain.Delivery, 2*n), make(chan struct{}, 1)
@@ -104,23 +141,48 @@ func (l *Loop) Run(ctx context.Context) error {
 	record := context.WithoutCancel(ctx)
 	recorded := make(chan struct{})
 	go func() { l.recordDelivered(record, delivered); close(recorded) }()
+	send := func(d domain.Delivery) {
+		if l.attempt(record, d) {
+			delivered <- d
+		}
+	}
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for d := range work {
-				if l.attempt(record, d) {
-					delivered <- d
+			for {
+				// Once stopping, the claimed ones are sent, not the handed.
+				if ctx.Err() != nil {
+					for d := range work {
+						send(d)
+					}
+					return
 				}
 				select {
-				case freed <- struct{}{}:
-				default:
+				case <-ctx.Done():
+				case d := <-l.handed:
+					send(d)
+				case d, ok := <-work:
+					if !ok {
+						return
+					}
+					send(d)
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
 				}
 			}
 		}()
 	}
-	defer func() { close(work); wg.Wait(); close(delivered); <-recorded }()
+	defer func() {
+		close(work)
+		wg.Wait()
+		l.release(record)
+		close(delivered)
+		<-recorded
+	}()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -213,10 +275,19 @@ func (l *Loop) recordDelivered(ctx context.Context, in <-chan domain.Delivery) {
 // attempt sends d once; it records a failure itself and says whether the
 // receiver accepted d (for recordDelivered to record).
 func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
+	// The send ends with a quarter of the lease left, to record its
+	// outcome while the attempt still holds the delivery. One that waited
+	// for a worker for half of its lease is given back instead.
+	left := d.LeaseUntil.Add(-l.cfg.Lease / 4).Sub(l.now())
+	if left < l.cfg.Lease/4 {
+		l.logger.Info("a delivery waited too long for a worker; released for the next claim", "delivery", d.ID)
+		l.giveBack(ctx, []domain.Delivery{d})
+		return false
+	}
 	msg := channel.Message{IdempotencyKey: d.IdempotencyKey(), To: d.Address, Subject: d.Subject, Text: d.Text, HTML: d.HTML, JSON: d.JSON}
 	err := l.prepare(d, &msg)
 	if err == nil {
-		sendCtx, cancel := context.WithTimeout(ctx, l.cfg.Lease*3/4)
+		sendCtx, cancel := context.WithTimeout(ctx, left)
 		err = l.senders[d.Kind].Send(sendCtx, msg)
 		cancel()
 	}
@@ -236,6 +307,35 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 	}
 	l.metrics.Attempted(d.Kind, result, 0)
 	return false
+}
+
+// release gives back the handed deliveries no worker started (the loop is
+// stopping), so another replica claims them without waiting for their
+// leases to lapse. One the consumer hands over after this lapses, as a
+// crashed replica's would.
+func (l *Loop) release(ctx context.Context) {
+	var ds []domain.Delivery
+	for {
+		select {
+		case d := <-l.handed:
+			ds = append(ds, d)
+		default:
+			if len(ds) > 0 {
+				l.giveBack(ctx, ds)
+			}
+			return
+		}
+	}
+}
+
+func (l *Loop) giveBack(ctx context.Context, ds []domain.Delivery) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := l.store.Release(ctx, ds); err != nil {
+		l.logger.Warn("could not release deliveries; they are due again when their leases lapse", "count", len(ds), "error", err)
+		return
+	}
+	l.Wake()
 }
 
 // prepare adds what the stored message lacks: a webhook's signing secrets,

@@ -110,6 +110,9 @@ type Delivery struct {
 	DeliveredAt    time.Time
 	// LeaseToken is the attempt's fencing token (store side).
 	LeaseToken int64
+	// LeaseUntil is when the attempt's lease lapses; zero while no attempt
+	// holds the delivery.
+	LeaseUntil time.Time
 	// Secrets are the recipient's sealed webhook secrets as claimed (the
 	// current one, then the previous one during a rotation); empty for
 	// other kinds, or when the recipient is gone.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
@@ -84,10 +84,17 @@ func (c *Consumer) Cursor(ctx context.Context) (int64, error) {
 // events up to it, in one transaction (the outbox). Events at or before
 // the stored cursor were recorded already and are skipped; a delivery
 // already in the log for its (event, recipient) is left as it is. It
-// returns how many deliveries it inserted.
-func (c *Consumer) Record(ctx context.Context, cursor int64, ds []domain.Delivery, now time.Time) (int, error) {
-	inserted := 0
+// returns the deliveries it inserted, with their ids.
+//
+// A delivery with LeaseUntil set is inserted claimed, as Claim leaves it
+// (one attempt counted, lease token 1, leased until then), and comes back
+// with its recipient's sealed secrets: the consuming replica's delivery
+// loop sends it without claiming it (delivery.Loop.Hand). If that replica
+// dies first, the lease lapses and any replica's Claim takes it.
+func (c *Consumer) Record(ctx context.Context, cursor int64, ds []domain.Delivery, now time.Time) ([]domain.Delivery, error) {
+	var out []domain.Delivery
 	err := pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
+		out = nil
 		var stored int64
 		if err := tx.QueryRow(ctx, `SELECT cursor FROM notifier.cursors WHERE stream = $1 FOR UPDATE`, c.stream).Scan(&stored); err != nil {
 			return fmt.Errorf("lock cursor: %w", err)
@@ -95,42 +102,124 @@ func (c *Consumer) Record(ctx context.Context, cursor int64, ds []domain.Deliver
 		if stored >= cursor {
 			return nil
 		}
-		var b pgx.Batch
-		for _, d := range ds {
+		var (
+			cols   insertColumns
+			byKey  = make(map[recordKey]int, len(ds))
+			leased bool
+		)
+		for i, d := range ds {
 			if d.EventCursor <= stored {
 				continue
 			}
-			b.Queue(`INSERT INTO notifier.deliveries (event_cursor, event_type, event_occurred_at, request_id, contact_id, subscription_id,
-				kind, address, subject, body_text, body_html, body_json, next_attempt_at, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-				ON CONFLICT (event_cursor, recipient_id) DO NOTHING`,
-				d.EventCursor, string(d.EventType), d.EventOccurredAt, d.RequestID, nullID(d.ContactID), nullID(d.SubscriptionID),
-				string(d.Kind), d.Address, d.Subject, d.Text, d.HTML, d.JSON, now).Exec(func(ct pgconn.CommandTag) error {
-				inserted += int(ct.RowsAffected())
-				return nil
-			})
+			cols.add(d)
+			byKey[recordKey{d.EventCursor, d.RecipientID()}] = i
+			leased = leased || !d.LeaseUntil.IsZero()
 		}
-		b.Queue(`UPDATE notifier.cursors SET cursor = $2, updated_at = $3 WHERE stream = $1`, c.stream, cursor, now)
-		if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-			return fmt.Errorf("record deliveries: %w", err)
+		if len(byKey) > 0 {
+			rows, err := tx.Query(ctx, `WITH ins AS (
+					INSERT INTO notifier.deliveries (event_cursor, event_type, event_occurred_at, request_id, contact_id, subscription_id,
+						kind, address, subject, body_text, body_html, body_json, lease_until, attempts, lease_token, next_attempt_at, created_at)
+					SELECT a.cursor, a.type, a.occurred_at, a.request_id, a.contact_id, a.subscription_id, a.kind, a.address, a.subject,
+						a.body_text, a.body_html, a.body_json, a.lease_until,
+						CASE WHEN a.lease_until IS NULL THEN 0 ELSE 1 END, CASE WHEN a.lease_until IS NULL THEN 0 ELSE 1 END, $14, $14
+					FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[],
+						$9::text[], $10::text[], $11::text[], $12::bytea[], $13::timestamptz[])
+						AS a(cursor, type, occurred_at, request_id, contact_id, subscription_id, kind, address, subject, body_text, body_html,
+							body_json, lease_until)
+					ON CONFLICT (event_cursor, recipient_id) DO NOTHING
+					RETURNING id, event_cursor, recipient_id, contact_id, subscription_id, lease_until)
+				SELECT ins.id, ins.event_cursor, ins.recipient_id, ins.lease_until IS NOT NULL AND COALESCE(c.id, s.id) IS NULL,
+					COALESCE(c.secret_ciphertext, s.secret_ciphertext), COALESCE(c.prev_secret_ciphertext, s.prev_secret_ciphertext)
+				FROM ins
+				LEFT JOIN notifier.contacts c ON ins.lease_until IS NOT NULL AND c.id = ins.contact_id
+				LEFT JOIN notifier.subscriptions s ON ins.lease_until IS NOT NULL AND s.id = ins.subscription_id`,
+				cols.cursor, cols.typ, cols.occurredAt, cols.requestID, cols.contactID, cols.subscriptionID, cols.kind, cols.address,
+				cols.subject, cols.text, cols.html, cols.json, cols.leaseUntil, now)
+			if err != nil {
+				return fmt.Errorf("record deliveries: %w", err)
+			}
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.Delivery, error) {
+				var (
+					k         recordKey
+					id        int64
+					gone      bool
+					cur, prev []byte
+				)
+				if err := r.Scan(&id, &k.cursor, &k.recipient, &gone, &cur, &prev); err != nil {
+					return domain.Delivery{}, err
+				}
+				d := ds[byKey[k]]
+				d.ID, d.State, d.NextAttemptAt, d.CreatedAt, d.RecipientGone = id, domain.Pending, now, now, gone
+				if !d.LeaseUntil.IsZero() {
+					d.Attempts, d.LeaseToken = 1, 1
+					for _, ct := range [][]byte{cur, prev} {
+						if ct != nil {
+							d.Secrets = append(d.Secrets, ct)
+						}
+					}
+				}
+				return d, nil
+			})
+			if err != nil {
+				return fmt.Errorf("record deliveries: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE notifier.cursors SET cursor = $2, updated_at = $3 WHERE stream = $1`, c.stream, cursor, now); err != nil {
+			return fmt.Errorf("move cursor: %w", err)
 		}
 		return nil
 	})
-	return inserted, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+type recordKey struct {
+	cursor    int64
+	recipient uuid.UUID
+}
+
+// insertColumns are Record's deliveries column by column, for one INSERT
+// over unnest.
+type insertColumns struct {
+	cursor                                  []int64
+	typ, kind, address, subject, text, html []string
+	occurredAt                              []time.Time
+	requestID, contactID, subscriptionID    []pgtype.UUID
+	json                                    [][]byte
+	leaseUntil                              []pgtype.Timestamptz
+}
+
+func (c *insertColumns) add(d domain.Delivery) {
+	id := func(u uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: u, Valid: u != uuid.Nil} }
+	c.cursor = append(c.cursor, d.EventCursor)
+	c.typ = append(c.typ, string(d.EventType))
+	c.occurredAt = append(c.occurredAt, d.EventOccurredAt)
+	c.requestID = append(c.requestID, id(d.RequestID))
+	c.contactID = append(c.contactID, id(d.ContactID))
+	c.subscriptionID = append(c.subscriptionID, id(d.SubscriptionID))
+	c.kind = append(c.kind, string(d.Kind))
+	c.address = append(c.address, d.Address)
+	c.subject = append(c.subject, d.Subject)
+	c.text = append(c.text, d.Text)
+	c.html = append(c.html, d.HTML)
+	c.json = append(c.json, d.JSON)
+	c.leaseUntil = append(c.leaseUntil, pgtype.Timestamptz{Time: d.LeaseUntil, Valid: !d.LeaseUntil.IsZero()})
 }
 
 const deliveryCols = `id, event_cursor, event_type, event_occurred_at, request_id, contact_id, subscription_id, kind, address, subject,
-	state, attempts, last_error, next_attempt_at, created_at, delivered_at, lease_token`
+	state, attempts, last_error, next_attempt_at, created_at, delivered_at, lease_token, lease_until`
 
 func scanDelivery(row pgx.Row, withBody bool, extra ...any) (domain.Delivery, error) {
 	var (
 		d                domain.Delivery
 		typ, kind, state string
 		contact, sub     *uuid.UUID
-		delivered        *time.Time
+		delivered, lease *time.Time
 	)
 	dest := []any{&d.ID, &d.EventCursor, &typ, &d.EventOccurredAt, &d.RequestID, &contact, &sub, &kind, &d.Address, &d.Subject,
-		&state, &d.Attempts, &d.LastError, &d.NextAttemptAt, &d.CreatedAt, &delivered, &d.LeaseToken}
+		&state, &d.Attempts, &d.LastError, &d.NextAttemptAt, &d.CreatedAt, &delivered, &d.LeaseToken, &lease}
 	if withBody {
 		dest = append(dest, &d.Text, &d.HTML, &d.JSON)
 	}
@@ -147,6 +236,9 @@ func scanDelivery(row pgx.Row, withBody bool, extra ...any) (domain.Delivery, er
 	}
 	if delivered != nil {
 		d.DeliveredAt = *delivered
+	}
+	if lease != nil {
+		d.LeaseUntil = *lease
 	}
 	return d, nil
 }
@@ -236,6 +328,24 @@ func (s *Store) MarkFailed(ctx context.Context, d domain.Delivery, dead bool, ne
 		return false, fmt.Errorf("mark failed: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Release gives back attempts that never started (their replica is
+// stopping): each delivery is due again at once, its attempt not counted,
+// for any replica to claim. A delivery whose lease another attempt took
+// is left as it is.
+func (s *Store) Release(ctx context.Context, ds []domain.Delivery) error {
+	ids, tokens := make([]int64, len(ds)), make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i], tokens[i] = d.ID, d.LeaseToken
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE notifier.deliveries d SET lease_until = NULL, attempts = d.attempts - 1
+		FROM unnest($1::bigint[], $2::bigint[]) AS a(id, token)
+		WHERE d.id = a.id AND d.lease_token = a.token AND d.state = 'pending'`, ids, tokens)
+	if err != nil {
+		return fmt.Errorf("release deliveries: %w", err)
+	}
+	return nil
 }
 
 // DeliveryFilter narrows ListDeliveries; zero fields match all.
