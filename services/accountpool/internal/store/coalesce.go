@@ -3,12 +3,14 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/domain"
 )
@@ -27,6 +29,7 @@ func WithBatching() Option {
 	return func(s *Store) {
 		s.batch = &batcher[op, opResult]{run: s.runBatch, abandoned: s.abandoned, max: maxBatch}
 		s.leases = &leaseCache{m: map[string]grantedLease{}}
+		s.lockWait = releaseLockWait
 	}
 }
 
@@ -57,15 +60,19 @@ type batchCounts struct {
 // budget; one in practice), each seeing what the ones before it wrote, so
 // that an account released in the batch may go to one of its Acquires if
 // the outcome rule left it leasable. A failure of any statement or of the
-// commit fails every call of the batch: nothing of it was written.
+// commit fails every call of the batch.
+//
+// A Release's statement may wait for a row lock (a Renew, an update, the
+// expiry of the same account); every other call of this replica waits
+// behind its batch. So a batch with Releases waits for a lock at most
+// releaseLockWait: past it, nothing of the batch was written, its
+// Acquires run again on their own and its Releases go the unbatched way,
+// each waiting for its lock in its own caller.
 func (s *Store) runBatch(ctx context.Context, ops []op) []opResult {
 	var (
-		acqs   []AcquireParams
-		rels   []fastRelease
-		acqAt  []int
-		relAt  []int
-		reads  []func(pgx.Rows, error)
-		queued pgx.Batch
+		acqs         []AcquireParams
+		rels         []fastRelease
+		acqAt, relAt []int
 	)
 	for i, o := range ops {
 		if o.acquire != nil {
@@ -75,7 +82,46 @@ func (s *Store) runBatch(ctx context.Context, ops []op) []opResult {
 		}
 	}
 	acqOut, relOut := make([]acquired, len(acqs)), make([]releaseAnswer, len(rels))
+	if err := s.sendBatch(ctx, acqs, rels, acqOut, relOut); err != nil {
+		if len(rels) > 0 && isLockTimeout(err) {
+			clear(relOut) // ended false, no error: the unbatched way
+			acqOut = make([]acquired, len(acqs))
+			err = s.sendBatch(ctx, acqs, nil, acqOut, nil)
+			if err != nil {
+				s.failAcquires(ctx, acqOut, err)
+			}
+		} else {
+			s.failAcquires(ctx, acqOut, err)
+			for i := range relOut {
+				relOut[i] = releaseAnswer{err: fmt.Errorf("end lease: %w", err)}
+			}
+		}
+	}
+	out := make([]opResult, len(ops))
+	for k, i := range acqAt {
+		out[i].acquired = acqOut[k]
+	}
+	for k, i := range relAt {
+		out[i].released = relOut[k]
+	}
+	return out
+}
+
+// releaseLockWait is the longest a batch with Releases waits for a row
+// lock before its Releases leave it (runBatch).
+const releaseLockWait = time.Second
+
+// sendBatch runs the statements of rels and acqs in one transaction, one
+// round trip, reading their answers into relOut and acqOut; the error is
+// the batch's (a statement's or the commit's).
+func (s *Store) sendBatch(ctx context.Context, acqs []AcquireParams, rels []fastRelease, acqOut []acquired, relOut []releaseAnswer) error {
+	var (
+		reads  []func(pgx.Rows, error)
+		queued pgx.Batch
+	)
 	if len(rels) > 0 {
+		queued.Queue(`SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", s.lockWait.Milliseconds()))
+		reads = append(reads, func(pgx.Rows, error) {})
 		args, read := releaseStatement(rels, relOut)
 		queued.Queue(releaseSQL, args...)
 		reads = append(reads, read)
@@ -98,22 +144,27 @@ func (s *Store) runBatch(ctx context.Context, ops []op) []opResult {
 			rows.Close()
 		}
 	}
-	if err := br.Close(); err != nil {
-		for i := range acqOut {
-			acqOut[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
+	return br.Close()
+}
+
+// failAcquires answers every Acquire of a failed batch with err. The
+// batch may still have committed (the connection failed after the
+// server's commit, or an answer could not be read): the leases it read
+// are handed back, best effort and off the batcher's path (Postgres may
+// be gone); any other ends at its expiry.
+func (s *Store) failAcquires(ctx context.Context, out []acquired, err error) {
+	for i, a := range out {
+		if a.err == nil && a.leaseID != "" {
+			go s.unlease(context.WithoutCancel(ctx), a)
 		}
-		for i := range relOut {
-			relOut[i] = releaseAnswer{err: fmt.Errorf("end lease: %w", err)}
-		}
+		out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
 	}
-	out := make([]opResult, len(ops))
-	for k, i := range acqAt {
-		out[i].acquired = acqOut[k]
-	}
-	for k, i := range relAt {
-		out[i].released = relOut[k]
-	}
-	return out
+}
+
+// isLockTimeout tells whether err is Postgres's lock_timeout.
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // abandoned hands back the lease of an Acquire whose caller gave up while

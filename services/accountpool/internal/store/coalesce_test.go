@@ -49,7 +49,9 @@ func setup(t *testing.T, accounts int) (*store.Store, *testBundle) {
 	t.Cleanup(db.Close)
 	b := &testBundle{db: db, dbURL: dbURL, ids: make([]int64, accounts),
 		now: time.Now().UTC().Truncate(time.Microsecond), cfg: domain.DefaultConfig()}
-	s := store.New(db, store.WithBatching())
+	// The tests line callers up behind row locks for as long as that
+	// takes on a loaded machine: a batch must not give up on the lock.
+	s := store.New(db, store.WithBatching(), store.WithReleaseLockWait(time.Hour))
 	seal := func(int64) ([]byte, error) { return []byte("sealed"), nil }
 	for i := range accounts {
 		a, err := s.CreateAccount(testkit.Context(t), fmt.Sprintf("acc%d@example.com", i), "", seal, b.now.Add(-time.Hour))
@@ -368,7 +370,7 @@ func TestReleaseBatchAnswersEachLeaseOnItsOwn(t *testing.T) {
 func TestBatchedReleasesWakeWaitersOnAnotherReplica(t *testing.T) {
 	t.Parallel()
 	storeA, b := setup(t, 3)
-	storeB := store.New(b.db, store.WithBatching())
+	storeB := store.New(b.db, store.WithBatching(), store.WithReleaseLockWait(time.Hour))
 	raw, err := secrets.Generate()
 	if err != nil {
 		t.Fatal(err)
@@ -534,5 +536,49 @@ func TestBatchEndsAndGrantsLeasesInOneTransaction(t *testing.T) {
 	}
 	if ended != begun {
 		t.Errorf("the old lease ended in transaction %s and the new one began in %s, want one", ended, begun)
+	}
+}
+
+// TestAReleaseWaitingForALockHoldsNoAcquireBack: a Release whose row is
+// locked elsewhere (a renewal, an update, an expiry of the same account
+// in flight) waits for it in its own caller, not in the batch: the
+// Acquires that queue behind it are answered while the lock is still held.
+func TestAReleaseWaitingForALockHoldsNoAcquireBack(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t, 3)
+	s := store.New(b.db, store.WithBatching(), store.WithReleaseLockWait(100*time.Millisecond))
+	ctx := testkit.Context(t)
+	held := mustAcquire(t, s, b, "holder", 5*time.Minute)
+
+	unblock := lockUsageRow(t, b, held.params.LeaseID)
+	released := make(chan releaseResult, 1)
+	go func() {
+		rel, err := s.Release(ctx, b.cfg, store.ReleaseParams{LeaseID: held.params.LeaseID,
+			FencingToken: held.leased.Account.FencingToken, Outcome: domain.OutcomeNoSlot, Now: b.now})
+		released <- releaseResult{rel, err}
+	}()
+	waitFor(t, "the release batch to wait for the lock", func() bool { return waitingForLocks(t, b) == 1 })
+	next := acquireAsync(ctx, s, b, "next", 5*time.Minute)
+	select {
+	case r := <-next:
+		if r.err != nil || r.leased.Account.ID == held.leased.Account.ID {
+			t.Fatalf("next: account %d, %v; want another free account", r.leased.Account.ID, r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the acquire is still waiting behind the release's row lock")
+	}
+	select {
+	case r := <-released:
+		t.Fatalf("the release ended while its usage row was locked: %+v, %v", r.rel, r.err)
+	default:
+	}
+	unblock()
+	if r := <-released; r.err != nil || r.rel.Replay || r.rel.Account.LeaseID != "" {
+		t.Fatalf("release after the lock: %+v, %v", r.rel, r.err)
+	}
+	var result *string
+	if err := b.db.QueryRow(ctx, `SELECT result FROM accountpool.usage_log WHERE lease_id = $1`,
+		held.params.LeaseID).Scan(&result); err != nil || result == nil || *result != "no_slot" {
+		t.Fatalf("the lease's usage row: %v, %v", result, err)
 	}
 }

@@ -1,5 +1,7 @@
 package store
 
+import "time"
+
 // PendingAcquires and PendingReleases count the calls of each kind queued
 // behind the batch in flight, for tests that line callers up into one
 // batch.
@@ -18,3 +20,8 @@ func (s *Store) pending(kind func(op) bool) int {
 	}
 	return n
 }
+
+// WithReleaseLockWait sets how long a batch with Releases waits for a row
+// lock (after WithBatching): tests that line callers up behind a lock
+// make it long, the test of the wait itself short.
+func WithReleaseLockWait(d time.Duration) Option { return func(s *Store) { s.lockWait = d } }

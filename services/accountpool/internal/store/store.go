@@ -28,9 +28,10 @@ type Store struct {
 	// With WithBatching: the coalescer of Acquires and Releases, what it
 	// served, and the leases granted here, for Release's one-round-trip
 	// path.
-	batch  *batcher[op, opResult]
-	counts batchCounts
-	leases *leaseCache
+	batch    *batcher[op, opResult]
+	counts   batchCounts
+	leases   *leaseCache
+	lockWait time.Duration // releaseLockWait, but in tests
 }
 
 // New returns a Store over db.
