@@ -54,7 +54,9 @@ func TestKilledBetweenSendAndRecord(t *testing.T) {
 // to a replica that is gone; the next Notifier sends them all.
 func TestStopReleasesHandedDeliveries(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1"}})
+	// A lease long enough that no handed delivery waits an eighth of it
+	// (the loop would give it back) before the stop.
+	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1", "NOTIFIER_LEASE=5m"}})
 	s.webhookContact("en")
 	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -226,5 +228,49 @@ func TestStandbyTakesOver(t *testing.T) {
 	}
 	if n := s.count(`SELECT count(*) FROM notifier.deliveries`); n != 10 {
 		t.Errorf("log rows: %d, want 10", n)
+	}
+}
+
+// TestSlowReceiverBurstIsSharedByReplicas: the consuming replica records
+// a burst leased to its own loop; with a slow receiver, what its one
+// worker has not started within an eighth of the lease is given back, and
+// the other replica's worker sends part of it: the receiver sees two
+// sends at once (each replica has one worker), and each delivery once.
+func TestSlowReceiverBurstIsSharedByReplicas(t *testing.T) {
+	t.Parallel()
+	// The burst takes one worker 6 s: under half the lease (a send that
+	// waited that long is given back by its worker anyway), over an eighth.
+	s := newSystem(t, options{notifiers: 2, notifierEnv: []string{"NOTIFIER_CONCURRENCY=1", "NOTIFIER_LEASE=16s"}})
+	s.webhookContact("en")
+	var mu sync.Mutex
+	var inFlight, peak int
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, _ int) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		time.Sleep(250 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	const n = 24
+	s.createRequests(n)
+	s.findSlot()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	mu.Lock()
+	p := peak
+	mu.Unlock()
+	if p < 2 {
+		t.Errorf("at most %d send at a time: the other replica sent none of the burst", p)
+	}
+	if k := s.recv.keys(); k != n {
+		t.Errorf("receiver saw %d distinct deliveries, want %d", k, n)
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1`); got != n {
+		t.Errorf("%d of %d delivered on one counted attempt", got, n)
 	}
 }

@@ -176,7 +176,14 @@ func (l *Loop) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	swept := make(chan struct{})
+	go func() { l.sweepHanded(ctx, record); close(swept) }()
 	defer func() {
+		<-swept
+		// The handed deliveries no worker started go back now, not after
+		// the sends in flight: a stop cut short by SIGKILL would leave
+		// them leased to this process. Stragglers go after the wait.
+		l.release(record)
 		close(work)
 		wg.Wait()
 		l.release(record)
@@ -324,6 +331,51 @@ func (l *Loop) release(ctx context.Context) {
 				l.giveBack(ctx, ds)
 			}
 			return
+		}
+	}
+}
+
+// handWait is how long a handed delivery waits for a worker of its loop
+// before it is given back for any replica's claim: a loop whose receivers
+// are slow does not keep a burst to itself while other replicas idle.
+func (l *Loop) handWait() time.Duration { return l.cfg.Lease / 8 }
+
+// sweepHanded gives back, every half handWait until ctx ends, the handed
+// deliveries that waited handWait.
+func (l *Loop) sweepHanded(ctx, record context.Context) {
+	t := time.NewTicker(l.handWait() / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// The queue is in the order of recording, the oldest first: take
+		// from its head while they are stale; the first fresh one goes
+		// back to its tail.
+		cutoff := l.now().Add(-l.handWait())
+		var stale []domain.Delivery
+	head:
+		for range cap(l.handed) {
+			select {
+			case d := <-l.handed:
+				if d.LeaseUntil.Add(-l.cfg.Lease).After(cutoff) {
+					select {
+					case l.handed <- d:
+					default: // the consumer filled its place meanwhile
+						stale = append(stale, d)
+					}
+					break head
+				}
+				stale = append(stale, d)
+			default:
+				break head
+			}
+		}
+		if len(stale) > 0 {
+			l.logger.Info("a delivery waited too long for a worker; released for the next claim", "count", len(stale))
+			l.giveBack(record, stale)
 		}
 	}
 }

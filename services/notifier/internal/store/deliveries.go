@@ -196,7 +196,9 @@ func (c *insertColumns) add(d domain.Delivery) {
 	c.cursor = append(c.cursor, d.EventCursor)
 	c.typ = append(c.typ, string(d.EventType))
 	c.occurredAt = append(c.occurredAt, d.EventOccurredAt)
-	c.requestID = append(c.requestID, id(d.RequestID))
+	// request_id is NOT NULL: an event whose request id did not parse
+	// is stored with the nil UUID, as before, not refused with its batch.
+	c.requestID = append(c.requestID, pgtype.UUID{Bytes: d.RequestID, Valid: true})
 	c.contactID = append(c.contactID, id(d.ContactID))
 	c.subscriptionID = append(c.subscriptionID, id(d.SubscriptionID))
 	c.kind = append(c.kind, string(d.Kind))
