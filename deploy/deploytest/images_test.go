@@ -557,7 +557,7 @@ func dialAdmin(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 func TestStaticImagesAreSmallAndShellless(t *testing.T) {
 	needImages(t)
 	uids := runAsUsers(t)
-	for _, svc := range []string{"accountpool", "requests", "portalsim", "slotctl"} {
+	for _, svc := range []string{"accountpool", "requests", "notifier", "portalsim", "slotctl"} {
 		t.Run(svc, func(t *testing.T) {
 			img := "ghcr.io/slotwatch/" + svc + ":" + imageTag(t)
 			user := mustPodman(t, "image", "inspect", "--format", "{{.Config.User}}", img)
