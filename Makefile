@@ -47,7 +47,7 @@ lint: tools ## buf lint, buf breaking (against main), buf format, go vet, gofmt,
 	@./tools/check-modules.sh
 
 .PHONY: test
-test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed)
+test: lint chromium ## Run every test (starts a private Postgres and installs Chromium if needed); not test-images or kube-play, which CI does not run either
 	$(WITH_PG) $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 .PHONY: soak
@@ -67,12 +67,12 @@ images: ## Build the images of deploy/docker/*.Dockerfile with podman (local sta
 	@VERSION=$(VERSION) COMMIT=$(COMMIT) ./deploy/local/with-podman.sh ./deploy/local/images.sh
 
 .PHONY: test-images
-test-images: images ## Run each built image as its manifest says: non-root, read-only root, probes, SIGTERM, a Checker check inside its container
+test-images: images ## Run each built image as its manifest says: non-root, read-only root, probes, SIGTERM, the seed's slot found in the Checker's container (not in make test/CI)
 	$(WITH_PG) ./deploy/local/with-podman.sh env SLOTWATCH_IMAGE_TESTS=1 VERSION=$(VERSION) \
 	  $(GO) test -count=1 -timeout 30m -run '^(TestImagesRunAsTheirManifestsSay|TestStaticImagesAreSmallAndShellless)$$' -v github.com/slotwatch/slotwatch/deploy/deploytest
 
 .PHONY: kube-play
-kube-play: ## Play overlays/podman (overlays/dev + hostAliases) with podman kube play --network host; the Checker finds a portalsim slot; then kube down (build the images first: make images)
+kube-play: ## Play overlays/podman (overlays/dev + hostAliases) with podman kube play --network host; slotctl seed, the Checker finds its slot; kube down (make images first; not in make test/CI)
 	$(WITH_PG) ./deploy/local/with-podman.sh env SLOTWATCH_KUBE_PLAY=1 \
 	  $(GO) test -count=1 -timeout 20m -run '^TestKubePlay$$' -v github.com/slotwatch/slotwatch/deploy/deploytest
 

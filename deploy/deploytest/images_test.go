@@ -3,6 +3,7 @@ package deploytest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
@@ -439,7 +439,7 @@ func TestImagesRunAsTheirManifestsSay(t *testing.T) {
 	}
 
 	t.Run("CheckerFindsASlotInPortalsim", func(t *testing.T) {
-		findSlot(t, sec, m.deployments["requests"].Spec.Template.Spec.Containers[0])
+		findSlot(t, sec)
 	})
 
 	for _, name := range slices.Backward(order) {
@@ -466,50 +466,55 @@ func runMigrations(t *testing.T, m *manifest, sec podSecrets) {
 	}
 }
 
-// findSlot loads one account, one mission and a request into portalsim,
-// AccountPool and Requests, offers a slot in the request's window, and
-// waits for Requests to say the Checker found it.
-func findSlot(t *testing.T, sec podSecrets, requests corev1.Container) {
-	const (
-		mission, centre, category = "fra", "London", "tourism"
-		email, password           = "acc1@example.com", "portal-pw-1-xxxxxx"
-	)
+// findSlot loads the demo's dataset with `slotctl seed` (the binary built
+// from this tree, as an operator runs it: six accounts, missions fra and
+// bel, four requests) into AccountPool, Requests and portalsim, has it free
+// the dataset's slot on portalsim, and waits for Requests to say the
+// Checker found it for the one request that wants it; the other three stay
+// pending.
+func findSlot(t *testing.T, sec podSecrets) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	today := time.Now().UTC()
-	slotDate := today.AddDate(0, 1, 10).Format(time.DateOnly)
-	portal := "http://127.0.0.1:8090"
-	putJSON(t, portal+"/admin/state", fmt.Sprintf(`{"accounts":[{"email":%q,"password":%q}],
-		"missions":[{"code":%q,"name":"France","centres":[%q],"visa_categories":[%q]}]}`, email, password, mission, centre, category))
-	putJSON(t, portal+"/admin/slots", fmt.Sprintf(`{"mission":%q,"centre":%q,"visa_category":%q,"slots":[{"date":%q,"time":"09:30"}]}`,
-		mission, centre, category, slotDate))
+	slotctl := filepath.Join(t.TempDir(), "slotctl")
+	build := exec.CommandContext(ctx, "go", "build", "-o", slotctl, "./services/slotctl/cmd/slotctl")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build slotctl: %v\n%s", err, out)
+	}
+	var stderr bytes.Buffer
+	seed := exec.CommandContext(ctx, slotctl, "-o", "json", "--accountpool", "127.0.0.1:50051", "--requests", "127.0.0.1:50052",
+		"--token-file", sec.adminToken, "seed", "--portalsim", "http://127.0.0.1:8090", "--free-slot")
+	seed.Stderr = &stderr
+	out, err := seed.Output()
+	if err != nil {
+		t.Fatalf("slotctl seed: %v\n%s%s", err, out, stderr.Bytes())
+	}
+	var loaded struct {
+		AccountsCreated int `json:"accounts_created"`
+		Requests        []struct {
+			ID        string `json:"id"`
+			Applicant string `json:"applicant"`
+		} `json:"requests"`
+		Target    string `json:"target"`
+		SlotFreed bool   `json:"slot_freed"`
+	}
+	if err := json.Unmarshal(out, &loaded); err != nil {
+		t.Fatalf("slotctl seed -o json: %v\n%s", err, out)
+	}
+	if loaded.AccountsCreated != 6 || len(loaded.Requests) != 4 || loaded.Target == "" || !loaded.SlotFreed {
+		t.Fatalf("slotctl seed loaded %s", out)
+	}
+	t.Logf("slotctl seed: 6 accounts, 4 requests; the slot is for %s", loaded.Target)
 
-	pool := apv1.NewAccountPoolServiceClient(dialAdmin(t, "127.0.0.1:50051", sec.adminToken))
 	rq := rqv1.NewRequestsServiceClient(dialAdmin(t, "127.0.0.1:50052", sec.adminToken))
-	if _, err := pool.CreateAccount(ctx, &apv1.CreateAccountRequest{Email: email, Password: password, Phone: "+442079460001"}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := rq.CreateApplicant(ctx, &rqv1.CreateApplicantRequest{
-		FullName: "Ada Lovelace", Email: "ada@example.com", Phone: "+44 20 7946 0000",
-		PassportNumber: "X1234567", Nationality: "gb", DateOfBirth: "1990-12-10",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
-		ApplicantId: a.GetApplicant().GetId(), MissionCode: mission, Centre: centre, VisaCategory: category,
-		EarliestDate: today.AddDate(0, 1, 0).Format(time.DateOnly), LatestDate: today.AddDate(0, 2, 0).Format(time.DateOnly),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for {
-		got, err := rq.GetAppointmentRequest(ctx, &rqv1.GetAppointmentRequestRequest{Id: r.GetRequest().GetId()})
+		got, err := rq.GetAppointmentRequest(ctx, &rqv1.GetAppointmentRequestRequest{Id: loaded.Target})
 		if err != nil {
 			t.Fatalf("the Checker in its container did not find the slot: %v", err)
 		}
 		if got.GetRequest().GetStatus() == rqv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND {
-			return
+			break
 		}
 		select {
 		case <-ctx.Done():
@@ -517,22 +522,17 @@ func findSlot(t *testing.T, sec podSecrets, requests corev1.Container) {
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-func putJSON(t *testing.T, url, body string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT %s: %s", url, resp.Status)
+	for _, r := range loaded.Requests {
+		if r.ID == loaded.Target {
+			continue
+		}
+		got, err := rq.GetAppointmentRequest(ctx, &rqv1.GetAppointmentRequestRequest{Id: r.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := got.GetRequest().GetStatus(); st != rqv1.RequestStatus_REQUEST_STATUS_PENDING {
+			t.Errorf("%s's request %s is %s, want still pending: the slot is not in its window", r.Applicant, r.ID, st)
+		}
 	}
 }
 
@@ -557,7 +557,7 @@ func dialAdmin(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 func TestStaticImagesAreSmallAndShellless(t *testing.T) {
 	needImages(t)
 	uids := runAsUsers(t)
-	for _, svc := range []string{"accountpool", "requests", "portalsim", "slotctl"} {
+	for _, svc := range []string{"accountpool", "requests", "notifier", "portalsim", "slotctl"} {
 		t.Run(svc, func(t *testing.T) {
 			img := "ghcr.io/slotwatch/" + svc + ":" + imageTag(t)
 			user := mustPodman(t, "image", "inspect", "--format", "{{.Config.User}}", img)

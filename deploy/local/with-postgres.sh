@@ -87,6 +87,10 @@ fi
 url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 started=0
 if ! pgrun "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    log "127.0.0.1:$port is taken by another server: set SLOTWATCH_PG_PORT to a free port, or DATABASE_URL to use that server"
+    exit 1
+  fi
   log "starting Postgres on 127.0.0.1:$port"
   pgrun "$bindir/pg_ctl" -D "$datadir" -l "$datadir/postgres.log" -w -t 60 -o "-p $port" start >/dev/null
   started=1

@@ -105,7 +105,7 @@ func (a *app) env(name, def string) string {
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "slotctl",
-		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, portals, events, contacts, subscriptions, deliveries, keysets",
+		Short: "Operate slotwatch: accounts, pool, usage, applicants, requests, missions, portals, events, contacts, subscriptions, deliveries, keysets, the demo's data",
 		Long: `slotctl talks gRPC to AccountPool, Requests and the Notifier.
 
 Connection flags fall back to the environment: ACCOUNTPOOL_ADDR, REQUESTS_ADDR, NOTIFIER_ADDR,
@@ -154,6 +154,7 @@ Without TLS, only a loopback address is dialed unless --tls-insecure is given.`,
 		a.deliveriesCommand(),
 		a.keysetCommand(),
 		a.importLegacyCommand(),
+		a.seedCommand(),
 	)
 	// cobra's own `completion bash|zsh|fish|powershell`, added now rather
 	// than when it runs, so that wrapArgs covers it too (it writes to the

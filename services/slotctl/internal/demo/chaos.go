@@ -25,6 +25,7 @@ import (
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // Chaos is `make chaos` (issue 15): the real binaries (portalsim,
@@ -107,7 +108,7 @@ type chaosSystem struct {
 	sup      *supervisor
 	services map[string]*chaosService
 	order    []string
-	portal   *Portal
+	portal   *seed.Portal
 	admin    *pgxpool.Pool // straight to the cluster
 	load     *chaosLoad
 	watcher  *eventWatcher
@@ -126,9 +127,9 @@ type chaosSystem struct {
 	// ds, slot and findSlot are the portal's state, put back when
 	// portalsim restarts (it keeps none). findSlot is always free: the
 	// load's find requests are for it.
-	ds       Dataset
-	slot     Slot
-	findSlot Slot
+	ds       seed.Dataset
+	slot     seed.Slot
+	findSlot seed.Slot
 }
 
 type chaosService struct {
@@ -282,7 +283,7 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 			fmt.Fprintf(s.out, "(no tmpfs for the artifacts, artifacts-full cannot run: %v %s)\n", err, out)
 		}
 	}
-	s.portal = &Portal{BaseURL: "http://" + addr["portalsim"], HTTP: &http.Client{Timeout: 10 * time.Second}}
+	s.portal = &seed.Portal{BaseURL: "http://" + addr["portalsim"], HTTP: &http.Client{Timeout: 10 * time.Second}}
 	// AccountPool, Requests and the Notifier migrate at start: one replica
 	// first.
 	for _, name := range []string{"portalsim", "accountpool-1", "requests-1", "accountpool-2", "requests-2", "notifier-1", "notifier-2"} {
@@ -315,7 +316,7 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 	ds := chaosDataset(time.Now())
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := Load(lctx, ds, s.portal, pools[0], rqs[0]); err != nil {
+	if _, err := seed.Load(lctx, ds, s.portal, pools[0], rqs[0]); err != nil {
 		return fmt.Errorf("load the data: %w", err)
 	}
 	s.ds = ds
@@ -343,7 +344,7 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 	}
 	// A slot on mission deu that never goes, and a request for its day
 	// every second: the Checkers find them as they check deu.
-	s.findSlot = Slot{Mission: "deu", Centre: "London", VisaCategory: "tourism", Date: time.Now().AddDate(0, 0, 90).Format(time.DateOnly), Time: "09:00"}
+	s.findSlot = seed.Slot{Mission: "deu", Centre: "London", VisaCategory: "tourism", Date: time.Now().AddDate(0, 0, 90).Format(time.DateOnly), Time: "09:00"}
 	if err := s.portal.AddSlot(lctx, s.findSlot); err != nil {
 		return err
 	}
@@ -362,17 +363,17 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 
 // chaosDataset is the demo's data with more accounts, and two more
 // missions of one request each.
-func chaosDataset(today time.Time) Dataset {
-	ds := DemoDataset(today)
+func chaosDataset(today time.Time) seed.Dataset {
+	ds := seed.DemoDataset(today)
 	for i := len(ds.Accounts) + 1; i <= chaosAccounts; i++ {
-		ds.Accounts = append(ds.Accounts, PortalAccount{Email: fmt.Sprintf("acc%d@demo.test", i), Password: fmt.Sprintf("demo-password-%d", i), Phone: fmt.Sprintf("+4477009%05d", i)})
+		ds.Accounts = append(ds.Accounts, seed.PortalAccount{Email: fmt.Sprintf("acc%d@demo.test", i), Password: fmt.Sprintf("demo-password-%d", i), Phone: fmt.Sprintf("+4477009%05d", i)})
 	}
-	for _, m := range []Mission{
+	for _, m := range []seed.Mission{
 		{Code: "nld", Name: "Netherlands", Centres: []string{"London"}, VisaCategories: []string{"tourism"}},
 		{Code: "deu", Name: "Germany", Centres: []string{"London"}, VisaCategories: []string{"tourism"}},
 	} {
 		ds.Missions = append(ds.Missions, m)
-		ds.Applicants[0].Requests = append(ds.Applicants[0].Requests, Request{Mission: m.Code, Centre: "London", VisaCategory: "tourism",
+		ds.Applicants[0].Requests = append(ds.Applicants[0].Requests, seed.Request{Mission: m.Code, Centre: "London", VisaCategory: "tourism",
 			Earliest: today.AddDate(0, 0, 7).Format(time.DateOnly), Latest: today.AddDate(0, 0, 60).Format(time.DateOnly)})
 	}
 	return ds
@@ -402,7 +403,7 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 		if err := s.portal.SetState(ctx, s.ds.Accounts, s.ds.Missions); err != nil {
 			return err
 		}
-		for _, sl := range []Slot{s.findSlot, s.slot} {
+		for _, sl := range []seed.Slot{s.findSlot, s.slot} {
 			if sl.Date == "" {
 				continue
 			}
@@ -567,7 +568,7 @@ func (s *chaosSystem) slotRequest(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("create the scenario's request: %w", err)
 		}
 	}
-	s.slot = Slot{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: day, Time: "10:00"}
+	s.slot = seed.Slot{Mission: "fra", Centre: "London", VisaCategory: "tourism", Date: day, Time: "10:00"}
 	return id, s.portal.AddSlot(ctx, s.slot)
 }
 
@@ -684,11 +685,11 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 		if name == "portal-hang" {
 			b, what = map[string]any{"kind": "", "delay_ms": 60000}, "portalsim holds every answer 60s"
 		}
-		if err := s.portal.do(ctx, http.MethodPut, "/admin/behaviour", b); err != nil {
+		if err := s.portal.Do(ctx, http.MethodPut, "/admin/behaviour", b); err != nil {
 			return "", err
 		}
 		err := sleep(ctx, hold)
-		if err2 := s.portal.do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil); err2 != nil {
+		if err2 := s.portal.Do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil); err2 != nil {
 			return "", err2
 		}
 		return fmt.Sprintf("%s, %s", what, hold), err
@@ -711,11 +712,11 @@ func (s *chaosSystem) fault(ctx context.Context, name string) (string, error) {
 		}
 		f.Close()
 		defer os.Remove(filler)
-		if err := s.portal.do(ctx, http.MethodPut, "/admin/behaviour", map[string]any{"kind": "error_500"}); err != nil {
+		if err := s.portal.Do(ctx, http.MethodPut, "/admin/behaviour", map[string]any{"kind": "error_500"}); err != nil {
 			return "", err
 		}
 		err = sleep(ctx, hold)
-		if err2 := s.portal.do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil); err2 != nil {
+		if err2 := s.portal.Do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil); err2 != nil {
 			return "", err2
 		}
 		return fmt.Sprintf("artifacts disk full (16 MiB tmpfs) while portalsim answers 500, %s", hold), err

@@ -33,6 +33,7 @@ import (
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // Addrs are where the services listen.
@@ -237,7 +238,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"NOTIFIER_TELEGRAM_TOKEN_FILE=")},
 	}
 	fmt.Fprintf(out, "Starting the services:\n")
-	portal := &Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	portal := &seed.Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
 	children := map[string]*child{}
 	for _, s := range services {
 		c, err := sup.start(s.name, filepath.Join(bin, s.name), s.env, nil)
@@ -278,9 +279,9 @@ func Run(ctx context.Context, cfg Config) error {
 	rq := rqv1.NewRequestsServiceClient(reqConn)
 	nt := notifierv1.NewNotifierServiceClient(ntConn)
 
-	ds := DemoDataset(time.Now())
+	ds := seed.DemoDataset(time.Now())
 	loadCtx, loadDone := context.WithTimeout(ctx, 30*time.Second)
-	loaded, err := Load(loadCtx, ds, portal, pool, rq)
+	loaded, err := seed.Load(loadCtx, ds, portal, pool, rq)
 	if err == nil {
 		err = Subscribe(loadCtx, nt, ds, loaded, hooks.URL(), hookSecret)
 	}
@@ -350,7 +351,7 @@ func waitGRPC(ctx context.Context, c *child, addr string, timeout time.Duration)
 	return waitReady(ctx, c, timeout, ready)
 }
 
-func printDataset(out io.Writer, ds Dataset, slotAfter time.Duration) {
+func printDataset(out io.Writer, ds seed.Dataset, slotAfter time.Duration) {
 	v := NewView(io.Discard, time.Time{}, time.Now, ds.MissionNames())
 	fmt.Fprintf(out, "Demo data:\n")
 	fmt.Fprintf(out, "  %d portal accounts, in AccountPool and portalsim: %s ... %s\n",
@@ -377,6 +378,13 @@ type foundEvent struct {
 	Cursor     int64
 	OccurredAt time.Time
 	Request    *rqv1.AppointmentRequest
+}
+
+// RequestsClient is the part of Requests the demo calls: the loader's calls
+// and the event stream.
+type RequestsClient interface {
+	seed.RequestsClient
+	WatchEvents(ctx context.Context, in *rqv1.WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[rqv1.WatchEventsResponse], error)
 }
 
 // watchSlotFound sends every slot_found event of Requests to found, from
@@ -411,10 +419,10 @@ func watchSlotFound(ctx context.Context, rq RequestsClient, found chan<- foundEv
 type loop struct {
 	view   *View
 	out    io.Writer
-	ds     Dataset
-	loaded Loaded
-	pool   PoolClient
-	portal *Portal
+	ds     seed.Dataset
+	loaded seed.Loaded
+	pool   seed.PoolClient
+	portal *seed.Portal
 	files  files
 	rel    func(string) string
 	addrs  Addrs

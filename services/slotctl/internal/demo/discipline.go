@@ -23,6 +23,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/proctree"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // Discipline is `make bench-discipline` (issue 13): how little load the
@@ -136,7 +137,7 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 	for _, t := range disciplineTimings {
 		common = append(common, t.env+"="+t.demo)
 	}
-	portal := &Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	portal := &seed.Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG=",
 		"PORTALSIM_SESSION_LIFETIME=" + portalSessionLifetime}, nil)
 	if err != nil {
@@ -168,9 +169,9 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 	rq := rqv1.NewRequestsServiceClient(reqConn)
 
 	// One request per mission: a check is one slot page at the portal.
-	ds := DemoDataset(time.Now())
-	ds.Applicants = []Applicant{ds.Applicants[0], ds.Applicants[2]}
-	if _, err := Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
+	ds := seed.DemoDataset(time.Now())
+	ds.Applicants = []seed.Applicant{ds.Applicants[0], ds.Applicants[2]}
+	if _, err := seed.Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
 		return fmt.Errorf("load the data: %w", err)
 	}
 	for _, m := range ds.Missions {
@@ -283,7 +284,7 @@ type disciplineBench struct {
 	cfg    DisciplineConfig
 	sup    *supervisor
 	bin    string
-	portal *Portal
+	portal *seed.Portal
 	rq     rqv1.RequestsServiceClient
 	env    []string
 	// ports: LISTEN_ADDR of the two replicas (their METRICS_ADDR is :0).
@@ -353,7 +354,7 @@ type PortalRequest struct {
 // and reads what the portal saw.
 func (b *disciplineBench) phase(ctx context.Context, profile string, drive func(context.Context, *phaseRun) error) (phaseResult, error) {
 	for _, path := range []string{"/admin/logins", "/admin/requests"} {
-		if err := b.portal.do(ctx, http.MethodDelete, path, nil); err != nil {
+		if err := b.portal.Do(ctx, http.MethodDelete, path, nil); err != nil {
 			return phaseResult{}, err
 		}
 	}
@@ -415,12 +416,12 @@ func (b *disciplineBench) phase(ctx context.Context, profile string, drive func(
 		}
 	}
 	var logins []json.RawMessage
-	if err := b.portal.get(ctx, "/admin/logins", &logins); err != nil {
+	if err := b.portal.Get(ctx, "/admin/logins", &logins); err != nil {
 		return r, err
 	}
 	r.logins = len(logins)
 	var all []PortalRequest
-	if err := b.portal.get(ctx, "/admin/requests", &all); err != nil {
+	if err := b.portal.Get(ctx, "/admin/requests", &all); err != nil {
 		return r, err
 	}
 	for _, q := range all {
@@ -454,10 +455,10 @@ func (b *disciplineBench) storm(ctx context.Context, p *phaseRun) (stormResult, 
 		return r, err
 	}
 	began := time.Now()
-	if err := b.portal.do(ctx, http.MethodPut, "/admin/behaviour", map[string]string{"kind": "captcha"}); err != nil {
+	if err := b.portal.Do(ctx, http.MethodPut, "/admin/behaviour", map[string]string{"kind": "captcha"}); err != nil {
 		return r, err
 	}
-	defer func() { _ = b.portal.do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil) }()
+	defer func() { _ = b.portal.Do(context.WithoutCancel(ctx), http.MethodDelete, "/admin/behaviour", nil) }()
 	pausedAt, reason, err := b.pausedAt(ctx, 2*time.Minute)
 	if err != nil {
 		return r, err
@@ -469,7 +470,7 @@ func (b *disciplineBench) storm(ctx context.Context, p *phaseRun) (stormResult, 
 	case <-time.After(b.cfg.Hold):
 	}
 	var all []PortalRequest
-	if err := b.portal.get(ctx, "/admin/requests", &all); err != nil {
+	if err := b.portal.Get(ctx, "/admin/requests", &all); err != nil {
 		return r, err
 	}
 	for _, q := range all {

@@ -21,6 +21,7 @@ import (
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // The demo's Notifier side: the Notifier sends email to a MailSink of the
@@ -164,7 +165,7 @@ type NotifierClient interface {
 // Subscribe gives every applicant of ds an email contact (their address,
 // in English) and the operator a webhook subscription to hookURL for
 // every mission of ds.
-func Subscribe(ctx context.Context, nt NotifierClient, ds Dataset, loaded Loaded, hookURL, secret string) error {
+func Subscribe(ctx context.Context, nt NotifierClient, ds seed.Dataset, loaded seed.Loaded, hookURL, secret string) error {
 	for i, a := range ds.Applicants {
 		if i >= len(loaded.ApplicantIDs) {
 			break

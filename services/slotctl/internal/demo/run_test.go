@@ -22,6 +22,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // TestRun plays the demo with the real portalsim, AccountPool, Requests and
@@ -72,7 +73,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	got := out.String()
-	slot := DemoDataset(time.Now()).Slot
+	slot := seed.DemoDataset(time.Now()).Slot
 
 	t.Run("ShowsTheSessionsTheWaitAndWhatWasFound", func(t *testing.T) {
 		for _, want := range []string{
@@ -121,7 +122,7 @@ func TestRun(t *testing.T) {
 		if id := msg.Header.Get("Message-ID"); !strings.HasPrefix(id, "<slotwatch-") || !strings.HasSuffix(id, "@demo.test>") {
 			t.Errorf("Message-ID %q", id)
 		}
-		for _, a := range DemoDataset(time.Now()).Applicants {
+		for _, a := range seed.DemoDataset(time.Now()).Applicants {
 			if bytes.Contains(data, []byte(a.Passport)) {
 				t.Errorf("the email holds %s's passport number", a.FullName)
 			}

@@ -19,6 +19,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // SoakConfig is `make soak` (issue 15): the `make run` system (portalsim,
@@ -91,7 +92,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	for _, t := range soakTimings {
 		common = append(common, t.env+"="+t.demo)
 	}
-	portal := &Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	portal := &seed.Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG="}, nil)
 	if err != nil {
 		return err
@@ -120,8 +121,8 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	}
 	defer reqConn.Close()
 	rq := rqv1.NewRequestsServiceClient(reqConn)
-	ds := DemoDataset(time.Now())
-	if _, err := Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
+	ds := seed.DemoDataset(time.Now())
+	if _, err := seed.Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
 		return fmt.Errorf("load the data: %w", err)
 	}
 	checker, err := sup.start("checker", filepath.Join(bin, "checker"), append(slices.Clone(common),
@@ -195,7 +196,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 // category to none, one or two dates, some inside the request's window.
 // A request that is found is replaced by a new one with the same wish, so
 // the load stays the same.
-func churn(ctx context.Context, ds Dataset, portal *Portal, rq RequestsClient) error {
+func churn(ctx context.Context, ds seed.Dataset, portal *seed.Portal, rq RequestsClient) error {
 	found := make(chan foundEvent, 16)
 	go watchSlotFound(ctx, rq, found)
 	tick := time.NewTicker(churnEvery)
@@ -217,11 +218,11 @@ func churn(ctx context.Context, ds Dataset, portal *Portal, rq RequestsClient) e
 		case <-tick.C:
 			a := ds.Applicants[rand.IntN(len(ds.Applicants))]
 			r := a.Requests[0]
-			slots := []portalSlot{}
+			var slots []seed.Slot
 			for range rand.IntN(3) {
-				slots = append(slots, portalSlot{Date: today.AddDate(0, 0, 1+rand.IntN(365)).Format(time.DateOnly), Time: "09:30"})
+				slots = append(slots, seed.Slot{Date: today.AddDate(0, 0, 1+rand.IntN(365)).Format(time.DateOnly), Time: "09:30"})
 			}
-			err := portal.put(ctx, "/admin/slots", portalSlots{Mission: r.Mission, Centre: r.Centre, VisaCategory: r.VisaCategory, Slots: slots})
+			err := portal.SetSlots(ctx, r.Mission, r.Centre, r.VisaCategory, slots)
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("change portalsim's slots: %w", err)
 			}

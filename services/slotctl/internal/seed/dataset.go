@@ -1,4 +1,9 @@
-package demo
+// Package seed is the demo's dataset (six portal accounts, two missions,
+// four applicants with a request each, and the slot one of them wants) and
+// its loader, which goes through the services' public RPCs and portalsim's
+// admin API. make run's demo, its soak, chaos and discipline runs, and
+// `slotctl seed` load it from here.
+package seed
 
 import (
 	"context"
@@ -95,7 +100,7 @@ func (ds Dataset) MissionNames() map[string]string {
 	return out
 }
 
-// PoolClient is the part of AccountPool the demo calls (the generated
+// PoolClient is the part of AccountPool the loader calls (the generated
 // client has it).
 type PoolClient interface {
 	ImportAccounts(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[apv1.ImportAccountsRequest, apv1.ImportAccountsResponse], error)
@@ -103,61 +108,88 @@ type PoolClient interface {
 	ListAccounts(ctx context.Context, in *apv1.ListAccountsRequest, opts ...grpc.CallOption) (*apv1.ListAccountsResponse, error)
 }
 
-// RequestsClient is the part of Requests the demo calls.
+// RequestsClient is the part of Requests the loader calls.
 type RequestsClient interface {
 	CreateApplicant(ctx context.Context, in *rqv1.CreateApplicantRequest, opts ...grpc.CallOption) (*rqv1.CreateApplicantResponse, error)
+	ListApplicants(ctx context.Context, in *rqv1.ListApplicantsRequest, opts ...grpc.CallOption) (*rqv1.ListApplicantsResponse, error)
 	CreateAppointmentRequest(ctx context.Context, in *rqv1.CreateAppointmentRequestRequest, opts ...grpc.CallOption) (*rqv1.CreateAppointmentRequestResponse, error)
-	WatchEvents(ctx context.Context, in *rqv1.WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[rqv1.WatchEventsResponse], error)
+	ListAppointmentRequests(ctx context.Context, in *rqv1.ListAppointmentRequestsRequest, opts ...grpc.CallOption) (*rqv1.ListAppointmentRequestsResponse, error)
 }
 
-// LoadedRequest is a request the demo made, by its id in Requests.
+// LoadedRequest is a request of the dataset, by its id in Requests.
 type LoadedRequest struct {
 	Applicant string
 	Request
 }
 
-// Loaded is what loading made.
+// Loaded is what loading found or made.
 type Loaded struct {
 	// Requests by id.
 	Requests map[string]LoadedRequest
-	// Target is the id of the request whose window holds the demo's slot.
+	// Target is the id of the request whose window holds the dataset's slot.
 	Target string
 	// ApplicantIDs are the applicants' ids, in the dataset's order.
 	ApplicantIDs []string
+	// What this load added; the rest was there already.
+	AccountsCreated, ApplicantsCreated, RequestsCreated int
 }
 
-// Load puts ds into portalsim (the accounts and missions, no slots yet),
-// AccountPool (the accounts) and Requests (applicants and requests). The
-// pool's accounts get ids in ds's order on a fresh database (acc1 is 1).
+// Load puts ds into portalsim when portal is not nil (the accounts and
+// missions, no slots yet), AccountPool (the accounts) and Requests
+// (applicants and requests). It adds only what is missing: an account
+// the pool has, an applicant with the same email, and a request of that
+// applicant with the same wish and window that is not cancelled are kept,
+// so loading the same dataset again changes nothing. The pool's accounts
+// get ids in ds's order on a fresh database (acc1 is 1).
 func Load(ctx context.Context, ds Dataset, portal *Portal, pool PoolClient, rq RequestsClient) (Loaded, error) {
-	if err := portal.SetState(ctx, ds.Accounts, ds.Missions); err != nil {
-		return Loaded{}, err
-	}
-	if err := importAccounts(ctx, pool, ds.Accounts); err != nil {
-		return Loaded{}, err
+	if portal != nil {
+		if err := portal.SetState(ctx, ds.Accounts, ds.Missions); err != nil {
+			return Loaded{}, err
+		}
 	}
 	out := Loaded{Requests: map[string]LoadedRequest{}}
+	var err error
+	if out.AccountsCreated, err = importAccounts(ctx, pool, ds.Accounts); err != nil {
+		return Loaded{}, err
+	}
+	known, err := applicantsByEmail(ctx, rq)
+	if err != nil {
+		return Loaded{}, err
+	}
 	for _, a := range ds.Applicants {
-		resp, err := rq.CreateApplicant(ctx, &rqv1.CreateApplicantRequest{
-			FullName: a.FullName, Email: a.Email, Phone: a.Phone,
-			PassportNumber: a.Passport, Nationality: a.Nationality, DateOfBirth: a.Born,
-		})
-		if err != nil {
-			return Loaded{}, fmt.Errorf("create applicant %s: %w", a.FullName, err)
-		}
-		out.ApplicantIDs = append(out.ApplicantIDs, resp.GetApplicant().GetId())
-		for _, r := range a.Requests {
-			got, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
-				ApplicantId: resp.GetApplicant().GetId(), MissionCode: r.Mission, Centre: r.Centre,
-				VisaCategory: r.VisaCategory, EarliestDate: r.Earliest, LatestDate: r.Latest,
+		id, ok := known[a.Email]
+		if !ok {
+			resp, err := rq.CreateApplicant(ctx, &rqv1.CreateApplicantRequest{
+				FullName: a.FullName, Email: a.Email, Phone: a.Phone,
+				PassportNumber: a.Passport, Nationality: a.Nationality, DateOfBirth: a.Born,
 			})
 			if err != nil {
-				return Loaded{}, fmt.Errorf("create %s's request for %s: %w", a.FullName, r.Mission, err)
+				return Loaded{}, fmt.Errorf("create applicant %s: %w", a.FullName, err)
 			}
-			id := got.GetRequest().GetId()
-			out.Requests[id] = LoadedRequest{Applicant: a.FullName, Request: r}
+			id = resp.GetApplicant().GetId()
+			out.ApplicantsCreated++
+		}
+		out.ApplicantIDs = append(out.ApplicantIDs, id)
+		have, err := requestsOf(ctx, rq, id)
+		if err != nil {
+			return Loaded{}, fmt.Errorf("list %s's requests: %w", a.FullName, err)
+		}
+		for _, r := range a.Requests {
+			rid := have[r]
+			if rid == "" {
+				got, err := rq.CreateAppointmentRequest(ctx, &rqv1.CreateAppointmentRequestRequest{
+					ApplicantId: id, MissionCode: r.Mission, Centre: r.Centre,
+					VisaCategory: r.VisaCategory, EarliestDate: r.Earliest, LatestDate: r.Latest,
+				})
+				if err != nil {
+					return Loaded{}, fmt.Errorf("create %s's request for %s: %w", a.FullName, r.Mission, err)
+				}
+				rid = got.GetRequest().GetId()
+				out.RequestsCreated++
+			}
+			out.Requests[rid] = LoadedRequest{Applicant: a.FullName, Request: r}
 			if r.holds(ds.Slot) {
-				out.Target = id
+				out.Target = rid
 			}
 		}
 	}
@@ -172,10 +204,12 @@ func (r Request) holds(s Slot) bool {
 		r.Earliest <= s.Date && s.Date <= r.Latest
 }
 
-func importAccounts(ctx context.Context, pool PoolClient, accounts []PortalAccount) error {
+// importAccounts imports accounts into the pool and returns how many it
+// created (the others it had already).
+func importAccounts(ctx context.Context, pool PoolClient, accounts []PortalAccount) (int, error) {
 	stream, err := pool.ImportAccounts(ctx)
 	if err != nil {
-		return fmt.Errorf("import accounts: %w", err)
+		return 0, fmt.Errorf("import accounts: %w", err)
 	}
 	for _, a := range accounts {
 		if err := stream.Send(&apv1.ImportAccountsRequest{Email: a.Email, Password: a.Password, Phone: a.Phone}); err != nil {
@@ -185,13 +219,62 @@ func importAccounts(ctx context.Context, pool PoolClient, accounts []PortalAccou
 	}
 	resp, err := stream.CloseAndRecv()
 	if err != nil {
-		return fmt.Errorf("import accounts: %w", err)
+		return 0, fmt.Errorf("import accounts: %w", err)
 	}
 	if f := resp.GetFailed(); len(f) > 0 {
-		return fmt.Errorf("import accounts: %s: %s", f[0].GetEmail(), f[0].GetReason())
+		return 0, fmt.Errorf("import accounts: %s: %s", f[0].GetEmail(), f[0].GetReason())
 	}
 	if int(resp.GetCreated()+resp.GetSkippedExisting()) != len(accounts) {
-		return fmt.Errorf("import accounts: %d created, %d existed, of %d sent", resp.GetCreated(), resp.GetSkippedExisting(), len(accounts))
+		return 0, fmt.Errorf("import accounts: %d created, %d existed, of %d sent", resp.GetCreated(), resp.GetSkippedExisting(), len(accounts))
 	}
-	return nil
+	return int(resp.GetCreated()), nil
+}
+
+// listPage is the largest page Requests' List calls give.
+const listPage = 1000
+
+// applicantsByEmail maps each email of Requests' applicants to the oldest
+// applicant with it.
+func applicantsByEmail(ctx context.Context, rq RequestsClient) (map[string]string, error) {
+	out := map[string]string{}
+	token := ""
+	for {
+		resp, err := rq.ListApplicants(ctx, &rqv1.ListApplicantsRequest{PageSize: listPage, PageToken: token})
+		if err != nil {
+			return nil, fmt.Errorf("list applicants: %w", err)
+		}
+		for _, a := range resp.GetApplicants() {
+			if _, ok := out[a.GetEmail()]; !ok {
+				out[a.GetEmail()] = a.GetId()
+			}
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
+}
+
+// requestsOf maps the wishes of an applicant's requests that are not
+// cancelled to their ids.
+func requestsOf(ctx context.Context, rq RequestsClient, applicant string) (map[Request]string, error) {
+	out := map[Request]string{}
+	token := ""
+	for {
+		resp, err := rq.ListAppointmentRequests(ctx, &rqv1.ListAppointmentRequestsRequest{ApplicantId: applicant, PageSize: listPage, PageToken: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range resp.GetRequests() {
+			if r.GetStatus() == rqv1.RequestStatus_REQUEST_STATUS_CANCELLED {
+				continue
+			}
+			w := Request{Mission: r.GetMissionCode(), Centre: r.GetCentre(), VisaCategory: r.GetVisaCategory(), Earliest: r.GetEarliestDate(), Latest: r.GetLatestDate()}
+			if _, ok := out[w]; !ok {
+				out[w] = r.GetId()
+			}
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return out, nil
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package demo
+package seed
 
 import (
 	"context"
@@ -213,4 +213,27 @@ func (r *fakeRequests) CreateAppointmentRequest(_ context.Context, in *rqv1.Crea
 	defer r.mu.Unlock()
 	r.requests = append(r.requests, in)
 	return &rqv1.CreateAppointmentRequestResponse{Request: &rqv1.AppointmentRequest{Id: fmt.Sprintf("request-%d", len(r.requests)), ApplicantId: in.GetApplicantId()}}, nil
+}
+
+func (r *fakeRequests) ListApplicants(context.Context, *rqv1.ListApplicantsRequest, ...grpc.CallOption) (*rqv1.ListApplicantsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resp := &rqv1.ListApplicantsResponse{}
+	for i, a := range r.applicants {
+		resp.Applicants = append(resp.Applicants, &rqv1.Applicant{Id: fmt.Sprintf("applicant-%d", i+1), Email: a.GetEmail()})
+	}
+	return resp, nil
+}
+
+func (r *fakeRequests) ListAppointmentRequests(_ context.Context, in *rqv1.ListAppointmentRequestsRequest, _ ...grpc.CallOption) (*rqv1.ListAppointmentRequestsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	resp := &rqv1.ListAppointmentRequestsResponse{}
+	for i, q := range r.requests {
+		if q.GetApplicantId() == in.GetApplicantId() {
+			resp.Requests = append(resp.Requests, &rqv1.AppointmentRequest{Id: fmt.Sprintf("request-%d", i+1), ApplicantId: q.GetApplicantId(),
+				MissionCode: q.GetMissionCode(), Centre: q.GetCentre(), VisaCategory: q.GetVisaCategory(), EarliestDate: q.GetEarliestDate(), LatestDate: q.GetLatestDate()})
+		}
+	}
+	return resp, nil
 }

@@ -1,4 +1,4 @@
-package demo
+package seed
 
 import (
 	"bytes"
@@ -62,10 +62,17 @@ func (p *Portal) SetState(ctx context.Context, accounts []PortalAccount, mission
 // AddSlot makes one slot free on the portal (replacing the slots of its
 // mission, centre and category).
 func (p *Portal) AddSlot(ctx context.Context, s Slot) error {
-	return p.put(ctx, "/admin/slots", portalSlots{
-		Mission: s.Mission, Centre: s.Centre, VisaCategory: s.VisaCategory,
-		Slots: []portalSlot{{Date: s.Date, Time: s.Time}},
-	})
+	return p.SetSlots(ctx, s.Mission, s.Centre, s.VisaCategory, []Slot{s})
+}
+
+// SetSlots replaces the free slots of a mission, centre and category with
+// slots' dates and times (none: no free slot there).
+func (p *Portal) SetSlots(ctx context.Context, mission, centre, category string, slots []Slot) error {
+	body := portalSlots{Mission: mission, Centre: centre, VisaCategory: category, Slots: []portalSlot{}}
+	for _, s := range slots {
+		body.Slots = append(body.Slots, portalSlot{Date: s.Date, Time: s.Time})
+	}
+	return p.put(ctx, "/admin/slots", body)
 }
 
 // Ready reports whether portalsim answers its admin API.
@@ -83,11 +90,11 @@ func (p *Portal) Ready(ctx context.Context) bool {
 }
 
 func (p *Portal) put(ctx context.Context, path string, body any) error {
-	return p.do(ctx, http.MethodPut, path, body)
+	return p.Do(ctx, http.MethodPut, path, body)
 }
 
-// do sends body (none when nil) as JSON and wants a 2xx answer.
-func (p *Portal) do(ctx context.Context, method, path string, body any) error {
+// Do sends body (none when nil) as JSON and wants a 2xx answer.
+func (p *Portal) Do(ctx context.Context, method, path string, body any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -113,8 +120,8 @@ func (p *Portal) do(ctx context.Context, method, path string, body any) error {
 	return nil
 }
 
-// get reads the JSON answer of GET path into out.
-func (p *Portal) get(ctx context.Context, path string, out any) error {
+// Get reads the JSON answer of GET path into out.
+func (p *Portal) Get(ctx context.Context, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.BaseURL+path, nil)
 	if err != nil {
 		return err
