@@ -44,6 +44,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel/webhook"
 	"github.com/slotwatch/slotwatch/services/notifier/webhooksig"
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
@@ -520,12 +521,11 @@ func keysetFile(dir, name string) (string, error) {
 }
 
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Loopback(1)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // start runs a service binary with its log in dir, waits for its gRPC

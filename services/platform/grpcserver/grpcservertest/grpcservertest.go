@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -61,15 +62,15 @@ func WantRefusal(t testing.TB, run Run, env map[string]string, why string, want 
 }
 
 // FreeAddr finds a free loopback port (closed again, so there is a small
-// window in which another process could take it).
+// window in which another process could take it), below the ephemeral
+// range (package freeport): a fixed address a restarted server takes again.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Loopback(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs[0]
 }
 
 // KeysetFile writes a new keyset to a temporary file, for a serve path's

@@ -25,6 +25,7 @@ import (
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
@@ -220,7 +221,7 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		return err
 	}
 	s.proxies = faultproxy.NewServer()
-	ports, err := freeLoopbackAddrs(9)
+	ports, err := freeport.Loopback(9)
 	if err != nil {
 		return err
 	}

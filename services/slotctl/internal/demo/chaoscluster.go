@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 )
 
 // pgCluster is the chaos suite's own Postgres server, which it restarts:
@@ -53,7 +55,7 @@ func newCluster(ctx context.Context, maxConnections int) (*pgCluster, error) {
 			return nil, err
 		}
 	}
-	addrs, err := freeLoopbackAddrs(1)
+	addrs, err := freeport.Loopback(1)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/proctree"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
@@ -117,7 +117,7 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 			return err
 		}
 	}
-	ports, err := freeLoopbackAddrs(8)
+	ports, err := freeport.Loopback(8)
 	if err != nil {
 		return err
 	}
@@ -605,20 +605,6 @@ func (t *table) flush() {
 		}
 		fmt.Fprintln(t.out, strings.TrimRight(line.String(), " "))
 	}
-}
-
-// freeLoopbackAddrs are n loopback addresses nothing listens on now.
-func freeLoopbackAddrs(n int) ([]string, error) {
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
-	}
-	return out, nil
 }
 
 func loadAvg() string {

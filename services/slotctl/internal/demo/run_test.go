@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"mime"
-	"net"
 	netmail "net/mail"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
@@ -197,24 +197,15 @@ func buildBinaries(t *testing.T, dir string) {
 // freeAddrs are loopback addresses nothing listens on now.
 func freeAddrs(t *testing.T) Addrs {
 	t.Helper()
-	var ls []net.Listener
-	next := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		return l.Addr().String()
+	p, err := freeport.Loopback(12)
+	if err != nil {
+		t.Fatal(err)
 	}
-	a := Addrs{
-		Portal: next(), Pool: next(), PoolMetrics: next(), Requests: next(), RequestsMetrics: next(),
-		RequestsHTTP: next(), Checker: next(), CheckerMetrics: next(),
-		Notifier: next(), NotifierMetrics: next(), Mail: next(), Webhook: next(),
+	return Addrs{
+		Portal: p[0], Pool: p[1], PoolMetrics: p[2], Requests: p[3], RequestsMetrics: p[4],
+		RequestsHTTP: p[5], Checker: p[6], CheckerMetrics: p[7],
+		Notifier: p[8], NotifierMetrics: p[9], Mail: p[10], Webhook: p[11],
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return a
 }
 
 func dropDatabase(t *testing.T, server, db string) {

@@ -19,6 +19,7 @@ import (
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
@@ -71,7 +72,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freeLoopbackAddrs(8)
+	ports, err := freeport.Loopback(8)
 	if err != nil {
 		return err
 	}
