@@ -26,10 +26,15 @@ const span = 10000
 // now, with ports below the ephemeral range.
 func Loopback(n int) ([]string, error) {
 	lo, hi := candidates()
+	return pick(n, lo, hi)
+}
+
+// pick returns n distinct free 127.0.0.1 addresses with ports in [lo, hi).
+func pick(n, lo, hi int) ([]string, error) {
 	out := make([]string, 0, n)
 	seen := map[int]bool{}
 	for tries := 0; len(out) < n; tries++ {
-		if tries > 100*n+1000 {
+		if tries > 100*n+1000 || len(seen) == hi-lo {
 			return nil, fmt.Errorf("freeport: no free loopback port in %d-%d", lo, hi-1)
 		}
 		p := lo + rand.IntN(hi-lo)

@@ -7,7 +7,6 @@ import (
 )
 
 func TestLoopbackPortsAreFreeDistinctAndBelowTheEphemeralRange(t *testing.T) {
-	t.Parallel()
 	lo, hi := candidates()
 	addrs, err := Loopback(50)
 	if err != nil {
@@ -27,12 +26,6 @@ func TestLoopbackPortsAreFreeDistinctAndBelowTheEphemeralRange(t *testing.T) {
 			t.Errorf("%s twice", a)
 		}
 		seen[a] = true
-		l, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Errorf("%s is not free: %v", a, err)
-			continue
-		}
-		l.Close()
 	}
 	// An ephemeral port (what ":0" gives) is never a candidate.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -45,33 +38,48 @@ func TestLoopbackPortsAreFreeDistinctAndBelowTheEphemeralRange(t *testing.T) {
 	}
 }
 
-func TestLoopbackSkipsPortsInUse(t *testing.T) {
-	t.Parallel()
-	lo, hi := candidates()
-	// Hold most candidates: what comes back must be among the rest.
-	var held []net.Listener
-	busy := map[string]bool{}
-	for p := lo; p < hi && len(held) < (hi-lo)*9/10; p++ {
-		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		l, err := net.Listen("tcp", a)
-		if err != nil {
+// TestPickSkipsPortsInUse holds two of three consecutive ports (from the
+// ephemeral range, which no caller of Loopback picks from) and picks in
+// those three: the free one comes back, then there is none left.
+func TestPickSkipsPortsInUse(t *testing.T) {
+	for range 20 {
+		held, p, ok := twoOfThree(t)
+		if !ok {
 			continue
 		}
-		held = append(held, l)
-		busy[a] = true
-	}
-	defer func() {
-		for _, l := range held {
-			l.Close()
+		defer held()
+		free := net.JoinHostPort("127.0.0.1", strconv.Itoa(p+2))
+		got, err := pick(1, p, p+3)
+		if err != nil || len(got) != 1 || got[0] != free {
+			t.Fatalf("pick of one in %d-%d with two held: %v, %v; want %s", p, p+2, got, err, free)
 		}
-	}()
-	addrs, err := Loopback(20)
+		if got, err := pick(2, p, p+3); err == nil {
+			t.Errorf("two free ports in %d-%d with two of three held: %v", p, p+2, got)
+		}
+		return
+	}
+	t.Fatal("found no three consecutive ports to hold two of")
+}
+
+// twoOfThree listens on ports p and p+1 for a p the kernel picks, with p+2
+// free too; ok false if one of them was taken.
+func twoOfThree(t *testing.T) (release func(), p int, ok bool) {
+	first, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range addrs {
-		if busy[a] {
-			t.Errorf("%s is held by the test", a)
-		}
+	p = first.Addr().(*net.TCPAddr).Port
+	second, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
+	if err != nil {
+		first.Close()
+		return nil, 0, false
 	}
+	third, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+2)))
+	if err != nil {
+		first.Close()
+		second.Close()
+		return nil, 0, false
+	}
+	third.Close()
+	return func() { first.Close(); second.Close() }, p, true
 }
