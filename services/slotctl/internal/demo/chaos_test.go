@@ -18,13 +18,7 @@ import (
 // the Notifier's included: every SLOT_FOUND one webhook, delivered.
 func TestChaos(t *testing.T) {
 	t.Parallel()
-	chrome := os.Getenv("CHROME_PATH")
-	if chrome == "" {
-		chrome = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chrome); err != nil {
-		t.Skipf("no Chromium at %s (make chromium installs it)", chrome)
-	}
+	chrome := requireChromium(t)
 	if _, err := pgBindir(); err != nil {
 		t.Fatal(err)
 	}

@@ -18,13 +18,7 @@ import (
 // run ends well and prints its figures, not what they are.
 func TestDiscipline(t *testing.T) {
 	t.Parallel()
-	chrome := os.Getenv("CHROME_PATH")
-	if chrome == "" {
-		chrome = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chrome); err != nil {
-		t.Skipf("no Chromium at %s (make chromium installs it)", chrome)
-	}
+	chrome := requireChromium(t)
 	server := pgtest.ServerURL(t)
 	bin := filepath.Join(t.TempDir(), "bin")
 	const mod = "github.com/slotwatch/slotwatch/services/"

@@ -194,6 +194,21 @@ func buildBinaries(t *testing.T, dir string) {
 	}
 }
 
+// requireChromium is the Chromium the Checkers start (CHROME_PATH, or
+// /usr/bin/chromium); the test fails when it is missing: `make test`
+// installs it, so a skip would only hide a broken setup.
+func requireChromium(t *testing.T) string {
+	t.Helper()
+	chrome := os.Getenv("CHROME_PATH")
+	if chrome == "" {
+		chrome = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chrome); err != nil {
+		t.Fatalf("no Chromium at %s (make chromium installs it, or set CHROME_PATH): %v", chrome, err)
+	}
+	return chrome
+}
+
 // freeAddrs are loopback addresses nothing listens on now.
 func freeAddrs(t *testing.T) Addrs {
 	t.Helper()
