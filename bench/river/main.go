@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +26,6 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +35,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/slotwatch/slotwatch/services/platform/proctree"
 )
 
 func main() {
@@ -217,20 +217,11 @@ func backendCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration {
 	}
 	out := map[int32]time.Duration{}
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		i := bytes.LastIndexByte(b, ')')
-		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
+		cpu, name, ok := proctree.OwnCPU(int(pid))
+		if !ok || !strings.HasPrefix(name, "postgres") {
 			return nil
 		}
-		// utime and stime, in clock ticks (1/100 s on Linux), are the
-		// 12th and 13th fields after the command name.
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
-			return nil
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		out[pid] = time.Duration(ut+st) * 10 * time.Millisecond
+		out[pid] = cpu
 	}
 	return out
 }

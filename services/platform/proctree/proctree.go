@@ -85,5 +85,23 @@ func CPU(pid int) time.Duration {
 	return time.Duration(ticks) * time.Second / clockTicks
 }
 
+// OwnCPU is the user and system CPU time pid has used itself (its reaped
+// children not counted) and its command name; ok is false when pid is
+// gone. A difference of two reads is the process's CPU in between.
+func OwnCPU(pid int) (cpu time.Duration, name string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if err != nil || open < 0 || end < open {
+		return 0, "", false
+	}
+	f := strings.Fields(string(b[end+1:]))
+	if len(f) < 13 {
+		return 0, "", false
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime
+	st, _ := strconv.ParseInt(f[12], 10, 64) // stime
+	return time.Duration(ut+st) * time.Second / clockTicks, string(b[open+1 : end]), true
+}
+
 // clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times.
 const clockTicks = 100

@@ -89,3 +89,24 @@ func TestCPUCountsReapedChildren(t *testing.T) {
 		t.Errorf("CPU of the tree = %s, want the busy child's", got)
 	}
 }
+
+func TestOwnCPUOfThisProcess(t *testing.T) {
+	t.Parallel()
+	before, name, ok := proctree.OwnCPU(os.Getpid())
+	if !ok || name != "proctree.test" {
+		t.Fatalf("OwnCPU of this test: %v, %q, %v; want its name proctree.test", before, name, ok)
+	}
+	// Spin until the kernel has counted a tick of it.
+	for {
+		after, _, _ := proctree.OwnCPU(os.Getpid())
+		if after > before {
+			break
+		}
+		for i := 0; i < 1_000_000; i++ {
+			_ = strconv.Itoa(i)
+		}
+	}
+	if _, _, ok := proctree.OwnCPU(1 << 30); ok {
+		t.Error("OwnCPU of a pid that cannot exist says ok")
+	}
+}

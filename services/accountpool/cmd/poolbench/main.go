@@ -64,6 +64,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
+	"github.com/slotwatch/slotwatch/services/platform/proctree"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -421,20 +422,11 @@ func postgresCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration 
 	}
 	out := map[int32]time.Duration{}
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		i := bytes.LastIndexByte(b, ')')
-		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(postgres")) {
+		cpu, name, ok := proctree.OwnCPU(int(pid))
+		if !ok || !strings.HasPrefix(name, "postgres") {
 			return nil
 		}
-		// utime and stime, in clock ticks (1/100 s on Linux), are the
-		// 12th and 13th fields after the command name.
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
-			return nil
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		out[pid] = time.Duration(ut+st) * 10 * time.Millisecond
+		out[pid] = cpu
 	}
 	return out
 }
