@@ -85,10 +85,11 @@ func (s *Store) runBatch(ctx context.Context, ops []op) []opResult {
 	if err := s.sendBatch(ctx, acqs, rels, acqOut, relOut); err != nil {
 		if len(rels) > 0 && isLockTimeout(err) {
 			clear(relOut) // ended false, no error: the unbatched way
-			acqOut = make([]acquired, len(acqs))
-			err = s.sendBatch(ctx, acqs, nil, acqOut, nil)
-			if err != nil {
-				s.failAcquires(ctx, acqOut, err)
+			if len(acqs) > 0 {
+				acqOut = make([]acquired, len(acqs))
+				if err := s.sendBatch(ctx, acqs, nil, acqOut, nil); err != nil {
+					s.failAcquires(ctx, acqOut, err)
+				}
 			}
 		} else {
 			s.failAcquires(ctx, acqOut, err)
