@@ -321,18 +321,7 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 // leases to lapse. One the consumer hands over after this lapses, as a
 // crashed replica's would.
 func (l *Loop) release(ctx context.Context) {
-	var ds []domain.Delivery
-	for {
-		select {
-		case d := <-l.handed:
-			ds = append(ds, d)
-		default:
-			if len(ds) > 0 {
-				l.giveBack(ctx, ds)
-			}
-			return
-		}
-	}
+	l.giveBackHanded(ctx, func(domain.Delivery) bool { return true })
 }
 
 // handWait is how long a handed delivery waits for a worker of its loop
@@ -351,33 +340,43 @@ func (l *Loop) sweepHanded(ctx, record context.Context) {
 			return
 		case <-t.C:
 		}
-		// The queue is in the order of recording, the oldest first: take
-		// from its head while they are stale; the first fresh one goes
-		// back to its tail.
 		cutoff := l.now().Add(-l.handWait())
-		var stale []domain.Delivery
-	head:
-		for range cap(l.handed) {
-			select {
-			case d := <-l.handed:
-				if d.LeaseUntil.Add(-l.cfg.Lease).After(cutoff) {
-					select {
-					case l.handed <- d:
-					default: // the consumer filled its place meanwhile
-						stale = append(stale, d)
-					}
-					break head
-				}
-				stale = append(stale, d)
-			default:
-				break head
-			}
-		}
-		if len(stale) > 0 {
-			l.logger.Info("a delivery waited too long for a worker; released for the next claim", "count", len(stale))
-			l.giveBack(record, stale)
+		if n := l.giveBackHanded(record, func(d domain.Delivery) bool {
+			return !d.LeaseUntil.Add(-l.cfg.Lease).After(cutoff) // handed before cutoff
+		}); n > 0 {
+			l.logger.Info("a delivery waited too long for a worker; released for the next claim", "count", n)
 		}
 	}
+}
+
+// giveBackHanded takes the handed deliveries from the head of the queue
+// (the oldest first) while give says so, and gives them back; the first
+// one it keeps goes back to the queue's tail. It returns how many it gave
+// back.
+func (l *Loop) giveBackHanded(ctx context.Context, give func(domain.Delivery) bool) int {
+	var ds []domain.Delivery
+take:
+	for range cap(l.handed) {
+		select {
+		case d := <-l.handed:
+			if give(d) {
+				ds = append(ds, d)
+				continue
+			}
+			select {
+			case l.handed <- d:
+			default: // the consumer filled its place meanwhile
+				ds = append(ds, d)
+			}
+			break take
+		default:
+			break take
+		}
+	}
+	if len(ds) > 0 {
+		l.giveBack(ctx, ds)
+	}
+	return len(ds)
 }
 
 func (l *Loop) giveBack(ctx context.Context, ds []domain.Delivery) {
