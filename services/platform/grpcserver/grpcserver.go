@@ -19,7 +19,6 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,19 +134,13 @@ func New(cfg Config) *Server {
 	})
 	cfg.Registry.MustRegister(metrics, refused, buildInfo())
 
-	// The chain, outermost first: metrics; a slot for the caller's role;
-	// request logging (method, code, duration, caller role and name; never payloads
-	// or metadata); panic recovery; auth (for a stream, checked again on
+	// The chain, outermost first: metrics; request logging (requestlog.go:
+	// method, code, duration, caller role and name; never payloads or
+	// metadata); panic recovery; auth (for a stream, checked again on
 	// every reload of the tokens file, see endStreamsOnRevoke) and the rate
 	// limit, both skipped for health and reflection; then the service's own
 	// interceptors.
 	logger := cfg.Logger
-	logOpts := []logging.Option{
-		logging.WithLogOnEvents(logging.FinishCall),
-		logging.WithFieldsFromContext(func(ctx context.Context) logging.Fields {
-			return callerFields(ctx)
-		}),
-	}
 	recoverOpts := []recovery.Option{recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -157,16 +150,14 @@ func New(cfg Config) *Server {
 
 	unary := []grpc.UnaryServerInterceptor{
 		metrics.UnaryServerInterceptor(),
-		unaryCallerSlot,
-		logging.UnaryServerInterceptor(slogAdapter(logger), logOpts...),
+		logUnary(logger),
 		recovery.UnaryServerInterceptor(recoverOpts...),
 	}
 	stopping := make(chan struct{})
 	stream := []grpc.StreamServerInterceptor{
 		endStreamsOnStop(stopping),
 		metrics.StreamServerInterceptor(),
-		streamCallerSlot,
-		logging.StreamServerInterceptor(slogAdapter(logger), logOpts...),
+		logStream(logger),
 		recovery.StreamServerInterceptor(recoverOpts...),
 	}
 	if tokens := cfg.Security.Tokens; tokens != nil {
@@ -222,12 +213,6 @@ type streamWithContext struct {
 }
 
 func (s *streamWithContext) Context() context.Context { return s.ctx }
-
-func slogAdapter(l *slog.Logger) logging.Logger {
-	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		l.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-}
 
 // Run listens on cfg.ListenAddr (and cfg.MetricsAddr) until ctx ends, then
 // stops gracefully: health turns NOT_SERVING, in-flight RPCs finish.

@@ -10,11 +10,8 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync/atomic"
 
-	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -150,45 +147,6 @@ func (s *Server) SelfCredentials() credentials.TransportCredentials {
 		return insecure.NewCredentials()
 	}
 	return credentials.NewTLS(auth.PinnedTLS(s.cfg.Security.TLS))
-}
-
-// callerSlot carries the caller's role and name from the auth interceptor,
-// which runs inside the logging one, back out to the log line.
-type callerSlot struct{ caller atomic.Value } // loggedCaller
-
-type loggedCaller struct{ role, name string }
-
-type callerSlotKey struct{}
-
-// callerFields are the request log's fields for the caller: caller.role
-// (anonymous with auth off, unauthenticated for an unknown token) and, for
-// a known token, caller.name from the tokens file.
-func callerFields(ctx context.Context) logging.Fields {
-	if slot, ok := ctx.Value(callerSlotKey{}).(*callerSlot); ok {
-		if c, ok := slot.caller.Load().(loggedCaller); ok {
-			if c.name != "" {
-				return logging.Fields{"caller.role", c.role, "caller.name", c.name}
-			}
-			return logging.Fields{"caller.role", c.role}
-		}
-	}
-	return logging.Fields{"caller.role", "anonymous"}
-}
-
-func setCaller(ctx context.Context, role, name string) {
-	if slot, ok := ctx.Value(callerSlotKey{}).(*callerSlot); ok {
-		slot.caller.Store(loggedCaller{role: role, name: name})
-	}
-}
-
-func unaryCallerSlot(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(context.WithValue(ctx, callerSlotKey{}, &callerSlot{}), req)
-}
-
-func streamCallerSlot(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	w := middleware.WrapServerStream(ss)
-	w.WrappedContext = context.WithValue(ss.Context(), callerSlotKey{}, &callerSlot{})
-	return handler(srv, w)
 }
 
 func authFunc(tokens *auth.Tokens, policy auth.Policy) grpcauth.AuthFunc {
