@@ -12,13 +12,18 @@
 # Postgres's durable defaults (fsync, synchronous_commit and
 # full_page_writes on), for benchmarks that must pay for commits as
 # production does (docs/BENCHMARKS.md); give it its own SLOTWATCH_PG_PORT
-# when the usual cluster runs.
+# when the usual cluster runs. It refuses a DATABASE_URL or TEST_DATABASE_URL
+# already set: that server's settings are not this script's to choose.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 port=${SLOTWATCH_PG_PORT:-55432}
 
 if [[ -n "${TEST_DATABASE_URL:-}" || -n "${DATABASE_URL:-}" ]]; then
+  if [[ -n "${SLOTWATCH_PG_DURABLE:-}" ]]; then
+    printf 'with-postgres: SLOTWATCH_PG_DURABLE=1 starts its own durable cluster, but DATABASE_URL or TEST_DATABASE_URL names a server already: unset them (env -u DATABASE_URL -u TEST_DATABASE_URL ...)\n' >&2
+    exit 2
+  fi
   export TEST_DATABASE_URL=${TEST_DATABASE_URL:-$DATABASE_URL}
   export DATABASE_URL=${DATABASE_URL:-$TEST_DATABASE_URL}
   exec "$@"
