@@ -476,7 +476,7 @@ func binaryOf(image string) string {
 
 // runtimeEnv are variables read by the Go runtime or the OS, not by our
 // code, that a manifest may set.
-var runtimeEnv = map[string]bool{"HOME": true, "TMPDIR": true, "TZ": true, "GOMEMLIMIT": true, "GOMAXPROCS": true, "GODEBUG": true}
+var runtimeEnv = map[string]bool{"HOME": true, "TMPDIR": true, "TZ": true, "GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true}
 
 // TestEnvMatchesTheCode checks each container's environment against the
 // variables its binary reads (found in the code by envReads): everything the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -91,7 +92,10 @@ func logCall(ctx context.Context, l *slog.Logger, slot *callerSlot, call interce
 	if err != nil {
 		attrs = append(attrs, slog.String("grpc.error", err.Error()))
 	}
-	attrs = append(attrs, slog.Float64("grpc.time_ms", float64(time.Since(start).Microseconds())/1000))
+	// A string, as go-grpc-middleware wrote it ("6.361"): a log store that
+	// has mapped the field keeps its type.
+	ms := float32(time.Since(start).Microseconds()) / 1000
+	attrs = append(attrs, slog.String("grpc.time_ms", strconv.FormatFloat(float64(ms), 'g', -1, 32)))
 	l.LogAttrs(ctx, lvl, "finished call", attrs...)
 }
 

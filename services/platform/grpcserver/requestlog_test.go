@@ -68,10 +68,13 @@ func TestRequestLogLine(t *testing.T) {
 			t.Errorf("%s = %v, want %v (line %v)", k, ok[k], want, ok)
 		}
 	}
-	for _, k := range []string{"grpc.start_time", "grpc.request.deadline", "grpc.time_ms"} {
+	for _, k := range []string{"grpc.start_time", "grpc.request.deadline"} {
 		if _, has := ok[k]; !has {
 			t.Errorf("no %s in %v", k, ok)
 		}
+	}
+	if ms, isString := ok["grpc.time_ms"].(string); !isString || ms == "" {
+		t.Errorf("grpc.time_ms = %#v, want milliseconds as a string, as before", ok["grpc.time_ms"])
 	}
 	if _, has := ok["grpc.error"]; has {
 		t.Errorf("an OK call has grpc.error: %v", ok)
