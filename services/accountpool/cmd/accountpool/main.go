@@ -147,7 +147,6 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 }
 
 func serve(ctx context.Context) error {
-	app.TuneGC()
 	env := envconfig.New()
 	cfg, err := loadConfig(env)
 	if err != nil {

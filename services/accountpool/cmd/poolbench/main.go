@@ -27,6 +27,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -132,7 +133,6 @@ func ints(flagName, s string) ([]int, error) {
 }
 
 func run() error {
-	gogc := app.TuneGC() // the collector's pace AccountPool serves with
 	clientsFlag := flag.String("clients", "16,256", "numbers of concurrent clients")
 	duration := flag.Duration("duration", 3*time.Second, "length of each measured run")
 	rounds := flag.Int("rounds", 2, "alternating rounds of every mode per cell (pool size x clients)")
@@ -220,7 +220,8 @@ func run() error {
 		defer stopOff()
 	}
 
-	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d, GOGC %s (riverbench's too), %d connections\n",
+	gogc := cmp.Or(os.Getenv("GOGC"), "100") // riverbench inherits it
+	fmt.Printf("poolbench: clients %v, pool sizes %v, %s per run, %d rounds, %s, %d CPUs, GOMAXPROCS %d, GOGC %s, %d connections\n",
 		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), gogc, db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
@@ -276,7 +277,7 @@ func run() error {
 					row(size, clients, r, m.name, res)
 				}
 				if *riverBin != "" && (*only == "" || *only == "River") {
-					rr, err := riverRound(ctx, *riverBin, riverURL, gogc, clients, *duration, size)
+					rr, err := riverRound(ctx, *riverBin, riverURL, clients, *duration, size)
 					if err != nil {
 						return err
 					}
@@ -525,12 +526,11 @@ type riverResult struct {
 	PGCPUPerJob int64   `json:"pg_cpu_per_job_us"`
 }
 
-// riverRound runs riverbench once, with GOGC=gogc, and reads its JSON line.
-func riverRound(ctx context.Context, bin, dbURL, gogc string, clients int, d time.Duration, size int) (riverResult, error) {
+// riverRound runs riverbench once and reads its JSON line.
+func riverRound(ctx context.Context, bin, dbURL string, clients int, d time.Duration, size int) (riverResult, error) {
 	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-database-url", dbURL, "-clients", strconv.Itoa(clients),
 		"-duration", d.String(), "-size", strconv.Itoa(size))
-	cmd.Env = append(os.Environ(), "GOGC="+gogc)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		return riverResult{}, fmt.Errorf("riverbench: %w: %s", err, strings.TrimSpace(errOut.String()))
