@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"os"
@@ -32,33 +31,19 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("disciplinebench", flag.ContinueOnError)
-	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin, the portalsim profile in ROOT/services/checker/profiles")
 	checks := fs.Int("checks", 200, "checks with session reuse off, and as many with it on")
 	capN := fs.Int("cap", 20, "the portal's max_checks_per_minute in the cap phase")
 	capFor := fs.Duration("cap-for", 90*time.Second, "how long the cap phase runs (0 skips it)")
 	hold := fs.Duration("hold", 15*time.Second, "how long the paused portal is watched after the CAPTCHA storm")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(*root)
-	if err != nil {
-		return err
-	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make bench-discipline does)")
-	}
-	work, err := os.MkdirTemp("", "disciplinebench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	chrome := os.Getenv("CHROME_PATH")
-	if chrome == "" {
-		chrome = "/usr/bin/chromium"
-	}
-	return demo.Discipline(ctx, demo.DisciplineConfig{
-		BinDir: filepath.Join(abs, "bin"), ProfileFile: filepath.Join(abs, "services", "checker", "profiles", "portalsim.yaml"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_discipline_bench",
-		Checks: *checks, Cap: *capN, CapFor: *capFor, Hold: *hold, ChromePath: chrome, Out: os.Stdout,
+	rootUsage := "the checkout: binaries in ROOT/bin, the portalsim profile in ROOT/services/checker/profiles"
+	return demo.RunBench(fs, args, rootUsage, "make bench-discipline", func(root, dbURL, work string) error {
+		chrome := os.Getenv("CHROME_PATH")
+		if chrome == "" {
+			chrome = "/usr/bin/chromium"
+		}
+		return demo.Discipline(ctx, demo.DisciplineConfig{
+			BinDir: filepath.Join(root, "bin"), ProfileFile: filepath.Join(root, "services", "checker", "profiles", "portalsim.yaml"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_discipline_bench",
+			Checks: *checks, Cap: *capN, CapFor: *capFor, Hold: *hold, ChromePath: chrome, Out: os.Stdout,
+		})
 	})
 }

@@ -8,12 +8,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -29,18 +27,10 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("slotwatch-demo", flag.ContinueOnError)
-	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin, the demo's files in ROOT/.data")
 	slotAfter := fs.Duration("slot-after", time.Minute, "when the demo's slot appears on the portal, after the Checker starts")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	abs, err := filepath.Abs(*root)
+	abs, dbURL, err := demo.ParseCommand(fs, args, "the checkout: binaries in ROOT/bin, the demo's files in ROOT/.data", "make run")
 	if err != nil {
 		return err
-	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make run does)")
 	}
 
 	// A second Ctrl-C (or SIGTERM) while stopping kills what is left at once.

@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"os"
@@ -32,31 +31,16 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	root := fs.String("root", ".", "the checkout: binaries in ROOT/bin")
 	duration := fs.Duration("duration", 30*time.Minute, "how long the system runs")
 	warmUp := fs.Duration("warm-up", 0, "the start of the run the fit leaves out (default: a sixth of -duration)")
 	every := fs.Duration("every", time.Minute, "time between samples")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *warmUp == 0 {
-		*warmUp = *duration / 6
-	}
-	abs, err := filepath.Abs(*root)
-	if err != nil {
-		return err
-	}
-	dbURL := os.Getenv("DATABASE_URL")
-	if dbURL == "" {
-		return errors.New("DATABASE_URL is not set: run me through deploy/local/with-postgres.sh (make soak does)")
-	}
-	work, err := os.MkdirTemp("", "soak-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	return demo.Soak(ctx, demo.SoakConfig{
-		BinDir: filepath.Join(abs, "bin"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_soak",
-		Duration: *duration, WarmUp: *warmUp, Every: *every, ChromePath: os.Getenv("CHROME_PATH"), Out: os.Stdout,
+	return demo.RunBench(fs, args, "the checkout: binaries in ROOT/bin", "make soak", func(root, dbURL, work string) error {
+		if *warmUp == 0 {
+			*warmUp = *duration / 6
+		}
+		return demo.Soak(ctx, demo.SoakConfig{
+			BinDir: filepath.Join(root, "bin"), WorkDir: work, DatabaseURL: dbURL, Database: "slotwatch_soak",
+			Duration: *duration, WarmUp: *warmUp, Every: *every, ChromePath: os.Getenv("CHROME_PATH"), Out: os.Stdout,
+		})
 	})
 }

@@ -19,9 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
-	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/proctree"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
@@ -95,84 +93,32 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 	if cfg.Cap <= 0 || cfg.Cap > highCap {
 		return fmt.Errorf("cap must be 1 to %d, not %d", highCap, cfg.Cap)
 	}
-	bin := cfg.BinDir
-	if err := binaries(bin, "portalsim", "accountpool", "requests", "checker"); err != nil {
-		return err
-	}
 	shipped, err := os.ReadFile(cfg.ProfileFile)
 	if err != nil {
 		return fmt.Errorf("the shipped portalsim profile: %w", err)
 	}
-	f, err := prepareFiles(cfg.WorkDir)
-	if err != nil {
-		return err
-	}
-	profiles := map[bool]string{false: filepath.Join(f.dir, "profile-login.yaml"), true: filepath.Join(f.dir, "profile-keep-session.yaml")}
 	keep, err := keepSessionProfile(shipped)
 	if err != nil {
 		return err
 	}
+	// One request per mission: a check is one slot page at the portal.
+	ds := seed.DemoDataset(time.Now())
+	ds.Applicants = []seed.Applicant{ds.Applicants[0], ds.Applicants[2]}
+	sys, err := startBench(ctx, benchStart{
+		binDir: cfg.BinDir, workDir: cfg.WorkDir, serverURL: cfg.DatabaseURL, database: cfg.Database,
+		timings: disciplineTimings, portalEnv: []string{"PORTALSIM_SESSION_LIFETIME=" + portalSessionLifetime},
+		dataset: ds, ports: 2,
+	})
+	if err != nil {
+		return err
+	}
+	defer sys.close()
+	out, rq := cfg.Out, sys.rq
+	profiles := map[bool]string{false: filepath.Join(sys.files.dir, "profile-login.yaml"), true: filepath.Join(sys.files.dir, "profile-keep-session.yaml")}
 	for reuse, b := range map[bool][]byte{false: shipped, true: keep} {
 		if err := os.WriteFile(profiles[reuse], b, 0o600); err != nil {
 			return err
 		}
-	}
-	ports, err := freeport.Loopback(8)
-	if err != nil {
-		return err
-	}
-	portalAddr, poolAddr, reqAddr := ports[0], ports[1], ports[2]
-	dbURL, err := freshDatabase(ctx, cfg.DatabaseURL, cfg.Database)
-	if err != nil {
-		return err
-	}
-	out := cfg.Out
-	sup := newSupervisor(f.logs)
-	defer sup.stopAll(io.Discard, grace, nil)
-
-	common := []string{
-		"DATABASE_URL=" + dbURL, "AUTH_TOKENS_FILE=" + f.tokens, "ENCRYPTION_KEYSET_FILE=" + f.keyset,
-		"LOG_LEVEL=info", "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
-	}
-	for _, t := range disciplineTimings {
-		common = append(common, t.env+"="+t.demo)
-	}
-	portal := &seed.Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG=",
-		"PORTALSIM_SESSION_LIFETIME=" + portalSessionLifetime}, nil)
-	if err != nil {
-		return err
-	}
-	if err := waitReady(ctx, c, 30*time.Second, portal.Ready); err != nil {
-		return err
-	}
-	for _, s := range []struct{ name, addr, metrics string }{{"accountpool", poolAddr, ports[3]}, {"requests", reqAddr, ports[4]}} {
-		env := append(slices.Clone(common), "LISTEN_ADDR="+s.addr, "METRICS_ADDR="+s.metrics, "HTTP_ADDR="+ports[5])
-		c, err := sup.start(s.name, filepath.Join(bin, s.name), env, nil)
-		if err != nil {
-			return err
-		}
-		if err := waitGRPC(ctx, c, s.addr, 90*time.Second); err != nil {
-			return err
-		}
-	}
-	poolConn, err := dialAdmin(poolAddr, f.admin)
-	if err != nil {
-		return err
-	}
-	defer poolConn.Close()
-	reqConn, err := dialAdmin(reqAddr, f.admin)
-	if err != nil {
-		return err
-	}
-	defer reqConn.Close()
-	rq := rqv1.NewRequestsServiceClient(reqConn)
-
-	// One request per mission: a check is one slot page at the portal.
-	ds := seed.DemoDataset(time.Now())
-	ds.Applicants = []seed.Applicant{ds.Applicants[0], ds.Applicants[2]}
-	if _, err := seed.Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
-		return fmt.Errorf("load the data: %w", err)
 	}
 	for _, m := range ds.Missions {
 		if _, err := rq.UpsertMission(ctx, &rqv1.UpsertMissionRequest{MissionCode: m.Code, Portal: proto.String(benchPortal)}); err != nil {
@@ -185,18 +131,12 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 		return err
 	}
 
-	b := &disciplineBench{cfg: cfg, sup: sup, bin: bin, portal: portal, rq: rq, ports: ports[6:],
-		env: append(slices.Clone(common), "ACCOUNTPOOL_ADDR="+poolAddr, "REQUESTS_ADDR="+reqAddr,
-			"AUTH_TOKEN_FILE="+f.checker, "PORTAL_BASE_URL=http://"+portalAddr, "CHECKER_ARTIFACTS_DIR="+f.artifacts,
-			"CHROME_PATH="+cfg.ChromePath, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))}
+	b := &disciplineBench{cfg: cfg, sup: sys.sup, bin: cfg.BinDir, portal: sys.portal, rq: rq, ports: sys.ports,
+		env: sys.checkerEnv(cfg.ChromePath)}
 
 	fmt.Fprintf(out, "Portal load discipline: portalsim, AccountPool, Requests and 2 Checker replicas; %d accounts, %d missions (one request each)\n",
 		len(ds.Accounts), len(ds.Missions))
-	var ts []string
-	for _, t := range disciplineTimings {
-		ts = append(ts, t.env+"="+t.demo+" ["+t.prod+"]")
-	}
-	fmt.Fprintf(out, "Shortened settings (production defaults in brackets): %s\n", strings.Join(ts, "  "))
+	shortenedSettings(out, disciplineTimings)
 	fmt.Fprintf(out, "portalsim's session lifetime: %s\n", portalSessionLifetime)
 	fmt.Fprintf(out, "Load: %s; %d CPUs\n\n", loadAvg(), runtime.NumCPU())
 

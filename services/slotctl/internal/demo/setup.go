@@ -8,17 +8,26 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
 
+	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
+	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // files are the demo's files under .data/: made when missing, kept between
@@ -213,3 +222,141 @@ func randomSecret() (string, error) {
 func host(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
 
 func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+
+// benchStart is what Soak and Discipline start before their Checkers.
+type benchStart struct {
+	binDir, workDir string
+	// serverURL is a Postgres server on which database is made afresh.
+	serverURL, database string
+	// timings are the run's shortened settings, in every service's
+	// environment.
+	timings []timing
+	// portalEnv is added to portalsim's environment.
+	portalEnv []string
+	// dataset is loaded once the services are up.
+	dataset seed.Dataset
+	// ports is how many free loopback ports are left for the Checkers.
+	ports int
+}
+
+// benchSystem is portalsim, AccountPool and Requests running for a
+// benchmark, with the dataset loaded; close stops them.
+type benchSystem struct {
+	files files
+	sup   *supervisor
+	dbURL string
+	// env is every service's environment: database, tokens, keyset,
+	// plaintext, the shortened timings.
+	env                           []string
+	portal                        *seed.Portal
+	portalAddr, poolAddr, reqAddr string
+	// metrics are the METRICS_ADDR of accountpool and requests.
+	metrics map[string]string
+	rq      rqv1.RequestsServiceClient
+	// ports are the free loopback ports left for the Checkers.
+	ports []string
+	conns []*grpc.ClientConn
+}
+
+// startBench checks that the binaries (the Checker's too) are there, makes
+// the run's files and database, starts portalsim, AccountPool and Requests
+// on free loopback ports, dials them with the admin token and loads the
+// dataset.
+func startBench(ctx context.Context, b benchStart) (_ *benchSystem, err error) {
+	if err := binaries(b.binDir, "portalsim", "accountpool", "requests", "checker"); err != nil {
+		return nil, err
+	}
+	f, err := prepareFiles(b.workDir)
+	if err != nil {
+		return nil, err
+	}
+	// portalsim, AccountPool, Requests, their metrics, Requests' JSON
+	// gateway, then the Checkers'.
+	ports, err := freeport.Loopback(6 + b.ports)
+	if err != nil {
+		return nil, err
+	}
+	dbURL, err := freshDatabase(ctx, b.serverURL, b.database)
+	if err != nil {
+		return nil, err
+	}
+	s := &benchSystem{
+		files: f, sup: newSupervisor(f.logs), dbURL: dbURL,
+		env: []string{
+			"DATABASE_URL=" + dbURL, "AUTH_TOKENS_FILE=" + f.tokens, "ENCRYPTION_KEYSET_FILE=" + f.keyset,
+			"LOG_LEVEL=info", "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
+		},
+		portalAddr: ports[0], poolAddr: ports[1], reqAddr: ports[2],
+		metrics: map[string]string{"accountpool": ports[3], "requests": ports[4]},
+		ports:   ports[6:],
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	for _, t := range b.timings {
+		s.env = append(s.env, t.env+"="+t.demo)
+	}
+	s.portal = &seed.Portal{BaseURL: "http://" + s.portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	c, err := s.sup.start("portalsim", filepath.Join(b.binDir, "portalsim"), append([]string{"PORTALSIM_ADDR=" + s.portalAddr, "PORTALSIM_CONFIG="}, b.portalEnv...), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, c, 30*time.Second, s.portal.Ready); err != nil {
+		return nil, err
+	}
+	for _, svc := range []struct{ name, addr string }{{"accountpool", s.poolAddr}, {"requests", s.reqAddr}} {
+		env := append(slices.Clone(s.env), "LISTEN_ADDR="+svc.addr, "METRICS_ADDR="+s.metrics[svc.name], "HTTP_ADDR="+ports[5])
+		c, err := s.sup.start(svc.name, filepath.Join(b.binDir, svc.name), env, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitGRPC(ctx, c, svc.addr, 90*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	poolConn, err := dialAdmin(s.poolAddr, f.admin)
+	if err != nil {
+		return nil, err
+	}
+	s.conns = append(s.conns, poolConn)
+	reqConn, err := dialAdmin(s.reqAddr, f.admin)
+	if err != nil {
+		return nil, err
+	}
+	s.conns = append(s.conns, reqConn)
+	s.rq = rqv1.NewRequestsServiceClient(reqConn)
+	if _, err := seed.Load(ctx, b.dataset, s.portal, apv1.NewAccountPoolServiceClient(poolConn), s.rq); err != nil {
+		return nil, fmt.Errorf("load the data: %w", err)
+	}
+	return s, nil
+}
+
+// checkerEnv is a Checker's environment against the system, driving the
+// Chromium at chrome; the caller adds LISTEN_ADDR, METRICS_ADDR and
+// CHECKER_ID.
+func (s *benchSystem) checkerEnv(chrome string) []string {
+	return append(slices.Clone(s.env), "ACCOUNTPOOL_ADDR="+s.poolAddr, "REQUESTS_ADDR="+s.reqAddr,
+		"AUTH_TOKEN_FILE="+s.files.checker, "PORTAL_BASE_URL=http://"+s.portalAddr, "CHECKER_ARTIFACTS_DIR="+s.files.artifacts,
+		"CHROME_PATH="+chrome, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))
+}
+
+// close closes the connections and stops every child, the caller's
+// Checkers too.
+func (s *benchSystem) close() {
+	for i := len(s.conns) - 1; i >= 0; i-- {
+		s.conns[i].Close()
+	}
+	s.sup.stopAll(io.Discard, grace, nil)
+}
+
+// shortenedSettings prints a benchmark's timings, with the production
+// defaults.
+func shortenedSettings(out io.Writer, timings []timing) {
+	var ts []string
+	for _, t := range timings {
+		ts = append(ts, t.env+"="+t.demo+" ["+t.prod+"]")
+	}
+	fmt.Fprintf(out, "Shortened settings (production defaults in brackets): %s\n", strings.Join(ts, "  "))
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -17,9 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
-	"github.com/slotwatch/slotwatch/services/platform/freeport"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
@@ -64,99 +63,43 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if cfg.Every <= 0 || cfg.Duration < cfg.WarmUp+3*cfg.Every {
 		return fmt.Errorf("a soak of %s with warm-up %s and a sample every %s leaves fewer than 3 samples to fit", cfg.Duration, cfg.WarmUp, cfg.Every)
 	}
-	bin := cfg.BinDir
-	if err := binaries(bin, "portalsim", "accountpool", "requests", "checker"); err != nil {
-		return err
-	}
-	f, err := prepareFiles(cfg.WorkDir)
-	if err != nil {
-		return err
-	}
-	ports, err := freeport.Loopback(8)
-	if err != nil {
-		return err
-	}
-	portalAddr, poolAddr, reqAddr, checkerAddr := ports[0], ports[1], ports[2], ports[3]
-	metricsAddr := map[string]string{"accountpool": ports[4], "requests": ports[5], "checker": ports[6]}
-	dbURL, err := freshDatabase(ctx, cfg.DatabaseURL, cfg.Database)
-	if err != nil {
-		return err
-	}
-	out := cfg.Out
-	sup := newSupervisor(f.logs)
-	defer sup.stopAll(io.Discard, grace, nil)
-
-	common := []string{
-		"DATABASE_URL=" + dbURL, "AUTH_TOKENS_FILE=" + f.tokens, "ENCRYPTION_KEYSET_FILE=" + f.keyset,
-		"LOG_LEVEL=info", "TLS_CERT_FILE=", "TLS_KEY_FILE=", "TLS_CA_FILE=",
-	}
-	for _, t := range soakTimings {
-		common = append(common, t.env+"="+t.demo)
-	}
-	portal := &seed.Portal{BaseURL: "http://" + portalAddr, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	c, err := sup.start("portalsim", filepath.Join(bin, "portalsim"), []string{"PORTALSIM_ADDR=" + portalAddr, "PORTALSIM_CONFIG="}, nil)
-	if err != nil {
-		return err
-	}
-	if err := waitReady(ctx, c, 30*time.Second, portal.Ready); err != nil {
-		return err
-	}
-	for _, s := range []struct{ name, addr string }{{"accountpool", poolAddr}, {"requests", reqAddr}} {
-		env := append(slices.Clone(common), "LISTEN_ADDR="+s.addr, "METRICS_ADDR="+metricsAddr[s.name], "HTTP_ADDR="+ports[7])
-		c, err := sup.start(s.name, filepath.Join(bin, s.name), env, nil)
-		if err != nil {
-			return err
-		}
-		if err := waitGRPC(ctx, c, s.addr, 90*time.Second); err != nil {
-			return err
-		}
-	}
-	poolConn, err := dialAdmin(poolAddr, f.admin)
-	if err != nil {
-		return err
-	}
-	defer poolConn.Close()
-	reqConn, err := dialAdmin(reqAddr, f.admin)
-	if err != nil {
-		return err
-	}
-	defer reqConn.Close()
-	rq := rqv1.NewRequestsServiceClient(reqConn)
 	ds := seed.DemoDataset(time.Now())
-	if _, err := seed.Load(ctx, ds, portal, apv1.NewAccountPoolServiceClient(poolConn), rq); err != nil {
-		return fmt.Errorf("load the data: %w", err)
+	sys, err := startBench(ctx, benchStart{
+		binDir: cfg.BinDir, workDir: cfg.WorkDir, serverURL: cfg.DatabaseURL, database: cfg.Database,
+		timings: soakTimings, dataset: ds, ports: 2,
+	})
+	if err != nil {
+		return err
 	}
-	checker, err := sup.start("checker", filepath.Join(bin, "checker"), append(slices.Clone(common),
-		"LISTEN_ADDR="+checkerAddr, "METRICS_ADDR="+metricsAddr["checker"],
-		"ACCOUNTPOOL_ADDR="+poolAddr, "REQUESTS_ADDR="+reqAddr, "AUTH_TOKEN_FILE="+f.checker,
-		"PORTAL_BASE_URL=http://"+portalAddr, "CHECKER_ARTIFACTS_DIR="+f.artifacts, "CHECKER_ID=soak",
-		"CHROME_PATH="+demoChrome(func(string) string { return cfg.ChromePath }), "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0)), nil)
+	defer sys.close()
+	out, sup, rq := cfg.Out, sys.sup, sys.rq
+	checkerAddr := sys.ports[0]
+	metricsAddr := maps.Clone(sys.metrics)
+	metricsAddr["checker"] = sys.ports[1]
+	checker, err := sup.start("checker", filepath.Join(cfg.BinDir, "checker"), append(sys.checkerEnv(demoChrome(func(string) string { return cfg.ChromePath })),
+		"LISTEN_ADDR="+checkerAddr, "METRICS_ADDR="+metricsAddr["checker"], "CHECKER_ID=soak"), nil)
 	if err != nil {
 		return err
 	}
 	if err := waitGRPC(ctx, checker, checkerAddr, 90*time.Second); err != nil {
 		return err
 	}
-	db, err := pgx.Connect(ctx, dbURL)
+	db, err := pgx.Connect(ctx, sys.dbURL)
 	if err != nil {
 		return err
 	}
 	defer db.Close(context.Background())
 
-	var ts []string
-	for _, t := range soakTimings {
-		ts = append(ts, t.env+"="+t.demo+" ["+t.prod+"]")
-	}
 	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
 		cfg.Duration, cfg.Every, cfg.WarmUp)
-	fmt.Fprintf(out, "Shortened settings (production defaults in brackets): %s\n", strings.Join(ts, "  "))
+	shortenedSettings(out, soakTimings)
 	fmt.Fprintf(out, "Load: %d accounts, %d requests in %d missions; portalsim's slots change every %s, a found request is replaced by a new one\n",
 		len(ds.Accounts), len(ds.Applicants), len(ds.Missions), churnEvery)
 
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
 	churnDone := make(chan error, 1)
-	go func() { churnDone <- churn(runCtx, ds, portal, rq) }()
+	go func() { churnDone <- churn(runCtx, ds, sys.portal, rq) }()
 
 	procs := map[string]*child{}
 	for _, c := range sup.children {
