@@ -95,6 +95,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 				Base:          env.Duration("NOTIFIER_BACKOFF_BASE", domain.DefaultRetry.Base),
 				Max:           env.Duration("NOTIFIER_BACKOFF_MAX", domain.DefaultRetry.Max),
 				MaxRetryAfter: domain.DefaultRetry.MaxRetryAfter,
+				MaxDefer:      domain.DefaultRetry.MaxDefer,
 			},
 			Lease:       env.Duration("NOTIFIER_LEASE", delivery.DefaultLease),
 			Poll:        env.Duration("NOTIFIER_POLL_INTERVAL", delivery.DefaultPoll),

@@ -26,6 +26,7 @@ const (
 // nothing.
 type Notifier struct {
 	attempts *prometheus.CounterVec
+	deferred *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	events   *prometheus.CounterVec
 	recorded prometheus.Counter
@@ -47,6 +48,10 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_delivery_attempts_total",
 			Help: "Delivery attempts by channel and result: delivered, retry (failed, tried again later), dead (given up: refused for good or out of attempts).",
 		}, []string{"kind", "result"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_deliveries_deferred_total",
+			Help: "Sends a channel held back, by channel: its own pacing (Telegram's rate limits, or a flood wait Telegram set) would have ended after the send's deadline. Nothing was sent, no attempt counted; the delivery is due again at its turn.",
+		}, []string{"kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "slotwatch_notifier_delivery_latency_seconds",
 			Help:    "Time from the event in Requests to the receiver accepting its delivery, by channel.",
@@ -71,11 +76,12 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
 		m.latency.WithLabelValues(string(k))
+		m.deferred.WithLabelValues(string(k))
 		for _, r := range []string{ResultDelivered, ResultRetry, ResultDead} {
 			m.attempts.WithLabelValues(string(k), r)
 		}
 	}
-	reg.MustRegister(m.attempts, m.latency, m.events, m.recorded, m.cursor, m.leader,
+	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader,
 		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
 	return m
 }
@@ -92,6 +98,13 @@ func (m *Notifier) Attempted(kind channel.Kind, result string, sinceEvent time.D
 	m.attempts.WithLabelValues(string(kind), result).Inc()
 	if result == ResultDelivered {
 		m.latency.WithLabelValues(string(kind)).Observe(max(sinceEvent, 0).Seconds())
+	}
+}
+
+// Deferred counts one send its channel held back (channel.Deferred).
+func (m *Notifier) Deferred(kind channel.Kind) {
+	if m != nil {
+		m.deferred.WithLabelValues(string(kind)).Inc()
 	}
 }
 

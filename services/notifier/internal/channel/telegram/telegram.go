@@ -131,8 +131,9 @@ var channelNameRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
 //
 // Send first waits its turn under the per-chat and global limits, and to
 // the end of a flood wait (429) Telegram set on the chat, within ctx: when
-// ctx's deadline comes before the turn, it returns a RetryAfter error with
-// the wait, having sent nothing.
+// ctx's deadline comes before the turn, it sends nothing and returns a
+// channel.Deferred error with the wait (no attempt of the delivery is
+// counted for it; a 429 of Telegram's is a RetryAfter, and counts).
 func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 	body, err := s.body(msg)
 	if err != nil {
@@ -233,7 +234,7 @@ func redact(err error) error {
 
 // wait honours a flood wait Telegram set on the chat, then takes a turn
 // under the chat's limit, then under the global one. A wait that ends
-// after ctx's deadline is not waited: it comes back as a RetryAfter.
+// after ctx's deadline is not waited: it comes back as channel.Deferred.
 func (s *Sender) wait(ctx context.Context, chat string) error {
 	st := s.chat(chat)
 	s.mu.Lock()
@@ -241,7 +242,7 @@ func (s *Sender) wait(ctx context.Context, chat string) error {
 	s.mu.Unlock()
 	if d := time.Until(until); d > 0 {
 		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(d).After(deadline) {
-			return channel.RetryAfter(d, fmt.Errorf("telegram: chat %s: Telegram asked for a pause until %s", chat, until.UTC().Format(time.RFC3339)))
+			return channel.Deferred(d, fmt.Errorf("telegram: chat %s: Telegram asked for a pause until %s", chat, until.UTC().Format(time.RFC3339)))
 		}
 		if err := sleep(ctx, d); err != nil {
 			return fmt.Errorf("telegram: waiting for the pause Telegram asked of chat %s: %w", chat, err)
@@ -262,7 +263,7 @@ func waitTurn(ctx context.Context, lim *rate.Limiter, what string) error {
 	}
 	if deadline, ok := ctx.Deadline(); ok && now.Add(d).After(deadline) {
 		r.CancelAt(now)
-		return channel.RetryAfter(d, fmt.Errorf("telegram: rate limit for %s: the next turn is in %s, after the deadline", what, d.Round(time.Millisecond)))
+		return channel.Deferred(d, fmt.Errorf("telegram: rate limit for %s: the next turn is in %s, after the deadline", what, d.Round(time.Millisecond)))
 	}
 	if err := sleep(ctx, d); err != nil {
 		r.Cancel()
