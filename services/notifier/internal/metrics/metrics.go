@@ -32,6 +32,7 @@ type Notifier struct {
 	recorded prometheus.Counter
 	cursor   prometheus.Gauge
 	leader   prometheus.Gauge
+	retries  prometheus.Counter
 }
 
 // CountFunc counts deliveries by state now.
@@ -73,6 +74,10 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_consumer_active",
 			Help: "1 while this replica holds the consumer lock and follows Requests' events, 0 on standby.",
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_consumer_retries_total",
+			Help: "Times this replica's consumer lost Requests (the event stream could not open or dropped, or Requests did not answer a lookup) and waits, with backoff, to resume from the stored cursor: it rises while Requests is down or not serving yet.",
+		}),
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
 		m.latency.WithLabelValues(string(k))
@@ -81,7 +86,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			m.attempts.WithLabelValues(string(k), r)
 		}
 	}
-	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader,
+	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries,
 		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
 	return m
 }
@@ -121,6 +126,13 @@ func (m *Notifier) Consumed(eventType string, deliveries int) {
 func (m *Notifier) Cursor(c int64) {
 	if m != nil {
 		m.cursor.Set(float64(c))
+	}
+}
+
+// Retrying counts one wait of the consumer for Requests.
+func (m *Notifier) Retrying() {
+	if m != nil {
+		m.retries.Inc()
 	}
 }
 
