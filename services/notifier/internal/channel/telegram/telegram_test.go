@@ -436,6 +436,28 @@ func TestRateLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("TurnTooCloseToTheDeadlineIsHeldBack", func(t *testing.T) {
+		t.Parallel()
+		api := startBotAPI(t)
+		cfg := config(t, api)
+		cfg.ChatRate = 1 // the second message's turn: a second after the first
+		s := newSender(t, cfg)
+		if err := s.Send(testkit.Context(t), testMessage); err != nil {
+			t.Fatal(err)
+		}
+		// The turn comes before the deadline, without the second the call
+		// may need: a call cut by the deadline would count as an attempt.
+		ctx, cancel := context.WithTimeout(testkit.Context(t), 1500*time.Millisecond)
+		defer cancel()
+		err := s.Send(ctx, testMessage)
+		if after, deferred := channel.IsDeferred(err); !deferred || after > time.Second {
+			t.Fatalf("error %v: want Deferred to the turn, within a second", err)
+		}
+		if n := len(api.received()); n != 1 {
+			t.Fatalf("API got %d, want 1", n)
+		}
+	})
+
 	t.Run("CancelledWaitGivesItsTurnBack", func(t *testing.T) {
 		t.Parallel()
 		api := startBotAPI(t)
