@@ -138,6 +138,51 @@ func TestTelegramReachesTheContactOnce(t *testing.T) {
 	}
 }
 
+// TestTelegramPacingCountsNoAttempt: a burst to one chat, paced at four
+// messages a second, takes longer than a send's deadline (three quarters
+// of the 4 s lease): the sends whose turn comes after it are held back
+// without a call and due again at their turn, their attempt not counted.
+// With one attempt allowed, every delivery still ends delivered on its one
+// counted attempt, each message once at the Bot API.
+func TestTelegramPacingCountsNoAttempt(t *testing.T) {
+	t.Parallel()
+	bot := startBotAPI(t)
+	s := newSystem(t, options{notifierEnv: []string{
+		"NOTIFIER_TELEGRAM_TOKEN_FILE=" + authtest.WriteFile(t, "bot-token", botToken+"\n"),
+		"NOTIFIER_TELEGRAM_API_URL=" + bot.url, "NOTIFIER_TELEGRAM_CHAT_RATE=4",
+		"NOTIFIER_MAX_ATTEMPTS=1", "LOG_LEVEL=debug",
+	}})
+	if _, err := s.nt.CreateContact(testkit.Context(t), &notifierv1.CreateContactRequest{
+		ApplicantId: s.applicant, Kind: notifierv1.ContactKind_CONTACT_KIND_TELEGRAM, Address: "424242",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20 // five seconds of turns
+	s.createRequests(n)
+	if got := s.findSlot(); got != n {
+		t.Fatalf("matched %d", got)
+	}
+	eventually(t, "every delivery delivered or dead", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state <> 'pending'`) == n
+	})
+	if dead := deliveries(t, s.reader, notifierv1.DeliveryState_DELIVERY_STATE_DEAD); len(dead) > 0 {
+		t.Errorf("%d deliveries dead, the first: %v", len(dead), dead[0])
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered' AND attempts = 1`); got != n {
+		t.Errorf("%d of %d delivered on one counted attempt", got, n)
+	}
+	if got := len(s.notifiers[0].Log.With("delivery deferred to its channel's next turn; no attempt counted")); got == 0 {
+		t.Error("no send was held back: the burst did not outlast a deadline, and the test proves nothing")
+	}
+	texts := map[string]bool{}
+	for _, m := range bot.messages() {
+		texts[m.text] = true
+	}
+	if got := len(bot.messages()); got != n || len(texts) != n {
+		t.Errorf("the Bot API got %d sendMessage calls, %d distinct; want %d of each", got, len(texts), n)
+	}
+}
+
 // smtpServer is a go-smtp server on 127.0.0.1 that offers STARTTLS with a
 // self-signed certificate (caFile) and AUTH PLAIN as smtpUser, refuses
 // MAIL before AUTH, and keeps what it receives.

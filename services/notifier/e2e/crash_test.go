@@ -159,6 +159,46 @@ func TestKilledMidStreamLosesNothing(t *testing.T) {
 	}
 }
 
+// TestNotifierStartedBeforeRequests: a Notifier starts while Requests is
+// down; its consumer tries again with a growing wait (no hot loop), and
+// once Requests serves it follows the stream: the events found then reach
+// the receiver, each on one attempt, none dead.
+func TestNotifierStartedBeforeRequests(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	s.webhookContact("en")
+	s.notifiers[0].Stop()
+	s.rqProc.Stop()
+	n := s.startNotifier()
+	const dropped = "Requests event stream dropped; resuming from the stored cursor"
+	eventually(t, "four tries while Requests is down", func() bool { return len(n.Log.With(dropped)) >= 4 })
+	s.startRequests()
+	s.createRequests(3)
+	s.findSlot()
+	eventually(t, "3 delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == 3
+	})
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1`); got != 3 {
+		t.Errorf("%d of 3 delivered on one attempt", got)
+	}
+	if k := s.recv.keys(); k != 3 {
+		t.Errorf("receiver saw %d distinct deliveries, want 3", k)
+	}
+	var waits []time.Duration
+	for _, l := range n.Log.With(dropped) {
+		d, err := time.ParseDuration(l["retry_in"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, d)
+	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] < waits[i-1] {
+			t.Fatalf("waits %v: a try came sooner after a failed one than the one before", waits)
+		}
+	}
+}
+
 // TestTwoReplicasThousandEvents: two Notifiers share the log; 1000
 // SLOT_FOUND events, one webhook contact: each (event, contact) reaches
 // the receiver, and the log holds each exactly once.

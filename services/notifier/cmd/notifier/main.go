@@ -39,6 +39,8 @@ import (
 	_ "time/tzdata"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
@@ -58,6 +60,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -95,6 +98,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 				Base:          env.Duration("NOTIFIER_BACKOFF_BASE", domain.DefaultRetry.Base),
 				Max:           env.Duration("NOTIFIER_BACKOFF_MAX", domain.DefaultRetry.Max),
 				MaxRetryAfter: domain.DefaultRetry.MaxRetryAfter,
+				MaxDefer:      domain.DefaultRetry.MaxDefer,
 			},
 			Lease:       env.Duration("NOTIFIER_LEASE", delivery.DefaultLease),
 			Poll:        env.Duration("NOTIFIER_POLL_INTERVAL", delivery.DefaultPoll),
@@ -122,6 +126,21 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		errs = append(errs, fmt.Errorf("NOTIFIER_WEBHOOK_TIMEOUT=%s: want more than 0 and at most three quarters of NOTIFIER_LEASE (%s)", c.webhook.Timeout, d.Lease*3/4))
 	}
 	return c, errors.Join(errs...)
+}
+
+// dialRequests is auth.Dial with gRPC's reconnection capped at the
+// consumer's own longest wait (reconnect.MaxWait). gRPC's default grows
+// (x1.6) to two minutes: after a long outage of Requests, the consumer's
+// tries every 10 s failed at once until the channel's next connect, up to
+// two minutes after Requests was back.
+func dialRequests(target string, c auth.ClientConfig) (*grpc.ClientConn, error) {
+	opts, err := auth.DialOptions(target, c)
+	if err != nil {
+		return nil, err
+	}
+	b := backoff.DefaultConfig
+	b.MaxDelay = reconnect.MaxWait
+	return grpc.NewClient(target, append(opts, grpc.WithConnectParams(grpc.ConnectParams{Backoff: b, MinConnectTimeout: 20 * time.Second}))...)
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -164,7 +183,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conn, err := auth.Dial(cfg.requestsAddr, cfg.client)
+	conn, err := dialRequests(cfg.requestsAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("REQUESTS_ADDR: %w", err)
 	}

@@ -53,19 +53,31 @@ type Message struct {
 type Sender interface {
 	Kind() Kind
 	// Send delivers msg once. A nil error means the receiver accepted it.
-	// Errors wrap RetryAfter or Permanent when the receiver said so; any
+	// Errors wrap RetryAfter or Permanent when the receiver said so, or
+	// Deferred when the channel sent nothing because its own pacing (or a
+	// wait the receiver set earlier) would outlast ctx's deadline; any
 	// other error is temporary and retried with backoff.
 	Send(ctx context.Context, msg Message) error
 }
 
-// RetryAfterError is a temporary refusal with the receiver's own wait
-// (HTTP 429/503 Retry-After, Telegram's retry_after, SMTP 4xx with a hint).
+// RetryAfterError is a temporary refusal with a wait: the receiver's own
+// (HTTP 429/503 Retry-After, Telegram's retry_after, SMTP 4xx with a
+// hint), or, with NotSent, the channel's turn that comes too late.
 type RetryAfterError struct {
 	After time.Duration
-	Err   error
+	// NotSent: the receiver was not asked. The channel's pacing (or a
+	// wait the receiver set on an earlier message) would end after the
+	// send's deadline, so the message was held back: the delivery loop
+	// reschedules it for the end of the wait without counting an
+	// attempt.
+	NotSent bool
+	Err     error
 }
 
 func (e *RetryAfterError) Error() string {
+	if e.NotSent {
+		return fmt.Sprintf("not sent, next turn in %s: %v", e.After.Round(time.Millisecond), e.Err)
+	}
 	return fmt.Sprintf("retry after %s: %v", e.After, e.Err)
 }
 
@@ -74,6 +86,22 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 // RetryAfter wraps err with the receiver's requested wait.
 func RetryAfter(after time.Duration, err error) error {
 	return &RetryAfterError{After: after, Err: err}
+}
+
+// Deferred wraps err as a send the channel held back, having sent
+// nothing: its turn comes after the wait after.
+func Deferred(after time.Duration, err error) error {
+	return &RetryAfterError{After: after, NotSent: true, Err: err}
+}
+
+// IsDeferred says whether err is a send the channel held back (Deferred),
+// and how long until its turn.
+func IsDeferred(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.NotSent {
+		return ra.After, true
+	}
+	return 0, false
 }
 
 // ErrPermanent marks a refusal that no retry will change (a 4xx other than

@@ -128,6 +128,7 @@ func (c *Consumer) hold(ctx context.Context, lock *store.Consumer) {
 		}
 		return healthy, err
 	}, func(err error, wait time.Duration) {
+		c.metrics.Retrying()
 		c.logger.Warn("Requests event stream dropped; resuming from the stored cursor", "error", err, "retry_in", wait.String())
 	})
 }
@@ -144,7 +145,7 @@ func (e *lockError) Unwrap() error { return e.err }
 const MaxBatch = 500
 
 // follow streams from the stored cursor; it returns when the stream ends,
-// saying whether it received anything.
+// saying whether a batch of events got through (prepare).
 func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, error) {
 	cursor, err := lock.Cursor(ctx)
 	if err != nil {
@@ -201,7 +202,10 @@ type prepared struct {
 
 // prepare takes the events that have arrived, a batch at a time, and
 // hands each batch's deliveries to record; it returns when the stream
-// ends, saying whether it received anything.
+// ends, saying whether a batch got through. Events received whose lookups
+// Requests did not answer (it is starting, or going away) are not a
+// healthy stream: the waits before the next try keep growing, instead of
+// replaying the same events every FirstWait.
 func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchEventsResponse, recvErr <-chan error,
 	ready chan<- prepared) (bool, error) {
 	healthy, skipped := false, 0
@@ -224,11 +228,11 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 				break take
 			}
 		}
-		healthy = true
 		ds, types, err := c.deliveries(ctx, batch)
 		if err != nil {
 			return healthy, err
 		}
+		healthy = true
 		p := prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
 		if len(ds) == 0 {
 			for _, t := range types {

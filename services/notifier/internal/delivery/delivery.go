@@ -301,16 +301,25 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 	if err == nil {
 		return true
 	}
-	dead, wait := l.cfg.Retry.Outcome(d.Attempts, err)
-	held, recErr := l.store.MarkFailed(ctx, d, dead, l.now().Add(wait), truncate(err.Error()))
+	now := l.now()
+	o := l.cfg.Retry.Outcome(d, err, now)
+	if o.Deferred {
+		held, recErr := l.store.Defer(ctx, d, now.Add(o.Wait), truncate(err.Error()))
+		l.recorded(d, held, recErr)
+		l.logger.Debug("delivery deferred to its channel's next turn; no attempt counted", "delivery", d.ID, "kind", string(d.Kind),
+			"retry_in", o.Wait.String(), "error", err)
+		l.metrics.Deferred(d.Kind)
+		return false
+	}
+	held, recErr := l.store.MarkFailed(ctx, d, o.Dead, now.Add(o.Wait), truncate(err.Error()))
 	l.recorded(d, held, recErr)
 	result := metrics.ResultRetry
-	if dead {
+	if o.Dead {
 		result = metrics.ResultDead
 		l.logger.Warn("delivery is dead", "delivery", d.ID, "kind", string(d.Kind), "attempts", d.Attempts, "error", err)
 	} else {
 		l.logger.Info("delivery failed; retrying later", "delivery", d.ID, "kind", string(d.Kind), "attempts", d.Attempts,
-			"retry_in", wait.String(), "error", err)
+			"retry_in", o.Wait.String(), "error", err)
 	}
 	l.metrics.Attempted(d.Kind, result, 0)
 	return false

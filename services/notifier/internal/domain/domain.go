@@ -150,11 +150,17 @@ type Retry struct {
 	Max  time.Duration
 	// MaxRetryAfter caps a receiver's own Retry-After.
 	MaxRetryAfter time.Duration
+	// MaxDefer is how long after it was recorded a delivery may be held
+	// back by its channel (channel.Deferred: its turn under the channel's
+	// pacing comes after the send's deadline, nothing is sent) without an
+	// attempt counted. Later, a deferral counts as a failed attempt, so
+	// that MaxAttempts still ends a delivery that never gets a turn.
+	MaxDefer time.Duration
 }
 
 // DefaultRetry is NOTIFIER_MAX_ATTEMPTS, NOTIFIER_BACKOFF_BASE and
 // NOTIFIER_BACKOFF_MAX unset.
-var DefaultRetry = Retry{MaxAttempts: 8, Base: 2 * time.Second, Max: 10 * time.Minute, MaxRetryAfter: time.Hour}
+var DefaultRetry = Retry{MaxAttempts: 8, Base: 2 * time.Second, Max: 10 * time.Minute, MaxRetryAfter: time.Hour, MaxDefer: time.Hour}
 
 // Backoff is the wait after the attempt-th failed attempt (1-based):
 // Base·2^(attempt-1) capped at Max, with "equal jitter" (a random point in
@@ -172,15 +178,32 @@ func (r Retry) Backoff(attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// Outcome is what one attempt's error makes of a delivery: DEAD at once
-// (permanent, or the last attempt), or PENDING again after Wait.
-func (r Retry) Outcome(attempts int, err error) (dead bool, wait time.Duration) {
-	if channel.IsPermanent(err) || attempts >= r.MaxAttempts {
-		return true, 0
-	}
+// Outcome is what a failed attempt makes of a delivery.
+type Outcome struct {
+	// Dead: the delivery is given up.
+	Dead bool
+	// Wait is how long until it is due again, when not Dead.
+	Wait time.Duration
+	// Deferred: nothing was sent, and the attempt is not counted.
+	Deferred bool
+}
+
+// Outcome is what the error of an attempt of d (its Attempts counting this
+// one) makes of it at now: deferred to the channel's next turn with the
+// attempt not counted (nothing was sent, and d was recorded less than
+// MaxDefer ago), DEAD at once (permanent, or the last attempt), or PENDING
+// again after a receiver's Retry-After or a backoff.
+func (r Retry) Outcome(d Delivery, err error, now time.Time) Outcome {
 	var ra *channel.RetryAfterError
-	if errors.As(err, &ra) {
-		return false, min(max(ra.After, 0), r.MaxRetryAfter)
+	retryAfter := errors.As(err, &ra)
+	if retryAfter && ra.NotSent && now.Sub(d.CreatedAt) < r.MaxDefer {
+		return Outcome{Wait: min(max(ra.After, 0), r.MaxRetryAfter), Deferred: true}
 	}
-	return false, r.Backoff(attempts)
+	if channel.IsPermanent(err) || d.Attempts >= r.MaxAttempts {
+		return Outcome{Dead: true}
+	}
+	if retryAfter {
+		return Outcome{Wait: min(max(ra.After, 0), r.MaxRetryAfter)}
+	}
+	return Outcome{Wait: r.Backoff(d.Attempts)}
 }

@@ -30,28 +30,42 @@ func TestRetry(t *testing.T) {
 		}
 	})
 	temp := errors.New("503")
+	now := time.Date(2027, 1, 12, 9, 30, 0, 0, time.UTC)
+	r.MaxDefer = 10 * time.Minute
 	tests := []struct {
 		name     string
 		attempts int
+		age      time.Duration // since the delivery was recorded
 		err      error
-		dead     bool
-		wait     time.Duration // exact, when not a backoff
+		want     domain.Outcome // Wait exact, when not a backoff
 	}{
-		{"PermanentIsDeadAtOnce", 1, channel.Permanent(temp), true, 0},
-		{"LastAttemptIsDead", 5, temp, true, 0},
-		{"RetryAfterIsHonoured", 1, channel.RetryAfter(42*time.Second, temp), false, 42 * time.Second},
-		{"RetryAfterIsCapped", 1, channel.RetryAfter(time.Hour, temp), false, time.Minute},
-		{"RetryAfterOnTheLastAttemptIsDead", 5, channel.RetryAfter(time.Second, temp), true, 0},
+		{"PermanentIsDeadAtOnce", 1, 0, channel.Permanent(temp), domain.Outcome{Dead: true}},
+		{"LastAttemptIsDead", 5, 0, temp, domain.Outcome{Dead: true}},
+		{"RetryAfterIsHonoured", 1, 0, channel.RetryAfter(42*time.Second, temp), domain.Outcome{Wait: 42 * time.Second}},
+		{"RetryAfterIsCapped", 1, 0, channel.RetryAfter(time.Hour, temp), domain.Outcome{Wait: time.Minute}},
+		{"RetryAfterOnTheLastAttemptIsDead", 5, 0, channel.RetryAfter(time.Second, temp), domain.Outcome{Dead: true}},
+		{"DeferralCountsNoAttempt", 1, time.Minute, channel.Deferred(3*time.Second, temp), domain.Outcome{Wait: 3 * time.Second, Deferred: true}},
+		{"DeferralOnTheLastAttemptIsNotDead", 5, time.Minute, channel.Deferred(3*time.Second, temp), domain.Outcome{Wait: 3 * time.Second, Deferred: true}},
+		{"DeferralIsCapped", 5, time.Minute, channel.Deferred(time.Hour, temp), domain.Outcome{Wait: time.Minute, Deferred: true}},
+		{"DeferralPastMaxDeferIsAnAttempt", 2, 10 * time.Minute, channel.Deferred(3*time.Second, temp), domain.Outcome{Wait: 3 * time.Second}},
+		{"DeferralPastMaxDeferOnTheLastAttemptIsDead", 5, 11 * time.Minute, channel.Deferred(3*time.Second, temp), domain.Outcome{Dead: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dead, wait := r.Outcome(tt.attempts, tt.err)
-			if dead != tt.dead || wait != tt.wait {
-				t.Errorf("Outcome = %v, %v; want %v, %v", dead, wait, tt.dead, tt.wait)
+			d := domain.Delivery{Attempts: tt.attempts, CreatedAt: now.Add(-tt.age)}
+			if got := r.Outcome(d, tt.err, now); got != tt.want {
+				t.Errorf("Outcome = %+v; want %+v", got, tt.want)
 			}
 		})
 	}
+	t.Run("ABackoffWithoutAWaitOfTheReceiver", func(t *testing.T) {
+		t.Parallel()
+		got := r.Outcome(domain.Delivery{Attempts: 3, CreatedAt: now}, temp, now)
+		if got.Dead || got.Deferred || got.Wait < 2*time.Second || got.Wait > 4*time.Second {
+			t.Errorf("Outcome = %+v; want pending after the third backoff (2-4s)", got)
+		}
+	})
 }
 
 func TestEventTypes(t *testing.T) {

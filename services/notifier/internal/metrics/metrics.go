@@ -26,11 +26,13 @@ const (
 // nothing.
 type Notifier struct {
 	attempts *prometheus.CounterVec
+	deferred *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	events   *prometheus.CounterVec
 	recorded prometheus.Counter
 	cursor   prometheus.Gauge
 	leader   prometheus.Gauge
+	retries  prometheus.Counter
 }
 
 // CountFunc counts deliveries by state now.
@@ -47,6 +49,10 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_delivery_attempts_total",
 			Help: "Delivery attempts by channel and result: delivered, retry (failed, tried again later), dead (given up: refused for good or out of attempts).",
 		}, []string{"kind", "result"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_deliveries_deferred_total",
+			Help: "Sends a channel held back, by channel: its own pacing (Telegram's rate limits, or a flood wait Telegram set) would have ended after the send's deadline. Nothing was sent, no attempt counted; the delivery is due again at its turn.",
+		}, []string{"kind"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "slotwatch_notifier_delivery_latency_seconds",
 			Help:    "Time from the event in Requests to the receiver accepting its delivery, by channel.",
@@ -68,14 +74,19 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_consumer_active",
 			Help: "1 while this replica holds the consumer lock and follows Requests' events, 0 on standby.",
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_consumer_retries_total",
+			Help: "Times this replica's consumer lost Requests (the event stream could not open or dropped, or Requests did not answer a lookup) and waits, with backoff, to resume from the stored cursor: it rises while Requests is down or not serving yet.",
+		}),
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
 		m.latency.WithLabelValues(string(k))
+		m.deferred.WithLabelValues(string(k))
 		for _, r := range []string{ResultDelivered, ResultRetry, ResultDead} {
 			m.attempts.WithLabelValues(string(k), r)
 		}
 	}
-	reg.MustRegister(m.attempts, m.latency, m.events, m.recorded, m.cursor, m.leader,
+	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries,
 		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
 	return m
 }
@@ -95,6 +106,13 @@ func (m *Notifier) Attempted(kind channel.Kind, result string, sinceEvent time.D
 	}
 }
 
+// Deferred counts one send its channel held back (channel.Deferred).
+func (m *Notifier) Deferred(kind channel.Kind) {
+	if m != nil {
+		m.deferred.WithLabelValues(string(kind)).Inc()
+	}
+}
+
 // Consumed counts one event and the deliveries it caused.
 func (m *Notifier) Consumed(eventType string, deliveries int) {
 	if m == nil {
@@ -108,6 +126,13 @@ func (m *Notifier) Consumed(eventType string, deliveries int) {
 func (m *Notifier) Cursor(c int64) {
 	if m != nil {
 		m.cursor.Set(float64(c))
+	}
+}
+
+// Retrying counts one wait of the consumer for Requests.
+func (m *Notifier) Retrying() {
+	if m != nil {
+		m.retries.Inc()
 	}
 }
 

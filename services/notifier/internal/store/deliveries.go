@@ -332,6 +332,19 @@ func (s *Store) MarkFailed(ctx context.Context, d domain.Delivery, dead bool, ne
 	return tag.RowsAffected() == 1, nil
 }
 
+// Defer gives back an attempt that sent nothing (its channel's turn came
+// after the send's deadline): the delivery is due again at next, its
+// attempt not counted, with reason as its last error. It says false when
+// the attempt no longer holds d.
+func (s *Store) Defer(ctx context.Context, d domain.Delivery, next time.Time, reason string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE notifier.deliveries SET attempts = attempts - 1, next_attempt_at = $3, last_error = $4, lease_until = NULL
+		WHERE id = $1 AND lease_token = $2 AND state = 'pending'`, d.ID, d.LeaseToken, next, reason)
+	if err != nil {
+		return false, fmt.Errorf("defer delivery: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Release gives back attempts that never started (their replica is
 // stopping): each delivery is due again at once, its attempt not counted,
 // for any replica to claim. A delivery whose lease another attempt took

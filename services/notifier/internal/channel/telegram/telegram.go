@@ -131,8 +131,10 @@ var channelNameRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
 //
 // Send first waits its turn under the per-chat and global limits, and to
 // the end of a flood wait (429) Telegram set on the chat, within ctx: when
-// ctx's deadline comes before the turn, it returns a RetryAfter error with
-// the wait, having sent nothing.
+// the turn leaves less than callRoom before ctx's deadline, it sends
+// nothing and returns a channel.Deferred error with the wait (no attempt
+// of the delivery is counted for it; a 429 of Telegram's is a RetryAfter,
+// and counts).
 func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 	body, err := s.body(msg)
 	if err != nil {
@@ -231,38 +233,48 @@ func redact(err error) error {
 	return err
 }
 
+// callRoom is what a turn must leave of the send's deadline for the
+// sendMessage call (or NOTIFIER_TELEGRAM_TIMEOUT, if shorter): a call cut
+// by the deadline would count as an attempt, and may have reached Telegram.
+const callRoom = time.Second
+
 // wait honours a flood wait Telegram set on the chat, then takes a turn
 // under the chat's limit, then under the global one. A wait that ends
-// after ctx's deadline is not waited: it comes back as a RetryAfter.
+// within callRoom of ctx's deadline, or after it, is not waited: it comes
+// back as channel.Deferred.
 func (s *Sender) wait(ctx context.Context, chat string) error {
+	latest, bounded := ctx.Deadline()
+	latest = latest.Add(-min(s.timeout, callRoom))
 	st := s.chat(chat)
 	s.mu.Lock()
 	until := st.until
 	s.mu.Unlock()
 	if d := time.Until(until); d > 0 {
-		if deadline, ok := ctx.Deadline(); ok && time.Now().Add(d).After(deadline) {
-			return channel.RetryAfter(d, fmt.Errorf("telegram: chat %s: Telegram asked for a pause until %s", chat, until.UTC().Format(time.RFC3339)))
+		if bounded && time.Now().Add(d).After(latest) {
+			return channel.Deferred(d, fmt.Errorf("telegram: chat %s: Telegram asked for a pause until %s", chat, until.UTC().Format(time.RFC3339)))
 		}
 		if err := sleep(ctx, d); err != nil {
 			return fmt.Errorf("telegram: waiting for the pause Telegram asked of chat %s: %w", chat, err)
 		}
 	}
-	if err := waitTurn(ctx, st.lim, "chat "+chat); err != nil {
+	if err := waitTurn(ctx, st.lim, bounded, latest, "chat "+chat); err != nil {
 		return err
 	}
-	return waitTurn(ctx, s.global, "all chats")
+	return waitTurn(ctx, s.global, bounded, latest, "all chats")
 }
 
-func waitTurn(ctx context.Context, lim *rate.Limiter, what string) error {
+// waitTurn takes a turn under lim, waiting for it unless it comes after
+// latest (when bounded).
+func waitTurn(ctx context.Context, lim *rate.Limiter, bounded bool, latest time.Time, what string) error {
 	now := time.Now()
 	r := lim.ReserveN(now, 1)
 	d := r.DelayFrom(now)
 	if d == 0 {
 		return nil
 	}
-	if deadline, ok := ctx.Deadline(); ok && now.Add(d).After(deadline) {
+	if bounded && now.Add(d).After(latest) {
 		r.CancelAt(now)
-		return channel.RetryAfter(d, fmt.Errorf("telegram: rate limit for %s: the next turn is in %s, after the deadline", what, d.Round(time.Millisecond)))
+		return channel.Deferred(d, fmt.Errorf("telegram: rate limit for %s: the next turn is in %s, too close to the deadline", what, d.Round(time.Millisecond)))
 	}
 	if err := sleep(ctx, d); err != nil {
 		r.Cancel()

@@ -228,8 +228,8 @@ func TestSend(t *testing.T) {
 			`{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}`)
 		err := newSender(t, config(t, api)).Send(testkit.Context(t), testMessage)
 		var ra *channel.RetryAfterError
-		if !errors.As(err, &ra) || ra.After != 7*time.Second || channel.IsPermanent(err) {
-			t.Fatalf("error %v, want RetryAfter 7s", err)
+		if !errors.As(err, &ra) || ra.After != 7*time.Second || ra.NotSent || channel.IsPermanent(err) {
+			t.Fatalf("error %v, want RetryAfter 7s, sent (an attempt that counts)", err)
 		}
 	})
 
@@ -243,13 +243,15 @@ func TestSend(t *testing.T) {
 		m.To = "5"
 		if err := s.Send(testkit.Context(t), m); err == nil {
 			t.Fatal("429 taken for success")
+		} else if _, deferred := channel.IsDeferred(err); deferred {
+			t.Fatalf("Telegram's 429 %v taken for a send held back", err)
 		}
 		api.answer("5", http.StatusOK, "") // would accept now: the sender must not ask
 		calls := api.calls()
 		err := s.Send(testkit.Context(t), m)
 		var ra *channel.RetryAfterError
-		if !errors.As(err, &ra) || ra.After <= time.Minute || ra.After > time.Hour {
-			t.Fatalf("error %v: want RetryAfter the rest of the hour", err)
+		if !errors.As(err, &ra) || !ra.NotSent || ra.After <= time.Minute || ra.After > time.Hour {
+			t.Fatalf("error %v: want Deferred (not sent) for the rest of the hour", err)
 		}
 		if api.calls() != calls {
 			t.Fatal("the sender called the API during the chat's flood wait")
@@ -377,10 +379,10 @@ func TestRateLimits(t *testing.T) {
 			switch {
 			case err == nil:
 				sent++
-			case errors.As(err, &ra) && ra.After > time.Minute && ra.After <= time.Hour:
+			case errors.As(err, &ra) && ra.NotSent && ra.After > time.Minute && ra.After <= time.Hour:
 				later++
 			default:
-				t.Errorf("error %v: want nil or a RetryAfter of the chat's next turn", err)
+				t.Errorf("error %v: want nil or Deferred (not sent) to the chat's next turn", err)
 			}
 		}
 		if sent != 1 || later != 3 || api.countFor("424242") != 1 || api.countFor("777") != 1 {
@@ -400,12 +402,11 @@ func TestRateLimits(t *testing.T) {
 			m := testMessage
 			m.To = chat
 			err := s.Send(testkit.Context(t), m)
-			var ra *channel.RetryAfterError
-			switch {
+			switch _, deferred := channel.IsDeferred(err); {
 			case err == nil:
 				sent++
-			case !errors.As(err, &ra):
-				t.Errorf("chat %s: error %v, want RetryAfter", chat, err)
+			case !deferred:
+				t.Errorf("chat %s: error %v, want Deferred (not sent)", chat, err)
 			}
 		}
 		if sent != 1 || len(api.received()) != 1 {
@@ -435,6 +436,28 @@ func TestRateLimits(t *testing.T) {
 		}
 	})
 
+	t.Run("TurnTooCloseToTheDeadlineIsHeldBack", func(t *testing.T) {
+		t.Parallel()
+		api := startBotAPI(t)
+		cfg := config(t, api)
+		cfg.ChatRate = 1 // the second message's turn: a second after the first
+		s := newSender(t, cfg)
+		if err := s.Send(testkit.Context(t), testMessage); err != nil {
+			t.Fatal(err)
+		}
+		// The turn comes before the deadline, without the second the call
+		// may need: a call cut by the deadline would count as an attempt.
+		ctx, cancel := context.WithTimeout(testkit.Context(t), 1500*time.Millisecond)
+		defer cancel()
+		err := s.Send(ctx, testMessage)
+		if after, deferred := channel.IsDeferred(err); !deferred || after > time.Second {
+			t.Fatalf("error %v: want Deferred to the turn, within a second", err)
+		}
+		if n := len(api.received()); n != 1 {
+			t.Fatalf("API got %d, want 1", n)
+		}
+	})
+
 	t.Run("CancelledWaitGivesItsTurnBack", func(t *testing.T) {
 		t.Parallel()
 		api := startBotAPI(t)
@@ -451,9 +474,8 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("error %v, want context.Canceled", err)
 		}
 		err := s.Send(testkit.Context(t), testMessage)
-		var ra *channel.RetryAfterError
-		if !errors.As(err, &ra) || ra.After > time.Hour {
-			t.Fatalf("error %v: want RetryAfter at most an hour (the cancelled wait's turn given back)", err)
+		if after, deferred := channel.IsDeferred(err); !deferred || after > time.Hour {
+			t.Fatalf("error %v: want Deferred at most an hour (the cancelled wait's turn given back)", err)
 		}
 		if n := len(api.received()); n != 1 {
 			t.Fatalf("API got %d, want 1", n)

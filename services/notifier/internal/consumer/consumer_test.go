@@ -1,0 +1,225 @@
+package consumer_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/consumer"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/store"
+	"github.com/slotwatch/slotwatch/services/notifier/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
+)
+
+// requests is the part of Requests the consumer calls: WatchEvents sends
+// its events after the cursor asked for, then stays open; ListApplicants
+// answers UNAVAILABLE (a Requests not ready yet) to its first notReady
+// calls.
+type requests struct {
+	requestsv1.UnimplementedRequestsServiceServer
+	events    []*requestsv1.WatchEventsResponse
+	applicant *requestsv1.Applicant
+	notReady  int
+
+	mu      sync.Mutex
+	watches int
+	lookups int
+}
+
+func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.ServerStreamingServer[requestsv1.WatchEventsResponse]) error {
+	r.mu.Lock()
+	r.watches++
+	r.mu.Unlock()
+	for _, ev := range r.events {
+		if ev.GetCursor() <= in.GetAfterCursor() {
+			continue
+		}
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+func (r *requests) ListApplicants(_ context.Context, in *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lookups++
+	if r.lookups <= r.notReady {
+		return nil, status.Error(codes.Unavailable, "requests is starting")
+	}
+	var out []*requestsv1.Applicant
+	for _, id := range in.GetIds() {
+		if id == r.applicant.GetId() {
+			out = append(out, r.applicant)
+		}
+	}
+	return &requestsv1.ListApplicantsResponse{Applicants: out}, nil
+}
+
+func (r *requests) GetMission(_ context.Context, in *requestsv1.GetMissionRequest) (*requestsv1.GetMissionResponse, error) {
+	return &requestsv1.GetMissionResponse{Mission: &requestsv1.Mission{MissionCode: in.GetMissionCode(), Timezone: "Europe/Paris"}}, nil
+}
+
+func (r *requests) calls() (watches, lookups int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watches, r.lookups
+}
+
+// loop takes nothing handed over: every delivery is recorded unleased.
+type loop struct{}
+
+func (loop) Offer(time.Time) (time.Time, int) { return time.Time{}, 0 }
+func (loop) Sends(channel.Kind) bool          { return false }
+func (loop) Hand([]domain.Delivery)           {}
+func (loop) Wake()                            {}
+
+// logLines are the JSON lines a slog.JSONHandler wrote to buf with msg.
+func logLines(buf *testkit.SyncBuffer, msg string) []map[string]any {
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(buf.String()))
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+const dropped = "Requests event stream dropped; resuming from the stored cursor"
+
+// TestRequestsNotServingYet: the Notifier starts before Requests listens,
+// and once Requests listens it answers the applicant lookups UNAVAILABLE a
+// few times (not ready yet). The consumer waits with a growing backoff the
+// whole time, never FirstWait again before a batch got through (events
+// received whose lookup failed are no progress), and then records the
+// event's delivery once, with the applicant's name, its cursor moved:
+// nothing lost, nothing failed.
+func TestRequestsNotServingYet(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	now := time.Now()
+	applicant, request := uuid.New(), uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake := &requests{
+		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		notReady:  3,
+		events: []*requestsv1.WatchEventsResponse{{
+			Cursor: 7, Type: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND, OccurredAt: timestamppb.New(now),
+			Request: &requestsv1.AppointmentRequest{Id: request.String(), ApplicantId: applicant.String(), MissionCode: "fra",
+				Centre: "paris", VisaCategory: "tourism", EarliestDate: "2027-03-01", LatestDate: "2027-03-31",
+				MatchedSlots: []*requestsv1.Slot{{Centre: "paris", VisaCategory: "tourism", Date: "2027-03-03", Time: "09:30"}}},
+		}},
+	}
+	addr := grpcservertest.FreeAddr(t) // nothing listens there yet
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := requestsv1.NewRequestsServiceClient(conn)
+	templates, err := content.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testkit.SyncBuffer
+	c := consumer.New(st, client, consumer.NewLookup(client), templates, time.Now, consumer.Config{}, loop{}, nil,
+		slog.New(slog.NewJSONHandler(&logs, nil)))
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	eventually(t, "three tries while Requests is not listening", func() bool { return len(logLines(&logs, dropped)) >= 3 })
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	requestsv1.RegisterRequestsServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+
+	var ds []domain.Delivery
+	eventually(t, "the event's delivery recorded", func() bool {
+		ds, _, err = st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds) > 0
+	})
+	if len(ds) != 1 || ds[0].EventCursor != 7 || ds[0].State != domain.Pending || ds[0].Attempts != 0 {
+		t.Fatalf("deliveries %+v; want one, of cursor 7, pending, no attempt", ds)
+	}
+	var text string
+	var cursor int64
+	if err := pool.QueryRow(ctx, `SELECT d.body_text, c.cursor FROM notifier.deliveries d, notifier.cursors c WHERE c.stream = $1`,
+		consumer.Stream).Scan(&text, &cursor); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "Ada Lovelace") || cursor != 7 {
+		t.Errorf("cursor %d, message:\n%s\nwant cursor 7, a message naming the applicant (the lookup's answer)", cursor, text)
+	}
+	watches, lookups := fake.calls()
+	if lookups != fake.notReady+1 {
+		t.Errorf("%d lookups, want %d (each refused one, then the one answered)", lookups, fake.notReady+1)
+	}
+	if watches != fake.notReady+1 {
+		t.Errorf("%d streams opened, want %d", watches, fake.notReady+1)
+	}
+
+	// The waits grew until the batch got through: no try came FirstWait
+	// after one that had failed already.
+	var waits []time.Duration
+	for _, l := range logLines(&logs, dropped) {
+		d, err := time.ParseDuration(l["retry_in"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, d)
+	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] < waits[i-1] {
+			t.Fatalf("waits %v: wait %d shorter than the one before, with nothing recorded between", waits, i)
+		}
+	}
+}
+
+// eventually polls cond until it holds or a minute passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
