@@ -202,7 +202,7 @@ type prepared struct {
 
 // prepare takes the events that have arrived, a batch at a time, and
 // hands each batch's deliveries to record; it returns when the stream
-// ends, saying whether a batch got through. Events received whose lookups
+// ends, saying whether a batch went to record. Events received whose lookups
 // Requests did not answer (it is starting, or going away) are not a
 // healthy stream: the waits before the next try keep growing, instead of
 // replaying the same events every FirstWait.
@@ -232,7 +232,6 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 		if err != nil {
 			return healthy, err
 		}
-		healthy = true
 		p := prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
 		if len(ds) == 0 {
 			for _, t := range types {
@@ -246,6 +245,10 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 		skipped = 0
 		select {
 		case ready <- p:
+			// Only a batch handed to record counts: one that reached no
+			// one and is not recorded yet leaves the stored cursor where
+			// it was, so a failure after it replays it too.
+			healthy = true
 		case <-ctx.Done():
 			return healthy, ctx.Err()
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/notifier/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -39,6 +40,9 @@ type requests struct {
 	events    []*requestsv1.WatchEventsResponse
 	applicant *requestsv1.Applicant
 	notReady  int
+	// gap is a pause after each event sent, so that the consumer takes
+	// each in a batch of its own.
+	gap time.Duration
 
 	mu      sync.Mutex
 	watches int
@@ -56,6 +60,7 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 		if err := stream.Send(ev); err != nil {
 			return err
 		}
+		time.Sleep(r.gap)
 	}
 	<-stream.Context().Done()
 	return nil
@@ -131,7 +136,14 @@ func TestRequestsNotServingYet(t *testing.T) {
 	fake := &requests{
 		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
 		notReady:  3,
+		gap:       30 * time.Millisecond,
 		events: []*requestsv1.WatchEventsResponse{{
+			// An event that reaches no one (its applicant has no contact):
+			// it needs no lookup, and is not recorded on its own.
+			Cursor: 6, Type: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND, OccurredAt: timestamppb.New(now),
+			Request: &requestsv1.AppointmentRequest{Id: uuid.NewString(), ApplicantId: uuid.NewString(), MissionCode: "fra",
+				Centre: "paris", VisaCategory: "tourism", EarliestDate: "2027-03-01", LatestDate: "2027-03-31"},
+		}, {
 			Cursor: 7, Type: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND, OccurredAt: timestamppb.New(now),
 			Request: &requestsv1.AppointmentRequest{Id: request.String(), ApplicantId: applicant.String(), MissionCode: "fra",
 				Centre: "paris", VisaCategory: "tourism", EarliestDate: "2027-03-01", LatestDate: "2027-03-31",
@@ -195,8 +207,9 @@ func TestRequestsNotServingYet(t *testing.T) {
 		t.Errorf("%d streams opened, want %d", watches, fake.notReady+1)
 	}
 
-	// The waits grew until the batch got through: no try came FirstWait
-	// after one that had failed already.
+	// The waits doubled until the batch got through: no try came
+	// FirstWait after one that had failed already, not even after the
+	// event that reached no one had gone through without a lookup.
 	var waits []time.Duration
 	for _, l := range logLines(&logs, dropped) {
 		d, err := time.ParseDuration(l["retry_in"].(string))
@@ -206,8 +219,8 @@ func TestRequestsNotServingYet(t *testing.T) {
 		waits = append(waits, d)
 	}
 	for i := 1; i < len(waits); i++ {
-		if waits[i] < waits[i-1] {
-			t.Fatalf("waits %v: wait %d shorter than the one before, with nothing recorded between", waits, i)
+		if waits[i] != min(2*waits[i-1], reconnect.MaxWait) {
+			t.Fatalf("waits %v: wait %d did not double, with nothing recorded between", waits, i)
 		}
 	}
 }
