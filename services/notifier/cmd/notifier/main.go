@@ -129,7 +129,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 }
 
 // dialRequests is auth.Dial with gRPC's reconnection capped at the
-// consumer's own longest wait (reconnect.MaxWait). gRPC's default grows
+// consumer's own longest wait (reconnect.MaxWait; gRPC adds its jitter of
+// up to 20 % to the cap). gRPC's default grows
 // (x1.6) to two minutes: after a long outage of Requests, the consumer's
 // tries every 10 s failed at once until the channel's next connect, up to
 // two minutes after Requests was back.
