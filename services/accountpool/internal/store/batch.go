@@ -60,7 +60,19 @@ func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	b.running = true
 	b.mu.Unlock()
 	if lead {
+		// The leader is in the batch it runs here, and cannot leave
+		// while it runs: if it gave up meanwhile, its answer is
+		// abandoned now, as a waiting caller's would have been.
 		b.lead(context.WithoutCancel(ctx))
+		res := <-c.done
+		if err := ctx.Err(); err != nil {
+			if b.abandoned != nil {
+				b.abandoned(context.WithoutCancel(ctx), res)
+			}
+			var zero Res
+			return zero, err
+		}
+		return res, nil
 	}
 	select {
 	case res := <-c.done:

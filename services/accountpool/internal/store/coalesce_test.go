@@ -271,6 +271,38 @@ func TestAcquireBatchLeaksNoAccountToCallersThatGaveUp(t *testing.T) {
 	}
 }
 
+// The caller that leads a batch runs it in its own goroutine, so it
+// cannot leave while the batch runs; if it gave up meanwhile (a 5 s
+// deadline against a Postgres 2 s away each way in the chaos suite's
+// pg-latency-2s), it must not be answered a lease it will not receive,
+// and the lease must be handed back rather than held until its TTL.
+func TestAcquireBatchLeaderThatGaveUpGetsNoLease(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t, 3)
+	leaderID := uuid.NewString()
+	unblock := claimLeaseID(t, b, leaderID)
+	ctx, cancel := context.WithCancel(testkit.Context(t))
+	leader := acquireAsyncAs(ctx, s, b, leaderID, "leader", 5*time.Minute)
+	waitFor(t, "the leader's batch to wait", func() bool { return waitingForLocks(t, b) == 1 })
+	cancel()
+	unblock()
+	if r := <-leader; !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("the leader gave up while its batch ran, got %v (account %d)", r.err, r.leased.Account.ID)
+	}
+	var leased, usageRows int
+	if err := b.db.QueryRow(testkit.Context(t), `SELECT (SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL),
+		(SELECT count(*) FROM accountpool.usage_log)`).Scan(&leased, &usageRows); err != nil {
+		t.Fatal(err)
+	}
+	if leased != 0 || usageRows != 0 {
+		t.Fatalf("%d accounts leased, %d usage rows after the leader gave up; want its lease handed back", leased, usageRows)
+	}
+	next := mustAcquire(t, s, b, "next", 5*time.Minute)
+	if next.leased.Account.ID != b.ids[0] {
+		t.Fatalf("next acquire got account %d, want the one handed back (%d)", next.leased.Account.ID, b.ids[0])
+	}
+}
+
 type releaseResult struct {
 	rel store.Released
 	err error
