@@ -121,7 +121,10 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 			if c.state.CompareAndSwap(callWaiting, callAnswered) {
 				c.done <- answers[i]
 			} else if b.abandoned != nil {
-				b.abandoned(ctx, answers[i])
+				// Off the batch loop: the hand-back is a round trip of its
+				// own, and callers give up when Postgres is slow, when the
+				// next batch should not wait for it too.
+				go b.abandoned(ctx, answers[i])
 			}
 		}
 	}
