@@ -15,9 +15,9 @@ import (
 type batcher[Req, Res any] struct {
 	// run serves the requests of one batch, answering each (in order).
 	run func(ctx context.Context, reqs []Req) []Res
-	// abandoned gets the answer of a call whose caller gave up while its
-	// batch ran (a lease to hand back).
-	abandoned func(ctx context.Context, res Res)
+	// abandoned gets the answers of the calls whose callers gave up while
+	// their batch ran (leases to hand back), all of one batch at once.
+	abandoned func(ctx context.Context, res []Res)
 	// max is the most calls in one batch.
 	max int
 
@@ -53,6 +53,10 @@ const batchTimeout = 30 * time.Second
 // up first. A caller who gives up before its batch starts is left out of
 // it; one who gives up while it runs has its answer passed to abandoned.
 func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
+	if err := ctx.Err(); err != nil {
+		var zero Res
+		return zero, err // gone already: no batch for it
+	}
 	c := &call[Req, Res]{req: req, done: make(chan Res, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
@@ -67,7 +71,7 @@ func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 		res := <-c.done
 		if err := ctx.Err(); err != nil {
 			if b.abandoned != nil {
-				b.abandoned(context.WithoutCancel(ctx), res)
+				b.abandoned(context.WithoutCancel(ctx), []Res{res})
 			}
 			var zero Res
 			return zero, err
@@ -117,15 +121,19 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 		answers := b.run(runCtx, reqs)
 		b.busy.Add(int64(time.Since(started)))
 		cancel()
+		var gone []Res
 		for i, c := range calls {
 			if c.state.CompareAndSwap(callWaiting, callAnswered) {
 				c.done <- answers[i]
-			} else if b.abandoned != nil {
-				// Off the batch loop: the hand-back is a round trip of its
-				// own, and callers give up when Postgres is slow, when the
-				// next batch should not wait for it too.
-				go b.abandoned(ctx, answers[i])
+			} else {
+				gone = append(gone, answers[i])
 			}
+		}
+		if len(gone) > 0 && b.abandoned != nil {
+			// Off the batch loop, in one hand-back for the batch: it is a
+			// round trip of its own, and callers give up when Postgres is
+			// slow, when the next batch should not wait for it too.
+			go b.abandoned(ctx, gone)
 		}
 	}
 

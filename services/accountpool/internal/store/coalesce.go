@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,10 +155,8 @@ func (s *Store) sendBatch(ctx context.Context, acqs []AcquireParams, rels []fast
 // are handed back, best effort and off the batcher's path (Postgres may
 // be gone); any other ends at its expiry.
 func (s *Store) failAcquires(ctx context.Context, out []acquired, err error) {
-	for i, a := range out {
-		if a.err == nil && a.leaseID != "" {
-			go s.unlease(context.WithoutCancel(ctx), a)
-		}
+	go s.unlease(context.WithoutCancel(ctx), slices.Clone(out))
+	for i := range out {
 		out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
 	}
 }
@@ -168,12 +167,14 @@ func isLockTimeout(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
-// abandoned hands back the lease of an Acquire whose caller gave up while
-// its batch ran.
-func (s *Store) abandoned(ctx context.Context, r opResult) {
-	if r.acquired.leaseID != "" {
-		s.unlease(ctx, r.acquired)
+// abandoned hands back the leases of the Acquires whose callers gave up
+// while their batch ran.
+func (s *Store) abandoned(ctx context.Context, rs []opResult) {
+	res := make([]acquired, len(rs))
+	for i, r := range rs {
+		res[i] = r.acquired
 	}
+	s.unlease(ctx, res)
 }
 
 // acquired is one caller's answer from an Acquire batch.
@@ -349,26 +350,42 @@ func readAcquired(rows pgx.Rows, err error, reqs []AcquireParams, idx []int, out
 	}
 }
 
-// unlease hands back a lease whose caller gave up while its batch ran: the
-// account is as if it had not been leased (the fencing token stays
-// spent), and the lease, which no one received, leaves no usage row.
-func (s *Store) unlease(ctx context.Context, res acquired) {
-	if res.err != nil {
+// unlease hands back, in one statement, leases no caller received (the
+// caller gave up while its batch ran, or the batch failed after reading
+// them): each account is as if it had not been leased (the fencing token
+// stays spent), and each lease leaves no usage row. Answers without a
+// lease are skipped. A batch's hand-backs go together, so that however
+// many callers give up they take one connection and one round trip.
+func (s *Store) unlease(ctx context.Context, res []acquired) {
+	var (
+		ids      []int64
+		leaseIDs []string
+		prevUsed []*time.Time
+	)
+	for _, r := range res {
+		if r.err == nil && r.leaseID != "" {
+			ids, leaseIDs, prevUsed = append(ids, r.leased.Account.ID), append(leaseIDs, r.leaseID), append(prevUsed, r.prevUsed)
+		}
+	}
+	if len(ids) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	// Best effort: if this fails, the lease ends at its expiry instead.
-	_, _ = s.db.Exec(ctx, `WITH account AS (
-			UPDATE accountpool.accounts SET lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
-				last_used_at = $3, use_count = use_count - 1
-			WHERE id = $1 AND lease_id = $2
-			RETURNING id
+	// Best effort: if this fails, the leases end at their expiry instead.
+	_, _ = s.db.Exec(ctx, `WITH back AS (
+			SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) AS b(id, lease_id, prev_used)
+		), account AS (
+			UPDATE accountpool.accounts a SET lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
+				last_used_at = b.prev_used, use_count = a.use_count - 1
+			FROM back b
+			WHERE a.id = b.id AND a.lease_id = b.lease_id
+			RETURNING b.lease_id
 		), gone AS (
-			DELETE FROM accountpool.usage_log WHERE lease_id = $2 AND EXISTS (SELECT 1 FROM account)
+			DELETE FROM accountpool.usage_log u USING account WHERE u.lease_id = account.lease_id
 		)
-		SELECT pg_notify($4, '') FROM account`,
-		res.leased.Account.ID, res.leaseID, res.prevUsed, FreeChannel)
+		SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM account)`,
+		ids, leaseIDs, prevUsed, FreeChannel)
 }
 
 // grantedLease is what a Store remembers of a lease it granted, so that

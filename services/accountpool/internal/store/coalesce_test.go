@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,6 +269,85 @@ func TestAcquireBatchLeaksNoAccountToCallersThatGaveUp(t *testing.T) {
 	next := mustAcquire(t, s, b, "next", 5*time.Minute)
 	if next.leased.Account.ID != b.ids[1] {
 		t.Fatalf("next acquire got account %d, want the one handed back (%d)", next.leased.Account.ID, b.ids[1])
+	}
+}
+
+// statementCounter counts the statements that contain a text.
+type statementCounter struct {
+	text string
+	cnt  atomic.Int64
+}
+
+func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.text) {
+		c.cnt.Add(1)
+	}
+	return ctx
+}
+
+func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Many callers who give up while their batch runs (Postgres is slow) have
+// their leases handed back in one statement for the batch, not one each:
+// the hand-backs take one connection, and the rest of the replica's work
+// does not queue behind them for the pool.
+func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
+	t.Parallel()
+	const callers = 12
+	_, b := setup(t, callers+3)
+	cfg, err := pgxpool.ParseConfig(b.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handBacks := &statementCounter{text: "DELETE FROM accountpool.usage_log"}
+	cfg.ConnConfig.Tracer = handBacks
+	db, err := pgxpool.NewWithConfig(testkit.Context(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	s := store.New(db, store.WithBatching(), store.WithReleaseLockWait(time.Hour))
+
+	firstID, queuedID := uuid.NewString(), uuid.NewString()
+	unblock1 := claimLeaseID(t, b, firstID)
+	unblock2 := claimLeaseID(t, b, queuedID)
+	first := acquireAsyncAs(testkit.Context(t), s, b, firstID, "first", 5*time.Minute)
+	waitFor(t, "the first batch to wait", func() bool { return waitingForLocks(t, b) == 1 })
+	var cancels []context.CancelFunc
+	var queued []chan acquireResult
+	for k := range callers {
+		ctx, cancel := context.WithCancel(testkit.Context(t))
+		cancels = append(cancels, cancel)
+		leaseID := uuid.NewString()
+		if k == 0 {
+			leaseID = queuedID
+		}
+		queued = append(queued, acquireAsyncAs(ctx, s, b, leaseID, fmt.Sprintf("queued-%d", k), 5*time.Minute))
+		waitFor(t, fmt.Sprintf("caller %d to queue", k), func() bool { return s.PendingAcquires() == k+1 })
+	}
+	unblock1()
+	if r := <-first; r.err != nil {
+		t.Fatalf("first: %v", r.err)
+	}
+	waitFor(t, "the second batch to wait", func() bool { return s.PendingAcquires() == 0 && waitingForLocks(t, b) == 1 })
+	for k, cancel := range cancels {
+		cancel()
+		if r := <-queued[k]; !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("queued-%d gave up, got %v", k, r.err)
+		}
+	}
+	unblock2()
+	// The batch commits the twelve leases, then hands them back.
+	waitFor(t, "a hand-back", func() bool { return handBacks.cnt.Load() > 0 })
+	waitFor(t, "the abandoned leases to be handed back", func() bool {
+		var leased int
+		if err := b.db.QueryRow(testkit.Context(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&leased); err != nil {
+			t.Fatal(err)
+		}
+		return leased == 1
+	})
+	if n := handBacks.cnt.Load(); n != 1 {
+		t.Fatalf("%d hand-back statements for %d callers who gave up in one batch, want 1", n, callers)
 	}
 }
 
