@@ -197,6 +197,26 @@ func TestAcquireBatchLeasesInLRUOrderToCallersInArrivalOrder(t *testing.T) {
 	}
 }
 
+// queueAcquires queues n Acquires (queued-0...) behind the batch in
+// flight, each with a context of its own to cancel; leaseIDs gives some
+// of them their lease id (one claimLeaseID holds up).
+func queueAcquires(t *testing.T, s *store.Store, b *testBundle, n int, leaseIDs map[int]string) ([]context.CancelFunc, []chan acquireResult) {
+	t.Helper()
+	var cancels []context.CancelFunc
+	var queued []chan acquireResult
+	for k := range n {
+		ctx, cancel := context.WithCancel(testkit.Context(t))
+		cancels = append(cancels, cancel)
+		leaseID, ok := leaseIDs[k]
+		if !ok {
+			leaseID = uuid.NewString()
+		}
+		queued = append(queued, acquireAsyncAs(ctx, s, b, leaseID, fmt.Sprintf("queued-%d", k), 5*time.Minute))
+		waitFor(t, fmt.Sprintf("caller %d to queue", k), func() bool { return s.PendingAcquires() == k+1 })
+	}
+	return cancels, queued
+}
+
 func TestAcquireBatchLeaksNoAccountToCallersThatGaveUp(t *testing.T) {
 	t.Parallel()
 	s, b := setup(t, 5)
@@ -207,18 +227,7 @@ func TestAcquireBatchLeaksNoAccountToCallersThatGaveUp(t *testing.T) {
 	first := acquireAsyncAs(testkit.Context(t), s, b, firstID, "first", 5*time.Minute)
 	waitFor(t, "the first batch to wait", func() bool { return waitingForLocks(t, b) == 1 })
 
-	var cancels []context.CancelFunc
-	var queued []chan acquireResult
-	for k := range 3 {
-		ctx, cancel := context.WithCancel(testkit.Context(t))
-		cancels = append(cancels, cancel)
-		leaseID := uuid.NewString()
-		if k == 1 {
-			leaseID = queued1ID
-		}
-		queued = append(queued, acquireAsyncAs(ctx, s, b, leaseID, fmt.Sprintf("queued-%d", k), 5*time.Minute))
-		waitFor(t, fmt.Sprintf("caller %d to queue", k), func() bool { return s.PendingAcquires() == k+1 })
-	}
+	cancels, queued := queueAcquires(t, s, b, 3, map[int]string{1: queued1ID})
 	// queued-0 gives up before its batch starts: it is never leased.
 	cancels[0]()
 	if r := <-queued[0]; !errors.Is(r.err, context.Canceled) {
@@ -313,18 +322,7 @@ func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 	unblock2 := claimLeaseID(t, b, queuedID)
 	first := acquireAsyncAs(testkit.Context(t), s, b, firstID, "first", 5*time.Minute)
 	waitFor(t, "the first batch to wait", func() bool { return waitingForLocks(t, b) == 1 })
-	var cancels []context.CancelFunc
-	var queued []chan acquireResult
-	for k := range callers {
-		ctx, cancel := context.WithCancel(testkit.Context(t))
-		cancels = append(cancels, cancel)
-		leaseID := uuid.NewString()
-		if k == 0 {
-			leaseID = queuedID
-		}
-		queued = append(queued, acquireAsyncAs(ctx, s, b, leaseID, fmt.Sprintf("queued-%d", k), 5*time.Minute))
-		waitFor(t, fmt.Sprintf("caller %d to queue", k), func() bool { return s.PendingAcquires() == k+1 })
-	}
+	cancels, queued := queueAcquires(t, s, b, callers, map[int]string{0: queuedID})
 	unblock1()
 	if r := <-first; r.err != nil {
 		t.Fatalf("first: %v", r.err)
