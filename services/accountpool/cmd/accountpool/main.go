@@ -191,5 +191,17 @@ func serve(ctx context.Context) error {
 	g.Go(func() error { return pool.Listen(ctx, db.Config().ConnConfig) })
 	g.Go(func() error { return pool.ExpireLoop(ctx, 5*time.Second) })
 	g.Go(func() error { return pool.PruneLoop(ctx, app.Retention{Keep: cfg.usageRetention}, pruneEvery) })
-	return g.Wait()
+	err = g.Wait()
+	// Leases no caller received (it gave up while its batch ran) are being
+	// handed back: let that finish before the pool closes.
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if derr := st.Drain(drainCtx); derr != nil {
+		logger.Warn("stopping before every lease no caller received was handed back; those end at their expiry", "error", derr)
+	}
+	return err
 }
+
+// drainTimeout bounds the wait for hand-backs at stop (one statement per
+// batch, normally milliseconds).
+const drainTimeout = 5 * time.Second

@@ -16,7 +16,8 @@ type batcher[Req, Res any] struct {
 	// run serves the requests of one batch, answering each (in order).
 	run func(ctx context.Context, reqs []Req) []Res
 	// abandoned gets the answers of the calls whose callers gave up while
-	// their batch ran (leases to hand back), all of one batch at once.
+	// their batch ran (leases to hand back), all of one batch at once. It
+	// is called in the batch loop, so it must not wait for the database.
 	abandoned func(ctx context.Context, res []Res)
 	// max is the most calls in one batch.
 	max int
@@ -130,10 +131,7 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 			}
 		}
 		if len(gone) > 0 && b.abandoned != nil {
-			// Off the batch loop, in one hand-back for the batch: it is a
-			// round trip of its own, and callers give up when Postgres is
-			// slow, when the next batch should not wait for it too.
-			go b.abandoned(ctx, gone)
+			b.abandoned(ctx, gone)
 		}
 	}
 

@@ -155,7 +155,7 @@ func (s *Store) sendBatch(ctx context.Context, acqs []AcquireParams, rels []fast
 // are handed back, best effort and off the batcher's path (Postgres may
 // be gone); any other ends at its expiry.
 func (s *Store) failAcquires(ctx context.Context, out []acquired, err error) {
-	go s.unlease(context.WithoutCancel(ctx), slices.Clone(out))
+	s.handBack(ctx, slices.Clone(out))
 	for i := range out {
 		out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
 	}
@@ -174,7 +174,30 @@ func (s *Store) abandoned(ctx context.Context, rs []opResult) {
 	for i, r := range rs {
 		res[i] = r.acquired
 	}
-	s.unlease(ctx, res)
+	s.handBack(ctx, res)
+}
+
+// handBack runs unlease for all of res in one goroutine of its own: a
+// hand-back is a round trip, and callers give up when Postgres is slow,
+// when the batch loop (or the caller) should not wait for it too. Drain
+// waits for it.
+func (s *Store) handBack(ctx context.Context, res []acquired) {
+	s.handBacks.Go(func() { s.unlease(context.WithoutCancel(ctx), res) })
+}
+
+// Drain waits until the hand-backs of leases no caller received are done,
+// or ctx ends. Call it when the server has stopped, before closing the
+// database pool: a hand-back cut short leaves its lease held until its
+// expiry.
+func (s *Store) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.handBacks.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("hand-backs still running: %w", ctx.Err())
+	}
 }
 
 // acquired is one caller's answer from an Acquire batch.

@@ -281,15 +281,18 @@ func TestAcquireBatchLeaksNoAccountToCallersThatGaveUp(t *testing.T) {
 	}
 }
 
-// statementCounter counts the statements that contain a text.
+// statementCounter counts the statements that contain a text, and holds
+// each of them back until hold closes.
 type statementCounter struct {
 	text string
+	hold chan struct{}
 	cnt  atomic.Int64
 }
 
 func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if strings.Contains(d.SQL, c.text) {
 		c.cnt.Add(1)
+		<-c.hold
 	}
 	return ctx
 }
@@ -299,7 +302,7 @@ func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQu
 // Many callers who give up while their batch runs (Postgres is slow) have
 // their leases handed back in one statement for the batch, not one each:
 // the hand-backs take one connection, and the rest of the replica's work
-// does not queue behind them for the pool.
+// does not queue behind them for the pool. Drain waits for the hand-back.
 func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 	t.Parallel()
 	const callers = 12
@@ -308,7 +311,7 @@ func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handBacks := &statementCounter{text: "DELETE FROM accountpool.usage_log"}
+	handBacks := &statementCounter{text: "DELETE FROM accountpool.usage_log", hold: make(chan struct{})}
 	cfg.ConnConfig.Tracer = handBacks
 	db, err := pgxpool.NewWithConfig(testkit.Context(t), cfg)
 	if err != nil {
@@ -335,15 +338,22 @@ func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 		}
 	}
 	unblock2()
-	// The batch commits the twelve leases, then hands them back.
+	// The batch commits the twelve leases, then hands them back; the
+	// tracer holds the hand-back, and Drain waits for it.
 	waitFor(t, "a hand-back", func() bool { return handBacks.cnt.Load() > 0 })
-	waitFor(t, "the abandoned leases to be handed back", func() bool {
-		var leased int
-		if err := b.db.QueryRow(testkit.Context(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&leased); err != nil {
-			t.Fatal(err)
-		}
-		return leased == 1
-	})
+	short, cancel := context.WithTimeout(testkit.Context(t), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Drain(short); err == nil {
+		t.Fatal("Drain returned while a hand-back was held")
+	}
+	close(handBacks.hold)
+	if err := s.Drain(testkit.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	var leased int
+	if err := b.db.QueryRow(testkit.Context(t), `SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL`).Scan(&leased); err != nil || leased != 1 {
+		t.Fatalf("%d accounts leased (%v) after Drain; want only the first caller's", leased, err)
+	}
 	if n := handBacks.cnt.Load(); n != 1 {
 		t.Fatalf("%d hand-back statements for %d callers who gave up in one batch, want 1", n, callers)
 	}
@@ -366,6 +376,9 @@ func TestAcquireBatchLeaderThatGaveUpGetsNoLease(t *testing.T) {
 	unblock()
 	if r := <-leader; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("the leader gave up while its batch ran, got %v (account %d)", r.err, r.leased.Account.ID)
+	}
+	if err := s.Drain(testkit.Context(t)); err != nil {
+		t.Fatal(err)
 	}
 	var leased, usageRows int
 	if err := b.db.QueryRow(testkit.Context(t), `SELECT (SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL),

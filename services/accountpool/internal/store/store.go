@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,9 @@ type Store struct {
 	counts   batchCounts
 	leases   *leaseCache
 	lockWait time.Duration // releaseLockWait, but in tests
+	// handBacks are the hand-backs of leases no caller received, running
+	// off the batch loop (Drain waits for them).
+	handBacks sync.WaitGroup
 }
 
 // New returns a Store over db.
