@@ -7,3 +7,6 @@ import "time"
 func SetHTTPTimeouts(s *Server, read, write time.Duration) {
 	s.httpTimeouts = httpTimeouts{readHeader: read, read: read, write: write, idle: read}
 }
+
+// SetMemoryLimit is LoadEdge's memory step.
+var SetMemoryLimit = setMemoryLimit

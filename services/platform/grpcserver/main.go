@@ -51,11 +51,15 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 // LoadEdge is what every service loads before its own wiring: its logger
-// (NewLogger on stderr at LOG_LEVEL, info by default) and its Security
-// (LoadSecurity with apiAddrs, the addresses that serve the API).
+// (NewLogger on stderr at LOG_LEVEL, info by default), the Go runtime's
+// memory limit (setMemoryLimit: MEMORY_LIMIT, GO_MEMORY_SHARE) and its
+// Security (LoadSecurity with apiAddrs, the addresses that serve the API).
 func LoadEdge(env *envconfig.Loader, apiAddrs ...string) (*slog.Logger, Security, error) {
 	logger, err := NewLogger(os.Stderr, env.String("LOG_LEVEL", "info"))
 	if err != nil {
+		return nil, Security{}, err
+	}
+	if _, err := setMemoryLimit(env, logger); err != nil {
 		return nil, Security{}, err
 	}
 	sec, err := LoadSecurity(env, logger, apiAddrs...)
