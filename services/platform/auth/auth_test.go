@@ -301,8 +301,8 @@ func TestClientTokenFile(t *testing.T) {
 	if _, err := DialOptions("127.0.0.1:1", ClientConfig{TokenFile: filepath.Join(dir, "missing")}); err == nil {
 		t.Fatal("a missing token file was accepted")
 	}
-	if opts, err := DialOptions("127.0.0.1:1", ClientConfig{}); err != nil || len(opts) != 2 {
-		t.Fatalf("no token, no CA: %d options (want the balancer and the transport), %v", len(opts), err)
+	if opts, err := DialOptions("127.0.0.1:1", ClientConfig{}); err != nil || len(opts) != 3 {
+		t.Fatalf("no token, no CA: %d options (want the balancer, the reconnect backoff and the transport), %v", len(opts), err)
 	}
 }
 

@@ -12,11 +12,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 	"github.com/slotwatch/slotwatch/services/platform/secretfile"
 )
 
@@ -64,8 +67,18 @@ func ClientConfigFromEnv(lookup func(string) (string, bool)) (ClientConfig, erro
 // dialled as dns:///accountpool:50051, a headless Service's name gives one
 // address per pod, and every replica gets its share. The servers'
 // MaxConnectionAge makes clients resolve again, so new replicas do too.
+//
+// A server that went away is dialled again at most reconnect.MaxWait apart
+// (gRPC adds its jitter of up to 20 %): gRPC's default wait grows (x1.6)
+// to two minutes, so after an outage of a minute or more a client's calls
+// failed at once for up to two minutes after the server was back.
 func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
-	opts := []grpc.DialOption{grpc.WithDefaultServiceConfig(roundRobin)}
+	b := backoff.DefaultConfig
+	b.MaxDelay = reconnect.MaxWait
+	opts := []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(roundRobin),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: b, MinConnectTimeout: minConnectTimeout}),
+	}
 	secure := c.CAFile != ""
 	if secure {
 		tc, err := ClientTLS(c.CAFile)
@@ -101,6 +114,10 @@ func Dial(target string, c ClientConfig) (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(target, opts...)
 }
+
+// minConnectTimeout is gRPC's default: a connection attempt may take this
+// long however short the backoff.
+const minConnectTimeout = 20 * time.Second
 
 // roundRobin is the client's default service config: one sub-connection
 // per resolved address, calls taken in turn.

@@ -34,13 +34,12 @@ import (
 	"io"
 	"net"
 	"time"
+
 	// Missions' time zones are IANA names; the binary carries the zone
 	// database, so messages show portal times without /usr/share/zoneinfo.
 	_ "time/tzdata"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
@@ -60,7 +59,6 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
-	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -128,22 +126,6 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	return c, errors.Join(errs...)
 }
 
-// dialRequests is auth.Dial with gRPC's reconnection capped at the
-// consumer's own longest wait (reconnect.MaxWait; gRPC adds its jitter of
-// up to 20 % to the cap). gRPC's default grows
-// (x1.6) to two minutes: after a long outage of Requests, the consumer's
-// tries every 10 s failed at once until the channel's next connect, up to
-// two minutes after Requests was back.
-func dialRequests(target string, c auth.ClientConfig) (*grpc.ClientConn, error) {
-	opts, err := auth.DialOptions(target, c)
-	if err != nil {
-		return nil, err
-	}
-	b := backoff.DefaultConfig
-	b.MaxDelay = reconnect.MaxWait
-	return grpc.NewClient(target, append(opts, grpc.WithConnectParams(grpc.ConnectParams{Backoff: b, MinConnectTimeout: 20 * time.Second}))...)
-}
-
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	env := envconfig.New()
 	if len(args) > 0 {
@@ -184,7 +166,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conn, err := dialRequests(cfg.requestsAddr, cfg.client)
+	conn, err := auth.Dial(cfg.requestsAddr, cfg.client)
 	if err != nil {
 		return fmt.Errorf("REQUESTS_ADDR: %w", err)
 	}
