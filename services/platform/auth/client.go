@@ -74,7 +74,7 @@ func ClientConfigFromEnv(lookup func(string) (string, bool)) (ClientConfig, erro
 // failed at once for up to two minutes after the server was back.
 func DialOptions(target string, c ClientConfig) ([]grpc.DialOption, error) {
 	b := backoff.DefaultConfig
-	b.MaxDelay = reconnect.MaxWait
+	b.MaxDelay = reconnect.MaxWait // one cap for every reconnection of ours, Postgres's LISTEN too
 	opts := []grpc.DialOption{
 		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: b, MinConnectTimeout: minConnectTimeout}),

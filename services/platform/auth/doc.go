@@ -79,10 +79,13 @@
 //
 // # Clients
 //
-// Services that call others (the Checker) and slotctl dial with
+// Services that call others (the Checker, the Notifier) and slotctl dial with
 //
 //	cc, err := auth.ClientConfigFromEnv(os.LookupEnv) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
 //	conn, err := auth.Dial(target, cc) // grpc.NewClient with auth.DialOptions(target, cc)
+//
+// A server that went away is dialled again at most reconnect.MaxWait (10 s)
+// apart, not gRPC's default of up to two minutes.
 //
 // TokenFile (AUTH_TOKEN_FILE) holds the caller's one token, alone on its
 // line or as a "role token" line; it is sent as "authorization: Bearer

@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime/debug"
 	"strconv"
 
@@ -21,9 +22,17 @@ const defaultGoMemoryShare = 0.9
 // not the whole limit: in Checker's container Chromium's processes live
 // under the same limit and the Go runtime does not see them, so its
 // manifest gives Go a quarter. GOMEMLIMIT, when set, is the runtime's own
-// setting and wins; with neither set nothing changes. It returns the
-// limit in force (math.MaxInt64: none).
+// setting and wins; with neither set nothing changes (a GO_MEMORY_SHARE
+// is still checked). It returns the limit in force (math.MaxInt64: none).
 func setMemoryLimit(env *envconfig.Loader, logger *slog.Logger) (int64, error) {
+	share := defaultGoMemoryShare
+	if v, ok := env.Lookup("GO_MEMORY_SHARE"); ok && v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0 && f <= 1) { // NaN too
+			return 0, fmt.Errorf("GO_MEMORY_SHARE=%q: want a number more than 0 and at most 1", v)
+		}
+		share = f
+	}
 	if v, ok := env.Lookup("GOMEMLIMIT"); ok && v != "" {
 		return debug.SetMemoryLimit(-1), nil
 	}
@@ -32,18 +41,20 @@ func setMemoryLimit(env *envconfig.Loader, logger *slog.Logger) (int64, error) {
 		return debug.SetMemoryLimit(-1), nil
 	}
 	limit, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || limit <= 0 {
-		return 0, fmt.Errorf("MEMORY_LIMIT=%q: want the container's memory limit in bytes (resourceFieldRef limits.memory)", v)
+	if err != nil || limit < minMemoryLimit {
+		return 0, fmt.Errorf("MEMORY_LIMIT=%q: want the container's memory limit in bytes, at least %d (resourceFieldRef limits.memory, without a divisor)", v, minMemoryLimit)
 	}
-	share := defaultGoMemoryShare
-	if v, ok := env.Lookup("GO_MEMORY_SHARE"); ok && v != "" {
-		share, err = strconv.ParseFloat(v, 64)
-		if err != nil || share <= 0 || share > 1 {
-			return 0, fmt.Errorf("GO_MEMORY_SHARE=%q: want a number more than 0 and at most 1", v)
-		}
+	soft := int64(math.MaxInt64)
+	if f := float64(limit) * share; f < math.MaxInt64 {
+		soft = int64(f)
 	}
-	soft := int64(float64(limit) * share)
 	debug.SetMemoryLimit(soft)
 	logger.Info("Go memory limit set", "bytes", soft, "container_limit_bytes", limit, "share", share)
 	return soft, nil
 }
+
+// minMemoryLimit is the smallest MEMORY_LIMIT taken for a number of bytes:
+// below it the value is more likely in other units (a resourceFieldRef
+// with a divisor of 1Mi gives "256" for 256 Mi), which as bytes would have
+// the collector run without end.
+const minMemoryLimit = 16 << 20
