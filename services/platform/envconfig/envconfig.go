@@ -87,14 +87,15 @@ func (l *Loader) Int(name string, def, min int) int {
 	return n
 }
 
-// Float returns a non-negative number.
+// Float returns a non-negative number (NaN, which strconv parses and
+// every comparison lets through, is refused).
 func (l *Loader) Float(name string, def float64) float64 {
 	v, ok := l.get(name)
 	if !ok {
 		return def
 	}
 	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < 0 {
+	if err != nil || !(f >= 0) {
 		l.errs = append(l.errs, fmt.Errorf("%s=%q: want a non-negative number", name, v))
 		return def
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestLoaderCollectsEveryProblem(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"D": "soon", "N": "-3", "OK": "90s", "B": "yes", "T": "true"}
+	env := map[string]string{"D": "soon", "N": "-3", "OK": "90s", "B": "yes", "T": "true", "F": "NaN"}
 	l := &envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 	if got := l.Duration("OK", time.Second); got != 90*time.Second {
 		t.Fatalf("OK = %s", got)
@@ -24,9 +24,10 @@ func TestLoaderCollectsEveryProblem(t *testing.T) {
 	l.Duration("D", 0)
 	l.Bool("B", false)
 	l.Int("N", 1, 0)
+	l.Float("F", 1)
 	l.Require("MISSING", "set it")
 	err := l.Err()
-	for _, name := range []string{"D=", "N=", "B=", "MISSING"} {
+	for _, name := range []string{"D=", "N=", "B=", "F=", "MISSING"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Fatalf("error %v does not name %s", err, name)
 		}
