@@ -25,19 +25,15 @@ const defaultGoMemoryShare = 0.9
 // setting and wins; with neither set nothing changes (a GO_MEMORY_SHARE
 // is still checked). It returns the limit in force (math.MaxInt64: none).
 func setMemoryLimit(env *envconfig.Loader, logger *slog.Logger) (int64, error) {
-	share := defaultGoMemoryShare
-	if v, ok := env.Lookup("GO_MEMORY_SHARE"); ok && v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(f > 0 && f <= 1) { // NaN too
-			return 0, fmt.Errorf("GO_MEMORY_SHARE=%q: want a number more than 0 and at most 1", v)
-		}
-		share = f
+	share := env.Float("GO_MEMORY_SHARE", defaultGoMemoryShare)
+	if err := env.Err(); err != nil {
+		return 0, err
 	}
-	if v, ok := env.Lookup("GOMEMLIMIT"); ok && v != "" {
-		return debug.SetMemoryLimit(-1), nil
+	if share == 0 || share > 1 {
+		return 0, fmt.Errorf("GO_MEMORY_SHARE=%q: want a number more than 0 and at most 1", env.String("GO_MEMORY_SHARE", ""))
 	}
-	v, ok := env.Lookup("MEMORY_LIMIT")
-	if !ok || v == "" {
+	v := env.String("MEMORY_LIMIT", "")
+	if v == "" || env.String("GOMEMLIMIT", "") != "" {
 		return debug.SetMemoryLimit(-1), nil
 	}
 	limit, err := strconv.ParseInt(v, 10, 64)
