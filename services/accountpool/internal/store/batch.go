@@ -21,6 +21,10 @@ type batcher[Req, Res any] struct {
 	abandoned func(ctx context.Context, res []Res)
 	// max is the most calls in one batch.
 	max int
+	// work counts the batch loop as in flight from the moment a call
+	// starts it until it ends, hand-backs included, for Drain: a batch
+	// whose callers all gave up has no one else waiting for it.
+	work *inFlight
 
 	mu      sync.Mutex
 	pending []*call[Req, Res]
@@ -62,7 +66,10 @@ func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	lead := !b.running
-	b.running = true
+	if lead {
+		b.running = true
+		b.work.add()
+	}
 	b.mu.Unlock()
 	if lead {
 		// The leader is in the batch it runs here, and cannot leave
@@ -140,7 +147,62 @@ func (b *batcher[Req, Res]) lead(ctx context.Context) {
 	b.running = more
 	b.mu.Unlock()
 	if more {
-		go b.lead(ctx)
+		go b.lead(ctx) // still in flight: the next batch ends it
+		return
+	}
+	b.work.done()
+}
+
+// inFlight counts work that must end before the database pool closes.
+// Unlike a sync.WaitGroup, it may go from zero to one while someone waits
+// (a call that comes during a stop).
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero
+}
+
+func (w *inFlight) add() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == 0 {
+		w.idle = make(chan struct{})
+	}
+	w.n++
+}
+
+func (w *inFlight) done() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n--
+	if w.n == 0 {
+		close(w.idle)
+	}
+}
+
+// goCounted runs f in a goroutine of its own, counted.
+func (w *inFlight) goCounted(f func()) {
+	w.add()
+	go func() {
+		defer w.done()
+		f()
+	}()
+}
+
+// wait returns when nothing is in flight, or ctx's error.
+func (w *inFlight) wait(ctx context.Context) error {
+	w.mu.Lock()
+	if w.n == 0 {
+		w.mu.Unlock()
+		return nil
+	}
+	idle := w.idle
+	w.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -28,7 +28,7 @@ type Option func(*Store)
 // (read, then write).
 func WithBatching() Option {
 	return func(s *Store) {
-		s.batch = &batcher[op, opResult]{run: s.runBatch, abandoned: s.abandoned, max: maxBatch}
+		s.batch = &batcher[op, opResult]{run: s.runBatch, abandoned: s.abandoned, max: maxBatch, work: &s.work}
 		s.leases = &leaseCache{m: map[string]grantedLease{}}
 		s.lockWait = releaseLockWait
 	}
@@ -182,22 +182,19 @@ func (s *Store) abandoned(ctx context.Context, rs []opResult) {
 // when the batch loop (or the caller) should not wait for it too. Drain
 // waits for it.
 func (s *Store) handBack(ctx context.Context, res []acquired) {
-	s.handBacks.Go(func() { s.unlease(context.WithoutCancel(ctx), res) })
+	s.work.goCounted(func() { s.unlease(context.WithoutCancel(ctx), res) })
 }
 
-// Drain waits until the hand-backs of leases no caller received are done,
-// or ctx ends. Call it when the server has stopped, before closing the
-// database pool: a hand-back cut short leaves its lease held until its
-// expiry.
+// Drain waits until the batches in flight and the hand-backs of leases no
+// caller received are done, or ctx ends. Call it when the server has
+// stopped, before closing the database pool: a batch whose callers all
+// gave up still commits its leases, and a hand-back cut short leaves its
+// lease held until its expiry.
 func (s *Store) Drain(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.handBacks.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("hand-backs still running: %w", ctx.Err())
+	if err := s.work.wait(ctx); err != nil {
+		return fmt.Errorf("batches or hand-backs still running: %w", err)
 	}
+	return nil
 }
 
 // acquired is one caller's answer from an Acquire batch.

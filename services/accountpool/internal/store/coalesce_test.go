@@ -302,7 +302,8 @@ func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQu
 // Many callers who give up while their batch runs (Postgres is slow) have
 // their leases handed back in one statement for the batch, not one each:
 // the hand-backs take one connection, and the rest of the replica's work
-// does not queue behind them for the pool. Drain waits for the hand-back.
+// does not queue behind them for the pool. Drain waits for the batch, even
+// with no caller left in it, and for the hand-back.
 func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 	t.Parallel()
 	const callers = 12
@@ -337,11 +338,18 @@ func TestAbandonedLeasesOfABatchGoBackInOneStatement(t *testing.T) {
 			t.Fatalf("queued-%d gave up, got %v", k, r.err)
 		}
 	}
+	// Every caller of the second batch is gone, and the server would stop
+	// now: Drain still waits for the batch, which will commit leases.
+	short, cancel := context.WithTimeout(testkit.Context(t), 100*time.Millisecond)
+	defer cancel()
+	if err := s.Drain(short); err == nil {
+		t.Error("Drain returned while a batch whose callers all gave up was in flight")
+	}
 	unblock2()
 	// The batch commits the twelve leases, then hands them back; the
 	// tracer holds the hand-back, and Drain waits for it.
 	waitFor(t, "a hand-back", func() bool { return handBacks.cnt.Load() > 0 })
-	short, cancel := context.WithTimeout(testkit.Context(t), 100*time.Millisecond)
+	short, cancel = context.WithTimeout(testkit.Context(t), 100*time.Millisecond)
 	defer cancel()
 	if err := s.Drain(short); err == nil {
 		t.Fatal("Drain returned while a hand-back was held")
@@ -391,6 +399,61 @@ func TestAcquireBatchLeaderThatGaveUpGetsNoLease(t *testing.T) {
 	next := mustAcquire(t, s, b, "next", 5*time.Minute)
 	if next.leased.Account.ID != b.ids[0] {
 		t.Fatalf("next acquire got account %d, want the one handed back (%d)", next.leased.Account.ID, b.ids[0])
+	}
+}
+
+// cancelAtEnd cancels a context when a statement that contains a text
+// has been read to its end: the commit is done, the caller is gone.
+type cancelAtEnd struct {
+	text   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelAtEnd) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.text) {
+		return context.WithValue(ctx, c, true)
+	}
+	return ctx
+}
+
+func (c *cancelAtEnd) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
+	if ctx.Value(c) != nil {
+		c.cancel()
+	}
+}
+
+// Without batching, a caller who gives up after its Acquire committed (a
+// deadline that ends as the answer is read) gets no lease either, and the
+// lease goes back rather than being held until its TTL.
+func TestUnbatchedAcquireThatGaveUpGetsNoLease(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t, 2)
+	ctx, cancel := context.WithCancel(testkit.Context(t))
+	defer cancel()
+	cfg, err := pgxpool.ParseConfig(b.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.Tracer = &cancelAtEnd{text: "WITH ORDINALITY AS r(lease_id", cancel: cancel}
+	db, err := pgxpool.NewWithConfig(testkit.Context(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	s := store.New(db)
+	if r := <-acquireAsyncAs(ctx, s, b, uuid.NewString(), "gone", 5*time.Minute); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("the caller gave up as its Acquire committed, got %v (account %d)", r.err, r.leased.Account.ID)
+	}
+	if err := s.Drain(testkit.Context(t)); err != nil {
+		t.Fatal(err)
+	}
+	var leased, usageRows int
+	if err := b.db.QueryRow(testkit.Context(t), `SELECT (SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL),
+		(SELECT count(*) FROM accountpool.usage_log)`).Scan(&leased, &usageRows); err != nil {
+		t.Fatal(err)
+	}
+	if leased != 0 || usageRows != 0 {
+		t.Fatalf("%d accounts leased, %d usage rows after the caller gave up; want its lease handed back", leased, usageRows)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,9 +32,9 @@ type Store struct {
 	counts   batchCounts
 	leases   *leaseCache
 	lockWait time.Duration // releaseLockWait, but in tests
-	// handBacks are the hand-backs of leases no caller received, running
-	// off the batch loop (Drain waits for them).
-	handBacks sync.WaitGroup
+	// work counts the batches in flight and the hand-backs of leases no
+	// caller received (Drain waits for both).
+	work inFlight
 }
 
 // New returns a Store over db.
@@ -297,7 +296,16 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
 	if s.batch != nil {
 		return s.acquireBatched(ctx, p)
 	}
-	res := s.acquireBatch(ctx, []AcquireParams{p})[0]
+	// The statement does not end with the caller: one cut off after the
+	// commit would leave a lease no one reads. A caller who gave up by
+	// the answer gets no lease, and the lease goes back, as in a batch.
+	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	res := s.acquireBatch(runCtx, []AcquireParams{p})[0]
+	cancel()
+	if err := ctx.Err(); err != nil {
+		s.handBack(ctx, []acquired{res})
+		return Leased{}, err
+	}
 	return res.leased, res.err
 }
 
