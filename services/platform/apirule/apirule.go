@@ -87,6 +87,10 @@ const (
 
 // Bounds on lengths of time callers ask for.
 const (
+	// MinLeaseTTL bounds Acquire.lease_ttl and Renew.extend_by from below
+	// (when set): a shorter lease could end before its answer reaches the
+	// caller, and end in a lease_expired failure of the account.
+	MinLeaseTTL = time.Second
 	// MaxLeaseTTL bounds Acquire.lease_ttl and Renew.extend_by.
 	MaxLeaseTTL = time.Hour
 	// MaxAcquireWait bounds Acquire.wait.

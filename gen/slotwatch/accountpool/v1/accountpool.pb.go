@@ -559,7 +559,7 @@ type AcquireRequest struct {
 	MissionCode string `protobuf:"bytes,1,opt,name=mission_code,json=missionCode,proto3" json:"mission_code,omitempty"`
 	// Who holds the lease (a checker id); shown to operators.
 	Holder string `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
-	// Lease length; unset or zero means the server's POOL_LEASE_TTL.
+	// Lease length, 1s to 1h; unset or zero means the server's POOL_LEASE_TTL.
 	LeaseTtl *durationpb.Duration `protobuf:"bytes,3,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
 	// How long to wait for an account to free up; unset or zero answers at once.
 	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
@@ -687,7 +687,8 @@ type RenewRequest struct {
 	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Token from Acquire.
 	FencingToken int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
-	// New remaining length from now; unset or zero means POOL_LEASE_TTL.
+	// New remaining length from now, 1s to 1h; unset or zero means
+	// POOL_LEASE_TTL.
 	ExtendBy      *durationpb.Duration `protobuf:"bytes,3,opt,name=extend_by,json=extendBy,proto3" json:"extend_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

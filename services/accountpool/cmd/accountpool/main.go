@@ -137,8 +137,8 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	if c.usageRetention != 0 && c.usageRetention < app.MinUsageRetention {
 		return c, errors.Join(env.Err(), fmt.Errorf("POOL_USAGE_RETENTION=%s: want 0 (keep everything) or at least %s, the login budget's window", c.usageRetention, app.MinUsageRetention))
 	}
-	if c.pool.LeaseTTL <= 0 || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
-		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want more than 0 and at most %s", c.pool.LeaseTTL, apirule.MaxLeaseTTL)
+	if c.pool.LeaseTTL < apirule.MinLeaseTTL || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
+		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want at least %s and at most %s", c.pool.LeaseTTL, apirule.MinLeaseTTL, apirule.MaxLeaseTTL)
 	}
 	if c.pool.SessionMaxAge <= 0 || c.pool.SessionMaxAge > apirule.MaxSessionMaxAge {
 		return c, fmt.Errorf("POOL_SESSION_MAX_AGE=%s: want more than 0 and at most %s", c.pool.SessionMaxAge, apirule.MaxSessionMaxAge)

@@ -76,6 +76,8 @@ func TestServeRejectsMalformedSettings(t *testing.T) {
 		"POOL_SESSION_MAX_AGE": "0s"}, "want a session max age of 0 refused", "POOL_SESSION_MAX_AGE")
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
 		"POOL_SESSION_MAX_AGE": "800h"}, "want a session max age over 30 days refused", "POOL_SESSION_MAX_AGE")
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_LEASE_TTL": "1ns"}, "want a lease that ends as it begins refused", "POOL_LEASE_TTL=1ns", "at least 1s")
 }
 
 func TestServeRejectsAUsageRetentionItCannotKeep(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/accountpool/migrations"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/faultproxy"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
@@ -293,7 +294,7 @@ func TestLeaseExpiresWithoutAnyAcquire(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t, withRealClock())
 	id := addAccounts(t, c, 1)[0]
-	resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(300 * time.Millisecond)})
+	resp, err := c.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(apirule.MinLeaseTTL)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
@@ -51,7 +52,7 @@ func (s *Server) Register(g *grpc.Server) { apv1.RegisterAccountPoolServiceServe
 func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.AcquireResponse, error) {
 	var v apirule.FieldErrors
 	domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds())
-	ttl := apierr.Duration(&v, "lease_ttl", req.GetLeaseTtl(), apirule.MaxLeaseTTL)
+	ttl := leaseLength(&v, "lease_ttl", req.GetLeaseTtl())
 	wait := apierr.Duration(&v, "wait", req.GetWait(), apirule.MaxAcquireWait)
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
@@ -71,11 +72,21 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 	}}, nil
 }
 
+// leaseLength reads a lease's length: unset or zero (the server's
+// POOL_LEASE_TTL), or between apirule.MinLeaseTTL and MaxLeaseTTL.
+func leaseLength(v *apirule.FieldErrors, field string, d *durationpb.Duration) time.Duration {
+	got := apierr.Duration(v, field, d, apirule.MaxLeaseTTL)
+	if got > 0 && got < apirule.MinLeaseTTL {
+		v.Add(field, "must be at least %s (or unset for the server's default)", apirule.MinLeaseTTL)
+	}
+	return got
+}
+
 // Renew implements AccountPoolService.
 func (s *Server) Renew(ctx context.Context, req *apv1.RenewRequest) (*apv1.RenewResponse, error) {
 	var v apirule.FieldErrors
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
-	extend := apierr.Duration(&v, "extend_by", req.GetExtendBy(), apirule.MaxLeaseTTL)
+	extend := leaseLength(&v, "extend_by", req.GetExtendBy())
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
 	}

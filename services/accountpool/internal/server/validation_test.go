@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -79,6 +80,14 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(48 * time.Hour)})
 			return err
 		}, "lease_ttl"},
+		{"AcquireLeaseTTLOfANanosecond", func(ctx context.Context) error {
+			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(time.Nanosecond)})
+			return err
+		}, "lease_ttl"},
+		{"AcquireLeaseTTLBelowMinimum", func(ctx context.Context) error {
+			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", LeaseTtl: durationpb.New(apirule.MinLeaseTTL - time.Millisecond)})
+			return err
+		}, "lease_ttl"},
 		{"AcquireNegativeWait", func(ctx context.Context) error {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "h", Wait: durationpb.New(-time.Second)})
 			return err
@@ -125,6 +134,10 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 		}, "retry_after"},
 		{"RenewNegativeExtension", func(ctx context.Context) error {
 			_, err := c.Renew(ctx, &apv1.RenewRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(-time.Minute)})
+			return err
+		}, "extend_by"},
+		{"RenewExtensionOfANanosecond", func(ctx context.Context) error {
+			_, err := c.Renew(ctx, &apv1.RenewRequest{LeaseId: validLease, FencingToken: l.GetFencingToken(), ExtendBy: durationpb.New(time.Nanosecond)})
 			return err
 		}, "extend_by"},
 		{"RenewExtensionAboveMaximum", func(ctx context.Context) error {
