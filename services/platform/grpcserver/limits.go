@@ -1,6 +1,7 @@
 package grpcserver
 
 import (
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -88,7 +89,7 @@ func (l Limits) withDefaults() Limits {
 // loadLimits reads the GRPC_* limits; LoadSecurity reports their errors.
 func loadLimits(env *envconfig.Loader) Limits {
 	return Limits{
-		MaxConcurrentStreams:  uint32(env.Int("GRPC_MAX_CONCURRENT_STREAMS", DefaultMaxConcurrentStreams, 1)), //nolint:gosec // bounded below; a huge value means no limit
+		MaxConcurrentStreams:  uint32(min(env.Int("GRPC_MAX_CONCURRENT_STREAMS", DefaultMaxConcurrentStreams, 1), math.MaxUint32)), // a huge value means no limit
 		MaxConnsPerPeer:       env.Int("GRPC_MAX_CONNS_PER_PEER", DefaultMaxConnsPerPeer, 1),
 		MaxRecvMsgBytes:       env.Int("GRPC_MAX_RECV_MSG_BYTES", DefaultMaxRecvMsgBytes, 1024),
 		MaxConnectionAge:      env.Duration("GRPC_MAX_CONNECTION_AGE", DefaultMaxConnectionAge),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -296,6 +297,14 @@ func TestLoadSecurityReadsLimitsAndReflection(t *testing.T) {
 	if err != nil || !sec.Reflection || sec.Limits != (grpcserver.Limits{MaxConcurrentStreams: 10, MaxConnsPerPeer: 4,
 		MaxRecvMsgBytes: 1 << 20, MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Minute}) {
 		t.Fatalf("set: %+v %v", sec, err)
+	}
+	// Past what HTTP/2 can say (32 bits), a count means "no limit": it
+	// must not wrap round to a small one.
+	for _, huge := range []string{"4294967296", "4294967297", "99999999999"} {
+		sec, err = load(map[string]string{"GRPC_MAX_CONCURRENT_STREAMS": huge})
+		if err != nil || sec.Limits.MaxConcurrentStreams != math.MaxUint32 {
+			t.Fatalf("GRPC_MAX_CONCURRENT_STREAMS=%s: %d streams (%v), want %d", huge, sec.Limits.MaxConcurrentStreams, err, uint32(math.MaxUint32))
+		}
 	}
 	_, err = load(map[string]string{"GRPC_REFLECTION": "yes", "GRPC_MAX_CONCURRENT_STREAMS": "0", "GRPC_MAX_CONNS_PER_PEER": "-1",
 		"GRPC_MAX_RECV_MSG_BYTES": "12", "GRPC_MAX_CONNECTION_AGE": "soon"})
