@@ -396,7 +396,7 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			return nil, nil, err
 		}
 		requestID, _ := uuid.Parse(req.GetId())
-		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
+		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) {
 			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
 				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
 			render := c.templates.Render
@@ -405,7 +405,15 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			}
 			m, err := render(t.Language, operator, e, d.IdempotencyKey())
 			if err != nil {
-				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
+				// The same event renders the same way at every replay:
+				// failing the batch would stop the stream at this event
+				// for good. This recipient misses it; the others, and the
+				// events after it, go on.
+				c.metrics.RenderFailed(string(typ))
+				c.logger.Error("cannot render a message: this recipient is not notified of the event",
+					"event_cursor", e.Cursor, "event_type", string(typ), "recipient_id", d.RecipientID().String(),
+					"kind", string(t.Kind), "language", t.Language, "error", err)
+				return
 			}
 			d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
 			if t.Kind == channel.Webhook {
@@ -414,20 +422,15 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 				d.Text = ""
 			}
 			out = append(out, d)
-			return nil
 		}
 		applicant, _ := uuid.Parse(req.GetApplicantId())
 		if typ == domain.SlotFound || typ == domain.Expired {
 			for _, ct := range contacts[applicant] {
-				if err := add(ct.Target, ct.ID, uuid.Nil, false); err != nil {
-					return nil, nil, err
-				}
+				add(ct.Target, ct.ID, uuid.Nil, false)
 			}
 		}
 		for _, s := range subs[subKey{req.GetMissionCode(), typ}] {
-			if err := add(s.Target, uuid.Nil, s.ID, true); err != nil {
-				return nil, nil, err
-			}
+			add(s.Target, uuid.Nil, s.ID, true)
 		}
 	}
 	return out, types, nil

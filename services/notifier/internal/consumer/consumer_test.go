@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -234,5 +235,101 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// start runs a consumer on st against fake, served on a fresh address,
+// until the test ends; it returns the consumer's log.
+func start(t *testing.T, st *store.Store, fake *requests) *testkit.SyncBuffer {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	requestsv1.RegisterRequestsServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := requestsv1.NewRequestsServiceClient(conn)
+	templates, err := content.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.SyncBuffer{}
+	c := consumer.New(st, client, consumer.NewLookup(client), templates, time.Now, consumer.Config{}, loop{}, nil,
+		slog.New(slog.NewJSONHandler(logs, nil)))
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done; conn.Close(); srv.Stop() })
+	return logs
+}
+
+// slotFound is a SLOT_FOUND event of cursor on a request of applicant,
+// at centre.
+func slotFound(cursor int64, applicant uuid.UUID, centre string) *requestsv1.WatchEventsResponse {
+	return &requestsv1.WatchEventsResponse{
+		Cursor: cursor, Type: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND, OccurredAt: timestamppb.Now(),
+		Request: &requestsv1.AppointmentRequest{Id: uuid.NewString(), ApplicantId: applicant.String(), MissionCode: "fra",
+			Centre: centre, VisaCategory: "tourism", EarliestDate: "2027-03-01", LatestDate: "2027-03-31",
+			MatchedSlots: []*requestsv1.Slot{{Centre: centre, VisaCategory: "tourism", Date: "2027-03-03", Time: "09:30"}}},
+	}
+}
+
+// storedCursor is the consumer's cursor in the database.
+func storedCursor(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var cur int64
+	if err := pool.QueryRow(testkit.Context(t), `SELECT COALESCE((SELECT cursor FROM notifier.cursors WHERE stream = $1), 0)`,
+		consumer.Stream).Scan(&cur); err != nil {
+		t.Fatal(err)
+	}
+	return cur
+}
+
+// TestLineBreakInCentreDoesNotStopTheStream: a centre with a line break
+// (Requests keeps what it was given) makes a one-line subject, and a
+// message that cannot be rendered at all (a contact whose language has no
+// templates any more) costs that recipient the event, logged, not the
+// stream: the event after it is recorded and the cursor moves past both.
+func TestLineBreakInCentreDoesNotStopTheStream(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	good, lost := uuid.New(), uuid.New()
+	for id, lang := range map[uuid.UUID]string{good: "en", lost: "xx"} {
+		if _, err := st.CreateContact(ctx, domain.Contact{ID: id, ApplicantID: applicant,
+			Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: lang}, CreatedAt: time.Now()}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := start(t, st, &requests{
+		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		gap:       30 * time.Millisecond,
+		events:    []*requestsv1.WatchEventsResponse{slotFound(1, applicant, "paris\nnord"), slotFound(2, applicant, "lyon")},
+	})
+	eventually(t, "the cursor past both events", func() bool { return storedCursor(t, pool) == 2 })
+	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[int64]string{}
+	for _, d := range ds {
+		if d.ContactID != good {
+			t.Errorf("delivery %d to contact %s: its language has no templates", d.ID, d.ContactID)
+		}
+		subjects[d.EventCursor] = d.Subject
+	}
+	if len(ds) != 2 || subjects[1] != "Slot found: fra paris nord, 2027-03-03 09:30" || !strings.Contains(subjects[2], "lyon") {
+		t.Errorf("subjects %v; want one per event for the English contact, the first on one line", subjects)
+	}
+	failed := logLines(logs, "cannot render a message: this recipient is not notified of the event")
+	if len(failed) != 2 || failed[0]["level"] != "ERROR" || failed[0]["recipient_id"] != lost.String() {
+		t.Errorf("render failures logged: %v; want one per event, at ERROR, naming the contact", failed)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 )
 
@@ -206,9 +207,11 @@ func (t *Templates) render(lang string, operator bool, e Event, idemKey string, 
 			return Message{}, err
 		}
 	}
-	s := strings.TrimSpace(subject.String())
-	if s == "" || strings.ContainsAny(s, "\r\n") {
-		return Message{}, errors.New("subject must be one non-empty line")
+	// A centre or a name from Requests may hold a line break: the
+	// subject is made one line rather than refused.
+	s := channel.OneLine(subject.String())
+	if s == "" {
+		return Message{}, errors.New("the subject is empty")
 	}
 	m := Message{Subject: s, Text: strings.TrimLeft(text.String(), "\n"), HTML: strings.TrimLeft(html.String(), "\n")}
 	var err error
