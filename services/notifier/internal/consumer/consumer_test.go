@@ -44,6 +44,9 @@ type requests struct {
 	// gap is a pause after each event sent, so that the consumer takes
 	// each in a batch of its own.
 	gap time.Duration
+	// prunedThrough is the last cursor retention pruned: a stream after
+	// an older cursor (not 0) is refused as Requests refuses it.
+	prunedThrough int64
 
 	mu      sync.Mutex
 	watches int
@@ -54,6 +57,11 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 	r.mu.Lock()
 	r.watches++
 	r.mu.Unlock()
+	if after := in.GetAfterCursor(); after != 0 && after < r.prunedThrough {
+		// Requests' message (services/requests, errorStatus).
+		return status.Errorf(codes.OutOfRange, "cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+			after, r.prunedThrough, r.prunedThrough, r.prunedThrough)
+	}
 	for _, ev := range r.events {
 		if ev.GetCursor() <= in.GetAfterCursor() {
 			continue
@@ -332,4 +340,58 @@ func TestLineBreakInCentreDoesNotStopTheStream(t *testing.T) {
 	if len(failed) != 2 || failed[0]["level"] != "ERROR" || failed[0]["recipient_id"] != lost.String() {
 		t.Errorf("render failures logged: %v; want one per event, at ERROR, naming the contact", failed)
 	}
+}
+
+// TestPrunedEventsAreSkipped: the stored cursor is older than the oldest
+// event Requests keeps (its retention pruned events the consumer had not
+// recorded). Requests refuses it with OUT_OF_RANGE; the consumer says at
+// error that events were lost, resumes from the oldest kept instead of
+// retrying the refused cursor forever, and records the event after it.
+func TestPrunedEventsAreSkipped(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO notifier.cursors (stream, cursor, updated_at) VALUES ($1, 3, now())`, consumer.Stream); err != nil {
+		t.Fatal(err)
+	}
+	fake := &requests{
+		applicant:     &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		prunedThrough: 10,
+		events:        []*requestsv1.WatchEventsResponse{slotFound(11, applicant, "lyon")},
+	}
+	logs := start(t, st, fake)
+	eventually(t, "the event after the pruned ones recorded", func() bool { return storedCursor(t, pool) == 11 })
+	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].EventCursor != 11 {
+		t.Errorf("deliveries %+v; want the one of cursor 11", ds)
+	}
+	lost := logLines(logs, "events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept")
+	if len(lost) != 1 || lost[0]["level"] != "ERROR" || lost[0]["stored_cursor"] != 3.0 || lost[0]["pruned_through"] != 10.0 {
+		t.Errorf("logged %v; want one error naming the stored cursor (3) and the last one pruned (10)", lost)
+	}
+	if watches, _ := fake.calls(); watches != 2 {
+		t.Errorf("%d streams opened; want 2 (refused, then after the pruned ones)", watches)
+	}
+}
+
+// TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne: events that
+// cause no delivery move the stored cursor only every few hundred, or when
+// the stream goes quiet after them; otherwise a quiet stream would leave
+// it behind, to be replayed, or pruned by Requests' retention meanwhile.
+func TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	nobody := uuid.New() // no contact, no subscription
+	start(t, st, &requests{events: []*requestsv1.WatchEventsResponse{slotFound(4, nobody, "lyon"), slotFound(5, nobody, "lyon")}})
+	eventually(t, "the cursor of the events that reached no one stored", func() bool { return storedCursor(t, pool) == 5 })
 }
