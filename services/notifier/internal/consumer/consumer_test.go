@@ -41,6 +41,8 @@ type requests struct {
 	events    []*requestsv1.WatchEventsResponse
 	applicant *requestsv1.Applicant
 	notReady  int
+	// hang: the first hang ListApplicants calls never answer.
+	hang int
 	// gap is a pause after each event sent, so that the consumer takes
 	// each in a batch of its own.
 	gap time.Duration
@@ -75,10 +77,16 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 	return nil
 }
 
-func (r *requests) ListApplicants(_ context.Context, in *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
+func (r *requests) ListApplicants(ctx context.Context, in *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lookups++
+	if r.lookups <= r.hang {
+		r.mu.Unlock()
+		<-ctx.Done()
+		r.mu.Lock()
+		return nil, ctx.Err()
+	}
 	if r.lookups <= r.notReady {
 		return nil, status.Error(codes.Unavailable, "requests is starting")
 	}
@@ -248,7 +256,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // start runs a consumer on st against fake, served on a fresh address,
 // until the test ends; it returns the consumer's log.
-func start(t *testing.T, st *store.Store, fake *requests) *testkit.SyncBuffer {
+func start(t *testing.T, st *store.Store, fake *requests, lookupTimeout ...time.Duration) *testkit.SyncBuffer {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -266,8 +274,12 @@ func start(t *testing.T, st *store.Store, fake *requests) *testkit.SyncBuffer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	lookup := consumer.NewLookup(client)
+	for _, d := range lookupTimeout {
+		consumer.SetLookupTimeout(lookup, d)
+	}
 	logs := &testkit.SyncBuffer{}
-	c := consumer.New(st, client, consumer.NewLookup(client), templates, time.Now, consumer.Config{}, loop{}, nil,
+	c := consumer.New(st, client, lookup, templates, time.Now, consumer.Config{}, loop{}, nil,
 		slog.New(slog.NewJSONHandler(logs, nil)))
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -394,4 +406,32 @@ func TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne(t *testing.T) {
 	nobody := uuid.New() // no contact, no subscription
 	start(t, st, &requests{events: []*requestsv1.WatchEventsResponse{slotFound(4, nobody, "lyon"), slotFound(5, nobody, "lyon")}})
 	eventually(t, "the cursor of the events that reached no one stored", func() bool { return storedCursor(t, pool) == 5 })
+}
+
+// TestLookupThatNeverAnswersIsRetried: a Requests that takes an applicant
+// lookup and never answers costs the consumer a retry after the lookup's
+// timeout, not the stream: the event is recorded at the next try.
+func TestLookupThatNeverAnswersIsRetried(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake := &requests{
+		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		hang:      1,
+		events:    []*requestsv1.WatchEventsResponse{slotFound(1, applicant, "lyon")},
+	}
+	logs := start(t, st, fake, 200*time.Millisecond)
+	eventually(t, "the event recorded after the lookup that hung", func() bool { return storedCursor(t, pool) == 1 })
+	if _, lookups := fake.calls(); lookups != 2 {
+		t.Errorf("%d lookups; want 2 (the one that hung, then the one answered)", lookups)
+	}
+	if n := len(logLines(logs, dropped)); n != 1 {
+		t.Errorf("%d retries logged; want 1", n)
+	}
 }
