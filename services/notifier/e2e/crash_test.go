@@ -159,6 +159,44 @@ func TestKilledMidStreamLosesNothing(t *testing.T) {
 	}
 }
 
+// TestEventsPrunedWhileAwayAreSkipped: the Notifier is away while
+// Requests' retention prunes events it had not recorded. The real Requests
+// refuses its cursor with OUT_OF_RANGE; the Notifier logs the loss at
+// error, resumes from the oldest event kept (instead of retrying the
+// refused cursor forever), and the next slot found reaches the receiver.
+func TestEventsPrunedWhileAwayAreSkipped(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	s.webhookContact("en")
+	s.createRequests(1)
+	s.findSlot()
+	eventually(t, "the first slot delivered", func() bool { return s.recv.keys() == 1 })
+	s.notifiers[0].Stop()
+	// Two slots found while it is away, then every event made older than
+	// the retention, and Requests restarted with it: it prunes them all.
+	s.createRequests(2)
+	s.findSlot()
+	s.exec(`UPDATE requests.events SET occurred_at = now() - interval '2 hours'`)
+	last := s.count(`SELECT max(id) FROM requests.events`)
+	s.rqProc.Stop()
+	s.rqEnv = append(s.rqEnv, "REQUESTS_RETENTION=1h")
+	s.startRequests()
+	eventually(t, "Requests pruned the events", func() bool {
+		return s.count(`SELECT events_pruned_through FROM requests.retention`) == last
+	})
+	n := s.startNotifier()
+	s.createRequests(1)
+	s.findSlot()
+	eventually(t, "the slot found after the pruning delivered", func() bool { return s.recv.keys() == 2 })
+	lost := n.Log.With("events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept")
+	if len(lost) != 1 || lost[0]["level"] != "ERROR" || lost[0]["pruned_through"] != float64(last) {
+		t.Errorf("logged %v; want one error naming the last cursor pruned (%d)", lost, last)
+	}
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries`); got != 2 {
+		t.Errorf("log rows: %d, want 2 (the slots found while away were pruned unseen)", got)
+	}
+}
+
 // TestNotifierStartedBeforeRequests: a Notifier starts while Requests is
 // down; its consumer tries again with a growing wait (no hot loop), and
 // once Requests serves it follows the stream: the events found then reach

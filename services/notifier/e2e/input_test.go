@@ -53,6 +53,8 @@ func TestBadInput(t *testing.T) {
 		{"NoKind", contact(notifierv1.ContactKind_CONTACT_KIND_UNSPECIFIED, "ada@example.com", "", ""), []string{"kind"}},
 		{"UnknownKindNumber", contact(notifierv1.ContactKind(9), "ada@example.com", "", ""), []string{"kind"}},
 		{"TelegramNotAChat", contact(tg, "ada lovelace", "", ""), []string{"address"}},
+		{"TelegramChatZero", contact(tg, "0", "", ""), []string{"address"}},
+		{"TelegramChatBeyondInt64", contact(tg, "-99999999999999999999", "", ""), []string{"address"}},
 		{"WebhookPlainHTTPRemote", contact(hook, "http://example.com/hook", "", hookSecret), []string{"address"}},
 		{"WebhookFTP", contact(hook, "ftp://example.com/hook", "", hookSecret), []string{"address"}},
 		{"WebhookRelative", contact(hook, "/hook", "", hookSecret), []string{"address"}},

@@ -23,7 +23,7 @@
 //	NOTIFIER_BACKOFF_MAX       longest wait between attempts (10m)
 //	NOTIFIER_LEASE             how long one attempt holds a delivery (1m)
 //	NOTIFIER_POLL_INTERVAL     how often the log is read for due deliveries (1s)
-//	NOTIFIER_CONCURRENCY       sends at once (8)
+//	NOTIFIER_CONCURRENCY       sends at once (8; 1 to 1024)
 //	NOTIFIER_WEBHOOK_TIMEOUT   one webhook POST, answer included (10s)
 package main
 
@@ -113,6 +113,9 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	d := c.delivery
 	if d.Lease < 2*time.Second {
 		errs = append(errs, fmt.Errorf("NOTIFIER_LEASE=%s: want at least 2s", d.Lease))
+	}
+	if d.Concurrency > delivery.MaxConcurrency {
+		errs = append(errs, fmt.Errorf("NOTIFIER_CONCURRENCY=%d: want at most %d", d.Concurrency, delivery.MaxConcurrency))
 	}
 	if d.Poll < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("NOTIFIER_POLL_INTERVAL=%s: want at least 10ms", d.Poll))

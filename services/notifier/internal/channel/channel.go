@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,11 @@ type Message struct {
 	// each). Other channels ignore them; they are never logged.
 	SigningSecrets [][]byte
 }
+
+// OneLine is s as a subject: each run of white space (line breaks
+// included) one space, none at the ends. A value from Requests (a centre,
+// a name) may hold a line break; a subject must not.
+func OneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Sender delivers messages over one channel.
 type Sender interface {

@@ -11,10 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
@@ -35,6 +39,9 @@ const (
 	// every this many (or with the next event that does): replaying a few
 	// hundred such events after a restart costs nothing.
 	skipFlush = 500
+	// skipIdle: they move it too when the stream has been quiet this long
+	// after them.
+	skipIdle = time.Second
 )
 
 // Events is what the consumer needs of Requests.
@@ -120,8 +127,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) hold(ctx context.Context, lock *store.Consumer) {
 	ctx, lost := context.WithCancel(ctx)
 	defer lost()
+	// oldest: the next stream starts at the oldest event Requests keeps
+	// (after_cursor 0), not after the stored cursor, which retention
+	// overtook (see pruned).
+	oldest := false
 	reconnect.Run(ctx, func(ctx context.Context) (bool, error) {
-		healthy, err := c.follow(ctx, lock)
+		healthy, err := c.follow(ctx, lock, oldest)
+		if healthy {
+			oldest = false
+		}
+		if status.Code(err) == codes.OutOfRange {
+			// Not a drop: the same cursor would be refused forever.
+			if oldest, err = c.pruned(ctx, lock, err); err == nil {
+				return true, errors.New("resuming after the events retention pruned")
+			}
+		}
 		var dbErr *lockError
 		if errors.As(err, &dbErr) {
 			lost()
@@ -131,6 +151,39 @@ func (c *Consumer) hold(ctx context.Context, lock *store.Consumer) {
 		c.metrics.Retrying()
 		c.logger.Warn("Requests event stream dropped; resuming from the stored cursor", "error", err, "retry_in", wait.String())
 	})
+}
+
+// oldestKept finds, in the message of Requests' OUT_OF_RANGE (the API
+// promises it names the oldest cursor available), that cursor.
+var oldestKept = regexp.MustCompile(`oldest cursor available is ([0-9]+)`)
+
+// pruned handles an OUT_OF_RANGE from WatchEvents: Requests' retention
+// (REQUESTS_RETENTION) deleted events after the stored cursor before they
+// were recorded. They are lost; retrying the same cursor would be refused
+// forever, so the consumer says so and moves on: the stored cursor moves
+// to the oldest cursor available when the message names it, otherwise the
+// next stream starts at the oldest event kept (oldest).
+func (c *Consumer) pruned(ctx context.Context, lock *store.Consumer, outOfRange error) (oldest bool, err error) {
+	stored, err := lock.Cursor(ctx)
+	if err != nil {
+		return false, &lockError{err}
+	}
+	c.metrics.Pruned()
+	m := oldestKept.FindStringSubmatch(status.Convert(outOfRange).Message())
+	var through int64
+	if m != nil {
+		through, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	c.logger.Error("events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept",
+		"stored_cursor", stored, "pruned_through", through, "error", outOfRange)
+	if through <= stored {
+		return true, nil
+	}
+	if _, err := lock.Record(ctx, through, nil, c.now()); err != nil {
+		return false, &lockError{err}
+	}
+	c.metrics.Cursor(through)
+	return false, nil
 }
 
 // lockError is a failure of the lock's connection: the lock may be gone.
@@ -146,12 +199,16 @@ const MaxBatch = 500
 
 // follow streams from the stored cursor; it returns when the stream ends,
 // saying whether a batch of events got through (prepare).
-func (c *Consumer) follow(ctx context.Context, lock *store.Consumer) (bool, error) {
+// With oldest it streams from the oldest event Requests keeps.
+func (c *Consumer) follow(ctx context.Context, lock *store.Consumer, oldest bool) (bool, error) {
 	cursor, err := lock.Cursor(ctx)
 	if err != nil {
 		return false, &lockError{err}
 	}
 	c.metrics.Cursor(cursor)
+	if oldest {
+		cursor = 0
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.events.WatchEvents(ctx, &requestsv1.WatchEventsRequest{AfterCursor: cursor})
@@ -208,9 +265,18 @@ type prepared struct {
 // replaying the same events every FirstWait.
 func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchEventsResponse, recvErr <-chan error,
 	ready chan<- prepared) (bool, error) {
-	healthy, skipped := false, 0
+	healthy, skipped, last := false, 0, int64(0)
+	quiet := time.NewTimer(skipIdle)
+	defer quiet.Stop()
 	for {
-		var batch []*requestsv1.WatchEventsResponse
+		var (
+			batch []*requestsv1.WatchEventsResponse
+			idle  <-chan time.Time
+		)
+		if skipped > 0 {
+			quiet.Reset(skipIdle)
+			idle = quiet.C
+		}
 		select {
 		case ev := <-events:
 			batch = append(batch, ev)
@@ -218,29 +284,38 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 			return healthy, fmt.Errorf("receive event: %w", err)
 		case <-ctx.Done():
 			return healthy, ctx.Err()
+		case <-idle:
 		}
-	take:
-		for len(batch) < MaxBatch {
-			select {
-			case ev := <-events:
-				batch = append(batch, ev)
-			default:
-				break take
+		quiet.Stop()
+		// Without a batch the stream went quiet after events that reached
+		// no one: their cursor is stored now, so a reconnect does not
+		// replay them (nor find them pruned by Requests' retention).
+		p := prepared{last: last}
+		if len(batch) > 0 {
+		take:
+			for len(batch) < MaxBatch {
+				select {
+				case ev := <-events:
+					batch = append(batch, ev)
+				default:
+					break take
+				}
 			}
-		}
-		ds, types, err := c.deliveries(ctx, batch)
-		if err != nil {
-			return healthy, err
-		}
-		p := prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
-		if len(ds) == 0 {
-			for _, t := range types {
-				c.metrics.Consumed(t, 0)
+			ds, types, err := c.deliveries(ctx, batch)
+			if err != nil {
+				return healthy, err
 			}
-			if skipped += len(batch); skipped < skipFlush {
-				continue
+			p = prepared{last: batch[len(batch)-1].GetCursor(), ds: ds, types: types}
+			if len(ds) == 0 {
+				for _, t := range types {
+					c.metrics.Consumed(t, 0)
+				}
+				last = p.last
+				if skipped += len(batch); skipped < skipFlush {
+					continue
+				}
+				p.types = nil // counted
 			}
-			p.types = nil // counted
 		}
 		skipped = 0
 		select {
@@ -396,7 +471,7 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			return nil, nil, err
 		}
 		requestID, _ := uuid.Parse(req.GetId())
-		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) error {
+		add := func(t domain.Target, contact, sub uuid.UUID, operator bool) {
 			d := domain.Delivery{EventCursor: e.Cursor, EventType: typ, EventOccurredAt: e.OccurredAt, RequestID: requestID,
 				ContactID: contact, SubscriptionID: sub, Kind: t.Kind, Address: t.Address}
 			render := c.templates.Render
@@ -405,7 +480,15 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			}
 			m, err := render(t.Language, operator, e, d.IdempotencyKey())
 			if err != nil {
-				return fmt.Errorf("render %s for %s: %w", typ, d.RecipientID(), err)
+				// The same event renders the same way at every replay:
+				// failing the batch would stop the stream at this event
+				// for good. This recipient misses it; the others, and the
+				// events after it, go on.
+				c.metrics.RenderFailed(string(typ))
+				c.logger.Error("cannot render a message: this recipient is not notified of the event",
+					"event_cursor", e.Cursor, "event_type", string(typ), "recipient_id", d.RecipientID().String(),
+					"kind", string(t.Kind), "language", t.Language, "error", err)
+				return
 			}
 			d.Subject, d.Text, d.HTML, d.JSON = m.Subject, m.Text, m.HTML, m.JSON
 			if t.Kind == channel.Webhook {
@@ -414,20 +497,15 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 				d.Text = ""
 			}
 			out = append(out, d)
-			return nil
 		}
 		applicant, _ := uuid.Parse(req.GetApplicantId())
 		if typ == domain.SlotFound || typ == domain.Expired {
 			for _, ct := range contacts[applicant] {
-				if err := add(ct.Target, ct.ID, uuid.Nil, false); err != nil {
-					return nil, nil, err
-				}
+				add(ct.Target, ct.ID, uuid.Nil, false)
 			}
 		}
 		for _, s := range subs[subKey{req.GetMissionCode(), typ}] {
-			if err := add(s.Target, uuid.Nil, s.ID, true); err != nil {
-				return nil, nil, err
-			}
+			add(s.Target, uuid.Nil, s.ID, true)
 		}
 	}
 	return out, types, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -40,9 +41,14 @@ type requests struct {
 	events    []*requestsv1.WatchEventsResponse
 	applicant *requestsv1.Applicant
 	notReady  int
+	// hang: the first hang ListApplicants calls never answer.
+	hang int
 	// gap is a pause after each event sent, so that the consumer takes
 	// each in a batch of its own.
 	gap time.Duration
+	// prunedThrough is the last cursor retention pruned: a stream after
+	// an older cursor (not 0) is refused as Requests refuses it.
+	prunedThrough int64
 
 	mu      sync.Mutex
 	watches int
@@ -53,6 +59,11 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 	r.mu.Lock()
 	r.watches++
 	r.mu.Unlock()
+	if after := in.GetAfterCursor(); after != 0 && after < r.prunedThrough {
+		// Requests' message (services/requests, errorStatus).
+		return status.Errorf(codes.OutOfRange, "cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+			after, r.prunedThrough, r.prunedThrough, r.prunedThrough)
+	}
 	for _, ev := range r.events {
 		if ev.GetCursor() <= in.GetAfterCursor() {
 			continue
@@ -66,10 +77,16 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 	return nil
 }
 
-func (r *requests) ListApplicants(_ context.Context, in *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
+func (r *requests) ListApplicants(ctx context.Context, in *requestsv1.ListApplicantsRequest) (*requestsv1.ListApplicantsResponse, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lookups++
+	if r.lookups <= r.hang {
+		r.mu.Unlock()
+		<-ctx.Done()
+		r.mu.Lock()
+		return nil, ctx.Err()
+	}
 	if r.lookups <= r.notReady {
 		return nil, status.Error(codes.Unavailable, "requests is starting")
 	}
@@ -234,5 +251,187 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// start runs a consumer on st against fake, served on a fresh address,
+// until the test ends; it returns the consumer's log.
+func start(t *testing.T, st *store.Store, fake *requests, lookupTimeout ...time.Duration) *testkit.SyncBuffer {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	requestsv1.RegisterRequestsServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := requestsv1.NewRequestsServiceClient(conn)
+	templates, err := content.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := consumer.NewLookup(client)
+	for _, d := range lookupTimeout {
+		consumer.SetLookupTimeout(lookup, d)
+	}
+	logs := &testkit.SyncBuffer{}
+	c := consumer.New(st, client, lookup, templates, time.Now, consumer.Config{}, loop{}, nil,
+		slog.New(slog.NewJSONHandler(logs, nil)))
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done; conn.Close(); srv.Stop() })
+	return logs
+}
+
+// slotFound is a SLOT_FOUND event of cursor on a request of applicant,
+// at centre.
+func slotFound(cursor int64, applicant uuid.UUID, centre string) *requestsv1.WatchEventsResponse {
+	return &requestsv1.WatchEventsResponse{
+		Cursor: cursor, Type: requestsv1.EventType_EVENT_TYPE_SLOT_FOUND, OccurredAt: timestamppb.Now(),
+		Request: &requestsv1.AppointmentRequest{Id: uuid.NewString(), ApplicantId: applicant.String(), MissionCode: "fra",
+			Centre: centre, VisaCategory: "tourism", EarliestDate: "2027-03-01", LatestDate: "2027-03-31",
+			MatchedSlots: []*requestsv1.Slot{{Centre: centre, VisaCategory: "tourism", Date: "2027-03-03", Time: "09:30"}}},
+	}
+}
+
+// storedCursor is the consumer's cursor in the database.
+func storedCursor(t *testing.T, pool *pgxpool.Pool) int64 {
+	t.Helper()
+	var cur int64
+	if err := pool.QueryRow(testkit.Context(t), `SELECT COALESCE((SELECT cursor FROM notifier.cursors WHERE stream = $1), 0)`,
+		consumer.Stream).Scan(&cur); err != nil {
+		t.Fatal(err)
+	}
+	return cur
+}
+
+// TestLineBreakInCentreDoesNotStopTheStream: a centre with a line break
+// (Requests keeps what it was given) makes a one-line subject, and a
+// message that cannot be rendered at all (a contact whose language has no
+// templates any more) costs that recipient the event, logged, not the
+// stream: the event after it is recorded and the cursor moves past both.
+func TestLineBreakInCentreDoesNotStopTheStream(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	good, lost := uuid.New(), uuid.New()
+	for id, lang := range map[uuid.UUID]string{good: "en", lost: "xx"} {
+		if _, err := st.CreateContact(ctx, domain.Contact{ID: id, ApplicantID: applicant,
+			Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: lang}, CreatedAt: time.Now()}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := start(t, st, &requests{
+		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		gap:       30 * time.Millisecond,
+		events:    []*requestsv1.WatchEventsResponse{slotFound(1, applicant, "paris\nnord"), slotFound(2, applicant, "lyon")},
+	})
+	eventually(t, "the cursor past both events", func() bool { return storedCursor(t, pool) == 2 })
+	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[int64]string{}
+	for _, d := range ds {
+		if d.ContactID != good {
+			t.Errorf("delivery %d to contact %s: its language has no templates", d.ID, d.ContactID)
+		}
+		subjects[d.EventCursor] = d.Subject
+	}
+	if len(ds) != 2 || subjects[1] != "Slot found: fra paris nord, 2027-03-03 09:30" || !strings.Contains(subjects[2], "lyon") {
+		t.Errorf("subjects %v; want one per event for the English contact, the first on one line", subjects)
+	}
+	failed := logLines(logs, "cannot render a message: this recipient is not notified of the event")
+	if len(failed) != 2 || failed[0]["level"] != "ERROR" || failed[0]["recipient_id"] != lost.String() {
+		t.Errorf("render failures logged: %v; want one per event, at ERROR, naming the contact", failed)
+	}
+}
+
+// TestPrunedEventsAreSkipped: the stored cursor is older than the oldest
+// event Requests keeps (its retention pruned events the consumer had not
+// recorded). Requests refuses it with OUT_OF_RANGE; the consumer says at
+// error that events were lost, resumes from the oldest kept instead of
+// retrying the refused cursor forever, and records the event after it.
+func TestPrunedEventsAreSkipped(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO notifier.cursors (stream, cursor, updated_at) VALUES ($1, 3, now())`, consumer.Stream); err != nil {
+		t.Fatal(err)
+	}
+	fake := &requests{
+		applicant:     &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		prunedThrough: 10,
+		events:        []*requestsv1.WatchEventsResponse{slotFound(11, applicant, "lyon")},
+	}
+	logs := start(t, st, fake)
+	eventually(t, "the event after the pruned ones recorded", func() bool { return storedCursor(t, pool) == 11 })
+	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].EventCursor != 11 {
+		t.Errorf("deliveries %+v; want the one of cursor 11", ds)
+	}
+	lost := logLines(logs, "events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept")
+	if len(lost) != 1 || lost[0]["level"] != "ERROR" || lost[0]["stored_cursor"] != 3.0 || lost[0]["pruned_through"] != 10.0 {
+		t.Errorf("logged %v; want one error naming the stored cursor (3) and the last one pruned (10)", lost)
+	}
+	if watches, _ := fake.calls(); watches != 2 {
+		t.Errorf("%d streams opened; want 2 (refused, then after the pruned ones)", watches)
+	}
+}
+
+// TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne: events that
+// cause no delivery move the stored cursor only every few hundred, or when
+// the stream goes quiet after them; otherwise a quiet stream would leave
+// it behind, to be replayed, or pruned by Requests' retention meanwhile.
+func TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	nobody := uuid.New() // no contact, no subscription
+	start(t, st, &requests{events: []*requestsv1.WatchEventsResponse{slotFound(4, nobody, "lyon"), slotFound(5, nobody, "lyon")}})
+	eventually(t, "the cursor of the events that reached no one stored", func() bool { return storedCursor(t, pool) == 5 })
+}
+
+// TestLookupThatNeverAnswersIsRetried: a Requests that takes an applicant
+// lookup and never answers costs the consumer a retry after the lookup's
+// timeout, not the stream: the event is recorded at the next try.
+func TestLookupThatNeverAnswersIsRetried(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	fake := &requests{
+		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		hang:      1,
+		events:    []*requestsv1.WatchEventsResponse{slotFound(1, applicant, "lyon")},
+	}
+	logs := start(t, st, fake, 200*time.Millisecond)
+	eventually(t, "the event recorded after the lookup that hung", func() bool { return storedCursor(t, pool) == 1 })
+	if _, lookups := fake.calls(); lookups != 2 {
+		t.Errorf("%d lookups; want 2 (the one that hung, then the one answered)", lookups)
+	}
+	if n := len(logLines(logs, dropped)); n != 1 {
+		t.Errorf("%d retries logged; want 1", n)
 	}
 }

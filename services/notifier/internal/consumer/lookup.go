@@ -18,11 +18,17 @@ import (
 // asked again.
 const missionTTL = time.Minute
 
+// LookupTimeout bounds one call to Requests: a Requests that never answers
+// costs the consumer a retry (it resumes from the stored cursor), not the
+// stream.
+const LookupTimeout = 10 * time.Second
+
 // Lookup asks Requests what an event does not carry: an applicant's name
 // (through ListApplicants, which leaves passport numbers out) and a
 // mission's time zone. It also answers app.Applicants.
 type Lookup struct {
-	client requestsv1.RequestsServiceClient
+	client  requestsv1.RequestsServiceClient
+	timeout time.Duration
 
 	mu       sync.Mutex
 	missions map[string]missionEntry
@@ -35,7 +41,7 @@ type missionEntry struct {
 
 // NewLookup returns a Lookup on a Requests client.
 func NewLookup(c requestsv1.RequestsServiceClient) *Lookup {
-	return &Lookup{client: c, missions: map[string]missionEntry{}}
+	return &Lookup{client: c, timeout: LookupTimeout, missions: map[string]missionEntry{}}
 }
 
 func unavailable(what string, err error) error {
@@ -49,6 +55,8 @@ func (l *Lookup) ApplicantExists(ctx context.Context, id uuid.UUID) (bool, error
 }
 
 func (l *Lookup) applicant(ctx context.Context, id uuid.UUID) (string, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	resp, err := l.client.ListApplicants(ctx, &requestsv1.ListApplicantsRequest{Ids: []string{id.String()}, PageSize: 1})
 	if err != nil {
 		return "", false, unavailable("look up applicant", err)
@@ -67,6 +75,8 @@ func (l *Lookup) ApplicantNames(ctx context.Context, ids []string) (map[string]s
 	if len(ids) == 0 {
 		return out, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	resp, err := l.client.ListApplicants(ctx, &requestsv1.ListApplicantsRequest{Ids: ids, PageSize: int32(len(ids))})
 	if err != nil {
 		return nil, unavailable("look up applicants", err)
@@ -86,6 +96,8 @@ func (l *Lookup) MissionTimezone(ctx context.Context, code string, now time.Time
 	if ok && now.Sub(e.at) < missionTTL {
 		return e.tz, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
 	resp, err := l.client.GetMission(ctx, &requestsv1.GetMissionRequest{MissionCode: code})
 	switch {
 	case status.Code(err) == codes.NotFound:

@@ -22,6 +22,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 )
 
@@ -73,6 +74,12 @@ type Message struct {
 	JSON    []byte
 }
 
+// MaxListedSlots is the most slots a message lists; it says how many
+// more there are (the webhook's JSON has them all). A page of slots in a
+// message is more than a reader goes through, and Telegram refuses a
+// message over 4,096 characters: some 140 slots.
+const MaxListedSlots = 20
+
 // view is what the templates see.
 type view struct {
 	ApplicantName string
@@ -80,13 +87,15 @@ type view struct {
 	MissionCode   string
 	Centre        string
 	Category      string
-	Slots         []Slot
-	FirstSlot     string
-	Timezone      string
-	EarliestDate  string
-	LatestDate    string
-	RequestID     string
-	OccurredAt    string
+	// Slots are the first MaxListedSlots; MoreSlots is how many follow.
+	Slots        []Slot
+	MoreSlots    int
+	FirstSlot    string
+	Timezone     string
+	EarliestDate string
+	LatestDate   string
+	RequestID    string
+	OccurredAt   string
 }
 
 // Templates are the parsed templates of every language and event.
@@ -138,9 +147,16 @@ func LoadFS(fsys fs.FS) (*Templates, error) {
 	}
 	for _, lang := range domain.Languages {
 		for _, ev := range Events {
-			for _, operator := range []bool{false, true} {
-				if _, err := t.Render(lang, operator, Sample(ev), "sample-key"); err != nil {
-					errs = append(errs, fmt.Errorf("template %s/%s against a sample: %w", lang, ev, err))
+			// The sample, and one with more slots than a message lists.
+			long := Sample(ev)
+			for len(long.Slots) <= MaxListedSlots {
+				long.Slots = append(long.Slots, long.Slots[0])
+			}
+			for _, e := range []Event{Sample(ev), long} {
+				for _, operator := range []bool{false, true} {
+					if _, err := t.Render(lang, operator, e, "sample-key"); err != nil {
+						errs = append(errs, fmt.Errorf("template %s/%s against a sample: %w", lang, ev, err))
+					}
 				}
 			}
 		}
@@ -192,6 +208,9 @@ func (t *Templates) render(lang string, operator bool, e Event, idemKey string, 
 	if len(e.Slots) > 0 {
 		v.FirstSlot = e.Slots[0].String()
 	}
+	if n := len(e.Slots); n > MaxListedSlots {
+		v.Slots, v.MoreSlots = e.Slots[:MaxListedSlots], n-MaxListedSlots
+	}
 	var subject, text, html bytes.Buffer
 	text.Grow(1024)
 	if err := tt.ExecuteTemplate(&subject, "subject", v); err != nil {
@@ -206,9 +225,11 @@ func (t *Templates) render(lang string, operator bool, e Event, idemKey string, 
 			return Message{}, err
 		}
 	}
-	s := strings.TrimSpace(subject.String())
-	if s == "" || strings.ContainsAny(s, "\r\n") {
-		return Message{}, errors.New("subject must be one non-empty line")
+	// A centre or a name from Requests may hold a line break: the
+	// subject is made one line rather than refused.
+	s := channel.OneLine(subject.String())
+	if s == "" {
+		return Message{}, errors.New("the subject is empty")
 	}
 	m := Message{Subject: s, Text: strings.TrimLeft(text.String(), "\n"), HTML: strings.TrimLeft(html.String(), "\n")}
 	var err error

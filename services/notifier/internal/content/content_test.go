@@ -2,9 +2,11 @@ package content_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf16"
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/content"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
@@ -65,6 +67,41 @@ func TestShippedTemplatesLoad(t *testing.T) {
 			}
 			if hook.HTML != "" || hook.Subject != full.Subject || hook.Text != full.Text || string(hook.JSON) != string(full.JSON) {
 				t.Errorf("operator %v: RenderJSON %+v\nRender %+v", operator, hook, full)
+			}
+		}
+	})
+	t.Run("ManySlotsListTheFirstAndCountTheRest", func(t *testing.T) {
+		t.Parallel()
+		e := content.Sample(domain.SlotFound)
+		e.Slots = nil
+		for i := range 200 {
+			e.Slots = append(e.Slots, content.Slot{Date: fmt.Sprintf("2030-%02d-%02d", 1+i/28, 1+i%28), Time: "09:30"})
+		}
+		last := e.Slots[content.MaxListedSlots-1].String()
+		unlisted := e.Slots[content.MaxListedSlots].String()
+		for lang, more := range map[string]string{"en": "and 180 more", "fr": "et 180 autres"} {
+			for _, operator := range []bool{false, true} {
+				m, err := tmpl.Render(lang, operator, e, "k")
+				if err != nil {
+					t.Fatal(err)
+				}
+				// What Telegram's sendMessage gets: at most 4,096 UTF-16
+				// code units, or it refuses the message for good.
+				telegram := m.Subject + "\n\n" + m.Text
+				if n := len(utf16.Encode([]rune(telegram))); n > 4096 {
+					t.Errorf("%s: %d UTF-16 code units for Telegram", lang, n)
+				}
+				for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+					if !strings.Contains(body, last) || strings.Contains(body, unlisted) || !strings.Contains(body, more) {
+						t.Errorf("%s %s: want slots up to %s, not %s, and %q:\n%s", lang, part, last, unlisted, more, body)
+					}
+				}
+				var body struct {
+					Request struct{ Slots []content.Slot } `json:"request"`
+				}
+				if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 200 {
+					t.Errorf("%s: the JSON has %d slots (%v); want all 200", lang, len(body.Request.Slots), err)
+				}
 			}
 		}
 	})

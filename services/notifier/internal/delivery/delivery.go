@@ -29,6 +29,10 @@ const (
 	DefaultLease       = time.Minute
 	DefaultPoll        = time.Second
 	DefaultConcurrency = 8
+	// MaxConcurrency caps Config.Concurrency: each worker reserves room
+	// for handed deliveries, and more sends at once than this would be
+	// more connections than a receiver or Postgres wants from one replica.
+	MaxConcurrency = 1024
 	// maxErrorLen bounds last_error, in characters.
 	maxErrorLen = 500
 	// handedPerWorker bounds the deliveries handed over by the consumer

@@ -80,3 +80,28 @@ func TestEventTypes(t *testing.T) {
 		t.Errorf("without SLOT_FOUND: %v", v)
 	}
 }
+
+// TestTelegramChat: what validation accepts as a Telegram address is what
+// the channel can send to: a non-zero int64 chat id or an @channel.
+func TestTelegramChat(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want any
+	}{
+		{"123456789", int64(123456789)}, {"-1001234567890", int64(-1001234567890)},
+		{"9223372036854775807", int64(9223372036854775807)}, {"@slotwatch", "@slotwatch"},
+		{"0", nil}, {"-0", nil}, {"9223372036854775808", nil}, {"-99999999999999999999", nil}, {"+42", nil},
+		{"@abc", nil}, {"ada lovelace", nil}, {"", nil},
+	} {
+		chat, ok := domain.TelegramChat(tt.in)
+		if chat != tt.want || ok != (tt.want != nil) {
+			t.Errorf("TelegramChat(%q) = %v, %v; want %v", tt.in, chat, ok, tt.want)
+		}
+		var v apirule.FieldErrors
+		domain.Address(&v, "address", channel.Telegram, tt.in)
+		if (v.Len() == 0) != ok {
+			t.Errorf("Address(%q): violations %v; want them exactly when TelegramChat refuses it", tt.in, v)
+		}
+	}
+}

@@ -24,9 +24,26 @@ const (
 	MaxTelegramIDLen = 64
 )
 
-// telegramRE is a chat id (an integer, negative for groups and channels)
-// or a public channel's @username.
-var telegramRE = regexp.MustCompile(`^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$`)
+// telegramChannelRE is a public channel's @username.
+var telegramChannelRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
+
+// TelegramChat reads a Telegram chat as sendMessage takes it: a chat id
+// (a non-zero 64-bit integer, negative for groups and channels) as an
+// int64, or a public channel's @username as a string; ok is false for
+// anything else. Validation and the Telegram channel both read it here.
+func TelegramChat(s string) (chat any, ok bool) {
+	if telegramChannelRE.MatchString(s) {
+		return s, true
+	}
+	if strings.HasPrefix(s, "+") {
+		return nil, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id == 0 {
+		return nil, false
+	}
+	return id, true
+}
 
 // ParseID reads a UUID.
 func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
@@ -53,7 +70,7 @@ func Address(p *apirule.FieldErrors, field string, kind channel.Kind, s string) 
 	case channel.Email:
 		p.Email(field, s)
 	case channel.Telegram:
-		if !telegramRE.MatchString(s) {
+		if _, ok := TelegramChat(s); !ok {
 			p.Add(field, "must be a Telegram chat id such as 123456789 or -1001234567890, or a channel such as @slotwatch")
 		}
 	case channel.Webhook:

@@ -33,6 +33,8 @@ type Notifier struct {
 	cursor   prometheus.Gauge
 	leader   prometheus.Gauge
 	retries  prometheus.Counter
+	render   *prometheus.CounterVec
+	pruned   prometheus.Counter
 }
 
 // CountFunc counts deliveries by state now.
@@ -78,6 +80,14 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_consumer_retries_total",
 			Help: "Times this replica's consumer lost Requests (the event stream could not open or dropped, or Requests did not answer a lookup) and waits, with backoff, to resume from the stored cursor: it rises while Requests is down or not serving yet.",
 		}),
+		render: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_render_failures_total",
+			Help: "Messages the consumer could not render, by event type: that recipient is not notified of the event (logged at error with the event's cursor and the recipient); the others and the events after it are.",
+		}, []string{"type"}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_consumer_pruned_total",
+			Help: "Times Requests refused this replica's consumer's cursor (OUT_OF_RANGE): its retention had pruned events not recorded yet, which are lost; the consumer resumed from the oldest event kept.",
+		}),
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
 		m.latency.WithLabelValues(string(k))
@@ -86,7 +96,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			m.attempts.WithLabelValues(string(k), r)
 		}
 	}
-	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries,
+	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries, m.render, m.pruned,
 		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
 	return m
 }
@@ -122,6 +132,14 @@ func (m *Notifier) Consumed(eventType string, deliveries int) {
 	m.recorded.Add(float64(deliveries))
 }
 
+// RenderFailed counts one message of an event of eventType that could not
+// be rendered.
+func (m *Notifier) RenderFailed(eventType string) {
+	if m != nil {
+		m.render.WithLabelValues(eventType).Inc()
+	}
+}
+
 // Cursor sets the consumer's last recorded cursor.
 func (m *Notifier) Cursor(c int64) {
 	if m != nil {
@@ -133,6 +151,13 @@ func (m *Notifier) Cursor(c int64) {
 func (m *Notifier) Retrying() {
 	if m != nil {
 		m.retries.Inc()
+	}
+}
+
+// Pruned counts one OUT_OF_RANGE of the event stream: events were lost.
+func (m *Notifier) Pruned() {
+	if m != nil {
+		m.pruned.Inc()
 	}
 }
 

@@ -252,14 +252,16 @@ func scanDelivery(row pgx.Row, withBody bool, extra ...any) (domain.Delivery, er
 // lapsed (its replica died mid-attempt) is due again.
 // Only deliveries of kinds are claimed: the channels this replica can send.
 func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, kinds []string, limit int) ([]domain.Delivery, error) {
-	// The recipient's sealed secrets come with each delivery, read as they
-	// are now, so a rotation applies to retries too.
+	// The recipient's address and sealed secrets come with each delivery,
+	// read as they are now, so a change of address or a rotation applies
+	// to retries too.
 	rows, err := s.pool.Query(ctx, `WITH due AS (
 			SELECT id FROM notifier.deliveries
 			WHERE state = 'pending' AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) AND kind = ANY($4)
 			ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),
 		claimed AS (
-			UPDATE notifier.deliveries d SET lease_until = $2, lease_token = d.lease_token + 1, attempts = d.attempts + 1
+			UPDATE notifier.deliveries d SET lease_until = $2, lease_token = d.lease_token + 1, attempts = d.attempts + 1,
+				address = `+currentAddress+`
 			FROM due WHERE d.id = due.id
 			RETURNING `+prefixed("d.", deliveryCols)+`, d.body_text, d.body_html, d.body_json)
 		SELECT claimed.*, COALESCE(c.id, s.id) IS NULL,
@@ -290,6 +292,14 @@ func (s *Store) Claim(ctx context.Context, now, leaseUntil time.Time, kinds []st
 	}
 	return out, nil
 }
+
+// currentAddress is, in an UPDATE of notifier.deliveries d, the address of
+// d's recipient as it is now: an attempt goes where the contact or
+// subscription says today (UpdateContact on a DEAD delivery, then
+// RetryDelivery), and the log shows where. A deleted recipient's
+// deliveries keep the address they had.
+const currentAddress = `COALESCE((SELECT c.address FROM notifier.contacts c WHERE c.id = d.contact_id),
+	(SELECT s.address FROM notifier.subscriptions s WHERE s.id = d.subscription_id), d.address)`
 
 // MarkDelivered records that the receiver accepted d. It says false when
 // the attempt no longer holds d (its lease lapsed and another took it).
@@ -393,9 +403,10 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter, before int
 }
 
 // RetryDelivery puts a DEAD delivery back in the queue, due at now, its
-// attempts counted from zero.
+// attempts counted from zero, to its recipient's address as it is now.
 func (s *Store) RetryDelivery(ctx context.Context, id int64, now time.Time) (domain.Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE notifier.deliveries SET state = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL
+	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE notifier.deliveries d SET state = 'pending', attempts = 0, next_attempt_at = $2,
+		lease_until = NULL, address = `+currentAddress+`
 		WHERE id = $1 AND state = 'dead' RETURNING `+deliveryCols, id, now), false)
 	if errors.Is(err, pgx.ErrNoRows) {
 		var exists bool

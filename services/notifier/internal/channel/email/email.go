@@ -211,7 +211,7 @@ func (s *Sender) message(msg channel.Message) (*mail.Msg, error) {
 	// One line: a line break from a template (or from a name in it) would
 	// show as a broken subject; go-mail encodes it, so it cannot add a
 	// header, but it is still not what the reader should see.
-	m.Subject(strings.Join(strings.Fields(msg.Subject), " "))
+	m.Subject(channel.OneLine(msg.Subject))
 	m.SetMessageIDWithValue(MessageID(msg.IdempotencyKey, s.domain))
 	m.SetDate()
 	// RFC 3834: an automatic message; vacation responders stay quiet.

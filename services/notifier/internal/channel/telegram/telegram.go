@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
+	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/secretfile"
 )
@@ -122,8 +123,6 @@ type apiResponse struct {
 	} `json:"parameters"`
 }
 
-var channelNameRE = regexp.MustCompile(`^@[A-Za-z][A-Za-z0-9_]{4,31}$`)
-
 // Send sends msg to the chat msg.To (a chat id, or "@channelname"): the
 // subject, a blank line, then the text, as plain text. msg.HTML is
 // ignored: it is an email's HTML, and Telegram's parse_mode HTML refuses
@@ -164,17 +163,11 @@ func (s *Sender) Send(ctx context.Context, msg channel.Message) error {
 }
 
 func (s *Sender) body(msg channel.Message) ([]byte, error) {
-	m := sendMessage{Text: msg.Text}
-	switch {
-	case channelNameRE.MatchString(msg.To):
-		m.ChatID = msg.To
-	default:
-		id, err := strconv.ParseInt(msg.To, 10, 64)
-		if err != nil || id == 0 {
-			return nil, fmt.Errorf("telegram: chat %q: want a chat id (an integer) or @channelname", msg.To)
-		}
-		m.ChatID = id
+	chat, ok := domain.TelegramChat(msg.To)
+	if !ok {
+		return nil, fmt.Errorf("telegram: chat %q: want a chat id (a non-zero 64-bit integer) or @channelname", msg.To)
 	}
+	m := sendMessage{ChatID: chat, Text: msg.Text}
 	if msg.Subject != "" {
 		m.Text = msg.Subject + "\n\n" + msg.Text
 	}
