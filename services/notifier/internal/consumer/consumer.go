@@ -2,7 +2,10 @@
 // the deliveries it causes, recorded with the event's cursor in one
 // transaction (the outbox): after a restart, a SIGKILL or a Requests
 // restart it resumes from the stored cursor, so no event is lost and none
-// is recorded twice. One replica at a time consumes (store.Consumer's
+// is recorded twice. The two exceptions are deliberate, logged and
+// counted: a recipient whose message cannot be rendered misses the event,
+// and events Requests' retention pruned before they were recorded are
+// skipped (pruned). One replica at a time consumes (store.Consumer's
 // lock); the others wait on standby to take over.
 package consumer
 
@@ -268,7 +271,14 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 	healthy, skipped, last := false, 0, int64(0)
 	quiet := time.NewTimer(skipIdle)
 	defer quiet.Stop()
+	var ended error
 	for {
+		// The receiver sent every event it got before the error that
+		// ended the stream: those go to record first (after an
+		// OUT_OF_RANGE the cursor moves on, and would skip them).
+		if ended != nil && len(events) == 0 {
+			return healthy, fmt.Errorf("receive event: %w", ended)
+		}
 		var (
 			batch []*requestsv1.WatchEventsResponse
 			idle  <-chan time.Time
@@ -280,8 +290,9 @@ func (c *Consumer) prepare(ctx context.Context, events <-chan *requestsv1.WatchE
 		select {
 		case ev := <-events:
 			batch = append(batch, ev)
-		case err := <-recvErr:
-			return healthy, fmt.Errorf("receive event: %w", err)
+		case ended = <-recvErr:
+			recvErr = nil
+			continue
 		case <-ctx.Done():
 			return healthy, ctx.Err()
 		case <-idle:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -258,6 +259,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // until the test ends; it returns the consumer's log.
 func start(t *testing.T, st *store.Store, fake *requests, lookupTimeout ...time.Duration) *testkit.SyncBuffer {
 	t.Helper()
+	_, logs := newConsumer(t, st, fake, true, lookupTimeout...)
+	return logs
+}
+
+// newConsumer makes a consumer over st and fake, running when run says so.
+func newConsumer(t *testing.T, st *store.Store, fake *requests, run bool, lookupTimeout ...time.Duration) (*consumer.Consumer, *testkit.SyncBuffer) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -281,11 +289,15 @@ func start(t *testing.T, st *store.Store, fake *requests, lookupTimeout ...time.
 	logs := &testkit.SyncBuffer{}
 	c := consumer.New(st, client, lookup, templates, time.Now, consumer.Config{}, loop{}, nil,
 		slog.New(slog.NewJSONHandler(logs, nil)))
+	if !run {
+		t.Cleanup(func() { conn.Close(); srv.Stop() })
+		return c, logs
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done; conn.Close(); srv.Stop() })
-	return logs
+	return c, logs
 }
 
 // slotFound is a SLOT_FOUND event of cursor on a request of applicant,
@@ -392,6 +404,35 @@ func TestPrunedEventsAreSkipped(t *testing.T) {
 	}
 	if watches, _ := fake.calls(); watches != 2 {
 		t.Errorf("%d streams opened; want 2 (refused, then after the pruned ones)", watches)
+	}
+}
+
+// TestEventsReceivedBeforeTheStreamEndedAreRecorded: when the stream ends
+// (an OUT_OF_RANGE after a replay the pruner overtook, say), the events
+// already received go to record before the error is handled; after an
+// OUT_OF_RANGE the cursor moves past the pruned ones, and would skip them.
+// Both are ready at once, so the test takes several turns (select picks
+// at random between ready cases).
+func TestEventsReceivedBeforeTheStreamEndedAreRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	st := store.New(pgtest.NewPool(t, migrations.Set))
+	applicant := uuid.New()
+	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newConsumer(t, st, &requests{applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"}}, false)
+	end := status.Error(codes.OutOfRange, "the oldest cursor available is 2")
+	for turn := range 20 {
+		lasts, err := consumer.Prepare(ctx, c, []*requestsv1.WatchEventsResponse{
+			slotFound(1, applicant, "lyon"), slotFound(2, applicant, "lyon"), slotFound(3, applicant, "lyon")}, end)
+		if status.Code(errors.Unwrap(err)) != codes.OutOfRange {
+			t.Fatalf("turn %d: prepare ended with %v; want the stream's OUT_OF_RANGE", turn, err)
+		}
+		if len(lasts) == 0 || lasts[len(lasts)-1] != 3 {
+			t.Fatalf("turn %d: batches up to cursors %v handed to record; want every event received (through 3) before the error", turn, lasts)
+		}
 	}
 }
 
