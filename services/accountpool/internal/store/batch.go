@@ -74,7 +74,11 @@ func (b *batcher[Req, Res]) do(ctx context.Context, req Req) (Res, error) {
 	if lead {
 		// The leader is in the batch it runs here, and cannot leave
 		// while it runs: if it gave up meanwhile, its answer is
-		// abandoned now, as a waiting caller's would have been.
+		// abandoned now, as a waiting caller's would have been (still
+		// in flight for Drain until then: a hard stop does not wait for
+		// this handler).
+		b.work.add()
+		defer b.work.done()
 		b.lead(context.WithoutCancel(ctx))
 		res := <-c.done
 		if err := ctx.Err(); err != nil {

@@ -299,6 +299,8 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
 	// The statement does not end with the caller: one cut off after the
 	// commit would leave a lease no one reads. A caller who gave up by
 	// the answer gets no lease, and the lease goes back, as in a batch.
+	s.work.add() // for Drain, until the lease is the caller's or handed back
+	defer s.work.done()
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	res := s.acquireBatch(runCtx, []AcquireParams{p})[0]
 	cancel()
