@@ -25,6 +25,7 @@ var kustomizations = []string{
 	"overlays/podman", // make kube-play only: overlays/dev for podman on one machine
 	"ops/migrate-down/accountpool",
 	"ops/migrate-down/requests",
+	"ops/migrate-down/notifier",
 	"ops/slotctl",
 }
 
