@@ -281,7 +281,7 @@ func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due st
 	return codes, rows.Err()
 }
 
-// ClaimDueMissions expires what is due, then claims up to p.Max missions
+// ClaimDueMissions claims up to p.Max missions
 // that have PENDING requests whose window has not ended by the mission's
 // today (in its zone; each claim carries the zone's name), were last
 // checked at least p.CheckInterval ago (any time, when it is 0), and hold
@@ -300,7 +300,8 @@ func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due st
 // claimed only up to its budget (domain.Portal.Budget: its cap less its
 // claims in the last minute, none while paused), and a mission of a portal
 // with a minimum interval only that long after its last claim. The claim
-// is logged with its portal, which is what the next count reads.
+// is logged with its portal, which is what the next count reads. It also
+// expires what is due (after locking the missions: the lock order).
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
 	// With no interval a mission is always due. Leaving the condition out,
 	// rather than comparing last_checked_at with now, keeps a replica whose
@@ -314,14 +315,15 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		claims = nil
 		events := &pgx.Batch{}
-		md, err := readMissionDays(ctx, tx, p.Now)
+		// The lock order (Store): portals, then missions, then requests.
+		// Expiring first took request locks before the portal rows, and
+		// deadlocked with a report of a wall, which holds its portal's row
+		// and waits for its claim's requests.
+		budgets, err := lockPortalsForClaim(ctx, tx, events, p.Now, p.Walls)
 		if err != nil {
 			return err
 		}
-		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
-			return err
-		}
-		budgets, err := lockPortalsForClaim(ctx, tx, events, p.Now, p.Walls)
+		md, err := readMissionDays(ctx, tx, p.Now)
 		if err != nil {
 			return err
 		}
@@ -342,6 +344,12 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		args["limited"], args["allowed"] = limited, allowed
 		picked, err := pickMissions(ctx, tx, due, args)
 		if err != nil {
+			return err
+		}
+		// Claims carry no request that expires here: they read windows
+		// that have not ended by the mission's today, and this expires
+		// those that have.
+		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
 			return err
 		}
 		if picked, err = loadClaimRequests(ctx, tx, picked); err != nil {

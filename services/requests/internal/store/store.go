@@ -27,6 +27,16 @@ const EventChannel = "requests_events"
 const eventLockKey = 7316003
 
 // Store runs the service's SQL on a pool.
+//
+// Lock order. A transaction that locks rows of several kinds takes them in
+// this order, so no two wait for each other: portal rows (several: in name
+// order), then mission rows, then request rows (several: by id, or SKIP
+// LOCKED), then the event lock (appendEvents, last). ClaimDueMissions:
+// every portal, its missions (SKIP LOCKED), the requests it expires (SKIP
+// LOCKED). ReportCheck: a wall's portal, the claim's mission, its requests.
+// ConfirmClaim: the portal (FOR SHARE), then the mission. Request changes
+// (cancel, resume, book; an applicant's deletion, after the applicant's
+// row) lock requests only; settings, their portal or mission row only.
 type Store struct {
 	pool *pgxpool.Pool
 }
