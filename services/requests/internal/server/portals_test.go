@@ -669,6 +669,14 @@ func TestConfirmClaim(t *testing.T) {
 		if !again {
 			t.Fatalf("mission %s not claimed again after the pause", held.GetMissionCode())
 		}
+		// It ended when refused (the claim log says when), so the claim
+		// that replaced it did not take over a lapsed one.
+		if n := grpcservertest.Metric(t, b.server.registry, "slotwatch_requests_claims_lapsed_total"); n != 0 {
+			t.Errorf("slotwatch_requests_claims_lapsed_total = %v after a refused claim, want 0", n)
+		}
+		if n := count(t, b.pool, `SELECT count(*) FROM requests.claims WHERE id = $1 AND reported_at IS NOT NULL`, held.GetClaimId()); n != 1 {
+			t.Error("the refused claim is not logged as ended")
+		}
 	})
 
 	// A report of a wall holds the portal's row while it decides on a

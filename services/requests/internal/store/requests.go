@@ -623,8 +623,9 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 
 // ConfirmClaim is ConfirmClaim's check: the claim is live (as in
 // ReportCheck) and its mission's portal is not paused at now. A claim whose
-// portal is paused is ended there, with no check recorded and the
-// mission's last check unchanged (so it is due again once the pause is
+// portal is paused is ended there (its reported_at, the claim log's end of
+// a claim, is set), with no check recorded and the mission's last check
+// unchanged (so it is due again once the pause is
 // over): a *domain.PausedError, which is domain.ErrPortalPaused. A claim not held
 // is domain.ErrClaimNotHeld.
 func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Time) error {
@@ -658,6 +659,11 @@ func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Ti
 		}
 		if tag.RowsAffected() == 0 {
 			return domain.ErrClaimNotHeld // reported or lapsed meanwhile
+		}
+		// The claim log says when it ended, as for a report: the claim
+		// that next takes the mission does not count it lapsed.
+		if _, err := tx.Exec(ctx, `UPDATE requests.claims SET reported_at = $2 WHERE id = $1 AND reported_at IS NULL`, claimID, now); err != nil {
+			return fmt.Errorf("end claim: %w", err)
 		}
 		paused = &domain.PausedError{Portal: portal, Until: until.Time}
 		return nil
