@@ -277,6 +277,50 @@ func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
 	}
 }
 
+// TestSingleLineFieldsRefuseControlCharacters: names, centres, categories
+// and ids are one line each (a notification or a log line shows them as
+// such); a report's detail is free text and may hold line breaks.
+func TestSingleLineFieldsRefuseControlCharacters(t *testing.T) {
+	t.Parallel()
+	today := day("2030-06-01")
+	request := func(centre, category string) func(*apirule.FieldErrors) {
+		return func(p *apirule.FieldErrors) {
+			domain.NewRequest(p, domain.NewRequestInput{ApplicantID: uuid.NewString(), MissionCode: "fra", Centre: centre,
+				VisaCategory: category, EarliestDate: "2030-07-01", LatestDate: "2030-07-10"}, today)
+		}
+	}
+	report := func(centre, category, detail string) func(*apirule.FieldErrors) {
+		return func(p *apirule.FieldErrors) {
+			domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeSlotsFound, Detail: detail,
+				Slots: []domain.SlotInput{{Centre: centre, VisaCategory: category, Date: "2030-07-01"}}}, today)
+		}
+	}
+	for _, bad := range []string{"Paris\nBcc: x", "a\rb", "a\tb", "a\x1b[31mb", "a\x7fb", "a\u0085b", "a\u2028b", "a\u2029b"} {
+		checks := map[string]func(*apirule.FieldErrors){
+			"full_name": func(p *apirule.FieldErrors) {
+				domain.ApplicantFields{FullName: &bad}.Apply(p, &domain.Applicant{}, today)
+			},
+			"centre":                 request(bad, "tourism"),
+			"visa_category":          request("paris", bad),
+			"checker_id":             func(p *apirule.FieldErrors) { domain.CheckClaimInput(p, bad, 1, 0) },
+			"slots[0].centre":        report(bad, "tourism", ""),
+			"slots[0].visa_category": report("paris", bad, ""),
+		}
+		for field, check := range checks {
+			if got := violations(check); len(got) != 1 || got[field] == "" {
+				t.Errorf("%q in %s: violations %v, want exactly %s", bad, field, got, field)
+			}
+		}
+	}
+	// Ends are trimmed, as before; free text keeps its lines.
+	if got := violations(request(" paris\n", "\ttourism")); len(got) != 0 {
+		t.Errorf("white space at the ends refused: %v", got)
+	}
+	if got := violations(report("paris", "tourism", "line 1\nline 2\ttabbed")); len(got) != 0 {
+		t.Errorf("a multi-line detail refused: %v", got)
+	}
+}
+
 // TestSlotLifecycleTransitions: which status each lifecycle change takes,
 // and what it leaves.
 func TestSlotLifecycleTransitions(t *testing.T) {
