@@ -292,8 +292,8 @@ func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due st
 // that is never reported lapses by itself.
 // A claim carries at most apirule.MaxRequestsPerClaim of the mission's
 // pending requests, those checked least recently first, and the answer
-// stops before domain.MaxAnswerBytes (loadClaimRequests): a mission that
-// does not fit is not claimed.
+// stops before domain.MaxAnswerBytes (pickMissions): a mission that does
+// not fit is not claimed.
 //
 // Portals (requests.portals): every portal row is locked FOR UPDATE first,
 // so claimers on every replica take turns on them; a portal's missions are
@@ -352,9 +352,6 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
 			return err
 		}
-		if picked, err = loadClaimRequests(ctx, tx, picked); err != nil {
-			return err
-		}
 		if err := insertClaims(ctx, tx, picked, p.CheckerID, p.Now, expires); err != nil {
 			return err
 		}
@@ -378,99 +375,81 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 type pickedMission struct {
 	claim  domain.Claim // its Requests least recently checked first
 	portal string
-	today  time.Time // the mission's today (missionDays)
 }
 
-// pickMissions locks (FOR UPDATE SKIP LOCKED) and returns up to @max
-// claimable missions (claimableSQL) in claim order: those of a portal with
-// a cap or a pause only if withinBudget allowed them (@limited, @allowed).
-// A mission's DueAt and whether its previous claim lapsed unreported are
-// read here, under its row lock, so exactly once.
+// pickMissions locks (FOR UPDATE SKIP LOCKED) up to @max claimable
+// missions (claimableSQL) in claim order, those of a portal with a cap or
+// a pause only if withinBudget allowed them (@limited, @allowed), and
+// returns them with the requests each claim carries: its pending requests
+// whose window has not ended by its today, at most
+// apirule.MaxRequestsPerClaim, those checked least recently first. A
+// mission's DueAt and whether its previous claim lapsed unreported are read
+// under its row lock, so exactly once.
+//
+// It stops reading before the answer would pass domain.MaxAnswerBytes (the
+// claims' and requests' SizeBound), so that the answer reaches the client:
+// the missions it returns are those that got requests (at least one
+// request of the first); the others are not claimed (their row locks go at
+// commit), and a mission's requests left out come with its next claims.
 func pickMissions(ctx context.Context, tx pgx.Tx, due string, args pgx.NamedArgs) ([]pickedMission, error) {
+	args["per_claim"] = apirule.MaxRequestsPerClaim
 	rows, err := tx.Query(ctx, `
-		-- due_at is when each condition below last became true
-		-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
-		-- checked or with no lapsed claim. z.today is the day it is in the
-		-- mission's zone (missionDays).
-		SELECT m.code, m.timezone, m.portal, z.today,
-		       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
-		                m.claim_expires_at + @grace_us * interval '1 microsecond',
-		                (SELECT min(r.updated_at) FROM requests.appointment_requests r
-		                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at,
-		       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = m.claim_id AND old.reported_at IS NULL)
-		`+claimableSQL(due)+`
-		  AND (m.portal <> ALL(@limited::text[]) OR m.code = ANY(@allowed::text[]))
-		ORDER BY m.last_checked_at NULLS FIRST, m.code
-		LIMIT @max
-		FOR UPDATE OF m SKIP LOCKED`, args)
-	if err != nil {
-		return nil, fmt.Errorf("pick missions: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pickedMission, error) {
-		var m pickedMission
-		err := r.Scan(&m.claim.MissionCode, &m.claim.Timezone, &m.portal, &m.today, &m.claim.DueAt, &m.claim.TookOverLapsed)
-		return m, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("pick missions: %w", err)
-	}
-	return out, nil
-}
-
-// loadClaimRequests reads the requests each picked mission's claim carries:
-// its pending requests whose window has not ended by its today, at most
-// apirule.MaxRequestsPerClaim, those checked least recently first. It
-// stops before the answer would pass domain.MaxAnswerBytes (the claims'
-// and requests' SizeBound), so the answer reaches the client: the missions
-// it returns, in order, are those that got requests (at least one request
-// of the first); the others are not claimed (their row locks go at commit),
-// and a mission's requests left out come with its next claims.
-func loadClaimRequests(ctx context.Context, tx pgx.Tx, picked []pickedMission) ([]pickedMission, error) {
-	if len(picked) == 0 {
-		return nil, nil
-	}
-	codes := make([]string, len(picked))
-	days := make([]time.Time, len(picked))
-	at := make(map[string]int, len(picked))
-	for i, m := range picked {
-		codes[i], days[i], at[m.claim.MissionCode] = m.claim.MissionCode, m.today, i
-	}
-	rows, err := tx.Query(ctx, `SELECT q.* FROM unnest($1::text[], $2::date[]) WITH ORDINALITY AS c(code, today, n)
+		WITH picked AS (
+			-- due_at is when each condition below last became true
+			-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
+			-- checked or with no lapsed claim. z.today is the day it is in
+			-- the mission's zone (missionDays).
+			SELECT m.code, m.timezone, m.portal, z.today, m.last_checked_at,
+			       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
+			                m.claim_expires_at + @grace_us * interval '1 microsecond',
+			                (SELECT min(r.updated_at) FROM requests.appointment_requests r
+			                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at,
+			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = m.claim_id AND old.reported_at IS NULL) AS lapsed
+			`+claimableSQL(due)+`
+			  AND (m.portal <> ALL(@limited::text[]) OR m.code = ANY(@allowed::text[]))
+			ORDER BY m.last_checked_at NULLS FIRST, m.code
+			LIMIT @max
+			FOR UPDATE OF m SKIP LOCKED
+		)
+		SELECT p.timezone, p.portal, p.due_at, p.lapsed, q.*
+		FROM picked p
 		CROSS JOIN LATERAL (SELECT `+requestCols+` FROM requests.appointment_requests r
-		                    WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= c.today
+		                    WHERE r.mission_code = p.code AND r.status = 'pending' AND r.latest_date >= p.today
 		                    ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
-		                    LIMIT $3) q
-		ORDER BY c.n, q.last_checked_at NULLS FIRST, q.created_at, q.id`, codes, days, apirule.MaxRequestsPerClaim)
+		                    LIMIT @per_claim) q
+		ORDER BY p.last_checked_at NULLS FIRST, p.code, q.last_checked_at NULLS FIRST, q.created_at, q.id`, args)
 	if err != nil {
-		return nil, fmt.Errorf("load claimed requests: %w", err)
+		return nil, fmt.Errorf("claim missions: %w", err)
 	}
 	defer rows.Close()
-	used, last := 0, -1
+	var (
+		out  []pickedMission
+		used int
+	)
 	for rows.Next() {
-		r, err := scanRequest(rows)
+		var m pickedMission
+		r, err := scanRequest(rows, &m.claim.Timezone, &m.portal, &m.claim.DueAt, &m.claim.TookOverLapsed)
 		if err != nil {
-			return nil, fmt.Errorf("load claimed requests: %w", err)
+			return nil, fmt.Errorf("claim missions: %w", err)
 		}
-		i := at[r.MissionCode]
 		size := r.SizeBound()
-		if i != last {
-			size += domain.ClaimSizeBound(r.MissionCode, picked[i].claim.Timezone)
+		first := len(out) == 0 || out[len(out)-1].claim.MissionCode != r.MissionCode
+		if first {
+			size += domain.ClaimSizeBound(r.MissionCode, m.claim.Timezone)
 		}
 		if used+size > domain.MaxAnswerBytes && used > 0 {
 			break
 		}
 		used += size
-		picked[i].claim.Requests = append(picked[i].claim.Requests, r)
-		last = i
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load claimed requests: %w", err)
-	}
-	out := picked[:0]
-	for _, m := range picked {
-		if len(m.claim.Requests) > 0 {
+		if first {
+			m.claim.MissionCode = r.MissionCode
 			out = append(out, m)
 		}
+		last := &out[len(out)-1].claim
+		last.Requests = append(last.Requests, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim missions: %w", err)
 	}
 	return out, nil
 }

@@ -165,7 +165,9 @@ const requestCols = `id, applicant_id, mission_code, centre, visa_category, earl
 	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots,
 	matched_slot_count`
 
-func scanRequest(row pgx.Row) (domain.Request, error) {
+// scanRequest reads requestCols; lead are the destinations of columns
+// selected before them.
+func scanRequest(row pgx.Row, lead ...any) (domain.Request, error) {
 	var (
 		r         domain.Request
 		applicant pgtype.UUID
@@ -173,9 +175,9 @@ func scanRequest(row pgx.Row) (domain.Request, error) {
 		missed    []byte
 		checked   pgtype.Timestamptz
 	)
-	err := row.Scan(&r.ID, &applicant, &r.MissionCode, &r.Centre, &r.VisaCategory, &r.EarliestDate,
+	err := row.Scan(append(lead, &r.ID, &applicant, &r.MissionCode, &r.Centre, &r.VisaCategory, &r.EarliestDate,
 		&r.LatestDate, &r.Status, &slots, &checked, &r.CheckCount, &r.CreatedAt, &r.UpdatedAt, &missed,
-		&r.MatchedSlotCount)
+		&r.MatchedSlotCount)...)
 	if err != nil {
 		return r, err
 	}
