@@ -281,12 +281,11 @@ func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due st
 	return codes, rows.Err()
 }
 
-// ClaimDueMissions claims up to p.Max missions
-// that have PENDING requests whose window has not ended by the mission's
-// today (in its zone; each claim carries the zone's name), were last
-// checked at least p.CheckInterval ago (any time, when it is 0), and hold
-// no claim: never claimed, reported, or lapsed at least domain.ClaimGrace
-// ago. Mission rows are taken with FOR UPDATE SKIP LOCKED and re-checked
+// ClaimDueMissions claims up to p.Max missions that have PENDING requests
+// whose window has not ended by the mission's today (in its zone; each
+// claim carries the zone's name), were last checked at least
+// p.CheckInterval ago (any time, when it is 0), and hold no claim: never
+// claimed, reported, or lapsed at least domain.ClaimGrace ago. Mission rows are taken with FOR UPDATE SKIP LOCKED and re-checked
 // after locking, so concurrent callers on any number of replicas never get
 // the same mission; a claim is live until its claim_expires_at, so one
 // that is never reported lapses by itself.
