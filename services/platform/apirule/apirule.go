@@ -69,10 +69,9 @@ const (
 	// MaxMissionsPerClaim bounds ClaimDueMissions.max_missions (and the
 	// Checker's RunSession.max_missions, which it passes on).
 	MaxMissionsPerClaim = 100
-	// MaxRequestsPerClaim bounds the requests one claim carries, so a
-	// ClaimDueMissions answer stays far below gRPC's 4 MB message limit
-	// (a request is a few hundred bytes) even for a mission with a huge
-	// backlog.
+	// MaxRequestsPerClaim bounds the requests one claim carries, even for
+	// a mission with a huge backlog (Requests also stops an answer before
+	// it nears gRPC's 4 MB message limit).
 	MaxRequestsPerClaim = 1000
 	// MaxLeaseRequestIDs bounds the request_ids of Acquire and Release: a
 	// claim's requests always fit.

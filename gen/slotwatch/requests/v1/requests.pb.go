@@ -448,7 +448,8 @@ type AppointmentRequest struct {
 	LatestDate string `protobuf:"bytes,7,opt,name=latest_date,json=latestDate,proto3" json:"latest_date,omitempty"`
 	// Current status.
 	Status RequestStatus `protobuf:"varint,8,opt,name=status,proto3,enum=slotwatch.requests.v1.RequestStatus" json:"status,omitempty"`
-	// Slots that matched, once SLOT_FOUND.
+	// Slots that matched, once SLOT_FOUND: the earliest 20, by date and time
+	// (matched_slot_count counts them all).
 	MatchedSlots []*Slot `protobuf:"bytes,9,rep,name=matched_slots,json=matchedSlots,proto3" json:"matched_slots,omitempty"`
 	// Last time a check covered this request.
 	LastCheckedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_checked_at,json=lastCheckedAt,proto3" json:"last_checked_at,omitempty"`
@@ -459,10 +460,14 @@ type AppointmentRequest struct {
 	// When the request was last changed.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Slots announced earlier and passed up with ResumeWatching: a check that
-	// sees one of them again does not make the request SLOT_FOUND.
-	MissedSlots   []*Slot `protobuf:"bytes,14,rep,name=missed_slots,json=missedSlots,proto3" json:"missed_slots,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// sees one of them again does not make the request SLOT_FOUND. At most 20,
+	// those passed up last; slots whose day has passed are dropped.
+	MissedSlots []*Slot `protobuf:"bytes,14,rep,name=missed_slots,json=missedSlots,proto3" json:"missed_slots,omitempty"`
+	// Number of slots that matched in the check that made the request
+	// SLOT_FOUND (matched_slots holds the earliest 20 of them); 0 otherwise.
+	MatchedSlotCount int32 `protobuf:"varint,15,opt,name=matched_slot_count,json=matchedSlotCount,proto3" json:"matched_slot_count,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AppointmentRequest) Reset() {
@@ -591,6 +596,13 @@ func (x *AppointmentRequest) GetMissedSlots() []*Slot {
 		return x.MissedSlots
 	}
 	return nil
+}
+
+func (x *AppointmentRequest) GetMatchedSlotCount() int32 {
+	if x != nil {
+		return x.MatchedSlotCount
+	}
+	return 0
 }
 
 // CreateApplicantRequest holds the new applicant's fields.
@@ -1491,7 +1503,9 @@ func (x *ListAppointmentRequestsRequest) GetPageToken() string {
 	return ""
 }
 
-// ListAppointmentRequestsResponse is one page of requests, oldest first.
+// ListAppointmentRequestsResponse is one page of requests, oldest first. A
+// page may hold fewer than page_size requests, with a next_page_token, when
+// more would make the answer larger than about 3 MB.
 type ListAppointmentRequestsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The requests.
@@ -1894,7 +1908,9 @@ type MissionClaim struct {
 	ClaimId string `protobuf:"bytes,1,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
 	// Mission to check.
 	MissionCode string `protobuf:"bytes,2,opt,name=mission_code,json=missionCode,proto3" json:"mission_code,omitempty"`
-	// Pending requests of the mission at claim time.
+	// Pending requests of the mission at claim time: at most 1000, those
+	// checked least recently, and fewer when the answer would pass about 3 MB
+	// (the mission's next claims carry the others).
 	Requests []*AppointmentRequest `protobuf:"bytes,3,rep,name=requests,proto3" json:"requests,omitempty"`
 	// When the claim lapses unless reported.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
@@ -1974,7 +1990,9 @@ func (x *MissionClaim) GetTimezone() string {
 // ClaimDueMissionsResponse lists the claims taken.
 type ClaimDueMissionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Claims, possibly none.
+	// Claims, possibly none; fewer than max_missions when more would make the
+	// answer larger than about 3 MB (a mission not in the answer is not
+	// claimed).
 	Claims        []*MissionClaim `protobuf:"bytes,1,rep,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2113,10 +2131,13 @@ func (x *ReportCheckResultRequest) GetRetryAfter() *durationpb.Duration {
 // ReportCheckResultResponse lists what changed.
 type ReportCheckResultResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Requests that became SLOT_FOUND.
+	// Requests that became SLOT_FOUND: all of them, unless the answer would
+	// pass about 3 MB (then the first ones; matched_count counts them all).
 	Matched []*AppointmentRequest `protobuf:"bytes,1,rep,name=matched,proto3" json:"matched,omitempty"`
 	// Id of the recorded check.
-	CheckId       int64 `protobuf:"varint,2,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	CheckId int64 `protobuf:"varint,2,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	// Number of requests that became SLOT_FOUND.
+	MatchedCount  int32 `protobuf:"varint,3,opt,name=matched_count,json=matchedCount,proto3" json:"matched_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2161,6 +2182,13 @@ func (x *ReportCheckResultResponse) GetMatched() []*AppointmentRequest {
 func (x *ReportCheckResultResponse) GetCheckId() int64 {
 	if x != nil {
 		return x.CheckId
+	}
+	return 0
+}
+
+func (x *ReportCheckResultResponse) GetMatchedCount() int32 {
+	if x != nil {
+		return x.MatchedCount
 	}
 	return 0
 }
@@ -3567,7 +3595,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x06centre\x18\x01 \x01(\tR\x06centre\x12#\n" +
 	"\rvisa_category\x18\x02 \x01(\tR\fvisaCategory\x12\x12\n" +
 	"\x04date\x18\x03 \x01(\tR\x04date\x12\x12\n" +
-	"\x04time\x18\x04 \x01(\tR\x04time\"\x88\x05\n" +
+	"\x04time\x18\x04 \x01(\tR\x04time\"\xb6\x05\n" +
 	"\x12AppointmentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fapplicant_id\x18\x02 \x01(\tR\vapplicantId\x12!\n" +
@@ -3587,7 +3615,8 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"created_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12>\n" +
-	"\fmissed_slots\x18\x0e \x03(\v2\x1b.slotwatch.requests.v1.SlotR\vmissedSlots\"\xd0\x01\n" +
+	"\fmissed_slots\x18\x0e \x03(\v2\x1b.slotwatch.requests.v1.SlotR\vmissedSlots\x12,\n" +
+	"\x12matched_slot_count\x18\x0f \x01(\x05R\x10matchedSlotCount\"\xd0\x01\n" +
 	"\x16CreateApplicantRequest\x12\x1b\n" +
 	"\tfull_name\x18\x01 \x01(\tR\bfullName\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x14\n" +
@@ -3690,10 +3719,11 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"account_id\x18\x04 \x01(\x03R\taccountId\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x12:\n" +
 	"\vretry_after\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"{\n" +
+	"retryAfter\"\xa0\x01\n" +
 	"\x19ReportCheckResultResponse\x12C\n" +
 	"\amatched\x18\x01 \x03(\v2).slotwatch.requests.v1.AppointmentRequestR\amatched\x12\x19\n" +
-	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\"0\n" +
+	"\bcheck_id\x18\x02 \x01(\x03R\acheckId\x12#\n" +
+	"\rmatched_count\x18\x03 \x01(\x05R\fmatchedCount\"0\n" +
 	"\x13ConfirmClaimRequest\x12\x19\n" +
 	"\bclaim_id\x18\x01 \x01(\tR\aclaimId\"\x16\n" +
 	"\x14ConfirmClaimResponse\"7\n" +

@@ -168,7 +168,9 @@ func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (i
 		}
 		return 0, wrap("report", err)
 	}
-	return len(resp.GetMatched()), nil
+	// matched lists every request found unless that would make the answer
+	// too large; matched_count counts them all (0 from a server before it).
+	return max(int(resp.GetMatchedCount()), len(resp.GetMatched())), nil
 }
 
 // ConfirmClaim implements session.MissionClient.

@@ -61,14 +61,15 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00008_retention_indexes.sql"},
+		{[]string{"migrate", "status"}, "00009_slot_caps.sql"},
+		{[]string{"migrate", "down"}, "reverted 00009_slot_caps.sql"},
 		{[]string{"migrate", "down"}, "reverted 00008_retention_indexes.sql"},
 		{[]string{"migrate", "down"}, "reverted 00007_retention.sql"},
 		{[]string{"migrate", "down"}, "reverted 00006_slot_lifecycle.sql"},
 		{[]string{"migrate", "down"}, "reverted 00005_claims_portal_index.sql"},
 		{[]string{"migrate", "down"}, "reverted 00004_portals.sql"},
 		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
-		{[]string{"migrate", "up"}, "applied 00008_retention_indexes.sql"},
+		{[]string{"migrate", "up"}, "applied 00009_slot_caps.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

@@ -1,9 +1,20 @@
 package domain
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"time"
 )
+
+// MaxSlotsPerRequest bounds the slots a request keeps as matched (the
+// earliest ones, by date and time; MatchedSlotCount counts them all) and as
+// missed. A report may carry 10,000 slots, and a request that kept them all
+// grew to a megabyte: the answers that carry requests (ReportCheckResult,
+// the mission's every later ClaimDueMissions) then passed gRPC's 4 MB
+// limit. With the bound, one request is a few kilobytes at most
+// (Request.SizeBound).
+const MaxSlotsPerRequest = 20
 
 // MatchSlots returns the slots that fit r: same centre and visa category
 // (compared without regard to case or surrounding space, as portals and
@@ -47,10 +58,20 @@ func sameName(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
+// earliestSlots sorts slots by date and time and keeps the first
+// MaxSlotsPerRequest.
+func earliestSlots(slots []Slot) []Slot {
+	slices.SortStableFunc(slots, func(a, b Slot) int {
+		return cmp.Or(a.Date.Compare(b.Date), cmp.Compare(strings.TrimSpace(a.Time), strings.TrimSpace(b.Time)))
+	})
+	return slots[:min(len(slots), MaxSlotsPerRequest)]
+}
+
 // ApplyCheck is what a reported check does to the requests its claim
 // covered. Each PENDING request counts the check (LastCheckedAt, CheckCount);
 // when the check found slots, a PENDING request with a matching slot becomes
-// SLOT_FOUND and keeps the slots that matched. Requests that are no longer
+// SLOT_FOUND and keeps the earliest MaxSlotsPerRequest slots that matched
+// (MatchedSlotCount counts them all). Requests that are no longer
 // PENDING are left exactly as they are, and so are those whose window ended
 // before today (the claim was taken on their last day, the report came
 // after midnight): they are expired, which the next expiry records, and a
@@ -69,7 +90,8 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Locati
 		if res.Outcome == OutcomeSlotsFound {
 			if m := MatchSlots(r, res.Slots); len(m) > 0 {
 				r.Status = StatusSlotFound
-				r.MatchedSlots = m
+				r.MatchedSlotCount = len(m)
+				r.MatchedSlots = earliestSlots(m)
 				matched = append(matched, r)
 			}
 		}
@@ -119,18 +141,26 @@ func (r *Request) ConfirmBooked(now time.Time) (changed bool, err error) {
 
 // ResumeWatching turns a SLOT_FOUND request PENDING again: the slots it
 // matched move to MissedSlots, so the same slots are not announced again,
-// and a different slot later is. Resuming a PENDING request changes
-// nothing (changed is false: it is watched already, and a retried call
-// gets the same answer); any other status is a *StatusError.
+// and a different slot later is. MissedSlots keeps at most
+// MaxSlotsPerRequest, the most recently passed up (the ones just matched
+// always fit), and drops those whose day has passed in every zone (before
+// yesterday in UTC: no zone is more than a day behind it). Resuming a
+// PENDING request changes nothing (changed is false: it is watched already,
+// and a retried call gets the same answer); any other status is a
+// *StatusError.
 func (r *Request) ResumeWatching(now time.Time) (changed bool, err error) {
 	switch r.Status {
 	case StatusSlotFound:
-		for _, s := range r.MatchedSlots {
-			if !containsSlot(r.MissedSlots, s) {
-				r.MissedSlots = append(r.MissedSlots, s)
+		passed := Today(now, time.UTC).AddDate(0, 0, -1)
+		var missed []Slot
+		for _, s := range r.MissedSlots {
+			if !s.Date.Before(passed) && !containsSlot(r.MatchedSlots, s) {
+				missed = append(missed, s)
 			}
 		}
-		r.MatchedSlots = nil
+		missed = append(missed, r.MatchedSlots...)
+		r.MissedSlots = missed[max(len(missed)-MaxSlotsPerRequest, 0):]
+		r.MatchedSlots, r.MatchedSlotCount = nil, 0
 		r.Status = StatusPending
 		r.UpdatedAt = now
 		return true, nil

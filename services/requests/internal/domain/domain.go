@@ -138,7 +138,10 @@ type Request struct {
 	EarliestDate time.Time
 	LatestDate   time.Time
 	Status       Status
-	MatchedSlots []Slot
+	// MatchedSlots are the earliest MaxSlotsPerRequest of the slots that
+	// made the request SLOT_FOUND; MatchedSlotCount counts all of them.
+	MatchedSlots     []Slot
+	MatchedSlotCount int
 	// MissedSlots are slots announced before and passed up with
 	// ResumeWatching: MatchSlots leaves them out, so they do not make the
 	// request SLOT_FOUND again.

@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -276,6 +277,50 @@ func TestTextPostgresCannotStoreIsAViolation(t *testing.T) {
 	}
 }
 
+// TestSingleLineFieldsRefuseControlCharacters: names, centres, categories
+// and ids are one line each (a notification or a log line shows them as
+// such); a report's detail is free text and may hold line breaks.
+func TestSingleLineFieldsRefuseControlCharacters(t *testing.T) {
+	t.Parallel()
+	today := day("2030-06-01")
+	request := func(centre, category string) func(*apirule.FieldErrors) {
+		return func(p *apirule.FieldErrors) {
+			domain.NewRequest(p, domain.NewRequestInput{ApplicantID: uuid.NewString(), MissionCode: "fra", Centre: centre,
+				VisaCategory: category, EarliestDate: "2030-07-01", LatestDate: "2030-07-10"}, today)
+		}
+	}
+	report := func(centre, category, detail string) func(*apirule.FieldErrors) {
+		return func(p *apirule.FieldErrors) {
+			domain.NewCheckResult(p, domain.CheckResultInput{ClaimID: uuid.NewString(), Outcome: domain.OutcomeSlotsFound, Detail: detail,
+				Slots: []domain.SlotInput{{Centre: centre, VisaCategory: category, Date: "2030-07-01"}}}, today)
+		}
+	}
+	for _, bad := range []string{"Paris\nBcc: x", "a\rb", "a\tb", "a\x1b[31mb", "a\x7fb", "a\u0085b", "a\u2028b", "a\u2029b"} {
+		checks := map[string]func(*apirule.FieldErrors){
+			"full_name": func(p *apirule.FieldErrors) {
+				domain.ApplicantFields{FullName: &bad}.Apply(p, &domain.Applicant{}, today)
+			},
+			"centre":                 request(bad, "tourism"),
+			"visa_category":          request("paris", bad),
+			"checker_id":             func(p *apirule.FieldErrors) { domain.CheckClaimInput(p, bad, 1, 0) },
+			"slots[0].centre":        report(bad, "tourism", ""),
+			"slots[0].visa_category": report("paris", bad, ""),
+		}
+		for field, check := range checks {
+			if got := violations(check); len(got) != 1 || got[field] == "" {
+				t.Errorf("%q in %s: violations %v, want exactly %s", bad, field, got, field)
+			}
+		}
+	}
+	// Ends are trimmed, as before; free text keeps its lines.
+	if got := violations(request(" paris\n", "\ttourism")); len(got) != 0 {
+		t.Errorf("white space at the ends refused: %v", got)
+	}
+	if got := violations(report("paris", "tourism", "line 1\nline 2\ttabbed")); len(got) != 0 {
+		t.Errorf("a multi-line detail refused: %v", got)
+	}
+}
+
 // TestSlotLifecycleTransitions: which status each lifecycle change takes,
 // and what it leaves.
 func TestSlotLifecycleTransitions(t *testing.T) {
@@ -343,4 +388,72 @@ func TestResumeWatchingRemembersTheMissedSlots(t *testing.T) {
 	if len(r.MissedSlots) != 2 {
 		t.Fatalf("missed %v, want 09:00 and 11:00 once each", r.MissedSlots)
 	}
+}
+
+// slotsOn is n slots of paris/tourism on date, at 08:00, 08:01, ... listed
+// latest first.
+func slotsOn(date string, n int) []domain.Slot {
+	out := make([]domain.Slot, n)
+	for i := range out {
+		m := n - 1 - i
+		out[i] = domain.Slot{Centre: "paris", VisaCategory: "tourism", Date: day(date), Time: fmt.Sprintf("%02d:%02d", 8+m/60, m%60)}
+	}
+	return out
+}
+
+func TestSlotsOneRequestKeepsAreCapped(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+
+	t.Run("ApplyCheckKeepsTheEarliestAndCountsThemAll", func(t *testing.T) {
+		t.Parallel()
+		slots := append(slotsOn("2030-07-09", 30), slotsOn("2030-07-02", 30)...)
+		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: slots}
+		_, matched := domain.ApplyCheck([]domain.Request{pendingRequest()}, res, now, time.UTC)
+		if len(matched) != 1 {
+			t.Fatalf("matched %d requests", len(matched))
+		}
+		r := matched[0]
+		if r.MatchedSlotCount != 60 || len(r.MatchedSlots) != domain.MaxSlotsPerRequest {
+			t.Fatalf("count %d, kept %d; want 60 and %d", r.MatchedSlotCount, len(r.MatchedSlots), domain.MaxSlotsPerRequest)
+		}
+		for i, s := range r.MatchedSlots {
+			if want := fmt.Sprintf("08:%02d", i); !s.Date.Equal(day("2030-07-02")) || s.Time != want {
+				t.Fatalf("kept[%d] = %s %s, want 2030-07-02 %s", i, s.Date.Format(domain.DateLayout), s.Time, want)
+			}
+		}
+	})
+
+	t.Run("ResumeWatchingKeepsTheLastMissedAndDropsPassedOnes", func(t *testing.T) {
+		t.Parallel()
+		r := pendingRequest()
+		r.Status, r.MatchedSlotCount = domain.StatusSlotFound, 25
+		r.MatchedSlots = slotsOn("2030-07-05", domain.MaxSlotsPerRequest)
+		// Missed before: 15 still to come, and 3 whose day is gone
+		// everywhere (before 2030-05-31 in UTC, a day before today).
+		r.MissedSlots = append(slotsOn("2030-05-30", 3), slotsOn("2030-07-03", 15)...)
+		if _, err := r.ResumeWatching(now); err != nil {
+			t.Fatal(err)
+		}
+		if r.MatchedSlots != nil || r.MatchedSlotCount != 0 || len(r.MissedSlots) != domain.MaxSlotsPerRequest {
+			t.Fatalf("matched %v (count %d), %d missed", r.MatchedSlots, r.MatchedSlotCount, len(r.MissedSlots))
+		}
+		// The slots just passed up all fit; the older ones fill no room.
+		for _, s := range r.MissedSlots {
+			if !s.Date.Equal(day("2030-07-05")) {
+				t.Fatalf("missed keeps %s %s, want only the slots just matched", s.Date.Format(domain.DateLayout), s.Time)
+			}
+		}
+
+		// Fewer just matched: older missed ones still to come stay, passed
+		// ones go.
+		r.Status, r.MatchedSlots = domain.StatusSlotFound, slotsOn("2030-07-06", 2)
+		r.MissedSlots = append(slotsOn("2030-05-30", 3), slotsOn("2030-05-31", 1)...)
+		if _, err := r.ResumeWatching(now); err != nil {
+			t.Fatal(err)
+		}
+		if len(r.MissedSlots) != 3 || !r.MissedSlots[0].Date.Equal(day("2030-05-31")) {
+			t.Fatalf("missed = %v, want 2030-05-31's (a zone may still be on it) and the two just matched", r.MissedSlots)
+		}
+	})
 }

@@ -81,12 +81,10 @@ func NewPortal(name string, now time.Time) Portal {
 // Paused says whether no mission of p may be claimed at now.
 func (p Portal) Paused(now time.Time) bool { return now.Before(p.Pause.Until) }
 
-// CapAt is the cap in force at now (the quiet hours' one during them) and
-// whether there is one at all.
+// CapAt is the cap in force at now and whether there is one at all: the
+// quiet hours' one during them, even on a portal with no cap otherwise
+// (MaxPerMinute 0), else MaxPerMinute.
 func (p Portal) CapAt(now time.Time) (limit int, capped bool) {
-	if p.MaxPerMinute == 0 {
-		return 0, false
-	}
 	if p.HasQuiet {
 		t := now.In(Zone(p.Timezone))
 		m := t.Hour()*60 + t.Minute()
@@ -98,7 +96,7 @@ func (p Portal) CapAt(now time.Time) (limit int, capped bool) {
 			return p.QuietMaxPerMinute, true
 		}
 	}
-	return p.MaxPerMinute, true
+	return p.MaxPerMinute, p.MaxPerMinute > 0
 }
 
 // Budget is how many more missions of p may be claimed at now, given the

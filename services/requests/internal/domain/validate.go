@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -92,6 +94,26 @@ func text(p *apirule.FieldErrors, field, s string, required bool, max int) strin
 	return s
 }
 
+// line is text for a single-line field (a name, a centre, a category, an
+// id): it also refuses control characters (line breaks, tabs, escapes) and
+// Unicode's line and paragraph separators, which break the line wherever
+// the value is shown (a notification, a log line, a table). Free text
+// (a report's detail) goes through text and may hold line breaks.
+func line(p *apirule.FieldErrors, field, s string, required bool, max int) string {
+	before := p.Len()
+	s = text(p, field, s, required, max)
+	if p.Len() > before {
+		return s // one violation per field
+	}
+	if i := strings.IndexFunc(s, breaksLine); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		p.Add(field, "must be one line without control characters, found %U at byte %d", r, i)
+	}
+	return s
+}
+
+func breaksLine(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
+
 // ApplicantFields are the fields a caller sets on an applicant: all of them
 // on create, those that are non-nil on update.
 type ApplicantFields struct {
@@ -107,7 +129,7 @@ type ApplicantFields struct {
 // every field is set, and full_name and email are required.
 func (f ApplicantFields) Apply(p *apirule.FieldErrors, a *Applicant, today time.Time) {
 	if f.FullName != nil {
-		a.FullName = text(p, "full_name", *f.FullName, true, MaxNameLen)
+		a.FullName = line(p, "full_name", *f.FullName, true, MaxNameLen)
 	}
 	if f.Email != nil {
 		a.Email = strings.TrimSpace(*f.Email)
@@ -161,8 +183,8 @@ func NewRequest(p *apirule.FieldErrors, in NewRequestInput, today time.Time) Req
 	r.ApplicantID = ParseID(p, "applicant_id", in.ApplicantID)
 	r.MissionCode = in.MissionCode
 	p.MissionCode("mission_code", in.MissionCode)
-	r.Centre = text(p, "centre", in.Centre, true, MaxTextLen)
-	r.VisaCategory = text(p, "visa_category", in.VisaCategory, true, MaxTextLen)
+	r.Centre = line(p, "centre", in.Centre, true, MaxTextLen)
+	r.VisaCategory = line(p, "visa_category", in.VisaCategory, true, MaxTextLen)
 	earliest, okE := ParseDate(p, "earliest_date", in.EarliestDate, true)
 	latest, okL := ParseDate(p, "latest_date", in.LatestDate, true)
 	okE = okE && nearToday(p, "earliest_date", earliest, today)
@@ -229,8 +251,8 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 		for i, s := range in.Slots {
 			f := fmt.Sprintf("slots[%d].", i)
 			slot := Slot{
-				Centre:       text(p, f+"centre", s.Centre, true, MaxTextLen),
-				VisaCategory: text(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
+				Centre:       line(p, f+"centre", s.Centre, true, MaxTextLen),
+				VisaCategory: line(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
 				Time:         s.Time,
 			}
 			if d, ok := ParseDate(p, f+"date", s.Date, true); ok && nearToday(p, f+"date", d, today) {
@@ -252,7 +274,7 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 // CheckClaimInput validates the plain fields of a ClaimDueMissions call;
 // a ttl of 0 asks for the server's default.
 func CheckClaimInput(p *apirule.FieldErrors, checkerID string, maxMissions int32, ttl time.Duration) {
-	text(p, "checker_id", checkerID, true, apirule.MaxCheckerIDLen)
+	line(p, "checker_id", checkerID, true, apirule.MaxCheckerIDLen)
 	if maxMissions < 1 || maxMissions > apirule.MaxMissionsPerClaim {
 		p.Add("max_missions", "must be between 1 and %d, got %d", apirule.MaxMissionsPerClaim, maxMissions)
 	}

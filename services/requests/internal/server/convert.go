@@ -106,6 +106,8 @@ func requestToProto(r domain.Request) *requestsv1.AppointmentRequest {
 		CheckCount:    int32(r.CheckCount),
 		CreatedAt:     timestamp(r.CreatedAt),
 		UpdatedAt:     timestamp(r.UpdatedAt),
+		// A request found before the count was kept shows its slots' number.
+		MatchedSlotCount: int32(max(r.MatchedSlotCount, len(r.MatchedSlots))),
 	}
 	for _, s := range r.MatchedSlots {
 		p.MatchedSlots = append(p.MatchedSlots, slotToProto(s))

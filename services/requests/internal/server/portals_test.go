@@ -406,6 +406,24 @@ func TestPortalCap(t *testing.T) {
 		}
 	})
 
+	// Quiet hours apply on a portal with no cap otherwise: their 0 stops
+	// checks then (they were ignored).
+	t.Run("QuietHoursApplyWithoutAnOverallCap", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		setPortal(t, c, &requestsv1.SetPortalRequest{Name: "vfs", Timezone: proto.String("Europe/Paris"),
+			QuietStart: proto.String("22:00"), QuietEnd: proto.String("06:00"), QuietMaxChecksPerMinute: proto.Int32(0)})
+		portalMissions(t, c, "vfs", 3)
+		b.clock.Set(time.Date(2030, 6, 1, 20, 30, 0, 0, time.UTC)) // 22:30 in Paris
+		if n := claimAll(t, c); n != 0 {
+			t.Fatalf("claimed %d in the quiet hours, want none", n)
+		}
+		b.clock.Set(time.Date(2030, 6, 2, 4, 0, 0, 0, time.UTC)) // 06:00: no cap
+		if n := claimAll(t, c); n < 100 {
+			t.Fatalf("claimed %d by day, want no cap (claimAll stops after 100)", n)
+		}
+	})
+
 	t.Run("MinimumIntervalPerMissionIsRespected", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t)
@@ -650,6 +668,14 @@ func TestConfirmClaim(t *testing.T) {
 		}
 		if !again {
 			t.Fatalf("mission %s not claimed again after the pause", held.GetMissionCode())
+		}
+		// It ended when refused (the claim log says when), so the claim
+		// that replaced it did not take over a lapsed one.
+		if n := grpcservertest.Metric(t, b.server.registry, "slotwatch_requests_claims_lapsed_total"); n != 0 {
+			t.Errorf("slotwatch_requests_claims_lapsed_total = %v after a refused claim, want 0", n)
+		}
+		if n := count(t, b.pool, `SELECT count(*) FROM requests.claims WHERE id = $1 AND reported_at IS NOT NULL`, held.GetClaimId()); n != 1 {
+			t.Error("the refused claim is not logged as ended")
 		}
 	})
 

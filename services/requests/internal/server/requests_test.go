@@ -420,6 +420,35 @@ func TestBadInput(t *testing.T) {
 			})
 			return err
 		}, []string{"detail", "slots[0].centre", "slots[0].visa_category"}},
+		// Names are one line: a line break or another control character
+		// would break the notification or the log line that shows them.
+		{"RequestLineBreakAndTabInCentreAndCategory", func(ctx context.Context) error {
+			r := good()
+			r.Centre, r.VisaCategory = "Paris\nBcc: x@example.com", "tou\trism"
+			_, err := c.CreateAppointmentRequest(ctx, r)
+			return err
+		}, []string{"centre", "visa_category"}},
+		{"ApplicantLineBreakInName", func(ctx context.Context) error {
+			r := goodApplicant()
+			r.FullName = "Ada\r\nLovelace"
+			_, err := c.CreateApplicant(ctx, r)
+			return err
+		}, []string{"full_name"}},
+		{"UpdateApplicantEscapeInName", func(ctx context.Context) error {
+			_, err := c.UpdateApplicant(ctx, &requestsv1.UpdateApplicantRequest{Id: a.GetId(), FullName: proto.String("Ada\x1b[2J")})
+			return err
+		}, []string{"full_name"}},
+		{"ClaimLineBreakInCheckerID", func(ctx context.Context) error {
+			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c\n1", MaxMissions: 1})
+			return err
+		}, []string{"checker_id"}},
+		{"ReportLineSeparatorInSlot", func(ctx context.Context) error {
+			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
+				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, Detail: "a detail\nmay have lines",
+				Slots: slots(slotP("paris", "tour\u2028ism", "2030-07-05")),
+			})
+			return err
+		}, []string{"slots[0].visa_category"}},
 		{"ReportMoreThan10000Slots", func(ctx context.Context) error {
 			many := make([]*requestsv1.Slot, 10001)
 			for i := range many {

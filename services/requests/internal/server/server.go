@@ -258,6 +258,9 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 	if err != nil {
 		return nil, s.errorStatus(ctx, "ListAppointmentRequests", err)
 	}
+	if fit := domain.FitAnswer(rs, domain.MaxAnswerBytes); fit < len(rs) {
+		rs, more = rs[:fit], true // the next page starts after the last one sent
+	}
 	resp := &requestsv1.ListAppointmentRequestsResponse{Requests: requestsToProto(rs)}
 	if more {
 		last := rs[len(rs)-1]
@@ -348,7 +351,11 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 	if err != nil {
 		return nil, s.errorStatus(ctx, "ReportCheckResult", err)
 	}
-	return &requestsv1.ReportCheckResultResponse{Matched: requestsToProto(matched), CheckId: rec.ID}, nil
+	// The report is committed: an answer too large for the client would
+	// tell the Checker it failed. matched_count counts what is left out.
+	fit := domain.FitAnswer(matched, domain.MaxAnswerBytes)
+	return &requestsv1.ReportCheckResultResponse{Matched: requestsToProto(matched[:fit]), CheckId: rec.ID,
+		MatchedCount: int32(len(matched))}, nil
 }
 
 // ConfirmClaim lets a claimed check open the portal, unless the claim is

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,9 +26,9 @@ func (s *Store) CreateRequest(ctx context.Context, r domain.Request) error {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO requests.appointment_requests (`+requestCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11, $12)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 0, $10, $11, $12, $13)`,
 			r.ID, r.ApplicantID, r.MissionCode, r.Centre, r.VisaCategory, r.EarliestDate, r.LatestDate,
-			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt, slotsToJSON(r.MissedSlots))
+			string(r.Status), slotsToJSON(r.MatchedSlots), r.CreatedAt, r.UpdatedAt, slotsToJSON(r.MissedSlots), r.MatchedSlotCount)
 		if isForeignKeyViolation(err) {
 			return domain.ErrApplicantNotFound
 		}
@@ -136,8 +139,8 @@ func (s *Store) changeStatus(ctx context.Context, id uuid.UUID, typ domain.Event
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE requests.appointment_requests
-			SET status = $2, matched_slots = $3, missed_slots = $4, updated_at = $5 WHERE id = $1`,
-			r.ID, string(r.Status), slotsToJSON(r.MatchedSlots), slotsToJSON(r.MissedSlots), r.UpdatedAt); err != nil {
+			SET status = $2, matched_slots = $3, missed_slots = $4, updated_at = $5, matched_slot_count = $6 WHERE id = $1`,
+			r.ID, string(r.Status), slotsToJSON(r.MatchedSlots), slotsToJSON(r.MissedSlots), r.UpdatedAt, r.MatchedSlotCount); err != nil {
 			return fmt.Errorf("%s request: %w", typ, err)
 		}
 		return writeEvents(ctx, tx, typ, []domain.Request{r}, now)
@@ -278,24 +281,26 @@ func withinBudget(ctx context.Context, tx pgx.Tx, budgets map[string]int, due st
 	return codes, rows.Err()
 }
 
-// ClaimDueMissions expires what is due, then claims up to p.Max missions
-// that have PENDING requests whose window has not ended by the mission's
-// today (in its zone; each claim carries the zone's name), were last
-// checked at least p.CheckInterval ago (any time, when it is 0), and hold
-// no claim: never claimed, reported, or lapsed at least domain.ClaimGrace
-// ago. Mission rows are taken with FOR UPDATE SKIP LOCKED and re-checked
+// ClaimDueMissions claims up to p.Max missions that have PENDING requests
+// whose window has not ended by the mission's today (in its zone; each
+// claim carries the zone's name), were last checked at least
+// p.CheckInterval ago (any time, when it is 0), and hold no claim: never
+// claimed, reported, or lapsed at least domain.ClaimGrace ago. Mission rows are taken with FOR UPDATE SKIP LOCKED and re-checked
 // after locking, so concurrent callers on any number of replicas never get
 // the same mission; a claim is live until its claim_expires_at, so one
 // that is never reported lapses by itself.
 // A claim carries at most apirule.MaxRequestsPerClaim of the mission's
-// pending requests, those checked least recently first.
+// pending requests, those checked least recently first, and the answer
+// stops before domain.MaxAnswerBytes (pickMissions): a mission that does
+// not fit is not claimed.
 //
 // Portals (requests.portals): every portal row is locked FOR UPDATE first,
 // so claimers on every replica take turns on them; a portal's missions are
 // claimed only up to its budget (domain.Portal.Budget: its cap less its
 // claims in the last minute, none while paused), and a mission of a portal
 // with a minimum interval only that long after its last claim. The claim
-// is logged with its portal, which is what the next count reads.
+// is logged with its portal, which is what the next count reads. It also
+// expires what is due (after locking the missions: the lock order).
 func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.Claim, error) {
 	// With no interval a mission is always due. Leaving the condition out,
 	// rather than comparing last_checked_at with now, keeps a replica whose
@@ -309,22 +314,22 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		claims = nil
 		events := &pgx.Batch{}
-		md, err := readMissionDays(ctx, tx, p.Now)
+		// The lock order (Store): portals, then missions, then requests.
+		// Expiring first took request locks before the portal rows, and
+		// deadlocked with a report of a wall, which holds its portal's row
+		// and waits for its claim's requests.
+		budgets, err := lockPortalsForClaim(ctx, tx, events, p.Now, p.Walls)
 		if err != nil {
 			return err
 		}
-		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
-			return err
-		}
-		budgets, err := lockPortalsForClaim(ctx, tx, events, p.Now, p.Walls)
+		md, err := readMissionDays(ctx, tx, p.Now)
 		if err != nil {
 			return err
 		}
 		expires := p.Now.Add(p.TTL)
 		args := pgx.NamedArgs{
 			"now": p.Now, "lapsed_before": p.Now.Add(-domain.ClaimGrace), "due_before": p.Now.Add(-p.CheckInterval),
-			"zones": md.zones, "days": md.days, "max": p.Max, "expires": expires, "checker": p.CheckerID,
-			"per_claim": apirule.MaxRequestsPerClaim, "interval_us": p.CheckInterval.Microseconds(),
+			"zones": md.zones, "days": md.days, "max": p.Max, "interval_us": p.CheckInterval.Microseconds(),
 			"grace_us": domain.ClaimGrace.Microseconds(),
 		}
 		allowed, err := withinBudget(ctx, tx, budgets, due, args)
@@ -336,82 +341,25 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 			limited = append(limited, name)
 		}
 		args["limited"], args["allowed"] = limited, allowed
-		rows, err := tx.Query(ctx, `
-			WITH picked AS (
-				-- due_at is when each condition below last became true
-				-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
-				-- checked or with no lapsed claim. z.today is the day it
-				-- is in the mission's zone (missionDays). A mission of a
-				-- portal with a cap or a pause is taken only if withinBudget
-				-- allowed it.
-				SELECT m.code, m.claim_id AS old_claim, m.timezone, m.portal, z.today,
-				       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
-				                m.claim_expires_at + @grace_us * interval '1 microsecond',
-				                (SELECT min(r.updated_at) FROM requests.appointment_requests r
-				                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at
-				`+claimableSQL(due)+`
-				  AND (m.portal <> ALL(@limited::text[]) OR m.code = ANY(@allowed::text[]))
-				ORDER BY m.last_checked_at NULLS FIRST, m.code
-				LIMIT @max
-				FOR UPDATE OF m SKIP LOCKED
-			), claimed AS (
-				UPDATE requests.missions m SET claim_id = gen_random_uuid(), claim_expires_at = @expires, last_claimed_at = @now
-				FROM picked WHERE m.code = picked.code
-				RETURNING m.code, m.claim_id, picked.old_claim, picked.due_at, picked.timezone, picked.today, picked.portal
-			), inserted AS (
-				INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at, portal)
-				SELECT c.claim_id, c.code, @checker,
-				       ARRAY(SELECT r.id FROM requests.appointment_requests r
-				             WHERE r.mission_code = c.code AND r.status = 'pending' AND r.latest_date >= c.today
-				             ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
-				             LIMIT @per_claim),
-				       @now, @expires, c.portal
-				FROM claimed c
-				RETURNING id, mission_code, request_ids
-			)
-			-- A previous claim that was never reported lapsed: it is
-			-- noticed here, under the mission's row lock, so exactly once.
-			SELECT i.id, i.mission_code, i.request_ids,
-			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = c.old_claim AND old.reported_at IS NULL),
-			       c.due_at, c.timezone
-			FROM inserted i JOIN claimed c ON c.claim_id = i.id`, args)
+		picked, err := pickMissions(ctx, tx, due, args)
 		if err != nil {
-			return fmt.Errorf("claim missions: %w", err)
+			return err
 		}
-		var ids []uuid.UUID
-		byID := map[uuid.UUID]int{}
-		for rows.Next() {
-			var (
-				c      = domain.Claim{CheckerID: p.CheckerID, ClaimedAt: p.Now, ExpiresAt: expires}
-				reqIDs []uuid.UUID
-			)
-			if err := rows.Scan(&c.ID, &c.MissionCode, &reqIDs, &c.TookOverLapsed, &c.DueAt, &c.Timezone); err != nil {
-				rows.Close()
-				return fmt.Errorf("claim missions: %w", err)
-			}
-			for _, id := range reqIDs {
-				byID[id] = len(claims)
-			}
-			ids = append(ids, reqIDs...)
-			claims = append(claims, c)
+		// Claims carry no request that expires here: they read windows
+		// that have not ended by the mission's today, and this expires
+		// those that have.
+		if _, err := expire(ctx, tx, events, md, p.Now); err != nil {
+			return err
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("claim missions: %w", err)
+		if err := insertClaims(ctx, tx, picked, p.CheckerID, p.Now, expires); err != nil {
+			return err
 		}
-		if len(ids) > 0 {
-			rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
-				WHERE id = ANY($1) ORDER BY created_at, id`, ids)
-			if err != nil {
-				return fmt.Errorf("load claimed requests: %w", err)
-			}
-			reqs, err := collectRequests(rows)
-			if err != nil {
-				return fmt.Errorf("load claimed requests: %w", err)
-			}
-			for _, r := range reqs {
-				i := byID[r.ID]
-				claims[i].Requests = append(claims[i].Requests, r)
-			}
+		for _, m := range picked {
+			m.claim.CheckerID, m.claim.ClaimedAt, m.claim.ExpiresAt = p.CheckerID, p.Now, expires
+			slices.SortFunc(m.claim.Requests, func(a, b domain.Request) int {
+				return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), bytes.Compare(a.ID[:], b.ID[:]))
+			})
+			claims = append(claims, m.claim)
 		}
 		return sendBatch(ctx, tx, events)
 	})
@@ -419,6 +367,126 @@ func (s *Store) ClaimDueMissions(ctx context.Context, p ClaimParams) ([]domain.C
 		return nil, err
 	}
 	return claims, nil
+}
+
+// pickedMission is a mission ClaimDueMissions holds the row lock of, to
+// claim.
+type pickedMission struct {
+	claim  domain.Claim // its Requests least recently checked first
+	portal string
+}
+
+// pickMissions locks (FOR UPDATE SKIP LOCKED) up to @max claimable
+// missions (claimableSQL) in claim order, those of a portal with a cap or
+// a pause only if withinBudget allowed them (@limited, @allowed), and
+// returns them with the requests each claim carries: its pending requests
+// whose window has not ended by its today, at most
+// apirule.MaxRequestsPerClaim, those checked least recently first. A
+// mission's DueAt and whether its previous claim lapsed unreported are read
+// under its row lock, so exactly once.
+//
+// It stops reading before the answer would pass domain.MaxAnswerBytes (the
+// claims' and requests' SizeBound), so that the answer reaches the client:
+// the missions it returns are those that got requests (at least one
+// request of the first); the others are not claimed (their row locks go at
+// commit), and a mission's requests left out come with its next claims.
+func pickMissions(ctx context.Context, tx pgx.Tx, due string, args pgx.NamedArgs) ([]pickedMission, error) {
+	args["per_claim"] = apirule.MaxRequestsPerClaim
+	rows, err := tx.Query(ctx, `
+		WITH picked AS (
+			-- due_at is when each condition below last became true
+			-- (Claim.DueAt); GREATEST skips the NULLs of a mission never
+			-- checked or with no lapsed claim. z.today is the day it is in
+			-- the mission's zone (missionDays).
+			SELECT m.code, m.timezone, m.portal, z.today, m.last_checked_at,
+			       GREATEST(m.last_checked_at + @interval_us * interval '1 microsecond',
+			                m.claim_expires_at + @grace_us * interval '1 microsecond',
+			                (SELECT min(r.updated_at) FROM requests.appointment_requests r
+			                 WHERE r.mission_code = m.code AND r.status = 'pending' AND r.latest_date >= z.today)) AS due_at,
+			       EXISTS (SELECT 1 FROM requests.claims old WHERE old.id = m.claim_id AND old.reported_at IS NULL) AS lapsed
+			`+claimableSQL(due)+`
+			  AND (m.portal <> ALL(@limited::text[]) OR m.code = ANY(@allowed::text[]))
+			ORDER BY m.last_checked_at NULLS FIRST, m.code
+			LIMIT @max
+			FOR UPDATE OF m SKIP LOCKED
+		)
+		SELECT p.timezone, p.portal, p.due_at, p.lapsed, q.*
+		FROM picked p
+		CROSS JOIN LATERAL (SELECT `+requestCols+` FROM requests.appointment_requests r
+		                    WHERE r.mission_code = p.code AND r.status = 'pending' AND r.latest_date >= p.today
+		                    ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
+		                    LIMIT @per_claim) q
+		ORDER BY p.last_checked_at NULLS FIRST, p.code, q.last_checked_at NULLS FIRST, q.created_at, q.id`, args)
+	if err != nil {
+		return nil, fmt.Errorf("claim missions: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out  []pickedMission
+		used int
+	)
+	for rows.Next() {
+		var m pickedMission
+		r, err := scanRequest(rows, &m.claim.Timezone, &m.portal, &m.claim.DueAt, &m.claim.TookOverLapsed)
+		if err != nil {
+			return nil, fmt.Errorf("claim missions: %w", err)
+		}
+		size := r.SizeBound()
+		first := len(out) == 0 || out[len(out)-1].claim.MissionCode != r.MissionCode
+		if first {
+			size += domain.ClaimSizeBound(r.MissionCode, m.claim.Timezone)
+		}
+		if used+size > domain.MaxAnswerBytes && used > 0 {
+			break
+		}
+		used += size
+		if first {
+			m.claim.MissionCode = r.MissionCode
+			out = append(out, m)
+		}
+		last := &out[len(out)-1].claim
+		last.Requests = append(last.Requests, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim missions: %w", err)
+	}
+	return out, nil
+}
+
+// insertClaims claims the picked missions (their rows are locked) and logs
+// each claim, with the requests it carries, in requests.claims (with its
+// portal, which the next claims' cap counts).
+func insertClaims(ctx context.Context, tx pgx.Tx, picked []pickedMission, checker string, now, expires time.Time) error {
+	if len(picked) == 0 {
+		return nil
+	}
+	var (
+		codes, portals []string
+		ids            []uuid.UUID
+		reqClaims      []uuid.UUID
+		reqIDs         []uuid.UUID
+	)
+	for i := range picked {
+		m := &picked[i]
+		m.claim.ID = uuid.New()
+		codes, portals, ids = append(codes, m.claim.MissionCode), append(portals, m.portal), append(ids, m.claim.ID)
+		for _, r := range m.claim.Requests {
+			reqClaims, reqIDs = append(reqClaims, m.claim.ID), append(reqIDs, r.ID)
+		}
+	}
+	_, err := tx.Exec(ctx, `
+		WITH c AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS c(code, id, portal)),
+		     r AS (SELECT x.claim, array_agg(x.id ORDER BY x.n) AS ids
+		           FROM unnest($4::uuid[], $5::uuid[]) WITH ORDINALITY AS x(claim, id, n) GROUP BY x.claim),
+		     claimed AS (UPDATE requests.missions m SET claim_id = c.id, claim_expires_at = $6, last_claimed_at = $7
+		                 FROM c WHERE m.code = c.code)
+		INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at, portal)
+		SELECT c.id, c.code, $8, r.ids, $7, $6, c.portal FROM c JOIN r ON r.claim = c.id`,
+		codes, ids, portals, reqClaims, reqIDs, expires, now, checker)
+	if err != nil {
+		return fmt.Errorf("claim missions: %w", err)
+	}
+	return nil
 }
 
 // CheckRecord is a recorded check.
@@ -496,17 +564,19 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			statuses := make([]string, len(changed))
 			slots := make([][]byte, len(changed))
 			counts := make([]int32, len(changed))
+			found := make([]int32, len(changed))
 			checked := make([]time.Time, len(changed))
 			updated := make([]time.Time, len(changed))
 			for i, r := range changed {
 				ids[i], statuses[i], slots[i] = r.ID, string(r.Status), slotsToJSON(r.MatchedSlots)
 				counts[i], checked[i], updated[i] = int32(r.CheckCount), r.LastCheckedAt, r.UpdatedAt
+				found[i] = int32(r.MatchedSlotCount)
 			}
 			b.Queue(`UPDATE requests.appointment_requests r SET status = u.status, matched_slots = u.slots,
-				check_count = u.count, last_checked_at = u.checked, updated_at = u.updated
-				FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::timestamptz[])
-				     AS u(id, status, slots, count, checked, updated)
-				WHERE r.id = u.id`, ids, statuses, slots, counts, checked, updated)
+				check_count = u.count, last_checked_at = u.checked, updated_at = u.updated, matched_slot_count = u.found
+				FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::timestamptz[], $6::timestamptz[], $7::int[])
+				     AS u(id, status, slots, count, checked, updated, found)
+				WHERE r.id = u.id`, ids, statuses, slots, counts, checked, updated, found)
 		}
 		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
@@ -531,8 +601,9 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 
 // ConfirmClaim is ConfirmClaim's check: the claim is live (as in
 // ReportCheck) and its mission's portal is not paused at now. A claim whose
-// portal is paused is ended there, with no check recorded and the
-// mission's last check unchanged (so it is due again once the pause is
+// portal is paused is ended there (its reported_at, the claim log's end of
+// a claim, is set), with no check recorded and the mission's last check
+// unchanged (so it is due again once the pause is
 // over): a *domain.PausedError, which is domain.ErrPortalPaused. A claim not held
 // is domain.ErrClaimNotHeld.
 func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Time) error {
@@ -566,6 +637,11 @@ func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Ti
 		}
 		if tag.RowsAffected() == 0 {
 			return domain.ErrClaimNotHeld // reported or lapsed meanwhile
+		}
+		// The claim log says when it ended, as for a report: the claim
+		// that next takes the mission does not count it lapsed.
+		if _, err := tx.Exec(ctx, `UPDATE requests.claims SET reported_at = $2 WHERE id = $1 AND reported_at IS NULL`, claimID, now); err != nil {
+			return fmt.Errorf("end claim: %w", err)
 		}
 		paused = &domain.PausedError{Portal: portal, Until: until.Time}
 		return nil

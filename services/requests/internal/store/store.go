@@ -27,6 +27,16 @@ const EventChannel = "requests_events"
 const eventLockKey = 7316003
 
 // Store runs the service's SQL on a pool.
+//
+// Lock order. A transaction that locks rows of several kinds takes them in
+// this order, so no two wait for each other: portal rows (several: in name
+// order), then mission rows, then request rows (several: by id, or SKIP
+// LOCKED), then the event lock (appendEvents, last). ClaimDueMissions:
+// every portal, its missions (SKIP LOCKED), the requests it expires (SKIP
+// LOCKED). ReportCheck: a wall's portal, the claim's mission, its requests.
+// ConfirmClaim: the portal (FOR SHARE), then the mission. Request changes
+// (cancel, resume, book; an applicant's deletion, after the applicant's
+// row) lock requests only; settings, their portal or mission row only.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -93,6 +103,9 @@ type requestJSON struct {
 	CheckCount    int             `json:"check_count"`
 	CreatedAt     time.Time       `json:"created_at"`
 	UpdatedAt     time.Time       `json:"updated_at"`
+
+	// MatchedSlotCount is absent from snapshots written before it was kept.
+	MatchedSlotCount int `json:"matched_slot_count,omitempty"`
 }
 
 func requestToJSON(r domain.Request) []byte {
@@ -100,7 +113,7 @@ func requestToJSON(r domain.Request) []byte {
 		ID: r.ID, ApplicantID: r.ApplicantID, MissionCode: r.MissionCode, Centre: r.Centre,
 		VisaCategory: r.VisaCategory, EarliestDate: r.EarliestDate.Format(domain.DateLayout),
 		LatestDate: r.LatestDate.Format(domain.DateLayout), Status: r.Status,
-		MatchedSlots: slotsToJSON(r.MatchedSlots), CheckCount: r.CheckCount,
+		MatchedSlots: slotsToJSON(r.MatchedSlots), MatchedSlotCount: r.MatchedSlotCount, CheckCount: r.CheckCount,
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if len(r.MissedSlots) > 0 {
@@ -124,7 +137,7 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 	}
 	r := domain.Request{
 		ID: j.ID, ApplicantID: j.ApplicantID, MissionCode: j.MissionCode, Centre: j.Centre,
-		VisaCategory: j.VisaCategory, Status: j.Status, CheckCount: j.CheckCount,
+		VisaCategory: j.VisaCategory, Status: j.Status, MatchedSlotCount: j.MatchedSlotCount, CheckCount: j.CheckCount,
 		CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt,
 	}
 	var err error
@@ -149,9 +162,12 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 }
 
 const requestCols = `id, applicant_id, mission_code, centre, visa_category, earliest_date,
-	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots`
+	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots,
+	matched_slot_count`
 
-func scanRequest(row pgx.Row) (domain.Request, error) {
+// scanRequest reads requestCols; lead are the destinations of columns
+// selected before them.
+func scanRequest(row pgx.Row, lead ...any) (domain.Request, error) {
 	var (
 		r         domain.Request
 		applicant pgtype.UUID
@@ -159,8 +175,9 @@ func scanRequest(row pgx.Row) (domain.Request, error) {
 		missed    []byte
 		checked   pgtype.Timestamptz
 	)
-	err := row.Scan(&r.ID, &applicant, &r.MissionCode, &r.Centre, &r.VisaCategory, &r.EarliestDate,
-		&r.LatestDate, &r.Status, &slots, &checked, &r.CheckCount, &r.CreatedAt, &r.UpdatedAt, &missed)
+	err := row.Scan(append(lead, &r.ID, &applicant, &r.MissionCode, &r.Centre, &r.VisaCategory, &r.EarliestDate,
+		&r.LatestDate, &r.Status, &slots, &checked, &r.CheckCount, &r.CreatedAt, &r.UpdatedAt, &missed,
+		&r.MatchedSlotCount)...)
 	if err != nil {
 		return r, err
 	}
