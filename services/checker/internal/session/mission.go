@@ -204,7 +204,9 @@ func (m *mission) check(lease Lease) MissionResult {
 	out := outcomeOf(res)
 	detail := detailOf(res)
 	if err != nil {
-		out = Error
+		if out != Unused { // an account that never reached the portal is not charged
+			out = Error
+		}
 		if cause := context.Cause(ctx); cause != nil {
 			detail = fmt.Sprintf("%v (%s)", cause, detail)
 		}

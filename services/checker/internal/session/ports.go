@@ -170,8 +170,9 @@ const (
 	Error     Outcome = "error"
 	// Unused: the account was not used at the portal: the check was called
 	// off before its first request (Requests found the portal paused since
-	// the claim), or found its kept session dead and may not log in (login
-	// budget spent). Released as such, it is no failure of the account.
+	// the claim), found its kept session dead and may not log in (login
+	// budget spent), or the browser could not open its tab. Released as
+	// such, it is no failure of the account.
 	Unused Outcome = "unused"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"

@@ -70,10 +70,12 @@ func outcomeOf(res portal.Result) Outcome {
 	case portal.Banned:
 		return Banned
 	}
-	switch res.Reason {
-	case portal.ReasonCalledOff, portal.ReasonLoginBudget:
+	switch {
+	case res.Reason == portal.ReasonCalledOff, res.Reason == portal.ReasonLoginBudget,
+		res.Reason == portal.ReasonBrowser && res.Step == "":
 		// The account did nothing at the portal (the check was called off,
-		// or found its session dead and may not log in): not its failure.
+		// found its session dead and may not log in, or the browser failed
+		// before the first step, opening the tab): not its failure.
 		return Unused
 	}
 	return Error

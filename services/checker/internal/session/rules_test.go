@@ -57,6 +57,8 @@ func TestOutcomeIsSuccessOnlyWhenRequestsSaysTheReportMatched(t *testing.T) {
 		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, 0, LoginFail},
 		{"BannedAfterReadingMatchingSlots", portal.Result{Outcome: portal.Banned, Slots: slots}, 1, Banned},
 		{"Error", portal.Result{Outcome: portal.Error}, 0, Error},
+		{"BrowserFailedBeforeTheFirstStep", portal.Result{Outcome: portal.Error, Reason: portal.ReasonBrowser}, 0, Unused},
+		{"BrowserDiedMidCheck", portal.Result{Outcome: portal.Error, Reason: portal.ReasonBrowser, Step: "login"}, 0, Error},
 		{"Unset", portal.Result{}, 0, Error},
 	} {
 		if got := withMatches(outcomeOf(tc.res), tc.matched); got != tc.want {

@@ -269,6 +269,12 @@ func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 // setupWith is setup with the profile tuned.
 func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
 	t.Helper()
+	return setupOn(t, shared(t), cfg, tune)
+}
+
+// setupOn is setupWith on a browser of its own.
+func setupOn(t *testing.T, mgr *browser.Manager, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
+	t.Helper()
 	var accts []account
 	var simAccts []sim.Account
 	for i := 1; i <= 3; i++ {
@@ -284,7 +290,7 @@ func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker,
 		t.Fatal(err)
 	}
 	_, prof := browsertest.ServePortal(t, s, tune)
-	drv, err := portal.New(portal.Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
+	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,6 +542,24 @@ func TestSession(t *testing.T) {
 		}
 		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
 			t.Errorf("report = %+v", rep)
+		}
+	})
+
+	// A pod whose Chromium will not start must not push the accounts it
+	// leases toward quarantine: they never reached the portal.
+	t.Run("ABrowserThatCannotOpenATabReleasesTheAccountUnused", func(t *testing.T) {
+		t.Parallel()
+		broken := browser.New(browser.Config{ExecPath: "/nonexistent/chromium", NoSandbox: browsertest.NoSandbox()})
+		t.Cleanup(func() { _ = broken.Close() })
+		c, b := setupOn(t, broken, Config{}, nil)
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: account 1", "report c-fra failed account 1", "release account 1 unused")
+		if r := sum.Results[0]; r.Outcome != Unused || !strings.Contains(r.Detail, "browser") {
+			t.Errorf("result = %+v", r)
+		}
+		if rel := b.pool.releases[0]; rel.LoggedIn || rel.ClearSession {
+			t.Errorf("release = %v", rel)
 		}
 	})
 
