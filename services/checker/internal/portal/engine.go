@@ -73,8 +73,9 @@ func (c *check) run(queries []Query) {
 			return
 		}
 		// Log in and check again; the slots read so far are read again,
-		// and the new session replaces the dead one.
-		c.res = Result{}
+		// and the new session replaces the dead one. Until it does (the
+		// login may fail), the dead one is still over.
+		c.res = Result{SessionEnded: true}
 		c.saved = map[string]string{}
 	}
 	c.flow = "login"
