@@ -218,6 +218,10 @@ func (m *mission) check(lease Lease) MissionResult {
 	// refused at the gate is over already: nothing to report.
 	if !claimLost {
 		rep := reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
+		if rep.SlotsCut > 0 {
+			c.log.Warn("report holds the earliest slots only", "session", m.session, "mission", m.claim.Mission,
+				"claim", m.claim.ID, "slots_reported", len(rep.Slots), "slots_cut", rep.SlotsCut)
+		}
 		var reported func()
 		if rep.Outcome.Wall() {
 			reported = c.reportingWall()

@@ -154,6 +154,9 @@ type Report struct {
 	// RetryAfter is the portal's own Retry-After on a wall (0: none):
 	// Requests pauses the portal at least that long.
 	RetryAfter time.Duration
+	// SlotsCut is how many slots the check read that the report leaves
+	// out, later than those in Slots (see reportSlots); not sent.
+	SlotsCut int
 }
 
 // Outcome is how a mission's check went. All but NoAccount are the
