@@ -139,6 +139,13 @@ func (m *mission) acquire() (Lease, bool) {
 				m.giveUp(NoAccount, fmt.Sprintf("no account free before the claim's deadline for starting a check; the pool says the next frees in %s", busy.RetryAfter))
 				return Lease{}, false
 			}
+		case errors.Is(err, ErrNoAnswer):
+			// The pool may have made the lease and its answer been lost:
+			// asking again would lease a second account. The claim ends
+			// (FAILED) and comes due again; the lease, if there is one,
+			// ends at its TTL.
+			m.giveUp(NoAccount, fmt.Sprintf("the account pool did not answer in time; not asking again, as it may have leased an account: %v", err))
+			return Lease{}, false
 		case errors.Is(err, ErrUnavailable):
 			wait, _ = unavailable.Next()
 			c.log.Warn("account pool unavailable; retrying", "session", m.session, "mission", m.claim.Mission, "in", wait.String(), "err", err)

@@ -205,6 +205,10 @@ var (
 	// ErrUnavailable marks an error worth retrying: the service could not
 	// be reached or answered in time.
 	ErrUnavailable = errors.New("service unavailable")
+	// ErrNoAnswer marks an ErrUnavailable that came after the call was
+	// sent: no answer in time. The call may have taken effect, so one that
+	// is not idempotent (Acquire) must not be tried again.
+	ErrNoAnswer = errors.New("no answer in time")
 	// ErrStopping: the checker is stopping and starts no session.
 	ErrStopping = errors.New("checker is stopping")
 )

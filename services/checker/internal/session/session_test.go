@@ -483,6 +483,32 @@ func TestSession(t *testing.T) {
 		}
 	})
 
+	// Acquire is not idempotent: a lease whose answer was lost would be
+	// orphaned, and a second account leased, were it asked again.
+	t.Run("DoesNotAskAgainAfterAnAcquireGotNoAnswer", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		lost := fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer)
+		b.pool.busy = []error{lost}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: "+lost.Error(), "report c-fra failed account 0")
+		if r := sum.Results[0]; r.Outcome != NoAccount || r.AccountID != 0 {
+			t.Errorf("result = %+v", r)
+		}
+	})
+
+	t.Run("AsksAgainWhileThePoolIsUnreachable", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.pool.busy = []error{fmt.Errorf("acquire: %w: rpc error: code = Unavailable", ErrUnavailable)}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		if r := sum.Results[0]; r.Outcome != NoSlot || r.AccountID != 1 || b.ev.count("acquire fra") != 2 {
+			t.Errorf("result = %+v after %d Acquire calls; want no_slot with account 1 on the second", r, b.ev.count("acquire fra"))
+		}
+	})
+
 	t.Run("DoesNotWaitForAnAccountThatFreesAfterTheClaimsHalfLife", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{ClaimTTL: time.Minute})
