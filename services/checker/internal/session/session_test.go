@@ -554,10 +554,20 @@ func TestSession(t *testing.T) {
 	t.Run("ALostLeaseEndsTheCheckWithoutARelease", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{LeaseTTL: 400 * time.Millisecond})
-		b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
 		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 10000, Only: sim.SlotAPI}); err != nil {
 			t.Fatal(err)
 		}
+		// The lease is lost once the check is at the portal (lost before
+		// the tab opens, the account would go back unused).
+		ctx := t.Context()
+		go func() {
+			for len(b.sim.Logins()) == 0 && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			b.pool.mu.Lock()
+			b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
+			b.pool.mu.Unlock()
+		}()
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
 		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
