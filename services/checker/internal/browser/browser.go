@@ -157,7 +157,8 @@ type instance struct {
 	pid         int
 
 	// Guarded by Manager.mu.
-	opened  int   // tabs handed out, for recycling
+	opened  int   // tabs opened, the spares included
+	handed  int   // tabs handed out to checks, for recycling
 	active  int   // tabs not yet torn down
 	done    int64 // tabs torn down
 	retired bool  // takes no new tabs; stops when active reaches 0
@@ -175,7 +176,7 @@ func New(cfg Config) *Manager {
 // ready while Chromium cannot start instead of failing its first check.
 func (m *Manager) Start(ctx context.Context) error {
 	m.startMu.Lock()
-	_, err := m.usableLocked(ctx, false)
+	_, err := m.usableLocked(ctx, false, false)
 	m.startMu.Unlock()
 	if err == nil {
 		m.refillSpare()
@@ -260,7 +261,7 @@ func (m *Manager) NewTab(ctx context.Context) (*Tab, error) {
 	// A browser that died since the last check may not be noticed yet:
 	// then the tab fails to open, and one more try gets a new browser.
 	for try := 1; ; try++ {
-		inst, err := m.acquire(ctx)
+		inst, err := m.acquire(ctx, true)
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +336,11 @@ func (m *Manager) useSpare(ctx context.Context, sp *spareTab) *Tab {
 	}
 	tab := sp.tab
 	m.mu.Lock()
-	usable := tab.inst == m.cur && !tab.inst.dead && !tab.inst.retired
+	inst := tab.inst
+	usable := inst == m.cur && !inst.dead && !inst.retired && inst.handed < m.cfg.RecycleAfter
+	if usable {
+		inst.handed++ // a spare counts toward recycling once handed out
+	}
 	m.mu.Unlock()
 	if usable {
 		// One round trip tells a live tab from one whose browser was
@@ -375,7 +380,7 @@ func (m *Manager) openSpareLocked() {
 	go func() {
 		defer m.background.Done()
 		defer close(sp.ready)
-		inst, err := m.acquire(context.Background())
+		inst, err := m.acquire(context.Background(), false)
 		if err != nil {
 			sp.err = err
 			return
@@ -548,16 +553,30 @@ func (m *Manager) gone(inst *instance) bool {
 	return inst.dead || inst.ctx.Err() != nil
 }
 
-// acquire returns a browser that takes a new tab, counting the tab.
-func (m *Manager) acquire(ctx context.Context) (*instance, error) {
+// acquire returns a browser that takes a new tab, counting the tab; a tab
+// handed out to a check (handOut), not a spare, counts toward recycling.
+// A spare counts once it is handed out (useSpare): counted when opened,
+// spares recycled a browser before any check used it whenever there were
+// more of them than RecycleAfter.
+func (m *Manager) acquire(ctx context.Context, handOut bool) (*instance, error) {
 	m.startMu.Lock()
 	defer m.startMu.Unlock()
-	return m.usableLocked(ctx, true)
+	return m.usableLocked(ctx, true, handOut)
 }
 
 // usableLocked returns the current browser, replacing it first if it is
-// dead or due for recycling. The caller holds startMu.
-func (m *Manager) usableLocked(ctx context.Context, takeTab bool) (*instance, error) {
+// dead or, for a new tab (takeTab), due for recycling. The caller holds
+// startMu.
+func (m *Manager) usableLocked(ctx context.Context, takeTab, handOut bool) (*instance, error) {
+	count := func(inst *instance) {
+		if takeTab {
+			inst.opened++
+			inst.active++
+		}
+		if handOut {
+			inst.handed++
+		}
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -565,15 +584,12 @@ func (m *Manager) usableLocked(ctx context.Context, takeTab bool) (*instance, er
 	}
 	if inst := m.cur; inst != nil {
 		switch {
-		case !inst.dead && (!takeTab || inst.opened < m.cfg.RecycleAfter):
-			if takeTab {
-				inst.opened++
-				inst.active++
-			}
+		case !inst.dead && (!takeTab || inst.handed < m.cfg.RecycleAfter):
+			count(inst)
 			m.mu.Unlock()
 			return inst, nil
 		case !inst.dead:
-			m.log.Info("recycling browser", "pid", inst.pid, "tabs", inst.opened)
+			m.log.Info("recycling browser", "pid", inst.pid, "tabs", inst.handed)
 			m.retireLocked(inst)
 		}
 		m.cur = nil
@@ -595,10 +611,7 @@ func (m *Manager) usableLocked(ctx context.Context, takeTab bool) (*instance, er
 	m.started++
 	m.cur = inst
 	m.all[inst] = struct{}{}
-	if takeTab {
-		inst.opened++
-		inst.active++
-	}
+	count(inst)
 	go m.watch(inst)
 	return inst, nil
 }

@@ -381,6 +381,35 @@ func TestBrowserIsRecycledAfterConfiguredTabs(t *testing.T) {
 	waitGone(t, pids[0])
 }
 
+// Spares opened ahead count toward recycling only once a check takes
+// them: with more spares than tabs per browser, opening them used to
+// recycle the browser again and again (4 checks started 17 browsers).
+func TestSparesDoNotRecycleTheBrowser(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, Config{RecycleAfter: 1, Spares: 3})
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const checks = 4
+	for range checks {
+		tab := open(t, m)
+		if err := chromedp.Do(tab.Context(), chromedp.Evaluate[chromedp.Void](`1`)); err != nil {
+			t.Fatalf("the tab does not work: %v", err)
+		}
+		tab.Close(nil)
+	}
+	_ = m.Close() // waits for the spares' refills
+	m.mu.Lock()
+	started := m.started
+	m.mu.Unlock()
+	// One browser per check, as RecycleAfter 1 asks, and one more at
+	// most for the spares opened after the last check.
+	if started > checks+2 {
+		t.Errorf("%d browsers started for %d checks with RecycleAfter 1 and 3 spares, want at most %d", started, checks, checks+2)
+	}
+	t.Logf("%d browsers started for %d checks", started, checks)
+}
+
 func TestDeadBrowserIsReplacedOnTheNextTab(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, Config{})

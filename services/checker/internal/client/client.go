@@ -189,13 +189,13 @@ func slotToProto(s portal.Slot) *rqv1.Slot {
 }
 
 // wrap marks the errors worth retrying: the service was unreachable or
-// did not answer in time.
+// did not answer in time; the latter also as session.ErrNoAnswer, since
+// the call may have taken effect.
 func wrap(op string, err error) error {
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
-		return fmt.Errorf("%s: %w: %w", op, session.ErrUnavailable, err)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	switch code := status.Code(err); {
+	case code == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w: %w: %w", op, session.ErrUnavailable, session.ErrNoAnswer, err)
+	case code == codes.Unavailable, code == codes.Aborted, code == codes.ResourceExhausted:
 		return fmt.Errorf("%s: %w: %w", op, session.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

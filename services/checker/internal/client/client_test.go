@@ -1,11 +1,16 @@
 package client
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
@@ -46,6 +51,28 @@ func setup(t *testing.T) *Pool {
 	}
 	return NewPool(authtest.Dial(t, ap.Addr, auth.ClientConfig{
 		TokenFile: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")}))
+}
+
+// Only a call that got no answer in time may have taken effect: it is
+// ErrNoAnswer (Acquire is not tried again); one that did not reach the
+// service is only ErrUnavailable.
+func TestWrapTellsNoAnswerFromUnreachable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err                   error
+		unavailable, noAnswer bool
+	}{
+		{status.Error(codes.DeadlineExceeded, "deadline"), true, true},
+		{fmt.Errorf("dial: %w", context.DeadlineExceeded), true, true},
+		{status.Error(codes.Unavailable, "connection refused"), true, false},
+		{status.Error(codes.Aborted, "serialization failure"), true, false},
+		{status.Error(codes.InvalidArgument, "bad"), false, false},
+	} {
+		err := wrap("acquire", tc.err)
+		if errors.Is(err, session.ErrUnavailable) != tc.unavailable || errors.Is(err, session.ErrNoAnswer) != tc.noAnswer {
+			t.Errorf("wrap(%v) = %v; want unavailable %t, no answer %t", tc.err, err, tc.unavailable, tc.noAnswer)
+		}
+	}
 }
 
 func TestPoolCarriesTheSessionAndTheLoginBudget(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -46,6 +47,9 @@ const (
 	pageLoggedOut      = "logged_out"
 	pageBadCredentials = "bad_credentials"
 	pageLoggedIn       = "logged_in"
+	// pageServerError is no marker's: a page no marker matched, answered
+	// with a 5xx (statusKind).
+	pageServerError = "server_error"
 )
 
 // navigate opens url (see load) and returns when the page must have
@@ -154,9 +158,13 @@ func (c *check) endOrFail(pg lookResult, err error) {
 }
 
 // endOn turns a recognised (or unrecognised: "") page into a result;
-// status is the page's HTTP status, 0 when unknown.
+// status is the page's HTTP status, 0 when unknown, which names an
+// unrecognised page (statusKind).
 func (c *check) endOn(kind string, status int) {
 	c.res.URL = c.location()
+	if kind == "" {
+		kind = statusKind(status)
+	}
 	switch kind {
 	case pageCaptcha:
 		c.res.Outcome, c.res.Reason, c.res.Detail = Banned, ReasonCaptcha, "the portal asks for a CAPTCHA"
@@ -170,18 +178,30 @@ func (c *check) endOn(kind string, status int) {
 		c.res.Outcome, c.res.Reason, c.res.Detail = LoginFail, ReasonBadCredentials, "the portal refused the email or password"
 	case pageLoggedOut:
 		c.res.Outcome, c.res.Reason, c.res.Detail = Error, ReasonLoggedOut, "the portal ended the session"
+	case pageServerError:
+		c.res.Outcome, c.res.Reason = Error, ReasonServerError
+		c.res.Detail = fmt.Sprintf("%s: the portal answered HTTP %d", c.res.Step, status)
 	default:
-		if status >= 500 {
-			c.res.Outcome, c.res.Reason = Error, ReasonServerError
-			c.res.Detail = fmt.Sprintf("%s: the portal answered HTTP %d", c.res.Step, status)
-			return
-		}
 		http := ""
 		if status != 0 {
 			http = fmt.Sprintf(" (HTTP %d)", status)
 		}
 		c.unknownPage(fmt.Sprintf("%s: no marker of the profile matches the page%s", c.res.Step, http))
 	}
+}
+
+// statusKind is the kind of a page no marker matched, by its HTTP status
+// (0: unknown): a bare 429, such as a CDN's or firewall's own page, is a
+// rate limit all the same (its Retry-After is in c.retry), a 5xx a server
+// error; anything else is an unknown page ("").
+func statusKind(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return pageRateLimited
+	case status >= 500:
+		return pageServerError
+	}
+	return ""
 }
 
 func (c *check) unknownPage(detail string) {

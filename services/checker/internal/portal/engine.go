@@ -73,8 +73,9 @@ func (c *check) run(queries []Query) {
 			return
 		}
 		// Log in and check again; the slots read so far are read again,
-		// and the new session replaces the dead one.
-		c.res = Result{}
+		// and the new session replaces the dead one. Until it does (the
+		// login may fail), the dead one is still over.
+		c.res = Result{SessionEnded: true}
 		c.saved = map[string]string{}
 	}
 	c.flow = "login"
@@ -506,13 +507,14 @@ return __wait(function () {
 	switch {
 	case err != nil && unknownOnTimeout && errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
 		// What the page's script waits for, which the page does not say:
-		// a slow answer is a timeout, a 5xx it drew as its own error a
-		// server error; else the page is not what the profile expects.
+		// a slow answer is a timeout, a 429 it drew as its own error a
+		// rate limit, a 5xx a server error (statusKind); else the page is
+		// not what the profile expects.
 		switch inFlight, status := c.retry.scripts(); {
 		case inFlight > 0:
 			c.failNav(fmt.Errorf("%s: %d script requests of the page still unanswered after %s: %w", s.Name, inFlight, d, context.DeadlineExceeded))
-		case status >= 500:
-			c.seen = "server_error"
+		case statusKind(status) != "":
+			c.seen = statusKind(status)
 			c.d.pageSeen(s.Name, c.seen)
 			c.endOn("", status)
 		default:
@@ -544,8 +546,8 @@ func pageKind(pg lookResult) string {
 	switch {
 	case pg.Kind != "":
 		return pg.Kind
-	case pg.Status >= 500:
-		return "server_error"
+	case statusKind(pg.Status) != "":
+		return statusKind(pg.Status)
 	}
 	return "unknown"
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/checker/profiles"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -252,6 +253,11 @@ func TestRetryAfter(t *testing.T) {
 	for h, want := range map[string]time.Duration{
 		"": 0, "120": 2 * time.Minute, "-5": 0, "soon": 0,
 		"Fri, 01 Jan 2027 12:10:00 GMT": 10 * time.Minute, "Fri, 01 Jan 2027 11:00:00 GMT": 0,
+		// Past what a pause may be, a delay is the longest one, however
+		// many digits it has: never negative or wrapped round.
+		"86401": apirule.MaxPortalRetryAfter, "9999999999": apirule.MaxPortalRetryAfter,
+		"18446744074": apirule.MaxPortalRetryAfter, "99999999999999999999999": apirule.MaxPortalRetryAfter,
+		"Fri, 01 Jan 2100 12:00:00 GMT": apirule.MaxPortalRetryAfter,
 	} {
 		if got := retryAfter(h, now); got != want {
 			t.Errorf("retryAfter(%q) = %v, want %v", h, got, want)
@@ -412,5 +418,70 @@ func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
 	}
 	if res := runCheck(t, d, Account{Email: acc2, Password: pw2}, "fra", londonTourism); res.Outcome != Error || res.Reason != ReasonServerError || res.Step != "login" {
 		t.Errorf("login answered 500: %s/%s at %s (%s), want error/server_error at login", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}
+
+// bareTooManyRequests answers the requests only (nil: every request) with
+// a CDN's own 429 page: Retry-After 600 and a body no marker of the
+// profile knows.
+func bareTooManyRequests(only func(*http.Request) bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if only != nil && !only(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Retry-After", "600")
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, "<!doctype html><title>Access denied</title><h1>Error 1015</h1><p>You are being rate limited.</p>")
+		})
+	}
+}
+
+// A 429 page no marker matches (a CDN's or firewall's) is a rate limit
+// with its Retry-After, not an unknown page: Requests must hear
+// rate_limited to pause the portal.
+func TestBareTooManyRequestsPageIsARateLimit(t *testing.T) {
+	t.Parallel()
+	d, _ := setupWith(t, nil, bareTooManyRequests(nil))
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Banned || res.Reason != ReasonRateLimited || res.RetryAfter != 10*time.Minute || res.Artifacts != nil {
+		t.Fatalf("every page 429: %s/%s retry after %v (%s), artifacts %v; want banned/rate_limited after 10m, nothing saved",
+			res.Outcome, res.Reason, res.RetryAfter, res.Detail, res.Artifacts)
+	}
+}
+
+// A single-page app whose login call is answered by a CDN's bare 429,
+// which the app draws as its own error view: the wait step ends on a rate
+// limit, with its Retry-After.
+func TestWaitOnAScriptsBareTooManyRequestsIsARateLimit(t *testing.T) {
+	t.Parallel()
+	d, b := setupWith(t, nil, bareTooManyRequests(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/login")
+	}))
+	if err := b.sim.SetPortal(sim.VFS, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := profiles.Get("vfs")
+	prof, err := profile.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(b.url); err != nil {
+		t.Fatal(err)
+	}
+	for i := range prof.Flows.Login {
+		if prof.Flows.Login[i].Name == "login" {
+			prof.Flows.Login[i].Timeout = profile.Duration(2 * time.Second)
+		}
+	}
+	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Banned || res.Reason != ReasonRateLimited || res.Step != "login" || res.RetryAfter != 10*time.Minute {
+		t.Fatalf("login answered a bare 429: %s/%s at %s retry after %v (%s); want banned/rate_limited at login after 10m",
+			res.Outcome, res.Reason, res.Step, res.RetryAfter, res.Detail)
 	}
 }

@@ -391,7 +391,9 @@ func (c *check) keepOrEndSession() {
 		return
 	}
 	switch {
-	case c.res.SessionEnded, !c.res.LoggedIn, c.infraErr != nil, c.ctx.Err() != nil:
+	case c.res.SessionEnded && !c.res.Login, !c.res.LoggedIn, c.infraErr != nil, c.ctx.Err() != nil:
+		// A session found over and not replaced by a login is not kept;
+		// one that is over stays so.
 		return
 	case c.res.Outcome == LoginFail, c.res.Outcome == Banned, c.res.Reason == ReasonLoggedOut:
 		c.res.SessionEnded = true
@@ -402,7 +404,8 @@ func (c *check) keepOrEndSession() {
 		c.d.log.Warn("session state not kept", "account", c.acct, "mission", c.mission, "err", err)
 		return
 	}
-	c.res.Session, c.res.SessionMaxAge = st, c.d.prog.SessionMaxAge
+	// A new login's session replaces the one the portal had ended.
+	c.res.Session, c.res.SessionMaxAge, c.res.SessionEnded = st, c.d.prog.SessionMaxAge, false
 }
 
 func validate(acct Account, mission string, queries []Query) error {

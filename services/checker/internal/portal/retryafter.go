@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // retryWatch keeps the longest Retry-After of the 429 and 503 answers a
@@ -122,17 +125,22 @@ func (w *retryWatch) start(ctx context.Context) error {
 	return err
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
+// retryAfter reads a Retry-After header: seconds or an HTTP date. A delay
+// past apirule.MaxPortalRetryAfter, the longest pause a portal's hint
+// makes, is that: seconds are capped before they become a Duration, which
+// too many of them would overflow.
 func retryAfter(h string, now time.Time) time.Duration {
+	const maxSeconds = uint64(apirule.MaxPortalRetryAfter / time.Second)
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(h); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
+	// Digits only; too many of them parse as the largest uint64.
+	if s, err := strconv.ParseUint(h, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return time.Duration(min(s, maxSeconds)) * time.Second
 	}
 	if t, err := http.ParseTime(h); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), apirule.MaxPortalRetryAfter)
 	}
 	return 0
 }

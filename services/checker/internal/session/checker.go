@@ -16,7 +16,10 @@
 //     left (see windowOf). Otherwise it does not sit on the claim: it
 //     reports FAILED ("no account free") right away, so the claim ends
 //     cleanly and the mission is due again for any checker, and the loop
-//     pauses until the pool said an account frees.
+//     pauses until the pool said an account frees. An Acquire is asked
+//     again while the pool is unreachable, never after it got no answer
+//     in time: it may have leased an account, and a second lease would
+//     orphan the first; the claim is reported FAILED instead.
 //   - Which slots a request asks for is Requests' rule, not the
 //     checker's: a check that read the calendar is released as success
 //     only when Requests answers the report with at least one request

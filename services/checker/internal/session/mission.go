@@ -139,6 +139,13 @@ func (m *mission) acquire() (Lease, bool) {
 				m.giveUp(NoAccount, fmt.Sprintf("no account free before the claim's deadline for starting a check; the pool says the next frees in %s", busy.RetryAfter))
 				return Lease{}, false
 			}
+		case errors.Is(err, ErrNoAnswer):
+			// The pool may have made the lease and its answer been lost:
+			// asking again would lease a second account. The claim ends
+			// (FAILED) and comes due again; the lease, if there is one,
+			// ends at its TTL.
+			m.giveUp(NoAccount, fmt.Sprintf("the account pool did not answer in time; not asking again, as it may have leased an account: %v", err))
+			return Lease{}, false
 		case errors.Is(err, ErrUnavailable):
 			wait, _ = unavailable.Next()
 			c.log.Warn("account pool unavailable; retrying", "session", m.session, "mission", m.claim.Mission, "in", wait.String(), "err", err)
@@ -204,7 +211,9 @@ func (m *mission) check(lease Lease) MissionResult {
 	out := outcomeOf(res)
 	detail := detailOf(res)
 	if err != nil {
-		out = Error
+		if out != Unused { // an account that never reached the portal is not charged
+			out = Error
+		}
 		if cause := context.Cause(ctx); cause != nil {
 			detail = fmt.Sprintf("%v (%s)", cause, detail)
 		}
@@ -216,6 +225,10 @@ func (m *mission) check(lease Lease) MissionResult {
 	// refused at the gate is over already: nothing to report.
 	if !claimLost {
 		rep := reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
+		if rep.SlotsCut > 0 {
+			c.log.Warn("report holds the earliest slots only", "session", m.session, "mission", m.claim.Mission,
+				"claim", m.claim.ID, "slots_reported", len(rep.Slots), "slots_cut", rep.SlotsCut)
+		}
 		var reported func()
 		if rep.Outcome.Wall() {
 			reported = c.reportingWall()

@@ -154,6 +154,9 @@ type Report struct {
 	// RetryAfter is the portal's own Retry-After on a wall (0: none):
 	// Requests pauses the portal at least that long.
 	RetryAfter time.Duration
+	// SlotsCut is how many slots the check read that the report leaves
+	// out, later than those in Slots (see reportSlots); not sent.
+	SlotsCut int
 }
 
 // Outcome is how a mission's check went. All but NoAccount are the
@@ -170,8 +173,9 @@ const (
 	Error     Outcome = "error"
 	// Unused: the account was not used at the portal: the check was called
 	// off before its first request (Requests found the portal paused since
-	// the claim), or found its kept session dead and may not log in (login
-	// budget spent). Released as such, it is no failure of the account.
+	// the claim), found its kept session dead and may not log in (login
+	// budget spent), or the browser could not open its tab. Released as
+	// such, it is no failure of the account.
 	Unused Outcome = "unused"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"
@@ -201,6 +205,10 @@ var (
 	// ErrUnavailable marks an error worth retrying: the service could not
 	// be reached or answered in time.
 	ErrUnavailable = errors.New("service unavailable")
+	// ErrNoAnswer marks an ErrUnavailable that came after the call was
+	// sent: no answer in time. The call may have taken effect, so one that
+	// is not idempotent (Acquire) must not be tried again.
+	ErrNoAnswer = errors.New("no answer in time")
 	// ErrStopping: the checker is stopping and starts no session.
 	ErrStopping = errors.New("checker is stopping")
 )

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,6 +96,36 @@ func TestSessionReuse(t *testing.T) {
 		}
 		if r := b.pool.releases[1]; !r.LoggedIn || len(r.SessionState) == 0 || r.SessionMaxAge != 0 {
 			t.Errorf("second release = %v; want logged in with the new session, the pool's default age", r)
+		}
+	})
+
+	// A kept session the portal ended, and a login that then fails: the
+	// dead session must not outlive the check in the pool.
+	t.Run("SessionThePortalEndedIsClearedWhenTheNewLoginFails", func(t *testing.T) {
+		t.Parallel()
+		c, b := setupWith(t, Config{}, keepFor(0))
+		sameAccount(b, 2)
+		b.requests.claims = [][]Claim{{claim("c1", "fra", t0)}, {claim("c2", "fra", t0)}}
+		runSession(t, c)
+		a := b.pool.accounts[0]
+		if !b.sim.DeleteAccount(a.email) { // ends its portal sessions
+			t.Fatal("delete account")
+		}
+		if err := b.sim.PutAccount(sim.Account{Email: a.email, Password: a.password}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sim.SetBehaviour(a.email, sim.Behaviour{Kind: sim.Maintenance, Only: sim.LoginArea}); err != nil {
+			t.Fatal(err)
+		}
+		second := runSession(t, c).Results[0]
+		if second.Outcome != Error || second.SessionReused || !strings.Contains(second.Detail, "maintenance") {
+			t.Fatalf("second result = %+v; want an error at the login's maintenance page", second)
+		}
+		if r := b.pool.releases[1]; !r.ClearSession || r.SessionState != nil {
+			t.Errorf("second release = %v; want the dead session cleared", r)
+		}
+		if _, kept := b.pool.sessions[a.id]; kept {
+			t.Error("the pool still keeps the dead session")
 		}
 	})
 

@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
@@ -70,10 +72,12 @@ func outcomeOf(res portal.Result) Outcome {
 	case portal.Banned:
 		return Banned
 	}
-	switch res.Reason {
-	case portal.ReasonCalledOff, portal.ReasonLoginBudget:
+	switch {
+	case res.Reason == portal.ReasonCalledOff, res.Reason == portal.ReasonLoginBudget,
+		res.Reason == portal.ReasonBrowser && res.Step == "":
 		// The account did nothing at the portal (the check was called off,
-		// or found its session dead and may not log in): not its failure.
+		// found its session dead and may not log in, or the browser failed
+		// before the first step, opening the tab): not its failure.
 		return Unused
 	}
 	return Error
@@ -121,9 +125,14 @@ func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason
 	r := Report{ClaimID: claimID, AccountID: accountID, Detail: detail}
 	switch {
 	case len(slots) > 0:
-		r.Outcome, r.Slots = ReportSlotsFound, slots
+		r.Outcome = ReportSlotsFound
+		r.Slots, r.SlotsCut = reportSlots(slots)
 		if out != Success && out != NoSlot {
 			r.Detail = fmt.Sprintf("%s after reading slots: %s", out, detail)
+		}
+		if r.SlotsCut > 0 {
+			// First, so that truncating a long detail does not lose it.
+			r.Detail = fmt.Sprintf("%d later slots left out (a report holds the earliest %d); %s", r.SlotsCut, len(r.Slots), r.Detail)
 		}
 	case out == Success || out == NoSlot:
 		r.Outcome = ReportNoSlot
@@ -139,6 +148,49 @@ func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason
 	}
 	r.Detail = truncate(r.Detail, apirule.MaxReportDetailLen)
 	return r
+}
+
+// maxReportSlotsBytes bounds what a report's slots take encoded. Requests
+// reads a ReportCheckResult of at most apirule.MaxSlotsPerReport*100 bytes
+// plus 64 KiB (LargestRequestBytes in services/requests/internal/server,
+// which the Checker cannot import); the 64 KiB leave room for the rest of
+// the message: ids, outcome, and a detail of at most MaxReportDetailLen.
+const maxReportSlotsBytes = apirule.MaxSlotsPerReport * 100
+
+// reportSlots is what a report carries of the slots a check read: sorted
+// by date and time, each once, and of those the earliest that Requests
+// takes: at most apirule.MaxSlotsPerReport, within maxReportSlotsBytes.
+// A huge calendar, or one with long centre and category names, would
+// otherwise make every report of the mission fail. cut counts the slots
+// left out.
+func reportSlots(slots []portal.Slot) (kept []portal.Slot, cut int) {
+	kept = slices.Clone(slots)
+	slices.SortFunc(kept, func(a, b portal.Slot) int {
+		return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.Time, b.Time),
+			cmp.Compare(a.Centre, b.Centre), cmp.Compare(a.VisaCategory, b.VisaCategory), cmp.Compare(a.Mission, b.Mission))
+	})
+	kept = slices.Compact(kept)
+	size := 0
+	for i, s := range kept {
+		size += slotWireBytes(s)
+		if i == apirule.MaxSlotsPerReport || size > maxReportSlotsBytes {
+			return kept[:i:i], len(kept) - i
+		}
+	}
+	return kept, 0
+}
+
+// slotWireBytes is what a slot takes in ReportCheckResultRequest.slots
+// (field 3): a Slot message of its centre, visa category, date and time
+// (fields 1-4), as protobuf encodes them.
+func slotWireBytes(s portal.Slot) int {
+	n := 0
+	for _, f := range []string{s.Centre, s.VisaCategory, s.Date, s.Time} {
+		if f != "" {
+			n += protowire.SizeTag(1) + protowire.SizeBytes(len(f))
+		}
+	}
+	return protowire.SizeTag(3) + protowire.SizeBytes(n)
 }
 
 // claimWindow is how a claim's time is spent. The claim cannot be renewed,

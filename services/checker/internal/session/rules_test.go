@@ -1,11 +1,17 @@
 package session
 
 import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
@@ -57,6 +63,8 @@ func TestOutcomeIsSuccessOnlyWhenRequestsSaysTheReportMatched(t *testing.T) {
 		{"LoginFail", portal.Result{Outcome: portal.LoginFail}, 0, LoginFail},
 		{"BannedAfterReadingMatchingSlots", portal.Result{Outcome: portal.Banned, Slots: slots}, 1, Banned},
 		{"Error", portal.Result{Outcome: portal.Error}, 0, Error},
+		{"BrowserFailedBeforeTheFirstStep", portal.Result{Outcome: portal.Error, Reason: portal.ReasonBrowser}, 0, Unused},
+		{"BrowserDiedMidCheck", portal.Result{Outcome: portal.Error, Reason: portal.ReasonBrowser, Step: "login"}, 0, Error},
 		{"Unset", portal.Result{}, 0, Error},
 	} {
 		if got := withMatches(outcomeOf(tc.res), tc.matched); got != tc.want {
@@ -157,4 +165,64 @@ func TestReleasePassesThePortalsRetryAfter(t *testing.T) {
 			t.Errorf("%s with Retry-After %s: release says %s, want %s", tc.out, tc.got, r.RetryAfter, tc.want)
 		}
 	}
+}
+
+// A calendar larger than a report may hold is reported by its earliest
+// slots, sorted and each once, within both of Requests' limits: the count
+// (apirule.MaxSlotsPerReport) and the message size (its
+// LargestRequestBytes, MaxSlotsPerReport*100 + 64 KiB); the rest is
+// counted and said in the detail.
+func TestReportHoldsTheEarliestSlotsRequestsTakes(t *testing.T) {
+	t.Parallel()
+	const largestRequest = apirule.MaxSlotsPerReport*100 + 64<<10
+	day0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	calendar := func(n int, centre string) []portal.Slot {
+		var slots []portal.Slot
+		for i := range n {
+			s := portal.Slot{Mission: "fra", Centre: centre, VisaCategory: "tourism",
+				Date: day0.AddDate(0, 0, i/8).Format(time.DateOnly), Time: fmt.Sprintf("%02d:00", 9+i%8)}
+			slots = append(slots, s, s) // each read twice
+		}
+		rand.New(rand.NewPCG(1, 2)).Shuffle(len(slots), func(i, j int) { slots[i], slots[j] = slots[j], slots[i] })
+		return slots
+	}
+	size := func(r Report) int {
+		req := &rqv1.ReportCheckResultRequest{ClaimId: "0190f5b2-7e1c-7a3e-9c1d-2f3a4b5c6d7e", Outcome: rqv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+			AccountId: 7, Detail: r.Detail}
+		for _, s := range r.Slots {
+			req.Slots = append(req.Slots, &rqv1.Slot{Centre: s.Centre, VisaCategory: s.VisaCategory, Date: s.Date, Time: s.Time})
+		}
+		return proto.Size(req)
+	}
+	sorted := func(slots []portal.Slot) bool {
+		return slices.IsSortedFunc(slots, func(a, b portal.Slot) int {
+			return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.Time, b.Time))
+		}) && len(slices.Compact(slices.Clone(slots))) == len(slots)
+	}
+	detail := strings.Repeat("d", apirule.MaxReportDetailLen)
+
+	t.Run("SmallCalendarWhole", func(t *testing.T) {
+		t.Parallel()
+		r := reportOf("c", 7, NoSlot, "", 0, calendar(100, "London"), "d")
+		if len(r.Slots) != 100 || r.SlotsCut != 0 || !sorted(r.Slots) || r.Detail != "d" {
+			t.Errorf("%d slots, %d cut, sorted %t, detail %q; want the 100, sorted, none cut", len(r.Slots), r.SlotsCut, sorted(r.Slots), r.Detail)
+		}
+	})
+	t.Run("MoreSlotsThanRequestsTakes", func(t *testing.T) {
+		t.Parallel()
+		r := reportOf("c", 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport+2000, "London"), detail)
+		if len(r.Slots) != apirule.MaxSlotsPerReport || r.SlotsCut != 2000 || !sorted(r.Slots) || r.Slots[0].Date != "2030-01-01" || r.Slots[0].Time != "09:00" {
+			t.Fatalf("%d slots (first %+v), %d cut, sorted %t; want the earliest %d, 2000 cut", len(r.Slots), r.Slots[0], r.SlotsCut, sorted(r.Slots), apirule.MaxSlotsPerReport)
+		}
+		if !strings.HasPrefix(r.Detail, "2000 later slots left out") || size(r) > largestRequest {
+			t.Errorf("detail %.60q, %d bytes; want the cut said, at most %d bytes", r.Detail, size(r), largestRequest)
+		}
+	})
+	t.Run("LongNamesFitTheMessage", func(t *testing.T) {
+		t.Parallel()
+		r := reportOf("c", 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport, strings.Repeat("Centre with a long name ", 8)), detail)
+		if n := size(r); n > largestRequest || r.SlotsCut == 0 || len(r.Slots)+r.SlotsCut != apirule.MaxSlotsPerReport || !sorted(r.Slots) {
+			t.Errorf("%d slots, %d cut, %d bytes; want them cut to fit %d bytes", len(r.Slots), r.SlotsCut, n, largestRequest)
+		}
+	})
 }

@@ -269,6 +269,12 @@ func setup(t *testing.T, cfg Config) (*Checker, *testBundle) {
 // setupWith is setup with the profile tuned.
 func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
 	t.Helper()
+	return setupOn(t, shared(t), cfg, tune)
+}
+
+// setupOn is setupWith on a browser of its own.
+func setupOn(t *testing.T, mgr *browser.Manager, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
+	t.Helper()
 	var accts []account
 	var simAccts []sim.Account
 	for i := 1; i <= 3; i++ {
@@ -284,7 +290,7 @@ func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker,
 		t.Fatal(err)
 	}
 	_, prof := browsertest.ServePortal(t, s, tune)
-	drv, err := portal.New(portal.Config{Profile: prof, Browser: shared(t), ArtifactsDir: t.TempDir()})
+	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,6 +483,32 @@ func TestSession(t *testing.T) {
 		}
 	})
 
+	// Acquire is not idempotent: a lease whose answer was lost would be
+	// orphaned, and a second account leased, were it asked again.
+	t.Run("DoesNotAskAgainAfterAnAcquireGotNoAnswer", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		lost := fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer)
+		b.pool.busy = []error{lost}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: "+lost.Error(), "report c-fra failed account 0")
+		if r := sum.Results[0]; r.Outcome != NoAccount || r.AccountID != 0 {
+			t.Errorf("result = %+v", r)
+		}
+	})
+
+	t.Run("AsksAgainWhileThePoolIsUnreachable", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t, Config{})
+		b.pool.busy = []error{fmt.Errorf("acquire: %w: rpc error: code = Unavailable", ErrUnavailable)}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		if r := sum.Results[0]; r.Outcome != NoSlot || r.AccountID != 1 || b.ev.count("acquire fra") != 2 {
+			t.Errorf("result = %+v after %d Acquire calls; want no_slot with account 1 on the second", r, b.ev.count("acquire fra"))
+		}
+	})
+
 	t.Run("DoesNotWaitForAnAccountThatFreesAfterTheClaimsHalfLife", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{ClaimTTL: time.Minute})
@@ -522,10 +554,20 @@ func TestSession(t *testing.T) {
 	t.Run("ALostLeaseEndsTheCheckWithoutARelease", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{LeaseTTL: 400 * time.Millisecond})
-		b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
 		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 10000, Only: sim.SlotAPI}); err != nil {
 			t.Fatal(err)
 		}
+		// The lease is lost once the check is at the portal (lost before
+		// the tab opens, the account would go back unused).
+		ctx := t.Context()
+		go func() {
+			for len(b.sim.Logins()) == 0 && ctx.Err() == nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			b.pool.mu.Lock()
+			b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
+			b.pool.mu.Unlock()
+		}()
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
 		sum := runSession(t, c)
 		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
@@ -536,6 +578,24 @@ func TestSession(t *testing.T) {
 		}
 		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
 			t.Errorf("report = %+v", rep)
+		}
+	})
+
+	// A pod whose Chromium will not start must not push the accounts it
+	// leases toward quarantine: they never reached the portal.
+	t.Run("ABrowserThatCannotOpenATabReleasesTheAccountUnused", func(t *testing.T) {
+		t.Parallel()
+		broken := browser.New(browser.Config{ExecPath: "/nonexistent/chromium", NoSandbox: browsertest.NoSandbox()})
+		t.Cleanup(func() { _ = broken.Close() })
+		c, b := setupOn(t, broken, Config{}, nil)
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		sum := runSession(t, c)
+		b.ev.want(t, "claim max=10", "acquire fra: account 1", "report c-fra failed account 1", "release account 1 unused")
+		if r := sum.Results[0]; r.Outcome != Unused || !strings.Contains(r.Detail, "browser") {
+			t.Errorf("result = %+v", r)
+		}
+		if rel := b.pool.releases[0]; rel.LoggedIn || rel.ClearSession {
+			t.Errorf("release = %v", rel)
 		}
 	})
 
