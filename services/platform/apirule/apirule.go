@@ -66,6 +66,10 @@ const (
 	MaxReportDetailLen = 4000
 	// MaxSlotsPerReport bounds ReportCheckResult.slots.
 	MaxSlotsPerReport = 10000
+	// MaxReportSlotsBytes is what a report's slots may take encoded (100
+	// bytes a slot on average): Requests reads a ReportCheckResult that
+	// large plus room for the rest, and the Checker cuts its slots to it.
+	MaxReportSlotsBytes = MaxSlotsPerReport * 100
 	// MaxMissionsPerClaim bounds ClaimDueMissions.max_missions (and the
 	// Checker's RunSession.max_missions, which it passes on).
 	MaxMissionsPerClaim = 100

@@ -150,16 +150,9 @@ func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason
 	return r
 }
 
-// maxReportSlotsBytes bounds what a report's slots take encoded. Requests
-// reads a ReportCheckResult of at most apirule.MaxSlotsPerReport*100 bytes
-// plus 64 KiB (LargestRequestBytes in services/requests/internal/server,
-// which the Checker cannot import); the 64 KiB leave room for the rest of
-// the message: ids, outcome, and a detail of at most MaxReportDetailLen.
-const maxReportSlotsBytes = apirule.MaxSlotsPerReport * 100
-
 // reportSlots is what a report carries of the slots a check read: sorted
 // by date and time, each once, and of those the earliest that Requests
-// takes: at most apirule.MaxSlotsPerReport, within maxReportSlotsBytes.
+// takes: at most apirule.MaxSlotsPerReport, within apirule.MaxReportSlotsBytes.
 // A huge calendar, or one with long centre and category names, would
 // otherwise make every report of the mission fail. cut counts the slots
 // left out.
@@ -173,7 +166,7 @@ func reportSlots(slots []portal.Slot) (kept []portal.Slot, cut int) {
 	size := 0
 	for i, s := range kept {
 		size += slotWireBytes(s)
-		if i == apirule.MaxSlotsPerReport || size > maxReportSlotsBytes {
+		if i == apirule.MaxSlotsPerReport || size > apirule.MaxReportSlotsBytes {
 			return kept[:i:i], len(kept) - i
 		}
 	}

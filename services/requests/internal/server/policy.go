@@ -7,11 +7,11 @@ import (
 )
 
 // LargestRequestBytes is the largest request the server reads
-// (grpcserver.Config.LargestRequestBytes): a ReportCheckResult with
-// apirule.MaxSlotsPerReport slots of up to 100 bytes each, more than the platform's
-// default limit. A bigger message is RESOURCE_EXHAUSTED before it is
-// decoded.
-const LargestRequestBytes = apirule.MaxSlotsPerReport*100 + 64<<10
+// (grpcserver.Config.LargestRequestBytes): a ReportCheckResult whose slots
+// take apirule.MaxReportSlotsBytes, and 64 KiB for the rest of it, more
+// than the platform's default limit. A bigger message is
+// RESOURCE_EXHAUSTED before it is decoded.
+const LargestRequestBytes = apirule.MaxReportSlotsBytes + 64<<10
 
 // Policy says which roles may call each RPC. Admin may call all of them;
 // an RPC missing here is denied to everyone, and the server refuses to
