@@ -168,3 +168,19 @@ func TestImportLegacy(t *testing.T) {
 		b.slotctl(t, "", "import-legacy").fails(t, 2, "--from")
 	})
 }
+
+// TestImportLegacyHelpHidesTheDatabasePassword: --help prints each flag's
+// default, so LEGACY_DATABASE_URL (which holds the legacy database's
+// password) must not be one.
+func TestImportLegacyHelpHidesTheDatabasePassword(t *testing.T) {
+	t.Parallel()
+	const password = "legacy-db-s3cret"
+	env := map[string]string{"LEGACY_DATABASE_URL": "postgres://legacy:" + password + "@127.0.0.1:1/legacy"}
+	r := runSlotctl(context.Background(), strings.NewReader(""), env, "import-legacy", "--help").must(t)
+	if strings.Contains(r.stdout+r.stderr, password) {
+		t.Errorf("--help printed the legacy database's password:\n%s%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "LEGACY_DATABASE_URL") {
+		t.Errorf("--help does not say --from falls back to LEGACY_DATABASE_URL:\n%s", r.stdout)
+	}
+}
