@@ -61,7 +61,9 @@ the first line of stdin is the password:
 		Short: "Add accounts from a CSV file (header: email,password,phone); - reads stdin",
 		Long: `Add accounts from a CSV file whose header names the columns email, password
 and (optionally) phone. Emails already in the pool are skipped, so an import
-can be run again. "-" reads the CSV from stdin.`,
+can be run again. "-" reads the CSV from stdin. A password is taken as
+written, spaces included: no space after the comma before it, and quote it
+("like ""this""") if it holds a comma or a quote.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rows, err := a.readAccountsCSV(args[0])
@@ -213,7 +215,7 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 	}
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
+	// No TrimLeadingSpace: it would also cut a password's leading spaces.
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("%s: read header: %w", path, err)
@@ -228,12 +230,16 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 	if _, ok := col["password"]; !ok {
 		return nil, usagef("%s: the header must name a password column (email,password,phone)", path)
 	}
-	get := func(rec []string, name string) string {
+	// The password is taken as written, spaces included: trimming it would
+	// store another password, which the portal then refuses. Email and
+	// phone have no meaningful spaces.
+	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
+			return rec[i]
 		}
 		return ""
 	}
+	trimmed := func(rec []string, name string) string { return strings.TrimSpace(field(rec, name)) }
 	var rows []accountRow
 	for {
 		rec, err := cr.Read()
@@ -247,7 +253,7 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		rows = append(rows, accountRow{line: line, email: get(rec, "email"), password: get(rec, "password"), phone: get(rec, "phone")})
+		rows = append(rows, accountRow{line: line, email: trimmed(rec, "email"), password: field(rec, "password"), phone: trimmed(rec, "phone")})
 	}
 }
 

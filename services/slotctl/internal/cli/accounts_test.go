@@ -175,3 +175,30 @@ func accountID(t *testing.T, b *testBundle, email string) string {
 	t.Fatalf("no account %s", email)
 	return ""
 }
+
+// TestAccountsCSVKeepsPasswordSpaces: a password is what the portal
+// checks, so the CSV's spaces around it are part of it, quoted or not;
+// around an email or a phone they are layout.
+func TestAccountsCSVKeepsPasswordSpaces(t *testing.T) {
+	t.Parallel()
+	csv := "email, password ,phone\n" +
+		` acc1@example.com ," pass word ", +33100000001` + "\n" +
+		`acc2@example.com,  two leading and one trailing ,+33100000002 ` + "\n"
+	a := &app{io: IO{Stdin: strings.NewReader(csv)}}
+	rows, err := a.readAccountsCSV("-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []accountRow{
+		{line: 2, email: "acc1@example.com", password: " pass word ", phone: "+33100000001"},
+		{line: 3, email: "acc2@example.com", password: "  two leading and one trailing ", phone: "+33100000002"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("read %+v, want %+v", rows, want)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d: read %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+}
