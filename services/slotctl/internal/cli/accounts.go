@@ -288,19 +288,13 @@ func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows 
 	res := importResult{Failed: []importFailure{}}
 	for start := 0; start < len(rows); start += batch {
 		end := min(start+batch, len(rows))
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		stream, err := ap.ImportAccounts(sctx)
-		if err != nil {
-			cancel()
-			return res, err
-		}
-		for _, r := range rows[start:end] {
-			if err := stream.Send(&apv1.ImportAccountsRequest{Email: r.email, Password: r.password, Phone: r.phone}); err != nil {
-				break // the real error comes from CloseAndRecv
-			}
-		}
-		resp, err := stream.CloseAndRecv()
-		cancel()
+		var resp *apv1.ImportAccountsResponse
+		// A stream refused by the rate limit imported nothing: send it again.
+		err := retryRateLimited(ctx, func() error {
+			var err error
+			resp, err = importStream(ctx, ap, rows[start:end])
+			return err
+		})
 		if err != nil {
 			return res, err
 		}
@@ -314,6 +308,22 @@ func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows 
 		}
 	}
 	return res, nil
+}
+
+// importStream sends rows on one ImportAccounts stream.
+func importStream(ctx context.Context, ap apv1.AccountPoolServiceClient, rows []accountRow) (*apv1.ImportAccountsResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	stream, err := ap.ImportAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := stream.Send(&apv1.ImportAccountsRequest{Email: r.email, Password: r.password, Phone: r.phone}); err != nil {
+			break // the real error comes from CloseAndRecv
+		}
+	}
+	return stream.CloseAndRecv()
 }
 
 func (a *app) printImport(res importResult) error {

@@ -131,8 +131,9 @@ func (b *testBundle) restartRequests(t *testing.T) {
 func startService(t, owner *testing.T, name string, env []string) (string, func()) {
 	t.Helper()
 	p := proctest.Start(t, filepath.Join(binDir, name), proctest.Config{
-		// The test's own environment must not leak in a setting it did not choose.
-		Env:          slices.Concat(env, []string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0"}),
+		// The test's own environment must not leak in a setting it did not
+		// choose; env, last, may choose one (a rate limit).
+		Env:          slices.Concat([]string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0"}, env),
 		Owner:        owner,
 		ServeTimeout: time.Minute,
 		StopTimeout:  30 * time.Second,

@@ -79,6 +79,8 @@ It is safe to run again. --from falls back to LEGACY_DATABASE_URL.`,
 			showProgress := progress || a.io.IsTerminal(a.io.Stderr)
 			sum, err := a.importLegacy(ctx, users, ap, rq, dryRun, showProgress, batch)
 			if err != nil {
+				// What was created before the error stays created: say what.
+				_ = a.printLegacySummary(sum)
 				return err
 			}
 			if err := a.printLegacySummary(sum); err != nil {
