@@ -123,9 +123,9 @@ written, spaces included: no space after the comma before it, and quote it
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				id, err := strconv.ParseInt(args[0], 10, 64)
-				if err != nil || id <= 0 {
-					return usagef("accounts %s: %q is not an account id", use, args[0])
+				id, err := parseAccountID(use, args[0])
+				if err != nil {
+					return err
 				}
 				ap, err := a.accountPool()
 				if err != nil {
@@ -147,6 +147,20 @@ written, spaces included: no space after the comma before it, and quote it
 			return resp.GetAccount(), err
 		}
 	}
+	var newPassword string
+	setPassword := byID("set-password", "Change an account's password (prompted for, or read from stdin)", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
+		resp, err := ap.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Password: &newPassword})
+		return resp.GetAccount(), err
+	})
+	// The password is read before the call's --timeout starts.
+	setPassword.PreRunE = func(_ *cobra.Command, args []string) error {
+		id, err := parseAccountID("set-password", args[0])
+		if err != nil {
+			return err
+		}
+		newPassword, err = a.readSecret("password", fmt.Sprintf("New password for account %d: ", id))
+		return err
+	}
 	cmd.AddCommand(add, imp, list,
 		byID("get", "Show one account", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
 			resp, err := ap.GetAccount(ctx, &apv1.GetAccountRequest{Id: id})
@@ -158,16 +172,18 @@ written, spaces included: no space after the comma before it, and quote it
 		}),
 		byID("deactivate", "Switch an account off: it is never leased again until activated", setActive(false)),
 		byID("activate", "Switch a deactivated account back on", setActive(true)),
-		byID("set-password", "Change an account's password (prompted for, or read from stdin)", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
-			pw, err := a.readSecret("password", fmt.Sprintf("New password for account %d: ", id))
-			if err != nil {
-				return nil, err
-			}
-			resp, err := ap.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Password: &pw})
-			return resp.GetAccount(), err
-		}),
+		setPassword,
 	)
 	return cmd
+}
+
+// parseAccountID reads the ID argument of `accounts use`.
+func parseAccountID(use, arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef("accounts %s: %q is not an account id", use, arg)
+	}
+	return id, nil
 }
 
 // readSecret reads what (a password, a passport number) the one way secrets

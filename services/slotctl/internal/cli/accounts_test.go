@@ -7,9 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 )
+
+// slowTyping is longer than the --timeout the typing tests give: the
+// call's time limit must start once the secret is read.
+const slowTyping = 2500 * time.Millisecond
 
 // jsonAccount is an account as `-o json` prints it (proto field names).
 type jsonAccount struct {
@@ -103,6 +108,12 @@ func TestAccounts(t *testing.T) {
 			t.Errorf("get:\n%s", r.stdout)
 		}
 		b.slotctl(t, "", "accounts", "get", "999999").fails(t, 1, "NotFound")
+	})
+
+	t.Run("SetPasswordTimeoutStartsOnceThePasswordIsTyped", func(t *testing.T) {
+		id := accountID(t, b, "acc1@example.com")
+		b.slotctlTyping(t, "slow-typist-pass\n", slowTyping, "--timeout", "2s", "accounts", "set-password", id).must(t)
+		b.slotctl(t, "", "accounts", "set-password", "x").fails(t, 2, `"x" is not an account id`)
 	})
 
 	t.Run("ImportCSVSkipsExistingAndReportsFailures", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,6 +159,26 @@ func (b *testBundle) slotctlCtx(t *testing.T, ctx context.Context, stdin string,
 	t.Helper()
 	base := []string{"--accountpool", b.apAddr, "--requests", b.rqAddr, "--token-file", b.adminToken}
 	return runSlotctl(ctx, strings.NewReader(stdin), nil, append(base, args...)...)
+}
+
+// slotctlTyping runs slotctl like slotctl, its stdin a typist slower than
+// --timeout: the line arrives after delay.
+func (b *testBundle) slotctlTyping(t *testing.T, line string, delay time.Duration, args ...string) result {
+	t.Helper()
+	base := []string{"--accountpool", b.apAddr, "--requests", b.rqAddr, "--token-file", b.adminToken}
+	return runSlotctl(context.Background(), &slowReader{delay: delay, r: strings.NewReader(line)}, nil, append(base, args...)...)
+}
+
+// slowReader waits delay before its first read.
+type slowReader struct {
+	delay time.Duration
+	once  sync.Once
+	r     io.Reader
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { time.Sleep(s.delay) })
+	return s.r.Read(p)
 }
 
 func runSlotctl(ctx context.Context, stdin io.Reader, env map[string]string, args ...string) result {
