@@ -35,7 +35,7 @@ the first line of stdin is the password:
 			if email == "" {
 				return usagef("accounts add: --email is required")
 			}
-			pw, err := a.readSecret("password", "Password for "+email+": ")
+			pw, err := a.readSecret(cmd.Context(), "password", "Password for "+email+": ")
 			if err != nil {
 				return err
 			}
@@ -153,12 +153,12 @@ written, spaces included: no space after the comma before it, and quote it
 		return resp.GetAccount(), err
 	})
 	// The password is read before the call's --timeout starts.
-	setPassword.PreRunE = func(_ *cobra.Command, args []string) error {
+	setPassword.PreRunE = func(cmd *cobra.Command, args []string) error {
 		id, err := parseAccountID("set-password", args[0])
 		if err != nil {
 			return err
 		}
-		newPassword, err = a.readSecret("password", fmt.Sprintf("New password for account %d: ", id))
+		newPassword, err = a.readSecret(cmd.Context(), "password", fmt.Sprintf("New password for account %d: ", id))
 		return err
 	}
 	cmd.AddCommand(add, imp, list,
@@ -189,20 +189,39 @@ func parseAccountID(use, arg string) (int64, error) {
 // readSecret reads what (a password, a passport number) the one way secrets
 // are read: prompted for on a terminal without echo, else stdin's first
 // line. Never a flag: argv shows in ps and stays in the shell's history.
-func (a *app) readSecret(what, prompt string) (string, error) {
+// The read ends when ctx does: Ctrl-C at the prompt (which main turns into
+// ctx's end) interrupts it rather than waiting for Enter.
+func (a *app) readSecret(ctx context.Context, what, prompt string) (string, error) {
 	if f, ok := a.io.Stdin.(interface{ Fd() uintptr }); ok && a.io.IsTerminal(a.io.Stdin) {
-		fmt.Fprint(a.io.Stderr, prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.io.Stderr)
+		fd := int(f.Fd())
+		state, err := term.GetState(fd)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", what, err)
 		}
-		if len(b) == 0 {
+		fmt.Fprint(a.io.Stderr, prompt)
+		s, err := untilDone(ctx, func() (string, error) {
+			b, err := term.ReadPassword(fd)
+			return string(b), err
+		})
+		fmt.Fprintln(a.io.Stderr)
+		if ctx.Err() != nil {
+			// ReadPassword, left blocked, would turn echo back on only
+			// after a line: do it now.
+			_ = term.Restore(fd, state)
+			return "", ctx.Err()
+		}
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", what, err)
+		}
+		if s == "" {
 			return "", usagef("empty %s", what)
 		}
-		return string(b), nil
+		return s, nil
 	}
-	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
+	line, err := untilDone(ctx, func() (string, error) { return bufio.NewReader(a.io.Stdin).ReadString('\n') })
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read %s from stdin: %w", what, err)
 	}
@@ -211,6 +230,26 @@ func (a *app) readSecret(what, prompt string) (string, error) {
 		return "", usagef("no %s: type it at the prompt, or give it on stdin's first line", what)
 	}
 	return line, nil
+}
+
+// untilDone returns read's result, or ctx's error as soon as ctx ends; a
+// read still blocked then is left behind (the process is about to exit).
+func untilDone(ctx context.Context, read func() (string, error)) (string, error) {
+	type result struct {
+		s   string
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, err := read()
+		got <- result{s, err}
+	}()
+	select {
+	case r := <-got:
+		return r.s, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // accountRow is one account to import, with where it came from.

@@ -76,14 +76,14 @@ func (a *app) contactsCommand() *cobra.Command {
 		Short: "Add a contact of an applicant",
 		Args:  cobra.NoArgs,
 		// The secret is read before the call's --timeout starts.
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := parseEnum("kind", kind, "CONTACT_KIND_", ntv1.ContactKind_value)
 			if err != nil {
 				return err
 			}
 			in.Kind = ntv1.ContactKind(k)
 			if withSecret {
-				in.WebhookSecret, err = a.readSecret("webhook secret", "Webhook secret: ")
+				in.WebhookSecret, err = a.readSecret(cmd.Context(), "webhook secret", "Webhook secret: ")
 			}
 			return err
 		},
@@ -110,12 +110,12 @@ func (a *app) contactsCommand() *cobra.Command {
 		Short: "Change a contact; a new secret starts a rotation (both sign until --end-rotation)",
 		Args:  cobra.ExactArgs(1),
 		// The secret is read before the call's --timeout starts.
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !newSecret {
 				return nil
 			}
 			var err error
-			upSecret, err = a.readSecret("webhook secret", "New webhook secret: ")
+			upSecret, err = a.readSecret(cmd.Context(), "webhook secret", "New webhook secret: ")
 			return err
 		},
 		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, args []string) error {
@@ -225,7 +225,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 		Short: "Subscribe an address to every slot found (and, if asked, expiry and cancellation) on missions",
 		Args:  cobra.NoArgs,
 		// The secret is read before the call's --timeout starts.
-		PreRunE: func(*cobra.Command, []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := parseEnum("kind", kind, "CONTACT_KIND_", ntv1.ContactKind_value)
 			if err != nil {
 				return err
@@ -242,7 +242,7 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 				in.EventTypes = append(in.EventTypes, ntv1.EventType(v))
 			}
 			if subSecret {
-				in.WebhookSecret, err = a.readSecret("webhook secret", "Webhook secret: ")
+				in.WebhookSecret, err = a.readSecret(cmd.Context(), "webhook secret", "Webhook secret: ")
 			}
 			return err
 		},
