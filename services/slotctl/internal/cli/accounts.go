@@ -35,7 +35,7 @@ the first line of stdin is the password:
 			if email == "" {
 				return usagef("accounts add: --email is required")
 			}
-			pw, err := a.readSecret("password", "Password for "+email+": ")
+			pw, err := a.readSecret(cmd.Context(), "password", "Password for "+email+": ")
 			if err != nil {
 				return err
 			}
@@ -61,7 +61,9 @@ the first line of stdin is the password:
 		Short: "Add accounts from a CSV file (header: email,password,phone); - reads stdin",
 		Long: `Add accounts from a CSV file whose header names the columns email, password
 and (optionally) phone. Emails already in the pool are skipped, so an import
-can be run again. "-" reads the CSV from stdin.`,
+can be run again. "-" reads the CSV from stdin. A password is taken as
+written, spaces included: no space after the comma before it, and quote it
+("like ""this""") if it holds a comma or a quote.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			rows, err := a.readAccountsCSV(args[0])
@@ -121,9 +123,9 @@ can be run again. "-" reads the CSV from stdin.`,
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				id, err := strconv.ParseInt(args[0], 10, 64)
-				if err != nil || id <= 0 {
-					return usagef("accounts %s: %q is not an account id", use, args[0])
+				id, err := parseAccountID(use, args[0])
+				if err != nil {
+					return err
 				}
 				ap, err := a.accountPool()
 				if err != nil {
@@ -145,6 +147,20 @@ can be run again. "-" reads the CSV from stdin.`,
 			return resp.GetAccount(), err
 		}
 	}
+	var newPassword string
+	setPassword := byID("set-password", "Change an account's password (prompted for, or read from stdin)", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
+		resp, err := ap.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Password: &newPassword})
+		return resp.GetAccount(), err
+	})
+	// The password is read before the call's --timeout starts.
+	setPassword.PreRunE = func(cmd *cobra.Command, args []string) error {
+		id, err := parseAccountID("set-password", args[0])
+		if err != nil {
+			return err
+		}
+		newPassword, err = a.readSecret(cmd.Context(), "password", fmt.Sprintf("New password for account %d: ", id))
+		return err
+	}
 	cmd.AddCommand(add, imp, list,
 		byID("get", "Show one account", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
 			resp, err := ap.GetAccount(ctx, &apv1.GetAccountRequest{Id: id})
@@ -156,35 +172,56 @@ can be run again. "-" reads the CSV from stdin.`,
 		}),
 		byID("deactivate", "Switch an account off: it is never leased again until activated", setActive(false)),
 		byID("activate", "Switch a deactivated account back on", setActive(true)),
-		byID("set-password", "Change an account's password (prompted for, or read from stdin)", func(ctx context.Context, ap apv1.AccountPoolServiceClient, id int64) (*apv1.Account, error) {
-			pw, err := a.readSecret("password", fmt.Sprintf("New password for account %d: ", id))
-			if err != nil {
-				return nil, err
-			}
-			resp, err := ap.UpdateAccount(ctx, &apv1.UpdateAccountRequest{Id: id, Password: &pw})
-			return resp.GetAccount(), err
-		}),
+		setPassword,
 	)
 	return cmd
+}
+
+// parseAccountID reads the ID argument of `accounts use`.
+func parseAccountID(use, arg string) (int64, error) {
+	id, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usagef("accounts %s: %q is not an account id", use, arg)
+	}
+	return id, nil
 }
 
 // readSecret reads what (a password, a passport number) the one way secrets
 // are read: prompted for on a terminal without echo, else stdin's first
 // line. Never a flag: argv shows in ps and stays in the shell's history.
-func (a *app) readSecret(what, prompt string) (string, error) {
+// The read ends when ctx does: Ctrl-C at the prompt (which main turns into
+// ctx's end) interrupts it rather than waiting for Enter.
+func (a *app) readSecret(ctx context.Context, what, prompt string) (string, error) {
 	if f, ok := a.io.Stdin.(interface{ Fd() uintptr }); ok && a.io.IsTerminal(a.io.Stdin) {
-		fmt.Fprint(a.io.Stderr, prompt)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.io.Stderr)
+		fd := int(f.Fd())
+		state, err := term.GetState(fd)
 		if err != nil {
 			return "", fmt.Errorf("read %s: %w", what, err)
 		}
-		if len(b) == 0 {
+		fmt.Fprint(a.io.Stderr, prompt)
+		s, err := untilDone(ctx, func() (string, error) {
+			b, err := term.ReadPassword(fd)
+			return string(b), err
+		})
+		fmt.Fprintln(a.io.Stderr)
+		if ctx.Err() != nil {
+			// ReadPassword, left blocked, would turn echo back on only
+			// after a line: do it now.
+			_ = term.Restore(fd, state)
+			return "", ctx.Err()
+		}
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", what, err)
+		}
+		if s == "" {
 			return "", usagef("empty %s", what)
 		}
-		return string(b), nil
+		return s, nil
 	}
-	line, err := bufio.NewReader(a.io.Stdin).ReadString('\n')
+	line, err := untilDone(ctx, func() (string, error) { return bufio.NewReader(a.io.Stdin).ReadString('\n') })
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("read %s from stdin: %w", what, err)
 	}
@@ -193,6 +230,26 @@ func (a *app) readSecret(what, prompt string) (string, error) {
 		return "", usagef("no %s: type it at the prompt, or give it on stdin's first line", what)
 	}
 	return line, nil
+}
+
+// untilDone returns read's result, or ctx's error as soon as ctx ends; a
+// read still blocked then is left behind (the process is about to exit).
+func untilDone(ctx context.Context, read func() (string, error)) (string, error) {
+	type result struct {
+		s   string
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, err := read()
+		got <- result{s, err}
+	}()
+	select {
+	case r := <-got:
+		return r.s, r.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // accountRow is one account to import, with where it came from.
@@ -213,7 +270,7 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 	}
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
+	// No TrimLeadingSpace: it would also cut a password's leading spaces.
 	header, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("%s: read header: %w", path, err)
@@ -228,12 +285,16 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 	if _, ok := col["password"]; !ok {
 		return nil, usagef("%s: the header must name a password column (email,password,phone)", path)
 	}
-	get := func(rec []string, name string) string {
+	// The password is taken as written, spaces included: trimming it would
+	// store another password, which the portal then refuses. Email and
+	// phone have no meaningful spaces.
+	field := func(rec []string, name string) string {
 		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
+			return rec[i]
 		}
 		return ""
 	}
+	trimmed := func(rec []string, name string) string { return strings.TrimSpace(field(rec, name)) }
 	var rows []accountRow
 	for {
 		rec, err := cr.Read()
@@ -247,7 +308,7 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		rows = append(rows, accountRow{line: line, email: get(rec, "email"), password: get(rec, "password"), phone: get(rec, "phone")})
+		rows = append(rows, accountRow{line: line, email: trimmed(rec, "email"), password: field(rec, "password"), phone: trimmed(rec, "phone")})
 	}
 }
 
@@ -282,19 +343,13 @@ func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows 
 	res := importResult{Failed: []importFailure{}}
 	for start := 0; start < len(rows); start += batch {
 		end := min(start+batch, len(rows))
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		stream, err := ap.ImportAccounts(sctx)
-		if err != nil {
-			cancel()
-			return res, err
-		}
-		for _, r := range rows[start:end] {
-			if err := stream.Send(&apv1.ImportAccountsRequest{Email: r.email, Password: r.password, Phone: r.phone}); err != nil {
-				break // the real error comes from CloseAndRecv
-			}
-		}
-		resp, err := stream.CloseAndRecv()
-		cancel()
+		var resp *apv1.ImportAccountsResponse
+		// A stream refused by the rate limit imported nothing: send it again.
+		err := retryRateLimited(ctx, func() error {
+			var err error
+			resp, err = importStream(ctx, ap, rows[start:end])
+			return err
+		})
 		if err != nil {
 			return res, err
 		}
@@ -308,6 +363,22 @@ func importAccounts(ctx context.Context, ap apv1.AccountPoolServiceClient, rows 
 		}
 	}
 	return res, nil
+}
+
+// importStream sends rows on one ImportAccounts stream.
+func importStream(ctx context.Context, ap apv1.AccountPoolServiceClient, rows []accountRow) (*apv1.ImportAccountsResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	stream, err := ap.ImportAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := stream.Send(&apv1.ImportAccountsRequest{Email: r.email, Password: r.password, Phone: r.phone}); err != nil {
+			break // the real error comes from CloseAndRecv
+		}
+	}
+	return stream.CloseAndRecv()
 }
 
 func (a *app) printImport(res importResult) error {

@@ -7,9 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 )
+
+// slowTyping is longer than the --timeout the typing tests give: the
+// call's time limit must start once the secret is read.
+const slowTyping = 2500 * time.Millisecond
 
 // jsonAccount is an account as `-o json` prints it (proto field names).
 type jsonAccount struct {
@@ -105,6 +110,12 @@ func TestAccounts(t *testing.T) {
 		b.slotctl(t, "", "accounts", "get", "999999").fails(t, 1, "NotFound")
 	})
 
+	t.Run("SetPasswordTimeoutStartsOnceThePasswordIsTyped", func(t *testing.T) {
+		id := accountID(t, b, "acc1@example.com")
+		b.slotctlTyping(t, "slow-typist-pass\n", slowTyping, "--timeout", "2s", "accounts", "set-password", id).must(t)
+		b.slotctl(t, "", "accounts", "set-password", "x").fails(t, 2, `"x" is not an account id`)
+	})
+
 	t.Run("ImportCSVSkipsExistingAndReportsFailures", func(t *testing.T) {
 		csv := "email,password,phone\n" +
 			"acc1@example.com,whatever,\n" + // exists
@@ -174,4 +185,31 @@ func accountID(t *testing.T, b *testBundle, email string) string {
 	}
 	t.Fatalf("no account %s", email)
 	return ""
+}
+
+// TestAccountsCSVKeepsPasswordSpaces: a password is what the portal
+// checks, so the CSV's spaces around it are part of it, quoted or not;
+// around an email or a phone they are layout.
+func TestAccountsCSVKeepsPasswordSpaces(t *testing.T) {
+	t.Parallel()
+	csv := "email, password ,phone\n" +
+		` acc1@example.com ," pass word ", +33100000001` + "\n" +
+		`acc2@example.com,  two leading and one trailing ,+33100000002 ` + "\n"
+	a := &app{io: IO{Stdin: strings.NewReader(csv)}}
+	rows, err := a.readAccountsCSV("-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []accountRow{
+		{line: 2, email: "acc1@example.com", password: " pass word ", phone: "+33100000001"},
+		{line: 3, email: "acc2@example.com", password: "  two leading and one trailing ", phone: "+33100000002"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("read %+v, want %+v", rows, want)
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d: read %+v, want %+v", i, rows[i], want[i])
+		}
+	}
 }

@@ -66,7 +66,7 @@ without echo on a terminal; otherwise the first line of stdin is the number:
 			if !readPassport {
 				return nil
 			}
-			n, err := a.readSecret("passport number", "Passport number for "+in.GetFullName()+": ")
+			n, err := a.readSecret(cmd.Context(), "passport number", "Passport number for "+in.GetFullName()+": ")
 			in.PassportNumber = n
 			return err
 		},

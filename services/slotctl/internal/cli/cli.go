@@ -199,9 +199,14 @@ func wrapArgs(c *cobra.Command) {
 
 // dial opens a client connection with the one set of dial options every
 // slotwatch client uses (auth.DialOptions: bearer token, TLS or plaintext
-// to loopback only unless --tls-insecure).
+// to loopback only unless --tls-insecure), and unary calls that wait out
+// the service's rate limit (retryRateLimited).
 func (a *app) dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := auth.Dial(addr, a.client)
+	opts, err := auth.DialOptions(addr, a.client)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr, append(opts, grpc.WithChainUnaryInterceptor(retryRateLimitedUnary))...)
 	if err != nil {
 		return nil, err
 	}

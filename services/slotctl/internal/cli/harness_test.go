@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,8 +132,9 @@ func (b *testBundle) restartRequests(t *testing.T) {
 func startService(t, owner *testing.T, name string, env []string) (string, func()) {
 	t.Helper()
 	p := proctest.Start(t, filepath.Join(binDir, name), proctest.Config{
-		// The test's own environment must not leak in a setting it did not choose.
-		Env:          slices.Concat(env, []string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0"}),
+		// The test's own environment must not leak in a setting it did not
+		// choose; env, last, may choose one (a rate limit).
+		Env:          slices.Concat([]string{"TLS_CERT_FILE=", "TLS_KEY_FILE=", "RATE_LIMIT_RPS=0"}, env),
 		Owner:        owner,
 		ServeTimeout: time.Minute,
 		StopTimeout:  30 * time.Second,
@@ -157,6 +159,26 @@ func (b *testBundle) slotctlCtx(t *testing.T, ctx context.Context, stdin string,
 	t.Helper()
 	base := []string{"--accountpool", b.apAddr, "--requests", b.rqAddr, "--token-file", b.adminToken}
 	return runSlotctl(ctx, strings.NewReader(stdin), nil, append(base, args...)...)
+}
+
+// slotctlTyping runs slotctl like slotctl, its stdin a typist slower than
+// --timeout: the line arrives after delay.
+func (b *testBundle) slotctlTyping(t *testing.T, line string, delay time.Duration, args ...string) result {
+	t.Helper()
+	base := []string{"--accountpool", b.apAddr, "--requests", b.rqAddr, "--token-file", b.adminToken}
+	return runSlotctl(context.Background(), &slowReader{delay: delay, r: strings.NewReader(line)}, nil, append(base, args...)...)
+}
+
+// slowReader waits delay before its first read.
+type slowReader struct {
+	delay time.Duration
+	once  sync.Once
+	r     io.Reader
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	s.once.Do(func() { time.Sleep(s.delay) })
+	return s.r.Read(p)
 }
 
 func runSlotctl(ctx context.Context, stdin io.Reader, env map[string]string, args ...string) result {

@@ -50,6 +50,11 @@ date_of_birth) and create:
 It is safe to run again. --from falls back to LEGACY_DATABASE_URL.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Read here, not as the flag's default: --help prints defaults,
+			// and this URL usually carries the database password.
+			if from == "" {
+				from = a.io.Getenv("LEGACY_DATABASE_URL")
+			}
 			if from == "" {
 				return usagef("import-legacy: --from (or LEGACY_DATABASE_URL) is required")
 			}
@@ -74,6 +79,8 @@ It is safe to run again. --from falls back to LEGACY_DATABASE_URL.`,
 			showProgress := progress || a.io.IsTerminal(a.io.Stderr)
 			sum, err := a.importLegacy(ctx, users, ap, rq, dryRun, showProgress, batch)
 			if err != nil {
+				// What was created before the error stays created: say what.
+				_ = a.printLegacySummary(sum)
 				return err
 			}
 			if err := a.printLegacySummary(sum); err != nil {
@@ -85,7 +92,7 @@ It is safe to run again. --from falls back to LEGACY_DATABASE_URL.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&from, "from", a.env("LEGACY_DATABASE_URL", ""), "URL of the old application's Postgres (LEGACY_DATABASE_URL)")
+	cmd.Flags().StringVar(&from, "from", "", "URL of the old application's Postgres (default: $LEGACY_DATABASE_URL)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "read and compare, create nothing")
 	cmd.Flags().BoolVar(&progress, "progress", false, "show the progress bar even when stderr is not a terminal")
 	cmd.Flags().IntVar(&batch, "batch", 200, "accounts per ImportAccounts stream")

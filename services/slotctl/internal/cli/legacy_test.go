@@ -168,3 +168,58 @@ func TestImportLegacy(t *testing.T) {
 		b.slotctl(t, "", "import-legacy").fails(t, 2, "--from")
 	})
 }
+
+// TestImportLegacyHelpHidesTheDatabasePassword: --help prints each flag's
+// default, so LEGACY_DATABASE_URL (which holds the legacy database's
+// password) must not be one.
+func TestImportLegacyHelpHidesTheDatabasePassword(t *testing.T) {
+	t.Parallel()
+	const password = "legacy-db-s3cret"
+	env := map[string]string{"LEGACY_DATABASE_URL": "postgres://legacy:" + password + "@127.0.0.1:1/legacy"}
+	r := runSlotctl(context.Background(), strings.NewReader(""), env, "import-legacy", "--help").must(t)
+	if strings.Contains(r.stdout+r.stderr, password) {
+		t.Errorf("--help printed the legacy database's password:\n%s%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "LEGACY_DATABASE_URL") {
+		t.Errorf("--help does not say --from falls back to LEGACY_DATABASE_URL:\n%s", r.stdout)
+	}
+}
+
+// TestImportLegacyUnderTheRateLimit: a run cut short still says what it
+// created, and Requests' rate limit slows the import down instead of
+// stopping it.
+func TestImportLegacyUnderTheRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	from := legacyDB(t)
+
+	t.Run("AnErrorComesAfterTheSummarySoFar", func(t *testing.T) {
+		b.stopRQ() // the accounts go in; the applicants cannot
+		r := b.slotctl(t, "", "--timeout", "2s", "import-legacy", "--from", from)
+		r.fails(t, 1, "Requests at "+b.rqAddr)
+		if got := strings.Join(strings.Fields(r.stdout), " "); !strings.Contains(got, "accounts 4 1 2") {
+			t.Errorf("no summary of the accounts created before the error:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("ImportsEveryApplicantAtTheRateLimit", func(t *testing.T) {
+		// One call (or stream) every 250ms, none at once: each of the five
+		// calls to Requests and the five one-account ImportAccounts streams
+		// after the first is refused until it waits.
+		b.rqEnv = append(b.rqEnv, "RATE_LIMIT_RPS=4", "RATE_LIMIT_BURST=1")
+		b.restartRequests(t)
+		b.apEnv = append(b.apEnv, "RATE_LIMIT_RPS=4", "RATE_LIMIT_BURST=1")
+		b.restartAccountPool(t)
+		r := b.slotctl(t, "", "-o", "json", "import-legacy", "--from", from, "--batch", "1")
+		r.fails(t, 1, "import-legacy: 4 failed")
+		sum := decodeJSON[legacySummary](t, r.stdout)
+		if sum.Applicants.Created != 2 || len(sum.Applicants.Failed) != 2 || sum.Accounts.Skipped != 5 || len(sum.Accounts.Failed) != 2 {
+			t.Errorf("summary: %+v", sum)
+		}
+		for _, f := range append(sum.Accounts.Failed, sum.Applicants.Failed...) {
+			if strings.Contains(f.Reason, "rate limit") {
+				t.Errorf("an applicant failed on the rate limit: %+v", f)
+			}
+		}
+	})
+}

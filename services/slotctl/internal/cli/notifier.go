@@ -75,17 +75,19 @@ func (a *app) contactsCommand() *cobra.Command {
 		Use:   "add --applicant ID --kind email|telegram|webhook --address A [--language en|fr] [--read-secret]",
 		Short: "Add a contact of an applicant",
 		Args:  cobra.NoArgs,
-		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, _ []string) error {
+		// The secret is read before the call's --timeout starts.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := parseEnum("kind", kind, "CONTACT_KIND_", ntv1.ContactKind_value)
 			if err != nil {
 				return err
 			}
 			in.Kind = ntv1.ContactKind(k)
 			if withSecret {
-				if in.WebhookSecret, err = a.readSecret("webhook secret", "Webhook secret: "); err != nil {
-					return err
-				}
+				in.WebhookSecret, err = a.readSecret(cmd.Context(), "webhook secret", "Webhook secret: ")
 			}
+			return err
+		},
+		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, _ []string) error {
 			resp, err := nt.CreateContact(ctx, &in)
 			if err != nil {
 				return err
@@ -100,13 +102,22 @@ func (a *app) contactsCommand() *cobra.Command {
 	add.Flags().BoolVar(&withSecret, "read-secret", false, "read the webhook's signing secret (prompted for, or stdin's first line)")
 
 	var (
-		upAddress, upLanguage  string
-		newSecret, endRotation bool
+		upAddress, upLanguage, upSecret string
+		newSecret, endRotation          bool
 	)
 	update := &cobra.Command{
 		Use:   "update ID [--address A] [--language L] [--read-secret] [--end-rotation]",
 		Short: "Change a contact; a new secret starts a rotation (both sign until --end-rotation)",
 		Args:  cobra.ExactArgs(1),
+		// The secret is read before the call's --timeout starts.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if !newSecret {
+				return nil
+			}
+			var err error
+			upSecret, err = a.readSecret(cmd.Context(), "webhook secret", "New webhook secret: ")
+			return err
+		},
 		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, args []string) error {
 			req := &ntv1.UpdateContactRequest{Id: args[0], EndWebhookSecretRotation: endRotation}
 			if upAddress != "" {
@@ -116,11 +127,7 @@ func (a *app) contactsCommand() *cobra.Command {
 				req.Language = &upLanguage
 			}
 			if newSecret {
-				s, err := a.readSecret("webhook secret", "New webhook secret: ")
-				if err != nil {
-					return err
-				}
-				req.WebhookSecret = &s
+				req.WebhookSecret = &upSecret
 			}
 			resp, err := nt.UpdateContact(ctx, req)
 			if err != nil {
@@ -217,7 +224,8 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 		Use:   "add --missions fra,bel --kind email|telegram|webhook --address A [--events slot_found,expired,cancelled] [--language L] [--read-secret]",
 		Short: "Subscribe an address to every slot found (and, if asked, expiry and cancellation) on missions",
 		Args:  cobra.NoArgs,
-		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, _ []string) error {
+		// The secret is read before the call's --timeout starts.
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := parseEnum("kind", kind, "CONTACT_KIND_", ntv1.ContactKind_value)
 			if err != nil {
 				return err
@@ -234,10 +242,11 @@ func (a *app) subscriptionsCommand() *cobra.Command {
 				in.EventTypes = append(in.EventTypes, ntv1.EventType(v))
 			}
 			if subSecret {
-				if in.WebhookSecret, err = a.readSecret("webhook secret", "Webhook secret: "); err != nil {
-					return err
-				}
+				in.WebhookSecret, err = a.readSecret(cmd.Context(), "webhook secret", "Webhook secret: ")
 			}
+			return err
+		},
+		RunE: a.onNotifier(func(ctx context.Context, nt ntv1.NotifierServiceClient, _ []string) error {
 			resp, err := nt.CreateSubscription(ctx, &in)
 			if err != nil {
 				return err

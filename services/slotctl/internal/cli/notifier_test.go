@@ -41,11 +41,22 @@ func TestNotifierCommands(t *testing.T) {
 	ap := decodeJSON[jsonApplicant](t, b.slotctl(t, "X1234567\n", "-o", "json", "applicants", "add", "--name", "Ada Lovelace",
 		"--email", "ada@example.com", "--read-passport").must(t).stdout)
 
+	// A secret typed slower than --timeout: the call's time starts after it.
+	typing := func(line string, args ...string) result {
+		return b.slotctlTyping(t, line, slowTyping, append([]string{"--notifier", nt, "--timeout", "2s"}, args...)...)
+	}
 	const secret = "whsec-from-stdin-0123456789abcdefghijkl"
-	c := decodeJSON[jsonContact](t, run(secret+"\n", "-o", "json", "contacts", "add", "--applicant", ap.ID, "--kind", "webhook",
+	c := decodeJSON[jsonContact](t, typing(secret+"\n", "-o", "json", "contacts", "add", "--applicant", ap.ID, "--kind", "webhook",
 		"--address", "https://hooks.example.com/slotwatch", "--language", "fr", "--read-secret").must(t).stdout)
 	if c.ApplicantID != ap.ID || c.Kind != "CONTACT_KIND_WEBHOOK" || c.Language != "fr" || !c.WebhookSecretSet {
 		t.Errorf("contact: %+v", c)
+	}
+	if r := typing(secret+"-2\n", "contacts", "update", c.ID, "--read-secret").must(t); !strings.Contains(r.stdout, "rotating") {
+		t.Errorf("contacts update --read-secret:\n%s", r.stdout)
+	}
+	if r := typing(secret+"-3\n", "subscriptions", "add", "--missions", "ita", "--kind", "webhook", "--address", "https://hooks.example.com/ops",
+		"--read-secret").must(t); !strings.Contains(r.stdout, "set") {
+		t.Errorf("subscriptions add --read-secret:\n%s", r.stdout)
 	}
 	r := run("", "contacts", "list", "--applicant", ap.ID).must(t)
 	if !strings.Contains(r.stdout, c.ID) || !strings.Contains(r.stdout, "webhook") || strings.Contains(r.stdout, secret) {

@@ -3,9 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
@@ -301,4 +306,40 @@ func TestRequestsBookAndResume(t *testing.T) {
 	b.slotctl(t, "", "requests", "book", id).must(t) // a retry is fine
 	b.slotctl(t, "", "requests", "resume", id).fails(t, 1, "ResumeWatching needs a SLOT_FOUND request; this one is BOOKED")
 	b.slotctl(t, "", "requests", "resume", "nope").fails(t, 1, "id: must be a UUID")
+}
+
+// failingNames is a Requests that cancels any request and cannot list
+// applicants: the name lookup after a change fails.
+type failingNames struct {
+	rqv1.UnimplementedRequestsServiceServer
+}
+
+func (failingNames) CancelAppointmentRequest(_ context.Context, req *rqv1.CancelAppointmentRequestRequest) (*rqv1.CancelAppointmentRequestResponse, error) {
+	return &rqv1.CancelAppointmentRequestResponse{Request: &rqv1.AppointmentRequest{
+		Id: req.GetId(), ApplicantId: "applicant-7", MissionCode: "fra", Status: rqv1.RequestStatus_REQUEST_STATUS_CANCELLED,
+	}}, nil
+}
+
+func (failingNames) ListApplicants(context.Context, *rqv1.ListApplicantsRequest) (*rqv1.ListApplicantsResponse, error) {
+	return nil, status.Error(codes.Unavailable, "applicants are away")
+}
+
+// TestRequestsCancelSucceedsWithoutTheApplicantsName: the cancel went
+// through, so slotctl says so (naming the applicant by id) even when the
+// lookup of the name fails.
+func TestRequestsCancelSucceedsWithoutTheApplicantsName(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	rqv1.RegisterRequestsServiceServer(srv, failingNames{})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	r := runSlotctl(context.Background(), strings.NewReader(""), nil, "--requests", lis.Addr().String(), "requests", "cancel", "req-1").must(t)
+	if !strings.Contains(r.stdout, "req-1") || !strings.Contains(r.stdout, "applicant-7") || !strings.Contains(r.stdout, "cancelled") {
+		t.Errorf("cancel printed:\n%s", r.stdout)
+	}
 }
