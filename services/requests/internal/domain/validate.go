@@ -250,9 +250,12 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 	} else {
 		for i, s := range in.Slots {
 			f := fmt.Sprintf("slots[%d].", i)
+			// text, not line: the Checker names a slot after the claim's
+			// request, and a request stored before the single-line rule
+			// must not make every report of its mission fail.
 			slot := Slot{
-				Centre:       line(p, f+"centre", s.Centre, true, MaxTextLen),
-				VisaCategory: line(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
+				Centre:       text(p, f+"centre", s.Centre, true, MaxTextLen),
+				VisaCategory: text(p, f+"visa_category", s.VisaCategory, true, MaxTextLen),
 				Time:         s.Time,
 			}
 			if d, ok := ParseDate(p, f+"date", s.Date, true); ok && nearToday(p, f+"date", d, today) {

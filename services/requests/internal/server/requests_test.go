@@ -442,13 +442,6 @@ func TestBadInput(t *testing.T) {
 			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c\n1", MaxMissions: 1})
 			return err
 		}, []string{"checker_id"}},
-		{"ReportLineSeparatorInSlot", func(ctx context.Context) error {
-			_, err := c.ReportCheckResult(ctx, &requestsv1.ReportCheckResultRequest{
-				ClaimId: claimID, Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, Detail: "a detail\nmay have lines",
-				Slots: slots(slotP("paris", "tour\u2028ism", "2030-07-05")),
-			})
-			return err
-		}, []string{"slots[0].visa_category"}},
 		{"ReportMoreThan10000Slots", func(ctx context.Context) error {
 			many := make([]*requestsv1.Slot, 10001)
 			for i := range many {
