@@ -6,12 +6,14 @@
 -- saw a committed report fail, and the mission was claimed but never
 -- checked again. A request now keeps the earliest 20 matched slots
 -- (domain.MaxSlotsPerRequest) and counts them all in matched_slot_count;
--- missed_slots keeps the 20 passed up last.
+-- missed_slots keeps the 1,000 passed up last (domain.MaxMissedSlots: far
+-- more than 20, or slots that stay open would be announced round and
+-- round; answers show the last 20).
 --
 -- Rows written before are cut here the same way, so a mission stuck that
 -- way is checked again once this runs: matched_slot_count is the number
 -- of matched slots the row held, matched_slots keeps the earliest 20 by
--- date and time, missed_slots the last 20 of its list.
+-- date and time, missed_slots the last 1,000 of its list.
 
 -- +goose Up
 ALTER TABLE requests.appointment_requests ADD COLUMN matched_slot_count integer NOT NULL DEFAULT 0;
@@ -25,8 +27,8 @@ UPDATE requests.appointment_requests SET matched_slots =
 UPDATE requests.appointment_requests SET missed_slots =
     (SELECT jsonb_agg(e.s ORDER BY e.n)
      FROM (SELECT s, n FROM jsonb_array_elements(missed_slots) WITH ORDINALITY AS a(s, n)
-           ORDER BY n DESC LIMIT 20) AS e)
-    WHERE jsonb_array_length(missed_slots) > 20;
+           ORDER BY n DESC LIMIT 1000) AS e)
+    WHERE jsonb_array_length(missed_slots) > 1000;
 
 -- +goose Down
 -- The slots cut are gone; the count goes.

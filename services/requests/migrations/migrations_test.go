@@ -114,8 +114,8 @@ func TestSlotLifecycleDown(t *testing.T) {
 }
 
 // TestSlotCapsCutRowsWrittenBefore: 00009 cuts a request that holds more
-// than 20 matched and missed slots to the earliest 20 matched (counting
-// them all) and the last 20 missed, and leaves a small one as it was.
+// than 20 matched slots to the earliest 20 (counting them all) and more
+// than 1,000 missed to the last 1,000, and leaves a small one as it was.
 func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -129,8 +129,8 @@ func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 			break
 		}
 	}
-	// 30 matched slots, dated from the 30th of July back to the 1st; 30
-	// missed, on the days 1 to 30 in list order.
+	// 30 matched slots, dated from the 30th of July back to the 1st; 1,030
+	// missed, numbered 1 to 1,030 in list order.
 	for _, stmt := range []string{
 		`INSERT INTO requests.missions (code) VALUES ('fra')`,
 		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, status,
@@ -138,8 +138,8 @@ func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 		 SELECT '0190f5a4-0000-7000-8000-000000000001', 'fra', 'paris', 'tourism', '2030-07-01', '2030-07-31', 'slot_found',
 		        (SELECT jsonb_agg(jsonb_build_object('centre', 'paris', 'visa_category', 'tourism', 'date', '2030-07-' || lpad(i::text, 2, '0')) ORDER BY i DESC)
 		         FROM generate_series(1, 30) AS i),
-		        (SELECT jsonb_agg(jsonb_build_object('centre', 'paris', 'visa_category', 'tourism', 'date', '2030-07-' || lpad(i::text, 2, '0')) ORDER BY i)
-		         FROM generate_series(1, 30) AS i),
+		        (SELECT jsonb_agg(jsonb_build_object('centre', 'paris', 'visa_category', 'tourism', 'date', '2030-07-15', 'time', lpad(i::text, 4, '0')) ORDER BY i)
+		         FROM generate_series(1, 1030) AS i),
 		        now(), now()`,
 		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, status,
 		     matched_slots, created_at, updated_at)
@@ -160,7 +160,7 @@ func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 		smallCount, smallMatched  int
 	)
 	if err := pool.QueryRow(ctx, `SELECT matched_slot_count, jsonb_array_length(matched_slots), jsonb_array_length(missed_slots),
-		matched_slots->0->>'date', matched_slots->-1->>'date', missed_slots->0->>'date', missed_slots->-1->>'date'
+		matched_slots->0->>'date', matched_slots->-1->>'date', missed_slots->0->>'time', missed_slots->-1->>'time'
 		FROM requests.appointment_requests WHERE id = '0190f5a4-0000-7000-8000-000000000001'`).
 		Scan(&count, &matched, &missed, &firstMatched, &lastMatched, &firstMissed, &lastMissed); err != nil {
 		t.Fatal(err)
@@ -168,8 +168,8 @@ func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 	if count != 30 || matched != 20 || firstMatched != "2030-07-01" || lastMatched != "2030-07-20" {
 		t.Errorf("matched: count %d, %d kept, %s to %s; want 30, the 20 earliest (2030-07-01 to 2030-07-20)", count, matched, firstMatched, lastMatched)
 	}
-	if missed != 20 || firstMissed != "2030-07-11" || lastMissed != "2030-07-30" {
-		t.Errorf("missed: %d kept, %s to %s; want the last 20 (2030-07-11 to 2030-07-30)", missed, firstMissed, lastMissed)
+	if missed != 1000 || firstMissed != "0031" || lastMissed != "1030" {
+		t.Errorf("missed: %d kept, %s to %s; want the last 1,000 (0031 to 1030)", missed, firstMissed, lastMissed)
 	}
 	if err := pool.QueryRow(ctx, `SELECT matched_slot_count, jsonb_array_length(matched_slots)
 		FROM requests.appointment_requests WHERE id = '0190f5a4-0000-7000-8000-000000000002'`).Scan(&smallCount, &smallMatched); err != nil {

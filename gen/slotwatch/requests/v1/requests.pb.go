@@ -460,8 +460,9 @@ type AppointmentRequest struct {
 	// When the request was last changed.
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Slots announced earlier and passed up with ResumeWatching: a check that
-	// sees one of them again does not make the request SLOT_FOUND. At most 20,
-	// those passed up last; slots whose day has passed are dropped.
+	// sees one of them again does not make the request SLOT_FOUND. The request
+	// remembers up to 1,000 and this shows the last 20 passed up; slots whose
+	// day has passed are dropped.
 	MissedSlots []*Slot `protobuf:"bytes,14,rep,name=missed_slots,json=missedSlots,proto3" json:"missed_slots,omitempty"`
 	// Number of slots that matched in the check that made the request
 	// SLOT_FOUND (matched_slots holds the earliest 20 of them); 0 otherwise.

@@ -34,7 +34,7 @@ func (r Request) SizeBound() int {
 	for _, s := range r.MatchedSlots {
 		n += s.SizeBound()
 	}
-	for _, s := range r.MissedSlots {
+	for _, s := range r.AnsweredMissedSlots() {
 		n += s.SizeBound()
 	}
 	return n

@@ -16,6 +16,19 @@ import (
 // (Request.SizeBound).
 const MaxSlotsPerRequest = 20
 
+// MaxMissedSlots bounds the slots a request remembers as passed up. Far
+// more than MaxSlotsPerRequest: with more than 20 slots open, each resume
+// announces the next 20, and a list of only 20 would forget the first
+// ones and announce them again, round and round. Answers show the last
+// MaxSlotsPerRequest (AnsweredMissedSlots).
+const MaxMissedSlots = 1000
+
+// AnsweredMissedSlots are the missed slots an answer carries: the last
+// MaxSlotsPerRequest passed up.
+func (r Request) AnsweredMissedSlots() []Slot {
+	return r.MissedSlots[max(len(r.MissedSlots)-MaxSlotsPerRequest, 0):]
+}
+
 // MatchSlots returns the slots that fit r: same centre and visa category
 // (compared without regard to case or surrounding space, as portals and
 // people spell them differently) and a date inside [EarliestDate,
@@ -142,7 +155,7 @@ func (r *Request) ConfirmBooked(now time.Time) (changed bool, err error) {
 // ResumeWatching turns a SLOT_FOUND request PENDING again: the slots it
 // matched move to MissedSlots, so the same slots are not announced again,
 // and a different slot later is. MissedSlots keeps at most
-// MaxSlotsPerRequest, the most recently passed up (the ones just matched
+// MaxMissedSlots, the most recently passed up (the ones just matched
 // always fit), and drops those whose day has passed in every zone (before
 // yesterday in UTC: no zone is more than a day behind it). Resuming a
 // PENDING request changes nothing (changed is false: it is watched already,
@@ -159,7 +172,7 @@ func (r *Request) ResumeWatching(now time.Time) (changed bool, err error) {
 			}
 		}
 		missed = append(missed, r.MatchedSlots...)
-		r.MissedSlots = missed[max(len(missed)-MaxSlotsPerRequest, 0):]
+		r.MissedSlots = missed[max(len(missed)-MaxMissedSlots, 0):]
 		r.MatchedSlots, r.MatchedSlotCount = nil, 0
 		r.Status = StatusPending
 		r.UpdatedAt = now

@@ -409,6 +409,34 @@ func TestSlotsOneRequestKeepsAreCapped(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
 
+	// More slots stay open than a request keeps: each resume announces
+	// the next ones, and none twice.
+	t.Run("SlotsThatStayOpenAreEachAnnouncedOnce", func(t *testing.T) {
+		t.Parallel()
+		open := slotsOn("2030-07-05", 45)
+		res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: open}
+		r := pendingRequest()
+		announced := map[string]int{}
+		for round := range 5 {
+			_, matched := domain.ApplyCheck([]domain.Request{r}, res, now, time.UTC)
+			if len(matched) == 0 {
+				break
+			}
+			r = matched[0]
+			for _, s := range r.MatchedSlots {
+				if announced[s.Time]++; announced[s.Time] > 1 {
+					t.Fatalf("round %d: slot %s announced again", round, s.Time)
+				}
+			}
+			if _, err := r.ResumeWatching(now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(announced) != len(open) {
+			t.Fatalf("%d of the %d open slots announced", len(announced), len(open))
+		}
+	})
+
 	t.Run("ApplyCheckKeepsTheEarliestAndCountsThemAll", func(t *testing.T) {
 		t.Parallel()
 		slots := append(slotsOn("2030-07-09", 30), slotsOn("2030-07-02", 30)...)
@@ -439,14 +467,23 @@ func TestSlotsOneRequestKeepsAreCapped(t *testing.T) {
 		if _, err := r.ResumeWatching(now); err != nil {
 			t.Fatal(err)
 		}
-		if r.MatchedSlots != nil || r.MatchedSlotCount != 0 || len(r.MissedSlots) != domain.MaxSlotsPerRequest {
-			t.Fatalf("matched %v (count %d), %d missed", r.MatchedSlots, r.MatchedSlotCount, len(r.MissedSlots))
+		if r.MatchedSlots != nil || r.MatchedSlotCount != 0 || len(r.MissedSlots) != 15+domain.MaxSlotsPerRequest {
+			t.Fatalf("matched %v (count %d), %d missed; want the 15 still to come and the 20 just matched", r.MatchedSlots, r.MatchedSlotCount, len(r.MissedSlots))
 		}
-		// The slots just passed up all fit; the older ones fill no room.
-		for _, s := range r.MissedSlots {
+		// An answer shows the slots just passed up.
+		for _, s := range r.AnsweredMissedSlots() {
 			if !s.Date.Equal(day("2030-07-05")) {
-				t.Fatalf("missed keeps %s %s, want only the slots just matched", s.Date.Format(domain.DateLayout), s.Time)
+				t.Fatalf("an answer shows %s %s, want only the slots just matched", s.Date.Format(domain.DateLayout), s.Time)
 			}
+		}
+		// The list is bounded, keeping the last passed up.
+		r.Status, r.MatchedSlots = domain.StatusSlotFound, slotsOn("2030-07-07", 30)
+		r.MissedSlots = slotsOn("2030-07-06", domain.MaxMissedSlots)
+		if _, err := r.ResumeWatching(now); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.MissedSlots); n != domain.MaxMissedSlots || !r.MissedSlots[n-1].Date.Equal(day("2030-07-07")) {
+			t.Fatalf("%d missed, the last %v; want %d ending with the slots just matched", n, r.MissedSlots[n-1], domain.MaxMissedSlots)
 		}
 
 		// Fewer just matched: older missed ones still to come stay, passed

@@ -112,7 +112,7 @@ func requestToProto(r domain.Request) *requestsv1.AppointmentRequest {
 	for _, s := range r.MatchedSlots {
 		p.MatchedSlots = append(p.MatchedSlots, slotToProto(s))
 	}
-	for _, s := range r.MissedSlots {
+	for _, s := range r.AnsweredMissedSlots() {
 		p.MissedSlots = append(p.MissedSlots, slotToProto(s))
 	}
 	return p

@@ -117,7 +117,7 @@ func requestToJSON(r domain.Request) []byte {
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if len(r.MissedSlots) > 0 {
-		j.MissedSlots = slotsToJSON(r.MissedSlots)
+		j.MissedSlots = slotsToJSON(r.AnsweredMissedSlots()) // an event shows what an answer does
 	}
 	if !r.LastCheckedAt.IsZero() {
 		t := r.LastCheckedAt
