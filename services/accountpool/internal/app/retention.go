@@ -8,7 +8,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/retention"
 )
 
-// Bounds of POOL_USAGE_RETENTION.
+// POOL_USAGE_RETENTION's default and its least value other than 0.
 const (
 	DefaultUsageRetention = 90 * 24 * time.Hour
 	// MinUsageRetention keeps the rows the login budget counts
