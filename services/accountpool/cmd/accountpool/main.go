@@ -28,6 +28,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+	"github.com/slotwatch/slotwatch/services/platform/retention"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -112,9 +113,6 @@ type config struct {
 	batching bool
 }
 
-// pruneEvery is how often the usage log is pruned (POOL_USAGE_RETENTION).
-const pruneEvery = 10 * time.Minute
-
 func loadConfig(env *envconfig.Loader) (config, error) {
 	def := domain.DefaultConfig()
 	c := config{
@@ -190,7 +188,7 @@ func serve(ctx context.Context) error {
 	g.Go(func() error { <-ctx.Done(); pool.Stop(); return nil })
 	g.Go(func() error { return pool.Listen(ctx, db.Config().ConnConfig) })
 	g.Go(func() error { return pool.ExpireLoop(ctx, 5*time.Second) })
-	g.Go(func() error { return pool.PruneLoop(ctx, app.Retention{Keep: cfg.usageRetention}, pruneEvery) })
+	g.Go(func() error { return pool.UsageRetention(retention.Policy{Keep: cfg.usageRetention}).Run(ctx) })
 	err = g.Wait()
 	// Leases no caller received (it gave up while its batch ran) are being
 	// handed back: let that finish before the pool closes.

@@ -7,8 +7,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
-	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/retention"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -16,7 +16,7 @@ func TestUsageRetention(t *testing.T) {
 	t.Parallel()
 	// Shorter than any production retention (at least a day), so one held
 	// lease can be older than it; batches of 2 take several statements.
-	keep := app.Retention{Keep: 30 * time.Minute, Batch: 2, Pause: time.Millisecond}
+	keep := retention.Policy{Keep: 30 * time.Minute, Batch: 2, Pause: time.Millisecond}
 	usageRows := func(t *testing.T, b *testBundle) int {
 		t.Helper()
 		var n int
@@ -25,9 +25,9 @@ func TestUsageRetention(t *testing.T) {
 		}
 		return n
 	}
-	prune := func(t *testing.T, b *testBundle, r app.Retention) int {
+	prune := func(t *testing.T, b *testBundle, r retention.Policy) int {
 		t.Helper()
-		n, err := b.pool.PruneUsage(testkit.Context(t), r)
+		n, err := b.pool.UsageRetention(r).Prune(testkit.Context(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestUsageRetention(t *testing.T) {
 		addAccounts(t, c, 3)
 		round(t, c)
 		b.clock.Advance(1000 * 24 * time.Hour)
-		if n := prune(t, b, app.Retention{}); n != 0 || usageRows(t, b) != 3 {
+		if n := prune(t, b, retention.Policy{}); n != 0 || usageRows(t, b) != 3 {
 			t.Fatalf("pruned %d with retention off; %d rows left", n, usageRows(t, b))
 		}
 	})

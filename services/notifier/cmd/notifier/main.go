@@ -25,6 +25,7 @@
 //	NOTIFIER_POLL_INTERVAL     how often the log is read for due deliveries (1s)
 //	NOTIFIER_CONCURRENCY       sends at once (8; 1 to 1024)
 //	NOTIFIER_WEBHOOK_TIMEOUT   one webhook POST, answer included (10s)
+//	NOTIFIER_RETENTION         delivered and dead deliveries older than this are deleted (90d; 0 keeps all)
 package main
 
 import (
@@ -59,6 +60,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver"
 	"github.com/slotwatch/slotwatch/services/platform/pgdb"
+	"github.com/slotwatch/slotwatch/services/platform/retention"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
 )
 
@@ -81,6 +83,9 @@ type config struct {
 	// NOTIFIER_TELEGRAM_TOKEN_FILE are set.
 	email    email.Config
 	telegram telegram.Config
+	// retention: delivered and dead deliveries recorded longer ago are
+	// deleted (NOTIFIER_RETENTION; 0 keeps them).
+	retention time.Duration
 }
 
 func loadConfig(env *envconfig.Loader) (config, error) {
@@ -102,9 +107,10 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 			Poll:        env.Duration("NOTIFIER_POLL_INTERVAL", delivery.DefaultPoll),
 			Concurrency: env.Int("NOTIFIER_CONCURRENCY", delivery.DefaultConcurrency, 1),
 		},
-		webhook:  webhook.Config{Timeout: env.Duration("NOTIFIER_WEBHOOK_TIMEOUT", webhook.DefaultTimeout)},
-		email:    email.LoadConfig(env),
-		telegram: telegram.LoadConfig(env),
+		webhook:   webhook.Config{Timeout: env.Duration("NOTIFIER_WEBHOOK_TIMEOUT", webhook.DefaultTimeout)},
+		email:     email.LoadConfig(env),
+		telegram:  telegram.LoadConfig(env),
+		retention: env.Age("NOTIFIER_RETENTION", app.DefaultRetention),
 	}
 	errs := []error{env.Err()}
 	client, err := auth.ClientConfigFromEnv(env.Lookup) // AUTH_TOKEN_FILE, TLS_CA_FILE, TLS_INSECURE
@@ -222,6 +228,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cons.Run(ctx) })
 	g.Go(func() error { return loop.Run(ctx) })
+	g.Go(func() error {
+		return a.DeliveryRetention(consumer.Stream, retention.Policy{Keep: cfg.retention}, m, logger).Run(ctx)
+	})
 	g.Go(func() error { return gs.Serve(ctx, lis, nil) })
 	return g.Wait()
 }

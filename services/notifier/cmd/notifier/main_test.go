@@ -3,7 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 )
 
@@ -25,5 +27,26 @@ func TestConcurrencyIsCapped(t *testing.T) {
 	_, err = loadConfig(loader(map[string]string{"NOTIFIER_CONCURRENCY": "1000000"}))
 	if err == nil || !strings.Contains(err.Error(), "NOTIFIER_CONCURRENCY=1000000: want at most 1024") {
 		t.Fatalf("1000000: %v; want an error naming NOTIFIER_CONCURRENCY and the cap", err)
+	}
+}
+
+func TestRetentionIsReadAsAnAge(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  string
+		want time.Duration
+	}{{"", app.DefaultRetention}, {"30d", 30 * 24 * time.Hour}, {"36h", 36 * time.Hour}, {"0", 0}} {
+		env := map[string]string{}
+		if tc.env != "" {
+			env["NOTIFIER_RETENTION"] = tc.env
+		}
+		c, err := loadConfig(loader(env))
+		if err != nil || c.retention != tc.want {
+			t.Errorf("NOTIFIER_RETENTION=%q: %s, %v; want %s", tc.env, c.retention, err, tc.want)
+		}
+	}
+	_, err := loadConfig(loader(map[string]string{"NOTIFIER_RETENTION": "ninety days"}))
+	if err == nil || !strings.Contains(err.Error(), "NOTIFIER_RETENTION") || !strings.Contains(err.Error(), "90d") {
+		t.Fatalf("ninety days: %v; want an error naming NOTIFIER_RETENTION and the form 90d", err)
 	}
 }

@@ -35,6 +35,9 @@ type Notifier struct {
 	retries  prometheus.Counter
 	render   *prometheus.CounterVec
 	pruned   prometheus.Counter
+	// prunedDeliveries counts deliveries deleted by retention; pruned
+	// counts the times Requests' retention took events from the consumer.
+	prunedDeliveries prometheus.Counter
 }
 
 // CountFunc counts deliveries by state now.
@@ -88,6 +91,10 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			Name: "slotwatch_notifier_consumer_pruned_total",
 			Help: "Times Requests refused this replica's consumer's cursor (OUT_OF_RANGE): its retention had pruned events not recorded yet, which are lost; the consumer resumed from the oldest event kept.",
 		}),
+		prunedDeliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slotwatch_notifier_deliveries_pruned_total",
+			Help: "Deliveries deleted by retention (NOTIFIER_RETENTION): delivered or dead, recorded longer ago than it, of events at or before the stored cursor.",
+		}),
 	}
 	for _, k := range []channel.Kind{channel.Email, channel.Telegram, channel.Webhook} {
 		m.latency.WithLabelValues(string(k))
@@ -96,7 +103,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Notif
 			m.attempts.WithLabelValues(string(k), r)
 		}
 	}
-	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries, m.render, m.pruned,
+	reg.MustRegister(m.attempts, m.deferred, m.latency, m.events, m.recorded, m.cursor, m.leader, m.retries, m.render, m.pruned, m.prunedDeliveries,
 		grpcserver.ScrapeGauge(deliveriesDesc, count, logger, "count deliveries for metrics"))
 	return m
 }
@@ -158,6 +165,13 @@ func (m *Notifier) Retrying() {
 func (m *Notifier) Pruned() {
 	if m != nil {
 		m.pruned.Inc()
+	}
+}
+
+// DeliveriesPruned counts n deliveries deleted by retention.
+func (m *Notifier) DeliveriesPruned(n int) {
+	if m != nil {
+		m.prunedDeliveries.Add(float64(n))
 	}
 }
 
