@@ -3,7 +3,9 @@ package portal
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
@@ -37,6 +40,26 @@ type retryWatch struct {
 	pending map[fetch.RequestID]bool
 	// scriptStatus is the HTTP status of the latest answer to a script.
 	scriptStatus int64
+	// site is the portal's (siteOf its base URL): only its requests count
+	// (what a page waits for, a Retry-After). A third party's (an
+	// analytics beacon's 429, a slow captcha widget) says nothing of the
+	// portal. Empty: every request counts.
+	site string
+}
+
+// siteOf is the site of a URL: its registrable domain (visa.example.com
+// and api.example.com are one site), or its host when it has none (an IP
+// address, localhost).
+func siteOf(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	host := u.Hostname()
+	if site, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil && net.ParseIP(host) == nil {
+		return site
+	}
+	return host
 }
 
 func (w *retryWatch) note(d time.Duration) {
@@ -63,6 +86,9 @@ func (w *retryWatch) scripts() (inFlight int, lastStatus int) {
 func (w *retryWatch) paused(e *fetch.EventRequestPaused) {
 	script := e.ResourceType == network.ResourceTypeXHR || e.ResourceType == network.ResourceTypeFetch
 	atRequest := e.ResponseStatusCode == 0 && e.ResponseErrorReason == ""
+	if w.site != "" && e.Request != nil && siteOf(e.Request.URL) != w.site {
+		return // not the portal's: neither waited for, nor its answer
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if script {
