@@ -17,6 +17,9 @@ const (
 	DefaultBatch = 1000
 	DefaultPause = 100 * time.Millisecond
 	DefaultEvery = 10 * time.Minute
+	// MinEvery bounds the interval a short Keep sets: a retention of a
+	// millisecond must not have every replica delete back to back.
+	MinEvery = time.Minute
 )
 
 // Policy says what a prune deletes and how fast: rows older than Keep (0:
@@ -38,8 +41,8 @@ type Job struct {
 	// variable that sets Policy.Keep ("POOL_USAGE_RETENTION").
 	What, Setting string
 	Policy        Policy
-	// Every is how often Run prunes (DefaultEvery when 0; Policy.Keep
-	// when that is shorter).
+	// Every is how often Run prunes (when 0: DefaultEvery, or Policy.Keep
+	// when that is shorter, but at least MinEvery).
 	Every  time.Duration
 	Now    func() time.Time
 	Delete DeleteFunc
@@ -83,7 +86,7 @@ func (j Job) Prune(ctx context.Context) (int, error) {
 	}
 }
 
-// Run prunes at start and then every Every until ctx ends, with a log line
+// Run prunes at start and then every Interval until ctx ends, with a log line
 // per run: info when it deleted rows, debug when there were none, warn
 // when it failed (the next run tries again). With Policy.Keep 0 it logs
 // at info that rows are kept forever and returns at once.
@@ -96,11 +99,7 @@ func (j Job) Run(ctx context.Context) error {
 		logger.InfoContext(ctx, j.What+" retention off: rows are kept forever ("+j.Setting+"=0)")
 		return nil
 	}
-	every := j.Every
-	if every <= 0 {
-		every = DefaultEvery
-	}
-	t := time.NewTicker(min(every, j.Policy.Keep))
+	t := time.NewTicker(j.Interval())
 	defer t.Stop()
 	for {
 		n, err := j.Prune(ctx)
@@ -118,4 +117,13 @@ func (j Job) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// Interval is how often Run prunes: Every, or when 0 DefaultEvery, or
+// Policy.Keep when that is shorter, but at least MinEvery.
+func (j Job) Interval() time.Duration {
+	if j.Every > 0 {
+		return j.Every
+	}
+	return min(DefaultEvery, max(j.Policy.Keep, MinEvery))
 }

@@ -220,3 +220,21 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// TestInterval: a short retention prunes as often as it keeps, but not
+// back to back (NOTIFIER_RETENTION=1ms).
+func TestInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ keep, every, want time.Duration }{
+		{90 * 24 * time.Hour, 0, retention.DefaultEvery},
+		{5 * time.Minute, 0, 5 * time.Minute},
+		{time.Millisecond, 0, retention.MinEvery},
+		{time.Nanosecond, 0, retention.MinEvery},
+		{time.Hour, time.Millisecond, time.Millisecond},
+	} {
+		j := retention.Job{Policy: retention.Policy{Keep: tc.keep}, Every: tc.every}
+		if got := j.Interval(); got != tc.want {
+			t.Errorf("keep %s, every %s: interval %s, want %s", tc.keep, tc.every, got, tc.want)
+		}
+	}
+}

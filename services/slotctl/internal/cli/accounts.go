@@ -192,6 +192,9 @@ func parseAccountID(use, arg string) (int64, error) {
 // The read ends when ctx does: Ctrl-C at the prompt (which main turns into
 // ctx's end) interrupts it rather than waiting for Enter.
 func (a *app) readSecret(ctx context.Context, what, prompt string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err // no prompt to turn echo off after the stop
+	}
 	if f, ok := a.io.Stdin.(interface{ Fd() uintptr }); ok && a.io.IsTerminal(a.io.Stdin) {
 		fd := int(f.Fd())
 		state, err := term.GetState(fd)
