@@ -498,3 +498,22 @@ func TestSlotsOneRequestKeepsAreCapped(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMatchSlotsAgainstMissed: a report of apirule.MaxSlotsPerReport
+// slots against a request that remembers MaxMissedSlots, as ApplyCheck
+// runs it for each pending request of the claim under its row locks.
+func BenchmarkMatchSlotsAgainstMissed(b *testing.B) {
+	r := pendingRequest()
+	r.EarliestDate, r.LatestDate = day("2030-07-01"), day("2030-12-31")
+	var report []domain.Slot
+	for d := range 100 {
+		report = append(report, slotsOn(day("2030-07-01").AddDate(0, 0, d).Format(domain.DateLayout), 100)...)
+	}
+	r.MissedSlots = report[len(report)-domain.MaxMissedSlots:]
+	b.ResetTimer()
+	for b.Loop() {
+		if got := domain.MatchSlots(r, report); len(got) != len(report)-domain.MaxMissedSlots {
+			b.Fatalf("%d matched", len(got))
+		}
+	}
+}
