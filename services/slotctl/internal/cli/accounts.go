@@ -311,7 +311,13 @@ func (a *app) readAccountsCSV(path string) ([]accountRow, error) {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
-		rows = append(rows, accountRow{line: line, email: trimmed(rec, "email"), password: field(rec, "password"), phone: trimmed(rec, "phone")})
+		row := accountRow{line: line, email: trimmed(rec, "email"), password: field(rec, "password"), phone: trimmed(rec, "phone")}
+		if row.password != strings.TrimSpace(row.password) {
+			// Kept as written; but "email, password" (a space after the
+			// comma) is a common way to write CSV by hand, so say so.
+			fmt.Fprintf(a.io.Stderr, "slotctl: %s line %d: the password of %s starts or ends with white space, kept as written\n", path, line, row.email)
+		}
+		rows = append(rows, row)
 	}
 }
 

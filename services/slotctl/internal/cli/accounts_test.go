@@ -195,11 +195,22 @@ func TestAccountsCSVKeepsPasswordSpaces(t *testing.T) {
 	csv := "email, password ,phone\n" +
 		` acc1@example.com ," pass word ", +33100000001` + "\n" +
 		`acc2@example.com,  two leading and one trailing ,+33100000002 ` + "\n"
-	a := &app{io: IO{Stdin: strings.NewReader(csv)}}
+	var stderr strings.Builder
+	a := &app{io: IO{Stdin: strings.NewReader(csv + "acc3@example.com,plain,\n"), Stderr: &stderr}}
 	rows, err := a.readAccountsCSV("-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Kept, but said: "a, b" is a common way to write CSV by hand.
+	for _, want := range []string{"line 2: the password of acc1@example.com starts or ends with white space", "line 3: the password of acc2@example.com"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+	}
+	if strings.Contains(stderr.String(), "acc3") || strings.Contains(stderr.String(), "pass word") {
+		t.Errorf("stderr %q warns of a plain password, or shows one", stderr.String())
+	}
+	rows = rows[:len(rows)-1]
 	want := []accountRow{
 		{line: 2, email: "acc1@example.com", password: " pass word ", phone: "+33100000001"},
 		{line: 3, email: "acc2@example.com", password: "  two leading and one trailing ", phone: "+33100000002"},
