@@ -5,8 +5,11 @@
 # server. When either is already set, that server is used as it is. Otherwise
 # a private cluster under .data/pg is created (and PostgreSQL installed with
 # apt-get if no server binaries are found), started on 127.0.0.1:$SLOTWATCH_PG_PORT
-# (default 55432) if it is not running, and stopped again when CMD ends, but
-# only if this script started it.
+# (default 55432) if it is not running, and stopped again when the last run
+# of this script using it ends, if a run of this script started it (a make
+# run and a make test at once share the cluster: the first to end does not
+# stop it under the other). A cluster already running is used on its own
+# port.
 #
 # SLOTWATCH_PG_DURABLE=1 uses another cluster, .data/pg-durable, with
 # Postgres's durable defaults (fsync, synchronous_commit and
@@ -70,6 +73,15 @@ fi
 
 pgrun() { "${as_pg[@]}" "$@"; }
 
+# Runs of this script take turns (fd 8, $name.lock) to create, start or
+# stop the cluster, and each holds a shared lock (fd 9, $name.users) while
+# its CMD runs: the last to leave is the one that can take that alone.
+# $started says a run of this script started the cluster.
+mkdir -p "$root/.data"
+started=$root/.data/$name.started
+exec 8>>"$root/.data/$name.lock" 9>>"$root/.data/$name.users"
+flock -x 8
+
 if [[ ! -f $datadir/PG_VERSION ]]; then
   log "creating a private cluster in $datadir"
   mkdir -p "$datadir"
@@ -89,26 +101,36 @@ CONF
   fi
 fi
 
-url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-started=0
 if ! pgrun "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     log "127.0.0.1:$port is taken by another server: set SLOTWATCH_PG_PORT to a free port, or DATABASE_URL to use that server"
     exit 1
   fi
   log "starting Postgres on 127.0.0.1:$port"
-  pgrun "$bindir/pg_ctl" -D "$datadir" -l "$datadir/postgres.log" -w -t 60 -o "-p $port" start >/dev/null
-  started=1
+  # 8>&- 9>&-: the server must not hold this run's locks after it ends.
+  pgrun "$bindir/pg_ctl" -D "$datadir" -l "$datadir/postgres.log" -w -t 60 -o "-p $port" start >/dev/null 8>&- 9>&-
+  touch "$started"
+else
+  # Running already (another run of this script, or by hand): on its port.
+  port=$(pgrun sed -n 4p "$datadir/postmaster.pid")
 fi
+flock -s 9 # a user now
+flock -u 8 # others may come
+url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 
 stop() {
-  if [[ $started -eq 1 ]]; then
-    log "stopping the Postgres it started"
+  # The last user stops a cluster a run of this script started, never one
+  # started by hand. Taking turns first: a run that is joining now has
+  # either found it running and become a user, or will start it again.
+  flock -x 8
+  if flock -x -n 9 && [[ -f $started ]]; then
+    log "stopping the Postgres a run of this script started (no other run uses it)"
     pgrun "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null || true
+    rm -f "$started"
   fi
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
 
 export DATABASE_URL=$url TEST_DATABASE_URL=$url
-"$@"
+"$@" 8>&- 9>&-
