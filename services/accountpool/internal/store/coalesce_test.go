@@ -385,17 +385,7 @@ func TestAcquireBatchLeaderThatGaveUpGetsNoLease(t *testing.T) {
 	if r := <-leader; !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("the leader gave up while its batch ran, got %v (account %d)", r.err, r.leased.Account.ID)
 	}
-	if err := s.Drain(testkit.Context(t)); err != nil {
-		t.Fatal(err)
-	}
-	var leased, usageRows int
-	if err := b.db.QueryRow(testkit.Context(t), `SELECT (SELECT count(*) FROM accountpool.accounts WHERE lease_id IS NOT NULL),
-		(SELECT count(*) FROM accountpool.usage_log)`).Scan(&leased, &usageRows); err != nil {
-		t.Fatal(err)
-	}
-	if leased != 0 || usageRows != 0 {
-		t.Fatalf("%d accounts leased, %d usage rows after the leader gave up; want its lease handed back", leased, usageRows)
-	}
+	wantHandedBack(t, s, b, "the leader")
 	next := mustAcquire(t, s, b, "next", 5*time.Minute)
 	if next.leased.Account.ID != b.ids[0] {
 		t.Fatalf("next acquire got account %d, want the one handed back (%d)", next.leased.Account.ID, b.ids[0])
@@ -444,6 +434,13 @@ func TestUnbatchedAcquireThatGaveUpGetsNoLease(t *testing.T) {
 	if r := <-acquireAsyncAs(ctx, s, b, uuid.NewString(), "gone", 5*time.Minute); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("the caller gave up as its Acquire committed, got %v (account %d)", r.err, r.leased.Account.ID)
 	}
+	wantHandedBack(t, s, b, "the caller")
+}
+
+// wantHandedBack drains s and checks that no account is leased and no
+// usage row is left: the lease of who, who gave up, went back.
+func wantHandedBack(t *testing.T, s *store.Store, b *testBundle, who string) {
+	t.Helper()
 	if err := s.Drain(testkit.Context(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +450,7 @@ func TestUnbatchedAcquireThatGaveUpGetsNoLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	if leased != 0 || usageRows != 0 {
-		t.Fatalf("%d accounts leased, %d usage rows after the caller gave up; want its lease handed back", leased, usageRows)
+		t.Fatalf("%d accounts leased, %d usage rows after %s gave up; want its lease handed back", leased, usageRows, who)
 	}
 }
 

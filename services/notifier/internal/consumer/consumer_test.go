@@ -300,6 +300,17 @@ func newConsumer(t *testing.T, st *store.Store, fake *requests, run bool, lookup
 	return c, logs
 }
 
+// telegramApplicant is a new applicant id with a Telegram contact in st.
+func telegramApplicant(t *testing.T, st *store.Store) uuid.UUID {
+	t.Helper()
+	applicant := uuid.New()
+	if _, err := st.CreateContact(testkit.Context(t), domain.Contact{ID: uuid.New(), ApplicantID: applicant,
+		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return applicant
+}
+
 // slotFound is a SLOT_FOUND event of cursor on a request of applicant,
 // at centre.
 func slotFound(cursor int64, applicant uuid.UUID, centre string) *requestsv1.WatchEventsResponse {
@@ -376,11 +387,7 @@ func TestPrunedEventsAreSkipped(t *testing.T) {
 	ctx := testkit.Context(t)
 	pool := pgtest.NewPool(t, migrations.Set)
 	st := store.New(pool)
-	applicant := uuid.New()
-	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
-		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
-		t.Fatal(err)
-	}
+	applicant := telegramApplicant(t, st)
 	if _, err := pool.Exec(ctx, `INSERT INTO notifier.cursors (stream, cursor, updated_at) VALUES ($1, 3, now())`, consumer.Stream); err != nil {
 		t.Fatal(err)
 	}
@@ -417,11 +424,7 @@ func TestEventsReceivedBeforeTheStreamEndedAreRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := testkit.Context(t)
 	st := store.New(pgtest.NewPool(t, migrations.Set))
-	applicant := uuid.New()
-	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
-		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
-		t.Fatal(err)
-	}
+	applicant := telegramApplicant(t, st)
 	c, _ := newConsumer(t, st, &requests{applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"}}, false)
 	end := status.Error(codes.OutOfRange, "the oldest cursor available is 2")
 	for turn := range 20 {
@@ -454,14 +457,9 @@ func TestQuietStreamStoresTheCursorOfEventsThatReachedNoOne(t *testing.T) {
 // timeout, not the stream: the event is recorded at the next try.
 func TestLookupThatNeverAnswersIsRetried(t *testing.T) {
 	t.Parallel()
-	ctx := testkit.Context(t)
 	pool := pgtest.NewPool(t, migrations.Set)
 	st := store.New(pool)
-	applicant := uuid.New()
-	if _, err := st.CreateContact(ctx, domain.Contact{ID: uuid.New(), ApplicantID: applicant,
-		Target: domain.Target{Kind: channel.Telegram, Address: "424242", Language: "en"}, CreatedAt: time.Now()}, nil); err != nil {
-		t.Fatal(err)
-	}
+	applicant := telegramApplicant(t, st)
 	fake := &requests{
 		applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
 		hang:      1,
