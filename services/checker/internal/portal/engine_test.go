@@ -382,12 +382,11 @@ func TestListAcrossPagesAfterAClickWithin(t *testing.T) {
 	}
 }
 
-// A single-page app's login that never draws the dashboard: waiting for a
-// slow answer is a timeout, a 5xx answer the app drew as its own error
-// view is a server error, neither an unknown page.
-func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
-	t.Parallel()
-	d, b := setup(t, nil)
+// vfsSPA sets the sim up as a VFS-style single-page app and returns a
+// driver of the shipped vfs profile on d's browser, its login step waiting
+// 2 s.
+func vfsSPA(t *testing.T, d *Driver, b *testBundle) *Driver {
+	t.Helper()
 	if err := b.sim.SetPortal(sim.VFS, "UTC"); err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +406,16 @@ func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
 	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// A single-page app's login that never draws the dashboard: waiting for a
+// slow answer is a timeout, a 5xx answer the app drew as its own error
+// view is a server error, neither an unknown page.
+func TestWaitOnAScriptsAnswerEndsAsTimeoutOrServerError(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = vfsSPA(t, d, b)
 	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{DelayMS: 6000, Only: sim.LoginArea}); err != nil {
 		t.Fatal(err)
 	}
@@ -460,25 +469,7 @@ func TestWaitOnAScriptsBareTooManyRequestsIsARateLimit(t *testing.T) {
 	d, b := setupWith(t, nil, bareTooManyRequests(func(r *http.Request) bool {
 		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/login")
 	}))
-	if err := b.sim.SetPortal(sim.VFS, "UTC"); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := profiles.Get("vfs")
-	prof, err := profile.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if prof, err = prof.WithBaseURL(b.url); err != nil {
-		t.Fatal(err)
-	}
-	for i := range prof.Flows.Login {
-		if prof.Flows.Login[i].Name == "login" {
-			prof.Flows.Login[i].Timeout = profile.Duration(2 * time.Second)
-		}
-	}
-	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
-		t.Fatal(err)
-	}
+	d = vfsSPA(t, d, b)
 	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
 	if res.Outcome != Banned || res.Reason != ReasonRateLimited || res.Step != "login" || res.RetryAfter != 10*time.Minute {
 		t.Fatalf("login answered a bare 429: %s/%s at %s retry after %v (%s); want banned/rate_limited at login after 10m",
