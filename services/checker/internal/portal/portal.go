@@ -346,7 +346,7 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: redactDetail(err.Error(), acct.Password), Duration: time.Since(start)}, err
 	}
 	c := &check{d: d, ctx: tab.Context(), acct: acct, mission: mission, gate: gate}
-	c.retry.site = siteOf(d.prof.BaseURL)
+	c.retry.sites = portalSites(d.prof)
 	if err := c.retry.start(c.ctx); err != nil {
 		c.failNav(fmt.Errorf("watch the answers' Retry-After: %w", err))
 	} else {

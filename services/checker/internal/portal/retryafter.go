@@ -15,8 +15,10 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
@@ -40,11 +42,22 @@ type retryWatch struct {
 	pending map[fetch.RequestID]bool
 	// scriptStatus is the HTTP status of the latest answer to a script.
 	scriptStatus int64
-	// site is the portal's (siteOf its base URL): only its requests count
-	// (what a page waits for, a Retry-After). A third party's (an
-	// analytics beacon's 429, a slow captcha widget) says nothing of the
-	// portal. Empty: every request counts.
-	site string
+	// sites are the portal's (siteOf its base URL and of its allowed
+	// origins): only their requests count (what a page waits for, a
+	// Retry-After). A third party's (an analytics beacon's 429, a slow
+	// captcha widget) says nothing of the portal. Empty: every request
+	// counts.
+	sites map[string]bool
+}
+
+// portalSites are the sites of a profile's base URL and allowed origins.
+func portalSites(p *profile.Profile) map[string]bool {
+	sites := map[string]bool{siteOf(p.BaseURL): true}
+	for _, o := range p.AllowedOrigins {
+		sites[siteOf(o)] = true
+	}
+	delete(sites, "")
+	return sites
 }
 
 // siteOf is the site of a URL: its registrable domain (visa.example.com
@@ -55,7 +68,12 @@ func siteOf(rawURL string) string {
 	if err != nil {
 		return ""
 	}
-	host := u.Hostname()
+	// As the browser reports it: lower case, no final dot, an
+	// internationalised name in its xn-- form.
+	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+	if ascii, err := idna.Lookup.ToASCII(host); err == nil {
+		host = ascii
+	}
 	if site, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil && net.ParseIP(host) == nil {
 		return site
 	}
@@ -86,7 +104,7 @@ func (w *retryWatch) scripts() (inFlight int, lastStatus int) {
 func (w *retryWatch) paused(e *fetch.EventRequestPaused) {
 	script := e.ResourceType == network.ResourceTypeXHR || e.ResourceType == network.ResourceTypeFetch
 	atRequest := e.ResponseStatusCode == 0 && e.ResponseErrorReason == ""
-	if w.site != "" && e.Request != nil && siteOf(e.Request.URL) != w.site {
+	if len(w.sites) > 0 && e.Request != nil && !w.sites[siteOf(e.Request.URL)] {
 		return // not the portal's: neither waited for, nor its answer
 	}
 	w.mu.Lock()

@@ -6,6 +6,8 @@ import (
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
+
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 )
 
 func TestSiteOf(t *testing.T) {
@@ -17,6 +19,11 @@ func TestSiteOf(t *testing.T) {
 		"http://127.0.0.1:8080/login":           "127.0.0.1",
 		"http://localhost:9/beacon":             "localhost",
 		"http://[::1]:9/":                       "::1",
+		// As Chromium reports hosts: lower case, no final dot, xn--.
+		"https://Visa.VFSGlobal.com/":    "vfsglobal.com",
+		"https://VISA.TLSCONTACT.CO.UK/": "tlscontact.co.uk",
+		"https://visa.example.com./":     "example.com",
+		"https://visa.bücher.example/":   "xn--bcher-kva.example",
 	} {
 		if got := siteOf(in); got != want {
 			t.Errorf("siteOf(%q) = %q, want %q", in, got, want)
@@ -29,7 +36,7 @@ func TestSiteOf(t *testing.T) {
 // that times out must not read it as the portal's rate limit or slowness.
 func TestRetryWatchCountsOnlyThePortalsRequests(t *testing.T) {
 	t.Parallel()
-	w := &retryWatch{site: siteOf("http://127.0.0.1:8080")}
+	w := &retryWatch{sites: portalSites(&profile.Profile{BaseURL: "http://127.0.0.1:8080", AllowedOrigins: []string{"http://[::1]:8443"}})}
 	event := func(id, url string, status int64) *fetch.EventRequestPaused {
 		return &fetch.EventRequestPaused{RequestID: fetch.RequestID(id), Request: &network.Request{URL: url},
 			ResourceType: network.ResourceTypeXHR, ResponseStatusCode: status,
@@ -42,9 +49,11 @@ func TestRetryWatchCountsOnlyThePortalsRequests(t *testing.T) {
 		t.Fatalf("third party's requests counted: %d in flight, status %d, retry after %s", inFlight, status, w.longest())
 	}
 	w.paused(event("api", "http://127.0.0.1:8080/api/slots", 0))
-	if inFlight, _ := w.scripts(); inFlight != 1 {
-		t.Fatalf("%d of the portal's requests in flight, want 1", inFlight)
+	w.paused(event("login", "http://[::1]:8443/login", 0)) // an allowed origin is the portal's
+	if inFlight, _ := w.scripts(); inFlight != 2 {
+		t.Fatalf("%d of the portal's requests in flight, want 2", inFlight)
 	}
+	w.paused(event("login", "http://[::1]:8443/login", 200))
 	w.paused(event("api", "http://127.0.0.1:8080/api/slots", 429))
 	if inFlight, status := w.scripts(); inFlight != 0 || status != 429 || w.longest() != 10*time.Minute {
 		t.Fatalf("the portal's 429: %d in flight, status %d, retry after %s", inFlight, status, w.longest())
