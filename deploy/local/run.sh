@@ -7,7 +7,7 @@
 # shows the Checker's sessions until the email announcing the demo's slot
 # arrives; then everything stays
 # up until Ctrl-C, which stops it all (and with-postgres.sh then stops the
-# Postgres it started). Arguments go to slotwatch-demo (-slot-after 30s).
+# Postgres it started, unless another of its runs still uses it). Arguments go to slotwatch-demo (-slot-after 30s).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"

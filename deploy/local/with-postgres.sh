@@ -50,37 +50,44 @@ bindir=$(find_bindir) || {
   bindir=$(find_bindir) || { log "postgresql installed, but no initdb found under /usr/lib/postgresql"; exit 1; }
 }
 
-# initdb and postgres refuse to run as root: run them as the postgres user,
-# with a data directory that user can reach.
-as_pg=()
 durable=${SLOTWATCH_PG_DURABLE:-}
 name=pg
 [[ -z $durable || $durable == 0 ]] || name=pg-durable
 datadir=$root/.data/$name
+
+# Runs of this script take turns (fd 8, $name.lock) to set up, create,
+# start or stop the cluster, and each holds a shared lock (fd 9,
+# $name.users) while its CMD runs: the last to leave is the one that can
+# take that alone. $started holds the server's pid when a run of this
+# script started it.
+mkdir -p "$root/.data"
+started=$root/.data/$name.started
+exec 8>>"$root/.data/$name.lock" 9>>"$root/.data/$name.users"
+flock -x 8
+
+# initdb and postgres refuse to run as root: run them as the postgres user,
+# with a data directory that user can reach.
+as_pg=()
 if [[ $(id -u) -eq 0 ]]; then
   as_pg=(runuser -u postgres --)
-  mkdir -p "$root/.data"
   if ! runuser -u postgres -- test -x "$root/.data"; then
     # The checkout sits under a directory the postgres user cannot enter
     # (a mode-700 home): keep the cluster in /var/tmp, linked from .data.
     outside=/var/tmp/slotwatch-pg-$(printf '%s' "$root" | sha256sum | cut -c1-12)
+    if [[ -e $datadir && ! -L $datadir ]]; then
+      log "$datadir is a directory the postgres user cannot reach (a parent is not open to it): move it away (a cluster in it is kept in /var/tmp from now on) or open the path to that user"
+      exit 1
+    fi
     mkdir -p "$outside"
     chown postgres:postgres "$outside"
-    [[ -L $datadir ]] || { rm -rf "$datadir"; ln -s "$outside/$name" "$datadir"; }
+    [[ -L $datadir ]] || ln -s "$outside/$name" "$datadir"
     datadir=$outside/$name
   fi
 fi
 
 pgrun() { "${as_pg[@]}" "$@"; }
-
-# Runs of this script take turns (fd 8, $name.lock) to create, start or
-# stop the cluster, and each holds a shared lock (fd 9, $name.users) while
-# its CMD runs: the last to leave is the one that can take that alone.
-# $started says a run of this script started the cluster.
-mkdir -p "$root/.data"
-started=$root/.data/$name.started
-exec 8>>"$root/.data/$name.lock" 9>>"$root/.data/$name.users"
-flock -x 8
+# server_pid is the running server's pid (postmaster.pid's first line).
+server_pid() { pgrun sed -n 1p "$datadir/postmaster.pid" 2>/dev/null || true; }
 
 if [[ ! -f $datadir/PG_VERSION ]]; then
   log "creating a private cluster in $datadir"
@@ -109,7 +116,7 @@ if ! pgrun "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
   log "starting Postgres on 127.0.0.1:$port"
   # 8>&- 9>&-: the server must not hold this run's locks after it ends.
   pgrun "$bindir/pg_ctl" -D "$datadir" -l "$datadir/postgres.log" -w -t 60 -o "-p $port" start >/dev/null 8>&- 9>&-
-  touch "$started"
+  server_pid >"$started"
 else
   # Running already (another run of this script, or by hand): on its port.
   port=$(pgrun sed -n 4p "$datadir/postmaster.pid")
@@ -123,7 +130,7 @@ stop() {
   # started by hand. Taking turns first: a run that is joining now has
   # either found it running and become a user, or will start it again.
   flock -x 8
-  if flock -x -n 9 && [[ -f $started ]]; then
+  if flock -x -n 9 && [[ -f $started && $(cat "$started") == "$(server_pid)" ]]; then
     log "stopping the Postgres a run of this script started (no other run uses it)"
     pgrun "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null || true
     rm -f "$started"
