@@ -48,10 +48,6 @@ const keysetHint = "make one with `requests keyset generate > keyset.json && chm
 // besides doing it on every ClaimDueMissions.
 const sweepEvery = time.Minute
 
-// pruneEvery is how often the server prunes what is older than
-// REQUESTS_RETENTION (a shorter retention prunes that often).
-const pruneEvery = 10 * time.Minute
-
 // minRetention keeps REQUESTS_RETENTION at least a claim's longest life
 // (apirule.MaxClaimTTL), so a claim and its check are pruned only once
 // both are history (PruneClaims also never takes a mission's current
@@ -186,7 +182,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	g.Go(func() error { return hub.Run(ctx) })
 	g.Go(func() error { return feed.Run(ctx) })
 	g.Go(func() error { sweep(ctx, a, logger); return nil })
-	g.Go(func() error { prune(ctx, a, logger); return nil })
+	for _, j := range a.RetentionJobs(logger) {
+		g.Go(func() error { return j.Run(ctx) })
+	}
 	g.Go(func() error { return gs.Serve(ctx, lis, extra) })
 	return g.Wait()
 }
@@ -219,29 +217,6 @@ func sweep(ctx context.Context, a *app.App, logger *slog.Logger) {
 			} else if n > 0 {
 				logger.Info("expired requests", "count", n)
 			}
-		}
-	}
-}
-
-// prune deletes what is older than REQUESTS_RETENTION, at start and then
-// every pruneEvery (nothing when the retention is 0).
-func prune(ctx context.Context, a *app.App, logger *slog.Logger) {
-	if a.Retention() <= 0 {
-		logger.Info("retention off: claims, checks and events are kept forever (REQUESTS_RETENTION=0)")
-		return
-	}
-	t := time.NewTicker(min(pruneEvery, a.Retention()))
-	defer t.Stop()
-	for {
-		if n, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
-			logger.Warn("retention: pruning failed; next try at the next tick", "error", err, "pruned", n)
-		} else if n[store.TableChecks]+n[store.TableClaims]+n[store.TableEvents] > 0 {
-			logger.Info("retention: pruned rows older than REQUESTS_RETENTION", "retention", a.Retention(), "pruned", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

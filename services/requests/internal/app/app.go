@@ -25,8 +25,6 @@ const (
 	DefaultCheckInterval = 2 * time.Minute
 	DefaultClaimTTL      = 5 * time.Minute
 	DefaultRetention     = 90 * 24 * time.Hour
-	DefaultPruneBatch    = 1000
-	DefaultPrunePause    = 100 * time.Millisecond
 )
 
 // Config holds the service's settings.
@@ -42,10 +40,10 @@ type Config struct {
 	// Retention: Prune deletes claims, checks and events older than this;
 	// 0 keeps everything.
 	Retention time.Duration
-	// PruneBatch is how many rows one delete statement takes (default
-	// DefaultPruneBatch), and PrunePause the pause between two of them
-	// (default DefaultPrunePause), so pruning a backlog never holds many
-	// row locks or the disk for long.
+	// PruneBatch is how many rows one delete statement takes (0:
+	// retention.DefaultBatch), and PrunePause the pause between two of
+	// them (0: retention.DefaultPause), so pruning a backlog never holds
+	// many row locks or the disk for long.
 	PruneBatch int
 	PrunePause time.Duration
 }
@@ -79,12 +77,6 @@ func New(st *store.Store, keys *secrets.Keyset, now func() time.Time, cfg Config
 		if *f.v <= 0 {
 			*f.v = f.def
 		}
-	}
-	if cfg.PruneBatch <= 0 {
-		cfg.PruneBatch = DefaultPruneBatch
-	}
-	if cfg.PrunePause <= 0 {
-		cfg.PrunePause = DefaultPrunePause
 	}
 	if cfg.Walls.Threshold <= 0 {
 		cfg.Walls.Threshold = d.Threshold
