@@ -66,6 +66,10 @@ const (
 	MaxReportDetailLen = 4000
 	// MaxSlotsPerReport bounds ReportCheckResult.slots.
 	MaxSlotsPerReport = 10000
+	// MaxSlotsPerRequest is how many of the slots that match a request
+	// Requests keeps (the earliest), and so how many of a request's a
+	// Checker that must cut its report keeps first.
+	MaxSlotsPerRequest = 20
 	// MaxReportSlotsBytes is what a report's slots may take encoded (100
 	// bytes a slot on average): Requests reads a ReportCheckResult that
 	// large plus room for the rest, and the Checker cuts its slots to it.

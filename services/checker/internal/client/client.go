@@ -132,7 +132,7 @@ func (r *Requests) ClaimDueMissions(ctx context.Context, checkerID string, max i
 		for _, q := range c.GetRequests() {
 			cl.Requests = append(cl.Requests, session.Request{
 				ID: q.GetId(), Centre: q.GetCentre(), VisaCategory: q.GetVisaCategory(),
-				CreatedAt: q.GetCreatedAt().AsTime(),
+				EarliestDate: q.GetEarliestDate(), LatestDate: q.GetLatestDate(), CreatedAt: q.GetCreatedAt().AsTime(),
 			})
 		}
 		claims = append(claims, cl)

@@ -175,7 +175,7 @@ func (m *mission) finishUnleased() MissionResult {
 	c.log.Info("mission not checked", "session", m.session, "mission", m.claim.Mission,
 		"outcome", string(m.res.Outcome), "detail", m.res.Detail,
 		"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
-	m.report(reportOf(m.claim.ID, 0, m.res.Outcome, "", 0, nil, m.res.Detail))
+	m.report(reportOf(m.claim, 0, m.res.Outcome, "", 0, nil, m.res.Detail))
 	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
 	return m.res
 }
@@ -224,9 +224,9 @@ func (m *mission) check(lease Lease) MissionResult {
 	// alike. The lease is renewed until the report is in. A claim Requests
 	// refused at the gate is over already: nothing to report.
 	if !claimLost {
-		rep := reportOf(m.claim.ID, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
+		rep := reportOf(m.claim, lease.AccountID, out, res.Reason, res.RetryAfter, res.Slots, detail)
 		if rep.SlotsCut > 0 {
-			c.log.Warn("report holds the earliest slots only", "session", m.session, "mission", m.claim.Mission,
+			c.log.Warn("report holds some of the slots read", "session", m.session, "mission", m.claim.Mission,
 				"claim", m.claim.ID, "slots_reported", len(rep.Slots), "slots_cut", rep.SlotsCut)
 		}
 		var reported func()

@@ -119,7 +119,10 @@ type Request struct {
 	ID           string
 	Centre       string
 	VisaCategory string
-	CreatedAt    time.Time
+	// EarliestDate and LatestDate bound the days it wants, both included
+	// (YYYY-MM-DD; empty: unbounded).
+	EarliestDate, LatestDate string
+	CreatedAt                time.Time
 }
 
 // ReportOutcome is how Requests records a check.

@@ -121,18 +121,18 @@ var walls = map[portal.Reason]ReportOutcome{
 // NoSlot or Success) is NO_SLOT; a wall (CAPTCHA, blocked, rate limited:
 // reason) is that wall, with the portal's Retry-After bounded to what
 // Requests takes; any other is FAILED, with the outcome in the detail.
-func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason, retryAfter time.Duration, slots []portal.Slot, detail string) Report {
-	r := Report{ClaimID: claimID, AccountID: accountID, Detail: detail}
+func reportOf(claim Claim, accountID int64, out Outcome, reason portal.Reason, retryAfter time.Duration, slots []portal.Slot, detail string) Report {
+	r := Report{ClaimID: claim.ID, AccountID: accountID, Detail: detail}
 	switch {
 	case len(slots) > 0:
 		r.Outcome = ReportSlotsFound
-		r.Slots, r.SlotsCut = reportSlots(slots)
+		r.Slots, r.SlotsCut = reportSlots(slots, claim.Requests)
 		if out != Success && out != NoSlot {
 			r.Detail = fmt.Sprintf("%s after reading slots: %s", out, detail)
 		}
 		if r.SlotsCut > 0 {
 			// First, so that truncating a long detail does not lose it.
-			r.Detail = fmt.Sprintf("%d later slots left out (a report holds the earliest %d); %s", r.SlotsCut, len(r.Slots), r.Detail)
+			r.Detail = fmt.Sprintf("%d slots left out (a report holds %d: each request's first, then the earliest); %s", r.SlotsCut, len(r.Slots), r.Detail)
 		}
 	case out == Success || out == NoSlot:
 		r.Outcome = ReportNoSlot
@@ -151,26 +151,76 @@ func reportOf(claimID string, accountID int64, out Outcome, reason portal.Reason
 }
 
 // reportSlots is what a report carries of the slots a check read: sorted
-// by date and time, each once, and of those the earliest that Requests
-// takes: at most apirule.MaxSlotsPerReport, within apirule.MaxReportSlotsBytes.
-// A huge calendar, or one with long centre and category names, would
-// otherwise make every report of the mission fail. cut counts the slots
-// left out.
-func reportSlots(slots []portal.Slot) (kept []portal.Slot, cut int) {
-	kept = slices.Clone(slots)
-	slices.SortFunc(kept, func(a, b portal.Slot) int {
+// by date and time, each once, and of those what Requests takes: at most
+// apirule.MaxSlotsPerReport, within apirule.MaxReportSlotsBytes. A huge
+// calendar, or one with long centre and category names, would otherwise
+// make every report of the mission fail. When it must cut, each claimed
+// request's earliest apirule.MaxSlotsPerRequest slots in its window go
+// first (what Requests keeps of a match), then the earliest of the rest,
+// so that a request whose window starts late is not starved by the others'
+// early slots. cut counts the slots left out.
+func reportSlots(slots []portal.Slot, reqs []Request) (kept []portal.Slot, cut int) {
+	all := slices.Clone(slots)
+	slices.SortFunc(all, func(a, b portal.Slot) int {
 		return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.Time, b.Time),
 			cmp.Compare(a.Centre, b.Centre), cmp.Compare(a.VisaCategory, b.VisaCategory), cmp.Compare(a.Mission, b.Mission))
 	})
-	kept = slices.Compact(kept)
+	all = slices.Compact(all)
 	size := 0
-	for i, s := range kept {
+	for _, s := range all {
 		size += slotWireBytes(s)
-		if i == apirule.MaxSlotsPerReport || size > apirule.MaxReportSlotsBytes {
-			return kept[:i:i], len(kept) - i
+	}
+	if len(all) <= apirule.MaxSlotsPerReport && size <= apirule.MaxReportSlotsBytes {
+		return all, 0
+	}
+	// The slots of a query are named after its requests (the engine
+	// copies their centre and category), so they are found by name.
+	type query struct{ centre, category string }
+	byQuery := map[query][]int{}
+	for i, s := range all {
+		q := query{s.Centre, s.VisaCategory}
+		byQuery[q] = append(byQuery[q], i)
+	}
+	first := make([]bool, len(all))
+	for _, r := range reqs {
+		n := 0
+		for _, i := range byQuery[query{r.Centre, r.VisaCategory}] {
+			if d := all[i].Date; d < r.EarliestDate || (r.LatestDate != "" && d > r.LatestDate) {
+				continue
+			}
+			first[i] = true
+			if n++; n == apirule.MaxSlotsPerRequest {
+				break
+			}
 		}
 	}
-	return kept, 0
+	order := make([]int, len(all))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if first[a] != first[b] {
+			if first[a] {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	size = 0
+	var take []int
+	for _, i := range order {
+		if size += slotWireBytes(all[i]); len(take) == apirule.MaxSlotsPerReport || size > apirule.MaxReportSlotsBytes {
+			break
+		}
+		take = append(take, i)
+	}
+	slices.Sort(take) // back in date order
+	kept = make([]portal.Slot, len(take))
+	for k, i := range take {
+		kept[k] = all[i]
+	}
+	return kept, len(all) - len(kept)
 }
 
 // slotWireBytes is what a slot takes in ReportCheckResultRequest.slots

@@ -91,7 +91,7 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 		{"Banned", Banned, nil, ReportFailed, 0, "banned: d"},
 		{"NoAccount", NoAccount, nil, ReportFailed, 0, "no_account: d"},
 	} {
-		r := reportOf("claim", 7, tc.out, "", 0, tc.slots, "d")
+		r := reportOf(Claim{ID: "claim"}, 7, tc.out, "", 0, tc.slots, "d")
 		if r.Outcome != tc.want || len(r.Slots) != tc.wantSlots || r.Detail != tc.detail || r.AccountID != 7 {
 			t.Errorf("%s: report %+v, want %s with %d slots and detail %q", tc.name, r, tc.want, tc.wantSlots, tc.detail)
 		}
@@ -111,16 +111,16 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 		{portal.ReasonMaintenance, time.Hour, ReportFailed, 0},
 		{portal.ReasonBadCredentials, 0, ReportFailed, 0},
 	} {
-		r := reportOf("c", 7, Banned, tc.reason, tc.retryAfter, nil, "d")
+		r := reportOf(Claim{ID: "c"}, 7, Banned, tc.reason, tc.retryAfter, nil, "d")
 		if r.Outcome != tc.want || r.RetryAfter != tc.wantRetry {
 			t.Errorf("%s with Retry-After %s: report %s retry %s, want %s retry %s", tc.reason, tc.retryAfter, r.Outcome, r.RetryAfter, tc.want, tc.wantRetry)
 		}
 	}
 	// Slots seen beat a wall met later: they are reported.
-	if r := reportOf("c", 7, Banned, portal.ReasonCaptcha, time.Minute, slots, "d"); r.Outcome != ReportSlotsFound || r.RetryAfter != 0 {
+	if r := reportOf(Claim{ID: "c"}, 7, Banned, portal.ReasonCaptcha, time.Minute, slots, "d"); r.Outcome != ReportSlotsFound || r.RetryAfter != 0 {
 		t.Errorf("slots then a CAPTCHA: %s retry %s, want slots_found", r.Outcome, r.RetryAfter)
 	}
-	if r := reportOf("c", 0, Error, "", 0, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
+	if r := reportOf(Claim{ID: "c"}, 0, Error, "", 0, nil, strings.Repeat("é", 3000)); len(r.Detail) > apirule.MaxReportDetailLen {
 		t.Errorf("detail of %d bytes, want at most %d", len(r.Detail), apirule.MaxReportDetailLen)
 	}
 }
@@ -203,24 +203,45 @@ func TestReportHoldsTheEarliestSlotsRequestsTakes(t *testing.T) {
 
 	t.Run("SmallCalendarWhole", func(t *testing.T) {
 		t.Parallel()
-		r := reportOf("c", 7, NoSlot, "", 0, calendar(100, "London"), "d")
+		r := reportOf(Claim{ID: "c"}, 7, NoSlot, "", 0, calendar(100, "London"), "d")
 		if len(r.Slots) != 100 || r.SlotsCut != 0 || !sorted(r.Slots) || r.Detail != "d" {
 			t.Errorf("%d slots, %d cut, sorted %t, detail %q; want the 100, sorted, none cut", len(r.Slots), r.SlotsCut, sorted(r.Slots), r.Detail)
 		}
 	})
 	t.Run("MoreSlotsThanRequestsTakes", func(t *testing.T) {
 		t.Parallel()
-		r := reportOf("c", 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport+2000, "London"), detail)
+		r := reportOf(Claim{ID: "c"}, 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport+2000, "London"), detail)
 		if len(r.Slots) != apirule.MaxSlotsPerReport || r.SlotsCut != 2000 || !sorted(r.Slots) || r.Slots[0].Date != "2030-01-01" || r.Slots[0].Time != "09:00" {
 			t.Fatalf("%d slots (first %+v), %d cut, sorted %t; want the earliest %d, 2000 cut", len(r.Slots), r.Slots[0], r.SlotsCut, sorted(r.Slots), apirule.MaxSlotsPerReport)
 		}
-		if !strings.HasPrefix(r.Detail, "2000 later slots left out") || size(r) > largestRequest {
+		if !strings.HasPrefix(r.Detail, "2000 slots left out") || size(r) > largestRequest {
 			t.Errorf("detail %.60q, %d bytes; want the cut said, at most %d bytes", r.Detail, size(r), largestRequest)
+		}
+	})
+	// A request whose window starts after the cut still gets its first
+	// slots (what Requests keeps of a match), ahead of the others' later
+	// ones: the earliest over the whole mission would starve it.
+	t.Run("ALateWindowIsNotStarved", func(t *testing.T) {
+		t.Parallel()
+		late := Request{ID: "late", Centre: "London", VisaCategory: "tourism",
+			EarliestDate: day0.AddDate(0, 0, 1400).Format(time.DateOnly), LatestDate: day0.AddDate(0, 0, 1410).Format(time.DateOnly)}
+		early := Request{ID: "early", Centre: "London", VisaCategory: "tourism", EarliestDate: day0.Format(time.DateOnly)}
+		claim := Claim{ID: "c", Requests: []Request{early, late}}
+		r := reportOf(claim, 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport+2000, "London"), detail)
+		inLate := 0
+		for _, s := range r.Slots {
+			if s.Date >= late.EarliestDate && s.Date <= late.LatestDate {
+				inLate++
+			}
+		}
+		if inLate != apirule.MaxSlotsPerRequest || len(r.Slots) != apirule.MaxSlotsPerReport || r.SlotsCut != 2000 || !sorted(r.Slots) || r.Slots[0].Date != "2030-01-01" {
+			t.Fatalf("%d of the late request's slots, %d slots (first %+v), %d cut, sorted %t; want %d of its, the rest the earliest",
+				inLate, len(r.Slots), r.Slots[0], r.SlotsCut, sorted(r.Slots), apirule.MaxSlotsPerRequest)
 		}
 	})
 	t.Run("LongNamesFitTheMessage", func(t *testing.T) {
 		t.Parallel()
-		r := reportOf("c", 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport, strings.Repeat("Centre with a long name ", 8)), detail)
+		r := reportOf(Claim{ID: "c"}, 7, NoSlot, "", 0, calendar(apirule.MaxSlotsPerReport, strings.Repeat("Centre with a long name ", 8)), detail)
 		if n := size(r); n > largestRequest || r.SlotsCut == 0 || len(r.Slots)+r.SlotsCut != apirule.MaxSlotsPerReport || !sorted(r.Slots) {
 			t.Errorf("%d slots, %d cut, %d bytes; want them cut to fit %d bytes", len(r.Slots), r.SlotsCut, n, largestRequest)
 		}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
 // MaxSlotsPerRequest bounds the slots a request keeps as matched (the
@@ -14,7 +16,7 @@ import (
 // the mission's every later ClaimDueMissions) then passed gRPC's 4 MB
 // limit. With the bound, one request is a few kilobytes at most
 // (Request.SizeBound).
-const MaxSlotsPerRequest = 20
+const MaxSlotsPerRequest = apirule.MaxSlotsPerRequest
 
 // MaxMissedSlots bounds the slots a request remembers as passed up. Far
 // more than MaxSlotsPerRequest: with more than 20 slots open, each resume
