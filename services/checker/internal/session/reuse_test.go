@@ -79,17 +79,7 @@ func TestSessionReuse(t *testing.T) {
 
 	t.Run("SessionThePortalEndedLogsInWithinTheCheck", func(t *testing.T) {
 		t.Parallel()
-		c, b := setupWith(t, Config{}, keepFor(0))
-		sameAccount(b, 2)
-		b.requests.claims = [][]Claim{{claim("c1", "fra", t0)}, {claim("c2", "fra", t0)}}
-		runSession(t, c)
-		a := b.pool.accounts[0]
-		if !b.sim.DeleteAccount(a.email) { // ends its portal sessions
-			t.Fatal("delete account")
-		}
-		if err := b.sim.PutAccount(sim.Account{Email: a.email, Password: a.password}); err != nil {
-			t.Fatal(err)
-		}
+		c, b, _ := sessionThePortalEnded(t)
 		second := runSession(t, c).Results[0]
 		if second.Outcome != NoSlot || !second.LoggedIn || second.SessionReused {
 			t.Fatalf("second result = %+v; want no_slot after a new login", second)
@@ -103,17 +93,7 @@ func TestSessionReuse(t *testing.T) {
 	// dead session must not outlive the check in the pool.
 	t.Run("SessionThePortalEndedIsClearedWhenTheNewLoginFails", func(t *testing.T) {
 		t.Parallel()
-		c, b := setupWith(t, Config{}, keepFor(0))
-		sameAccount(b, 2)
-		b.requests.claims = [][]Claim{{claim("c1", "fra", t0)}, {claim("c2", "fra", t0)}}
-		runSession(t, c)
-		a := b.pool.accounts[0]
-		if !b.sim.DeleteAccount(a.email) { // ends its portal sessions
-			t.Fatal("delete account")
-		}
-		if err := b.sim.PutAccount(sim.Account{Email: a.email, Password: a.password}); err != nil {
-			t.Fatal(err)
-		}
+		c, b, a := sessionThePortalEnded(t)
 		if err := b.sim.SetBehaviour(a.email, sim.Behaviour{Kind: sim.Maintenance, Only: sim.LoginArea}); err != nil {
 			t.Fatal(err)
 		}
@@ -196,4 +176,24 @@ func TestSessionReuse(t *testing.T) {
 			t.Errorf("release = %v; want logged in, session cleared", r)
 		}
 	})
+}
+
+// sessionThePortalEnded runs a session that keeps its account's portal
+// session, then ends that session at the portal (the account is deleted
+// and added again): the next session finds it logged out.
+func sessionThePortalEnded(t *testing.T) (*Checker, *testBundle, account) {
+	t.Helper()
+	c, b := setupWith(t, Config{}, keepFor(0))
+	sameAccount(b, 2)
+	t0 := time.Now()
+	b.requests.claims = [][]Claim{{claim("c1", "fra", t0)}, {claim("c2", "fra", t0)}}
+	runSession(t, c)
+	a := b.pool.accounts[0]
+	if !b.sim.DeleteAccount(a.email) { // ends its portal sessions
+		t.Fatal("delete account")
+	}
+	if err := b.sim.PutAccount(sim.Account{Email: a.email, Password: a.password}); err != nil {
+		t.Fatal(err)
+	}
+	return c, b, a
 }
