@@ -134,6 +134,10 @@ func (r *Requests) ClaimDueMissions(ctx context.Context, checkerID string, max i
 				ID: q.GetId(), Centre: q.GetCentre(), VisaCategory: q.GetVisaCategory(),
 				EarliestDate: q.GetEarliestDate(), LatestDate: q.GetLatestDate(), CreatedAt: q.GetCreatedAt().AsTime(),
 			})
+			for _, s := range q.GetMissedSlots() {
+				r := &cl.Requests[len(cl.Requests)-1]
+				r.Missed = append(r.Missed, portal.Slot{Centre: s.GetCentre(), VisaCategory: s.GetVisaCategory(), Date: s.GetDate(), Time: s.GetTime()})
+			}
 		}
 		claims = append(claims, cl)
 	}

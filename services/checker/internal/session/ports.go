@@ -122,7 +122,10 @@ type Request struct {
 	// EarliestDate and LatestDate bound the days it wants, both included
 	// (YYYY-MM-DD; empty: unbounded).
 	EarliestDate, LatestDate string
-	CreatedAt                time.Time
+	// Missed are slots it passed up (the last Requests shows): a check
+	// that sees them again does not find them for it.
+	Missed    []portal.Slot
+	CreatedAt time.Time
 }
 
 // ReportOutcome is how Requests records a check.

@@ -43,12 +43,19 @@ func queriesOf(reqs []Request) []portal.Query {
 	for _, r := range reqs {
 		q := portal.Query{Centre: strings.TrimSpace(r.Centre), VisaCategory: strings.TrimSpace(r.VisaCategory)}
 		if !slices.ContainsFunc(qs, func(o portal.Query) bool {
-			return strings.EqualFold(o.Centre, q.Centre) && strings.EqualFold(o.VisaCategory, q.VisaCategory)
+			return foldName(o.Centre) == foldName(q.Centre) && foldName(o.VisaCategory) == foldName(q.VisaCategory)
 		}) {
 			qs = append(qs, q)
 		}
 	}
 	return qs
+}
+
+// foldName is a centre's or category's name as Requests compares it:
+// trimmed, case folded (ToUpper then ToLower folds what EqualFold does,
+// as 'ſ' and 's').
+func foldName(s string) string {
+	return strings.ToLower(strings.ToUpper(strings.TrimSpace(s)))
 }
 
 func requestIDs(reqs []Request) []string {
@@ -174,18 +181,26 @@ func reportSlots(slots []portal.Slot, reqs []Request) (kept []portal.Slot, cut i
 		return all, 0
 	}
 	// The slots of a query are named after its requests (the engine
-	// copies their centre and category), so they are found by name.
+	// copies their centre and category), so they are found by name, as
+	// queriesOf groups requests. A slot the request passed up (Missed) is
+	// not one of its first: Requests would not match it.
 	type query struct{ centre, category string }
 	byQuery := map[query][]int{}
 	for i, s := range all {
-		q := query{s.Centre, s.VisaCategory}
+		q := query{foldName(s.Centre), foldName(s.VisaCategory)}
 		byQuery[q] = append(byQuery[q], i)
 	}
 	first := make([]bool, len(all))
 	for _, r := range reqs {
 		n := 0
-		for _, i := range byQuery[query{r.Centre, r.VisaCategory}] {
-			if d := all[i].Date; d < r.EarliestDate || (r.LatestDate != "" && d > r.LatestDate) {
+		for _, i := range byQuery[query{foldName(r.Centre), foldName(r.VisaCategory)}] {
+			s := all[i]
+			if s.Date < r.EarliestDate || (r.LatestDate != "" && s.Date > r.LatestDate) {
+				continue
+			}
+			if slices.ContainsFunc(r.Missed, func(m portal.Slot) bool {
+				return m.Date == s.Date && strings.TrimSpace(m.Time) == strings.TrimSpace(s.Time)
+			}) {
 				continue
 			}
 			first[i] = true
