@@ -209,33 +209,32 @@ func reportSlots(slots []portal.Slot, reqs []Request) (kept []portal.Slot, cut i
 			}
 		}
 	}
-	order := make([]int, len(all))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		if first[a] != first[b] {
-			if first[a] {
-				return -1
+	// The firsts, then the rest, each in date order, until one no longer
+	// fits; what is kept goes back in date order.
+	keep, n, size := make([]bool, len(all)), 0, 0
+	for _, firsts := range []bool{true, false} {
+		for i, s := range all {
+			if first[i] != firsts {
+				continue
 			}
-			return 1
+			if size += slotWireBytes(s); n == apirule.MaxSlotsPerReport || size > apirule.MaxReportSlotsBytes {
+				return keptOf(all, keep), len(all) - n
+			}
+			keep[i], n = true, n+1
 		}
-		return 0
-	})
-	size = 0
-	var take []int
-	for _, i := range order {
-		if size += slotWireBytes(all[i]); len(take) == apirule.MaxSlotsPerReport || size > apirule.MaxReportSlotsBytes {
-			break
+	}
+	return keptOf(all, keep), len(all) - n
+}
+
+// keptOf is the slots keep marks, in their order.
+func keptOf(all []portal.Slot, keep []bool) []portal.Slot {
+	kept := make([]portal.Slot, 0, len(all))
+	for i, s := range all {
+		if keep[i] {
+			kept = append(kept, s)
 		}
-		take = append(take, i)
 	}
-	slices.Sort(take) // back in date order
-	kept = make([]portal.Slot, len(take))
-	for k, i := range take {
-		kept[k] = all[i]
-	}
-	return kept, len(all) - len(kept)
+	return kept
 }
 
 // slotWireBytes is what a slot takes in ReportCheckResultRequest.slots
