@@ -1,6 +1,8 @@
 // Package apierr builds the gRPC errors that callers act on: InvalidArgument
 // with google.rpc.BadRequest field violations (from apirule.FieldErrors),
-// and ResourceExhausted with google.rpc.RetryInfo.
+// ResourceExhausted with google.rpc.RetryInfo, FailedPrecondition with
+// google.rpc.PreconditionFailure, and any code with google.rpc.ErrorInfo
+// (a reason a caller can switch on, and the values it acts on).
 package apierr
 
 import (
@@ -104,4 +106,35 @@ func Precondition(msg, typ, subject, description string) error {
 		st = withDetail
 	}
 	return st.Err()
+}
+
+// Domain is the google.rpc.ErrorInfo domain of every slotwatch service: the
+// reasons (apirule's Reason constants) are unique across the system.
+const Domain = "slotwatch"
+
+// Info is an error of the given code carrying a google.rpc.ErrorInfo:
+// reason is a constant a caller can switch on (UPPER_SNAKE_CASE, one of
+// apirule's Reason constants), metadata the values it acts on. The message
+// is for people; a caller never has to parse it.
+func Info(code codes.Code, msg, reason string, metadata map[string]string) error {
+	st := status.New(code, msg)
+	if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: metadata}); err == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// InfoOf reads the google.rpc.ErrorInfo of an error, if it carries one
+// from a slotwatch service.
+func InfoOf(err error) (*errdetails.ErrorInfo, bool) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil, false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return info, true
+		}
+	}
+	return nil, false
 }

@@ -1,6 +1,7 @@
 package apierr_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -40,5 +41,24 @@ func TestPreconditionCarriesItsViolation(t *testing.T) {
 	pf, ok := st.Details()[0].(*errdetails.PreconditionFailure)
 	if !ok || len(pf.GetViolations()) != 1 || pf.GetViolations()[0].GetSubject() != "request/r" || pf.GetViolations()[0].GetType() != "STATUS" {
 		t.Fatalf("detail %v", st.Details()[0])
+	}
+}
+
+func TestInfoCarriesItsReasonAndMetadata(t *testing.T) {
+	t.Parallel()
+	err := apierr.Info(codes.OutOfRange, "cursor 3 is too old", apirule.ReasonEventsPruned, map[string]string{apirule.MetaOldestCursor: "10"})
+	if status.Code(err) != codes.OutOfRange || status.Convert(err).Message() != "cursor 3 is too old" {
+		t.Fatalf("info error %v", err)
+	}
+	info, ok := apierr.InfoOf(err)
+	if !ok || info.GetReason() != apirule.ReasonEventsPruned || info.GetDomain() != apierr.Domain || info.GetMetadata()[apirule.MetaOldestCursor] != "10" {
+		t.Fatalf("info %v, %v", info, ok)
+	}
+	// Another domain's ErrorInfo, a plain status and a plain error carry none.
+	other, _ := status.New(codes.OutOfRange, "x").WithDetails(&errdetails.ErrorInfo{Reason: apirule.ReasonEventsPruned, Domain: "elsewhere"})
+	for _, err := range []error{other.Err(), status.Error(codes.OutOfRange, "x"), errors.New("x")} {
+		if info, ok := apierr.InfoOf(err); ok {
+			t.Errorf("InfoOf(%v) = %v, want none", err, info)
+		}
 	}
 }

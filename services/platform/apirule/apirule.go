@@ -92,6 +92,17 @@ const (
 	MaxSessionStateBytes = 128 << 10
 )
 
+// Reasons of the google.rpc.ErrorInfo a service attaches to an error that
+// callers act on (apierr.Info), and the metadata keys that go with them.
+const (
+	// ReasonEventsPruned: Requests' WatchEvents refused after_cursor with
+	// OUT_OF_RANGE because its retention deleted events after it. Metadata
+	// MetaOldestCursor is the oldest cursor available, as a decimal: the
+	// cursor to resume after.
+	ReasonEventsPruned = "EVENTS_PRUNED"
+	MetaOldestCursor   = "oldest_cursor"
+)
+
 // Bounds on lengths of time callers ask for.
 const (
 	// MinLeaseTTL bounds Acquire.lease_ttl and Renew.extend_by from below

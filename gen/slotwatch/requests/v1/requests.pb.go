@@ -2284,7 +2284,9 @@ type WatchEventsRequest struct {
 	// Stream events after this cursor; 0 means from the oldest event kept.
 	// Events older than the server's retention (REQUESTS_RETENTION) are
 	// pruned: a cursor before the oldest one kept is OUT_OF_RANGE, with a
-	// message naming the oldest cursor available.
+	// google.rpc.ErrorInfo (domain "slotwatch", reason "EVENTS_PRUNED",
+	// metadata "oldest_cursor": the oldest cursor available, in decimal) and
+	// a message naming that cursor.
 	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -29,6 +28,8 @@ import (
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/store"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/reconnect"
 )
 
@@ -156,26 +157,23 @@ func (c *Consumer) hold(ctx context.Context, lock *store.Consumer) {
 	})
 }
 
-// oldestKept finds, in the message of Requests' OUT_OF_RANGE (the API
-// promises it names the oldest cursor available), that cursor.
-var oldestKept = regexp.MustCompile(`oldest cursor available is ([0-9]+)`)
-
 // pruned handles an OUT_OF_RANGE from WatchEvents: Requests' retention
 // (REQUESTS_RETENTION) deleted events after the stored cursor before they
 // were recorded. They are lost; retrying the same cursor would be refused
 // forever, so the consumer says so and moves on: the stored cursor moves
-// to the oldest cursor available when the message names it, otherwise the
-// next stream starts at the oldest event kept (oldest).
+// to the oldest cursor available, which the error's ErrorInfo names
+// (apirule.ReasonEventsPruned); an error without it (a Requests older than
+// the detail) makes the next stream start at the oldest event kept
+// (oldest), which comes to the same.
 func (c *Consumer) pruned(ctx context.Context, lock *store.Consumer, outOfRange error) (oldest bool, err error) {
 	stored, err := lock.Cursor(ctx)
 	if err != nil {
 		return false, &lockError{err}
 	}
 	c.metrics.Pruned()
-	m := oldestKept.FindStringSubmatch(status.Convert(outOfRange).Message())
 	var through int64
-	if m != nil {
-		through, _ = strconv.ParseInt(m[1], 10, 64)
+	if info, ok := apierr.InfoOf(outOfRange); ok && info.GetReason() == apirule.ReasonEventsPruned {
+		through, _ = strconv.ParseInt(info.GetMetadata()[apirule.MetaOldestCursor], 10, 64)
 	}
 	c.logger.Error("events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept",
 		"stored_cursor", stored, "pruned_through", through, "error", outOfRange)

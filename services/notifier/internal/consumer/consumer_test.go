@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +29,8 @@ import (
 	"github.com/slotwatch/slotwatch/services/notifier/internal/domain"
 	"github.com/slotwatch/slotwatch/services/notifier/internal/store"
 	"github.com/slotwatch/slotwatch/services/notifier/migrations"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/reconnect"
@@ -50,6 +54,9 @@ type requests struct {
 	// prunedThrough is the last cursor retention pruned: a stream after
 	// an older cursor (not 0) is refused as Requests refuses it.
 	prunedThrough int64
+	// withoutInfo refuses it without the ErrorInfo (as a Requests
+	// older than the detail did).
+	withoutInfo bool
 
 	mu      sync.Mutex
 	watches int
@@ -61,9 +68,13 @@ func (r *requests) WatchEvents(in *requestsv1.WatchEventsRequest, stream grpc.Se
 	r.watches++
 	r.mu.Unlock()
 	if after := in.GetAfterCursor(); after != 0 && after < r.prunedThrough {
-		// Requests' message (services/requests, errorStatus).
-		return status.Errorf(codes.OutOfRange, "cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+		// Requests' error (services/requests, errorStatus).
+		msg := fmt.Sprintf("cursor %d is older than the oldest event kept: events through cursor %d were pruned by retention (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
 			after, r.prunedThrough, r.prunedThrough, r.prunedThrough)
+		if r.withoutInfo {
+			return status.Error(codes.OutOfRange, msg)
+		}
+		return apierr.Info(codes.OutOfRange, msg, apirule.ReasonEventsPruned, map[string]string{apirule.MetaOldestCursor: strconv.FormatInt(r.prunedThrough, 10)})
 	}
 	for _, ev := range r.events {
 		if ev.GetCursor() <= in.GetAfterCursor() {
@@ -382,35 +393,51 @@ func TestLineBreakInCentreDoesNotStopTheStream(t *testing.T) {
 // recorded). Requests refuses it with OUT_OF_RANGE; the consumer says at
 // error that events were lost, resumes from the oldest kept instead of
 // retrying the refused cursor forever, and records the event after it.
+// The cursor to resume after comes from the error's ErrorInfo; without it
+// (an older Requests), the next stream starts from the oldest event kept.
 func TestPrunedEventsAreSkipped(t *testing.T) {
 	t.Parallel()
-	ctx := testkit.Context(t)
-	pool := pgtest.NewPool(t, migrations.Set)
-	st := store.New(pool)
-	applicant := telegramApplicant(t, st)
-	if _, err := pool.Exec(ctx, `INSERT INTO notifier.cursors (stream, cursor, updated_at) VALUES ($1, 3, now())`, consumer.Stream); err != nil {
-		t.Fatal(err)
-	}
-	fake := &requests{
-		applicant:     &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
-		prunedThrough: 10,
-		events:        []*requestsv1.WatchEventsResponse{slotFound(11, applicant, "lyon")},
-	}
-	logs := start(t, st, fake)
-	eventually(t, "the event after the pruned ones recorded", func() bool { return storedCursor(t, pool) == 11 })
-	ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ds) != 1 || ds[0].EventCursor != 11 {
-		t.Errorf("deliveries %+v; want the one of cursor 11", ds)
-	}
-	lost := logLines(logs, "events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept")
-	if len(lost) != 1 || lost[0]["level"] != "ERROR" || lost[0]["stored_cursor"] != 3.0 || lost[0]["pruned_through"] != 10.0 {
-		t.Errorf("logged %v; want one error naming the stored cursor (3) and the last one pruned (10)", lost)
-	}
-	if watches, _ := fake.calls(); watches != 2 {
-		t.Errorf("%d streams opened; want 2 (refused, then after the pruned ones)", watches)
+	for _, tc := range []struct {
+		name        string
+		withoutInfo bool
+		// through: the last cursor pruned as the consumer logs it.
+		through float64
+	}{
+		{name: "FromTheErrorInfo", through: 10},
+		{name: "WithoutTheErrorInfo", withoutInfo: true, through: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testkit.Context(t)
+			pool := pgtest.NewPool(t, migrations.Set)
+			st := store.New(pool)
+			applicant := telegramApplicant(t, st)
+			if _, err := pool.Exec(ctx, `INSERT INTO notifier.cursors (stream, cursor, updated_at) VALUES ($1, 3, now())`, consumer.Stream); err != nil {
+				t.Fatal(err)
+			}
+			fake := &requests{
+				applicant:     &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+				prunedThrough: 10,
+				withoutInfo:   tc.withoutInfo,
+				events:        []*requestsv1.WatchEventsResponse{slotFound(11, applicant, "lyon")},
+			}
+			logs := start(t, st, fake)
+			eventually(t, "the event after the pruned ones recorded", func() bool { return storedCursor(t, pool) == 11 })
+			ds, _, err := st.ListDeliveries(ctx, store.DeliveryFilter{}, 0, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != 1 || ds[0].EventCursor != 11 {
+				t.Errorf("deliveries %+v; want the one of cursor 11", ds)
+			}
+			lost := logLines(logs, "events were lost: Requests' retention pruned them before they were recorded (its REQUESTS_RETENTION is shorter than this consumer was away); resuming from the oldest event kept")
+			if len(lost) != 1 || lost[0]["level"] != "ERROR" || lost[0]["stored_cursor"] != 3.0 || lost[0]["pruned_through"] != tc.through {
+				t.Errorf("logged %v; want one error naming the stored cursor (3) and the last one pruned (%v)", lost, tc.through)
+			}
+			if watches, _ := fake.calls(); watches != 2 {
+				t.Errorf("%d streams opened; want 2 (refused, then after the pruned ones)", watches)
+			}
+		})
 	}
 }
 

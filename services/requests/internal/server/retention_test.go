@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
@@ -149,6 +151,12 @@ func TestRetention(t *testing.T) {
 		st := testkit.WantCode(t, err, codes.OutOfRange)
 		if want := "oldest cursor available is " + strconv.FormatInt(oldest, 10); !strings.Contains(st.Message(), want) {
 			t.Fatalf("message %q does not say %q", st.Message(), want)
+		}
+		// A program reads the cursor from the error's ErrorInfo, not
+		// from the message.
+		if info, ok := apierr.InfoOf(err); !ok || info.GetReason() != apirule.ReasonEventsPruned ||
+			info.GetMetadata()[apirule.MetaOldestCursor] != strconv.FormatInt(oldest, 10) {
+			t.Fatalf("error detail %v (%v); want reason %s with %s %d", info, ok, apirule.ReasonEventsPruned, apirule.MetaOldestCursor, oldest)
 		}
 		// From the oldest cursor available, or from 0 (nothing seen yet),
 		// the stream starts at the oldest event kept.

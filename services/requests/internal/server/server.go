@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -74,8 +75,10 @@ func (s *Server) errorStatus(ctx context.Context, method string, err error) erro
 		return apierr.Precondition(err.Error(), "STATUS", "request/"+wrongStatus.ID.String(),
 			fmt.Sprintf("%s needs a %s request; this one is %s", wrongStatus.Action, statusWord(wrongStatus.Need), statusWord(wrongStatus.Status)))
 	case errors.As(err, &pruned):
-		return status.Errorf(codes.OutOfRange, "%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
-			err, pruned.PrunedThrough, pruned.PrunedThrough)
+		return apierr.Info(codes.OutOfRange,
+			fmt.Sprintf("%v (REQUESTS_RETENTION); the oldest cursor available is %d: resume with after_cursor %d to get every event still kept, after re-reading the state you need (ListAppointmentRequests)",
+				err, pruned.PrunedThrough, pruned.PrunedThrough),
+			apirule.ReasonEventsPruned, map[string]string{apirule.MetaOldestCursor: strconv.FormatInt(pruned.PrunedThrough, 10)})
 	case errors.Is(err, domain.ErrPortalPaused):
 		return status.Error(codes.FailedPrecondition, err.Error()+": the claim is ended; the mission is due again after the pause")
 	case errors.Is(err, domain.ErrClaimNotHeld):
