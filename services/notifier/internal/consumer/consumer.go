@@ -472,6 +472,7 @@ func (c *Consumer) deliveries(ctx context.Context, batch []*requestsv1.WatchEven
 			Cursor: ev.GetCursor(), Type: typ, OccurredAt: ev.GetOccurredAt().AsTime(), RequestID: req.GetId(),
 			ApplicantID: req.GetApplicantId(), ApplicantName: names[req.GetApplicantId()], MissionCode: req.GetMissionCode(),
 			Centre: req.GetCentre(), Category: req.GetVisaCategory(), EarliestDate: req.GetEarliestDate(), LatestDate: req.GetLatestDate(),
+			SlotCount: int(req.GetMatchedSlotCount()),
 		}
 		for _, s := range req.GetMatchedSlots() {
 			e.Slots = append(e.Slots, content.Slot{Date: s.GetDate(), Time: s.GetTime()})

@@ -388,6 +388,33 @@ func TestLineBreakInCentreDoesNotStopTheStream(t *testing.T) {
 	}
 }
 
+// TestMessageCountsTheSlotsRequestsDidNotKeep: Requests keeps a request's
+// earliest 20 matched slots and counts them all (matched_slot_count); the
+// message lists those 20 and says how many more matched.
+func TestMessageCountsTheSlotsRequestsDidNotKeep(t *testing.T) {
+	t.Parallel()
+	ctx := testkit.Context(t)
+	pool := pgtest.NewPool(t, migrations.Set)
+	st := store.New(pool)
+	applicant := telegramApplicant(t, st)
+	ev := slotFound(1, applicant, "lyon")
+	ev.Request.MatchedSlots = nil
+	for day := 1; day <= 20; day++ {
+		ev.Request.MatchedSlots = append(ev.Request.MatchedSlots, &requestsv1.Slot{Centre: "lyon", VisaCategory: "tourism", Date: fmt.Sprintf("2027-03-%02d", day), Time: "09:30"})
+	}
+	ev.Request.MatchedSlotCount = 45
+	start(t, st, &requests{applicant: &requestsv1.Applicant{Id: applicant.String(), FullName: "Ada Lovelace"},
+		events: []*requestsv1.WatchEventsResponse{ev}})
+	eventually(t, "the event recorded", func() bool { return storedCursor(t, pool) == 1 })
+	var text string
+	if err := pool.QueryRow(ctx, `SELECT body_text FROM notifier.deliveries`).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "2027-03-20 09:30") || !strings.Contains(text, "and 25 more") {
+		t.Fatalf("message:\n%s\nwant the 20 slots kept listed and \"and 25 more\"", text)
+	}
+}
+
 // TestPrunedEventsAreSkipped: the stored cursor is older than the oldest
 // event Requests keeps (its retention pruned events the consumer had not
 // recorded). Requests refuses it with OUT_OF_RANGE; the consumer says at

@@ -60,7 +60,11 @@ type Event struct {
 	Category      string
 	EarliestDate  string
 	LatestDate    string
-	Slots         []Slot
+	// Slots are the matched slots Requests keeps (the earliest
+	// apirule.MaxSlotsPerRequest); SlotCount is how many matched in all
+	// (matched_slot_count), 0 when unknown.
+	Slots     []Slot
+	SlotCount int
 	// Timezone is the mission's IANA zone: the portal's dates and times
 	// are in it, and OccurredAt is shown in it.
 	Timezone string
@@ -75,7 +79,8 @@ type Message struct {
 }
 
 // MaxListedSlots is the most slots a message lists; it says how many
-// more there are (the webhook's JSON has them all). A page of slots in a
+// more there are (the webhook's JSON has every slot Requests keeps, and
+// the count of all). A page of slots in a
 // message is more than a reader goes through, and Telegram refuses a
 // message over 4,096 characters: some 140 slots.
 const MaxListedSlots = 20
@@ -208,9 +213,10 @@ func (t *Templates) render(lang string, operator bool, e Event, idemKey string, 
 	if len(e.Slots) > 0 {
 		v.FirstSlot = e.Slots[0].String()
 	}
-	if n := len(e.Slots); n > MaxListedSlots {
-		v.Slots, v.MoreSlots = e.Slots[:MaxListedSlots], n-MaxListedSlots
+	if len(v.Slots) > MaxListedSlots {
+		v.Slots = v.Slots[:MaxListedSlots]
 	}
+	v.MoreSlots = e.slotCount() - len(v.Slots)
 	var subject, text, html bytes.Buffer
 	text.Grow(1024)
 	if err := tt.ExecuteTemplate(&subject, "subject", v); err != nil {
@@ -237,10 +243,16 @@ func (t *Templates) render(lang string, operator bool, e Event, idemKey string, 
 		Type: string(e.Type), EventCursor: e.Cursor, OccurredAt: e.OccurredAt.UTC().Format(time.RFC3339Nano), IdempotencyKey: idemKey,
 		Language: lang, Subject: m.Subject, Text: m.Text,
 		Request: requestJSON{ID: e.RequestID, MissionCode: e.MissionCode, Centre: e.Centre, VisaCategory: e.Category,
-			EarliestDate: e.EarliestDate, LatestDate: e.LatestDate, Slots: e.Slots, Timezone: e.Timezone},
+			EarliestDate: e.EarliestDate, LatestDate: e.LatestDate, Slots: e.Slots, SlotCount: e.slotCount(), Timezone: e.Timezone},
 		Applicant: applicantJSON{ID: e.ApplicantID, FullName: e.ApplicantName},
 	})
 	return m, err
+}
+
+// slotCount is how many slots matched in all: SlotCount, or the slots
+// listed when that is unknown (or, from an older Requests, fewer).
+func (e Event) slotCount() int {
+	return max(e.SlotCount, len(e.Slots))
 }
 
 // location is the zone named tz; false for "" or an unknown name.
@@ -280,6 +292,7 @@ type requestJSON struct {
 	EarliestDate string `json:"earliest_date"`
 	LatestDate   string `json:"latest_date"`
 	Slots        []Slot `json:"slots"`
+	SlotCount    int    `json:"slot_count"`
 	Timezone     string `json:"timezone"`
 }
 

@@ -97,11 +97,46 @@ func TestShippedTemplatesLoad(t *testing.T) {
 					}
 				}
 				var body struct {
-					Request struct{ Slots []content.Slot } `json:"request"`
+					Request struct {
+						Slots     []content.Slot
+						SlotCount int `json:"slot_count"`
+					} `json:"request"`
 				}
-				if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 200 {
-					t.Errorf("%s: the JSON has %d slots (%v); want all 200", lang, len(body.Request.Slots), err)
+				if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 200 || body.Request.SlotCount != 200 {
+					t.Errorf("%s: the JSON has %d slots, slot_count %d (%v); want all 200", lang, len(body.Request.Slots), body.Request.SlotCount, err)
 				}
+			}
+		}
+	})
+	// Requests keeps a request's earliest 20 matched slots and counts
+	// them all (matched_slot_count): the message says how many more there
+	// are beyond those it lists, the webhook's JSON gives the count.
+	t.Run("SlotsMatchedBeyondThoseRequestsKeptAreCounted", func(t *testing.T) {
+		t.Parallel()
+		e := content.Sample(domain.SlotFound)
+		e.Slots = nil
+		for i := range content.MaxListedSlots {
+			e.Slots = append(e.Slots, content.Slot{Date: fmt.Sprintf("2030-07-%02d", 1+i), Time: "09:30"})
+		}
+		e.SlotCount = 45
+		for lang, more := range map[string]string{"en": "and 25 more", "fr": "et 25 autres"} {
+			m, err := tmpl.Render(lang, false, e, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for part, body := range map[string]string{"text": m.Text, "html": m.HTML} {
+				if !strings.Contains(body, e.Slots[len(e.Slots)-1].String()) || !strings.Contains(body, more) {
+					t.Errorf("%s %s: want the 20 slots and %q:\n%s", lang, part, more, body)
+				}
+			}
+			var body struct {
+				Request struct {
+					Slots     []content.Slot
+					SlotCount int `json:"slot_count"`
+				} `json:"request"`
+			}
+			if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 20 || body.Request.SlotCount != 45 {
+				t.Errorf("%s: the JSON has %d slots, slot_count %d (%v); want 20 and 45", lang, len(body.Request.Slots), body.Request.SlotCount, err)
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -180,6 +181,11 @@ func (a *app) tableRequests(reqs []*rqv1.AppointmentRequest, names map[string]st
 		var slots []string
 		for _, s := range r.GetMatchedSlots() {
 			slots = append(slots, strings.TrimSpace(s.GetDate()+" "+s.GetTime()))
+		}
+		// Requests keeps a request's earliest matched slots and counts
+		// them all.
+		if more := int(r.GetMatchedSlotCount()) - len(slots); more > 0 {
+			slots = append(slots, fmt.Sprintf("and %d more", more))
 		}
 		applicant, ok := names[r.GetApplicantId()]
 		if !ok {

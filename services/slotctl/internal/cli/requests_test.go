@@ -343,3 +343,41 @@ func TestRequestsCancelSucceedsWithoutTheApplicantsName(t *testing.T) {
 		t.Errorf("cancel printed:\n%s", r.stdout)
 	}
 }
+
+// manySlots is a Requests whose one request matched 45 slots, of which it
+// kept the earliest 20 (as Requests does).
+type manySlots struct {
+	rqv1.UnimplementedRequestsServiceServer
+}
+
+func (manySlots) ListAppointmentRequests(context.Context, *rqv1.ListAppointmentRequestsRequest) (*rqv1.ListAppointmentRequestsResponse, error) {
+	r := &rqv1.AppointmentRequest{Id: "req-1", ApplicantId: "applicant-7", MissionCode: "fra", Centre: "paris",
+		Status: rqv1.RequestStatus_REQUEST_STATUS_SLOT_FOUND, MatchedSlotCount: 45}
+	for day := 1; day <= 20; day++ {
+		r.MatchedSlots = append(r.MatchedSlots, &rqv1.Slot{Centre: "paris", Date: fmt.Sprintf("2030-07-%02d", day), Time: "09:30"})
+	}
+	return &rqv1.ListAppointmentRequestsResponse{Requests: []*rqv1.AppointmentRequest{r}}, nil
+}
+
+func (manySlots) ListApplicants(context.Context, *rqv1.ListApplicantsRequest) (*rqv1.ListApplicantsResponse, error) {
+	return &rqv1.ListApplicantsResponse{}, nil
+}
+
+// TestRequestsListCountsTheSlotsNotKept: the table lists the slots
+// Requests kept and says how many more matched.
+func TestRequestsListCountsTheSlotsNotKept(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	rqv1.RegisterRequestsServiceServer(srv, manySlots{})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	r := runSlotctl(context.Background(), strings.NewReader(""), nil, "--requests", lis.Addr().String(), "requests", "list").must(t)
+	if !strings.Contains(r.stdout, "2030-07-20 09:30, and 25 more") {
+		t.Errorf("list printed:\n%s\nwant the 20 slots kept, then \"and 25 more\"", r.stdout)
+	}
+}
