@@ -279,13 +279,15 @@ func (a *App) ConfirmClaim(ctx context.Context, claimID uuid.UUID) error {
 }
 
 // ReportCheckResult ends a claim with its result (domain.ApplyCheck decides
-// what happens to the claimed requests).
+// what happens to the claimed requests). A report sent again, of a claim
+// reported with the same outcome, gets the recorded answer and is counted
+// once.
 func (a *App) ReportCheckResult(ctx context.Context, res domain.CheckResult) (store.CheckRecord, []domain.Request, error) {
 	now := a.Now()
 	rec, matched, err := a.store.ReportCheck(ctx, res, now, a.cfg.Walls, func(timezone string, reqs []domain.Request) ([]domain.Request, []domain.Request) {
 		return domain.ApplyCheck(reqs, res, now, domain.Zone(timezone))
 	})
-	if err == nil {
+	if err == nil && !rec.Retried {
 		a.metrics.Checked(res.Outcome)
 	}
 	return rec, matched, err

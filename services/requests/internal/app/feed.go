@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/requests/internal/domain"
 	"github.com/slotwatch/slotwatch/services/requests/internal/metrics"
 	"github.com/slotwatch/slotwatch/services/requests/internal/store"
@@ -235,7 +236,8 @@ var errFellBehind = errors.New("stream fell behind the live feed")
 // Watch sends caller every event after the cursor after, in cursor order,
 // then every new one, until ctx ends or send fails. After 0 means from the
 // oldest event kept; a cursor (or a stream that falls) behind the events
-// retention pruned ends with a *domain.CursorPrunedError. caller tells callers
+// retention pruned ends with a *domain.CursorPrunedError; a cursor after
+// the last event is a field error of after_cursor. caller tells callers
 // apart for the per-caller limit (any comparable value); a stream past a
 // limit is refused with domain.ErrTooManyWatchers before anything is read.
 func (f *Feed) Watch(ctx context.Context, caller any, after int64, send func(domain.Event) error) error {
@@ -249,6 +251,21 @@ func (f *Feed) Watch(ctx context.Context, caller any, after int64, send func(dom
 	case <-f.ready:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if after > 0 {
+		// A cursor this server never handed out (a consumer's stored one,
+		// with the database restored from a backup or its events recreated)
+		// would skip every new event up to it, in silence. Every event a
+		// stream sent is committed, so the last one is at least its cursor.
+		last, err := f.store.LastEventID(ctx)
+		if err != nil {
+			return err
+		}
+		if after > last {
+			var v apirule.FieldErrors
+			v.Add("after_cursor", "must not be after the last event's cursor, %d: a cursor from another database, or from before this one was restored? Start from %d (or 0, the oldest event kept) after re-reading the state you need", last, last)
+			return v.Err()
+		}
 	}
 	cursor := after
 	for {

@@ -37,6 +37,18 @@ func (r Request) AnsweredMissedSlots() []Slot {
 // LatestDate], both ends included; a slot among r.MissedSlots (SameSlot)
 // is left out, since the request was told of it once already.
 func MatchSlots(r Request, slots []Slot) []Slot {
+	fits := matcher(r)
+	var out []Slot
+	for _, s := range slots {
+		if fits(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// matcher is MatchSlots' rule for one request: whether a slot fits r.
+func matcher(r Request) func(Slot) bool {
 	// The missed slots by day and time, so that a report of 10,000 slots
 	// against 1,000 missed (MaxMissedSlots) is not ten million compares
 	// under the claim's row locks.
@@ -47,20 +59,10 @@ func MatchSlots(r Request, slots []Slot) []Slot {
 			missed[whenOf(m)] = append(missed[whenOf(m)], m)
 		}
 	}
-	var out []Slot
-	for _, s := range slots {
-		if !sameName(s.Centre, r.Centre) || !sameName(s.VisaCategory, r.VisaCategory) {
-			continue
-		}
-		if s.Date.Before(r.EarliestDate) || s.Date.After(r.LatestDate) {
-			continue
-		}
-		if containsSlot(missed[whenOf(s)], s) {
-			continue
-		}
-		out = append(out, s)
+	return func(s Slot) bool {
+		return sameName(s.Centre, r.Centre) && sameName(s.VisaCategory, r.VisaCategory) &&
+			!s.Date.Before(r.EarliestDate) && !s.Date.After(r.LatestDate) && !containsSlot(missed[whenOf(s)], s)
 	}
-	return out
 }
 
 // slotWhen is a slot's day and time, as SameSlot compares them.
@@ -93,13 +95,34 @@ func sameName(a, b string) bool {
 	return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
 }
 
-// earliestSlots sorts slots by date and time and keeps the first
-// MaxSlotsPerRequest.
-func earliestSlots(slots []Slot) []Slot {
-	slices.SortStableFunc(slots, func(a, b Slot) int {
-		return cmp.Or(a.Date.Compare(b.Date), cmp.Compare(strings.TrimSpace(a.Time), strings.TrimSpace(b.Time)))
+// byWhen orders slots by date and time: the order in which a request keeps
+// the earliest MaxSlotsPerRequest of those that matched.
+func byWhen(a, b Slot) int {
+	return cmp.Or(a.Date.Compare(b.Date), cmp.Compare(strings.TrimSpace(a.Time), strings.TrimSpace(b.Time)))
+}
+
+// earliestMatches is how many of sorted (ordered byWhen) fit r, and the
+// first MaxSlotsPerRequest of them. It reads only the slots dated inside
+// r's window and keeps only what it returns: with a report of 10,000 slots
+// and a claim of 1,000 requests, collecting and sorting each request's
+// matches took gigabytes and seconds under the claim's row locks.
+func earliestMatches(r Request, sorted []Slot) (first []Slot, n int) {
+	fits := matcher(r)
+	from, _ := slices.BinarySearchFunc(sorted, r.EarliestDate, func(s Slot, d time.Time) int {
+		return cmp.Or(s.Date.Compare(d), 1) // the first slot of the day
 	})
-	return slots[:min(len(slots), MaxSlotsPerRequest)]
+	for _, s := range sorted[from:] {
+		if s.Date.After(r.LatestDate) {
+			break
+		}
+		if fits(s) {
+			if n < MaxSlotsPerRequest {
+				first = append(first, s)
+			}
+			n++
+		}
+	}
+	return first, n
 }
 
 // ApplyCheck is what a reported check does to the requests its claim
@@ -115,6 +138,11 @@ func earliestSlots(slots []Slot) []Slot {
 // it changed, and separately those that became SLOT_FOUND.
 func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Location) (changed, matched []Request) {
 	today := Today(now, loc)
+	var sorted []Slot
+	if res.Outcome == OutcomeSlotsFound {
+		sorted = slices.Clone(res.Slots)
+		slices.SortStableFunc(sorted, byWhen)
+	}
 	for _, r := range reqs {
 		if r.Status != StatusPending || r.ExpiredOn(today) {
 			continue
@@ -123,10 +151,9 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Locati
 		r.CheckCount++
 		r.UpdatedAt = now
 		if res.Outcome == OutcomeSlotsFound {
-			if m := MatchSlots(r, res.Slots); len(m) > 0 {
+			if first, n := earliestMatches(r, sorted); n > 0 {
 				r.Status = StatusSlotFound
-				r.MatchedSlotCount = len(m)
-				r.MatchedSlots = earliestSlots(m)
+				r.MatchedSlots, r.MatchedSlotCount = first, n
 				matched = append(matched, r)
 			}
 		}

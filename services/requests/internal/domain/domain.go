@@ -22,7 +22,8 @@ var (
 	// ErrWrongStatus: the request's status does not allow the change
 	// (a *StatusError says which status it has and which it needs).
 	ErrWrongStatus = errors.New("request status does not allow this")
-	// ErrClaimNotHeld: the claim is unknown, already reported, or lapsed.
+	// ErrClaimNotHeld: the claim is unknown, lapsed, or already reported
+	// (with another outcome: a report sent again gets the recorded answer).
 	ErrClaimNotHeld = errors.New("claim is unknown, already reported or lapsed")
 	// ErrCursorPruned: events after a WatchEvents cursor were pruned by
 	// retention (a *CursorPrunedError says through which cursor).

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -515,5 +516,55 @@ func BenchmarkMatchSlotsAgainstMissed(b *testing.B) {
 		if got := domain.MatchSlots(r, report); len(got) != len(report)-domain.MaxMissedSlots {
 			b.Fatalf("%d matched", len(got))
 		}
+	}
+}
+
+// TestApplyCheckOfTheLargestReportStaysSmall: the largest report (10,000
+// slots, every one in the window) over the largest claim (1,000 requests
+// asking for them) keeps the earliest 20 of each request and counts them
+// all, in memory that stays small. Each request used to collect every slot
+// that matched, sort them, and keep 20 of them in the collected array:
+// about 0.7 GB held under the claim's row locks, and about 10 s of CPU,
+// past the Checker's 10 s call timeout (the report rolled back, was sent
+// again, and the claim lapsed), in a pod limited to 256 MiB. Not parallel:
+// it reads the heap's counters.
+func TestApplyCheckOfTheLargestReportStaysSmall(t *testing.T) {
+	var slots []domain.Slot
+	for d := range apirule.MaxSlotsPerReport / 100 {
+		slots = append(slots, slotsOn(day("2030-07-01").AddDate(0, 0, d).Format(domain.DateLayout), 100)...)
+	}
+	reqs := make([]domain.Request, apirule.MaxRequestsPerClaim)
+	for i := range reqs {
+		reqs[i] = pendingRequest()
+		reqs[i].EarliestDate, reqs[i].LatestDate = day("2030-07-01"), day("2030-12-31")
+	}
+	res := domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: slots}
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	changed, matched := domain.ApplyCheck(reqs, res, now, time.UTC)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	allocated := after.TotalAlloc - before.TotalAlloc
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	runtime.KeepAlive(changed)
+
+	if len(matched) != len(reqs) {
+		t.Fatalf("%d of %d requests matched", len(matched), len(reqs))
+	}
+	for _, r := range matched {
+		if r.MatchedSlotCount != len(slots) || len(r.MatchedSlots) != domain.MaxSlotsPerRequest ||
+			!r.MatchedSlots[0].Date.Equal(day("2030-07-01")) || r.MatchedSlots[0].Time != "08:00" ||
+			r.MatchedSlots[domain.MaxSlotsPerRequest-1].Time != "08:19" {
+			t.Fatalf("count %d, kept %d from %v; want %d, the earliest %d from 2030-07-01 08:00",
+				r.MatchedSlotCount, len(r.MatchedSlots), r.MatchedSlots[0], len(slots), domain.MaxSlotsPerRequest)
+		}
+	}
+	// What is kept is 1,000 × 20 slots (about 1.5 MB).
+	t.Logf("allocated %d MiB, held %d MiB", allocated>>20, held>>20)
+	if held > 16<<20 || allocated > 64<<20 {
+		t.Fatalf("ApplyCheck allocated %d MiB and holds %d MiB; want at most 64 and 16", allocated>>20, held>>20)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
@@ -698,3 +699,49 @@ func TestClaimExclusivity(t *testing.T) {
 }
 
 func isCode(err error, code codes.Code) bool { return status.Code(err) == code }
+
+// TestARetriedReportGetsTheRecordedAnswer: the Checker sends a report
+// again when it got no answer in time (the call may have taken effect). A
+// report of a claim already reported with the same outcome gets the answer
+// the first one got, and records nothing twice; it used to be refused as a
+// claim no longer held, so the Checker logged a failed report and counted
+// no match for a check that had found one.
+func TestARetriedReportGetsTheRecordedAnswer(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	a := createApplicant(t, c)
+	in := createRequest(t, c, a.GetId(), reqArgs{})
+	createRequest(t, c, a.GetId(), reqArgs{centre: "lyon"})
+	cl := claimOne(t, c, "fra")
+	slot := slotP("paris", "tourism", "2030-07-03")
+	first := report(t, c, cl.GetClaimId(), requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND, slot)
+	if first.GetMatchedCount() != 1 || first.GetMatched()[0].GetId() != in.GetId() {
+		t.Fatalf("first answer = %v", first)
+	}
+
+	again, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
+		ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_SLOTS_FOUND,
+		Slots: []*requestsv1.Slot{slot}, AccountId: 7, Detail: "test",
+	})
+	if err != nil {
+		t.Fatalf("retried report: %v", err)
+	}
+	if !proto.Equal(again, first) {
+		t.Fatalf("retried report answered %v, want the first answer %v", again, first)
+	}
+	if n := count(t, b.pool, `SELECT count(*) FROM requests.checks`); n != 1 {
+		t.Fatalf("%d checks recorded, want 1", n)
+	}
+	if n := count(t, b.pool, `SELECT count(*) FROM requests.events WHERE type = 'slot_found'`); n != 1 {
+		t.Fatalf("%d slot_found events, want 1", n)
+	}
+	if got := getRequest(t, c, in.GetId()); got.GetCheckCount() != 1 {
+		t.Fatalf("check_count %d, want 1", got.GetCheckCount())
+	}
+
+	// Another outcome for the same claim is not a retry: still refused.
+	_, err = c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
+		ClaimId: cl.GetClaimId(), Outcome: requestsv1.CheckOutcome_CHECK_OUTCOME_NO_SLOT,
+	})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
+}

@@ -3,12 +3,15 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -204,4 +207,49 @@ func TestWatchEvents(t *testing.T) {
 			t.Fatalf("stream ended with %v, want UNAVAILABLE", err)
 		}
 	})
+}
+
+// TestWatchEventsRefusesACursorAfterTheLastEvent: a cursor after every
+// event there is (a consumer's stored cursor, with Requests' database
+// restored from a backup or its events table recreated; a typo) is
+// refused, naming the last cursor. It used to be accepted: the stream
+// then skipped every new event up to that cursor, silently.
+func TestWatchEventsRefusesACursorAfterTheLastEvent(t *testing.T) {
+	t.Parallel()
+	c, bundle := setup(t)
+	a := createApplicant(t, c)
+	createRequest(t, c, a.GetId(), reqArgs{})
+	last := eventsTable(t, bundle)[0].cursor
+
+	ctx, cancel := context.WithTimeout(testkit.Context(t), 5*time.Second)
+	defer cancel()
+	s, err := c.WatchEvents(ctx, &requestsv1.WatchEventsRequest{AfterCursor: last + 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// New events come meanwhile: none may be skipped in silence.
+	createRequest(t, c, a.GetId(), reqArgs{mission: "bel"})
+	ev, err := s.Recv()
+	wantViolation(t, err, "after_cursor")
+	if ev != nil {
+		t.Fatalf("got event %v", ev)
+	}
+	// It names the last cursor there was (the second request may have
+	// come before the stream started or after).
+	named := false
+	for _, e := range eventsTable(t, bundle) {
+		named = named || strings.Contains(apierr.FieldViolations(err)["after_cursor"], fmt.Sprintf("cursor, %d:", e.cursor))
+	}
+	if !named {
+		t.Fatalf("violation %q names no event's cursor", apierr.FieldViolations(err)["after_cursor"])
+	}
+
+	// The last cursor itself is fine: the stream goes on from there.
+	s, err = c.WatchEvents(testkit.Context(t), &requestsv1.WatchEventsRequest{AfterCursor: last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, s, 1); got[0].cursor <= last {
+		t.Fatalf("after %d got %v", last, got)
+	}
 }

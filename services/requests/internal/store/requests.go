@@ -494,6 +494,9 @@ type CheckRecord struct {
 	ID          int64
 	MissionCode string
 	CheckerID   string
+	// Retried: the claim had been reported with this outcome already, and
+	// this is that report's record (nothing was written again).
+	Retried bool
 }
 
 // ReportCheck ends a live claim and records its check in one transaction:
@@ -507,8 +510,11 @@ type CheckRecord struct {
 // which it may pause (recordWall). apply gets the mission's
 // time zone, whose today decides which windows are still open. A claim is live until its
 // claim_expires_at, exclusive, with no grace (see domain.ClaimGrace); one
-// that is unknown, already reported, lapsed or taken over is
-// domain.ErrClaimNotHeld, and nothing is written.
+// that is unknown, lapsed, taken over or already reported with another
+// outcome is domain.ErrClaimNotHeld, and nothing is written. A claim
+// already reported with this outcome (a report sent again after its answer
+// was lost) gets that report's answer (recordedCheck), and nothing is
+// written again.
 func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now time.Time, walls domain.WallRules,
 	apply func(timezone string, pending []domain.Request) (changed, matched []domain.Request)) (CheckRecord, []domain.Request, error) {
 	var (
@@ -542,7 +548,11 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone, &portal)
 		if err != nil {
 			if notFound(err) == domain.ErrNotFound {
-				return domain.ErrClaimNotHeld
+				var found bool
+				if rec, matched, found, err = recordedCheck(ctx, tx, res.ClaimID, res.Outcome); err == nil && !found {
+					err = domain.ErrClaimNotHeld
+				}
+				return err
 			}
 			return fmt.Errorf("end claim: %w", err)
 		}
@@ -597,6 +607,42 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 		return CheckRecord{}, nil, err
 	}
 	return rec, matched, nil
+}
+
+// recordedCheck is the answer a report of the claim with outcome got, when
+// the claim was reported with that outcome (found): its check, and the
+// claim's requests that check matched (those whose last check it was and
+// that kept its match), as ReportCheck answered them. Otherwise found is
+// false.
+func recordedCheck(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, outcome domain.Outcome) (rec CheckRecord, matched []domain.Request, found bool, err error) {
+	var (
+		recorded  string
+		checkedAt time.Time
+		reqIDs    []uuid.UUID
+	)
+	err = tx.QueryRow(ctx, `SELECT k.id, k.mission_code, k.checker_id, k.outcome, k.checked_at, c.request_ids
+		FROM requests.checks k JOIN requests.claims c ON c.id = k.claim_id WHERE k.claim_id = $1`, claimID).
+		Scan(&rec.ID, &rec.MissionCode, &rec.CheckerID, &recorded, &checkedAt, &reqIDs)
+	switch {
+	case notFound(err) == domain.ErrNotFound, err == nil && recorded != string(outcome):
+		return CheckRecord{}, nil, false, nil
+	case err != nil:
+		return CheckRecord{}, nil, false, fmt.Errorf("read recorded check: %w", err)
+	}
+	rec.Retried = true
+	if outcome != domain.OutcomeSlotsFound {
+		return rec, nil, true, nil
+	}
+	// In the order ReportCheck read them (ApplyCheck keeps it).
+	rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM requests.appointment_requests
+		WHERE id = ANY($1) AND last_checked_at = $2 AND matched_slot_count > 0 ORDER BY id`, reqIDs, checkedAt)
+	if err != nil {
+		return CheckRecord{}, nil, false, fmt.Errorf("read recorded matches: %w", err)
+	}
+	if matched, err = collectRequests(rows); err != nil {
+		return CheckRecord{}, nil, false, fmt.Errorf("read recorded matches: %w", err)
+	}
+	return rec, matched, true, nil
 }
 
 // ConfirmClaim is ConfirmClaim's check: the claim is live (as in
