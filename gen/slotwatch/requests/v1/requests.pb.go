@@ -2286,7 +2286,9 @@ type WatchEventsRequest struct {
 	// pruned: a cursor before the oldest one kept is OUT_OF_RANGE, with a
 	// google.rpc.ErrorInfo (domain "slotwatch", reason "EVENTS_PRUNED",
 	// metadata "oldest_cursor": the oldest cursor available, in decimal) and
-	// a message naming that cursor.
+	// a message naming that cursor. A cursor after the last event (one from
+	// another database, or stored before this one was restored from a backup)
+	// is INVALID_ARGUMENT, naming the last cursor.
 	AfterCursor   int64 `protobuf:"varint,1,opt,name=after_cursor,json=afterCursor,proto3" json:"after_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
