@@ -748,8 +748,11 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 	}
 	c.retry.note(retryAfter(res.Retry, time.Now()))
 	switch {
-	case res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden:
+	case res.Status == http.StatusUnauthorized: // log in again
 		c.endOn(pageLoggedOut, 0)
+		return flowStop
+	case res.Status == http.StatusForbidden: // a block or a challenge: a wall
+		c.endOn(pageBlocked, 0)
 		return flowStop
 	case res.Status == http.StatusTooManyRequests:
 		c.endOn(pageRateLimited, 0)

@@ -476,3 +476,50 @@ func TestWaitOnAScriptsBareTooManyRequestsIsARateLimit(t *testing.T) {
 			res.Outcome, res.Reason, res.Step, res.RetryAfter, res.Detail)
 	}
 }
+
+// familyDriver sets the sim up as family and returns a driver of the
+// shipped profile name on d's browser.
+func familyDriver(t *testing.T, d *Driver, b *testBundle, family sim.Family, name string) *Driver {
+	t.Helper()
+	if err := b.sim.SetPortal(family, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := profiles.Get(name)
+	prof, err := profile.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(b.url); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// A JSON endpoint that answers 403 says the account is blocked (or
+// challenged), as a portal's 403 page does: a wall, which Requests must
+// hear to pause the portal and the pool to quarantine the account. Only a
+// 401 says the session is over (log in again).
+func TestJSONEndpointForbiddenIsABlock(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.AIS, "ais")
+	for _, k := range []sim.Kind{sim.Blocked, sim.Captcha} {
+		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: k, Only: sim.SlotAPI}); err != nil {
+			t.Fatal(err)
+		}
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+		if res.Outcome != Banned || res.Reason != ReasonBlocked || res.Step != "days" {
+			t.Errorf("days endpoint answered %s (403): %s/%s at %s (%s); want banned/blocked at days", k, res.Outcome, res.Reason, res.Step, res.Detail)
+		}
+	}
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.LoggedOut, Only: sim.SlotAPI}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Error || res.Reason != ReasonLoggedOut || res.Step != "days" {
+		t.Errorf("days endpoint answered 401: %s/%s at %s (%s); want error/logged_out at days", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}
