@@ -508,8 +508,8 @@ return __wait(function () {
 	case err != nil && unknownOnTimeout && errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
 		// What the page's script waits for, which the page does not say:
 		// a slow answer is a timeout, a 429 it drew as its own error a
-		// rate limit, a 5xx a server error (statusKind); else the page is
-		// not what the profile expects.
+		// rate limit, a 403 a block, a 5xx a server error (statusKind);
+		// else the page is not what the profile expects.
 		switch inFlight, status := c.retry.scripts(); {
 		case inFlight > 0:
 			c.failNav(fmt.Errorf("%s: %d script requests of the page still unanswered after %s: %w", s.Name, inFlight, d, context.DeadlineExceeded))

@@ -523,3 +523,22 @@ func TestJSONEndpointForbiddenIsABlock(t *testing.T) {
 		t.Errorf("days endpoint answered 401: %s/%s at %s (%s); want error/logged_out at days", res.Outcome, res.Reason, res.Step, res.Detail)
 	}
 }
+
+// A 403 page no marker matches (a CDN's or firewall's own "access denied"
+// page) is a block, as a portal's own block page is: Requests must hear
+// blocked to pause the portal, not an unknown page that rotates the next
+// accounts into the same block.
+func TestBareForbiddenPageIsABlock(t *testing.T) {
+	t.Parallel()
+	d, _ := setupWith(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, "<!doctype html><title>Access denied</title><h1>Error 1020</h1><p>Access denied. The site owner has banned your access.</p>")
+		})
+	})
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Banned || res.Reason != ReasonBlocked || res.Step != "login_page" {
+		t.Fatalf("every page 403: %s/%s at %s (%s); want banned/blocked at login_page", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}
