@@ -219,8 +219,11 @@ func (c *check) step(s *profile.Step) flowEnd {
 		}
 		act := click(sel)
 		if s.Within != nil {
-			w := *s.Within
-			if w.Text, ok = c.expand(w.Text, nil); !ok {
+			// A regexp's values are quoted: "B1/B2" or "A.1" match as
+			// written.
+			w, okRegexp := *s.Within, false
+			w.Text, ok = c.expand(w.Text, nil)
+			if w.Regexp, okRegexp = c.expand(w.Regexp, regexp.QuoteMeta); !ok || !okRegexp {
 				return flowNotOffered
 			}
 			act = clickWithin(sel, w)

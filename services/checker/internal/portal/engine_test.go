@@ -542,3 +542,29 @@ func TestBareForbiddenPageIsABlock(t *testing.T) {
 		t.Fatalf("every page 403: %s/%s at %s (%s); want banned/blocked at login_page", res.Outcome, res.Reason, res.Step, res.Detail)
 	}
 }
+
+// The ais group page has a card per visa class; a check of class B1 must
+// open B1's schedule, not the first card whose text holds "Visa class:
+// B1" (B1/B2's): that would report B1/B2's free days as B1's.
+func TestWithinFindsTheCardOfTheCategoryNotOneThatStartsLikeIt(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.AIS, "ais")
+	if err := b.sim.PutMission(sim.Mission{Code: "usa", Name: "USA", Centres: []string{"London"}, VisaCategories: []string{"B1/B2", "B1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetSlots("usa", "London", "B1/B2", []sim.Slot{{Date: "2027-03-01", Time: "09:30"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetSlots("usa", "London", "B1", []sim.Slot{{Date: "2027-05-10", Time: "10:00"}}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "usa", Query{Centre: "London", VisaCategory: "B1"}, Query{Centre: "London", VisaCategory: "B1/B2"})
+	got := make([]string, len(res.Slots))
+	for i, s := range res.Slots {
+		got[i] = s.VisaCategory + " " + s.Date
+	}
+	if want := []string{"B1 2027-05-10", "B1/B2 2027-03-01"}; res.Outcome != Success || !slices.Equal(got, want) {
+		t.Fatalf("slots %v, want %v (result %s/%s: %s)", got, want, res.Outcome, res.Reason, res.Detail)
+	}
+}

@@ -492,6 +492,10 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 					add(fmt.Errorf("%s.within: set css and text (or regexp)", f))
 				}
 				ph("within.text", s.Within.Text, false)
+				ph("within.regexp", s.Within.Regexp, false)
+				if _, err := regexp.Compile(s.Within.Regexp); err != nil {
+					add(fmt.Errorf("%s.within.regexp %q: %v", f, s.Within.Regexp, err))
+				}
 			}
 		case "fill":
 			if s.Fill.Selector == "" {
