@@ -598,6 +598,9 @@ func (c *check) extractList(s *profile.Step, kinds []matcher) flowEnd {
 	if !l.Failed.IsZero() {
 		args["failed"] = l.Failed
 	}
+	if !l.None.IsZero() {
+		args["none"] = l.None
+	}
 	if l.Time != nil {
 		args["time"] = *l.Time
 	}
@@ -620,6 +623,7 @@ func (c *check) extractList(s *profile.Step, kinds []matcher) flowEnd {
 	for page := 1; ; page++ {
 		res, end := c.waitResult(s, args, false, `
   if (!__matches(a.ready)) { return null; }
+  if (a.none && __matches(a.none)) { return {state: "ready", items: [], more: false}; }
   function field(e, f) {
     var el = f.css ? e.querySelector(f.css) : e;
     if (!el) { return ""; }

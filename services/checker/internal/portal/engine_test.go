@@ -568,3 +568,32 @@ func TestWithinFindsTheCardOfTheCategoryNotOneThatStartsLikeIt(t *testing.T) {
 		t.Fatalf("slots %v, want %v (result %s/%s: %s)", got, want, res.Outcome, res.Reason, res.Detail)
 	}
 }
+
+// A tls calendar with no free day in any month says so in a popup on its
+// first month: the check reads that page and stops, instead of paging
+// through the eleven months after it (eleven more requests to a portal
+// that limits them, every check).
+func TestListStopsAtThePortalsNoSlotAnywhere(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.TLS, "tls")
+	b.sim.ClearRequests()
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "tourism"})
+	if res.Outcome != NoSlot || len(res.Slots) != 0 {
+		t.Fatalf("result %s/%s: %s, want no_slot", res.Outcome, res.Reason, res.Detail)
+	}
+	months := 0
+	for _, r := range b.sim.Requests() {
+		if r.Path == "/appointment/fra" {
+			months++
+		}
+	}
+	if months != 1 {
+		t.Errorf("%d calendar pages fetched, want 1 (the popup says no month has a free day)", months)
+	}
+	// With a free day in a later month, every month is read.
+	res = runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "business"})
+	if res.Outcome != Success || len(res.Slots) != 1 {
+		t.Fatalf("result %s/%s: %s (%v), want the slot of Manchester / business", res.Outcome, res.Reason, res.Detail, res.Slots)
+	}
+}

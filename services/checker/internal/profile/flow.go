@@ -109,6 +109,10 @@ type ListExtract struct {
 	// Pages pages (default 12).
 	Next  *Marker `json:"next,omitempty"`
 	Pages int     `json:"pages,omitempty"`
+	// None, when set, is the portal's own word that no page has a free
+	// slot (a "no appointment at the moment" popup): once ready, a page
+	// showing it ends the list with no slot, without the next pages.
+	None Marker `json:"none,omitzero"`
 }
 
 // Field is a value of a slot element: an attribute of it (Attr), or its
