@@ -224,11 +224,9 @@ func (s *Sim) adminPostAccounts(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	for i, a := range accounts {
-		if err := s.PutAccount(a); err != nil {
-			badRequest(w, fmt.Errorf("accounts[%d]: %w", i, err))
-			return
-		}
+	if err := s.PutAccounts(accounts); err != nil {
+		badRequest(w, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, s.State().Accounts)
 }

@@ -36,6 +36,20 @@ func call(t *testing.T, method, u, body string, out any) int {
 func TestAdminAPI(t *testing.T) {
 	t.Parallel()
 
+	// A batch with a bad account is refused whole: none of it is added.
+	t.Run("AccountsBatchWithABadOneAddsNone", func(t *testing.T) {
+		t.Parallel()
+		_, b := setup(t, baseConfig())
+		before := len(b.sim.State().Accounts)
+		body := `[{"email": "new@example.com", "password": "pw"}, {"email": "", "password": "pw2"}]`
+		if st := call(t, "POST", b.srv.URL+"/admin/accounts", body, nil); st != http.StatusBadRequest {
+			t.Fatalf("POST accounts with an empty email: %d, want 400", st)
+		}
+		if got := b.sim.State().Accounts; len(got) != before {
+			t.Errorf("after a refused batch: %d accounts (%v), want the %d there were", len(got), got, before)
+		}
+	})
+
 	t.Run("StateRoundTrips", func(t *testing.T) {
 		t.Parallel()
 		_, b := setup(t, Config{})

@@ -173,12 +173,25 @@ func (s *Sim) PutAccount(a Account) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
+	return s.PutAccounts([]Account{a})
+}
+
+// PutAccounts is PutAccount of each, all or none: an invalid account
+// (accounts[i]: why) leaves the accounts as they were.
+func (s *Sim) PutAccounts(as []Account) error {
+	for i, a := range as {
+		if err := a.validate(); err != nil {
+			return fmt.Errorf("accounts[%d]: %w", i, err)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i := s.accountIndex(a.Email); i >= 0 {
-		s.cfg.Accounts[i] = a
-	} else {
-		s.cfg.Accounts = append(s.cfg.Accounts, a)
+	for _, a := range as {
+		if i := s.accountIndex(a.Email); i >= 0 {
+			s.cfg.Accounts[i] = a
+		} else {
+			s.cfg.Accounts = append(s.cfg.Accounts, a)
+		}
 	}
 	return nil
 }

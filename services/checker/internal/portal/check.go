@@ -192,12 +192,14 @@ func (c *check) endOn(kind string, status int) {
 
 // statusKind is the kind of a page no marker matched, by its HTTP status
 // (0: unknown): a bare 429, such as a CDN's or firewall's own page, is a
-// rate limit all the same (its Retry-After is in c.retry), a 5xx a server
-// error; anything else is an unknown page ("").
+// rate limit all the same (its Retry-After is in c.retry), a bare 403 a
+// block, a 5xx a server error; anything else is an unknown page ("").
 func statusKind(status int) string {
 	switch {
 	case status == http.StatusTooManyRequests:
 		return pageRateLimited
+	case status == http.StatusForbidden:
+		return pageBlocked
 	case status >= 500:
 		return pageServerError
 	}

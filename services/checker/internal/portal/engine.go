@@ -219,8 +219,11 @@ func (c *check) step(s *profile.Step) flowEnd {
 		}
 		act := click(sel)
 		if s.Within != nil {
-			w := *s.Within
-			if w.Text, ok = c.expand(w.Text, nil); !ok {
+			// A regexp's values are quoted: "B1/B2" or "A.1" match as
+			// written.
+			w, okRegexp := *s.Within, false
+			w.Text, ok = c.expand(w.Text, nil)
+			if w.Regexp, okRegexp = c.expand(w.Regexp, regexp.QuoteMeta); !ok || !okRegexp {
 				return flowNotOffered
 			}
 			act = clickWithin(sel, w)
@@ -508,8 +511,8 @@ return __wait(function () {
 	case err != nil && unknownOnTimeout && errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil:
 		// What the page's script waits for, which the page does not say:
 		// a slow answer is a timeout, a 429 it drew as its own error a
-		// rate limit, a 5xx a server error (statusKind); else the page is
-		// not what the profile expects.
+		// rate limit, a 403 a block, a 5xx a server error (statusKind);
+		// else the page is not what the profile expects.
 		switch inFlight, status := c.retry.scripts(); {
 		case inFlight > 0:
 			c.failNav(fmt.Errorf("%s: %d script requests of the page still unanswered after %s: %w", s.Name, inFlight, d, context.DeadlineExceeded))
@@ -595,6 +598,9 @@ func (c *check) extractList(s *profile.Step, kinds []matcher) flowEnd {
 	if !l.Failed.IsZero() {
 		args["failed"] = l.Failed
 	}
+	if !l.None.IsZero() {
+		args["none"] = l.None
+	}
 	if l.Time != nil {
 		args["time"] = *l.Time
 	}
@@ -617,6 +623,7 @@ func (c *check) extractList(s *profile.Step, kinds []matcher) flowEnd {
 	for page := 1; ; page++ {
 		res, end := c.waitResult(s, args, false, `
   if (!__matches(a.ready)) { return null; }
+  if (a.none && __matches(a.none)) { return {state: "ready", items: [], more: false}; }
   function field(e, f) {
     var el = f.css ? e.querySelector(f.css) : e;
     if (!el) { return ""; }
@@ -748,8 +755,11 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 	}
 	c.retry.note(retryAfter(res.Retry, time.Now()))
 	switch {
-	case res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden:
+	case res.Status == http.StatusUnauthorized: // log in again
 		c.endOn(pageLoggedOut, 0)
+		return flowStop
+	case res.Status == http.StatusForbidden: // a block or a challenge: a wall
+		c.endOn(pageBlocked, 0)
 		return flowStop
 	case res.Status == http.StatusTooManyRequests:
 		c.endOn(pageRateLimited, 0)

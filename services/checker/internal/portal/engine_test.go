@@ -476,3 +476,124 @@ func TestWaitOnAScriptsBareTooManyRequestsIsARateLimit(t *testing.T) {
 			res.Outcome, res.Reason, res.Step, res.RetryAfter, res.Detail)
 	}
 }
+
+// familyDriver sets the sim up as family and returns a driver of the
+// shipped profile name on d's browser.
+func familyDriver(t *testing.T, d *Driver, b *testBundle, family sim.Family, name string) *Driver {
+	t.Helper()
+	if err := b.sim.SetPortal(family, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := profiles.Get(name)
+	prof, err := profile.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prof, err = prof.WithBaseURL(b.url); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = New(Config{Profile: prof, Browser: d.browser, ArtifactsDir: b.artifacts}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// A JSON endpoint that answers 403 says the account is blocked (or
+// challenged), as a portal's 403 page does: a wall, which Requests must
+// hear to pause the portal and the pool to quarantine the account. Only a
+// 401 says the session is over (log in again).
+func TestJSONEndpointForbiddenIsABlock(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.AIS, "ais")
+	for _, k := range []sim.Kind{sim.Blocked, sim.Captcha} {
+		if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: k, Only: sim.SlotAPI}); err != nil {
+			t.Fatal(err)
+		}
+		res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+		if res.Outcome != Banned || res.Reason != ReasonBlocked || res.Step != "days" {
+			t.Errorf("days endpoint answered %s (403): %s/%s at %s (%s); want banned/blocked at days", k, res.Outcome, res.Reason, res.Step, res.Detail)
+		}
+	}
+	if err := b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.LoggedOut, Only: sim.SlotAPI}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Error || res.Reason != ReasonLoggedOut || res.Step != "days" {
+		t.Errorf("days endpoint answered 401: %s/%s at %s (%s); want error/logged_out at days", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}
+
+// A 403 page no marker matches (a CDN's or firewall's own "access denied"
+// page) is a block, as a portal's own block page is: Requests must hear
+// blocked to pause the portal, not an unknown page that rotates the next
+// accounts into the same block.
+func TestBareForbiddenPageIsABlock(t *testing.T) {
+	t.Parallel()
+	d, _ := setupWith(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, "<!doctype html><title>Access denied</title><h1>Error 1020</h1><p>Access denied. The site owner has banned your access.</p>")
+		})
+	})
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Outcome != Banned || res.Reason != ReasonBlocked || res.Step != "login_page" {
+		t.Fatalf("every page 403: %s/%s at %s (%s); want banned/blocked at login_page", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}
+
+// The ais group page has a card per visa class; a check of class B1 must
+// open B1's schedule, not the first card whose text holds "Visa class:
+// B1" (B1/B2's): that would report B1/B2's free days as B1's.
+func TestWithinFindsTheCardOfTheCategoryNotOneThatStartsLikeIt(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.AIS, "ais")
+	if err := b.sim.PutMission(sim.Mission{Code: "usa", Name: "USA", Centres: []string{"London"}, VisaCategories: []string{"B1/B2", "B1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetSlots("usa", "London", "B1/B2", []sim.Slot{{Date: "2027-03-01", Time: "09:30"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sim.SetSlots("usa", "London", "B1", []sim.Slot{{Date: "2027-05-10", Time: "10:00"}}); err != nil {
+		t.Fatal(err)
+	}
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "usa", Query{Centre: "London", VisaCategory: "B1"}, Query{Centre: "London", VisaCategory: "B1/B2"})
+	got := make([]string, len(res.Slots))
+	for i, s := range res.Slots {
+		got[i] = s.VisaCategory + " " + s.Date
+	}
+	if want := []string{"B1 2027-05-10", "B1/B2 2027-03-01"}; res.Outcome != Success || !slices.Equal(got, want) {
+		t.Fatalf("slots %v, want %v (result %s/%s: %s)", got, want, res.Outcome, res.Reason, res.Detail)
+	}
+}
+
+// A tls calendar with no free day in any month says so in a popup on its
+// first month: the check reads that page and stops, instead of paging
+// through the eleven months after it (eleven more requests to a portal
+// that limits them, every check).
+func TestListStopsAtThePortalsNoSlotAnywhere(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, nil)
+	d = familyDriver(t, d, b, sim.TLS, "tls")
+	b.sim.ClearRequests()
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "tourism"})
+	if res.Outcome != NoSlot || len(res.Slots) != 0 {
+		t.Fatalf("result %s/%s: %s, want no_slot", res.Outcome, res.Reason, res.Detail)
+	}
+	months := 0
+	for _, r := range b.sim.Requests() {
+		if r.Path == "/appointment/fra" {
+			months++
+		}
+	}
+	if months != 1 {
+		t.Errorf("%d calendar pages fetched, want 1 (the popup says no month has a free day)", months)
+	}
+	// With a free day in a later month, every month is read.
+	res = runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", Query{Centre: "Manchester", VisaCategory: "business"})
+	if res.Outcome != Success || len(res.Slots) != 1 {
+		t.Fatalf("result %s/%s: %s (%v), want the slot of Manchester / business", res.Outcome, res.Reason, res.Detail, res.Slots)
+	}
+}

@@ -109,6 +109,10 @@ type ListExtract struct {
 	// Pages pages (default 12).
 	Next  *Marker `json:"next,omitempty"`
 	Pages int     `json:"pages,omitempty"`
+	// None, when set, is the portal's own word that no page has a free
+	// slot (a "no appointment at the moment" popup): once ready, a page
+	// showing it ends the list with no slot, without the next pages.
+	None Marker `json:"none,omitzero"`
 }
 
 // Field is a value of a slot element: an attribute of it (Attr), or its
@@ -492,6 +496,10 @@ func (p *Profile) validateSteps(field, flow string, steps []Step, names map[stri
 					add(fmt.Errorf("%s.within: set css and text (or regexp)", f))
 				}
 				ph("within.text", s.Within.Text, false)
+				ph("within.regexp", s.Within.Regexp, false)
+				if _, err := regexp.Compile(s.Within.Regexp); err != nil {
+					add(fmt.Errorf("%s.within.regexp %q: %v", f, s.Within.Regexp, err))
+				}
 			}
 		case "fill":
 			if s.Fill.Selector == "" {

@@ -24,8 +24,9 @@
 //     checker's: a check that read the calendar is released as success
 //     only when Requests answers the report with at least one request
 //     made SLOT_FOUND, and as no_slot otherwise.
-//   - Long checks renew their lease at half its length. A lease found lost
-//     ends the check at once: the account may be someone else's by now.
+//   - Long checks renew their lease at half its length. A lease found lost,
+//     or run out while AccountPool could not be reached to renew it, ends
+//     the check at once: the account may be someone else's by now.
 //   - Right before its first request to the portal, a check asks Requests
 //     whether its claim may still go (ConfirmClaim): a portal paused since
 //     the claim calls it off, and the account is released unused. While a

@@ -289,7 +289,9 @@ func withSession(r Release, res portal.Result) Release {
 var errClaimDeadline = errors.New("the claim ran out before the check finished")
 
 // renewWhileChecking renews the lease at half its length until stopped.
-// When the pool says the lease is lost, it ends the check with
+// When the pool says the lease is lost, or the lease has run out without
+// a renewal getting through (the pool unreachable: it lets the lease
+// expire and may lease the account again), it ends the check with
 // ErrLeaseLost.
 func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFunc) (stop func()) {
 	c := m.c
@@ -298,6 +300,10 @@ func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFu
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
+		// The lease's end by this checker's clock: ttl from when it was
+		// last granted, counted from no later than that (the pool's
+		// expires_at is by its own clock).
+		until := time.Now().Add(ttl)
 		next := ttl / 2
 		for {
 			timer := time.NewTimer(next)
@@ -307,21 +313,27 @@ func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFu
 				return
 			case <-timer.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), min(callTimeout, ttl/2))
-			until, err := c.leases.Renew(ctx, lease, ttl)
+			sent := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), min(callTimeout, ttl/2, max(until.Sub(sent), time.Millisecond)))
+			renewed, err := c.leases.Renew(ctx, lease, ttl)
 			cancel()
 			switch {
 			case err == nil:
-				next = ttl / 2
-				c.log.Debug("lease renewed", "mission", m.claim.Mission, "account_id", lease.AccountID, "until", until)
+				until, next = sent.Add(ttl), ttl/2
+				c.log.Debug("lease renewed", "mission", m.claim.Mission, "account_id", lease.AccountID, "until", renewed)
 			case errors.Is(err, ErrLeaseLost):
 				c.log.Warn("lease lost during the check; ending it", "session", m.session, "mission", m.claim.Mission,
 					"account_id", lease.AccountID, "err", err)
 				endCheck(ErrLeaseLost)
 				return
+			case !time.Now().Before(until):
+				c.log.Warn("the lease ran out while it could not be renewed; ending the check", "session", m.session,
+					"mission", m.claim.Mission, "account_id", lease.AccountID, "err", err)
+				endCheck(fmt.Errorf("%w: it ran out while renewing it failed (%v)", ErrLeaseLost, err))
+				return
 			default:
-				// Try again soon: the lease still has half its length.
-				next = min(time.Second, ttl/8)
+				// Try again soon, while the lease lasts.
+				next = min(time.Second, ttl/8, until.Sub(time.Now()))
 				c.log.Warn("renewing the lease failed; retrying", "mission", m.claim.Mission, "account_id", lease.AccountID, "err", err)
 			}
 		}
