@@ -543,8 +543,7 @@ func TestExpiry(t *testing.T) {
 // (reported, or lapsed at expires_at).
 //
 // The servers share a clock running ten times faster than real time, so
-// that 1s claims (the shortest allowed) lapse and are taken over within the
-// test. The check interval is not 0: with 0 a mission is claimable the
+// that 5s claims lapse and are taken over within the test. The check interval is not 0: with 0 a mission is claimable the
 // moment its report commits, and the next claim's claimed_at, read from the
 // clock before its transaction ran, may then precede that report's
 // reported_at by the transaction's own latency (the database still orders
@@ -588,7 +587,11 @@ func TestClaimExclusivity(t *testing.T) {
 		reported int
 		refused  int
 	)
-	deadline := time.Now().Add(2 * time.Second)
+	// The clock runs 10× fast: a claim of 5 s lasts 0.5 s of real time,
+	// long enough for a report to arrive on a loaded machine (at 1 s, 0.1 s
+	// real, a loaded run saw every report refused), short enough for the
+	// abandoned claims to lapse and be taken over within the 3 s.
+	deadline := time.Now().Add(3 * time.Second)
 	for si, srv := range servers {
 		for ci := range claimersPerServer {
 			wg.Add(1)
@@ -598,7 +601,7 @@ func TestClaimExclusivity(t *testing.T) {
 				checker := fmt.Sprintf("s%d-c%d", si, ci)
 				for n := 0; time.Now().Before(deadline); {
 					resp, err := srv.client.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{
-						CheckerId: checker, MaxMissions: 2, ClaimTtl: durationpb.New(time.Second),
+						CheckerId: checker, MaxMissions: 2, ClaimTtl: durationpb.New(5 * time.Second),
 					})
 					if err != nil {
 						mu.Lock()
