@@ -738,3 +738,31 @@ func TestConfirmClaim(t *testing.T) {
 		wantViolation(t, confirm(c, ""), "claim_id")
 	})
 }
+
+// TestAWallCountsAgainstThePortalOfTheClaim: a mission moved to another
+// portal while a check of it runs (UpsertMission) has its wall counted
+// against the portal the claim was made for, which the check met, not the
+// one the mission names by the time the report comes.
+func TestAWallCountsAgainstThePortalOfTheClaim(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	portalMissions(t, c, "vfs", 1)
+	for _, name := range []string{"vfs", "tls"} {
+		setPortal(t, c, &requestsv1.SetPortalRequest{Name: name, MaxChecksPerMinute: proto.Int32(60)})
+	}
+	claims := claim(t, c, 1, 0)
+	if len(claims) != 1 {
+		t.Fatalf("claims %v, want the vfs0 mission's", claims)
+	}
+	upsertMission(t, c, &requestsv1.UpsertMissionRequest{MissionCode: "vfs0", Portal: proto.String("tls")})
+	if _, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
+		ClaimId: claims[0].GetClaimId(), Outcome: wallCaptcha, AccountId: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := portalStatus(t, c, "vfs").GetRecentWalls(); got != 1 {
+		t.Errorf("vfs has %d recent walls, want the 1 its claim met", got)
+	}
+	if got := portalStatus(t, c, "tls").GetRecentWalls(); got != 0 {
+		t.Errorf("tls has %d recent walls, want 0: no check of it met one", got)
+	}
+}

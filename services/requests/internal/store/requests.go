@@ -531,8 +531,9 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			// A wall may pause the portal: take the portal's row lock
 			// first (the order ClaimDueMissions takes them in), so that a
 			// ConfirmClaim from now on waits for this report and sees the
-			// pause it may make.
-			if err := lockClaimPortal(ctx, tx, res.ClaimID, now); err != nil {
+			// pause it may make. The wall is the claim's portal's.
+			var err error
+			if portal, err = lockClaimPortal(ctx, tx, res.ClaimID, now); err != nil {
 				return err
 			}
 		}
@@ -544,8 +545,8 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 			)
 			UPDATE requests.claims c SET reported_at = $2
 			FROM m WHERE c.id = $1 AND c.mission_code = m.code AND c.reported_at IS NULL
-			RETURNING c.mission_code, c.checker_id, c.request_ids, m.timezone, m.portal`,
-			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone, &portal)
+			RETURNING c.mission_code, c.checker_id, c.request_ids, m.timezone`,
+			res.ClaimID, now).Scan(&rec.MissionCode, &rec.CheckerID, &reqIDs, &timezone)
 		if err != nil {
 			if notFound(err) == domain.ErrNotFound {
 				var found bool
@@ -698,20 +699,22 @@ func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Ti
 	return paused
 }
 
-// lockClaimPortal locks the row of the claim's mission's portal, if the
-// mission has a portal (creating the row with the defaults, as recordWall
-// would).
-func lockClaimPortal(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, now time.Time) error {
+// lockClaimPortal locks the row of the portal the claim was made for
+// (claims.portal: the mission's portal when it was claimed, which the
+// check met, even if UpsertMission has moved the mission since), if it has
+// one (creating the row with the defaults, as recordWall would), and
+// returns its name.
+func lockClaimPortal(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, now time.Time) (string, error) {
 	var portal string
-	err := tx.QueryRow(ctx, `SELECT portal FROM requests.missions WHERE claim_id = $1`, claimID).Scan(&portal)
+	err := tx.QueryRow(ctx, `SELECT portal FROM requests.claims WHERE id = $1`, claimID).Scan(&portal)
 	switch {
 	case err != nil && notFound(err) == domain.ErrNotFound, err == nil && portal == "":
-		return nil // no claim (the report then says so), or no portal
+		return "", nil // no claim (the report then says so), or no portal
 	case err != nil:
-		return fmt.Errorf("read the claim's portal: %w", err)
+		return "", fmt.Errorf("read the claim's portal: %w", err)
 	}
 	_, err = lockPortal(ctx, tx, portal, now)
-	return err
+	return portal, err
 }
 
 // LastEventID is the largest event cursor committed so far (0 for none),
