@@ -40,6 +40,9 @@ type mission struct {
 	window  claimWindow
 	started time.Time
 	res     MissionResult
+	// askedAt is when the Acquire that leased was sent: the lease's TTL
+	// runs from no later than that (the pool grants it in between).
+	askedAt time.Time
 }
 
 func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
@@ -115,6 +118,7 @@ func (m *mission) acquire() (Lease, bool) {
 	unavailable := unavailableWaits()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		m.askedAt = time.Now()
 		lease, err := c.leases.Acquire(ctx, req)
 		cancel()
 		if err == nil {
@@ -296,15 +300,23 @@ var errClaimDeadline = errors.New("the claim ran out before the check finished")
 func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFunc) (stop func()) {
 	c := m.c
 	ttl := c.cfg.LeaseTTL
+	if late := time.Since(m.askedAt); late >= ttl {
+		// The answer came after the lease's end: the pool may have leased
+		// the account again. The check ends before it begins.
+		endCheck(fmt.Errorf("%w: the account pool's answer came %s after Acquire was sent, past the lease's %s", ErrLeaseLost, late.Round(time.Millisecond), ttl))
+		return func() {}
+	}
 	quit := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
 		// The lease's end by this checker's clock: ttl from when it was
-		// last granted, counted from no later than that (the pool's
-		// expires_at is by its own clock).
-		until := time.Now().Add(ttl)
-		next := ttl / 2
+		// last granted, counted from no later than that: from when the
+		// Acquire or the Renew was sent (the pool's expires_at is by its
+		// own clock). An Acquire's answer may come late, so the first
+		// renewal is at half of what is left.
+		until := m.askedAt.Add(ttl)
+		next := min(ttl/2, time.Until(until)/2)
 		for {
 			timer := time.NewTimer(next)
 			select {
