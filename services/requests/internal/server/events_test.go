@@ -213,7 +213,8 @@ func TestWatchEvents(t *testing.T) {
 // event there is (a consumer's stored cursor, with Requests' database
 // restored from a backup or its events table recreated; a typo) is
 // refused, naming the last cursor. It used to be accepted: the stream
-// then skipped every new event up to that cursor, silently.
+// then skipped every new event up to that cursor, silently. (Only until
+// new events reach that cursor: TestRestoreRunbookKeepsTheStoredCursor.)
 func TestWatchEventsRefusesACursorAfterTheLastEvent(t *testing.T) {
 	t.Parallel()
 	c, bundle := setup(t)
@@ -251,5 +252,57 @@ func TestWatchEventsRefusesACursorAfterTheLastEvent(t *testing.T) {
 	}
 	if got := receive(t, s, 1); got[0].cursor <= last {
 		t.Fatalf("after %d got %v", last, got)
+	}
+}
+
+// TestRestoreRunbookKeepsTheStoredCursor: Requests' database restored
+// from a backup taken after the first of three events, while a consumer
+// stored the third's cursor. The refusal of a cursor after the last event
+// lasts only until new events are numbered up to it; then a stream from it
+// would skip them. The runbook (OPERATIONS, "Restoring Requests'
+// database") moves the events' numbering past the stored cursor before
+// Requests serves: the consumer then resumes from its cursor and gets
+// every event made after the restore.
+func TestRestoreRunbookKeepsTheStoredCursor(t *testing.T) {
+	t.Parallel()
+	_, b := setup(t)
+	c := b.server.client
+	a := createApplicant(t, c)
+	for range 3 {
+		createRequest(t, c, a.GetId(), reqArgs{})
+	}
+	ev := eventsTable(t, b)
+	if len(ev) != 3 {
+		t.Fatalf("events %v", ev)
+	}
+	stored := ev[2].cursor
+
+	// The restore, then the runbook's step, before Requests serves.
+	b.server.stop()
+	ctx := testkit.Context(t)
+	if _, err := b.pool.Exec(ctx, `DELETE FROM requests.events WHERE id > $1`, ev[0].cursor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('requests.events', 'id'), $1)`, ev[0].cursor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('requests.events', 'id'), $1)`, stored); err != nil {
+		t.Fatal(err)
+	}
+	c = startServer(t, b.pool, serverOpts{now: b.clock.Now}).client
+
+	var created []string
+	for range 3 {
+		created = append(created, createRequest(t, c, a.GetId(), reqArgs{}).GetId())
+	}
+	got, err := watchFrom(t, c, stored, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range got {
+		if e.GetRequest().GetId() != created[i] || e.GetCursor() <= stored {
+			t.Fatalf("event %d from the stored cursor %d: cursor %d, request %s; want every request made after the restore (%v), in order",
+				i, stored, e.GetCursor(), e.GetRequest().GetId(), created)
+		}
 	}
 }
