@@ -172,3 +172,30 @@ slotwatch_requests_portal_paused{job="requests",portal="vfs"} 1x180
 		}
 	})
 }
+
+// TestCheckerErrorsIsAShareOfPortalChecks: SlotwatchCheckerErrors is the
+// share of checks that end in error, of those that went to the portal, as
+// the dashboard's "Unrecognised pages" panel counts them. A mission the
+// Checker gives up for want of an account (no_account) never reached the
+// portal; counting it would silence the alert exactly when errors
+// quarantine the accounts (POOL_MAX_FAILURES) and the pool runs dry.
+func TestCheckerErrorsIsAShareOfPortalChecks(t *testing.T) {
+	t.Parallel()
+	r := alertRule(t, "SlotwatchCheckerErrors")
+	// Every check that reaches the portal errors (2 a minute); the other
+	// claims find no account (8 a minute).
+	load := `slotwatch_checker_checks_total{job="checker",mission="fra",outcome="error"} 0+2x90
+slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_account"} 0+8x90
+slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_slot"} 0x90
+`
+	if !firing(t, r, load, 90*time.Minute) {
+		t.Errorf("SlotwatchCheckerErrors does not fire while every check that reaches the portal errors and the rest find no account:\n%s", r.Expr)
+	}
+	healthy := `slotwatch_checker_checks_total{job="checker",mission="fra",outcome="error"} 0+1x90
+slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_account"} 0+50x90
+slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_slot"} 0+9x90
+`
+	if firing(t, r, healthy, 90*time.Minute) {
+		t.Errorf("SlotwatchCheckerErrors fires at 10%% errors among the portal's checks:\n%s", r.Expr)
+	}
+}
