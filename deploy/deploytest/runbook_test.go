@@ -110,3 +110,33 @@ func TestFirstDeployNamesEverySecretKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectingSlotctlReachesEveryService: the runbook's "Connecting
+// slotctl" is how an operator reaches the servers from a laptop; each
+// server slotctl dials (a *_ADDR variable it reads, found in its code) must
+// be in its table and port-forwarded there, or the runbook's commands for
+// that server (`slotctl deliveries list --state dead` for the Notifier)
+// dial localhost and are refused.
+func TestConnectingSlotctlReachesEveryService(t *testing.T) {
+	t.Parallel()
+	section := runbookSection(t, "Connecting slotctl")
+	reads := envReads(t, repoRoot(t), modulePrefix+"services/slotctl/cmd/slotctl")
+	n := 0
+	for _, name := range slices.Sorted(maps.Keys(reads)) {
+		svc, ok := strings.CutSuffix(name, "_ADDR")
+		if !ok {
+			continue
+		}
+		n++
+		svc = strings.ToLower(svc)
+		if !strings.Contains(section, "`"+name+"`") {
+			t.Errorf("%s, Connecting slotctl: slotctl reads %s (%s), which the table does not name", docsFile, name, reads[name].Where)
+		}
+		if !strings.Contains(section, "port-forward svc/"+svc+" ") {
+			t.Errorf("%s, Connecting slotctl: %s is not port-forwarded (kubectl -n slotwatch port-forward svc/%s PORT)", docsFile, svc, svc)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("slotctl reads %d *_ADDR variables: the scan found too few", n)
+	}
+}
