@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,30 @@ slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_slot"} 0+
 `
 	if firing(t, r, healthy, 90*time.Minute) {
 		t.Errorf("SlotwatchCheckerErrors fires at 10%% errors among the portal's checks:\n%s", r.Expr)
+	}
+}
+
+// TestAllQuarantinedMeansAllQuarantined: SlotwatchPoolAllQuarantined
+// (critical: "every active pool account is quarantined", runbook: login
+// failures and bans) must not fire while some active accounts only rest
+// from their login budget (slotwatch_pool_accounts{state="over_login_budget"},
+// which GetPoolStatus counts apart from available): that is a pool out of
+// logins, SlotwatchPoolExhausted's runbook, not a portal rejecting them.
+func TestAllQuarantinedMeansAllQuarantined(t *testing.T) {
+	t.Parallel()
+	r := alertRule(t, "SlotwatchPoolAllQuarantined")
+	pool := func(quarantined, overBudget int) string {
+		var b strings.Builder
+		for state, n := range map[string]int{"available": 0, "leased": 0, "cooldown": 0, "disabled": 0,
+			"quarantined": quarantined, "over_login_budget": overBudget} {
+			fmt.Fprintf(&b, "slotwatch_pool_accounts{job=\"accountpool\",state=%q} %dx60\n", state, n)
+		}
+		return b.String()
+	}
+	if firing(t, r, pool(4, 6), 60*time.Minute) {
+		t.Errorf("SlotwatchPoolAllQuarantined fires with 4 accounts quarantined and 6 resting from their login budget:\n%s", r.Expr)
+	}
+	if !firing(t, r, pool(10, 0), 60*time.Minute) {
+		t.Errorf("SlotwatchPoolAllQuarantined does not fire with every account quarantined:\n%s", r.Expr)
 	}
 }
