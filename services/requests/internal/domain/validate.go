@@ -80,6 +80,10 @@ func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
 		p.Add(field, "must be a UUID")
 		return uuid.Nil
 	}
+	if id == uuid.Nil {
+		// No row has it; as a filter it would mean "no filter".
+		p.Add(field, "must not be the nil UUID")
+	}
 	return id
 }
 

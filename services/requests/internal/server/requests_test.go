@@ -309,6 +309,12 @@ func TestBadInput(t *testing.T) {
 			})
 			return err
 		}, []string{"status", "mission_code", "applicant_id", "page_size", "page_token"}},
+		// The nil UUID names no applicant; as a filter it used to mean
+		// none, listing every applicant's requests.
+		{"ListRequestsNilApplicant", func(ctx context.Context) error {
+			_, err := c.ListAppointmentRequests(ctx, &requestsv1.ListAppointmentRequestsRequest{ApplicantId: "00000000-0000-0000-0000-000000000000"})
+			return err
+		}, []string{"applicant_id"}},
 		{"ClaimMaxMissionsZero", func(ctx context.Context) error {
 			_, err := c.ClaimDueMissions(ctx, &requestsv1.ClaimDueMissionsRequest{CheckerId: "c1"})
 			return err
