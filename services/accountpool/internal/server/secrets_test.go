@@ -238,3 +238,34 @@ func TestPasswordOnlyInAcquire(t *testing.T) {
 		t.Fatalf("password in the logs, or no request logs at all: %q", logs)
 	}
 }
+
+// TestAReplicaWithAnotherKeysetDisablesNoAccount: a replica started with a
+// keyset that lacks the key a password was sealed with (a keyset file
+// mixed up, or a replica not yet rolled out when a rotated one wrote a new
+// password) cannot open it, but the row is intact: the fault is the
+// replica's. Its Acquires must fail without disabling the accounts or
+// charging them a failure, and a replica with the right keyset still
+// leases them.
+func TestAReplicaWithAnotherKeysetDisablesNoAccount(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, withConfig(noCooldown))
+	ids := addAccounts(t, c, 3)
+	other, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown))
+	for range ids {
+		_, err := wrong.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.Internal)
+	}
+	for _, id := range ids {
+		if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
+			t.Errorf("account %d after the other keyset's acquires: state %s, %d failures; want available, 0",
+				id, a.GetState(), a.GetConsecutiveFailures())
+		}
+	}
+	if l := acquire(t, c, "fra"); l.GetPassword() == "" {
+		t.Fatal("the right keyset's replica got no password")
+	}
+}
