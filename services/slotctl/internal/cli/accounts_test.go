@@ -224,3 +224,29 @@ func TestAccountsCSVKeepsPasswordSpaces(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountsImportErrorComesAfterTheSummarySoFar: the streams an import
+// sent before an error stay imported: what they created and the rows that
+// failed are printed before the error, as import-legacy does.
+func TestAccountsImportErrorComesAfterTheSummarySoFar(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// One stream per 100 s: the second batch's stream is refused, and its
+	// wait does not fit in the run's 5 s.
+	b.apEnv = append(b.apEnv, "RATE_LIMIT_RPS=0.01", "RATE_LIMIT_BURST=1")
+	b.restartAccountPool(t)
+	file := filepath.Join(t.TempDir(), "accounts.csv")
+	csv := "email,password,phone\nok1@example.com,pw1,\nnot-an-email,pw2,\nok2@example.com,pw3,\nok3@example.com,pw4,\n"
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := b.slotctlCtx(t, ctx, "", "accounts", "import", file, "--batch", "2")
+	r.fails(t, 1, "ResourceExhausted")
+	for _, want := range []string{"created 1, skipped 0 (already in the pool), failed 1", "line 3", "not-an-email"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q: no summary of the batch imported before the error:\n%s", want, r.stdout)
+		}
+	}
+}
