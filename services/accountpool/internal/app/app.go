@@ -428,7 +428,8 @@ type Reencrypted struct {
 // if it did not change meanwhile, so it is safe to run while the pool
 // serves. A password that does not decrypt is skipped and reported, so one
 // bad row does not stop a rotation; a session state that does not decrypt
-// is cleared (it would be handed out as none anyway).
+// is cleared (it would be handed out as none anyway), unless its key is
+// one the keyset does not hold (reencryptSession).
 func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 	r := Reencrypted{PrimaryKeyID: p.keys.PrimaryKeyID()}
 	var after int64
@@ -466,9 +467,12 @@ func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 }
 
 // reencryptSession moves c's session state, if it has one, to the primary
-// key, or clears it when it does not decrypt.
+// key, or clears it when it does not decrypt although the keyset holds its
+// key. One sealed with a key the keyset does not hold is left as it is:
+// it may be intact, and this replica's keyset the wrong one or older (as
+// for a password, see grant).
 func (p *Pool) reencryptSession(ctx context.Context, c store.Ciphertext, r *Reencrypted) error {
-	if c.Session == nil {
+	if c.Session == nil || !p.keys.HoldsKeyOf(c.Session) {
 		return nil
 	}
 	if id, ok := secrets.KeyID(c.Session); ok && id == r.PrimaryKeyID {

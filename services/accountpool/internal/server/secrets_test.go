@@ -269,3 +269,34 @@ func TestAReplicaWithAnotherKeysetDisablesNoAccount(t *testing.T) {
 		t.Fatal("the right keyset's replica got no password")
 	}
 }
+
+// TestReencryptOnAReplicaWithAnotherKeysetClearsNoSession: ReencryptPasswords
+// on a replica whose keyset lacks the key a session state was sealed with
+// (a wrong keyset file, or an old pod during a rotation's rollout) cannot
+// tell that state from none, but it is intact: clearing it would cost its
+// account a login, for every account at once. It is left as it is; only a
+// state whose key the keyset holds and that does not open is cleared.
+func TestReencryptOnAReplicaWithAnotherKeysetClearsNoSession(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, withConfig(noCooldown))
+	id := addAccounts(t, c, 1)[0]
+	releaseSession(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{LoggedIn: true, SessionState: []byte(cookie)})
+	other, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown))
+	resp, err := wrong.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetSessionsCleared() != 0 || len(resp.GetUndecryptableAccountIds()) != 1 {
+		t.Errorf("reencrypt on the other keyset's replica: %v; want the password named undecryptable and no session cleared", resp)
+	}
+	if ct, _ := storedSession(t, b, id); ct == nil {
+		t.Fatal("the other keyset's replica cleared the session state")
+	}
+	if l := acquire(t, c, "fra"); string(l.GetSessionState()) != cookie {
+		t.Fatalf("lease after the other keyset's reencrypt carries session %q, want %q", l.GetSessionState(), cookie)
+	}
+}
