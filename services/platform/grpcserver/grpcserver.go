@@ -191,7 +191,9 @@ func New(cfg Config) *Server {
 // endStreamsOnStop cancels a stream's context when the server begins to
 // stop. Unary calls run to their end, but a long-lived stream (a watch)
 // would otherwise hold the graceful stop until its timeout; its client
-// reconnects to another replica instead.
+// reconnects to another replica instead. A handler that then fails as work
+// on a cancelled context does (CANCELLED) is answered UNAVAILABLE: the
+// client cancelled nothing, and UNAVAILABLE tells it to try again.
 func endStreamsOnStop(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, cancel := context.WithCancel(ss.Context())
@@ -203,7 +205,23 @@ func endStreamsOnStop(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 			case <-ctx.Done():
 			}
 		}()
-		return handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
+		err := handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
+		if (errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled) && ss.Context().Err() == nil && closed(stopping) {
+			return errServerStopping
+		}
+		return err
+	}
+}
+
+// errServerStopping ends a stream the graceful stop cut short.
+var errServerStopping = status.Error(codes.Unavailable, "server is stopping: try again (another replica serves)")
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
