@@ -170,6 +170,26 @@ func TestAccounts(t *testing.T) {
 			t.Errorf("usage stats row %q: want 1 use, 1 login failure, 0 logins (the release did not say it logged in)", lines[1])
 		}
 	})
+
+	// A release's detail is free text, often a page's or a browser's
+	// message over several lines: a table cell must stay on its row.
+	t.Run("UsageListKeepsALeaseOnOneRow", func(t *testing.T) {
+		lease, err := b.ap.Acquire(context.Background(), &apv1.AcquireRequest{MissionCode: "bel", Holder: "checker-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ap.Release(context.Background(), &apv1.ReleaseRequest{
+			LeaseId: lease.GetLease().GetLeaseId(), FencingToken: lease.GetLease().GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR,
+			Detail: "unknown page:\nServices will be back shortly\r\nPlease try again",
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := b.slotctl(t, "", "usage", "list", "--mission", "bel").must(t)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[1], "Please try again") || !strings.Contains(lines[1], "bel") {
+			t.Errorf("want a header and one row for the one lease:\n%s", r.stdout)
+		}
+	})
 }
 
 func accountID(t *testing.T, b *testBundle, email string) string {
