@@ -254,30 +254,44 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)
 
+	// A list, not a map by address: METRICS_ADDR and an extra address
+	// that are the same (":0" in tests, or a mistake) are each listened
+	// on, and a real clash fails to listen instead of one server
+	// silently taking the other's place.
 	type httpServer struct {
+		addr    string
 		handler http.Handler
 		api     bool
 	}
-	https := map[string]httpServer{}
+	var https []httpServer
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
 		mux.HandleFunc("GET /healthz", s.healthz)
 		mux.HandleFunc("GET /readyz", s.readyz)
-		https[s.cfg.MetricsAddr] = httpServer{handler: mux}
+		https = append(https, httpServer{addr: s.cfg.MetricsAddr, handler: mux})
 	}
 	for addr, h := range extra {
 		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC,
 		// and a caller without a token is turned away before its body is
 		// read. Metrics stay plaintext for the scraper.
-		https[addr] = httpServer{handler: h, api: true}
+		https = append(https, httpServer{addr: addr, handler: h, api: true})
 	}
-	for addr, h := range https {
-		hl, err := net.Listen("tcp", addr)
+	// Every address is listened on before any server starts, so that a
+	// failure leaves nothing running.
+	listeners := make([]net.Listener, len(https))
+	for i, h := range https {
+		hl, err := net.Listen("tcp", h.addr)
 		if err != nil {
-			lis.Close()
-			return fmt.Errorf("listen on %s: %w", addr, err)
+			for _, l := range append(listeners[:i], lis) {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", h.addr, err)
 		}
+		listeners[i] = hl
+	}
+	for i, h := range https {
+		addr, hl := h.addr, listeners[i]
 		srv := s.httpServer(h.handler, h.api)
 		useTLS := h.api && s.cfg.Security.TLS != nil
 		if useTLS {
