@@ -191,7 +191,9 @@ func New(cfg Config) *Server {
 // endStreamsOnStop cancels a stream's context when the server begins to
 // stop. Unary calls run to their end, but a long-lived stream (a watch)
 // would otherwise hold the graceful stop until its timeout; its client
-// reconnects to another replica instead.
+// reconnects to another replica instead. A handler that then fails as work
+// on a cancelled context does (CANCELLED) is answered UNAVAILABLE: the
+// client cancelled nothing, and UNAVAILABLE tells it to try again.
 func endStreamsOnStop(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, cancel := context.WithCancel(ss.Context())
@@ -203,7 +205,23 @@ func endStreamsOnStop(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 			case <-ctx.Done():
 			}
 		}()
-		return handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
+		err := handler(srv, &streamWithContext{ServerStream: ss, ctx: ctx})
+		if (errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled) && ss.Context().Err() == nil && closed(stopping) {
+			return errServerStopping
+		}
+		return err
+	}
+}
+
+// errServerStopping ends a stream the graceful stop cut short.
+var errServerStopping = status.Error(codes.Unavailable, "server is stopping: try again (another replica serves)")
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -236,30 +254,44 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener, extra map[string]h
 	s.applyServing()
 	g, ctx := errgroup.WithContext(ctx)
 
+	// A list, not a map by address: METRICS_ADDR and an extra address
+	// that are the same (":0" in tests, or a mistake) are each listened
+	// on, and a real clash fails to listen instead of one server
+	// silently taking the other's place.
 	type httpServer struct {
+		addr    string
 		handler http.Handler
 		api     bool
 	}
-	https := map[string]httpServer{}
+	var https []httpServer
 	if s.cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry}))
 		mux.HandleFunc("GET /healthz", s.healthz)
 		mux.HandleFunc("GET /readyz", s.readyz)
-		https[s.cfg.MetricsAddr] = httpServer{handler: mux}
+		https = append(https, httpServer{addr: s.cfg.MetricsAddr, handler: mux})
 	}
 	for addr, h := range extra {
 		// Extra handlers (a JSON gateway) are the API too: TLS like gRPC,
 		// and a caller without a token is turned away before its body is
 		// read. Metrics stay plaintext for the scraper.
-		https[addr] = httpServer{handler: h, api: true}
+		https = append(https, httpServer{addr: addr, handler: h, api: true})
 	}
-	for addr, h := range https {
-		hl, err := net.Listen("tcp", addr)
+	// Every address is listened on before any server starts, so that a
+	// failure leaves nothing running.
+	listeners := make([]net.Listener, len(https))
+	for i, h := range https {
+		hl, err := net.Listen("tcp", h.addr)
 		if err != nil {
-			lis.Close()
-			return fmt.Errorf("listen on %s: %w", addr, err)
+			for _, l := range append(listeners[:i], lis) {
+				l.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", h.addr, err)
 		}
+		listeners[i] = hl
+	}
+	for i, h := range https {
+		addr, hl := h.addr, listeners[i]
 		srv := s.httpServer(h.handler, h.api)
 		useTLS := h.api && s.cfg.Security.TLS != nil
 		if useTLS {

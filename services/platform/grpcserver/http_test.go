@@ -212,3 +212,40 @@ func TestHTTPRequestsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestServeRefusesOneAddressForMetricsAndAnAPI: METRICS_ADDR set to the
+// address of an extra HTTP server (Requests' HTTP_ADDR) cannot serve both.
+// Serve must fail to listen and name the address, rather than serve one of
+// them and drop the other (the servers were a map by address: the gateway
+// won, so /metrics and the readiness probe answered the gateway's 401 and
+// the pod never got ready).
+func TestServeRefusesOneAddressForMetricsAndAnAPI(t *testing.T) {
+	t.Parallel()
+	addr := grpcservertest.FreeAddr(t)
+	srv := grpcserver.New(grpcserver.Config{Name: "test", Logger: discard(t), MetricsAddr: addr})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis, map[string]http.Handler{addr: &reader{}}) }()
+	defer cancel()
+	for {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), addr) {
+				t.Errorf("serve: %v; want an error naming %s", err, addr)
+			}
+			return
+		default:
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			cancel()
+			<-done
+			t.Fatalf("serve listened on %s, given as both the metrics and an API address", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

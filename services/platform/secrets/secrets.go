@@ -130,6 +130,25 @@ func (k *Keyset) PrimaryKeyID() uint32 {
 	return k.handle.KeysetInfo().GetPrimaryKeyId()
 }
 
+// HoldsKeyOf says whether this keyset holds the key that sealed ciphertext,
+// as Tink's output prefix names it (KeyID). A ciphertext that names none
+// (a key without a prefix) counts as held. A ciphertext that does not
+// decrypt although its key is held was tampered with or moved; one whose
+// key is not held may be intact, and the keyset the wrong one or older
+// than the ciphertext (a rotation not rolled out everywhere yet).
+func (k *Keyset) HoldsKeyOf(ciphertext []byte) bool {
+	id, ok := KeyID(ciphertext)
+	if !ok {
+		return true
+	}
+	for _, ki := range k.handle.KeysetInfo().GetKeyInfo() {
+		if ki.GetKeyId() == id {
+			return true
+		}
+	}
+	return false
+}
+
 // KeyID reads which key sealed a ciphertext from Tink's output prefix
 // (a version byte, then the key id big-endian).
 func KeyID(ciphertext []byte) (uint32, bool) {

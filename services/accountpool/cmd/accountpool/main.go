@@ -132,16 +132,19 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		},
 		usageRetention: env.Age("POOL_USAGE_RETENTION", app.DefaultUsageRetention),
 	}
+	// Every bad setting at once, the malformed ones (env) and those out of
+	// their range, so that an operator fixes them in one restart.
+	errs := []error{env.Err()}
 	if c.usageRetention != 0 && c.usageRetention < app.MinUsageRetention {
-		return c, errors.Join(env.Err(), fmt.Errorf("POOL_USAGE_RETENTION=%s: want 0 (keep everything) or at least %s, the login budget's window", c.usageRetention, app.MinUsageRetention))
+		errs = append(errs, fmt.Errorf("POOL_USAGE_RETENTION=%s: want 0 (keep everything) or at least %s, the login budget's window", c.usageRetention, app.MinUsageRetention))
 	}
 	if c.pool.LeaseTTL < apirule.MinLeaseTTL || c.pool.LeaseTTL > apirule.MaxLeaseTTL {
-		return c, fmt.Errorf("POOL_LEASE_TTL=%s: want at least %s and at most %s", c.pool.LeaseTTL, apirule.MinLeaseTTL, apirule.MaxLeaseTTL)
+		errs = append(errs, fmt.Errorf("POOL_LEASE_TTL=%s: want at least %s and at most %s", c.pool.LeaseTTL, apirule.MinLeaseTTL, apirule.MaxLeaseTTL))
 	}
 	if c.pool.SessionMaxAge <= 0 || c.pool.SessionMaxAge > apirule.MaxSessionMaxAge {
-		return c, fmt.Errorf("POOL_SESSION_MAX_AGE=%s: want more than 0 and at most %s", c.pool.SessionMaxAge, apirule.MaxSessionMaxAge)
+		errs = append(errs, fmt.Errorf("POOL_SESSION_MAX_AGE=%s: want more than 0 and at most %s", c.pool.SessionMaxAge, apirule.MaxSessionMaxAge))
 	}
-	return c, env.Err()
+	return c, errors.Join(errs...)
 }
 
 func serve(ctx context.Context) error {

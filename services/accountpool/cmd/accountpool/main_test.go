@@ -80,6 +80,15 @@ func TestServeRejectsMalformedSettings(t *testing.T) {
 		"POOL_LEASE_TTL": "1ns"}, "want a lease that ends as it begins refused", "POOL_LEASE_TTL=1ns", "at least 1s")
 }
 
+// TestServeNamesEveryBadSettingAtOnce: a setting out of its range and a
+// malformed one are reported together, so that an operator fixes them in
+// one restart.
+func TestServeNamesEveryBadSettingAtOnce(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
+		"POOL_COOLDOWN": "ten minutes", "POOL_LEASE_TTL": "2h", "POOL_SESSION_MAX_AGE": "800h", "POOL_USAGE_RETENTION": "12h"},
+		"want every bad setting named", "POOL_COOLDOWN", "POOL_LEASE_TTL=2h", "POOL_SESSION_MAX_AGE=800h", "POOL_USAGE_RETENTION=12h")
+}
+
 func TestServeRejectsAUsageRetentionItCannotKeep(t *testing.T) {
 	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nowhere.invalid/db", "ENCRYPTION_KEYSET_FILE": "/dev/null",
 		"POOL_USAGE_RETENTION": "ninety days"}, "want a malformed retention refused", "POOL_USAGE_RETENTION", "90d")

@@ -260,28 +260,44 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 }
 
 // grant decrypts the leased account's password and session state. A
-// password that does not decrypt (a wrong keyset, a tampered row) makes the
-// account useless until an operator sets a new one: the lease ends at once
-// as an error and the account is disabled, so it is not handed out again.
-// A session state that does not decrypt is only treated as none: the check
-// logs in, and its Release stores a new one.
+// password that does not decrypt although the keyset holds its key (a
+// tampered or moved row) makes the account useless until an operator sets
+// a new one: the lease ends at once as an error and the account is
+// disabled, so it is not handed out again. One sealed with a key this
+// keyset does not hold may be intact: this replica's keyset is the wrong
+// one, or older than the password (a rotation not rolled out here yet).
+// Then the lease ends unused and the account stays as it was, or one
+// misconfigured replica would disable the whole pool, an account per
+// Acquire. A session state that does not decrypt is only treated as none:
+// the check logs in, and its Release stores a new one.
 func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.AcquireParams) (domain.Lease, error) {
 	a := leased.Account
 	pw, err := p.keys.Decrypt(leased.PasswordCiphertext, PasswordAD(a.ID))
 	if err != nil {
-		p.logger.ErrorContext(ctx, "leased account's password does not decrypt; disabling the account until it gets a new password",
-			"account_id", a.ID, "lease_id", params.LeaseID)
+		outcome, detail := domain.OutcomeError, "stored password does not decrypt with the configured keyset"
+		held := p.keys.HoldsKeyOf(leased.PasswordCiphertext)
+		if held {
+			p.logger.ErrorContext(ctx, "leased account's password does not decrypt; disabling the account until it gets a new password",
+				"account_id", a.ID, "lease_id", params.LeaseID)
+		} else {
+			outcome, detail = domain.OutcomeUnused, "stored password is sealed with a key this replica's keyset does not hold"
+			keyID, _ := secrets.KeyID(leased.PasswordCiphertext)
+			p.logger.ErrorContext(ctx, "leased account's password is sealed with a key that ENCRYPTION_KEYSET_FILE does not hold: "+
+				"is it the keyset the pool was written with (a rotated one rolled out everywhere)? The account is left as it was",
+				"account_id", a.ID, "lease_id", params.LeaseID, "key_id", keyID, "primary_key_id", p.keys.PrimaryKeyID())
+		}
 		if _, rerr := p.store.Release(ctx, p.cfg, store.ReleaseParams{
-			LeaseID: params.LeaseID, FencingToken: a.FencingToken, Outcome: domain.OutcomeError,
-			Detail: "stored password does not decrypt with the configured keyset", Now: params.Now,
+			LeaseID: params.LeaseID, FencingToken: a.FencingToken, Outcome: outcome, Detail: detail, Now: params.Now,
 		}); rerr != nil {
 			p.logger.ErrorContext(ctx, "release undecryptable account", "account_id", a.ID, "error", rerr)
 		} else {
-			p.metrics.Released(domain.OutcomeError, params.MissionCode)
+			p.metrics.Released(outcome, params.MissionCode)
 		}
-		off := false
-		if _, derr := p.store.UpdateAccount(ctx, a.ID, store.AccountUpdate{Active: &off}, p.Now()); derr != nil {
-			p.logger.ErrorContext(ctx, "disable undecryptable account", "account_id", a.ID, "error", derr)
+		if held {
+			off := false
+			if _, derr := p.store.UpdateAccount(ctx, a.ID, store.AccountUpdate{Active: &off}, p.Now()); derr != nil {
+				p.logger.ErrorContext(ctx, "disable undecryptable account", "account_id", a.ID, "error", derr)
+			}
 		}
 		return domain.Lease{}, fmt.Errorf("account %d: %w", a.ID, ErrUndecryptable)
 	}
@@ -412,7 +428,8 @@ type Reencrypted struct {
 // if it did not change meanwhile, so it is safe to run while the pool
 // serves. A password that does not decrypt is skipped and reported, so one
 // bad row does not stop a rotation; a session state that does not decrypt
-// is cleared (it would be handed out as none anyway).
+// is cleared (it would be handed out as none anyway), unless its key is
+// one the keyset does not hold (reencryptSession).
 func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 	r := Reencrypted{PrimaryKeyID: p.keys.PrimaryKeyID()}
 	var after int64
@@ -450,9 +467,12 @@ func (p *Pool) ReencryptPasswords(ctx context.Context) (Reencrypted, error) {
 }
 
 // reencryptSession moves c's session state, if it has one, to the primary
-// key, or clears it when it does not decrypt.
+// key, or clears it when it does not decrypt although the keyset holds its
+// key. One sealed with a key the keyset does not hold is left as it is:
+// it may be intact, and this replica's keyset the wrong one or older (as
+// for a password, see grant).
 func (p *Pool) reencryptSession(ctx context.Context, c store.Ciphertext, r *Reencrypted) error {
-	if c.Session == nil {
+	if c.Session == nil || !p.keys.HoldsKeyOf(c.Session) {
 		return nil
 	}
 	if id, ok := secrets.KeyID(c.Session); ok && id == r.PrimaryKeyID {

@@ -238,3 +238,65 @@ func TestPasswordOnlyInAcquire(t *testing.T) {
 		t.Fatalf("password in the logs, or no request logs at all: %q", logs)
 	}
 }
+
+// TestAReplicaWithAnotherKeysetDisablesNoAccount: a replica started with a
+// keyset that lacks the key a password was sealed with (a keyset file
+// mixed up, or a replica not yet rolled out when a rotated one wrote a new
+// password) cannot open it, but the row is intact: the fault is the
+// replica's. Its Acquires must fail without disabling the accounts or
+// charging them a failure, and a replica with the right keyset still
+// leases them.
+func TestAReplicaWithAnotherKeysetDisablesNoAccount(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, withConfig(noCooldown))
+	ids := addAccounts(t, c, 3)
+	other, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown))
+	for range ids {
+		_, err := wrong.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+		testkit.WantCode(t, err, codes.Internal)
+	}
+	for _, id := range ids {
+		if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
+			t.Errorf("account %d after the other keyset's acquires: state %s, %d failures; want available, 0",
+				id, a.GetState(), a.GetConsecutiveFailures())
+		}
+	}
+	if l := acquire(t, c, "fra"); l.GetPassword() == "" {
+		t.Fatal("the right keyset's replica got no password")
+	}
+}
+
+// TestReencryptOnAReplicaWithAnotherKeysetClearsNoSession: ReencryptPasswords
+// on a replica whose keyset lacks the key a session state was sealed with
+// (a wrong keyset file, or an old pod during a rotation's rollout) cannot
+// tell that state from none, but it is intact: clearing it would cost its
+// account a login, for every account at once. It is left as it is; only a
+// state whose key the keyset holds and that does not open is cleared.
+func TestReencryptOnAReplicaWithAnotherKeysetClearsNoSession(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, withConfig(noCooldown))
+	id := addAccounts(t, c, 1)[0]
+	releaseSession(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_NO_SLOT, &apv1.ReleaseRequest{LoggedIn: true, SessionState: []byte(cookie)})
+	other, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown))
+	resp, err := wrong.ReencryptPasswords(testkit.Context(t), &apv1.ReencryptPasswordsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetSessionsCleared() != 0 || len(resp.GetUndecryptableAccountIds()) != 1 {
+		t.Errorf("reencrypt on the other keyset's replica: %v; want the password named undecryptable and no session cleared", resp)
+	}
+	if ct, _ := storedSession(t, b, id); ct == nil {
+		t.Fatal("the other keyset's replica cleared the session state")
+	}
+	if l := acquire(t, c, "fra"); string(l.GetSessionState()) != cookie {
+		t.Fatalf("lease after the other keyset's reencrypt carries session %q, want %q", l.GetSessionState(), cookie)
+	}
+}

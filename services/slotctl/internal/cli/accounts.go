@@ -75,11 +75,16 @@ written, spaces included: no space after the comma before it, and quote it
 				return err
 			}
 			res, err := importAccounts(cmd.Context(), ap, rows, batch, nil)
-			if err != nil {
-				return err
-			}
 			for i := range res.Failed {
 				res.Failed[i].Where = fmt.Sprintf("line %d", rows[res.Failed[i].index].line)
+			}
+			if err != nil {
+				if !errors.As(err, new(usageError)) {
+					// The streams before the error stay imported: say what
+					// they created and which rows failed, then the error.
+					_ = a.printImport(res)
+				}
+				return err
 			}
 			if err := a.printImport(res); err != nil {
 				return err

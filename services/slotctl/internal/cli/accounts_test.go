@@ -170,6 +170,26 @@ func TestAccounts(t *testing.T) {
 			t.Errorf("usage stats row %q: want 1 use, 1 login failure, 0 logins (the release did not say it logged in)", lines[1])
 		}
 	})
+
+	// A release's detail is free text, often a page's or a browser's
+	// message over several lines: a table cell must stay on its row.
+	t.Run("UsageListKeepsALeaseOnOneRow", func(t *testing.T) {
+		lease, err := b.ap.Acquire(context.Background(), &apv1.AcquireRequest{MissionCode: "bel", Holder: "checker-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.ap.Release(context.Background(), &apv1.ReleaseRequest{
+			LeaseId: lease.GetLease().GetLeaseId(), FencingToken: lease.GetLease().GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_ERROR,
+			Detail: "unknown page:\nServices will be back shortly\r\nPlease try again",
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r := b.slotctl(t, "", "usage", "list", "--mission", "bel").must(t)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 2 || !strings.Contains(lines[1], "Please try again") || !strings.Contains(lines[1], "bel") {
+			t.Errorf("want a header and one row for the one lease:\n%s", r.stdout)
+		}
+	})
 }
 
 func accountID(t *testing.T, b *testBundle, email string) string {
@@ -221,6 +241,32 @@ func TestAccountsCSVKeepsPasswordSpaces(t *testing.T) {
 	for i := range want {
 		if rows[i] != want[i] {
 			t.Errorf("row %d: read %+v, want %+v", i, rows[i], want[i])
+		}
+	}
+}
+
+// TestAccountsImportErrorComesAfterTheSummarySoFar: the streams an import
+// sent before an error stay imported: what they created and the rows that
+// failed are printed before the error, as import-legacy does.
+func TestAccountsImportErrorComesAfterTheSummarySoFar(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// One stream per 100 s: the second batch's stream is refused, and its
+	// wait does not fit in the run's 5 s.
+	b.apEnv = append(b.apEnv, "RATE_LIMIT_RPS=0.01", "RATE_LIMIT_BURST=1")
+	b.restartAccountPool(t)
+	file := filepath.Join(t.TempDir(), "accounts.csv")
+	csv := "email,password,phone\nok1@example.com,pw1,\nnot-an-email,pw2,\nok2@example.com,pw3,\nok3@example.com,pw4,\n"
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r := b.slotctlCtx(t, ctx, "", "accounts", "import", file, "--batch", "2")
+	r.fails(t, 1, "ResourceExhausted")
+	for _, want := range []string{"created 1, skipped 0 (already in the pool), failed 1", "line 3", "not-an-email"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q: no summary of the batch imported before the error:\n%s", want, r.stdout)
 		}
 	}
 }

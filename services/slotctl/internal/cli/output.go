@@ -124,10 +124,14 @@ func newTable(w io.Writer, headers ...string) *table {
 	return t
 }
 
+// cellSpace turns what would break a table's row or column (a tab, a line
+// break) into a space: free text such as a release's detail may hold them.
+var cellSpace = strings.NewReplacer("\t", " ", "\r\n", " ", "\n", " ", "\r", " ", "\v", " ", "\f", " ", "\u2028", " ", "\u2029", " ")
+
 func (t *table) row(cells ...any) {
 	s := make([]string, len(cells))
 	for i, c := range cells {
-		s[i] = strings.ReplaceAll(fmt.Sprint(c), "\t", " ")
+		s[i] = cellSpace.Replace(fmt.Sprint(c))
 		if s[i] == "" {
 			s[i] = "-"
 		}
