@@ -105,11 +105,18 @@ var timings = []timing{
 	{"CHECKER_SESSION_INTERVAL", "3s", "10s"},
 }
 
+// checkerDrain is the demo Checkers' CHECKER_DRAIN_TIMEOUT: at a stop,
+// their checks may run that long before they are cut and their accounts
+// released. The default (60s) is longer than the demo waits.
+const checkerDrain = 20 * time.Second
+
 // How long each service may take to stop after SIGTERM before it is
-// killed: the Checker finishes or releases its checks first.
+// killed: the Checker finishes its checks (checkerDrain), then reports
+// and releases them; killed before that, its leases would expire and
+// count as failures of their accounts.
 func grace(name string) time.Duration {
 	if name == "checker" {
-		return 30 * time.Second
+		return checkerDrain + 10*time.Second
 	}
 	return 10 * time.Second
 }
@@ -306,6 +313,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"CHECKER_ARTIFACTS_DIR="+f.artifacts,
 		"CHECKER_ID=demo",
 		"CHECKER_SESSION_INTERVAL="+env["CHECKER_SESSION_INTERVAL"],
+		"CHECKER_DRAIN_TIMEOUT="+checkerDrain.String(),
 		"CHROME_PATH="+demoChrome(cfg.Getenv),
 		// Chromium cannot be sandboxed as root, and the Checker refuses
 		// root without this opt-in; as any other user it is sandboxed.

@@ -339,7 +339,7 @@ func startBench(ctx context.Context, b benchStart) (_ *benchSystem, err error) {
 func (s *benchSystem) checkerEnv(chrome string) []string {
 	return append(slices.Clone(s.env), "ACCOUNTPOOL_ADDR="+s.poolAddr, "REQUESTS_ADDR="+s.reqAddr,
 		"AUTH_TOKEN_FILE="+s.files.checker, "PORTAL_BASE_URL=http://"+s.portalAddr, "CHECKER_ARTIFACTS_DIR="+s.files.artifacts,
-		"CHROME_PATH="+chrome, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))
+		"CHECKER_DRAIN_TIMEOUT="+checkerDrain.String(), "CHROME_PATH="+chrome, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))
 }
 
 // close closes the connections and stops every child, the caller's
