@@ -42,9 +42,10 @@ const (
 	// The account was not used at the portal: the check was called off
 	// before its first request (its portal was paused meanwhile), or found
 	// its kept session logged out and could not log in (the lease's
-	// login_budget_left was 0; set clear_session). The account goes back as
-	// it was, with no cooldown and its failure count unchanged. Not allowed
-	// with logged_in or session_state.
+	// login_budget_left was 0; set clear_session). The account is free
+	// again at once, with no cooldown and its failure count unchanged; it
+	// keeps its place after the accounts used less recently (the lease
+	// counted as a use). Not allowed with logged_in or session_state.
 	Outcome_OUTCOME_UNUSED Outcome = 6
 )
 
@@ -2458,7 +2459,9 @@ type ReencryptPasswordsResponse struct {
 	SessionsReencrypted int32 `protobuf:"varint,4,opt,name=sessions_reencrypted,json=sessionsReencrypted,proto3" json:"sessions_reencrypted,omitempty"`
 	// Session states that did not decrypt with the keyset: they are cleared
 	// (a session that does not open is none), and the account logs in at its
-	// next check.
+	// next check. A state sealed with a key the keyset does not hold (a
+	// replica with the wrong or an older keyset) is left as it is, and not
+	// counted.
 	SessionsCleared int32 `protobuf:"varint,5,opt,name=sessions_cleared,json=sessionsCleared,proto3" json:"sessions_cleared,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
