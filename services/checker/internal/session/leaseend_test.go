@@ -43,11 +43,11 @@ func (d atPortalDriver) CheckMission(ctx context.Context, _ portal.Account, _ st
 // from when Acquire was sent, not from when its answer reached the
 // checker: a check whose Acquire answered late and which cannot renew
 // stops by the lease's end (the pool may lease the account again
-// ExpiryGrace, 2 s, after it); one whose answer came after the lease's end
-// does not begin.
+// ExpiryGrace, 2 s, after it). One whose answer came after the lease's end
+// does not begin: TestALateAnswerThatNeverBeganIsHandedBack.
 func TestALeaseRunsFromItsAcquireNotItsAnswer(t *testing.T) {
 	t.Parallel()
-	for _, delay := range []time.Duration{2 * time.Second, 4 * time.Second} {
+	for _, delay := range []time.Duration{2 * time.Second, 2900 * time.Millisecond} {
 		t.Run(delay.String(), func(t *testing.T) {
 			t.Parallel()
 			ev := &events{}
@@ -72,5 +72,73 @@ func TestALeaseRunsFromItsAcquireNotItsAnswer(t *testing.T) {
 					ended.Sub(granted).Round(10*time.Millisecond), ttl)
 			}
 		})
+	}
+}
+
+// lateGrantPool grants the lease delay after the Acquire was sent (the
+// pool's batch or database was slow) and answers at once: the lease then
+// runs ttl from the grant, by the pool's clock.
+type lateGrantPool struct {
+	*fakePool
+	delay time.Duration
+}
+
+func (p *lateGrantPool) Acquire(ctx context.Context, req AcquireRequest) (Lease, error) {
+	time.Sleep(p.delay)
+	l, err := p.fakePool.Acquire(ctx, req)
+	l.ExpiresAt = time.Now().Add(req.TTL)
+	return l, err
+}
+
+// calledOffDriver does what the browser driver does with a check whose
+// context has ended before it began: nothing at the portal.
+type calledOffDriver struct{ called chan struct{} }
+
+func (d calledOffDriver) CheckMission(ctx context.Context, _ portal.Account, _ string, _ []portal.Query, gate portal.Gate) (portal.Result, error) {
+	close(d.called)
+	if err := ctx.Err(); err != nil {
+		return portal.Result{Outcome: portal.Error, Reason: portal.ReasonCalledOff}, context.Cause(ctx)
+	}
+	return portal.Result{Outcome: portal.NoSlot}, nil
+}
+
+// TestALateAnswerThatNeverBeganIsHandedBack: an Acquire whose answer came
+// just past the lease's length (counted from the send) is not checked,
+// but the lease the pool granted late is still held by the pool's clock:
+// it is released unused (left to expire, it would end as lease_expired, a
+// failure and a cooldown of an account that did nothing), and the check
+// is not counted as an error.
+func TestALateAnswerThatNeverBeganIsHandedBack(t *testing.T) {
+	t.Parallel()
+	ev := &events{}
+	accts := []account{{id: 1, email: "acc1@example.com", password: "pw"}}
+	pool := &lateGrantPool{fakePool: &fakePool{ev: ev, accounts: accts}, delay: 3100 * time.Millisecond}
+	reqs := &fakeRequests{ev: ev}
+	reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
+	drv := calledOffDriver{called: make(chan struct{})}
+	const ttl = 3 * time.Second // CHECKER_LEASE_TTL may be 2s..; the Acquire call's timeout is 10 s
+	c := New(Config{CheckerID: "checker-test", LeaseTTL: ttl}, pool, reqs, drv)
+	sum, err := c.RunSession(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.mu.Lock()
+	releases := pool.releases
+	pool.mu.Unlock()
+	ev.mu.Lock()
+	t.Logf("events: %q", ev.log)
+	ev.mu.Unlock()
+	if len(releases) != 1 || releases[0].Outcome != Unused {
+		t.Errorf("releases %+v; want one, unused: left to expire, the lease granted late (still held by the pool for another %s) ends lease_expired against account 1, which the check never used", releases, ttl-100*time.Millisecond)
+	}
+	select {
+	case <-drv.called:
+		t.Error("the check began on a lease whose answer came after its end")
+	default:
+	}
+	for _, r := range sum.Results {
+		if r.Outcome == Error {
+			t.Errorf("counted as an error check (slotwatch_checker_checks_total{outcome=\"error\"}, SlotwatchCheckerErrors) though it never began: %q", r.Detail)
+		}
 	}
 }

@@ -170,6 +170,25 @@ func (m *mission) acquire() (Lease, bool) {
 	}
 }
 
+// handBack ends a mission whose lease came too late to use (its answer
+// came after the lease's end: the pool may lease the account again, and
+// the check must not begin): the claim is reported FAILED with detail and
+// the lease released unused, which the pool refuses without harm if it has
+// ended the lease already, and which otherwise spares the account a
+// lease_expired failure.
+func (m *mission) handBack(lease Lease, detail string) MissionResult {
+	defer m.done()
+	c := m.c
+	m.res.Outcome, m.res.Detail = Unused, detail
+	m.res.Matched = m.report(reportOf(m.claim, lease.AccountID, Unused, "", 0, nil, detail))
+	m.release(lease, Release{Outcome: Unused, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	m.res.Duration = c.clock.Now().Sub(m.started)
+	c.log.Warn("mission not checked", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
+		"account_id", lease.AccountID, "outcome", string(Unused), "detail", detail)
+	c.metrics.CheckFinished(m.claim.Mission, Unused, 0)
+	return m.res
+}
+
 // finishUnleased ends a mission that got no account: nothing was checked,
 // and the claim is reported FAILED so that it does not linger.
 func (m *mission) finishUnleased() MissionResult {
@@ -187,6 +206,10 @@ func (m *mission) finishUnleased() MissionResult {
 // check runs the browser check under the lease, then reports and
 // releases.
 func (m *mission) check(lease Lease) MissionResult {
+	if late := time.Since(m.askedAt); late >= m.c.cfg.LeaseTTL {
+		return m.handBack(lease, fmt.Sprintf("not checked: the account pool's answer came %s after Acquire was sent, past the lease's %s (the pool may lease the account again)",
+			late.Round(time.Millisecond), m.c.cfg.LeaseTTL))
+	}
 	defer m.done()
 	c := m.c
 	// The check ends at the claim's deadline, when the lease is found
@@ -300,12 +323,6 @@ var errClaimDeadline = errors.New("the claim ran out before the check finished")
 func (m *mission) renewWhileChecking(lease Lease, endCheck context.CancelCauseFunc) (stop func()) {
 	c := m.c
 	ttl := c.cfg.LeaseTTL
-	if late := time.Since(m.askedAt); late >= ttl {
-		// The answer came after the lease's end: the pool may have leased
-		// the account again. The check ends before it begins.
-		endCheck(fmt.Errorf("%w: the account pool's answer came %s after Acquire was sent, past the lease's %s", ErrLeaseLost, late.Round(time.Millisecond), ttl))
-		return func() {}
-	}
 	quit := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
