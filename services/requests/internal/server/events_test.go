@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/apierr"
@@ -255,54 +256,90 @@ func TestWatchEventsRefusesACursorAfterTheLastEvent(t *testing.T) {
 	}
 }
 
+// restoreStep is the step of OPERATIONS, "Restoring Requests' database",
+// as written there, with S the largest cursor a consumer stored.
+const restoreStep = `SELECT setval('requests.events_id_seq', greatest($1, last_value)) FROM requests.events_id_seq`
+
 // TestRestoreRunbookKeepsTheStoredCursor: Requests' database restored
-// from a backup taken after the first of three events, while a consumer
-// stored the third's cursor. The refusal of a cursor after the last event
-// lasts only until new events are numbered up to it; then a stream from it
-// would skip them. The runbook (OPERATIONS, "Restoring Requests'
-// database") moves the events' numbering past the stored cursor before
-// Requests serves: the consumer then resumes from its cursor and gets
-// every event made after the restore.
+// from a backup while a consumer stored a cursor. The refusal of a cursor
+// after the last event lasts only until new events are numbered up to it;
+// then a stream from it would skip them. The runbook moves the events'
+// numbering past the stored cursor, never back, before Requests serves:
+// the consumer then resumes from its cursor at once, and gets every event
+// after it (those kept from before the backup, then every new one).
 func TestRestoreRunbookKeepsTheStoredCursor(t *testing.T) {
 	t.Parallel()
-	_, b := setup(t)
-	c := b.server.client
-	a := createApplicant(t, c)
-	for range 3 {
-		createRequest(t, c, a.GetId(), reqArgs{})
-	}
-	ev := eventsTable(t, b)
-	if len(ev) != 3 {
-		t.Fatalf("events %v", ev)
-	}
-	stored := ev[2].cursor
+	for _, tc := range []struct {
+		name string
+		// backup: events the backup holds; stored: the consumer's cursor
+		// (1-based positions among the 3 events made before).
+		backup, stored int
+	}{
+		{name: "AConsumerAheadOfTheBackup", backup: 1, stored: 3},
+		{name: "AConsumerBehindTheBackup", backup: 3, stored: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, b := setup(t)
+			c := b.server.client
+			a := createApplicant(t, c)
+			var before []string
+			for range 3 {
+				before = append(before, createRequest(t, c, a.GetId(), reqArgs{}).GetId())
+			}
+			ev := eventsTable(t, b)
+			if len(ev) != 3 {
+				t.Fatalf("events %v", ev)
+			}
+			stored, last := ev[tc.stored-1].cursor, ev[tc.backup-1].cursor
 
-	// The restore, then the runbook's step, before Requests serves.
-	b.server.stop()
-	ctx := testkit.Context(t)
-	if _, err := b.pool.Exec(ctx, `DELETE FROM requests.events WHERE id > $1`, ev[0].cursor); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('requests.events', 'id'), $1)`, ev[0].cursor); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.pool.Exec(ctx, `SELECT setval(pg_get_serial_sequence('requests.events', 'id'), $1)`, stored); err != nil {
-		t.Fatal(err)
-	}
-	c = startServer(t, b.pool, serverOpts{now: b.clock.Now}).client
+			// The restore: the backup's events and the backup's numbering.
+			b.server.stop()
+			ctx := testkit.Context(t)
+			var seq string
+			if err := b.pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('requests.events', 'id')`).Scan(&seq); err != nil || seq != "requests.events_id_seq" {
+				t.Fatalf("the events' sequence is %q (%v); the runbook names requests.events_id_seq", seq, err)
+			}
+			if _, err := b.pool.Exec(ctx, `DELETE FROM requests.events WHERE id > $1`, last); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.pool.Exec(ctx, `SELECT setval('requests.events_id_seq', $1)`, last); err != nil {
+				t.Fatal(err)
+			}
+			// The runbook's step, before Requests serves.
+			if _, err := b.pool.Exec(ctx, restoreStep, stored); err != nil {
+				t.Fatal(err)
+			}
+			c = startServer(t, b.pool, serverOpts{now: b.clock.Now}).client
 
-	var created []string
-	for range 3 {
-		created = append(created, createRequest(t, c, a.GetId(), reqArgs{}).GetId())
-	}
-	got, err := watchFrom(t, c, stored, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range got {
-		if e.GetRequest().GetId() != created[i] || e.GetCursor() <= stored {
-			t.Fatalf("event %d from the stored cursor %d: cursor %d, request %s; want every request made after the restore (%v), in order",
-				i, stored, e.GetCursor(), e.GetRequest().GetId(), created)
-		}
+			// At once, before any new event: an open stream, no refusal.
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			s, err := c.WatchEvents(sctx, &requestsv1.WatchEventsRequest{AfterCursor: stored})
+			if err == nil {
+				_, err = s.Recv()
+			}
+			cancel()
+			if stored >= last && status.Code(err) != codes.DeadlineExceeded {
+				t.Fatalf("WatchEvents from the stored cursor %d right after the step: %v; want an open stream waiting for the next event", stored, err)
+			}
+
+			var want []string // kept, after the stored cursor
+			if tc.stored < tc.backup {
+				want = append(want, before[tc.stored:tc.backup]...)
+			}
+			for range 3 {
+				want = append(want, createRequest(t, c, a.GetId(), reqArgs{}).GetId())
+			}
+			got, err := watchFrom(t, c, stored, len(want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range got {
+				if e.GetRequest().GetId() != want[i] || e.GetCursor() <= stored {
+					t.Fatalf("event %d from the stored cursor %d: cursor %d, request %s; want the requests %v, in order",
+						i, stored, e.GetCursor(), e.GetRequest().GetId(), want)
+				}
+			}
+		})
 	}
 }

@@ -718,11 +718,15 @@ func lockClaimPortal(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, now time
 }
 
 // LastEventID is the largest event cursor committed so far (0 for none),
-// or the last one pruned when retention pruned every event.
+// or the last one pruned when retention pruned every event, or the last
+// one the events' numbering handed out or was moved to (after a restore,
+// OPERATIONS "Restoring Requests' database" moves it past the cursors
+// consumers stored, which are then valid before any new event).
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
 	var id int64
 	if err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT coalesce(max(id), 0) FROM requests.events),
-		(SELECT events_pruned_through FROM requests.retention))`).Scan(&id); err != nil {
+		(SELECT events_pruned_through FROM requests.retention),
+		(SELECT last_value FROM requests.events_id_seq WHERE is_called))`).Scan(&id); err != nil {
 		return 0, fmt.Errorf("read last event id: %w", err)
 	}
 	return id, nil
