@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 
 	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
@@ -64,6 +65,9 @@ func TestBadInput(t *testing.T) {
 		{"SecretOnEmail", contact(email, "ada@example.com", "", hookSecret), []string{"webhook_secret"}},
 		{"UnknownLanguage", contact(email, "ada@example.com", "de", ""), []string{"language"}},
 		{"ApplicantNotUUID", &notifierv1.CreateContactRequest{ApplicantId: "ada", Kind: email, Address: "ada@example.com"}, []string{"applicant_id"}},
+		// Requests refuses the nil UUID: asked, it answered INVALID_ARGUMENT,
+		// which the lookup reported as Requests unavailable.
+		{"ApplicantNilUUID", &notifierv1.CreateContactRequest{ApplicantId: uuid.Nil.String(), Kind: email, Address: "ada@example.com"}, []string{"applicant_id"}},
 		{"Everything", &notifierv1.CreateContactRequest{Kind: hook, Address: "http://example.com", Language: "xx"}, []string{"applicant_id", "address", "language", "webhook_secret"}},
 	} {
 		t.Run("CreateContact"+tt.name, func(t *testing.T) {
@@ -74,6 +78,11 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// The nil UUID as a filter meant no filter: every applicant's contacts.
+	t.Run("ListContactsNilApplicant", func(t *testing.T) {
+		_, err := s.nt.ListContacts(ctx, &notifierv1.ListContactsRequest{ApplicantId: uuid.Nil.String()})
+		wantViolation(t, err, "applicant_id")
+	})
 	t.Run("CreateContactUnknownApplicant", func(t *testing.T) {
 		_, err := s.nt.CreateContact(ctx, &notifierv1.CreateContactRequest{ApplicantId: unknown, Kind: email, Address: "ada@example.com"})
 		testkit.WantCode(t, err, codes.FailedPrecondition)

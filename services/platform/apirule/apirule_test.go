@@ -109,3 +109,24 @@ func TestTextPostgresCannotStoreIsAFieldError(t *testing.T) {
 		t.Error("blank text accepted as required")
 	}
 }
+
+func TestUUID(t *testing.T) {
+	t.Parallel()
+	const id = "0190a8c4-0000-7000-8000-0000000000ff"
+	for in, want := range map[string]string{
+		id:                                       "",
+		"":                                       "must not be empty",
+		"ada":                                    "must be a UUID",
+		"{0190a8c4-0000-7000-8000-0000000000ff}": "must be a UUID",
+		"00000000-0000-0000-0000-000000000000":   "must not be the nil UUID",
+	} {
+		var v apirule.FieldErrors
+		got := v.UUID("id", in)
+		switch {
+		case want == "" && (v.Len() != 0 || got.String() != in):
+			t.Errorf("UUID(%q) = %v, %v; want it, no error", in, got, v)
+		case want != "" && (v.Len() != 1 || v[0].Description != want):
+			t.Errorf("UUID(%q): %v; want %q", in, v, want)
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // FieldError says that one field of a request is wrong, and why. Field is
@@ -41,6 +43,25 @@ func (e FieldErrors) Len() int { return len(e) }
 // Add records that field is wrong, and why.
 func (e *FieldErrors) Add(field, format string, args ...any) {
 	*e = append(*e, FieldError{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// UUID reads an id field: a UUID in its 36-character form, and not the nil
+// UUID, which no row has (as a filter it would mean "no filter"). It
+// records a violation otherwise, and then returns the nil UUID.
+func (e *FieldErrors) UUID(field, s string) uuid.UUID {
+	if s == "" {
+		e.Add(field, "must not be empty")
+		return uuid.Nil
+	}
+	id, err := uuid.Parse(s)
+	switch {
+	case err != nil || len(s) != 36:
+		e.Add(field, "must be a UUID")
+		return uuid.Nil
+	case id == uuid.Nil:
+		e.Add(field, "must not be the nil UUID")
+	}
+	return id
 }
 
 // Required records a violation when s is empty, only white space or not

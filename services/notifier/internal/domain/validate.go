@@ -45,18 +45,9 @@ func TelegramChat(s string) (chat any, ok bool) {
 	return id, true
 }
 
-// ParseID reads a UUID.
+// ParseID reads an id field (apirule.FieldErrors.UUID).
 func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
-	if s == "" {
-		p.Add(field, "must not be empty")
-		return uuid.Nil
-	}
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		p.Add(field, "must be a UUID")
-		return uuid.Nil
-	}
-	return id
+	return p.UUID(field, s)
 }
 
 // Address records a violation unless s is an address of kind: an email

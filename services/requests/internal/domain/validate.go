@@ -69,22 +69,9 @@ func ParseDate(p *apirule.FieldErrors, field, s string, required bool) (time.Tim
 	return d, true
 }
 
-// ParseID reads a UUID.
+// ParseID reads an id field (apirule.FieldErrors.UUID).
 func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
-	if s == "" {
-		p.Add(field, "must not be empty")
-		return uuid.Nil
-	}
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
-		p.Add(field, "must be a UUID")
-		return uuid.Nil
-	}
-	if id == uuid.Nil {
-		// No row has it; as a filter it would mean "no filter".
-		p.Add(field, "must not be the nil UUID")
-	}
-	return id
+	return p.UUID(field, s)
 }
 
 // text trims s and checks it with the shared helpers; it returns the
