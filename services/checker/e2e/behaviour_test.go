@@ -59,7 +59,7 @@ func testBehaviours(t *testing.T, family sim.Family) {
 		{"b-500", sim.Behaviour{Kind: sim.ServerError}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "server_error"},
 		{"b-slow", sim.Behaviour{DelayMS: int(slowerThanA.Milliseconds()), Only: sim.LoginArea}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "timeout"},
 		{"b-unknown", sim.Behaviour{Kind: sim.Unknown}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "unknown_page"},
-		{"b-maint", sim.Behaviour{Kind: sim.Maintenance}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "failed", "maintenance"},
+		{"b-maint", sim.Behaviour{Kind: sim.Maintenance}, false, "error", apv1.UsageResult_USAGE_RESULT_ERROR, apv1.AccountState_ACCOUNT_STATE_COOLDOWN, 1, "maintenance", "maintenance"},
 		// Logged out mid-check: the session ends when the slots' script
 		// (classic, vfs, ais) or a later calendar month (tls) is asked for;
 		// the slot keeps the tls calendar from saying at once that no

@@ -179,3 +179,45 @@ func TestSlotCapsCutRowsWrittenBefore(t *testing.T) {
 		t.Errorf("small request: count %d, %d matched, want 1 and 1", smallCount, smallMatched)
 	}
 }
+
+// TestMaintenanceOutcome: 00010 lets requests.checks hold the outcome
+// maintenance; reverting it records those checks as failed (what the
+// Checker reported before), and it applies again.
+func TestMaintenanceOutcome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		`INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at, reported_at)
+		 VALUES ('0190f5a4-0000-7000-8000-000000000001', 'fra', 'c1', '{}', now(), now(), now()),
+		        ('0190f5a4-0000-7000-8000-000000000002', 'fra', 'c1', '{}', now(), now(), now())`,
+		`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+		 VALUES ('0190f5a4-0000-7000-8000-000000000001', 'fra', 'c1', 1, 'maintenance', '[]', '', now()),
+		        ('0190f5a4-0000-7000-8000-000000000002', 'fra', 'c1', 1, 'captcha', '[]', '', now())`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := migrations.Set.Command(ctx, pool, []string{"down"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "00010_") {
+		t.Fatalf("down reverted %q, want 00010", out.String())
+	}
+	var outcomes string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(outcome, ',' ORDER BY claim_id) FROM requests.checks`).Scan(&outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if outcomes != "failed,captcha" {
+		t.Fatalf("after down: outcomes %s, want failed,captcha", outcomes)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE requests.checks SET outcome = 'maintenance'`); err == nil {
+		t.Fatal("after down: the constraint took maintenance")
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -107,6 +107,10 @@ const (
 	CheckOutcome_CHECK_OUTCOME_BLOCKED CheckOutcome = 5
 	// The portal said too many requests (HTTP 429/503 or its page; a wall).
 	CheckOutcome_CHECK_OUTCOME_RATE_LIMITED CheckOutcome = 6
+	// The portal said it is down for maintenance (its maintenance page, or
+	// HTTP 503): a wall, so the portal is paused (at once for its
+	// Retry-After) instead of a check with another account every claim.
+	CheckOutcome_CHECK_OUTCOME_MAINTENANCE CheckOutcome = 7
 )
 
 // Enum value maps for CheckOutcome.
@@ -119,6 +123,7 @@ var (
 		4: "CHECK_OUTCOME_CAPTCHA",
 		5: "CHECK_OUTCOME_BLOCKED",
 		6: "CHECK_OUTCOME_RATE_LIMITED",
+		7: "CHECK_OUTCOME_MAINTENANCE",
 	}
 	CheckOutcome_value = map[string]int32{
 		"CHECK_OUTCOME_UNSPECIFIED":  0,
@@ -128,6 +133,7 @@ var (
 		"CHECK_OUTCOME_CAPTCHA":      4,
 		"CHECK_OUTCOME_BLOCKED":      5,
 		"CHECK_OUTCOME_RATE_LIMITED": 6,
+		"CHECK_OUTCOME_MAINTENANCE":  7,
 	}
 )
 
@@ -2050,8 +2056,8 @@ type ReportCheckResultRequest struct {
 	// Free text (an error message).
 	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
 	// How long the portal asked to be left alone (its Retry-After), with a
-	// CAPTCHA, BLOCKED or RATE_LIMITED outcome: the portal is paused at least
-	// this long. 1s to 24h; unset when the portal named none.
+	// CAPTCHA, BLOCKED, RATE_LIMITED or MAINTENANCE outcome: the portal is
+	// paused at least this long. 1s to 24h; unset when the portal named none.
 	RetryAfter    *durationpb.Duration `protobuf:"bytes,6,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3297,7 +3303,8 @@ type PortalStatus struct {
 	// Why it was paused, e.g. "3 walls in 10m0s (captcha)"; "resumed by an
 	// operator" after ResumePortal.
 	PauseReason string `protobuf:"bytes,4,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
-	// Walls (CAPTCHA, BLOCKED, RATE_LIMITED) reported in the wall window.
+	// Walls (CAPTCHA, BLOCKED, RATE_LIMITED, MAINTENANCE) reported in the
+	// wall window.
 	RecentWalls int32 `protobuf:"varint,5,opt,name=recent_walls,json=recentWalls,proto3" json:"recent_walls,omitempty"`
 	// Claims of the portal's missions in the last 60 seconds.
 	ChecksLastMinute int32 `protobuf:"varint,6,opt,name=checks_last_minute,json=checksLastMinute,proto3" json:"checks_last_minute,omitempty"`
@@ -3833,7 +3840,7 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x19REQUEST_STATUS_SLOT_FOUND\x10\x02\x12\x1c\n" +
 	"\x18REQUEST_STATUS_CANCELLED\x10\x03\x12\x1a\n" +
 	"\x16REQUEST_STATUS_EXPIRED\x10\x04\x12\x19\n" +
-	"\x15REQUEST_STATUS_BOOKED\x10\x05*\xd7\x01\n" +
+	"\x15REQUEST_STATUS_BOOKED\x10\x05*\xf6\x01\n" +
 	"\fCheckOutcome\x12\x1d\n" +
 	"\x19CHECK_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CHECK_OUTCOME_NO_SLOT\x10\x01\x12\x1d\n" +
@@ -3841,7 +3848,8 @@ const file_slotwatch_requests_v1_requests_proto_rawDesc = "" +
 	"\x14CHECK_OUTCOME_FAILED\x10\x03\x12\x19\n" +
 	"\x15CHECK_OUTCOME_CAPTCHA\x10\x04\x12\x19\n" +
 	"\x15CHECK_OUTCOME_BLOCKED\x10\x05\x12\x1e\n" +
-	"\x1aCHECK_OUTCOME_RATE_LIMITED\x10\x06*\x81\x02\n" +
+	"\x1aCHECK_OUTCOME_RATE_LIMITED\x10\x06\x12\x1d\n" +
+	"\x19CHECK_OUTCOME_MAINTENANCE\x10\a*\x81\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_TYPE_CREATED\x10\x01\x12\x19\n" +

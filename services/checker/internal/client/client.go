@@ -152,6 +152,7 @@ var reportOutcomes = map[session.ReportOutcome]rqv1.CheckOutcome{
 	session.ReportCaptcha:     rqv1.CheckOutcome_CHECK_OUTCOME_CAPTCHA,
 	session.ReportBlocked:     rqv1.CheckOutcome_CHECK_OUTCOME_BLOCKED,
 	session.ReportRateLimited: rqv1.CheckOutcome_CHECK_OUTCOME_RATE_LIMITED,
+	session.ReportMaintenance: rqv1.CheckOutcome_CHECK_OUTCOME_MAINTENANCE,
 }
 
 // ReportCheckResult implements session.MissionClient.

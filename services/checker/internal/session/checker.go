@@ -30,8 +30,8 @@
 //   - Right before its first request to the portal, a check asks Requests
 //     whether its claim may still go (ConfirmClaim): a portal paused since
 //     the claim calls it off, and the account is released unused. While a
-//     wall (CAPTCHA, block, rate limit) one of this checker's checks met
-//     is being reported, the other checks wait at that point for the
+//     wall (CAPTCHA, block, rate limit, maintenance) one of this checker's
+//     checks met is being reported, the other checks wait at that point for the
 //     report to be in, so that they ask after the pause it may make (the
 //     checker runs one profile: one portal).
 //   - Drain (SIGTERM) stops claiming and waiting; checks that are running

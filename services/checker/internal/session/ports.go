@@ -142,12 +142,16 @@ const (
 	ReportCaptcha     ReportOutcome = "captcha"
 	ReportBlocked     ReportOutcome = "blocked"
 	ReportRateLimited ReportOutcome = "rate_limited"
+	// ReportMaintenance: the portal said it is down for maintenance. Every
+	// check would meet it until the portal is back, so Requests pauses the
+	// portal as for the other walls (at once when it sent a Retry-After).
+	ReportMaintenance ReportOutcome = "maintenance"
 )
 
 // Wall says whether the outcome is one Requests counts towards pausing the
 // portal.
 func (o ReportOutcome) Wall() bool {
-	return o == ReportCaptcha || o == ReportBlocked || o == ReportRateLimited
+	return o == ReportCaptcha || o == ReportBlocked || o == ReportRateLimited || o == ReportMaintenance
 }
 
 // Report ends a claim.

@@ -115,18 +115,21 @@ func detailOf(res portal.Result) string {
 	return d
 }
 
-// walls are the failures Requests counts towards pausing a portal.
+// walls are the failures Requests counts towards pausing a portal. A
+// maintenance page is one: the portal is down for everyone, so another
+// account would meet it too. (To the pool it stays an error: outcomeOf.)
 var walls = map[portal.Reason]ReportOutcome{
 	portal.ReasonCaptcha:     ReportCaptcha,
 	portal.ReasonBlocked:     ReportBlocked,
 	portal.ReasonRateLimited: ReportRateLimited,
+	portal.ReasonMaintenance: ReportMaintenance,
 }
 
 // reportOf is what Requests is told. Slots seen are always reported, even
 // when a later step of the check failed: they are real, and applicants are
 // waiting for them. Otherwise a check that read the calendar (out is
-// NoSlot or Success) is NO_SLOT; a wall (CAPTCHA, blocked, rate limited:
-// reason) is that wall, with the portal's Retry-After bounded to what
+// NoSlot or Success) is NO_SLOT; a wall (CAPTCHA, blocked, rate limited,
+// maintenance: reason) is that wall, with the portal's Retry-After bounded to what
 // Requests takes; any other is FAILED, with the outcome in the detail.
 func reportOf(claim Claim, accountID int64, out Outcome, reason portal.Reason, retryAfter time.Duration, slots []portal.Slot, detail string) Report {
 	r := Report{ClaimID: claim.ID, AccountID: accountID, Detail: detail}

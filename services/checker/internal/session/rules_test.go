@@ -108,13 +108,26 @@ func TestReportFollowsWhatRequestsAccepts(t *testing.T) {
 		{portal.ReasonBlocked, 10 * time.Minute, ReportBlocked, 10 * time.Minute},
 		{portal.ReasonRateLimited, 48 * time.Hour, ReportRateLimited, apirule.MaxPortalRetryAfter},
 		{portal.ReasonRateLimited, time.Millisecond, ReportRateLimited, apirule.MinPortalRetryAfter},
-		{portal.ReasonMaintenance, time.Hour, ReportFailed, 0},
+		{portal.ReasonMaintenance, time.Hour, ReportMaintenance, time.Hour},
+		{portal.ReasonMaintenance, 0, ReportMaintenance, 0},
+		{portal.ReasonMaintenance, 48 * time.Hour, ReportMaintenance, apirule.MaxPortalRetryAfter},
+		{portal.ReasonServerError, time.Hour, ReportFailed, 0},
 		{portal.ReasonBadCredentials, 0, ReportFailed, 0},
 	} {
 		r := reportOf(Claim{ID: "c"}, 7, Banned, tc.reason, tc.retryAfter, nil, "d")
 		if r.Outcome != tc.want || r.RetryAfter != tc.wantRetry {
 			t.Errorf("%s with Retry-After %s: report %s retry %s, want %s retry %s", tc.reason, tc.retryAfter, r.Outcome, r.RetryAfter, tc.want, tc.wantRetry)
 		}
+	}
+	// A maintenance page is released to the pool as an error (the account
+	// reached the portal; the pause keeps the others away) and reported as
+	// the wall it is, with the portal's Retry-After (portalsim: 1800 s).
+	maint := portal.Result{Outcome: portal.Error, Reason: portal.ReasonMaintenance, RetryAfter: 30 * time.Minute}
+	if out := outcomeOf(maint); out != Error {
+		t.Errorf("maintenance: pool outcome %s, want error", out)
+	}
+	if r := reportOf(Claim{ID: "c"}, 7, outcomeOf(maint), maint.Reason, maint.RetryAfter, nil, "d"); r.Outcome != ReportMaintenance || r.RetryAfter != 30*time.Minute || !r.Outcome.Wall() {
+		t.Errorf("maintenance: report %s retry %s, want maintenance (a wall) retry 30m0s", r.Outcome, r.RetryAfter)
 	}
 	// Slots seen beat a wall met later: they are reported.
 	if r := reportOf(Claim{ID: "c"}, 7, Banned, portal.ReasonCaptcha, time.Minute, slots, "d"); r.Outcome != ReportSlotsFound || r.RetryAfter != 0 {

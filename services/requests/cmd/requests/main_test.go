@@ -61,7 +61,8 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00009_slot_caps.sql"},
+		{[]string{"migrate", "status"}, "00010_maintenance_outcome.sql"},
+		{[]string{"migrate", "down"}, "reverted 00010_maintenance_outcome.sql"},
 		{[]string{"migrate", "down"}, "reverted 00009_slot_caps.sql"},
 		{[]string{"migrate", "down"}, "reverted 00008_retention_indexes.sql"},
 		{[]string{"migrate", "down"}, "reverted 00007_retention.sql"},
@@ -69,7 +70,7 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		{[]string{"migrate", "down"}, "reverted 00005_claims_portal_index.sql"},
 		{[]string{"migrate", "down"}, "reverted 00004_portals.sql"},
 		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
-		{[]string{"migrate", "up"}, "applied 00009_slot_caps.sql"},
+		{[]string{"migrate", "up"}, "applied 00010_maintenance_outcome.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

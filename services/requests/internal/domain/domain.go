@@ -76,12 +76,15 @@ const (
 	OutcomeCaptcha     Outcome = "captcha"
 	OutcomeBlocked     Outcome = "blocked"
 	OutcomeRateLimited Outcome = "rate_limited"
+	// OutcomeMaintenance: the portal said it is down for maintenance. Every
+	// check would meet the same page until it is back, so it is a wall too.
+	OutcomeMaintenance Outcome = "maintenance"
 )
 
 // Wall says whether o is the portal pushing back (CAPTCHA, blocked, rate
-// limited).
+// limited) or down for maintenance.
 func (o Outcome) Wall() bool {
-	return o == OutcomeCaptcha || o == OutcomeBlocked || o == OutcomeRateLimited
+	return o == OutcomeCaptcha || o == OutcomeBlocked || o == OutcomeRateLimited || o == OutcomeMaintenance
 }
 
 // EventType says what happened to a request.

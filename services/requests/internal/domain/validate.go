@@ -219,13 +219,13 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 	if in.RetryAfter != 0 {
 		switch {
 		case !in.Outcome.Wall():
-			p.Add("retry_after", "must be unset unless outcome is CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
+			p.Add("retry_after", "must be unset unless outcome is CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED, CHECK_OUTCOME_RATE_LIMITED or CHECK_OUTCOME_MAINTENANCE")
 		case in.RetryAfter < apirule.MinPortalRetryAfter || in.RetryAfter > apirule.MaxPortalRetryAfter:
 			p.Add("retry_after", "must be at least %s and at most %s, got %s", apirule.MinPortalRetryAfter, apirule.MaxPortalRetryAfter, in.RetryAfter)
 		}
 	}
 	switch in.Outcome {
-	case OutcomeNoSlot, OutcomeFailed, OutcomeCaptcha, OutcomeBlocked, OutcomeRateLimited:
+	case OutcomeNoSlot, OutcomeFailed, OutcomeCaptcha, OutcomeBlocked, OutcomeRateLimited, OutcomeMaintenance:
 		if len(in.Slots) > 0 {
 			p.Add("slots", "must be empty unless outcome is CHECK_OUTCOME_SLOTS_FOUND")
 		}
@@ -234,7 +234,7 @@ func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time
 			p.Add("slots", "must list the slots seen when outcome is CHECK_OUTCOME_SLOTS_FOUND")
 		}
 	default:
-		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND, CHECK_OUTCOME_FAILED, CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
+		p.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND, CHECK_OUTCOME_FAILED, CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED, CHECK_OUTCOME_RATE_LIMITED or CHECK_OUTCOME_MAINTENANCE")
 	}
 	if len(in.Slots) > apirule.MaxSlotsPerReport {
 		p.Add("slots", "must hold at most %d slots, got %d", apirule.MaxSlotsPerReport, len(in.Slots))

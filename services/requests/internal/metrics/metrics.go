@@ -69,7 +69,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_requests_checks_total",
-			Help: "Checks reported by ReportCheckResult, by outcome: no_slot, slots_found, failed, and the walls captcha, blocked, rate_limited.",
+			Help: "Checks reported by ReportCheckResult, by outcome: no_slot, slots_found, failed, and the walls captcha, blocked, rate_limited, maintenance.",
 		}, []string{"outcome"}),
 		streamed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "slotwatch_requests_events_streamed_total",
@@ -106,7 +106,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		m.refused.WithLabelValues(l)
 	}
 	for _, o := range []domain.Outcome{domain.OutcomeNoSlot, domain.OutcomeSlotsFound, domain.OutcomeFailed,
-		domain.OutcomeCaptcha, domain.OutcomeBlocked, domain.OutcomeRateLimited} {
+		domain.OutcomeCaptcha, domain.OutcomeBlocked, domain.OutcomeRateLimited, domain.OutcomeMaintenance} {
 		m.checks.WithLabelValues(string(o))
 	}
 	reg.MustRegister(m.claims, m.lapsed, m.lag, m.checks, m.streamed, m.watchers, m.reads, m.fellBack, m.refused, m.pruned,

@@ -75,6 +75,7 @@ var outcomeFromProto = map[requestsv1.CheckOutcome]domain.Outcome{
 	requestsv1.CheckOutcome_CHECK_OUTCOME_CAPTCHA:      domain.OutcomeCaptcha,
 	requestsv1.CheckOutcome_CHECK_OUTCOME_BLOCKED:      domain.OutcomeBlocked,
 	requestsv1.CheckOutcome_CHECK_OUTCOME_RATE_LIMITED: domain.OutcomeRateLimited,
+	requestsv1.CheckOutcome_CHECK_OUTCOME_MAINTENANCE:  domain.OutcomeMaintenance,
 }
 
 var eventTypeToProto = map[domain.EventType]requestsv1.EventType{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -765,4 +766,65 @@ func TestAWallCountsAgainstThePortalOfTheClaim(t *testing.T) {
 	if got := portalStatus(t, c, "tls").GetRecentWalls(); got != 0 {
 		t.Errorf("tls has %d recent walls, want 0: no check of it met one", got)
 	}
+}
+
+// TestMaintenanceIsAWall: a portal's maintenance page (HTTP 503 with
+// Retry-After: 1800 on portalsim) is a wall. Reported as FAILED, every
+// claim during the maintenance sent another account to a portal that was
+// down, and the portal was never paused.
+func TestMaintenanceIsAWall(t *testing.T) {
+	t.Parallel()
+	wallMaintenance := requestsv1.CheckOutcome_CHECK_OUTCOME_MAINTENANCE
+
+	t.Run("WithRetryAfterOneReportPausesAtOnceForAtLeastThat", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 3)
+		reportWall(t, c, wallMaintenance, 30*time.Minute) // longer than the first backoff (15m)
+		wantPausedUntil(t, c, "vfs", b.clock.Now().Add(30*time.Minute))
+		st := portalStatus(t, c, "vfs")
+		if st.GetRecentWalls() != 1 || !strings.Contains(st.GetPauseReason(), "maintenance") {
+			t.Fatalf("status %v, want 1 wall and a reason naming maintenance", st)
+		}
+		if n := count(t, b.pool, `SELECT count(*) FROM requests.checks WHERE outcome = 'maintenance'`); n != 1 {
+			t.Fatalf("%d maintenance checks recorded, want 1", n)
+		}
+		grpcservertest.WantMetric(t, b.server.registry, 1, "slotwatch_requests_checks_total", "outcome", "maintenance")
+		if cl := claim(t, c, 100, 0); len(cl) != 0 {
+			t.Fatalf("claimed %v while the portal is down for maintenance", cl)
+		}
+		b.clock.Advance(30*time.Minute - time.Microsecond)
+		if cl := claim(t, c, 100, 0); len(cl) != 0 {
+			t.Fatalf("claimed %v before the Retry-After ended", cl)
+		}
+		b.clock.Advance(time.Microsecond)
+		if cl := claim(t, c, 100, 0); len(cl) != 3 {
+			t.Fatalf("claimed %d missions after the pause, want all 3", len(cl))
+		}
+	})
+
+	t.Run("WithoutRetryAfterItCountsTowardTheThreshold", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 3)
+		reportWall(t, c, wallMaintenance, 0)
+		b.clock.Advance(time.Minute)
+		reportWall(t, c, wallMaintenance, 0)
+		if st := portalStatus(t, c, "vfs"); st.GetPaused() || st.GetRecentWalls() != 2 {
+			t.Fatalf("after 2 maintenance pages: %v, want 2 walls and no pause yet", st)
+		}
+		b.clock.Advance(time.Minute)
+		reportWall(t, c, wallCaptcha, 0) // walls of any kind add up
+		wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+	})
+
+	t.Run("RetryAfterOutOfBoundsIsRefused", func(t *testing.T) {
+		t.Parallel()
+		c, _ := setup(t)
+		portalMissions(t, c, "vfs", 1)
+		cl := claim(t, c, 1, 0)[0]
+		_, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{ClaimId: cl.GetClaimId(),
+			Outcome: wallMaintenance, RetryAfter: durationpb.New(25 * time.Hour)})
+		testkit.WantCode(t, err, codes.InvalidArgument)
+	})
 }

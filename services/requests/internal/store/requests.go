@@ -506,7 +506,7 @@ type CheckRecord struct {
 // written; the claim's requests that are still PENDING are read under row
 // locks and passed to apply (domain.ApplyCheck), whose changes are written
 // back with a slot_found event for each match. A wall (CAPTCHA, blocked,
-// rate limited) of a mission with a portal is recorded against the portal,
+// rate limited, maintenance) of a mission with a portal is recorded against the portal,
 // which it may pause (recordWall). apply gets the mission's
 // time zone, whose today decides which windows are still open. A claim is live until its
 // claim_expires_at, exclusive, with no grace (see domain.ClaimGrace); one

@@ -19,11 +19,11 @@ func (a *app) portalsCommand() *cobra.Command {
 		Long: `Portal settings, in Requests. A portal's missions are claimed at most
 max_checks_per_minute times in any minute, every Checker together (one
 claim is one check), fewer during its quiet hours; a mission of it at most
-once per min_mission_interval. When CAPTCHA, blocked or rate-limited
-answers reach the threshold (REQUESTS_WALL_THRESHOLD in
-REQUESTS_WALL_WINDOW), Requests pauses the portal: no mission of it is
-claimed, so no account is used on it, until the pause ends or an admin
-runs "portals resume".`,
+once per min_mission_interval. When CAPTCHA, blocked, rate-limited or
+maintenance answers reach the threshold (REQUESTS_WALL_THRESHOLD in
+REQUESTS_WALL_WINDOW), or one comes with the portal's Retry-After,
+Requests pauses the portal: no mission of it is claimed, so no account
+is used on it, until the pause ends or an admin runs "portals resume".`,
 	}
 
 	var limit int
