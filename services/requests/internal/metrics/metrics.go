@@ -64,7 +64,7 @@ func New(reg prometheus.Registerer, count CountFunc, logger *slog.Logger) *Reque
 		}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slotwatch_requests_claim_lag_seconds",
-			Help:    "Time from a mission becoming due for a check (last check plus REQUESTS_CHECK_INTERVAL, a lapsed claim's end, or a new pending request) to a checker claiming it.",
+			Help:    "Time from a mission becoming due for a check (last check plus REQUESTS_CHECK_INTERVAL, a lapsed claim's end, or a new pending request) to a checker claiming it, including the time it waits for its portal (a pause, the cap per minute, quiet hours, the minimum interval).",
 			Buckets: []float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600},
 		}),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
