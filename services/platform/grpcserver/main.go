@@ -2,6 +2,7 @@ package grpcserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -54,19 +55,39 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 // (NewLogger on stderr at LOG_LEVEL, info by default), the Go runtime's
 // memory limit (setMemoryLimit: MEMORY_LIMIT, GO_MEMORY_SHARE) and its
 // Security (LoadSecurity with apiAddrs, the addresses that serve the API).
+// Its error names every bad edge setting at once, and only those: it reads
+// them apart from what env collected before (a service's own settings,
+// see WithEdgeErrors).
 func LoadEdge(env *envconfig.Loader, apiAddrs ...string) (*slog.Logger, Security, error) {
+	var errs []error
 	logger, err := NewLogger(os.Stderr, env.String("LOG_LEVEL", "info"))
 	if err != nil {
-		return nil, Security{}, err
+		errs = append(errs, err)
+		logger, _ = NewLogger(os.Stderr, "info") // to check the rest
 	}
-	if _, err := setMemoryLimit(env, logger); err != nil {
-		return nil, Security{}, err
+	if _, err := setMemoryLimit(&envconfig.Loader{Lookup: env.Lookup}, logger); err != nil {
+		errs = append(errs, err)
 	}
-	sec, err := LoadSecurity(env, logger, apiAddrs...)
+	sec, err := LoadSecurity(&envconfig.Loader{Lookup: env.Lookup}, logger, apiAddrs...)
 	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, Security{}, err
 	}
 	return logger, sec, nil
+}
+
+// WithEdgeErrors is what a service returns when its own settings, read
+// from env, are bad (settingsErr): that error joined with LoadEdge's, so
+// that one refusal names every bad setting, the service's and the edge's
+// (rate limit, GRPC_*, LOG_LEVEL, memory), and an operator fixes them in
+// one restart. apiAddrs are those the service would pass to LoadEdge.
+func WithEdgeErrors(settingsErr error, env *envconfig.Loader, apiAddrs ...string) error {
+	if _, _, err := LoadEdge(env, apiAddrs...); err != nil {
+		return errors.Join(settingsErr, err)
+	}
+	return settingsErr
 }
 
 // secretKeys are attribute keys whose values are never written, whoever

@@ -537,3 +537,27 @@ func TestLoadEdgeGivesTheLoggerAtLogLevelAndTheSecurity(t *testing.T) {
 		t.Fatalf("AUTH_TOKENS_FILE: want the tokens loaded, got %v", err)
 	}
 }
+
+// TestLoadEdgeNamesEveryBadSettingAtOnce: LoadEdge stopped at its first
+// bad step (LOG_LEVEL, then the memory limit, then the security), and
+// WithEdgeErrors joins a service's own bad settings with all of them,
+// each named once.
+func TestLoadEdgeNamesEveryBadSettingAtOnce(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"LOG_LEVEL": "loud", "GO_MEMORY_SHARE": "2", "RATE_LIMIT_RPS": "fifty", "GRPC_MAX_CONNS_PER_PEER": "0",
+		"OWN_SETTING": "bad"}
+	l := &envconfig.Loader{Lookup: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	l.Int("OWN_SETTING", 1, 1) // the service's own, read first
+	err := grpcserver.WithEdgeErrors(l.Err(), l, "127.0.0.1:50051")
+	if err == nil {
+		t.Fatal("want a refusal")
+	}
+	for _, name := range []string{"OWN_SETTING", "LOG_LEVEL", "GO_MEMORY_SHARE", "RATE_LIMIT_RPS", "GRPC_MAX_CONNS_PER_PEER"} {
+		if n := strings.Count(err.Error(), name); n != 1 {
+			t.Errorf("%s named %d times, want once: %v", name, n, err)
+		}
+	}
+	if err := grpcserver.WithEdgeErrors(nil, &envconfig.Loader{Lookup: func(string) (string, bool) { return "", false }}, "127.0.0.1:50051"); err != nil {
+		t.Errorf("no bad setting: %v", err)
+	}
+}

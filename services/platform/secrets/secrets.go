@@ -14,6 +14,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/slotwatch/slotwatch/services/platform/secretfile"
@@ -130,29 +131,54 @@ func (k *Keyset) PrimaryKeyID() uint32 {
 	return k.handle.KeysetInfo().GetPrimaryKeyId()
 }
 
-// HoldsKeyOf says whether this keyset holds the key that sealed ciphertext,
-// as Tink's output prefix names it (KeyID). A ciphertext that names none
-// (a key without a prefix) counts as held. A ciphertext that does not
-// decrypt although its key is held was tampered with or moved; one whose
-// key is not held may be intact, and the keyset the wrong one or older
-// than the ciphertext (a rotation not rolled out everywhere yet).
+// HoldsKeyOf says whether this keyset can use the key that sealed
+// ciphertext, as Tink's output prefix names it (KeyID): a key of that id
+// and prefix kind that is ENABLED (Tink's AEAD leaves DISABLED and
+// DESTROYED keys out, so they open nothing). A ciphertext that names no
+// key (no Tink prefix: not one this or any Tink keyset made, unless
+// with a RAW key) counts as held, as does any when the keyset has an
+// enabled RAW key, which could have sealed it. A ciphertext that does not decrypt
+// although its key is held was tampered with or moved; one whose key is
+// not held may be intact, and the keyset the wrong one or older than the
+// ciphertext (a rotation not rolled out everywhere yet, or its key
+// disabled too early).
 func (k *Keyset) HoldsKeyOf(ciphertext []byte) bool {
-	id, ok := KeyID(ciphertext)
-	if !ok {
+	id, prefixed := KeyID(ciphertext)
+	if !prefixed {
 		return true
 	}
 	for _, ki := range k.handle.KeysetInfo().GetKeyInfo() {
-		if ki.GetKeyId() == id {
+		if ki.GetStatus() != tinkpb.KeyStatusType_ENABLED {
+			continue
+		}
+		switch ki.GetOutputPrefixType() {
+		case tinkpb.OutputPrefixType_RAW:
+			// A RAW key's ciphertext has no prefix: any may be its own.
 			return true
+		case tinkpb.OutputPrefixType_TINK:
+			if ciphertext[0] == tinkPrefix && ki.GetKeyId() == id {
+				return true
+			}
+		case tinkpb.OutputPrefixType_LEGACY, tinkpb.OutputPrefixType_CRUNCHY:
+			if ciphertext[0] == legacyPrefix && ki.GetKeyId() == id {
+				return true
+			}
 		}
 	}
 	return false
 }
 
+// Tink's output prefixes: a version byte, then the key id big-endian.
+const (
+	legacyPrefix = 0x00 // LEGACY and CRUNCHY keys
+	tinkPrefix   = 0x01 // TINK keys
+)
+
 // KeyID reads which key sealed a ciphertext from Tink's output prefix
-// (a version byte, then the key id big-endian).
+// (0x01 for a TINK key, 0x00 for a LEGACY or CRUNCHY one, then the key
+// id big-endian).
 func KeyID(ciphertext []byte) (uint32, bool) {
-	if len(ciphertext) < 5 || ciphertext[0] != 0x01 {
+	if len(ciphertext) < 5 || (ciphertext[0] != tinkPrefix && ciphertext[0] != legacyPrefix) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint32(ciphertext[1:5]), true

@@ -151,7 +151,7 @@ func serve(ctx context.Context) error {
 	env := envconfig.New()
 	cfg, err := loadConfig(env)
 	if err != nil {
-		return err
+		return grpcserver.WithEdgeErrors(err, env, cfg.listenAddr)
 	}
 	keys, err := secrets.LoadFile(cfg.keysetFile)
 	if err != nil {

@@ -286,7 +286,14 @@ func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.Acqu
 				"is it the keyset the pool was written with (a rotated one rolled out everywhere)? The account is left as it was",
 				"account_id", a.ID, "lease_id", params.LeaseID, "key_id", keyID, "primary_key_id", p.keys.PrimaryKeyID())
 		}
-		if _, rerr := p.store.Release(ctx, p.cfg, store.ReleaseParams{
+		// The lease is ended whether or not the caller still waits: one
+		// that gave up meanwhile (its deadline) would otherwise leave it
+		// held, to expire as lease_expired, a failure charged to an
+		// account this replica never used. Bounded as the store bounds
+		// the Acquire statement and its hand-back of abandoned leases.
+		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), endTimeout)
+		defer cancel()
+		if _, rerr := p.store.Release(endCtx, p.cfg, store.ReleaseParams{
 			LeaseID: params.LeaseID, FencingToken: a.FencingToken, Outcome: outcome, Detail: detail, Now: params.Now,
 		}); rerr != nil {
 			p.logger.ErrorContext(ctx, "release undecryptable account", "account_id", a.ID, "error", rerr)
@@ -295,7 +302,7 @@ func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.Acqu
 		}
 		if held {
 			off := false
-			if _, derr := p.store.UpdateAccount(ctx, a.ID, store.AccountUpdate{Active: &off}, p.Now()); derr != nil {
+			if _, derr := p.store.UpdateAccount(endCtx, a.ID, store.AccountUpdate{Active: &off}, p.Now()); derr != nil {
 				p.logger.ErrorContext(ctx, "disable undecryptable account", "account_id", a.ID, "error", derr)
 			}
 		}
@@ -317,6 +324,10 @@ func (p *Pool) grant(ctx context.Context, leased store.Leased, params store.Acqu
 	}
 	return lease, nil
 }
+
+// endTimeout bounds grant's ending of a lease it cannot hand out, run
+// detached from the caller (as the store's batchTimeout does a batch).
+const endTimeout = 30 * time.Second
 
 // ErrUndecryptable says a stored password does not open with the keyset.
 var ErrUndecryptable = errors.New("stored password does not decrypt with the configured keyset")

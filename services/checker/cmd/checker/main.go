@@ -184,7 +184,7 @@ func serve(ctx context.Context) error {
 	env := envconfig.New()
 	cfg, err := loadConfig(env)
 	if err != nil {
-		return err
+		return grpcserver.WithEdgeErrors(err, env, cfg.listenAddr)
 	}
 	logger, sec, err := grpcserver.LoadEdge(env, cfg.listenAddr)
 	if err != nil {

@@ -253,3 +253,14 @@ func TestNewcomerExampleProfileReadsTheTLSFamily(t *testing.T) {
 		}
 	}
 }
+
+// TestServeNamesTheEdgeSettingsWithItsOwn: the settings LoadEdge reads
+// (rate limit, GRPC_*, LOG_LEVEL) were checked only after the Checker's
+// own passed, so a bad CHROME_NO_SANDBOX beside a bad RATE_LIMIT_RPS took
+// two restarts.
+func TestServeNamesTheEdgeSettingsWithItsOwn(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{
+		"LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "CHROME_NO_SANDBOX": "yes please",
+		"RATE_LIMIT_RPS": "fifty", "GRPC_MAX_CONNS_PER_PEER": "0",
+	}, "want every bad setting named", "CHROME_NO_SANDBOX", "RATE_LIMIT_RPS", "GRPC_MAX_CONNS_PER_PEER")
+}
