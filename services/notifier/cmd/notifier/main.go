@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	cfg, err := loadConfig(env)
 	if err != nil {
-		return err
+		return grpcserver.WithEdgeErrors(err, env, cfg.listenAddr)
 	}
 	keys, err := secrets.LoadFile(cfg.keysetFile)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/notifier/internal/app"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 )
 
 // loader reads the variables of env and nothing else.
@@ -49,4 +50,12 @@ func TestRetentionIsReadAsAnAge(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NOTIFIER_RETENTION") || !strings.Contains(err.Error(), "90d") {
 		t.Fatalf("ninety days: %v; want an error naming NOTIFIER_RETENTION and the form 90d", err)
 	}
+}
+
+// TestRefusesEveryBadSettingAtOnce: the edge's settings (rate limit, gRPC
+// limits) are named with the Notifier's own, not on the next start.
+func TestRefusesEveryBadSettingAtOnce(t *testing.T) {
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "ENCRYPTION_KEYSET_FILE": "/nonexistent",
+		"NOTIFIER_CONCURRENCY": "0", "RATE_LIMIT_RPS": "fifty", "GRPC_MAX_CONNS_PER_PEER": "0"},
+		"want every setting named", "NOTIFIER_CONCURRENCY", "RATE_LIMIT_RPS", "GRPC_MAX_CONNS_PER_PEER")
 }

@@ -30,6 +30,11 @@ func TestRejectsBadSettingsAllAtOnce(t *testing.T) {
 		"REQUESTS_CHECK_INTERVAL": "soon", "REQUESTS_CLAIM_TTL": "-1m", "REQUESTS_WATCH_PER_CALLER": "0", "REQUESTS_WATCH_MAX": "many",
 		"REQUESTS_RETENTION": "3 months"},
 		"want every setting named", "REQUESTS_CHECK_INTERVAL", "REQUESTS_CLAIM_TTL", "REQUESTS_WATCH_PER_CALLER", "REQUESTS_WATCH_MAX", "REQUESTS_RETENTION")
+	// The edge's settings (rate limit, gRPC limits) with them, not on the
+	// next start.
+	grpcservertest.WantRefusal(t, run, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none", "ENCRYPTION_KEYSET_FILE": "/nonexistent",
+		"REQUESTS_CHECK_INTERVAL": "soon", "RATE_LIMIT_RPS": "fifty", "GRPC_MAX_CONNS_PER_PEER": "0"},
+		"want every setting named", "REQUESTS_CHECK_INTERVAL", "RATE_LIMIT_RPS", "GRPC_MAX_CONNS_PER_PEER")
 }
 
 func TestRejectsARetentionShorterThanAClaim(t *testing.T) {
