@@ -53,13 +53,22 @@ func TestTwoReplicasNeverLeaseOneAccountTwice(t *testing.T) {
 	t.Run("Batched64Clients", func(t *testing.T) {
 		t.Parallel()
 		b1, b2 := twoReplicasLeasing(t, 64, 24)
+		// Each replica's Acquires coalesce (64 clients on 24 accounts
+		// keep them waiting together); Releases coalesce at least on one:
+		// on a loaded machine one replica may get only a few leases, each
+		// released alone.
+		var releases, releaseBatches int64
 		for i, b := range []*testBundle{b1, b2} {
 			st := b.store.BatchStats()
-			if st.AcquireCalls <= st.AcquireBatches || st.ReleaseCalls <= st.ReleaseBatches {
-				t.Fatalf("replica %d: %+v: no statement served more than one call", i+1, st)
+			if st.AcquireCalls <= st.AcquireBatches {
+				t.Fatalf("replica %d: %+v: no Acquire statement served more than one call", i+1, st)
 			}
+			releases, releaseBatches = releases+st.ReleaseCalls, releaseBatches+st.ReleaseBatches
 			t.Logf("replica %d: %.1f acquires and %.1f releases per statement", i+1,
 				float64(st.AcquireCalls)/float64(st.AcquireBatches), float64(st.ReleaseCalls)/float64(st.ReleaseBatches))
+		}
+		if releases <= releaseBatches {
+			t.Fatalf("%d releases in %d statements: no Release statement served more than one call", releases, releaseBatches)
 		}
 	})
 }
