@@ -257,7 +257,7 @@ func (f *Feed) Watch(ctx context.Context, caller any, after int64, send func(dom
 		// with the database restored from a backup or its events recreated)
 		// would skip every new event up to it, in silence. Every event a
 		// stream sent is committed, so the last one is at least its cursor.
-		last, err := f.store.LastEventID(ctx)
+		last, err := f.store.LastCursorGiven(ctx)
 		if err != nil {
 			return err
 		}

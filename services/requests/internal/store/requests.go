@@ -718,15 +718,27 @@ func lockClaimPortal(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, now time
 }
 
 // LastEventID is the largest event cursor committed so far (0 for none),
-// or the last one pruned when retention pruned every event, or the last
-// one the events' numbering handed out or was moved to (after a restore,
-// OPERATIONS "Restoring Requests' database" moves it past the cursors
-// consumers stored, which are then valid before any new event).
+// or the last one pruned when retention pruned every event: where a feed
+// starts reading new events.
 func (s *Store) LastEventID(ctx context.Context) (int64, error) {
+	return s.lastEvent(ctx, false)
+}
+
+// LastCursorGiven is the largest cursor a consumer may hold: LastEventID,
+// or the last number the events' numbering handed out or was moved to
+// (after a restore, OPERATIONS "Restoring Requests' database" moves it
+// past the cursors consumers stored, which are then valid before any new
+// event). Not where a feed starts: a number handed out may belong to an
+// event not committed yet.
+func (s *Store) LastCursorGiven(ctx context.Context) (int64, error) {
+	return s.lastEvent(ctx, true)
+}
+
+func (s *Store) lastEvent(ctx context.Context, withNumbering bool) (int64, error) {
 	var id int64
 	if err := s.pool.QueryRow(ctx, `SELECT greatest((SELECT coalesce(max(id), 0) FROM requests.events),
 		(SELECT events_pruned_through FROM requests.retention),
-		(SELECT last_value FROM requests.events_id_seq WHERE is_called))`).Scan(&id); err != nil {
+		(SELECT last_value FROM requests.events_id_seq WHERE $1 AND is_called))`, withNumbering).Scan(&id); err != nil {
 		return 0, fmt.Errorf("read last event id: %w", err)
 	}
 	return id, nil
