@@ -141,8 +141,12 @@ func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
 // for none). It pauses p when walls reach the threshold or the portal
 // named a Retry-After, for Backoff(level) or retryAfter, whichever is
 // longer, and returns true when that began a pause (a PORTAL_PAUSED event
-// is due). A wall while paused (a check claimed before the pause) only
-// lengthens the pause to its Retry-After.
+// is due). A maintenance that names a Retry-After pauses for exactly that
+// and leaves the level: the portal says when it is back, not that it took
+// the checks for a bot, and its slots often open as it comes back (one
+// without a Retry-After is a wall like the others). A wall
+// while paused (a check claimed before the pause) only lengthens the
+// pause to its Retry-After.
 func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (paused bool) {
 	if p.Paused(now) {
 		if until := now.Add(retryAfter); until.After(p.Pause.Until) {
@@ -156,12 +160,15 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 	if !p.Pause.Until.IsZero() && now.Sub(p.Pause.Until) >= r.ResetAfter {
 		p.Pause.Level = 0
 	}
-	d := max(r.Backoff(p.Pause.Level), retryAfter)
+	d, level := max(r.Backoff(p.Pause.Level), retryAfter), p.Pause.Level+1
+	if o == OutcomeMaintenance && retryAfter > 0 {
+		d, level = retryAfter, p.Pause.Level
+	}
 	reason := fmt.Sprintf("%d walls in %s (last: %s)", walls, r.Window, o)
 	if walls < r.Threshold {
 		reason = fmt.Sprintf("%s with Retry-After %s", o, retryAfter)
 	}
-	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: p.Pause.Level + 1, Open: true}
+	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: level, Open: true}
 	return true
 }
 
