@@ -77,6 +77,8 @@ func TestLintMigrations(t *testing.T) {
 		{"unique too", "-- +goose NO TRANSACTION\n-- +goose Up\ncreate unique index u_idx on s.t (id);\n", "00002_u.sql: CREATE INDEX without CONCURRENTLY"},
 		{"in a transaction", "-- +goose Up\nCREATE INDEX CONCURRENTLY u_idx ON s.t (id);\n", "00002_u.sql: CREATE INDEX CONCURRENTLY needs -- +goose NO TRANSACTION"},
 		{"no index", "-- +goose Up\nALTER TABLE s.t ADD COLUMN n int;\n", ""},
+		{"validate in a transaction", "-- +goose Up\nALTER TABLE s.t ADD CONSTRAINT c CHECK (id > 0) NOT VALID;\nALTER TABLE s.t VALIDATE CONSTRAINT c;\n", "00002_u.sql: VALIDATE CONSTRAINT in the migration's transaction"},
+		{"validate outside", "-- +goose NO TRANSACTION\n-- +goose Up\nALTER TABLE s.t ADD CONSTRAINT c CHECK (id > 0) NOT VALID;\nALTER TABLE s.t VALIDATE CONSTRAINT c;\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

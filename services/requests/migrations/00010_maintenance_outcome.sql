@@ -5,7 +5,14 @@
 -- paused. requests.checks now takes the outcome 'maintenance'; it is
 -- recorded in requests.portal_walls like the other walls (that column has
 -- no constraint).
+--
+-- Outside a transaction: the ADD ... NOT VALID takes the table's ACCESS
+-- EXCLUSIVE lock for a moment, and the VALIDATE after it scans the table
+-- under a lock that lets reads and writes go on (in one transaction, the
+-- first lock would be held through the scan). Run again after a failure,
+-- it starts over from the DROP.
 
+-- +goose NO TRANSACTION
 -- +goose Up
 ALTER TABLE requests.checks DROP CONSTRAINT checks_outcome_check,
     ADD CONSTRAINT checks_outcome_check
