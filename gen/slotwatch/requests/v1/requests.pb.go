@@ -108,8 +108,11 @@ const (
 	// The portal said too many requests (HTTP 429/503 or its page; a wall).
 	CheckOutcome_CHECK_OUTCOME_RATE_LIMITED CheckOutcome = 6
 	// The portal said it is down for maintenance (its maintenance page, or
-	// HTTP 503): a wall, so the portal is paused (at once for its
-	// Retry-After) instead of a check with another account every claim.
+	// a 503 from its data endpoint; a bare 503 page is FAILED): a wall, so
+	// the portal is paused (for exactly its Retry-After when it sent one)
+	// instead of a check with another account every claim. A Requests older
+	// than this outcome refuses it (INVALID_ARGUMENT on outcome); the Checker
+	// then reports the check FAILED.
 	CheckOutcome_CHECK_OUTCOME_MAINTENANCE CheckOutcome = 7
 )
 

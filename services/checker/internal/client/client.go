@@ -167,6 +167,14 @@ func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (i
 		req.Slots = append(req.Slots, slotToProto(s))
 	}
 	resp, err := r.c.ReportCheckResult(ctx, req)
+	if rep.Outcome == session.ReportMaintenance && olderOutcome(err) {
+		// A Requests older than CHECK_OUTCOME_MAINTENANCE (a rollout, or
+		// one rolled back) refuses it: the check goes in as it did there,
+		// FAILED (its detail names the maintenance), rather than lapse
+		// unrecorded.
+		req.Outcome, req.RetryAfter = rqv1.CheckOutcome_CHECK_OUTCOME_FAILED, nil
+		resp, err = r.c.ReportCheckResult(ctx, req)
+	}
 	if err != nil {
 		if status.Code(err) == codes.FailedPrecondition {
 			return 0, fmt.Errorf("report: %w (%s)", session.ErrClaimLost, status.Convert(err).Message())
@@ -176,6 +184,13 @@ func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (i
 	// matched lists every request found unless that would make the answer
 	// too large; matched_count counts them all (0 from a server before it).
 	return max(int(resp.GetMatchedCount()), len(resp.GetMatched())), nil
+}
+
+// olderOutcome says whether err is Requests refusing a report's outcome
+// as not one of those it knows (INVALID_ARGUMENT naming outcome).
+func olderOutcome(err error) bool {
+	_, named := apierr.FieldViolations(err)["outcome"]
+	return status.Code(err) == codes.InvalidArgument && named
 }
 
 // ConfirmClaim implements session.MissionClient.

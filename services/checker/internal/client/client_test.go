@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
+	"github.com/slotwatch/slotwatch/services/platform/apierr"
+	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
 	"github.com/slotwatch/slotwatch/services/platform/auth/authtest"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
@@ -114,5 +121,59 @@ func TestPoolCarriesTheSessionAndTheLoginBudget(t *testing.T) {
 	var busy *session.NoAccountFreeError
 	if !errors.As(err, &busy) || busy.RetryAfter <= 0 {
 		t.Fatalf("third acquire: %v; want no account free until the budget returns", err)
+	}
+}
+
+// olderRequests is a Requests from before CHECK_OUTCOME_MAINTENANCE: it
+// refuses that outcome as it refused any it did not know.
+type olderRequests struct {
+	rqv1.UnimplementedRequestsServiceServer
+	mu  sync.Mutex
+	got []*rqv1.ReportCheckResultRequest
+}
+
+func (o *olderRequests) ReportCheckResult(_ context.Context, req *rqv1.ReportCheckResultRequest) (*rqv1.ReportCheckResultResponse, error) {
+	o.mu.Lock()
+	o.got = append(o.got, req)
+	o.mu.Unlock()
+	if req.GetOutcome() > rqv1.CheckOutcome_CHECK_OUTCOME_RATE_LIMITED {
+		var v apirule.FieldErrors
+		v.Add("outcome", "must be CHECK_OUTCOME_NO_SLOT, CHECK_OUTCOME_SLOTS_FOUND, CHECK_OUTCOME_FAILED, CHECK_OUTCOME_CAPTCHA, CHECK_OUTCOME_BLOCKED or CHECK_OUTCOME_RATE_LIMITED")
+		return nil, apierr.Invalid(v)
+	}
+	return &rqv1.ReportCheckResultResponse{}, nil
+}
+
+// TestMaintenanceToAnOlderRequestsGoesInAsFailed: in a rollout, a Requests
+// older than the maintenance outcome refuses it; the check is reported
+// FAILED instead (as that Requests recorded maintenance before), without
+// the Retry-After only walls carry, rather than left to lapse unrecorded.
+func TestMaintenanceToAnOlderRequestsGoesInAsFailed(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &olderRequests{}
+	srv := grpc.NewServer()
+	rqv1.RegisterRequestsServiceServer(srv, old)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	_, err = NewRequests(conn).ReportCheckResult(testkit.Context(t), session.Report{ClaimID: "c1", AccountID: 7,
+		Outcome: session.ReportMaintenance, RetryAfter: 30 * time.Minute, Detail: "maintenance: the portal is down for maintenance"})
+	if err != nil {
+		t.Fatalf("report: %v; want it recorded as FAILED", err)
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if len(old.got) != 2 || old.got[1].GetOutcome() != rqv1.CheckOutcome_CHECK_OUTCOME_FAILED || old.got[1].GetRetryAfter() != nil ||
+		old.got[1].GetDetail() != old.got[0].GetDetail() {
+		t.Fatalf("reports sent %v; want MAINTENANCE, then FAILED with the same detail and no retry_after", old.got)
 	}
 }
