@@ -9,9 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"google.golang.org/grpc/codes"
 
-	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/app"
 	"github.com/slotwatch/slotwatch/services/accountpool/internal/store"
 	"github.com/slotwatch/slotwatch/services/platform/secrets"
@@ -43,14 +41,7 @@ func TestAnotherKeysetsAcquireWhoseCallerGaveUpChargesNothing(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t, withConfig(noCooldown), withoutBatching())
 	ids := addAccounts(t, c, 1)
-	other, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := secrets.Parse(other)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := anotherKeyset(t)
 	ctx, cancel := context.WithCancel(testkit.Context(t))
 	defer cancel()
 	cfg, err := pgxpool.ParseConfig(b.dbURL)
@@ -75,34 +66,7 @@ func TestAnotherKeysetsAcquireWhoseCallerGaveUpChargesNothing(t *testing.T) {
 	if _, err := b.pool.ExpireLeases(testkit.Context(t)); err != nil {
 		t.Fatal(err)
 	}
-	a := getAccount(t, c, ids[0])
-	if a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
-		t.Errorf("account after another keyset's Acquire whose caller gave up: state %s, %d failures; want available, 0",
-			a.GetState(), a.GetConsecutiveFailures())
-	}
-}
-
-// TestAnotherKeysetUnbatchedDisablesNoAccount:
-// TestAReplicaWithAnotherKeysetDisablesNoAccount with the wrong replica on
-// the unbatched path (POOL_BATCHING=false).
-func TestAnotherKeysetUnbatchedDisablesNoAccount(t *testing.T) {
-	t.Parallel()
-	c, b := setup(t, withConfig(noCooldown))
-	ids := addAccounts(t, c, 3)
-	other, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown), withoutBatching())
-	for range ids {
-		_, err := wrong.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		testkit.WantCode(t, err, codes.Internal)
-	}
-	for _, id := range ids {
-		if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
-			t.Errorf("account %d: state %s, %d failures; want available, 0", id, a.GetState(), a.GetConsecutiveFailures())
-		}
-	}
+	wantUncharged(t, c, ids[0], "after another keyset's Acquire whose caller gave up")
 }
 
 // cancelOnLog cancels the caller's context when the pool logs a message
@@ -136,14 +100,7 @@ func TestAnotherKeysetsAcquireWhoseCallerGaveUpBeforeTheReleaseChargesNothing(t 
 			t.Parallel()
 			c, b := setup(t, withConfig(noCooldown))
 			ids := addAccounts(t, c, 1)
-			other, err := secrets.Generate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys, err := secrets.Parse(other)
-			if err != nil {
-				t.Fatal(err)
-			}
+			keys := anotherKeyset(t)
 			ctx, cancel := context.WithCancel(testkit.Context(t))
 			defer cancel()
 			var fired atomic.Bool
@@ -167,11 +124,22 @@ func TestAnotherKeysetsAcquireWhoseCallerGaveUpBeforeTheReleaseChargesNothing(t 
 			if _, err := b.pool.ExpireLeases(testkit.Context(t)); err != nil {
 				t.Fatal(err)
 			}
-			a := getAccount(t, c, ids[0])
-			if a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
-				t.Errorf("account after another keyset's Acquire whose caller gave up: state %s, %d failures; want available, 0",
-					a.GetState(), a.GetConsecutiveFailures())
-			}
+			wantUncharged(t, c, ids[0], "after another keyset's Acquire whose caller gave up")
 		})
 	}
+}
+
+// anotherKeyset is a new keyset, which holds none of the keys the pool's
+// passwords were sealed with.
+func anotherKeyset(t *testing.T) *secrets.Keyset {
+	t.Helper()
+	other, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secrets.Parse(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }

@@ -248,25 +248,36 @@ func TestPasswordOnlyInAcquire(t *testing.T) {
 // leases them.
 func TestAReplicaWithAnotherKeysetDisablesNoAccount(t *testing.T) {
 	t.Parallel()
-	c, b := setup(t, withConfig(noCooldown))
-	ids := addAccounts(t, c, 3)
-	other, err := secrets.Generate()
-	if err != nil {
-		t.Fatal(err)
+	for name, opts := range map[string][]option{"Batched": nil, "Unbatched": {withoutBatching()}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, b := setup(t, withConfig(noCooldown))
+			ids := addAccounts(t, c, 3)
+			other, err := secrets.Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wrong, _ := setupOn(t, b.dbURL, append([]option{withKeyset(other), withConfig(noCooldown)}, opts...)...)
+			for range ids {
+				_, err := wrong.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
+				testkit.WantCode(t, err, codes.Internal)
+			}
+			for _, id := range ids {
+				wantUncharged(t, c, id, "after the other keyset's acquires")
+			}
+			if l := acquire(t, c, "fra"); l.GetPassword() == "" {
+				t.Fatal("the right keyset's replica got no password")
+			}
+		})
 	}
-	wrong, _ := setupOn(t, b.dbURL, withKeyset(other), withConfig(noCooldown))
-	for range ids {
-		_, err := wrong.Acquire(testkit.Context(t), &apv1.AcquireRequest{MissionCode: "fra", Holder: "h"})
-		testkit.WantCode(t, err, codes.Internal)
-	}
-	for _, id := range ids {
-		if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
-			t.Errorf("account %d after the other keyset's acquires: state %s, %d failures; want available, 0",
-				id, a.GetState(), a.GetConsecutiveFailures())
-		}
-	}
-	if l := acquire(t, c, "fra"); l.GetPassword() == "" {
-		t.Fatal("the right keyset's replica got no password")
+}
+
+// wantUncharged fails t unless account id is available with no failure
+// (after what).
+func wantUncharged(t *testing.T, c apv1.AccountPoolServiceClient, id int64, what string) {
+	t.Helper()
+	if a := getAccount(t, c, id); a.GetState() != apv1.AccountState_ACCOUNT_STATE_AVAILABLE || a.GetConsecutiveFailures() != 0 {
+		t.Errorf("account %d %s: state %s, %d failures; want available, 0", id, what, a.GetState(), a.GetConsecutiveFailures())
 	}
 }
 

@@ -551,67 +551,48 @@ func TestSession(t *testing.T) {
 		}
 	})
 
-	t.Run("ALostLeaseEndsTheCheckWithoutARelease", func(t *testing.T) {
-		t.Parallel()
-		c, b := setup(t, Config{LeaseTTL: 400 * time.Millisecond})
-		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 10000, Only: sim.SlotAPI}); err != nil {
-			t.Fatal(err)
-		}
-		// The lease is lost once the check is at the portal (lost before
-		// the tab opens, the account would go back unused).
-		ctx := t.Context()
-		go func() {
-			for len(b.sim.Logins()) == 0 && ctx.Err() == nil {
-				time.Sleep(10 * time.Millisecond)
+	// The lease lost once the check is at the portal (lost before the tab
+	// opens, the account would go back unused): the pool says so, or it
+	// cannot be reached past the lease's end (it lets the lease expire and
+	// may lease the account to another checker). The check ends, and the
+	// lease is not released.
+	for _, tc := range []struct {
+		name     string
+		ttl      time.Duration
+		delayMS  int
+		renewErr error
+	}{
+		{"ALostLeaseEndsTheCheckWithoutARelease", 400 * time.Millisecond, 10000, fmt.Errorf("renew: %w", ErrLeaseLost)},
+		{"ALeaseThatCouldNotBeRenewedEndsTheCheckWhenItExpires", time.Second, 30000, fmt.Errorf("renew: %w: connection refused", ErrUnavailable)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, b := setup(t, Config{LeaseTTL: tc.ttl})
+			if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: tc.delayMS, Only: sim.SlotAPI}); err != nil {
+				t.Fatal(err)
 			}
-			b.pool.mu.Lock()
-			b.pool.renewErr = fmt.Errorf("renew: %w", ErrLeaseLost)
-			b.pool.mu.Unlock()
-		}()
-		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum := runSession(t, c)
-		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
-			t.Errorf("result = %+v", r)
-		}
-		if n := b.ev.count("release"); n != 0 {
-			t.Errorf("released a lease the pool says is lost (%d calls)", n)
-		}
-		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
-			t.Errorf("report = %+v", rep)
-		}
-	})
-
-	// AccountPool unreachable from this checker past the lease's end: the
-	// pool lets the lease expire and may lease the account to another
-	// checker, so the check must not go on with it.
-	t.Run("ALeaseThatCouldNotBeRenewedEndsTheCheckWhenItExpires", func(t *testing.T) {
-		t.Parallel()
-		c, b := setup(t, Config{LeaseTTL: time.Second})
-		if err := b.sim.SetBehaviour("acc1@example.com", sim.Behaviour{DelayMS: 30000, Only: sim.SlotAPI}); err != nil {
-			t.Fatal(err)
-		}
-		// The pool becomes unreachable once the check is at the portal.
-		ctx := t.Context()
-		go func() {
-			for len(b.sim.Logins()) == 0 && ctx.Err() == nil {
-				time.Sleep(10 * time.Millisecond)
+			ctx := t.Context()
+			go func() {
+				for len(b.sim.Logins()) == 0 && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+				b.pool.mu.Lock()
+				b.pool.renewErr = tc.renewErr
+				b.pool.mu.Unlock()
+			}()
+			b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+			sum := runSession(t, c)
+			if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
+				t.Errorf("result = %+v; want error, the lease lost", r)
 			}
-			b.pool.mu.Lock()
-			b.pool.renewErr = fmt.Errorf("renew: %w: connection refused", ErrUnavailable)
-			b.pool.mu.Unlock()
-		}()
-		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
-		sum := runSession(t, c)
-		if r := sum.Results[0]; r.Outcome != Error || !strings.Contains(r.Detail, ErrLeaseLost.Error()) {
-			t.Errorf("result = %+v; want error, the lease lost", r)
-		}
-		if n := b.ev.count("release"); n != 0 {
-			t.Errorf("released a lease that expired (%d calls)", n)
-		}
-		if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
-			t.Errorf("report = %+v", rep)
-		}
-	})
+			if n := b.ev.count("release"); n != 0 {
+				t.Errorf("released a lost lease (%d calls)", n)
+			}
+			if rep := b.requests.report("c-fra"); rep.Outcome != ReportFailed {
+				t.Errorf("report = %+v", rep)
+			}
+		})
+	}
 
 	// A pod whose Chromium will not start must not push the accounts it
 	// leases toward quarantine: they never reached the portal.
