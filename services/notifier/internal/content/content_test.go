@@ -96,12 +96,7 @@ func TestShippedTemplatesLoad(t *testing.T) {
 						t.Errorf("%s %s: want slots up to %s, not %s, and %q:\n%s", lang, part, last, unlisted, more, body)
 					}
 				}
-				var body struct {
-					Request struct {
-						Slots     []content.Slot
-						SlotCount int `json:"slot_count"`
-					} `json:"request"`
-				}
+				var body webhookBody
 				if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 200 || body.Request.SlotCount != 200 {
 					t.Errorf("%s: the JSON has %d slots, slot_count %d (%v); want all 200", lang, len(body.Request.Slots), body.Request.SlotCount, err)
 				}
@@ -129,12 +124,7 @@ func TestShippedTemplatesLoad(t *testing.T) {
 					t.Errorf("%s %s: want the 20 slots and %q:\n%s", lang, part, more, body)
 				}
 			}
-			var body struct {
-				Request struct {
-					Slots     []content.Slot
-					SlotCount int `json:"slot_count"`
-				} `json:"request"`
-			}
+			var body webhookBody
 			if err := json.Unmarshal(m.JSON, &body); err != nil || len(body.Request.Slots) != 20 || body.Request.SlotCount != 45 {
 				t.Errorf("%s: the JSON has %d slots, slot_count %d (%v); want 20 and 45", lang, len(body.Request.Slots), body.Request.SlotCount, err)
 			}
@@ -198,4 +188,12 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
+}
+
+// webhookBody is the part of a webhook's JSON the slot tests read.
+type webhookBody struct {
+	Request struct {
+		Slots     []content.Slot
+		SlotCount int `json:"slot_count"`
+	} `json:"request"`
 }
