@@ -109,7 +109,7 @@ const (
 	CheckOutcome_CHECK_OUTCOME_RATE_LIMITED CheckOutcome = 6
 	// The portal said it is down for maintenance (its maintenance page, or
 	// a 503 from its data endpoint; a bare 503 page is FAILED): a wall, so
-	// the portal is paused (for exactly its Retry-After when it sent one)
+	// the portal is paused (for its Retry-After, at least 15m, when it sent one)
 	// instead of a check with another account every claim. A Requests older
 	// than this outcome refuses it (INVALID_ARGUMENT on outcome); the Checker
 	// then reports the check FAILED.

@@ -141,10 +141,12 @@ func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
 // for none). It pauses p when walls reach the threshold or the portal
 // named a Retry-After, for Backoff(level) or retryAfter, whichever is
 // longer, and returns true when that began a pause (a PORTAL_PAUSED event
-// is due). A maintenance that names a Retry-After pauses for exactly that
-// and leaves the level: the portal says when it is back, not that it took
-// the checks for a bot, and its slots often open as it comes back (one
-// without a Retry-After is a wall like the others). A wall
+// is due). A maintenance that names a Retry-After, below the threshold,
+// pauses for that (at least PauseMin: each check that meets it charges an
+// account a failure) and leaves the level: the portal says when it is
+// back, not that it took the checks for a bot, and its slots often open as
+// it comes back. One without a Retry-After, or the wall that reaches the
+// threshold, is a wall like the others. A wall
 // while paused (a check claimed before the pause) only lengthens the
 // pause to its Retry-After.
 func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (paused bool) {
@@ -161,8 +163,8 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 		p.Pause.Level = 0
 	}
 	d, level := max(r.Backoff(p.Pause.Level), retryAfter), p.Pause.Level+1
-	if o == OutcomeMaintenance && retryAfter > 0 {
-		d, level = retryAfter, p.Pause.Level
+	if o == OutcomeMaintenance && retryAfter > 0 && walls < r.Threshold {
+		d, level = max(retryAfter, r.PauseMin), p.Pause.Level
 	}
 	reason := fmt.Sprintf("%d walls in %s (last: %s)", walls, r.Window, o)
 	if walls < r.Threshold {
