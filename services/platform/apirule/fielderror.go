@@ -3,6 +3,7 @@ package apirule
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -85,6 +86,20 @@ func (e *FieldErrors) MaxLen(field, s string, max int) {
 		e.Add(field, "must be at most %d characters, got %d", max, n)
 	}
 }
+
+// OneLine records a violation when s holds a control character (a line
+// break, a tab, an escape) or Unicode's line or paragraph separator: the
+// rule of a single-line field (a name, a centre, an id, a holder), whose
+// value would otherwise break the line wherever it is shown (a message, a
+// log line, a table). Free text (a detail) may hold line breaks.
+func (e *FieldErrors) OneLine(field, s string) {
+	if i := strings.IndexFunc(s, breaksLine); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		e.Add(field, "must be one line without control characters, found %U at byte %d", r, i)
+	}
+}
+
+func breaksLine(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 func (e *FieldErrors) storable(field, s string) bool {
 	if !utf8.ValidString(s) {

@@ -47,6 +47,7 @@ func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs
 	p.MissionCode("mission_code", missionCode)
 	if p.Required("holder", holder) {
 		p.MaxLen("holder", holder, apirule.MaxHolderLen)
+		p.OneLine("holder", holder)
 	}
 	CheckRequestIDs(p, "request_ids", requestIDs)
 }

@@ -68,6 +68,12 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra"})
 			return err
 		}, "holder"},
+		// A holder is shown to operators one per line (slotctl, logs), as
+		// Requests' checker_id, which the Checker sends as its holder.
+		{"AcquireHolderWithALineBreak", func(ctx context.Context) error {
+			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1\nchecker-2"})
+			return err
+		}, "holder"},
 		{"AcquireOverlongHolder", func(ctx context.Context) error {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: long})
 			return err

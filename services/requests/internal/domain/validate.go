@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -86,24 +84,18 @@ func text(p *apirule.FieldErrors, field, s string, required bool, max int) strin
 }
 
 // line is text for a single-line field (a name, a centre, a category, an
-// id): it also refuses control characters (line breaks, tabs, escapes) and
-// Unicode's line and paragraph separators, which break the line wherever
-// the value is shown (a notification, a log line, a table). Free text
-// (a report's detail) goes through text and may hold line breaks.
+// id): it also refuses what breaks a line (apirule.FieldErrors.OneLine).
+// Free text (a report's detail) goes through text and may hold line
+// breaks.
 func line(p *apirule.FieldErrors, field, s string, required bool, max int) string {
 	before := p.Len()
 	s = text(p, field, s, required, max)
 	if p.Len() > before {
 		return s // one violation per field
 	}
-	if i := strings.IndexFunc(s, breaksLine); i >= 0 {
-		r, _ := utf8.DecodeRuneInString(s[i:])
-		p.Add(field, "must be one line without control characters, found %U at byte %d", r, i)
-	}
+	p.OneLine(field, s)
 	return s
 }
-
-func breaksLine(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 // ApplicantFields are the fields a caller sets on an applicant: all of them
 // on create, those that are non-nil on update.
