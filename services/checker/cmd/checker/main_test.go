@@ -13,6 +13,7 @@ import (
 	"github.com/slotwatch/slotwatch/services/checker/internal/session"
 	"github.com/slotwatch/slotwatch/services/platform/envconfig"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -92,7 +93,7 @@ func TestBadSettingsAreNamedAllAtOnce(t *testing.T) {
 func TestRootWithoutNoSandboxIsRefused(t *testing.T) {
 	t.Parallel()
 	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root; the rule itself is tested in package browser (TestSandboxRule)")
+		testkit.SkipOutsideCI(t, "needs root (the rule itself is tested in package browser, TestSandboxRule)")
 	}
 	_, err := loadConfig(loader(nil))
 	if !errors.Is(err, browser.ErrRootWithoutNoSandbox) {

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/slotwatch/slotwatch/services/notifier/internal/channel"
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
@@ -43,11 +41,6 @@ func TelegramChat(s string) (chat any, ok bool) {
 		return nil, false
 	}
 	return id, true
-}
-
-// ParseID reads an id field (apirule.FieldErrors.UUID).
-func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
-	return p.UUID(field, s)
 }
 
 // Address records a violation unless s is an address of kind: an email

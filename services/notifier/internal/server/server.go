@@ -79,7 +79,7 @@ func targetInput(kind notifierv1.ContactKind, address, language, secret string) 
 // CreateContact adds a contact.
 func (s *Server) CreateContact(ctx context.Context, req *notifierv1.CreateContactRequest) (*notifierv1.CreateContactResponse, error) {
 	var v apirule.FieldErrors
-	applicant := domain.ParseID(&v, "applicant_id", req.GetApplicantId())
+	applicant := v.UUID("applicant_id", req.GetApplicantId())
 	in := targetInput(req.GetKind(), req.GetAddress(), req.GetLanguage(), req.GetWebhookSecret()).Check(&v)
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "CreateContact", err)
@@ -94,7 +94,7 @@ func (s *Server) CreateContact(ctx context.Context, req *notifierv1.CreateContac
 // GetContact returns a contact.
 func (s *Server) GetContact(ctx context.Context, req *notifierv1.GetContactRequest) (*notifierv1.GetContactResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "GetContact", err)
 	}
@@ -111,7 +111,7 @@ func (s *Server) ListContacts(ctx context.Context, req *notifierv1.ListContactsR
 	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	var applicant uuid.UUID
 	if req.GetApplicantId() != "" {
-		applicant = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
+		applicant = v.UUID("applicant_id", req.GetApplicantId())
 	}
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ListContacts", err)
@@ -138,7 +138,7 @@ func targetUpdate(address, language, secret *string, end bool) domain.TargetUpda
 // UpdateContact changes a contact.
 func (s *Server) UpdateContact(ctx context.Context, req *notifierv1.UpdateContactRequest) (*notifierv1.UpdateContactResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "UpdateContact", err)
 	}
@@ -152,7 +152,7 @@ func (s *Server) UpdateContact(ctx context.Context, req *notifierv1.UpdateContac
 // DeleteContact deletes a contact.
 func (s *Server) DeleteContact(ctx context.Context, req *notifierv1.DeleteContactRequest) (*notifierv1.DeleteContactResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "DeleteContact", err)
 	}
@@ -181,7 +181,7 @@ func (s *Server) CreateSubscription(ctx context.Context, req *notifierv1.CreateS
 // GetSubscription returns a subscription.
 func (s *Server) GetSubscription(ctx context.Context, req *notifierv1.GetSubscriptionRequest) (*notifierv1.GetSubscriptionResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "GetSubscription", err)
 	}
@@ -220,7 +220,7 @@ func (s *Server) ListSubscriptions(ctx context.Context, req *notifierv1.ListSubs
 // UpdateSubscription changes a subscription.
 func (s *Server) UpdateSubscription(ctx context.Context, req *notifierv1.UpdateSubscriptionRequest) (*notifierv1.UpdateSubscriptionResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	var missions []string
 	if req.GetSetMissionCodes() {
 		missions = domain.MissionCodes(&v, "mission_codes", req.GetMissionCodes())
@@ -247,7 +247,7 @@ func (s *Server) UpdateSubscription(ctx context.Context, req *notifierv1.UpdateS
 // DeleteSubscription deletes a subscription.
 func (s *Server) DeleteSubscription(ctx context.Context, req *notifierv1.DeleteSubscriptionRequest) (*notifierv1.DeleteSubscriptionResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "DeleteSubscription", err)
 	}
@@ -276,10 +276,10 @@ func (s *Server) ListDeliveries(ctx context.Context, req *notifierv1.ListDeliver
 		}
 	}
 	if req.GetContactId() != "" {
-		f.ContactID = domain.ParseID(&v, "contact_id", req.GetContactId())
+		f.ContactID = v.UUID("contact_id", req.GetContactId())
 	}
 	if req.GetSubscriptionId() != "" {
-		f.SubscriptionID = domain.ParseID(&v, "subscription_id", req.GetSubscriptionId())
+		f.SubscriptionID = v.UUID("subscription_id", req.GetSubscriptionId())
 	}
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ListDeliveries", err)

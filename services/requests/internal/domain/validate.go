@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/slotwatch/slotwatch/services/platform/apirule"
 )
 
@@ -65,11 +63,6 @@ func ParseDate(p *apirule.FieldErrors, field, s string, required bool) (time.Tim
 		return time.Time{}, false
 	}
 	return d, true
-}
-
-// ParseID reads an id field (apirule.FieldErrors.UUID).
-func ParseID(p *apirule.FieldErrors, field, s string) uuid.UUID {
-	return p.UUID(field, s)
 }
 
 // text trims s and checks it with the shared helpers; it returns the
@@ -163,7 +156,7 @@ type NewRequestInput struct {
 // times). A window that ends before today is rejected: it could never match.
 func NewRequest(p *apirule.FieldErrors, in NewRequestInput, today time.Time) Request {
 	r := Request{Status: StatusPending}
-	r.ApplicantID = ParseID(p, "applicant_id", in.ApplicantID)
+	r.ApplicantID = p.UUID("applicant_id", in.ApplicantID)
 	r.MissionCode = in.MissionCode
 	p.MissionCode("mission_code", in.MissionCode)
 	r.Centre = line(p, "centre", in.Centre, true, MaxTextLen)
@@ -207,7 +200,7 @@ type CheckResultInput struct {
 // SLOTS_FOUND comes with at least one; slot dates lie within DateYears of
 // today.
 func NewCheckResult(p *apirule.FieldErrors, in CheckResultInput, today time.Time) CheckResult {
-	c := CheckResult{ClaimID: ParseID(p, "claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID, RetryAfter: in.RetryAfter}
+	c := CheckResult{ClaimID: p.UUID("claim_id", in.ClaimID), Outcome: in.Outcome, AccountID: in.AccountID, RetryAfter: in.RetryAfter}
 	if in.RetryAfter != 0 {
 		switch {
 		case !in.Outcome.Wall():

@@ -120,7 +120,7 @@ func (s *Server) CreateApplicant(ctx context.Context, req *requestsv1.CreateAppl
 // GetApplicant returns an applicant with the passport number.
 func (s *Server) GetApplicant(ctx context.Context, req *requestsv1.GetApplicantRequest) (*requestsv1.GetApplicantResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "GetApplicant", err)
 	}
@@ -141,7 +141,7 @@ func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplica
 		v.Add("ids", "at most %d ids, got %d", page.MaxSize, len(req.GetIds()))
 	} else {
 		for i, id := range req.GetIds() {
-			ids = append(ids, domain.ParseID(&v, fmt.Sprintf("ids[%d]", i), id))
+			ids = append(ids, v.UUID(fmt.Sprintf("ids[%d]", i), id))
 		}
 	}
 	if err := v.Err(); err != nil {
@@ -165,7 +165,7 @@ func (s *Server) ListApplicants(ctx context.Context, req *requestsv1.ListApplica
 // UpdateApplicant changes the fields that are set.
 func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateApplicantRequest) (*requestsv1.UpdateApplicantResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	f := domain.ApplicantFields{
 		FullName: req.FullName, Email: req.Email, Phone: req.Phone,
 		PassportNumber: req.PassportNumber, Nationality: req.Nationality, DateOfBirth: req.DateOfBirth,
@@ -184,7 +184,7 @@ func (s *Server) UpdateApplicant(ctx context.Context, req *requestsv1.UpdateAppl
 // DeleteApplicant removes an applicant and cancels their pending requests.
 func (s *Server) DeleteApplicant(ctx context.Context, req *requestsv1.DeleteApplicantRequest) (*requestsv1.DeleteApplicantResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "DeleteApplicant", err)
 	}
@@ -224,7 +224,7 @@ func (s *Server) CreateAppointmentRequest(ctx context.Context, req *requestsv1.C
 // GetAppointmentRequest returns one request.
 func (s *Server) GetAppointmentRequest(ctx context.Context, req *requestsv1.GetAppointmentRequestRequest) (*requestsv1.GetAppointmentRequestResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "GetAppointmentRequest", err)
 	}
@@ -251,7 +251,7 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 		v.MissionCode("mission_code", f.MissionCode)
 	}
 	if req.GetApplicantId() != "" {
-		f.ApplicantID = domain.ParseID(&v, "applicant_id", req.GetApplicantId())
+		f.ApplicantID = v.UUID("applicant_id", req.GetApplicantId())
 	}
 	n, pos := page.Args[store.Position](&v, req.GetPageSize(), req.GetPageToken())
 	if err := v.Err(); err != nil {
@@ -276,7 +276,7 @@ func (s *Server) ListAppointmentRequests(ctx context.Context, req *requestsv1.Li
 // one again returns it unchanged.
 func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.CancelAppointmentRequestRequest) (*requestsv1.CancelAppointmentRequestResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "CancelAppointmentRequest", err)
 	}
@@ -291,7 +291,7 @@ func (s *Server) CancelAppointmentRequest(ctx context.Context, req *requestsv1.C
 // returns it unchanged.
 func (s *Server) ConfirmBooked(ctx context.Context, req *requestsv1.ConfirmBookedRequest) (*requestsv1.ConfirmBookedResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ConfirmBooked", err)
 	}
@@ -306,7 +306,7 @@ func (s *Server) ConfirmBooked(ctx context.Context, req *requestsv1.ConfirmBooke
 // remembered as missed; resuming a PENDING one returns it unchanged.
 func (s *Server) ResumeWatching(ctx context.Context, req *requestsv1.ResumeWatchingRequest) (*requestsv1.ResumeWatchingResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "id", req.GetId())
+	id := v.UUID("id", req.GetId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ResumeWatching", err)
 	}
@@ -365,7 +365,7 @@ func (s *Server) ReportCheckResult(ctx context.Context, req *requestsv1.ReportCh
 // no longer held or its portal was paused since.
 func (s *Server) ConfirmClaim(ctx context.Context, req *requestsv1.ConfirmClaimRequest) (*requestsv1.ConfirmClaimResponse, error) {
 	var v apirule.FieldErrors
-	id := domain.ParseID(&v, "claim_id", req.GetClaimId())
+	id := v.UUID("claim_id", req.GetClaimId())
 	if err := v.Err(); err != nil {
 		return nil, s.errorStatus(ctx, "ConfirmClaim", err)
 	}
