@@ -82,6 +82,23 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("scatter failed: %v\n%s", err, out)
 		}
 	})
+	t.Run("ChecksInFlightLateInTheWindowPass", func(t *testing.T) {
+		// A level 360 descriptors, with four samples caught mid-check
+		// (a browser context and its renderer open) late in the window:
+		// the least-squares line climbs 72 against a tolerance of 38,
+		// well past twice its standard error.
+		t.Parallel()
+		late := map[int]bool{13: true, 16: true, 18: true, 19: true}
+		out, err := run(func(i int) float64 {
+			if late[i] {
+				return 440
+			}
+			return 360
+		}, working)
+		if err != nil || !strings.Contains(out, "pass (spikes)") {
+			t.Fatalf("checks in flight failed the soak: %v\n%s", err, out)
+		}
+	})
 	t.Run("FlatPasses", func(t *testing.T) {
 		t.Parallel()
 		out, err := run(func(int) float64 { return 100 }, working)
