@@ -25,7 +25,10 @@ func TestACheckClaimedBeforeItsPortalPausedSendsItNothing(t *testing.T) {
 	s := newSystem(t, options{poolEnv: []string{"POOL_COOLDOWN=1s"}})
 	acct := s.addAccounts(1)[0]
 	ctx := testkit.Context(t)
-	held, err := s.ap.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "m-b", Holder: "test", LeaseTtl: durationpb.New(15 * time.Second)})
+	// The test releases this lease itself once the Checker has claimed;
+	// its TTL outlasts a slow browser start on a loaded machine (19 s in
+	// a CI run, past the 15 s this lease had then).
+	held, err := s.ap.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "m-b", Holder: "test", LeaseTtl: durationpb.New(2 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
