@@ -225,3 +225,42 @@ func TestAllQuarantinedMeansAllQuarantined(t *testing.T) {
 		t.Errorf("SlotwatchPoolAllQuarantined does not fire with every account quarantined:\n%s", r.Expr)
 	}
 }
+
+// TestPoolRatesAreSharesOfReleasesThatReachedThePortal: SlotwatchHighLoginFailureRate
+// and SlotwatchHighBanRate are shares of the leases that went to the
+// portal. A lease released `unused` (the check called off before it
+// reached the portal: a portal paused since the claim, a drain before the
+// first page) says nothing about logins or bans; counting it would
+// dilute either rate exactly while a portal pauses and its claims are
+// handed back. Only `unused` is left out, by name: an outcome added later
+// counts as a lease that reached the portal.
+func TestPoolRatesAreSharesOfReleasesThatReachedThePortal(t *testing.T) {
+	t.Parallel()
+	releases := func(counts map[string]int) string {
+		var b strings.Builder
+		for outcome, perMinute := range counts {
+			fmt.Fprintf(&b, "slotwatch_pool_releases_total{job=\"accountpool\",mission=\"fra\",outcome=%q} 0+%dx90\n", outcome, perMinute)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		alert  string
+		counts map[string]int
+		want   bool
+	}{
+		// 1 login failure in 4 checks at the portal (25 % > 20 %), and 20
+		// leases a minute handed back unused.
+		{"SlotwatchHighLoginFailureRate", map[string]int{"login_fail": 1, "success": 3, "unused": 20}, true},
+		{"SlotwatchHighLoginFailureRate", map[string]int{"login_fail": 1, "success": 9, "unused": 0}, false},
+		// 1 ban in 10 checks at the portal (10 % > 5 %), 100 leases unused.
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 9, "unused": 100}, true},
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 40, "unused": 0}, false},
+		// An outcome the rule does not name reached the portal: it counts.
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 9, "aborted": 40}, false},
+	} {
+		r := alertRule(t, tc.alert)
+		if got := firing(t, r, releases(tc.counts), 90*time.Minute); got != tc.want {
+			t.Errorf("%s with releases a minute %v: firing %v, want %v:\n%s", tc.alert, tc.counts, got, tc.want, r.Expr)
+		}
+	}
+}
