@@ -225,3 +225,139 @@ func TestAllQuarantinedMeansAllQuarantined(t *testing.T) {
 		t.Errorf("SlotwatchPoolAllQuarantined does not fire with every account quarantined:\n%s", r.Expr)
 	}
 }
+
+// TestPoolRatesAreSharesOfReleasesThatReachedThePortal: SlotwatchHighLoginFailureRate
+// and SlotwatchHighBanRate are shares of the leases that went to the
+// portal. A lease released `unused` (the check called off before it
+// reached the portal: a portal paused since the claim, a drain before the
+// first page) says nothing about logins or bans; counting it would
+// dilute either rate exactly while a portal pauses and its claims are
+// handed back. Only `unused` is left out, by name: an outcome added later
+// counts as a lease that reached the portal.
+func TestPoolRatesAreSharesOfReleasesThatReachedThePortal(t *testing.T) {
+	t.Parallel()
+	releases := func(counts map[string]int) string {
+		var b strings.Builder
+		for outcome, perMinute := range counts {
+			fmt.Fprintf(&b, "slotwatch_pool_releases_total{job=\"accountpool\",mission=\"fra\",outcome=%q} 0+%dx90\n", outcome, perMinute)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		alert  string
+		counts map[string]int
+		want   bool
+	}{
+		// 1 login failure in 4 checks at the portal (25 % > 20 %), and 20
+		// leases a minute handed back unused.
+		{"SlotwatchHighLoginFailureRate", map[string]int{"login_fail": 1, "success": 3, "unused": 20}, true},
+		{"SlotwatchHighLoginFailureRate", map[string]int{"login_fail": 1, "success": 9, "unused": 0}, false},
+		// 1 ban in 10 checks at the portal (10 % > 5 %), 100 leases unused.
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 9, "unused": 100}, true},
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 40, "unused": 0}, false},
+		// An outcome the rule does not name reached the portal: it counts.
+		{"SlotwatchHighBanRate", map[string]int{"banned": 1, "no_slot": 9, "aborted": 40}, false},
+	} {
+		r := alertRule(t, tc.alert)
+		if got := firing(t, r, releases(tc.counts), 90*time.Minute); got != tc.want {
+			t.Errorf("%s with releases a minute %v: firing %v, want %v:\n%s", tc.alert, tc.counts, got, tc.want, r.Expr)
+		}
+	}
+}
+
+// series is one test series of firing's load: per minute from 0, the
+// value at(m) for m in [0, minutes).
+func series(desc string, minutes int, at func(m int) float64) string {
+	vals := make([]string, minutes)
+	for m := range vals {
+		vals[m] = fmt.Sprint(at(m))
+	}
+	return desc + " " + strings.Join(vals, " ") + "\n"
+}
+
+// pauses is a portal's pause history: paused minutes, each followed by
+// the minutes until the next pause (the checks that met the next wall).
+type pauses []struct{ paused, gap int }
+
+// load is the slotwatch_requests_portal_paused gauge of portal vfs for
+// these pauses, and slotwatch_requests_checks_total with walls of kind
+// wall just before each pause (n a pause) and no other wall.
+func (ps pauses) load(wall string, walls int) string {
+	var paused []bool
+	var reported []int // walls reported by minute m
+	n := 0
+	for _, p := range ps {
+		n += walls
+		for range p.paused {
+			paused = append(paused, true)
+			reported = append(reported, n)
+		}
+		for range p.gap {
+			paused = append(paused, false)
+			reported = append(reported, n)
+		}
+	}
+	out := series(`slotwatch_requests_portal_paused{job="requests",portal="vfs"}`, len(paused), func(m int) float64 {
+		if paused[m] {
+			return 1
+		}
+		return 0
+	})
+	for _, o := range []string{"no_slot", "slots_found", "failed", "captcha", "blocked", "rate_limited", "maintenance"} {
+		out += series(fmt.Sprintf(`slotwatch_requests_checks_total{job="requests",outcome=%q}`, o), len(paused), func(m int) float64 {
+			if o == wall {
+				return float64(reported[m])
+			}
+			return 0
+		})
+	}
+	return out
+}
+
+// TestPortalPausedPagesForWallsNotForAMaintenance: SlotwatchPortalPaused
+// (warning) is for a portal that keeps pushing back: paused after walls
+// for an hour, through the short checks between two pauses, that is into
+// its third pause in a row (15 m, 30 m, then 1 h). A maintenance is not
+// that: the portal said when it is back (Retry-After, often 30 m to
+// hours, each one a pause, with one check between them), nothing is to
+// be lowered, and paging for it every time was noise; the gauge has no
+// reason label, so the walls Requests reported tell them apart.
+// SlotwatchPortalMaintenanceLong pages once a maintenance has kept the
+// portal paused for 6 hours: then a person looks at the portal, in case
+// its pages changed and the profile reads them as maintenance.
+func TestPortalPausedPagesForWallsNotForAMaintenance(t *testing.T) {
+	t.Parallel()
+	paused := alertRule(t, "SlotwatchPortalPaused")
+	long := alertRule(t, "SlotwatchPortalMaintenanceLong")
+
+	// Walls: 3 CAPTCHAs, 15 m; 3 more within 3 m of its end, 30 m; then 1 h.
+	walls := pauses{{15, 3}, {30, 3}, {60, 3}, {120, 3}}.load("captcha", 3)
+	if firing(t, paused, walls, 40*time.Minute) {
+		t.Errorf("SlotwatchPortalPaused fires 40 m into walls, in the second pause:\n%s", paused.Expr)
+	}
+	if !firing(t, paused, walls, 80*time.Minute) {
+		t.Errorf("SlotwatchPortalPaused does not fire in the third wall pause in a row (80 m paused but for two checks):\n%s", paused.Expr)
+	}
+	if firing(t, long, walls, 230*time.Minute) {
+		t.Errorf("SlotwatchPortalMaintenanceLong fires for walls:\n%s", long.Expr)
+	}
+
+	// A maintenance of 7 h with Retry-After 1h: a pause of 1 h, one check
+	// a minute after it meets the page again, and so on.
+	var maint pauses
+	for range 7 {
+		maint = append(maint, pauses{{60, 1}}...)
+	}
+	load := maint.load("maintenance", 1)
+	for _, at := range []time.Duration{50 * time.Minute, 3 * time.Hour, 7 * time.Hour} {
+		if firing(t, paused, load, at) {
+			t.Errorf("SlotwatchPortalPaused fires %s into a maintenance with Retry-After 1h:\n%s", at, paused.Expr)
+		}
+	}
+	if firing(t, long, load, 5*time.Hour) {
+		t.Errorf("SlotwatchPortalMaintenanceLong fires 5 h into a maintenance:\n%s", long.Expr)
+	}
+	if !firing(t, long, load, 6*time.Hour+30*time.Minute) {
+		t.Errorf("SlotwatchPortalMaintenanceLong does not fire 6h30 into a maintenance:\n%s", long.Expr)
+	}
+}

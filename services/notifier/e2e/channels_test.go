@@ -139,9 +139,11 @@ func TestTelegramReachesTheContactOnce(t *testing.T) {
 }
 
 // TestTelegramPacingCountsNoAttempt: a burst to one chat, paced at four
-// messages a second, takes longer than a send's deadline (three quarters
-// of the 4 s lease): the sends whose turn comes after it are held back
-// without a call and due again at their turn, their attempt not counted.
+// messages a second, sent by 16 workers at once, makes the later ones wait
+// for their turn longer than a send's deadline (three quarters of the 4 s
+// lease, from the send's start): the sends whose turn comes after it are
+// held back without a call and due again at their turn, their attempt not
+// counted.
 // With one attempt allowed, every delivery still ends delivered on its one
 // counted attempt, each message once at the Bot API.
 func TestTelegramPacingCountsNoAttempt(t *testing.T) {
@@ -150,7 +152,7 @@ func TestTelegramPacingCountsNoAttempt(t *testing.T) {
 	s := newSystem(t, options{notifierEnv: []string{
 		"NOTIFIER_TELEGRAM_TOKEN_FILE=" + authtest.WriteFile(t, "bot-token", botToken+"\n"),
 		"NOTIFIER_TELEGRAM_API_URL=" + bot.url, "NOTIFIER_TELEGRAM_CHAT_RATE=4",
-		"NOTIFIER_MAX_ATTEMPTS=1", "LOG_LEVEL=debug",
+		"NOTIFIER_MAX_ATTEMPTS=1", "LOG_LEVEL=debug", "NOTIFIER_CONCURRENCY=16",
 	}})
 	if _, err := s.nt.CreateContact(testkit.Context(t), &notifierv1.CreateContactRequest{
 		ApplicantId: s.applicant, Kind: notifierv1.ContactKind_CONTACT_KIND_TELEGRAM, Address: "424242",

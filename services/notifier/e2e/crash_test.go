@@ -352,3 +352,42 @@ func TestSlowReceiverBurstIsSharedByReplicas(t *testing.T) {
 		t.Errorf("%d of %d delivered on one counted attempt", got, n)
 	}
 }
+
+// TestADeliveryThatWaitedForAWorkerGetsItsWholeTimeout: a send was cut at
+// three quarters of its lease counted from the claim, so a delivery that
+// waited for a worker had less than NOTIFIER_WEBHOOK_TIMEOUT: a receiver
+// answering within the timeout was cut off, and the attempt counted as
+// failed (a retry; dead after NOTIFIER_MAX_ATTEMPTS). With one worker held
+// 3 s by the first POST, the second delivery (given back by the hand-over
+// after an eighth of the 8 s lease, then claimed) starts its POST with
+// about 4.5 s of its lease's three quarters left; its receiver answers in
+// 5 s, inside the 6 s timeout: it must be delivered on its first attempt.
+func TestADeliveryThatWaitedForAWorkerGetsItsWholeTimeout(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{notifierEnv: []string{"NOTIFIER_CONCURRENCY=1", "NOTIFIER_LEASE=8s", "NOTIFIER_WEBHOOK_TIMEOUT=6s"}})
+	s.webhookContact("en")
+	var mu sync.Mutex
+	first := true
+	s.recv.setAnswer(func(w http.ResponseWriter, _ hit, _ int) {
+		mu.Lock()
+		wait := 5 * time.Second
+		if first {
+			first, wait = false, 3*time.Second
+		}
+		mu.Unlock()
+		time.Sleep(wait)
+		w.WriteHeader(http.StatusOK)
+	})
+	const n = 2
+	s.createRequests(n)
+	s.findSlot()
+	eventually(t, "all delivered", func() bool {
+		return s.count(`SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered'`) == n
+	})
+	if got := s.count(`SELECT count(*) FROM notifier.deliveries WHERE attempts = 1`); got != n {
+		t.Errorf("%d of %d delivered on their first attempt; a send inside NOTIFIER_WEBHOOK_TIMEOUT was cut short", got, n)
+	}
+	if hits, k := len(s.recv.all()), s.recv.keys(); hits != n || k != n {
+		t.Errorf("receiver: %d hits, %d distinct, want %d", hits, k, n)
+	}
+}

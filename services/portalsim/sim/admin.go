@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // The admin API needs no browser: tests and the demo drive the portal with
@@ -32,8 +31,9 @@ import (
 //	GET    /admin/requests                    the request log: portal requests served, [{"at", "method", "path"}]
 //	DELETE /admin/requests                    clear the request log
 //	GET    /admin/stats                       portal requests served and time spent
-//	GET    /admin/portal                      {"family", "timezone"}
-//	PUT    /admin/portal                      {"family": "vfs", "timezone"?: "Europe/London"} (FAMILIES.md)
+//	GET    /admin/portal                      {"family", "timezone", "session_lifetime"}
+//	PUT    /admin/portal                      {"family"?: "vfs", "timezone"?: "Europe/London", "session_lifetime"?: "30m"}:
+//	                                          the fields given change, the others stay (FAMILIES.md)
 //
 // A Behaviour is {"kind": "blocked", "delay_ms": 2000, "only": "slots_api"}:
 // kind one of reject_password, blocked, too_many_requests, captcha,
@@ -163,13 +163,21 @@ func (s *Sim) adminRoutes() {
 	})
 }
 
-// portalLook is the body of /admin/portal: the family, the timezone and
-// the session lifetime (a Go duration; "0s" for none). A PUT without
-// session_lifetime keeps it.
+// portalLook is the answer of /admin/portal: the family, the timezone and
+// the session lifetime (a Go duration; "0s" for none).
 type portalLook struct {
 	Family          string  `json:"family"`
 	Timezone        string  `json:"timezone,omitempty"`
 	SessionLifetime *string `json:"session_lifetime,omitempty"`
+}
+
+// portalChange is the body of PUT /admin/portal: the fields it gives
+// change, the others keep their value (as a PUT of an account keeps the
+// behaviour it leaves out); "classic", "UTC" and "0s" set the defaults.
+type portalChange struct {
+	Family          *string `json:"family"`
+	Timezone        *string `json:"timezone"`
+	SessionLifetime *string `json:"session_lifetime"`
 }
 
 func (s *Sim) look() portalLook {
@@ -179,29 +187,13 @@ func (s *Sim) look() portalLook {
 }
 
 func (s *Sim) adminPutPortal(w http.ResponseWriter, r *http.Request) {
-	var req portalLook
+	var req portalChange
 	if !decode(w, r, &req) {
 		return
 	}
-	f, err := ParseFamily(req.Family)
-	if err != nil {
+	if err := s.ChangePortal(req.Family, req.Timezone, req.SessionLifetime); err != nil {
 		badRequest(w, err)
 		return
-	}
-	var life time.Duration
-	if req.SessionLifetime != nil {
-		if err := validLifetime(*req.SessionLifetime); err != nil {
-			badRequest(w, err)
-			return
-		}
-		life, _ = time.ParseDuration(*req.SessionLifetime)
-	}
-	if err := s.SetPortal(f, req.Timezone); err != nil {
-		badRequest(w, err)
-		return
-	}
-	if req.SessionLifetime != nil {
-		_ = s.SetSessionLifetime(life) // validated above
 	}
 	writeJSON(w, http.StatusOK, s.look())
 }

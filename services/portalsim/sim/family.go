@@ -82,6 +82,47 @@ func (s *Sim) SetPortal(f Family, timezone string) error {
 	return nil
 }
 
+// ChangePortal changes the fields that are not nil: the family (a name
+// ParseFamily takes), the timezone (an IANA name; empty is UTC) and the
+// session lifetime (a Go duration; "0s" for none). The others keep their
+// value; a bad one changes none of them.
+func (s *Sim) ChangePortal(family, timezone, sessionLifetime *string) error {
+	var f Family
+	if family != nil {
+		var err error
+		if f, err = ParseFamily(*family); err != nil {
+			return err
+		}
+	}
+	if timezone != nil {
+		if _, err := time.LoadLocation(*timezone); err != nil {
+			return fmt.Errorf("timezone %q: want an IANA zone name such as Europe/London", *timezone)
+		}
+	}
+	var life time.Duration
+	if sessionLifetime != nil {
+		if err := validLifetime(*sessionLifetime); err != nil {
+			return err
+		}
+		life, _ = time.ParseDuration(cmp.Or(*sessionLifetime, "0s"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if family != nil {
+		s.cfg.Family = f
+	}
+	if timezone != nil {
+		s.cfg.Timezone = *timezone
+	}
+	if sessionLifetime != nil {
+		s.cfg.SessionLifetime = ""
+		if life > 0 {
+			s.cfg.SessionLifetime = life.String()
+		}
+	}
+	return nil
+}
+
 func (s *Sim) family() Family {
 	s.mu.Lock()
 	defer s.mu.Unlock()

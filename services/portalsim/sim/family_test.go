@@ -523,8 +523,48 @@ func TestPortalAdminAPI(t *testing.T) {
 			t.Errorf("the login page is not the tls one:\n%s", p.body)
 		}
 		call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"classic"}`, &got)
-		if got.Family != "classic" || got.Timezone != "UTC" || b.sim.State().Family != Classic {
-			t.Errorf("back to classic: %+v", got)
+		if got.Family != "classic" || got.Timezone != "Asia/Kolkata" || b.sim.State().Family != Classic {
+			t.Errorf("back to classic, the timezone kept: %+v", got)
+		}
+	})
+
+	// A PUT changes the fields it gives and keeps the others, each of
+	// them, as a PUT of an account keeps the behaviour it leaves out (and
+	// Requests' SetPortal its unset fields): before, a PUT without family
+	// or timezone reset them to classic and UTC but kept session_lifetime,
+	// so an operator who set only the lifetime lost the portal's family.
+	t.Run("PutPortalChangesOnlyTheFieldsItGives", func(t *testing.T) {
+		t.Parallel()
+		_, b := setupFamily(t, Classic, feb15)
+		var got portalLook
+		if st := call(t, "PUT", b.srv.URL+"/admin/portal", `{"family":"vfs","timezone":"Europe/Paris","session_lifetime":"1h"}`, &got); st != http.StatusOK {
+			t.Fatalf("PUT /admin/portal: %d", st)
+		}
+		for _, tc := range []struct {
+			body                   string
+			family, timezone, life string
+		}{
+			{`{"session_lifetime":"30m"}`, "vfs", "Europe/Paris", "30m0s"},
+			{`{"timezone":"Asia/Kolkata"}`, "vfs", "Asia/Kolkata", "30m0s"},
+			{`{"family":"tls"}`, "tls", "Asia/Kolkata", "30m0s"},
+			{`{}`, "tls", "Asia/Kolkata", "30m0s"},
+			{`{"family":"classic","timezone":"UTC","session_lifetime":"0s"}`, "classic", "UTC", "0s"},
+		} {
+			if st := call(t, "PUT", b.srv.URL+"/admin/portal", tc.body, &got); st != http.StatusOK {
+				t.Fatalf("PUT /admin/portal %s: %d", tc.body, st)
+			}
+			if got.Family != tc.family || got.Timezone != tc.timezone || got.SessionLifetime == nil || *got.SessionLifetime != tc.life {
+				t.Errorf("PUT %s: %+v (lifetime %v), want %s, %s, %s", tc.body, got, deref(got.SessionLifetime), tc.family, tc.timezone, tc.life)
+			}
+		}
+		// A refused PUT changes none of them, the valid ones included.
+		for _, body := range []string{`{"family":"vfs","timezone":"Mars/Olympus"}`, `{"timezone":"Europe/Paris","session_lifetime":"soon"}`, `{"family":"bls","session_lifetime":"1h"}`} {
+			if st := call(t, "PUT", b.srv.URL+"/admin/portal", body, nil); st != http.StatusBadRequest {
+				t.Errorf("%s: %d, want 400", body, st)
+			}
+		}
+		if st := b.sim.State(); st.Family != Classic || st.Timezone != "UTC" || st.SessionLifetime != "" {
+			t.Errorf("after refused PUTs: family %q, timezone %q, lifetime %q; want classic, UTC, none", st.Family, st.Timezone, st.SessionLifetime)
 		}
 	})
 
@@ -601,4 +641,11 @@ func TestConfigFamilyIsReadByName(t *testing.T) {
 	if err := strictUnmarshal([]byte(`{"family":"bls"}`), &cfg); err == nil || !strings.Contains(err.Error(), `family "bls"`) {
 		t.Errorf("family bls: %v, want it refused by name", err)
 	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
 }

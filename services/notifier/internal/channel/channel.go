@@ -66,6 +66,13 @@ type Sender interface {
 	Send(ctx context.Context, msg Message) error
 }
 
+// Timed is a Sender that bounds one send itself (its NOTIFIER_*_TIMEOUT):
+// the delivery loop gives each send at least that long, so a delivery
+// that waited for a worker is not cut short of it.
+type Timed interface {
+	Timeout() time.Duration
+}
+
 // RetryAfterError is a temporary refusal with a wait: the receiver's own
 // (HTTP 429/503 Retry-After, Telegram's retry_after, SMTP 4xx with a
 // hint), or, with NotSent, the channel's turn that comes too late.

@@ -49,7 +49,8 @@ type Config struct {
 	Retry domain.Retry
 	// Lease is how long one attempt holds a delivery; a send is cut at
 	// three quarters of it (from the claim, or from the record for a
-	// handed delivery), so the outcome is recorded before it lapses.
+	// handed delivery), so the outcome is recorded before it lapses; a
+	// send still gets its channel's whole timeout (attempt says how).
 	Lease time.Duration
 	// Poll is how often the log is read when nothing rang the doorbell
 	// (deliveries recorded by another replica, retries coming due).
@@ -295,6 +296,23 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 		l.giveBack(ctx, []domain.Delivery{d})
 		return false
 	}
+	// One that waited less still gets its channel's whole timeout: cut
+	// short, a receiver answering within the timeout would count as a
+	// failed attempt. Up to an eighth of the lease comes out of the
+	// quarter kept for recording (a handed delivery waits no longer than
+	// that: handWait); past that, the lease is extended first.
+	if need := l.sendTime(d.Kind); left < need {
+		if need-left > l.cfg.Lease/8 {
+			now := l.now()
+			held, err := l.store.Extend(ctx, d, now.Add(l.cfg.Lease))
+			if err != nil || !held {
+				l.recorded(d, held, err)
+				return false
+			}
+			d.LeaseUntil = now.Add(l.cfg.Lease)
+		}
+		left = need
+	}
 	msg := channel.Message{IdempotencyKey: d.IdempotencyKey(), To: d.Address, Subject: d.Subject, Text: d.Text, HTML: d.HTML, JSON: d.JSON}
 	err := l.prepare(d, &msg)
 	if err == nil {
@@ -327,6 +345,16 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 	}
 	l.metrics.Attempted(d.Kind, result, 0)
 	return false
+}
+
+// sendTime is how long a send of kind needs at most: its channel's own
+// timeout, within the three quarters of a lease that a send gets.
+func (l *Loop) sendTime(kind channel.Kind) time.Duration {
+	budget := l.cfg.Lease * 3 / 4
+	if t, ok := l.senders[kind].(channel.Timed); ok && t.Timeout() > 0 {
+		return min(t.Timeout(), budget)
+	}
+	return budget
 }
 
 // release gives back the handed deliveries no worker started (the loop is

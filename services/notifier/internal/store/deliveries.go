@@ -342,6 +342,18 @@ func (s *Store) MarkFailed(ctx context.Context, d domain.Delivery, dead bool, ne
 	return tag.RowsAffected() == 1, nil
 }
 
+// Extend moves the lease of d's attempt to until, for a send that would
+// otherwise be cut short (domain.Delivery.LeaseUntil is the caller's to
+// move). It says false when the attempt no longer holds d.
+func (s *Store) Extend(ctx context.Context, d domain.Delivery, until time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE notifier.deliveries SET lease_until = $3
+		WHERE id = $1 AND lease_token = $2 AND state = 'pending'`, d.ID, d.LeaseToken, until)
+	if err != nil {
+		return false, fmt.Errorf("extend delivery lease: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Defer gives back an attempt that sent nothing (its channel's turn came
 // after the send's deadline): the delivery is due again at next, its
 // attempt not counted, with reason as its last error. It says false when

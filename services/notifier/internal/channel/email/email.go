@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	mail "github.com/wneessen/go-mail"
 
@@ -110,6 +111,9 @@ func clientTLS(host, caFile string) (*tls.Config, error) {
 
 // Kind implements channel.Sender.
 func (s *Sender) Kind() channel.Kind { return channel.Email }
+
+// Timeout implements channel.Timed: one delivery, connect to QUIT.
+func (s *Sender) Timeout() time.Duration { return s.cfg.Timeout }
 
 // Send submits msg to the SMTP server for msg.To. A refusal with a 5xx
 // reply, or a message that cannot be addressed, is permanent; a 4xx reply,

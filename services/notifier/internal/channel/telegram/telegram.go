@@ -104,6 +104,10 @@ func New(cfg Config) (*Sender, error) {
 // Kind implements channel.Sender.
 func (s *Sender) Kind() channel.Kind { return channel.Telegram }
 
+// Timeout implements channel.Timed: one sendMessage call, after the
+// chat's turn.
+func (s *Sender) Timeout() time.Duration { return s.timeout }
+
 // sendMessage is the body of the Bot API call. It has no parse_mode: the
 // text goes as it is, so that nothing in it (a "<" in a centre's name) can
 // make Telegram refuse the message.

@@ -86,6 +86,9 @@ func New(cfg Config) *Sender {
 // Kind implements channel.Sender.
 func (s *Sender) Kind() channel.Kind { return channel.Webhook }
 
+// Timeout implements channel.Timed: one POST, answer included.
+func (s *Sender) Timeout() time.Duration { return s.client.Timeout }
+
 // Send posts msg.JSON to msg.To. A 2xx is delivered; 429 (or 503) with
 // Retry-After is a RetryAfterError; 408, 429 and 5xx are temporary; any
 // other answer (4xx, a redirect) is permanent.
