@@ -565,7 +565,20 @@ type AcquireRequest struct {
 	// How long to wait for an account to free up; unset or zero answers at once.
 	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
 	// Appointment requests served by this lease, recorded in the usage log.
-	RequestIds    []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	RequestIds []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	// Optional: a caller-chosen UUID (not the nil UUID) naming this Acquire,
+	// so that it is safe to retry. Send the same acquire_id again when an
+	// Acquire got no answer (UNAVAILABLE, DEADLINE_EXCEEDED): while the lease
+	// it granted is held (not released, not expired), the retry gets that
+	// same lease (lease id, fencing token, expires_at unchanged: a retry
+	// does not renew it) instead of a second account. An Acquire that
+	// granted nothing (no account free, or its caller gave up before the
+	// answer and the lease was handed back) leaves the id unused: a retry
+	// then leases as a new Acquire. ALREADY_EXISTS: the id's lease ended
+	// (released or expired), or the id was used with another holder or
+	// mission; take a new id. Named apart from request_ids, which are
+	// appointment requests.
+	AcquireId     string `protobuf:"bytes,6,opt,name=acquire_id,json=acquireId,proto3" json:"acquire_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +646,13 @@ func (x *AcquireRequest) GetRequestIds() []string {
 		return x.RequestIds
 	}
 	return nil
+}
+
+func (x *AcquireRequest) GetAcquireId() string {
+	if x != nil {
+		return x.AcquireId
+	}
+	return ""
 }
 
 // AcquireResponse carries the lease.
@@ -2571,14 +2591,16 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\rsession_state\x18\n" +
 	" \x01(\fR\fsessionState\x12H\n" +
 	"\x12session_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12*\n" +
-	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xd3\x01\n" +
+	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xf2\x01\n" +
 	"\x0eAcquireRequest\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
 	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12-\n" +
 	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1f\n" +
 	"\vrequest_ids\x18\x05 \x03(\tR\n" +
-	"requestIds\"H\n" +
+	"requestIds\x12\x1d\n" +
+	"\n" +
+	"acquire_id\x18\x06 \x01(\tR\tacquireId\"H\n" +
 	"\x0fAcquireResponse\x125\n" +
 	"\x05lease\x18\x01 \x01(\v2\x1f.slotwatch.accountpool.v1.LeaseR\x05lease\"\x86\x01\n" +
 	"\fRenewRequest\x12\x19\n" +
