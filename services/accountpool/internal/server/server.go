@@ -51,7 +51,7 @@ func (s *Server) Register(g *grpc.Server) { apv1.RegisterAccountPoolServiceServe
 // Acquire implements AccountPoolService.
 func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.AcquireResponse, error) {
 	var v apirule.FieldErrors
-	domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds())
+	acquireID := domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds(), req.GetAcquireId())
 	ttl := leaseLength(&v, "lease_ttl", req.GetLeaseTtl())
 	wait := apierr.Duration(&v, "wait", req.GetWait(), apirule.MaxAcquireWait)
 	if err := v.Err(); err != nil {
@@ -59,6 +59,7 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 	}
 	lease, err := s.pool.Acquire(ctx, app.AcquireRequest{
 		MissionCode: req.GetMissionCode(), Holder: req.GetHolder(), TTL: ttl, Wait: wait, RequestIDs: req.GetRequestIds(),
+		AcquireID: acquireID,
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, "acquire", err)
@@ -417,6 +418,7 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 	var fieldErrs apirule.FieldErrors
 	var busy *domain.NoAccountFreeError
 	var notHeld *domain.LeaseNotHeldError
+	var used *domain.AcquireIDUsedError
 	switch {
 	case errors.As(err, &fieldErrs):
 		return apierr.Invalid(fieldErrs)
@@ -424,6 +426,8 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 		return apierr.RetryAfter(busy.Error(), busy.RetryAfter())
 	case errors.As(err, &notHeld):
 		return status.Error(codes.FailedPrecondition, notHeld.Error())
+	case errors.As(err, &used):
+		return status.Error(codes.AlreadyExists, used.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, what+" not found")
 	case errors.Is(err, domain.ErrAlreadyExists):
