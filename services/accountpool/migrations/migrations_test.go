@@ -54,6 +54,12 @@ func TestUpDownUp(t *testing.T) {
 	if out := run("status"); !strings.Contains(out, "applied") {
 		t.Fatalf("status printed %q", out)
 	}
+	run("down") // 00006: the acquire id
+	var acquireIDs int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = 'accountpool'
+		AND column_name = 'acquire_id'`).Scan(&acquireIDs); err != nil || acquireIDs != 0 {
+		t.Fatalf("after the acquire id's down: %d acquire_id columns left (%v)", acquireIDs, err)
+	}
 	run("down") // 00004: the unused outcome
 	if _, err := db.Exec(ctx, `INSERT INTO accountpool.accounts (email, password_ciphertext, created_at, updated_at) VALUES ('a@example.com', '', now(), now())`); err != nil {
 		t.Fatal(err)

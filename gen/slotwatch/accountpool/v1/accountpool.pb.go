@@ -565,7 +565,20 @@ type AcquireRequest struct {
 	// How long to wait for an account to free up; unset or zero answers at once.
 	Wait *durationpb.Duration `protobuf:"bytes,4,opt,name=wait,proto3" json:"wait,omitempty"`
 	// Appointment requests served by this lease, recorded in the usage log.
-	RequestIds    []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	RequestIds []string `protobuf:"bytes,5,rep,name=request_ids,json=requestIds,proto3" json:"request_ids,omitempty"`
+	// Optional: a caller-chosen UUID (not the nil UUID) naming this Acquire,
+	// so that it is safe to retry. Send the same acquire_id again when an
+	// Acquire got no answer (UNAVAILABLE, DEADLINE_EXCEEDED): while the lease
+	// it granted is held (not released, not expired), the retry gets that
+	// same lease (lease id, fencing token, expires_at unchanged: a retry
+	// does not renew it) instead of a second account. An Acquire that
+	// granted nothing (no account free, or its caller gave up before the
+	// answer and the lease was handed back) leaves the id unused: a retry
+	// then leases as a new Acquire. ALREADY_EXISTS: the id's lease ended
+	// (released or expired), or the id was used with another holder or
+	// mission; take a new id. Named apart from request_ids, which are
+	// appointment requests.
+	AcquireId     string `protobuf:"bytes,6,opt,name=acquire_id,json=acquireId,proto3" json:"acquire_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -633,6 +646,13 @@ func (x *AcquireRequest) GetRequestIds() []string {
 		return x.RequestIds
 	}
 	return nil
+}
+
+func (x *AcquireRequest) GetAcquireId() string {
+	if x != nil {
+		return x.AcquireId
+	}
+	return ""
 }
 
 // AcquireResponse carries the lease.
@@ -2166,7 +2186,13 @@ type GetUsageStatsRequest struct {
 	// Window start; unset means 24 hours before until.
 	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
 	// Window end; unset means now.
-	Until         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// At most this many accounts (default 50, at most 1000).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response's next_page_token. The next page
+	// counts the first page's window: since and until are then unset or the
+	// window the first page answered.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2213,6 +2239,20 @@ func (x *GetUsageStatsRequest) GetUntil() *timestamppb.Timestamp {
 		return x.Until
 	}
 	return nil
+}
+
+func (x *GetUsageStatsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetUsageStatsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // AccountUsageStats counts one account's leases in the window.
@@ -2346,12 +2386,14 @@ func (x *AccountUsageStats) GetLogins() int32 {
 // GetUsageStatsResponse lists accounts by uses, most first.
 type GetUsageStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Per-account counts.
+	// Per-account counts, most used first (ties by account id).
 	Stats []*AccountUsageStats `protobuf:"bytes,1,rep,name=stats,proto3" json:"stats,omitempty"`
 	// Window start used.
 	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
 	// Window end used.
-	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	// Token for the next page; empty on the last one.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2405,6 +2447,13 @@ func (x *GetUsageStatsResponse) GetUntil() *timestamppb.Timestamp {
 		return x.Until
 	}
 	return nil
+}
+
+func (x *GetUsageStatsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ReencryptPasswordsRequest takes no parameters.
@@ -2571,14 +2620,16 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\rsession_state\x18\n" +
 	" \x01(\fR\fsessionState\x12H\n" +
 	"\x12session_expires_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10sessionExpiresAt\x12*\n" +
-	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xd3\x01\n" +
+	"\x11login_budget_left\x18\f \x01(\x05R\x0floginBudgetLeft\"\xf2\x01\n" +
 	"\x0eAcquireRequest\x12!\n" +
 	"\fmission_code\x18\x01 \x01(\tR\vmissionCode\x12\x16\n" +
 	"\x06holder\x18\x02 \x01(\tR\x06holder\x126\n" +
 	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12-\n" +
 	"\x04wait\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1f\n" +
 	"\vrequest_ids\x18\x05 \x03(\tR\n" +
-	"requestIds\"H\n" +
+	"requestIds\x12\x1d\n" +
+	"\n" +
+	"acquire_id\x18\x06 \x01(\tR\tacquireId\"H\n" +
 	"\x0fAcquireResponse\x125\n" +
 	"\x05lease\x18\x01 \x01(\v2\x1f.slotwatch.accountpool.v1.LeaseR\x05lease\"\x86\x01\n" +
 	"\fRenewRequest\x12\x19\n" +
@@ -2690,10 +2741,13 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\fmission_code\x18\a \x01(\tR\vmissionCode\"|\n" +
 	"\x11ListUsageResponse\x12?\n" +
 	"\arecords\x18\x01 \x03(\v2%.slotwatch.accountpool.v1.UsageRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"z\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xb6\x01\n" +
 	"\x14GetUsageStatsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x9f\x02\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9f\x02\n" +
 	"\x11AccountUsageStats\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12\x14\n" +
@@ -2707,11 +2761,12 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x06errors\x18\b \x01(\x05R\x06errors\x12#\n" +
 	"\rlease_expired\x18\t \x01(\x05R\fleaseExpired\x12\x16\n" +
 	"\x06logins\x18\n" +
-	" \x01(\x05R\x06logins\"\xbe\x01\n" +
+	" \x01(\x05R\x06logins\"\xe6\x01\n" +
 	"\x15GetUsageStatsResponse\x12A\n" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x1b\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"\x1b\n" +
 	"\x19ReencryptPasswordsRequest\"\xfe\x01\n" +
 	"\x1aReencryptPasswordsResponse\x12 \n" +
 	"\vreencrypted\x18\x01 \x01(\x05R\vreencrypted\x12$\n" +

@@ -77,7 +77,8 @@ type AccountPoolServiceClient interface {
 	GetPoolStatus(ctx context.Context, in *GetPoolStatusRequest, opts ...grpc.CallOption) (*GetPoolStatusResponse, error)
 	// ListUsage pages through the usage log, newest first.
 	ListUsage(ctx context.Context, in *ListUsageRequest, opts ...grpc.CallOption) (*ListUsageResponse, error)
-	// GetUsageStats aggregates the usage log per account over a time window.
+	// GetUsageStats aggregates the usage log per account over a time window,
+	// a page at a time, most used first.
 	GetUsageStats(ctx context.Context, in *GetUsageStatsRequest, opts ...grpc.CallOption) (*GetUsageStatsResponse, error)
 	// ReencryptPasswords re-encrypts every stored password, and every stored
 	// session state, with the keyset's current primary key.
@@ -268,7 +269,8 @@ type AccountPoolServiceServer interface {
 	GetPoolStatus(context.Context, *GetPoolStatusRequest) (*GetPoolStatusResponse, error)
 	// ListUsage pages through the usage log, newest first.
 	ListUsage(context.Context, *ListUsageRequest) (*ListUsageResponse, error)
-	// GetUsageStats aggregates the usage log per account over a time window.
+	// GetUsageStats aggregates the usage log per account over a time window,
+	// a page at a time, most used first.
 	GetUsageStats(context.Context, *GetUsageStatsRequest) (*GetUsageStatsResponse, error)
 	// ReencryptPasswords re-encrypts every stored password, and every stored
 	// session state, with the keyset's current primary key.

@@ -152,6 +152,9 @@ type AcquireRequest struct {
 	TTL         time.Duration // 0: the configured LeaseTTL
 	Wait        time.Duration // 0: answer at once
 	RequestIDs  []string
+	// AcquireID names the Acquire ("" for none): a retry with the same id
+	// while its lease is held gets that lease again.
+	AcquireID string
 }
 
 // Acquire leases the least recently used eligible account. With Wait, it
@@ -227,13 +230,33 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		params := store.AcquireParams{
 			LeaseID: uuid.NewString(), MissionCode: r.MissionCode, Holder: r.Holder,
 			RequestIDs: r.RequestIDs, TTL: r.TTL, Now: now, MaxLogins: p.cfg.MaxLoginsPerDay,
+			AcquireID: r.AcquireID,
 		}
 		leased, err := p.store.Acquire(ctx, params)
 		if err == nil {
 			return p.grant(ctx, leased, params)
 		}
-		if !errors.Is(err, domain.ErrNotFound) {
+		raced := errors.Is(err, store.ErrAcquireIDRaced)
+		if !errors.Is(err, domain.ErrNotFound) && !raced {
 			return domain.Lease{}, err
+		}
+		if r.AcquireID != "" {
+			// A retry (or a twin) of an Acquire that leased already gets
+			// that lease; an id no lease holds leases as new.
+			leased, leaseID, err := p.store.LeaseOf(ctx, r.AcquireID, r.Holder, r.MissionCode, now, p.cfg.MaxLoginsPerDay)
+			switch {
+			case err == nil:
+				p.logger.InfoContext(ctx, "Acquire retried: its lease is handed out again",
+					"acquire_id", r.AcquireID, "lease_id", leaseID, "account_id", leased.Account.ID)
+				params.LeaseID = leaseID
+				return p.grant(ctx, leased, params)
+			case !errors.Is(err, domain.ErrNotFound):
+				return domain.Lease{}, err
+			case raced && attempt < 3:
+				continue // the other's lease went back meanwhile
+			case raced:
+				return domain.Lease{}, err
+			}
 		}
 		// Nothing eligible. Leases that ran out but were not expired yet
 		// count as free once expired; then see when the next one frees.
@@ -411,14 +434,14 @@ func (p *Pool) ListUsage(ctx context.Context, f store.UsageFilter, after *store.
 
 // UsageStats counts leases per account in [since, until); zero times mean
 // the 24 hours up to now.
-func (p *Pool) UsageStats(ctx context.Context, since, until time.Time) ([]domain.UsageStats, time.Time, time.Time, error) {
+func (p *Pool) UsageStats(ctx context.Context, since, until time.Time, after *store.StatsCursor, limit int) ([]domain.UsageStats, time.Time, time.Time, error) {
 	if until.IsZero() {
 		until = p.Now()
 	}
 	if since.IsZero() {
 		since = until.Add(-24 * time.Hour)
 	}
-	st, err := p.store.UsageStats(ctx, since, until)
+	st, err := p.store.UsageStats(ctx, since, until, after, limit)
 	return st, since, until, err
 }
 

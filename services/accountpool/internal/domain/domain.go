@@ -254,6 +254,15 @@ func (e *LeaseNotHeldError) Error() string { return "lease is not held: " + e.Re
 // Is makes errors.Is(err, ErrLeaseNotHeld) true.
 func (e *LeaseNotHeldError) Is(target error) bool { return target == ErrLeaseNotHeld }
 
+// AcquireIDUsedError says why an Acquire's acquire_id cannot have its
+// lease again: the lease ended, or the id was used by another holder or
+// for another mission.
+type AcquireIDUsedError struct{ Reason string }
+
+func (e *AcquireIDUsedError) Error() string {
+	return "acquire_id was used already: " + e.Reason + "; send a new acquire_id"
+}
+
 // PoolStatus counts accounts by state.
 type PoolStatus struct {
 	TotalActive, Available, Leased, InCooldown, Quarantined, Disabled int

@@ -42,14 +42,20 @@ func CheckAccountChange(p *apirule.FieldErrors, password, phone *string, active 
 	}
 }
 
-// CheckAcquire records what is wrong with a lease request.
-func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs []string) {
+// CheckAcquire records what is wrong with a lease request and returns its
+// acquire_id in canonical form ("" when it has none): optional, a UUID
+// but not the nil one.
+func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs []string, acquireID string) string {
 	p.MissionCode("mission_code", missionCode)
 	if p.Required("holder", holder) {
 		p.MaxLen("holder", holder, apirule.MaxHolderLen)
 		p.OneLine("holder", holder)
 	}
 	CheckRequestIDs(p, "request_ids", requestIDs)
+	if acquireID == "" {
+		return ""
+	}
+	return p.UUID("acquire_id", acquireID).String()
 }
 
 // CheckRelease records what is wrong with the free text of a release.

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -392,4 +393,63 @@ func TestImportAccountsCaps(t *testing.T) {
 			t.Fatalf("accounts after a refused import: %v, %v", list.GetAccounts(), err)
 		}
 	})
+}
+
+// GetUsageStats pages, most used first, as ListAccounts does: tens of
+// thousands of accounts in one answer passed a client's 4 MB limit. Every
+// page counts the first page's window.
+func TestGetUsageStatsPages(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	ids := addAccounts(t, c, 5)
+	now := b.clock.Now()
+	for i, uses := range []int{3, 1, 2, 2, 1} {
+		for k := range uses {
+			if _, err := b.db.Exec(testkit.Context(t), `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, result, acquired_at)
+				VALUES (gen_random_uuid(), $1, $2, 'fra', 'checker-1', 'no_slot', $3)`, ids[i], k+1, now.Add(-time.Duration(k+1)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var pages [][]int64
+	token := ""
+	var window *apv1.GetUsageStatsResponse
+	for {
+		p, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if window == nil {
+			window = p
+			// Later pages count the first page's window, not one that
+			// ends at their own now.
+			b.clock.Advance(time.Hour)
+		} else if !p.GetSince().AsTime().Equal(window.GetSince().AsTime()) || !p.GetUntil().AsTime().Equal(window.GetUntil().AsTime()) {
+			t.Fatalf("page %d counts [%v, %v), the first [%v, %v)", len(pages)+1, p.GetSince().AsTime(), p.GetUntil().AsTime(),
+				window.GetSince().AsTime(), window.GetUntil().AsTime())
+		}
+		var page []int64
+		for _, s := range p.GetStats() {
+			page = append(page, s.GetAccountId())
+		}
+		pages = append(pages, page)
+		if token = p.GetNextPageToken(); token == "" {
+			break
+		}
+		if len(pages) > 5 {
+			t.Fatal("no last page")
+		}
+	}
+	want := [][]int64{{ids[0], ids[2]}, {ids[3], ids[1]}, {ids[4]}}
+	if fmt.Sprint(pages) != fmt.Sprint(want) {
+		t.Fatalf("pages %v, want %v (most used first, ties by id)", pages, want)
+	}
+
+	first, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{PageSize: 1, PageToken: first.GetNextPageToken(),
+		Since: timestamppb.New(now.Add(-2 * time.Hour))})
+	wantViolation(t, err, "page_token")
 }

@@ -51,7 +51,7 @@ func (s *Server) Register(g *grpc.Server) { apv1.RegisterAccountPoolServiceServe
 // Acquire implements AccountPoolService.
 func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.AcquireResponse, error) {
 	var v apirule.FieldErrors
-	domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds())
+	acquireID := domain.CheckAcquire(&v, req.GetMissionCode(), req.GetHolder(), req.GetRequestIds(), req.GetAcquireId())
 	ttl := leaseLength(&v, "lease_ttl", req.GetLeaseTtl())
 	wait := apierr.Duration(&v, "wait", req.GetWait(), apirule.MaxAcquireWait)
 	if err := v.Err(); err != nil {
@@ -59,6 +59,7 @@ func (s *Server) Acquire(ctx context.Context, req *apv1.AcquireRequest) (*apv1.A
 	}
 	lease, err := s.pool.Acquire(ctx, app.AcquireRequest{
 		MissionCode: req.GetMissionCode(), Holder: req.GetHolder(), TTL: ttl, Wait: wait, RequestIDs: req.GetRequestIds(),
+		AcquireID: acquireID,
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, "acquire", err)
@@ -367,10 +368,31 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 	return resp, nil
 }
 
+// statsCursor is GetUsageStats' page token: the window of the first page
+// and the position after its last account.
+type statsCursor struct {
+	Since time.Time `json:"s"`
+	Until time.Time `json:"t"`
+	store.StatsCursor
+}
+
 // GetUsageStats implements AccountPoolService.
 func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsRequest) (*apv1.GetUsageStatsResponse, error) {
 	var v apirule.FieldErrors
 	since, until := window(&v, req.GetSince(), req.GetUntil())
+	size := page.Size(&v, "page_size", req.GetPageSize())
+	var cur statsCursor
+	page.Decode(&v, "page_token", req.GetPageToken(), &cur)
+	var after *store.StatsCursor
+	if req.GetPageToken() != "" && v.Len() == 0 {
+		switch {
+		case !cur.Since.Before(cur.Until) || cur.AccountID <= 0 || cur.Uses <= 0:
+			v.Add("page_token", "is not a token returned by a previous call")
+		case since != nil && !since.Equal(cur.Since), until != nil && !until.Equal(cur.Until):
+			v.Add("page_token", "is for the window from %s to %s: send that window, or none", cur.Since.Format(time.RFC3339Nano), cur.Until.Format(time.RFC3339Nano))
+		}
+		since, until, after = &cur.Since, &cur.Until, &cur.StatsCursor
+	}
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
 	}
@@ -384,11 +406,17 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 	if !sinceT.IsZero() && untilT.IsZero() && !sinceT.Before(s.pool.Now()) {
 		return nil, s.toStatus(ctx, "usage", invalid("since", "must be in the past when until is unset"))
 	}
-	stats, sinceT, untilT, err := s.pool.UsageStats(ctx, sinceT, untilT)
+	stats, sinceT, untilT, err := s.pool.UsageStats(ctx, sinceT, untilT, after, size+1)
 	if err != nil {
 		return nil, s.toStatus(ctx, "usage", err)
 	}
 	resp := &apv1.GetUsageStatsResponse{Since: timestamppb.New(sinceT), Until: timestamppb.New(untilT)}
+	if len(stats) > size {
+		stats = stats[:size]
+		last := stats[size-1]
+		resp.NextPageToken = page.Encode(statsCursor{Since: sinceT, Until: untilT,
+			StatsCursor: store.StatsCursor{Uses: last.Uses, AccountID: last.AccountID}})
+	}
 	for _, st := range stats {
 		resp.Stats = append(resp.Stats, &apv1.AccountUsageStats{
 			AccountId: st.AccountID, Email: st.Email, Uses: int32(st.Uses), Successes: int32(st.Successes),
@@ -417,6 +445,7 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 	var fieldErrs apirule.FieldErrors
 	var busy *domain.NoAccountFreeError
 	var notHeld *domain.LeaseNotHeldError
+	var used *domain.AcquireIDUsedError
 	switch {
 	case errors.As(err, &fieldErrs):
 		return apierr.Invalid(fieldErrs)
@@ -424,6 +453,8 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 		return apierr.RetryAfter(busy.Error(), busy.RetryAfter())
 	case errors.As(err, &notHeld):
 		return status.Error(codes.FailedPrecondition, notHeld.Error())
+	case errors.As(err, &used):
+		return status.Error(codes.AlreadyExists, used.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, what+" not found")
 	case errors.Is(err, domain.ErrAlreadyExists):

@@ -74,6 +74,14 @@ func TestBadInputIsInvalidArgumentWithFieldViolations(t *testing.T) {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1\nchecker-2"})
 			return err
 		}, "holder"},
+		{"AcquireIDNotAUUID", func(ctx context.Context) error {
+			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1", AcquireId: "retry-1"})
+			return err
+		}, "acquire_id"},
+		{"AcquireIDNilUUID", func(ctx context.Context) error {
+			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1", AcquireId: "00000000-0000-0000-0000-000000000000"})
+			return err
+		}, "acquire_id"},
 		{"AcquireOverlongHolder", func(ctx context.Context) error {
 			_, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: long})
 			return err

@@ -207,6 +207,9 @@ type acquired struct {
 	prevUsed *time.Time
 	leaseID  string
 	err      error
+	// raced: the lease was granted, but another Acquire with the same
+	// acquire_id logged its lease first (ErrAcquireIDRaced): it goes back.
+	raced bool
 }
 
 func (s *Store) acquireBatched(ctx context.Context, p AcquireParams) (Leased, error) {
@@ -215,8 +218,11 @@ func (s *Store) acquireBatched(ctx context.Context, p AcquireParams) (Leased, er
 		return Leased{}, err
 	}
 	res := r.acquired
+	if res.raced {
+		s.handBack(ctx, []acquired{res})
+	}
 	if res.err != nil {
-		return res.leased, res.err
+		return Leased{}, res.err
 	}
 	s.leases.put(p.LeaseID, grantedLease{account: res.leased.Account, version: res.version, mission: p.MissionCode})
 	return res.leased, nil
@@ -262,10 +268,24 @@ func byLoginBudget(reqs []AcquireParams) [][]int {
 // (N is 1 without batching). $6 is the latest of the requests' times, at
 // which eligibility is judged; each lease starts at its own request's time
 // (or the row's last change).
+//
+// A request with an acquire_id ($11, empty for none) that a usage row holds
+// already gets no account (the caller looks that lease up: LeaseOf). Two
+// with one id at once (two replicas, or one batch) both get an account,
+// but the usage rows' unique index (usage_log_acquire_id_key) logs one:
+// the other's lease comes back unlogged (logged false), for its caller to
+// hand back.
 var acquireSQL = `
-	WITH req AS (
-		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::interval[], $10::timestamptz[])
-			WITH ORDINALITY AS r(lease_id, holder, mission_code, request_ids, ttl, at, ord)
+	WITH asked AS (
+		SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::interval[], $10::timestamptz[], $11::text[])
+			WITH ORDINALITY AS r(lease_id, holder, mission_code, request_ids, ttl, at, acquire_id, ord)
+	), req AS (
+		-- slot numbers the requests that may get an account, in order.
+		SELECT r.lease_id, r.holder, r.mission_code, r.request_ids, r.ttl, r.at, nullif(r.acquire_id, '')::uuid AS acquire_id,
+			r.ord, row_number() OVER (ORDER BY r.ord) AS slot
+		FROM asked r
+		WHERE r.acquire_id = '' OR NOT EXISTS (
+			SELECT 1 FROM accountpool.usage_log u WHERE u.acquire_id = nullif(r.acquire_id, '')::uuid)
 	), candidate AS (
 		SELECT c.id, c.last_used_at AS prev_used,
 			row_number() OVER (ORDER BY c.last_used_at ASC NULLS FIRST, c.id) AS ord
@@ -292,21 +312,24 @@ var acquireSQL = `
 			lease_expires_at = greatest(r.at, a.updated_at) + r.ttl,
 			fencing_token = a.fencing_token + 1, last_used_at = greatest(r.at, a.updated_at),
 			use_count = a.use_count + 1, updated_at = greatest(r.at, a.updated_at)
-		FROM candidate c JOIN req r ON r.ord = c.ord
+		FROM candidate c JOIN req r ON r.slot = c.ord
 		WHERE a.id = c.id
 		RETURNING a.*, a.xmin::text AS version, r.ord AS req_ord, r.mission_code AS req_mission,
-			r.request_ids AS req_request_ids, c.prev_used
+			r.request_ids AS req_request_ids, r.acquire_id AS req_acquire_id, c.prev_used
 	), logged AS (
-		INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at)
+		INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, request_ids, acquired_at, acquire_id)
 		SELECT l.lease_id, l.id, l.fencing_token, l.req_mission, l.leased_by,
-			ARRAY(SELECT jsonb_array_elements_text(l.req_request_ids::jsonb)), l.last_used_at
+			ARRAY(SELECT jsonb_array_elements_text(l.req_request_ids::jsonb)), l.last_used_at, l.req_acquire_id
 		FROM leased l
+		ORDER BY l.req_ord
+		ON CONFLICT (acquire_id) WHERE acquire_id IS NOT NULL DO NOTHING
+		RETURNING lease_id
 	)
 	SELECT ` + accountCols + `, a.password_ciphertext,
 		CASE WHEN ` + fmt.Sprintf(validSessionSQL, "a", "$6") + ` THEN a.session_ciphertext END,
 		CASE WHEN ` + fmt.Sprintf(validSessionSQL, "a", "$6") + ` THEN a.session_expires_at END,
 		(SELECT count(*) FROM (` + fmt.Sprintf(loginsSQL, "a", "$6", "$7") + ` LIMIT $8) b),
-		a.version, a.prev_used, a.req_ord
+		a.version, a.prev_used, a.req_ord, EXISTS (SELECT 1 FROM logged g WHERE g.lease_id = a.lease_id)
 	FROM leased a`
 
 // acquireArgs is acquireSQL's arguments for the requests reqs[idx]; each
@@ -315,6 +338,7 @@ func acquireArgs(reqs []AcquireParams, idx []int, out []acquired) []any {
 	n := len(idx)
 	var (
 		leaseIDs, holders, missions, requestIDs = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		acquireIDs                              = make([]string, n)
 		ttls                                    = make([]time.Duration, n)
 		ats                                     = make([]time.Time, n)
 		latest                                  time.Time
@@ -323,6 +347,7 @@ func acquireArgs(reqs []AcquireParams, idx []int, out []acquired) []any {
 		p := reqs[i]
 		ids, _ := json.Marshal(nonNil(p.RequestIDs)) // a []string always encodes
 		leaseIDs[k], holders[k], missions[k], requestIDs[k] = p.LeaseID, p.Holder, p.MissionCode, string(ids)
+		acquireIDs[k] = p.AcquireID
 		ttls[k], ats[k] = p.TTL, p.Now
 		if p.Now.After(latest) {
 			latest = p.Now
@@ -330,7 +355,7 @@ func acquireArgs(reqs []AcquireParams, idx []int, out []acquired) []any {
 		out[i] = acquired{leaseID: p.LeaseID, err: domain.ErrNotFound}
 	}
 	return []any{leaseIDs, holders, missions, requestIDs, ttls, latest,
-		domain.LoginWindow, reqs[idx[0]].MaxLogins, n, ats}
+		domain.LoginWindow, reqs[idx[0]].MaxLogins, n, ats, acquireIDs}
 }
 
 // readAcquired reads acquireSQL's answer (rows, or err) for the requests
@@ -345,12 +370,13 @@ func readAcquired(rows pgx.Rows, err error, reqs []AcquireParams, idx []int, out
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			l   Leased
-			res acquired
-			ord int
+			l      Leased
+			res    acquired
+			ord    int
+			logged bool
 		)
 		a, err := scanAccount(rows, &l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins,
-			&res.version, &res.prevUsed, &ord)
+			&res.version, &res.prevUsed, &ord, &logged)
 		if err != nil {
 			for _, i := range idx {
 				out[i] = acquired{err: fmt.Errorf("acquire: %w", err)}
@@ -360,6 +386,9 @@ func readAcquired(rows pgx.Rows, err error, reqs []AcquireParams, idx []int, out
 		l.Account = a
 		i := idx[ord-1]
 		res.leased, res.leaseID = l, reqs[i].LeaseID
+		if !logged {
+			res.raced, res.err = true, ErrAcquireIDRaced
+		}
 		out[i] = res
 	}
 	if err := rows.Err(); err != nil {
@@ -381,10 +410,12 @@ func (s *Store) unlease(ctx context.Context, res []acquired) {
 		ids      []int64
 		leaseIDs []string
 		prevUsed []*time.Time
+		versions []string
 	)
 	for _, r := range res {
-		if r.err == nil && r.leaseID != "" {
+		if (r.err == nil || r.raced) && r.leaseID != "" {
 			ids, leaseIDs, prevUsed = append(ids, r.leased.Account.ID), append(leaseIDs, r.leaseID), append(prevUsed, r.prevUsed)
+			versions = append(versions, r.version)
 		}
 	}
 	if len(ids) == 0 {
@@ -393,19 +424,22 @@ func (s *Store) unlease(ctx context.Context, res []acquired) {
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	// Best effort: if this fails, the leases end at their expiry instead.
+	// Only a row unchanged since its lease began goes back: a retry of
+	// the Acquire that got the lease (LeaseOf) changes it, and the lease
+	// is that caller's then.
 	_, _ = s.db.Exec(ctx, `WITH back AS (
-			SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) AS b(id, lease_id, prev_used)
+			SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $5::text[]) AS b(id, lease_id, prev_used, version)
 		), account AS (
 			UPDATE accountpool.accounts a SET lease_id = NULL, leased_by = NULL, lease_expires_at = NULL,
 				last_used_at = b.prev_used, use_count = a.use_count - 1
 			FROM back b
-			WHERE a.id = b.id AND a.lease_id = b.lease_id
+			WHERE a.id = b.id AND a.lease_id = b.lease_id AND a.xmin::text = b.version
 			RETURNING b.lease_id
 		), gone AS (
 			DELETE FROM accountpool.usage_log u USING account WHERE u.lease_id = account.lease_id
 		)
 		SELECT pg_notify($4, '') WHERE EXISTS (SELECT 1 FROM account)`,
-		ids, leaseIDs, prevUsed, FreeChannel)
+		ids, leaseIDs, prevUsed, FreeChannel, versions)
 }
 
 // grantedLease is what a Store remembers of a lease it granted, so that

@@ -261,7 +261,17 @@ type AcquireParams struct {
 	Now         time.Time
 	// MaxLogins is the login budget (domain.Config.MaxLoginsPerDay).
 	MaxLogins int
+	// AcquireID names the Acquire, so that a retry gets its lease
+	// (canonical UUID form; "" for none). A request whose id a usage row
+	// holds already gets domain.ErrNotFound: look the lease up with
+	// LeaseOf.
+	AcquireID string
 }
+
+// ErrAcquireIDRaced: another Acquire with the same acquire_id logged its
+// lease first (on another replica, or in the same batch); the account this
+// one got was handed back. Look the other's lease up with LeaseOf.
+var ErrAcquireIDRaced = errors.New("another Acquire with this acquire_id leased first")
 
 // Leased is an account just leased, with its secrets still sealed.
 type Leased struct {
@@ -304,11 +314,72 @@ func (s *Store) Acquire(ctx context.Context, p AcquireParams) (Leased, error) {
 	runCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
 	res := s.acquireBatch(runCtx, []AcquireParams{p})[0]
 	cancel()
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil || res.raced {
 		s.handBack(ctx, []acquired{res})
-		return Leased{}, err
+		if err != nil {
+			return Leased{}, err
+		}
 	}
-	return res.leased, res.err
+	if res.err != nil {
+		return Leased{}, res.err
+	}
+	return res.leased, nil
+}
+
+// LeaseOf finds the lease an Acquire named acquireID granted, for a retry
+// of that Acquire by holder for mission. It returns the lease while it is
+// held at now (its expiry unchanged), as Acquire would have (with its
+// lease id); domain.ErrNotFound when no lease has this id (none was
+// granted, or it was handed back: the retry leases anew); and a
+// *domain.AcquireIDUsedError when the lease ended or the id was used by
+// another holder or for another mission.
+//
+// The lease's row is written (its version changes) in the statement that
+// reads it: a hand-back of the same lease (its first caller gave up,
+// unlease) then leaves it alone, or came first and LeaseOf finds none.
+func (s *Store) LeaseOf(ctx context.Context, acquireID, holder, mission string, now time.Time, maxLogins int) (Leased, string, error) {
+	var (
+		leaseID, gotHolder, gotMission string
+		accountID                      int64
+		result                         *string
+	)
+	err := s.db.QueryRow(ctx, `SELECT lease_id::text, account_id, holder, mission_code, result FROM accountpool.usage_log
+		WHERE acquire_id = $1`, acquireID).Scan(&leaseID, &accountID, &gotHolder, &gotMission, &result)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return Leased{}, "", domain.ErrNotFound
+	case err != nil:
+		return Leased{}, "", fmt.Errorf("look up acquire_id: %w", err)
+	case gotHolder != holder || gotMission != mission:
+		return Leased{}, "", &domain.AcquireIDUsedError{Reason: fmt.Sprintf("its lease is %s's, for mission %q", gotHolder, gotMission)}
+	case result != nil:
+		return Leased{}, "", &domain.AcquireIDUsedError{Reason: "its lease ended (" + *result + ")"}
+	}
+	var l Leased
+	l.Account, err = scanAccount(s.db.QueryRow(ctx, `UPDATE accountpool.accounts a SET updated_at = a.updated_at
+		WHERE a.id = $1 AND a.lease_id = $2 AND a.lease_expires_at > $3
+		RETURNING `+accountCols+`, a.password_ciphertext,
+			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$3")+` THEN a.session_ciphertext END,
+			CASE WHEN `+fmt.Sprintf(validSessionSQL, "a", "$3")+` THEN a.session_expires_at END,
+			(SELECT count(*) FROM (`+fmt.Sprintf(loginsSQL, "a", "$3", "$4")+` LIMIT $5) b)`,
+		accountID, leaseID, now, domain.LoginWindow, maxLogins),
+		&l.PasswordCiphertext, &l.SessionCiphertext, &l.SessionExpiresAt, &l.Logins)
+	switch {
+	case errors.Is(err, domain.ErrNotFound):
+		// Not held: it expired, ended meanwhile, or went back to the
+		// pool (then its usage row is gone too).
+		var still bool
+		if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accountpool.usage_log WHERE lease_id = $1)`, leaseID).Scan(&still); err != nil {
+			return Leased{}, "", fmt.Errorf("look up acquire_id: %w", err)
+		}
+		if !still {
+			return Leased{}, "", domain.ErrNotFound
+		}
+		return Leased{}, "", &domain.AcquireIDUsedError{Reason: "its lease is no longer held (it expired or ended)"}
+	case err != nil:
+		return Leased{}, "", fmt.Errorf("look up acquire_id: %w", err)
+	}
+	return l, leaseID, nil
 }
 
 func nonNil(s []string) []string {

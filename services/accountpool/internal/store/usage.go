@@ -74,9 +74,22 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 	})
 }
 
+// StatsCursor is a position in UsageStats' order: the last account of a
+// page and its uses.
+type StatsCursor struct {
+	Uses      int   `json:"u"`
+	AccountID int64 `json:"a"`
+}
+
 // UsageStats counts each account's leases acquired in [since, until), most
-// used first (the seed's 24-hour monitoring query).
-func (s *Store) UsageStats(ctx context.Context, since, until time.Time) ([]domain.UsageStats, error) {
+// used first, ties by id (the seed's 24-hour monitoring query): up to
+// limit accounts after the cursor (nil: from the first).
+func (s *Store) UsageStats(ctx context.Context, since, until time.Time, after *StatsCursor, limit int) ([]domain.UsageStats, error) {
+	var afterUses *int
+	var afterID int64
+	if after != nil {
+		afterUses, afterID = &after.Uses, after.AccountID
+	}
 	rows, err := s.db.Query(ctx, `SELECT a.id, a.email,
 			count(*),
 			count(*) FILTER (WHERE u.result = 'success'),
@@ -89,7 +102,9 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time) ([]domai
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
 		WHERE u.acquired_at >= $1 AND u.acquired_at < $2
 		GROUP BY a.id, a.email
-		ORDER BY count(*) DESC, a.id`, since, until)
+		HAVING $3::bigint IS NULL OR count(*) < $3 OR (count(*) = $3 AND a.id > $4)
+		ORDER BY count(*) DESC, a.id
+		LIMIT $5`, since, until, afterUses, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("usage stats: %w", err)
 	}

@@ -36,6 +36,7 @@ var _ session.LeaseClient = (*Pool)(nil)
 func (p *Pool) Acquire(ctx context.Context, req session.AcquireRequest) (session.Lease, error) {
 	resp, err := p.c.Acquire(ctx, &apv1.AcquireRequest{
 		MissionCode: req.Mission, Holder: req.Holder, LeaseTtl: durationpb.New(req.TTL), RequestIds: req.RequestIDs,
+		AcquireId: req.AcquireID,
 	})
 	if err != nil {
 		if st, ok := status.FromError(err); ok {

@@ -41,6 +41,15 @@ func TestMain(m *testing.M) {
 // day) with one account, and returns a Pool on it as the checker.
 func setup(t *testing.T) *Pool {
 	t.Helper()
+	_, conn := startPool(t, 1)
+	return NewPool(conn)
+}
+
+// startPool runs a real AccountPool (no cooldown, a login budget of one a
+// day) with n accounts acc1..accN, and returns an admin client of it and
+// a connection to it as the checker.
+func startPool(t *testing.T, n int) (apv1.AccountPoolServiceClient, *grpc.ClientConn) {
+	t.Helper()
 	tokens := authtest.TokensFile(t)
 	ap := proctest.Start(t, filepath.Join(binDir, "accountpool"), proctest.Config{
 		Env: []string{"DATABASE_URL=" + pgtest.NewURL(t), "LISTEN_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
@@ -52,16 +61,18 @@ func setup(t *testing.T) *Pool {
 	})
 	admin := apv1.NewAccountPoolServiceClient(authtest.Dial(t, ap.Addr, auth.ClientConfig{
 		TokenFile: authtest.WriteFile(t, "admin.token", authtest.AdminToken+"\n")}))
-	if _, err := admin.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{
-		Email: "acc1@example.com", Password: "portal-pw-1", Phone: "+442079460001"}); err != nil {
-		t.Fatal(err)
+	for i := 1; i <= n; i++ {
+		if _, err := admin.CreateAccount(testkit.Context(t), &apv1.CreateAccountRequest{
+			Email: fmt.Sprintf("acc%d@example.com", i), Password: fmt.Sprintf("portal-pw-%d", i), Phone: fmt.Sprintf("+44207946000%d", i)}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return NewPool(authtest.Dial(t, ap.Addr, auth.ClientConfig{
-		TokenFile: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")}))
+	return admin, authtest.Dial(t, ap.Addr, auth.ClientConfig{
+		TokenFile: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")})
 }
 
 // Only a call that got no answer in time may have taken effect: it is
-// ErrNoAnswer (Acquire is not tried again); one that did not reach the
+// ErrNoAnswer (Acquire is tried again only with its acquire_id); one that did not reach the
 // service is only ErrUnavailable.
 func TestWrapTellsNoAnswerFromUnreachable(t *testing.T) {
 	t.Parallel()

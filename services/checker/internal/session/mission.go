@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
@@ -107,7 +108,10 @@ func (m *mission) acquire() (Lease, bool) {
 	c := m.c
 	start := c.clock.Now()
 	defer func() { c.metrics.AcquireWaited(c.clock.Now().Sub(start)) }()
-	req := AcquireRequest{Mission: m.claim.Mission, Holder: c.cfg.CheckerID, TTL: c.cfg.LeaseTTL, RequestIDs: requestIDs(m.claim.Requests)}
+	// One acquire_id for this mission's Acquire and all its retries: a
+	// retry of one whose answer was lost gets the lease it granted.
+	req := AcquireRequest{Mission: m.claim.Mission, Holder: c.cfg.CheckerID, TTL: c.cfg.LeaseTTL, RequestIDs: requestIDs(m.claim.Requests),
+		AcquireID: uuid.NewString()}
 	if len(req.RequestIDs) == 0 {
 		m.giveUp(NoAccount, "the claim holds no pending request: nothing to check")
 		return Lease{}, false
@@ -143,14 +147,11 @@ func (m *mission) acquire() (Lease, bool) {
 				m.giveUp(NoAccount, fmt.Sprintf("no account free before the claim's deadline for starting a check; the pool says the next frees in %s", busy.RetryAfter))
 				return Lease{}, false
 			}
-		case errors.Is(err, ErrNoAnswer):
-			// The pool may have made the lease and its answer been lost:
-			// asking again would lease a second account. The claim ends
-			// (FAILED) and comes due again; the lease, if there is one,
-			// ends at its TTL.
-			m.giveUp(NoAccount, fmt.Sprintf("the account pool did not answer in time; not asking again, as it may have leased an account: %v", err))
-			return Lease{}, false
 		case errors.Is(err, ErrUnavailable):
+			// Unreachable, or no answer in time (ErrNoAnswer: the pool
+			// may have leased an account and the answer been lost): ask
+			// again with the same acquire_id, which gets that lease
+			// rather than a second account.
 			wait, _ = unavailable.Next()
 			c.log.Warn("account pool unavailable; retrying", "session", m.session, "mission", m.claim.Mission, "in", wait.String(), "err", err)
 			if c.clock.Now().Add(wait).After(m.window.acquireBy) {

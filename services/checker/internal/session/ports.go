@@ -48,6 +48,9 @@ type AcquireRequest struct {
 	Holder     string
 	TTL        time.Duration
 	RequestIDs []string
+	// AcquireID names this Acquire (a UUID), the same in its retries: a
+	// retry of one whose answer was lost gets the lease it granted.
+	AcquireID string
 }
 
 // Lease is a leased account. Its password never appears in logs or
@@ -216,8 +219,9 @@ var (
 	// be reached or answered in time.
 	ErrUnavailable = errors.New("service unavailable")
 	// ErrNoAnswer marks an ErrUnavailable that came after the call was
-	// sent: no answer in time. The call may have taken effect, so one that
-	// is not idempotent (Acquire) must not be tried again.
+	// sent: no answer in time. The call may have taken effect, so only an
+	// idempotent one may be tried again: Release and ReportCheckResult
+	// are; Acquire is with its AcquireID, sent again unchanged.
 	ErrNoAnswer = errors.New("no answer in time")
 	// ErrStopping: the checker is stopping and starts no session.
 	ErrStopping = errors.New("checker is stopping")

@@ -85,6 +85,8 @@ type fakePool struct {
 	sessions map[int64][]byte
 	noLogin  map[int64]bool
 	releases []Release
+	// acquireIDs are the acquire ids of every Acquire, in order.
+	acquireIDs []string
 }
 
 func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error) {
@@ -96,6 +98,7 @@ func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.acquireIDs = append(p.acquireIDs, req.AcquireID)
 	if len(p.busy) > 0 {
 		err := p.busy[0]
 		p.busy = p.busy[1:]
@@ -483,18 +486,26 @@ func TestSession(t *testing.T) {
 		}
 	})
 
-	// Acquire is not idempotent: a lease whose answer was lost would be
-	// orphaned, and a second account leased, were it asked again.
-	t.Run("DoesNotAskAgainAfterAnAcquireGotNoAnswer", func(t *testing.T) {
+	// An Acquire whose answer was lost may have leased an account: it is
+	// asked again with the same acquire_id, which gets that lease back
+	// from the pool instead of a second one. Each mission's Acquire has an
+	// id of its own.
+	t.Run("AsksAgainWithTheSameAcquireIDAfterAnAcquireGotNoAnswer", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t, Config{})
 		lost := fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer)
 		b.pool.busy = []error{lost}
-		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}
+		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}, {claim("c-bel", "bel", t0)}}
 		sum := runSession(t, c)
-		b.ev.want(t, "claim max=10", "acquire fra: "+lost.Error(), "report c-fra failed account 0")
-		if r := sum.Results[0]; r.Outcome != NoAccount || r.AccountID != 0 {
-			t.Errorf("result = %+v", r)
+		if r := sum.Results[0]; r.Outcome != NoSlot || r.AccountID != 1 || b.ev.count("acquire fra") != 2 {
+			t.Errorf("result = %+v after %d Acquire calls; want no_slot with account 1 on the second", r, b.ev.count("acquire fra"))
+		}
+		runSession(t, c)
+		b.pool.mu.Lock()
+		ids := slices.Clone(b.pool.acquireIDs)
+		b.pool.mu.Unlock()
+		if len(ids) != 3 || ids[0] == "" || ids[1] != ids[0] || ids[2] == ids[0] || ids[2] == "" {
+			t.Errorf("acquire ids %q; want the retry with the first's id, the next mission's with another", ids)
 		}
 	})
 

@@ -83,10 +83,17 @@ func (a *app) usageCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
+			// Every page of one window: the window is fixed here, once.
 			now := time.Now()
-			resp, err := ap.GetUsageStats(ctx, &apv1.GetUsageStatsRequest{Since: timestamppb.New(now.Add(-statsSince)), Until: timestamppb.New(now)})
+			req := &apv1.GetUsageStatsRequest{Since: timestamppb.New(now.Add(-statsSince)), Until: timestamppb.New(now)}
+			resp := &apv1.GetUsageStatsResponse{Since: req.GetSince(), Until: req.GetUntil()}
+			resp.Stats, err = collect(0, func(token string, size int32) ([]*apv1.AccountUsageStats, string, error) {
+				ctx, cancel := a.call(cmd.Context())
+				defer cancel()
+				req.PageToken, req.PageSize = token, size
+				page, err := ap.GetUsageStats(ctx, req)
+				return page.GetStats(), page.GetNextPageToken(), err
+			})
 			if err != nil {
 				return err
 			}
