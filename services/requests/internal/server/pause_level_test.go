@@ -1,0 +1,75 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
+)
+
+// raiseLevel pauses the portal n times in a row with CAPTCHA walls, each
+// report the moment the last pause ended, and leaves the clock at the end
+// of the last pause (level n).
+func raiseLevel(t *testing.T, c requestsv1.RequestsServiceClient, b *testBundle, n int) {
+	t.Helper()
+	for range n {
+		for range 3 {
+			reportWall(t, c, wallCaptcha, 0)
+		}
+		b.clock.Advance(portalStatus(t, c, "vfs").GetPausedUntil().AsTime().Sub(b.clock.Now()))
+	}
+	if got := portalStatus(t, c, "vfs").GetPauseLevel(); got != int32(n) {
+		t.Fatalf("pause level %d after %d pauses, want %d", got, n, n)
+	}
+}
+
+// TestAMaintenanceDoesNotHoldBackTheLevelsReset: the level of a portal's
+// pauses goes back to 0 6 hours (ResetAfter) after the last pause that
+// raised it. A maintenance (a Retry-After below the walls threshold) pauses
+// without raising the level, so it must not move that time either: bot
+// walls 6h30 after the last bot-wall pause, with a maintenance in between,
+// pause for 15 minutes, not at the level held since.
+func TestAMaintenanceDoesNotHoldBackTheLevelsReset(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	portalMissions(t, c, "vfs", 1)
+	raiseLevel(t, c, b, 4) // 15m, 30m, 1h, 2h
+	levelEnd := b.clock.Now()
+
+	b.clock.Advance(time.Hour)
+	reportWall(t, c, requestsv1.CheckOutcome_CHECK_OUTCOME_MAINTENANCE, 30*time.Minute)
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(30*time.Minute))
+
+	b.clock.Advance(levelEnd.Add(6*time.Hour + 30*time.Minute).Sub(b.clock.Now()))
+	for range 3 {
+		reportWall(t, c, wallCaptcha, 0)
+	}
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+	if got := portalStatus(t, c, "vfs").GetPauseLevel(); got != 1 {
+		t.Errorf("pause level %d, want 1 (reset, then this pause)", got)
+	}
+}
+
+// TestAResumedPauseCountsTheResetFromTheResume: an operator's ResumePortal
+// ends the pause then; the level's reset counts from there, not from the
+// end the pause would have had.
+func TestAResumedPauseCountsTheResetFromTheResume(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	portalMissions(t, c, "vfs", 1)
+	raiseLevel(t, c, b, 3)
+	for range 3 {
+		reportWall(t, c, wallCaptcha, 0) // the fourth pause, 2h
+	}
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(2*time.Hour))
+	b.clock.Advance(time.Minute)
+	if _, err := c.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"}); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(6 * time.Hour)
+	for range 3 {
+		reportWall(t, c, wallCaptcha, 0)
+	}
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+}
