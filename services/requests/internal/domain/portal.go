@@ -231,11 +231,13 @@ type PortalStatus struct {
 	Cap              int       `json:"cap"`
 }
 
-// Status is p's status at now, given its recent walls and claims.
-func (p Portal) Status(now time.Time, walls, claims int) PortalStatus {
+// Status is p's status at now, given its recent walls and claims. Its
+// Level is LevelAt(now): 0 once the level has reset, as the next pause
+// finds it.
+func (p Portal) Status(now time.Time, r WallRules, walls, claims int) PortalStatus {
 	limit, _ := p.CapAt(now)
 	return PortalStatus{Name: p.Name, Paused: p.Paused(now), PausedUntil: p.Pause.Until, Reason: p.Pause.Reason,
-		Level: p.Pause.Level, RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
+		Level: p.LevelAt(now, r), RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
 }
 
 // PortalFields are the settings a caller changes: those that are non-nil.

@@ -51,6 +51,30 @@ func TestAMaintenanceDoesNotHoldBackTheLevelsReset(t *testing.T) {
 	}
 }
 
+// TestThePauseLevelShownIsTheNextPauses: GetPortalStatus' pause_level is
+// "how many pauses in a row (the next one lasts twice as long)". Once the
+// portal has gone ResetAfter (6h) past the last pause that raised it, the
+// next pause is the first of a new row (15 minutes): the status must say 0,
+// not the level a day-old row of pauses reached.
+func TestThePauseLevelShownIsTheNextPauses(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	portalMissions(t, c, "vfs", 1)
+	raiseLevel(t, c, b, 3)
+	b.clock.Advance(6*time.Hour - time.Microsecond)
+	if got := portalStatus(t, c, "vfs").GetPauseLevel(); got != 3 {
+		t.Fatalf("pause level %d just before the reset, want 3", got)
+	}
+	b.clock.Advance(time.Microsecond)
+	if got := portalStatus(t, c, "vfs").GetPauseLevel(); got != 0 {
+		t.Errorf("pause level %d 6h after the last pause, want 0 (the next pause lasts 15m)", got)
+	}
+	for range 3 {
+		reportWall(t, c, wallCaptcha, 0)
+	}
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+}
+
 // TestAResumedPauseCountsTheResetFromTheResume: an operator's ResumePortal
 // ends the pause then; the level's reset counts from there, not from the
 // end the pause would have had.

@@ -161,7 +161,7 @@ func portalStatus(ctx context.Context, tx pgx.Tx, p domain.Portal, now time.Time
 	if err != nil {
 		return domain.PortalStatus{}, err
 	}
-	return p.Status(now, walls, claims[p.Name]), nil
+	return p.Status(now, r, walls, claims[p.Name]), nil
 }
 
 // PortalStatus reads a portal's status at now.
