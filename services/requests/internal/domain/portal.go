@@ -132,19 +132,18 @@ func (r WallRules) Backoff(level int) time.Duration {
 	return min(d, r.PauseMax)
 }
 
-// WallsSince is when the walls that count toward the next pause start:
-// the window's start, or the current pause's start if later, so walls that
-// caused a pause do not cause another.
-func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
-	since := now.Add(-r.Window)
-	if p.Pause.At.After(since) {
-		return p.Pause.At
-	}
-	return since
+// WallsSince says which walls count toward the next pause: those reported
+// after windowStart (now less the window) and at or after pauseEnd, the
+// end of the last pause (zero if none), so the walls that caused a pause do
+// not cause another, nor do those reported while it ran: they came from
+// checks claimed before it (no mission of a paused portal is claimed), the
+// episode it was for, however many replicas report them at once.
+func (p Portal) WallsSince(now time.Time, r WallRules) (windowStart, pauseEnd time.Time) {
+	return now.Add(-r.Window), p.Pause.Until
 }
 
-// Wall applies a reported wall: walls is the number of walls since
-// WallsSince, this one included; retryAfter is the portal's Retry-After (0
+// Wall applies a reported wall: walls is the number of walls WallsSince
+// counts, this one included; retryAfter is the portal's Retry-After (0
 // for none). It pauses p when walls reach the threshold or the portal
 // named a Retry-After, for Backoff(level) or retryAfter, whichever is
 // longer, and returns true when that began a pause (a PORTAL_PAUSED event

@@ -97,3 +97,40 @@ func TestAResumedPauseCountsTheResetFromTheResume(t *testing.T) {
 	}
 	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
 }
+
+// TestWallsMetWhilePausedDoNotCountTowardTheNextPause: checks claimed
+// before a pause (on other replicas, say) report their walls while it
+// runs: the same episode as the walls that paused the portal, which is
+// paused for it already. An operator resumes it once the cause is
+// understood; the first check after the resume meets one wall. One wall is
+// below the threshold (3): it must not pause the portal again, at twice
+// the length, by adding up with the walls of the episode the pause was for.
+func TestWallsMetWhilePausedDoNotCountTowardTheNextPause(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	portalMissions(t, c, "vfs", 3)
+	held := claim(t, c, 2, 0)
+	if len(held) != 2 {
+		t.Fatalf("claimed %d missions, want 2", len(held))
+	}
+	for range 3 {
+		reportWall(t, c, wallCaptcha, 0) // the third mission
+	}
+	wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+	for _, cl := range held {
+		b.clock.Advance(time.Minute)
+		if _, err := c.ReportCheckResult(testkit.Context(t), &requestsv1.ReportCheckResultRequest{
+			ClaimId: cl.GetClaimId(), Outcome: wallCaptcha, AccountId: 7}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.clock.Advance(time.Minute)
+	if _, err := c.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"}); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(time.Minute)
+	reportWall(t, c, wallCaptcha, 0)
+	if st := portalStatus(t, c, "vfs"); st.GetPaused() {
+		t.Fatalf("one wall after the resume paused the portal again: %v", st)
+	}
+}

@@ -225,9 +225,12 @@ func recordWall(ctx context.Context, tx pgx.Tx, b *pgx.Batch, name string, o dom
 		name, now, string(o)); err != nil {
 		return fmt.Errorf("record wall: %w", err)
 	}
-	walls, err := countWalls(ctx, tx, name, p.WallsSince(now, r))
-	if err != nil {
-		return err
+	windowStart, pauseEnd := p.WallsSince(now, r)
+	var walls int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM requests.portal_walls
+		WHERE portal = $1 AND reported_at > $2 AND ($3::timestamptz IS NULL OR reported_at >= $3)`,
+		name, windowStart, nullTime(pauseEnd)).Scan(&walls); err != nil {
+		return fmt.Errorf("count walls: %w", err)
 	}
 	before := p.Pause
 	paused := p.Wall(now, o, walls, retryAfter, r)
