@@ -39,3 +39,20 @@ func TestAMaintenanceLengtheningAPauseDoesNotHoldBackTheLevelsReset(t *testing.T
 		})
 	}
 }
+
+// TestALevelWithoutARecordedEndResetsFromThePausesEnd: a pause begun by
+// a Requests older than migration 00011 records no end of the pause that
+// raised the level (a portal first paused during the rollout); the reset
+// then counts from the pause's end, as before, and the level does not stay
+// up for good.
+func TestALevelWithoutARecordedEndResetsFromThePausesEnd(t *testing.T) {
+	r := DefaultWallRules
+	until := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	p := Portal{Name: "vfs", Pause: Pause{At: until.Add(-time.Hour), Until: until, Level: 3}}
+	if got := p.LevelAt(until.Add(r.ResetAfter-time.Microsecond), r); got != 3 {
+		t.Errorf("level %d just before the reset, want 3", got)
+	}
+	if got := p.LevelAt(until.Add(r.ResetAfter), r); got != 0 {
+		t.Errorf("level %d %s after the pause's end, want 0", got, r.ResetAfter)
+	}
+}
