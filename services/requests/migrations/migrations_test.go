@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
@@ -200,13 +202,7 @@ func TestMaintenanceOutcome(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var out strings.Builder
-	if err := migrations.Set.Command(ctx, pool, []string{"down"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "00010_") {
-		t.Fatalf("down reverted %q, want 00010", out.String())
-	}
+	downTo(t, ctx, pool, "00010_")
 	var outcomes string
 	if err := pool.QueryRow(ctx, `SELECT string_agg(outcome, ',' ORDER BY claim_id) FROM requests.checks`).Scan(&outcomes); err != nil {
 		t.Fatal(err)
@@ -216,6 +212,63 @@ func TestMaintenanceOutcome(t *testing.T) {
 	}
 	if _, err := pool.Exec(ctx, `UPDATE requests.checks SET outcome = 'maintenance'`); err == nil {
 		t.Fatal("after down: the constraint took maintenance")
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// downTo reverts migrations until the one whose file name starts with
+// prefix is reverted.
+func downTo(t *testing.T, ctx context.Context, pool *pgxpool.Pool, prefix string) {
+	t.Helper()
+	for {
+		var out strings.Builder
+		if err := migrations.Set.Command(ctx, pool, []string{"down"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), prefix) {
+			return
+		}
+		if strings.Contains(out.String(), "00001_") {
+			t.Fatalf("no migration %s reverted", prefix)
+		}
+	}
+}
+
+// TestPauseLevelUntilBackfill: 00011 gives each portal paused before it the
+// end of its current pause as the end of the last pause that raised its
+// level (what the level's reset was measured from until then), in batches,
+// leaves a portal never paused without one, and reverts and applies again.
+func TestPauseLevelUntilBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	downTo(t, ctx, pool, "00011_")
+	until := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	// 2,500 paused portals (more than one batch) and one never paused.
+	if _, err := pool.Exec(ctx, `INSERT INTO requests.portals (name, paused_at, paused_until, pause_level, created_at, updated_at)
+		SELECT 'p' || i, $1::timestamptz - interval '2 hours', $1::timestamptz + i * interval '1 second', 3, now(), now()
+		FROM generate_series(1, 2500) AS i`, until); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO requests.portals (name, created_at, updated_at) VALUES ('never', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var wrong, null int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pause_level_until IS DISTINCT FROM paused_until AND name <> 'never'),
+		count(*) FILTER (WHERE pause_level_until IS NULL) FROM requests.portals`).Scan(&wrong, &null); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 || null != 1 {
+		t.Fatalf("%d paused portals without their pause's end, %d without one at all; want 0 and 1 (the one never paused)", wrong, null)
+	}
+	downTo(t, ctx, pool, "00011_")
+	if _, err := pool.Exec(ctx, `SELECT pause_level_until FROM requests.portals`); err == nil {
+		t.Fatal("after down: pause_level_until is still there")
 	}
 	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
 		t.Fatal(err)

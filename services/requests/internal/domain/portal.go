@@ -43,8 +43,15 @@ type Pause struct {
 	Reason string
 	// Level counts pauses in a row: the next one lasts PauseMin·2^Level
 	// (at most PauseMax). It goes back to 0 once the portal has gone
-	// WallRules.ResetAfter past its last pause without another.
+	// WallRules.ResetAfter past LevelUntil without another pause that
+	// raises it (LevelAt).
 	Level int
+	// LevelUntil is the end of the last pause that raised Level: a
+	// maintenance pause (which leaves the level) does not move it, a bot
+	// wall's Retry-After that lengthens that pause while it runs does, and
+	// Resume cuts it to the resume. Zero: none recorded (a pause an older
+	// Requests began), and the reset counts from Until.
+	LevelUntil time.Time
 	// Open: a PORTAL_RESUMED event is owed once Until passes.
 	Open bool
 }
@@ -125,19 +132,18 @@ func (r WallRules) Backoff(level int) time.Duration {
 	return min(d, r.PauseMax)
 }
 
-// WallsSince is when the walls that count toward the next pause start:
-// the window's start, or the current pause's start if later, so walls that
-// caused a pause do not cause another.
-func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
-	since := now.Add(-r.Window)
-	if p.Pause.At.After(since) {
-		return p.Pause.At
-	}
-	return since
+// WallsSince says which walls count toward the next pause: those reported
+// after windowStart (now less the window) and at or after pauseEnd, the
+// end of the last pause (zero if none), so the walls that caused a pause do
+// not cause another, nor do those reported while it ran: they came from
+// checks claimed before it (no mission of a paused portal is claimed), the
+// episode it was for, however many replicas report them at once.
+func (p Portal) WallsSince(now time.Time, r WallRules) (windowStart, pauseEnd time.Time) {
+	return now.Add(-r.Window), p.Pause.Until
 }
 
-// Wall applies a reported wall: walls is the number of walls since
-// WallsSince, this one included; retryAfter is the portal's Retry-After (0
+// Wall applies a reported wall: walls is the number of walls WallsSince
+// counts, this one included; retryAfter is the portal's Retry-After (0
 // for none). It pauses p when walls reach the threshold or the portal
 // named a Retry-After, for Backoff(level) or retryAfter, whichever is
 // longer, and returns true when that began a pause (a PORTAL_PAUSED event
@@ -152,6 +158,9 @@ func (p Portal) WallsSince(now time.Time, r WallRules) time.Time {
 func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (paused bool) {
 	if p.Paused(now) {
 		if until := now.Add(retryAfter); until.After(p.Pause.Until) {
+			if o != OutcomeMaintenance && p.raisedLevel() {
+				p.Pause.LevelUntil = until
+			}
 			p.Pause.Until = until
 		}
 		return false
@@ -159,19 +168,40 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 	if walls < r.Threshold && retryAfter == 0 {
 		return false
 	}
-	if !p.Pause.Until.IsZero() && now.Sub(p.Pause.Until) >= r.ResetAfter {
-		p.Pause.Level = 0
-	}
-	d, level := max(r.Backoff(p.Pause.Level), retryAfter), p.Pause.Level+1
+	level := p.LevelAt(now, r)
+	d, levelUntil := max(r.Backoff(level), retryAfter), time.Time{}
 	if o == OutcomeMaintenance && retryAfter > 0 && walls < r.Threshold {
-		d, level = max(retryAfter, r.PauseMin), p.Pause.Level
+		d, levelUntil = max(retryAfter, r.PauseMin), p.Pause.LevelUntil
+	} else {
+		level++
+		levelUntil = now.Add(d)
 	}
 	reason := fmt.Sprintf("%d walls in %s (last: %s)", walls, r.Window, o)
 	if walls < r.Threshold {
 		reason = fmt.Sprintf("%s with Retry-After %s", o, retryAfter)
 	}
-	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: level, Open: true}
+	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: level, LevelUntil: levelUntil, Open: true}
 	return true
+}
+
+// raisedLevel says whether the pause in force (or the last one) raised
+// the level: LevelUntil was set when it began, after its start.
+func (p Portal) raisedLevel() bool {
+	return p.Pause.LevelUntil.After(p.Pause.At) || (p.Pause.LevelUntil.IsZero() && !p.Pause.Until.IsZero())
+}
+
+// LevelAt is the level a pause beginning at now builds on: Pause.Level,
+// or 0 once the portal has gone r.ResetAfter past the end of the last
+// pause that raised it (LevelUntil; Until when none is recorded).
+func (p Portal) LevelAt(now time.Time, r WallRules) int {
+	end := p.Pause.LevelUntil
+	if end.IsZero() {
+		end = p.Pause.Until
+	}
+	if !end.IsZero() && now.Sub(end) >= r.ResetAfter {
+		return 0
+	}
+	return p.Pause.Level
 }
 
 // Resume lifts a pause at now, for an operator; it returns false (and
@@ -179,6 +209,9 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 func (p *Portal) Resume(now time.Time) bool {
 	if !p.Paused(now) {
 		return false
+	}
+	if p.Pause.LevelUntil.After(now) {
+		p.Pause.LevelUntil = now
 	}
 	p.Pause.Until, p.Pause.Reason, p.Pause.Open = now, "resumed by an operator", false
 	return true
@@ -197,11 +230,13 @@ type PortalStatus struct {
 	Cap              int       `json:"cap"`
 }
 
-// Status is p's status at now, given its recent walls and claims.
-func (p Portal) Status(now time.Time, walls, claims int) PortalStatus {
+// Status is p's status at now, given its recent walls and claims. Its
+// Level is LevelAt(now): 0 once the level has reset, as the next pause
+// finds it.
+func (p Portal) Status(now time.Time, r WallRules, walls, claims int) PortalStatus {
 	limit, _ := p.CapAt(now)
 	return PortalStatus{Name: p.Name, Paused: p.Paused(now), PausedUntil: p.Pause.Until, Reason: p.Pause.Reason,
-		Level: p.Pause.Level, RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
+		Level: p.LevelAt(now, r), RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
 }
 
 // PortalFields are the settings a caller changes: those that are non-nil.

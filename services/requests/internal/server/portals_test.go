@@ -828,3 +828,22 @@ func TestMaintenanceIsAWall(t *testing.T) {
 		testkit.WantCode(t, err, codes.InvalidArgument)
 	})
 }
+
+// TestConfirmClaimAsksThePortalOfTheClaim: a mission moved to another
+// portal (UpsertMission) while a check of it waits for its account. The
+// check goes to the portal the claim was made for, whose walls it counts
+// (TestAWallCountsAgainstThePortalOfTheClaim); that portal's pause must
+// stop it, not the pause (or none) of the portal the mission names now.
+func TestConfirmClaimAsksThePortalOfTheClaim(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	portalMissions(t, c, "vfs", 2)
+	for _, name := range []string{"vfs", "tls"} {
+		setPortal(t, c, &requestsv1.SetPortalRequest{Name: name, MaxChecksPerMinute: proto.Int32(60)})
+	}
+	held := claim(t, c, 1, 0)[0]
+	reportWall(t, c, wallRateLimited, time.Hour) // the other mission's check pauses vfs
+	upsertMission(t, c, &requestsv1.UpsertMissionRequest{MissionCode: held.GetMissionCode(), Portal: proto.String("tls")})
+	_, err := c.ConfirmClaim(testkit.Context(t), &requestsv1.ConfirmClaimRequest{ClaimId: held.GetClaimId()})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
+}

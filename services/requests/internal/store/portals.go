@@ -14,7 +14,7 @@ import (
 
 const portalCols = `name, max_checks_per_minute, timezone, quiet_start_minute, quiet_end_minute,
 	quiet_max_checks_per_minute, min_mission_interval_us, paused_at, paused_until, pause_reason,
-	pause_level, pause_open, created_at, updated_at`
+	pause_level, pause_level_until, pause_open, created_at, updated_at`
 
 func scanPortal(row pgx.Row) (domain.Portal, error) {
 	var (
@@ -22,15 +22,16 @@ func scanPortal(row pgx.Row) (domain.Portal, error) {
 		qs, qe     pgtype.Int4
 		intervalUS int64
 		at, until  pgtype.Timestamptz
+		levelUntil pgtype.Timestamptz
 	)
 	err := row.Scan(&p.Name, &p.MaxPerMinute, &p.Timezone, &qs, &qe, &p.QuietMaxPerMinute, &intervalUS,
-		&at, &until, &p.Pause.Reason, &p.Pause.Level, &p.Pause.Open, &p.CreatedAt, &p.UpdatedAt)
+		&at, &until, &p.Pause.Reason, &p.Pause.Level, &levelUntil, &p.Pause.Open, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return p, err
 	}
 	p.HasQuiet, p.QuietStart, p.QuietEnd = qs.Valid, int(qs.Int32), int(qe.Int32)
 	p.MinMissionInterval = time.Duration(intervalUS) * time.Microsecond
-	p.Pause.At, p.Pause.Until = at.Time, until.Time
+	p.Pause.At, p.Pause.Until, p.Pause.LevelUntil = at.Time, until.Time, levelUntil.Time
 	return p, nil
 }
 
@@ -45,10 +46,12 @@ func writePortal(ctx context.Context, tx pgx.Tx, p domain.Portal) error {
 	qs, qe := pgtype.Int4{Int32: int32(p.QuietStart), Valid: p.HasQuiet}, pgtype.Int4{Int32: int32(p.QuietEnd), Valid: p.HasQuiet}
 	_, err := tx.Exec(ctx, `UPDATE requests.portals SET max_checks_per_minute = $2, timezone = $3,
 		quiet_start_minute = $4, quiet_end_minute = $5, quiet_max_checks_per_minute = $6, min_mission_interval_us = $7,
-		paused_at = $8, paused_until = $9, pause_reason = $10, pause_level = $11, pause_open = $12, updated_at = $13
+		paused_at = $8, paused_until = $9, pause_reason = $10, pause_level = $11, pause_open = $12, updated_at = $13,
+		pause_level_until = $14
 		WHERE name = $1`,
 		p.Name, p.MaxPerMinute, p.Timezone, qs, qe, p.QuietMaxPerMinute, p.MinMissionInterval.Microseconds(),
-		nullTime(p.Pause.At), nullTime(p.Pause.Until), p.Pause.Reason, p.Pause.Level, p.Pause.Open, p.UpdatedAt)
+		nullTime(p.Pause.At), nullTime(p.Pause.Until), p.Pause.Reason, p.Pause.Level, p.Pause.Open, p.UpdatedAt,
+		nullTime(p.Pause.LevelUntil))
 	if err != nil {
 		return fmt.Errorf("write portal: %w", err)
 	}
@@ -158,7 +161,7 @@ func portalStatus(ctx context.Context, tx pgx.Tx, p domain.Portal, now time.Time
 	if err != nil {
 		return domain.PortalStatus{}, err
 	}
-	return p.Status(now, walls, claims[p.Name]), nil
+	return p.Status(now, r, walls, claims[p.Name]), nil
 }
 
 // PortalStatus reads a portal's status at now.
@@ -222,9 +225,12 @@ func recordWall(ctx context.Context, tx pgx.Tx, b *pgx.Batch, name string, o dom
 		name, now, string(o)); err != nil {
 		return fmt.Errorf("record wall: %w", err)
 	}
-	walls, err := countWalls(ctx, tx, name, p.WallsSince(now, r))
-	if err != nil {
-		return err
+	windowStart, pauseEnd := p.WallsSince(now, r)
+	var walls int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM requests.portal_walls
+		WHERE portal = $1 AND reported_at > $2 AND ($3::timestamptz IS NULL OR reported_at >= $3)`,
+		name, windowStart, nullTime(pauseEnd)).Scan(&walls); err != nil {
+		return fmt.Errorf("count walls: %w", err)
 	}
 	before := p.Pause
 	paused := p.Wall(now, o, walls, retryAfter, r)

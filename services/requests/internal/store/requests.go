@@ -647,7 +647,7 @@ func recordedCheck(ctx context.Context, tx pgx.Tx, claimID uuid.UUID, outcome do
 }
 
 // ConfirmClaim is ConfirmClaim's check: the claim is live (as in
-// ReportCheck) and its mission's portal is not paused at now. A claim whose
+// ReportCheck) and the portal it was made for is not paused at now. A claim whose
 // portal is paused is ended there (its reported_at, the claim log's end of
 // a claim, is set), with no check recorded and the mission's last check
 // unchanged (so it is due again once the pause is
@@ -658,10 +658,12 @@ func (s *Store) ConfirmClaim(ctx context.Context, claimID uuid.UUID, now time.Ti
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		// The portal's row is read under a share lock, which waits for a
 		// report of a wall that holds it (ReportCheck) and then reads the
-		// pause it made.
+		// pause it made. The portal is the claim's, which the check goes
+		// to and counts its walls against, even if UpsertMission moved the
+		// mission to another one since.
 		var portal string
-		err := tx.QueryRow(ctx, `SELECT portal FROM requests.missions WHERE claim_id = $1 AND claim_expires_at > $2`,
-			claimID, now).Scan(&portal)
+		err := tx.QueryRow(ctx, `SELECT c.portal FROM requests.missions m JOIN requests.claims c ON c.id = m.claim_id
+			WHERE m.claim_id = $1 AND m.claim_expires_at > $2`, claimID, now).Scan(&portal)
 		if err != nil {
 			if notFound(err) == domain.ErrNotFound {
 				return domain.ErrClaimNotHeld

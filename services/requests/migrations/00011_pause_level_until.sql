@@ -1,0 +1,44 @@
+-- The pause level's reset (a portal that has gone 6 hours (ResetAfter)
+-- past its last pause without another starts again at 15 minutes) was
+-- measured from paused_until, the end of whatever pause came last. A
+-- maintenance with a Retry-After pauses without raising the level (00010),
+-- yet it moved paused_until, and with it the reset: bot walls 6h30 after a
+-- row of bot-wall pauses, with a maintenance in between, still paused at
+-- the raised level (4 h at level 4 instead of 15 minutes).
+-- pause_level_until is the end of the last pause that raised the level
+-- (lengthened, while it ran, by a bot wall's Retry-After, cut short by
+-- ResumePortal); the reset counts from it.
+--
+-- Rows paused before this get the end of their current pause, which is
+-- what the reset was measured from until now. Outside a transaction: the
+-- ADD of a nullable column rewrites nothing and holds its ACCESS EXCLUSIVE
+-- lock for a moment; the backfill then commits every 1,000 rows, so
+-- ClaimDueMissions (which locks every portal row) waits for one batch at
+-- most, never for the whole table. Run again after a failure, it goes on
+-- with the rows not yet filled.
+
+-- +goose NO TRANSACTION
+-- +goose Up
+ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_until timestamptz;
+
+-- +goose StatementBegin
+DO $$
+DECLARE
+    n integer;
+BEGIN
+    LOOP
+        UPDATE requests.portals SET pause_level_until = paused_until
+            WHERE name IN (SELECT name FROM requests.portals
+                           WHERE pause_level_until IS NULL AND paused_until IS NOT NULL
+                           ORDER BY name LIMIT 1000 FOR UPDATE);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXIT WHEN n = 0;
+        COMMIT;
+    END LOOP;
+END
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+-- The reset is measured from paused_until again.
+ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_until;
