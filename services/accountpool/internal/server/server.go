@@ -104,6 +104,7 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 	apv1.Outcome_OUTCOME_BANNED:     domain.OutcomeBanned,
 	apv1.Outcome_OUTCOME_ERROR:      domain.OutcomeError,
 	apv1.Outcome_OUTCOME_UNUSED:     domain.OutcomeUnused,
+	apv1.Outcome_OUTCOME_ABORTED:    domain.OutcomeAborted,
 }
 
 // Release implements AccountPoolService.
@@ -112,7 +113,7 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
 	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
-		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED")
+		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED, OUTCOME_ABORTED")
 	}
 	retryAfter := apierr.Duration(&v, "retry_after", req.GetRetryAfter(), 0)
 	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds(), retryAfter)
@@ -314,6 +315,7 @@ var usageResults = map[apv1.UsageResult]domain.Outcome{
 	apv1.UsageResult_USAGE_RESULT_ERROR:         domain.OutcomeError,
 	apv1.UsageResult_USAGE_RESULT_LEASE_EXPIRED: domain.OutcomeLeaseExpired,
 	apv1.UsageResult_USAGE_RESULT_UNUSED:        domain.OutcomeUnused,
+	apv1.UsageResult_USAGE_RESULT_ABORTED:       domain.OutcomeAborted,
 }
 
 // ListUsage implements AccountPoolService.
