@@ -2254,7 +2254,10 @@ type AccountUsageStats struct {
 	LeaseExpired int32 `protobuf:"varint,9,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
 	// Leases whose check logged in to the portal; the others reused a
 	// session state.
-	Logins        int32 `protobuf:"varint,10,opt,name=logins,proto3" json:"logins,omitempty"`
+	Logins int32 `protobuf:"varint,10,opt,name=logins,proto3" json:"logins,omitempty"`
+	// Released with aborted: slotwatch cut the check short (not counted in
+	// errors).
+	Aborted       int32 `protobuf:"varint,11,opt,name=aborted,proto3" json:"aborted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2355,6 +2358,13 @@ func (x *AccountUsageStats) GetLeaseExpired() int32 {
 func (x *AccountUsageStats) GetLogins() int32 {
 	if x != nil {
 		return x.Logins
+	}
+	return 0
+}
+
+func (x *AccountUsageStats) GetAborted() int32 {
+	if x != nil {
+		return x.Aborted
 	}
 	return 0
 }
@@ -2709,7 +2719,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"z\n" +
 	"\x14GetUsageStatsRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
-	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x9f\x02\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xb9\x02\n" +
 	"\x11AccountUsageStats\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12\x14\n" +
@@ -2723,7 +2733,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x06errors\x18\b \x01(\x05R\x06errors\x12#\n" +
 	"\rlease_expired\x18\t \x01(\x05R\fleaseExpired\x12\x16\n" +
 	"\x06logins\x18\n" +
-	" \x01(\x05R\x06logins\"\xbe\x01\n" +
+	" \x01(\x05R\x06logins\x12\x18\n" +
+	"\aaborted\x18\v \x01(\x05R\aaborted\"\xbe\x01\n" +
 	"\x15GetUsageStatsResponse\x12A\n" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +

@@ -280,4 +280,6 @@ type UsageStats struct {
 	Uses, Successes, NoSlots, LoginFails, Bans, Errors, Expired int
 	// Logins counts the leases whose check logged in.
 	Logins int
+	// Aborted counts the leases released aborted (not in Errors).
+	Aborted int
 }

@@ -121,6 +121,14 @@ func TestReleaseOutcomes(t *testing.T) {
 		if got := getAccount(t, c, id); got.GetConsecutiveFailures() != 2 || got.GetState() != apv1.AccountState_ACCOUNT_STATE_COOLDOWN {
 			t.Fatalf("account after a second aborted check: %v", got)
 		}
+		b.clock.Advance(time.Second) // the window ends before now
+		stats, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := stats.GetStats(); len(s) != 1 || s[0].GetUses() != 4 || s[0].GetErrors() != 2 || s[0].GetAborted() != 2 || s[0].GetLogins() != 1 {
+			t.Fatalf("usage stats: %v; want 4 uses, 2 errors, 2 aborted, 1 login", s)
+		}
 	})
 
 	// The portal's Retry-After outranks a shorter cooldown, never a longer

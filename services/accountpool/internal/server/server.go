@@ -396,6 +396,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 			AccountId: st.AccountID, Email: st.Email, Uses: int32(st.Uses), Successes: int32(st.Successes),
 			NoSlots: int32(st.NoSlots), LoginFails: int32(st.LoginFails), Bans: int32(st.Bans),
 			Errors: int32(st.Errors), LeaseExpired: int32(st.Expired), Logins: int32(st.Logins),
+			Aborted: int32(st.Aborted),
 		})
 	}
 	return resp, nil
