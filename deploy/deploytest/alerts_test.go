@@ -175,8 +175,8 @@ slotwatch_requests_portal_paused{job="requests",portal="vfs"} 1x180
 }
 
 // TestCheckerErrorsIsAShareOfPortalChecks: SlotwatchCheckerErrors is the
-// share of checks that end in error, of those that went to the portal, as
-// the dashboard's "Unrecognised pages" panel counts them. A mission the
+// share of checks that end in error (or aborted), of those that went to the
+// portal, as the dashboard's "Unrecognised pages" panel counts them. A mission the
 // Checker gives up for want of an account (no_account) never reached the
 // portal; counting it would silence the alert exactly when errors
 // quarantine the accounts (POOL_MAX_FAILURES) and the pool runs dry.
@@ -198,6 +198,21 @@ slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_slot"} 0+
 `
 	if firing(t, r, healthy, 90*time.Minute) {
 		t.Errorf("SlotwatchCheckerErrors fires at 10%% errors among the portal's checks:\n%s", r.Expr)
+	}
+}
+
+// TestCheckerErrorsCountsChecksCutShort: a Chromium that crashes in every
+// check is the Checker's error, though its checks are released aborted (no
+// failure of the accounts) rather than error: SlotwatchCheckerErrors, whose
+// description names Chromium crashing, must still fire on it.
+func TestCheckerErrorsCountsChecksCutShort(t *testing.T) {
+	t.Parallel()
+	r := alertRule(t, "SlotwatchCheckerErrors")
+	crashing := `slotwatch_checker_checks_total{job="checker",mission="fra",outcome="aborted"} 0+2x90
+slotwatch_checker_checks_total{job="checker",mission="fra",outcome="no_slot"} 0+1x90
+`
+	if !firing(t, r, crashing, 90*time.Minute) {
+		t.Errorf("SlotwatchCheckerErrors does not fire while two checks in three are cut short (a crashing Chromium):\n%s", r.Expr)
 	}
 }
 

@@ -60,10 +60,23 @@ func TestUpDownUp(t *testing.T) {
 		AND column_name = 'acquire_id'`).Scan(&acquireIDs); err != nil || acquireIDs != 0 {
 		t.Fatalf("after the acquire id's down: %d acquire_id columns left (%v)", acquireIDs, err)
 	}
-	run("down") // 00004: the unused outcome
 	if _, err := db.Exec(ctx, `INSERT INTO accountpool.accounts (email, password_ciphertext, created_at, updated_at) VALUES ('a@example.com', '', now(), now())`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.Exec(ctx, `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, result, acquired_at)
+		SELECT gen_random_uuid(), id, 1, 'fra', 'c', 'aborted', now() FROM accountpool.accounts`); err != nil {
+		t.Fatalf("the usage log refuses 'aborted': %v", err)
+	}
+	run("down") // 00005: the aborted outcome; its rows go back to error
+	var result string
+	if err := db.QueryRow(ctx, `SELECT result FROM accountpool.usage_log`).Scan(&result); err != nil || result != "error" {
+		t.Fatalf("after the aborted outcome's down, the aborted lease's result is %q (%v), want error", result, err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, result, acquired_at)
+		SELECT gen_random_uuid(), id, 1, 'fra', 'c', 'aborted', now() FROM accountpool.accounts`); err == nil {
+		t.Fatal("after the aborted outcome's down, the usage log still takes 'aborted'")
+	}
+	run("down") // 00004: the unused outcome
 	if _, err := db.Exec(ctx, `INSERT INTO accountpool.usage_log (lease_id, account_id, fencing_token, mission_code, holder, result, acquired_at)
 		SELECT gen_random_uuid(), id, 1, 'fra', 'c', 'unused', now() FROM accountpool.accounts`); err == nil {
 		t.Fatal("after the unused outcome's down, the usage log still takes 'unused'")

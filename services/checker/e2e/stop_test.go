@@ -85,6 +85,43 @@ func TestSIGTERMLeavesNoLeaseOrClaim(t *testing.T) {
 	}
 }
 
+// TestSIGTERMPastTheDrainTimeoutReleasesAborted stops a checker whose check
+// waits on the portal longer than CHECKER_DRAIN_TIMEOUT: the check is cut,
+// and the real AccountPool gets it as aborted: the account rests its
+// cooldown with no failure counted, and its login is in the usage log.
+// Before, it was released error, one failure per rolling deploy.
+func TestSIGTERMPastTheDrainTimeoutReleasesAborted(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, options{})
+	accts := s.addAccounts(1)
+	s.addMission("m-hang")
+	if err := s.sim.SetBehaviour(accts[0].email, sim.Behaviour{DelayMS: 120000, Only: sim.SlotAPI}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.startChecker("checker-cut", "CHECKER_DRAIN_TIMEOUT=1s")
+	eventually(t, time.Minute, "m-hang's check logged in", func() bool { return len(s.sim.Logins()) > 0 })
+	time.Sleep(300 * time.Millisecond) // on to the slot request
+	c.Stop()
+	if err := c.ExitErr(); err != nil {
+		t.Fatalf("the checker exited with %v after SIGTERM, want a clean exit", err)
+	}
+
+	a := s.account(accts[0].id)
+	if a.GetState() != apv1.AccountState_ACCOUNT_STATE_COOLDOWN || a.GetConsecutiveFailures() != 0 {
+		t.Errorf("the account after the cut check: %v; want cooldown, no failure", a)
+	}
+	u := s.usage()
+	if len(u) != 1 || u[0].GetResult() != apv1.UsageResult_USAGE_RESULT_ABORTED || !u[0].GetLoggedIn() ||
+		!strings.Contains(u[0].GetDetail(), "stopped before the check finished") {
+		t.Errorf("usage log %v; want one lease released aborted, logged in, saying the checker stopped", u)
+	}
+	for _, ch := range s.checks() {
+		if ch.outcome != "failed" || ch.account != accts[0].id {
+			t.Errorf("check %+v, want failed with the account", ch)
+		}
+	}
+}
+
 // TestHealthIsNotServingWhileTheBrowserCannotStart starts a checker whose
 // CHROME_PATH leads nowhere: it serves, says NOT_SERVING, refuses to run a
 // session and shows why in its status.

@@ -47,6 +47,16 @@ const (
 	// keeps its place after the accounts used less recently (the lease
 	// counted as a use). Not allowed with logged_in or session_state.
 	Outcome_OUTCOME_UNUSED Outcome = 6
+	// The check was cut short by slotwatch, not by the portal: the Checker's
+	// drain ran out of grace, the claim's deadline passed, or the browser
+	// failed mid-check. It says nothing about the account: its failure count
+	// is unchanged, it rests its cooldown (POOL_COOLDOWN; it may have reached
+	// the portal), and logged_in counts against its login budget. The
+	// session state is kept, or replaced by session_state, as with
+	// OUTCOME_NO_SLOT. An AccountPool older than this value refuses it
+	// (INVALID_ARGUMENT on outcome); the Checker then releases the lease
+	// again as OUTCOME_ERROR.
+	Outcome_OUTCOME_ABORTED Outcome = 7
 )
 
 // Enum value maps for Outcome.
@@ -59,6 +69,7 @@ var (
 		4: "OUTCOME_BANNED",
 		5: "OUTCOME_ERROR",
 		6: "OUTCOME_UNUSED",
+		7: "OUTCOME_ABORTED",
 	}
 	Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED": 0,
@@ -68,6 +79,7 @@ var (
 		"OUTCOME_BANNED":      4,
 		"OUTCOME_ERROR":       5,
 		"OUTCOME_UNUSED":      6,
+		"OUTCOME_ABORTED":     7,
 	}
 )
 
@@ -183,6 +195,8 @@ const (
 	UsageResult_USAGE_RESULT_LEASE_EXPIRED UsageResult = 6
 	// Released with OUTCOME_UNUSED.
 	UsageResult_USAGE_RESULT_UNUSED UsageResult = 7
+	// Released with OUTCOME_ABORTED.
+	UsageResult_USAGE_RESULT_ABORTED UsageResult = 8
 )
 
 // Enum value maps for UsageResult.
@@ -196,6 +210,7 @@ var (
 		5: "USAGE_RESULT_ERROR",
 		6: "USAGE_RESULT_LEASE_EXPIRED",
 		7: "USAGE_RESULT_UNUSED",
+		8: "USAGE_RESULT_ABORTED",
 	}
 	UsageResult_value = map[string]int32{
 		"USAGE_RESULT_UNSPECIFIED":   0,
@@ -206,6 +221,7 @@ var (
 		"USAGE_RESULT_ERROR":         5,
 		"USAGE_RESULT_LEASE_EXPIRED": 6,
 		"USAGE_RESULT_UNUSED":        7,
+		"USAGE_RESULT_ABORTED":       8,
 	}
 )
 
@@ -2278,7 +2294,10 @@ type AccountUsageStats struct {
 	LeaseExpired int32 `protobuf:"varint,9,opt,name=lease_expired,json=leaseExpired,proto3" json:"lease_expired,omitempty"`
 	// Leases whose check logged in to the portal; the others reused a
 	// session state.
-	Logins        int32 `protobuf:"varint,10,opt,name=logins,proto3" json:"logins,omitempty"`
+	Logins int32 `protobuf:"varint,10,opt,name=logins,proto3" json:"logins,omitempty"`
+	// Released with aborted: slotwatch cut the check short (not counted in
+	// errors).
+	Aborted       int32 `protobuf:"varint,11,opt,name=aborted,proto3" json:"aborted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2379,6 +2398,13 @@ func (x *AccountUsageStats) GetLeaseExpired() int32 {
 func (x *AccountUsageStats) GetLogins() int32 {
 	if x != nil {
 		return x.Logins
+	}
+	return 0
+}
+
+func (x *AccountUsageStats) GetAborted() int32 {
+	if x != nil {
+		return x.Aborted
 	}
 	return 0
 }
@@ -2747,7 +2773,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"\x9f\x02\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb9\x02\n" +
 	"\x11AccountUsageStats\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12\x14\n" +
@@ -2761,7 +2787,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x06errors\x18\b \x01(\x05R\x06errors\x12#\n" +
 	"\rlease_expired\x18\t \x01(\x05R\fleaseExpired\x12\x16\n" +
 	"\x06logins\x18\n" +
-	" \x01(\x05R\x06logins\"\xe6\x01\n" +
+	" \x01(\x05R\x06logins\x12\x18\n" +
+	"\aaborted\x18\v \x01(\x05R\aaborted\"\xe6\x01\n" +
 	"\x15GetUsageStatsResponse\x12A\n" +
 	"\x05stats\x18\x01 \x03(\v2+.slotwatch.accountpool.v1.AccountUsageStatsR\x05stats\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
@@ -2773,7 +2800,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x0eprimary_key_id\x18\x02 \x01(\rR\fprimaryKeyId\x12:\n" +
 	"\x19undecryptable_account_ids\x18\x03 \x03(\x03R\x17undecryptableAccountIds\x121\n" +
 	"\x14sessions_reencrypted\x18\x04 \x01(\x05R\x13sessionsReencrypted\x12)\n" +
-	"\x10sessions_cleared\x18\x05 \x01(\x05R\x0fsessionsCleared*\x9f\x01\n" +
+	"\x10sessions_cleared\x18\x05 \x01(\x05R\x0fsessionsCleared*\xb4\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
@@ -2781,14 +2808,15 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x12OUTCOME_LOGIN_FAIL\x10\x03\x12\x12\n" +
 	"\x0eOUTCOME_BANNED\x10\x04\x12\x11\n" +
 	"\rOUTCOME_ERROR\x10\x05\x12\x12\n" +
-	"\x0eOUTCOME_UNUSED\x10\x06*\xbb\x01\n" +
+	"\x0eOUTCOME_UNUSED\x10\x06\x12\x13\n" +
+	"\x0fOUTCOME_ABORTED\x10\a*\xbb\x01\n" +
 	"\fAccountState\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ACCOUNT_STATE_AVAILABLE\x10\x01\x12\x18\n" +
 	"\x14ACCOUNT_STATE_LEASED\x10\x02\x12\x1a\n" +
 	"\x16ACCOUNT_STATE_COOLDOWN\x10\x03\x12\x1d\n" +
 	"\x19ACCOUNT_STATE_QUARANTINED\x10\x04\x12\x1a\n" +
-	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\xe6\x01\n" +
+	"\x16ACCOUNT_STATE_DISABLED\x10\x05*\x80\x02\n" +
 	"\vUsageResult\x12\x1c\n" +
 	"\x18USAGE_RESULT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14USAGE_RESULT_SUCCESS\x10\x01\x12\x18\n" +
@@ -2797,7 +2825,8 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\x13USAGE_RESULT_BANNED\x10\x04\x12\x16\n" +
 	"\x12USAGE_RESULT_ERROR\x10\x05\x12\x1e\n" +
 	"\x1aUSAGE_RESULT_LEASE_EXPIRED\x10\x06\x12\x17\n" +
-	"\x13USAGE_RESULT_UNUSED\x10\a2\x9b\v\n" +
+	"\x13USAGE_RESULT_UNUSED\x10\a\x12\x18\n" +
+	"\x14USAGE_RESULT_ABORTED\x10\b2\x9b\v\n" +
 	"\x12AccountPoolService\x12^\n" +
 	"\aAcquire\x12(.slotwatch.accountpool.v1.AcquireRequest\x1a).slotwatch.accountpool.v1.AcquireResponse\x12X\n" +
 	"\x05Renew\x12&.slotwatch.accountpool.v1.RenewRequest\x1a'.slotwatch.accountpool.v1.RenewResponse\x12^\n" +

@@ -35,7 +35,10 @@ type MissionResult struct {
 	// Account email, for operators.
 	AccountEmail string `protobuf:"bytes,4,opt,name=account_email,json=accountEmail,proto3" json:"account_email,omitempty"`
 	// Outcome released to the pool: "success", "no_slot", "login_fail",
-	// "banned", "error", or "no_account" when none could be leased.
+	// "banned", "error", "unused" (the account did nothing at the portal),
+	// "aborted" (slotwatch cut the check short: the drain, the claim's
+	// deadline, a browser failure), or "no_account" when none could be
+	// leased.
 	Outcome string `protobuf:"bytes,5,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	// Free slots seen.
 	SlotsFound int32 `protobuf:"varint,6,opt,name=slots_found,json=slotsFound,proto3" json:"slots_found,omitempty"`

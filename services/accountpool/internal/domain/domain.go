@@ -11,8 +11,9 @@ import (
 
 // Config is the pool's tuning (DESIGN §4), read from POOL_* variables.
 type Config struct {
-	// Cooldown after a use that reached the portal (success, no_slot), after
-	// a login_fail or error below MaxFailures, and after an expired lease.
+	// Cooldown after a use that reached the portal (success, no_slot,
+	// aborted), after a login_fail or error below MaxFailures, and after an
+	// expired lease.
 	Cooldown time.Duration
 	// Quarantine once consecutive failures reach MaxFailures.
 	Quarantine time.Duration
@@ -75,6 +76,12 @@ const (
 	// the account). Nothing changes but the lease's end (and the session
 	// state, if the release clears it).
 	OutcomeUnused Outcome = "unused"
+	// OutcomeAborted: slotwatch cut the check short itself (the Checker's
+	// drain, the claim's deadline, a browser that died), not the portal.
+	// That says nothing about the account, so its failure count stays as
+	// it is; it may have reached the portal, so it rests its cooldown, and
+	// a login it made counts against its budget (as for any outcome).
+	OutcomeAborted Outcome = "aborted"
 )
 
 // State is an account's state at one moment.
@@ -146,6 +153,8 @@ func (c Config) ApplyOutcome(a Account, outcome Outcome, now time.Time) Account 
 		a.QuarantineUntil = ptr(now.Add(c.BanQuarantine))
 	case OutcomeLeaseExpired:
 		a.ConsecutiveFailures++
+		a.CooldownUntil = ptr(now.Add(c.Cooldown))
+	case OutcomeAborted:
 		a.CooldownUntil = ptr(now.Add(c.Cooldown))
 	case OutcomeUnused:
 	}
@@ -280,4 +289,6 @@ type UsageStats struct {
 	Uses, Successes, NoSlots, LoginFails, Bans, Errors, Expired int
 	// Logins counts the leases whose check logged in.
 	Logins int
+	// Aborted counts the leases released aborted (not in Errors).
+	Aborted int
 }

@@ -32,6 +32,7 @@ func TestApplyOutcome(t *testing.T) {
 		{"ErrorAtMaxQuarantines", 2, domain.OutcomeError, 3, domain.StateQuarantined, t0.Add(30 * time.Minute)},
 		{"BannedQuarantinesLongerAtOnce", 0, domain.OutcomeBanned, 1, domain.StateQuarantined, t0.Add(60 * time.Minute)},
 		{"LeaseExpiredCountsAFailureAndCoolsDown", 0, domain.OutcomeLeaseExpired, 1, domain.StateCooldown, t0.Add(10 * time.Minute)},
+		{"AbortedAtMaxMinusOneLeavesFailuresAndCoolsDown", 2, domain.OutcomeAborted, 2, domain.StateCooldown, t0.Add(10 * time.Minute)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +101,7 @@ func TestSessionRules(t *testing.T) {
 	}
 	for o, want := range map[domain.Outcome]bool{
 		domain.OutcomeSuccess: false, domain.OutcomeNoSlot: false, domain.OutcomeError: false,
-		domain.OutcomeLeaseExpired: false, domain.OutcomeLoginFail: true, domain.OutcomeBanned: true,
+		domain.OutcomeLeaseExpired: false, domain.OutcomeAborted: false, domain.OutcomeLoginFail: true, domain.OutcomeBanned: true,
 	} {
 		if got := domain.ClearsSession(o); got != want {
 			t.Errorf("ClearsSession(%s) = %v, want %v", o, got, want)

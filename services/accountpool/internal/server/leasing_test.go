@@ -85,6 +85,52 @@ func TestReleaseOutcomes(t *testing.T) {
 		wantViolation(t, err, "session_state")
 	})
 
+	// A check slotwatch cut short itself (the Checker's drain, the claim's
+	// deadline, a browser that died) says nothing about the account: its
+	// failures stay as they were, even at POOL_MAX_FAILURES - 1, but it
+	// may have reached the portal, so it rests its cooldown, its login
+	// counts against its budget, and the session it kept is stored.
+	t.Run("AbortedLeavesTheFailuresRestsTheCooldownAndCountsTheLogin", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		id := addAccounts(t, c, 1)[0]
+		for range 2 { // two failures: a third would quarantine the account
+			release(t, c, acquire(t, c, "fra"), apv1.Outcome_OUTCOME_ERROR)
+			b.clock.Advance(11 * time.Minute)
+		}
+		l := acquire(t, c, "fra")
+		budget := l.GetLoginBudgetLeft()
+		a := releaseSession(t, c, l, apv1.Outcome_OUTCOME_ABORTED,
+			&apv1.ReleaseRequest{LoggedIn: true, SessionState: []byte("cookies"), Detail: "the checker stopped before the check finished"}).GetAccount()
+		if a.GetConsecutiveFailures() != 2 || a.GetState() != apv1.AccountState_ACCOUNT_STATE_COOLDOWN ||
+			!a.GetCooldownUntil().AsTime().Equal(b.clock.Now().Add(10*time.Minute)) || a.GetQuarantineUntil() != nil {
+			t.Fatalf("account after an aborted check: %v", a)
+		}
+		if u := usage(t, c, id); u[0].GetResult() != apv1.UsageResult_USAGE_RESULT_ABORTED || !u[0].GetLoggedIn() {
+			t.Fatalf("usage log's newest row: %v", u[0])
+		}
+		b.clock.Advance(10*time.Minute - time.Second)
+		wantExhausted(t, c, time.Second)
+		b.clock.Advance(time.Second)
+		next := acquire(t, c, "fra")
+		if next.GetLoginBudgetLeft() != budget-1 || string(next.GetSessionState()) != "cookies" {
+			t.Fatalf("next lease: %d logins left (want %d), session %q", next.GetLoginBudgetLeft(), budget-1, next.GetSessionState())
+		}
+		// Aborted again and again, it never reaches quarantine.
+		release(t, c, next, apv1.Outcome_OUTCOME_ABORTED)
+		if got := getAccount(t, c, id); got.GetConsecutiveFailures() != 2 || got.GetState() != apv1.AccountState_ACCOUNT_STATE_COOLDOWN {
+			t.Fatalf("account after a second aborted check: %v", got)
+		}
+		b.clock.Advance(time.Second) // the window ends before now
+		stats, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := stats.GetStats(); len(s) != 1 || s[0].GetUses() != 4 || s[0].GetErrors() != 2 || s[0].GetAborted() != 2 || s[0].GetLogins() != 1 {
+			t.Fatalf("usage stats: %v; want 4 uses, 2 errors, 2 aborted, 1 login", s)
+		}
+	})
+
 	// The portal's Retry-After outranks a shorter cooldown, never a longer
 	// rest: the account is not used again before the portal said.
 	t.Run("RetryAfterRestsTheAccountAtLeastThatLong", func(t *testing.T) {

@@ -105,6 +105,7 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 	apv1.Outcome_OUTCOME_BANNED:     domain.OutcomeBanned,
 	apv1.Outcome_OUTCOME_ERROR:      domain.OutcomeError,
 	apv1.Outcome_OUTCOME_UNUSED:     domain.OutcomeUnused,
+	apv1.Outcome_OUTCOME_ABORTED:    domain.OutcomeAborted,
 }
 
 // Release implements AccountPoolService.
@@ -113,7 +114,7 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
 	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
-		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED")
+		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED, OUTCOME_ABORTED")
 	}
 	retryAfter := apierr.Duration(&v, "retry_after", req.GetRetryAfter(), 0)
 	domain.CheckRelease(&v, req.GetDetail(), req.GetRequestIds(), retryAfter)
@@ -315,6 +316,7 @@ var usageResults = map[apv1.UsageResult]domain.Outcome{
 	apv1.UsageResult_USAGE_RESULT_ERROR:         domain.OutcomeError,
 	apv1.UsageResult_USAGE_RESULT_LEASE_EXPIRED: domain.OutcomeLeaseExpired,
 	apv1.UsageResult_USAGE_RESULT_UNUSED:        domain.OutcomeUnused,
+	apv1.UsageResult_USAGE_RESULT_ABORTED:       domain.OutcomeAborted,
 }
 
 // ListUsage implements AccountPoolService.
@@ -422,6 +424,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 			AccountId: st.AccountID, Email: st.Email, Uses: int32(st.Uses), Successes: int32(st.Successes),
 			NoSlots: int32(st.NoSlots), LoginFails: int32(st.LoginFails), Bans: int32(st.Bans),
 			Errors: int32(st.Errors), LeaseExpired: int32(st.Expired), Logins: int32(st.Logins),
+			Aborted: int32(st.Aborted),
 		})
 	}
 	return resp, nil

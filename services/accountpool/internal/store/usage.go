@@ -98,7 +98,8 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time, after *S
 			count(*) FILTER (WHERE u.result = 'banned'),
 			count(*) FILTER (WHERE u.result = 'error'),
 			count(*) FILTER (WHERE u.result = 'lease_expired'),
-			count(*) FILTER (WHERE u.logged_in)
+			count(*) FILTER (WHERE u.logged_in),
+			count(*) FILTER (WHERE u.result = 'aborted')
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
 		WHERE u.acquired_at >= $1 AND u.acquired_at < $2
 		GROUP BY a.id, a.email
@@ -110,7 +111,7 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time, after *S
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (domain.UsageStats, error) {
 		var st domain.UsageStats
-		err := r.Scan(&st.AccountID, &st.Email, &st.Uses, &st.Successes, &st.NoSlots, &st.LoginFails, &st.Bans, &st.Errors, &st.Expired, &st.Logins)
+		err := r.Scan(&st.AccountID, &st.Email, &st.Uses, &st.Successes, &st.NoSlots, &st.LoginFails, &st.Bans, &st.Errors, &st.Expired, &st.Logins, &st.Aborted)
 		return st, err
 	})
 }

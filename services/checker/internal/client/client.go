@@ -77,6 +77,7 @@ var outcomes = map[session.Outcome]apv1.Outcome{
 	session.Banned:    apv1.Outcome_OUTCOME_BANNED,
 	session.Error:     apv1.Outcome_OUTCOME_ERROR,
 	session.Unused:    apv1.Outcome_OUTCOME_UNUSED,
+	session.Aborted:   apv1.Outcome_OUTCOME_ABORTED,
 }
 
 // Release implements session.LeaseClient.
@@ -96,6 +97,14 @@ func (p *Pool) Release(ctx context.Context, l session.Lease, r session.Release) 
 		req.RetryAfter = durationpb.New(r.RetryAfter)
 	}
 	_, err := p.c.Release(ctx, req)
+	if r.Outcome == session.Aborted && olderOutcome(err) {
+		// An AccountPool older than OUTCOME_ABORTED (a rollout, or one
+		// rolled back) refuses it: the lease ends as it did there, ERROR,
+		// rather than lapse (lease_expired, a failure too, and the
+		// account held until then).
+		req.Outcome = apv1.Outcome_OUTCOME_ERROR
+		_, err = p.c.Release(ctx, req)
+	}
 	if err != nil {
 		return leaseErr("release", err)
 	}
@@ -187,8 +196,9 @@ func (r *Requests) ReportCheckResult(ctx context.Context, rep session.Report) (i
 	return max(int(resp.GetMatchedCount()), len(resp.GetMatched())), nil
 }
 
-// olderOutcome says whether err is Requests refusing a report's outcome
-// as not one of those it knows (INVALID_ARGUMENT naming outcome).
+// olderOutcome says whether err is Requests refusing a report's outcome,
+// or AccountPool a release's, as not one of those it knows
+// (INVALID_ARGUMENT naming outcome).
 func olderOutcome(err error) bool {
 	_, named := apierr.FieldViolations(err)["outcome"]
 	return status.Code(err) == codes.InvalidArgument && named

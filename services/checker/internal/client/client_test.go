@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
@@ -186,5 +187,65 @@ func TestMaintenanceToAnOlderRequestsGoesInAsFailed(t *testing.T) {
 	if len(old.got) != 2 || old.got[1].GetOutcome() != rqv1.CheckOutcome_CHECK_OUTCOME_FAILED || old.got[1].GetRetryAfter() != nil ||
 		old.got[1].GetDetail() != old.got[0].GetDetail() {
 		t.Fatalf("reports sent %v; want MAINTENANCE, then FAILED with the same detail and no retry_after", old.got)
+	}
+}
+
+// olderPool is an AccountPool from before OUTCOME_ABORTED: it refuses that
+// outcome as it refused any it did not know.
+type olderPool struct {
+	apv1.UnimplementedAccountPoolServiceServer
+	mu  sync.Mutex
+	got []*apv1.ReleaseRequest
+}
+
+func (o *olderPool) Release(_ context.Context, req *apv1.ReleaseRequest) (*apv1.ReleaseResponse, error) {
+	o.mu.Lock()
+	o.got = append(o.got, req)
+	o.mu.Unlock()
+	if req.GetOutcome() > apv1.Outcome_OUTCOME_UNUSED {
+		var v apirule.FieldErrors
+		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED")
+		return nil, apierr.Invalid(v)
+	}
+	return &apv1.ReleaseResponse{}, nil
+}
+
+// TestAbortedToAnOlderPoolGoesInAsError: in a rollout, an AccountPool older
+// than the aborted outcome refuses it; the lease is released again as
+// ERROR (as that pool was told before), with everything else the same,
+// rather than left to lapse as lease_expired (a failure too, and the
+// account held for the lease's length).
+func TestAbortedToAnOlderPoolGoesInAsError(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &olderPool{}
+	srv := grpc.NewServer()
+	apv1.RegisterAccountPoolServiceServer(srv, old)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	err = NewPool(conn).Release(testkit.Context(t), session.Lease{ID: "l1", FencingToken: 3}, session.Release{
+		Outcome: session.Aborted, Detail: "the checker stopped before the check finished", RequestIDs: []string{"r1"},
+		LoggedIn: true, RetryAfter: time.Minute})
+	if err != nil {
+		t.Fatalf("release: %v; want it released as ERROR", err)
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	if len(old.got) != 2 || old.got[0].GetOutcome() != apv1.Outcome_OUTCOME_ABORTED || old.got[1].GetOutcome() != apv1.Outcome_OUTCOME_ERROR {
+		t.Fatalf("releases sent %v; want ABORTED, then ERROR", old.got)
+	}
+	again := proto.Clone(old.got[1]).(*apv1.ReleaseRequest)
+	again.Outcome = apv1.Outcome_OUTCOME_ABORTED
+	if !proto.Equal(again, old.got[0]) {
+		t.Fatalf("the ERROR release differs from the ABORTED one in more than the outcome:\n%v\n%v", old.got[0], old.got[1])
 	}
 }

@@ -461,8 +461,8 @@ func (c *Checker) InFlightCount() int {
 
 // Drain stops the checker: no new session is started and missions waiting
 // for a slot or an account give up (reporting FAILED); checks running now
-// finish, or are cut when grace is over (their accounts are released with
-// error). It returns when every session has released and reported
+// finish, or are cut when grace is over (their accounts are released
+// aborted: no failure of the account). It returns when every session has released and reported
 // everything it held.
 func (c *Checker) Drain(grace time.Duration) {
 	c.mu.Lock()

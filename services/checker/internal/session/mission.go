@@ -239,7 +239,14 @@ func (m *mission) check(lease Lease) MissionResult {
 	out := outcomeOf(res)
 	detail := detailOf(res)
 	if err != nil {
-		if out != Unused { // an account that never reached the portal is not charged
+		switch {
+		case out == Unused: // an account that never reached the portal is not charged
+		case res.Reason == portal.ReasonBrowser && !errors.Is(context.Cause(ctx), ErrLeaseLost):
+			// Cut short by slotwatch, not by the portal: the drain's
+			// grace or the claim's deadline ended the check mid-step, or
+			// the browser failed. Not the account's failure.
+			out = Aborted
+		default:
 			out = Error
 		}
 		if cause := context.Cause(ctx); cause != nil {

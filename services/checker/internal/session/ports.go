@@ -190,6 +190,12 @@ const (
 	// budget spent), or the browser could not open its tab. Released as
 	// such, it is no failure of the account.
 	Unused Outcome = "unused"
+	// Aborted: slotwatch cut the check short itself, not the portal: the
+	// drain's grace ran out, the claim's deadline passed, or the browser
+	// failed mid-check. It says nothing about the account: released as
+	// such, it is no failure of the account, but it rests its cooldown
+	// and a login it made counts against its budget.
+	Aborted Outcome = "aborted"
 	// NoAccount: no account could be leased in time; nothing was checked.
 	NoAccount Outcome = "no_account"
 )

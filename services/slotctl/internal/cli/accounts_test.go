@@ -164,10 +164,10 @@ func TestAccounts(t *testing.T) {
 		}
 		r = b.slotctl(t, "", "usage", "stats", "--since", "24h").must(t)
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-		if len(lines) != 2 || !strings.Contains(lines[1], "acc1@example.com") || len(strings.Fields(lines[1])) != 10 {
+		if len(lines) != 2 || !strings.Contains(lines[1], "acc1@example.com") || len(strings.Fields(lines[1])) != 11 {
 			t.Errorf("usage stats:\n%s", r.stdout)
-		} else if f := strings.Fields(lines[1]); f[2] != "1" || f[5] != "1" || f[9] != "0" {
-			t.Errorf("usage stats row %q: want 1 use, 1 login failure, 0 logins (the release did not say it logged in)", lines[1])
+		} else if f := strings.Fields(lines[1]); f[2] != "1" || f[5] != "1" || f[8] != "0" || f[10] != "0" {
+			t.Errorf("usage stats row %q: want 1 use, 1 login failure, 0 aborted, 0 logins (the release did not say it logged in)", lines[1])
 		}
 	})
 

@@ -65,7 +65,7 @@ func (a *app) usageCommand() *cobra.Command {
 		},
 	}
 	list.Flags().Int64Var(&account, "account", 0, "only this account id")
-	list.Flags().StringVar(&result, "result", "", "only this result: success, no_slot, login_fail, banned, error, lease_expired, unused")
+	list.Flags().StringVar(&result, "result", "", "only this result: success, no_slot, login_fail, banned, error, lease_expired, unused, aborted")
 	list.Flags().StringVar(&mission, "mission", "", "only this mission code")
 	list.Flags().DurationVar(&since, "since", 0, "only leases acquired in this last span (24h, 90m)")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many (0: all)")
@@ -100,9 +100,9 @@ func (a *app) usageCommand() *cobra.Command {
 			if a.json() {
 				return printJSON(a.io.Stdout, resp)
 			}
-			t := newTable(a.io.Stdout, "ACCOUNT", "EMAIL", "USES", "SUCCESSES", "NO SLOTS", "LOGIN FAILS", "BANS", "ERRORS", "EXPIRED", "LOGINS")
+			t := newTable(a.io.Stdout, "ACCOUNT", "EMAIL", "USES", "SUCCESSES", "NO SLOTS", "LOGIN FAILS", "BANS", "ERRORS", "ABORTED", "EXPIRED", "LOGINS")
 			for _, s := range resp.GetStats() {
-				t.row(strconv.FormatInt(s.GetAccountId(), 10), s.GetEmail(), s.GetUses(), s.GetSuccesses(), s.GetNoSlots(), s.GetLoginFails(), s.GetBans(), s.GetErrors(), s.GetLeaseExpired(), s.GetLogins())
+				t.row(strconv.FormatInt(s.GetAccountId(), 10), s.GetEmail(), s.GetUses(), s.GetSuccesses(), s.GetNoSlots(), s.GetLoginFails(), s.GetBans(), s.GetErrors(), s.GetAborted(), s.GetLeaseExpired(), s.GetLogins())
 			}
 			return t.flush()
 		},
