@@ -189,6 +189,10 @@ type sample struct {
 	values map[string]float64
 	order  []string
 	checks float64
+	// found is how many SLOT_FOUND events Requests has recorded, and
+	// delivered how many of the Notifier's deliveries (email and webhook)
+	// went out.
+	found, delivered float64
 }
 
 func (s sample) line() string {
@@ -398,8 +402,9 @@ func descendants(pid int) []int {
 }
 
 // soakVerdict fits a line to each series after warmUp, prints the slopes
-// and fails on growth beyond a judged series' tolerance, or on a run in
-// which no check was made.
+// and fails on growth beyond a judged series' tolerance, on a run in
+// which no check was made, or on one in which requests were found and the
+// Notifier delivered nothing.
 func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	var fit []sample
 	for _, s := range samples {
@@ -412,8 +417,14 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	}
 	span := (fit[len(fit)-1].at - fit[0].at).Minutes()
 	checks := fit[len(fit)-1].checks - fit[0].checks
-	fmt.Fprintf(out, "\nFit over %d samples from %s to %s (%.1f min); %.0f checks in that window (%.1f/min)\n",
-		len(fit), fit[0].at.Round(time.Second), fit[len(fit)-1].at.Round(time.Second), span, checks, checks/span)
+	// A request found after the second-to-last sample may still have its
+	// deliveries on the way when the run ends: a Notifier that delivered
+	// nothing is judged on the requests found before it.
+	found := fit[len(fit)-2].found - fit[0].found
+	delivered := fit[len(fit)-1].delivered - fit[0].delivered
+	fmt.Fprintf(out, "\nFit over %d samples from %s to %s (%.1f min); %.0f checks in that window (%.1f/min); %.0f requests found, %.0f deliveries by the Notifier\n",
+		len(fit), fit[0].at.Round(time.Second), fit[len(fit)-1].at.Round(time.Second), span, checks, checks/span,
+		fit[len(fit)-1].found-fit[0].found, delivered)
 	w := newTable(out)
 	w.row("series", "first", "last", "mean", "slope/min", "±2 s.e.", "median slope/min", "growth fitted", "tolerance", "verdict")
 	var failed []string
@@ -456,6 +467,9 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events and usage (90 days by default), so in a soak they grow with the checks.")
 	if checks <= 0 {
 		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")
+	}
+	if found > 0 && delivered <= 0 {
+		return fmt.Errorf("the Notifier delivered nothing after the warm-up while %.0f requests were found: the soak carried no notification load", found)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s grew beyond tolerance", strings.Join(failed, ", "))

@@ -56,17 +56,27 @@ func TestSoak(t *testing.T) {
 // passes; a run without checks fails.
 func TestSoakVerdict(t *testing.T) {
 	t.Parallel()
-	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
+	// notify is the run's SLOT_FOUND events and the Notifier's deliveries
+	// by sample; nil is a Notifier that delivers each found request to
+	// two recipients.
+	type notify func(i int) (found, delivered float64)
+	runNotify := func(f func(i int) float64, checks func(i int) float64, n notify) (string, error) {
 		var samples []sample
 		for i := range 20 {
+			found, delivered := n(i)
 			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"x.rss_mib"},
-				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i)})
+				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i), found: found, delivered: delivered})
 		}
 		var out bytes.Buffer
 		err := soakVerdict(&out, samples, 5*time.Minute)
 		return out.String(), err
 	}
+	delivering := func(i int) (float64, float64) { return float64(3 * i), float64(6 * i) }
+	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
+		return runNotify(f, checks, delivering)
+	}
 	working := func(i int) float64 { return float64(100 * i) }
+	flat := func(int) float64 { return 100 }
 
 	t.Run("LeakFails", func(t *testing.T) {
 		t.Parallel()
@@ -104,6 +114,29 @@ func TestSoakVerdict(t *testing.T) {
 		out, err := run(func(int) float64 { return 100 }, working)
 		if err != nil || !strings.Contains(out, "soak: PASS") {
 			t.Fatalf("flat failed: %v\n%s", err, out)
+		}
+	})
+	t.Run("NothingDeliveredWhileRequestsWereFoundFails", func(t *testing.T) {
+		// Requests found 3 a minute, the Notifier's log still at what it
+		// had delivered before the warm-up ended.
+		t.Parallel()
+		out, err := runNotify(flat, working, func(i int) (float64, float64) { return float64(3 * i), 8 })
+		if err == nil || !strings.Contains(err.Error(), "Notifier delivered nothing") {
+			t.Fatalf("a Notifier that delivered nothing while requests were found passed: %v\n%s", err, out)
+		}
+	})
+	t.Run("ARequestFoundAtTheLastSampleMayNotBeDeliveredYet", func(t *testing.T) {
+		// One request found between the last two samples: its deliveries
+		// may still be on their way when the run ends.
+		t.Parallel()
+		out, err := runNotify(flat, working, func(i int) (float64, float64) {
+			if i == 19 {
+				return 1, 0
+			}
+			return 0, 0
+		})
+		if err != nil || !strings.Contains(out, "soak: PASS") {
+			t.Fatalf("a request found at the last sample failed the soak: %v\n%s", err, out)
 		}
 	})
 	t.Run("NoLoadFails", func(t *testing.T) {
