@@ -137,7 +137,8 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 
 // churn adds and removes portalsim's slots at random: each change sets
 // the slots of one of the dataset's requests' mission, centre and
-// category to none, one or two dates, some inside the request's window.
+// category to none, one or two dates, half of them inside the request's
+// window (churnSlots).
 // A request that is found is replaced by a new one with the same wish, so
 // the load stays the same.
 func churn(ctx context.Context, ds seed.Dataset, portal *seed.Portal, rq RequestsClient) error {
@@ -162,16 +163,32 @@ func churn(ctx context.Context, ds seed.Dataset, portal *seed.Portal, rq Request
 		case <-tick.C:
 			a := ds.Applicants[rand.IntN(len(ds.Applicants))]
 			r := a.Requests[0]
-			var slots []seed.Slot
-			for range rand.IntN(3) {
-				slots = append(slots, seed.Slot{Date: today.AddDate(0, 0, 1+rand.IntN(365)).Format(time.DateOnly), Time: "09:30"})
-			}
-			err := portal.SetSlots(ctx, r.Mission, r.Centre, r.VisaCategory, slots)
+			err := portal.SetSlots(ctx, r.Mission, r.Centre, r.VisaCategory, churnSlots(r, today))
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("change portalsim's slots: %w", err)
 			}
 		}
 	}
+}
+
+// churnSlots are none, one or two free slots for r's mission, centre and
+// category, on dates in the coming year: each in r's window with even
+// odds, so that checks find requests (and the Notifier has deliveries to
+// make) all through the run; anywhere in the year, a tenth fell in a
+// window.
+func churnSlots(r seed.Request, today time.Time) []seed.Slot {
+	earliest, err1 := time.Parse(time.DateOnly, r.Earliest)
+	latest, err2 := time.Parse(time.DateOnly, r.Latest)
+	inWindow := err1 == nil && err2 == nil && !latest.Before(earliest)
+	var slots []seed.Slot
+	for range rand.IntN(3) {
+		d := today.AddDate(0, 0, 1+rand.IntN(365))
+		if inWindow && rand.IntN(2) == 0 {
+			d = earliest.AddDate(0, 0, rand.IntN(int(latest.Sub(earliest).Hours()/24)+1))
+		}
+		slots = append(slots, seed.Slot{Date: d.Format(time.DateOnly), Time: "09:30"})
+	}
+	return slots
 }
 
 // A series is one measured quantity over the run.
@@ -402,9 +419,9 @@ func descendants(pid int) []int {
 }
 
 // soakVerdict fits a line to each series after warmUp, prints the slopes
-// and fails on growth beyond a judged series' tolerance, on a run in
-// which no check was made, or on one in which requests were found and the
-// Notifier delivered nothing.
+// and fails on growth beyond a judged series' tolerance, or on a run that
+// carried no load: no check made, no request found, or nothing the
+// Notifier delivered.
 func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	var fit []sample
 	for _, s := range samples {
@@ -468,7 +485,10 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	if checks <= 0 {
 		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")
 	}
-	if found > 0 && delivered <= 0 {
+	if found <= 0 {
+		return fmt.Errorf("no request was found after the warm-up (before the last sample): the Notifier carried no load")
+	}
+	if delivered <= 0 {
 		return fmt.Errorf("the Notifier delivered nothing after the warm-up while %.0f requests were found: the soak carried no notification load", found)
 	}
 	if len(failed) > 0 {
