@@ -18,19 +18,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // SoakConfig is `make soak` (issue 15): the `make run` system (portalsim,
-// AccountPool, Requests, one Checker with Chromium, the demo's data) for
+// AccountPool, Requests, the Notifier with an SMTP sink and a webhook
+// receiver, one Checker with Chromium, the demo's data) for
 // Duration with short cooldowns, portalsim's slots added and removed at
 // random, and every Every a sample of each process's RSS, goroutines and
 // open descriptors, the Postgres connections and the table sizes. At the
 // end a line is fitted to each series after WarmUp and its slope printed;
 // growth beyond a series' tolerance fails the run.
 type SoakConfig struct {
-	// BinDir holds portalsim, accountpool, requests and checker.
+	// BinDir holds portalsim, accountpool, requests, notifier and checker.
 	BinDir string
 	// WorkDir holds the run's files: tokens, keyset, logs, artifacts.
 	WorkDir string
@@ -63,19 +65,60 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if cfg.Every <= 0 || cfg.Duration < cfg.WarmUp+3*cfg.Every {
 		return fmt.Errorf("a soak of %s with warm-up %s and a sample every %s leaves fewer than 3 samples to fit", cfg.Duration, cfg.WarmUp, cfg.Every)
 	}
+	if err := binaries(cfg.BinDir, "notifier"); err != nil {
+		return err
+	}
+	// The Notifier's receivers, as in make run: the applicants' mailboxes
+	// (an SMTP sink) and the operator's webhook receiver. They close after
+	// the services have stopped.
+	sink, err := StartMailSink("")
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	hookSecret, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	hooks, err := StartHookReceiver("", []byte(hookSecret))
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
 	ds := seed.DemoDataset(time.Now())
 	sys, err := startBench(ctx, benchStart{
 		binDir: cfg.BinDir, workDir: cfg.WorkDir, serverURL: cfg.DatabaseURL, database: cfg.Database,
-		timings: soakTimings, dataset: ds, ports: 2,
+		timings: soakTimings, dataset: ds, ports: 4,
 	})
 	if err != nil {
 		return err
 	}
 	defer sys.close()
 	out, sup, rq := cfg.Out, sys.sup, sys.rq
-	checkerAddr := sys.ports[0]
+	checkerAddr, notifierAddr := sys.ports[0], sys.ports[2]
 	metricsAddr := maps.Clone(sys.metrics)
-	metricsAddr["checker"] = sys.ports[1]
+	metricsAddr["checker"], metricsAddr["notifier"] = sys.ports[1], sys.ports[3]
+	notifier, err := sup.start("notifier", filepath.Join(cfg.BinDir, "notifier"),
+		notifierEnv(sys.env, notifierAddr, metricsAddr["notifier"], sys.reqAddr, sys.files.notifier, sink.Addr()), nil)
+	if err != nil {
+		return err
+	}
+	if err := waitGRPC(ctx, notifier, notifierAddr, 90*time.Second); err != nil {
+		return err
+	}
+	ntConn, err := dialAdmin(notifierAddr, sys.files.admin)
+	if err != nil {
+		return err
+	}
+	defer ntConn.Close()
+	// Every found request then makes an email to its applicant and a
+	// webhook to the operator; a replacing request has the same applicant.
+	subCtx, subDone := context.WithTimeout(ctx, 30*time.Second)
+	err = Subscribe(subCtx, notifierv1.NewNotifierServiceClient(ntConn), ds, sys.loaded, hooks.URL(), hookSecret)
+	subDone()
+	if err != nil {
+		return fmt.Errorf("subscribe the soak's applicants and operator: %w", err)
+	}
 	checker, err := sup.start("checker", filepath.Join(cfg.BinDir, "checker"), append(sys.checkerEnv(demoChrome(func(string) string { return cfg.ChromePath })),
 		"LISTEN_ADDR="+checkerAddr, "METRICS_ADDR="+metricsAddr["checker"], "CHECKER_ID=soak"), nil)
 	if err != nil {
@@ -90,11 +133,12 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	}
 	defer db.Close(context.Background())
 
-	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
+	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests, the Notifier and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
 		cfg.Duration, cfg.Every, cfg.WarmUp)
 	shortenedSettings(out, soakTimings)
 	fmt.Fprintf(out, "Load: %d accounts, %d requests in %d missions; portalsim's slots change every %s, a found request is replaced by a new one\n",
 		len(ds.Accounts), len(ds.Applicants), len(ds.Missions), churnEvery)
+	fmt.Fprintf(out, "The Notifier: each applicant has an email contact (to the soak's SMTP sink), the operator a webhook subscription for every mission: a found request makes 2 deliveries\n")
 
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -132,6 +176,8 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if err := <-churnDone; err != nil {
 		return err
 	}
+	keys, _ := hooks.Accepted()
+	fmt.Fprintf(out, "Over the whole run the SMTP sink received %d emails and the webhook receiver accepted %d webhooks\n", len(sink.Mails()), len(keys))
 	return soakVerdict(out, samples, cfg.WarmUp)
 }
 
@@ -278,8 +324,14 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 		return sm, fmt.Errorf("count Postgres connections: %w", err)
 	}
 	set("postgres.pg_conns", float64(conns))
+	var found, delivered int64
+	if err := s.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM requests.events WHERE type = 'slot_found'),
+		(SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered')`).Scan(&found, &delivered); err != nil {
+		return sm, fmt.Errorf("count found requests and deliveries: %w", err)
+	}
+	sm.found, sm.delivered = float64(found), float64(delivered)
 	rows, err := s.db.Query(ctx, `SELECT schemaname || '.' || relname FROM pg_stat_user_tables
-		WHERE schemaname IN ('accountpool', 'requests') AND relname NOT LIKE 'goose%' ORDER BY 1`)
+		WHERE schemaname IN ('accountpool', 'requests', 'notifier') AND relname NOT LIKE 'goose%' ORDER BY 1`)
 	if err != nil {
 		return sm, fmt.Errorf("list tables: %w", err)
 	}
@@ -304,7 +356,7 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 // Checker with all of Chromium's processes) and the Go services'
 // goroutines once.
 func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float64)) {
-	for _, name := range []string{"portalsim", "accountpool", "requests", "checker"} {
+	for _, name := range []string{"portalsim", "accountpool", "requests", "notifier", "checker"} {
 		c := s.procs[name]
 		if c == nil || c.cmd.Process == nil {
 			continue
@@ -481,7 +533,7 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	fmt.Fprintln(out, "Judged: rss_mib, goroutines, fds (fitted growth over the window at most max(10% of the mean, 8 MiB / 5)), pg_conns (at most 2);")
 	fmt.Fprintln(out, "growth beyond that fails only when the slope is above twice its standard error (a climb, not scatter)")
 	fmt.Fprintln(out, "and the median slope of all pairs of samples grows beyond it too (a climb, not a few samples caught mid-check).")
-	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events and usage (90 days by default), so in a soak they grow with the checks.")
+	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events, usage and deliveries (90 days by default), so in a soak they grow with the checks and finds.")
 	if checks <= 0 {
 		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")
 	}

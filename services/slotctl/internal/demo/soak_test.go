@@ -15,7 +15,8 @@ import (
 )
 
 // TestSoak is `make soak`'s short sibling: the real binaries (the real
-// Checker, with Chromium) for 90 seconds, a sample every 5 seconds, the
+// Checker, with Chromium; the Notifier, mailing the soak's SMTP sink and
+// posting to its webhook receiver) for 90 seconds, a sample every 5 seconds, the
 // fit after a warm-up of 30. It asserts that the run carried load, that
 // every series was sampled, and the verdict; the 30-minute run's figures
 // are in docs/RELIABILITY.md.
@@ -28,11 +29,13 @@ func TestSoak(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bin")
 	const mod = "github.com/slotwatch/slotwatch/services/"
 	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), mod+"portalsim/cmd/portalsim",
-		mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+		mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"notifier/cmd/notifier", mod+"checker/cmd/checker")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	began := time.Now()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
+	t.Logf("built in %s", time.Since(began).Round(time.Second))
 	db := "slotwatch_soak_test_" + randomHex(t, 6)
 	t.Cleanup(func() { dropDatabase(t, server, db) })
 	var out testkit.SyncBuffer
@@ -46,7 +49,8 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("Soak: %v", err)
 	}
 	for _, series := range []string{"portalsim.rss_mib", "accountpool.goroutines", "requests.fds", "checker+chromium.rss_mib",
-		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows"} {
+		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows",
+		"notifier.rss_mib", "notifier.fds", "notifier.goroutines", "notifier.deliveries.rows"} {
 		if !strings.Contains(out.String(), "\n"+series+" ") {
 			t.Errorf("no fit of %s", series)
 		}
