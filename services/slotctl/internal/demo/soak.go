@@ -113,7 +113,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	defer ntConn.Close()
 	// Every found request then makes an email to its applicant and a
 	// webhook to the operator; a replacing request has the same applicant.
-	subCtx, subDone := context.WithTimeout(ctx, 30*time.Second)
+	subCtx, subDone := context.WithTimeout(ctx, time.Minute)
 	err = Subscribe(subCtx, notifierv1.NewNotifierServiceClient(ntConn), ds, sys.loaded, hooks.URL(), hookSecret)
 	subDone()
 	if err != nil {
