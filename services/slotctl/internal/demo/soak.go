@@ -324,6 +324,15 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 		return sm, fmt.Errorf("count Postgres connections: %w", err)
 	}
 	set("postgres.pg_conns", float64(conns))
+	// Each service names its connections (application_name), so a step
+	// in the total says whose pool grew; shown, not judged.
+	for _, svc := range []string{"accountpool", "requests", "notifier"} {
+		var n int64
+		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2`, s.database, svc).Scan(&n); err != nil {
+			return sm, fmt.Errorf("count Postgres connections: %w", err)
+		}
+		set("postgres."+svc+".conns", float64(n))
+	}
 	var found, delivered int64
 	if err := s.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM requests.events WHERE type = 'slot_found'),
 		(SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered')`).Scan(&found, &delivered); err != nil {

@@ -50,7 +50,8 @@ func TestSoak(t *testing.T) {
 	}
 	for _, series := range []string{"portalsim.rss_mib", "accountpool.goroutines", "requests.fds", "checker+chromium.rss_mib",
 		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows",
-		"notifier.rss_mib", "notifier.fds", "notifier.goroutines", "notifier.deliveries.rows"} {
+		"notifier.rss_mib", "notifier.fds", "notifier.goroutines", "notifier.deliveries.rows",
+		"postgres.accountpool.conns", "postgres.requests.conns", "postgres.notifier.conns"} {
 		if !strings.Contains(out.String(), "\n"+series+" ") {
 			t.Errorf("no fit of %s", series)
 		}
