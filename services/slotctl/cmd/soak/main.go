@@ -1,10 +1,11 @@
 // Command soak is `make soak` (issue 15): the `make run` system
-// (portalsim, AccountPool, Requests, a Checker with Chromium, the demo's
-// data) with short cooldowns and portalsim's slots changing at random, for
-// -duration; every -every it samples each process's RSS, goroutines and
-// open descriptors, the Postgres connections and the table sizes, then
-// fits a line to each after -warm-up, prints the slopes and exits 1 on
-// growth. Run it through deploy/local/with-postgres.sh, which sets
+// (portalsim, AccountPool, Requests, the Notifier with an SMTP sink and a
+// webhook receiver, a Checker with Chromium, the demo's data) with short
+// cooldowns and portalsim's slots changing at random, for -duration; every
+// -every it samples each process's RSS, goroutines and open descriptors,
+// the Postgres connections and the table sizes, then fits a line to each
+// after -warm-up, prints the slopes and exits 1 on growth, or on a run
+// with no check, no request found or nothing the Notifier delivered. Run it through deploy/local/with-postgres.sh, which sets
 // DATABASE_URL (make soak does); it makes its database, slotwatch_soak,
 // afresh on each run.
 //

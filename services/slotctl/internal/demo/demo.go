@@ -235,14 +235,7 @@ func Run(ctx context.Context, cfg Config) error {
 		{"requests", a.Requests, a.Requests + ", JSON on http://" + a.RequestsHTTP, append(slices.Clone(common),
 			"LISTEN_ADDR="+a.Requests, "METRICS_ADDR="+a.RequestsMetrics, "HTTP_ADDR="+a.RequestsHTTP,
 			"REQUESTS_CHECK_INTERVAL="+env["REQUESTS_CHECK_INTERVAL"])},
-		{"notifier", a.Notifier, a.Notifier, append(slices.Clone(common),
-			"LISTEN_ADDR="+a.Notifier, "METRICS_ADDR="+a.NotifierMetrics,
-			"REQUESTS_ADDR="+a.Requests, "AUTH_TOKEN_FILE="+f.notifier,
-			"NOTIFIER_SMTP_HOST="+host(a.Mail), "NOTIFIER_SMTP_PORT="+port(a.Mail),
-			"NOTIFIER_SMTP_TLS=none", "NOTIFIER_SMTP_FROM="+demoFrom,
-			// No AUTH and no Telegram, whatever the shell has.
-			"NOTIFIER_SMTP_USERNAME=", "NOTIFIER_SMTP_PASSWORD_FILE=", "NOTIFIER_SMTP_CA_FILE=",
-			"NOTIFIER_TELEGRAM_TOKEN_FILE=")},
+		{"notifier", a.Notifier, a.Notifier, notifierEnv(common, a.Notifier, a.NotifierMetrics, a.Requests, f.notifier, a.Mail)},
 	}
 	fmt.Fprintf(out, "Starting the services:\n")
 	portal := &seed.Portal{BaseURL: "http://" + a.Portal, HTTP: &http.Client{Timeout: 10 * time.Second}}
@@ -348,6 +341,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	fmt.Fprintf(out, "\nThe Checker's sessions, as they happen (mm:ss since the Checker started; Ctrl-C stops everything):\n")
 	return l.run(ctx, cfg.SlotAfter, events, found, mails, hooks, sup.exited)
+}
+
+// notifierEnv is the Notifier's environment in make run (and the soak):
+// common's settings, its addresses, Requests' with the reader token in
+// tokenFile, and email in plaintext to the SMTP sink at mail.
+func notifierEnv(common []string, listen, metrics, requests, tokenFile, mail string) []string {
+	return append(slices.Clone(common),
+		"LISTEN_ADDR="+listen, "METRICS_ADDR="+metrics,
+		"REQUESTS_ADDR="+requests, "AUTH_TOKEN_FILE="+tokenFile,
+		"NOTIFIER_SMTP_HOST="+host(mail), "NOTIFIER_SMTP_PORT="+port(mail),
+		"NOTIFIER_SMTP_TLS=none", "NOTIFIER_SMTP_FROM="+demoFrom,
+		// No AUTH and no Telegram, whatever the shell has.
+		"NOTIFIER_SMTP_USERNAME=", "NOTIFIER_SMTP_PASSWORD_FILE=", "NOTIFIER_SMTP_CA_FILE=",
+		"NOTIFIER_TELEGRAM_TOKEN_FILE=")
 }
 
 func waitGRPC(ctx context.Context, c *child, addr string, timeout time.Duration) error {

@@ -253,6 +253,8 @@ type benchSystem struct {
 	// metrics are the METRICS_ADDR of accountpool and requests.
 	metrics map[string]string
 	rq      rqv1.RequestsServiceClient
+	// loaded is what loading the dataset made: its ids.
+	loaded seed.Loaded
 	// ports are the free loopback ports left for the Checkers.
 	ports []string
 	conns []*grpc.ClientConn
@@ -327,7 +329,7 @@ func startBench(ctx context.Context, b benchStart) (_ *benchSystem, err error) {
 	}
 	s.conns = append(s.conns, reqConn)
 	s.rq = rqv1.NewRequestsServiceClient(reqConn)
-	if _, err := seed.Load(ctx, b.dataset, s.portal, apv1.NewAccountPoolServiceClient(poolConn), s.rq); err != nil {
+	if s.loaded, err = seed.Load(ctx, b.dataset, s.portal, apv1.NewAccountPoolServiceClient(poolConn), s.rq); err != nil {
 		return nil, fmt.Errorf("load the data: %w", err)
 	}
 	return s, nil

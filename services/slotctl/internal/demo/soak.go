@@ -18,19 +18,21 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	notifierv1 "github.com/slotwatch/slotwatch/gen/slotwatch/notifier/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // SoakConfig is `make soak` (issue 15): the `make run` system (portalsim,
-// AccountPool, Requests, one Checker with Chromium, the demo's data) for
+// AccountPool, Requests, the Notifier with an SMTP sink and a webhook
+// receiver, one Checker with Chromium, the demo's data) for
 // Duration with short cooldowns, portalsim's slots added and removed at
 // random, and every Every a sample of each process's RSS, goroutines and
 // open descriptors, the Postgres connections and the table sizes. At the
 // end a line is fitted to each series after WarmUp and its slope printed;
 // growth beyond a series' tolerance fails the run.
 type SoakConfig struct {
-	// BinDir holds portalsim, accountpool, requests and checker.
+	// BinDir holds portalsim, accountpool, requests, notifier and checker.
 	BinDir string
 	// WorkDir holds the run's files: tokens, keyset, logs, artifacts.
 	WorkDir string
@@ -63,19 +65,60 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if cfg.Every <= 0 || cfg.Duration < cfg.WarmUp+3*cfg.Every {
 		return fmt.Errorf("a soak of %s with warm-up %s and a sample every %s leaves fewer than 3 samples to fit", cfg.Duration, cfg.WarmUp, cfg.Every)
 	}
+	if err := binaries(cfg.BinDir, "notifier"); err != nil {
+		return err
+	}
+	// The Notifier's receivers, as in make run: the applicants' mailboxes
+	// (an SMTP sink) and the operator's webhook receiver. They close after
+	// the services have stopped.
+	sink, err := StartMailSink("")
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	hookSecret, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	hooks, err := StartHookReceiver("", []byte(hookSecret))
+	if err != nil {
+		return err
+	}
+	defer hooks.Close()
 	ds := seed.DemoDataset(time.Now())
 	sys, err := startBench(ctx, benchStart{
 		binDir: cfg.BinDir, workDir: cfg.WorkDir, serverURL: cfg.DatabaseURL, database: cfg.Database,
-		timings: soakTimings, dataset: ds, ports: 2,
+		timings: soakTimings, dataset: ds, ports: 4,
 	})
 	if err != nil {
 		return err
 	}
 	defer sys.close()
 	out, sup, rq := cfg.Out, sys.sup, sys.rq
-	checkerAddr := sys.ports[0]
+	checkerAddr, notifierAddr := sys.ports[0], sys.ports[2]
 	metricsAddr := maps.Clone(sys.metrics)
-	metricsAddr["checker"] = sys.ports[1]
+	metricsAddr["checker"], metricsAddr["notifier"] = sys.ports[1], sys.ports[3]
+	notifier, err := sup.start("notifier", filepath.Join(cfg.BinDir, "notifier"),
+		notifierEnv(sys.env, notifierAddr, metricsAddr["notifier"], sys.reqAddr, sys.files.notifier, sink.Addr()), nil)
+	if err != nil {
+		return err
+	}
+	if err := waitGRPC(ctx, notifier, notifierAddr, 90*time.Second); err != nil {
+		return err
+	}
+	ntConn, err := dialAdmin(notifierAddr, sys.files.admin)
+	if err != nil {
+		return err
+	}
+	defer ntConn.Close()
+	// Every found request then makes an email to its applicant and a
+	// webhook to the operator; a replacing request has the same applicant.
+	subCtx, subDone := context.WithTimeout(ctx, time.Minute)
+	err = Subscribe(subCtx, notifierv1.NewNotifierServiceClient(ntConn), ds, sys.loaded, hooks.URL(), hookSecret)
+	subDone()
+	if err != nil {
+		return fmt.Errorf("subscribe the soak's applicants and operator: %w", err)
+	}
 	checker, err := sup.start("checker", filepath.Join(cfg.BinDir, "checker"), append(sys.checkerEnv(demoChrome(func(string) string { return cfg.ChromePath })),
 		"LISTEN_ADDR="+checkerAddr, "METRICS_ADDR="+metricsAddr["checker"], "CHECKER_ID=soak"), nil)
 	if err != nil {
@@ -90,11 +133,12 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	}
 	defer db.Close(context.Background())
 
-	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
+	fmt.Fprintf(out, "Soak: portalsim, AccountPool, Requests, the Notifier and a Checker (Chromium) for %s, a sample every %s, the fit after a warm-up of %s\n",
 		cfg.Duration, cfg.Every, cfg.WarmUp)
 	shortenedSettings(out, soakTimings)
 	fmt.Fprintf(out, "Load: %d accounts, %d requests in %d missions; portalsim's slots change every %s, a found request is replaced by a new one\n",
 		len(ds.Accounts), len(ds.Applicants), len(ds.Missions), churnEvery)
+	fmt.Fprintf(out, "The Notifier: each applicant has an email contact (to the soak's SMTP sink), the operator a webhook subscription for every mission: a found request makes 2 deliveries\n")
 
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
 	defer stop()
@@ -132,12 +176,15 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if err := <-churnDone; err != nil {
 		return err
 	}
+	keys, _ := hooks.Accepted()
+	fmt.Fprintf(out, "Over the whole run the SMTP sink received %d emails and the webhook receiver accepted %d webhooks\n", len(sink.Mails()), len(keys))
 	return soakVerdict(out, samples, cfg.WarmUp)
 }
 
 // churn adds and removes portalsim's slots at random: each change sets
 // the slots of one of the dataset's requests' mission, centre and
-// category to none, one or two dates, some inside the request's window.
+// category to none, one or two dates, half of them inside the request's
+// window (churnSlots).
 // A request that is found is replaced by a new one with the same wish, so
 // the load stays the same.
 func churn(ctx context.Context, ds seed.Dataset, portal *seed.Portal, rq RequestsClient) error {
@@ -162,16 +209,32 @@ func churn(ctx context.Context, ds seed.Dataset, portal *seed.Portal, rq Request
 		case <-tick.C:
 			a := ds.Applicants[rand.IntN(len(ds.Applicants))]
 			r := a.Requests[0]
-			var slots []seed.Slot
-			for range rand.IntN(3) {
-				slots = append(slots, seed.Slot{Date: today.AddDate(0, 0, 1+rand.IntN(365)).Format(time.DateOnly), Time: "09:30"})
-			}
-			err := portal.SetSlots(ctx, r.Mission, r.Centre, r.VisaCategory, slots)
+			err := portal.SetSlots(ctx, r.Mission, r.Centre, r.VisaCategory, churnSlots(r, today))
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("change portalsim's slots: %w", err)
 			}
 		}
 	}
+}
+
+// churnSlots are none, one or two free slots for r's mission, centre and
+// category, on dates in the coming year: each in r's window with even
+// odds, so that checks find requests (and the Notifier has deliveries to
+// make) all through the run; anywhere in the year, a tenth fell in a
+// window.
+func churnSlots(r seed.Request, today time.Time) []seed.Slot {
+	earliest, err1 := time.Parse(time.DateOnly, r.Earliest)
+	latest, err2 := time.Parse(time.DateOnly, r.Latest)
+	inWindow := err1 == nil && err2 == nil && !latest.Before(earliest)
+	var slots []seed.Slot
+	for range rand.IntN(3) {
+		d := today.AddDate(0, 0, 1+rand.IntN(365))
+		if inWindow && rand.IntN(2) == 0 {
+			d = earliest.AddDate(0, 0, rand.IntN(int(latest.Sub(earliest).Hours()/24)+1))
+		}
+		slots = append(slots, seed.Slot{Date: d.Format(time.DateOnly), Time: "09:30"})
+	}
+	return slots
 }
 
 // A series is one measured quantity over the run.
@@ -189,6 +252,10 @@ type sample struct {
 	values map[string]float64
 	order  []string
 	checks float64
+	// found is how many SLOT_FOUND events Requests has recorded, and
+	// delivered how many of the Notifier's deliveries (email and webhook)
+	// went out.
+	found, delivered float64
 }
 
 func (s sample) line() string {
@@ -257,8 +324,23 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 		return sm, fmt.Errorf("count Postgres connections: %w", err)
 	}
 	set("postgres.pg_conns", float64(conns))
+	// Each service names its connections (application_name), so a step
+	// in the total says whose pool grew; shown, not judged.
+	for _, svc := range []string{"accountpool", "requests", "notifier"} {
+		var n int64
+		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2`, s.database, svc).Scan(&n); err != nil {
+			return sm, fmt.Errorf("count Postgres connections: %w", err)
+		}
+		set("postgres."+svc+".conns", float64(n))
+	}
+	var found, delivered int64
+	if err := s.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM requests.events WHERE type = 'slot_found'),
+		(SELECT count(*) FROM notifier.deliveries WHERE state = 'delivered')`).Scan(&found, &delivered); err != nil {
+		return sm, fmt.Errorf("count found requests and deliveries: %w", err)
+	}
+	sm.found, sm.delivered = float64(found), float64(delivered)
 	rows, err := s.db.Query(ctx, `SELECT schemaname || '.' || relname FROM pg_stat_user_tables
-		WHERE schemaname IN ('accountpool', 'requests') AND relname NOT LIKE 'goose%' ORDER BY 1`)
+		WHERE schemaname IN ('accountpool', 'requests', 'notifier') AND relname NOT LIKE 'goose%' ORDER BY 1`)
 	if err != nil {
 		return sm, fmt.Errorf("list tables: %w", err)
 	}
@@ -283,7 +365,7 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 // Checker with all of Chromium's processes) and the Go services'
 // goroutines once.
 func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float64)) {
-	for _, name := range []string{"portalsim", "accountpool", "requests", "checker"} {
+	for _, name := range []string{"portalsim", "accountpool", "requests", "notifier", "checker"} {
 		c := s.procs[name]
 		if c == nil || c.cmd.Process == nil {
 			continue
@@ -398,8 +480,9 @@ func descendants(pid int) []int {
 }
 
 // soakVerdict fits a line to each series after warmUp, prints the slopes
-// and fails on growth beyond a judged series' tolerance, or on a run in
-// which no check was made.
+// and fails on growth beyond a judged series' tolerance, or on a run that
+// carried no load: no check made, no request found, or nothing the
+// Notifier delivered.
 func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	var fit []sample
 	for _, s := range samples {
@@ -412,8 +495,14 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	}
 	span := (fit[len(fit)-1].at - fit[0].at).Minutes()
 	checks := fit[len(fit)-1].checks - fit[0].checks
-	fmt.Fprintf(out, "\nFit over %d samples from %s to %s (%.1f min); %.0f checks in that window (%.1f/min)\n",
-		len(fit), fit[0].at.Round(time.Second), fit[len(fit)-1].at.Round(time.Second), span, checks, checks/span)
+	// A request found after the second-to-last sample may still have its
+	// deliveries on the way when the run ends: a Notifier that delivered
+	// nothing is judged on the requests found before it.
+	found := fit[len(fit)-2].found - fit[0].found
+	delivered := fit[len(fit)-1].delivered - fit[0].delivered
+	fmt.Fprintf(out, "\nFit over %d samples from %s to %s (%.1f min); %.0f checks in that window (%.1f/min); %.0f requests found, %.0f deliveries by the Notifier\n",
+		len(fit), fit[0].at.Round(time.Second), fit[len(fit)-1].at.Round(time.Second), span, checks, checks/span,
+		fit[len(fit)-1].found-fit[0].found, delivered)
 	w := newTable(out)
 	w.row("series", "first", "last", "mean", "slope/min", "±2 s.e.", "median slope/min", "growth fitted", "tolerance", "verdict")
 	var failed []string
@@ -453,9 +542,15 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	fmt.Fprintln(out, "Judged: rss_mib, goroutines, fds (fitted growth over the window at most max(10% of the mean, 8 MiB / 5)), pg_conns (at most 2);")
 	fmt.Fprintln(out, "growth beyond that fails only when the slope is above twice its standard error (a climb, not scatter)")
 	fmt.Fprintln(out, "and the median slope of all pairs of samples grows beyond it too (a climb, not a few samples caught mid-check).")
-	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events and usage (90 days by default), so in a soak they grow with the checks.")
+	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events, usage and deliveries (90 days by default), so in a soak they grow with the checks and finds.")
 	if checks <= 0 {
 		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")
+	}
+	if found <= 0 {
+		return fmt.Errorf("no request was found after the warm-up (before the last sample): the Notifier carried no load")
+	}
+	if delivered <= 0 {
+		return fmt.Errorf("the Notifier delivered nothing after the warm-up while %.0f requests were found: the soak carried no notification load", found)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("%s grew beyond tolerance", strings.Join(failed, ", "))

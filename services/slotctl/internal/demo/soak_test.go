@@ -11,10 +11,12 @@ import (
 
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
+	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
 )
 
 // TestSoak is `make soak`'s short sibling: the real binaries (the real
-// Checker, with Chromium) for 90 seconds, a sample every 5 seconds, the
+// Checker, with Chromium; the Notifier, mailing the soak's SMTP sink and
+// posting to its webhook receiver) for 90 seconds, a sample every 5 seconds, the
 // fit after a warm-up of 30. It asserts that the run carried load, that
 // every series was sampled, and the verdict; the 30-minute run's figures
 // are in docs/RELIABILITY.md.
@@ -27,11 +29,13 @@ func TestSoak(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bin")
 	const mod = "github.com/slotwatch/slotwatch/services/"
 	cmd := exec.Command("go", "build", "-o", bin+string(filepath.Separator), mod+"portalsim/cmd/portalsim",
-		mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"checker/cmd/checker")
+		mod+"accountpool/cmd/accountpool", mod+"requests/cmd/requests", mod+"notifier/cmd/notifier", mod+"checker/cmd/checker")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	began := time.Now()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
 	}
+	t.Logf("built in %s", time.Since(began).Round(time.Second))
 	db := "slotwatch_soak_test_" + randomHex(t, 6)
 	t.Cleanup(func() { dropDatabase(t, server, db) })
 	var out testkit.SyncBuffer
@@ -45,7 +49,9 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("Soak: %v", err)
 	}
 	for _, series := range []string{"portalsim.rss_mib", "accountpool.goroutines", "requests.fds", "checker+chromium.rss_mib",
-		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows"} {
+		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows",
+		"notifier.rss_mib", "notifier.fds", "notifier.goroutines", "notifier.deliveries.rows",
+		"postgres.accountpool.conns", "postgres.requests.conns", "postgres.notifier.conns"} {
 		if !strings.Contains(out.String(), "\n"+series+" ") {
 			t.Errorf("no fit of %s", series)
 		}
@@ -56,17 +62,27 @@ func TestSoak(t *testing.T) {
 // passes; a run without checks fails.
 func TestSoakVerdict(t *testing.T) {
 	t.Parallel()
-	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
+	// notify is the run's SLOT_FOUND events and the Notifier's deliveries
+	// by sample; nil is a Notifier that delivers each found request to
+	// two recipients.
+	type notify func(i int) (found, delivered float64)
+	runNotify := func(f func(i int) float64, checks func(i int) float64, n notify) (string, error) {
 		var samples []sample
 		for i := range 20 {
+			found, delivered := n(i)
 			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"x.rss_mib"},
-				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i)})
+				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i), found: found, delivered: delivered})
 		}
 		var out bytes.Buffer
 		err := soakVerdict(&out, samples, 5*time.Minute)
 		return out.String(), err
 	}
+	delivering := func(i int) (float64, float64) { return float64(3 * i), float64(6 * i) }
+	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
+		return runNotify(f, checks, delivering)
+	}
 	working := func(i int) float64 { return float64(100 * i) }
+	flat := func(int) float64 { return 100 }
 
 	t.Run("LeakFails", func(t *testing.T) {
 		t.Parallel()
@@ -106,10 +122,58 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("flat failed: %v\n%s", err, out)
 		}
 	})
+	t.Run("NothingDeliveredWhileRequestsWereFoundFails", func(t *testing.T) {
+		// Requests found 3 a minute, the Notifier's log still at what it
+		// had delivered before the warm-up ended.
+		t.Parallel()
+		out, err := runNotify(flat, working, func(i int) (float64, float64) { return float64(3 * i), 8 })
+		if err == nil || !strings.Contains(err.Error(), "Notifier delivered nothing") {
+			t.Fatalf("a Notifier that delivered nothing while requests were found passed: %v\n%s", err, out)
+		}
+	})
+	t.Run("NoRequestFoundFails", func(t *testing.T) {
+		// Checks all along, none of them finding a slot: the Notifier had
+		// nothing to deliver, and its series say nothing about its leaks.
+		t.Parallel()
+		out, err := runNotify(flat, working, func(int) (float64, float64) { return 5, 10 })
+		if err == nil || !strings.Contains(err.Error(), "no request was found") {
+			t.Fatalf("a run without a found request passed: %v\n%s", err, out)
+		}
+	})
 	t.Run("NoLoadFails", func(t *testing.T) {
 		t.Parallel()
 		if _, err := run(func(int) float64 { return 100 }, func(int) float64 { return 7 }); err == nil {
 			t.Fatal("a run without checks passed")
 		}
 	})
+}
+
+// Half of churn's dates fall in the request's window, so that the soak's
+// checks find requests, and its Notifier delivers, all through the run
+// (with dates anywhere in the year, a tenth fell in a window: TestSoak saw
+// no request found for 45 of its 90 seconds); all of them in the coming
+// year.
+func TestChurnPutsHalfItsDatesInTheRequestsWindow(t *testing.T) {
+	t.Parallel()
+	today := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	ds := seed.DemoDataset(today)
+	for _, a := range ds.Applicants {
+		r := a.Requests[0]
+		var in, all int
+		for range 2000 {
+			for _, s := range churnSlots(r, today) {
+				all++
+				d, err := time.Parse(time.DateOnly, s.Date)
+				if err != nil || !d.After(today) || d.After(today.AddDate(1, 0, 0)) {
+					t.Fatalf("slot %+v is not in the coming year", s)
+				}
+				if s.Date >= r.Earliest && s.Date <= r.Latest {
+					in++
+				}
+			}
+		}
+		if share := float64(in) / float64(all); share < 0.45 {
+			t.Errorf("%s %s: %.0f%% of %d dates in the window %s..%s, want at least 45%%", r.Mission, r.Centre, 100*share, all, r.Earliest, r.Latest)
+		}
+	}
 }
