@@ -147,7 +147,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	recorded := make(chan struct{})
 	go func() { l.recordDelivered(record, delivered); close(recorded) }()
 	send := func(d domain.Delivery) {
-		if l.attempt(record, d) {
+		if l.attempt(record, ctx.Err() != nil, d) {
 			delivered <- d
 		}
 	}
@@ -286,7 +286,7 @@ func (l *Loop) recordDelivered(ctx context.Context, in <-chan domain.Delivery) {
 
 // attempt sends d once; it records a failure itself and says whether the
 // receiver accepted d (for recordDelivered to record).
-func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
+func (l *Loop) attempt(ctx context.Context, stopping bool, d domain.Delivery) bool {
 	// The send ends with a quarter of the lease left, to record its
 	// outcome while the attempt still holds the delivery. One that waited
 	// for a worker for half of its lease is given back instead.
@@ -303,6 +303,15 @@ func (l *Loop) attempt(ctx context.Context, d domain.Delivery) bool {
 	// that: handWait); past that, the lease is extended first.
 	if need := l.sendTime(d.Kind); left < need {
 		if need-left > l.cfg.Lease/8 {
+			// A stopping loop extends no lease: the stop must end
+			// within one (the pod's grace period is the lease), so the
+			// delivery goes back, its attempt uncounted, for another
+			// replica.
+			if stopping {
+				l.logger.Info("stopping: a delivery that would need its lease extended is released for the next claim", "delivery", d.ID)
+				l.giveBack(ctx, []domain.Delivery{d})
+				return false
+			}
 			now := l.now()
 			held, err := l.store.Extend(ctx, d, now.Add(l.cfg.Lease))
 			if err != nil || !held {
