@@ -7,7 +7,11 @@
 -- the raised level (4 h at level 4 instead of 15 minutes).
 -- pause_level_until is the end of the last pause that raised the level
 -- (lengthened, while it ran, by a bot wall's Retry-After, cut short by
--- ResumePortal); the reset counts from it.
+-- ResumePortal); the reset counts from it. pause_level_at is the
+-- paused_at of the pause that wrote it: a Requests older than this
+-- migration writes paused_at and paused_until alone, so a pause it began
+-- (paused_at no longer pause_level_at) or resumed (paused_until before
+-- pause_level_until) counts from paused_until, as it did there.
 --
 -- Rows paused before this get the end of their current pause, which is
 -- what the reset was measured from until now. Outside a transaction: the
@@ -20,6 +24,7 @@
 -- +goose NO TRANSACTION
 -- +goose Up
 ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_until timestamptz;
+ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_at timestamptz;
 
 -- +goose StatementBegin
 DO $$
@@ -27,7 +32,7 @@ DECLARE
     n integer;
 BEGIN
     LOOP
-        UPDATE requests.portals SET pause_level_until = paused_until
+        UPDATE requests.portals SET pause_level_until = paused_until, pause_level_at = paused_at
             WHERE name IN (SELECT name FROM requests.portals
                            WHERE pause_level_until IS NULL AND paused_until IS NOT NULL
                            ORDER BY name LIMIT 1000 FOR UPDATE);
@@ -42,3 +47,4 @@ $$;
 -- +goose Down
 -- The reset is measured from paused_until again.
 ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_until;
+ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_at;

@@ -160,6 +160,8 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 		if until := now.Add(retryAfter); until.After(p.Pause.Until) {
 			if o != OutcomeMaintenance && p.raisedLevel() {
 				p.Pause.LevelUntil = until
+			} else {
+				p.Pause.LevelUntil = p.levelEnd()
 			}
 			p.Pause.Until = until
 		}
@@ -171,7 +173,7 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 	level := p.LevelAt(now, r)
 	d, levelUntil := max(r.Backoff(level), retryAfter), time.Time{}
 	if o == OutcomeMaintenance && retryAfter > 0 && walls < r.Threshold {
-		d, levelUntil = max(retryAfter, r.PauseMin), p.Pause.LevelUntil
+		d, levelUntil = max(retryAfter, r.PauseMin), p.levelEnd()
 	} else {
 		level++
 		levelUntil = now.Add(d)
@@ -194,14 +196,21 @@ func (p Portal) raisedLevel() bool {
 // or 0 once the portal has gone r.ResetAfter past the end of the last
 // pause that raised it (LevelUntil; Until when none is recorded).
 func (p Portal) LevelAt(now time.Time, r WallRules) int {
-	end := p.Pause.LevelUntil
-	if end.IsZero() {
-		end = p.Pause.Until
-	}
+	end := p.levelEnd()
 	if !end.IsZero() && now.Sub(end) >= r.ResetAfter {
 		return 0
 	}
 	return p.Pause.Level
+}
+
+// levelEnd is the end the level's reset counts from: LevelUntil, or Until
+// when none is recorded or when Until is earlier (a Requests older than
+// 00011 resumed the pause: it cut Until and left LevelUntil).
+func (p Portal) levelEnd() time.Time {
+	if p.Pause.LevelUntil.IsZero() || p.Pause.LevelUntil.After(p.Pause.Until) {
+		return p.Pause.Until
+	}
+	return p.Pause.LevelUntil
 }
 
 // Resume lifts a pause at now, for an operator; it returns false (and
