@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
@@ -66,12 +67,12 @@ func TestSoakVerdict(t *testing.T) {
 	// by sample; nil is a Notifier that delivers each found request to
 	// two recipients.
 	type notify func(i int) (found, delivered float64)
-	runNotify := func(f func(i int) float64, checks func(i int) float64, n notify) (string, error) {
+	runSeries := func(name string, f func(i int) float64, checks func(i int) float64, n notify) (string, error) {
 		var samples []sample
 		for i := range 20 {
 			found, delivered := n(i)
-			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"x.rss_mib"},
-				values: map[string]float64{"x.rss_mib": f(i)}, checks: checks(i), found: found, delivered: delivered})
+			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{name},
+				values: map[string]float64{name: f(i)}, checks: checks(i), found: found, delivered: delivered})
 		}
 		var out bytes.Buffer
 		err := soakVerdict(&out, samples, 5*time.Minute)
@@ -79,7 +80,7 @@ func TestSoakVerdict(t *testing.T) {
 	}
 	delivering := func(i int) (float64, float64) { return float64(3 * i), float64(6 * i) }
 	run := func(f func(i int) float64, checks func(i int) float64) (string, error) {
-		return runNotify(f, checks, delivering)
+		return runSeries("x.rss_mib", f, checks, delivering)
 	}
 	working := func(i int) float64 { return float64(100 * i) }
 	flat := func(int) float64 { return 100 }
@@ -115,6 +116,24 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("checks in flight failed the soak: %v\n%s", err, out)
 		}
 	})
+	t.Run("AConnectionPoolGrowingToItsMaximumPasses", func(t *testing.T) {
+		// 3 connections, then one more every few minutes up to the
+		// pool's maximum and its LISTEN connection: a climb, yet a bound.
+		t.Parallel()
+		most := float64(pgdb.DefaultMaxConns()) + 1
+		out, err := runSeries("requests.conns", func(i int) float64 { return min(3+float64(i), most) }, working, delivering)
+		if err != nil {
+			t.Fatalf("a pool filling up failed the soak: %v\n%s", err, out)
+		}
+	})
+	t.Run("ConnectionsPastThePoolsMaximumFail", func(t *testing.T) {
+		t.Parallel()
+		most := float64(pgdb.DefaultMaxConns()) + 1
+		out, err := runSeries("requests.conns", func(i int) float64 { return most - 5 + float64(i)/3 }, working, delivering)
+		if err == nil || !strings.Contains(err.Error(), "requests.conns") {
+			t.Fatalf("connections past the pool's maximum passed: %v\n%s", err, out)
+		}
+	})
 	t.Run("FlatPasses", func(t *testing.T) {
 		t.Parallel()
 		out, err := run(func(int) float64 { return 100 }, working)
@@ -126,7 +145,7 @@ func TestSoakVerdict(t *testing.T) {
 		// Requests found 3 a minute, the Notifier's log still at what it
 		// had delivered before the warm-up ended.
 		t.Parallel()
-		out, err := runNotify(flat, working, func(i int) (float64, float64) { return float64(3 * i), 8 })
+		out, err := runSeries("x.rss_mib", flat, working, func(i int) (float64, float64) { return float64(3 * i), 8 })
 		if err == nil || !strings.Contains(err.Error(), "Notifier delivered nothing") {
 			t.Fatalf("a Notifier that delivered nothing while requests were found passed: %v\n%s", err, out)
 		}
@@ -135,7 +154,7 @@ func TestSoakVerdict(t *testing.T) {
 		// Checks all along, none of them finding a slot: the Notifier had
 		// nothing to deliver, and its series say nothing about its leaks.
 		t.Parallel()
-		out, err := runNotify(flat, working, func(int) (float64, float64) { return 5, 10 })
+		out, err := runSeries("x.rss_mib", flat, working, func(int) (float64, float64) { return 5, 10 })
 		if err == nil || !strings.Contains(err.Error(), "no request was found") {
 			t.Fatalf("a run without a found request passed: %v\n%s", err, out)
 		}
