@@ -78,7 +78,10 @@ type AccountPoolServiceClient interface {
 	// ListUsage pages through the usage log, newest first.
 	ListUsage(ctx context.Context, in *ListUsageRequest, opts ...grpc.CallOption) (*ListUsageResponse, error)
 	// GetUsageStats aggregates the usage log per account over a time window,
-	// a page at a time, most used first.
+	// a page at a time, by account id. Pages are not a snapshot: a later page
+	// counts the leases taken up to its own call (in the first page's
+	// window), yet every account used in the window is on exactly one page.
+	// Sort what you collected for the most used.
 	GetUsageStats(ctx context.Context, in *GetUsageStatsRequest, opts ...grpc.CallOption) (*GetUsageStatsResponse, error)
 	// ReencryptPasswords re-encrypts every stored password, and every stored
 	// session state, with the keyset's current primary key.
@@ -270,7 +273,10 @@ type AccountPoolServiceServer interface {
 	// ListUsage pages through the usage log, newest first.
 	ListUsage(context.Context, *ListUsageRequest) (*ListUsageResponse, error)
 	// GetUsageStats aggregates the usage log per account over a time window,
-	// a page at a time, most used first.
+	// a page at a time, by account id. Pages are not a snapshot: a later page
+	// counts the leases taken up to its own call (in the first page's
+	// window), yet every account used in the window is on exactly one page.
+	// Sort what you collected for the most used.
 	GetUsageStats(context.Context, *GetUsageStatsRequest) (*GetUsageStatsResponse, error)
 	// ReencryptPasswords re-encrypts every stored password, and every stored
 	// session state, with the keyset's current primary key.

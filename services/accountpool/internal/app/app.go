@@ -434,14 +434,14 @@ func (p *Pool) ListUsage(ctx context.Context, f store.UsageFilter, after *store.
 
 // UsageStats counts leases per account in [since, until); zero times mean
 // the 24 hours up to now.
-func (p *Pool) UsageStats(ctx context.Context, since, until time.Time, after *store.StatsCursor, limit int) ([]domain.UsageStats, time.Time, time.Time, error) {
+func (p *Pool) UsageStats(ctx context.Context, since, until time.Time, afterID int64, limit int) ([]domain.UsageStats, time.Time, time.Time, error) {
 	if until.IsZero() {
 		until = p.Now()
 	}
 	if since.IsZero() {
 		since = until.Add(-24 * time.Hour)
 	}
-	st, err := p.store.UsageStats(ctx, since, until, after, limit)
+	st, err := p.store.UsageStats(ctx, since, until, afterID, limit)
 	return st, since, until, err
 }
 

@@ -440,9 +440,9 @@ func TestGetUsageStatsPages(t *testing.T) {
 			t.Fatal("no last page")
 		}
 	}
-	want := [][]int64{{ids[0], ids[2]}, {ids[3], ids[1]}, {ids[4]}}
+	want := [][]int64{{ids[0], ids[1]}, {ids[2], ids[3]}, {ids[4]}}
 	if fmt.Sprint(pages) != fmt.Sprint(want) {
-		t.Fatalf("pages %v, want %v (most used first, ties by id)", pages, want)
+		t.Fatalf("pages %v, want %v (by account id)", pages, want)
 	}
 
 	first, err := c.GetUsageStats(testkit.Context(t), &apv1.GetUsageStatsRequest{PageSize: 1})

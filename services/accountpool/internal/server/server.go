@@ -371,11 +371,11 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 }
 
 // statsCursor is GetUsageStats' page token: the window of the first page
-// and the position after its last account.
+// and the last account id it listed.
 type statsCursor struct {
-	Since time.Time `json:"s"`
-	Until time.Time `json:"t"`
-	store.StatsCursor
+	Since     time.Time `json:"s"`
+	Until     time.Time `json:"t"`
+	AccountID int64     `json:"a"`
 }
 
 // GetUsageStats implements AccountPoolService.
@@ -385,15 +385,15 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 	size := page.Size(&v, "page_size", req.GetPageSize())
 	var cur statsCursor
 	page.Decode(&v, "page_token", req.GetPageToken(), &cur)
-	var after *store.StatsCursor
+	var afterID int64
 	if req.GetPageToken() != "" && v.Len() == 0 {
 		switch {
-		case !cur.Since.Before(cur.Until) || cur.AccountID <= 0 || cur.Uses <= 0:
+		case !cur.Since.Before(cur.Until) || cur.AccountID <= 0:
 			v.Add("page_token", "is not a token returned by a previous call")
 		case since != nil && !since.Equal(cur.Since), until != nil && !until.Equal(cur.Until):
 			v.Add("page_token", "is for the window from %s to %s: send that window, or none", cur.Since.Format(time.RFC3339Nano), cur.Until.Format(time.RFC3339Nano))
 		}
-		since, until, after = &cur.Since, &cur.Until, &cur.StatsCursor
+		since, until, afterID = &cur.Since, &cur.Until, cur.AccountID
 	}
 	if err := v.Err(); err != nil {
 		return nil, s.toStatus(ctx, "request", err)
@@ -408,7 +408,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 	if !sinceT.IsZero() && untilT.IsZero() && !sinceT.Before(s.pool.Now()) {
 		return nil, s.toStatus(ctx, "usage", invalid("since", "must be in the past when until is unset"))
 	}
-	stats, sinceT, untilT, err := s.pool.UsageStats(ctx, sinceT, untilT, after, size+1)
+	stats, sinceT, untilT, err := s.pool.UsageStats(ctx, sinceT, untilT, afterID, size+1)
 	if err != nil {
 		return nil, s.toStatus(ctx, "usage", err)
 	}
@@ -416,8 +416,7 @@ func (s *Server) GetUsageStats(ctx context.Context, req *apv1.GetUsageStatsReque
 	if len(stats) > size {
 		stats = stats[:size]
 		last := stats[size-1]
-		resp.NextPageToken = page.Encode(statsCursor{Since: sinceT, Until: untilT,
-			StatsCursor: store.StatsCursor{Uses: last.Uses, AccountID: last.AccountID}})
+		resp.NextPageToken = page.Encode(statsCursor{Since: sinceT, Until: untilT, AccountID: last.AccountID})
 	}
 	for _, st := range stats {
 		resp.Stats = append(resp.Stats, &apv1.AccountUsageStats{

@@ -74,22 +74,12 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 	})
 }
 
-// StatsCursor is a position in UsageStats' order: the last account of a
-// page and its uses.
-type StatsCursor struct {
-	Uses      int   `json:"u"`
-	AccountID int64 `json:"a"`
-}
-
-// UsageStats counts each account's leases acquired in [since, until), most
-// used first, ties by id (the seed's 24-hour monitoring query): up to
-// limit accounts after the cursor (nil: from the first).
-func (s *Store) UsageStats(ctx context.Context, since, until time.Time, after *StatsCursor, limit int) ([]domain.UsageStats, error) {
-	var afterUses *int
-	var afterID int64
-	if after != nil {
-		afterUses, afterID = &after.Uses, after.AccountID
-	}
+// UsageStats counts each account's leases acquired in [since, until), by
+// account id: up to limit accounts after afterID (0: from the first).
+// Pages go by id, which no lease moves: by count, a lease taken between
+// two pages could lift an account not yet listed past the cursor and off
+// every page. A caller wanting the most used sorts what it collected.
+func (s *Store) UsageStats(ctx context.Context, since, until time.Time, afterID int64, limit int) ([]domain.UsageStats, error) {
 	rows, err := s.db.Query(ctx, `SELECT a.id, a.email,
 			count(*),
 			count(*) FILTER (WHERE u.result = 'success'),
@@ -101,11 +91,10 @@ func (s *Store) UsageStats(ctx context.Context, since, until time.Time, after *S
 			count(*) FILTER (WHERE u.logged_in),
 			count(*) FILTER (WHERE u.result = 'aborted')
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-		WHERE u.acquired_at >= $1 AND u.acquired_at < $2
+		WHERE u.acquired_at >= $1 AND u.acquired_at < $2 AND u.account_id > $3
 		GROUP BY a.id, a.email
-		HAVING $3::bigint IS NULL OR count(*) < $3 OR (count(*) = $3 AND a.id > $4)
-		ORDER BY count(*) DESC, a.id
-		LIMIT $5`, since, until, afterUses, afterID, limit)
+		ORDER BY a.id
+		LIMIT $4`, since, until, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("usage stats: %w", err)
 	}

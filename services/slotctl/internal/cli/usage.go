@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -97,6 +99,8 @@ func (a *app) usageCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The pages go by account id; the table is most used first.
+			slices.SortStableFunc(resp.Stats, func(x, y *apv1.AccountUsageStats) int { return cmp.Compare(y.GetUses(), x.GetUses()) })
 			if a.json() {
 				return printJSON(a.io.Stdout, resp)
 			}
