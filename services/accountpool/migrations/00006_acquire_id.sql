@@ -8,14 +8,20 @@
 -- that sent none) are left out of the index.
 --
 -- A nullable column rewrites nothing; the index is built CONCURRENTLY
--- (pgdb.Migrations.Lint), which needs no transaction. A build that fails
--- leaves an INVALID index: drop it and migrate again.
+-- (pgdb.Migrations.Lint), which needs no transaction. A build cut short
+-- (a killed Job, a cancelled statement, a lost connection) leaves an
+-- INVALID index and this migration unrecorded; every Acquire's
+-- ON CONFLICT needs the index valid, so the next run drops what a cut
+-- build left and builds it again (IF NOT EXISTS would take the invalid
+-- one for built, and no Acquire would succeed).
 
 -- +goose NO TRANSACTION
 -- +goose Up
 ALTER TABLE accountpool.usage_log ADD COLUMN IF NOT EXISTS acquire_id uuid;
 
-CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS usage_log_acquire_id_key ON accountpool.usage_log (acquire_id)
+DROP INDEX CONCURRENTLY IF EXISTS accountpool.usage_log_acquire_id_key;
+
+CREATE UNIQUE INDEX CONCURRENTLY usage_log_acquire_id_key ON accountpool.usage_log (acquire_id)
     WHERE acquire_id IS NOT NULL;
 
 -- +goose Down
