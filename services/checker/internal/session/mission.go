@@ -41,8 +41,11 @@ type mission struct {
 	window  claimWindow
 	started time.Time
 	res     MissionResult
-	// askedAt is when the Acquire that leased was sent: the lease's TTL
-	// runs from no later than that (the pool grants it in between).
+	// askedAt is when the first Acquire that may have leased was sent:
+	// the lease's TTL runs from no later than that (the pool grants it in
+	// between). A retry with the same acquire_id gets the lease the
+	// first one was granted, with its end unchanged, so only an answer
+	// that nothing was leased (no account free) moves it.
 	askedAt time.Time
 }
 
@@ -122,7 +125,9 @@ func (m *mission) acquire() (Lease, bool) {
 	unavailable := unavailableWaits()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		m.askedAt = time.Now()
+		if m.askedAt.IsZero() {
+			m.askedAt = time.Now()
+		}
 		lease, err := c.leases.Acquire(ctx, req)
 		cancel()
 		if err == nil {
@@ -139,6 +144,7 @@ func (m *mission) acquire() (Lease, bool) {
 		var busy *NoAccountFreeError
 		switch {
 		case errors.As(err, &busy):
+			m.askedAt = time.Time{} // nothing was leased
 			m.res.RetryAfter = busy.RetryAfter
 			c.log.Info("no account free", "session", m.session, "mission", m.claim.Mission,
 				"retry_after", busy.RetryAfter.String(), "retry_after_ms", busy.RetryAfter.Milliseconds())
