@@ -48,8 +48,8 @@ const (
 	// counted as a use). Not allowed with logged_in or session_state.
 	Outcome_OUTCOME_UNUSED Outcome = 6
 	// The check was cut short by slotwatch, not by the portal: the Checker's
-	// drain ran out of grace, the claim's deadline passed, or the browser
-	// failed mid-check. It says nothing about the account: its failure count
+	// drain ran out of grace, or the browser failed mid-check (not the
+	// claim's deadline: a portal too slow for it is OUTCOME_ERROR). It says nothing about the account: its failure count
 	// is unchanged, it rests its cooldown (POOL_COOLDOWN; it may have reached
 	// the portal), and logged_in counts against its login budget. The
 	// session state is kept, or replaced by session_state, as with

@@ -41,7 +41,7 @@ func New(reg prometheus.Registerer, browserStatus func() browser.Status, inFligh
 		missions: metriclabel.NewBounded(MaxMissionLabels),
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "slotwatch_checker_checks_total",
-			Help: "Missions checked, by outcome (success, no_slot, login_fail, banned, error, aborted when slotwatch cut the check short (drain, claim deadline, browser failure), unused when the check was called off before reaching the portal, or no_account when no account could be leased) and mission (the first 100 distinct, then other).",
+			Help: "Missions checked, by outcome (success, no_slot, login_fail, banned, error, aborted when slotwatch cut the check short (drain, browser failure), unused when the check was called off before reaching the portal, or no_account when no account could be leased) and mission (the first 100 distinct, then other).",
 		}, []string{"outcome", "mission"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "slotwatch_checker_check_duration_seconds",

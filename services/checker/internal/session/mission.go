@@ -247,10 +247,13 @@ func (m *mission) check(lease Lease) MissionResult {
 	if err != nil {
 		switch {
 		case out == Unused: // an account that never reached the portal is not charged
-		case res.Reason == portal.ReasonBrowser && !errors.Is(context.Cause(ctx), ErrLeaseLost):
+		case res.Reason == portal.ReasonBrowser && !errors.Is(context.Cause(ctx), ErrLeaseLost) &&
+			!errors.Is(context.Cause(ctx), errClaimDeadline):
 			// Cut short by slotwatch, not by the portal: the drain's
-			// grace or the claim's deadline ended the check mid-step, or
-			// the browser failed. Not the account's failure.
+			// grace ended the check mid-step, or the browser failed. Not
+			// the account's failure. The claim's deadline is: a portal
+			// too slow or hanging for the claim ran the check out, and
+			// accounts sent to it must still add up to a quarantine.
 			out = Aborted
 		default:
 			out = Error

@@ -191,8 +191,8 @@ const (
 	// such, it is no failure of the account.
 	Unused Outcome = "unused"
 	// Aborted: slotwatch cut the check short itself, not the portal: the
-	// drain's grace ran out, the claim's deadline passed, or the browser
-	// failed mid-check. It says nothing about the account: released as
+	// drain's grace ran out, or the browser failed mid-check (the claim's
+	// deadline is the portal's: a portal too slow for it is Error). It says nothing about the account: released as
 	// such, it is no failure of the account, but it rests its cooldown
 	// and a login it made counts against its budget.
 	Aborted Outcome = "aborted"
