@@ -44,9 +44,12 @@ type mission struct {
 	// askedAt is when the first Acquire that may have leased was sent:
 	// the lease's TTL runs from no later than that (the pool grants it in
 	// between). A retry with the same acquire_id gets the lease the
-	// first one was granted, with its end unchanged, so only an answer
-	// that nothing was leased (no account free) moves it.
+	// first one was granted, with its end unchanged. A try that got no
+	// answer in time (ErrNoAnswer) may have leased (mayHold): the sends
+	// after it keep its askedAt. One refused (unreachable) or told no
+	// account is free leased nothing: the next send starts afresh.
 	askedAt time.Time
+	mayHold bool
 }
 
 func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
@@ -125,10 +128,13 @@ func (m *mission) acquire() (Lease, bool) {
 	unavailable := unavailableWaits()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		if m.askedAt.IsZero() {
+		if !m.mayHold {
 			m.askedAt = time.Now()
 		}
 		lease, err := c.leases.Acquire(ctx, req)
+		if errors.Is(err, ErrNoAnswer) {
+			m.mayHold = true
+		}
 		cancel()
 		if err == nil {
 			c.mu.Lock()
@@ -144,7 +150,7 @@ func (m *mission) acquire() (Lease, bool) {
 		var busy *NoAccountFreeError
 		switch {
 		case errors.As(err, &busy):
-			m.askedAt = time.Time{} // nothing was leased
+			m.mayHold = false // nothing was leased
 			m.res.RetryAfter = busy.RetryAfter
 			c.log.Info("no account free", "session", m.session, "mission", m.claim.Mission,
 				"retry_after", busy.RetryAfter.String(), "retry_after_ms", busy.RetryAfter.Milliseconds())
