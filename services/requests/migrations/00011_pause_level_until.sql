@@ -7,11 +7,11 @@
 -- the raised level (4 h at level 4 instead of 15 minutes).
 -- pause_level_until is the end of the last pause that raised the level
 -- (lengthened, while it ran, by a bot wall's Retry-After, cut short by
--- ResumePortal); the reset counts from it. pause_level_at is the
--- paused_at of the pause that wrote it: a Requests older than this
--- migration writes paused_at and paused_until alone, so a pause it began
--- (paused_at no longer pause_level_at) or resumed (paused_until before
--- pause_level_until) counts from paused_until, as it did there.
+-- ResumePortal); the reset counts from it. pause_level_at and
+-- pause_level_paused_until are the paused_at and paused_until written
+-- with it: a Requests older than this migration writes paused_at and
+-- paused_until alone, so a pause it began, lengthened or resumed (either
+-- differs from its record) counts from paused_until, as it did there.
 --
 -- Rows paused before this get the end of their current pause, which is
 -- what the reset was measured from until now. Outside a transaction: the
@@ -25,6 +25,7 @@
 -- +goose Up
 ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_until timestamptz;
 ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_at timestamptz;
+ALTER TABLE requests.portals ADD COLUMN IF NOT EXISTS pause_level_paused_until timestamptz;
 
 -- +goose StatementBegin
 DO $$
@@ -32,7 +33,8 @@ DECLARE
     n integer;
 BEGIN
     LOOP
-        UPDATE requests.portals SET pause_level_until = paused_until, pause_level_at = paused_at
+        UPDATE requests.portals SET pause_level_until = paused_until, pause_level_at = paused_at,
+            pause_level_paused_until = paused_until
             WHERE name IN (SELECT name FROM requests.portals
                            WHERE pause_level_until IS NULL AND paused_until IS NOT NULL
                            ORDER BY name LIMIT 1000 FOR UPDATE);
@@ -48,3 +50,4 @@ $$;
 -- The reset is measured from paused_until again.
 ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_until;
 ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_at;
+ALTER TABLE requests.portals DROP COLUMN IF EXISTS pause_level_paused_until;

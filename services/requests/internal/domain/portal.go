@@ -204,10 +204,10 @@ func (p Portal) LevelAt(now time.Time, r WallRules) int {
 }
 
 // levelEnd is the end the level's reset counts from: LevelUntil, or Until
-// when none is recorded or when Until is earlier (a Requests older than
-// 00011 resumed the pause: it cut Until and left LevelUntil).
+// when none is recorded (the store reads none for a pause a Requests older
+// than 00011 began, lengthened or resumed).
 func (p Portal) levelEnd() time.Time {
-	if p.Pause.LevelUntil.IsZero() || p.Pause.LevelUntil.After(p.Pause.Until) {
+	if p.Pause.LevelUntil.IsZero() {
 		return p.Pause.Until
 	}
 	return p.Pause.LevelUntil

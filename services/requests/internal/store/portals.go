@@ -14,7 +14,7 @@ import (
 
 const portalCols = `name, max_checks_per_minute, timezone, quiet_start_minute, quiet_end_minute,
 	quiet_max_checks_per_minute, min_mission_interval_us, paused_at, paused_until, pause_reason,
-	pause_level, pause_level_until, pause_level_at, pause_open, created_at, updated_at`
+	pause_level, pause_level_until, pause_level_at, pause_level_paused_until, pause_open, created_at, updated_at`
 
 func scanPortal(row pgx.Row) (domain.Portal, error) {
 	var (
@@ -24,19 +24,21 @@ func scanPortal(row pgx.Row) (domain.Portal, error) {
 		at, until  pgtype.Timestamptz
 		levelUntil pgtype.Timestamptz
 		levelAt    pgtype.Timestamptz
+		levelOf    pgtype.Timestamptz
 	)
 	err := row.Scan(&p.Name, &p.MaxPerMinute, &p.Timezone, &qs, &qe, &p.QuietMaxPerMinute, &intervalUS,
-		&at, &until, &p.Pause.Reason, &p.Pause.Level, &levelUntil, &levelAt, &p.Pause.Open, &p.CreatedAt, &p.UpdatedAt)
+		&at, &until, &p.Pause.Reason, &p.Pause.Level, &levelUntil, &levelAt, &levelOf, &p.Pause.Open, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return p, err
 	}
 	p.HasQuiet, p.QuietStart, p.QuietEnd = qs.Valid, int(qs.Int32), int(qe.Int32)
 	p.MinMissionInterval = time.Duration(intervalUS) * time.Microsecond
 	p.Pause.At, p.Pause.Until, p.Pause.LevelUntil = at.Time, until.Time, levelUntil.Time
-	if !levelAt.Valid || !levelAt.Time.Equal(at.Time) {
-		// A Requests older than 00011 began the pause in force (it writes
-		// paused_at, never pause_level_at): what it raised the level to
-		// counts from paused_until, as it did there.
+	if !levelAt.Valid || !levelAt.Time.Equal(at.Time) || !levelOf.Valid || !levelOf.Time.Equal(until.Time) {
+		// A Requests older than 00011 began, lengthened or resumed the
+		// pause in force (it writes paused_at and paused_until, never
+		// the pause_level_ columns that record what this code wrote
+		// beside them): the level counts from paused_until, as there.
 		p.Pause.LevelUntil = time.Time{}
 	}
 	return p, nil
@@ -54,7 +56,7 @@ func writePortal(ctx context.Context, tx pgx.Tx, p domain.Portal) error {
 	_, err := tx.Exec(ctx, `UPDATE requests.portals SET max_checks_per_minute = $2, timezone = $3,
 		quiet_start_minute = $4, quiet_end_minute = $5, quiet_max_checks_per_minute = $6, min_mission_interval_us = $7,
 		paused_at = $8, paused_until = $9, pause_reason = $10, pause_level = $11, pause_open = $12, updated_at = $13,
-		pause_level_until = $14, pause_level_at = $8
+		pause_level_until = $14, pause_level_at = $8, pause_level_paused_until = $9
 		WHERE name = $1`,
 		p.Name, p.MaxPerMinute, p.Timezone, qs, qe, p.QuietMaxPerMinute, p.MinMissionInterval.Microseconds(),
 		nullTime(p.Pause.At), nullTime(p.Pause.Until), p.Pause.Reason, p.Pause.Level, p.Pause.Open, p.UpdatedAt,
