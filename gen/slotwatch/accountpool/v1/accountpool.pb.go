@@ -2409,10 +2409,11 @@ func (x *AccountUsageStats) GetAborted() int32 {
 	return 0
 }
 
-// GetUsageStatsResponse lists accounts by uses, most first.
+// GetUsageStatsResponse is one page of accounts, by account id.
 type GetUsageStatsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Per-account counts, most used first (ties by account id).
+	// Per-account counts, by account id; sort what you collected over every
+	// page for the most used.
 	Stats []*AccountUsageStats `protobuf:"bytes,1,rep,name=stats,proto3" json:"stats,omitempty"`
 	// Window start used.
 	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
