@@ -128,7 +128,7 @@ func Soak(ctx context.Context, cfg SoakConfig) error {
 	if err := waitGRPC(ctx, checker, checkerAddr, 90*time.Second); err != nil {
 		return err
 	}
-	db, err := pgx.Connect(ctx, sys.dbURL)
+	db, err := connectDirect(ctx, sys.dbURL)
 	if err != nil {
 		return err
 	}
