@@ -116,6 +116,45 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("checks in flight failed the soak: %v\n%s", err, out)
 		}
 	})
+	// TestSoak's shape: 19 samples 5 s apart, the fit over the 13 after a
+	// warm-up of 30 s.
+	runShort := func(f func(i int) float64) (string, error) {
+		var samples []sample
+		for i := range 19 {
+			samples = append(samples, sample{at: time.Duration(i) * 5 * time.Second, order: []string{"checker+chromium.fds"},
+				values: map[string]float64{"checker+chromium.fds": f(i)}, checks: float64(10 * i), found: float64(3 * i), delivered: float64(6 * i)})
+		}
+		var out bytes.Buffer
+		err := soakVerdict(&out, samples, 30*time.Second)
+		return out.String(), err
+	}
+	t.Run("ChecksInFlightInThreeOfTheLastFourSamplesPass", func(t *testing.T) {
+		// The CI failure's shape, worse: 13 samples, three of the last
+		// four caught mid-check. The last third's median (4 or 5 samples)
+		// would be 440 and fail; the last quarter's floor is 360.
+		t.Parallel()
+		late := map[int]bool{15: true, 17: true, 18: true}
+		out, err := runShort(func(i int) float64 {
+			if late[i] {
+				return 440
+			}
+			return 360
+		})
+		if err != nil || !strings.Contains(out, "pass (spikes)") {
+			t.Fatalf("three of the last four samples mid-check failed the soak: %v\n%s", err, out)
+		}
+	})
+	t.Run("ALeakThatBeginsLateInTheWindowFails", func(t *testing.T) {
+		// The reviewer's: level at 100 MiB, then 40 MiB a minute from
+		// minute 16 of 20 (the fit from 5): more than half of the sample
+		// pairs lie before it, so the median pairwise slope was 0 and it
+		// passed as spikes.
+		t.Parallel()
+		out, err := run(func(i int) float64 { return 100 + 40*float64(max(i-15, 0)) }, working)
+		if err == nil || !strings.Contains(err.Error(), "x.rss_mib") {
+			t.Fatalf("RSS from 100 to 260 MiB in the last 4 minutes passed the soak: %v\n%s", err, out)
+		}
+	})
 	t.Run("AConnectionPoolGrowingToItsMaximumPasses", func(t *testing.T) {
 		// 3 connections, then one more every few minutes up to the
 		// pool's maximum and its LISTEN connection: a climb, yet a bound.
