@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slotwatch/slotwatch/services/platform/pgdb"
 	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/slotctl/internal/seed"
@@ -52,7 +51,8 @@ func TestSoak(t *testing.T) {
 	for _, series := range []string{"portalsim.rss_mib", "accountpool.goroutines", "requests.fds", "checker+chromium.rss_mib",
 		"postgres.pg_conns", "requests.checks.rows", "accountpool.usage_log.rows",
 		"notifier.rss_mib", "notifier.fds", "notifier.goroutines", "notifier.deliveries.rows",
-		"postgres.accountpool.conns", "postgres.requests.conns", "postgres.notifier.conns"} {
+		"postgres.accountpool.conns", "postgres.requests.conns", "postgres.notifier.conns",
+		"postgres.accountpool.outside_conns", "postgres.requests.outside_conns", "postgres.notifier.outside_conns"} {
 		if !strings.Contains(out.String(), "\n"+series+" ") {
 			t.Errorf("no fit of %s", series)
 		}
@@ -155,22 +155,33 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("RSS from 100 to 260 MiB in the last 4 minutes passed the soak: %v\n%s", err, out)
 		}
 	})
-	t.Run("AConnectionPoolGrowingToItsMaximumPasses", func(t *testing.T) {
-		// 3 connections, then one more every few minutes up to the
-		// pool's maximum and its LISTEN connection: a climb, yet a bound.
+	// The connections in all, against the pools' maxima and the LISTEN
+	// connections (limit) the sampler read at each sample.
+	runConns := func(conns func(i int) float64, limit float64) (string, error) {
+		var samples []sample
+		for i := range 20 {
+			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"postgres.pg_conns"},
+				values: map[string]float64{"postgres.pg_conns": conns(i)}, limits: map[string]float64{"postgres.pg_conns": limit},
+				checks: float64(100 * i), found: float64(3 * i), delivered: float64(6 * i)})
+		}
+		var out bytes.Buffer
+		err := soakVerdict(&out, samples, 5*time.Minute)
+		return out.String(), err
+	}
+	t.Run("ConnectionPoolsGrowingToTheirMaximumPass", func(t *testing.T) {
+		// 6 connections, then one more a minute up to the pools' maxima
+		// and the LISTEN connections (8 + 8 + 8 + 2): a climb, yet a bound.
 		t.Parallel()
-		most := float64(pgdb.DefaultMaxConns()) + 1
-		out, err := runSeries("requests.conns", func(i int) float64 { return min(3+float64(i), most) }, working, delivering)
+		out, err := runConns(func(i int) float64 { return min(6+float64(i), 26) }, 26)
 		if err != nil {
-			t.Fatalf("a pool filling up failed the soak: %v\n%s", err, out)
+			t.Fatalf("pools filling up failed the soak: %v\n%s", err, out)
 		}
 	})
 	t.Run("ConnectionsPastThePoolsMaximumFail", func(t *testing.T) {
 		t.Parallel()
-		most := float64(pgdb.DefaultMaxConns()) + 1
-		out, err := runSeries("requests.conns", func(i int) float64 { return most - 5 + float64(i)/3 }, working, delivering)
-		if err == nil || !strings.Contains(err.Error(), "requests.conns") {
-			t.Fatalf("connections past the pool's maximum passed: %v\n%s", err, out)
+		out, err := runConns(func(i int) float64 { return 21 + float64(i)/3 }, 26)
+		if err == nil || !strings.Contains(err.Error(), "postgres.pg_conns") {
+			t.Fatalf("connections past the pools' maximum passed: %v\n%s", err, out)
 		}
 	})
 	t.Run("FlatPasses", func(t *testing.T) {
