@@ -331,10 +331,12 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 			}
 		}
 		s.readProcesses(ctx, least)
-		// Connections too: a pool's count on its /metrics is read after
-		// pg_stat_activity, so a connection it opens or closes between
-		// the two reads shows one outside it for that reading; the floor
-		// drops it.
+		// Connections too. A pool's count on its /metrics is read after
+		// pg_stat_activity: a connection it closes between the two reads
+		// (or whose backend has not exited yet) shows one more outside
+		// it for that reading, which the floor drops; one it opens shows
+		// one fewer, which the floor keeps, and which the tolerance of 1
+		// absorbs when it falls in the window's first quarter.
 		limit, err := s.readConns(ctx, least)
 		if err != nil {
 			return sm, err
