@@ -144,6 +144,37 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("three of the last four samples mid-check failed the soak: %v\n%s", err, out)
 		}
 	})
+	t.Run("TheLastFourOfThirteenSamplesHighFail", func(t *testing.T) {
+		// The price of catching a late leak: the last quarter all high
+		// is a level that rose (each sample is the least of five
+		// readings 0.3 s apart), not checks in flight. The median
+		// pairwise slope passed it.
+		t.Parallel()
+		out, err := runShort(func(i int) float64 {
+			if i >= 15 {
+				return 440
+			}
+			return 360
+		})
+		if err == nil || !strings.Contains(err.Error(), "checker+chromium.fds") {
+			t.Fatalf("the last four samples 80 descriptors up passed: %v\n%s", err, out)
+		}
+	})
+	t.Run("AConnectionOutsideAPoolForOneReadingPasses", func(t *testing.T) {
+		// A pool opening a connection between the two reads: its
+		// /metrics counts it, pg_stat_activity did not yet (-1), at a
+		// sample in the first quarter.
+		t.Parallel()
+		out, err := runSeries("postgres.requests.outside_conns", func(i int) float64 {
+			if i == 6 {
+				return -1
+			}
+			return 0
+		}, working, delivering)
+		if err != nil {
+			t.Fatalf("one reading a connection short failed the soak: %v\n%s", err, out)
+		}
+	})
 	t.Run("ALeakThatBeginsLateInTheWindowFails", func(t *testing.T) {
 		// The reviewer's: level at 100 MiB, then 40 MiB a minute from
 		// minute 16 of 20 (the fit from 5): more than half of the sample
