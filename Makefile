@@ -51,7 +51,7 @@ test: lint chromium ## Run every test (starts a private Postgres and installs Ch
 	$(WITH_PG) $(GO) test -race -count=1 -timeout 25m $(PKGS)
 
 .PHONY: soak
-soak: build chromium ## The make-run system, Notifier included, for DURATION (default 30m), sampled every SOAK_EVERY (1m); fails on RSS/goroutine/fd/connection growth, or with no checks, finds or deliveries
+soak: build chromium ## The make-run system, Notifier included, for DURATION (default 30m), sampled every SOAK_EVERY (1m); fails on RSS/goroutine/fd growth, on connections outside the pools growing or past the pools' maxima, or with no checks, finds or deliveries
 	$(WITH_PG) ./bin/soak -duration $(or $(DURATION),30m) -every $(or $(SOAK_EVERY),1m) $(SOAK_ARGS)
 
 .PHONY: fuzz

@@ -4,8 +4,11 @@
 // cooldowns and portalsim's slots changing at random, for -duration; every
 // -every it samples each process's RSS, goroutines and open descriptors,
 // the Postgres connections and the table sizes, then fits a line to each
-// after -warm-up, prints the slopes and exits 1 on growth, or on a run
-// with no check, no request found or nothing the Notifier delivered. Run it through deploy/local/with-postgres.sh, which sets
+// after -warm-up, prints the slopes and exits 1 on growth (RSS,
+// goroutines, descriptors, a service's connections outside its pool), on
+// more Postgres connections than the pools' maxima and the LISTEN
+// connections, or on a run with no check, no request found or nothing the
+// Notifier delivered. Run it through deploy/local/with-postgres.sh, which sets
 // DATABASE_URL (make soak does); it makes its database, slotwatch_soak,
 // afresh on each run.
 //

@@ -145,7 +145,7 @@ func makeOnce(path string, gen func() ([]byte, error)) error {
 func freshDatabase(ctx context.Context, serverURL, db string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, serverURL)
+	conn, err := connectDirect(ctx, serverURL)
 	if err != nil {
 		return "", fmt.Errorf("connect to Postgres (DATABASE_URL): %w", err)
 	}
@@ -159,6 +159,23 @@ func freshDatabase(ctx context.Context, serverURL, db string) (string, error) {
 		return "", fmt.Errorf("create the demo database (set DATABASE_URL to a server where you may create databases): %w", err)
 	}
 	return withDatabase(serverURL, db)
+}
+
+// connectDirect opens one connection to url, as pgx.Connect does but
+// without the pool_* settings (pool_max_conns=, which the services' pools
+// read): pgx.Connect sends them to the server, which refuses them
+// (FATAL: unrecognized configuration parameter).
+func connectDirect(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	for k := range cfg.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			delete(cfg.RuntimeParams, k)
+		}
+	}
+	return pgx.ConnectConfig(ctx, cfg)
 }
 
 // withDatabase is serverURL naming another database; both URL and
