@@ -524,6 +524,7 @@ func TestPortalPause(t *testing.T) {
 		portalMissions(t, c, "vfs", 2)
 		reportWall(t, c, wallRateLimited, 2*time.Hour) // one report, below the threshold
 		wantPausedUntil(t, c, "vfs", b.clock.Now().Add(2*time.Hour))
+		wantPaused(t, b, "vfs", "walls") // a bot wall's Retry-After, not a maintenance's
 
 		c2, b2 := setup(t)
 		portalMissions(t, c2, "vfs", 1)
