@@ -43,6 +43,27 @@ func alertRule(t *testing.T, name string) rule {
 // manager decides.
 func firing(t *testing.T, r rule, load string, at time.Duration) bool {
 	t.Helper()
+	return len(firingAlerts(t, r, load, at)) > 0
+}
+
+// firingFor says whether alert r is firing for portal at time at, as
+// firing does: every evaluation over its `for` returned a sample of that
+// portal.
+func firingFor(t *testing.T, r rule, load string, at time.Duration, portal string) bool {
+	t.Helper()
+	for _, l := range firingAlerts(t, r, load, at) {
+		if l.Get("portal") == portal {
+			return true
+		}
+	}
+	return false
+}
+
+// firingAlerts is the label sets r fires with at time at: those every
+// evaluation over its `for` (and the one at the end) returned, as
+// Prometheus' rule manager keeps one alert per label set.
+func firingAlerts(t *testing.T, r rule, load string, at time.Duration) []labels.Labels {
+	t.Helper()
 	var series []storage.Series
 	for _, line := range strings.Split(strings.TrimSpace(load), "\n") {
 		lbls, vals, err := promParser.ParseSeriesDesc(strings.TrimSpace(line))
@@ -77,6 +98,7 @@ func firing(t *testing.T, r rule, load string, at time.Duration) bool {
 		}
 		hold = time.Duration(d)
 	}
+	var held map[string]labels.Labels
 	for ts := at - hold; ts <= at; ts += time.Minute {
 		q, err := engine.NewInstantQuery(context.Background(), queryable, nil, r.Expr, time.UnixMilli(0).Add(ts))
 		if err != nil {
@@ -88,11 +110,27 @@ func firing(t *testing.T, r rule, load string, at time.Duration) bool {
 		if res.Err != nil || err != nil {
 			t.Fatalf("alert %s at %s: %v %v", r.Alert, ts, res.Err, err)
 		}
-		if len(v) == 0 {
-			return false
+		now := map[string]labels.Labels{}
+		for _, smp := range v {
+			now[smp.Metric.String()] = smp.Metric
+		}
+		if held == nil {
+			held = now
+		}
+		for k := range held {
+			if _, ok := now[k]; !ok {
+				delete(held, k)
+			}
+		}
+		if len(held) == 0 {
+			return nil
 		}
 	}
-	return true
+	var out []labels.Labels
+	for _, l := range held {
+		out = append(out, l)
+	}
+	return out
 }
 
 func matchesAll(l labels.Labels, ms []*labels.Matcher) bool {
@@ -294,10 +332,14 @@ func series(desc string, minutes int, at func(m int) float64) string {
 // the minutes until the next pause (the checks that met the next wall).
 type pauses []struct{ paused, gap int }
 
-// load is the slotwatch_requests_portal_paused gauge of portal vfs for
-// these pauses, and slotwatch_requests_checks_total with walls of kind
-// wall just before each pause (n a pause) and no other wall.
-func (ps pauses) load(wall string, walls int) string {
+// load is the slotwatch_requests_portal_paused gauge of portal for these
+// pauses, each one of kind reason (walls, maintenance: both series, as
+// Requests exports them, 1 in reason's while paused), and
+// slotwatch_requests_checks_total with walls of kind wall just before each
+// pause (n a pause) and no other wall, as one Requests replica (instance
+// portal) counted them: the counter has no portal label, so the loads of
+// two portals sum up in it as two replicas' counts do.
+func (ps pauses) load(portal, reason, wall string, walls int) string {
 	var paused []bool
 	var reported []int // walls reported by minute m
 	n := 0
@@ -312,14 +354,17 @@ func (ps pauses) load(wall string, walls int) string {
 			reported = append(reported, n)
 		}
 	}
-	out := series(`slotwatch_requests_portal_paused{job="requests",portal="vfs"}`, len(paused), func(m int) float64 {
-		if paused[m] {
-			return 1
-		}
-		return 0
-	})
+	var out string
+	for _, r := range []string{"walls", "maintenance"} {
+		out += series(fmt.Sprintf(`slotwatch_requests_portal_paused{job="requests",portal=%q,reason=%q}`, portal, r), len(paused), func(m int) float64 {
+			if paused[m] && r == reason {
+				return 1
+			}
+			return 0
+		})
+	}
 	for _, o := range []string{"no_slot", "slots_found", "failed", "captcha", "blocked", "rate_limited", "maintenance"} {
-		out += series(fmt.Sprintf(`slotwatch_requests_checks_total{job="requests",outcome=%q}`, o), len(paused), func(m int) float64 {
+		out += series(fmt.Sprintf(`slotwatch_requests_checks_total{job="requests",instance=%q,outcome=%q}`, portal, o), len(paused), func(m int) float64 {
 			if o == wall {
 				return float64(reported[m])
 			}
@@ -335,8 +380,10 @@ func (ps pauses) load(wall string, walls int) string {
 // its third pause in a row (15 m, 30 m, then 1 h). A maintenance is not
 // that: the portal said when it is back (Retry-After, often 30 m to
 // hours, each one a pause, with one check between them), nothing is to
-// be lowered, and paging for it every time was noise; the gauge has no
-// reason label, so the walls Requests reported tell them apart.
+// be lowered, and paging for it every time was noise; the gauge's reason
+// label tells them apart, per portal (a maintenance on one portal while
+// another meets walls paged the maintenance as walls while the rules told
+// them apart by Requests' checks counter, which has no portal label).
 // SlotwatchPortalMaintenanceLong pages once a maintenance has kept the
 // portal paused for 6 hours: then a person looks at the portal, in case
 // its pages changed and the profile reads them as maintenance.
@@ -346,7 +393,8 @@ func TestPortalPausedPagesForWallsNotForAMaintenance(t *testing.T) {
 	long := alertRule(t, "SlotwatchPortalMaintenanceLong")
 
 	// Walls: 3 CAPTCHAs, 15 m; 3 more within 3 m of its end, 30 m; then 1 h.
-	walls := pauses{{15, 3}, {30, 3}, {60, 3}, {120, 3}}.load("captcha", 3)
+	wallPauses := pauses{{15, 3}, {30, 3}, {60, 3}, {120, 3}}
+	walls := wallPauses.load("vfs", "walls", "captcha", 3)
 	if firing(t, paused, walls, 40*time.Minute) {
 		t.Errorf("SlotwatchPortalPaused fires 40 m into walls, in the second pause:\n%s", paused.Expr)
 	}
@@ -363,7 +411,7 @@ func TestPortalPausedPagesForWallsNotForAMaintenance(t *testing.T) {
 	for range 7 {
 		maint = append(maint, pauses{{60, 1}}...)
 	}
-	load := maint.load("maintenance", 1)
+	load := maint.load("vfs", "maintenance", "maintenance", 1)
 	for _, at := range []time.Duration{50 * time.Minute, 3 * time.Hour, 7 * time.Hour} {
 		if firing(t, paused, load, at) {
 			t.Errorf("SlotwatchPortalPaused fires %s into a maintenance with Retry-After 1h:\n%s", at, paused.Expr)
@@ -374,5 +422,29 @@ func TestPortalPausedPagesForWallsNotForAMaintenance(t *testing.T) {
 	}
 	if !firing(t, long, load, 6*time.Hour+30*time.Minute) {
 		t.Errorf("SlotwatchPortalMaintenanceLong does not fire 6h30 into a maintenance:\n%s", long.Expr)
+	}
+
+	// Two portals: a maintenance on a while b meets walls. Each is paged
+	// for what its own pauses are: b as paused after walls, a only after
+	// 6 h, as a long maintenance.
+	two := maint.load("a", "maintenance", "maintenance", 1) + wallPauses.load("b", "walls", "captcha", 3)
+	if !firingFor(t, paused, two, 80*time.Minute, "b") {
+		t.Errorf("SlotwatchPortalPaused does not fire for b, 80 m into its walls, while a is down for maintenance:\n%s", paused.Expr)
+	}
+	for _, at := range []time.Duration{80 * time.Minute, 3 * time.Hour, 7 * time.Hour} {
+		if firingFor(t, paused, two, at, "a") {
+			t.Errorf("SlotwatchPortalPaused fires for a %s into its maintenance, while b meets walls:\n%s", at, paused.Expr)
+		}
+	}
+	if firingFor(t, long, two, 5*time.Hour, "a") {
+		t.Errorf("SlotwatchPortalMaintenanceLong fires for a 5 h into its maintenance:\n%s", long.Expr)
+	}
+	if !firingFor(t, long, two, 6*time.Hour+30*time.Minute, "a") {
+		t.Errorf("SlotwatchPortalMaintenanceLong does not fire for a 6h30 into its maintenance, while b met walls:\n%s", long.Expr)
+	}
+	for _, at := range []time.Duration{80 * time.Minute, 230 * time.Minute} {
+		if firingFor(t, long, two, at, "b") {
+			t.Errorf("SlotwatchPortalMaintenanceLong fires for b's walls at %s:\n%s", at, long.Expr)
+		}
 	}
 }

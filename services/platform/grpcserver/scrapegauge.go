@@ -18,12 +18,19 @@ const ScrapeTimeout = 3 * time.Second
 // warning with msg, rather than failing the whole scrape: the RPC and
 // process metrics are still worth having.
 func ScrapeGauge[K ~string](desc *prometheus.Desc, query func(context.Context) (map[K]int, error), logger *slog.Logger, msg string) prometheus.Collector {
-	return &scrapeGauge[K]{desc: desc, query: query, logger: logger, msg: msg}
+	return ScrapeGaugeVec(desc, query, func(k K) []string { return []string{string(k)} }, logger, msg)
 }
 
-type scrapeGauge[K ~string] struct {
+// ScrapeGaugeVec is ScrapeGauge for a gauge of more than one label: labels
+// gives a key's label values, in desc's order.
+func ScrapeGaugeVec[K comparable](desc *prometheus.Desc, query func(context.Context) (map[K]int, error), labels func(K) []string, logger *slog.Logger, msg string) prometheus.Collector {
+	return &scrapeGauge[K]{desc: desc, query: query, labels: labels, logger: logger, msg: msg}
+}
+
+type scrapeGauge[K comparable] struct {
 	desc   *prometheus.Desc
 	query  func(context.Context) (map[K]int, error)
+	labels func(K) []string
 	logger *slog.Logger
 	msg    string
 }
@@ -38,7 +45,7 @@ func (g *scrapeGauge[K]) Collect(ch chan<- prometheus.Metric) {
 		g.logger.Warn(g.msg, "error", err)
 		return
 	}
-	for label, n := range values {
-		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n), string(label))
+	for key, n := range values {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(n), g.labels(key)...)
 	}
 }

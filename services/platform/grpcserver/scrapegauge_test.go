@@ -47,3 +47,14 @@ func TestScrapeGauge(t *testing.T) {
 		t.Errorf("log %q does not name the failure", logs.String())
 	}
 }
+
+func TestScrapeGaugeVecGivesEachKeyItsLabels(t *testing.T) {
+	type key struct{ shape, color string }
+	desc := prometheus.NewDesc("test_things", "Things by shape and color.", []string{"shape", "color"}, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(grpcserver.ScrapeGaugeVec(desc, func(context.Context) (map[key]int, error) {
+		return map[key]int{{"round", "red"}: 2, {"round", "blue"}: 1}, nil
+	}, func(k key) []string { return []string{k.shape, k.color} }, slog.Default(), "count things"))
+	grpcservertest.WantMetric(t, reg, 2, "test_things", "shape", "round", "color", "red")
+	grpcservertest.WantMetric(t, reg, 1, "test_things", "shape", "round", "color", "blue")
+}

@@ -52,6 +52,6 @@ func (a *App) ResumePortal(ctx context.Context, name string) (domain.PortalStatu
 }
 
 // PausedPortals is the slotwatch_requests_portal_paused gauge's query.
-func (a *App) PausedPortals(ctx context.Context) (map[string]int, error) {
+func (a *App) PausedPortals(ctx context.Context) (map[string]string, error) {
 	return a.store.PausedPortals(ctx, a.Now())
 }

@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -185,24 +186,65 @@ func (m *Requests) Pruned(table string, n int) {
 	}
 }
 
-// PausedFunc says, for every portal, whether it is paused now (1) or not
-// (0).
-type PausedFunc func(ctx context.Context) (map[string]int, error)
+// PausedFunc gives, for every portal, the reason of its pause in force
+// (requests.portals.pause_reason, never empty), or "" when it is not
+// paused.
+type PausedFunc func(ctx context.Context) (map[string]string, error)
+
+// Kinds of pause (the reason label of slotwatch_requests_portal_paused).
+const (
+	// PausedWalls: a pause after walls, the backoff's (its level raised),
+	// or a bot wall's Retry-After.
+	PausedWalls = "walls"
+	// PausedMaintenance: the portal's maintenance page named when it is
+	// back, below the walls threshold (domain.Portal.Wall): the pause lasts
+	// that Retry-After and leaves the level.
+	PausedMaintenance = "maintenance"
+)
+
+// maintenanceReason begins the reason domain.Portal.Wall gives a
+// maintenance pause ("maintenance with Retry-After 30m0s"); the walls that
+// reach the threshold, a maintenance among them, give "3 walls in …".
+const maintenanceReason = string(domain.OutcomeMaintenance) + " with Retry-After "
+
+type pausedKey struct{ portal, reason string }
 
 // PortalsPaused is the slotwatch_requests_portal_paused gauge, read from
 // the database at each scrape; its portal label takes the names in
 // requests.portals, so it stays bounded by what operators configured and
-// walls of configured missions created.
+// walls of configured missions created. Each portal has both series,
+// reason walls and reason maintenance, always: 1 in the one its pause in
+// force is (PausedWalls, PausedMaintenance), 0 in the other, 0 in both
+// when it is not paused. So a pause of the other kind moves a value and
+// makes no series appear or go stale, and max_over_time bridges the checks
+// between two pauses of one kind.
 func PortalsPaused(query PausedFunc, logger *slog.Logger) prometheus.Collector {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return grpcserver.ScrapeGauge(portalPausedDesc, query, logger, "read paused portals for metrics")
+	return grpcserver.ScrapeGaugeVec(portalPausedDesc, func(ctx context.Context) (map[pausedKey]int, error) {
+		reasons, err := query(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[pausedKey]int, 2*len(reasons))
+		for portal, reason := range reasons {
+			out[pausedKey{portal, PausedWalls}], out[pausedKey{portal, PausedMaintenance}] = 0, 0
+			switch {
+			case reason == "":
+			case strings.HasPrefix(reason, maintenanceReason):
+				out[pausedKey{portal, PausedMaintenance}] = 1
+			default:
+				out[pausedKey{portal, PausedWalls}] = 1
+			}
+		}
+		return out, nil
+	}, func(k pausedKey) []string { return []string{k.portal, k.reason} }, logger, "read paused portals for metrics")
 }
 
 var portalPausedDesc = prometheus.NewDesc("slotwatch_requests_portal_paused",
-	"1 while a portal is paused after walls (no mission of it is claimed), 0 otherwise; one series per portal in requests.portals.",
-	[]string{"portal"}, nil)
+	"1 while a portal is paused (no mission of it is claimed) in the series of the pause's reason: walls (after walls: CAPTCHA, blocked, rate limited, or maintenance pages reaching the threshold), maintenance (its maintenance page named when it is back); 0 otherwise. Two series per portal in requests.portals, always.",
+	[]string{"portal", "reason"}, nil)
 
 var requestsDesc = prometheus.NewDesc("slotwatch_requests",
 	"Appointment requests by status now: pending, slot_found, booked, cancelled, expired.", []string{"status"}, nil)

@@ -455,12 +455,12 @@ func TestPortalPause(t *testing.T) {
 		if st := portalStatus(t, c, "vfs"); st.GetPaused() || st.GetRecentWalls() != 2 {
 			t.Fatalf("after 2 walls: %v", st)
 		}
-		grpcservertest.WantMetric(t, b.server.registry, 0, "slotwatch_requests_portal_paused", "portal", "vfs")
+		wantPaused(t, b, "vfs", "")
 		b.clock.Advance(time.Minute)
 		reportWall(t, c, wallRateLimited, 0)
 		pausedAt := b.clock.Now()
 		wantPausedUntil(t, c, "vfs", pausedAt.Add(15*time.Minute))
-		grpcservertest.WantMetric(t, b.server.registry, 1, "slotwatch_requests_portal_paused", "portal", "vfs")
+		wantPaused(t, b, "vfs", "walls")
 		if n := count(t, b.pool, `SELECT count(*) FROM requests.checks WHERE outcome IN ('captcha', 'blocked', 'rate_limited')`); n != 3 {
 			t.Fatalf("%d wall checks recorded, want 3", n)
 		}
@@ -480,7 +480,7 @@ func TestPortalPause(t *testing.T) {
 		if vfs != 3 {
 			t.Fatalf("claimed %d missions of vfs after the pause, want 3", vfs)
 		}
-		grpcservertest.WantMetric(t, b.server.registry, 0, "slotwatch_requests_portal_paused", "portal", "vfs")
+		wantPaused(t, b, "vfs", "")
 	})
 
 	t.Run("WallsOutsideTheWindowDoNotCount", func(t *testing.T) {
@@ -524,6 +524,7 @@ func TestPortalPause(t *testing.T) {
 		portalMissions(t, c, "vfs", 2)
 		reportWall(t, c, wallRateLimited, 2*time.Hour) // one report, below the threshold
 		wantPausedUntil(t, c, "vfs", b.clock.Now().Add(2*time.Hour))
+		wantPaused(t, b, "vfs", "walls") // a bot wall's Retry-After, not a maintenance's
 
 		c2, b2 := setup(t)
 		portalMissions(t, c2, "vfs", 1)
@@ -790,6 +791,7 @@ func TestMaintenanceIsAWall(t *testing.T) {
 			t.Fatalf("%d maintenance checks recorded, want 1", n)
 		}
 		grpcservertest.WantMetric(t, b.server.registry, 1, "slotwatch_requests_checks_total", "outcome", "maintenance")
+		wantPaused(t, b, "vfs", "maintenance")
 		if cl := claim(t, c, 100, 0); len(cl) != 0 {
 			t.Fatalf("claimed %v while the portal is down for maintenance", cl)
 		}
@@ -801,6 +803,7 @@ func TestMaintenanceIsAWall(t *testing.T) {
 		if cl := claim(t, c, 100, 0); len(cl) != 3 {
 			t.Fatalf("claimed %d missions after the pause, want all 3", len(cl))
 		}
+		wantPaused(t, b, "vfs", "")
 	})
 
 	t.Run("WithoutRetryAfterItCountsTowardTheThreshold", func(t *testing.T) {
@@ -816,6 +819,17 @@ func TestMaintenanceIsAWall(t *testing.T) {
 		b.clock.Advance(time.Minute)
 		reportWall(t, c, wallCaptcha, 0) // walls of any kind add up
 		wantPausedUntil(t, c, "vfs", b.clock.Now().Add(15*time.Minute))
+		wantPaused(t, b, "vfs", "walls")
+	})
+
+	t.Run("AtTheThresholdItIsAWallsPause", func(t *testing.T) {
+		t.Parallel()
+		c, b := setup(t)
+		portalMissions(t, c, "vfs", 3)
+		reportWall(t, c, wallCaptcha, 0)
+		reportWall(t, c, wallBlocked, 0)
+		reportWall(t, c, wallMaintenance, 30*time.Minute) // the third wall: a backoff, the level raised
+		wantPaused(t, b, "vfs", "walls")
 	})
 
 	t.Run("RetryAfterOutOfBoundsIsRefused", func(t *testing.T) {
@@ -846,4 +860,19 @@ func TestConfirmClaimAsksThePortalOfTheClaim(t *testing.T) {
 	upsertMission(t, c, &requestsv1.UpsertMissionRequest{MissionCode: held.GetMissionCode(), Portal: proto.String("tls")})
 	_, err := c.ConfirmClaim(testkit.Context(t), &requestsv1.ConfirmClaimRequest{ClaimId: held.GetClaimId()})
 	testkit.WantCode(t, err, codes.FailedPrecondition)
+}
+
+// wantPaused checks slotwatch_requests_portal_paused{portal}: 1 in the
+// series of reason (walls, maintenance), 0 in the other; reason "": not
+// paused, 0 in both. Both series are always there, so a pause that changes
+// its reason makes no series appear or go.
+func wantPaused(t *testing.T, b *testBundle, portal, reason string) {
+	t.Helper()
+	for _, r := range []string{"walls", "maintenance"} {
+		want := 0.0
+		if r == reason {
+			want = 1
+		}
+		grpcservertest.WantMetric(t, b.server.registry, want, "slotwatch_requests_portal_paused", "portal", portal, "reason", r)
+	}
 }

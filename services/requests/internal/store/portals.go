@@ -336,24 +336,24 @@ func (s *Store) ResumeLapsed(ctx context.Context, now time.Time, r domain.WallRu
 	})
 }
 
-// PausedPortals says, for every portal, whether it is paused at now (1) or
-// not (0): the slotwatch_requests_portal_paused gauge.
-func (s *Store) PausedPortals(ctx context.Context, now time.Time) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, (paused_until IS NOT NULL AND paused_until > $1)::int FROM requests.portals`, now)
+// PausedPortals gives, for every portal, the reason of its pause in force
+// at now (pause_reason; never empty), or "" when it is not paused: the
+// slotwatch_requests_portal_paused gauge.
+func (s *Store) PausedPortals(ctx context.Context, now time.Time) (map[string]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name,
+		CASE WHEN paused_until > $1 THEN coalesce(nullif(pause_reason, ''), 'paused') ELSE '' END
+		FROM requests.portals`, now)
 	if err != nil {
 		return nil, fmt.Errorf("read paused portals: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	out := map[string]string{}
 	for rows.Next() {
-		var (
-			name string
-			n    int
-		)
-		if err := rows.Scan(&name, &n); err != nil {
+		var name, reason string
+		if err := rows.Scan(&name, &reason); err != nil {
 			return nil, fmt.Errorf("read paused portals: %w", err)
 		}
-		out[name] = n
+		out[name] = reason
 	}
 	return out, rows.Err()
 }
