@@ -180,10 +180,22 @@ func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Durat
 	}
 	reason := fmt.Sprintf("%d walls in %s (last: %s)", walls, r.Window, o)
 	if walls < r.Threshold {
-		reason = fmt.Sprintf("%s with Retry-After %s", o, retryAfter)
+		reason = string(o) + retryAfterReason + retryAfter.String()
 	}
 	p.Pause = Pause{At: now, Until: now.Add(d), Reason: reason, Level: level, LevelUntil: levelUntil, Open: true}
 	return true
+}
+
+// retryAfterReason joins a wall's outcome and its Retry-After in the
+// reason of a pause below the walls threshold.
+const retryAfterReason = " with Retry-After "
+
+// IsMaintenancePause says whether a pause's Reason is a maintenance's
+// below the walls threshold: the pause lasts the portal's Retry-After and
+// leaves the level (the walls that reach the threshold, a maintenance
+// among them, give "3 walls in …").
+func IsMaintenancePause(reason string) bool {
+	return strings.HasPrefix(reason, string(OutcomeMaintenance)+retryAfterReason)
 }
 
 // raisedLevel says whether the pause in force (or the last one) raised

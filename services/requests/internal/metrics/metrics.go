@@ -5,7 +5,6 @@ package metrics
 import (
 	"context"
 	"log/slog"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -202,11 +201,6 @@ const (
 	PausedMaintenance = "maintenance"
 )
 
-// maintenanceReason begins the reason domain.Portal.Wall gives a
-// maintenance pause ("maintenance with Retry-After 30m0s"); the walls that
-// reach the threshold, a maintenance among them, give "3 walls in …".
-const maintenanceReason = string(domain.OutcomeMaintenance) + " with Retry-After "
-
 type pausedKey struct{ portal, reason string }
 
 // PortalsPaused is the slotwatch_requests_portal_paused gauge, read from
@@ -232,7 +226,7 @@ func PortalsPaused(query PausedFunc, logger *slog.Logger) prometheus.Collector {
 			out[pausedKey{portal, PausedWalls}], out[pausedKey{portal, PausedMaintenance}] = 0, 0
 			switch {
 			case reason == "":
-			case strings.HasPrefix(reason, maintenanceReason):
+			case domain.IsMaintenancePause(reason):
 				out[pausedKey{portal, PausedMaintenance}] = 1
 			default:
 				out[pausedKey{portal, PausedWalls}] = 1
