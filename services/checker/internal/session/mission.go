@@ -41,15 +41,15 @@ type mission struct {
 	window  claimWindow
 	started time.Time
 	res     MissionResult
-	// askedAt is when the first Acquire that may have leased was sent:
-	// the lease's TTL runs from no later than that (the pool grants it in
-	// between). A retry with the same acquire_id gets the lease the
-	// first one was granted, with its end unchanged. A try that got no
-	// answer in time (ErrNoAnswer) may have leased (mayHold): the sends
-	// after it keep its askedAt. One refused (unreachable) or told no
-	// account is free leased nothing: the next send starts afresh.
+	// askedAt is when the lease's TTL runs from, at the latest: the send
+	// of the Acquire that got the answer, or, for a lease the pool granted
+	// an earlier try whose answer was lost (a retry with the same
+	// acquire_id gets that lease, its end unchanged), its ExpiresAt less
+	// the TTL, on the pool's clock (leaseSkew allowed for). Not the first
+	// send of all: the pool answers a retry with a lease only while it is
+	// held, and a fresh one after an outage (refused or hanging) longer
+	// than the TTL is good for its whole TTL.
 	askedAt time.Time
-	mayHold bool
 }
 
 func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
@@ -128,15 +128,14 @@ func (m *mission) acquire() (Lease, bool) {
 	unavailable := unavailableWaits()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		if !m.mayHold {
-			m.askedAt = time.Now()
-		}
+		sent := time.Now()
 		lease, err := c.leases.Acquire(ctx, req)
-		if errors.Is(err, ErrNoAnswer) {
-			m.mayHold = true
-		}
 		cancel()
 		if err == nil {
+			m.askedAt = sent
+			if granted := lease.ExpiresAt.Add(-c.cfg.LeaseTTL); !lease.ExpiresAt.IsZero() && granted.Before(sent.Add(-leaseSkew)) {
+				m.askedAt = granted.Add(-leaseSkew) // granted to an earlier try
+			}
 			c.mu.Lock()
 			if f := c.inFlight[m.claim.ID]; f != nil {
 				f.AccountID, f.AccountEmail = lease.AccountID, lease.Email
@@ -150,7 +149,6 @@ func (m *mission) acquire() (Lease, bool) {
 		var busy *NoAccountFreeError
 		switch {
 		case errors.As(err, &busy):
-			m.mayHold = false // nothing was leased
 			m.res.RetryAfter = busy.RetryAfter
 			c.log.Info("no account free", "session", m.session, "mission", m.claim.Mission,
 				"retry_after", busy.RetryAfter.String(), "retry_after_ms", busy.RetryAfter.Milliseconds())
@@ -335,6 +333,13 @@ func withSession(r Release, res portal.Result) Release {
 	}
 	return r
 }
+
+// leaseSkew is how far the pool's clock may run apart from the Checker's
+// when a lease's ExpiresAt tells that it was granted to an earlier try:
+// only a grant more than that before this try's send counts as one, and
+// it counts from that much earlier still. The pool leases an expired
+// lease's account again only after its expiry grace.
+const leaseSkew = time.Second
 
 var errClaimDeadline = errors.New("the claim ran out before the check finished")
 
