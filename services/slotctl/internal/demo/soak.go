@@ -627,7 +627,7 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	fmt.Fprintln(out, "(its Postgres connections, by application_name, outside its pool and its LISTEN connection: growth at most 1),")
 	fmt.Fprintln(out, "pg_conns (all connections: at every sample at most the pools' maxima and the LISTEN connections, a bound: a pool keeps what a burst opened);")
 	fmt.Fprintln(out, "growth beyond that fails only when the slope is above twice its standard error (a climb, not scatter)")
-	fmt.Fprintln(out, "and the floor (least sample) of the window's last quarter exceeds its first quarter's by more too (a climb, not samples caught mid-check).")
+	fmt.Fprintln(out, "and the floor (least sample) of the window's last quarter exceeds its first quarter's, scaled to the window, by more too (a climb, not samples caught mid-check).")
 	fmt.Fprintf(out, "checker+chromium's rss_mib and fds are judged over a window of at least %d browser lifetimes (%d checks each: CHECKER_BROWSER_RECYCLE), shown over a shorter one.\n", judgedLifetimes, soakRecycle)
 	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events, usage and deliveries (90 days by default), so in a soak they grow with the checks and finds.")
 	if checks <= 0 {
@@ -687,7 +687,13 @@ func fitLine(xs, ys []float64) (slope, se, mean float64) {
 // slopes stayed 0 for one that began after about 71% of the window).
 func floorRise(ys []float64) float64 {
 	k := (len(ys) + 3) / 4
-	return slices.Min(ys[len(ys)-k:]) - slices.Min(ys[:k])
+	if len(ys) <= k {
+		return 0
+	}
+	// The two floors of a steady climb are its first sample and the first
+	// of the last quarter, (n-k)/(n-1) of the window apart: scaled to the
+	// whole window, as the fitted growth is.
+	return (slices.Min(ys[len(ys)-k:]) - slices.Min(ys[:k])) * float64(len(ys)-1) / float64(len(ys)-k)
 }
 
 func num(f float64) string {

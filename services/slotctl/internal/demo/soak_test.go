@@ -230,6 +230,16 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("a climb over fourteen browser lifetimes passed: %v\n%s", err, out)
 		}
 	})
+	t.Run("ASteadyClimbJustPastItsToleranceFails", func(t *testing.T) {
+		// 12 MiB over the 14-minute window against a tolerance of about
+		// 10.6: the quarters' floors (samples 5 and 16) lie 11/14 of the
+		// window apart, so their rise is scaled to the whole window.
+		t.Parallel()
+		out, err := runSeries("x.rss_mib", func(i int) float64 { return 100 + float64(i-5)*6/7 }, working, delivering)
+		if err == nil || !strings.Contains(out, "FAIL") {
+			t.Fatalf("a steady climb past its tolerance passed: %v\n%s", err, out)
+		}
+	})
 	t.Run("FlatPasses", func(t *testing.T) {
 		t.Parallel()
 		out, err := run(func(int) float64 { return 100 }, working)
