@@ -25,10 +25,13 @@ func TestACheckClaimedBeforeItsPortalPausedSendsItNothing(t *testing.T) {
 	s := newSystem(t, options{poolEnv: []string{"POOL_COOLDOWN=1s"}})
 	acct := s.addAccounts(1)[0]
 	ctx := testkit.Context(t)
-	// The test releases this lease itself once the Checker has claimed;
-	// its TTL outlasts a slow browser start on a loaded machine (19 s in
-	// a CI run, past the 15 s this lease had then).
-	held, err := s.ap.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "m-b", Holder: "test", LeaseTtl: durationpb.New(2 * time.Minute)})
+	// The test releases this lease itself once the Checker has claimed,
+	// renewing it first: its TTL outlasts a slow browser start on a loaded
+	// machine (19 s in a CI run, past the 15 s it had then), yet the
+	// Checker, told no account is free until it ends, asks again soon
+	// after the release (with a 2-minute lease it waited past the test).
+	const heldFor = 30 * time.Second
+	held, err := s.ap.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "m-b", Holder: "test", LeaseTtl: durationpb.New(heldFor)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,12 +70,16 @@ func TestACheckClaimedBeforeItsPortalPausedSendsItNothing(t *testing.T) {
 		t.Fatalf("portal status after the wall: %v %v", st, err)
 	}
 
+	if _, err := s.ap.Renew(ctx, &apv1.RenewRequest{LeaseId: held.GetLease().GetLeaseId(),
+		FencingToken: held.GetLease().GetFencingToken(), ExtendBy: durationpb.New(heldFor)}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ap.Release(ctx, &apv1.ReleaseRequest{LeaseId: held.GetLease().GetLeaseId(),
 		FencingToken: held.GetLease().GetFencingToken(), Outcome: apv1.Outcome_OUTCOME_NO_SLOT}); err != nil {
 		t.Fatal(err)
 	}
 	var used *apv1.UsageRecord
-	eventually(t, time.Minute, "the checker's lease ends", func() bool {
+	eventually(t, 2*heldFor, "the checker's lease ends", func() bool {
 		for _, u := range s.usage() {
 			if u.GetHolder() == "checker-one" && u.GetResult() != apv1.UsageResult_USAGE_RESULT_UNSPECIFIED {
 				used = u
