@@ -26,10 +26,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultMaxConns is the most connections a pool Connect opens holds
-// unless the URL sets pool_max_conns.
-func DefaultMaxConns() int32 { return int32(max(8, 4*runtime.GOMAXPROCS(0))) }
-
 // Connect opens a pool and checks that the server answers. name is the
 // connections' application_name (the service: "accountpool"), which
 // pg_stat_activity and the server's logs show, unless the URL sets one.
@@ -45,7 +41,7 @@ func Connect(ctx context.Context, url, name string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		// pgx's default (4 on a small node) starves a server handling many
 		// concurrent RPCs; the URL's pool_max_conns still wins.
-		cfg.MaxConns = DefaultMaxConns()
+		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
 	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set && name != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = name
