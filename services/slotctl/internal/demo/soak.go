@@ -330,14 +330,15 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 			case <-time.After(floorGap):
 			}
 		}
-		s.readProcesses(ctx, least)
-		// Connections too. A pool's count on its /metrics is read after
-		// pg_stat_activity: a connection it closes between the two reads
-		// (or whose backend has not exited yet) shows one more outside
-		// it for that reading, which the floor drops; one it opens shows
-		// one fewer, which the floor keeps, and which the tolerance of 1
-		// absorbs when it falls in the window's first quarter.
-		limit, err := s.readConns(ctx, least)
+		scraped := s.readProcesses(ctx, least)
+		// Connections too. A pool's count on its /metrics (read once per
+		// reading, with the goroutines) comes before pg_stat_activity: a
+		// connection it opens between the two reads shows one more
+		// outside it for that reading, which the floor drops; one it
+		// closes (its backend exiting) shows one fewer, which the floor
+		// keeps, and which the tolerance of 1 absorbs when it falls in
+		// the window's first quarter.
+		limit, err := s.readConns(ctx, least, scraped)
 		if err != nil {
 			return sm, err
 		}
@@ -379,7 +380,7 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 // service, by application_name (shown: the URL may name them all alike)
 // and outside its pool: those minus its pool's (pgxpool_total_conns) and
 // its LISTEN connection (judged by growth).
-func (s *sampler) readConns(ctx context.Context, set func(k string, v float64)) (limit float64, err error) {
+func (s *sampler) readConns(ctx context.Context, set func(k string, v float64), scraped map[string]map[string]float64) (limit float64, err error) {
 	var all int64
 	byName := map[string]float64{}
 	rows, err := s.db.Query(ctx, `SELECT application_name, count(*) FROM pg_stat_activity
@@ -399,11 +400,7 @@ func (s *sampler) readConns(ctx context.Context, set func(k string, v float64)) 
 	set("postgres.pg_conns", float64(all))
 	for _, svc := range []string{"accountpool", "requests", "notifier"} {
 		set("postgres."+svc+".conns", byName[svc])
-		addr := s.metrics[svc]
-		if addr == "" {
-			continue
-		}
-		g := s.gauges(ctx, addr, "pgxpool_total_conns", "pgxpool_max_conns")
+		g := scraped[svc]
 		total, ok1 := g["pgxpool_total_conns"]
 		most, ok2 := g["pgxpool_max_conns"]
 		if !ok1 || !ok2 {
@@ -417,8 +414,10 @@ func (s *sampler) readConns(ctx context.Context, set func(k string, v float64)) 
 
 // readProcesses reads each process's RSS and open descriptors (the
 // Checker with all of Chromium's processes) and the Go services'
-// goroutines once.
-func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float64)) {
+// goroutines once; it returns what it read of each Go service's /metrics
+// (its pool's gauges, for readConns).
+func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float64)) map[string]map[string]float64 {
+	scraped := map[string]map[string]float64{}
 	for _, name := range []string{"portalsim", "accountpool", "requests", "notifier", "checker"} {
 		c := s.procs[name]
 		if c == nil || c.cmd.Process == nil {
@@ -439,11 +438,13 @@ func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float6
 		set(label+".rss_mib", math.Round(rss*10)/10)
 		set(label+".fds", fds)
 		if addr := s.metrics[name]; addr != "" {
-			if g, ok := s.gauges(ctx, addr, "go_goroutines")["go_goroutines"]; ok {
+			scraped[name] = s.gauges(ctx, addr, "go_goroutines", "pgxpool_total_conns", "pgxpool_max_conns")
+			if g, ok := scraped[name]["go_goroutines"]; ok {
 				set(name+".goroutines", g)
 			}
 		}
 	}
+	return scraped
 }
 
 // gauges reads unlabelled metrics from a Prometheus /metrics page; a
