@@ -87,6 +87,10 @@ type result struct {
 	batch, stmt string
 	// pgCPU is the CPU time of the Postgres server's processes.
 	pgCPU time.Duration
+	// wal is the WAL the server wrote over the run, in bytes (full-page
+	// images included): unlike the rates, it does not depend on the
+	// machine's load.
+	wal int64
 	// River's figures (riverbench's JSON): its rate, and the time from a
 	// worker's return to the completion committed as "release".
 	river *riverResult
@@ -142,7 +146,7 @@ func run() error {
 	unbatched := flag.Bool("unbatched", true, "also run gRPC and direct with POOL_BATCHING=false (modes gRPC-off, direct-off)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := flag.String("memprofile", "", "write the allocations of the whole run (pprof allocs) to this file")
-	only := flag.String("only", "", "run only this mode (gRPC, direct, bare, gRPC-off, direct-off, River), to profile it")
+	only := flag.String("only", "", "run only this mode (gRPC, gRPC-noid, direct, bare, gRPC-off, direct-off, River), to profile it")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -225,15 +229,18 @@ func run() error {
 		clientCounts, sizes, *duration, *rounds, runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), gogc, db.Config().MaxConns)
 	printServer(ctx, db)
 	fmt.Println()
-	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %9s %10s %13s\n",
-		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "batch a/r", "ms/batch")
+	fmt.Printf("%-8s %-7s %-5s %-10s %9s %10s %10s %10s %10s %9s %9s %9s %10s %13s\n",
+		"accounts", "clients", "round", "mode", "pairs/s", "acq p50", "acq p99", "rel p50", "rel p99", "CPU/pair", "PG CPU", "WAL/pair", "batch a/r", "ms/batch")
 
 	modes := []struct {
 		name string
 		pair pairFunc
 	}{
 		{"gRPC", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
-			return grpcPair(ctx, grpcClients[i/64], holder(i))
+			return grpcPair(ctx, grpcClients[i/64], holder(i), true)
+		}},
+		{"gRPC-noid", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
+			return grpcPair(ctx, grpcClients[i/64], holder(i), false)
 		}},
 		{"direct", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
 			return directPair(ctx, st, cfg, holder(i))
@@ -248,7 +255,7 @@ func run() error {
 			pair pairFunc
 		}{
 			{"gRPC-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
-				return grpcPair(ctx, offClients[i/64], holder(i))
+				return grpcPair(ctx, offClients[i/64], holder(i), true)
 			}},
 			{"direct-off", func(ctx context.Context, i int) (time.Duration, time.Duration, error) {
 				return directPair(ctx, stOff, cfg, holder(i))
@@ -265,14 +272,22 @@ func run() error {
 			ratios := map[string][]float64{}
 			for r := 1; r <= *rounds; r++ {
 				got := map[string]result{}
-				for _, m := range modes {
+				// Even rounds run the modes in reverse, so that no mode
+				// always runs first (after the fill, or River's round)
+				// or always right after the same neighbour.
+				order := slices.Clone(modes)
+				if r%2 == 0 {
+					slices.Reverse(order)
+				}
+				for _, m := range order {
 					if *only != "" && m.name != *only {
 						continue
 					}
-					before, pg0 := st.BatchStats(), postgresCPU(ctx, db)
+					before, pg0, wal0 := st.BatchStats(), postgresCPU(ctx, db), walLSN(ctx, db)
 					res := measure(clients, *duration, m.pair)
 					res.batch, res.stmt = meanBatches(before, st.BatchStats())
 					res.pgCPU = cpuSince(pg0, postgresCPU(ctx, db))
+					res.wal = walSince(ctx, db, wal0)
 					got[m.name] = res
 					row(size, clients, r, m.name, res)
 				}
@@ -287,21 +302,21 @@ func run() error {
 				for name, res := range got {
 					rates[name] = append(rates[name], res.rate())
 				}
-				for _, other := range []string{"River", "bare", "direct", "gRPC-off"} {
+				for _, other := range []string{"River", "bare", "direct", "gRPC-off", "gRPC-noid"} {
 					if o, ok := got[other]; ok {
 						ratios[other] = append(ratios[other], got["gRPC"].rate()/o.rate())
 					}
 				}
 			}
-			line := fmt.Sprintf("%-8d %-7d median pairs/s: gRPC %.0f, direct %.0f, bare %.0f", size, clients,
-				median(rates["gRPC"]), median(rates["direct"]), median(rates["bare"]))
+			line := fmt.Sprintf("%-8d %-7d median pairs/s: gRPC %.0f, gRPC-noid %.0f, direct %.0f, bare %.0f", size, clients,
+				median(rates["gRPC"]), median(rates["gRPC-noid"]), median(rates["direct"]), median(rates["bare"]))
 			if *unbatched {
 				line += fmt.Sprintf(", gRPC-off %.0f, direct-off %.0f", median(rates["gRPC-off"]), median(rates["direct-off"]))
 			}
 			if *riverBin != "" {
 				line += fmt.Sprintf(", River %.0f; gRPC/River %.2f", median(rates["River"]), median(ratios["River"]))
 			}
-			line += fmt.Sprintf(", gRPC/bare %.2f, gRPC/direct %.2f", median(ratios["bare"]), median(ratios["direct"]))
+			line += fmt.Sprintf(", gRPC/bare %.2f, gRPC/direct %.2f, gRPC/gRPC-noid %.2f", median(ratios["bare"]), median(ratios["direct"]), median(ratios["gRPC-noid"]))
 			if *unbatched {
 				line += fmt.Sprintf(", gRPC/gRPC-off %.2f", median(ratios["gRPC-off"]))
 			}
@@ -377,7 +392,7 @@ func serve(ctx context.Context, st *store.Store, keys *secrets.Keyset, cfg domai
 }
 
 func row(size, clients, round int, mode string, r result) {
-	acq50, acq99, rel50, rel99, cpu, pgCPU := "", "", "", "", "", "-"
+	acq50, acq99, rel50, rel99, cpu, pgCPU, wal := "", "", "", "", "", "-", "-"
 	us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 	if r.river != nil {
 		acq50, acq99 = "-", "-"
@@ -393,8 +408,11 @@ func row(size, clients, round int, mode string, r result) {
 		if r.pgCPU > 0 {
 			pgCPU = us(r.pgCPU / time.Duration(max(1, r.pairs)))
 		}
+		if r.wal > 0 {
+			wal = fmt.Sprintf("%.1f kB", float64(r.wal)/float64(max(1, r.pairs))/1000)
+		}
 	}
-	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %9s %10s %13s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, pgCPU, r.batch, r.stmt)
+	fmt.Printf("%-8d %-7d %-5d %-10s %9.0f %10s %10s %10s %10s %9s %9s %9s %10s %13s\n", size, clients, round, mode, r.rate(), acq50, acq99, rel50, rel99, cpu, pgCPU, wal, r.batch, r.stmt)
 }
 
 // meanBatches is the mean Acquires and Releases per batch that had
@@ -431,6 +449,30 @@ func postgresCPU(ctx context.Context, db *pgxpool.Pool) map[int32]time.Duration 
 		out[pid] = cpu
 	}
 	return out
+}
+
+// walLSN is the server's WAL insert position (0 if it cannot be read).
+func walLSN(ctx context.Context, db *pgxpool.Pool) string {
+	var lsn string
+	if err := db.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
+		return ""
+	}
+	return lsn
+}
+
+// walSince is the WAL written since the position from, in bytes (0 if
+// either position is unknown). It counts the whole server's: the modes run
+// one at a time, and River, which runs on the same server, does not run
+// beside them.
+func walSince(ctx context.Context, db *pgxpool.Pool, from string) int64 {
+	if from == "" {
+		return 0
+	}
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1::pg_lsn)::bigint`, from).Scan(&n); err != nil {
+		return 0
+	}
+	return n
 }
 
 // cpuSince is the CPU the processes of now used since then (all of it for
@@ -622,9 +664,19 @@ func exhaustedAcquire(ctx context.Context, db *pgxpool.Pool, c apv1.AccountPoolS
 	return pct(lat, 0.5), nil
 }
 
-func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string) (time.Duration, time.Duration, error) {
+// grpcPair is one Acquire and its Release through the server. With withID
+// the Acquire carries a fresh acquire_id, a time-ordered UUID as the
+// Checker sends (a retry with it gets the same lease): the lease's usage
+// row then goes through the partial unique index on usage_log.acquire_id.
+// Mode gRPC-noid leaves it out, to show what the index and its ON CONFLICT
+// cost.
+func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder string, withID bool) (time.Duration, time.Duration, error) {
+	req := &apv1.AcquireRequest{MissionCode: "fra", Holder: holder}
+	if withID {
+		req.AcquireId = uuid.Must(uuid.NewV7()).String()
+	}
 	t0 := time.Now()
-	resp, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: holder})
+	resp, err := c.Acquire(ctx, req)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -637,7 +689,7 @@ func grpcPair(ctx context.Context, c apv1.AccountPoolServiceClient, holder strin
 func directPair(ctx context.Context, st *store.Store, cfg domain.Config, holder string) (time.Duration, time.Duration, error) {
 	t0 := time.Now()
 	leaseID := uuid.NewString()
-	l, err := st.Acquire(ctx, store.AcquireParams{LeaseID: leaseID, MissionCode: "fra", Holder: holder, TTL: cfg.LeaseTTL, Now: time.Now(), MaxLogins: cfg.MaxLoginsPerDay})
+	l, err := st.Acquire(ctx, store.AcquireParams{LeaseID: leaseID, AcquireID: uuid.Must(uuid.NewV7()).String(), MissionCode: "fra", Holder: holder, TTL: cfg.LeaseTTL, Now: time.Now(), MaxLogins: cfg.MaxLoginsPerDay})
 	if err != nil {
 		return 0, 0, err
 	}
