@@ -256,6 +256,11 @@ type sample struct {
 	limits map[string]float64
 	order  []string
 	checks float64
+	// restarts is the Checker's slotwatch_checker_browser_restarts_total
+	// (browsers started after its first), when its /metrics answered
+	// (restartsRead).
+	restarts     float64
+	restartsRead bool
 	// found is how many SLOT_FOUND events Requests has recorded, and
 	// delivered how many of the Notifier's deliveries (email and webhook)
 	// went out.
@@ -297,6 +302,10 @@ type sampler struct {
 	procs    map[string]*child
 	metrics  map[string]string
 	http     *http.Client
+	// maxConns is each service's pool maximum (pgxpool_max_conns) as last
+	// read: it does not change while the pool runs, so a reading in which
+	// the service's /metrics did not answer still bounds its connections.
+	maxConns map[string]float64
 }
 
 // Each process series is the least of floorReadings readings floorGap
@@ -331,6 +340,9 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 			}
 		}
 		scraped := s.readProcesses(ctx, least)
+		if r, ok := scraped["checker"]["slotwatch_checker_browser_restarts_total"]; ok {
+			sm.restarts, sm.restartsRead = max(sm.restarts, r), true
+		}
 		// Connections too. A pool's count on its /metrics (read once per
 		// reading, with the goroutines) comes before pg_stat_activity: a
 		// connection it opens between the two reads shows one more
@@ -338,11 +350,11 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 		// closes (its backend exiting) shows one fewer, which the floor
 		// keeps, and which the tolerance of 1 absorbs when it falls in
 		// the window's first quarter.
-		limit, err := s.readConns(ctx, least, scraped)
+		limit, bounded, err := s.readConns(ctx, least, scraped)
 		if err != nil {
 			return sm, err
 		}
-		if sm.limits == nil || limit > sm.limits["postgres.pg_conns"] {
+		if bounded && (sm.limits == nil || limit > sm.limits["postgres.pg_conns"]) {
 			sm.limits = map[string]float64{"postgres.pg_conns": limit}
 		}
 	}
@@ -376,17 +388,18 @@ func (s *sampler) sample(ctx context.Context, at time.Duration) (sample, error) 
 
 // readConns reads the Postgres connections once: in all (judged against
 // limit, the sum of the pools' maxima, pgxpool_max_conns, and the LISTEN
-// connections of the services whose /metrics answered) and, for each
-// service, by application_name (shown: the URL may name them all alike)
-// and outside its pool: those minus its pool's (pgxpool_total_conns) and
-// its LISTEN connection (judged by growth).
-func (s *sampler) readConns(ctx context.Context, set func(k string, v float64), scraped map[string]map[string]float64) (limit float64, err error) {
+// connections; bounded is false when a service with connections has not
+// had its maximum read yet) and, for each service whose /metrics answered,
+// by application_name (shown: the URL may name them all alike) and outside
+// its pool: those minus its pool's (pgxpool_total_conns) and its LISTEN
+// connection (judged by growth).
+func (s *sampler) readConns(ctx context.Context, set func(k string, v float64), scraped map[string]map[string]float64) (limit float64, bounded bool, err error) {
 	var all int64
 	byName := map[string]float64{}
 	rows, err := s.db.Query(ctx, `SELECT application_name, count(*) FROM pg_stat_activity
 		WHERE datname = $1 AND pid <> pg_backend_pid() GROUP BY 1`, s.database)
 	if err != nil {
-		return 0, fmt.Errorf("count Postgres connections: %w", err)
+		return 0, false, fmt.Errorf("count Postgres connections: %w", err)
 	}
 	var name string
 	var n int64
@@ -395,21 +408,33 @@ func (s *sampler) readConns(ctx context.Context, set func(k string, v float64), 
 		all += n
 		return nil
 	}); err != nil {
-		return 0, fmt.Errorf("count Postgres connections: %w", err)
+		return 0, false, fmt.Errorf("count Postgres connections: %w", err)
 	}
 	set("postgres.pg_conns", float64(all))
+	if s.maxConns == nil {
+		s.maxConns = map[string]float64{}
+	}
+	bounded = true
 	for _, svc := range []string{"accountpool", "requests", "notifier"} {
 		set("postgres."+svc+".conns", byName[svc])
 		g := scraped[svc]
-		total, ok1 := g["pgxpool_total_conns"]
-		most, ok2 := g["pgxpool_max_conns"]
-		if !ok1 || !ok2 {
-			continue
+		if most, ok := g["pgxpool_max_conns"]; ok {
+			s.maxConns[svc] = most
 		}
-		limit += most + listenConns[svc]
-		set("postgres."+svc+".outside_conns", byName[svc]-total-listenConns[svc])
+		most, known := s.maxConns[svc]
+		switch {
+		case known:
+			limit += most + listenConns[svc]
+		case byName[svc] > 0:
+			// Connections named for a service whose pool was never
+			// read: no bound can be given for this reading.
+			bounded = false
+		}
+		if total, ok := g["pgxpool_total_conns"]; ok && known {
+			set("postgres."+svc+".outside_conns", byName[svc]-total-listenConns[svc])
+		}
 	}
-	return limit, nil
+	return limit, bounded, nil
 }
 
 // readProcesses reads each process's RSS and open descriptors (the
@@ -419,26 +444,24 @@ func (s *sampler) readConns(ctx context.Context, set func(k string, v float64), 
 func (s *sampler) readProcesses(ctx context.Context, set func(k string, v float64)) map[string]map[string]float64 {
 	scraped := map[string]map[string]float64{}
 	for _, name := range []string{"portalsim", "accountpool", "requests", "notifier", "checker"} {
-		c := s.procs[name]
-		if c == nil || c.cmd.Process == nil {
-			continue
+		if c := s.procs[name]; c != nil && c.cmd.Process != nil {
+			pid := c.cmd.Process.Pid
+			pids := []int{pid}
+			label := name
+			if name == "checker" {
+				pids = append(pids, descendants(pid)...)
+				label = "checker+chromium"
+			}
+			var rss, fds float64
+			for _, p := range pids {
+				rss += float64(rssBytes(p)) / mib
+				fds += float64(openFDs(p))
+			}
+			set(label+".rss_mib", math.Round(rss*10)/10)
+			set(label+".fds", fds)
 		}
-		pid := c.cmd.Process.Pid
-		pids := []int{pid}
-		label := name
-		if name == "checker" {
-			pids = append(pids, descendants(pid)...)
-			label = "checker+chromium"
-		}
-		var rss, fds float64
-		for _, p := range pids {
-			rss += float64(rssBytes(p)) / mib
-			fds += float64(openFDs(p))
-		}
-		set(label+".rss_mib", math.Round(rss*10)/10)
-		set(label+".fds", fds)
 		if addr := s.metrics[name]; addr != "" {
-			scraped[name] = s.gauges(ctx, addr, "go_goroutines", "pgxpool_total_conns", "pgxpool_max_conns")
+			scraped[name] = s.gauges(ctx, addr, "go_goroutines", "pgxpool_total_conns", "pgxpool_max_conns", "slotwatch_checker_browser_restarts_total")
 			if g, ok := scraped[name]["go_goroutines"]; ok {
 				set(name+".goroutines", g)
 			}
@@ -548,12 +571,24 @@ func descendants(pid int) []int {
 // it. The Checker's and Chromium's RSS and descriptors follow that
 // sawtooth (low after a replacement, climbing with the tabs served), so
 // they are judged only over a window of at least judgedLifetimes browser
-// lifetimes, where a phase of the sawtooth cannot pass for a climb; a
-// shorter window (TestSoak's minute holds about one) shows them.
+// lifetimes (the browsers it started in the window, from its
+// slotwatch_checker_browser_restarts_total), where a phase of the sawtooth
+// cannot pass for a climb; a shorter window (TestSoak's minute holds about
+// one) shows them.
 const (
 	soakRecycle     = 100
 	judgedLifetimes = 5
 )
+
+// lastLimit is the bound on series k at the last sample that has one.
+func lastLimit(samples []sample, k string) (float64, bool) {
+	for i := len(samples) - 1; i >= 0; i-- {
+		if l, ok := samples[i].limits[k]; ok {
+			return l, true
+		}
+	}
+	return 0, false
+}
 
 func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	var fit []sample
@@ -567,6 +602,14 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	}
 	span := (fit[len(fit)-1].at - fit[0].at).Minutes()
 	checks := fit[len(fit)-1].checks - fit[0].checks
+	// The browsers started in the window, each a lifetime: counted from
+	// the Checker's restarts, or, where its /metrics did not answer, from
+	// the checks (which include checks that opened no tab, so the count
+	// runs high).
+	lifetimes := checks / soakRecycle
+	if first, last := fit[0], fit[len(fit)-1]; first.restartsRead && last.restartsRead {
+		lifetimes = last.restarts - first.restarts
+	}
 	// A request found after the second-to-last sample may still have its
 	// deliveries on the way when the run ends: a Notifier that delivered
 	// nothing is judged on the requests found before it.
@@ -593,7 +636,7 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 		growth := slope * span
 		rise := floorRise(ys)
 		verdict, tol := "shown", "-"
-		if limit, bounded := fit[len(fit)-1].limits[k]; bounded {
+		if limit, bounded := lastLimit(fit, k); bounded {
 			tol = "at most " + num(limit)
 			verdict = "pass"
 			for _, s := range fit {
@@ -604,8 +647,8 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 			if verdict == "FAIL" {
 				failed = append(failed, k)
 			}
-		} else if sr, ok := kinds[k[strings.LastIndexByte(k, '.')+1:]]; ok && strings.HasPrefix(k, "checker+chromium.") && checks < judgedLifetimes*soakRecycle {
-			verdict = fmt.Sprintf("shown (%.1f browser lifetimes)", checks/soakRecycle)
+		} else if sr, ok := kinds[k[strings.LastIndexByte(k, '.')+1:]]; ok && strings.HasPrefix(k, "checker+chromium.") && lifetimes < judgedLifetimes {
+			verdict = fmt.Sprintf("shown (%.1f browser lifetimes)", lifetimes)
 		} else if ok {
 			limit := sr.tolerance(mean)
 			tol = num(limit)
@@ -629,7 +672,7 @@ func soakVerdict(out io.Writer, samples []sample, warmUp time.Duration) error {
 	fmt.Fprintln(out, "pg_conns (all connections: at every sample at most the pools' maxima and the LISTEN connections, a bound: a pool keeps what a burst opened);")
 	fmt.Fprintln(out, "growth beyond that fails only when the slope is above twice its standard error (a climb, not scatter)")
 	fmt.Fprintln(out, "and the floor (least sample) of the window's last quarter exceeds its first quarter's, scaled to the window, by more too (a climb, not samples caught mid-check).")
-	fmt.Fprintf(out, "checker+chromium's rss_mib and fds are judged over a window of at least %d browser lifetimes (%d checks each: CHECKER_BROWSER_RECYCLE), shown over a shorter one.\n", judgedLifetimes, soakRecycle)
+	fmt.Fprintf(out, "checker+chromium's rss_mib and fds are judged over a window of at least %d browser lifetimes (browsers the Checker started: it replaces one after %d checks, CHECKER_BROWSER_RECYCLE), shown over a shorter one.\n", judgedLifetimes, soakRecycle)
 	fmt.Fprintln(out, "table rows are shown: retention keeps at least an hour of checks, claims, events, usage and deliveries (90 days by default), so in a soak they grow with the checks and finds.")
 	if checks <= 0 {
 		return fmt.Errorf("no check was made after the warm-up: the soak carried no load")

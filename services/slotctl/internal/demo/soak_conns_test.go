@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,11 +21,25 @@ import (
 // connsSoak samples a database as the soak does while step(i) changes its
 // connections, and returns the verdict over the samples (no warm-up).
 // pool is Requests' pool: its /metrics serves the pool's size and its
-// maximum as the services' do (pgdb.NewCollector).
+// maximum as the services' do (pgdb.NewCollector). The sampler reads a
+// service's /metrics though no process of it runs here (before, it read
+// them only beside a process's RSS, so these tests judged the connections
+// against a bound of 0 and caught the leaks for the wrong reason).
 func connsSoak(t *testing.T, url string, pool *pgxpool.Pool, steps int, step func(i int)) (string, error) {
+	return connsSoakDown(t, url, pool, steps, step, func(int) bool { return false })
+}
+
+// connsSoakDown is connsSoak with Requests' /metrics answering 503 while
+// the sample after step(i) is taken when down(i).
+func connsSoakDown(t *testing.T, url string, pool *pgxpool.Pool, steps int, step func(i int), down func(i int) bool) (string, error) {
 	t.Helper()
 	ctx := t.Context()
+	var isDown atomic.Bool
 	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if isDown.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 		st := pool.Stat()
 		fmt.Fprintf(w, "# TYPE pgxpool_max_conns gauge\npgxpool_max_conns %d\n# TYPE pgxpool_total_conns gauge\npgxpool_total_conns %d\n", st.MaxConns(), st.TotalConns())
 	}))
@@ -58,6 +73,7 @@ func connsSoak(t *testing.T, url string, pool *pgxpool.Pool, steps int, step fun
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond) // the backends show in pg_stat_activity
+		isDown.Store(down(i))
 		sm, err := s.sample(ctx, time.Duration(i)*time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -111,6 +127,7 @@ func TestSoakCatchesALeakWhenTheURLNamesTheConnections(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "conns") {
 		t.Errorf("%d connections leaked beside the pool passed the soak: %v\n%s", len(leaked), err, out)
+
 	}
 }
 
@@ -149,5 +166,38 @@ func TestSoakCatchesASteadyConnectionLeak(t *testing.T) {
 	})
 	if err == nil {
 		t.Errorf("a leak of %d connections, one a sample and never levelling, passed the soak\n%s", len(leaked), out)
+
+	}
+}
+
+// A service's /metrics that did not answer for a sample took its pool's
+// maximum out of that sample's bound on the connections in all: a
+// Requests holding its pool's connections, no leak, then failed the soak
+// (postgres.pg_conns above a bound of 0). A pool's maximum does not change
+// while it runs: the bound keeps the last one read.
+func TestSoakKeepsAPoolsBoundWhileItsMetricsDoNotAnswer(t *testing.T) {
+	url := pgtest.NewURL(t)
+	pool, err := pgdb.Connect(t.Context(), url, "requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	// Three of the pool's connections held open for the whole run.
+	var held []*pgxpool.Conn
+	for range 3 {
+		c, err := pool.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Release()
+		}
+	})
+	out, err := connsSoakDown(t, url, pool, 5, func(int) {}, func(i int) bool { return i == 2 || i == 3 })
+	if err != nil {
+		t.Errorf("a pool within its maximum failed the soak while its /metrics did not answer: %v\n%s", err, out)
 	}
 }

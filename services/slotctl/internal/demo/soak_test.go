@@ -230,6 +230,33 @@ func TestSoakVerdict(t *testing.T) {
 			t.Fatalf("a climb over fourteen browser lifetimes passed: %v\n%s", err, out)
 		}
 	})
+	t.Run("BrowserLifetimesAreCountedFromTheBrowsersStarted", func(t *testing.T) {
+		// 1,500 checks in the window, but the Checker replaced its
+		// browser once (slotwatch_checker_browser_restarts_total): most
+		// checks opened no tab (no account free, a portal paused). The
+		// lifetimes were counted from the checks (15), and the sawtooth
+		// of the one browser was judged a leak.
+		t.Parallel()
+		var samples []sample
+		for i := range 20 {
+			samples = append(samples, sample{at: time.Duration(i) * time.Minute, order: []string{"checker+chromium.rss_mib"},
+				values: map[string]float64{"checker+chromium.rss_mib": 800 + 30*float64(i)}, checks: float64(100 * i),
+				restarts: float64(i / 10), restartsRead: true, found: float64(3 * i), delivered: float64(6 * i)})
+		}
+		var out bytes.Buffer
+		err := soakVerdict(&out, samples, 5*time.Minute)
+		if err != nil || !strings.Contains(out.String(), "shown (1.0 browser lifetimes)") {
+			t.Fatalf("one browser's sawtooth, judged by the checks' count: %v\n%s", err, out.String())
+		}
+		// Six browsers started in the window: the climb is judged.
+		for i := range samples {
+			samples[i].restarts = float64(i / 2)
+		}
+		out.Reset()
+		if err := soakVerdict(&out, samples, 5*time.Minute); err == nil || !strings.Contains(err.Error(), "checker+chromium.rss_mib") {
+			t.Fatalf("a climb over seven browser lifetimes passed: %v\n%s", err, out.String())
+		}
+	})
 	t.Run("ASteadyClimbJustPastItsToleranceFails", func(t *testing.T) {
 		// 12 MiB over the 14-minute window against a tolerance of about
 		// 10.6: the quarters' floors (samples 5 and 16) lie 11/14 of the
