@@ -592,8 +592,11 @@ type AcquireRequest struct {
 	// answer and the lease was handed back) leaves the id unused: a retry
 	// then leases as a new Acquire. ALREADY_EXISTS: the id's lease ended
 	// (released or expired), or the id was used with another holder or
-	// mission; take a new id. Named apart from request_ids, which are
-	// appointment requests.
+	// mission; take a new id. ABORTED: another Acquire with this id (another
+	// replica's) kept winning the race to log its lease, and its lease went
+	// back each time before this one could take it over; nothing is leased
+	// for this call: retry with the same acquire_id. Named apart from
+	// request_ids, which are appointment requests.
 	AcquireId     string `protobuf:"bytes,6,opt,name=acquire_id,json=acquireId,proto3" json:"acquire_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1922,7 +1925,10 @@ type UsageRecord struct {
 	FencingToken int64 `protobuf:"varint,11,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// True when the check logged in to the portal; false when it reused a
 	// stored session state (or did not say, or the lease is held).
-	LoggedIn      bool `protobuf:"varint,12,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	LoggedIn bool `protobuf:"varint,12,opt,name=logged_in,json=loggedIn,proto3" json:"logged_in,omitempty"`
+	// The acquire_id the Acquire that granted the lease sent (empty when it
+	// sent none): follows a retried Acquire to its lease.
+	AcquireId     string `protobuf:"bytes,13,opt,name=acquire_id,json=acquireId,proto3" json:"acquire_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2039,6 +2045,13 @@ func (x *UsageRecord) GetLoggedIn() bool {
 		return x.LoggedIn
 	}
 	return false
+}
+
+func (x *UsageRecord) GetAcquireId() string {
+	if x != nil {
+		return x.AcquireId
+	}
+	return ""
 }
 
 // ListUsageRequest filters and pages the usage log.
@@ -2737,7 +2750,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\vquarantined\x18\x05 \x01(\x05R\vquarantined\x12\x1a\n" +
 	"\bdisabled\x18\x06 \x01(\x05R\bdisabled\x12F\n" +
 	"\x11next_available_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAvailableAt\x12*\n" +
-	"\x11over_login_budget\x18\b \x01(\x05R\x0foverLoginBudget\"\xcc\x03\n" +
+	"\x11over_login_budget\x18\b \x01(\x05R\x0foverLoginBudget\"\xeb\x03\n" +
 	"\vUsageRecord\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +
@@ -2755,7 +2768,9 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"releasedAt\x12#\n" +
 	"\rfencing_token\x18\v \x01(\x03R\ffencingToken\x12\x1b\n" +
-	"\tlogged_in\x18\f \x01(\bR\bloggedIn\"\xb3\x02\n" +
+	"\tlogged_in\x18\f \x01(\bR\bloggedIn\x12\x1d\n" +
+	"\n" +
+	"acquire_id\x18\r \x01(\tR\tacquireId\"\xb3\x02\n" +
 	"\x10ListUsageRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\x03R\taccountId\x12=\n" +

@@ -236,25 +236,29 @@ func (p *Pool) tryAcquire(ctx context.Context, r AcquireRequest) (domain.Lease, 
 		if err == nil {
 			return p.grant(ctx, leased, params)
 		}
-		raced := errors.Is(err, store.ErrAcquireIDRaced)
+		raced := errors.Is(err, domain.ErrAcquireIDRaced)
 		if !errors.Is(err, domain.ErrNotFound) && !raced {
 			return domain.Lease{}, err
 		}
 		if r.AcquireID != "" {
 			// A retry (or a twin) of an Acquire that leased already gets
 			// that lease; an id no lease holds leases as new.
-			leased, leaseID, err := p.store.LeaseOf(ctx, r.AcquireID, r.Holder, r.MissionCode, now, p.cfg.MaxLoginsPerDay)
+			leased, leaseID, lerr := p.store.LeaseOf(ctx, r.AcquireID, r.Holder, r.MissionCode, now, p.cfg.MaxLoginsPerDay)
 			switch {
-			case err == nil:
+			case lerr == nil:
 				p.logger.InfoContext(ctx, "Acquire retried: its lease is handed out again",
 					"acquire_id", r.AcquireID, "lease_id", leaseID, "account_id", leased.Account.ID)
 				params.LeaseID = leaseID
 				return p.grant(ctx, leased, params)
-			case !errors.Is(err, domain.ErrNotFound):
-				return domain.Lease{}, err
+			case !errors.Is(lerr, domain.ErrNotFound):
+				return domain.Lease{}, lerr
 			case raced && attempt < 3:
 				continue // the other's lease went back meanwhile
 			case raced:
+				// Lost every race, the winner's lease gone each time:
+				// ErrAcquireIDRaced (ABORTED, retried), not LeaseOf's
+				// ErrNotFound, which said the caller named something
+				// missing.
 				return domain.Lease{}, err
 			}
 		}

@@ -208,6 +208,9 @@ type UsageRecord struct {
 	AcquiredAt   time.Time
 	ReleasedAt   *time.Time
 	LoggedIn     bool
+	// AcquireID names the Acquire that granted the lease ("" when it sent
+	// none).
+	AcquireID string
 }
 
 // Lease is a granted lease, password included.
@@ -271,6 +274,15 @@ type AcquireIDUsedError struct{ Reason string }
 func (e *AcquireIDUsedError) Error() string {
 	return "acquire_id was used already: " + e.Reason + "; send a new acquire_id"
 }
+
+// ErrAcquireIDRaced: another Acquire with the same acquire_id (another
+// replica's, or one in the same batch) logged its lease first; the account
+// this one took goes back, and it looks the other's lease up. Acquire
+// answers it when that lease was gone each time (handed back: its caller
+// gave up), four races running. Nothing is wrong with the request and
+// nothing is missing: the caller retries with the same acquire_id
+// (ABORTED, which the Checker retries).
+var ErrAcquireIDRaced = errors.New("another Acquire with this acquire_id leased first, and its lease went back meanwhile: retry with the same acquire_id")
 
 // PoolStatus counts accounts by state.
 type PoolStatus struct {

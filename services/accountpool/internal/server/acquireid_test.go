@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -154,5 +155,33 @@ func TestTwoReplicasGrantOneLeasePerAcquireID(t *testing.T) {
 				release(t, c1, leases[0], apv1.Outcome_OUTCOME_NO_SLOT)
 			}
 		})
+	}
+}
+
+// ListUsage shows each lease's acquire_id (empty for an Acquire that sent
+// none), so that an operator can follow a Checker's retried Acquire to
+// its lease.
+func TestListUsageShowsTheAcquireID(t *testing.T) {
+	t.Parallel()
+	c, _ := setup(t)
+	addAccounts(t, c, 2)
+	ctx := testkit.Context(t)
+	id := uuid.NewString()
+	named, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1", AcquireId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unnamed := acquire(t, c, "fra")
+	resp, err := c.ListUsage(ctx, &apv1.ListUsageRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range resp.GetRecords() {
+		got[r.GetLeaseId()] = r.GetAcquireId()
+	}
+	want := map[string]string{named.GetLease().GetLeaseId(): id, unnamed.GetLeaseId(): ""}
+	if !maps.Equal(got, want) {
+		t.Errorf("acquire_id by lease %v, want %v", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -66,6 +67,8 @@ type options struct {
 	rateLimit float64
 	rateBurst int
 	unbatched bool // the store without WithBatching (the service's default has it)
+	// tracer, when set, traces the server's pool's statements.
+	tracer pgx.QueryTracer
 }
 
 type option func(*options)
@@ -84,6 +87,10 @@ func withListenerVia(p *faultproxy.Proxy) option {
 	return func(o *options) { o.listen, o.listenVia = true, p }
 }
 func withKeyset(k []byte) option { return func(o *options) { o.keyset = k } }
+
+// withTracer traces the server's pool's statements (tests that act
+// between a statement's start and its answer).
+func withTracer(tr pgx.QueryTracer) option { return func(o *options) { o.tracer = tr } }
 func withRateLimit(rps float64, burst int) option {
 	return func(o *options) { o.rateLimit, o.rateBurst = rps, burst }
 }
@@ -120,6 +127,9 @@ func setupOn(t testing.TB, dbURL string, opts ...option) (apv1.AccountPoolServic
 	}
 	if o.dbVia != nil {
 		dbConfig.ConnConfig.DialFunc = o.dbVia.DialContext
+	}
+	if o.tracer != nil {
+		dbConfig.ConnConfig.Tracer = o.tracer
 	}
 	db, err := pgxpool.NewWithConfig(context.Background(), dbConfig)
 	if err != nil {

@@ -364,7 +364,7 @@ func (s *Server) ListUsage(ctx context.Context, req *apv1.ListUsageRequest) (*ap
 			LeaseId: u.LeaseID, AccountId: u.AccountID, Email: u.Email, MissionCode: u.MissionCode,
 			Holder: u.Holder, RequestIds: u.RequestIDs, Result: usageResultProtos[u.Result], Detail: u.Detail,
 			AcquiredAt: timestamppb.New(u.AcquiredAt), ReleasedAt: ts(u.ReleasedAt), FencingToken: u.FencingToken,
-			LoggedIn: u.LoggedIn,
+			LoggedIn: u.LoggedIn, AcquireId: u.AcquireID,
 		})
 	}
 	return resp, nil
@@ -457,6 +457,10 @@ func (s *Server) toStatus(ctx context.Context, what string, err error) error {
 		return status.Error(codes.FailedPrecondition, notHeld.Error())
 	case errors.As(err, &used):
 		return status.Error(codes.AlreadyExists, used.Error())
+	case errors.Is(err, domain.ErrAcquireIDRaced):
+		// A concurrency conflict the caller resolves by retrying the
+		// same call (gRPC's ABORTED), not a missing thing.
+		return status.Error(codes.Aborted, err.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, what+" not found")
 	case errors.Is(err, domain.ErrAlreadyExists):

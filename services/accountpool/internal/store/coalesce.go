@@ -208,7 +208,7 @@ type acquired struct {
 	leaseID  string
 	err      error
 	// raced: the lease was granted, but another Acquire with the same
-	// acquire_id logged its lease first (ErrAcquireIDRaced): it goes back.
+	// acquire_id logged its lease first (domain.ErrAcquireIDRaced): it goes back.
 	raced bool
 }
 
@@ -387,7 +387,7 @@ func readAcquired(rows pgx.Rows, err error, reqs []AcquireParams, idx []int, out
 		i := idx[ord-1]
 		res.leased, res.leaseID = l, reqs[i].LeaseID
 		if !logged {
-			res.raced, res.err = true, ErrAcquireIDRaced
+			res.raced, res.err = true, domain.ErrAcquireIDRaced
 		}
 		out[i] = res
 	}

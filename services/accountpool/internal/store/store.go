@@ -268,11 +268,6 @@ type AcquireParams struct {
 	AcquireID string
 }
 
-// ErrAcquireIDRaced: another Acquire with the same acquire_id logged its
-// lease first (on another replica, or in the same batch); the account this
-// one got was handed back. Look the other's lease up with LeaseOf.
-var ErrAcquireIDRaced = errors.New("another Acquire with this acquire_id leased first")
-
 // Leased is an account just leased, with its secrets still sealed.
 type Leased struct {
 	Account            domain.Account

@@ -56,7 +56,8 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 		conds = append(conds, "(u.acquired_at, u.lease_id) < ("+arg(after.AcquiredAt)+", "+arg(after.LeaseID)+"::uuid)")
 	}
 	q := `SELECT u.lease_id::text, u.account_id, a.email, u.fencing_token, u.mission_code, u.holder,
-			u.request_ids, coalesce(u.result, ''), u.detail, u.acquired_at, u.released_at, u.logged_in
+			u.request_ids, coalesce(u.result, ''), u.detail, u.acquired_at, u.released_at, u.logged_in,
+			coalesce(u.acquire_id::text, '')
 		FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
 		WHERE ` + strings.Join(conds, " AND ") + `
 		ORDER BY u.acquired_at DESC, u.lease_id DESC LIMIT ` + arg(limit)
@@ -68,7 +69,7 @@ func (s *Store) ListUsage(ctx context.Context, f UsageFilter, after *UsageCursor
 		var u domain.UsageRecord
 		var result string
 		err := r.Scan(&u.LeaseID, &u.AccountID, &u.Email, &u.FencingToken, &u.MissionCode, &u.Holder,
-			&u.RequestIDs, &result, &u.Detail, &u.AcquiredAt, &u.ReleasedAt, &u.LoggedIn)
+			&u.RequestIDs, &result, &u.Detail, &u.AcquiredAt, &u.ReleasedAt, &u.LoggedIn, &u.AcquireID)
 		u.Result = domain.Outcome(result)
 		return u, err
 	})
