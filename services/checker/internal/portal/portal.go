@@ -180,6 +180,13 @@ type Result struct {
 	RetryAfter time.Duration
 }
 
+// Verdict says whether the check reached the portal's answer about the
+// account or the calendar (success, no_slot, login_fail, banned): it
+// stands even when the check's context ended after it.
+func (r Result) Verdict() bool {
+	return r.Outcome == Success || r.Outcome == NoSlot || r.Outcome == LoginFail || r.Outcome == Banned
+}
+
 // Config configures a Driver.
 type Config struct {
 	Profile *profile.Profile
@@ -334,7 +341,9 @@ func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, err
 // non-nil only when the check could not be made for reasons that are not
 // the account's or the portal's: invalid arguments, ctx ended, or the
 // browser failed; the Result then has Outcome Error and says why, so a
-// caller that must release the account can still use it.
+// caller that must release the account can still use it. A check that
+// reached a Verdict returns it with a nil error, even when ctx ended
+// after it.
 func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query, gate Gate) (Result, error) {
 	start := time.Now()
 	if err := validate(acct, mission, queries); err != nil {
@@ -372,6 +381,9 @@ func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string,
 	d.log.Debug("check done", "account", acct, "mission", mission, "outcome", res.Outcome,
 		"reason", res.Reason, "slots", len(res.Slots), "took", res.Duration.Round(time.Millisecond))
 	switch {
+	case res.Verdict():
+		// The portal answered before ctx ended (a drain's cut may come
+		// while the result is being put together): the answer stands.
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("check %s: %w", mission, ctx.Err())
 	case c.infraErr != nil:

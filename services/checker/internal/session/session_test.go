@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -278,6 +279,21 @@ func setupWith(t *testing.T, cfg Config, tune func(*profile.Profile)) (*Checker,
 // setupOn is setupWith on a browser of its own.
 func setupOn(t *testing.T, mgr *browser.Manager, cfg Config, tune func(*profile.Profile)) (*Checker, *testBundle) {
 	t.Helper()
+	return setupDriver(t, mgr, cfg, tune, driverOpts{})
+}
+
+// driverOpts change what setupDriver serves and drives.
+type driverOpts struct {
+	// front, unless nil, answers in front of portalsim (next).
+	front func(next http.Handler) http.Handler
+	// trace, unless nil, is told of every step the driver runs
+	// (portal.Config.Trace).
+	trace func(portal.StepTrace)
+}
+
+// setupDriver is setupOn with the portal or the driver changed by o.
+func setupDriver(t *testing.T, mgr *browser.Manager, cfg Config, tune func(*profile.Profile), o driverOpts) (*Checker, *testBundle) {
+	t.Helper()
 	var accts []account
 	var simAccts []sim.Account
 	for i := 1; i <= 3; i++ {
@@ -292,8 +308,16 @@ func setupOn(t *testing.T, mgr *browser.Manager, cfg Config, tune func(*profile.
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, prof := browsertest.ServePortal(t, s, tune)
-	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: t.TempDir()})
+	var h http.Handler = s
+	if o.front != nil {
+		h = o.front(s)
+	}
+	_, prof := browsertest.ServePortal(t, h, tune)
+	pcfg := portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: t.TempDir()}
+	if o.trace != nil {
+		pcfg.Trace, pcfg.TraceDir = o.trace, t.TempDir()
+	}
+	drv, err := portal.New(pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
