@@ -181,8 +181,10 @@ const (
 	EventType_EVENT_TYPE_CANCELLED EventType = 3
 	// The request's window passed.
 	EventType_EVENT_TYPE_EXPIRED EventType = 4
-	// A portal was paused after showing walls (the event carries portal, not
-	// request).
+	// A portal was paused after showing walls, or a wall's Retry-After
+	// lengthened its pause while it ran: then another PORTAL_PAUSED, its
+	// paused_until later than the last one's, with no PORTAL_RESUMED
+	// between (the event carries portal, not request).
 	EventType_EVENT_TYPE_PORTAL_PAUSED EventType = 5
 	// A portal's pause ended, by time or by ResumePortal (the event carries
 	// portal, not request).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -264,4 +265,77 @@ func TestServeNamesTheEdgeSettingsWithItsOwn(t *testing.T) {
 		"LISTEN_ADDR": "127.0.0.1:0", "METRICS_ADDR": "127.0.0.1:0", "CHROME_NO_SANDBOX": "yes please",
 		"RATE_LIMIT_RPS": "fifty", "GRPC_MAX_CONNS_PER_PEER": "0",
 	}, "want every bad setting named", "CHROME_NO_SANDBOX", "RATE_LIMIT_RPS", "GRPC_MAX_CONNS_PER_PEER")
+}
+
+// TestProfileTryPrintsARunOfMoreThan64Steps: try read the steps' traces
+// from a channel of 64 only after the check returned, and the check sends
+// each trace as its step ends: the 65th send blocked the check for good
+// (try never ended). A profile of 70 extra steps must print every one.
+func TestProfileTryPrintsARunOfMoreThan64Steps(t *testing.T) {
+	const email, password, extra = "long@example.com", "long-secret-pw-1", 70
+	src, err := os.ReadFile("../../../../docs/examples/tls-newcomer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holds strings.Builder
+	for i := range extra {
+		fmt.Fprintf(&holds, "    - {name: hold-%02d, wait: {selector: 'a[href=\"/logout\"]'}}\n", i)
+	}
+	const after = "    - {name: groups, goto: /groups, expect: logged_in}\n"
+	if !strings.Contains(string(src), after) {
+		t.Fatalf("the example has no %q step to add steps after", after)
+	}
+	long := strings.Replace(string(src), after, after+holds.String(), 1)
+	day := time.Now().UTC().AddDate(0, 0, 3).Format("2006-01-02")
+	s, err := sim.New(sim.Config{
+		Family:   sim.TLS,
+		Accounts: []sim.Account{{Email: email, Password: password}},
+		Missions: []sim.Mission{{Code: "fra", Name: "France", Centres: []string{"London"}, VisaCategories: []string{"tourism"},
+			Slots: []sim.Slot{{Centre: "London", VisaCategory: "tourism", Date: day, Time: "09:30"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	dir := t.TempDir()
+	prof, pwFile := filepath.Join(dir, "long.yaml"), filepath.Join(dir, "pw")
+	if err := os.WriteFile(prof, []byte(long), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		t.Setenv("CHROME_NO_SANDBOX", "true")
+	}
+	var stdout strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		done <- run(t.Context(), []string{"profile", "try", "--profile", prof, "--base-url", srv.URL, "--mission", "fra",
+			"--centre", "London", "--category", "tourism", "--email", email, "--password-file", pwFile, "--out", filepath.Join(dir, "out")}, &stdout)
+	}()
+	// Generous: 80 steps, each saving a screenshot, on a loaded machine.
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("try did not end within 5 minutes of a run of %d steps (blocked on its step traces?)", extra+10)
+	}
+	got := stdout.String()
+	if err != nil {
+		t.Fatalf("try: %v\n%s", err, got)
+	}
+	for i := range extra {
+		if want := fmt.Sprintf("hold-%02d", i); !strings.Contains(got, want) {
+			t.Errorf("output lacks step %s", want)
+		}
+	}
+	for _, want := range []string{"result: success: 1 free slots", day + " 09:30", "logout"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(got)
+	}
 }

@@ -107,6 +107,9 @@ func tryProfile(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "flow\tstep\tkind\ttook\tsaw\textracted\tended")
+	// The check sends each step's trace as the step ends, and waits for
+	// room: the steps are printed while it runs (below), so a run of any
+	// length goes through this buffer, never more than it holds at once.
 	steps := make(chan portal.StepTrace, 64)
 	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: filepath.Join(*out, "artifacts"),
 		TraceDir: *out, Trace: func(st portal.StepTrace) { steps <- st }})
@@ -121,8 +124,27 @@ func tryProfile(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Flow, st.Step, st.Kind, st.Took.Round(time.Millisecond),
 			st.Page, strings.Join(got, ", "), st.End)
 	}
-	res, err := drv.Check(ctx, portal.Account{Email: *email, Password: password},
-		portal.Target{Mission: *mission, Centre: *centre, VisaCategory: *category})
+	type checked struct {
+		res portal.Result
+		err error
+	}
+	done := make(chan checked, 1)
+	go func() {
+		res, err := drv.Check(ctx, portal.Account{Email: *email, Password: password},
+			portal.Target{Mission: *mission, Centre: *centre, VisaCategory: *category})
+		done <- checked{res, err}
+	}()
+	var c checked
+	for running := true; running; {
+		select {
+		case st := <-steps:
+			printStep(st)
+		case c = <-done:
+			running = false
+		}
+	}
+	res, err := c.res, c.err
+	// Every trace of the check was sent before Check returned.
 	for len(steps) > 0 {
 		printStep(<-steps)
 	}

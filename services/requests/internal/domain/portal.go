@@ -146,26 +146,60 @@ func (p Portal) WallsSince(now time.Time, r WallRules) (windowStart, pauseEnd ti
 // counts, this one included; retryAfter is the portal's Retry-After (0
 // for none). It pauses p when walls reach the threshold or the portal
 // named a Retry-After, for Backoff(level) or retryAfter, whichever is
-// longer, and returns true when that began a pause (a PORTAL_PAUSED event
-// is due). A maintenance that names a Retry-After, below the threshold,
+// longer. A maintenance that names a Retry-After, below the threshold,
 // pauses for that (at least PauseMin: each check that meets it charges an
 // account a failure) and leaves the level: the portal says when it is
 // back, not that it took the checks for a bot, and its slots often open as
 // it comes back. One without a Retry-After, or the wall that reaches the
-// threshold, is a wall like the others. A wall
-// while paused (a check claimed before the pause) only lengthens the
-// pause to its Retry-After.
-func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (paused bool) {
+// threshold, is a wall like the others.
+//
+// A wall while paused (a check claimed before the pause) only lengthens
+// the pause to its Retry-After: it never raises the level (it is of the
+// episode the pause is for). A bot wall's lengthening of a pause that
+// raised the level moves the level's end (LevelUntil) with it; a
+// maintenance's leaves it. A bot wall that lengthens a maintenance pause
+// makes it read walls (its Reason names the wall, so IsMaintenancePause is
+// false and the metric's series is walls), but does not raise the level
+// (Level stays the maintenance pause's, and so does the level's end). A
+// maintenance that lengthens a pause leaves its Reason: a pause
+// reads maintenance only while a maintenance alone has set its end.
+//
+// A wall that lengthens a pause whose PORTAL_RESUMED is already written
+// (Open false: resumed by an operator, or swept as lapsed, by a replica
+// whose clock is ahead of this one's) re-opens it (Open, so its end writes
+// a PORTAL_RESUMED again) with a Reason naming this wall, still without
+// raising the level: a pause it began would count walls of checks claimed
+// before the pause toward the level.
+//
+// Wall returns true when a PORTAL_PAUSED event is due: it began a pause,
+// or moved the end of the one running later (the event carries the new
+// end; readers of the events learn of a lengthening only so).
+func (p *Portal) Wall(now time.Time, o Outcome, walls int, retryAfter time.Duration, r WallRules) (announce bool) {
 	if p.Paused(now) {
-		if until := now.Add(retryAfter); until.After(p.Pause.Until) {
-			if o != OutcomeMaintenance && p.raisedLevel() {
-				p.Pause.LevelUntil = until
-			} else {
-				p.Pause.LevelUntil = p.levelEnd()
-			}
-			p.Pause.Until = until
+		until := now.Add(retryAfter)
+		if !until.After(p.Pause.Until) {
+			return false
 		}
-		return false
+		if o != OutcomeMaintenance && p.raisedLevel() {
+			p.Pause.LevelUntil = until
+		} else {
+			p.Pause.LevelUntil = p.levelEnd()
+		}
+		switch {
+		case !p.Pause.Open && o == OutcomeMaintenance && !IsMaintenancePause(p.Pause.Reason):
+			// Read as the pause did: a maintenance that lengthens a
+			// pause leaves its reading, so the Reason must not begin
+			// as a maintenance's.
+			p.Pause.Reason = "reopened by " + string(o) + retryAfterReason + retryAfter.String() + ": " + p.Pause.Reason
+			p.Pause.Open = true
+		case !p.Pause.Open:
+			p.Pause.Reason = string(o) + retryAfterReason + retryAfter.String() + ", reopening " + p.Pause.Reason
+			p.Pause.Open = true
+		case o != OutcomeMaintenance && IsMaintenancePause(p.Pause.Reason):
+			p.Pause.Reason = string(o) + retryAfterReason + retryAfter.String() + ", lengthening " + p.Pause.Reason
+		}
+		p.Pause.Until = until
+		return true
 	}
 	if walls < r.Threshold && retryAfter == 0 {
 		return false

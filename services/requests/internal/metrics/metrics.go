@@ -193,11 +193,12 @@ type PausedFunc func(ctx context.Context) (map[string]string, error)
 // Kinds of pause (the reason label of slotwatch_requests_portal_paused).
 const (
 	// PausedWalls: a pause after walls, the backoff's (its level raised),
-	// or a bot wall's Retry-After.
+	// or a bot wall's Retry-After, also one that lengthened a
+	// maintenance's pause.
 	PausedWalls = "walls"
 	// PausedMaintenance: the portal's maintenance page named when it is
 	// back, below the walls threshold (domain.Portal.Wall): the pause lasts
-	// that Retry-After and leaves the level.
+	// that Retry-After and leaves the level, and no bot wall lengthened it.
 	PausedMaintenance = "maintenance"
 )
 

@@ -217,8 +217,8 @@ func (s *Store) ResumePortal(ctx context.Context, name string, now time.Time, r 
 }
 
 // recordWall records a wall of the portal under its row lock and applies
-// domain.Portal.Wall; a pause that begins is written with its
-// PORTAL_PAUSED event queued on b.
+// domain.Portal.Wall; a pause that begins or is lengthened is written
+// with its PORTAL_PAUSED event (the status after the wall) queued on b.
 func recordWall(ctx context.Context, tx pgx.Tx, b *pgx.Batch, name string, o domain.Outcome, retryAfter time.Duration,
 	now time.Time, r domain.WallRules) error {
 	p, err := lockPortal(ctx, tx, name, now)
@@ -242,7 +242,7 @@ func recordWall(ctx context.Context, tx pgx.Tx, b *pgx.Batch, name string, o dom
 		return fmt.Errorf("count walls: %w", err)
 	}
 	before := p.Pause
-	paused := p.Wall(now, o, walls, retryAfter, r)
+	announce := p.Wall(now, o, walls, retryAfter, r)
 	if p.Pause == before {
 		return nil
 	}
@@ -250,7 +250,7 @@ func recordWall(ctx context.Context, tx pgx.Tx, b *pgx.Batch, name string, o dom
 	if err := writePortal(ctx, tx, p); err != nil {
 		return err
 	}
-	if paused {
+	if announce {
 		st, err := portalStatus(ctx, tx, p, now, r)
 		if err != nil {
 			return err
