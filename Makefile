@@ -63,7 +63,7 @@ chromium: ## Install Debian's chromium with apt-get when it is missing
 	@./deploy/local/ensure-chromium.sh
 
 .PHONY: images
-images: ## Build the images of deploy/docker/*.Dockerfile with podman (local stand-ins for bases no registry serves)
+images: ## Build every service's image with podman (deploy/docker: static.Dockerfile once per static service, checker.Dockerfile; local stand-ins for bases no registry serves)
 	@VERSION=$(VERSION) COMMIT=$(COMMIT) ./deploy/local/with-podman.sh ./deploy/local/images.sh
 
 .PHONY: test-images

@@ -557,7 +557,18 @@ func dialAdmin(t *testing.T, addr, tokenFile string) *grpc.ClientConn {
 func TestStaticImagesAreSmallAndShellless(t *testing.T) {
 	needImages(t)
 	uids := runAsUsers(t)
-	for _, svc := range []string{"accountpool", "requests", "notifier", "portalsim", "slotctl"} {
+	// The images make images builds from static.Dockerfile.
+	var static []string
+	for ref, b := range imageBuilds(t) {
+		if filepath.Base(b.file) == "static.Dockerfile" {
+			static = append(static, binaryOf(ref))
+		}
+	}
+	if len(static) == 0 {
+		t.Fatal("make images builds nothing from deploy/docker/static.Dockerfile")
+	}
+	slices.Sort(static)
+	for _, svc := range static {
 		t.Run(svc, func(t *testing.T) {
 			img := "ghcr.io/slotwatch/" + svc + ":" + imageTag(t)
 			user := mustPodman(t, "image", "inspect", "--format", "{{.Config.User}}", img)

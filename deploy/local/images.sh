@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# images.sh [SERVICE...]: builds deploy/docker/SERVICE.Dockerfile (default:
-# every Dockerfile there) with podman into ghcr.io/slotwatch/SERVICE:$IMAGE_TAG,
-# the names the manifests use. Run under with-podman.sh (`make images`).
+# images.sh [--dry-run] [SERVICE...]: builds each SERVICE's image (default:
+# every one) with podman into ghcr.io/slotwatch/SERVICE:$IMAGE_TAG, the
+# names the manifests use. Run under with-podman.sh (`make images`).
+#
+# A service with a Dockerfile of its own, deploy/docker/SERVICE.Dockerfile
+# (the Checker's, with Chromium), is built from it. The static services are
+# the stages of deploy/docker/static.Dockerfile named after them (FROM static
+# AS SERVICE), each built with --build-arg SERVICE=SERVICE --target SERVICE.
 #
 # The Dockerfiles' bases are build args whose defaults are the production
 # images. BASE_IMAGES=auto (the default) uses them when they are present or
 # can be pulled, and otherwise the local stand-ins of base-images.sh;
 # BASE_IMAGES=local or BASE_IMAGES=production forces one or the other.
 # VERSION and COMMIT are what the binaries report (Makefile LDFLAGS).
+#
+# --dry-run prints each image's podman build command, one a line, with the
+# production bases, and builds nothing: deploy/deploytest's TestDockerfiles
+# checks the images these commands make.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -18,9 +27,23 @@ cd "$root"
 mode=${BASE_IMAGES:-auto}
 log() { printf 'images: %s\n' "$*" >&2; }
 
+dry_run=0
+if [[ ${1:-} == --dry-run ]]; then
+  dry_run=1
+  shift
+fi
+
+static_file=deploy/docker/static.Dockerfile
+# The services static.Dockerfile builds: its stages FROM static.
+static_services() { sed -n 's/^FROM static AS \([a-z0-9-]*\)[[:space:]]*$/\1/p' "$static_file"; }
+
 services=("$@")
 if [[ ${#services[@]} -eq 0 ]]; then
-  for f in deploy/docker/*.Dockerfile; do services+=("$(basename "$f" .Dockerfile)"); done
+  for f in deploy/docker/*.Dockerfile; do
+    [[ $f == "$static_file" ]] || services+=("$(basename "$f" .Dockerfile)")
+  done
+  while read -r svc; do services+=("$svc"); done < <(static_services)
+  mapfile -t services < <(printf '%s\n' "${services[@]}" | sort)
 fi
 
 local_args=()
@@ -33,7 +56,14 @@ local_bases() {
 
 for svc in "${services[@]}"; do
   file=deploy/docker/$svc.Dockerfile
-  [[ -f $file ]] || { log "no $file"; exit 1; }
+  target_args=()
+  if [[ $file == "$static_file" || ! -f $file ]]; then
+    static_services | grep -qx -- "$svc" || { log "no deploy/docker/$svc.Dockerfile, and no stage FROM static AS $svc in $static_file"; exit 1; }
+    file=$static_file
+    # Both from the one name: SERVICE is the module the build stage
+    # compiles, the target the stage that copies that binary.
+    target_args=(--build-arg "SERVICE=$svc" --target "$svc")
+  fi
   # The base build args this Dockerfile declares, with their production defaults.
   bases=$(sed -n 's/^ARG \([A-Z_]*_IMAGE\)=\(.*\)$/\1=\2/p' "$file")
   use_local=0
@@ -41,7 +71,8 @@ for svc in "${services[@]}"; do
     local) use_local=1 ;;
     production) ;;
     auto)
-      for b in $bases; do
+      # A dry run names the production bases and asks podman nothing.
+      [[ $dry_run -eq 1 ]] || for b in $bases; do
         img=${b#*=}
         # A short name is Docker Hub's, as for docker; podman would also
         # match it to a local stand-in (localhost/slotwatch-local/golang:1.26).
@@ -50,7 +81,8 @@ for svc in "${services[@]}"; do
       done ;;
     *) log "BASE_IMAGES=$mode: want auto, local or production"; exit 2 ;;
   esac
-  args=(--build-arg "VERSION=$VERSION" --build-arg "COMMIT=$COMMIT")
+  [[ $dry_run -eq 0 ]] || use_local=0
+  args=("${target_args[@]}" --build-arg "VERSION=$VERSION" --build-arg "COMMIT=$COMMIT")
   if [[ $use_local -eq 1 ]]; then
     local_bases
     # Only the args this Dockerfile declares: podman warns about the others.
@@ -58,10 +90,15 @@ for svc in "${services[@]}"; do
       grep -q "^ARG ${local_args[i]%%=*}=" "$file" && args+=(--build-arg "${local_args[i]}")
     done
   fi
-  log "building ghcr.io/slotwatch/$svc:$IMAGE_TAG ($VERSION, $([[ $use_local -eq 1 ]] && echo local || echo production) bases)"
   # Host network: the build downloads Go modules (and the Checker's Debian
   # packages), and podman's bridge networking is not set up here.
-  podman build --quiet --network host --layers -f "$file" "${args[@]}" \
-    -t "ghcr.io/slotwatch/$svc:$IMAGE_TAG" . >/dev/null
+  cmd=(podman build --quiet --network host --layers -f "$file" "${args[@]}" -t "ghcr.io/slotwatch/$svc:$IMAGE_TAG" .)
+  if [[ $dry_run -eq 1 ]]; then
+    printf '%q ' "${cmd[@]}" | sed 's/ $//'
+    echo
+    continue
+  fi
+  log "building ghcr.io/slotwatch/$svc:$IMAGE_TAG from $file ($VERSION, $([[ $use_local -eq 1 ]] && echo local || echo production) bases)"
+  "${cmd[@]}" >/dev/null
 done
-podman images --filter reference='ghcr.io/slotwatch/*' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
+[[ $dry_run -eq 1 ]] || podman images --filter reference='ghcr.io/slotwatch/*' --format '{{.Repository}}:{{.Tag}}  {{.Size}}'
