@@ -412,7 +412,7 @@ func pickMissions(ctx context.Context, tx pgx.Tx, due string, args pgx.NamedArgs
 		)
 		SELECT p.timezone, p.portal, p.due_at, p.lapsed, q.*
 		FROM picked p
-		CROSS JOIN LATERAL (SELECT `+requestCols+` FROM requests.appointment_requests r
+		CROSS JOIN LATERAL (SELECT `+claimedRequestCols+` FROM requests.appointment_requests r
 		                    WHERE r.mission_code = p.code AND r.status = 'pending' AND r.latest_date >= p.today
 		                    ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
 		                    LIMIT @per_claim) q
