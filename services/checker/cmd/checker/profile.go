@@ -108,7 +108,8 @@ func tryProfile(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "flow\tstep\tkind\ttook\tsaw\textracted\tended")
 	steps := make(chan portal.StepTrace, 64)
-	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: filepath.Join(*out, "artifacts"),
+	// The operator asked for the pages: a try exists to see them.
+	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: filepath.Join(*out, "artifacts"), ArtifactsPages: true,
 		TraceDir: *out, Trace: func(st portal.StepTrace) { steps <- st }})
 	if err != nil {
 		return err

@@ -13,25 +13,41 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Default artifact limits (CHECKER_ARTIFACTS_MAX_BYTES,
-// CHECKER_ARTIFACTS_TOTAL_BYTES): a page's HTML and screenshot are rarely
-// above a few MiB, and the manifests give the artifacts volume 1 GiB.
+// CHECKER_ARTIFACTS_TOTAL_BYTES, CHECKER_ARTIFACTS_MAX_AGE): a page's HTML
+// and screenshot are rarely above a few MiB, and the manifests give the
+// artifacts volume 1 GiB. Three days cover a weekend between a failure and
+// the operator who looks at it.
 const (
 	DefaultArtifactsMaxBytes   = 8 << 20
 	DefaultArtifactsTotalBytes = 512 << 20
+	DefaultArtifactsMaxAge     = 72 * time.Hour
 )
+
+// sweepEvery is how often checks delete the folders past their age when no
+// check saves any (saves delete them too).
+const sweepEvery = time.Minute
 
 // artifactStore writes the artifacts of checks under one directory, within
 // a byte budget per check and in total: before a check's folder is
 // written, the oldest folders are deleted until the new one fits, so the
-// volume cannot fill.
+// volume cannot fill. Folders older than maxAge are deleted as well. The
+// folders and files are the Checker's user's alone (0700, 0600): a page
+// can hold an applicant's personal data and the portal session's tokens.
 type artifactStore struct {
 	dir      string
 	perCheck int64
 	total    int64
-	mu       sync.Mutex // one writer at a time, so the total holds
+	maxAge   time.Duration
+	// pages says to keep the page's HTML and screenshot
+	// (CHECKER_ARTIFACTS_PAGES); without it a check keeps check.json only.
+	pages bool
+	mu    sync.Mutex // one writer at a time, so the total holds
+	// swept is when sweep last deleted the folders past their age.
+	swept time.Time
 }
 
 // artifactFile is one file of a check's folder.
@@ -73,18 +89,18 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.makeRoom(size); err != nil {
+	if err := s.makeRoom(size, time.Now()); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.dir, name)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	paths := map[string]string{}
 	var errs []error
 	for _, f := range keep {
 		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, f.body, 0o640); err != nil {
+		if err := os.WriteFile(p, f.body, 0o600); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -93,9 +109,23 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 	return paths, errors.Join(errs...)
 }
 
-// makeRoom deletes the oldest check folders until size more bytes fit in
-// the total budget. The caller holds mu.
-func (s *artifactStore) makeRoom(size int64) error {
+// sweep deletes the folders older than maxAge, at most once a sweepEvery
+// (a check calls it as it starts, so folders go even when no check saves
+// any).
+func (s *artifactStore) sweep(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.swept) < sweepEvery {
+		return nil
+	}
+	return s.makeRoom(0, now)
+}
+
+// makeRoom deletes the check folders older than maxAge at now, then the
+// oldest ones until size more bytes fit in the total budget. The caller
+// holds mu.
+func (s *artifactStore) makeRoom(size int64, now time.Time) error {
+	s.swept = now
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -119,7 +149,7 @@ func (s *artifactStore) makeRoom(size int64) error {
 	}
 	slices.SortFunc(folders, func(a, b folder) int { return strings.Compare(a.name, b.name) })
 	for _, f := range folders {
-		if used+size <= s.total {
+		if used+size <= s.total && !s.expired(f.name, now) {
 			break
 		}
 		if err := os.RemoveAll(filepath.Join(s.dir, f.name)); err != nil {
@@ -129,6 +159,20 @@ func (s *artifactStore) makeRoom(size int64) error {
 	}
 	return nil
 }
+
+// expired says whether the folder name (saveArtifacts': its UTC time first)
+// was written more than maxAge before now. A name whose time does not
+// parse is not ours to judge: it is kept.
+func (s *artifactStore) expired(name string, now time.Time) bool {
+	if s.maxAge <= 0 || len(name) < len(folderTime) {
+		return false
+	}
+	at, err := time.Parse(folderTime, name[:len(folderTime)])
+	return err == nil && now.Sub(at) > s.maxAge
+}
+
+// folderTime is the layout of the time a check folder's name begins with.
+const folderTime = "20060102T150405.000Z"
 
 func dirSize(dir string) int64 {
 	var n int64

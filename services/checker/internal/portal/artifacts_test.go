@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -122,6 +124,56 @@ func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 	}
 }
 
+// Folders older than maxAge go at the next save, and at a check's start
+// (sweep, at most once a sweepEvery) when nothing is saved; younger ones
+// and what is not a check's folder stay.
+func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &artifactStore{dir: dir, perCheck: 100, total: 1 << 20, maxAge: time.Hour}
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	folder := func(at time.Time, n int) string { return fmt.Sprintf("%s-fra-login-%06d", at.Format(folderTime), n) }
+	old, young := folder(now.Add(-61*time.Minute), 1), folder(now.Add(-59*time.Minute), 2)
+	for _, name := range []string{old, young, "notes"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if err := s.sweep(now); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
+		t.Fatalf("after the sweep: %v, want %v", left(), want)
+	}
+	// Another old folder waits for the next sweep a sweepEvery later, but
+	// not for a save.
+	older := folder(now.Add(-2*time.Hour), 3)
+	if err := os.MkdirAll(filepath.Join(dir, older), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(sweepEvery / 2)
+	if err := s.sweep(later); err != nil || !slices.Contains(left(), older) {
+		t.Fatalf("a sweep %v after the last deleted %s (%v): want one a %v at most", sweepEvery/2, older, err, sweepEvery)
+	}
+	s.mu.Lock()
+	err := s.makeRoom(10, later)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
+		t.Fatalf("after a save's makeRoom: %v, want %v", left(), want)
+	}
+}
+
 // A page that holds the password in every form, reached through a URL
 // whose query string and fragment hold it too, is saved with the password
 // in none of its files and no query string in check.json or the detail.
@@ -149,6 +201,7 @@ func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
 		})
 	}
 	d, b := setupWith(t, nil, wrap)
+	d.artifacts.pages = true
 	res := runCheck(t, d, Account{Email: acc1, Password: trickyPassword}, "fra", londonTourism)
 	if res.Reason != ReasonUnknownPage || res.Artifacts == nil || res.Artifacts.HTML == "" {
 		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with its HTML saved", res.Outcome, res.Reason, res.Detail, res.Artifacts)
@@ -181,7 +234,7 @@ func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
 func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, nil)
-	d.artifacts.perCheck, d.artifacts.total = 64<<10, 100<<10
+	d.artifacts.perCheck, d.artifacts.total, d.artifacts.pages = 64<<10, 100<<10, true
 	old := filepath.Join(b.artifacts, "20000101T000000.000Z-fra-login-aaaaaa")
 	if err := os.MkdirAll(old, 0o750); err != nil {
 		t.Fatal(err)
@@ -204,5 +257,60 @@ func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	}
 	if got := dirSize(b.artifacts); got > 100<<10 {
 		t.Errorf("the artifacts hold %d bytes, above the total of %d", got, 100<<10)
+	}
+}
+
+// A check that fails on a page showing the applicant's passport number
+// (the dashboard after login, which the profile here does not recognise)
+// leaves neither that number nor the page on disk by default: check.json
+// alone, readable by the Checker's user only. The number reaches no log
+// line either.
+func TestArtifactsKeepNoPageContentByDefault(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, func(p *profile.Profile) { p.Markers.LoggedIn = []profile.Marker{{CSS: "#no-such-marker"}} })
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Reason != ReasonUnknownPage || res.Artifacts == nil {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	if res.Artifacts.HTML != "" || res.Artifacts.Screenshot != "" {
+		t.Errorf("artifacts %+v: the page's HTML or screenshot was saved without the operator asking", res.Artifacts)
+	}
+	var files int
+	err := filepath.WalkDir(b.artifacts, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == b.artifacts {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if e.IsDir() {
+			want = 0o700
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s has mode %v, want %v", p, info.Mode().Perm(), want)
+		}
+		if e.IsDir() {
+			return nil
+		}
+		files++
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(body, []byte(passport1)) {
+			t.Errorf("%s holds the applicant's passport number", p)
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("walk the artifacts: %v (%d files)", err, files)
+	}
+	if _, err := os.Stat(filepath.Join(res.Artifacts.Dir, "check.json")); err != nil {
+		t.Errorf("no check.json: %v", err)
+	}
+	if strings.Contains(b.logs.String(), passport1) {
+		t.Errorf("the logs hold the passport number:\n%s", b.logs.String())
 	}
 }
