@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -269,6 +270,80 @@ func TestPauseLevelUntilBackfill(t *testing.T) {
 	downTo(t, ctx, pool, "00011_")
 	if _, err := pool.Exec(ctx, `SELECT pause_level_until FROM requests.portals`); err == nil {
 		t.Fatal("after down: pause_level_until is still there")
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckSlotsBackfill: checks written before 00012 get their list's
+// length as slot_count and keep, of their slots, the earliest 20 that fit
+// a request of their claim, each once; more rows than one batch are all
+// filled.
+func TestCheckSlotsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	downTo(t, ctx, pool, "00012_")
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		// The request wants london (any case) in July 1-10.
+		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, created_at, updated_at)
+		 VALUES ('00000000-0000-0000-0000-000000000001', 'fra', ' london', 'Tourism', '2030-07-01', '2030-07-10', now(), now())`,
+		`INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'c1',
+		        ARRAY['00000000-0000-0000-0000-000000000001']::uuid[], now(), now()
+		 FROM generate_series(1, 1500) AS i`,
+		// The first check: 2,000 slots in August, 30 of London in July
+		// (3 a day, each twice), one of Paris in July. The others none.
+		`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+		 SELECT c.id, 'fra', 'c1', 1, CASE WHEN c.id = '00000000-0000-0000-0000-000000000001' THEN 'slots_found' ELSE 'no_slot' END,
+		        CASE WHEN c.id = '00000000-0000-0000-0000-000000000001' THEN
+		            (SELECT jsonb_agg(s) FROM (
+		                SELECT jsonb_build_object('centre', 'London', 'visa_category', 'tourism',
+		                       'date', to_char(date '2030-08-01' + k % 28, 'YYYY-MM-DD'), 'time', '10:00') AS s
+		                FROM generate_series(1, 2000) AS k
+		                UNION ALL
+		                SELECT jsonb_build_object('centre', 'LONDON ', 'visa_category', 'tourism',
+		                       'date', to_char(date '2030-07-01' + k % 10, 'YYYY-MM-DD'), 'time', format('09:%s', lpad((k % 3)::text, 2, '0')))
+		                FROM generate_series(0, 29) AS k, generate_series(1, 2) AS twice
+		                UNION ALL
+		                SELECT '{"centre": "Paris", "visa_category": "tourism", "date": "2030-07-01", "time": "08:00"}'::jsonb) AS x)
+		        ELSE '[]' END, '', now()
+		 FROM requests.claims c`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		count, unfilled int
+		slots           string
+	)
+	if err := pool.QueryRow(ctx, `SELECT slot_count, slots::text, (SELECT count(*) FROM requests.checks WHERE slot_count IS NULL)
+		FROM requests.checks WHERE claim_id = '00000000-0000-0000-0000-000000000001'`).Scan(&count, &slots, &unfilled); err != nil {
+		t.Fatal(err)
+	}
+	// July 1-6 have 3 London slots each (09:00-09:02), July 7 the first 2.
+	var want []string
+	for d := 1; len(want) < 20; d++ {
+		for m := 0; m < 3 && len(want) < 20; m++ {
+			want = append(want, fmt.Sprintf(`{"date": "2030-07-%02d", "time": "09:%02d", "centre": "LONDON ", "visa_category": "tourism"}`, d, m))
+		}
+	}
+	if count != 2061 || slots != "["+strings.Join(want, ", ")+"]" || unfilled != 0 {
+		t.Fatalf("slot_count %d, slots %s, %d rows unfilled; want 2061, %v, 0", count, slots, unfilled, want)
+	}
+	var empty int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM requests.checks WHERE slot_count = 0 AND slots = '[]'`).Scan(&empty); err != nil || empty != 1499 {
+		t.Fatalf("%d checks without slots filled (%v), want 1499", empty, err)
+	}
+	downTo(t, ctx, pool, "00012_")
+	if _, err := pool.Exec(ctx, `SELECT slot_count FROM requests.checks`); err == nil {
+		t.Fatal("after down: slot_count is still there")
 	}
 	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
 		t.Fatal(err)

@@ -162,6 +162,32 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Locati
 	return changed, matched
 }
 
+// CheckedSlots are the slots a check's record keeps (requests.checks.slots):
+// of the slots that matched, the earliest MaxSlotsPerRequest, each once.
+// matched are the requests the check turned SLOT_FOUND (ApplyCheck), each
+// with the earliest of its matches, so the earliest of the check's matches
+// are among them. Nothing reads a check's slots but operators, and the
+// whole list a report may carry (10,000 slots, about 900 KB of JSON) made
+// each check row of a busy portal tens of kilobytes on disk, kept for
+// REQUESTS_RETENTION.
+func CheckedSlots(matched []Request) []Slot {
+	var all []Slot
+	for _, r := range matched {
+		all = append(all, r.MatchedSlots...)
+	}
+	slices.SortStableFunc(all, byWhen)
+	var out []Slot
+	for _, s := range all {
+		if len(out) == MaxSlotsPerRequest {
+			break
+		}
+		if !containsSlot(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // ExpiredOn says whether r, still PENDING, can no longer match: its last
 // acceptable date is before today (its mission's today). ApplyCheck leaves
 // such a request alone; the store applies the same rule in SQL

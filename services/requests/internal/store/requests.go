@@ -589,9 +589,12 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 				     AS u(id, status, slots, count, checked, updated, found)
 				WHERE r.id = u.id`, ids, statuses, slots, counts, checked, updated, found)
 		}
-		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(res.Slots), res.Detail, now).
+		// The check keeps how many slots the portal showed and the
+		// earliest of those that matched (domain.CheckedSlots), not them all.
+		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, slot_count, detail, checked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(domain.CheckedSlots(matched)),
+			len(res.Slots), res.Detail, now).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&rec.ID) })
 		appendEvents(b, domain.EventSlotFound, matched, now)
 		if res.Outcome.Wall() && portal != "" {
