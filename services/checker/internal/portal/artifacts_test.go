@@ -314,3 +314,41 @@ func TestArtifactsKeepNoPageContentByDefault(t *testing.T) {
 		t.Errorf("the logs hold the passport number:\n%s", b.logs.String())
 	}
 }
+
+// A slot page whose date cell shows the applicant's data instead of a
+// date (a portal that moved its cells, a profile whose extract drifted)
+// ends the check as unreadable slots. By default (no
+// CHECKER_ARTIFACTS_PAGES) nothing of the page is to be kept: but the
+// detail quotes the cell's text verbatim ("a slot has date %q"), and the
+// detail goes into check.json, into the result the Checker reports to
+// Requests (requests.checks.detail, kept REQUESTS_RETENTION) and
+// AccountPool, and into the "check finished" log line.
+func TestArtifactsKeepNoPageTextInTheDetailByDefault(t *testing.T) {
+	t.Parallel()
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/api/missions/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"mission": "fra", "centre": "London", "visa_category": "tourism",
+				"slots": [{"date": "Applicant passport %s", "time": "09:00"}]}`, passport1)
+		})
+	}
+	d, _ := setupWith(t, nil, wrap)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Reason != ReasonUnreadableSlots || res.Artifacts == nil {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want unreadable slots with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	body, err := os.ReadFile(filepath.Join(res.Artifacts.Dir, "check.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(passport1)) {
+		t.Errorf("check.json holds the applicant's passport number without CHECKER_ARTIFACTS_PAGES:\n%s", body)
+	}
+	if strings.Contains(res.Detail, passport1) {
+		t.Errorf("the detail reported to Requests and AccountPool holds the applicant's passport number: %q", res.Detail)
+	}
+}
