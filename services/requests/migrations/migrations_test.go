@@ -349,3 +349,50 @@ func TestCheckSlotsBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckSlotsBackfillCommitsWithinAJobsDeadline: 00012 commits every
+// 1,000 rows, so "a run cut short goes on from the rows not yet filled"
+// only if a batch of 1,000 rows finishes inside what a run is given: the
+// requests-migrate Job's activeDeadlineSeconds (600 s), and far less for a
+// Requests that migrates at start (migrations.Set.Open runs before the
+// metrics port serves /healthz: the liveness probe kills it after ~40 s).
+// A busy portal's rows are 10,000-slot reports; the backfill's EXISTS,
+// run for each slot, probes every request of the claim, so one row takes
+// about a second. Five such rows must take well under 3 s (0.6 s a row
+// is 600 s a batch); otherwise each run is killed before its first COMMIT,
+// rolls its batch back, and the migration never gets anywhere.
+func TestCheckSlotsBackfillCommitsWithinAJobsDeadline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	downTo(t, ctx, pool, "00012_")
+	const rows = 5
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		// A claim of 50 London requests, each for August 1-10.
+		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, created_at, updated_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'London', 'tourism', '2030-08-01', '2030-08-10', now(), now()
+		 FROM generate_series(1, 50) AS i`,
+		fmt.Sprintf(`INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'c1', (SELECT array_agg(id) FROM requests.appointment_requests), now(), now()
+		 FROM generate_series(1, %d) AS i`, rows),
+		// Each claim's check: 10,000 London slots over August.
+		`WITH s AS (SELECT jsonb_agg(jsonb_build_object('centre', 'London', 'visa_category', 'tourism',
+		                 'date', to_char(date '2030-08-01' + k % 28, 'YYYY-MM-DD'), 'time', to_char(time '00:00' + k * interval '1 minute', 'HH24:MI'))) AS j
+		         FROM generate_series(1, 10000) AS k)
+		 INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+		 SELECT c.id, 'fra', 'c1', 1, 'slots_found', s.j, '', now() FROM requests.claims c, s`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("00012 took %v for %d check rows of 10,000 slots (claims of 50 requests): %v a row, %v for a batch of 1,000 before its first COMMIT; want under 600 s (the Job's deadline)",
+			took.Round(time.Millisecond), rows, (took / rows).Round(time.Millisecond), (took / rows * 1000).Round(time.Second))
+	}
+}
