@@ -599,3 +599,28 @@ func TestCheckedSlots(t *testing.T) {
 		t.Error("no matched request: want no slot")
 	}
 }
+
+// TestCheckedSlotsOfAReportListingSlotsTwice: a report that lists each slot
+// twice (a portal that shows a slot in two lists; nothing upstream drops
+// duplicates) with 30 matching slots: the check keeps the earliest 20 of
+// them, each once, as CheckedSlots says and as 00012 cuts the rows before
+// it (DISTINCT, then LIMIT 20). CheckedSlots dedups only what each request
+// kept (its earliest 20 entries, duplicates counted), so it keeps 10.
+func TestCheckedSlotsOfAReportListingSlotsTwice(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	var slots []domain.Slot
+	for i := range 30 {
+		s := slot("paris", "tourism", fmt.Sprintf("2030-07-%02d", 1+i%10))
+		s.Time = fmt.Sprintf("09:%02d", i)
+		slots = append(slots, s, s)
+	}
+	_, matched := domain.ApplyCheck([]domain.Request{pendingRequest()},
+		domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: slots}, now, time.UTC)
+	if len(matched) != 1 {
+		t.Fatalf("%d requests matched, want 1", len(matched))
+	}
+	if got := domain.CheckedSlots(matched); len(got) != domain.MaxSlotsPerRequest {
+		t.Fatalf("the check keeps %d slots of the 30 distinct ones that matched, want the earliest %d: %v", len(got), domain.MaxSlotsPerRequest, got)
+	}
+}
