@@ -22,7 +22,7 @@
 //	                          applicants' personal data (false)
 //	CHECKER_ARTIFACTS_MAX_AGE      how long a check's artifacts are kept (72h)
 //	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
-//	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
+//	CHECKER_ARTIFACTS_TOTAL_BYTES  disk the check folders may take (blocks, not lengths); the oldest checks go first (512 MiB)
 //	PORTAL_PROFILE            a shipped portal profile: portalsim, vfs, tls or ais (portalsim)
 //	PORTAL_PROFILE_FILE       a portal profile file, YAML or JSON, instead (docs/PROFILES.md)
 //	PORTAL_BASE_URL           overrides the profile's base_url

@@ -48,6 +48,12 @@ type artifactStore struct {
 	mu    sync.Mutex // one writer at a time, so the total holds
 	// swept is when sweep last deleted the folders past their age.
 	swept time.Time
+	// sizes is each check folder's disk use (dirSize) by name, as last
+	// measured: only save writes into a folder, so a folder is walked once
+	// (when written, or when first seen after a restart), not on every
+	// save and sweep (with 20,000 folders a walk of them all took seconds
+	// under mu). makeRoom drops the folders gone from the directory.
+	sizes map[string]int64
 }
 
 // artifactFile is one file of a check's folder.
@@ -85,7 +91,12 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 			keep = append(keep, f)
 		}
 	}
-	size := s.perCheck - left
+	// The total budget counts disk use, not lengths: a folder of one
+	// 600-byte check.json takes a directory block and a file block.
+	size := int64(diskBlock) // the folder
+	for _, f := range keep {
+		size += roundUp(int64(len(f.body)), diskBlock)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,7 +117,19 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 		}
 		paths[f.name] = p
 	}
+	if folderRE.MatchString(name) {
+		s.sizes[name] = dirSize(dir)
+	}
 	return paths, errors.Join(errs...)
+}
+
+// diskBlock is the allocation unit save assumes for a new folder's budget
+// (ext4's and most file systems' 4 KiB). makeRoom then counts what the
+// folder really takes (dirSize).
+const diskBlock = 4096
+
+func roundUp(n, unit int64) int64 {
+	return (n + unit - 1) / unit * unit
 }
 
 // sweep deletes the folders older than maxAge, at most once a sweepEvery
@@ -126,6 +149,9 @@ func (s *artifactStore) sweep(now time.Time) error {
 // holds mu.
 func (s *artifactStore) makeRoom(size int64, now time.Time) error {
 	s.swept = now
+	if s.sizes == nil {
+		s.sizes = map[string]int64{}
+	}
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -139,13 +165,24 @@ func (s *artifactStore) makeRoom(size int64, now time.Time) error {
 	}
 	var folders []folder
 	var used int64
+	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if !e.IsDir() || !folderRE.MatchString(e.Name()) {
 			continue
 		}
-		n := dirSize(filepath.Join(s.dir, e.Name()))
+		n, ok := s.sizes[e.Name()]
+		if !ok {
+			n = dirSize(filepath.Join(s.dir, e.Name()))
+			s.sizes[e.Name()] = n
+		}
+		seen[e.Name()] = true
 		folders = append(folders, folder{e.Name(), n})
 		used += n
+	}
+	for name := range s.sizes {
+		if !seen[name] {
+			delete(s.sizes, name) // deleted by someone else
+		}
 	}
 	slices.SortFunc(folders, func(a, b folder) int { return strings.Compare(a.name, b.name) })
 	for _, f := range folders {
@@ -153,8 +190,10 @@ func (s *artifactStore) makeRoom(size int64, now time.Time) error {
 			break
 		}
 		if err := os.RemoveAll(filepath.Join(s.dir, f.name)); err != nil {
+			delete(s.sizes, f.name) // partly deleted: measure it again
 			return fmt.Errorf("delete old artifacts: %w", err)
 		}
+		delete(s.sizes, f.name)
 		used -= f.size
 	}
 	return nil
@@ -174,12 +213,15 @@ func (s *artifactStore) expired(name string, now time.Time) bool {
 // folderTime is the layout of the time a check folder's name begins with.
 const folderTime = "20060102T150405.000Z"
 
+// dirSize is the disk dir takes: its files' and directories' blocks
+// (diskUse), itself included. The volume fills by blocks, and a folder of
+// a 600-byte check.json takes 8 KiB.
 func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				n += diskUse(info)
 			}
 		}
 		return nil

@@ -83,7 +83,7 @@ func TestArtifactStoreKeepsEachCheckWithinItsBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dirSize(filepath.Dir(paths["check.json"])); got > 100 {
+	if got := filesLength(filepath.Dir(paths["check.json"])); got > 100 {
 		t.Errorf("the check's folder holds %d bytes, want at most 100", got)
 	}
 	if b, _ := os.ReadFile(paths["page.html"]); len(b) != 70 {
@@ -97,7 +97,12 @@ func TestArtifactStoreKeepsEachCheckWithinItsBudget(t *testing.T) {
 func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := &artifactStore{dir: dir, perCheck: 100, total: 250}
+	// The total counts disk use (dirSize): room for one folder of a
+	// 100-byte file as it is on this file system and another as save
+	// reckons it before writing (a directory block and a file block), not
+	// for a third.
+	perFolder := folderOnDisk(t, []byte("h"))
+	s := &artifactStore{dir: dir, perCheck: 100, total: perFolder + 2*diskBlock + perFolder/2}
 	// Not ours: never deleted, nor counted.
 	if err := os.WriteFile(filepath.Join(dir, "README"), bytes.Repeat([]byte("x"), 500), 0o600); err != nil {
 		t.Fatal(err)
@@ -110,7 +115,7 @@ func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 		if _, err := s.save(name, []artifactFile{{name: "page.html", body: bytes.Repeat([]byte("h"), 100)}}); err != nil {
 			t.Fatal(err)
 		}
-		if used := dirSize(dir) - 500; used > s.total {
+		if used := foldersSize(dir); used > s.total {
 			t.Fatalf("after check %d the folders hold %d bytes, above the total of %d", i, used, s.total)
 		}
 	}
@@ -252,10 +257,10 @@ func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Errorf("the oldest check's folder is still there (%v)", err)
 	}
-	if got := dirSize(res.Artifacts.Dir); got > 64<<10 {
+	if got := filesLength(res.Artifacts.Dir); got > 64<<10 {
 		t.Errorf("the check saved %d bytes, above its budget of %d", got, 64<<10)
 	}
-	if got := dirSize(b.artifacts); got > 100<<10 {
+	if got := foldersSize(b.artifacts); got > 100<<10 {
 		t.Errorf("the artifacts hold %d bytes, above the total of %d", got, 100<<10)
 	}
 }
@@ -351,4 +356,46 @@ func TestArtifactsKeepNoPageTextInTheDetailByDefault(t *testing.T) {
 	if strings.Contains(res.Detail, passport1) {
 		t.Errorf("the detail reported to Requests and AccountPool holds the applicant's passport number: %q", res.Detail)
 	}
+}
+
+// filesLength is the length of the files under dir: what a check's budget
+// (CHECKER_ARTIFACTS_MAX_BYTES) counts.
+func filesLength(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// foldersSize is the disk the check folders under dir take (dirSize each):
+// what the total budget (CHECKER_ARTIFACTS_TOTAL_BYTES) counts.
+func foldersSize(dir string) int64 {
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		if e.IsDir() && folderRE.MatchString(e.Name()) {
+			n += dirSize(filepath.Join(dir, e.Name()))
+		}
+	}
+	return n
+}
+
+// folderOnDisk is the disk a folder holding one file of body takes on the
+// file system of the test's temporary directories.
+func folderOnDisk(t *testing.T, body []byte) int64 {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "f")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "page.html"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dirSize(dir)
 }

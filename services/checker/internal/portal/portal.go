@@ -192,7 +192,7 @@ type Config struct {
 	// (CHECKER_ARTIFACTS_MAX_BYTES, default DefaultArtifactsMaxBytes): the
 	// HTML is cut to fit, the screenshot left out when it does not.
 	ArtifactsMaxBytes int64
-	// ArtifactsTotalBytes caps the artifacts directory
+	// ArtifactsTotalBytes caps the disk (blocks, not lengths) the check folders take
 	// (CHECKER_ARTIFACTS_TOTAL_BYTES, default DefaultArtifactsTotalBytes):
 	// the oldest checks' folders are deleted first to make room.
 	ArtifactsTotalBytes int64
