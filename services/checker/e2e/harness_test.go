@@ -390,14 +390,14 @@ func (s *system) claims() []claimRow {
 type checkRow struct {
 	claim, mission, checker, outcome, detail string
 	account                                  int64
-	slots                                    int
+	slots                                    int // how many the portal showed
 	at                                       time.Time
 }
 
 func (s *system) checks() []checkRow {
 	s.t.Helper()
 	return query(s, `SELECT claim_id::text, mission_code, checker_id, account_id, outcome,
-		jsonb_array_length(slots), detail, checked_at FROM requests.checks ORDER BY id`, func(r pgx.CollectableRow) (checkRow, error) {
+		coalesce(slot_count, jsonb_array_length(slots)), detail, checked_at FROM requests.checks ORDER BY id`, func(r pgx.CollectableRow) (checkRow, error) {
 		var c checkRow
 		return c, r.Scan(&c.claim, &c.mission, &c.checker, &c.account, &c.outcome, &c.slots, &c.detail, &c.at)
 	})

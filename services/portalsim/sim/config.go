@@ -54,6 +54,10 @@ func validLifetime(s string) error {
 type Account struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
+	// Passport is the applicant's passport number, which the dashboard
+	// shows as real portals show whose application it is: personal data on
+	// a page, for tests of what a checker keeps of the pages it sees.
+	Passport string `json:"passport,omitempty"`
 	// Behaviour applies to this account's login and to every request of its
 	// sessions.
 	Behaviour Behaviour `json:"behaviour"`

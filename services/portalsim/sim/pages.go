@@ -75,6 +75,7 @@ type pageData struct {
 	Title     string
 	Page      string // the body's data-page attribute
 	Email     string // the signed-in account, shown in the top bar
+	Passport  string // the signed-in account's applicant's (Account.Passport)
 	Error     string
 	LoggedOut bool
 	FormToken string

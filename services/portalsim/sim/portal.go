@@ -182,7 +182,8 @@ func (s *Sim) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.render(w, http.StatusOK, "dashboard", pageData{Title: "Dashboard", Page: "dashboard", Email: email, Missions: s.missions()})
+	acct, _ := s.account(email)
+	s.render(w, http.StatusOK, "dashboard", pageData{Title: "Dashboard", Page: "dashboard", Email: email, Passport: acct.Passport, Missions: s.missions()})
 }
 
 func (s *Sim) handleSlotPage(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,9 @@ package migrations_test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +274,109 @@ func TestPauseLevelUntilBackfill(t *testing.T) {
 	}
 	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCheckSlotsBackfill: 00012 rewrites no check written before it: each
+// keeps its whole list and a NULL slot_count, and its count is
+// coalesce(slot_count, jsonb_array_length(slots)), as readers take it,
+// until REQUESTS_RETENTION prunes it. Down drops slot_count and nothing
+// else.
+func TestCheckSlotsBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	downTo(t, ctx, pool, "00012_")
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		`INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'c1', '{}', now(), now()
+		 FROM generate_series(1, 3) AS i`,
+		// Check 1: 2,000 slots; the others none.
+		`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+		 SELECT c.id, 'fra', 'c1', 1, CASE WHEN c.id = '00000000-0000-0000-0000-000000000001' THEN 'slots_found' ELSE 'no_slot' END,
+		        CASE WHEN c.id = '00000000-0000-0000-0000-000000000001' THEN
+		            (SELECT jsonb_agg(jsonb_build_object('centre', 'London', 'visa_category', 'tourism',
+		                    'date', to_char(date '2030-08-01' + k % 28, 'YYYY-MM-DD'), 'time', '10:00'))
+		             FROM generate_series(1, 2000) AS k)
+		        ELSE '[]' END, '', now()
+		 FROM requests.claims c`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(slots::text, '|' ORDER BY id) FROM requests.checks`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		after        string
+		counts       []int32
+		withCountSet int
+	)
+	if err := pool.QueryRow(ctx, `SELECT string_agg(slots::text, '|' ORDER BY id),
+		array_agg(coalesce(slot_count, jsonb_array_length(slots)) ORDER BY id), count(slot_count)
+		FROM requests.checks`).Scan(&after, &counts, &withCountSet); err != nil {
+		t.Fatal(err)
+	}
+	if after != before || withCountSet != 0 || !slices.Equal(counts, []int32{2000, 0, 0}) {
+		t.Fatalf("after 00012: slots changed %v, %d rows with slot_count, counts %v; want the lists as they were, none, [2000 0 0]",
+			after != before, withCountSet, counts)
+	}
+	downTo(t, ctx, pool, "00012_")
+	if _, err := pool.Exec(ctx, `SELECT slot_count FROM requests.checks`); err == nil {
+		t.Fatal("after down: slot_count is still there")
+	}
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckSlotsBackfillCommitsWithinAJobsDeadline: 00012 must finish
+// inside what a run is given: the requests-migrate Job's
+// activeDeadlineSeconds (600 s), and far less for a Requests that migrates
+// at start (migrations.Set.Open runs before the metrics port serves
+// /healthz: the liveness probe kills it after ~40 s). A busy portal's rows
+// are 10,000-slot reports; a backfill that matched each slot against the
+// claim's requests took about a second a row, and a run was killed before
+// its first COMMIT. 00012 now rewrites no row; five such rows must still
+// take well under 3 s.
+func TestCheckSlotsBackfillCommitsWithinAJobsDeadline(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.Set)
+	downTo(t, ctx, pool, "00012_")
+	const rows = 5
+	for _, stmt := range []string{
+		`INSERT INTO requests.missions (code) VALUES ('fra')`,
+		// A claim of 50 London requests, each for August 1-10.
+		`INSERT INTO requests.appointment_requests (id, mission_code, centre, visa_category, earliest_date, latest_date, created_at, updated_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'London', 'tourism', '2030-08-01', '2030-08-10', now(), now()
+		 FROM generate_series(1, 50) AS i`,
+		fmt.Sprintf(`INSERT INTO requests.claims (id, mission_code, checker_id, request_ids, claimed_at, expires_at)
+		 SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'fra', 'c1', (SELECT array_agg(id) FROM requests.appointment_requests), now(), now()
+		 FROM generate_series(1, %d) AS i`, rows),
+		// Each claim's check: 10,000 London slots over August.
+		`WITH s AS (SELECT jsonb_agg(jsonb_build_object('centre', 'London', 'visa_category', 'tourism',
+		                 'date', to_char(date '2030-08-01' + k % 28, 'YYYY-MM-DD'), 'time', to_char(time '00:00' + k * interval '1 minute', 'HH24:MI'))) AS j
+		         FROM generate_series(1, 10000) AS k)
+		 INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
+		 SELECT c.id, 'fra', 'c1', 1, 'slots_found', s.j, '', now() FROM requests.claims c, s`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := migrations.Set.Command(ctx, pool, []string{"up"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("00012 took %v for %d check rows of 10,000 slots (claims of 50 requests): %v a row, %v for a batch of 1,000 before its first COMMIT; want under 600 s (the Job's deadline)",
+			took.Round(time.Millisecond), rows, (took / rows).Round(time.Millisecond), (took / rows * 1000).Round(time.Second))
 	}
 }

@@ -17,9 +17,12 @@
 //	CHROME_NO_SANDBOX         true: Chromium without its sandbox, for root-run local development only;
 //	                          as root the checker refuses to start without it (false)
 //	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
-//	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
+//	CHECKER_ARTIFACTS_DIR     what checks knew of pages they could not make sense of ($TMPDIR/slotwatch-artifacts)
+//	CHECKER_ARTIFACTS_PAGES   true: keep those pages' HTML and a screenshot too, which can show
+//	                          applicants' personal data (false)
+//	CHECKER_ARTIFACTS_MAX_AGE      how long a check's artifacts are kept (72h)
 //	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
-//	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
+//	CHECKER_ARTIFACTS_TOTAL_BYTES  disk the check folders may take (blocks, not lengths); the oldest checks go first (512 MiB)
 //	PORTAL_PROFILE            a shipped portal profile: portalsim, vfs, tls or ais (portalsim)
 //	PORTAL_PROFILE_FILE       a portal profile file, YAML or JSON, instead (docs/PROFILES.md)
 //	PORTAL_BASE_URL           overrides the profile's base_url
@@ -88,7 +91,8 @@ type config struct {
 	accountPoolAddr, requestsAddr string
 	client                        auth.ClientConfig
 	chromePath, artifactsDir      string
-	noSandbox                     bool
+	noSandbox, artifactsPages     bool
+	artifactsMaxAge               time.Duration
 	recycle                       int
 	artifactsMax, artifactsTotal  int64
 	loop                          bool
@@ -108,6 +112,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
 		artifactsMax:    int64(env.Int("CHECKER_ARTIFACTS_MAX_BYTES", portal.DefaultArtifactsMaxBytes, 64<<10)),
 		artifactsTotal:  int64(env.Int("CHECKER_ARTIFACTS_TOTAL_BYTES", portal.DefaultArtifactsTotalBytes, 64<<10)),
+		artifactsMaxAge: env.Duration("CHECKER_ARTIFACTS_MAX_AGE", portal.DefaultArtifactsMaxAge),
 		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", time.Minute),
 		session: session.Config{
 			CheckerID:     env.String("CHECKER_ID", defaultID()),
@@ -129,6 +134,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	}{
 		{"CHECKER_LOOP", env.String("CHECKER_LOOP", "true"), &c.loop},
 		{"CHROME_NO_SANDBOX", env.String("CHROME_NO_SANDBOX", "false"), &c.noSandbox},
+		{"CHECKER_ARTIFACTS_PAGES", env.String("CHECKER_ARTIFACTS_PAGES", "false"), &c.artifactsPages},
 	} {
 		v, err := strconv.ParseBool(b.s)
 		if err != nil {
@@ -150,6 +156,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		{"CHECKER_CLAIM_TTL", c.session.ClaimTTL, 2 * time.Second, apirule.MaxClaimTTL},
 		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, apirule.MaxLeaseTTL},
 		{"CHECKER_SESSION_INTERVAL", c.session.Interval, time.Millisecond, 24 * time.Hour},
+		{"CHECKER_ARTIFACTS_MAX_AGE", c.artifactsMaxAge, time.Minute, 90 * 24 * time.Hour},
 	} {
 		if d.v < d.min || d.v > d.max {
 			errs = append(errs, fmt.Errorf("%s=%s: want at least %s and at most %s", d.name, d.v, d.min, d.max))
@@ -216,7 +223,8 @@ func serve(ctx context.Context) error {
 	m := metrics.New(srv.Registry, mgr.Status, func() int { return checker.InFlightCount() }) // checker is set below
 	scfg.Metrics = m
 	driver, err := portal.New(portal.Config{Profile: cfg.profile, Browser: mgr, ArtifactsDir: cfg.artifactsDir,
-		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, Logger: logger.With("component", "portal"), Pages: m})
+		ArtifactsMaxBytes: cfg.artifactsMax, ArtifactsTotalBytes: cfg.artifactsTotal, ArtifactsMaxAge: cfg.artifactsMaxAge,
+		ArtifactsPages: cfg.artifactsPages, Logger: logger.With("component", "portal"), Pages: m})
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,8 @@ func TestDefaults(t *testing.T) {
 		{"CHECKER_DRAIN_TIMEOUT", c.drain, time.Minute},
 		{"CHECKER_ARTIFACTS_MAX_BYTES", c.artifactsMax, int64(8 << 20)},
 		{"CHECKER_ARTIFACTS_TOTAL_BYTES", c.artifactsTotal, int64(512 << 20)},
+		{"CHECKER_ARTIFACTS_MAX_AGE", c.artifactsMaxAge, 72 * time.Hour},
+		{"CHECKER_ARTIFACTS_PAGES", c.artifactsPages, false},
 		{"PORTAL_PROFILE_FILE", c.profile.Name, "portalsim"},
 	} {
 		if tc.got != tc.want {
@@ -80,11 +82,13 @@ func TestBadSettingsAreNamedAllAtOnce(t *testing.T) {
 		"CHECKER_CLAIM_TTL": "1s", "CHECKER_LEASE_TTL": "2h", "CHECKER_LOOP": "sometimes",
 		"MAX_CONCURRENT_MISSIONS": "0", "PORTAL_BASE_URL": "ftp://x", "TLS_INSECURE": "perhaps",
 		"CHECKER_ARTIFACTS_MAX_BYTES": "1048576", "CHECKER_ARTIFACTS_TOTAL_BYTES": "524288",
+		"CHECKER_ARTIFACTS_PAGES": "maybe", "CHECKER_ARTIFACTS_MAX_AGE": "1s",
 	}))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL", "CHECKER_ARTIFACTS_TOTAL_BYTES", "TLS_INSECURE"} {
+	for _, want := range []string{"CHECKER_CLAIM_TTL", "CHECKER_LEASE_TTL", "CHECKER_LOOP", "MAX_CONCURRENT_MISSIONS", "PORTAL_BASE_URL", "CHECKER_ARTIFACTS_TOTAL_BYTES", "TLS_INSECURE",
+		"CHECKER_ARTIFACTS_PAGES", "CHECKER_ARTIFACTS_MAX_AGE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s: %v", want, err)
 		}

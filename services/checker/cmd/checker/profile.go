@@ -111,7 +111,8 @@ func tryProfile(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	// room: the steps are printed while it runs (below), so a run of any
 	// length goes through this buffer, never more than it holds at once.
 	steps := make(chan portal.StepTrace, 64)
-	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: filepath.Join(*out, "artifacts"),
+	// The operator asked for the pages: a try exists to see them.
+	drv, err := portal.New(portal.Config{Profile: prof, Browser: mgr, ArtifactsDir: filepath.Join(*out, "artifacts"), ArtifactsPages: true,
 		TraceDir: *out, Trace: func(st portal.StepTrace) { steps <- st }})
 	if err != nil {
 		return err

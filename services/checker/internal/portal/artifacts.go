@@ -13,25 +13,47 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Default artifact limits (CHECKER_ARTIFACTS_MAX_BYTES,
-// CHECKER_ARTIFACTS_TOTAL_BYTES): a page's HTML and screenshot are rarely
-// above a few MiB, and the manifests give the artifacts volume 1 GiB.
+// CHECKER_ARTIFACTS_TOTAL_BYTES, CHECKER_ARTIFACTS_MAX_AGE): a page's HTML
+// and screenshot are rarely above a few MiB, and the manifests give the
+// artifacts volume 1 GiB. Three days cover a weekend between a failure and
+// the operator who looks at it.
 const (
 	DefaultArtifactsMaxBytes   = 8 << 20
 	DefaultArtifactsTotalBytes = 512 << 20
+	DefaultArtifactsMaxAge     = 72 * time.Hour
 )
+
+// sweepEvery is how often checks delete the folders past their age when no
+// check saves any (saves delete them too).
+const sweepEvery = time.Minute
 
 // artifactStore writes the artifacts of checks under one directory, within
 // a byte budget per check and in total: before a check's folder is
 // written, the oldest folders are deleted until the new one fits, so the
-// volume cannot fill.
+// volume cannot fill. Folders older than maxAge are deleted as well. The
+// folders and files are the Checker's user's alone (0700, 0600): a page
+// can hold an applicant's personal data and the portal session's tokens.
 type artifactStore struct {
 	dir      string
 	perCheck int64
 	total    int64
-	mu       sync.Mutex // one writer at a time, so the total holds
+	maxAge   time.Duration
+	// pages says to keep the page's HTML and screenshot
+	// (CHECKER_ARTIFACTS_PAGES); without it a check keeps check.json only.
+	pages bool
+	mu    sync.Mutex // one writer at a time, so the total holds
+	// swept is when sweep last deleted the folders past their age.
+	swept time.Time
+	// sizes is each check folder's disk use (dirSize) by name, as last
+	// measured: only save writes into a folder, so a folder is walked once
+	// (when written, or when first seen after a restart), not on every
+	// save and sweep (with 20,000 folders a walk of them all took seconds
+	// under mu). makeRoom drops the folders gone from the directory.
+	sizes map[string]int64
 }
 
 // artifactFile is one file of a check's folder.
@@ -69,33 +91,67 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 			keep = append(keep, f)
 		}
 	}
-	size := s.perCheck - left
+	// The total budget counts disk use, not lengths: a folder of one
+	// 600-byte check.json takes a directory block and a file block.
+	size := int64(diskBlock) // the folder
+	for _, f := range keep {
+		size += roundUp(int64(len(f.body)), diskBlock)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.makeRoom(size); err != nil {
+	if err := s.makeRoom(size, time.Now()); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.dir, name)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	paths := map[string]string{}
 	var errs []error
 	for _, f := range keep {
 		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, f.body, 0o640); err != nil {
+		if err := os.WriteFile(p, f.body, 0o600); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		paths[f.name] = p
 	}
+	if folderRE.MatchString(name) {
+		s.sizes[name] = dirSize(dir)
+	}
 	return paths, errors.Join(errs...)
 }
 
-// makeRoom deletes the oldest check folders until size more bytes fit in
-// the total budget. The caller holds mu.
-func (s *artifactStore) makeRoom(size int64) error {
+// diskBlock is the allocation unit save assumes for a new folder's budget
+// (ext4's and most file systems' 4 KiB). makeRoom then counts what the
+// folder really takes (dirSize).
+const diskBlock = 4096
+
+func roundUp(n, unit int64) int64 {
+	return (n + unit - 1) / unit * unit
+}
+
+// sweep deletes the folders older than maxAge, at most once a sweepEvery
+// (a check calls it as it starts, so folders go even when no check saves
+// any).
+func (s *artifactStore) sweep(now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.swept) < sweepEvery {
+		return nil
+	}
+	return s.makeRoom(0, now)
+}
+
+// makeRoom deletes the check folders older than maxAge at now, then the
+// oldest ones until size more bytes fit in the total budget. The caller
+// holds mu.
+func (s *artifactStore) makeRoom(size int64, now time.Time) error {
+	s.swept = now
+	if s.sizes == nil {
+		s.sizes = map[string]int64{}
+	}
 	entries, err := os.ReadDir(s.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -109,33 +165,63 @@ func (s *artifactStore) makeRoom(size int64) error {
 	}
 	var folders []folder
 	var used int64
+	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if !e.IsDir() || !folderRE.MatchString(e.Name()) {
 			continue
 		}
-		n := dirSize(filepath.Join(s.dir, e.Name()))
+		n, ok := s.sizes[e.Name()]
+		if !ok {
+			n = dirSize(filepath.Join(s.dir, e.Name()))
+			s.sizes[e.Name()] = n
+		}
+		seen[e.Name()] = true
 		folders = append(folders, folder{e.Name(), n})
 		used += n
 	}
+	for name := range s.sizes {
+		if !seen[name] {
+			delete(s.sizes, name) // deleted by someone else
+		}
+	}
 	slices.SortFunc(folders, func(a, b folder) int { return strings.Compare(a.name, b.name) })
 	for _, f := range folders {
-		if used+size <= s.total {
+		if used+size <= s.total && !s.expired(f.name, now) {
 			break
 		}
 		if err := os.RemoveAll(filepath.Join(s.dir, f.name)); err != nil {
+			delete(s.sizes, f.name) // partly deleted: measure it again
 			return fmt.Errorf("delete old artifacts: %w", err)
 		}
+		delete(s.sizes, f.name)
 		used -= f.size
 	}
 	return nil
 }
 
+// expired says whether the folder name (saveArtifacts': its UTC time first)
+// was written more than maxAge before now. A name whose time does not
+// parse is not ours to judge: it is kept.
+func (s *artifactStore) expired(name string, now time.Time) bool {
+	if s.maxAge <= 0 || len(name) < len(folderTime) {
+		return false
+	}
+	at, err := time.Parse(folderTime, name[:len(folderTime)])
+	return err == nil && now.Sub(at) > s.maxAge
+}
+
+// folderTime is the layout of the time a check folder's name begins with.
+const folderTime = "20060102T150405.000Z"
+
+// dirSize is the disk dir takes: its files' and directories' blocks
+// (diskUse), itself included. The volume fills by blocks, and a folder of
+// a 600-byte check.json takes 8 KiB.
 func dirSize(dir string) int64 {
 	var n int64
 	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				n += diskUse(info)
 			}
 		}
 		return nil

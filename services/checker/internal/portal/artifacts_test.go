@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/portalsim/sim"
 )
 
@@ -81,7 +83,7 @@ func TestArtifactStoreKeepsEachCheckWithinItsBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dirSize(filepath.Dir(paths["check.json"])); got > 100 {
+	if got := filesLength(filepath.Dir(paths["check.json"])); got > 100 {
 		t.Errorf("the check's folder holds %d bytes, want at most 100", got)
 	}
 	if b, _ := os.ReadFile(paths["page.html"]); len(b) != 70 {
@@ -95,7 +97,12 @@ func TestArtifactStoreKeepsEachCheckWithinItsBudget(t *testing.T) {
 func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	s := &artifactStore{dir: dir, perCheck: 100, total: 250}
+	// The total counts disk use (dirSize): room for one folder of a
+	// 100-byte file as it is on this file system and another as save
+	// reckons it before writing (a directory block and a file block), not
+	// for a third.
+	perFolder := folderOnDisk(t, []byte("h"))
+	s := &artifactStore{dir: dir, perCheck: 100, total: perFolder + 2*diskBlock + perFolder/2}
 	// Not ours: never deleted, nor counted.
 	if err := os.WriteFile(filepath.Join(dir, "README"), bytes.Repeat([]byte("x"), 500), 0o600); err != nil {
 		t.Fatal(err)
@@ -108,7 +115,7 @@ func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 		if _, err := s.save(name, []artifactFile{{name: "page.html", body: bytes.Repeat([]byte("h"), 100)}}); err != nil {
 			t.Fatal(err)
 		}
-		if used := dirSize(dir) - 500; used > s.total {
+		if used := foldersSize(dir); used > s.total {
 			t.Fatalf("after check %d the folders hold %d bytes, above the total of %d", i, used, s.total)
 		}
 	}
@@ -119,6 +126,56 @@ func TestArtifactStoreDeletesTheOldestChecksFirst(t *testing.T) {
 	}
 	if want := []string{names[3], names[4], "README"}; !slices.Equal(left, want) {
 		t.Errorf("left %v, want the two newest checks and the README: %v", left, want)
+	}
+}
+
+// Folders older than maxAge go at the next save, and at a check's start
+// (sweep, at most once a sweepEvery) when nothing is saved; younger ones
+// and what is not a check's folder stay.
+func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &artifactStore{dir: dir, perCheck: 100, total: 1 << 20, maxAge: time.Hour}
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	folder := func(at time.Time, n int) string { return fmt.Sprintf("%s-fra-login-%06d", at.Format(folderTime), n) }
+	old, young := folder(now.Add(-61*time.Minute), 1), folder(now.Add(-59*time.Minute), 2)
+	for _, name := range []string{old, young, "notes"} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func() []string {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if err := s.sweep(now); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
+		t.Fatalf("after the sweep: %v, want %v", left(), want)
+	}
+	// Another old folder waits for the next sweep a sweepEvery later, but
+	// not for a save.
+	older := folder(now.Add(-2*time.Hour), 3)
+	if err := os.MkdirAll(filepath.Join(dir, older), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(sweepEvery / 2)
+	if err := s.sweep(later); err != nil || !slices.Contains(left(), older) {
+		t.Fatalf("a sweep %v after the last deleted %s (%v): want one a %v at most", sweepEvery/2, older, err, sweepEvery)
+	}
+	s.mu.Lock()
+	err := s.makeRoom(10, later)
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
+		t.Fatalf("after a save's makeRoom: %v, want %v", left(), want)
 	}
 }
 
@@ -149,6 +206,7 @@ func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
 		})
 	}
 	d, b := setupWith(t, nil, wrap)
+	d.artifacts.pages = true
 	res := runCheck(t, d, Account{Email: acc1, Password: trickyPassword}, "fra", londonTourism)
 	if res.Reason != ReasonUnknownPage || res.Artifacts == nil || res.Artifacts.HTML == "" {
 		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with its HTML saved", res.Outcome, res.Reason, res.Detail, res.Artifacts)
@@ -181,7 +239,7 @@ func TestArtifactsHoldThePasswordInNoFormAndNoQueryString(t *testing.T) {
 func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, nil)
-	d.artifacts.perCheck, d.artifacts.total = 64<<10, 100<<10
+	d.artifacts.perCheck, d.artifacts.total, d.artifacts.pages = 64<<10, 100<<10, true
 	old := filepath.Join(b.artifacts, "20000101T000000.000Z-fra-login-aaaaaa")
 	if err := os.MkdirAll(old, 0o750); err != nil {
 		t.Fatal(err)
@@ -199,10 +257,145 @@ func TestArtifactsStayWithinTheirBudgets(t *testing.T) {
 	if _, err := os.Stat(old); !os.IsNotExist(err) {
 		t.Errorf("the oldest check's folder is still there (%v)", err)
 	}
-	if got := dirSize(res.Artifacts.Dir); got > 64<<10 {
+	if got := filesLength(res.Artifacts.Dir); got > 64<<10 {
 		t.Errorf("the check saved %d bytes, above its budget of %d", got, 64<<10)
 	}
-	if got := dirSize(b.artifacts); got > 100<<10 {
+	if got := foldersSize(b.artifacts); got > 100<<10 {
 		t.Errorf("the artifacts hold %d bytes, above the total of %d", got, 100<<10)
 	}
+}
+
+// A check that fails on a page showing the applicant's passport number
+// (the dashboard after login, which the profile here does not recognise)
+// leaves neither that number nor the page on disk by default: check.json
+// alone, readable by the Checker's user only. The number reaches no log
+// line either.
+func TestArtifactsKeepNoPageContentByDefault(t *testing.T) {
+	t.Parallel()
+	d, b := setup(t, func(p *profile.Profile) { p.Markers.LoggedIn = []profile.Marker{{CSS: "#no-such-marker"}} })
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Reason != ReasonUnknownPage || res.Artifacts == nil {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want an unknown page with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	if res.Artifacts.HTML != "" || res.Artifacts.Screenshot != "" {
+		t.Errorf("artifacts %+v: the page's HTML or screenshot was saved without the operator asking", res.Artifacts)
+	}
+	var files int
+	err := filepath.WalkDir(b.artifacts, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == b.artifacts {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if e.IsDir() {
+			want = 0o700
+		}
+		if info.Mode().Perm() != want {
+			t.Errorf("%s has mode %v, want %v", p, info.Mode().Perm(), want)
+		}
+		if e.IsDir() {
+			return nil
+		}
+		files++
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(body, []byte(passport1)) {
+			t.Errorf("%s holds the applicant's passport number", p)
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		t.Fatalf("walk the artifacts: %v (%d files)", err, files)
+	}
+	if _, err := os.Stat(filepath.Join(res.Artifacts.Dir, "check.json")); err != nil {
+		t.Errorf("no check.json: %v", err)
+	}
+	if strings.Contains(b.logs.String(), passport1) {
+		t.Errorf("the logs hold the passport number:\n%s", b.logs.String())
+	}
+}
+
+// A slot page whose date cell shows the applicant's data instead of a
+// date (a portal that moved its cells, a profile whose extract drifted)
+// ends the check as unreadable slots. By default (no
+// CHECKER_ARTIFACTS_PAGES) nothing of the page is to be kept: but the
+// detail quotes the cell's text verbatim ("a slot has date %q"), and the
+// detail goes into check.json, into the result the Checker reports to
+// Requests (requests.checks.detail, kept REQUESTS_RETENTION) and
+// AccountPool, and into the "check finished" log line.
+func TestArtifactsKeepNoPageTextInTheDetailByDefault(t *testing.T) {
+	t.Parallel()
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.HasPrefix(r.URL.Path, "/api/missions/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"mission": "fra", "centre": "London", "visa_category": "tourism",
+				"slots": [{"date": "Applicant passport %s", "time": "09:00"}]}`, passport1)
+		})
+	}
+	d, _ := setupWith(t, nil, wrap)
+	res := runCheck(t, d, Account{Email: acc1, Password: pw1}, "fra", londonTourism)
+	if res.Reason != ReasonUnreadableSlots || res.Artifacts == nil {
+		t.Fatalf("got %s/%s (%s), artifacts %+v; want unreadable slots with artifacts", res.Outcome, res.Reason, res.Detail, res.Artifacts)
+	}
+	body, err := os.ReadFile(filepath.Join(res.Artifacts.Dir, "check.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(passport1)) {
+		t.Errorf("check.json holds the applicant's passport number without CHECKER_ARTIFACTS_PAGES:\n%s", body)
+	}
+	if strings.Contains(res.Detail, passport1) {
+		t.Errorf("the detail reported to Requests and AccountPool holds the applicant's passport number: %q", res.Detail)
+	}
+}
+
+// filesLength is the length of the files under dir: what a check's budget
+// (CHECKER_ARTIFACTS_MAX_BYTES) counts.
+func filesLength(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// foldersSize is the disk the check folders under dir take (dirSize each):
+// what the total budget (CHECKER_ARTIFACTS_TOTAL_BYTES) counts.
+func foldersSize(dir string) int64 {
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		if e.IsDir() && folderRE.MatchString(e.Name()) {
+			n += dirSize(filepath.Join(dir, e.Name()))
+		}
+	}
+	return n
+}
+
+// folderOnDisk is the disk a folder holding one file of body takes on the
+// file system of the test's temporary directories.
+func folderOnDisk(t *testing.T, body []byte) int64 {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "f")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "page.html"), body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dirSize(dir)
 }

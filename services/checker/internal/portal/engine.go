@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
 
@@ -776,14 +778,15 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 	var doc any
 	if err := json.Unmarshal([]byte(res.Text), &doc); err != nil {
 		c.res.Outcome, c.res.Reason = Error, ReasonSlotsFailed
-		c.res.Detail = fmt.Sprintf("%s: the dates' endpoint answered no JSON: %v", s.Name, err)
+		// Not err: a syntax error quotes a character of the answer.
+		c.res.Detail = fmt.Sprintf("%s: the dates' endpoint answered no JSON (%s)", s.Name, describeText(res.Text))
 		c.res.URL = c.location()
 		return flowStop
 	}
 	for _, v := range jsonPath(doc, strings.Split(j.Path, ".")) {
 		str, isStr := v.(string)
 		if !isStr {
-			c.unreadable(fmt.Sprintf("%s: %s holds %v, not a date string", s.Name, j.Path, v))
+			c.unreadable(fmt.Sprintf("%s: %s holds %s, not a date string", s.Name, j.Path, jsonKind(v)))
 			return flowStop
 		}
 		if !c.addSlot(str, orDefault(j.Layout, time.DateOnly), "", "") {
@@ -822,8 +825,11 @@ func jsonPath(doc any, path []string) []any {
 func (c *check) addSlot(date, dateLayout, clock, timeLayout string) bool {
 	day, hm, err := parseSlot(date, dateLayout, clock, timeLayout, c.d.prog.Location)
 	if err != nil {
-		c.unreadable(fmt.Sprintf("a slot has date %q time %q; want layouts %q and %q (check the extract's date and time)",
-			date, clock, dateLayout, timeLayout))
+		// What the page showed is described, not quoted: a cell that
+		// holds no date may hold the applicant's data, and the detail goes
+		// into check.json, to Requests and AccountPool, and into the logs.
+		c.unreadable(fmt.Sprintf("a slot's date (%s) and time (%s) do not parse with the layouts %q and %q (check the extract's date and time)",
+			describeText(date), describeText(clock), dateLayout, timeLayout))
 		return false
 	}
 	c.res.Slots = append(c.res.Slots, Slot{Mission: c.mission, Centre: c.query.Centre, VisaCategory: c.query.VisaCategory,
@@ -854,6 +860,57 @@ func parseSlot(date, dateLayout, clock, timeLayout string, loc *time.Location) (
 		hm = t.Format("15:04") // the layout holds the time too
 	}
 	return t.Format(time.DateOnly), hm, nil
+}
+
+// describeText tells what s is made of (its length and the kinds of
+// characters in it) without quoting it: a result's detail describes what a
+// page showed that way, since the page may show an applicant's personal
+// data, and only the opt-in artifacts (CHECKER_ARTIFACTS_PAGES) keep the
+// page itself.
+func describeText(s string) string {
+	if s == "" {
+		return "empty"
+	}
+	var kinds []string
+	add := func(k string) {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	for _, r := range s {
+		switch {
+		case unicode.IsLetter(r):
+			add("letters")
+		case unicode.IsDigit(r):
+			add("digits")
+		case unicode.IsSpace(r):
+			add("spaces")
+		default:
+			add("other characters")
+		}
+	}
+	return fmt.Sprintf("%d characters: %s", utf8.RuneCountInString(s), strings.Join(kinds, ", "))
+}
+
+// jsonKind names the kind of a decoded JSON value (describeText for a
+// string), not the value itself.
+func jsonKind(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64, json.Number:
+		return "a number"
+	case string:
+		return "a string (" + describeText(v) + ")"
+	case []any:
+		return fmt.Sprintf("an array of %d", len(v))
+	case map[string]any:
+		return fmt.Sprintf("an object of %d keys", len(v))
+	default:
+		return fmt.Sprintf("a %T", v)
+	}
 }
 
 func (c *check) unreadable(detail string) {

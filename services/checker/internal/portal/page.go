@@ -223,36 +223,50 @@ func mustJSON(v any) string {
 
 func jsString(s string) string { return mustJSON(s) }
 
-// saveArtifacts writes the page's HTML, a screenshot and what the check
-// knew into a folder of the artifacts directory, for the operator, and
-// links them from the result. The password is redacted, in every form a
-// page may hold it, from the HTML and check.json; the URL has no query
-// string or fragment. A check's folder stays within its byte budget (the
-// HTML cut, the screenshot left out) and the oldest folders make room.
+// saveArtifacts writes what the check knew (check.json) into a folder of
+// the artifacts directory, for the operator, and links it from the result;
+// with CHECKER_ARTIFACTS_PAGES (artifactStore.pages) the page's HTML and a
+// screenshot too. They are left out by default because a portal page can
+// show an applicant's name, passport number and email, and carry the
+// session's tokens, which no redaction can find all of. The password is
+// redacted, in every form a page may hold it, from the HTML and
+// check.json; the URL has no query string or fragment. A check's folder
+// stays within its byte budget (the HTML cut, the screenshot left out) and
+// the oldest folders make room.
 func (c *check) saveArtifacts() {
 	if c.courtesy {
 		return
 	}
 	var suffix [3]byte
 	_, _ = rand.Read(suffix[:])
-	name := fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format("20060102T150405.000Z"),
+	name := fmt.Sprintf("%s-%s-%s-%s", time.Now().UTC().Format(folderTime),
 		safeName(c.mission), c.res.Step, hex.EncodeToString(suffix[:]))
 	// The HTML first, each with a timeout of its own: a screenshot waits
 	// for the page to render a frame, and a page that cannot must not
 	// cost the operator its HTML too. A renderer that cannot even give
 	// the HTML in time will not render a frame: no screenshot is tried.
-	html, htmlErr := within(c, 5*time.Second, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
-	var png []byte
-	if !errors.Is(htmlErr, context.DeadlineExceeded) {
-		var err error
-		if png, err = within(c, 5*time.Second, c.screenshot); err != nil {
-			c.d.log.Info("no screenshot of the page", "err", err)
+	pages := c.d.artifacts.pages
+	var (
+		html    string
+		htmlErr error
+		png     []byte
+	)
+	if pages {
+		html, htmlErr = within(c, 5*time.Second, chromedp.Evaluate[string](`document.documentElement ? document.documentElement.outerHTML : ""`))
+		if !errors.Is(htmlErr, context.DeadlineExceeded) {
+			var err error
+			if png, err = within(c, 5*time.Second, c.screenshot); err != nil {
+				c.d.log.Info("no screenshot of the page", "err", err)
+			}
 		}
 	}
 	pw := c.acct.Password
 	info := map[string]any{
 		"mission": c.mission, "account": c.acct.Email, "step": c.res.Step, "outcome": c.res.Outcome,
 		"reason": c.res.Reason, "detail": redactDetail(c.res.Detail, pw), "url": redactURL(c.res.URL), "at": time.Now().UTC(),
+	}
+	if !pages {
+		info["page"] = "not kept: CHECKER_ARTIFACTS_PAGES=true keeps the HTML and a screenshot"
 	}
 	// check.json is small; the HTML gets what is left of the check's
 	// budget, and the screenshot is kept only if it fits whole.
@@ -269,7 +283,7 @@ func (c *check) saveArtifacts() {
 	}
 	body, _ := json.MarshalIndent(info, "", "  ")
 	files := []artifactFile{{name: "check.json", body: body}}
-	if htmlErr == nil {
+	if pages && htmlErr == nil {
 		files = append(files, artifactFile{name: "page.html", body: page})
 	}
 	if len(png) > 0 {
@@ -285,7 +299,8 @@ func (c *check) saveArtifacts() {
 	}
 	a := &Artifacts{Dir: filepath.Join(c.d.artifacts.dir, name), HTML: paths["page.html"], Screenshot: paths["screenshot.png"]}
 	c.res.Artifacts = a
-	c.d.log.Warn("saved the page the checker could not recognise", "dir", a.Dir, "mission", c.mission, "step", c.res.Step, "reason", c.res.Reason)
+	c.d.log.Warn("saved the artifacts of a page the checker could not make sense of", "dir", a.Dir, "mission", c.mission,
+		"step", c.res.Step, "reason", c.res.Reason, "pages", pages)
 }
 
 // screenshot shows the tab's page, then captures it: the page of a

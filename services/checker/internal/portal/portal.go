@@ -191,18 +191,26 @@ func (r Result) Verdict() bool {
 type Config struct {
 	Profile *profile.Profile
 	Browser *browser.Manager
-	// ArtifactsDir receives screenshots and HTML of unknown pages
-	// (CHECKER_ARTIFACTS_DIR); default $TMPDIR/slotwatch-artifacts.
+	// ArtifactsDir receives what checks knew of the pages they could not
+	// make sense of (CHECKER_ARTIFACTS_DIR); default
+	// $TMPDIR/slotwatch-artifacts.
 	ArtifactsDir string
 	// ArtifactsMaxBytes caps what one check saves
 	// (CHECKER_ARTIFACTS_MAX_BYTES, default DefaultArtifactsMaxBytes): the
 	// HTML is cut to fit, the screenshot left out when it does not.
 	ArtifactsMaxBytes int64
-	// ArtifactsTotalBytes caps the artifacts directory
+	// ArtifactsTotalBytes caps the disk (blocks, not lengths) the check folders take
 	// (CHECKER_ARTIFACTS_TOTAL_BYTES, default DefaultArtifactsTotalBytes):
 	// the oldest checks' folders are deleted first to make room.
 	ArtifactsTotalBytes int64
-	Logger              *slog.Logger
+	// ArtifactsMaxAge is how long a check's folder is kept
+	// (CHECKER_ARTIFACTS_MAX_AGE, default DefaultArtifactsMaxAge).
+	ArtifactsMaxAge time.Duration
+	// ArtifactsPages keeps the page's HTML and a screenshot with each
+	// check's artifacts (CHECKER_ARTIFACTS_PAGES, off by default): a page
+	// can show an applicant's personal data and the session's tokens.
+	ArtifactsPages bool
+	Logger         *slog.Logger
 	// Pages counts the pages the checks classified (the drift metric);
 	// nil counts nothing.
 	Pages PageCounter
@@ -310,6 +318,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ArtifactsTotalBytes <= 0 {
 		cfg.ArtifactsTotalBytes = DefaultArtifactsTotalBytes
 	}
+	if cfg.ArtifactsMaxAge <= 0 {
+		cfg.ArtifactsMaxAge = DefaultArtifactsMaxAge
+	}
 	if cfg.ArtifactsTotalBytes < cfg.ArtifactsMaxBytes {
 		return nil, fmt.Errorf("portal driver: the artifacts' total budget (%d bytes) is below one check's (%d bytes)",
 			cfg.ArtifactsTotalBytes, cfg.ArtifactsMaxBytes)
@@ -317,7 +328,8 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes}
+	store := &artifactStore{dir: cfg.ArtifactsDir, perCheck: cfg.ArtifactsMaxBytes, total: cfg.ArtifactsTotalBytes,
+		maxAge: cfg.ArtifactsMaxAge, pages: cfg.ArtifactsPages}
 	return &Driver{prof: cfg.Profile, prog: cfg.Profile.Program(), browser: cfg.Browser, artifacts: store, log: cfg.Logger, pages: cfg.Pages,
 		trace: cfg.Trace, traceDir: cfg.TraceDir}, nil
 }
@@ -346,6 +358,9 @@ func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, err
 // after it.
 func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query, gate Gate) (Result, error) {
 	start := time.Now()
+	if err := d.artifacts.sweep(start); err != nil {
+		d.log.Warn("cannot delete old artifacts", "dir", d.artifacts.dir, "err", err)
+	}
 	if err := validate(acct, mission, queries); err != nil {
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error()}, err
 	}

@@ -35,6 +35,9 @@ const (
 	acc2 = "acc2@example.com"
 	pw1  = "secret-pw-1"
 	pw2  = "secret-pw-2"
+	// passport1 is acc1's applicant's passport number, which the
+	// portal's dashboard shows.
+	passport1 = "X98765432"
 )
 
 type testBundle struct {
@@ -48,7 +51,7 @@ type testBundle struct {
 // tourism has three slots, one without a time.
 func portalConfig() sim.Config {
 	return sim.Config{
-		Accounts: []sim.Account{{Email: acc1, Password: pw1}, {Email: acc2, Password: pw2}},
+		Accounts: []sim.Account{{Email: acc1, Password: pw1, Passport: passport1}, {Email: acc2, Password: pw2}},
 		Missions: []sim.Mission{{
 			Code: "fra", Name: "France", Centres: []string{"London", "Manchester"}, VisaCategories: []string{"tourism", "business"},
 			Slots: []sim.Slot{
@@ -238,7 +241,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 				t.Fatalf("artifacts = %+v, want saved: %v", res.Artifacts, tc.artifacts)
 			}
 			if tc.artifacts {
-				checkArtifacts(t, b, res)
+				checkArtifacts(t, b, res, false)
 			}
 			waitLoggedOut(t, b) // also after a failure once logged in
 		})
@@ -350,7 +353,7 @@ func TestArtifactsKeepTheHTMLWhenNoScreenshotCanBeTaken(t *testing.T) {
 	frameless := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), NoSandbox: browsertest.NoSandbox(), Flags: map[string]any{"disable-threaded-compositing": true}})
 	t.Cleanup(func() { _ = frameless.Close() })
 	d, err := New(Config{
-		Profile: base.Profile(), Browser: frameless, ArtifactsDir: b.artifacts,
+		Profile: base.Profile(), Browser: frameless, ArtifactsDir: b.artifacts, ArtifactsPages: true,
 		Logger: slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -384,13 +387,24 @@ func waitLoggedOut(t *testing.T, b *testBundle) {
 	}
 }
 
-// checkArtifacts: the screenshot is a PNG, the HTML is the page's, and
-// the password is nowhere.
-func checkArtifacts(t *testing.T, b *testBundle, res Result) {
+// checkArtifacts: check.json is there; with pages (CHECKER_ARTIFACTS_PAGES)
+// the screenshot is a PNG and the HTML is the page's, without them neither
+// is saved; and the password is nowhere.
+func checkArtifacts(t *testing.T, b *testBundle, res Result, pages bool) {
 	t.Helper()
 	a := res.Artifacts
 	if !strings.HasPrefix(a.Dir, b.artifacts) {
 		t.Errorf("artifacts in %s, want under %s", a.Dir, b.artifacts)
+	}
+	if _, err := os.Stat(filepath.Join(a.Dir, "check.json")); err != nil {
+		t.Errorf("no check.json: %v", err)
+	}
+	if !pages {
+		if a.Screenshot != "" || a.HTML != "" {
+			t.Errorf("artifacts %+v: the page was kept without CHECKER_ARTIFACTS_PAGES", a)
+		}
+		checkNoPassword(t, a)
+		return
 	}
 	png, err := os.ReadFile(a.Screenshot)
 	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
@@ -400,6 +414,12 @@ func checkArtifacts(t *testing.T, b *testBundle, res Result) {
 	if err != nil || !bytes.Contains(html, []byte("<html")) {
 		t.Errorf("page HTML %s: %v", a.HTML, err)
 	}
+	checkNoPassword(t, a)
+}
+
+// checkNoPassword: no file of the artifacts holds the password.
+func checkNoPassword(t *testing.T, a *Artifacts) {
+	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(a.Dir, "*"))
 	for _, f := range files {
 		body, _ := os.ReadFile(f)
@@ -463,6 +483,7 @@ func TestAccountsNeverShareASession(t *testing.T) {
 func TestPasswordNeverLeaks(t *testing.T) {
 	t.Parallel()
 	d, b := setup(t, nil)
+	d.artifacts.pages = true // the page itself is where a password would be
 	_ = b.sim.SetBehaviour(acc1, sim.Behaviour{Kind: sim.Unknown})
 	acct := Account{Email: acc1, Password: pw1}
 	res := runCheck(t, d, acct, "fra", londonTourism)
@@ -480,7 +501,7 @@ func TestPasswordNeverLeaks(t *testing.T) {
 	if !strings.Contains(b.logs.String(), acc1) {
 		t.Errorf("the logs do not name the account:\n%s", b.logs.String())
 	}
-	checkArtifacts(t, b, res)
+	checkArtifacts(t, b, res, true)
 }
 
 func TestCheckErrors(t *testing.T) {

@@ -66,7 +66,8 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate", "status"}, "00011_pause_level_until.sql"},
+		{[]string{"migrate", "status"}, "00012_check_slots.sql"},
+		{[]string{"migrate", "down"}, "reverted 00012_check_slots.sql"},
 		{[]string{"migrate", "down"}, "reverted 00011_pause_level_until.sql"},
 		{[]string{"migrate", "down"}, "reverted 00010_maintenance_outcome.sql"},
 		{[]string{"migrate", "down"}, "reverted 00009_slot_caps.sql"},
@@ -76,7 +77,7 @@ func TestMigrateDownUpAndStatus(t *testing.T) {
 		{[]string{"migrate", "down"}, "reverted 00005_claims_portal_index.sql"},
 		{[]string{"migrate", "down"}, "reverted 00004_portals.sql"},
 		{[]string{"migrate", "down"}, "reverted 00003_mission_settings.sql"},
-		{[]string{"migrate", "up"}, "applied 00011_pause_level_until.sql"},
+		{[]string{"migrate", "up"}, "applied 00012_check_slots.sql"},
 		{[]string{"migrate", "up"}, "no pending migrations"},
 	} {
 		var out bytes.Buffer

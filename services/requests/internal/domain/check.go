@@ -102,7 +102,7 @@ func byWhen(a, b Slot) int {
 }
 
 // earliestMatches is how many of sorted (ordered byWhen) fit r, and the
-// first MaxSlotsPerRequest of them. It reads only the slots dated inside
+// first MaxSlotsPerRequest of them, each once (SameSlot). It reads only the slots dated inside
 // r's window and keeps only what it returns: with a report of 10,000 slots
 // and a claim of 1,000 requests, collecting and sorting each request's
 // matches took gigabytes and seconds under the claim's row locks.
@@ -116,7 +116,13 @@ func earliestMatches(r Request, sorted []Slot) (first []Slot, n int) {
 			break
 		}
 		if fits(s) {
-			if n < MaxSlotsPerRequest {
+			// Each slot once: a report may list a slot twice, and
+			// duplicates would crowd later slots out of the first
+			// MaxSlotsPerRequest (and so out of CheckedSlots). The
+			// slots that fit r share its centre and category, and sorted
+			// puts those of one day and time together, so a duplicate
+			// follows the slot it repeats.
+			if len(first) < MaxSlotsPerRequest && (len(first) == 0 || !SameSlot(first[len(first)-1], s)) {
 				first = append(first, s)
 			}
 			n++
@@ -128,7 +134,7 @@ func earliestMatches(r Request, sorted []Slot) (first []Slot, n int) {
 // ApplyCheck is what a reported check does to the requests its claim
 // covered. Each PENDING request counts the check (LastCheckedAt, CheckCount);
 // when the check found slots, a PENDING request with a matching slot becomes
-// SLOT_FOUND and keeps the earliest MaxSlotsPerRequest slots that matched
+// SLOT_FOUND and keeps the earliest MaxSlotsPerRequest slots that matched, each once
 // (MatchedSlotCount counts them all). Requests that are no longer
 // PENDING are left exactly as they are, and so are those whose window ended
 // before today (the claim was taken on their last day, the report came
@@ -160,6 +166,33 @@ func ApplyCheck(reqs []Request, res CheckResult, now time.Time, loc *time.Locati
 		changed = append(changed, r)
 	}
 	return changed, matched
+}
+
+// CheckedSlots are the slots a check's record keeps (requests.checks.slots):
+// of the slots that matched, the earliest MaxSlotsPerRequest, each once.
+// matched are the requests the check turned SLOT_FOUND (ApplyCheck), each
+// with the earliest MaxSlotsPerRequest of its matches, each once, so the
+// earliest MaxSlotsPerRequest distinct slots of the check's matches are
+// among them (a report listing a slot twice crowds out none). Nothing reads a check's slots but operators, and the
+// whole list a report may carry (10,000 slots, about 900 KB of JSON) made
+// each check row of a busy portal tens of kilobytes on disk, kept for
+// REQUESTS_RETENTION.
+func CheckedSlots(matched []Request) []Slot {
+	var all []Slot
+	for _, r := range matched {
+		all = append(all, r.MatchedSlots...)
+	}
+	slices.SortStableFunc(all, byWhen)
+	var out []Slot
+	for _, s := range all {
+		if len(out) == MaxSlotsPerRequest {
+			break
+		}
+		if !containsSlot(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // ExpiredOn says whether r, still PENDING, can no longer match: its last

@@ -568,3 +568,59 @@ func TestApplyCheckOfTheLargestReportStaysSmall(t *testing.T) {
 		t.Fatalf("ApplyCheck allocated %d MiB and holds %d MiB; want at most 64 and 16", allocated>>20, held>>20)
 	}
 }
+
+// TestCheckedSlots: a check keeps the earliest MaxSlotsPerRequest of the
+// slots its requests matched, a slot two requests matched once.
+func TestCheckedSlots(t *testing.T) {
+	t.Parallel()
+	a, b := pendingRequest(), pendingRequest()
+	b.Centre = " PARIS"
+	var reqs []domain.Request
+	for i := range 25 {
+		s := slot("paris", "tourism", fmt.Sprintf("2030-07-%02d", 1+i%10))
+		s.Time = fmt.Sprintf("09:%02d", i)
+		a.MatchedSlots = append(a.MatchedSlots, s)
+	}
+	b.MatchedSlots = []domain.Slot{{Centre: "Paris ", VisaCategory: "Tourism", Date: day("2030-07-01"), Time: "09:00"}} // a's first, spelt otherwise
+	reqs = append(reqs, b, a)
+	got := domain.CheckedSlots(reqs)
+	if len(got) != domain.MaxSlotsPerRequest {
+		t.Fatalf("%d slots, want %d", len(got), domain.MaxSlotsPerRequest)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Date.Before(got[i-1].Date) || got[i].Date.Equal(got[i-1].Date) && got[i].Time <= got[i-1].Time {
+			t.Fatalf("not each once by date and time: %v", got)
+		}
+	}
+	if last := got[len(got)-1]; !last.Date.Equal(day("2030-07-08")) || last.Time != "09:07" {
+		t.Errorf("the last kept is %v, want July 8 09:07 (July 1-5 have 3 each, July 6-7 2: 19 before it)", last)
+	}
+	if domain.CheckedSlots(nil) != nil {
+		t.Error("no matched request: want no slot")
+	}
+}
+
+// TestCheckedSlotsOfAReportListingSlotsTwice: a report that lists each slot
+// twice (a portal that shows a slot in two lists; nothing upstream drops
+// duplicates) with 30 matching slots: the check keeps the earliest 20 of
+// them, each once, as CheckedSlots says and as 00012 cuts the rows before
+// it (DISTINCT, then LIMIT 20). CheckedSlots dedups only what each request
+// kept (its earliest 20 entries, duplicates counted), so it keeps 10.
+func TestCheckedSlotsOfAReportListingSlotsTwice(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	var slots []domain.Slot
+	for i := range 30 {
+		s := slot("paris", "tourism", fmt.Sprintf("2030-07-%02d", 1+i%10))
+		s.Time = fmt.Sprintf("09:%02d", i)
+		slots = append(slots, s, s)
+	}
+	_, matched := domain.ApplyCheck([]domain.Request{pendingRequest()},
+		domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: slots}, now, time.UTC)
+	if len(matched) != 1 {
+		t.Fatalf("%d requests matched, want 1", len(matched))
+	}
+	if got := domain.CheckedSlots(matched); len(got) != domain.MaxSlotsPerRequest {
+		t.Fatalf("the check keeps %d slots of the 30 distinct ones that matched, want the earliest %d: %v", len(got), domain.MaxSlotsPerRequest, got)
+	}
+}

@@ -412,7 +412,7 @@ func pickMissions(ctx context.Context, tx pgx.Tx, due string, args pgx.NamedArgs
 		)
 		SELECT p.timezone, p.portal, p.due_at, p.lapsed, q.*
 		FROM picked p
-		CROSS JOIN LATERAL (SELECT `+requestCols+` FROM requests.appointment_requests r
+		CROSS JOIN LATERAL (SELECT `+claimedRequestCols+` FROM requests.appointment_requests r
 		                    WHERE r.mission_code = p.code AND r.status = 'pending' AND r.latest_date >= p.today
 		                    ORDER BY r.last_checked_at NULLS FIRST, r.created_at, r.id
 		                    LIMIT @per_claim) q
@@ -589,9 +589,12 @@ func (s *Store) ReportCheck(ctx context.Context, res domain.CheckResult, now tim
 				     AS u(id, status, slots, count, checked, updated, found)
 				WHERE r.id = u.id`, ids, statuses, slots, counts, checked, updated, found)
 		}
-		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, detail, checked_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(res.Slots), res.Detail, now).
+		// The check keeps how many slots the portal showed and the
+		// earliest of those that matched (domain.CheckedSlots), not them all.
+		b.Queue(`INSERT INTO requests.checks (claim_id, mission_code, checker_id, account_id, outcome, slots, slot_count, detail, checked_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+			res.ClaimID, rec.MissionCode, rec.CheckerID, res.AccountID, string(res.Outcome), slotsToJSON(domain.CheckedSlots(matched)),
+			len(res.Slots), res.Detail, now).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&rec.ID) })
 		appendEvents(b, domain.EventSlotFound, matched, now)
 		if res.Outcome.Wall() && portal != "" {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -164,6 +165,17 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 const requestCols = `id, applicant_id, mission_code, centre, visa_category, earliest_date,
 	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots,
 	matched_slot_count`
+
+// claimedRequestCols are requestCols of the table r for the requests a
+// claim carries: the same columns, but of missed_slots only the last
+// domain.MaxSlotsPerRequest, all that a claim shows
+// (Request.AnsweredMissedSlots). The list holds up to domain.MaxMissedSlots
+// (about 80 KB), which every claim of the mission would otherwise send to
+// Requests and decode, for each of its requests, to show 20. The request
+// scanned from them is not one to match slots against (MatchSlots leaves
+// out every missed slot): ReportCheck reads the claimed requests afresh.
+var claimedRequestCols = strings.Replace(requestCols, "missed_slots,", fmt.Sprintf(
+	"jsonb_path_query_array(r.missed_slots, '$[last - %d to last]') AS missed_slots,", domain.MaxSlotsPerRequest-1), 1)
 
 // scanRequest reads requestCols; lead are the destinations of columns
 // selected before them.
