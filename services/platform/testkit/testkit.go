@@ -1,6 +1,7 @@
 // Package testkit holds the small helpers that tests across the services
 // share: a log sink safe for concurrent writers, a settable clock, a
-// context bounded by the test, and a gRPC status code check. Helpers tied
+// context bounded by the test, a gRPC status code check, and timeouts that
+// lengthen on a loaded machine (Scale). Helpers tied
 // to one concept live with it instead (authtest, grpcservertest, pgtest,
 // proctest).
 //
@@ -11,7 +12,12 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +117,58 @@ func SkipOutsideCI(t testing.TB, format string, args ...any) {
 		t.Fatalf("CI must run this test, but: "+format, args...)
 	}
 	t.Skipf("SKIPPED, NOT TESTED: "+format, args...)
+}
+
+// TimeoutScaleEnv names the variable that sets Scale's factor outright: a
+// number, at least 1.
+const TimeoutScaleEnv = "TEST_TIMEOUT_SCALE"
+
+// maxTimeoutScale bounds the factor that the load average gives: a
+// timeout still ends a test that hangs well within make test's 25 minutes.
+const maxTimeoutScale = 10
+
+// Scale lengthens d, a timeout for something that legitimately takes
+// longer on a busy machine (a browser or a service starting, a condition
+// a test waits for), by TimeoutScale. A timeout only bounds a wait that
+// fails the test: lengthening it never lets a wrong result pass, and a
+// right one that came late no longer fails.
+func Scale(d time.Duration) time.Duration {
+	return time.Duration(math.Ceil(float64(d) * TimeoutScale()))
+}
+
+// TimeoutScale is $TEST_TIMEOUT_SCALE when set; otherwise 1 plus the
+// one-minute load average per CPU this process may run on (at load 40 on
+// two cores a start that takes 1 s alone takes about 20), at least 2 under
+// CI (CI=true: the CI machine is shared), at most 10. It is read at each
+// call, as the load changes while a suite runs.
+func TimeoutScale() float64 {
+	if s := os.Getenv(TimeoutScaleEnv); s != "" {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f < 1 || math.IsInf(f, 0) {
+			panic(fmt.Sprintf("%s=%q: want a number, at least 1", TimeoutScaleEnv, s))
+		}
+		return f
+	}
+	f := 1.0
+	if load, ok := loadAverage(); ok {
+		f += load / float64(runtime.NumCPU())
+	}
+	if os.Getenv("CI") == "true" {
+		f = max(f, 2)
+	}
+	return min(f, maxTimeoutScale)
+}
+
+// loadAverage is the one-minute load average, from /proc/loadavg.
+func loadAverage() (float64, bool) {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0, false
+	}
+	load, err := strconv.ParseFloat(fields[0], 64)
+	return load, err == nil && load >= 0
 }
