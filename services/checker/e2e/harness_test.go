@@ -27,6 +27,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/checker/profiles"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
@@ -291,6 +292,9 @@ func (s *system) checkerEnv(id string, extra ...string) []string {
 		// The opt-in a checker run as root needs (Chromium cannot be
 		// sandboxed as root); as any other user it runs sandboxed.
 		"CHROME_NO_SANDBOX=" + strconv.FormatBool(os.Geteuid() == 0),
+		// Chromium took more than the default 30 s to start at load 25-44
+		// on two cores: the tests' checkers wait longer under load.
+		"CHECKER_BROWSER_START_TIMEOUT=" + testkit.Scale(browser.DefaultStartTimeout).String(),
 	}, extra...)
 }
 

@@ -17,6 +17,7 @@
 //	CHROME_NO_SANDBOX         true: Chromium without its sandbox, for root-run local development only;
 //	                          as root the checker refuses to start without it (false)
 //	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
+//	CHECKER_BROWSER_START_TIMEOUT  starting Chromium, and opening a tab in it (30s)
 //	CHECKER_ARTIFACTS_DIR     screenshots and HTML of unknown pages ($TMPDIR/slotwatch-artifacts)
 //	CHECKER_ARTIFACTS_MAX_BYTES    bytes one check may save there (8 MiB)
 //	CHECKER_ARTIFACTS_TOTAL_BYTES  bytes the directory may hold; the oldest checks go first (512 MiB)
@@ -90,6 +91,7 @@ type config struct {
 	chromePath, artifactsDir      string
 	noSandbox                     bool
 	recycle                       int
+	browserStart                  time.Duration
 	artifactsMax, artifactsTotal  int64
 	loop                          bool
 	drain                         time.Duration
@@ -106,6 +108,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
 		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
+		browserStart:    env.Duration("CHECKER_BROWSER_START_TIMEOUT", browser.DefaultStartTimeout),
 		artifactsMax:    int64(env.Int("CHECKER_ARTIFACTS_MAX_BYTES", portal.DefaultArtifactsMaxBytes, 64<<10)),
 		artifactsTotal:  int64(env.Int("CHECKER_ARTIFACTS_TOTAL_BYTES", portal.DefaultArtifactsTotalBytes, 64<<10)),
 		drain:           env.Duration("CHECKER_DRAIN_TIMEOUT", time.Minute),
@@ -150,6 +153,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		{"CHECKER_CLAIM_TTL", c.session.ClaimTTL, 2 * time.Second, apirule.MaxClaimTTL},
 		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, apirule.MaxLeaseTTL},
 		{"CHECKER_SESSION_INTERVAL", c.session.Interval, time.Millisecond, 24 * time.Hour},
+		{"CHECKER_BROWSER_START_TIMEOUT", c.browserStart, time.Second, 30 * time.Minute},
 	} {
 		if d.v < d.min || d.v > d.max {
 			errs = append(errs, fmt.Errorf("%s=%s: want at least %s and at most %s", d.name, d.v, d.min, d.max))
@@ -204,7 +208,7 @@ func serve(ctx context.Context) error {
 	// One tab opened ahead per mission checked at once: a session's first
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
-		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
+		StartTimeout: cfg.browserStart, Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "checker", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy,
@@ -229,7 +233,7 @@ func serve(ctx context.Context) error {
 
 	// The browser starts before the server does, so that the first
 	// health answer and the first session know whether it can.
-	err = startBrowser(ctx, mgr)
+	err = startBrowser(ctx, mgr, cfg.browserStart)
 	if err != nil {
 		ready.set(err)
 		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
@@ -239,7 +243,7 @@ func serve(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error {
-		watchBrowser(gctx, mgr, srv, ready, logger)
+		watchBrowser(gctx, mgr, cfg.browserStart, srv, ready, logger)
 		return nil
 	})
 	if cfg.loop {
@@ -282,7 +286,7 @@ func (r *readiness) err() error {
 // watchBrowser keeps a browser running and health in step with it:
 // NOT_SERVING while Chromium cannot start. It looks every few seconds,
 // every second while the browser is down.
-func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
+func watchBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.Duration, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
 	healthy := ready.err() == nil
 	for {
 		pause := 5 * time.Second
@@ -294,7 +298,7 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Ser
 			return
 		case <-time.After(pause):
 		}
-		err := startBrowser(ctx, mgr)
+		err := startBrowser(ctx, mgr, startTimeout)
 		if ctx.Err() != nil {
 			return
 		}
@@ -312,9 +316,11 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Ser
 	}
 }
 
-// startBrowser starts the browser unless it runs already.
-func startBrowser(ctx context.Context, mgr *browser.Manager) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// startBrowser starts the browser unless it runs already. It waits twice
+// the start's own timeout at most (a minute at least): a start that a check
+// began may be under way.
+func startBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, max(time.Minute, 2*startTimeout))
 	defer cancel()
 	return mgr.Start(ctx)
 }

@@ -29,6 +29,10 @@ import (
 // DefaultExecPath is where Debian's chromium package puts the browser.
 const DefaultExecPath = "/usr/bin/chromium"
 
+// DefaultStartTimeout is Config.StartTimeout's default: Chromium starts in
+// about half a second alone, in several seconds on a busy node.
+const DefaultStartTimeout = 30 * time.Second
+
 // ErrClosed is returned by NewTab after Close.
 var ErrClosed = errors.New("browser manager closed")
 
@@ -57,7 +61,10 @@ type Config struct {
 	// replaced (CHECKER_BROWSER_RECYCLE, default 100).
 	RecycleAfter int
 	// StartTimeout bounds starting the browser and opening a tab
-	// (default 30s).
+	// (CHECKER_BROWSER_START_TIMEOUT, default DefaultStartTimeout). A
+	// start cut by it is thrown away and begun again from nothing, so on
+	// a node too busy to start Chromium within it the browser never
+	// starts.
 	StartTimeout time.Duration
 	// NoSandbox starts Chromium with --no-sandbox (CHROME_NO_SANDBOX), for
 	// root-run local development only: Chromium's sandbox (user and PID
@@ -97,7 +104,7 @@ func (c *Config) fillDefaults() {
 		c.Spares = 1
 	}
 	if c.StartTimeout <= 0 {
-		c.StartTimeout = 30 * time.Second
+		c.StartTimeout = DefaultStartTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
