@@ -32,7 +32,7 @@ func TestChaos(t *testing.T) {
 	}
 	var out testkit.SyncBuffer
 	err := Chaos(t.Context(), ChaosConfig{
-		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out,
+		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out, Patience: testkit.TimeoutScale(),
 		Scenarios: []string{"pg-restart-fast", "pg-restart-immediate",
 			"kill-accountpool-1", "kill-requests-1", "kill-notifier-1", "kill-checker-1"},
 	})

@@ -184,6 +184,27 @@ func exitText(err error) string {
 	}
 }
 
+// patience lengthens a run's waits (a service ready, SERVING again, an
+// invariant coming true) and its Checkers' browser start timeout by its
+// factor, for a loaded machine: ChaosConfig.Patience and
+// DisciplineConfig.Patience. Below 1 it is 1: the waits as written.
+type patience float64
+
+func (p patience) of(d time.Duration) time.Duration {
+	if p <= 1 {
+		return d
+	}
+	return time.Duration(float64(d) * float64(p))
+}
+
+// checkerStartEnv is the Checkers' CHECKER_BROWSER_START_TIMEOUT: a
+// Checker serves only once its browser has started, and a start cut by the
+// timeout begins again from nothing, so on a machine too busy to start
+// Chromium within it the Checker never serves.
+func (p patience) checkerStartEnv() string {
+	return "CHECKER_BROWSER_START_TIMEOUT=" + p.of(30*time.Second).String()
+}
+
 // waitReady polls ready until it reports true, the child exits, timeout
 // passes or ctx ends.
 func waitReady(ctx context.Context, c *child, timeout time.Duration, ready func(context.Context) bool) error {
