@@ -307,7 +307,25 @@ type checkerProc struct {
 	reader      checkerv1.CheckerServiceClient
 }
 
+// startChecker starts a checker and waits until it is ready: it serves
+// before its browser has started, NOT_SERVING until then.
 func (s *system) startChecker(id string, extra ...string) *checkerProc {
+	s.t.Helper()
+	c := s.launchChecker(id, extra...)
+	wait := 2 * testkit.Scale(browser.DefaultStartTimeout)
+	eventually(s.t, wait, "checker "+id+" ready (/readyz)", func() bool {
+		resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + c.metricsAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+// launchChecker starts a checker without waiting for its browser.
+func (s *system) launchChecker(id string, extra ...string) *checkerProc {
 	s.t.Helper()
 	env := s.checkerEnv(id, extra...)
 	c := &checkerProc{Proc: start(s.t, "checker", env), id: id}

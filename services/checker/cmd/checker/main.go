@@ -231,14 +231,14 @@ func serve(ctx context.Context) error {
 		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,
 		"portal", cfg.profile.Name, "portal_url", cfg.profile.BaseURL, "chrome", cfg.chromePath, "chrome_sandbox", !cfg.noSandbox)
 
-	// The browser starts before the server does, so that the first
-	// health answer and the first session know whether it can.
-	err = startBrowser(ctx, mgr, cfg.browserStart)
-	if err != nil {
-		ready.set(err)
-		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
-	}
-	srv.SetServing(err == nil)
+	// The server comes up first, NOT_SERVING, and the browser starts
+	// beside it (watchBrowser): the liveness probe (/healthz) answers
+	// while Chromium starts, however long CHECKER_BROWSER_START_TIMEOUT
+	// lets it take, and readiness (health, /readyz) and the sessions wait
+	// for the browser. A SIGTERM during the start ends it (its context is
+	// gctx) and the drain below runs as at any other time.
+	ready.set(errBrowserStarting)
+	srv.SetServing(false)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
@@ -283,20 +283,27 @@ func (r *readiness) err() error {
 	return r.why
 }
 
-// watchBrowser keeps a browser running and health in step with it:
-// NOT_SERVING while Chromium cannot start. It looks every few seconds,
-// every second while the browser is down.
+// errBrowserStarting is the readiness until the first start of the
+// browser ends.
+var errBrowserStarting = errors.New("the browser is starting")
+
+// watchBrowser starts the browser at once, then keeps it running and
+// health in step with it: NOT_SERVING until it has started and while
+// Chromium cannot start. It looks every few seconds, every second while
+// the browser is down.
 func watchBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.Duration, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
-	healthy := ready.err() == nil
-	for {
-		pause := 5 * time.Second
-		if !healthy {
-			pause = time.Second
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
+	healthy := false
+	for first := true; ; first = false {
+		if !first {
+			pause := 5 * time.Second
+			if !healthy {
+				pause = time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
 		}
 		err := startBrowser(ctx, mgr, startTimeout)
 		if ctx.Err() != nil {
@@ -304,8 +311,10 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.D
 		}
 		ready.set(err)
 		switch {
-		case err != nil && healthy:
+		case err != nil && (healthy || first):
 			logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
+		case err == nil && first:
+			logger.Info("the browser started; serving")
 		case err == nil && !healthy:
 			logger.Info("the browser starts again; serving")
 		default:

@@ -198,9 +198,9 @@ func (p patience) of(d time.Duration) time.Duration {
 }
 
 // checkerStartEnv is the Checkers' CHECKER_BROWSER_START_TIMEOUT: a
-// Checker serves only once its browser has started, and a start cut by the
-// timeout begins again from nothing, so on a machine too busy to start
-// Chromium within it the Checker never serves.
+// Checker is SERVING only once its browser has started, and a start cut by
+// the timeout begins again from nothing, so on a machine too busy to start
+// Chromium within it the Checker is never SERVING.
 func (p patience) checkerStartEnv() string {
 	return "CHECKER_BROWSER_START_TIMEOUT=" + p.of(30*time.Second).String()
 }
