@@ -53,8 +53,11 @@ type ChaosConfig struct {
 	// Patience multiplies the waits for a service to be ready, for
 	// SERVING again after a fault (chaosServing), for the invariants (the
 	// consumer caught up, the fault's slot found) and the Checkers'
-	// browser start timeout; 0 or 1 keeps them as written. The test sets
-	// it from the machine's load: what is slow there is not broken.
+	// browser start timeout; 0 or 1 keeps them as written, and it is at
+	// most maxPatience (3). The test sets it from the machine's load. The
+	// recovery and slot deadlines are what the run measures: with
+	// Patience p it measures SERVING again, and the slot found, within
+	// p times 60 s on that machine, not within 60 s.
 	Patience float64
 	Out      io.Writer
 }

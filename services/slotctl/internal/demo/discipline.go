@@ -63,7 +63,8 @@ type DisciplineConfig struct {
 	ChromePath string
 	// Patience multiplies the waits for the services and Checkers to be
 	// ready and the Checkers' browser start timeout; 0 or 1 keeps them as
-	// written. The test sets it from the machine's load: two Checkers
+	// written, and it is at most maxPatience (3). The test sets it from
+	// the machine's load: two Checkers
 	// starting Chromium at once at load 40 were not ready in 90 s.
 	Patience float64
 	Out      io.Writer
