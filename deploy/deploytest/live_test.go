@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
@@ -166,7 +167,19 @@ func liveMetrics(t *testing.T) exported {
 		"CHECKER_ARTIFACTS_DIR="+t.TempDir(),
 		// Chromium cannot be sandboxed as root; as any other user it is.
 		"CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))
-	checker := checkerv1.NewCheckerServiceClient(dialLoopback(t, ck.Addr))
+	ckConn := dialLoopback(t, ck.Addr)
+	// The Checker serves before its browser has started, NOT_SERVING
+	// until then.
+	for health := healthpb.NewHealthClient(ckConn); ; time.Sleep(200 * time.Millisecond) {
+		h, err := health.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && h.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the Checker is not SERVING: %v, %v", h, err)
+		}
+	}
+	checker := checkerv1.NewCheckerServiceClient(ckConn)
 	resp, err := checker.RunSession(ctx, &checkerv1.RunSessionRequest{})
 	if err != nil {
 		t.Fatalf("RunSession: %v", err)

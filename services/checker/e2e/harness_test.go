@@ -27,6 +27,7 @@ import (
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
 	checkerv1 "github.com/slotwatch/slotwatch/gen/slotwatch/checker/v1"
 	rqv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
+	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
 	"github.com/slotwatch/slotwatch/services/checker/profiles"
 	"github.com/slotwatch/slotwatch/services/platform/auth"
@@ -291,6 +292,9 @@ func (s *system) checkerEnv(id string, extra ...string) []string {
 		// The opt-in a checker run as root needs (Chromium cannot be
 		// sandboxed as root); as any other user it runs sandboxed.
 		"CHROME_NO_SANDBOX=" + strconv.FormatBool(os.Geteuid() == 0),
+		// Chromium took more than the default 30 s to start at load 25-44
+		// on two cores: the tests' checkers wait longer under load.
+		"CHECKER_BROWSER_START_TIMEOUT=" + testkit.Scale(browser.DefaultStartTimeout).String(),
 	}, extra...)
 }
 
@@ -303,7 +307,25 @@ type checkerProc struct {
 	reader      checkerv1.CheckerServiceClient
 }
 
+// startChecker starts a checker and waits until it is ready: it serves
+// before its browser has started, NOT_SERVING until then.
 func (s *system) startChecker(id string, extra ...string) *checkerProc {
+	s.t.Helper()
+	c := s.launchChecker(id, extra...)
+	wait := 2 * testkit.Scale(browser.DefaultStartTimeout)
+	eventually(s.t, wait, "checker "+id+" ready (/readyz)", func() bool {
+		resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + c.metricsAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return c
+}
+
+// launchChecker starts a checker without waiting for its browser.
+func (s *system) launchChecker(id string, extra ...string) *checkerProc {
 	s.t.Helper()
 	env := s.checkerEnv(id, extra...)
 	c := &checkerProc{Proc: start(s.t, "checker", env), id: id}

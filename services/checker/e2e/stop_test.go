@@ -132,7 +132,7 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 		admin: authtest.WriteFile(t, "admin.token", authtest.AdminToken+"\n"), reader: authtest.WriteFile(t, "reader.token", authtest.ReaderToken+"\n"),
 		checker: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n"),
 		apAddr:  "127.0.0.1:1", rqAddr: "127.0.0.1:1", simURL: "http://127.0.0.1:1", profile: ""}
-	c := s.startChecker("checker-nobrowser", "CHROME_PATH="+dir+"/no-chromium")
+	c := s.launchChecker("checker-nobrowser", "CHROME_PATH="+dir+"/no-chromium")
 
 	health := healthpb.NewHealthClient(dial(t, c.Addr, s.reader))
 	eventually(t, 30*time.Second, "health NOT_SERVING", func() bool {
@@ -144,11 +144,18 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 	if _, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{}); status.Code(err) != codes.Unavailable {
 		t.Errorf("RunSession without a browser: %v, want Unavailable", err)
 	}
-	st, err := c.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := st.GetBrowser(); b.GetRunning() || !strings.Contains(b.GetLastError(), "no-chromium") {
+	// It is NOT_SERVING from its start, while the browser starts; the
+	// start's failure shows in the status once it has failed.
+	var b *checkerv1.BrowserStatus
+	eventually(t, 30*time.Second, "the start error in the browser status", func() bool {
+		st, err := c.reader.GetStatus(testkit.Context(t), &checkerv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = st.GetBrowser()
+		return b.GetLastError() != ""
+	})
+	if b.GetRunning() || !strings.Contains(b.GetLastError(), "no-chromium") {
 		t.Errorf("browser status = %v, want not running, with the start error", b)
 	}
 }

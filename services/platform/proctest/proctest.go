@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // RunWithBinaries is a TestMain body: it builds pkgs with `go build` into a
@@ -57,7 +59,8 @@ type Config struct {
 	// shows its log; nil is the test that starts it. A subtest restarting
 	// a service for the whole test names the whole test.
 	Owner testing.TB
-	// ServeTimeout bounds the wait for the "serving gRPC" log line.
+	// ServeTimeout bounds the wait for the "serving gRPC" log line, on a
+	// quiet machine: Start lengthens it under load (testkit.Scale).
 	ServeTimeout time.Duration
 	// StopTimeout bounds the wait for the exit after SIGTERM; then the
 	// process is killed.
@@ -136,13 +139,14 @@ func Start(t testing.TB, path string, cfg Config) *Proc {
 			owner.Logf("%s log:\n%s", p.Name, p.Log.Text())
 		}
 	})
+	serve := testkit.Scale(cfg.ServeTimeout)
 	select {
 	case p.Addr = <-addrc:
 		return p
 	case <-p.exited:
 		t.Fatalf("%s exited before serving: %v\n%s", p.Name, p.exitErr, p.Log.Text())
-	case <-time.After(cfg.ServeTimeout):
-		t.Fatalf("%s did not serve within %v\n%s", p.Name, cfg.ServeTimeout, p.Log.Text())
+	case <-time.After(serve):
+		t.Fatalf("%s did not serve within %v\n%s", p.Name, serve, p.Log.Text())
 	}
 	return nil
 }

@@ -17,6 +17,7 @@
 //	CHROME_NO_SANDBOX         true: Chromium without its sandbox, for root-run local development only;
 //	                          as root the checker refuses to start without it (false)
 //	CHECKER_BROWSER_RECYCLE   checks per browser before it is replaced (100)
+//	CHECKER_BROWSER_START_TIMEOUT  starting Chromium, and opening a tab in it (30s)
 //	CHECKER_ARTIFACTS_DIR     what checks knew of pages they could not make sense of ($TMPDIR/slotwatch-artifacts)
 //	CHECKER_ARTIFACTS_PAGES   true: keep those pages' HTML and a screenshot too, which can show
 //	                          applicants' personal data (false)
@@ -94,6 +95,7 @@ type config struct {
 	noSandbox, artifactsPages     bool
 	artifactsMaxAge               time.Duration
 	recycle                       int
+	browserStart                  time.Duration
 	artifactsMax, artifactsTotal  int64
 	loop                          bool
 	drain                         time.Duration
@@ -110,6 +112,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		chromePath:      env.String("CHROME_PATH", browser.DefaultExecPath),
 		artifactsDir:    env.String("CHECKER_ARTIFACTS_DIR", ""),
 		recycle:         env.Int("CHECKER_BROWSER_RECYCLE", 100, 1),
+		browserStart:    env.Duration("CHECKER_BROWSER_START_TIMEOUT", browser.DefaultStartTimeout),
 		artifactsMax:    int64(env.Int("CHECKER_ARTIFACTS_MAX_BYTES", portal.DefaultArtifactsMaxBytes, 64<<10)),
 		artifactsTotal:  int64(env.Int("CHECKER_ARTIFACTS_TOTAL_BYTES", portal.DefaultArtifactsTotalBytes, 64<<10)),
 		artifactsMaxAge: env.Duration("CHECKER_ARTIFACTS_MAX_AGE", portal.DefaultArtifactsMaxAge),
@@ -157,6 +160,7 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 		{"CHECKER_LEASE_TTL", c.session.LeaseTTL, 2 * time.Second, apirule.MaxLeaseTTL},
 		{"CHECKER_SESSION_INTERVAL", c.session.Interval, time.Millisecond, 24 * time.Hour},
 		{"CHECKER_ARTIFACTS_MAX_AGE", c.artifactsMaxAge, time.Minute, 90 * 24 * time.Hour},
+		{"CHECKER_BROWSER_START_TIMEOUT", c.browserStart, time.Second, 30 * time.Minute},
 	} {
 		if d.v < d.min || d.v > d.max {
 			errs = append(errs, fmt.Errorf("%s=%s: want at least %s and at most %s", d.name, d.v, d.min, d.max))
@@ -211,7 +215,7 @@ func serve(ctx context.Context) error {
 	// One tab opened ahead per mission checked at once: a session's first
 	// checks all start on a ready tab.
 	mgr := browser.New(browser.Config{ExecPath: cfg.chromePath, NoSandbox: cfg.noSandbox, RecycleAfter: cfg.recycle, Spares: cfg.session.MaxConcurrent,
-		Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
+		StartTimeout: cfg.browserStart, Background: cfg.profile.BackgroundTabs, Logger: logger.With("component", "browser")})
 	srv := grpcserver.New(grpcserver.Config{
 		Name: "checker", ListenAddr: cfg.listenAddr, MetricsAddr: cfg.metricsAddr, Logger: logger,
 		Security: sec, Policy: server.Policy,
@@ -235,19 +239,19 @@ func serve(ctx context.Context) error {
 		"loop", cfg.loop, "accountpool", cfg.accountPoolAddr, "requests", cfg.requestsAddr,
 		"portal", cfg.profile.Name, "portal_url", cfg.profile.BaseURL, "chrome", cfg.chromePath, "chrome_sandbox", !cfg.noSandbox)
 
-	// The browser starts before the server does, so that the first
-	// health answer and the first session know whether it can.
-	err = startBrowser(ctx, mgr)
-	if err != nil {
-		ready.set(err)
-		logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
-	}
-	srv.SetServing(err == nil)
+	// The server comes up first, NOT_SERVING, and the browser starts
+	// beside it (watchBrowser): the liveness probe (/healthz) answers
+	// while Chromium starts, however long CHECKER_BROWSER_START_TIMEOUT
+	// lets it take, and readiness (health, /readyz) and the sessions wait
+	// for the browser. A SIGTERM during the start ends it (its context is
+	// gctx) and the drain below runs as at any other time.
+	ready.set(errBrowserStarting)
+	srv.SetServing(false)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error {
-		watchBrowser(gctx, mgr, srv, ready, logger)
+		watchBrowser(gctx, mgr, cfg.browserStart, srv, ready, logger)
 		return nil
 	})
 	if cfg.loop {
@@ -287,29 +291,38 @@ func (r *readiness) err() error {
 	return r.why
 }
 
-// watchBrowser keeps a browser running and health in step with it:
-// NOT_SERVING while Chromium cannot start. It looks every few seconds,
-// every second while the browser is down.
-func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
-	healthy := ready.err() == nil
-	for {
-		pause := 5 * time.Second
-		if !healthy {
-			pause = time.Second
+// errBrowserStarting is the readiness until the first start of the
+// browser ends.
+var errBrowserStarting = errors.New("the browser is starting")
+
+// watchBrowser starts the browser at once, then keeps it running and
+// health in step with it: NOT_SERVING until it has started and while
+// Chromium cannot start. It looks every few seconds, every second while
+// the browser is down.
+func watchBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.Duration, srv *grpcserver.Server, ready *readiness, logger *slog.Logger) {
+	healthy := false
+	for first := true; ; first = false {
+		if !first {
+			pause := 5 * time.Second
+			if !healthy {
+				pause = time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(pause):
-		}
-		err := startBrowser(ctx, mgr)
+		err := startBrowser(ctx, mgr, startTimeout)
 		if ctx.Err() != nil {
 			return
 		}
 		ready.set(err)
 		switch {
-		case err != nil && healthy:
+		case err != nil && (healthy || first):
 			logger.Error("the browser cannot start; health is NOT_SERVING and no check runs until it does", "err", err)
+		case err == nil && first:
+			logger.Info("the browser started; serving")
 		case err == nil && !healthy:
 			logger.Info("the browser starts again; serving")
 		default:
@@ -320,9 +333,11 @@ func watchBrowser(ctx context.Context, mgr *browser.Manager, srv *grpcserver.Ser
 	}
 }
 
-// startBrowser starts the browser unless it runs already.
-func startBrowser(ctx context.Context, mgr *browser.Manager) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// startBrowser starts the browser unless it runs already. It waits twice
+// the start's own timeout at most (a minute at least): a start that a check
+// began may be under way.
+func startBrowser(ctx context.Context, mgr *browser.Manager, startTimeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, max(time.Minute, 2*startTimeout))
 	defer cancel()
 	return mgr.Start(ctx)
 }

@@ -51,6 +51,7 @@ func TestDefaults(t *testing.T) {
 		{"REQUESTS_ADDR", c.requestsAddr, "localhost:50052"},
 		{"CHROME_PATH", c.chromePath, "/usr/bin/chromium"},
 		{"CHECKER_BROWSER_RECYCLE", c.recycle, 100},
+		{"CHECKER_BROWSER_START_TIMEOUT", c.browserStart, 30 * time.Second},
 		{"MAX_CONCURRENT_MISSIONS", s.MaxConcurrent, 5},
 		{"CHECKER_SESSION_INTERVAL", s.Interval, 10 * time.Second},
 		{"CHECKER_CLAIM_TTL", s.ClaimTTL, 5 * time.Minute},

@@ -29,6 +29,10 @@ import (
 // DefaultExecPath is where Debian's chromium package puts the browser.
 const DefaultExecPath = "/usr/bin/chromium"
 
+// DefaultStartTimeout is Config.StartTimeout's default: Chromium starts in
+// about half a second alone, in several seconds on a busy node.
+const DefaultStartTimeout = 30 * time.Second
+
 // ErrClosed is returned by NewTab after Close.
 var ErrClosed = errors.New("browser manager closed")
 
@@ -57,7 +61,10 @@ type Config struct {
 	// replaced (CHECKER_BROWSER_RECYCLE, default 100).
 	RecycleAfter int
 	// StartTimeout bounds starting the browser and opening a tab
-	// (default 30s).
+	// (CHECKER_BROWSER_START_TIMEOUT, default DefaultStartTimeout). A
+	// start cut by it is thrown away and begun again from nothing, so on
+	// a node too busy to start Chromium within it the browser never
+	// starts.
 	StartTimeout time.Duration
 	// NoSandbox starts Chromium with --no-sandbox (CHROME_NO_SANDBOX), for
 	// root-run local development only: Chromium's sandbox (user and PID
@@ -97,7 +104,7 @@ func (c *Config) fillDefaults() {
 		c.Spares = 1
 	}
 	if c.StartTimeout <= 0 {
-		c.StartTimeout = 30 * time.Second
+		c.StartTimeout = DefaultStartTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -130,10 +137,19 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	// startMu serialises replacing the browser, so that parallel checks
-	// arriving at a dead browser start one new browser, not several. It is
-	// held while Chromium starts; mu is not, so Status stays responsive.
-	startMu sync.Mutex
+	// startSem (a lock: one token) serialises replacing the browser, so
+	// that parallel checks arriving at a dead browser start one new
+	// browser, not several. It is held while Chromium starts, up to
+	// StartTimeout; mu is not, so Status stays responsive. It is a channel,
+	// not a mutex, so that a caller waiting for it gives up when its
+	// context ends (lockStart): a check cut by the drain does not wait out
+	// a spare's start.
+	startSem chan struct{}
+	// ctx ends when Close begins; it bounds the starts and openings that
+	// no caller waits for (the spares'), and every start, so that Close
+	// does not wait out a start either.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	cur     *instance
@@ -169,15 +185,33 @@ type instance struct {
 // New returns a Manager; the browser starts on the first NewTab or Start.
 func New(cfg Config) *Manager {
 	cfg.fillDefaults()
-	return &Manager{cfg: cfg, log: cfg.Logger, all: map[*instance]struct{}{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{cfg: cfg, log: cfg.Logger, all: map[*instance]struct{}{}, startSem: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
+
+// lockStart takes startSem, or returns ctx's error if ctx ends first.
+func (m *Manager) lockStart(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case m.startSem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Manager) unlockStart() { <-m.startSem }
 
 // Start starts the browser now, so that a server can report itself not
 // ready while Chromium cannot start instead of failing its first check.
 func (m *Manager) Start(ctx context.Context) error {
-	m.startMu.Lock()
+	if err := m.lockStart(ctx); err != nil {
+		return fmt.Errorf("start browser: %w", err)
+	}
 	_, err := m.usableLocked(ctx, false, false)
-	m.startMu.Unlock()
+	m.unlockStart()
 	if err == nil {
 		m.refillSpare()
 	}
@@ -352,6 +386,7 @@ func (m *Manager) useSpare(ctx context.Context, sp *spareTab) *Tab {
 			tab.Close(err)
 			return nil
 		}
+		tab.stopAfter() // opened bound to m.ctx (openSpareLocked)
 		tab.stopAfter = context.AfterFunc(ctx, tab.cancel)
 		return tab
 	}
@@ -380,12 +415,12 @@ func (m *Manager) openSpareLocked() {
 	go func() {
 		defer m.background.Done()
 		defer close(sp.ready)
-		inst, err := m.acquire(context.Background(), false)
+		inst, err := m.acquire(m.ctx, false)
 		if err != nil {
 			sp.err = err
 			return
 		}
-		sp.tab, sp.err = m.openTab(context.Background(), inst)
+		sp.tab, sp.err = m.openTab(m.ctx, inst)
 		if sp.err == nil {
 			sp.tab.warmUp()
 		}
@@ -559,14 +594,16 @@ func (m *Manager) gone(inst *instance) bool {
 // spares recycled a browser before any check used it whenever there were
 // more of them than RecycleAfter.
 func (m *Manager) acquire(ctx context.Context, handOut bool) (*instance, error) {
-	m.startMu.Lock()
-	defer m.startMu.Unlock()
+	if err := m.lockStart(ctx); err != nil {
+		return nil, fmt.Errorf("wait for the browser's start: %w", err)
+	}
+	defer m.unlockStart()
 	return m.usableLocked(ctx, true, handOut)
 }
 
 // usableLocked returns the current browser, replacing it first if it is
 // dead or, for a new tab (takeTab), due for recycling. The caller holds
-// startMu.
+// startSem.
 func (m *Manager) usableLocked(ctx context.Context, takeTab, handOut bool) (*instance, error) {
 	count := func(inst *instance) {
 		if takeTab {
@@ -605,7 +642,11 @@ func (m *Manager) usableLocked(ctx context.Context, takeTab, handOut bool) (*ins
 		return nil, err
 	}
 	if m.closed {
-		go m.stop(inst)
+		// Stopped before startSem is given back, so that Close, which
+		// waits for startSem, leaves no Chromium behind.
+		m.mu.Unlock()
+		m.stop(inst)
+		m.mu.Lock()
 		return nil, ErrClosed
 	}
 	m.started++
@@ -649,11 +690,13 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 	// call it, so only the first does.
 	bcancel := sync.OnceFunc(cancelWait)
 	stopAfter := context.AfterFunc(ctx, bcancel)
+	stopAtClose := context.AfterFunc(m.ctx, bcancel)
 	timer := time.AfterFunc(m.cfg.StartTimeout, bcancel)
 	begin := time.Now()
 	err := chromedp.Do(bctx) // starts Chromium and attaches its first tab
 	timedOut := !timer.Stop()
 	stopAfter()
+	stopAtClose()
 	if err == nil && bctx.Err() != nil {
 		err = bctx.Err()
 	}
@@ -663,6 +706,8 @@ func (m *Manager) start(ctx context.Context) (*instance, error) {
 		switch {
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("start browser: %w", ctx.Err())
+		case m.ctx.Err() != nil:
+			return nil, fmt.Errorf("start browser: %w", ErrClosed)
 		case timedOut:
 			return nil, fmt.Errorf("start browser %s: not ready within %v: %w", m.cfg.ExecPath, m.cfg.StartTimeout, err)
 		}
@@ -765,7 +810,13 @@ func (m *Manager) stop(inst *instance) {
 // Close stops every browser, ending the tabs still open, and waits until
 // no Chromium process of this manager is left.
 func (m *Manager) Close() error {
-	m.startMu.Lock()
+	// No start begins after closed is set (usableLocked), and one under
+	// way ends at m.cancel: startSem is then free within moments.
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	m.startSem <- struct{}{}
 	m.mu.Lock()
 	m.closed = true
 	insts := make([]*instance, 0, len(m.all))
@@ -776,7 +827,7 @@ func (m *Manager) Close() error {
 	spares := m.spares
 	m.spares = nil
 	m.mu.Unlock()
-	m.startMu.Unlock()
+	m.unlockStart()
 
 	var wg sync.WaitGroup
 	for _, inst := range insts {

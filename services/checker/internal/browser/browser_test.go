@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/slotwatch/slotwatch/services/platform/proctree"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 func execPath(t *testing.T) string {
@@ -59,14 +60,22 @@ func TestMain(m *testing.M) {
 func sharedManager(t *testing.T) *Manager {
 	t.Helper()
 	path := execPath(t)
-	sharedOnce.Do(func() { shared = New(Config{ExecPath: path, NoSandbox: asRoot}) })
+	sharedOnce.Do(func() { shared = New(Config{ExecPath: path, NoSandbox: asRoot, StartTimeout: startTimeout()}) })
 	return shared
 }
+
+// startTimeout is the tests' Config.StartTimeout: the default, lengthened
+// on a loaded machine, where Chromium took more than 30 s to start (load
+// 25-44 on two cores).
+func startTimeout() time.Duration { return testkit.Scale(DefaultStartTimeout) }
 
 func newManager(t *testing.T, cfg Config) *Manager {
 	t.Helper()
 	cfg.ExecPath = execPath(t)
 	cfg.NoSandbox = asRoot
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = startTimeout()
+	}
 	m := New(cfg)
 	t.Cleanup(func() { _ = m.Close() })
 	return m

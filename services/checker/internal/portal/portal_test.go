@@ -350,7 +350,7 @@ func TestEachPortalBehaviourEndsInItsOutcome(t *testing.T) {
 func TestArtifactsKeepTheHTMLWhenNoScreenshotCanBeTaken(t *testing.T) {
 	t.Parallel()
 	base, b := setup(t, nil)
-	frameless := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), NoSandbox: browsertest.NoSandbox(), Flags: map[string]any{"disable-threaded-compositing": true}})
+	frameless := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), NoSandbox: browsertest.NoSandbox(), StartTimeout: browsertest.StartTimeout(), Flags: map[string]any{"disable-threaded-compositing": true}})
 	t.Cleanup(func() { _ = frameless.Close() })
 	d, err := New(Config{
 		Profile: base.Profile(), Browser: frameless, ArtifactsDir: b.artifacts, ArtifactsPages: true,
@@ -540,7 +540,7 @@ func TestCheckErrors(t *testing.T) {
 
 func TestCheckAfterTheBrowserWasKilledStillWorks(t *testing.T) {
 	t.Parallel()
-	m := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), NoSandbox: browsertest.NoSandbox()})
+	m := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), NoSandbox: browsertest.NoSandbox(), StartTimeout: browsertest.StartTimeout()})
 	defer m.Close()
 	_, b := setup(t, nil)
 	prof, _ := profile.Default().WithBaseURL(b.url)

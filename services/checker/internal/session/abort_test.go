@@ -58,7 +58,7 @@ func TestACheckCutShortBySlotwatchIsReleasedAborted(t *testing.T) {
 	// First and alone: a second Chromium starting beside the shared one
 	// on a loaded machine can keep the shared one from starting in time.
 	t.Run("TheBrowserDies", func(t *testing.T) {
-		mgr := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), Background: true, NoSandbox: browsertest.NoSandbox()})
+		mgr := browser.New(browser.Config{ExecPath: browsertest.ExecPath(t), Background: true, NoSandbox: browsertest.NoSandbox(), StartTimeout: browsertest.StartTimeout()})
 		t.Cleanup(func() { _ = mgr.Close() })
 		c, b := setupOn(t, mgr, Config{}, patient)
 		b.requests.claims = [][]Claim{{claim("c-fra", "fra", t0)}}

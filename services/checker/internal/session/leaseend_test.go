@@ -3,11 +3,13 @@ package session
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/portal"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 // lateAnswerPool grants the lease at once (the pool's clock starts the
@@ -45,34 +47,68 @@ func (d atPortalDriver) CheckMission(ctx context.Context, _ portal.Account, _ st
 // stops by the lease's end (the pool may lease the account again
 // ExpiryGrace, 2 s, after it). One whose answer came after the lease's end
 // does not begin: TestALateAnswerThatNeverBeganIsHandedBack.
+//
+// The answer comes delay after the send, 100 ms before the lease's end at
+// the latest; a loaded machine may deliver it later still, and the check
+// then rightly does not begin. Such a run shows nothing about the lease's
+// end, so it is run again, a few times at most.
 func TestALeaseRunsFromItsAcquireNotItsAnswer(t *testing.T) {
 	t.Parallel()
 	for _, delay := range []time.Duration{2 * time.Second, 2900 * time.Millisecond} {
 		t.Run(delay.String(), func(t *testing.T) {
 			t.Parallel()
-			ev := &events{}
-			accts := []account{{id: 1, email: "acc1@example.com", password: "pw"}}
-			pool := &lateAnswerPool{fakePool: &fakePool{ev: ev, accounts: accts, renewErr: fmt.Errorf("renew: %w: connection refused", ErrUnavailable)}, delay: delay}
-			reqs := &fakeRequests{ev: ev}
-			reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
-			drv := atPortalDriver{ended: make(chan time.Time, 1)}
-			const ttl = 3 * time.Second
-			c := New(Config{CheckerID: "checker-test", LeaseTTL: ttl}, pool, reqs, drv)
-			if _, err := c.RunSession(t.Context(), 0); err != nil {
-				t.Fatal(err)
-			}
-			ended := <-drv.ended
-			pool.mu.Lock()
-			granted, expires := pool.granted, pool.expires
-			pool.mu.Unlock()
-			const expiryGrace = 2 * time.Second
-			if ended.After(expires.Add(expiryGrace)) {
-				t.Errorf("the check went on with the account %s after the pool could lease it again (lease granted %s, ended %s after the grant; ttl %s)",
-					ended.Sub(expires.Add(expiryGrace)).Round(10*time.Millisecond), granted.Format(time.TimeOnly),
-					ended.Sub(granted).Round(10*time.Millisecond), ttl)
+			const tries = 5
+			for try := 1; !leaseRunsFromItsAcquire(t, delay); try++ {
+				if try == tries {
+					t.Fatalf("in %d runs the Acquire's answer never reached the checker before the lease's end: the machine is too slow for this test", tries)
+				}
 			}
 		})
 	}
+}
+
+// leaseRunsFromItsAcquire runs one session whose Acquire answers delay
+// after it is sent, and checks that the check ended by the lease's end and
+// its grace. It says false when the answer came too late for the check to
+// begin.
+func leaseRunsFromItsAcquire(t *testing.T, delay time.Duration) bool {
+	t.Helper()
+	ev := &events{}
+	accts := []account{{id: 1, email: "acc1@example.com", password: "pw"}}
+	pool := &lateAnswerPool{fakePool: &fakePool{ev: ev, accounts: accts, renewErr: fmt.Errorf("renew: %w: connection refused", ErrUnavailable)}, delay: delay}
+	reqs := &fakeRequests{ev: ev}
+	reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
+	drv := atPortalDriver{ended: make(chan time.Time, 1)}
+	const ttl = 3 * time.Second
+	c := New(Config{CheckerID: "checker-test", LeaseTTL: ttl}, pool, reqs, drv)
+	sum, err := c.RunSession(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sum.Results {
+		if r.Outcome == Unused && strings.HasPrefix(r.Detail, "not checked: the account pool's answer came") {
+			t.Logf("the check did not begin, its answer too late on this machine: %s", r.Detail)
+			return false
+		}
+	}
+	// A check that began has ended when RunSession returns: its time is
+	// in the channel already, unless it never reached the portal.
+	var ended time.Time
+	select {
+	case ended = <-drv.ended:
+	case <-time.After(testkit.Scale(10 * time.Second)):
+		t.Fatalf("the check never reached the portal, and was not handed back as late either: results %+v", sum.Results)
+	}
+	pool.mu.Lock()
+	granted, expires := pool.granted, pool.expires
+	pool.mu.Unlock()
+	const expiryGrace = 2 * time.Second
+	if ended.After(expires.Add(expiryGrace)) {
+		t.Errorf("the check went on with the account %s after the pool could lease it again (lease granted %s, ended %s after the grant; ttl %s)",
+			ended.Sub(expires.Add(expiryGrace)).Round(10*time.Millisecond), granted.Format(time.TimeOnly),
+			ended.Sub(granted).Round(10*time.Millisecond), ttl)
+	}
+	return true
 }
 
 // lateGrantPool grants the lease delay after the Acquire was sent (the

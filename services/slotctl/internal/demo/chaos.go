@@ -50,7 +50,16 @@ type ChaosConfig struct {
 	Kills int
 	// Short shortens every phase: the sibling in `make test`.
 	Short bool
-	Out   io.Writer
+	// Patience multiplies the waits for a service to be ready, for
+	// SERVING again after a fault (chaosServing), for the invariants (the
+	// consumer caught up, the fault's slot found) and the Checkers'
+	// browser start timeout; 0 or 1 keeps them as written, and it is at
+	// most maxPatience (3). The test sets it from the machine's load. The
+	// recovery and slot deadlines are what the run measures: with
+	// Patience p it measures SERVING again, and the slot found, within
+	// p times 60 s on that machine, not within 60 s.
+	Patience float64
+	Out      io.Writer
 }
 
 // ChaosScenarios are the scenarios, best first.
@@ -274,7 +283,8 @@ func (s *chaosSystem) setUp(ctx context.Context) error {
 		s.add(&chaosService{name: name, bin: "checker", addr: addr[name], env: append(slices.Clone(common),
 			"LISTEN_ADDR="+addr[name], "ACCOUNTPOOL_ADDR="+toPool.Addr(), "REQUESTS_ADDR="+toRequests.Addr(),
 			"AUTH_TOKEN_FILE="+f.checker, "PORTAL_BASE_URL=http://"+addr["portalsim"], "CHECKER_ARTIFACTS_DIR="+f.artifacts,
-			"CHECKER_ID=chaos-"+i, "CHROME_PATH="+s.cfg.ChromePath, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0))})
+			"CHECKER_ID=chaos-"+i, "CHROME_PATH="+s.cfg.ChromePath, "CHROME_NO_SANDBOX="+strconv.FormatBool(os.Geteuid() == 0),
+			patience(s.cfg.Patience).checkerStartEnv())})
 	}
 	s.artifacts = f.artifacts
 	if os.Geteuid() == 0 {
@@ -395,7 +405,7 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 	}
 	svc.c = c
 	if svc.addr == "" {
-		if err := waitReady(ctx, c, 30*time.Second, s.portal.Ready); err != nil {
+		if err := waitReady(ctx, c, s.wait(30*time.Second), s.portal.Ready); err != nil {
 			return err
 		}
 		if s.ds.Accounts == nil {
@@ -414,8 +424,11 @@ func (s *chaosSystem) start(ctx context.Context, name string) error {
 		}
 		return nil
 	}
-	return waitGRPC(ctx, c, svc.addr, 90*time.Second)
+	return waitGRPC(ctx, c, svc.addr, s.wait(90*time.Second))
 }
+
+// wait is d lengthened by the run's patience.
+func (s *chaosSystem) wait(d time.Duration) time.Duration { return patience(s.cfg.Patience).of(d) }
 
 func (s *chaosSystem) close() {
 	if s.sup != nil {
@@ -466,10 +479,13 @@ func (s *chaosSystem) serving(ctx context.Context) bool {
 
 // chaosResult is one scenario's line.
 type chaosResult struct {
-	name, fault                 string
-	before, during, after       float64
-	recovery                    time.Duration
-	recovered                   bool
+	name, fault           string
+	before, during, after float64
+	recovery              time.Duration
+	recovered             bool
+	// serving is how long recovery may take: chaosServing, lengthened
+	// by the run's patience.
+	serving                     time.Duration
 	invariants                  []invariant
 	faultStart, faultEnd, ended time.Time
 }
@@ -496,7 +512,7 @@ func (r chaosResult) line() string {
 	if r.recovered {
 		fmt.Fprintf(&b, "recovered %5.1fs ", r.recovery.Seconds())
 	} else {
-		fmt.Fprintf(&b, "NOT RECOVERED in %s ", chaosServing)
+		fmt.Fprintf(&b, "NOT RECOVERED in %s ", r.serving)
 	}
 	for _, i := range r.invariants {
 		if i.problem == "" {
@@ -511,7 +527,7 @@ func (r chaosResult) line() string {
 // scenario runs one fault between two quiet windows, with a fresh request
 // whose slot appears on the portal as the fault starts.
 func (s *chaosSystem) scenario(ctx context.Context, name string) (chaosResult, error) {
-	r := chaosResult{name: name}
+	r := chaosResult{name: name, serving: s.wait(chaosServing)}
 	window := s.phase(15 * time.Second)
 	start := time.Now()
 	if err := sleep(ctx, window); err != nil {
@@ -530,7 +546,7 @@ func (s *chaosSystem) scenario(ctx context.Context, name string) (chaosResult, e
 	r.faultEnd = time.Now()
 	r.during = s.load.rate(r.faultStart, r.faultEnd)
 	// Recovered: every service SERVING and a pair of each kind done.
-	deadline := r.faultEnd.Add(chaosServing)
+	deadline := r.faultEnd.Add(r.serving)
 	for time.Now().Before(deadline) {
 		if s.serving(ctx) && s.load.bothSince(r.faultEnd) {
 			r.recovered = true
@@ -810,7 +826,8 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 	out = append(out, claims)
 	// Events: the consumer got each once, and caught up.
 	ev := invariant{name: "events"}
-	deadline := time.Now().Add(30 * time.Second)
+	caughtUpIn := s.wait(30 * time.Second)
+	deadline := time.Now().Add(caughtUpIn)
 	for {
 		rows, err := s.admin.Query(ctx, `SELECT id FROM requests.events ORDER BY id`)
 		var ids []int64
@@ -831,7 +848,7 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 			break
 		}
 		if time.Now().After(deadline) {
-			ev.problem = "the consumer is not caught up 30s later"
+			ev.problem = fmt.Sprintf("the consumer is not caught up %s later", caughtUpIn)
 			break
 		}
 		_ = sleep(ctx, 500*time.Millisecond)
@@ -839,7 +856,8 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 	out = append(out, ev)
 	// The slot offered during the fault is found.
 	slot := invariant{name: "slot"}
-	deadline = time.Now().Add(60 * time.Second)
+	foundIn := s.wait(60 * time.Second)
+	deadline = time.Now().Add(foundIn)
 	for {
 		var st string
 		err := s.admin.QueryRow(ctx, `SELECT status FROM requests.appointment_requests WHERE id = $1`, slotReq).Scan(&st)
@@ -847,7 +865,7 @@ func (s *chaosSystem) invariants(ctx context.Context, r chaosResult, slotReq str
 			break
 		}
 		if time.Now().After(deadline) {
-			slot.problem = fmt.Sprintf("request %s still %s 60s after recovery (%v)", slotReq, st, err)
+			slot.problem = fmt.Sprintf("request %s still %s %s after recovery (%v)", slotReq, st, foundIn, err)
 			break
 		}
 		_ = sleep(ctx, 500*time.Millisecond)

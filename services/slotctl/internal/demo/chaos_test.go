@@ -1,11 +1,13 @@
 package demo
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
@@ -31,8 +33,14 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("build the services: %v\n%s", err, b)
 	}
 	var out testkit.SyncBuffer
-	err := Chaos(t.Context(), ChaosConfig{
-		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out,
+	ctx := t.Context()
+	if end, ok := chaosTestDeadline(t); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	err := Chaos(ctx, ChaosConfig{
+		BinDir: bin, WorkDir: t.TempDir(), ChromePath: chrome, Short: true, Kills: 1, Out: &out, Patience: testkit.TimeoutScale(),
 		Scenarios: []string{"pg-restart-fast", "pg-restart-immediate",
 			"kill-accountpool-1", "kill-requests-1", "kill-notifier-1", "kill-checker-1"},
 	})
@@ -46,4 +54,16 @@ func TestChaos(t *testing.T) {
 	if n := strings.Count(out.String(), "notifier:held"); n != 6 {
 		t.Errorf("%d scenario lines say notifier:held, want 6", n)
 	}
+}
+
+// chaosTestDeadline is when TestChaos stops a run that is still going: 3
+// minutes before go test's -timeout would panic (the run stopping its
+// services and Postgres, the output logged), so that a run failing past
+// its patience (maxPatience) ends with its report instead of losing it.
+func chaosTestDeadline(t *testing.T) (time.Time, bool) {
+	end, ok := t.Deadline()
+	if !ok || time.Until(end) < 6*time.Minute {
+		return time.Time{}, false
+	}
+	return end.Add(-3 * time.Minute), true
 }

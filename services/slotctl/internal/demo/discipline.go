@@ -61,7 +61,13 @@ type DisciplineConfig struct {
 	Hold time.Duration
 	// ChromePath is the Chromium the Checkers run.
 	ChromePath string
-	Out        io.Writer
+	// Patience multiplies the waits for the services and Checkers to be
+	// ready and the Checkers' browser start timeout; 0 or 1 keeps them as
+	// written, and it is at most maxPatience (3). The test sets it from
+	// the machine's load: two Checkers
+	// starting Chromium at once at load 40 were not ready in 90 s.
+	Patience float64
+	Out      io.Writer
 }
 
 const (
@@ -107,7 +113,7 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 	sys, err := startBench(ctx, benchStart{
 		binDir: cfg.BinDir, workDir: cfg.WorkDir, serverURL: cfg.DatabaseURL, database: cfg.Database,
 		timings: disciplineTimings, portalEnv: []string{"PORTALSIM_SESSION_LIFETIME=" + portalSessionLifetime},
-		dataset: ds, ports: 2,
+		dataset: ds, ports: 2, patience: patience(cfg.Patience),
 	})
 	if err != nil {
 		return err
@@ -132,7 +138,7 @@ func Discipline(ctx context.Context, cfg DisciplineConfig) error {
 	}
 
 	b := &disciplineBench{cfg: cfg, sup: sys.sup, bin: cfg.BinDir, portal: sys.portal, rq: rq, ports: sys.ports,
-		env: sys.checkerEnv(cfg.ChromePath)}
+		env: append(sys.checkerEnv(cfg.ChromePath), patience(cfg.Patience).checkerStartEnv())}
 
 	fmt.Fprintf(out, "Portal load discipline: portalsim, AccountPool, Requests and 2 Checker replicas; %d accounts, %d missions (one request each)\n",
 		len(ds.Accounts), len(ds.Missions))
@@ -323,7 +329,7 @@ func (b *disciplineBench) phase(ctx context.Context, profile string, drive func(
 		replicas = append(replicas, c)
 	}
 	for i, c := range replicas {
-		if err := waitGRPC(ctx, c, b.ports[i], 90*time.Second); err != nil {
+		if err := waitGRPC(ctx, c, b.ports[i], patience(b.cfg.Patience).of(90*time.Second)); err != nil {
 			return phaseResult{}, err
 		}
 	}

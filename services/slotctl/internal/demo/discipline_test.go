@@ -36,6 +36,7 @@ func TestDiscipline(t *testing.T) {
 		BinDir: bin, ProfileFile: filepath.Join("..", "..", "..", "checker", "profiles", "portalsim.yaml"),
 		WorkDir: t.TempDir(), DatabaseURL: server, Database: db,
 		Checks: 20, Cap: 20, CapFor: 5 * time.Second, Hold: 2 * time.Second, ChromePath: chrome, Out: &out,
+		Patience: testkit.TimeoutScale(),
 	})
 	if err != nil {
 		t.Fatalf("Discipline: %v\n%s", err, out.String())

@@ -184,6 +184,47 @@ func exitText(err error) string {
 	}
 }
 
+// patience lengthens a run's waits (a service ready, SERVING again, an
+// invariant coming true) and its Checkers' browser start timeout by its
+// factor, for a loaded machine: ChaosConfig.Patience and
+// DisciplineConfig.Patience. Below 1 it is 1: the waits as written; above
+// maxPatience it is maxPatience.
+type patience float64
+
+// maxPatience bounds patience, below testkit's 10, so that TestChaos
+// failing in every way still ends inside make test's go test -timeout 25m
+// with its report. Each of its 6 scenarios (Short) that fails every
+// invariant waits, scaled, for recovery (chaosServing, 60 s), the consumer
+// (30 s) and the slot (60 s), 150 s x p, and, as written, its two quiet
+// windows (2 x 5 s), the notifier's grace (30 s) and about 10 s of fault:
+// 900 s x p + 300 s, plus a minute to set up and stop. At p = 10 that is
+// 2 h 36 min; at p = 3, 51 min; only p = 1 (21 min) fits. So the cap
+// bounds each wait (a restart's, a recovery's) to 3 times its written
+// length, and TestChaos also bounds the whole run by its own deadline
+// (chaosTestDeadline): a run still failing then stops and reports the
+// scenarios it finished. A scaled wait that the run measures (SERVING
+// again within 60 s, the slot found within 60 s) then says "within 60 s x
+// p on this machine", a property at most 3 times weaker, not the same one.
+const maxPatience = 3
+
+func (p patience) of(d time.Duration) time.Duration {
+	switch {
+	case !(p > 1): // NaN too
+		return d
+	case p > maxPatience:
+		p = maxPatience
+	}
+	return time.Duration(float64(d) * float64(p))
+}
+
+// checkerStartEnv is the Checkers' CHECKER_BROWSER_START_TIMEOUT: a
+// Checker is SERVING only once its browser has started, and a start cut by
+// the timeout begins again from nothing, so on a machine too busy to start
+// Chromium within it the Checker is never SERVING.
+func (p patience) checkerStartEnv() string {
+	return "CHECKER_BROWSER_START_TIMEOUT=" + p.of(30*time.Second).String()
+}
+
 // waitReady polls ready until it reports true, the child exits, timeout
 // passes or ctx ends.
 func waitReady(ctx context.Context, c *child, timeout time.Duration, ready func(context.Context) bool) error {

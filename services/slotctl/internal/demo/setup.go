@@ -254,6 +254,8 @@ type benchStart struct {
 	dataset seed.Dataset
 	// ports is how many free loopback ports are left for the Checkers.
 	ports int
+	// patience lengthens the waits for the services to be ready.
+	patience patience
 }
 
 // benchSystem is portalsim, AccountPool and Requests running for a
@@ -322,7 +324,7 @@ func startBench(ctx context.Context, b benchStart) (_ *benchSystem, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, c, 30*time.Second, s.portal.Ready); err != nil {
+	if err := waitReady(ctx, c, b.patience.of(30*time.Second), s.portal.Ready); err != nil {
 		return nil, err
 	}
 	for _, svc := range []struct{ name, addr string }{{"accountpool", s.poolAddr}, {"requests", s.reqAddr}} {
@@ -331,7 +333,7 @@ func startBench(ctx context.Context, b benchStart) (_ *benchSystem, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := waitGRPC(ctx, c, svc.addr, 90*time.Second); err != nil {
+		if err := waitGRPC(ctx, c, svc.addr, b.patience.of(90*time.Second)); err != nil {
 			return nil, err
 		}
 	}

@@ -9,9 +9,11 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slotwatch/slotwatch/services/checker/internal/browser"
 	"github.com/slotwatch/slotwatch/services/checker/internal/profile"
+	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
 var (
@@ -39,6 +41,11 @@ func ExecPath(t testing.TB) string {
 // image does.
 func NoSandbox() bool { return os.Geteuid() == 0 }
 
+// StartTimeout is the tests' browser.Config.StartTimeout: the default,
+// lengthened on a loaded machine (testkit.Scale), where Chromium took more
+// than 30 s to start.
+func StartTimeout() time.Duration { return testkit.Scale(browser.DefaultStartTimeout) }
+
 // Shared returns the test binary's one Manager; its browser starts on
 // first use. Its tabs are background tabs, as the Checker opens them for
 // the shipped portalsim profile (background_tabs).
@@ -46,7 +53,7 @@ func Shared(t testing.TB) *browser.Manager {
 	t.Helper()
 	path := ExecPath(t)
 	once.Do(func() {
-		manager = browser.New(browser.Config{ExecPath: path, Background: true, NoSandbox: NoSandbox()})
+		manager = browser.New(browser.Config{ExecPath: path, Background: true, NoSandbox: NoSandbox(), StartTimeout: StartTimeout()})
 	})
 	return manager
 }
