@@ -624,3 +624,31 @@ func TestCheckedSlotsOfAReportListingSlotsTwice(t *testing.T) {
 		t.Fatalf("the check keeps %d slots of the 30 distinct ones that matched, want the earliest %d: %v", len(got), domain.MaxSlotsPerRequest, got)
 	}
 }
+
+// TestMatchedSlotCountOfAReportListingSlotsTwice: a report that lists each
+// of 5 slots twice matches 5 slots. ApplyCheck keeps each once in
+// MatchedSlots (7ae315b) but MatchedSlotCount still counts every entry
+// (10), so every reader that shows "count - len(MatchedSlots)" more slots
+// (slotctl requests list's "and N more", the Notifier's "and N more, on the
+// portal", the webhook's slot_count) announces 5 slots that do not exist.
+// Before 7ae315b the list held the duplicates too, and count and list agreed.
+func TestMatchedSlotCountOfAReportListingSlotsTwice(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 6, 1, 10, 0, 0, 0, time.UTC)
+	var slots []domain.Slot
+	for i := range 5 {
+		s := slot("paris", "tourism", fmt.Sprintf("2030-07-%02d", 1+i))
+		s.Time = "09:00"
+		slots = append(slots, s, s)
+	}
+	_, matched := domain.ApplyCheck([]domain.Request{pendingRequest()},
+		domain.CheckResult{Outcome: domain.OutcomeSlotsFound, Slots: slots}, now, time.UTC)
+	if len(matched) != 1 {
+		t.Fatalf("%d requests matched, want 1", len(matched))
+	}
+	r := matched[0]
+	if more := r.MatchedSlotCount - len(r.MatchedSlots); more != 0 {
+		t.Fatalf("MatchedSlotCount %d with %d MatchedSlots: readers announce %d more slots, but the report held only %d distinct",
+			r.MatchedSlotCount, len(r.MatchedSlots), more, len(r.MatchedSlots))
+	}
+}
