@@ -1,0 +1,34 @@
+package portal
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestArtifactStoreTotalEqualToOneCheckHoldsACheck: New accepts
+// CHECKER_ARTIFACTS_TOTAL_BYTES down to CHECKER_ARTIFACTS_MAX_BYTES
+// (portal.go: "the artifacts' total budget is below one check's"), a rule
+// written when both counted lengths. Since d7d9375 the total counts disk
+// blocks, and a check that uses its whole budget takes more than it (its
+// folder's block, check.json's block, the page rounded up): makeRoom
+// deletes every other folder and still cannot fit it, writes it anyway,
+// and the directory holds more than the total New accepted.
+func TestArtifactStoreTotalEqualToOneCheckHoldsACheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const budget = 64 << 10
+	s := &artifactStore{dir: dir, perCheck: budget, total: budget, maxAge: time.Hour}
+	name := time.Now().UTC().Format(folderTime) + "-fra-slots-unreadable"
+	files := []artifactFile{
+		{name: "check.json", body: bytes.Repeat([]byte("j"), 600)},
+		{name: "page.html", body: bytes.Repeat([]byte("h"), budget-600)},
+	}
+	if _, err := s.save(name, files); err != nil {
+		t.Fatal(err)
+	}
+	if used := foldersSize(dir); used > s.total {
+		t.Fatalf("one check's folder takes %d bytes on disk, above the total of %d that New accepts for a per-check budget of %d",
+			used, s.total, s.perCheck)
+	}
+}
