@@ -169,8 +169,9 @@ func loadConfig(env *envconfig.Loader) (config, error) {
 	if n := utf8.RuneCountInString(c.session.CheckerID); n > apirule.MaxCheckerIDLen {
 		errs = append(errs, fmt.Errorf("CHECKER_ID is %d characters; at most %d", n, apirule.MaxCheckerIDLen))
 	}
-	if c.artifactsTotal < c.artifactsMax {
-		errs = append(errs, fmt.Errorf("CHECKER_ARTIFACTS_TOTAL_BYTES=%d is below CHECKER_ARTIFACTS_MAX_BYTES=%d: one check would not fit", c.artifactsTotal, c.artifactsMax))
+	if !portal.TotalHoldsACheck(c.artifactsTotal, c.artifactsMax) {
+		errs = append(errs, fmt.Errorf("CHECKER_ARTIFACTS_TOTAL_BYTES=%d is below CHECKER_ARTIFACTS_MAX_BYTES=%d and the %d bytes of its folder's disk blocks: one check would not fit",
+			c.artifactsTotal, c.artifactsMax, portal.FolderOverhead))
 	}
 	if c.session.MaxConcurrent > 50 {
 		errs = append(errs, fmt.Errorf("MAX_CONCURRENT_MISSIONS=%d: at most 50 (every check is a browser tab)", c.session.MaxConcurrent))

@@ -128,6 +128,18 @@ func (s *artifactStore) save(name string, files []artifactFile) (map[string]stri
 // folder really takes (dirSize).
 const diskBlock = 4096
 
+// FolderOverhead is the most disk a check's folder takes beyond its
+// files' lengths: the folder's block and each of its files (check.json,
+// page.html, screenshot.png) rounded up to a block.
+const FolderOverhead = 4 * diskBlock
+
+// TotalHoldsACheck says whether a total artifacts budget (disk use) holds
+// one check's folder at the per-check budget (lengths): one rule for the
+// Checker's settings and the driver's.
+func TotalHoldsACheck(total, perCheck int64) bool {
+	return total >= perCheck+FolderOverhead
+}
+
 func roundUp(n, unit int64) int64 {
 	return (n + unit - 1) / unit * unit
 }

@@ -862,34 +862,42 @@ func parseSlot(date, dateLayout, clock, timeLayout string, loc *time.Location) (
 	return t.Format(time.DateOnly), hm, nil
 }
 
-// describeText tells what s is made of (its length and the kinds of
-// characters in it) without quoting it: a result's detail describes what a
-// page showed that way, since the page may show an applicant's personal
-// data, and only the opt-in artifacts (CHECKER_ARTIFACTS_PAGES) keep the
-// page itself.
+// describeText tells the shape of s without quoting it: each letter an
+// A, each digit a 9, spaces and ASCII punctuation as they are, anything
+// else a *, at most 40 characters, and its length. A result's detail
+// describes what a page showed that way, since the page may show an
+// applicant's personal data (only the opt-in artifacts,
+// CHECKER_ARTIFACTS_PAGES, keep the page itself), while the shape tells an
+// operator which layout the page uses (07/12/2026 is "99/99/9999",
+// 2026-12-07 "9999-99-99").
 func describeText(s string) string {
 	if s == "" {
 		return "empty"
 	}
-	var kinds []string
-	add := func(k string) {
-		if !slices.Contains(kinds, k) {
-			kinds = append(kinds, k)
-		}
-	}
+	const most = 40
+	var b strings.Builder
+	n := 0
 	for _, r := range s {
+		if n++; n > most {
+			continue
+		}
 		switch {
 		case unicode.IsLetter(r):
-			add("letters")
+			b.WriteByte('A')
 		case unicode.IsDigit(r):
-			add("digits")
+			b.WriteByte('9')
 		case unicode.IsSpace(r):
-			add("spaces")
+			b.WriteByte(' ')
+		case r < utf8.RuneSelf && unicode.IsPunct(r):
+			b.WriteRune(r) // separators: / - . : , and the like
 		default:
-			add("other characters")
+			b.WriteByte('*')
 		}
 	}
-	return fmt.Sprintf("%d characters: %s", utf8.RuneCountInString(s), strings.Join(kinds, ", "))
+	if n > most {
+		return fmt.Sprintf("shaped %q... (%d characters)", b.String(), n)
+	}
+	return fmt.Sprintf("shaped %q (%d characters)", b.String(), n)
 }
 
 // jsonKind names the kind of a decoded JSON value (describeText for a

@@ -321,9 +321,9 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ArtifactsMaxAge <= 0 {
 		cfg.ArtifactsMaxAge = DefaultArtifactsMaxAge
 	}
-	if cfg.ArtifactsTotalBytes < cfg.ArtifactsMaxBytes {
-		return nil, fmt.Errorf("portal driver: the artifacts' total budget (%d bytes) is below one check's (%d bytes)",
-			cfg.ArtifactsTotalBytes, cfg.ArtifactsMaxBytes)
+	if !TotalHoldsACheck(cfg.ArtifactsTotalBytes, cfg.ArtifactsMaxBytes) {
+		return nil, fmt.Errorf("portal driver: the artifacts' total budget (%d bytes of disk) is below one check's (%d bytes and %d of its folder's blocks)",
+			cfg.ArtifactsTotalBytes, cfg.ArtifactsMaxBytes, FolderOverhead)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -111,21 +111,24 @@ func earliestMatches(r Request, sorted []Slot) (first []Slot, n int) {
 	from, _ := slices.BinarySearchFunc(sorted, r.EarliestDate, func(s Slot, d time.Time) int {
 		return cmp.Or(s.Date.Compare(d), 1) // the first slot of the day
 	})
-	for _, s := range sorted[from:] {
+	var last *Slot
+	for i, s := range sorted[from:] {
 		if s.Date.After(r.LatestDate) {
 			break
 		}
-		if fits(s) {
-			// Each slot once: a report may list a slot twice, and
-			// duplicates would crowd later slots out of the first
-			// MaxSlotsPerRequest (and so out of CheckedSlots). The
-			// slots that fit r share its centre and category, and sorted
-			// puts those of one day and time together, so a duplicate
-			// follows the slot it repeats.
-			if len(first) < MaxSlotsPerRequest && (len(first) == 0 || !SameSlot(first[len(first)-1], s)) {
+		// Each slot once, in the list and in the count: a report may
+		// list a slot twice, and duplicates would crowd later slots out
+		// of the first MaxSlotsPerRequest (and so out of CheckedSlots),
+		// and make readers of the count announce slots that do not
+		// exist. The slots that fit r share its centre and category,
+		// and sorted puts those of one day and time together, so a
+		// duplicate follows the slot it repeats.
+		if fits(s) && (last == nil || !SameSlot(*last, s)) {
+			if len(first) < MaxSlotsPerRequest {
 				first = append(first, s)
 			}
 			n++
+			last = &sorted[from+i]
 		}
 	}
 	return first, n
@@ -135,7 +138,7 @@ func earliestMatches(r Request, sorted []Slot) (first []Slot, n int) {
 // covered. Each PENDING request counts the check (LastCheckedAt, CheckCount);
 // when the check found slots, a PENDING request with a matching slot becomes
 // SLOT_FOUND and keeps the earliest MaxSlotsPerRequest slots that matched, each once
-// (MatchedSlotCount counts them all). Requests that are no longer
+// (MatchedSlotCount counts them all, each once). Requests that are no longer
 // PENDING are left exactly as they are, and so are those whose window ended
 // before today (the claim was taken on their last day, the report came
 // after midnight): they are expired, which the next expiry records, and a
