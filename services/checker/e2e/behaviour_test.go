@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,14 +118,19 @@ func testBehaviours(t *testing.T, family sim.Family) {
 		}
 	}
 
-	// The unknown page is saved for the operator, password redacted.
+	// What the check knew of the unknown page is saved for the operator:
+	// by default its check.json alone, not the page, which may show an
+	// applicant's personal data (CHECKER_ARTIFACTS_PAGES=true keeps it).
 	dirs, _ := filepath.Glob(filepath.Join(s.dir, "artifacts-checker-behaviours", "*-b-unknown-*"))
 	if len(dirs) != 1 {
 		t.Fatalf("artifacts of the unknown page: %v, want one directory", dirs)
 	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "check.json")); err != nil {
+		t.Errorf("artifacts: %v", err)
+	}
 	for _, f := range []string{"screenshot.png", "page.html"} {
-		if _, err := os.Stat(filepath.Join(dirs[0], f)); err != nil {
-			t.Errorf("artifacts: %v", err)
+		if _, err := os.Stat(filepath.Join(dirs[0], f)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("artifacts: %s kept without CHECKER_ARTIFACTS_PAGES (%v)", f, err)
 		}
 	}
 	if d := results["b-unknown"].GetDetail(); !strings.Contains(d, dirs[0]) {

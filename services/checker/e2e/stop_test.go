@@ -158,4 +158,12 @@ func TestHealthIsNotServingWhileTheBrowserCannotStart(t *testing.T) {
 	if b.GetRunning() || !strings.Contains(b.GetLastError(), "no-chromium") {
 		t.Errorf("browser status = %v, want not running, with the start error", b)
 	}
+	// And still NOT_SERVING once the start has failed: the checks above
+	// could pass while the start was under way.
+	if resp, err := health.Check(testkit.Context(t), &healthpb.HealthCheckRequest{}); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health after the browser's start failed: %v, %v; want NOT_SERVING", resp.GetStatus(), err)
+	}
+	if _, err := c.client.RunSession(ctx, &checkerv1.RunSessionRequest{}); status.Code(err) != codes.Unavailable {
+		t.Errorf("RunSession after the browser's start failed: %v, want Unavailable", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,7 @@ type Server struct {
 	stopping chan struct{}
 	// notServing is what SetServing last said, applied by Serve too.
 	notServing atomic.Bool
+	servingMu  sync.Mutex // applyServing
 	// httpTimeouts apply to every HTTP server Serve starts.
 	httpTimeouts httpTimeouts
 }
@@ -103,6 +105,11 @@ func (s *Server) SetServing(ok bool) {
 }
 
 func (s *Server) applyServing() {
+	// One at a time, each reading the latest value: a SetServing racing
+	// Serve's first apply is not overwritten by the value Serve read
+	// before it.
+	s.servingMu.Lock()
+	defer s.servingMu.Unlock()
 	st := healthpb.HealthCheckResponse_SERVING
 	if s.notServing.Load() {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
