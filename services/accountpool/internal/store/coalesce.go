@@ -284,8 +284,15 @@ var acquireSQL = `
 		SELECT r.lease_id, r.holder, r.mission_code, r.request_ids, r.ttl, r.at, nullif(r.acquire_id, '')::uuid AS acquire_id,
 			r.ord, row_number() OVER (ORDER BY r.ord) AS slot
 		FROM asked r
-		WHERE r.acquire_id = '' OR NOT EXISTS (
-			SELECT 1 FROM accountpool.usage_log u WHERE u.acquire_id = nullif(r.acquire_id, '')::uuid)
+		-- One probe of usage_log_acquire_id_key per request. (A NOT
+		-- EXISTS here was planned, on a young usage log's statistics, as a
+		-- hash of the whole table built for every batch: a sequential
+		-- scan that grew with the log. A LATERAL subquery with a LIMIT
+		-- is never hashed.)
+		LEFT JOIN LATERAL (
+			SELECT true AS logged FROM accountpool.usage_log u
+			WHERE u.acquire_id = nullif(r.acquire_id, '')::uuid LIMIT 1) u ON true
+		WHERE u.logged IS NULL
 	), candidate AS (
 		SELECT c.id, c.last_used_at AS prev_used,
 			row_number() OVER (ORDER BY c.last_used_at ASC NULLS FIRST, c.id) AS ord
