@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -162,9 +161,15 @@ func requestFromJSON(b []byte) (domain.Request, error) {
 	return r, nil
 }
 
-const requestCols = `id, applicant_id, mission_code, centre, visa_category, earliest_date,
-	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, missed_slots,
+// requestCols are a request's columns in scanRequest's order; the
+// parts before and after missed_slots are apart for claimedRequestCols.
+const (
+	requestColsBeforeMissed = `id, applicant_id, mission_code, centre, visa_category, earliest_date,
+	latest_date, status, matched_slots, last_checked_at, check_count, created_at, updated_at, `
+	requestColsAfterMissed = `,
 	matched_slot_count`
+	requestCols = requestColsBeforeMissed + `missed_slots` + requestColsAfterMissed
+)
 
 // claimedRequestCols are requestCols of the table r for the requests a
 // claim carries: the same columns, but of missed_slots only the last
@@ -174,8 +179,9 @@ const requestCols = `id, applicant_id, mission_code, centre, visa_category, earl
 // Requests and decode, for each of its requests, to show 20. The request
 // scanned from them is not one to match slots against (MatchSlots leaves
 // out every missed slot): ReportCheck reads the claimed requests afresh.
-var claimedRequestCols = strings.Replace(requestCols, "missed_slots,", fmt.Sprintf(
-	"jsonb_path_query_array(r.missed_slots, '$[last - %d to last]') AS missed_slots,", domain.MaxSlotsPerRequest-1), 1)
+var claimedRequestCols = requestColsBeforeMissed + fmt.Sprintf(
+	"jsonb_path_query_array(r.missed_slots, '$[last - %d to last]') AS missed_slots", domain.MaxSlotsPerRequest-1) +
+	requestColsAfterMissed
 
 // scanRequest reads requestCols; lead are the destinations of columns
 // selected before them.
