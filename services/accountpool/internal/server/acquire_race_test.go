@@ -65,7 +65,8 @@ func (r *twinRacer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Trac
 		for time.Now().Before(deadline) {
 			var waiting bool
 			if err := r.db.QueryRow(bg, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-				WHERE wait_event_type = 'Lock' AND query LIKE '%WITH asked AS%' AND query NOT LIKE '%pg_stat_activity%')`).Scan(&waiting); err != nil {
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH asked AS%'
+				AND query NOT LIKE '%pg_stat_activity%')`).Scan(&waiting); err != nil {
 				r.t.Error(err)
 				break
 			}

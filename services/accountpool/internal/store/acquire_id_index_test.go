@@ -53,7 +53,7 @@ func TestAnInterruptedAcquireIDIndexBuildIsNotTakenForBuilt(t *testing.T) {
 	for {
 		var n int
 		if err := db.QueryRow(ctx, `SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity
-			WHERE query LIKE '%CREATE UNIQUE INDEX CONCURRENTLY%' AND query NOT LIKE '%pg_stat_activity%' AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			WHERE datname = current_database() AND query LIKE '%CREATE UNIQUE INDEX CONCURRENTLY%' AND query NOT LIKE '%pg_stat_activity%' AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		if n > 0 {
