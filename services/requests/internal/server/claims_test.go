@@ -264,11 +264,8 @@ func TestClaimDueMissions(t *testing.T) {
 	// Two replicas on one database whose clocks differ by a second.
 	skewed := func(t *testing.T, cfg app.Config) (behind, ahead requestsv1.RequestsServiceClient, c *testkit.Clock) {
 		t.Helper()
-		pool := pgtest.NewPool(t, migrations.Set)
-		c = testkit.NewClock(start)
-		behind = startServer(t, pool, serverOpts{now: c.Now, cfg: cfg}).client
-		ahead = startServer(t, pool, serverOpts{now: func() time.Time { return c.Now().Add(time.Second) }, cfg: cfg}).client
-		return behind, ahead, c
+		servers, c := replicas(t, serverOpts{cfg: cfg}, 0, time.Second)
+		return servers[0].client, servers[1].client, c
 	}
 
 	t.Run("ReplicaWhoseClockIsAheadDoesNotTakeOverALiveClaim", func(t *testing.T) {

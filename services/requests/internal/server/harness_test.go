@@ -64,6 +64,8 @@ type testServer struct {
 	client requestsv1.RequestsServiceClient
 	conn   *grpc.ClientConn
 	app    *app.App
+	// pool is the server's database pool.
+	pool *pgxpool.Pool
 	// registry is the server's metrics registry, domain metrics included.
 	registry *prometheus.Registry
 	// dial connects with tok as the bearer token (none when empty).
@@ -114,7 +116,29 @@ func startServer(t testing.TB, pool *pgxpool.Pool, o serverOpts) *testServer {
 	var once sync.Once
 	stop := func() { once.Do(func() { cancel(); wg.Wait(); conn.Close() }) }
 	t.Cleanup(stop)
-	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, registry: gs.Registry, dial: dial, lis: lis, stop: stop}
+	return &testServer{client: requestsv1.NewRequestsServiceClient(conn), conn: conn, app: a, pool: pool, registry: gs.Registry, dial: dial, lis: lis, stop: stop}
+}
+
+// replicas starts one server per offset on one fresh database, as
+// replicas of one deployment: each with a pool of its own, all reading the
+// one clock the test moves, server i offsets[i] ahead of it (replicas(t,
+// o, 0, 2*time.Second): the second replica's clock runs 2 seconds ahead of
+// the first's). o.now is not used.
+func replicas(t testing.TB, o serverOpts, offsets ...time.Duration) ([]*testServer, *testkit.Clock) {
+	t.Helper()
+	url := pgtest.NewURL(t, migrations.Set)
+	clock := testkit.NewClock(start)
+	servers := make([]*testServer, len(offsets))
+	for i, off := range offsets {
+		pool, err := pgxpool.New(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		o.now = func() time.Time { return clock.Now().Add(off) }
+		servers[i] = startServer(t, pool, o)
+	}
+	return servers, clock
 }
 
 type testBundle struct {

@@ -1,16 +1,11 @@
 package server_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
-	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
-	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
 
 // TestALengthenedPauseAfterItsResumeIsResumedToo: two Requests replicas
@@ -26,20 +21,10 @@ import (
 // reason still reads "resumed by an operator" on a paused portal.
 func TestALengthenedPauseAfterItsResumeIsResumedToo(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewURL(t, migrations.Set)
-	clockB, clockA := testkit.NewClock(start), testkit.NewClock(start.Add(2*time.Second))
-	var servers []*testServer
-	for _, clk := range []*testkit.Clock{clockB, clockA} {
-		pool, err := pgxpool.New(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		servers = append(servers, startServer(t, pool, serverOpts{now: clk.Now}))
-	}
+	servers, clock := replicas(t, serverOpts{}, 0, 2*time.Second)
 	b, a := servers[0], servers[1]
 	cB, cA := b.client, a.client
-	advance := func(d time.Duration) { clockA.Advance(d); clockB.Advance(d) }
+	advance := clock.Advance
 
 	portalMissions(t, cB, "vfs", 3)
 	held := claim(t, cB, 1, 0)

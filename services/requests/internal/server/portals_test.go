@@ -9,17 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
-	"github.com/slotwatch/slotwatch/services/platform/pgtest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 	"github.com/slotwatch/slotwatch/services/requests/internal/app"
-	"github.com/slotwatch/slotwatch/services/requests/migrations"
 )
 
 const (
@@ -275,20 +272,8 @@ func TestPortalCap(t *testing.T) {
 	// portal, and the cap is reached.
 	t.Run("TwoServersTogetherNeverExceedTheCap", func(t *testing.T) {
 		t.Parallel()
-		url := pgtest.NewURL(t, migrations.Set)
-		clock := testkit.NewClock(start)
-		var (
-			servers []*testServer
-			pool    *pgxpool.Pool
-		)
-		for range 2 {
-			var err error
-			if pool, err = pgxpool.New(context.Background(), url); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(pool.Close)
-			servers = append(servers, startServer(t, pool, serverOpts{now: clock.Now}))
-		}
+		servers, clock := replicas(t, serverOpts{}, 0, 0)
+		pool := servers[1].pool
 		c := servers[0].client
 		const limit = 4
 		setPortal(t, c, &requestsv1.SetPortalRequest{Name: "vfs", MaxChecksPerMinute: proto.Int32(limit)})
