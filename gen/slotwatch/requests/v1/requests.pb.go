@@ -3302,6 +3302,9 @@ type PortalStatus struct {
 	// Portal name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Whether no mission of the portal is claimed now because of a pause.
+	// False once the pause's PORTAL_RESUMED is written, also on a replica
+	// whose clock has not reached paused_until yet (that replica claims none
+	// of the portal's missions until it does: at most the clocks' skew).
 	Paused bool `protobuf:"varint,2,opt,name=paused,proto3" json:"paused,omitempty"`
 	// End of the current (or last) pause; unset if never paused.
 	PausedUntil *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=paused_until,json=pausedUntil,proto3" json:"paused_until,omitempty"`
@@ -3548,7 +3551,7 @@ func (x *ResumePortalRequest) GetName() string {
 // ResumePortalResponse returns the status after the resume.
 type ResumePortalResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The status, not paused.
+	// The status, not paused; a retry's is the first call's.
 	Status        *PortalStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -107,7 +107,9 @@ type RequestsServiceClient interface {
 	// GetPortalStatus says whether a portal is paused, why and until when, and
 	// how many checks it had in the last minute against its cap.
 	GetPortalStatus(ctx context.Context, in *GetPortalStatusRequest, opts ...grpc.CallOption) (*GetPortalStatusResponse, error)
-	// ResumePortal lifts a portal's pause now.
+	// ResumePortal lifts a portal's pause now. A portal not paused, or whose
+	// pause is already resumed (a retry, through any replica), is returned as
+	// it is, with no event.
 	ResumePortal(ctx context.Context, in *ResumePortalRequest, opts ...grpc.CallOption) (*ResumePortalResponse, error)
 }
 
@@ -421,7 +423,9 @@ type RequestsServiceServer interface {
 	// GetPortalStatus says whether a portal is paused, why and until when, and
 	// how many checks it had in the last minute against its cap.
 	GetPortalStatus(context.Context, *GetPortalStatusRequest) (*GetPortalStatusResponse, error)
-	// ResumePortal lifts a portal's pause now.
+	// ResumePortal lifts a portal's pause now. A portal not paused, or whose
+	// pause is already resumed (a retry, through any replica), is returned as
+	// it is, with no event.
 	ResumePortal(context.Context, *ResumePortalRequest) (*ResumePortalResponse, error)
 	mustEmbedUnimplementedRequestsServiceServer()
 }

@@ -46,3 +46,30 @@ func TestAWallLengtheningAResumedPauseReopensIt(t *testing.T) {
 		})
 	}
 }
+
+// TestAResumeOfAResumedPauseChangesNothing: an operator resumed the pause
+// through a replica whose clock is 2 s ahead of this one's (Until is that
+// replica's now, Open false); the request is retried here, where the
+// pause still seems to run. Resume must change nothing (its PORTAL_RESUMED
+// is written: a second would pair with no PORTAL_PAUSED), and the status
+// reads resumed, as the first resume answered.
+func TestAResumeOfAResumedPauseChangesNothing(t *testing.T) {
+	r := DefaultWallRules
+	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	p := NewPortal("vfs", now)
+	p.Wall(now, OutcomeCaptcha, r.Threshold, 0, r)
+	now = now.Add(time.Minute)
+	if !p.Resume(now.Add(2 * time.Second)) {
+		t.Fatal("not resumed")
+	}
+	before := p.Pause
+	if p.Resume(now) {
+		t.Errorf("a resume of a resumed pause resumed it again: %+v, was %+v", p.Pause, before)
+	}
+	if p.Pause != before {
+		t.Errorf("a resume of a resumed pause changed it: %+v, was %+v", p.Pause, before)
+	}
+	if st := p.Status(now, r, 0, 0); st.Paused {
+		t.Errorf("status %+v reads paused after the resume", st)
+	}
+}

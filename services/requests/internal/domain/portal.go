@@ -260,9 +260,14 @@ func (p Portal) levelEnd() time.Time {
 }
 
 // Resume lifts a pause at now, for an operator; it returns false (and
-// changes nothing) when p is not paused.
+// changes nothing) when p is not paused, or when its PORTAL_RESUMED is
+// already written (Open false) though by now it still runs: a replica
+// whose clock is ahead of this one's resumed it, or swept it as lapsed, at
+// its own now (a retried ResumePortal that reaches another replica). A
+// second resume would write a PORTAL_RESUMED that ends no pause, and move
+// the end back to this clock's now.
 func (p *Portal) Resume(now time.Time) bool {
-	if !p.Paused(now) {
+	if !p.Pause.Open || !p.Paused(now) {
 		return false
 	}
 	if p.Pause.LevelUntil.After(now) {
@@ -287,10 +292,16 @@ type PortalStatus struct {
 
 // Status is p's status at now, given its recent walls and claims. Its
 // Level is LevelAt(now): 0 once the level has reset, as the next pause
-// finds it.
+// finds it. A pause whose PORTAL_RESUMED is written (Open false) reads
+// over even while by now it still runs (a replica whose clock is ahead of
+// this one's ended it): the event and that replica's answer said so, and
+// a retried ResumePortal answers as the first. This replica still claims
+// none of the portal's missions until its clock reaches Until (Budget), at
+// most the clocks' skew, and a wall it takes in that time re-opens the
+// pause (Wall).
 func (p Portal) Status(now time.Time, r WallRules, walls, claims int) PortalStatus {
 	limit, _ := p.CapAt(now)
-	return PortalStatus{Name: p.Name, Paused: p.Paused(now), PausedUntil: p.Pause.Until, Reason: p.Pause.Reason,
+	return PortalStatus{Name: p.Name, Paused: p.Pause.Open && p.Paused(now), PausedUntil: p.Pause.Until, Reason: p.Pause.Reason,
 		Level: p.LevelAt(now, r), RecentWalls: walls, ChecksLastMinute: claims, Cap: limit}
 }
 

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	requestsv1 "github.com/slotwatch/slotwatch/gen/slotwatch/requests/v1"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
@@ -60,5 +63,54 @@ func TestALengthenedPauseAfterItsResumeIsResumedToo(t *testing.T) {
 	if len(evs) == 0 || evs[len(evs)-1].GetType() != requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED {
 		t.Fatalf("portal events %v: the last is not PORTAL_RESUMED, though the portal is not paused (paused=%v): the pause announced last never ends",
 			types, portalStatus(t, cB, "vfs").GetPaused())
+	}
+}
+
+// TestAResumeRetriedThroughAReplicaBehindIsANoOp: an operator resumes a
+// portal through replica A, whose clock is 2 seconds ahead of B's; the
+// answer is lost and the client retries (slotctl, a load balancer), and
+// the retry reaches B. By B's clock the pause still runs until A's resume,
+// but its PORTAL_RESUMED is written (pause_open false): the retry must
+// change nothing (no second PORTAL_RESUMED, paused_until and the level's
+// end not moved back to B's now) and answer what the first call answered;
+// B's status and slotwatch_requests_portal_paused read the portal resumed.
+func TestAResumeRetriedThroughAReplicaBehindIsANoOp(t *testing.T) {
+	t.Parallel()
+	servers, clock := replicas(t, serverOpts{}, 0, 2*time.Second)
+	cB, cA := servers[0].client, servers[1].client
+
+	portalMissions(t, cB, "vfs", 3)
+	for range 3 {
+		reportWall(t, cB, wallCaptcha, 0)
+	}
+	clock.Advance(time.Minute)
+	first, err := cA.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.GetStatus().GetPaused() {
+		t.Fatalf("first ResumePortal answered %v, want not paused", first.GetStatus())
+	}
+	retry, err := cB.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"})
+	if err != nil {
+		t.Fatalf("the retried ResumePortal: %v", err)
+	}
+	if !proto.Equal(retry.GetStatus(), first.GetStatus()) {
+		t.Errorf("the retried ResumePortal answered %v, want the first call's %v", retry.GetStatus(), first.GetStatus())
+	}
+	if st := portalStatus(t, cA, "vfs"); !proto.Equal(st, first.GetStatus()) {
+		t.Errorf("after the retry the status is %v, want the first resume's %v", st, first.GetStatus())
+	}
+	// B's gauge reads the portal resumed too, as its status does.
+	wantPaused(t, &testBundle{server: servers[0]}, "vfs", "")
+
+	createRequest(t, cB, createApplicant(t, cB).GetId(), reqArgs{mission: "endmark"})
+	var types []string
+	for _, ev := range portalEvents(t, cB) {
+		types = append(types, ev.GetType().String())
+	}
+	want := []string{requestsv1.EventType_EVENT_TYPE_PORTAL_PAUSED.String(), requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED.String()}
+	if !slices.Equal(types, want) {
+		t.Errorf("portal events %v, want %v: one pause, resumed once", types, want)
 	}
 }

@@ -188,7 +188,8 @@ func (s *Store) PortalStatus(ctx context.Context, name string, now time.Time, r 
 }
 
 // ResumePortal lifts the portal's pause (domain.Portal.Resume) and writes
-// a PORTAL_RESUMED event when there was one to lift.
+// a PORTAL_RESUMED event when there was one to lift; a resume of a pause
+// already resumed writes nothing and answers the status as it is.
 func (s *Store) ResumePortal(ctx context.Context, name string, now time.Time, r domain.WallRules) (domain.PortalStatus, error) {
 	var st domain.PortalStatus
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -337,11 +338,12 @@ func (s *Store) ResumeLapsed(ctx context.Context, now time.Time, r domain.WallRu
 }
 
 // PausedPortals gives, for every portal, the reason of its pause in force
-// at now (pause_reason; never empty), or "" when it is not paused: the
-// slotwatch_requests_portal_paused gauge.
+// at now (pause_reason; never empty), or "" when it is not paused (as
+// domain.Portal.Status says: a pause whose PORTAL_RESUMED is written is
+// over): the slotwatch_requests_portal_paused gauge.
 func (s *Store) PausedPortals(ctx context.Context, now time.Time) (map[string]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT name,
-		CASE WHEN paused_until > $1 THEN coalesce(nullif(pause_reason, ''), 'paused') ELSE '' END
+		CASE WHEN pause_open AND paused_until > $1 THEN coalesce(nullif(pause_reason, ''), 'paused') ELSE '' END
 		FROM requests.portals`, now)
 	if err != nil {
 		return nil, fmt.Errorf("read paused portals: %w", err)
