@@ -184,7 +184,10 @@ const (
 	// A portal was paused after showing walls, or a wall's Retry-After
 	// lengthened its pause while it ran: then another PORTAL_PAUSED, its
 	// paused_until later than the last one's, with no PORTAL_RESUMED
-	// between (the event carries portal, not request).
+	// between (the event carries portal, not request). A wall that lengthens
+	// a pause whose PORTAL_RESUMED is written (by a replica whose clock is
+	// ahead) re-opens it: a PORTAL_PAUSED after that PORTAL_RESUMED, and
+	// another PORTAL_RESUMED at its end, as a new pause would write.
 	EventType_EVENT_TYPE_PORTAL_PAUSED EventType = 5
 	// A portal's pause ended, by time or by ResumePortal (the event carries
 	// portal, not request).

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,56 @@ func TestAResumeRetriedThroughAReplicaBehindIsANoOp(t *testing.T) {
 	want := []string{requestsv1.EventType_EVENT_TYPE_PORTAL_PAUSED.String(), requestsv1.EventType_EVENT_TYPE_PORTAL_RESUMED.String()}
 	if !slices.Equal(types, want) {
 		t.Errorf("portal events %v, want %v: one pause, resumed once", types, want)
+	}
+}
+
+// TestAWallJustAfterAResumeIsAPauseWhateverTheClocks: an operator resumes
+// the portal through A, and at once a check claimed before the pause
+// reports to B a rate limit with a Retry-After of an hour. With B's clock
+// 2 s behind A's the wall re-opens the resumed pause; with the clocks
+// together it begins a new one. Either way the portal ran between (claims
+// went on by A's clock) and was stopped again for an hour, and a consumer
+// of the events sees the same sequence: two pauses, each ended. Only the
+// level tells them apart (a re-opened pause does not raise it: its wall
+// is of the episode the first pause was for).
+func TestAWallJustAfterAResumeIsAPauseWhateverTheClocks(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		skew  time.Duration
+		level int32
+	}{{"BBehindA", 2 * time.Second, 1}, {"ClocksTogether", 0, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			servers, clock := replicas(t, serverOpts{}, 0, tc.skew)
+			cB, cA := servers[0].client, servers[1].client
+			portalMissions(t, cB, "vfs", 3)
+			held := claim(t, cB, 1, 0)
+			if len(held) != 1 {
+				t.Fatalf("claimed %d, want 1", len(held))
+			}
+			for range 3 {
+				reportWall(t, cB, wallCaptcha, 0)
+			}
+			clock.Advance(time.Minute)
+			if _, err := cA.ResumePortal(testkit.Context(t), &requestsv1.ResumePortalRequest{Name: "vfs"}); err != nil {
+				t.Fatal(err)
+			}
+			reportHeld(t, cB, held[0], wallRateLimited, time.Hour)
+			st := portalStatus(t, cB, "vfs")
+			if !st.GetPaused() || st.GetPauseLevel() != tc.level {
+				t.Errorf("after the wall: %v, want paused at level %d", st, tc.level)
+			}
+			clock.Advance(2 * time.Hour)
+			claim(t, cB, 100, 0) // writes the PORTAL_RESUMED the end owes
+			createRequest(t, cB, createApplicant(t, cB).GetId(), reqArgs{mission: "endmark"})
+			var types []string
+			for _, ev := range portalEvents(t, cB) {
+				types = append(types, strings.TrimPrefix(ev.GetType().String(), "EVENT_TYPE_"))
+			}
+			if want := []string{"PORTAL_PAUSED", "PORTAL_RESUMED", "PORTAL_PAUSED", "PORTAL_RESUMED"}; !slices.Equal(types, want) {
+				t.Errorf("portal events %v, want %v", types, want)
+			}
+		})
 	}
 }
