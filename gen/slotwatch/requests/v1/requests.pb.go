@@ -3554,7 +3554,8 @@ func (x *ResumePortalRequest) GetName() string {
 // ResumePortalResponse returns the status after the resume.
 type ResumePortalResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The status, not paused; a retry's is the first call's.
+	// The status, not paused; a retry's has the first call's pause fields
+	// (its counts are the retrying replica's, at its own now).
 	Status        *PortalStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
