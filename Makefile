@@ -10,6 +10,10 @@ PKGS      := github.com/slotwatch/slotwatch/...
 BINARIES  := $(shell ls -d services/*/cmd/* 2>/dev/null)
 # What `--version` and slotwatch_build_info report (buildinfo package).
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Read once per run: a recursive ?= runs git describe at each use, and a
+# commit during a long run (make test-images) gave the images one version
+# and their test another.
+VERSION   := $(VERSION)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/slotwatch/slotwatch/services/platform/buildinfo.version=$(VERSION) \
              -X github.com/slotwatch/slotwatch/services/platform/buildinfo.commit=$(COMMIT)
