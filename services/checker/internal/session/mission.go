@@ -184,35 +184,36 @@ func (m *mission) acquire() (Lease, bool) {
 	}
 }
 
-// handBack ends a mission whose lease came too late to use (its answer
-// came after the lease's end: the pool may lease the account again, and
-// the check must not begin): the claim is reported FAILED with detail and
-// the lease released unused, which the pool refuses without harm if it has
-// ended the lease already, and which otherwise spares the account a
-// lease_expired failure.
-func (m *mission) handBack(lease Lease, detail string) MissionResult {
+// finishUnchecked ends a mission whose check did not run, with the
+// outcome and detail m.res holds: the claim is reported FAILED so that it
+// does not linger, and a lease it got too late to use (lease not nil; its
+// answer came after the lease's end: the pool may lease the account again,
+// and the check must not begin) is released unused, which the pool
+// refuses without harm if it has ended the lease already, and which
+// otherwise spares the account a lease_expired failure. A mission that got
+// no account logs at Info with the pool's last retry delay; one that
+// hands a lease back logs at Warn, with the account.
+func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 	defer m.done()
 	c := m.c
-	m.res.Outcome, m.res.Detail = Unused, detail
-	m.res.Matched = m.report(reportOf(m.claim, lease.AccountID, Unused, "", 0, nil, detail))
-	m.release(lease, Release{Outcome: Unused, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	var accountID int64
+	if lease != nil {
+		accountID = lease.AccountID
+	}
+	m.res.Matched = m.report(reportOf(m.claim, accountID, m.res.Outcome, "", 0, nil, m.res.Detail))
+	if lease != nil {
+		m.release(*lease, Release{Outcome: m.res.Outcome, Detail: truncate(m.res.Detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	}
 	m.res.Duration = c.clock.Now().Sub(m.started)
-	c.log.Warn("mission not checked", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
-		"account_id", lease.AccountID, "outcome", string(Unused), "detail", detail)
-	c.metrics.CheckFinished(m.claim.Mission, Unused, 0)
-	return m.res
-}
-
-// finishUnleased ends a mission that got no account: nothing was checked,
-// and the claim is reported FAILED so that it does not linger.
-func (m *mission) finishUnleased() MissionResult {
-	defer m.done()
-	c := m.c
-	m.res.Duration = c.clock.Now().Sub(m.started)
-	c.log.Info("mission not checked", "session", m.session, "mission", m.claim.Mission,
-		"outcome", string(m.res.Outcome), "detail", m.res.Detail,
-		"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
-	m.report(reportOf(m.claim, 0, m.res.Outcome, "", 0, nil, m.res.Detail))
+	attrs := []any{"session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID}
+	if lease != nil {
+		attrs = append(attrs, "account_id", lease.AccountID, "outcome", string(m.res.Outcome), "detail", m.res.Detail)
+		c.log.Warn("mission not checked", attrs...)
+	} else {
+		attrs = append(attrs, "outcome", string(m.res.Outcome), "detail", m.res.Detail,
+			"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
+		c.log.Info("mission not checked", attrs...)
+	}
 	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
 	return m.res
 }
@@ -221,8 +222,9 @@ func (m *mission) finishUnleased() MissionResult {
 // releases.
 func (m *mission) check(lease Lease) MissionResult {
 	if late := time.Since(m.askedAt); late >= m.c.cfg.LeaseTTL {
-		return m.handBack(lease, fmt.Sprintf("not checked: the account pool's answer came %s after Acquire was sent, past the lease's %s (the pool may lease the account again)",
+		m.giveUp(Unused, fmt.Sprintf("not checked: the account pool's answer came %s after Acquire was sent, past the lease's %s (the pool may lease the account again)",
 			late.Round(time.Millisecond), m.c.cfg.LeaseTTL))
+		return m.finishUnchecked(&lease)
 	}
 	defer m.done()
 	c := m.c
