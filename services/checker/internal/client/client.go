@@ -111,6 +111,18 @@ func (p *Pool) Release(ctx context.Context, l session.Lease, r session.Release) 
 	return nil
 }
 
+// GiveBack implements session.LeaseClient: a Release by acquire_id.
+func (p *Pool) GiveBack(ctx context.Context, acquireID, detail string) error {
+	_, err := p.c.Release(ctx, &apv1.ReleaseRequest{AcquireId: acquireID, Outcome: apv1.Outcome_OUTCOME_UNUSED, Detail: detail})
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("give back: %w", session.ErrNoLease)
+	}
+	if err != nil {
+		return leaseErr("give back", err)
+	}
+	return nil
+}
+
 func leaseErr(op string, err error) error {
 	if status.Code(err) == codes.FailedPrecondition {
 		return fmt.Errorf("%s: %w (%s)", op, session.ErrLeaseLost, status.Convert(err).Message())

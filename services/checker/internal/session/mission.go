@@ -50,6 +50,12 @@ type mission struct {
 	// held, and a fresh one after an outage (refused or hanging) longer
 	// than the TTL is good for its whole TTL.
 	askedAt time.Time
+	// acquireID names the mission's Acquire and its retries; answerLost
+	// says one of them got no answer (ErrNoAnswer): the pool may have
+	// leased an account to it, which finishUnchecked gives back when no
+	// retry got that lease.
+	acquireID  string
+	answerLost bool
 }
 
 func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
@@ -119,8 +125,9 @@ func (m *mission) acquire() (Lease, bool) {
 	// time-ordered UUID (version 7): the pool keeps every lease's id in a
 	// unique index on its usage log, and ids that rise with time go in at
 	// the index's end instead of on a random page each.
+	m.acquireID = uuid.Must(uuid.NewV7()).String()
 	req := AcquireRequest{Mission: m.claim.Mission, Holder: c.cfg.CheckerID, TTL: c.cfg.LeaseTTL, RequestIDs: requestIDs(m.claim.Requests),
-		AcquireID: uuid.Must(uuid.NewV7()).String()}
+		AcquireID: m.acquireID}
 	if len(req.RequestIDs) == 0 {
 		m.giveUp(NoAccount, "the claim holds no pending request: nothing to check")
 		return Lease{}, false
@@ -134,6 +141,7 @@ func (m *mission) acquire() (Lease, bool) {
 		sent := time.Now()
 		lease, err := c.leases.Acquire(ctx, req)
 		cancel()
+		m.answerLost = m.answerLost || errors.Is(err, ErrNoAnswer)
 		if err == nil {
 			m.askedAt = sent
 			if granted := lease.ExpiresAt.Add(-c.cfg.LeaseTTL); !lease.ExpiresAt.IsZero() && granted.Before(sent.Add(-leaseSkew)) {
@@ -203,6 +211,8 @@ func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 	m.res.Matched = m.report(reportOf(m.claim, accountID, m.res.Outcome, "", 0, nil, m.res.Detail))
 	if lease != nil {
 		m.release(*lease, Release{Outcome: m.res.Outcome, Detail: truncate(m.res.Detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	} else if m.answerLost {
+		m.giveBack()
 	}
 	m.res.Duration = c.clock.Now().Sub(m.started)
 	attrs := []any{"session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID}
@@ -216,6 +226,36 @@ func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 	}
 	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
 	return m.res
+}
+
+// giveBackTimeout bounds a giveBack's one try.
+const giveBackTimeout = 3 * time.Second
+
+// giveBack gives back, in the background, the lease an Acquire of this
+// mission may have been granted with its answer lost, so that the account
+// does not sit leased to no one until the lease's end and then count a
+// lease_expired failure. One try, bounded by giveBackTimeout and not
+// retried: it is one more call to a pool that may be overloaded already,
+// and a lease it misses still ends at its expiry. The session (and so
+// Drain) waits for it.
+func (m *mission) giveBack() {
+	c := m.c
+	c.sessions.Add(1) // within the mission's session: never from zero
+	go func() {
+		defer c.sessions.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+		defer cancel()
+		err := c.leases.GiveBack(ctx, m.acquireID, "the checker lost the Acquire's answer and gave the mission up")
+		switch {
+		case err == nil:
+			c.log.Info("lease of an Acquire whose answer was lost given back", "session", m.session,
+				"mission", m.claim.Mission, "acquire_id", m.acquireID)
+		case errors.Is(err, ErrNoLease):
+		default:
+			c.log.Warn("giving back the lease of an Acquire whose answer was lost failed; the pool takes it back when the lease expires",
+				"session", m.session, "mission", m.claim.Mission, "acquire_id", m.acquireID, "err", err)
+		}
+	}()
 }
 
 // check runs the browser check under the lease, then reports and
