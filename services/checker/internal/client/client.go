@@ -232,13 +232,15 @@ func slotToProto(s portal.Slot) *rqv1.Slot {
 }
 
 // wrap marks the errors worth retrying: the service was unreachable or
-// did not answer in time; the latter also as session.ErrNoAnswer, since
-// the call may have taken effect.
+// did not answer in time; both also as session.ErrNoAnswer, since the
+// call may have taken effect (gRPC's UNAVAILABLE does not tell a call
+// refused before it was sent from one whose stream broke after the server
+// ran it).
 func wrap(op string, err error) error {
 	switch code := status.Code(err); {
-	case code == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded):
+	case code == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded), code == codes.Unavailable:
 		return fmt.Errorf("%s: %w: %w: %w", op, session.ErrUnavailable, session.ErrNoAnswer, err)
-	case code == codes.Unavailable, code == codes.Aborted, code == codes.ResourceExhausted:
+	case code == codes.Aborted, code == codes.ResourceExhausted:
 		return fmt.Errorf("%s: %w: %w", op, session.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -251,6 +251,9 @@ func (m *mission) giveBack() {
 			c.log.Info("lease of an Acquire whose answer was lost given back", "session", m.session,
 				"mission", m.claim.Mission, "acquire_id", m.acquireID)
 		case errors.Is(err, ErrNoLease):
+		case errors.Is(err, ErrLeaseLost):
+			c.log.Info("the lease of an Acquire whose answer was lost had ended already (expired, or released)", "session", m.session,
+				"mission", m.claim.Mission, "acquire_id", m.acquireID)
 		default:
 			c.log.Warn("giving back the lease of an Acquire whose answer was lost failed; the pool takes it back when the lease expires",
 				"session", m.session, "mission", m.claim.Mission, "acquire_id", m.acquireID, "err", err)

@@ -232,10 +232,11 @@ var (
 	// ErrUnavailable marks an error worth retrying: the service could not
 	// be reached or answered in time.
 	ErrUnavailable = errors.New("service unavailable")
-	// ErrNoAnswer marks an ErrUnavailable that came after the call was
-	// sent: no answer in time. The call may have taken effect, so only an
-	// idempotent one may be tried again: Release and ReportCheckResult
-	// are; Acquire is with its AcquireID, sent again unchanged.
+	// ErrNoAnswer marks an ErrUnavailable after which the call may have
+	// taken effect: no answer in time, or the connection failed (which
+	// may be after the server ran the call). Only an idempotent call may
+	// be tried again: Release and ReportCheckResult are; Acquire is with
+	// its AcquireID, sent again unchanged.
 	ErrNoAnswer = errors.New("no answer in time")
 	// ErrStopping: the checker is stopping and starts no session.
 	ErrStopping = errors.New("checker is stopping")
