@@ -410,7 +410,12 @@ func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, e
 		}
 	}
 	rel, err := p.store.Release(ctx, p.cfg, params)
-	p.countFencing(err)
+	if r.AcquireID == "" {
+		// A give-back by acquire_id that finds its lease ended is no
+		// holder's stale call (the fencing metric's meaning): the lease
+		// expired while its Acquire's caller gave up.
+		p.countFencing(err)
+	}
 	if err == nil && !rel.Replay {
 		p.metrics.Released(r.Outcome, rel.MissionCode)
 	}

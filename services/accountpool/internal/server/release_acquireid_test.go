@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	apv1 "github.com/slotwatch/slotwatch/gen/slotwatch/accountpool/v1"
+	"github.com/slotwatch/slotwatch/services/platform/grpcserver/grpcservertest"
 	"github.com/slotwatch/slotwatch/services/platform/testkit"
 )
 
@@ -81,4 +82,27 @@ func TestAReleaseByAcquireIDIsChecked(t *testing.T) {
 		_, err := c.Release(ctx, req)
 		wantViolation(t, err, field)
 	}
+}
+
+// A give-back that finds its lease expired is FAILED_PRECONDITION, but no
+// fencing rejection: slotwatch_pool_fencing_rejections_total counts a
+// holder's stale Renew or Release (the SlotwatchFencingRejections
+// runbook), and a give-back comes from a caller that never held the lease.
+func TestAReleaseByAcquireIDOfAnExpiredLeaseIsNoFencingRejection(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	addAccounts(t, c, 1)
+	ctx := testkit.Context(t)
+	acquireID := uuid.NewString()
+	if _, err := c.Acquire(ctx, &apv1.AcquireRequest{MissionCode: "fra", Holder: "checker-1", AcquireId: acquireID,
+		LeaseTtl: durationpb.New(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	b.clock.Advance(2 * time.Minute)
+	if n, err := b.pool.ExpireLeases(ctx); err != nil || n != 1 {
+		t.Fatalf("ExpireLeases = %d, %v", n, err)
+	}
+	_, err := c.Release(ctx, &apv1.ReleaseRequest{AcquireId: acquireID, Outcome: apv1.Outcome_OUTCOME_UNUSED})
+	testkit.WantCode(t, err, codes.FailedPrecondition)
+	grpcservertest.WantMetric(t, b.registry, 0, "slotwatch_pool_fencing_rejections_total")
 }
