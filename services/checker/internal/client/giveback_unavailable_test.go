@@ -28,12 +28,11 @@ func (c *dropsAcquireConnection) Invoke(ctx context.Context, method string, args
 	return err
 }
 
-// ARCHITECTURE.md and ReleaseRequest.acquire_id call an Acquire "with no
-// answer" one that ended UNAVAILABLE or DEADLINE_EXCEEDED, and say a
-// mission that gives up after such a try gives the lease back by its
-// acquire_id. The Checker only counts ErrNoAnswer (DEADLINE_EXCEEDED): an
-// Acquire the pool committed whose stream then broke (UNAVAILABLE) leaves
-// the lease held, leased to no one, until it expires as lease_expired.
+// An Acquire the pool committed whose stream then broke ends UNAVAILABLE,
+// not DEADLINE_EXCEEDED (a killed pool pod, a reset proxy): a mission that
+// gives up after such a try gives the lease back by its acquire_id too, or
+// the lease stays held, leased to no one, until it expires as
+// lease_expired.
 func TestALeaseWhoseAcquireEndedUnavailableIsGivenBack(t *testing.T) {
 	t.Parallel()
 	admin, conn := startPool(t, 1)

@@ -8,19 +8,20 @@ import (
 )
 
 // A mission that gives up without a lease gives back, once, the lease the
-// pool may have granted an Acquire of it whose answer was lost, by that
-// Acquire's acquire_id; one whose tries all went unanswered for a reason
-// that leased nothing (refused, no account free) sends nothing more to
-// the pool.
+// pool may have granted an Acquire of it whose answer was lost (no answer
+// in time, or the connection failed: ErrNoAnswer), by that Acquire's
+// acquire_id; one whose tries were all answered with a refusal that leased
+// nothing (the id raced, no account free) sends nothing more to the pool.
 func TestAMissionGivesBackOnlyALeaseWhoseAnswerWasLost(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
 		err      error
 		giveBack bool
 	}{
-		"AnswerLost": {fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer), true},
-		"Refused":    {fmt.Errorf("acquire: %w: rpc error: code = Unavailable desc = connection refused", ErrUnavailable), false},
-		"NoneFree":   {&NoAccountFreeError{RetryAfter: time.Hour}, false},
+		"AnswerLost":  {fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer), true},
+		"Unreachable": {fmt.Errorf("acquire: %w: %w: rpc error: code = Unavailable desc = connection refused", ErrUnavailable, ErrNoAnswer), true},
+		"Raced":       {fmt.Errorf("acquire: %w: rpc error: code = Aborted", ErrUnavailable), false},
+		"NoneFree":    {&NoAccountFreeError{RetryAfter: time.Hour}, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

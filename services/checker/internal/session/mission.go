@@ -208,11 +208,12 @@ func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 	if lease != nil {
 		accountID = lease.AccountID
 	}
+	if lease == nil && m.answerLost {
+		m.giveBack()
+	}
 	m.res.Matched = m.report(reportOf(m.claim, accountID, m.res.Outcome, "", 0, nil, m.res.Detail))
 	if lease != nil {
 		m.release(*lease, Release{Outcome: m.res.Outcome, Detail: truncate(m.res.Detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
-	} else if m.answerLost {
-		m.giveBack()
 	}
 	m.res.Duration = c.clock.Now().Sub(m.started)
 	attrs := []any{"session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID}
@@ -231,34 +232,35 @@ func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 // giveBackTimeout bounds a giveBack's one try.
 const giveBackTimeout = 3 * time.Second
 
-// giveBack gives back, in the background, the lease an Acquire of this
-// mission may have been granted with its answer lost, so that the account
-// does not sit leased to no one until the lease's end and then count a
-// lease_expired failure. One try, bounded by giveBackTimeout and not
-// retried: it is one more call to a pool that may be overloaded already,
-// and a lease it misses still ends at its expiry. The session (and so
-// Drain) waits for it.
+// giveBack gives back the lease an Acquire of this mission may have been
+// granted with its answer lost, so that the account does not sit leased to
+// no one until the lease's end and then count a lease_expired failure. It
+// runs before the claim's report, so the account is free as soon as it
+// can be, and the session (RunSession, Drain) ends after it. One try,
+// bounded by giveBackTimeout and not retried: it is one more call to a
+// pool that may be overloaded already, and a lease it misses still ends
+// at its expiry.
 func (m *mission) giveBack() {
 	c := m.c
-	c.sessions.Add(1) // within the mission's session: never from zero
-	go func() {
-		defer c.sessions.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
-		defer cancel()
-		err := c.leases.GiveBack(ctx, m.acquireID, "the checker lost the Acquire's answer and gave the mission up")
-		switch {
-		case err == nil:
-			c.log.Info("lease of an Acquire whose answer was lost given back", "session", m.session,
-				"mission", m.claim.Mission, "acquire_id", m.acquireID)
-		case errors.Is(err, ErrNoLease):
-		case errors.Is(err, ErrLeaseLost):
-			c.log.Info("the lease of an Acquire whose answer was lost had ended already (expired, or released)", "session", m.session,
-				"mission", m.claim.Mission, "acquire_id", m.acquireID)
-		default:
-			c.log.Warn("giving back the lease of an Acquire whose answer was lost failed; the pool takes it back when the lease expires",
-				"session", m.session, "mission", m.claim.Mission, "acquire_id", m.acquireID, "err", err)
-		}
-	}()
+	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+	defer cancel()
+	err := c.leases.GiveBack(ctx, m.acquireID, "the checker lost the Acquire's answer and gave the mission up")
+	attrs := []any{"session", m.session, "mission", m.claim.Mission, "acquire_id", m.acquireID}
+	switch {
+	case err == nil:
+		c.log.Info("lease of an Acquire whose answer was lost given back", attrs...)
+	case errors.Is(err, ErrNoLease):
+	case errors.Is(err, ErrLeaseLost):
+		c.log.Info("the lease of an Acquire whose answer was lost had ended already (expired, or released)", attrs...)
+	case errors.Is(err, ErrUnavailable):
+		// The pool is unreachable or slow, as it was for the Acquire:
+		// most often nothing was leased.
+		c.log.Info("could not give back the lease of an Acquire whose answer was lost: the pool did not answer; a lease it granted, if any, ends at its expiry",
+			append(attrs, "err", err)...)
+	default:
+		c.log.Warn("giving back the lease of an Acquire whose answer was lost failed; the pool takes it back when the lease expires",
+			append(attrs, "err", err)...)
+	}
 }
 
 // check runs the browser check under the lease, then reports and
