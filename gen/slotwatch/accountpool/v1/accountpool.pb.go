@@ -831,12 +831,13 @@ func (x *RenewResponse) GetExpiresAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// ReleaseRequest ends a lease.
+// ReleaseRequest ends a lease, named by lease_id and fencing_token, or by
+// acquire_id alone.
 type ReleaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Lease to end.
+	// Lease to end; empty with acquire_id.
 	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	// Token from Acquire.
+	// Token from Acquire; 0 with acquire_id.
 	FencingToken int64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// How the check went.
 	Outcome Outcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=slotwatch.accountpool.v1.Outcome" json:"outcome,omitempty"`
@@ -862,7 +863,22 @@ type ReleaseRequest struct {
 	// How long the portal asked to be left alone (its Retry-After on a 429 or
 	// 503 answer): the account rests at least this long, whatever the
 	// outcome's cooldown. Unset for none; 1s to 24h.
-	RetryAfter    *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	RetryAfter *durationpb.Duration `protobuf:"bytes,10,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	// Instead of lease_id and fencing_token: the acquire_id of an Acquire
+	// whose answer the caller never got (UNAVAILABLE, DEADLINE_EXCEEDED), to
+	// give back the lease it may have granted without asking for it again.
+	// Only with OUTCOME_UNUSED, and with neither lease_id, fencing_token,
+	// logged_in, session_state, session_max_age, clear_session nor
+	// retry_after. A lease granted for the id and still held ends as
+	// OUTCOME_UNUSED would end it (no failure, no cooldown; the account is
+	// free at once). NOT_FOUND: no lease was granted for the id (or it was
+	// handed back already, by the pool itself when the Acquire's caller had
+	// gone); nothing changes. A lease of the id that has ended already is
+	// answered as a retried Release with OUTCOME_UNUSED is: the same answer
+	// if it ended unused, FAILED_PRECONDITION if it ended otherwise or
+	// expired. A retry of the Acquire after this gets ALREADY_EXISTS: take a
+	// new id.
+	AcquireId     string `protobuf:"bytes,11,opt,name=acquire_id,json=acquireId,proto3" json:"acquire_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -965,6 +981,13 @@ func (x *ReleaseRequest) GetRetryAfter() *durationpb.Duration {
 		return x.RetryAfter
 	}
 	return nil
+}
+
+func (x *ReleaseRequest) GetAcquireId() string {
+	if x != nil {
+		return x.AcquireId
+	}
+	return ""
 }
 
 // ReleaseResponse shows the account after the release.
@@ -2678,7 +2701,7 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\textend_by\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bextendBy\"J\n" +
 	"\rRenewResponse\x129\n" +
 	"\n" +
-	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xac\x03\n" +
+	"expires_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xcb\x03\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x03R\ffencingToken\x12;\n" +
@@ -2692,7 +2715,9 @@ const file_slotwatch_accountpool_v1_accountpool_proto_rawDesc = "" +
 	"\rclear_session\x18\t \x01(\bR\fclearSession\x12:\n" +
 	"\vretry_after\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"retryAfter\"N\n" +
+	"retryAfter\x12\x1d\n" +
+	"\n" +
+	"acquire_id\x18\v \x01(\tR\tacquireId\"N\n" +
 	"\x0fReleaseResponse\x12;\n" +
 	"\aaccount\x18\x01 \x01(\v2!.slotwatch.accountpool.v1.AccountR\aaccount\"^\n" +
 	"\x14CreateAccountRequest\x12\x14\n" +

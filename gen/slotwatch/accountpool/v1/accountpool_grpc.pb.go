@@ -55,7 +55,9 @@ type AccountPoolServiceClient interface {
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 	// Release ends a lease with the outcome of the check, which decides the
 	// account's next state (cooldown or quarantine), and stores or clears the
-	// account's session state.
+	// account's session state. A caller whose Acquire got no answer gives
+	// the lease that Acquire may have granted back by its acquire_id
+	// (ReleaseRequest.acquire_id), as OUTCOME_UNUSED.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(ctx context.Context, in *CreateAccountRequest, opts ...grpc.CallOption) (*CreateAccountResponse, error)
@@ -250,7 +252,9 @@ type AccountPoolServiceServer interface {
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	// Release ends a lease with the outcome of the check, which decides the
 	// account's next state (cooldown or quarantine), and stores or clears the
-	// account's session state.
+	// account's session state. A caller whose Acquire got no answer gives
+	// the lease that Acquire may have granted back by its acquire_id
+	// (ReleaseRequest.acquire_id), as OUTCOME_UNUSED.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// CreateAccount adds one account to the pool.
 	CreateAccount(context.Context, *CreateAccountRequest) (*CreateAccountResponse, error)

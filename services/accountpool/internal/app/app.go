@@ -381,10 +381,12 @@ func (p *Pool) countFencing(err error) {
 type ReleaseRequest struct {
 	LeaseID      string
 	FencingToken int64
-	Outcome      domain.Outcome
-	Detail       string
-	RequestIDs   []string
-	Session      domain.SessionRelease
+	// AcquireID names the lease by its Acquire instead (store.ReleaseParams).
+	AcquireID  string
+	Outcome    domain.Outcome
+	Detail     string
+	RequestIDs []string
+	Session    domain.SessionRelease
 	// RetryAfter is the portal's Retry-After: the account rests at least
 	// that long (domain.RestAtLeast).
 	RetryAfter time.Duration
@@ -396,7 +398,7 @@ type ReleaseRequest struct {
 func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, error) {
 	now := p.Now()
 	params := store.ReleaseParams{
-		LeaseID: r.LeaseID, FencingToken: r.FencingToken, Outcome: r.Outcome,
+		LeaseID: r.LeaseID, FencingToken: r.FencingToken, AcquireID: r.AcquireID, Outcome: r.Outcome,
 		Detail: r.Detail, RequestIDs: r.RequestIDs, Now: now, LoggedIn: r.Session.LoggedIn, RetryAfter: r.RetryAfter,
 	}
 	switch {
@@ -408,7 +410,12 @@ func (p *Pool) Release(ctx context.Context, r ReleaseRequest) (domain.Account, e
 		}
 	}
 	rel, err := p.store.Release(ctx, p.cfg, params)
-	p.countFencing(err)
+	if r.AcquireID == "" {
+		// A give-back by acquire_id that finds its lease ended is no
+		// holder's stale call (the fencing metric's meaning): the lease
+		// expired while its Acquire's caller gave up.
+		p.countFencing(err)
+	}
 	if err == nil && !rel.Replay {
 		p.metrics.Released(r.Outcome, rel.MissionCode)
 	}

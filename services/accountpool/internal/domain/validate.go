@@ -58,6 +58,32 @@ func CheckAcquire(p *apirule.FieldErrors, missionCode, holder string, requestIDs
 	return p.UUID("acquire_id", acquireID).String()
 }
 
+// CheckGiveBack records what is wrong with a release by acquire_id, which
+// gives back the lease of an Acquire whose answer the caller lost: it
+// names no lease and no token (it never got them), and its outcome is
+// OutcomeUnused, with nothing of a check that ran (no clear_session, no
+// retry_after; CheckSessionRelease refuses logged_in and session_state
+// with OutcomeUnused). It returns the id in canonical form.
+func CheckGiveBack(p *apirule.FieldErrors, acquireID, leaseID string, token int64, outcome Outcome, clearSession, retryAfter bool) string {
+	id := p.UUID("acquire_id", acquireID).String()
+	if leaseID != "" {
+		p.Add("lease_id", "must be empty with acquire_id")
+	}
+	if token != 0 {
+		p.Add("fencing_token", "must be 0 with acquire_id")
+	}
+	if outcome != OutcomeUnused {
+		p.Add("outcome", "must be OUTCOME_UNUSED with acquire_id")
+	}
+	if clearSession {
+		p.Add("clear_session", "must be false with acquire_id")
+	}
+	if retryAfter {
+		p.Add("retry_after", "must be unset with acquire_id")
+	}
+	return id
+}
+
 // CheckRelease records what is wrong with the free text of a release.
 func CheckRelease(p *apirule.FieldErrors, detail string, requestIDs []string, retryAfter time.Duration) {
 	p.MaxLen("detail", detail, apirule.MaxReleaseDetailLen)

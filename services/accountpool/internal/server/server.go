@@ -111,7 +111,13 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 // Release implements AccountPoolService.
 func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.ReleaseResponse, error) {
 	var v apirule.FieldErrors
-	leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
+	var acquireID string
+	if req.GetAcquireId() == "" {
+		leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
+	} else {
+		acquireID = domain.CheckGiveBack(&v, req.GetAcquireId(), req.GetLeaseId(), req.GetFencingToken(), outcomes[req.GetOutcome()],
+			req.GetClearSession(), req.GetRetryAfter() != nil)
+	}
 	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
 		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED, OUTCOME_ABORTED")
@@ -128,7 +134,7 @@ func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.R
 		return nil, s.toStatus(ctx, "request", err)
 	}
 	a, err := s.pool.Release(ctx, app.ReleaseRequest{
-		LeaseID: req.GetLeaseId(), FencingToken: req.GetFencingToken(), Outcome: outcome,
+		LeaseID: req.GetLeaseId(), FencingToken: req.GetFencingToken(), AcquireID: acquireID, Outcome: outcome,
 		Detail: req.GetDetail(), RequestIDs: req.GetRequestIds(), Session: sess, RetryAfter: retryAfter,
 	})
 	if err != nil {

@@ -420,10 +420,15 @@ func (s *Store) whyNotHeld(ctx context.Context, leaseID string, token int64) err
 type ReleaseParams struct {
 	LeaseID      string
 	FencingToken int64
-	Outcome      domain.Outcome
-	Detail       string
-	RequestIDs   []string
-	Now          time.Time
+	// AcquireID, instead of LeaseID and FencingToken, names the lease by
+	// the Acquire that granted it (canonical UUID form): the caller lost
+	// that Acquire's answer and gives the lease back. No lease for it is
+	// domain.ErrNotFound.
+	AcquireID  string
+	Outcome    domain.Outcome
+	Detail     string
+	RequestIDs []string
+	Now        time.Time
 	// LoggedIn says the check logged in, for the usage log and the budget.
 	LoggedIn bool
 	// Session is what happens to the stored session state; nil leaves it.
@@ -447,10 +452,12 @@ type SessionWrite struct {
 // already happened with the same outcome returns the stored answer and
 // writes nothing, the session state included. With WithBatching, a lease
 // this Store granted whose row has not changed since ends in one round
-// trip, in a batch (releaseFast).
+// trip, in a batch (releaseFast). A release by AcquireID finds the lease
+// and its token in the usage row and goes on as a release of that lease
+// with that token, the unbatched way.
 func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams) (Released, error) {
 	var sess *sessionWrite
-	if s.leases != nil {
+	if s.leases != nil && p.AcquireID == "" {
 		if g, ok := s.leases.take(p.LeaseID); ok && g.account.FencingToken == p.FencingToken &&
 			g.account.LeaseExpiresAt != nil && g.account.LeaseExpiresAt.After(p.Now) {
 			rel, sealed, ended, err := s.releaseFast(ctx, cfg, p, g)
@@ -467,16 +474,25 @@ func (s *Store) Release(ctx context.Context, cfg domain.Config, p ReleaseParams)
 			result   *string
 			answer   []byte
 			version  string
+			leaseID  string
 			rel      Released
 		)
-		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code, u.acquired_at
+		key, by := p.LeaseID, "u.lease_id"
+		if p.AcquireID != "" {
+			key, by = p.AcquireID, "u.acquire_id"
+		}
+		a, err := scanAccount(s.db.QueryRow(ctx, `SELECT `+accountCols+`, u.fencing_token, u.result, u.release_answer, a.xmin::text, u.mission_code, u.acquired_at,
+				u.lease_id::text
 			FROM accountpool.usage_log u JOIN accountpool.accounts a ON a.id = u.account_id
-			WHERE u.lease_id = $1`, p.LeaseID), &token, &result, &answer, &version, &rel.MissionCode, &acquired)
+			WHERE `+by+` = $1`, key), &token, &result, &answer, &version, &rel.MissionCode, &acquired, &leaseID)
 		if err != nil {
 			if errors.Is(err, domain.ErrNotFound) {
 				return rel, err
 			}
 			return rel, fmt.Errorf("load lease: %w", err)
+		}
+		if p.AcquireID != "" {
+			p.LeaseID, p.FencingToken = leaseID, token
 		}
 		switch {
 		case token != p.FencingToken:

@@ -111,6 +111,18 @@ func (p *Pool) Release(ctx context.Context, l session.Lease, r session.Release) 
 	return nil
 }
 
+// GiveBack implements session.LeaseClient: a Release by acquire_id.
+func (p *Pool) GiveBack(ctx context.Context, acquireID, detail string) error {
+	_, err := p.c.Release(ctx, &apv1.ReleaseRequest{AcquireId: acquireID, Outcome: apv1.Outcome_OUTCOME_UNUSED, Detail: detail})
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("give back: %w", session.ErrNoLease)
+	}
+	if err != nil {
+		return leaseErr("give back", err)
+	}
+	return nil
+}
+
 func leaseErr(op string, err error) error {
 	if status.Code(err) == codes.FailedPrecondition {
 		return fmt.Errorf("%s: %w (%s)", op, session.ErrLeaseLost, status.Convert(err).Message())
@@ -220,13 +232,15 @@ func slotToProto(s portal.Slot) *rqv1.Slot {
 }
 
 // wrap marks the errors worth retrying: the service was unreachable or
-// did not answer in time; the latter also as session.ErrNoAnswer, since
-// the call may have taken effect.
+// did not answer in time; both also as session.ErrNoAnswer, since the
+// call may have taken effect (gRPC's UNAVAILABLE does not tell a call
+// refused before it was sent from one whose stream broke after the server
+// ran it).
 func wrap(op string, err error) error {
 	switch code := status.Code(err); {
-	case code == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded):
+	case code == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded), code == codes.Unavailable:
 		return fmt.Errorf("%s: %w: %w: %w", op, session.ErrUnavailable, session.ErrNoAnswer, err)
-	case code == codes.Unavailable, code == codes.Aborted, code == codes.ResourceExhausted:
+	case code == codes.Aborted, code == codes.ResourceExhausted:
 		return fmt.Errorf("%s: %w: %w", op, session.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

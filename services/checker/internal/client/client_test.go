@@ -72,9 +72,13 @@ func startPool(t *testing.T, n int) (apv1.AccountPoolServiceClient, *grpc.Client
 		TokenFile: authtest.WriteFile(t, "checker.token", authtest.CheckerToken+"\n")})
 }
 
-// Only a call that got no answer in time may have taken effect: it is
-// ErrNoAnswer (Acquire is tried again only with its acquire_id); one that did not reach the
-// service is only ErrUnavailable.
+// A call that got no answer in time, or whose connection failed, may have
+// taken effect: it is ErrNoAnswer (Acquire is tried again only with its
+// acquire_id, and a mission that gives up after one gives its lease back).
+// UNAVAILABLE is both a connection refused before the call was sent and a
+// stream broken after the server ran it, which gRPC does not tell apart.
+// One the service refused (ABORTED, RESOURCE_EXHAUSTED) is only
+// ErrUnavailable.
 func TestWrapTellsNoAnswerFromUnreachable(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -83,7 +87,9 @@ func TestWrapTellsNoAnswerFromUnreachable(t *testing.T) {
 	}{
 		{status.Error(codes.DeadlineExceeded, "deadline"), true, true},
 		{fmt.Errorf("dial: %w", context.DeadlineExceeded), true, true},
-		{status.Error(codes.Unavailable, "connection refused"), true, false},
+		{status.Error(codes.Unavailable, "connection refused"), true, true},
+		{status.Error(codes.Unavailable, "error reading from server: EOF"), true, true},
+		{status.Error(codes.ResourceExhausted, "no account free"), true, false},
 		{status.Error(codes.Aborted, "serialization failure"), true, false},
 		{status.Error(codes.InvalidArgument, "bad"), false, false},
 	} {

@@ -422,13 +422,13 @@ func (c *Checker) runClaims(num int64, claims []Claim, received time.Time) []Mis
 	var wg sync.WaitGroup
 	for i, m := range ms {
 		if !m.takeSlot() {
-			results[i] = m.finishUnleased()
+			results[i] = m.finishUnchecked(nil)
 			continue
 		}
 		lease, ok := m.acquire()
 		if !ok {
 			<-c.slots
-			results[i] = m.finishUnleased()
+			results[i] = m.finishUnchecked(nil)
 			continue
 		}
 		wg.Go(func() {

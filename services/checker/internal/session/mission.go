@@ -50,6 +50,12 @@ type mission struct {
 	// held, and a fresh one after an outage (refused or hanging) longer
 	// than the TTL is good for its whole TTL.
 	askedAt time.Time
+	// acquireID names the mission's Acquire and its retries; answerLost
+	// says one of them got no answer (ErrNoAnswer): the pool may have
+	// leased an account to it, which finishUnchecked gives back when no
+	// retry got that lease.
+	acquireID  string
+	answerLost bool
 }
 
 func (c *Checker) newMission(num int64, cl Claim, received time.Time) *mission {
@@ -119,8 +125,9 @@ func (m *mission) acquire() (Lease, bool) {
 	// time-ordered UUID (version 7): the pool keeps every lease's id in a
 	// unique index on its usage log, and ids that rise with time go in at
 	// the index's end instead of on a random page each.
+	m.acquireID = uuid.Must(uuid.NewV7()).String()
 	req := AcquireRequest{Mission: m.claim.Mission, Holder: c.cfg.CheckerID, TTL: c.cfg.LeaseTTL, RequestIDs: requestIDs(m.claim.Requests),
-		AcquireID: uuid.Must(uuid.NewV7()).String()}
+		AcquireID: m.acquireID}
 	if len(req.RequestIDs) == 0 {
 		m.giveUp(NoAccount, "the claim holds no pending request: nothing to check")
 		return Lease{}, false
@@ -134,6 +141,7 @@ func (m *mission) acquire() (Lease, bool) {
 		sent := time.Now()
 		lease, err := c.leases.Acquire(ctx, req)
 		cancel()
+		m.answerLost = m.answerLost || errors.Is(err, ErrNoAnswer)
 		if err == nil {
 			m.askedAt = sent
 			if granted := lease.ExpiresAt.Add(-c.cfg.LeaseTTL); !lease.ExpiresAt.IsZero() && granted.Before(sent.Add(-leaseSkew)) {
@@ -184,45 +192,84 @@ func (m *mission) acquire() (Lease, bool) {
 	}
 }
 
-// handBack ends a mission whose lease came too late to use (its answer
-// came after the lease's end: the pool may lease the account again, and
-// the check must not begin): the claim is reported FAILED with detail and
-// the lease released unused, which the pool refuses without harm if it has
-// ended the lease already, and which otherwise spares the account a
-// lease_expired failure.
-func (m *mission) handBack(lease Lease, detail string) MissionResult {
+// finishUnchecked ends a mission whose check did not run, with the
+// outcome and detail m.res holds: the claim is reported FAILED so that it
+// does not linger, and a lease it got too late to use (lease not nil; its
+// answer came after the lease's end: the pool may lease the account again,
+// and the check must not begin) is released unused, which the pool
+// refuses without harm if it has ended the lease already, and which
+// otherwise spares the account a lease_expired failure. A mission that got
+// no account logs at Info with the pool's last retry delay; one that
+// hands a lease back logs at Warn, with the account.
+func (m *mission) finishUnchecked(lease *Lease) MissionResult {
 	defer m.done()
 	c := m.c
-	m.res.Outcome, m.res.Detail = Unused, detail
-	m.res.Matched = m.report(reportOf(m.claim, lease.AccountID, Unused, "", 0, nil, detail))
-	m.release(lease, Release{Outcome: Unused, Detail: truncate(detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	var accountID int64
+	if lease != nil {
+		accountID = lease.AccountID
+	}
+	if lease == nil && m.answerLost {
+		m.giveBack()
+	}
+	m.res.Matched = m.report(reportOf(m.claim, accountID, m.res.Outcome, "", 0, nil, m.res.Detail))
+	if lease != nil {
+		m.release(*lease, Release{Outcome: m.res.Outcome, Detail: truncate(m.res.Detail, apirule.MaxReleaseDetailLen), RequestIDs: requestIDs(m.claim.Requests)})
+	}
 	m.res.Duration = c.clock.Now().Sub(m.started)
-	c.log.Warn("mission not checked", "session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID,
-		"account_id", lease.AccountID, "outcome", string(Unused), "detail", detail)
-	c.metrics.CheckFinished(m.claim.Mission, Unused, 0)
+	attrs := []any{"session", m.session, "mission", m.claim.Mission, "claim", m.claim.ID}
+	if lease != nil {
+		attrs = append(attrs, "account_id", lease.AccountID, "outcome", string(m.res.Outcome), "detail", m.res.Detail)
+		c.log.Warn("mission not checked", attrs...)
+	} else {
+		attrs = append(attrs, "outcome", string(m.res.Outcome), "detail", m.res.Detail,
+			"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
+		c.log.Info("mission not checked", attrs...)
+	}
+	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
 	return m.res
 }
 
-// finishUnleased ends a mission that got no account: nothing was checked,
-// and the claim is reported FAILED so that it does not linger.
-func (m *mission) finishUnleased() MissionResult {
-	defer m.done()
+// giveBackTimeout bounds a giveBack's one try.
+const giveBackTimeout = 3 * time.Second
+
+// giveBack gives back the lease an Acquire of this mission may have been
+// granted with its answer lost, so that the account does not sit leased to
+// no one until the lease's end and then count a lease_expired failure. It
+// runs before the claim's report, so the account is free as soon as it
+// can be, and the session (RunSession, Drain) ends after it. One try,
+// bounded by giveBackTimeout and not retried: it is one more call to a
+// pool that may be overloaded already, and a lease it misses still ends
+// at its expiry.
+func (m *mission) giveBack() {
 	c := m.c
-	m.res.Duration = c.clock.Now().Sub(m.started)
-	c.log.Info("mission not checked", "session", m.session, "mission", m.claim.Mission,
-		"outcome", string(m.res.Outcome), "detail", m.res.Detail,
-		"retry_after", m.res.RetryAfter.String(), "retry_after_ms", m.res.RetryAfter.Milliseconds())
-	m.report(reportOf(m.claim, 0, m.res.Outcome, "", 0, nil, m.res.Detail))
-	c.metrics.CheckFinished(m.claim.Mission, m.res.Outcome, 0)
-	return m.res
+	ctx, cancel := context.WithTimeout(context.Background(), giveBackTimeout)
+	defer cancel()
+	err := c.leases.GiveBack(ctx, m.acquireID, "the checker lost the Acquire's answer and gave the mission up")
+	attrs := []any{"session", m.session, "mission", m.claim.Mission, "acquire_id", m.acquireID}
+	switch {
+	case err == nil:
+		c.log.Info("lease of an Acquire whose answer was lost given back", attrs...)
+	case errors.Is(err, ErrNoLease):
+	case errors.Is(err, ErrLeaseLost):
+		c.log.Info("the lease of an Acquire whose answer was lost had ended already (expired, or released)", attrs...)
+	case errors.Is(err, ErrUnavailable):
+		// The pool is unreachable or slow, as it was for the Acquire:
+		// most often nothing was leased.
+		c.log.Info("could not give back the lease of an Acquire whose answer was lost: the pool did not answer; a lease it granted, if any, ends at its expiry",
+			append(attrs, "err", err)...)
+	default:
+		c.log.Warn("giving back the lease of an Acquire whose answer was lost failed; the pool takes it back when the lease expires",
+			append(attrs, "err", err)...)
+	}
 }
 
 // check runs the browser check under the lease, then reports and
 // releases.
 func (m *mission) check(lease Lease) MissionResult {
 	if late := time.Since(m.askedAt); late >= m.c.cfg.LeaseTTL {
-		return m.handBack(lease, fmt.Sprintf("not checked: the account pool's answer came %s after Acquire was sent, past the lease's %s (the pool may lease the account again)",
+		m.giveUp(Unused, fmt.Sprintf("not checked: the account pool's answer came %s after Acquire was sent, past the lease's %s (the pool may lease the account again)",
 			late.Round(time.Millisecond), m.c.cfg.LeaseTTL))
+		return m.finishUnchecked(&lease)
 	}
 	defer m.done()
 	c := m.c

@@ -22,6 +22,11 @@ type LeaseClient interface {
 	// Release ends the lease with the check's outcome. A lease that is no
 	// longer held is ErrLeaseLost.
 	Release(ctx context.Context, l Lease, r Release) error
+	// GiveBack ends, unused, the lease that the Acquire named acquireID
+	// granted, when its answer was lost: the pool releases it by the
+	// acquire_id. No lease granted for the id (or handed back already) is
+	// ErrNoLease; one that ended otherwise is ErrLeaseLost.
+	GiveBack(ctx context.Context, acquireID, detail string) error
 }
 
 // MissionClient is what the checker needs of Requests.
@@ -219,15 +224,19 @@ var (
 	// ErrLeaseLost: the lease expired or was taken back; the account must
 	// not be used any more.
 	ErrLeaseLost = errors.New("lease no longer held")
+	// ErrNoLease: GiveBack found no lease granted for the acquire_id:
+	// nothing to give back.
+	ErrNoLease = errors.New("no lease granted for the acquire_id")
 	// ErrClaimLost: the claim lapsed or was reported already.
 	ErrClaimLost = errors.New("claim no longer held")
 	// ErrUnavailable marks an error worth retrying: the service could not
 	// be reached or answered in time.
 	ErrUnavailable = errors.New("service unavailable")
-	// ErrNoAnswer marks an ErrUnavailable that came after the call was
-	// sent: no answer in time. The call may have taken effect, so only an
-	// idempotent one may be tried again: Release and ReportCheckResult
-	// are; Acquire is with its AcquireID, sent again unchanged.
+	// ErrNoAnswer marks an ErrUnavailable after which the call may have
+	// taken effect: no answer in time, or the connection failed (which
+	// may be after the server ran the call). Only an idempotent call may
+	// be tried again: Release and ReportCheckResult are; Acquire is with
+	// its AcquireID, sent again unchanged.
 	ErrNoAnswer = errors.New("no answer in time")
 	// ErrStopping: the checker is stopping and starts no session.
 	ErrStopping = errors.New("checker is stopping")

@@ -88,6 +88,8 @@ type fakePool struct {
 	releases []Release
 	// acquireIDs are the acquire ids of every Acquire, in order.
 	acquireIDs []string
+	// givenBack are the acquire ids of every GiveBack.
+	givenBack []string
 }
 
 func (p *fakePool) Acquire(_ context.Context, req AcquireRequest) (Lease, error) {
@@ -140,6 +142,13 @@ func (p *fakePool) Release(_ context.Context, l Lease, r Release) error {
 		p.sessions[l.AccountID] = r.SessionState
 	}
 	return nil
+}
+
+func (p *fakePool) GiveBack(_ context.Context, acquireID, _ string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.givenBack = append(p.givenBack, acquireID)
+	return ErrNoLease
 }
 
 type fakeRequests struct {
