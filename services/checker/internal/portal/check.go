@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -85,7 +86,10 @@ func (c *check) load(ctx context.Context, act chromedp.Action[chromedp.Void]) er
 		}
 		var err error
 		if nav.Frame.UnreachableURL != "" {
-			err = &chromedp.LoadError{ErrorText: "the portal could not be reached at " + nav.Frame.UnreachableURL}
+			// Chromium's error page. It tells no net error code, and the
+			// URL is not repeated: its path may hold personal data, and
+			// the result's URL is the tab's.
+			err = &chromedp.LoadError{}
 		}
 		select {
 		case committed <- err:
@@ -139,12 +143,26 @@ func (c *check) failNav(err error) {
 		c.saveArtifacts()
 	case errors.As(err, &loadErr):
 		c.res.Reason = ReasonUnreachable
-		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErr.ErrorText)
+		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErrorDetail(loadErr.ErrorText))
 	default:
 		c.res.Reason = ReasonBrowser
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
 		c.infraErr = err
 	}
+}
+
+// netErrorRE matches Chromium's net error codes (net/base/net_error_list.h),
+// such as net::ERR_CONNECTION_REFUSED: fixed tokens, which a detail may
+// repeat.
+var netErrorRE = regexp.MustCompile(`^net::ERR_[A-Z0-9_]+$`)
+
+// loadErrorDetail says that a page could not be loaded, with Chromium's
+// net error code when text is one; any other text is left out.
+func loadErrorDetail(text string) string {
+	if netErrorRE.MatchString(text) {
+		return "the portal could not be reached (" + text + ")"
+	}
+	return "the portal could not be reached"
 }
 
 // endOrFail ends the check on a classified page, or on the error that

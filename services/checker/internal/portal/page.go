@@ -39,6 +39,31 @@ var errBadSelector = errors.New("the profile has an invalid CSS selector")
 // (a regular expression JavaScript does not read).
 var errBadProfile = errors.New("the page cannot use the profile")
 
+// errPageScript means the driver's script threw in the page. Its message
+// is not ours: the page's own scripts may have thrown it (or replaced what
+// ours calls), and V8's messages quote the values they fail on, so it may
+// hold what the page shows of an applicant. Details name its kind only.
+var errPageScript = errors.New("the driver's script threw in the page")
+
+// jsErrorKinds are the exception names a detail may repeat: JavaScript's
+// and the DOM's own, none a page made up.
+var jsErrorKinds = map[string]bool{
+	"Error": true, "TypeError": true, "RangeError": true, "ReferenceError": true, "SyntaxError": true,
+	"EvalError": true, "URIError": true, "AggregateError": true, "DOMException": true,
+}
+
+// jsErrorKind says what kind of exception name is, in words that hold
+// nothing of the page.
+func jsErrorKind(name string) string {
+	switch {
+	case !jsErrorKinds[name]:
+		return "an exception of no standard kind"
+	case strings.IndexByte("AEIOU", name[0]) >= 0:
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // matchJS defines, in the page, the marker test and the wait that
 // classification and the slot wait share. A selector that does not parse
 // makes the page answer {error: "!selector:..."} so that a broken profile
@@ -107,7 +132,9 @@ function __wait(check, timeoutMs) {
         var v = check();
         if (v) { finish(v); }
       } catch (e) {
-        finish({error: String(e && e.message || e)});
+        var message = "", name = "";
+        try { message = String(e && e.message || e); name = String(e && e.name || typeof e); } catch (x) {}
+        finish({error: message || "?", errorName: name});
       }
     }
     look();
@@ -134,7 +161,10 @@ type lookResult struct {
 	Text   string     `json:"text"`  // a message to read, or a JSON answer
 	Retry  string     `json:"retry"` // the Retry-After of a fetched answer
 	More   bool       `json:"more"`  // a list's next page link shows
-	Error  string     `json:"error"`
+	// Error is the message of an exception the script threw, and
+	// ErrorName its name (TypeError...): both the page's to choose.
+	Error     string `json:"error"`
+	ErrorName string `json:"errorName"`
 }
 
 type slotItem struct {
@@ -158,7 +188,7 @@ func await(ctx context.Context, body string) (lookResult, error) {
 		case err == nil && strings.HasPrefix(res.Error, "!profile:"):
 			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, strings.TrimPrefix(res.Error, "!profile:"))
 		case err == nil && res.Error != "":
-			return lookResult{}, fmt.Errorf("page script: %s", res.Error)
+			return lookResult{}, fmt.Errorf("%w (%s; its message is left out: it may quote the page)", errPageScript, jsErrorKind(res.ErrorName))
 		case err == nil:
 			return *res, nil
 		}
