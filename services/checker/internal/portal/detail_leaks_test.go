@@ -1,0 +1,76 @@
+package portal
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// injectScript serves next's answer to GET path with script added at the
+// top of its <head>, before any of the page's own scripts.
+func injectScript(path, script string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || r.URL.Path != path {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			body := rec.Body.String()
+			tag := "<script>" + script + "</script>"
+			if i := strings.Index(strings.ToLower(body), "<head>"); i >= 0 {
+				body = body[:i+len("<head>")] + tag + body[i+len("<head>"):]
+			} else {
+				body = tag + body
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write([]byte(body))
+		})
+	}
+}
+
+// leaks fails t if the result's detail, the logs or check.json quote the
+// page's exception (passport1, "Jane Doe").
+func leaks(t *testing.T, res Result, b *testBundle) {
+	t.Helper()
+	for what, text := range map[string]string{"the detail": res.Detail, "the logs": b.logs.String()} {
+		if strings.Contains(text, passport1) || strings.Contains(text, "Jane Doe") {
+			t.Errorf("%s quotes the page's exception: %q", what, text)
+		}
+	}
+	if res.Artifacts != nil {
+		body, _ := os.ReadFile(filepath.Join(res.Artifacts.Dir, "check.json"))
+		if bytes.Contains(body, []byte(passport1)) || bytes.Contains(body, []byte("Jane Doe")) {
+			t.Errorf("check.json quotes the page's exception:\n%s", body)
+		}
+	}
+}
+
+// The login page's own script replaces document.querySelector with one
+// that throws a message quoting the applicant (as a page's helper library
+// may throw on the values it holds). The driver's fill calls it: the
+// Evaluate's ExceptionError reaches failNav's jsErr case, whose detail is
+// "the page does not fit the profile: %v" of the whole exception, its
+// message and its stack (with the page's URL path) included. OPERATIONS.md
+// now says a detail quotes no page text and names such an exception by its
+// kind only.
+func TestAPageExceptionInAFillIsToldInOurWords(t *testing.T) {
+	t.Parallel()
+	d, b := setupWith(t, nil, injectScript("/login",
+		`document.querySelector = function (s) { throw new TypeError("passport `+passport1+` of Jane Doe: " + s); };`))
+	res, _ := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
+	if res.Outcome != Error {
+		t.Fatalf("got %s/%s at %s (%s); want an error", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+	t.Logf("detail: %s", res.Detail)
+	leaks(t, res, b)
+}
