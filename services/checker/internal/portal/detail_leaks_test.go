@@ -74,3 +74,36 @@ func TestAPageExceptionInAFillIsToldInOurWords(t *testing.T) {
 	t.Logf("detail: %s", res.Detail)
 	leaks(t, res, b)
 }
+
+// await tells a broken profile from a page's exception by the message's
+// prefix ("!selector:", "!profile:"), and the message is the page's to
+// choose: a page script whose exception begins so (here Date.now, which
+// the classification's __settled calls on a page no marker matches,
+// replaced by one that throws it)
+// is taken for the profile's invalid selector, and the rest of its
+// message, the page's text, goes into the detail as the "selector". The
+// change's errPageScript wrapping (kind only) is bypassed.
+func TestAPageExceptionDressedAsASelectorErrorIsToldInOurWords(t *testing.T) {
+	t.Parallel()
+	bare := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || r.URL.Path != "/login" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write([]byte(`<!doctype html><html><body><h1>Applicant</h1>
+<script>Date.now = function () { throw new Error("!selector:passport ` + passport1 + ` of Jane Doe"); };</script></body></html>`))
+		})
+	}
+	d, b := setupWith(t, nil, bare)
+	res, _ := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
+	if res.Outcome != Error {
+		t.Fatalf("got %s/%s at %s (%s); want an error", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+	t.Logf("reason %s, detail: %s", res.Reason, res.Detail)
+	if res.Reason == ReasonProfile {
+		t.Errorf("a page's exception is taken for the profile's fault (reason %s)", res.Reason)
+	}
+	leaks(t, res, b)
+}
