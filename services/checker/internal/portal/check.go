@@ -136,10 +136,16 @@ func (c *check) failNav(err error) {
 	case errors.Is(err, errBadSelector), errors.Is(err, errBadProfile):
 		c.res.Reason = ReasonProfile
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
-	case errors.As(err, &jsErr):
-		// A form field or button of the profile is not on the page.
+	case errors.Is(err, errNoElement):
 		c.res.Reason = ReasonProfile
-		c.res.Detail = fmt.Sprintf("%s: the page does not fit the profile: %v", c.res.Step, err)
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
+		c.saveArtifacts()
+	case errors.As(err, &jsErr):
+		// The page's own code threw where the driver's action (a fill, a
+		// click, a request) called it: our scripts throw nothing of their
+		// own (inPage). The exception's message and stack are the page's.
+		c.res.Reason = ReasonProfile
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, pageScriptError(exceptionName(jsErr)))
 		c.saveArtifacts()
 	case errors.As(err, &loadErr):
 		c.res.Reason = ReasonUnreachable
@@ -245,6 +251,26 @@ func (c *check) location() string {
 
 // click clicks the first element matching a CSS selector.
 func click(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-		`(function(s){var e=document.querySelector(s);if(!e)throw new Error("no element "+s);e.click();})(%s)`, jsString(sel)))
+	return inPage(fmt.Sprintf(
+		`(function(s){var e=document.querySelector(s);if(!e){return 1;}e.click();return 0;})(%s)`, jsString(sel)), "no element "+sel)
+}
+
+// errNoElement means an element the profile names is not on the page.
+var errNoElement = errors.New("the page does not fit the profile")
+
+// inPage runs a script of the driver's that returns 0 once it did its
+// work, or n when it did not find the element missing[n-1] describes
+// (errNoElement). Our scripts throw nothing: an exception is the page's
+// own code's, where ours called it (failNav tells it by its kind).
+func inPage(expr string, missing ...string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		n, err := chromedp.Evaluate[int](expr)(ctx, t)
+		switch {
+		case err != nil:
+			return chromedp.Void{}, err
+		case n > 0 && n <= len(missing):
+			return chromedp.Void{}, fmt.Errorf("%w: %s", errNoElement, missing[n-1])
+		}
+		return chromedp.Void{}, nil
+	}
 }

@@ -933,9 +933,9 @@ func (c *check) unreadable(detail string) {
 // focus moves on, as they do for typing. A field that command cannot type
 // into gets its value set, with input and change events.
 func fill(sel, text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](`(function (sel, text) {
+	return inPage(`(function (sel, text) {
   var e = document.querySelector(sel);
-  if (!e) { throw new Error("no element " + sel); }
+  if (!e) { return 1; }
   e.focus();
   if (typeof e.select === "function") { e.select(); }
   if (!document.execCommand("insertText", false, text) || e.value !== text) {
@@ -943,21 +943,28 @@ func fill(sel, text string) chromedp.Action[chromedp.Void] {
     e.dispatchEvent(new Event("input", {bubbles: true}));
     e.dispatchEvent(new Event("change", {bubbles: true}));
   }
-})(` + jsString(sel) + `, ` + jsString(text) + `)`)
+  return 0;
+})(`+jsString(sel)+`, `+jsString(text)+`)`, "no element "+sel)
 }
 
 // clickWithin clicks the first element matching sel inside the first
 // element matching w (css, and text or regexp); with sel "", that element.
 func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](`(function (s, w) {
+	scope := w.Regexp // as the script reads it: w.text || w.regexp
+	if w.Text != "" {
+		scope = w.Text
+	}
+	return inPage(`(function (s, w) {
   var els = document.querySelectorAll(w.css), scope = null;
   for (var i = 0; i < els.length && !scope; i++) {
     var t = els[i].textContent || "";
     if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
   }
-  if (!scope) { throw new Error("no element " + w.css + " with " + JSON.stringify(w.text || w.regexp)); }
+  if (!scope) { return 1; }
   var e = s ? scope.querySelector(s) : scope;
-  if (!e) { throw new Error("no element " + s + " within " + w.css); }
+  if (!e) { return 2; }
   e.click();
-})(` + jsString(sel) + `, ` + mustJSON(w) + `)`)
+  return 0;
+})(`+jsString(sel)+`, `+mustJSON(w)+`)`,
+		"no element "+w.CSS+" with "+jsString(scope), "no element "+sel+" within "+w.CSS)
 }

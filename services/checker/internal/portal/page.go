@@ -64,6 +64,21 @@ func jsErrorKind(name string) string {
 	return "a " + name
 }
 
+// pageScriptError is errPageScript for an exception named name
+// (TypeError...), told in our words: its kind at most, never its message.
+func pageScriptError(name string) error {
+	return fmt.Errorf("%w (%s; its message is left out: it may quote the page)", errPageScript, jsErrorKind(name))
+}
+
+// exceptionName is the name of the exception an Evaluate met (its class,
+// TypeError...), "" when it threw no object.
+func exceptionName(e *chromedp.ExceptionError) string {
+	if e.ExceptionDetails == nil || e.Exception == nil {
+		return ""
+	}
+	return e.Exception.ClassName
+}
+
 // matchJS defines, in the page, the marker test and the wait that
 // classification and the slot wait share. A selector that does not parse
 // makes the page answer {error: "!selector:..."} so that a broken profile
@@ -188,7 +203,7 @@ func await(ctx context.Context, body string) (lookResult, error) {
 		case err == nil && strings.HasPrefix(res.Error, "!profile:"):
 			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, strings.TrimPrefix(res.Error, "!profile:"))
 		case err == nil && res.Error != "":
-			return lookResult{}, fmt.Errorf("%w (%s; its message is left out: it may quote the page)", errPageScript, jsErrorKind(res.ErrorName))
+			return lookResult{}, pageScriptError(res.ErrorName)
 		case err == nil:
 			return *res, nil
 		}
