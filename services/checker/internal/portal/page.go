@@ -81,8 +81,11 @@ func exceptionName(e *chromedp.ExceptionError) string {
 
 // matchJS defines, in the page, the marker test and the wait that
 // classification and the slot wait share. A selector that does not parse
-// makes the page answer {error: "!selector:..."} so that a broken profile
-// is named, not mistaken for an unknown page.
+// makes the page answer {ours: __ours, fault: "selector", what: the
+// selector} so that a broken profile is named, not mistaken for an
+// unknown page. __ours is await's random token for the run: an answer
+// without it is never read as ours (a page's exception could say anything
+// a prefix would), and __caught tells any other exception by its name only.
 //
 // __wait resolves as soon as check() returns something, looking at every
 // DOM change and at the document's load (and every 50 ms, for what
@@ -90,13 +93,20 @@ func exceptionName(e *chromedp.ExceptionError) string {
 // trip per wait, and no polling delay. A check may call __settled(ms) to
 // learn whether the document has been loaded for ms already.
 const matchJS = `
+function __fault(kind, what) { return {ours: __ours, fault: kind, what: what}; }
+function __caught(e) {
+  if (e && e.ours === __ours && e.fault) { return __fault(e.fault, e.what); }
+  var name = "";
+  try { name = String(e && e.name || typeof e); } catch (x) {}
+  return {thrown: true, errorName: name};
+}
 var __text = null;
 function __bodyText() {
   if (__text === null) { __text = (document.body ? document.body.innerText : "").toLowerCase(); }
   return __text;
 }
 function __re(src) {
-  try { return new RegExp(src, "i"); } catch (e) { throw new Error("!profile:regexp " + src + ": " + e.message); }
+  try { return new RegExp(src, "i"); } catch (e) { throw __fault("profile", "regexp " + src + " does not parse in JavaScript"); }
 }
 function __has(text, m) {
   if (m.regexp) { return __re(m.regexp).test(text); }
@@ -106,7 +116,7 @@ function __matches(m) {
   if (!m || (!m.css && !m.text && !m.regexp)) { return false; }
   if (m.css) {
     var els;
-    try { els = document.querySelectorAll(m.css); } catch (e) { throw new Error("!selector:" + m.css); }
+    try { els = document.querySelectorAll(m.css); } catch (e) { throw __fault("selector", m.css); }
     if (!m.text && !m.regexp) { return els.length > 0; }
     for (var i = 0; i < els.length; i++) {
       if (__has(els[i].textContent || "", m)) { return true; }
@@ -147,9 +157,7 @@ function __wait(check, timeoutMs) {
         var v = check();
         if (v) { finish(v); }
       } catch (e) {
-        var message = "", name = "";
-        try { message = String(e && e.message || e); name = String(e && e.name || typeof e); } catch (x) {}
-        finish({error: message || "?", errorName: name});
+        finish(__caught(e));
       }
     }
     look();
@@ -176,9 +184,14 @@ type lookResult struct {
 	Text   string     `json:"text"`  // a message to read, or a JSON answer
 	Retry  string     `json:"retry"` // the Retry-After of a fetched answer
 	More   bool       `json:"more"`  // a list's next page link shows
-	// Error is the message of an exception the script threw, and
-	// ErrorName its name (TypeError...): both the page's to choose.
-	Error     string `json:"error"`
+	// Ours is await's token for the run, set with Fault ("selector",
+	// "profile") when the profile is at fault, What naming what of it.
+	// Thrown says the script met an exception, ErrorName its name
+	// (TypeError...): the page's to choose, its message not even read.
+	Ours      string `json:"ours"`
+	Fault     string `json:"fault"`
+	What      string `json:"what"`
+	Thrown    bool   `json:"thrown"`
 	ErrorName string `json:"errorName"`
 }
 
@@ -192,17 +205,21 @@ type slotItem struct {
 // lookResult. The page may be between two documents (a script redirect)
 // and lose the evaluation: then it tries again until ctx ends.
 func await(ctx context.Context, body string) (lookResult, error) {
-	expr := "(function(){" + matchJS + "\n" + body + "\n})()"
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	ours := hex.EncodeToString(tok[:])
+	expr := "(function(){var __ours = " + jsString(ours) + ";" + matchJS +
+		"\ntry {\n" + body + "\n} catch (e) { return __caught(e); }\n})()"
 	for {
 		res, err := chromedp.Run(ctx, chromedp.Evaluate[*lookResult](expr, awaitPromise))
 		switch {
 		case err == nil && res == nil:
 			return lookResult{}, nil
-		case err == nil && strings.HasPrefix(res.Error, "!selector:"):
-			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, strings.TrimPrefix(res.Error, "!selector:"))
-		case err == nil && strings.HasPrefix(res.Error, "!profile:"):
-			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, strings.TrimPrefix(res.Error, "!profile:"))
-		case err == nil && res.Error != "":
+		case err == nil && res.Ours == ours && res.Fault == "selector":
+			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, res.What)
+		case err == nil && res.Ours == ours && res.Fault == "profile":
+			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, res.What)
+		case err == nil && (res.Thrown || res.Fault != ""):
 			return lookResult{}, pageScriptError(res.ErrorName)
 		case err == nil:
 			return *res, nil
