@@ -2,12 +2,18 @@ package portal
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // injectScript serves next's answer to GET path with script added at the
@@ -106,4 +112,51 @@ func TestAPageExceptionDressedAsASelectorErrorIsToldInOurWords(t *testing.T) {
 		t.Errorf("a page's exception is taken for the profile's fault (reason %s)", res.Reason)
 	}
 	leaks(t, res, b)
+}
+
+// A page whose own script replaced MutationObserver, setInterval or
+// Promise by one that throws: __wait's promise is rejected (or never made)
+// outside its try, the Evaluate fails with the exception, and await took
+// that for a lost evaluation and ran the script again every 20 ms until
+// its deadline, which a check reports as reason=timeout (with the
+// exception's message as the "last try"). It fails at once as a page
+// script's error, told by its kind. (await is called directly: in a check,
+// its first look may come before the page's own script has run.)
+func TestAPageExceptionOutsideTheWaitFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	for _, what := range []string{"MutationObserver", "setInterval", "Promise"} {
+		t.Run(what, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				_, _ = w.Write([]byte(`<!doctype html><html><body><h1>Applicant</h1>
+<script>window.` + what + ` = function () { throw new TypeError("passport ` + passport1 + ` of Jane Doe"); };</script></body></html>`))
+			}))
+			defer srv.Close()
+			tab, err := shared(t).NewTab(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab.CloseAfter(nil, nil)
+			if err := chromedp.Do(tab.Context(), chromedp.Navigate(srv.URL)); err != nil {
+				t.Fatal(err)
+			}
+			const deadline = 5 * time.Second
+			ctx, cancel := context.WithTimeout(tab.Context(), deadline)
+			defer cancel()
+			start := time.Now()
+			_, err = await(ctx, `return __wait(function () { return null; }, 4000);`)
+			took := time.Since(start)
+			t.Logf("after %s: %v", took.Round(time.Millisecond), err)
+			if !errors.Is(err, errPageScript) || !strings.Contains(err.Error(), "TypeError") {
+				t.Errorf("await: %v; want a page script's error, with its kind", err)
+			}
+			if took >= deadline-time.Second {
+				t.Errorf("await took %s: it waited out its deadline (%s)", took, deadline)
+			}
+			if strings.Contains(fmt.Sprint(err), passport1) {
+				t.Errorf("the error quotes the page's exception: %v", err)
+			}
+		})
+	}
 }
