@@ -224,6 +224,12 @@ func await(ctx context.Context, body string) (lookResult, error) {
 		case err == nil:
 			return *res, nil
 		}
+		if ex := (*chromedp.ExceptionError)(nil); errors.As(err, &ex) {
+			// The script threw outside __wait's try, or its promise was
+			// rejected: the page replaced what it calls (MutationObserver,
+			// setInterval, Promise, fetch). Another run would throw again.
+			return lookResult{}, pageScriptError(exceptionName(ex))
+		}
 		if ctx.Err() != nil {
 			return lookResult{}, fmt.Errorf("%w (last try: %v)", ctx.Err(), err)
 		}
