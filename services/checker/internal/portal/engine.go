@@ -750,7 +750,12 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 	defer cancel()
 	res, err := await(ctx, fmt.Sprintf(`return fetch(%s, {credentials: "include", cache: "no-store", headers: {Accept: "application/json", "X-Requested-With": "XMLHttpRequest"}}).then(function (r) {
   return r.text().then(function (t) { return {state: "fetched", status: r.status, retry: r.headers.get("Retry-After") || "", text: t}; });
-});`, jsString(u)))
+}).then(null, function () { return {state: "unreachable"}; });`, jsString(u)))
+	if err == nil && res.State == "unreachable" {
+		// The fetch was rejected: no answer came (a network error; the
+		// rejection's message is not read).
+		err = &chromedp.LoadError{}
+	}
 	if err != nil {
 		c.failNav(fmt.Errorf("%s: fetch %s: %w", s.Name, redactURL(u), err))
 		return flowStop
