@@ -148,15 +148,15 @@ func roundUp(n, unit int64) int64 {
 	return (n + unit - 1) / unit * unit
 }
 
-// sweep deletes the folders older than maxAge, at most once an interval
-// (SweepArtifacts calls it on a ticker and a check as it starts, so
-// folders go even when no check saves any). mu makes it one sweep at a
-// time, and one whose interval a sweep or save under way filled is
-// skipped.
-func (s *artifactStore) sweep(now time.Time) error {
+// sweep deletes the folders older than maxAge. A check calls it as it
+// starts (due true: only when an interval has passed since the last sweep
+// or save), and SweepArtifacts on its ticker, every interval (due false:
+// a tick's wake-up jitter must not make it skip its turn), so folders go
+// even when no check saves any. mu makes it one sweep at a time.
+func (s *artifactStore) sweep(now time.Time, due bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Sub(s.swept) < s.interval() {
+	if due && now.Sub(s.swept) < s.interval() {
 		return nil
 	}
 	return s.makeRoom(0, now)

@@ -155,7 +155,7 @@ func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
 		}
 		return names
 	}
-	if err := s.sweep(now); err != nil {
+	if err := s.sweep(now, true); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
@@ -168,7 +168,7 @@ func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := now.Add(sweepEvery / 2)
-	if err := s.sweep(later); err != nil || !slices.Contains(left(), older) {
+	if err := s.sweep(later, true); err != nil || !slices.Contains(left(), older) {
 		t.Fatalf("a sweep %v after the last deleted %s (%v): want one a %v at most", sweepEvery/2, older, err, sweepEvery)
 	}
 	s.mu.Lock()
@@ -223,7 +223,7 @@ func TestSweepArtifactsDeletesOldFoldersWhileNoCheckRuns(t *testing.T) {
 	for range 4 {
 		checks.Go(func() {
 			for range 50 {
-				d.sweepArtifacts(time.Now())
+				d.sweepArtifacts(time.Now(), true)
 			}
 		})
 	}

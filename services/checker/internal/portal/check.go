@@ -147,6 +147,11 @@ func (c *check) failNav(err error) {
 		c.res.Reason = ReasonProfile
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, pageScriptError(exceptionName(jsErr)))
 		c.saveArtifacts()
+	case errors.Is(err, errPageScript):
+		// The same met in a wait (await): the page's code, not Chromium.
+		c.res.Reason = ReasonProfile
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
+		c.saveArtifacts()
 	case errors.As(err, &loadErr):
 		c.res.Reason = ReasonUnreachable
 		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErrorDetail(loadErr.ErrorText))

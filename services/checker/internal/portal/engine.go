@@ -253,8 +253,7 @@ func (c *check) step(s *profile.Step) flowEnd {
 		if !ok {
 			return flowNotOffered
 		}
-		return c.act(s, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-			`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () {})`, jsString(u)), awaitPromise))
+		return c.request(s, u)
 	case "select":
 		return c.selectOption(s)
 	case "wait":
@@ -269,6 +268,25 @@ func (c *check) step(s *profile.Step) flowEnd {
 }
 
 // act runs an action that loads no page, bounded by the page timeout.
+// request sends a request step's fetch from the page. A fetch that is
+// rejected got no answer (a network error; the rejection's message is not
+// read): the portal could not be reached at that step.
+func (c *check) request(s *profile.Step, u string) flowEnd {
+	ctx, cancel := context.WithTimeout(c.ctx, timeout(s, c.d.prof.Timeouts.Page))
+	defer cancel()
+	answered, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+		`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () { return true; }, function () { return false; })`,
+		jsString(u)), awaitPromise))
+	if err == nil && !answered {
+		err = &chromedp.LoadError{}
+	}
+	if err != nil {
+		c.failNav(err)
+		return flowStop
+	}
+	return flowDone
+}
+
 func (c *check) act(s *profile.Step, a chromedp.Action[chromedp.Void]) flowEnd {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout(s, c.d.prof.Timeouts.Page))
 	defer cancel()
@@ -959,11 +977,16 @@ func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
 	if w.Text != "" {
 		scope = w.Text
 	}
+	// The regexp is compiled first, in a try of our own: profile
+	// validation reads it as Go does, and a regexp JavaScript cannot read
+	// ("(?i)...") is the profile's fault, not the page's.
 	return inPage(`(function (s, w) {
+  var re = null;
+  if (w.regexp) { try { re = new RegExp(w.regexp, "i"); } catch (e) { return 3; } }
   var els = document.querySelectorAll(w.css), scope = null;
   for (var i = 0; i < els.length && !scope; i++) {
     var t = els[i].textContent || "";
-    if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
+    if (re ? re.test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
   }
   if (!scope) { return 1; }
   var e = s ? scope.querySelector(s) : scope;
@@ -971,5 +994,6 @@ func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
   e.click();
   return 0;
 })(`+jsString(sel)+`, `+mustJSON(w)+`)`,
-		"no element "+w.CSS+" with "+jsString(scope), "no element "+sel+" within "+w.CSS)
+		"no element "+w.CSS+" with "+jsString(scope), "no element "+sel+" within "+w.CSS,
+		"the profile's regexp "+jsString(w.Regexp)+" for "+w.CSS+" is one JavaScript cannot read")
 }

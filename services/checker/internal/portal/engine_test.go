@@ -616,14 +616,10 @@ func TestJSONEndpointThatDropsTheConnectionIsUnreachable(t *testing.T) {
 		})
 	})
 	d = familyDriver(t, d, b, sim.AIS, "ais")
-	start := time.Now()
+	// A check that waited out the slots timeout ends reason=timeout: the
+	// reason tells it, without timing the check.
 	res, _ := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
-	took := time.Since(start)
-	t.Logf("%s/%s at %s after %s (%s)", res.Outcome, res.Reason, res.Step, took.Round(time.Millisecond), res.Detail)
 	if res.Outcome != Error || res.Reason != ReasonUnreachable || res.Step != "days" {
 		t.Errorf("got %s/%s at %s (%s); want error/unreachable at days", res.Outcome, res.Reason, res.Step, res.Detail)
-	}
-	if slots := d.prof.Timeouts.Slots.D(); took >= slots {
-		t.Errorf("the check took %s: it waited out the slots timeout (%s)", took, slots)
 	}
 }

@@ -350,7 +350,7 @@ func (d *Driver) SweepArtifacts(ctx context.Context) {
 	tick := time.NewTicker(d.artifacts.interval())
 	defer tick.Stop()
 	for {
-		d.sweepArtifacts(time.Now())
+		d.sweepArtifacts(time.Now(), false)
 		select {
 		case <-ctx.Done():
 			return
@@ -359,9 +359,10 @@ func (d *Driver) SweepArtifacts(ctx context.Context) {
 	}
 }
 
-// sweepArtifacts runs the artifacts' sweep at now and logs its failure.
-func (d *Driver) sweepArtifacts(now time.Time) {
-	if err := d.artifacts.sweep(now); err != nil {
+// sweepArtifacts runs the artifacts' sweep at now (artifactStore.sweep)
+// and logs its failure.
+func (d *Driver) sweepArtifacts(now time.Time, due bool) {
+	if err := d.artifacts.sweep(now, due); err != nil {
 		d.log.Warn("cannot delete old artifacts", "dir", d.artifacts.dir, "err", err)
 	}
 }
@@ -384,7 +385,7 @@ func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, err
 // after it.
 func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query, gate Gate) (Result, error) {
 	start := time.Now()
-	d.sweepArtifacts(start)
+	d.sweepArtifacts(start, true)
 	if err := validate(acct, mission, queries); err != nil {
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error()}, err
 	}
