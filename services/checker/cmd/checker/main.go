@@ -255,6 +255,12 @@ func serve(ctx context.Context) error {
 		watchBrowser(gctx, mgr, cfg.browserStart, srv, ready, logger)
 		return nil
 	})
+	// Artifacts past CHECKER_ARTIFACTS_MAX_AGE go even while no check
+	// runs (CHECKER_LOOP=false, nothing due).
+	g.Go(func() error {
+		driver.SweepArtifacts(gctx)
+		return nil
+	})
 	if cfg.loop {
 		g.Go(func() error {
 			checker.Loop(gctx)

@@ -2,9 +2,6 @@ package browser
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -22,37 +19,11 @@ import (
 // The first Chromium starts; every later one hangs (a busy node).
 func TestNewTabReturnsWhenItsContextEndsDuringASparesStart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	wrapper := filepath.Join(dir, "chromium")
-	script := "#!/bin/sh\nif mkdir '" + dir + "/first' 2>/dev/null; then exec '" + execPath(t) + "' \"$@\"; fi\ntouch '" + dir + "/slow'\nexec sleep 600\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, dir := slowStartWrapper(t)
 	const startTimeout = 45 * time.Second
 	m := New(Config{ExecPath: wrapper, NoSandbox: asRoot, StartTimeout: startTimeout, Spares: 1})
 	t.Cleanup(func() { _ = m.Close() })
-	if err := m.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	tab := open(t, m) // the spare opened after Start
-	pid := m.Status().PID
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(20 * time.Second); m.Status().Crashes == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the killed browser was not noticed")
-		}
-	}
-	tab.Close(nil) // the teardown refills the spare: a new browser starts, under no caller's context
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, err := os.Stat(filepath.Join(dir, "slow")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the spare's browser start did not begin")
-		}
-	}
+	hangSparesStart(t, m, dir)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()

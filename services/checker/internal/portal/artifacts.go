@@ -27,8 +27,9 @@ const (
 	DefaultArtifactsMaxAge     = 72 * time.Hour
 )
 
-// sweepEvery is how often checks delete the folders past their age when no
-// check saves any (saves delete them too).
+// sweepEvery is how often the folders past their age are deleted
+// (SweepArtifacts, and a check's start at most this often); saves delete
+// them too.
 const sweepEvery = time.Minute
 
 // artifactStore writes the artifacts of checks under one directory, within
@@ -48,6 +49,9 @@ type artifactStore struct {
 	mu    sync.Mutex // one writer at a time, so the total holds
 	// swept is when sweep last deleted the folders past their age.
 	swept time.Time
+	// every is how often sweep deletes them: sweepEvery when 0 (tests
+	// shorten it).
+	every time.Duration
 	// sizes is each check folder's disk use (dirSize) by name, as last
 	// measured: only save writes into a folder, so a folder is walked once
 	// (when written, or when first seen after a restart), not on every
@@ -144,16 +148,26 @@ func roundUp(n, unit int64) int64 {
 	return (n + unit - 1) / unit * unit
 }
 
-// sweep deletes the folders older than maxAge, at most once a sweepEvery
-// (a check calls it as it starts, so folders go even when no check saves
-// any).
-func (s *artifactStore) sweep(now time.Time) error {
+// sweep deletes the folders older than maxAge. A check calls it as it
+// starts (due true: only when an interval has passed since the last sweep
+// or save), and SweepArtifacts on its ticker, every interval (due false:
+// a tick's wake-up jitter must not make it skip its turn), so folders go
+// even when no check saves any. mu makes it one sweep at a time.
+func (s *artifactStore) sweep(now time.Time, due bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if now.Sub(s.swept) < sweepEvery {
+	if due && now.Sub(s.swept) < s.interval() {
 		return nil
 	}
 	return s.makeRoom(0, now)
+}
+
+// interval is how often sweep deletes the folders past their age.
+func (s *artifactStore) interval() time.Duration {
+	if s.every > 0 {
+		return s.every
+	}
+	return sweepEvery
 }
 
 // makeRoom deletes the check folders older than maxAge at now, then the

@@ -2,15 +2,18 @@ package portal
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,7 +155,7 @@ func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
 		}
 		return names
 	}
-	if err := s.sweep(now); err != nil {
+	if err := s.sweep(now, true); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
@@ -165,7 +168,7 @@ func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := now.Add(sweepEvery / 2)
-	if err := s.sweep(later); err != nil || !slices.Contains(left(), older) {
+	if err := s.sweep(later, true); err != nil || !slices.Contains(left(), older) {
 		t.Fatalf("a sweep %v after the last deleted %s (%v): want one a %v at most", sweepEvery/2, older, err, sweepEvery)
 	}
 	s.mu.Lock()
@@ -176,6 +179,65 @@ func TestArtifactStoreDeletesFoldersPastTheirAge(t *testing.T) {
 	}
 	if want := []string{young, "notes"}; !slices.Equal(left(), want) {
 		t.Fatalf("after a save's makeRoom: %v, want %v", left(), want)
+	}
+}
+
+// SweepArtifacts deletes the folders past their age with no check
+// started or saved: at once, and again on its ticker for a folder that
+// shows up later; younger folders stay. It returns when its context ends,
+// and sweeps beside checks' sweeps (run with -race) one at a time.
+func TestSweepArtifactsDeletesOldFoldersWhileNoCheckRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := &artifactStore{dir: dir, perCheck: 100, total: 1 << 20, maxAge: time.Hour, every: 20 * time.Millisecond}
+	d := &Driver{artifacts: s, log: slog.New(slog.DiscardHandler)}
+	folder := func(age time.Duration, n int) string {
+		p := filepath.Join(dir, fmt.Sprintf("%s-fra-login-%06d", time.Now().UTC().Add(-age).Format(folderTime), n))
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	gone := func(p string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(p); os.IsNotExist(err) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s, past its age, is still there after 30s", filepath.Base(p))
+			}
+		}
+	}
+	old, young := folder(2*time.Hour, 1), folder(time.Minute, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.SweepArtifacts(ctx)
+	}()
+	gone(old)
+	// Checks start (and sweep) meanwhile.
+	var checks sync.WaitGroup
+	for range 4 {
+		checks.Go(func() {
+			for range 50 {
+				d.sweepArtifacts(time.Now(), true)
+			}
+		})
+	}
+	later := folder(3*time.Hour, 3)
+	gone(later)
+	checks.Wait()
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("the folder younger than its age is gone: %v", err)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("SweepArtifacts did not return within 30s of its context's end")
 	}
 }
 

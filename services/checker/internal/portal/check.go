@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -85,7 +86,10 @@ func (c *check) load(ctx context.Context, act chromedp.Action[chromedp.Void]) er
 		}
 		var err error
 		if nav.Frame.UnreachableURL != "" {
-			err = &chromedp.LoadError{ErrorText: "the portal could not be reached at " + nav.Frame.UnreachableURL}
+			// Chromium's error page. It tells no net error code, and the
+			// URL is not repeated: its path may hold personal data, and
+			// the result's URL is the tab's.
+			err = &chromedp.LoadError{}
 		}
 		select {
 		case committed <- err:
@@ -132,19 +136,44 @@ func (c *check) failNav(err error) {
 	case errors.Is(err, errBadSelector), errors.Is(err, errBadProfile):
 		c.res.Reason = ReasonProfile
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
-	case errors.As(err, &jsErr):
-		// A form field or button of the profile is not on the page.
+	case errors.Is(err, errNoElement):
 		c.res.Reason = ReasonProfile
-		c.res.Detail = fmt.Sprintf("%s: the page does not fit the profile: %v", c.res.Step, err)
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
+		c.saveArtifacts()
+	case errors.As(err, &jsErr):
+		// The page's own code threw where the driver's action (a fill, a
+		// click, a request) called it: our scripts throw nothing of their
+		// own (inPage). The exception's message and stack are the page's.
+		c.res.Reason = ReasonProfile
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, pageScriptError(exceptionName(jsErr)))
+		c.saveArtifacts()
+	case errors.Is(err, errPageScript):
+		// The same met in a wait (await): the page's code, not Chromium.
+		c.res.Reason = ReasonProfile
+		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
 		c.saveArtifacts()
 	case errors.As(err, &loadErr):
 		c.res.Reason = ReasonUnreachable
-		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErr.ErrorText)
+		c.res.Detail = fmt.Sprintf("%s: %s", c.res.Step, loadErrorDetail(loadErr.ErrorText))
 	default:
 		c.res.Reason = ReasonBrowser
 		c.res.Detail = fmt.Sprintf("%s: %v", c.res.Step, err)
 		c.infraErr = err
 	}
+}
+
+// netErrorRE matches Chromium's net error codes (net/base/net_error_list.h),
+// such as net::ERR_CONNECTION_REFUSED: fixed tokens, which a detail may
+// repeat.
+var netErrorRE = regexp.MustCompile(`^net::ERR_[A-Z0-9_]+$`)
+
+// loadErrorDetail says that a page could not be loaded, with Chromium's
+// net error code when text is one; any other text is left out.
+func loadErrorDetail(text string) string {
+	if netErrorRE.MatchString(text) {
+		return "the portal could not be reached (" + text + ")"
+	}
+	return "the portal could not be reached"
 }
 
 // endOrFail ends the check on a classified page, or on the error that
@@ -227,6 +256,26 @@ func (c *check) location() string {
 
 // click clicks the first element matching a CSS selector.
 func click(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-		`(function(s){var e=document.querySelector(s);if(!e)throw new Error("no element "+s);e.click();})(%s)`, jsString(sel)))
+	return inPage(fmt.Sprintf(
+		`(function(s){var e=document.querySelector(s);if(!e){return 1;}e.click();return 0;})(%s)`, jsString(sel)), "no element "+sel)
+}
+
+// errNoElement means an element the profile names is not on the page.
+var errNoElement = errors.New("the page does not fit the profile")
+
+// inPage runs a script of the driver's that returns 0 once it did its
+// work, or n when it did not find the element missing[n-1] describes
+// (errNoElement). Our scripts throw nothing: an exception is the page's
+// own code's, where ours called it (failNav tells it by its kind).
+func inPage(expr string, missing ...string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		n, err := chromedp.Evaluate[int](expr)(ctx, t)
+		switch {
+		case err != nil:
+			return chromedp.Void{}, err
+		case n > 0 && n <= len(missing):
+			return chromedp.Void{}, fmt.Errorf("%w: %s", errNoElement, missing[n-1])
+		}
+		return chromedp.Void{}, nil
+	}
 }

@@ -253,8 +253,7 @@ func (c *check) step(s *profile.Step) flowEnd {
 		if !ok {
 			return flowNotOffered
 		}
-		return c.act(s, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
-			`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () {})`, jsString(u)), awaitPromise))
+		return c.request(s, u)
 	case "select":
 		return c.selectOption(s)
 	case "wait":
@@ -269,6 +268,25 @@ func (c *check) step(s *profile.Step) flowEnd {
 }
 
 // act runs an action that loads no page, bounded by the page timeout.
+// request sends a request step's fetch from the page. A fetch that is
+// rejected got no answer (a network error; the rejection's message is not
+// read): the portal could not be reached at that step.
+func (c *check) request(s *profile.Step, u string) flowEnd {
+	ctx, cancel := context.WithTimeout(c.ctx, timeout(s, c.d.prof.Timeouts.Page))
+	defer cancel()
+	answered, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+		`fetch(%s, {credentials: "include", redirect: "manual", cache: "no-store"}).then(function () { return true; }, function () { return false; })`,
+		jsString(u)), awaitPromise))
+	if err == nil && !answered {
+		err = &chromedp.LoadError{}
+	}
+	if err != nil {
+		c.failNav(err)
+		return flowStop
+	}
+	return flowDone
+}
+
 func (c *check) act(s *profile.Step, a chromedp.Action[chromedp.Void]) flowEnd {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout(s, c.d.prof.Timeouts.Page))
 	defer cancel()
@@ -750,7 +768,12 @@ func (c *check) extractJSON(s *profile.Step) flowEnd {
 	defer cancel()
 	res, err := await(ctx, fmt.Sprintf(`return fetch(%s, {credentials: "include", cache: "no-store", headers: {Accept: "application/json", "X-Requested-With": "XMLHttpRequest"}}).then(function (r) {
   return r.text().then(function (t) { return {state: "fetched", status: r.status, retry: r.headers.get("Retry-After") || "", text: t}; });
-});`, jsString(u)))
+}).then(null, function () { return {state: "unreachable"}; });`, jsString(u)))
+	if err == nil && res.State == "unreachable" {
+		// The fetch was rejected: no answer came (a network error; the
+		// rejection's message is not read).
+		err = &chromedp.LoadError{}
+	}
 	if err != nil {
 		c.failNav(fmt.Errorf("%s: fetch %s: %w", s.Name, redactURL(u), err))
 		return flowStop
@@ -933,9 +956,9 @@ func (c *check) unreadable(detail string) {
 // focus moves on, as they do for typing. A field that command cannot type
 // into gets its value set, with input and change events.
 func fill(sel, text string) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](`(function (sel, text) {
+	return inPage(`(function (sel, text) {
   var e = document.querySelector(sel);
-  if (!e) { throw new Error("no element " + sel); }
+  if (!e) { return 1; }
   e.focus();
   if (typeof e.select === "function") { e.select(); }
   if (!document.execCommand("insertText", false, text) || e.value !== text) {
@@ -943,21 +966,34 @@ func fill(sel, text string) chromedp.Action[chromedp.Void] {
     e.dispatchEvent(new Event("input", {bubbles: true}));
     e.dispatchEvent(new Event("change", {bubbles: true}));
   }
-})(` + jsString(sel) + `, ` + jsString(text) + `)`)
+  return 0;
+})(`+jsString(sel)+`, `+jsString(text)+`)`, "no element "+sel)
 }
 
 // clickWithin clicks the first element matching sel inside the first
 // element matching w (css, and text or regexp); with sel "", that element.
 func clickWithin(sel string, w profile.Marker) chromedp.Action[chromedp.Void] {
-	return chromedp.Evaluate[chromedp.Void](`(function (s, w) {
+	scope := w.Regexp // as the script reads it: w.text || w.regexp
+	if w.Text != "" {
+		scope = w.Text
+	}
+	// The regexp is compiled first, in a try of our own: profile
+	// validation reads it as Go does, and a regexp JavaScript cannot read
+	// ("(?i)...") is the profile's fault, not the page's.
+	return inPage(`(function (s, w) {
+  var re = null;
+  if (w.regexp) { try { re = new RegExp(w.regexp, "i"); } catch (e) { return 3; } }
   var els = document.querySelectorAll(w.css), scope = null;
   for (var i = 0; i < els.length && !scope; i++) {
     var t = els[i].textContent || "";
-    if (w.regexp ? new RegExp(w.regexp, "i").test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
+    if (re ? re.test(t) : t.toLowerCase().indexOf((w.text || "").toLowerCase()) >= 0) { scope = els[i]; }
   }
-  if (!scope) { throw new Error("no element " + w.css + " with " + JSON.stringify(w.text || w.regexp)); }
+  if (!scope) { return 1; }
   var e = s ? scope.querySelector(s) : scope;
-  if (!e) { throw new Error("no element " + s + " within " + w.css); }
+  if (!e) { return 2; }
   e.click();
-})(` + jsString(sel) + `, ` + mustJSON(w) + `)`)
+  return 0;
+})(`+jsString(sel)+`, `+mustJSON(w)+`)`,
+		"no element "+w.CSS+" with "+jsString(scope), "no element "+sel+" within "+w.CSS,
+		"the profile's regexp "+jsString(w.Regexp)+" for "+w.CSS+" is one JavaScript cannot read")
 }

@@ -597,3 +597,29 @@ func TestListStopsAtThePortalsNoSlotAnywhere(t *testing.T) {
 		t.Fatalf("result %s/%s: %s (%v), want the slot of Manchester / business", res.Outcome, res.Reason, res.Detail, res.Slots)
 	}
 }
+
+// A JSON endpoint the page's fetch cannot reach (the connection drops)
+// is an unreachable portal at that step. The fetch's rejection is no
+// exception of the page's code: await neither retries it until the slots
+// timeout (a timeout) nor takes it for a page script's error (browser).
+func TestJSONEndpointThatDropsTheConnectionIsUnreachable(t *testing.T) {
+	t.Parallel()
+	d, b := setupWith(t, nil, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Accept") != "application/json" || !strings.Contains(r.URL.Path, "/appointment/days/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+		})
+	})
+	d = familyDriver(t, d, b, sim.AIS, "ais")
+	// A check that waited out the slots timeout ends reason=timeout: the
+	// reason tells it, without timing the check.
+	res, _ := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
+	if res.Outcome != Error || res.Reason != ReasonUnreachable || res.Step != "days" {
+		t.Errorf("got %s/%s at %s (%s); want error/unreachable at days", res.Outcome, res.Reason, res.Step, res.Detail)
+	}
+}

@@ -39,10 +39,53 @@ var errBadSelector = errors.New("the profile has an invalid CSS selector")
 // (a regular expression JavaScript does not read).
 var errBadProfile = errors.New("the page cannot use the profile")
 
+// errPageScript means the driver's script threw in the page. Its message
+// is not ours: the page's own scripts may have thrown it (or replaced what
+// ours calls), and V8's messages quote the values they fail on, so it may
+// hold what the page shows of an applicant. Details name its kind only.
+var errPageScript = errors.New("the driver's script threw in the page")
+
+// jsErrorKinds are the exception names a detail may repeat: JavaScript's
+// and the DOM's own, none a page made up.
+var jsErrorKinds = map[string]bool{
+	"Error": true, "TypeError": true, "RangeError": true, "ReferenceError": true, "SyntaxError": true,
+	"EvalError": true, "URIError": true, "AggregateError": true, "DOMException": true,
+}
+
+// jsErrorKind says what kind of exception name is, in words that hold
+// nothing of the page.
+func jsErrorKind(name string) string {
+	switch {
+	case !jsErrorKinds[name]:
+		return "an exception of no standard kind"
+	case strings.IndexByte("AEIOU", name[0]) >= 0:
+		return "an " + name
+	}
+	return "a " + name
+}
+
+// pageScriptError is errPageScript for an exception named name
+// (TypeError...), told in our words: its kind at most, never its message.
+func pageScriptError(name string) error {
+	return fmt.Errorf("%w (%s; its message is left out: it may quote the page)", errPageScript, jsErrorKind(name))
+}
+
+// exceptionName is the name of the exception an Evaluate met (its class,
+// TypeError...), "" when it threw no object.
+func exceptionName(e *chromedp.ExceptionError) string {
+	if e.ExceptionDetails == nil || e.Exception == nil {
+		return ""
+	}
+	return e.Exception.ClassName
+}
+
 // matchJS defines, in the page, the marker test and the wait that
 // classification and the slot wait share. A selector that does not parse
-// makes the page answer {error: "!selector:..."} so that a broken profile
-// is named, not mistaken for an unknown page.
+// makes the page answer {ours: __ours, fault: "selector", what: the
+// selector} so that a broken profile is named, not mistaken for an
+// unknown page. __ours is await's random token for the run: an answer
+// without it is never read as ours (a page's exception could say anything
+// a prefix would), and __caught tells any other exception by its name only.
 //
 // __wait resolves as soon as check() returns something, looking at every
 // DOM change and at the document's load (and every 50 ms, for what
@@ -50,13 +93,20 @@ var errBadProfile = errors.New("the page cannot use the profile")
 // trip per wait, and no polling delay. A check may call __settled(ms) to
 // learn whether the document has been loaded for ms already.
 const matchJS = `
+function __fault(kind, what) { return {ours: __ours, fault: kind, what: what}; }
+function __caught(e) {
+  if (e && e.ours === __ours && e.fault) { return __fault(e.fault, e.what); }
+  var name = "";
+  try { name = String(e && e.name || typeof e); } catch (x) {}
+  return {thrown: true, errorName: name};
+}
 var __text = null;
 function __bodyText() {
   if (__text === null) { __text = (document.body ? document.body.innerText : "").toLowerCase(); }
   return __text;
 }
 function __re(src) {
-  try { return new RegExp(src, "i"); } catch (e) { throw new Error("!profile:regexp " + src + ": " + e.message); }
+  try { return new RegExp(src, "i"); } catch (e) { throw __fault("profile", "regexp " + src + " does not parse in JavaScript"); }
 }
 function __has(text, m) {
   if (m.regexp) { return __re(m.regexp).test(text); }
@@ -66,7 +116,7 @@ function __matches(m) {
   if (!m || (!m.css && !m.text && !m.regexp)) { return false; }
   if (m.css) {
     var els;
-    try { els = document.querySelectorAll(m.css); } catch (e) { throw new Error("!selector:" + m.css); }
+    try { els = document.querySelectorAll(m.css); } catch (e) { throw __fault("selector", m.css); }
     if (!m.text && !m.regexp) { return els.length > 0; }
     for (var i = 0; i < els.length; i++) {
       if (__has(els[i].textContent || "", m)) { return true; }
@@ -107,7 +157,7 @@ function __wait(check, timeoutMs) {
         var v = check();
         if (v) { finish(v); }
       } catch (e) {
-        finish({error: String(e && e.message || e)});
+        finish(__caught(e));
       }
     }
     look();
@@ -134,7 +184,15 @@ type lookResult struct {
 	Text   string     `json:"text"`  // a message to read, or a JSON answer
 	Retry  string     `json:"retry"` // the Retry-After of a fetched answer
 	More   bool       `json:"more"`  // a list's next page link shows
-	Error  string     `json:"error"`
+	// Ours is await's token for the run, set with Fault ("selector",
+	// "profile") when the profile is at fault, What naming what of it.
+	// Thrown says the script met an exception, ErrorName its name
+	// (TypeError...): the page's to choose, its message not even read.
+	Ours      string `json:"ours"`
+	Fault     string `json:"fault"`
+	What      string `json:"what"`
+	Thrown    bool   `json:"thrown"`
+	ErrorName string `json:"errorName"`
 }
 
 type slotItem struct {
@@ -147,20 +205,30 @@ type slotItem struct {
 // lookResult. The page may be between two documents (a script redirect)
 // and lose the evaluation: then it tries again until ctx ends.
 func await(ctx context.Context, body string) (lookResult, error) {
-	expr := "(function(){" + matchJS + "\n" + body + "\n})()"
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	ours := hex.EncodeToString(tok[:])
+	expr := "(function(){var __ours = " + jsString(ours) + ";" + matchJS +
+		"\ntry {\n" + body + "\n} catch (e) { return __caught(e); }\n})()"
 	for {
 		res, err := chromedp.Run(ctx, chromedp.Evaluate[*lookResult](expr, awaitPromise))
 		switch {
 		case err == nil && res == nil:
 			return lookResult{}, nil
-		case err == nil && strings.HasPrefix(res.Error, "!selector:"):
-			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, strings.TrimPrefix(res.Error, "!selector:"))
-		case err == nil && strings.HasPrefix(res.Error, "!profile:"):
-			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, strings.TrimPrefix(res.Error, "!profile:"))
-		case err == nil && res.Error != "":
-			return lookResult{}, fmt.Errorf("page script: %s", res.Error)
+		case err == nil && res.Ours == ours && res.Fault == "selector":
+			return lookResult{}, fmt.Errorf("%w: %s", errBadSelector, res.What)
+		case err == nil && res.Ours == ours && res.Fault == "profile":
+			return lookResult{}, fmt.Errorf("%w: %s", errBadProfile, res.What)
+		case err == nil && (res.Thrown || res.Fault != ""):
+			return lookResult{}, pageScriptError(res.ErrorName)
 		case err == nil:
 			return *res, nil
+		}
+		if ex := (*chromedp.ExceptionError)(nil); errors.As(err, &ex) {
+			// The script threw outside __wait's try, or its promise was
+			// rejected: the page replaced what it calls (MutationObserver,
+			// setInterval, Promise, fetch). Another run would throw again.
+			return lookResult{}, pageScriptError(exceptionName(ex))
 		}
 		if ctx.Err() != nil {
 			return lookResult{}, fmt.Errorf("%w (last try: %v)", ctx.Err(), err)

@@ -340,6 +340,33 @@ func (d *Driver) Program() *profile.Program { return d.prog }
 // Profile is the profile the driver follows.
 func (d *Driver) Profile() *profile.Profile { return d.prof }
 
+// SweepArtifacts deletes the artifacts' folders older than
+// ArtifactsMaxAge at once, then once a minute until ctx ends, when it
+// returns: a page can show an applicant's personal data, and a Checker
+// with nothing to check starts and saves no check that would delete them.
+// A check's start sweeps too; the two never sweep at once, and a tick
+// right after a check's sweep skips its turn.
+func (d *Driver) SweepArtifacts(ctx context.Context) {
+	tick := time.NewTicker(d.artifacts.interval())
+	defer tick.Stop()
+	for {
+		d.sweepArtifacts(time.Now(), false)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// sweepArtifacts runs the artifacts' sweep at now (artifactStore.sweep)
+// and logs its failure.
+func (d *Driver) sweepArtifacts(now time.Time, due bool) {
+	if err := d.artifacts.sweep(now, due); err != nil {
+		d.log.Warn("cannot delete old artifacts", "dir", d.artifacts.dir, "err", err)
+	}
+}
+
 // Check logs in with acct and reads the free slots of one target.
 func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, error) {
 	return d.CheckMission(ctx, acct, t.Mission, []Query{{Centre: t.Centre, VisaCategory: t.VisaCategory}}, nil)
@@ -358,9 +385,7 @@ func (d *Driver) Check(ctx context.Context, acct Account, t Target) (Result, err
 // after it.
 func (d *Driver) CheckMission(ctx context.Context, acct Account, mission string, queries []Query, gate Gate) (Result, error) {
 	start := time.Now()
-	if err := d.artifacts.sweep(start); err != nil {
-		d.log.Warn("cannot delete old artifacts", "dir", d.artifacts.dir, "err", err)
-	}
+	d.sweepArtifacts(start, true)
 	if err := validate(acct, mission, queries); err != nil {
 		return Result{Outcome: Error, Reason: ReasonBrowser, Detail: err.Error()}, err
 	}
