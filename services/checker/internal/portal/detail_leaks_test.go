@@ -90,18 +90,7 @@ func TestAPageExceptionInAFillIsToldInOurWords(t *testing.T) {
 // its message, the page's text, in the detail as the "selector".
 func TestAPageExceptionDressedAsASelectorErrorIsToldInOurWords(t *testing.T) {
 	t.Parallel()
-	bare := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodGet || r.URL.Path != "/login" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write([]byte(`<!doctype html><html><body><h1>Applicant</h1>
-<script>Date.now = function () { throw new Error("!selector:passport ` + passport1 + ` of Jane Doe"); };</script></body></html>`))
-		})
-	}
-	d, b := setupWith(t, nil, bare)
+	d, b := setupWith(t, nil, loginPageWithScript(`Date.now = function () { throw new Error("!selector:passport `+passport1+` of Jane Doe"); };`))
 	res, _ := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
 	if res.Outcome != Error {
 		t.Fatalf("got %s/%s at %s (%s); want an error", res.Outcome, res.Reason, res.Step, res.Detail)

@@ -18,18 +18,7 @@ import (
 // and the kind of exception.
 func TestAPageScriptErrorIsToldInOurWords(t *testing.T) {
 	t.Parallel()
-	wrap := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodGet || r.URL.Path != "/login" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			fmt.Fprintf(w, `<!doctype html><html><body><h1>Applicant</h1>
-<script>Date.now = function () { throw new TypeError("passport %s of Jane Doe is not a function"); };</script></body></html>`, passport1)
-		})
-	}
-	d, b := setupWith(t, nil, wrap)
+	d, b := setupWith(t, nil, loginPageWithScript(`Date.now = function () { throw new TypeError("passport `+passport1+` of Jane Doe is not a function"); };`))
 	res, err := d.CheckMission(t.Context(), Account{Email: acc1, Password: pw1}, "fra", []Query{londonTourism}, nil)
 	if res.Outcome != Error || res.Step != "login_page" {
 		t.Fatalf("got %s/%s at %s (%s), err %v; want an error on the login page", res.Outcome, res.Reason, res.Step, res.Detail, err)

@@ -267,7 +267,6 @@ func (c *check) step(s *profile.Step) flowEnd {
 	return flowStop
 }
 
-// act runs an action that loads no page, bounded by the page timeout.
 // request sends a request step's fetch from the page. A fetch that is
 // rejected got no answer (a network error; the rejection's message is not
 // read): the portal could not be reached at that step.
@@ -287,6 +286,7 @@ func (c *check) request(s *profile.Step, u string) flowEnd {
 	return flowDone
 }
 
+// act runs an action that loads no page, bounded by the page timeout.
 func (c *check) act(s *profile.Step, a chromedp.Action[chromedp.Void]) flowEnd {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout(s, c.d.prof.Timeouts.Page))
 	defer cancel()
