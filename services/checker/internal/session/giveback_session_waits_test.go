@@ -35,16 +35,7 @@ func TestRunSessionReturnsOnlyAfterTheGiveBack(t *testing.T) {
 	ev := &events{}
 	pool := &slowGiveBackPool{hold: make(chan struct{}), fakePool: &fakePool{ev: ev, accounts: []account{{id: 1, email: "acc1@example.com", password: "pw"}},
 		busy: []error{fmt.Errorf("acquire: %w: %w: rpc error: code = DeadlineExceeded", ErrUnavailable, ErrNoAnswer)}}}
-	reqs := &fakeRequests{ev: ev}
-	reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
-	c := New(Config{CheckerID: "checker-test", LeaseTTL: time.Minute, ClaimTTL: 2 * time.Second}, pool, reqs, noSlotDriver{ran: make(chan struct{})})
-	sum, err := c.RunSession(t.Context(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sum.Results) != 1 || sum.Results[0].Outcome != NoAccount {
-		t.Fatalf("results %+v; want the mission given up, no account", sum.Results)
-	}
+	c := giveUpOneMission(t, pool, ev)
 	given := pool.done.Load()
 	close(pool.hold)
 	c.Drain(time.Minute)

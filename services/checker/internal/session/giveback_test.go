@@ -27,18 +27,7 @@ func TestAMissionGivesBackOnlyALeaseWhoseAnswerWasLost(t *testing.T) {
 			t.Parallel()
 			ev := &events{}
 			pool := &fakePool{ev: ev, accounts: []account{{id: 1, email: "acc1@example.com", password: "pw"}}, busy: []error{tc.err}}
-			reqs := &fakeRequests{ev: ev}
-			reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
-			// A 2s claim leaves 1s to get an account: after the first
-			// try's error, the next wait (1s, or the pool's hour) is past it.
-			c := New(Config{CheckerID: "checker-test", LeaseTTL: time.Minute, ClaimTTL: 2 * time.Second}, pool, reqs, noSlotDriver{ran: make(chan struct{})})
-			sum, err := c.RunSession(t.Context(), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(sum.Results) != 1 || sum.Results[0].Outcome != NoAccount {
-				t.Fatalf("results %+v; want the mission given up, no account", sum.Results)
-			}
+			c := giveUpOneMission(t, pool, ev)
 			c.Drain(time.Minute)
 			pool.mu.Lock()
 			defer pool.mu.Unlock()
@@ -51,4 +40,23 @@ func TestAMissionGivesBackOnlyALeaseWhoseAnswerWasLost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// giveUpOneMission runs a session of one claim whose Acquire fails as
+// pool's first answer says, and checks the mission was given up without
+// an account. A 2s claim leaves 1s to get an account: after the first
+// try's error, the next wait (1s, or the pool's hour) is past it.
+func giveUpOneMission(t *testing.T, pool LeaseClient, ev *events) *Checker {
+	t.Helper()
+	reqs := &fakeRequests{ev: ev}
+	reqs.claims = [][]Claim{{claim("c-fra", "fra", time.Now())}}
+	c := New(Config{CheckerID: "checker-test", LeaseTTL: time.Minute, ClaimTTL: 2 * time.Second}, pool, reqs, noSlotDriver{ran: make(chan struct{})})
+	sum, err := c.RunSession(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Results) != 1 || sum.Results[0].Outcome != NoAccount {
+		t.Fatalf("results %+v; want the mission given up, no account", sum.Results)
+	}
+	return c
 }
