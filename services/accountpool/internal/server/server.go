@@ -112,13 +112,13 @@ var outcomes = map[apv1.Outcome]domain.Outcome{
 func (s *Server) Release(ctx context.Context, req *apv1.ReleaseRequest) (*apv1.ReleaseResponse, error) {
 	var v apirule.FieldErrors
 	var acquireID string
+	outcome, ok := outcomes[req.GetOutcome()]
 	if req.GetAcquireId() == "" {
 		leaseRef(&v, req.GetLeaseId(), req.GetFencingToken())
 	} else {
-		acquireID = domain.CheckGiveBack(&v, req.GetAcquireId(), req.GetLeaseId(), req.GetFencingToken(), outcomes[req.GetOutcome()],
+		acquireID = domain.CheckGiveBack(&v, req.GetAcquireId(), req.GetLeaseId(), req.GetFencingToken(), outcome,
 			req.GetClearSession(), req.GetRetryAfter() != nil)
 	}
-	outcome, ok := outcomes[req.GetOutcome()]
 	if !ok {
 		v.Add("outcome", "must be one of OUTCOME_SUCCESS, OUTCOME_NO_SLOT, OUTCOME_LOGIN_FAIL, OUTCOME_BANNED, OUTCOME_ERROR, OUTCOME_UNUSED, OUTCOME_ABORTED")
 	}
