@@ -29,11 +29,22 @@ type twinRacer struct {
 	acquireID string
 	accountID int64
 
-	mu      sync.Mutex
+	mu    sync.Mutex
+	races int
+}
+
+// raceRound is one Acquire statement's race: the twin's row and the
+// commit in flight. It travels in the statement's context, so that only
+// that statement's end deletes the row (other queries of the pool, such
+// as the previous round's hand-back, end meanwhile: taking a shared
+// field, their end deleted the twin's row while the statement still
+// waited on it, and the Acquire then logged its lease).
+type raceRound struct {
 	leaseID string
 	done    chan struct{}
-	races   int
 }
+
+type raceRoundKey struct{}
 
 func (r *twinRacer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	if !strings.Contains(d.SQL, "WITH asked AS") {
@@ -54,7 +65,6 @@ func (r *twinRacer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Trac
 	}
 	done := make(chan struct{})
 	r.mu.Lock()
-	r.leaseID, r.done = leaseID, done
 	r.races++
 	r.mu.Unlock()
 	go func() {
@@ -79,19 +89,16 @@ func (r *twinRacer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Trac
 			r.t.Error(err)
 		}
 	}()
-	return ctx
+	return context.WithValue(ctx, raceRoundKey{}, raceRound{leaseID: leaseID, done: done})
 }
 
 func (r *twinRacer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	r.mu.Lock()
-	leaseID, done := r.leaseID, r.done
-	r.leaseID, r.done = "", nil
-	r.mu.Unlock()
-	if done == nil {
+	round, ok := ctx.Value(raceRoundKey{}).(raceRound)
+	if !ok {
 		return
 	}
-	<-done
-	if _, err := r.db.Exec(context.WithoutCancel(ctx), `DELETE FROM accountpool.usage_log WHERE lease_id = $1`, leaseID); err != nil {
+	<-round.done
+	if _, err := r.db.Exec(context.WithoutCancel(ctx), `DELETE FROM accountpool.usage_log WHERE lease_id = $1`, round.leaseID); err != nil {
 		r.t.Error(err)
 	}
 }
